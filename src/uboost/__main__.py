@@ -1,0 +1,3 @@
+from uboost.cli import main
+
+main()

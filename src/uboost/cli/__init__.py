@@ -1,0 +1,39 @@
+"""The ``uboost`` command line: thin Typer commands over the library.
+
+A :class:`~uboost.exceptions.UBoostError` becomes one red line and exit code 1; a traceback
+is a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from uboost.cli._common import fail, quiet_third_party
+from uboost.cli.profile import hw_app, profile
+from uboost.exceptions import UBoostError
+
+app = typer.Typer(
+    name="uboost",
+    help="Hardware-aware, utilization-boosted differentiable NAS (U-Boost) on NNI and Optuna.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(profile)
+app.add_typer(hw_app, name="hw")
+
+
+def main(argv: list[str] | None = None) -> None:
+    quiet_third_party()
+    try:
+        app(args=argv, standalone_mode=True)
+    except UBoostError as exc:
+        try:
+            fail(str(exc))
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,94 @@
+"""``uboost profile`` and ``uboost hw list``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from uboost.cli._common import console, human, parse_shape, unique
+from uboost.hardware import HardwareSpec, NetworkCost, extract_layers, list_models, parse_array, resolve
+
+hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True)
+
+
+@hw_app.command("list")
+def hw_list() -> None:
+    """List the registered cost models with one-line descriptions."""
+    table = Table(title="cost models", show_lines=False)
+    table.add_column("name", style="bold cyan")
+    table.add_column("description")
+    for name, description in list_models().items():
+        table.add_row(name, description)
+    console.print(table)
+
+
+def profile(
+    model: Annotated[str, typer.Argument(help="torchvision name (resnet18, mobilenet_v2, ...), module:factory, a run directory or arch.json")],
+    array: Annotated[Optional[list[str]], typer.Option("--array", "-a", help="ROWSxCOLS; repeat to compare arrays")] = None,
+    dataflow: Annotated[str, typer.Option(help="ws, os or is")] = "ws",
+    batch: Annotated[int, typer.Option(help="inference batch size")] = 1,
+    input: Annotated[Optional[str], typer.Option("--input", help="input shape CxHxW (default: the model's own)")] = None,
+    cost_model: Annotated[str, typer.Option("--cost-model", help="a name from `uboost hw list`")] = "systolic",
+    clock_hz: Annotated[float, typer.Option("--clock-hz", help="array clock for latency")] = 1e9,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
+) -> None:
+    """Per-layer MACs, cycles and utilization of a network on one or more systolic arrays."""
+    from uboost.networks import load_network_or_run
+
+    loaded = load_network_or_run(model)
+    shape = parse_shape(input) if input else loaded.input_shape
+    if shape is None:
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
+    specs = [
+        HardwareSpec(rows=r, cols=c, dataflow=dataflow, batch_size=batch, clock_hz=clock_hz)
+        for r, c in (parse_array(a) for a in unique(array or ["128x128"]))
+    ]
+    layers = extract_layers(loaded.module, shape)
+    reports = [resolve(cost_model, spec=spec).evaluate(layers) for spec in specs]
+    if as_json:
+        typer.echo(json.dumps({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}, indent=2))
+    else:
+        console.print(_table(loaded.label, shape, reports))
+        for r in reports:
+            console.print(
+                f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {r.latency_ms:.4f} ms "
+                f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%"
+            )
+    if plot is not None:
+        from uboost.plots import utilization_per_layer
+
+        utilization_per_layer(
+            plot,
+            [l.name for l in layers],
+            {f"{r.spec.array} {r.spec.dataflow}": [l.utilization for l in r.layers] for r in reports},
+            title=f"{loaded.label}: utilization per layer ({cost_model})",
+        )
+        if not as_json:
+            console.print(f"wrote {plot}")
+
+
+def _table(label: str, shape: tuple[int, ...], reports: list[NetworkCost]) -> Table:
+    first = reports[0]
+    table = Table(
+        title=f"{label} @ {'x'.join(map(str, shape))}, batch {first.spec.batch_size}, {first.model}, {first.spec.dataflow}",
+        show_footer=True,
+    )
+    table.add_column("layer", footer="total", style="cyan", no_wrap=True)
+    table.add_column("shape", footer=f"{len(first.layers)} layers", max_width=28)
+    table.add_column("MACs", justify="right", footer=human(first.macs), no_wrap=True)
+    for r in reports:
+        table.add_column(f"cycles\n{r.spec.array}", justify="right", footer=human(r.cycles), no_wrap=True)
+        table.add_column(f"util\n{r.spec.array}", justify="right", footer=f"{100 * r.utilization:.1f}%", no_wrap=True)
+    for i, layer in enumerate(first.layers):
+        row = [layer.layer.name, layer.layer.shape_text, human(layer.macs)]
+        for r in reports:
+            row += [human(r.layers[i].cycles), f"{100 * r.layers[i].utilization:.1f}%"]
+        table.add_row(*row)
+    return table

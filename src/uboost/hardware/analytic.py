@@ -1,0 +1,43 @@
+"""Array-agnostic baselines: ideal FLOPs throughput and a roofline."""
+
+from __future__ import annotations
+
+import torch
+
+from uboost.hardware.base import CostModel
+from uboost.hardware.layers import LayerTable
+from uboost.hardware.registry import register
+
+
+@register("flops", description="MACs / (rows*cols): every PE busy every cycle (utilization 1)")
+class FlopsModel(CostModel):
+    """Ideal compute time: the MACs spread over all processing elements, no tiling losses."""
+
+    name = "flops"
+
+    def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
+        return self.macs(layers, in_channels=in_channels, out_channels=out_channels) / self.spec.pes
+
+
+@register("roofline", description="max(compute at full PE use, memory time of weights+inputs+outputs at mem_bw_gbps)")
+class RooflineModel(CostModel):
+    """Roofline: a layer takes the longer of its ideal compute time and its memory time.
+
+    Memory traffic is every operand moved once at ``bits`` per value: weights
+    ``out * in/groups * kh * kw``, inputs ``B * in * in_h * in_w`` and outputs
+    ``B * out * out_h * out_w`` (no reuse across layers, no on-chip caching of activations).
+    """
+
+    name = "roofline"
+
+    def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
+        spec = self.spec
+        cin = layers.in_channels if in_channels is None else in_channels
+        cout = layers.out_channels if out_channels is None else out_channels
+        groups = torch.where(layers.depthwise, cin, layers.groups)
+        weights = cout * cin / groups * layers.kernel_h * layers.kernel_w
+        inputs = spec.batch_size * cin * layers.in_h * layers.in_w
+        outputs = spec.batch_size * cout * layers.out_h * layers.out_w
+        seconds = (weights + inputs + outputs) * (spec.bits / 8) / (spec.mem_bw_gbps * 1e9)
+        compute = self.macs(layers, in_channels=in_channels, out_channels=out_channels) / spec.pes
+        return torch.maximum(compute, seconds * spec.clock_hz)

@@ -1,0 +1,169 @@
+"""The cost-model interface and the per-network report."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from uboost.exceptions import ConfigError
+from uboost.hardware.layers import LayerShape, LayerTable, extract_layers
+from uboost.hardware.smooth import smooth_ceil
+from uboost.hardware.spec import HardwareSpec
+
+
+@dataclass(frozen=True)
+class Ceil:
+    """The ceiling a formula uses for channel-dependent tile counts: exact, or smooth at ``temperature``."""
+
+    temperature: float | None = None
+
+    def __call__(self, numerator: torch.Tensor, divisor: int) -> torch.Tensor:
+        x = numerator / divisor
+        if self.temperature is None:
+            return torch.ceil(x)
+        # steps half a channel above each full tile: exact at integer channel counts as T grows
+        return smooth_ceil(x, self.temperature, offset=0.5 / divisor)
+
+
+EXACT = Ceil()
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    layer: LayerShape
+    cycles: float
+    macs: float
+    utilization: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """Per-layer and total cost of a network on one accelerator."""
+
+    model: str
+    spec: HardwareSpec
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def cycles(self) -> float:
+        return float(sum(l.cycles for l in self.layers))
+
+    @property
+    def macs(self) -> float:
+        return float(sum(l.macs for l in self.layers))
+
+    @property
+    def latency_ms(self) -> float:
+        return self.cycles / self.spec.clock_hz * 1e3
+
+    @property
+    def utilization(self) -> float:
+        """Total MACs over the MACs the array could do in the total cycles (not a mean of ratios)."""
+        return self.macs / (self.spec.pes * self.cycles) if self.cycles > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cost_model": self.model,
+            "hardware": {**self.spec.__dict__},
+            "total": {
+                "cycles": self.cycles,
+                "latency_ms": self.latency_ms,
+                "macs": self.macs,
+                "utilization": self.utilization,
+                "layers": len(self.layers),
+            },
+            "layers": [
+                {
+                    **l.layer.to_dict(),
+                    "cycles": l.cycles,
+                    "macs": l.macs,
+                    "utilization": l.utilization,
+                    "latency_ms": l.latency_ms,
+                }
+                for l in self.layers
+            ],
+        }
+
+
+class CostModel(abc.ABC):
+    """Prices layers on a :class:`HardwareSpec`.
+
+    Subclasses implement one batched method, :meth:`cycles`, over a :class:`LayerTable`
+    (one tensor expression, no Python loop over layers, no host sync) and may take soft
+    (expected, real-valued) channel counts. With ``temperature`` set, every channel-dependent
+    ``ceil`` becomes the smooth ceiling; otherwise the model is exact.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, spec: HardwareSpec | None = None, **spec_fields: Any):
+        if spec is not None and spec_fields:
+            raise ConfigError("pass either a HardwareSpec or its fields, not both")
+        self.spec = spec if spec is not None else HardwareSpec(**spec_fields)
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return f"{type(self).__name__}(rows={s.rows}, cols={s.cols}, dataflow={s.dataflow!r}, batch_size={s.batch_size})"
+
+    # -- the one method a model must provide -------------------------------------------------
+    @abc.abstractmethod
+    def cycles(
+        self,
+        layers: LayerTable,
+        *,
+        in_channels: torch.Tensor | None = None,
+        out_channels: torch.Tensor | None = None,
+        temperature: float | None = None,
+    ) -> torch.Tensor:
+        """Cycles of every layer, a tensor of shape ``(len(layers),)``."""
+
+    # -- derived -----------------------------------------------------------------------------
+    def macs(
+        self, layers: LayerTable, *, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return layers.macs(self.spec.batch_size, in_channels, out_channels)
+
+    def utilization(self, cycles: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
+        """Utilization of a set of layers priced together: total MACs / (PEs * total cycles)."""
+        return macs.sum() / (self.spec.pes * cycles.sum()).clamp_min(1e-12)
+
+    def latency_ms(self, cycles: torch.Tensor) -> torch.Tensor:
+        return cycles * (1e3 / self.spec.clock_hz)
+
+    def evaluate(self, network: nn.Module | Sequence[LayerShape], input_shape: Sequence[int] | None = None) -> NetworkCost:
+        """Exact per-layer report for a module (traced at ``input_shape``) or a list of layer shapes."""
+        if isinstance(network, nn.Module):
+            if input_shape is None:
+                raise ConfigError("input_shape (C, H, W) is needed to trace a module")
+            shapes = extract_layers(network, input_shape)
+        else:
+            shapes = list(network)
+        if not shapes:
+            return NetworkCost(self.name, self.spec, ())
+        table = LayerTable.from_shapes(shapes)
+        with torch.no_grad():
+            cycles = self.cycles(table).tolist()
+            macs = self.macs(table).tolist()
+        rows = tuple(
+            LayerCost(
+                layer=s,
+                cycles=c,
+                macs=m,
+                utilization=m / (self.spec.pes * c) if c > 0 else 0.0,
+                latency_ms=c / self.spec.clock_hz * 1e3,
+            )
+            for s, c, m in zip(shapes, cycles, macs)
+        )
+        return NetworkCost(self.name, self.spec, rows)
+
+    @classmethod
+    def example(cls, spec: HardwareSpec) -> "CostModel":
+        """An instance for generic tests (override when the model needs more than a spec)."""
+        return cls(spec)

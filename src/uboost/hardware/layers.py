@@ -1,0 +1,192 @@
+"""Shapes of the layers a cost model prices, traced from any ``nn.Module``.
+
+Only layers that multiply on the array are costed: ``nn.Conv2d`` (grouped, depthwise,
+dilated and strided included) and ``nn.Linear``. Pooling, identity, batch norm,
+activations, additions and concatenations cost 0 cycles: they run on the vector unit next to
+the array in the accelerators U-Boost models, overlapped with the array's work.
+
+Every layer becomes one im2col GEMM per group: ``M = batch * out_h * out_w`` streamed rows,
+``K = kernel_h * kernel_w * in_channels / groups`` reduction and ``N = out_channels / groups``
+filters. A ``Linear`` is a 1x1 convolution whose positions are its leading dimensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from uboost.exceptions import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerShape:
+    """One costed layer, per inference sample (the batch comes from the hardware spec)."""
+
+    name: str
+    kind: str  # "conv" | "depthwise" | "pointwise" | "linear"
+    in_channels: int
+    out_channels: int
+    groups: int = 1
+    kernel_h: int = 1
+    kernel_w: int = 1
+    stride: int = 1
+    in_h: int = 1
+    in_w: int = 1
+    out_h: int = 1
+    out_w: int = 1
+
+    def __post_init__(self) -> None:
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ConfigError(
+                f"layer {self.name}: channels {self.in_channels}->{self.out_channels} not divisible by groups={self.groups}"
+            )
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.in_channels
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per sample."""
+        return self.out_h * self.out_w * self.kernel_h * self.kernel_w * (self.in_channels // self.groups) * self.out_channels
+
+    @property
+    def shape_text(self) -> str:
+        if self.kind == "linear":
+            return f"{self.in_channels}->{self.out_channels}" + (f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else "")
+        g = f" g{self.groups}" if self.groups > 1 else ""
+        return (
+            f"{self.in_channels}x{self.in_h}x{self.in_w} -> {self.out_channels}x{self.out_h}x{self.out_w}"
+            f" k{self.kernel_h}x{self.kernel_w} s{self.stride}{g}"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def conv_kind(in_channels: int, groups: int, kernel_h: int, kernel_w: int) -> str:
+    if groups > 1 and groups == in_channels:
+        return "depthwise"
+    if kernel_h == kernel_w == 1 and groups == 1:
+        return "pointwise"
+    return "conv"
+
+
+def _shape_of(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor) -> LayerShape | None:
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        in_ch = inp.shape[1]  # the tensor, not the attribute: supernets mask channels
+        groups = module.groups
+        return LayerShape(
+            name=name,
+            kind=conv_kind(in_ch, groups, kh, kw),
+            in_channels=in_ch,
+            out_channels=out.shape[1],
+            groups=groups,
+            kernel_h=kh,
+            kernel_w=kw,
+            stride=module.stride[0],
+            in_h=inp.shape[-2],
+            in_w=inp.shape[-1],
+            out_h=out.shape[-2],
+            out_w=out.shape[-1],
+        )
+    if isinstance(module, nn.Linear):
+        positions = inp.numel() // (inp.shape[0] * inp.shape[-1]) if inp.dim() > 1 else 1
+        return LayerShape(
+            name=name, kind="linear", in_channels=inp.shape[-1], out_channels=out.shape[-1], out_h=positions, in_h=positions
+        )
+    return None
+
+
+def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShape]:
+    """Trace ``model`` once on a zero input of ``input_shape`` (C, H, W; no batch) and
+    return every costed layer in execution order. Layers called twice appear twice."""
+    if any(int(d) < 1 for d in input_shape):
+        raise ConfigError(f"input shape must be positive, got {tuple(input_shape)}")
+    names = {module: name for name, module in model.named_modules()}
+    found: list[LayerShape] = []
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if not args or not isinstance(args[0], torch.Tensor) or not isinstance(output, torch.Tensor):
+            return
+        shape = _shape_of(module, names.get(module, type(module).__name__), args[0], output)
+        if shape is not None:
+            found.append(shape)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else "cpu"
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *[int(d) for d in input_shape], device=device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+_COLUMNS = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "in_h", "in_w", "out_h", "out_w")
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """Struct-of-tensors view of many layers: one float64 tensor of length L per column.
+
+    Built once (``LayerTable.from_shapes``) so a cost model prices every layer with a single
+    batched tensor expression. ``depthwise`` marks layers whose groups follow their input
+    channels (``groups == in_channels``), so soft input channels keep them depthwise.
+    """
+
+    in_channels: torch.Tensor
+    out_channels: torch.Tensor
+    groups: torch.Tensor
+    kernel_h: torch.Tensor
+    kernel_w: torch.Tensor
+    in_h: torch.Tensor
+    in_w: torch.Tensor
+    out_h: torch.Tensor
+    out_w: torch.Tensor
+    depthwise: torch.Tensor
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_shapes(cls, shapes: Iterable[LayerShape], *, device: torch.device | str | None = None) -> "LayerTable":
+        shapes = list(shapes)
+        cols = {
+            c: torch.tensor([float(getattr(s, c)) for s in shapes], dtype=torch.float64, device=device) for c in _COLUMNS
+        }
+        depthwise = torch.tensor([s.depthwise for s in shapes], dtype=torch.bool, device=device)
+        return cls(**cols, depthwise=depthwise, names=tuple(s.name for s in shapes))
+
+    def __len__(self) -> int:
+        return self.in_channels.shape[0]
+
+    def to(self, device: torch.device | str) -> "LayerTable":
+        return LayerTable(
+            **{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "names"}, names=self.names
+        )
+
+    def gemm(
+        self, batch_size: int, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(groups, M, K, N)`` of each layer's per-group GEMM; channels may be soft tensors."""
+        cin = self.in_channels if in_channels is None else in_channels
+        cout = self.out_channels if out_channels is None else out_channels
+        groups = torch.where(self.depthwise, cin, self.groups)
+        m = batch_size * self.out_h * self.out_w
+        k = self.kernel_h * self.kernel_w * cin / groups
+        n = cout / groups
+        return groups, m, k, n
+
+    def macs(
+        self, batch_size: int, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        groups, m, k, n = self.gemm(batch_size, in_channels, out_channels)
+        return groups * m * k * n

@@ -1,0 +1,202 @@
+"""Per-layer lookup tables: price layers from measured or simulated cycle counts.
+
+A table is a CSV with (at least) the columns ``in_channels, out_channels, groups, kernel_h,
+kernel_w, out_h, out_w, cycles`` -- the format of ``tests/hardware/data/scalesim_golden.csv``,
+so SCALE-Sim output or measurements on real hardware can be used directly. Optional columns
+``batch``, ``rows``, ``cols`` and ``dataflow`` restrict the rows to the model's spec.
+
+**Interpolation.** Rows are grouped by layer *key*: depthwise or not, groups (or, for depthwise
+layers, the channel multiplier ``out/in``), kernel, output size. Within a key the channels must
+form a full grid (every listed ``in_channels`` with every listed ``out_channels``); a layer's
+cycles are interpolated **bilinearly in (in_channels, out_channels)** between the surrounding
+grid points (depthwise layers: **linearly in in_channels**, their outputs follow)
+(exact at grid points; monotone data stays monotone). A layer whose key is not in the table or
+whose channels lie outside the key's grid raises :class:`HardwareError`. Soft (expected)
+channels in a search are clamped to the grid instead, since they are averages of valid choices.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from uboost.exceptions import DataError, HardwareError
+from uboost.hardware.base import CostModel
+from uboost.hardware.layers import LayerShape, LayerTable
+from uboost.hardware.registry import register
+from uboost.hardware.spec import HardwareSpec
+
+Key = tuple[bool, int, int, int, int, int]  # depthwise, groups|multiplier, kernel_h, kernel_w, out_h, out_w
+REQUIRED = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "out_h", "out_w", "cycles")
+
+
+def _key(depthwise: bool, groups_or_multiplier: int, kh: int, kw: int, oh: int, ow: int) -> Key:
+    return (bool(depthwise), int(groups_or_multiplier), int(kh), int(kw), int(oh), int(ow))
+
+
+class _Grid:
+    def __init__(self, points: dict[tuple[int, int], float], key: Key):
+        self.cin = sorted({c for c, _ in points})
+        self.cout = sorted({f for _, f in points})
+        missing = [(c, f) for c in self.cin for f in self.cout if (c, f) not in points]
+        if missing:
+            raise DataError(f"lookup table: layer key {key} is not a full channel grid (missing e.g. {missing[0]})")
+        self.values = [[points[(c, f)] for f in self.cout] for c in self.cin]
+
+
+@register("lookup", description="per-layer cycle table from a CSV (SCALE-Sim or measured), bilinear in channels")
+class LookupTable(CostModel):
+    """Cycles looked up per layer from a table; see the module docstring for the format."""
+
+    name = "lookup"
+
+    def __init__(self, spec: HardwareSpec | None = None, *, table: str | os.PathLike | Iterable[dict] | None = None, **spec_fields):
+        super().__init__(spec, **spec_fields)
+        if table is None:
+            raise HardwareError("the lookup cost model needs a table: lookup(table='cycles.csv')")
+        rows = self._read(table) if isinstance(table, (str, os.PathLike)) else list(table)
+        self.grids = self._grids(rows)
+        self._prepared: "weakref.WeakKeyDictionary[object, tuple]" = weakref.WeakKeyDictionary()
+
+    # -- table construction -------------------------------------------------------------------
+    @staticmethod
+    def _read(path: str | os.PathLike) -> list[dict]:
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as exc:
+            raise DataError(f"cannot read lookup table {os.fspath(path)!r}: {exc.strerror or exc}") from None
+        if not rows:
+            raise DataError(f"lookup table {os.fspath(path)!r} has no rows")
+        absent = [c for c in REQUIRED if c not in rows[0]]
+        if absent:
+            raise DataError(f"lookup table {os.fspath(path)!r} lacks columns: {', '.join(absent)}")
+        return rows
+
+    def _grids(self, rows: list[dict]) -> dict[Key, _Grid]:
+        spec = self.spec
+        wanted = {"batch": spec.batch_size, "rows": spec.rows, "cols": spec.cols, "dataflow": spec.dataflow}
+        points: dict[Key, dict[tuple[int, int], float]] = defaultdict(dict)
+        for row in rows:
+            if any(col in row and row[col] not in ("", None) and str(row[col]) != str(val) for col, val in wanted.items()):
+                continue
+            try:
+                cin, cout, groups = int(row["in_channels"]), int(row["out_channels"]), int(row["groups"])
+                depthwise = groups > 1 and groups == cin
+                key = _key(depthwise, cout // cin if depthwise else groups, row["kernel_h"], row["kernel_w"], row["out_h"], row["out_w"])
+                points[key][(cin, 0 if depthwise else cout)] = float(row["cycles"])
+            except (KeyError, ValueError) as exc:
+                raise DataError(f"lookup table: bad row {dict(row)}: {exc}") from None
+        if not points:
+            raise DataError(f"lookup table has no rows for {spec.array} {spec.dataflow} batch {spec.batch_size}")
+        return {key: _Grid(pts, key) for key, pts in points.items()}
+
+    @classmethod
+    def from_model(
+        cls, model: CostModel, layers: Sequence[LayerShape], channels: Sequence[int]
+    ) -> "LookupTable":
+        """Tabulate ``model`` for the keys of ``layers`` over a grid of channel counts."""
+        rows = []
+        for s in layers:
+            if s.depthwise:
+                pairs = [(c, c * (s.out_channels // s.in_channels), c) for c in channels]
+            else:
+                pairs = [(ci, co, s.groups) for ci in channels for co in channels if ci % s.groups == 0 and co % s.groups == 0]
+            shapes = [
+                LayerShape(**{**s.to_dict(), "in_channels": ci, "out_channels": co, "groups": g}) for ci, co, g in pairs
+            ]
+            if not shapes:
+                continue
+            table = LayerTable.from_shapes(shapes)
+            with torch.no_grad():
+                cycles = model.cycles(table).tolist()
+            rows += [{**sh.to_dict(), "cycles": c} for sh, c in zip(shapes, cycles)]
+        return cls(model.spec, table=rows)
+
+    @classmethod
+    def example(cls, spec: HardwareSpec, layers: Sequence[LayerShape] = ()) -> "LookupTable":
+        from uboost.hardware.systolic import SystolicArray
+
+        own = {c for s in layers for c in (s.in_channels, s.out_channels)}
+        return cls.from_model(SystolicArray(spec), layers, channels=sorted(own | {2**i for i in range(11)}))
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def _prepare(self, layers: LayerTable) -> tuple[torch.Tensor, ...]:
+        cached = self._prepared.get(layers)
+        if cached is not None:
+            return cached
+        keys = []
+        for i in range(len(layers)):
+            depthwise = bool(layers.depthwise[i])
+            group_key = int(layers.out_channels[i] // layers.in_channels[i]) if depthwise else int(layers.groups[i])
+            key = _key(
+                depthwise, group_key, int(layers.kernel_h[i]), int(layers.kernel_w[i]), int(layers.out_h[i]), int(layers.out_w[i])
+            )
+            if key not in self.grids:
+                name = layers.names[i] if layers.names else f"#{i}"
+                raise HardwareError(f"layer {name} (key depthwise/groups/kernel/out = {key}) is not in the lookup table")
+            keys.append(self.grids[key])
+        a = max(len(g.cin) for g in keys)
+        b = max(len(g.cout) for g in keys)
+        dev = layers.in_channels.device
+        inf = float("inf")
+        cin_axis = torch.tensor([g.cin + [inf] * (a - len(g.cin)) for g in keys], dtype=torch.float64, device=dev)
+        cout_axis = torch.tensor([g.cout + [inf] * (b - len(g.cout)) for g in keys], dtype=torch.float64, device=dev)
+        values = torch.tensor(
+            [[row + [row[-1]] * (b - len(row)) for row in g.values] + [g.values[-1] + [g.values[-1][-1]] * (b - len(g.cout))] * (a - len(g.cin)) for g in keys],
+            dtype=torch.float64,
+            device=dev,
+        )
+        n_in = torch.tensor([len(g.cin) for g in keys], device=dev)
+        n_out = torch.tensor([len(g.cout) for g in keys], device=dev)
+        prepared = (cin_axis, cout_axis, values, n_in, n_out)
+        self._prepared[layers] = prepared
+        return prepared
+
+    @staticmethod
+    def _bracket(axis: torch.Tensor, count: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lo_val = axis[:, 0]
+        hi_val = axis.gather(1, (count - 1).unsqueeze(1)).squeeze(1)
+        x = torch.minimum(torch.maximum(x, lo_val), hi_val)
+        hi = torch.searchsorted(axis, x.detach().unsqueeze(1)).squeeze(1)
+        hi = torch.minimum(torch.clamp(hi, min=1), (count - 1).clamp(min=0))
+        lo = (hi - 1).clamp(min=0)
+        a0 = axis.gather(1, lo.unsqueeze(1)).squeeze(1)
+        a1 = axis.gather(1, hi.unsqueeze(1)).squeeze(1)
+        span = a1 - a0
+        t = torch.where(span > 0, (x - a0) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(x))
+        return lo, hi, t
+
+    def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
+        cin_axis, cout_axis, values, n_in, n_out = self._prepare(layers)
+        exact = in_channels is None and out_channels is None
+        cin = layers.in_channels if in_channels is None else in_channels
+        cout = layers.out_channels if out_channels is None else out_channels
+        cout = torch.where(layers.depthwise, torch.zeros_like(cout), cout)  # depthwise: 1-D in in_channels
+        if exact:
+            lo_in = cin_axis[:, 0]
+            hi_in = cin_axis.gather(1, (n_in - 1).unsqueeze(1)).squeeze(1)
+            lo_out = cout_axis[:, 0]
+            hi_out = cout_axis.gather(1, (n_out - 1).unsqueeze(1)).squeeze(1)
+            outside = (cin < lo_in) | (cin > hi_in) | (cout < lo_out) | (cout > hi_out)
+            if bool(outside.any()):
+                i = int(outside.nonzero()[0])
+                name = layers.names[i] if layers.names else f"#{i}"
+                raise HardwareError(
+                    f"layer {name}: channels {int(cin[i])}->{int(cout[i])} outside the lookup table "
+                    f"({int(lo_in[i])}..{int(hi_in[i])} -> {int(lo_out[i])}..{int(hi_out[i])})"
+                )
+        i0, i1, ti = self._bracket(cin_axis, n_in, cin)
+        j0, j1, tj = self._bracket(cout_axis, n_out, cout)
+        rows = torch.arange(len(layers), device=values.device)
+        v00 = values[rows, i0, j0]
+        v01 = values[rows, i0, j1]
+        v10 = values[rows, i1, j0]
+        v11 = values[rows, i1, j1]
+        return (1 - ti) * ((1 - tj) * v00 + tj * v01) + ti * ((1 - tj) * v10 + tj * v11)

@@ -1,0 +1,54 @@
+"""Resolve a network given on the command line: a torchvision name or ``module:factory``."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from torch import nn
+
+from uboost.exceptions import ConfigError, RegistryError
+
+
+@dataclass(frozen=True)
+class LoadedNetwork:
+    module: nn.Module
+    input_shape: tuple[int, ...] | None  # the natural input (C, H, W), when known
+    label: str
+
+
+def load_network(spec: str) -> LoadedNetwork:
+    """``resnet18`` (any torchvision classification model, random weights) or ``pkg.mod:factory``."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load {spec!r}: {exc}") from None
+        try:
+            module = factory()
+        except Exception as exc:  # user code: report it in one line
+            raise ConfigError(f"{spec} raised {type(exc).__name__}: {exc}") from None
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"{spec} returned {type(module).__name__}, expected a torch.nn.Module")
+        return LoadedNetwork(module, getattr(module, "input_shape", None), spec)
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    if spec not in names:
+        close = [n for n in names if spec.lower().replace("-", "_") in n][:6]
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (e.g. resnet18, mobilenet_v2, or module:factory)"
+        raise RegistryError(f"unknown model {spec!r}: not a torchvision classification model nor module:factory{hint}")
+    return LoadedNetwork(torchvision.models.get_model(spec, weights=None), (3, 224, 224), spec)
+
+
+def load_network_or_run(spec: str) -> LoadedNetwork:
+    """Like :func:`load_network`, but also accepts a search run directory or an ``arch.json``."""
+    from pathlib import Path
+
+    path = Path(spec)
+    if path.suffix == ".json" or path.is_dir():
+        from uboost.runs import load_frozen_network
+
+        return load_frozen_network(path)
+    return load_network(spec)

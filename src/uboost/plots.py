@@ -1,0 +1,74 @@
+"""PNG plots (matplotlib, the ``plot`` extra). Written atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from uboost.exceptions import ConfigError
+from uboost.io import atomic_path
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ConfigError("plotting needs matplotlib: pip install 'uboost[plot]'") from None
+    return plt
+
+
+def utilization_per_layer(path: str | os.PathLike, layer_names: Sequence[str], series: Mapping[str, Sequence[float]], title: str) -> None:
+    """Bar chart of per-layer utilization, one bar group per layer and one series per array."""
+    plt = _pyplot()
+    n = len(layer_names)
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6, 0.28 * n + 2), 4))
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([j + i * width for j in range(n)], [100 * v for v in values], width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(n)])
+    ax.set_xticklabels(layer_names, rotation=90, fontsize=7)
+    ax.set_ylabel("utilization (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def lines(path: str | os.PathLike, x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, title: str) -> None:
+    """One panel per series against a shared x (e.g. metrics over search steps)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.2 * len(series)), sharex=True, squeeze=False)
+    for ax, (label, values) in zip(axes[:, 0], series.items()):
+        ax.plot(x[: len(values)], values)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def scatter(path: str | os.PathLike, points: Mapping[str, Sequence[tuple[float, float]]], *, xlabel: str, ylabel: str, title: str) -> None:
+    """Labelled point clouds (e.g. accuracy vs latency Pareto plots)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, pts in points.items():
+        if pts:
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, alpha=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

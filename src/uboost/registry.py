@@ -1,0 +1,102 @@
+"""A small name -> factory registry, one instance per plug-in kind (cost models, spaces).
+
+Modelled on timm's ``@register_model`` and Optuna's "pass a name or an object": built-ins
+register with a decorator, third-party packages through an entry-point group that is loaded
+on first lookup, and :meth:`Registry.resolve` turns a name into an object in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from uboost.exceptions import ConfigError, unknown_name
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: Callable[..., T]
+    description: str
+
+
+class Registry(Generic[T]):
+    """Registered factories of one kind, looked up by name."""
+
+    def __init__(self, kind: str, *, base: type | None = None, entry_point_group: str | None = None):
+        self.kind = kind
+        self.base = base
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Entry[T]] = {}
+        self._plugins_loaded = entry_point_group is None
+
+    def register(self, name: str, *, description: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a class or factory under ``name``; duplicate names raise."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            self.add(name, factory, description=description)
+            return factory
+
+        return decorator
+
+    def add(self, name: str, factory: Callable[..., T], *, description: str | None = None) -> None:
+        if name in self._entries:
+            raise ConfigError(f"{self.kind} {name!r} is already registered (by {self._entries[name].factory!r})")
+        doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
+        if isinstance(doc, list):
+            doc = doc[0] if doc else ""
+        self._entries[name] = Entry(name, factory, doc)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            if ep.name in self._entries:
+                continue
+            try:
+                factory = ep.load()
+            except Exception as exc:  # a broken plug-in must not break the built-ins
+                logger.warning("could not load %s plug-in %r from %s: %s", self.kind, ep.name, ep.value, exc)
+                continue
+            self.add(ep.name, factory)
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._entries)
+
+    def describe(self) -> dict[str, str]:
+        """Registered names with their one-line descriptions."""
+        self._load_plugins()
+        return {name: self._entries[name].description for name in sorted(self._entries)}
+
+    def get(self, name: str) -> Callable[..., T]:
+        self._load_plugins()
+        try:
+            return self._entries[name].factory
+        except KeyError:
+            raise unknown_name(self.kind, name, self._entries) from None
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        return self.get(name)(**kwargs)
+
+    def resolve(self, obj: str | T, **kwargs: Any) -> T:
+        """A name becomes a new object built with ``kwargs``; an object is returned as is."""
+        if isinstance(obj, str):
+            return self.create(obj, **kwargs)
+        if self.base is not None and not isinstance(obj, self.base):
+            raise ConfigError(
+                f"expected a {self.kind} name or a {self.base.__name__} instance, got {type(obj).__name__}"
+            )
+        return obj
+
+    def __contains__(self, name: object) -> bool:
+        self._load_plugins()
+        return name in self._entries

@@ -1,0 +1,184 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from uboost.exceptions import ConfigError, HardwareError, DataError, RegistryError
+from uboost.hardware import (
+    HardwareSpec, LayerShape, LayerTable, LookupTable, create, extract_layers, list_models, parse_array, resolve,
+)
+from uboost.testing import CONTRACT_LAYERS
+
+
+def conv(cin, cout, k=3, out=8, groups=1, stride=1, name="l"):
+    kind = "depthwise" if groups == cin > 1 else "conv"
+    return LayerShape(name=name, kind=kind, in_channels=cin, out_channels=cout, groups=groups, kernel_h=k, kernel_w=k,
+                      stride=stride, in_h=(out - 1) * stride + k, in_w=(out - 1) * stride + k, out_h=out, out_w=out)
+
+
+def test_spec_validation_messages():
+    with pytest.raises(ConfigError, match="rows must be a positive integer, got 0"):
+        HardwareSpec(rows=0)
+    with pytest.raises(ConfigError, match="expected one of: ws, os, is"):
+        HardwareSpec(dataflow="rs")
+    with pytest.raises(ConfigError, match="clock_hz"):
+        HardwareSpec(clock_hz=-1)
+    with pytest.raises(TypeError):
+        HardwareSpec(128, 128)  # keyword-only
+
+
+@pytest.mark.parametrize("text,expected", [("128x128", (128, 128)), ("16X64", (16, 64)), (" 8 x 4 ", (8, 4))])
+def test_parse_array(text, expected):
+    assert parse_array(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0x8", "12", "axb", "8x", "-1x4", ""])
+def test_parse_array_rejects(text):
+    with pytest.raises(ConfigError):
+        parse_array(text)
+
+
+def test_registry_create_resolve_and_errors():
+    assert {"systolic", "systolic-paper", "flops", "roofline", "lookup"} <= set(list_models())
+    model = create("systolic", rows=64, cols=32, dataflow="os")
+    assert (model.spec.rows, model.spec.cols, model.spec.dataflow) == (64, 32, "os")
+    assert resolve(model) is model
+    with pytest.raises(RegistryError, match="unknown cost model 'nope'; expected one of: flops, lookup"):
+        create("nope")
+    with pytest.raises(ConfigError):
+        resolve(42)
+
+
+def test_duplicate_registration_raises():
+    from uboost.hardware import COST_MODELS
+    with pytest.raises(ConfigError, match="already registered"):
+        COST_MODELS.add("systolic", lambda **kw: None)
+
+
+def test_systolic_hand_computed_ws():
+    # 3x3 conv 32->64 at 8x8 output on a 16x16 WS array, batch 2:
+    # K = 288 -> 18 folds of rows, N = 64 -> 4 folds of cols, M = 128
+    spec = HardwareSpec(rows=16, cols=16, dataflow="ws", batch_size=2)
+    layer = conv(32, 64)
+    cycles = create("systolic", spec=spec).evaluate([layer]).cycles
+    assert cycles == 18 * 4 * (128 + 2 * 16 + 16 - 2) - 1
+    paper = create("systolic-paper", spec=spec).evaluate([layer]).cycles
+    assert paper == 18 * 4 * 128
+
+
+def test_systolic_hand_computed_os_is_and_depthwise():
+    layer = conv(32, 64)
+    os_ = create("systolic", rows=16, cols=8, dataflow="os").evaluate([layer]).cycles
+    assert os_ == math.ceil(64 / 16) * math.ceil(64 / 8) * (288 + 16 + 8 - 2) - 1
+    is_ = create("systolic", rows=16, cols=8, dataflow="is").evaluate([layer]).cycles
+    assert is_ == math.ceil(288 / 16) * math.ceil(64 / 8) * (64 + 32 + 8 - 2) - 1
+    dw = conv(32, 32, k=5, groups=32)
+    ws = create("systolic", rows=16, cols=16, dataflow="ws").evaluate([dw]).cycles
+    assert ws == 32 * (math.ceil(25 / 16) * 1 * (64 + 32 + 16 - 2)) - 1
+
+
+def test_flops_and_roofline_by_hand():
+    layer = conv(16, 32, k=3, out=4)
+    macs = 4 * 4 * 9 * 16 * 32
+    spec = HardwareSpec(rows=8, cols=8, batch_size=1, bits=8, mem_bw_gbps=1.0, clock_hz=1e9)
+    assert create("flops", spec=spec).evaluate([layer]).cycles == macs / 64
+    bytes_ = 32 * 16 * 9 + 16 * 6 * 6 + 32 * 4 * 4
+    assert create("roofline", spec=spec).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 1e9 * 1e9))
+
+
+def test_network_utilization_is_total_macs_over_total_capacity():
+    spec = HardwareSpec(rows=16, cols=16)
+    report = create("systolic", spec=spec).evaluate(list(CONTRACT_LAYERS))
+    assert report.utilization == pytest.approx(report.macs / (256 * report.cycles))
+    mean_of_ratios = sum(l.utilization for l in report.layers) / len(report.layers)
+    assert report.utilization != pytest.approx(mean_of_ratios)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 5, stride=2, padding=2, groups=8)
+        self.grouped = nn.Conv2d(8, 16, 3, padding=2, dilation=2, groups=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.grouped(self.dw(torch.relu(self.bn(self.stem(x)))))
+        return self.fc(self.pool(x).view(x.shape[0], -1))
+
+
+def test_extract_layers_kinds_and_shapes():
+    layers = extract_layers(Net(), (3, 16, 16))
+    assert [l.name for l in layers] == ["stem", "dw", "grouped", "fc"]
+    assert [l.kind for l in layers] == ["conv", "depthwise", "conv", "linear"]
+    stem, dw, grouped, fc = layers
+    assert (stem.out_h, stem.out_w, stem.in_channels, stem.out_channels) == (16, 16, 3, 8)
+    assert (dw.groups, dw.stride, dw.out_h) == (8, 2, 8) and dw.depthwise
+    assert (grouped.groups, grouped.kernel_h, grouped.out_h) == (2, 3, 8)
+    assert grouped.macs == 8 * 8 * 9 * 4 * 16
+    assert (fc.in_channels, fc.out_channels, fc.out_h) == (16, 10, 1)
+
+
+def test_linear_over_sequence_streams_every_position():
+    layers = extract_layers(nn.Sequential(nn.Flatten(0, 0), nn.Linear(8, 4)), (5, 8))
+    assert layers[0].out_h == 5 and layers[0].macs == 5 * 8 * 4
+
+
+def test_torchvision_resnet18_totals():
+    torchvision = pytest.importorskip("torchvision")
+    layers = extract_layers(torchvision.models.resnet18(), (3, 224, 224))
+    assert len(layers) == 21  # 20 convs (incl. 3 downsample) + fc
+    assert sum(l.macs for l in layers) == 1_814_073_344  # the well-known 1.8 GMACs
+
+
+def test_soft_channels_at_integers_equal_exact():
+    table = LayerTable.from_shapes(CONTRACT_LAYERS)
+    for name in ("systolic", "systolic-paper"):
+        for flow in ("ws", "os", "is"):
+            model = create(name, rows=16, cols=16, dataflow=flow)
+            exact = model.cycles(table)
+            soft = model.cycles(table, in_channels=table.in_channels, out_channels=table.out_channels, temperature=1e5)
+            assert torch.allclose(soft, exact, rtol=1e-9), (name, flow)
+
+
+def test_lookup_interpolates_and_errors(tmp_path):
+    layer = conv(16, 16, k=3, out=8)
+    rows = []
+    for cin in (8, 16, 32):
+        for cout in (8, 32):
+            rows.append({**conv(cin, cout, k=3, out=8).to_dict(), "cycles": cin * 10 + cout})
+    path = tmp_path / "t.csv"
+    import csv
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    model = create("lookup", table=path, rows=16, cols=16)
+    assert model.evaluate([conv(16, 8)]).cycles == 168
+    assert model.evaluate([layer]).cycles == pytest.approx(160 + 16)  # bilinear: cout 16 between 8 and 32
+    assert model.evaluate([conv(24, 20)]).cycles == pytest.approx(240 + 20)
+    with pytest.raises(HardwareError, match="outside the lookup table"):
+        model.evaluate([conv(64, 8)])
+    with pytest.raises(HardwareError, match="not in the lookup table"):
+        model.evaluate([conv(16, 8, k=5)])
+    with pytest.raises(DataError, match="cannot read lookup table"):
+        create("lookup", table=tmp_path / "missing.csv")
+    with pytest.raises(HardwareError, match="needs a table"):
+        create("lookup")
+
+
+def test_lookup_tabulated_from_systolic_is_exact_on_grid():
+    spec = HardwareSpec(rows=16, cols=16)
+    lut = LookupTable.example(spec, CONTRACT_LAYERS)
+    systolic = create("systolic", spec=spec)
+    assert lut.evaluate(list(CONTRACT_LAYERS)).cycles == systolic.evaluate(list(CONTRACT_LAYERS)).cycles
+
+
+def test_hardware_does_not_import_nni():
+    import subprocess, sys
+    code = "import sys, uboost.hardware as h; h.create('systolic').evaluate([]); print('nni' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
