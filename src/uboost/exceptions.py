@@ -18,7 +18,7 @@ class ConfigError(UBoostError, ValueError):
     """A configuration value is invalid (bad array size, dataflow, option...)."""
 
 
-class RegistryError(UBoostError, KeyError):
+class RegistryError(ConfigError, KeyError):
     """A name is not registered (cost model, search space, dataset)."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -17,7 +17,7 @@ def brute(x, t, offset=0.0):
     def sigmoid(z):
         return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
-    return sum(sigmoid(t * (x - i - offset)) for i in range(int(x) + 200))
+    return 1 + sum(sigmoid(t * (x - i - offset)) for i in range(1, int(x) + 200))
 
 
 @given(x=st.floats(0.01, 300.0), t=st.sampled_from([0.5, 1.0, 3.0, 10.0, 100.0]))
@@ -32,7 +32,7 @@ def test_converges_to_ceil_away_from_integers(x):
     assert f(x, 1e5) == pytest.approx(math.ceil(x), abs=1e-6)
 
 
-@pytest.mark.parametrize("n", [1, 2, 7, 64, 1000])
+@pytest.mark.parametrize("n", [2, 7, 64, 1000])
 def test_paper_steps_are_half_a_tile_high_at_integers(n):
     # the documented bias of the published definition (steps at integers)
     assert f(float(n), 1e4) == pytest.approx(n + 0.5, abs=1e-9)
@@ -59,6 +59,14 @@ def test_error_shrinks_as_temperature_grows():
     x = torch.linspace(0.05, 20.0, 997, dtype=torch.float64)
     errors = [(smooth_ceil(x, t) - torch.ceil(x)).abs().mean().item() for t in (1.0, 10.0, 100.0, 1000.0)]
     assert errors == sorted(errors, reverse=True) and errors[-1] < 0.01
+
+
+@pytest.mark.parametrize("t", [1.0, 10.0, 100.0])
+def test_first_tile_is_counted_exactly(t):
+    # one channel on a 128-wide array still occupies one full tile, at every temperature
+    x = torch.tensor([1 / 128, 0.2, 0.5], dtype=torch.float64)
+    assert smooth_ceil(x, 1e4).tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert smooth_ceil(x, t, 0.5 / 128).min() >= 1.0
 
 
 def test_no_cap_on_tile_count():

@@ -1,9 +1,14 @@
 """The smooth ceiling of U-Boost: a differentiable stand-in for ``ceil``.
 
-``ceil(x)`` for ``x > 0`` counts the integers ``i >= 0`` below ``x``. The smooth ceiling
-replaces each indicator ``[x > i]`` by ``sigmoid(T * (x - i))``::
+``ceil(x)`` for ``x > 0`` is 1 plus the number of integers ``i >= 1`` below ``x``. The smooth
+ceiling replaces each indicator ``[x > i]`` by ``sigmoid(T * (x - i))``::
 
-    smooth_ceil(x; T) = sum_{i >= 0} sigmoid(T * (x - i))
+    smooth_ceil(x; T) = 1 + sum_{i >= 1} sigmoid(T * (x - i))
+
+The first tile is counted exactly (any layer with at least one channel occupies one tile), so
+a depthwise layer -- one output channel per group, ``x = 1/cols`` -- costs one tile, not the
+half tile a sigmoid at ``i = 0`` would give at moderate ``T``. Below one tile the cost is flat,
+as on the hardware. The paper sums from ``i = 0``.
 
 It is strictly increasing in ``x`` and converges to ``ceil(x)`` at every non-integer ``x`` as
 the temperature ``T`` grows. **Bias at integers:** at ``x = n`` the step at ``i = n`` sits on
@@ -39,7 +44,7 @@ def window(temperature: float) -> int:
 
 
 def smooth_ceil(x: torch.Tensor, temperature: float, offset: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """Smooth ceiling of ``x`` (any shape, ``x >= 0``) at ``temperature``; differentiable in ``x``.
+    """Smooth ceiling of ``x`` (any shape, ``x > 0``) at ``temperature``; differentiable in ``x``.
 
     ``offset`` (in ``[0, 1)``, scalar or broadcastable tensor) moves every step to ``i + offset``.
     """
@@ -48,7 +53,7 @@ def smooth_ceil(x: torch.Tensor, temperature: float, offset: float | torch.Tenso
     base = torch.floor(shifted.detach()) - (w - 1)  # first step evaluated explicitly
     offsets = torch.arange(2 * w, dtype=x.dtype, device=x.device)
     steps = base.unsqueeze(-1) + offsets  # (..., 2w) integers around x - offset
-    valid = steps >= 0
-    sig = torch.sigmoid(temperature * (shifted.unsqueeze(-1) - steps)) * valid
-    below = torch.clamp(base, min=0.0)  # steps 0 .. base-1, all ~1
-    return below + sig.sum(-1)
+    steps = steps.masked_fill(steps < 1, math.inf)  # no steps below i = 1: sigmoid(-inf) = 0
+    sig = torch.sigmoid((shifted.unsqueeze(-1) - steps) * temperature)
+    below = torch.clamp(base - 1, min=0.0)  # steps 1 .. base-1, all ~1
+    return 1.0 + below + sig.sum(-1)

@@ -1,0 +1,141 @@
+"""The Lightning training module of the U-Boost strategy (NNI one-shot machinery)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
+from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+from torch import optim
+
+from uboost.exceptions import SearchError
+from uboost.strategy.loss import HardwareLoss
+
+logger = logging.getLogger(__name__)
+
+
+def _inputs(batch):
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+class UBoostLightningModule(DartsLightningModule):
+    """DARTS-style alternating steps with the hardware term in the architecture step.
+
+    Unlike NNI's ``penalty=``, the hardware term is computed from the *tensor* probabilities
+    of the alphas the supernet trains, so it changes their gradient. The Gumbel temperature
+    (when Gumbel softmax is used) anneals every step, not every epoch.
+    """
+
+    def __init__(
+        self,
+        training_module,
+        *,
+        hardware_loss: HardwareLoss,
+        gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
+        arc_learning_rate: float = 3e-3,
+        gradient_clip_val: float | None = None,
+        log_prob_every_n_step: int = 10,
+        warmup_epochs: int = 0,
+    ):
+        super().__init__(
+            training_module,
+            arc_learning_rate=arc_learning_rate,
+            gradient_clip_val=gradient_clip_val,
+            log_prob_every_n_step=log_prob_every_n_step,
+            warmup_epochs=warmup_epochs,
+        )
+        self.hardware_loss = hardware_loss
+        self.gumbel_temperature = gumbel_temperature
+
+    # -- Gumbel temperature, per step ---------------------------------------------------------
+    def _total_steps(self) -> int:
+        trainer = self.trainer
+        if trainer.max_steps and trainer.max_steps > 0:
+            return trainer.max_steps
+        per_epoch = trainer.num_training_batches
+        epochs = trainer.max_epochs or 1
+        if not isinstance(per_epoch, int) or per_epoch <= 0 or math.isinf(per_epoch):
+            return 1
+        return max(1, per_epoch * epochs)
+
+    def current_gumbel_tau(self, step: int) -> float | None:
+        if self.gumbel_temperature is None:
+            return None
+        start, end = self.gumbel_temperature
+        progress = min(1.0, step / max(1, self._total_steps() - 1))
+        return start + (end - start) * progress
+
+    def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
+        tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        if tau is not None:
+            for module in self.modules():
+                if isinstance(module, GumbelSoftmax):
+                    module.tau = tau
+        return super().on_train_batch_start(batch, batch_idx, *args, **kwargs)
+
+    def on_train_epoch_start(self):
+        # DARTS' epoch hook only (NNI's Gumbel module would reset tau per epoch)
+        return DartsLightningModule.on_train_epoch_start(self)
+
+    # -- the search step ----------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        arc_optim = self.architecture_optimizers()
+        if not isinstance(arc_optim, optim.Optimizer):
+            raise TypeError(f"expected one architecture optimizer, got {arc_optim}")
+        trn_batch, val_batch = batch["train"], batch["val"]
+        if not self.hardware_loss.attached:
+            self.hardware_loss.attach(self.model, _inputs(trn_batch))
+            self.log("hw/latency_ref_ms", self.hardware_loss.latency_ref_ms)
+            logger.info("hardware loss attached: latency_ref = %.6f ms", self.hardware_loss.latency_ref_ms)
+
+        if self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs:
+            self.resample()
+            arc_optim.zero_grad()
+            task = self.training_module.training_step(val_batch, 2 * batch_idx)
+            task = task["loss"] if isinstance(task, dict) else task
+            terms = self.hardware_loss()
+            arc_loss = task + terms.loss.to(task.dtype)
+            self.manual_backward(arc_loss)
+            arc_optim.step()
+            cost = terms.cost
+        else:
+            with torch.no_grad():
+                terms = self.hardware_loss()
+            cost = terms.cost
+        self.log_dict(
+            {
+                "hw/latency_ms": cost.latency_ms.detach().float(),
+                "hw/utilization": cost.utilization.detach().float(),
+                "hw/cycles": cost.cycles.detach().float(),
+                "hw/loss": terms.loss.detach().float(),
+            },
+            prog_bar=False,
+        )
+
+        self.resample()
+        result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
+        w_loss = result["loss"] if isinstance(result, dict) else result
+        if not torch.isfinite(w_loss):
+            raise SearchError(
+                f"the training loss became {float(w_loss)} at epoch {self.trainer.current_epoch}, step {batch_idx}: "
+                "lower the learning rate or the latency weight"
+            )
+        self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+        tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        if tau is not None:
+            self.log("gumbel_tau", tau)
+        if batch_idx % self.log_prob_every_n_step == 0:
+            self.log_probs(self.export_probs())
+        return result
+
+    def validation_step(self, batch, batch_idx):
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def configure_architecture_optimizers(self):
+        params = self.arch_parameters()
+        if not params:
+            raise SearchError("the model space has no choices: nothing to search")
+        return torch.optim.Adam(params, self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1.0e-3)

@@ -1,0 +1,154 @@
+"""``UBoost``: hardware-aware, utilization-boosted differentiable search as an NNI strategy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from nni.nas.oneshot.pytorch.strategy import DARTS
+from torch import nn
+from torch.utils.data import DataLoader, random_split
+
+from uboost.exceptions import ConfigError
+from uboost.hardware import CostModel, resolve
+from uboost.strategy.loss import HardwareLoss
+
+logger = logging.getLogger(__name__)
+
+
+class UBoost(DARTS):
+    """U-Boost NAS for NNI 3: DARTS-style one-shot search whose architecture loss adds the
+    latency and utilization of an accelerator.
+
+    A drop-in for ``NasExperiment(space, evaluator, UBoost(...))`` with any NNI model space
+    (cells, ``LayerChoice``, width/kernel choices, ``Repeat``).
+
+    Parameters
+    ----------
+    cost_model
+        A :class:`~uboost.hardware.CostModel` or a registry name (``"systolic"``), built with
+        ``hardware`` keyword arguments (``rows``, ``cols``, ``dataflow``...).
+    latency_weight, utilization_weight
+        ``lambda`` and ``beta`` of ``task + lambda * latency / latency_ref + beta * (1 - utilization)``.
+    target_latency_ms
+        Optional latency budget (see :mod:`uboost.strategy.loss`).
+    cost_mode
+        ``"expected"``: exact expectation of the cycle-exact cost; ``"smooth"``: expected
+        channel counts through the smooth ceiling at ``temperature`` (the paper's method).
+    temperature
+        Smooth-ceiling temperature ``T`` (tiles^-1), used in smooth mode.
+    arch_lr
+        Adam learning rate of the architecture parameters.
+    data_split
+        Fraction of the training data for the weights; the rest trains the architecture
+        (disjoint). ``None`` uses the evaluator's train/val loaders as NNI's DARTS does.
+    gumbel_temperature
+        ``(start, end)`` of the Gumbel-softmax temperature, annealed linearly **per step**;
+        ``None`` uses the plain softmax of DARTS.
+    seed
+        Seeds the data split.
+    """
+
+    def __init__(
+        self,
+        *,
+        cost_model: str | CostModel = "systolic",
+        hardware: dict[str, Any] | None = None,
+        latency_weight: float = 1.0,
+        utilization_weight: float = 1.0,
+        target_latency_ms: float | None = None,
+        budget_weight: float = 1.0,
+        cost_mode: str = "expected",
+        temperature: float = 10.0,
+        arch_lr: float = 3e-3,
+        data_split: float | None = 0.8,
+        gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
+        warmup_epochs: int = 0,
+        gradient_clip_val: float | None = 5.0,
+        log_prob_every_n_step: int = 10,
+        seed: int = 0,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            arc_learning_rate=arch_lr,
+            gradient_clip_val=gradient_clip_val,
+            log_prob_every_n_step=log_prob_every_n_step,
+            warmup_epochs=warmup_epochs,
+            **kwargs,
+        )
+        self.cost_model = resolve(cost_model, **(hardware or {}))
+        if data_split is not None and not 0.0 < data_split < 1.0:
+            raise ConfigError(f"data_split must be between 0 and 1 (exclusive), got {data_split!r}")
+        if gumbel_temperature is not None:
+            start, end = gumbel_temperature
+            if not start >= end > 0:
+                raise ConfigError(f"gumbel_temperature must be (start, end) with start >= end > 0, got {gumbel_temperature!r}")
+        self.hardware_loss = HardwareLoss(
+            self.cost_model,
+            latency_weight=latency_weight,
+            utilization_weight=utilization_weight,
+            target_latency_ms=target_latency_ms,
+            budget_weight=budget_weight,
+            cost_mode=cost_mode,
+            temperature=temperature,
+        )
+        self.data_split = data_split
+        self.gumbel_temperature = gumbel_temperature
+        self.seed = seed
+
+    def configure_softmax(self) -> nn.Module:
+        if self.gumbel_temperature is None:
+            return nn.Softmax(dim=-1)
+        from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+
+        return GumbelSoftmax()
+
+    def configure_oneshot_module(self, training_module):
+        from uboost.strategy.lightning import UBoostLightningModule
+
+        return UBoostLightningModule(
+            training_module,
+            hardware_loss=self.hardware_loss,
+            gumbel_temperature=self.gumbel_temperature,
+            arc_learning_rate=self.arc_learning_rate,
+            gradient_clip_val=self.gradient_clip_val,
+            log_prob_every_n_step=self.log_prob_every_n_step,
+            warmup_epochs=self.warmup_epochs,
+        )
+
+    def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        if self.data_split is None:
+            return super().train_dataloader(train_dataloader_fn, val_dataloader_fn)
+        loader = train_dataloader_fn()
+        if not isinstance(loader, DataLoader):
+            raise ConfigError("data_split needs the evaluator's train_dataloaders to be one torch DataLoader")
+        n = len(loader.dataset)
+        n_weights = int(round(n * self.data_split))
+        if not 0 < n_weights < n:
+            raise ConfigError(f"data_split={self.data_split} leaves no data for weights or architecture ({n} samples)")
+        generator = torch.Generator().manual_seed(self.seed)
+        weights_part, arch_part = random_split(loader.dataset, [n_weights, n - n_weights], generator=generator)
+
+        def clone(dataset, seed_offset):
+            return DataLoader(
+                dataset,
+                batch_size=loader.batch_size,
+                shuffle=True,
+                num_workers=loader.num_workers,
+                collate_fn=loader.collate_fn,
+                pin_memory=loader.pin_memory,
+                drop_last=loader.drop_last,
+                generator=torch.Generator().manual_seed(self.seed + seed_offset),
+            )
+
+        return {"train": clone(weights_part, 1), "val": clone(arch_part, 2)}
+
+    def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        if self.data_split is None:
+            return None
+        return val_dataloader_fn()
+
+    @property
+    def latency_ref_ms(self) -> float | None:
+        return self.hardware_loss.latency_ref_ms

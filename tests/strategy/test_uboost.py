@@ -1,0 +1,121 @@
+import pytest
+import torch
+from nni.nas.evaluator.pytorch import Classification, DataLoader
+from torch.utils.data import TensorDataset
+
+from uboost.exceptions import ConfigError
+from uboost.hardware import create
+from uboost.strategy import HardwareLoss, UBoost, run_experiment
+from uboost.strategy.supernet_cost import set_architecture
+
+from tests.strategy.spaces import MixedSpace, TaskNeutralSpace
+
+
+def evaluator(n=64, epochs=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    data = TensorDataset(torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g))
+    return Classification(
+        train_dataloaders=DataLoader(data, batch_size=16),
+        val_dataloaders=DataLoader(data, batch_size=16),
+        num_classes=10,
+        max_epochs=epochs,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        enable_checkpointing=False,
+    )
+
+
+def test_drop_in_nas_experiment_on_a_users_space(tmp_path):
+    torch.manual_seed(0)
+    ev = evaluator()
+    strategy = UBoost(cost_model="systolic", hardware=dict(rows=8, cols=8), latency_weight=1.0)
+    arch = run_experiment(MixedSpace(), ev, strategy, workdir=tmp_path)
+    assert set(arch) == {"w", "k", "op", "depth"}
+    frozen = MixedSpace().freeze(arch)
+    assert frozen(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    metrics = ev.trainer.callback_metrics
+    for key in ("hw/latency_ms", "hw/utilization", "hw/cycles", "hw/loss", "hw/latency_ref_ms"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    assert strategy.latency_ref_ms == pytest.approx(float(metrics["hw/latency_ref_ms"]))
+    # per-step Gumbel annealing reached its end value within one epoch
+    assert float(metrics["gumbel_tau"]) == pytest.approx(0.1, abs=1e-6)
+
+
+def test_hook_gives_alphas_a_gradient_the_task_does_not():
+    model = create("systolic", rows=8, cols=8)
+    supernet = UBoost(cost_model=model).mutate_model(TaskNeutralSpace())
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    alphas = [m._arch_alpha for m in supernet.modules() if hasattr(m, "_arch_alpha") and isinstance(m._arch_alpha, torch.nn.Parameter)]
+    assert len(alphas) == 6
+
+    def alpha_grads(latency_weight):
+        hook = HardwareLoss(model, latency_weight=latency_weight, utilization_weight=0.0)
+        hook.attach(supernet, x)
+        for a in alphas:
+            a.grad = None
+        task = torch.nn.functional.cross_entropy(supernet(x), y)
+        (task + hook().loss).backward()
+        return torch.stack([a.grad for a in alphas])
+
+    without = alpha_grads(0.0)
+    assert without.abs().max() < 1e-6  # the ops are indistinguishable to the task
+    with_hw = alpha_grads(1.0)
+    assert with_hw.abs().min() > 1e-4
+    assert (with_hw[:, 0] > 0).all() and (with_hw[:, 1] < 0).all()  # descent moves towards the cheap op
+
+
+def test_large_latency_weight_exports_a_cheaper_network(tmp_path):
+    model = create("systolic", rows=8, cols=8)
+    costs = {}
+    for weight in (0.0, 50.0):
+        torch.manual_seed(3)
+        strategy = UBoost(cost_model=model, latency_weight=weight, utilization_weight=0.0, arch_lr=0.05)
+        arch = run_experiment(TaskNeutralSpace(), evaluator(epochs=2), strategy, workdir=tmp_path / str(weight))
+        costs[weight] = model.evaluate(TaskNeutralSpace().freeze(arch), (1, 8, 8)).cycles
+        if weight:
+            assert all(v == 1 for v in arch.values()), arch  # every choice is the cheap 1x1
+    assert costs[50.0] < costs[0.0]
+
+
+def test_data_split_is_disjoint_and_seeded():
+    data = TensorDataset(torch.arange(100).float().view(100, 1), torch.zeros(100, dtype=torch.long))
+    loader = torch.utils.data.DataLoader(data, batch_size=10)
+    strategy = UBoost(data_split=0.8, seed=5)
+    loaders = strategy.train_dataloader(lambda: loader, lambda: loader)
+    train = {int(v) for xb, _ in loaders["train"] for v in xb.view(-1)}
+    arch = {int(v) for xb, _ in loaders["val"] for v in xb.view(-1)}
+    assert len(train) == 80 and len(arch) == 20 and not train & arch
+    again = UBoost(data_split=0.8, seed=5).train_dataloader(lambda: loader, lambda: loader)
+    assert {int(v) for xb, _ in again["val"] for v in xb.view(-1)} == arch
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(latency_weight=-1.0), "latency_weight"),
+        (dict(cost_mode="fast"), "unknown cost mode"),
+        (dict(data_split=1.5), "data_split"),
+        (dict(target_latency_ms=0.0), "target_latency_ms"),
+        (dict(gumbel_temperature=(0.1, 1.0)), "gumbel_temperature"),
+        (dict(cost_model="nope"), "unknown cost model"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        UBoost(**kwargs)
+
+
+def test_budget_term_stops_pushing_below_target():
+    model = create("systolic", rows=8, cols=8)
+    supernet = UBoost(cost_model=model).mutate_model(MixedSpace())
+    x = torch.zeros(1, 1, 8, 8)
+    free = HardwareLoss(model, utilization_weight=0.0)
+    free.attach(supernet, x)
+    current = float(free().cost.latency_ms)
+    below = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=current * 2)
+    below.attach(supernet, x)
+    assert float(below().loss) == 0.0  # under budget: no pressure
+    above = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=current / 2)
+    above.attach(supernet, x)
+    assert float(above().loss) > float(free().loss)  # over budget: latency term + budget term
