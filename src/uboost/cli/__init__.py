@@ -12,6 +12,7 @@ import typer
 
 from uboost.cli._common import fail, quiet_third_party
 from uboost.cli.profile import hw_app, profile
+from uboost.cli.search import export, retrain, search, spaces
 from uboost.exceptions import UBoostError
 
 app = typer.Typer(
@@ -21,7 +22,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(search)
+app.command()(export)
+app.command()(retrain)
 app.command()(profile)
+app.command()(spaces)
 app.add_typer(hw_app, name="hw")
 
 

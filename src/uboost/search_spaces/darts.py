@@ -191,3 +191,6 @@ def darts_cifar(**options: Any) -> DartsCifar:
     if "input_shape" in options:
         options["input_shape"] = tuple(options["input_shape"])
     return DartsCifar(**options)
+
+
+darts_cifar.input_channels = 3

@@ -57,3 +57,6 @@ def lenet(**options: Any) -> LeNetSpace:
     if "input_shape" in options:
         options["input_shape"] = tuple(options["input_shape"])
     return LeNetSpace(**options)
+
+
+lenet.input_channels = 1

@@ -131,6 +131,15 @@ class UBoostLightningModule(DartsLightningModule):
             self.log_probs(self.export_probs())
         return result
 
+    def arch_parameters(self):
+        # NNI returns list(set(...)): its order changes between processes, so a resumed
+        # architecture optimizer would get another parameter's state. Keep module order.
+        params = []
+        for module in self.supernet_modules():
+            if hasattr(module, "arch_parameters"):
+                params += list(module.arch_parameters())
+        return list({id(p): p for p in params}.values())
+
     def validation_step(self, batch, batch_idx):
         return self.training_module.validation_step(batch, batch_idx)
 

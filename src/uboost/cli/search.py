@@ -1,0 +1,212 @@
+"""``uboost search``, ``uboost export`` and ``uboost retrain``."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from uboost.cli._common import console, human
+from uboost.exceptions import ConfigError, RunDirError
+
+Opt = typer.Option
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    return data.get("search", data)
+
+
+def search(
+    space: Annotated[Optional[str], Opt(help="search space (`uboost spaces`)")] = None,
+    dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH")] = None,
+    data_dir: Annotated[Optional[str], Opt("--data-dir", help="where the dataset lives")] = None,
+    download: Annotated[bool, Opt("--download", help="allow downloading the dataset")] = False,
+    array: Annotated[Optional[str], Opt(help="systolic array ROWSxCOLS")] = None,
+    dataflow: Annotated[Optional[str], Opt(help="ws | os | is")] = None,
+    cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
+    latency_weight: Annotated[Optional[float], Opt("--latency-weight", help="lambda")] = None,
+    utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help="beta")] = None,
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget")] = None,
+    temperature: Annotated[Optional[float], Opt(help="smooth-ceiling temperature T")] = None,
+    cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
+    epochs: Annotated[Optional[int], Opt()] = None,
+    batch_size: Annotated[Optional[int], Opt("--batch-size")] = None,
+    width: Annotated[Optional[int], Opt(help="darts-cifar: channels of the first stage")] = None,
+    cells: Annotated[Optional[int], Opt(help="darts-cifar: number of cells")] = None,
+    channels: Annotated[Optional[str], Opt(help="darts-cifar channel search START:STOP:STEP")] = None,
+    cell_arch: Annotated[Optional[Path], Opt("--cell-arch", help="stage two: fix cells to this run/arch.json, search channels")] = None,
+    image_size: Annotated[Optional[int], Opt("--image-size")] = None,
+    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images")] = None,
+    seed: Annotated[Optional[int], Opt()] = None,
+    config: Annotated[Optional[Path], Opt("--config", help="TOML file with search settings")] = None,
+    out: Annotated[Optional[Path], Opt(help="run directory")] = None,
+    resume: Annotated[bool, Opt("--resume", help="continue an interrupted run in --out")] = False,
+    force: Annotated[bool, Opt("--force", help="reuse a non-empty --out")] = False,
+    accelerator: Annotated[Optional[str], Opt(help="cpu | gpu")] = None,
+    devices: Annotated[Optional[int], Opt()] = None,
+) -> None:
+    """Search an architecture with the U-Boost loss and write a run directory."""
+    from uboost.search import SearchConfig, SearchInterrupted, run_search
+    from uboost.search_spaces import parse_channels
+
+    values = _load_toml(config) if config else {}
+    space_options = dict(values.pop("space_options", {}))
+    flags = dict(
+        space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
+        latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
+        temperature=temperature, cost_mode=cost_mode, epochs=epochs, batch_size=batch_size, image_size=image_size,
+        max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
+    )
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if download:
+        values["download"] = True
+    chosen_space = values.get("space", "darts-cifar")
+    if chosen_space == "darts-cifar":
+        space_options.setdefault("width", 8)
+        space_options.setdefault("cells", 3)
+    for key, value in (("width", width), ("cells", cells)):
+        if value is not None:
+            space_options[key] = value
+    if channels is not None:
+        space_options["channels"] = list(parse_channels(channels))
+    if cell_arch is not None:
+        from uboost.runs import load_run
+
+        space_options["cell_arch"] = {k: v for k, v in load_run(cell_arch).arch.items() if not k.startswith("width_")}
+    values["space_options"] = space_options
+    cfg = SearchConfig.from_dict(values)
+    run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
+    if not resume:
+        console.print(
+            f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
+            f"{cfg.cost_mode}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
+        )
+    try:
+        result = run_search(cfg, run_dir, resume=resume, force=force, progress=True)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
+    table = Table(title=f"search result: {result.run_dir}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    s = result.summary()
+    table.add_row("validation accuracy", "n/a" if s["val_acc"] is None else f"{100 * s['val_acc']:.1f}%")
+    table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{s['latency_ms']:.4f} ms ({human(s['cycles'])} cycles)")
+    table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
+    table.add_row("MACs", human(s["macs"]))
+    table.add_row("latency_ref (uniform supernet)", f"{s['latency_ref_ms']:.4f} ms")
+    table.add_row("search time", f"{s['search_seconds']:.0f} s")
+    console.print(table)
+    console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
+    format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
+    out: Annotated[Optional[Path], Opt(help="output file")] = None,
+) -> None:
+    """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
+    import torch
+
+    from uboost.io import atomic_path, write_json
+    from uboost.runs import freeze_arch, load_run
+    from uboost.search import SearchConfig, build_space
+
+    if format not in ("json", "onnx", "torchscript"):
+        raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
+    artifacts = load_run(run)
+    if format == "json":
+        target = out or artifacts.root / "export.json"
+        write_json(target, artifacts.arch)
+        console.print(f"wrote {target}")
+        return
+    if not artifacts.config:
+        raise RunDirError(f"{run}: no config.json, cannot rebuild the network")
+    cfg = SearchConfig.from_dict(artifacts.config)
+    space, shape, _ = build_space(cfg)
+    network = freeze_arch(space, artifacts.arch).eval()
+    weights = artifacts.root / "retrain" / "model.pt"
+    if weights.is_file():
+        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    example = torch.zeros(1, *shape)
+    suffix = ".onnx" if format == "onnx" else ".pt"
+    target = out or artifacts.root / f"model{suffix}" if format == "onnx" else out or artifacts.root / "model.torchscript.pt"
+    with atomic_path(target, suffix=suffix) as tmp:
+        if format == "torchscript":
+            torch.jit.save(torch.jit.trace(network, example), str(tmp))
+        else:
+            try:
+                torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"])
+            except ImportError as exc:
+                raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
+    console.print(f"wrote {target}" + (" (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"))
+
+
+def retrain(
+    run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
+    dataset: Annotated[Optional[str], Opt(help="default: the search's dataset")] = None,
+    data_dir: Annotated[Optional[str], Opt("--data-dir")] = None,
+    download: Annotated[bool, Opt("--download")] = False,
+    epochs: Annotated[int, Opt()] = 10,
+    batch_size: Annotated[int, Opt("--batch-size")] = 64,
+    lr: Annotated[float, Opt("--lr")] = 0.05,
+    schedule: Annotated[str, Opt(help="cosine | onecycle")] = "cosine",
+    array: Annotated[Optional[str], Opt(help="price the result on this array (default: the search's)")] = None,
+    dataflow: Annotated[Optional[str], Opt()] = None,
+    space: Annotated[Optional[str], Opt(help="for a bare arch.json: the space it came from")] = None,
+    seed: Annotated[int, Opt()] = 0,
+    max_samples: Annotated[Optional[int], Opt("--max-samples")] = None,
+    out: Annotated[Optional[Path], Opt(help="output directory (default RUN/retrain)")] = None,
+    accelerator: Annotated[str, Opt()] = "cpu",
+    devices: Annotated[int, Opt()] = 1,
+) -> None:
+    """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
+    from uboost.retrain import RetrainConfig, retrain as run_retrain
+    from uboost.runs import load_run
+    from uboost.search import SearchConfig, build_cost_model
+
+    cfg = RetrainConfig(
+        dataset=dataset, data_dir=data_dir, download=download, epochs=epochs, batch_size=batch_size,
+        learning_rate=lr, schedule=schedule, seed=seed, accelerator=accelerator, devices=devices, max_samples=max_samples,
+    )
+    artifacts = load_run(run)
+    search_cfg = SearchConfig.from_dict(artifacts.config) if artifacts.config else None
+    if search_cfg is None and space is not None:
+        search_cfg = SearchConfig(space=space, space_options={} if space != "darts-cifar" else {"width": 8, "cells": 3})
+    if search_cfg is not None and (array or dataflow):
+        search_cfg = search_cfg.replace(**{k: v for k, v in (("array", array), ("dataflow", dataflow)) if v})
+    cost_model = build_cost_model(search_cfg) if search_cfg is not None else None
+    result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model)
+    s = result.summary()
+    table = Table(title=f"retrained: {result.out}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("test accuracy", f"{100 * s['test_acc']:.1f}%")
+    table.add_row(f"cycles on {s['array']} {s['dataflow']}", f"{s['cycles']:,.0f}")
+    table.add_row("latency", f"{s['latency_ms']:.4f} ms")
+    table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
+    table.add_row("MACs", human(s["macs"]))
+    console.print(table)
+    console.print(f"saved {result.out / 'model.pt'} (state_dict; torch.load(..., weights_only=True))")
+
+
+def spaces() -> None:
+    """List the registered search spaces."""
+    from uboost.search_spaces import list_spaces
+
+    table = Table(title="search spaces")
+    table.add_column("name", style="bold cyan")
+    table.add_column("description")
+    for name, description in list_spaces().items():
+        table.add_row(name, description)
+    console.print(table)

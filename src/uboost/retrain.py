@@ -1,0 +1,164 @@
+"""Train a searched architecture from scratch: frozen from the same space, no copied model code."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from uboost import runs
+from uboost.exceptions import ConfigError, SearchError
+from uboost.io import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainConfig:
+    dataset: str | None = None  # default: the search's dataset
+    data_dir: str | None = None
+    download: bool = False
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # or "onecycle"
+    augment: bool = True
+    seed: int = 0
+    accelerator: str = "cpu"
+    devices: int = 1
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "onecycle"):
+            raise ConfigError(f"schedule must be cosine or onecycle, got {self.schedule!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+def _module(network, config: RetrainConfig, steps_per_epoch: int):
+    import pytorch_lightning as pl
+    import torch
+    import torch.nn.functional as F
+
+    class RetrainModule(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, x):
+            return self.network(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                raise SearchError(f"retraining loss became {float(loss)} at epoch {self.current_epoch}: lower --lr")
+            self.log("train_loss", loss, prog_bar=True)
+            self.log("train_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            self.log("test_loss", F.cross_entropy(logits, y), prog_bar=True)
+            self.log("test_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+            total = config.epochs * steps_per_epoch
+            if config.schedule == "onecycle":
+                sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=total)
+            else:
+                sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return RetrainModule()
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    out: Path
+    test_acc: float
+    report: Any  # NetworkCost
+    seconds: float
+
+    def summary(self) -> dict:
+        return {
+            "test_acc": self.test_acc,
+            "cycles": self.report.cycles,
+            "latency_ms": self.report.latency_ms,
+            "utilization": self.report.utilization,
+            "macs": self.report.macs,
+            "array": self.report.spec.array,
+            "dataflow": self.report.spec.dataflow,
+            "cost_model": self.report.model,
+            "retrain_seconds": self.seconds,
+        }
+
+
+def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.PathLike | None = None,
+            search_config=None, progress: bool = False, cost_model=None) -> RetrainResult:
+    """Freeze ``source`` (run dir or arch.json) from a fresh space and train it from scratch.
+
+    ``search_config`` overrides the run's config (needed for a bare ``arch.json``);
+    ``cost_model`` overrides the array the result is priced on.
+    """
+    import pytorch_lightning as pl
+    import torch
+
+    from uboost.data import load_datasets, make_loaders
+    from uboost.search import SearchConfig, build_cost_model, build_space
+
+    run = runs.load_run(source)
+    if search_config is None:
+        if not run.config:
+            raise ConfigError(f"no {runs.CONFIG} next to {source}: pass --space (and its options) to say which space it is")
+        search_config = SearchConfig.from_dict(run.config)
+    if config.dataset is not None:
+        search_config = search_config.replace(dataset=config.dataset, data_dir=config.data_dir)
+    out = Path(out) if out is not None else run.root / "retrain"
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    space, input_shape, spec = build_space(search_config)
+    network = runs.freeze_arch(space, run.arch)
+    train, test = load_datasets(
+        search_config.dataset, data_dir=search_config.data_dir, download=config.download,
+        image_size=input_shape[-1], channels=input_shape[0], augment=config.augment, seed=config.seed,
+    )
+    if config.max_samples is not None and config.max_samples < len(train):
+        train = torch.utils.data.Subset(train, range(config.max_samples))
+    train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed)
+    module = _module(network, config, max(1, len(train_loader)))
+    callbacks = []
+    if progress:
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=True))
+    trainer = pl.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices, logger=False,
+        enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+        callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn",
+    )
+    trainer.fit(module, train_loader, test_loader)
+    if trainer.interrupted:
+        raise SearchError("retraining interrupted; nothing was saved")
+    metrics = trainer.validate(module, test_loader, verbose=False)[0]
+    cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
+    report = cost_model.evaluate(network.cpu(), input_shape)
+    result = RetrainResult(out=out, test_acc=float(metrics["test_acc"]), report=report, seconds=time.perf_counter() - started)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(network.state_dict(), tmp)
+    write_json(out / "retrain.json", {**result.summary(), "config": config.__dict__, "source": str(source)})
+    write_json(out / "hardware.json", report.to_dict())
+    return result

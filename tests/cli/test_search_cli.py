@@ -1,0 +1,123 @@
+import json
+
+import pytest
+import torch
+
+from tests.cli.conftest import TINY, one_line_error
+
+
+def test_search_writes_a_complete_run_directory(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("search", *TINY, "--out", out)
+    assert result.code == 0, result.err
+    for name in ("config.json", "arch.json", "hardware.json", "metrics.csv", "result.json", "utilization.png", "search.png"):
+        assert (out / name).is_file(), name
+    assert any((out / "checkpoints").glob("*.ckpt"))
+    arch = json.loads((out / "arch.json").read_text())
+    from uboost.search_spaces import create
+    create("lenet", input_shape=(1, 8, 8)).freeze(arch)  # NNI's dict, loadable by space.freeze
+    hardware = json.loads((out / "hardware.json").read_text())
+    assert hardware["total"]["cycles"] > 0 and len(hardware["layers"]) == 4
+    assert "search result" in result.out and "utilization" in result.out
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "hw/latency_ms" in header and "val_acc" in header
+
+
+def test_same_seed_same_architecture(cli, tmp_path):
+    archs = []
+    for name in ("a", "b"):
+        assert cli("search", *TINY, "--seed", "7", "--out", tmp_path / name).code == 0
+        archs.append(json.loads((tmp_path / name / "arch.json").read_text()))
+    assert archs[0] == archs[1]
+
+
+def test_existing_output_is_refused_and_kept(cli, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    one_line_error(cli("search", *TINY, "--out", out), "already exists", "--resume", "--force")
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--space", "nope"], ["unknown search space 'nope'", "darts-cifar"]),
+        (["--dataset", "mnist"], ["unknown dataset 'mnist'", "digits"]),
+        (["--cost-model", "magic"], ["unknown cost model 'magic'", "systolic"]),
+        (["--array", "0x8"], ["array"]),
+        (["--array", "12"], ["ROWSxCOLS"]),
+        (["--channels", "16:8:8"], ["channels"]),
+        (["--channels", "a:b"], ["START:STOP:STEP"]),
+        (["--dataset", "cifar10", "--data-dir", "/nonexistent/dir"], ["--data-dir"]),
+        (["--cost-mode", "fast"], ["cost mode"]),
+        (["--epochs", "0"], ["epochs"]),
+    ],
+)
+def test_bad_search_input_is_one_red_line(cli, tmp_path, args, fragments):
+    out = tmp_path / "run"
+    one_line_error(cli("search", "--out", out, *args), *fragments)
+
+
+def test_nan_loss_stops_with_a_clear_message(cli, tmp_path, monkeypatch):
+    import uboost.data as data
+
+    real = data.load_datasets
+
+    def poisoned(*a, **k):
+        train, test = real(*a, **k)
+        x, y = train.tensors if hasattr(train, "tensors") else (None, None)
+        nan = torch.utils.data.TensorDataset(torch.full_like(x, float("nan")), y)
+        return nan, test
+
+    monkeypatch.setattr(data, "load_datasets", poisoned)
+    out = tmp_path / "run"
+    one_line_error(cli("search", *TINY, "--out", out), "loss became nan")
+    assert (out / "config.json").is_file()  # what was written stays
+
+
+def test_interrupt_leaves_a_checkpoint_and_resume_finishes(tmp_path, cli):
+    import pytorch_lightning as pl
+
+    from uboost.search import SearchConfig, SearchInterrupted, run_search
+
+    class CtrlC(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.fit_loop.total_batch_idx == 1:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    config = SearchConfig(space="lenet", space_options={}, image_size=8, epochs=2, max_samples=96, batch_size=32)
+    with pytest.raises(SearchInterrupted, match="--resume"):
+        run_search(config, out, callbacks=[CtrlC()])
+    assert (out / "checkpoints" / "interrupted.ckpt").is_file()
+    assert not (out / "arch.json").exists()
+    result = cli("search", "--out", out, "--resume")
+    assert result.code == 0, result.err
+    assert (out / "arch.json").is_file()
+
+
+def test_resume_with_corrupt_checkpoint(cli, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"space": "lenet", "space_options": {}, "image_size": 8}))
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    one_line_error(cli("search", "--out", out, "--resume"), "corrupt")
+    assert (out / "checkpoints" / "last.ckpt").read_bytes() == b"not a checkpoint"
+
+
+def test_resume_without_a_run(cli, tmp_path):
+    one_line_error(cli("search", "--out", tmp_path / "none", "--resume"), "nothing to resume")
+
+
+def test_config_file_and_flag_precedence(cli, tmp_path):
+    cfg = tmp_path / "search.toml"
+    cfg.write_text('space = "lenet"\ndataset = "digits"\nimage_size = 8\nepochs = 1\nmax_samples = 64\nbatch_size = 32\nlatency_weight = 3.0\n')
+    out = tmp_path / "run"
+    assert cli("search", "--config", cfg, "--latency-weight", "2.5", "--out", out).code == 0
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["latency_weight"] == 2.5 and stored["space"] == "lenet" and stored["epochs"] == 1
+    one_line_error(cli("search", "--config", tmp_path / "missing.toml", "--out", tmp_path / "x"), "config file not found")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("latency_weight = [")
+    one_line_error(cli("search", "--config", bad, "--out", tmp_path / "y"), "cannot read config file")
