@@ -134,8 +134,8 @@ def make_timer(sections: Sections | None = None):
         """Wall time of every training step (architecture step + weight step)."""
 
         def __init__(self) -> None:
-            self.times: list[float] = []
-            self.module = None
+            self.times: list[float] = []  # on_train_batch_start -> on_train_batch_end
+            self.starts: list[float] = []  # differences: whole loop iterations (see ``cycles``)
             self._start = 0.0
 
         def on_train_start(self, trainer, pl_module):
@@ -143,10 +143,19 @@ def make_timer(sections: Sections | None = None):
                 sections.install(pl_module)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            self.module = pl_module
             if sections is not None:
                 sections.start_step()
             self._start = time.perf_counter()
+            self.starts.append(self._start)
+
+        def on_train_end(self, trainer, pl_module):
+            self.starts.append(time.perf_counter())
+
+        @property
+        def cycles(self) -> list[float]:
+            """Start to next start: the step plus Lightning's per-step metric bookkeeping (after
+            ``on_train_batch_end``) and the next batch's loading (same loaders for all)."""
+            return [b - a for a, b in zip(self.starts, self.starts[1:])]
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             self.times.append(time.perf_counter() - self._start)
@@ -162,7 +171,7 @@ def uboost_kwargs(args, **extra) -> dict:
 
 
 def ablations() -> dict[str, Callable]:
-    """UBoost variants, each without one candidate source of extra time (``--profile``)."""
+    """UBoost variants, each without one candidate source of extra time (``--ablations``)."""
     import torch
     from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 
@@ -259,7 +268,7 @@ def strategies(args) -> dict[str, Callable]:
         "UBoost": lambda a: UBoost(**uboost_kwargs(a)),
         "UBoost smooth": lambda a: UBoost(**uboost_kwargs(a, cost_mode="smooth")),
     }
-    if args.profile:
+    if args.ablations:
         result.update({"UBoost " + name: make for name, make in ablations().items()})
     return result
 

@@ -10,7 +10,7 @@ def test_search_writes_a_complete_run_directory(cli, tmp_path):
     out = tmp_path / "run"
     result = cli("search", *TINY, "--out", out)
     assert result.code == 0, result.err
-    for name in ("config.json", "arch.json", "hardware.json", "metrics.csv", "result.json", "utilization.png", "search.png"):
+    for name in ("config.json", "arch.json", "hardware.json", "hardware.txt", "metrics.csv", "result.json", "utilization.png", "search.png"):
         assert (out / name).is_file(), name
     assert any((out / "checkpoints").glob("*.ckpt"))
     arch = json.loads((out / "arch.json").read_text())
@@ -18,6 +18,7 @@ def test_search_writes_a_complete_run_directory(cli, tmp_path):
     create("lenet", input_shape=(1, 8, 8)).freeze(arch)  # NNI's dict, loadable by space.freeze
     hardware = json.loads((out / "hardware.json").read_text())
     assert hardware["total"]["cycles"] > 0 and len(hardware["layers"]) == 4
+    assert "conv1" in (out / "hardware.txt").read_text()
     assert "search result" in result.out and "utilization" in result.out
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "hw/latency_ms" in header and "val_acc" in header

@@ -37,6 +37,14 @@ SPACES = {
         lambda: create_space("darts-cifar", width=4, cells=3, channels="4:8:4", input_shape=(3, 8, 8)), (3, 8, 8)
     ),
     "lenet": (lambda: create_space("lenet", input_shape=(1, 8, 8)), (1, 8, 8)),
+    # the U-Boost two-stage flow: cells fixed to a stage-one result, only channels searched
+    "darts-cifar-stage2": (
+        lambda: create_space(
+            "darts-cifar", width=4, cells=3, channels="4:12:4", input_shape=(3, 8, 8),
+            cell_arch=random_arch(create_space("darts-cifar", width=4, cells=3, input_shape=(3, 8, 8)), 11),
+        ),
+        (3, 8, 8),
+    ),
 }
 
 

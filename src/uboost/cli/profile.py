@@ -34,6 +34,7 @@ def profile(
     input: Annotated[Optional[str], typer.Option("--input", help="input shape CxHxW (default: the model's own)")] = None,
     cost_model: Annotated[str, typer.Option("--cost-model", help="a name from `uboost hw list`")] = "systolic",
     clock_hz: Annotated[float, typer.Option("--clock-hz", help="array clock for latency")] = 1e9,
+    table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
 ) -> None:
@@ -51,7 +52,8 @@ def profile(
         for r, c in (parse_array(a) for a in unique(array or ["128x128"]))
     ]
     layers = extract_layers(loaded.module, shape)
-    reports = [resolve(cost_model, spec=spec).evaluate(layers) for spec in specs]
+    extra = {"table": table_file} if table_file is not None else {}
+    reports = [resolve(cost_model, spec=spec, **extra).evaluate(layers) for spec in specs]
     if as_json:
         typer.echo(json.dumps({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}, indent=2))
     else:
@@ -77,7 +79,7 @@ def profile(
 def _table(label: str, shape: tuple[int, ...], reports: list[NetworkCost]) -> Table:
     first = reports[0]
     table = Table(
-        title=f"{label} @ {'x'.join(map(str, shape))}, batch {first.spec.batch_size}, {first.model}, {first.spec.dataflow}",
+        title=f"{label}{' @ ' + 'x'.join(map(str, shape)) if shape else ''}, batch {first.spec.batch_size}, {first.model}, {first.spec.dataflow}",
         show_footer=True,
     )
     table.add_column("layer", footer="total", style="cyan", no_wrap=True)

@@ -107,7 +107,23 @@ def search(
     table.add_row("latency_ref (uniform supernet)", f"{s['latency_ref_ms']:.4f} ms")
     table.add_row("search time", f"{s['search_seconds']:.0f} s")
     console.print(table)
+    _write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
+    console.print(f"per-layer table: {result.run_dir / 'hardware.txt'}")
     console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
+
+
+def _write_layer_table(path: Path, report, label: str) -> None:
+    """The per-layer hardware table of the derived network, as text, written atomically."""
+    import io
+
+    from rich.console import Console
+
+    from uboost.cli.profile import _table
+    from uboost.io import write_text
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=140, color_system=None).print(_table(f"derived {label}", (), [report]))
+    write_text(path, buffer.getvalue())
 
 
 def export(

@@ -1,0 +1,73 @@
+import csv
+import json
+
+import pytest
+
+from tests.cli.conftest import one_line_error
+
+
+def test_profile_table_compares_arrays(cli):
+    result = cli("profile", "resnet18", "--array", "128x128", "--array", "32x64")
+    assert result.code == 0, result.err
+    assert "layer4.1.conv2" in result.out and "cycles" in result.out
+    assert "128x128 ws: 441,581 cycles" in result.out  # hand-checked total, see tests/hardware
+
+
+def test_profile_json_and_plot(cli, tmp_path):
+    png = tmp_path / "util.png"
+    result = cli("profile", "mobilenet_v2", "--array", "16x16", "--dataflow", "os", "--batch", "2", "--json", "--plot", png)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    report = data["reports"][0]
+    assert report["hardware"]["dataflow"] == "os" and report["hardware"]["batch_size"] == 2
+    assert len(report["layers"]) == 53 and report["total"]["utilization"] <= 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_module_factory_and_input(cli):
+    result = cli("profile", "torchvision.models:resnet18", "--input", "3x64x64", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["input_shape"] == [3, 64, 64]
+
+
+def test_profile_with_lookup_table(cli, tmp_path):
+    # tabulate the exact model for resnet18's layers, then price resnet18 from the table
+    from uboost.hardware import HardwareSpec, LookupTable, extract_layers
+    import torchvision
+
+    layers = extract_layers(torchvision.models.resnet18(), (3, 224, 224))
+    lut = LookupTable.example(HardwareSpec(rows=32, cols=32), layers)
+    path = tmp_path / "lut.csv"
+    rows = [{**l.layer.to_dict(), "cycles": l.cycles} for l in lut.evaluate(layers).layers]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    exact = json.loads(cli("profile", "resnet18", "--array", "32x32", "--json").out)
+    looked = json.loads(cli("profile", "resnet18", "--array", "32x32", "--json", "--cost-model", "lookup", "--table", path).out)
+    assert looked["reports"][0]["total"]["cycles"] == exact["reports"][0]["total"]["cycles"]
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["resnet18", "--array", "0x8"], ["array dimensions must be positive"]),
+        (["resnet18", "--array", "12"], ["ROWSxCOLS"]),
+        (["resnet1"], ["unknown model 'resnet1'", "resnet18"]),
+        (["resnet18", "--dataflow", "rs"], ["unknown dataflow 'rs'", "ws, os, is"]),
+        (["resnet18", "--cost-model", "nope"], ["unknown cost model 'nope'"]),
+        (["resnet18", "--cost-model", "lookup", "--table", "/nonexistent.csv"], ["cannot read lookup table"]),
+        (["resnet18", "--input", "3xAx4"], ["input shape"]),
+        (["nomodule:factory"], ["cannot load"]),
+        (["/no/such/arch.json"], ["not found"]),
+    ],
+)
+def test_profile_bad_input(cli, args, fragments):
+    one_line_error(cli("profile", *args), *fragments)
+
+
+def test_hw_list(cli):
+    result = cli("hw", "list")
+    assert result.code == 0
+    for name in ("systolic", "systolic-paper", "flops", "roofline", "lookup"):
+        assert name in result.out
