@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see uboost.cli)
 import pickle
 import struct
 from dataclasses import dataclass

@@ -33,7 +33,7 @@ class SearchConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
-    image_size: int | None = 16
+    image_size: int | None = None  # None: the dataset's own resolution (digits 8x8, CIFAR 32x32)
     max_samples: int | None = None
     cost_model: str = "systolic"
     array: str = "128x128"

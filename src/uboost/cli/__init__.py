@@ -6,7 +6,12 @@ is a bug.
 
 from __future__ import annotations
 
+import os
 import sys
+
+# Before torch starts OpenMP: idle threads sleep instead of spinning. On a small shared
+# machine spinning threads slowed the small ops of a search by an order of magnitude.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 
