@@ -71,7 +71,7 @@ def random_layers(n: int, seed: int) -> list[LayerShape]:
 
 def reference_cycles(shapes: list[LayerShape], spec: HardwareSpec) -> list[int]:
     """The docstring formula of ``uboost.hardware.systolic``, one layer at a time, in integers:
-    ``groups * folds * (streamed + fill_drain) - 1``."""
+    ``groups * (folds * (streamed + fill_drain) - 1)``."""
     r, c, batch, dataflow = spec.rows, spec.cols, spec.batch_size, spec.dataflow
     result = []
     for s in shapes:
@@ -85,7 +85,7 @@ def reference_cycles(shapes: list[LayerShape], spec: HardwareSpec) -> list[int]:
             folds, streamed, fill_drain = math.ceil(m / r) * math.ceil(n / c), k, r + c - 2
         else:  # "is"
             folds, streamed, fill_drain = math.ceil(k / r) * math.ceil(m / c), n, 2 * r + c - 2
-        result.append(groups * folds * (streamed + fill_drain) - 1)
+        result.append(groups * (folds * (streamed + fill_drain) - 1))
     return result
 
 
@@ -174,7 +174,7 @@ def candidate_cycles(model: SystolicArray, layers: LayerTable, ceil: CandidateCe
     spec = model.spec
     groups, m, k, n = layers.gemm(spec.batch_size, cin, cout)
     folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
-    return groups * folds * (streamed + fill_drain) - 1
+    return groups * (folds * (streamed + fill_drain) - 1)
 
 
 CANDIDATES = {

@@ -75,7 +75,7 @@ def test_systolic_hand_computed_os_is_and_depthwise():
     assert is_ == math.ceil(288 / 16) * math.ceil(64 / 8) * (64 + 32 + 8 - 2) - 1
     dw = conv(32, 32, k=5, groups=32)
     ws = create("systolic", rows=16, cols=16, dataflow="ws").evaluate([dw]).cycles
-    assert ws == 32 * (math.ceil(25 / 16) * 1 * (64 + 32 + 16 - 2)) - 1
+    assert ws == 32 * (math.ceil(25 / 16) * 1 * (64 + 32 + 16 - 2) - 1)  # each channel's GEMM: -1
 
 
 def test_flops_and_roofline_by_hand():

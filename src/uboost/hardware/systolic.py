@@ -13,7 +13,7 @@ dataflow     folds                       streamed          fill + drain per fold
 ``is``       ceil(K/R) * ceil(M/C)       N                 2R + C - 2
 ===========  ==========================  ================  ============================
 
-and the layer costs ``groups * folds * (streamed + fill_drain) - 1`` cycles. These match
+and the layer costs ``groups * (folds * (streamed + fill_drain) - 1)`` cycles. These match
 SCALE-Sim 3.0's compute cycles (its default "CALC" bandwidth mode) to the cycle on every
 golden point in ``tests/hardware/data/scalesim_golden.csv``; depthwise layers are
 ``in_channels`` one-channel GEMMs, each paying its own fill and drain, as SCALE-Sim runs them.
@@ -63,7 +63,7 @@ class SystolicArray(CostModel):
         ceil = EXACT if temperature is None else Ceil(temperature)
         groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
         folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
-        return groups * folds * (streamed + fill_drain) - 1
+        return groups * (folds * (streamed + fill_drain) - 1)
 
 
 @register("systolic-paper", description="published U-Boost formula ceil(k1k2c/s1)*ceil(f/s2)*h*w*B (no fill/drain)")
