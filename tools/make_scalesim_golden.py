@@ -17,9 +17,14 @@ SCALE-Sim 3.0.0 only works with ``numpy<2.3``, so it lives in its own
 
 (run from the repository root).  ``--quick`` simulates a tiny subset and
 writes it to a scratch file under the system temp dir unless ``--out`` is
-given, so it never clobbers the committed CSV.  ``--list`` prints the points
-and a rough run-time estimate without simulating.  The full run takes about
-20 minutes on 2 cores.  Simulations run in a throw-away temporary directory
+given, so it never clobbers the committed CSV (about 40 s).  ``--list``
+prints the points and a rough CPU-time estimate without simulating.  The full
+run (747 points) needs about 44 CPU-minutes, i.e. about 22 minutes of wall time
+with ``--jobs 2`` on an otherwise idle 2-core machine (longer if the machine is
+busy).  SCALE-Sim costs roughly 50-150 us of CPU per simulated cycle, which is
+why the array sizes are 32x32, 16x64 and 128x128 (an 8x8 array would need
+hours for the ResNet-18 layers) and only some MobileNetV2 depthwise layers
+are included.  Simulations run in a throw-away temporary directory
 outside the repository; the CSV is written atomically (temp file +
 ``os.replace``).
 
@@ -29,8 +34,8 @@ What is simulated and how
   file that only holds a header line).  The config has the ``[layout]`` and
   ``[sparsity]`` sections SCALE-Sim 3.0.0 insists on, custom layouts and
   sparsity off, and the default bandwidth mode ``InterfaceBandwidth = CALC``
-  (the finite-bandwidth ``USER`` mode gives implausible stall counts in
-  3.0.0 and is not used).  In CALC mode the reported stall count is always
+  (the finite-bandwidth ``USER`` mode's stall counts looked wrong in 3.0.0
+  to a colleague; it is not used here).  In CALC mode the reported stall count is always
   0; the script asserts that.
 * ``cycles`` is the *second* column of SCALE-Sim's ``COMPUTE_REPORT.csv``,
   headed ``Total Cycles`` (the memory system's compute cycle count).  The
@@ -40,7 +45,8 @@ What is simulated and how
   ``in = (out - 1) * stride + k`` so that its output is ``out``.  Those are
   the ``in_h``/``in_w`` columns.  Dilated convolutions are given their
   effective kernel ``k_eff = d * (k - 1) + 1`` (the kernel_h/kernel_w columns
-  hold k_eff; the layer name records k and d).
+  hold k_eff; the layer name records k and d).  SCALE-Sim then streams all
+  k_eff*k_eff taps, zero taps included, so K = k_eff^2 (* C_in).
 * Batch-1 conv / pointwise / depthwise layers use SCALE-Sim's convolution
   topology format (``name, ifmap h, ifmap w, filter h, filter w, channels,
   num filter, stride,`` -- the trailing comma is required).  SCALE-Sim's
@@ -51,7 +57,9 @@ What is simulated and how
   row into ``C`` one-channel layers that are simulated independently (each
   paying its own fill and drain).  ``cycles`` is the sum of their Total
   Cycles.  Batched depthwise layers are given as ``C`` GEMM rows
-  ``(M = B*out_h*out_w, N = 1, K = k*k)``, which is the same thing.  For
+  ``(M = B*out_h*out_w, N = 1, K = k*k)``, which is the same thing (a batch-1
+  check gave identical per-channel counts in both formats).  Any other layer
+  name must not contain "DP", or SCALE-Sim silently treats it as depthwise.  For
   depthwise rows the M, K, N columns describe ONE channel
   (``M = B*out_h*out_w, K = k_h*k_w, N = 1``); the layer is C such GEMMs.
 * GEMM dimensions in the CSV: ``M = B*out_h*out_w`` (streamed / output
@@ -80,6 +88,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -323,9 +332,9 @@ def _rough_cycles(layer: Layer, rows: int, cols: int, df: str) -> int:
 
 
 def _rough_seconds(layer: Layer, rows: int, cols: int, df: str) -> float:
-    # Measured on this machine: ~60-200 us per simulated cycle, growing with the
-    # array width, plus a fixed cost per simulated layer.
-    return _rough_cycles(layer, rows, cols, df) * (60 + 3 * cols) * 1e-6 + 0.03 * layer.n_gemms()
+    # Calibrated on the full run (2-core machine): roughly 50-150 us of CPU per
+    # simulated cycle, growing with the array width, plus a cost per simulated layer.
+    return _rough_cycles(layer, rows, cols, df) * (20 + cols) * 1e-6 + 0.01 * layer.n_gemms()
 
 
 def _topology(layer: Layer) -> tuple[str, bool]:
@@ -424,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         out = (os.path.join(tempfile.gettempdir(), "scalesim_golden_quick.csv")
                if args.quick else DEFAULT_OUT)
 
+    # Turn SIGTERM into SystemExit so the scratch directory is still removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workroot = tempfile.mkdtemp(prefix="scalesim_golden_")
     tasks = [(i, lay, r, c, df, workroot) for i, (lay, r, c, df) in enumerate(points)]
     order = sorted(tasks, key=lambda t: -_rough_seconds(t[1], t[2], t[3], t[4]))
@@ -456,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                 w.writerow([lay.network, lay.layer, lay.kind, lay.batch, lay.cin, lay.cout,
                             lay.groups, lay.k, lay.k, lay.stride, lay.in_size, lay.in_size,
                             lay.out, lay.out, r, c, df, m, k, n, cycles[i]])
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
