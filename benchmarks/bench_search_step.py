@@ -3,38 +3,58 @@
 Both strategies search the same ``darts-cifar`` space (a fresh instance per run: NNI mutates
 the space in place), on the same data (scikit-learn digits resized to ``--image-size`` in
 RGB), with the same batch size and seed, and the same train/val loaders (``UBoost(data_split=
-None)`` uses the evaluator's train and val loaders the way DARTS does). Runs are interleaved
-(the order rotates every repeat) so that load from other processes hits all strategies alike.
+None)`` uses the evaluator's train and val loaders the way DARTS does).
+
+**Lockstep interleaving.** Every strategy runs its search in its own process (NNI keeps
+process-global state), all started together, and a baton passed between them lets exactly one
+process compute at a time, one step each in turn: A B C, B C A, C A B, ... (the order rotates
+every round). Adjacent steps of different strategies therefore see the same load from other
+processes on the machine; a search per process one after the other (tried first) gave pooled
+ratios of 0.96 to 1.36 on this shared 2-core machine for the same code.
 
 Measured, side by side in one run:
 
 1. **Step time**: a Lightning callback times every training step (``on_train_batch_start`` to
-   ``on_train_batch_end``: the architecture step plus the weight step, data loading excluded).
-   The first ``--warmup`` steps of every run are skipped; the first UBoost step also traces the
-   supernet once, and that one-off cost is reported separately. Median and p90 of the remaining
-   steps of all repeats, and the ratio of medians UBoost / GumbelDARTS against the target
-   (<= 1.05).
-2. **Hardware loss alone**: ``strategy.hardware_loss()`` then ``.loss.backward()`` on the traced
-   supernet, timed in isolation, as a share of the GumbelDARTS step: the overhead the hardware
-   term *has* to cost, against the measured one.
-3. With ``--profile``: ablations of UBoost (defined here by subclassing; the library is not
-   touched) interleaved with the rest, each removing one candidate source of extra time.
+   ``on_train_batch_end``: the architecture step plus the weight step). The first ``--warmup``
+   steps of every run are skipped; the first UBoost step also traces the supernet once, and that
+   one-off cost is timed alone and reported separately. Median and p90 of the remaining steps of
+   all repeats and the ratio UBoost / GumbelDARTS against the target (<= 1.05): the median over
+   rounds of the ratio of the two steps taken back to back (same load). The ratio of the pooled
+   medians is shown too; it drifts when the load changes between repeats (1.15 against a
+   per-round 1.04 once). "loop" also holds the baton through Lightning's per-step metric
+   bookkeeping after ``on_train_batch_end`` and the next batch's loading.
+2. **Hardware loss alone**: ``hardware_loss()`` then ``.loss.backward()`` on the traced supernet,
+   timed in isolation (one process at a time), as a share of the GumbelDARTS step: what the
+   hardware term *has* to cost, against the measured extra.
+3. With ``--profile``: one more lockstep repeat, instrumented: the parts of a step (forward,
+   backward, gradient clipping, the Gumbel-temperature hook, logging, the hardware loss...) are
+   timed by wrapping methods on the instances, and UBoost's own parts give an expected ratio.
+4. With ``--ablations``: UBoost variants (subclasses defined here; the library is not touched)
+   join the lockstep, each without one candidate source of extra time. Their effects are ~1% of
+   a step, near the noise: ``--profile`` is the precise tool.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 15] [--repeats 3]``.
+Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 12] [--repeats 3] [--profile]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import multiprocessing as mp
 import os
+import queue
 import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-TARGET_RATIO = 1.05  # median UBoost step / median GumbelDARTS step
+TARGET_RATIO = 1.05  # UBoost step / GumbelDARTS step, median over rounds
+BASE = "GumbelDARTS"
+PROFILED = ("GumbelDARTS", "UBoost", "UBoost smooth")
+EXTRA_PARTS = ("batch-start hook (tau walk)", "gradient clipping", "hardware loss forward", "log_dict(hw/*), log(tau)")
+WAIT_S = 1800  # longest wait for a baton or a barrier before giving up
 
 
 # -- timing -----------------------------------------------------------------------------------
@@ -58,6 +78,33 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 3) -> floa
     return statistics.median(times)
 
 
+class Baton:
+    """One process computes at a time, one step each in a rotating order (see the docstring)."""
+
+    def __init__(self, semaphores, barrier, index: int, steps: int) -> None:
+        self.semaphores, self.barrier, self.index, self.steps = semaphores, barrier, index, steps
+        self.n = len(semaphores)
+
+    def order(self, step: int) -> list[int]:
+        return [(j + step) % self.n for j in range(self.n)]
+
+    def take(self, step: int) -> None:
+        if step == 0:
+            self.barrier.wait(WAIT_S)  # everyone set up (imports, tracing the space, loaders)
+            if self.order(0)[0] == self.index:
+                self.semaphores[self.index].release()
+        if not self.semaphores[self.index].acquire(timeout=WAIT_S):
+            raise TimeoutError("no baton: another strategy's process failed")
+
+    def give(self, step: int) -> None:
+        order = self.order(step)
+        pos = order.index(self.index)
+        if pos + 1 < self.n:
+            self.semaphores[order[pos + 1]].release()
+        elif step + 1 < self.steps:
+            self.semaphores[self.order(step + 1)[0]].release()
+
+
 class Sections:
     """Per-step wall time of the parts of a search step, by wrapping (on the instances only)
     the methods the one-shot module calls. Only the outermost wrapped call is timed, so nested
@@ -65,7 +112,7 @@ class Sections:
 
     def __init__(self) -> None:
         self.steps: list[dict[str, float]] = []
-        self._current: dict[str, float] = {}
+        self._current: dict[str, float] | None = None  # None: outside a step, nothing recorded
         self._depth = 0
         self._backwards = 0
 
@@ -106,7 +153,7 @@ class Sections:
         inner = getattr(obj, attr)
 
         def wrapper(*args, **kwargs):
-            if self._depth:
+            if self._depth or self._current is None:
                 return inner(*args, **kwargs)
             label = name(args, kwargs) if callable(name) else name
             self._depth += 1
@@ -125,17 +172,18 @@ class Sections:
     def end_step(self, total: float) -> None:
         self._current["(step total)"] = total
         self.steps.append(self._current)
+        self._current = None
 
 
-def make_timer(sections: Sections | None = None):
+def make_timer(baton: Baton, sections: Sections | None = None):
     from pytorch_lightning import Callback
 
     class StepTimer(Callback):
-        """Wall time of every training step (architecture step + weight step)."""
+        """Takes the baton for every step and times it (architecture step + weight step)."""
 
         def __init__(self) -> None:
             self.times: list[float] = []  # on_train_batch_start -> on_train_batch_end
-            self.starts: list[float] = []  # differences: whole loop iterations (see ``cycles``)
+            self.loops: list[float] = []  # baton held: step + bookkeeping + next batch's loading
             self._start = 0.0
 
         def on_train_start(self, trainer, pl_module):
@@ -143,29 +191,31 @@ def make_timer(sections: Sections | None = None):
                 sections.install(pl_module)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            step = len(self.times)
+            if step:
+                self.loops.append(time.perf_counter() - self._start)
+                baton.give(step - 1)
+            baton.take(step)
             if sections is not None:
                 sections.start_step()
             self._start = time.perf_counter()
-            self.starts.append(self._start)
-
-        def on_train_end(self, trainer, pl_module):
-            self.starts.append(time.perf_counter())
-
-        @property
-        def cycles(self) -> list[float]:
-            """Start to next start: the step plus Lightning's per-step metric bookkeeping (after
-            ``on_train_batch_end``) and the next batch's loading (same loaders for all)."""
-            return [b - a for a, b in zip(self.starts, self.starts[1:])]
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             self.times.append(time.perf_counter() - self._start)
             if sections is not None:
                 sections.end_step(self.times[-1])
 
+        def on_train_end(self, trainer, pl_module):
+            baton.give(len(self.times) - 1)  # the last loop is not timed: no next batch
+            baton.barrier.wait(WAIT_S)  # nobody cleans up while another still steps
+
     return StepTimer()
 
 
 # -- strategies -------------------------------------------------------------------------------
+ABLATIONS = ("-hw loss", "-logging", "-tau walk", "-clip", "-log -walk -clip")
+
+
 def uboost_kwargs(args, **extra) -> dict:
     return dict(cost_model="systolic", hardware=dict(rows=args.rows, cols=args.cols), data_split=None, seed=args.seed, **extra)
 
@@ -249,13 +299,15 @@ def ablations() -> dict[str, Callable]:
     class Lean(NoLog, CachedTau):
         pass
 
-    return {
+    variants = {
         "-hw loss": variant(wrap_hw=ZeroHardware),
         "-logging": variant(NoLog),
         "-tau walk": variant(CachedTau),
         "-clip": variant(gradient_clip_val=None),
         "-log -walk -clip": variant(Lean, gradient_clip_val=None),
     }
+    assert tuple(variants) == ABLATIONS
+    return variants
 
 
 def strategies(args) -> dict[str, Callable]:
@@ -268,74 +320,17 @@ def strategies(args) -> dict[str, Callable]:
         "UBoost": lambda a: UBoost(**uboost_kwargs(a)),
         "UBoost smooth": lambda a: UBoost(**uboost_kwargs(a, cost_mode="smooth")),
     }
-    if args.ablations:
+    if getattr(args, "ablations", False):
         result.update({"UBoost " + name: make for name, make in ablations().items()})
     return result
 
 
-# -- one search run ---------------------------------------------------------------------------
-@dataclass
-class Runs:
-    steps: list[float] = field(default_factory=list)  # after warm-up, all repeats
-    first: list[float] = field(default_factory=list)  # step 1 of every run
-    run_medians: list[float] = field(default_factory=list)
-    attach: list[float] = field(default_factory=list)  # supernet trace (UBoost only)
-    strategy: object = None  # last run's strategy, for the isolated hw-loss timing
 
 
-def one_run(args, make_strategy, datasets, workdir: str) -> tuple[list[float], float | None, object]:
-    import pytorch_lightning as pl
-    from nni.nas.evaluator.pytorch import Classification, DataLoader
-
-    from uboost.search_spaces import create
-    from uboost.strategy import run_experiment
-
-    train, val = datasets
-    pl.seed_everything(args.seed, verbose=False)
-    space = create("darts-cifar", width=args.width, cells=args.cells, input_shape=(3, args.image_size, args.image_size))
-    timer = make_timer()
-    evaluator = Classification(
-        train_dataloaders=DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                                     generator=__import__("torch").Generator().manual_seed(args.seed)),
-        val_dataloaders=DataLoader(val, batch_size=args.batch_size, shuffle=False, drop_last=True),
-        num_classes=10,
-        max_epochs=1,
-        limit_train_batches=args.warmup + args.steps,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[timer],
-        enable_progress_bar=False,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
-    strategy = make_strategy(args)
-    attach_time = None
-    hw = getattr(strategy, "hardware_loss", None)
-    if hw is not None:
-        real_attach = hw.attach
-        spent = []
-
-        def timed_attach(*a, **k):
-            t = time.perf_counter()
-            real_attach(*a, **k)
-            spent.append(time.perf_counter() - t)
-
-        hw.attach = timed_attach  # instance attribute: the library class is untouched
-    run_experiment(space, evaluator, strategy, workdir=workdir)
-    if hw is not None:
-        del hw.attach
-        attach_time = spent[0] if spent else None
-    if len(timer.times) != args.warmup + args.steps:
-        raise RuntimeError(f"expected {args.warmup + args.steps} timed steps, got {len(timer.times)}")
-    return timer.times, attach_time, strategy
-
-
-def hw_loss_time(strategy, repeats: int) -> tuple[float, float]:
+def hw_loss_time(hw, repeats: int) -> tuple[float, float]:
     """Median seconds of the hardware loss: forward only (no grad), forward + backward."""
     import torch
 
-    hw = strategy.hardware_loss
     alphas = hw.supernet_cost._alphas
 
     def fwd_bwd():
@@ -350,9 +345,170 @@ def hw_loss_time(strategy, repeats: int) -> tuple[float, float]:
     return median_time(fwd, repeats), median_time(fwd_bwd, repeats)
 
 
+# -- one search run, in its own process -------------------------------------------------------
+def quiet() -> None:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module.*")
+    # nni.nas.strategy must be imported before nni.nas.oneshot.pytorch.strategy (which
+    # uboost.strategy imports): the other order leaves nni.nas.strategy.GumbelDARTS an
+    # ImportFailedStrategy (a circular import inside NNI 3.0)
+    import nni.nas.strategy  # noqa: F401
+
+    from uboost.strategy import quiet_nni
+
+    quiet_nni()
+    warnings.filterwarnings("ignore")
+    for name in ("nni", "lightning.pytorch", "pytorch_lightning", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool) -> dict:
+    import pytorch_lightning as pl
+    import torch
+    from nni.nas.evaluator.pytorch import Classification, DataLoader
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+
+    from uboost.data import load_datasets
+    from uboost.search_spaces import create
+    from uboost.strategy import run_experiment
+
+    train, val = load_datasets("digits", image_size=args.image_size, channels=3, seed=args.seed)
+    pl.seed_everything(args.seed, verbose=False)
+    space = create("darts-cifar", width=args.width, cells=args.cells, input_shape=(3, args.image_size, args.image_size))
+    sections = Sections() if profile else None
+    timer = make_timer(baton, sections)
+    evaluator = Classification(
+        train_dataloaders=DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                                     generator=torch.Generator().manual_seed(args.seed)),
+        val_dataloaders=DataLoader(val, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                                   generator=torch.Generator().manual_seed(args.seed + 1)),
+        num_classes=10,
+        max_epochs=1,
+        limit_train_batches=args.warmup + args.steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    strategy = strategies(args)[name](args)
+    spent: list[float] = []
+    hw = getattr(strategy, "hardware_loss", None)
+    if hw is not None:
+        real_attach = hw.attach
+
+        def timed_attach(*a, **k):
+            t = time.perf_counter()
+            real_attach(*a, **k)
+            spent.append(time.perf_counter() - t)
+
+        object.__setattr__(hw, "attach", timed_attach)  # instance attribute: the class is untouched
+    run_experiment(space, evaluator, strategy, workdir=workdir)
+    if len(timer.times) != args.warmup + args.steps:
+        raise RuntimeError(f"expected {args.warmup + args.steps} timed steps, got {len(timer.times)}")
+    module = evaluator.trainer.lightning_module
+    result = dict(name=name, times=timer.times, loops=timer.loops, attach=spent[0] if spent else None,
+                  sections=sections.steps if sections else None, hw=None,
+                  modules=sum(1 for _ in module.modules()),
+                  gumbel=sum(isinstance(m, GumbelSoftmax) for m in module.modules()))
+    module_hw = getattr(module, "hardware_loss", None)
+    if not profile and name in PROFILED and module_hw is not None and hasattr(module_hw, "supernet_cost"):
+        with lock:  # one process at a time
+            fwd, fwd_bwd = hw_loss_time(module_hw, args.hw_repeats)
+        result["hw"] = dict(mode=module_hw.cost_mode, rows=len(module_hw.supernet_cost.shapes), fwd=fwd, fwd_bwd=fwd_bwd)
+    return result
+
+
+def child(args, name, index, semaphores, barrier, lock, results, workdir, profile) -> None:
+    try:
+        quiet()
+        import torch
+
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        baton = Baton(semaphores, barrier, index, args.warmup + args.steps)
+        results.put(one_run(args, name, baton, workdir, lock, profile))
+    except BaseException:
+        barrier.abort()
+        results.put(dict(name=name, error=traceback.format_exc()))
+
+
+def lockstep(args, names: list[str], workdir: str, profile: bool = False) -> dict[str, dict]:
+    """One search per strategy, each in its own process, stepping in turn."""
+    ctx = mp.get_context("spawn")
+    semaphores = [ctx.Semaphore(0) for _ in names]
+    barrier, lock, results = ctx.Barrier(len(names)), ctx.Lock(), ctx.Queue()
+    procs = [
+        ctx.Process(target=child, args=(args, name, i, semaphores, barrier, lock, results,
+                                        os.path.join(workdir, f"{i}"), profile), daemon=True)
+        for i, name in enumerate(names)
+    ]
+    for p in procs:
+        p.start()
+    out: dict[str, dict] = {}
+    done = False
+    try:
+        while len(out) < len(names):
+            try:
+                result = results.get(timeout=WAIT_S)
+            except queue.Empty:
+                raise RuntimeError("a strategy's process stopped answering") from None
+            if "error" in result:
+                raise RuntimeError(f"{result['name']} failed:\n{result['error']}")
+            out[result["name"]] = result
+        done = True
+    finally:
+        for p in procs:  # only the processes started here
+            p.join(timeout=60 if done else 0)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    return out
+
+
 # -- report -----------------------------------------------------------------------------------
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:8.1f}"
+
+
+def print_profile(profile: dict[str, dict], args, hw_backward: dict[str, float]) -> None:
+    """Mean per-step time of every part (timed steps of the instrumented repeat)."""
+    names = [n for n in PROFILED if n in profile]
+    first = profile[names[0]]
+    print()
+    print(f"where the time goes (--profile: an instrumented lockstep repeat, mean ms per timed step; "
+          f"the supernet module has {first['modules']} submodules, {first['gumbel']} GumbelSoftmax):")
+    labels: list[str] = []
+    for name in names:
+        for step in profile[name]["sections"]:
+            labels += [k for k in step if k not in labels]
+    labels.sort(key=lambda k: (k == "(step total)", k))
+    means = {
+        name: {k: statistics.fmean(step.get(k, 0.0) for step in profile[name]["sections"][args.warmup:]) for k in labels}
+        for name in names
+    }
+    other = "(other: loop, arch Adam, hooks)"
+    for name in names:
+        means[name][other] = means[name]["(step total)"] - sum(v for k, v in means[name].items() if k != "(step total)")
+    labels.insert(len(labels) - 1, other)
+    head = "".join(f"{n:>14}" for n in names) + "".join(f"{'d ' + n.replace('UBoost', 'UB'):>13}" for n in names[1:])
+    print(f"{'part':<32}{head}")
+    for k in labels:
+        row = "".join(f"{means[n][k] * 1e3:14.2f}" for n in names)
+        row += "".join(f"{(means[n][k] - means[names[0]][k]) * 1e3:13.2f}" for n in names[1:])
+        print(f"{k:<32}{row}")
+    print("d: difference to GumbelDARTS (the big forward/backward rows differ by noise; the small ones are exact)")
+    base_step = means[names[0]]["(step total)"]
+    for name in names[1:]:
+        extra = sum(means[name][k] - means[names[0]][k] for k in EXTRA_PARTS if k in means[name])
+        total = extra + hw_backward.get(name, 0.0)
+        print(f"{name}: tau walk + clipping + hw-loss forward + hw logging (profiled) + hw-loss backward "
+              f"{hw_backward.get(name, 0.0) * 1e3:.2f} ms (isolated) = {total * 1e3:.1f} ms = {total / base_step:.2%} "
+              f"of the GumbelDARTS step: expected ratio {1 + total / base_step:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,95 +517,92 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=15, help="timed steps per run (after warm-up)")
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps of every run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per strategy, interleaved")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--repeats", type=int, default=3, help="lockstep runs (fresh processes) per strategy")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process (0: torch's default)")
     parser.add_argument("--rows", type=int, default=32, help="systolic array rows")
     parser.add_argument("--cols", type=int, default=32, help="systolic array columns")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hw-repeats", type=int, default=200, help="isolated hardware-loss timings")
-    parser.add_argument("--profile", action="store_true", help="also run UBoost ablations (see the docstring)")
+    parser.add_argument("--profile", action="store_true", help="also time the parts of a step (one more, instrumented repeat)")
+    parser.add_argument("--ablations", action="store_true", help="also run UBoost variants without each candidate overhead")
     args = parser.parse_args(argv)
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the first UBoost step traces the supernet)")
-
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module.*")
-    # nni.nas.strategy must be imported before nni.nas.oneshot.pytorch.strategy (which
-    # uboost.strategy imports): the other order leaves nni.nas.strategy.GumbelDARTS an
-    # ImportFailedStrategy (circular import inside NNI 3.0)
-    import nni.nas.strategy  # noqa: F401
-
-    from uboost.strategy import quiet_nni
-
-    quiet_nni()
-    warnings.filterwarnings("ignore")
-    import logging
+    if min(args.steps, args.repeats, args.batch_size, args.hw_repeats) < 1:
+        parser.error("--steps, --repeats, --batch-size and --hw-repeats must be positive")
 
     import torch
 
-    from uboost.data import load_datasets
-
-    for name in ("nni", "lightning.pytorch", "pytorch_lightning", "lightning_fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     load_start = os.getloadavg()
+    threads = args.threads if args.threads > 0 else torch.get_num_threads()
     print(f"uboost search step: darts-cifar width {args.width}, cells {args.cells}, input 3x{args.image_size}x{args.image_size}, "
-          f"batch {args.batch_size}, digits, seed {args.seed}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s), {os.cpu_count()} CPUs, "
+          f"batch {args.batch_size}, digits, seed {args.seed}, systolic {args.rows}x{args.cols}")
+    print(f"torch {torch.__version__}, {threads} intra-op thread(s) per process, {os.cpu_count()} CPUs, "
           f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
-    print(f"{args.repeats} interleaved run(s) per strategy x {args.steps} timed steps (+{args.warmup} warm-up), "
-          f"systolic {args.rows}x{args.cols}")
+    names = [BASE, "UBoost", "UBoost smooth"]
+    if args.ablations:
+        names += ["UBoost " + n for n in ABLATIONS]
+    print(f"{args.repeats} lockstep repeat(s) of {len(names)} strategies x {args.steps} timed steps (+{args.warmup} warm-up)")
 
-    datasets = load_datasets("digits", image_size=args.image_size, channels=3, seed=args.seed)
-    makers = strategies(args)
-    names = list(makers)
-    runs = {name: Runs() for name in names}
+    runs: list[dict[str, dict]] = []
+    profile: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="uboost-bench-") as tmp:
         for r in range(args.repeats):
-            order = names[r % len(names):] + names[: r % len(names)]  # rotate: no strategy always first
-            for name in order:
-                times, attach, strategy = one_run(args, makers[name], datasets, os.path.join(tmp, f"{r}-{len(runs[name].first)}"))
-                run = runs[name]
-                run.first.append(times[0])
-                run.steps += times[args.warmup:]
-                run.run_medians.append(statistics.median(times[args.warmup:]))
-                if attach is not None:
-                    run.attach.append(attach)
-                run.strategy = strategy
-                print(f"  repeat {r + 1}/{args.repeats} {name:<24} median {ms(run.run_medians[-1])} ms", flush=True)
+            runs.append(lockstep(args, names, os.path.join(tmp, str(r))))
+            line = "  ".join(f"{n} {ms(statistics.median(runs[-1][n]['times'][args.warmup:])).strip()}" for n in names)
+            print(f"  repeat {r + 1}/{args.repeats}: median ms  {line}  (load {os.getloadavg()[0]:.2f})", flush=True)
+        if args.profile:
+            profile = lockstep(args, list(PROFILED), os.path.join(tmp, "profile"), profile=True)
+            print(f"  profile repeat done (load {os.getloadavg()[0]:.2f})", flush=True)
 
-    base = runs["GumbelDARTS"]
-    base_median = statistics.median(base.steps)
+    def pooled(name, key="times"):
+        return [t for run in runs for t in run[name][key][args.warmup:]]
+
+    def per_round(name, key="times"):
+        return [a / b for run in runs for a, b in zip(run[name][key][args.warmup:], run[BASE][key][args.warmup:])]
+
+    base_median = statistics.median(pooled(BASE))
     print()
-    print(f"{'strategy':<24} {'median ms':>9} {'p90 ms':>8} {'ratio':>6} {'paired':>7} {'step 1 ms':>9} {'trace ms':>8}  target")
+    print(f"{'strategy':<26} {'median ms':>9} {'p90 ms':>8} {'ratio':>6} {'pooled':>7} {'loop':>6} "
+          f"{'step 1 ms':>9} {'trace ms':>8}  target")
     for name in names:
-        run = runs[name]
-        median = statistics.median(run.steps)
-        ratio = median / base_median
-        paired = statistics.median(m / b for m, b in zip(run.run_medians, base.run_medians))
-        trace = f"{ms(statistics.median(run.attach))}" if run.attach else f"{'-':>8}"
-        verdict = "" if name == "GumbelDARTS" else f"<= {TARGET_RATIO:.2f} {'PASS' if ratio <= TARGET_RATIO else 'MISS'}"
-        print(f"{name:<24} {ms(median)} {ms(percentile(run.steps, 0.9))[1:]} {ratio:6.3f} {paired:7.3f} {ms(statistics.median(run.first))[-9:]:>9} {trace}  {verdict}")
-    print("ratio: median step / GumbelDARTS median step (all timed steps); paired: median over repeats of the per-repeat ratio")
-    print("step 1: first step of a run (UBoost's includes the supernet trace, timed alone in 'trace')")
+        steps = pooled(name)
+        ratio = statistics.median(per_round(name))
+        ratio_pooled = statistics.median(steps) / base_median
+        loop = statistics.median(per_round(name, "loops"))
+        first = statistics.median(run[name]["times"][0] for run in runs)
+        attach = [run[name]["attach"] for run in runs if run[name]["attach"] is not None]
+        trace = ms(statistics.median(attach)) if attach else f"{'-':>8}"
+        verdict = "" if name == BASE else f"<= {TARGET_RATIO:.2f} {'PASS' if ratio <= TARGET_RATIO else 'MISS'}"
+        print(f"{name:<26} {ms(statistics.median(steps)):>9} {ms(percentile(steps, 0.9))} {ratio:6.3f} {ratio_pooled:7.3f} "
+              f"{loop:6.3f} {ms(first):>9} {trace}  {verdict}")
+    print("ratio (the target): median over rounds of step / GumbelDARTS step taken back to back (same load);")
+    print("pooled: median step / GumbelDARTS median step over all timed steps (drifts when the load changes")
+    print("between repeats); loop: like ratio, for the baton-holding time (step + Lightning's bookkeeping +")
+    print("next batch); step 1: the first step (UBoost's includes the supernet trace, timed alone in 'trace')")
 
     print()
-    print(f"hardware loss alone (traced supernet, median of {args.hw_repeats}):")
-    print(f"{'cost mode':<24} {'rows':>6} {'fwd ms':>8} {'fwd+bwd ms':>10} {'/ DARTS step':>12} {'measured extra':>14}")
+    print(f"hardware loss alone on the traced supernet (median of {args.hw_repeats}), against the step:")
+    print(f"{'strategy':<26} {'rows':>5} {'fwd ms':>7} {'fwd+bwd ms':>10} {'/ DARTS step':>12} {'measured extra ms':>18}")
+    hw_backward: dict[str, float] = {}
     for name in names:
-        strategy = runs[name].strategy
-        hw = getattr(strategy, "hardware_loss", None)
-        if hw is None or not hw.attached or name not in ("UBoost", "UBoost smooth"):
+        hws = [run[name]["hw"] for run in runs if run[name]["hw"]]
+        if not hws:
             continue
-        fwd, fwd_bwd = hw_loss_time(strategy, args.hw_repeats)
-        extra = statistics.median(runs[name].steps) - base_median
-        print(f"{hw.cost_mode:<24} {len(hw.supernet_cost.shapes):>6} {ms(fwd)} {ms(fwd_bwd):>10} {fwd_bwd / base_median:12.3%} "
-              f"{ms(extra):>11} ms")
+        fwd = statistics.median(h["fwd"] for h in hws)
+        fwd_bwd = statistics.median(h["fwd_bwd"] for h in hws)
+        hw_backward[name] = max(0.0, fwd_bwd - fwd)
+        diffs = [a - b for run in runs for a, b in zip(run[name]["times"][args.warmup:], run[BASE]["times"][args.warmup:])]
+        spread = (percentile(diffs, 0.75) - percentile(diffs, 0.25)) / math.sqrt(len(diffs))
+        print(f"{name:<26} {hws[0]['rows']:>5} {fwd * 1e3:7.2f} {fwd_bwd * 1e3:10.2f} {fwd_bwd / base_median:12.3%} "
+              f"{statistics.median(diffs) * 1e3:10.1f} +-{spread * 1e3:4.0f}")
+    print("measured extra: median of the per-round differences UBoost - GumbelDARTS, +- IQR / sqrt(n)")
+
+    if profile:
+        print_profile(profile, args, hw_backward)
     load_end = os.getloadavg()
     print()
     print(f"load average at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; "

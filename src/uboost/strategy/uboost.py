@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import nni.nas.strategy  # noqa: F401  first: importing the one-shot module alone breaks nni.nas.strategy.GumbelDARTS
 import torch
 from nni.nas.oneshot.pytorch.strategy import DARTS
 from torch import nn
@@ -65,7 +66,7 @@ class UBoost(DARTS):
         data_split: float | None = 0.8,
         gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
         warmup_epochs: int = 0,
-        gradient_clip_val: float | None = 5.0,
+        gradient_clip_val: float | None = None,
         log_prob_every_n_step: int = 10,
         seed: int = 0,
         **kwargs: Any,
