@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,12 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: boo
         return path
     if non_empty and not force:
         raise RunDirError(f"output {path} already exists; pass --resume to continue it or --force to start over in it")
+    if non_empty:  # --force: drop an earlier run's artifacts (a stale checkpoint would be resumed); keep other files
+        for name in (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, RESULT, "utilization.png", "search.png"):
+            (path / name).unlink(missing_ok=True)
+        for name in (CHECKPOINTS, "nni"):
+            if (path / name).is_dir():
+                shutil.rmtree(path / name)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

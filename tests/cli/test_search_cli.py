@@ -24,6 +24,15 @@ def test_search_writes_a_complete_run_directory(cli, tmp_path):
     assert "hw/latency_ms" in header and "val_acc" in header
 
 
+def test_force_starts_over_and_keeps_foreign_files(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("search", *TINY, "--out", out).code == 0
+    (out / "notes.txt").write_text("mine")
+    result = cli("search", *TINY, "--out", out, "--force")
+    assert result.code == 0, result.err
+    assert (out / "arch.json").is_file() and (out / "notes.txt").read_text() == "mine"
+
+
 def test_same_seed_same_architecture(cli, tmp_path):
     archs = []
     for name in ("a", "b"):

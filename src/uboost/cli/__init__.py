@@ -18,6 +18,7 @@ import typer
 from uboost.cli._common import fail, quiet_third_party
 from uboost.cli.profile import hw_app, profile
 from uboost.cli.search import export, retrain, search, spaces
+from uboost.cli.tune import tune
 from uboost.exceptions import UBoostError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command()(export)
 app.command()(retrain)
 app.command()(profile)
 app.command()(spaces)
+app.command()(tune)
 app.add_typer(hw_app, name="hw")
 
 

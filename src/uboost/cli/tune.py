@@ -1,0 +1,231 @@
+"""``uboost tune``: the Optuna outer loop over lambda, T and the array (see :mod:`uboost.tuning`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from uboost.cli._common import console, err_console, human
+from uboost.exceptions import ConfigError
+
+Opt = typer.Option
+
+
+def parse_float_range(text: str, what: str) -> tuple[float, float]:
+    """``"0.01:10"`` -> ``(0.01, 10.0)``; ``"5"`` fixes the value."""
+    parts = str(text).split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"{what} must look like LOW:HIGH (e.g. 0.01:10), got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2:
+        raise ConfigError(f"{what} must look like LOW:HIGH (e.g. 0.01:10), got {text!r}")
+    return values[0], values[1]
+
+
+def parse_int_space(text: str, what: str) -> tuple[int, ...] | range:
+    """``"8,16,32"`` -> choices; ``"8:64"`` / ``"8:64:8"`` -> an inclusive range (with a step)."""
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            low, high, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
+            if low < 1 or high < low or step < 1:
+                raise ConfigError(f"{what} range needs 1 <= LOW <= HIGH and STEP >= 1, got {text!r}")
+            return range(low, high + 1, step)
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be choices like 8,16,32 or a range LOW:HIGH[:STEP], got {text!r}") from None
+
+
+def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int):
+    from uboost.cli.search import _load_toml
+    from uboost.search import SearchConfig
+
+    values = _load_toml(config) if config else {}
+    space_options = dict(values.pop("space_options", {}))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    values.setdefault("epochs", default_epochs)
+    if values.get("space", "darts-cifar") == "darts-cifar":
+        space_options.setdefault("width", 8)
+        space_options.setdefault("cells", 3)
+    values["space_options"] = space_options
+    return SearchConfig.from_dict(values)
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _trial_line(study, trial) -> None:
+    """One line per finished trial (Optuna's own log is silenced: it prints tracebacks)."""
+    a = trial.user_attrs
+    seconds = f"{trial.duration.total_seconds():.0f} s" if trial.duration else ""
+    where = f"{a.get('array', '?')} {a.get('dataflow', '')}".strip()
+    params = ", ".join(f"{'lambda' if k == 'latency_weight' else 'T' if k == 'temperature' else k}={v:.3g}"
+                       for k, v in trial.params.items() if isinstance(v, float))
+    state = trial.state.name
+    if state == "COMPLETE":
+        console.print(f"trial {trial.number}: accuracy {_pct(a.get('accuracy'))}, latency {a.get('latency_ms', float('nan')):.5f} ms, "
+                      f"utilization {_pct(a.get('utilization'))}  [dim]({where}, {params}) {seconds}[/]")
+    elif state == "PRUNED":
+        console.print(f"[yellow]trial {trial.number} pruned[/] after epoch {a.get('pruned_at_epoch', '?')}  [dim]({where}, {params}) {seconds}[/]")
+    elif a.get("skipped"):
+        console.print(f"[dim]trial {trial.number} skipped: {a.get('fail_reason')}[/]")
+    else:
+        console.print(f"[red]trial {trial.number} failed:[/] {a.get('fail_reason', 'see the log')}  [dim]({where}) {seconds}[/]")
+
+
+def _report(study, out: Path, budget_ms: float | None) -> None:
+    """Rich table of the Pareto front and the Pareto PNG."""
+    from collections import Counter
+
+    from uboost import tuning
+
+    states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+    console.print(f"study [bold]{study.study_name}[/]: {sum(states.values())} trials ({counts or 'none'})")
+    front = tuning.pareto_front(study)
+    best = tuning.best_trial(study, budget_ms=budget_ms)
+    if not front:
+        console.print("no finished trial yet")
+        return
+    searched_beta = any("utilization_weight" in t.params for t in front)
+    budget = f" (latency budget {budget_ms:g} ms)" if budget_ms else ""
+    table = Table(title=f"Pareto front: accuracy vs latency{budget}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in ("trial", "acc.", "latency ms", "cycles", "util.", "λ", "T", "array", "flow"):
+        table.add_column(name, justify="left" if name in ("array", "flow") else "right", no_wrap=True)
+    if searched_beta:
+        table.add_column("β", justify="right", no_wrap=True)
+    for t in front:
+        a = t.user_attrs
+        row = [
+            f"{t.number}{' *' if best is not None and t.number == best.number else ''}",
+            _pct(a["accuracy"]), f"{a['latency_ms']:.5f}", human(a["cycles"]), _pct(a["utilization"]),
+            f"{t.params.get('latency_weight', float('nan')):.3g}", f"{t.params.get('temperature', float('nan')):.3g}",
+            a.get("array", "?"), a.get("dataflow", "?"),
+        ]
+        if searched_beta:
+            row.append(f"{t.params['utilization_weight']:.3g}" if "utilization_weight" in t.params else "-")
+        table.add_row(*row)
+    console.print(table)
+    if best is not None:
+        console.print(f"* best: trial {best.number} (most accurate{' within the budget' if budget_ms else ''}); "
+                      f"export it with [bold]--export {best.number}[/] or [bold]--export best[/]")
+    png = out / ("pareto.png" if study.study_name == tuning.DEFAULT_STUDY else f"pareto-{tuning.safe_name(study.study_name)}.png")
+    try:
+        from uboost import plots
+
+        done = tuning.completed(study)
+        feasible = [t for t in done if tuning.feasible(t)]
+        point = lambda t: (t.user_attrs["latency_ms"], 100 * t.user_attrs["accuracy"])  # noqa: E731
+        on_front = {t.number for t in front}
+        series = {"other trials": [point(t) for t in feasible if t.number not in on_front], "Pareto front": [point(t) for t in front]}
+        over = [point(t) for t in done if not tuning.feasible(t)]
+        if over:
+            series["over budget"] = over
+        plots.scatter(png, series, xlabel="latency (ms)", ylabel="accuracy (%)",
+                      title=f"uboost tune: {study.study_name} ({len(done)} finished trials)")
+        console.print(f"Pareto plot: {png}")
+    except Exception as exc:  # a plot must never lose the study's result
+        err_console.print(f"[yellow]could not draw {png}: {exc}[/]")
+
+
+def tune(
+    space: Annotated[Optional[str], Opt(help="search space (`uboost spaces`)")] = None,
+    dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH")] = None,
+    data_dir: Annotated[Optional[str], Opt("--data-dir", help="where the dataset lives")] = None,
+    trials: Annotated[int, Opt("--trials", help="searches to run in this process (0: only report)")] = 10,
+    timeout: Annotated[Optional[float], Opt(help="stop starting trials after this many seconds")] = None,
+    epochs: Annotated[Optional[int], Opt(help="search epochs per trial [default: 3]")] = None,
+    batch_size: Annotated[Optional[int], Opt("--batch-size")] = None,
+    image_size: Annotated[Optional[int], Opt("--image-size")] = None,
+    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images")] = None,
+    cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
+    cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
+    config: Annotated[Optional[Path], Opt("--config", help="TOML with base search settings (as for `uboost search`)")] = None,
+    lambda_range: Annotated[str, Opt("--lambda-range", help="latency weight LOW:HIGH, log scale")] = "0.01:10",
+    temperature_range: Annotated[str, Opt("--temperature-range", help="smooth-ceiling temperature LOW:HIGH, log scale")] = "1:50",
+    rows: Annotated[str, Opt(help="array rows: choices 8,16,32 or a range LOW:HIGH[:STEP]")] = "8,16,32",
+    cols: Annotated[str, Opt(help="array cols: choices or LOW:HIGH[:STEP]")] = "8,16,32",
+    area_budget: Annotated[Optional[int], Opt("--area-budget", help="skip arrays with rows*cols above this")] = None,
+    dataflows: Annotated[Optional[str], Opt(help="also search the dataflow, e.g. ws,os")] = None,
+    utilization_weight_range: Annotated[Optional[str], Opt("--utilization-weight-range", help="also search beta LOW:HIGH")] = None,
+    mode: Annotated[str, Opt(help="pareto (accuracy up, latency down; NSGA-II) | budget (accuracy under --budget-ms; TPE + pruning)")] = "pareto",
+    budget_ms: Annotated[Optional[float], Opt("--budget-ms", help="latency budget in ms (needed by --mode budget)")] = None,
+    retrain_epochs: Annotated[int, Opt("--retrain-epochs", help="short retrain per trial; its test accuracy is the objective")] = 0,
+    storage: Annotated[Optional[str], Opt(help="Optuna storage URL or a .journal/.db file [default: OUT/study.journal]")] = None,
+    study_name: Annotated[str, Opt("--study-name")] = "uboost",
+    out: Annotated[Path, Opt(help="tuning directory: storage, trials/, plots")] = Path("runs/tune"),
+    seed: Annotated[Optional[int], Opt(help="sampler seed (default: random); give parallel workers different seeds")] = None,
+    export: Annotated[Optional[str], Opt("--export", help="write trial N (or 'best') as a run directory; runs no trials")] = None,
+    export_to: Annotated[Optional[Path], Opt("--export-to", help="where --export writes [default: OUT/export-N]")] = None,
+    force: Annotated[bool, Opt("--force", help="replace an existing --export-to directory")] = False,
+) -> None:
+    """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
+
+    Re-running with the same --out/--storage and --study-name continues the study; several processes on one storage run in parallel.
+    """
+    import optuna
+
+    from uboost import tuning
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported one line each below
+    store = tuning.describe_storage(storage, out)
+
+    if export is not None or trials == 0:
+        study = tuning.load_study(out, storage=storage, study_name=study_name)
+        budget = budget_ms if budget_ms is not None else study.user_attrs.get("uboost_budget_ms")
+        if export is not None:
+            trial = tuning.find_trial(study, export, budget_ms=budget)
+            target = tuning.export_trial(study, trial.number, export_to, out_root=out, force=force)
+            console.print(f"wrote run directory {target} (trial {trial.number}: accuracy {_pct(trial.user_attrs.get('accuracy'))}, "
+                          f"latency {trial.user_attrs.get('latency_ms', float('nan')):.5f} ms on {trial.user_attrs.get('array')})")
+            console.print(f"next: [bold]uboost retrain {target}[/]  |  uboost profile {target}")
+            return
+        _report(study, out, budget)
+        return
+
+    if trials < 0:
+        raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
+    tuning.check_mode(mode, budget_ms)  # before the study is created in the storage
+    flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
+                 max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode)
+    base = _base_config(config, flags, default_epochs=3)
+    tune_space = tuning.TuneSpace(
+        latency_weight=parse_float_range(lambda_range, "--lambda-range"),
+        temperature=parse_float_range(temperature_range, "--temperature-range"),
+        rows=parse_int_space(rows, "--rows"),
+        cols=parse_int_space(cols, "--cols"),
+        area_budget=area_budget,
+        dataflows=None if dataflows is None else [d.strip() for d in dataflows.split(",") if d.strip()],
+        utilization_weight=None if utilization_weight_range is None else parse_float_range(utilization_weight_range, "--utilization-weight-range"),
+    )
+    console.print(
+        f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
+        f"study [bold]{study_name}[/] in {store}"
+    )
+    study = None
+    try:
+        study = tuning.create_study(out, mode=mode, storage=storage, study_name=study_name, seed=seed)
+        earlier = len(study.get_trials(deepcopy=False))
+        if earlier:
+            console.print(f"continuing: {earlier} trials already in the study")
+        tuning.run_study(
+            base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
+            retrain_epochs=retrain_epochs, study=study, callbacks=[_trial_line],
+        )
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")
+        if study is not None:
+            _report(study, out, budget_ms)
+        raise typer.Exit(130)
+    _report(study, out, budget_ms)
