@@ -106,15 +106,11 @@ class UBoostLightningModule(DartsLightningModule):
             with torch.no_grad():
                 terms = self.hardware_loss()
             cost = terms.cost
-        self.log_dict(
-            {
-                "hw/latency_ms": cost.latency_ms.detach().float(),
-                "hw/utilization": cost.utilization.detach().float(),
-                "hw/cycles": cost.cycles.detach().float(),
-                "hw/loss": terms.loss.detach().float(),
-            },
-            prog_bar=False,
+        self.log_dict(  # latency and utilization also on the progress bar
+            {"hw/latency_ms": cost.latency_ms.detach().float(), "hw/utilization": cost.utilization.detach().float()},
+            prog_bar=True,
         )
+        self.log_dict({"hw/cycles": cost.cycles.detach().float(), "hw/loss": terms.loss.detach().float()})
 
         self.resample()
         result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
