@@ -45,3 +45,12 @@ def test_malformed_and_mismatched_arch(cli, tiny_run, tmp_path):
     (run / "arch.json").write_text(json.dumps({"conv1_width": 4}))
     one_line_error(cli("retrain", run, "--epochs", "1"), "does not match the search space", "missing")
     one_line_error(cli("export", tmp_path / "nowhere"), "expected a run directory or an arch.json")
+
+
+def test_export_onnx_is_a_valid_model(cli, tiny_run, tmp_path):
+    onnx = pytest.importorskip("onnx")  # in the dev extra; CI installs it
+    target = tmp_path / "m.onnx"
+    assert cli("export", tiny_run, "--format", "onnx", "--out", target).code == 0
+    model = onnx.load(str(target))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["input"]
