@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -10,7 +9,8 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 
-from uboost.exceptions import ConfigError, UBoostError
+from uboost._quiet import quiet_nni
+from uboost.exceptions import ConfigError
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -23,14 +23,10 @@ def fail(message: str) -> None:
 
 
 def quiet_third_party() -> None:
-    """Silence the known, harmless warnings of NNI and Lightning (see NNI-NOTES)."""
-    warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module.*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*val_dataloader.*")
+    """The library's NNI/Lightning filters, plus deprecation noise a CLI user cannot act on."""
+    quiet_nni()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for name in ("nni", "lightning", "pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
 
@@ -54,3 +50,15 @@ def human(n: float) -> str:
 
 def unique(items: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def registry_table(title: str, entries: dict[str, str]):
+    """A Rich table of registered names and their one-line descriptions."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("name", style="bold cyan")
+    table.add_column("description")
+    for name, description in entries.items():
+        table.add_row(name, description)
+    return table

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from uboost.cli._common import console, human, parse_shape, unique
+from uboost.cli._common import console, human, parse_shape, registry_table, unique
 from uboost.hardware import HardwareSpec, NetworkCost, extract_layers, list_models, parse_array, resolve
 
 hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True)
@@ -18,12 +18,7 @@ hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_arg
 @hw_app.command("list")
 def hw_list() -> None:
     """List the registered cost models with one-line descriptions."""
-    table = Table(title="cost models", show_lines=False)
-    table.add_column("name", style="bold cyan")
-    table.add_column("description")
-    for name, description in list_models().items():
-        table.add_row(name, description)
-    console.print(table)
+    console.print(registry_table("cost models", list_models()))
 
 
 def profile(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from uboost.cli._common import console, human
-from uboost.exceptions import ConfigError, RunDirError
+from uboost.cli._common import console, human, registry_table
+from uboost.exceptions import ConfigError
 
 Opt = typer.Option
 
@@ -135,8 +134,7 @@ def export(
     import torch
 
     from uboost.io import atomic_path, write_json
-    from uboost.runs import freeze_arch, load_run
-    from uboost.search import SearchConfig, build_space
+    from uboost.runs import load_frozen_network, load_run
 
     if format not in ("json", "onnx", "torchscript"):
         raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
@@ -146,17 +144,14 @@ def export(
         write_json(target, artifacts.arch)
         console.print(f"wrote {target}")
         return
-    if not artifacts.config:
-        raise RunDirError(f"{run}: no config.json, cannot rebuild the network")
-    cfg = SearchConfig.from_dict(artifacts.config)
-    space, shape, _ = build_space(cfg)
-    network = freeze_arch(space, artifacts.arch).eval()
+    loaded = load_frozen_network(run)
+    network = loaded.module.eval()
     weights = artifacts.root / "retrain" / "model.pt"
     if weights.is_file():
         network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    example = torch.zeros(1, *shape)
-    suffix = ".onnx" if format == "onnx" else ".pt"
-    target = out or artifacts.root / f"model{suffix}" if format == "onnx" else out or artifacts.root / "model.torchscript.pt"
+    example = torch.zeros(1, *loaded.input_shape)
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
+    target = out or artifacts.root / {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
     with atomic_path(target, suffix=suffix) as tmp:
         if format == "torchscript":
             torch.jit.save(torch.jit.trace(network, example), str(tmp))
@@ -220,9 +215,4 @@ def spaces() -> None:
     """List the registered search spaces."""
     from uboost.search_spaces import list_spaces
 
-    table = Table(title="search spaces")
-    table.add_column("name", style="bold cyan")
-    table.add_column("description")
-    for name, description in list_spaces().items():
-        table.add_row(name, description)
-    console.print(table)
+    console.print(registry_table("search spaces", list_spaces()))

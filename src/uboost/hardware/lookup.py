@@ -22,7 +22,6 @@ import os
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import torch
 

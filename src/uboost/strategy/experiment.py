@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from pathlib import Path
 
+from uboost._quiet import quiet_nni
+
 logger = logging.getLogger(__name__)
-
-
-def quiet_nni() -> None:
-    """Filter NNI's known harmless warnings and its console logging."""
-    warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module.*")
-    warnings.filterwarnings("ignore", message=r".*training_service.*")
-    warnings.filterwarnings("ignore", message=r".*val_dataloader.*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*training service to spawn trials.*")
-    warnings.filterwarnings("ignore", message=r".*ckpt_path.*")
-    warnings.filterwarnings("ignore", message=r".*treespec.*")
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=r".*dataloader is not resumable.*")
-    for name in ("nni", "lightning.pytorch", "pytorch_lightning", "lightning_fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # failures surface as exceptions
 
 
 def run_experiment(space, evaluator, strategy, *, workdir: str | os.PathLike | None = None) -> dict:
