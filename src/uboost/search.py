@@ -23,6 +23,8 @@ from uboost import runs
 
 logger = logging.getLogger(__name__)
 
+SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (not imported here: NNI is heavy)
+
 
 @dataclass(frozen=True, kw_only=True)
 class SearchConfig:
@@ -45,6 +47,7 @@ class SearchConfig:
     target_latency_ms: float | None = None
     cost_mode: str = "expected"
     temperature: float = 10.0
+    sampling: str = "mixture"  # or "single-path": one sampled candidate per choice runs per step
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.01
@@ -68,6 +71,8 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        if self.sampling not in SAMPLING_MODES:
+            raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
             raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
         if self.image_size is not None and self.image_size < 4:
@@ -275,6 +280,7 @@ def run_search(
         arch_lr=config.arch_lr,
         data_split=config.data_split,
         seed=config.seed,
+        sampling=config.sampling,
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")

@@ -2,7 +2,7 @@
 
 import nni
 import torch
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear, Repeat
+from nni.nas.nn.pytorch import Cell, LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear, Repeat
 from torch import nn
 
 
@@ -55,4 +55,32 @@ class TaskNeutralSpace(ModelSpace):
         x = self.stem(x)
         for choice in self.choices:
             x = choice(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def _cell_ops(channels: int) -> dict:
+    return {
+        "conv3": lambda node, op, inp: nn.Conv2d(channels, channels, 3, padding=1),
+        "conv1": lambda node, op, inp: nn.Conv2d(channels, channels, 1),
+        "pool": lambda node, op, inp: nn.MaxPool2d(3, 1, 1),
+    }
+
+
+class CellSpace(ModelSpace):
+    """An NNI ``Cell`` (op factories, per-edge alphas) + width choice + LayerChoice + Repeat depth."""
+
+    def __init__(self):
+        super().__init__()
+        w = nni.choice("cw", [4, 8])
+        self.stem = MutableConv2d(1, w, 3, padding=1)
+        self.bn = MutableBatchNorm2d(w)
+        self.pre = MutableConv2d(w, 8, 1)
+        self.cell = Cell(_cell_ops(8), num_nodes=2, num_ops_per_node=1, num_predecessors=1, label="cell")
+        self.op = LayerChoice([nn.Conv2d(16, 16, 3, padding=1), nn.Identity()], label="cop")
+        self.rep = Repeat(lambda i: nn.Conv2d(16, 16, 1), (1, 2), label="cdepth")
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pre(torch.relu(self.bn(self.stem(x))))
+        x = self.rep(self.op(self.cell(x)))
         return self.fc(x.mean((2, 3)))

@@ -26,17 +26,33 @@ def evaluator(n=64, epochs=1, seed=0):
     )
 
 
-def test_drop_in_nas_experiment_on_a_users_space(tmp_path):
+def tiny_darts_cifar():
+    from uboost.search_spaces import create as create_space
+
+    return create_space("darts-cifar", width=4, cells=3, nodes=2, input_shape=(1, 8, 8))
+
+
+DROP_IN_SPACES = {"users-space": MixedSpace, "darts-cifar": tiny_darts_cifar}
+
+
+@pytest.mark.parametrize("sampling", ["mixture", "single-path"])
+@pytest.mark.parametrize("space", sorted(DROP_IN_SPACES))
+def test_drop_in_nas_experiment_on_a_users_space(tmp_path, space, sampling):
     torch.manual_seed(0)
     ev = evaluator()
-    strategy = UBoost(cost_model="systolic", hardware=dict(rows=8, cols=8), latency_weight=1.0)
-    arch = run_experiment(MixedSpace(), ev, strategy, workdir=tmp_path)
-    assert set(arch) == {"w", "k", "op", "depth"}
-    frozen = MixedSpace().freeze(arch)
+    make = DROP_IN_SPACES[space]
+    strategy = UBoost(cost_model="systolic", hardware=dict(rows=8, cols=8), latency_weight=1.0, sampling=sampling)
+    arch = run_experiment(make(), ev, strategy, workdir=tmp_path)
+    assert set(arch) == set(make().simplify())
+    if space == "users-space":
+        assert set(arch) == {"w", "k", "op", "depth"}
+    frozen = make().freeze(arch)
     assert frozen(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     metrics = ev.trainer.callback_metrics
     for key in ("hw/latency_ms", "hw/utilization", "hw/cycles", "hw/loss", "hw/latency_ref_ms"):
         assert key in metrics and torch.isfinite(metrics[key]), key
+    # single-path also prices the path it sampled, exactly
+    assert ("hw/sampled_latency_ms" in metrics) == (sampling == "single-path")
     assert strategy.latency_ref_ms == pytest.approx(float(metrics["hw/latency_ref_ms"]))
     # per-step Gumbel annealing reached its end value within one epoch
     assert float(metrics["gumbel_tau"]) == pytest.approx(0.1, abs=1e-6)

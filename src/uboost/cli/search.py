@@ -39,6 +39,7 @@ def search(
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget")] = None,
     temperature: Annotated[Optional[float], Opt(help="smooth-ceiling temperature T")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
+    sampling: Annotated[Optional[str], Opt(help="mixture (all candidates run) | single-path (one sampled per choice)")] = None,
     epochs: Annotated[Optional[int], Opt()] = None,
     batch_size: Annotated[Optional[int], Opt("--batch-size")] = None,
     width: Annotated[Optional[int], Opt(help="darts-cifar: channels of the first stage")] = None,
@@ -64,7 +65,7 @@ def search(
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
         latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
-        temperature=temperature, cost_mode=cost_mode, epochs=epochs, batch_size=batch_size, image_size=image_size,
+        temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
@@ -89,7 +90,7 @@ def search(
     if not resume:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
-            f"{cfg.cost_mode}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
+            f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
         )
     try:
         result = run_search(cfg, run_dir, resume=resume, force=force, progress=True)

@@ -151,6 +151,7 @@ def tune(
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images")] = None,
     cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
+    sampling: Annotated[Optional[str], Opt(help="mixture | single-path (one sampled candidate per choice per step)")] = None,
     config: Annotated[Optional[Path], Opt("--config", help="TOML with base search settings (as for `uboost search`)")] = None,
     lambda_range: Annotated[str, Opt("--lambda-range", help="latency weight LOW:HIGH, log scale")] = "0.01:10",
     temperature_range: Annotated[str, Opt("--temperature-range", help="smooth-ceiling temperature LOW:HIGH, log scale")] = "1:50",
@@ -198,7 +199,7 @@ def tune(
         raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
     tuning.check_mode(mode, budget_ms)  # before the study is created in the storage
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
-                 max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode)
+                 max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling)
     base = _base_config(config, flags, default_epochs=3)
     tune_space = tuning.TuneSpace(
         latency_weight=parse_float_range(lambda_range, "--lambda-range"),

@@ -12,6 +12,7 @@ from torch import optim
 
 from uboost.exceptions import SearchError
 from uboost.strategy.loss import HardwareLoss
+from uboost.strategy.single_path import log_sampled_cost
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class UBoostLightningModule(DartsLightningModule):
         )
         self.log_dict({"hw/cycles": cost.cycles.detach().float(), "hw/loss": terms.loss.detach().float()})
 
+        log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path
         self.resample()
         result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
         w_loss = result["loss"] if isinstance(result, dict) else result

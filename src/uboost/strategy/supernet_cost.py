@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -361,23 +361,39 @@ class SupernetCost(nn.Module):
     def _table(self) -> LayerTable:
         return LayerTable(**{f: getattr(self, "table_" + f) for f in LayerTable.__dataclass_fields__ if f != "names"})
 
-    def probabilities(self, uniform: bool = False) -> torch.Tensor:
-        """The flat probability vector: [1, softmax of every alpha..., derived sums...]."""
+    @property
+    def alphas(self) -> list[torch.Tensor]:
+        """The architecture parameters this cost reads, in the order of the flat vector's layout."""
+        return list(self._alphas)
+
+    def probabilities(self, uniform: bool = False, distributions: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """The flat probability vector: [1, softmax of every alpha..., derived sums...].
+
+        ``distributions`` maps ``id(alpha)`` to a probability vector that replaces
+        ``softmax(alpha)`` (one-hot vectors price one concrete path exactly).
+        """
         ref = self.gate_index
         parts = [torch.ones(1, dtype=torch.float64, device=ref.device)]
         for group in self._groups:
             stacked = torch.stack([self._alphas[i] for i in group]).to(device=ref.device, dtype=torch.float64)
             if uniform:
                 stacked = torch.zeros_like(stacked)
-            parts.append(torch.softmax(stacked, dim=-1).reshape(-1))
+            probs = torch.softmax(stacked, dim=-1)
+            if distributions:
+                replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
+                if replaced:
+                    rows = [distributions[id(self._alphas[group[j]])].to(device=ref.device, dtype=torch.float64).reshape(-1) for j in replaced]
+                    probs = probs.index_put((torch.tensor(replaced, device=ref.device),), torch.stack(rows))
+            parts.append(probs.reshape(-1))
         flat = torch.cat(parts)
         if self.derived.shape[0]:
             flat = torch.cat([flat, self.derived @ flat])
         return flat
 
-    def forward(self, uniform: bool = False) -> HardwareCost:
-        """Expected cost under the current alphas (or under uniform choices with ``uniform=True``)."""
-        p = self.probabilities(uniform)
+    def forward(self, uniform: bool = False, *, distributions: Mapping[int, torch.Tensor] | None = None) -> HardwareCost:
+        """Expected cost under the current alphas (or under uniform choices with ``uniform=True``);
+        ``distributions`` overrides some alphas' probabilities (see :meth:`probabilities`)."""
+        p = self.probabilities(uniform, distributions)
         gate = p[self.gate_index].prod(-1)
         if self.mode == "expected":
             cycles, macs = self.row_cycles, self.row_macs

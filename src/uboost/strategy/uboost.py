@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader, random_split
 
 from uboost.exceptions import ConfigError
 from uboost.hardware import CostModel, resolve
+from uboost.strategy import single_path
 from uboost.strategy.loss import HardwareLoss
+from uboost.strategy.single_path import SAMPLING_MODES, PathSampler
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,12 @@ class UBoost(DARTS):
         ``(start, end)`` of the Gumbel-softmax temperature, annealed linearly **per step**;
         ``None`` uses the plain softmax of DARTS.
     seed
-        Seeds the data split.
+        Seeds the data split (and the path sampler's Gumbel noise).
+    sampling
+        ``"mixture"``: every candidate of every choice runs each step, weighted (DARTS);
+        ``"single-path"``: one candidate per choice is drawn per step from the hard
+        Gumbel-softmax and only it runs (GDAS, straight-through; see
+        :mod:`uboost.strategy.single_path`). The hardware term is the expected cost in both.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class UBoost(DARTS):
         gradient_clip_val: float | None = None,
         log_prob_every_n_step: int = 10,
         seed: int = 0,
+        sampling: str = "mixture",
         **kwargs: Any,
     ):
         super().__init__(
@@ -97,6 +105,10 @@ class UBoost(DARTS):
         self.data_split = data_split
         self.gumbel_temperature = gumbel_temperature
         self.seed = seed
+        if sampling not in SAMPLING_MODES:
+            raise ConfigError(f"unknown sampling {sampling!r}; expected one of: {', '.join(SAMPLING_MODES)}")
+        self.sampling = sampling
+        self._sampler: PathSampler | None = None
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
@@ -104,6 +116,25 @@ class UBoost(DARTS):
         from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 
         return GumbelSoftmax()
+
+    def default_mutation_hooks(self):
+        if self.sampling == "single-path":
+            return single_path.mutation_hooks()
+        return super().default_mutation_hooks()
+
+    def mutate_model(self, model):
+        if self.sampling == "single-path":  # one sampler per supernet, shared by its supermodules
+            tau = self.gumbel_temperature[0] if self.gumbel_temperature is not None else 1.0
+            self._sampler = PathSampler(seed=self.seed, tau=tau)
+        return super().mutate_model(model)
+
+    def run_hook(self, hook, name, module, memo):
+        if self.sampling != "single-path":
+            return super().run_hook(hook, name, module, memo)
+        if not memo.get("_validated"):
+            memo.update(self._arch_parameters)
+            memo["_validated"] = True
+        return hook(module, name, memo, single_path.hook_kwargs(self._sampler))
 
     def configure_oneshot_module(self, training_module):
         from uboost.strategy.lightning import UBoostLightningModule

@@ -1,0 +1,338 @@
+"""Single-path sampling for the U-Boost strategy (``UBoost(sampling="single-path")``).
+
+Every search step draws **one** candidate per choice -- each cell edge (its extra "none"
+entry included), ``LayerChoice``, ``InputChoice``, width/kernel choice of a mixed operation and
+``Repeat`` depth -- from the hard Gumbel-softmax and executes only that candidate (GDAS,
+Dong & Yang 2019). The straight-through estimator keeps the alphas trainable: the sampled
+candidate's output is multiplied by its entry of ``one_hot - soft.detach() + soft``, which is
+1 in the forward pass and carries the gradient of the soft sample. Unsampled candidates do
+not run, so their weights get no gradient. A sampled width or kernel is one mask of the
+super-kernel (NNI's weighted-mask machinery with a single entry), not a mixture.
+
+One :class:`PathSampler` per supernet is shared by all its supermodules (as their
+``_softmax``): it draws every alpha's sample at once, on first use after each ``resample()``,
+with its own ``torch.Generator``, so the same label gets the same sample wherever it is used.
+Its RNG state is part of the supernet's ``state_dict`` (a resumed search continues the noise
+sequence). Being a ``GumbelSoftmax``, it is annealed by the strategy's per-step temperature
+hook; called as a function (``export_probs``, the eval-mode mixture) it is a plain softmax.
+
+In eval mode the supermodules compute NNI's mixture (the expectation under ``softmax(alpha)``):
+tracing the supernet for the hardware cost needs every candidate to run once.
+
+The sampled path is priced exactly by :func:`sampled_cost` (one-hot distributions into
+:class:`~uboost.strategy.supernet_cost.SupernetCost`), logged as ``hw/sampled_latency_ms``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from nni.nas.oneshot.pytorch.supermodule._expression_utils import weighted_sum
+from nni.nas.oneshot.pytorch.supermodule.differentiable import (
+    DifferentiableMixedCell,
+    DifferentiableMixedInput,
+    DifferentiableMixedLayer,
+    DifferentiableMixedRepeat,
+    GumbelSoftmax,
+    MixedOpDifferentiablePolicy,
+)
+from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
+from torch import nn
+
+SAMPLING_MODES = ("mixture", "single-path")
+
+
+class PathSampler(GumbelSoftmax):
+    """Draws one candidate per architecture parameter per step (hard Gumbel-softmax, ST).
+
+    ``sample(alpha)`` returns ``(index, weights)``: the sampled index and the straight-through
+    vector (one-hot in value, soft-sample gradient). Call :meth:`invalidate` to start a new step.
+    """
+
+    def __init__(self, seed: int = 0, tau: float = 1.0) -> None:
+        super().__init__(dim=-1)
+        self.tau = tau
+        self.hard = True
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self._alphas: list[torch.Tensor] = []  # registration order: fixes the RNG consumption
+        self._known: set[int] = set()
+        self._fresh = False
+        self._index: dict[int, int] = {}  # id(alpha) -> sampled index
+        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise
+        self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
+        self._st_grad = False
+        # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
+        self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
+
+    # -- registration -----------------------------------------------------------------------
+    def register(self, *alphas: torch.Tensor) -> None:
+        for alpha in alphas:
+            if id(alpha) not in self._known:
+                self._known.add(id(alpha))
+                self._alphas.append(alpha)
+                self._fresh = False
+
+    @property
+    def alphas(self) -> list[torch.Tensor]:
+        return list(self._alphas)
+
+    # -- as a softmax (export_probs, the eval-mode mixture) ----------------------------------
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(inputs, dim=self.dim)
+
+    # -- sampling ---------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """The next :meth:`sample` draws a new path (called by every supermodule's ``resample``)."""
+        self._fresh = False
+
+    def _draw(self) -> None:
+        """One draw for every registered alpha: noise from the generator, indices on the host."""
+        sizes = [a.numel() for a in self._alphas]
+        uniform = torch.rand(sum(sizes), generator=self.generator, dtype=torch.float64)
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
+        with torch.no_grad():
+            logits = torch.cat([a.detach().reshape(-1).to("cpu", torch.float64) for a in self._alphas])
+        perturbed = (logits + gumbel).split(sizes)  # argmax of (alpha + g) / tau = argmax of alpha + g
+        noise = gumbel.split(sizes)
+        self._index = {id(a): int(p.argmax()) for a, p in zip(self._alphas, perturbed)}
+        self._noise = {id(a): n for a, n in zip(self._alphas, noise)}
+        self._st = {}
+        self._fresh = True
+
+    def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
+        """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
+        noise = self._noise[id(alpha)].to(device=alpha.device, dtype=alpha.dtype)
+        soft = torch.softmax((alpha + noise) / self.tau, dim=-1)
+        hard = F.one_hot(torch.tensor(self._index[id(alpha)], device=alpha.device), alpha.numel()).to(soft.dtype)
+        return hard - soft.detach() + soft
+
+    def sample(self, alpha: torch.Tensor) -> tuple[int, torch.Tensor]:
+        if id(alpha) not in self._known:
+            self.register(alpha)
+        if not self._fresh:
+            self._draw()
+        if self._st_grad != torch.is_grad_enabled():  # built without a graph: rebuild with one
+            self._st, self._st_grad = {}, torch.is_grad_enabled()
+        st = self._st.get(id(alpha))
+        if st is None:
+            st = self._st[id(alpha)] = self._straight_through(alpha)
+        return self._index[id(alpha)], st
+
+    def index(self, alpha: torch.Tensor) -> int:
+        """The sampled index of ``alpha`` this step (draws if needed; no graph)."""
+        if id(alpha) not in self._known:
+            self.register(alpha)
+        if not self._fresh:
+            self._draw()
+        return self._index[id(alpha)]
+
+    def one_hots(self) -> dict[int, torch.Tensor]:
+        """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""
+        if not self._index:
+            return {}
+        return {
+            id(a): F.one_hot(torch.tensor(self._index[id(a)]), a.numel()).to(torch.float64)
+            for a in self._alphas if id(a) in self._index
+        }
+
+    # -- the RNG state travels with the supernet's state_dict -------------------------------
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.rng_state = self.generator.get_state()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        key = prefix + "rng_state"
+        if key in state_dict:
+            self.generator.set_state(state_dict[key].detach().to("cpu", torch.uint8).clone())
+            self._fresh = False
+
+
+def _scale(output: Any, weight: torch.Tensor) -> Any:
+    return weighted_sum([output], [weight])
+
+
+# -- supermodules -----------------------------------------------------------------------------
+class SinglePathMixedLayer(DifferentiableMixedLayer):
+    """``LayerChoice``: runs the sampled candidate only, scaled by its straight-through weight."""
+
+    def __init__(self, paths, alpha, softmax, label):
+        super().__init__(paths, alpha, softmax, label)
+        softmax.register(alpha)
+
+    def resample(self, memo):
+        self._softmax.invalidate()
+        return {}
+
+    def forward(self, *args, **kwargs):
+        if not self.training:
+            return super().forward(*args, **kwargs)
+        index, weights = self._softmax.sample(self._arch_alpha)
+        return _scale(self[self.names[index]](*args, **kwargs), weights[index])
+
+
+class SinglePathMixedInput(DifferentiableMixedInput):
+    """``InputChoice`` (one chosen input): returns the sampled input, scaled."""
+
+    def __init__(self, n_candidates, n_chosen, alpha, softmax, label):
+        super().__init__(n_candidates, n_chosen, alpha, softmax, label)
+        softmax.register(alpha)
+
+    def resample(self, memo):
+        self._softmax.invalidate()
+        return {}
+
+    def forward(self, inputs):
+        if not self.training:
+            return super().forward(inputs)
+        index, weights = self._softmax.sample(self._arch_alpha)
+        return _scale(inputs[index], weights[index])
+
+
+class SinglePathMixedRepeat(DifferentiableMixedRepeat):
+    """``Repeat``: runs the blocks up to the sampled depth only; the output is scaled by the
+    product of the straight-through weights of the depth's labels."""
+
+    def __init__(self, blocks, depth, softmax, alphas):
+        super().__init__(blocks, depth, softmax, alphas)
+        self._labels = {label: list(spec.values) for label, spec in self.depth_choice.simplify().items()}
+        softmax.register(*self._arch_alpha.values())
+
+    def resample(self, memo):
+        self._softmax.invalidate()
+        return {}
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        sample, weight = {}, None
+        for label, values in self._labels.items():
+            alpha = self._arch_alpha[label]
+            index, weights = self._softmax.sample(alpha)
+            sample[label] = values[index]
+            weight = weights[index] if weight is None else weight * weights[index]
+        depth = int(self.depth_choice.freeze(sample))
+        for block in self.blocks[:depth]:
+            x = block(x)
+        return _scale(x, weight)
+
+
+class SinglePathMixedCell(DifferentiableMixedCell):
+    """A cell whose every edge runs its sampled op only (or nothing, for "none")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._softmax.register(*self._arch_alpha.values())
+        self._node_shapes: dict[tuple, torch.Size] = {}
+
+    def resample(self, memo):
+        self._softmax.invalidate()
+        return {}
+
+    def forward(self, *inputs):
+        if not self.training:
+            return super().forward(*inputs)
+        processed_inputs = preprocess_cell_inputs(self.num_predecessors, *inputs)
+        states: list[torch.Tensor] = self.preprocessor(processed_inputs)
+        key = tuple(tuple(s.shape) for s in states[: self.num_predecessors])
+        for i, ops in enumerate(self.ops, start=self.num_predecessors):
+            current = []
+            for j in range(i):
+                index, weights = self._softmax.sample(self._arch_alpha[f"{self.label}/{i}_{j}"])
+                candidates = list(ops[j].values())
+                if index < len(candidates):  # else the extra "none" entry: the edge adds nothing
+                    current.append(candidates[index](states[j]) * weights[index])
+            if current:
+                node = sum(current[1:], current[0])
+                self._node_shapes[(key, i)] = node.shape
+            else:
+                node = states[0].new_zeros(self._node_shape(key, i, ops, states))
+            states.append(node)
+        this_cell = torch.cat(states[self.num_predecessors:], self.concat_dim)
+        return self.postprocessor(this_cell, processed_inputs)
+
+    def _node_shape(self, key, i, ops, states) -> torch.Size:
+        """Shape of node ``i`` when all its edges sampled "none" (rare): remembered, or found once."""
+        shape = self._node_shapes.get((key, i))
+        if shape is None:
+            with torch.no_grad():
+                shape = next(iter(ops[0].values()))(states[0]).shape
+            self._node_shapes[(key, i)] = shape
+        return shape
+
+
+class MixedOpSinglePathPolicy(MixedOpDifferentiablePolicy):
+    """Width/kernel choices of a mixed operation: one sampled value per label, given to NNI's
+    weighted-mask slicing as a one-entry distribution ``{value: st_weight}`` (one mask)."""
+
+    def __init__(self, operation, memo, mutate_kwargs) -> None:
+        super().__init__(operation, memo, mutate_kwargs)
+        sampler: PathSampler = operation._softmax
+        sampler.register(*operation._arch_alpha.values())
+        self._labels: dict[str, list[tuple[str, list]]] = {
+            name: [(str(label), list(spec.values)) for label, spec in expr.simplify().items()]
+            for name, expr in operation.mutable_arguments.items()
+        }
+
+    def resample(self, operation, memo):
+        operation._softmax.invalidate()
+        return {}
+
+    def forward_argument(self, operation, name: str):
+        if not operation.training or name not in operation.mutable_arguments:
+            return super().forward_argument(operation, name)
+        sample, weight = {}, None
+        for label, values in self._labels[name]:
+            index, weights = operation._softmax.sample(operation._arch_alpha[label])
+            sample[label] = values[index]
+            weight = weights[index] if weight is None else weight * weights[index]
+        return {operation.mutable_arguments[name].freeze(sample): weight}
+
+
+SUPERMODULES = (SinglePathMixedLayer, SinglePathMixedInput, SinglePathMixedCell, SinglePathMixedRepeat)
+
+
+def mutation_hooks() -> list:
+    """The strategy's default mutation hooks in single-path mode (NNI's DARTS order)."""
+    from nni.nas.oneshot.pytorch.strategy import no_default_hook
+    from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
+
+    hooks = [cls.mutate for cls in SUPERMODULES]
+    hooks += [operation.mutate for operation in NATIVE_MIXED_OPERATIONS]
+    hooks.append(no_default_hook)
+    return hooks
+
+
+def hook_kwargs(sampler: PathSampler) -> dict[str, Any]:
+    """What the mutation hooks get: the shared sampler as ``softmax`` and the mixed-op policy."""
+    return {"mixed_op_sampling": MixedOpSinglePathPolicy, "softmax": sampler}
+
+
+# -- the sampled path's cost ----------------------------------------------------------------
+def find_sampler(module: nn.Module) -> PathSampler | None:
+    """The supernet's :class:`PathSampler` (cached on ``module``), or ``None`` in mixture mode."""
+    cache = module.__dict__.get("_uboost_path_sampler", ())
+    if cache == ():
+        cache = next((m for m in module.modules() if isinstance(m, PathSampler)), None)
+        module.__dict__["_uboost_path_sampler"] = cache
+    return cache
+
+
+def sampled_cost(supernet_cost, sampler: PathSampler):
+    """The exact cost of the last sampled path (a :class:`HardwareCost`, no gradient)."""
+    with torch.no_grad():
+        return supernet_cost(distributions=sampler.one_hots())
+
+
+def log_sampled_cost(pl_module) -> None:
+    """Log ``hw/sampled_latency_ms`` when the supernet samples single paths (else nothing)."""
+    sampler = find_sampler(pl_module)
+    supernet_cost = getattr(getattr(pl_module, "hardware_loss", None), "supernet_cost", None)
+    if sampler is None or supernet_cost is None or not sampler.one_hots():
+        return
+    cost = sampled_cost(supernet_cost, sampler)
+    pl_module.log("hw/sampled_latency_ms", cost.latency_ms.detach().float())

@@ -1,0 +1,22 @@
+"""``--sampling single-path|mixture`` on ``uboost search`` and ``uboost tune``."""
+
+import csv
+import json
+
+from tests.cli.conftest import TINY, one_line_error
+
+
+def test_search_single_path_records_the_mode_and_the_sampled_latency(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("search", *TINY, "--sampling", "single-path", "--out", out)
+    assert result.code == 0, result.err
+    assert json.loads((out / "config.json").read_text())["sampling"] == "single-path"
+    with open(out / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("hw/sampled_latency_ms")]
+    assert rows and all(float(r["hw/sampled_latency_ms"]) > 0 for r in rows)
+    assert (out / "arch.json").is_file()
+
+
+def test_bad_sampling_is_one_red_line(cli, tmp_path):
+    one_line_error(cli("search", *TINY, "--sampling", "two-path", "--out", tmp_path / "a"), "sampling", "single-path")
+    one_line_error(cli("tune", "--sampling", "two-path", "--trials", "1", "--out", tmp_path / "t"), "sampling", "single-path")
