@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from uboost import runs
-from uboost.exceptions import ConfigError, SearchError
+from uboost.exceptions import ConfigError, RunDirError, SearchError
 from uboost.io import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
@@ -104,18 +104,20 @@ class RetrainResult:
         }
 
 
+OUTPUTS = ("model.pt", "retrain.json", "hardware.json")
+
+
 def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.PathLike | None = None,
             search_config=None, progress: bool = False, cost_model=None) -> RetrainResult:
     """Freeze ``source`` (run dir or arch.json) from a fresh space and train it from scratch.
 
     ``search_config`` overrides the run's config (needed for a bare ``arch.json``);
-    ``cost_model`` overrides the array the result is priced on.
+    ``cost_model`` overrides the array the result is priced on. Output goes to ``out``
+    (default ``RUN/retrain``), listed in the manifest of the run directory when it lies inside
+    it (so ``search --force`` removes a stale retrain), else in ``out``'s own; the directory
+    is locked while it trains.
     """
-    import pytorch_lightning as pl
-    import torch
-
-    from uboost.data import load_datasets, make_loaders
-    from uboost.search import SearchConfig, build_cost_model, build_space
+    from uboost.search import SearchConfig
 
     run = runs.load_run(source)
     if search_config is None:
@@ -124,8 +126,23 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
         search_config = SearchConfig.from_dict(run.config)
     if config.dataset is not None:
         search_config = search_config.replace(dataset=config.dataset, data_dir=config.data_dir)
-    out = Path(out) if out is not None else run.root / "retrain"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out) if out is not None else run.root / runs.RETRAIN
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"output {out} exists and is not a directory")
+    root = runs.owner_root(out, run.root)
+    with runs.run_lock(root):
+        return _retrain(source, run, config, out, root, search_config, progress, cost_model)
+
+
+def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_config, progress: bool, cost_model) -> RetrainResult:
+    import pytorch_lightning as pl
+    import torch
+
+    from uboost.data import load_datasets, make_loaders
+    from uboost.search import build_cost_model, build_space
+
+    targets = [out.resolve() / name for name in OUTPUTS]
+    runs.refuse_foreign(root, targets)  # never overwrite a file uboost did not write
 
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -139,6 +156,10 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
         train = torch.utils.data.Subset(train, range(config.max_samples))
     train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed)
     module = _module(network, config, max(1, len(train_loader)))
+    runs.record(root, *targets)  # everything is validated: register, then write
+    new_dirs = [d for d in (out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
+    runs.record(root, dirs=new_dirs)
+    out.mkdir(parents=True, exist_ok=True)
     callbacks = []
     if progress:
         from pytorch_lightning.callbacks import RichProgressBar

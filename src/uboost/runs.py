@@ -8,13 +8,15 @@ checkpoints under ``checkpoints/`` and PNG plots.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from uboost import _manifest
+from uboost._lock import run_lock
 from uboost.exceptions import ArchitectureError, RunDirError
 
 CONFIG = "config.json"
@@ -22,7 +24,14 @@ ARCH = "arch.json"
 HARDWARE = "hardware.json"
 METRICS = "metrics.csv"
 RESULT = "result.json"
+ALPHAS = "alphas.json"  # raw architecture parameters by label (what projections start from)
+PROBABILITIES = "probabilities.json"  # NNI's label -> value -> probability
 CHECKPOINTS = "checkpoints"
+NNI = "nni"
+RETRAIN = "retrain"
+# every file a search writes in its run directory, registered in the manifest before it is written
+RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, RESULT, "utilization.png", "search.png", ALPHAS, PROBABILITIES,
+             f"{CHECKPOINTS}/last.ckpt", f"{CHECKPOINTS}/interrupted.ckpt")
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -36,26 +45,98 @@ def read_json(path: Path, what: str) -> Any:
         raise RunDirError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
-def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
-    """Create ``path`` for a new run; refuse to reuse a non-empty one unless ``resume``/``force``."""
+def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+    """Refuse, before anything is written, a run directory that cannot be used as asked."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
-    non_empty = path.is_dir() and any(path.iterdir())
     if resume:
         if not (path / CONFIG).is_file():
             raise RunDirError(f"nothing to resume in {path}: no {CONFIG} (start a new run without --resume)")
         return path
-    if non_empty and not force:
-        raise RunDirError(f"output {path} already exists; pass --resume to continue it or --force to start over in it")
-    if non_empty:  # --force: drop an earlier run's artifacts (a stale checkpoint would be resumed); keep other files
-        for name in (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, RESULT, "utilization.png", "search.png"):
-            (path / name).unlink(missing_ok=True)
-        for name in (CHECKPOINTS, "nni"):
-            if (path / name).is_dir():
-                shutil.rmtree(path / name)
-    path.mkdir(parents=True, exist_ok=True)
+    if not _manifest.is_empty(path):
+        if not force:
+            raise RunDirError(f"output {path} already exists; pass --resume to continue it or --force to start over in it")
+        _manifest.guard(path)
+        _manifest.refuse_foreign(path, RUN_FILES)
     return path
+
+
+def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+    """Create ``path`` for a new run; refuse to reuse a non-empty one unless ``resume``/``force``.
+
+    ``force`` deletes exactly what uboost wrote there before (the manifest: the earlier search,
+    its checkpoints and NNI files, retrain output, exports) and keeps every other file. The files
+    the new run will write are registered before they are written.
+    """
+    path = check_run_dir(path, resume=resume, force=force)
+    if resume:
+        return path
+    if not _manifest.is_empty(path):
+        _manifest.clear(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _manifest.record(path, *RUN_FILES)
+    except OSError as exc:
+        raise RunDirError(f"cannot write in output directory {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs=()) -> None:
+    """Register files (and created folders) uboost writes in output directory ``root``;
+    ``--force`` removes them later. Register before writing, so a kill leaves none unlisted."""
+    _manifest.record(root, *paths, dirs=dirs)
+
+
+def may_overwrite(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when ``path`` (inside output directory ``root``) is missing or uboost wrote it."""
+    return not _manifest.foreign(root, [path])
+
+
+refuse_foreign = _manifest.refuse_foreign
+
+
+def owner_root(path: str | os.PathLike, run_root: str | os.PathLike) -> Path:
+    """The directory whose manifest and lock cover output ``path``: the run when it lies inside it."""
+    path, run_root = Path(path).resolve(), Path(run_root).resolve()
+    return run_root if path.is_relative_to(run_root) else path
+
+
+def _registering_callback(register):
+    import pytorch_lightning as pl
+
+    class RegisterWrittenFiles(pl.Callback):
+        """Lists the checkpoint and NNI files of the run in the manifest as soon as they appear."""
+
+        def on_fit_start(self, trainer, pl_module):
+            register()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            register()
+
+    return RegisterWrittenFiles()
+
+
+def locked_run(func):
+    """Decorate ``run_search(config, out, ...)``: hold OUT's lock for the whole run and list in
+    OUT's manifest every file Lightning and NNI write under ``checkpoints/`` and ``nni/``."""
+
+    @functools.wraps(func)
+    def wrapper(config, out, *args, **kwargs):
+        with run_lock(out):
+            before = _manifest.snapshot(out, CHECKPOINTS, NNI)
+
+            def register() -> None:
+                if (Path(out) / _manifest.MANIFEST).is_file():  # only once this run owns the directory
+                    _manifest.record_new(out, before, CHECKPOINTS, NNI)
+
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), _registering_callback(register)]
+            try:
+                return func(config, out, *args, **kwargs)
+            finally:
+                register()
+
+    return wrapper
 
 
 def latest_checkpoint(run: Path) -> Path | None:
@@ -63,16 +144,37 @@ def latest_checkpoint(run: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def check_checkpoint(path: Path) -> None:
-    """Fail early, in one line, on a checkpoint that cannot be loaded."""
+def safe_load(path: str | os.PathLike, what: str = "checkpoint"):
+    """``torch.load`` that runs no code from the file (``weights_only=True``), errors in one line.
+
+    uboost's own Lightning/NNI checkpoints hold only tensors and plain containers, so nothing
+    is allow-listed; a file that needs any other global is refused, never executed.
+    """
+    import pickle
+    import re
+
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunDirError(f"{what} {path} not found") from None
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc)) or re.search(r"Unsupported global: ([\w.]+)", str(exc))
+        if found:
+            raise RunDirError(f"refusing {what} {path}: it holds objects that would run code when loaded "
+                              f"({found.group(1)}); delete it if you did not write it") from None
+        raise RunDirError(f"{what} {path} is corrupt or unreadable (UnpicklingError); delete it to restart") from None
     except Exception as exc:
-        raise RunDirError(f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}); delete it to restart the run") from None
+        raise RunDirError(f"{what} {path} is corrupt or unreadable ({type(exc).__name__}); delete it to restart") from None
+
+
+def check_checkpoint(path: Path) -> dict:
+    """Fail early, in one line, on a checkpoint that cannot be loaded safely; return it."""
+    state = safe_load(path)
     if not isinstance(state, dict) or "state_dict" not in state:
         raise RunDirError(f"checkpoint {path} is not a Lightning checkpoint")
+    return state
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,7 @@ def _metrics_callback(path: Path):
     return MetricsRecorder()
 
 
+@runs.locked_run
 def run_search(
     config: SearchConfig,
     out: str | os.PathLike,
@@ -215,7 +216,7 @@ def run_search(
     from uboost.strategy import UBoost, quiet_nni, run_experiment
 
     quiet_nni()
-    out = runs.prepare_run_dir(out, resume=resume, force=force)
+    out = runs.check_run_dir(out, resume=resume, force=force)  # refuse before anything is loaded or written
     ckpt_path = None
     if resume:
         config = SearchConfig.from_dict(runs.read_json(out / runs.CONFIG, "run config"))
@@ -223,8 +224,6 @@ def run_search(
         if ckpt_path is None:
             raise SearchError(f"no checkpoint in {out / runs.CHECKPOINTS} to resume from; start over with --force")
         runs.check_checkpoint(ckpt_path)
-    else:
-        write_json(out / runs.CONFIG, config.to_dict())
 
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -237,6 +236,9 @@ def run_search(
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))
         test = torch.utils.data.Subset(test, range(min(len(test), max(config.max_samples // 4, config.batch_size))))
+    if not resume:  # everything is validated: only now clear an earlier run (--force) and write
+        runs.prepare_run_dir(out, force=force)
+        write_json(out / runs.CONFIG, config.to_dict())
     generator = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, generator=generator)
     test_loader = DataLoader(test, batch_size=config.batch_size)
@@ -270,6 +272,7 @@ def run_search(
     )
     if ckpt_path is not None:
         evaluator.fit_kwargs["ckpt_path"] = str(ckpt_path)
+        evaluator.fit_kwargs["weights_only"] = True  # Lightning's own load runs no code from the file either
     strategy = UBoost(
         cost_model=cost_model,
         latency_weight=config.latency_weight,

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uboost import runs
+from uboost import _manifest, runs
 from uboost.exceptions import ConfigError, RunDirError, SearchError, UBoostError
 from uboost.hardware.spec import DATAFLOWS
 from uboost.io import write_json, write_text
@@ -914,31 +914,43 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     """
     trial = find_trial(study, which, budget_ms=budget_ms)
     out = Path(out) if out is not None else Path(out_root) / f"export-{trial.number}"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"output {out} exists and is not a directory")
+    source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
+    if not _manifest.is_empty(out):
         if not force:
             raise RunDirError(f"output {out} already exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        source = Path(trial.user_attrs.get("run_dir", ""))
-        if trial.user_attrs.get("run_dir") and source.is_dir():
-            for item in source.iterdir():
-                if item.name in _SKIP or item.name.startswith("."):
-                    continue
-                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
-        write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
-        write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
-        keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "cycles", "utilization", "macs", "array", "dataflow", "run_dir")
-        write_json(tmp / "tune.json", {
-            "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
-            **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},
-        })
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _manifest.guard(out, out_root, *([source] if source else []))
+    with runs.run_lock(out):
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".uboost-export."))
+        try:
+            if source is not None and source.is_dir():
+                for item in source.iterdir():
+                    if item.name in _SKIP or item.name.startswith("."):
+                        continue
+                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+            write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
+            write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
+            keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "cycles", "utilization", "macs", "array", "dataflow", "run_dir")
+            write_json(tmp / "tune.json", {
+                "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
+                **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},
+            })
+            files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+            _manifest.refuse_foreign(out, files)  # never overwrite a file uboost did not write
+            if force:
+                _manifest.clear(out, out_root, *([source] if source else []))
+            folders = sorted({parent.as_posix() for f in files for parent in Path(f).parents
+                              if parent != Path(".") and not (out / parent).is_dir()})
+            _manifest.record(out, *files, dirs=folders)
+            for name in files:
+                try:
+                    (out / name).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp / name, out / name)
+                except OSError as exc:
+                    raise RunDirError(f"cannot write {out / name}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

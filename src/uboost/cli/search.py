@@ -92,10 +92,14 @@ def search(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
             f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
         )
-    try:
-        result = run_search(cfg, run_dir, resume=resume, force=force, progress=True)
-    except KeyboardInterrupt:
-        raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
+    from uboost.runs import run_lock
+
+    with run_lock(run_dir):  # held until hardware.txt is written too
+        try:
+            result = run_search(cfg, run_dir, resume=resume, force=force, progress=True)
+        except KeyboardInterrupt:
+            raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
+        _write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
     table = Table(title=f"search result: {result.run_dir}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -107,7 +111,6 @@ def search(
     table.add_row("latency_ref (uniform supernet)", f"{s['latency_ref_ms']:.4f} ms")
     table.add_row("search time", f"{s['search_seconds']:.0f} s")
     console.print(table)
-    _write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
     console.print(f"per-layer table: {result.run_dir / 'hardware.txt'}")
     console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
 
@@ -130,38 +133,76 @@ def export(
     run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
     out: Annotated[Optional[Path], Opt(help="output file")] = None,
+    force: Annotated[bool, Opt("--force", help="overwrite an existing --out file")] = False,
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
-    import torch
+    import contextlib
 
-    from uboost.io import atomic_path, write_json
-    from uboost.runs import load_frozen_network, load_run
+    from uboost import runs
+    from uboost.exceptions import RunDirError
 
     if format not in ("json", "onnx", "torchscript"):
         raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
-    artifacts = load_run(run)
+    artifacts = runs.load_run(run)
+    default = {"json": "export.json", "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
+    target = out or artifacts.root / default
+    if target.is_dir():
+        raise RunDirError(f"--out {target} is a directory; give a file name, e.g. {target / default}")
+    inside = target.resolve().is_relative_to(artifacts.root.resolve())
+    if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target)):
+        raise RunDirError(f"{target} already exists; pass --force to overwrite it")
+    with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
+        if inside:
+            runs.record(artifacts.root, target.resolve())
+        note = _export_to(run, artifacts, format, target)
+    console.print(f"wrote {target}{note}")
+
+
+def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
+    import torch
+
+    from uboost import runs
+    from uboost.exceptions import RunDirError
+    from uboost.io import atomic_path, write_json
+
     if format == "json":
-        target = out or artifacts.root / "export.json"
-        write_json(target, artifacts.arch)
-        console.print(f"wrote {target}")
-        return
-    loaded = load_frozen_network(run)
+        _writing(target, lambda: write_json(target, artifacts.arch))
+        return ""
+    loaded = runs.load_frozen_network(run)
     network = loaded.module.eval()
-    weights = artifacts.root / "retrain" / "model.pt"
+    weights = artifacts.root / runs.RETRAIN / "model.pt"
     if weights.is_file():
-        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        state = runs.safe_load(weights, "retrained weights")
+        try:
+            network.load_state_dict(state)
+        except Exception as exc:
+            raise RunDirError(f"{weights} does not fit the architecture of {artifacts.root} ({type(exc).__name__}); "
+                              "it is from another search: run uboost retrain again") from None
     example = torch.zeros(1, *loaded.input_shape)
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
-    target = out or artifacts.root / {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
-    with atomic_path(target, suffix=suffix) as tmp:
-        if format == "torchscript":
-            torch.jit.save(torch.jit.trace(network, example), str(tmp))
-        else:
-            try:
-                torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"])
-            except ImportError as exc:
-                raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
-    console.print(f"wrote {target}" + (" (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"))
+
+    def write() -> None:
+        with atomic_path(target, suffix=suffix) as tmp:
+            if format == "torchscript":
+                torch.jit.save(torch.jit.trace(network, example), str(tmp))
+            else:
+                try:
+                    torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"])
+                except ImportError as exc:
+                    raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
+
+    _writing(target, write)
+    return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
+
+
+def _writing(target: Path, write) -> None:
+    """Run ``write``; an unwritable target becomes one line."""
+    from uboost.exceptions import RunDirError
+
+    try:
+        write()
+    except OSError as exc:
+        raise RunDirError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 def retrain(

@@ -1,0 +1,185 @@
+"""What uboost wrote into an output directory, so ``--force`` removes exactly that.
+
+Each output directory (a run, a retrain, a tune export) holds ``.uboost-manifest.json``: the
+relative paths of the files uboost wrote there (registered before they are written, so a
+``kill -9`` leaves none unlisted) and of the folders it created. ``--force`` deletes the listed
+files, then the listed folders that are left empty, and nothing else: a user's file, even one
+placed in ``checkpoints/``, survives, and a user's file where uboost wants to write stops the
+command with one line instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from uboost.exceptions import RunDirError
+from uboost.io import write_json
+
+MANIFEST = ".uboost-manifest.json"
+LOCK = ".lock"
+BOOKKEEPING = frozenset({MANIFEST, LOCK})
+
+
+def _load(root: Path) -> dict[str, list[str]]:
+    path = root / MANIFEST
+    if not path.is_file():
+        return {"files": [], "dirs": []}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path} is unreadable ({type(exc).__name__}); remove the old files in {root} by hand") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in ("files", "dirs")):
+        raise RunDirError(f"{path} is not a uboost manifest; remove the old files in {root} by hand")
+    return {k: [str(p) for p in data.get(k, [])] for k in ("files", "dirs")}
+
+
+def _relative(root: Path, path: str | os.PathLike) -> str:
+    """``path`` (absolute or relative to ``root``) as a clean relative POSIX path inside ``root``."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(root) if path.is_relative_to(root) else path.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise RunDirError(f"{path} is outside the output directory {root}") from None
+    rel = PurePosixPath(path.as_posix())
+    if not rel.parts or rel.is_absolute() or ".." in rel.parts or rel.as_posix() == ".":
+        raise RunDirError(f"{path} is not a path inside {root}")
+    return rel.as_posix()
+
+
+def _inside(root: Path, rel: str) -> Path | None:
+    """``root/rel`` when it really lies inside ``root`` (no ``..``, no symlinked folder leading out)."""
+    try:
+        clean = PurePosixPath(rel)
+        if not clean.parts or clean.is_absolute() or ".." in clean.parts:
+            return None
+        target = root / clean
+        if not Path(os.path.realpath(target.parent)).is_relative_to(os.path.realpath(root)):
+            return None
+        return target
+    except (TypeError, ValueError):
+        return None
+
+
+def owned(root: str | os.PathLike) -> set[str]:
+    """Relative paths of the files uboost registered in ``root``."""
+    return set(_load(Path(root))["files"])
+
+
+def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs: Iterable[str | os.PathLike] = ()) -> None:
+    """Register files uboost is about to write (or wrote) in ``root``; atomic, idempotent."""
+    root = Path(root)
+    data = _load(root)
+    files = dict.fromkeys(data["files"])
+    folders = dict.fromkeys(data["dirs"])
+    new_files = [_relative(root, p) for p in paths]
+    new_dirs = [_relative(root, d) for d in dirs]
+    if all(f in files for f in new_files) and all(d in folders for d in new_dirs):
+        return
+    files.update(dict.fromkeys(new_files))
+    folders.update(dict.fromkeys(new_dirs))
+    write_json(root / MANIFEST, {"files": list(files), "dirs": list(folders)})
+
+
+def record_new(root: str | os.PathLike, before: set[str], *subdirs: str) -> None:
+    """Register the files (and folders) under ``root/subdir`` that were not in ``before``."""
+    root = Path(root)
+    files, folders = [], []
+    for sub in subdirs:
+        base = root / sub
+        if not base.is_dir() or base.is_symlink():
+            continue
+        if sub not in before:
+            folders.append(sub)
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in dirnames:
+                rel = _relative(root, Path(dirpath, name))
+                if rel not in before:
+                    folders.append(rel)
+            for name in filenames:
+                rel = _relative(root, Path(dirpath, name))
+                if rel not in before:
+                    files.append(rel)
+    if files or folders:
+        record(root, *files, dirs=folders)
+
+
+def snapshot(root: str | os.PathLike, *subdirs: str) -> set[str]:
+    """Relative paths of every file and folder now under ``root/subdir`` (and the subdirs)."""
+    root = Path(root)
+    seen: set[str] = set()
+    for sub in subdirs:
+        base = root / sub
+        if not base.is_dir():
+            continue
+        seen.add(sub)
+        for dirpath, dirnames, filenames in os.walk(base):
+            seen.update(_relative(root, Path(dirpath, n)) for n in (*dirnames, *filenames))
+    return seen
+
+
+def guard(root: str | os.PathLike, *protected: str | os.PathLike) -> None:
+    """Refuse to clear the current directory, one of its parents, or a parent of ``protected``."""
+    resolved = Path(root).resolve()
+    for keep in (Path.cwd(), *protected):
+        keep = Path(keep).resolve()
+        if keep == resolved or keep.is_relative_to(resolved):
+            what = "the current directory" if keep == Path.cwd().resolve() else str(keep)
+            relation = "is" if keep == resolved else "contains"
+            raise RunDirError(f"refusing to clear {root}: it {relation} {what}; choose a dedicated output directory")
+
+
+def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike]) -> list[str]:
+    """The ``targets`` (paths in ``root``) that exist there but were not written by uboost."""
+    root = Path(root)
+    mine = owned(root)
+    rels = [_relative(root, t) for t in targets]
+    return [t for t in rels if t not in mine and ((root / t).exists() or (root / t).is_symlink())]
+
+
+def refuse_foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike]) -> None:
+    others = foreign(root, targets)
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise RunDirError(f"{Path(root) / others[0]}{more} was not written by uboost; move it away, uboost will not overwrite it")
+
+
+def is_empty(root: str | os.PathLike) -> bool:
+    """No entries besides uboost's bookkeeping files."""
+    root = Path(root)
+    return not root.is_dir() or all(p.name in BOOKKEEPING for p in root.iterdir())
+
+
+def clear(root: str | os.PathLike, *protected: str | os.PathLike) -> list[Path]:
+    """Delete the files uboost registered in ``root`` and its emptied folders; return what went.
+
+    Foreign files stay. Refuses (one line) for the current directory, its parents and the
+    parents of ``protected``.
+    """
+    root = Path(root)
+    guard(root, *protected)
+    data = _load(root)
+    removed: list[Path] = []
+    for rel in data["files"]:
+        target = _inside(root, rel)
+        if target is None:
+            continue  # a tampered entry: never follow it out of the directory
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+            removed.append(target)
+    kept_dirs = []
+    for rel in sorted(data["dirs"], key=lambda r: r.count("/"), reverse=True):
+        target = _inside(root, rel)
+        if target is None or target.is_symlink() or not target.is_dir():
+            continue
+        try:
+            target.rmdir()
+            removed.append(target)
+        except OSError:  # holds a foreign file: keep it, and keep it listed
+            kept_dirs.append(rel)
+    if (root / MANIFEST).is_file():
+        write_json(root / MANIFEST, {"files": [], "dirs": kept_dirs[::-1]})
+    return removed

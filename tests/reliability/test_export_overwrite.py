@@ -1,0 +1,44 @@
+"""Issue 13, item 12 and the export cases of the no-traceback list."""
+
+import json
+
+from tests.reliability.conftest import one_line_error
+
+
+def test_export_does_not_overwrite_a_file_without_force(cli, run_copy, tmp_path):
+    target = tmp_path / "arch.json"
+    target.write_text("my file")
+    one_line_error(cli("export", run_copy, "--out", target), "already exists", "--force")
+    assert target.read_text() == "my file"
+    one_line_error(cli("export", run_copy, "--format", "torchscript", "--out", target), "already exists")
+    assert target.read_text() == "my file"
+    assert cli("export", run_copy, "--out", target, "--force").code == 0
+    assert json.loads(target.read_text()) == json.loads((run_copy / "arch.json").read_text())
+
+
+def test_export_replaces_its_own_output_in_the_run_directory(cli, run_copy):
+    assert cli("export", run_copy).code == 0
+    assert cli("export", run_copy).code == 0  # export.json is uboost's own: no --force needed
+    (run_copy / "model.torchscript.pt").write_text("user file")
+    one_line_error(cli("export", run_copy, "--format", "torchscript"), "already exists")
+    assert (run_copy / "model.torchscript.pt").read_text() == "user file"
+
+
+def test_export_to_a_directory_is_one_line(cli, run_copy, tmp_path):
+    one_line_error(cli("export", run_copy, "--out", tmp_path), "is a directory")
+
+
+def test_export_to_a_read_only_place_is_one_line(cli, run_copy, tmp_path):
+    import os
+
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a file instead
+            target = run_copy / "arch.json" / "x.json"
+        else:
+            target = locked / "x.json"
+        one_line_error(cli("export", run_copy, "--out", target), "cannot write")
+    finally:
+        locked.chmod(0o700)

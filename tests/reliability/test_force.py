@@ -1,0 +1,170 @@
+"""Issue 13, items 1 and 2: ``--force`` removes exactly what uboost wrote, nothing else."""
+
+import json
+
+import pytest
+
+from tests.reliability.conftest import TINY, one_line_error, tree
+from uboost import _manifest
+from uboost.search import SearchConfig
+
+BASE = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64, batch_size=32)
+
+
+def _study(root, *, run_dirs=()):
+    """A study with finished trials (one per entry of ``run_dirs``; None: no local run directory)."""
+    import optuna
+
+    from uboost.tuning import create_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(root, seed=0)
+    dist = {"latency_weight": optuna.distributions.FloatDistribution(0.01, 10, log=True)}
+    for i, run_dir in enumerate(run_dirs or [None]):
+        attrs = {"config": BASE.to_dict(), "arch": {"conv1_width": 4 + i}, "accuracy": 0.5, "val_acc": 0.5,
+                 "latency_ms": 0.01 * (i + 1), "array": "8x8", "dataflow": "ws"}
+        if run_dir is not None:
+            attrs["run_dir"] = str(run_dir)
+        study.add_trial(optuna.trial.create_trial(params={"latency_weight": 1.0}, distributions=dist,
+                                                  values=[0.5, 0.01 * (i + 1)], user_attrs=attrs))
+    return study
+
+
+def _user_files(root):
+    (root / "sub").mkdir(parents=True, exist_ok=True)
+    (root / "notes.txt").write_text("precious")
+    (root / "sub" / "data.bin").write_bytes(b"\x00\x01")
+    return tree(root)
+
+
+def test_tune_export_force_refuses_the_current_directory(cli, tmp_path, monkeypatch):
+    study_dir = tmp_path / "study"
+    _study(study_dir)
+    cwd = tmp_path / "work"
+    before = _user_files(cwd)
+    monkeypatch.chdir(cwd)
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", ".", "--force"), "current directory")
+    assert tree(cwd) == before
+
+
+def test_tune_export_force_refuses_a_parent_of_the_study(cli, tmp_path):
+    study_dir = tmp_path / "projects" / "study"
+    _study(study_dir)
+    journal = tree(study_dir)
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", tmp_path / "projects", "--force"),
+                   "refusing to clear")
+    assert tree(study_dir) == journal
+
+
+def test_tune_export_force_keeps_foreign_files_and_drops_its_own(cli, tmp_path):
+    source = tmp_path / "trial0"
+    source.mkdir()
+    (source / "result.json").write_text("{}")
+    (source / "retrain").mkdir()
+    (source / "retrain" / "retrain.json").write_text("{}")
+    study_dir = tmp_path / "study"
+    _study(study_dir, run_dirs=[source, None])
+    important = tmp_path / "important"
+    before = _user_files(important)
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", important), "already exists", "--force")
+    assert tree(important) == before
+
+    assert cli("tune", "--export", "0", "--out", study_dir, "--export-to", important, "--force").code == 0
+    assert (important / "result.json").is_file() and (important / "retrain" / "retrain.json").is_file()
+    assert json.loads((important / "arch.json").read_text()) == {"conv1_width": 4}
+    # trial 1 has no run directory: trial 0's copied files must go, the user's stay
+    assert cli("tune", "--export", "1", "--out", study_dir, "--export-to", important, "--force").code == 0
+    assert json.loads((important / "arch.json").read_text()) == {"conv1_width": 5}
+    assert not (important / "result.json").exists() and not (important / "retrain").exists()
+    after = tree(important)
+    assert {k: after[k] for k in before} == before
+    assert set(after) - set(before) == {"config.json", "arch.json", "tune.json", _manifest.MANIFEST}
+
+
+def test_tune_export_never_overwrites_a_foreign_file(cli, tmp_path):
+    study_dir = tmp_path / "study"
+    _study(study_dir)
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "config.json").write_text("my own config")
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", target, "--force"),
+                   "config.json", "not written by uboost")
+    assert (target / "config.json").read_text() == "my own config"
+    assert sorted(p.name for p in target.iterdir()) == ["config.json"]
+
+
+def test_search_force_keeps_user_files_and_removes_every_earlier_artifact(cli, tmp_path):
+    out = tmp_path / "proj"
+    assert cli("search", *TINY, "--out", out).code == 0
+    assert cli("retrain", out, "--epochs", "1", "--max-samples", "64").code == 0
+    assert cli("export", out, "--format", "torchscript").code == 0
+    assert cli("export", out).code == 0
+    old_nni = {p.name for p in (out / "nni").iterdir()}
+    (out / "checkpoints" / "mine.ckpt").write_bytes(b"user checkpoint")
+    (out / "nni" / "notes.txt").write_text("user notes")
+    (out / "notes.txt").write_text("top-level notes")
+
+    result = cli("search", *TINY, "--out", out, "--force", "--seed", "3")
+    assert result.code == 0, result.err
+    assert (out / "checkpoints" / "mine.ckpt").read_bytes() == b"user checkpoint"
+    assert (out / "nni" / "notes.txt").read_text() == "user notes"
+    assert (out / "notes.txt").read_text() == "top-level notes"
+    for stale in ("retrain", "model.torchscript.pt", "export.json"):
+        assert not (out / stale).exists(), stale
+    assert not old_nni & {p.name for p in (out / "nni").iterdir()}, "the earlier run's NNI files stay"
+    assert json.loads((out / "config.json").read_text())["seed"] == 3
+    # everything on disk is either the user's or listed in the manifest
+    mine = {"checkpoints/mine.ckpt", "nni/notes.txt", "notes.txt"}
+    listed = _manifest.owned(out)
+    unlisted = set(tree(out)) - listed - mine - _manifest.BOOKKEEPING
+    assert not unlisted, unlisted
+
+
+def test_search_force_refuses_a_foreign_file_where_it_writes(cli, tmp_path):
+    out = tmp_path / "proj"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"someone else's")
+    (out / "config.json").write_text("{}")
+    before = tree(out)
+    one_line_error(cli("search", *TINY, "--out", out, "--force"), "not written by uboost")
+    assert tree(out) == before
+
+
+def test_search_force_refuses_the_current_directory(cli, tmp_path, monkeypatch):
+    before = _user_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    one_line_error(cli("search", *TINY, "--out", ".", "--force"), "current directory")
+    assert tree(tmp_path) == before
+
+
+def test_every_file_on_disk_is_listed_while_the_search_runs(tmp_path):
+    """A kill -9 at any step leaves nothing unlisted: files are registered before or as they appear."""
+    import pytorch_lightning as pl
+
+    from uboost.search import run_search
+
+    out = tmp_path / "run"
+    seen = []
+
+    class Look(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            on_disk = set(tree(out)) - _manifest.BOOKKEEPING
+            seen.append(on_disk - _manifest.owned(out))
+
+    run_search(BASE.replace(epochs=2), out, callbacks=[Look()])
+    assert seen and all(not unlisted for unlisted in seen), seen
+    assert any(name.startswith("nni/") for name in _manifest.owned(out))
+
+
+def test_a_tampered_manifest_never_reaches_outside(cli, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    out = tmp_path / "proj"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / _manifest.MANIFEST).write_text(json.dumps({"files": ["config.json", "../outside.txt", str(outside)], "dirs": [".."]}))
+    _manifest.clear(out)
+    assert outside.read_text() == "keep" and not (out / "config.json").exists()
+    (out / _manifest.MANIFEST).write_text("[1, 2")
+    with pytest.raises(Exception, match="unreadable"):
+        _manifest.clear(out)
