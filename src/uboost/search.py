@@ -45,13 +45,15 @@ class SearchConfig:
     latency_weight: float = 1.0
     utilization_weight: float = 1.0
     target_latency_ms: float | None = None
+    budget_lr: float = 0.5
+    entropy_weight: float = 0.0
     cost_mode: str = "expected"
     temperature: float = 10.0
     sampling: str = "mixture"  # or "single-path": one sampled candidate per choice runs per step
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.01
-    arch_lr: float = 3e-3
+    arch_lr: float = 0.03  # high enough that a short search commits (expected vs derived latency within ~5%)
     data_split: float = 0.8
     seed: int = 0
     accelerator: str = "cpu"
@@ -67,7 +69,12 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("latency_weight", "utilization_weight"):
+        if self.target_latency_ms is not None and (
+            isinstance(self.target_latency_ms, bool) or not isinstance(self.target_latency_ms, (int, float))
+            or not math.isfinite(self.target_latency_ms) or self.target_latency_ms <= 0
+        ):
+            raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
+        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
@@ -77,6 +84,8 @@ class SearchConfig:
             raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
         if self.image_size is not None and self.image_size < 4:
             raise ConfigError(f"image_size must be at least 4, got {self.image_size}")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1):
+            raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
 
     @property
     def rows(self) -> int:
@@ -136,6 +145,7 @@ class SearchResult:
     val_acc: float | None
     latency_ref_ms: float | None
     seconds: float
+    budget: dict = field(default_factory=dict)  # target, expected latency, argmax latency, projected?
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -146,6 +156,7 @@ class SearchResult:
             "macs": self.hardware.macs,
             "latency_ref_ms": self.latency_ref_ms,
             "search_seconds": self.seconds,
+            **self.budget,
         }
 
 
@@ -182,6 +193,17 @@ def _metrics_callback(path: Path):
 
         def on_train_epoch_end(self, trainer, pl_module):
             self.flush()
+
+        def on_fit_end(self, trainer, pl_module):
+            """A resumed run whose last epoch was already checkpointed trains no step: report the
+            accuracies it recorded (NNI's final report needs them), newest first."""
+            import torch
+
+            metrics = trainer.callback_metrics
+            for row in reversed(self.rows):
+                for key, value in row.items():
+                    if key.startswith(("train_", "val_")) and key not in metrics:
+                        metrics[key] = torch.tensor(value)
 
         def flush(self) -> None:
             keys = list(dict.fromkeys(k for r in self.rows for k in r))
@@ -278,6 +300,8 @@ def run_search(
         latency_weight=config.latency_weight,
         utilization_weight=config.utilization_weight,
         target_latency_ms=config.target_latency_ms,
+        budget_lr=config.budget_lr,
+        entropy_weight=config.entropy_weight,
         cost_mode=config.cost_mode,
         temperature=config.temperature,
         arch_lr=config.arch_lr,
@@ -297,6 +321,8 @@ def run_search(
         raise interrupted
     seconds = time.perf_counter() - started
 
+    budget = _final_choices(out, strategy, arch, config)
+    arch = budget.pop("arch")
     fresh, _, _ = build_space(config)
     derived = runs.freeze_arch(fresh, arch)
     report = cost_model.evaluate(derived, input_shape)
@@ -308,12 +334,44 @@ def run_search(
         val_acc=None if val_acc is None else float(val_acc),
         latency_ref_ms=strategy.latency_ref_ms,
         seconds=seconds,
+        budget=budget,
     )
     write_json(out / runs.ARCH, arch)
     write_json(out / runs.HARDWARE, report.to_dict())
     write_json(out / runs.RESULT, result.summary())
     _plots(out, report)
     return result
+
+
+def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dict[str, Any]:
+    """Write the final alphas and probabilities; with a budget, project the architecture onto it.
+
+    Returns ``{"arch": the architecture to export, ...facts for result.json}``.
+    """
+    import torch
+
+    from uboost.strategy.architecture import alphas_to_dict, probabilities_dict
+
+    hardware_loss = strategy.hardware_loss
+    facts: dict[str, Any] = {"arch": arch}
+    if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
+        return facts
+    write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
+    write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices))
+    with torch.no_grad():
+        facts["expected_latency_ms"] = float(hardware_loss.supernet_cost().latency_ms)
+    argmax_ms = float(hardware_loss.derived_cost().latency_ms)
+    facts["argmax_latency_ms"] = argmax_ms
+    target = config.target_latency_ms
+    if target is not None:
+        facts["target_latency_ms"] = target
+        facts["budget_multiplier"] = float(hardware_loss.multiplier)
+        projected = hardware_loss.projector().project(target)
+        facts["projected"] = projected.arch != arch
+        if projected.arch != arch:
+            logger.info("argmax network %.6g ms vs budget %.6g ms: projected to %.6g ms", argmax_ms, target, projected.latency_ms)
+        facts["arch"] = projected.arch
+    return facts
 
 
 def _plots(out: Path, report: NetworkCost) -> None:
@@ -331,7 +389,7 @@ def _plots(out: Path, report: NetworkCost) -> None:
             rows = [r for r in csv.DictReader(f) if r.get("hw/latency_ms")]
         if rows:
             steps = [float(r["step"]) for r in rows]
-            series = {k: [float(r[k]) for r in rows if r.get(k)] for k in ("hw/latency_ms", "hw/utilization", "train_acc") if rows[0].get(k)}
-            plots.lines(out / "search.png", steps, series, xlabel="step", title="expected latency / utilization / accuracy")
+            series = {k: [float(r[k]) for r in rows if r.get(k)] for k in ("hw/latency_ms", "hw/derived_latency_ms", "hw/utilization", "train_acc") if rows[0].get(k)}
+            plots.lines(out / "search.png", steps, series, xlabel="step", title="expected and derived latency / utilization / accuracy")
     except Exception as exc:  # plots are a convenience; never lose a finished search over them
         logger.warning("could not draw plots: %s", exc)

@@ -122,16 +122,16 @@ def test_bad_arguments(kwargs, match):
         UBoost(**kwargs)
 
 
-def test_budget_term_stops_pushing_below_target():
+def test_budget_multiplier_rises_over_budget_and_falls_to_zero_under_it():
     model = create("systolic", rows=8, cols=8)
     supernet = UBoost(cost_model=model).mutate_model(MixedSpace())
     x = torch.zeros(1, 1, 8, 8)
-    free = HardwareLoss(model, utilization_weight=0.0)
-    free.attach(supernet, x)
-    current = float(free().cost.latency_ms)
-    below = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=current * 2)
-    below.attach(supernet, x)
-    assert float(below().loss) == 0.0  # under budget: no pressure
-    above = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=current / 2)
-    above.attach(supernet, x)
-    assert float(above().loss) > float(free().loss)  # over budget: latency term + budget term
+    hook = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=1.0, budget_lr=0.5)
+    hook.attach(supernet, x)
+    assert float(hook().loss) == 0.0  # multiplier starts at 0: no pressure before a violation
+    assert hook.update_multiplier(3.0) == pytest.approx(1.0)  # 0 + 0.5 * (3 / 1 - 1)
+    assert float(hook().loss) == pytest.approx(float(hook().cost.latency_ms) / 1.0)  # mu * E[latency] / target
+    assert hook.update_multiplier(0.5) == pytest.approx(0.75)
+    assert hook.update_multiplier(0.0) == pytest.approx(0.25)
+    assert hook.update_multiplier(0.0) == 0.0  # never negative
+    assert "multiplier" in hook.state_dict()  # checkpointed with the search

@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 
 from uboost.cli._common import fail, quiet_third_party
+from uboost.cli.frontier import frontier
 from uboost.cli.profile import hw_app, profile
 from uboost.cli.search import export, retrain, search, spaces
 from uboost.cli.tune import tune
@@ -34,6 +35,7 @@ app.command()(retrain)
 app.command()(profile)
 app.command()(spaces)
 app.command()(tune)
+app.command()(frontier)
 app.add_typer(hw_app, name="hw")
 
 

@@ -23,7 +23,13 @@ def _load_toml(path: Path) -> dict:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    return data.get("search", data)
+    values = data.get("search", data)
+    if not isinstance(values, dict):
+        raise ConfigError(f"search in {path} must be a table of settings ([search]), got {type(values).__name__}")
+    if not isinstance(values.get("space_options", {}), dict):
+        raise ConfigError(f"space_options in {path} must be a table (e.g. space_options = {{ width = 8 }}), "
+                          f"got {type(values['space_options']).__name__}")
+    return values
 
 
 def search(
@@ -71,10 +77,6 @@ def search(
     values.update({k: v for k, v in flags.items() if v is not None})
     if download:
         values["download"] = True
-    chosen_space = values.get("space", "darts-cifar")
-    if chosen_space == "darts-cifar":
-        space_options.setdefault("width", 8)
-        space_options.setdefault("cells", 3)
     for key, value in (("width", width), ("cells", cells)):
         if value is not None:
             space_options[key] = value
@@ -84,9 +86,15 @@ def search(
         from uboost.runs import load_run
 
         space_options["cell_arch"] = {k: v for k, v in load_run(cell_arch).arch.items() if not k.startswith("width_")}
+    given = {**values, "space_options": dict(space_options)}  # what the user set, before defaults
+    if values.get("space", "darts-cifar") == "darts-cifar":
+        space_options.setdefault("width", 8)
+        space_options.setdefault("cells", 3)
     values["space_options"] = space_options
     cfg = SearchConfig.from_dict(values)
     run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
+    if resume:
+        _refuse_changed_settings(run_dir, given)
     if not resume:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
@@ -108,11 +116,27 @@ def search(
     table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{s['latency_ms']:.4f} ms ({human(s['cycles'])} cycles)")
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
-    table.add_row("latency_ref (uniform supernet)", f"{s['latency_ref_ms']:.4f} ms")
+    table.add_row("latency_ref (uniform supernet)", "n/a" if s["latency_ref_ms"] is None else f"{s['latency_ref_ms']:.4f} ms")
     table.add_row("search time", f"{s['search_seconds']:.0f} s")
     console.print(table)
     console.print(f"per-layer table: {result.run_dir / 'hardware.txt'}")
     console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
+
+
+def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
+    """``--resume`` continues a run with its stored config: a setting that differs is an error, not ignored."""
+    from uboost import runs
+
+    if not (Path(run_dir) / runs.CONFIG).is_file():
+        return  # run_search says there is nothing to resume
+    stored = runs.read_json(Path(run_dir) / runs.CONFIG, "run config")
+    options = dict(given.pop("space_options", {}))
+    changed = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in given.items() if stored.get(k) != v]
+    stored_options = stored.get("space_options") or {}
+    changed += [f"{k} {stored_options.get(k)!r} -> {v!r}" for k, v in options.items() if stored_options.get(k) != v]
+    if changed:
+        raise ConfigError(f"--resume continues {run_dir} with its stored settings, but these differ: {', '.join(changed)}; "
+                          "drop them, or start over with --force")
 
 
 def _write_layer_table(path: Path, report, label: str) -> None:
@@ -134,9 +158,17 @@ def export(
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
     out: Annotated[Optional[Path], Opt(help="output file")] = None,
     force: Annotated[bool, Opt("--force", help="overwrite an existing --out file")] = False,
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out")] = None,
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
     import contextlib
+
+    if target_latency_ms is not None:
+        from uboost.cli.frontier import export_to_budget
+
+        if format != "json":
+            raise ConfigError("--target-latency-ms writes a run directory; export it to ONNX/TorchScript afterwards")
+        return export_to_budget(run, target_latency_ms, out, force)
 
     from uboost import runs
     from uboost.exceptions import RunDirError

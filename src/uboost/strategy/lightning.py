@@ -107,11 +107,23 @@ class UBoostLightningModule(DartsLightningModule):
             with torch.no_grad():
                 terms = self.hardware_loss()
             cost = terms.cost
-        self.log_dict(  # latency and utilization also on the progress bar
-            {"hw/latency_ms": cost.latency_ms.detach().float(), "hw/utilization": cost.utilization.detach().float()},
+        derived = self.hardware_loss.derived_cost()  # the network the export would return now, priced exactly
+        multiplier = self.hardware_loss.update_multiplier(float(derived.latency_ms))
+        self.log_dict(  # expected and derived latency and utilization also on the progress bar
+            {
+                "hw/latency_ms": cost.latency_ms.detach().float(),
+                "hw/derived_latency_ms": derived.latency_ms.float(),
+                "hw/utilization": cost.utilization.detach().float(),
+            },
             prog_bar=True,
         )
-        self.log_dict({"hw/cycles": cost.cycles.detach().float(), "hw/loss": terms.loss.detach().float()})
+        hw_logs = {
+            "hw/cycles": cost.cycles.detach().float(), "hw/loss": terms.loss.detach().float(),
+            "hw/derived_cycles": derived.cycles.float(), "hw/derived_utilization": derived.utilization.float(),
+        }
+        if self.hardware_loss.target_latency_ms is not None:
+            hw_logs["hw/budget_multiplier"] = multiplier
+        self.log_dict(hw_logs)
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path
         self.resample()

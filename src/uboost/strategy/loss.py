@@ -8,9 +8,18 @@
 * ``latency_ref`` is the expected latency at uniform choices, fixed once per run when the
   supernet is first traced and recorded (``hw/latency_ref_ms``): ``lambda`` is then a
   dimensionless trade-off that means the same on every array and space.
-* With ``target_latency_ms`` the search should *reach* the budget but not trade accuracy to
-  undershoot it: the ``lambda`` term only acts above the budget, and a budget term
-  ``budget_weight * relu(latency / target - 1)`` is added.
+* Every step the *derived* architecture (what NNI's export would return now: argmax of every
+  choice, top inputs of every cell node) is priced exactly by the same cost rows with one-hot
+  gates (:meth:`HardwareLoss.derived_cost`, no new tracing).
+* With ``target_latency_ms`` the ``lambda`` term is replaced by a Lagrange multiplier ``mu``
+  on the budget constraint, ``mu * E[latency] / target``, and ``mu`` is updated by dual ascent
+  on the *derived* network's constraint violation after every step:
+  ``mu <- max(0, mu + budget_lr * (derived / target - 1))``. While the network that would be
+  exported is over budget, ``mu`` grows and pushes probability towards cheaper choices; once it
+  is under budget, ``mu`` shrinks and the task loss pulls accuracy back, so the derived latency
+  settles at the budget instead of far below it (a fixed ``lambda`` has no such fixed point).
+  The export then projects onto the budget exactly (:mod:`uboost.strategy.projection`), which
+  guarantees ``<= target``.
 """
 
 from __future__ import annotations
@@ -48,9 +57,10 @@ class HardwareLoss(nn.Module):
         latency_weight: float = 1.0,
         utilization_weight: float = 1.0,
         target_latency_ms: float | None = None,
-        budget_weight: float = 1.0,
+        budget_lr: float = 0.5,
         cost_mode: str = "expected",
         temperature: float | None = 10.0,
+        entropy_weight: float = 0.0,
     ):
         super().__init__()
         if cost_mode not in COST_MODES:
@@ -58,10 +68,15 @@ class HardwareLoss(nn.Module):
         self.cost_model = cost_model
         self.latency_weight = _non_negative("latency_weight", latency_weight)
         self.utilization_weight = _non_negative("utilization_weight", utilization_weight)
-        self.budget_weight = _non_negative("budget_weight", budget_weight)
+        self.budget_lr = _non_negative("budget_lr", budget_lr)
+        self.entropy_weight = _non_negative("entropy_weight", entropy_weight)
         if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
             raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
         self.target_latency_ms = target_latency_ms
+        # the budget's Lagrange multiplier: a buffer, so it is checkpointed and resumed
+        self.register_buffer("multiplier", torch.tensor(0.0, dtype=torch.float64))
+        self.supernet = None
+        self.choices, self.nodes = [], []
         self.cost_mode = cost_mode
         if cost_mode == "smooth" and (temperature is None or not _non_negative("temperature", temperature) > 0):
             raise ConfigError(f"temperature must be positive in smooth mode, got {temperature!r}")
@@ -75,25 +90,75 @@ class HardwareLoss(nn.Module):
 
     def attach(self, supernet: nn.Module, example: torch.Tensor) -> None:
         """Trace ``supernet`` once on ``example`` (one sample) and fix ``latency_ref``."""
+        from uboost.strategy.architecture import choice_groups
+
         self.supernet_cost = build_supernet_cost(
             supernet, self.cost_model, example[:1], mode=self.cost_mode, temperature=self.temperature
         )
+        self.choices, self.nodes = choice_groups(supernet)
+        self.supernet, self._example = [supernet], example[:1].detach()  # a list: not a submodule
         with torch.no_grad():
             self.latency_ref_ms = float(self.supernet_cost(uniform=True).latency_ms)
         if not self.latency_ref_ms > 0:
             raise ConfigError("the supernet has zero expected latency: nothing for the hardware loss to act on")
+        if self.target_latency_ms is not None:  # an unreachable budget fails now, not after the search
+            cheapest = self.projector().cheapest()
+            if cheapest.latency_ms > self.target_latency_ms:
+                from uboost.strategy.projection import InfeasibleBudget
 
-    def forward(self) -> HardwareTerms:
+                raise InfeasibleBudget(
+                    f"no architecture of the space fits the target latency {self.target_latency_ms:g} ms; the cheapest "
+                    f"reachable is {cheapest.latency_ms:.6g} ms ({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
+
+    def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
             raise RuntimeError("HardwareLoss.attach(supernet, example) must be called first")
-        cost = self.supernet_cost()
+        return self.supernet_cost
+
+    def forward(self) -> HardwareTerms:
+        cost = self._require()()
         latency = cost.latency_ms
-        latency_term = self.latency_weight * latency / self.latency_ref_ms
         loss = (1.0 - cost.utilization) * self.utilization_weight
         if self.target_latency_ms is None:
-            loss = loss + latency_term
+            loss = loss + self.latency_weight * latency / self.latency_ref_ms
         else:
-            over = latency > self.target_latency_ms
-            loss = loss + torch.where(over, latency_term, torch.zeros_like(latency_term))
-            loss = loss + self.budget_weight * torch.relu(latency / self.target_latency_ms - 1.0)
+            loss = loss + self.multiplier.to(latency.dtype) * latency / self.target_latency_ms
+        if self.entropy_weight:
+            loss = loss + self.entropy_weight * self.entropy()
         return HardwareTerms(loss=loss, cost=cost)
+
+    def entropy(self) -> torch.Tensor:
+        """Mean entropy of the choice distributions (an optional term that makes the search commit)."""
+        terms = [torch.special.entr(torch.softmax(c.alpha.double().reshape(-1), -1)).sum() for c in self.choices]
+        return torch.stack(terms).mean()
+
+    def derived_indices(self) -> dict[int, int]:
+        from uboost.strategy.architecture import argmax_indices
+
+        self._require()
+        return argmax_indices(self.choices, self.nodes)
+
+    @torch.no_grad()
+    def derived_cost(self, indices: dict[int, int] | None = None) -> HardwareCost:
+        """Exact cost of the architecture the export derives now (or of ``indices``)."""
+        from uboost.strategy.architecture import one_hot
+
+        supernet_cost = self._require()
+        return supernet_cost(distributions=one_hot(self.choices, self.derived_indices() if indices is None else indices))
+
+    @torch.no_grad()
+    def update_multiplier(self, derived_latency_ms: float) -> float:
+        """One dual-ascent step on ``derived / target - 1``; returns the new multiplier."""
+        if self.target_latency_ms is not None:
+            violation = float(derived_latency_ms) / self.target_latency_ms - 1.0
+            self.multiplier.copy_((self.multiplier + self.budget_lr * violation).clamp_min(0.0))
+        return float(self.multiplier)
+
+    def projector(self):
+        """A :class:`~uboost.strategy.projection.Projector` over the current alphas (cycle-exact rows)."""
+        from uboost.strategy.projection import Projector
+
+        supernet_cost = self._require()
+        if supernet_cost.mode != "expected":
+            supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
+        return Projector(supernet_cost, self.choices, self.nodes)

@@ -313,6 +313,8 @@ class SupernetCost(nn.Module):
         self.shapes = [r.shape for r in rows]
         self._alphas = choices.alphas  # not registered: they belong to the supernet
         offsets, self._groups, n_flat = choices.layout()
+        self._layout = (offsets, self._groups, n_flat)  # read by the projection's integer program
+        self._derived_members = [(a, list(m)) for a, m in choices.derived]
 
         def flat(spec) -> int:
             if spec[0] == "alpha":

@@ -35,7 +35,14 @@ class UBoost(DARTS):
     latency_weight, utilization_weight
         ``lambda`` and ``beta`` of ``task + lambda * latency / latency_ref + beta * (1 - utilization)``.
     target_latency_ms
-        Optional latency budget (see :mod:`uboost.strategy.loss`).
+        Optional latency budget for the *derived* network: ``lambda`` is replaced by a Lagrange
+        multiplier updated by dual ascent (see :mod:`uboost.strategy.loss`) and the final
+        architecture is projected onto the budget exactly (:mod:`uboost.strategy.projection`).
+    budget_lr
+        Dual-ascent step of the budget multiplier per step.
+    entropy_weight
+        Weight of the mean entropy of the choice distributions in the architecture loss (makes
+        the distribution commit, so its expected cost approaches the derived network's).
     cost_mode
         ``"expected"``: exact expectation of the cycle-exact cost; ``"smooth"``: expected
         channel counts through the smooth ceiling at ``temperature`` (the paper's method).
@@ -66,10 +73,11 @@ class UBoost(DARTS):
         latency_weight: float = 1.0,
         utilization_weight: float = 1.0,
         target_latency_ms: float | None = None,
-        budget_weight: float = 1.0,
+        budget_lr: float = 0.5,
+        entropy_weight: float = 0.0,
         cost_mode: str = "expected",
         temperature: float = 10.0,
-        arch_lr: float = 3e-3,
+        arch_lr: float = 0.03,
         data_split: float | None = 0.8,
         gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
         warmup_epochs: int = 0,
@@ -98,7 +106,8 @@ class UBoost(DARTS):
             latency_weight=latency_weight,
             utilization_weight=utilization_weight,
             target_latency_ms=target_latency_ms,
-            budget_weight=budget_weight,
+            budget_lr=budget_lr,
+            entropy_weight=entropy_weight,
             cost_mode=cost_mode,
             temperature=temperature,
         )

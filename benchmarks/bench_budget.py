@@ -1,0 +1,144 @@
+"""Does a latency budget land where the user aims? (not a test)
+
+For every space and seed: one unconstrained (task-only) search, then for every target fraction f of its
+derived (cycle-exact) latency X0:
+
+* (a) the in-search budget: a search with ``target_latency_ms = f * X0`` (dual ascent on the
+  derived network); its argmax network before the final projection;
+* (b) the projection of the unconstrained search onto ``f * X0`` (``uboost export
+  --target-latency-ms``: exact integer program over the search's alphas);
+* (c) what the budgeted search exports: its argmax projected onto the budget.
+
+Each network is retrained from scratch (``--retrain-epochs``) and priced cycle-exact. The table
+reports derived latency / target and accuracy, mean and range over seeds, and the share of runs
+inside [0.90, 1.00] x target. A lambda sweep (no budget) shows how coarse a fixed lambda is.
+
+    python benchmarks/bench_budget.py --quick                  # dry run: lenet, 1 seed, 1 epoch
+    python benchmarks/bench_budget.py                          # lenet + darts-cifar, 3 seeds
+
+Runs go to ``benchmarks/runs/budget/`` and are reused when their ``result.json`` exists, so an
+interrupted benchmark resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+SPACES = {
+    "lenet": dict(space="lenet", space_options={}, array="16x16", image_size=16),
+    "darts-cifar": dict(space="darts-cifar", space_options={"width": 8, "cells": 3}, array="16x16", image_size=16),
+}
+
+
+def search(root: Path, name: str, config) -> dict:
+    from uboost.search import run_search
+
+    out = root / name
+    if (out / "result.json").is_file():
+        return json.loads((out / "result.json").read_text())
+    started = time.perf_counter()
+    result = run_search(config, out, force=True)
+    summary = result.summary()
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
+
+
+def retrain_acc(run: Path, epochs: int, max_samples: int | None) -> float:
+    from uboost.retrain import RetrainConfig, retrain
+
+    done = run / "retrain" / "retrain.json"
+    if done.is_file():
+        return json.loads(done.read_text())["test_acc"]
+    return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples)).summary()["test_acc"]
+
+
+def project(run: Path, target: float, out: Path) -> dict:
+    from uboost.frontier import export_projection, load_projector
+
+    if (out / "result.json").is_file():
+        return json.loads((out / "result.json").read_text())
+    source = load_projector(run)
+    return export_projection(source, source.projector.project(target), out, target_ms=target, force=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", default="lenet,darts-cifar")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--fractions", default="0.3,0.5,0.7")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--retrain-epochs", type=int, default=5)
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--lambdas", default="0,0.1,0.3,1,3,10", help="lambda sweep without a budget ('' skips it)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/budget"))
+    parser.add_argument("--quick", action="store_true", help="lenet, 1 seed, 1 epoch, 256 samples: a dry run")
+    args = parser.parse_args()
+    if args.quick:
+        args.spaces, args.seeds, args.epochs, args.retrain_epochs, args.max_samples, args.lambdas = "lenet", 1, 1, 1, 256, "0,1"
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    from uboost.search import SearchConfig
+
+    fractions = [float(f) for f in args.fractions.split(",")]
+    lines = []
+    for space in args.spaces.split(","):
+        base = SearchConfig(**SPACES[space], epochs=args.epochs, max_samples=args.max_samples)
+        rows = {key: [] for key in ("a", "b", "c")}
+        for seed in range(args.seeds):
+            root = args.out / space / f"seed{seed}"
+            free = search(root, "free", base.replace(seed=seed, latency_weight=0.0, utilization_weight=0.0))  # task only
+            x0 = free["latency_ms"]
+            from uboost.frontier import load_projector
+
+            cheapest = load_projector(root / "free").projector.cheapest().latency_ms
+            for f in fractions:
+                target = f * x0
+                if target < cheapest:
+                    print(f"{space} seed{seed} f={f}: target {1e3 * target:.2f}us is below the cheapest network ({1e3 * cheapest:.2f}us): skipped")
+                    continue
+                budgeted = search(root, f"budget{f}", base.replace(seed=seed, target_latency_ms=target))
+                proj_free = project(root / "free", target, root / f"proj-free{f}")
+                acc_b = retrain_acc(root / f"proj-free{f}", args.retrain_epochs, args.max_samples)
+                acc_c = retrain_acc(root / f"budget{f}", args.retrain_epochs, args.max_samples)
+                argmax_ratio = budgeted["argmax_latency_ms"] / target
+                rows["a"].append((f, argmax_ratio, None))
+                rows["b"].append((f, proj_free["latency_ms"] / target, acc_b))
+                rows["c"].append((f, budgeted["latency_ms"] / target, acc_c))
+                print(f"{space} seed{seed} f={f}: X0={1e3 * x0:.2f}us target={1e3 * target:.2f}us "
+                      f"(a) argmax {argmax_ratio:.2f}x  (b) proj-free {proj_free['latency_ms'] / target:.2f}x acc {acc_b:.3f}  "
+                      f"(c) budgeted {budgeted['latency_ms'] / target:.2f}x acc {acc_c:.3f}  "
+                      f"gap E/argmax {abs(budgeted['expected_latency_ms'] / budgeted['argmax_latency_ms'] - 1):.2f}", flush=True)
+        for key, label in (("a", "(a) in-search budget, argmax"), ("b", "(b) projection of the free search"), ("c", "(c) budgeted search, exported")):
+            for f in fractions:
+                sel = [r for r in rows[key] if r[0] == f]
+                if not sel:
+                    lines.append(f"| {space} | {label} | {f} | infeasible (below the cheapest network) | - | - |")
+                    continue
+                ratios = [r[1] for r in sel]
+                accs = [r[2] for r in sel if r[2] is not None]
+                inside = sum(0.90 <= r <= 1.0 + 1e-9 for r in ratios)
+                acc = f"{100 * statistics.mean(accs):.1f}" if accs else "-"
+                lines.append(f"| {space} | {label} | {f} | {statistics.mean(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | {inside}/{len(ratios)} | {acc} |")
+        if args.lambdas:
+            for lam in (float(v) for v in args.lambdas.split(",")):
+                sweep = [search(args.out / space / f"seed{s}", f"lambda{lam}", base.replace(seed=s, latency_weight=lam)) for s in range(args.seeds)]
+                lat = [1e3 * r["latency_ms"] for r in sweep]
+                gap = [abs(r["expected_latency_ms"] / r["argmax_latency_ms"] - 1) for r in sweep]
+                lines.append(f"| {space} | lambda sweep | lambda={lam:g} | {statistics.mean(lat):.2f} us | gap E/argmax {statistics.mean(gap):.2f} | {100 * statistics.mean(r['val_acc'] or 0 for r in sweep):.1f} (val) |")
+    print("\n| space | variant | target fraction | derived / target: mean (min-max) | in [0.90, 1.00] | retrained acc % |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

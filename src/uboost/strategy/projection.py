@@ -1,0 +1,215 @@
+"""Budget-exact projection: the architecture a search prefers most that fits a latency budget.
+
+Given the alphas of a finished search and a budget ``X``, :func:`project` solves exactly
+
+    maximize   sum over choices of preference(choice)          (log-probabilities, see
+                                                                 :func:`~uboost.strategy.architecture.preferences`)
+    subject to cycle-exact latency(architecture) <= X
+
+as a mixed-integer linear program (``scipy.optimize.milp``, HiGHS) over the supernet's cost
+rows (:mod:`uboost.strategy.supernet_cost`, ``cost_mode="expected"``):
+
+* one binary ``x[a, k]`` per entry ``k`` of every alpha ``a``, ``sum_k x[a, k] = 1``; a cell
+  node keeps exactly ``n_chosen`` inputs (``sum_j x[edge_ij, none] = i - n_chosen``);
+* a cost row (one concrete layer shape) is active when all choices on its path are taken: the
+  product of binaries becomes a continuous ``y_r >= sum_d x_d - (n_r - 1)``, ``y_r >= 0``; its
+  cycles are positive, so at the optimum ``y_r`` equals the product exactly;
+* ``sum_r cycles_r y_r <= X`` in cycles (the row sum with one-hot gates *is* the cycle-exact
+  cost of the frozen network; tested against :meth:`CostModel.evaluate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from uboost.exceptions import ConfigError, SearchError
+from uboost.strategy.architecture import Choice, Node, indices_to_arch, preferences
+
+logger = logging.getLogger(__name__)
+
+
+class InfeasibleBudget(ConfigError):
+    """No architecture of the space fits the budget."""
+
+    def __init__(self, message: str, cheapest_ms: float):
+        super().__init__(message)
+        self.cheapest_ms = cheapest_ms
+
+
+@dataclass(frozen=True)
+class Projection:
+    arch: dict
+    cycles: float
+    latency_ms: float
+    preference: float  # sum of the log-probabilities of the chosen entries
+
+
+def check_budget(value, what: str = "target latency") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what} must be a positive number of milliseconds, got {value!r}")
+    return float(value)
+
+
+class _Program:
+    """The MILP's matrices for one supernet cost and its choices (built once, solved per budget)."""
+
+    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
+        from scipy.sparse import lil_matrix
+
+        if cost.mode != "expected":
+            raise ConfigError("projection needs the cycle-exact row table: build the supernet cost with mode='expected'")
+        self.cost, self.choices, self.nodes = cost, choices, nodes
+        alphas = cost.alphas
+        by_id = {id(c.alpha): c for c in choices}
+        unknown = [i for i, a in enumerate(alphas) if id(a) not in by_id]
+        if unknown:
+            raise SearchError(f"{len(unknown)} alphas of the cost table belong to no known choice")
+        # variables: [x for every alpha entry in `choices` order] + [y for every row]
+        self.offset: dict[int, int] = {}
+        n = 0
+        for c in choices:
+            self.offset[id(c.alpha)] = n
+            n += c.alpha.numel()
+        self.n_x = n
+        # flat index (cost layout) -> list of x variables whose sum it is (constant 1 -> [])
+        offsets, groups, n_flat = cost._layout
+        flat_vars: dict[int, list[int]] = {0: []}
+        for a_idx, alpha in enumerate(alphas):
+            base = self.offset[id(alpha)]
+            for k in range(alpha.numel()):
+                flat_vars[offsets[a_idx] + k] = [base + k]
+        for j, (a_idx, members) in enumerate(cost._derived_members):
+            base = self.offset[id(alphas[a_idx])]
+            flat_vars[n_flat + j] = [base + k for k in members]
+        gate_index = cost.gate_index.cpu().numpy()
+        cycles = cost.row_cycles.detach().cpu().double().numpy()
+        # rows whose gates are all constant are always active: a fixed cost
+        self.fixed_cycles = 0.0
+        rows, row_gates = [], []
+        for r in range(gate_index.shape[0]):
+            gates = [flat_vars[int(g)] for g in dict.fromkeys(gate_index[r].tolist()) if int(g) != 0]
+            if not gates:
+                self.fixed_cycles += float(cycles[r])
+            elif cycles[r] > 0:
+                rows.append(r)
+                row_gates.append(gates)
+        self.row_cycles = cycles[rows]
+        n_y = len(rows)
+        self.n = self.n_x + n_y
+        # equalities: one entry per plain alpha; a node keeps n_chosen inputs
+        eq = lil_matrix((len(choices) + len(nodes), self.n))
+        eq_rhs = np.zeros(len(choices) + len(nodes))
+        m = 0
+        for c in choices:
+            base = self.offset[id(c.alpha)]
+            for k in range(c.alpha.numel()):  # exactly one entry (for an edge: an op or "none")
+                eq[m, base + k] = 1.0
+            eq_rhs[m] = 1.0
+            m += 1
+        for node in nodes:
+            for edge in node.edges:
+                eq[m, self.offset[id(edge.alpha)] + edge.alpha.numel() - 1] = 1.0
+            eq_rhs[m] = len(node.edges) - min(node.n_chosen, len(node.edges))
+            m += 1
+        self.eq, self.eq_rhs = eq.tocsr(), eq_rhs
+        # row activation: sum_d x_d - y_r <= n_r - 1
+        act = lil_matrix((n_y, self.n))
+        act_rhs = np.zeros(n_y)
+        for i, gates in enumerate(row_gates):
+            for members in gates:
+                for v in members:
+                    act[i, v] += 1.0
+            act[i, self.n_x + i] = -1.0
+            act_rhs[i] = len(gates) - 1
+        self.act, self.act_rhs = act.tocsr(), act_rhs
+        budget = np.zeros(self.n)
+        budget[self.n_x:] = self.row_cycles
+        self.budget_row = budget
+
+    def objective(self) -> np.ndarray:
+        prefs = preferences(self.choices, self.nodes)
+        c = np.zeros(self.n)
+        for choice in self.choices:
+            base = self.offset[id(choice.alpha)]
+            c[base: base + choice.alpha.numel()] = prefs[id(choice.alpha)].cpu().numpy()
+        return c, prefs
+
+    def solve(self, budget_cycles: float | None, *, minimize_cost: bool = False):
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        c, prefs = self.objective()
+        if minimize_cost:  # the cheapest architecture, ties broken by preference
+            c = -self.budget_row + 1e-9 * c * max(1.0, float(self.row_cycles.sum(initial=1.0)))
+        constraints = [LinearConstraint(self.eq, self.eq_rhs, self.eq_rhs)]
+        if self.act.shape[0]:
+            constraints.append(LinearConstraint(self.act, -np.inf, self.act_rhs))
+        if budget_cycles is not None:
+            constraints.append(LinearConstraint(self.budget_row.reshape(1, -1), -np.inf, budget_cycles - self.fixed_cycles))
+        integrality = np.zeros(self.n)
+        integrality[: self.n_x] = 1
+        result = milp(-c, constraints=constraints, integrality=integrality, bounds=Bounds(0, 1),
+                      options={"mip_rel_gap": 0.0})
+        if result.status != 0 or result.x is None:
+            return None, prefs
+        return result.x, prefs
+
+    def decode(self, x: np.ndarray, prefs) -> tuple[dict, float, float]:
+        indices = {}
+        for choice in self.choices:
+            base = self.offset[id(choice.alpha)]
+            indices[id(choice.alpha)] = int(np.argmax(x[base: base + choice.alpha.numel()]))
+        arch = indices_to_arch(self.choices, self.nodes, indices, prefs)
+        score = float(sum(float(prefs[id(c.alpha)][indices[id(c.alpha)]]) for c in self.choices))
+        return arch, indices, score
+
+
+class Projector:
+    """Projects one supernet's alphas onto latency budgets (reuse it for many budgets)."""
+
+    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
+        self.program = _Program(cost, choices, nodes)
+        self.cost = cost
+
+    def _cycles_of(self, indices: dict[int, int]) -> float:
+        from uboost.strategy.architecture import one_hot
+
+        with torch.no_grad():
+            return float(self.cost(distributions=one_hot(self.program.choices, indices)).cycles)
+
+    def _ms(self, cycles: float) -> float:
+        return float(self.cost.cost_model.latency_ms(torch.tensor(cycles, dtype=torch.float64)))
+
+    def cheapest(self) -> Projection:
+        x, prefs = self.program.solve(None, minimize_cost=True)
+        if x is None:
+            raise SearchError("the projection program has no solution (the space has no valid architecture)")
+        arch, indices, score = self.program.decode(x, prefs)
+        cycles = self._cycles_of(indices)
+        return Projection(arch, cycles, self._ms(cycles), score)
+
+    def unconstrained(self) -> Projection:
+        x, prefs = self.program.solve(None)
+        arch, indices, score = self.program.decode(x, prefs)
+        cycles = self._cycles_of(indices)
+        return Projection(arch, cycles, self._ms(cycles), score)
+
+    def project(self, target_latency_ms: float) -> Projection:
+        target = check_budget(target_latency_ms)
+        clock = self.cost.cost_model.spec.clock_hz
+        budget_cycles = math.floor(target * 1e-3 * clock + 1e-6)
+        x, prefs = self.program.solve(budget_cycles + 1e-6)
+        if x is None:
+            cheapest = self.cheapest()
+            raise InfeasibleBudget(
+                f"no architecture fits {target:g} ms; the cheapest reachable is {cheapest.latency_ms:.6g} ms "
+                f"({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
+        arch, indices, score = self.program.decode(x, prefs)
+        cycles = self._cycles_of(indices)
+        if cycles > budget_cycles + 0.5:  # the row table and the decoded architecture disagree: a bug
+            raise SearchError(f"projection exceeded the budget ({cycles:,.0f} > {budget_cycles:,} cycles)")
+        return Projection(arch, cycles, self._ms(cycles), score)

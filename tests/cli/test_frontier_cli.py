@@ -1,0 +1,99 @@
+"""``uboost export --target-latency-ms`` and ``uboost frontier`` on a finished tiny search."""
+
+import json
+
+import pytest
+
+from tests.cli.conftest import TINY, one_line_error
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A tiny lenet search with width choices (so budgets bind) and its cheapest / argmax latency."""
+    from uboost.frontier import load_projector
+    from uboost.search import SearchConfig, run_search
+
+    out = tmp_path_factory.mktemp("frontier") / "run"
+    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
+                          batch_size=32, array="8x8")
+    run_search(config, out)
+    source = load_projector(out)
+    return out, source.projector.cheapest().latency_ms, source.projector.unconstrained().latency_ms
+
+
+def test_search_keeps_alphas_and_probabilities(searched):
+    run, _, _ = searched
+    probs = json.loads((run / "probabilities.json").read_text())
+    assert set(probs) == {"conv1_width", "conv1_kernel", "conv2_width", "conv2_kernel", "fc1_width"}
+    assert all(sum(p.values()) == pytest.approx(1.0) for p in probs.values())
+    result = json.loads((run / "result.json").read_text())
+    assert result["argmax_latency_ms"] == pytest.approx(result["latency_ms"])  # the exported network is the argmax
+
+
+def test_export_to_a_budget_writes_a_run_directory_retrain_accepts(cli, searched, tmp_path):
+    run, low, high = searched
+    target = low + 0.5 * (high - low)
+    out = tmp_path / "budget"
+    result = cli("export", run, "--target-latency-ms", target, "--out", out)
+    assert result.code == 0, result.err
+    for name in ("config.json", "arch.json", "hardware.json", "hardware.txt", "result.json"):
+        assert (out / name).is_file(), name
+    written = json.loads((out / "result.json").read_text())
+    assert written["latency_ms"] <= target and written["target_latency_ms"] == target
+    assert json.loads((out / "hardware.json").read_text())["total"]["latency_ms"] == pytest.approx(written["latency_ms"])
+    retrained = cli("retrain", out, "--epochs", "1", "--max-samples", "64", "--batch-size", "32")
+    assert retrained.code == 0, retrained.err
+    assert (out / "retrain" / "model.pt").is_file()
+
+
+def test_budget_below_the_cheapest_network_writes_nothing(cli, searched, tmp_path):
+    run, low, _ = searched
+    out = tmp_path / "never"
+    one_line_error(cli("export", run, "--target-latency-ms", low * 0.5, "--out", out), "cheapest reachable", f"{low:.6g}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf"])
+def test_bad_budgets_are_one_line_errors(cli, searched, tmp_path, bad):
+    run, _, _ = searched
+    one_line_error(cli("export", run, "--target-latency-ms", bad, "--out", tmp_path / "x"), "positive number")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_run_without_alphas_is_a_one_line_error(cli, searched, tmp_path):
+    run, _, _ = searched
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((run / "config.json").read_text())
+    (bare / "arch.json").write_text((run / "arch.json").read_text())
+    one_line_error(cli("frontier", bare, "--points", "3"), "alphas.json")
+    one_line_error(cli("export", bare, "--target-latency-ms", "1", "--out", tmp_path / "y"), "alphas.json")
+
+
+def test_frontier_points_are_monotone_and_within_their_budgets(cli, searched, tmp_path):
+    run, low, high = searched
+    out = tmp_path / "front"
+    result = cli("frontier", run, "--points", "5", "--out", out)
+    assert result.code == 0, result.err
+    points = sorted(out.glob("p*"))
+    assert len(points) == 5 and (out / "frontier.png").is_file()
+    rows = [json.loads((p / "result.json").read_text()) for p in points]
+    latencies = [r["latency_ms"] for r in rows]
+    assert latencies == sorted(latencies)
+    assert all(r["latency_ms"] <= r["target_latency_ms"] * (1 + 1e-12) for r in rows)
+    assert latencies[0] == pytest.approx(low) and latencies[-1] == pytest.approx(high)
+    assert rows[-1]["distinct_choices"] == 0  # the unconstrained end is the search's own argmax
+    preferences = [r["preference"] for r in rows]
+    assert preferences == sorted(preferences)  # a larger budget never lowers the search's preference
+    assert "distinct" in result.out
+
+
+def test_frontier_with_explicit_targets_and_retraining(cli, searched, tmp_path):
+    run, low, high = searched
+    out = tmp_path / "front2"
+    targets = f"{high:.9f},{low:.9f}"
+    result = cli("frontier", run, "--targets", targets, "--out", out, "--retrain-epochs", "1", "--max-samples", "64")
+    assert result.code == 0, result.err
+    for point in ("p00", "p01"):
+        assert (out / point / "retrain" / "retrain.json").is_file()
+        assert 0.0 <= json.loads((out / point / "result.json").read_text())["test_acc"] <= 1.0

@@ -1,0 +1,156 @@
+"""Derived-network pricing, budget-exact projection and the in-search budget."""
+
+import itertools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+
+from uboost.hardware import create
+from uboost.search_spaces import create as create_space
+from uboost.strategy import HardwareLoss, UBoost, build_supernet_cost, run_experiment
+from uboost.strategy.architecture import (
+    alphas_to_dict, arch_to_indices, argmax_indices, choice_groups, indices_to_arch, load_alphas, preferences,
+)
+from uboost.strategy.projection import InfeasibleBudget, Projector
+
+from tests.strategy.spaces import MixedSpace, TaskNeutralSpace
+from tests.strategy.test_uboost import evaluator
+
+
+def nni_export(supernet):
+    memo = {}
+    for module in supernet.modules():
+        if isinstance(module, BaseSuperNetModule):
+            memo.update(module.export(memo))
+    return memo
+
+
+def searched(make, shape, seed, mode="expected"):
+    """A mutated supernet with random alphas, its cost expression and its choices."""
+    model = create("systolic", rows=8, cols=8)
+    supernet = UBoost(cost_model=model).mutate_model(make())
+    choices, nodes = choice_groups(supernet)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for c in choices:
+            c.alpha.copy_(torch.randn(c.alpha.shape, generator=g) * 2)
+    cost = build_supernet_cost(supernet, model, torch.zeros(1, *shape), mode=mode)
+    return model, supernet, cost, choices, nodes
+
+
+DARTS = (lambda: create_space("darts-cifar", width=4, cells=3, input_shape=(3, 8, 8)), (3, 8, 8))
+LENET = (lambda: create_space("lenet", input_shape=(1, 8, 8)), (1, 8, 8))
+MIXED = (MixedSpace, (1, 8, 8))
+
+
+@pytest.mark.parametrize("space", [MIXED, LENET, DARTS], ids=["mixed", "lenet", "darts"])
+def test_derived_indices_are_nnis_export_and_priced_exactly(space):
+    make, shape = space
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=1)
+    indices = argmax_indices(choices, nodes)
+    arch = indices_to_arch(choices, nodes, indices, preferences(choices, nodes))
+    assert arch == nni_export(supernet)
+    assert arch_to_indices(choices, nodes, arch) == indices
+    hook = HardwareLoss(model)
+    hook.attach(supernet, torch.zeros(1, *shape))
+    assert float(hook.derived_cost().cycles) == model.evaluate(make().freeze(arch), shape).cycles
+
+
+def enumerate_archs(space):
+    labels = {k: list(v.values) for k, v in space.simplify().items()}
+    for values in itertools.product(*labels.values()):
+        yield dict(zip(labels, values))
+
+
+def test_projection_equals_brute_force_optimum_and_never_exceeds_the_budget():
+    make, shape = MIXED
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=4)
+    prefs = preferences(choices, nodes)
+    table = []  # every architecture of the space: (cycles, preference)
+    for arch in enumerate_archs(make()):
+        idx = arch_to_indices(choices, nodes, arch)
+        score = sum(float(prefs[id(c.alpha)][idx[id(c.alpha)]]) for c in choices)
+        table.append((model.evaluate(make().freeze(arch), shape).cycles, score, arch))
+    assert len(table) == 54
+    projector = Projector(cost, choices, nodes)
+    lo, hi = min(t[0] for t in table), max(t[0] for t in table)
+    clock = model.spec.clock_hz
+    for fraction in (0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0):
+        budget_cycles = lo + fraction * (hi - lo)
+        feasible = [t for t in table if t[0] <= budget_cycles]
+        best = max(t[1] for t in feasible)
+        projection = projector.project(budget_cycles / clock * 1e3)
+        assert projection.cycles <= budget_cycles
+        assert model.evaluate(make().freeze(projection.arch), shape).cycles == projection.cycles
+        assert projection.preference == pytest.approx(best, abs=1e-9)
+    assert projector.cheapest().cycles == lo
+
+
+def test_unconstrained_projection_is_the_argmax_export_on_a_cell_space():
+    make, shape = DARTS
+    _, supernet, cost, choices, nodes = searched(make, shape, seed=2)
+    projector = Projector(cost, choices, nodes)
+    unconstrained = projector.unconstrained()
+    assert unconstrained.arch == nni_export(supernet)
+    # a budget between the cheapest and the argmax network binds, keeps node structure valid
+    cheapest = projector.cheapest()
+    target = cheapest.latency_ms + 0.5 * (unconstrained.latency_ms - cheapest.latency_ms)
+    projection = projector.project(target)
+    assert cheapest.latency_ms <= projection.latency_ms <= target
+    assert projection.preference < unconstrained.preference
+    make().freeze(projection.arch)  # a valid architecture of the space
+
+
+def test_infeasible_budget_names_the_cheapest_latency():
+    make, shape = DARTS
+    _, _, cost, choices, nodes = searched(make, shape, seed=3)
+    projector = Projector(cost, choices, nodes)
+    cheapest = projector.cheapest()
+    with pytest.raises(InfeasibleBudget, match="cheapest reachable is") as info:
+        projector.project(cheapest.latency_ms * 0.99)
+    assert info.value.cheapest_ms == pytest.approx(cheapest.latency_ms)
+    assert projector.project(cheapest.latency_ms).cycles == cheapest.cycles
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "1"])
+def test_bad_budgets(bad):
+    make, shape = MIXED
+    _, _, cost, choices, nodes = searched(make, shape, seed=0)
+    with pytest.raises(Exception, match="positive number"):
+        Projector(cost, choices, nodes).project(bad)
+
+
+def test_alphas_round_trip_through_json():
+    make, shape = LENET
+    _, supernet, _, _, _ = searched(make, shape, seed=5)
+    saved = alphas_to_dict(supernet)
+    _, other, _, _, _ = searched(make, shape, seed=6)
+    load_alphas(other, saved)
+    assert alphas_to_dict(other) == saved
+
+
+def test_in_search_budget_binds_the_derived_network_when_the_task_cannot_tell_ops_apart(tmp_path):
+    model = create("systolic", rows=8, cols=8)
+    space = TaskNeutralSpace()
+    expensive = model.evaluate(space.freeze({f"op{i}": 0 for i in range(6)}), (1, 8, 8)).latency_ms
+    cheap = model.evaluate(space.freeze({f"op{i}": 1 for i in range(6)}), (1, 8, 8)).latency_ms
+    target = cheap + 0.2 * (expensive - cheap)  # room for one expensive op of six
+    torch.manual_seed(0)
+    strategy = UBoost(cost_model=model, target_latency_ms=target, utilization_weight=0.0, arch_lr=0.05, budget_lr=1.0)
+    ev = evaluator(epochs=3)
+    seen = []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            seen.append((float(trainer.callback_metrics["hw/derived_latency_ms"]), float(trainer.callback_metrics["hw/budget_multiplier"])))
+
+    ev.trainer.callbacks.append(Record())
+    arch = run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
+    derived = float(ev.trainer.callback_metrics["hw/derived_latency_ms"])
+    final = model.evaluate(TaskNeutralSpace().freeze(arch), (1, 8, 8)).latency_ms
+    assert derived <= target * 1.0001
+    assert final <= target * 1.0001
+    assert seen[0][0] > target  # the random start was over budget ...
+    assert max(m for _, m in seen) > 0  # ... so the multiplier rose and pulled the derived network down
