@@ -97,3 +97,27 @@ def test_frontier_with_explicit_targets_and_retraining(cli, searched, tmp_path):
     for point in ("p00", "p01"):
         assert (out / point / "retrain" / "retrain.json").is_file()
         assert 0.0 <= json.loads((out / point / "result.json").read_text())["test_acc"] <= 1.0
+
+
+@pytest.mark.parametrize("bad", ["0", "-0.5", "nan"])
+def test_search_refuses_bad_budgets_in_one_line(cli, tmp_path, bad):
+    one_line_error(cli("search", *TINY, "--target-latency-ms", bad, "--out", tmp_path / "b"), "target_latency_ms")
+    assert not (tmp_path / "b").exists()
+
+
+def test_search_with_an_unreachable_budget_names_the_cheapest_latency(cli, tmp_path):
+    result = cli("search", *TINY, "--target-latency-ms", "1e-7", "--out", tmp_path / "b")
+    assert result.code == 1 and "cheapest reachable is" in result.err and "Traceback" not in result.err + result.out
+
+
+def test_search_within_a_budget_exports_a_network_under_it(cli, searched, tmp_path):
+    run, low, high = searched
+    target = low + 0.3 * (high - low)
+    out = tmp_path / "b"
+    result = cli("search", *TINY, "--array", "8x8", "--target-latency-ms", f"{target:.9f}", "--out", out)
+    assert result.code == 0, result.err
+    written = json.loads((out / "result.json").read_text())
+    assert written["latency_ms"] <= written["target_latency_ms"]
+    assert "budget_multiplier" in written and "argmax_latency_ms" in written
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "hw/derived_latency_ms" in header and "hw/budget_multiplier" in header

@@ -42,7 +42,9 @@ def search(
     cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
     latency_weight: Annotated[Optional[float], Opt("--latency-weight", help="lambda")] = None,
     utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help="beta")] = None,
-    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget")] = None,
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly")] = None,
+    budget_lr: Annotated[Optional[float], Opt("--budget-lr", help="dual-ascent step of the budget multiplier [default: 0.5]")] = None,
+    arch_lr: Annotated[Optional[float], Opt("--arch-lr", help="Adam learning rate of the architecture parameters [default: 0.03]")] = None,
     temperature: Annotated[Optional[float], Opt(help="smooth-ceiling temperature T")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
     sampling: Annotated[Optional[str], Opt(help="mixture (all candidates run) | single-path (one sampled per choice)")] = None,
@@ -71,6 +73,7 @@ def search(
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
         latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
+        budget_lr=budget_lr, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
     )
