@@ -127,6 +127,16 @@ class _Program:
             act[i, self.n_x + i] = -1.0
             act_rhs[i] = len(gates) - 1
         self.act, self.act_rhs = act.tocsr(), act_rhs
+        # upper links y_r <= sum(members of each gate): needed only when cost is maximized
+        links = lil_matrix((sum(len(g) for g in row_gates), self.n))
+        m = 0
+        for i, gates in enumerate(row_gates):
+            for members in gates:
+                links[m, self.n_x + i] = 1.0
+                for v in members:
+                    links[m, v] -= 1.0
+                m += 1
+        self.links = links.tocsr()
         budget = np.zeros(self.n)
         budget[self.n_x:] = self.row_cycles
         self.budget_row = budget
@@ -139,13 +149,17 @@ class _Program:
             c[base: base + choice.alpha.numel()] = prefs[id(choice.alpha)].cpu().numpy()
         return c, prefs
 
-    def solve(self, budget_cycles: float | None, *, minimize_cost: bool = False):
+    def solve(self, budget_cycles: float | None, *, minimize_cost: bool = False, maximize_cost: bool = False):
         from scipy.optimize import Bounds, LinearConstraint, milp
 
         c, prefs = self.objective()
         if minimize_cost:  # the cheapest architecture, ties broken by preference
             c = -self.budget_row + 1e-9 * c * max(1.0, float(self.row_cycles.sum(initial=1.0)))
+        if maximize_cost:  # the most expensive architecture within the budget
+            c = self.budget_row.copy()
         constraints = [LinearConstraint(self.eq, self.eq_rhs, self.eq_rhs)]
+        if maximize_cost and self.links.shape[0]:
+            constraints.append(LinearConstraint(self.links, -np.inf, 0.0))
         if self.act.shape[0]:
             constraints.append(LinearConstraint(self.act, -np.inf, self.act_rhs))
         if budget_cycles is not None:
@@ -188,6 +202,17 @@ class Projector:
         x, prefs = self.program.solve(None, minimize_cost=True)
         if x is None:
             raise SearchError("the projection program has no solution (the space has no valid architecture)")
+        arch, indices, score = self.program.decode(x, prefs)
+        cycles = self._cycles_of(indices)
+        return Projection(arch, cycles, self._ms(cycles), score)
+
+    def highest_under(self, target_latency_ms: float) -> Projection:
+        """The most expensive architecture of the space within the budget (how close any
+        architecture can get to it: the reachable latencies are discrete)."""
+        budget_cycles = math.floor(check_budget(target_latency_ms) * 1e-3 * self.cost.cost_model.spec.clock_hz + 1e-6)
+        x, prefs = self.program.solve(budget_cycles + 1e-6, maximize_cost=True)
+        if x is None:
+            raise InfeasibleBudget(f"no architecture fits {target_latency_ms:g} ms", self.cheapest().latency_ms)
         arch, indices, score = self.program.decode(x, prefs)
         cycles = self._cycles_of(indices)
         return Projection(arch, cycles, self._ms(cycles), score)
