@@ -40,6 +40,8 @@ class RetrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples}")
 
 
 def _module(network, config: RetrainConfig, steps_per_epoch: int):

@@ -18,7 +18,9 @@ err_console = Console(stderr=True, highlight=False)
 
 def fail(message: str) -> None:
     """Print one red line and exit 1."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, soft_wrap=True)
     raise typer.Exit(1)
 
 

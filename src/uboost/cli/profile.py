@@ -59,14 +59,20 @@ def profile(
                 f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%"
             )
     if plot is not None:
+        from uboost.exceptions import RunDirError
         from uboost.plots import utilization_per_layer
 
-        utilization_per_layer(
-            plot,
-            [l.name for l in layers],
-            {f"{r.spec.array} {r.spec.dataflow}": [l.utilization for l in r.layers] for r in reports},
-            title=f"{loaded.label}: utilization per layer ({cost_model})",
-        )
+        if plot.is_dir():
+            raise RunDirError(f"--plot {plot} is a directory; give a file name, e.g. {plot / 'utilization.png'}")
+        try:
+            utilization_per_layer(
+                plot,
+                [l.name for l in layers],
+                {f"{r.spec.array} {r.spec.dataflow}": [l.utilization for l in r.layers] for r in reports},
+                title=f"{loaded.label}: utilization per layer ({cost_model})",
+            )
+        except OSError as exc:
+            raise RunDirError(f"cannot write {plot}: {exc.strerror or exc}") from None
         if not as_json:
             console.print(f"wrote {plot}")
 

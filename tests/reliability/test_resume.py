@@ -1,0 +1,28 @@
+"""Issue 13, items 7 and 9: --resume never silently changes or loses a run."""
+
+import json
+
+from tests.reliability.conftest import TINY, one_line_error, tree
+
+
+def test_resume_finishes_a_run_killed_after_its_last_checkpoint(cli, run_copy):
+    arch = json.loads((run_copy / "arch.json").read_text())
+    val_acc = json.loads((run_copy / "result.json").read_text())["val_acc"]
+    for name in ("arch.json", "result.json", "hardware.json", "hardware.txt"):
+        (run_copy / name).unlink(missing_ok=True)  # a kill after the last epoch's checkpoint, before the results
+    result = cli("search", "--out", run_copy, "--resume")
+    assert result.code == 0, result.err
+    assert json.loads((run_copy / "arch.json").read_text()) == arch
+    assert json.loads((run_copy / "result.json").read_text())["val_acc"] == val_acc
+    assert (run_copy / "hardware.txt").is_file()
+
+
+def test_resume_refuses_changed_settings_in_one_line(cli, run_copy):
+    before = tree(run_copy)
+    one_line_error(cli("search", "--out", run_copy, "--resume", "--epochs", "3", "--array", "8x8"),
+                   "epochs 1 -> 3", "array '128x128' -> '8x8'", "--force")
+    one_line_error(cli("search", "--out", run_copy, "--resume", "--space", "darts-cifar", "--width", "4"), "space 'lenet'")
+    assert tree(run_copy) == before
+    # repeating the stored values is fine
+    result = cli("search", "--out", run_copy, "--resume", "--epochs", "1", "--space", "lenet")
+    assert "differ" not in result.err
