@@ -45,6 +45,12 @@ class RunDirError(UBoostError):
     """A run directory is missing, incomplete, corrupt or would be overwritten."""
 
 
+class Interrupted(UBoostError):
+    """Ctrl-C, with work left resumable; the CLI exits 130 (128 + SIGINT) after its one line."""
+
+    exit_code = 130
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> RegistryError:
     """The standard 'unknown X' error listing the valid choices."""
     valid = ", ".join(sorted(choices)) or "(none registered)"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from uboost import runs
-from uboost.exceptions import ConfigError, RunDirError, SearchError
+from uboost.exceptions import ConfigError, Interrupted, RunDirError, SearchError
 from uboost.io import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
@@ -106,18 +106,24 @@ class RetrainResult:
         }
 
 
-OUTPUTS = ("model.pt", "retrain.json", "hardware.json")
+OUTPUTS = ("model.pt", "retrain.json", "hardware.json", "checkpoints/last.ckpt", "checkpoints/interrupted.ckpt")
+
+
+class RetrainInterrupted(SearchError, Interrupted):
+    """Ctrl-C during retraining; a checkpoint was left behind (``--resume`` continues)."""
 
 
 def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.PathLike | None = None,
-            search_config=None, progress: bool = False, cost_model=None) -> RetrainResult:
+            search_config=None, progress: bool = False, cost_model=None, resume: bool = False,
+            callbacks: list | None = None) -> RetrainResult:
     """Freeze ``source`` (run dir or arch.json) from a fresh space and train it from scratch.
 
     ``search_config`` overrides the run's config (needed for a bare ``arch.json``);
     ``cost_model`` overrides the array the result is priced on. Output goes to ``out``
     (default ``RUN/retrain``), listed in the manifest of the run directory when it lies inside
     it (so ``search --force`` removes a stale retrain), else in ``out``'s own; the directory
-    is locked while it trains.
+    is locked while it trains. Each epoch is checkpointed in ``out/checkpoints``; ``resume``
+    continues from the newest checkpoint, losing at most the epoch in progress.
     """
     from uboost.search import SearchConfig
 
@@ -133,10 +139,11 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
         raise RunDirError(f"output {out} exists and is not a directory")
     root = runs.owner_root(out, run.root)
     with runs.run_lock(root):
-        return _retrain(source, run, config, out, root, search_config, progress, cost_model)
+        return _retrain(source, run, config, out, root, search_config, progress, cost_model, resume, callbacks or [])
 
 
-def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_config, progress: bool, cost_model) -> RetrainResult:
+def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_config, progress: bool, cost_model,
+             resume: bool, extra_callbacks: list) -> RetrainResult:
     import pytorch_lightning as pl
     import torch
 
@@ -145,6 +152,13 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
 
     targets = [out.resolve() / name for name in OUTPUTS]
     runs.refuse_foreign(root, targets)  # never overwrite a file uboost did not write
+    ckpt_dir = out / runs.CHECKPOINTS
+    ckpt_path = None
+    if resume:
+        ckpt_path = runs.latest_checkpoint(out)
+        if ckpt_path is None:
+            raise RunDirError(f"no retrain checkpoint in {ckpt_dir} to resume from; run without --resume")
+        runs.check_checkpoint(ckpt_path)
 
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -159,22 +173,38 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed)
     module = _module(network, config, max(1, len(train_loader)))
     runs.record(root, *targets)  # everything is validated: register, then write
-    new_dirs = [d for d in (out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
+    new_dirs = [d for d in (ckpt_dir.resolve(), out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
     runs.record(root, dirs=new_dirs)
     out.mkdir(parents=True, exist_ok=True)
-    callbacks = []
+    if not resume:  # a fresh start must not leave an earlier retrain's checkpoint to resume later
+        for name in ("last.ckpt", "interrupted.ckpt"):
+            (ckpt_dir / name).unlink(missing_ok=True)
+    from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_top_k=1, enable_version_counter=False),
+        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        *extra_callbacks,
+    ]
     if progress:
         from pytorch_lightning.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
     trainer = pl.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices, logger=False,
-        enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+        enable_checkpointing=True, enable_progress_bar=progress, enable_model_summary=False,
         callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn",
     )
-    trainer.fit(module, train_loader, test_loader)
+    again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'} --resume"
+    interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")
+    try:
+        trainer.fit(module, train_loader, test_loader, ckpt_path=None if ckpt_path is None else str(ckpt_path), weights_only=True)
+    except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
+        if trainer.interrupted or trainer.state.status.value == "interrupted":
+            raise interrupted from None
+        raise
     if trainer.interrupted:
-        raise SearchError("retraining interrupted; nothing was saved")
+        raise interrupted
     metrics = trainer.validate(module, test_loader, verbose=False)[0]
     cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
     report = cost_model.evaluate(network.cpu(), input_shape)

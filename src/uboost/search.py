@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uboost.exceptions import ConfigError, SearchError
+from uboost.exceptions import ConfigError, Interrupted, SearchError
 from uboost.hardware import CostModel, HardwareSpec, NetworkCost, create, parse_array
 from uboost.io import atomic_write, write_json
 from uboost import runs
@@ -160,8 +160,8 @@ class SearchResult:
         }
 
 
-class SearchInterrupted(SearchError):
-    """Ctrl-C during the search; a checkpoint was left behind."""
+class SearchInterrupted(SearchError, Interrupted):
+    """Ctrl-C during the search; a checkpoint was left behind (the CLI exits 130)."""
 
 
 def _metrics_callback(path: Path):

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=True)
     except UBoostError as exc:
         try:
-            fail(str(exc))
+            fail(str(exc), getattr(exc, "exit_code", 1))
         except typer.Exit as done:
             sys.exit(done.exit_code)
     except KeyboardInterrupt:

@@ -16,12 +16,12 @@ console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def fail(message: str) -> None:
-    """Print one red line and exit 1."""
+def fail(message: str, code: int = 1) -> None:
+    """Print one red line and exit ``code`` (1; 130 after Ctrl-C)."""
     from rich.markup import escape
 
     err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, soft_wrap=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def quiet_third_party() -> None:

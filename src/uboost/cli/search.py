@@ -257,6 +257,7 @@ def retrain(
     out: Annotated[Optional[Path], Opt(help="output directory (default RUN/retrain)")] = None,
     accelerator: Annotated[str, Opt()] = "cpu",
     devices: Annotated[int, Opt()] = 1,
+    resume: Annotated[bool, Opt("--resume", help="continue an interrupted retrain from its last checkpoint")] = False,
 ) -> None:
     """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
     from uboost.retrain import RetrainConfig, retrain as run_retrain
@@ -274,7 +275,7 @@ def retrain(
     if search_cfg is not None and (array or dataflow):
         search_cfg = search_cfg.replace(**{k: v for k, v in (("array", array), ("dataflow", dataflow)) if v})
     cost_model = build_cost_model(search_cfg) if search_cfg is not None else None
-    result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model)
+    result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume)
     s = result.summary()
     table = Table(title=f"retrained: {result.out}", show_header=False)
     table.add_column(style="bold")

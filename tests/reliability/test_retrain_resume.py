@@ -1,0 +1,70 @@
+"""Issue 13, item 11: retrain checkpoints every epoch; Ctrl-C is one line, exit 130, resumable."""
+
+import json
+
+import pytest
+
+from tests.reliability.conftest import one_line_error
+
+
+def _ctrl_c_at(step):
+    import pytorch_lightning as pl
+
+    class CtrlC(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == step:
+                raise KeyboardInterrupt
+
+    return CtrlC()
+
+
+def test_interrupted_retrain_resumes_from_its_checkpoint(cli, run_copy):
+    from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
+
+    config = RetrainConfig(epochs=3, max_samples=64, batch_size=32)
+    with pytest.raises(RetrainInterrupted, match="--resume"):
+        retrain(run_copy, config, callbacks=[_ctrl_c_at(5)])  # 2 steps per epoch: in epoch 3
+    ckpt = run_copy / "retrain" / "checkpoints"
+    assert (ckpt / "last.ckpt").is_file() and (ckpt / "interrupted.ckpt").is_file()
+    assert not (run_copy / "retrain" / "model.pt").exists()
+
+    import torch
+
+    resumed_from = torch.load(ckpt / "interrupted.ckpt", weights_only=True)["global_step"]
+    assert resumed_from >= 4, "at most the epoch in progress is lost"
+    result = cli("retrain", run_copy, "--epochs", "3", "--max-samples", "64", "--batch-size", "32", "--resume")
+    assert result.code == 0, result.err
+    assert (run_copy / "retrain" / "model.pt").is_file()
+    assert json.loads((run_copy / "retrain" / "retrain.json").read_text())["test_acc"] >= 0
+
+
+def test_ctrl_c_during_retrain_is_one_line_and_exit_130(cli, run_copy, monkeypatch):
+    import uboost.retrain as module
+
+    real = module._retrain
+
+    def interrupted(*args):
+        args[-1].append(_ctrl_c_at(1))  # extra callbacks
+        return real(*args)
+
+    monkeypatch.setattr(module, "_retrain", interrupted)
+    result = cli("retrain", run_copy, "--epochs", "2", "--max-samples", "64", "--batch-size", "32")
+    assert result.code == 130, (result.code, result.err)
+    lines = [l for l in result.err.splitlines() if l.strip()]
+    assert len(lines) == 1 and "--resume" in lines[0] and "Traceback" not in result.err
+
+
+def test_retrain_resume_without_a_checkpoint_is_one_line(cli, run_copy):
+    one_line_error(cli("retrain", run_copy, "--epochs", "1", "--resume"), "no retrain checkpoint")
+
+
+def test_search_force_removes_retrain_checkpoints(cli, run_copy):
+    from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
+
+    with pytest.raises(RetrainInterrupted):
+        retrain(run_copy, RetrainConfig(epochs=2, max_samples=64, batch_size=32), callbacks=[_ctrl_c_at(1)])
+    assert (run_copy / "retrain" / "checkpoints" / "interrupted.ckpt").is_file()
+    from tests.reliability.conftest import TINY
+
+    assert cli("search", *TINY, "--out", run_copy, "--force").code == 0
+    assert not (run_copy / "retrain").exists()
