@@ -32,8 +32,18 @@ Measured, side by side in one run:
 4. With ``--ablations``: UBoost variants (subclasses defined here; the library is not touched)
    join the lockstep, each without one candidate source of extra time. Their effects are ~1% of
    a step, near the noise: ``--profile`` is the precise tool.
+5. **Single-path sampling** (``UBoost single-path``: ``UBoost(sampling="single-path")``, one
+   sampled candidate per choice runs) against the mixtures: step-time ratio to GumbelDARTS
+   (target <= 1/3) and to mixture UBoost, and **peak memory** per process: CPU RSS (the peak
+   above the RSS at the start of training, by resetting the kernel's high-water mark through
+   ``/proc/self/clear_refs``; the whole-process peak too) and ``torch.cuda.max_memory_allocated``
+   where a GPU exists. Target: single-path peak <= 1/2 of the mixture's. Pick the strategies with
+   ``--strategies`` (at CIFAR sizes each mixture process needs ~9 GB).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 12] [--repeats 3] [--profile]``.
+Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 12] [--repeats 3] [--profile]``;
+the issue-10 sizes: ``--width 16 --cells 8 --image-size 32 --batch-size 64 --steps 3 --repeats 1
+--strategies GumbelDARTS,"UBoost single-path"`` (and the demo's: ``--width 8 --cells 3 --image-size 8
+--batch-size 64``).
 """
 
 from __future__ import annotations
@@ -52,6 +62,11 @@ from collections.abc import Callable
 
 TARGET_RATIO = 1.05  # UBoost step / GumbelDARTS step, median over rounds
 BASE = "GumbelDARTS"
+SINGLE = "UBoost single-path"
+MIXTURE = "UBoost"
+TARGETS = {SINGLE: 1 / 3}  # step-time ratio to GumbelDARTS; others: TARGET_RATIO
+MEMORY_TARGET = 0.5  # single-path peak memory / the mixture's
+DEFAULT_STRATEGIES = (BASE, MIXTURE, "UBoost smooth", SINGLE)
 PROFILED = ("GumbelDARTS", "UBoost", "UBoost smooth")
 EXTRA_PARTS = ("batch-start hook (tau walk)", "gradient clipping", "hardware loss forward", "log_dict(hw/*), log(tau)")
 WAIT_S = 1800  # longest wait for a baton or a barrier before giving up
@@ -175,6 +190,50 @@ class Sections:
         self._current = None
 
 
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class Memory:
+    """Peak memory of this process from now on: CPU RSS (the kernel's high-water mark, reset
+    here through ``/proc/self/clear_refs``) and, with a GPU, ``torch.cuda.max_memory_allocated``."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.reset = False
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            self.reset = True
+        except OSError:
+            pass
+        self.rss_start = _status_mb("VmRSS")
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.cuda_start = torch.cuda.memory_allocated() / 2**20
+        self.result: dict = {}
+
+    def stop(self) -> None:
+        import torch
+
+        peak = _status_mb("VmHWM")
+        self.result = dict(rss_start=self.rss_start, rss_peak=peak, rss_reset=self.reset,
+                           rss_extra=None if peak is None or self.rss_start is None else peak - self.rss_start)
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.result.update(cuda_start=self.cuda_start, cuda_peak=torch.cuda.max_memory_allocated() / 2**20)
+
+
 def make_timer(baton: Baton, sections: Sections | None = None):
     from pytorch_lightning import Callback
 
@@ -189,6 +248,7 @@ def make_timer(baton: Baton, sections: Sections | None = None):
         def on_train_start(self, trainer, pl_module):
             if sections is not None:
                 sections.install(pl_module)
+            self.memory = Memory()
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             step = len(self.times)
@@ -206,6 +266,7 @@ def make_timer(baton: Baton, sections: Sections | None = None):
                 sections.end_step(self.times[-1])
 
         def on_train_end(self, trainer, pl_module):
+            self.memory.stop()
             baton.give(len(self.times) - 1)  # the last loop is not timed: no next batch
             baton.barrier.wait(WAIT_S)  # nobody cleans up while another still steps
 
@@ -319,6 +380,7 @@ def strategies(args) -> dict[str, Callable]:
         "GumbelDARTS": lambda a: GumbelDARTS(),
         "UBoost": lambda a: UBoost(**uboost_kwargs(a)),
         "UBoost smooth": lambda a: UBoost(**uboost_kwargs(a, cost_mode="smooth")),
+        SINGLE: lambda a: UBoost(**uboost_kwargs(a, sampling="single-path")),
     }
     if getattr(args, "ablations", False):
         result.update({"UBoost " + name: make for name, make in ablations().items()})
@@ -411,7 +473,7 @@ def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool) ->
     if len(timer.times) != args.warmup + args.steps:
         raise RuntimeError(f"expected {args.warmup + args.steps} timed steps, got {len(timer.times)}")
     module = evaluator.trainer.lightning_module
-    result = dict(name=name, times=timer.times, loops=timer.loops, attach=spent[0] if spent else None,
+    result = dict(name=name, times=timer.times, loops=timer.loops, attach=spent[0] if spent else None, memory=timer.memory.result,
                   sections=sections.steps if sections else None, hw=None,
                   modules=sum(1 for _ in module.modules()),
                   gumbel=sum(isinstance(m, GumbelSoftmax) for m in module.modules()))
@@ -511,6 +573,52 @@ def print_profile(profile: dict[str, dict], args, hw_backward: dict[str, float])
               f"of the GumbelDARTS step: expected ratio {1 + total / base_step:.3f}")
 
 
+def print_single_path(runs: list[dict[str, dict]], names: list[str], args) -> None:
+    """Step time and peak memory side by side; single-path against the mixtures."""
+
+    def per_round(name, base):
+        return [a / b for run in runs for a, b in zip(run[name]["times"][args.warmup:], run[base]["times"][args.warmup:])]
+
+    def memory(name, key):
+        values = [run[name]["memory"].get(key) for run in runs]
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    mixture = MIXTURE if MIXTURE in names else BASE
+    cuda = any(run[n]["memory"].get("cuda_peak") is not None for run in runs for n in names)
+    print()
+    print("step time and peak memory per process (median over repeats; 'extra': peak RSS above the RSS at the")
+    print(f"start of training; ratios: per-round step ratio, peak ratio of 'extra'; mixture = {mixture}):")
+    head = f"{'strategy':<26} {'step ms':>9} {'/ ' + BASE:>15} {'/ ' + MIXTURE:>9} {'RSS MB':>7} {'extra MB':>9} {'/ mixture':>9}"
+    if cuda:
+        head += f" {'cuda MB':>8} {'/ mixture':>9}"
+    print(head)
+    base_extra, base_cuda = memory(mixture, "rss_extra"), memory(mixture, "cuda_peak")
+    for name in names:
+        steps = [t for run in runs for t in run[name]["times"][args.warmup:]]
+        to_mixture = f"{statistics.median(per_round(name, MIXTURE)):9.3f}" if MIXTURE in names else f"{'-':>9}"
+        extra, peak = memory(name, "rss_extra"), memory(name, "rss_peak")
+        row = (f"{name:<26} {ms(statistics.median(steps)):>9} {statistics.median(per_round(name, BASE)):15.3f} {to_mixture} "
+               f"{peak or float('nan'):7.0f} {extra or float('nan'):9.0f} "
+               f"{(extra / base_extra) if extra is not None and base_extra else float('nan'):9.3f}")
+        if cuda:
+            peak_cuda = memory(name, "cuda_peak")
+            row += f" {peak_cuda or float('nan'):8.0f} {(peak_cuda / base_cuda) if peak_cuda and base_cuda else float('nan'):9.3f}"
+        print(row)
+    if SINGLE in names:
+        ratio = statistics.median(per_round(SINGLE, BASE))
+        extra = memory(SINGLE, "rss_extra")
+        mem_ratio = extra / base_extra if extra is not None and base_extra else float("nan")
+        print(f"targets: {SINGLE} step / {BASE} step {ratio:.3f} <= {TARGETS[SINGLE]:.3f} "
+              f"{'PASS' if ratio <= TARGETS[SINGLE] else 'MISS'}; peak RSS extra / {mixture}'s {mem_ratio:.3f} <= "
+              f"{MEMORY_TARGET:.2f} {'PASS' if mem_ratio <= MEMORY_TARGET else 'MISS'}")
+        if cuda:
+            c = memory(SINGLE, "cuda_peak") / base_cuda
+            print(f"         cuda max_memory_allocated / {mixture}'s {c:.3f} {'PASS' if c <= MEMORY_TARGET else 'MISS'}")
+    if not all(run[n]["memory"].get("rss_reset") for run in runs for n in names):
+        print("note: /proc/self/clear_refs was not writable: RSS peaks include everything before training")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--width", type=int, default=8)
@@ -527,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hw-repeats", type=int, default=200, help="isolated hardware-loss timings")
     parser.add_argument("--profile", action="store_true", help="also time the parts of a step (one more, instrumented repeat)")
     parser.add_argument("--ablations", action="store_true", help="also run UBoost variants without each candidate overhead")
+    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                        help=f"comma-separated, {BASE} included (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the first UBoost step traces the supernet)")
@@ -542,7 +652,10 @@ def main(argv: list[str] | None = None) -> int:
           f"batch {args.batch_size}, digits, seed {args.seed}, systolic {args.rows}x{args.cols}")
     print(f"torch {torch.__version__}, {threads} intra-op thread(s) per process, {os.cpu_count()} CPUs, "
           f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
-    names = [BASE, "UBoost", "UBoost smooth"]
+    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+    known = set(DEFAULT_STRATEGIES) | {"UBoost " + n for n in ABLATIONS}
+    if BASE not in names or not set(names) <= known:
+        parser.error(f"--strategies must include {BASE} and name only: {', '.join(sorted(known))}")
     if args.ablations:
         names += ["UBoost " + n for n in ABLATIONS]
     print(f"{args.repeats} lockstep repeat(s) of {len(names)} strategies x {args.steps} timed steps (+{args.warmup} warm-up)")
@@ -576,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         first = statistics.median(run[name]["times"][0] for run in runs)
         attach = [run[name]["attach"] for run in runs if run[name]["attach"] is not None]
         trace = ms(statistics.median(attach)) if attach else f"{'-':>8}"
-        verdict = "" if name == BASE else f"<= {TARGET_RATIO:.2f} {'PASS' if ratio <= TARGET_RATIO else 'MISS'}"
+        target = TARGETS.get(name, TARGET_RATIO)
+        verdict = "" if name == BASE else f"<= {target:.2f} {'PASS' if ratio <= target else 'MISS'}"
         print(f"{name:<26} {ms(statistics.median(steps)):>9} {ms(percentile(steps, 0.9))} {ratio:6.3f} {ratio_pooled:7.3f} "
               f"{loop:6.3f} {ms(first):>9} {trace}  {verdict}")
     print("ratio (the target): median over rounds of step / GumbelDARTS step taken back to back (same load);")
@@ -601,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(diffs) * 1e3:10.1f} +-{spread * 1e3:4.0f}")
     print("measured extra: median of the per-round differences UBoost - GumbelDARTS, +- IQR / sqrt(n)")
 
+    print_single_path(runs, names, args)
     if profile:
         print_profile(profile, args, hw_backward)
     load_end = os.getloadavg()

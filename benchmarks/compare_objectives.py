@@ -16,6 +16,10 @@ variant             architecture loss (``lambda`` and ``beta`` are the same for 
                     exact expectation (``cost_mode="expected"``)
 ``uboost-budget``   ``uboost-exact`` with a latency budget: ``--budget-fraction`` x the cycle-exact
                     latency that ``none`` found for the same seed (optional; needs ``none``)
+``single-epochs``   ``uboost-exact`` with single-path sampling (``sampling="single-path"``), the same
+                    search epochs (optional)
+``single-time``     the same with ``--single-path-epochs`` search epochs, chosen so that its search
+                    wall time matches ``uboost-exact``'s (optional; compare the wall-time column)
 ==================  ==============================================================================
 
 Each run: search -> retrain the derived network from scratch (``--retrain-epochs``) -> test
@@ -50,7 +54,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact", "uboost-budget")
+VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact", "uboost-budget", "single-epochs", "single-time")
 DEFAULT_VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact")
 LABELS = {
     "none": "(1) no hardware term",
@@ -59,6 +63,8 @@ LABELS = {
     "uboost-paper": "(4) U-Boost, paper (smooth)",
     "uboost-exact": "(5) U-Boost, cycle-exact",
     "uboost-budget": "(6) U-Boost exact + budget",
+    "single-epochs": "(7) (5) single-path, same epochs",
+    "single-time": "(8) (5) single-path, same wall time",
 }
 DENSE = ("conv_1x1", "conv_3x3", "conv_5x5")
 SEPARABLE = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -88,6 +94,7 @@ class Settings:
     temperature: float
     budget_fraction: float
     accelerator: str
+    single_path_epochs: int
 
     def search_config(self, variant: str, seed: int, target_latency_ms: float | None = None):
         from uboost.search import SearchConfig
@@ -126,6 +133,10 @@ class Settings:
             if target_latency_ms is None:
                 raise ValueError("uboost-budget needs the latency of 'none' for the same seed")
             return base.replace(target_latency_ms=target_latency_ms)
+        if variant == "single-epochs":
+            return base.replace(sampling="single-path")
+        if variant == "single-time":
+            return base.replace(sampling="single-path", epochs=self.single_path_epochs)
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
 
     def retrain_config(self, seed: int):
@@ -313,6 +324,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--utilization-weight", type=float, default=1.0, help="beta of the U-Boost variants")
     p.add_argument("--temperature", type=float, default=10.0, help="smooth-ceiling T of uboost-paper")
     p.add_argument("--budget-fraction", type=float, default=0.5, help="uboost-budget target / latency of 'none'")
+    p.add_argument("--single-path-epochs", type=int, default=None,
+                   help="search epochs of single-time (default: 4 x --epochs, ~ the mixture's wall time)")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--download", action="store_true")
@@ -351,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, retrain_epochs=args.retrain_epochs, batch_size=args.batch_size,
         max_samples=args.max_samples, latency_weight=args.latency_weight, utilization_weight=args.utilization_weight,
         temperature=args.temperature, budget_fraction=args.budget_fraction, accelerator=args.accelerator,
+        single_path_epochs=args.single_path_epochs or 4 * args.epochs,
     )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
