@@ -100,21 +100,8 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
             "projected_from": str(source.root),
         }
         write_json(out / runs.RESULT, result)
-        _layer_table(out / "hardware.txt", report, source.config.space)
+        runs.write_layer_table(out / "hardware.txt", report, source.config.space)
     return {**result, "run_dir": out, "report": report}
-
-
-def _layer_table(path: Path, report, label: str) -> None:
-    import io
-
-    from rich.console import Console
-
-    from uboost.cli.profile import _table
-    from uboost.io import write_text
-
-    buffer = io.StringIO()
-    Console(file=buffer, width=140, color_system=None).print(_table(f"derived {label}", (), [report]))
-    write_text(path, buffer.getvalue())
 
 
 def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None) -> list[float]:

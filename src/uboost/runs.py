@@ -229,3 +229,18 @@ def load_frozen_network(path: str | os.PathLike):
     config = SearchConfig.from_dict(run.config)
     space, shape, _ = build_space(config)
     return LoadedNetwork(freeze_arch(space, run.arch), shape, f"{run.root.name} ({config.space})")
+
+
+def write_layer_table(path: str | os.PathLike, report, label: str) -> None:
+    """``hardware.txt``: the per-layer cost table of a derived network, as text, written atomically
+    (the same Rich table ``uboost profile`` prints)."""
+    import io
+
+    from rich.console import Console
+
+    from uboost.cli.profile import _table
+    from uboost.io import write_text
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=140, color_system=None).print(_table(f"derived {label}", (), [report]))
+    write_text(path, buffer.getvalue())

@@ -103,14 +103,14 @@ def search(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
             f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
         )
-    from uboost.runs import run_lock
+    from uboost.runs import run_lock, write_layer_table
 
     with run_lock(run_dir):  # held until hardware.txt is written too
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True)
         except KeyboardInterrupt:
             raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
-        _write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
+        write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
     table = Table(title=f"search result: {result.run_dir}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -141,19 +141,6 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
         raise ConfigError(f"--resume continues {run_dir} with its stored settings, but these differ: {', '.join(changed)}; "
                           "drop them, or start over with --force")
 
-
-def _write_layer_table(path: Path, report, label: str) -> None:
-    """The per-layer hardware table of the derived network, as text, written atomically."""
-    import io
-
-    from rich.console import Console
-
-    from uboost.cli.profile import _table
-    from uboost.io import write_text
-
-    buffer = io.StringIO()
-    Console(file=buffer, width=140, color_system=None).print(_table(f"derived {label}", (), [report]))
-    write_text(path, buffer.getvalue())
 
 
 def export(

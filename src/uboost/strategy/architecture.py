@@ -49,20 +49,11 @@ class Node:
     edges: list[Choice] = field(default_factory=list)
 
 
-def _nni_modules():
-    from nni.nas.oneshot.pytorch.supermodule.differentiable import (
-        DifferentiableMixedCell,
-        DifferentiableMixedLayer,
-        DifferentiableMixedRepeat,
-    )
-    from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation
-
-    return DifferentiableMixedLayer, DifferentiableMixedCell, DifferentiableMixedRepeat, MixedOperation
-
-
 def choice_groups(supernet: nn.Module) -> tuple[list[Choice], list[Node]]:
     """Every alpha of ``supernet`` once (shared labels are one choice), and the cells' nodes."""
-    MixedLayer, MixedCell, MixedRepeat, MixedOperation = _nni_modules()
+    from uboost.strategy.supernet_cost import _nni
+
+    MixedLayer, MixedCell, MixedRepeat, MixedOperation = _nni()
     choices: dict[int, Choice] = {}
     nodes: list[Node] = []
 

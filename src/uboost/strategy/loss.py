@@ -77,6 +77,7 @@ class HardwareLoss(nn.Module):
         self.register_buffer("multiplier", torch.tensor(0.0, dtype=torch.float64))
         self.supernet = None
         self.choices, self.nodes = [], []
+        self._projector = None
         self.cost_mode = cost_mode
         if cost_mode == "smooth" and (temperature is None or not _non_negative("temperature", temperature) > 0):
             raise ConfigError(f"temperature must be positive in smooth mode, got {temperature!r}")
@@ -96,6 +97,7 @@ class HardwareLoss(nn.Module):
             supernet, self.cost_model, example[:1], mode=self.cost_mode, temperature=self.temperature
         )
         self.choices, self.nodes = choice_groups(supernet)
+        self._projector = None  # built on first use, for this supernet
         self.supernet, self._example = [supernet], example[:1].detach()  # a list: not a submodule
         with torch.no_grad():
             self.latency_ref_ms = float(self.supernet_cost(uniform=True).latency_ms)
@@ -155,10 +157,13 @@ class HardwareLoss(nn.Module):
         return float(self.multiplier)
 
     def projector(self):
-        """A :class:`~uboost.strategy.projection.Projector` over the current alphas (cycle-exact rows)."""
+        """The :class:`~uboost.strategy.projection.Projector` of this supernet (cycle-exact rows),
+        built once; it reads the alphas when it solves, so it always projects the current ones."""
         from uboost.strategy.projection import Projector
 
         supernet_cost = self._require()
-        if supernet_cost.mode != "expected":
-            supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
-        return Projector(supernet_cost, self.choices, self.nodes)
+        if self._projector is None:
+            if supernet_cost.mode != "expected":
+                supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
+            self._projector = Projector(supernet_cost, self.choices, self.nodes)
+        return self._projector

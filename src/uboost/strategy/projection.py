@@ -141,7 +141,7 @@ class _Program:
         budget[self.n_x:] = self.row_cycles
         self.budget_row = budget
 
-    def objective(self) -> np.ndarray:
+    def objective(self) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
         prefs = preferences(self.choices, self.nodes)
         c = np.zeros(self.n)
         for choice in self.choices:
@@ -198,43 +198,45 @@ class Projector:
     def _ms(self, cycles: float) -> float:
         return float(self.cost.cost_model.latency_ms(torch.tensor(cycles, dtype=torch.float64)))
 
-    def cheapest(self) -> Projection:
-        x, prefs = self.program.solve(None, minimize_cost=True)
+    def _budget_cycles(self, target_latency_ms: float) -> int:
+        """The largest whole number of cycles within ``target_latency_ms`` at the array's clock."""
+        return math.floor(check_budget(target_latency_ms) * 1e-3 * self.cost.cost_model.spec.clock_hz + 1e-6)
+
+    def _solve(self, budget_cycles: float | None, **mode: bool) -> Projection | None:
+        """Solve the program, decode the architecture and re-price it with the cost rows."""
+        x, prefs = self.program.solve(None if budget_cycles is None else budget_cycles + 1e-6, **mode)
         if x is None:
-            raise SearchError("the projection program has no solution (the space has no valid architecture)")
+            return None
         arch, indices, score = self.program.decode(x, prefs)
         cycles = self._cycles_of(indices)
         return Projection(arch, cycles, self._ms(cycles), score)
+
+    def cheapest(self) -> Projection:
+        projection = self._solve(None, minimize_cost=True)
+        if projection is None:
+            raise SearchError("the projection program has no solution (the space has no valid architecture)")
+        return projection
 
     def highest_under(self, target_latency_ms: float) -> Projection:
         """The most expensive architecture of the space within the budget (how close any
         architecture can get to it: the reachable latencies are discrete)."""
-        budget_cycles = math.floor(check_budget(target_latency_ms) * 1e-3 * self.cost.cost_model.spec.clock_hz + 1e-6)
-        x, prefs = self.program.solve(budget_cycles + 1e-6, maximize_cost=True)
-        if x is None:
+        projection = self._solve(self._budget_cycles(target_latency_ms), maximize_cost=True)
+        if projection is None:
             raise InfeasibleBudget(f"no architecture fits {target_latency_ms:g} ms", self.cheapest().latency_ms)
-        arch, indices, score = self.program.decode(x, prefs)
-        cycles = self._cycles_of(indices)
-        return Projection(arch, cycles, self._ms(cycles), score)
+        return projection
 
     def unconstrained(self) -> Projection:
-        x, prefs = self.program.solve(None)
-        arch, indices, score = self.program.decode(x, prefs)
-        cycles = self._cycles_of(indices)
-        return Projection(arch, cycles, self._ms(cycles), score)
+        return self._solve(None)
 
     def project(self, target_latency_ms: float) -> Projection:
         target = check_budget(target_latency_ms)
-        clock = self.cost.cost_model.spec.clock_hz
-        budget_cycles = math.floor(target * 1e-3 * clock + 1e-6)
-        x, prefs = self.program.solve(budget_cycles + 1e-6)
-        if x is None:
+        budget_cycles = self._budget_cycles(target)
+        projection = self._solve(budget_cycles)
+        if projection is None:
             cheapest = self.cheapest()
             raise InfeasibleBudget(
                 f"no architecture fits {target:g} ms; the cheapest reachable is {cheapest.latency_ms:.6g} ms "
                 f"({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
-        arch, indices, score = self.program.decode(x, prefs)
-        cycles = self._cycles_of(indices)
-        if cycles > budget_cycles + 0.5:  # the row table and the decoded architecture disagree: a bug
-            raise SearchError(f"projection exceeded the budget ({cycles:,.0f} > {budget_cycles:,} cycles)")
-        return Projection(arch, cycles, self._ms(cycles), score)
+        if projection.cycles > budget_cycles + 0.5:  # the row table and the decoded architecture disagree: a bug
+            raise SearchError(f"projection exceeded the budget ({projection.cycles:,.0f} > {budget_cycles:,} cycles)")
+        return projection

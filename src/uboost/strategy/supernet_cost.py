@@ -438,33 +438,14 @@ def set_architecture(supernet: nn.Module, arch: dict, *, logit: float = 30.0) ->
     """Pin every alpha of a DARTS-mutated supernet to the one-hot distribution of ``arch``
     (an exported dict); cell edges not chosen by ``arch`` are pinned to "none".
 
-    Useful to price one concrete architecture with the supernet's cost expression.
+    Useful to price one concrete architecture with the supernet's cost expression (without
+    touching the alphas, pass ``distributions=one_hot(...)`` to :class:`SupernetCost` instead).
     """
-    MixedLayer, MixedCell, MixedRepeat, MixedOperation = _nni()
+    from uboost.strategy.architecture import arch_to_indices, choice_groups
 
-    def pin(alpha: torch.Tensor, index: int) -> None:
-        with torch.no_grad():
-            alpha.fill_(-logit)
-            alpha[index] = logit
-
-    def lookup(label: str):
-        if label not in arch:
-            raise ConfigError(f"architecture lacks a value for {label!r}")
-        return arch[label]
-
-    for module in supernet.modules():
-        if isinstance(module, MixedLayer):
-            pin(module._arch_alpha, module.names.index(lookup(module.label)))
-        elif isinstance(module, MixedCell):
-            for i in range(module.num_predecessors, module.num_predecessors + module.num_nodes):
-                chosen = {}
-                for k in range(module.num_ops_per_node):
-                    (j,) = lookup(f"{module.label}/input_{i}_{k}")
-                    chosen[j] = lookup(f"{module.label}/op_{i}_{k}")
-                for j in range(i):
-                    alpha = module._arch_alpha[f"{module.label}/{i}_{j}"]
-                    pin(alpha, module.op_names.index(chosen[j]) if j in chosen else alpha.numel() - 1)
-        elif isinstance(module, (MixedOperation, MixedRepeat)):
-            space = (module.depth_choice if isinstance(module, MixedRepeat) else module).simplify()
-            for label, alpha in module._arch_alpha.items():
-                pin(alpha, list(space[label].values).index(lookup(label)))
+    choices, nodes = choice_groups(supernet)
+    indices = arch_to_indices(choices, nodes, arch)
+    with torch.no_grad():
+        for choice in choices:
+            choice.alpha.fill_(-logit)
+            choice.alpha[indices[id(choice.alpha)]] = logit
