@@ -4,9 +4,11 @@ For every space and seed: one unconstrained (task-only) search, then for every t
 derived (cycle-exact) latency X0:
 
 * (a) the in-search budget: a search with ``target_latency_ms = f * X0`` (dual ascent on the
-  derived network); its argmax network before the final projection;
-* (b) the projection of the unconstrained search onto ``f * X0`` (``uboost export
-  --target-latency-ms``: exact integer program over the search's alphas);
+  derived network, window [floor, 1] x target); its argmax network before the final projection;
+* (b0) the projection of the unconstrained search onto ``f * X0`` as a plain upper bound and (b) the
+  same with the budget floor (``--floor``, default 0.9: the network must use >= 90 % of the budget
+  where one can); both are ``uboost export --target-latency-ms`` (an exact integer program over the
+  search's alphas);
 * (c) what the budgeted search exports: its argmax projected onto the budget.
 
 Each network is retrained from scratch (``--retrain-epochs``) and priced cycle-exact. The table
@@ -62,13 +64,13 @@ def retrain_acc(run: Path, epochs: int, max_samples: int | None) -> float:
     return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples)).summary()["test_acc"]
 
 
-def project(run: Path, target: float, out: Path) -> dict:
+def project(run: Path, target: float, out: Path, floor: float) -> dict:
     from uboost.frontier import export_projection, load_projector
 
     if (out / "result.json").is_file():
         return json.loads((out / "result.json").read_text())
     source = load_projector(run)
-    return export_projection(source, source.projector.project(target), out, target_ms=target, force=True)
+    return export_projection(source, source.projector.project(target, floor=floor), out, target_ms=target, force=True)
 
 
 def main() -> None:
@@ -79,6 +81,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--retrain-epochs", type=int, default=5)
     parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--floor", type=float, default=0.9, help="budget floor of (a)-(c); (b0) = projection with floor 0")
     parser.add_argument("--lambdas", default="0,0.1,0.3,1,3,10", help="lambda sweep without a budget ('' skips it)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/budget"))
     parser.add_argument("--quick", action="store_true", help="lenet, 1 seed, 1 epoch, 256 samples: a dry run")
@@ -93,7 +96,8 @@ def main() -> None:
     lines = []
     for space in args.spaces.split(","):
         base = SearchConfig(**SPACES[space], epochs=args.epochs, max_samples=args.max_samples)
-        rows = {key: [] for key in ("reach", "a", "b", "c")}
+        rows = {key: [] for key in ("reach", "a", "b0", "b", "c")}
+        tag = f"-floor{args.floor:g}" if args.floor else ""  # floor 0 runs keep the names of the first benchmark
         for seed in range(args.seeds):
             root = args.out / space / f"seed{seed}"
             free = search(root, "free", base.replace(seed=seed, latency_weight=0.0, utilization_weight=0.0))  # task only
@@ -107,21 +111,25 @@ def main() -> None:
                 if target < cheapest:
                     print(f"{space} seed{seed} f={f}: target {1e3 * target:.2f}us is below the cheapest network ({1e3 * cheapest:.2f}us): skipped")
                     continue
-                budgeted = search(root, f"budget{f}", base.replace(seed=seed, target_latency_ms=target))
-                proj_free = project(root / "free", target, root / f"proj-free{f}")
-                acc_b = retrain_acc(root / f"proj-free{f}", args.retrain_epochs, args.max_samples)
-                acc_c = retrain_acc(root / f"budget{f}", args.retrain_epochs, args.max_samples)
+                budgeted = search(root, f"budget{f}{tag}", base.replace(seed=seed, target_latency_ms=target, budget_floor=args.floor))
+                proj_plain = project(root / "free", target, root / f"proj-free{f}", 0.0)
+                acc_b0 = retrain_acc(root / f"proj-free{f}", args.retrain_epochs, args.max_samples)
+                proj_free = project(root / "free", target, root / f"proj-free{f}{tag}", args.floor)
+                acc_b = retrain_acc(root / f"proj-free{f}{tag}", args.retrain_epochs, args.max_samples)
+                acc_c = retrain_acc(root / f"budget{f}{tag}", args.retrain_epochs, args.max_samples)
                 argmax_ratio = budgeted["argmax_latency_ms"] / target
                 reachable = free_projector.highest_under(target).latency_ms / target  # best any architecture can do
                 rows["reach"].append((f, reachable, None))
                 rows["a"].append((f, argmax_ratio, None))
+                rows["b0"].append((f, proj_plain["latency_ms"] / target, acc_b0))
                 rows["b"].append((f, proj_free["latency_ms"] / target, acc_b))
                 rows["c"].append((f, budgeted["latency_ms"] / target, acc_c))
                 print(f"{space} seed{seed} f={f}: X0={1e3 * x0:.2f}us target={1e3 * target:.2f}us reachable {reachable:.2f}x "
-                      f"(a) argmax {argmax_ratio:.2f}x  (b) proj-free {proj_free['latency_ms'] / target:.2f}x acc {acc_b:.3f}  "
+                      f"(a) argmax {argmax_ratio:.2f}x  (b0) proj-free floor 0 {proj_plain['latency_ms'] / target:.2f}x acc {acc_b0:.3f}  "
+                      f"(b) proj-free {proj_free['latency_ms'] / target:.2f}x acc {acc_b:.3f}  "
                       f"(c) budgeted {budgeted['latency_ms'] / target:.2f}x acc {acc_c:.3f}  "
                       f"gap E/argmax {abs(budgeted['expected_latency_ms'] / budgeted['argmax_latency_ms'] - 1):.2f}", flush=True)
-        for key, label in (("reach", "highest latency any architecture reaches under the target"), ("a", "(a) in-search budget, argmax"), ("b", "(b) projection of the free search"), ("c", "(c) budgeted search, exported")):
+        for key, label in (("reach", "highest latency any architecture reaches under the target"), ("a", "(a) in-search budget, argmax"), ("b0", "(b0) projection of the free search, floor 0"), ("b", f"(b) projection of the free search, floor {args.floor:g}"), ("c", "(c) budgeted search, exported")):
             for f in fractions:
                 sel = [r for r in rows[key] if r[0] == f]
                 if not sel:
@@ -129,6 +137,8 @@ def main() -> None:
                     continue
                 ratios = [r[1] for r in sel]
                 accs = [r[2] for r in sel if r[2] is not None]
+                per_seed = ", ".join(f"{r[1]:.2f}" + (f" / {100 * r[2]:.1f}%" if r[2] is not None else "") for r in sel)
+                print(f"{space} {label} f={f}: per seed {per_seed}")
                 inside = sum(0.90 <= r <= 1.0 + 1e-9 for r in ratios)
                 acc = f"{100 * statistics.mean(accs):.1f}" if accs else "-"
                 lines.append(f"| {space} | {label} | {f} | {statistics.mean(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | {inside}/{len(ratios)} | {acc} |")

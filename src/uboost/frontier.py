@@ -120,21 +120,19 @@ def frontier_targets(source: RunProjector, *, points: int | None = None, targets
     return [low + (high - low) * i / (points - 1) for i in range(points)]
 
 
-def frontier(source: RunProjector, targets: list[float], out_root: str | os.PathLike, *, force: bool = False) -> list[dict]:
+def frontier(source: RunProjector, targets: list[float], out_root: str | os.PathLike, *, force: bool = False,
+             floor: float = 0.9) -> list[dict]:
     """One projected run directory per budget under ``out_root`` (``p00``, ``p01``...).
 
-    Every projection is solved before anything is written; an infeasible budget fails the whole
-    call with the cheapest reachable latency."""
+    Each point is the most preferred network in ``[floor * target, target]`` that costs at least
+    the previous point (so the frontier is monotone in latency). Every projection is solved
+    before anything is written; an infeasible budget fails the whole call with the cheapest
+    reachable latency."""
     out_root = Path(out_root)
     projections = []
     for target in targets:  # sorted ascending
-        projection = source.projector.project(target)
-        if projections and projection.cycles < projections[-1][1].cycles:
-            # a larger budget only ever raises the optimal preference, so a cheaper optimum here means
-            # a tie with the previous point (feasible here too): keep the frontier monotone in latency
-            previous = projections[-1][1]
-            if previous.preference >= projection.preference - 1e-9:
-                projection = previous
+        previous = projections[-1][1].cycles if projections else 0.0
+        projection = source.projector.project(target, floor=floor, min_cycles=previous)
         projections.append((target, projection))
     rows = []
     for i, (target, projection) in enumerate(projections):

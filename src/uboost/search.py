@@ -41,11 +41,14 @@ class SearchConfig:
     array: str = "128x128"
     dataflow: str = "ws"
     inference_batch: int = 1
+    sram_kb: int | None = None  # each of the ifmap/filter/ofmap SRAMs (kB); None = unbounded
+    dram_bw_words: float | None = None  # DRAM words per cycle per port; None = unbounded
     clock_hz: float = 1.0e9
     latency_weight: float = 1.0
     utilization_weight: float = 1.0
     target_latency_ms: float | None = None
     budget_lr: float = 0.5
+    budget_floor: float = 0.9  # with a target: export (and steer to) a network using >= this share of it
     entropy_weight: float = 0.0
     cost_mode: str = "expected"
     temperature: float = 10.0
@@ -61,6 +64,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         parse_array(self.array)
+        HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words)  # memory checked up front
         for name in ("epochs", "batch_size", "inference_batch", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -74,6 +78,8 @@ class SearchConfig:
             or not math.isfinite(self.target_latency_ms) or self.target_latency_ms <= 0
         ):
             raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
+        if isinstance(self.budget_floor, bool) or not isinstance(self.budget_floor, (int, float)) or not 0 <= self.budget_floor < 1:
+            raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
         for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -97,7 +103,8 @@ class SearchConfig:
 
     def hardware_spec(self) -> HardwareSpec:
         return HardwareSpec(
-            rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz
+            rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz,
+            sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,6 +308,7 @@ def run_search(
         utilization_weight=config.utilization_weight,
         target_latency_ms=config.target_latency_ms,
         budget_lr=config.budget_lr,
+        budget_floor=config.budget_floor,
         entropy_weight=config.entropy_weight,
         cost_mode=config.cost_mode,
         temperature=config.temperature,
@@ -366,7 +374,7 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
     if target is not None:
         facts["target_latency_ms"] = target
         facts["budget_multiplier"] = float(hardware_loss.multiplier)
-        projected = hardware_loss.projector().project(target)
+        projected = hardware_loss.projector().project(target, floor=config.budget_floor)
         facts["projected"] = projected.arch != arch
         if projected.arch != arch:
             logger.info("argmax network %.6g ms vs budget %.6g ms: projected to %.6g ms", argmax_ms, target, projected.latency_ms)

@@ -60,6 +60,15 @@ def test_bad_budgets_are_one_line_errors(cli, searched, tmp_path, bad):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("bad", ["1", "-0.1", "nan"])
+def test_bad_budget_floors_are_one_line_errors(cli, searched, tmp_path, bad):
+    run, low, high = searched
+    one_line_error(cli("export", run, "--target-latency-ms", str(high), "--budget-floor", bad, "--out", tmp_path / "x"), "budget-floor")
+    one_line_error(cli("frontier", run, "--budget-floor", bad, "--out", tmp_path / "f"), "budget-floor")
+    one_line_error(cli("search", "--space", "lenet", "--budget-floor", bad, "--out", tmp_path / "s"), "budget_floor")
+    assert not any((tmp_path / d).exists() for d in ("x", "f", "s"))
+
+
 def test_a_run_without_alphas_is_a_one_line_error(cli, searched, tmp_path):
     run, _, _ = searched
     bare = tmp_path / "bare"
@@ -83,9 +92,16 @@ def test_frontier_points_are_monotone_and_within_their_budgets(cli, searched, tm
     assert all(r["latency_ms"] <= r["target_latency_ms"] * (1 + 1e-12) for r in rows)
     assert latencies[0] == pytest.approx(low) and latencies[-1] == pytest.approx(high)
     assert rows[-1]["distinct_choices"] == 0  # the unconstrained end is the search's own argmax
-    preferences = [r["preference"] for r in rows]
-    assert preferences == sorted(preferences)  # a larger budget never lowers the search's preference
+    assert all(r["latency_ms"] >= 0.9 * r["target_latency_ms"] for r in rows)  # each uses >= 90 % of its budget
     assert "distinct" in result.out
+    # plain upper bounds: a larger budget never lowers the search's preference
+    result = cli("frontier", run, "--points", "5", "--budget-floor", "0", "--out", tmp_path / "plain")
+    assert result.code == 0, result.err
+    plain = [json.loads((p / "result.json").read_text()) for p in sorted((tmp_path / "plain").glob("p*"))]
+    preferences = [r["preference"] for r in plain]
+    assert preferences == sorted(preferences)
+    assert [r["latency_ms"] for r in plain] == sorted(r["latency_ms"] for r in plain)
+    assert min(r["latency_ms"] / r["target_latency_ms"] for r in plain) < min(r["latency_ms"] / r["target_latency_ms"] for r in rows)
 
 
 def test_frontier_with_explicit_targets_and_retraining(cli, searched, tmp_path):

@@ -89,6 +89,46 @@ def test_projection_equals_brute_force_optimum_and_never_exceeds_the_budget():
     assert projector.cheapest().cycles == lo
 
 
+def test_budget_window_equals_brute_force_and_falls_back_under_the_highest_reachable():
+    make, shape = MIXED
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=4)
+    prefs = preferences(choices, nodes)
+    table = []
+    for arch in enumerate_archs(make()):
+        idx = arch_to_indices(choices, nodes, arch)
+        table.append((model.evaluate(make().freeze(arch), shape).cycles,
+                      sum(float(prefs[id(c.alpha)][idx[id(c.alpha)]]) for c in choices)))
+    projector = Projector(cost, choices, nodes)
+    clock = model.spec.clock_hz
+    lo, hi = min(t[0] for t in table), max(t[0] for t in table)
+    cycles = sorted({t[0] for t in table})
+    in_window = 0
+    for fraction in (0.2, 0.45, 0.6, 0.8, 1.0):
+        budget = lo + fraction * (hi - lo)
+        for floor in (0.5, 0.9, 0.97):
+            window = [t for t in table if floor * budget <= t[0] <= budget]
+            if not window:  # the window is taken under the highest reachable network instead
+                top = max(t[0] for t in table if t[0] <= budget)
+                window = [t for t in table if floor * top <= t[0] <= top]
+            else:
+                in_window += 1
+            projection = projector.project(budget / clock * 1e3, floor=floor)
+            assert min(t[0] for t in window) <= projection.cycles <= budget
+            assert projection.preference == pytest.approx(max(t[1] for t in window), abs=1e-9)
+    assert in_window >= 10  # the check covered real windows, not only the fallback
+    # an absolute lower bound (what a frontier uses) binds too
+    mid = cycles[len(cycles) // 2]
+    assert projector.project(hi / clock * 1e3, min_cycles=mid).cycles >= mid
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan"), True])
+def test_bad_budget_floor(bad):
+    make, shape = MIXED
+    _, _, cost, choices, nodes = searched(make, shape, seed=0)
+    with pytest.raises(Exception, match="budget floor"):
+        Projector(cost, choices, nodes).project(1.0, floor=bad)
+
+
 def test_unconstrained_projection_is_the_argmax_export_on_a_cell_space():
     make, shape = DARTS
     _, supernet, cost, choices, nodes = searched(make, shape, seed=2)
@@ -139,7 +179,10 @@ def test_in_search_budget_binds_the_derived_network_when_the_task_cannot_tell_op
     cheap = model.evaluate(space.freeze({f"op{i}": 1 for i in range(6)}), (1, 8, 8)).latency_ms
     target = cheap + 0.2 * (expensive - cheap)  # room for one expensive op of six
     torch.manual_seed(0)
-    strategy = UBoost(cost_model=model, target_latency_ms=target, utilization_weight=0.0, arch_lr=0.05, budget_lr=1.0)
+    # a plain upper bound (budget_floor=0): here the six identical choices move in lockstep, so only
+    # "all cheap" and "all expensive" are reachable by the search itself and a window would flip between them
+    strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.0, utilization_weight=0.0,
+                      arch_lr=0.05, budget_lr=1.0)
     ev = evaluator(epochs=3)
     seen = []
 
@@ -155,3 +198,44 @@ def test_in_search_budget_binds_the_derived_network_when_the_task_cannot_tell_op
     assert final <= target * 1.0001
     assert seen[0][0] > target  # the random start was over budget ...
     assert max(m for _, m in seen) > 0  # ... so the multiplier rose and pulled the derived network down
+
+
+def test_budget_window_controller_acts_only_outside_the_window():
+    hook = HardwareLoss(create("systolic", rows=8, cols=8), target_latency_ms=1.0, budget_lr=1.0, budget_floor=0.8)
+    hook.floor_latency_ms = 0.8  # attach() sets it from the space (0.8 x the highest network under 1 ms)
+    assert hook.update_multiplier(0.9) == 0.0  # inside [0.8, 1.0]: the task alone decides
+    assert hook.update_multiplier(1.5) == pytest.approx(0.5)  # over: up by the relative violation
+    assert hook.update_multiplier(1.5) == pytest.approx(1.0)  # still over: it accumulates
+    assert hook.update_multiplier(0.95) == 0.0  # back inside: released
+    assert hook.update_multiplier(1.5) == pytest.approx(0.5)
+    assert hook.update_multiplier(0.4) == pytest.approx(-0.5)  # under the floor: from 0 (no wind-up), 0.4/0.8 - 1
+    assert hook.update_multiplier(0.4) == pytest.approx(-1.0)  # below 0 it rewards latency
+    assert hook.update_multiplier(1.2) == pytest.approx(0.2)  # over again: from 0, not from -1
+    plain = HardwareLoss(create("systolic", rows=8, cols=8), target_latency_ms=1.0, budget_lr=1.0, budget_floor=0.0)
+    assert plain.update_multiplier(0.4) == 0.0  # a plain upper bound never goes negative
+    assert plain.update_multiplier(1.5) == pytest.approx(0.5)
+    assert plain.update_multiplier(0.8) == pytest.approx(0.3)  # and shrinks whenever under budget
+
+
+def test_in_search_budget_window_pulls_a_cheap_derived_network_up(tmp_path):
+    model = create("systolic", rows=8, cols=8)
+    space = TaskNeutralSpace()
+    expensive = model.evaluate(space.freeze({f"op{i}": 0 for i in range(6)}), (1, 8, 8)).latency_ms
+    five = model.evaluate(space.freeze({**{f"op{i}": 0 for i in range(5)}, "op5": 1}), (1, 8, 8)).latency_ms
+    target = expensive * 1.02
+    assert five < 0.9 * target  # only the all-expensive network lies in the window
+    torch.manual_seed(0)
+    strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.9, utilization_weight=0.0,
+                      arch_lr=0.05, budget_lr=1.0)
+    ev = evaluator(epochs=3)
+    seen = []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            seen.append((float(trainer.callback_metrics["hw/derived_latency_ms"]), float(trainer.callback_metrics["hw/budget_multiplier"])))
+
+    ev.trainer.callbacks.append(Record())
+    run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
+    assert seen[0][0] < 0.9 * target  # the random start was under the window ...
+    assert min(m for _, m in seen) < 0  # ... so the multiplier went negative ...
+    assert 0.9 * target <= seen[-1][0] <= target  # ... and the derived network rose into it

@@ -122,11 +122,11 @@ def test_bad_arguments(kwargs, match):
         UBoost(**kwargs)
 
 
-def test_budget_multiplier_rises_over_budget_and_falls_to_zero_under_it():
+def test_plain_budget_multiplier_rises_over_budget_and_falls_to_zero_under_it():
     model = create("systolic", rows=8, cols=8)
     supernet = UBoost(cost_model=model).mutate_model(MixedSpace())
     x = torch.zeros(1, 1, 8, 8)
-    hook = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=1.0, budget_lr=0.5)
+    hook = HardwareLoss(model, utilization_weight=0.0, target_latency_ms=1.0, budget_lr=0.5, budget_floor=0.0)
     hook.attach(supernet, x)
     assert float(hook().loss) == 0.0  # multiplier starts at 0: no pressure before a violation
     assert hook.update_multiplier(3.0) == pytest.approx(1.0)  # 0 + 0.5 * (3 / 1 - 1)

@@ -23,16 +23,17 @@ def _parse_targets(text: str) -> list[float]:
     return values
 
 
-def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], force: bool) -> None:
+def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], force: bool, floor: float = 0.9) -> None:
     """``uboost export RUN --target-latency-ms X --out DIR``."""
     from uboost.frontier import export_projection, load_projector
-    from uboost.strategy.projection import check_budget
+    from uboost.strategy.projection import check_budget, check_floor
 
     target = check_budget(target_latency_ms, "--target-latency-ms")
+    floor = check_floor(floor, "--budget-floor")
     if out is None:
         raise ConfigError("--target-latency-ms writes a run directory: give it with --out DIR")
     source = load_projector(run)
-    projection = source.projector.project(target)
+    projection = source.projector.project(target, floor=floor)
     row = export_projection(source, projection, out, target_ms=target, force=force)
     console.print(
         f"wrote {out}: {row['latency_ms']:.6g} ms ({row['cycles']:,.0f} cycles, {row['latency_ms'] / target:.1%} of the budget), "
@@ -48,6 +49,7 @@ def frontier(
     out: Annotated[Optional[Path], Opt("--out", help="where the point run directories go [default: RUN/frontier]")] = None,
     retrain_epochs: Annotated[int, Opt("--retrain-epochs", help="retrain every point for this many epochs (0: no retraining)")] = 0,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
+    budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
 ) -> None:
     """Project one search onto many latency budgets: an accuracy-latency frontier from one search."""
@@ -55,16 +57,18 @@ def frontier(
 
     from uboost.frontier import frontier as run_frontier
     from uboost.frontier import frontier_targets, load_projector
+    from uboost.strategy.projection import check_floor
 
     if retrain_epochs < 0:
         raise ConfigError(f"--retrain-epochs must be >= 0, got {retrain_epochs}")
     if max_samples is not None and max_samples < 1:
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
+    floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets) if targets else None
     source = load_projector(run)
     budgets = frontier_targets(source, points=points, targets=wanted)
     out = out or Path(run) / "frontier"
-    rows = run_frontier(source, budgets, out, force=force)
+    rows = run_frontier(source, budgets, out, force=force, floor=floor)
     if retrain_epochs:
         from uboost.retrain import RetrainConfig, retrain
 

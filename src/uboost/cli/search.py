@@ -39,11 +39,14 @@ def search(
     download: Annotated[bool, Opt("--download", help="allow downloading the dataset")] = False,
     array: Annotated[Optional[str], Opt(help="systolic array ROWSxCOLS")] = None,
     dataflow: Annotated[Optional[str], Opt(help="ws | os | is")] = None,
+    sram_kb: Annotated[Optional[int], Opt("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
+    dram_bw_words: Annotated[Optional[float], Opt("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
     cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
     latency_weight: Annotated[Optional[float], Opt("--latency-weight", help="lambda")] = None,
     utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help="beta")] = None,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly")] = None,
     budget_lr: Annotated[Optional[float], Opt("--budget-lr", help="dual-ascent step of the budget multiplier [default: 0.5]")] = None,
+    budget_floor: Annotated[Optional[float], Opt("--budget-floor", help="with a target: steer to and export a network using at least this share of it (0: plain upper bound) [default: 0.9]")] = None,
     arch_lr: Annotated[Optional[float], Opt("--arch-lr", help="Adam learning rate of the architecture parameters [default: 0.03]")] = None,
     temperature: Annotated[Optional[float], Opt(help="smooth-ceiling temperature T")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
@@ -72,8 +75,9 @@ def search(
     space_options = dict(values.pop("space_options", {}))
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
+        sram_kb=sram_kb, dram_bw_words=dram_bw_words,
         latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
-        budget_lr=budget_lr, arch_lr=arch_lr,
+        budget_lr=budget_lr, budget_floor=budget_floor, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
     )
@@ -149,6 +153,7 @@ def export(
     out: Annotated[Optional[Path], Opt(help="output file")] = None,
     force: Annotated[bool, Opt("--force", help="overwrite an existing --out file")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out")] = None,
+    budget_floor: Annotated[float, Opt("--budget-floor", help="with --target-latency-ms: the network must use at least this share of the budget where one can (0: plain upper bound)")] = 0.9,
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
     import contextlib
@@ -158,7 +163,7 @@ def export(
 
         if format != "json":
             raise ConfigError("--target-latency-ms writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force)
+        return export_to_budget(run, target_latency_ms, out, force, budget_floor)
 
     from uboost import runs
     from uboost.exceptions import RunDirError
@@ -190,7 +195,9 @@ def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
     if format == "json":
         _writing(target, lambda: write_json(target, artifacts.arch))
         return ""
-    loaded = runs.load_frozen_network(run)
+    from uboost.networks import load_frozen_network
+
+    loaded = load_frozen_network(run)
     network = loaded.module.eval()
     weights = artifacts.root / runs.RETRAIN / "model.pt"
     if weights.is_file():
@@ -209,7 +216,8 @@ def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
                 torch.jit.save(torch.jit.trace(network, example), str(tmp))
             else:
                 try:
-                    torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"])
+                    torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
+                                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
                 except ImportError as exc:
                     raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
 
@@ -278,6 +286,6 @@ def retrain(
 
 def spaces() -> None:
     """List the registered search spaces."""
-    from uboost.search_spaces import list_spaces
+    from uboost.catalog import spaces as list_spaces
 
     console.print(registry_table("search spaces", list_spaces()))

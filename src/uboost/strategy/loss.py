@@ -18,8 +18,16 @@
   exported is over budget, ``mu`` grows and pushes probability towards cheaper choices; once it
   is under budget, ``mu`` shrinks and the task loss pulls accuracy back, so the derived latency
   settles at the budget instead of far below it (a fixed ``lambda`` has no such fixed point).
-  The export then projects onto the budget exactly (:mod:`uboost.strategy.projection`), which
-  guarantees ``<= target``.
+* With ``budget_floor = f > 0`` (default 0.9) the budget is a window ``[f * target, target]``
+  (``f`` times the most expensive network under the target when none reaches ``f * target``):
+  one multiplier for the two one-sided constraints (``mu > 0``: the upper one is active,
+  ``mu < 0``: the lower one, which *rewards* latency), moved only by the violation outside the
+  window (a dead band inside it, where ``mu`` holds its value). Without the lower side a
+  search whose task loss prefers cheap choices (or whose utilization term does) sinks far under
+  the budget and stays there, since nothing pulls it back up.
+* The export then projects onto the window exactly (:mod:`uboost.strategy.projection`), which
+  guarantees ``<= target`` and, wherever an architecture of the space lies in the window, at
+  least ``f * target``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ class HardwareLoss(nn.Module):
         utilization_weight: float = 1.0,
         target_latency_ms: float | None = None,
         budget_lr: float = 0.5,
+        budget_floor: float = 0.9,
         cost_mode: str = "expected",
         temperature: float | None = 10.0,
         entropy_weight: float = 0.0,
@@ -69,6 +78,9 @@ class HardwareLoss(nn.Module):
         self.latency_weight = _non_negative("latency_weight", latency_weight)
         self.utilization_weight = _non_negative("utilization_weight", utilization_weight)
         self.budget_lr = _non_negative("budget_lr", budget_lr)
+        from uboost.strategy.projection import check_floor
+
+        self.budget_floor = check_floor(budget_floor, "budget_floor")
         self.entropy_weight = _non_negative("entropy_weight", entropy_weight)
         if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
             raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
@@ -84,6 +96,7 @@ class HardwareLoss(nn.Module):
         self.temperature = temperature
         self.supernet_cost: SupernetCost | None = None
         self.latency_ref_ms: float | None = None
+        self.floor_latency_ms = 0.0  # lower edge of the budget window, set when attached
 
     @property
     def attached(self) -> bool:
@@ -111,6 +124,9 @@ class HardwareLoss(nn.Module):
                 raise InfeasibleBudget(
                     f"no architecture of the space fits the target latency {self.target_latency_ms:g} ms; the cheapest "
                     f"reachable is {cheapest.latency_ms:.6g} ms ({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
+            if self.budget_floor:  # the window's floor, under the highest network that fits (latencies are discrete)
+                highest = self.projector().highest_under(self.target_latency_ms).latency_ms
+                self.floor_latency_ms = self.budget_floor * min(highest, self.target_latency_ms)
 
     def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
@@ -150,10 +166,18 @@ class HardwareLoss(nn.Module):
 
     @torch.no_grad()
     def update_multiplier(self, derived_latency_ms: float) -> float:
-        """One dual-ascent step on ``derived / target - 1``; returns the new multiplier."""
-        if self.target_latency_ms is not None:
-            violation = float(derived_latency_ms) / self.target_latency_ms - 1.0
-            self.multiplier.copy_((self.multiplier + self.budget_lr * violation).clamp_min(0.0))
+        """One dual-ascent step on the derived network's budget violation; returns the new multiplier."""
+        if self.target_latency_ms is None:
+            return float(self.multiplier)
+        derived, target = float(derived_latency_ms), self.target_latency_ms
+        if not self.budget_floor:  # a plain upper bound: mu >= 0, moved by derived / target - 1
+            self.multiplier.copy_((self.multiplier + self.budget_lr * (derived / target - 1.0)).clamp_min(0.0))
+        elif derived > target:  # over the window: push down, starting from 0 if it was pulling up
+            self.multiplier.copy_(self.multiplier.clamp_min(0.0) + self.budget_lr * (derived / target - 1.0))
+        elif derived < self.floor_latency_ms:  # under it: reward latency (mu < 0), from 0 if it was pushing down
+            self.multiplier.copy_(self.multiplier.clamp_max(0.0) + self.budget_lr * (derived / self.floor_latency_ms - 1.0))
+        else:  # inside: the task alone decides (a multiplier held here keeps drifting the alphas out)
+            self.multiplier.zero_()
         return float(self.multiplier)
 
     def projector(self):

@@ -55,6 +55,12 @@ def check_budget(value, what: str = "target latency") -> float:
     return float(value)
 
 
+def check_floor(value, what: str = "budget floor") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value < 1.0):
+        raise ConfigError(f"{what} must be a fraction of the budget in [0, 1), got {value!r}")
+    return float(value)
+
+
 class _Program:
     """The MILP's matrices for one supernet cost and its choices (built once, solved per budget)."""
 
@@ -149,7 +155,8 @@ class _Program:
             c[base: base + choice.alpha.numel()] = prefs[id(choice.alpha)].cpu().numpy()
         return c, prefs
 
-    def solve(self, budget_cycles: float | None, *, minimize_cost: bool = False, maximize_cost: bool = False):
+    def solve(self, budget_cycles: float | None, *, floor_cycles: float = 0.0, minimize_cost: bool = False,
+              maximize_cost: bool = False):
         from scipy.optimize import Bounds, LinearConstraint, milp
 
         c, prefs = self.objective()
@@ -158,12 +165,14 @@ class _Program:
         if maximize_cost:  # the most expensive architecture within the budget
             c = self.budget_row.copy()
         constraints = [LinearConstraint(self.eq, self.eq_rhs, self.eq_rhs)]
-        if maximize_cost and self.links.shape[0]:
+        floor = floor_cycles - self.fixed_cycles
+        if (maximize_cost or floor > 0) and self.links.shape[0]:  # y_r may not exceed its product
             constraints.append(LinearConstraint(self.links, -np.inf, 0.0))
         if self.act.shape[0]:
             constraints.append(LinearConstraint(self.act, -np.inf, self.act_rhs))
-        if budget_cycles is not None:
-            constraints.append(LinearConstraint(self.budget_row.reshape(1, -1), -np.inf, budget_cycles - self.fixed_cycles))
+        if budget_cycles is not None or floor > 0:
+            upper = np.inf if budget_cycles is None else budget_cycles - self.fixed_cycles
+            constraints.append(LinearConstraint(self.budget_row.reshape(1, -1), floor if floor > 0 else -np.inf, upper))
         integrality = np.zeros(self.n)
         integrality[: self.n_x] = 1
         result = milp(-c, constraints=constraints, integrality=integrality, bounds=Bounds(0, 1),
@@ -202,9 +211,10 @@ class Projector:
         """The largest whole number of cycles within ``target_latency_ms`` at the array's clock."""
         return math.floor(check_budget(target_latency_ms) * 1e-3 * self.cost.cost_model.spec.clock_hz + 1e-6)
 
-    def _solve(self, budget_cycles: float | None, **mode: bool) -> Projection | None:
+    def _solve(self, budget_cycles: float | None, floor_cycles: float = 0.0, **mode: bool) -> Projection | None:
         """Solve the program, decode the architecture and re-price it with the cost rows."""
-        x, prefs = self.program.solve(None if budget_cycles is None else budget_cycles + 1e-6, **mode)
+        x, prefs = self.program.solve(None if budget_cycles is None else budget_cycles + 1e-6,
+                                      floor_cycles=floor_cycles - 1e-6 if floor_cycles > 0 else 0.0, **mode)
         if x is None:
             return None
         arch, indices, score = self.program.decode(x, prefs)
@@ -228,10 +238,27 @@ class Projector:
     def unconstrained(self) -> Projection:
         return self._solve(None)
 
-    def project(self, target_latency_ms: float) -> Projection:
+    def project(self, target_latency_ms: float, *, floor: float = 0.0, min_cycles: float = 0.0) -> Projection:
+        """The most preferred architecture with ``floor * X <= latency <= X`` (``X`` the target).
+
+        ``floor`` (a fraction in [0, 1)) says how much of the budget the network should use: with
+        0 the projection may land far under the budget when the search preferred cheap choices;
+        with 0.9 it is the most preferred network among those using at least 90 % of it. When
+        no architecture lies in that window (the reachable latencies are discrete), the window
+        is taken under the most expensive architecture that fits. ``min_cycles`` adds an
+        absolute lower bound (a frontier keeps its points monotone with it)."""
         target = check_budget(target_latency_ms)
+        floor = check_floor(floor)
         budget_cycles = self._budget_cycles(target)
-        projection = self._solve(budget_cycles)
+        lower = max(floor * budget_cycles, min_cycles)
+        projection = self._solve(budget_cycles, lower)
+        if projection is None and lower > 0:
+            highest = self._solve(budget_cycles, maximize_cost=True)
+            if highest is not None:
+                relaxed = max(floor * highest.cycles, min(min_cycles, highest.cycles))
+                logger.info("no architecture uses %.0f%% of %g ms; window taken under the highest reachable (%.6g ms)",
+                            100 * floor, target, highest.latency_ms)
+                projection = self._solve(budget_cycles, relaxed) or highest
         if projection is None:
             cheapest = self.cheapest()
             raise InfeasibleBudget(

@@ -40,6 +40,10 @@ class UBoost(DARTS):
         architecture is projected onto the budget exactly (:mod:`uboost.strategy.projection`).
     budget_lr
         Dual-ascent step of the budget multiplier per step.
+    budget_floor
+        With a target, the budget is the window ``[budget_floor * target, target]``: the search
+        is pulled up when its derived network falls under the window, and the export is the
+        most preferred network in it (0: a plain upper bound).
     entropy_weight
         Weight of the mean entropy of the choice distributions in the architecture loss (makes
         the distribution commit, so its expected cost approaches the derived network's).
@@ -74,6 +78,7 @@ class UBoost(DARTS):
         utilization_weight: float = 1.0,
         target_latency_ms: float | None = None,
         budget_lr: float = 0.5,
+        budget_floor: float = 0.9,
         entropy_weight: float = 0.0,
         cost_mode: str = "expected",
         temperature: float = 10.0,
@@ -107,6 +112,7 @@ class UBoost(DARTS):
             utilization_weight=utilization_weight,
             target_latency_ms=target_latency_ms,
             budget_lr=budget_lr,
+            budget_floor=budget_floor,
             entropy_weight=entropy_weight,
             cost_mode=cost_mode,
             temperature=temperature,
