@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from uboost.cli._common import console, human, parse_shape, registry_table, unique
-from uboost.hardware import HardwareSpec, NetworkCost, extract_layers, list_models, parse_array, resolve
+from uboost.cli._common import console, parse_shape, registry_table, unique
 
 hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True)
 
@@ -18,7 +16,9 @@ hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_arg
 @hw_app.command("list")
 def hw_list() -> None:
     """List the registered cost models with one-line descriptions."""
-    console.print(registry_table("cost models", list_models()))
+    from uboost.catalog import cost_models
+
+    console.print(registry_table("cost models", cost_models()))
 
 
 def profile(
@@ -34,7 +34,9 @@ def profile(
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
 ) -> None:
     """Per-layer MACs, cycles and utilization of a network on one or more systolic arrays."""
+    from uboost.hardware import HardwareSpec, extract_layers, parse_array, resolve
     from uboost.networks import load_network_or_run
+    from uboost.tables import layer_table
 
     loaded = load_network_or_run(model)
     shape = parse_shape(input) if input else loaded.input_shape
@@ -52,7 +54,7 @@ def profile(
     if as_json:
         typer.echo(json.dumps({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}, indent=2))
     else:
-        console.print(_table(loaded.label, shape, reports))
+        console.print(layer_table(loaded.label, shape, reports))
         for r in reports:
             console.print(
                 f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {r.latency_ms:.4f} ms "
@@ -75,23 +77,3 @@ def profile(
             raise RunDirError(f"cannot write {plot}: {exc.strerror or exc}") from None
         if not as_json:
             console.print(f"wrote {plot}")
-
-
-def _table(label: str, shape: tuple[int, ...], reports: list[NetworkCost]) -> Table:
-    first = reports[0]
-    table = Table(
-        title=f"{label}{' @ ' + 'x'.join(map(str, shape)) if shape else ''}, batch {first.spec.batch_size}, {first.model}, {first.spec.dataflow}",
-        show_footer=True,
-    )
-    table.add_column("layer", footer="total", style="cyan", no_wrap=True)
-    table.add_column("shape", footer=f"{len(first.layers)} layers", max_width=28)
-    table.add_column("MACs", justify="right", footer=human(first.macs), no_wrap=True)
-    for r in reports:
-        table.add_column(f"cycles\n{r.spec.array}", justify="right", footer=human(r.cycles), no_wrap=True)
-        table.add_column(f"util\n{r.spec.array}", justify="right", footer=f"{100 * r.utilization:.1f}%", no_wrap=True)
-    for i, layer in enumerate(first.layers):
-        row = [layer.layer.name, layer.layer.shape_text, human(layer.macs)]
-        for r in reports:
-            row += [human(r.layers[i].cycles), f"{100 * r.layers[i].utilization:.1f}%"]
-        table.add_row(*row)
-    return table
