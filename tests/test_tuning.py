@@ -174,7 +174,9 @@ def test_tune_cli_end_to_end_continue_and_export(cli, tmp_path, tiny_toml):
     assert run.arch == best.user_attrs["arch"] and SearchConfig.from_dict(run.config).array == best.user_attrs["array"]
     assert json.loads((target / "tune.json").read_text())["trial"] == best.number
     assert not (target / "checkpoints").exists()
-    network = runs.load_frozen_network(target)  # what `uboost retrain` builds from it
+    from uboost.networks import load_frozen_network
+
+    network = load_frozen_network(target)  # what `uboost retrain` builds from it
     import torch
 
     assert network.input_shape == (1, 8, 8) and network.module(torch.zeros(2, 1, 8, 8)).shape == (2, 10)

@@ -1,13 +1,17 @@
-"""Resolve a network given on the command line: a torchvision name or ``module:factory``."""
+"""Resolve a network given on the command line: a torchvision name, ``module:factory``, or the
+derived network of a run directory. Imports :mod:`uboost.search` and :mod:`uboost.runs`, never
+the other way round."""
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 
 from torch import nn
 
-from uboost.exceptions import ConfigError, RegistryError
+from uboost import runs
+from uboost.exceptions import ConfigError, RegistryError, RunDirError
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,18 @@ def load_network_or_run(spec: str) -> LoadedNetwork:
 
     path = Path(spec)
     if path.suffix == ".json" or path.is_dir():
-        from uboost.runs import load_frozen_network
-
         return load_frozen_network(path)
     return load_network(spec)
+
+
+def load_frozen_network(path: str | os.PathLike) -> LoadedNetwork:
+    """The derived network of a run directory (or ``arch.json`` beside its ``config.json``),
+    frozen from a fresh space: what ``profile``, ``export`` and ``retrain`` build."""
+    from uboost.search import SearchConfig, build_space
+
+    run = runs.load_run(path)
+    if not run.config:
+        raise RunDirError(f"no {runs.CONFIG} next to {path}: cannot tell which space the architecture belongs to")
+    config = SearchConfig.from_dict(run.config)
+    space, shape, _ = build_space(config)
+    return LoadedNetwork(runs.freeze_arch(space, run.arch), shape, f"{run.root.name} ({config.space})")

@@ -7,6 +7,7 @@ on first lookup, and :meth:`Registry.resolve` turns a name into an object in one
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     name: str
-    factory: Callable[..., T]
+    factory: Callable[..., T] | None  # None: declared, its module not imported yet
     description: str
+    target: str | None = None  # "package.module:attr" of a declared entry
 
 
 class Registry(Generic[T]):
@@ -46,7 +48,22 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def declare(self, name: str, target: str, *, description: str) -> None:
+        """Know a built-in by name and description before its module is imported.
+
+        ``target`` is ``"package.module:attr"``; the module is imported on the first
+        :meth:`get`, and registering the same name there (the decorator) fills the entry.
+        Listing names (``uboost spaces``) then costs no import of torch or NNI.
+        """
+        if name in self._entries:
+            raise ConfigError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = Entry(name, None, description, target)
+
     def add(self, name: str, factory: Callable[..., T], *, description: str | None = None) -> None:
+        declared = self._entries.get(name)
+        if declared is not None and declared.factory is None:  # the module of a declared entry registers it
+            self._entries[name] = Entry(name, factory, description or declared.description, declared.target)
+            return
         if name in self._entries:
             raise ConfigError(f"{self.kind} {name!r} is already registered (by {self._entries[name].factory!r})")
         doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
@@ -80,9 +97,17 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         self._load_plugins()
         try:
-            return self._entries[name].factory
+            entry = self._entries[name]
         except KeyError:
             raise unknown_name(self.kind, name, self._entries) from None
+        if entry.factory is None:
+            module, _, attr = entry.target.partition(":")
+            loaded = importlib.import_module(module)  # registers the real factory
+            entry = self._entries[name]
+            if entry.factory is None:
+                self.add(name, getattr(loaded, attr))
+                entry = self._entries[name]
+        return entry.factory
 
     def create(self, name: str, **kwargs: Any) -> T:
         return self.get(name)(**kwargs)

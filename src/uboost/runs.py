@@ -1,5 +1,8 @@
 """Run directories: one folder per search, every file written atomically.
 
+The bottom layer of the library: it imports nothing from ``search``, ``networks``,
+``retrain`` or the CLI (they import it).
+
 A run directory holds ``config.json`` (the resolved :class:`~uboost.search.SearchConfig`),
 ``arch.json`` (NNI's architecture dict, loadable by ``space.freeze``), ``hardware.json``
 (per-layer report of the derived network), ``metrics.csv``, ``result.json``, Lightning
@@ -218,29 +221,8 @@ def freeze_arch(space, arch: dict):
         raise ArchitectureError(f"architecture does not fit the search space: {type(exc).__name__}: {exc}") from None
 
 
-def load_frozen_network(path: str | os.PathLike):
-    """The derived network of a run (for ``uboost profile RUN``)."""
-    from uboost.networks import LoadedNetwork
-    from uboost.search import SearchConfig, build_space
-
-    run = load_run(path)
-    if not run.config:
-        raise RunDirError(f"no {CONFIG} next to {path}: cannot tell which space the architecture belongs to")
-    config = SearchConfig.from_dict(run.config)
-    space, shape, _ = build_space(config)
-    return LoadedNetwork(freeze_arch(space, run.arch), shape, f"{run.root.name} ({config.space})")
-
-
 def write_layer_table(path: str | os.PathLike, report, label: str) -> None:
-    """``hardware.txt``: the per-layer cost table of a derived network, as text, written atomically
-    (the same Rich table ``uboost profile`` prints)."""
-    import io
+    """``hardware.txt`` (see :func:`uboost.tables.write_layer_table`)."""
+    from uboost.tables import write_layer_table as write
 
-    from rich.console import Console
-
-    from uboost.cli.profile import _table
-    from uboost.io import write_text
-
-    buffer = io.StringIO()
-    Console(file=buffer, width=140, color_system=None).print(_table(f"derived {label}", (), [report]))
-    write_text(path, buffer.getvalue())
+    write(path, report, label)

@@ -54,3 +54,38 @@ def test_export_onnx_is_a_valid_model(cli, tiny_run, tmp_path):
     model = onnx.load(str(target))
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == ["input"]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_network_matches_pytorch_at_batch_1_and_4(cli, tiny_run, tmp_path, fmt):
+    """The export takes any batch size and computes what the PyTorch network computes."""
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from uboost.networks import load_frozen_network
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    network = load_frozen_network(run).module.eval()
+    (run / "retrain").mkdir(exist_ok=True)
+    torch.save(network.state_dict(), run / "retrain" / "model.pt")  # the weights the export must carry
+    target = tmp_path / f"m.{fmt}"
+    assert cli("export", run, "--format", fmt, "--out", target).code == 0
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+        ort = pytest.importorskip("onnxruntime")  # in the dev extra
+        session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+
+        def exported(x):
+            return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    else:
+        exported = torch.jit.load(str(target))
+    generator = torch.Generator().manual_seed(0)
+    for batch in (1, 4):
+        x = torch.randn(batch, 1, 8, 8, generator=generator)
+        with torch.no_grad():
+            expected, got = network(x), exported(x)
+        assert tuple(got.shape) == (batch, 10)
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)

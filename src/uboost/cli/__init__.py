@@ -25,10 +25,30 @@ from uboost.exceptions import UBoostError
 app = typer.Typer(
     name="uboost",
     help="Hardware-aware, utilization-boosted differentiable NAS (U-Boost) on NNI and Optuna.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from uboost import __version__
+
+        typer.echo(f"uboost {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version, is_eager=True),
+) -> None:
+    """Hardware-aware, utilization-boosted differentiable NAS (U-Boost) on NNI and Optuna."""
+    if ctx.invoked_subcommand is None:  # bare `uboost`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
 app.command()(search)
 app.command()(export)
 app.command()(retrain)

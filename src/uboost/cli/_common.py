@@ -11,6 +11,7 @@ from rich.console import Console
 
 from uboost._quiet import quiet_nni
 from uboost.exceptions import ConfigError
+from uboost.tables import human  # noqa: F401  (the CLI's number format)
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -41,13 +42,6 @@ def parse_shape(text: str, what: str = "input shape") -> tuple[int, ...]:
     if not dims or any(d < 1 for d in dims):
         raise ConfigError(f"{what} must have positive dimensions, got {text!r}")
     return dims
-
-
-def human(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n:.0f}" if float(n).is_integer() else f"{n:.2f}"
 
 
 def unique(items: Sequence[str]) -> list[str]:

@@ -9,6 +9,12 @@ from uboost.registry import Registry
 SPACES: Registry = Registry("search space", entry_point_group="uboost.search_spaces")
 register = SPACES.register
 
+# The built-ins, known by name before NNI is imported (their modules register them on first use).
+SPACES.declare("darts-cifar", "uboost.search_spaces.darts:darts_cifar",
+               description="DARTS cells (+ plain 3x3/5x5 convs), optional per-stage channel search")
+SPACES.declare("lenet", "uboost.search_spaces.lenet:lenet",
+               description="DmaskingNAS toy: LeNet with per-layer kernel and width choices")
+
 
 def create(name: str, **options: Any):
     """Build a fresh model space: ``create("darts-cifar", width=8, cells=3)``.

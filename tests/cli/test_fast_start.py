@@ -1,0 +1,95 @@
+"""`uboost --help`, every `uboost <cmd> --help`, `hw list` and `spaces` load no torch, NNI,
+Lightning or Optuna (measured speed: benchmarks/bench_cli_start.py)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "nni", "pytorch_lightning", "lightning", "optuna", "torchvision", "sklearn", "numpy", "matplotlib")
+
+PROBE = """
+import json, sys
+from uboost.cli import app, main
+commands = [[c.name or c.callback.__name__] for c in app.registered_commands]
+commands += [[g.name] for g in app.registered_groups]
+runs = [[]] + [["--help"], ["--version"], ["hw", "list"], ["spaces"], ["hw", "--help"]] + [c + ["--help"] for c in commands]
+codes = {}
+for argv in runs:
+    try:
+        main(argv)
+        codes[" ".join(argv)] = 0
+    except SystemExit as exc:
+        codes[" ".join(argv)] = exc.code or 0
+print("\\n@@" + json.dumps({"codes": codes, "loaded": sorted(m for m in sys.modules if m.split(".")[0] in %r)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def probe():
+    out = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,)], capture_output=True, text=True, check=True, timeout=120)
+    return out.stdout, json.loads(out.stdout.rsplit("@@", 1)[1])
+
+
+def test_help_and_listings_load_no_heavy_library(probe):
+    _, result = probe
+    assert result["loaded"] == [], f"imported at start-up: {result['loaded'][:10]}"
+    assert set(result["codes"].values()) == {0}, result["codes"]
+    assert len(result["codes"]) >= 12  # every command's --help was asked for
+
+
+def test_listings_show_the_registered_names(probe):
+    text, _ = probe
+    for name in ("systolic", "systolic-paper", "roofline", "lookup", "flops", "darts-cifar", "lenet"):
+        assert name in text
+    from uboost import catalog
+
+    assert set(catalog.builtin_cost_models()) >= {"systolic", "systolic-paper", "roofline", "lookup", "flops"}
+
+
+def test_bare_uboost_prints_help_and_succeeds(cli):
+    result = cli()
+    assert result.code == 0 and "Usage" in result.out and "search" in result.out
+
+
+def test_version(cli):
+    import uboost
+
+    result = cli("--version")
+    assert result.code == 0 and result.out.strip() == f"uboost {uboost.__version__}"
+
+
+def test_cost_model_catalog_matches_the_registry():
+    """`hw list` names the built-ins without importing torch; the list must be the registry's."""
+    from uboost import catalog
+    from uboost.hardware import COST_MODELS
+
+    builtins = {n: e.description for n, e in COST_MODELS._entries.items()
+                if getattr(e.factory, "__module__", "").startswith("uboost.")}
+    assert catalog.builtin_cost_models() == builtins
+
+
+def test_declared_spaces_match_their_modules():
+    from uboost.search_spaces import SPACES
+    from uboost.search_spaces import darts, lenet  # noqa: F401  (register the real factories)
+
+    for name in ("darts-cifar", "lenet"):
+        entry = SPACES._entries[name]
+        assert entry.factory is not None and entry.target.endswith(":" + entry.factory.__name__)
+        assert SPACES.get(name) is entry.factory
+
+
+def test_a_declared_entry_loads_its_module_on_first_use(tmp_path, monkeypatch):
+    from uboost.registry import Registry
+
+    (tmp_path / "fake_plugin_mod.py").write_text(
+        "from tests_registry_target import REG\n@REG.register('thing')\ndef make(**kw):\n    return ('made', kw)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry("thing")
+    monkeypatch.setitem(sys.modules, "tests_registry_target", type(sys)("tests_registry_target"))
+    sys.modules["tests_registry_target"].REG = reg
+    reg.declare("thing", "fake_plugin_mod:make", description="a thing")
+    assert reg.describe() == {"thing": "a thing"} and "fake_plugin_mod" not in sys.modules
+    assert reg.create("thing", a=1) == ("made", {"a": 1})
+    assert "fake_plugin_mod" in sys.modules
