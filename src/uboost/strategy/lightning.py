@@ -39,6 +39,7 @@ class UBoostLightningModule(DartsLightningModule):
         gradient_clip_val: float | None = None,
         log_prob_every_n_step: int = 10,
         warmup_epochs: int = 0,
+        generators: dict | None = None,
     ):
         super().__init__(
             training_module,
@@ -48,8 +49,21 @@ class UBoostLightningModule(DartsLightningModule):
             warmup_epochs=warmup_epochs,
         )
         self.hardware_loss = hardware_loss
+        self._generators = generators or {}
         self.gumbel_temperature = gumbel_temperature
         self._gumbel_modules: list | None = None
+
+    # -- RNG state in the checkpoint: a resumed search repeats the uninterrupted one ----------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from uboost.strategy import rng
+
+        checkpoint[rng.KEY] = rng.collect(self._generators)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        from uboost.strategy import rng
+
+        if rng.KEY in checkpoint:  # older checkpoints resume as before (not bit-exact)
+            rng.restore(checkpoint[rng.KEY], self._generators)
 
     # -- Gumbel temperature, per step ---------------------------------------------------------
     def _total_steps(self) -> int:

@@ -103,7 +103,15 @@ class HardwareLoss(nn.Module):
         return self.supernet_cost is not None
 
     def attach(self, supernet: nn.Module, example: torch.Tensor) -> None:
-        """Trace ``supernet`` once on ``example`` (one sample) and fix ``latency_ref``."""
+        """Trace ``supernet`` once on ``example`` (one sample) and fix ``latency_ref``.
+
+        Tracing runs the supernet (Gumbel noise included) on a forked RNG, so attaching draws
+        no random numbers: a resumed search, which attaches at its first step, repeats the
+        uninterrupted one."""
+        with torch.random.fork_rng(devices=[]):
+            self._attach(supernet, example)
+
+    def _attach(self, supernet: nn.Module, example: torch.Tensor) -> None:
         from uboost.strategy.architecture import choice_groups
 
         self.supernet_cost = build_supernet_cost(
@@ -188,6 +196,7 @@ class HardwareLoss(nn.Module):
         supernet_cost = self._require()
         if self._projector is None:
             if supernet_cost.mode != "expected":
-                supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
+                with torch.random.fork_rng(devices=[]):  # tracing draws no random numbers (see attach)
+                    supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
             self._projector = Projector(supernet_cost, self.choices, self.nodes)
         return self._projector

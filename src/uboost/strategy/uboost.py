@@ -120,6 +120,9 @@ class UBoost(DARTS):
         self.data_split = data_split
         self.gumbel_temperature = gumbel_temperature
         self.seed = seed
+        # the data loaders' shuffling generators: checkpointed with the search (strategy/rng.py)
+        self._loader_generators = {"train": torch.Generator().manual_seed(seed + 1),
+                                   "val": torch.Generator().manual_seed(seed + 2)}
         if sampling not in SAMPLING_MODES:
             raise ConfigError(f"unknown sampling {sampling!r}; expected one of: {', '.join(SAMPLING_MODES)}")
         self.sampling = sampling
@@ -162,6 +165,7 @@ class UBoost(DARTS):
             gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step,
             warmup_epochs=self.warmup_epochs,
+            generators=self._loader_generators,
         )
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
@@ -177,7 +181,7 @@ class UBoost(DARTS):
         generator = torch.Generator().manual_seed(self.seed)
         weights_part, arch_part = random_split(loader.dataset, [n_weights, n - n_weights], generator=generator)
 
-        def clone(dataset, seed_offset):
+        def clone(dataset, part):
             return DataLoader(
                 dataset,
                 batch_size=loader.batch_size,
@@ -186,10 +190,10 @@ class UBoost(DARTS):
                 collate_fn=loader.collate_fn,
                 pin_memory=loader.pin_memory,
                 drop_last=loader.drop_last,
-                generator=torch.Generator().manual_seed(self.seed + seed_offset),
+                generator=self._loader_generators[part],
             )
 
-        return {"train": clone(weights_part, 1), "val": clone(arch_part, 2)}
+        return {"train": clone(weights_part, "train"), "val": clone(arch_part, "val")}
 
     def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         if self.data_split is None:
