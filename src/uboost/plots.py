@@ -56,6 +56,29 @@ def lines(path: str | os.PathLike, x: Sequence[float], series: Mapping[str, Sequ
     plt.close(fig)
 
 
+def panels(path: str | os.PathLike, panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
+           xlabel: str, title: str, vlines: Sequence[float] = ()) -> None:
+    """One panel per y unit (its label, e.g. ``latency (µs)``), several labelled curves in each,
+    against a shared x; ``vlines`` mark e.g. epoch boundaries."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 2.4 * len(panels)), sharex=True, squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[:, 0], panels.items()):
+        for label, (x, y) in curves.items():
+            few = len(x) <= 20
+            ax.plot(x, y, label=label, marker="o" if few else None, markersize=4)
+        for v in vlines:
+            ax.axvline(v, color="grey", linestyle="--", linewidth=0.8, alpha=0.7)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
 def scatter(path: str | os.PathLike, points: Mapping[str, Sequence[tuple[float, float]]], *, xlabel: str, ylabel: str, title: str) -> None:
     """Labelled point clouds (e.g. accuracy vs latency Pareto plots)."""
     plt = _pyplot()

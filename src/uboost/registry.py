@@ -11,7 +11,6 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from uboost.exceptions import ConfigError, unknown_name
@@ -75,6 +74,8 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        from importlib.metadata import entry_points  # ~30 ms: only when names are looked up
+
         for ep in entry_points(group=self.entry_point_group):
             if ep.name in self._entries:
                 continue

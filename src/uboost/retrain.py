@@ -28,7 +28,7 @@ class RetrainConfig:
     schedule: str = "cosine"  # or "onecycle"
     augment: bool = True
     seed: int = 0
-    accelerator: str = "cpu"
+    accelerator: str = "auto"  # as Lightning: a GPU where there is one, else the CPU
     devices: int = 1
     max_samples: int | None = None
 
@@ -106,7 +106,8 @@ class RetrainResult:
         }
 
 
-OUTPUTS = ("model.pt", "retrain.json", "hardware.json", "checkpoints/last.ckpt", "checkpoints/interrupted.ckpt")
+OUTPUTS = ("model.pt", "retrain.json", "hardware.json", "metrics.csv", "hparams.yaml", "checkpoints/last.ckpt",
+           "checkpoints/interrupted.ckpt")
 
 
 class RetrainInterrupted(SearchError, Interrupted):
@@ -115,7 +116,7 @@ class RetrainInterrupted(SearchError, Interrupted):
 
 def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.PathLike | None = None,
             search_config=None, progress: bool = False, cost_model=None, resume: bool = False,
-            callbacks: list | None = None) -> RetrainResult:
+            callbacks: list | None = None, logger=None) -> RetrainResult:
     """Freeze ``source`` (run dir or arch.json) from a fresh space and train it from scratch.
 
     ``search_config`` overrides the run's config (needed for a bare ``arch.json``);
@@ -139,11 +140,12 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
         raise RunDirError(f"output {out} exists and is not a directory")
     root = runs.owner_root(out, run.root)
     with runs.run_lock(root):
-        return _retrain(source, run, config, out, root, search_config, progress, cost_model, resume, callbacks or [])
+        return _retrain(source, run, config, out, root, search_config, progress, cost_model, resume, callbacks or [],
+                        extra_logger=logger)
 
 
 def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_config, progress: bool, cost_model,
-             resume: bool, extra_callbacks: list) -> RetrainResult:
+             resume: bool, extra_callbacks: list, *, extra_logger=None) -> RetrainResult:
     import pytorch_lightning as pl
     import torch
 
@@ -190,10 +192,15 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         from pytorch_lightning.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
+    from uboost.loggers import combine, run_csv_logger
+
+    loggers = combine(run_csv_logger(out, resume=resume), extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
+    for each in loggers:
+        each.log_hyperparams({**config.__dict__, "source": str(source)})
     trainer = pl.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices, logger=False,
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices, logger=loggers,
         enable_checkpointing=True, enable_progress_bar=progress, enable_model_summary=False,
-        callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn",
+        callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn", log_every_n_steps=10,
     )
     again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'} --resume"
     interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")

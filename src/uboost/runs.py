@@ -32,9 +32,10 @@ PROBABILITIES = "probabilities.json"  # NNI's label -> value -> probability
 CHECKPOINTS = "checkpoints"
 NNI = "nni"
 RETRAIN = "retrain"
+LOGGER_FOLDERS = ("tensorboard", "wandb", "mlruns")  # where optional Lightning loggers write (uboost.loggers)
 # every file a search writes in its run directory, registered in the manifest before it is written
-RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, RESULT, "utilization.png", "search.png", ALPHAS, PROBABILITIES,
-             f"{CHECKPOINTS}/last.ckpt", f"{CHECKPOINTS}/interrupted.ckpt")
+RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, "hparams.yaml", RESULT, "utilization.png", "search.png", ALPHAS, PROBABILITIES,
+             f"{CHECKPOINTS}/last.ckpt", f"{CHECKPOINTS}/interrupted.ckpt", f"{NNI}/.experiment")
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -127,11 +128,12 @@ def locked_run(func):
     @functools.wraps(func)
     def wrapper(config, out, *args, **kwargs):
         with run_lock(out):
-            before = _manifest.snapshot(out, CHECKPOINTS, NNI)
+            folders = (CHECKPOINTS, NNI, *LOGGER_FOLDERS)
+            before = _manifest.snapshot(out, *folders)
 
             def register() -> None:
                 if (Path(out) / _manifest.MANIFEST).is_file():  # only once this run owns the directory
-                    _manifest.record_new(out, before, CHECKPOINTS, NNI)
+                    _manifest.record_new(out, before, *folders)
 
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), _registering_callback(register)]
             try:

@@ -6,20 +6,24 @@ run. Everything a later step needs is written to the run directory (see :mod:`ub
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uboost.exceptions import ConfigError, Interrupted, SearchError
-from uboost.hardware import CostModel, HardwareSpec, NetworkCost, create, parse_array
-from uboost.io import atomic_write, write_json
+from uboost.search_spaces.registry import default_options
+from uboost.io import write_json
 from uboost import runs
+
+if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded when a config is used)
+    from uboost.hardware import CostModel, HardwareSpec, NetworkCost
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +35,14 @@ class SearchConfig:
     """Everything that defines a search; stored as ``config.json`` in the run directory."""
 
     space: str = "darts-cifar"
-    space_options: dict = field(default_factory=lambda: {"width": 8, "cells": 3})
+    space_options: dict | None = None  # merged over the space's own defaults (search_spaces.default_options)
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
     image_size: int | None = None  # None: the dataset's own resolution (digits 8x8, CIFAR 32x32)
     max_samples: int | None = None
     cost_model: str = "systolic"
-    array: str = "128x128"
+    array: str = "16x16"  # sized to CPU-scale demo networks (on 128x128 they use 0.3% of the array); --array for others
     dataflow: str = "ws"
     inference_batch: int = 1
     sram_kb: int | None = None  # each of the ifmap/filter/ofmap SRAMs (kB); None = unbounded
@@ -59,12 +63,19 @@ class SearchConfig:
     arch_lr: float = 0.03  # high enough that a short search commits (expected vs derived latency within ~5%)
     data_split: float = 0.8
     seed: int = 0
-    accelerator: str = "cpu"
+    accelerator: str = "auto"  # as Lightning: a GPU where there is one, else the CPU
     devices: int = 1
 
     def __post_init__(self) -> None:
+        from uboost.hardware import HardwareSpec, parse_array
+
+        if self.space_options is not None and not isinstance(self.space_options, dict):
+            raise ConfigError(f"space_options must be a dict of options, got {type(self.space_options).__name__}")
+        object.__setattr__(self, "space_options", {**default_options(self.space), **(self.space_options or {})})
         parse_array(self.array)
-        HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words)  # memory checked up front
+        from uboost.hardware import HardwareSpec as _HardwareSpec
+
+        _HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words)  # memory checked up front
         for name in ("epochs", "batch_size", "inference_batch", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -95,13 +106,19 @@ class SearchConfig:
 
     @property
     def rows(self) -> int:
+        from uboost.hardware import parse_array
+
         return parse_array(self.array)[0]
 
     @property
     def cols(self) -> int:
+        from uboost.hardware import parse_array
+
         return parse_array(self.array)[1]
 
     def hardware_spec(self) -> HardwareSpec:
+        from uboost.hardware import HardwareSpec
+
         return HardwareSpec(
             rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz,
             sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words,
@@ -126,6 +143,8 @@ class SearchConfig:
 
 
 def build_cost_model(config: SearchConfig) -> CostModel:
+    from uboost.hardware import create
+
     return create(config.cost_model, spec=config.hardware_spec())
 
 
@@ -171,58 +190,62 @@ class SearchInterrupted(SearchError, Interrupted):
     """Ctrl-C during the search; a checkpoint was left behind (the CLI exits 130)."""
 
 
-def _metrics_callback(path: Path):
+# progress-bar entries: metric key -> (shown as, scale, format)
+PROGRESS_UNITS = {
+    "hw/latency_ms": ("latency µs", 1e3, "{:.3f}"),
+    "hw/derived_latency_ms": ("derived µs", 1e3, "{:.3f}"),
+    "hw/sampled_latency_ms": ("sampled µs", 1e3, "{:.3f}"),
+    "hw/utilization": ("util %", 100.0, "{:.2f}"),
+    "train_acc": ("acc %", 100.0, "{:.1f}"),
+    "val_acc": ("val acc %", 100.0, "{:.1f}"),
+}
+
+
+def progress_metrics(metrics: dict) -> dict:
+    """The search's progress-bar entries in units a person reads: latency in µs, utilization and
+    accuracy in %, with digits enough to see them move (the strategy logs ms and fractions)."""
+    shown = {}
+    for key, value in metrics.items():
+        if key == "v_num":
+            continue
+        if key in PROGRESS_UNITS:
+            name, scale, fmt = PROGRESS_UNITS[key]
+            shown[name] = fmt.format(scale * float(value))
+        else:
+            shown[key] = value
+    return shown
+
+
+def _progress_bar():
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    class SearchProgressBar(RichProgressBar):
+        def get_metrics(self, trainer, pl_module):
+            return progress_metrics(super().get_metrics(trainer, pl_module))
+
+    return SearchProgressBar(leave=True)
+
+
+def _resumed_metrics_callback(path: Path):
     import pytorch_lightning as pl
 
-    class MetricsRecorder(pl.Callback):
-        """Every training step's logged scalars (and each validation) to ``metrics.csv``, atomically."""
-
-        def __init__(self) -> None:
-            self.rows: list[dict[str, float]] = []
-            if path.is_file():  # resumed run: keep what the earlier part recorded
-                with open(path, newline="") as f:
-                    self.rows = [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
-
-        def _record(self, trainer, kind: str) -> None:
-            row = {"epoch": float(trainer.current_epoch), "step": float(trainer.fit_loop.total_batch_idx)}
-            for key, value in trainer.callback_metrics.items():
-                if key.startswith(("train_", "val_", "hw/", "gumbel")) and (kind == "val") == key.startswith("val_"):
-                    row[key] = float(value)
-            self.rows.append(row)
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            self._record(trainer, "train")
-
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if not trainer.sanity_checking:
-                self._record(trainer, "val")
-                self.flush()
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            self.flush()
+    class ResumedMetrics(pl.Callback):
+        """A resumed run whose last epoch was already checkpointed trains no step: report the
+        accuracies recorded in ``metrics.csv`` (NNI's final report needs them), newest first."""
 
         def on_fit_end(self, trainer, pl_module):
-            """A resumed run whose last epoch was already checkpointed trains no step: report the
-            accuracies it recorded (NNI's final report needs them), newest first."""
             import torch
 
+            from uboost.loggers import read_metrics
+
             metrics = trainer.callback_metrics
-            for row in reversed(self.rows):
+            rows = read_metrics(path) if path.is_file() else []
+            for row in reversed(rows):
                 for key, value in row.items():
-                    if key.startswith(("train_", "val_")) and key not in metrics:
-                        metrics[key] = torch.tensor(value)
+                    if key.startswith(("train_", "val_")) and key not in metrics and isinstance(value, (int, float)):
+                        metrics[key] = torch.tensor(float(value))
 
-        def flush(self) -> None:
-            keys = list(dict.fromkeys(k for r in self.rows for k in r))
-
-            def write(f):
-                w = csv.DictWriter(f, fieldnames=keys)
-                w.writeheader()
-                w.writerows(self.rows)
-
-            atomic_write(path, write)
-
-    return MetricsRecorder()
+    return ResumedMetrics()
 
 
 @runs.locked_run
@@ -234,17 +257,24 @@ def run_search(
     force: bool = False,
     progress: bool = False,
     callbacks: list | None = None,
+    logger=None,
 ) -> SearchResult:
-    """Search, write the run directory, and return the derived architecture with its cost."""
+    """Search, write the run directory, and return the derived architecture with its cost.
+
+    Metrics go to a Lightning ``CSVLogger`` in the run directory (``metrics.csv``,
+    ``hparams.yaml``); ``logger`` adds any Lightning logger (or a list of them) beside it.
+    """
+    from uboost._quiet import quiet_nni
+
+    quiet_nni()  # before NNI and Lightning are imported: their import-time warnings are noise too
     import pytorch_lightning as pl
     import torch
     from nni.nas.evaluator.pytorch import Classification, DataLoader
     from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
     from uboost.data import load_datasets
-    from uboost.strategy import UBoost, quiet_nni, run_experiment
+    from uboost.strategy import UBoost, run_experiment
 
-    quiet_nni()
     out = runs.check_run_dir(out, resume=resume, force=force)  # refuse before anything is loaded or written
     ckpt_path = None
     if resume:
@@ -273,16 +303,19 @@ def run_search(
     test_loader = DataLoader(test, batch_size=config.batch_size)
 
     ckpt_dir = out / runs.CHECKPOINTS
+    from uboost.loggers import combine, run_csv_logger
+
+    loggers = combine(run_csv_logger(out, resume=resume), logger)
+    for each in loggers:
+        each.log_hyperparams(config.to_dict())
     trainer_callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_last=False, every_n_epochs=1, save_top_k=1, enable_version_counter=False),
         OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
-        _metrics_callback(out / runs.METRICS),
+        _resumed_metrics_callback(out / runs.METRICS),
         *(callbacks or []),
     ]
     if progress:
-        from pytorch_lightning.callbacks import RichProgressBar
-
-        trainer_callbacks.append(RichProgressBar(leave=True))
+        trainer_callbacks.append(_progress_bar())
     evaluator = Classification(
         train_dataloaders=train_loader,
         val_dataloaders=test_loader,
@@ -295,7 +328,8 @@ def run_search(
         callbacks=trainer_callbacks,
         enable_progress_bar=progress,
         enable_model_summary=False,
-        logger=False,
+        logger=loggers,
+        log_every_n_steps=1,  # search steps are few and slow: every one is worth a row
         default_root_dir=str(out),
         num_sanity_val_steps=0,
     )
@@ -320,7 +354,8 @@ def run_search(
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
     try:
-        arch = run_experiment(space, evaluator, strategy, workdir=out / "nni")
+        with _nni_home(out / runs.NNI):
+            arch = run_experiment(space, evaluator, strategy, workdir=out / runs.NNI)
     except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
         if trainer.interrupted or trainer.state.status.value == "interrupted":
             raise interrupted from None
@@ -349,6 +384,21 @@ def run_search(
     write_json(out / runs.RESULT, result.summary())
     _plots(out, report)
     return result
+
+
+@contextlib.contextmanager
+def _nni_home(folder: Path):
+    """NNI lists every experiment in ``~/nni-experiments/.experiment`` (its ``Experiments``
+    registry binds that path at import, NNI-NOTES trap 7): keep that list in the run directory."""
+    import nni.nas.experiment.experiment as nas_experiment
+
+    original = nas_experiment.Experiments
+    folder.mkdir(parents=True, exist_ok=True)
+    nas_experiment.Experiments = functools.partial(original, home_dir=str(folder.resolve()))
+    try:
+        yield
+    finally:
+        nas_experiment.Experiments = original
 
 
 def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dict[str, Any]:
@@ -382,22 +432,52 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
     return facts
 
 
+# metrics.csv key -> (panel, legend label, scale to the panel's unit)
+SEARCH_PANELS = {
+    "hw/latency_ms": ("latency (µs)", "expected (supernet)", 1e3),
+    "hw/derived_latency_ms": ("latency (µs)", "derived (argmax network)", 1e3),
+    "hw/sampled_latency_ms": ("latency (µs)", "sampled path", 1e3),
+    "hw/utilization": ("utilization (%)", "expected (supernet)", 100.0),
+    "hw/derived_utilization": ("utilization (%)", "derived (argmax network)", 100.0),
+    "train_acc": ("accuracy (%)", "train (per step)", 100.0),
+    "val_acc": ("accuracy (%)", "validation (per epoch)", 100.0),
+}
+
+
+def search_curves(rows: list[dict]) -> tuple[dict[str, dict[str, tuple[list, list]]], list[float]]:
+    """From ``metrics.csv`` rows: ``{panel: {label: (steps, values)}}`` in display units, and the
+    steps where a new epoch starts (drawn as vertical lines)."""
+    panels: dict[str, dict[str, tuple[list, list]]] = {}
+    for key, (panel, label, scale) in SEARCH_PANELS.items():
+        points = [(float(r["step"]), scale * float(r[key])) for r in rows if r.get(key) not in (None, "") and "step" in r]
+        if points:
+            panels.setdefault(panel, {})[label] = ([x for x, _ in points], [y for _, y in points])
+    boundaries, last = [], None
+    for r in rows:
+        if r.get("epoch") in (None, "") or "step" not in r:
+            continue
+        epoch = int(float(r["epoch"]))
+        if last is not None and epoch != last:
+            boundaries.append(float(r["step"]))
+        last = epoch
+    return panels, sorted(set(boundaries))
+
+
 def _plots(out: Path, report: NetworkCost) -> None:
     try:
         from uboost import plots
+        from uboost.loggers import read_metrics
     except ImportError:  # pragma: no cover
         return
     try:
         plots.utilization_per_layer(
             out / "utilization.png", [l.layer.name for l in report.layers],
             {f"{report.spec.array} {report.spec.dataflow}": [l.utilization for l in report.layers]},
-            title=f"derived network: utilization per layer ({report.model})",
+            title=f"derived network on {report.spec.array} {report.spec.dataflow}: utilization per layer ({report.model})",
         )
-        with open(out / runs.METRICS, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("hw/latency_ms")]
-        if rows:
-            steps = [float(r["step"]) for r in rows]
-            series = {k: [float(r[k]) for r in rows if r.get(k)] for k in ("hw/latency_ms", "hw/derived_latency_ms", "hw/utilization", "train_acc") if rows[0].get(k)}
-            plots.lines(out / "search.png", steps, series, xlabel="step", title="expected and derived latency / utilization / accuracy")
+        panels, boundaries = search_curves(read_metrics(out / runs.METRICS))
+        if panels:
+            plots.panels(out / "search.png", panels, xlabel="training step (dashed: epoch boundaries)", vlines=boundaries,
+                         title=f"U-Boost search on {report.spec.array} {report.spec.dataflow}")
     except Exception as exc:  # plots are a convenience; never lose a finished search over them
         logger.warning("could not draw plots: %s", exc)

@@ -20,7 +20,7 @@ def test_resume_finishes_a_run_killed_after_its_last_checkpoint(cli, run_copy):
 def test_resume_refuses_changed_settings_in_one_line(cli, run_copy):
     before = tree(run_copy)
     one_line_error(cli("search", "--out", run_copy, "--resume", "--epochs", "3", "--array", "8x8"),
-                   "epochs 1 -> 3", "array '128x128' -> '8x8'", "--force")
+                   "epochs 1 -> 3", "array '16x16' -> '8x8'", "--force")
     one_line_error(cli("search", "--out", run_copy, "--resume", "--space", "darts-cifar", "--width", "4"), "space 'lenet'")
     assert tree(run_copy) == before
     # repeating the stored values is fine

@@ -43,9 +43,9 @@ def test_ctrl_c_during_retrain_is_one_line_and_exit_130(cli, run_copy, monkeypat
 
     real = module._retrain
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         args[-1].append(_ctrl_c_at(1))  # extra callbacks
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(module, "_retrain", interrupted)
     result = cli("retrain", run_copy, "--epochs", "2", "--max-samples", "64", "--batch-size", "32")

@@ -26,6 +26,9 @@ app = typer.Typer(
     name="uboost",
     help="Hardware-aware, utilization-boosted differentiable NAS (U-Boost) on NNI and Optuna.",
     invoke_without_command=True,
+    # Plain help: every "[default: ...]" shows as written (Rich markup would swallow it), flags
+    # read as flags, and --help needs no Markdown/Pygments import.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
 )

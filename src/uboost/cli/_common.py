@@ -17,6 +17,11 @@ console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+def Flag(*names: str, help: str):  # noqa: N802  (reads like typer.Option)
+    """A plain on/off switch (off by default): ``--force``, not ``--force <bool>``."""
+    return typer.Option(*names, help=help, show_default=False)
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print one red line and exit ``code`` (1; 130 after Ctrl-C)."""
     from rich.markup import escape

@@ -10,7 +10,7 @@ import typer
 
 from uboost.cli._common import console, parse_shape, registry_table, unique
 
-hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True)
+hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @hw_app.command("list")

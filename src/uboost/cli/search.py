@@ -9,10 +9,26 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from uboost.cli._common import console, human, registry_table
+from uboost.cli._common import Flag, console, human, registry_table
 from uboost.exceptions import ConfigError
 
 Opt = typer.Option
+
+
+def D(name: str, space: str | None = None) -> str:
+    """``[default: X]`` for --help from :class:`~uboost.search.SearchConfig` (or a space's own
+    options). Options default to None so a ``--config`` TOML can fill what the command line
+    leaves out; the help still says what applies when neither sets it."""
+    import dataclasses
+
+    from uboost.search import SearchConfig
+    from uboost.search_spaces.registry import default_options
+
+    if space is not None:
+        value = default_options(space)[name]
+    else:
+        value = {f.name: f.default for f in dataclasses.fields(SearchConfig)}[name]
+    return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"
 
 
 def _load_toml(path: Path) -> dict:
@@ -33,39 +49,40 @@ def _load_toml(path: Path) -> dict:
 
 
 def search(
-    space: Annotated[Optional[str], Opt(help="search space (`uboost spaces`)")] = None,
-    dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH")] = None,
-    data_dir: Annotated[Optional[str], Opt("--data-dir", help="where the dataset lives")] = None,
-    download: Annotated[bool, Opt("--download", help="allow downloading the dataset")] = False,
-    array: Annotated[Optional[str], Opt(help="systolic array ROWSxCOLS")] = None,
-    dataflow: Annotated[Optional[str], Opt(help="ws | os | is")] = None,
+    space: Annotated[Optional[str], Opt(help=f"search space (`uboost spaces`) {D('space')}")] = None,
+    dataset: Annotated[Optional[str], Opt(help=f"digits | cifar10 | cifar100 | folder:PATH {D('dataset')}")] = None,
+    data_dir: Annotated[Optional[str], Opt("--data-dir", help="where the dataset lives [default: ~/.cache/uboost/data]")] = None,
+    download: Annotated[bool, Flag("--download", help="allow downloading the dataset (off: nothing is downloaded)")] = False,
+    array: Annotated[Optional[str], Opt(help=f"systolic array ROWSxCOLS {D('array')}")] = None,
+    dataflow: Annotated[Optional[str], Opt(help=f"ws | os | is {D('dataflow')}")] = None,
     sram_kb: Annotated[Optional[int], Opt("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
     dram_bw_words: Annotated[Optional[float], Opt("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
-    cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
-    latency_weight: Annotated[Optional[float], Opt("--latency-weight", help="lambda")] = None,
-    utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help="beta")] = None,
-    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly")] = None,
-    budget_lr: Annotated[Optional[float], Opt("--budget-lr", help="dual-ascent step of the budget multiplier [default: 0.5]")] = None,
-    budget_floor: Annotated[Optional[float], Opt("--budget-floor", help="with a target: steer to and export a network using at least this share of it (0: plain upper bound) [default: 0.9]")] = None,
-    arch_lr: Annotated[Optional[float], Opt("--arch-lr", help="Adam learning rate of the architecture parameters [default: 0.03]")] = None,
-    temperature: Annotated[Optional[float], Opt(help="smooth-ceiling temperature T")] = None,
-    cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
-    sampling: Annotated[Optional[str], Opt(help="mixture (all candidates run) | single-path (one sampled per choice)")] = None,
-    epochs: Annotated[Optional[int], Opt()] = None,
-    batch_size: Annotated[Optional[int], Opt("--batch-size")] = None,
-    width: Annotated[Optional[int], Opt(help="darts-cifar: channels of the first stage")] = None,
-    cells: Annotated[Optional[int], Opt(help="darts-cifar: number of cells")] = None,
-    channels: Annotated[Optional[str], Opt(help="darts-cifar channel search START:STOP:STEP")] = None,
-    cell_arch: Annotated[Optional[Path], Opt("--cell-arch", help="stage two: fix cells to this run/arch.json, search channels")] = None,
-    image_size: Annotated[Optional[int], Opt("--image-size")] = None,
-    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images")] = None,
-    seed: Annotated[Optional[int], Opt()] = None,
-    config: Annotated[Optional[Path], Opt("--config", help="TOML file with search settings")] = None,
-    out: Annotated[Optional[Path], Opt(help="run directory")] = None,
-    resume: Annotated[bool, Opt("--resume", help="continue an interrupted run in --out")] = False,
-    force: Annotated[bool, Opt("--force", help="reuse a non-empty --out")] = False,
-    accelerator: Annotated[Optional[str], Opt(help="cpu | gpu")] = None,
-    devices: Annotated[Optional[int], Opt()] = None,
+    cost_model: Annotated[Optional[str], Opt("--cost-model", help=f"a name from `uboost hw list` {D('cost_model')}")] = None,
+    latency_weight: Annotated[Optional[float], Opt("--latency-weight", help=f"lambda: weight of the latency term {D('latency_weight')}")] = None,
+    utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help=f"beta: weight of the utilization term {D('utilization_weight')}")] = None,
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly [default: none]")] = None,
+    budget_lr: Annotated[Optional[float], Opt("--budget-lr", help=f"dual-ascent step of the budget multiplier {D('budget_lr')}")] = None,
+    budget_floor: Annotated[Optional[float], Opt("--budget-floor", help=f"with a target: steer to and export a network using at least this share of it (0: plain upper bound) {D('budget_floor')}")] = None,
+    arch_lr: Annotated[Optional[float], Opt("--arch-lr", help=f"Adam learning rate of the architecture parameters {D('arch_lr')}")] = None,
+    temperature: Annotated[Optional[float], Opt(help=f"smooth-ceiling temperature T {D('temperature')}")] = None,
+    cost_mode: Annotated[Optional[str], Opt("--cost-mode", help=f"expected | smooth {D('cost_mode')}")] = None,
+    sampling: Annotated[Optional[str], Opt(help=f"mixture (all candidates run) | single-path (one sampled per choice) {D('sampling')}")] = None,
+    epochs: Annotated[Optional[int], Opt(help=f"search epochs {D('epochs')}")] = None,
+    batch_size: Annotated[Optional[int], Opt("--batch-size", help=f"training batch size {D('batch_size')}")] = None,
+    width: Annotated[Optional[int], Opt(help=f"darts-cifar: channels of the first stage {D('width', 'darts-cifar')}")] = None,
+    cells: Annotated[Optional[int], Opt(help=f"darts-cifar: number of cells {D('cells', 'darts-cifar')}")] = None,
+    channels: Annotated[Optional[str], Opt(help="darts-cifar channel search START:STOP:STEP [default: fixed widths]")] = None,
+    cell_arch: Annotated[Optional[Path], Opt("--cell-arch", help="stage two: fix cells to this run/arch.json, search channels [default: search cells]")] = None,
+    image_size: Annotated[Optional[int], Opt("--image-size", help="resize images to this side [default: the dataset's own: digits 8, CIFAR 32]")] = None,
+    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
+    seed: Annotated[Optional[int], Opt(help=f"random seed (data split, weights, sampling) {D('seed')}")] = None,
+    config: Annotated[Optional[Path], Opt("--config", help="TOML file with search settings (a [search] table; flags override it) [default: none]")] = None,
+    out: Annotated[Optional[Path], Opt(help="run directory [default: runs/SPACE-DATASET-sSEED]")] = None,
+    resume: Annotated[bool, Flag("--resume", help="continue an interrupted run in --out")] = False,
+    force: Annotated[bool, Flag("--force", help="start over in a non-empty --out (removes only what uboost wrote there)")] = False,
+    accelerator: Annotated[Optional[str], Opt(help=f"auto | cpu | gpu | mps (auto: a GPU where there is one) {D('accelerator')}")] = None,
+    devices: Annotated[Optional[int], Opt(help=f"number of devices {D('devices')}")] = None,
+    logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
     from uboost.search import SearchConfig, SearchInterrupted, run_search
@@ -94,10 +111,7 @@ def search(
 
         space_options["cell_arch"] = {k: v for k, v in load_run(cell_arch).arch.items() if not k.startswith("width_")}
     given = {**values, "space_options": dict(space_options)}  # what the user set, before defaults
-    if values.get("space", "darts-cifar") == "darts-cifar":
-        space_options.setdefault("width", 8)
-        space_options.setdefault("cells", 3)
-    values["space_options"] = space_options
+    values["space_options"] = space_options  # over the space's own defaults (SearchConfig merges them)
     cfg = SearchConfig.from_dict(values)
     run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     if resume:
@@ -107,11 +121,13 @@ def search(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
             f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
         )
+    from uboost.loggers import create as create_logger
     from uboost.runs import run_lock, write_layer_table
 
+    extra_logger = create_logger(logger, run_dir)  # an unknown or missing logger fails before anything is written
     with run_lock(run_dir):  # held until hardware.txt is written too
         try:
-            result = run_search(cfg, run_dir, resume=resume, force=force, progress=True)
+            result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
         except KeyboardInterrupt:
             raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
         write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
@@ -150,9 +166,9 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
 def export(
     run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
-    out: Annotated[Optional[Path], Opt(help="output file")] = None,
-    force: Annotated[bool, Opt("--force", help="overwrite an existing --out file")] = False,
-    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out")] = None,
+    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt]")] = None,
+    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="with --target-latency-ms: the network must use at least this share of the budget where one can (0: plain upper bound)")] = 0.9,
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
@@ -237,22 +253,23 @@ def _writing(target: Path, write) -> None:
 
 def retrain(
     run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
-    dataset: Annotated[Optional[str], Opt(help="default: the search's dataset")] = None,
-    data_dir: Annotated[Optional[str], Opt("--data-dir")] = None,
-    download: Annotated[bool, Opt("--download")] = False,
-    epochs: Annotated[int, Opt()] = 10,
-    batch_size: Annotated[int, Opt("--batch-size")] = 64,
-    lr: Annotated[float, Opt("--lr")] = 0.05,
+    dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH [default: the search's dataset]")] = None,
+    data_dir: Annotated[Optional[str], Opt("--data-dir", help="where the dataset lives [default: the search's, else ~/.cache/uboost/data]")] = None,
+    download: Annotated[bool, Flag("--download", help="allow downloading the dataset (off: nothing is downloaded)")] = False,
+    epochs: Annotated[int, Opt(help="training epochs")] = 10,
+    batch_size: Annotated[int, Opt("--batch-size", help="training batch size")] = 64,
+    lr: Annotated[float, Opt("--lr", help="SGD learning rate (peak of the schedule)")] = 0.05,
     schedule: Annotated[str, Opt(help="cosine | onecycle")] = "cosine",
-    array: Annotated[Optional[str], Opt(help="price the result on this array (default: the search's)")] = None,
-    dataflow: Annotated[Optional[str], Opt()] = None,
-    space: Annotated[Optional[str], Opt(help="for a bare arch.json: the space it came from")] = None,
-    seed: Annotated[int, Opt()] = 0,
-    max_samples: Annotated[Optional[int], Opt("--max-samples")] = None,
-    out: Annotated[Optional[Path], Opt(help="output directory (default RUN/retrain)")] = None,
-    accelerator: Annotated[str, Opt()] = "cpu",
-    devices: Annotated[int, Opt()] = 1,
-    resume: Annotated[bool, Opt("--resume", help="continue an interrupted retrain from its last checkpoint")] = False,
+    array: Annotated[Optional[str], Opt(help="price the result on this array ROWSxCOLS [default: the search's]")] = None,
+    dataflow: Annotated[Optional[str], Opt(help="ws | os | is [default: the search's]")] = None,
+    space: Annotated[Optional[str], Opt(help="for a bare arch.json: the space it came from [default: the run's]")] = None,
+    seed: Annotated[int, Opt(help="random seed")] = 0,
+    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
+    out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/retrain]")] = None,
+    accelerator: Annotated[str, Opt(help="auto | cpu | gpu | mps (auto: a GPU where there is one)")] = "auto",
+    devices: Annotated[int, Opt(help="number of devices")] = 1,
+    resume: Annotated[bool, Flag("--resume", help="continue an interrupted retrain from its last checkpoint")] = False,
+    logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
 ) -> None:
     """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
     from uboost.retrain import RetrainConfig, retrain as run_retrain
@@ -266,11 +283,16 @@ def retrain(
     artifacts = load_run(run)
     search_cfg = SearchConfig.from_dict(artifacts.config) if artifacts.config else None
     if search_cfg is None and space is not None:
-        search_cfg = SearchConfig(space=space, space_options={} if space != "darts-cifar" else {"width": 8, "cells": 3})
+        search_cfg = SearchConfig(space=space)  # the space's own default options
     if search_cfg is not None and (array or dataflow):
         search_cfg = search_cfg.replace(**{k: v for k, v in (("array", array), ("dataflow", dataflow)) if v})
     cost_model = build_cost_model(search_cfg) if search_cfg is not None else None
-    result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume)
+    from uboost.loggers import check_kind, create as create_logger
+
+    check_kind(logger)
+    target = out if out is not None else artifacts.root / "retrain"
+    result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
+                         logger=create_logger(logger, target))
     s = result.summary()
     table = Table(title=f"retrained: {result.out}", show_header=False)
     table.add_column(style="bold")

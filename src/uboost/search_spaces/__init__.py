@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from uboost.search_spaces.registry import SPACES, create, list_spaces, register
+from uboost.search_spaces.registry import SPACES, create, default_options, list_spaces, register
 
 _LAZY = {
     "OP_SETS": "uboost.search_spaces.darts",

@@ -1,0 +1,93 @@
+"""Lightning loggers for searches and retraining.
+
+Every run keeps its metrics in a standard Lightning ``CSVLogger`` writing ``metrics.csv`` and
+``hparams.yaml`` straight into the run directory (integer ``epoch``/``step`` columns, one row per
+step and per validation); ``search.png`` and ``uboost tune`` read that file. Any other Lightning
+logger can be added beside it: ``run_search(..., logger=TensorBoardLogger(...))`` or
+``uboost search --logger tensorboard|wandb|mlflow`` (whichever is installed).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from uboost.exceptions import ConfigError
+
+KINDS = ("csv", "tensorboard", "wandb", "mlflow")
+_NEEDS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+
+
+def check_kind(kind: str | None) -> str | None:
+    """Validate ``--logger`` before anything is written: one line when it is unknown or not installed."""
+    if kind is None or kind == "csv":
+        return kind
+    if kind not in KINDS:
+        raise ConfigError(f"unknown logger {kind!r}; expected one of: {', '.join(KINDS)}")
+    if not any(importlib.util.find_spec(m) is not None for m in _NEEDS[kind]):
+        raise ConfigError(f"--logger {kind} needs the {_NEEDS[kind][0]} package (pip install {_NEEDS[kind][0]}); "
+                          f"metrics.csv is always written")
+    return kind
+
+
+def create(kind: str | None, out: str | os.PathLike):
+    """The Lightning logger ``--logger KIND`` names, writing under run directory ``out``
+    (None for ``csv``: the run's own CSVLogger is always there)."""
+    kind = check_kind(kind)
+    if kind in (None, "csv"):
+        return None
+    out = Path(out)
+    if kind == "tensorboard":
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=str(out), name="tensorboard", version="")
+    if kind == "wandb":
+        from pytorch_lightning.loggers import WandbLogger
+
+        return WandbLogger(save_dir=str(out), project="uboost", name=out.name)
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    return MLFlowLogger(experiment_name="uboost", run_name=out.name, tracking_uri=(out / "mlruns").resolve().as_uri())
+
+
+def run_csv_logger(out: str | os.PathLike, *, resume: bool = False):
+    """A ``CSVLogger`` writing ``OUT/metrics.csv`` and ``OUT/hparams.yaml``. On ``resume`` the rows
+    already recorded are kept (Lightning's writer would delete an existing metrics file)."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    path = Path(out) / "metrics.csv"
+    rows = read_metrics(path) if resume and path.is_file() else []
+    logger = CSVLogger(save_dir=str(out), name="", version="")
+    if rows:
+        writer = logger.experiment  # created now: it removes the old file
+        writer.metrics.extend(rows)
+        writer.save()
+    return logger
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.csv`` (empty cells left out; integers stay integers)."""
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def combine(run_logger, extra) -> list:
+    """The run's CSV logger plus whatever the caller passed (one logger, a list, or None)."""
+    if extra is None or extra is False:
+        extras = []
+    elif isinstance(extra, (list, tuple)):
+        extras = list(extra)
+    else:
+        extras = [extra]
+    return [run_logger, *extras]
