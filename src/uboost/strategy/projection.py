@@ -20,8 +20,11 @@ rows (:mod:`uboost.strategy.supernet_cost`, ``cost_mode="expected"``):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +62,25 @@ def check_floor(value, what: str = "budget floor") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value < 1.0):
         raise ConfigError(f"{what} must be a fraction of the budget in [0, 1), got {value!r}")
     return float(value)
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """Route file descriptor 1 to /dev/null (native code's prints), then restore it."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # captured or replaced stdout: nothing native reaches it
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 class _Program:
@@ -156,7 +178,7 @@ class _Program:
         return c, prefs
 
     def solve(self, budget_cycles: float | None, *, floor_cycles: float = 0.0, minimize_cost: bool = False,
-              maximize_cost: bool = False):
+              maximize_cost: bool = False, time_limit: float | None = None):
         from scipy.optimize import Bounds, LinearConstraint, milp
 
         c, prefs = self.objective()
@@ -175,10 +197,15 @@ class _Program:
             constraints.append(LinearConstraint(self.budget_row.reshape(1, -1), floor if floor > 0 else -np.inf, upper))
         integrality = np.zeros(self.n)
         integrality[: self.n_x] = 1
-        result = milp(-c, constraints=constraints, integrality=integrality, bounds=Bounds(0, 1),
-                      options={"mip_rel_gap": 0.0})
-        if result.status != 0 or result.x is None:
+        options = {"mip_rel_gap": 0.0}
+        if time_limit is not None:
+            options["time_limit"] = float(time_limit)
+        with _native_stdout_silenced():  # HiGHS prints solver diagnostics from C++ straight to fd 1
+            result = milp(-c, constraints=constraints, integrality=integrality, bounds=Bounds(0, 1), options=options)
+        if result.x is None or result.status not in (0, 1):  # 1: time limit, with the best solution found so far
             return None, prefs
+        if result.status == 1:
+            logger.warning("the projection solver hit its %gs time limit: the answer is feasible, not proven optimal", time_limit)
         return result.x, prefs
 
     def decode(self, x: np.ndarray, prefs) -> tuple[dict, float, float]:
@@ -211,7 +238,7 @@ class Projector:
         """The largest whole number of cycles within ``target_latency_ms`` at the array's clock."""
         return math.floor(check_budget(target_latency_ms) * 1e-3 * self.cost.cost_model.spec.clock_hz + 1e-6)
 
-    def _solve(self, budget_cycles: float | None, floor_cycles: float = 0.0, **mode: bool) -> Projection | None:
+    def _solve(self, budget_cycles: float | None, floor_cycles: float = 0.0, **mode) -> Projection | None:
         """Solve the program, decode the architecture and re-price it with the cost rows."""
         x, prefs = self.program.solve(None if budget_cycles is None else budget_cycles + 1e-6,
                                       floor_cycles=floor_cycles - 1e-6 if floor_cycles > 0 else 0.0, **mode)
@@ -227,10 +254,14 @@ class Projector:
             raise SearchError("the projection program has no solution (the space has no valid architecture)")
         return projection
 
-    def highest_under(self, target_latency_ms: float) -> Projection:
+    def highest_under(self, target_latency_ms: float, *, time_limit: float | None = 10.0) -> Projection:
         """The most expensive architecture of the space within the budget (how close any
-        architecture can get to it: the reachable latencies are discrete)."""
-        projection = self._solve(self._budget_cycles(target_latency_ms), maximize_cost=True)
+        architecture can get to it: the reachable latencies are discrete).
+
+        Maximizing cost is a hard program on cell spaces (its relaxation is weak); after
+        ``time_limit`` seconds the most expensive architecture found so far is returned: a lower
+        bound of the true maximum (``None``: prove it, which can take minutes)."""
+        projection = self._solve(self._budget_cycles(target_latency_ms), maximize_cost=True, time_limit=time_limit)
         if projection is None:
             raise InfeasibleBudget(f"no architecture fits {target_latency_ms:g} ms", self.cheapest().latency_ms)
         return projection
@@ -253,7 +284,7 @@ class Projector:
         lower = max(floor * budget_cycles, min_cycles)
         projection = self._solve(budget_cycles, lower)
         if projection is None and lower > 0:
-            highest = self._solve(budget_cycles, maximize_cost=True)
+            highest = self._solve(budget_cycles, maximize_cost=True, time_limit=10.0)
             if highest is not None:
                 relaxed = max(floor * highest.cycles, min(min_cycles, highest.cycles))
                 logger.info("no architecture uses %.0f%% of %g ms; window taken under the highest reachable (%.6g ms)",
