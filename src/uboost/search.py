@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded wh
 logger = logging.getLogger(__name__)
 
 SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (not imported here: NNI is heavy)
+COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +98,10 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
+        if self.cost_mode not in COST_MODES:
+            raise ConfigError(f"unknown cost mode {self.cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
             raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
         if self.image_size is not None and self.image_size < 4:

@@ -65,6 +65,45 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+class RunningTrials:
+    """A live Rich status line per running trial (epoch, validation accuracy, expected latency);
+    finished trials print above it (``_trial_line``). Nothing is drawn when output is not a terminal."""
+
+    def __init__(self, target) -> None:
+        from rich.console import Group
+        from rich.live import Live
+
+        self.spinners: dict[int, object] = {}
+        self._group = Group
+        self.live = Live(console=target, transient=True, refresh_per_second=4, get_renderable=self._render)
+
+    def _render(self):
+        return self._group(*(self.spinners[n] for n in sorted(self.spinners)))
+
+    def update(self, number: int, info: dict) -> None:
+        from rich.spinner import Spinner
+
+        epochs = f"/{info['epochs']}" if info.get("epochs") else ""
+        latency = info.get("latency_ms")
+        text = (f"trial {number}: epoch {info.get('epoch', 0) + 1}{epochs}  val acc {_pct(info.get('val_acc'))}  "
+                f"latency {'n/a' if latency is None else f'{latency:.5f} ms'}")
+        if number in self.spinners:
+            self.spinners[number].update(text=text)
+        else:
+            self.spinners[number] = Spinner("dots", text=text)
+
+    def finished(self, study, trial) -> None:
+        self.spinners.pop(trial.number, None)
+
+    def __enter__(self) -> "RunningTrials":
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.spinners.clear()
+        self.live.stop()
+
+
 def _trial_line(study, trial) -> None:
     """One line per finished trial (Optuna's own log is silenced: it prints tracebacks)."""
     a = trial.user_attrs
@@ -82,6 +121,17 @@ def _trial_line(study, trial) -> None:
         console.print(f"[dim]trial {trial.number} skipped: {a.get('fail_reason')}[/]")
     else:
         console.print(f"[red]trial {trial.number} failed:[/] {a.get('fail_reason', 'see the log')}  [dim]({where}) {seconds}[/]")
+
+
+def _recover(study, out: Path) -> None:
+    """Record results a lost storage left on disk; fail (and queue again) trials of dead workers."""
+    from uboost import tuning
+
+    for number in tuning.record_pending(study, out):
+        console.print(f"[yellow]trial {number}:[/] recorded its result, kept on disk when the storage was unavailable")
+    for number in tuning.fail_dead_trials(study):
+        reason = study.trials[number].user_attrs.get("fail_reason", "its worker died") if number < len(study.trials) else ""
+        console.print(f"[yellow]trial {number} failed:[/] {reason}; queued again")
 
 
 def _report(study, out: Path, budget_ms: float | None) -> None:
@@ -110,7 +160,8 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
         row = [
             f"{t.number}{' *' if best is not None and t.number == best.number else ''}",
             _pct(a["accuracy"]), f"{a['latency_ms']:.5f}", human(a["cycles"]), _pct(a["utilization"]),
-            f"{t.params.get('latency_weight', float('nan')):.3g}", f"{t.params.get('temperature', float('nan')):.3g}",
+            f"{t.params.get('latency_weight', float('nan')):.3g}",
+            f"{t.params['temperature']:.3g}" if "temperature" in t.params else "-",
             a.get("array", "?"), a.get("dataflow", "?"),
         ]
         if searched_beta:
@@ -122,18 +173,7 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
                       f"export it with [bold]--export {best.number}[/] or [bold]--export best[/]")
     png = out / ("pareto.png" if study.study_name == tuning.DEFAULT_STUDY else f"pareto-{tuning.safe_name(study.study_name)}.png")
     try:
-        from uboost import plots
-
-        done = tuning.completed(study)
-        feasible = [t for t in done if tuning.feasible(t)]
-        point = lambda t: (t.user_attrs["latency_ms"], 100 * t.user_attrs["accuracy"])  # noqa: E731
-        on_front = {t.number for t in front}
-        series = {"other trials": [point(t) for t in feasible if t.number not in on_front], "Pareto front": [point(t) for t in front]}
-        over = [point(t) for t in done if not tuning.feasible(t)]
-        if over:
-            series["over budget"] = over
-        plots.scatter(png, series, xlabel="latency (ms)", ylabel="accuracy (%)",
-                      title=f"uboost tune: {study.study_name} ({len(done)} finished trials)")
+        tuning.pareto_plot(study, png)
         console.print(f"Pareto plot: {png}")
     except Exception as exc:  # a plot must never lose the study's result
         err_console.print(f"[yellow]could not draw {png}: {exc}[/]")
@@ -150,11 +190,13 @@ def tune(
     image_size: Annotated[Optional[int], Opt("--image-size")] = None,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images")] = None,
     cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
+    sram_kb: Annotated[Optional[int], Opt("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
+    dram_bw_words: Annotated[Optional[float], Opt("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
     sampling: Annotated[Optional[str], Opt(help="mixture | single-path (one sampled candidate per choice per step)")] = None,
     config: Annotated[Optional[Path], Opt("--config", help="TOML with base search settings (as for `uboost search`)")] = None,
     lambda_range: Annotated[str, Opt("--lambda-range", help="latency weight LOW:HIGH, log scale")] = "0.01:10",
-    temperature_range: Annotated[str, Opt("--temperature-range", help="smooth-ceiling temperature LOW:HIGH, log scale")] = "1:50",
+    temperature_range: Annotated[Optional[str], Opt("--temperature-range", help="smooth-ceiling temperature LOW:HIGH, log scale; searched only with --cost-mode smooth, where it acts [default: 1:50]")] = None,
     rows: Annotated[str, Opt(help="array rows: choices 8,16,32 or a range LOW:HIGH[:STEP]")] = "8,16,32",
     cols: Annotated[str, Opt(help="array cols: choices or LOW:HIGH[:STEP]")] = "8,16,32",
     area_budget: Annotated[Optional[int], Opt("--area-budget", help="skip arrays with rows*cols above this")] = None,
@@ -192,6 +234,7 @@ def tune(
                           f"latency {trial.user_attrs.get('latency_ms', float('nan')):.5f} ms on {trial.user_attrs.get('array')})")
             console.print(f"next: [bold]uboost retrain {target}[/]  |  uboost profile {target}")
             return
+        _recover(study, out)
         _report(study, out, budget)
         return
 
@@ -199,17 +242,23 @@ def tune(
         raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
     tuning.check_mode(mode, budget_ms)  # before the study is created in the storage
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
-                 max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling)
+                 max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
+                 sram_kb=sram_kb, dram_bw_words=dram_bw_words)
     base = _base_config(config, flags, default_epochs=3)
+    if temperature_range is not None and base.cost_mode != "smooth":
+        raise ConfigError(f"--temperature-range has no effect with --cost-mode {base.cost_mode} (T shapes only the smooth cost); "
+                          f"drop it or pass --cost-mode smooth")
     tune_space = tuning.TuneSpace(
         latency_weight=parse_float_range(lambda_range, "--lambda-range"),
-        temperature=parse_float_range(temperature_range, "--temperature-range"),
+        temperature=parse_float_range(temperature_range or "1:50", "--temperature-range"),
         rows=parse_int_space(rows, "--rows"),
         cols=parse_int_space(cols, "--cols"),
         area_budget=area_budget,
         dataflows=None if dataflows is None else [d.strip() for d in dataflows.split(",") if d.strip()],
         utilization_weight=None if utilization_weight_range is None else parse_float_range(utilization_weight_range, "--utilization-weight-range"),
     )
+    tune_space = tune_space.for_cost_mode(base.cost_mode)
+    tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     console.print(
         f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
         f"study [bold]{study_name}[/] in {store}"
@@ -220,10 +269,12 @@ def tune(
         earlier = len(study.get_trials(deepcopy=False))
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")
-        tuning.run_study(
-            base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
-            retrain_epochs=retrain_epochs, study=study, callbacks=[_trial_line],
-        )
+        _recover(study, out)
+        with RunningTrials(console) as running:
+            tuning.run_study(
+                base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
+                retrain_epochs=retrain_epochs, study=study, callbacks=[running.finished, _trial_line], progress=running.update,
+            )
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")
         if study is not None:

@@ -1,0 +1,57 @@
+"""The Optuna outer loop: each trial is one fresh U-Boost search over lambda, T and the array.
+
+Optuna proposes the latency weight lambda (log scale), the smooth-ceiling temperature T, the array's
+rows and cols (and optionally the dataflow and the utilization weight); every trial runs a short
+search (plus an optional short retrain) and records accuracy, cycle-exact latency and utilization.
+
+NNI keeps process-global state and a strategy mutates its space in place (NNI-NOTES trap 8), so every
+trial's search runs in a fresh child process. By default the children are forked from a
+``forkserver`` that has already imported torch, Lightning and NNI: a trial then starts in well under
+a second instead of paying those imports (about 10 s here) again; ``start_method="spawn"`` is the
+slower, everywhere-available alternative. Parallelism comes from several processes (for example
+several ``uboost tune``) on one storage, never from threads.
+
+Use it from your own code (trial children are new processes, so guard the script's entry point
+as multiprocessing requires)::
+
+    from uboost import UBoostError
+    from uboost.tuning import TuneSpace, create_study, objective
+
+    if __name__ == "__main__":
+        study = create_study("runs/tune")                 # NSGA-II, journal file in runs/tune
+        study.optimize(
+            lambda t: objective(t, space="lenet", dataset="digits", epochs=2, out_root="runs/tune",
+                                tune_space=TuneSpace(rows=(8, 16), cols=(8, 16, 32), area_budget=256)),
+            n_trials=8, catch=(UBoostError,),
+        )
+
+or simply :func:`run_study`. A trial that cannot run (an array over the area budget, a diverged
+search, a cost model that refuses the network) raises :class:`TrialFailed`, a
+:class:`~uboost.exceptions.UBoostError`: pass ``catch=(UBoostError,)`` so the study records it as
+FAIL and goes on.
+
+The package follows the loop's seams: :mod:`~uboost.tuning.space` (what is searched),
+:mod:`~uboost.tuning.child` (the trial process), :mod:`~uboost.tuning.objective` (one trial),
+:mod:`~uboost.tuning.storage` (where studies live), :mod:`~uboost.tuning.study` (create, run,
+load), :mod:`~uboost.tuning.report` (results) and :mod:`~uboost.tuning.export`. Optuna itself is
+imported only inside functions: the trial children do not need it.
+"""
+
+from __future__ import annotations
+
+from uboost.tuning.child import TrialFailed, check_config
+from uboost.tuning.export import export_trial, find_trial
+from uboost.tuning.objective import (
+    BUDGET_CONSTRAINT, DEFAULT_STUDY, DIRECTIONS, METRIC_NAMES, MODES, check_mode, objective,
+)
+from uboost.tuning.report import best_trial, completed, feasible, pareto_front, pareto_plot
+from uboost.tuning.space import TuneSpace
+from uboost.tuning.recovery import fail_dead_trials, record_pending
+from uboost.tuning.storage import StorageUnavailable, describe_storage, resolve_storage, safe_name, trial_dir
+from uboost.tuning.study import create_study, load_study, run_study
+
+__all__ = [
+    "BUDGET_CONSTRAINT", "DEFAULT_STUDY", "DIRECTIONS", "METRIC_NAMES", "MODES", "TrialFailed", "TuneSpace", "best_trial",
+    "check_config", "check_mode", "completed", "create_study", "describe_storage", "export_trial", "fail_dead_trials", "feasible", "find_trial",
+    "load_study", "objective", "pareto_front", "pareto_plot", "record_pending", "resolve_storage", "run_study", "safe_name", "StorageUnavailable", "trial_dir",
+]

@@ -1,0 +1,96 @@
+"""Write a trial as a run directory that ``uboost retrain`` accepts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from uboost import _manifest, runs
+from uboost.exceptions import ConfigError, RunDirError
+from uboost.io import write_json
+from uboost.tuning.report import best_trial, completed
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | None = None):
+    """Trial ``which`` (a number, or ``"best"``), checked to be finished with a result."""
+    import optuna
+
+    if isinstance(which, str) and which.strip().lower() == "best":
+        trial = best_trial(study, budget_ms=budget_ms)
+        if trial is None:
+            within = " within the latency budget" if completed(study) else ""
+            raise ConfigError(f"study {study.study_name!r} has no finished trial{within}")
+        return trial
+    try:
+        number = int(which)
+    except (TypeError, ValueError):
+        raise ConfigError(f"trial must be a trial number or 'best', got {which!r}") from None
+    trials = study.get_trials(deepcopy=False)
+    match = [t for t in trials if t.number == number]
+    if not match:
+        span = f"0..{max(t.number for t in trials)}" if trials else "none yet"
+        raise ConfigError(f"study {study.study_name!r} has no trial {number} (trials: {span})")
+    trial = match[0]
+    if trial.state != optuna.trial.TrialState.COMPLETE or "arch" not in trial.user_attrs:
+        reason = trial.user_attrs.get("fail_reason")
+        raise ConfigError(f"trial {number} is {trial.state.name}{f' ({reason})' if reason else ''}; only finished trials can be exported")
+    return trial
+
+
+_SKIP = {runs.CHECKPOINTS, "nni"}
+
+
+def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike | None = None, *,
+                 out_root: str | os.PathLike = "runs/tune", force: bool = False, budget_ms: float | None = None) -> Path:
+    """Write trial ``which`` (number or ``"best"``) as a run directory ``uboost retrain`` accepts.
+
+    Files of the trial's own run directory are copied when it is on this machine (without
+    checkpoints); ``config.json``, ``arch.json`` and ``tune.json`` come from the storage, so
+    export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``.
+    """
+    trial = find_trial(study, which, budget_ms=budget_ms)
+    out = Path(out) if out is not None else Path(out_root) / f"export-{trial.number}"
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"output {out} exists and is not a directory")
+    source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
+    if not _manifest.is_empty(out):
+        if not force:
+            raise RunDirError(f"output {out} already exists; pass --force to replace it")
+        _manifest.guard(out, out_root, *([source] if source else []))
+    with runs.run_lock(out):
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".uboost-export."))
+        try:
+            if source is not None and source.is_dir():
+                for item in source.iterdir():
+                    if item.name in _SKIP or item.name.startswith("."):
+                        continue
+                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+            write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
+            write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
+            keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "cycles", "utilization", "macs", "array", "dataflow", "run_dir")
+            write_json(tmp / "tune.json", {
+                "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
+                **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},
+            })
+            files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+            _manifest.refuse_foreign(out, files)  # never overwrite a file uboost did not write
+            if force:
+                _manifest.clear(out, out_root, *([source] if source else []))
+            folders = sorted({parent.as_posix() for f in files for parent in Path(f).parents
+                              if parent != Path(".") and not (out / parent).is_dir()})
+            _manifest.record(out, *files, dirs=folders)
+            for name in files:
+                try:
+                    (out / name).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp / name, out / name)
+                except OSError as exc:
+                    raise RunDirError(f"cannot write {out / name}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

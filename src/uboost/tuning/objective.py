@@ -1,0 +1,175 @@
+"""One trial: suggest a point, run its search in a child process, record the result."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uboost.exceptions import ConfigError, UBoostError
+from uboost.io import write_text
+from uboost.search import SearchConfig
+from uboost.tuning.child import TrialFailed, _check_interrupt, _run_child
+from uboost.tuning.recovery import hold_worker_lock, write_pending
+from uboost.tuning.space import TuneSpace
+from uboost.tuning.storage import StorageUnavailable, trial_dir
+
+if TYPE_CHECKING:
+    import optuna
+
+MODES = ("pareto", "budget")
+DEFAULT_STUDY = "uboost"
+METRIC_NAMES = {"pareto": ["accuracy", "latency_ms"], "budget": ["accuracy"]}
+DIRECTIONS = {"pareto": ["maximize", "minimize"], "budget": ["maximize"]}
+BUDGET_CONSTRAINT = "latency_over_budget_ms"
+"""Constraint key (and user attribute): latency minus budget, feasible when <= 0."""
+UNRECORDED: list[Path] = []
+"""Results of finished trials this process could not write to the storage (kept on disk)."""
+
+
+def check_mode(mode: str, budget_ms: float | None) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; expected one of: {', '.join(MODES)}")
+    if budget_ms is not None and (not isinstance(budget_ms, (int, float)) or not math.isfinite(budget_ms) or budget_ms <= 0):
+        raise ConfigError(f"budget_ms must be a positive number of milliseconds, got {budget_ms!r}")
+    if mode == "budget" and budget_ms is None:
+        raise ConfigError("mode 'budget' needs a latency budget: pass budget_ms (--budget-ms)")
+
+
+def _base_config(base: SearchConfig | None, config: dict[str, Any]) -> SearchConfig:
+    if base is None:
+        return SearchConfig.from_dict(config)
+    if config:
+        unknown = sorted(set(config) - {f.name for f in dataclasses.fields(SearchConfig)})
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}")
+        return base.replace(**config)
+    return base
+
+
+def _fail(trial: "optuna.Trial", reason: str) -> TrialFailed:
+    trial.set_user_attr("fail_reason", reason)
+    return TrialFailed(f"trial {trial.number}: {reason}")
+
+
+def objective(
+    trial: "optuna.Trial",
+    *,
+    base: SearchConfig | None = None,
+    tune_space: TuneSpace | None = None,
+    out_root: str | os.PathLike = "runs/tune",
+    retrain_epochs: int = 0,
+    mode: str = "pareto",
+    budget_ms: float | None = None,
+    start_method: str | None = None,
+    poll_seconds: float = 0.25,
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+    **config: Any,
+) -> float | tuple[float, float]:
+    """One trial: suggest lambda, T, rows, cols (...), run a fresh search in a child process.
+
+    ``base`` is the :class:`SearchConfig` the suggestions are applied to; keyword arguments
+    (``space="lenet", dataset="digits", epochs=2``...) build it or override its fields.
+    Returns ``(accuracy, latency_ms)`` in ``"pareto"`` mode and ``accuracy`` in ``"budget"`` mode,
+    where the latency budget is an Optuna constraint and each epoch's validation accuracy is
+    reported for pruning. Accuracy is the search's validation accuracy, or the test accuracy of
+    a ``retrain_epochs`` retrain. Arch, hardware metrics and the run directory are stored as user
+    attributes. Raises :class:`TrialFailed` when the trial cannot give a result. ``progress(number,
+    info)`` is called as the search goes (``info``: epoch, epochs, val_acc, latency_ms).
+    """
+    try:
+        return _objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
+                          mode=mode, budget_ms=budget_ms, start_method=start_method, poll_seconds=poll_seconds, config=config,
+                          progress=progress)
+    except KeyboardInterrupt:  # Optuna records the trial as FAIL and re-raises; say why
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        raise
+
+
+def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budget_ms, start_method, poll_seconds, config,
+               progress):
+    _check_interrupt()  # a Ctrl-C while Optuna was busy
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    lock = hold_worker_lock(trial.study)  # journal files: how a later worker tells we died (recovery.py)
+    if lock is not None:
+        trial.set_user_attr("worker_lock", lock)
+    check_mode(mode, budget_ms)
+    base = _base_config(base, config)
+    tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
+    if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
+        raise ConfigError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}")
+    directions = len(trial.study.directions)
+    if directions != len(DIRECTIONS[mode]):
+        raise ConfigError(
+            f"mode {mode!r} returns {' and '.join(METRIC_NAMES[mode])} but the study has {directions} "
+            f"direction(s); create it with directions={DIRECTIONS[mode]} (uboost.tuning.create_study does)"
+        )
+
+    try:
+        changes = tune_space.suggest(trial)
+    except ValueError as exc:  # Optuna refuses e.g. new choices for a parameter of a running study
+        raise ConfigError(f"cannot suggest parameters for trial {trial.number}: {exc}") from None
+    trial.set_user_attr("array", changes["array"])
+    violation = tune_space.area_violation(changes["array"])
+    if violation:
+        trial.set_user_attr("skipped", "area_budget")  # failed without running: not counted by run_study
+        raise _fail(trial, violation)
+    try:
+        cfg = base.replace(**changes)
+        cfg.hardware_spec()
+    except UBoostError as exc:
+        raise _fail(trial, f"invalid combination: {exc}") from None
+    trial.set_user_attr("dataflow", cfg.dataflow)
+    run_dir = trial_dir(out_root, trial.study.study_name, trial.number).resolve()
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise _fail(trial, f"trial directory {run_dir} already exists (left by another study?); remove it")
+    trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("config", cfg.to_dict())
+    retrain = None
+    if retrain_epochs:
+        retrain = dict(epochs=retrain_epochs, batch_size=cfg.batch_size, max_samples=cfg.max_samples, seed=cfg.seed,
+                       accelerator=cfg.accelerator, devices=cfg.devices)
+    payload = {"config": cfg.to_dict(), "run_dir": str(run_dir), "retrain": retrain}
+    message = _run_child(trial, payload, report=mode == "budget", start_method=start_method, poll_seconds=poll_seconds,
+                         progress=progress)
+    if not message["ok"]:
+        if message.get("traceback") and run_dir.is_dir():
+            write_text(run_dir / "error.txt", message["traceback"])
+        raise _fail(trial, message["error"])
+
+    summary = message["summary"]
+    attrs = {
+        "arch": message["arch"], "latency_ms": summary["latency_ms"], "cycles": summary["cycles"],
+        "utilization": summary["utilization"], "macs": summary["macs"], "val_acc": summary["val_acc"],
+        "search_seconds": summary["search_seconds"], "array": message["array"], "dataflow": message["dataflow"],
+    }
+    if "test_acc" in message:
+        attrs["test_acc"] = message["test_acc"]
+        attrs["retrain_seconds"] = message["retrain_seconds"]
+    accuracy = attrs.get("test_acc", attrs["val_acc"])
+    attrs["accuracy"] = accuracy
+    latency = attrs["latency_ms"]
+    if accuracy is None or not math.isfinite(accuracy) or not math.isfinite(latency):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        raise _fail(trial, "the search reported no validation accuracy" if accuracy is None else
+                    f"non-finite result: accuracy={accuracy}, latency_ms={latency}")
+    if budget_ms is not None:
+        attrs[BUDGET_CONSTRAINT] = latency - budget_ms
+    values = [accuracy, latency] if mode == "pareto" else [accuracy]
+    pending = write_pending(run_dir, trial, values, attrs)  # on disk first: the storage may be gone by now
+    try:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if budget_ms is not None and hasattr(trial, "set_constraint"):  # Optuna >= 5; older versions read the user attr
+            trial.set_constraint(BUDGET_CONSTRAINT, attrs[BUDGET_CONSTRAINT])
+    except StorageUnavailable:
+        UNRECORDED.append(pending)
+        raise
+    return (accuracy, latency) if mode == "pareto" else accuracy

@@ -1,0 +1,217 @@
+"""What a dead worker or a dead storage leaves behind, and how a later ``uboost tune`` cleans it up.
+
+*Dead workers.* Database storages have Optuna's heartbeat. A journal file has none, so every worker
+process holds an exclusive ``flock`` on a file of its own beside the journal
+(``.study.journal.workers/HOST-PID-TOKEN.lock``) for as long as it lives, and writes the file's
+name into each trial it starts (user attribute ``worker_lock``). The kernel drops the lock when the
+process dies, even by ``kill -9``: a RUNNING trial whose worker's lock is free (or gone) belongs to
+a dead worker. :func:`fail_dead_trials` marks such trials (and stale database ones) FAIL with a
+``fail_reason`` and re-queues each once (Optuna's retry callback). Only workers on this host are
+judged (``flock`` across machines is not to be trusted).
+
+*Dead storage.* A trial's result is written to ``RUN_DIR/.pending-result.json`` before it goes to
+the storage; :func:`record_pending` (run by every later ``uboost tune``) records what never arrived.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uboost.io import write_json
+from uboost.tuning.storage import retry_callback, safe_name
+
+if TYPE_CHECKING:
+    import optuna
+
+logger = logging.getLogger(__name__)
+
+PENDING = ".pending-result.json"
+_HELD: dict[str, tuple[int, str, int]] = {}  # lock folder -> (fd, file name, pid that holds it)
+
+
+def _journal_file(storage) -> Path | None:
+    """The journal file behind ``storage`` (a study's storage), or ``None`` for other storages."""
+    backend = getattr(storage, "_backend", None)
+    path = getattr(backend, "_file_path", None)
+    return Path(path).resolve() if path else None
+
+
+def _lock_folder(journal: Path) -> Path:
+    return journal.parent / f".{journal.name}.workers"
+
+
+def _release(path: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def hold_worker_lock(study: "optuna.Study") -> str | None:
+    """Hold this process's lock file for ``study``'s journal (taken once, kept until exit) and
+    return its name, or ``None`` when the storage is not a journal file."""
+    journal = _journal_file(study._storage)
+    if journal is None:
+        return None
+    folder = _lock_folder(journal)
+    held = _HELD.get(str(folder))
+    if held is not None and held[2] == os.getpid():
+        return held[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.lock"
+    fd = os.open(folder / name, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh name: nobody else can hold it
+    _HELD[str(folder)] = (fd, name, os.getpid())
+    atexit.register(_release, folder / name, fd)
+    return name
+
+
+def _lock_is_free(path: Path) -> bool:
+    """True when no live process holds ``path`` (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops a lock we got
+    return True
+
+
+def _dead_trials(study: "optuna.Study") -> dict[int, tuple[int, str]]:
+    """``trial_id -> (number, reason)`` for RUNNING trials whose worker is gone."""
+    import optuna
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage, dead = study._storage, {}
+    running = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            trial = running.get(trial_id) or storage.get_trial(trial_id)
+            worker = trial.user_attrs.get("worker", "its worker")
+            dead[trial_id] = (trial.number, f"worker {worker} stopped sending heartbeats for "
+                                            f"{storage.get_heartbeat_interval() * 3} s (killed?)")
+    journal = _journal_file(storage)
+    if journal is not None:
+        host = socket.gethostname()
+        for trial_id, trial in running.items():
+            lock = trial.user_attrs.get("worker_lock")
+            if lock and lock.startswith(f"{host}-") and _lock_is_free(_lock_folder(journal) / lock):
+                worker = trial.user_attrs.get("worker", lock)
+                dead[trial_id] = (trial.number, f"worker {worker} died (killed?) while running this trial")
+    return dead
+
+
+def fail_dead_trials(study: "optuna.Study", *, retry: bool = True) -> list[int]:
+    """Mark the RUNNING trials of dead workers FAIL (with ``fail_reason``) and, with ``retry``,
+    queue each once more; returns their numbers. Safe to run from several workers at once: a trial
+    is failed (and retried) by one of them."""
+    import optuna
+
+    storage, failed = study._storage, []
+    for trial_id, (number, reason) in sorted(_dead_trials(study).items()):
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker was first
+            continue
+        failed.append(number)
+        logger.warning("trial %d: %s; marked failed%s", number, reason, " and queued again" if retry else "")
+        if retry:
+            retry_callback()(study, storage.get_trial(trial_id))
+    return failed
+
+
+# ----------------------------------------------------------------------------------- pending results
+
+
+def write_pending(run_dir: Path, trial: "optuna.Trial", values: list[float], attrs: dict[str, Any]) -> Path:
+    """Keep a finished trial's result on disk before it goes to the storage."""
+    from optuna.distributions import distribution_to_json
+
+    path = run_dir / PENDING
+    write_json(path, {
+        "study": trial.study.study_name, "number": trial.number, "params": trial.params,
+        "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
+        "values": values, "user_attrs": attrs,
+    })
+    return path
+
+
+def recorded(run_dir: str | os.PathLike | None) -> None:
+    """The trial's result reached the storage: drop its pending copy."""
+    if run_dir:
+        with contextlib.suppress(OSError):
+            (Path(run_dir) / PENDING).unlink()
+
+
+def record_pending(study: "optuna.Study", out_root: str | os.PathLike) -> list[int]:
+    """Record the results kept on disk whose trials never got them (the storage went away after
+    the search finished); returns the trial numbers. A trial still RUNNING is completed; one that
+    was failed meanwhile (dead worker) gets a completed copy (user attribute ``recovered_from``)
+    and its queued retry is dropped."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+
+    done = []
+    folder = Path(out_root) / "trials" / safe_name(study.study_name)
+    for path in sorted(folder.glob(f"*/{PENDING}")):
+        claim = path.with_name(f"{PENDING}.{os.getpid()}")
+        try:
+            os.rename(path, claim)  # one worker records it
+            record = json.loads(claim.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("study") != study.study_name:
+            os.rename(claim, path)
+            continue
+        try:
+            _record(study, record, optuna, json_to_distribution)
+        except BaseException:
+            os.rename(claim, path)  # try again next time
+            raise
+        claim.unlink()
+        done.append(record["number"])
+    return done
+
+
+def _record(study, record: dict[str, Any], optuna, json_to_distribution) -> None:
+    number = record["number"]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(number)
+    if trial is None or trial.state == optuna.trial.TrialState.COMPLETE:
+        return
+    storage = study._storage
+    if trial.state == optuna.trial.TrialState.RUNNING:
+        for key, value in record["user_attrs"].items():
+            storage.set_trial_user_attr(trial._trial_id, key, value)
+        storage.set_trial_user_attr(trial._trial_id, "recorded_late", True)
+        study.tell(number, record["values"])
+        logger.warning("trial %d: recorded its result kept on disk", number)
+        return
+    if any(t.user_attrs.get("recovered_from") == number for t in trials.values()):
+        return
+    study.add_trial(optuna.trial.create_trial(
+        params=record["params"], values=record["values"],
+        distributions={k: json_to_distribution(v) for k, v in record["distributions"].items()},
+        user_attrs={**record["user_attrs"], "recovered_from": number},
+    ))
+    for t in trials.values():  # the dead worker's retry of the same point is not needed any more
+        if t.state == optuna.trial.TrialState.WAITING and t.system_attrs.get("failed_trial") == number:
+            with contextlib.suppress(Exception):
+                storage.set_trial_user_attr(t._trial_id, "fail_reason", f"trial {number}'s result was recovered")
+                storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+    logger.warning("trial %d: its result kept on disk was recorded as a new trial", number)

@@ -1,0 +1,38 @@
+"""Issue 13: `uboost tune --config` with a bad space option or wrong types in its tables is one red
+line, exit 1, and nothing is written (on main a bad space option ran every trial into FAIL and
+exited 0)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
+
+TINY = ["--space", "lenet", "--dataset", "digits", "--image-size", "8", "--max-samples", "64", "--batch-size", "32",
+        "--rows", "8", "--cols", "8", "--trials", "1"]  # no --epochs: a flag would override the TOML's value
+
+
+@pytest.mark.parametrize(
+    "toml,fragments",
+    [
+        ("[search]\nspace_options = { widthz = [4, 8] }\n", ["bad options for space 'lenet'", "widthz"]),
+        ("[search]\nspace_options = { widths = \"many\" }\n", ["lenet"]),
+        ("[search]\nspace_options = 5\n", ["space_options", "must be a table"]),
+        ("search = 5\n", ["must be a table"]),
+        ("[search]\nepochs = \"three\"\n", ["epochs"]),
+        ("[search]\narray = 64\n", ["array"]),
+        ("[search]\ndataflow = 3\n", ["dataflow"]),
+        ("[search]\ncost_mode = [\"smooth\"]\n", ["unknown cost mode"]),
+        ("[search]\nlatency_weight = \"high\"\n", ["latency_weight"]),
+        ("[search]\nseed = 1.5\n", ["seed"]),
+        ("[search]\nsampling = 2\n", ["sampling"]),
+        ("[search]\nno_such_setting = 1\n", ["no_such_setting"]),
+        ("[search]\ncost_model = \"nope\"\n", ["nope"]),
+    ],
+)
+def test_bad_tune_config_is_one_line_and_writes_nothing(cli, tmp_path, toml, fragments):
+    config = tmp_path / "tune.toml"
+    config.write_text(toml)
+    out = tmp_path / "out"
+    one_line_error(cli("tune", *TINY, "--config", config, "--out", out), *fragments)
+    assert not out.exists()
