@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--retrain-epochs", type=int, default=5)
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--floor", type=float, default=0.9, help="budget floor of (a)-(c); (b0) = projection with floor 0")
+    parser.add_argument("--sweep-arch-lrs", default="0.03", help="arch learning rates of the lambda sweep (0.003 = before the defaults changed)")
     parser.add_argument("--lambdas", default="0,0.1,0.3,1,3,10", help="lambda sweep without a budget ('' skips it)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/budget"))
     parser.add_argument("--quick", action="store_true", help="lenet, 1 seed, 1 epoch, 256 samples: a dry run")
@@ -92,13 +93,13 @@ def main() -> None:
     logging.disable(logging.WARNING)
     from uboost.search import SearchConfig
 
-    fractions = [float(f) for f in args.fractions.split(",")]
+    fractions = [float(f) for f in args.fractions.split(",") if f]  # '' skips the budget part
     lines = []
     for space in args.spaces.split(","):
         base = SearchConfig(**SPACES[space], epochs=args.epochs, max_samples=args.max_samples)
         rows = {key: [] for key in ("reach", "a", "b0", "b", "c")}
         tag = f"-floor{args.floor:g}" if args.floor else ""  # floor 0 runs keep the names of the first benchmark
-        for seed in range(args.seeds):
+        for seed in range(args.seeds if fractions else 0):
             root = args.out / space / f"seed{seed}"
             free = search(root, "free", base.replace(seed=seed, latency_weight=0.0, utilization_weight=0.0))  # task only
             x0 = free["latency_ms"]
@@ -142,12 +143,17 @@ def main() -> None:
                 inside = sum(0.90 <= r <= 1.0 + 1e-9 for r in ratios)
                 acc = f"{100 * statistics.mean(accs):.1f}" if accs else "-"
                 lines.append(f"| {space} | {label} | {f} | {statistics.mean(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | {inside}/{len(ratios)} | {acc} |")
-        if args.lambdas:
+        for arch_lr in (float(v) for v in (args.sweep_arch_lrs.split(",") if args.lambdas else [])):
+            suffix = "" if arch_lr == 0.03 else f"-alr{arch_lr:g}"  # 0.03: the default, the first benchmark's names
             for lam in (float(v) for v in args.lambdas.split(",")):
-                sweep = [search(args.out / space / f"seed{s}", f"lambda{lam}", base.replace(seed=s, latency_weight=lam)) for s in range(args.seeds)]
+                sweep = [search(args.out / space / f"seed{s}", f"lambda{lam}{suffix}", base.replace(seed=s, latency_weight=lam, arch_lr=arch_lr))
+                         for s in range(args.seeds)]
                 lat = [1e3 * r["latency_ms"] for r in sweep]
                 gap = [abs(r["expected_latency_ms"] / r["argmax_latency_ms"] - 1) for r in sweep]
-                lines.append(f"| {space} | lambda sweep | lambda={lam:g} | {statistics.mean(lat):.2f} us | gap E/argmax {statistics.mean(gap):.2f} | {100 * statistics.mean(r['val_acc'] or 0 for r in sweep):.1f} (val) |")
+                print(f"{space} arch_lr={arch_lr:g} lambda={lam:g}: derived us {', '.join(f'{v:.2f}' for v in lat)}; "
+                      f"gap {', '.join(f'{g:.2f}' for g in gap)}", flush=True)
+                lines.append(f"| {space} | lambda sweep, arch_lr {arch_lr:g} | lambda={lam:g} | {statistics.mean(lat):.2f} us ({min(lat):.2f}-{max(lat):.2f}) "
+                             f"| gap E/argmax {statistics.mean(gap):.2f} | {100 * statistics.mean(r['val_acc'] or 0 for r in sweep):.1f} (val) |")
     print("\n| space | variant | target fraction | derived / target: mean (min-max) | in [0.90, 1.00] | retrained acc % |")
     print("|---|---|---|---|---|---|")
     print("\n".join(lines))

@@ -40,6 +40,12 @@ class RetrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
+            raise ConfigError(f"devices must be a positive integer, got {self.devices!r}")
+        if self.devices > 1:  # Lightning's DDP re-launches the command per rank: refuse it up front
+            raise ConfigError(f"devices={self.devices}: multi-device retraining is not supported yet (each DDP rank would re-run "
+                              "the command into the same run directory); use --devices 1")
+
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples}")
 

@@ -81,6 +81,9 @@ class SearchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.devices > 1:  # Lightning's DDP re-launches the command per rank: refuse it up front
+            raise ConfigError(f"devices={self.devices}: multi-device search is not supported yet (each DDP rank would re-run "
+                              "the command into the same run directory); use --devices 1")
         for name in ("learning_rate", "arch_lr", "temperature", "clock_hz"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -287,11 +290,13 @@ def run_search(
         ckpt_path = runs.latest_checkpoint(out)
         if ckpt_path is None:
             raise SearchError(f"no checkpoint in {out / runs.CHECKPOINTS} to resume from; start over with --force")
-        runs.check_checkpoint(ckpt_path)
+        checkpoint = runs.check_checkpoint(ckpt_path)
 
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(config)
+    if resume:  # before Lightning loads it (a mismatch there is a traceback, and an exception checkpoint)
+        _check_checkpoint_matches(ckpt_path, checkpoint, config)
     cost_model = build_cost_model(config)
     train, test = load_datasets(
         config.dataset, data_dir=config.data_dir, download=config.download,
@@ -404,6 +409,24 @@ def _nni_home(folder: Path):
         yield
     finally:
         nas_experiment.Experiments = original
+
+
+def _check_checkpoint_matches(path: Path, checkpoint: dict, config: SearchConfig) -> None:
+    """Refuse, in one line, a checkpoint whose supernet tensors are not this run's."""
+    from uboost.strategy import UBoost
+
+    prefix = "training_module._model."
+    space, _, _ = build_space(config)  # a fresh space: mutating it must not touch the one searched
+    expected = {prefix + k: tuple(v.shape) for k, v in UBoost(sampling=config.sampling).mutate_model(space).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()
+             if k.startswith(prefix) and hasattr(v, "shape")}
+    differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+    if differ:
+        key = differ[0]
+        raise SearchError(
+            f"checkpoint {path} does not belong to this run's {config.space} supernet ({len(differ)} tensors differ, "
+            f"e.g. {key[len(prefix):]}: {found.get(key, 'missing')} in the checkpoint, {expected.get(key, 'absent')} here); "
+            "start over with --force")
 
 
 def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dict[str, Any]:

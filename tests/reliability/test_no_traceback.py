@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.reliability.conftest import TINY, one_line_error
+from tests.reliability.conftest import TINY, one_line_error, tree
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,15 @@ def test_unwritable_outputs(cli, tiny_run, tmp_path):
 
 def test_messages_with_brackets_are_printed_verbatim(cli, tmp_path):
     one_line_error(cli("search", "--out", tmp_path / "[run]", "--resume"), "[run]")
+
+
+@pytest.mark.parametrize("command", ["search", "retrain"])
+def test_multi_device_is_refused_in_one_line_before_anything_is_written(cli, run_copy, tmp_path, command):
+    if command == "search":
+        result = cli("search", *TINY, "--devices", "2", "--out", tmp_path / "ddp")
+        assert not (tmp_path / "ddp").exists()
+    else:
+        before = tree(run_copy)
+        result = cli("retrain", run_copy, "--devices", "2", "--epochs", "1")
+        assert tree(run_copy) == before
+    one_line_error(result, "devices=2", "--devices 1")

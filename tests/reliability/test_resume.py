@@ -26,3 +26,16 @@ def test_resume_refuses_changed_settings_in_one_line(cli, run_copy):
     # repeating the stored values is fine
     result = cli("search", "--out", run_copy, "--resume", "--epochs", "1", "--space", "lenet")
     assert "differ" not in result.err
+
+
+def test_resume_with_a_checkpoint_of_another_space_is_one_line_and_keeps_the_run(cli, run_copy, tmp_path):
+    other = tmp_path / "other"
+    assert cli("search", "--space", "darts-cifar", "--width", "4", "--cells", "3", "--dataset", "digits", "--image-size", "8",
+               "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--out", other).code == 0
+    for name in ("arch.json", "result.json"):
+        (run_copy / name).unlink()  # an unfinished lenet run ...
+    for ckpt in (run_copy / "checkpoints").glob("*.ckpt"):
+        ckpt.write_bytes((other / "checkpoints" / "last.ckpt").read_bytes())  # ... whose checkpoint came from darts-cifar
+    before = tree(run_copy)
+    one_line_error(cli("search", "--out", run_copy, "--resume"), "does not belong to this run's lenet supernet", "--force")
+    assert tree(run_copy) == before  # no exception checkpoint, nothing else written
