@@ -8,9 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from uboost.cli.hw_scalesim import model_options, setup_scalesim, simulation_progress, tabulate
 from uboost.cli._common import console, parse_shape, registry_table, unique
 
 hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True, rich_markup_mode=None)
+hw_app.command("tabulate")(tabulate)
+hw_app.command("setup-scalesim")(setup_scalesim)
 
 
 @hw_app.command("list")
@@ -29,6 +32,8 @@ def profile(
     input: Annotated[Optional[str], typer.Option("--input", help="input shape CxHxW (default: the model's own)")] = None,
     cost_model: Annotated[str, typer.Option("--cost-model", help="a name from `uboost hw list`")] = "systolic",
     clock_hz: Annotated[float, typer.Option("--clock-hz", help="array clock for latency")] = 1e9,
+    sram_kb: Annotated[Optional[int], typer.Option("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
+    dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
@@ -45,12 +50,14 @@ def profile(
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     specs = [
-        HardwareSpec(rows=r, cols=c, dataflow=dataflow, batch_size=batch, clock_hz=clock_hz)
+        HardwareSpec(rows=r, cols=c, dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words)
         for r, c in (parse_array(a) for a in unique(array or ["128x128"]))
     ]
     layers = extract_layers(loaded.module, shape)
     extra = {"table": table_file} if table_file is not None else {}
-    reports = [resolve(cost_model, spec=spec, **extra).evaluate(layers) for spec in specs]
+    with simulation_progress(f"SCALE-Sim {model}") as progress:  # drawn only if a model simulates
+        extra.update(model_options(cost_model, progress))
+        reports = [resolve(cost_model, spec=spec, **extra).evaluate(layers) for spec in specs]
     if as_json:
         typer.echo(json.dumps({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}, indent=2))
     else:

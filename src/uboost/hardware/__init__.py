@@ -13,12 +13,17 @@ from uboost.hardware.spec import DATAFLOWS, HardwareSpec, parse_array
 from uboost.hardware import analytic as _analytic  # noqa: E402,F401
 from uboost.hardware import lookup as _lookup  # noqa: E402,F401
 from uboost.hardware import systolic as _systolic  # noqa: E402,F401
+from uboost.hardware import systolic_mem as _systolic_mem  # noqa: E402,F401
+from uboost.hardware import scalesim as _scalesim  # noqa: E402,F401  (runs SCALE-Sim only when used)
 from uboost.hardware.analytic import FlopsModel, RooflineModel  # noqa: E402
 from uboost.hardware.lookup import LookupTable  # noqa: E402
 from uboost.hardware.systolic import PaperSystolicArray, SystolicArray  # noqa: E402
+from uboost.hardware.systolic_mem import MemorySystolicArray  # noqa: E402
+from uboost.hardware.scalesim import ScaleSimModel  # noqa: E402
 
 __all__ = [
     "COST_MODELS", "Ceil", "CostModel", "DATAFLOWS", "FlopsModel", "HardwareSpec", "LayerCost", "LayerShape",
+    "MemorySystolicArray", "ScaleSimModel",
     "LayerTable", "LookupTable", "NetworkCost", "PaperSystolicArray", "RooflineModel", "SystolicArray",
     "create", "extract_layers", "list_models", "parse_array", "register", "resolve", "smooth_ceil",
 ]

@@ -110,7 +110,8 @@ class CostModel(abc.ABC):
 
     def __repr__(self) -> str:
         s = self.spec
-        return f"{type(self).__name__}(rows={s.rows}, cols={s.cols}, dataflow={s.dataflow!r}, batch_size={s.batch_size})"
+        memory = f", {s.memory_text}" if s.memory_bound else ""
+        return f"{type(self).__name__}(rows={s.rows}, cols={s.cols}, dataflow={s.dataflow!r}, batch_size={s.batch_size}{memory})"
 
     # -- the one method a model must provide -------------------------------------------------
     @abc.abstractmethod

@@ -132,7 +132,7 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerSh
     return found
 
 
-_COLUMNS = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "in_h", "in_w", "out_h", "out_w")
+_COLUMNS = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride", "in_h", "in_w", "out_h", "out_w")
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,13 @@ class LayerTable:
     groups: torch.Tensor
     kernel_h: torch.Tensor
     kernel_w: torch.Tensor
+    stride: torch.Tensor
     in_h: torch.Tensor
     in_w: torch.Tensor
     out_h: torch.Tensor
     out_w: torch.Tensor
     depthwise: torch.Tensor
+    linear: torch.Tensor
     names: tuple[str, ...] = ()
 
     @classmethod
@@ -163,7 +165,21 @@ class LayerTable:
             c: torch.tensor([float(getattr(s, c)) for s in shapes], dtype=torch.float64, device=device) for c in _COLUMNS
         }
         depthwise = torch.tensor([s.depthwise for s in shapes], dtype=torch.bool, device=device)
-        return cls(**cols, depthwise=depthwise, names=tuple(s.name for s in shapes))
+        linear = torch.tensor([s.kind == "linear" for s in shapes], dtype=torch.bool, device=device)
+        return cls(**cols, depthwise=depthwise, linear=linear, names=tuple(s.name for s in shapes))
+
+    def shapes(self) -> list[LayerShape]:
+        """The layers of the table as :class:`LayerShape` objects (for simulators that take one layer at a time)."""
+        cols = {c: [int(v) for v in getattr(self, c).tolist()] for c in _COLUMNS}
+        depthwise, linear = self.depthwise.tolist(), self.linear.tolist()
+        return [
+            LayerShape(
+                name=self.names[i] if self.names else f"#{i}",
+                kind="linear" if linear[i] else conv_kind(cols["in_channels"][i], cols["groups"][i], cols["kernel_h"][i], cols["kernel_w"][i]),
+                **{c: cols[c][i] for c in _COLUMNS},
+            )
+            for i in range(len(self))
+        ]
 
     def __len__(self) -> int:
         return self.in_channels.shape[0]

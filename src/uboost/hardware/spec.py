@@ -11,6 +11,8 @@ from uboost.exceptions import ConfigError
 DATAFLOWS = ("ws", "os", "is")
 """Weight-, output- and input-stationary systolic dataflows."""
 
+SRAM_FIELDS = ("sram_kb", "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
+
 
 @dataclass(frozen=True, kw_only=True)
 class HardwareSpec:
@@ -20,6 +22,14 @@ class HardwareSpec:
     the filters, as in SCALE-Sim. ``batch_size`` is the inference batch being priced,
     ``bits`` the operand width (used for memory traffic), ``mem_bw_gbps`` the off-chip
     bandwidth in GB/s (used by the roofline model).
+
+    **On-chip memory**, in SCALE-Sim's terms (one word = one byte): ``sram_kb`` is the size of
+    *each* of the three double-buffered SRAMs (ifmap, filter, ofmap) in kB; ``ifmap_sram_kb``,
+    ``filter_sram_kb`` and ``ofmap_sram_kb`` override one buffer. ``dram_bw_words`` is the DRAM
+    bandwidth in words per cycle per port. ``None`` means unbounded, and a spec is
+    :attr:`memory_bound` only when it has a bandwidth and at least one sized buffer; otherwise
+    reads never stall and every model prices compute only (SCALE-Sim's ``CALC`` mode: today's
+    numbers, unchanged).
     """
 
     rows: int = 128
@@ -29,6 +39,11 @@ class HardwareSpec:
     batch_size: int = 1
     bits: int = 8
     mem_bw_gbps: float = 100.0
+    sram_kb: int | None = None
+    ifmap_sram_kb: int | None = None
+    filter_sram_kb: int | None = None
+    ofmap_sram_kb: int | None = None
+    dram_bw_words: float | None = None
 
     def __post_init__(self) -> None:
         for field in ("rows", "cols", "batch_size", "bits"):
@@ -41,6 +56,37 @@ class HardwareSpec:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{field} must be a positive finite number, got {value!r}")
+        for field in SRAM_FIELDS:
+            value = getattr(self, field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{field} must be a positive whole number of kB (or unset for unbounded), got {value!r}")
+        value = self.dram_bw_words
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+        ):
+            raise ConfigError(f"dram_bw_words must be a positive finite number of words per cycle (or unset), got {value!r}")
+
+    @property
+    def buffer_kb(self) -> tuple[int | None, int | None, int | None]:
+        """Sizes of the (ifmap, filter, ofmap) SRAMs in kB; ``None`` = unbounded."""
+        return tuple(  # type: ignore[return-value]
+            getattr(self, f"{b}_sram_kb") if getattr(self, f"{b}_sram_kb") is not None else self.sram_kb
+            for b in ("ifmap", "filter", "ofmap")
+        )
+
+    @property
+    def memory_bound(self) -> bool:
+        """True when DRAM bandwidth and at least one SRAM size are finite (reads can stall)."""
+        return self.dram_bw_words is not None and any(kb is not None for kb in self.buffer_kb)
+
+    @property
+    def memory_text(self) -> str:
+        """``"64 kB SRAM, 10 words/cycle"`` (or ``"unbounded memory"``) for tables and logs."""
+        if not self.memory_bound:
+            return "unbounded memory"
+        sizes = {kb for kb in self.buffer_kb}
+        sram = f"{sizes.pop()} kB" if len(sizes) == 1 else "/".join("-" if kb is None else str(kb) for kb in self.buffer_kb) + " kB"
+        return f"{sram} SRAM, {self.dram_bw_words:g} words/cycle"
 
     @property
     def pes(self) -> int:

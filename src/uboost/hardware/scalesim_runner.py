@@ -1,0 +1,347 @@
+"""Running SCALE-Sim 3.0 from uboost: its environment, the jobs, a disk cache, worker processes.
+
+**Environment.** SCALE-Sim 3.0.0 crashes with ``numpy>=2.3``, which uboost itself does not pin,
+so the simulator normally runs in its own virtualenv and uboost talks to it through worker
+*processes* (``_scalesim_worker.py``, standard library + ``scalesim`` only). The interpreter is,
+in order: the ``python=`` argument, ``$UBOOST_SCALESIM_PYTHON``, the current interpreter when it
+can import ``scalesim`` with ``numpy<2.3``, ``$XDG_CACHE_HOME/uboost/scalesim-venv`` (see
+:func:`setup_environment`), and ``./.venv-scalesim`` in the working directory. Set one up with::
+
+    uboost hw setup-scalesim            # or by hand:
+    python -m venv ~/.cache/uboost/scalesim-venv
+    ~/.cache/uboost/scalesim-venv/bin/pip install scalesim==3.0.0 "numpy<2.3"
+
+**Jobs.** One layer becomes one SCALE-Sim topology row: batch-1 convolutions in its convolution
+format (no padding, so the input is ``(out - 1) * stride + k``), batched layers and ``Linear`` in
+its GEMM format (``M = B*H*W``), a depthwise layer as *one* one-channel layer times ``C`` (SCALE-Sim
+simulates the ``C`` channels of a ``DP`` row independently, with fresh memories each: they are
+identical), grouped convolutions as one group times ``groups``. ``CALC`` mode unless the spec is
+memory-bound (:attr:`HardwareSpec.memory_bound`), then ``USER`` mode with the spec's SRAM sizes and
+``dram_bw_words`` as the DRAM bandwidth of all three ports (an unbounded buffer gets room for its
+whole operand twice over).
+
+**Cache.** Results are stored in SQLite (``$UBOOST_CACHE_DIR`` or ``$XDG_CACHE_HOME/uboost``,
+file ``scalesim-3.0.0.sqlite``) under a key of the topology row, array, dataflow and memory
+configuration; a cached job is never simulated again, by any process.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import math
+import os
+import queue
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from uboost.exceptions import ConfigError, HardwareError
+from uboost.hardware.layers import LayerShape
+from uboost.hardware.spec import HardwareSpec
+
+logger = logging.getLogger(__name__)
+
+SCALESIM_VERSION = "3.0.0"
+WORKER = Path(__file__).with_name("_scalesim_worker.py")
+PYTHON_ENV = "UBOOST_SCALESIM_PYTHON"
+CACHE_ENV = "UBOOST_CACHE_DIR"
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``, called after every finished simulation (from a reader thread)."""
+
+
+# -- environment -------------------------------------------------------------------------------
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "uboost"
+
+
+def default_venv() -> Path:
+    return default_cache_dir() / "scalesim-venv"
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _here_works() -> bool:
+    if importlib.util.find_spec("scalesim") is None:
+        return False
+    try:
+        major, minor = (int(x) for x in importlib.metadata.version("numpy").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) < (2, 3)
+
+
+def find_python(python: str | os.PathLike | None = None) -> str:
+    """The interpreter that runs SCALE-Sim (see the module docstring for the search order)."""
+    if python is not None:
+        candidates = [("python=", Path(python))]
+    elif os.environ.get(PYTHON_ENV):
+        candidates = [(f"${PYTHON_ENV}", Path(os.environ[PYTHON_ENV]).expanduser())]
+    else:
+        if _here_works():
+            return sys.executable
+        candidates = [("cache", _venv_python(default_venv())), ("cwd", _venv_python(Path.cwd() / ".venv-scalesim"))]
+    for _, path in candidates:
+        if path.is_file():
+            return os.fspath(path)
+    where = ", ".join(f"{label} {path}" for label, path in candidates)
+    raise HardwareError(
+        f"no SCALE-Sim environment found ({where}): run `uboost hw setup-scalesim` or "
+        f"`pip install scalesim=={SCALESIM_VERSION} 'numpy<2.3'` in a virtualenv and set ${PYTHON_ENV} to its python"
+    )
+
+
+def setup_environment(venv: str | os.PathLike | None = None) -> str:
+    """Create a virtualenv with SCALE-Sim (``numpy<2.3``) and return its python."""
+    target = Path(venv) if venv is not None else default_venv()
+    python = _venv_python(target)
+    if not python.is_file():
+        logger.info("creating a SCALE-Sim virtualenv in %s", target)
+        subprocess.run([sys.executable, "-m", "venv", os.fspath(target)], check=True)
+    subprocess.run(
+        [os.fspath(python), "-m", "pip", "install", "--quiet", f"scalesim=={SCALESIM_VERSION}", "numpy<2.3"], check=True
+    )
+    return os.fspath(python)
+
+
+# -- jobs --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One SCALE-Sim run: a topology row on an array and memory; the layer costs ``repeat`` of it."""
+
+    rows: int
+    cols: int
+    dataflow: str
+    mode: str  # "CALC" | "USER"
+    sram_kb: tuple[int, int, int] | None
+    bw: int | None
+    topology: tuple[tuple[str, object], ...]
+
+    @property
+    def key(self) -> str:
+        return json.dumps(
+            {"v": SCALESIM_VERSION, "array": [self.rows, self.cols], "df": self.dataflow, "mode": self.mode,
+             "sram_kb": self.sram_kb, "bw": self.bw, "topology": dict(self.topology)},
+            sort_keys=True,
+        )
+
+    def payload(self, ident: int) -> dict:
+        return {"id": ident, "rows": self.rows, "cols": self.cols, "dataflow": self.dataflow, "mode": self.mode,
+                "sram_kb": list(self.sram_kb) if self.sram_kb else None, "bw": self.bw, "topology": dict(self.topology)}
+
+    def rough_cycles(self) -> float:
+        t = dict(self.topology)
+        if t["kind"] == "gemm":
+            m, k, n = t["m"], t["k"], t["n"]
+        else:
+            m = ((t["ifmap_h"] - t["filter_h"]) // t["stride"] + 1) * ((t["ifmap_w"] - t["filter_w"]) // t["stride"] + 1)
+            k = t["filter_h"] * t["filter_w"] * t["channels"]
+            n = 1 if t["depthwise"] else t["filters"]
+        r, c = self.rows, self.cols
+        if self.dataflow == "os":
+            return math.ceil(m / r) * math.ceil(n / c) * (k + r + c)
+        if self.dataflow == "is":
+            return math.ceil(k / r) * math.ceil(m / c) * (n + 2 * r + c)
+        return math.ceil(k / r) * math.ceil(n / c) * (m + 2 * r + c)
+
+
+def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
+    """The SCALE-Sim job that prices ``layer`` on ``spec`` and how many times the layer repeats it."""
+    b = spec.batch_size
+    groups = layer.in_channels if layer.depthwise else layer.groups
+    cin, cout = layer.in_channels // groups, layer.out_channels // groups
+    kh, kw = layer.kernel_h, layer.kernel_w
+    m, k, n = b * layer.out_h * layer.out_w, kh * kw * cin, cout
+    if layer.kind == "linear" or b > 1 or (layer.depthwise and cout != 1):
+        topology = {"kind": "gemm", "m": m, "n": n, "k": k}
+    else:
+        topology = {
+            "kind": "conv", "ifmap_h": (layer.out_h - 1) * layer.stride + kh, "ifmap_w": (layer.out_w - 1) * layer.stride + kw,
+            "filter_h": kh, "filter_w": kw, "channels": cin, "filters": n, "stride": layer.stride,
+            "depthwise": bool(layer.depthwise),
+        }
+    if spec.memory_bound:
+        bw = spec.dram_bw_words
+        if float(bw) != int(bw):
+            raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got dram_bw_words={bw:g}")
+        roomy = math.ceil(2 * max(m * k, k * n, m * n) / 1024) + 1  # an unbounded buffer: its operand fits twice
+        sram = tuple(kb if kb is not None else roomy for kb in spec.buffer_kb)
+        job = Job(spec.rows, spec.cols, spec.dataflow, "USER", sram, int(bw), tuple(sorted(topology.items())))
+    else:
+        job = Job(spec.rows, spec.cols, spec.dataflow, "CALC", None, None, tuple(sorted(topology.items())))
+    return job, groups
+
+
+# -- cache -------------------------------------------------------------------------------------
+class ResultCache:
+    """SQLite table ``key -> (cycles, stall_cycles, seconds)``; safe across processes."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.path = self.directory / f"scalesim-{SCALESIM_VERSION}.sqlite"
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=60)
+            con.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, cycles INTEGER, stall_cycles INTEGER, seconds REAL)")
+        except (OSError, sqlite3.Error) as exc:
+            raise HardwareError(f"cannot use the SCALE-Sim cache {self.path}: {exc}") from None
+        return con
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+        keys = list(keys)
+        found: dict[str, tuple[int, int]] = {}
+        if not keys or not self.path.exists():
+            return found
+        con = self._connect()
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                rows = con.execute(
+                    f"SELECT key, cycles, stall_cycles FROM results WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                found.update({key: (cycles, stalls) for key, cycles, stalls in rows})
+        finally:
+            con.close()
+        return found
+
+    def put(self, key: str, cycles: int, stall_cycles: int, seconds: float) -> None:
+        con = self._connect()
+        try:
+            with con:
+                con.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)", (key, cycles, stall_cycles, seconds))
+        finally:
+            con.close()
+
+    def __len__(self) -> int:
+        if not self.path.exists():
+            return 0
+        con = self._connect()
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        finally:
+            con.close()
+
+
+# -- running -----------------------------------------------------------------------------------
+@dataclass
+class RunStats:
+    simulated: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+
+def simulate(
+    jobs: Sequence[Job],
+    *,
+    python: str | os.PathLike | None = None,
+    workers: int = 2,
+    cache: ResultCache | None = None,
+    progress: Progress | None = None,
+    stats: RunStats | None = None,
+) -> list[tuple[int, int]]:
+    """``(cycles, stall_cycles)`` of every job, from the cache or SCALE-Sim (``workers`` processes)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    cache = cache if cache is not None else ResultCache()
+    stats = stats if stats is not None else RunStats()
+    keys = [job.key for job in jobs]
+    known = cache.get_many(set(keys))
+    todo: dict[str, Job] = {}
+    for key, job in zip(keys, jobs):
+        if key not in known:
+            todo.setdefault(key, job)
+    stats.cached += len(set(keys)) - len(todo)
+    if todo:
+        t0 = time.time()
+        found = _run(list(todo.items()), find_python(python), workers, cache, progress)
+        known.update(found)
+        stats.simulated += len(found)
+        stats.seconds += time.time() - t0
+    return [known[key] for key in keys]
+
+
+def _run(
+    todo: list[tuple[str, Job]], python: str, workers: int, cache: ResultCache, progress: Progress | None
+) -> dict[str, tuple[int, int]]:
+    todo.sort(key=lambda item: -item[1].rough_cycles())  # longest first: workers finish together
+    pending: "queue.Queue[int]" = queue.Queue()
+    for i in range(len(todo)):
+        pending.put(i)
+    results: dict[str, tuple[int, int]] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+    logger.info("SCALE-Sim: simulating %d shapes in %d worker process(es) with %s", len(todo), min(workers, len(todo)), python)
+
+    def work() -> None:
+        try:
+            proc = subprocess.Popen(
+                [python, os.fspath(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, bufsize=1,
+            )
+        except OSError as exc:
+            with lock:
+                errors.append(f"cannot start {python}: {exc}")
+            return
+        try:
+            while not errors:
+                try:
+                    i = pending.get_nowait()
+                except queue.Empty:
+                    break
+                key, job = todo[i]
+                proc.stdin.write(json.dumps(job.payload(i)) + "\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    with lock:
+                        errors.append(f"the SCALE-Sim worker ({python}) exited with code {proc.wait()}; is scalesim installed there with numpy<2.3?")
+                    break
+                answer = json.loads(line)
+                if "error" in answer:
+                    logger.debug("SCALE-Sim traceback:\n%s", answer.get("traceback", ""))
+                    with lock:
+                        errors.append(f"SCALE-Sim failed on {dict(job.topology)} ({job.rows}x{job.cols} {job.dataflow} {job.mode}): {answer['error']}")
+                    break
+                cache.put(key, int(answer["cycles"]), int(answer["stall_cycles"]), float(answer["seconds"]))
+                with lock:
+                    results[key] = (int(answer["cycles"]), int(answer["stall_cycles"]))
+                    done = len(results)
+                if progress is not None:
+                    progress(done, len(todo))
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(todo)))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        with lock:
+            errors.append("interrupted")
+        raise
+    if errors:
+        raise HardwareError(errors[0])
+    return results

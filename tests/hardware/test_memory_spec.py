@@ -1,0 +1,119 @@
+"""On-chip memory in HardwareSpec and the closed-form memory-aware model ``systolic-mem``."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from uboost.exceptions import ConfigError
+from uboost.hardware import HardwareSpec, LayerShape, LayerTable, create
+from uboost.testing import CONTRACT_LAYERS
+
+from tests.hardware.test_scalesim_golden import load_rows, shape_of
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"sram_kb": 0},
+        {"sram_kb": -16},
+        {"sram_kb": 1.5},
+        {"sram_kb": True},
+        {"ofmap_sram_kb": 0},
+        {"dram_bw_words": float("nan")},
+        {"dram_bw_words": float("inf")},
+        {"dram_bw_words": 0},
+        {"dram_bw_words": -4},
+        {"dram_bw_words": "10"},
+    ],
+)
+def test_bad_memory_config_is_a_config_error(fields):
+    with pytest.raises(ConfigError, match=next(iter(fields)).split("_", 1)[-1] if "sram" in next(iter(fields)) else "dram_bw_words"):
+        HardwareSpec(**fields)
+
+
+def test_memory_defaults_are_unbounded():
+    spec = HardwareSpec()
+    assert spec.buffer_kb == (None, None, None)
+    assert not spec.memory_bound
+    assert spec.memory_text == "unbounded memory"
+
+
+def test_per_buffer_overrides_and_memory_bound():
+    spec = HardwareSpec(sram_kb=64, ofmap_sram_kb=16, dram_bw_words=10)
+    assert spec.buffer_kb == (64, 64, 16)
+    assert spec.memory_bound
+    assert spec.memory_text == "64/64/16 kB SRAM, 10 words/cycle"
+    assert HardwareSpec(sram_kb=64, dram_bw_words=10).memory_text == "64 kB SRAM, 10 words/cycle"
+    # a bandwidth alone (or an SRAM size alone) cannot stall anything
+    assert not HardwareSpec(dram_bw_words=4).memory_bound
+    assert not HardwareSpec(sram_kb=16).memory_bound
+    assert HardwareSpec(filter_sram_kb=16, dram_bw_words=4).buffer_kb == (None, 16, None)
+
+
+def test_unbounded_memory_reproduces_systolic_on_every_golden_point():
+    rows = load_rows()
+    groups = {}
+    for row in rows:
+        groups.setdefault((int(row["rows"]), int(row["cols"]), row["dataflow"], int(row["batch"])), []).append(row)
+    for (r, c, flow, batch), members in groups.items():
+        table = LayerTable.from_shapes([shape_of(m) for m in members])
+        spec = HardwareSpec(rows=r, cols=c, dataflow=flow, batch_size=batch, dram_bw_words=4)  # no SRAM size: unbounded
+        mem = create("systolic-mem", spec=spec).cycles(table)
+        assert mem.tolist() == [float(m["cycles"]) for m in members]
+
+
+def test_operands_that_fit_never_stall():
+    # 1 MB buffers hold every contract layer's operands in their active halves
+    spec = HardwareSpec(rows=16, cols=16, sram_kb=1024, dram_bw_words=1)
+    table = LayerTable.from_shapes(CONTRACT_LAYERS)
+    compute = create("systolic", rows=16, cols=16).cycles(table)
+    assert torch.equal(create("systolic-mem", spec=spec).cycles(table), compute)
+
+
+def test_small_sram_and_bandwidth_make_a_big_layer_memory_bound():
+    layer = LayerShape(name="c", kind="conv", in_channels=128, out_channels=128, kernel_h=3, kernel_w=3,
+                       in_h=8, in_w=8, out_h=8, out_w=8)
+    table = LayerTable.from_shapes([layer])
+    compute = create("systolic", rows=32, cols=32).cycles(table).item()
+    mem = create("systolic-mem", rows=32, cols=32, sram_kb=16, dram_bw_words=4).cycles(table).item()
+    # the ifmap (64 x 1152 im2col words) streams 4 times (once per filter column fold) through 8 kB halves
+    assert mem > 1.5 * compute
+    roomy = create("systolic-mem", rows=32, cols=32, sram_kb=1024, dram_bw_words=4).cycles(table).item()
+    assert roomy == compute
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kb=st.sampled_from([4, 16, 64, 256]),
+    bw=st.sampled_from([1, 4, 10, 32]),
+    flow=st.sampled_from(["ws", "os", "is"]),
+    batch=st.integers(1, 4),
+)
+def test_more_bandwidth_never_costs_more(kb, bw, flow, batch):
+    """(Not SRAM: SCALE-Sim itself is not monotone in it -- a bigger buffer prefetches bigger chunks.)"""
+    table = LayerTable.from_shapes(CONTRACT_LAYERS)
+
+    def cycles(kb, bw):
+        spec = HardwareSpec(rows=16, cols=16, dataflow=flow, batch_size=batch, sram_kb=kb, dram_bw_words=bw)
+        return create("systolic-mem", spec=spec).cycles(table)
+
+    base = cycles(kb, bw)
+    compute = create("systolic", rows=16, cols=16, dataflow=flow, batch_size=batch).cycles(table)
+    assert (base >= compute).all()
+    assert (cycles(kb, 2 * bw) <= base + 1e-9).all()
+
+
+def test_smooth_mode_gives_gradients_and_approaches_exact():
+    layer = LayerShape(name="c", kind="conv", in_channels=128, out_channels=100, kernel_h=3, kernel_w=3,
+                       in_h=8, in_w=8, out_h=8, out_w=8)
+    table = LayerTable.from_shapes([layer])
+    model = create("systolic-mem", rows=32, cols=32, sram_kb=16, dram_bw_words=4)
+    exact = model.cycles(table).item()
+    cout = torch.tensor([100.0], dtype=torch.float64, requires_grad=True)
+    smooth = model.cycles(table, out_channels=cout, temperature=50.0)
+    smooth.sum().backward()
+    assert cout.grad is not None and cout.grad.item() > 0
+    assert math.isclose(smooth.item(), exact, rel_tol=0.02)

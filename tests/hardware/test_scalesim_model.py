@@ -1,0 +1,156 @@
+"""The ``scalesim`` cost model: job mapping, disk cache, CALC == systolic, USER-mode golden points.
+
+Tests that run SCALE-Sim need its environment (``uboost hw setup-scalesim`` or
+``$UBOOST_SCALESIM_PYTHON``) and are skipped without it; the long ones are marked slow.
+"""
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from uboost.exceptions import HardwareError
+from uboost.hardware import HardwareSpec, LayerShape, LayerTable, create
+from uboost.hardware.scalesim import ScaleSimModel
+from uboost.hardware.scalesim_runner import ResultCache, find_python, layer_job
+
+from tests.hardware.test_scalesim_golden import load_rows, shape_of
+
+USER_GOLDEN = Path(__file__).parent / "data" / "scalesim_user_golden.csv"
+
+CONV = LayerShape(name="conv", kind="conv", in_channels=16, out_channels=32, kernel_h=3, kernel_w=3, stride=2,
+                  in_h=16, in_w=16, out_h=8, out_w=8)
+DW = LayerShape(name="dw", kind="depthwise", in_channels=8, out_channels=8, groups=8, kernel_h=3, kernel_w=3,
+                in_h=8, in_w=8, out_h=8, out_w=8)
+FC = LayerShape(name="fc", kind="linear", in_channels=64, out_channels=10)
+
+
+def _simulator():
+    try:
+        return find_python()
+    except HardwareError as exc:
+        pytest.skip(f"SCALE-Sim is not set up here: {exc}")
+
+
+@pytest.fixture
+def simulator():
+    return _simulator()
+
+
+# -- no simulator needed ---------------------------------------------------------------------
+def test_layers_become_scalesim_jobs():
+    spec = HardwareSpec(rows=16, cols=16)
+    job, repeat = layer_job(CONV, spec)
+    topo = dict(job.topology)
+    assert (job.mode, repeat, topo["kind"]) == ("CALC", 1, "conv")
+    # no padding in SCALE-Sim: the input is sized so that the output is 8x8 at stride 2
+    assert (topo["ifmap_h"], topo["ifmap_w"], topo["stride"], topo["channels"], topo["filters"]) == (17, 17, 2, 16, 32)
+    job, repeat = layer_job(DW, spec)
+    assert repeat == 8 and dict(job.topology)["depthwise"] and dict(job.topology)["channels"] == 1
+    job, repeat = layer_job(FC, spec)
+    assert dict(job.topology) == {"kind": "gemm", "m": 1, "k": 64, "n": 10}
+    job, _ = layer_job(CONV, HardwareSpec(rows=16, cols=16, batch_size=4))
+    assert dict(job.topology) == {"kind": "gemm", "m": 4 * 64, "k": 144, "n": 32}
+
+
+def test_memory_bound_specs_run_user_mode_and_key_the_cache_by_memory():
+    base, _ = layer_job(CONV, HardwareSpec(rows=16, cols=16))
+    user, _ = layer_job(CONV, HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=4))
+    other, _ = layer_job(CONV, HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=10))
+    assert (user.mode, user.sram_kb, user.bw) == ("USER", (16, 16, 16), 4)
+    assert len({base.key, user.key, other.key}) == 3
+    # an unbounded buffer gets room for its whole operand
+    roomy, _ = layer_job(CONV, HardwareSpec(rows=16, cols=16, filter_sram_kb=16, dram_bw_words=4))
+    assert roomy.sram_kb[1] == 16 and roomy.sram_kb[0] * 1024 >= 2 * 64 * 144
+    with pytest.raises(HardwareError, match="whole number"):
+        layer_job(CONV, HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=2.5))
+
+
+def test_missing_simulator_is_one_clear_error(tmp_path):
+    model = create("scalesim", rows=16, cols=16, python=tmp_path / "no-python", cache_dir=tmp_path)
+    with pytest.raises(HardwareError, match="setup-scalesim"):
+        model.evaluate([CONV])
+
+
+def test_cached_results_need_no_simulator(tmp_path):
+    spec = HardwareSpec(rows=16, cols=16)
+    first = ScaleSimModel(spec, python=os.devnull, cache_dir=tmp_path)
+    first.prefill([CONV, DW, FC], [1000.0, 800.0, 70.0])
+    again = ScaleSimModel(spec, python=os.devnull, cache_dir=tmp_path)
+    assert [l.cycles for l in again.evaluate([CONV, DW, FC, CONV]).layers] == [1000.0, 800.0, 70.0, 1000.0]
+    assert again.stats.simulated == 0 and again.stats.cached == 3
+
+
+def test_soft_channels_use_the_closed_form_scaled_to_the_simulated_rows(tmp_path):
+    spec = HardwareSpec(rows=16, cols=16)
+    model = ScaleSimModel(spec, python=os.devnull, cache_dir=tmp_path)
+    systolic = create("systolic", spec=spec)
+    table = LayerTable.from_shapes([CONV, FC])
+    model.prefill([CONV, FC], [2 * c for c in systolic.cycles(table).tolist()])  # pretend SCALE-Sim says 2x
+    cout = table.out_channels.clone().requires_grad_(True)
+    soft = model.cycles(table, out_channels=cout, temperature=20.0)
+    assert torch.allclose(soft, 2 * systolic.cycles(table, out_channels=cout, temperature=20.0))
+    soft.sum().backward()
+    assert cout.grad is not None and (cout.grad >= 0).all()
+
+
+# -- SCALE-Sim itself ------------------------------------------------------------------------
+def _golden_subset(limit_cycles: float):
+    rows = [r for r in load_rows() if float(r["cycles"]) <= limit_cycles]
+    groups = {}
+    for row in rows:
+        groups.setdefault((int(row["rows"]), int(row["cols"]), row["dataflow"], int(row["batch"])), []).append(row)
+    return groups
+
+
+def _check_calc(groups, tmp_path):
+    mismatches, total = [], 0
+    for (r, c, flow, batch), members in groups.items():
+        spec = HardwareSpec(rows=r, cols=c, dataflow=flow, batch_size=batch)
+        table = LayerTable.from_shapes([shape_of(m) for m in members])
+        model = create("scalesim", spec=spec, cache_dir=tmp_path, workers=2)
+        ours = model.cycles(table).tolist()
+        systolic = create("systolic", spec=spec).cycles(table).tolist()
+        for m, a, b in zip(members, ours, systolic):
+            total += 1
+            if not a == b == float(m["cycles"]):
+                mismatches.append((m["network"], m["layer"], r, c, flow, a, b, m["cycles"]))
+    assert total and not mismatches, f"{len(mismatches)} of {total} differ, e.g. {mismatches[:3]}"
+
+
+def test_calc_mode_equals_systolic_on_small_golden_points(simulator, tmp_path):
+    groups = _golden_subset(700)
+    assert sum(len(v) for v in groups.values()) >= 5
+    _check_calc(groups, tmp_path)
+
+
+@pytest.mark.slow
+def test_calc_mode_equals_systolic_on_the_golden_points(simulator, tmp_path):
+    """Every golden point up to 40k cycles (about 500 of 747; the rest take minutes each)."""
+    _check_calc(_golden_subset(40_000), tmp_path)
+
+
+def test_second_run_hits_the_cache(simulator, tmp_path):
+    spec = HardwareSpec(rows=8, cols=8)
+    first = ScaleSimModel(spec, cache_dir=tmp_path)
+    cycles = first.evaluate([CONV, FC]).cycles
+    assert first.stats.simulated == 2 and len(ResultCache(tmp_path)) == 2
+    second = ScaleSimModel(spec, python=os.devnull, cache_dir=tmp_path)  # could not simulate if it had to
+    assert second.evaluate([FC, CONV]).cycles == cycles
+    assert second.stats.simulated == 0 and second.stats.cached == 2
+
+
+def _user_golden():
+    with open(USER_GOLDEN, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_user_mode_matches_stored_scalesim_points(simulator, tmp_path):
+    for row in _user_golden():
+        spec = HardwareSpec(rows=int(row["rows"]), cols=int(row["cols"]), dataflow=row["dataflow"], batch_size=int(row["batch"]),
+                            sram_kb=int(row["sram_kb"]), dram_bw_words=int(float(row["dram_bw_words"])))
+        model = create("scalesim", spec=spec, cache_dir=tmp_path)
+        assert model.evaluate([shape_of({**row, "network": row["network"]})]).cycles == float(row["cycles"]), row
