@@ -50,6 +50,21 @@ class RetrainConfig:
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples}")
 
 
+SETTINGS_KEY = "uboost_retrain_settings"
+# the settings a checkpoint was trained with; the schedule and the data depend on every one of them
+RESUME_SETTINGS = ("epochs", "batch_size", "learning_rate", "weight_decay", "schedule", "augment", "seed", "max_samples")
+
+
+def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) -> None:
+    stored = checkpoint.get(SETTINGS_KEY)
+    if not isinstance(stored, dict):
+        return  # a checkpoint from before settings were stored: nothing to compare
+    changed = [f"{k} {stored[k]!r} -> {getattr(config, k)!r}" for k in RESUME_SETTINGS if k in stored and stored[k] != getattr(config, k)]
+    if changed:
+        raise RunDirError(f"--resume would continue {path} with other settings ({', '.join(changed)}); "
+                          "repeat the original ones, or retrain from scratch without --resume")
+
+
 def _module(network, config: RetrainConfig, steps_per_epoch: int):
     import pytorch_lightning as pl
     import torch
@@ -78,6 +93,9 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int):
             logits = self(x)
             self.log("test_loss", F.cross_entropy(logits, y), prog_bar=True)
             self.log("test_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+
+        def on_save_checkpoint(self, checkpoint: dict) -> None:  # what --resume must not silently change
+            checkpoint[SETTINGS_KEY] = {k: getattr(config, k) for k in RESUME_SETTINGS}
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
@@ -166,7 +184,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         ckpt_path = runs.latest_checkpoint(out)
         if ckpt_path is None:
             raise RunDirError(f"no retrain checkpoint in {ckpt_dir} to resume from; run without --resume")
-        runs.check_checkpoint(ckpt_path)
+        _check_resume_settings(ckpt_path, runs.check_checkpoint(ckpt_path), config)
 
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)

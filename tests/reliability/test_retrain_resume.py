@@ -68,3 +68,19 @@ def test_search_force_removes_retrain_checkpoints(cli, run_copy):
 
     assert cli("search", *TINY, "--out", run_copy, "--force").code == 0
     assert not (run_copy / "retrain").exists()
+
+
+def test_retrain_resume_refuses_changed_settings_in_one_line(cli, run_copy):
+    from tests.reliability.conftest import tree
+
+    first = cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64", "--batch-size", "32")
+    assert first.code == 0, first.err
+    before = tree(run_copy)
+    # a longer schedule or another learning rate would silently train with the checkpoint's schedule
+    one_line_error(cli("retrain", run_copy, "--epochs", "3", "--max-samples", "64", "--batch-size", "32", "--resume"),
+                   "epochs 1 -> 3", "without --resume")
+    one_line_error(cli("retrain", run_copy, "--lr", "0.5", "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--resume"),
+                   "learning_rate 0.05 -> 0.5")
+    assert tree(run_copy) == before
+    again = cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--resume")
+    assert again.code == 0, again.err  # the same settings resume (here: nothing left to train)
