@@ -387,3 +387,28 @@ def test_make_loaders_seeded_order(digits):
 def test_make_loaders_validates(digits, kwargs, field):
     with pytest.raises(ConfigError, match=field):
         make_loaders(*digits, **kwargs)
+
+
+def test_corrupt_images_in_a_folder_are_skipped_with_a_warning(tmp_path, caplog):
+    for cls in ("a", "b"):
+        _write_pngs(tmp_path / "train" / cls, 3, seed=len(cls))
+        _write_pngs(tmp_path / "val" / cls, 2, seed=5)
+    (tmp_path / "train" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (tmp_path / "train" / "b" / "empty.jpg").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="uboost.data"):
+        train, test = load_datasets(f"folder:{tmp_path}")
+    assert (len(train), len(test)) == (6, 4)  # the two damaged files are not samples
+    images, _ = _stack(train)  # every remaining sample loads: training cannot crash on them
+    assert images.shape[0] == 6
+    assert "skipped 2 unreadable" in caplog.text
+
+
+def test_an_image_that_fails_to_decode_later_is_a_one_line_data_error(tmp_path):
+    for cls in ("a", "b"):
+        _write_pngs(tmp_path / "train" / cls, 2, seed=1)
+        _write_pngs(tmp_path / "val" / cls, 1, seed=2)
+    train, _ = load_datasets(f"folder:{tmp_path}")
+    victim = tmp_path / "train" / "a" / "0.png"
+    victim.write_bytes(victim.read_bytes()[:60])  # truncated after the scan (e.g. a network file system)
+    with pytest.raises(DataError, match="cannot decode image .*0.png"):
+        train[0]

@@ -336,15 +336,46 @@ def _folder_layout(path: Path) -> tuple[Path, Path | None]:
     raise DataError(f"image folder {path} has train/ but no val/ or test/ subfolder")
 
 
+def _readable_image(path: str, bad: list[str]) -> bool:
+    """An image file PIL can identify (reads the header only); others go to ``bad``."""
+    from PIL import Image
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    if not path.lower().endswith(IMG_EXTENSIONS):
+        return False
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:  # PIL raises many types for damaged files (OSError, SyntaxError, ValueError...)
+        bad.append(path)
+        return False
+    return True
+
+
+def _load_rgb(path: str) -> Any:
+    """ImageFolder's loader, with a one-line error naming a file that fails to decode mid-training."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f, Image.open(f) as image:
+            return image.convert("RGB")
+    except Exception as err:
+        raise DataError(f"cannot decode image {path} ({type(err).__name__}: {err}); remove or replace it") from err
+
+
 def _image_folder(root: Path) -> Any:
     from torchvision.datasets import ImageFolder
 
+    bad: list[str] = []
     try:
-        return ImageFolder(str(root))
+        folder = ImageFolder(str(root), loader=_load_rgb, is_valid_file=lambda p: _readable_image(p, bad))
     except FileNotFoundError as err:  # no class folders, or a class folder without images
         raise DataError(
             f"image folder {root} has no usable images: expected one subfolder per class holding images ({err})"
         ) from err
+    if bad:  # skipped, not fatal: one damaged file should not stop a search over thousands
+        logger.warning("image folder %s: skipped %d unreadable image file(s), e.g. %s", root, len(bad), bad[0])
+    return folder
 
 
 def _first_image_hw(folder: Any) -> tuple[int, int]:
