@@ -12,14 +12,40 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
 
+_DECORATOR = re.compile(r"^@register\((.*?)\)\s*\n\s*(?:class|def) ", re.M | re.S)
+
+
 def _registered_in(path: Path) -> dict[str, str]:
-    """``{name: description}`` of the ``@register(...)`` decorators in one source file."""
+    """``{name: description}`` of the ``@register(...)`` decorators in one source file. Only the
+    decorator calls are parsed (whole-file parsing cost ~0.1 s); a decorator without a literal
+    ``description=`` falls back to a full parse for the docstring, as Registry.add does."""
+    text = path.read_text(encoding="utf-8")
+    if "@register(" not in text:
+        return {}
     found = {}
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for match in _DECORATOR.finditer(text):
+        try:
+            call = ast.parse(f"register({match.group(1)})", mode="eval").body
+        except SyntaxError:
+            return _registered_in_full(text)
+        if not call.args or not isinstance(call.args[0], ast.Constant):
+            continue
+        description = next((k.value.value for k in call.keywords
+                            if k.arg == "description" and isinstance(k.value, ast.Constant)), None)
+        if description is None:
+            return _registered_in_full(text)
+        found[str(call.args[0].value)] = description
+    return found
+
+
+def _registered_in_full(text: str) -> dict[str, str]:
+    found = {}
+    for node in ast.walk(ast.parse(text)):
         if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             continue
         for deco in node.decorator_list:

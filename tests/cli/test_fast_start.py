@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "nni", "pytorch_lightning", "lightning", "optuna", "torchvision", "sklearn", "numpy", "matplotlib")
+HEAVY = ("torch", "nni", "pytorch_lightning", "lightning", "optuna", "torchvision", "sklearn", "numpy", "matplotlib",
+         "pydantic")  # typer 0.29 coerces through pydantic: uboost.cli._lazy_coercion defers it
 
 PROBE = """
 import json, sys

@@ -4,8 +4,6 @@ A :class:`~uboost.exceptions.UBoostError` becomes one red line and exit code 1; 
 is a bug.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -15,7 +13,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 
-from uboost.cli._common import fail, quiet_third_party
+from uboost.cli import _lazy_coercion
+
+_lazy_coercion.install()  # no pydantic import for options nobody gave (--help, hw list, spaces)
+
+from uboost.cli._common import fail, quiet_third_party  # noqa: E402
 from uboost.cli.frontier import frontier
 from uboost.cli.profile import hw_app, profile
 from uboost.cli.search import export, retrain, search, spaces

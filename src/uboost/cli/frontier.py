@@ -1,7 +1,5 @@
 """``uboost frontier`` and ``uboost export --target-latency-ms``: budget-exact projections of a search."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

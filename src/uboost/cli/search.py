@@ -1,7 +1,6 @@
 """``uboost search``, ``uboost export`` and ``uboost retrain``."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typer would eval every option's string annotation at start-up.
 import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
