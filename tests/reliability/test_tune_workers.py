@@ -111,3 +111,30 @@ def test_a_live_worker_is_never_judged_dead(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_database_worker_fails_its_trial_after_the_heartbeat_grace(tmp_path):
+    """SQLite (as PostgreSQL): Optuna's heartbeat. On main the trial stayed RUNNING for 180 s and
+    then failed with no reason; now it fails after the grace period, says why, and is queued again."""
+    from uboost.tuning.storage import GRACE_PERIOD_S
+
+    out, url = tmp_path / "tune", f"sqlite:///{tmp_path / 'study.db'}"
+    proc = _start_worker(out, "--epochs", "200", "--trials", "1", "--storage", url)
+    try:
+        running = _wait_running(out, proc, storage=url)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    study = load_study(out, storage=url)
+    failed: list[int] = []
+    deadline = time.time() + 10 * GRACE_PERIOD_S
+    while not failed and time.time() < deadline:  # stale only once the grace period has passed
+        failed = fail_dead_trials(study)
+        time.sleep(1)
+    assert failed == [running.number]
+    dead = load_study(out, storage=url).trials[running.number]
+    assert dead.state.name == "FAIL" and "stopped sending heartbeats" in dead.user_attrs["fail_reason"]
+    assert [t.params for t in load_study(out, storage=url).trials if t.state.name == "WAITING"] == [dead.params]

@@ -86,7 +86,7 @@ class RunningTrials:
         epochs = f"/{info['epochs']}" if info.get("epochs") else ""
         latency = info.get("latency_ms")
         text = (f"trial {number}: epoch {info.get('epoch', 0) + 1}{epochs}  val acc {_pct(info.get('val_acc'))}  "
-                f"latency {'n/a' if latency is None else f'{latency:.5f} ms'}")
+                f"expected latency {'n/a' if latency is None else f'{latency:.5f} ms'}")
         if number in self.spinners:
             self.spinners[number].update(text=text)
         else:

@@ -31,27 +31,29 @@ search, a cost model that refuses the network) raises :class:`TrialFailed`, a
 FAIL and goes on.
 
 The package follows the loop's seams: :mod:`~uboost.tuning.space` (what is searched),
-:mod:`~uboost.tuning.child` (the trial process), :mod:`~uboost.tuning.objective` (one trial),
-:mod:`~uboost.tuning.storage` (where studies live), :mod:`~uboost.tuning.study` (create, run,
-load), :mod:`~uboost.tuning.report` (results) and :mod:`~uboost.tuning.export`. Optuna itself is
-imported only inside functions: the trial children do not need it.
+:mod:`~uboost.tuning.child` (the trial process) and :mod:`~uboost.tuning.callbacks` (the Lightning
+callbacks inside it: Optuna's pruning callback, live progress), :mod:`~uboost.tuning.objective`
+(one trial), :mod:`~uboost.tuning.storage` (where studies live, retried writes),
+:mod:`~uboost.tuning.recovery` (dead workers, results a lost storage left on disk),
+:mod:`~uboost.tuning.study` (create, run, load), :mod:`~uboost.tuning.report` (results, the Pareto
+plot) and :mod:`~uboost.tuning.export`. Optuna itself is imported only inside functions: the trial
+children do not need it.
 """
 
 from __future__ import annotations
 
 from uboost.tuning.child import TrialFailed, check_config
 from uboost.tuning.export import export_trial, find_trial
-from uboost.tuning.objective import (
-    BUDGET_CONSTRAINT, DEFAULT_STUDY, DIRECTIONS, METRIC_NAMES, MODES, check_mode, objective,
-)
+from uboost.tuning.objective import BUDGET_CONSTRAINT, DEFAULT_STUDY, DIRECTIONS, METRIC_NAMES, MODES, check_mode, objective
+from uboost.tuning.recovery import fail_dead_trials, record_pending
 from uboost.tuning.report import best_trial, completed, feasible, pareto_front, pareto_plot
 from uboost.tuning.space import TuneSpace
-from uboost.tuning.recovery import fail_dead_trials, record_pending
 from uboost.tuning.storage import StorageUnavailable, describe_storage, resolve_storage, safe_name, trial_dir
 from uboost.tuning.study import create_study, load_study, run_study
 
 __all__ = [
-    "BUDGET_CONSTRAINT", "DEFAULT_STUDY", "DIRECTIONS", "METRIC_NAMES", "MODES", "TrialFailed", "TuneSpace", "best_trial",
-    "check_config", "check_mode", "completed", "create_study", "describe_storage", "export_trial", "fail_dead_trials", "feasible", "find_trial",
-    "load_study", "objective", "pareto_front", "pareto_plot", "record_pending", "resolve_storage", "run_study", "safe_name", "StorageUnavailable", "trial_dir",
+    "BUDGET_CONSTRAINT", "DEFAULT_STUDY", "DIRECTIONS", "METRIC_NAMES", "MODES", "StorageUnavailable", "TrialFailed",
+    "TuneSpace", "best_trial", "check_config", "check_mode", "completed", "create_study", "describe_storage",
+    "export_trial", "fail_dead_trials", "feasible", "find_trial", "load_study", "objective", "pareto_front",
+    "pareto_plot", "record_pending", "resolve_storage", "run_study", "safe_name", "trial_dir",
 ]

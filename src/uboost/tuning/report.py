@@ -80,6 +80,10 @@ def pareto_plot(study: "optuna.Study", path: str | os.PathLike, *, title: str | 
     figure = ax.figure
     try:
         ax.set_title(title or f"uboost tune: {study.study_name} ({len(copy.trials)} finished trials)")
+        legend = ax.get_legend()
+        names = {"Best Trial": "Pareto front", "Trial": "other trials", "Feasible Trial": "other trials", "Infeasible Trial": "over budget"}
+        for text in legend.get_texts() if legend is not None else ():
+            text.set_text(names.get(text.get_text(), text.get_text()))
         figure.set_size_inches(7, 4.5)
         figure.tight_layout()
         with atomic_path(path, suffix=".png") as tmp:
