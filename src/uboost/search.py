@@ -415,6 +415,9 @@ def _check_checkpoint_matches(path: Path, checkpoint: dict, config: SearchConfig
     """Refuse, in one line, a checkpoint whose supernet tensors are not this run's."""
     from uboost.strategy import UBoost
 
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        return  # runs.check_checkpoint refuses those; Lightning's own weights_only load is the last guard
+
     prefix = "training_module._model."
     space, _, _ = build_space(config)  # a fresh space: mutating it must not touch the one searched
     expected = {prefix + k: tuple(v.shape) for k, v in UBoost(sampling=config.sampling).mutate_model(space).state_dict().items()}
