@@ -30,8 +30,9 @@ class Flaky:
     """A storage that goes down the moment a trial's result is written (``breaks_on``), or for the
     first ``fail_first`` calls."""
 
-    def __init__(self, inner, *, breaks_on: str | None = None, fail_first: int = 0) -> None:
+    def __init__(self, inner, *, breaks_on: str | None = None, fail_first: int = 0, error=None) -> None:
         self.inner, self.breaks_on, self.fail_first, self.down, self.calls = inner, breaks_on, fail_first, False, 0
+        self.error = error or OperationalError("connection refused")
 
     def __getattr__(self, name):
         target = getattr(self.inner, name)
@@ -46,7 +47,7 @@ class Flaky:
             if name == "set_trial_user_attr" and self.breaks_on in args:
                 self.down = True
             if self.down:
-                raise OperationalError("connection refused")
+                raise self.error
             return target(*args, **kwargs)
 
         return call
@@ -124,3 +125,23 @@ def test_cli_missing_driver_is_one_line_without_the_password(cli, monkeypatch, t
     result = cli("tune", *TINY, "--trials", "1", "--out", tmp_path, "--storage", "postgresql://user:secret@127.0.0.1:1/db")
     one_line_error(result, "psycopg", "uboost[postgres]")
     assert "secret" not in result.err
+
+
+def test_default_journal_file_that_fails_mid_trial_keeps_the_result(tmp_path):
+    """The default storage, a journal file: a disk that fills up after the search is a lost storage
+    too (one line naming the error, the result kept), not a traceback."""
+    import errno
+
+    from uboost.tuning import resolve_storage
+
+    out = tmp_path / "tune"
+    storage = resolve_storage(None, out)
+    storage.inner = Flaky(storage.inner, breaks_on="arch", error=OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(StorageUnavailable, match=r"No space left on device.*the result of trial 0 is kept in"):
+        run_study(base=BASE, tune_space=TuneSpace(rows=(8,), cols=(8,)), out_root=out, n_trials=1,
+                  study=create_study(out, storage=storage, seed=0))
+    assert (out / "trials" / "uboost" / "0000" / PENDING).is_file()
+    storage.inner.down = storage.inner.breaks_on = None  # space freed: the next run records it
+    run_study(base=BASE, tune_space=TuneSpace(rows=(8,), cols=(8,)), out_root=out, n_trials=0, study=create_study(out))
+    (trial,) = load_study(out).trials
+    assert trial.state.name == "COMPLETE" and trial.user_attrs["recorded_late"] is True

@@ -86,8 +86,8 @@ def _retrying_class():
     from optuna.storages._heartbeat import BaseHeartbeat
 
     class RetryingStorage(BaseStorage, BaseHeartbeat):
-        def __init__(self, inner, shown: str, delays: tuple[float, ...] = RETRY_DELAYS_S) -> None:
-            self.inner, self.shown, self.delays, self.down = inner, shown, tuple(delays), False
+        def __init__(self, inner, shown: str, delays: tuple[float, ...] = RETRY_DELAYS_S, lost: tuple[type, ...] = ()) -> None:
+            self.inner, self.shown, self.delays, self.down, self.lost = inner, shown, tuple(delays), False, tuple(lost)
 
         def _call(self, name: str, *args, **kwargs):
             delays = () if self.down else self.delays
@@ -102,7 +102,7 @@ def _retrying_class():
                         return True
                     raise
                 except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver types are not importable here
-                    if not _transient(exc):
+                    if not (_transient(exc) or isinstance(exc, self.lost)):
                         raise
                     if attempt == len(delays):
                         self.down = True
@@ -170,9 +170,10 @@ def retry_callback_kwargs() -> dict[str, Any]:
     return {key: retry_callback()}
 
 
-def retrying(inner, shown: str = "", delays: tuple[float, ...] = RETRY_DELAYS_S):
-    """``inner`` (any Optuna storage) with lost-connection retries; see :func:`_retrying_class`."""
-    return _retrying_class()(inner, shown or type(inner).__name__, delays)
+def retrying(inner, shown: str = "", delays: tuple[float, ...] = RETRY_DELAYS_S, lost: tuple[type, ...] = ()):
+    """``inner`` (any Optuna storage) with lost-connection retries; see :func:`_retrying_class`.
+    Errors of the ``lost`` types also count as a lost storage (journal files: ``OSError``)."""
+    return _retrying_class()(inner, shown or type(inner).__name__, delays, lost)
 
 
 def safe_name(name: str) -> str:
@@ -245,4 +246,6 @@ def resolve_storage(storage: "str | os.PathLike | optuna.storages.BaseStorage | 
                 f".journal or .db, got {text!r}"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    # A failed append may have written part of a record: never retried, but a disk that fills up or
+    # a network file system that goes away is a lost storage (one line, the result kept on disk).
+    return retrying(JournalStorage(JournalFileBackend(str(path))), str(path), delays=(), lost=(OSError,))
