@@ -11,6 +11,7 @@ then both derived networks are priced by SCALE-Sim USER mode (the ground truth h
 compute-only ``systolic``, retrained briefly, and their architectures compared label by label.
 
     python benchmarks/bench_memory_matters.py                 # lenet on digits at 16x16, 3 seeds
+    python benchmarks/bench_memory_matters.py --image-size 32 # the same at 32x32 (the headline in RESULTS.md)
     python benchmarks/bench_memory_matters.py --quick         # 1 seed, 1 epoch: a dry run
 
 Runs go to ``benchmarks/runs/memory/`` and are reused when their ``result.json`` exists. The first
@@ -95,7 +96,7 @@ def main() -> int:
     spec = base.hardware_spec()
     truth = create("scalesim", spec=spec)  # USER mode: the memory system's ground truth
     compute_only = create("systolic", spec=spec)
-    tag = f"{args.space}-{spec.array}{spec.dataflow}-{args.sram_kb}kB-bw{args.dram_bw_words}"
+    tag = f"{args.space}-{args.image_size}px-{spec.array}{spec.dataflow}-{args.sram_kb}kB-bw{args.dram_bw_words}"
     rows = []
     for seed in range(args.seeds):
         result = {}

@@ -9,14 +9,23 @@ same facts about its memory system:
   ``ceil(S / 2 / bw) + 1`` cycles on that port's DRAM timeline. Prefetches run back to back on the
   timeline, whenever it is behind the array: idle DRAM time is banked, so a port only stalls the
   array when its *total* transfer time runs ahead of the compute that consumes it.
-* An operand whose im2col size fits in the active half never misses. One that does not is read
-  once per pass, and a pass that starts over (the ifmap for every column fold of the filters, in
-  both WS and OS) re-fetches the whole operand: traffic = passes x size - S/2.
+* An operand whose im2col size fits in the active half never misses. One that does not is walked
+  half a buffer per prefetch (at least one full chunk per pass), once per pass: the ifmap once per
+  column fold of the filters in WS and OS. SCALE-Sim's buffer is 100 hashed lines; a demand line
+  of the array (a skewed ifmap row, a flipped filter tile) that straddles the window edge leaves
+  words *behind* the window, and the window then circles the whole operand to find them. A
+  batch-1 convolution with a kernel repeats input words across im2col rows, so its ifmap is
+  usually found again and wraps around far less.
 * The ofmap SRAM frees half its space when a drain starts, so its port behaves like twice the
-  bandwidth; partial sums are written once per row fold in WS.
-* A layer's cycles are the compute cycles (:class:`~uboost.hardware.systolic.SystolicArray`) or the
-  busiest port's DRAM time, whichever is longer; a depthwise layer is ``C`` one-channel layers, each
-  with fresh buffers.
+  bandwidth; partial sums are written once per row fold in WS. Write stalls are not banked.
+* A layer costs ``max(compute, reads) + overlap * min(compute, reads) + writes`` (per group; a
+  depthwise layer is ``C`` one-channel layers, each with fresh buffers), where the read time sums
+  both read ports' weighted prefetch counts times the chunk time. The weights (per dataflow and
+  operand) and ``overlap``/``writes`` are fitted (``tools/fit_systolic_mem.py``) on the ``fit``
+  rows of ``tests/hardware/data/scalesim_user.csv``; the held-out rows score it. SCALE-Sim's USER
+  mode has known quirks (stalls counted twice, full-chunk prefetches for a few lines, wrap-arounds)
+  that a closed form only approximates: see ``benchmarks/RESULTS.md`` for how closely. The input-
+  stationary dataflow reuses the weight-stationary weights (not measured against SCALE-Sim).
 
 With unbounded memory (``spec.memory_bound`` false) it is exactly ``systolic``. Every term is a
 tensor expression in the (possibly soft) channel counts: with ``temperature`` set, the tile
@@ -37,13 +46,6 @@ from uboost.hardware.registry import register
 from uboost.hardware.systolic import DATAFLOW_FOLDS
 
 WORDS_PER_KB = 1024
-
-
-def _fits(size: torch.Tensor, half: float, temperature: float | None) -> torch.Tensor:
-    """1 where an operand of ``size`` words overflows the active half, 0 where it fits (smooth with T)."""
-    if temperature is None:
-        return (size > half).to(size.dtype)
-    return torch.sigmoid(temperature * (size / half - 1.0))
 
 
 @register(
@@ -116,9 +118,9 @@ class MemorySystolicArray(CostModel):
 # read, write and compute times combine; chosen on the ``fit`` rows of tests/hardware/data/scalesim_user.csv
 # by tools/fit_systolic_mem.py (benchmarks/bench_memory_model.py scores the held-out rows).
 COEFFICIENTS: dict[str, dict[str, tuple[float, ...]] | dict[str, float]] = {
-    "ws": {"ifmap_reuse": (1, 0.934, 0.01041), "ifmap": (0.4363, 3.259, 1.8e-32), "filter": (2.916e-27, 3.581e-28, 1.104)},
-    "os": {"ifmap_reuse": (0.6564, 0.6512, 0.02538), "ifmap": (1.201, 0.5707, 0.1474), "filter": (3.28, 2.315, 0.2651)},
-    "combine": {"overlap": 0.544, "writes": 2.279},
+    "ws": {"ifmap_reuse": (1, 0.5364, 0.0275), "ifmap": (0.7037, 1.54, 0.02579), "filter": (1.763e-33, 1.34e-33, 1.186)},
+    "os": {"ifmap_reuse": (1.074, 0.1968, 0.02888), "ifmap": (0.8914, 0.9083, 0.2813), "filter": (8.573e-07, 8.573e-07, 0.4971)},
+    "combine": {"overlap": 0.3719, "writes": 1.874},
 }
 
 LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them
