@@ -82,7 +82,7 @@ class UBoost(DARTS):
         entropy_weight: float = 0.0,
         cost_mode: str = "expected",
         temperature: float = 10.0,
-        arch_lr: float = 0.03,
+        arch_lr: float = 0.1,
         data_split: float | None = 0.8,
         gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
         warmup_epochs: int = 0,
