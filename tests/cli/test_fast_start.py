@@ -54,6 +54,11 @@ def test_bare_uboost_prints_help_and_succeeds(cli):
     assert result.code == 0 and "Usage" in result.out and "search" in result.out
 
 
+def test_bare_uboost_hw_prints_help_and_succeeds(cli):
+    result = cli("hw")
+    assert result.code == 0 and "Usage" in result.out and "tabulate" in result.out and "list" in result.out
+
+
 def test_version(cli):
     import uboost
 

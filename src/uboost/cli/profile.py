@@ -11,7 +11,17 @@ import typer
 from uboost.cli.hw_scalesim import model_options, setup_scalesim, simulation_progress, tabulate
 from uboost.cli._common import console, parse_shape, registry_table, unique
 
-hw_app = typer.Typer(help="Inspect the registered hardware cost models.", no_args_is_help=True, rich_markup_mode=None)
+hw_app = typer.Typer(help="Inspect the registered hardware cost models.", invoke_without_command=True, rich_markup_mode=None)
+
+
+@hw_app.callback()
+def _hw_root(ctx: typer.Context) -> None:
+    """Inspect the registered hardware cost models."""
+    if ctx.invoked_subcommand is None:  # bare `uboost hw`: the help, and success (as bare `uboost`)
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
 hw_app.command("tabulate")(tabulate)
 hw_app.command("setup-scalesim")(setup_scalesim)
 
