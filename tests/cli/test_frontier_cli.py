@@ -92,7 +92,11 @@ def test_frontier_points_are_monotone_and_within_their_budgets(cli, searched, tm
     assert all(r["latency_ms"] <= r["target_latency_ms"] * (1 + 1e-12) for r in rows)
     assert latencies[0] == pytest.approx(low) and latencies[-1] == pytest.approx(high)
     assert rows[-1]["distinct_choices"] == 0  # the unconstrained end is the search's own argmax
-    assert all(r["latency_ms"] >= 0.9 * r["target_latency_ms"] for r in rows)  # each uses >= 90 % of its budget
+    from uboost.frontier import load_projector
+
+    projector = load_projector(run).projector  # each uses >= 90 % of its budget, or of the most any network can
+    assert all(r["latency_ms"] >= 0.9 * min(r["target_latency_ms"], projector.highest_under(r["target_latency_ms"]).latency_ms) * (1 - 1e-9)
+               for r in rows)
     assert "distinct" in result.out
     # plain upper bounds: a larger budget never lowers the search's preference
     result = cli("frontier", run, "--points", "5", "--budget-floor", "0", "--out", tmp_path / "plain")
@@ -101,7 +105,8 @@ def test_frontier_points_are_monotone_and_within_their_budgets(cli, searched, tm
     preferences = [r["preference"] for r in plain]
     assert preferences == sorted(preferences)
     assert [r["latency_ms"] for r in plain] == sorted(r["latency_ms"] for r in plain)
-    assert min(r["latency_ms"] / r["target_latency_ms"] for r in plain) < min(r["latency_ms"] / r["target_latency_ms"] for r in rows)
+    # the window only ever raises a point: where the ceiling's optimum is in the window it is the same network
+    assert all(w["latency_ms"] >= p["latency_ms"] * (1 - 1e-12) for w, p in zip(rows, plain))
 
 
 def test_frontier_with_explicit_targets_and_retraining(cli, searched, tmp_path):
