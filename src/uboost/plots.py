@@ -40,22 +40,6 @@ def utilization_per_layer(path: str | os.PathLike, layer_names: Sequence[str], s
     plt.close(fig)
 
 
-def lines(path: str | os.PathLike, x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, title: str) -> None:
-    """One panel per series against a shared x (e.g. metrics over search steps)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.2 * len(series)), sharex=True, squeeze=False)
-    for ax, (label, values) in zip(axes[:, 0], series.items()):
-        ax.plot(x[: len(values)], values)
-        ax.set_ylabel(label, fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel(xlabel)
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
 def panels(path: str | os.PathLike, panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
            xlabel: str, title: str, vlines: Sequence[float] = ()) -> None:
     """One panel per y unit (its label, e.g. ``latency (µs)``), several labelled curves in each,

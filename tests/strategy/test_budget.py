@@ -172,6 +172,18 @@ def test_alphas_round_trip_through_json():
     assert alphas_to_dict(other) == saved
 
 
+def recorded_evaluator(epochs):
+    """An evaluator whose every step appends (derived latency, budget multiplier) to the returned list."""
+    ev, seen = evaluator(epochs=epochs), []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            seen.append((float(trainer.callback_metrics["hw/derived_latency_ms"]), float(trainer.callback_metrics["hw/budget_multiplier"])))
+
+    ev.trainer.callbacks.append(Record())
+    return ev, seen
+
+
 def test_in_search_budget_binds_the_derived_network_when_the_task_cannot_tell_ops_apart(tmp_path):
     model = create("systolic", rows=8, cols=8)
     space = TaskNeutralSpace()
@@ -183,14 +195,7 @@ def test_in_search_budget_binds_the_derived_network_when_the_task_cannot_tell_op
     # "all cheap" and "all expensive" are reachable by the search itself and a window would flip between them
     strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.0, utilization_weight=0.0,
                       arch_lr=0.05, budget_lr=1.0)
-    ev = evaluator(epochs=3)
-    seen = []
-
-    class Record(pl.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            seen.append((float(trainer.callback_metrics["hw/derived_latency_ms"]), float(trainer.callback_metrics["hw/budget_multiplier"])))
-
-    ev.trainer.callbacks.append(Record())
+    ev, seen = recorded_evaluator(epochs=3)
     arch = run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
     derived = float(ev.trainer.callback_metrics["hw/derived_latency_ms"])
     final = model.evaluate(TaskNeutralSpace().freeze(arch), (1, 8, 8)).latency_ms
@@ -227,14 +232,7 @@ def test_in_search_budget_window_pulls_a_cheap_derived_network_up(tmp_path):
     torch.manual_seed(0)
     strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.9, utilization_weight=0.0,
                       arch_lr=0.05, budget_lr=1.0)
-    ev = evaluator(epochs=3)
-    seen = []
-
-    class Record(pl.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            seen.append((float(trainer.callback_metrics["hw/derived_latency_ms"]), float(trainer.callback_metrics["hw/budget_multiplier"])))
-
-    ev.trainer.callbacks.append(Record())
+    ev, seen = recorded_evaluator(epochs=3)
     run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
     assert seen[0][0] < 0.9 * target  # the random start was under the window ...
     assert min(m for _, m in seen) < 0  # ... so the multiplier went negative ...

@@ -52,6 +52,16 @@ def _is(ceil: Ceil, r: int, c: int, m, k, n):
 DATAFLOW_FOLDS: dict[str, Fold] = {"ws": _ws, "os": _os, "is": _is}
 
 
+def compute_cycles(spec, layers: LayerTable, in_channels=None, out_channels=None, temperature=None):
+    """``(groups, compute cycles per group, (ceil, m, k, n))`` of every layer's GEMM on ``spec``'s
+    array: the folds of its dataflow, each with fill and drain (exact ceiling, or smooth at
+    ``temperature``). Shared by every model built on the array's compute time."""
+    ceil = EXACT if temperature is None else Ceil(temperature)
+    groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
+    folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
+    return groups, folds * (streamed + fill_drain) - 1, (ceil, m, k, n)
+
+
 @register("systolic", description="cycle-exact systolic array (WS/OS/IS, fill and drain included; equals SCALE-Sim)")
 class SystolicArray(CostModel):
     """Cycle-exact systolic array, per dataflow, with per-fold fill and drain."""
@@ -59,11 +69,8 @@ class SystolicArray(CostModel):
     name = "systolic"
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
-        spec = self.spec
-        ceil = EXACT if temperature is None else Ceil(temperature)
-        groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
-        folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
-        return groups * (folds * (streamed + fill_drain) - 1)
+        groups, compute, _ = compute_cycles(self.spec, layers, in_channels, out_channels, temperature)
+        return groups * compute
 
 
 @register("systolic-paper", description="published U-Boost formula ceil(k1k2c/s1)*ceil(f/s2)*h*w*B (no fill/drain)")

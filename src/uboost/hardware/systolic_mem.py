@@ -40,10 +40,10 @@ import math
 
 import torch
 
-from uboost.hardware.base import EXACT, Ceil, CostModel
+from uboost.hardware.base import Ceil, CostModel
 from uboost.hardware.layers import LayerTable
 from uboost.hardware.registry import register
-from uboost.hardware.systolic import DATAFLOW_FOLDS
+from uboost.hardware.systolic import compute_cycles
 
 WORDS_PER_KB = 1024
 
@@ -59,10 +59,7 @@ class MemorySystolicArray(CostModel):
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
         spec = self.spec
-        ceil = EXACT if temperature is None else Ceil(temperature)
-        groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
-        folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
-        compute = folds * (streamed + fill_drain) - 1
+        groups, compute, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         if not spec.memory_bound:
             return groups * compute
         reads, writes = self.dram_cycles(layers, m, k, n, ceil, temperature, in_channels)
