@@ -77,7 +77,7 @@ def cost_models() -> dict[str, str]:
         from uboost.hardware import list_models
 
         return list_models()
-    from importlib.metadata import entry_points
+    from uboost._entry_points import entry_points  # cached between runs
 
     entries = builtin_cost_models()
     for ep in entry_points(group="uboost.cost_models"):

@@ -12,9 +12,9 @@ HEAVY = ("torch", "nni", "pytorch_lightning", "lightning", "optuna", "torchvisio
 
 PROBE = """
 import json, sys
-from uboost.cli import app, main
-commands = [[c.name or c.callback.__name__] for c in app.registered_commands]
-commands += [[g.name] for g in app.registered_groups]
+from uboost.cli import main
+from uboost.cli._app import COMMANDS
+commands = [[name] for name in COMMANDS]
 runs = [[]] + [["--help"], ["--version"], ["hw", "list"], ["spaces"], ["hw", "--help"]] + [c + ["--help"] for c in commands]
 codes = {}
 for argv in runs:
@@ -99,3 +99,71 @@ def test_a_declared_entry_loads_its_module_on_first_use(tmp_path, monkeypatch):
     assert reg.describe() == {"thing": "a thing"} and "fake_plugin_mod" not in sys.modules
     assert reg.create("thing", a=1) == ("made", {"a": 1})
     assert "fake_plugin_mod" in sys.modules
+
+
+def _modules_after(*argv: str) -> set[str]:
+    code = ("import sys; from uboost.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('@@' + ' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, timeout=120)
+    return set(out.stdout.rsplit("@@", 1)[1].split())
+
+
+def test_help_builds_no_command_and_a_command_builds_only_itself():
+    """The root group is lazy (uboost.cli._app.LazyGroup): `uboost --help` imports no command module
+    and no Rich; `uboost retrain --help` imports retrain's module alone (not search's defaults)."""
+    from uboost.cli._app import COMMANDS
+
+    command_modules = {module for module, _, _ in COMMANDS.values()}
+    loaded = _modules_after("--help")
+    assert not loaded & command_modules, loaded & command_modules
+    assert "rich" not in loaded and "uboost.search" not in loaded
+    loaded = _modules_after("retrain", "--help")
+    assert loaded & command_modules == {"uboost.cli.retrain"}
+    assert "rich" not in loaded and "uboost.search" not in loaded
+
+
+def test_version_needs_no_typer():
+    loaded = _modules_after("--version")
+    assert "typer" not in loaded and "uboost.cli._app" not in loaded
+
+
+def test_entry_point_scan_is_cached_and_sees_a_new_or_changed_plugin(tmp_path, monkeypatch):
+    """`hw list` / `spaces` find plug-ins through uboost._entry_points: the scan is cached on disk
+    and runs again when a distribution on sys.path appears or its entry points change."""
+    from importlib.metadata import entry_points as real
+
+    from uboost import _entry_points
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(site))
+    site.mkdir()
+
+    def names(group):
+        return [(ep.name, ep.value) for ep in _entry_points.entry_points(group)]
+
+    for group in ("console_scripts", "pytest11", "uboost.cost_models"):
+        assert names(group) == [(ep.name, ep.value) for ep in real(group=group)], group
+    assert len(list((tmp_path / "cache" / "uboost").glob("entry-points-*.json"))) == 1
+    scans = []
+    monkeypatch.setattr(_entry_points, "_scan", lambda real_scan=_entry_points._scan: scans.append(1) or real_scan())
+    assert names("uboost.cost_models") == [] and scans == []  # answered from the cache
+
+    dist = site / "uboost_fake_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: uboost-fake-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[uboost.cost_models]\nfake = fake_mod:Fake\n")
+    assert names("uboost.cost_models") == [("fake", "fake_mod:Fake")] and len(scans) == 1
+    assert names("uboost.cost_models") == [("fake", "fake_mod:Fake")] and len(scans) == 1
+    (dist / "entry_points.txt").write_text("[uboost.cost_models]\nfake = fake_mod:Fake\nother = fake_mod:Other\n")
+    assert names("uboost.cost_models") == [("fake", "fake_mod:Fake"), ("other", "fake_mod:Other")] and len(scans) == 2
+
+
+def test_an_unwritable_cache_still_finds_plugins(tmp_path, monkeypatch):
+    from uboost import _entry_points
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert [ep.name for ep in _entry_points.entry_points("console_scripts")]

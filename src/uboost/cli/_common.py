@@ -1,4 +1,8 @@
-"""Shared CLI plumbing: the Rich console and the one-line error convention."""
+"""Shared CLI plumbing: the Rich console and the one-line error convention.
+
+Nothing here imports Rich at import time: ``uboost --help`` and ``uboost <cmd> --help`` print
+plain click help, and Rich (~40 ms) loads with the first thing a command prints through it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,36 @@ import warnings
 from collections.abc import Sequence
 
 import typer
-from rich.console import Console
 
 from uboost._quiet import quiet_nni
 from uboost.exceptions import ConfigError
 from uboost.tables import human  # noqa: F401  (the CLI's number format)
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+
+class LazyConsole:
+    """A ``rich.console.Console(highlight=False)`` created on first use; attribute access goes to it.
+    Hand :meth:`get_console` (the real Console) to Rich objects that take a ``console=``."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console = None
+
+    def get_console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False)
+        return self._console
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get_console(), name)
+
+
+console = LazyConsole(stderr=False)
+err_console = LazyConsole(stderr=True)
 
 
 def Flag(*names: str, help: str):  # noqa: N802  (reads like typer.Option)

@@ -20,7 +20,7 @@ def simulation_progress(description: str = "SCALE-Sim") -> Iterator[Callable[[in
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=console, transient=False)
+                   TimeRemainingColumn(), console=console.get_console(), transient=False)
     task: list[int] = []
 
     def update(done: int, total: int) -> None:

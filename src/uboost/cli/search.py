@@ -1,14 +1,14 @@
-"""``uboost search``, ``uboost export`` and ``uboost retrain``."""
+"""``uboost search`` (``export``: :mod:`uboost.cli.export`, ``retrain``: :mod:`uboost.cli.retrain`).
+
+Each command is its own module: ``uboost retrain --help`` does not evaluate search's defaults."""
 
 # No `from __future__ import annotations`: typer would eval every option's string annotation at start-up.
-import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from uboost.cli._common import Flag, console, human, registry_table
+from uboost.cli._common import Flag, console, human
 from uboost.exceptions import ConfigError
 
 Opt = typer.Option
@@ -31,6 +31,8 @@ def D(name: str, space: str | None = None) -> str:
 
 
 def _load_toml(path: Path) -> dict:
+    import tomllib
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -130,6 +132,8 @@ def search(
         except KeyboardInterrupt:
             raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
         write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
+    from rich.table import Table
+
     table = Table(title=f"search result: {result.run_dir}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -159,154 +163,3 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
     if changed:
         raise ConfigError(f"--resume continues {run_dir} with its stored settings, but these differ: {', '.join(changed)}; "
                           "drop them, or start over with --force")
-
-
-
-def export(
-    run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
-    format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
-    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt]")] = None,
-    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
-    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
-    budget_floor: Annotated[float, Opt("--budget-floor", help="with --target-latency-ms: the network must use at least this share of the budget where one can (0: plain upper bound)")] = 0.9,
-) -> None:
-    """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
-    import contextlib
-
-    if target_latency_ms is not None:
-        from uboost.cli.frontier import export_to_budget
-
-        if format != "json":
-            raise ConfigError("--target-latency-ms writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, budget_floor)
-
-    from uboost import runs
-    from uboost.exceptions import RunDirError
-
-    if format not in ("json", "onnx", "torchscript"):
-        raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
-    artifacts = runs.load_run(run)
-    default = {"json": "export.json", "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
-    target = out or artifacts.root / default
-    if target.is_dir():
-        raise RunDirError(f"--out {target} is a directory; give a file name, e.g. {target / default}")
-    inside = target.resolve().is_relative_to(artifacts.root.resolve())
-    if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target)):
-        raise RunDirError(f"{target} already exists; pass --force to overwrite it")
-    with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
-        if inside:
-            runs.record(artifacts.root, target.resolve())
-        note = _export_to(run, artifacts, format, target)
-    console.print(f"wrote {target}{note}")
-
-
-def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
-    import torch
-
-    from uboost import runs
-    from uboost.exceptions import RunDirError
-    from uboost.io import atomic_path, write_json
-
-    if format == "json":
-        _writing(target, lambda: write_json(target, artifacts.arch))
-        return ""
-    from uboost.networks import load_frozen_network
-
-    loaded = load_frozen_network(run)
-    network = loaded.module.eval()
-    weights = artifacts.root / runs.RETRAIN / "model.pt"
-    if weights.is_file():
-        state = runs.safe_load(weights, "retrained weights")
-        try:
-            network.load_state_dict(state)
-        except Exception as exc:
-            raise RunDirError(f"{weights} does not fit the architecture of {artifacts.root} ({type(exc).__name__}); "
-                              "it is from another search: run uboost retrain again") from None
-    example = torch.zeros(1, *loaded.input_shape)
-    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
-
-    def write() -> None:
-        with atomic_path(target, suffix=suffix) as tmp:
-            if format == "torchscript":
-                torch.jit.save(torch.jit.trace(network, example), str(tmp))
-            else:
-                try:
-                    torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
-                                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
-                except ImportError as exc:
-                    raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
-
-    _writing(target, write)
-    return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
-
-
-def _writing(target: Path, write) -> None:
-    """Run ``write``; an unwritable target becomes one line."""
-    from uboost.exceptions import RunDirError
-
-    try:
-        write()
-    except OSError as exc:
-        raise RunDirError(f"cannot write {target}: {exc.strerror or exc}") from None
-
-
-def retrain(
-    run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
-    dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH [default: the search's dataset]")] = None,
-    data_dir: Annotated[Optional[str], Opt("--data-dir", help="where the dataset lives [default: the search's, else ~/.cache/uboost/data]")] = None,
-    download: Annotated[bool, Flag("--download", help="allow downloading the dataset (off: nothing is downloaded)")] = False,
-    epochs: Annotated[int, Opt(help="training epochs")] = 10,
-    batch_size: Annotated[int, Opt("--batch-size", help="training batch size")] = 64,
-    lr: Annotated[float, Opt("--lr", help="SGD learning rate (peak of the schedule)")] = 0.05,
-    schedule: Annotated[str, Opt(help="cosine | onecycle")] = "cosine",
-    array: Annotated[Optional[str], Opt(help="price the result on this array ROWSxCOLS [default: the search's]")] = None,
-    dataflow: Annotated[Optional[str], Opt(help="ws | os | is [default: the search's]")] = None,
-    space: Annotated[Optional[str], Opt(help="for a bare arch.json: the space it came from [default: the run's]")] = None,
-    seed: Annotated[int, Opt(help="random seed")] = 0,
-    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
-    out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/retrain]")] = None,
-    accelerator: Annotated[str, Opt(help="auto | cpu | gpu | mps (auto: a GPU where there is one)")] = "auto",
-    devices: Annotated[int, Opt(help="number of devices")] = 1,
-    resume: Annotated[bool, Flag("--resume", help="continue an interrupted retrain from its last checkpoint")] = False,
-    logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
-) -> None:
-    """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
-    from uboost.retrain import RetrainConfig, retrain as run_retrain
-    from uboost.runs import load_run
-    from uboost.search import SearchConfig, build_cost_model
-
-    cfg = RetrainConfig(
-        dataset=dataset, data_dir=data_dir, download=download, epochs=epochs, batch_size=batch_size,
-        learning_rate=lr, schedule=schedule, seed=seed, accelerator=accelerator, devices=devices, max_samples=max_samples,
-    )
-    artifacts = load_run(run)
-    search_cfg = SearchConfig.from_dict(artifacts.config) if artifacts.config else None
-    if search_cfg is None and space is not None:
-        search_cfg = SearchConfig(space=space)  # the space's own default options
-    if search_cfg is not None and (array or dataflow):
-        search_cfg = search_cfg.replace(**{k: v for k, v in (("array", array), ("dataflow", dataflow)) if v})
-    cost_model = build_cost_model(search_cfg) if search_cfg is not None else None
-    from uboost.loggers import check_kind, create as create_logger
-
-    check_kind(logger)
-    target = out if out is not None else artifacts.root / "retrain"
-    result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
-                         logger=create_logger(logger, target))
-    s = result.summary()
-    table = Table(title=f"retrained: {result.out}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("test accuracy", f"{100 * s['test_acc']:.1f}%")
-    table.add_row(f"cycles on {s['array']} {s['dataflow']}", f"{s['cycles']:,.0f}")
-    table.add_row("latency", f"{s['latency_ms']:.4f} ms")
-    table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
-    table.add_row("MACs", human(s["macs"]))
-    console.print(table)
-    console.print(f"saved {result.out / 'model.pt'} (state_dict; torch.load(..., weights_only=True))")
-
-
-def spaces() -> None:
-    """List the registered search spaces."""
-    from uboost.catalog import spaces as list_spaces
-
-    console.print(registry_table("search spaces", list_spaces()))

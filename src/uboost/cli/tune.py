@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich import box
-from rich.table import Table
 
 from uboost.cli._common import console, err_console, human
 from uboost.exceptions import ConfigError
@@ -137,6 +135,9 @@ def _recover(study, out: Path) -> None:
 def _report(study, out: Path, budget_ms: float | None) -> None:
     """Rich table of the Pareto front and the Pareto PNG."""
     from collections import Counter
+
+    from rich import box
+    from rich.table import Table
 
     from uboost import tuning
 
@@ -270,7 +271,7 @@ def tune(
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")
         _recover(study, out)
-        with RunningTrials(console) as running:
+        with RunningTrials(console.get_console()) as running:
             tuning.run_study(
                 base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
                 retrain_epochs=retrain_epochs, study=study, callbacks=[running.finished, _trial_line], progress=running.update,

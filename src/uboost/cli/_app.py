@@ -1,0 +1,165 @@
+"""The Typer app behind ``uboost``, with its sub-commands loaded lazily.
+
+``uboost --help`` lists every command but builds none; ``uboost search ...`` imports and builds
+``search`` alone (click's "LazyGroup" pattern). Typer would otherwise import every command module
+(Rich, the search config, ...) and turn ~80 options into click parameters at every start.
+"""
+
+import importlib
+import sys
+from collections.abc import Iterator, MutableMapping
+
+import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+from typer.models import TyperInfo
+
+from uboost.cli import _lazy_coercion
+
+_lazy_coercion.install()  # no pydantic import for options nobody gave (--help, hw list, spaces)
+
+HELP = "Hardware-aware, utilization-boosted differentiable NAS (U-Boost) on NNI and Optuna."
+
+# name: (module, attribute, the first line of the command's docstring). The attribute is a command
+# function or, for a group, a typer.Typer. The first line is what `uboost --help` shows without
+# importing the module; tests/cli/test_help.py checks it against the docstring.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "search": ("uboost.cli.search", "search", "Search an architecture with the U-Boost loss and write a run directory."),
+    "export": ("uboost.cli.export", "export",
+               "Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."),
+    "retrain": ("uboost.cli.retrain", "retrain",
+                "Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."),
+    "profile": ("uboost.cli.profile", "profile",
+                "Per-layer MACs, cycles and utilization of a network on one or more systolic arrays."),
+    "spaces": ("uboost.cli.spaces", "spaces", "List the registered search spaces."),
+    "tune": ("uboost.cli.tune", "tune", "Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search."),
+    "frontier": ("uboost.cli.frontier", "frontier",
+                 "Project one search onto many latency budgets: an accuracy-latency frontier from one search."),
+    "hw": ("uboost.cli.profile", "hw_app", "Inspect the registered hardware cost models."),
+}
+
+
+def build_command(name: str) -> "typer.core.click.Command":
+    """The click command (or group) for ``name``, built exactly as ``app.command()`` /
+    ``app.add_typer(..., name=name)`` on the root app would build it."""
+    module, attr, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attr)
+    if isinstance(target, typer.Typer):
+        return typer.main.get_group_from_info(
+            TyperInfo(target, name=name),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+            suggest_commands=app.suggest_commands,
+        )
+    scratch = typer.Typer(rich_markup_mode=app.rich_markup_mode)
+    scratch.command(name)(target)
+    return typer.main.get_command_from_info(
+        scratch.registered_commands[0],
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
+class LazyCommands(MutableMapping):
+    """``TyperGroup.commands`` that builds a command the first time it is looked up."""
+
+    def __init__(self) -> None:
+        self.built: dict = {}
+
+    def __getitem__(self, name: str):
+        if name not in self.built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self.built[name] = build_command(name)
+        return self.built[name]
+
+    def __setitem__(self, name: str, command) -> None:
+        self.built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("uboost's commands cannot be removed")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self.built if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(set(COMMANDS) | set(self.built))
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command by name, builds one only when it runs or its help shows."""
+
+    def __init__(self, **attrs) -> None:
+        super().__init__(**attrs)
+        lazy = LazyCommands()
+        lazy.built.update(self.commands)
+        self.commands = lazy
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(self.commands)  # names only (TyperGroup's iterates the commands themselves)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """As TyperGroup's, with the stored first line standing in for a command not built yet."""
+        built = self.commands.built
+        commands = [(name, built[name] if name in built else _summary(name)) for name in self.list_commands(ctx)]
+        commands = [(name, cmd) for name, cmd in commands if not cmd.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            rows = [(name, cmd.get_short_help_str(limit)) for name, cmd in commands]
+            with formatter.section(typer.core._("Commands")):
+                formatter.write_dl(rows)
+
+
+def _summary(name: str) -> TyperCommand:
+    return TyperCommand(name=name, help=COMMANDS[name][2])
+
+
+app = typer.Typer(
+    name="uboost",
+    cls=LazyGroup,
+    help=HELP,
+    invoke_without_command=True,
+    # Plain help: every "[default: ...]" shows as written (Rich markup would swallow it), flags
+    # read as flags, and --help needs no Markdown/Pygments import.
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from uboost import __version__
+
+        typer.echo(f"uboost {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version, is_eager=True),
+) -> None:
+    """Hardware-aware, utilization-boosted differentiable NAS (U-Boost) on NNI and Optuna."""
+    if ctx.invoked_subcommand is None:  # bare `uboost`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """``uboost ARGV``: a UBoostError becomes one red line and its exit code; Ctrl-C exits 130."""
+    from uboost.cli._common import fail, quiet_third_party
+    from uboost.exceptions import UBoostError
+
+    quiet_third_party()
+    try:
+        app(args=argv, standalone_mode=True)
+    except UBoostError as exc:
+        try:
+            fail(str(exc), getattr(exc, "exit_code", 1))
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

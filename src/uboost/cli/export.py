@@ -1,0 +1,100 @@
+"""``uboost export``: the searched architecture as JSON, or the derived network as ONNX / TorchScript."""
+
+# No `from __future__ import annotations`: typer would eval every option's string annotation at start-up.
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from uboost.cli._common import Flag, console
+from uboost.exceptions import ConfigError
+
+Opt = typer.Option
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
+    format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
+    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt]")] = None,
+    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
+    budget_floor: Annotated[float, Opt("--budget-floor", help="with --target-latency-ms: the network must use at least this share of the budget where one can (0: plain upper bound)")] = 0.9,
+) -> None:
+    """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
+    import contextlib
+
+    if target_latency_ms is not None:
+        from uboost.cli.frontier import export_to_budget
+
+        if format != "json":
+            raise ConfigError("--target-latency-ms writes a run directory; export it to ONNX/TorchScript afterwards")
+        return export_to_budget(run, target_latency_ms, out, force, budget_floor)
+
+    from uboost import runs
+    from uboost.exceptions import RunDirError
+
+    if format not in ("json", "onnx", "torchscript"):
+        raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
+    artifacts = runs.load_run(run)
+    default = {"json": "export.json", "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
+    target = out or artifacts.root / default
+    if target.is_dir():
+        raise RunDirError(f"--out {target} is a directory; give a file name, e.g. {target / default}")
+    inside = target.resolve().is_relative_to(artifacts.root.resolve())
+    if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target)):
+        raise RunDirError(f"{target} already exists; pass --force to overwrite it")
+    with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
+        if inside:
+            runs.record(artifacts.root, target.resolve())
+        note = _export_to(run, artifacts, format, target)
+    console.print(f"wrote {target}{note}")
+
+
+def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
+    import torch
+
+    from uboost import runs
+    from uboost.exceptions import RunDirError
+    from uboost.io import atomic_path, write_json
+
+    if format == "json":
+        _writing(target, lambda: write_json(target, artifacts.arch))
+        return ""
+    from uboost.networks import load_frozen_network
+
+    loaded = load_frozen_network(run)
+    network = loaded.module.eval()
+    weights = artifacts.root / runs.RETRAIN / "model.pt"
+    if weights.is_file():
+        state = runs.safe_load(weights, "retrained weights")
+        try:
+            network.load_state_dict(state)
+        except Exception as exc:
+            raise RunDirError(f"{weights} does not fit the architecture of {artifacts.root} ({type(exc).__name__}); "
+                              "it is from another search: run uboost retrain again") from None
+    example = torch.zeros(1, *loaded.input_shape)
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
+
+    def write() -> None:
+        with atomic_path(target, suffix=suffix) as tmp:
+            if format == "torchscript":
+                torch.jit.save(torch.jit.trace(network, example), str(tmp))
+            else:
+                try:
+                    torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
+                                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
+                except ImportError as exc:
+                    raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
+
+    _writing(target, write)
+    return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
+
+
+def _writing(target: Path, write) -> None:
+    """Run ``write``; an unwritable target becomes one line."""
+    from uboost.exceptions import RunDirError
+
+    try:
+        write()
+    except OSError as exc:
+        raise RunDirError(f"cannot write {target}: {exc.strerror or exc}") from None
