@@ -161,17 +161,34 @@ def clear(root: str | os.PathLike, *protected: str | os.PathLike) -> list[Path]:
     """
     root = Path(root)
     guard(root, *protected)
+    return _remove(root, lambda rel: True)
+
+
+def clear_under(root: str | os.PathLike, *subdirs: str | os.PathLike) -> list[Path]:
+    """:func:`clear` limited to ``root/subdir`` (the subdirs included): a fresh retrain drops what
+    an earlier one's loggers wrote there (TensorBoard would draw both runs as one); others' stay."""
+    root = Path(root)
+    prefixes = [_relative(root, d) for d in subdirs]
+    return _remove(root, lambda rel: any(rel == p or rel.startswith(p + "/") for p in prefixes))
+
+
+def _remove(root: Path, selected) -> list[Path]:
+    """Delete the listed files and (emptied) folders whose relative path is ``selected``; unlist them."""
     data = _load(root)
     removed: list[Path] = []
+    kept_files = []
     for rel in data["files"]:
+        if not selected(rel):
+            kept_files.append(rel)
+            continue
         target = _inside(root, rel)
         if target is None:
             continue  # a tampered entry: never follow it out of the directory
         if target.is_symlink() or target.is_file():
             target.unlink()
             removed.append(target)
-    kept_dirs = []
-    for rel in sorted(data["dirs"], key=lambda r: r.count("/"), reverse=True):
+    kept_dirs = [rel for rel in data["dirs"] if not selected(rel)]
+    for rel in sorted(filter(selected, data["dirs"]), key=lambda r: r.count("/"), reverse=True):
         target = _inside(root, rel)
         if target is None or target.is_symlink() or not target.is_dir():
             continue
@@ -181,5 +198,5 @@ def clear(root: str | os.PathLike, *protected: str | os.PathLike) -> list[Path]:
         except OSError:  # holds a foreign file: keep it, and keep it listed
             kept_dirs.append(rel)
     if (root / MANIFEST).is_file():
-        write_json(root / MANIFEST, {"files": [], "dirs": kept_dirs[::-1]})
+        write_json(root / MANIFEST, {"files": kept_files, "dirs": [d for d in data["dirs"] if d in kept_dirs]})
     return removed

@@ -216,8 +216,10 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         from pytorch_lightning.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
-    from uboost.loggers import combine, run_csv_logger
+    from uboost.loggers import combine, register_folders, run_csv_logger
 
+    register_logged = register_folders(root, out, fresh=not resume)  # what --logger writes, listed for --force
+    callbacks.append(runs._registering_callback(register_logged))
     loggers = combine(run_csv_logger(out, resume=resume), extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
     for each in loggers:
         each.log_hyperparams({**config.__dict__, "source": str(source)})
@@ -234,6 +236,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         if trainer.interrupted or trainer.state.status.value == "interrupted":
             raise interrupted from None
         raise
+    finally:
+        register_logged()
     if trainer.interrupted:
         raise interrupted
     metrics = trainer.validate(module, test_loader, verbose=False)[0]
@@ -244,4 +248,5 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         torch.save(network.state_dict(), tmp)
     write_json(out / "retrain.json", {**result.summary(), "config": config.__dict__, "source": str(source)})
     write_json(out / "hardware.json", report.to_dict())
+    register_logged()
     return result

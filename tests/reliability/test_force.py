@@ -169,3 +169,77 @@ def test_a_tampered_manifest_never_reaches_outside(cli, tmp_path):
     (out / _manifest.MANIFEST).write_text("[1, 2")
     with pytest.raises(Exception, match="unreadable"):
         _manifest.clear(out)
+
+
+def _folder_logger(out):
+    """A Lightning logger writing as TensorBoardLogger(save_dir=OUT, name="tensorboard", version="")
+    does (`uboost retrain --logger tensorboard`): a new event file per run in OUT/tensorboard."""
+    import itertools
+
+    from pytorch_lightning.loggers.logger import Logger
+
+    class FolderLogger(Logger):
+        name, version = "tensorboard", ""
+        runs = itertools.count()
+
+        def __init__(self):
+            super().__init__()
+            self.file = None
+
+        def _write(self, line):
+            folder = out / "tensorboard"
+            if self.file is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                self.file = folder / f"events.out.fake.{next(self.runs)}.{id(self)}"
+            with open(self.file, "a") as f:
+                f.write(line + "\n")
+
+        def log_metrics(self, metrics, step=None):
+            self._write(f"{step} {sorted(metrics)}")
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            self._write("hparams")
+
+    return FolderLogger()
+
+
+def test_what_retrain_loggers_write_is_listed_replaced_and_forced_away(cli, tmp_path):
+    """`retrain --logger tensorboard|wandb|mlflow` writes RETRAIN/tensorboard|wandb|mlruns: listed in
+    the run's manifest, replaced by a fresh retrain, and removed by `search --force`; a user's
+    file there stays."""
+    from uboost.retrain import RetrainConfig, retrain
+
+    out = tmp_path / "proj"
+    assert cli("search", *TINY, "--out", out).code == 0
+    config = RetrainConfig(epochs=1, max_samples=64, batch_size=32)
+    retrain(out, config, logger=_folder_logger(out / "retrain"))
+    first = sorted((out / "retrain" / "tensorboard").iterdir())
+    assert first and {f"retrain/tensorboard/{p.name}" for p in first} <= _manifest.owned(out)
+    (out / "retrain" / "tensorboard" / "mine.txt").write_text("user notes")
+
+    retrain(out, config, logger=_folder_logger(out / "retrain"))  # a fresh retrain: one run in TensorBoard
+    second = {p.name for p in (out / "retrain" / "tensorboard").iterdir()}
+    assert not second & {p.name for p in first} and "mine.txt" in second and len(second) == 2
+    unlisted = set(tree(out)) - _manifest.owned(out) - {"retrain/tensorboard/mine.txt"} - _manifest.BOOKKEEPING
+    assert not unlisted, unlisted
+
+    assert cli("search", *TINY, "--out", out, "--force").code == 0
+    assert [p.relative_to(out).as_posix() for p in (out / "retrain").rglob("*")] == ["retrain/tensorboard",
+                                                                                      "retrain/tensorboard/mine.txt"]
+    assert (out / "retrain" / "tensorboard" / "mine.txt").read_text() == "user notes"
+
+
+@pytest.mark.parametrize("kind, folder", [("tensorboard", "tensorboard"), ("mlflow", "mlruns"), ("wandb", "wandb")])
+def test_cli_retrain_logger_output_goes_with_force(cli, tmp_path, kind, folder):
+    from uboost.loggers import check_kind
+
+    try:
+        check_kind(kind)
+    except Exception:
+        pytest.skip(f"{kind} is not installed")
+    out = tmp_path / "proj"
+    assert cli("search", *TINY, "--out", out).code == 0
+    assert cli("retrain", out, "--epochs", "1", "--max-samples", "64", "--logger", kind).code == 0
+    assert (out / "retrain" / folder).is_dir()
+    assert cli("search", *TINY, "--out", out, "--force").code == 0
+    assert not (out / "retrain").exists()
