@@ -114,7 +114,8 @@ def test_help_builds_no_command_and_a_command_builds_only_itself():
     and no Rich; `uboost retrain --help` imports retrain's module alone (not search's defaults)."""
     from uboost.cli._app import COMMANDS
 
-    command_modules = {module for module, _, _ in COMMANDS.values()}
+    # uboost.cli.listings is consulted by main() for the listings it runs directly (no Rich, no Typer)
+    command_modules = {module for module, _, _ in COMMANDS.values()} - {"uboost.cli.listings"}
     loaded = _modules_after("--help")
     assert not loaded & command_modules, loaded & command_modules
     assert "rich" not in loaded and "uboost.search" not in loaded
@@ -167,3 +168,30 @@ def test_an_unwritable_cache_still_finds_plugins(tmp_path, monkeypatch):
     blocker.write_text("not a folder")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert [ep.name for ep in _entry_points.entry_points("console_scripts")]
+
+
+def test_listings_run_without_typer_and_print_what_the_app_prints(cli, capsys, monkeypatch):
+    """`uboost spaces` / `uboost hw list` take no arguments: main() runs them without building the
+    Typer app (uboost.cli.listings.DIRECT). Output, exit codes and errors match the app's."""
+    from uboost.cli import _app
+    from uboost.cli.listings import DIRECT
+    from uboost.exceptions import ConfigError
+
+    for argv in DIRECT:
+        loaded = _modules_after(*argv)
+        assert "typer" not in loaded and "uboost.cli._app" not in loaded, argv
+        direct = cli(*argv)
+        try:
+            _app.run(list(argv))
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+        via_app = capsys.readouterr()
+        assert direct.code == 0 and direct.out == via_app.out and direct.out.strip(), argv
+
+    def broken():
+        raise ConfigError("spaces are broken")
+
+    monkeypatch.setattr("uboost.catalog.spaces", broken)
+    direct = cli("spaces")
+    assert direct.code == 1 and direct.err.strip() == "error: spaces are broken" and not direct.out
+    assert cli("spaces", "--help").code == 0  # anything else goes through the app

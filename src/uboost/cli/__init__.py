@@ -17,11 +17,16 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: ``uboost ARGV`` (``sys.argv[1:]`` by default); exits with its code."""
-    if (sys.argv[1:] if argv is None else list(argv)) == ["--version"]:  # answered without Typer
+    args = tuple(sys.argv[1:] if argv is None else map(str, argv))
+    if args == ("--version",):  # answered without Typer
         from uboost import __version__
 
         print(f"uboost {__version__}")
         sys.exit(0)
+    from uboost.cli.listings import DIRECT, run_direct
+
+    if args in DIRECT:  # `uboost spaces`, `uboost hw list`: no arguments to parse, run without the app
+        run_direct(DIRECT[args])
     from uboost.cli._app import run
 
     run(argv)

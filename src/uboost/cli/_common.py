@@ -1,6 +1,6 @@
 """Shared CLI plumbing: the Rich console and the one-line error convention.
 
-Nothing here imports Rich at import time: ``uboost --help`` and ``uboost <cmd> --help`` print
+Nothing here imports Rich or Typer at import time: ``uboost --help`` and ``uboost <cmd> --help`` print
 plain click help, and Rich (~40 ms) loads with the first thing a command prints through it.
 """
 
@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-
-import typer
 
 from uboost._quiet import quiet_nni
 from uboost.exceptions import ConfigError
@@ -45,14 +43,23 @@ err_console = LazyConsole(stderr=True)
 
 def Flag(*names: str, help: str):  # noqa: N802  (reads like typer.Option)
     """A plain on/off switch (off by default): ``--force``, not ``--force <bool>``."""
+    import typer
+
     return typer.Option(*names, help=help, show_default=False)
+
+
+def error_line(message: str) -> None:
+    """The one red ``error: ...`` line on stderr."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
     """Print one red line and exit ``code`` (1; 130 after Ctrl-C)."""
-    from rich.markup import escape
+    import typer
 
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, soft_wrap=True)
+    error_line(message)
     raise typer.Exit(code)
 
 

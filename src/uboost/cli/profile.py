@@ -1,4 +1,4 @@
-"""``uboost profile`` and ``uboost hw list``."""
+"""``uboost profile`` and the ``uboost hw`` group (``hw list``: :mod:`uboost.cli.listings`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from uboost.cli.hw_scalesim import model_options, setup_scalesim, simulation_progress, tabulate
-from uboost.cli._common import console, parse_shape, registry_table, unique
+from uboost.cli._common import console, parse_shape, unique
+from uboost.cli.listings import hw_list
 
 hw_app = typer.Typer(help="Inspect the registered hardware cost models.", invoke_without_command=True, rich_markup_mode=None)
 
@@ -24,14 +25,7 @@ def _hw_root(ctx: typer.Context) -> None:
 
 hw_app.command("tabulate")(tabulate)
 hw_app.command("setup-scalesim")(setup_scalesim)
-
-
-@hw_app.command("list")
-def hw_list() -> None:
-    """List the registered cost models with one-line descriptions."""
-    from uboost.catalog import cost_models
-
-    console.print(registry_table("cost models", cost_models()))
+hw_app.command("list")(hw_list)
 
 
 def profile(
