@@ -58,6 +58,7 @@ class SearchConfig:
     cost_mode: str = "expected"
     temperature: float = 10.0
     sampling: str = "mixture"  # or "single-path": one sampled candidate per choice runs per step
+    sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.01
@@ -99,6 +100,8 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        if not isinstance(self.sharpen, bool):
+            raise ConfigError(f"sharpen must be true or false, got {self.sharpen!r}")
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.cost_mode not in COST_MODES:
@@ -360,6 +363,7 @@ def run_search(
         data_split=config.data_split,
         seed=config.seed,
         sampling=config.sampling,
+        sharpen=config.sharpen,
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
@@ -446,9 +450,11 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
     if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
         return facts
     write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
-    write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices))
+    tau = hardware_loss.distribution_tau  # the distribution the hardware term priced last: softmax(alpha / tau)
+    write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices, tau=tau))
+    facts["distribution_tau"] = tau
     with torch.no_grad():
-        facts["expected_latency_ms"] = float(hardware_loss.supernet_cost().latency_ms)
+        facts["expected_latency_ms"] = float(hardware_loss.expected_cost().latency_ms)
     argmax_ms = float(hardware_loss.derived_cost().latency_ms)
     facts["argmax_latency_ms"] = argmax_ms
     target = config.target_latency_ms

@@ -200,11 +200,11 @@ def argmax_indices(choices: list[Choice], nodes: list[Node]) -> dict[int, int]:
     return indices
 
 
-def probabilities_dict(choices: list[Choice]) -> dict[str, dict[str, float]]:
+def probabilities_dict(choices: list[Choice], tau: float = 1.0) -> dict[str, dict[str, float]]:
     """NNI's ``export_probs`` format: label -> value -> probability (cell edges: per-edge softmax,
-    the "none" entry left out as NNI does). Values become JSON keys (strings)."""
+    the "none" entry left out as NNI does), of ``softmax(alpha / tau)``. Values become JSON keys."""
     out = {}
     for choice in choices:
-        probs = torch.softmax(choice.alpha.detach().double().reshape(-1), -1).tolist()
+        probs = torch.softmax(choice.alpha.detach().double().reshape(-1) / tau, -1).tolist()
         out[choice.label] = {str(v): p for v, p in zip(choice.values, probs) if not (choice.kind == "edge" and v is None)}
     return out

@@ -35,6 +35,7 @@ class UBoostLightningModule(DartsLightningModule):
         *,
         hardware_loss: HardwareLoss,
         gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
+        sharpen: bool = True,
         arc_learning_rate: float = 3e-3,
         gradient_clip_val: float | None = None,
         log_prob_every_n_step: int = 10,
@@ -51,6 +52,7 @@ class UBoostLightningModule(DartsLightningModule):
         self.hardware_loss = hardware_loss
         self._generators = generators or {}
         self.gumbel_temperature = gumbel_temperature
+        self.sharpen = sharpen
         self._gumbel_modules: list | None = None
 
     # -- RNG state in the checkpoint: a resumed search repeats the uninterrupted one ----------
@@ -85,6 +87,8 @@ class UBoostLightningModule(DartsLightningModule):
 
     def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
         tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        if tau is not None and self.sharpen:  # the hardware term prices softmax(alpha / tau) (loss.py)
+            self.hardware_loss.distribution_tau = tau
         if tau is not None:
             if self._gumbel_modules is None:  # walking ~3k modules every step cost ~1% of a step
                 self._gumbel_modules = [m for m in self.modules() if isinstance(m, GumbelSoftmax)]

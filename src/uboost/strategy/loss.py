@@ -25,6 +25,12 @@
   window (a dead band inside it, where ``mu`` holds its value). Without the lower side a
   search whose task loss prefers cheap choices (or whose utilization term does) sinks far under
   the budget and stays there, since nothing pulls it back up.
+* The distribution the term prices is ``softmax(alpha / tau)``, where ``tau`` (``distribution_tau``,
+  set every step by the training module) follows the Gumbel temperature schedule (1 -> 0.1 by
+  default) when ``sharpen=True`` in :class:`~uboost.strategy.UBoost`: the hardware term prices
+  the same relaxation of the architecture that the mixture's forward pass uses (FBNet's latency
+  term prices its Gumbel-softmax weights at the annealed temperature), so by the end of the
+  search the distribution is nearly one-hot and its expected cost is the exported network's.
 * The export then projects onto the window exactly (:mod:`uboost.strategy.projection`), which
   guarantees ``<= target`` and, wherever an architecture of the space lies in the window, at
   least ``f * target``.
@@ -97,6 +103,7 @@ class HardwareLoss(nn.Module):
         self.supernet_cost: SupernetCost | None = None
         self.latency_ref_ms: float | None = None
         self.floor_latency_ms = 0.0  # lower edge of the budget window, set when attached
+        self.distribution_tau = 1.0  # the priced distribution is softmax(alpha / tau); set every step
 
     @property
     def attached(self) -> bool:
@@ -120,8 +127,9 @@ class HardwareLoss(nn.Module):
         self.choices, self.nodes = choice_groups(supernet)
         self._projector = None  # built on first use, for this supernet
         self.supernet, self._example = [supernet], example[:1].detach()  # a list: not a submodule
-        with torch.no_grad():
+        with torch.no_grad():  # the whole supernet at uniform choices (every cell edge counted): lambda's unit
             self.latency_ref_ms = float(self.supernet_cost(uniform=True).latency_ms)
+        self.supernet_cost.select_cell_inputs(self.nodes)  # from now on price the cells NNI exports (cell_inputs.py)
         if not self.latency_ref_ms > 0:
             raise ConfigError("the supernet has zero expected latency: nothing for the hardware loss to act on")
         if self.target_latency_ms is not None:  # an unreachable budget fails now, not after the search
@@ -142,7 +150,7 @@ class HardwareLoss(nn.Module):
         return self.supernet_cost
 
     def forward(self) -> HardwareTerms:
-        cost = self._require()()
+        cost = self.expected_cost()
         latency = cost.latency_ms
         loss = (1.0 - cost.utilization) * self.utilization_weight
         if self.target_latency_ms is None:
@@ -153,9 +161,14 @@ class HardwareLoss(nn.Module):
             loss = loss + self.entropy_weight * self.entropy()
         return HardwareTerms(loss=loss, cost=cost)
 
+    def expected_cost(self) -> HardwareCost:
+        """Expected cost of the priced distribution, ``softmax(alpha / distribution_tau)``."""
+        return self._require()(tau=self.distribution_tau)
+
     def entropy(self) -> torch.Tensor:
         """Mean entropy of the choice distributions (an optional term that makes the search commit)."""
-        terms = [torch.special.entr(torch.softmax(c.alpha.double().reshape(-1), -1)).sum() for c in self.choices]
+        tau = self.distribution_tau
+        terms = [torch.special.entr(torch.softmax(c.alpha.double().reshape(-1) / tau, -1)).sum() for c in self.choices]
         return torch.stack(terms).mean()
 
     def derived_indices(self) -> dict[int, int]:

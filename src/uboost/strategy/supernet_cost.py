@@ -315,6 +315,7 @@ class SupernetCost(nn.Module):
         offsets, self._groups, n_flat = choices.layout()
         self._layout = (offsets, self._groups, n_flat)  # read by the projection's integer program
         self._derived_members = [(a, list(m)) for a, m in choices.derived]
+        self._cell_inputs: list = []  # cell nodes priced as exportable cells (see select_cell_inputs)
 
         def flat(spec) -> int:
             if spec[0] == "alpha":
@@ -368,11 +369,27 @@ class SupernetCost(nn.Module):
         """The architecture parameters this cost reads, in the order of the flat vector's layout."""
         return list(self._alphas)
 
-    def probabilities(self, uniform: bool = False, distributions: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
-        """The flat probability vector: [1, softmax of every alpha..., derived sums...].
+    def select_cell_inputs(self, nodes) -> None:
+        """Price cell edges as NNI exports cells: each node keeps exactly ``n_chosen`` inputs
+        (:mod:`uboost.strategy.cell_inputs`); ``nodes`` from
+        :func:`~uboost.strategy.architecture.choice_groups`. One-hot ``distributions`` are
+        priced as given (they already are one concrete network)."""
+        from uboost.strategy.cell_inputs import EdgeSlot, NodeInputs
+
+        offsets = self._layout[0]
+        where = {id(a): i for i, a in enumerate(self._alphas)}
+        self._cell_inputs = [
+            NodeInputs(node.n_chosen, tuple(
+                EdgeSlot(e.alpha, offsets[where[id(e.alpha)]] if id(e.alpha) in where else None,
+                         has_none=e.values[-1] is None) for e in node.edges))
+            for node in nodes]
+
+    def probabilities(self, uniform: bool = False, distributions: Mapping[int, torch.Tensor] | None = None,
+                      tau: float = 1.0) -> torch.Tensor:
+        """The flat probability vector: [1, softmax(alpha / tau) of every alpha..., derived sums...].
 
         ``distributions`` maps ``id(alpha)`` to a probability vector that replaces
-        ``softmax(alpha)`` (one-hot vectors price one concrete path exactly).
+        ``softmax(alpha / tau)`` (one-hot vectors price one concrete path exactly).
         """
         ref = self.gate_index
         parts = [torch.ones(1, dtype=torch.float64, device=ref.device)]
@@ -380,7 +397,7 @@ class SupernetCost(nn.Module):
             stacked = torch.stack([self._alphas[i] for i in group]).to(device=ref.device, dtype=torch.float64)
             if uniform:
                 stacked = torch.zeros_like(stacked)
-            probs = torch.softmax(stacked, dim=-1)
+            probs = torch.softmax(stacked / tau if tau != 1.0 else stacked, dim=-1)
             if distributions:
                 replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
                 if replaced:
@@ -388,14 +405,21 @@ class SupernetCost(nn.Module):
                     probs = probs.index_put((torch.tensor(replaced, device=ref.device),), torch.stack(rows))
             parts.append(probs.reshape(-1))
         flat = torch.cat(parts)
+        if self._cell_inputs and not distributions:
+            from uboost.strategy.cell_inputs import edge_probabilities
+
+            edges = edge_probabilities(self._cell_inputs, tau, uniform, flat.dtype, flat.device)
+            if edges is not None:
+                flat = flat.index_put((edges[0],), edges[1])
         if self.derived.shape[0]:
             flat = torch.cat([flat, self.derived @ flat])
         return flat
 
-    def forward(self, uniform: bool = False, *, distributions: Mapping[int, torch.Tensor] | None = None) -> HardwareCost:
-        """Expected cost under the current alphas (or under uniform choices with ``uniform=True``);
+    def forward(self, uniform: bool = False, *, distributions: Mapping[int, torch.Tensor] | None = None,
+                tau: float = 1.0) -> HardwareCost:
+        """Expected cost under ``softmax(alpha / tau)`` (or under uniform choices with ``uniform=True``);
         ``distributions`` overrides some alphas' probabilities (see :meth:`probabilities`)."""
-        p = self.probabilities(uniform, distributions)
+        p = self.probabilities(uniform, distributions, tau)
         gate = p[self.gate_index].prod(-1)
         if self.mode == "expected":
             cycles, macs = self.row_cycles, self.row_macs

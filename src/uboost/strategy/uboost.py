@@ -60,6 +60,11 @@ class UBoost(DARTS):
     gumbel_temperature
         ``(start, end)`` of the Gumbel-softmax temperature, annealed linearly **per step**;
         ``None`` uses the plain softmax of DARTS.
+    sharpen
+        Price ``softmax(alpha / tau)`` at the current Gumbel temperature ``tau`` in the hardware
+        term (the relaxation the mixture's forward pass uses) instead of ``softmax(alpha)``: the
+        distribution sharpens as ``tau`` anneals, so the search commits and its expected cost
+        ends at the exported network's. No effect without ``gumbel_temperature``.
     seed
         Seeds the data split (and the path sampler's Gumbel noise).
     sampling
@@ -85,6 +90,7 @@ class UBoost(DARTS):
         arch_lr: float = 0.1,
         data_split: float | None = 0.8,
         gumbel_temperature: tuple[float, float] | None = (1.0, 0.1),
+        sharpen: bool = True,
         warmup_epochs: int = 0,
         gradient_clip_val: float | None = None,
         log_prob_every_n_step: int = 10,
@@ -119,6 +125,7 @@ class UBoost(DARTS):
         )
         self.data_split = data_split
         self.gumbel_temperature = gumbel_temperature
+        self.sharpen = bool(sharpen)
         self.seed = seed
         # the data loaders' shuffling generators: checkpointed with the search (strategy/rng.py)
         self._loader_generators = {"train": torch.Generator().manual_seed(seed + 1),
@@ -161,6 +168,7 @@ class UBoost(DARTS):
             training_module,
             hardware_loss=self.hardware_loss,
             gumbel_temperature=self.gumbel_temperature,
+            sharpen=self.sharpen,
             arc_learning_rate=self.arc_learning_rate,
             gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step,
