@@ -2,8 +2,11 @@
 
 Data: ``tests/hardware/data/scalesim_user.csv`` (``tools/make_scalesim_user_data.py``): CIFAR- and
 digits-sized layers on 32x32 WS and OS arrays with 16/64/256 kB per SRAM buffer and 4/10/32 DRAM
-words per cycle, SCALE-Sim 3.0.0's "Total Cycles" (compute + stalls). Every third layer is held
-out: ``systolic-mem`` was designed and its constants chosen on the ``fit`` rows only.
+words per cycle, SCALE-Sim 3.0.0's "Total Cycles" (compute + stalls). ``systolic-mem`` ships
+constants fitted on every row, so its scores on the data are in-sample; the scores on rows the
+constants were not fitted on come from refitting (``tools/fit_systolic_mem.py``): on the ``fit``
+rows scored on the ``held-out`` ones (every third layer), and 3-fold cross-validation over layers.
+Its structure was chosen by cross-validation within the ``fit`` rows.
 
 Per configuration (array, dataflow, SRAM, bandwidth) it prints the mean absolute percentage error
 over layers and Kendall's tau between predicted and simulated cycles (does the model rank the
@@ -11,7 +14,7 @@ layers as SCALE-Sim does: what a search needs), then the averages over configura
 the targets of issue 11: MAPE <= 20 % and tau >= 0.90 on average, MAPE <= 15 % at 64 kB / 10
 words per cycle, beating a prototype's 19.8 % / 0.91 (held out: 22 % / 0.90).
 
-    python benchmarks/bench_memory_model.py [--data FILE] [--split all|fit|held-out] [--models systolic-mem,systolic,roofline]
+    python benchmarks/bench_memory_model.py [--data FILE] [--split all|fit|held-out] [--models ...] [--no-refit]
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--split", default="all", choices=("all", "fit", "held-out"))
     parser.add_argument("--models", default="systolic-mem,systolic,roofline")
+    parser.add_argument("--no-refit", action="store_true", help="skip refitting systolic-mem's constants on held-out splits")
     args = parser.parse_args()
     with open(args.data, newline="") as f:
         every = list(csv.DictReader(f))
@@ -112,12 +116,20 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for split, m, mape, tau, at64 in summary:
         print(f"| {split} | {m} | {100 * mape:.1f} % | {tau:.3f} | {100 * at64:.1f} % |")
+    print("(systolic-mem's shipped constants were fitted on every row: the rows above are in-sample for it)")
     print("\ntargets: mean MAPE <= 20 %, mean tau >= 0.90, MAPE at 64 kB / 10 w/c <= 15 %; prototype 19.8 % / 0.91 (held out 22 % / 0.90)")
-    for split, m, mape, tau, at64 in summary:
-        if m == "systolic-mem":
-            ok = mape <= 0.20 and tau >= 0.90 and at64 <= 0.15
-            print(f"systolic-mem, {split}: {'meets' if ok else 'MISSES'} the targets"
-                  f"{' and beats the prototype' if ok and mape < 0.198 and tau > 0.91 else ''}")
+    if args.no_refit or "systolic-mem" not in models:
+        return 0
+    sys.path.insert(0, str(REPO / "tools"))
+    import fit_systolic_mem as fitting
+
+    data = fitting.Data(args.data)
+    print("\nsystolic-mem refitted without the rows it is scored on:\n")
+    print("| constants scored on | mean MAPE | mean Kendall tau | MAPE at 64 kB, 10 w/c (mean: WS, OS) |")
+    print("|---|---|---|---|")
+    for name, s in fitting.held_out_scores(data, ["split", "3-fold"], fitting.START).items():
+        ok = s["mape"] <= 0.20 and s["tau"] >= 0.90 and statistics.mean(s["mape_64_10"].values()) <= 0.15
+        print(fitting.line(name, s) + f" {'meets' if ok else 'MISSES'} the targets")
     return 0
 
 

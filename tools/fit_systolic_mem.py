@@ -1,84 +1,196 @@
 #!/usr/bin/env python3
-"""Choose the constants of ``systolic-mem`` on the ``fit`` rows of the SCALE-Sim USER-mode data.
+"""Fit the constants of ``systolic-mem`` to SCALE-Sim USER-mode data, and score them on layers left out.
 
 Least squares on log(predicted / simulated) cycles (robust soft-L1 loss), with the torch model
 itself (``uboost.hardware.systolic_mem.COEFFICIENTS`` patched), so what is fitted is what ships.
-Prints the COEFFICIENTS literal to paste into ``systolic_mem.py`` and the error on both splits;
-``benchmarks/bench_memory_model.py`` gives the per-configuration table.
+Three ways to score constants on rows they were not fitted on, per configuration (array,
+dataflow, SRAM, bandwidth) and then averaged over configurations:
 
-    python tools/fit_systolic_mem.py [--data tests/hardware/data/scalesim_user.csv]
+* ``split``: fitted on the rows marked ``fit`` in the data file, scored on those marked
+  ``held-out`` (every third layer: 11 layers per configuration);
+* ``3-fold``: layers dealt into three folds (layer i into fold i mod 3); each fold's rows are
+  predicted by constants fitted on the other two, and MAPE and Kendall's tau are computed over
+  all 34 out-of-fold predictions of a configuration;
+* ``leave-one-out``: the same with one fold per layer.
+
+Then the constants that ship are fitted on every row. Prints the ``COEFFICIENTS`` literal to
+paste into ``systolic_mem.py`` and the scores; ``benchmarks/bench_memory_model.py`` prints the
+per-configuration table of the shipped constants.
+
+    python tools/fit_systolic_mem.py [--data FILE] [--scores split,3-fold[,leave-one-out]]
+
+The residual is the relative error (what MAPE scores); every fit starts from ``START``. The model's
+structure was chosen by 3-fold cross-validation within the ``fit`` rows only.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "hardware" / "data" / "scalesim_user.csv"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-KEYS = [("ws", "ifmap_reuse"), ("ws", "ifmap"), ("ws", "filter"), ("os", "ifmap_reuse"), ("os", "ifmap"), ("os", "filter")]
+
+def flatten(coef: dict) -> tuple[list[tuple[str, str]], list[float]]:
+    keys = [(group, name) for group, inner in coef.items() for name in inner]
+    return keys, [float(coef[g][n]) for g, n in keys]
 
 
-def unpack(theta) -> dict:
-    coef = {"ws": {}, "os": {}}
-    for i, (flow, operand) in enumerate(KEYS):
-        coef[flow][operand] = tuple(float(x) for x in theta[3 * i : 3 * i + 3])
-    coef["combine"] = {"overlap": float(theta[18]), "writes": float(theta[19])}
+def unflatten(keys, theta) -> dict:
+    coef: dict[str, dict[str, float]] = {}
+    for (group, name), value in zip(keys, theta):
+        coef.setdefault(group, {})[name] = float(value)
     return coef
 
 
-def main() -> int:
+class Data:
+    """The rows of the data file, grouped by model spec so each group is one batched evaluation."""
+
+    def __init__(self, path: Path = DATA):
+        import torch
+
+        from bench_memory_model import shape
+        from uboost.hardware import HardwareSpec, LayerTable, create
+
+        with open(path, newline="") as f:
+            self.rows = list(csv.DictReader(f))
+        self.layers = list(dict.fromkeys(r["layer"] for r in self.rows))  # in file order
+        self.config = [(r["dataflow"], int(r["sram_kb"]), float(r["dram_bw_words"])) for r in self.rows]
+        self.target = torch.tensor([float(r["cycles"]) for r in self.rows], dtype=torch.float64)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(self.rows):
+            key = (int(r["rows"]), int(r["cols"]), r["dataflow"], int(r["batch"]), int(r["sram_kb"]), float(r["dram_bw_words"]))
+            groups.setdefault(key, []).append(i)
+        self.groups = []
+        for (rr, cc, flow, batch, kb, bw), index in groups.items():
+            spec = HardwareSpec(rows=rr, cols=cc, dataflow=flow, batch_size=batch, sram_kb=kb, dram_bw_words=bw)
+            table = LayerTable.from_shapes([shape(self.rows[i]) for i in index])
+            self.groups.append((create("systolic-mem", spec=spec), table, torch.tensor(index)))
+
+    def predict(self, coef: dict):
+        import torch
+
+        from uboost.hardware import systolic_mem
+
+        saved = {g: dict(v) for g, v in systolic_mem.COEFFICIENTS.items()}
+        systolic_mem.COEFFICIENTS.update({g: dict(v) for g, v in coef.items()})
+        try:
+            out = torch.empty_like(self.target)
+            for model, table, index in self.groups:
+                out[index] = model.cycles(table)
+            return out
+        finally:
+            systolic_mem.COEFFICIENTS.clear()
+            systolic_mem.COEFFICIENTS.update(saved)
+
+    def fold_of(self, folds: int) -> list[int]:
+        """Fold of every row: layer i (in file order) goes into fold ``i mod folds``."""
+        where = {name: i % folds for i, name in enumerate(self.layers)}
+        return [where[r["layer"]] for r in self.rows]
+
+
+# Where every fit starts (not the shipped constants, which were fitted on every row).
+START = {"ws": {"ifmap": 0.5, "filter": 0.5}, "os": {"ifmap": 0.5, "filter": 0.5},
+         "combine": {"overlap": 0.3, "writes": 1.0, "ports": 0.5}}
+RELATIVE = True  # residual: the relative error (what MAPE scores; it cross-validated better), else the log ratio
+
+
+def fit(data: Data, rows: list[int], start: dict) -> dict:
+    """Constants that minimise the soft-L1 loss of log(predicted / simulated) over ``rows``."""
     import numpy as np
     import torch
     from scipy.optimize import least_squares
 
-    from bench_memory_model import shape
-    from uboost.hardware import HardwareSpec, LayerTable, create
-    from uboost.hardware import systolic_mem
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO / "tests" / "hardware" / "data" / "scalesim_user.csv")
-    args = parser.parse_args()
-    with open(args.data, newline="") as f:
-        rows = list(csv.DictReader(f))
-    groups: dict[tuple, list] = {}
-    for r in rows:
-        key = (int(r["rows"]), int(r["cols"]), r["dataflow"], int(r["batch"]), int(r["sram_kb"]), float(r["dram_bw_words"]), r["split"])
-        groups.setdefault(key, []).append(r)
-    prepared = []
-    for (rr, cc, flow, batch, kb, bw, split), members in groups.items():
-        model = create("systolic-mem", spec=HardwareSpec(rows=rr, cols=cc, dataflow=flow, batch_size=batch, sram_kb=kb, dram_bw_words=bw))
-        table = LayerTable.from_shapes([shape(m) for m in members])
-        target = torch.tensor([float(m["cycles"]) for m in members], dtype=torch.float64)
-        prepared.append((split, (rr, cc, flow, kb, bw), model, table, target))
-
-    def predictions(theta, split):
-        systolic_mem.COEFFICIENTS.update(unpack(theta))
-        return [(cfg, model.cycles(table), target) for s, cfg, model, table, target in prepared if s == split]
+    keys, theta0 = flatten(start)
+    index = torch.tensor(rows)
 
     def residuals(theta):
-        return torch.cat([torch.log(p.clamp_min(1.0) / t) for _, p, t in predictions(theta, "fit")]).numpy()
+        p = data.predict(unflatten(keys, theta))[index]
+        ratio = p.clamp_min(1.0) / data.target[index]
+        return (ratio - 1.0 if RELATIVE else torch.log(ratio)).numpy()
 
-    theta0 = np.array([1.0, 0.0, 0.1] * 6 + [0.2, 1.0])
-    fit = least_squares(residuals, theta0, bounds=(0.0, 20.0), loss="soft_l1")
-    coef = unpack(fit.x)
-    print("COEFFICIENTS = {")
-    for flow in ("ws", "os"):
-        inner = ", ".join(f'"{k}": ({", ".join(f"{x:.4g}" for x in v)})' for k, v in coef[flow].items())
-        print(f'    "{flow}": {{{inner}}},')
-    print(f'    "combine": {{"overlap": {coef["combine"]["overlap"]:.4g}, "writes": {coef["combine"]["writes"]:.4g}}},')
-    print("}")
-    for split in ("fit", "held-out"):
-        by: dict[tuple, list] = {}
-        for cfg, p, t in predictions(fit.x, split):
-            by.setdefault(cfg, []).extend(zip(p.tolist(), t.tolist()))
-        mapes = [statistics.mean(abs(a - b) / b for a, b in pts) for pts in by.values()]
-        print(f"{split}: mean MAPE over {len(by)} configurations {100 * statistics.mean(mapes):.1f} %")
+    result = least_squares(residuals, np.array(theta0), bounds=(0.0, 20.0), loss="soft_l1")
+    return unflatten(keys, result.x)
+
+
+def scores(data: Data, predicted, rows: list[int]) -> dict:
+    """{"mape", "tau", "mape_64_10": {flow: ...}} averaged over the configurations of ``rows``."""
+    from bench_memory_model import kendall_tau
+
+    by: dict[tuple, list[int]] = {}
+    for i in rows:
+        by.setdefault(data.config[i], []).append(i)
+    per = {}
+    for cfg, index in by.items():
+        p = [float(predicted[i]) for i in index]
+        t = [float(data.target[i]) for i in index]
+        per[cfg] = (statistics.mean(abs(a - b) / b for a, b in zip(p, t)), kendall_tau(p, t))
+    at64 = {flow: v[0] for (flow, kb, bw), v in per.items() if kb == 64 and bw == 10}
+    return {
+        "mape": statistics.mean(v[0] for v in per.values()),
+        "tau": statistics.mean(v[1] for v in per.values() if v[1] == v[1]),
+        "mape_64_10": at64,
+        "per_config": per,
+    }
+
+
+def out_of_fold(data: Data, folds: list[int], start: dict):
+    """Every row predicted by constants fitted on the rows of the other folds."""
+    import torch
+
+    predicted = torch.empty_like(data.target)
+    for f in sorted(set(folds)):
+        train = [i for i, g in enumerate(folds) if g != f]
+        test = torch.tensor([i for i, g in enumerate(folds) if g == f])
+        predicted[test] = data.predict(fit(data, train, start))[test]
+    return predicted
+
+
+def held_out_scores(data: Data, which: list[str], start: dict) -> dict:
+    """{name: scores} of constants scored only on rows they were not fitted on."""
+    everything = list(range(len(data.rows)))
+    out = {}
+    for name in which:
+        if name == "split":
+            train = [i for i, r in enumerate(data.rows) if r["split"] == "fit"]
+            test = [i for i, r in enumerate(data.rows) if r["split"] == "held-out"]
+            out[name] = scores(data, data.predict(fit(data, train, start)), test)
+        else:
+            folds = data.fold_of(3 if name == "3-fold" else len(data.layers))
+            out[name] = scores(data, out_of_fold(data, folds, start), everything)
+    return out
+
+
+def line(name: str, s: dict) -> str:
+    at = s["mape_64_10"]
+    mean64 = statistics.mean(at.values()) if at else float("nan")
+    flows = ", ".join(f"{flow.upper()} {100 * v:.1f} %" for flow, v in sorted(at.items(), reverse=True))
+    return f"| {name} | {100 * s['mape']:.1f} % | {s['tau']:.3f} | {100 * mean64:.1f} % ({flows}) |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--scores", default="split,3-fold")
+    args = parser.parse_args()
+    data = Data(args.data)
+    start = START  # the same neutral start for every fit: the shipped values would leak into the scores
+    which = [s.strip() for s in args.scores.split(",") if s.strip()]
+    shipped = fit(data, list(range(len(data.rows))), start)
+    print("COEFFICIENTS: dict[str, dict[str, float]] = {")
+    for group, inner in shipped.items():
+        print(f'    "{group}": {{' + ", ".join(f'"{k}": {v:.4g}' for k, v in inner.items()) + "},")
+    print("}\n")
+    print("| constants scored on | mean MAPE | mean Kendall tau | MAPE at 64 kB, 10 w/c (mean: WS, OS) |")
+    print("|---|---|---|---|")
+    print(line("all rows, fitted on all (shipped)", scores(data, data.predict(shipped), list(range(len(data.rows))))))
+    for name, s in held_out_scores(data, which, start).items():
+        print(line(name, s))
     return 0
 
 

@@ -3,29 +3,37 @@
 It prices what SCALE-Sim 3.0's ``USER`` bandwidth mode simulates (one word = one byte), from the
 same facts about its memory system:
 
-* Each read SRAM (ifmap, filter) of ``S`` words is an active half and a prefetch half. The active
-  half is filled before the layer starts (free). When the array asks for a word outside the active
-  window, the window moves by half a buffer and a chunk of ``S/2`` words is fetched, taking
-  ``ceil(S / 2 / bw) + 1`` cycles on that port's DRAM timeline. Prefetches run back to back on the
-  timeline, whenever it is behind the array: idle DRAM time is banked, so a port only stalls the
-  array when its *total* transfer time runs ahead of the compute that consumes it.
+* Each read SRAM (ifmap, filter) of ``S`` words is hashed into 100 lines, an active half and a
+  prefetch half. The active half is filled before the layer starts (free). When the array asks for
+  a word outside the active window, the window moves by half a buffer and a chunk of ``S/2`` words
+  is fetched, taking ``ceil(S / 2 / bw) + 1`` cycles on that port's own DRAM timeline. Prefetches
+  run back to back on it, whatever the array does: idle DRAM time is banked, so a port only stalls
+  the array when its *total* transfer time runs ahead of the compute that consumes it.
 * An operand whose im2col size fits in the active half never misses. One that does not is walked
-  half a buffer per prefetch (at least one full chunk per pass), once per pass: the ifmap once per
-  column fold of the filters in WS and OS. SCALE-Sim's buffer is 100 hashed lines; a demand line
-  of the array (a skewed ifmap row, a flipped filter tile) that straddles the window edge leaves
-  words *behind* the window, and the window then circles the whole operand to find them. A
-  batch-1 convolution with a kernel repeats input words across im2col rows, so its ifmap is
-  usually found again and wraps around far less.
-* The ofmap SRAM frees half its space when a drain starts, so its port behaves like twice the
-  bandwidth; partial sums are written once per row fold in WS. Write stalls are not banked.
-* A layer costs ``max(compute, reads) + overlap * min(compute, reads) + writes`` (per group; a
-  depthwise layer is ``C`` one-channel layers, each with fresh buffers), where the read time sums
-  both read ports' weighted prefetch counts times the chunk time. The weights (per dataflow and
-  operand) and ``overlap``/``writes`` are fitted (``tools/fit_systolic_mem.py``) on the ``fit``
-  rows of ``tests/hardware/data/scalesim_user.csv``; the held-out rows score it. SCALE-Sim's USER
-  mode has known quirks (stalls counted twice, full-chunk prefetches for a few lines, wrap-arounds)
-  that a closed form only approximates: see ``benchmarks/RESULTS.md`` for how closely. The input-
-  stationary dataflow reuses the weight-stationary weights (not measured against SCALE-Sim).
+  half a buffer per prefetch (at least one full chunk per walk), once per walk: in WS the ifmap once
+  per column fold of the filters and the filters once; in OS the ifmap once per column fold and,
+  when a column fold's filters overflow the active half, the filters once per row fold of the
+  outputs. The fetch order is the demand order rolled along the array's skew, so two consecutive
+  folds of an operand share about ``rows x rows`` words: when a window edge falls among them (a
+  chance of ``rows**2 / (S/2)``, at most 1), the previous fold moves the window past the next
+  fold's first words and the window circles the whole operand to find them (``lines / half``
+  prefetches). How often that happens per fold boundary is a fitted weight per dataflow and
+  operand (shapes and buffers that are powers of two resonate, so it is not a fixed chance). One
+  resonance is certain: the OS ifmap folds of a 1x1 layer are ``k * rows`` words apart, a power of
+  two like the buffer, so one boundary in ``(S/2) / (k * rows)`` meets a window edge.
+* Each port's time is its prefetch count times the chunk time; the array waits for the slower port
+  (plus a fitted share of the other). The ofmap SRAM frees half its space when a drain starts, so
+  its port behaves like twice the bandwidth; partial sums are written once per row fold in WS.
+* A layer costs ``max(compute, reads) + overlap * min(compute, reads) + writes * write time`` (per
+  group; a depthwise layer is ``C`` one-channel layers, each with fresh buffers). The seven
+  constants (the four wrap-around weights, ``overlap``, ``writes``, ``ports``) are fitted by
+  ``tools/fit_systolic_mem.py`` on ``tests/hardware/data/scalesim_user.csv`` (least squares on the
+  relative error, the error that is scored); it also scores constants refitted without the scored
+  layers (the fixed ``held-out`` split and 3-fold cross-validation over layers): see
+  ``benchmarks/RESULTS.md``. SCALE-Sim's USER mode has quirks (stalls counted twice, full-chunk
+  prefetches when the window moves a few lines, wrap-arounds that depend on where window edges
+  fall) that a closed form only approximates. The input-stationary dataflow mirrors the
+  weight-stationary one with its weights (not measured against SCALE-Sim).
 
 With unbounded memory (``spec.memory_bound`` false) it is exactly ``systolic``. Every term is a
 tensor expression in the (possibly soft) channel counts: with ``temperature`` set, the tile
@@ -53,7 +61,7 @@ WORDS_PER_KB = 1024
     description="systolic array with finite SRAM and DRAM bandwidth (closed form of SCALE-Sim USER mode; = systolic when unbounded)",
 )
 class MemorySystolicArray(CostModel):
-    """Compute cycles of :class:`SystolicArray`, or the DRAM time of the busiest port when longer."""
+    """Compute cycles of :class:`SystolicArray`, or the DRAM time of the read ports when longer."""
 
     name = "systolic-mem"
 
@@ -62,47 +70,52 @@ class MemorySystolicArray(CostModel):
         groups, compute, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         if not spec.memory_bound:
             return groups * compute
-        reads, writes = self.dram_cycles(layers, m, k, n, ceil, temperature, in_channels)
+        pointwise = (layers.kernel_h * layers.kernel_w) == 1
+        reads, writes = self.dram_cycles(m, k, n, ceil, temperature, pointwise)
         c = COEFFICIENTS["combine"]
         return groups * (torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * writes)
 
-    def dram_cycles(self, layers: LayerTable, m, k, n, ceil: Ceil, temperature: float | None,
-                    in_channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-group DRAM time of the read ports (prefetches, banked ahead of the array) and of the write port."""
+    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, pointwise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port."""
         spec = self.spec
-        bw = float(spec.dram_bw_words)
         r, c = spec.rows, spec.cols
         ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
-        ones = torch.ones_like(m * k)
         flow = spec.dataflow
-        if flow == "is":  # ifmap stationary: the filters stream, once per column fold of the outputs
-            passes = (ones, torch.ceil(m / c))
-        else:  # ws / os: the ifmap streams, once per column fold of the filters
-            passes = (ceil(n, c), ones)
-        row_folds = ones if flow == "os" else ceil(k, r)
-        # words one demand of the array spans in the operand's fetch order (a skewed ifmap line, a filter tile)
-        spans = (r * r, c * r)
-        # a batch-1 convolution with a kernel reads an im2col matrix full of repeated addresses: a word left
-        # behind the window is often found again inside it, so such an ifmap wraps around far less
-        reuse = (spec.batch_size == 1) & ~layers.linear & ((layers.kernel_h * layers.kernel_w) > 1)
+        # the streamed operand is walked once per fold of the other GEMM side; at every fold of the
+        # array the next demand may start behind the window (the skewed demands of two folds overlap)
+        row_folds, col_folds = ceil(k, r), ceil(n, c)
+        if flow == "os":  # for each filter column fold, every row fold of M re-reads that fold's filters
+            m_folds = ceil(m, r)
+            walks = (col_folds, 1.0 + _overflows(k * torch.clamp(n, max=c), _half_words(filter_kb), temperature) * (m_folds * col_folds - 1.0))
+            boundaries = (col_folds * m_folds, col_folds * m_folds)
+        elif flow == "ws":  # the ifmap once per filter column fold; each filter tile is read once
+            walks = (col_folds, torch.ones_like(row_folds))
+            boundaries = (col_folds * row_folds, col_folds * row_folds)
+        else:  # is, mirrored (not measured against SCALE-Sim): the filters stream once per column fold of M
+            m_cols = ceil(m, c)
+            walks = (torch.ones_like(row_folds), m_cols)
+            boundaries = (m_cols * row_folds, m_cols * row_folds)
         coef = COEFFICIENTS["os" if flow == "os" else "ws"]
-        reads = torch.zeros_like(m * k)  # the read ports share the array's timeline: their prefetch times add up
-        for operand, size, npass, span, kb in (
-            ("ifmap", m * k, passes[0], spans[0], ifmap_kb),
-            ("filter", k * n, passes[1], spans[1], filter_kb),
-        ):
+        ports = [torch.zeros_like(m * k), torch.zeros_like(m * k)]  # each read port has its own DRAM timeline
+        for port, (operand, size, walk, edges, kb) in enumerate((
+            ("ifmap", m * k, walks[0], boundaries[0], ifmap_kb),
+            ("filter", k * n, walks[1], boundaries[1], filter_kb),
+        )):
             if kb is None:
                 continue
-            if operand == "ifmap":
-                w = [torch.where(reuse, a, b) for a, b in zip(coef["ifmap_reuse"], coef["ifmap"])]
-            else:
-                w = coef["filter"]
-            seq, spanned, wrap = _prefetch_counts(size, npass, span, kb * WORDS_PER_KB, temperature)
-            reads = reads + (w[0] * seq + w[1] * spanned + w[2] * wrap) * self._chunk_cycles(kb)
+            seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
+            chance = _straddle(r, kb)
+            if flow == "os" and operand == "ifmap":
+                # a 1x1 layer's OS ifmap folds are k * r words apart, powers of two like the buffer: they
+                # share window edges every (S/2) / (k r) folds
+                chance = torch.where(pointwise, torch.clamp(torch.clamp(k * r, min=r * r) / _half_words(kb), max=1.0), chance)
+            ports[port] = (seq + coef[operand] * chance * wrap) * self._chunk_cycles(kb)
+        # the array waits for the slower port (per demand line SCALE-Sim stalls by the worst port), plus a share of the other
+        reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
         writes = torch.zeros_like(reads)
         if ofmap_kb is not None:
-            words = row_folds * m * n  # WS/IS write partial sums once per row fold
-            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2 * bw)
+            words = (1.0 if flow == "os" else row_folds) * m * n  # WS/IS write partial sums once per row fold
+            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * float(spec.dram_bw_words))
         return reads, writes
 
     def _chunk_cycles(self, kb: int) -> float:
@@ -111,13 +124,14 @@ class MemorySystolicArray(CostModel):
         return math.ceil(half / float(self.spec.dram_bw_words)) + 1.0
 
 
-# Weights of (sequential, spanned, wrap-around) prefetch counts per dataflow and operand, and how the
-# read, write and compute times combine; chosen on the ``fit`` rows of tests/hardware/data/scalesim_user.csv
-# by tools/fit_systolic_mem.py (benchmarks/bench_memory_model.py scores the held-out rows).
-COEFFICIENTS: dict[str, dict[str, tuple[float, ...]] | dict[str, float]] = {
-    "ws": {"ifmap_reuse": (1, 0.5364, 0.0275), "ifmap": (0.7037, 1.54, 0.02579), "filter": (1.763e-33, 1.34e-33, 1.186)},
-    "os": {"ifmap_reuse": (1.074, 0.1968, 0.02888), "ifmap": (0.8914, 0.9083, 0.2813), "filter": (8.573e-07, 8.573e-07, 0.4971)},
-    "combine": {"overlap": 0.3719, "writes": 1.874},
+# Weight of a fold boundary's full circle per dataflow and read operand, and how the two read ports,
+# the write port and compute combine; fitted on every row of tests/hardware/data/scalesim_user.csv by
+# tools/fit_systolic_mem.py (which also scores constants refitted without the scored layers). The OS
+# filter wrap-around and the slower port's share came out zero: the walks and the max explain them.
+COEFFICIENTS: dict[str, dict[str, float]] = {
+    "ws": {"ifmap": 1.323, "filter": 0.9939},
+    "os": {"ifmap": 0.5118, "filter": 6.908e-15},
+    "combine": {"overlap": 0.06927, "writes": 1.017, "ports": 7.04e-14},
 }
 
 LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them
@@ -130,20 +144,31 @@ def _overflows(size: torch.Tensor, words: float, temperature: float | None) -> t
     return torch.sigmoid(temperature * (size / words - 1.0))
 
 
-def _prefetch_counts(size, passes, span, buffer_words: int, temperature: float | None):
-    """Prefetches of an operand of ``size`` words read ``passes`` times through a buffer of ``buffer_words``.
+def _half_words(kb: int | None) -> float:
+    """Words of a read buffer's active half (unbounded: infinite)."""
+    if kb is None:
+        return math.inf
+    per_line = math.ceil(kb * WORDS_PER_KB / LINES)
+    return per_line * math.ceil(kb * WORDS_PER_KB / 2 / per_line)
+
+
+def _straddle(rows: int, kb: int) -> float:
+    """Chance that the ``rows x rows`` words two skewed folds share straddle the window's edge."""
+    return min(rows * rows / _half_words(kb), 1.0)
+
+
+def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None):
+    """Prefetches of an operand of ``size`` words walked ``walks`` times through a buffer of ``buffer_words``.
 
     ``sequential``: the window walks the operand half a buffer at a time after the free initial fill, at
-    least one full chunk per pass once the operand overflows the active half (SCALE-Sim fetches a whole
-    chunk however few lines the window moves). ``wrap``: at each step a demand that straddles the window
-    edge (probability: the demand's span over a buffer line, at most 1) leaves words behind the window,
-    which then circles the whole operand (``lines / half`` prefetches) to find them.
-    Every count grows with the operand, so the cost is monotone in channels, as a search needs.
+    least one full chunk per walk once the operand overflows the active half (SCALE-Sim fetches a whole
+    chunk however few lines the window moves). ``wrap``: at a fold boundary a demand behind the window
+    makes it circle the whole operand (``lines / half`` prefetches); the caller weights how often.
+    Both counts grow with the operand, so the cost is monotone in channels, as a search needs.
     """
     per_line = math.ceil(buffer_words / LINES)
     half = math.ceil(buffer_words / 2 / per_line)  # lines of the active half (50)
     lines = size / per_line
     over = _overflows(lines, half, temperature)
-    seq = over * torch.maximum(torch.relu(passes * lines - half) / half, passes)
-    straddle = min(span / per_line, 1.0)
-    return seq, seq * straddle, seq * straddle * (lines / half + 1.0)
+    seq = over * torch.maximum(torch.relu(walks * lines - half) / half, walks * torch.ones_like(lines))
+    return seq, over * boundaries * lines / half
