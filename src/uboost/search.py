@@ -62,7 +62,7 @@ class SearchConfig:
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.01
-    arch_lr: float = 0.1  # a short search commits: default darts-cifar gap E/derived 1.76 -> 0.35, val acc 57 -> 72 % vs 0.03
+    arch_lr: float = 0.1  # with sharpen and exportable cells the default search commits (gap 0.1-2.3 %, RESULTS.md)
     data_split: float = 0.8
     seed: int = 0
     accelerator: str = "auto"  # as Lightning: a GPU where there is one, else the CPU
