@@ -2,7 +2,8 @@
 
 Each round runs every command once and ``import torch`` once, in fresh processes, in turn, so a
 busy machine slows both alike; the ratio of medians is reported (target <= 0.1x: a command that
-needs no network must not pay for torch, NNI, Lightning or Optuna).
+needs no network must not pay for torch, NNI, Lightning or Optuna). ``python -c pass`` is timed
+alongside as the floor: what the interpreter and this environment's ``site`` cost before uboost runs.
 
     python benchmarks/bench_cli_start.py [--rounds 7]
 """
@@ -28,6 +29,7 @@ COMMANDS = {
     "uboost --version": ["--version"],
 }
 TORCH = [sys.executable, "-c", "import torch"]
+BARE = [sys.executable, "-c", "pass"]  # the interpreter alone (site, .pth files): the floor, for reference
 
 
 def uboost() -> list[str]:
@@ -52,13 +54,17 @@ def main() -> None:
         wall(base + argv)
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     torch_times: list[float] = []
+    bare_times: list[float] = []
     for _ in range(args.rounds):
         torch_times.append(wall(TORCH))
+        bare_times.append(wall(BARE))
         for name, argv in COMMANDS.items():
             times[name].append(wall(base + argv))
     torch_median = statistics.median(torch_times)
     print(f"python -c 'import torch': median {torch_median:.3f} s over {args.rounds} rounds")
     print(f"{'command':<26} {'median s':>9} {'ratio':>7}  target <= 0.10x")
+    bare = statistics.median(bare_times)
+    print(f"{'python -c pass':<26} {bare:>9.3f} {bare / torch_median:>6.3f}x  (the interpreter alone)")
     for name, values in times.items():
         median = statistics.median(values)
         ratio = median / torch_median

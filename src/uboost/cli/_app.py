@@ -8,6 +8,7 @@
 import importlib
 import sys
 from collections.abc import Iterator, MutableMapping
+from gettext import gettext as _
 
 import typer
 import typer.main
@@ -39,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def build_command(name: str) -> "typer.core.click.Command":
+def build_command(name: str) -> TyperCommand | TyperGroup:
     """The click command (or group) for ``name``, built exactly as ``app.command()`` /
     ``app.add_typer(..., name=name)`` on the root app would build it."""
     module, attr, _ = COMMANDS[name]
@@ -107,7 +108,7 @@ class LazyGroup(TyperGroup):
         if commands:
             limit = formatter.width - 6 - max(len(name) for name, _ in commands)
             rows = [(name, cmd.get_short_help_str(limit)) for name, cmd in commands]
-            with formatter.section(typer.core._("Commands")):
+            with formatter.section(_("Commands")):
                 formatter.write_dl(rows)
 
 
