@@ -20,3 +20,12 @@ def test_search_single_path_records_the_mode_and_the_sampled_latency(cli, tmp_pa
 def test_bad_sampling_is_one_red_line(cli, tmp_path):
     one_line_error(cli("search", *TINY, "--sampling", "two-path", "--out", tmp_path / "a"), "sampling", "single-path")
     one_line_error(cli("tune", "--sampling", "two-path", "--trials", "1", "--out", tmp_path / "t"), "sampling", "single-path")
+
+
+def test_no_sharpen_prices_the_plain_softmax_and_the_default_sharpens(cli, tmp_path):
+    for flags, tau in (((), 0.1), (("--no-sharpen",), 1.0)):
+        out = tmp_path / f"run{len(flags)}"
+        result = cli("search", *TINY, *flags, "--out", out)
+        assert result.code == 0, result.err
+        assert json.loads((out / "config.json").read_text())["sharpen"] == (not flags)
+        assert abs(json.loads((out / "result.json").read_text())["distribution_tau"] - tau) < 1e-6

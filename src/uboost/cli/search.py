@@ -68,6 +68,7 @@ def search(
     temperature: Annotated[Optional[float], Opt(help=f"smooth-ceiling temperature T {D('temperature')}")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help=f"expected | smooth {D('cost_mode')}")] = None,
     sampling: Annotated[Optional[str], Opt(help=f"mixture (all candidates run) | single-path (one sampled per choice) {D('sampling')}")] = None,
+    no_sharpen: Annotated[bool, Flag("--no-sharpen", help="price softmax(alpha) as NNI's DARTS, not the distribution sharpened with the Gumbel temperature (a search that commits)")] = False,
     epochs: Annotated[Optional[int], Opt(help=f"search epochs {D('epochs')}")] = None,
     batch_size: Annotated[Optional[int], Opt("--batch-size", help=f"training batch size {D('batch_size')}")] = None,
     width: Annotated[Optional[int], Opt(help=f"darts-cifar: channels of the first stage {D('width', 'darts-cifar')}")] = None,
@@ -102,6 +103,8 @@ def search(
     values.update({k: v for k, v in flags.items() if v is not None})
     if download:
         values["download"] = True
+    if no_sharpen:
+        values["sharpen"] = False
     for key, value in (("width", width), ("cells", cells)):
         if value is not None:
             space_options[key] = value
