@@ -14,13 +14,15 @@ same facts about its memory system:
   per column fold of the filters and the filters once; in OS the ifmap once per column fold and,
   when a column fold's filters overflow the active half, the filters once per row fold of the
   outputs. The fetch order is the demand order rolled along the array's skew, so two consecutive
-  folds of an operand share about ``rows x rows`` words: when a window edge falls among them (a
-  chance of ``rows**2 / (S/2)``, at most 1), the previous fold moves the window past the next
-  fold's first words and the window circles the whole operand to find them (``lines / half``
-  prefetches). How often that happens per fold boundary is a fitted weight per dataflow and
-  operand (shapes and buffers that are powers of two resonate, so it is not a fixed chance). One
-  resonance is certain: the OS ifmap folds of a 1x1 layer are ``k * rows`` words apart, a power of
-  two like the buffer, so one boundary in ``(S/2) / (k * rows)`` meets a window edge.
+  folds of an operand share about ``rows x rows`` words: when a window edge falls among them, the
+  previous fold moves the window past the next fold's first words and the window circles the whole
+  operand to find them (``lines / half`` prefetches), which shifts its edges by ``-lines mod half``
+  lines. For the streamed ifmap (WS: folds ``m * rows`` words apart; OS: ``k * rows``) the model
+  traces this boundary by boundary: shapes and buffers that are powers of two resonate (a 3x3 conv
+  with 32 channels at 16x16 circles at every fold of a 16 kB buffer; a 5x5 conv with 16 channels
+  at 32x32 circles once in a 64 kB buffer, whose edges then move half a window). For the filters a
+  boundary circles with a chance of ``rows**2 / (S/2)``. Each wrap-around count has a fitted
+  weight per dataflow and operand.
 * Each port's time is its prefetch count times the chunk time; the array waits for the slower port
   (plus a fitted share of the other). The ofmap SRAM frees half its space when a drain starts, so
   its port behaves like twice the bandwidth; partial sums are written once per row fold in WS.
@@ -29,16 +31,17 @@ same facts about its memory system:
   constants (the four wrap-around weights, ``overlap``, ``writes``, ``ports``) are fitted by
   ``tools/fit_systolic_mem.py`` on ``tests/hardware/data/scalesim_user.csv`` (least squares on the
   relative error, the error that is scored); it also scores constants refitted without the scored
-  layers (the fixed ``held-out`` split and 3-fold cross-validation over layers): see
+  layers (the fixed ``held-out`` split, 3-fold and leave-one-layer-out cross-validation): see
   ``benchmarks/RESULTS.md``. SCALE-Sim's USER mode has quirks (stalls counted twice, full-chunk
-  prefetches when the window moves a few lines, wrap-arounds that depend on where window edges
-  fall) that a closed form only approximates. The input-stationary dataflow mirrors the
+  prefetches when the window moves a few lines) that a closed form only approximates. The input-stationary dataflow mirrors the
   weight-stationary one with its weights (not measured against SCALE-Sim).
 
 With unbounded memory (``spec.memory_bound`` false) it is exactly ``systolic``. Every term is a
 tensor expression in the (possibly soft) channel counts: with ``temperature`` set, the tile
 ceilings become smooth ceilings and the "does it fit" steps become sigmoids, so the model works in
-``smooth`` cost mode and gives gradients to channel widths. Accuracy against SCALE-Sim USER mode is
+``smooth`` cost mode and gives gradients to channel widths. The traced wrap-arounds are piecewise
+constant in the channels and, like SCALE-Sim, not monotone in them (one more channel can end a
+resonance); the sequential prefetch counts are monotone. Accuracy against SCALE-Sim USER mode is
 measured by ``benchmarks/bench_memory_model.py`` on ``tests/hardware/data/scalesim_user.csv``.
 """
 
@@ -70,12 +73,11 @@ class MemorySystolicArray(CostModel):
         groups, compute, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         if not spec.memory_bound:
             return groups * compute
-        pointwise = (layers.kernel_h * layers.kernel_w) == 1
-        reads, writes = self.dram_cycles(m, k, n, ceil, temperature, pointwise)
+        reads, writes = self.dram_cycles(m, k, n, ceil, temperature)
         c = COEFFICIENTS["combine"]
         return groups * (torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * writes)
 
-    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, pointwise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port."""
         spec = self.spec
         r, c = spec.rows, spec.cols
@@ -84,8 +86,8 @@ class MemorySystolicArray(CostModel):
         # the streamed operand is walked once per fold of the other GEMM side; at every fold of the
         # array the next demand may start behind the window (the skewed demands of two folds overlap)
         row_folds, col_folds = ceil(k, r), ceil(n, c)
+        m_folds = ceil(m, r)
         if flow == "os":  # for each filter column fold, every row fold of M re-reads that fold's filters
-            m_folds = ceil(m, r)
             walks = (col_folds, 1.0 + _overflows(k * torch.clamp(n, max=c), _half_words(filter_kb), temperature) * (m_folds * col_folds - 1.0))
             boundaries = (col_folds * m_folds, col_folds * m_folds)
         elif flow == "ws":  # the ifmap once per filter column fold; each filter tile is read once
@@ -103,12 +105,12 @@ class MemorySystolicArray(CostModel):
         )):
             if kb is None:
                 continue
+            if operand == "ifmap" and flow in ("ws", "os"):
+                # the ifmap's folds lie fold_words apart in fetch order: trace which boundaries circle
+                fold_words, folds = (m * r, row_folds) if flow == "ws" else (k * r, m_folds)
+                edges = col_folds * _traced_wraps(fold_words, m * k, r, folds, kb)
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
-            chance = _straddle(r, kb)
-            if flow == "os" and operand == "ifmap":
-                # a 1x1 layer's OS ifmap folds are k * r words apart, powers of two like the buffer: they
-                # share window edges every (S/2) / (k r) folds
-                chance = torch.where(pointwise, torch.clamp(torch.clamp(k * r, min=r * r) / _half_words(kb), max=1.0), chance)
+            chance = 1.0 if operand == "ifmap" and flow in ("ws", "os") else _straddle(r, kb)
             ports[port] = (seq + coef[operand] * chance * wrap) * self._chunk_cycles(kb)
         # the array waits for the slower port (per demand line SCALE-Sim stalls by the worst port), plus a share of the other
         reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
@@ -129,9 +131,9 @@ class MemorySystolicArray(CostModel):
 # tools/fit_systolic_mem.py (which also scores constants refitted without the scored layers). The OS
 # filter wrap-around and the slower port's share came out zero: the walks and the max explain them.
 COEFFICIENTS: dict[str, dict[str, float]] = {
-    "ws": {"ifmap": 1.323, "filter": 0.9939},
-    "os": {"ifmap": 0.5118, "filter": 6.908e-15},
-    "combine": {"overlap": 0.06927, "writes": 1.017, "ports": 7.04e-14},
+    "ws": {"ifmap": 0.8607, "filter": 0.9556},
+    "os": {"ifmap": 1.059, "filter": 1.396e-16},
+    "combine": {"overlap": 0.09905, "writes": 0.4138, "ports": 4.332e-13},
 }
 
 LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them
@@ -155,6 +157,36 @@ def _half_words(kb: int | None) -> float:
 def _straddle(rows: int, kb: int) -> float:
     """Chance that the ``rows x rows`` words two skewed folds share straddle the window's edge."""
     return min(rows * rows / _half_words(kb), 1.0)
+
+
+TRACED_FOLDS = 64  # fold boundaries traced one by one; beyond, they circle at the traced rate
+
+
+def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch.Tensor:
+    """Fold boundaries of one walk of a streamed operand at which SCALE-Sim's window circles it.
+
+    Fold ``f`` starts at word ``f * fold_words - rows (rows - 1) / 2`` of the fetch order (rolled along
+    the skew) and the previous fold's demands reach ``rows * rows - rows`` words past that: when a
+    window edge falls in between, the previous fold moves the window past the next fold's first
+    words and the window circles the whole operand, which shifts its edges by ``-lines mod half``
+    lines. Window edges start at multiples of the active half, so shapes and buffers that are
+    powers of two resonate: every boundary circles, or the first and then none. Piecewise constant
+    in the channels (not monotone, like SCALE-Sim); a short loop over boundaries, batched over layers.
+    """
+    words = kb * WORDS_PER_KB
+    per_line = math.ceil(words / LINES)
+    half = math.ceil(words / 2 / per_line)
+    edge = float(half * per_line)
+    fold_words, folds = fold_words.detach(), folds.detach()
+    shift = torch.remainder(-torch.ceil(operand_words.detach() / per_line), half) * per_line
+    offset = torch.zeros_like(fold_words)
+    wraps = torch.zeros_like(fold_words)
+    for f in range(1, TRACED_FOLDS + 1):
+        ahead = torch.remainder(offset - (f * fold_words - rows * (rows - 1) / 2.0), edge)
+        hit = ((ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)).to(wraps.dtype)
+        wraps = wraps + hit
+        offset = offset + hit * shift
+    return wraps * (1.0 + torch.relu(folds - 1.0 - TRACED_FOLDS) / TRACED_FOLDS)
 
 
 def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None):
