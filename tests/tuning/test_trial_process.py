@@ -108,3 +108,20 @@ def test_pareto_plot_comes_from_optuna_visualization(tmp_path, monkeypatch):
 def test_pareto_plot_with_no_finished_trial_still_draws(tmp_path, mode):
     study = create_study(tmp_path, mode=mode)
     assert pareto_plot(study, tmp_path / "p.png").stat().st_size > 0
+
+
+def test_a_trial_start_cut_short_by_ctrl_c_prints_no_traceback_in_the_forkserver():
+    """The forkserver's forked child finds the tune process gone (EOFError before the trial was sent):
+    silent. Any other start-up failure still prints its traceback."""
+    import subprocess
+    import sys
+
+    from uboost.tuning import child
+
+    assert "uboost.tuning._forkserver" in child._PRELOAD
+    script = ("import sys, uboost.tuning._forkserver\n"
+              "try:\n    raise EOFError('Ran out of input')\nexcept EOFError:\n    sys.excepthook(*sys.exc_info())\n"
+              "try:\n    raise ValueError('boom')\nexcept ValueError:\n    sys.excepthook(*sys.exc_info())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "EOFError" not in out.stderr
+    assert "Traceback" in out.stderr and "ValueError: boom" in out.stderr

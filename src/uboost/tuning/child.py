@@ -24,6 +24,7 @@ _PRELOAD = [
     "uboost.tuning.child", "uboost.search", "uboost.retrain", "uboost.data", "uboost.strategy",
     "uboost.search_spaces", "uboost.hardware", "pytorch_lightning", "nni.nas.evaluator.pytorch",
     "nni.nas.experiment", "matplotlib", "uboost.tuning.callbacks", "optuna_integration.pytorch_lightning",
+    "uboost.tuning._forkserver",  # a trial start cut short by Ctrl-C exits without a traceback
 ]
 
 
