@@ -6,10 +6,9 @@ import math
 import pytest
 import torch
 
-from uboost.hardware import create
-from uboost.strategy import HardwareLoss, UBoost
 from uboost.strategy.cell_inputs import inclusion_probabilities
 
+from tests.strategy.test_sharpen import attached_hook
 from tests.strategy.test_uboost import tiny_darts_cifar
 
 
@@ -42,14 +41,7 @@ def test_inclusion_probabilities_stay_exact_where_the_weights_underflow():
 
 
 def attached(seed=0):
-    torch.manual_seed(seed)
-    supernet = UBoost(cost_model="systolic", hardware=dict(rows=8, cols=8)).mutate_model(tiny_darts_cifar())
-    hook = HardwareLoss(create("systolic", rows=8, cols=8))
-    hook.attach(supernet, torch.randn(1, 1, 8, 8))
-    with torch.no_grad():
-        for choice in hook.choices:
-            choice.alpha.copy_(torch.randn(choice.alpha.shape))
-    return hook
+    return attached_hook(seed, space=tiny_darts_cifar, draw=torch.randn)
 
 
 def test_a_node_keeps_exactly_its_number_of_inputs_in_expectation():

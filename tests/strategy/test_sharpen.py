@@ -11,14 +11,16 @@ from tests.strategy.spaces import MixedSpace
 from tests.strategy.test_uboost import evaluator
 
 
-def attached_hook(seed=0):
+def attached_hook(seed=0, space=MixedSpace, draw=lambda shape: torch.rand(shape) - 0.5):
+    """A hardware loss attached to ``space()`` with alphas from ``draw`` (default: within +-0.5,
+    a distribution that has not decided)."""
     torch.manual_seed(seed)
-    supernet = UBoost(cost_model="systolic", hardware=dict(rows=8, cols=8)).mutate_model(MixedSpace())
+    supernet = UBoost(cost_model="systolic", hardware=dict(rows=8, cols=8)).mutate_model(space())
     hook = HardwareLoss(create("systolic", rows=8, cols=8))
     hook.attach(supernet, torch.randn(1, 1, 8, 8))
     with torch.no_grad():
-        for choice in hook.choices:  # a distribution that has not decided: alphas within +-0.5
-            choice.alpha.copy_(torch.rand(choice.alpha.shape) - 0.5)
+        for choice in hook.choices:
+            choice.alpha.copy_(draw(choice.alpha.shape))
     return hook
 
 

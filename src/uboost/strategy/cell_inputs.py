@@ -24,6 +24,7 @@ Everything is computed in log space (``softmax(alpha / tau)`` at a low ``tau`` u
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,13 +45,20 @@ class NodeInputs:
     edges: tuple[EdgeSlot, ...]
 
 
+@functools.lru_cache(maxsize=None)
+def _ordered_draws(n: int, k: int) -> torch.Tensor:
+    """Every ordered draw of ``k`` of ``n`` items, ``[n! / (n - k)!, k]`` (built once per shape:
+    it is read at every training step)."""
+    return torch.tensor(list(itertools.permutations(range(n), k)))
+
+
 def inclusion_probabilities(log_w: torch.Tensor, k: int) -> torch.Tensor:
     """``P(e in sample)`` for drawing ``k`` of ``len(log_w)`` items without replacement with
     weights ``exp(log_w)`` (Plackett-Luce), exactly, by enumerating the ordered draws."""
     n = log_w.shape[0]
     if k >= n:
         return torch.ones_like(log_w)
-    draws = torch.tensor(list(itertools.permutations(range(n), k)), device=log_w.device)  # [S, k]
+    draws = _ordered_draws(n, k).to(log_w.device)  # [S, k]
     taken = torch.zeros(draws.shape[0], n, dtype=torch.bool, device=log_w.device)
     log_p = torch.zeros(draws.shape[0], dtype=log_w.dtype, device=log_w.device)
     inclusion = torch.zeros_like(log_w)
@@ -74,8 +82,9 @@ def edge_probabilities(nodes: Sequence[NodeInputs], tau: float, uniform: bool, d
         for edge in node.edges:
             alpha = edge.alpha.reshape(-1).to(device=device, dtype=dtype)
             logits = torch.zeros_like(alpha) if uniform else alpha / tau
-            log_w.append((logits[:-1] if edge.has_none else logits).max())
-            log_ops.append(torch.log_softmax(logits[:-1] if edge.has_none else logits, dim=-1))
+            ops = logits[:-1] if edge.has_none else logits  # "none" is never exported
+            log_w.append(ops.max())
+            log_ops.append(torch.log_softmax(ops, dim=-1))
         kept = inclusion_probabilities(torch.stack(log_w), node.n_chosen)
         for edge, ops, p_kept in zip(node.edges, log_ops, kept):
             if edge.offset is None:
