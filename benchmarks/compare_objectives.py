@@ -20,6 +20,9 @@ variant             architecture loss (``lambda`` and ``beta`` are the same for 
                     search epochs (optional)
 ``single-time``     the same with ``--single-path-epochs`` search epochs, chosen so that its search
                     wall time matches ``uboost-exact``'s (optional; compare the wall-time column)
+``single-warmup``   ``single-time`` whose extra epochs (beyond ``--epochs``) come first and train
+                    the weights only (uniform single paths): the architecture takes as many steps
+                    as in ``uboost-exact`` (optional)
 ==================  ==============================================================================
 
 Each run: search -> retrain the derived network from scratch (``--retrain-epochs``) -> test
@@ -54,7 +57,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact", "uboost-budget", "single-epochs", "single-time")
+VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact", "uboost-budget", "single-epochs", "single-time",
+            "single-warmup")
 DEFAULT_VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact")
 LABELS = {
     "none": "(1) no hardware term",
@@ -65,6 +69,7 @@ LABELS = {
     "uboost-budget": "(6) U-Boost exact + budget",
     "single-epochs": "(7) (5) single-path, same epochs",
     "single-time": "(8) (5) single-path, same wall time",
+    "single-warmup": "(9) (8) with weights-only warm-up",
 }
 DENSE = ("conv_1x1", "conv_3x3", "conv_5x5")
 SEPARABLE = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -137,6 +142,9 @@ class Settings:
             return base.replace(sampling="single-path")
         if variant == "single-time":
             return base.replace(sampling="single-path", epochs=self.single_path_epochs)
+        if variant == "single-warmup":  # the extra epochs train weights only: as many architecture steps as (5)
+            return base.replace(sampling="single-path", epochs=self.single_path_epochs,
+                                warmup_epochs=max(0, self.single_path_epochs - self.epochs))
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
 
     def retrain_config(self, seed: int):

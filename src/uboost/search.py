@@ -60,6 +60,7 @@ class SearchConfig:
     sampling: str = "mixture"  # or "single-path": one sampled candidate per choice runs per step
     sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
     epochs: int = 6
+    warmup_epochs: int = 0  # weights-only epochs first (the architecture and the Gumbel schedule start after them)
     batch_size: int = 64
     learning_rate: float = 0.01
     arch_lr: float = 0.1  # with sharpen and exportable cells the default search commits (gap 0.1-2.3 %, RESULTS.md)
@@ -82,6 +83,8 @@ class SearchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError(f"warmup_epochs must be an integer in [0, epochs) = [0, {self.epochs}), got {self.warmup_epochs!r}")
         if self.devices > 1:  # Lightning's DDP re-launches the command per rank: refuse it up front
             raise ConfigError(f"devices={self.devices}: multi-device search is not supported yet (each DDP rank would re-run "
                               "the command into the same run directory); use --devices 1")
@@ -364,6 +367,7 @@ def run_search(
         seed=config.seed,
         sampling=config.sampling,
         sharpen=config.sharpen,
+        warmup_epochs=config.warmup_epochs,
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")

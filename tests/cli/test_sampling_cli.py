@@ -29,3 +29,16 @@ def test_no_sharpen_prices_the_plain_softmax_and_the_default_sharpens(cli, tmp_p
         assert result.code == 0, result.err
         assert json.loads((out / "config.json").read_text())["sharpen"] == (not flags)
         assert abs(json.loads((out / "result.json").read_text())["distribution_tau"] - tau) < 1e-6
+
+
+def test_warmup_epochs_reach_the_run_and_bad_values_are_one_red_line(cli, tmp_path):
+    out = tmp_path / "warm"
+    result = cli("search", *TINY, "--epochs", "2", "--warmup-epochs", "1", "--out", out)
+    assert result.code == 0, result.err
+    assert json.loads((out / "config.json").read_text())["warmup_epochs"] == 1
+    with open(out / "metrics.csv", newline="") as f:
+        taus = [float(r["gumbel_tau"]) for r in csv.DictReader(f) if r.get("gumbel_tau")]
+    assert taus[0] == 1.0 and abs(taus[-1] - 0.1) < 1e-6  # the schedule runs in full after the warm-up
+    bad = cli("search", *TINY, "--epochs", "2", "--warmup-epochs", "2", "--out", tmp_path / "bad")
+    one_line_error(bad, "warmup_epochs")
+    assert not (tmp_path / "bad").exists()

@@ -11,7 +11,7 @@ from uboost.strategy.supernet_cost import set_architecture
 from tests.strategy.spaces import MixedSpace, TaskNeutralSpace
 
 
-def evaluator(n=64, epochs=1, seed=0):
+def evaluator(n=64, epochs=1, seed=0, **trainer_kwargs):
     g = torch.Generator().manual_seed(seed)
     data = TensorDataset(torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g))
     return Classification(
@@ -23,6 +23,7 @@ def evaluator(n=64, epochs=1, seed=0):
         enable_model_summary=False,
         logger=False,
         enable_checkpointing=False,
+        **trainer_kwargs,
     )
 
 

@@ -70,6 +70,7 @@ def search(
     sampling: Annotated[Optional[str], Opt(help=f"mixture (all candidates run) | single-path (one sampled per choice) {D('sampling')}")] = None,
     no_sharpen: Annotated[bool, Flag("--no-sharpen", help="price softmax(alpha) as NNI's DARTS, not the distribution sharpened with the Gumbel temperature (a search that commits)")] = False,
     epochs: Annotated[Optional[int], Opt(help=f"search epochs {D('epochs')}")] = None,
+    warmup_epochs: Annotated[Optional[int], Opt("--warmup-epochs", help=f"of those, weights-only epochs first (the architecture learns after them) {D('warmup_epochs')}")] = None,
     batch_size: Annotated[Optional[int], Opt("--batch-size", help=f"training batch size {D('batch_size')}")] = None,
     width: Annotated[Optional[int], Opt(help=f"darts-cifar: channels of the first stage {D('width', 'darts-cifar')}")] = None,
     cells: Annotated[Optional[int], Opt(help=f"darts-cifar: number of cells {D('cells', 'darts-cifar')}")] = None,
@@ -97,7 +98,7 @@ def search(
         sram_kb=sram_kb, dram_bw_words=dram_bw_words,
         latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
         budget_lr=budget_lr, budget_floor=budget_floor, arch_lr=arch_lr,
-        temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, batch_size=batch_size, image_size=image_size,
+        temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
     )
     values.update({k: v for k, v in flags.items() if v is not None})

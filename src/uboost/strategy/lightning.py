@@ -78,12 +78,26 @@ class UBoostLightningModule(DartsLightningModule):
             return 1
         return max(1, per_epoch * epochs)
 
+    def _warmup_steps(self) -> int:
+        """Steps of the weights-only warm-up (``warmup_epochs``): the schedule starts after them."""
+        per_epoch = self.trainer.num_training_batches
+        if not self.warmup_epochs or not isinstance(per_epoch, int) or per_epoch <= 0:
+            return 0
+        return min(self.warmup_epochs * per_epoch, self._total_steps() - 1)
+
     def current_gumbel_tau(self, step: int) -> float | None:
+        """The temperature at global ``step``: ``start`` through the warm-up, then linear to ``end``
+        over the steps that train the architecture."""
         if self.gumbel_temperature is None:
             return None
         start, end = self.gumbel_temperature
-        progress = min(1.0, step / max(1, self._total_steps() - 1))
+        warmup = self._warmup_steps()
+        progress = min(1.0, max(0, step - warmup) / max(1, self._total_steps() - warmup - 1))
         return start + (end - start) * progress
+
+    def architecture_trains(self) -> bool:
+        """False during the weights-only warm-up epochs (NNI's ``warmup_epochs``)."""
+        return self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
 
     def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
         tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
@@ -111,7 +125,8 @@ class UBoostLightningModule(DartsLightningModule):
             self.log("hw/latency_ref_ms", self.hardware_loss.latency_ref_ms)
             logger.info("hardware loss attached: latency_ref = %.6f ms", self.hardware_loss.latency_ref_ms)
 
-        if self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs:
+        arch_trains = self.architecture_trains()
+        if arch_trains:
             self.resample()
             arc_optim.zero_grad()
             task = self.training_module.training_step(val_batch, 2 * batch_idx)
@@ -126,7 +141,8 @@ class UBoostLightningModule(DartsLightningModule):
                 terms = self.hardware_loss()
             cost = terms.cost
         derived = self.hardware_loss.derived_cost()  # the network the export would return now, priced exactly
-        multiplier = self.hardware_loss.update_multiplier(float(derived.latency_ms))
+        # the multiplier moves only while the alphas do (no wind-up through a weights-only warm-up)
+        multiplier = self.hardware_loss.update_multiplier(float(derived.latency_ms)) if arch_trains else float(self.hardware_loss.multiplier)
         self.log_dict(  # expected and derived latency and utilization also on the progress bar
             {
                 "hw/latency_ms": cost.latency_ms.detach().float(),
