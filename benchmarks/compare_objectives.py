@@ -20,6 +20,8 @@ variant             architecture loss (``lambda`` and ``beta`` are the same for 
                     search epochs (optional)
 ``single-time``     the same with ``--single-path-epochs`` search epochs, chosen so that its search
                     wall time matches ``uboost-exact``'s (optional; compare the wall-time column)
+``single-budget``   ``uboost-budget`` with single-path sampling and ``--single-path-epochs``: the two
+                    modes compared at the same latency budget and search time (optional)
 ``single-warmup``   ``single-time`` whose extra epochs (beyond ``--epochs``) come first and train
                     the weights only (uniform single paths): the architecture takes as many steps
                     as in ``uboost-exact`` (optional)
@@ -58,7 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact", "uboost-budget", "single-epochs", "single-time",
-            "single-warmup")
+            "single-warmup", "single-budget")
+BUDGETED = ("uboost-budget", "single-budget")  # their target comes from 'none' of the same seed
 DEFAULT_VARIANTS = ("none", "flops", "latency-paper", "uboost-paper", "uboost-exact")
 LABELS = {
     "none": "(1) no hardware term",
@@ -70,6 +73,7 @@ LABELS = {
     "single-epochs": "(7) (5) single-path, same epochs",
     "single-time": "(8) (5) single-path, same wall time",
     "single-warmup": "(9) (8) with weights-only warm-up",
+    "single-budget": "(10) (6) single-path, same wall time",
 }
 DENSE = ("conv_1x1", "conv_3x3", "conv_5x5")
 SEPARABLE = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -134,9 +138,11 @@ class Settings:
             return base.replace(cost_model="systolic-paper", cost_mode="smooth")
         if variant == "uboost-exact":
             return base
-        if variant == "uboost-budget":
+        if variant in BUDGETED:
             if target_latency_ms is None:
-                raise ValueError("uboost-budget needs the latency of 'none' for the same seed")
+                raise ValueError(f"{variant} needs the latency of 'none' for the same seed")
+            if variant == "single-budget":
+                return base.replace(target_latency_ms=target_latency_ms, sampling="single-path", epochs=self.single_path_epochs)
             return base.replace(target_latency_ms=target_latency_ms)
         if variant == "single-epochs":
             return base.replace(sampling="single-path")
@@ -358,8 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    if "uboost-budget" in args.variants and "none" not in args.variants:
-        p.error("uboost-budget sets its budget from 'none': include 'none' in --variants")
+    if any(v in BUDGETED for v in args.variants) and "none" not in args.variants:
+        p.error("uboost-budget and single-budget set their budget from 'none': include 'none' in --variants")
     args.seeds = list(range(int(args.seeds))) if "," not in args.seeds and args.seeds.isdigit() else [int(s) for s in args.seeds.split(",")]
     return args
 
@@ -407,12 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # wave 1: everything but the budget variant (seed-major, so a partial run covers all variants)
-    wave1 = [request(v, s) for s in args.seeds for v in args.variants if v != "uboost-budget"]
+    wave1 = [request(v, s) for s in args.seeds for v in args.variants if v not in BUDGETED]
     _run_all(wave1, args.jobs, record, args.report_only)
-    # wave 2: the budget variant, its target set from 'none' of the same seed
-    if "uboost-budget" in args.variants:
+    # wave 2: the budget variants, their target set from 'none' of the same seed
+    budgeted = [v for v in args.variants if v in BUDGETED]
+    if budgeted:
         none = {r["seed"]: r["latency_ms"] for r in results["none"]}
-        wave2 = [request("uboost-budget", s, args.budget_fraction * none[s]) for s in args.seeds if s in none]
+        wave2 = [request(v, s, args.budget_fraction * none[s]) for s in args.seeds if s in none for v in budgeted]
         _run_all(wave2, args.jobs, record, args.report_only)
 
     for v in results:

@@ -263,8 +263,14 @@ class Projector:
         bound of the true maximum (``None``: prove it, which can take minutes)."""
         projection = self._solve(self._budget_cycles(target_latency_ms), maximize_cost=True, time_limit=time_limit)
         if projection is None:
-            raise InfeasibleBudget(f"no architecture fits {target_latency_ms:g} ms", self.cheapest().latency_ms)
+            raise self._infeasible(target_latency_ms)
         return projection
+
+    def _infeasible(self, target_latency_ms: float) -> InfeasibleBudget:
+        cheapest = self.cheapest()
+        return InfeasibleBudget(
+            f"no architecture fits {target_latency_ms:g} ms; the cheapest reachable is {cheapest.latency_ms:.6g} ms "
+            f"({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
 
     def unconstrained(self) -> Projection:
         return self._solve(None)
@@ -284,17 +290,13 @@ class Projector:
         lower = max(floor * budget_cycles, min_cycles)
         projection = self._solve(budget_cycles, lower)
         if projection is None and lower > 0:
-            highest = self._solve(budget_cycles, maximize_cost=True, time_limit=10.0)
-            if highest is not None:
-                relaxed = max(floor * highest.cycles, min(min_cycles, highest.cycles))
-                logger.info("no architecture uses %.0f%% of %g ms; window taken under the highest reachable (%.6g ms)",
-                            100 * floor, target, highest.latency_ms)
-                projection = self._solve(budget_cycles, relaxed) or highest
+            highest = self.highest_under(target)  # raises InfeasibleBudget when nothing fits
+            relaxed = max(floor * highest.cycles, min(min_cycles, highest.cycles))
+            logger.info("no architecture uses %.0f%% of %g ms; window taken under the highest reachable (%.6g ms)",
+                        100 * floor, target, highest.latency_ms)
+            projection = self._solve(budget_cycles, relaxed) or highest
         if projection is None:
-            cheapest = self.cheapest()
-            raise InfeasibleBudget(
-                f"no architecture fits {target:g} ms; the cheapest reachable is {cheapest.latency_ms:.6g} ms "
-                f"({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
+            raise self._infeasible(target)
         if projection.cycles > budget_cycles + 0.5:  # the row table and the decoded architecture disagree: a bug
             raise SearchError(f"projection exceeded the budget ({projection.cycles:,.0f} > {budget_cycles:,} cycles)")
         return projection
