@@ -57,7 +57,7 @@ class SearchConfig:
     entropy_weight: float = 0.0
     cost_mode: str = "expected"
     temperature: float = 10.0
-    sampling: str = "mixture"  # or "single-path": one sampled candidate per choice runs per step
+    sampling: str = "single-path"  # one sampled candidate per choice runs per step (or "mixture": all of them, DARTS)
     sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
     epochs: int = 6
     warmup_epochs: int = 0  # weights-only epochs first (the architecture and the Gumbel schedule start after them)
