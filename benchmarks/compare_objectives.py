@@ -127,6 +127,7 @@ class Settings:
             temperature=self.temperature,
             cost_model="systolic",
             cost_mode="expected",
+            sampling="mixture",  # the variants (1)-(6) are mixtures; (7)-(10) say single-path
         )
         if variant == "none":
             return base.replace(latency_weight=0.0, utilization_weight=0.0)
