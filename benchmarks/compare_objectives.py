@@ -139,19 +139,17 @@ class Settings:
             return base.replace(cost_model="systolic-paper", cost_mode="smooth")
         if variant == "uboost-exact":
             return base
-        if variant in BUDGETED:
+        if variant in BUDGETED:  # (5) or (8) with a budget
             if target_latency_ms is None:
                 raise ValueError(f"{variant} needs the latency of 'none' for the same seed")
-            if variant == "single-budget":
-                return base.replace(target_latency_ms=target_latency_ms, sampling="single-path", epochs=self.single_path_epochs)
-            return base.replace(target_latency_ms=target_latency_ms)
+            unbudgeted = "single-time" if variant == "single-budget" else "uboost-exact"
+            return self.search_config(unbudgeted, seed).replace(target_latency_ms=target_latency_ms)
         if variant == "single-epochs":
             return base.replace(sampling="single-path")
         if variant == "single-time":
             return base.replace(sampling="single-path", epochs=self.single_path_epochs)
-        if variant == "single-warmup":  # the extra epochs train weights only: as many architecture steps as (5)
-            return base.replace(sampling="single-path", epochs=self.single_path_epochs,
-                                warmup_epochs=max(0, self.single_path_epochs - self.epochs))
+        if variant == "single-warmup":  # (8) whose extra epochs train weights only: as many architecture steps as (5)
+            return self.search_config("single-time", seed).replace(warmup_epochs=max(0, self.single_path_epochs - self.epochs))
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
 
     def retrain_config(self, seed: int):
