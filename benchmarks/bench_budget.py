@@ -18,8 +18,8 @@ inside [0.90, 1.00] x target. A lambda sweep (no budget) shows how coarse a fixe
     python benchmarks/bench_budget.py --quick                  # dry run: lenet, 1 seed, 1 epoch
     python benchmarks/bench_budget.py                          # lenet + darts-cifar, 3 seeds
 
-Runs go to ``benchmarks/runs/budget/`` and are reused when their ``result.json`` exists, so an
-interrupted benchmark resumes.
+Runs go to ``benchmarks/runs/budget/`` and are reused when they finished with the same settings
+(``_reuse.py``), so an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ import logging
 import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import _reuse  # noqa: E402  (benchmarks/ is on the path when a script of it runs)
+from _reuse import retrain_acc  # noqa: E402
 
 SPACES = {
     "lenet": dict(space="lenet", space_options={}, array="16x16", image_size=16),
@@ -43,34 +45,19 @@ SPACES = {
 
 
 def search(root: Path, name: str, config) -> dict:
-    from uboost.search import run_search
-
-    out = root / name
-    if (out / "result.json").is_file():
-        return json.loads((out / "result.json").read_text())
-    started = time.perf_counter()
-    result = run_search(config, out, force=True)
-    summary = result.summary()
-    summary["wall_s"] = time.perf_counter() - started
-    return summary
-
-
-def retrain_acc(run: Path, epochs: int, max_samples: int | None) -> float:
-    from uboost.retrain import RetrainConfig, retrain
-
-    done = run / "retrain" / "retrain.json"
-    if done.is_file():
-        return json.loads(done.read_text())["test_acc"]
-    return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples)).summary()["test_acc"]
+    return _reuse.search(root / name, config)
 
 
 def project(run: Path, target: float, out: Path, floor: float) -> dict:
+    """Projected again every time (milliseconds); the directory is rewritten (and retrained again)
+    only when the network changed, e.g. because the search ran again."""
     from uboost.frontier import export_projection, load_projector
 
-    if (out / "result.json").is_file():
-        return json.loads((out / "result.json").read_text())
     source = load_projector(run)
-    return export_projection(source, source.projector.project(target, floor=floor), out, target_ms=target, force=True)
+    projection = source.projector.project(target, floor=floor)
+    if (out / "result.json").is_file() and json.loads((out / "arch.json").read_text()) == projection.arch:
+        return json.loads((out / "result.json").read_text())
+    return export_projection(source, projection, out, target_ms=target, force=True)
 
 
 def main() -> None:
@@ -78,7 +65,7 @@ def main() -> None:
     parser.add_argument("--spaces", default="lenet,darts-cifar")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fractions", default="0.3,0.5,0.7")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=6, help="search epochs (6: uboost search's default)")
     parser.add_argument("--retrain-epochs", type=int, default=5)
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--floor", type=float, default=0.9, help="budget floor of (a)-(c); (b0) = projection with floor 0")

@@ -14,7 +14,8 @@ compute-only ``systolic``, retrained briefly, and their architectures compared l
     python benchmarks/bench_memory_matters.py --image-size 32 # the same at 32x32 (the headline in RESULTS.md)
     python benchmarks/bench_memory_matters.py --quick         # 1 seed, 1 epoch: a dry run
 
-Runs go to ``benchmarks/runs/memory/`` and are reused when their ``result.json`` exists. The first
+Runs go to ``benchmarks/runs/memory/`` and are reused when they finished with the same settings
+(``_reuse.py``). The first
 run simulates every supernet row once (a few minutes, 2 worker processes); later runs read the
 SCALE-Sim cache.
 """
@@ -22,36 +23,17 @@ SCALE-Sim cache.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def search(out: Path, config) -> dict:
-    from uboost.search import run_search
-
-    if (out / "result.json").is_file():
-        return json.loads((out / "result.json").read_text())
-    started = time.perf_counter()
-    summary = run_search(config, out, force=True).summary()
-    summary["wall_s"] = time.perf_counter() - started
-    return summary
-
-
-def retrain_acc(run: Path, epochs: int) -> float:
-    from uboost.retrain import RetrainConfig, retrain
-
-    done = run / "retrain" / "retrain.json"
-    if done.is_file():
-        return json.loads(done.read_text())["test_acc"]
-    return retrain(run, RetrainConfig(epochs=epochs)).summary()["test_acc"]
+from _reuse import retrain_acc, search  # noqa: E402  (benchmarks/ is on the path when a script of it runs)
 
 
 def price(run: Path, model) -> float:

@@ -54,6 +54,7 @@ class SearchConfig:
     target_latency_ms: float | None = None
     budget_lr: float = 0.5
     budget_floor: float = 0.9  # with a target: export (and steer to) a network using >= this share of it
+    budget_commit: float = 0.2  # with a target: the last share of the search pulls the alphas to the budget's projection
     entropy_weight: float = 0.0
     cost_mode: str = "expected"
     temperature: float = 10.0
@@ -99,6 +100,8 @@ class SearchConfig:
             raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
         if isinstance(self.budget_floor, bool) or not isinstance(self.budget_floor, (int, float)) or not 0 <= self.budget_floor < 1:
             raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
+        if isinstance(self.budget_commit, bool) or not isinstance(self.budget_commit, (int, float)) or not 0 <= self.budget_commit <= 1:
+            raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {self.budget_commit!r}")
         for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -359,6 +362,7 @@ def run_search(
         target_latency_ms=config.target_latency_ms,
         budget_lr=config.budget_lr,
         budget_floor=config.budget_floor,
+        budget_commit=config.budget_commit,
         entropy_weight=config.entropy_weight,
         cost_mode=config.cost_mode,
         temperature=config.temperature,

@@ -142,3 +142,20 @@ def test_search_within_a_budget_exports_a_network_under_it(cli, searched, tmp_pa
     assert "budget_multiplier" in written and "argmax_latency_ms" in written
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "hw/derived_latency_ms" in header and "hw/budget_multiplier" in header
+
+
+def test_search_with_a_budget_commits_its_argmax_into_the_window_and_bad_commit_is_one_red_line(cli, searched, tmp_path):
+    _, low, high = searched
+    target = low + 0.5 * (high - low)
+    out = tmp_path / "budgeted"
+    # a commit phase of ~10 steps (4 epochs of 3 on 128 images, half of them committing)
+    result = cli("search", *TINY, "--array", "8x8", "--epochs", "4", "--max-samples", "128", "--target-latency-ms", target,
+                 "--budget-commit", "0.5", "--out", out)
+    assert result.code == 0, result.err
+    assert json.loads((out / "config.json").read_text())["budget_commit"] == 0.5
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["argmax_latency_ms"] <= target  # the search's own argmax, before the export's projection
+    assert summary["argmax_latency_ms"] == pytest.approx(summary["latency_ms"])  # so the export kept it
+    bad = cli("search", *TINY, "--target-latency-ms", target, "--budget-commit", "2", "--out", tmp_path / "bad")
+    one_line_error(bad, "budget_commit")
+    assert not (tmp_path / "bad").exists()

@@ -1,5 +1,6 @@
 """Issue 13, item 8: a resumed search repeats the uninterrupted one exactly."""
 
+import csv
 import json
 
 import pytest
@@ -16,10 +17,17 @@ class KilledAfterFirstEpoch(pl.Callback):
             raise RuntimeError("killed")
 
 
-@pytest.mark.parametrize("sampling", ["mixture", "single-path"])
-def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, sampling):
+@pytest.mark.parametrize("sampling,budget", [("mixture", False), ("single-path", False), ("single-path", True)],
+                         ids=["mixture", "single-path", "single-path-budget-commit"])
+def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, sampling, budget):
     config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=3,
                           max_samples=128, batch_size=32, sampling=sampling, seed=3)
+    if budget:  # the commit phase (the last 2/3 of the steps) spans the cut: its projection is re-solved on resume
+        from uboost.frontier import load_projector
+
+        run_search(config, tmp_path / "free")
+        cheapest = load_projector(tmp_path / "free").projector.cheapest().latency_ms
+        config = config.replace(target_latency_ms=1.5 * cheapest, budget_commit=0.6)
     whole = run_search(config, tmp_path / "whole")
     with pytest.raises(Exception, match="killed"):
         run_search(config, tmp_path / "cut", callbacks=[KilledAfterFirstEpoch()])
@@ -31,3 +39,7 @@ def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, sampling):
     for label in alphas[0]:
         assert alphas[1][label] == pytest.approx(alphas[0][label], rel=1e-5, abs=1e-6), label
     assert resumed.arch == whole.arch
+    if budget:  # the commit phase ran in both
+        for d in ("whole", "cut"):
+            with open(tmp_path / d / "metrics.csv") as f:
+                assert any(row.get("hw/committed_latency_ms") for row in csv.DictReader(f)), d

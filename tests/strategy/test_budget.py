@@ -1,6 +1,7 @@
 """Derived-network pricing, budget-exact projection and the in-search budget."""
 
 import itertools
+import math
 
 import pytest
 import pytorch_lightning as pl
@@ -172,13 +173,21 @@ def test_alphas_round_trip_through_json():
     assert alphas_to_dict(other) == saved
 
 
-def recorded_evaluator(epochs):
-    """An evaluator whose every step appends (derived latency, budget multiplier) to the returned list."""
+def recorded_evaluator(epochs, committed=None):
+    """An evaluator whose every step appends (derived latency, budget multiplier) to the returned list
+    (and, with ``committed``, the committed network's latency or None to that list)."""
     ev, seen = evaluator(epochs=epochs), []
 
     class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            trainer.callback_metrics.pop("hw/committed_latency_ms", None)  # logged only on commit steps
+
         def on_train_batch_end(self, trainer, *args):
-            seen.append((float(trainer.callback_metrics["hw/derived_latency_ms"]), float(trainer.callback_metrics["hw/budget_multiplier"])))
+            metrics = trainer.callback_metrics
+            seen.append((float(metrics["hw/derived_latency_ms"]), float(metrics["hw/budget_multiplier"])))
+            if committed is not None:
+                value = metrics.get("hw/committed_latency_ms")
+                committed.append(None if value is None else float(value))
 
     ev.trainer.callbacks.append(Record())
     return ev, seen
@@ -191,10 +200,10 @@ def test_in_search_budget_binds_the_derived_network_when_the_task_cannot_tell_op
     cheap = model.evaluate(space.freeze({f"op{i}": 1 for i in range(6)}), (1, 8, 8)).latency_ms
     target = cheap + 0.2 * (expensive - cheap)  # room for one expensive op of six
     torch.manual_seed(0)
-    # a plain upper bound (budget_floor=0): here the six identical choices move in lockstep, so only
-    # "all cheap" and "all expensive" are reachable by the search itself and a window would flip between them
+    # a plain upper bound (budget_floor=0) and the multiplier alone (budget_commit=0): the six identical
+    # choices move in lockstep, so the multiplier reaches only "all cheap" and "all expensive"
     strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.0, utilization_weight=0.0,
-                      arch_lr=0.05, budget_lr=1.0)
+                      arch_lr=0.05, budget_lr=1.0, budget_commit=0.0)
     ev, seen = recorded_evaluator(epochs=3)
     arch = run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
     derived = float(ev.trainer.callback_metrics["hw/derived_latency_ms"])
@@ -231,9 +240,64 @@ def test_in_search_budget_window_pulls_a_cheap_derived_network_up(tmp_path):
     assert five < 0.9 * target  # only the all-expensive network lies in the window
     torch.manual_seed(0)
     strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.9, utilization_weight=0.0,
-                      arch_lr=0.05, budget_lr=1.0)
+                      arch_lr=0.05, budget_lr=1.0, budget_commit=0.0)  # the multiplier alone
     ev, seen = recorded_evaluator(epochs=3)
     run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
     assert seen[0][0] < 0.9 * target  # the random start was under the window ...
     assert min(m for _, m in seen) < 0  # ... so the multiplier went negative ...
     assert 0.9 * target <= seen[-1][0] <= target  # ... and the derived network rose into it
+
+
+def window_with_one_expensive_op(model):
+    """A target whose window [0.9, 1] x target holds exactly the networks with one expensive op of six."""
+    space = TaskNeutralSpace()
+    latency = {k: model.evaluate(space.freeze({f"op{i}": int(i >= k) for i in range(6)}), (1, 8, 8)).latency_ms for k in (0, 1, 2)}
+    target = latency[1] * 1.01
+    assert latency[0] < 0.9 * target and latency[2] > target  # none, two or more expensive ops lie outside
+    return target
+
+
+@pytest.mark.parametrize("commit", [0.0, 0.3])
+def test_budget_commit_lands_the_argmax_in_a_window_the_multiplier_jumps_over(tmp_path, commit):
+    model = create("systolic", rows=8, cols=8)
+    target = window_with_one_expensive_op(model)
+    torch.manual_seed(0)
+    strategy = UBoost(cost_model=model, target_latency_ms=target, budget_floor=0.9, utilization_weight=0.0,
+                      arch_lr=0.05, budget_lr=1.0, budget_commit=commit)
+    committed = []
+    ev, seen = recorded_evaluator(epochs=3, committed=committed)
+    run_experiment(TaskNeutralSpace(), ev, strategy, workdir=tmp_path)
+    final = seen[-1][0]
+    if not commit:  # the six choices move in lockstep: the argmax cannot stop at one expensive op
+        assert not 0.9 * target <= final <= target
+        assert all(c is None for c in committed)
+        return
+    steps = len(committed)
+    assert [c is not None for c in committed] == [i >= steps - math.ceil(commit * steps) for i in range(steps)]
+    assert all(0.9 * target <= c <= target for c in committed if c is not None)  # every committed network is in the window
+    assert 0.9 * target <= final <= target  # and the search's own argmax ends there
+    assert strategy.hardware_loss.commit_indices is not None
+
+
+def test_commitment_is_the_projection_objective_with_a_gradient():
+    make, shape = LENET
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=3)
+    hook = HardwareLoss(model)
+    hook.attach(supernet, torch.zeros(1, *shape))
+    indices = argmax_indices(choices, nodes)
+    loss = hook.commitment(indices)
+    prefs = preferences(choices, nodes)
+    assert float(loss) == pytest.approx(-sum(float(prefs[id(c.alpha)][indices[id(c.alpha)]]) for c in choices))
+    loss.backward()
+    for c in choices:  # every chosen entry is pulled up, every other one down
+        chosen = indices[id(c.alpha)]
+        grad = c.alpha.grad.reshape(-1)
+        assert grad[chosen] < 0 and all(grad[k] > 0 for k in range(grad.numel()) if k != chosen)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, True, "half"])
+def test_bad_budget_commit(bad):
+    from uboost.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="budget_commit"):
+        UBoost(target_latency_ms=1.0, budget_commit=bad)

@@ -64,6 +64,7 @@ def search(
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly [default: none]")] = None,
     budget_lr: Annotated[Optional[float], Opt("--budget-lr", help=f"dual-ascent step of the budget multiplier {D('budget_lr')}")] = None,
     budget_floor: Annotated[Optional[float], Opt("--budget-floor", help=f"with a target: steer to and export a network using at least this share of it (0: plain upper bound) {D('budget_floor')}")] = None,
+    budget_commit: Annotated[Optional[float], Opt("--budget-commit", help=f"with a target: the last share of the search pulls the alphas to the budget's exact projection (0: off) {D('budget_commit')}")] = None,
     arch_lr: Annotated[Optional[float], Opt("--arch-lr", help=f"Adam learning rate of the architecture parameters {D('arch_lr')}")] = None,
     temperature: Annotated[Optional[float], Opt(help=f"smooth-ceiling temperature T {D('temperature')}")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help=f"expected | smooth {D('cost_mode')}")] = None,
@@ -97,7 +98,7 @@ def search(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
         sram_kb=sram_kb, dram_bw_words=dram_bw_words,
         latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
-        budget_lr=budget_lr, budget_floor=budget_floor, arch_lr=arch_lr,
+        budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
     )

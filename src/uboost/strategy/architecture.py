@@ -105,22 +105,27 @@ def load_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:
             alpha.copy_(torch.tensor(data, dtype=alpha.dtype).reshape(alpha.shape))
 
 
-def preferences(choices: list[Choice], nodes: list[Node]) -> dict[int, torch.Tensor]:
+def preferences(choices: list[Choice], nodes: list[Node], *, grad: bool = False) -> dict[int, torch.Tensor]:
     """The search's preference (a log-probability) of every entry of every alpha.
 
     Plain choices: ``log softmax(alpha)``. A cell node's kept (input, op) pairs: the log of the
     softmax over all non-"none" logits of the node's incoming edges -- the order NNI's export
     ranks them by, so the unconstrained optimum of :func:`score` is NNI's own export. "none"
-    entries score 0 (they are decided by which inputs are kept).
+    entries score 0 (they are decided by which inputs are kept). ``grad=True`` keeps the graph to
+    the alphas (the budget commitment of :mod:`uboost.strategy.loss` is a loss on them).
     """
+
+    def logits(alpha: torch.Tensor) -> torch.Tensor:
+        return (alpha if grad else alpha.detach()).double().reshape(-1)
+
     prefs: dict[int, torch.Tensor] = {}
     for choice in choices:
         if choice.kind != "edge":
-            prefs[id(choice.alpha)] = torch.log_softmax(choice.alpha.detach().double().reshape(-1), -1)
+            prefs[id(choice.alpha)] = torch.log_softmax(logits(choice.alpha), -1)
     for node in nodes:
-        logits = [e.alpha.detach().double().reshape(-1)[: len(e.values) - 1] for e in node.edges]
-        norm = torch.logsumexp(torch.cat(logits), 0)
-        for edge, values in zip(node.edges, logits):
+        kept = [logits(e.alpha)[: len(e.values) - 1] for e in node.edges]
+        norm = torch.logsumexp(torch.cat(kept), 0)
+        for edge, values in zip(node.edges, kept):
             prefs[id(edge.alpha)] = torch.cat([values - norm, torch.zeros(1, dtype=torch.float64)])
     return prefs
 

@@ -95,6 +95,14 @@ class UBoostLightningModule(DartsLightningModule):
         progress = min(1.0, max(0, step - warmup) / max(1, self._total_steps() - warmup - 1))
         return start + (end - start) * progress
 
+    def commits_to_budget(self, step: int) -> bool:
+        """True in the last ``budget_commit`` of the steps that train the architecture, with a target."""
+        loss = self.hardware_loss
+        if loss.target_latency_ms is None or not loss.budget_commit:
+            return False
+        total, warmup = self._total_steps(), self._warmup_steps()
+        return step >= total - math.ceil(loss.budget_commit * (total - warmup))
+
     def architecture_trains(self) -> bool:
         """False during the weights-only warm-up epochs (NNI's ``warmup_epochs``)."""
         return self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
@@ -127,6 +135,10 @@ class UBoostLightningModule(DartsLightningModule):
 
         arch_trains = self.architecture_trains()
         if arch_trains:
+            if self.commits_to_budget(self.trainer.fit_loop.total_batch_idx):  # re-solved every step: resumes exactly
+                self.log("hw/committed_latency_ms", self.hardware_loss.commit_to_budget().latency_ms)
+            else:
+                self.hardware_loss.commit_indices = None
             self.resample()
             arc_optim.zero_grad()
             task = self.training_module.training_step(val_batch, 2 * batch_idx)

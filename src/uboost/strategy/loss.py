@@ -31,6 +31,17 @@
   the same relaxation of the architecture that the mixture's forward pass uses (FBNet's latency
   term prices its Gumbel-softmax weights at the annealed temperature), so by the end of the
   search the distribution is nearly one-hot and its expected cost is the exported network's.
+* With ``budget_commit = c > 0`` (default 0.2) the last ``c`` of the steps that train the
+  architecture *commit* to the budget: every step the current alphas are projected onto the
+  window exactly (the integer program of :mod:`uboost.strategy.projection`, ~25 ms on
+  ``darts-cifar``) and the loss gains ``-sum log p(projected choice)`` (the projection's own
+  preference, with a gradient). The multiplier alone steers a *distribution*, and the argmax of
+  a distribution flips one choice at a time: on a space whose latencies are far apart it jumps
+  over the window and back (``benchmarks/RESULTS.md``). The projection is the most preferred
+  network *inside* the window, so pulling the alphas towards it moves the argmax there along the
+  search's own preference, and raising its preference keeps it the projection's optimum (a fixed
+  point). In single-path mode the sampled paths concentrate on it too, so the last steps train
+  the weights of the network that will be exported.
 * The export then projects onto the window exactly (:mod:`uboost.strategy.projection`), which
   guarantees ``<= target`` and, wherever an architecture of the space lies in the window, at
   least ``f * target``.
@@ -47,6 +58,12 @@ from torch import nn
 from uboost.exceptions import ConfigError
 from uboost.hardware import CostModel
 from uboost.strategy.supernet_cost import COST_MODES, HardwareCost, SupernetCost, build_supernet_cost
+
+
+def check_commit(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _non_negative(name: str, value: float) -> float:
@@ -76,6 +93,7 @@ class HardwareLoss(nn.Module):
         cost_mode: str = "expected",
         temperature: float | None = 10.0,
         entropy_weight: float = 0.0,
+        budget_commit: float = 0.0,
     ):
         super().__init__()
         if cost_mode not in COST_MODES:
@@ -88,6 +106,8 @@ class HardwareLoss(nn.Module):
 
         self.budget_floor = check_floor(budget_floor, "budget_floor")
         self.entropy_weight = _non_negative("entropy_weight", entropy_weight)
+        self.budget_commit = check_commit(budget_commit)
+        self.commit_indices: dict[int, int] | None = None  # set every step of the commit phase
         if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
             raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
         self.target_latency_ms = target_latency_ms
@@ -159,7 +179,30 @@ class HardwareLoss(nn.Module):
             loss = loss + self.multiplier.to(latency.dtype) * latency / self.target_latency_ms
         if self.entropy_weight:
             loss = loss + self.entropy_weight * self.entropy()
+        if self.commit_indices is not None:
+            loss = loss + self.commitment(self.commit_indices)
         return HardwareTerms(loss=loss, cost=cost)
+
+    def commit_to_budget(self):
+        """Project the current alphas onto the budget window exactly and commit the next
+        architecture steps to that network (:meth:`commitment`); returns the projection."""
+        from uboost.strategy.architecture import arch_to_indices
+
+        if self.target_latency_ms is None:
+            raise RuntimeError("commit_to_budget needs a target latency")
+        projector = self.projector()
+        floor_cycles = self.floor_latency_ms * 1e-3 * self.cost_model.spec.clock_hz  # the window fixed at attach
+        projection = projector.project(self.target_latency_ms, min_cycles=floor_cycles)
+        self.commit_indices = arch_to_indices(self.choices, self.nodes, projection.arch)
+        return projection
+
+    def commitment(self, indices: dict[int, int]) -> torch.Tensor:
+        """``-sum log p(choice)`` of the architecture ``indices`` under the search's preferences
+        (the projection's objective, negated), differentiable in the alphas."""
+        from uboost.strategy.architecture import preferences
+
+        prefs = preferences(self.choices, self.nodes, grad=True)
+        return -torch.stack([prefs[id(c.alpha)][indices[id(c.alpha)]] for c in self.choices]).sum()
 
     def expected_cost(self) -> HardwareCost:
         """Expected cost of the priced distribution, ``softmax(alpha / distribution_tau)``."""

@@ -44,6 +44,11 @@ class UBoost(DARTS):
         With a target, the budget is the window ``[budget_floor * target, target]``: the search
         is pulled up when its derived network falls under the window, and the export is the
         most preferred network in it (0: a plain upper bound).
+    budget_commit
+        With a target, the last ``budget_commit`` of the architecture steps pull the alphas
+        towards the budget-exact projection of the current ones (re-solved every step), so the
+        search's own argmax network ends inside the window (see :mod:`uboost.strategy.loss`;
+        0: the multiplier alone).
     entropy_weight
         Weight of the mean entropy of the choice distributions in the architecture loss (makes
         the distribution commit, so its expected cost approaches the derived network's).
@@ -84,6 +89,7 @@ class UBoost(DARTS):
         target_latency_ms: float | None = None,
         budget_lr: float = 0.5,
         budget_floor: float = 0.9,
+        budget_commit: float = 0.2,
         entropy_weight: float = 0.0,
         cost_mode: str = "expected",
         temperature: float = 10.0,
@@ -119,6 +125,7 @@ class UBoost(DARTS):
             target_latency_ms=target_latency_ms,
             budget_lr=budget_lr,
             budget_floor=budget_floor,
+            budget_commit=budget_commit,
             entropy_weight=entropy_weight,
             cost_mode=cost_mode,
             temperature=temperature,

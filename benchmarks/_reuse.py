@@ -1,0 +1,48 @@
+"""Finished benchmark runs are reused only when they were made with the same settings.
+
+A run directory's ``config.json`` is the search's full :class:`~uboost.search.SearchConfig`;
+``result.json`` is written last. A run is reused when both exist and the config equals the one
+asked for now (a default that changed since, e.g. the sampling mode, makes it run again, in
+place: the old files are replaced, not mixed in)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+
+def same_settings(out: Path, config) -> bool:
+    stored = out / "config.json"
+    if not (out / "result.json").is_file() or not stored.is_file():
+        return False
+    wanted = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as stored
+    return json.loads(stored.read_text()) == wanted
+
+
+def search(out: Path, config) -> dict:
+    """The run's summary: reused when finished with ``config``, else searched (again) into ``out``."""
+    from uboost.search import run_search
+
+    if same_settings(out, config):
+        return json.loads((out / "result.json").read_text())
+    started = time.perf_counter()
+    summary = run_search(config, out, force=True).summary()
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
+
+
+def retrain_acc(run: Path, epochs: int, max_samples: int | None = None) -> float:
+    """Test accuracy of ``run``'s network retrained from scratch (reused when it was retrained with
+    ``epochs`` and ``max_samples`` after its ``arch.json`` was last written)."""
+    from uboost.retrain import RetrainConfig, retrain
+
+    done = run / "retrain" / "retrain.json"
+    if done.is_file():
+        stored = json.loads(done.read_text())
+        settings = stored.get("config", {})
+        fresh = done.stat().st_mtime >= (run / "arch.json").stat().st_mtime  # retrained after the last search/projection
+        if fresh and (settings.get("epochs"), settings.get("max_samples")) == (epochs, max_samples):
+            return stored["test_acc"]
+    return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples)).summary()["test_acc"]
