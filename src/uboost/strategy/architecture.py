@@ -51,7 +51,7 @@ class Node:
 
 def choice_groups(supernet: nn.Module) -> tuple[list[Choice], list[Node]]:
     """Every alpha of ``supernet`` once (shared labels are one choice), and the cells' nodes."""
-    from uboost.strategy.supernet_cost import _nni
+    from uboost.strategy._supernet_rows import _nni
 
     MixedLayer, MixedCell, MixedRepeat, MixedOperation = _nni()
     choices: dict[int, Choice] = {}

@@ -25,9 +25,7 @@ The sampled path is priced exactly by :func:`sampled_cost` (one-hot distribution
 
 from __future__ import annotations
 
-import functools
-from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
