@@ -86,6 +86,7 @@ def test_projection_equals_brute_force_optimum_and_never_exceeds_the_budget():
         assert projection.cycles <= budget_cycles
         assert model.evaluate(make().freeze(projection.arch), shape).cycles == projection.cycles
         assert projection.preference == pytest.approx(best, abs=1e-9)
+        assert projection.indices == arch_to_indices(choices, nodes, projection.arch)  # what commit_to_budget pulls to
         assert projector.highest_under(budget_cycles / clock * 1e3).cycles == max(t[0] for t in feasible)
     assert projector.cheapest().cycles == lo
 

@@ -186,14 +186,12 @@ class HardwareLoss(nn.Module):
     def commit_to_budget(self):
         """Project the current alphas onto the budget window exactly and commit the next
         architecture steps to that network (:meth:`commitment`); returns the projection."""
-        from uboost.strategy.architecture import arch_to_indices
-
         if self.target_latency_ms is None:
             raise RuntimeError("commit_to_budget needs a target latency")
         projector = self.projector()
         floor_cycles = self.floor_latency_ms * 1e-3 * self.cost_model.spec.clock_hz  # the window fixed at attach
         projection = projector.project(self.target_latency_ms, min_cycles=floor_cycles)
-        self.commit_indices = arch_to_indices(self.choices, self.nodes, projection.arch)
+        self.commit_indices = projection.indices
         return projection
 
     def commitment(self, indices: dict[int, int]) -> torch.Tensor:

@@ -50,6 +50,7 @@ class Projection:
     cycles: float
     latency_ms: float
     preference: float  # sum of the log-probabilities of the chosen entries
+    indices: dict[int, int]  # the chosen entry of every alpha (by id), as argmax_indices gives it
 
 
 def check_budget(value, what: str = "target latency") -> float:
@@ -247,7 +248,7 @@ class Projector:
             return None
         arch, indices, score = self.program.decode(x, prefs)
         cycles = self._cycles_of(indices)
-        return Projection(arch, cycles, self._ms(cycles), score)
+        return Projection(arch, cycles, self._ms(cycles), score, indices)
 
     def cheapest(self) -> Projection:
         projection = self._solve(None, minimize_cost=True)
