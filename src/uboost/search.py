@@ -7,177 +7,25 @@ run. Everything a later step needs is written to the run directory (see :mod:`ub
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uboost.exceptions import ConfigError, Interrupted, SearchError
-from uboost.search_spaces.registry import default_options
+from uboost.exceptions import Interrupted, SearchError
 from uboost.io import write_json
 from uboost import runs
+from uboost.search_config import (  # noqa: F401  (re-exported: the public names stay here)
+    COST_MODES, SAMPLING_MODES, SearchConfig, build_cost_model, build_space,
+)
 
 if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded when a config is used)
-    from uboost.hardware import CostModel, HardwareSpec, NetworkCost
+    from uboost.hardware import NetworkCost
 
 logger = logging.getLogger(__name__)
-
-SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (not imported here: NNI is heavy)
-COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
-
-
-@dataclass(frozen=True, kw_only=True)
-class SearchConfig:
-    """Everything that defines a search; stored as ``config.json`` in the run directory."""
-
-    space: str = "darts-cifar"
-    space_options: dict | None = None  # merged over the space's own defaults (search_spaces.default_options)
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
-    image_size: int | None = None  # None: the dataset's own resolution (digits 8x8, CIFAR 32x32)
-    max_samples: int | None = None
-    cost_model: str = "systolic"
-    array: str = "16x16"  # sized to CPU-scale demo networks (on 128x128 they use 0.3% of the array); --array for others
-    dataflow: str = "ws"
-    inference_batch: int = 1
-    sram_kb: int | None = None  # each of the ifmap/filter/ofmap SRAMs (kB); None = unbounded
-    dram_bw_words: float | None = None  # DRAM words per cycle per port; None = unbounded
-    clock_hz: float = 1.0e9
-    latency_weight: float = 1.0
-    utilization_weight: float = 1.0
-    target_latency_ms: float | None = None
-    budget_lr: float = 0.5
-    budget_floor: float = 0.9  # with a target: export (and steer to) a network using >= this share of it
-    budget_commit: float = 0.2  # with a target: the last share of the search pulls the alphas to the budget's projection
-    entropy_weight: float = 0.0
-    cost_mode: str = "expected"
-    temperature: float = 10.0
-    sampling: str = "single-path"  # one sampled candidate per choice runs per step (or "mixture": all of them, DARTS)
-    sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
-    epochs: int = 6
-    warmup_epochs: int = 0  # weights-only epochs first (the architecture and the Gumbel schedule start after them)
-    batch_size: int = 64
-    learning_rate: float = 0.01
-    arch_lr: float = 0.1  # with sharpen and exportable cells the default search commits (gap 0.1-2.3 %, RESULTS.md)
-    data_split: float = 0.8
-    seed: int = 0
-    accelerator: str = "auto"  # as Lightning: a GPU where there is one, else the CPU
-    devices: int = 1
-
-    def __post_init__(self) -> None:
-        from uboost.hardware import HardwareSpec, parse_array
-
-        if self.space_options is not None and not isinstance(self.space_options, dict):
-            raise ConfigError(f"space_options must be a dict of options, got {type(self.space_options).__name__}")
-        object.__setattr__(self, "space_options", {**default_options(self.space), **(self.space_options or {})})
-        parse_array(self.array)
-        from uboost.hardware import HardwareSpec as _HardwareSpec
-
-        _HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words)  # memory checked up front
-        for name in ("epochs", "batch_size", "inference_batch", "devices"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs < self.epochs:
-            raise ConfigError(f"warmup_epochs must be an integer in [0, epochs) = [0, {self.epochs}), got {self.warmup_epochs!r}")
-        if self.devices > 1:  # Lightning's DDP re-launches the command per rank: refuse it up front
-            raise ConfigError(f"devices={self.devices}: multi-device search is not supported yet (each DDP rank would re-run "
-                              "the command into the same run directory); use --devices 1")
-        for name in ("learning_rate", "arch_lr", "temperature", "clock_hz"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.target_latency_ms is not None and (
-            isinstance(self.target_latency_ms, bool) or not isinstance(self.target_latency_ms, (int, float))
-            or not math.isfinite(self.target_latency_ms) or self.target_latency_ms <= 0
-        ):
-            raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
-        if isinstance(self.budget_floor, bool) or not isinstance(self.budget_floor, (int, float)) or not 0 <= self.budget_floor < 1:
-            raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
-        if isinstance(self.budget_commit, bool) or not isinstance(self.budget_commit, (int, float)) or not 0 <= self.budget_commit <= 1:
-            raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {self.budget_commit!r}")
-        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-        if not isinstance(self.sharpen, bool):
-            raise ConfigError(f"sharpen must be true or false, got {self.sharpen!r}")
-        if self.sampling not in SAMPLING_MODES:
-            raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
-        if self.cost_mode not in COST_MODES:
-            raise ConfigError(f"unknown cost mode {self.cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
-            raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
-        if self.image_size is not None and self.image_size < 4:
-            raise ConfigError(f"image_size must be at least 4, got {self.image_size}")
-        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1):
-            raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
-
-    @property
-    def rows(self) -> int:
-        from uboost.hardware import parse_array
-
-        return parse_array(self.array)[0]
-
-    @property
-    def cols(self) -> int:
-        from uboost.hardware import parse_array
-
-        return parse_array(self.array)[1]
-
-    def hardware_spec(self) -> HardwareSpec:
-        from uboost.hardware import HardwareSpec
-
-        return HardwareSpec(
-            rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz,
-            sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(known))}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ConfigError(f"bad config: {exc}") from None
-
-    def replace(self, **changes: Any) -> "SearchConfig":
-        return dataclasses.replace(self, **changes)
-
-
-def build_cost_model(config: SearchConfig) -> CostModel:
-    from uboost.hardware import create
-
-    return create(config.cost_model, spec=config.hardware_spec())
-
-
-def build_space(config: SearchConfig):
-    """A fresh model space sized to the dataset: ``(space, input_shape, data_spec)``."""
-    from uboost.data import dataset_spec
-    from uboost.search_spaces import SPACES
-
-    factory = SPACES.get(config.space)
-    channels = getattr(factory, "input_channels", 3)
-    spec = dataset_spec(config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=channels)
-    try:
-        space = factory(**config.space_options, num_classes=spec.num_classes, input_shape=spec.input_shape)
-    except TypeError as exc:
-        raise ConfigError(f"bad options for space {config.space!r}: {exc}") from None
-    return space, tuple(spec.input_shape), spec
 
 
 @dataclass(frozen=True)
