@@ -6,6 +6,12 @@ relative paths of the files uboost wrote there (registered before they are writt
 files, then the listed folders that are left empty, and nothing else: a user's file, even one
 placed in ``checkpoints/``, survives, and a user's file where uboost wants to write stops the
 command with one line instead of being overwritten.
+
+Each file also has an *owner*: the output that wrote it (``search``, ``retrain:retrain``,
+``export``...). A file another uboost output wrote is someone's result too: a command refuses
+to overwrite a file whose owner is not its own (``retrain --out RUN`` would otherwise replace the
+search's checkpoint and metrics). Manifests written before owners existed are read with the
+owner a ``legacy`` function gives (see :mod:`uboost.runs`).
 """
 
 from __future__ import annotations
@@ -23,17 +29,24 @@ LOCK = ".lock"
 BOOKKEEPING = frozenset({MANIFEST, LOCK})
 
 
-def _load(root: Path) -> dict[str, list[str]]:
+def _load(root: Path) -> dict:
     path = root / MANIFEST
     if not path.is_file():
-        return {"files": [], "dirs": []}
+        return {"files": [], "dirs": [], "owners": {}}
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{path} is unreadable ({type(exc).__name__}); remove the old files in {root} by hand") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in ("files", "dirs")):
+    if (not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in ("files", "dirs"))
+            or not isinstance(data.get("owners", {}), dict)):
         raise RunDirError(f"{path} is not a uboost manifest; remove the old files in {root} by hand")
-    return {k: [str(p) for p in data.get(k, [])] for k in ("files", "dirs")}
+    return {**{k: [str(p) for p in data.get(k, [])] for k in ("files", "dirs")},
+            "owners": {str(k): str(v) for k, v in data.get("owners", {}).items()}}
+
+
+def _write(root: Path, files, dirs, owners: dict[str, str]) -> None:
+    files = list(files)
+    write_json(root / MANIFEST, {"files": files, "dirs": list(dirs), "owners": {f: owners[f] for f in files if f in owners}})
 
 
 def _relative(root: Path, path: str | os.PathLike) -> str:
@@ -69,22 +82,28 @@ def owned(root: str | os.PathLike) -> set[str]:
     return set(_load(Path(root))["files"])
 
 
-def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs: Iterable[str | os.PathLike] = ()) -> None:
-    """Register files uboost is about to write (or wrote) in ``root``; atomic, idempotent."""
+def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs: Iterable[str | os.PathLike] = (),
+           owner: str | None = None) -> None:
+    """Register files uboost is about to write (or wrote) in ``root``, written by output ``owner``;
+    atomic, idempotent."""
     root = Path(root)
     data = _load(root)
     files = dict.fromkeys(data["files"])
     folders = dict.fromkeys(data["dirs"])
+    owners = data["owners"]
     new_files = [_relative(root, p) for p in paths]
     new_dirs = [_relative(root, d) for d in dirs]
-    if all(f in files for f in new_files) and all(d in folders for d in new_dirs):
+    if (all(f in files for f in new_files) and all(d in folders for d in new_dirs)
+            and (owner is None or all(owners.get(f) == owner for f in new_files))):
         return
     files.update(dict.fromkeys(new_files))
     folders.update(dict.fromkeys(new_dirs))
-    write_json(root / MANIFEST, {"files": list(files), "dirs": list(folders)})
+    if owner is not None:
+        owners.update(dict.fromkeys(new_files, owner))
+    _write(root, files, folders, owners)
 
 
-def record_new(root: str | os.PathLike, before: set[str], *subdirs: str) -> None:
+def record_new(root: str | os.PathLike, before: set[str], *subdirs: str, owner: str | None = None) -> None:
     """Register the files (and folders) under ``root/subdir`` that were not in ``before``."""
     root = Path(root)
     files, folders = [], []
@@ -104,7 +123,7 @@ def record_new(root: str | os.PathLike, before: set[str], *subdirs: str) -> None
                 if rel not in before:
                     files.append(rel)
     if files or folders:
-        record(root, *files, dirs=folders)
+        record(root, *files, dirs=folders, owner=owner)
 
 
 def snapshot(root: str | os.PathLike, *subdirs: str) -> set[str]:
@@ -132,19 +151,43 @@ def guard(root: str | os.PathLike, *protected: str | os.PathLike) -> None:
             raise RunDirError(f"refusing to clear {root}: it {relation} {what}; choose a dedicated output directory")
 
 
-def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike]) -> list[str]:
-    """The ``targets`` (paths in ``root``) that exist there but were not written by uboost."""
+def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner: str | None = None,
+            legacy=None) -> list[tuple[str, str | None]]:
+    """``(path, its owner)`` for each of ``targets`` (paths in ``root``) that exists there and was
+    not written by uboost (owner ``None``) or, when ``owner`` is given, by another uboost output.
+    ``legacy(rel, listed)`` gives the owner of a file listed before owners were recorded."""
     root = Path(root)
-    mine = owned(root)
-    rels = [_relative(root, t) for t in targets]
-    return [t for t in rels if t not in mine and ((root / t).exists() or (root / t).is_symlink())]
+    data = _load(root)
+    mine, owners = set(data["files"]), data["owners"]
+    found = []
+    for rel in (_relative(root, t) for t in targets):
+        if not ((root / rel).exists() or (root / rel).is_symlink()):
+            continue
+        if rel not in mine:
+            found.append((rel, None))
+        elif owner is not None:
+            theirs = owners.get(rel) or (legacy(rel, mine) if legacy is not None else None)
+            if theirs is not None and theirs != owner:
+                found.append((rel, theirs))
+    return found
 
 
-def refuse_foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike]) -> None:
-    others = foreign(root, targets)
+def describe_owner(owner: str) -> str:
+    """``"retrain:retrain"`` -> ``"uboost retrain (into retrain)"``."""
+    command, _, place = owner.partition(":")
+    return f"uboost {command}" + (f" (into {place})" if place else "")
+
+
+def refuse_foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner: str | None = None,
+                   legacy=None) -> None:
+    others = foreign(root, targets, owner, legacy)
     if others:
         more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
-        raise RunDirError(f"{Path(root) / others[0]}{more} was not written by uboost; move it away, uboost will not overwrite it")
+        rel, theirs = others[0]
+        if theirs is None:
+            raise RunDirError(f"{Path(root) / rel}{more} was not written by uboost; move it away, uboost will not overwrite it")
+        raise RunDirError(f"{Path(root) / rel}{more} holds the results of {describe_owner(theirs)}; "
+                          "choose another output, uboost will not overwrite another command's results")
 
 
 def is_empty(root: str | os.PathLike) -> bool:
@@ -164,12 +207,15 @@ def clear(root: str | os.PathLike, *protected: str | os.PathLike) -> list[Path]:
     return _remove(root, lambda rel: True)
 
 
-def clear_under(root: str | os.PathLike, *subdirs: str | os.PathLike) -> list[Path]:
-    """:func:`clear` limited to ``root/subdir`` (the subdirs included): a fresh retrain drops what
-    an earlier one's loggers wrote there (TensorBoard would draw both runs as one); others' stay."""
+def clear_under(root: str | os.PathLike, *subdirs: str | os.PathLike, owner: str | None = None) -> list[Path]:
+    """:func:`clear` limited to ``root/subdir`` (the subdirs included) and, when given, to the files
+    of ``owner``: a fresh retrain drops what an earlier one's loggers wrote there (TensorBoard would
+    draw both runs as one); others' stay."""
     root = Path(root)
     prefixes = [_relative(root, d) for d in subdirs]
-    return _remove(root, lambda rel: any(rel == p or rel.startswith(p + "/") for p in prefixes))
+    owners = _load(root)["owners"]
+    return _remove(root, lambda rel: any(rel == p or rel.startswith(p + "/") for p in prefixes)
+                   and (owner is None or owners.get(rel, owner) == owner))
 
 
 def _remove(root: Path, selected) -> list[Path]:
@@ -198,5 +244,5 @@ def _remove(root: Path, selected) -> list[Path]:
         except OSError:  # holds a foreign file: keep it, and keep it listed
             kept_dirs.append(rel)
     if (root / MANIFEST).is_file():
-        write_json(root / MANIFEST, {"files": kept_files, "dirs": [d for d in data["dirs"] if d in kept_dirs]})
+        _write(root, kept_files, [d for d in data["dirs"] if d in kept_dirs], data["owners"])
     return removed

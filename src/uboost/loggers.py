@@ -53,24 +53,24 @@ def create(kind: str | None, out: str | os.PathLike):
     return MLFlowLogger(experiment_name="uboost", run_name=out.name, tracking_uri=(out / "mlruns").resolve().as_uri())
 
 
-def register_folders(root: str | os.PathLike, out: str | os.PathLike, *, fresh: bool):
+def register_folders(root: str | os.PathLike, out: str | os.PathLike, *, fresh: bool, owner: str | None = None):
     """For an output ``out`` whose manifest lives in ``root`` (a retrain: ``root`` is the run when
     ``out`` lies inside it): returns ``register()``, which lists in that manifest every file and
     folder the optional loggers have written under ``OUT/tensorboard|wandb|mlruns`` since now, so
     ``--force`` on the run removes them. Call it at each epoch end and at the end (as
     :func:`uboost.runs.locked_run` does for a search). ``fresh``: first remove what an earlier run
-    of uboost wrote there (a user's file stays)."""
+    of uboost wrote there for the same ``owner`` (a user's file, another command's, stays)."""
     from uboost import _manifest
     from uboost.runs import LOGGER_FOLDERS  # where create()'s loggers write
 
     root = Path(root)
     folders = [_manifest._relative(root, Path(out).resolve() / name) for name in LOGGER_FOLDERS]
     if fresh:
-        _manifest.clear_under(root, *folders)
+        _manifest.clear_under(root, *folders, owner=owner)
     before = _manifest.snapshot(root, *folders)
 
     def register() -> None:
-        _manifest.record_new(root, before, *folders)
+        _manifest.record_new(root, before, *folders, owner=owner)
 
     return register
 

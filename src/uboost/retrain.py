@@ -51,6 +51,7 @@ class RetrainConfig:
 
 
 SETTINGS_KEY = "uboost_retrain_settings"
+ARCH_KEY = "uboost_retrain_arch"  # the architecture a checkpoint trains
 # the settings a checkpoint was trained with; the schedule and the data depend on every one of them
 RESUME_SETTINGS = ("epochs", "batch_size", "learning_rate", "weight_decay", "schedule", "augment", "seed", "max_samples")
 
@@ -65,7 +66,26 @@ def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) 
                           "repeat the original ones, or retrain from scratch without --resume")
 
 
-def _module(network, config: RetrainConfig, steps_per_epoch: int):
+def _check_resume_arch(path: Path, checkpoint: dict, arch: dict) -> None:
+    """Refuse a checkpoint that trains another architecture (checked first: nothing else matters then)."""
+    stored = checkpoint.get(ARCH_KEY)
+    if isinstance(stored, dict) and stored != arch:
+        labels = sorted(k for k in stored.keys() | arch.keys() if stored.get(k) != arch.get(k))
+        raise RunDirError(f"checkpoint {path} trains another architecture ({len(labels)} choices differ, e.g. {labels[0]}); "
+                          "retrain from scratch without --resume, or into another --out")
+
+
+def _check_resume_network(path: Path, checkpoint: dict, module) -> None:
+    """Refuse, before Lightning restores anything, a checkpoint whose tensors are not this network's
+    (checkpoints written before the architecture was stored in them)."""
+    differ = runs.tensors_differ(module.state_dict(), checkpoint.get("state_dict", {}))
+    if differ:
+        key, found, want = differ[0]
+        raise RunDirError(f"checkpoint {path} is not this network's ({len(differ)} tensors differ, e.g. {key}: {found} in the "
+                          f"checkpoint, {want} here); retrain from scratch without --resume, or into another --out")
+
+
+def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict):
     import pytorch_lightning as pl
     import torch
     import torch.nn.functional as F
@@ -96,6 +116,7 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int):
 
         def on_save_checkpoint(self, checkpoint: dict) -> None:  # what --resume must not silently change
             checkpoint[SETTINGS_KEY] = {k: getattr(config, k) for k in RESUME_SETTINGS}
+            checkpoint[ARCH_KEY] = arch
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
@@ -177,14 +198,17 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     from uboost.search import build_cost_model, build_space
 
     targets = [out.resolve() / name for name in OUTPUTS]
-    runs.refuse_foreign(root, targets)  # never overwrite a file uboost did not write
+    owner = runs.retrain_owner(root, out)
+    runs.refuse_foreign(root, targets, owner)  # never overwrite a file uboost did not write, nor another output's
     ckpt_dir = out / runs.CHECKPOINTS
-    ckpt_path = None
+    ckpt_path = checkpoint = None
     if resume:
         ckpt_path = runs.latest_checkpoint(out)
         if ckpt_path is None:
             raise RunDirError(f"no retrain checkpoint in {ckpt_dir} to resume from; run without --resume")
-        _check_resume_settings(ckpt_path, runs.check_checkpoint(ckpt_path), config)
+        checkpoint = runs.check_checkpoint(ckpt_path)
+        _check_resume_arch(ckpt_path, checkpoint, run.arch)
+        _check_resume_settings(ckpt_path, checkpoint, config)
 
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -197,8 +221,10 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))
     train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed)
-    module = _module(network, config, max(1, len(train_loader)))
-    runs.record(root, *targets)  # everything is validated: register, then write
+    module = _module(network, config, max(1, len(train_loader)), run.arch)
+    if checkpoint is not None:
+        _check_resume_network(ckpt_path, checkpoint, module)
+    runs.record(root, *targets, owner=owner)  # everything is validated: register, then write
     new_dirs = [d for d in (ckpt_dir.resolve(), out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
     runs.record(root, dirs=new_dirs)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +244,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         callbacks.append(RichProgressBar(leave=True))
     from uboost.loggers import combine, register_folders, run_csv_logger
 
-    register_logged = register_folders(root, out, fresh=not resume)  # what --logger writes, listed for --force
+    register_logged = register_folders(root, out, fresh=not resume, owner=owner)  # what --logger writes, listed for --force
     callbacks.append(runs._registering_callback(register_logged))
     loggers = combine(run_csv_logger(out, resume=resume), extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
     for each in loggers:

@@ -36,6 +36,25 @@ LOGGER_FOLDERS = ("tensorboard", "wandb", "mlruns")  # where optional Lightning 
 # every file a search writes in its run directory, registered in the manifest before it is written
 RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, "hparams.yaml", RESULT, "utilization.png", "search.png", ALPHAS, PROBABILITIES,
              f"{CHECKPOINTS}/last.ckpt", f"{CHECKPOINTS}/interrupted.ckpt", f"{NNI}/.experiment")
+SEARCH = "search"  # the manifest owner of a run's own files (see uboost._manifest)
+EXPORT = "export"
+
+
+def retrain_owner(root: str | os.PathLike, out: str | os.PathLike) -> str:
+    """The manifest owner of a retrain's files: ``retrain:<out relative to root>`` (``retrain`` when out is root)."""
+    root, out = Path(root).resolve(), Path(out).resolve()
+    return RETRAIN if out == root else f"{RETRAIN}:{out.relative_to(root).as_posix()}"
+
+
+def _legacy_owner(rel: str, listed: set[str]) -> str | None:
+    """Who wrote ``rel`` in a manifest from before owners were recorded: a run directory's own files
+    are the search's, a retrain's (``retrain.json`` beside them) the retrain's."""
+    folder, _, name = rel.rpartition("/")
+    if f"{folder}/retrain.json".lstrip("/") in listed:
+        return retrain_owner(".", folder or ".")
+    if CONFIG in listed and (rel in RUN_FILES or rel.startswith((f"{CHECKPOINTS}/", f"{NNI}/"))):
+        return SEARCH
+    return None
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -80,24 +99,27 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: boo
         _manifest.clear(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        _manifest.record(path, *RUN_FILES)
+        _manifest.record(path, *RUN_FILES, owner=SEARCH)
     except OSError as exc:
         raise RunDirError(f"cannot write in output directory {path}: {exc.strerror or exc}") from None
     return path
 
 
-def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs=()) -> None:
-    """Register files (and created folders) uboost writes in output directory ``root``;
-    ``--force`` removes them later. Register before writing, so a kill leaves none unlisted."""
-    _manifest.record(root, *paths, dirs=dirs)
+def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs=(), owner: str | None = None) -> None:
+    """Register files (and created folders) uboost writes in output directory ``root`` for output
+    ``owner``; ``--force`` removes them later. Register before writing, so a kill leaves none unlisted."""
+    _manifest.record(root, *paths, dirs=dirs, owner=owner)
 
 
-def may_overwrite(root: str | os.PathLike, path: str | os.PathLike) -> bool:
-    """True when ``path`` (inside output directory ``root``) is missing or uboost wrote it."""
-    return not _manifest.foreign(root, [path])
+def may_overwrite(root: str | os.PathLike, path: str | os.PathLike, owner: str | None = None) -> bool:
+    """True when ``path`` (inside output directory ``root``) is missing or uboost wrote it (for
+    ``owner``, when given: another command's result is not ours to replace)."""
+    return not _manifest.foreign(root, [path], owner, _legacy_owner)
 
 
-refuse_foreign = _manifest.refuse_foreign
+def refuse_foreign(root: str | os.PathLike, targets, owner: str | None = None) -> None:
+    """Refuse (one line) to write over a file uboost did not write, or another output's file."""
+    _manifest.refuse_foreign(root, targets, owner, _legacy_owner)
 
 
 def owner_root(path: str | os.PathLike, run_root: str | os.PathLike) -> Path:
@@ -133,7 +155,7 @@ def locked_run(func):
 
             def register() -> None:
                 if (Path(out) / _manifest.MANIFEST).is_file():  # only once this run owns the directory
-                    _manifest.record_new(out, before, *folders)
+                    _manifest.record_new(out, before, *folders, owner=SEARCH)
 
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), _registering_callback(register)]
             try:
@@ -144,9 +166,32 @@ def locked_run(func):
     return wrapper
 
 
+def _progress(path: Path) -> tuple[int, float]:
+    """``(global_step, mtime)`` of a checkpoint; an unreadable one ranks last (never chosen over a good one)."""
+    import torch
+
+    try:
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1)
+        step = step if isinstance(step, int) else -1
+    except Exception:
+        step = -2
+    return step, path.stat().st_mtime
+
+
 def latest_checkpoint(run: Path) -> Path | None:
-    ckpts = sorted((run / CHECKPOINTS).glob("*.ckpt"), key=lambda p: p.stat().st_mtime) if (run / CHECKPOINTS).is_dir() else []
-    return ckpts[-1] if ckpts else None
+    """The checkpoint that got furthest (most optimizer steps; the newest among equals). Not simply
+    the newest file: a failed resume that saved an epoch-0 checkpoint must not win over ten finished epochs."""
+    ckpts = list((run / CHECKPOINTS).glob("*.ckpt")) if (run / CHECKPOINTS).is_dir() else []
+    return max(ckpts, key=_progress) if ckpts else None
+
+
+def tensors_differ(expected: dict, state: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(name, shape in state, expected shape)`` of every tensor under ``prefix`` whose shape
+    differs between the module's ``expected`` state dict and a checkpoint's ``state``."""
+    want = {k: tuple(v.shape) for k, v in expected.items() if k.startswith(prefix)}
+    found = {k: tuple(v.shape) for k, v in state.items() if k.startswith(prefix) and hasattr(v, "shape")}
+    return [(k[len(prefix):], found.get(k, "missing"), want.get(k, "absent"))
+            for k in sorted(want.keys() | found.keys()) if want.get(k) != found.get(k)]
 
 
 def safe_load(path: str | os.PathLike, what: str = "checkpoint"):

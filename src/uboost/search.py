@@ -280,15 +280,13 @@ def _check_checkpoint_matches(path: Path, checkpoint: dict, config: SearchConfig
 
     prefix = "training_module._model."
     space, _, _ = build_space(config)  # a fresh space: mutating it must not touch the one searched
-    expected = {prefix + k: tuple(v.shape) for k, v in UBoost(sampling=config.sampling).mutate_model(space).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()
-             if k.startswith(prefix) and hasattr(v, "shape")}
-    differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+    expected = {prefix + k: v for k, v in UBoost(sampling=config.sampling).mutate_model(space).state_dict().items()}
+    differ = runs.tensors_differ(expected, checkpoint["state_dict"], prefix)
     if differ:
-        key = differ[0]
+        key, found, want = differ[0]
         raise SearchError(
             f"checkpoint {path} does not belong to this run's {config.space} supernet ({len(differ)} tensors differ, "
-            f"e.g. {key[len(prefix):]}: {found.get(key, 'missing')} in the checkpoint, {expected.get(key, 'absent')} here); "
+            f"e.g. {key}: {found} in the checkpoint, {want} here); "
             "start over with --force")
 
 
