@@ -231,13 +231,9 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     if not resume:  # a fresh start must not leave an earlier retrain's checkpoint to resume later
         for name in ("last.ckpt", "interrupted.ckpt"):
             (ckpt_dir / name).unlink(missing_ok=True)
-    from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+    from uboost.checkpointing import atomic_checkpoint_io, checkpoint_callbacks
 
-    callbacks = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_top_k=1, enable_version_counter=False),
-        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
-        *extra_callbacks,
-    ]
+    callbacks = [*checkpoint_callbacks(ckpt_dir), *extra_callbacks]
     if progress:
         from pytorch_lightning.callbacks import RichProgressBar
 
@@ -253,6 +249,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices, logger=loggers,
         enable_checkpointing=True, enable_progress_bar=progress, enable_model_summary=False,
         callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn", log_every_n_steps=10,
+        plugins=[atomic_checkpoint_io()],
     )
     again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'} --resume"
     interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")

@@ -135,7 +135,7 @@ def run_search(
     import pytorch_lightning as pl
     import torch
     from nni.nas.evaluator.pytorch import Classification, DataLoader
-    from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+    from uboost.checkpointing import atomic_checkpoint_io, checkpoint_callbacks
 
     from uboost.data import load_datasets
     from uboost.strategy import UBoost, run_experiment
@@ -176,8 +176,7 @@ def run_search(
     for each in loggers:
         each.log_hyperparams(config.to_dict())
     trainer_callbacks = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_last=False, every_n_epochs=1, save_top_k=1, enable_version_counter=False),
-        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        *checkpoint_callbacks(ckpt_dir),
         _resumed_metrics_callback(out / runs.METRICS),
         *(callbacks or []),
     ]
@@ -199,6 +198,7 @@ def run_search(
         log_every_n_steps=1,  # search steps are few and slow: every one is worth a row
         default_root_dir=str(out),
         num_sanity_val_steps=0,
+        plugins=[atomic_checkpoint_io()],
     )
     if ckpt_path is not None:
         evaluator.fit_kwargs["ckpt_path"] = str(ckpt_path)
