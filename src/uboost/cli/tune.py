@@ -180,6 +180,21 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
         err_console.print(f"[yellow]could not draw {png}: {exc}[/]")
 
 
+def _repair_journal(storage: Optional[str], out: Path) -> None:
+    from uboost.tuning.journal import repair_journal
+
+    path = out / "study.journal" if storage is None else Path(storage)
+    if storage is not None and ("://" in storage or path.suffix not in (".journal", ".log", ".jsonl")):
+        from uboost.tuning import describe_storage
+
+        raise ConfigError(f"--repair-journal repairs journal files; {describe_storage(storage, out)} is not one")
+    backup = repair_journal(path)
+    if backup is None:
+        console.print(f"journal {path} is intact: nothing to repair")
+    else:
+        console.print(f"[yellow]repaired[/] {path}: cut back to its last complete record; the damaged file is kept as {backup}")
+
+
 def tune(
     space: Annotated[Optional[str], Opt(help="search space (`uboost spaces`)")] = None,
     dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH")] = None,
@@ -213,6 +228,7 @@ def tune(
     export: Annotated[Optional[str], Opt("--export", help="write trial N (or 'best') as a run directory; runs no trials")] = None,
     export_to: Annotated[Optional[Path], Opt("--export-to", help="where --export writes [default: OUT/export-N]")] = None,
     force: Annotated[bool, Opt("--force", help="replace an existing --export-to directory")] = False,
+    repair_journal: Annotated[bool, Opt("--repair-journal", help="first cut a torn journal back to its last complete record (a copy of the damaged file is kept)")] = False,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
@@ -224,6 +240,8 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported one line each below
     store = tuning.describe_storage(storage, out)
+    if repair_journal:
+        _repair_journal(storage, out)
 
     if export is not None or trials == 0:
         study = tuning.load_study(out, storage=storage, study_name=study_name)

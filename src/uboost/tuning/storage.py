@@ -246,6 +246,9 @@ def resolve_storage(storage: "str | os.PathLike | optuna.storages.BaseStorage | 
                 f".journal or .db, got {text!r}"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
+    from uboost.tuning.journal import check_journal
+
+    check_journal(path)  # an append to a torn journal would make it unreadable for good
     # A failed append may have written part of a record: never retried, but a disk that fills up or
     # a network file system that goes away is a lost storage (one line, the result kept on disk).
     return retrying(JournalStorage(JournalFileBackend(str(path))), str(path), delays=(), lost=(OSError,))
