@@ -86,7 +86,7 @@ def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs: Iterable[st
            owner: str | None = None) -> None:
     """Register files uboost is about to write (or wrote) in ``root``, written by output ``owner``;
     atomic, idempotent."""
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     data = _load(root)
     files = dict.fromkeys(data["files"])
     folders = dict.fromkeys(data["dirs"])
@@ -105,7 +105,7 @@ def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs: Iterable[st
 
 def record_new(root: str | os.PathLike, before: set[str], *subdirs: str, owner: str | None = None) -> None:
     """Register the files (and folders) under ``root/subdir`` that were not in ``before``."""
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     files, folders = [], []
     for sub in subdirs:
         base = root / sub
@@ -128,7 +128,7 @@ def record_new(root: str | os.PathLike, before: set[str], *subdirs: str, owner: 
 
 def snapshot(root: str | os.PathLike, *subdirs: str) -> set[str]:
     """Relative paths of every file and folder now under ``root/subdir`` (and the subdirs)."""
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     seen: set[str] = set()
     for sub in subdirs:
         base = root / sub
@@ -156,7 +156,7 @@ def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner
     """``(path, its owner)`` for each of ``targets`` (paths in ``root``) that exists there and was
     not written by uboost (owner ``None``) or, when ``owner`` is given, by another uboost output.
     ``legacy(rel, listed)`` gives the owner of a file listed before owners were recorded."""
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     data = _load(root)
     mine, owners = set(data["files"]), data["owners"]
     found = []
@@ -192,7 +192,7 @@ def refuse_foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike]
 
 def is_empty(root: str | os.PathLike) -> bool:
     """No entries besides uboost's bookkeeping files."""
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     return not root.is_dir() or all(p.name in BOOKKEEPING for p in root.iterdir())
 
 
@@ -202,7 +202,7 @@ def clear(root: str | os.PathLike, *protected: str | os.PathLike) -> list[Path]:
     Foreign files stay. Refuses (one line) for the current directory, its parents and the
     parents of ``protected``.
     """
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     guard(root, *protected)
     return _remove(root, lambda rel: True)
 
@@ -211,7 +211,7 @@ def clear_under(root: str | os.PathLike, *subdirs: str | os.PathLike, owner: str
     """:func:`clear` limited to ``root/subdir`` (the subdirs included) and, when given, to the files
     of ``owner``: a fresh retrain drops what an earlier one's loggers wrote there (TensorBoard would
     draw both runs as one); others' stay."""
-    root = Path(root)
+    root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     prefixes = [_relative(root, d) for d in subdirs]
     owners = _load(root)["owners"]
     return _remove(root, lambda rel: any(rel == p or rel.startswith(p + "/") for p in prefixes)
