@@ -38,8 +38,13 @@ def _load_toml(path: Path) -> dict:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if "search" in data:
+        stray = sorted(k for k in data if k != "search")
+        if stray:  # keys above [search] belong to no table: they would be silently ignored
+            raise ConfigError(f"{path}: {', '.join(map(repr, stray))} outside the [search] table; move "
+                              f"{'it' if len(stray) == 1 else 'them'} into [search] (below its header)")
     values = data.get("search", data)
     if not isinstance(values, dict):
         raise ConfigError(f"search in {path} must be a table of settings ([search]), got {type(values).__name__}")
