@@ -238,6 +238,9 @@ def _remove(root: Path, selected) -> list[Path]:
         target = _inside(root, rel)
         if target is None or target.is_symlink() or not target.is_dir():
             continue
+        if (target / MANIFEST).is_file():  # an output of its own (a frontier's point): what uboost wrote there goes too
+            removed += _remove(target, lambda _: True)
+            (target / MANIFEST).unlink(missing_ok=True)
         try:
             target.rmdir()
             removed.append(target)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uboost import runs
+from uboost import _manifest, runs
 from uboost.exceptions import ConfigError, RunDirError
 from uboost.io import write_json
 
@@ -134,7 +134,14 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
         previous = projections[-1][1].cycles if projections else 0.0
         projection = source.projector.project(target, floor=floor, min_cycles=previous)
         projections.append((target, projection))
-    rows = []
-    for i, (target, projection) in enumerate(projections):
-        rows.append(export_projection(source, projection, out_root / f"p{i:02d}", target_ms=target, force=force))
-    return rows
+    points = [out_root / f"p{i:02d}" for i in range(len(projections))]
+    from uboost._lock import run_lock
+
+    with run_lock(out_root):
+        if force:  # the earlier frontier's points go, also those past the new number of points
+            _manifest.clear(out_root, source.root)
+        for point in points:
+            runs.check_run_dir(point, force=force)
+        runs.record(out_root, dirs=points)  # each point is an output of its own, listed here for the next --force
+        return [export_projection(source, projection, point, target_ms=target, force=force)
+                for point, (target, projection) in zip(points, projections)]

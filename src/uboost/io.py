@@ -60,5 +60,21 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text))
 
 
+def _finite(data: Any) -> Any:
+    """``data`` with every non-finite float (inf, nan) as ``None``: JSON has no such numbers."""
+    if isinstance(data, float):
+        return data if data == data and data not in (float("inf"), float("-inf")) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def dumps_json(data: Any) -> str:
+    """Standard JSON (RFC 8259) that every parser reads: ``Infinity``/``NaN`` become ``null``."""
+    return json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return write_text(path, dumps_json(data) + "\n")

@@ -75,19 +75,40 @@ def register_folders(root: str | os.PathLike, out: str | os.PathLike, *, fresh: 
     return register
 
 
-def run_csv_logger(out: str | os.PathLike, *, resume: bool = False):
+ROWS_KEY = "uboost_metrics_rows"  # in a checkpoint: how many metrics.csv rows had been logged when it was saved
+
+
+def run_csv_logger(out: str | os.PathLike, *, resume: bool = False, keep_rows: int | None = None):
     """A ``CSVLogger`` writing ``OUT/metrics.csv`` and ``OUT/hparams.yaml``. On ``resume`` the rows
-    already recorded are kept (Lightning's writer would delete an existing metrics file)."""
+    already recorded are kept (Lightning's writer would delete an existing metrics file): the first
+    ``keep_rows`` of them, those logged before the checkpoint being resumed was saved (the steps
+    after it are trained, and logged, again)."""
     from pytorch_lightning.loggers import CSVLogger
 
     path = Path(out) / "metrics.csv"
     rows = read_metrics(path) if resume and path.is_file() else []
+    if keep_rows is not None:
+        rows = rows[:keep_rows]
     logger = CSVLogger(save_dir=str(out), name="", version="")
     if rows:
         writer = logger.experiment  # created now: it removes the old file
         writer.metrics.extend(rows)
         writer.save()
     return logger
+
+
+def rows_in_checkpoint(csv_logger):
+    """A callback that stores in every checkpoint how many rows ``csv_logger`` had logged (see
+    :func:`run_csv_logger`'s ``keep_rows``)."""
+    import pytorch_lightning as pl
+
+    class RowsInCheckpoint(pl.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+            writer = csv_logger.experiment
+            path = Path(writer.metrics_file_path)
+            checkpoint[ROWS_KEY] = (len(read_metrics(path)) if path.is_file() else 0) + len(writer.metrics)
+
+    return RowsInCheckpoint()
 
 
 def _number(text: str) -> Any:

@@ -19,6 +19,7 @@ class LoadedNetwork:
     module: nn.Module
     input_shape: tuple[int, ...] | None  # the natural input (C, H, W), when known
     label: str
+    search_config: object | None = None  # a run's SearchConfig: the accelerator and cost model it was priced on
 
 
 def load_network(spec: str) -> LoadedNetwork:
@@ -66,4 +67,4 @@ def load_frozen_network(path: str | os.PathLike) -> LoadedNetwork:
         raise RunDirError(f"no {runs.CONFIG} next to {path}: cannot tell which space the architecture belongs to")
     config = SearchConfig.from_dict(run.config)
     space, shape, _ = build_space(config)
-    return LoadedNetwork(runs.freeze_arch(space, run.arch), shape, f"{run.root.name} ({config.space})")
+    return LoadedNetwork(runs.freeze_arch(space, run.arch), shape, f"{run.root.name} ({config.space})", config)

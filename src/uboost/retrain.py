@@ -238,11 +238,13 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         from pytorch_lightning.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
-    from uboost.loggers import combine, register_folders, run_csv_logger
+    from uboost.loggers import ROWS_KEY, combine, register_folders, rows_in_checkpoint, run_csv_logger
 
     register_logged = register_folders(root, out, fresh=not resume, owner=owner)  # what --logger writes, listed for --force
     callbacks.append(runs._registering_callback(register_logged))
-    loggers = combine(run_csv_logger(out, resume=resume), extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
+    csv_logger = run_csv_logger(out, resume=resume, keep_rows=(checkpoint or {}).get(ROWS_KEY))
+    loggers = combine(csv_logger, extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
+    callbacks.append(rows_in_checkpoint(csv_logger))
     for each in loggers:
         each.log_hyperparams({**config.__dict__, "source": str(source)})
     trainer = pl.Trainer(

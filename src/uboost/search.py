@@ -141,7 +141,7 @@ def run_search(
     from uboost.strategy import UBoost, run_experiment
 
     out = runs.check_run_dir(out, resume=resume, force=force)  # refuse before anything is loaded or written
-    ckpt_path = None
+    ckpt_path = checkpoint = None
     if resume:
         config = SearchConfig.from_dict(runs.read_json(out / runs.CONFIG, "run config"))
         ckpt_path = runs.latest_checkpoint(out)
@@ -170,13 +170,15 @@ def run_search(
     test_loader = DataLoader(test, batch_size=config.batch_size)
 
     ckpt_dir = out / runs.CHECKPOINTS
-    from uboost.loggers import combine, run_csv_logger
+    from uboost.loggers import ROWS_KEY, combine, rows_in_checkpoint, run_csv_logger
 
-    loggers = combine(run_csv_logger(out, resume=resume), logger)
+    csv_logger = run_csv_logger(out, resume=resume, keep_rows=(checkpoint or {}).get(ROWS_KEY))
+    loggers = combine(csv_logger, logger)
     for each in loggers:
         each.log_hyperparams(config.to_dict())
     trainer_callbacks = [
         *checkpoint_callbacks(ckpt_dir),
+        rows_in_checkpoint(csv_logger),
         _resumed_metrics_callback(out / runs.METRICS),
         *(callbacks or []),
     ]

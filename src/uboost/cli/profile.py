@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,19 +29,21 @@ hw_app.command("list")(hw_list)
 
 def profile(
     model: Annotated[str, typer.Argument(help="torchvision name (resnet18, mobilenet_v2, ...), module:factory, a run directory or arch.json")],
-    array: Annotated[Optional[list[str]], typer.Option("--array", "-a", help="ROWSxCOLS; repeat to compare arrays")] = None,
-    dataflow: Annotated[str, typer.Option(help="ws, os or is")] = "ws",
-    batch: Annotated[int, typer.Option(help="inference batch size")] = 1,
+    array: Annotated[Optional[list[str]], typer.Option("--array", "-a", help="ROWSxCOLS; repeat to compare arrays [default: a run's own array, else 128x128]")] = None,
+    dataflow: Annotated[Optional[str], typer.Option(help="ws, os or is [default: a run's own, else ws]")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="inference batch size [default: a run's own, else 1]")] = None,
     input: Annotated[Optional[str], typer.Option("--input", help="input shape CxHxW (default: the model's own)")] = None,
-    cost_model: Annotated[str, typer.Option("--cost-model", help="a name from `uboost hw list`")] = "systolic",
-    clock_hz: Annotated[float, typer.Option("--clock-hz", help="array clock for latency")] = 1e9,
-    sram_kb: Annotated[Optional[int], typer.Option("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
-    dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
+    cost_model: Annotated[Optional[str], typer.Option("--cost-model", help="a name from `uboost hw list` [default: a run's own, else systolic]")] = None,
+    clock_hz: Annotated[Optional[float], typer.Option("--clock-hz", help="array clock for latency [default: a run's own, else 1e9]")] = None,
+    sram_kb: Annotated[Optional[int], typer.Option("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: a run's own, else unbounded]")] = None,
+    dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: a run's own, else unbounded]")] = None,
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
 ) -> None:
     """Per-layer MACs, cycles and utilization of a network on one or more systolic arrays."""
+    import dataclasses
+
     from uboost.hardware import HardwareSpec, extract_layers, parse_array, resolve
     from uboost.networks import load_network_or_run
     from uboost.tables import layer_table
@@ -53,9 +54,13 @@ def profile(
         from uboost.exceptions import ConfigError
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
+    run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
+    given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words)
+    base = run.hardware_spec() if run is not None else HardwareSpec(rows=128, cols=128)
+    cost_model = cost_model or (run.cost_model if run is not None else "systolic")
     specs = [
-        HardwareSpec(rows=r, cols=c, dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words)
-        for r, c in (parse_array(a) for a in unique(array or ["128x128"]))
+        dataclasses.replace(base, rows=r, cols=c, **{k: v for k, v in given.items() if v is not None})
+        for r, c in (parse_array(a) for a in unique(array or [base.array]))
     ]
     layers = extract_layers(loaded.module, shape)
     extra = {"table": table_file} if table_file is not None else {}
@@ -63,7 +68,9 @@ def profile(
         extra.update(model_options(cost_model, progress))
         reports = [resolve(cost_model, spec=spec, **extra).evaluate(layers) for spec in specs]
     if as_json:
-        typer.echo(json.dumps({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}, indent=2))
+        from uboost.io import dumps_json
+
+        typer.echo(dumps_json({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}))
     else:
         console.print(layer_table(loaded.label, shape, reports))
         for r in reports:

@@ -1,0 +1,56 @@
+"""Issue 27, wrong results: after a resumed search or retrain, metrics.csv holds each logged row
+once: the rows logged after the checkpoint being resumed are dropped, since those steps run again."""
+
+from tests.cli.conftest import TINY
+
+
+def _epochs(n):
+    args = list(TINY)
+    args[args.index("--epochs") + 1] = str(n)
+    return args
+
+
+def _rows(path):
+    from uboost.loggers import read_metrics
+
+    return [(row.get("epoch"), row.get("step"), tuple(sorted(k for k in row if k not in ("epoch", "step"))))
+            for row in read_metrics(path)]
+
+
+def test_resumed_search_logs_each_row_once(cli, tmp_path):
+    import torch
+
+    whole = tmp_path / "whole"
+    assert cli("search", *_epochs(2), "--out", whole).code == 0
+    first = tmp_path / "first"
+    assert cli("search", *_epochs(1), "--out", first).code == 0
+    # the 2-epoch run killed in its second epoch: its metrics so far, the checkpoint of its first epoch
+    run = tmp_path / "run"
+    assert cli("search", *_epochs(2), "--out", run).code == 0
+    epoch_one = torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 0 < epoch_one["uboost_metrics_rows"] < len(_rows(run / "metrics.csv"))
+    torch.save(epoch_one, run / "checkpoints" / "last.ckpt")
+    (run / "checkpoints" / "interrupted.ckpt").unlink(missing_ok=True)
+    for name in ("arch.json", "result.json"):
+        (run / name).unlink()
+    assert cli("search", "--out", run, "--resume").code == 0
+    rows = _rows(run / "metrics.csv")
+    assert len(rows) == len(set(rows)), "a step was logged twice"
+    assert [r[:2] for r in rows] == [r[:2] for r in _rows(whole / "metrics.csv")]  # every (epoch, step) row, once
+
+
+def test_retrain_checkpoints_count_their_rows_and_a_resume_keeps_only_those(cli, run_copy):
+    import torch
+
+    from uboost.loggers import run_csv_logger
+
+    assert cli("retrain", run_copy, "--epochs", "2", "--max-samples", "64", "--batch-size", "32").code == 0
+    out = run_copy / "retrain"
+    rows = _rows(out / "metrics.csv")
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    # every epoch's rows are in it; the final test evaluation after training is logged after it (and again on a resume)
+    assert state["uboost_metrics_rows"] == len(rows) - 1 and rows[-1][0] == 2
+
+    logger = run_csv_logger(out, resume=True, keep_rows=1)  # what a resume from an earlier checkpoint keeps
+    logger.experiment.save()
+    assert _rows(out / "metrics.csv") == rows[:1]
