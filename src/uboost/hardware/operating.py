@@ -162,7 +162,7 @@ def read_toml(path: Path, *, what: str) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc}") from None
 
 

@@ -1,0 +1,220 @@
+"""Accelerator description files: uboost's TOML and SCALE-Sim's ``.cfg``, read into a HardwareSpec.
+
+**uboost TOML** (``[hardware]``; keys are :class:`~uboost.hardware.HardwareSpec` fields)::
+
+    [hardware]
+    rows = 32
+    cols = 32
+    dataflow = "os"
+    sram_kb = 64
+    dram_bw_words = 10
+    energy = "horowitz45"                 # a preset, or a table: [hardware.energy] base = "..." ...
+    operating_points = "rk3576-npu"       # a preset, or [[f_hz, volts], ...]
+    area = "tpu28"                        # (not a spec field) the area table: a preset or [hardware.area]
+
+:func:`hardware_toml` writes the same format back (a round trip gives an equal spec).
+
+**SCALE-Sim** ``.cfg`` as SCALE-Sim 1, 2 and 3 write it: ``[architecture_presets]`` ArrayHeight
+(rows), ArrayWidth (cols), Ifmap/Filter/OfmapSramSzkB (or SCALE-Sim 1's ...SramSz, also kB),
+Dataflow, Bandwidth (words per cycle, used when ``[run_presets] InterfaceBandwidth`` is USER; in
+CALC mode SCALE-Sim assumes whatever bandwidth avoids stalls, so the spec's memory is unbounded).
+Keys SCALE-Sim reads that do not change what uboost prices (offsets, request buffers, SRAM bank
+layout, the run name, Ramulator traces) are accepted and ignored; an unknown key or section, a
+per-layer bandwidth list or sparsity support is refused in one line.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uboost.exceptions import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from uboost.hardware.spec import HardwareSpec
+
+# SCALE-Sim's keys (configparser lowercases them), by section; None: read but not priced by uboost
+_LAYOUT = ("ifmapcustomlayout", "filtercustomlayout", "ifmapsrambankbandwidth", "ifmapsrambanknum", "ifmapsrambankport",
+           "filtersrambankbandwidth", "filtersrambanknum", "filtersrambankport")
+SCALESIM_KEYS: dict[str, tuple[str, ...]] = {
+    "general": ("run_name",),
+    "architecture_presets": ("arrayheight", "arraywidth", "ifmapsramszkb", "filtersramszkb", "ofmapsramszkb",
+                             "ifmapsramsz", "filtersramsz", "ofmapsramsz", "ifmapoffset", "filteroffset", "ofmapoffset",
+                             "dataflow", "bandwidth", "readrequestbuffer", "writerequestbuffer", "memorybanks",
+                             "onchipmemorybanks", "onchipmemorybankports", *_LAYOUT),
+    "layout": _LAYOUT,
+    "sparsity": ("sparsitysupport", "sparserep", "optimizedmapping", "blocksize", "randomnumbergeneratorseed",
+                 "nonzeroelems"),
+    "run_presets": ("interfacebandwidth", "useramulatortrace"),
+    "network_presets": ("topologycsvloc", "layoutcsvloc"),
+}
+
+
+def _int(path: Path, key: str, text: str) -> int:
+    try:
+        value = float(text.strip().strip('"'))
+    except ValueError:
+        raise ConfigError(f"{path}: {key} must be a number, got {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise ConfigError(f"{path}: {key} must be a positive whole number, got {text!r}")
+    return int(value)
+
+
+def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
+    """HardwareSpec fields from a SCALE-Sim config file (see the module docstring)."""
+    path = Path(path)
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        raise ConfigError(f"hardware file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"cannot read SCALE-Sim config {path}: {str(exc).splitlines()[0]}") from None
+    for section in parser.sections():
+        if section not in SCALESIM_KEYS:
+            raise ConfigError(f"{path}: unknown section [{section}]; SCALE-Sim configs have "
+                              + ", ".join(f"[{s}]" for s in SCALESIM_KEYS))
+        unknown = sorted(set(parser[section]) - set(SCALESIM_KEYS[section]))
+        if unknown:
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} in [{section}]")
+    if not parser.has_section("architecture_presets"):
+        raise ConfigError(f"{path}: no [architecture_presets] section: not a SCALE-Sim config")
+    arch = parser["architecture_presets"]
+    for key in ("arrayheight", "arraywidth"):
+        if key not in arch:
+            raise ConfigError(f"{path}: [architecture_presets] needs ArrayHeight and ArrayWidth")
+    fields: dict[str, Any] = {"rows": _int(path, "ArrayHeight", arch["arrayheight"]),
+                              "cols": _int(path, "ArrayWidth", arch["arraywidth"])}
+    if "dataflow" in arch:
+        fields["dataflow"] = arch["dataflow"].strip().strip('"').lower()
+    sizes = {}
+    for buffer in ("ifmap", "filter", "ofmap"):
+        for key in (f"{buffer}sramszkb", f"{buffer}sramsz"):  # SCALE-Sim 1 wrote ...SramSz, also in kB
+            if key in arch:
+                sizes[buffer] = _int(path, key, arch[key])
+                break
+    if len(sizes) == 3 and len(set(sizes.values())) == 1:
+        fields["sram_kb"] = sizes["ifmap"]  # three equal buffers: what --sram-kb gives
+    else:
+        fields.update({f"{buffer}_sram_kb": kb for buffer, kb in sizes.items()})
+    mode = parser.get("run_presets", "interfacebandwidth", fallback="CALC").strip().upper()
+    if mode not in ("CALC", "USER"):
+        raise ConfigError(f"{path}: InterfaceBandwidth must be CALC or USER, got {mode!r}")
+    if mode == "USER":
+        text = arch.get("bandwidth", "").strip()
+        if not text:
+            raise ConfigError(f"{path}: InterfaceBandwidth is USER but [architecture_presets] has no Bandwidth")
+        if "," in text:
+            raise ConfigError(f"{path}: a per-layer Bandwidth list ({text}) is not supported; give one value")
+        try:
+            fields["dram_bw_words"] = float(text)
+        except ValueError:
+            raise ConfigError(f"{path}: Bandwidth must be a number of words per cycle, got {text!r}") from None
+    if parser.get("sparsity", "sparsitysupport", fallback="false").strip().lower() == "true":
+        raise ConfigError(f"{path}: SparsitySupport is not modelled by uboost; set it to false or use --cost-model scalesim")
+    return fields
+
+
+_NOT_SPEC = ("area",)  # keys of [hardware] that describe the accelerator but are not HardwareSpec fields
+
+
+def read_hardware_toml(path: str | Path) -> dict[str, Any]:
+    """HardwareSpec fields (plus ``area``) from uboost's TOML (a ``[hardware]`` table or top-level keys)."""
+    from uboost.hardware.operating import read_toml
+    from uboost.hardware.spec import HardwareSpec
+
+    path = Path(path)
+    data = read_toml(path, what="hardware file")
+    if "hardware" in data:
+        stray = sorted(k for k in data if k != "hardware")
+        if stray:
+            raise ConfigError(f"{path}: {', '.join(map(repr, stray))} outside the [hardware] table")
+        data = data["hardware"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: [hardware] must be a table")
+    known = [f.name for f in dataclasses.fields(HardwareSpec)]
+    unknown = sorted(set(data) - set(known) - set(_NOT_SPEC))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected: {', '.join(known + list(_NOT_SPEC))}")
+    fields = dict(data)
+    if isinstance(fields.get("energy"), dict):
+        from uboost.hardware.energy import energy_table_from_dict
+
+        fields["energy"] = energy_table_from_dict(fields["energy"], source=f"{path.stem} energy")
+    points = fields.get("operating_points")
+    if isinstance(points, (list, dict)):  # [[f, V], ...] or a table {name = ..., points = [[f, V], ...]}
+        from uboost.hardware.operating import operating_points_from_pairs
+
+        if isinstance(points, dict) and not set(points) <= {"name", "points"}:
+            raise ConfigError(f"{path}: [hardware.operating_points] takes name and points, got {', '.join(sorted(points))}")
+        pairs, name = (points.get("points", []), points.get("name", path.stem)) if isinstance(points, dict) else (points, path.stem)
+        fields["operating_points"] = operating_points_from_pairs(pairs, name=name)
+    if isinstance(fields.get("area"), dict):
+        from uboost.hardware.area import area_table_from_dict
+
+        fields["area"] = area_table_from_dict(fields["area"], source=f"{path.stem} area")
+    return fields
+
+
+def read_hardware_file(path: str | Path) -> dict[str, Any]:
+    """HardwareSpec fields (and ``area``) from a uboost TOML or a SCALE-Sim ``.cfg``, checked by
+    building the spec: a bad value fails here, in one line, before anything runs."""
+    from uboost.hardware.spec import HardwareSpec
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"hardware file {path} is a directory")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        fields = read_hardware_toml(path)
+    elif suffix in (".cfg", ".ini"):
+        fields = read_scalesim_cfg(path)
+    else:
+        raise ConfigError(f"hardware file {path}: expected a uboost .toml or a SCALE-Sim .cfg")
+    HardwareSpec(**{k: v for k, v in fields.items() if k not in _NOT_SPEC})
+    return fields
+
+
+def load_hardware(path: str | Path, **overrides: Any) -> "HardwareSpec":
+    """The spec a hardware file describes, with ``overrides`` (command-line options) on top."""
+    from uboost.hardware.spec import HardwareSpec
+
+    fields = {k: v for k, v in read_hardware_file(path).items() if k not in _NOT_SPEC}
+    return HardwareSpec(**{**fields, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def hardware_toml(spec, area=None) -> str:
+    """``spec`` (and an area table) as uboost's TOML: :func:`read_hardware_file` reads it back equal."""
+    lines, tables = ["[hardware]"], []
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if value is None:
+            continue
+        if f.name == "energy":
+            tables.append(("hardware.energy", value.to_dict()))
+        elif f.name == "operating_points":
+            tables.append(("hardware.operating_points", {"name": value.name, "points": value.to_list()}))
+        else:
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    if area is not None:
+        data = area.to_dict()
+        factors = data.pop("pe_factor")
+        tables += [("hardware.area", data), ("hardware.area.pe_factor", factors)]
+    for name, data in tables:
+        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in data.items()]
+    return "\n".join(lines) + "\n"

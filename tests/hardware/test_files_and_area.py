@@ -1,0 +1,105 @@
+"""Issue 22 items 1 and 3: accelerator files (uboost TOML, SCALE-Sim .cfg 1/2/3) and the area model."""
+
+from pathlib import Path
+
+import pytest
+
+from uboost.exceptions import UBoostError
+from uboost.hardware import HardwareSpec, parse_array
+from uboost.hardware.area import AreaTable, area_breakdown_mm2, area_mm2, resolve_area
+from uboost.hardware.files import hardware_toml, load_hardware, read_hardware_file
+
+CFG = Path(__file__).parent / "data" / "scalesim_cfg"
+
+
+def test_scalesim_v2_example_reads_into_the_spec_of_the_equivalent_flags():
+    rows, cols = parse_array("32x32")  # --array 32x32 --dataflow os --sram-kb 64 --dram-bw-words 64
+    flags = HardwareSpec(rows=rows, cols=cols, dataflow="os", sram_kb=64, dram_bw_words=64)
+    assert load_hardware(CFG / "scale_v2.cfg") == flags
+
+
+def test_scalesim_v3_example_keeps_each_buffer_and_the_user_bandwidth():
+    spec = load_hardware(CFG / "google_v3.cfg")
+    assert (spec.rows, spec.cols, spec.dataflow) == (256, 256, "ws")
+    assert spec.buffer_kb == (6144, 6144, 2048) and spec.dram_bw_words == 10 and spec.memory_bound
+
+
+def test_scalesim_v1_example_without_run_presets_is_compute_only():
+    spec = load_hardware(CFG / "eyeriss_v1.cfg")
+    assert (spec.rows, spec.cols, spec.buffer_kb) == (12, 14, (512, 512, 256))
+    assert spec.dram_bw_words is None and not spec.memory_bound  # CALC: SCALE-Sim never stalls
+
+
+def test_command_line_options_override_the_file():
+    spec = load_hardware(CFG / "scale_v2.cfg", rows=16, dataflow="ws", sram_kb=None)
+    assert (spec.rows, spec.cols, spec.dataflow, spec.sram_kb) == (16, 32, "ws", 64)
+
+
+def test_toml_round_trip_with_energy_points_and_area(tmp_path):
+    from uboost.hardware.energy import PRESETS as ENERGY
+    from uboost.hardware.operating import PRESETS as POINTS
+    import dataclasses
+
+    energy = dataclasses.replace(ENERGY["eyeriss65"], name="mine", dram_pj_per_bit=12.5)
+    spec = HardwareSpec(rows=24, cols=8, dataflow="is", ifmap_sram_kb=16, filter_sram_kb=32, ofmap_sram_kb=8,
+                        dram_bw_words=4.5, clock_hz=800e6, energy=energy, operating_points=POINTS["rk3576-npu"])
+    area = dataclasses.replace(resolve_area("tpu28"), name="mine", fixed_mm2=1.5)
+    path = tmp_path / "acc.toml"
+    path.write_text(hardware_toml(spec, area))
+    fields = read_hardware_file(path)
+    assert fields.pop("area") == area
+    assert HardwareSpec(**fields) == spec
+    assert path.read_text() == hardware_toml(HardwareSpec(**fields), area)
+
+
+def test_area_by_hand_on_tpu28():
+    spec = HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=4)
+    pe, kb, fixed = 0.24 * 331 / 65536, 0.29 * 331 / 24576, 0.02 * 331
+    parts = area_breakdown_mm2(spec, "tpu28")
+    assert parts["pe"] == pytest.approx(256 * pe) and parts["sram"] == pytest.approx(48 * kb)
+    assert area_mm2(spec, "tpu28") == pytest.approx(256 * pe + 48 * kb + fixed)
+    assert area_mm2(HardwareSpec(rows=32, cols=32, sram_kb=16, dram_bw_words=4), "recpipe12") == pytest.approx(
+        0.506891 + 48 * 0.029142 / 32)  # the published 32x32 array plus three 16 kB buffers
+
+
+def test_area_needs_sized_buffers_and_a_pe_factor():
+    with pytest.raises(UBoostError, match="sized buffers"):
+        area_mm2(HardwareSpec(rows=8, cols=8))
+    with pytest.raises(UBoostError, match="pe_mm2"):
+        AreaTable(name="x", tech_nm=7, pe_mm2=-1, sram_mm2_per_kb=0.001)
+    with pytest.raises(UBoostError, match="unknown area preset"):
+        resolve_area("tsmc3")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nFancyKnob: 3\n", "unknown key(s) fancyknob"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\n[turbo]\nx: 1\n", "unknown section [turbo]"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nIfmapSramSzkB: -4\n", "positive whole number"),
+    ("[architecture_presets]\nArrayHeight: 8\n", "needs ArrayHeight and ArrayWidth"),
+    ("ArrayHeight: 8\n", "cannot read SCALE-Sim config"),
+    ("[general]\nrun_name = x\n", "no [architecture_presets]"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nBandwidth: 10,20\n[run_presets]\nInterfaceBandwidth: USER\n", "per-layer"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nDataflow: xs\n", "dataflow"),
+])
+def test_bad_scalesim_files_are_one_clear_error(tmp_path, text, fragment):
+    path = tmp_path / "bad.cfg"
+    path.write_text(text)
+    with pytest.raises(UBoostError) as info:
+        read_hardware_file(path)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[hardware]\nrows = 8\ncolumns = 8\n", "unknown key(s) columns"),
+    ("rows = 8\n[hardware]\ncols = 8\n", "outside the [hardware] table"),
+    ("[hardware]\nrows = -8\n", "rows must be a positive integer"),
+    ("[hardware]\nsram_kb = 0\n", "sram_kb"),
+    ("[hardware]\nenergy = \"nope\"\n", "unknown energy preset"),
+    ("[hardware]\n[hardware.energy]\nbase = \"horowitz45\"\ndram_pj_per_bit = -1\n", "dram_pj_per_bit"),
+])
+def test_bad_toml_files_are_one_clear_error(tmp_path, text, fragment):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UBoostError) as info:
+        read_hardware_file(path)
+    assert fragment in str(info.value)
