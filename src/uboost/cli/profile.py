@@ -27,6 +27,17 @@ hw_app.command("setup-scalesim")(setup_scalesim)
 hw_app.command("list")(hw_list)
 
 
+def _area(spec, table, breakdown) -> dict | None:
+    """The accelerator's area in mm^2 by part; None where it has none (unbounded SRAM, or a PE mode
+    the area table has no figure for)."""
+    from uboost.exceptions import ConfigError
+
+    try:
+        return breakdown(spec, table)
+    except ConfigError:
+        return None
+
+
 def profile(
     model: Annotated[str, typer.Argument(help="torchvision name (resnet18, mobilenet_v2, ...), module:factory, a run directory or arch.json")],
     array: Annotated[Optional[list[str]], typer.Option("--array", "-a", help="ROWSxCOLS; repeat to compare arrays [default: a run's own array, else 128x128]")] = None,
@@ -42,6 +53,8 @@ def profile(
     voltage: Annotated[Optional[float], typer.Option("--voltage", help="supply voltage in V [default: the operating point's, else the table's reference]")] = None,
     operating_points: Annotated[Optional[str], typer.Option("--operating-points", help="DVFS table (rk3576-npu, rk356x-gpu or a TOML file): latency, energy and EDP per point")] = None,
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
+    hardware: Annotated[Optional[Path], typer.Option("--hardware", help="accelerator file: uboost TOML or a SCALE-Sim .cfg (options given here override it)")] = None,
+    tech: Annotated[Optional[str], typer.Option("--tech", help="area table: tpu28, recpipe12 or a TOML file [default: the --hardware file's, else tpu28]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
     energy_plot: Annotated[Optional[Path], typer.Option("--energy-plot", help="write a PNG of per-layer energy (stacked MAC, SRAM, DRAM, leakage)")] = None,
@@ -57,6 +70,12 @@ def profile(
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
         _check_png(name, path)
+    from uboost.hardware.area import area_breakdown_mm2, resolve_area
+    from uboost.hardware.files import read_hardware_file
+
+    described = read_hardware_file(hardware) if hardware is not None else {}
+    area_table = resolve_area(tech if tech is not None else described.pop("area", None))
+    described.pop("area", None)
     table = resolve_energy(energy) if energy is not None else None
     points = load_operating_points(operating_points) if operating_points is not None else None
     _ = [parse_array(a) for a in array or []]  # every --array is checked before the network is loaded
@@ -67,7 +86,10 @@ def profile(
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
-    base = run.hardware_spec() if run is not None else HardwareSpec(rows=128, cols=128)
+    if described:  # the file describes the whole accelerator: it replaces the run's
+        base = HardwareSpec(**described)
+    else:
+        base = run.hardware_spec() if run is not None else HardwareSpec(rows=128, cols=128)
     cost_model = cost_model or (run.cost_model if run is not None else "systolic")
     if clock_hz is None and points is not None:
         clock_hz = points.points[-1].freq_hz
@@ -88,16 +110,23 @@ def profile(
     if as_json:
         from uboost.io import dumps_json
 
-        data = {"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}
+        data = {"model": loaded.label, "input_shape": list(shape),
+                "reports": [{**r.to_dict(), "area_mm2": _area(r.spec, area_table, area_breakdown_mm2)} for r in reports]}
         if points is not None:
             data["operating_points"] = [_sweep_dict(spec, sweep) for spec, sweep in zip(specs, sweeps)]
         typer.echo(dumps_json(data))
     else:
+        if hardware is not None:
+            console.print(f"hardware from {hardware}: {base.array} {base.dataflow}, {base.memory_text}, "
+                          f"{base.clock_hz / 1e6:g} MHz, energy {base.energy.name}")
         console.print(layer_table(loaded.label, shape, reports, detail=console.width >= 140))
         for r in reports:
+            area = _area(r.spec, area_table, area_breakdown_mm2)
+            area_text = "" if area is None else (f"; area {area['total']:.4g} mm² (PEs {area['pe']:.3g}, SRAM {area['sram']:.3g}, "
+                                                 f"fixed {area['fixed']:.3g}; {area_table.name})")
             console.print(
                 f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {r.latency_ms:.4f} ms "
-                f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}"
+                f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}{area_text}"
             )
         for spec, sweep in zip(specs, sweeps):
             console.print(_sweep_table(loaded.label, spec, sweep))

@@ -1,0 +1,52 @@
+"""Issue 22: ``profile --hardware FILE`` prices on the described accelerator, options override it, area is shown."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import one_line_error
+
+CFG = Path(__file__).parents[1] / "hardware" / "data" / "scalesim_cfg"
+NET = ["torchvision.models:resnet18", "--input", "3x16x16"]
+
+
+def test_profile_reads_a_scalesim_cfg_and_reports_area(cli):
+    from uboost.hardware.area import area_breakdown_mm2
+    from uboost.hardware.files import load_hardware
+
+    result = cli("profile", *NET, "--hardware", CFG / "scale_v2.cfg", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)["reports"][0]
+    assert (report["hardware"]["rows"], report["hardware"]["dataflow"], report["hardware"]["sram_kb"]) == (32, "os", 64)
+    assert report["area_mm2"] == pytest.approx(area_breakdown_mm2(load_hardware(CFG / "scale_v2.cfg"), "tpu28"))
+
+    other = json.loads(cli("profile", *NET, "--hardware", CFG / "scale_v2.cfg", "--json", "--array", "16x16",
+                           "--tech", "recpipe12").out)["reports"][0]
+    assert other["hardware"]["rows"] == 16 and other["hardware"]["dataflow"] == "os"  # the flag wins, the rest stays
+    assert other["area_mm2"]["pe"] == pytest.approx(256 * 0.506891 / 1024)
+
+
+def test_profile_prints_what_it_read(cli):
+    result = cli("profile", *NET, "--hardware", CFG / "google_v3.cfg")
+    assert result.code == 0, result.err
+    assert "hardware from" in result.out and "256x256 ws" in result.out and "area" in result.out
+
+
+def test_compute_only_accelerators_have_no_area(cli):
+    report = json.loads(cli("profile", *NET, "--hardware", CFG / "eyeriss_v1.cfg", "--json").out)["reports"][0]
+    assert report["area_mm2"] is not None  # eyeriss gives buffer sizes (CALC only unbounds the bandwidth)
+    report = json.loads(cli("profile", *NET, "--json").out)["reports"][0]
+    assert report["area_mm2"] is None
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--hardware", "missing.cfg"], "does not exist"),
+    (["--hardware", "x.yaml"], "expected a uboost .toml or a SCALE-Sim .cfg"),
+    (["--tech", "tsmc3"], "unknown area preset"),
+])
+def test_bad_hardware_options_are_one_line(cli, tmp_path, args, fragment):
+    if args[1] == "x.yaml":
+        (tmp_path / "x.yaml").write_text("rows: 8\n")
+        args = ["--hardware", tmp_path / "x.yaml"]
+    one_line_error(cli("profile", *NET, *args), fragment)
