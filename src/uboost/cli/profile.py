@@ -161,7 +161,8 @@ def _check_png(option: str, path: Path | None) -> None:
     if path.is_dir():
         raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / 'plot.png'}")
     if not path.parent.is_dir():
-        raise RunDirError(f"{option} {path}: the folder {path.parent} does not exist")
+        why = "is not a folder" if path.parent.exists() else "does not exist"
+        raise RunDirError(f"cannot write {option} {path}: {path.parent} {why}")
 
 
 def _write_png(path: Path, write, *, quiet: bool) -> None:
