@@ -38,8 +38,15 @@ class UBoost(DARTS):
         Optional latency budget for the *derived* network: ``lambda`` is replaced by a Lagrange
         multiplier updated by dual ascent (see :mod:`uboost.strategy.loss`) and the final
         architecture is projected onto the budget exactly (:mod:`uboost.strategy.projection`).
+    energy_weight
+        ``gamma``: weight of ``energy / energy_ref`` (the uniform supernet's expected energy), as
+        ``lambda`` weighs latency; needs a cost model that prices energy. 0: no energy term.
+    target_energy_uj
+        Optional energy budget (µJ per inference) for the derived network, with its own
+        multiplier replacing the ``gamma`` term; with ``target_latency_ms`` both budgets hold at
+        once (the projection takes both rows).
     budget_lr
-        Dual-ascent step of the budget multiplier per step.
+        Dual-ascent step of the budget multipliers per step.
     budget_floor
         With a target, the budget is the window ``[budget_floor * target, target]``: the search
         is pulled up when its derived network falls under the window, and the export is the
@@ -87,6 +94,8 @@ class UBoost(DARTS):
         latency_weight: float = 1.0,
         utilization_weight: float = 1.0,
         target_latency_ms: float | None = None,
+        energy_weight: float = 0.0,
+        target_energy_uj: float | None = None,
         budget_lr: float = 0.5,
         budget_floor: float = 0.9,
         budget_commit: float = 0.2,
@@ -123,6 +132,8 @@ class UBoost(DARTS):
             latency_weight=latency_weight,
             utilization_weight=utilization_weight,
             target_latency_ms=target_latency_ms,
+            energy_weight=energy_weight,
+            target_energy_uj=target_energy_uj,
             budget_lr=budget_lr,
             budget_floor=budget_floor,
             budget_commit=budget_commit,
@@ -218,3 +229,7 @@ class UBoost(DARTS):
     @property
     def latency_ref_ms(self) -> float | None:
         return self.hardware_loss.latency_ref_ms
+
+    @property
+    def energy_ref_uj(self) -> float | None:
+        return self.hardware_loss.energy_ref_uj
