@@ -70,7 +70,7 @@ class NetworkCost:
     def to_dict(self) -> dict[str, Any]:
         return {
             "cost_model": self.model,
-            "hardware": {**self.spec.__dict__},
+            "hardware": self.spec.to_dict(),
             "total": {
                 "cycles": self.cycles,
                 "latency_ms": self.latency_ms,
@@ -137,6 +137,55 @@ class CostModel(abc.ABC):
 
     def latency_ms(self, cycles: torch.Tensor) -> torch.Tensor:
         return cycles * (1e3 / self.spec.clock_hz)
+
+    def accesses(
+        self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Words every layer moves per memory level (:func:`uboost.hardware.access.access_counts`)."""
+        from uboost.hardware.access import access_counts  # access.py builds on this module's Ceil
+
+        return access_counts(self.spec, layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+
+    def energy_breakdown_pj(
+        self,
+        layers: LayerTable,
+        *,
+        in_channels: torch.Tensor | None = None,
+        out_channels: torch.Tensor | None = None,
+        temperature: float | None = None,
+        w_bits: torch.Tensor | float | None = None,
+        a_bits: torch.Tensor | float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energy of every layer in pJ, keyed ``mac``, ``sram``, ``dram``, ``leakage``
+        (:func:`uboost.hardware.energy.energy_breakdown`; leakage over this model's cycles at ``clock_hz``).
+        Bits: ``w_bits``/``a_bits``, else the table's ``w_bits``/``a_bits`` columns if it has them, else ``spec.bits``."""
+        from uboost.hardware.energy import energy_breakdown
+
+        channels = dict(in_channels=in_channels, out_channels=out_channels)
+        return energy_breakdown(
+            self.spec,
+            self.accesses(layers, **channels, temperature=temperature),
+            self.macs(layers, **channels),
+            self.cycles(layers, **channels, temperature=temperature),
+            w_bits=w_bits if w_bits is not None else getattr(layers, "w_bits", None),
+            a_bits=a_bits if a_bits is not None else getattr(layers, "a_bits", None),
+        )
+
+    def energy_pj(
+        self,
+        layers: LayerTable,
+        *,
+        in_channels: torch.Tensor | None = None,
+        out_channels: torch.Tensor | None = None,
+        temperature: float | None = None,
+        w_bits: torch.Tensor | float | None = None,
+        a_bits: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Total energy of every layer in pJ, a ``(len(layers),)`` tensor (the sum of :meth:`energy_breakdown_pj`)."""
+        parts = self.energy_breakdown_pj(
+            layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature, w_bits=w_bits, a_bits=a_bits
+        )
+        return parts["mac"] + parts["sram"] + parts["dram"] + parts["leakage"]
 
     def evaluate(self, network: nn.Module | Sequence[LayerShape], input_shape: Sequence[int] | None = None) -> NetworkCost:
         """Exact per-layer report for a module (traced at ``input_shape``) or a list of layer shapes."""
