@@ -269,6 +269,23 @@ class Projector:
         return projection
 
 
+def models_at_points(cost_model) -> list:
+    """``cost_model`` at every point of its spec's operating-point table (clock and voltage replaced)."""
+    import copy
+
+    from uboost.hardware.operating import at_point
+
+    table = cost_model.spec.operating_points
+    if table is None:
+        raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
+    models = []
+    for point in table:
+        model = copy.copy(cost_model)
+        model.spec = at_point(cost_model.spec, point)
+        models.append(model)
+    return models
+
+
 def project_over_points(projectors: list[Projector], budgets: list[Budget]) -> Projection:
     """The most preferred (network, operating point) pair within every budget: one exact program
     per point, the best objective taken (ties: the least energy, then the least latency).
