@@ -158,9 +158,8 @@ class UBoostLightningModule(DartsLightningModule):
                 terms = self.hardware_loss()
             cost = terms.cost
         derived = self.hardware_loss.derived_cost()  # the network the export would return now, priced exactly
-        derived_energy = None if derived.energy_uj is None else float(derived.energy_uj)
         # the multipliers move only while the alphas do (no wind-up through a weights-only warm-up)
-        multipliers = self.hardware_loss.update_multipliers(float(derived.latency_ms), derived_energy) if arch_trains else \
+        multipliers = self.hardware_loss.update_multipliers(*self.hardware_loss.derived_values(derived)) if arch_trains else \
             {"latency": float(self.hardware_loss.multiplier), "energy": float(self.hardware_loss.energy_multiplier)}
         self.log_dict(  # expected and derived latency and utilization also on the progress bar
             {
@@ -181,6 +180,8 @@ class UBoostLightningModule(DartsLightningModule):
             hw_logs["hw/budget_multiplier"] = multipliers["latency"]
         if self.hardware_loss.target_energy_uj is not None:
             hw_logs["hw/energy_multiplier"] = multipliers["energy"]
+        if self.hardware_loss.auto_point and int(self.hardware_loss.point_index) >= 0:
+            hw_logs["hw/operating_point"] = float(self.hardware_loss.point_index)
         self.log_dict(hw_logs)
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path

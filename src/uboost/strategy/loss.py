@@ -109,6 +109,7 @@ class HardwareLoss(nn.Module):
         budget_commit: float = 0.0,
         energy_weight: float = 0.0,
         target_energy_uj: float | None = None,
+        auto_point: bool = False,
     ):
         super().__init__()
         if cost_mode not in COST_MODES:
@@ -136,6 +137,13 @@ class HardwareLoss(nn.Module):
         # the budgets' Lagrange multipliers: buffers, so they are checkpointed and resumed
         self.register_buffer("multiplier", torch.tensor(0.0, dtype=torch.float64))  # latency
         self.register_buffer("energy_multiplier", torch.tensor(0.0, dtype=torch.float64))
+        # operating point "auto": the budgets hold at the point the last joint projection chose (an index
+        # into the spec's table; -1 before the first), a buffer so a resumed search prices as the uninterrupted one
+        self.auto_point = bool(auto_point)
+        if self.auto_point and cost_model.spec.operating_points is None:
+            raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
+        self.register_buffer("point_index", torch.tensor(-1, dtype=torch.long))
+        self._point_projectors = None
         self.supernet = None
         self.choices, self.nodes = [], []
         self._projector = None
@@ -153,6 +161,7 @@ class HardwareLoss(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the energy budget existed have no energy multiplier: it starts at 0
         state_dict.setdefault(prefix + "energy_multiplier", torch.tensor(0.0, dtype=torch.float64))
+        state_dict.setdefault(prefix + "point_index", torch.tensor(-1, dtype=torch.long))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
@@ -197,7 +206,12 @@ class HardwareLoss(nn.Module):
             raise ConfigError("the supernet has zero expected latency: nothing for the hardware loss to act on")
         if (self.energy_weight or self.target_energy_uj is not None) and not (self.energy_ref_uj or 0) > 0:
             raise ConfigError("the supernet has zero expected energy: nothing for the energy term to act on")
-        if self.has_budget:  # an unreachable budget fails now, not after the search
+        if self.has_budget and self.auto_point:  # feasible at some point, or fail now; windows as shares of the targets
+            if int(self.point_index) < 0:
+                self.point_index.fill_(self._project_over_points(floor=False).point)
+            self.floor_latency_ms = self.budget_floor * (self.target_latency_ms or 0.0)
+            self.floor_energy_uj = self.budget_floor * (self.target_energy_uj or 0.0) if self.target_latency_ms is None else 0.0
+        elif self.has_budget:  # an unreachable budget fails now, not after the search
             projector = self.projector()
             budgets = self.budgets(floor=False)
             projector.project_budgets(budgets)  # raises InfeasibleBudget, naming the cheapest reachable
@@ -209,6 +223,28 @@ class HardwareLoss(nn.Module):
                 if "energy" in windowed:
                     highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
                     self.floor_energy_uj = self.budget_floor * min(highest, self.target_energy_uj)
+
+    def point_projectors(self) -> list:
+        """One projector per operating point of the spec's table (sharing one program)."""
+        from uboost.strategy.projection import models_at_points
+
+        if self._point_projectors is None:
+            base = self.projector()
+            self._point_projectors = [base.at(m, i) for i, m in enumerate(models_at_points(self.cost_model))]
+        return self._point_projectors
+
+    def _project_over_points(self, floor: bool = True):
+        from uboost.strategy.projection import project_over_points
+
+        budgets = budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor if floor else 0.0)
+        return project_over_points(self.point_projectors(), budgets)
+
+    def derived_values(self, derived: HardwareCost) -> tuple[float, float | None]:
+        """The derived network's latency (ms) and energy (µJ) where its budgets are judged: at the
+        spec's own point, or with ``auto_point`` at the point the last joint projection chose."""
+        if self.auto_point and int(self.point_index) >= 0:
+            return self.point_projectors()[int(self.point_index)].cost_of(self.derived_indices())
+        return float(derived.latency_ms), None if derived.energy_uj is None else float(derived.energy_uj)
 
     def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
@@ -238,7 +274,11 @@ class HardwareLoss(nn.Module):
         architecture steps to that network (:meth:`commitment`); returns the projection."""
         if not self.has_budget:
             raise RuntimeError("commit_to_budget needs a target latency or energy")
-        projection = self.projector().project_budgets(self.budgets())  # the window fixed at attach
+        if self.auto_point:  # the most preferred (network, point) pair; the budgets are then judged at that point
+            projection = self._project_over_points()
+            self.point_index.fill_(projection.point)
+        else:
+            projection = self.projector().project_budgets(self.budgets())  # the window fixed at attach
         self.commit_indices = projection.indices
         return projection
 

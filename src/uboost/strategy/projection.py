@@ -164,6 +164,11 @@ class Projector:
             gate = p[self.cost.gate_index].prod(-1).cpu().double().numpy()
         return {metric: float(gate @ values) for metric, values in self.rows.items()}
 
+    def cost_of(self, indices: dict[int, int]) -> tuple[float, float | None]:
+        """Latency (ms) and energy (µJ, None without an energy model) of the architecture ``indices``."""
+        raw = self._price(indices)
+        return self._unit("latency", raw["latency"]), self._unit("energy", raw["energy"]) if "energy" in raw else None
+
     def _solve(self, rows: list[LinearBudget], **mode) -> Projection | None:
         """Solve the program, decode the architecture and re-price it with the cost rows."""
         x, prefs = self.program.solve(rows, **mode)

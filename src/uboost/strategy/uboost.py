@@ -20,6 +20,12 @@ from uboost.strategy.single_path import SAMPLING_MODES, PathSampler
 logger = logging.getLogger(__name__)
 
 
+def _auto_point(operating_point: str | None) -> bool:
+    if operating_point not in (None, "auto"):
+        raise ConfigError(f"operating_point must be 'auto' or None (the spec's own clock), got {operating_point!r}")
+    return operating_point == "auto"
+
+
 class UBoost(DARTS):
     """U-Boost NAS for NNI 3: DARTS-style one-shot search whose architecture loss adds the
     latency and utilization of an accelerator.
@@ -45,6 +51,10 @@ class UBoost(DARTS):
         Optional energy budget (µJ per inference) for the derived network, with its own
         multiplier replacing the ``gamma`` term; with ``target_latency_ms`` both budgets hold at
         once (the projection takes both rows).
+    operating_point
+        ``"auto"``: the budgets hold at the operating point (of the spec's table) chosen together
+        with the network -- the commit phase and the export take the most preferred (network,
+        point) pair within every budget; ``None``: at the spec's own clock and voltage.
     budget_lr
         Dual-ascent step of the budget multipliers per step.
     budget_floor
@@ -96,6 +106,7 @@ class UBoost(DARTS):
         target_latency_ms: float | None = None,
         energy_weight: float = 0.0,
         target_energy_uj: float | None = None,
+        operating_point: str | None = None,
         budget_lr: float = 0.5,
         budget_floor: float = 0.9,
         budget_commit: float = 0.2,
@@ -134,6 +145,7 @@ class UBoost(DARTS):
             target_latency_ms=target_latency_ms,
             energy_weight=energy_weight,
             target_energy_uj=target_energy_uj,
+            auto_point=_auto_point(operating_point),
             budget_lr=budget_lr,
             budget_floor=budget_floor,
             budget_commit=budget_commit,
