@@ -38,7 +38,7 @@ class SearchConfig:
     inference_batch: int = 1
     sram_kb: int | None = None  # each of the ifmap/filter/ofmap SRAMs (kB); None = unbounded
     dram_bw_words: float | None = None  # DRAM words per cycle per port; None = unbounded
-    clock_hz: float = 1.0e9
+    clock_hz: float | None = None  # None: 1 GHz, or the fastest point of operating_points (stored resolved)
     energy: str = "horowitz45"  # energy-table preset or TOML file (uboost.hardware.energy)
     voltage_v: float | None = None  # None: the operating-point table's at clock_hz, else the energy table's v_ref
     operating_points: str | None = None  # DVFS table: preset name or TOML file (uboost.hardware.operating)
@@ -75,6 +75,13 @@ class SearchConfig:
         parse_array(self.array)
         from uboost.hardware import HardwareSpec as _HardwareSpec
 
+        if self.clock_hz is None:
+            fastest = 1.0e9
+            if isinstance(self.operating_points, str):
+                from uboost.hardware.operating import load_operating_points
+
+                fastest = load_operating_points(self.operating_points).points[-1].freq_hz
+            object.__setattr__(self, "clock_hz", fastest)
         for name in ("energy", "operating_points"):  # a path is stored as text (config.json)
             if name == "energy" or getattr(self, name) is not None:
                 if not isinstance(getattr(self, name), str):

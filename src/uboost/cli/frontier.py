@@ -28,10 +28,10 @@ def _check_point(operating_point: Optional[str]) -> bool:
     return operating_point == "auto"
 
 
-def _energy_text(row: dict) -> str:
+def _energy_text(row: dict, unit: str = " µJ") -> str:
     point = row.get("operating_point")
     at = f" at {point['freq_hz'] / 1e6:g} MHz, {1e3 * point['voltage_v']:g} mV" if point else ""
-    return f"{row['energy_uj']:.4g} µJ{at}"
+    return f"{row['energy_uj']:.4g}{unit}{at}"
 
 
 def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optional[Path], force: bool, floor: float = 0.9,
@@ -114,7 +114,7 @@ def frontier(
         table.add_column("test acc", justify="right")
     for i, (target, row) in enumerate(zip(budgets, rows)):
         budget = f"{1e3 * target:.4g}" if metric == "latency" else f"{target:.4g}"
-        cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", f"{row['cycles']:,.0f}", _energy_text(row),
+        cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", f"{row['cycles']:,.0f}", _energy_text(row, ""),
                  f"{100 * row['utilization']:.1f}%", human(row["macs"]), str(row["distinct_choices"]), f"{row['preference']:.2f}"]
         if retrain_epochs:
             cells.append(f"{100 * row['test_acc']:.1f}%")

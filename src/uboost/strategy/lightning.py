@@ -158,13 +158,15 @@ class UBoostLightningModule(DartsLightningModule):
                 terms = self.hardware_loss()
             cost = terms.cost
         derived = self.hardware_loss.derived_cost()  # the network the export would return now, priced exactly
+        # where the budgets judge it: the spec's own point, or the one chosen with the network (operating point auto)
+        derived_ms, derived_uj = self.hardware_loss.derived_values(derived)
         # the multipliers move only while the alphas do (no wind-up through a weights-only warm-up)
-        multipliers = self.hardware_loss.update_multipliers(*self.hardware_loss.derived_values(derived)) if arch_trains else \
+        multipliers = self.hardware_loss.update_multipliers(derived_ms, derived_uj) if arch_trains else \
             {"latency": float(self.hardware_loss.multiplier), "energy": float(self.hardware_loss.energy_multiplier)}
         self.log_dict(  # expected and derived latency and utilization also on the progress bar
             {
                 "hw/latency_ms": cost.latency_ms.detach().float(),
-                "hw/derived_latency_ms": derived.latency_ms.float(),
+                "hw/derived_latency_ms": derived_ms,
                 "hw/utilization": cost.utilization.detach().float(),
             },
             prog_bar=True,
@@ -175,7 +177,7 @@ class UBoostLightningModule(DartsLightningModule):
         }
         if cost.energy_uj is not None:
             hw_logs["hw/energy_uj"] = cost.energy_uj.detach().float()
-            hw_logs["hw/derived_energy_uj"] = derived.energy_uj.float()
+            hw_logs["hw/derived_energy_uj"] = derived_uj
         if self.hardware_loss.target_latency_ms is not None:
             hw_logs["hw/budget_multiplier"] = multipliers["latency"]
         if self.hardware_loss.target_energy_uj is not None:
