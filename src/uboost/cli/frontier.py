@@ -71,7 +71,10 @@ def frontier(
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
 ) -> None:
-    """Project one search onto many latency (or energy) budgets: an accuracy-cost frontier from one search."""
+    """Project one search onto many latency budgets: an accuracy-latency frontier from one search.
+
+    ``--metric energy`` sweeps energy budgets instead (µJ); ``--target-energy-uj`` /
+    ``--target-latency-ms`` cap the other metric at every point."""
     from rich.table import Table
 
     from uboost.frontier import frontier as run_frontier
@@ -108,13 +111,13 @@ def frontier(
             _add_to_result(row["run_dir"], test_acc=row["test_acc"], retrain_epochs=retrain_epochs)
     table = Table(title=f"frontier of {run} on {source.config.array} {source.config.dataflow} ({source.config.cost_model})")
     budget_column = "budget µs" if metric == "latency" else "budget µJ"
-    for column in ("point", budget_column, "latency µs", "cycles", "energy µJ", "utilization", "MACs", "distinct choices", "log-prob"):
+    for column in ("point", budget_column, "latency µs", "energy µJ", "utilization", "MACs", "distinct choices", "log-prob"):
         table.add_column(column, justify="right")
     if retrain_epochs:
         table.add_column("test acc", justify="right")
     for i, (target, row) in enumerate(zip(budgets, rows)):
         budget = f"{1e3 * target:.4g}" if metric == "latency" else f"{target:.4g}"
-        cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", f"{row['cycles']:,.0f}", _energy_text(row, ""),
+        cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", _energy_text(row, ""),
                  f"{100 * row['utilization']:.1f}%", human(row["macs"]), str(row["distinct_choices"]), f"{row['preference']:.2f}"]
         if retrain_epochs:
             cells.append(f"{100 * row['test_acc']:.1f}%")
