@@ -66,8 +66,6 @@ PROGRESS_UNITS = {
     "hw/derived_latency_ms": ("derived µs", 1e3, "{:.3f}"),
     "hw/sampled_latency_ms": ("sampled µs", 1e3, "{:.3f}"),
     "hw/utilization": ("util %", 100.0, "{:.2f}"),
-    "hw/energy_uj": ("energy µJ", 1.0, "{:.4g}"),
-    "hw/derived_energy_uj": ("derived µJ", 1.0, "{:.4g}"),
     "train_acc": ("acc %", 100.0, "{:.1f}"),
     "val_acc": ("val acc %", 100.0, "{:.1f}"),
 }
