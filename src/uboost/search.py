@@ -364,6 +364,7 @@ SEARCH_PANELS = {
     "hw/derived_utilization": ("utilization (%)", "derived (argmax network)", 100.0),
     "hw/energy_uj": ("energy (µJ)", "expected (supernet)", 1.0),
     "hw/derived_energy_uj": ("energy (µJ)", "derived (argmax network)", 1.0),
+    "hw/sampled_energy_uj": ("energy (µJ)", "sampled path", 1.0),
     "train_acc": ("accuracy (%)", "train (per step)", 100.0),
     "val_acc": ("accuracy (%)", "validation (per epoch)", 100.0),
 }

@@ -34,7 +34,7 @@ def test_energy_weight_search_records_and_logs_energy(energy_run):
     assert result["energy_ref_uj"] > result["energy_uj"] > 0  # the uniform supernet (every candidate) costs more
     assert json.loads((run / "config.json").read_text())["energy_weight"] == 2.0
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert {"hw/energy_uj", "hw/derived_energy_uj", "hw/energy_ref_uj"} <= set(rows[0])
+    assert {"hw/energy_uj", "hw/derived_energy_uj", "hw/energy_ref_uj", "hw/sampled_energy_uj"} <= set(rows[0])
     assert any(r["hw/derived_energy_uj"] for r in rows)
 
 
