@@ -3,8 +3,11 @@
 A search leaves its final alphas in ``alphas.json``. :func:`load_projector` rebuilds the
 supernet of the run's space, loads those alphas and builds the integer program of
 :mod:`uboost.strategy.projection` once; :func:`export_projection` writes the best architecture
-under one budget as a run directory that ``uboost retrain`` accepts, and :func:`frontier` does
-that for many budgets between the cheapest and the unconstrained network.
+under the budgets (latency, energy or both) as a run directory that ``uboost retrain``
+accepts, and :func:`frontier` does that for many budgets of one metric between the cheapest and
+the unconstrained network. With ``auto_point`` the operating point of the run's table is chosen
+together with the network (:func:`~uboost.strategy.projection.project_over_points`) and the
+exported run directory's config runs at it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,28 @@ class RunProjector:
     cost_model: Any
     input_shape: tuple[int, ...]
     argmax_arch: dict
+
+    def point_projectors(self) -> list:
+        """One projector per operating point of the run's table (sharing one program)."""
+        from uboost.strategy.projection import models_at_points
+
+        return [self.projector.at(m, i) for i, m in enumerate(models_at_points(self.cost_model))]
+
+    def project(self, budgets: list, *, auto_point: bool = False):
+        """The most preferred network within ``budgets`` (and, with ``auto_point``, operating point)."""
+        from uboost.strategy.projection import project_over_points
+
+        if auto_point:
+            return project_over_points(self.point_projectors(), budgets)
+        return self.projector.project_budgets(budgets)
+
+    def model_at(self, projection):
+        """The cost model at the projection's operating point (the run's own without one)."""
+        if projection.point is None:
+            return self.cost_model
+        from uboost.strategy.projection import models_at_points
+
+        return models_at_points(self.cost_model)[projection.point]
 
 
 def load_projector(run: str | os.PathLike) -> RunProjector:
@@ -70,7 +95,8 @@ def distinct_choices(arch: dict, reference: dict) -> int:
     return sum(1 for k, v in arch.items() if reference.get(k) != v)
 
 
-def export_projection(source: RunProjector, projection, out: str | os.PathLike, *, target_ms: float, force: bool = False) -> dict:
+def export_projection(source: RunProjector, projection, out: str | os.PathLike, *, target_ms: float | None = None,
+                      target_uj: float | None = None, force: bool = False) -> dict:
     """Write ``projection`` as a run directory (config, arch, hardware, result) at ``out``."""
     from uboost.search import build_space
     from uboost._lock import run_lock
@@ -80,13 +106,20 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
         raise RunDirError(f"--out must not be the search run itself ({out})")
     space, _, _ = build_space(source.config)
     network = runs.freeze_arch(space, projection.arch)
-    report = source.cost_model.evaluate(network, source.input_shape)
-    if report.latency_ms > target_ms * (1 + 1e-9):  # the row table and the network disagree: a bug, never written
+    model = source.model_at(projection)
+    report = model.evaluate(network, source.input_shape)
+    # the row table and the network disagree: a bug, never written
+    if target_ms is not None and report.latency_ms > target_ms * (1 + 1e-9):
         raise ConfigError(f"projected network costs {report.latency_ms:.6g} ms, over the budget {target_ms:g} ms")
+    if target_uj is not None and report.energy_uj > target_uj * (1 + 1e-9):
+        raise ConfigError(f"projected network costs {report.energy_uj:.6g} µJ, over the budget {target_uj:g} µJ")
+    config = source.config
+    if projection.point is not None:  # the exported network runs at the point chosen with it
+        config = config.replace(clock_hz=model.spec.clock_hz, voltage_v=model.spec.voltage_v, operating_point=None)
     runs.check_run_dir(out, force=force)
     with run_lock(out):
         runs.prepare_run_dir(out, force=force)
-        write_json(out / runs.CONFIG, source.config.to_dict())
+        write_json(out / runs.CONFIG, config.to_dict())
         write_json(out / runs.ARCH, projection.arch)
         write_json(out / runs.HARDWARE, report.to_dict())
         result = {
@@ -94,46 +127,62 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
             "cycles": report.cycles,
             "utilization": report.utilization,
             "macs": report.macs,
+            "energy_uj": report.energy_uj,
+            "energy_breakdown_uj": report.energy_breakdown_uj,
             "target_latency_ms": target_ms,
+            "target_energy_uj": target_uj,
             "preference": projection.preference,
             "distinct_choices": distinct_choices(projection.arch, source.argmax_arch),
             "projected_from": str(source.root),
         }
+        if projection.point is not None:
+            result["operating_point"] = {"index": projection.point, "freq_hz": model.spec.clock_hz, "voltage_v": model.spec.voltage_v}
         write_json(out / runs.RESULT, result)
         runs.write_layer_table(out / "hardware.txt", report, source.config.space)
     return {**result, "run_dir": out, "report": report}
 
 
-def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None) -> list[float]:
-    """Budgets: ``targets`` as given (sorted), or ``points`` evenly spaced from the cheapest to the
-    unconstrained (argmax) network, both included."""
-    from uboost.strategy.projection import check_budget
+def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None,
+                     metric: str = "latency") -> list[float]:
+    """Budgets of ``metric`` (ms or µJ): ``targets`` as given (sorted), or ``points`` evenly spaced
+    from the cheapest to the unconstrained (argmax) network, both included."""
+    from uboost.strategy.projection import UNITS, check_budget
 
+    if metric not in UNITS:
+        raise ConfigError(f"unknown frontier metric {metric!r}; expected one of: {', '.join(UNITS)}")
     if targets:
-        return sorted(check_budget(t) for t in targets)
+        return sorted(check_budget(t, f"target {metric}", UNITS[metric]) for t in targets)
     if points is None or isinstance(points, bool) or not isinstance(points, int) or points < 2:
         raise ConfigError(f"points must be an integer >= 2, got {points!r}")
-    low = source.projector.cheapest().latency_ms
-    high = source.projector.unconstrained().latency_ms
+    low = source.projector.cheapest(metric).value(metric)
+    high = source.projector.unconstrained().value(metric)
     if math.isclose(low, high):
         return [high]
     return [low + (high - low) * i / (points - 1) for i in range(points)]
 
 
 def frontier(source: RunProjector, targets: list[float], out_root: str | os.PathLike, *, force: bool = False,
-             floor: float = 0.9) -> list[dict]:
-    """One projected run directory per budget under ``out_root`` (``p00``, ``p01``...).
+             floor: float = 0.9, metric: str = "latency", target_ms: float | None = None, target_uj: float | None = None,
+             auto_point: bool = False) -> list[dict]:
+    """One projected run directory per budget of ``metric`` under ``out_root`` (``p00``, ``p01``...),
+    each also within the fixed budget of the other metric (``target_ms`` / ``target_uj``) when given.
 
     Each point is the most preferred network in ``[floor * target, target]`` that costs at least
-    the previous point (so the frontier is monotone in latency). Every projection is solved
-    before anything is written; an infeasible budget fails the whole call with the cheapest
-    reachable latency."""
+    the previous point (so the frontier is monotone in ``metric``; with ``auto_point`` the points
+    may run at different operating points, and only the window holds). Every projection is
+    solved before anything is written; an infeasible budget fails the whole call with the
+    cheapest reachable cost."""
+    from uboost.strategy.projection import Budget
+
     out_root = Path(out_root)
     projections = []
     for target in targets:  # sorted ascending
-        previous = projections[-1][1].cycles if projections else 0.0
-        projection = source.projector.project(target, floor=floor, min_cycles=previous)
-        projections.append((target, projection))
+        previous = projections[-1][1] if projections and not auto_point else None
+        minimum = 0.0 if previous is None else (previous.cycles if metric == "latency" else previous.energy_uj * 1e6)
+        budgets = [Budget(metric, target, floor, minimum)]
+        fixed = {"latency": target_ms, "energy": target_uj}
+        budgets += [Budget(m, v) for m, v in fixed.items() if m != metric and v is not None]
+        projections.append((target, source.project(budgets, auto_point=auto_point)))
     points = [out_root / f"p{i:02d}" for i in range(len(projections))]
     from uboost._lock import run_lock
 
@@ -143,5 +192,9 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
         for point in points:
             runs.check_run_dir(point, force=force)
         runs.record(out_root, dirs=points)  # each point is an output of its own, listed here for the next --force
-        return [export_projection(source, projection, point, target_ms=target, force=force)
-                for point, (target, projection) in zip(points, projections)]
+        rows = []
+        for point, (target, projection) in zip(points, projections):
+            budget = {"latency": target_ms, "energy": target_uj, metric: target}
+            rows.append(export_projection(source, projection, point, target_ms=budget["latency"], target_uj=budget["energy"],
+                                          force=force))
+        return rows

@@ -38,6 +38,8 @@ class SearchResult:
     seconds: float
     budget: dict = field(default_factory=dict)  # target, expected latency, argmax latency, projected?
 
+    energy_ref_uj: float | None = None
+
     def summary(self) -> dict[str, Any]:
         return {
             "val_acc": self.val_acc,
@@ -45,7 +47,10 @@ class SearchResult:
             "cycles": self.hardware.cycles,
             "utilization": self.hardware.utilization,
             "macs": self.hardware.macs,
+            "energy_uj": self.hardware.energy_uj,
+            "energy_breakdown_uj": self.hardware.energy_breakdown_uj,
             "latency_ref_ms": self.latency_ref_ms,
+            "energy_ref_uj": self.energy_ref_uj,
             "search_seconds": self.seconds,
             **self.budget,
         }
@@ -210,6 +215,9 @@ def run_search(
         latency_weight=config.latency_weight,
         utilization_weight=config.utilization_weight,
         target_latency_ms=config.target_latency_ms,
+        energy_weight=config.energy_weight,
+        target_energy_uj=config.target_energy_uj,
+        operating_point=config.operating_point,
         budget_lr=config.budget_lr,
         budget_floor=config.budget_floor,
         budget_commit=config.budget_commit,
@@ -240,6 +248,11 @@ def run_search(
     arch = budget.pop("arch")
     fresh, _, _ = build_space(config)
     derived = runs.freeze_arch(fresh, arch)
+    point = budget.get("operating_point")
+    if point is not None:  # priced where it runs: the operating point chosen with the network
+        from uboost.strategy.projection import models_at_points
+
+        cost_model = models_at_points(cost_model)[point["index"]]
     report = cost_model.evaluate(derived, input_shape)
     val_acc = trainer.callback_metrics.get("val_acc")
     result = SearchResult(
@@ -250,6 +263,7 @@ def run_search(
         latency_ref_ms=strategy.latency_ref_ms,
         seconds=seconds,
         budget=budget,
+        energy_ref_uj=strategy.energy_ref_uj,
     )
     write_json(out / runs.ARCH, arch)
     write_json(out / runs.HARDWARE, report.to_dict())
@@ -310,17 +324,33 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
     write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices, tau=tau))
     facts["distribution_tau"] = tau
     with torch.no_grad():
-        facts["expected_latency_ms"] = float(hardware_loss.expected_cost().latency_ms)
-    argmax_ms = float(hardware_loss.derived_cost().latency_ms)
+        expected = hardware_loss.expected_cost()
+    facts["expected_latency_ms"] = float(expected.latency_ms)
+    derived = hardware_loss.derived_cost()
+    argmax_ms = float(derived.latency_ms)
     facts["argmax_latency_ms"] = argmax_ms
-    target = config.target_latency_ms
-    if target is not None:
-        facts["target_latency_ms"] = target
+    if expected.energy_uj is not None:
+        facts["expected_energy_uj"] = float(expected.energy_uj)
+        facts["argmax_energy_uj"] = float(derived.energy_uj)
+    from uboost.strategy.projection import budgets_for, project_over_points
+
+    budgets = budgets_for(config.target_latency_ms, config.target_energy_uj, config.budget_floor)
+    if config.target_latency_ms is not None:
+        facts["target_latency_ms"] = config.target_latency_ms
         facts["budget_multiplier"] = float(hardware_loss.multiplier)
-        projected = hardware_loss.projector().project(target, floor=config.budget_floor)
+    if config.target_energy_uj is not None:
+        facts["target_energy_uj"] = config.target_energy_uj
+        facts["energy_multiplier"] = float(hardware_loss.energy_multiplier)
+    if budgets or config.operating_point == "auto":
+        if config.operating_point == "auto":  # the most preferred (network, point) pair within every budget
+            projected = project_over_points(hardware_loss.point_projectors(), budgets)
+            point = hardware_loss.cost_model.spec.operating_points.points[projected.point]
+            facts["operating_point"] = {"index": projected.point, "freq_hz": point.freq_hz, "voltage_v": point.voltage_v}
+        else:
+            projected = hardware_loss.projector().project_budgets(budgets)
         facts["projected"] = projected.arch != arch
         if projected.arch != arch:
-            logger.info("argmax network %.6g ms vs budget %.6g ms: projected to %.6g ms", argmax_ms, target, projected.latency_ms)
+            logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, projected.latency_ms)
         facts["arch"] = projected.arch
     return facts
 
@@ -332,6 +362,9 @@ SEARCH_PANELS = {
     "hw/sampled_latency_ms": ("latency (µs)", "sampled path", 1e3),
     "hw/utilization": ("utilization (%)", "expected (supernet)", 100.0),
     "hw/derived_utilization": ("utilization (%)", "derived (argmax network)", 100.0),
+    "hw/energy_uj": ("energy (µJ)", "expected (supernet)", 1.0),
+    "hw/derived_energy_uj": ("energy (µJ)", "derived (argmax network)", 1.0),
+    "hw/sampled_energy_uj": ("energy (µJ)", "sampled path", 1.0),
     "train_acc": ("accuracy (%)", "train (per step)", 100.0),
     "val_acc": ("accuracy (%)", "validation (per epoch)", 100.0),
 }

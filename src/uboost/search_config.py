@@ -38,8 +38,14 @@ class SearchConfig:
     inference_batch: int = 1
     sram_kb: int | None = None  # each of the ifmap/filter/ofmap SRAMs (kB); None = unbounded
     dram_bw_words: float | None = None  # DRAM words per cycle per port; None = unbounded
-    clock_hz: float = 1.0e9
+    clock_hz: float | None = None  # None: 1 GHz, or the fastest point of operating_points (stored resolved)
+    energy: str = "horowitz45"  # energy-table preset or TOML file (uboost.hardware.energy)
+    voltage_v: float | None = None  # None: the operating-point table's at clock_hz, else the energy table's v_ref
+    operating_points: str | None = None  # DVFS table: preset name or TOML file (uboost.hardware.operating)
+    operating_point: str | None = None  # "auto": export the most preferred (network, operating point) within the budgets
     latency_weight: float = 1.0
+    energy_weight: float = 0.0  # gamma: weight of energy / energy_ref (the uniform supernet's energy)
+    target_energy_uj: float | None = None  # energy budget of the derived network (µJ per inference)
     utilization_weight: float = 1.0
     target_latency_ms: float | None = None
     budget_lr: float = 0.5
@@ -69,7 +75,24 @@ class SearchConfig:
         parse_array(self.array)
         from uboost.hardware import HardwareSpec as _HardwareSpec
 
-        _HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words)  # memory checked up front
+        if self.clock_hz is None:
+            fastest = 1.0e9
+            if isinstance(self.operating_points, str):
+                from uboost.hardware.operating import load_operating_points
+
+                fastest = load_operating_points(self.operating_points).points[-1].freq_hz
+            object.__setattr__(self, "clock_hz", fastest)
+        for name in ("energy", "operating_points"):  # a path is stored as text (config.json)
+            if name == "energy" or getattr(self, name) is not None:
+                if not isinstance(getattr(self, name), str):
+                    raise ConfigError(f"{name} must be a preset name or a TOML file path, got {getattr(self, name)!r}")
+        # memory, energy table, voltage and operating points checked up front
+        _HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words, energy=self.energy, voltage_v=self.voltage_v,
+                      operating_points=self.operating_points, clock_hz=self.clock_hz)
+        if self.operating_point not in (None, "auto"):
+            raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
+        if self.operating_point == "auto" and self.operating_points is None:
+            raise ConfigError("operating_point 'auto' needs an operating-point table: set operating_points (a preset or a TOML file)")
         for name in ("epochs", "batch_size", "inference_batch", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -88,11 +111,16 @@ class SearchConfig:
             or not math.isfinite(self.target_latency_ms) or self.target_latency_ms <= 0
         ):
             raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
+        if self.target_energy_uj is not None and (
+            isinstance(self.target_energy_uj, bool) or not isinstance(self.target_energy_uj, (int, float))
+            or not math.isfinite(self.target_energy_uj) or self.target_energy_uj <= 0
+        ):
+            raise ConfigError(f"target_energy_uj must be a positive number of microjoules, got {self.target_energy_uj!r}")
         if isinstance(self.budget_floor, bool) or not isinstance(self.budget_floor, (int, float)) or not 0 <= self.budget_floor < 1:
             raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
         if isinstance(self.budget_commit, bool) or not isinstance(self.budget_commit, (int, float)) or not 0 <= self.budget_commit <= 1:
             raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {self.budget_commit!r}")
-        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight"):
+        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight", "energy_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
@@ -128,7 +156,8 @@ class SearchConfig:
 
         return HardwareSpec(
             rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz,
-            sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words,
+            sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words, energy=self.energy, voltage_v=self.voltage_v,
+            operating_points=self.operating_points,
         )
 
     def to_dict(self) -> dict[str, Any]:

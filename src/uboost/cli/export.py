@@ -18,17 +18,19 @@ def export(
     out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt]")] = None,
     force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
-    budget_floor: Annotated[float, Opt("--budget-floor", help="with --target-latency-ms: the network must use at least this share of the budget where one can (0: plain upper bound)")] = 0.9,
+    target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
+    budget_floor: Annotated[float, Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound)")] = 0.9,
+    operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: choose the operating point of the run's table together with the network [default: the run's clock]")] = None,
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
     import contextlib
 
-    if target_latency_ms is not None:
+    if target_latency_ms is not None or target_energy_uj is not None or operating_point is not None:
         from uboost.cli.frontier import export_to_budget
 
         if format != "json":
-            raise ConfigError("--target-latency-ms writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, budget_floor)
+            raise ConfigError("a budget export writes a run directory; export it to ONNX/TorchScript afterwards")
+        return export_to_budget(run, target_latency_ms, out, force, budget_floor, target_energy_uj, operating_point)
 
     from uboost import runs
     from uboost.exceptions import RunDirError

@@ -11,30 +11,47 @@ from uboost.exceptions import ConfigError
 Opt = typer.Option
 
 
-def _parse_targets(text: str) -> list[float]:
+def _parse_targets(text: str, metric: str = "latency") -> list[float]:
     values = []
+    unit = "milliseconds like 0.01,0.02" if metric == "latency" else "microjoules like 1.5,2"
     for part in text.split(","):
         try:
             values.append(float(part))
         except ValueError:
-            raise ConfigError(f"--targets must be comma-separated milliseconds like 0.01,0.02, got {text!r}") from None
+            raise ConfigError(f"--targets must be comma-separated {unit}, got {text!r}") from None
     return values
 
 
-def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], force: bool, floor: float = 0.9) -> None:
-    """``uboost export RUN --target-latency-ms X --out DIR``."""
-    from uboost.frontier import export_projection, load_projector
-    from uboost.strategy.projection import check_budget, check_floor
+def _check_point(operating_point: Optional[str]) -> bool:
+    if operating_point not in (None, "auto"):
+        raise ConfigError(f"--operating-point must be auto (or left out: the run's clock), got {operating_point!r}")
+    return operating_point == "auto"
 
-    target = check_budget(target_latency_ms, "--target-latency-ms")
+
+def _energy_text(row: dict, unit: str = " µJ") -> str:
+    point = row.get("operating_point")
+    at = f" at {point['freq_hz'] / 1e6:g} MHz, {1e3 * point['voltage_v']:g} mV" if point else ""
+    return f"{row['energy_uj']:.4g}{unit}{at}"
+
+
+def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optional[Path], force: bool, floor: float = 0.9,
+                     target_energy_uj: Optional[float] = None, operating_point: Optional[str] = None) -> None:
+    """``uboost export RUN --target-latency-ms X [--target-energy-uj E] [--operating-point auto] --out DIR``."""
+    from uboost.frontier import export_projection, load_projector
+    from uboost.strategy.projection import budgets_for, check_budget, check_floor
+
+    target = None if target_latency_ms is None else check_budget(target_latency_ms, "--target-latency-ms")
+    energy = None if target_energy_uj is None else check_budget(target_energy_uj, "--target-energy-uj", "µJ")
     floor = check_floor(floor, "--budget-floor")
+    auto = _check_point(operating_point)
     if out is None:
-        raise ConfigError("--target-latency-ms writes a run directory: give it with --out DIR")
+        raise ConfigError("a budget export writes a run directory: give it with --out DIR")
     source = load_projector(run)
-    projection = source.projector.project(target, floor=floor)
-    row = export_projection(source, projection, out, target_ms=target, force=force)
+    projection = source.project(budgets_for(target, energy, floor), auto_point=auto)
+    row = export_projection(source, projection, out, target_ms=target, target_uj=energy, force=force)
+    share = f", {row['latency_ms'] / target:.1%} of the budget" if target else ""
     console.print(
-        f"wrote {out}: {row['latency_ms']:.6g} ms ({row['cycles']:,.0f} cycles, {row['latency_ms'] / target:.1%} of the budget), "
+        f"wrote {out}: {row['latency_ms']:.6g} ms ({row['cycles']:,.0f} cycles{share}), {_energy_text(row)}, "
         f"utilization {100 * row['utilization']:.1f}%, {row['distinct_choices']} choices differ from the search's argmax"
     )
     console.print(f"next: [bold]uboost retrain {out}[/]")
@@ -43,30 +60,48 @@ def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], f
 def frontier(
     run: Annotated[Path, typer.Argument(help="a finished search run directory")],
     points: Annotated[int, Opt("--points", help="budgets evenly spaced from the cheapest to the unconstrained network")] = 5,
-    targets: Annotated[Optional[str], Opt("--targets", help="explicit budgets in ms, comma-separated (instead of --points)")] = None,
+    targets: Annotated[Optional[str], Opt("--targets", help="explicit budgets in ms (µJ with --metric energy), comma-separated (instead of --points)")] = None,
+    metric: Annotated[str, Opt("--metric", help="latency | energy: the budget swept")] = "latency",
+    target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="with --metric energy: every point also within this latency [default: none]")] = None,
+    target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="with --metric latency: every point also within this energy (µJ) [default: none]")] = None,
+    operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: choose each point's operating point with its network [default: the run's clock]")] = None,
     out: Annotated[Optional[Path], Opt("--out", help="where the point run directories go [default: RUN/frontier]")] = None,
     retrain_epochs: Annotated[int, Opt("--retrain-epochs", help="retrain every point for this many epochs (0: no retraining)")] = 0,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
 ) -> None:
-    """Project one search onto many latency budgets: an accuracy-latency frontier from one search."""
+    """Project one search onto many latency budgets: an accuracy-latency frontier from one search.
+
+    ``--metric energy`` sweeps energy budgets instead (µJ); ``--target-energy-uj`` /
+    ``--target-latency-ms`` cap the other metric at every point."""
     from rich.table import Table
 
     from uboost.frontier import frontier as run_frontier
     from uboost.frontier import frontier_targets, load_projector
-    from uboost.strategy.projection import check_floor
+    from uboost.strategy.projection import check_budget, check_floor
+
+    if metric not in ("latency", "energy"):
+        raise ConfigError(f"--metric must be latency or energy, got {metric!r}")
+    if metric == "latency" and target_latency_ms is not None:
+        raise ConfigError("--target-latency-ms caps an energy sweep (--metric energy); a latency sweep sets its own budgets")
+    if metric == "energy" and target_energy_uj is not None:
+        raise ConfigError("--target-energy-uj caps a latency sweep; an energy sweep (--metric energy) sets its own budgets")
+    fixed_ms = None if target_latency_ms is None else check_budget(target_latency_ms, "--target-latency-ms")
+    fixed_uj = None if target_energy_uj is None else check_budget(target_energy_uj, "--target-energy-uj", "µJ")
+    auto = _check_point(operating_point)
 
     if retrain_epochs < 0:
         raise ConfigError(f"--retrain-epochs must be >= 0, got {retrain_epochs}")
     if max_samples is not None and max_samples < 1:
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
     floor = check_floor(budget_floor, "--budget-floor")
-    wanted = _parse_targets(targets) if targets else None
+    wanted = _parse_targets(targets, metric) if targets else None
     source = load_projector(run)
-    budgets = frontier_targets(source, points=points, targets=wanted)
+    budgets = frontier_targets(source, points=points, targets=wanted, metric=metric)
     out = out or Path(run) / "frontier"
-    rows = run_frontier(source, budgets, out, force=force, floor=floor)
+    rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms, target_uj=fixed_uj,
+                        auto_point=auto)
     if retrain_epochs:
         from uboost.retrain import RetrainConfig, retrain
 
@@ -75,18 +110,20 @@ def frontier(
             row["test_acc"] = result.summary()["test_acc"]
             _add_to_result(row["run_dir"], test_acc=row["test_acc"], retrain_epochs=retrain_epochs)
     table = Table(title=f"frontier of {run} on {source.config.array} {source.config.dataflow} ({source.config.cost_model})")
-    for column in ("point", "budget µs", "latency µs", "cycles", "utilization", "MACs", "distinct choices", "log-prob"):
+    budget_column = "budget µs" if metric == "latency" else "budget µJ"
+    for column in ("point", budget_column, "latency µs", "energy µJ", "utilization", "MACs", "distinct choices", "log-prob"):
         table.add_column(column, justify="right")
     if retrain_epochs:
         table.add_column("test acc", justify="right")
     for i, (target, row) in enumerate(zip(budgets, rows)):
-        cells = [row["run_dir"].name, f"{1e3 * target:.4g}", f"{1e3 * row['latency_ms']:.4g}", f"{row['cycles']:,.0f}",
+        budget = f"{1e3 * target:.4g}" if metric == "latency" else f"{target:.4g}"
+        cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", _energy_text(row, ""),
                  f"{100 * row['utilization']:.1f}%", human(row["macs"]), str(row["distinct_choices"]), f"{row['preference']:.2f}"]
         if retrain_epochs:
             cells.append(f"{100 * row['test_acc']:.1f}%")
         table.add_row(*cells)
     console.print(table)
-    _plot(out / "frontier.png", rows, retrain_epochs > 0, source)
+    _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
     console.print(f"wrote {len(rows)} run directories and {out / 'frontier.png'}")
 
 
@@ -97,7 +134,7 @@ def _add_to_result(run_dir: Path, **values) -> None:
     write_json(run_dir / runs.RESULT, {**runs.read_json(run_dir / runs.RESULT, "result"), **values})
 
 
-def _plot(path: Path, rows: list[dict], with_accuracy: bool, source) -> None:
+def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str = "latency") -> None:
     try:
         import matplotlib
 
@@ -110,14 +147,15 @@ def _plot(path: Path, rows: list[dict], with_accuracy: bool, source) -> None:
 
     runs.record(path.parent, path.name)  # uboost's own file: a later --force may replace it
     fig, ax = plt.subplots(figsize=(6, 4))
-    latency_us = [1e3 * r["latency_ms"] for r in rows]
+    latency_us = [1e3 * r["latency_ms"] for r in rows] if metric == "latency" else [r["energy_uj"] for r in rows]
     if with_accuracy:
         ax.plot(latency_us, [100 * r["test_acc"] for r in rows], "o-")
         ax.set_ylabel("test accuracy (%)")
     else:
         ax.plot(latency_us, [r["preference"] for r in rows], "o-")
         ax.set_ylabel("search preference (sum of log-probabilities)")
-    ax.set_xlabel(f"latency on {source.config.array} {source.config.dataflow} (µs, cycle-exact)")
+    ax.set_xlabel(f"latency on {source.config.array} {source.config.dataflow} (µs, cycle-exact)" if metric == "latency"
+                  else f"energy on {source.config.array} {source.config.dataflow} (µJ, {source.config.energy})")
     ax.set_title("frontier from one search")
     ax.grid(alpha=0.3)
     fig.tight_layout()

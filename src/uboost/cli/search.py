@@ -67,6 +67,13 @@ def search(
     latency_weight: Annotated[Optional[float], Opt("--latency-weight", help=f"lambda: weight of the latency term {D('latency_weight')}")] = None,
     utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help=f"beta: weight of the utilization term {D('utilization_weight')}")] = None,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly [default: none]")] = None,
+    energy_weight: Annotated[Optional[float], Opt("--energy-weight", help=f"gamma: weight of the energy term, in units of the uniform supernet's energy {D('energy_weight')}")] = None,
+    target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="energy budget of the derived network (µJ per inference), with --target-latency-ms too: both hold [default: none]")] = None,
+    energy: Annotated[Optional[str], Opt("--energy", help=f"energy table: a preset (horowitz45 | eyeriss65 | gemmini16) or a TOML file {D('energy')}")] = None,
+    voltage_v: Annotated[Optional[float], Opt("--voltage-v", help="supply voltage [default: the operating-point table's at the clock, else the energy table's reference]")] = None,
+    operating_points: Annotated[Optional[str], Opt("--operating-points", help="DVFS table: a preset (rk3576-npu | rk356x-gpu) or a TOML file [default: none]")] = None,
+    clock_hz: Annotated[Optional[float], Opt("--clock-hz", help="array clock [default: 1e9, or the fastest --operating-points point]")] = None,
+    operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: pick the operating point together with the network (needs --operating-points) [default: the spec's clock]")] = None,
     budget_lr: Annotated[Optional[float], Opt("--budget-lr", help=f"dual-ascent step of the budget multiplier {D('budget_lr')}")] = None,
     budget_floor: Annotated[Optional[float], Opt("--budget-floor", help=f"with a target: steer to and export a network using at least this share of it (0: plain upper bound) {D('budget_floor')}")] = None,
     budget_commit: Annotated[Optional[float], Opt("--budget-commit", help=f"with a target: the last share of the search pulls the alphas to the budget's exact projection (0: off) {D('budget_commit')}")] = None,
@@ -103,6 +110,8 @@ def search(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
         sram_kb=sram_kb, dram_bw_words=dram_bw_words,
         latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
+        energy_weight=energy_weight, target_energy_uj=target_energy_uj, energy=energy, voltage_v=voltage_v,
+        operating_points=operating_points, operating_point=operating_point, clock_hz=clock_hz,
         budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
@@ -130,7 +139,8 @@ def search(
     if not resume:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
-            f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g} -> {run_dir}"
+            f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g}"
+            + (f" gamma={cfg.energy_weight:g}" if cfg.energy_weight else "") + f" -> {run_dir}"
         )
     from uboost.loggers import create as create_logger
     from uboost.runs import run_lock, write_layer_table
@@ -152,6 +162,10 @@ def search(
     table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{s['latency_ms']:.4f} ms ({human(s['cycles'])} cycles)")
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
+    parts = ", ".join(f"{k} {v:.3g}" for k, v in s["energy_breakdown_uj"].items())
+    table.add_row(f"energy ({cfg.energy})", f"{s['energy_uj']:.4g} µJ ({parts})")
+    if "operating_point" in s:
+        table.add_row("operating point (auto)", f"{s['operating_point']['freq_hz'] / 1e6:g} MHz @ {1e3 * s['operating_point']['voltage_v']:g} mV")
     table.add_row("latency_ref (uniform supernet)", "n/a" if s["latency_ref_ms"] is None else f"{s['latency_ref_ms']:.4f} ms")
     table.add_row("search time", f"{s['search_seconds']:.0f} s")
     console.print(table)

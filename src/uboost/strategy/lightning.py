@@ -98,7 +98,7 @@ class UBoostLightningModule(DartsLightningModule):
     def commits_to_budget(self, step: int) -> bool:
         """True in the last ``budget_commit`` of the steps that train the architecture, with a target."""
         loss = self.hardware_loss
-        if loss.target_latency_ms is None or not loss.budget_commit:
+        if not loss.has_budget or not loss.budget_commit:
             return False
         total, warmup = self._total_steps(), self._warmup_steps()
         return step >= total - math.ceil(loss.budget_commit * (total - warmup))
@@ -131,12 +131,17 @@ class UBoostLightningModule(DartsLightningModule):
         if not self.hardware_loss.attached:
             self.hardware_loss.attach(self.model, _inputs(trn_batch))
             self.log("hw/latency_ref_ms", self.hardware_loss.latency_ref_ms)
+            if self.hardware_loss.energy_ref_uj is not None:
+                self.log("hw/energy_ref_uj", self.hardware_loss.energy_ref_uj)
             logger.info("hardware loss attached: latency_ref = %.6f ms", self.hardware_loss.latency_ref_ms)
 
         arch_trains = self.architecture_trains()
         if arch_trains:
             if self.commits_to_budget(self.trainer.fit_loop.total_batch_idx):  # re-solved every step: resumes exactly
-                self.log("hw/committed_latency_ms", self.hardware_loss.commit_to_budget().latency_ms)
+                committed = self.hardware_loss.commit_to_budget()
+                self.log("hw/committed_latency_ms", committed.latency_ms)
+                if committed.energy_uj is not None:
+                    self.log("hw/committed_energy_uj", committed.energy_uj)
             else:
                 self.hardware_loss.commit_indices = None
             self.resample()
@@ -153,12 +158,15 @@ class UBoostLightningModule(DartsLightningModule):
                 terms = self.hardware_loss()
             cost = terms.cost
         derived = self.hardware_loss.derived_cost()  # the network the export would return now, priced exactly
-        # the multiplier moves only while the alphas do (no wind-up through a weights-only warm-up)
-        multiplier = self.hardware_loss.update_multiplier(float(derived.latency_ms)) if arch_trains else float(self.hardware_loss.multiplier)
+        # where the budgets judge it: the spec's own point, or the one chosen with the network (operating point auto)
+        derived_ms, derived_uj = self.hardware_loss.derived_values(derived)
+        # the multipliers move only while the alphas do (no wind-up through a weights-only warm-up)
+        multipliers = self.hardware_loss.update_multipliers(derived_ms, derived_uj) if arch_trains else \
+            {"latency": float(self.hardware_loss.multiplier), "energy": float(self.hardware_loss.energy_multiplier)}
         self.log_dict(  # expected and derived latency and utilization also on the progress bar
             {
                 "hw/latency_ms": cost.latency_ms.detach().float(),
-                "hw/derived_latency_ms": derived.latency_ms.float(),
+                "hw/derived_latency_ms": derived_ms,
                 "hw/utilization": cost.utilization.detach().float(),
             },
             prog_bar=True,
@@ -167,8 +175,15 @@ class UBoostLightningModule(DartsLightningModule):
             "hw/cycles": cost.cycles.detach().float(), "hw/loss": terms.loss.detach().float(),
             "hw/derived_cycles": derived.cycles.float(), "hw/derived_utilization": derived.utilization.float(),
         }
+        if cost.energy_uj is not None:
+            hw_logs["hw/energy_uj"] = cost.energy_uj.detach().float()
+            hw_logs["hw/derived_energy_uj"] = derived_uj
         if self.hardware_loss.target_latency_ms is not None:
-            hw_logs["hw/budget_multiplier"] = multiplier
+            hw_logs["hw/budget_multiplier"] = multipliers["latency"]
+        if self.hardware_loss.target_energy_uj is not None:
+            hw_logs["hw/energy_multiplier"] = multipliers["energy"]
+        if self.hardware_loss.auto_point and int(self.hardware_loss.point_index) >= 0:
+            hw_logs["hw/operating_point"] = float(self.hardware_loss.point_index)
         self.log_dict(hw_logs)
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path

@@ -1,13 +1,16 @@
 """The hardware-aware loss hook of U-Boost.
 
-``arch_loss = task + lambda * latency / latency_ref + beta * (1 - utilization) [+ budget]``
+``arch_loss = task + lambda * latency / latency_ref + beta * (1 - utilization)
++ gamma * energy / energy_ref [+ budgets]``
 
 * ``latency`` and ``utilization`` are the supernet's *expected* values under the current
   architecture distribution (:mod:`uboost.strategy.supernet_cost`), as tensors, so the term
   has a gradient with respect to every architecture parameter.
 * ``latency_ref`` is the expected latency at uniform choices, fixed once per run when the
   supernet is first traced and recorded (``hw/latency_ref_ms``): ``lambda`` is then a
-  dimensionless trade-off that means the same on every array and space.
+  dimensionless trade-off that means the same on every array and space. ``gamma``
+  (``energy_weight``, default 0) weighs the expected energy the same way, in units of the uniform
+  supernet's energy ``energy_ref`` (``hw/energy_ref_uj``).
 * Every step the *derived* architecture (what NNI's export would return now: argmax of every
   choice, top inputs of every cell node) is priced exactly by the same cost rows with one-hot
   gates (:meth:`HardwareLoss.derived_cost`, no new tracing).
@@ -42,6 +45,11 @@
   search's own preference, and raising its preference keeps it the projection's optimum (a fixed
   point). In single-path mode the sampled paths concentrate on it too, so the last steps train
   the weights of the network that will be exported.
+* ``target_energy_uj`` is a budget on the derived network's energy, with its own multiplier
+  (``energy_multiplier``) replacing the ``gamma`` term, moved the same way
+  (:mod:`uboost.strategy.dual_ascent`). With both targets each has its multiplier and the commit
+  phase projects onto both budgets at once; the window floor then applies to latency only
+  (:func:`~uboost.strategy.projection.budgets_for`).
 * The export then projects onto the window exactly (:mod:`uboost.strategy.projection`), which
   guarantees ``<= target`` and, wherever an architecture of the space lies in the window, at
   least ``f * target``.
@@ -57,6 +65,7 @@ from torch import nn
 
 from uboost.exceptions import ConfigError
 from uboost.hardware import CostModel
+from uboost.strategy.projection import budgets_for
 from uboost.strategy.supernet_cost import COST_MODES, HardwareCost, SupernetCost, build_supernet_cost
 
 
@@ -64,6 +73,10 @@ def check_commit(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {value!r}")
     return float(value)
+
+
+def _prices_energy(cost_model) -> bool:
+    return callable(getattr(cost_model, "energy_pj", None))
 
 
 def _non_negative(name: str, value: float) -> float:
@@ -94,6 +107,9 @@ class HardwareLoss(nn.Module):
         temperature: float | None = 10.0,
         entropy_weight: float = 0.0,
         budget_commit: float = 0.0,
+        energy_weight: float = 0.0,
+        target_energy_uj: float | None = None,
+        auto_point: bool = False,
     ):
         super().__init__()
         if cost_mode not in COST_MODES:
@@ -111,8 +127,23 @@ class HardwareLoss(nn.Module):
         if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
             raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
         self.target_latency_ms = target_latency_ms
-        # the budget's Lagrange multiplier: a buffer, so it is checkpointed and resumed
-        self.register_buffer("multiplier", torch.tensor(0.0, dtype=torch.float64))
+        self.energy_weight = _non_negative("energy_weight", energy_weight)
+        if target_energy_uj is not None and not _non_negative("target_energy_uj", target_energy_uj) > 0:
+            raise ConfigError(f"target_energy_uj must be positive, got {target_energy_uj!r}")
+        self.target_energy_uj = target_energy_uj
+        if (self.energy_weight or target_energy_uj is not None) and not _prices_energy(cost_model):
+            raise ConfigError(f"the cost model {type(cost_model).__name__} prices no energy: energy_weight and "
+                              "target_energy_uj need one with an energy table")
+        # the budgets' Lagrange multipliers: buffers, so they are checkpointed and resumed
+        self.register_buffer("multiplier", torch.tensor(0.0, dtype=torch.float64))  # latency
+        self.register_buffer("energy_multiplier", torch.tensor(0.0, dtype=torch.float64))
+        # operating point "auto": the budgets hold at the point the last joint projection chose (an index
+        # into the spec's table; -1 before the first), a buffer so a resumed search prices as the uninterrupted one
+        self.auto_point = bool(auto_point)
+        if self.auto_point and cost_model.spec.operating_points is None:
+            raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
+        self.register_buffer("point_index", torch.tensor(-1, dtype=torch.long))
+        self._point_projectors = None
         self.supernet = None
         self.choices, self.nodes = [], []
         self._projector = None
@@ -122,8 +153,27 @@ class HardwareLoss(nn.Module):
         self.temperature = temperature
         self.supernet_cost: SupernetCost | None = None
         self.latency_ref_ms: float | None = None
+        self.energy_ref_uj: float | None = None  # None: the cost model prices no energy
         self.floor_latency_ms = 0.0  # lower edge of the budget window, set when attached
+        self.floor_energy_uj = 0.0
         self.distribution_tau = 1.0  # the priced distribution is softmax(alpha / tau); set every step
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the energy budget existed have no energy multiplier: it starts at 0
+        state_dict.setdefault(prefix + "energy_multiplier", torch.tensor(0.0, dtype=torch.float64))
+        state_dict.setdefault(prefix + "point_index", torch.tensor(-1, dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def has_budget(self) -> bool:
+        return self.target_latency_ms is not None or self.target_energy_uj is not None
+
+    def budgets(self, *, floor: bool = True):
+        """The search's budgets (:class:`~uboost.strategy.projection.Budget`), with the window
+        fixed at attach as absolute minimums when ``floor``."""
+        return budgets_for(self.target_latency_ms, self.target_energy_uj,
+                           min_cycles=self.floor_latency_ms * 1e-3 * self.cost_model.spec.clock_hz if floor else 0.0,
+                           min_energy_pj=self.floor_energy_uj * 1e6 if floor else 0.0)
 
     @property
     def attached(self) -> bool:
@@ -148,21 +198,53 @@ class HardwareLoss(nn.Module):
         self._projector = None  # built on first use, for this supernet
         self.supernet, self._example = [supernet], example[:1].detach()  # a list: not a submodule
         with torch.no_grad():  # the whole supernet at uniform choices (every cell edge counted): lambda's unit
-            self.latency_ref_ms = float(self.supernet_cost(uniform=True).latency_ms)
+            uniform = self.supernet_cost(uniform=True)
+            self.latency_ref_ms = float(uniform.latency_ms)
+            self.energy_ref_uj = None if uniform.energy_uj is None else float(uniform.energy_uj)
         self.supernet_cost.select_cell_inputs(self.nodes)  # from now on price the cells NNI exports (cell_inputs.py)
         if not self.latency_ref_ms > 0:
             raise ConfigError("the supernet has zero expected latency: nothing for the hardware loss to act on")
-        if self.target_latency_ms is not None:  # an unreachable budget fails now, not after the search
-            cheapest = self.projector().cheapest()
-            if cheapest.latency_ms > self.target_latency_ms:
-                from uboost.strategy.projection import InfeasibleBudget
+        if (self.energy_weight or self.target_energy_uj is not None) and not (self.energy_ref_uj or 0) > 0:
+            raise ConfigError("the supernet has zero expected energy: nothing for the energy term to act on")
+        if self.has_budget and self.auto_point:  # feasible at some point, or fail now; windows as shares of the targets
+            if int(self.point_index) < 0:
+                self.point_index.fill_(self._project_over_points(floor=False).point)
+            self.floor_latency_ms = self.budget_floor * (self.target_latency_ms or 0.0)
+            self.floor_energy_uj = self.budget_floor * (self.target_energy_uj or 0.0) if self.target_latency_ms is None else 0.0
+        elif self.has_budget:  # an unreachable budget fails now, not after the search
+            projector = self.projector()
+            budgets = self.budgets(floor=False)
+            projector.project_budgets(budgets)  # raises InfeasibleBudget, naming the cheapest reachable
+            if self.budget_floor:  # the window's floor, under the highest network that fits (costs are discrete)
+                windowed = {b.metric for b in budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor) if b.floor}
+                if "latency" in windowed:
+                    highest = projector.highest_under(budgets=budgets).latency_ms
+                    self.floor_latency_ms = self.budget_floor * min(highest, self.target_latency_ms)
+                if "energy" in windowed:
+                    highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
+                    self.floor_energy_uj = self.budget_floor * min(highest, self.target_energy_uj)
 
-                raise InfeasibleBudget(
-                    f"no architecture of the space fits the target latency {self.target_latency_ms:g} ms; the cheapest "
-                    f"reachable is {cheapest.latency_ms:.6g} ms ({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
-            if self.budget_floor:  # the window's floor, under the highest network that fits (latencies are discrete)
-                highest = self.projector().highest_under(self.target_latency_ms).latency_ms
-                self.floor_latency_ms = self.budget_floor * min(highest, self.target_latency_ms)
+    def point_projectors(self) -> list:
+        """One projector per operating point of the spec's table (sharing one program)."""
+        from uboost.strategy.projection import models_at_points
+
+        if self._point_projectors is None:
+            base = self.projector()
+            self._point_projectors = [base.at(m, i) for i, m in enumerate(models_at_points(self.cost_model))]
+        return self._point_projectors
+
+    def _project_over_points(self, floor: bool = True):
+        from uboost.strategy.projection import project_over_points
+
+        budgets = budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor if floor else 0.0)
+        return project_over_points(self.point_projectors(), budgets)
+
+    def derived_values(self, derived: HardwareCost) -> tuple[float, float | None]:
+        """The derived network's latency (ms) and energy (µJ) where its budgets are judged: at the
+        spec's own point, or with ``auto_point`` at the point the last joint projection chose."""
+        if self.auto_point and int(self.point_index) >= 0:
+            return self.point_projectors()[int(self.point_index)].cost_of(self.derived_indices())
+        return float(derived.latency_ms), None if derived.energy_uj is None else float(derived.energy_uj)
 
     def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
@@ -177,6 +259,10 @@ class HardwareLoss(nn.Module):
             loss = loss + self.latency_weight * latency / self.latency_ref_ms
         else:
             loss = loss + self.multiplier.to(latency.dtype) * latency / self.target_latency_ms
+        if self.target_energy_uj is not None:
+            loss = loss + self.energy_multiplier.to(latency.dtype) * cost.energy_uj / self.target_energy_uj
+        elif self.energy_weight:
+            loss = loss + self.energy_weight * cost.energy_uj / self.energy_ref_uj
         if self.entropy_weight:
             loss = loss + self.entropy_weight * self.entropy()
         if self.commit_indices is not None:
@@ -186,11 +272,13 @@ class HardwareLoss(nn.Module):
     def commit_to_budget(self):
         """Project the current alphas onto the budget window exactly and commit the next
         architecture steps to that network (:meth:`commitment`); returns the projection."""
-        if self.target_latency_ms is None:
-            raise RuntimeError("commit_to_budget needs a target latency")
-        projector = self.projector()
-        floor_cycles = self.floor_latency_ms * 1e-3 * self.cost_model.spec.clock_hz  # the window fixed at attach
-        projection = projector.project(self.target_latency_ms, min_cycles=floor_cycles)
+        if not self.has_budget:
+            raise RuntimeError("commit_to_budget needs a target latency or energy")
+        if self.auto_point:  # the most preferred (network, point) pair; the budgets are then judged at that point
+            projection = self._project_over_points()
+            self.point_index.fill_(projection.point)
+        else:
+            projection = self.projector().project_budgets(self.budgets())  # the window fixed at attach
         self.commit_indices = projection.indices
         return projection
 
@@ -227,20 +315,22 @@ class HardwareLoss(nn.Module):
         return supernet_cost(distributions=one_hot(self.choices, self.derived_indices() if indices is None else indices))
 
     @torch.no_grad()
+    def update_multipliers(self, derived_latency_ms: float | None = None, derived_energy_uj: float | None = None) -> dict[str, float]:
+        """One dual-ascent step per budget on the derived network's values
+        (:func:`~uboost.strategy.dual_ascent.dual_step`); returns the multipliers by metric."""
+        from uboost.strategy.dual_ascent import dual_step
+
+        for buffer, derived, target, floor in (
+            (self.multiplier, derived_latency_ms, self.target_latency_ms, self.floor_latency_ms),
+            (self.energy_multiplier, derived_energy_uj, self.target_energy_uj, self.floor_energy_uj),
+        ):
+            if target is not None and derived is not None:
+                buffer.fill_(dual_step(float(buffer), float(derived), target, floor if self.budget_floor else None, self.budget_lr))
+        return {"latency": float(self.multiplier), "energy": float(self.energy_multiplier)}
+
     def update_multiplier(self, derived_latency_ms: float) -> float:
-        """One dual-ascent step on the derived network's budget violation; returns the new multiplier."""
-        if self.target_latency_ms is None:
-            return float(self.multiplier)
-        derived, target = float(derived_latency_ms), self.target_latency_ms
-        if not self.budget_floor:  # a plain upper bound: mu >= 0, moved by derived / target - 1
-            self.multiplier.copy_((self.multiplier + self.budget_lr * (derived / target - 1.0)).clamp_min(0.0))
-        elif derived > target:  # over the window: push down, starting from 0 if it was pulling up
-            self.multiplier.copy_(self.multiplier.clamp_min(0.0) + self.budget_lr * (derived / target - 1.0))
-        elif derived < self.floor_latency_ms:  # under it: reward latency (mu < 0), from 0 if it was pushing down
-            self.multiplier.copy_(self.multiplier.clamp_max(0.0) + self.budget_lr * (derived / self.floor_latency_ms - 1.0))
-        else:  # inside: the task alone decides (a multiplier held here keeps drifting the alphas out)
-            self.multiplier.zero_()
-        return float(self.multiplier)
+        """One dual-ascent step of the latency budget; returns its new multiplier."""
+        return self.update_multipliers(derived_latency_ms)["latency"]
 
     def projector(self):
         """The :class:`~uboost.strategy.projection.Projector` of this supernet (cycle-exact rows),

@@ -1,47 +1,50 @@
-"""Budget-exact projection: the architecture a search prefers most that fits a latency budget.
+"""Budget-exact projection: the architecture a search prefers most that fits every budget.
 
-Given the alphas of a finished search and a budget ``X``, :func:`project` solves exactly
+Given the alphas of a finished search and budgets (latency ``X`` ms, energy ``E`` µJ, or both),
+:func:`Projector.project` solves exactly
 
     maximize   sum over choices of preference(choice)          (log-probabilities, see
                                                                  :func:`~uboost.strategy.architecture.preferences`)
-    subject to cycle-exact latency(architecture) <= X
+    subject to cycle-exact latency(architecture) <= X,  energy(architecture) <= E, ...
 
-as a mixed-integer linear program (``scipy.optimize.milp``, HiGHS) over the supernet's cost
-rows (:mod:`uboost.strategy.supernet_cost`, ``cost_mode="expected"``):
+as a mixed-integer linear program (``scipy.optimize.milp``, HiGHS; :mod:`uboost.strategy._milp`)
+over the supernet's cost rows (:mod:`uboost.strategy.supernet_cost`, ``cost_mode="expected"``).
+Every budget is one linear row: each cost row (one concrete layer shape) has a constant cost per
+metric -- cycles, or picojoules (dynamic energy per action and leakage power x time are both
+constants of a layer shape at one operating point) -- and the row sum with one-hot gates *is*
+the cost of the frozen network (tested against :meth:`CostModel.evaluate`). Any number of
+budget rows can be given at once (MathNAS's latency *and* energy limits).
 
-* one binary ``x[a, k]`` per entry ``k`` of every alpha ``a``, ``sum_k x[a, k] = 1``; a cell
-  node keeps exactly ``n_chosen`` inputs (``sum_j x[edge_ij, none] = i - n_chosen``);
-* a cost row (one concrete layer shape) is active when all choices on its path are taken: the
-  product of binaries becomes a continuous ``y_r >= sum_d x_d - (n_r - 1)``, ``y_r >= 0``; its
-  cycles are positive, so at the optimum ``y_r`` equals the product exactly;
-* ``sum_r cycles_r y_r <= X`` in cycles (the row sum with one-hot gates *is* the cycle-exact
-  cost of the frozen network; tested against :meth:`CostModel.evaluate`).
+A budget may have a *window* floor (a share of the budget the network should use): the most
+preferred network with ``floor * X <= cost <= X``; see :meth:`Projector.project`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from uboost.exceptions import ConfigError, SearchError
-from uboost.strategy.architecture import Choice, Node, indices_to_arch, preferences
+from uboost.strategy._milp import LinearBudget, Program
+from uboost.strategy.architecture import Choice, Node
 
 logger = logging.getLogger(__name__)
 
+METRICS = ("latency", "energy")
+UNITS = {"latency": "ms", "energy": "µJ"}
+
 
 class InfeasibleBudget(ConfigError):
-    """No architecture of the space fits the budget."""
+    """No architecture of the space fits the budgets."""
 
-    def __init__(self, message: str, cheapest_ms: float):
+    def __init__(self, message: str, cheapest_ms: float, cheapest_uj: float | None = None):
         super().__init__(message)
         self.cheapest_ms = cheapest_ms
+        self.cheapest_uj = cheapest_uj
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,47 @@ class Projection:
     latency_ms: float
     preference: float  # sum of the log-probabilities of the chosen entries
     indices: dict[int, int]  # the chosen entry of every alpha (by id), as argmax_indices gives it
+    energy_uj: float | None = None  # None: the cost model prices no energy
+    point: int | None = None  # the operating point (index into the spec's table) it was priced at
+
+    def value(self, metric: str) -> float | None:
+        return self.latency_ms if metric == "latency" else self.energy_uj
 
 
-def check_budget(value, what: str = "target latency") -> float:
+@dataclass(frozen=True)
+class Budget:
+    """An upper bound ``target`` on ``metric`` (ms or µJ), with an optional window floor (a share
+    of the budget the network should use) and an absolute ``minimum`` in row units (cycles, pJ)."""
+
+    metric: str
+    target: float
+    floor: float = 0.0
+    minimum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ConfigError(f"unknown budget metric {self.metric!r}; expected one of: {', '.join(METRICS)}")
+        object.__setattr__(self, "target", check_budget(self.target, f"target {self.metric}", UNITS[self.metric]))
+        object.__setattr__(self, "floor", check_floor(self.floor))
+
+
+def budgets_for(target_latency_ms: float | None = None, target_energy_uj: float | None = None, floor: float = 0.0,
+                *, min_cycles: float = 0.0, min_energy_pj: float = 0.0) -> list[Budget]:
+    """The budgets of a search or an export. The window ``floor`` applies to the latency budget,
+    and to the energy budget when it is the only one: with both, energy is a plain upper bound
+    (two windows at once rarely intersect on a discrete space, and MathNAS's energy limit is one)."""
+    budgets = []
+    if target_latency_ms is not None:
+        budgets.append(Budget("latency", target_latency_ms, floor, min_cycles))
+    if target_energy_uj is not None:
+        budgets.append(Budget("energy", target_energy_uj, floor if target_latency_ms is None else 0.0, min_energy_pj))
+    return budgets
+
+
+def check_budget(value, what: str = "target latency", unit: str = "ms") -> float:
+    words = {"ms": "milliseconds", "µJ": "microjoules"}.get(unit, unit)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{what} must be a positive number of milliseconds, got {value!r}")
+        raise ConfigError(f"{what} must be a positive number of {words}, got {value!r}")
     return float(value)
 
 
@@ -65,240 +104,207 @@ def check_floor(value, what: str = "budget floor") -> float:
     return float(value)
 
 
-@contextlib.contextmanager
-def _native_stdout_silenced():
-    """Route file descriptor 1 to /dev/null (native code's prints), then restore it."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, ValueError, OSError):  # captured or replaced stdout: nothing native reaches it
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
-class _Program:
-    """The MILP's matrices for one supernet cost and its choices (built once, solved per budget)."""
-
-    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
-        from scipy.sparse import lil_matrix
-
-        if cost.mode != "expected":
-            raise ConfigError("projection needs the cycle-exact row table: build the supernet cost with mode='expected'")
-        self.cost, self.choices, self.nodes = cost, choices, nodes
-        alphas = cost.alphas
-        by_id = {id(c.alpha): c for c in choices}
-        unknown = [i for i, a in enumerate(alphas) if id(a) not in by_id]
-        if unknown:
-            raise SearchError(f"{len(unknown)} alphas of the cost table belong to no known choice")
-        # variables: [x for every alpha entry in `choices` order] + [y for every row]
-        self.offset: dict[int, int] = {}
-        n = 0
-        for c in choices:
-            self.offset[id(c.alpha)] = n
-            n += c.alpha.numel()
-        self.n_x = n
-        # flat index (cost layout) -> list of x variables whose sum it is (constant 1 -> [])
-        offsets, groups, n_flat = cost._layout
-        flat_vars: dict[int, list[int]] = {0: []}
-        for a_idx, alpha in enumerate(alphas):
-            base = self.offset[id(alpha)]
-            for k in range(alpha.numel()):
-                flat_vars[offsets[a_idx] + k] = [base + k]
-        for j, (a_idx, members) in enumerate(cost._derived_members):
-            base = self.offset[id(alphas[a_idx])]
-            flat_vars[n_flat + j] = [base + k for k in members]
-        gate_index = cost.gate_index.cpu().numpy()
-        cycles = cost.row_cycles.detach().cpu().double().numpy()
-        # rows whose gates are all constant are always active: a fixed cost
-        self.fixed_cycles = 0.0
-        rows, row_gates = [], []
-        for r in range(gate_index.shape[0]):
-            gates = [flat_vars[int(g)] for g in dict.fromkeys(gate_index[r].tolist()) if int(g) != 0]
-            if not gates:
-                self.fixed_cycles += float(cycles[r])
-            elif cycles[r] > 0:
-                rows.append(r)
-                row_gates.append(gates)
-        self.row_cycles = cycles[rows]
-        n_y = len(rows)
-        self.n = self.n_x + n_y
-        # equalities: one entry per plain alpha; a node keeps n_chosen inputs
-        eq = lil_matrix((len(choices) + len(nodes), self.n))
-        eq_rhs = np.zeros(len(choices) + len(nodes))
-        m = 0
-        for c in choices:
-            base = self.offset[id(c.alpha)]
-            for k in range(c.alpha.numel()):  # exactly one entry (for an edge: an op or "none")
-                eq[m, base + k] = 1.0
-            eq_rhs[m] = 1.0
-            m += 1
-        for node in nodes:
-            for edge in node.edges:
-                eq[m, self.offset[id(edge.alpha)] + edge.alpha.numel() - 1] = 1.0
-            eq_rhs[m] = len(node.edges) - min(node.n_chosen, len(node.edges))
-            m += 1
-        self.eq, self.eq_rhs = eq.tocsr(), eq_rhs
-        # row activation: sum_d x_d - y_r <= n_r - 1
-        act = lil_matrix((n_y, self.n))
-        act_rhs = np.zeros(n_y)
-        for i, gates in enumerate(row_gates):
-            for members in gates:
-                for v in members:
-                    act[i, v] += 1.0
-            act[i, self.n_x + i] = -1.0
-            act_rhs[i] = len(gates) - 1
-        self.act, self.act_rhs = act.tocsr(), act_rhs
-        # upper links y_r <= sum(members of each gate): needed only when cost is maximized
-        links = lil_matrix((sum(len(g) for g in row_gates), self.n))
-        m = 0
-        for i, gates in enumerate(row_gates):
-            for members in gates:
-                links[m, self.n_x + i] = 1.0
-                for v in members:
-                    links[m, v] -= 1.0
-                m += 1
-        self.links = links.tocsr()
-        budget = np.zeros(self.n)
-        budget[self.n_x:] = self.row_cycles
-        self.budget_row = budget
-
-    def objective(self) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
-        prefs = preferences(self.choices, self.nodes)
-        c = np.zeros(self.n)
-        for choice in self.choices:
-            base = self.offset[id(choice.alpha)]
-            c[base: base + choice.alpha.numel()] = prefs[id(choice.alpha)].cpu().numpy()
-        return c, prefs
-
-    def solve(self, budget_cycles: float | None, *, floor_cycles: float = 0.0, minimize_cost: bool = False,
-              maximize_cost: bool = False, time_limit: float | None = None):
-        from scipy.optimize import Bounds, LinearConstraint, milp
-
-        c, prefs = self.objective()
-        if minimize_cost:  # the cheapest architecture, ties broken by preference
-            c = -self.budget_row + 1e-9 * c * max(1.0, float(self.row_cycles.sum(initial=1.0)))
-        if maximize_cost:  # the most expensive architecture within the budget
-            c = self.budget_row.copy()
-        constraints = [LinearConstraint(self.eq, self.eq_rhs, self.eq_rhs)]
-        floor = floor_cycles - self.fixed_cycles
-        if (maximize_cost or floor > 0) and self.links.shape[0]:  # y_r may not exceed its product
-            constraints.append(LinearConstraint(self.links, -np.inf, 0.0))
-        if self.act.shape[0]:
-            constraints.append(LinearConstraint(self.act, -np.inf, self.act_rhs))
-        if budget_cycles is not None or floor > 0:
-            upper = np.inf if budget_cycles is None else budget_cycles - self.fixed_cycles
-            constraints.append(LinearConstraint(self.budget_row.reshape(1, -1), floor if floor > 0 else -np.inf, upper))
-        integrality = np.zeros(self.n)
-        integrality[: self.n_x] = 1
-        options = {"mip_rel_gap": 0.0}
-        if time_limit is not None:
-            options["time_limit"] = float(time_limit)
-        with _native_stdout_silenced():  # HiGHS prints solver diagnostics from C++ straight to fd 1
-            result = milp(-c, constraints=constraints, integrality=integrality, bounds=Bounds(0, 1), options=options)
-        if result.x is None or result.status not in (0, 1):  # 1: time limit, with the best solution found so far
-            return None, prefs
-        if result.status == 1:
-            # only the most-expensive-network search (highest_under) has a limit, and hitting it is routine there
-            logger.info("the solver hit its %gs time limit: the answer is feasible, not proven optimal", time_limit)
-        return result.x, prefs
-
-    def decode(self, x: np.ndarray, prefs) -> tuple[dict, float, float]:
-        indices = {}
-        for choice in self.choices:
-            base = self.offset[id(choice.alpha)]
-            indices[id(choice.alpha)] = int(np.argmax(x[base: base + choice.alpha.numel()]))
-        arch = indices_to_arch(self.choices, self.nodes, indices, prefs)
-        score = float(sum(float(prefs[id(c.alpha)][indices[id(c.alpha)]]) for c in self.choices))
-        return arch, indices, score
+def row_costs(table, cost_model) -> dict[str, np.ndarray]:
+    """Every metric's constant per row of ``table`` on ``cost_model``: cycles, and pJ when the
+    model prices energy."""
+    with torch.no_grad():
+        costs = {"latency": cost_model.cycles(table).detach().cpu().double().numpy()}
+        energy = getattr(cost_model, "energy_pj", None)
+        if energy is not None:
+            costs["energy"] = energy(table).detach().cpu().double().numpy()
+    return costs
 
 
 class Projector:
-    """Projects one supernet's alphas onto latency budgets (reuse it for many budgets)."""
+    """Projects one supernet's alphas onto budgets (reuse it for many budgets).
 
-    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
-        self.program = _Program(cost, choices, nodes)
+    ``cost_model`` prices the rows (default: the one the cost table was built with); projectors
+    of one supernet at several operating points share one program (:meth:`at`)."""
+
+    def __init__(self, cost, choices: list[Choice], nodes: list[Node], *, cost_model=None,
+                 program: Program | None = None, point: int | None = None):
+        if cost.mode != "expected":
+            raise ConfigError("projection needs the cycle-exact row table: build the supernet cost with mode='expected'")
+        self.program = program or Program(cost, choices, nodes)
         self.cost = cost
+        self.cost_model = cost_model or cost.cost_model
+        self.point = point
+        self.rows = row_costs(cost.table, self.cost_model)
+        self._raw_per_unit = {"latency": self.cost_model.spec.clock_hz * 1e-3, "energy": 1e6}  # cycles/ms, pJ/µJ
 
-    def _cycles_of(self, indices: dict[int, int]) -> float:
+    def at(self, cost_model, point: int | None = None) -> "Projector":
+        """This supernet's projector with rows priced on ``cost_model`` (another operating point)."""
+        return Projector(self.cost, self.program.choices, self.program.nodes, cost_model=cost_model,
+                         program=self.program, point=point)
+
+    # -- units ------------------------------------------------------------------------------
+    def _values(self, metric: str) -> np.ndarray:
+        if metric not in self.rows:
+            raise ConfigError(f"the cost model {type(self.cost_model).__name__} prices no {metric}: "
+                              "an energy budget needs a cost model with an energy table")
+        return self.rows[metric]
+
+    def _raw(self, budget: Budget) -> float:
+        """The budget in row units: whole cycles within the latency at the array's clock, or pJ."""
+        raw = budget.target * self._raw_per_unit[budget.metric]
+        return math.floor(raw + 1e-6) if budget.metric == "latency" else raw
+
+    def _unit(self, metric: str, raw: float) -> float:
+        if metric == "latency":
+            return float(self.cost_model.latency_ms(torch.tensor(raw, dtype=torch.float64)))
+        return raw / self._raw_per_unit[metric]
+
+    # -- solving ----------------------------------------------------------------------------
+    def _price(self, indices: dict[int, int]) -> dict[str, float]:
+        """Every metric of the architecture ``indices`` from the rows (one-hot gates)."""
         from uboost.strategy.architecture import one_hot
 
         with torch.no_grad():
-            return float(self.cost(distributions=one_hot(self.program.choices, indices)).cycles)
+            p = self.cost.probabilities(distributions=one_hot(self.program.choices, indices))
+            gate = p[self.cost.gate_index].prod(-1).cpu().double().numpy()
+        return {metric: float(gate @ values) for metric, values in self.rows.items()}
 
-    def _ms(self, cycles: float) -> float:
-        return float(self.cost.cost_model.latency_ms(torch.tensor(cycles, dtype=torch.float64)))
+    def cost_of(self, indices: dict[int, int]) -> tuple[float, float | None]:
+        """Latency (ms) and energy (µJ, None without an energy model) of the architecture ``indices``."""
+        raw = self._price(indices)
+        return self._unit("latency", raw["latency"]), self._unit("energy", raw["energy"]) if "energy" in raw else None
 
-    def _budget_cycles(self, target_latency_ms: float) -> int:
-        """The largest whole number of cycles within ``target_latency_ms`` at the array's clock."""
-        return math.floor(check_budget(target_latency_ms) * 1e-3 * self.cost.cost_model.spec.clock_hz + 1e-6)
-
-    def _solve(self, budget_cycles: float | None, floor_cycles: float = 0.0, **mode) -> Projection | None:
+    def _solve(self, rows: list[LinearBudget], **mode) -> Projection | None:
         """Solve the program, decode the architecture and re-price it with the cost rows."""
-        x, prefs = self.program.solve(None if budget_cycles is None else budget_cycles + 1e-6,
-                                      floor_cycles=floor_cycles - 1e-6 if floor_cycles > 0 else 0.0, **mode)
+        x, prefs = self.program.solve(rows, **mode)
         if x is None:
             return None
         arch, indices, score = self.program.decode(x, prefs)
-        cycles = self._cycles_of(indices)
-        return Projection(arch, cycles, self._ms(cycles), score, indices)
+        raw = self._price(indices)
+        energy = self._unit("energy", raw["energy"]) if "energy" in raw else None
+        return Projection(arch, raw["latency"], self._unit("latency", raw["latency"]), score, indices, energy, self.point)
 
-    def cheapest(self) -> Projection:
-        projection = self._solve(None, minimize_cost=True)
+    def _rows(self, budgets: list[Budget], lowers: dict[int, float] | None = None) -> list[LinearBudget]:
+        """Budgets as program rows, with a small slack on the solver's tolerance."""
+        rows = []
+        for i, b in enumerate(budgets):
+            raw = self._raw(b)
+            lower = (lowers or {}).get(i, 0.0)
+            rows.append(LinearBudget(self._values(b.metric), raw + 1e-6 + 1e-12 * raw, lower - 1e-6 if lower > 0 else 0.0))
+        return rows
+
+    def cheapest(self, metric: str = "latency", budgets: list[Budget] = ()) -> Projection:
+        """The architecture with the least ``metric`` (within ``budgets``), ties broken by preference."""
+        projection = self._solve(self._rows(list(budgets)), minimize=self._values(metric))
         if projection is None:
+            if budgets:
+                raise self._infeasible(list(budgets))
             raise SearchError("the projection program has no solution (the space has no valid architecture)")
         return projection
 
-    def highest_under(self, target_latency_ms: float, *, time_limit: float | None = 10.0) -> Projection:
-        """The most expensive architecture of the space within the budget (how close any
-        architecture can get to it: the reachable latencies are discrete).
+    def highest_under(self, target_latency_ms: float | None = None, *, budgets: list[Budget] | None = None,
+                      metric: str = "latency", time_limit: float | None = 10.0) -> Projection:
+        """The architecture with the most ``metric`` within the budgets (how close any architecture
+        can get to them: the reachable costs are discrete).
 
         Maximizing cost is a hard program on cell spaces (its relaxation is weak); after
         ``time_limit`` seconds the most expensive architecture found so far is returned: a lower
         bound of the true maximum (``None``: prove it, which can take minutes)."""
-        projection = self._solve(self._budget_cycles(target_latency_ms), maximize_cost=True, time_limit=time_limit)
+        budgets = list(budgets or []) + ([Budget("latency", target_latency_ms)] if target_latency_ms is not None else [])
+        projection = self._solve(self._rows(budgets), maximize=self._values(metric), time_limit=time_limit)
         if projection is None:
-            raise self._infeasible(target_latency_ms)
+            raise self._infeasible(budgets)
         return projection
 
-    def _infeasible(self, target_latency_ms: float) -> InfeasibleBudget:
-        cheapest = self.cheapest()
+    def _infeasible(self, budgets: list[Budget]) -> InfeasibleBudget:
+        fastest = self.cheapest("latency")
+        wanted = " and ".join(f"{b.target:g} {UNITS[b.metric]}" for b in budgets)
+        if all(b.metric == "latency" for b in budgets):
+            return InfeasibleBudget(f"no architecture fits {wanted}; the cheapest reachable is {fastest.latency_ms:.6g} ms "
+                                    f"({fastest.cycles:,.0f} cycles)", fastest.latency_ms, fastest.energy_uj)
+        frugal = self.cheapest("energy")
         return InfeasibleBudget(
-            f"no architecture fits {target_latency_ms:g} ms; the cheapest reachable is {cheapest.latency_ms:.6g} ms "
-            f"({cheapest.cycles:,.0f} cycles)", cheapest.latency_ms)
+            f"no architecture fits {wanted}; the fastest reachable is {fastest.latency_ms:.6g} ms at "
+            f"{fastest.energy_uj:.6g} µJ, the least energy {frugal.energy_uj:.6g} µJ at {frugal.latency_ms:.6g} ms",
+            fastest.latency_ms, frugal.energy_uj)
 
     def unconstrained(self) -> Projection:
-        return self._solve(None)
+        return self._solve([])
 
-    def project(self, target_latency_ms: float, *, floor: float = 0.0, min_cycles: float = 0.0) -> Projection:
-        """The most preferred architecture with ``floor * X <= latency <= X`` (``X`` the target).
+    def project(self, target_latency_ms: float | None = None, *, floor: float = 0.0, min_cycles: float = 0.0,
+                target_energy_uj: float | None = None, energy_floor: float = 0.0, min_energy_pj: float = 0.0) -> Projection:
+        """The most preferred architecture with ``floor * X <= latency <= X`` (``X`` the target)
+        and ``energy_floor * E <= energy <= E`` (``E`` the energy target), each where given.
 
         ``floor`` (a fraction in [0, 1)) says how much of the budget the network should use: with
         0 the projection may land far under the budget when the search preferred cheap choices;
         with 0.9 it is the most preferred network among those using at least 90 % of it. When
-        no architecture lies in that window (the reachable latencies are discrete), the window
+        no architecture lies in that window (the reachable costs are discrete), the window
         is taken under the most expensive architecture that fits. ``min_cycles`` adds an
         absolute lower bound (a frontier keeps its points monotone with it)."""
-        target = check_budget(target_latency_ms)
-        floor = check_floor(floor)
-        budget_cycles = self._budget_cycles(target)
-        lower = max(floor * budget_cycles, min_cycles)
-        projection = self._solve(budget_cycles, lower)
-        if projection is None and lower > 0:
-            highest = self.highest_under(target)  # raises InfeasibleBudget when nothing fits
-            relaxed = max(floor * highest.cycles, min(min_cycles, highest.cycles))
-            logger.info("no architecture uses %.0f%% of %g ms; window taken under the highest reachable (%.6g ms)",
-                        100 * floor, target, highest.latency_ms)
-            projection = self._solve(budget_cycles, relaxed) or highest
+        budgets = []
+        if target_latency_ms is not None:
+            budgets.append(Budget("latency", target_latency_ms, floor, min_cycles))
+        if target_energy_uj is not None:
+            budgets.append(Budget("energy", target_energy_uj, energy_floor, min_energy_pj))
+        if not budgets:
+            check_budget(target_latency_ms)  # the one-line error of a missing latency target
+        return self.project_budgets(budgets)
+
+    def project_budgets(self, budgets: list[Budget]) -> Projection:
+        """The most preferred architecture within every budget (windows where they have floors)."""
+        if not budgets:
+            return self.unconstrained()
+        lowers = {i: max(b.floor * self._raw(b), b.minimum) for i, b in enumerate(budgets)}
+        lowers = {i: v for i, v in lowers.items() if v > 0}
+        projection = self._solve(self._rows(budgets, lowers))
+        if projection is None and lowers:
+            # no architecture in every window: each window is taken under the most expensive that fits
+            relaxed, fallback = {}, None
+            for i in lowers:
+                b = budgets[i]
+                highest = self.highest_under(budgets=budgets, metric=b.metric)  # raises InfeasibleBudget when nothing fits
+                top = highest.cycles if b.metric == "latency" else highest.energy_uj * self._raw_per_unit["energy"]
+                relaxed[i] = max(b.floor * top, min(b.minimum, top))
+                fallback = fallback or highest
+                logger.info("no architecture uses %.0f%% of %g %s; window taken under the highest reachable (%.6g %s)",
+                            100 * b.floor, b.target, UNITS[b.metric], highest.value(b.metric), UNITS[b.metric])
+            projection = self._solve(self._rows(budgets, relaxed)) or fallback
         if projection is None:
-            raise self._infeasible(target)
-        if projection.cycles > budget_cycles + 0.5:  # the row table and the decoded architecture disagree: a bug
-            raise SearchError(f"projection exceeded the budget ({projection.cycles:,.0f} > {budget_cycles:,} cycles)")
+            raise self._infeasible(budgets)
+        for b in budgets:  # the row table and the decoded architecture disagree: a bug
+            value = projection.value(b.metric)
+            if value > b.target * (1 + 1e-9) + (0.5 / self._raw_per_unit["latency"] if b.metric == "latency" else 0.0):
+                raise SearchError(f"projection exceeded the {b.metric} budget ({value:.6g} > {b.target:g} {UNITS[b.metric]})")
         return projection
+
+
+def models_at_points(cost_model) -> list:
+    """``cost_model`` at every point of its spec's operating-point table (clock and voltage replaced)."""
+    import copy
+
+    from uboost.hardware.operating import at_point
+
+    table = cost_model.spec.operating_points
+    if table is None:
+        raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
+    models = []
+    for point in table:
+        model = copy.copy(cost_model)
+        model.spec = at_point(cost_model.spec, point)
+        models.append(model)
+    return models
+
+
+def project_over_points(projectors: list[Projector], budgets: list[Budget]) -> Projection:
+    """The most preferred (network, operating point) pair within every budget: one exact program
+    per point, the best objective taken (ties: the least energy, then the least latency).
+    Raises :class:`InfeasibleBudget` (of the first point) when no point has a feasible network."""
+    if not projectors:
+        raise ConfigError("no operating points to choose from")
+    found, first_error = [], None
+    for projector in projectors:
+        try:
+            found.append(projector.project_budgets(budgets))
+        except InfeasibleBudget as exc:
+            first_error = first_error or exc
+    if not found:
+        raise first_error
+    best = max(p.preference for p in found)
+    tied = [p for p in found if p.preference >= best - 1e-9]
+    return min(tied, key=lambda p: (p.energy_uj if p.energy_uj is not None else 0.0, p.latency_ms))

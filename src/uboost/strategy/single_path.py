@@ -327,10 +327,12 @@ def sampled_cost(supernet_cost, sampler: PathSampler):
 
 
 def log_sampled_cost(pl_module) -> None:
-    """Log ``hw/sampled_latency_ms`` when the supernet samples single paths (else nothing)."""
+    """Log ``hw/sampled_latency_ms`` (and ``hw/sampled_energy_uj``) when the supernet samples single paths (else nothing)."""
     sampler = find_sampler(pl_module)
     supernet_cost = getattr(getattr(pl_module, "hardware_loss", None), "supernet_cost", None)
     if sampler is None or supernet_cost is None or not sampler.one_hots():
         return
     cost = sampled_cost(supernet_cost, sampler)
     pl_module.log("hw/sampled_latency_ms", cost.latency_ms.detach().float())
+    if cost.energy_uj is not None:
+        pl_module.log("hw/sampled_energy_uj", cost.energy_uj.detach().float())

@@ -16,6 +16,11 @@ costed layer (``Conv2d``/``Linear``) becomes one or more *rows*:
   channels enter as **expected channel counts** through the smooth ceiling at ``temperature``,
   the U-Boost paper's relaxation.
 
+Energy (when the cost model prices it, ``CostModel.energy_pj``) is one more row constant in
+``expected`` mode -- dynamic energy per action and leakage power x the row's time are both fixed
+by a layer shape at one operating point -- so its expectation is exact too; in ``smooth`` mode it
+is priced at the expected channel counts like the cycles.
+
 Each training step then costs a gather, a product and a sum (no Python loop over layers, no
 host sync): :class:`SupernetCost` is an ``nn.Module`` whose tables are buffers.
 """
@@ -46,7 +51,7 @@ class HardwareCost:
     macs: torch.Tensor
     latency_ms: torch.Tensor
     utilization: torch.Tensor
-
+    energy_uj: torch.Tensor | None = None  # None: the cost model prices no energy
 
 
 class SupernetCost(nn.Module):
@@ -59,6 +64,7 @@ class SupernetCost(nn.Module):
         if mode == "smooth" and (temperature is None or not temperature > 0):
             raise ConfigError(f"smooth cost mode needs a positive temperature, got {temperature!r}")
         self.cost_model = cost_model
+        self.prices_energy = callable(getattr(cost_model, "energy_pj", None))
         self.mode = mode
         self.temperature = temperature
         self.shapes = [r.shape for r in rows]
@@ -90,6 +96,8 @@ class SupernetCost(nn.Module):
             with torch.no_grad():
                 self.register_buffer("row_cycles", cost_model.cycles(table), persistent=False)
                 self.register_buffer("row_macs", cost_model.macs(table), persistent=False)
+                if self.prices_energy:
+                    self.register_buffer("row_energy_pj", cost_model.energy_pj(table), persistent=False)
         else:
             self._register_soft("in", [r.soft_in for r in rows], table.in_channels, flat)
             self._register_soft("out", [r.soft_out for r in rows], table.out_channels, flat)
@@ -172,14 +180,18 @@ class SupernetCost(nn.Module):
         ``distributions`` overrides some alphas' probabilities (see :meth:`probabilities`)."""
         p = self.probabilities(uniform, distributions, tau)
         gate = p[self.gate_index].prod(-1)
+        energy = None
         if self.mode == "expected":
             cycles, macs = self.row_cycles, self.row_macs
+            energy = self.row_energy_pj if self.prices_energy else None
         else:
             cin = (self.soft_in_values * p[self.soft_in_index].prod(-1)).sum(-1)
             cout = (self.soft_out_values * p[self.soft_out_index].prod(-1)).sum(-1)
             table = self._table()
             cycles = self.cost_model.cycles(table, in_channels=cin, out_channels=cout, temperature=self.temperature)
             macs = self.cost_model.macs(table, in_channels=cin, out_channels=cout)
+            if self.prices_energy:
+                energy = self.cost_model.energy_pj(table, in_channels=cin, out_channels=cout, temperature=self.temperature)
         total_cycles = (gate * cycles).sum()
         total_macs = (gate * macs).sum()
         return HardwareCost(
@@ -187,6 +199,7 @@ class SupernetCost(nn.Module):
             macs=total_macs,
             latency_ms=self.cost_model.latency_ms(total_cycles),
             utilization=total_macs / (self.cost_model.spec.pes * total_cycles).clamp_min(1e-12),
+            energy_uj=None if energy is None else (gate * energy).sum() * 1e-6,
         )
 
 

@@ -20,6 +20,12 @@ from uboost.strategy.single_path import SAMPLING_MODES, PathSampler
 logger = logging.getLogger(__name__)
 
 
+def _auto_point(operating_point: str | None) -> bool:
+    if operating_point not in (None, "auto"):
+        raise ConfigError(f"operating_point must be 'auto' or None (the spec's own clock), got {operating_point!r}")
+    return operating_point == "auto"
+
+
 class UBoost(DARTS):
     """U-Boost NAS for NNI 3: DARTS-style one-shot search whose architecture loss adds the
     latency and utilization of an accelerator.
@@ -38,8 +44,19 @@ class UBoost(DARTS):
         Optional latency budget for the *derived* network: ``lambda`` is replaced by a Lagrange
         multiplier updated by dual ascent (see :mod:`uboost.strategy.loss`) and the final
         architecture is projected onto the budget exactly (:mod:`uboost.strategy.projection`).
+    energy_weight
+        ``gamma``: weight of ``energy / energy_ref`` (the uniform supernet's expected energy), as
+        ``lambda`` weighs latency; needs a cost model that prices energy. 0: no energy term.
+    target_energy_uj
+        Optional energy budget (µJ per inference) for the derived network, with its own
+        multiplier replacing the ``gamma`` term; with ``target_latency_ms`` both budgets hold at
+        once (the projection takes both rows).
+    operating_point
+        ``"auto"``: the budgets hold at the operating point (of the spec's table) chosen together
+        with the network -- the commit phase and the export take the most preferred (network,
+        point) pair within every budget; ``None``: at the spec's own clock and voltage.
     budget_lr
-        Dual-ascent step of the budget multiplier per step.
+        Dual-ascent step of the budget multipliers per step.
     budget_floor
         With a target, the budget is the window ``[budget_floor * target, target]``: the search
         is pulled up when its derived network falls under the window, and the export is the
@@ -87,6 +104,9 @@ class UBoost(DARTS):
         latency_weight: float = 1.0,
         utilization_weight: float = 1.0,
         target_latency_ms: float | None = None,
+        energy_weight: float = 0.0,
+        target_energy_uj: float | None = None,
+        operating_point: str | None = None,
         budget_lr: float = 0.5,
         budget_floor: float = 0.9,
         budget_commit: float = 0.2,
@@ -123,6 +143,9 @@ class UBoost(DARTS):
             latency_weight=latency_weight,
             utilization_weight=utilization_weight,
             target_latency_ms=target_latency_ms,
+            energy_weight=energy_weight,
+            target_energy_uj=target_energy_uj,
+            auto_point=_auto_point(operating_point),
             budget_lr=budget_lr,
             budget_floor=budget_floor,
             budget_commit=budget_commit,
@@ -218,3 +241,7 @@ class UBoost(DARTS):
     @property
     def latency_ref_ms(self) -> float | None:
         return self.hardware_loss.latency_ref_ms
+
+    @property
+    def energy_ref_uj(self) -> float | None:
+        return self.hardware_loss.energy_ref_uj

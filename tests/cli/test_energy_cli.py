@@ -1,0 +1,159 @@
+"""``uboost search/export/frontier`` with energy: the energy term, energy budgets (alone and with
+latency), the operating point chosen with the network, and bad input."""
+
+import csv
+import json
+
+import pytest
+
+from tests.cli.conftest import TINY, one_line_error
+
+
+@pytest.fixture(scope="module")
+def energy_run(tmp_path_factory):
+    """A tiny lenet search with an energy term, and its least-energy / argmax energy."""
+    from uboost.frontier import load_projector
+    from uboost.search import SearchConfig, run_search
+
+    out = tmp_path_factory.mktemp("energy") / "run"
+    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
+                          batch_size=32, array="8x8", energy_weight=2.0)
+    run_search(config, out)
+    source = load_projector(out)
+    return out, source.projector.cheapest("energy").energy_uj, source.projector.unconstrained().energy_uj
+
+
+def test_energy_weight_search_records_and_logs_energy(energy_run):
+    run, low, high = energy_run
+    result = json.loads((run / "result.json").read_text())
+    hardware = json.loads((run / "hardware.json").read_text())
+    assert result["energy_uj"] == pytest.approx(hardware["total"]["energy_uj"])
+    assert result["energy_uj"] == pytest.approx(sum(result["energy_breakdown_uj"].values()))
+    assert set(result["energy_breakdown_uj"]) == {"mac", "sram", "dram", "leakage"}
+    assert result["argmax_energy_uj"] == pytest.approx(result["energy_uj"])  # the exported network is the argmax
+    assert result["energy_ref_uj"] > result["energy_uj"] > 0  # the uniform supernet (every candidate) costs more
+    assert json.loads((run / "config.json").read_text())["energy_weight"] == 2.0
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert {"hw/energy_uj", "hw/derived_energy_uj", "hw/energy_ref_uj", "hw/sampled_energy_uj"} <= set(rows[0])
+    assert any(r["hw/derived_energy_uj"] for r in rows)
+
+
+def test_export_to_an_energy_budget_and_to_both(cli, energy_run, tmp_path):
+    run, low, high = energy_run
+    target = low + 0.5 * (high - low)
+    result = cli("export", run, "--target-energy-uj", target, "--out", tmp_path / "e")
+    assert result.code == 0, result.err
+    written = json.loads((tmp_path / "e" / "result.json").read_text())
+    assert written["energy_uj"] <= target and written["target_energy_uj"] == target
+    hardware = json.loads((tmp_path / "e" / "hardware.json").read_text())
+    assert hardware["total"]["energy_uj"] == pytest.approx(written["energy_uj"])
+    # with a latency budget too, both hold
+    latency = written["latency_ms"] * 0.95
+    both = cli("export", run, "--target-energy-uj", target, "--target-latency-ms", latency, "--out", tmp_path / "b")
+    if both.code == 0:
+        written = json.loads((tmp_path / "b" / "result.json").read_text())
+        assert written["energy_uj"] <= target and written["latency_ms"] <= latency
+    else:
+        one_line_error(both, "no architecture fits", "least energy")
+
+
+def test_energy_frontier_is_monotone_and_within_its_budgets(cli, energy_run, tmp_path):
+    run, low, high = energy_run
+    out = tmp_path / "front"
+    result = cli("frontier", run, "--metric", "energy", "--points", "3", "--out", out)
+    assert result.code == 0, result.err
+    points = [json.loads((out / f"p{i:02d}" / "result.json").read_text()) for i in range(3)]
+    energies = [p["energy_uj"] for p in points]
+    assert energies == sorted(energies)
+    assert all(p["energy_uj"] <= p["target_energy_uj"] * (1 + 1e-9) for p in points)
+    assert energies[0] == pytest.approx(low) and energies[-1] == pytest.approx(high)
+
+
+@pytest.fixture(scope="module")
+def auto_run(energy_run, tmp_path_factory):
+    """A tiny search under latency and energy budgets at once, its operating point chosen with the network."""
+    from uboost.cli import main
+
+    run, low, high = energy_run
+    target_uj = low + 0.4 * (high - low)
+    out = tmp_path_factory.mktemp("auto") / "run"
+    try:
+        main(["search", *TINY, "--array", "8x8", "--operating-points", "rk3576-npu", "--operating-point", "auto",
+              "--target-energy-uj", str(target_uj), "--target-latency-ms", "0.01", "--out", str(out)])
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+    return out, target_uj
+
+
+POINTS = [[600e6, 0.725], [700e6, 0.775], [800e6, 0.8], [900e6, 0.85]]  # rk3576-npu
+
+
+def test_search_with_both_budgets_and_operating_point_auto(auto_run):
+    out, target_uj = auto_run
+    written = json.loads((out / "result.json").read_text())
+    hardware = json.loads((out / "hardware.json").read_text())
+    point = written["operating_point"]
+    assert [point["freq_hz"], point["voltage_v"]] in POINTS
+    assert hardware["hardware"]["clock_hz"] == point["freq_hz"] and hardware["total"]["voltage_v"] == point["voltage_v"]
+    assert written["energy_uj"] <= target_uj and written["latency_ms"] <= 0.01
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {"hw/budget_multiplier", "hw/energy_multiplier", "hw/operating_point"} <= set(rows[0])
+    assert "energy_multiplier" in written and "budget_multiplier" in written
+
+
+def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy_run, auto_run, tmp_path):
+    run, low, high = energy_run
+    one_line_error(cli("export", run, "--operating-point", "auto", "--out", tmp_path / "x"), "operating-point table")
+    assert not (tmp_path / "x").exists()  # the energy-weight run has no operating-point table
+    searched, target_uj = auto_run
+    result = cli("export", searched, "--operating-point", "auto", "--target-energy-uj", target_uj, "--out", tmp_path / "y")
+    assert result.code == 0, result.err
+    written = json.loads((tmp_path / "y" / "result.json").read_text())
+    config = json.loads((tmp_path / "y" / "config.json").read_text())
+    point = written["operating_point"]
+    assert [point["freq_hz"], point["voltage_v"]] in POINTS and written["energy_uj"] <= target_uj
+    assert (config["clock_hz"], config["voltage_v"], config["operating_point"]) == (point["freq_hz"], point["voltage_v"], None)
+    # the exported run is priced at its point again by profile's own code path
+    from uboost.search import SearchConfig, build_cost_model, build_space
+    from uboost import runs
+
+    cfg = SearchConfig.from_dict(config)
+    space, shape, _ = build_space(cfg)
+    again = build_cost_model(cfg).evaluate(runs.freeze_arch(space, json.loads((tmp_path / "y" / "arch.json").read_text())), shape)
+    assert again.energy_uj == pytest.approx(written["energy_uj"]) and again.latency_ms == pytest.approx(written["latency_ms"])
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--target-energy-uj", "-1"], ["target_energy_uj", "positive"]),
+    (["--target-energy-uj", "nan"], ["target_energy_uj", "positive"]),
+    (["--target-energy-uj", "0"], ["target_energy_uj", "positive"]),
+    (["--energy-weight", "-1"], ["energy_weight"]),
+    (["--energy-weight", "nan"], ["energy_weight"]),
+    (["--operating-point", "auto"], ["operating-point table"]),
+    (["--operating-point", "fast"], ["operating_point", "auto"]),
+    (["--operating-points", "nope"], ["nope"]),
+    (["--voltage-v", "0"], ["voltage_v"]),
+    (["--voltage-v", "nan"], ["voltage_v"]),
+    (["--energy", "nope"], ["nope"]),
+    (["--operating-points", "rk3576-npu", "--clock-hz", "2e9"], ["above the fastest operating point"]),
+])
+def test_bad_energy_search_input_is_one_red_line_and_writes_nothing(cli, tmp_path, args, fragments):
+    out = tmp_path / "run"
+    one_line_error(cli("search", *TINY, "--out", out, *args), *fragments)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["export", "--target-energy-uj", "nan", "--out", "X"], ["--target-energy-uj", "positive"]),
+    (["export", "--target-energy-uj", "-2", "--out", "X"], ["--target-energy-uj", "positive"]),
+    (["frontier", "--metric", "power", "--out", "X"], ["--metric"]),
+    (["frontier", "--metric", "energy", "--targets", "1,nan", "--out", "X"], ["target energy", "positive"]),
+    (["frontier", "--metric", "energy", "--target-energy-uj", "1", "--out", "X"], ["--target-energy-uj"]),
+    (["frontier", "--target-energy-uj", "-1", "--out", "X"], ["--target-energy-uj", "positive"]),
+])
+def test_bad_energy_export_input_is_one_red_line_and_writes_nothing(cli, energy_run, tmp_path, args, fragments):
+    run, _, _ = energy_run
+    command, *rest = args
+    out = tmp_path / "x"
+    one_line_error(cli(command, run, *[str(out) if a == "X" else a for a in rest]), *fragments)
+    assert not out.exists()
