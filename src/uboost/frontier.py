@@ -60,8 +60,9 @@ class RunProjector:
         return models_at_points(self.cost_model)[projection.point]
 
 
-def load_projector(run: str | os.PathLike) -> RunProjector:
-    """Rebuild a run's supernet with its final alphas (``alphas.json``) and its cost rows."""
+def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = None) -> RunProjector:
+    """Rebuild a run's supernet with its final alphas (``alphas.json``) and its cost rows: on the
+    run's own accelerator, or on the one the ``hardware`` file describes."""
     import torch
 
     from uboost.search import SearchConfig, build_cost_model, build_space
@@ -77,6 +78,11 @@ def load_projector(run: str | os.PathLike) -> RunProjector:
     if not (root / runs.ALPHAS).is_file():
         raise RunDirError(f"{root} has no {runs.ALPHAS}: the search did not finish, or it was made by an older uboost (search again)")
     config = SearchConfig.from_dict(runs.read_json(root / runs.CONFIG, "run config"))
+    if hardware is not None:
+        from uboost.accelerator import config_changes
+        from uboost.hardware.files import read_hardware_file
+
+        config = config.replace(**config_changes(read_hardware_file(hardware)))
     alphas = runs.read_json(root / runs.ALPHAS, "alphas")
     if not isinstance(alphas, dict):
         raise RunDirError(f"{root / runs.ALPHAS} must hold a JSON object (label -> list of numbers)")

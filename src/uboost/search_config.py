@@ -39,9 +39,10 @@ class SearchConfig:
     sram_kb: int | None = None  # each of the ifmap/filter/ofmap SRAMs (kB); None = unbounded
     dram_bw_words: float | None = None  # DRAM words per cycle per port; None = unbounded
     clock_hz: float | None = None  # None: 1 GHz, or the fastest point of operating_points (stored resolved)
-    energy: str = "horowitz45"  # energy-table preset or TOML file (uboost.hardware.energy)
+    energy: str | dict = "horowitz45"  # energy-table preset, or a TOML file / table (stored as its fields)
     voltage_v: float | None = None  # None: the operating-point table's at clock_hz, else the energy table's v_ref
-    operating_points: str | None = None  # DVFS table: preset name or TOML file (uboost.hardware.operating)
+    operating_points: str | dict | None = None  # DVFS table: preset name, or a TOML file / table (stored as its points)
+    hardware: dict | None = None  # what an accelerator file (--hardware) says beyond these fields (uboost.accelerator)
     operating_point: str | None = None  # "auto": export the most preferred (network, operating point) within the budgets
     latency_weight: float = 1.0
     energy_weight: float = 0.0  # gamma: weight of energy / energy_ref (the uniform supernet's energy)
@@ -73,22 +74,16 @@ class SearchConfig:
             raise ConfigError(f"space_options must be a dict of options, got {type(self.space_options).__name__}")
         object.__setattr__(self, "space_options", {**default_options(self.space), **(self.space_options or {})})
         parse_array(self.array)
-        from uboost.hardware import HardwareSpec as _HardwareSpec
+        from uboost import accelerator
 
+        # stored resolved (uboost.accelerator): presets by name, files and tables by their contents, never a path
+        object.__setattr__(self, "energy", accelerator.stored_energy(self.energy))
+        object.__setattr__(self, "operating_points", accelerator.stored_points(self.operating_points))
+        object.__setattr__(self, "hardware", accelerator.check_extras(self.hardware))
         if self.clock_hz is None:
-            fastest = 1.0e9
-            if isinstance(self.operating_points, str):
-                from uboost.hardware.operating import load_operating_points
-
-                fastest = load_operating_points(self.operating_points).points[-1].freq_hz
-            object.__setattr__(self, "clock_hz", fastest)
-        for name in ("energy", "operating_points"):  # a path is stored as text (config.json)
-            if name == "energy" or getattr(self, name) is not None:
-                if not isinstance(getattr(self, name), str):
-                    raise ConfigError(f"{name} must be a preset name or a TOML file path, got {getattr(self, name)!r}")
-        # memory, energy table, voltage and operating points checked up front
-        _HardwareSpec(sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words, energy=self.energy, voltage_v=self.voltage_v,
-                      operating_points=self.operating_points, clock_hz=self.clock_hz)
+            points = accelerator.points_table(self.operating_points)
+            object.__setattr__(self, "clock_hz", points.points[-1].freq_hz if points is not None else 1.0e9)
+        self.hardware_spec()  # memory, energy table, voltage, operating points and the file's extras checked up front
         if self.operating_point not in (None, "auto"):
             raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
         if self.operating_point == "auto" and self.operating_points is None:
@@ -152,13 +147,21 @@ class SearchConfig:
         return parse_array(self.array)[1]
 
     def hardware_spec(self) -> HardwareSpec:
+        from uboost import accelerator
         from uboost.hardware import HardwareSpec
 
         return HardwareSpec(
             rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz,
-            sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words, energy=self.energy, voltage_v=self.voltage_v,
-            operating_points=self.operating_points,
+            sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words, energy=accelerator.energy_table(self.energy),
+            voltage_v=self.voltage_v, operating_points=accelerator.points_table(self.operating_points),
+            **accelerator.spec_extras(self.hardware),
         )
+
+    def area_table(self):
+        """The area table of the run's accelerator (its file's, else the default preset)."""
+        from uboost.hardware.area import resolve_area
+
+        return resolve_area((self.hardware or {}).get("area"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,6 +21,7 @@ def export(
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound)")] = 0.9,
     operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: choose the operating point of the run's table together with the network [default: the run's clock]")] = None,
+    hardware: Annotated[Optional[Path], Opt("--hardware", help="with a budget: project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
     import contextlib
@@ -30,7 +31,10 @@ def export(
 
         if format != "json":
             raise ConfigError("a budget export writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, budget_floor, target_energy_uj, operating_point)
+        return export_to_budget(run, target_latency_ms, out, force, budget_floor, target_energy_uj, operating_point, hardware)
+    if hardware is not None:
+        raise ConfigError("--hardware prices a budget export (--target-latency-ms / --target-energy-uj); "
+                          "an architecture or model export is the same on every accelerator")
 
     from uboost import runs
     from uboost.exceptions import RunDirError

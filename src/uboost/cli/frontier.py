@@ -35,7 +35,8 @@ def _energy_text(row: dict, unit: str = " µJ") -> str:
 
 
 def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optional[Path], force: bool, floor: float = 0.9,
-                     target_energy_uj: Optional[float] = None, operating_point: Optional[str] = None) -> None:
+                     target_energy_uj: Optional[float] = None, operating_point: Optional[str] = None,
+                     hardware: Optional[Path] = None) -> None:
     """``uboost export RUN --target-latency-ms X [--target-energy-uj E] [--operating-point auto] --out DIR``."""
     from uboost.frontier import export_projection, load_projector
     from uboost.strategy.projection import budgets_for, check_budget, check_floor
@@ -46,7 +47,7 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
     auto = _check_point(operating_point)
     if out is None:
         raise ConfigError("a budget export writes a run directory: give it with --out DIR")
-    source = load_projector(run)
+    source = load_projector(run, hardware)
     projection = source.project(budgets_for(target, energy, floor), auto_point=auto)
     row = export_projection(source, projection, out, target_ms=target, target_uj=energy, force=force)
     share = f", {row['latency_ms'] / target:.1%} of the budget" if target else ""
@@ -70,6 +71,7 @@ def frontier(
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
+    hardware: Annotated[Optional[Path], Opt("--hardware", help="project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
 ) -> None:
     """Project one search onto many latency budgets: an accuracy-latency frontier from one search.
 
@@ -97,7 +99,7 @@ def frontier(
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
     floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets, metric) if targets else None
-    source = load_projector(run)
+    source = load_projector(run, hardware)
     budgets = frontier_targets(source, points=points, targets=wanted, metric=metric)
     out = out or Path(run) / "frontier"
     rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms, target_uj=fixed_uj,

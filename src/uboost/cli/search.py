@@ -54,6 +54,16 @@ def _load_toml(path: Path) -> dict:
     return values
 
 
+def hardware_changes(path: Optional[Path]) -> dict:
+    """SearchConfig fields from ``--hardware FILE`` (none without one); options given on the command line go over them."""
+    if path is None:
+        return {}
+    from uboost.accelerator import config_changes
+    from uboost.hardware.files import read_hardware_file
+
+    return config_changes(read_hardware_file(path))
+
+
 def search(
     space: Annotated[Optional[str], Opt(help=f"search space (`uboost spaces`) {D('space')}")] = None,
     dataset: Annotated[Optional[str], Opt(help=f"digits | cifar10 | cifar100 | folder:PATH {D('dataset')}")] = None,
@@ -71,6 +81,7 @@ def search(
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="energy budget of the derived network (µJ per inference), with --target-latency-ms too: both hold [default: none]")] = None,
     energy: Annotated[Optional[str], Opt("--energy", help=f"energy table: a preset (horowitz45 | eyeriss65 | gemmini16) or a TOML file {D('energy')}")] = None,
     voltage_v: Annotated[Optional[float], Opt("--voltage-v", help="supply voltage [default: the operating-point table's at the clock, else the energy table's reference]")] = None,
+    hardware: Annotated[Optional[Path], Opt("--hardware", help="accelerator file: uboost TOML or a SCALE-Sim .cfg (array, dataflow, buffers, bandwidth, energy, operating points); options given here override it [default: none]")] = None,
     operating_points: Annotated[Optional[str], Opt("--operating-points", help="DVFS table: a preset (rk3576-npu | rk356x-gpu) or a TOML file [default: none]")] = None,
     clock_hz: Annotated[Optional[float], Opt("--clock-hz", help="array clock [default: 1e9, or the fastest --operating-points point]")] = None,
     operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: pick the operating point together with the network (needs --operating-points) [default: the spec's clock]")] = None,
@@ -105,6 +116,7 @@ def search(
     from uboost.search_spaces import parse_channels
 
     values = _load_toml(config) if config else {}
+    values.update(hardware_changes(hardware))
     space_options = dict(values.pop("space_options", {}))
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,

@@ -44,11 +44,12 @@ def parse_int_space(text: str, what: str) -> tuple[int, ...] | range:
         raise ConfigError(f"{what} must be choices like 8,16,32 or a range LOW:HIGH[:STEP], got {text!r}") from None
 
 
-def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int):
-    from uboost.cli.search import _load_toml
+def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, hardware: Optional[Path] = None):
+    from uboost.cli.search import _load_toml, hardware_changes
     from uboost.search import SearchConfig
 
     values = _load_toml(config) if config else {}
+    values.update(hardware_changes(hardware))  # the accelerator trials start from (they search rows, cols...)
     space_options = dict(values.pop("space_options", {}))
     values.update({k: v for k, v in flags.items() if v is not None})
     values.setdefault("epochs", default_epochs)
@@ -211,6 +212,7 @@ def tune(
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
     sampling: Annotated[Optional[str], Opt(help="mixture | single-path (one sampled candidate per choice per step)")] = None,
     config: Annotated[Optional[Path], Opt("--config", help="TOML with base search settings (as for `uboost search`)")] = None,
+    hardware: Annotated[Optional[Path], Opt("--hardware", help="accelerator file (uboost TOML or SCALE-Sim .cfg) the trials start from; the searched knobs override it")] = None,
     lambda_range: Annotated[str, Opt("--lambda-range", help="latency weight LOW:HIGH, log scale")] = "0.01:10",
     temperature_range: Annotated[Optional[str], Opt("--temperature-range", help="smooth-ceiling temperature LOW:HIGH, log scale; searched only with --cost-mode smooth, where it acts [default: 1:50]")] = None,
     rows: Annotated[str, Opt(help="array rows: choices 8,16,32 or a range LOW:HIGH[:STEP]")] = "8,16,32",
@@ -263,7 +265,7 @@ def tune(
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
                  sram_kb=sram_kb, dram_bw_words=dram_bw_words)
-    base = _base_config(config, flags, default_epochs=3)
+    base = _base_config(config, flags, default_epochs=3, hardware=hardware)
     if temperature_range is not None and base.cost_mode != "smooth":
         raise ConfigError(f"--temperature-range has no effect with --cost-mode {base.cost_mode} (T shapes only the smooth cost); "
                           f"drop it or pass --cost-mode smooth")

@@ -174,6 +174,10 @@ def read_hardware_file(path: str | Path) -> dict[str, Any]:
         fields = read_scalesim_cfg(path)
     else:
         raise ConfigError(f"hardware file {path}: expected a uboost .toml or a SCALE-Sim .cfg")
+    if fields.get("operating_points") is not None and "clock_hz" not in fields:
+        from uboost.hardware.operating import load_operating_points
+
+        fields["clock_hz"] = load_operating_points(fields["operating_points"]).points[-1].freq_hz  # the fastest point
     HardwareSpec(**{k: v for k, v in fields.items() if k not in _NOT_SPEC})
     return fields
 
