@@ -54,6 +54,58 @@ class UBoostLightningModule(DartsLightningModule):
         self.gumbel_temperature = gumbel_temperature
         self.sharpen = sharpen
         self._gumbel_modules: list | None = None
+        self._average_next_backward: list | None = None  # data-parallel: the gradients the next backward averages
+        self._parallel_params: dict | None = None
+
+    # -- data-parallel search (uboost.distributed): same alphas, weights and draws on every rank --
+    def setup(self, stage=None):
+        result = super().setup(stage)
+        from uboost.distributed.collectives import world
+
+        if world()[1] > 1:  # the task metrics differ per shard: mean over the ranks before logging
+            log = self.log
+
+            def synced_log(name, value, *args, **kwargs):
+                kwargs.setdefault("sync_dist", True)
+                return log(name, value, *args, **kwargs)
+
+            self.training_module.log = synced_log
+        return result
+
+    def on_fit_start(self):
+        from uboost.distributed.collectives import broadcast_state_
+
+        broadcast_state_(self)  # one copy of the weights and alphas, whatever each rank initialised
+        return super().on_fit_start()
+
+    def on_after_backward(self):
+        if self._average_next_backward is not None:
+            from uboost.distributed.collectives import average_gradients_
+
+            average_gradients_(self._average_next_backward)
+            self._average_next_backward = None
+        return super().on_after_backward()
+
+    def _averaged(self, kind: str) -> list | None:
+        """With more than one rank: the ``"arch"`` or ``"weights"`` parameters (found once) whose
+        gradients the next backward averages; ``None`` in a one-process search."""
+        from uboost.distributed.collectives import world
+
+        if world()[1] == 1:
+            return None
+        if self._parallel_params is None:
+            arch = self.arch_parameters()
+            ids = {id(p) for p in arch}
+            self._parallel_params = {"arch": arch, "weights": [p for p in self.parameters() if id(p) not in ids]}
+        return self._parallel_params[kind]
+
+    def _schedule_step(self, batch_idx: int) -> int:
+        """The global step of the schedules (Gumbel temperature, budget commit) as epoch x steps per
+        epoch + batch: a search resumed on another number of devices continues at the same fraction."""
+        per_epoch = self.trainer.num_training_batches
+        if isinstance(per_epoch, int) and per_epoch > 0:
+            return self.trainer.current_epoch * per_epoch + batch_idx
+        return self.trainer.fit_loop.total_batch_idx
 
     # -- RNG state in the checkpoint: a resumed search repeats the uninterrupted one ----------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -108,7 +160,7 @@ class UBoostLightningModule(DartsLightningModule):
         return self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
 
     def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
-        tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None and self.sharpen:  # the hardware term prices softmax(alpha / tau) (loss.py)
             self.hardware_loss.distribution_tau = tau
         if tau is not None:
@@ -135,7 +187,7 @@ class UBoostLightningModule(DartsLightningModule):
 
         arch_trains = self.architecture_trains()
         if arch_trains:
-            if self.commits_to_budget(self.trainer.fit_loop.total_batch_idx):  # re-solved every step: resumes exactly
+            if self.commits_to_budget(self._schedule_step(batch_idx)):  # re-solved every step: resumes exactly
                 self.log("hw/committed_latency_ms", self.hardware_loss.commit_to_budget().latency_ms)
             else:
                 self.hardware_loss.commit_indices = None
@@ -145,6 +197,7 @@ class UBoostLightningModule(DartsLightningModule):
             task = task["loss"] if isinstance(task, dict) else task
             terms = self.hardware_loss()
             arc_loss = task + terms.loss.to(task.dtype)
+            self._average_next_backward = self._averaged("arch")
             self.manual_backward(arc_loss)
             arc_optim.step()
             cost = terms.cost
@@ -180,9 +233,10 @@ class UBoostLightningModule(DartsLightningModule):
                 f"the training loss became {float(w_loss)} at epoch {self.trainer.current_epoch}, step {batch_idx}: "
                 "lower the learning rate or the latency weight"
             )
+        self._average_next_backward = self._averaged("weights")
         self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
         self.advance_lr_schedulers(batch_idx)
-        tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None:
             self.log("gumbel_tau", tau)
         if batch_idx % self.log_prob_every_n_step == 0:
