@@ -5,7 +5,8 @@ tiny space without batch norm (where N ranks at batch b equal one process at bat
 after every training step that alphas, weights, budget multiplier and sampled path are bitwise
 the same on every rank, audits what each process opens for writing under OUT, and writes
 ``REPORT_DIR/rank<R>.json``. ``UBOOST_TEST_PAUSE_EPOCH=E`` makes every rank write
-``REPORT_DIR/paused`` and sleep at the start of epoch E (a test then sends Ctrl-C).
+``REPORT_DIR/paused<R>`` and sleep after the first step of epoch E (a test then sends Ctrl-C or kills
+one); ``UBOOST_TEST_PAUSE_RANK=R`` pauses rank R only. Errors end as the CLI's one red line.
 """
 
 import json
@@ -41,6 +42,7 @@ from nni.nas.nn.pytorch import ModelSpace, MutableConv2d, MutableLinear  # noqa:
 from torch import nn  # noqa: E402
 
 from uboost.distributed import global_rank  # noqa: E402
+from uboost.exceptions import UBoostError  # noqa: E402
 from uboost.search import SearchConfig, run_search  # noqa: E402
 from uboost.search_spaces import register  # noqa: E402
 
@@ -79,8 +81,9 @@ class Check(pl.Callback):
 
         self.rank, self.size = world()
 
-    def on_train_epoch_start(self, trainer, module):
-        if str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_EPOCH"):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 1 and str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_EPOCH") and \
+                os.environ.get("UBOOST_TEST_PAUSE_RANK", str(self.rank)) == str(self.rank):
             (report_dir / f"paused{self.rank}").write_text(str(os.getpid()))
             time.sleep(120)  # a test sends Ctrl-C (SIGINT) now
 
@@ -104,7 +107,17 @@ class Check(pl.Callback):
 config = SearchConfig(**config_json)
 rank = global_rank(devices=config.devices, num_nodes=config.num_nodes)
 check = Check()
-result = run_search(config, out, resume=resume, force=not resume, callbacks=[check])
+try:
+    result = run_search(config, out, resume=resume, force=not resume, callbacks=[check])
+except UBoostError as exc:  # as the CLI: one red line, exit 1 (130 for Ctrl-C)
+    from uboost.cli._common import fail
+
+    try:
+        fail(str(exc), getattr(exc, "exit_code", 1))
+    except SystemExit:
+        raise
+    except Exception as done:  # typer.Exit
+        sys.exit(getattr(done, "exit_code", 1))
 report = {
     "rank": rank, "pid": os.getpid(), "world": check.size, "records": check.records, "arch": result.arch,
     "written": written, "seconds": result.seconds,

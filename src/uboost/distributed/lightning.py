@@ -42,3 +42,22 @@ def wait_for_children(trainer, timeout_s: float = 120.0) -> None:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             logger.warning("rank process %d did not exit within %.0f s", proc.pid, timeout_s)
+
+
+WORLD_KEY = "uboost_world_size"
+
+
+def rescale_progress(checkpoint: dict, saved_world: int, world: int) -> None:
+    """A checkpoint saved mid-epoch by ``saved_world`` ranks, resumed on ``world``: the batches
+    done in the epoch count in the new shard size (``done x saved_world / world``, rounded down:
+    a few samples seen again, none skipped). Lightning restores its loops after the module's
+    ``on_load_checkpoint``, which calls this."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    if not isinstance(progress, dict) or not isinstance(progress.get("current"), dict):
+        return
+    current = progress["current"]
+    for key, value in current.items():
+        if isinstance(value, int):
+            current[key] = value * saved_world // world
+    logger.info("checkpoint of %d ranks resumed on %d: %d batches of the epoch done", saved_world, world,
+                current.get("completed", 0))

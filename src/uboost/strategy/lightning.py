@@ -112,10 +112,19 @@ class UBoostLightningModule(DartsLightningModule):
         from uboost.strategy import rng
 
         checkpoint[rng.KEY] = rng.collect(self._generators)
+        from uboost.distributed.collectives import world
+        from uboost.distributed.lightning import WORLD_KEY
+
+        checkpoint[WORLD_KEY] = world()[1]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        from uboost.distributed.collectives import world
+        from uboost.distributed.lightning import WORLD_KEY, rescale_progress
         from uboost.strategy import rng
 
+        saved = checkpoint.get(WORLD_KEY, 1)
+        if saved != world()[1]:  # resumed on another number of devices
+            rescale_progress(checkpoint, saved, world()[1])
         if rng.KEY in checkpoint:  # older checkpoints resume as before (not bit-exact)
             rng.restore(checkpoint[rng.KEY], self._generators)
 

@@ -1,0 +1,52 @@
+"""Issue 25: the same command under torchrun, and launch settings refused in one line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.conftest import cli, one_line_error  # noqa: F401 - fixtures
+from tests.distributed.conftest import ROOT, TINY_CLI, environment, free_port
+
+
+def test_torchrun_starts_two_ranks_of_the_same_command(tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(free_port()), "-m", "uboost", "search", *TINY_CLI, "--epochs", "1", "--devices", "2",
+            "--out", str(out)]
+    done = subprocess.run(argv, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("search result:") == 1  # rank 1 prints nothing
+    for name in ("arch.json", "alphas.json", "result.json", "hardware.txt", "checkpoints/last.ckpt"):
+        assert (out / name).is_file(), name
+    assert not (out / ".lock").exists()
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--devices", "0"], ["devices must be a positive integer", "0"]),
+    (["--strategy", "fsdp"], ["unknown strategy 'fsdp'", "auto, ddp"]),
+    (["--precision", "8-bit"], ["unknown precision '8-bit'", "bf16-mixed"]),
+    (["--num-nodes", "2"], ["num_nodes=2 needs a launcher", "torchrun", "SLURM"]),
+    (["--accelerator", "gpu", "--devices", "2"], ["devices=2 but this machine has", "GPU"]),
+    (["--devices", "100000"], ["devices=100000 CPU processes", "cores"]),
+    (["--precision", "16-mixed"], ["16-mixed needs a GPU", "bf16-mixed"]),
+])
+def test_bad_launch_settings_are_one_line_and_write_nothing(cli, tmp_path, monkeypatch, flags, fragments):  # noqa: F811
+    for key in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE", "SLURM_NTASKS"):
+        monkeypatch.delenv(key, raising=False)
+    if "gpu" in flags:
+        import torch
+
+        if torch.cuda.device_count() >= 2:
+            pytest.skip("this machine has the GPUs")
+    out = tmp_path / "run"
+    one_line_error(cli("search", *TINY_CLI, "--accelerator", "cpu", *flags, "--out", out), *fragments)
+    assert not out.exists()
+
+
+def test_torchrun_world_size_must_match_devices(cli, tmp_path, monkeypatch):  # noqa: F811
+    for key, value in {"RANK": "0", "GROUP_RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "run"
+    one_line_error(cli("search", *TINY_CLI, "--devices", "1", "--out", out), "torchrun started 2 processes", "--devices 2")
+    assert not out.exists()
