@@ -153,7 +153,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
     from uboost.data import load_datasets
-    from uboost.distributed import LAUNCH_FIELDS
+    from uboost.distributed import LAUNCH_FIELDS, loader_options
     from uboost.distributed.lightning import trainer_kwargs, wait_for_children
     from uboost.strategy import UBoost, run_experiment
 
@@ -185,8 +185,8 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, generator=generator, **_loader_options(config))
-    test_loader = DataLoader(test, batch_size=config.batch_size, **_loader_options(config))
+    train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, generator=generator, **loader_options(config.accelerator, config.devices))
+    test_loader = DataLoader(test, batch_size=config.batch_size, **loader_options(config.accelerator, config.devices))
 
     ckpt_dir = out / runs.CHECKPOINTS
     from uboost.loggers import combine, run_csv_logger
@@ -284,17 +284,6 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
 
 
 _locked_search = runs.locked_run(_search)
-
-
-def _loader_options(config: SearchConfig) -> dict:
-    """Worker processes and pinned memory where they help: feeding a GPU. On the CPU the loaders
-    stay in-process (workers would compete with the search for the same cores)."""
-    import torch
-
-    if config.accelerator in ("cpu", "mps") or not torch.cuda.is_available():
-        return {}
-    return {"num_workers": min(4, max(1, (os.cpu_count() or 1) // max(1, config.devices))), "pin_memory": True,
-            "persistent_workers": True}
 
 
 @contextlib.contextmanager

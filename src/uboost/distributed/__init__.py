@@ -120,3 +120,14 @@ def collective_timeout_s() -> float:
     if not value > 0:
         raise ConfigError(f"{TIMEOUT_ENV} must be positive, got {text!r}")
     return value
+
+
+def loader_options(accelerator: str, devices: int) -> dict:
+    """DataLoader options where they help: worker processes and pinned memory to feed a GPU. On the
+    CPU the loaders stay in-process (workers would compete with training for the same cores)."""
+    import torch
+
+    if accelerator in ("cpu", "mps") or not torch.cuda.is_available():
+        return {}
+    return {"num_workers": min(4, max(1, (os.cpu_count() or 1) // max(1, devices))), "pin_memory": True,
+            "persistent_workers": True}
