@@ -13,7 +13,7 @@ from tests.distributed.conftest import TINY, error_lines
 def test_a_killed_rank_stops_the_others_in_bounded_time_with_one_line(tmp_path, launch):
     config = {**TINY, "epochs": 2, "batch_size": 16, "devices": 2}
     run = launch(tmp_path / "run", tmp_path / "report", config, env={"UBOOST_TEST_PAUSE_EPOCH": 0, "UBOOST_TEST_PAUSE_RANK": 1})
-    pid = int(run.wait_for("paused1", timeout=150).read_text())  # rank 1 sleeps; rank 0 waits in an all-reduce
+    pid = int(run.wait_for("paused1", timeout=300).read_text())  # rank 1 sleeps; rank 0 waits in an all-reduce
     os.kill(pid, signal.SIGKILL)
     started = time.monotonic()
     code, _, err = run.wait(timeout=60)
@@ -28,7 +28,7 @@ def _interrupt_at_epoch_1(launch, tmp_path, name, devices):
     config = {**TINY, "epochs": 2, "batch_size": 16, "devices": devices}
     run = launch(tmp_path / "run", tmp_path / name, config, env={"UBOOST_TEST_PAUSE_EPOCH": 1})
     for rank in range(devices):
-        run.wait_for(f"paused{rank}", timeout=150)
+        run.wait_for(f"paused{rank}", timeout=300)
     os.killpg(run.proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
     code, _, err = run.wait(timeout=60)
     assert code == 130, err[-3000:]
