@@ -65,7 +65,8 @@ class RankConsistency(pl.Callback):
     """Per step: ``{"step", "epoch", "alphas", "weights", "multiplier", "path"}`` (True = same on
     every rank) in :attr:`records`; :attr:`epoch_seconds` per epoch; :attr:`rank`, :attr:`size`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, check: bool = True) -> None:
+        self.check = check  # False: time epochs and steps only (no gathers)
         self.records: list[dict] = []
         self.epoch_seconds: list[float] = []
         self.step_seconds: list[float] = []
@@ -88,6 +89,8 @@ class RankConsistency(pl.Callback):
         from uboost.strategy.single_path import find_sampler
 
         self.step_seconds.append(time.perf_counter() - self._step_started)
+        if not self.check:
+            return
         device = module.hardware_loss.multiplier.device
         sampler = find_sampler(module.model)
         if sampler is not None:

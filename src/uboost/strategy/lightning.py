@@ -10,7 +10,7 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 from torch import optim
 
-from uboost.exceptions import SearchError
+from uboost.exceptions import ConfigError, SearchError
 from uboost.strategy.loss import HardwareLoss
 from uboost.strategy.single_path import log_sampled_cost
 
@@ -73,7 +73,13 @@ class UBoostLightningModule(DartsLightningModule):
         return result
 
     def on_fit_start(self):
+        from torch.nn.parallel import DistributedDataParallel
+
         from uboost.distributed.collectives import broadcast_state_
+
+        if isinstance(self.trainer.strategy.model, DistributedDataParallel):
+            raise ConfigError("UBoost averages its own gradients (two backward passes per step): give the trainer "
+                              "strategy=uboost.distributed.lightning.SearchDDPStrategy() instead of a DDP-wrapping one")
 
         broadcast_state_(self)  # one copy of the weights and alphas, whatever each rank initialised
         return super().on_fit_start()
