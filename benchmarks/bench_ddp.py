@@ -163,7 +163,7 @@ def syncs(args) -> None:
     per_step: list[int] = []
 
     def site() -> str:
-        for frame in reversed(traceback.extract_stack()[:-3]):
+        for frame in reversed(traceback.extract_stack()[:-2]):  # not site() and __torch_function__
             if "/uboost/" in frame.filename or "/nni/" in frame.filename or "/pytorch_lightning/" in frame.filename:
                 return f"{frame.filename.split('site-packages/')[-1].split('src/')[-1]}:{frame.lineno} {frame.name}"
         return "?"
