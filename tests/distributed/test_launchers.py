@@ -50,3 +50,14 @@ def test_torchrun_world_size_must_match_devices(cli, tmp_path, monkeypatch):  # 
     out = tmp_path / "run"
     one_line_error(cli("search", *TINY_CLI, "--devices", "1", "--out", out), "torchrun started 2 processes", "--devices 2")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_search_runs_on_the_cpu_and_is_stored(cli, tmp_path):  # noqa: F811
+    import json
+
+    out = tmp_path / "run"
+    result = cli("search", *TINY_CLI, "--epochs", "1", "--precision", "bf16-mixed", "--out", out)
+    assert result.code == 0, result.err
+    assert json.loads((out / "config.json").read_text())["precision"] == "bf16-mixed"
+    assert (out / "arch.json").is_file()
