@@ -153,7 +153,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
     from uboost.data import load_datasets
-    from uboost.distributed import LAUNCH_FIELDS, loader_options
+    from uboost.distributed import LAUNCH_FIELDS, loader_options, log_every_n_steps
     from uboost.distributed.lightning import trainer_kwargs, wait_for_children
     from uboost.strategy import UBoost, run_experiment
 
@@ -214,7 +214,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         enable_progress_bar=progress and rank_zero,
         enable_model_summary=False,
         logger=loggers,
-        log_every_n_steps=1,  # search steps are few and slow: every one is worth a row
+        log_every_n_steps=log_every_n_steps(config.accelerator),  # CPU: every step (few, slow); GPU: every 25th
         default_root_dir=str(out),
         num_sanity_val_steps=0,
         **trainer_kwargs(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,

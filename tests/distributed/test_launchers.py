@@ -52,7 +52,6 @@ def test_torchrun_world_size_must_match_devices(cli, tmp_path, monkeypatch):  # 
     assert not out.exists()
 
 
-@pytest.mark.slow
 def test_bf16_mixed_precision_search_runs_on_the_cpu_and_is_stored(cli, tmp_path):  # noqa: F811
     import json
 
@@ -61,3 +60,17 @@ def test_bf16_mixed_precision_search_runs_on_the_cpu_and_is_stored(cli, tmp_path
     assert result.code == 0, result.err
     assert json.loads((out / "config.json").read_text())["precision"] == "bf16-mixed"
     assert (out / "arch.json").is_file()
+
+
+def test_gpu_defaults_change_nothing_on_the_cpu(monkeypatch):
+    import torch
+
+    from uboost.distributed import loader_options, log_every_n_steps
+
+    for accelerator in ("cpu", "auto"):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        assert loader_options(accelerator, 2) == {} and log_every_n_steps(accelerator) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert loader_options("cpu", 8) == {} and log_every_n_steps("cpu") == 1
+    options = loader_options("gpu", 8)
+    assert options["pin_memory"] and options["num_workers"] >= 1 and log_every_n_steps("auto") == 25

@@ -122,12 +122,22 @@ def collective_timeout_s() -> float:
     return value
 
 
+def on_cuda(accelerator: str) -> bool:
+    import torch
+
+    return accelerator not in ("cpu", "mps") and torch.cuda.is_available()
+
+
+def log_every_n_steps(accelerator: str) -> int:
+    """Every search step logs a row on the CPU (steps are slow); on a GPU each logged row reads
+    every metric to the host, so the logger samples every 25th step (the progress bar still moves)."""
+    return 25 if on_cuda(accelerator) else 1
+
+
 def loader_options(accelerator: str, devices: int) -> dict:
     """DataLoader options where they help: worker processes and pinned memory to feed a GPU. On the
     CPU the loaders stay in-process (workers would compete with training for the same cores)."""
-    import torch
-
-    if accelerator in ("cpu", "mps") or not torch.cuda.is_available():
+    if not on_cuda(accelerator):
         return {}
     return {"num_workers": min(4, max(1, (os.cpu_count() or 1) // max(1, devices))), "pin_memory": True,
             "persistent_workers": True}
