@@ -74,3 +74,25 @@ def test_gpu_defaults_change_nothing_on_the_cpu(monkeypatch):
     assert loader_options("cpu", 8) == {} and log_every_n_steps("cpu") == 1
     options = loader_options("gpu", 8)
     assert options["pin_memory"] and options["num_workers"] >= 1 and log_every_n_steps("auto") == 25
+
+
+def _search_in_a_worker(out, queue):
+    from uboost.exceptions import ConfigError
+    from uboost.search import SearchConfig, run_search
+
+    try:
+        run_search(SearchConfig(space="lenet", dataset="digits", image_size=8, accelerator="cpu", devices=2), out)
+    except ConfigError as exc:
+        queue.put(str(exc))
+
+
+def test_a_multi_device_search_in_a_worker_process_is_refused(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_search_in_a_worker, args=(str(tmp_path / "run"), queue))
+    worker.start()
+    worker.join(120)
+    assert "in a worker process" in queue.get(timeout=5)
+    assert not (tmp_path / "run").exists()

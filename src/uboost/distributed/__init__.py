@@ -84,6 +84,12 @@ def is_rank_zero(config=None) -> bool:
 
 def check_launch(*, accelerator: str, devices: int, num_nodes: int, precision: str = "32-true") -> None:
     """Refuse, in one line and before anything is written, a launch this machine cannot run."""
+    import multiprocessing
+
+    external = torchrun_env() or slurm_env(devices, num_nodes) or "LOCAL_RANK" in os.environ
+    if devices > 1 and not external and multiprocessing.parent_process() is not None:
+        raise ConfigError(f"devices={devices} in a worker process (an Optuna trial?): Lightning starts the other ranks by "
+                          "re-running the command, which a worker cannot do; use devices=1 there, or torchrun")
     if num_nodes > 1 and not (torchrun_env() or slurm_env(devices, num_nodes) or manual_multinode_env()):
         raise ConfigError(f"num_nodes={num_nodes} needs a launcher on every node: torchrun (--nnodes {num_nodes}), "
                           f"SLURM (srun, {devices * num_nodes} tasks), or MASTER_ADDR, MASTER_PORT and NODE_RANK set")
