@@ -10,7 +10,8 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 from torch import optim
 
-from uboost.exceptions import ConfigError, SearchError
+from uboost.exceptions import SearchError
+from uboost.strategy.data_parallel import DataParallelSearch
 from uboost.strategy.loss import HardwareLoss
 from uboost.strategy.single_path import log_sampled_cost
 
@@ -21,7 +22,7 @@ def _inputs(batch):
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-class UBoostLightningModule(DartsLightningModule):
+class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
     """DARTS-style alternating steps with the hardware term in the architecture step.
 
     Unlike NNI's ``penalty=``, the hardware term is computed from the *tensor* probabilities
@@ -54,56 +55,6 @@ class UBoostLightningModule(DartsLightningModule):
         self.gumbel_temperature = gumbel_temperature
         self.sharpen = sharpen
         self._gumbel_modules: list | None = None
-        self._average_next_backward: list | None = None  # data-parallel: the gradients the next backward averages
-        self._parallel_params: dict | None = None
-
-    # -- data-parallel search (uboost.distributed): same alphas, weights and draws on every rank --
-    def setup(self, stage=None):
-        result = super().setup(stage)
-        from uboost.distributed.collectives import world
-
-        if world()[1] > 1:  # the task metrics differ per shard: mean over the ranks before logging
-            log = self.log
-
-            def synced_log(name, value, *args, **kwargs):
-                kwargs.setdefault("sync_dist", True)
-                return log(name, value, *args, **kwargs)
-
-            self.training_module.log = synced_log
-        return result
-
-    def on_fit_start(self):
-        from torch.nn.parallel import DistributedDataParallel
-
-        from uboost.distributed.collectives import broadcast_state_
-
-        if isinstance(self.trainer.strategy.model, DistributedDataParallel):
-            raise ConfigError("UBoost averages its own gradients (two backward passes per step): give the trainer "
-                              "strategy=uboost.distributed.lightning.SearchDDPStrategy() instead of a DDP-wrapping one")
-
-        broadcast_state_(self)  # one copy of the weights and alphas, whatever each rank initialised
-        return super().on_fit_start()
-
-    def on_after_backward(self):
-        if self._average_next_backward is not None:
-            from uboost.distributed.collectives import average_gradients_
-
-            average_gradients_(self._average_next_backward)
-            self._average_next_backward = None
-        return super().on_after_backward()
-
-    def _averaged(self, kind: str) -> list | None:
-        """With more than one rank: the ``"arch"`` or ``"weights"`` parameters (found once) whose
-        gradients the next backward averages; ``None`` in a one-process search."""
-        from uboost.distributed.collectives import world
-
-        if world()[1] == 1:
-            return None
-        if self._parallel_params is None:
-            arch = self.arch_parameters()
-            ids = {id(p) for p in arch}
-            self._parallel_params = {"arch": arch, "weights": [p for p in self.parameters() if id(p) not in ids]}
-        return self._parallel_params[kind]
 
     def _schedule_step(self, batch_idx: int) -> int:
         """The global step of the schedules (Gumbel temperature, budget commit) as epoch x steps per
@@ -118,19 +69,12 @@ class UBoostLightningModule(DartsLightningModule):
         from uboost.strategy import rng
 
         checkpoint[rng.KEY] = rng.collect(self._generators)
-        from uboost.distributed.collectives import world
-        from uboost.distributed.lightning import WORLD_KEY
-
-        checkpoint[WORLD_KEY] = world()[1]
+        super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        from uboost.distributed.collectives import world
-        from uboost.distributed.lightning import WORLD_KEY, rescale_progress
         from uboost.strategy import rng
 
-        saved = checkpoint.get(WORLD_KEY, 1)
-        if saved != world()[1]:  # resumed on another number of devices
-            rescale_progress(checkpoint, saved, world()[1])
+        super().on_load_checkpoint(checkpoint)
         if rng.KEY in checkpoint:  # older checkpoints resume as before (not bit-exact)
             rng.restore(checkpoint[rng.KEY], self._generators)
 
