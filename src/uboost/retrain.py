@@ -29,8 +29,12 @@ class RetrainConfig:
     augment: bool = True
     seed: int = 0
     accelerator: str = "auto"  # as Lightning: a GPU where there is one, else the CPU
-    devices: int = 1
     max_samples: int | None = None
+    # launch settings (uboost.distributed)
+    devices: int = 1  # devices per node, one process each (DDP when more than one)
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "onecycle"):
@@ -40,12 +44,9 @@ class RetrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
-        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
-            raise ConfigError(f"devices must be a positive integer, got {self.devices!r}")
-        if self.devices > 1:  # Lightning's DDP re-launches the command per rank: refuse it up front
-            raise ConfigError(f"devices={self.devices}: multi-device retraining is not supported yet (each DDP rank would re-run "
-                              "the command into the same run directory); use --devices 1")
+        from uboost.distributed import check_settings
 
+        check_settings(devices=self.devices, num_nodes=self.num_nodes, strategy=self.strategy, precision=self.precision)
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples}")
 
@@ -85,7 +86,7 @@ def _check_resume_network(path: Path, checkpoint: dict, module) -> None:
                           f"checkpoint, {want} here); retrain from scratch without --resume, or into another --out")
 
 
-def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict):
+def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *, sync_dist: bool = False):
     import pytorch_lightning as pl
     import torch
     import torch.nn.functional as F
@@ -104,15 +105,15 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict):
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise SearchError(f"retraining loss became {float(loss)} at epoch {self.current_epoch}: lower --lr")
-            self.log("train_loss", loss, prog_bar=True)
-            self.log("train_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+            self.log("train_loss", loss, prog_bar=True, sync_dist=sync_dist)
+            self.log("train_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, sync_dist=sync_dist)
             return loss
 
         def validation_step(self, batch, batch_idx):
             x, y = batch
             logits = self(x)
-            self.log("test_loss", F.cross_entropy(logits, y), prog_bar=True)
-            self.log("test_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+            self.log("test_loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=sync_dist)
+            self.log("test_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, sync_dist=sync_dist)
 
         def on_save_checkpoint(self, checkpoint: dict) -> None:  # what --resume must not silently change
             checkpoint[SETTINGS_KEY] = {k: getattr(config, k) for k in RESUME_SETTINGS}
@@ -184,22 +185,32 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {out} exists and is not a directory")
     root = runs.owner_root(out, run.root)
+    from uboost.distributed import check_launch, is_rank_zero
+
+    check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
+    if not is_rank_zero(config):  # another rank of a DDP retrain: never touches the output directory
+        return _retrain(source, run, config, out, root, search_config, progress, cost_model, resume, callbacks or [],
+                        extra_logger=logger, rank_zero=False)
     with runs.run_lock(root):
         return _retrain(source, run, config, out, root, search_config, progress, cost_model, resume, callbacks or [],
                         extra_logger=logger)
 
 
 def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_config, progress: bool, cost_model,
-             resume: bool, extra_callbacks: list, *, extra_logger=None) -> RetrainResult:
+             resume: bool, extra_callbacks: list, *, extra_logger=None, rank_zero: bool = True) -> RetrainResult:
     import pytorch_lightning as pl
     import torch
 
     from uboost.data import load_datasets, make_loaders
     from uboost.search import build_cost_model, build_space
 
+    from uboost.distributed import loader_options, uses_ddp
+    from uboost.distributed.lightning import trainer_kwargs, wait_for_children
+
     targets = [out.resolve() / name for name in OUTPUTS]
     owner = runs.retrain_owner(root, out)
-    runs.refuse_foreign(root, targets, owner)  # never overwrite a file uboost did not write, nor another output's
+    if rank_zero:
+        runs.refuse_foreign(root, targets, owner)  # never overwrite a file uboost did not write, nor another output's
     ckpt_dir = out / runs.CHECKPOINTS
     ckpt_path = checkpoint = None
     if resume:
@@ -220,38 +231,40 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     )
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))
-    train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed)
-    module = _module(network, config, max(1, len(train_loader)), run.arch)
+    workers = loader_options(config.accelerator, config.devices).get("num_workers", 0)
+    train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed, num_workers=workers)
+    parallel = uses_ddp(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy)
+    ranks = config.devices * config.num_nodes if parallel else 1  # Lightning shards the train set over them
+    module = _module(network, config, max(1, -(-len(train_loader) // ranks)), run.arch, sync_dist=parallel)
     if checkpoint is not None:
         _check_resume_network(ckpt_path, checkpoint, module)
-    runs.record(root, *targets, owner=owner)  # everything is validated: register, then write
-    new_dirs = [d for d in (ckpt_dir.resolve(), out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
-    runs.record(root, dirs=new_dirs)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:  # a fresh start must not leave an earlier retrain's checkpoint to resume later
-        for name in ("last.ckpt", "interrupted.ckpt"):
-            (ckpt_dir / name).unlink(missing_ok=True)
+    if rank_zero:
+        _prepare_out(root, out, targets, ckpt_dir, resume, owner)
     from uboost.checkpointing import atomic_checkpoint_io, checkpoint_callbacks
 
     callbacks = [*checkpoint_callbacks(ckpt_dir), *extra_callbacks]
-    if progress:
+    if progress and rank_zero:
         from pytorch_lightning.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
     from uboost.loggers import ROWS_KEY, combine, register_folders, rows_in_checkpoint, run_csv_logger
 
-    register_logged = register_folders(root, out, fresh=not resume, owner=owner)  # what --logger writes, listed for --force
+    # what --logger writes, listed for --force
+    register_logged = register_folders(root, out, fresh=not resume, owner=owner) if rank_zero else (lambda: None)
     callbacks.append(runs._registering_callback(register_logged))
-    csv_logger = run_csv_logger(out, resume=resume, keep_rows=(checkpoint or {}).get(ROWS_KEY))
+    csv_logger = run_csv_logger(out, resume=resume and rank_zero, keep_rows=(checkpoint or {}).get(ROWS_KEY))
     loggers = combine(csv_logger, extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
-    callbacks.append(rows_in_checkpoint(csv_logger))
-    for each in loggers:
+    if rank_zero:
+        callbacks.append(rows_in_checkpoint(csv_logger))
+    for each in loggers if rank_zero else ():
         each.log_hyperparams({**config.__dict__, "source": str(source)})
     trainer = pl.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices, logger=loggers,
-        enable_checkpointing=True, enable_progress_bar=progress, enable_model_summary=False,
+        max_epochs=config.epochs, accelerator=config.accelerator, logger=loggers,
+        enable_checkpointing=True, enable_progress_bar=progress and rank_zero, enable_model_summary=False,
         callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn", log_every_n_steps=10,
         plugins=[atomic_checkpoint_io()],
+        **trainer_kwargs(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
+                         precision=config.precision, search=False),
     )
     again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'} --resume"
     interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")
@@ -261,17 +274,52 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         if trainer.interrupted or trainer.state.status.value == "interrupted":
             raise interrupted from None
         raise
+    except Exception as exc:
+        from uboost.distributed.errors import as_rank_failure
+
+        raise as_rank_failure(exc, ckpt_dir) or exc
     finally:
         register_logged()
     if trainer.interrupted:
         raise interrupted
-    metrics = trainer.validate(module, test_loader, verbose=False)[0]
+    wait_for_children(trainer)
+    if parallel:  # the whole test set once, on each rank alone (a DistributedSampler would pad it with repeats)
+        test_acc = full_accuracy(network, test_loader, trainer.strategy.root_device)
+    else:
+        test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
     cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
     report = cost_model.evaluate(network.cpu(), input_shape)
-    result = RetrainResult(out=out, test_acc=float(metrics["test_acc"]), report=report, seconds=time.perf_counter() - started)
+    result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=time.perf_counter() - started)
+    if not rank_zero:
+        return result
     with atomic_path(out / "model.pt") as tmp:
         torch.save(network.state_dict(), tmp)
     write_json(out / "retrain.json", {**result.summary(), "config": config.__dict__, "source": str(source)})
     write_json(out / "hardware.json", report.to_dict())
     register_logged()
     return result
+
+
+def _prepare_out(root: Path, out: Path, targets: list[Path], ckpt_dir: Path, resume: bool, owner: str) -> None:
+    """Register what the retrain will write in the manifest (as ``owner``'s), then create ``out`` (rank 0 only)."""
+    runs.record(root, *targets, owner=owner)  # everything is validated: register, then write
+    new_dirs = [d for d in (ckpt_dir.resolve(), out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
+    runs.record(root, dirs=new_dirs)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:  # a fresh start must not leave an earlier retrain's checkpoint to resume later
+        for name in ("last.ckpt", "interrupted.ckpt"):
+            (ckpt_dir / name).unlink(missing_ok=True)
+
+
+def full_accuracy(network, loader, device) -> float:
+    """Top-1 accuracy of ``network`` on every sample of ``loader`` exactly once (no sampler padding)."""
+    import torch
+
+    network = network.to(device).eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            correct += int((network(x).argmax(1) == y).sum())
+            total += len(y)
+    return correct / max(1, total)

@@ -118,7 +118,6 @@ def _resumed_metrics_callback(path: Path):
     return ResumedMetrics()
 
 
-@runs.locked_run
 def run_search(
     config: SearchConfig,
     out: str | os.PathLike,
@@ -133,7 +132,23 @@ def run_search(
 
     Metrics go to a Lightning ``CSVLogger`` in the run directory (``metrics.csv``,
     ``hparams.yaml``); ``logger`` adds any Lightning logger (or a list of them) beside it.
+
+    With ``devices x num_nodes > 1`` (or ``strategy="ddp"``) the search is data-parallel
+    (:mod:`uboost.distributed`): every process runs this call, and only global rank 0 locks and
+    writes ``out``. On ``resume`` the launch settings (devices, nodes, strategy, precision) are
+    this call's, the rest is the run's stored config: a run resumes on another number of devices.
     """
+    from uboost.distributed import check_launch, is_rank_zero
+
+    check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
+    kwargs = dict(resume=resume, force=force, progress=progress, callbacks=callbacks, logger=logger)
+    if is_rank_zero(config):
+        return _locked_search(config, out, **kwargs)
+    return _search(config, out, rank_zero=False, **kwargs)
+
+
+def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: bool, callbacks: list | None, logger,
+            rank_zero: bool = True) -> SearchResult:
     from uboost._quiet import quiet_nni
 
     quiet_nni()  # before NNI and Lightning are imported: their import-time warnings are noise too
@@ -143,12 +158,16 @@ def run_search(
     from uboost.checkpointing import atomic_checkpoint_io, checkpoint_callbacks
 
     from uboost.data import load_datasets
+    from uboost.distributed import LAUNCH_FIELDS, loader_options, log_every_n_steps
+    from uboost.distributed.lightning import trainer_kwargs, wait_for_children
     from uboost.strategy import UBoost, run_experiment
 
-    out = runs.check_run_dir(out, resume=resume, force=force)  # refuse before anything is loaded or written
+    # refuse before anything is loaded or written (rank 0 only: the others never touch the directory)
+    out = runs.check_run_dir(out, resume=resume, force=force) if rank_zero else Path(out)
     ckpt_path = checkpoint = None
     if resume:
-        config = SearchConfig.from_dict(runs.read_json(out / runs.CONFIG, "run config"))
+        launch = {k: getattr(config, k) for k in LAUNCH_FIELDS}
+        config = SearchConfig.from_dict(runs.read_json(out / runs.CONFIG, "run config")).replace(**launch)
         ckpt_path = runs.latest_checkpoint(out)
         if ckpt_path is None:
             raise SearchError(f"no checkpoint in {out / runs.CHECKPOINTS} to resume from; start over with --force")
@@ -167,27 +186,27 @@ def run_search(
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))
         test = torch.utils.data.Subset(test, range(min(len(test), max(config.max_samples // 4, config.batch_size))))
-    if not resume:  # everything is validated: only now clear an earlier run (--force) and write
+    if rank_zero and not resume:  # everything is validated: only now clear an earlier run (--force) and write
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, generator=generator)
-    test_loader = DataLoader(test, batch_size=config.batch_size)
+    train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, generator=generator, **loader_options(config.accelerator, config.devices))
+    test_loader = DataLoader(test, batch_size=config.batch_size, **loader_options(config.accelerator, config.devices))
 
     ckpt_dir = out / runs.CHECKPOINTS
     from uboost.loggers import ROWS_KEY, combine, rows_in_checkpoint, run_csv_logger
 
-    csv_logger = run_csv_logger(out, resume=resume, keep_rows=(checkpoint or {}).get(ROWS_KEY))
+    csv_logger = run_csv_logger(out, resume=resume and rank_zero, keep_rows=(checkpoint or {}).get(ROWS_KEY))
     loggers = combine(csv_logger, logger)
-    for each in loggers:
+    for each in loggers if rank_zero else ():
         each.log_hyperparams(config.to_dict())
     trainer_callbacks = [
         *checkpoint_callbacks(ckpt_dir),
-        rows_in_checkpoint(csv_logger),
+        *([rows_in_checkpoint(csv_logger)] if rank_zero else []),
         _resumed_metrics_callback(out / runs.METRICS),
         *(callbacks or []),
     ]
-    if progress:
+    if progress and rank_zero:
         trainer_callbacks.append(_progress_bar())
     evaluator = Classification(
         train_dataloaders=train_loader,
@@ -197,15 +216,16 @@ def run_search(
         weight_decay=3e-4,
         max_epochs=config.epochs,
         accelerator=config.accelerator,
-        devices=config.devices,
         callbacks=trainer_callbacks,
-        enable_progress_bar=progress,
+        enable_progress_bar=progress and rank_zero,
         enable_model_summary=False,
         logger=loggers,
-        log_every_n_steps=1,  # search steps are few and slow: every one is worth a row
+        log_every_n_steps=log_every_n_steps(config.accelerator),  # CPU: every step (few, slow); GPU: every 25th
         default_root_dir=str(out),
         num_sanity_val_steps=0,
         plugins=[atomic_checkpoint_io()],
+        **trainer_kwargs(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
+                         precision=config.precision, search=True),
     )
     if ckpt_path is not None:
         evaluator.fit_kwargs["ckpt_path"] = str(ckpt_path)
@@ -233,18 +253,24 @@ def run_search(
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
-    try:
-        with _nni_home(out / runs.NNI):
-            arch = run_experiment(space, evaluator, strategy, workdir=out / runs.NNI)
-    except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
-        if trainer.interrupted or trainer.state.status.value == "interrupted":
-            raise interrupted from None
-        raise
+    with _nni_workdir(out, rank_zero) as workdir:
+        try:
+            with _nni_home(workdir):
+                arch = run_experiment(space, evaluator, strategy, workdir=workdir)
+        except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
+            if trainer.interrupted or trainer.state.status.value == "interrupted":
+                raise interrupted from None
+            raise
+        except Exception as exc:
+            from uboost.distributed.errors import as_rank_failure
+
+            raise as_rank_failure(exc, ckpt_dir) or exc
     if trainer.interrupted:
         raise interrupted
+    wait_for_children(trainer)
     seconds = time.perf_counter() - started
 
-    budget = _final_choices(out, strategy, arch, config)
+    budget = _final_choices(out, strategy, arch, config, write=rank_zero)
     arch = budget.pop("arch")
     fresh, _, _ = build_space(config)
     derived = runs.freeze_arch(fresh, arch)
@@ -265,11 +291,31 @@ def run_search(
         budget=budget,
         energy_ref_uj=strategy.energy_ref_uj,
     )
-    write_json(out / runs.ARCH, arch)
-    write_json(out / runs.HARDWARE, report.to_dict())
-    write_json(out / runs.RESULT, result.summary())
-    _plots(out, report)
+    if rank_zero:
+        write_json(out / runs.ARCH, arch)
+        write_json(out / runs.HARDWARE, report.to_dict())
+        write_json(out / runs.RESULT, result.summary())
+        _plots(out, report)
     return result
+
+
+_locked_search = runs.locked_run(_search)
+
+
+@contextlib.contextmanager
+def _nni_workdir(out: Path, rank_zero: bool):
+    """NNI's experiment files: ``OUT/nni`` on rank 0, a temporary folder removed afterwards elsewhere."""
+    if rank_zero:
+        yield out / runs.NNI
+        return
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="uboost-rank-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -306,8 +352,8 @@ def _check_checkpoint_matches(path: Path, checkpoint: dict, config: SearchConfig
             "start over with --force")
 
 
-def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dict[str, Any]:
-    """Write the final alphas and probabilities; with a budget, project the architecture onto it.
+def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, write: bool = True) -> dict[str, Any]:
+    """Write the final alphas and probabilities (``write``); with a budget, project the architecture onto it.
 
     Returns ``{"arch": the architecture to export, ...facts for result.json}``.
     """
@@ -319,9 +365,10 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
     facts: dict[str, Any] = {"arch": arch}
     if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
         return facts
-    write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
     tau = hardware_loss.distribution_tau  # the distribution the hardware term priced last: softmax(alpha / tau)
-    write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices, tau=tau))
+    if write:
+        write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
+        write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices, tau=tau))
     facts["distribution_tau"] = tau
     with torch.no_grad():
         expected = hardware_loss.expected_cost()

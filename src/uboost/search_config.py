@@ -65,7 +65,11 @@ class SearchConfig:
     data_split: float = 0.8
     seed: int = 0
     accelerator: str = "auto"  # as Lightning: a GPU where there is one, else the CPU
-    devices: int = 1
+    # launch settings (uboost.distributed): may differ when a run resumes
+    devices: int = 1  # devices per node, one process each
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto: DDP when devices x num_nodes > 1; ddp: always (also on one device)
+    precision: str = "32-true"  # Lightning's: 32-true | bf16-mixed | 16-mixed (GPU)
 
     def __post_init__(self) -> None:
         from uboost.hardware import parse_array
@@ -88,15 +92,15 @@ class SearchConfig:
             raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
         if self.operating_point == "auto" and self.operating_points is None:
             raise ConfigError("operating_point 'auto' needs an operating-point table: set operating_points (a preset or a TOML file)")
-        for name in ("epochs", "batch_size", "inference_batch", "devices"):
+        for name in ("epochs", "batch_size", "inference_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs < self.epochs:
             raise ConfigError(f"warmup_epochs must be an integer in [0, epochs) = [0, {self.epochs}), got {self.warmup_epochs!r}")
-        if self.devices > 1:  # Lightning's DDP re-launches the command per rank: refuse it up front
-            raise ConfigError(f"devices={self.devices}: multi-device search is not supported yet (each DDP rank would re-run "
-                              "the command into the same run directory); use --devices 1")
+        from uboost.distributed import check_settings
+
+        check_settings(devices=self.devices, num_nodes=self.num_nodes, strategy=self.strategy, precision=self.precision)
         for name in ("learning_rate", "arch_lr", "temperature", "clock_hz"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

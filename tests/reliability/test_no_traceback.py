@@ -50,12 +50,12 @@ def test_messages_with_brackets_are_printed_verbatim(cli, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["search", "retrain"])
-def test_multi_device_is_refused_in_one_line_before_anything_is_written(cli, run_copy, tmp_path, command):
+def test_zero_devices_is_refused_in_one_line_before_anything_is_written(cli, run_copy, tmp_path, command):
     if command == "search":
-        result = cli("search", *TINY, "--devices", "2", "--out", tmp_path / "ddp")
+        result = cli("search", *TINY, "--devices", "0", "--out", tmp_path / "ddp")
         assert not (tmp_path / "ddp").exists()
     else:
         before = tree(run_copy)
-        result = cli("retrain", run_copy, "--devices", "2", "--epochs", "1")
+        result = cli("retrain", run_copy, "--devices", "0", "--epochs", "1")
         assert tree(run_copy) == before
-    one_line_error(result, "devices=2", "--devices 1")
+    one_line_error(result, "devices must be a positive integer", "0")

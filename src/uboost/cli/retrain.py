@@ -27,7 +27,10 @@ def retrain(
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
     out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/retrain]")] = None,
     accelerator: Annotated[str, Opt(help="auto | cpu | gpu | mps (auto: a GPU where there is one)")] = "auto",
-    devices: Annotated[int, Opt(help="number of devices")] = 1,
+    devices: Annotated[int, Opt(help="devices per node, one process each (DDP when more than one)")] = 1,
+    num_nodes: Annotated[int, Opt("--num-nodes", help="nodes (under torchrun, SLURM or MASTER_ADDR/NODE_RANK)")] = 1,
+    strategy: Annotated[str, Opt(help="auto | ddp (auto: DDP on more than one device)")] = "auto",
+    precision: Annotated[str, Opt(help="32-true | bf16-mixed | 16-mixed (GPU)")] = "32-true",
     resume: Annotated[bool, Flag("--resume", help="continue an interrupted retrain from its last checkpoint")] = False,
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
 ) -> None:
@@ -39,6 +42,7 @@ def retrain(
     cfg = RetrainConfig(
         dataset=dataset, data_dir=data_dir, download=download, epochs=epochs, batch_size=batch_size,
         learning_rate=lr, schedule=schedule, seed=seed, accelerator=accelerator, devices=devices, max_samples=max_samples,
+        num_nodes=num_nodes, strategy=strategy, precision=precision,
     )
     artifacts = load_run(run)
     search_cfg = SearchConfig.from_dict(artifacts.config) if artifacts.config else None
@@ -53,6 +57,10 @@ def retrain(
     target = out if out is not None else artifacts.root / "retrain"
     result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
                          logger=create_logger(logger, target))
+    from uboost.distributed import is_rank_zero
+
+    if not is_rank_zero(cfg):  # the other ranks of a DDP retrain print nothing
+        return
     from rich.table import Table
 
     s = result.summary()

@@ -3,6 +3,7 @@
 Each command is its own module: ``uboost retrain --help`` does not evaluate search's defaults."""
 
 # No `from __future__ import annotations`: typer would eval every option's string annotation at start-up.
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -108,7 +109,10 @@ def search(
     resume: Annotated[bool, Flag("--resume", help="continue an interrupted run in --out")] = False,
     force: Annotated[bool, Flag("--force", help="start over in a non-empty --out (removes only what uboost wrote there)")] = False,
     accelerator: Annotated[Optional[str], Opt(help=f"auto | cpu | gpu | mps (auto: a GPU where there is one) {D('accelerator')}")] = None,
-    devices: Annotated[Optional[int], Opt(help=f"number of devices {D('devices')}")] = None,
+    devices: Annotated[Optional[int], Opt(help=f"devices per node, one process each (DDP when more than one) {D('devices')}")] = None,
+    num_nodes: Annotated[Optional[int], Opt("--num-nodes", help=f"nodes (under torchrun, SLURM or MASTER_ADDR/NODE_RANK) {D('num_nodes')}")] = None,
+    strategy: Annotated[Optional[str], Opt(help=f"auto | ddp (auto: DDP on more than one device) {D('strategy')}")] = None,
+    precision: Annotated[Optional[str], Opt(help=f"32-true | bf16-mixed | 16-mixed (GPU) {D('precision')}")] = None,
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
@@ -127,6 +131,7 @@ def search(
         budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
+        num_nodes=num_nodes, strategy=strategy, precision=precision,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     if download:
@@ -146,9 +151,13 @@ def search(
     values["space_options"] = space_options  # over the space's own defaults (SearchConfig merges them)
     cfg = SearchConfig.from_dict(values)
     run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
+    from uboost.distributed import LAUNCH_FIELDS, check_launch, is_rank_zero
+
+    check_launch(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=cfg.precision)
     if resume:
-        _refuse_changed_settings(run_dir, given)
-    if not resume:
+        _refuse_changed_settings(run_dir, {k: v for k, v in given.items() if k not in LAUNCH_FIELDS})
+    rank_zero = is_rank_zero(cfg)  # the other ranks of a DDP run print nothing and never touch the run directory
+    if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
             f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g}"
@@ -158,11 +167,13 @@ def search(
     from uboost.runs import run_lock, write_layer_table
 
     extra_logger = create_logger(logger, run_dir)  # an unknown or missing logger fails before anything is written
-    with run_lock(run_dir):  # held until hardware.txt is written too
+    with run_lock(run_dir) if rank_zero else contextlib.nullcontext():  # held until hardware.txt is written too
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
         except KeyboardInterrupt:
             raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
+        if not rank_zero:
+            return
         write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
     from rich.table import Table
 

@@ -11,6 +11,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 from torch import optim
 
 from uboost.exceptions import SearchError
+from uboost.strategy.data_parallel import DataParallelSearch
 from uboost.strategy.loss import HardwareLoss
 from uboost.strategy.single_path import log_sampled_cost
 
@@ -21,7 +22,7 @@ def _inputs(batch):
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-class UBoostLightningModule(DartsLightningModule):
+class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
     """DARTS-style alternating steps with the hardware term in the architecture step.
 
     Unlike NNI's ``penalty=``, the hardware term is computed from the *tensor* probabilities
@@ -55,15 +56,25 @@ class UBoostLightningModule(DartsLightningModule):
         self.sharpen = sharpen
         self._gumbel_modules: list | None = None
 
+    def _schedule_step(self, batch_idx: int) -> int:
+        """The global step of the schedules (Gumbel temperature, budget commit) as epoch x steps per
+        epoch + batch: a search resumed on another number of devices continues at the same fraction."""
+        per_epoch = self.trainer.num_training_batches
+        if isinstance(per_epoch, int) and per_epoch > 0:
+            return self.trainer.current_epoch * per_epoch + batch_idx
+        return self.trainer.fit_loop.total_batch_idx
+
     # -- RNG state in the checkpoint: a resumed search repeats the uninterrupted one ----------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from uboost.strategy import rng
 
         checkpoint[rng.KEY] = rng.collect(self._generators)
+        super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         from uboost.strategy import rng
 
+        super().on_load_checkpoint(checkpoint)
         if rng.KEY in checkpoint:  # older checkpoints resume as before (not bit-exact)
             rng.restore(checkpoint[rng.KEY], self._generators)
 
@@ -108,7 +119,7 @@ class UBoostLightningModule(DartsLightningModule):
         return self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
 
     def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
-        tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None and self.sharpen:  # the hardware term prices softmax(alpha / tau) (loss.py)
             self.hardware_loss.distribution_tau = tau
         if tau is not None:
@@ -137,7 +148,7 @@ class UBoostLightningModule(DartsLightningModule):
 
         arch_trains = self.architecture_trains()
         if arch_trains:
-            if self.commits_to_budget(self.trainer.fit_loop.total_batch_idx):  # re-solved every step: resumes exactly
+            if self.commits_to_budget(self._schedule_step(batch_idx)):  # re-solved every step: resumes exactly
                 committed = self.hardware_loss.commit_to_budget()
                 self.log("hw/committed_latency_ms", committed.latency_ms)
                 if committed.energy_uj is not None:
@@ -150,6 +161,7 @@ class UBoostLightningModule(DartsLightningModule):
             task = task["loss"] if isinstance(task, dict) else task
             terms = self.hardware_loss()
             arc_loss = task + terms.loss.to(task.dtype)
+            self._average_next_backward = self._averaged("arch")
             self.manual_backward(arc_loss)
             arc_optim.step()
             cost = terms.cost
@@ -195,9 +207,10 @@ class UBoostLightningModule(DartsLightningModule):
                 f"the training loss became {float(w_loss)} at epoch {self.trainer.current_epoch}, step {batch_idx}: "
                 "lower the learning rate or the latency weight"
             )
+        self._average_next_backward = self._averaged("weights")
         self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
         self.advance_lr_schedulers(batch_idx)
-        tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
+        tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None:
             self.log("gumbel_tau", tau)
         if batch_idx % self.log_prob_every_n_step == 0:

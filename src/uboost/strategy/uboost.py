@@ -220,15 +220,18 @@ class UBoost(DARTS):
         weights_part, arch_part = random_split(loader.dataset, [n_weights, n - n_weights], generator=generator)
 
         def clone(dataset, part):
+            from uboost.distributed.collectives import ShardSampler
+
+            generator = self._loader_generators[part]  # one process: as shuffle=True; DDP: sharded (ShardSampler)
             return DataLoader(
                 dataset,
                 batch_size=loader.batch_size,
-                shuffle=True,
+                sampler=ShardSampler(dataset, seed=self.seed + (1 if part == "train" else 2), generator=generator),
                 num_workers=loader.num_workers,
                 collate_fn=loader.collate_fn,
                 pin_memory=loader.pin_memory,
                 drop_last=loader.drop_last,
-                generator=self._loader_generators[part],
+                generator=generator,
             )
 
         return {"train": clone(weights_part, "train"), "val": clone(arch_part, "val")}

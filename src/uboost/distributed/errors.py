@@ -1,0 +1,33 @@
+"""A rank that died or hung, as one line (the others stop at the collective timeout at the latest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from uboost.exceptions import SearchError
+
+_SIGNS = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout", "gloo", "nccl",
+          "peer", "socket", "store")
+
+
+class RankFailure(SearchError):
+    """Another process of a data-parallel run stopped (killed, crashed or unreachable)."""
+
+
+def as_rank_failure(exc: BaseException, ckpt_dir: Path | None = None) -> RankFailure | None:
+    """``exc`` as a :class:`RankFailure` when it is a failed collective of a multi-process run, else ``None``."""
+    import torch.distributed as dist
+
+    from uboost.distributed.collectives import world
+
+    if isinstance(exc, SearchError):
+        return None
+    rank, size = world()
+    known = tuple(t for t in (getattr(dist, "DistError", None),) if t is not None)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if size == 1 and not isinstance(exc, known):
+        return None
+    if not (isinstance(exc, known) or any(sign in text.lower() for sign in _SIGNS)):
+        return None
+    where = f"; the last checkpoint is in {ckpt_dir}, continue with --resume" if ckpt_dir is not None else ""
+    return RankFailure(f"rank {rank} of {size}: another process of the run stopped ({text[:160]}){where}")

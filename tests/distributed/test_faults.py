@@ -1,0 +1,56 @@
+"""Issue 25: a rank killed with -9, Ctrl-C on every rank, and resuming on another number of devices."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.distributed.conftest import TINY, error_lines
+
+
+def test_a_killed_rank_stops_the_others_in_bounded_time_with_one_line(tmp_path, launch):
+    config = {**TINY, "epochs": 2, "batch_size": 16, "devices": 2}
+    run = launch(tmp_path / "run", tmp_path / "report", config, env={"UBOOST_TEST_PAUSE_EPOCH": 0, "UBOOST_TEST_PAUSE_RANK": 1})
+    pid = int(run.wait_for("paused1", timeout=300).read_text())  # rank 1 sleeps; rank 0 waits in an all-reduce
+    os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    code, _, err = run.wait(timeout=60)
+    assert time.monotonic() - started < 45
+    assert code == 1, err[-3000:]
+    lines = error_lines(err)
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert "rank 0 of 2: another process of the run stopped" in lines[0] and "--resume" in lines[0]
+
+
+def _interrupt_at_epoch_1(launch, tmp_path, name, devices):
+    config = {**TINY, "epochs": 2, "batch_size": 16, "devices": devices}
+    run = launch(tmp_path / "run", tmp_path / name, config, env={"UBOOST_TEST_PAUSE_EPOCH": 1})
+    for rank in range(devices):
+        run.wait_for(f"paused{rank}", timeout=300)
+    os.killpg(run.proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+    code, _, err = run.wait(timeout=60)
+    assert code == 130, err[-3000:]
+    lines = error_lines(err)
+    assert len(lines) == 1 and "interrupted" in lines[0] and "--resume" in lines[0], err[-3000:]
+    assert (run.out / "checkpoints" / "interrupted.ckpt").is_file()
+    assert not (run.out / "arch.json").exists()
+    return config
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("before, after", [(2, 1), (1, 2)])
+def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_devices(tmp_path, launch, before, after):
+    config = _interrupt_at_epoch_1(launch, tmp_path, "first", before)
+    resumed = launch(tmp_path / "run", tmp_path / "second", {**config, "devices": after}, resume=True)
+    code, _, err = resumed.wait(timeout=180)
+    assert code == 0, err[-3000:]
+    records = resumed.rank(0)["records"]
+    assert records and {r["epoch"] for r in records} == {1}  # epoch 0 is not repeated
+    # one step of epoch 1 was done on `before` devices: that share of the epoch is done on `after` too
+    steps_before, steps_after = 128 // 16 // before, 128 // 16 // after
+    assert len(records) == steps_after - 1 * steps_after // steps_before
+    assert all(r["alphas"] and r["weights"] and r["path"] for r in records)
+    assert json.loads((resumed.out / "config.json").read_text())["devices"] == before  # the stored settings stay
+    assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
