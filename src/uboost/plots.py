@@ -40,6 +40,27 @@ def utilization_per_layer(path: str | os.PathLike, layer_names: Sequence[str], s
     plt.close(fig)
 
 
+def energy_per_layer(path: str | os.PathLike, layer_names: Sequence[str], parts: Mapping[str, Sequence[float]], title: str) -> None:
+    """Stacked bars of per-layer energy in uJ, one bar per layer and one stacked segment per part
+    (``mac``, ``sram``, ``dram``, ``leakage``)."""
+    plt = _pyplot()
+    n = len(layer_names)
+    fig, ax = plt.subplots(figsize=(max(6, 0.28 * n + 2), 4))
+    bottom = [0.0] * n
+    for label, values in parts.items():
+        ax.bar(range(n), list(values), 0.8, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(layer_names, rotation=90, fontsize=7)
+    ax.set_ylabel("energy (µJ)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
 def panels(path: str | os.PathLike, panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
            xlabel: str, title: str, vlines: Sequence[float] = ()) -> None:
     """One panel per y unit (its label, e.g. ``latency (µs)``), several labelled curves in each,

@@ -23,13 +23,20 @@ def human(n: float) -> str:
     return f"{n:.0f}" if float(n).is_integer() else f"{n:.2f}"
 
 
-def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost]) -> Table:
-    """Per-layer MACs, cycles and utilization of one network on one or more arrays."""
+def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:
+    """Per-layer MACs, cycles, utilization and energy (uJ) of one network on one or more arrays.
+
+    With ``detail`` (the default) one report also gets the words moved (SRAM and DRAM) and the
+    energy split into MAC, SRAM, DRAM and leakage; otherwise, or with several reports, the total
+    energy per array.
+    """
     from rich.table import Table
 
     first = reports[0]
+    single = len(reports) == 1 and detail
     table = Table(
-        title=f"{label}{' @ ' + 'x'.join(map(str, shape)) if shape else ''}, batch {first.spec.batch_size}, {first.model}, {first.spec.dataflow}",
+        title=f"{label}{' @ ' + 'x'.join(map(str, shape)) if shape else ''}, batch {first.spec.batch_size}, {first.model}, "
+        f"{first.spec.dataflow}, {first.spec.energy.name} at {first.spec.voltage:g} V",
         show_footer=True,
     )
     table.add_column("layer", footer="total", style="cyan", no_wrap=True)
@@ -38,12 +45,54 @@ def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost]) 
     for r in reports:
         table.add_column(f"cycles\n{r.spec.array}", justify="right", footer=human(r.cycles), no_wrap=True)
         table.add_column(f"util\n{r.spec.array}", justify="right", footer=f"{100 * r.utilization:.1f}%", no_wrap=True)
+        if not single:
+            table.add_column(f"uJ\n{r.spec.array}", justify="right", footer=_uj(r.energy_uj), no_wrap=True)
+    if single:
+        words = first.words
+        table.add_column("SRAM\nwords", justify="right", footer=human(_sram_words(words)), no_wrap=True)
+        table.add_column("DRAM\nwords", justify="right", footer=human(_dram_words(words)), no_wrap=True)
+        parts = first.energy_breakdown_uj
+        for key, head in ENERGY_COLUMNS:
+            table.add_column(f"{head}\nuJ", justify="right", footer=_uj(parts.get(key, 0.0)), no_wrap=True)
+        table.add_column("energy\nuJ", justify="right", footer=_uj(first.energy_uj), no_wrap=True)
     for i, layer in enumerate(first.layers):
         row = [layer.layer.name, layer.layer.shape_text, human(layer.macs)]
         for r in reports:
             row += [human(r.layers[i].cycles), f"{100 * r.layers[i].utilization:.1f}%"]
+            if not single:
+                row.append(_uj(r.layers[i].total_energy_uj))
+        if single:
+            row += [human(_sram_words(layer.words)), human(_dram_words(layer.words))]
+            row += [_uj(layer.energy_uj.get(key, 0.0)) for key, _ in ENERGY_COLUMNS]
+            row.append(_uj(layer.total_energy_uj))
         table.add_row(*row)
     return table
+
+
+ENERGY_COLUMNS = (("mac", "MAC"), ("sram", "SRAM"), ("dram", "DRAM"), ("leakage", "leak"))
+
+
+def _uj(value: float) -> str:
+    return f"{value:.3g}" if value < 1000 else human(value)
+
+
+def _sram_words(words: dict[str, float]) -> float:
+    return sum(v for k, v in words.items() if "_sram_" in k)
+
+
+def _dram_words(words: dict[str, float]) -> float:
+    return sum(v for k, v in words.items() if "_dram_" in k)
+
+
+def energy_summary(report: NetworkCost) -> str:
+    """One line: energy (with its split), EDP and average power of a report."""
+    parts = report.energy_breakdown_uj
+    total = report.energy_uj or 1.0
+    split = ", ".join(f"{head} {100 * parts.get(key, 0.0) / total:.0f}%" for key, head in ENERGY_COLUMNS)
+    return (
+        f"{report.energy_uj:.4g} uJ ({split}), EDP {report.edp_uj_ms:.4g} uJ*ms, {report.power_mw:.4g} mW "
+        f"at {report.spec.clock_hz / 1e6:g} MHz, {report.spec.voltage:g} V ({report.spec.energy.name})"
+    )
 
 
 def write_layer_table(path: str | os.PathLike, report: NetworkCost, label: str) -> None:

@@ -108,3 +108,14 @@ class CostModelContract:
             expected_util = report.macs / (model.spec.pes * report.cycles)
             assert math.isclose(report.utilization, expected_util)
             assert 0 < report.utilization <= 1 + 1e-9
+
+    def test_energy_is_positive_and_matches_the_report(self) -> None:
+        table = LayerTable.from_shapes(CONTRACT_LAYERS)
+        for model in self._models():
+            parts = model.energy_breakdown_pj(table)
+            assert set(parts) == {"mac", "sram", "dram", "leakage"}
+            energy = model.energy_pj(table)
+            assert torch.isfinite(energy).all() and (energy > 0).all(), f"{model!r}: energy must be positive"
+            report = model.evaluate(CONTRACT_LAYERS)
+            assert math.isclose(report.energy_uj, float(energy.sum()) * 1e-6, rel_tol=1e-9)
+            assert math.isclose(report.power_mw, report.energy_uj / report.latency_ms)

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "retrain": ("uboost.cli.retrain", "retrain",
                 "Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."),
     "profile": ("uboost.cli.profile", "profile",
-                "Per-layer MACs, cycles and utilization of a network on one or more systolic arrays."),
+                "Per-layer MACs, cycles, utilization, words moved and energy of a network on one or more systolic arrays."),
     "spaces": ("uboost.cli.listings", "spaces", "List the registered search spaces."),
     "tune": ("uboost.cli.tune", "tune", "Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search."),
     "frontier": ("uboost.cli.frontier", "frontier",

@@ -37,17 +37,29 @@ def profile(
     clock_hz: Annotated[Optional[float], typer.Option("--clock-hz", help="array clock for latency [default: a run's own, else 1e9]")] = None,
     sram_kb: Annotated[Optional[int], typer.Option("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: a run's own, else unbounded]")] = None,
     dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: a run's own, else unbounded]")] = None,
+    dram_bw_gbps: Annotated[Optional[float], typer.Option("--dram-bw-gbps", help="DRAM bandwidth in GB/s per port (words per cycle at the clock) [default: unbounded]")] = None,
+    energy: Annotated[str, typer.Option("--energy", help="energy table: a preset (horowitz45, eyeriss65, gemmini16) or a TOML file")] = "horowitz45",
+    voltage: Annotated[Optional[float], typer.Option("--voltage", help="supply voltage in V [default: the operating point's, else the table's reference]")] = None,
+    operating_points: Annotated[Optional[str], typer.Option("--operating-points", help="DVFS table (rk3576-npu, rk356x-gpu or a TOML file): latency, energy and EDP per point")] = None,
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
+    energy_plot: Annotated[Optional[Path], typer.Option("--energy-plot", help="write a PNG of per-layer energy (stacked MAC, SRAM, DRAM, leakage)")] = None,
 ) -> None:
-    """Per-layer MACs, cycles and utilization of a network on one or more systolic arrays."""
+    """Per-layer MACs, cycles, utilization, words moved and energy of a network on one or more systolic arrays."""
     import dataclasses
 
     from uboost.hardware import HardwareSpec, extract_layers, parse_array, resolve
+    from uboost.hardware.energy import resolve_energy
+    from uboost.hardware.operating import at_point, load_operating_points
     from uboost.networks import load_network_or_run
-    from uboost.tables import layer_table
+    from uboost.tables import energy_summary, layer_table
 
+    for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
+        _check_png(name, path)
+    table = resolve_energy(energy)
+    points = load_operating_points(operating_points) if operating_points is not None else None
+    clock = clock_hz if clock_hz is not None else (points.points[-1].freq_hz if points is not None else None)
     loaded = load_network_or_run(model)
     shape = parse_shape(input) if input else loaded.input_shape
     if shape is None:
@@ -55,11 +67,12 @@ def profile(
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
-    given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words)
+    given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock, sram_kb=sram_kb, dram_bw_words=dram_bw_words,
+                 dram_bw_gbps=dram_bw_gbps, voltage_v=voltage)
     base = run.hardware_spec() if run is not None else HardwareSpec(rows=128, cols=128)
     cost_model = cost_model or (run.cost_model if run is not None else "systolic")
     specs = [
-        dataclasses.replace(base, rows=r, cols=c, **{k: v for k, v in given.items() if v is not None})
+        dataclasses.replace(base, rows=r, cols=c, energy=table, operating_points=points, **{k: v for k, v in given.items() if v is not None})
         for r, c in (parse_array(a) for a in unique(array or [base.array]))
     ]
     layers = extract_layers(loaded.module, shape)
@@ -67,31 +80,99 @@ def profile(
     with simulation_progress(f"SCALE-Sim {model}") as progress:  # drawn only if a model simulates
         extra.update(model_options(cost_model, progress))
         reports = [resolve(cost_model, spec=spec, **extra).evaluate(layers) for spec in specs]
+        sweeps = []
+        if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
+            sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
     if as_json:
         from uboost.io import dumps_json
 
-        typer.echo(dumps_json({"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}))
+        data = {"model": loaded.label, "input_shape": list(shape), "reports": [r.to_dict() for r in reports]}
+        if points is not None:
+            data["operating_points"] = [_sweep_dict(spec, sweep) for spec, sweep in zip(specs, sweeps)]
+        typer.echo(dumps_json(data))
     else:
-        console.print(layer_table(loaded.label, shape, reports))
+        console.print(layer_table(loaded.label, shape, reports, detail=console.width >= 140))
         for r in reports:
             console.print(
                 f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {r.latency_ms:.4f} ms "
-                f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%"
+                f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}"
             )
+        for spec, sweep in zip(specs, sweeps):
+            console.print(_sweep_table(loaded.label, spec, sweep))
     if plot is not None:
-        from uboost.exceptions import RunDirError
         from uboost.plots import utilization_per_layer
 
-        if plot.is_dir():
-            raise RunDirError(f"--plot {plot} is a directory; give a file name, e.g. {plot / 'utilization.png'}")
-        try:
-            utilization_per_layer(
-                plot,
-                [l.name for l in layers],
-                {f"{r.spec.array} {r.spec.dataflow}": [l.utilization for l in r.layers] for r in reports},
-                title=f"{loaded.label}: utilization per layer ({cost_model})",
-            )
-        except OSError as exc:
-            raise RunDirError(f"cannot write {plot}: {exc.strerror or exc}") from None
-        if not as_json:
-            console.print(f"wrote {plot}")
+        _write_png(plot, lambda: utilization_per_layer(
+            plot,
+            [l.name for l in layers],
+            {f"{r.spec.array} {r.spec.dataflow}": [l.utilization for l in r.layers] for r in reports},
+            title=f"{loaded.label}: utilization per layer ({cost_model})",
+        ), quiet=as_json)
+    if energy_plot is not None:
+        from uboost.plots import energy_per_layer
+        from uboost.tables import ENERGY_COLUMNS
+
+        first = reports[0]
+        _write_png(energy_plot, lambda: energy_per_layer(
+            energy_plot,
+            [l.name for l in layers],
+            {head: [l.energy_uj[key] for l in first.layers] for key, head in ENERGY_COLUMNS},
+            title=f"{loaded.label}: energy per layer, {first.spec.array} {first.spec.dataflow} ({first.spec.energy.name}, "
+            f"{first.spec.clock_hz / 1e6:g} MHz, {first.spec.voltage:g} V)",
+        ), quiet=as_json)
+
+
+def _check_png(option: str, path: Path | None) -> None:
+    from uboost.exceptions import RunDirError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / 'plot.png'}")
+    if not path.parent.is_dir():
+        raise RunDirError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
+def _write_png(path: Path, write, *, quiet: bool) -> None:
+    from uboost.exceptions import RunDirError
+
+    try:
+        write()
+    except OSError as exc:
+        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not quiet:
+        console.print(f"wrote {path}")
+
+
+def _least(sweep) -> int:
+    return min(range(len(sweep)), key=lambda i: sweep[i].energy_uj)
+
+
+def _sweep_dict(spec, sweep) -> dict:
+    best = _least(sweep)
+    return {
+        "array": spec.array,
+        "dataflow": spec.dataflow,
+        "points": [
+            {"freq_hz": r.spec.clock_hz, "voltage_v": r.spec.voltage, "cycles": r.cycles, "latency_ms": r.latency_ms,
+             "energy_uj": r.energy_uj, "energy_breakdown_uj": r.energy_breakdown_uj, "edp_uj_ms": r.edp_uj_ms,
+             "power_mw": r.power_mw, "least_energy": i == best}
+            for i, r in enumerate(sweep)
+        ],
+    }
+
+
+def _sweep_table(label: str, spec, sweep):
+    from rich.table import Table
+
+    best = _least(sweep)
+    table = Table(title=f"{label} on {spec.array} {spec.dataflow} per operating point ({spec.energy.name}, {spec.operating_points.name or 'table'})")
+    for head in ("MHz", "mV", "latency ms", "energy uJ", "EDP uJ*ms", "power mW", ""):
+        table.add_column(head, justify="right" if head else "left")
+    for i, r in enumerate(sweep):
+        table.add_row(
+            f"{r.spec.clock_hz / 1e6:g}", f"{r.spec.voltage * 1e3:g}", f"{r.latency_ms:.4g}", f"{r.energy_uj:.4g}",
+            f"{r.edp_uj_ms:.4g}", f"{r.power_mw:.4g}", "<- least energy" if i == best else "",
+            style="bold green" if i == best else None,
+        )
+    return table

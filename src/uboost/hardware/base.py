@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -40,11 +40,17 @@ class LayerCost:
     macs: float
     utilization: float
     latency_ms: float
+    words: dict[str, float] = field(default_factory=dict)  # uboost.hardware.access.ACCESS_KEYS -> words
+    energy_uj: dict[str, float] = field(default_factory=dict)  # mac, sram, dram, leakage -> uJ
+
+    @property
+    def total_energy_uj(self) -> float:
+        return float(sum(self.energy_uj.values()))
 
 
 @dataclass(frozen=True)
 class NetworkCost:
-    """Per-layer and total cost of a network on one accelerator."""
+    """Per-layer and total cost of a network on one accelerator: cycles, words moved and energy."""
 
     model: str
     spec: HardwareSpec
@@ -67,16 +73,48 @@ class NetworkCost:
         """Total MACs over the MACs the array could do in the total cycles (not a mean of ratios)."""
         return self.macs / (self.spec.pes * self.cycles) if self.cycles > 0 else 0.0
 
+    @property
+    def words(self) -> dict[str, float]:
+        """Words moved per memory level and operand, summed over the layers."""
+        keys = self.layers[0].words if self.layers else {}
+        return {k: float(sum(l.words[k] for l in self.layers)) for k in keys}
+
+    @property
+    def energy_breakdown_uj(self) -> dict[str, float]:
+        """Energy in uJ per part (``mac``, ``sram``, ``dram``, ``leakage``), summed over the layers."""
+        keys = self.layers[0].energy_uj if self.layers else {}
+        return {k: float(sum(l.energy_uj[k] for l in self.layers)) for k in keys}
+
+    @property
+    def energy_uj(self) -> float:
+        return float(sum(l.total_energy_uj for l in self.layers))
+
+    @property
+    def edp_uj_ms(self) -> float:
+        """Energy-delay product: energy (uJ) x latency (ms)."""
+        return self.energy_uj * self.latency_ms
+
+    @property
+    def power_mw(self) -> float:
+        """Average power over the inference, energy / latency (uJ / ms = mW); 0 for an empty network."""
+        return self.energy_uj / self.latency_ms if self.latency_ms > 0 else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "cost_model": self.model,
-            "hardware": {**self.spec.__dict__},
+            "hardware": self.spec.to_dict(),
             "total": {
                 "cycles": self.cycles,
                 "latency_ms": self.latency_ms,
                 "macs": self.macs,
                 "utilization": self.utilization,
                 "layers": len(self.layers),
+                "words": self.words,
+                "energy_uj": self.energy_uj,
+                "energy_breakdown_uj": self.energy_breakdown_uj,
+                "edp_uj_ms": self.edp_uj_ms,
+                "power_mw": self.power_mw,
+                "voltage_v": self.spec.voltage,
             },
             "layers": [
                 {
@@ -85,6 +123,8 @@ class NetworkCost:
                     "macs": l.macs,
                     "utilization": l.utilization,
                     "latency_ms": l.latency_ms,
+                    "words": l.words,
+                    "energy_uj": {**l.energy_uj, "total": l.total_energy_uj},
                 }
                 for l in self.layers
             ],
@@ -138,6 +178,55 @@ class CostModel(abc.ABC):
     def latency_ms(self, cycles: torch.Tensor) -> torch.Tensor:
         return cycles * (1e3 / self.spec.clock_hz)
 
+    def accesses(
+        self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Words every layer moves per memory level (:func:`uboost.hardware.access.access_counts`)."""
+        from uboost.hardware.access import access_counts  # access.py builds on this module's Ceil
+
+        return access_counts(self.spec, layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+
+    def energy_breakdown_pj(
+        self,
+        layers: LayerTable,
+        *,
+        in_channels: torch.Tensor | None = None,
+        out_channels: torch.Tensor | None = None,
+        temperature: float | None = None,
+        w_bits: torch.Tensor | float | None = None,
+        a_bits: torch.Tensor | float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energy of every layer in pJ, keyed ``mac``, ``sram``, ``dram``, ``leakage``
+        (:func:`uboost.hardware.energy.energy_breakdown`; leakage over this model's cycles at ``clock_hz``).
+        Bits: ``w_bits``/``a_bits``, else the table's ``w_bits``/``a_bits`` columns if it has them, else ``spec.bits``."""
+        from uboost.hardware.energy import energy_breakdown
+
+        channels = dict(in_channels=in_channels, out_channels=out_channels)
+        return energy_breakdown(
+            self.spec,
+            self.accesses(layers, **channels, temperature=temperature),
+            self.macs(layers, **channels),
+            self.cycles(layers, **channels, temperature=temperature),
+            w_bits=w_bits if w_bits is not None else getattr(layers, "w_bits", None),
+            a_bits=a_bits if a_bits is not None else getattr(layers, "a_bits", None),
+        )
+
+    def energy_pj(
+        self,
+        layers: LayerTable,
+        *,
+        in_channels: torch.Tensor | None = None,
+        out_channels: torch.Tensor | None = None,
+        temperature: float | None = None,
+        w_bits: torch.Tensor | float | None = None,
+        a_bits: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Total energy of every layer in pJ, a ``(len(layers),)`` tensor (the sum of :meth:`energy_breakdown_pj`)."""
+        parts = self.energy_breakdown_pj(
+            layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature, w_bits=w_bits, a_bits=a_bits
+        )
+        return parts["mac"] + parts["sram"] + parts["dram"] + parts["leakage"]
+
     def evaluate(self, network: nn.Module | Sequence[LayerShape], input_shape: Sequence[int] | None = None) -> NetworkCost:
         """Exact per-layer report for a module (traced at ``input_shape``) or a list of layer shapes."""
         if isinstance(network, nn.Module):
@@ -148,10 +237,16 @@ class CostModel(abc.ABC):
             shapes = list(network)
         if not shapes:
             return NetworkCost(self.name, self.spec, ())
+        from uboost.hardware.energy import energy_breakdown
+
         table = LayerTable.from_shapes(shapes)
         with torch.no_grad():
-            cycles = self.cycles(table).tolist()
-            macs = self.macs(table).tolist()
+            cycles_t, macs_t = self.cycles(table), self.macs(table)
+            words_t = self.accesses(table)
+            parts_t = energy_breakdown(self.spec, words_t, macs_t, cycles_t)
+            cycles, macs = cycles_t.tolist(), macs_t.tolist()
+            words = {k: v.tolist() for k, v in words_t.items()}
+            energy = {k: (v * 1e-6).tolist() for k, v in parts_t.items()}  # pJ -> uJ
         rows = tuple(
             LayerCost(
                 layer=s,
@@ -159,8 +254,10 @@ class CostModel(abc.ABC):
                 macs=m,
                 utilization=m / (self.spec.pes * c) if c > 0 else 0.0,
                 latency_ms=c / self.spec.clock_hz * 1e3,
+                words={k: v[i] for k, v in words.items()},
+                energy_uj={k: v[i] for k, v in energy.items()},
             )
-            for s, c, m in zip(shapes, cycles, macs)
+            for i, (s, c, m) in enumerate(zip(shapes, cycles, macs))
         )
         return NetworkCost(self.name, self.spec, rows)
 

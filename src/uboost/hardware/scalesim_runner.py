@@ -174,9 +174,9 @@ def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
             "depthwise": bool(layer.depthwise),
         }
     if spec.memory_bound:
-        bw = spec.dram_bw_words
+        bw = spec.dram_words_per_cycle
         if float(bw) != int(bw):
-            raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got dram_bw_words={bw:g}")
+            raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got {bw:g}")
         roomy = math.ceil(2 * max(m * k, k * n, m * n) / 1024) + 1  # an unbounded buffer: its operand fits twice
         sram = tuple(kb if kb is not None else roomy for kb in spec.buffer_kb)
         job = Job(spec.rows, spec.cols, spec.dataflow, "USER", sram, int(bw), tuple(sorted(topology.items())))

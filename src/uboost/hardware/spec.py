@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from uboost.exceptions import ConfigError
 
@@ -29,7 +30,16 @@ class HardwareSpec:
     bandwidth in words per cycle per port. ``None`` means unbounded, and a spec is
     :attr:`memory_bound` only when it has a bandwidth and at least one sized buffer; otherwise
     reads never stall and every model prices compute only (SCALE-Sim's ``CALC`` mode: today's
-    numbers, unchanged).
+    numbers, unchanged). ``dram_bw_gbps`` gives the bandwidth in GB/s instead (not both): it is
+    ``dram_bw_gbps * 1e9 / (bits / 8) / clock_hz`` words per cycle (:attr:`dram_words_per_cycle`),
+    so a faster clock gets fewer words per cycle and stalls more.
+
+    **Energy and operating point** (:mod:`uboost.hardware.energy`, :mod:`uboost.hardware.operating`):
+    ``energy`` is an energy-table preset name, a TOML file or an ``EnergyTable`` (stored as the
+    table); ``operating_points`` an optional DVFS table (preset name, TOML file or
+    ``OperatingPoints``); ``voltage_v`` the supply. Unset, the voltage is the table point's that
+    runs ``clock_hz`` (:meth:`OperatingPoints.voltage_at`), or without a table the energy table's
+    ``v_ref``. Cycles and latency do not depend on them.
     """
 
     rows: int = 128
@@ -44,6 +54,10 @@ class HardwareSpec:
     filter_sram_kb: int | None = None
     ofmap_sram_kb: int | None = None
     dram_bw_words: float | None = None
+    dram_bw_gbps: float | None = None
+    voltage_v: float | None = None
+    energy: Any = "horowitz45"
+    operating_points: Any = None
 
     def __post_init__(self) -> None:
         for field in ("rows", "cols", "batch_size", "bits"):
@@ -60,11 +74,51 @@ class HardwareSpec:
             value = getattr(self, field)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{field} must be a positive whole number of kB (or unset for unbounded), got {value!r}")
-        value = self.dram_bw_words
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
-        ):
-            raise ConfigError(f"dram_bw_words must be a positive finite number of words per cycle (or unset), got {value!r}")
+        for field, unit in (("dram_bw_words", "words per cycle"), ("dram_bw_gbps", "GB/s"), ("voltage_v", "volts")):
+            value = getattr(self, field)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+            ):
+                raise ConfigError(f"{field} must be a positive finite number of {unit} (or unset), got {value!r}")
+        if self.dram_bw_words is not None and self.dram_bw_gbps is not None:
+            raise ConfigError("give the DRAM bandwidth once: dram_bw_words (per cycle) or dram_bw_gbps, not both")
+        from uboost.hardware.energy import resolve_energy
+        from uboost.hardware.operating import load_operating_points
+
+        object.__setattr__(self, "energy", resolve_energy(self.energy))
+        if self.operating_points is not None:
+            object.__setattr__(self, "operating_points", load_operating_points(self.operating_points))
+            if self.voltage_v is None:
+                self.operating_points.voltage_at(self.clock_hz)  # the clock must be in the table's range
+
+    @property
+    def energy_table(self):
+        """The :class:`~uboost.hardware.energy.EnergyTable` energy is priced with."""
+        return self.energy
+
+    @property
+    def voltage(self) -> float:
+        """Supply voltage: ``voltage_v``, else the operating point's at ``clock_hz``, else the table's ``v_ref``."""
+        if self.voltage_v is not None:
+            return float(self.voltage_v)
+        if self.operating_points is not None:
+            return self.operating_points.voltage_at(self.clock_hz)
+        return self.energy.v_ref
+
+    @property
+    def dram_words_per_cycle(self) -> float | None:
+        """DRAM bandwidth per port in words per array cycle (``None``: unbounded)."""
+        if self.dram_bw_gbps is not None:
+            return self.dram_bw_gbps * 1e9 * 8 / self.bits / self.clock_hz
+        return None if self.dram_bw_words is None else float(self.dram_bw_words)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (the energy table as its fields, the DVFS table as [f, V] pairs) plus the voltage."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["energy"] = self.energy.to_dict()
+        out["operating_points"] = None if self.operating_points is None else self.operating_points.to_list()
+        out["voltage"] = self.voltage
+        return out
 
     @property
     def buffer_kb(self) -> tuple[int | None, int | None, int | None]:
@@ -77,7 +131,7 @@ class HardwareSpec:
     @property
     def memory_bound(self) -> bool:
         """True when DRAM bandwidth and at least one SRAM size are finite (reads can stall)."""
-        return self.dram_bw_words is not None and any(kb is not None for kb in self.buffer_kb)
+        return self.dram_words_per_cycle is not None and any(kb is not None for kb in self.buffer_kb)
 
     @property
     def memory_text(self) -> str:
@@ -86,6 +140,8 @@ class HardwareSpec:
             return "unbounded memory"
         sizes = {kb for kb in self.buffer_kb}
         sram = f"{sizes.pop()} kB" if len(sizes) == 1 else "/".join("-" if kb is None else str(kb) for kb in self.buffer_kb) + " kB"
+        if self.dram_bw_gbps is not None:
+            return f"{sram} SRAM, {self.dram_bw_gbps:g} GB/s"
         return f"{sram} SRAM, {self.dram_bw_words:g} words/cycle"
 
     @property

@@ -117,13 +117,14 @@ class MemorySystolicArray(CostModel):
         writes = torch.zeros_like(reads)
         if ofmap_kb is not None:
             words = (1.0 if flow == "os" else row_folds) * m * n  # WS/IS write partial sums once per row fold
-            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * float(spec.dram_bw_words))
+            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
         return reads, writes
 
     def _chunk_cycles(self, kb: int) -> float:
-        """DRAM cycles of one prefetch: half a buffer at ``dram_bw_words`` per cycle, plus one."""
+        """DRAM cycles of one prefetch: half a buffer at ``dram_words_per_cycle`` (``dram_bw_words``, or
+        ``dram_bw_gbps`` at the clock: stalls grow with the clock), plus one."""
         half = kb * WORDS_PER_KB // 2
-        return math.ceil(half / float(self.spec.dram_bw_words)) + 1.0
+        return math.ceil(half / self.spec.dram_words_per_cycle) + 1.0
 
 
 # Weight of a fold boundary's full circle per dataflow and read operand, and how the two read ports,
