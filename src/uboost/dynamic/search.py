@@ -108,7 +108,9 @@ def _optuna(confidence, correct, costs, options, n_points, fits, trials, out: Pa
     from uboost.tuning.storage import resolve_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.NSGAIISampler(seed=seed, constraints_func=lambda t: [t.user_attrs.get("over_ms", 0.0)])
+    legacy = not hasattr(optuna.trial.Trial, "set_constraint")  # Optuna < 5: constraints through a function
+    extra = {"constraints_func": lambda t: [t.user_attrs.get("over_ms", 0.0)]} if legacy else {}
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, **extra)
     study = optuna.create_study(storage=resolve_storage(out / "study.journal", out), study_name=STUDY_NAME, sampler=sampler,
                                 directions=["maximize", "minimize", "minimize"], load_if_exists=True)
 
@@ -116,7 +118,10 @@ def _optuna(confidence, correct, costs, options, n_points, fits, trials, out: Pa
         thresholds = [trial.suggest_categorical(f"threshold_{j}", o) for j, o in enumerate(options)]
         p = trial.suggest_int("point", 0, n_points - 1)
         row = evaluate(thresholds, p, confidence, correct, costs)
-        trial.set_user_attr("over_ms", 0.0 if fits(row) else row["worst_latency_ms"])
+        over = 0.0 if fits(row) else row["worst_latency_ms"]
+        trial.set_user_attr("over_ms", over)
+        if not legacy:
+            trial.set_constraint("worst_latency_over_ms", over)
         return row["accuracy"], row["expected_energy_uj"], row["expected_latency_ms"]
 
     study.optimize(objective, n_trials=trials)
