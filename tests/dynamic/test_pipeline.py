@@ -46,6 +46,14 @@ def test_thresholds_never_see_the_test_data(retrained_run, tmp_path, monkeypatch
     assert summary["pareto"] and all("test_accuracy" in p for p in summary["pareto"])
     files = sorted(p.name for p in (tmp_path / "exits" / "points").iterdir())
     assert files == [f"p{i:02d}.json" for i in range(len(summary["pareto"]))]
+    # a written point reloads as a dynamic network that reproduces its measured test accuracy and shares
+    from uboost.dynamic.pipeline import measure
+    from uboost.dynamic.pipeline_io import load_dynamic
+
+    point = summary["pareto"][-1]
+    network = load_dynamic(tmp_path / "exits", tmp_path / "exits" / "points" / files[-1])
+    accuracy, shares = measure(network, test, network.thresholds, 64)
+    assert accuracy == pytest.approx(point["test_accuracy"]) and shares == pytest.approx(point["test_shares"])
 
 
 def test_exits_and_switch_commands(retrained_run, tmp_path, cli):

@@ -213,14 +213,32 @@ def calibrate(prepared: Prepared, fit, validation, *, study_dir: Path | None = N
     return Calibrated(network, costs, found, pareto(found), losses)
 
 
-def score_on_test(calibrated: Calibrated, test, batch_size: int) -> None:
-    """Add ``test_*`` metrics (accuracy, shares, expected costs) to every Pareto point."""
-    from uboost.dynamic.search import evaluate
+def measure(network, dataset, thresholds, batch_size: int) -> tuple[float, list[float]]:
+    """Test accuracy and the exit shares *measured* by running the dynamic network itself."""
+    import torch
+    from torch.utils.data import DataLoader
 
-    confidence, correct = scores(calibrated.network, test, batch_size)
+    network.set_thresholds(thresholds)
+    network.eval()
+    right, counts, total = 0, torch.zeros(network.exits + 1), 0
+    with torch.no_grad():
+        for x, y in DataLoader(dataset, batch_size=batch_size):
+            logits, taken = network.forward_with_exits(x)
+            right += int((logits.argmax(1) == y).sum())
+            counts += torch.bincount(taken, minlength=network.exits + 1)
+            total += len(y)
+    return right / max(1, total), (counts / max(1, total)).tolist()
+
+
+def score_on_test(calibrated: Calibrated, test, batch_size: int) -> None:
+    """Add ``test_*`` metrics to every Pareto point: accuracy and exit shares measured with the
+    dynamic network on the test set, and the expected costs at those shares."""
     for point in calibrated.front:
-        row = evaluate(point["thresholds"], point["point"], confidence, correct, calibrated.costs)
-        point.update({f"test_{k}": row[k] for k in ("accuracy", "shares", "expected_latency_ms", "expected_energy_uj")})
+        accuracy, shares = measure(calibrated.network, test, point["thresholds"], batch_size)
+        kept = [t is not None for t in point["thresholds"]]
+        latency, energy = calibrated.costs.expected(shares, kept, point["point"])
+        point.update(test_accuracy=accuracy, test_shares=shares, test_expected_latency_ms=latency, test_expected_energy_uj=energy)
+    calibrated.network.set_thresholds([None] * calibrated.network.exits)
 
 
 def static_rows(calibrated: Calibrated, confidence, correct) -> list[dict]:

@@ -84,3 +84,30 @@ def _plot(path: Path, front: list[dict], static: list[dict], root, owner) -> boo
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return True
+
+
+def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None = None):
+    """The dynamic network ``uboost exits`` trained (``OUT/heads.pt`` on its run's retrained model),
+    with the thresholds of ``policy`` (a policy file such as ``OUT/points/p03.json``; default: none kept)."""
+    from uboost.dynamic.heads import build_heads
+    from uboost.dynamic.model import DynamicNetwork
+    from uboost.dynamic.pipeline import ExitsConfig, _num_classes, prepare
+    from uboost.dynamic.segments import SegmentedBackbone
+    from uboost.exceptions import RunDirError
+
+    root = Path(exits_dir)
+    summary = runs.read_json(root / "exits.json", "exits summary")
+    saved = runs.safe_load(root / "heads.pt", "exit heads")
+    positions = list(saved.get("positions", [])) if isinstance(saved, dict) else []
+    if not positions:
+        raise RunDirError(f"{root / 'heads.pt'} holds no exit heads")
+    prepared = prepare(summary["run"], ExitsConfig(positions=tuple(positions)), out=root)
+    heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=int(saved["head_width"]))
+    heads.load_state_dict(saved["state_dict"])
+    network = DynamicNetwork(SegmentedBackbone(prepared.module, positions), heads).eval()
+    if policy is not None:
+        policy = policy if isinstance(policy, ExitPolicy) else ExitPolicy.load(policy)
+        if list(policy.positions) != positions:
+            raise RunDirError(f"the policy's exits {list(policy.positions)} are not these heads' {positions}")
+        network.set_thresholds(policy.thresholds)
+    return network
