@@ -99,7 +99,7 @@ def _train_distill(network, loader, epochs, lr, temperature, alpha, seed) -> lis
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
         losses.append(total / len(data))
         logger.info("exit heads epoch %d: loss %.4f", len(losses), losses[-1])
     network.eval()
@@ -121,7 +121,7 @@ def _train_joint(network, loader, epochs, lr, temperature, alpha, seed) -> list[
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total, count = total + float(loss) * len(y), count + len(y)
+            total, count = total + float(loss.detach()) * len(y), count + len(y)
         losses.append(total / max(1, count))
     network.eval()
     return losses
