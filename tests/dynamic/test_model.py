@@ -114,3 +114,20 @@ def test_onnx_graph_reproduces_the_decisions(tmp_path):
         logits, expected = network.forward_with_exits(x)
     assert taken.tolist() == expected.tolist()
     assert preds.tolist() == logits.argmax(1).tolist()
+
+
+def test_distillation_leaves_the_backbone_untouched_joint_training_does_not():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from uboost.dynamic.training import train_heads
+
+    data = DataLoader(TensorDataset(torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))), batch_size=16)
+    for mode, changes in (("distill", False), ("joint", True)):
+        network, net = dynamic()
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        heads_before = [p.clone() for p in network.heads.parameters()]
+        losses = train_heads(network, data, mode=mode, epochs=2, learning_rate=0.05)
+        assert len(losses) == 2 and all(l > 0 for l in losses)
+        moved = any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+        assert moved == changes, mode
+        assert any(not torch.equal(a, b) for a, b in zip(heads_before, network.heads.parameters()))

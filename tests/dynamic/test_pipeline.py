@@ -81,6 +81,8 @@ def test_bad_input_is_one_line_and_writes_nothing(retrained_run, tmp_path, cli):
     one_line_error(cli("exits", retrained_run, "--positions", "7", "--out", out), "index 7 does not exist")
     one_line_error(cli("exits", retrained_run, "--thresholds", "0.5,1.5", "--out", out), "[0, 1]")
     one_line_error(cli("exits", retrained_run, "--operating-points", "nope", "--out", out), "nope")
+    one_line_error(cli("exits", retrained_run, "--max-worst-latency-ms", "1e-9", "--out", out), "without exits already needs")
+    one_line_error(cli("exits", retrained_run, "--max-worst-latency-ms", "-1", "--out", out), "positive")
     assert not out.exists() and not (retrained_run / "exits").exists()
     empty = tmp_path / "frontier"
     empty.mkdir()

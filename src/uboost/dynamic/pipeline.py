@@ -241,6 +241,23 @@ def score_on_test(calibrated: Calibrated, test, batch_size: int) -> None:
     calibrated.network.set_thresholds([None] * calibrated.network.exits)
 
 
+def check_bound(prepared: Prepared) -> None:
+    """Refuse, before any training or file, a worst-case latency bound that even the network without exits misses."""
+    from uboost.dynamic.pricing import price_exits
+
+    bound = prepared.config.max_worst_latency_ms
+    if bound is None:
+        return
+    network = build_network(prepared)
+    costs = price_exits(network.backbone.graph_module, network.heads, prepared.input_shape, network.backbone.positions,
+                        [p.feature_shape for p in prepared.positions], cost_model=prepared.search_config.cost_model,
+                        spec=prepared.spec, points=prepared.points)
+    fastest = min(costs.worst([False] * costs.exits, p)[0] for p in range(len(costs.freq_hz)))
+    if fastest > bound * (1 + 1e-12):
+        raise ConfigError(f"--max-worst-latency-ms {bound:g}: the network without exits already needs {fastest:.6g} ms "
+                          "at the fastest operating point")
+
+
 def static_rows(calibrated: Calibrated, confidence, correct) -> list[dict]:
     """The network without exits at every operating point (the reference a policy is compared with)."""
     from uboost.dynamic.search import evaluate
@@ -256,6 +273,7 @@ def run_exits(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.Path
     ``OUT/pareto.png`` (when matplotlib is there) and, with ``onnx``, ``OUT/dynamic.onnx``."""
     prepared = prepared or prepare(run, config, out=out)
     out = prepared.out
+    check_bound(prepared)
     with runs.run_lock(prepared.owner_root):
         fit, validation, test = load_data(prepared)
         runs.record(prepared.owner_root, dirs=[d for d in (out.resolve(), (out / POINTS).resolve())
