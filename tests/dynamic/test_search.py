@@ -67,6 +67,8 @@ def test_optuna_study_is_resumable(tmp_path):
     assert len(again) == 10  # the second call continued the stored study
     for a in pareto(again):
         assert not any(dominates(b, a) for b in again)
+    with pytest.raises(ConfigError, match="other exits, thresholds or operating points"):
+        search_policies(confidence, correct, costs, grid=(0.5, 0.8), method="optuna", trials=1, out=tmp_path)
 
 
 def test_bad_thresholds_and_policies():

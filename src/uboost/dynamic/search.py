@@ -9,8 +9,10 @@ costs on the kept exits and the point, so a candidate costs one vectorised :func
 ``exact`` enumerates the whole grid (``(len(grid) + 1) ** K x P`` candidates) and is the default
 while that is at most ``EXACT_LIMIT``; ``optuna`` runs a seeded NSGA-II study (HADAS's inner loop)
 whose storage is a journal file in the output directory, so a second call continues it and
-several processes may share it, as ``uboost tune`` does. Either way :func:`pareto` keeps the
-non-dominated points.
+several processes may share it, as ``uboost tune`` does. The points returned are every stored
+trial's parameters scored again on the caller's data (the heads of this call), and a study is only
+continued with the same exits, threshold grid and operating points. Either way :func:`pareto`
+keeps the non-dominated points.
 """
 
 from __future__ import annotations
@@ -113,6 +115,14 @@ def _optuna(confidence, correct, costs, options, n_points, fits, trials, out: Pa
     sampler = optuna.samplers.NSGAIISampler(seed=seed, **extra)
     study = optuna.create_study(storage=resolve_storage(out / "study.journal", out), study_name=STUDY_NAME, sampler=sampler,
                                 directions=["maximize", "minimize", "minimize"], load_if_exists=True)
+    space = {"options": [[None if t is None else float(t) for t in o] for o in options], "points": costs.freq_hz.tolist(),
+             "positions": list(costs.positions)}
+    stored = study.user_attrs.get("space")
+    if stored is None:
+        study.set_user_attr("space", space)
+    elif stored != space:
+        raise ConfigError(f"the exits study in {out} searched other exits, thresholds or operating points; "
+                          "repeat those settings to continue it, or use another --out")
 
     def objective(trial):
         thresholds = [trial.suggest_categorical(f"threshold_{j}", o) for j, o in enumerate(options)]
