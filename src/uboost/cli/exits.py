@@ -54,7 +54,8 @@ def exits(
         _print_positions(run, listing(run))
         return
     prepared = prepare(run, config, out=out)
-    summary = run_exits(run, config, prepared=prepared, onnx=onnx)
+    with console.status(f"training {len(prepared.positions)} exit heads ({training}), searching policies on validation data"):
+        summary = run_exits(run, config, prepared=prepared, onnx=onnx)
     console.print(_table(summary))
     static = max(summary["static_test"], key=lambda r: r["freq_hz"])
     console.print(f"static network at {static['freq_hz'] / 1e6:g} MHz: test accuracy {100 * static['accuracy']:.1f}%, "
