@@ -86,7 +86,8 @@ def report(results: list[dict]) -> str:
     lines = []
     for space in dict.fromkeys(r["space"] for r in results):
         runs = [r for r in results if r["space"] == space]
-        lines.append(f"\n{space} on digits 8x8, {len(runs)} seed(s), exits at {', '.join(runs[0]['positions'])}")
+        lines.append(f"\n{space} on digits 8x8, {len(runs)} seed(s), exits at {', '.join(runs[0]['positions'])}, "
+                     f"head width {runs[0].get('head_width')}")
         lines.append("| variant | test acc % | E[energy] uJ | vs static | E[latency] us | worst us | MHz | exit shares % |")
         lines.append("|---|---|---|---|---|---|---|---|")
         for name in runs[0]["rows"]:
@@ -112,6 +113,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--retrain-epochs", type=int, default=20)
     parser.add_argument("--max-loss", type=float, default=0.5, help="accuracy points a variant may lose on validation")
+    parser.add_argument("--head-width", type=int, default=None, help="exit head width [default: 0 for lenet, 16 for darts-cifar]")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "runs" / "dynamic")
     args = parser.parse_args(argv)
@@ -121,10 +123,11 @@ def main(argv=None) -> None:
     results = []
     for space in spaces:
         for seed in range(seeds):
-            width = 0 if space == "lenet" else 16  # lenet is ~5k MACs: a 16-channel conv head costs as much as the network
+            width = args.head_width if args.head_width is not None else (0 if space == "lenet" else 16)  # lenet: ~5k MACs
             results.append(run_one(space, seed, args.out, epochs, width, args.max_loss))
             print(f"done {space} seed {seed}", file=sys.stderr, flush=True)
-            (args.out / "results.json").write_text(json.dumps(results, indent=1))
+            results[-1]["head_width"] = width
+            (args.out / f"results-w{args.head_width}.json").write_text(json.dumps(results, indent=1))
     print(report(results))
 
 
