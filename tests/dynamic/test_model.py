@@ -131,3 +131,31 @@ def test_distillation_leaves_the_backbone_untouched_joint_training_does_not():
         moved = any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
         assert moved == changes, mode
         assert any(not torch.equal(a, b) for a, b in zip(heads_before, network.heads.parameters()))
+
+
+def test_a_frozen_darts_network_exits_after_its_cells():
+    """NNI's DARTS cells (tuple outputs, Python loops) become single calls; the batch path holds."""
+    import random
+
+    from uboost.search_spaces import SPACES
+
+    random.seed(0)
+    torch.manual_seed(0)
+    space = SPACES.get("darts-cifar")(width=4, cells=3, num_classes=10, input_shape=(3, 8, 8))
+    net = space.freeze({k: v.random() for k, v in space.simplify().items()}).eval()
+    positions = resolve_positions(None, candidate_positions(net, (3, 8, 8)))
+    assert [p.name for p in positions] == ["stages.0.0", "stages.1.0"]
+    heads = build_heads([p.feature_shape for p in positions], 10, width=0).eval()
+    network = DynamicNetwork(SegmentedBackbone(net, [p.name for p in positions]), heads)
+    x = torch.randn(12, 3, 8, 8)
+    with torch.no_grad():
+        outs = network.all_exits(x)
+        torch.testing.assert_close(outs[-1], net(x))  # the traced backbone is the network
+        conf = np.stack([softmax_confidence(o.numpy())[0] for o in outs[:-1]], 1)
+        thresholds = [float(np.quantile(conf[:, 0], 0.6)), float(np.quantile(conf[:, 1], 0.5))]
+        network.set_thresholds(thresholds)
+        logits, taken = network.forward_with_exits(x)
+    expected = decide(conf, thresholds)
+    assert taken.tolist() == expected.tolist() and len(set(expected.tolist())) > 1
+    for i in range(len(x)):
+        torch.testing.assert_close(logits[i], outs[expected[i]][i], atol=1e-5, rtol=1e-5)
