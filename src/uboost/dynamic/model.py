@@ -54,10 +54,13 @@ class DynamicNetwork(nn.Module):
 
     def forward_with_exits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, exit)``: exit ``k`` < number of exits is a head, ``exits`` the final classifier."""
-        out = [None] * x.shape[0]
+        state: dict = {"out": None, "alive": torch.arange(x.shape[0], device=x.device)}
         taken = torch.full((x.shape[0],), self.exits, dtype=torch.long, device=x.device)
-        alive = torch.arange(x.shape[0], device=x.device)
-        state = {"alive": alive}
+
+        def place(rows: torch.Tensor, logits: torch.Tensor) -> None:
+            if state["out"] is None:
+                state["out"] = logits.new_empty((x.shape[0], *logits.shape[1:]))
+            state["out"][rows] = logits
 
         def on_exit(k: int, feature: torch.Tensor):
             t = self.thresholds[k]
@@ -66,18 +69,15 @@ class DynamicNetwork(nn.Module):
             logits = self.heads[k](feature)
             leave = logits.softmax(-1).amax(-1) >= t
             rows = state["alive"]
-            for i, row in enumerate(rows.tolist()):
-                if leave[i]:
-                    out[row] = logits[i]
-                    taken[row] = k
+            place(rows[leave], logits[leave])
+            taken[rows[leave]] = k
             state["alive"] = rows[~leave]
             return leave
 
         final, rows = self.backbone.run(x, on_exit)
         if final is not None:
-            for i, row in enumerate(rows.tolist()):
-                out[row] = final[i]
-        return torch.stack(out), taken
+            place(rows, final)
+        return state["out"], taken
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_exits(x)[0]
