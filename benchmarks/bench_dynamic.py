@@ -27,7 +27,6 @@ import os
 import statistics
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -35,7 +34,6 @@ warnings.filterwarnings("ignore")
 
 
 def run_one(space: str, seed: int, root: Path, retrain_epochs: int, head_width: int, max_loss: float) -> dict:
-    import numpy as np
     import torch
 
     from uboost.dynamic.pipeline import ExitsConfig, calibrate, load_data, measure, prepare, scores
