@@ -159,3 +159,39 @@ def test_a_frozen_darts_network_exits_after_its_cells():
     assert taken.tolist() == expected.tolist() and len(set(expected.tolist())) > 1
     for i in range(len(x)):
         torch.testing.assert_close(logits[i], outs[expected[i]][i], atol=1e-5, rtol=1e-5)
+
+
+class Chain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.pool1 = nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2)
+        self.conv2, self.pool2 = nn.Conv2d(4, 4, 3, padding=1), nn.MaxPool2d(2)
+        self.conv3, self.fc = nn.Conv2d(4, 4, 3, padding=1), nn.Linear(16, 3)
+
+    def forward(self, x):
+        a = self.pool1(self.conv1(x).relu())
+        b = self.pool2(self.conv2(a).relu() + a)  # a skip tensor lives across the first exit
+        return self.fc((self.conv3(b).relu() + b).flatten(1))
+
+
+def test_onnx_segments_skip_the_rest_in_onnxruntime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from uboost.dynamic.onnx_segments import export_onnx_segments, run_segments
+
+    torch.manual_seed(0)
+    net = Chain().eval()
+    heads = build_heads([(4, 4, 4), (4, 2, 2)], 3, width=4).eval()
+    network = DynamicNetwork(SegmentedBackbone(net, ["pool1", "pool2"]), heads, [0.4, 0.5])
+    sessions = [ort.InferenceSession(str(p)) for p in export_onnx_segments(network, tmp_path, (1, 8, 8))]
+    assert len(sessions) == 3
+    x = torch.randn(24, 1, 8, 8)
+    preds, taken, ran = run_segments(sessions, x.numpy(), network.thresholds)
+    with torch.no_grad():
+        logits, expected = network.forward_with_exits(x)
+    assert taken.tolist() == expected.tolist() and preds.tolist() == logits.argmax(1).tolist()
+    network.set_thresholds([0.0, None])  # everyone leaves at the first exit: one session runs
+    sessions = [ort.InferenceSession(str(p)) for p in export_onnx_segments(network, tmp_path, (1, 8, 8))]
+    assert len(sessions) == 2 and run_segments(sessions, x.numpy(), [0.0])[2] == 1
+    toy, _ = dynamic((0.5, 0.5))  # Toy takes n = x.size(0) before its exits: a number cannot cross a segment
+    with pytest.raises(ConfigError, match="only tensors"):
+        export_onnx_segments(toy, tmp_path, (1, 8, 8))

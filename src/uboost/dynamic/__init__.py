@@ -2,7 +2,8 @@
 
 * :mod:`~uboost.dynamic.segments` cuts a frozen network at exit positions (torch.fx);
 * :mod:`~uboost.dynamic.heads` and :mod:`~uboost.dynamic.training` build and train the heads;
-* :mod:`~uboost.dynamic.model` is the network that really exits (and its ONNX form);
+* :mod:`~uboost.dynamic.model` is the network that really exits (and its all-exits ONNX form),
+  :mod:`~uboost.dynamic.onnx_segments` its one-graph-per-segment ONNX form;
 * :mod:`~uboost.dynamic.policy`, :mod:`~uboost.dynamic.pricing` and :mod:`~uboost.dynamic.search`
   decide, price and search exit policies with the operating point;
 * :mod:`~uboost.dynamic.switcher` picks a network from a frontier as a budget changes (MathNAS).
@@ -21,6 +22,8 @@ _NAMES = {
     "decide": "uboost.dynamic.policy",
     "DynamicNetwork": "uboost.dynamic.model",
     "export_onnx": "uboost.dynamic.model",
+    "export_onnx_segments": "uboost.dynamic.onnx_segments",
+    "run_segments": "uboost.dynamic.onnx_segments",
     "ExitHead": "uboost.dynamic.heads",
     "SegmentedBackbone": "uboost.dynamic.segments",
     "ExitCosts": "uboost.dynamic.pricing",

@@ -111,7 +111,8 @@ def export_onnx(network: DynamicNetwork, path, input_shape: Sequence[int]) -> No
     One graph with all heads as outputs; the exit policy (first exit whose max softmax reaches
     its threshold) is applied outside the graph, by :func:`uboost.dynamic.policy.decide` on the
     outputs. onnxruntime therefore runs the whole network and every head (the worst-case cost);
-    the graph reproduces the decisions and accuracy, not the savings.
+    the graph reproduces the decisions and accuracy, not the savings
+    (:func:`uboost.dynamic.onnx_segments.export_onnx_segments` does, for one policy).
     """
     import warnings
 
