@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "frontier": ("uboost.cli.frontier", "frontier",
                  "Project one search onto many latency budgets: an accuracy-latency frontier from one search."),
     "hw": ("uboost.cli.profile", "hw_app", "Inspect the registered hardware cost models."),
+    "exits": ("uboost.cli.exits", "exits", "Attach early exits to a retrained run and search exits, thresholds and the operating point."),
+    "switch": ("uboost.cli.switch", "switch", "Pick the most accurate network of a frontier within a latency (and energy) budget."),
 }
 
 

@@ -1,0 +1,133 @@
+"""Static vs dynamic (early exits x DVFS) on the same array and operating-point table (not a test).
+
+For every space and seed: a short search, a retrain (the static network), then ``uboost exits``'
+pipeline: heads trained on the frozen backbone (CE + distillation), thresholds and operating
+points searched on a validation split of the training data. Four variants share the heads and
+the validation scores:
+
+* static: no exit, the fastest operating point (the retrained network as ``uboost retrain`` prices it);
+* DVFS alone: no exit, any operating point;
+* exits alone: exits and thresholds, the fastest operating point;
+* joint: exits, thresholds and operating point.
+
+Each variant's chosen point is the least expected-energy point of its Pareto front whose
+*validation* accuracy is within ``--max-loss`` points of the static network's validation
+accuracy; its test accuracy and measured exit shares are then reported (the test set never
+chooses anything).
+
+    python benchmarks/bench_dynamic.py --quick            # lenet, 1 seed, 1 retrain epoch
+    python benchmarks/bench_dynamic.py                    # lenet + darts-cifar, 3 seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+warnings.filterwarnings("ignore")
+
+
+def run_one(space: str, seed: int, root: Path, retrain_epochs: int, head_width: int, max_loss: float) -> dict:
+    import torch
+
+    from uboost.dynamic.pipeline import ExitsConfig, calibrate, load_data, measure, prepare, scores
+    from uboost.dynamic.pricing import ExitCosts
+    from uboost.dynamic.search import pareto, search_policies
+    from uboost.retrain import RetrainConfig, retrain
+    from uboost.search import SearchConfig, run_search
+
+    torch.set_num_threads(1)
+    run = root / f"{space}-s{seed}"
+    if not (run / "retrain" / "model.pt").is_file():
+        options = {"cells": 3, "width": 8} if space == "darts-cifar" else {}
+        run_search(SearchConfig(space=space, space_options=options, dataset="digits", epochs=2, max_samples=512, batch_size=32,
+                                seed=seed, accelerator="cpu"), run, force=True)
+        retrain(run, RetrainConfig(epochs=retrain_epochs, seed=seed, accelerator="cpu"))
+    config = ExitsConfig(head_width=head_width, seed=seed)
+    prepared = prepare(run, config, out=run / "exits")
+    fit, validation, test = load_data(prepared)
+    cal = calibrate(prepared, fit, validation, study_dir=run / "exits")
+    conf, correct = scores(cal.network, validation, 64)
+    costs = cal.costs
+    top = len(costs.freq_hz) - 1
+    fastest = ExitCosts(costs.positions, *(a[top:top + 1] for a in (costs.freq_hz, costs.voltage_v, costs.segment_cycles,
+                                                                    costs.segment_energy_uj, costs.head_cycles, costs.head_energy_uj)))
+    variants = {
+        "static": (fastest, []),
+        "DVFS alone": (costs, []),
+        "exits alone": (fastest, None),
+        "joint": (costs, None),
+    }
+    static_val = search_policies(conf, correct, fastest, exits=[])[0]["accuracy"]
+    rows = {}
+    for name, (c, exits) in variants.items():
+        front = pareto(search_policies(conf, correct, c, grid=config.grid, exits=exits))
+        fit_points = [p for p in front if p["accuracy"] >= static_val - max_loss / 100 - 1e-12]
+        best = min(fit_points, key=lambda p: (p["expected_energy_uj"], -p["accuracy"]))
+        accuracy, shares = measure(cal.network, test, best["thresholds"], 64)
+        kept = [t is not None for t in best["thresholds"]]
+        latency, energy = c.expected(shares, kept, best["point"])
+        worst, _ = c.worst(kept, best["point"])
+        rows[name] = {"test_acc": accuracy, "shares": shares, "expected_latency_ms": latency, "expected_energy_uj": energy,
+                      "worst_latency_ms": worst, "freq_mhz": c.freq_hz[best["point"]] / 1e6, "thresholds": best["thresholds"],
+                      "front": [(p["accuracy"], p["expected_energy_uj"], p["expected_latency_ms"]) for p in front]}
+    return {"space": space, "seed": seed, "positions": list(costs.positions), "rows": rows}
+
+
+def report(results: list[dict]) -> str:
+    lines = []
+    for space in dict.fromkeys(r["space"] for r in results):
+        runs = [r for r in results if r["space"] == space]
+        lines.append(f"\n{space} on digits 8x8, {len(runs)} seed(s), exits at {', '.join(runs[0]['positions'])}, "
+                     f"head width {runs[0].get('head_width')}")
+        lines.append("| variant | test acc % | E[energy] uJ | vs static | E[latency] us | worst us | MHz | exit shares % |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for name in runs[0]["rows"]:
+            def mean(key, scale=1.0):
+                values = [scale * r["rows"][name][key] for r in runs]
+                return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+            acc, acc_sd = mean("test_acc", 100)
+            e, e_sd = mean("expected_energy_uj")
+            saving = statistics.mean(1 - r["rows"][name]["expected_energy_uj"] / r["rows"]["static"]["expected_energy_uj"] for r in runs)
+            lat, _ = mean("expected_latency_ms", 1e3)
+            worst, _ = mean("worst_latency_ms", 1e3)
+            shares = [statistics.mean(r["rows"][name]["shares"][k] * 100 for r in runs) for k in range(len(runs[0]["rows"][name]["shares"]))]
+            mhz = "/".join(f"{r['rows'][name]['freq_mhz']:g}" for r in runs)
+            lines.append(f"| {name} | {acc:.1f} ± {acc_sd:.1f} | {e:.4g} ± {e_sd:.2g} | {-100 * saving:+.0f} % | {lat:.4g} | {worst:.4g} | "
+                         f"{mhz} | {' / '.join(f'{s:.0f}' for s in shares)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", default="lenet,darts-cifar")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--retrain-epochs", type=int, default=20)
+    parser.add_argument("--max-loss", type=float, default=0.5, help="accuracy points a variant may lose on validation")
+    parser.add_argument("--head-width", type=int, default=None, help="exit head width [default: 0 for lenet, 16 for darts-cifar]")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "runs" / "dynamic")
+    args = parser.parse_args(argv)
+    spaces = ["lenet"] if args.quick else args.spaces.split(",")
+    seeds = 1 if args.quick else args.seeds
+    epochs = 1 if args.quick else args.retrain_epochs
+    results = []
+    for space in spaces:
+        for seed in range(seeds):
+            width = args.head_width if args.head_width is not None else (0 if space == "lenet" else 16)  # lenet: ~5k MACs
+            results.append(run_one(space, seed, args.out, epochs, width, args.max_loss))
+            print(f"done {space} seed {seed}", file=sys.stderr, flush=True)
+            results[-1]["head_width"] = width
+            (args.out / f"results-w{args.head_width}.json").write_text(json.dumps(results, indent=1))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""What ``uboost exits`` writes: heads, the summary JSON, one policy file per Pareto point, the plot, ONNX."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from uboost import runs
+from uboost.dynamic.policy import ExitPolicy
+from uboost.io import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
+
+
+def policy_of(point: dict, positions) -> ExitPolicy:
+    metrics = {k: v for k, v in point.items() if k not in ("thresholds", "freq_hz", "voltage_v", "point")}
+    return ExitPolicy(positions=tuple(positions), thresholds=tuple(point["thresholds"]), freq_hz=point["freq_hz"],
+                      voltage_v=point["voltage_v"], metrics=metrics)
+
+
+def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> dict:
+    import torch
+
+    from uboost.dynamic.pipeline import POINTS, static_rows
+
+    out: Path = prepared.out
+    root, owner = prepared.owner_root, prepared.owner
+    positions = calibrated.network.backbone.positions
+    files = [out / "heads.pt", out / "exits.json"] + [out / POINTS / f"p{i:02d}.json" for i in range(len(calibrated.front))]
+    old = sorted((out / POINTS).glob("p*.json")) if (out / POINTS).is_dir() else []
+    stale = [p for p in old if p not in files and runs.may_overwrite(root, p, owner)]
+    runs.record(root, *[f.resolve() for f in files], owner=owner)
+    for path in stale:  # a smaller front than last time: the earlier points beyond it go
+        path.unlink(missing_ok=True)
+    with atomic_path(out / "heads.pt") as tmp:
+        torch.save({"positions": positions, "head_width": prepared.config.head_width,
+                    "state_dict": calibrated.network.heads.state_dict()}, tmp)
+    (out / POINTS).mkdir(parents=True, exist_ok=True)
+    for i, point in enumerate(calibrated.front):
+        write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
+    summary = {
+        "run": str(prepared.root),
+        "positions": [p.__dict__ for p in prepared.positions],
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in prepared.config.__dict__.items()},
+        "hardware": prepared.spec.to_dict(),
+        "cost_model": prepared.search_config.cost_model,
+        "costs": calibrated.costs.to_dict(),
+        "head_losses": calibrated.losses,
+        "candidates": len(calibrated.candidates),
+        "static_test": static_rows(calibrated, *test_scores),
+        "pareto": calibrated.front,
+    }
+    write_json(out / "exits.json", summary)
+    if _plot(out / "pareto.png", calibrated.front, summary["static_test"], root, owner):
+        summary["plot"] = str(out / "pareto.png")
+    if onnx:
+        from uboost.dynamic.model import export_onnx
+
+        runs.record(root, (out / "dynamic.onnx").resolve(), owner=owner)
+        with atomic_path(out / "dynamic.onnx") as tmp:
+            export_onnx(calibrated.network, tmp, prepared.input_shape)
+        summary["onnx"] = str(out / "dynamic.onnx")
+    return summary
+
+
+def _plot(path: Path, front: list[dict], static: list[dict], root, owner) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    runs.record(root, path.resolve(), owner=owner)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([p["expected_energy_uj"] for p in front], [100 * p["accuracy"] for p in front], label="dynamic (validation)")
+    ax.scatter([p["test_expected_energy_uj"] for p in front], [100 * p["test_accuracy"] for p in front], marker="x", label="same points (test)")
+    ax.scatter([s["expected_energy_uj"] for s in static], [100 * s["accuracy"] for s in static], marker="s", label="static, per operating point (test)")
+    ax.set_xlabel("expected energy per input (uJ)")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return True
+
+
+def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None = None):
+    """The dynamic network ``uboost exits`` trained (``OUT/heads.pt`` on its run's retrained model),
+    with the thresholds of ``policy`` (a policy file such as ``OUT/points/p03.json``; default: none kept)."""
+    from uboost.dynamic.heads import build_heads
+    from uboost.dynamic.model import DynamicNetwork
+    from uboost.dynamic.pipeline import ExitsConfig, _num_classes, prepare
+    from uboost.dynamic.segments import SegmentedBackbone
+    from uboost.exceptions import RunDirError
+
+    root = Path(exits_dir)
+    summary = runs.read_json(root / "exits.json", "exits summary")
+    saved = runs.safe_load(root / "heads.pt", "exit heads")
+    positions = list(saved.get("positions", [])) if isinstance(saved, dict) else []
+    if not positions:
+        raise RunDirError(f"{root / 'heads.pt'} holds no exit heads")
+    prepared = prepare(summary["run"], ExitsConfig(positions=tuple(positions)), out=root)
+    heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=int(saved["head_width"]))
+    heads.load_state_dict(saved["state_dict"])
+    network = DynamicNetwork(SegmentedBackbone(prepared.module, positions), heads).eval()
+    if policy is not None:
+        policy = policy if isinstance(policy, ExitPolicy) else ExitPolicy.load(policy)
+        if list(policy.positions) != positions:
+            raise RunDirError(f"the policy's exits {list(policy.positions)} are not these heads' {positions}")
+        network.set_thresholds(policy.thresholds)
+    return network

@@ -1,0 +1,138 @@
+"""Switching networks at run time (MathNAS's "dynamic running"): the most accurate point that fits.
+
+A :class:`Switcher` holds points (a name, an accuracy, a latency in ms and optionally an energy
+in uJ) from a frontier directory (:meth:`Switcher.from_frontier`: ``p00``, ``p01``... with their
+``result.json``/``hardware.json``) or from the Pareto points of ``uboost exits``
+(:meth:`Switcher.from_exits`). :meth:`Switcher.select` returns the most accurate point whose
+latency (and energy) is within the budget. The points are sorted by latency once; a query is a
+binary search for the points under the latency budget plus a lookup in a prefix table of the
+best point so far (latency alone), or a scan of that prefix for an energy budget -- microseconds
+for any frontier. It never returns a point over budget and raises :class:`NoPointFits` when none
+fits. Pure Python: no torch, no numpy.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from uboost.exceptions import ConfigError, RunDirError
+
+
+class NoPointFits(ConfigError):
+    """No point of the switcher is within the budget."""
+
+
+@dataclass(frozen=True)
+class SwitchPoint:
+    name: str
+    accuracy: float
+    latency_ms: float
+    energy_uj: float | None = None
+    source: str = ""
+
+
+def _budget(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise ConfigError(f"{name} budget must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+class Switcher:
+    """The most accurate point within a latency (and energy) budget; see the module docstring."""
+
+    def __init__(self, points: list[SwitchPoint], *, accuracy_name: str = "accuracy") -> None:
+        if not points:
+            raise ConfigError("a switcher needs at least one point")
+        self.accuracy_name = accuracy_name
+        self.points = sorted(points, key=lambda p: (p.latency_ms, -p.accuracy))
+        self._latency = [p.latency_ms for p in self.points]
+        best, self._best = -1, []
+        for i, p in enumerate(self.points):  # index of the most accurate point among the first i + 1
+            if best < 0 or p.accuracy > self.points[best].accuracy:
+                best = i
+            self._best.append(best)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def select(self, *, latency_ms: float | None = None, energy_uj: float | None = None) -> SwitchPoint:
+        """The most accurate point with latency <= ``latency_ms`` and energy <= ``energy_uj`` (each optional)."""
+        latency_ms, energy_uj = _budget("latency", latency_ms), _budget("energy", energy_uj)
+        end = len(self.points) if latency_ms is None else bisect.bisect_right(self._latency, latency_ms)
+        if energy_uj is None:
+            if end:
+                return self.points[self._best[end - 1]]
+        else:
+            if any(p.energy_uj is None for p in self.points[:end]):
+                raise ConfigError("an energy budget needs every point's energy; these points have none (made before energy was priced)")
+            fitting = [p for p in self.points[:end] if p.energy_uj <= energy_uj]
+            if fitting:
+                return max(fitting, key=lambda p: (p.accuracy, -p.latency_ms))
+        cheapest = min(self.points, key=lambda p: p.latency_ms)
+        wanted = ", ".join(f"{n} <= {v:g} {u}" for n, v, u in (("latency", latency_ms, "ms"), ("energy", energy_uj, "uJ")) if v is not None)
+        raise NoPointFits(f"no point fits {wanted}: the fastest, {cheapest.name}, needs {cheapest.latency_ms:.6g} ms"
+                          + (f" and {cheapest.energy_uj:.6g} uJ" if cheapest.energy_uj is not None else ""))
+
+    # -- constructors ------------------------------------------------------------------------
+    @classmethod
+    def from_frontier(cls, directory: str | os.PathLike) -> "Switcher":
+        """Points ``p*/`` of a ``uboost frontier`` directory. Accuracy: ``test_acc`` in each
+        ``result.json`` (a frontier made with ``--retrain-epochs``) or ``retrain/retrain.json``; a
+        frontier without any uses the search's preference (log-probability) for every point."""
+        from uboost.runs import HARDWARE, RESULT, read_json
+
+        root = Path(directory)
+        if not root.is_dir():
+            raise RunDirError(f"expected a frontier directory, got {root}")
+        dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
+        if not dirs:
+            raise RunDirError(f"{root} holds no frontier points (p00/result.json, ...): run `uboost frontier RUN --out {root}`")
+        rows = []
+        for d in dirs:
+            result = read_json(d / RESULT, "frontier point result")
+            retrained = d / "retrain" / "retrain.json"
+            accuracy = result.get("test_acc")
+            if accuracy is None and retrained.is_file():
+                accuracy = read_json(retrained, "retrain result").get("test_acc")
+            hardware = read_json(d / HARDWARE, "hardware report") if (d / HARDWARE).is_file() else {}
+            energy = (hardware.get("total") or {}).get("energy_uj")
+            rows.append((d.name, accuracy, result.get("preference"), float(result["latency_ms"]), energy))
+        if all(r[1] is not None for r in rows):
+            return cls([SwitchPoint(n, float(a), l, e, str(root / n)) for n, a, _, l, e in rows], accuracy_name="test accuracy")
+        if any(r[1] is not None for r in rows):
+            missing = [r[0] for r in rows if r[1] is None]
+            raise RunDirError(f"{root}: points {', '.join(missing)} have no test accuracy while others do; retrain them "
+                              f"(uboost retrain {root / missing[0]})")
+        return cls([SwitchPoint(n, float(p), l, e, str(root / n)) for n, _, p, l, e in rows], accuracy_name="search preference")
+
+    @classmethod
+    def from_exits(cls, directory: str | os.PathLike, *, test: bool = False) -> "Switcher":
+        """The Pareto points of ``uboost exits`` (``points/pNN.json``); budgets apply to the
+        *expected* latency and energy, accuracy is the validation one (``test``: the test one)."""
+        from uboost.dynamic.policy import ExitPolicy
+
+        root = Path(directory)
+        files = sorted((root / "points").glob("p*.json")) if (root / "points").is_dir() else []
+        if not files:
+            raise RunDirError(f"{root} holds no exit policies (points/p00.json, ...): run `uboost exits RUN` first")
+        prefix = "test_" if test else ""
+        points = []
+        for f in files:
+            m = ExitPolicy.load(f).metrics
+            points.append(SwitchPoint(f.stem, float(m[f"{prefix}accuracy"]), float(m[f"{prefix}expected_latency_ms"]),
+                                      float(m[f"{prefix}expected_energy_uj"]), str(f)))
+        return cls(points, accuracy_name=("test" if test else "validation") + " accuracy")
+
+    @classmethod
+    def from_directory(cls, directory: str | os.PathLike) -> "Switcher":
+        """A frontier directory, or an exits directory (it has ``points/``)."""
+        root = Path(directory)
+        if (root / "points").is_dir() and (root / "exits.json").is_file():
+            return cls.from_exits(root)
+        return cls.from_frontier(root)

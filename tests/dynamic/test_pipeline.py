@@ -1,0 +1,90 @@
+"""uboost exits end to end on a tiny retrained run: thresholds never see the test set; the CLI."""
+
+import json
+
+import pytest
+from torch.utils.data import Dataset
+
+from uboost.dynamic import pipeline
+from tests.cli.conftest import one_line_error
+from uboost.dynamic.pipeline import ExitsConfig, load_data, prepare, run_exits
+
+TINY = dict(epochs=2, max_samples=128, grid=(0.5, 0.9), operating_points="rk3576-npu")
+
+
+class Recording(Dataset):
+    def __init__(self, inner):
+        self.inner, self.seen = inner, set()
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        self.seen.add(i)
+        return self.inner[i]
+
+
+def test_thresholds_never_see_the_test_data(retrained_run, tmp_path, monkeypatch):
+    config = ExitsConfig(**TINY)
+    prepared = prepare(retrained_run, config, out=tmp_path / "exits")
+    fit, validation, test = load_data(prepared)
+    assert not set(fit.indices) & set(validation.indices)  # the validation split is carved from the training data
+    recorder = Recording(test)
+    monkeypatch.setattr(pipeline, "load_data", lambda _prepared: (fit, validation, recorder))
+    calibrate = pipeline.calibrate
+    checked = {}
+
+    def calibrate_and_check(*args, **kwargs):
+        result = calibrate(*args, **kwargs)
+        checked["seen during calibration"] = len(recorder.seen)
+        return result
+
+    monkeypatch.setattr(pipeline, "calibrate", calibrate_and_check)
+    summary = run_exits(retrained_run, config, prepared=prepared)
+    assert checked == {"seen during calibration": 0}  # heads, thresholds and the search never read a test sample
+    assert recorder.seen == set(range(len(test)))  # the test set is read afterwards, to score the chosen points
+    assert summary["pareto"] and all("test_accuracy" in p for p in summary["pareto"])
+    files = sorted(p.name for p in (tmp_path / "exits" / "points").iterdir())
+    assert files == [f"p{i:02d}.json" for i in range(len(summary["pareto"]))]
+    # a written point reloads as a dynamic network that reproduces its measured test accuracy and shares
+    from uboost.dynamic.pipeline import measure
+    from uboost.dynamic.pipeline_io import load_dynamic
+
+    point = summary["pareto"][-1]
+    network = load_dynamic(tmp_path / "exits", tmp_path / "exits" / "points" / files[-1])
+    accuracy, shares = measure(network, test, network.thresholds, 64)
+    assert accuracy == pytest.approx(point["test_accuracy"]) and shares == pytest.approx(point["test_shares"])
+
+
+def test_exits_and_switch_commands(retrained_run, tmp_path, cli):
+    out = tmp_path / "ex"
+    result = cli("exits", retrained_run, "--epochs", "2", "--max-samples", "128", "--thresholds", "0.6,0.9", "--out", out)
+    assert result.code == 0, result.err + result.out
+    assert "Pareto points" in result.out and (out / "exits.json").is_file()
+    front = json.loads((out / "exits.json").read_text())["pareto"]
+    cheapest = min(p["expected_latency_ms"] for p in front)
+    result = cli("switch", out, "--latency-ms", cheapest * 1.0000001)
+    assert result.code == 0, result.err
+    assert result.out.startswith("p") and "accuracy" in result.out
+    listing = cli("exits", retrained_run, "--list")
+    assert listing.code == 0 and "pool" in listing.out
+
+
+def test_bad_input_is_one_line_and_writes_nothing(retrained_run, tmp_path, cli):
+    out = tmp_path / "never"
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "arch.json"):
+        (bare / name).write_text((retrained_run / name).read_text())
+    one_line_error(cli("exits", bare, "--out", out), "no retrained model", "uboost retrain")
+    one_line_error(cli("exits", retrained_run, "--positions", "nope", "--out", out), "'nope' does not exist")
+    one_line_error(cli("exits", retrained_run, "--positions", "7", "--out", out), "index 7 does not exist")
+    one_line_error(cli("exits", retrained_run, "--thresholds", "0.5,1.5", "--out", out), "[0, 1]")
+    one_line_error(cli("exits", retrained_run, "--operating-points", "nope", "--out", out), "nope")
+    one_line_error(cli("exits", retrained_run, "--max-worst-latency-ms", "1e-9", "--out", out), "without exits already needs")
+    one_line_error(cli("exits", retrained_run, "--max-worst-latency-ms", "-1", "--out", out), "positive")
+    assert not out.exists() and not (retrained_run / "exits").exists()
+    empty = tmp_path / "frontier"
+    empty.mkdir()
+    one_line_error(cli("switch", empty, "--latency-ms", "1"), "no frontier points")
+    one_line_error(cli("switch", empty, "--latency-ms", "-1"), "non-negative")

@@ -1,0 +1,83 @@
+"""Policy search: exact enumeration, Pareto points non-dominated, worst-case bound, Optuna resumable."""
+
+import numpy as np
+import pytest
+
+from uboost.dynamic.policy import ExitPolicy, decide, outcome
+from uboost.dynamic.pricing import ExitCosts
+from uboost.dynamic.search import pareto, search_policies
+from uboost.exceptions import ConfigError
+
+
+def data(seed=0, n=200):
+    rng = np.random.default_rng(seed)
+    confidence = rng.uniform(0.2, 1.0, size=(n, 2))
+    # confident heads are right more often, the final classifier is right 90 % of the time
+    correct = np.stack([rng.uniform(size=n) < confidence[:, 0], rng.uniform(size=n) < confidence[:, 1] + 0.1,
+                        rng.uniform(size=n) < 0.9], 1)
+    costs = ExitCosts(("a", "b"), np.array([6e8, 9e8]), np.array([0.7, 0.9]), np.array([[100.0, 200.0, 300.0]] * 2),
+                      np.array([[1.0, 2.0, 3.0], [1.5, 3.0, 4.5]]), np.array([[10.0, 20.0]] * 2), np.array([[0.1, 0.2], [0.15, 0.3]]))
+    return confidence, correct, costs
+
+
+def dominates(a, b):
+    x = (-a["accuracy"], a["expected_energy_uj"], a["expected_latency_ms"])
+    y = (-b["accuracy"], b["expected_energy_uj"], b["expected_latency_ms"])
+    return all(i <= j for i, j in zip(x, y)) and any(i < j for i, j in zip(x, y))
+
+
+def test_decide_takes_the_first_confident_kept_exit():
+    conf = np.array([[0.9, 0.99], [0.5, 0.99], [0.5, 0.5], [0.95, 0.1]])
+    assert decide(conf, [0.8, 0.9]).tolist() == [0, 1, 2, 0]
+    assert decide(conf, [None, 0.9]).tolist() == [1, 1, 2, 2]
+    accuracy, shares = outcome(conf, np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=bool), [0.8, 0.9])
+    assert accuracy == 0.75 and shares.tolist() == [0.5, 0.25, 0.25]  # samples 0-2 right at their exits, 3 wrong
+
+
+def test_pareto_points_are_non_dominated_and_cover_the_rest():
+    confidence, correct, costs = data()
+    found = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9))
+    assert len(found) == 4 * 4 * 2  # (3 thresholds + dropped) ** 2 exits x 2 operating points
+    front = pareto(found)
+    assert 1 < len(front) < len(found)
+    for a in front:
+        assert not any(dominates(b, a) for b in found)
+    for b in found:  # every other candidate is dominated by, or ties with, a front point
+        assert any(dominates(a, b) or a is b or (a["accuracy"], a["expected_energy_uj"], a["expected_latency_ms"])
+                   == (b["accuracy"], b["expected_energy_uj"], b["expected_latency_ms"]) for a in front)
+
+
+def test_worst_case_bound_and_exit_restrictions():
+    confidence, correct, costs = data()
+    bound = 620 / 9e8 * 1e3  # room for one head at 900 MHz, none at 600
+    found = search_policies(confidence, correct, costs, grid=(0.5, 0.9), max_worst_latency_ms=bound)
+    assert found and all(r["worst_latency_ms"] <= bound for r in found)
+    assert all(sum(t is not None for t in r["thresholds"]) <= 1 for r in found)
+    assert {r["point"] for r in found if any(t is not None for t in r["thresholds"])} == {1}
+    dvfs_only = search_policies(confidence, correct, costs, grid=(0.5,), exits=[])
+    assert [r["thresholds"] for r in dvfs_only] == [[None, None]] * 2
+
+
+def test_optuna_study_is_resumable(tmp_path):
+    pytest.importorskip("optuna")
+    confidence, correct, costs = data()
+    first = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=6, out=tmp_path, seed=1)
+    assert (tmp_path / "study.journal").is_file() and len(first) == 6
+    again = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=4, out=tmp_path, seed=2)
+    assert len(again) == 10  # the second call continued the stored study
+    for a in pareto(again):
+        assert not any(dominates(b, a) for b in again)
+    with pytest.raises(ConfigError, match="other exits, thresholds or operating points"):
+        search_policies(confidence, correct, costs, grid=(0.5, 0.8), method="optuna", trials=1, out=tmp_path)
+
+
+def test_bad_thresholds_and_policies():
+    confidence, correct, costs = data()
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        search_policies(confidence, correct, costs, grid=(0.5, 1.2))
+    with pytest.raises(ConfigError, match="positive"):
+        search_policies(confidence, correct, costs, max_worst_latency_ms=-1.0)
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        ExitPolicy(positions=("a",), thresholds=(2.0,), freq_hz=1e9, voltage_v=0.8)
+    policy = ExitPolicy(positions=("a", "b"), thresholds=(0.9, None), freq_hz=6e8, voltage_v=0.7, metrics={"accuracy": 0.5})
+    assert ExitPolicy.from_dict(policy.to_dict()) == policy

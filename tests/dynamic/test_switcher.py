@@ -1,0 +1,72 @@
+"""Switcher: the most accurate point within budget, never over it; frontier and exits directories."""
+
+import json
+import random
+import time
+
+import pytest
+
+from uboost.dynamic.switcher import NoPointFits, SwitchPoint, Switcher
+from uboost.exceptions import ConfigError, RunDirError
+
+
+def points(n=50, seed=0):
+    rng = random.Random(seed)
+    return [SwitchPoint(f"p{i:02d}", rng.uniform(0.5, 1.0), rng.uniform(0.1, 2.0), rng.uniform(1, 10)) for i in range(n)]
+
+
+def test_select_is_the_best_within_budget_never_over():
+    pts = points()
+    switcher = Switcher(pts)
+    rng = random.Random(1)
+    for _ in range(300):
+        latency = rng.uniform(0.0, 2.2)
+        energy = rng.choice([None, rng.uniform(0, 11)])
+        fitting = [p for p in pts if p.latency_ms <= latency and (energy is None or p.energy_uj <= energy)]
+        if not fitting:
+            with pytest.raises(NoPointFits, match="no point fits"):
+                switcher.select(latency_ms=latency, energy_uj=energy)
+            continue
+        chosen = switcher.select(latency_ms=latency, energy_uj=energy)
+        assert chosen.latency_ms <= latency and (energy is None or chosen.energy_uj <= energy)
+        assert chosen.accuracy == max(p.accuracy for p in fitting)
+
+
+def test_select_takes_microseconds():
+    switcher = Switcher(points(1000))
+    start = time.perf_counter()
+    for i in range(2000):
+        switcher.select(latency_ms=0.5 + i / 2000)
+    assert (time.perf_counter() - start) / 2000 < 50e-6
+
+
+def test_bad_budgets_and_empty_input():
+    switcher = Switcher(points(3))
+    with pytest.raises(ConfigError, match="non-negative"):
+        switcher.select(latency_ms=-1.0)
+    with pytest.raises(ConfigError, match="at least one point"):
+        Switcher([])
+
+
+def write_point(root, name, latency, acc=None, energy=None, preference=-1.0):
+    d = root / name
+    d.mkdir(parents=True)
+    result = {"latency_ms": latency, "preference": preference}
+    if acc is not None:
+        result["test_acc"] = acc
+    (d / "result.json").write_text(json.dumps(result))
+    if energy is not None:
+        (d / "hardware.json").write_text(json.dumps({"total": {"energy_uj": energy}}))
+
+
+def test_from_frontier_directory(tmp_path):
+    for i, (lat, acc, e) in enumerate([(0.1, 0.8, 1.0), (0.2, 0.9, 2.0), (0.3, 0.85, 3.0)]):
+        write_point(tmp_path, f"p{i:02d}", lat, acc, e)
+    switcher = Switcher.from_frontier(tmp_path)
+    assert switcher.select(latency_ms=0.25).name == "p01"
+    assert switcher.select(latency_ms=1.0, energy_uj=1.5).name == "p00"
+    assert switcher.select(latency_ms=0.15).name == "p00"
+    with pytest.raises(NoPointFits):
+        switcher.select(latency_ms=0.05)
+    with pytest.raises(RunDirError, match="no frontier points"):
+        Switcher.from_frontier(tmp_path / "p00")
