@@ -25,7 +25,7 @@ def exits(
     list_positions: Annotated[bool, Flag("--list", help="print the possible exit positions and exit")] = False,
     training: Annotated[str, Opt("--training", help="distill (frozen backbone, CE + distillation, HADAS) | joint (SDN)")] = "distill",
     epochs: Annotated[int, Opt(help="epochs of head training")] = 30,
-    head_width: Annotated[int, Opt("--head-width", help="channels of each head's 3x3 convolution (0: pool + linear only)")] = 16,
+    head_width: Annotated[int, Opt("--head-width", help="channels of each head's 3x3 convolution (0: pool + linear only; on the small CPU networks a conv head costs about as much as the backbone before it, RESULTS.md)")] = 0,
     thresholds: Annotated[Optional[str], Opt("--thresholds", help="candidate confidence thresholds in [0, 1], comma-separated [default: 0.5..0.999]")] = None,
     energy: Annotated[str, Opt("--energy", help="energy table: a preset (horowitz45, eyeriss65, gemmini16) or a TOML file")] = "horowitz45",
     operating_points: Annotated[str, Opt("--operating-points", help="DVFS table searched: rk3576-npu, rk356x-gpu or a TOML file")] = "rk3576-npu",

@@ -30,7 +30,7 @@ POINTS = "points"
 @dataclass(frozen=True, kw_only=True)
 class ExitsConfig:
     positions: tuple[str, ...] | None = None  # module names or indices; None: after each cell/stage
-    head_width: int = 16
+    head_width: int = 0  # pool + linear: a 3x3 conv head costs about as much as the backbone before it here (RESULTS.md)
     training: str = "distill"
     epochs: int = 30
     learning_rate: float = 0.01
