@@ -22,6 +22,10 @@ from uboost.io import write_json
 
 logger = logging.getLogger(__name__)
 
+MAX_POINTS = 100
+"""Most budgets in one frontier. Each point is an integer program and a run directory (``p00`` to
+``p99``, which sort by budget); a plot shows no more, and more took minutes of silence first."""
+
 
 @dataclass
 class RunProjector:
@@ -50,7 +54,9 @@ def load_projector(run: str | os.PathLike) -> RunProjector:
     if not (root / runs.CONFIG).is_file():
         raise RunDirError(f"{root} has no {runs.CONFIG}: not a uboost search run")
     if not (root / runs.ALPHAS).is_file():
-        raise RunDirError(f"{root} has no {runs.ALPHAS}: the search did not finish, or it was made by an older uboost (search again)")
+        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else (
+            "it was made by an older uboost, which did not keep the alphas a projection needs: run its search again")
+        raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
     config = SearchConfig.from_dict(runs.read_json(root / runs.CONFIG, "run config"))
     alphas = runs.read_json(root / runs.ALPHAS, "alphas")
     if not isinstance(alphas, dict):
@@ -83,7 +89,7 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     report = source.cost_model.evaluate(network, source.input_shape)
     if report.latency_ms > target_ms * (1 + 1e-9):  # the row table and the network disagree: a bug, never written
         raise ConfigError(f"projected network costs {report.latency_ms:.6g} ms, over the budget {target_ms:g} ms")
-    runs.check_run_dir(out, force=force)
+    runs.check_run_dir(out, force=force, resumable=False)
     with run_lock(out):
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, source.config.to_dict())
@@ -110,9 +116,11 @@ def frontier_targets(source: RunProjector, *, points: int | None = None, targets
     from uboost.strategy.projection import check_budget
 
     if targets:
+        if len(targets) > MAX_POINTS:
+            raise ConfigError(f"at most {MAX_POINTS} budgets per frontier, got {len(targets)} (each is a run directory)")
         return sorted(check_budget(t) for t in targets)
-    if points is None or isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise ConfigError(f"points must be an integer >= 2, got {points!r}")
+    if points is None or isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_POINTS:
+        raise ConfigError(f"points must be an integer from 2 to {MAX_POINTS} (each is a run directory), got {points!r}")
     low = source.projector.cheapest().latency_ms
     high = source.projector.unconstrained().latency_ms
     if math.isclose(low, high):

@@ -149,6 +149,9 @@ def run_search(
             raise SearchError(f"no checkpoint in {out / runs.CHECKPOINTS} to resume from; start over with --force")
         checkpoint = runs.check_checkpoint(ckpt_path)
 
+    from uboost.accelerators import check_accelerator
+
+    check_accelerator(config.accelerator, config.devices)  # Lightning would find out after config.json is written
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(config)

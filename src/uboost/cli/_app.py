@@ -164,3 +164,13 @@ def run(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except (OSError, MemoryError, RuntimeError) as exc:  # the OS's or the allocator's refusal: one line too
+        from uboost.cli._boundary import one_line
+
+        message = one_line(exc, sys.argv[1:] if argv is None else [str(a) for a in argv])
+        if message is None:
+            raise
+        try:
+            fail(message)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)

@@ -40,6 +40,8 @@ def _load_toml(path: Path) -> dict:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     values = data.get("search", data)
     if not isinstance(values, dict):
         raise ConfigError(f"search in {path} must be a table of settings ([search]), got {type(values).__name__}")
@@ -161,6 +163,8 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
     if not (Path(run_dir) / runs.CONFIG).is_file():
         return  # run_search says there is nothing to resume
     stored = runs.read_json(Path(run_dir) / runs.CONFIG, "run config")
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{Path(run_dir) / runs.CONFIG} must hold a JSON object of settings, got {type(stored).__name__}")
     options = dict(given.pop("space_options", {}))
     changed = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in given.items() if stored.get(k) != v]
     stored_options = stored.get("space_options") or {}

@@ -241,7 +241,7 @@ def tune(
 
     if trials < 0:
         raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
-    tuning.check_mode(mode, budget_ms)  # before the study is created in the storage
+    tuning.check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs)  # before the study is created in the storage
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
                  sram_kb=sram_kb, dram_bw_words=dram_bw_words)
@@ -260,6 +260,9 @@ def tune(
     )
     tune_space = tune_space.for_cost_mode(base.cost_mode)
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
+    from uboost.accelerators import check_accelerator
+
+    check_accelerator(base.accelerator, base.devices)
     console.print(
         f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
         f"study [bold]{study_name}[/] in {store}"

@@ -194,6 +194,22 @@ def describe_storage(storage: Any, out_root: str | os.PathLike) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", os.fspath(storage))
 
 
+def _check_journal_path(path: Path) -> None:
+    """A storage file can be created or appended to: one line (not a traceback from Optuna or
+    SQLAlchemy) for a directory of that name, a file where a folder is needed, a read-only place."""
+    if path.is_dir():
+        raise ConfigError(f"storage {path} is a directory; name a file in it, e.g. {path / 'study.journal'}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"cannot create storage {path}: {blocker} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):  # creates it, as Optuna would; an existing file is left as it is
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create storage {path}: {exc.strerror or exc}") from None
+
+
 def resolve_storage(storage: "str | os.PathLike | optuna.storages.BaseStorage | None", out_root: str | os.PathLike):
     """A storage object: ``None`` -> a journal file ``out_root/study.journal``; ``*.journal``/``*.log``
     paths -> journal files; ``*.db``/``*.sqlite`` paths -> SQLite; ``redis://`` -> a Redis journal;
@@ -238,14 +254,14 @@ def resolve_storage(storage: "str | os.PathLike | optuna.storages.BaseStorage | 
                     time.sleep(0.2 * (attempt + 1))
         path = Path(text)
         if path.suffix in (".db", ".sqlite", ".sqlite3"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _check_journal_path(path)
             return resolve_storage(f"sqlite:///{path.resolve()}", out_root)
         if path.suffix not in (".journal", ".log", ".jsonl"):
             raise ConfigError(
                 f"storage must be an Optuna URL (sqlite:///study.db, postgresql://...) or a file ending in "
                 f".journal or .db, got {text!r}"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_journal_path(path)
     # A failed append may have written part of a record: never retried, but a disk that fills up or
     # a network file system that goes away is a lost storage (one line, the result kept on disk).
     return retrying(JournalStorage(JournalFileBackend(str(path))), str(path), delays=(), lost=(OSError,))
