@@ -21,6 +21,7 @@ SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (n
 COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
 
 
+MAX_BUDGET_MS = 1e9  # a latency budget of 11 days: beyond, its cycle count overflows
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed_everything range
 
 
@@ -95,9 +96,10 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
         if self.target_latency_ms is not None and (
             isinstance(self.target_latency_ms, bool) or not isinstance(self.target_latency_ms, (int, float))
-            or not math.isfinite(self.target_latency_ms) or self.target_latency_ms <= 0
+            or not math.isfinite(self.target_latency_ms) or not 0 < self.target_latency_ms <= MAX_BUDGET_MS
         ):
-            raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
+            raise ConfigError(f"target_latency_ms must be a positive number of milliseconds (at most {MAX_BUDGET_MS:g}), "
+                              f"got {self.target_latency_ms!r}")
         if isinstance(self.budget_floor, bool) or not isinstance(self.budget_floor, (int, float)) or not 0 <= self.budget_floor < 1:
             raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
         if isinstance(self.budget_commit, bool) or not isinstance(self.budget_commit, (int, float)) or not 0 <= self.budget_commit <= 1:

@@ -159,6 +159,22 @@ CASES = [
     ("frontier-missing", "frontier {tmp}/nope", "nope"),
     ("frontier-out-file", "frontier {run} --points 2 --out {file}", "Not a directory"),
     ("frontier-targets", "frontier {run} --out {tmp}/f --targets 0.6,0.5", "ok"),
+    ("frontier-targets-huge", "frontier {run} --targets 1e308 --out {tmp}/f", "at most"),
+    ("frontier-alphas-empty", "frontier {noalphas} --out {tmp}/f", "not valid JSON"),
+    # huge and edge numbers that are fine
+    ("export-target-huge", "export {run} --target-latency-ms 1e308 --out {tmp}/e", "at most"),
+    ("export-target-max", "export {run} --target-latency-ms 1e9 --out {tmp}/e", "ok"),
+    ("search-target-huge", f"search {T} --target-latency-ms 1e308 --out {{tmp}}/o", "target_latency_ms"),
+    ("search-lambda-huge", f"search {T} --latency-weight 1e308 --out {{tmp}}/o", "latency weight"),
+    ("search-max-samples-huge", f"search {T} --max-samples 100000000000000000000 --out {{tmp}}/o", "ok"),
+    ("search-empty-toml", f"search {T} --config {{file}} --out {{tmp}}/o", "ok"),
+    ("profile-batch-huge", "profile {run} --batch 1000000000000", "ok"),
+    ("profile-unicode-plot", "profile {run} --plot {tmp}/üñî.png", "ok"),
+    ("profile-arch-json", "profile {run}/arch.json", "ok"),
+    # empty and damaged files of a run
+    ("retrain-arch-empty", "retrain {emptyarch} --epochs 1", "not valid JSON"),
+    ("retrain-bare-arch", "retrain {tmp}/bare/arch.json --epochs 1", "--space"),
+    ("export-arch-list", "export {listarch}", "JSON object"),
     # hw, spaces, the app itself
     ("hw-unknown", "hw nope", "usage"),
     ("hw-tabulate-space", "hw tabulate nope --cost-model systolic", "nope"),
@@ -175,8 +191,17 @@ def places(run_copy, tmp_path):
     (tmp_path / "file").write_text("")
     os.symlink(tmp_path / "loop", tmp_path / "loop")
     (tmp_path / "latin1").write_bytes("layer,cycles\ncaf\u00e9,1\n".encode("latin-1"))
+    damaged = {}
+    for name, file, text in (("noalphas", "alphas.json", ""), ("emptyarch", "arch.json", ""), ("listarch", "arch.json", "[]")):
+        (tmp_path / name).mkdir()
+        for each in ("config.json", "arch.json", "alphas.json"):
+            (tmp_path / name / each).write_bytes((run_copy / each).read_bytes())
+        (tmp_path / name / file).write_text(text)
+        damaged[name] = tmp_path / name
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "arch.json").write_bytes((run_copy / "arch.json").read_bytes())
     return {"run": run_copy, "tmp": tmp_path, "file": tmp_path / "file", "empty": tmp_path / "empty",
-            "loop": tmp_path / "loop", "latin1": tmp_path / "latin1"}
+            "loop": tmp_path / "loop", "latin1": tmp_path / "latin1", **damaged}
 
 
 @pytest.mark.parametrize("argv,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -187,6 +212,9 @@ def test_ends_well(cli, places, argv, expected):
     assert "Traceback" not in result.out + result.err
     if expected == "ok":
         assert result.code == 0, result.err
+        for flag in ("--out", "--plot"):  # what it was asked to write is there
+            if flag in args:
+                assert os.path.exists(args[args.index(flag) + 1]), (flag, result.out)
     elif expected == "usage":  # click's own message for a value of the wrong type
         assert result.code == 2, (result.code, result.err)
     else:

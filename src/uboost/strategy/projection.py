@@ -54,8 +54,12 @@ class Projection:
 
 
 def check_budget(value, what: str = "target latency") -> float:
+    from uboost.search_config import MAX_BUDGET_MS
+
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{what} must be a positive number of milliseconds, got {value!r}")
+    if value > MAX_BUDGET_MS:  # in cycles it would overflow
+        raise ConfigError(f"{what} must be at most {MAX_BUDGET_MS:g} ms, got {value!r}")
     return float(value)
 
 
