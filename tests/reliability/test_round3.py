@@ -222,3 +222,41 @@ def test_ends_well(cli, places, argv, expected):
     after = tree(places["run"])
     assert {k: v for k, v in after.items() if k in before} == before, "a file of the run changed"
     assert places["file"].read_text() == ""
+
+
+def _interrupt_at(marker: str, argv: list[str]):
+    """Run ``uboost ARGV`` and press Ctrl-C (SIGINT) when a stdout line contains ``marker``."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "uboost", *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    for line in proc.stdout:
+        if marker in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+@pytest.mark.slow  # two subprocesses that import torch and NNI (~30 s each here)
+@pytest.mark.parametrize("marker", ["uboost search", "Epoch"])
+def test_ctrl_c_during_a_search_says_what_to_do_next(cli, tmp_path, marker):
+    """Before anything is written: 'run the same command again', and it runs; once a checkpoint is
+    there: the exact --resume command, and it finishes the run."""
+    out = tmp_path / "run"
+    argv = ["search", *TINY[:-6], "--epochs", "3", "--max-samples", "64", "--batch-size", "32", "--out", out]
+    code, err = _interrupt_at(marker, argv)
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert code == 130 and "Traceback" not in err, err
+    assert len(lines) == 1, err
+    if "--resume" in lines[0]:
+        assert cli("search", "--out", out, "--resume").code == 0
+    else:
+        assert "again" in lines[0] or lines[0] == "interrupted", lines
+        assert cli(*argv).code == 0
+    assert (out / "arch.json").is_file()

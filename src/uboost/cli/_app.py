@@ -156,6 +156,10 @@ def run(argv: list[str] | None = None) -> None:
     quiet_third_party()
     try:
         app(args=argv, standalone_mode=True)
+    except SystemExit as done:  # typer turns a Ctrl-C outside our handlers into a silent exit 130
+        if done.code == 130 and isinstance(getattr(done.__context__, "__cause__", None), KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        raise
     except UBoostError as exc:
         try:
             fail(str(exc), getattr(exc, "exit_code", 1))

@@ -137,7 +137,7 @@ def search(
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
         except KeyboardInterrupt:
-            raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
+            raise SearchInterrupted(f"search interrupted; {_after_interrupt(run_dir)}") from None
         write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
     from rich.table import Table
 
@@ -154,6 +154,15 @@ def search(
     console.print(table)
     console.print(f"per-layer table: {result.run_dir / 'hardware.txt'}")
     console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
+
+
+def _after_interrupt(run_dir: Path) -> str:
+    """What the user can do after a Ctrl-C, by what the search had written by then."""
+    from uboost import runs
+
+    if runs.latest_checkpoint(Path(run_dir)) is not None or (Path(run_dir) / runs.CONFIG).is_file():
+        return runs.unfinished_hint(run_dir).removeprefix("the search did not finish; ")
+    return "nothing was written yet: run the same command again"
 
 
 def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
