@@ -221,6 +221,7 @@ def tune(
     import optuna
 
     from uboost import tuning
+    from uboost.tuning.storage import check_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported one line each below
     store = tuning.describe_storage(storage, out)
@@ -242,6 +243,7 @@ def tune(
     if trials < 0:
         raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
     tuning.check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs)  # before the study is created in the storage
+    check_storage(storage, out)  # a typo in --storage fails now, not after the config check
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
                  sram_kb=sram_kb, dram_bw_words=dram_bw_words)
