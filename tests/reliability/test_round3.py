@@ -260,3 +260,14 @@ def test_ctrl_c_during_a_search_says_what_to_do_next(cli, tmp_path, marker):
         assert "again" in lines[0] or lines[0] == "interrupted", lines
         assert cli(*argv).code == 0
     assert (out / "arch.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["frontier", "export"])
+def test_a_projection_into_a_directory_another_process_writes(cli, tiny_run, tmp_path, lock_holder, command):
+    """Two commands into one output at once: the second stops in one line naming the holder; the
+    first one's directory is untouched."""
+    busy = tmp_path / "f" / "p00" if command == "frontier" else tmp_path / "e"
+    holder = lock_holder(busy)
+    args = ["--points", "2", "--out", tmp_path / "f"] if command == "frontier" else ["--target-latency-ms", "1", "--out", busy]
+    one_line_error(cli(command, tiny_run, *args), "in use by PID", str(holder.pid))
+    assert sorted(p.name for p in busy.iterdir()) == [".lock"]
