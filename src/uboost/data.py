@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -336,6 +337,20 @@ def _folder_layout(path: Path) -> tuple[Path, Path | None]:
     raise DataError(f"image folder {path} has train/ but no val/ or test/ subfolder")
 
 
+def _check_regular(path: str) -> None:
+    """Refuse a FIFO, socket or device named like an image: opening it would block forever (a FIFO
+    without a writer) or read without end (``/dev/zero``). ``stat`` follows links and never blocks."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # a dangling link or a loop: PIL's open fails on it and the file is skipped as unreadable
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise DataError(f"image folder entry {path} is {kind}, not an image file; remove it from the folder")
+
+
 def _readable_image(path: str, bad: list[str]) -> bool:
     """An image file PIL can identify (reads the header only); others go to ``bad``."""
     from PIL import Image
@@ -343,6 +358,7 @@ def _readable_image(path: str, bad: list[str]) -> bool:
 
     if not path.lower().endswith(IMG_EXTENSIONS):
         return False
+    _check_regular(path)
     try:
         with Image.open(path) as image:
             image.verify()

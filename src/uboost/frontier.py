@@ -25,6 +25,10 @@ from uboost.io import write_json
 
 logger = logging.getLogger(__name__)
 
+MAX_POINTS = 100
+"""Most budgets in one frontier. Each point is an integer program and a run directory (``p00`` to
+``p99``, which sort by budget); a plot shows no more, and more took minutes of silence first."""
+
 
 @dataclass
 class RunProjector:
@@ -76,7 +80,9 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
     if not (root / runs.CONFIG).is_file():
         raise RunDirError(f"{root} has no {runs.CONFIG}: not a uboost search run")
     if not (root / runs.ALPHAS).is_file():
-        raise RunDirError(f"{root} has no {runs.ALPHAS}: the search did not finish, or it was made by an older uboost (search again)")
+        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else (
+            "it was made by an older uboost, which did not keep the alphas a projection needs: run its search again")
+        raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
     config = SearchConfig.from_dict(runs.read_json(root / runs.CONFIG, "run config"))
     if hardware is not None:
         from uboost.accelerator import config_changes
@@ -122,7 +128,7 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     config = source.config
     if projection.point is not None:  # the exported network runs at the point chosen with it
         config = config.replace(clock_hz=model.spec.clock_hz, voltage_v=model.spec.voltage_v, operating_point=None)
-    runs.check_run_dir(out, force=force)
+    runs.check_run_dir(out, force=force, resumable=False)
     with run_lock(out):
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())
@@ -157,9 +163,11 @@ def frontier_targets(source: RunProjector, *, points: int | None = None, targets
     if metric not in UNITS:
         raise ConfigError(f"unknown frontier metric {metric!r}; expected one of: {', '.join(UNITS)}")
     if targets:
+        if len(targets) > MAX_POINTS:
+            raise ConfigError(f"at most {MAX_POINTS} budgets per frontier, got {len(targets)} (each is a run directory)")
         return sorted(check_budget(t, f"target {metric}", UNITS[metric]) for t in targets)
-    if points is None or isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise ConfigError(f"points must be an integer >= 2, got {points!r}")
+    if points is None or isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_POINTS:
+        raise ConfigError(f"points must be an integer from 2 to {MAX_POINTS} (each is a run directory), got {points!r}")
     low = source.projector.cheapest(metric).value(metric)
     high = source.projector.unconstrained().value(metric)
     if math.isclose(low, high):
@@ -196,7 +204,7 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
         if force:  # the earlier frontier's points go, also those past the new number of points
             _manifest.clear(out_root, source.root)
         for point in points:
-            runs.check_run_dir(point, force=force)
+            runs.check_run_dir(point, force=force, resumable=False)
         runs.record(out_root, dirs=points)  # each point is an output of its own, listed here for the next --force
         rows = []
         for point, (target, projection) in zip(points, projections):

@@ -42,8 +42,13 @@ class RetrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 < self.learning_rate < float("inf"):
+            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        from uboost.search_config import check_seed
+
+        check_seed(self.seed)
+        if self.accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
+            raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
         from uboost.distributed import check_settings
 
         check_settings(devices=self.devices, num_nodes=self.num_nodes, strategy=self.strategy, precision=self.precision)
@@ -181,6 +186,9 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
         search_config = SearchConfig.from_dict(run.config)
     if config.dataset is not None:
         search_config = search_config.replace(dataset=config.dataset, data_dir=config.data_dir)
+    from uboost.accelerators import check_accelerator
+
+    check_accelerator(config.accelerator, config.devices)  # before anything is written
     out = Path(out) if out is not None else run.root / runs.RETRAIN
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {out} exists and is not a directory")

@@ -68,8 +68,19 @@ def read_json(path: Path, what: str) -> Any:
         raise RunDirError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
-def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
-    """Refuse, before anything is written, a run directory that cannot be used as asked."""
+def unfinished_hint(root: str | os.PathLike) -> str:
+    """Why a directory has no search result yet, and the exact command that makes one."""
+    root = Path(root)
+    if latest_checkpoint(root) is not None:
+        return f"the search did not finish; continue it with: uboost search --out {root} --resume"
+    if (root / CONFIG).is_file():
+        return f"the search did not finish and left no checkpoint; start it over with: uboost search --out {root} --force"
+    return "not a uboost search run directory (no config.json either)"
+
+
+def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, resumable: bool = True) -> Path:
+    """Refuse, before anything is written, a run directory that cannot be used as asked
+    (``resumable``: whether the command writing it has a ``--resume``, for the message)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
@@ -79,7 +90,8 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
         return path
     if not _manifest.is_empty(path):
         if not force:
-            raise RunDirError(f"output {path} already exists; pass --resume to continue it or --force to start over in it")
+            again = "pass --resume to continue it or --force to start over in it" if resumable else "pass --force to replace what uboost wrote there"
+            raise RunDirError(f"output {path} already exists; {again}")
         _manifest.guard(path)
         _manifest.refuse_foreign(path, RUN_FILES)
     return path
@@ -242,7 +254,7 @@ def load_run(path: str | os.PathLike) -> RunArtifacts:
     if path.is_dir():
         root, arch_path = path, path / ARCH
         if not arch_path.is_file():
-            raise RunDirError(f"{path} has no {ARCH}: the search did not finish (resume it with --resume)")
+            raise RunDirError(f"{path} has no {ARCH}: {unfinished_hint(path)}")
     elif path.suffix == ".json":
         root, arch_path = path.parent, path
     else:
@@ -251,6 +263,8 @@ def load_run(path: str | os.PathLike) -> RunArtifacts:
     if not isinstance(arch, dict):
         raise ArchitectureError(f"{arch_path} must hold a JSON object (NNI's architecture dict)")
     config = read_json(root / CONFIG, "run config") if (root / CONFIG).is_file() else {}
+    if not isinstance(config, dict):
+        raise RunDirError(f"{root / CONFIG} must hold a JSON object of search settings, got {type(config).__name__}")
     return RunArtifacts(config=config, arch=arch, root=root)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uboost.exceptions import Interrupted, SearchError
+from uboost.exceptions import ConfigError, Interrupted, SearchError
 from uboost.io import write_json
 from uboost import runs
 from uboost.search_config import (  # noqa: F401  (re-exported: the public names stay here)
@@ -140,6 +140,10 @@ def run_search(
     """
     from uboost.distributed import check_launch, is_rank_zero
 
+    if config is None:  # a resume may take everything from the run itself
+        if not resume:
+            raise ConfigError("run_search needs a SearchConfig (only a resume reads the run's own config.json)")
+        config = SearchConfig.from_dict(runs.read_json(Path(out) / runs.CONFIG, "run config"))
     check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
     kwargs = dict(resume=resume, force=force, progress=progress, callbacks=callbacks, logger=logger)
     if is_rank_zero(config):
@@ -173,6 +177,9 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
             raise SearchError(f"no checkpoint in {out / runs.CHECKPOINTS} to resume from; start over with --force")
         checkpoint = runs.check_checkpoint(ckpt_path)
 
+    from uboost.accelerators import check_accelerator
+
+    check_accelerator(config.accelerator, config.devices)  # Lightning would find out after config.json is written
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(config)

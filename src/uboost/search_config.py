@@ -21,6 +21,17 @@ SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (n
 COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
 
 
+MAX_BUDGET_MS = 1e9  # a latency budget of 11 days: beyond, its cycle count overflows
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed_everything range
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A seed every generator accepts: an integer in [0, 2**32 - 1]."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be an integer from 0 to {MAX_SEED} (2**32 - 1), got {seed!r}")
+    return seed
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchConfig:
     """Everything that defines a search; stored as ``config.json`` in the run directory."""
@@ -107,9 +118,10 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
         if self.target_latency_ms is not None and (
             isinstance(self.target_latency_ms, bool) or not isinstance(self.target_latency_ms, (int, float))
-            or not math.isfinite(self.target_latency_ms) or self.target_latency_ms <= 0
+            or not math.isfinite(self.target_latency_ms) or not 0 < self.target_latency_ms <= MAX_BUDGET_MS
         ):
-            raise ConfigError(f"target_latency_ms must be a positive number of milliseconds, got {self.target_latency_ms!r}")
+            raise ConfigError(f"target_latency_ms must be a positive number of milliseconds (at most {MAX_BUDGET_MS:g}), "
+                              f"got {self.target_latency_ms!r}")
         if self.target_energy_uj is not None and (
             isinstance(self.target_energy_uj, bool) or not isinstance(self.target_energy_uj, (int, float))
             or not math.isfinite(self.target_energy_uj) or self.target_energy_uj <= 0
@@ -129,8 +141,7 @@ class SearchConfig:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.cost_mode not in COST_MODES:
             raise ConfigError(f"unknown cost mode {self.cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
         if self.accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
             raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
         if self.image_size is not None and self.image_size < 4:
@@ -172,6 +183,8 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a search config must be a JSON/TOML object of settings, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

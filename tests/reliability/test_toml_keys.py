@@ -28,5 +28,5 @@ def test_a_toml_file_that_is_not_utf8_is_one_line(cli, tmp_path, command):
     cfg = tmp_path / "c.toml"
     cfg.write_bytes(b'[search]\nspace = "l\xe9net"\n')
     out = tmp_path / "out"
-    one_line_error(cli(command, "--config", cfg, "--out", out), "cannot read config file")
+    one_line_error(cli(command, "--config", cfg, "--out", out), "not UTF-8")
     assert not out.exists()

@@ -18,6 +18,9 @@ __all__ = ["app", "main"]
 def main(argv: list[str] | None = None) -> None:
     """The console script: ``uboost ARGV`` (``sys.argv[1:]`` by default); exits with its code."""
     args = tuple(sys.argv[1:] if argv is None else map(str, argv))
+    from uboost.cli._boundary import degrade_output
+
+    degrade_output()  # a terminal that cannot show µ or a box line gets a look-alike, not a traceback
     if args == ("--version",):  # answered without Typer
         from uboost import __version__
 

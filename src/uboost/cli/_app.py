@@ -158,6 +158,10 @@ def run(argv: list[str] | None = None) -> None:
     quiet_third_party()
     try:
         app(args=argv, standalone_mode=True)
+    except SystemExit as done:  # typer turns a Ctrl-C outside our handlers into a silent exit 130
+        if done.code == 130 and isinstance(getattr(done.__context__, "__cause__", None), KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        raise
     except UBoostError as exc:
         try:
             fail(str(exc), getattr(exc, "exit_code", 1))
@@ -166,3 +170,13 @@ def run(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except (OSError, MemoryError, RuntimeError) as exc:  # the OS's or the allocator's refusal: one line too
+        from uboost.cli._boundary import one_line
+
+        message = one_line(exc, sys.argv[1:] if argv is None else [str(a) for a in argv])
+        if message is None:
+            raise
+        try:
+            fail(message)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)

@@ -39,7 +39,9 @@ def _load_toml(path: Path) -> dict:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     if "search" in data:
         stray = sorted(k for k in data if k != "search")
@@ -171,7 +173,7 @@ def search(
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
         except KeyboardInterrupt:
-            raise SearchInterrupted(f"search interrupted; continue with: uboost search --out {run_dir} --resume") from None
+            raise SearchInterrupted(f"search interrupted; {_after_interrupt(run_dir)}") from None
         if not rank_zero:
             return
         write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
@@ -196,6 +198,15 @@ def search(
     console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
 
 
+def _after_interrupt(run_dir: Path) -> str:
+    """What the user can do after a Ctrl-C, by what the search had written by then."""
+    from uboost import runs
+
+    if runs.latest_checkpoint(Path(run_dir)) is not None or (Path(run_dir) / runs.CONFIG).is_file():
+        return runs.unfinished_hint(run_dir).removeprefix("the search did not finish; ")
+    return "nothing was written yet: run the same command again"
+
+
 def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
     """``--resume`` continues a run with its stored config: a setting that differs is an error, not ignored."""
     from uboost import runs
@@ -203,6 +214,8 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
     if not (Path(run_dir) / runs.CONFIG).is_file():
         return  # run_search says there is nothing to resume
     stored = runs.read_json(Path(run_dir) / runs.CONFIG, "run config")
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{Path(run_dir) / runs.CONFIG} must hold a JSON object of settings, got {type(stored).__name__}")
     options = dict(given.pop("space_options", {}))
     changed = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in given.items() if stored.get(k) != v]
     stored_options = stored.get("space_options") or {}

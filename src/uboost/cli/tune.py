@@ -239,6 +239,7 @@ def tune(
     import optuna
 
     from uboost import tuning
+    from uboost.tuning.storage import check_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported one line each below
     store = tuning.describe_storage(storage, out)
@@ -261,7 +262,8 @@ def tune(
 
     if trials < 0:
         raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
-    tuning.check_mode(mode, budget_ms)  # before the study is created in the storage
+    tuning.check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs)  # before the study is created in the storage
+    check_storage(storage, out)  # a typo in --storage fails now, not after the config check
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
                  sram_kb=sram_kb, dram_bw_words=dram_bw_words)
@@ -280,6 +282,9 @@ def tune(
     )
     tune_space = tune_space.for_cost_mode(base.cost_mode)
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
+    from uboost.accelerators import check_accelerator
+
+    check_accelerator(base.accelerator, base.devices)
     console.print(
         f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
         f"study [bold]{study_name}[/] in {store}"

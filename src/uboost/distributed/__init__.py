@@ -102,9 +102,9 @@ def check_launch(*, accelerator: str, devices: int, num_nodes: int, precision: s
 
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if gpu:
-        found = torch.cuda.device_count()
-        if devices > found:
-            raise ConfigError(f"devices={devices} but this machine has {found} GPU{'s' if found != 1 else ''}")
+        from uboost.accelerators import check_accelerator
+
+        check_accelerator("gpu", devices)  # one message for a missing GPU, here and before a single-device run
     elif accelerator == "mps" and devices > 1:
         raise ConfigError("devices > 1 is not supported on mps (one device)")
     else:

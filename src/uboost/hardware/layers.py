@@ -125,6 +125,12 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerSh
         model.eval()
         with torch.no_grad():
             model(torch.zeros(1, *[int(d) for d in input_shape], device=device))
+    except (RuntimeError, ValueError) as exc:  # a shape the network cannot take (an allocation failure stays itself)
+        if "alloc" in str(exc) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(f"the network does not run on input shape {'x'.join(str(int(d)) for d in input_shape)} "
+                          f"({type(exc).__name__}: {first}); pass the --input CxHxW it expects") from None
     finally:
         model.train(was_training)
         for handle in handles:

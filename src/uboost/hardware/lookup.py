@@ -71,6 +71,8 @@ class LookupTable(CostModel):
                 rows = list(csv.DictReader(f))
         except OSError as exc:
             raise DataError(f"cannot read lookup table {os.fspath(path)!r}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"lookup table {os.fspath(path)!r} is not a UTF-8 CSV file ({exc})") from None
         if not rows:
             raise DataError(f"lookup table {os.fspath(path)!r} has no rows")
         absent = [c for c in REQUIRED if c not in rows[0]]

@@ -15,6 +15,10 @@ DATAFLOWS = ("ws", "os", "is")
 SRAM_FIELDS = ("sram_kb", "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
 
 
+MAX_ARRAY_SIDE = 65536
+"""Largest array side (rows or cols) a spec accepts; real arrays are 8 to 256."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class HardwareSpec:
     """A systolic array of ``rows`` x ``cols`` processing elements and its memory system.
@@ -64,6 +68,9 @@ class HardwareSpec:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+        for field in ("rows", "cols"):  # beyond, PE counts overflow the cost tensors (float32, int64 products)
+            if getattr(self, field) > MAX_ARRAY_SIDE:
+                raise ConfigError(f"array {field} must be at most {MAX_ARRAY_SIDE} processing elements, got {getattr(self, field)}")
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(f"unknown dataflow {self.dataflow!r}; expected one of: {', '.join(DATAFLOWS)}")
         for field in ("clock_hz", "mem_bw_gbps"):

@@ -91,6 +91,12 @@ def alphas_to_dict(supernet: nn.Module) -> dict[str, list[float]]:
     return {label: [float(v) for v in alpha.detach().cpu().reshape(-1)] for label, alpha in named_alphas(supernet).items()}
 
 
+MAX_ALPHA = 1e6
+"""Largest logit :func:`load_alphas` accepts. A search moves its alphas by about ``arch_lr`` a step
+(hundreds at most); beyond this, float32 and the log-probabilities the projection's integer program
+weighs choices with lose their meaning (1e308 became inf, and softmax NaN)."""
+
+
 def load_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:
     """Set ``supernet``'s alphas from :func:`alphas_to_dict` output; one-line error on a mismatch."""
     alphas = named_alphas(supernet)
@@ -99,8 +105,10 @@ def load_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:
         raise ArchitectureError(f"saved alphas do not match the search space (missing {missing[:3]}, unexpected {extra[:3]})")
     for label, alpha in alphas.items():
         data = values[label]
-        if not isinstance(data, list) or len(data) != alpha.numel() or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in data):
-            raise ArchitectureError(f"saved alphas for {label!r} must be {alpha.numel()} finite numbers")
+        if not isinstance(data, list) or len(data) != alpha.numel() or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_ALPHA for v in data
+        ):
+            raise ArchitectureError(f"saved alphas for {label!r} must be {alpha.numel()} numbers within +-{MAX_ALPHA:g}")
         with torch.no_grad():
             alpha.copy_(torch.tensor(data, dtype=alpha.dtype).reshape(alpha.shape))
 

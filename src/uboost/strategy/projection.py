@@ -92,9 +92,13 @@ def budgets_for(target_latency_ms: float | None = None, target_energy_uj: float 
 
 
 def check_budget(value, what: str = "target latency", unit: str = "ms") -> float:
+    from uboost.search_config import MAX_BUDGET_MS
+
     words = {"ms": "milliseconds", "µJ": "microjoules"}.get(unit, unit)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{what} must be a positive number of {words}, got {value!r}")
+    if value > MAX_BUDGET_MS:  # in cycles (or pJ) it would overflow
+        raise ConfigError(f"{what} must be at most {MAX_BUDGET_MS:g} {unit}, got {value!r}")
     return float(value)
 
 

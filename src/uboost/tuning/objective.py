@@ -32,7 +32,12 @@ UNRECORDED: list[Path] = []
 """Results of finished trials this process could not write to the storage (kept on disk)."""
 
 
-def check_mode(mode: str, budget_ms: float | None) -> None:
+def check_mode(mode: str, budget_ms: float | None, *, timeout: float | None = None, retrain_epochs: int = 0) -> None:
+    """The study's settings, checked before the storage is touched (a bad one would fail every trial)."""
+    if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
+        raise ConfigError(f"retrain_epochs (--retrain-epochs) must be an integer >= 0 (0: no retraining), got {retrain_epochs!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf):
+        raise ConfigError(f"timeout (--timeout) must be a positive number of seconds, got {timeout!r}")
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; expected one of: {', '.join(MODES)}")
     if budget_ms is not None and (not isinstance(budget_ms, (int, float)) or not math.isfinite(budget_ms) or budget_ms <= 0):

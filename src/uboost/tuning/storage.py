@@ -194,6 +194,45 @@ def describe_storage(storage: Any, out_root: str | os.PathLike) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", os.fspath(storage))
 
 
+FILE_SUFFIXES = (".journal", ".log", ".jsonl", ".db", ".sqlite", ".sqlite3")
+
+
+def check_storage(storage: Any, out_root: str | os.PathLike) -> Path | None:
+    """The storage's file (None for a URL or a storage object), checked without writing anything:
+    a bad suffix, a directory of that name or a file where a folder is needed is one line here,
+    before a tune spends time on anything else."""
+    if storage is not None and not isinstance(storage, (str, os.PathLike)):
+        return None
+    if storage is None:
+        path = Path(out_root) / "study.journal"
+    else:
+        text = os.fspath(storage)
+        if "://" in text:
+            return None
+        path = Path(text)
+        if path.suffix not in FILE_SUFFIXES:
+            raise ConfigError(
+                f"storage must be an Optuna URL (sqlite:///study.db, postgresql://...) or a file ending in "
+                f".journal or .db, got {text!r}"
+            )
+    if path.is_dir():
+        raise ConfigError(f"storage {path} is a directory; name a file in it, e.g. {path / 'study.journal'}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"cannot create storage {path}: {blocker} is a file, not a directory")
+    return path
+
+
+def _create_file(path: Path) -> None:
+    """Create the storage file (and its folders) as Optuna would; a read-only place is one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):  # an existing file is left as it is
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create storage {path}: {exc.strerror or exc}") from None
+
+
 def resolve_storage(storage: "str | os.PathLike | optuna.storages.BaseStorage | None", out_root: str | os.PathLike):
     """A storage object: ``None`` -> a journal file ``out_root/study.journal``; ``*.journal``/``*.log``
     paths -> journal files; ``*.db``/``*.sqlite`` paths -> SQLite; ``redis://`` -> a Redis journal;
@@ -236,16 +275,11 @@ def resolve_storage(storage: "str | os.PathLike | optuna.storages.BaseStorage | 
                     if type(exc).__name__ not in ("IntegrityError", "OperationalError") or attempt == 4:
                         raise ConfigError(f"cannot open storage {shown!r}: {_first_line(exc)}") from None
                     time.sleep(0.2 * (attempt + 1))
-        path = Path(text)
+        path = check_storage(text, out_root)
         if path.suffix in (".db", ".sqlite", ".sqlite3"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_file(path)
             return resolve_storage(f"sqlite:///{path.resolve()}", out_root)
-        if path.suffix not in (".journal", ".log", ".jsonl"):
-            raise ConfigError(
-                f"storage must be an Optuna URL (sqlite:///study.db, postgresql://...) or a file ending in "
-                f".journal or .db, got {text!r}"
-            )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _create_file(check_storage(path, out_root))
     from uboost.tuning.journal import check_journal
 
     check_journal(path)  # an append to a torn journal would make it unreadable for good

@@ -132,7 +132,7 @@ def run_study(
     kept on disk are recorded, trials of dead workers are failed and queued again. When the storage
     stops answering, :class:`StorageUnavailable` says where a finished trial's result was kept.
     """
-    check_mode(mode, budget_ms)
+    check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs)
     _start_method(start_method)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0):
