@@ -11,7 +11,7 @@ Part (c): (1) the share of SCALE-Sim 3.0 CALC-mode access counts (``tests/hardwa
 scalesim_access_golden.csv``) that :func:`uboost.hardware.access.access_counts` matches exactly;
 (2) with finite SRAM (SCALE-Sim USER mode, ``tests/hardware/data/scalesim_user_access.csv``) the
 error of the DRAM reads (ifmap + filter, re-fetches included) of the unbounded-memory counts and of
-``systolic-mem``'s re-fetch estimate (:meth:`MemorySystolicArray.dram_read_words`).
+``systolic-mem``'s counts with its re-fetch estimate (:meth:`MemorySystolicArray.accesses`).
 
     nice -n 10 python benchmarks/bench_energy_hw.py --part b [--network resnet18 --input 3x32x32]
     nice -n 10 python benchmarks/bench_energy_hw.py --part b --cost-model systolic-mem --dram-bw-gbps 4
@@ -107,7 +107,7 @@ def part_c(args) -> int:
                             sram_kb=int(row["sram_kb"]), dram_bw_words=float(row["dram_bw_words"]))
         table = LayerTable.from_shapes([shape_of(row)])
         unbounded = access_counts(spec, table)
-        mem = create("systolic-mem", spec=spec).dram_read_words(table)
+        mem = create("systolic-mem", spec=spec).accesses(table)
         truth = int(row["ifmap_dram_reads"]) + int(row["filter_dram_reads"])
         flat = unbounded["ifmap_dram_reads"].item() + unbounded["filter_dram_reads"].item()
         est = mem["ifmap_dram_reads"].item() + mem["filter_dram_reads"].item()

@@ -93,6 +93,18 @@ class MemorySystolicArray(CostModel):
             writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
         return reads, writes
 
+    def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
+        """The unbounded-memory counts plus the re-fetches: each read port's DRAM words beyond one pass
+        over its GEMM operand (:meth:`dram_read_words`), so energy prices the extra DRAM traffic."""
+        counts = super().accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+        if not self.spec.memory_bound:
+            return counts
+        groups, _, (_, m, k, n) = compute_cycles(self.spec, layers, in_channels, out_channels, temperature)
+        words = self.dram_read_words(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+        for key, size in (("ifmap_dram_reads", m * k), ("filter_dram_reads", k * n)):
+            counts[key] = counts[key] + torch.relu(words[key] - groups * size)
+        return counts
+
     def dram_read_words(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
         """DRAM words the ifmap and filter ports read per layer, re-fetches included: an operand that
         fits its buffer's active half is read once; one that does not, its first half-buffer fill plus
