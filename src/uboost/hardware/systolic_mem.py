@@ -94,15 +94,13 @@ class MemorySystolicArray(CostModel):
         return reads, writes
 
     def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
-        """The unbounded-memory counts plus the re-fetches: each read port's DRAM words beyond one pass
-        over its GEMM operand (:meth:`dram_read_words`), so energy prices the extra DRAM traffic."""
+        """With memory limits, the DRAM reads are :meth:`dram_read_words` (re-fetches included), as
+        SCALE-Sim's USER mode counts them: it fetches the im2col operand (every window's words, in
+        demand order) rather than the unique input pixels that CALC mode reports. Without limits, the
+        unbounded-memory counts. The SRAM counts and the DRAM writes are the unbounded ones."""
         counts = super().accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
-        if not self.spec.memory_bound:
-            return counts
-        groups, _, (_, m, k, n) = compute_cycles(self.spec, layers, in_channels, out_channels, temperature)
-        words = self.dram_read_words(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
-        for key, size in (("ifmap_dram_reads", m * k), ("filter_dram_reads", k * n)):
-            counts[key] = counts[key] + torch.relu(words[key] - groups * size)
+        if self.spec.memory_bound:
+            counts.update(self.dram_read_words(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature))
         return counts
 
     def dram_read_words(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
