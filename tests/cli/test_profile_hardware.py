@@ -50,3 +50,13 @@ def test_bad_hardware_options_are_one_line(cli, tmp_path, args, fragment):
         (tmp_path / "x.yaml").write_text("rows: 8\n")
         args = ["--hardware", tmp_path / "x.yaml"]
     one_line_error(cli("profile", *NET, *args), fragment)
+
+
+def test_a_compute_only_model_on_bounded_memory_says_so(cli):
+    result = cli("profile", *NET, "--sram-kb", "16", "--dram-bw-words", "4", "--array", "8x8")
+    assert result.code == 0 and "prices compute only" in result.out and "systolic-mem" in result.out
+    data = json.loads(cli("profile", *NET, "--sram-kb", "16", "--dram-bw-words", "4", "--json").out)
+    assert "prices compute only" in data["notes"][0]
+    quiet = cli("profile", *NET, "--sram-kb", "16", "--dram-bw-words", "4", "--cost-model", "systolic-mem")
+    assert "prices compute only" not in quiet.out
+    assert "notes" not in json.loads(cli("profile", *NET, "--json").out)

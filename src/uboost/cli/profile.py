@@ -103,7 +103,9 @@ def profile(
     extra = {"table": table_file} if table_file is not None else {}
     with simulation_progress(f"SCALE-Sim {model}") as progress:  # drawn only if a model simulates
         extra.update(model_options(cost_model, progress))
-        reports = [resolve(cost_model, spec=spec, **extra).evaluate(layers) for spec in specs]
+        models = [resolve(cost_model, spec=spec, **extra) for spec in specs]
+        reports = [m.evaluate(layers) for m in models]
+        notes = list(dict.fromkeys(n for n in (m.memory_note() for m in models) if n))
         sweeps = []
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
@@ -112,6 +114,8 @@ def profile(
 
         data = {"model": loaded.label, "input_shape": list(shape),
                 "reports": [{**r.to_dict(), "area_mm2": _area(r.spec, area_table, area_breakdown_mm2)} for r in reports]}
+        if notes:
+            data["notes"] = notes
         if points is not None:
             data["operating_points"] = [_sweep_dict(spec, sweep) for spec, sweep in zip(specs, sweeps)]
         typer.echo(dumps_json(data))
@@ -130,6 +134,8 @@ def profile(
             )
         for spec, sweep in zip(specs, sweeps):
             console.print(_sweep_table(loaded.label, spec, sweep))
+        for note in notes:
+            console.print(f"[yellow]note:[/] {note}")
     if plot is not None:
         from uboost.plots import utilization_per_layer
 

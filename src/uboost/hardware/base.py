@@ -142,6 +142,15 @@ class CostModel(abc.ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    prices_memory: ClassVar[bool] = False  # does the model read the SRAM sizes and DRAM bandwidth? (stalls, traffic)
+
+    def memory_note(self) -> str | None:
+        """A one-line note when the spec bounds memory but this model prices compute only (its
+        cycles then ignore the SRAM sizes and the bandwidth: say so rather than look exact)."""
+        if self.spec.memory_bound and not self.prices_memory:
+            return (f"{self.name} prices compute only: the {self.spec.memory_text} memory limits change no cycle count "
+                    "(use --cost-model systolic-mem or scalesim for stalls)")
+        return None
 
     def __init__(self, spec: HardwareSpec | None = None, **spec_fields: Any):
         if spec is not None and spec_fields:

@@ -45,6 +45,8 @@ class ScaleSimModel(CostModel):
     ``progress(done, total)`` after each simulation (the CLI draws a Rich bar with it).
     """
 
+    prices_memory = True
+
     name = "scalesim"
 
     def __init__(

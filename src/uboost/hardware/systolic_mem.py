@@ -66,6 +66,8 @@ WORDS_PER_KB = 1024
 class MemorySystolicArray(CostModel):
     """Compute cycles of :class:`SystolicArray`, or the DRAM time of the read ports when longer."""
 
+    prices_memory = True
+
     name = "systolic-mem"
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
