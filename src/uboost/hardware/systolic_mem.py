@@ -80,6 +80,41 @@ class MemorySystolicArray(CostModel):
     def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port."""
         spec = self.spec
+        ports = [
+            torch.zeros_like(m * k) if kb is None else prefetches * self._chunk_cycles(kb)
+            for prefetches, kb in self.read_prefetches(m, k, n, ceil, temperature)
+        ]  # each read port has its own DRAM timeline
+        # the array waits for the slower port (per demand line SCALE-Sim stalls by the worst port), plus a share of the other
+        reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
+        writes = torch.zeros_like(reads)
+        ofmap_kb = spec.buffer_kb[2]
+        if ofmap_kb is not None:
+            words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows)) * m * n  # WS/IS write partial sums once per row fold
+            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
+        return reads, writes
+
+    def dram_read_words(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
+        """DRAM words the ifmap and filter ports read per layer, re-fetches included: an operand that
+        fits its buffer's active half is read once; one that does not, its first half-buffer fill plus
+        half a buffer per prefetch (:meth:`read_prefetches`). Unbounded buffers read each word once."""
+        spec = self.spec
+        groups, _, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
+        out = {}
+        for key, size, (prefetches, kb) in zip(
+            ("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n), self.read_prefetches(m, k, n, ceil, temperature)
+        ):
+            if kb is None or not spec.memory_bound:
+                out[key] = groups * size
+                continue
+            half, per_line = _half_words(kb), math.ceil(kb * WORDS_PER_KB / LINES)
+            over = _overflows(size / per_line, half / per_line, temperature)  # as _prefetch_counts decides
+            out[key] = groups * ((1.0 - over) * size + over * half + prefetches * half)
+        return out
+
+    def read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None) -> list[tuple[torch.Tensor, int | None]]:
+        """Per-group prefetches (half a buffer each) of the ifmap and filter ports, with their buffer sizes
+        in kB (``None``: unbounded, no prefetch): the sequential walks plus the weighted wrap-arounds."""
+        spec = self.spec
         r, c = spec.rows, spec.cols
         ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
         flow = spec.dataflow
@@ -98,12 +133,13 @@ class MemorySystolicArray(CostModel):
             walks = (torch.ones_like(row_folds), m_cols)
             boundaries = (m_cols * row_folds, m_cols * row_folds)
         coef = COEFFICIENTS["os" if flow == "os" else "ws"]
-        ports = [torch.zeros_like(m * k), torch.zeros_like(m * k)]  # each read port has its own DRAM timeline
-        for port, (operand, size, walk, edges, kb) in enumerate((
+        ports = []
+        for operand, size, walk, edges, kb in (
             ("ifmap", m * k, walks[0], boundaries[0], ifmap_kb),
             ("filter", k * n, walks[1], boundaries[1], filter_kb),
-        )):
+        ):
             if kb is None:
+                ports.append((torch.zeros_like(m * k), None))
                 continue
             if operand == "ifmap" and flow in ("ws", "os"):
                 # the ifmap's folds lie fold_words apart in fetch order: trace which boundaries circle
@@ -111,14 +147,8 @@ class MemorySystolicArray(CostModel):
                 edges = col_folds * _traced_wraps(fold_words, m * k, r, folds, kb)
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
             chance = 1.0 if operand == "ifmap" and flow in ("ws", "os") else _straddle(r, kb)
-            ports[port] = (seq + coef[operand] * chance * wrap) * self._chunk_cycles(kb)
-        # the array waits for the slower port (per demand line SCALE-Sim stalls by the worst port), plus a share of the other
-        reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
-        writes = torch.zeros_like(reads)
-        if ofmap_kb is not None:
-            words = (1.0 if flow == "os" else row_folds) * m * n  # WS/IS write partial sums once per row fold
-            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
-        return reads, writes
+            ports.append((seq + coef[operand] * chance * wrap, kb))
+        return ports
 
     def _chunk_cycles(self, kb: int) -> float:
         """DRAM cycles of one prefetch: half a buffer at ``dram_words_per_cycle`` (``dram_bw_words``, or
