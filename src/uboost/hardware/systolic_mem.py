@@ -93,6 +93,16 @@ class MemorySystolicArray(CostModel):
             writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
         return reads, writes
 
+    def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
+        """With memory limits, the DRAM reads are :meth:`dram_read_words` (re-fetches included), as
+        SCALE-Sim's USER mode counts them: it fetches the im2col operand (every window's words, in
+        demand order) rather than the unique input pixels that CALC mode reports. Without limits, the
+        unbounded-memory counts. The SRAM counts and the DRAM writes are the unbounded ones."""
+        counts = super().accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+        if self.spec.memory_bound:
+            counts.update(self.dram_read_words(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature))
+        return counts
+
     def dram_read_words(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
         """DRAM words the ifmap and filter ports read per layer, re-fetches included: an operand that
         fits its buffer's active half is read once; one that does not, its first half-buffer fill plus
