@@ -7,7 +7,7 @@ weight-stationary, 16 kB per SRAM buffer, 4 DRAM words per cycle, ``systolic-mem
 
 * ``latency``: ``lambda = 1`` on latency / latency_ref, no energy term (uboost's default);
 * ``energy``: ``gamma = 1`` on energy / energy_ref, no latency term (``--energy-weight 1
-  --latency-weight 0``);
+  --latency-weight 0``; ``--gammas`` adds other weights, named ``energy-gG``);
 * ``energy@F``: no latency term, an energy budget of ``F`` times the energy of the same seed's
   latency-only network (``--target-energy-uj``, window floor 0.9): the energy-aware network at a
   chosen share of the latency-only one's energy, to read accuracy at equal and lower energy;
@@ -34,11 +34,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from _reuse import retrain_acc, search  # noqa: E402  (benchmarks/ is on the path when a script of it runs)
 
-OBJECTIVES = {"latency": dict(latency_weight=1.0, energy_weight=0.0), "energy": dict(latency_weight=0.0, energy_weight=1.0)}
-
-
-def objectives(fractions: list[float]) -> list[tuple[str, dict]]:
-    return list(OBJECTIVES.items()) + [(f"energy@{f:g}", {"fraction": f}) for f in fractions]
+def objectives(gammas: list[float], fractions: list[float]) -> list[tuple[str, dict]]:
+    """(name, search settings): latency-only first (the energy budgets are shares of its network's energy)."""
+    found = [("latency", dict(latency_weight=1.0, energy_weight=0.0))]
+    found += [("energy" if g == 1.0 else f"energy-g{g:g}", dict(latency_weight=0.0, energy_weight=g)) for g in gammas]
+    return found + [(f"energy@{f:g}", {"fraction": f}) for f in fractions]
 PARTS = ("mac", "sram", "dram", "leakage")
 
 
@@ -62,7 +62,7 @@ def part_a(args) -> int:
                             energy=args.energy, epochs=args.epochs, max_samples=args.max_samples)
         for seed in args.seeds:
             reference = None
-            for name, weights in objectives(args.fractions):
+            for name, weights in objectives(args.gammas, args.fractions):
                 run = args.out / f"{space}-{base.array}{base.dataflow}-{args.sram_kb}kB-bw{args.dram_bw_words}" / f"seed{seed}" / name
                 if "fraction" in weights:  # a share of the latency-only network's energy (searched first)
                     weights = dict(latency_weight=0.0, target_energy_uj=weights["fraction"] * reference)
@@ -88,7 +88,7 @@ def part_a(args) -> int:
               f"{r['sram']:.3g} | {r['dram']:.3g} | {r['leakage']:.2g} | {r['latency_us']:.3g} | {r['search_s']:.0f} |")
     print()
     for space in args.spaces:
-        for name, _ in objectives(args.fractions):
+        for name, _ in objectives(args.gammas, args.fractions):
             sel = [r for r in rows if r["space"] == space and r["objective"] == name]
             if not sel:
                 continue
@@ -109,6 +109,7 @@ def main() -> int:
     parser.add_argument("--dram-bw-words", type=float, default=4)
     parser.add_argument("--energy", default="horowitz45")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--gammas", type=float, nargs="*", default=[1.0], help="energy weights of the energy-only searches")
     parser.add_argument("--fractions", type=float, nargs="*", default=[1.0, 0.7],
                         help="energy budgets as shares of the latency-only network's energy")
     parser.add_argument("--epochs", type=int, default=4)

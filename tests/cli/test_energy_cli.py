@@ -157,3 +157,21 @@ def test_bad_energy_export_input_is_one_red_line_and_writes_nothing(cli, energy_
     out = tmp_path / "x"
     one_line_error(cli(command, run, *[str(out) if a == "X" else a for a in rest]), *fragments)
     assert not out.exists()
+
+
+def test_search_with_an_unreachable_energy_budget_names_the_least_energy(cli, tmp_path):
+    result = cli("search", *TINY, "--target-energy-uj", "1e-6", "--out", tmp_path / "b")
+    assert result.code == 1 and "least energy" in result.err and "Traceback" not in result.err + result.out
+
+
+def test_energy_frontier_with_operating_point_auto_and_a_latency_cap(cli, auto_run, tmp_path):
+    run, target_uj = auto_run
+    out = tmp_path / "front"
+    result = cli("frontier", run, "--metric", "energy", "--points", "2", "--target-latency-ms", "0.01",
+                 "--operating-point", "auto", "--out", out)
+    assert result.code == 0, result.err
+    for i in range(2):
+        written = json.loads((out / f"p{i:02d}" / "result.json").read_text())
+        point = written["operating_point"]
+        assert [point["freq_hz"], point["voltage_v"]] in POINTS
+        assert written["energy_uj"] <= written["target_energy_uj"] * (1 + 1e-9) and written["latency_ms"] <= 0.01

@@ -48,6 +48,20 @@ def test_energy_rows_price_every_architecture_exactly_and_the_expectation_is_dif
     assert all(c.alpha.grad is not None and c.alpha.grad.abs().sum() > 0 for c in choices)
 
 
+def test_expected_energy_is_the_exact_expectation_over_every_architecture():
+    make, shape = MIXED
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=9)
+    probs = {c.label: torch.softmax(c.alpha.detach().double().reshape(-1), -1) for c in choices}
+    expectation = 0.0
+    for arch in enumerate_archs(make()):
+        idx = arch_to_indices(choices, nodes, arch)
+        weight = 1.0
+        for c in choices:
+            weight *= float(probs[c.label][idx[id(c.alpha)]])
+        expectation += weight * energy_uj(model, make().freeze(arch), shape)
+    assert float(cost().energy_uj) == pytest.approx(expectation, rel=1e-9)
+
+
 def test_smooth_mode_prices_energy_with_a_gradient():
     make, shape = MIXED
     model, supernet, exact, choices, nodes = searched(make, shape, seed=2)
