@@ -96,3 +96,20 @@ def registry_table(title: str, entries: dict[str, str]):
     for name, description in entries.items():
         table.add_row(name, description)
     return table
+
+
+def check_output_file(option: str, path, *, force: bool) -> None:
+    """Refuse, before any work, a file output (``--plot``, ``--out``) uboost could not or should not
+    write: a directory, a missing or non-folder parent, or an existing file without ``--force``
+    (a loose file has no manifest to say who wrote it: it may be someone's result)."""
+    from uboost.exceptions import RunDirError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / 'out'}")
+    if not path.parent.is_dir():
+        why = "is not a folder" if path.parent.exists() else "does not exist"
+        raise RunDirError(f"cannot write {option} {path}: {path.parent} {why}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise RunDirError(f"{option} {path} already exists; pass --force to replace it")

@@ -60,14 +60,18 @@ def tabulate(
     cost_model: Annotated[str, Opt("--cost-model", help="a name from `uboost hw list`")] = "scalesim",
     workers: Annotated[int, Opt(help="SCALE-Sim worker processes")] = 2,
     out: Annotated[Optional[Path], Opt(help="also write the rows as a CSV (the `lookup` model's format)")] = None,
+    force: Annotated[bool, Opt("--force", help="replace an existing --out file")] = False,
 ) -> None:
     """Price every layer shape of a space's supernet (fills the SCALE-Sim cache before a search)."""
     import csv
     import time
 
+    from uboost.cli._common import check_output_file
     from uboost.hardware import create
     from uboost.search import SearchConfig
     from uboost.tabulate import tabulate_space
+
+    check_output_file("--out", out, force=force)  # before any simulation
 
     options = {} if space != "darts-cifar" else {"width": 8, "cells": 3}
     options.update({k: v for k, v in (("width", width), ("cells", cells)) if v is not None})
@@ -88,20 +92,23 @@ def tabulate(
     )
     if out is not None:
         from uboost.exceptions import RunDirError
+        from uboost.io import atomic_write
+
+        def rows(f) -> None:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["layer", "kind", "batch", "in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride",
+                        "in_h", "in_w", "out_h", "out_w", "rows", "cols", "dataflow", "cycles"])
+            seen = set()
+            for s, c in zip(result.shapes, result.cycles):
+                key = (s.kind, s.shape_text)
+                if key in seen:
+                    continue
+                seen.add(key)
+                w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
+                            s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, int(c)])
 
         try:
-            with open(out, "w", newline="") as f:
-                w = csv.writer(f, lineterminator="\n")
-                w.writerow(["layer", "kind", "batch", "in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride",
-                            "in_h", "in_w", "out_h", "out_w", "rows", "cols", "dataflow", "cycles"])
-                seen = set()
-                for s, c in zip(result.shapes, result.cycles):
-                    key = (s.kind, s.shape_text)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
-                                s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, int(c)])
+            atomic_write(out, rows)
         except OSError as exc:
             raise RunDirError(f"cannot write {out}: {exc.strerror or exc}") from None
         console.print(f"wrote {out}")

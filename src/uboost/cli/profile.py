@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from uboost.cli.hw_scalesim import model_options, setup_scalesim, simulation_progress, tabulate
-from uboost.cli._common import console, parse_shape, unique
+from uboost.cli._common import check_output_file, console, parse_shape, unique
 from uboost.cli.listings import hw_list
 
 hw_app = typer.Typer(help="Inspect the registered hardware cost models.", invoke_without_command=True, rich_markup_mode=None)
@@ -58,6 +58,7 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
     energy_plot: Annotated[Optional[Path], typer.Option("--energy-plot", help="write a PNG of per-layer energy (stacked MAC, SRAM, DRAM, leakage)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace existing --plot / --energy-plot files")] = False,
 ) -> None:
     """Per-layer MACs, cycles, utilization, words moved and energy of a network on one or more systolic arrays."""
     import dataclasses
@@ -69,7 +70,7 @@ def profile(
     from uboost.tables import energy_summary, layer_table
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
-        _check_png(name, path)
+        check_output_file(name, path, force=force)
     from uboost.hardware.area import area_breakdown_mm2, resolve_area
     from uboost.hardware.files import read_hardware_file
 
@@ -157,18 +158,6 @@ def profile(
             title=f"{loaded.label}: energy per layer, {first.spec.array} {first.spec.dataflow} ({first.spec.energy.name}, "
             f"{first.spec.clock_hz / 1e6:g} MHz, {first.spec.voltage:g} V)",
         ), quiet=as_json)
-
-
-def _check_png(option: str, path: Path | None) -> None:
-    from uboost.exceptions import RunDirError
-
-    if path is None:
-        return
-    if path.is_dir():
-        raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / 'plot.png'}")
-    if not path.parent.is_dir():
-        why = "is not a folder" if path.parent.exists() else "does not exist"
-        raise RunDirError(f"cannot write {option} {path}: {path.parent} {why}")
 
 
 def _write_png(path: Path, write, *, quiet: bool) -> None:
