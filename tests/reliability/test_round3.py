@@ -179,7 +179,7 @@ CASES = [
     ("hw-unknown", "hw nope", "usage"),
     ("hw-tabulate-space", "hw tabulate nope --cost-model systolic", "nope"),
     ("hw-tabulate-array", "hw tabulate lenet --array 0x0 --cost-model systolic", "array"),
-    ("hw-tabulate-out-dir", "hw tabulate lenet --cost-model systolic --out {empty}", "cannot write"),
+    ("hw-tabulate-out-dir", "hw tabulate lenet --cost-model systolic --out {empty}", "is a directory"),
     ("spaces-extra", "spaces extra", "usage"),
     ("unknown-command", "nope", "usage"),
 ]
