@@ -33,10 +33,18 @@ class RunProjector:
     cost_model: Any
     input_shape: tuple[int, ...]
     argmax_arch: dict
+    predictor: Any = None  # with objective "predicted-accuracy": the run's uboost.predict.Predictor
 
 
-def load_projector(run: str | os.PathLike) -> RunProjector:
-    """Rebuild a run's supernet with its final alphas (``alphas.json``) and its cost rows."""
+OBJECTIVES = ("preference", "predicted-accuracy")  # what a projection maximizes
+
+
+def load_projector(run: str | os.PathLike, objective: str = "preference") -> RunProjector:
+    """Rebuild a run's supernet with its final alphas (``alphas.json``) and its cost rows.
+
+    ``objective`` is what projections maximize: the search's ``preference`` (sum of
+    log-probabilities) or the ``predicted-accuracy`` of the run's saved predictor
+    (``uboost predict RUN`` builds it)."""
     import torch
 
     from uboost.search import SearchConfig, build_cost_model, build_space
@@ -44,6 +52,8 @@ def load_projector(run: str | os.PathLike) -> RunProjector:
     from uboost.strategy.architecture import argmax_indices, choice_groups, indices_to_arch, load_alphas, preferences
     from uboost.strategy.projection import Projector
 
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     root = Path(run)
     if not root.is_dir():
         raise RunDirError(f"expected a search run directory, got {root}")
@@ -62,7 +72,20 @@ def load_projector(run: str | os.PathLike) -> RunProjector:
     cost = build_supernet_cost(supernet, cost_model, torch.zeros(1, *input_shape), mode="expected")
     choices, nodes = choice_groups(supernet)
     argmax = indices_to_arch(choices, nodes, argmax_indices(choices, nodes), preferences(choices, nodes))
-    return RunProjector(root, config, Projector(cost, choices, nodes), cost_model, tuple(input_shape), argmax)
+    predictor = _predictor(root) if objective == "predicted-accuracy" else None
+    scores = None if predictor is None else predictor.objective(choices, nodes)
+    return RunProjector(root, config, Projector(cost, choices, nodes, objective=scores), cost_model, tuple(input_shape), argmax,
+                        predictor)
+
+
+def _predictor(root: Path):
+    from uboost.predict import load_predictor
+
+    predictor = load_predictor(root)
+    if predictor is None:
+        raise RunDirError(f"{root} has no accuracy predictor yet: build it with `uboost predict {root}` "
+                          "(it measures sub-networks of the trained supernet, CPU minutes), then project")
+    return predictor
 
 
 def distinct_choices(arch: dict, reference: dict) -> int:
@@ -96,12 +119,25 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
             "macs": report.macs,
             "target_latency_ms": target_ms,
             "preference": projection.preference,
+            **_predicted(source, projection.arch),
             "distinct_choices": distinct_choices(projection.arch, source.argmax_arch),
             "projected_from": str(source.root),
         }
         write_json(out / runs.RESULT, result)
         runs.write_layer_table(out / "hardware.txt", report, source.config.space)
     return {**result, "run_dir": out, "report": report}
+
+
+def _predicted(source: RunProjector, arch: dict) -> dict:
+    """``predicted_accuracy`` (and its uncertainty) of a projected network, with a predictor."""
+    if source.predictor is None:
+        return {}
+    from uboost.predict.network import network_indices
+
+    program = source.projector.program
+    prediction = source.predictor.predict(network_indices(program.choices, program.nodes, arch))
+    return {"objective": "predicted-accuracy", "predicted_accuracy": prediction.accuracy,
+            "predicted_accuracy_uncertainty": prediction.uncertainty}
 
 
 def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None) -> list[float]:

@@ -19,6 +19,7 @@ def export(
     force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="with --target-latency-ms: the network must use at least this share of the budget where one can (0: plain upper bound)")] = 0.9,
+    objective: Annotated[str, Opt("--objective", help="with --target-latency-ms: maximize the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
     import contextlib
@@ -28,11 +29,13 @@ def export(
 
         if format != "json":
             raise ConfigError("--target-latency-ms writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, budget_floor)
+        return export_to_budget(run, target_latency_ms, out, force, budget_floor, objective)
 
     from uboost import runs
     from uboost.exceptions import RunDirError
 
+    if objective != "preference":
+        raise ConfigError("--objective chooses what a projection maximizes: give it with --target-latency-ms")
     if format not in ("json", "onnx", "torchscript"):
         raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
     artifacts = runs.load_run(run)

@@ -21,7 +21,8 @@ def _parse_targets(text: str) -> list[float]:
     return values
 
 
-def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], force: bool, floor: float = 0.9) -> None:
+def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], force: bool, floor: float = 0.9,
+                     objective: str = "preference") -> None:
     """``uboost export RUN --target-latency-ms X --out DIR``."""
     from uboost.frontier import export_projection, load_projector
     from uboost.strategy.projection import check_budget, check_floor
@@ -30,13 +31,15 @@ def export_to_budget(run: Path, target_latency_ms: float, out: Optional[Path], f
     floor = check_floor(floor, "--budget-floor")
     if out is None:
         raise ConfigError("--target-latency-ms writes a run directory: give it with --out DIR")
-    source = load_projector(run)
+    source = load_projector(run, objective)
     projection = source.projector.project(target, floor=floor)
     row = export_projection(source, projection, out, target_ms=target, force=force)
     console.print(
         f"wrote {out}: {row['latency_ms']:.6g} ms ({row['cycles']:,.0f} cycles, {row['latency_ms'] / target:.1%} of the budget), "
         f"utilization {100 * row['utilization']:.1f}%, {row['distinct_choices']} choices differ from the search's argmax"
     )
+    if "predicted_accuracy" in row:
+        console.print(f"predicted accuracy {100 * row['predicted_accuracy']:.1f} ± {100 * row['predicted_accuracy_uncertainty']:.1f}%")
     console.print(f"next: [bold]uboost retrain {out}[/]")
 
 
@@ -49,6 +52,7 @@ def frontier(
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
+    objective: Annotated[str, Opt("--objective", help="each point maximizes the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
 ) -> None:
     """Project one search onto many latency budgets: an accuracy-latency frontier from one search."""
     from rich.table import Table
@@ -63,7 +67,7 @@ def frontier(
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
     floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets) if targets else None
-    source = load_projector(run)
+    source = load_projector(run, objective)
     budgets = frontier_targets(source, points=points, targets=wanted)
     out = out or Path(run) / "frontier"
     rows = run_frontier(source, budgets, out, force=force, floor=floor)
@@ -77,11 +81,15 @@ def frontier(
     table = Table(title=f"frontier of {run} on {source.config.array} {source.config.dataflow} ({source.config.cost_model})")
     for column in ("point", "budget µs", "latency µs", "cycles", "utilization", "MACs", "distinct choices", "log-prob"):
         table.add_column(column, justify="right")
+    if source.predictor is not None:
+        table.add_column("pred. acc", justify="right")
     if retrain_epochs:
         table.add_column("test acc", justify="right")
     for i, (target, row) in enumerate(zip(budgets, rows)):
         cells = [row["run_dir"].name, f"{1e3 * target:.4g}", f"{1e3 * row['latency_ms']:.4g}", f"{row['cycles']:,.0f}",
                  f"{100 * row['utilization']:.1f}%", human(row["macs"]), str(row["distinct_choices"]), f"{row['preference']:.2f}"]
+        if source.predictor is not None:
+            cells.append(f"{100 * row['predicted_accuracy']:.1f}%")
         if retrain_epochs:
             cells.append(f"{100 * row['test_acc']:.1f}%")
         table.add_row(*cells)

@@ -87,9 +87,10 @@ def _native_stdout_silenced():
 class _Program:
     """The MILP's matrices for one supernet cost and its choices (built once, solved per budget)."""
 
-    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
+    def __init__(self, cost, choices: list[Choice], nodes: list[Node], scores: dict[int, torch.Tensor] | None = None):
         from scipy.sparse import lil_matrix
 
+        self.scores = scores  # the objective per entry of every alpha (by id); None: the search's preferences
         if cost.mode != "expected":
             raise ConfigError("projection needs the cycle-exact row table: build the supernet cost with mode='expected'")
         self.cost, self.choices, self.nodes = cost, choices, nodes
@@ -172,10 +173,11 @@ class _Program:
 
     def objective(self) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
         prefs = preferences(self.choices, self.nodes)
+        scores = prefs if self.scores is None else self.scores
         c = np.zeros(self.n)
         for choice in self.choices:
             base = self.offset[id(choice.alpha)]
-            c[base: base + choice.alpha.numel()] = prefs[id(choice.alpha)].cpu().numpy()
+            c[base: base + choice.alpha.numel()] = scores[id(choice.alpha)].cpu().numpy()
         return c, prefs
 
     def solve(self, budget_cycles: float | None, *, floor_cycles: float = 0.0, minimize_cost: bool = False,
@@ -221,10 +223,13 @@ class _Program:
 
 
 class Projector:
-    """Projects one supernet's alphas onto latency budgets (reuse it for many budgets)."""
+    """Projects one supernet's alphas onto latency budgets (reuse it for many budgets).
 
-    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
-        self.program = _Program(cost, choices, nodes)
+    ``objective`` (``id(alpha) -> one coefficient per entry``, e.g. a predictor's accuracy
+    table) replaces the maximized preferences; any objective additive over the choices works."""
+
+    def __init__(self, cost, choices: list[Choice], nodes: list[Node], *, objective: dict[int, torch.Tensor] | None = None):
+        self.program = _Program(cost, choices, nodes, objective)
         self.cost = cost
 
     def _cycles_of(self, indices: dict[int, int]) -> float:
