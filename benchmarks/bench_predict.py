@@ -7,7 +7,8 @@ one default search (``uboost search --space S --seed N``), then
   the leave-one-out RMSE of the fit and the RMSE / Kendall tau on 40 held-out random sub-networks
   (their inherited-weight accuracy: what the table is fitted to). Picks the default K.
 * ``--part retrain``: the default predictor (``uboost predict``), then the networks of a 4-point
-  frontier projected with each objective (``preference``, ``predicted-accuracy``) and random
+  frontier (budgets at 1/4 .. 4/4 of the way from the cheapest to the most expensive network of
+  the space, budget floor 0.9) projected with each objective (``preference``, ``predicted-accuracy``) and random
   networks of the space, up to ``--networks`` distinct ones, each retrained from scratch with the
   default retrain settings (``uboost retrain``). Reports Kendall tau and MAE between predicted and
   retrained test accuracy, against the search's log-probability and FLOPs (MACs) as rankers, and
@@ -55,8 +56,8 @@ def search(root: Path, space: str, seed: int) -> Path:
     return out
 
 
-def part_loo(run: Path) -> list[dict]:
-    """Error of the fitted table against K, on one trained supernet."""
+def part_loo(run: Path, fine_tune_epochs: int) -> list[dict]:
+    """Error of the fitted table against K, on one trained supernet (fine-tuned as the default predictor is)."""
     import numpy as np
 
     from uboost.predict.sampling import random_network, sample_networks
@@ -65,6 +66,7 @@ def part_loo(run: Path) -> list[dict]:
     from uboost.strategy.architecture import argmax_indices
 
     net = load_trained_supernet(run)
+    net.fine_tune_uniform(fine_tune_epochs)
     by_id = argmax_indices(net.choices, net.nodes)
     center = {c.label: by_id[id(c.alpha)] for c in net.choices}
     names = {c.label: [str(v) for v in c.values] for c in net.choices}
@@ -87,7 +89,7 @@ def part_loo(run: Path) -> list[dict]:
         networks = sample_networks(net.choices, net.nodes, center, k, seed=0)
         table = fit_additive(names, center, networks, [measure(n) for n in networks])
         predicted = [table.predict(n) for n in holdout]
-        rows.append({"run": run.name, "K": len(networks), "loo_rmse": table.loo_rmse, "ridge": table.ridge,
+        rows.append({"run": run.name, "fine_tune_epochs": fine_tune_epochs, "K": len(networks), "loo_rmse": table.loo_rmse, "ridge": table.ridge,
                      "holdout_rmse": float(np.sqrt(np.mean((np.array(predicted) - np.array(truth)) ** 2))),
                      "holdout_tau": kendall(predicted, truth), "cpu_s_per_net": statistics.mean(seconds),
                      "terms": sum(len(v) - 1 for v in names.values())})
@@ -109,8 +111,8 @@ def _network_dir(run: Path, out: Path, arch: dict) -> Path:
 
 
 def part_retrain(run: Path, networks: int, points: int = 4) -> dict:
-    from uboost.frontier import frontier_targets, load_projector
-    from uboost.predict import load_or_build
+    from uboost.frontier import load_projector
+    from uboost.predict import build_predictor
     from uboost.predict.network import network_indices
     from uboost.predict.sampling import random_network
     from uboost.retrain import RetrainConfig
@@ -119,10 +121,16 @@ def part_retrain(run: Path, networks: int, points: int = 4) -> dict:
     from uboost.strategy.architecture import indices_to_arch, preferences
 
     started = time.perf_counter()
-    predictor = load_or_build(run)
+    no_fine_tune = build_predictor(run, fine_tune_epochs=0, save=False)  # the ablation: the search's weights as they are
+    started = time.perf_counter()
+    predictor = build_predictor(run)  # the defaults, saved as uboost predict saves them
     build_s = time.perf_counter() - started
     sources = {name: load_projector(run, name) for name in ("preference", "predicted-accuracy")}
-    budgets = frontier_targets(sources["preference"], points=points)
+    # the default searches often end at (or near) the cheapest network: span the whole space instead,
+    # from the cheapest to the most expensive network, and leave the trivial cheapest budget out
+    low = sources["preference"].projector.cheapest().latency_ms
+    high = sources["preference"].projector.highest_under(1e6).latency_ms
+    budgets = [low + (high - low) * (i + 1) / points for i in range(points)]
     frontiers = {}
     for name, source in sources.items():  # each point at least as costly as the previous (as uboost frontier)
         projections, previous = [], 0.0
@@ -157,7 +165,8 @@ def part_retrain(run: Path, networks: int, points: int = 4) -> dict:
         report = sources["preference"].cost_model.evaluate(freeze_arch(space, arch), input_shape)
         log_prob = sum(float(prefs[id(c.alpha)][indices[c.label]]) for c in choices)
         acc = retrain_acc(out, RetrainConfig().epochs)
-        rows.append({"network": i, "predicted": prediction.accuracy, "log_prob": log_prob, "macs": report.macs,
+        rows.append({"network": i, "predicted": prediction.accuracy, "log_prob": log_prob,
+                     "predicted_no_fine_tune": no_fine_tune.predict(indices).accuracy, "macs": report.macs,
                      "latency_us": 1e3 * report.latency_ms, "retrained": acc,
                      "frontier": [name for name in frontiers if arch in frontiers[name]]})
         print(json.dumps({"run": run.name, **rows[-1]}), flush=True)
@@ -166,6 +175,8 @@ def part_retrain(run: Path, networks: int, points: int = 4) -> dict:
         "run": run.name, "networks": len(rows), "K": predictor.table.samples, "loo_rmse": predictor.table.loo_rmse,
         "build_s": build_s,
         "tau_predicted": kendall([r["predicted"] for r in rows], retrained),
+        "tau_no_fine_tune": kendall([r["predicted_no_fine_tune"] for r in rows], retrained),
+        "loo_rmse_no_fine_tune": no_fine_tune.table.loo_rmse,
         "tau_log_prob": kendall([r["log_prob"] for r in rows], retrained),
         "tau_macs": kendall([r["macs"] for r in rows], retrained),
         "mae_predicted": statistics.mean(abs(r["predicted"] - r["retrained"]) for r in rows),
@@ -185,6 +196,7 @@ def main(argv=None) -> None:
     parser.add_argument("--part", choices=("loo", "retrain"), required=True)
     parser.add_argument("--spaces", default="lenet,darts-cifar")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--fine-tune-epochs", type=int, default=None, help="--part loo: [default: the predictor's]")
     parser.add_argument("--networks", type=int, default=14, help="distinct networks retrained per run (>= 12)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "runs" / "predict")
     args = parser.parse_args(argv)
@@ -198,8 +210,11 @@ def main(argv=None) -> None:
     for space in args.spaces.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             run = search(args.out, space, seed)
-            results += part_loo(run) if args.part == "loo" else [part_retrain(run, args.networks)]
-    (args.out / f"{args.part}.json").write_text(json.dumps(results, indent=1))
+            from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS
+
+            epochs = DEFAULT_FINE_TUNE_EPOCHS if args.fine_tune_epochs is None else args.fine_tune_epochs
+            results += part_loo(run, epochs) if args.part == "loo" else [part_retrain(run, args.networks)]
+    (args.out / f"{args.part}-{args.spaces.replace(',', '+')}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

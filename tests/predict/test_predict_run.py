@@ -57,6 +57,12 @@ def test_inherited_accuracy_is_the_pinned_sub_network_with_recalibrated_batch_no
 
     run, predictor = searched
     net = load_trained_supernet(run, seed=3)
+    alphas = [c.alpha.detach().clone() for c in net.choices]
+    conv = net.supernet.conv1.weight.detach().clone()
+    net.fine_tune_uniform(predictor.meta["fine_tune_epochs"], seed=3)  # as the predictor did
+    assert predictor.meta["fine_tune_epochs"] == 1
+    assert all(torch.equal(a, c.alpha) for a, c in zip(alphas, net.choices))  # the weights train, the alphas stay
+    assert not torch.equal(conv, net.supernet.conv1.weight)
     by_id = argmax_indices(net.choices, net.nodes)
     center = {c.label: by_id[id(c.alpha)] for c in net.choices}
     assert net.accuracy(center) == predictor.meta["measured"][0]["accuracy"]  # the argmax is measured first

@@ -14,7 +14,7 @@ Opt = typer.Option
 def predict(
     run: Annotated[Path, typer.Argument(help="a finished search run directory (with its supernet checkpoint)")],
     arch: Annotated[Optional[Path], Opt("--arch", help="an architecture of the run's space (arch.json format) [default: the search's argmax]")] = None,
-    samples: Annotated[Optional[int], Opt("--samples", help="sub-networks measured to build the predictor [default: 60]")] = None,
+    samples: Annotated[Optional[int], Opt("--samples", help="sub-networks measured to build the predictor [default: 120]")] = None,
     seed: Annotated[int, Opt("--seed", help="seed of the sampled sub-networks and the recalibration batch")] = 0,
     rebuild: Annotated[bool, Flag("--rebuild", help="build the predictor again even if RUN/predictor.json exists")] = False,
     as_json: Annotated[bool, Flag("--json", help="print JSON instead of a table")] = False,

@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 PREDICTOR = "predictor.json"
 OWNER = "predict"  # the manifest owner of predictor.json
-DEFAULT_SAMPLES = 60  # sub-networks measured by default (see RESULTS.md: leave-one-out error against K)
+DEFAULT_FINE_TUNE_EPOCHS = 1  # uniform-path epochs before measuring (RESULTS.md: 0 ranked retrained lenet networks at tau -0.08, 1 at 0.37)
+DEFAULT_SAMPLES = 120  # sub-networks measured by default (RESULTS.md: held-out error against K on lenet and darts-cifar)
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,12 @@ def _value_names(choices: list) -> dict[str, list[str]]:
 
 
 def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                    recalibration_images: int = 256, save: bool = True, progress=None) -> Predictor:
+                    recalibration_images: int = 256, fine_tune_epochs: int = DEFAULT_FINE_TUNE_EPOCHS,
+                    save: bool = True, progress=None) -> Predictor:
     """Measure ``samples`` sub-networks of the run's trained supernet and fit the table.
 
+    ``fine_tune_epochs`` first trains the supernet's weights that many epochs with uniformly drawn
+    sub-networks (the search trained mostly the paths it preferred; nothing is written back).
     ``progress(done, total)`` is called after each measured network. With ``save`` the table is
     written to ``RUN/predictor.json`` (everything is checked and measured first)."""
     from uboost.predict.sampling import sample_networks
@@ -90,12 +94,15 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
         raise ConfigError(f"samples must be an integer >= 2 (sub-networks to measure), got {samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
+        raise ConfigError(f"fine_tune_epochs must be a non-negative integer, got {fine_tune_epochs!r}")
     root = Path(run)
     check_search_run(root)
     if save:
         runs.refuse_foreign(root, [root / PREDICTOR], owner=OWNER)
     started = time.perf_counter()
     net = load_trained_supernet(root, recalibration_images=recalibration_images, seed=seed)
+    net.fine_tune_uniform(fine_tune_epochs, seed=seed)
     by_id = argmax_indices(net.choices, net.nodes)
     center = {c.label: by_id[id(c.alpha)] for c in net.choices}
     networks = sample_networks(net.choices, net.nodes, center, samples, seed)
@@ -109,7 +116,7 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
     logger.info("predictor of %s: %d sub-networks in %.1f s, leave-one-out RMSE %.4f", root, len(networks), seconds,
                 table.loo_rmse)
     predictor = Predictor(table, {
-        "seed": seed, "samples": len(networks), "recalibration_images": int(net.recal_x.shape[0]),
+        "seed": seed, "samples": len(networks), "fine_tune_epochs": fine_tune_epochs, "recalibration_images": int(net.recal_x.shape[0]),
         "validation_images": int(net.val_x.shape[0]), "seconds": seconds, "alphas": alphas_digest(root),
         "measured": [{"network": n, "accuracy": a} for n, a in zip(networks, accuracies)],
     })

@@ -49,6 +49,33 @@ class TrainedSupernet:
     val_y: torch.Tensor
     recal_x: torch.Tensor
     batch_size: int
+    weights_data: Any = None  # the weights' share of the training split (for fine_tune_uniform)
+
+    def fine_tune_uniform(self, epochs: int, seed: int = 0) -> None:
+        """Train the supernet's weights ``epochs`` more epochs on the weights' share, one uniformly
+        drawn sub-network per batch (SPOS-style; the alphas stay as they are). The search trained
+        mostly the paths its alphas preferred; this gives every sub-network some training first."""
+        import numpy as np
+        from torch.utils.data import DataLoader
+
+        from uboost.predict.sampling import random_network
+
+        if epochs <= 0:
+            return
+        alphas = {id(c.alpha) for c in self.choices}
+        weights = [p for p in self.supernet.parameters() if id(p) not in alphas]
+        optimizer = torch.optim.Adam(weights, lr=self.config.learning_rate, weight_decay=3e-4)
+        loader = DataLoader(self.weights_data, batch_size=self.config.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            for x, y in loader:
+                with pinned(self.choices, random_network(self.choices, self.nodes, rng), self.supernet):
+                    self.supernet.train()
+                    loss = nn.functional.cross_entropy(self.supernet(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
 
     def accuracy(self, network: dict[str, int]) -> float:
         """Top-1 accuracy on the validation split of the sub-network taking entry
@@ -180,4 +207,4 @@ def load_trained_supernet(run: str | os.PathLike, *, recalibration_images: int =
     logger.info("supernet of %s: %d choices, %d validation images, %d recalibration images",
                 root, len(choices), len(val_part), recal_x.shape[0])
     return TrainedSupernet(root, config, supernet, choices, nodes, tuple(input_shape), val_x, val_y, recal_x,
-                           max(config.batch_size, 256))
+                           max(config.batch_size, 256), weights_part)
