@@ -15,6 +15,7 @@ def predict(
     run: Annotated[Path, typer.Argument(help="a finished search run directory (with its supernet checkpoint)")],
     arch: Annotated[Optional[Path], Opt("--arch", help="an architecture of the run's space (arch.json format) [default: the search's argmax]")] = None,
     samples: Annotated[Optional[int], Opt("--samples", help="sub-networks measured to build the predictor [default: 120]")] = None,
+    fine_tune_epochs: Annotated[Optional[int], Opt("--fine-tune-epochs", help="epochs of uniform sub-network training of the supernet's weights before measuring [default: 1]")] = None,
     seed: Annotated[int, Opt("--seed", help="seed of the sampled sub-networks and the recalibration batch")] = 0,
     rebuild: Annotated[bool, Flag("--rebuild", help="build the predictor again even if RUN/predictor.json exists")] = False,
     as_json: Annotated[bool, Flag("--json", help="print JSON instead of a table")] = False,
@@ -27,8 +28,11 @@ def predict(
         raise ConfigError(f"--samples must be an integer >= 2, got {samples}")
     if seed < 0:
         raise ConfigError(f"--seed must be non-negative, got {seed}")
+    if fine_tune_epochs is not None and fine_tune_epochs < 0:
+        raise ConfigError(f"--fine-tune-epochs must be non-negative, got {fine_tune_epochs}")
     with _progress(not as_json) as progress:
-        row = predict_run(run, arch, rebuild=rebuild, samples=samples, seed=seed, progress=progress)
+        row = predict_run(run, arch, rebuild=rebuild, samples=samples, seed=seed,
+                          fine_tune_epochs=fine_tune_epochs, progress=progress)
     if as_json:
         from uboost.io import dumps_json
 
@@ -37,7 +41,8 @@ def predict(
     console.print(_table(row))
     made = row["predictor"]
     how = f"built now in {made['seconds']:.0f} s" if made["built_now"] else f"loaded from {Path(run) / 'predictor.json'}"
-    console.print(f"predictor: {made['samples']} sub-networks measured with inherited weights (seed {made['seed']}), "
+    console.print(f"predictor: {made['samples']} sub-networks measured with inherited weights (seed {made['seed']}, "
+                  f"{made['fine_tune_epochs']} uniform fine-tune epochs), "
                   f"leave-one-out error ±{100 * made['loo_rmse']:.1f} points; {how}")
     if row["unseen_values"]:
         console.print(f"[yellow]no measured sub-network had its value of {', '.join(row['unseen_values'][:4])}: "

@@ -39,13 +39,14 @@ def network_indices(choices: list, nodes: list, arch: dict) -> dict[str, int]:
 
 
 def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = None, *, rebuild: bool = False,
-                samples: int | None = None, seed: int = 0, progress=None) -> dict[str, Any]:
+                samples: int | None = None, seed: int = 0, fine_tune_epochs: int | None = None,
+                progress=None) -> dict[str, Any]:
     """Predict the run's argmax network, or the architecture in ``arch_file``.
 
     Everything is checked before anything is built or written: the run (config, alphas, a
     supernet checkpoint), the architecture (in the space), a saved table (not corrupt, built
     from these alphas). Without a saved table (or with ``rebuild``) one is built and saved."""
-    from uboost.predict.predictor import DEFAULT_SAMPLES, build_predictor, load_predictor
+    from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_SAMPLES, build_predictor, load_predictor
     from uboost.predict.supernet import check_search_run
     from uboost.search_config import SearchConfig, build_cost_model, build_space
     from uboost.strategy.architecture import argmax_indices, indices_to_arch, preferences
@@ -73,7 +74,9 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
     predictor = None if rebuild else load_predictor(root)
     built = predictor is None
     if built:
-        predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed, progress=progress)
+        epochs = DEFAULT_FINE_TUNE_EPOCHS if fine_tune_epochs is None else fine_tune_epochs
+        predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed, fine_tune_epochs=epochs,
+                                    progress=progress)
     prediction = predictor.predict(indices)
     report = build_cost_model(config).evaluate(network, input_shape)
     energy_uj = getattr(report, "energy_uj", None)
@@ -86,5 +89,6 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         "array": config.array, "dataflow": config.dataflow, "cost_model": config.cost_model,
         "predictor": {"built_now": built, "samples": predictor.table.samples, "loo_rmse": predictor.table.loo_rmse,
                       "loo_mae": predictor.table.loo_mae, "ridge": predictor.table.ridge,
-                      "seconds": predictor.meta.get("seconds"), "seed": predictor.meta.get("seed")},
+                      "seconds": predictor.meta.get("seconds"), "seed": predictor.meta.get("seed"),
+                      "fine_tune_epochs": predictor.meta.get("fine_tune_epochs")},
     }
