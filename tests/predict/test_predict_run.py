@@ -90,6 +90,17 @@ def test_predict_prints_the_prediction_and_the_exact_cost(cli, searched):
     assert table.code == 0 and "predicted accuracy" in table.out and "cycles" in table.out
 
 
+def test_other_settings_build_the_predictor_again(cli, searched, tmp_path):
+    run, predictor = searched
+    copy = copy_run(run, tmp_path)
+    same = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES, "--json").out)
+    assert same["predictor"]["built_now"] is False  # the settings it was built with
+    other = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES + 2, "--fine-tune-epochs", 0, "--json").out)
+    assert other["predictor"]["built_now"] is True and other["predictor"]["samples"] == SAMPLES + 2
+    saved = json.loads((copy / "predictor.json").read_text())
+    assert saved["samples"] == SAMPLES + 2 and saved["fine_tune_epochs"] == 0
+
+
 def test_predict_any_architecture_of_the_space(cli, searched, tmp_path):
     run, predictor = searched
     arch = json.loads((run / "arch.json").read_text())

@@ -16,7 +16,7 @@ def predict(
     arch: Annotated[Optional[Path], Opt("--arch", help="an architecture of the run's space (arch.json format) [default: the search's argmax]")] = None,
     samples: Annotated[Optional[int], Opt("--samples", help="sub-networks measured to build the predictor [default: 120]")] = None,
     fine_tune_epochs: Annotated[Optional[int], Opt("--fine-tune-epochs", help="epochs of uniform sub-network training of the supernet's weights before measuring [default: 1]")] = None,
-    seed: Annotated[int, Opt("--seed", help="seed of the sampled sub-networks and the recalibration batch")] = 0,
+    seed: Annotated[Optional[int], Opt("--seed", help="seed of the sampled sub-networks, the fine-tuning and the recalibration batch [default: 0]")] = None,
     rebuild: Annotated[bool, Flag("--rebuild", help="build the predictor again even if RUN/predictor.json exists")] = False,
     as_json: Annotated[bool, Flag("--json", help="print JSON instead of a table")] = False,
 ) -> None:
@@ -26,7 +26,7 @@ def predict(
 
     if samples is not None and samples < 2:
         raise ConfigError(f"--samples must be an integer >= 2, got {samples}")
-    if seed < 0:
+    if seed is not None and seed < 0:
         raise ConfigError(f"--seed must be non-negative, got {seed}")
     if fine_tune_epochs is not None and fine_tune_epochs < 0:
         raise ConfigError(f"--fine-tune-epochs must be non-negative, got {fine_tune_epochs}")

@@ -38,14 +38,20 @@ def network_indices(choices: list, nodes: list, arch: dict) -> dict[str, int]:
     return {c.label: by_id[id(c.alpha)] for c in choices}
 
 
+def _asks_otherwise(meta: dict, **asked) -> bool:
+    """True when a setting given now (not None) differs from the one the saved table was built with."""
+    return any(value is not None and meta.get(name) != value for name, value in asked.items())
+
+
 def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = None, *, rebuild: bool = False,
-                samples: int | None = None, seed: int = 0, fine_tune_epochs: int | None = None,
+                samples: int | None = None, seed: int | None = None, fine_tune_epochs: int | None = None,
                 progress=None) -> dict[str, Any]:
     """Predict the run's argmax network, or the architecture in ``arch_file``.
 
     Everything is checked before anything is built or written: the run (config, alphas, a
     supernet checkpoint), the architecture (in the space), a saved table (not corrupt, built
-    from these alphas). Without a saved table (or with ``rebuild``) one is built and saved."""
+    from these alphas). Without a saved table, with ``rebuild``, or when ``samples``, ``seed`` or
+    ``fine_tune_epochs`` is given and differs from the saved table's, one is built and saved."""
     from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_SAMPLES, build_predictor, load_predictor
     from uboost.predict.supernet import check_search_run
     from uboost.search_config import SearchConfig, build_cost_model, build_space
@@ -72,10 +78,12 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
     network = runs.freeze_arch(space, arch)  # labels and values of the space, or one line
     indices = network_indices(choices, nodes, arch)
     predictor = None if rebuild else load_predictor(root)
+    if predictor is not None and _asks_otherwise(predictor.meta, samples_asked=samples, seed=seed, fine_tune_epochs=fine_tune_epochs):
+        predictor = None  # built with other settings than asked for now: build it again
     built = predictor is None
     if built:
         epochs = DEFAULT_FINE_TUNE_EPOCHS if fine_tune_epochs is None else fine_tune_epochs
-        predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed, fine_tune_epochs=epochs,
+        predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed or 0, fine_tune_epochs=epochs,
                                     progress=progress)
     prediction = predictor.predict(indices)
     report = build_cost_model(config).evaluate(network, input_shape)

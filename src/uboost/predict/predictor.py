@@ -116,7 +116,7 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
     logger.info("predictor of %s: %d sub-networks in %.1f s, leave-one-out RMSE %.4f", root, len(networks), seconds,
                 table.loo_rmse)
     predictor = Predictor(table, {
-        "seed": seed, "samples": len(networks), "fine_tune_epochs": fine_tune_epochs, "recalibration_images": int(net.recal_x.shape[0]),
+        "seed": seed, "samples": len(networks), "samples_asked": samples, "fine_tune_epochs": fine_tune_epochs, "recalibration_images": int(net.recal_x.shape[0]),
         "validation_images": int(net.val_x.shape[0]), "seconds": seconds, "alphas": alphas_digest(root),
         "measured": [{"network": n, "accuracy": a} for n, a in zip(networks, accuracies)],
     })
