@@ -137,7 +137,7 @@ def _predicted(source: RunProjector, arch: dict) -> dict:
     program = source.projector.program
     prediction = source.predictor.predict(network_indices(program.choices, program.nodes, arch))
     return {"objective": "predicted-accuracy", "predicted_accuracy": prediction.accuracy,
-            "predicted_accuracy_uncertainty": prediction.uncertainty}
+            "predicted_accuracy_uncertainty": prediction.uncertainty, "predicted_accuracy_unclipped": prediction.raw}
 
 
 def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None) -> list[float]:

@@ -84,7 +84,8 @@ def test_predict_prints_the_prediction_and_the_exact_cost(cli, searched):
     hardware = json.loads((run / "hardware.json").read_text())["total"]  # the search's argmax on the run's array
     assert row["cycles"] == hardware["cycles"] and row["latency_ms"] == pytest.approx(hardware["latency_ms"])
     assert row["arch"] == json.loads((run / "arch.json").read_text())
-    assert row["predicted_accuracy"] == pytest.approx(predictor.table.base)  # the argmax is the table's base
+    assert row["predicted_accuracy_unclipped"] == pytest.approx(predictor.table.base)  # the argmax is the table's base
+    assert row["predicted_accuracy"] == min(1.0, max(0.0, row["predicted_accuracy_unclipped"]))
     assert row["uncertainty"] == predictor.table.loo_rmse and row["predictor"]["built_now"] is False
     table = cli("predict", run)
     assert table.code == 0 and "predicted accuracy" in table.out and "cycles" in table.out
@@ -109,7 +110,7 @@ def test_predict_any_architecture_of_the_space(cli, searched, tmp_path):
     path.write_text(json.dumps(arch))
     row = json.loads(cli("predict", run, "--arch", path, "--json").out)
     expected = predictor.table.base + predictor.table.delta["conv1_width"][[4, 8, 16, 24, 32].index(arch["conv1_width"])]
-    assert row["predicted_accuracy"] == pytest.approx(expected)
+    assert row["predicted_accuracy_unclipped"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("change", [{"conv1_width": 7}, {"nope": 1}, "drop"], ids=["value", "label", "missing"])
@@ -172,7 +173,7 @@ def test_export_maximizes_predicted_accuracy_within_the_budget(cli, searched, tm
     assert acc["objective"] == "predicted-accuracy" and acc["latency_ms"] <= target
     assert "predicted_accuracy" not in pref
     predicted_pref = json.loads(cli("predict", run, "--arch", tmp_path / "pref" / "arch.json", "--json").out)
-    assert acc["predicted_accuracy"] >= predicted_pref["predicted_accuracy"] - 1e-12  # the exact optimum of its objective
+    assert acc["predicted_accuracy_unclipped"] >= predicted_pref["predicted_accuracy_unclipped"] - 1e-12  # its objective's optimum
     assert acc["preference"] <= pref["preference"] + 1e-12  # and the other way round
 
 

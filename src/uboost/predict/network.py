@@ -91,6 +91,7 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
     return {
         "run": str(root), "network": label, "arch": arch,
         "predicted_accuracy": prediction.accuracy, "uncertainty": prediction.uncertainty,
+        "predicted_accuracy_unclipped": prediction.raw,
         "unseen_values": list(prediction.unseen),
         "latency_ms": report.latency_ms, "cycles": report.cycles, "utilization": report.utilization, "macs": report.macs,
         **({"energy_uj": float(energy_uj)} if energy_uj is not None else {}),

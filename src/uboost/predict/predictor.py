@@ -36,9 +36,10 @@ DEFAULT_SAMPLES = 120  # sub-networks measured by default (RESULTS.md: held-out 
 
 @dataclass(frozen=True)
 class Prediction:
-    accuracy: float
+    accuracy: float  # the table's sum, clipped to [0, 1]
     uncertainty: float  # the table's leave-one-out RMSE
     unseen: tuple[str, ...]  # labels whose value no measured network had (their term is 0: less certain)
+    raw: float  # the table's sum as it is (a maximized additive table can extrapolate past 1)
 
 
 def alphas_digest(root: Path) -> str:
@@ -60,7 +61,8 @@ class Predictor:
             raise RunDirError(f"{PREDICTOR} does not describe this run's space; rebuild it with uboost predict --rebuild")
 
     def predict(self, network: dict[str, int]) -> Prediction:
-        return Prediction(self.table.predict(network), self.table.loo_rmse, tuple(self.table.unseen(network)))
+        raw = self.table.predict(network)
+        return Prediction(min(1.0, max(0.0, raw)), self.table.loo_rmse, tuple(self.table.unseen(network)), raw)
 
     def objective(self, choices: list, nodes: list) -> dict:
         """The projection's objective: ``id(alpha) -> coefficient per entry`` (the table's deltas)."""
