@@ -210,3 +210,29 @@ def test_search_force_removes_the_predictor(searched, tmp_path):
     assert not (copy / PREDICTOR).exists()
     with pytest.raises(Exception, match="samples"):
         build_predictor(copy, samples=1)
+
+
+def test_the_whole_build_recovers_an_additive_accuracy_exactly(searched, monkeypatch):
+    """With an accuracy that is additive over (choice, value), the measured-and-fitted table is exact
+    on every network of the space, not only on the measured ones."""
+    import itertools
+
+    import numpy as np
+
+    from uboost.predict import build_predictor
+    from uboost.predict.supernet import TrainedSupernet
+
+    run, _ = searched
+    rng = np.random.default_rng(0)
+    values = {"conv1_width": 5, "conv1_kernel": 2, "conv2_width": 5, "conv2_kernel": 2, "fc1_width": 3}
+    terms = {label: rng.normal(0, 0.05, n) for label, n in values.items()}
+
+    def additive(self, network):
+        return 0.5 + sum(terms[label][k] for label, k in network.items())
+
+    monkeypatch.setattr(TrainedSupernet, "accuracy", additive)
+    predictor = build_predictor(run, samples=40, fine_tune_epochs=0, save=False)
+    assert predictor.table.loo_rmse < 1e-9
+    for combo in itertools.product(*(range(n) for n in values.values())):  # all 300 networks
+        network = dict(zip(values, combo))
+        assert predictor.table.predict(network) == pytest.approx(additive(None, network), abs=1e-9)
