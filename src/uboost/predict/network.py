@@ -86,8 +86,11 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed or 0, fine_tune_epochs=epochs,
                                     progress=progress)
     prediction = predictor.predict(indices)
-    report = build_cost_model(config).evaluate(network, input_shape)
-    energy_uj = getattr(report, "energy_uj", None)
+    cost_model = build_cost_model(config)
+    report = cost_model.evaluate(network, input_shape)
+    # energy where the run's cost model prices it (uboost's energy tables: NetworkCost.energy_uj; 0 when unpriced)
+    energy_uj = getattr(report, "energy_uj", None) if hasattr(cost_model, "energy_pj") else None
+    energy_uj = energy_uj if isinstance(energy_uj, (int, float)) and energy_uj > 0 else None
     return {
         "run": str(root), "network": label, "arch": arch,
         "predicted_accuracy": prediction.accuracy, "uncertainty": prediction.uncertainty,
