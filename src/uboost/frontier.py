@@ -40,6 +40,7 @@ class RunProjector:
     cost_model: Any
     input_shape: tuple[int, ...]
     argmax_arch: dict
+    predictor: Any = None  # with objective "predicted-accuracy": the run's uboost.predict.Predictor
 
     def point_projectors(self) -> list:
         """One projector per operating point of the run's table (sharing one program)."""
@@ -64,9 +65,19 @@ class RunProjector:
         return models_at_points(self.cost_model)[projection.point]
 
 
-def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = None) -> RunProjector:
+OBJECTIVES = ("preference", "predicted-accuracy")  # what a projection maximizes
+
+
+def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = None,
+                   objective: str = "preference") -> RunProjector:
     """Rebuild a run's supernet with its final alphas (``alphas.json``) and its cost rows: on the
-    run's own accelerator, or on the one the ``hardware`` file describes."""
+    run's own accelerator, or on the one the ``hardware`` file describes.
+
+    ``objective`` is what projections maximize: the search's ``preference`` (sum of
+    log-probabilities) or the ``predicted-accuracy`` of the run's saved predictor
+    (``uboost predict RUN`` builds it)."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     import torch
 
     from uboost.search import SearchConfig, build_cost_model, build_space
@@ -99,7 +110,20 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
     cost = build_supernet_cost(supernet, cost_model, torch.zeros(1, *input_shape), mode="expected")
     choices, nodes = choice_groups(supernet)
     argmax = indices_to_arch(choices, nodes, argmax_indices(choices, nodes), preferences(choices, nodes))
-    return RunProjector(root, config, Projector(cost, choices, nodes), cost_model, tuple(input_shape), argmax)
+    predictor = _predictor(root) if objective == "predicted-accuracy" else None
+    scores = None if predictor is None else predictor.objective(choices, nodes)
+    return RunProjector(root, config, Projector(cost, choices, nodes, objective=scores), cost_model, tuple(input_shape),
+                        argmax, predictor)
+
+
+def _predictor(root: Path):
+    from uboost.predict import load_predictor
+
+    predictor = load_predictor(root)
+    if predictor is None:
+        raise RunDirError(f"{root} has no accuracy predictor yet: build it with `uboost predict {root}` "
+                          "(it measures sub-networks of the trained supernet, CPU minutes), then project")
+    return predictor
 
 
 def distinct_choices(arch: dict, reference: dict) -> int:
@@ -144,6 +168,7 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
             "target_latency_ms": target_ms,
             "target_energy_uj": target_uj,
             "preference": projection.preference,
+            **_predicted(source, projection.arch),
             "distinct_choices": distinct_choices(projection.arch, source.argmax_arch),
             "projected_from": str(source.root),
         }
@@ -152,6 +177,18 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
         write_json(out / runs.RESULT, result)
         runs.write_layer_table(out / "hardware.txt", report, source.config.space)
     return {**result, "run_dir": out, "report": report}
+
+
+def _predicted(source: RunProjector, arch: dict) -> dict:
+    """``predicted_accuracy`` (and its uncertainty) of a projected network, with a predictor."""
+    if source.predictor is None:
+        return {}
+    from uboost.predict.network import network_indices
+
+    program = source.projector.program
+    prediction = source.predictor.predict(network_indices(program.choices, program.nodes, arch))
+    return {"objective": "predicted-accuracy", "predicted_accuracy": prediction.accuracy,
+            "predicted_accuracy_uncertainty": prediction.uncertainty, "predicted_accuracy_unclipped": prediction.raw}
 
 
 def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None,

@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tune": ("uboost.cli.tune", "tune", "Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search."),
     "frontier": ("uboost.cli.frontier", "frontier",
                  "Project one search onto many latency budgets: an accuracy-latency frontier from one search."),
+    "predict": ("uboost.cli.predict", "predict",
+                "Predict a network's accuracy from the run's supernet, with its exact latency on the run's array."),
     "hw": ("uboost.cli.profile", "hw_app", "Inspect the registered hardware cost models."),
     "exits": ("uboost.cli.exits", "exits", "Attach early exits to a retrained run and search exits, thresholds and the operating point."),
     "switch": ("uboost.cli.switch", "switch", "Pick the most accurate network of a frontier within a latency (and energy) budget."),

@@ -22,6 +22,7 @@ def export(
     budget_floor: Annotated[float, Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound)")] = 0.9,
     operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: choose the operating point of the run's table together with the network [default: the run's clock]")] = None,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="with a budget: project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
+    objective: Annotated[str, Opt("--objective", help="with a budget: maximize the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
     import contextlib
@@ -31,7 +32,10 @@ def export(
 
         if format != "json":
             raise ConfigError("a budget export writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, budget_floor, target_energy_uj, operating_point, hardware)
+        return export_to_budget(run, target_latency_ms, out, force, budget_floor, target_energy_uj, operating_point, hardware,
+                                objective)
+    if objective != "preference":
+        raise ConfigError("--objective chooses what a projection maximizes: give it with a budget (--target-latency-ms)")
     if hardware is not None:
         raise ConfigError("--hardware prices a budget export (--target-latency-ms / --target-energy-uj); "
                           "an architecture or model export is the same on every accelerator")

@@ -36,7 +36,7 @@ def _energy_text(row: dict, unit: str = " µJ") -> str:
 
 def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optional[Path], force: bool, floor: float = 0.9,
                      target_energy_uj: Optional[float] = None, operating_point: Optional[str] = None,
-                     hardware: Optional[Path] = None) -> None:
+                     hardware: Optional[Path] = None, objective: str = "preference") -> None:
     """``uboost export RUN --target-latency-ms X [--target-energy-uj E] [--operating-point auto] --out DIR``."""
     from uboost.frontier import export_projection, load_projector
     from uboost.strategy.projection import budgets_for, check_budget, check_floor
@@ -47,7 +47,7 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
     auto = _check_point(operating_point)
     if out is None:
         raise ConfigError("a budget export writes a run directory: give it with --out DIR")
-    source = load_projector(run, hardware)
+    source = load_projector(run, hardware, objective)
     projection = source.project(budgets_for(target, energy, floor), auto_point=auto)
     row = export_projection(source, projection, out, target_ms=target, target_uj=energy, force=force)
     share = f", {row['latency_ms'] / target:.1%} of the budget" if target else ""
@@ -55,6 +55,8 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
         f"wrote {out}: {row['latency_ms']:.6g} ms ({row['cycles']:,.0f} cycles{share}), {_energy_text(row)}, "
         f"utilization {100 * row['utilization']:.1f}%, {row['distinct_choices']} choices differ from the search's argmax"
     )
+    if "predicted_accuracy" in row:
+        console.print(f"predicted accuracy {100 * row['predicted_accuracy']:.1f} ± {100 * row['predicted_accuracy_uncertainty']:.1f}%")
     console.print(f"next: [bold]uboost retrain {out}[/]")
 
 
@@ -72,6 +74,7 @@ def frontier(
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
+    objective: Annotated[str, Opt("--objective", help="each point maximizes the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
 ) -> None:
     """Project one search onto many latency budgets: an accuracy-latency frontier from one search.
 
@@ -99,7 +102,7 @@ def frontier(
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
     floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets, metric) if targets else None
-    source = load_projector(run, hardware)
+    source = load_projector(run, hardware, objective)
     budgets = frontier_targets(source, points=points, targets=wanted, metric=metric)
     out = out or Path(run) / "frontier"
     rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms, target_uj=fixed_uj,
@@ -115,12 +118,16 @@ def frontier(
     budget_column = "budget µs" if metric == "latency" else "budget µJ"
     for column in ("point", budget_column, "latency µs", "energy µJ", "utilization", "MACs", "distinct choices", "log-prob"):
         table.add_column(column, justify="right")
+    if source.predictor is not None:
+        table.add_column("pred. acc", justify="right")
     if retrain_epochs:
         table.add_column("test acc", justify="right")
     for i, (target, row) in enumerate(zip(budgets, rows)):
         budget = f"{1e3 * target:.4g}" if metric == "latency" else f"{target:.4g}"
         cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", _energy_text(row, ""),
                  f"{100 * row['utilization']:.1f}%", human(row["macs"]), str(row["distinct_choices"]), f"{row['preference']:.2f}"]
+        if source.predictor is not None:
+            cells.append(f"{100 * row['predicted_accuracy']:.1f}%")
         if retrain_epochs:
             cells.append(f"{100 * row['test_acc']:.1f}%")
         table.add_row(*cells)

@@ -59,9 +59,10 @@ def _native_stdout_silenced():
 class Program:
     """The MILP's matrices for one supernet cost and its choices (built once, solved per budget set)."""
 
-    def __init__(self, cost, choices: list[Choice], nodes: list[Node]):
+    def __init__(self, cost, choices: list[Choice], nodes: list[Node], scores: dict[int, torch.Tensor] | None = None):
         from scipy.sparse import lil_matrix
 
+        self.scores = scores  # the objective per entry of every alpha (by id); None: the search's preferences
         self.cost, self.choices, self.nodes = cost, choices, nodes
         alphas = cost.alphas
         by_id = {id(c.alpha): c for c in choices}
@@ -149,10 +150,11 @@ class Program:
 
     def objective(self) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
         prefs = preferences(self.choices, self.nodes)
+        scores = prefs if self.scores is None else self.scores
         c = np.zeros(self.n)
         for choice in self.choices:
             base = self.offset[id(choice.alpha)]
-            c[base: base + choice.alpha.numel()] = prefs[id(choice.alpha)].cpu().numpy()
+            c[base: base + choice.alpha.numel()] = scores[id(choice.alpha)].cpu().numpy()
         return c, prefs
 
     def solve(self, budgets: list[LinearBudget], *, minimize: np.ndarray | None = None,

@@ -123,13 +123,16 @@ class Projector:
     """Projects one supernet's alphas onto budgets (reuse it for many budgets).
 
     ``cost_model`` prices the rows (default: the one the cost table was built with); projectors
-    of one supernet at several operating points share one program (:meth:`at`)."""
+    of one supernet at several operating points share one program (:meth:`at`). ``objective``
+    (``id(alpha) -> one coefficient per entry``, e.g. a predictor's accuracy table) replaces the
+    maximized preferences; any objective additive over the choices works."""
 
     def __init__(self, cost, choices: list[Choice], nodes: list[Node], *, cost_model=None,
-                 program: Program | None = None, point: int | None = None):
+                 program: Program | None = None, point: int | None = None,
+                 objective: dict[int, torch.Tensor] | None = None):
         if cost.mode != "expected":
             raise ConfigError("projection needs the cycle-exact row table: build the supernet cost with mode='expected'")
-        self.program = program or Program(cost, choices, nodes)
+        self.program = program or Program(cost, choices, nodes, objective)
         self.cost = cost
         self.cost_model = cost_model or cost.cost_model
         self.point = point

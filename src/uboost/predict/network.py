@@ -1,0 +1,106 @@
+"""What ``uboost predict`` reports for one network of a run's space: predicted accuracy with its
+uncertainty, and the exact latency, cycles, utilization (and energy, where the run's cost model
+prices it) on the run's own array."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from uboost import runs
+from uboost.exceptions import ArchitectureError
+
+
+def _choices(config, alphas: dict):
+    """The run's choices (a supernet without weights: enough to read and check architectures)."""
+    from uboost.search_config import build_space
+    from uboost.strategy import UBoost
+    from uboost.strategy.architecture import choice_groups, load_alphas
+
+    space, _, _ = build_space(config)
+    supernet = UBoost(sampling=config.sampling, seed=config.seed).mutate_model(space)
+    load_alphas(supernet, alphas)
+    return choice_groups(supernet)
+
+
+def network_indices(choices: list, nodes: list, arch: dict) -> dict[str, int]:
+    """``arch`` (NNI's dict) as label -> entry index; anything outside the space is one line."""
+    from uboost.strategy.architecture import arch_to_indices, indices_to_arch
+
+    try:
+        by_id = arch_to_indices(choices, nodes, arch)
+        indices_to_arch(choices, nodes, by_id)  # every node keeps as many inputs as it must
+    except ArchitectureError:
+        raise
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise ArchitectureError(f"architecture does not fit the search space ({type(exc).__name__}: {exc})") from None
+    return {c.label: by_id[id(c.alpha)] for c in choices}
+
+
+def _asks_otherwise(meta: dict, **asked) -> bool:
+    """True when a setting given now (not None) differs from the one the saved table was built with."""
+    return any(value is not None and meta.get(name) != value for name, value in asked.items())
+
+
+def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = None, *, rebuild: bool = False,
+                samples: int | None = None, seed: int | None = None, fine_tune_epochs: int | None = None,
+                progress=None) -> dict[str, Any]:
+    """Predict the run's argmax network, or the architecture in ``arch_file``.
+
+    Everything is checked before anything is built or written: the run (config, alphas, a
+    supernet checkpoint), the architecture (in the space), a saved table (not corrupt, built
+    from these alphas). Without a saved table, with ``rebuild``, or when ``samples``, ``seed`` or
+    ``fine_tune_epochs`` is given and differs from the saved table's, one is built and saved."""
+    from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_SAMPLES, build_predictor, load_predictor
+    from uboost.predict.supernet import check_search_run
+    from uboost.search_config import SearchConfig, build_cost_model, build_space
+    from uboost.strategy.architecture import argmax_indices, indices_to_arch, preferences
+
+    root = Path(run)
+    check_search_run(root)
+    config = SearchConfig.from_dict(runs.read_json(root / runs.CONFIG, "run config"))
+    alphas = runs.read_json(root / runs.ALPHAS, "alphas")
+    if not isinstance(alphas, dict):
+        from uboost.exceptions import RunDirError
+
+        raise RunDirError(f"{root / runs.ALPHAS} must hold a JSON object (label -> list of numbers)")
+    choices, nodes = _choices(config, alphas)
+    if arch_file is None:
+        arch = indices_to_arch(choices, nodes, argmax_indices(choices, nodes), preferences(choices, nodes))
+        label = "the search's argmax"
+    else:
+        arch = runs.read_json(Path(arch_file), "architecture")
+        if not isinstance(arch, dict):
+            raise ArchitectureError(f"{arch_file} must hold a JSON object (NNI's architecture dict)")
+        label = str(arch_file)
+    space, input_shape, _ = build_space(config)
+    network = runs.freeze_arch(space, arch)  # labels and values of the space, or one line
+    indices = network_indices(choices, nodes, arch)
+    predictor = None if rebuild else load_predictor(root)
+    if predictor is not None and _asks_otherwise(predictor.meta, samples_asked=samples, seed=seed, fine_tune_epochs=fine_tune_epochs):
+        predictor = None  # built with other settings than asked for now: build it again
+    built = predictor is None
+    if built:
+        epochs = DEFAULT_FINE_TUNE_EPOCHS if fine_tune_epochs is None else fine_tune_epochs
+        predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed or 0, fine_tune_epochs=epochs,
+                                    progress=progress)
+    prediction = predictor.predict(indices)
+    cost_model = build_cost_model(config)
+    report = cost_model.evaluate(network, input_shape)
+    # energy where the run's cost model prices it (uboost's energy tables: NetworkCost.energy_uj; 0 when unpriced)
+    energy_uj = getattr(report, "energy_uj", None) if hasattr(cost_model, "energy_pj") else None
+    energy_uj = energy_uj if isinstance(energy_uj, (int, float)) and energy_uj > 0 else None
+    return {
+        "run": str(root), "network": label, "arch": arch,
+        "predicted_accuracy": prediction.accuracy, "uncertainty": prediction.uncertainty,
+        "predicted_accuracy_unclipped": prediction.raw,
+        "unseen_values": list(prediction.unseen),
+        "latency_ms": report.latency_ms, "cycles": report.cycles, "utilization": report.utilization, "macs": report.macs,
+        **({"energy_uj": float(energy_uj)} if energy_uj is not None else {}),
+        "array": config.array, "dataflow": config.dataflow, "cost_model": config.cost_model,
+        "predictor": {"built_now": built, "samples": predictor.table.samples, "loo_rmse": predictor.table.loo_rmse,
+                      "loo_mae": predictor.table.loo_mae, "ridge": predictor.table.ridge,
+                      "seconds": predictor.meta.get("seconds"), "seed": predictor.meta.get("seed"),
+                      "fine_tune_epochs": predictor.meta.get("fine_tune_epochs")},
+    }

@@ -1,0 +1,238 @@
+"""``uboost predict`` and ``--objective predicted-accuracy`` on a finished tiny lenet search."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.cli.conftest import one_line_error
+
+SAMPLES = 8
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A tiny lenet search (1 epoch, 64 digits) with its predictor built and saved."""
+    from uboost.predict import build_predictor
+    from uboost.search import SearchConfig, run_search
+
+    out = tmp_path_factory.mktemp("predict") / "run"
+    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
+                          batch_size=32, array="8x8")
+    run_search(config, out)
+    predictor = build_predictor(out, samples=SAMPLES, seed=3)
+    return out, predictor
+
+
+def copy_run(run, tmp_path, name="copy"):
+    target = tmp_path / name
+    shutil.copytree(run, target)
+    return target
+
+
+def test_the_predictor_is_deterministic_saved_and_listed_in_the_manifest(searched):
+    from uboost.predict import build_predictor, load_predictor
+
+    run, predictor = searched
+    again = build_predictor(run, samples=SAMPLES, seed=3, save=False)
+    assert again.table == predictor.table and again.meta["measured"] == predictor.meta["measured"]
+    other = build_predictor(run, samples=SAMPLES, seed=4, save=False)
+    assert other.meta["measured"] != predictor.meta["measured"]
+    assert load_predictor(run).table == predictor.table  # the saved table reads back as built
+    measured = predictor.meta["measured"]
+    assert len(measured) == SAMPLES and all(0.0 <= m["accuracy"] <= 1.0 for m in measured)
+    # accuracies are counts over the search's validation split (20 % of the 64 training digits)
+    assert predictor.meta["validation_images"] == 13
+    assert all(abs(m["accuracy"] * 13 - round(m["accuracy"] * 13)) < 1e-9 for m in measured)
+    manifest = json.loads((run / ".uboost-manifest.json").read_text())
+    assert "predictor.json" in manifest["files"] and manifest["owners"]["predictor.json"] == "predict"
+
+
+def test_inherited_accuracy_is_the_pinned_sub_network_with_recalibrated_batch_norm(searched):
+    """The measured accuracy is the one of the frozen network carrying the supernet's weights."""
+    import torch
+
+    from uboost.predict.supernet import load_trained_supernet, pinned
+    from uboost.strategy.architecture import argmax_indices
+
+    run, predictor = searched
+    net = load_trained_supernet(run, seed=3)
+    alphas = [c.alpha.detach().clone() for c in net.choices]
+    conv = net.supernet.conv1.weight.detach().clone()
+    net.fine_tune_uniform(predictor.meta["fine_tune_epochs"], seed=3)  # as the predictor did
+    assert predictor.meta["fine_tune_epochs"] == 1
+    assert all(torch.equal(a, c.alpha) for a, c in zip(alphas, net.choices))  # the weights train, the alphas stay
+    assert not torch.equal(conv, net.supernet.conv1.weight)
+    by_id = argmax_indices(net.choices, net.nodes)
+    center = {c.label: by_id[id(c.alpha)] for c in net.choices}
+    assert net.accuracy(center) == predictor.meta["measured"][0]["accuracy"]  # the argmax is measured first
+    before = [c.alpha.detach().clone() for c in net.choices]
+    with pinned(net.choices, center, net.supernet):
+        assert all(float(torch.softmax(c.alpha.reshape(-1), 0)[center[c.label]]) == 1.0 for c in net.choices)
+    assert all(torch.equal(a, c.alpha) for a, c in zip(before, net.choices))  # restored afterwards
+    # batch norm holds the statistics of the last measured network's recalibration batch
+    bn = net.supernet.bn1
+    width = net.choices[[c.label for c in net.choices].index("conv1_width")].values[center["conv1_width"]]
+    assert float(bn.running_var[width:].abs().sum()) == 0.0  # channels the network does not have: no statistics
+
+
+def test_predict_prints_the_prediction_and_the_exact_cost(cli, searched):
+    run, predictor = searched
+    result = cli("predict", run, "--json")
+    assert result.code == 0, result.err
+    row = json.loads(result.out)
+    hardware = json.loads((run / "hardware.json").read_text())["total"]  # the search's argmax on the run's array
+    assert row["cycles"] == hardware["cycles"] and row["latency_ms"] == pytest.approx(hardware["latency_ms"])
+    assert row["arch"] == json.loads((run / "arch.json").read_text())
+    assert row["predicted_accuracy_unclipped"] == pytest.approx(predictor.table.base)  # the argmax is the table's base
+    assert row["predicted_accuracy"] == min(1.0, max(0.0, row["predicted_accuracy_unclipped"]))
+    assert row["uncertainty"] == predictor.table.loo_rmse and row["predictor"]["built_now"] is False
+    table = cli("predict", run)
+    assert table.code == 0 and "predicted accuracy" in table.out and "cycles" in table.out
+
+
+def test_other_settings_build_the_predictor_again(cli, searched, tmp_path):
+    run, predictor = searched
+    copy = copy_run(run, tmp_path)
+    same = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES, "--json").out)
+    assert same["predictor"]["built_now"] is False  # the settings it was built with
+    other = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES + 2, "--fine-tune-epochs", 0, "--json").out)
+    assert other["predictor"]["built_now"] is True and other["predictor"]["samples"] == SAMPLES + 2
+    saved = json.loads((copy / "predictor.json").read_text())
+    assert saved["samples"] == SAMPLES + 2 and saved["fine_tune_epochs"] == 0
+
+
+def test_predict_any_architecture_of_the_space(cli, searched, tmp_path):
+    run, predictor = searched
+    arch = json.loads((run / "arch.json").read_text())
+    arch["conv1_width"] = 32 if arch["conv1_width"] != 32 else 4
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(arch))
+    row = json.loads(cli("predict", run, "--arch", path, "--json").out)
+    expected = predictor.table.base + predictor.table.delta["conv1_width"][[4, 8, 16, 24, 32].index(arch["conv1_width"])]
+    assert row["predicted_accuracy_unclipped"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("change", [{"conv1_width": 7}, {"nope": 1}, "drop"], ids=["value", "label", "missing"])
+def test_an_architecture_outside_the_space_is_one_line_and_nothing_is_written(cli, searched, tmp_path, change):
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    (copy / "predictor.json").unlink()
+    arch = json.loads((copy / "arch.json").read_text())
+    if change == "drop":
+        arch.pop("fc1_width")
+    else:
+        arch.update(change)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(arch))
+    one_line_error(cli("predict", copy, "--arch", path), "architecture")
+    assert not (copy / "predictor.json").exists()
+
+
+def test_a_run_without_a_supernet_checkpoint_or_alphas_is_one_line(cli, searched, tmp_path):
+    run, _ = searched
+    no_ckpt = copy_run(run, tmp_path, "no-ckpt")
+    shutil.rmtree(no_ckpt / "checkpoints")
+    (no_ckpt / "predictor.json").unlink()
+    one_line_error(cli("predict", no_ckpt, "--rebuild"), "no supernet checkpoint")
+    assert not (no_ckpt / "predictor.json").exists()
+    no_alphas = copy_run(run, tmp_path, "no-alphas")
+    (no_alphas / "alphas.json").unlink()
+    one_line_error(cli("predict", no_alphas), "alphas.json")
+
+
+def test_a_corrupt_or_stale_table_is_one_line(cli, searched, tmp_path):
+    run, _ = searched
+    corrupt = copy_run(run, tmp_path, "corrupt")
+    data = json.loads((corrupt / "predictor.json").read_text())
+    data["table"]["base"] = "high"
+    (corrupt / "predictor.json").write_text(json.dumps(data))
+    one_line_error(cli("predict", corrupt), "corrupt")
+    (corrupt / "predictor.json").write_text("{not json")
+    one_line_error(cli("predict", corrupt), "predictor table")
+    stale = copy_run(run, tmp_path, "stale")
+    alphas = json.loads((stale / "alphas.json").read_text())
+    alphas["fc1_width"][0] += 1.0
+    (stale / "alphas.json").write_text(json.dumps(alphas))
+    one_line_error(cli("predict", stale), "other alphas", "--rebuild")
+
+
+def test_export_maximizes_predicted_accuracy_within_the_budget(cli, searched, tmp_path):
+    from uboost.frontier import load_projector
+
+    run, _ = searched
+    source = load_projector(run)
+    low, high = source.projector.cheapest().latency_ms, source.projector.unconstrained().latency_ms
+    target = low + 0.6 * (high - low)
+    by_pref = cli("export", run, "--target-latency-ms", target, "--out", tmp_path / "pref")
+    by_acc = cli("export", run, "--target-latency-ms", target, "--out", tmp_path / "acc", "--objective", "predicted-accuracy")
+    assert by_pref.code == 0 and by_acc.code == 0, by_acc.err
+    assert "predicted accuracy" in by_acc.out
+    acc = json.loads((tmp_path / "acc" / "result.json").read_text())
+    pref = json.loads((tmp_path / "pref" / "result.json").read_text())
+    assert acc["objective"] == "predicted-accuracy" and acc["latency_ms"] <= target
+    assert "predicted_accuracy" not in pref
+    predicted_pref = json.loads(cli("predict", run, "--arch", tmp_path / "pref" / "arch.json", "--json").out)
+    assert acc["predicted_accuracy_unclipped"] >= predicted_pref["predicted_accuracy_unclipped"] - 1e-12  # its objective's optimum
+    assert acc["preference"] <= pref["preference"] + 1e-12  # and the other way round
+
+
+def test_frontier_with_predicted_accuracy_and_bad_objectives(cli, searched, tmp_path):
+    run, _ = searched
+    result = cli("frontier", run, "--points", 3, "--out", tmp_path / "front", "--objective", "predicted-accuracy")
+    assert result.code == 0, result.err
+    assert "pred." in result.out  # the predicted-accuracy column (its header wraps in a narrow terminal)
+    points = [json.loads((tmp_path / "front" / f"p{i:02d}" / "result.json").read_text()) for i in range(3)]
+    assert all("predicted_accuracy" in p for p in points)
+    one_line_error(cli("frontier", run, "--objective", "accuracy", "--out", tmp_path / "x"), "objective")
+    assert not (tmp_path / "x").exists()
+    one_line_error(cli("export", run, "--objective", "predicted-accuracy"), "--target-latency-ms")
+
+
+def test_projecting_on_predicted_accuracy_without_a_predictor_is_one_line(cli, searched, tmp_path):
+    run, _ = searched
+    bare = copy_run(run, tmp_path, "bare")
+    (bare / "predictor.json").unlink()
+    one_line_error(cli("export", bare, "--target-latency-ms", 1.0, "--out", tmp_path / "e", "--objective",
+                       "predicted-accuracy"), "uboost predict")
+    assert not (tmp_path / "e").exists()
+
+
+def test_search_force_removes_the_predictor(searched, tmp_path):
+    from uboost.predict import PREDICTOR, build_predictor
+    from uboost.search import SearchConfig, run_search
+
+    run, _ = searched
+    copy = copy_run(run, tmp_path, "forced")
+    assert (copy / PREDICTOR).is_file()
+    config = SearchConfig.from_dict(json.loads((copy / "config.json").read_text()))
+    run_search(config, copy, force=True)
+    assert not (copy / PREDICTOR).exists()
+    with pytest.raises(Exception, match="samples"):
+        build_predictor(copy, samples=1)
+
+
+def test_the_whole_build_recovers_an_additive_accuracy_exactly(searched, monkeypatch):
+    """With an accuracy that is additive over (choice, value), the measured-and-fitted table is exact
+    on every network of the space, not only on the measured ones."""
+    import itertools
+
+    import numpy as np
+
+    from uboost.predict import build_predictor
+    from uboost.predict.supernet import TrainedSupernet
+
+    run, _ = searched
+    rng = np.random.default_rng(0)
+    values = {"conv1_width": 5, "conv1_kernel": 2, "conv2_width": 5, "conv2_kernel": 2, "fc1_width": 3}
+    terms = {label: rng.normal(0, 0.05, n) for label, n in values.items()}
+
+    def additive(self, network):
+        return 0.5 + sum(terms[label][k] for label, k in network.items())
+
+    monkeypatch.setattr(TrainedSupernet, "accuracy", additive)
+    predictor = build_predictor(run, samples=40, fine_tune_epochs=0, save=False)
+    assert predictor.table.loo_rmse < 1e-9
+    for combo in itertools.product(*(range(n) for n in values.values())):  # all 300 networks
+        network = dict(zip(values, combo))
+        assert predictor.table.predict(network) == pytest.approx(additive(None, network), abs=1e-9)
