@@ -40,6 +40,7 @@ class LayerCost:
     macs: float
     utilization: float
     latency_ms: float
+    effective_macs: float | None = None  # MACs in units of the PE's full rate (precision.py); None: macs
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ class NetworkCost:
 
     @property
     def utilization(self) -> float:
-        """Total MACs over the MACs the array could do in the total cycles (not a mean of ratios)."""
-        return self.macs / (self.spec.pes * self.cycles) if self.cycles > 0 else 0.0
+        """Total effective MACs over the MACs the array could do in the total cycles (not a mean of
+        ratios); effective MACs count a PE's full rate at the layer's bits (:mod:`uboost.hardware.precision`)."""
+        work = float(sum(l.macs if l.effective_macs is None else l.effective_macs for l in self.layers))
+        return work / (self.spec.pes * self.cycles) if self.cycles > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,11 +105,14 @@ class CostModel(abc.ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    pe_modes: ClassVar[tuple[str, ...] | None] = None  # PE modes the model prices (None: all of uboost.hardware.precision)
 
     def __init__(self, spec: HardwareSpec | None = None, **spec_fields: Any):
         if spec is not None and spec_fields:
             raise ConfigError("pass either a HardwareSpec or its fields, not both")
         self.spec = spec if spec is not None else HardwareSpec(**spec_fields)
+        if self.pe_modes is not None and self.spec.pe not in self.pe_modes:
+            raise ConfigError(f"cost model {self.name!r} prices only {', '.join(self.pe_modes)} PEs, got pe={self.spec.pe!r}")
 
     def __repr__(self) -> str:
         s = self.spec
@@ -131,8 +137,19 @@ class CostModel(abc.ABC):
     ) -> torch.Tensor:
         return layers.macs(self.spec.batch_size, in_channels, out_channels)
 
+    def effective_macs(
+        self, layers: LayerTable, *, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """MACs in units of one PE's full rate at each layer's bits: ``macs * slowdown / perf``
+        (:mod:`uboost.hardware.precision`; equal to :meth:`macs` on ``fixed`` PEs). Utilization
+        counts these over the array's PEs."""
+        from uboost.hardware.precision import perf_and_slowdown
+
+        perf, slowdown = perf_and_slowdown(self.spec, layers.weight_bits, layers.act_bits)
+        return self.macs(layers, in_channels=in_channels, out_channels=out_channels) * slowdown / perf
+
     def utilization(self, cycles: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
-        """Utilization of a set of layers priced together: total MACs / (PEs * total cycles)."""
+        """Utilization of a set of layers priced together: total (effective) MACs / (PEs * total cycles)."""
         return macs.sum() / (self.spec.pes * cycles.sum()).clamp_min(1e-12)
 
     def latency_ms(self, cycles: torch.Tensor) -> torch.Tensor:
@@ -148,19 +165,24 @@ class CostModel(abc.ABC):
             shapes = list(network)
         if not shapes:
             return NetworkCost(self.name, self.spec, ())
+        from uboost.hardware.precision import check_bits
+
+        check_bits(self.spec, [b for s in shapes for b in (s.weight_bits, s.act_bits)])
         table = LayerTable.from_shapes(shapes)
         with torch.no_grad():
             cycles = self.cycles(table).tolist()
             macs = self.macs(table).tolist()
+            work = self.effective_macs(table).tolist()
         rows = tuple(
             LayerCost(
                 layer=s,
                 cycles=c,
                 macs=m,
-                utilization=m / (self.spec.pes * c) if c > 0 else 0.0,
+                utilization=e / (self.spec.pes * c) if c > 0 else 0.0,
                 latency_ms=c / self.spec.clock_hz * 1e3,
+                effective_macs=e,
             )
-            for s, c, m in zip(shapes, cycles, macs)
+            for s, c, m, e in zip(shapes, cycles, macs, work)
         )
         return NetworkCost(self.name, self.spec, rows)
 

@@ -46,6 +46,7 @@ class ScaleSimModel(CostModel):
     """
 
     name = "scalesim"
+    pe_modes = ("fixed",)  # measured on SCALE-Sim's fixed 1-byte PEs
 
     def __init__(
         self,

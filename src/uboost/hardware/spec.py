@@ -30,6 +30,12 @@ class HardwareSpec:
     :attr:`memory_bound` only when it has a bandwidth and at least one sized buffer; otherwise
     reads never stall and every model prices compute only (SCALE-Sim's ``CALC`` mode: today's
     numbers, unchanged).
+
+    **Precision** (:mod:`uboost.hardware.precision`): ``pe`` is the processing element's mode,
+    ``fixed`` (bit-parallel, compute independent of the layers' bits), ``bitfusion`` (fusible
+    2-bit bricks: narrow layers do several MACs per PE per cycle) or ``bit-serial`` (cycles scale
+    with the activation bits, ``serial_bits`` of them per cycle). The layers' own weight and
+    activation bits come with their shapes (default 8).
     """
 
     rows: int = 128
@@ -44,6 +50,8 @@ class HardwareSpec:
     filter_sram_kb: int | None = None
     ofmap_sram_kb: int | None = None
     dram_bw_words: float | None = None
+    pe: str = "fixed"
+    serial_bits: int = 1
 
     def __post_init__(self) -> None:
         for field in ("rows", "cols", "batch_size", "bits"):
@@ -65,6 +73,11 @@ class HardwareSpec:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
         ):
             raise ConfigError(f"dram_bw_words must be a positive finite number of words per cycle (or unset), got {value!r}")
+        from uboost.hardware.precision import pe_mode  # precision: the PE mode and its bits per cycle
+
+        pe_mode(self.pe)
+        if isinstance(self.serial_bits, bool) or not isinstance(self.serial_bits, int) or not 1 <= self.serial_bits <= 32:
+            raise ConfigError(f"serial_bits must be a whole number of bits per cycle from 1 to 32, got {self.serial_bits!r}")
 
     @property
     def buffer_kb(self) -> tuple[int | None, int | None, int | None]:

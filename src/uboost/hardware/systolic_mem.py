@@ -73,12 +73,17 @@ class MemorySystolicArray(CostModel):
         groups, compute, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         if not spec.memory_bound:
             return groups * compute
-        reads, writes = self.dram_cycles(m, k, n, ceil, temperature)
+        # a b-bit operand takes b/8 words (bytes): buffers hold more narrow elements, DRAM moves bits
+        reads, writes = self.dram_cycles(m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0)
         c = COEFFICIENTS["combine"]
         return groups * (torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * writes)
 
-    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port."""
+    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port.
+
+        ``weight_words`` and ``act_words`` are the words (bytes) one weight and one activation take
+        (``bits / 8``; SCALE-Sim's 1 at 8 bits): operand sizes and the words between folds scale by
+        them; outputs are written at the activation width. Folds stay those of the physical array."""
         spec = self.spec
         r, c = spec.rows, spec.cols
         ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
@@ -88,7 +93,7 @@ class MemorySystolicArray(CostModel):
         row_folds, col_folds = ceil(k, r), ceil(n, c)
         m_folds = ceil(m, r)
         if flow == "os":  # for each filter column fold, every row fold of M re-reads that fold's filters
-            walks = (col_folds, 1.0 + _overflows(k * torch.clamp(n, max=c), _half_words(filter_kb), temperature) * (m_folds * col_folds - 1.0))
+            walks = (col_folds, 1.0 + _overflows(k * torch.clamp(n, max=c) * weight_words, _half_words(filter_kb), temperature) * (m_folds * col_folds - 1.0))
             boundaries = (col_folds * m_folds, col_folds * m_folds)
         elif flow == "ws":  # the ifmap once per filter column fold; each filter tile is read once
             walks = (col_folds, torch.ones_like(row_folds))
@@ -100,15 +105,15 @@ class MemorySystolicArray(CostModel):
         coef = COEFFICIENTS["os" if flow == "os" else "ws"]
         ports = [torch.zeros_like(m * k), torch.zeros_like(m * k)]  # each read port has its own DRAM timeline
         for port, (operand, size, walk, edges, kb) in enumerate((
-            ("ifmap", m * k, walks[0], boundaries[0], ifmap_kb),
-            ("filter", k * n, walks[1], boundaries[1], filter_kb),
+            ("ifmap", m * k * act_words, walks[0], boundaries[0], ifmap_kb),
+            ("filter", k * n * weight_words, walks[1], boundaries[1], filter_kb),
         )):
             if kb is None:
                 continue
             if operand == "ifmap" and flow in ("ws", "os"):
                 # the ifmap's folds lie fold_words apart in fetch order: trace which boundaries circle
                 fold_words, folds = (m * r, row_folds) if flow == "ws" else (k * r, m_folds)
-                edges = col_folds * _traced_wraps(fold_words, m * k, r, folds, kb)
+                edges = col_folds * _traced_wraps(fold_words * act_words, m * k * act_words, r, folds, kb)
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
             chance = 1.0 if operand == "ifmap" and flow in ("ws", "os") else _straddle(r, kb)
             ports[port] = (seq + coef[operand] * chance * wrap) * self._chunk_cycles(kb)
@@ -116,7 +121,7 @@ class MemorySystolicArray(CostModel):
         reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
         writes = torch.zeros_like(reads)
         if ofmap_kb is not None:
-            words = (1.0 if flow == "os" else row_folds) * m * n  # WS/IS write partial sums once per row fold
+            words = (1.0 if flow == "os" else row_folds) * m * n * act_words  # WS/IS write partial sums once per row fold
             writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * float(spec.dram_bw_words))
         return reads, writes
 
