@@ -220,6 +220,7 @@ def run_search(
         sampling=config.sampling,
         sharpen=config.sharpen,
         warmup_epochs=config.warmup_epochs,
+        **(config.bits_options() or {}),
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
@@ -235,9 +236,13 @@ def run_search(
     seconds = time.perf_counter() - started
 
     budget = _final_choices(out, strategy, arch, config)
-    arch = budget.pop("arch")
+    arch, precision = _precision(strategy, budget.pop("arch"))
     fresh, _, _ = build_space(config)
     derived = runs.freeze_arch(fresh, arch)
+    if precision is not None:  # the network at its searched bits: priced at them
+        from uboost.quant import apply_precision
+
+        apply_precision(derived, precision)
     report = cost_model.evaluate(derived, input_shape)
     val_acc = trainer.callback_metrics.get("val_acc")
     result = SearchResult(
@@ -250,6 +255,10 @@ def run_search(
         budget=budget,
     )
     write_json(out / runs.ARCH, arch)
+    if precision is not None:
+        from uboost.quant import precision_dict
+
+        write_json(out / runs.PRECISION, precision_dict(precision))
     write_json(out / runs.HARDWARE, report.to_dict())
     write_json(out / runs.RESULT, result.summary())
     _plots(out, report)
@@ -280,7 +289,8 @@ def _check_checkpoint_matches(path: Path, checkpoint: dict, config: SearchConfig
 
     prefix = "training_module._model."
     space, _, _ = build_space(config)  # a fresh space: mutating it must not touch the one searched
-    expected = {prefix + k: tuple(v.shape) for k, v in UBoost(sampling=config.sampling).mutate_model(space).state_dict().items()}
+    strategy = UBoost(sampling=config.sampling, **(config.bits_options() or {}))
+    expected = {prefix + k: tuple(v.shape) for k, v in strategy.mutate_model(space).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()
              if k.startswith(prefix) and hasattr(v, "shape")}
     differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
@@ -305,6 +315,10 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
     facts: dict[str, Any] = {"arch": arch}
     if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
         return facts
+    if strategy.bits_space is not None:  # NNI's export has no bits: the argmax network's are added
+        from uboost.strategy.precision import argmax_bits
+
+        arch = facts["arch"] = {**arch, **argmax_bits(hardware_loss.choices)}
     write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
     tau = hardware_loss.distribution_tau  # the distribution the hardware term priced last: softmax(alpha / tau)
     write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices, tau=tau))
@@ -323,6 +337,15 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig) -> dic
             logger.info("argmax network %.6g ms vs budget %.6g ms: projected to %.6g ms", argmax_ms, target, projected.latency_ms)
         facts["arch"] = projected.arch
     return facts
+
+
+def _precision(strategy, arch: dict) -> tuple[dict, dict | None]:
+    """``(NNI's architecture, bits per frozen layer or None)`` of the exported architecture."""
+    if strategy.bits_space is None:
+        return arch, None
+    from uboost.strategy.precision import split_precision
+
+    return split_precision(strategy.supernet, arch)
 
 
 # metrics.csv key -> (panel, legend label, scale to the panel's unit)

@@ -84,12 +84,16 @@ class SupernetCost(nn.Module):
             return torch.tensor([l + [0] * (width - len(l)) for l in lists], dtype=torch.long).reshape(len(lists), width)
 
         self.register_buffer("gate_index", index_matrix([[flat(s) for _, s in r.choices] for r in rows]), persistent=False)
+        from uboost.hardware.precision import check_bits
+
+        check_bits(cost_model.spec, {b for s in self.shapes for b in (s.weight_bits, s.act_bits)})
         table = LayerTable.from_shapes(self.shapes)
         self.table = table
         if mode == "expected":
             with torch.no_grad():
                 self.register_buffer("row_cycles", cost_model.cycles(table), persistent=False)
                 self.register_buffer("row_macs", cost_model.macs(table), persistent=False)
+                self.register_buffer("row_work", cost_model.effective_macs(table), persistent=False)  # utilization
         else:
             self._register_soft("in", [r.soft_in for r in rows], table.in_channels, flat)
             self._register_soft("out", [r.soft_out for r in rows], table.out_channels, flat)
@@ -173,20 +177,21 @@ class SupernetCost(nn.Module):
         p = self.probabilities(uniform, distributions, tau)
         gate = p[self.gate_index].prod(-1)
         if self.mode == "expected":
-            cycles, macs = self.row_cycles, self.row_macs
+            cycles, macs, work = self.row_cycles, self.row_macs, self.row_work
         else:
             cin = (self.soft_in_values * p[self.soft_in_index].prod(-1)).sum(-1)
             cout = (self.soft_out_values * p[self.soft_out_index].prod(-1)).sum(-1)
             table = self._table()
             cycles = self.cost_model.cycles(table, in_channels=cin, out_channels=cout, temperature=self.temperature)
             macs = self.cost_model.macs(table, in_channels=cin, out_channels=cout)
+            work = self.cost_model.effective_macs(table, in_channels=cin, out_channels=cout)
         total_cycles = (gate * cycles).sum()
         total_macs = (gate * macs).sum()
         return HardwareCost(
             cycles=total_cycles,
             macs=total_macs,
             latency_ms=self.cost_model.latency_ms(total_cycles),
-            utilization=total_macs / (self.cost_model.spec.pes * total_cycles).clamp_min(1e-12),
+            utilization=(gate * work).sum() / (self.cost_model.spec.pes * total_cycles).clamp_min(1e-12),  # effective MACs
         )
 
 
