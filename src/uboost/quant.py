@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -120,9 +121,9 @@ class LayerQuantizer(nn.Module):
 
     def quantize_act(self, x: torch.Tensor, bits: int) -> torch.Tensor:
         scale, zero = self.act_qparams(bits)
-        if self.exporting:  # Clip to the b-bit range, then 8-bit QDQ with the same scale (ONNX)
-            lo = (0 - zero).float() * scale
-            hi = (2 ** bits - 1 - zero).float() * scale
+        if self.exporting:  # Clip to the b-bit range, then 8-bit QDQ with the same scale (ONNX), as constants
+            scale, zero = float(scale), int(zero)  # (computed bounds let onnxruntime's Clip/Q fusion drop the Clip)
+            lo, hi = (0 - zero) * scale, (2 ** bits - 1 - zero) * scale
             return torch.fake_quantize_per_tensor_affine(torch.clamp(x, lo, hi), scale, zero, 0, 255)
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
 
@@ -253,7 +254,9 @@ def export_mode(model: nn.Module):
             raise ConfigError(f"ONNX has 8-bit QuantizeLinear only: cannot export {q.weight_bits}/{q.act_bits}-bit layers")
         q.exporting = True
     try:
-        yield model
+        with warnings.catch_warnings():  # the ranges become constants of the graph, as intended
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            yield model
     finally:
         for q in quantizers:
             q.exporting = False

@@ -126,6 +126,8 @@ class SearchConfig:
                 object.__setattr__(self, name, check_bits(getattr(self, name), name))
         if self.pin_bits is not None and not isinstance(self.pin_bits, dict):
             raise ConfigError(f"pin_bits must map layer-name patterns to bits, got {self.pin_bits!r}")
+        if self.bits is not None and (self.weight_bits is not None or self.act_bits is not None):
+            raise ConfigError("give either bits (weights and activations together) or weight_bits/act_bits, not both")
         options = self.bits_options()
         if options is None and self.pin_bits:
             raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")

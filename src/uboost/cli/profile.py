@@ -39,6 +39,8 @@ def profile(
     sram_kb: Annotated[Optional[int], typer.Option("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
     dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
+    pe: Annotated[str, typer.Option(help="processing elements: fixed | bitfusion | bit-serial")] = "fixed",
+    bits: Annotated[Optional[int], typer.Option(help="price every layer's weights and activations at this width [default: the network's own: a run's precision.json, else 8]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
 ) -> None:
@@ -54,10 +56,18 @@ def profile(
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     specs = [
-        HardwareSpec(rows=r, cols=c, dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words)
+        HardwareSpec(rows=r, cols=c, dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words, pe=pe)
         for r, c in (parse_array(a) for a in unique(array or ["128x128"]))
     ]
+    if bits is not None:
+        from uboost.quant import check_bits
+
+        check_bits(bits, "--bits")
     layers = extract_layers(loaded.module, shape)
+    if bits is not None:  # every layer at --bits, whatever the network's own
+        from dataclasses import replace
+
+        layers = [replace(layer, weight_bits=bits, act_bits=bits) for layer in layers]
     extra = {"table": table_file} if table_file is not None else {}
     with simulation_progress(f"SCALE-Sim {model}") as progress:  # drawn only if a model simulates
         extra.update(model_options(cost_model, progress))

@@ -87,6 +87,11 @@ def search(
     accelerator: Annotated[Optional[str], Opt(help=f"auto | cpu | gpu | mps (auto: a GPU where there is one) {D('accelerator')}")] = None,
     devices: Annotated[Optional[int], Opt(help=f"number of devices {D('devices')}")] = None,
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
+    bits: Annotated[Optional[str], Opt(help="search a bitwidth per layer for weights and activations together, e.g. 2,4,8 [default: float, no quantization]")] = None,
+    weight_bits: Annotated[Optional[str], Opt("--weight-bits", help="search weight bitwidths per layer, independently of --act-bits (e.g. 2,4,8; 8 when only --act-bits is given)")] = None,
+    act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer (e.g. 4,8; 8 when only --weight-bits is given)")] = None,
+    pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable")] = None,
+    pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
     from uboost.search import SearchConfig, SearchInterrupted, run_search
@@ -103,6 +108,7 @@ def search(
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
+    values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))
     if download:
         values["download"] = True
     if no_sharpen:
@@ -152,6 +158,25 @@ def search(
     console.print(table)
     console.print(f"per-layer table: {result.run_dir / 'hardware.txt'}")
     console.print(f"next: [bold]uboost retrain {result.run_dir}[/]  |  uboost profile {result.run_dir}")
+
+
+def _precision_flags(bits, weight_bits, act_bits, pin_bits, pe) -> dict:
+    """``--bits 2,4,8`` etc. as SearchConfig values (lists, as config.json stores them)."""
+    from uboost.quant import parse_bits
+
+    values = {name: list(parse_bits(text, f"--{name.replace('_', '-')}"))
+              for name, text in (("bits", bits), ("weight_bits", weight_bits), ("act_bits", act_bits)) if text is not None}
+    if pin_bits:
+        pins = {}
+        for item in pin_bits:
+            pattern, sep, width = item.rpartition("=")
+            if not sep or not pattern:
+                raise ConfigError(f"--pin-bits must look like PATTERN=BITS (e.g. 'stem*=8'), got {item!r}")
+            pins[pattern] = parse_bits(width, "--pin-bits")[0]
+        values["pin_bits"] = pins
+    if pe is not None:
+        values["pe"] = pe
+    return values
 
 
 def _refuse_changed_settings(run_dir: Path, given: dict) -> None:

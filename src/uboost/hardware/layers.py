@@ -64,12 +64,13 @@ class LayerShape:
 
     @property
     def shape_text(self) -> str:
+        bits = f" w{self.weight_bits}a{self.act_bits}" if (self.weight_bits, self.act_bits) != (8, 8) else ""
         if self.kind == "linear":
-            return f"{self.in_channels}->{self.out_channels}" + (f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else "")
+            return f"{self.in_channels}->{self.out_channels}" + (f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else "") + bits
         g = f" g{self.groups}" if self.groups > 1 else ""
         return (
             f"{self.in_channels}x{self.in_h}x{self.in_w} -> {self.out_channels}x{self.out_h}x{self.out_w}"
-            f" k{self.kernel_h}x{self.kernel_w} s{self.stride}{g}"
+            f" k{self.kernel_h}x{self.kernel_w} s{self.stride}{g}{bits}"
         )
 
     def to_dict(self) -> dict:
