@@ -177,3 +177,22 @@ def test_precision_that_does_not_fit_the_network_is_refused():
     supernet = UBoost(bits=(2, 8)).mutate_model(TinySpace())
     with pytest.raises(ArchitectureError, match="lacks"):
         frozen_precision(supernet, {"op": 0})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["NasBench201", "ProxylessNAS"])
+def test_hub_spaces_get_bits_on_every_layer_and_precision_fits_their_frozen_network(name):
+    import nni.nas.hub.pytorch as hub
+
+    from uboost.strategy.architecture import argmax_indices, indices_to_arch
+
+    make = lambda: getattr(hub, name)(num_labels=10)  # noqa: E731
+    supernet = UBoost(bits=(4, 8)).mutate_model(make())
+    choices, nodes = choice_groups(supernet)
+    assert sum(c.kind == "bits" for c in choices) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in supernet.modules())
+    randomize(choices, seed=0)
+    full = indices_to_arch(choices, nodes, argmax_indices(choices, nodes), preferences(choices, nodes))
+    arch, precision = split_precision(supernet, full)
+    network = apply_precision(make().freeze(arch), precision)  # every frozen layer named, none unknown
+    assert {b for b in precision.values()} <= {(4, 4), (8, 8)}
+    assert all(hasattr(m, "uboost_quant") for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
