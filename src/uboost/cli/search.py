@@ -88,9 +88,9 @@ def search(
     devices: Annotated[Optional[int], Opt(help=f"number of devices {D('devices')}")] = None,
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
     bits: Annotated[Optional[str], Opt(help="search a bitwidth per layer for weights and activations together, e.g. 2,4,8 [default: float, no quantization]")] = None,
-    weight_bits: Annotated[Optional[str], Opt("--weight-bits", help="search weight bitwidths per layer, independently of --act-bits (e.g. 2,4,8; 8 when only --act-bits is given)")] = None,
-    act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer (e.g. 4,8; 8 when only --weight-bits is given)")] = None,
-    pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable")] = None,
+    weight_bits: Annotated[Optional[str], Opt("--weight-bits", help="search weight bitwidths per layer, independently of --act-bits, e.g. 2,4,8 [default: 8 with --act-bits, else float]")] = None,
+    act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer, e.g. 4,8 [default: 8 with --weight-bits, else float]")] = None,
+    pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable [default: none]")] = None,
     pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
