@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--retrain-epochs", type=int, default=10)
     parser.add_argument("--root", type=Path, default=Path("runs/bench_bits"))
     parser.add_argument("--steps-only", action="store_true", help="only the search step time with and without bits")
+    parser.add_argument("--hardware", default=",".join(HARDWARE), help="comma-separated: " + ", ".join(HARDWARE))
     args = parser.parse_args()
     rows = []
     for space in args.spaces.split(","):
@@ -72,7 +73,7 @@ def main() -> None:
             t_bits = min(step_time(space, seed, args.root, (2, 4, 8)), step_time(space, seed, args.root, (2, 4, 8)))
             print(json.dumps({"space": space, "seed": seed, "step_s_float": t_float, "step_s_bits": t_bits,
                               "ratio": t_bits / t_float}), flush=True)
-            for hardware in () if args.steps_only else HARDWARE:
+            for hardware in () if args.steps_only else args.hardware.split(","):
                 for variant in VARIANTS:
                     row = run(space, hardware, variant, seed, args.root, args.epochs, args.retrain_epochs)
                     rows.append(row)

@@ -196,3 +196,16 @@ def test_hub_spaces_get_bits_on_every_layer_and_precision_fits_their_frozen_netw
     network = apply_precision(make().freeze(arch), precision)  # every frozen layer named, none unknown
     assert {b for b in precision.values()} <= {(4, 4), (8, 8)}
     assert all(hasattr(m, "uboost_quant") for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def test_smooth_cost_mode_prices_bits_and_gives_them_gradients():
+    model = bitfusion()
+    supernet = UBoost(cost_model=model, bits=(2, 8)).mutate_model(MixedSpace())
+    choices, _ = choice_groups(supernet)
+    smooth = build_supernet_cost(supernet, model, torch.zeros(1, 1, 8, 8), mode="smooth", temperature=10.0)
+    cost = smooth()
+    cost.latency_ms.backward()
+    grads = [c.alpha.grad for c in choices if c.kind == "bits"]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    # the 2-bit entry is the cheaper one on bitfusion: gradient descent moves probability to it
+    assert all(float(g[0]) < float(g[1]) for g in grads)
