@@ -79,7 +79,8 @@ def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | Non
 
 def weight_scale(weight: torch.Tensor, bits: int) -> torch.Tensor:
     qmax = 2 ** (bits - 1) - 1
-    return (weight.detach().reshape(weight.shape[0], -1).abs().amax(1).clamp_min(1e-8) / qmax).float()
+    peak = torch.linalg.vector_norm(weight.detach().reshape(weight.shape[0], -1), ord=float("inf"), dim=1)
+    return (peak.clamp_min(1e-8) / qmax).float()
 
 
 class LayerQuantizer(nn.Module):
@@ -106,11 +107,19 @@ class LayerQuantizer(nn.Module):
     # -- activations ---------------------------------------------------------------------------
     def _observe(self, x: torch.Tensor) -> None:
         with torch.no_grad():
-            lo, hi = x.detach().min().float().clamp_max(0.0), x.detach().max().float().clamp_min(0.0)
-            m = torch.where(self.observed, torch.tensor(self.momentum, device=x.device), torch.ones((), device=x.device))
-            self.act_min.copy_(self.act_min + m * (lo - self.act_min))
-            self.act_max.copy_(self.act_max + m * (hi - self.act_max))
-            self.observed.fill_(True)
+            lo, hi = torch.aminmax(x.detach())  # one pass
+            if self.__dict__.get("_seen") is None:  # one host read per quantizer and process (a resumed EMA continues)
+                self.__dict__["_seen"] = bool(self.observed)
+            weight = self.momentum if self.__dict__["_seen"] else 1.0
+            self.act_min.lerp_(lo.float().clamp_max(0.0), weight)
+            self.act_max.lerp_(hi.float().clamp_min(0.0), weight)
+            if not self.__dict__["_seen"]:
+                self.observed.fill_(True)
+                self.__dict__["_seen"] = True
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.__dict__.pop("_seen", None)  # the loaded `observed` decides again
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def act_qparams(self, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and zero point of the input range at ``bits`` (0-d float32 / int32 tensors)."""
