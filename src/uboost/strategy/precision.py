@@ -129,12 +129,9 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
         return {}  # bits go to precision.json, not to NNI's architecture (see the module docstring)
 
     def export_probs(self, memo):
-        out = {}
-        for key, alpha in self.alphas.items():
-            if self.labels[key] not in memo:
-                probs = torch.softmax(alpha.detach(), -1).tolist()
-                out[self.labels[key]] = dict(zip(self.values["weight" if key != "act" else "act"], probs))
-        return out
+        # not logged as NNI's prob/<label>/<value> metrics (3 columns per layer in metrics.csv, every
+        # 10 steps); the final probabilities of the bits are in probabilities.json like every choice's
+        return {}
 
     # -- the quantizer's mixture ---------------------------------------------------------------
     def mixture(self, operand: str):
