@@ -42,14 +42,27 @@ def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: 
 
 
 def step_time(space: str, seed: int, root: Path, bits) -> float:
-    """Seconds per search step (same data, same settings; one epoch)."""
+    """Median seconds of one search step (architecture + weight step), timed inside the training
+    loop, steps 3 onwards (the first steps trace the supernet); same data and settings."""
+    import statistics
+
+    import pytorch_lightning as pl
+
     from uboost.search import SearchConfig, run_search
 
-    config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=1, accelerator="cpu", max_samples=640,
+    times: list[float] = []
+
+    class Timer(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            times.append(time.perf_counter() - self.started)
+
+    config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=1, accelerator="cpu", max_samples=1280,
                           **HARDWARE["bitfusion"], **({"bits": bits} if bits else {}))
-    started = time.perf_counter()
-    run_search(config, root / f"step-{space}-{'bits' if bits else 'float'}-s{seed}", force=True)
-    return (time.perf_counter() - started) / (640 * 0.8 / config.batch_size)
+    run_search(config, root / f"step-{space}-{'bits' if bits else 'float'}-s{seed}", force=True, callbacks=[Timer()])
+    return statistics.median(times[2:])
 
 
 def main() -> None:
