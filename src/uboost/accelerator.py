@@ -22,7 +22,7 @@ from uboost.exceptions import ConfigError
 # HardwareSpec fields a SearchConfig holds under its own names
 OWN = {"rows": "array", "cols": "array", "dataflow": "dataflow", "batch_size": "inference_batch", "clock_hz": "clock_hz",
        "sram_kb": "sram_kb", "dram_bw_words": "dram_bw_words", "energy": "energy", "voltage_v": "voltage_v",
-       "operating_points": "operating_points"}
+       "operating_points": "operating_points", "pe": "pe"}
 NOT_SPEC = ("area",)
 
 

@@ -41,6 +41,7 @@ class RunProjector:
     input_shape: tuple[int, ...]
     argmax_arch: dict
     predictor: Any = None  # with objective "predicted-accuracy": the run's uboost.predict.Predictor
+    supernet: Any = None  # with the run's alphas: the bits of a projection (strategy/precision.py)
 
     def point_projectors(self) -> list:
         """One projector per operating point of the run's table (sharing one program)."""
@@ -105,7 +106,7 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
         raise RunDirError(f"{root / runs.ALPHAS} must hold a JSON object (label -> list of numbers)")
     space, input_shape, _ = build_space(config)
     cost_model = build_cost_model(config)
-    supernet = UBoost(cost_model=cost_model).mutate_model(space)
+    supernet = UBoost(cost_model=cost_model, **(config.bits_options() or {})).mutate_model(space)
     load_alphas(supernet, alphas)
     cost = build_supernet_cost(supernet, cost_model, torch.zeros(1, *input_shape), mode="expected")
     choices, nodes = choice_groups(supernet)
@@ -113,7 +114,7 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
     predictor = _predictor(root) if objective == "predicted-accuracy" else None
     scores = None if predictor is None else predictor.objective(choices, nodes)
     return RunProjector(root, config, Projector(cost, choices, nodes, objective=scores), cost_model, tuple(input_shape),
-                        argmax, predictor)
+                        argmax, predictor, supernet)
 
 
 def _predictor(root: Path):
@@ -141,7 +142,15 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     if out.resolve() == source.root.resolve():
         raise RunDirError(f"--out must not be the search run itself ({out})")
     space, _, _ = build_space(source.config)
-    network = runs.freeze_arch(space, projection.arch)
+    arch, precision = projection.arch, None
+    if source.config.bits_options() is not None:  # the bits labels go to precision.json
+        from uboost.quant import apply_precision
+        from uboost.strategy.precision import split_precision
+
+        arch, precision = split_precision(source.supernet, projection.arch)
+    network = runs.freeze_arch(space, arch)
+    if precision is not None:
+        apply_precision(network, precision)
     model = source.model_at(projection)
     report = model.evaluate(network, source.input_shape)
     # the row table and the network disagree: a bug, never written
@@ -156,7 +165,11 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     with run_lock(out):
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())
-        write_json(out / runs.ARCH, projection.arch)
+        write_json(out / runs.ARCH, arch)
+        if precision is not None:
+            from uboost.quant import precision_dict
+
+            write_json(out / runs.PRECISION, precision_dict(precision))
         write_json(out / runs.HARDWARE, report.to_dict())
         result = {
             "latency_ms": report.latency_ms,

@@ -67,4 +67,8 @@ def load_frozen_network(path: str | os.PathLike) -> LoadedNetwork:
         raise RunDirError(f"no {runs.CONFIG} next to {path}: cannot tell which space the architecture belongs to")
     config = SearchConfig.from_dict(run.config)
     space, shape, _ = build_space(config)
-    return LoadedNetwork(runs.freeze_arch(space, run.arch), shape, f"{run.root.name} ({config.space})", config)
+    network = runs.freeze_arch(space, run.arch)
+    from uboost.quant import apply_run_precision
+
+    bits = " at its searched bits" if apply_run_precision(network, run.root) is not None else ""  # precision.json
+    return LoadedNetwork(network, shape, f"{run.root.name} ({config.space}){bits}", config)

@@ -142,10 +142,12 @@ class RetrainResult:
     test_acc: float
     report: Any  # NetworkCost
     seconds: float
+    quantized: bool = False  # trained and tested fake-quantized at the run's precision.json
 
     def summary(self) -> dict:
         return {
             "test_acc": self.test_acc,
+            "quantized": self.quantized,
             "cycles": self.report.cycles,
             "latency_ms": self.report.latency_ms,
             "utilization": self.report.utilization,
@@ -233,6 +235,9 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(search_config)
     network = runs.freeze_arch(space, run.arch)
+    from uboost.quant import apply_run_precision
+
+    quantized = apply_run_precision(network, run.root) is not None  # precision.json: trained quantization-aware
     train, test = load_datasets(
         search_config.dataset, data_dir=search_config.data_dir, download=config.download,
         image_size=input_shape[-1], channels=input_shape[0], augment=config.augment, seed=config.seed,
@@ -297,7 +302,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
     cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
     report = cost_model.evaluate(network.cpu(), input_shape)
-    result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=time.perf_counter() - started)
+    result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=time.perf_counter() - started,
+                           quantized=quantized)
     if not rank_zero:
         return result
     with atomic_path(out / "model.pt") as tmp:

@@ -29,12 +29,14 @@ METRICS = "metrics.csv"
 RESULT = "result.json"
 ALPHAS = "alphas.json"  # raw architecture parameters by label (what projections start from)
 PROBABILITIES = "probabilities.json"  # NNI's label -> value -> probability
+PRECISION = "precision.json"  # searched bits per layer of the frozen network (uboost.quant)
 CHECKPOINTS = "checkpoints"
 NNI = "nni"
 RETRAIN = "retrain"
 LOGGER_FOLDERS = ("tensorboard", "wandb", "mlruns")  # where optional Lightning loggers write (uboost.loggers)
 # every file a search writes in its run directory, registered in the manifest before it is written
 RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, "hparams.yaml", RESULT, "utilization.png", "search.png", ALPHAS, PROBABILITIES,
+             PRECISION,
              f"{CHECKPOINTS}/last.ckpt", f"{CHECKPOINTS}/interrupted.ckpt", f"{NNI}/.experiment")
 SEARCH = "search"  # the manifest owner of a run's own files (see uboost._manifest)
 EXPORT = "export"

@@ -257,6 +257,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         sampling=config.sampling,
         sharpen=config.sharpen,
         warmup_epochs=config.warmup_epochs,
+        **(config.bits_options() or {}),
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
@@ -278,9 +279,13 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     seconds = time.perf_counter() - started
 
     budget = _final_choices(out, strategy, arch, config, write=rank_zero)
-    arch = budget.pop("arch")
+    arch, precision = _precision(strategy, budget.pop("arch"))
     fresh, _, _ = build_space(config)
     derived = runs.freeze_arch(fresh, arch)
+    if precision is not None:  # the network at its searched bits: priced at them
+        from uboost.quant import apply_precision
+
+        apply_precision(derived, precision)
     point = budget.get("operating_point")
     if point is not None:  # priced where it runs: the operating point chosen with the network
         from uboost.strategy.projection import models_at_points
@@ -300,6 +305,10 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     )
     if rank_zero:
         write_json(out / runs.ARCH, arch)
+        if precision is not None:
+            from uboost.quant import precision_dict
+
+            write_json(out / runs.PRECISION, precision_dict(precision))
         write_json(out / runs.HARDWARE, report.to_dict())
         write_json(out / runs.RESULT, result.summary())
         _plots(out, report)
@@ -349,7 +358,8 @@ def _check_checkpoint_matches(path: Path, checkpoint: dict, config: SearchConfig
 
     prefix = "training_module._model."
     space, _, _ = build_space(config)  # a fresh space: mutating it must not touch the one searched
-    expected = {prefix + k: v for k, v in UBoost(sampling=config.sampling).mutate_model(space).state_dict().items()}
+    strategy = UBoost(sampling=config.sampling, **(config.bits_options() or {}))
+    expected = {prefix + k: v for k, v in strategy.mutate_model(space).state_dict().items()}
     differ = runs.tensors_differ(expected, checkpoint["state_dict"], prefix)
     if differ:
         key, found, want = differ[0]
@@ -372,6 +382,10 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
     facts: dict[str, Any] = {"arch": arch}
     if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
         return facts
+    if strategy.bits_space is not None:  # NNI's export has no bits: the argmax network's are added
+        from uboost.strategy.precision import argmax_bits
+
+        arch = facts["arch"] = {**arch, **argmax_bits(hardware_loss.choices)}
     tau = hardware_loss.distribution_tau  # the distribution the hardware term priced last: softmax(alpha / tau)
     if write:
         write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
@@ -407,6 +421,15 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
             logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, projected.latency_ms)
         facts["arch"] = projected.arch
     return facts
+
+
+def _precision(strategy, arch: dict) -> tuple[dict, dict | None]:
+    """``(NNI's architecture, bits per frozen layer or None)`` of the exported architecture."""
+    if strategy.bits_space is None:
+        return arch, None
+    from uboost.strategy.precision import split_precision
+
+    return split_precision(strategy.supernet, arch)
 
 
 # metrics.csv key -> (panel, legend label, scale to the panel's unit)

@@ -81,6 +81,12 @@ class SearchConfig:
     num_nodes: int = 1
     strategy: str = "auto"  # auto: DDP when devices x num_nodes > 1; ddp: always (also on one device)
     precision: str = "32-true"  # Lightning's: 32-true | bf16-mixed | 16-mixed (GPU)
+    # precision (strategy/precision.py): searched bitwidths, and the PEs that price them (hardware/precision.py)
+    bits: tuple[int, ...] | None = None  # one choice per layer for weights and activations together
+    weight_bits: tuple[int, ...] | None = None  # or independent choices per operand
+    act_bits: tuple[int, ...] | None = None
+    pin_bits: dict | None = None  # layer-name pattern -> fixed width
+    pe: str = "fixed"
 
     def __post_init__(self) -> None:
         from uboost.hardware import parse_array
@@ -148,6 +154,32 @@ class SearchConfig:
             raise ConfigError(f"image_size must be at least 4, got {self.image_size}")
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
+        self._check_precision()
+
+    def _check_precision(self) -> None:
+        from uboost.quant import check_bits
+
+        for name in ("bits", "weight_bits", "act_bits"):  # JSON lists become tuples
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_bits(getattr(self, name), name))
+        if self.pin_bits is not None and not isinstance(self.pin_bits, dict):
+            raise ConfigError(f"pin_bits must map layer-name patterns to bits, got {self.pin_bits!r}")
+        if self.bits is not None and (self.weight_bits is not None or self.act_bits is not None):
+            raise ConfigError("give either bits (weights and activations together) or weight_bits/act_bits, not both")
+        options = self.bits_options()
+        if options is None and self.pin_bits:
+            raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
+        pinned = [check_bits(v, f"pin_bits[{k!r}]")[0] for k, v in (self.pin_bits or {}).items()]
+        widths = {*(self.bits or ()), *(self.weight_bits or ()), *(self.act_bits or ()), *pinned}
+        from uboost.hardware.precision import check_bits as check_pe
+
+        check_pe(self.hardware_spec(), sorted(widths))  # e.g. bitfusion above 8 bits
+
+    def bits_options(self) -> dict[str, Any] | None:
+        """``UBoost``'s precision keywords (``bits``, ``weight_bits``, ``act_bits``, ``pin_bits``), or ``None``."""
+        if self.bits is None and self.weight_bits is None and self.act_bits is None:
+            return None
+        return {"bits": self.bits, "weight_bits": self.weight_bits, "act_bits": self.act_bits, "pin_bits": dict(self.pin_bits or {})}
 
     @property
     def rows(self) -> int:
@@ -168,7 +200,7 @@ class SearchConfig:
         return HardwareSpec(
             rows=self.rows, cols=self.cols, dataflow=self.dataflow, batch_size=self.inference_batch, clock_hz=self.clock_hz,
             sram_kb=self.sram_kb, dram_bw_words=self.dram_bw_words, energy=accelerator.energy_table(self.energy),
-            voltage_v=self.voltage_v, operating_points=accelerator.points_table(self.operating_points),
+            voltage_v=self.voltage_v, operating_points=accelerator.points_table(self.operating_points), pe=self.pe,
             **accelerator.spec_extras(self.hardware),
         )
 

@@ -84,15 +84,20 @@ def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
                               "it is from another search: run uboost retrain again") from None
     example = torch.zeros(1, *loaded.input_shape)
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
+    from uboost.quant import export_mode
+
+    with torch.no_grad():
+        network(example)  # untrained quantized layers fix their activation ranges (a no-op otherwise)
 
     def write() -> None:
         with atomic_path(target, suffix=suffix) as tmp:
             if format == "torchscript":
                 torch.jit.save(torch.jit.trace(network, example), str(tmp))
             else:
-                try:
-                    torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
-                                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
+                try:  # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers as Clip + 8-bit QDQ
+                    with export_mode(network):
+                        torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
+                                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
                 except ImportError as exc:
                     raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
 

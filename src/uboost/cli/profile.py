@@ -55,6 +55,8 @@ def profile(
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
     hardware: Annotated[Optional[Path], typer.Option("--hardware", help="accelerator file: uboost TOML or a SCALE-Sim .cfg (options given here override it)")] = None,
     tech: Annotated[Optional[str], typer.Option("--tech", help="area table: tpu28, recpipe12 or a TOML file [default: the --hardware file's, else tpu28]")] = None,
+    pe: Annotated[Optional[str], typer.Option(help="processing elements: fixed | bitfusion | bit-serial [default: a run's own, else fixed]")] = None,
+    bits: Annotated[Optional[int], typer.Option(help="price every layer's weights and activations at this width [default: the network's own: a run's precision.json, else 8]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
     energy_plot: Annotated[Optional[Path], typer.Option("--energy-plot", help="write a PNG of per-layer energy (stacked MAC, SRAM, DRAM, leakage)")] = None,
@@ -95,12 +97,20 @@ def profile(
     if clock_hz is None and points is not None:
         clock_hz = points.points[-1].freq_hz
     given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words,
-                 dram_bw_gbps=dram_bw_gbps, energy=table, voltage_v=voltage, operating_points=points)
+                 dram_bw_gbps=dram_bw_gbps, energy=table, voltage_v=voltage, operating_points=points, pe=pe)
     specs = [
         dataclasses.replace(base, rows=r, cols=c, **{k: v for k, v in given.items() if v is not None})
         for r, c in (parse_array(a) for a in unique(array or [base.array]))
     ]
+    if bits is not None:
+        from uboost.quant import check_bits
+
+        check_bits(bits, "--bits")
     layers = extract_layers(loaded.module, shape)
+    if bits is not None:  # every layer at --bits, whatever the network's own
+        from dataclasses import replace
+
+        layers = [replace(layer, weight_bits=bits, act_bits=bits) for layer in layers]
     extra = {"table": table_file} if table_file is not None else {}
     with simulation_progress(f"SCALE-Sim {model}") as progress:  # drawn only if a model simulates
         extra.update(model_options(cost_model, progress))

@@ -116,6 +116,11 @@ def search(
     strategy: Annotated[Optional[str], Opt(help=f"auto | ddp (auto: DDP on more than one device) {D('strategy')}")] = None,
     precision: Annotated[Optional[str], Opt(help=f"32-true | bf16-mixed | 16-mixed (GPU) {D('precision')}")] = None,
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
+    bits: Annotated[Optional[str], Opt(help="search a bitwidth per layer for weights and activations together, e.g. 2,4,8 [default: float, no quantization]")] = None,
+    weight_bits: Annotated[Optional[str], Opt("--weight-bits", help="search weight bitwidths per layer, independently of --act-bits, e.g. 2,4,8 [default: 8 with --act-bits, else float]")] = None,
+    act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer, e.g. 4,8 [default: 8 with --weight-bits, else float]")] = None,
+    pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable [default: none]")] = None,
+    pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
     from uboost.search import SearchConfig, SearchInterrupted, run_search
@@ -136,6 +141,7 @@ def search(
         num_nodes=num_nodes, strategy=strategy, precision=precision,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
+    values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))
     if download:
         values["download"] = True
     if no_sharpen:
@@ -210,6 +216,23 @@ def _after_interrupt(run_dir: Path) -> str:
     if runs.latest_checkpoint(Path(run_dir)) is not None or (Path(run_dir) / runs.CONFIG).is_file():
         return runs.unfinished_hint(run_dir).removeprefix("the search did not finish; ")
     return "nothing was written yet: run the same command again"
+def _precision_flags(bits, weight_bits, act_bits, pin_bits, pe) -> dict:
+    """``--bits 2,4,8`` etc. as SearchConfig values (lists, as config.json stores them)."""
+    from uboost.quant import parse_bits
+
+    values = {name: list(parse_bits(text, f"--{name.replace('_', '-')}"))
+              for name, text in (("bits", bits), ("weight_bits", weight_bits), ("act_bits", act_bits)) if text is not None}
+    if pin_bits:
+        pins = {}
+        for item in pin_bits:
+            pattern, sep, width = item.rpartition("=")
+            if not sep or not pattern:
+                raise ConfigError(f"--pin-bits must look like PATTERN=BITS (e.g. 'stem*=8'), got {item!r}")
+            pins[pattern] = parse_bits(width, "--pin-bits")[0]
+        values["pin_bits"] = pins
+    if pe is not None:
+        values["pe"] = pe
+    return values
 
 
 def _refuse_changed_settings(run_dir: Path, given: dict) -> None:

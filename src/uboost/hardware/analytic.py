@@ -9,14 +9,14 @@ from uboost.hardware.layers import LayerTable
 from uboost.hardware.registry import register
 
 
-@register("flops", description="MACs / (rows*cols): every PE busy every cycle (utilization 1)")
+@register("flops", description="MACs / (rows*cols): every PE busy every cycle (utilization 1; PE modes scale the MACs)")
 class FlopsModel(CostModel):
     """Ideal compute time: the MACs spread over all processing elements, no tiling losses."""
 
     name = "flops"
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
-        return self.macs(layers, in_channels=in_channels, out_channels=out_channels) / self.spec.pes
+        return self.effective_macs(layers, in_channels=in_channels, out_channels=out_channels) / self.spec.pes
 
 
 @register("roofline", description="max(compute at full PE use, memory time of weights+inputs+outputs at mem_bw_gbps)")
@@ -39,5 +39,5 @@ class RooflineModel(CostModel):
         inputs = spec.batch_size * cin * layers.in_h * layers.in_w
         outputs = spec.batch_size * cout * layers.out_h * layers.out_w
         seconds = (weights + inputs + outputs) * (spec.bits / 8) / (spec.mem_bw_gbps * 1e9)
-        compute = self.macs(layers, in_channels=in_channels, out_channels=out_channels) / spec.pes
+        compute = self.effective_macs(layers, in_channels=in_channels, out_channels=out_channels) / spec.pes
         return torch.maximum(compute, seconds * spec.clock_hz)

@@ -42,6 +42,7 @@ class LayerCost:
     latency_ms: float
     words: dict[str, float] = field(default_factory=dict)  # uboost.hardware.access.ACCESS_KEYS -> words
     energy_uj: dict[str, float] = field(default_factory=dict)  # mac, sram, dram, leakage -> uJ
+    effective_macs: float | None = None  # MACs in units of the PE's full rate (precision.py); None: macs
 
     @property
     def total_energy_uj(self) -> float:
@@ -70,8 +71,10 @@ class NetworkCost:
 
     @property
     def utilization(self) -> float:
-        """Total MACs over the MACs the array could do in the total cycles (not a mean of ratios)."""
-        return self.macs / (self.spec.pes * self.cycles) if self.cycles > 0 else 0.0
+        """Total effective MACs over the MACs the array could do in the total cycles (not a mean of
+        ratios); effective MACs count a PE's full rate at the layer's bits (:mod:`uboost.hardware.precision`)."""
+        work = float(sum(l.macs if l.effective_macs is None else l.effective_macs for l in self.layers))
+        return work / (self.spec.pes * self.cycles) if self.cycles > 0 else 0.0
 
     @property
     def words(self) -> dict[str, float]:
@@ -143,6 +146,7 @@ class CostModel(abc.ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     prices_memory: ClassVar[bool] = False  # does the model read the SRAM sizes and DRAM bandwidth? (stalls, traffic)
+    pe_modes: ClassVar[tuple[str, ...] | None] = None  # PE modes the model prices (None: all of uboost.hardware.precision)
 
     def memory_note(self) -> str | None:
         """A one-line note when the spec bounds memory but this model prices compute only (its
@@ -156,6 +160,8 @@ class CostModel(abc.ABC):
         if spec is not None and spec_fields:
             raise ConfigError("pass either a HardwareSpec or its fields, not both")
         self.spec = spec if spec is not None else HardwareSpec(**spec_fields)
+        if self.pe_modes is not None and self.spec.pe not in self.pe_modes:
+            raise ConfigError(f"cost model {self.name!r} prices only {', '.join(self.pe_modes)} PEs, got pe={self.spec.pe!r}")
 
     def __repr__(self) -> str:
         s = self.spec
@@ -180,8 +186,19 @@ class CostModel(abc.ABC):
     ) -> torch.Tensor:
         return layers.macs(self.spec.batch_size, in_channels, out_channels)
 
+    def effective_macs(
+        self, layers: LayerTable, *, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """MACs in units of one PE's full rate at each layer's bits: ``macs * slowdown / perf``
+        (:mod:`uboost.hardware.precision`; equal to :meth:`macs` on ``fixed`` PEs). Utilization
+        counts these over the array's PEs."""
+        from uboost.hardware.precision import perf_and_slowdown
+
+        perf, slowdown = perf_and_slowdown(self.spec, layers.weight_bits, layers.act_bits)
+        return self.macs(layers, in_channels=in_channels, out_channels=out_channels) * slowdown / perf
+
     def utilization(self, cycles: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
-        """Utilization of a set of layers priced together: total MACs / (PEs * total cycles)."""
+        """Utilization of a set of layers priced together: total (effective) MACs / (PEs * total cycles)."""
         return macs.sum() / (self.spec.pes * cycles.sum()).clamp_min(1e-12)
 
     def latency_ms(self, cycles: torch.Tensor) -> torch.Tensor:
@@ -207,7 +224,7 @@ class CostModel(abc.ABC):
     ) -> dict[str, torch.Tensor]:
         """Energy of every layer in pJ, keyed ``mac``, ``sram``, ``dram``, ``leakage``
         (:func:`uboost.hardware.energy.energy_breakdown`; leakage over this model's cycles at ``clock_hz``).
-        Bits: ``w_bits``/``a_bits``, else the table's ``w_bits``/``a_bits`` columns if it has them, else ``spec.bits``."""
+        Bits: ``w_bits``/``a_bits``, else the layers' own ``weight_bits``/``act_bits`` (default 8)."""
         from uboost.hardware.energy import energy_breakdown
 
         channels = dict(in_channels=in_channels, out_channels=out_channels)
@@ -216,8 +233,8 @@ class CostModel(abc.ABC):
             self.accesses(layers, **channels, temperature=temperature),
             self.macs(layers, **channels),
             self.cycles(layers, **channels, temperature=temperature),
-            w_bits=w_bits if w_bits is not None else getattr(layers, "w_bits", None),
-            a_bits=a_bits if a_bits is not None else getattr(layers, "a_bits", None),
+            w_bits=w_bits if w_bits is not None else layers.weight_bits,
+            a_bits=a_bits if a_bits is not None else layers.act_bits,
         )
 
     def energy_pj(
@@ -247,13 +264,16 @@ class CostModel(abc.ABC):
         if not shapes:
             return NetworkCost(self.name, self.spec, ())
         from uboost.hardware.energy import energy_breakdown
+        from uboost.hardware.precision import check_bits
 
+        check_bits(self.spec, [b for s in shapes for b in (s.weight_bits, s.act_bits)])
         table = LayerTable.from_shapes(shapes)
         with torch.no_grad():
             cycles_t, macs_t = self.cycles(table), self.macs(table)
             words_t = self.accesses(table)
-            parts_t = energy_breakdown(self.spec, words_t, macs_t, cycles_t)
+            parts_t = energy_breakdown(self.spec, words_t, macs_t, cycles_t, w_bits=table.weight_bits, a_bits=table.act_bits)
             cycles, macs = cycles_t.tolist(), macs_t.tolist()
+            work = self.effective_macs(table).tolist()
             words = {k: v.tolist() for k, v in words_t.items()}
             energy = {k: (v * 1e-6).tolist() for k, v in parts_t.items()}  # pJ -> uJ
         rows = tuple(
@@ -261,10 +281,11 @@ class CostModel(abc.ABC):
                 layer=s,
                 cycles=c,
                 macs=m,
-                utilization=m / (self.spec.pes * c) if c > 0 else 0.0,
+                utilization=work[i] / (self.spec.pes * c) if c > 0 else 0.0,
                 latency_ms=c / self.spec.clock_hz * 1e3,
                 words={k: v[i] for k, v in words.items()},
                 energy_uj={k: v[i] for k, v in energy.items()},
+                effective_macs=work[i],
             )
             for i, (s, c, m) in enumerate(zip(shapes, cycles, macs))
         )

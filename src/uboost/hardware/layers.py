@@ -8,6 +8,9 @@ the array in the accelerators U-Boost models, overlapped with the array's work.
 Every layer becomes one im2col GEMM per group: ``M = batch * out_h * out_w`` streamed rows,
 ``K = kernel_h * kernel_w * in_channels / groups`` reduction and ``N = out_channels / groups``
 filters. A ``Linear`` is a 1x1 convolution whose positions are its leading dimensions.
+
+Each layer also has a weight and an activation bitwidth (default 8). A traced module carries
+its own as ``module.uboost_precision = (weight_bits, act_bits)`` (set by :mod:`uboost.quant`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,14 @@ class LayerShape:
     in_w: int = 1
     out_h: int = 1
     out_w: int = 1
+    weight_bits: int = 8
+    act_bits: int = 8
 
     def __post_init__(self) -> None:
+        for field in ("weight_bits", "act_bits"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"layer {self.name}: {field} must be a positive whole number, got {value!r}")
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ConfigError(
                 f"layer {self.name}: channels {self.in_channels}->{self.out_channels} not divisible by groups={self.groups}"
@@ -55,12 +64,13 @@ class LayerShape:
 
     @property
     def shape_text(self) -> str:
+        bits = f" w{self.weight_bits}a{self.act_bits}" if (self.weight_bits, self.act_bits) != (8, 8) else ""
         if self.kind == "linear":
-            return f"{self.in_channels}->{self.out_channels}" + (f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else "")
+            return f"{self.in_channels}->{self.out_channels}" + (f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else "") + bits
         g = f" g{self.groups}" if self.groups > 1 else ""
         return (
             f"{self.in_channels}x{self.in_h}x{self.in_w} -> {self.out_channels}x{self.out_h}x{self.out_w}"
-            f" k{self.kernel_h}x{self.kernel_w} s{self.stride}{g}"
+            f" k{self.kernel_h}x{self.kernel_w} s{self.stride}{g}{bits}"
         )
 
     def to_dict(self) -> dict:
@@ -73,6 +83,14 @@ def conv_kind(in_channels: int, groups: int, kernel_h: int, kernel_w: int) -> st
     if kernel_h == kernel_w == 1 and groups == 1:
         return "pointwise"
     return "conv"
+
+
+PRECISION_ATTR = "uboost_precision"  # a module's (weight_bits, act_bits), when it has its own
+
+
+def _bits(module: nn.Module) -> dict[str, int]:
+    weight_bits, act_bits = getattr(module, PRECISION_ATTR, (8, 8))
+    return {"weight_bits": int(weight_bits), "act_bits": int(act_bits)}
 
 
 def _shape_of(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor) -> LayerShape | None:
@@ -93,11 +111,13 @@ def _shape_of(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor
             in_w=inp.shape[-1],
             out_h=out.shape[-2],
             out_w=out.shape[-1],
+            **_bits(module),
         )
     if isinstance(module, nn.Linear):
         positions = inp.numel() // (inp.shape[0] * inp.shape[-1]) if inp.dim() > 1 else 1
         return LayerShape(
-            name=name, kind="linear", in_channels=inp.shape[-1], out_channels=out.shape[-1], out_h=positions, in_h=positions
+            name=name, kind="linear", in_channels=inp.shape[-1], out_channels=out.shape[-1], out_h=positions, in_h=positions,
+            **_bits(module),
         )
     return None
 
@@ -138,7 +158,8 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerSh
     return found
 
 
-_COLUMNS = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride", "in_h", "in_w", "out_h", "out_w")
+_COLUMNS = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride", "in_h", "in_w", "out_h", "out_w",
+            "weight_bits", "act_bits")
 
 
 @dataclass(frozen=True)
@@ -160,6 +181,8 @@ class LayerTable:
     in_w: torch.Tensor
     out_h: torch.Tensor
     out_w: torch.Tensor
+    weight_bits: torch.Tensor
+    act_bits: torch.Tensor
     depthwise: torch.Tensor
     linear: torch.Tensor
     names: tuple[str, ...] = ()

@@ -54,6 +54,7 @@ class LookupTable(CostModel):
     """Cycles looked up per layer from a table; see the module docstring for the format."""
 
     name = "lookup"
+    pe_modes = ("fixed",)  # measured cycles have no bits axis
 
     def __init__(self, spec: HardwareSpec | None = None, *, table: str | os.PathLike | Iterable[dict] | None = None, **spec_fields):
         super().__init__(spec, **spec_fields)

@@ -48,6 +48,7 @@ class ScaleSimModel(CostModel):
     prices_memory = True
 
     name = "scalesim"
+    pe_modes = ("fixed",)  # measured on SCALE-Sim's fixed 1-byte PEs
 
     def __init__(
         self,

@@ -44,6 +44,12 @@ class HardwareSpec:
     ``OperatingPoints``); ``voltage_v`` the supply. Unset, the voltage is the table point's that
     runs ``clock_hz`` (:meth:`OperatingPoints.voltage_at`), or without a table the energy table's
     ``v_ref``. Cycles and latency do not depend on them.
+
+    **Precision** (:mod:`uboost.hardware.precision`): ``pe`` is the processing element's mode,
+    ``fixed`` (bit-parallel, compute independent of the layers' bits), ``bitfusion`` (fusible
+    2-bit bricks: narrow layers do several MACs per PE per cycle) or ``bit-serial`` (cycles scale
+    with the activation bits, ``serial_bits`` of them per cycle). The layers' own weight and
+    activation bits come with their shapes (default 8).
     """
 
     rows: int = 128
@@ -62,6 +68,8 @@ class HardwareSpec:
     voltage_v: float | None = None
     energy: Any = "horowitz45"
     operating_points: Any = None
+    pe: str = "fixed"
+    serial_bits: int = 1
 
     def __post_init__(self) -> None:
         for field in ("rows", "cols", "batch_size", "bits"):
@@ -97,6 +105,11 @@ class HardwareSpec:
             object.__setattr__(self, "operating_points", load_operating_points(self.operating_points))
             if self.voltage_v is None:
                 self.operating_points.voltage_at(self.clock_hz)  # the clock must be in the table's range
+        from uboost.hardware.precision import pe_mode  # precision: the PE mode and its bits per cycle
+
+        pe_mode(self.pe)
+        if isinstance(self.serial_bits, bool) or not isinstance(self.serial_bits, int) or not 1 <= self.serial_bits <= 32:
+            raise ConfigError(f"serial_bits must be a whole number of bits per cycle from 1 to 32, got {self.serial_bits!r}")
 
     @property
     def energy_table(self):

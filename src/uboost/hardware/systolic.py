@@ -21,6 +21,14 @@ golden point in ``tests/hardware/data/scalesim_golden.csv``; depthwise layers ar
 At CIFAR sizes the fill/drain term dominates (an 8x8 output has M = 64 rows to stream, against
 2R + C - 2 = 382 fill cycles on a 128x128 array); the published formula (``systolic-paper``)
 leaves it out.
+
+The PE mode of the spec (:mod:`uboost.hardware.precision`) enters through the table
+``REDUCTION_SIDE``: its ``perf`` MACs per PE per cycle widen the reduction side (``rows * perf``
+effective rows tile ``K`` under WS and IS, ``ceil(K / perf)`` streamed cycles under OS) and its
+``slowdown`` multiplies the streamed length (bit-serial PEs). Fill and drain still cross the
+array's physical rows: a fused PE takes its ``perf`` operands in one cycle, so BitFusion on
+``R x C`` folds like an ``(R * perf) x C`` array but fills like ``R x C``. ``fixed`` PEs leave
+every number unchanged.
 """
 
 from __future__ import annotations
@@ -33,33 +41,47 @@ from uboost.hardware.base import EXACT, Ceil, CostModel
 from uboost.hardware.layers import LayerTable
 from uboost.hardware.registry import register
 
-# (ceil, R, C, M, K, N) -> (folds, streamed, fill_drain); the channel-dependent ceilings use `ceil`.
-Fold = Callable[[Ceil, int, int, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, float]]
+# (ceil, R, C, M, K, N, fill rows) -> (folds, streamed, fill_drain); the channel-dependent ceilings use `ceil`.
+# R tiles the GEMM; the fill and drain run through the array's physical rows (R unless the PEs fuse, precision.py).
+Fold = Callable[[Ceil, int, int, torch.Tensor, torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor, float]]
 
 
-def _ws(ceil: Ceil, r: int, c: int, m, k, n):
-    return ceil(k, r) * ceil(n, c), m, 2 * r + c - 2
+def _ws(ceil: Ceil, r, c: int, m, k, n, fill_r):
+    return ceil(k, r) * ceil(n, c), m, 2 * fill_r + c - 2
 
 
-def _os(ceil: Ceil, r: int, c: int, m, k, n):
-    return torch.ceil(m / r) * ceil(n, c), k, r + c - 2
+def _os(ceil: Ceil, r, c: int, m, k, n, fill_r):
+    return torch.ceil(m / r) * ceil(n, c), k, fill_r + c - 2
 
 
-def _is(ceil: Ceil, r: int, c: int, m, k, n):
-    return ceil(k, r) * torch.ceil(m / c), n, 2 * r + c - 2
+def _is(ceil: Ceil, r, c: int, m, k, n, fill_r):
+    return ceil(k, r) * torch.ceil(m / c), n, 2 * fill_r + c - 2
 
 
 DATAFLOW_FOLDS: dict[str, Fold] = {"ws": _ws, "os": _os, "is": _is}
+
+# where a PE's `perf` MACs per cycle go, per dataflow: (rows, k, perf) -> (effective rows, effective k).
+# WS/IS hold the reduction on the rows (rows * perf of them); OS streams it through each PE in time.
+REDUCTION_SIDE: dict[str, Callable] = {
+    "ws": lambda ceil, rows, k, perf: (rows * perf, k),
+    "os": lambda ceil, rows, k, perf: (rows, torch.where(perf > 1, ceil(k, perf), k)),  # perf 1: k as is (soft k keeps its gradient)
+    "is": lambda ceil, rows, k, perf: (rows * perf, k),
+}
 
 
 def compute_cycles(spec, layers: LayerTable, in_channels=None, out_channels=None, temperature=None):
     """``(groups, compute cycles per group, (ceil, m, k, n))`` of every layer's GEMM on ``spec``'s
     array: the folds of its dataflow, each with fill and drain (exact ceiling, or smooth at
-    ``temperature``). Shared by every model built on the array's compute time."""
+    ``temperature``), on the spec's PEs at the layers' bits. Shared by every model built on the
+    array's compute time; ``(m, k, n)`` are the GEMM's own sizes (memory models read them)."""
+    from uboost.hardware.precision import perf_and_slowdown
+
     ceil = EXACT if temperature is None else Ceil(temperature)
     groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
-    folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
-    return groups, folds * (streamed + fill_drain) - 1, (ceil, m, k, n)
+    perf, slowdown = perf_and_slowdown(spec, layers.weight_bits, layers.act_bits)
+    rows, k_pe = REDUCTION_SIDE[spec.dataflow](ceil, spec.rows, k, perf)
+    folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, rows, spec.cols, m, k_pe, n, spec.rows)
+    return groups, folds * (streamed * slowdown + fill_drain) - 1, (ceil, m, k, n)
 
 
 @register("systolic", description="cycle-exact systolic array (WS/OS/IS, fill and drain included; equals SCALE-Sim)")
@@ -87,5 +109,8 @@ class PaperSystolicArray(CostModel):
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
         spec = self.spec
         ceil = EXACT if temperature is None else Ceil(temperature)
+        from uboost.hardware.precision import perf_and_slowdown
+
         groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
-        return groups * ceil(k, spec.rows) * ceil(n, spec.cols) * m
+        perf, slowdown = perf_and_slowdown(spec, layers.weight_bits, layers.act_bits)  # as compute_cycles (WS)
+        return groups * ceil(k, spec.rows * perf) * ceil(n, spec.cols) * m * slowdown

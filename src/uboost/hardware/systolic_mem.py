@@ -75,23 +75,28 @@ class MemorySystolicArray(CostModel):
         groups, compute, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         if not spec.memory_bound:
             return groups * compute
-        reads, writes = self.dram_cycles(m, k, n, ceil, temperature)
+        # a b-bit operand takes b/8 words (bytes): buffers hold more narrow elements, DRAM moves bits
+        reads, writes = self.dram_cycles(m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0)
         c = COEFFICIENTS["combine"]
         return groups * (torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * writes)
 
-    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port."""
+    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port.
+
+        ``weight_words`` and ``act_words`` are the words (bytes) one weight and one activation take
+        (``bits / 8``; SCALE-Sim's 1 at 8 bits): operand sizes and the words between folds scale by
+        them; outputs are written at the activation width. Folds stay those of the physical array."""
         spec = self.spec
         ports = [
             torch.zeros_like(m * k) if kb is None else prefetches * self._chunk_cycles(kb)
-            for prefetches, kb in self.read_prefetches(m, k, n, ceil, temperature)
+            for prefetches, kb in self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words)
         ]  # each read port has its own DRAM timeline
         # the array waits for the slower port (per demand line SCALE-Sim stalls by the worst port), plus a share of the other
         reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
         writes = torch.zeros_like(reads)
         ofmap_kb = spec.buffer_kb[2]
         if ofmap_kb is not None:
-            words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows)) * m * n  # WS/IS write partial sums once per row fold
+            words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows)) * m * n * act_words  # WS/IS: once per row fold
             writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
         return reads, writes
 
@@ -111,21 +116,25 @@ class MemorySystolicArray(CostModel):
         half a buffer per prefetch (:meth:`read_prefetches`). Unbounded buffers read each word once."""
         spec = self.spec
         groups, _, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
+        weight_words, act_words = layers.weight_bits / 8.0, layers.act_bits / 8.0  # words (bytes) per element
         out = {}
-        for key, size, (prefetches, kb) in zip(
-            ("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n), self.read_prefetches(m, k, n, ceil, temperature)
-        ):
+        prefetches_kb = self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words)
+        for key, size, per, (prefetches, kb) in zip(("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n),
+                                                    (act_words, weight_words), prefetches_kb):
             if kb is None or not spec.memory_bound:
                 out[key] = groups * size
                 continue
             half, per_line = _half_words(kb), math.ceil(kb * WORDS_PER_KB / LINES)
-            over = _overflows(size / per_line, half / per_line, temperature)  # as _prefetch_counts decides
-            out[key] = groups * ((1.0 - over) * size + over * half + prefetches * half)
+            over = _overflows(size * per / per_line, half / per_line, temperature)  # as _prefetch_counts decides
+            # in elements (the unit of the other access counts): a half buffer holds half / per of them
+            out[key] = groups * ((1.0 - over) * size + (over * half + prefetches * half) / per)
         return out
 
-    def read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None) -> list[tuple[torch.Tensor, int | None]]:
+    def read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0,
+                        act_words=1.0) -> list[tuple[torch.Tensor, int | None]]:
         """Per-group prefetches (half a buffer each) of the ifmap and filter ports, with their buffer sizes
-        in kB (``None``: unbounded, no prefetch): the sequential walks plus the weighted wrap-arounds."""
+        in kB (``None``: unbounded, no prefetch): the sequential walks plus the weighted wrap-arounds.
+        ``weight_words``/``act_words``: words (bytes) per weight / activation (``bits / 8``)."""
         spec = self.spec
         r, c = spec.rows, spec.cols
         ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
@@ -135,7 +144,7 @@ class MemorySystolicArray(CostModel):
         row_folds, col_folds = ceil(k, r), ceil(n, c)
         m_folds = ceil(m, r)
         if flow == "os":  # for each filter column fold, every row fold of M re-reads that fold's filters
-            walks = (col_folds, 1.0 + _overflows(k * torch.clamp(n, max=c), _half_words(filter_kb), temperature) * (m_folds * col_folds - 1.0))
+            walks = (col_folds, 1.0 + _overflows(k * torch.clamp(n, max=c) * weight_words, _half_words(filter_kb), temperature) * (m_folds * col_folds - 1.0))
             boundaries = (col_folds * m_folds, col_folds * m_folds)
         elif flow == "ws":  # the ifmap once per filter column fold; each filter tile is read once
             walks = (col_folds, torch.ones_like(row_folds))
@@ -147,8 +156,8 @@ class MemorySystolicArray(CostModel):
         coef = COEFFICIENTS["os" if flow == "os" else "ws"]
         ports = []
         for operand, size, walk, edges, kb in (
-            ("ifmap", m * k, walks[0], boundaries[0], ifmap_kb),
-            ("filter", k * n, walks[1], boundaries[1], filter_kb),
+            ("ifmap", m * k * act_words, walks[0], boundaries[0], ifmap_kb),
+            ("filter", k * n * weight_words, walks[1], boundaries[1], filter_kb),
         ):
             if kb is None:
                 ports.append((torch.zeros_like(m * k), None))
@@ -156,7 +165,7 @@ class MemorySystolicArray(CostModel):
             if operand == "ifmap" and flow in ("ws", "os"):
                 # the ifmap's folds lie fold_words apart in fetch order: trace which boundaries circle
                 fold_words, folds = (m * r, row_folds) if flow == "ws" else (k * r, m_folds)
-                edges = col_folds * _traced_wraps(fold_words, m * k, r, folds, kb)
+                edges = col_folds * _traced_wraps(fold_words * act_words, m * k * act_words, r, folds, kb)
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
             chance = 1.0 if operand == "ifmap" and flow in ("ws", "os") else _straddle(r, kb)
             ports.append((seq + coef[operand] * chance * wrap, kb))

@@ -204,6 +204,8 @@ def _label_choices(module, choices: _Choices, labels: Sequence[str]) -> list[tup
 
 
 def _rows(supernet: nn.Module, example: torch.Tensor, choices: _Choices, mode: str) -> list[_Row]:
+    from uboost.strategy.precision import expand_rows  # a layer's bits: one row per searched width
+
     _, _, _, MixedOperation = _nni()
     gates = _gates(supernet, choices)
     calls = _trace(supernet, example)
@@ -218,9 +220,9 @@ def _rows(supernet: nn.Module, example: torch.Tensor, choices: _Choices, mode: s
                     shape = _shape_of(module, name, inp, out)
                     merged = _merge(path)
                     if shape is not None and merged is not None:
-                        rows.append(_Row(shape, merged))
+                        rows += expand_rows(module, [_Row(shape, merged)], choices)
                     continue
-                rows += _mixed_rows(module, name, inp, path, choices, mode)
+                rows += expand_rows(module, _mixed_rows(module, name, inp, path, choices, mode), choices)
     return rows
 
 

@@ -6,7 +6,9 @@ NNI's differentiable supermodules keep one architecture parameter (``alpha``) pe
 * a mutable argument of a ``MixedOperation`` (width, kernel...) and a ``Repeat`` depth -> one
   alpha per label over the label's values;
 * a cell -> one alpha per *edge* ``"{cell}/{i}_{j}"`` over the cell's op names plus a last
-  "none" entry (NNI-NOTES trap 2). The exported architecture names, for every node ``i``,
+  "none" entry (NNI-NOTES trap 2);
+* a searched precision (:mod:`uboost.strategy.precision`) -> one alpha per layer (``bits:<layer>``)
+  or per operand (``wbits:``/``abits:``) over its bitwidths, kind ``"bits"``. The exported architecture names, for every node ``i``,
   ``n_chosen`` distinct inputs and their ops (``"{cell}/input_{i}_{k}"``, ``"{cell}/op_{i}_{k}"``).
 
 :func:`choice_groups` lists these with what the export of each entry means, so the rest of
@@ -32,7 +34,7 @@ class Choice:
     label: str
     alpha: torch.Tensor
     values: list[Any]
-    kind: str  # "layer" | "argument" | "depth" | "edge"
+    kind: str  # "layer" | "argument" | "depth" | "edge" | "bits"
     cell: str | None = None  # edges: the cell label, the node, its input and how many inputs a node takes
     node: int | None = None
     input: int | None = None
@@ -52,6 +54,7 @@ class Node:
 def choice_groups(supernet: nn.Module) -> tuple[list[Choice], list[Node]]:
     """Every alpha of ``supernet`` once (shared labels are one choice), and the cells' nodes."""
     from uboost.strategy._supernet_rows import _nni
+    from uboost.strategy.precision import BitsChoice
 
     MixedLayer, MixedCell, MixedRepeat, MixedOperation = _nni()
     choices: dict[int, Choice] = {}
@@ -74,6 +77,9 @@ def choice_groups(supernet: nn.Module) -> tuple[list[Choice], list[Node]]:
                     add(edge)
                     node.edges.append(choices[id(alpha)])
                 nodes.append(node)
+        elif isinstance(module, BitsChoice):
+            for key, alpha in module.alphas.items():
+                add(Choice(module.labels[key], alpha, list(module.values["act" if key == "act" else "weight"]), "bits"))
         elif isinstance(module, (MixedOperation, MixedRepeat)):
             space = (module.depth_choice if isinstance(module, MixedRepeat) else module).simplify()
             kind = "depth" if isinstance(module, MixedRepeat) else "argument"

@@ -90,6 +90,9 @@ class SupernetCost(nn.Module):
             return torch.tensor([l + [0] * (width - len(l)) for l in lists], dtype=torch.long).reshape(len(lists), width)
 
         self.register_buffer("gate_index", index_matrix([[flat(s) for _, s in r.choices] for r in rows]), persistent=False)
+        from uboost.hardware.precision import check_bits
+
+        check_bits(cost_model.spec, {b for s in self.shapes for b in (s.weight_bits, s.act_bits)})
         table = LayerTable.from_shapes(self.shapes)
         self.table = table
         if mode == "expected":
@@ -98,6 +101,7 @@ class SupernetCost(nn.Module):
                 self.register_buffer("row_macs", cost_model.macs(table), persistent=False)
                 if self.prices_energy:
                     self.register_buffer("row_energy_pj", cost_model.energy_pj(table), persistent=False)
+                self.register_buffer("row_work", cost_model.effective_macs(table), persistent=False)  # utilization
         else:
             self._register_soft("in", [r.soft_in for r in rows], table.in_channels, flat)
             self._register_soft("out", [r.soft_out for r in rows], table.out_channels, flat)
@@ -182,7 +186,7 @@ class SupernetCost(nn.Module):
         gate = p[self.gate_index].prod(-1)
         energy = None
         if self.mode == "expected":
-            cycles, macs = self.row_cycles, self.row_macs
+            cycles, macs, work = self.row_cycles, self.row_macs, self.row_work
             energy = self.row_energy_pj if self.prices_energy else None
         else:
             cin = (self.soft_in_values * p[self.soft_in_index].prod(-1)).sum(-1)
@@ -192,13 +196,14 @@ class SupernetCost(nn.Module):
             macs = self.cost_model.macs(table, in_channels=cin, out_channels=cout)
             if self.prices_energy:
                 energy = self.cost_model.energy_pj(table, in_channels=cin, out_channels=cout, temperature=self.temperature)
+            work = self.cost_model.effective_macs(table, in_channels=cin, out_channels=cout)
         total_cycles = (gate * cycles).sum()
         total_macs = (gate * macs).sum()
         return HardwareCost(
             cycles=total_cycles,
             macs=total_macs,
             latency_ms=self.cost_model.latency_ms(total_cycles),
-            utilization=total_macs / (self.cost_model.spec.pes * total_cycles).clamp_min(1e-12),
+            utilization=(gate * work).sum() / (self.cost_model.spec.pes * total_cycles).clamp_min(1e-12),  # effective MACs
             energy_uj=None if energy is None else (gate * energy).sum() * 1e-6,
         )
 

@@ -94,6 +94,12 @@ class UBoost(DARTS):
         ``"single-path"``: one candidate per choice is drawn per step from the hard
         Gumbel-softmax and only it runs (GDAS, straight-through; see
         :mod:`uboost.strategy.single_path`). The hardware term is the expected cost in both.
+    bits, weight_bits, act_bits, pin_bits
+        Precision search (:mod:`uboost.strategy.precision`): ``bits=(2, 4, 8)`` adds one choice
+        per ``Conv2d``/``Linear`` setting its weight and activation bits together (Auto-NBA);
+        ``weight_bits`` / ``act_bits`` add independent choices (EdMIPS). ``pin_bits`` maps
+        layer-name patterns to a fixed width. The layers are fake-quantized (:mod:`uboost.quant`)
+        and every (layer, bits) candidate is priced on the cost model's PEs.
     """
 
     def __init__(
@@ -122,6 +128,10 @@ class UBoost(DARTS):
         log_prob_every_n_step: int = 10,
         seed: int = 0,
         sampling: str = "mixture",
+        bits: tuple[int, ...] | None = None,
+        weight_bits: tuple[int, ...] | None = None,
+        act_bits: tuple[int, ...] | None = None,
+        pin_bits: dict[str, int] | None = None,
         **kwargs: Any,
     ):
         super().__init__(
@@ -164,6 +174,13 @@ class UBoost(DARTS):
             raise ConfigError(f"unknown sampling {sampling!r}; expected one of: {', '.join(SAMPLING_MODES)}")
         self.sampling = sampling
         self._sampler: PathSampler | None = None
+        self.bits_space = None  # precision search (strategy/precision.py)
+        if bits is not None or weight_bits is not None or act_bits is not None:
+            from uboost.strategy.precision import BitsSpace
+
+            self.bits_space = BitsSpace(bits=bits, weight_bits=weight_bits, act_bits=act_bits, pin=pin_bits or {})
+        elif pin_bits:
+            raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
@@ -181,7 +198,13 @@ class UBoost(DARTS):
         if self.sampling == "single-path":  # one sampler per supernet, shared by its supermodules
             tau = self.gumbel_temperature[0] if self.gumbel_temperature is not None else 1.0
             self._sampler = PathSampler(seed=self.seed, tau=tau)
-        return super().mutate_model(model)
+        model = super().mutate_model(model)
+        if self.bits_space is not None:  # a precision choice on every Conv2d/Linear of the supernet
+            from uboost.strategy.precision import attach_bits
+
+            factory = (lambda: self._sampler) if self.sampling == "single-path" else self.configure_softmax
+            attach_bits(model, self.bits_space, factory)
+        return model
 
     def run_hook(self, hook, name, module, memo):
         if self.sampling != "single-path":

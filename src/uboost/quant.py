@@ -1,0 +1,277 @@
+"""Fake quantization of ``Conv2d``/``Linear`` layers: the one quantizer the search, the retrain
+and the ONNX export share.
+
+* **Weights**: symmetric, per output channel, ``b`` bits -> integers in ``[-(2^(b-1) - 1), 2^(b-1) - 1]``
+  (the narrow range: 2 bits is {-1, 0, 1}); the scale of channel ``c`` is ``max|W_c| / (2^(b-1) - 1)``
+  (min/max, recomputed from the weights at every use).
+* **Activations** (a layer's input): asymmetric, per tensor, ``b`` bits -> ``[0, 2^b - 1]`` with a zero
+  point; the range is an exponential moving average (momentum 0.1) of the batch min/max, widened to
+  hold 0, updated in training and fixed in eval mode (what the exported model uses).
+* **Gradients**: straight-through (``torch.fake_quantize_per_*_affine``: the identity inside the
+  range, 0 outside it; weights never leave theirs).
+
+:class:`LayerQuantizer` quantizes one layer at one bitwidth per operand, or -- through
+:meth:`LayerQuantizer.mixture`, which the search's choice module overrides
+(:mod:`uboost.strategy.precision`) -- at a weighted mixture of bitwidths: ``sum_i p_i Q_i(W)`` and
+``sum_j q_j Q_j(x)``, then **one** convolution (exact by bilinearity: EdMIPS). :func:`attach` puts a
+quantizer on a module (a weight parametrization and an input pre-hook) and marks the module's
+``uboost_precision = (weight_bits, act_bits)``, which the cost models read.
+
+For ONNX (:func:`export_mode`), activations export as ``Clip`` to the ``b``-bit range followed by
+8-bit ``QuantizeLinear``/``DequantizeLinear`` with the same scale and zero point (ONNX has only
+8-bit QDQ; REFERENCES §2), weights as per-axis int8 QDQ of their own ``b``-bit integers: numerically
+the same function as in training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator, Mapping
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from uboost.exceptions import ArchitectureError, ConfigError
+
+MIN_BITS, MAX_BITS = 2, 16
+ATTR = "uboost_quant"  # the child module holding a layer's quantizer
+PRECISION_FILE = "precision.json"
+
+
+def check_bits(values, what: str = "bits") -> tuple[int, ...]:
+    """A non-empty tuple of whole bitwidths in [2, 16], or a ConfigError saying what was expected."""
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)
+    values = tuple(values) if values is not None else ()
+    if not values:
+        raise ConfigError(f"{what} must list at least one bitwidth")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or not MIN_BITS <= v <= MAX_BITS:
+            raise ConfigError(f"{what} must be whole numbers from {MIN_BITS} to {MAX_BITS}, got {v!r}")
+        out.append(int(v))
+    return tuple(dict.fromkeys(out))  # in order, without repeats
+
+
+def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
+    """``"2,4,8"`` -> ``(2, 4, 8)``; bad text raises a ConfigError."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    values = []
+    for p in parts:
+        try:
+            values.append(float(p))
+        except ValueError:
+            raise ConfigError(f"{what} must be comma-separated whole numbers (e.g. 2,4,8), got {text!r}") from None
+    return check_bits(values, what)
+
+
+def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric per-output-channel fake quantization at ``bits`` (straight-through gradient)."""
+    qmax = 2 ** (bits - 1) - 1
+    if scale is None:
+        scale = weight_scale(weight, bits)
+    zero = torch.zeros(weight.shape[0], dtype=torch.int32, device=weight.device)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -qmax, qmax)
+
+
+def weight_scale(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    qmax = 2 ** (bits - 1) - 1
+    peak = torch.linalg.vector_norm(weight.detach().reshape(weight.shape[0], -1), ord=float("inf"), dim=1)
+    return (peak.clamp_min(1e-8) / qmax).float()
+
+
+class LayerQuantizer(nn.Module):
+    """Fake-quantizes one layer's weight and input at ``weight_bits`` / ``act_bits``."""
+
+    def __init__(self, weight_bits: int = 8, act_bits: int = 8, momentum: float = 0.1):
+        super().__init__()
+        self.weight_bits, self.act_bits = int(weight_bits), int(act_bits)
+        self.momentum = momentum
+        self.register_buffer("act_min", torch.zeros(()))
+        self.register_buffer("act_max", torch.zeros(()))
+        self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
+        self.exporting = False
+
+    # -- what to quantize at: overridden by the search's choice (uboost.strategy.precision) ----
+    def mixture(self, operand: str) -> list[tuple[int, torch.Tensor | None]]:
+        """``[(bits, coefficient or None)]`` for ``operand`` ("weight" or "act"); ``None``: 1."""
+        return [(self.weight_bits if operand == "weight" else self.act_bits, None)]
+
+    @property
+    def precision(self) -> tuple[int, int]:
+        return self.weight_bits, self.act_bits
+
+    # -- activations ---------------------------------------------------------------------------
+    def _observe(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            lo, hi = torch.aminmax(x.detach())  # one pass
+            if self.__dict__.get("_seen") is None:  # one host read per quantizer and process (a resumed EMA continues)
+                self.__dict__["_seen"] = bool(self.observed)
+            weight = self.momentum if self.__dict__["_seen"] else 1.0
+            self.act_min.lerp_(lo.float().clamp_max(0.0), weight)
+            self.act_max.lerp_(hi.float().clamp_min(0.0), weight)
+            if not self.__dict__["_seen"]:
+                self.observed.fill_(True)
+                self.__dict__["_seen"] = True
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.__dict__.pop("_seen", None)  # the loaded `observed` decides again
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def act_qparams(self, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and zero point of the input range at ``bits`` (0-d float32 / int32 tensors)."""
+        levels = 2 ** bits - 1
+        scale = ((self.act_max - self.act_min) / levels).clamp_min(1e-8).float()
+        zero = torch.clamp(torch.round(-self.act_min / scale), 0, levels).to(torch.int32)
+        return scale, zero
+
+    def quantize_act(self, x: torch.Tensor, bits: int) -> torch.Tensor:
+        scale, zero = self.act_qparams(bits)
+        if self.exporting:  # Clip to the b-bit range, then 8-bit QDQ with the same scale (ONNX), as constants
+            scale, zero = float(scale), int(zero)  # (computed bounds let onnxruntime's Clip/Q fusion drop the Clip)
+            lo, hi = (0 - zero) * scale, (2 ** bits - 1 - zero) * scale
+            return torch.fake_quantize_per_tensor_affine(torch.clamp(x, lo, hi), scale, zero, 0, 255)
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.exporting and (self.training or not bool(self.observed)):  # first use in eval: observe once, then fixed
+            self._observe(x)
+        return _combine([(self.quantize_act(x.float(), b).to(x.dtype), c) for b, c in self.mixture("act")])
+
+    # -- weights -------------------------------------------------------------------------------
+    def quantize_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.exporting:  # per-axis int8 QDQ of the b-bit integers (same values)
+            (bits, _), = self.mixture("weight")
+            return torch.fake_quantize_per_channel_affine(
+                weight, weight_scale(weight, bits), torch.zeros(weight.shape[0], dtype=torch.int32), 0, -128, 127)
+        return _combine([(fake_quant_weight(weight.float(), b).to(weight.dtype), c) for b, c in self.mixture("weight")])
+
+
+def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
+    if len(terms) == 1 and terms[0][1] is None:
+        return terms[0][0]
+    out = None
+    for value, coef in terms:
+        term = value if coef is None else value * coef.to(value.dtype)
+        out = term if out is None else out + term
+    return out
+
+
+class _WeightParametrization(nn.Module):
+    """``weight -> quantizer.quantize_weight(weight)`` (the quantizer is not a submodule here)."""
+
+    def __init__(self, quantizer: LayerQuantizer):
+        super().__init__()
+        self.__dict__["quantizer"] = quantizer
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.__dict__["quantizer"].quantize_weight(weight)
+
+
+def _input_hook(module: nn.Module, args: tuple):
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    return (getattr(module, ATTR).quantize_input(args[0]), *args[1:])
+
+
+def attach(module: nn.Module, quantizer: LayerQuantizer) -> LayerQuantizer:
+    """Quantize ``module`` (a ``Conv2d``/``Linear``) with ``quantizer``: weight parametrization,
+    input pre-hook, ``module.uboost_quant`` and ``module.uboost_precision``."""
+    if not isinstance(module, (nn.Conv2d, nn.Linear)):
+        raise ConfigError(f"only Conv2d and Linear layers are quantized, got {type(module).__name__}")
+    if hasattr(module, ATTR):
+        raise ConfigError(f"{type(module).__name__} is already quantized")
+    setattr(module, ATTR, quantizer)
+    parametrize.register_parametrization(module, "weight", _WeightParametrization(quantizer), unsafe=True)
+    module.register_forward_pre_hook(_input_hook)
+    module.__dict__["uboost_precision"] = quantizer.precision
+    return quantizer
+
+
+def quantized_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            yield name, module
+
+
+# -- precision.json: bits per layer of a frozen network --------------------------------------
+def check_precision(data, what: str = PRECISION_FILE) -> dict[str, tuple[int, int]]:
+    """``{layer: {"weight_bits": w, "act_bits": a}}`` validated into ``{layer: (w, a)}``."""
+    if not isinstance(data, Mapping) or not data:
+        raise ArchitectureError(f"{what} must map layer names to their bits")
+    out = {}
+    for name, entry in data.items():
+        if not isinstance(entry, Mapping) or set(entry) != {"weight_bits", "act_bits"}:
+            raise ArchitectureError(f"{what}: layer {name!r} needs exactly weight_bits and act_bits")
+        try:
+            w, = check_bits(entry["weight_bits"], f"{what}: {name} weight_bits")
+            a, = check_bits(entry["act_bits"], f"{what}: {name} act_bits")
+        except ConfigError as exc:
+            raise ArchitectureError(str(exc)) from None
+        out[str(name)] = (w, a)
+    return out
+
+
+def precision_dict(bits: Mapping[str, tuple[int, int]]) -> dict[str, dict[str, int]]:
+    return {name: {"weight_bits": int(w), "act_bits": int(a)} for name, (w, a) in bits.items()}
+
+
+def apply_precision(model: nn.Module, precision: Mapping[str, tuple[int, int]]) -> nn.Module:
+    """Quantize every ``Conv2d``/``Linear`` of a frozen network at its bits from ``precision``
+    (:func:`check_precision` output); a layer missing from it, or a name it has that the network
+    lacks, raises an :class:`ArchitectureError` before anything changes."""
+    layers = dict(quantized_layers(model))
+    missing, extra = sorted(set(layers) - set(precision)), sorted(set(precision) - set(layers))
+    if missing or extra:
+        raise ArchitectureError(
+            f"{PRECISION_FILE} does not fit the network: {len(missing)} layers without bits {missing[:3]}, "
+            f"{len(extra)} unknown layers {extra[:3]}")
+    for name, module in layers.items():
+        attach(module, LayerQuantizer(*precision[name]))
+    return model
+
+
+def read_precision(path) -> dict[str, tuple[int, int]]:
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError) as exc:
+        raise ArchitectureError(f"cannot read {path}: {exc}") from None
+    return check_precision(data, str(path))
+
+
+def apply_run_precision(network: nn.Module, root) -> dict[str, tuple[int, int]] | None:
+    """Quantize a run's frozen network at the bits of its ``precision.json`` (if it has one)."""
+    from pathlib import Path
+
+    path = Path(root) / PRECISION_FILE
+    if not path.is_file():
+        return None
+    precision = read_precision(path)
+    apply_precision(network, precision)
+    return precision
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module):
+    """Quantizers in their ONNX form (Clip + 8-bit QDQ) for the duration of an export."""
+    quantizers = [m for m in model.modules() if isinstance(m, LayerQuantizer)]
+    for q in quantizers:
+        if q.weight_bits > 8 or q.act_bits > 8:
+            raise ConfigError(f"ONNX has 8-bit QuantizeLinear only: cannot export {q.weight_bits}/{q.act_bits}-bit layers")
+        q.exporting = True
+    try:
+        with warnings.catch_warnings():  # the ranges become constants of the graph, as intended
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            yield model
+    finally:
+        for q in quantizers:
+            q.exporting = False
+
+
+__all__ = [
+    "LayerQuantizer", "PRECISION_FILE", "apply_precision", "apply_run_precision", "attach", "check_bits", "check_precision",
+    "export_mode", "fake_quant_weight", "parse_bits", "precision_dict", "read_precision",
+]

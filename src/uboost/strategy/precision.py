@@ -1,0 +1,289 @@
+"""Bitwidths searched with the architecture: a precision choice on every ``Conv2d``/``Linear``.
+
+``UBoost(bits=(2, 4, 8))`` gives every searchable layer of **any** NNI model space one choice
+that sets its weight and activation bits together (Auto-NBA); ``weight_bits=`` / ``act_bits=``
+give two independent choices (EdMIPS). The user's space is not changed: after NNI has turned it
+into a supernet, :func:`attach_bits` puts a :class:`BitsChoice` -- a
+:class:`~uboost.quant.LayerQuantizer` that is also an NNI supernet module with its own alphas --
+on every ``Conv2d``/``Linear`` it finds (NNI's mixed convs, hub spaces and first and last layers
+included). ``pin={"stem.*": 8}`` fixes the layers whose supernet names match to one width.
+
+* **Mixture** (DARTS): the layer computes ``conv(sum_j q_j Q_j(x), sum_i p_i Q_i(W))`` -- one
+  convolution, which by bilinearity equals ``sum_ij p_i q_j conv(Q_j(x), Q_i(W))``, the mixture of
+  all ``N_w x N_a`` parallel convolutions (EdMIPS), at the memory of one. With one shared choice
+  (``bits=``) both factors use the same ``p``: the one convolution is then the mixture of the
+  ``N^2`` (weight, activation) pairs with weights ``p_i p_j`` (the diagonal pairs are the coupled
+  candidates; running only them would take ``N`` convolutions).
+* **Single path**: the strategy's :class:`~uboost.strategy.single_path.PathSampler` draws one
+  bitwidth per choice per step; only that quantization runs, scaled by its straight-through weight.
+* **Cost**: every (layer, bits) candidate is a constant cost row (:func:`expand_rows`), so the
+  hardware term, budgets, the commit phase, the exact projection and ``frontier`` price bits like
+  any other choice. The choices are listed by :func:`~uboost.strategy.architecture.choice_groups`
+  with kind ``"bits"`` under labels ``bits:<layer>`` (or ``wbits:``/``abits:``); they stay out of
+  NNI's exported architecture (``arch.json``) and go to ``precision.json``, keyed by the
+  **frozen** network's layer names (:func:`frozen_precision`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import torch
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+from torch import nn
+
+from uboost.exceptions import ArchitectureError, ConfigError
+from uboost.quant import ATTR, LayerQuantizer, attach, check_bits, quantized_layers
+
+PREFIXES = {"bits": "bits:", "weight": "wbits:", "act": "abits:"}
+
+
+def is_bits_label(label: str) -> bool:
+    return isinstance(label, str) and label.startswith(tuple(PREFIXES.values()))
+
+
+def split_arch(arch: Mapping) -> tuple[dict, dict]:
+    """``(NNI's architecture, the bits labels)`` of a full architecture dict."""
+    return ({k: v for k, v in arch.items() if not is_bits_label(k)}, {k: v for k, v in arch.items() if is_bits_label(k)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class BitsSpace:
+    """Which bitwidths a search chooses from: ``bits`` (one choice per layer for both operands) or
+    ``weight_bits`` / ``act_bits`` (two choices; an operand not given stays at 8). ``pin`` maps
+    layer-name patterns (``fnmatch``, supernet names) to a fixed width for both operands."""
+
+    bits: tuple[int, ...] | None = None
+    weight_bits: tuple[int, ...] | None = None
+    act_bits: tuple[int, ...] | None = None
+    pin: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.bits is not None and (self.weight_bits is not None or self.act_bits is not None):
+            raise ConfigError("give either bits (weights and activations together) or weight_bits/act_bits, not both")
+        if self.bits is None and self.weight_bits is None and self.act_bits is None:
+            raise ConfigError("a bits space needs bits, weight_bits or act_bits")
+        for name in ("bits", "weight_bits", "act_bits"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_bits(getattr(self, name), name))
+        if not isinstance(self.pin, Mapping):
+            raise ConfigError(f"pin must map layer names to bits, got {self.pin!r}")
+        object.__setattr__(self, "pin", {str(k): check_bits(v, f"pin[{k!r}]")[0] for k, v in self.pin.items()})
+
+    @property
+    def coupled(self) -> bool:
+        return self.bits is not None
+
+    @property
+    def values(self) -> dict[str, tuple[int, ...]]:
+        """Candidate widths of each operand."""
+        if self.coupled:
+            return {"weight": self.bits, "act": self.bits}
+        return {"weight": self.weight_bits or (8,), "act": self.act_bits or (8,)}
+
+    @property
+    def all_bits(self) -> tuple[int, ...]:
+        return tuple(sorted({*self.values["weight"], *self.values["act"], *self.pin.values()}))
+
+    def pinned(self, name: str) -> int | None:
+        for pattern, bits in self.pin.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return bits
+        return None
+
+
+class BitsChoice(LayerQuantizer, BaseSuperNetModule):
+    """The precision choice of one supernet layer: alphas over its bitwidths, and the quantizer
+    that mixes (or samples) them in the forward pass."""
+
+    def __init__(self, layer: str, space: BitsSpace, softmax: nn.Module):
+        values = space.values
+        LayerQuantizer.__init__(self, max(values["weight"]), max(values["act"]))
+        self.layer = layer
+        self.values = values
+        self.coupled = space.coupled
+        self._softmax = softmax
+        # operand -> key of its alpha ("bits" shared when coupled); operands with one value have none
+        self.keys = {op: ("bits" if self.coupled else op) for op, v in values.items() if len(v) > 1}
+        self.alphas = nn.ParameterDict({key: nn.Parameter(torch.randn(len(values[op])) * 1e-3) for op, key in self.keys.items()})
+        self.labels = {key: PREFIXES[key] + layer for key in self.alphas}
+        register = getattr(softmax, "register", None)
+        if register is not None:  # the single-path sampler draws every alpha at once
+            register(*self.alphas.values())
+        self._shared_p: torch.Tensor | None = None
+
+    # -- NNI supernet module -------------------------------------------------------------------
+    def arch_parameters(self):
+        return list(self.alphas.values())
+
+    def resample(self, memo):
+        invalidate = getattr(self._softmax, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+        return {}
+
+    def export(self, memo):
+        return {}  # bits go to precision.json, not to NNI's architecture (see the module docstring)
+
+    def export_probs(self, memo):
+        # not logged as NNI's prob/<label>/<value> metrics (3 columns per layer in metrics.csv, every
+        # 10 steps); the final probabilities of the bits are in probabilities.json like every choice's
+        return {}
+
+    # -- the quantizer's mixture ---------------------------------------------------------------
+    def mixture(self, operand: str):
+        values = self.values[operand]
+        key = self.keys.get(operand)
+        if key is None:
+            return [(values[0], None)]
+        alpha = self.alphas[key]
+        sample = getattr(self._softmax, "sample", None)
+        if self.training and sample is not None:  # single path: one width, straight-through weight
+            index, weights = sample(alpha)
+            shared_again = self.coupled and operand == "weight"  # the activation already carries it
+            return [(values[index], None if shared_again else weights[index])]
+        if self.coupled and operand == "weight" and self._shared_p is not None:
+            p, self._shared_p = self._shared_p, None  # the activation's draw of this forward pass
+        else:
+            p = self._softmax(alpha) if self.training else torch.softmax(alpha, -1)
+            if self.coupled and operand == "act":
+                self._shared_p = p
+        return list(zip(values, p))
+
+    def combos(self, choices) -> list[tuple[int, int, list]]:
+        """``(weight_bits, act_bits, their choices)`` of every candidate, for the cost rows."""
+        per_operand = []
+        for op in ("weight", "act"):
+            key = self.keys.get(op)
+            if key is None:
+                per_operand.append([(self.values[op][0], [])])
+                continue
+            a = choices.alpha(self.alphas[key])
+            per_operand.append([(v, [(("alpha", a), ("alpha", a, k))]) for k, v in enumerate(self.values[op])])
+        out = []
+        for (w, cw), (b, ca) in itertools.product(*per_operand):
+            if self.coupled and w != b:
+                continue
+            out.append((w, b, cw + ca))
+        return out
+
+
+def attach_bits(supernet: nn.Module, space: BitsSpace, softmax_factory) -> list[BitsChoice]:
+    """Put a precision choice on every ``Conv2d``/``Linear`` of ``supernet`` (pinned layers get a
+    fixed quantizer). ``softmax_factory()`` gives the module turning alphas into weights (the
+    strategy's softmax, or its shared single-path sampler). A pin matching no layer is an error."""
+    choices, used = [], set()
+    for name, module in list(quantized_layers(supernet)):
+        if hasattr(module, ATTR):
+            continue
+        bits = space.pinned(name)
+        if bits is not None:
+            used.update(p for p in space.pin if fnmatch.fnmatchcase(name, p))
+            attach(module, LayerQuantizer(bits, bits))
+            continue
+        choices.append(attach(module, BitsChoice(name, space, softmax_factory())))
+    unused = sorted(set(space.pin) - used)
+    if unused:
+        raise ConfigError(f"pinned layer pattern {unused[0]!r} matches no Conv2d/Linear of the space")
+    return choices
+
+
+def expand_rows(module: nn.Module, rows: list, choices) -> list:
+    """Cost rows of ``module`` at its bits: one row per (row, bits candidate) for a searched layer."""
+    from uboost.strategy._supernet_rows import _merge
+
+    quantizer = getattr(module, ATTR, None)
+    if quantizer is None:
+        return rows
+    if not isinstance(quantizer, BitsChoice):
+        w, a = quantizer.precision
+        return [replace(r, shape=replace(r.shape, weight_bits=w, act_bits=a)) for r in rows]
+    out = []
+    for row in rows:
+        for w, a, extra in quantizer.combos(choices):
+            merged = _merge(row.choices + extra)
+            if merged is not None:
+                out.append(replace(row, shape=replace(row.shape, weight_bits=w, act_bits=a), choices=merged))
+    return out
+
+
+def argmax_bits(choices) -> dict:
+    """The bits labels the current alphas prefer (``choices`` from ``choice_groups``)."""
+    return {c.label: c.values[int(torch.argmax(c.alpha.detach()))] for c in choices if c.kind == "bits"}
+
+
+def split_precision(supernet: nn.Module, arch: Mapping, choices=None) -> tuple[dict, dict | None]:
+    """``(NNI's architecture, bits per frozen layer)`` of a full architecture; the bits are
+    ``None`` when the supernet has no quantized layer. Bits labels missing from ``arch`` are
+    the alphas' argmax (NNI's export has none)."""
+    nni_arch, bits = split_arch(arch)
+    if not any(hasattr(m, ATTR) for m in supernet.modules()):
+        return nni_arch, None
+    if choices is None:
+        from uboost.strategy.architecture import choice_groups
+
+        choices = choice_groups(supernet)[0]
+    return nni_arch, frozen_precision(supernet, {**nni_arch, **argmax_bits(choices), **bits})
+
+
+# -- precision.json: the chosen bits, by the frozen network's layer names ---------------------
+def frozen_precision(supernet: nn.Module, arch: Mapping) -> dict[str, tuple[int, int]]:
+    """``{frozen layer name: (weight_bits, act_bits)}`` of the network ``space.freeze(arch)``
+    builds, from a full architecture (NNI's labels and the bits labels).
+
+    Walks the supernet as NNI freezes it: a ``LayerChoice`` becomes its chosen candidate at its own
+    path, a cell node's ``k``-th kept input is ``ops.<node>.<k>``, a ``Repeat`` keeps its first
+    ``depth`` blocks as ``<i>``. :func:`uboost.quant.apply_precision` checks the names against the
+    frozen network."""
+    from uboost.strategy._supernet_rows import _nni
+
+    from nni.nas.nn.pytorch import Repeat
+
+    MixedLayer, MixedCell, MixedRepeat, _ = _nni()
+    out: dict[str, tuple[int, int]] = {}
+
+    def value(label):
+        if label not in arch:
+            raise ArchitectureError(f"architecture lacks a value for {label!r}")
+        return arch[label]
+
+    def visit(module: nn.Module, path: str) -> None:
+        join = (lambda name: f"{path}.{name}" if path else name)
+        quantizer = getattr(module, ATTR, None)
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and quantizer is not None:
+            if isinstance(quantizer, BitsChoice):
+                bits = {op: (value(quantizer.labels[key]) if key else quantizer.values[op][0])
+                        for op in ("weight", "act") for key in [quantizer.keys.get(op)]}
+                out[path] = (int(bits["weight"]), int(bits["act"]))
+            else:
+                out[path] = quantizer.precision
+            return
+        if isinstance(module, MixedLayer):
+            visit(module[value(module.label)], path)
+            return
+        if isinstance(module, MixedCell):
+            for name, child in module.named_children():
+                if name != "ops":
+                    visit(child, join(name))
+            for n, node_ops in enumerate(module.ops):
+                i = n + module.num_predecessors
+                for k in range(module.num_ops_per_node):
+                    inputs = value(f"{module.label}/input_{i}_{k}")
+                    j = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+                    visit(node_ops[j][value(f"{module.label}/op_{i}_{k}")], join(f"ops.{n}.{k}"))
+            return
+        if isinstance(module, (MixedRepeat, Repeat)):  # frozen: nn.Sequential of the first `depth` blocks
+            depth = module.depth_choice
+            if not isinstance(depth, int):
+                depth = int(depth.freeze({k: value(k) for k in depth.simplify()}))
+            for i, block in enumerate(module.blocks[:depth]):
+                visit(block, join(str(i)))
+            return
+        for name, child in module.named_children():
+            visit(child, join(name))
+
+    visit(supernet, "")
+    return out

@@ -1,0 +1,131 @@
+"""Mixed precision from the command line: search --bits, retrain quantization-aware, profile --pe/--bits,
+export ONNX (Clip + 8-bit QDQ) equal to the fake-quantized torch model, and bad input."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from tests.cli.conftest import TINY, one_line_error
+
+BITS = [*TINY, "--bits", "2,4,8", "--pe", "bitfusion", "--array", "8x8", "--pin-bits", "fc2=8"]
+
+
+@pytest.fixture(scope="module")
+def bits_run(tmp_path_factory):
+    from uboost.cli import main
+
+    out = tmp_path_factory.mktemp("bits") / "run"
+    try:
+        main(["search", *BITS, "--out", str(out)])
+    except SystemExit as exc:
+        assert not exc.code
+    return out
+
+
+def test_search_writes_the_bits_per_layer_and_prices_them(bits_run):
+    precision = json.loads((bits_run / "precision.json").read_text())
+    arch = json.loads((bits_run / "arch.json").read_text())
+    assert not any(":" in k for k in arch)  # NNI's architecture only
+    assert set(precision) == {"conv1", "conv2", "fc1", "fc2"} and precision["fc2"] == {"weight_bits": 8, "act_bits": 8}
+    assert all(v["weight_bits"] == v["act_bits"] in (2, 4, 8) for v in precision.values())
+    layers = json.loads((bits_run / "hardware.json").read_text())["layers"]
+    assert {l["name"]: {"weight_bits": l["weight_bits"], "act_bits": l["act_bits"]} for l in layers} == precision
+    config = json.loads((bits_run / "config.json").read_text())
+    assert config["bits"] == [2, 4, 8] and config["pe"] == "bitfusion" and config["pin_bits"] == {"fc2": 8}
+
+
+def test_profile_prices_the_run_at_its_bits_or_at_bits(cli, bits_run):
+    precision = json.loads((bits_run / "precision.json").read_text())
+    own = json.loads(cli("profile", bits_run, "--array", "8x8", "--pe", "bitfusion", "--json").out)["reports"][0]
+    assert {l["name"]: l["weight_bits"] for l in own["layers"]} == {k: v["weight_bits"] for k, v in precision.items()}
+    searched = json.loads((bits_run / "hardware.json").read_text())
+    assert own["total"]["cycles"] == searched["total"]["cycles"]
+    at = {b: json.loads(cli("profile", bits_run, "--array", "8x8", "--pe", "bitfusion", "--bits", b, "--json").out)["reports"][0]
+          for b in (2, 8)}
+    assert {l["weight_bits"] for l in at[2]["layers"]} == {2}
+    assert at[2]["total"]["cycles"] < at[8]["total"]["cycles"]
+    fixed = json.loads(cli("profile", bits_run, "--array", "8x8", "--bits", "2", "--json").out)["reports"][0]
+    assert fixed["total"]["cycles"] == at[8]["total"]["cycles"]  # fixed PEs: compute does not depend on bits
+
+
+def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli, bits_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    result = cli("retrain", run, "--epochs", "1", "--max-samples", "128", "--array", "8x8")
+    assert result.code == 0, result.err
+    report = json.loads((run / "retrain" / "retrain.json").read_text())
+    assert report["quantized"] is True and 0.0 <= report["test_acc"] <= 1.0
+    state = torch.load(run / "retrain" / "model.pt", weights_only=True)
+    assert any(k.endswith("parametrizations.weight.original") for k in state) and any(k.endswith("act_max") for k in state)
+
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    target = tmp_path / "m.onnx"
+    assert cli("export", run, "--format", "onnx", "--out", target).code == 0
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(target)).graph.node}
+    assert {"Clip", "QuantizeLinear", "DequantizeLinear"} <= ops
+    from uboost.networks import load_frozen_network
+
+    network = load_frozen_network(run).module
+    network.load_state_dict(state)
+    network.eval()
+    # the QDQ nodes run as written; onnxruntime's default fuses QDQ units into integer kernels whose
+    # rounding differs (logits ~1e-2 apart on this network: README, mixed precision)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(0)
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, 8, 8, generator=g) * 3
+        with torch.no_grad():
+            expected = network(x)
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+    # the quantization matters: the float network computes something else
+    from uboost.search_spaces import create
+
+    plain = create("lenet", input_shape=(1, 8, 8)).freeze(json.loads((run / "arch.json").read_text())).eval()
+    assert not any(k.endswith("act_max") for k in plain.state_dict())
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--bits", "0"], "from 2 to 16"),
+    (["--bits", "1.5"], "from 2 to 16"),
+    (["--bits", "33"], "from 2 to 16"),
+    (["--bits", ""], "at least one"),
+    (["--bits", "2,x"], "comma-separated"),
+    (["--bits", "4,16", "--pe", "bitfusion"], "at most 8 bits"),
+    (["--pe", "simd"], "unknown PE mode"),
+    (["--bits", "4", "--weight-bits", "8"], "not both"),
+    (["--pin-bits", "fc2=8"], "needs a precision search"),
+    (["--bits", "4,8", "--pin-bits", "fc2"], "PATTERN=BITS"),
+])
+def test_bad_precision_input_is_one_red_line_and_writes_nothing(cli, tmp_path, flags, fragment):
+    out = tmp_path / "never"
+    one_line_error(cli("search", *TINY, *flags, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_profile_bad_pe_and_bits(cli, bits_run):
+    one_line_error(cli("profile", bits_run, "--pe", "simd"), "unknown PE mode")
+    one_line_error(cli("profile", bits_run, "--pe", "bitfusion", "--bits", "16"), "at most 8 bits")
+    one_line_error(cli("profile", bits_run, "--bits", "1"), "from 2 to 16")
+
+
+def test_a_precision_json_that_does_not_fit_is_refused_before_anything_is_written(cli, bits_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    shutil.rmtree(run / "retrain", ignore_errors=True)
+    precision = json.loads((run / "precision.json").read_text())
+    precision["conv9"] = precision.pop("conv1")
+    (run / "precision.json").write_text(json.dumps(precision))
+    one_line_error(cli("retrain", run, "--epochs", "1"), "does not fit the network")
+    assert not (run / "retrain").exists()
+    one_line_error(cli("export", run, "--format", "onnx", "--out", tmp_path / "m.onnx"), "does not fit the network")
+    assert not (tmp_path / "m.onnx").exists()
+    (run / "precision.json").write_text(json.dumps({"conv1": {"weight_bits": 3}}))
+    one_line_error(cli("profile", run), "needs exactly weight_bits and act_bits")
