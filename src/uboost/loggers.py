@@ -120,9 +120,15 @@ def _number(text: str) -> Any:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.csv`` (empty cells left out; integers stay integers)."""
-    with open(path, newline="") as f:
-        return [{k: _number(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    """The rows of a ``metrics.csv`` (empty cells left out; integers stay integers); a damaged file
+    is one line naming it, never a traceback."""
+    from uboost.exceptions import RunDirError
+
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return [{k: _number(v) for k, v in row.items() if v not in ("", None) and k is not None} for row in csv.DictReader(f)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise RunDirError(f"{path} is damaged ({type(exc).__name__}); move it away to resume without its earlier rows") from None
 
 
 def combine(run_logger, extra) -> list:

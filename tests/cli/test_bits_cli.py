@@ -46,7 +46,7 @@ def test_profile_prices_the_run_at_its_bits_or_at_bits(cli, bits_run):
           for b in (2, 8)}
     assert {l["weight_bits"] for l in at[2]["layers"]} == {2}
     assert at[2]["total"]["cycles"] < at[8]["total"]["cycles"]
-    fixed = json.loads(cli("profile", bits_run, "--array", "8x8", "--bits", "2", "--json").out)["reports"][0]
+    fixed = json.loads(cli("profile", bits_run, "--array", "8x8", "--pe", "fixed", "--bits", "2", "--json").out)["reports"][0]
     assert fixed["total"]["cycles"] == at[8]["total"]["cycles"]  # fixed PEs: compute does not depend on bits
 
 

@@ -54,3 +54,12 @@ def test_retrain_checkpoints_count_their_rows_and_a_resume_keeps_only_those(cli,
     logger = run_csv_logger(out, resume=True, keep_rows=1)  # what a resume from an earlier checkpoint keeps
     logger.experiment.save()
     assert _rows(out / "metrics.csv") == rows[:1]
+
+
+def test_a_damaged_metrics_file_on_resume_is_one_line(cli, run_copy):
+    from tests.reliability.conftest import one_line_error
+
+    for name in ("arch.json", "result.json"):
+        (run_copy / name).unlink()
+    (run_copy / "metrics.csv").write_bytes(b"epoch,step\n\xff\xfe,\x00\n")
+    one_line_error(cli("search", "--out", run_copy, "--resume"), "metrics.csv is damaged")
