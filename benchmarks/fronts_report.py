@@ -115,21 +115,31 @@ def _pm(values: list[float], fmt: str = "{:.3f}") -> str:
 
 
 def summarize(points: list[dict]) -> dict:
+    import bench_fronts
+
     grouped = fronts(points)
     table = defaultdict(dict)
     for (pair, entry, seed), group in sorted(grouped.items()):
         row = table[(pair, entry)].setdefault("seeds", {})
         flops = grouped.get((pair, "flops", seed), [])
         ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
-        row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group),
-                     "lambdas": sorted({p["lambda"] for p in group}), "speedup_vs_flops": ratios,
-                     "unmatched_vs_flops": unmatched if flops else None}
+        lambdas = sorted({p["lambda"] for p in group})
+        row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
+                     "complete": entry == bench_fronts.FRONTIER or set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas),
+                     "flops_complete": bool(flops) and set(bench_fronts.lambdas_for(pair, None)) <= {p["lambda"] for p in flops},
+                     "speedup_vs_flops": ratios, "unmatched_vs_flops": unmatched if flops else None}
     out = []
     for (pair, entry), row in sorted(table.items()):
-        seeds = row["seeds"]
+        seeds = {k: v for k, v in row["seeds"].items() if v["complete"]}  # the mean is over complete sweeps only
+        if not seeds:
+            out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": {}, "partial": row["seeds"],
+                        "hypervolume_mean": None, "hypervolume_std": None, "speedup_vs_flops_geomean": None,
+                        "speedup_vs_flops_range": None})
+            continue
         hvs = [s["hypervolume"] for s in seeds.values()]
-        ratios = [r for s in seeds.values() for r in s["speedup_vs_flops"]]
-        out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": seeds,
+        ratios = [r for s in seeds.values() if s["flops_complete"] for r in s["speedup_vs_flops"]]
+        partial = {k: v for k, v in row["seeds"].items() if not v["complete"]}
+        out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": seeds, "partial": partial,
                     "hypervolume_mean": statistics.fmean(hvs), "hypervolume_std": statistics.stdev(hvs) if len(hvs) > 1 else 0.0,
                     "speedup_vs_flops_geomean": math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None,
                     "speedup_vs_flops_range": [min(ratios), max(ratios)] if ratios else None})
@@ -140,18 +150,21 @@ def markdown(summary: dict, n_points: int, stale: int) -> str:
     lines = [f"{n_points} points ({stale} stale left out). Hypervolume = share of the reference box (error %, latency µs) "
              f"dominated, higher is better; matched speed-up = FLOPs latency / latency at accuracy within "
              f"{MATCH_POINTS} points, over each front's points (geometric mean, range, unmatched = no FLOPs network that accurate).",
-             "", "| pair | entry | reference | seeds | points per seed | hypervolume mean ± std | per seed | speed-up vs flops (geomean, range) | unmatched |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Mean and std over the seeds whose lambda grid is complete; partial seeds are listed apart, their "
+             "hypervolume marked with the number of points done.",
+             "", "| pair | entry | reference | complete seeds | points per seed | hypervolume mean ± std | per seed | partial seeds | speed-up vs flops (geomean, range) | unmatched |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary["entries"]:
         seeds = e["seeds"]
         per_seed = ", ".join(f"{k}: {v['hypervolume']:.3f}" for k, v in sorted(seeds.items()))
-        npts = ", ".join(str(v["points"]) for _, v in sorted(seeds.items()))
+        partial = ", ".join(f"{k}: {v['hypervolume']:.3f} ({v['points']} pts)" for k, v in sorted(e["partial"].items())) or "-"
+        npts = ", ".join(str(v["points"]) for _, v in sorted(seeds.items())) or "-"
         speed = "-" if e["speedup_vs_flops_geomean"] is None else (
             f"{e['speedup_vs_flops_geomean']:.2f}x ({e['speedup_vs_flops_range'][0]:.2f}-{e['speedup_vs_flops_range'][1]:.2f})")
-        unmatched = sum(v["unmatched_vs_flops"] or 0 for v in seeds.values())
+        unmatched = sum(v["unmatched_vs_flops"] or 0 for v in seeds.values() if v["flops_complete"])
         ref = f"({e['reference'][0]:g} %, {e['reference'][1]:g} µs)"
         lines.append(f"| {e['pair']} | {e['entry']} | {ref} | {len(seeds)} | {npts} | "
-                     f"{_pm([v['hypervolume'] for v in seeds.values()])} | {per_seed} | {speed} | {unmatched} |")
+                     f"{_pm([v['hypervolume'] for v in seeds.values()])} | {per_seed or '-'} | {partial} | {speed} | {unmatched} |")
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +199,7 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
             ys = [100 * p["test_acc"] for p in group]
             ax.scatter(xs, ys, color=colors[entry], marker=markers[seed % len(markers)], s=22, alpha=0.8,
                        label=entry if seed == min(k[2] for k in grouped if k[:2] == (pair, entry)) else None)
-            front = hv.pareto_front(zip([100 - y for y in ys], xs))
+            front = sorted(hv.pareto_front(zip([100 - y for y in ys], xs)), key=lambda f: f[1])  # by latency
             ax.step([f[1] for f in front], [100 - f[0] for f in front], where="post", color=colors[entry], alpha=0.5, lw=1)
         ref = REFERENCE[pair]
         ax.axvline(ref[1], color="grey", ls=":", lw=1)
@@ -195,7 +208,7 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
         ax.set_xlabel("latency (µs, cycle-exact)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{pair} (markers = seeds; dotted = reference)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)
