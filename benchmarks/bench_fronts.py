@@ -78,7 +78,18 @@ MODELS = {  # changes over SearchConfig's defaults; run in this order (the headl
 }
 MEMORY_MODELS = ("systolic-mem",)
 TASK_ONLY = "task-only"
-FRONTIER = "frontier"
+FRONTIER = "frontier"  # uboost frontier's own budgets: cheapest network .. the search's argmax
+FRONTIER_WIDE = "frontier-wide"  # the same search projected onto budgets up to the pair's reference latency
+FRONTIERS = (FRONTIER, FRONTIER_WIDE)
+# (test error %, latency µs) of each pair's hypervolume, fixed before the sweep. Latency: the costliest
+# network of the space on the array, rounded up (lenet: 15.59 µs over all 300 networks; darts-cifar: every
+# edge sep_conv_5x5, 212.05 µs on 16x16 and 153.27 µs on 32x32), so every network counts on that axis.
+# Error: about 10x a task-only search's (lenet ~2 %, darts-cifar ~1 % on digits); chance level is 90 %.
+REFERENCE = {
+    "lenet-16x16": (20.0, 16.0),
+    "darts-cifar-16x16": (10.0, 213.0),
+    "darts-cifar-32x32": (10.0, 154.0),
+}
 POINT = "point.json"
 
 
@@ -160,24 +171,32 @@ def run_point(out: Path, config, retrain: dict, info: dict) -> tuple[dict, bool]
     return finish_point(out, config, retrain, wanted, info), True
 
 
-def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain: dict, points: int) -> list[dict]:
+def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain: dict, points: int,
+                 entry: str = FRONTIER) -> list[dict]:
     """``uboost frontier`` on ``source`` (``points`` budgets, floor 0.9), every point retrained and
-    priced; reused while the source's alphas are older than the stored points."""
+    priced; reused while the source's alphas are older than the stored points. ``frontier``: the
+    command's own budgets, evenly spaced from the cheapest network to the search's argmax;
+    ``frontier-wide``: geometrically spaced from the cheapest to the pair's reference latency
+    (``uboost frontier --targets``), so one search spans the latencies the lambda sweep spans."""
     from uboost.frontier import frontier, frontier_targets, load_projector
 
-    out_root = root / pair / FRONTIER / f"seed{seed}"
-    wanted = settings(config, retrain, frontier_points=points, source=str(source))
+    out_root = root / pair / entry / f"seed{seed}"
+    wanted = settings(config, retrain, frontier_points=points, source=str(source), **({} if entry == FRONTIER else {"span": entry}))
     alphas_mtime = (source / "alphas.json").stat().st_mtime
     dirs = [out_root / f"p{i:02d}" for i in range(points)]
     stored = [stored_point(d, wanted) for d in dirs]
     if all(s is not None and (d / "arch.json").stat().st_mtime >= alphas_mtime for s, d in zip(stored, dirs)):
         return stored
     projector = load_projector(source)
-    targets = frontier_targets(projector, points=points)
+    if entry == FRONTIER:
+        targets = frontier_targets(projector, points=points)
+    else:
+        low, high = projector.projector.cheapest().latency_ms, 1e-3 * REFERENCE[pair][1]
+        targets = frontier_targets(projector, targets=[low * (high / low) ** (i / (points - 1)) for i in range(points)])
     rows = frontier(projector, targets, out_root, force=True, floor=0.9)
     done = []
     for i, row in enumerate(rows):
-        info = {"pair": pair, "entry": FRONTIER, "model": "systolic", "lambda": config.latency_weight, "seed": seed,
+        info = {"pair": pair, "entry": entry, "model": "systolic", "lambda": config.latency_weight, "seed": seed,
                 "point": i, "target_us": 1e3 * targets[i]}
         done.append(finish_point(Path(row["run_dir"]), config, retrain, wanted, info))
     return done
@@ -197,7 +216,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="search epochs (default: SearchConfig's)")
     p.add_argument("--retrain-epochs", type=int, default=10, help="retrain epochs of every network (uboost retrain's default)")
     p.add_argument("--max-samples", type=int, default=None, help="cap the training set (search and retrain)")
-    p.add_argument("--frontier-points", type=int, default=5, help="budgets of the frontier entry (0: no frontier)")
+    p.add_argument("--frontier-points", type=int, default=5, help="budgets of the frontier entries (0: none)")
+    p.add_argument("--frontiers", default=FRONTIER, help=f"comma list from: {', '.join(FRONTIERS)} ('' for none)")
     p.add_argument("--sram-kb", type=int, default=None, help="bounded memory: kB per SRAM (with --dram-bw-words)")
     p.add_argument("--dram-bw-words", type=float, default=None, help="bounded memory: DRAM words per cycle per port")
     p.add_argument("--out", type=Path, default=Path("benchmarks/runs/fronts"), help="run directories (resumable)")
@@ -219,6 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if unknown:
             p.error(f"unknown {name} {unknown}; choose from {', '.join(known)}")
     args.seeds = _seeds(args.seeds)
+    args.frontiers = [f.strip() for f in args.frontiers.split(",") if f.strip()]
+    if any(f not in FRONTIERS for f in args.frontiers) or (args.frontiers and args.frontier_points < 2):
+        p.error(f"--frontiers takes {', '.join(FRONTIERS)}, with --frontier-points >= 2")
     if (args.sram_kb is None) != (args.dram_bw_words is None):
         p.error("bounded memory needs both --sram-kb and --dram-bw-words")
     args.memory = {"sram_kb": args.sram_kb, "dram_bw_words": args.dram_bw_words} if args.sram_kb else {}
@@ -272,13 +295,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
                           f"load {os.getloadavg()[0]:.1f}]", flush=True)
                 fronts_report.write_summary(args.out, args.summary, plot=False)
-            if args.frontier_points and "systolic" in args.models:
+            if args.frontiers and args.frontier_points and "systolic" in args.models:
                 config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
                 source = point_dir(args.out, pair, "systolic", 1.0, seed)
                 run_point(source, config, retrain, {"pair": pair, "entry": "systolic", "model": "systolic", "lambda": 1.0, "seed": seed})
-                for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points):
-                    print(f"{pair} seed {seed} frontier p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
-                          f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
+                for entry in args.frontiers:
+                    for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry):
+                        print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
+                              f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
             fronts_report.write_summary(args.out, args.summary)
     return 0
 

@@ -6,8 +6,8 @@ seeds, pairs, models) finish. A point whose stored search config is not what ``b
 would run today (a default changed since) is left out and counted as stale.
 
 Hypervolume: objectives test error (percentage points) and cycle-exact latency (µs), both
-minimized, from the fixed per-pair reference point :data:`REFERENCE`, as a share of the reference
-box (``hypervolume.normalized_hypervolume``): higher is better. Per (pair, entry) the mean and
+minimized, from the fixed per-pair reference point, as a share of the reference
+box (``hypervolume.normalized_hypervolume``; the reference is ``bench_fronts.REFERENCE``): higher is better. Per (pair, entry) the mean and
 standard deviation over the seeds whose sweep is complete.
 
 Matched-accuracy speed-up over ``flops``: for each point on an entry's front (same pair and seed),
@@ -27,16 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import hypervolume as hv
+from bench_fronts import REFERENCE
 
-# (test error %, latency µs), fixed before the sweep. Latency: the costliest network of the space on
-# the array, rounded up (lenet: 15.59 µs over all 300 networks; darts-cifar: every edge sep_conv_5x5,
-# 212.05 µs on 16x16 and 153.27 µs on 32x32), so every network counts on that axis. Error: about 10x
-# a task-only search's (lenet ~2 %, darts-cifar ~1 % on digits); chance level is 90 %.
-REFERENCE = {
-    "lenet-16x16": (20.0, 16.0),
-    "darts-cifar-16x16": (10.0, 213.0),
-    "darts-cifar-32x32": (10.0, 154.0),
-}
 MATCH_POINTS = 0.3
 CSV_FIELDS = ("pair", "entry", "model", "lambda", "seed", "point", "test_acc", "error_pct", "latency_us", "cycles",
               "utilization", "macs", "search_latency_us", "val_acc", "search_wall_s", "retrain_wall_s", "run_dir")
@@ -47,7 +39,7 @@ def _is_current(point: dict) -> bool:
 
     config = point["settings"]["search_config"]
     memory = {k: config[k] for k in ("sram_kb", "dram_bw_words") if config.get(k) is not None}
-    model = "systolic" if point["entry"] == bench_fronts.FRONTIER else point["model"]
+    model = "systolic" if point["entry"] in bench_fronts.FRONTIERS else point["model"]
     if model == bench_fronts.TASK_ONLY:
         model = "flops"  # any model without a utilization term: lambda 0 maps to the task-only search
     try:
@@ -125,7 +117,7 @@ def summarize(points: list[dict]) -> dict:
         ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
         lambdas = sorted({p["lambda"] for p in group})
         row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
-                     "complete": entry == bench_fronts.FRONTIER or set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas),
+                     "complete": entry in bench_fronts.FRONTIERS or set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas),
                      "flops_complete": bool(flops) and set(bench_fronts.lambdas_for(pair, None)) <= {p["lambda"] for p in flops},
                      "speedup_vs_flops": ratios, "unmatched_vs_flops": unmatched if flops else None}
     out = []
@@ -166,6 +158,30 @@ def markdown(summary: dict, n_points: int, stale: int) -> str:
         lines.append(f"| {e['pair']} | {e['entry']} | {ref} | {len(seeds)} | {npts} | "
                      f"{_pm([v['hypervolume'] for v in seeds.values()])} | {per_seed or '-'} | {partial} | {speed} | {unmatched} |")
     return "\n".join(lines) + "\n"
+
+
+def lambda_tables(points: list[dict]) -> str:
+    """Per (pair, seed): test accuracy % / cycle-exact µs of every entry at every lambda (frontier: per point)."""
+    import bench_fronts
+
+    grouped = fronts(points)
+    blocks = []
+    for pair, seed in sorted({(k[0], k[2]) for k in grouped}):
+        entries = sorted(e for p_, e, s_ in grouped if (p_, s_) == (pair, seed))
+        lambdas = sorted({p["lambda"] for (p_, e, s_), g in grouped.items() if (p_, s_) == (pair, seed) and e not in bench_fronts.FRONTIERS for p in g})
+        lines = [f"{pair}, seed {seed}: test accuracy % / latency µs (cycle-exact); frontier: points p00.. by budget", "",
+                 "| entry | " + " | ".join(f"λ={v:g}" for v in lambdas) + " |", "|---" * (len(lambdas) + 1) + "|"]
+        for entry in entries:
+            group = grouped[(pair, entry, seed)]
+            if entry in bench_fronts.FRONTIERS:
+                cells = [f"p{p['point']:02d}: {100 * p['test_acc']:.1f} / {p['latency_us']:.2f}" for p in sorted(group, key=lambda p: p["point"])]
+                cells += [""] * (len(lambdas) - len(cells))
+            else:
+                by_lambda = {p["lambda"]: p for p in group}
+                cells = [f"{100 * by_lambda[v]['test_acc']:.1f} / {by_lambda[v]['latency_us']:.2f}" if v in by_lambda else "" for v in lambdas]
+            lines.append(f"| {entry} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
 
 
 def points_csv(points: list[dict]) -> str:
@@ -223,7 +239,7 @@ def write_summary(root: Path, out: Path, *, plot: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "points.csv", points_csv(points))
     write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points)})
-    text = markdown(summary, len(points), stale)
+    text = markdown(summary, len(points), stale) + ("\n" + lambda_tables(points) if points else "")
     write_text(out / "summary.md", text)
     if points and plot:
         plot_fronts(out / "fronts.png", points)
