@@ -6,7 +6,8 @@ retrained from scratch with the same settings (``--retrain-epochs``, retrain see
 **cycle-exact** (``systolic`` on the run's array) whatever the search optimized. One more entry,
 ``frontier``, is ours alone: the budget-exact projections of one search (``uboost frontier``,
 ``--frontier-points`` budgets from the cheapest to the search's own network) of the
-``systolic`` run at the default lambda, each retrained and priced the same way.
+``systolic`` run at the default lambda, each retrained and priced the same way; ``frontier-wide``
+projects the same search onto budgets from the cheapest network up to the pair's reference latency.
 
 Cost models (``--models``):
 
@@ -217,7 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--retrain-epochs", type=int, default=10, help="retrain epochs of every network (uboost retrain's default)")
     p.add_argument("--max-samples", type=int, default=None, help="cap the training set (search and retrain)")
     p.add_argument("--frontier-points", type=int, default=5, help="budgets of the frontier entries (0: none)")
-    p.add_argument("--frontiers", default=FRONTIER, help=f"comma list from: {', '.join(FRONTIERS)} ('' for none)")
+    p.add_argument("--frontiers", default=",".join(FRONTIERS), help=f"comma list from: {', '.join(FRONTIERS)} ('' for none)")
     p.add_argument("--sram-kb", type=int, default=None, help="bounded memory: kB per SRAM (with --dram-bw-words)")
     p.add_argument("--dram-bw-words", type=float, default=None, help="bounded memory: DRAM words per cycle per port")
     p.add_argument("--out", type=Path, default=Path("benchmarks/runs/fronts"), help="run directories (resumable)")
