@@ -1,0 +1,312 @@
+"""Lambda-sweep accuracy-latency fronts per cost model, and their hypervolume (not a test).
+
+For every (space, array) pair, seed and cost model, the search runs once per lambda
+(``latency_weight``) with today's ``SearchConfig`` defaults otherwise; every derived network is
+retrained from scratch with the same settings (``--retrain-epochs``, retrain seed 0) and priced
+**cycle-exact** (``systolic`` on the run's array) whatever the search optimized. One more entry,
+``frontier``, is ours alone: the budget-exact projections of one search (``uboost frontier``,
+``--frontier-points`` budgets from the cheapest to the search's own network) of the
+``systolic`` run at the default lambda, each retrained and priced the same way; ``frontier-wide``
+projects the same search onto budgets from the cheapest network up to the pair's reference latency.
+
+Cost models (``--models``):
+
+==================  ==========================================================================
+``systolic``        U-Boost, cycle-exact expectation, utilization weight 1 (today's defaults)
+``systolic-smooth`` the same model through the smooth ceiling (``cost_mode="smooth"``, T =
+                    ``SearchConfig.temperature``, 10)
+``systolic-paper``  the published formula (no fill/drain), utilization weight 1, expectation
+``flops``           MACs / PEs, no utilization term
+``roofline``        max(compute at full PE use, memory time), no utilization term
+``systolic-mem``    finite SRAM and DRAM bandwidth; only with ``--sram-kb`` and ``--dram-bw-words``
+==================  ==========================================================================
+
+At lambda = 0 the models without a utilization term search the task alone: that search is run
+once per (pair, seed), as ``task-only``, and belongs to each of those fronts.
+
+Every point is saved as ``OUT/<pair>/<model>/lambda<l>/seed<k>/point.json`` as soon as it is done
+(search and retrain files beside it) and reused when its stored settings equal today's (the search
+config with every default, the retrain settings; see ``_reuse.py``); a point whose settings
+changed runs again in place. So the script resumes after a kill and later sessions extend it:
+
+    python benchmarks/bench_fronts.py --spaces lenet-16x16 --seeds 0
+    python benchmarks/bench_fronts.py --spaces darts-cifar-16x16 --seeds 0,1,2 --models systolic,flops
+    python benchmarks/bench_fronts.py --report-only      # tables and plot from the finished points
+    python benchmarks/bench_fronts.py --quick            # dry run: lenet, 1 epoch, 256 images
+
+The summary (``points.csv``, ``summary.json``, ``summary.md``, ``fronts.png``) goes to
+``--summary`` (default ``benchmarks/fronts/``, small files meant to be committed); the run
+directories stay under the gitignored ``benchmarks/runs/``. Hypervolume and the matched-accuracy
+speed-up are computed by ``fronts_report.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _reuse  # noqa: E402
+
+PAIRS = {  # digits at 16x16 pixels, as the other benchmarks; the array is what the pair names
+    "lenet-16x16": dict(space="lenet", array="16x16"),
+    "darts-cifar-16x16": dict(space="darts-cifar", array="16x16"),
+    "darts-cifar-32x32": dict(space="darts-cifar", array="32x32"),
+}
+IMAGE_SIZE = 16
+LAMBDAS = {  # one grid per space, shared by every model: 0 = the accurate end, the last = near the cheapest
+    # networks; lambda's unit is each model's own supernet latency. flops and roofline (no utilization
+    # term) collapse to a near-cheapest lenet network at every lambda >= 0.001 (seed 0: Adam on the
+    # alphas follows the sign of a consistent gradient, not its size), so the grid reaches down to 1e-4.
+    "lenet": (0.0, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+    "darts-cifar": (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 1.0),
+}
+MODELS = {  # changes over SearchConfig's defaults; run in this order (the headline pair first)
+    "systolic": {},
+    "flops": dict(cost_model="flops", utilization_weight=0.0),
+    "roofline": dict(cost_model="roofline", utilization_weight=0.0),
+    "systolic-paper": dict(cost_model="systolic-paper"),
+    "systolic-smooth": dict(cost_mode="smooth"),
+    "systolic-mem": dict(cost_model="systolic-mem"),
+}
+MEMORY_MODELS = ("systolic-mem",)
+TASK_ONLY = "task-only"
+FRONTIER = "frontier"  # uboost frontier's own budgets: cheapest network .. the search's argmax
+FRONTIER_WIDE = "frontier-wide"  # the same search projected onto budgets up to the pair's reference latency
+FRONTIERS = (FRONTIER, FRONTIER_WIDE)
+# (test error %, latency µs) of each pair's hypervolume, fixed before the sweep. Latency: the costliest
+# network of the space on the array, rounded up (lenet: 15.59 µs over all 300 networks; darts-cifar: every
+# edge sep_conv_5x5, 212.05 µs on 16x16 and 153.27 µs on 32x32), so every network counts on that axis.
+# Error: about 10x a task-only search's (lenet ~2 %, darts-cifar ~1 % on digits); chance level is 90 %.
+REFERENCE = {
+    "lenet-16x16": (20.0, 16.0),
+    "darts-cifar-16x16": (10.0, 213.0),
+    "darts-cifar-32x32": (10.0, 154.0),
+}
+POINT = "point.json"
+
+
+def search_config(pair: str, model: str, lam: float, seed: int, *, epochs: int | None = None,
+                  max_samples: int | None = None, memory: dict | None = None):
+    """The search of one point: today's defaults, the pair's space and array, the model's changes.
+    Returns ``(config, entry)``; ``entry`` is ``task-only`` when the search ignores the hardware."""
+    from uboost.search import SearchConfig
+
+    base = dict(PAIRS[pair], image_size=IMAGE_SIZE, seed=seed, max_samples=max_samples, **(memory or {}))
+    if epochs is not None:
+        base["epochs"] = epochs
+    changes = {**MODELS[model], "latency_weight": lam}
+    if lam == 0 and changes.get("utilization_weight", 1.0) == 0:
+        return SearchConfig(**base, latency_weight=0.0, utilization_weight=0.0), TASK_ONLY
+    return SearchConfig(**base, **changes), model
+
+
+def point_dir(root: Path, pair: str, entry: str, lam: float | None, seed: int) -> Path:
+    if entry == TASK_ONLY:
+        return root / pair / TASK_ONLY / f"seed{seed}"
+    return root / pair / entry / f"lambda{lam:g}" / f"seed{seed}"
+
+
+def settings(config, retrain: dict, **extra) -> dict:
+    """What a finished point must match to be reused (JSON-normalized: tuples become lists)."""
+    return json.loads(json.dumps({"search_config": config.to_dict(), "retrain": retrain, **extra}))
+
+
+def stored_point(out: Path, wanted: dict) -> dict | None:
+    path = out / POINT
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    return stored if stored.get("settings") == wanted else None
+
+
+def price(run: Path, config) -> dict:
+    """The run's ``arch.json`` priced cycle-exact (``systolic``) on the config's array, and with
+    ``systolic-mem`` too when the config's memory is bounded."""
+    from uboost import hardware, runs
+    from uboost.search import build_space
+
+    space, shape, _ = build_space(config)
+    network = runs.freeze_arch(space, json.loads((run / runs.ARCH).read_text()))
+    spec = config.hardware_spec()
+    report = hardware.create("systolic", spec=spec).evaluate(network, shape)
+    priced = {"latency_us": 1e3 * report.latency_ms, "cycles": report.cycles, "utilization": report.utilization,
+              "macs": report.macs}
+    if spec.memory_bound:
+        priced["mem_latency_us"] = 1e3 * hardware.create("systolic-mem", spec=spec).evaluate(network, shape).latency_ms
+    return priced
+
+
+def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict) -> dict:
+    """Retrain (reused when fresh), price and write ``point.json`` last."""
+    from uboost.io import write_json
+
+    started = time.perf_counter()
+    acc = _reuse.retrain_acc(out, retrain["epochs"], retrain["max_samples"])
+    point = {**info, "test_acc": acc, "error_pct": 100.0 * (1.0 - acc), **price(out, config),
+             "retrain_wall_s": time.perf_counter() - started, "run_dir": str(out), "settings": wanted}
+    write_json(out / POINT, point)
+    return point
+
+
+def run_point(out: Path, config, retrain: dict, info: dict) -> tuple[dict, bool]:
+    """One searched point: ``(point, ran)``; reused when ``point.json`` holds today's settings,
+    else searched (the search itself reused by ``_reuse.search`` when its config matches) and
+    retrained."""
+    wanted = settings(config, retrain)
+    done = stored_point(out, wanted)
+    if done is not None:
+        return done, False
+    started = time.perf_counter()
+    summary = _reuse.search(out, config)
+    info = {**info, "search_latency_us": 1e3 * summary["latency_ms"], "val_acc": summary.get("val_acc"),
+            "search_wall_s": time.perf_counter() - started}
+    return finish_point(out, config, retrain, wanted, info), True
+
+
+def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain: dict, points: int,
+                 entry: str = FRONTIER) -> list[dict]:
+    """``uboost frontier`` on ``source`` (``points`` budgets, floor 0.9), every point retrained and
+    priced; reused while the source's alphas are older than the stored points. ``frontier``: the
+    command's own budgets, evenly spaced from the cheapest network to the search's argmax;
+    ``frontier-wide``: geometrically spaced from the cheapest to the pair's reference latency
+    (``uboost frontier --targets``), so one search spans the latencies the lambda sweep spans."""
+    from uboost.frontier import frontier, frontier_targets, load_projector
+
+    out_root = root / pair / entry / f"seed{seed}"
+    wanted = settings(config, retrain, frontier_points=points, source=str(source), **({} if entry == FRONTIER else {"span": entry}))
+    alphas_mtime = (source / "alphas.json").stat().st_mtime
+    dirs = [out_root / f"p{i:02d}" for i in range(points)]
+    stored = [stored_point(d, wanted) for d in dirs]
+    if all(s is not None and (d / "arch.json").stat().st_mtime >= alphas_mtime for s, d in zip(stored, dirs)):
+        return stored
+    projector = load_projector(source)
+    if entry == FRONTIER:
+        targets = frontier_targets(projector, points=points)
+    else:
+        low, high = projector.projector.cheapest().latency_ms, 1e-3 * REFERENCE[pair][1]
+        targets = frontier_targets(projector, targets=[low * (high / low) ** (i / (points - 1)) for i in range(points)])
+    rows = frontier(projector, targets, out_root, force=True, floor=0.9)
+    done = []
+    for i, row in enumerate(rows):
+        info = {"pair": pair, "entry": entry, "model": "systolic", "lambda": config.latency_weight, "seed": seed,
+                "point": i, "target_us": 1e3 * targets[i]}
+        done.append(finish_point(Path(row["run_dir"]), config, retrain, wanted, info))
+    return done
+
+
+def _seeds(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spaces", default=",".join(PAIRS), help=f"(space, array) pairs, comma list from: {', '.join(PAIRS)}")
+    p.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
+    p.add_argument("--models", default=",".join(m for m in MODELS if m not in MEMORY_MODELS), help=f"from: {', '.join(MODELS)}")
+    p.add_argument("--lambdas", default=None, help="comma list (default per space: " +
+                   "; ".join(f"{k} {','.join(f'{v:g}' for v in vs)}" for k, vs in LAMBDAS.items()) + ")")
+    p.add_argument("--epochs", type=int, default=None, help="search epochs (default: SearchConfig's)")
+    p.add_argument("--retrain-epochs", type=int, default=10, help="retrain epochs of every network (uboost retrain's default)")
+    p.add_argument("--max-samples", type=int, default=None, help="cap the training set (search and retrain)")
+    p.add_argument("--frontier-points", type=int, default=5, help="budgets of the frontier entries (0: none)")
+    p.add_argument("--frontiers", default=",".join(FRONTIERS), help=f"comma list from: {', '.join(FRONTIERS)} ('' for none)")
+    p.add_argument("--sram-kb", type=int, default=None, help="bounded memory: kB per SRAM (with --dram-bw-words)")
+    p.add_argument("--dram-bw-words", type=float, default=None, help="bounded memory: DRAM words per cycle per port")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/runs/fronts"), help="run directories (resumable)")
+    p.add_argument("--summary", type=Path, default=Path("benchmarks/fronts"), help="where the tables and the plot go")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--report-only", action="store_true", help="run nothing: summarize the finished points")
+    p.add_argument("--quick", action="store_true", help="dry run: lenet, seed 0, 1 epoch, 256 images, 1 retrain epoch")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.spaces, args.seeds, args.epochs, args.retrain_epochs, args.max_samples = "lenet-16x16", "0", 1, 1, 256
+        args.lambdas = args.lambdas or "0,1"
+        args.frontier_points = min(args.frontier_points, 3)
+        if args.out == Path("benchmarks/runs/fronts"):
+            args.out, args.summary = Path("benchmarks/runs/fronts-quick"), Path("benchmarks/runs/fronts-quick/summary")
+    args.spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name, values, known in (("--spaces", args.spaces, PAIRS), ("--models", args.models, MODELS)):
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            p.error(f"unknown {name} {unknown}; choose from {', '.join(known)}")
+    args.seeds = _seeds(args.seeds)
+    args.frontiers = [f.strip() for f in args.frontiers.split(",") if f.strip()]
+    if any(f not in FRONTIERS for f in args.frontiers) or (args.frontiers and args.frontier_points < 2):
+        p.error(f"--frontiers takes {', '.join(FRONTIERS)}, with --frontier-points >= 2")
+    if (args.sram_kb is None) != (args.dram_bw_words is None):
+        p.error("bounded memory needs both --sram-kb and --dram-bw-words")
+    args.memory = {"sram_kb": args.sram_kb, "dram_bw_words": args.dram_bw_words} if args.sram_kb else {}
+    if not args.memory and any(m in MEMORY_MODELS for m in args.models):
+        print(f"note: {', '.join(MEMORY_MODELS)} equals systolic with unbounded memory: skipped (give --sram-kb and --dram-bw-words)")
+        args.models = [m for m in args.models if m not in MEMORY_MODELS]
+    if args.memory and args.out == Path("benchmarks/runs/fronts"):
+        tag = f"mem{args.sram_kb}kb-{args.dram_bw_words:g}w"
+        args.out, args.summary = args.out.with_name(f"fronts-{tag}"), args.summary.with_name(f"fronts-{tag}")
+    return args
+
+
+def lambdas_for(pair: str, text: str | None) -> list[float]:
+    if text:
+        return [float(v) for v in text.split(",") if v.strip()]
+    return list(LAMBDAS[PAIRS[pair]["space"]])
+
+
+def _quiet(threads: int) -> None:
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import fronts_report
+
+    if args.report_only:
+        fronts_report.write_summary(args.out, args.summary)
+        return 0
+    _quiet(args.threads)
+    retrain = {"epochs": args.retrain_epochs, "max_samples": args.max_samples}
+    opts = dict(epochs=args.epochs, max_samples=args.max_samples, memory=args.memory)
+    print(f"# bench_fronts {' '.join(sys.argv[1:])}: pairs {args.spaces}, seeds {args.seeds}, models {args.models}, "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    for pair in args.spaces:
+        for seed in args.seeds:
+            for model in args.models:
+                for lam in lambdas_for(pair, args.lambdas):
+                    config, entry = search_config(pair, model, lam, seed, **opts)
+                    out = point_dir(args.out, pair, entry, lam, seed)
+                    info = {"pair": pair, "entry": entry, "model": model if entry != TASK_ONLY else TASK_ONLY,
+                            "lambda": lam, "seed": seed}
+                    started = time.perf_counter()
+                    point, ran = run_point(out, config, retrain, info)
+                    print(f"{pair} seed {seed} {model:<15} lambda {lam:<5g} {'ran' if ran else 'reused'}: "
+                          f"acc {100 * point['test_acc']:.1f}% latency {point['latency_us']:.2f} µs "
+                          f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
+                          f"load {os.getloadavg()[0]:.1f}]", flush=True)
+                fronts_report.write_summary(args.out, args.summary, plot=False)
+            if args.frontiers and args.frontier_points and "systolic" in args.models:
+                config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
+                source = point_dir(args.out, pair, "systolic", 1.0, seed)
+                run_point(source, config, retrain, {"pair": pair, "entry": "systolic", "model": "systolic", "lambda": 1.0, "seed": seed})
+                for entry in args.frontiers:
+                    for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry):
+                        print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
+                              f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
+            fronts_report.write_summary(args.out, args.summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

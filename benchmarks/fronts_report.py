@@ -1,0 +1,247 @@
+"""Tables and plot of ``bench_fronts.py``'s finished points: hypervolume per cost model, the
+matched-accuracy speed-up over FLOPs-guided search, every point as CSV, the fronts as a PNG.
+
+Reads every ``point.json`` under the run root, so the summary grows as later invocations (other
+seeds, pairs, models) finish. A point whose stored search config is not what ``bench_fronts.py``
+would run today (a default changed since) is left out and counted as stale.
+
+Hypervolume: objectives test error (percentage points) and cycle-exact latency (µs), both
+minimized, from the fixed per-pair reference point, as a share of the reference
+box (``hypervolume.normalized_hypervolume``; the reference is ``bench_fronts.REFERENCE``): higher is better. Per (pair, entry) the mean and
+standard deviation over the seeds whose sweep is complete.
+
+Matched-accuracy speed-up over ``flops``: for each point on an entry's front (same pair and seed),
+the fastest FLOPs-searched network of that seed whose accuracy is within ``MATCH_POINTS`` (0.3)
+points below it or better, divided by the point's latency. Points no FLOPs network matches are
+counted as unmatched (FLOPs-guided search never reached that accuracy).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import hypervolume as hv
+from bench_fronts import REFERENCE
+
+MATCH_POINTS = 0.3
+CSV_FIELDS = ("pair", "entry", "model", "lambda", "seed", "point", "test_acc", "error_pct", "latency_us", "cycles",
+              "utilization", "macs", "search_latency_us", "val_acc", "search_wall_s", "retrain_wall_s", "run_dir")
+
+
+def _is_current(point: dict) -> bool:
+    import bench_fronts
+
+    config = point["settings"]["search_config"]
+    memory = {k: config[k] for k in ("sram_kb", "dram_bw_words") if config.get(k) is not None}
+    model = "systolic" if point["entry"] in bench_fronts.FRONTIERS else point["model"]
+    if model == bench_fronts.TASK_ONLY:
+        model = "flops"  # any model without a utilization term: lambda 0 maps to the task-only search
+    try:
+        wanted, _ = bench_fronts.search_config(point["pair"], model, point["lambda"], point["seed"], epochs=config["epochs"],
+                                               max_samples=config["max_samples"], memory=memory)
+    except Exception:  # noqa: BLE001  (a stored config today's SearchConfig cannot even build is stale too)
+        return False
+    return json.loads(json.dumps(wanted.to_dict())) == config
+
+
+def load_points(root: Path) -> tuple[list[dict], int]:
+    """Every current finished point under ``root`` and how many stale ones were left out."""
+    points, stale = [], 0
+    for path in sorted(Path(root).glob("**/point.json")):
+        point = json.loads(path.read_text())
+        if _is_current(point):
+            points.append(point)
+        else:
+            stale += 1
+    return points, stale
+
+
+def fronts(points: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
+    """(pair, entry, seed) -> its points; the task-only search joins every front without a
+    utilization term (it is their lambda = 0 point)."""
+    import bench_fronts
+
+    grouped = defaultdict(list)
+    for p in points:
+        if p["entry"] != bench_fronts.TASK_ONLY:
+            grouped[(p["pair"], p["entry"], p["seed"])].append(p)
+    for p in points:
+        if p["entry"] == bench_fronts.TASK_ONLY:
+            for model, changes in bench_fronts.MODELS.items():
+                if changes.get("utilization_weight", 1.0) == 0 and (p["pair"], model, p["seed"]) in grouped:
+                    grouped[(p["pair"], model, p["seed"])].append(p)
+    return dict(grouped)
+
+
+def front_hypervolume(pair: str, group: list[dict]) -> float:
+    return hv.normalized_hypervolume([(p["error_pct"], p["latency_us"]) for p in group], REFERENCE[pair])
+
+
+def matched_speedups(group: list[dict], flops: list[dict]) -> tuple[list[float], int]:
+    """Latency of the fastest FLOPs network within MATCH_POINTS of each front point's accuracy,
+    over the point's latency; and how many front points no FLOPs network matches."""
+    on_front = set(hv.pareto_front([(p["error_pct"], p["latency_us"]) for p in group]))
+    ratios, unmatched = [], 0
+    for p in group:
+        if (p["error_pct"], p["latency_us"]) not in on_front:
+            continue
+        rivals = [f["latency_us"] for f in flops if 100 * f["test_acc"] >= 100 * p["test_acc"] - MATCH_POINTS]
+        if rivals:
+            ratios.append(min(rivals) / p["latency_us"])
+        else:
+            unmatched += 1
+    return ratios, unmatched
+
+
+def _pm(values: list[float], fmt: str = "{:.3f}") -> str:
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(spread)}"
+
+
+def summarize(points: list[dict]) -> dict:
+    import bench_fronts
+
+    grouped = fronts(points)
+    table = defaultdict(dict)
+    for (pair, entry, seed), group in sorted(grouped.items()):
+        row = table[(pair, entry)].setdefault("seeds", {})
+        flops = grouped.get((pair, "flops", seed), [])
+        ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
+        lambdas = sorted({p["lambda"] for p in group})
+        row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
+                     "complete": entry in bench_fronts.FRONTIERS or set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas),
+                     "flops_complete": bool(flops) and set(bench_fronts.lambdas_for(pair, None)) <= {p["lambda"] for p in flops},
+                     "speedup_vs_flops": ratios, "unmatched_vs_flops": unmatched if flops else None}
+    out = []
+    for (pair, entry), row in sorted(table.items()):
+        seeds = {k: v for k, v in row["seeds"].items() if v["complete"]}  # the mean is over complete sweeps only
+        if not seeds:
+            out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": {}, "partial": row["seeds"],
+                        "hypervolume_mean": None, "hypervolume_std": None, "speedup_vs_flops_geomean": None,
+                        "speedup_vs_flops_range": None})
+            continue
+        hvs = [s["hypervolume"] for s in seeds.values()]
+        ratios = [r for s in seeds.values() if s["flops_complete"] for r in s["speedup_vs_flops"]]
+        partial = {k: v for k, v in row["seeds"].items() if not v["complete"]}
+        out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": seeds, "partial": partial,
+                    "hypervolume_mean": statistics.fmean(hvs), "hypervolume_std": statistics.stdev(hvs) if len(hvs) > 1 else 0.0,
+                    "speedup_vs_flops_geomean": math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None,
+                    "speedup_vs_flops_range": [min(ratios), max(ratios)] if ratios else None})
+    return {"match_points": MATCH_POINTS, "entries": out}
+
+
+def markdown(summary: dict, n_points: int, stale: int) -> str:
+    lines = [f"{n_points} points ({stale} stale left out). Hypervolume = share of the reference box (error %, latency µs) "
+             f"dominated, higher is better; matched speed-up = FLOPs latency / latency at accuracy within "
+             f"{MATCH_POINTS} points, over each front's points (geometric mean, range, unmatched = no FLOPs network that accurate).",
+             "Mean and std over the seeds whose lambda grid is complete; partial seeds are listed apart, their "
+             "hypervolume marked with the number of points done.",
+             "", "| pair | entry | reference | complete seeds | points per seed | hypervolume mean ± std | per seed | partial seeds | speed-up vs flops (geomean, range) | unmatched |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in summary["entries"]:
+        seeds = e["seeds"]
+        per_seed = ", ".join(f"{k}: {v['hypervolume']:.3f}" for k, v in sorted(seeds.items()))
+        partial = ", ".join(f"{k}: {v['hypervolume']:.3f} ({v['points']} pts)" for k, v in sorted(e["partial"].items())) or "-"
+        npts = ", ".join(str(v["points"]) for _, v in sorted(seeds.items())) or "-"
+        speed = "-" if e["speedup_vs_flops_geomean"] is None else (
+            f"{e['speedup_vs_flops_geomean']:.2f}x ({e['speedup_vs_flops_range'][0]:.2f}-{e['speedup_vs_flops_range'][1]:.2f})")
+        unmatched = sum(v["unmatched_vs_flops"] or 0 for v in seeds.values() if v["flops_complete"])
+        ref = f"({e['reference'][0]:g} %, {e['reference'][1]:g} µs)"
+        lines.append(f"| {e['pair']} | {e['entry']} | {ref} | {len(seeds)} | {npts} | "
+                     f"{_pm([v['hypervolume'] for v in seeds.values()])} | {per_seed or '-'} | {partial} | {speed} | {unmatched} |")
+    return "\n".join(lines) + "\n"
+
+
+def lambda_tables(points: list[dict]) -> str:
+    """Per (pair, seed): test accuracy % / cycle-exact µs of every entry at every lambda (frontier: per point)."""
+    import bench_fronts
+
+    grouped = fronts(points)
+    blocks = []
+    for pair, seed in sorted({(k[0], k[2]) for k in grouped}):
+        entries = sorted(e for p_, e, s_ in grouped if (p_, s_) == (pair, seed))
+        lambdas = sorted({p["lambda"] for (p_, e, s_), g in grouped.items() if (p_, s_) == (pair, seed) and e not in bench_fronts.FRONTIERS for p in g})
+        lines = [f"{pair}, seed {seed}: test accuracy % / latency µs (cycle-exact); frontier: points p00.. by budget", "",
+                 "| entry | " + " | ".join(f"λ={v:g}" for v in lambdas) + " |", "|---" * (len(lambdas) + 1) + "|"]
+        for entry in entries:
+            group = grouped[(pair, entry, seed)]
+            if entry in bench_fronts.FRONTIERS:
+                cells = [f"p{p['point']:02d}: {100 * p['test_acc']:.1f} / {p['latency_us']:.2f}" for p in sorted(group, key=lambda p: p["point"])]
+                cells += [""] * (len(lambdas) - len(cells))
+            else:
+                by_lambda = {p["lambda"]: p for p in group}
+                cells = [f"{100 * by_lambda[v]['test_acc']:.1f} / {by_lambda[v]['latency_us']:.2f}" if v in by_lambda else "" for v in lambdas]
+            lines.append(f"| {entry} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def points_csv(points: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for p in sorted(points, key=lambda p: (p["pair"], p["entry"], p["seed"], p["lambda"], p.get("point", -1))):
+        writer.writerow({k: p.get(k, "") for k in CSV_FIELDS})
+    return buffer.getvalue()
+
+
+def plot_fronts(path: Path, points: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from uboost.io import atomic_path
+
+    grouped = fronts(points)
+    pairs = sorted({k[0] for k in grouped})
+    entries = sorted({k[1] for k in grouped})
+    colors = {e: plt.get_cmap("tab10")(i) for i, e in enumerate(entries)}
+    markers = "os^Dv<>"
+    fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(6 * max(1, len(pairs)), 4.5), squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        for (p_, entry, seed), group in sorted(grouped.items()):
+            if p_ != pair:
+                continue
+            xs = [p["latency_us"] for p in group]
+            ys = [100 * p["test_acc"] for p in group]
+            ax.scatter(xs, ys, color=colors[entry], marker=markers[seed % len(markers)], s=22, alpha=0.8,
+                       label=entry if seed == min(k[2] for k in grouped if k[:2] == (pair, entry)) else None)
+            front = sorted(hv.pareto_front(zip([100 - y for y in ys], xs)), key=lambda f: f[1])  # by latency
+            ax.step([f[1] for f in front], [100 - f[0] for f in front], where="post", color=colors[entry], alpha=0.5, lw=1)
+        ref = REFERENCE[pair]
+        ax.axvline(ref[1], color="grey", ls=":", lw=1)
+        ax.axhline(100 - ref[0], color="grey", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (µs, cycle-exact)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{pair} (markers = seeds; dotted = reference)")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def write_summary(root: Path, out: Path, *, plot: bool = True) -> dict:
+    from uboost.io import write_json, write_text
+
+    points, stale = load_points(root)
+    summary = summarize(points) if points else {"match_points": MATCH_POINTS, "entries": []}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "points.csv", points_csv(points))
+    write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points)})
+    text = markdown(summary, len(points), stale) + ("\n" + lambda_tables(points) if points else "")
+    write_text(out / "summary.md", text)
+    if points and plot:
+        plot_fronts(out / "fronts.png", points)
+    print(text, flush=True)
+    return summary

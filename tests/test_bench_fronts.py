@@ -1,0 +1,143 @@
+"""benchmarks/hypervolume.py and the reuse rule of benchmarks/bench_fronts.py (fast: no training)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import hypervolume as hv  # noqa: E402
+
+# (error %, latency µs), both minimized; reference (10 %, 20 µs).
+FRONT = [(1.0, 10.0), (2.0, 5.0), (4.0, 2.0)]
+REF = (10.0, 20.0)
+
+
+def test_hypervolume_equals_the_hand_computation_on_three_points():
+    # Sweep over latency: [10, 20] is dominated from error 1 (width 9), [5, 10) from error 2
+    # (width 8), [2, 5) from error 4 (width 6): 9*10 + 8*5 + 6*3 = 90 + 40 + 18 = 148.
+    assert hv.hypervolume(FRONT, REF) == pytest.approx(148.0)
+    assert hv.normalized_hypervolume(FRONT, REF) == pytest.approx(148.0 / 200.0)
+
+
+def test_dominated_and_outside_points_add_nothing():
+    extra = FRONT + [(3.0, 12.0), (12.0, 1.0), (5.0, 25.0)]  # dominated; worse error than ref; slower than ref
+    assert hv.hypervolume(extra, REF) == pytest.approx(148.0)
+    assert hv.hypervolume([], REF) == 0.0
+    assert hv.hypervolume([(11.0, 1.0)], REF) == 0.0
+
+
+def test_one_point_is_its_rectangle_and_a_better_point_adds_area():
+    assert hv.hypervolume([(2.0, 4.0)], REF) == pytest.approx(8.0 * 16.0)
+    assert hv.hypervolume(FRONT + [(0.5, 1.0)], REF) == pytest.approx(9.5 * 19.0)  # it dominates all three
+
+
+def test_pareto_front_keeps_the_non_dominated_points_sorted():
+    assert hv.pareto_front(FRONT[::-1] + [(3.0, 12.0), (2.0, 5.0)]) == FRONT
+
+
+def test_reference_must_be_positive_and_finite():
+    with pytest.raises(ValueError, match="reference"):
+        hv.hypervolume(FRONT, (0.0, 20.0))
+
+
+# -- the sweep's reuse rule -------------------------------------------------------------------
+class _Calls:
+    def __init__(self):
+        self.search, self.retrain = [], []
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """run_search and retrain replaced by stubs that write what the real ones leave behind."""
+    import uboost.retrain
+    import uboost.search
+
+    import bench_fronts
+
+    calls = _Calls()
+
+    class Found:
+        def summary(self):
+            return {"latency_ms": 0.002, "val_acc": 0.5}
+
+    def run_search(config, out, force=False):
+        calls.search.append(config)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict()))
+        (out / "arch.json").write_text("{}")
+        (out / "result.json").write_text(json.dumps({"latency_ms": 0.002}))
+        return Found()
+
+    class Trained:
+        def summary(self):
+            return {"test_acc": 0.9}
+
+    def retrain(run, config):
+        calls.retrain.append(config)
+        done = Path(run) / "retrain"
+        done.mkdir(exist_ok=True)
+        (done / "retrain.json").write_text(json.dumps({"config": {"epochs": config.epochs, "max_samples": config.max_samples},
+                                                       "test_acc": 0.9}))
+        return Trained()
+
+    monkeypatch.setattr(uboost.search, "run_search", run_search)
+    monkeypatch.setattr(uboost.retrain, "retrain", retrain)
+    monkeypatch.setattr(bench_fronts, "price", lambda run, config: {"latency_us": 2.0, "cycles": 2000, "utilization": 0.5, "macs": 1})
+    return calls
+
+
+def test_a_finished_point_is_reused_and_one_whose_settings_changed_runs_again(tmp_path, fake_training):
+    import bench_fronts
+
+    config, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.1, 0)
+    assert entry == "systolic"
+    out = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 0)
+    retrain = {"epochs": 10, "max_samples": None}
+    info = {"pair": "lenet-16x16", "entry": entry, "model": "systolic", "lambda": 0.1, "seed": 0}
+
+    point, ran = bench_fronts.run_point(out, config, retrain, info)
+    assert ran and len(fake_training.search) == 1 and len(fake_training.retrain) == 1
+    assert point["error_pct"] == pytest.approx(10.0) and json.loads((out / "point.json").read_text())["test_acc"] == 0.9
+
+    _, ran = bench_fronts.run_point(out, config, retrain, info)  # same settings: nothing runs
+    assert not ran and len(fake_training.search) == 1 and len(fake_training.retrain) == 1
+
+    changed = config.replace(arch_lr=0.05)  # e.g. a default that changed since: search and retrain again
+    _, ran = bench_fronts.run_point(out, changed, retrain, info)
+    assert ran and len(fake_training.search) == 2 and fake_training.search[-1].arch_lr == 0.05
+    assert len(fake_training.retrain) == 2
+
+    _, ran = bench_fronts.run_point(out, changed, {"epochs": 5, "max_samples": None}, info)  # only the retrain changed
+    assert ran and len(fake_training.search) == 2 and fake_training.retrain[-1].epochs == 5
+
+
+def test_lambda_zero_without_a_utilization_term_is_one_shared_task_only_search():
+    import bench_fronts
+
+    flops, entry_f = bench_fronts.search_config("lenet-16x16", "flops", 0.0, 1)
+    roof, entry_r = bench_fronts.search_config("lenet-16x16", "roofline", 0.0, 1)
+    assert entry_f == entry_r == bench_fronts.TASK_ONLY and flops == roof
+    assert (flops.latency_weight, flops.utilization_weight) == (0.0, 0.0)
+    exact, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.0, 1)  # keeps its utilization term
+    assert entry == "systolic" and exact.utilization_weight == 1.0
+
+
+# -- the matched-accuracy speed-up ------------------------------------------------------------
+def _pt(acc_pct, latency_us):
+    return {"test_acc": acc_pct / 100, "error_pct": 100 - acc_pct, "latency_us": latency_us}
+
+
+def test_matched_speedup_takes_the_fastest_flops_network_within_the_accuracy_window():
+    import fronts_report
+
+    ours = [_pt(98.0, 10.0), _pt(95.0, 2.0), _pt(94.0, 5.0)]  # the last is dominated: not counted
+    flops = [_pt(97.8, 40.0), _pt(99.0, 60.0), _pt(95.5, 8.0), _pt(90.0, 1.0)]
+    ratios, unmatched = fronts_report.matched_speedups(ours, flops)
+    # 98.0 %: flops networks >= 97.7 % are 40 and 60 µs -> 40/10; 95.0 %: >= 94.7 % -> 8 µs -> 8/2
+    assert sorted(ratios) == pytest.approx([4.0, 4.0]) and unmatched == 0
+    ratios, unmatched = fronts_report.matched_speedups([_pt(99.5, 10.0)], flops)
+    assert ratios == [] and unmatched == 1
