@@ -29,7 +29,7 @@ that gives one (TOML ``[area.pe_factor]``); the default is 1 only for the fixed 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,31 +69,13 @@ PRESETS: dict[str, AreaTable] = {
                        fixed_mm2=0.02 * 331),
 }
 DEFAULT_AREA = "tpu28"
-_FIELDS = tuple(f.name for f in fields(AreaTable))
 
 
 def area_table_from_dict(data: dict[str, Any], *, source: str = "area table") -> AreaTable:
     """A table from a mapping: every field, or ``base = "<preset>"`` and the fields to change."""
-    data = dict(data)
-    unknown = sorted(set(data) - set(_FIELDS) - {"base"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; expected: base, {', '.join(_FIELDS)}")
-    base = data.pop("base", None)
-    if base is not None:
-        if base not in PRESETS:
-            raise unknown_name("area preset", str(base), PRESETS)
-        if "pe_factor" in data:
-            data["pe_factor"] = {**PRESETS[base].pe_factor, **data["pe_factor"]}
-        data.setdefault("name", f"{base}+{source}")
-        return replace(PRESETS[base], **data)
-    missing = [k for k in ("tech_nm", "pe_mm2", "sram_mm2_per_kb") if k not in data]
-    if missing:
-        raise ConfigError(f"{source}: missing key(s) {', '.join(missing)} (or give base = \"<preset>\" to start from one)")
-    data.setdefault("name", source)
-    try:
-        return AreaTable(**data)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    from uboost.hardware._presets import table_from_dict
+
+    return table_from_dict(AreaTable, PRESETS, data, source=source, kind="area")
 
 
 def resolve_area(area: "str | Path | AreaTable | dict | None") -> AreaTable:

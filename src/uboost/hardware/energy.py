@@ -35,7 +35,7 @@ before loading anything heavy.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -194,27 +194,11 @@ PRESETS: dict[str, EnergyTable] = {t.name: t for t in (_horowitz45(), _eyeriss65
 """Published energy tables by name (their sources in the docstrings of the ``_<name>`` builders)."""
 DEFAULT_ENERGY = "horowitz45"
 
-_FIELDS = tuple(f.name for f in fields(EnergyTable))
-_REQUIRED = tuple(f.name for f in fields(EnergyTable) if f.name not in ("name", "acc_bits", "sram_size_exponent"))
-
-
 def energy_table_from_dict(data: dict[str, Any], *, source: str = "energy table") -> EnergyTable:
     """A table from a mapping: every required field, or ``base = "<preset>"`` and the fields to change."""
-    data = dict(data)
-    unknown = sorted(set(data) - set(_FIELDS) - {"base"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; expected: base, {', '.join(_FIELDS)}")
-    base = data.pop("base", None)
-    if base is not None:
-        if base not in PRESETS:
-            raise unknown_name("energy preset", str(base), PRESETS)
-        data.setdefault("name", f"{base}+{source}")
-        return replace(PRESETS[base], **data)
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise ConfigError(f"{source}: missing key(s) {', '.join(missing)} (or give base = \"<preset>\" to start from one)")
-    data.setdefault("name", source)
-    return EnergyTable(**data)
+    from uboost.hardware._presets import table_from_dict
+
+    return table_from_dict(EnergyTable, PRESETS, data, source=source, kind="energy")
 
 
 def load_energy_toml(path: str | Path) -> EnergyTable:
