@@ -104,3 +104,23 @@ def test_a_head_pools_to_a_grid_no_larger_than_its_feature_map():
     assert heads[0](torch.randn(3, 4, 4, 4)).shape == (3, 10)
     conv = build_heads([(4, 4, 4)], 10, width=8, pool=2)[0]
     assert conv[-1].in_features == 8 * 4
+
+
+def test_a_jointly_trained_backbone_is_saved_and_exported_with_its_heads(retrained_run, tmp_path):
+    """``--training joint`` moves the backbone: the exported network must be that backbone, not the retrained one."""
+    from uboost.dynamic.pipeline import measure
+
+    out = tmp_path / "joint"
+    summary = run_exits(retrained_run, ExitsConfig(epochs=2, max_samples=128, grid=(0.5,), training="joint", learning_rate=0.05),
+                        out=out)
+    saved = torch.load(out / "heads.pt", weights_only=False)
+    retrained = torch.load(retrained_run / "retrain" / "model.pt", weights_only=False)
+    assert any(not torch.equal(saved["backbone_state_dict"][k], v) for k, v in retrained.items())
+    network = load_dynamic(out)
+    loaded = network.backbone.graph_module.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved["backbone_state_dict"].items() if k in loaded)
+    from uboost.data import load_datasets
+
+    _, test = load_datasets("digits", augment=False, image_size=8, channels=1)
+    accuracy, _ = measure(network, test, [None] * network.exits, 64)
+    assert accuracy == pytest.approx(summary["static_test"][0]["accuracy"])  # the static row was scored with that backbone
