@@ -134,7 +134,31 @@ def report(results: list[dict]) -> str:
             mhz = "/".join(f"{r['rows'][name]['freq_mhz']:g}" for r in runs)
             lines.append(f"| {name} | {acc:.1f} ± {acc_sd:.1f} | {e:.4g} ± {e_sd:.2g} | {-100 * saving:+.0f} % | {lat:.4g} | {worst:.4g} | "
                          f"{mhz} | {' / '.join(f'{s:.0f}' for s in shares)} |")
+        lines.extend(fronts_table(runs))
     return "\n".join(lines)
+
+
+LOSSES = (0.0, 0.5, 1.0, 2.0, 5.0)
+
+
+def fronts_table(runs: list[dict]) -> list[str]:
+    """The fronts of DVFS alone, exits alone and joint, on validation data: the least expected energy
+    (as a saving against the static network) at each accuracy loss, mean over seeds."""
+    lines = ["", "Fronts (validation accuracy vs expected energy): energy saved against the static network at a "
+             "validation accuracy loss of at most ... points, mean over seeds (front sizes in brackets)",
+             "| front | " + " | ".join(f"<= {d:g}" for d in LOSSES) + " |", "|---|" + "---|" * len(LOSSES)]
+    for name in ("DVFS alone", "exits alone", "joint"):
+        cells = []
+        for d in LOSSES:
+            saved = []
+            for r in runs:
+                static_acc, static_e = r["rows"]["static"]["front"][0][0], r["rows"]["static"]["expected_energy_uj"]
+                fit = [e for acc, e, _ in r["rows"][name]["front"] if acc >= static_acc - d / 100 - 1e-12]
+                saved.append(1 - min(fit) / static_e if fit else float("nan"))
+            cells.append(f"{100 * statistics.mean(saved):.0f} %")
+        sizes = "/".join(str(len(r["rows"][name]["front"])) for r in runs)
+        lines.append(f"| {name} ({sizes}) | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv=None) -> None:
@@ -148,8 +172,12 @@ def main(argv=None) -> None:
     parser.add_argument("--positions", default=None, help="exit positions, comma-separated [default: the pipeline's]")
     parser.add_argument("--training", default="distill", help="distill | joint")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--report-only", type=Path, default=None, help="print the report of a results JSON written earlier")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "runs" / "dynamic")
     args = parser.parse_args(argv)
+    if args.report_only is not None:
+        print(report(json.loads(args.report_only.read_text())))
+        return
     spaces = ["lenet"] if args.quick else args.spaces.split(",")
     seeds = 1 if args.quick else args.seeds
     epochs = 1 if args.quick else args.retrain_epochs
