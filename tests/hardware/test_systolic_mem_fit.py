@@ -26,7 +26,7 @@ def fitting():
 
 @pytest.fixture(scope="module")
 def data(fitting):
-    return fitting.Data()
+    return fitting.Data(fitting.BASE)
 
 
 def test_shipped_constants_reproduce_the_data_as_reported(fitting, data):

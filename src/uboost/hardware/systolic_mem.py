@@ -76,29 +76,31 @@ class MemorySystolicArray(CostModel):
         if not spec.memory_bound:
             return groups * compute
         # a b-bit operand takes b/8 words (bytes): buffers hold more narrow elements, DRAM moves bits
-        reads, writes = self.dram_cycles(m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0)
-        c = COEFFICIENTS["combine"]
-        return groups * (torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * writes)
+        terms = self.terms(compute, m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0)
+        return groups * combine(terms, spec.dataflow)
 
-    def dram_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-group DRAM time of the read ports (prefetches, back to back) and of the write port.
+    def terms(self, compute, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0) -> dict[str, torch.Tensor]:
+        """Per-group quantities that :func:`combine` weighs with the fitted constants: ``compute``; per
+        read port (``ifmap``, ``filter``) its sequential prefetches (``_seq``), its wrap-around
+        prefetches (``_wrap``, before their weight) and the DRAM cycles of one prefetch (``_chunk``);
+        ``writes``: the write port's DRAM cycles. None of them depends on a constant, so a fit
+        computes them once (``tools/fit_systolic_mem.py``)."""
+        out = {"compute": compute}
+        for name, (seq, wrap, kb) in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words)):
+            out[f"{name}_seq"], out[f"{name}_wrap"] = seq, wrap
+            out[f"{name}_chunk"] = torch.zeros_like(seq) if kb is None else torch.full_like(seq, self._chunk_cycles(kb))
+        out["writes"] = self.write_cycles(m, k, n, ceil, temperature, act_words)
+        return out
 
-        ``weight_words`` and ``act_words`` are the words (bytes) one weight and one activation take
-        (``bits / 8``; SCALE-Sim's 1 at 8 bits): operand sizes and the words between folds scale by
-        them; outputs are written at the activation width. Folds stay those of the physical array."""
+    def write_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, act_words=1.0) -> torch.Tensor:
+        """Per-group DRAM time of the write port: the ofmap SRAM frees half its space when a drain
+        starts, so it behaves like twice the bandwidth; partial sums are written once per row fold in WS/IS."""
         spec = self.spec
-        ports = [
-            torch.zeros_like(m * k) if kb is None else prefetches * self._chunk_cycles(kb)
-            for prefetches, kb in self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words)
-        ]  # each read port has its own DRAM timeline
-        # the array waits for the slower port (per demand line SCALE-Sim stalls by the worst port), plus a share of the other
-        reads = torch.maximum(*ports) + COEFFICIENTS["combine"]["ports"] * torch.minimum(*ports)
-        writes = torch.zeros_like(reads)
         ofmap_kb = spec.buffer_kb[2]
-        if ofmap_kb is not None:
-            words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows)) * m * n * act_words  # WS/IS: once per row fold
-            writes = _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
-        return reads, writes
+        if ofmap_kb is None:
+            return torch.zeros_like(m * k * n)
+        words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows)) * m * n * act_words
+        return _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
 
     def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
         """With memory limits, the DRAM reads are :meth:`dram_read_words` (re-fetches included), as
@@ -118,7 +120,9 @@ class MemorySystolicArray(CostModel):
         groups, _, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         weight_words, act_words = layers.weight_bits / 8.0, layers.act_bits / 8.0  # words (bytes) per element
         out = {}
-        prefetches_kb = self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words)
+        coef = COEFFICIENTS[spec.dataflow]
+        prefetches_kb = [(seq + coef[name] * wrap, kb) for name, (seq, wrap, kb)
+                         in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words))]
         for key, size, per, (prefetches, kb) in zip(("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n),
                                                     (act_words, weight_words), prefetches_kb):
             if kb is None or not spec.memory_bound:
@@ -131,9 +135,10 @@ class MemorySystolicArray(CostModel):
         return out
 
     def read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0,
-                        act_words=1.0) -> list[tuple[torch.Tensor, int | None]]:
-        """Per-group prefetches (half a buffer each) of the ifmap and filter ports, with their buffer sizes
-        in kB (``None``: unbounded, no prefetch): the sequential walks plus the weighted wrap-arounds.
+                        act_words=1.0) -> list[tuple[torch.Tensor, torch.Tensor, int | None]]:
+        """Per-group prefetches (half a buffer each) of the ifmap and filter ports: the sequential walks,
+        the wrap-arounds (before their fitted weight) and the buffer size in kB (``None``: unbounded,
+        no prefetch).
         ``weight_words``/``act_words``: words (bytes) per weight / activation (``bits / 8``)."""
         spec = self.spec
         r, c = spec.rows, spec.cols
@@ -153,14 +158,13 @@ class MemorySystolicArray(CostModel):
             m_cols = ceil(m, c)
             walks = (torch.ones_like(row_folds), m_cols)
             boundaries = (m_cols * row_folds, m_cols * row_folds)
-        coef = COEFFICIENTS["os" if flow == "os" else "ws"]
         ports = []
         for operand, size, walk, edges, kb in (
             ("ifmap", m * k * act_words, walks[0], boundaries[0], ifmap_kb),
             ("filter", k * n * weight_words, walks[1], boundaries[1], filter_kb),
         ):
             if kb is None:
-                ports.append((torch.zeros_like(m * k), None))
+                ports.append((torch.zeros_like(m * k), torch.zeros_like(m * k), None))
                 continue
             if operand == "ifmap" and flow in ("ws", "os"):
                 # the ifmap's folds lie fold_words apart in fetch order: trace which boundaries circle
@@ -168,7 +172,7 @@ class MemorySystolicArray(CostModel):
                 edges = col_folds * _traced_wraps(fold_words * act_words, m * k * act_words, r, folds, kb)
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
             chance = 1.0 if operand == "ifmap" and flow in ("ws", "os") else _straddle(r, kb)
-            ports.append((seq + coef[operand] * chance * wrap, kb))
+            ports.append((seq, chance * wrap, kb))
         return ports
 
     def _chunk_cycles(self, kb: int) -> float:
@@ -178,6 +182,19 @@ class MemorySystolicArray(CostModel):
         return math.ceil(half / self.spec.dram_words_per_cycle) + 1.0
 
 
+def combine(terms: dict[str, torch.Tensor], dataflow: str, coefficients: dict | None = None) -> torch.Tensor:
+    """Per-group cycles from :meth:`MemorySystolicArray.terms` and the constants (default: the shipped
+    ``COEFFICIENTS``): each read port's time is its prefetches (wrap-arounds weighted) times its
+    chunk time; the array waits for the slower port plus a share of the other, then
+    ``max(compute, reads) + overlap * min(compute, reads) + writes * write time``."""
+    coef = COEFFICIENTS if coefficients is None else coefficients
+    flow, c = coef[dataflow], coef["combine"]
+    ports = [(terms[f"{p}_seq"] + flow[p] * terms[f"{p}_wrap"]) * terms[f"{p}_chunk"] for p in ("ifmap", "filter")]
+    reads = torch.maximum(*ports) + c["ports"] * torch.minimum(*ports)
+    compute = terms["compute"]
+    return torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * terms["writes"]
+
+
 # Weight of a fold boundary's full circle per dataflow and read operand, and how the two read ports,
 # the write port and compute combine; fitted on every row of tests/hardware/data/scalesim_user.csv by
 # tools/fit_systolic_mem.py (which also scores constants refitted without the scored layers). The OS
@@ -185,6 +202,7 @@ class MemorySystolicArray(CostModel):
 COEFFICIENTS: dict[str, dict[str, float]] = {
     "ws": {"ifmap": 0.8607, "filter": 0.9556},
     "os": {"ifmap": 1.059, "filter": 1.396e-16},
+    "is": {"ifmap": 0.8607, "filter": 0.9556},  # WS's (not yet fitted)
     "combine": {"overlap": 0.09905, "writes": 0.4138, "ports": 4.332e-13},
 }
 
