@@ -60,6 +60,7 @@ class Data:
         from bench_memory_model import shape
         from uboost.hardware import HardwareSpec, LayerTable, create
         from uboost.hardware.systolic import compute_cycles
+        from uboost.hardware.systolic_mem import window_reuse
 
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         self.rows = []
@@ -80,6 +81,7 @@ class Data:
             model = create("systolic-mem", spec=spec)
             reps, compute, (ceil, m, k, n) = compute_cycles(spec, table)
             terms = model.terms(compute, m, k, n, ceil, None, table.weight_bits / 8.0, table.act_bits / 8.0)
+            terms["reuse"], terms["cover"] = (t.to(compute.dtype) for t in window_reuse(table, batch, kb))
             self.groups.append((flow, torch.tensor(index), reps, terms))
 
     def predict(self, coef: dict):
@@ -99,8 +101,28 @@ class Data:
         return [where[r["layer"]] for r in self.rows]
 
 
+# The small slice that tests/hardware/test_memory_groups.py scores held out (bench_memory_model.py
+# --groups --slice prints the same): a few groups of each kind, every other layer of the file.
+SLICE_GROUPS = {("32x32", "ws", 16, 10.0), ("32x32", "os", 64, 10.0), ("32x32", "is", 64, 10.0), ("32x32", "ws", 8, 10.0),
+                ("128x128", "ws", 16, 10.0), ("128x128", "os", 16, 10.0), ("128x128", "is", 64, 10.0)}
+
+
+def in_slice(row: dict) -> bool:
+    key = (f"{row['rows']}x{row['cols']}", row["dataflow"], int(row["sram_kb"]), float(row["dram_bw_words"]))
+    return key in SLICE_GROUPS and row["layer"] in SLICE_LAYERS
+
+
+SLICE_LAYERS = {
+    "stem_conv3x3_3_48", "c0_sep3x3_dw_16", "c0_conv3x3_16_16", "c2_preprocess_1x1_64_32", "c2_conv3x3_s2_32_32",
+    "c3_preprocess_1x1_128_32", "c3_sep_pw_32_32", "c3_conv5x5_32_32", "c5_conv3x3_s2_64_64", "c6_sep3x3_dw_64",
+    "c6_conv3x3_64_64", "c6_conv3x3_64_128", "conv1_5x5_1_16", "conv2_5x5_16_64", "fc_512_64", "layer4_0_downsample_1x1_s2",
+    "c6_sep_pw_64_64_b8", "classifier_fc_256_10_b64",
+}
+
+
 # Where every fit starts (not the shipped constants, which were fitted on every row).
-START = {"ws": {"ifmap": 0.5, "filter": 0.5}, "os": {"ifmap": 0.5, "filter": 0.5}, "is": {"ifmap": 0.5, "filter": 0.5},
+START = {"ws": {"ifmap": 0.5, "filter": 0.5, "reuse": 0.0, "cover": 0.0}, "os": {"ifmap": 0.5, "filter": 0.5, "reuse": 0.0, "cover": 0.0},
+         "is": {"ifmap": 0.5, "filter": 0.5, "reuse": 0.0, "cover": 0.0},
          "combine": {"overlap": 0.3, "writes": 1.0, "ports": 0.5}}
 RELATIVE = True  # residual: the relative error (what MAPE scores; it cross-validated better), else the log ratio
 
@@ -173,17 +195,20 @@ def held_out_scores(data: Data, which: list[str], start: dict) -> dict:
     return out
 
 
-def per_group(data: Data, folds: int = 3, start: dict = START) -> dict:
+def per_group(data: Data, folds: int = 3, start: dict = START, predicted=None) -> dict:
     """{(array, dataflow, kB, w/c): {"n", "held_out", "shipped", "compute"}}: per configuration, the MAPE
     of constants refitted without the scored layers (``folds``-fold over layers: layer i in fold
     i mod folds; every row predicted by constants fitted on the other folds' rows of *every*
-    configuration), of the shipped constants (in-sample) and of compute-only pricing."""
+    configuration), of the shipped constants (in-sample) and of compute-only pricing. ``predicted``:
+    the out-of-fold predictions when already computed (:func:`out_of_fold`)."""
     import torch
 
     from uboost.hardware.systolic_mem import COEFFICIENTS
 
     everything = list(range(len(data.rows)))
-    held = scores(data, out_of_fold(data, data.fold_of(folds), start), everything)["per_config"]
+    if predicted is None:
+        predicted = out_of_fold(data, data.fold_of(folds), start)
+    held = scores(data, predicted, everything)["per_config"]
     shipped = scores(data, data.predict(COEFFICIENTS), everything)["per_config"]
     compute = torch.tensor([float(r["compute_cycles"]) for r in data.rows], dtype=torch.float64)
     plain = scores(data, compute, everything)["per_config"]
