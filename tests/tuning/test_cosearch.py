@@ -15,7 +15,8 @@ from uboost.hardware.layers import LayerShape, LayerTable
 from uboost.hardware.systolic_mem import MemorySystolicArray
 from uboost.search import SearchConfig
 from uboost.tuning import (
-    AREA_CONSTRAINT, AcceleratorSpace, CachedCostModel, TuneSpace, area_of, check_objectives, export_trial, run_study,
+    AREA_CONSTRAINT, AcceleratorSpace, CachedCostModel, TuneSpace, area_of, check_objectives, create_study, export_trial,
+    objective, run_study,
 )
 
 # recpipe12 (hardware/area.py): 506,891 um^2 per 32x32 array, 29,142 um^2 per 32 kB, no fixed part
@@ -110,6 +111,25 @@ def test_cost_cache_prices_an_accelerator_once(tmp_path):
     assert again.spec is moved and again.key != other.key and again.path != CachedCostModel(Counting(spec), tmp_path).path
 
 
+def test_an_accelerator_over_the_budget_is_recorded_infeasible_without_a_search(tmp_path):
+    budget = 64 * PE_MM2 + 6 * KB_MM2 + 1e-4  # 8x8 fits, 16x8 does not
+    tune = TuneSpace(rows=(8, 16), cols=(8,), temperature=None, accelerator=AcceleratorSpace(area_budget_mm2=budget))
+    study = create_study(tmp_path, objectives="accuracy,energy,area", sampler="nsga3")
+    for _ in range(2):
+        study.enqueue_trial({"rows": 16, "cols": 8, "latency_weight": 1.0})
+    study.optimize(lambda t: objective(t, base=BASE, tune_space=tune, out_root=tmp_path, objectives="accuracy,energy,area"), n_trials=2)
+    area = 128 * PE_MM2 + 6 * KB_MM2
+    for t in study.trials:
+        assert t.state.name == "COMPLETE" and t.values == [0.0, float("inf"), pytest.approx(area)]
+        assert t.constraints[AREA_CONSTRAINT] == pytest.approx(area - budget) and t.user_attrs["skipped"] == "area_budget_mm2"
+    assert study.best_trials == []  # infeasible trials are never best, even when they are the only ones
+    assert not (tmp_path / "trials").exists()  # and never paid for a search
+    assert isinstance(study.sampler, optuna.samplers.NSGAIIISampler) and study.metric_names == ["accuracy", "energy_uj", "area_mm2"]
+    with pytest.raises(ConfigError, match="optimizes accuracy, energy_uj, area_mm2, not accuracy, latency_ms"):
+        create_study(tmp_path)
+
+
+@pytest.mark.slow  # ~30 s on the shared 2-core machine: two real searches in trial processes
 def test_area_budget_cache_and_export_of_a_pareto_point(tmp_path):
     """Real tiny searches: 16x8 is over the budget (never searched, never best); the two 8x8 trials share
     one accelerator, so the second prices nothing; a Pareto point exports with its accelerator."""
