@@ -130,7 +130,7 @@ def test_an_accelerator_over_the_budget_is_recorded_infeasible_without_a_search(
 
 
 @pytest.mark.slow  # ~30 s on the shared 2-core machine: two real searches in trial processes
-def test_area_budget_cache_and_export_of_a_pareto_point(tmp_path):
+def test_area_budget_cache_and_export_of_a_pareto_point(cli, tmp_path):
     """Real tiny searches: 16x8 is over the budget (never searched, never best); the two 8x8 trials share
     one accelerator, so the second prices nothing; a Pareto point exports with its accelerator."""
     budget = 64 * PE_MM2 + 6 * KB_MM2 + 1e-4  # 8x8 fits, 16x8 does not
@@ -159,6 +159,10 @@ def test_area_budget_cache_and_export_of_a_pareto_point(tmp_path):
     assert (spec.array, spec.buffer_kb, spec.dram_words_per_cycle) == ("8x8", (2, 2, 2), 4.0)
     assert config.area_table().name == "recpipe12" and area_of(config) == pytest.approx(best[0].user_attrs["area_mm2"])
     assert json.loads((target / "tune.json").read_text())["area_mm2"] == best[0].user_attrs["area_mm2"]
+    profiled = cli("profile", target)  # `profile RUN` prices on the exported accelerator and its area table
+    assert profiled.code == 0, profiled.err
+    text = " ".join(profiled.out.split())
+    assert f"area {best[0].user_attrs['area_mm2']:.4g} mm²" in text and "recpipe12" in text, text[-600:]
 
 
 @pytest.mark.parametrize("args,fragment", [
