@@ -127,6 +127,7 @@ def run_search(
     progress: bool = False,
     callbacks: list | None = None,
     logger=None,
+    cost_model=None,
 ) -> SearchResult:
     """Search, write the run directory, and return the derived architecture with its cost.
 
@@ -137,6 +138,8 @@ def run_search(
     (:mod:`uboost.distributed`): every process runs this call, and only global rank 0 locks and
     writes ``out``. On ``resume`` the launch settings (devices, nodes, strategy, precision) are
     this call's, the rest is the run's stored config: a run resumes on another number of devices.
+    ``cost_model``: an instance priced on the config's accelerator to use instead of building one
+    (the tuner passes its cached model, :mod:`uboost.tuning.cost_cache`).
     """
     from uboost.distributed import check_launch, is_rank_zero
 
@@ -145,14 +148,14 @@ def run_search(
             raise ConfigError("run_search needs a SearchConfig (only a resume reads the run's own config.json)")
         config = SearchConfig.from_dict(runs.read_json(Path(out) / runs.CONFIG, "run config"))
     check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
-    kwargs = dict(resume=resume, force=force, progress=progress, callbacks=callbacks, logger=logger)
+    kwargs = dict(resume=resume, force=force, progress=progress, callbacks=callbacks, logger=logger, cost_model=cost_model)
     if is_rank_zero(config):
         return _locked_search(config, out, **kwargs)
     return _search(config, out, rank_zero=False, **kwargs)
 
 
 def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: bool, callbacks: list | None, logger,
-            rank_zero: bool = True) -> SearchResult:
+            rank_zero: bool = True, cost_model=None) -> SearchResult:
     from uboost._quiet import quiet_nni
 
     quiet_nni()  # before NNI and Lightning are imported: their import-time warnings are noise too
@@ -185,7 +188,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     space, input_shape, spec = build_space(config)
     if resume:  # before Lightning loads it (a mismatch there is a traceback, and an exception checkpoint)
         _check_checkpoint_matches(ckpt_path, checkpoint, config)
-    cost_model = build_cost_model(config)
+    cost_model = cost_model if cost_model is not None else build_cost_model(config)
     train, test = load_datasets(
         config.dataset, data_dir=config.data_dir, download=config.download,
         image_size=input_shape[-1], channels=input_shape[0], seed=config.seed,

@@ -77,8 +77,8 @@ def profile(
     from uboost.hardware.files import read_hardware_file
 
     described = read_hardware_file(hardware) if hardware is not None else {}
-    area_table = resolve_area(tech if tech is not None else described.pop("area", None))
-    described.pop("area", None)
+    file_area = described.pop("area", None)
+    area_table = resolve_area(tech if tech is not None else file_area)
     table = resolve_energy(energy) if energy is not None else None
     points = load_operating_points(operating_points) if operating_points is not None else None
     _ = [parse_array(a) for a in array or []]  # every --array is checked before the network is loaded
@@ -89,6 +89,8 @@ def profile(
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
+    if tech is None and file_area is None and run is not None:
+        area_table = run.area_table()  # and on its own area table (a co-searched run's --tech)
     if described:  # the file describes the whole accelerator: it replaces the run's
         base = HardwareSpec(**described)
     else:

@@ -44,6 +44,39 @@ def parse_int_space(text: str, what: str) -> tuple[int, ...] | range:
         raise ConfigError(f"{what} must be choices like 8,16,32 or a range LOW:HIGH[:STEP], got {text!r}") from None
 
 
+def parse_choices(text: Optional[str], what: str, kind=int) -> Optional[tuple]:
+    """``"8,16,32"`` -> ``(8, 16, 32)`` (positive ``kind`` values); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(p) for p in str(text).split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be choices like 8,16,32, got {text!r}") from None
+    if not values or any(not v > 0 for v in values):
+        raise ConfigError(f"{what} must be positive sizes like 8,16,32, got {text!r}")
+    return values
+
+
+def _accelerator_space(base, *, area_budget_mm2, ifmap, filters, ofmap, dram_bw, operating_point: bool, pe_modes, objectives):
+    """The co-searched accelerator (None when nothing of it is searched, constrained or an objective)."""
+    from uboost import tuning
+    from uboost.accelerator import points_table
+
+    clocks = None
+    if operating_point:
+        table = points_table(base.operating_points)
+        if table is None:
+            raise ConfigError("--search-operating-point needs an operating-point table: --operating-points or a --hardware file with one")
+        clocks = [p.freq_hz for p in table]
+    given = dict(ifmap_sram_kb=parse_choices(ifmap, "--ifmap-sram-kb-choices"), filter_sram_kb=parse_choices(filters, "--filter-sram-kb-choices"),
+                 ofmap_sram_kb=parse_choices(ofmap, "--ofmap-sram-kb-choices"), dram_bw_words=parse_choices(dram_bw, "--dram-bw-choices", float),
+                 clock_hz=clocks, pe_modes=None if pe_modes is None else [m.strip() for m in pe_modes.split(",") if m.strip()],
+                 area_budget_mm2=area_budget_mm2)
+    if all(v is None for v in given.values()) and "area" not in objectives:
+        return None
+    return tuning.AcceleratorSpace(**given)
+
+
 def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, hardware: Optional[Path] = None):
     from uboost.cli.search import _load_toml, hardware_changes
     from uboost.search import SearchConfig
@@ -57,7 +90,27 @@ def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, ha
         space_options.setdefault("width", 8)
         space_options.setdefault("cells", 3)
     values["space_options"] = space_options
+    tech = values.pop("tech", None)
+    if tech is not None:  # the area table trials are priced on
+        values["hardware"] = {**(values.get("hardware") or {}), "area": tech}
     return SearchConfig.from_dict(values)
+
+
+ACCELERATOR_PARAMS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb", "dram_bw_words", "clock_hz", "pe")
+
+
+def _accelerator_text(params: dict) -> str:
+    """``"8/16/8 kB, 4 w/c, 700 MHz, bitfusion"``: the co-searched part of a trial's accelerator."""
+    parts = []
+    if any(k in params for k in ACCELERATOR_PARAMS[:3]):
+        parts.append("/".join(str(params.get(k, "-")) for k in ACCELERATOR_PARAMS[:3]) + " kB")
+    if "dram_bw_words" in params:
+        parts.append(f"{params['dram_bw_words']:g} w/c")
+    if "clock_hz" in params:
+        parts.append(f"{params['clock_hz'] / 1e6:g} MHz")
+    if "pe" in params:
+        parts.append(str(params["pe"]))
+    return ", ".join(parts)
 
 
 def _pct(value) -> str:
@@ -111,13 +164,15 @@ def _trial_line(study, trial) -> None:
     params = ", ".join(f"{'lambda' if k == 'latency_weight' else 'T' if k == 'temperature' else k}={v:.3g}"
                        for k, v in trial.params.items() if isinstance(v, float))
     state = trial.state.name
-    if state == "COMPLETE":
-        console.print(f"trial {trial.number}: accuracy {_pct(a.get('accuracy'))}, latency {a.get('latency_ms', float('nan')):.5f} ms, "
+    if a.get("skipped"):
+        console.print(f"[dim]trial {trial.number} skipped: {a.get('fail_reason')}[/]")
+    elif state == "COMPLETE":
+        extra = "".join(f", {name} {a[key]:.4g} {unit}" for key, name, unit in (("energy_uj", "energy", "µJ"), ("area_mm2", "area", "mm²"))
+                        if a.get(key) is not None)
+        console.print(f"trial {trial.number}: accuracy {_pct(a.get('accuracy'))}, latency {a.get('latency_ms', float('nan')):.5f} ms{extra}, "
                       f"utilization {_pct(a.get('utilization'))}  [dim]({where}, {params}) {seconds}[/]")
     elif state == "PRUNED":
         console.print(f"[yellow]trial {trial.number} pruned[/] after epoch {a.get('pruned_at_epoch', '?')}  [dim]({where}, {params}) {seconds}[/]")
-    elif a.get("skipped"):
-        console.print(f"[dim]trial {trial.number} skipped: {a.get('fail_reason')}[/]")
     else:
         console.print(f"[red]trial {trial.number} failed:[/] {a.get('fail_reason', 'see the log')}  [dim]({where}) {seconds}[/]")
 
@@ -152,9 +207,13 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
         return
     searched_beta = any("utilization_weight" in t.params for t in front)
     budget = f" (latency budget {budget_ms:g} ms)" if budget_ms else ""
-    table = Table(title=f"Pareto front: accuracy vs latency{budget}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for name in ("trial", "acc.", "latency ms", "cycles", "util.", "λ", "T", "array", "flow"):
-        table.add_column(name, justify="left" if name in ("array", "flow") else "right", no_wrap=True)
+    metrics = tuning.front_metrics(study)
+    over = " vs ".join(m.split("_")[0] for m in metrics)
+    extra = [(k, h) for k, h in (("energy_uj", "energy µJ"), ("area_mm2", "area mm²")) if any(t.user_attrs.get(k) is not None for t in front)]
+    accelerator = any(k in t.params for t in front for k in ACCELERATOR_PARAMS)
+    table = Table(title=f"Pareto front: {over}{budget}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in ("trial", "acc.", "latency ms", *(h for _, h in extra), "cycles", "util.", "λ", "T", "array", "flow", *(["accelerator"] if accelerator else [])):
+        table.add_column(name, justify="left" if name in ("array", "flow", "accelerator") else "right", no_wrap=True)
     if searched_beta:
         table.add_column("β", justify="right", no_wrap=True)
     for t in front:
@@ -166,6 +225,9 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
             f"{t.params['temperature']:.3g}" if "temperature" in t.params else "-",
             a.get("array", "?"), a.get("dataflow", "?"),
         ]
+        row[3:3] = [f"{a[k]:.4g}" if a.get(k) is not None else "-" for k, _ in extra]
+        if accelerator:
+            row.append(_accelerator_text(t.params))
         if searched_beta:
             row.append(f"{t.params['utilization_weight']:.3g}" if "utilization_weight" in t.params else "-")
         table.add_row(*row)
@@ -231,6 +293,17 @@ def tune(
     export_to: Annotated[Optional[Path], Opt("--export-to", help="where --export writes [default: OUT/export-N]")] = None,
     force: Annotated[bool, Opt("--force", help="replace an existing --export-to directory")] = False,
     repair_journal: Annotated[bool, Opt("--repair-journal", help="first cut a torn journal back to its last complete record (a copy of the damaged file is kept)")] = False,
+    objectives: Annotated[Optional[str], Opt("--objectives", help="two or three of accuracy, latency, energy, area (pareto mode) [default: accuracy,latency]")] = None,
+    sampler: Annotated[str, Opt("--sampler", help="nsga2 | nsga3 (pareto mode; NSGA-III spreads three objectives)")] = "nsga2",
+    area_budget_mm2: Annotated[Optional[float], Opt("--area-budget-mm2", help="silicon budget: accelerators above it are infeasible (an Optuna constraint) and never searched")] = None,
+    tech: Annotated[Optional[str], Opt("--tech", help="area table: tpu28, recpipe12 or a TOML file [default: the --hardware file's, else tpu28]")] = None,
+    ifmap_sram_kb_choices: Annotated[Optional[str], Opt("--ifmap-sram-kb-choices", help="co-search the ifmap SRAM: kB choices, e.g. 8,16,32")] = None,
+    filter_sram_kb_choices: Annotated[Optional[str], Opt("--filter-sram-kb-choices", help="co-search the filter SRAM (kB choices)")] = None,
+    ofmap_sram_kb_choices: Annotated[Optional[str], Opt("--ofmap-sram-kb-choices", help="co-search the ofmap SRAM (kB choices)")] = None,
+    dram_bw_choices: Annotated[Optional[str], Opt("--dram-bw-choices", help="co-search the DRAM bandwidth: words per cycle choices, e.g. 4,8,16")] = None,
+    operating_points: Annotated[Optional[str], Opt("--operating-points", help="DVFS table: a preset (rk3576-npu | rk356x-gpu) or a TOML file")] = None,
+    search_operating_point: Annotated[bool, Opt("--search-operating-point", help="co-search the operating point among the DVFS table's points")] = False,
+    pe_modes: Annotated[Optional[str], Opt("--pe-modes", help="co-search the PE mode: some of fixed,bitfusion,bit-serial")] = None,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
@@ -262,11 +335,14 @@ def tune(
 
     if trials < 0:
         raise ConfigError(f"--trials must be a non-negative integer, got {trials}")
-    tuning.check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs)  # before the study is created in the storage
+    tuning.check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs, objectives=objectives)
+    names = tuning.check_objectives(objectives) if mode == "pareto" else ("accuracy",)
+    if sampler not in tuning.SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; expected one of: {', '.join(tuning.SAMPLERS)}")  # before the study is created in the storage
     check_storage(storage, out)  # a typo in --storage fails now, not after the config check
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
-                 sram_kb=sram_kb, dram_bw_words=dram_bw_words)
+                 sram_kb=sram_kb, dram_bw_words=dram_bw_words, operating_points=operating_points, tech=tech)
     base = _base_config(config, flags, default_epochs=3, hardware=hardware)
     if temperature_range is not None and base.cost_mode != "smooth":
         raise ConfigError(f"--temperature-range has no effect with --cost-mode {base.cost_mode} (T shapes only the smooth cost); "
@@ -280,7 +356,15 @@ def tune(
         dataflows=None if dataflows is None else [d.strip() for d in dataflows.split(",") if d.strip()],
         utilization_weight=None if utilization_weight_range is None else parse_float_range(utilization_weight_range, "--utilization-weight-range"),
     )
+    accelerator = _accelerator_space(base, area_budget_mm2=area_budget_mm2, ifmap=ifmap_sram_kb_choices, filters=filter_sram_kb_choices,
+                                     ofmap=ofmap_sram_kb_choices, dram_bw=dram_bw_choices, operating_point=search_operating_point,
+                                     pe_modes=pe_modes, objectives=names)
+    if accelerator is not None:
+        import dataclasses
+
+        tune_space = dataclasses.replace(tune_space, accelerator=accelerator)
     tune_space = tune_space.for_cost_mode(base.cost_mode)
+    tune_space.check_accelerator(base, area="area" in names)  # a budget below the smallest accelerator: refused before writing
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 
@@ -291,7 +375,8 @@ def tune(
     )
     study = None
     try:
-        study = tuning.create_study(out, mode=mode, storage=storage, study_name=study_name, seed=seed)
+        study = tuning.create_study(out, mode=mode, storage=storage, study_name=study_name, seed=seed,
+                                    objectives=objectives if mode == "pareto" else None, sampler=sampler)
         earlier = len(study.get_trials(deepcopy=False))
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")
@@ -300,6 +385,7 @@ def tune(
             tuning.run_study(
                 base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
                 retrain_epochs=retrain_epochs, study=study, callbacks=[running.finished, _trial_line], progress=running.update,
+                objectives=objectives if mode == "pareto" else None, sampler=sampler,
             )
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")

@@ -35,23 +35,29 @@ The package follows the loop's seams: :mod:`~uboost.tuning.space` (what is searc
 callbacks inside it: Optuna's pruning callback, live progress), :mod:`~uboost.tuning.objective`
 (one trial), :mod:`~uboost.tuning.storage` (where studies live, retried writes),
 :mod:`~uboost.tuning.recovery` (dead workers, results a lost storage left on disk),
-:mod:`~uboost.tuning.study` (create, run, load), :mod:`~uboost.tuning.report` (results, the Pareto
+:mod:`~uboost.tuning.study` (create, run, load), :mod:`~uboost.tuning.objectives` (accuracy, latency, energy,
+area), :mod:`~uboost.tuning.accelerator_space` (the co-searched accelerator and its area budget),
+:mod:`~uboost.tuning.cost_cache` (layer costs per accelerator, shared by trials), :mod:`~uboost.tuning.report` (results, the Pareto
 plot) and :mod:`~uboost.tuning.export`. Optuna itself is imported only inside functions: the trial
 children do not need it.
 """
 
 from __future__ import annotations
 
+from uboost.tuning.accelerator_space import AREA_CONSTRAINT, AcceleratorSpace, area_of
 from uboost.tuning.child import TrialFailed, check_config
+from uboost.tuning.cost_cache import CachedCostModel
 from uboost.tuning.export import export_trial, find_trial
 from uboost.tuning.objective import BUDGET_CONSTRAINT, DEFAULT_STUDY, DIRECTIONS, METRIC_NAMES, MODES, check_mode, objective
+from uboost.tuning.objectives import OBJECTIVES, SAMPLERS, check_objectives
 from uboost.tuning.recovery import fail_dead_trials, record_pending
-from uboost.tuning.report import best_trial, completed, feasible, pareto_front, pareto_plot
+from uboost.tuning.report import best_trial, completed, feasible, front_metrics, pareto_front, pareto_plot
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, describe_storage, resolve_storage, safe_name, trial_dir
 from uboost.tuning.study import create_study, load_study, run_study
 
 __all__ = [
+    "AREA_CONSTRAINT", "AcceleratorSpace", "CachedCostModel", "OBJECTIVES", "SAMPLERS", "area_of", "check_objectives", "front_metrics",
     "BUDGET_CONSTRAINT", "DEFAULT_STUDY", "DIRECTIONS", "METRIC_NAMES", "MODES", "StorageUnavailable", "TrialFailed",
     "TuneSpace", "best_trial", "check_config", "check_mode", "completed", "create_study", "describe_storage",
     "export_trial", "fail_dead_trials", "feasible", "find_trial", "load_study", "objective", "pareto_front",

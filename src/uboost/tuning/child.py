@@ -24,6 +24,7 @@ _PRELOAD = [
     "uboost.tuning.child", "uboost.search", "uboost.retrain", "uboost.data", "uboost.strategy",
     "uboost.search_spaces", "uboost.hardware", "pytorch_lightning", "nni.nas.evaluator.pytorch",
     "nni.nas.experiment", "matplotlib", "uboost.tuning.callbacks", "optuna_integration.pytorch_lightning",
+    "uboost.tuning.cost_cache",
     "uboost.tuning._forkserver",  # a trial start cut short by Ctrl-C exits without a traceback
 ]
 
@@ -67,11 +68,20 @@ def _trial_main(payload: dict[str, Any], conn, alive) -> None:
         callbacks = [progress_callback(conn)]
         if payload.get("prune"):
             callbacks.append(pruning_callback(PipeTrial(conn, payload["number"])))
-        result = run_search(Config.from_dict(payload["config"]), run_dir, callbacks=callbacks)
+        config = Config.from_dict(payload["config"])
+        cost_model = None
+        if payload.get("cost_cache"):  # trials on one accelerator price its layers once (cost_cache.py)
+            from uboost.search import build_cost_model
+            from uboost.tuning.cost_cache import CachedCostModel
+
+            cost_model = CachedCostModel(build_cost_model(config), payload["cost_cache"])
+        result = run_search(config, run_dir, callbacks=callbacks, cost_model=cost_model)
         message = {
             "ok": True, "summary": result.summary(), "arch": result.arch,
             "array": result.hardware.spec.array, "dataflow": result.hardware.spec.dataflow,
         }
+        if cost_model is not None:
+            message["cost_cache"] = {"key": cost_model.key, "hits": cost_model.hits, "misses": cost_model.misses}
         if payload.get("retrain"):
             from uboost.retrain import RetrainConfig, retrain
 

@@ -52,7 +52,9 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
 
     Files of the trial's own run directory are copied when it is on this machine (without
     checkpoints); ``config.json``, ``arch.json`` and ``tune.json`` come from the storage, so
-    export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``.
+    export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``. The
+    config is the trial's resolved one, its co-searched accelerator included (buffers, bandwidth,
+    clock, PE mode, area table), so ``retrain``, ``export`` and ``profile RUN`` price on it.
     """
     trial = find_trial(study, which, budget_ms=budget_ms)
     out = Path(out) if out is not None else Path(out_root) / f"export-{trial.number}"
@@ -73,7 +75,8 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
             write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
             write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
-            keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "cycles", "utilization", "macs", "array", "dataflow", "run_dir")
+            keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "energy_uj", "area_mm2", "cycles", "utilization", "macs",
+                    "array", "dataflow", "run_dir")
             write_json(tmp / "tune.json", {
                 "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
                 **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 from uboost.exceptions import ConfigError, UBoostError
 from uboost.io import write_text
 from uboost.search import SearchConfig
+from uboost.tuning import objectives as objs
+from uboost.tuning.accelerator_space import AREA_CONSTRAINT, area_of
 from uboost.tuning.child import TrialFailed, _check_interrupt, _run_child
+from uboost.tuning.cost_cache import FOLDER as COST_CACHE
 from uboost.tuning.recovery import hold_worker_lock, write_pending
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, trial_dir
@@ -32,7 +35,18 @@ UNRECORDED: list[Path] = []
 """Results of finished trials this process could not write to the storage (kept on disk)."""
 
 
-def check_mode(mode: str, budget_ms: float | None, *, timeout: float | None = None, retrain_epochs: int = 0) -> None:
+def study_metrics(mode: str, objectives=None) -> tuple[list[str], list[str]]:
+    """``(metric names, directions)`` of a study in ``mode`` with ``objectives`` (pareto mode only)."""
+    if mode == "pareto":
+        names = objs.check_objectives(objectives)
+        return objs.metric_names(names), objs.directions(names)
+    if objectives is not None:
+        raise ConfigError(f"--objectives needs --mode pareto (mode {mode!r} maximizes accuracy under --budget-ms)")
+    return METRIC_NAMES[mode], DIRECTIONS[mode]
+
+
+def check_mode(mode: str, budget_ms: float | None, *, timeout: float | None = None, retrain_epochs: int = 0,
+               objectives=None) -> None:
     """The study's settings, checked before the storage is touched (a bad one would fail every trial)."""
     if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
         raise ConfigError(f"retrain_epochs (--retrain-epochs) must be an integer >= 0 (0: no retraining), got {retrain_epochs!r}")
@@ -44,6 +58,7 @@ def check_mode(mode: str, budget_ms: float | None, *, timeout: float | None = No
         raise ConfigError(f"budget_ms must be a positive number of milliseconds, got {budget_ms!r}")
     if mode == "budget" and budget_ms is None:
         raise ConfigError("mode 'budget' needs a latency budget: pass budget_ms (--budget-ms)")
+    study_metrics(mode, objectives)
 
 
 def _base_config(base: SearchConfig | None, config: dict[str, Any]) -> SearchConfig:
@@ -74,8 +89,9 @@ def objective(
     start_method: str | None = None,
     poll_seconds: float = 0.25,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
+    objectives: Any = None,
     **config: Any,
-) -> float | tuple[float, float]:
+) -> float | tuple[float, ...]:
     """One trial: suggest lambda, T, rows, cols (...), run a fresh search in a child process.
 
     ``base`` is the :class:`SearchConfig` the suggestions are applied to; keyword arguments
@@ -86,11 +102,18 @@ def objective(
     a ``retrain_epochs`` retrain. Arch, hardware metrics and the run directory are stored as user
     attributes. Raises :class:`TrialFailed` when the trial cannot give a result. ``progress(number,
     info)`` is called as the search goes (``info``: epoch, epochs, val_acc, latency_ms).
+
+    ``objectives`` (``"pareto"`` mode): two or three of accuracy, latency, energy, area
+    (:mod:`~uboost.tuning.objectives`; default accuracy and latency), returned in that order. With an
+    accelerator space (``tune_space.accelerator``) the trial's accelerator is part of the point; one
+    over its area budget returns the worst values without a search (see
+    :mod:`~uboost.tuning.accelerator_space`). The trial's cost model caches its layer costs per
+    accelerator in ``out_root/cost-cache`` (:mod:`~uboost.tuning.cost_cache`).
     """
     try:
         return _objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
                           mode=mode, budget_ms=budget_ms, start_method=start_method, poll_seconds=poll_seconds, config=config,
-                          progress=progress)
+                          progress=progress, objectives=objectives)
     except KeyboardInterrupt:  # Optuna records the trial as FAIL and re-raises; say why
         with contextlib.suppress(Exception):
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
@@ -98,22 +121,23 @@ def objective(
 
 
 def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budget_ms, start_method, poll_seconds, config,
-               progress):
+               progress, objectives):
     _check_interrupt()  # a Ctrl-C while Optuna was busy
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     lock = hold_worker_lock(trial.study)  # journal files: how a later worker tells we died (recovery.py)
     if lock is not None:
         trial.set_user_attr("worker_lock", lock)
-    check_mode(mode, budget_ms)
+    check_mode(mode, budget_ms, objectives=objectives)
+    names, wanted = study_metrics(mode, objectives)
     base = _base_config(base, config)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
     if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
         raise ConfigError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}")
     directions = len(trial.study.directions)
-    if directions != len(DIRECTIONS[mode]):
+    if directions != len(wanted):
         raise ConfigError(
-            f"mode {mode!r} returns {' and '.join(METRIC_NAMES[mode])} but the study has {directions} "
-            f"direction(s); create it with directions={DIRECTIONS[mode]} (uboost.tuning.create_study does)"
+            f"mode {mode!r} returns {' and '.join(names)} but the study has {directions} "
+            f"direction(s); create it with directions={wanted} (uboost.tuning.create_study does)"
         )
 
     try:
@@ -126,11 +150,19 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
         trial.set_user_attr("skipped", "area_budget")  # failed without running: not counted by run_study
         raise _fail(trial, violation)
     try:
-        cfg = base.replace(**changes)
+        cfg = tune_space.apply(base, changes)
         cfg.hardware_spec()
+        area = _area(cfg, tune_space, names)
     except UBoostError as exc:
         raise _fail(trial, f"invalid combination: {exc}") from None
     trial.set_user_attr("dataflow", cfg.dataflow)
+    over = _area_constraint(trial, tune_space, area)
+    if over is not None and over > 0:  # never searched: recorded with the worst values (accelerator_space.py)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("skipped", "area_budget_mm2")
+        trial.set_user_attr("fail_reason", f"area {area:.4g} mm^2 is over the budget of {tune_space.accelerator.area_budget_mm2:g} mm^2")
+        worst = [area if n == "area_mm2" else objs.WORST[d] for n, d in zip(names, wanted)]
+        return tuple(worst) if mode == "pareto" else worst[0]
     run_dir = trial_dir(out_root, trial.study.study_name, trial.number).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise _fail(trial, f"trial directory {run_dir} already exists (left by another study?); remove it")
@@ -140,7 +172,8 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     if retrain_epochs:
         retrain = dict(epochs=retrain_epochs, batch_size=cfg.batch_size, max_samples=cfg.max_samples, seed=cfg.seed,
                        accelerator=cfg.accelerator, devices=cfg.devices)
-    payload = {"config": cfg.to_dict(), "run_dir": str(run_dir), "retrain": retrain}
+    payload = {"config": cfg.to_dict(), "run_dir": str(run_dir), "retrain": retrain,
+               "cost_cache": str(Path(out_root).resolve() / COST_CACHE)}
     message = _run_child(trial, payload, report=mode == "budget", start_method=start_method, poll_seconds=poll_seconds,
                          progress=progress)
     if not message["ok"]:
@@ -153,21 +186,29 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
         "arch": message["arch"], "latency_ms": summary["latency_ms"], "cycles": summary["cycles"],
         "utilization": summary["utilization"], "macs": summary["macs"], "val_acc": summary["val_acc"],
         "search_seconds": summary["search_seconds"], "array": message["array"], "dataflow": message["dataflow"],
+        "energy_uj": summary.get("energy_uj"),
     }
+    if area is not None:
+        attrs["area_mm2"] = area
+    if over is not None:
+        attrs[AREA_CONSTRAINT] = over
+    if "cost_cache" in message:
+        attrs["cost_cache"] = message["cost_cache"]
     if "test_acc" in message:
         attrs["test_acc"] = message["test_acc"]
         attrs["retrain_seconds"] = message["retrain_seconds"]
     accuracy = attrs.get("test_acc", attrs["val_acc"])
     attrs["accuracy"] = accuracy
     latency = attrs["latency_ms"]
-    if accuracy is None or not math.isfinite(accuracy) or not math.isfinite(latency):
+    if accuracy is None or not math.isfinite(accuracy) or not math.isfinite(latency) or not all(
+            attrs.get(n) is not None and math.isfinite(attrs[n]) for n in names):
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         raise _fail(trial, "the search reported no validation accuracy" if accuracy is None else
                     f"non-finite result: accuracy={accuracy}, latency_ms={latency}")
     if budget_ms is not None:
         attrs[BUDGET_CONSTRAINT] = latency - budget_ms
-    values = [accuracy, latency] if mode == "pareto" else [accuracy]
+    values = objs.values_from(attrs, names)
     pending = write_pending(run_dir, trial, values, attrs)  # on disk first: the storage may be gone by now
     try:
         for key, value in attrs.items():
@@ -177,4 +218,25 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     except StorageUnavailable:
         UNRECORDED.append(pending)
         raise
-    return (accuracy, latency) if mode == "pareto" else accuracy
+    return tuple(values) if mode == "pareto" else values[0]
+
+
+def _area(cfg: SearchConfig, tune_space: TuneSpace, names: list[str]) -> float | None:
+    """The accelerator's area (mm^2) when it is constrained or an objective, else ``None``."""
+    space = tune_space.accelerator
+    if "area_mm2" in names or (space is not None and space.prices_area):
+        return area_of(cfg)
+    return None
+
+
+def _area_constraint(trial, tune_space: TuneSpace, area: float | None) -> float | None:
+    """Record ``area - budget`` as the trial's constraint (every trial of a budgeted study has one)."""
+    space = tune_space.accelerator
+    over = None if space is None or area is None else space.area_violation_mm2(area)
+    if over is None:
+        return None
+    trial.set_user_attr("area_mm2", area)
+    trial.set_user_attr(AREA_CONSTRAINT, over)
+    if hasattr(trial, "set_constraint"):  # Optuna >= 5; older versions read the user attr (study.py)
+        trial.set_constraint(AREA_CONSTRAINT, over)
+    return over

@@ -6,16 +6,27 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uboost.tuning.accelerator_space import AREA_CONSTRAINT
 from uboost.tuning.objective import BUDGET_CONSTRAINT
+from uboost.tuning.objectives import dominates, objectives_of, signs
 
 if TYPE_CHECKING:
     import optuna
 
 
+CONSTRAINTS = (BUDGET_CONSTRAINT, AREA_CONSTRAINT)
+LABELS = {"accuracy": "accuracy (%)", "latency_ms": "latency (ms)", "energy_uj": "energy (µJ)", "area_mm2": "area (mm²)"}
+
+
 def feasible(trial) -> bool:
-    """Within the latency budget (or no budget was set)."""
-    over = trial.user_attrs.get(BUDGET_CONSTRAINT)
-    return over is None or over <= 0
+    """Within the latency and area budgets (or none was set)."""
+    return all(trial.user_attrs.get(key) is None or trial.user_attrs[key] <= 0 for key in CONSTRAINTS)
+
+
+def front_metrics(study: "optuna.Study") -> list[str]:
+    """The metrics a study's Pareto front is over: its objectives, or accuracy and latency (budget mode)."""
+    names = study.metric_names
+    return list(names) if names and len(names) > 1 and objectives_of(names) else ["accuracy", "latency_ms"]
 
 
 def completed(study: "optuna.Study") -> list:
@@ -27,15 +38,14 @@ def completed(study: "optuna.Study") -> list:
 
 
 def pareto_front(study: "optuna.Study", *, feasible_only: bool = True) -> list:
-    """Completed trials no other trial beats on both accuracy (higher) and latency (lower),
-    sorted by latency. Over-budget trials are left out when a budget was set."""
-    trials = [t for t in completed(study) if not feasible_only or feasible(t)]
-    points = [(t.user_attrs["accuracy"], t.user_attrs["latency_ms"]) for t in trials]
-    front = []
-    for t, (acc, lat) in zip(trials, points):
-        dominated = any(a >= acc and l <= lat and (a > acc or l < lat) for a, l in points)
-        if not dominated:
-            front.append(t)
+    """Completed trials no other trial beats on every objective (:func:`front_metrics`: accuracy
+    higher, latency lower by default), sorted by latency. Over-budget trials (latency or area) are
+    left out when a budget was set."""
+    metrics = front_metrics(study)
+    trials = [t for t in completed(study) if (not feasible_only or feasible(t)) and all(t.user_attrs.get(m) is not None for m in metrics)]
+    points = [[t.user_attrs[m] for m in metrics] for t in trials]
+    sign = signs(metrics)
+    front = [t for t, p in zip(trials, points) if not any(dominates(q, p, sign) for q in points)]
     return sorted(front, key=lambda t: (t.user_attrs["latency_ms"], -t.user_attrs["accuracy"], t.number))
 
 
@@ -51,10 +61,11 @@ def best_trial(study: "optuna.Study", *, budget_ms: float | None = None):
 
 
 def pareto_plot(study: "optuna.Study", path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Accuracy vs latency of every finished trial, drawn by Optuna's own
-    ``optuna.visualization.matplotlib.plot_pareto_front`` (front, dominated and over-budget trials
-    in its colours), written atomically as a PNG. Works for both modes: the points come from the
-    trials' user attributes, so a ``"budget"`` study (one objective) gets the same two-axis front."""
+    """Accuracy vs latency of every finished trial (or the study's two or three objectives: a 3-D
+    plot for three), drawn by Optuna's own ``optuna.visualization.matplotlib.plot_pareto_front``
+    (front, dominated and over-budget trials in its colours), written atomically as a PNG. Works for
+    both modes: the points come from the trials' user attributes, so a ``"budget"`` study (one
+    objective) gets the same two-axis front."""
     import inspect
     import warnings
 
@@ -66,17 +77,23 @@ def pareto_plot(study: "optuna.Study", path: str | os.PathLike, *, title: str | 
     plt = _pyplot()  # Agg, or one line naming the plot extra
     from optuna.visualization.matplotlib import plot_pareto_front
 
-    copy = optuna.create_study(directions=["maximize", "minimize"])
+    metrics = front_metrics(study)
+    copy = optuna.create_study(directions=["maximize" if s > 0 else "minimize" for s in signs(metrics)])
     has_constraints = "constraints" in inspect.signature(optuna.trial.create_trial).parameters
     for trial in completed(study):
         a, extra = trial.user_attrs, {}
-        if a.get(BUDGET_CONSTRAINT) is not None:
-            extra = ({"constraints": {BUDGET_CONSTRAINT: a[BUDGET_CONSTRAINT]}} if has_constraints
-                     else {"system_attrs": {"constraints": [a[BUDGET_CONSTRAINT]]}})
-        copy.add_trial(optuna.trial.create_trial(values=[100 * a["accuracy"], a["latency_ms"]], user_attrs={"trial": trial.number}, **extra))
+        if any(a.get(m) is None for m in metrics):
+            continue
+        limits = {k: a[k] for k in CONSTRAINTS if a.get(k) is not None}
+        if limits:
+            extra = ({"constraints": limits} if has_constraints else {"system_attrs": {"constraints": list(limits.values())}})
+        values = [100 * a[m] if m == "accuracy" else a[m] for m in metrics]
+        copy.add_trial(optuna.trial.create_trial(values=values, user_attrs={"trial": trial.number}, **extra))
+    order = [i for i, m in enumerate(metrics) if m != "accuracy"] + [i for i, m in enumerate(metrics) if m == "accuracy"]
     with warnings.catch_warnings():  # "experimental" matplotlib backend of optuna.visualization
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        ax = plot_pareto_front(copy, target_names=["latency (ms)", "accuracy (%)"], targets=lambda t: (t.values[1], t.values[0]))
+        ax = plot_pareto_front(copy, target_names=[LABELS[metrics[i]] for i in order],
+                               targets=lambda t: tuple(t.values[i] for i in order))
     figure = ax.figure
     try:
         ax.set_title(title or f"uboost tune: {study.study_name} ({len(copy.trials)} finished trials)")

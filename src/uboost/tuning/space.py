@@ -1,4 +1,5 @@
-"""What Optuna searches: :class:`TuneSpace` (lambda, T, rows, cols, dataflow, beta) and its distributions."""
+"""What Optuna searches: :class:`TuneSpace` (lambda, T, rows, cols, dataflow, beta, and with an
+:class:`~uboost.tuning.accelerator_space.AcceleratorSpace` the rest of the accelerator) and its distributions."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from uboost.exceptions import ConfigError
 from uboost.hardware.spec import DATAFLOWS
+from uboost.tuning.accelerator_space import AcceleratorSpace
 
 if TYPE_CHECKING:
     import optuna
+
+    from uboost.search_config import SearchConfig
+
+ACCELERATOR_POINT = "accelerator_point"
+"""Key of :meth:`TuneSpace.suggest`'s changes holding the accelerator point (see :meth:`TuneSpace.apply`)."""
 
 
 def _float_range(name: str, value: Any, *, positive: bool) -> tuple[float, float]:
@@ -52,7 +59,8 @@ class TuneSpace:
     config's values are used. ``latency_weight`` (lambda) and ``temperature`` are log-scale ranges,
     ``utilization_weight`` a linear one; ``low == high`` fixes a value. The temperature T shapes
     only the smooth cost (``cost_mode="smooth"``): :meth:`for_cost_mode` drops it otherwise, and
-    ``temperature=None`` never searches it.
+    ``temperature=None`` never searches it. ``accelerator`` extends the search to buffers, bandwidth,
+    operating point and PE mode under an area budget in mm^2 (:mod:`~uboost.tuning.accelerator_space`).
     """
 
     latency_weight: tuple[float, float] = (0.01, 10.0)
@@ -62,6 +70,7 @@ class TuneSpace:
     area_budget: int | None = None
     dataflows: Sequence[str] | None = None
     utilization_weight: tuple[float, float] | None = None
+    accelerator: AcceleratorSpace | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
@@ -78,6 +87,8 @@ class TuneSpace:
             if not flows or bad:
                 raise ConfigError(f"unknown dataflow {bad[0] if bad else '(none)'!r}; expected some of: {', '.join(DATAFLOWS)}")
             set_("dataflows", flows)
+        if self.accelerator is not None and not isinstance(self.accelerator, AcceleratorSpace):
+            raise ConfigError(f"accelerator must be an AcceleratorSpace, got {type(self.accelerator).__name__}")
         if self.area_budget is not None:
             if isinstance(self.area_budget, bool) or not isinstance(self.area_budget, int) or self.area_budget < 1:
                 raise ConfigError(f"area_budget must be a positive integer (rows*cols PEs), got {self.area_budget!r}")
@@ -99,7 +110,22 @@ class TuneSpace:
             changes["dataflow"] = trial.suggest_categorical("dataflow", list(self.dataflows))
         if self.utilization_weight is not None:
             changes["utilization_weight"] = trial.suggest_float("utilization_weight", *self.utilization_weight)
+        if self.accelerator is not None:
+            changes[ACCELERATOR_POINT] = self.accelerator.suggest(trial)
         return changes
+
+    def apply(self, base: "SearchConfig", changes: dict[str, Any]) -> "SearchConfig":
+        """``base`` with the changes of :meth:`suggest` applied (the accelerator point included)."""
+        changes = dict(changes)
+        point = changes.pop(ACCELERATOR_POINT, None)
+        config = base.replace(**changes)
+        return self.accelerator.configure(config, point) if self.accelerator is not None and point else config
+
+    def check_accelerator(self, base: "SearchConfig", *, area: bool = False) -> None:
+        """Refuse an accelerator space no trial could run (:meth:`AcceleratorSpace.check`); ``area``:
+        area is an objective, so every accelerator of the space must have one."""
+        if self.accelerator is not None or area:
+            (self.accelerator or AcceleratorSpace()).check(base, rows=self.rows, cols=self.cols, area=area)
 
     def distributions(self) -> dict[str, "optuna.distributions.BaseDistribution"]:
         """The Optuna distributions :meth:`suggest` uses, by parameter name."""
@@ -118,6 +144,8 @@ class TuneSpace:
             found["dataflow"] = CategoricalDistribution(list(self.dataflows))
         if self.utilization_weight is not None:
             found["utilization_weight"] = FloatDistribution(*self.utilization_weight)
+        if self.accelerator is not None:
+            found.update(self.accelerator.distributions())
         return found
 
     def check_compatible(self, study: "optuna.Study") -> None:
@@ -167,7 +195,10 @@ class TuneSpace:
                 return {"low": v.start, "high": v[-1], "step": v.step}
             return list(v) if isinstance(v, tuple) else v
 
-        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        found = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "accelerator"}
+        if self.accelerator is not None:  # absent otherwise: the stored space of earlier studies is unchanged
+            found["accelerator"] = self.accelerator.to_dict()
+        return found
 
 
 def _describe(dist) -> str:

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from uboost.exceptions import ConfigError, UBoostError
 from uboost.search import SearchConfig
 from uboost.tuning.child import _check_interrupt, _interrupt_guard, _start_method
+from uboost.tuning.accelerator_space import AREA_CONSTRAINT
 from uboost.tuning.objective import (
-    BUDGET_CONSTRAINT, DEFAULT_STUDY, DIRECTIONS, METRIC_NAMES, MODES, UNRECORDED, check_mode, objective,
+    BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_mode, objective, study_metrics,
 )
+from uboost.tuning.objectives import check_sampler
 from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, resolve_storage
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def _constraints_from_attrs(trial) -> Sequence[float]:  # Optuna < 5 (no Trial.set_constraint)
-    return (float(trial.user_attrs.get(BUDGET_CONSTRAINT, 0.0)),)
+    return tuple(float(trial.user_attrs.get(key, 0.0)) for key in (BUDGET_CONSTRAINT, AREA_CONSTRAINT))
 
 
 def create_study(
@@ -38,10 +40,14 @@ def create_study(
     seed: int | None = None,
     population_size: int = 20,
     pruner: "optuna.pruners.BasePruner | None" = None,
+    objectives: Any = None,
+    sampler: str = "nsga2",
 ) -> "optuna.Study":
     """Create or continue (``load_if_exists``) a study with metric names set.
 
-    ``"pareto"``: maximize accuracy, minimize latency_ms with a seeded NSGA-II. ``"budget"``:
+    ``"pareto"``: maximize accuracy, minimize latency_ms with a seeded NSGA-II -- or any two or three
+    ``objectives`` of accuracy, latency, energy, area (:mod:`~uboost.tuning.objectives`), with
+    NSGA-II or ``sampler="nsga3"``; a continued study must have the same objectives. ``"budget"``:
     maximize accuracy with TPE (latency budget as a constraint) and a median pruner on the
     per-epoch validation accuracy.
 
@@ -55,15 +61,21 @@ def create_study(
 
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; expected one of: {', '.join(MODES)}")
+    names, wanted = study_metrics(mode, objectives)
+    check_sampler(sampler)
     if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
         raise ConfigError(f"population_size must be an integer >= 2, got {population_size!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     legacy = not hasattr(optuna.trial.Trial, "set_constraint")
 
-    def sampler(seed_: int | None):
+    def make_sampler(seed_: int | None):
         if mode == "pareto":
             extra = {"constraints_func": _constraints_from_attrs} if legacy else {}
+            if sampler == "nsga3":
+                with warnings.catch_warnings():  # "experimental" in Optuna 3.2-5.x
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.samplers.NSGAIIISampler(seed=seed_, population_size=population_size, **extra)
             return optuna.samplers.NSGAIISampler(seed=seed_, population_size=population_size, **extra)
         extra = {"constraints_func": _constraints_from_attrs} if legacy else {}
         return optuna.samplers.TPESampler(seed=seed_, n_startup_trials=5, **extra)
@@ -71,25 +83,28 @@ def create_study(
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if mode == "budget" else optuna.pruners.NopPruner()
     study = optuna.create_study(
-        storage=resolve_storage(storage, out_root), study_name=study_name, directions=DIRECTIONS[mode],
-        sampler=sampler(None), pruner=pruner, load_if_exists=True,
+        storage=resolve_storage(storage, out_root), study_name=study_name, directions=wanted,
+        sampler=make_sampler(None), pruner=pruner, load_if_exists=True,
     )
     found = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
-    if found != DIRECTIONS[mode]:
-        other = next(m for m, d in DIRECTIONS.items() if d == found) if found in DIRECTIONS.values() else "another"
-        raise ConfigError(
-            f"study {study_name!r} was created in {other!r} mode ({', '.join(found)}), not {mode!r}; "
-            f"use --mode {other} or a new --study-name"
-        )
-    if study.metric_names != METRIC_NAMES[mode]:
+    if found != wanted or (study.metric_names is not None and study.metric_names != names):
+        other = "budget" if len(found) == 1 else "pareto"
+        if other != mode:
+            raise ConfigError(
+                f"study {study_name!r} was created in {other!r} mode ({', '.join(found)}), not {mode!r}; "
+                f"use --mode {other} or a new --study-name"
+            )
+        raise ConfigError(f"study {study_name!r} optimizes {', '.join(study.metric_names or found)}, not {', '.join(names)}; "
+                          f"use the same --objectives or a new --study-name")
+    if study.metric_names != names:
         with warnings.catch_warnings():  # "experimental" in Optuna 3.2-5.0; it is what the dashboard reads
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(METRIC_NAMES[mode])
+            study.set_metric_names(names)
     if seed is not None:
         key = f"uboost_seed_sessions:{seed}"  # one key per seed: workers with other seeds never race on it
         session = int(study.user_attrs.get(key, 0))
         study.set_user_attr(key, session + 1)
-        study.sampler = sampler(_stream_seed(seed, session))
+        study.sampler = make_sampler(_stream_seed(seed, session))
     return study
 
 
@@ -119,11 +134,13 @@ def run_study(
     start_method: str | None = None,
     study: "optuna.Study | None" = None,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
+    objectives: Any = None,
+    sampler: str = "nsga2",
 ) -> "optuna.Study":
     """Create/continue the study (or use ``study``) and run ``n_trials`` more searches here.
 
     ``n_trials`` counts searches: trials skipped at once for the area budget (recorded as FAIL with
-    user attribute ``skipped``) come on top. Failed trials are recorded as FAIL and the study goes
+    user attribute ``skipped``, or for ``--area-budget-mm2`` as COMPLETE, infeasible and worst) come on top. Failed trials are recorded as FAIL and the study goes
     on. ``progress(number, info)`` sees each running trial's epoch, val_acc and latency_ms.
     Ctrl-C stops the running trial's process, records that trial as FAIL and raises
     ``KeyboardInterrupt``; finished trials stay in storage.
@@ -132,14 +149,16 @@ def run_study(
     kept on disk are recorded, trials of dead workers are failed and queued again. When the storage
     stops answering, :class:`StorageUnavailable` says where a finished trial's result was kept.
     """
-    check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs)
+    check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs, objectives=objectives)
     _start_method(start_method)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0):
         raise ConfigError(f"n_trials must be a non-negative integer, got {n_trials!r}")
+    names, _ = study_metrics(mode, objectives)
+    tune_space.check_accelerator(base, area="area_mm2" in names)  # before the storage is touched
     if study is None:
         study = create_study(out_root, mode=mode, storage=storage, study_name=study_name, seed=seed,
-                             population_size=population_size, pruner=pruner)
+                             population_size=population_size, pruner=pruner, objectives=objectives, sampler=sampler)
     tune_space.check_compatible(study)
     attrs = {"uboost_base": base.to_dict(), "uboost_space": tune_space.to_dict(), "uboost_budget_ms": budget_ms,
              "uboost_retrain_epochs": retrain_epochs}
@@ -158,7 +177,8 @@ def run_study(
     def func(trial):
         try:
             return objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
-                             mode=mode, budget_ms=budget_ms, start_method=start_method, progress=progress)
+                             mode=mode, budget_ms=budget_ms, start_method=start_method, progress=progress,
+                             objectives=objectives)
         except StorageUnavailable as exc:  # a UBoostError, but not one to go on after
             storage_failed.append(exc)
             trial.study.stop()
@@ -177,7 +197,7 @@ def run_study(
         if n_trials is not None and ran >= n_trials:
             study_.stop()
         elif limit is not None and attempts >= limit:
-            logger.warning("stopping: %d of %d suggested arrays exceeded the area budget", attempts - ran, attempts)
+            logger.warning("stopping: %d of %d suggested accelerators exceeded the area budget", attempts - ran, attempts)
             study_.stop()
 
     try:

@@ -1,0 +1,249 @@
+"""Co-searched (network, accelerator) vs the best network for today's 16x16 accelerator, at equal area (not a test).
+
+Issue 22 item 5. For each space and each area budget:
+
+* **baseline**: today's default accelerator -- a 16x16 weight-stationary array of fixed 8-bit PEs
+  -- with three SRAM buffers of ``S`` kB each, DRAM at ``--dram-bw`` words per cycle, at the fastest
+  point of the ``rk3576-npu`` DVFS table (900 MHz, 850 mV). Its area on the ``recpipe12`` table
+  (12 nm, hardware/area.py) *is* the budget. ``uboost tune`` searches only the network (lambda)
+  on it; the reference is its most accurate trial.
+* **co-search**: the same budget as ``--area-budget-mm2``; ``uboost tune`` searches lambda with
+  rows and cols (4, 8, 16), the dataflow (ws, os, is), each buffer (2..64 kB) and the operating
+  point (the four rk3576-npu points), objectives accuracy, latency and energy (NSGA-II). The DRAM
+  bandwidth is held at the baseline's: it has no area in the model, so searching it would win by
+  buying free bandwidth.
+
+Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
+accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
+The co-search pick is the feasible trial of least EDP (energy x latency) whose accuracy is within
+``--tolerance`` (0.5 points) of the reference. One more row prices the reference network itself
+on the picked accelerator, to split the gain into network and accelerator.
+
+    nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_cosearch.py
+    PYTHONPATH=src python benchmarks/bench_cosearch.py --quick        # dry run: 1 epoch, few trials
+
+Run directories go to the gitignored ``benchmarks/runs/cosearch/``; the summary (``summary.json``,
+``summary.md``) to ``--summary`` (default ``benchmarks/cosearch/``, small files meant to be committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parent
+SPACES = {
+    "lenet": dict(space="lenet", dataset="digits", image_size=16, batch_size=32),
+    "darts-cifar": dict(space="darts-cifar", dataset="digits", image_size=16, batch_size=32,
+                        space_options={"width": 8, "cells": 3}),
+}
+BUFFER_CHOICES = (2, 4, 8, 16, 32, 64)
+
+
+def base_config(name: str, *, sram_kb: int, dram_bw: float, epochs: int, max_samples: int | None, seed: int):
+    from uboost.search import SearchConfig
+
+    return SearchConfig(**SPACES[name], epochs=epochs, max_samples=max_samples, seed=seed, cost_model="systolic-mem",
+                        array="16x16", dataflow="ws", sram_kb=sram_kb, dram_bw_words=dram_bw, operating_points="rk3576-npu",
+                        hardware={"area": "recpipe12"}, accelerator="cpu")
+
+
+def run_pair(name: str, sram_kb: int, args) -> dict:
+    from uboost import tuning
+
+    base = base_config(name, sram_kb=sram_kb, dram_bw=args.dram_bw, epochs=args.epochs, max_samples=args.max_samples, seed=args.seed)
+    budget = tuning.area_of(base)
+    out = Path(args.out) / f"{name}-{sram_kb}kB"
+    studies = {}
+    baseline_space = tuning.TuneSpace(rows=(16,), cols=(16,), temperature=None, latency_weight=tuple(args.lambdas))
+    clocks = [p.freq_hz for p in base.hardware_spec().operating_points]
+    co_space = tuning.TuneSpace(
+        rows=(4, 8, 16), cols=(4, 8, 16), dataflows=("ws", "os", "is"), temperature=None, latency_weight=tuple(args.lambdas),
+        accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
+                                            ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
+    for kind, space, trials, objectives in (("baseline", baseline_space, args.baseline_trials, "accuracy,latency"),
+                                            ("cosearch", co_space, args.cosearch_trials, "accuracy,latency,energy")):
+        started = time.perf_counter()
+        if args.report_only:
+            study = tuning.load_study(out / kind)
+        else:
+            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials, seed=args.seed,
+                                     objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs)
+        seconds = time.perf_counter() - started
+        if args.report_only:  # the studies' own span: first trial start to last trial end
+            times = [(t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete]
+            seconds = (max(e for _, e in times) - min(s for s, _ in times)).total_seconds() if times else 0.0
+        studies[kind] = (study, seconds)
+    found = summarize(name, sram_kb, budget, base, studies, args.tolerance)
+    if "reference" in found:
+        found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
+    return found
+
+
+def _row(trial) -> dict:
+    a = trial.user_attrs
+    cfg = a["config"]
+    spec_text = f"{a['array']} {a['dataflow']}, " + "/".join(
+        str((cfg.get("hardware") or {}).get(f"{b}_sram_kb") or cfg.get("sram_kb")) for b in ("ifmap", "filter", "ofmap"))
+    return {"trial": trial.number, "accuracy": a["accuracy"], "latency_ms": a["latency_ms"], "energy_uj": a["energy_uj"],
+            "edp_uj_ms": a["energy_uj"] * a["latency_ms"], "area_mm2": a.get("area_mm2"),
+            "accelerator": f"{spec_text} kB, {cfg['clock_hz'] / 1e6:g} MHz", "lambda": trial.params.get("latency_weight")}
+
+
+def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
+    from uboost import tuning
+
+    found: dict = {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
+    for kind, (study, seconds) in studies.items():
+        done = [t for t in tuning.completed(study) if tuning.feasible(t) and t.user_attrs.get("energy_uj") is not None]
+        skipped = sum(1 for t in study.trials if t.user_attrs.get("skipped"))
+        found[kind] = {"searched_trials": len(done), "skipped_over_budget": skipped, "wall_s": seconds,
+                       "trials": [_row(t) for t in done]}
+    base_rows = found["baseline"]["trials"]
+    co_rows = found["cosearch"]["trials"]
+    if not base_rows or not co_rows:
+        return found
+    reference = max(base_rows, key=lambda r: (r["accuracy"], -r["edp_uj_ms"]))
+    close = [r for r in co_rows if r["accuracy"] >= reference["accuracy"] - tolerance]
+    pick = min(close, key=lambda r: r["edp_uj_ms"]) if close else max(co_rows, key=lambda r: (r["accuracy"], -r["edp_uj_ms"]))
+    found.update(reference=reference, pick=pick, pick_within_tolerance=bool(close),
+                 edp_gain=reference["edp_uj_ms"] / pick["edp_uj_ms"], accuracy_delta_points=100 * (pick["accuracy"] - reference["accuracy"]))
+    found["reference_on_picked_accelerator"] = reprice(studies, reference["trial"], pick["trial"])
+    front = [r for r in base_rows if not any(q["accuracy"] >= r["accuracy"] and q["edp_uj_ms"] < r["edp_uj_ms"] for q in base_rows)]
+    found["front_gains"] = []  # every point of the baseline's accuracy-EDP front, matched the same way
+    for ref in sorted({(r["accuracy"], r["edp_uj_ms"]): r for r in front}.values(), key=lambda r: r["edp_uj_ms"]):
+        match = [r for r in co_rows if r["accuracy"] >= ref["accuracy"] - tolerance]
+        best = min(match, key=lambda r: r["edp_uj_ms"]) if match else None
+        found["front_gains"].append({"baseline_trial": ref["trial"], "accuracy": ref["accuracy"], "edp_uj_ms": ref["edp_uj_ms"],
+                                     "cosearch_trial": best and best["trial"], "cosearch_accuracy": best and best["accuracy"],
+                                     "gain": best and ref["edp_uj_ms"] / best["edp_uj_ms"]})
+    return found
+
+
+def best_accelerator(studies, reference: int, space, budget: float) -> dict:
+    """Headroom: every accelerator of the co-search space within the budget, the reference network priced on
+    each (cost model only, no search); the one of least EDP."""
+    import itertools
+
+    from uboost.networks import load_frozen_network
+    from uboost.search import SearchConfig, build_cost_model
+    from uboost.tuning import area_of
+
+    trial = studies["baseline"][0].trials[reference]
+    network = load_frozen_network(Path(trial.user_attrs["run_dir"]))
+    base = SearchConfig.from_dict(trial.user_attrs["config"])
+    acc = space.accelerator
+    best, count = None, 0
+    for rows, cols, flow, i, f, o, clock in itertools.product(space.rows, space.cols, space.dataflows, acc.ifmap_sram_kb,
+                                                              acc.filter_sram_kb, acc.ofmap_sram_kb, acc.clock_hz):
+        cfg = acc.configure(base.replace(array=f"{rows}x{cols}", dataflow=flow),
+                            dict(ifmap_sram_kb=i, filter_sram_kb=f, ofmap_sram_kb=o, clock_hz=clock))
+        if area_of(cfg) > budget:
+            continue
+        count += 1
+        report = build_cost_model(cfg).evaluate(network.module, network.input_shape)
+        if best is None or report.edp_uj_ms < best["edp_uj_ms"]:
+            best = {"accelerator": f"{rows}x{cols} {flow}, {i}/{f}/{o} kB, {clock / 1e6:g} MHz", "latency_ms": report.latency_ms,
+                    "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms, "area_mm2": area_of(cfg)}
+    return {**(best or {}), "accelerators_within_budget": count}
+
+
+def reprice(studies, reference: int, pick: int) -> dict:
+    """The baseline's reference network priced on the co-searched accelerator (the accelerator's share of the gain)."""
+    from uboost.networks import load_frozen_network
+    from uboost.search import SearchConfig, build_cost_model
+
+    ref_trial = studies["baseline"][0].trials[reference]
+    pick_trial = studies["cosearch"][0].trials[pick]
+    network = load_frozen_network(Path(ref_trial.user_attrs["run_dir"]))
+    report = build_cost_model(SearchConfig.from_dict(pick_trial.user_attrs["config"])).evaluate(network.module, network.input_shape)
+    return {"latency_ms": report.latency_ms, "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms}
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| space | budget mm² | design | accelerator | accuracy | latency µs | energy µJ | EDP µJ·µs | trials (skipped) | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "pick" not in r:
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | (no finished trial) | | | | | | | |")
+            continue
+        for label, row, kind in (("16x16 baseline", r["reference"], "baseline"), ("co-search", r["pick"], "cosearch")):
+            k = r[kind]
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} (trial {row['trial']}) | {row['accelerator']} | "
+                         f"{100 * row['accuracy']:.1f} % | {1e3 * row['latency_ms']:.2f} | {row['energy_uj']:.3f} | "
+                         f"{1e3 * row['edp_uj_ms']:.3f} | {k['searched_trials']} ({k['skipped_over_budget']}) | {k['wall_s']:.0f} |")
+        same = r["reference_on_picked_accelerator"]
+        lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network on the co-searched accelerator | | "
+                     f"{100 * r['reference']['accuracy']:.1f} % | {1e3 * same['latency_ms']:.2f} | {same['energy_uj']:.3f} | "
+                     f"{1e3 * same['edp_uj_ms']:.3f} | | |")
+        head = r.get("best_accelerator_for_reference")
+        if head and "edp_uj_ms" in head:
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network on the best of {head['accelerators_within_budget']} "
+                         f"accelerators within budget (enumerated) | {head['accelerator']} | {100 * r['reference']['accuracy']:.1f} % | "
+                         f"{1e3 * head['latency_ms']:.2f} | {head['energy_uj']:.3f} | {1e3 * head['edp_uj_ms']:.3f} | | |")
+        lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | **EDP gain {r['edp_gain']:.2f}x**, accuracy "
+                     f"{r['accuracy_delta_points']:+.1f} points{'' if r['pick_within_tolerance'] else ' (none within tolerance)'} | | | | | | | |")
+    for r in results:
+        for g in r.get("front_gains", []):
+            found = (f"co-search trial {g['cosearch_trial']} ({100 * g['cosearch_accuracy']:.1f} %): EDP gain {g['gain']:.2f}x"
+                     if g["gain"] is not None else "no co-search trial within tolerance")
+            lines.append(f"\n- {r['space']}, {r['budget_mm2']:.4f} mm²: baseline front point trial {g['baseline_trial']} "
+                         f"({100 * g['accuracy']:.1f} %, EDP {1e3 * g['edp_uj_ms']:.3f} µJ·µs) -> {found}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", default="lenet", help="comma list of: " + ", ".join(SPACES))
+    parser.add_argument("--sram-kb", default="4,16", help="baseline buffer sizes: one area budget each (16x16 + 3 x S kB)")
+    parser.add_argument("--dram-bw", type=float, default=4.0, help="DRAM words per cycle (both designs)")
+    parser.add_argument("--lambdas", type=float, nargs=2, default=(0.01, 3.0), help="latency-weight range searched")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--retrain-epochs", type=int, default=5)
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--baseline-trials", type=int, default=6)
+    parser.add_argument("--cosearch-trials", type=int, default=16)
+    parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--tolerance", type=float, default=0.005, help="accuracy tolerance (0.005 = 0.5 points)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
+    parser.add_argument("--summary", default=str(ROOT / "cosearch"))
+    parser.add_argument("--report-only", action="store_true", help="recompute the summary from the finished studies in --out")
+    parser.add_argument("--quick", action="store_true", help="dry run: 1 epoch, 256 images, 2 + 3 trials, into a temp folder")
+    args = parser.parse_args()
+    if args.quick:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-cosearch-"))
+        args.epochs, args.retrain_epochs, args.max_samples, args.baseline_trials, args.cosearch_trials = 1, 1, 256, 2, 3
+        args.population, args.out, args.summary, args.sram_kb = 2, str(tmp / "runs"), str(tmp / "summary"), "4"
+    logging.basicConfig(level=logging.WARNING)
+    from uboost._quiet import quiet_nni
+
+    quiet_nni()  # NNI's import-time warnings about new torch classes are noise
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    results = []
+    for name in args.spaces.split(","):
+        for sram_kb in (int(s) for s in args.sram_kb.split(",")):
+            result = run_pair(name, sram_kb, args)
+            results.append(result)
+            summary = Path(args.summary)
+            summary.mkdir(parents=True, exist_ok=True)
+            settings = {k: v for k, v in vars(args).items() if k not in ("out", "summary")}
+            (summary / "summary.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+            (summary / "summary.md").write_text(markdown(results))
+            print(markdown([result]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
