@@ -124,6 +124,9 @@ class HardwareLoss(nn.Module):
         self.entropy_weight = _non_negative("entropy_weight", entropy_weight)
         self.budget_commit = check_commit(budget_commit)
         self.commit_indices: dict[int, int] | None = None  # set every step of the commit phase
+        from uboost.strategy.background import Pending
+
+        self._commits = Pending()  # the next commit step's projection, solving on a background thread
         if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
             raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
         self.target_latency_ms = target_latency_ms
@@ -233,18 +236,19 @@ class HardwareLoss(nn.Module):
             self._point_projectors = [base.at(m, i) for i, m in enumerate(models_at_points(self.cost_model))]
         return self._point_projectors
 
-    def _project_over_points(self, floor: bool = True):
+    def _project_over_points(self, floor: bool = True, alphas=None):
         from uboost.strategy.projection import project_over_points
 
         budgets = budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor if floor else 0.0)
-        return project_over_points(self.point_projectors(), budgets)
+        return project_over_points(self.point_projectors(), budgets, alphas=alphas)
 
-    def derived_values(self, derived: HardwareCost) -> tuple[float, float | None]:
+    def derived_values(self, derived: HardwareCost) -> tuple:
         """The derived network's latency (ms) and energy (µJ) where its budgets are judged: at the
-        spec's own point, or with ``auto_point`` at the point the last joint projection chose."""
+        spec's own point (``derived``'s tensors, read on the host by nobody), or with ``auto_point``
+        at the point the last joint projection chose (floats: priced on the host, a sync)."""
         if self.auto_point and int(self.point_index) >= 0:
             return self.point_projectors()[int(self.point_index)].cost_of(self.derived_indices())
-        return float(derived.latency_ms), None if derived.energy_uj is None else float(derived.energy_uj)
+        return derived.latency_ms, derived.energy_uj
 
     def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
@@ -269,18 +273,40 @@ class HardwareLoss(nn.Module):
             loss = loss + self.commitment(self.commit_indices)
         return HardwareTerms(loss=loss, cost=cost)
 
-    def commit_to_budget(self):
+    def commit_to_budget(self, step: int | None = None):
         """Project the current alphas onto the budget window exactly and commit the next
-        architecture steps to that network (:meth:`commitment`); returns the projection."""
+        architecture steps to that network (:meth:`commitment`); returns the projection.
+
+        With ``step``: the projection :meth:`prepare_commit` started for that step on a background
+        thread (from the same alphas, so the same network), waited for; solved here without one."""
         if not self.has_budget:
             raise RuntimeError("commit_to_budget needs a target latency or energy")
-        if self.auto_point:  # the most preferred (network, point) pair; the budgets are then judged at that point
-            projection = self._project_over_points()
+        projection = self._commits.take(step)
+        if projection is None:
+            projection = self._project_for_commit()
+        if self.auto_point:  # the budgets are then judged at the point chosen with the network
             self.point_index.fill_(projection.point)
-        else:
-            projection = self.projector().project_budgets(self.budgets())  # the window fixed at attach
         self.commit_indices = projection.indices
         return projection
+
+    def prepare_commit(self, mirror, step: int) -> None:
+        """Start solving, on a background thread, the projection that step ``step`` commits to, from
+        ``mirror`` (a :class:`~uboost.strategy.host_mirror.HostMirror` of the alphas that step starts
+        with): the training step then does not wait for scipy (:mod:`uboost.strategy.background`)."""
+        self._projector_ready()  # built here, on this thread, before the worker uses it
+        self._commits.submit(step, self._project_for_commit, mirror)
+
+    def _projector_ready(self) -> None:
+        if self.auto_point:
+            self.point_projectors()
+        else:
+            self.projector()
+
+    def _project_for_commit(self, mirror=None):
+        alphas = None if mirror is None else mirror.values()
+        if self.auto_point:  # the most preferred (network, point) pair
+            return self._project_over_points(alphas=alphas)
+        return self.projector().project_budgets(self.budgets(), alphas=alphas)  # the window fixed at attach
 
     def commitment(self, indices: dict[int, int]) -> torch.Tensor:
         """``-sum log p(choice)`` of the architecture ``indices`` under the search's preferences
@@ -308,25 +334,33 @@ class HardwareLoss(nn.Module):
 
     @torch.no_grad()
     def derived_cost(self, indices: dict[int, int] | None = None) -> HardwareCost:
-        """Exact cost of the architecture the export derives now (or of ``indices``)."""
-        from uboost.strategy.architecture import one_hot
+        """Exact cost of the architecture the export derives now (or of ``indices``); the argmax is
+        taken where the alphas are (no host sync, :func:`~uboost.strategy.architecture.argmax_one_hot`)."""
+        from uboost.strategy.architecture import argmax_one_hot, one_hot
 
         supernet_cost = self._require()
-        return supernet_cost(distributions=one_hot(self.choices, self.derived_indices() if indices is None else indices))
+        if indices is None:
+            return supernet_cost(distributions=argmax_one_hot(self.choices, self.nodes))
+        return supernet_cost(distributions=one_hot(self.choices, indices))
 
     @torch.no_grad()
-    def update_multipliers(self, derived_latency_ms: float | None = None, derived_energy_uj: float | None = None) -> dict[str, float]:
-        """One dual-ascent step per budget on the derived network's values
-        (:func:`~uboost.strategy.dual_ascent.dual_step`); returns the multipliers by metric."""
-        from uboost.strategy.dual_ascent import dual_step
+    def step_multipliers(self, derived_latency_ms=None, derived_energy_uj=None) -> dict[str, torch.Tensor]:
+        """One dual-ascent step per budget on the derived network's values (floats or tensors),
+        as tensor ops where the multipliers live (:func:`~uboost.strategy.dual_ascent.dual_step_`):
+        nothing is read on the host. Returns the multipliers by metric (copies)."""
+        from uboost.strategy.dual_ascent import dual_step_
 
         for buffer, derived, target, floor in (
             (self.multiplier, derived_latency_ms, self.target_latency_ms, self.floor_latency_ms),
             (self.energy_multiplier, derived_energy_uj, self.target_energy_uj, self.floor_energy_uj),
         ):
             if target is not None and derived is not None:
-                buffer.fill_(dual_step(float(buffer), float(derived), target, floor if self.budget_floor else None, self.budget_lr))
-        return {"latency": float(self.multiplier), "energy": float(self.energy_multiplier)}
+                dual_step_(buffer, derived, target, floor if self.budget_floor else None, self.budget_lr)
+        return {"latency": self.multiplier.clone(), "energy": self.energy_multiplier.clone()}
+
+    def update_multipliers(self, derived_latency_ms: float | None = None, derived_energy_uj: float | None = None) -> dict[str, float]:
+        """:meth:`step_multipliers`, as floats."""
+        return {k: float(v) for k, v in self.step_multipliers(derived_latency_ms, derived_energy_uj).items()}
 
     def update_multiplier(self, derived_latency_ms: float) -> float:
         """One dual-ascent step of the latency budget; returns its new multiplier."""

@@ -41,6 +41,8 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import (
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from torch import nn
 
+from uboost.strategy.host_mirror import HostMirror
+
 SAMPLING_MODES = ("mixture", "single-path")
 
 
@@ -63,6 +65,7 @@ class PathSampler(GumbelSoftmax):
         self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
+        self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
         self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
 
@@ -87,13 +90,26 @@ class PathSampler(GumbelSoftmax):
         """The next :meth:`sample` draws a new path (called by every supermodule's ``resample``)."""
         self._fresh = False
 
+    def use(self, mirror: HostMirror | None) -> None:
+        """Draw from ``mirror`` (a host copy of the alphas, :mod:`uboost.strategy.host_mirror`) until
+        the next call; ``None``: from the live alphas at every draw (a copy to the host each time).
+        The search's training step passes the alphas of the step's start, taken a step earlier."""
+        self._mirror = mirror
+
+    def _logits(self) -> dict[int, torch.Tensor]:
+        mirror = self._mirror
+        if mirror is None or not mirror.covers(self._alphas):
+            mirror = HostMirror(self._alphas)
+        return mirror.values()
+
     def _draw(self) -> None:
-        """One draw for every registered alpha: noise from the generator, indices on the host."""
+        """One draw for every registered alpha: noise from the generator, indices on the host, from
+        the host mirror of the alphas (the training step passes the one of the step's start)."""
         sizes = [a.numel() for a in self._alphas]
         uniform = torch.rand(sum(sizes), generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
-        with torch.no_grad():
-            logits = torch.cat([a.detach().reshape(-1).to("cpu", torch.float64) for a in self._alphas])
+        mirror = self._logits()
+        logits = torch.cat([mirror[id(a)] for a in self._alphas])
         perturbed = (logits + gumbel).split(sizes)  # argmax of (alpha + g) / tau = argmax of alpha + g
         noise = gumbel.split(sizes)
         self._index = {id(a): int(p.argmax()) for a, p in zip(self._alphas, perturbed)}
@@ -148,6 +164,7 @@ class PathSampler(GumbelSoftmax):
         if key in state_dict:
             self.generator.set_state(state_dict[key].detach().to("cpu", torch.uint8).clone())
             self._fresh = False
+        self._mirror = None  # the alphas may have been loaded too
 
 
 def _scale(output: Any, weight: torch.Tensor) -> Any:
