@@ -66,7 +66,6 @@ PROGRESS_UNITS = {
     "hw/derived_latency_ms": ("derived µs", 1e3, "{:.3f}"),
     "hw/sampled_latency_ms": ("sampled µs", 1e3, "{:.3f}"),
     "hw/utilization": ("util %", 100.0, "{:.2f}"),
-    "train_loss": ("loss", 1.0, "{:.3f}"),
     "train_acc": ("acc %", 100.0, "{:.1f}"),
     "val_acc": ("val acc %", 100.0, "{:.1f}"),
 }
@@ -95,9 +94,9 @@ def _progress_bar():
             # the strategy logs its hw/ values and the task's without prog_bar (Lightning would read them on
             # the host every step, a GPU sync): they are read here, when the bar is drawn
             metrics = super().get_metrics(trainer, pl_module)
-            for key in PROGRESS_UNITS:
+            for key in (*PROGRESS_UNITS, "train_loss"):
                 if key not in metrics and key in trainer.callback_metrics:
-                    metrics[key] = trainer.callback_metrics[key]
+                    metrics[key] = float(trainer.callback_metrics[key])
             return progress_metrics(metrics)
 
     return SearchProgressBar(leave=True)
