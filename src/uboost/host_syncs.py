@@ -155,10 +155,32 @@ def report(sites: dict[str, int], steps: int, top: int = 10) -> list[str]:
     return [f"{n / max(1, steps):7.2f} per step  {where}" for where, n in ordered]
 
 
+def mark_datasets_host(loaders) -> None:
+    """Tag the tensors of in-memory datasets (``TensorDataset``, and through ``Subset``s) that
+    ``loaders`` read: a data loader runs on the host, reading them is not a sync."""
+    from torch.utils.data import DataLoader
+
+    stack = [loaders]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, DataLoader):
+            dataset = item.dataset
+            while dataset is not None:
+                mark_host(*getattr(dataset, "tensors", ()))
+                dataset = getattr(dataset, "dataset", None)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "flattened"):  # Lightning's CombinedLoader
+            stack.extend(item.flattened)
+
+
 def step_callback():
     """A Lightning callback counting host synchronisations per training step: ``.steps`` is one
     ``Counter`` (site -> count) per step, from one ``on_train_batch_start`` to the next (the step,
-    Lightning's per-step bookkeeping and the next batch's loading), the last to ``on_train_end``."""
+    Lightning's per-step bookkeeping and the next batch's loading, whose in-memory datasets are
+    host tensors: :func:`mark_datasets_host`), the last to ``on_train_end``."""
     import pytorch_lightning as pl
 
     class StepSyncs(pl.Callback):
@@ -168,6 +190,7 @@ def step_callback():
             self._started = False
 
         def on_train_start(self, trainer, pl_module):
+            mark_datasets_host(trainer.train_dataloader)
             self.counter = new_counter()
             self.counter.__enter__()
 
