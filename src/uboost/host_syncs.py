@@ -10,9 +10,13 @@ these cost nothing, so a slow step on a GPU can hide in code that is fast here.
 entered in and counts those reads, **modelling an accelerator**: every tensor is taken to live
 on the device (parameters, buffers, batches and everything computed from them), except tensors
 the host made itself -- outputs of factory calls without a ``device`` (``torch.rand(n,
-generator=cpu_generator)``, ``torch.tensor(3)``, or with the string ``device="cpu"``), outputs of ``.cpu()`` / ``.numpy()``, and whatever is
-computed from host tensors only; those are tagged as host tensors and reading them is free, as it
-is on a real machine (an optimizer's step counters, a seeded CPU generator's draws). A
+generator=cpu_generator)``, ``torch.tensor(3)``, or with the string ``device="cpu"``), outputs of
+``.cpu()`` / ``.numpy()``, and whatever is computed from host tensors only; those are tagged as
+host tensors and reading them is free, as it is on a real machine (an optimizer's step counters,
+a seeded CPU generator's draws). Copies from the host to the device are counted too when they
+block (PyTorch synchronizes the stream after a blocking copy, either way): ``.to(device)`` of a
+host tensor without ``non_blocking``, ``torch.tensor(data, device=...)``, and an op that mixes
+host tensors (other than 0-dim scalars) with device ones (an implicit copy, or an error). A
 ``copy_(..., non_blocking=True)`` into a host buffer is asynchronous and not counted; reading the
 buffer later is free (the caller is responsible for waiting on the copy: see
 :mod:`uboost.strategy.host_mirror`). ``.to(device)`` is taken to stay on (or move to) the device.
@@ -32,6 +36,7 @@ READS = frozenset({"item", "__float__", "__int__", "__bool__", "__index__", "__c
                    "numpy", "cpu", "equal", "allclose", "is_nonzero", "__contains__"})
 DATA_SHAPED = frozenset({"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "nonzero_static"})
 _FACTORY_HOST = frozenset({"cpu", "numpy", "tolist"})
+_LIGHTNING_BATCH = "lightning_fabric/utilities/apply_func.py"
 
 
 def mark_host(*tensors) -> None:
@@ -109,8 +114,17 @@ def new_counter():
                 sync = bool(device_inputs)
             elif name == "to" and device_inputs and _named_cpu(args[1:], kwargs):  # a blocking copy to the host
                 sync = not kwargs.get("non_blocking", False)
-            elif name == "copy_" and inputs and is_host(inputs[0]) and any(not is_host(t) for t in inputs[1:]):
+            elif name == "copy_" and len(inputs) > 1 and is_host(inputs[0]) != is_host(inputs[1]):  # either way
                 sync = not (kwargs.get("non_blocking") or (len(args) > 2 and args[2]))
+            elif name in ("to", "cuda") and inputs and is_host(inputs[0]) and _moves(args, kwargs) and not _named_cpu(args[1:], kwargs):
+                # a blocking copy to the device syncs the stream; Lightning moves batches with non_blocking on a GPU
+                sync = not kwargs.get("non_blocking", False) and _LIGHTNING_BATCH not in _site(__file__)
+                if out is inputs[0]:  # a no-op on this CPU: on a GPU the copy is a new, device tensor
+                    out = out.clone()
+            elif name in ("tensor", "as_tensor", "asarray") and _on_device(kwargs.get("device")):
+                sync = True  # host data copied to the device, blocking
+            elif device_inputs and any(is_host(t) and t.dim() > 0 for t in inputs):
+                sync = True  # a host tensor (not a 0-dim scalar) meets device ones: an implicit blocking copy
             if sync:
                 self.sites[_site(__file__)] += 1
             if name.endswith("_") and not name.endswith("__"):  # in place: the tensor keeps its place
@@ -138,6 +152,10 @@ def _named_cpu(args, kwargs) -> bool:
     taken to come from a tensor's ``.device``, i.e. the accelerator when there is one)."""
     device = kwargs.get("device")
     return any(isinstance(d, str) and d.startswith("cpu") for d in (*args, device))
+
+
+def _on_device(device) -> bool:
+    return device is not None and not _named_cpu((device,), {})
 
 
 def _moves(args, kwargs) -> bool:

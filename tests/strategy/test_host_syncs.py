@@ -43,11 +43,17 @@ def test_counter_counts_reads_of_device_tensors_and_not_of_host_made_ones():
         step += 1
         buffer = torch.empty(4)
         buffer.copy_(device.detach(), non_blocking=True)  # asynchronous: not a wait
-        assert is_host(noise) and is_host(buffer) and not is_host(device * noise)
+        assert is_host(noise) and is_host(buffer) and not is_host(device * 2)
         float(step), float(buffer[index]), noise.tolist()
+        moved = noise.to(device.device, non_blocking=True)  # host to device without waiting
+        _ = device * torch.tensor(2.0) + torch.full((), 3.0, device=device.device)  # a 0-dim host scalar; a fill
+        assert not is_host(moved) and moved is not noise  # on a GPU the copy is another tensor
         assert counter.total == 0
         buffer.copy_(device.detach())  # a blocking copy to the host
         assert counter.total == 1 and "test_host_syncs.py" in next(iter(counter.sites))
+        noise.to(device.device), torch.tensor([1.0, 2.0], device=device.device)  # blocking copies to the device
+        _ = device * noise  # a host vector meets a device tensor: an implicit copy (an error on a GPU)
+        assert counter.total == 4
 
 
 def test_torch_adam_keeps_its_step_counters_on_the_host():
@@ -55,7 +61,7 @@ def test_torch_adam_keeps_its_step_counters_on_the_host():
     opt = torch.optim.Adam([p], lr=0.1)
     with new_counter() as counter:
         for _ in range(3):
-            p.grad = torch.ones(3)
+            p.grad = torch.ones_like(p)  # made from the parameter: on its device
             opt.step()
     assert counter.total == 0
 

@@ -145,7 +145,7 @@ def preferences(choices: list[Choice], nodes: list[Node], *, grad: bool = False,
         kept = [logits(e.alpha)[: len(e.values) - 1] for e in node.edges]
         norm = torch.logsumexp(torch.cat(kept), 0)
         for edge, values in zip(node.edges, kept):
-            prefs[id(edge.alpha)] = torch.cat([values - norm, torch.zeros(1, dtype=torch.float64)])
+            prefs[id(edge.alpha)] = torch.cat([values - norm, values.new_zeros(1)])  # where the alphas are
     return prefs
 
 

@@ -30,7 +30,7 @@ def dual_step_(mu, derived, target: float, floor: float | None, lr: float):
     a tensor (the derived network's cost) or a float. Returns ``mu``."""
     import torch
 
-    d = torch.as_tensor(derived, dtype=mu.dtype).to(mu.device)
+    d = derived.to(mu.dtype) if isinstance(derived, torch.Tensor) else torch.full((), derived, dtype=mu.dtype, device=mu.device)
     up = torch.clamp(mu, min=0.0) + lr * (d / target - 1.0)
     if not floor:
         return mu.copy_(torch.clamp(mu + lr * (d / target - 1.0), min=0.0))

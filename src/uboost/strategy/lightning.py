@@ -58,6 +58,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self._gumbel_modules: list | None = None
         self._next_mirror: HostMirror | None = None  # the alphas the next step starts with (host copy)
         self._bad_loss: tuple | None = None  # the first non-finite training loss, kept on the device
+        self._alpha_list: list | None = None
 
     def setup(self, stage=None):
         result = super().setup(stage)
@@ -163,14 +164,14 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         step = self._schedule_step(batch_idx)
         sampler = find_sampler(self)
         if sampler is not None:  # both draws of this step read the alphas it starts with (host_mirror.py)
-            sampler.use(self._next_mirror or HostMirror(self.arch_parameters()))
+            sampler.use(self._next_mirror or HostMirror(self._alphas()))
         arch_trains = self.architecture_trains()
         if arch_trains:
             if self.commits_to_budget(step):  # re-solved every step (from the alphas the step starts with)
                 committed = self.hardware_loss.commit_to_budget(step)
-                self.log("hw/committed_latency_ms", committed.latency_ms)
+                self.log("hw/committed_latency_ms", self._on_device(committed.latency_ms))
                 if committed.energy_uj is not None:
-                    self.log("hw/committed_energy_uj", committed.energy_uj)
+                    self.log("hw/committed_energy_uj", self._on_device(committed.energy_uj))
             else:
                 self.hardware_loss.commit_indices = None
             self.resample()
@@ -213,7 +214,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         if self.hardware_loss.target_energy_uj is not None:
             hw_logs["hw/energy_multiplier"] = multipliers["energy"]
         if self.hardware_loss.auto_point and int(self.hardware_loss.point_index) >= 0:
-            hw_logs["hw/operating_point"] = float(self.hardware_loss.point_index)
+            hw_logs["hw/operating_point"] = self.hardware_loss.point_index.float()
         self.log_dict(hw_logs)
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path
@@ -226,7 +227,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self.advance_lr_schedulers(batch_idx)
         tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None:
-            self.log("gumbel_tau", tau)
+            self.log("gumbel_tau", self._on_device(tau))
         if batch_idx % self.log_prob_every_n_step == 0:
             self.log_probs(self.export_probs())
         return result
@@ -240,10 +241,19 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         if sampler is None and not commits:
             self._next_mirror = None
             return
-        mirror = HostMirror(self.arch_parameters())
+        mirror = HostMirror(self._alphas())
         self._next_mirror = mirror if sampler is not None else None
         if commits and self.hardware_loss.attached:
             self.hardware_loss.prepare_commit(mirror, step + 1)
+
+    def _on_device(self, value: float) -> torch.Tensor:
+        """A float to log, made on the device by a fill (Lightning's own conversion copies it there, a sync)."""
+        return torch.full((), float(value), device=self.device)
+
+    def _alphas(self) -> list:
+        if self._alpha_list is None:  # found once (walking the supernet every step costs)
+            self._alpha_list = self.arch_parameters()
+        return self._alpha_list
 
     def _watch_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
         """Remember the first non-finite training loss without reading it on the host; the search
@@ -254,7 +264,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             self._bad_loss = (torch.full((2,), -1, dtype=torch.long, device=loss.device), torch.zeros((), dtype=loss.dtype, device=loss.device))
         where, value = self._bad_loss
         first = ~torch.isfinite(loss) & (where[0] < 0)
-        where.copy_(torch.where(first, torch.tensor([self.trainer.current_epoch, batch_idx]).to(where.device), where))
+        where[0].copy_(torch.where(first, self.trainer.current_epoch, where[0]))  # Python scalars: no copy to the device
+        where[1].copy_(torch.where(first, batch_idx, where[1]))
         value.copy_(torch.where(first, loss, value))
         every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 50))
         per_epoch = self.trainer.num_training_batches

@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from nni.nas.oneshot.pytorch.supermodule._expression_utils import weighted_sum
 from nni.nas.oneshot.pytorch.supermodule.differentiable import (
     DifferentiableMixedCell,
@@ -62,7 +61,8 @@ class PathSampler(GumbelSoftmax):
         self._known: set[int] = set()
         self._fresh = False
         self._index: dict[int, int] = {}  # id(alpha) -> sampled index
-        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise
+        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise (on the alphas' device)
+        self._hard: dict[int, torch.Tensor] = {}  # id(alpha) -> the one-hot sample (float64, same device)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
@@ -111,18 +111,24 @@ class PathSampler(GumbelSoftmax):
         mirror = self._logits()
         logits = torch.cat([mirror[id(a)] for a in self._alphas])
         perturbed = (logits + gumbel).split(sizes)  # argmax of (alpha + g) / tau = argmax of alpha + g
-        noise = gumbel.split(sizes)
-        self._index = {id(a): int(p.argmax()) for a, p in zip(self._alphas, perturbed)}
-        self._noise = {id(a): n for a, n in zip(self._alphas, noise)}
+        indices = [int(p.argmax()) for p in perturbed]  # host tensors: no device read
+        # the noise and the one-hot samples go to the device in one copy that does not wait (pinned on a GPU)
+        total, device = sum(sizes), self._alphas[0].device
+        packed = torch.zeros(2 * total, dtype=torch.float64, pin_memory=device.type == "cuda")
+        packed[:total] = gumbel
+        offsets = torch.tensor(sizes).cumsum(0) - torch.tensor(sizes) + total
+        packed[offsets + torch.tensor(indices)] = 1.0
+        packed = packed.to(device, non_blocking=True)
+        self._index = {id(a): i for a, i in zip(self._alphas, indices)}
+        self._noise = dict(zip(map(id, self._alphas), packed[:total].split(sizes)))
+        self._hard = dict(zip(map(id, self._alphas), packed[total:].split(sizes)))
         self._st = {}
         self._fresh = True
 
     def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
         """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
-        noise = self._noise[id(alpha)].to(device=alpha.device, dtype=alpha.dtype)
-        soft = torch.softmax((alpha + noise) / self.tau, dim=-1)
-        hard = F.one_hot(torch.tensor(self._index[id(alpha)], device=alpha.device), alpha.numel()).to(soft.dtype)
-        return hard - soft.detach() + soft
+        soft = torch.softmax((alpha + self._noise[id(alpha)].to(alpha.dtype)) / self.tau, dim=-1)
+        return self._hard[id(alpha)].to(soft.dtype) - soft.detach() + soft
 
     def sample(self, alpha: torch.Tensor) -> tuple[int, torch.Tensor]:
         if id(alpha) not in self._known:
@@ -146,12 +152,7 @@ class PathSampler(GumbelSoftmax):
 
     def one_hots(self) -> dict[int, torch.Tensor]:
         """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""
-        if not self._index:
-            return {}
-        return {
-            id(a): F.one_hot(torch.tensor(self._index[id(a)]), a.numel()).to(torch.float64)
-            for a in self._alphas if id(a) in self._index
-        }
+        return dict(self._hard)
 
     # -- the RNG state travels with the supernet's state_dict -------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):

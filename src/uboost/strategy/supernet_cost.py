@@ -165,7 +165,7 @@ class SupernetCost(nn.Module):
                 replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
                 if replaced:
                     rows = [distributions[id(self._alphas[group[j]])].to(device=ref.device, dtype=torch.float64).reshape(-1) for j in replaced]
-                    probs = probs.index_put((torch.tensor(replaced, device=ref.device),), torch.stack(rows))
+                    probs = probs.index_put((self._positions(replaced, ref.device),), torch.stack(rows))
             parts.append(probs.reshape(-1))
         flat = torch.cat(parts)
         if self._cell_inputs and not distributions:
@@ -177,6 +177,14 @@ class SupernetCost(nn.Module):
         if self.derived.shape[0]:
             flat = torch.cat([flat, self.derived @ flat])
         return flat
+
+    def _positions(self, replaced: list[int], device) -> torch.Tensor:
+        """``torch.tensor(replaced)`` on ``device``, made once per pattern (not copied every step)."""
+        cache = self.__dict__.setdefault("_position_cache", {})
+        key = (tuple(replaced), str(device))
+        if key not in cache:
+            cache[key] = torch.tensor(replaced).to(device)
+        return cache[key]
 
     def forward(self, uniform: bool = False, *, distributions: Mapping[int, torch.Tensor] | None = None,
                 tau: float = 1.0) -> HardwareCost:
