@@ -44,7 +44,8 @@ class HostMirror:
     def values(self) -> dict[int, torch.Tensor]:
         """``id(alpha) -> its flat values`` (waits for the copy: long done when read a step later)."""
         if not self._waited:
-            self._event.synchronize()
+            if not self._event.query():  # only when the copy has not landed yet: a real wait
+                self._event.synchronize()
             self._waited = True
         return self._values
 
