@@ -200,3 +200,19 @@ def test_a_steady_state_search_step_makes_no_host_sync(sampling, tmp_path):
     assert watch.commits_checked == 6  # steps 6..11 commit, each prepared by the step before
     assert watch.mirrors_checked == (11 if sampling == "single-path" else 0)
     assert strategy.hardware_loss.commit_indices is not None
+
+
+def test_the_worker_prices_projections_on_the_host_exactly_as_on_the_device():
+    strategy = UBoost(**MODEL)
+    net = strategy.mutate_model(CellSpace())
+    hook: HardwareLoss = strategy.hardware_loss
+    hook.attach(net, torch.zeros(1, 1, 8, 8))
+    projector = hook.projector()
+    choices, nodes = hook.choices, hook.nodes
+    for seed in range(5):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for c in choices:
+                c.alpha.copy_(torch.randn_like(c.alpha))
+        for indices in (argmax_indices(choices, nodes), projector.cheapest().indices, projector.unconstrained().indices):
+            assert projector._price(indices, host=True) == projector._price(indices)

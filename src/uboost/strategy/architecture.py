@@ -195,11 +195,12 @@ def indices_to_arch(choices: list[Choice], nodes: list[Node], indices: dict[int,
     return arch
 
 
-def one_hot(choices: list[Choice], indices: dict[int, int]) -> dict[int, torch.Tensor]:
-    """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``."""
+def one_hot(choices: list[Choice], indices: dict[int, int], device=None) -> dict[int, torch.Tensor]:
+    """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``
+    (on the alphas' device, or on ``device``)."""
     out = {}
     for choice in choices:
-        vector = torch.zeros(choice.alpha.numel(), dtype=torch.float64, device=choice.alpha.device)
+        vector = torch.zeros(choice.alpha.numel(), dtype=torch.float64, device=choice.alpha.device if device is None else device)
         vector[indices[id(choice.alpha)]] = 1.0
         out[id(choice.alpha)] = vector
     return out

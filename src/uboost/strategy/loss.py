@@ -297,10 +297,9 @@ class HardwareLoss(nn.Module):
         self._commits.submit(step, self._project_for_commit, mirror)
 
     def _projector_ready(self) -> None:
-        if self.auto_point:
-            self.point_projectors()
-        else:
-            self.projector()
+        """Build what the worker reads, here on the training thread (a first copy from the device)."""
+        projector = self.point_projectors()[0] if self.auto_point else self.projector()
+        projector.cost.host_tables()
 
     def _project_for_commit(self, mirror=None):
         alphas = None if mirror is None else mirror.values()

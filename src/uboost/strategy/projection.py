@@ -162,13 +162,17 @@ class Projector:
         return raw / self._raw_per_unit[metric]
 
     # -- solving ----------------------------------------------------------------------------
-    def _price(self, indices: dict[int, int]) -> dict[str, float]:
-        """Every metric of the architecture ``indices`` from the rows (one-hot gates)."""
+    def _price(self, indices: dict[int, int], host: bool = False) -> dict[str, float]:
+        """Every metric of the architecture ``indices`` from the rows (one-hot gates); ``host``:
+        computed on the host alone (:meth:`SupernetCost.host_gates`, the same numbers)."""
         from uboost.strategy.architecture import one_hot
 
         with torch.no_grad():
-            p = self.cost.probabilities(distributions=one_hot(self.program.choices, indices))
-            gate = p[self.cost.gate_index].prod(-1).cpu().double().numpy()
+            if host:
+                gate = self.cost.host_gates(one_hot(self.program.choices, indices, device="cpu")).double().numpy()
+            else:
+                p = self.cost.probabilities(distributions=one_hot(self.program.choices, indices))
+                gate = p[self.cost.gate_index].prod(-1).cpu().double().numpy()
         return {metric: float(gate @ values) for metric, values in self.rows.items()}
 
     def cost_of(self, indices: dict[int, int]) -> tuple[float, float | None]:
@@ -183,7 +187,7 @@ class Projector:
         if x is None:
             return None
         arch, indices, score = self.program.decode(x, prefs)
-        raw = self._price(indices)
+        raw = self._price(indices, host=mode.get("alphas") is not None)  # given alphas: nothing on the device
         energy = self._unit("energy", raw["energy"]) if "energy" in raw else None
         return Projection(arch, raw["latency"], self._unit("latency", raw["latency"]), score, indices, energy, self.point)
 

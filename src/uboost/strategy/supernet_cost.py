@@ -178,6 +178,27 @@ class SupernetCost(nn.Module):
             flat = torch.cat([flat, self.derived @ flat])
         return flat
 
+    def host_gates(self, distributions: Mapping[int, torch.Tensor]) -> torch.Tensor:
+        """Every row's gate for ``distributions`` that replace *every* alpha (one-hot pricing), on
+        the host from host copies of the index tables: what :meth:`probabilities` gives then, exactly
+        (products and sums of 0s and 1s), without touching the device (the commit phase's worker
+        thread prices its projections with it, :mod:`uboost.strategy.background`)."""
+        cache = self.host_tables()
+        parts = [torch.ones(1, dtype=torch.float64)]
+        for group in self._groups:
+            parts.append(torch.stack([distributions[id(self._alphas[i])].double().reshape(-1) for i in group]).reshape(-1))
+        flat = torch.cat(parts)
+        if cache["derived"].shape[0]:
+            flat = torch.cat([flat, cache["derived"] @ flat])
+        return flat[cache["gate_index"]].prod(-1)
+
+    def host_tables(self) -> dict[str, torch.Tensor]:
+        """Host copies of the index tables :meth:`host_gates` reads (made once, on the calling thread)."""
+        cache = self.__dict__.setdefault("_host_tables", {})
+        if not cache:
+            cache.update(gate_index=self.gate_index.cpu(), derived=self.derived.cpu())
+        return cache
+
     def _positions(self, replaced: list[int], device) -> torch.Tensor:
         """``torch.tensor(replaced)`` on ``device``, made once per pattern (not copied every step)."""
         cache = self.__dict__.setdefault("_position_cache", {})
