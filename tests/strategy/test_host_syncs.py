@@ -216,3 +216,39 @@ def test_the_worker_prices_projections_on_the_host_exactly_as_on_the_device():
                 c.alpha.copy_(torch.randn_like(c.alpha))
         for indices in (argmax_indices(choices, nodes), projector.cheapest().indices, projector.unconstrained().indices):
             assert projector._price(indices, host=True) == projector._price(indices)
+
+
+def test_derived_values_at_the_chosen_operating_point_are_the_host_pricing():
+    from uboost.hardware import HardwareSpec
+    from uboost.hardware.energy import PRESETS
+
+    spec = HardwareSpec(rows=8, cols=8, sram_kb=16, energy=sorted(PRESETS)[0], operating_points="rk356x-gpu", clock_hz=2e8)
+    hook = HardwareLoss(create("systolic", spec=spec), target_latency_ms=1.0, auto_point=True)
+    strategy = UBoost(**MODEL)
+    net = strategy.mutate_model(CellSpace())
+    hook.attach(net, torch.zeros(1, 1, 8, 8))
+    assert int(hook.point_index) >= 0
+    for seed in range(3):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for c in hook.choices:
+                c.alpha.copy_(torch.randn_like(c.alpha))
+        for point in range(len(hook.point_projectors())):
+            hook.point_index.fill_(point)
+            latency, energy = hook.derived_values(hook.derived_cost())
+            host = hook.point_projectors()[point].cost_of(hook.derived_indices())  # the host pricing it replaced
+            assert float(latency) == pytest.approx(host[0], rel=1e-12) and float(energy) == pytest.approx(host[1], rel=1e-12)
+
+
+def test_with_the_operating_point_chosen_with_the_network_a_step_makes_no_host_sync(tmp_path):
+    from uboost.hardware import HardwareSpec
+    from uboost.hardware.energy import PRESETS
+    from uboost.host_syncs import step_callback
+
+    spec = HardwareSpec(rows=8, cols=8, sram_kb=16, energy=sorted(PRESETS)[0], operating_points="rk356x-gpu", clock_hz=2e8)
+    syncs = step_callback()
+    torch.manual_seed(0)
+    strategy = UBoost(cost_model=create("systolic", spec=spec), operating_point="auto", target_latency_ms=0.01,
+                      budget_commit=0.5, data_split=None, log_prob_every_n_step=100)
+    run_experiment(CellSpace(), evaluator(n=16 * 12, epochs=1, callbacks=[syncs]), strategy, workdir=tmp_path)
+    assert syncs.totals()[1:-1] == [0] * 10 and syncs.totals()[-1] <= 1

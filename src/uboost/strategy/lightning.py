@@ -213,7 +213,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             hw_logs["hw/budget_multiplier"] = multipliers["latency"]
         if self.hardware_loss.target_energy_uj is not None:
             hw_logs["hw/energy_multiplier"] = multipliers["energy"]
-        if self.hardware_loss.auto_point and int(self.hardware_loss.point_index) >= 0:
+        if self.hardware_loss.auto_point and self.hardware_loss.has_budget:  # chosen at attach, moved by commits
             hw_logs["hw/operating_point"] = self.hardware_loss.point_index.float()
         self.log_dict(hw_logs)
 

@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -147,6 +148,7 @@ class HardwareLoss(nn.Module):
             raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
         self.register_buffer("point_index", torch.tensor(-1, dtype=torch.long))
         self._point_projectors = None
+        self._point_rows: dict | None = None  # every point's row costs on the device (derived_values)
         self.supernet = None
         self.choices, self.nodes = [], []
         self._projector = None
@@ -226,6 +228,8 @@ class HardwareLoss(nn.Module):
                 if "energy" in windowed:
                     highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
                     self.floor_energy_uj = self.budget_floor * min(highest, self.target_energy_uj)
+        if self.has_budget and self.budget_commit:
+            self._projector_ready()  # the commit phase's worker reads host tables: copied now, not mid-search
 
     def point_projectors(self) -> list:
         """One projector per operating point of the spec's table (sharing one program)."""
@@ -244,11 +248,35 @@ class HardwareLoss(nn.Module):
 
     def derived_values(self, derived: HardwareCost) -> tuple:
         """The derived network's latency (ms) and energy (µJ) where its budgets are judged: at the
-        spec's own point (``derived``'s tensors, read on the host by nobody), or with ``auto_point``
-        at the point the last joint projection chose (floats: priced on the host, a sync)."""
-        if self.auto_point and int(self.point_index) >= 0:
-            return self.point_projectors()[int(self.point_index)].cost_of(self.derived_indices())
-        return derived.latency_ms, derived.energy_uj
+        spec's own point (``derived``'s tensors), or with ``auto_point`` at the point the last joint
+        projection chose (priced on the device from every point's row costs: nothing read on the host)."""
+        if not self.auto_point:
+            return derived.latency_ms, derived.energy_uj
+        from uboost.strategy.architecture import argmax_one_hot
+
+        tables = self._point_tables()
+        cost = self.point_projectors()[0].cost
+        with torch.no_grad():
+            p = cost.probabilities(distributions=argmax_one_hot(self.choices, self.nodes))
+            gate = p[cost.gate_index].prod(-1)
+        index = self.point_index.clamp(min=0)
+        chosen = self.point_index >= 0
+        latency = torch.where(chosen, (tables["latency"][index] @ gate) * tables["ms_per_cycle"][index], derived.latency_ms)
+        if "energy" not in tables or derived.energy_uj is None:
+            return latency, derived.energy_uj
+        return latency, torch.where(chosen, (tables["energy"][index] @ gate) * 1e-6, derived.energy_uj)
+
+    def _point_tables(self) -> dict[str, torch.Tensor]:
+        """Every operating point's row costs (cycles, pJ) and ms per cycle, as device tensors (made once)."""
+        if self._point_rows is None:
+            projectors = self.point_projectors()
+            device = projectors[0].cost.gate_index.device
+            one = torch.tensor(1.0, dtype=torch.float64)
+            tables = {metric: torch.from_numpy(np.stack([p.rows[metric] for p in projectors])).to(device)
+                      for metric in projectors[0].rows}
+            tables["ms_per_cycle"] = torch.stack([p.cost_model.latency_ms(one) for p in projectors]).double().to(device)
+            self._point_rows = tables
+        return self._point_rows
 
     def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
