@@ -23,11 +23,10 @@ resized to ``--image-size 32`` (RGB) with a fixed per-device ``--batch-size`` (w
 ``throughput(N) / (N x throughput(1))``. Add ``--precision bf16-mixed`` to time mixed precision.
 
 **Host syncs.** ``--syncs`` runs a one-process search (``lenet``, single-path, a latency budget
-with its commit phase) and counts, per training step, every read of a tensor's value by the
-host (``item``, ``float()``, ``int()``, ``bool()``, ``tolist``, ``numpy``) inside the step, by call
-site. On a GPU each read of a device tensor is a point where the host waits for the device queue
-to drain (reads of host tensors, such as an optimizer's step counter, are not); on this CPU they
-are only counted, and explicit copies to the CPU (``.to("cpu")``) are not seen.
+with its commit phase) and counts, per training step, the host syncs a GPU would wait for, by
+call site (:mod:`uboost.host_syncs`: reads of device values -- ``item``, ``float()``, ``bool()``,
+``tolist``, ``numpy``, blocking copies to the host --, not of host-made tensors such as an
+optimizer's step counter). ``bench_search_step.py --syncs --baseline`` compares them before/after.
 
 Every run is a subprocess re-running this file as ``--worker`` (Lightning's launcher re-runs the
 command once per extra rank).
@@ -145,53 +144,26 @@ def gpu(args) -> None:
         print(f"{n:>4} {1e3 * median:>16.1f} {1e3 * p90:>8.1f} {throughput:>10.0f} {throughput / (n * single):>10.2f}")
 
 
-SYNC_METHODS = ("item", "__float__", "__int__", "__bool__", "__index__", "tolist", "numpy")
-
-
 def syncs(args) -> None:
-    """Count host reads of tensor values inside each search step, by call site."""
+    """Count host syncs (reads of device values a GPU would wait for) inside each search step, by
+    call site, with :mod:`uboost.host_syncs` (``bench_search_step.py --syncs`` compares them)."""
     import collections
-    import traceback
 
-    import pytorch_lightning as pl
-    import torch
-    from torch.overrides import TorchFunctionMode
-
+    from uboost.host_syncs import report, step_callback
     from uboost.search import SearchConfig, run_search
 
-    counts: collections.Counter = collections.Counter()
-    per_step: list[int] = []
-
-    def site() -> str:
-        for frame in reversed(traceback.extract_stack()[:-2]):  # not site() and __torch_function__
-            if "/uboost/" in frame.filename or "/nni/" in frame.filename or "/pytorch_lightning/" in frame.filename:
-                return f"{frame.filename.split('site-packages/')[-1].split('src/')[-1]}:{frame.lineno} {frame.name}"
-        return "?"
-
-    class Count(TorchFunctionMode):
-        def __torch_function__(self, func, types, args_=(), kwargs=None):
-            if getattr(func, "__name__", "") in SYNC_METHODS:
-                counts[site()] += 1
-                per_step[-1] += 1
-            return func(*args_, **(kwargs or {}))
-
-    class Scope(pl.Callback):
-        def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            per_step.append(0)
-            self.mode = Count()
-            self.mode.__enter__()
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            self.mode.__exit__(None, None, None)
-
+    counter = step_callback()
     config = SearchConfig(space="lenet", dataset="digits", image_size=8, epochs=1, max_samples=320, batch_size=32,
                           accelerator="cpu", target_latency_ms=0.0008, budget_commit=0.5)
     with tempfile.TemporaryDirectory() as tmp:
-        run_search(config, Path(tmp) / "run", callbacks=[Scope()])
-    print(f"lenet single-path, latency budget with commit phase: {len(per_step)} steps, host reads per step "
-          f"{min(per_step)}-{max(per_step)} (median {statistics.median(per_step):g})\n")
-    for where, n in counts.most_common(args.top):
-        print(f"{n / len(per_step):7.1f} per step  {where}")
+        run_search(config, Path(tmp) / "run", callbacks=[counter])
+    per_step = counter.totals()
+    print(f"lenet single-path, latency budget with commit phase: {len(per_step)} steps, host syncs per step "
+          f"{min(per_step)}-{max(per_step)} (median {statistics.median(per_step):g}; the first step traces the supernet)\n")
+    sites: collections.Counter = collections.Counter()
+    for step in counter.steps:
+        sites.update(step)
+    print("\n".join(report(sites, len(per_step), args.top)))
 
 
 def main() -> None:

@@ -40,6 +40,13 @@ Measured, side by side in one run:
    where a GPU exists. Target: single-path peak <= 1/2 of the mixture's. Pick the strategies with
    ``--strategies`` (at CIFAR sizes each mixture process needs ~9 GB).
 
+6. With ``--syncs``: host syncs per step (a GPU's waits, counted on the CPU by
+   :mod:`uboost.host_syncs`) in one more, instrumented repeat; with ``--baseline SRC`` every UBoost
+   strategy also runs with an older ``uboost`` (``SRC``: e.g. the parent commit's ``src``) in the
+   same lockstep, as ``"<name> (base)"``: before and after side by side (``_syncs.py``).
+   ``--space lenet`` and ``--target-latency-ms`` (with ``--budget-commit``) select the space and a
+   latency budget with its commit phase.
+
 Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 12] [--repeats 3] [--profile]``;
 the issue-10 sizes: ``--width 16 --cells 8 --image-size 32 --batch-size 64 --steps 3 --repeats 1
 --strategies GumbelDARTS,"UBoost single-path"`` (and the demo's: ``--width 8 --cells 3 --image-size 8
@@ -59,6 +66,8 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+
+import _syncs  # noqa: E402  (benchmarks/ is on the path when a script of it runs)
 
 TARGET_RATIO = 1.05  # UBoost step / GumbelDARTS step, median over rounds
 BASE = "GumbelDARTS"
@@ -278,7 +287,9 @@ ABLATIONS = ("-hw loss", "-logging", "-tau walk", "-clip", "-log -walk -clip")
 
 
 def uboost_kwargs(args, **extra) -> dict:
-    return dict(cost_model="systolic", hardware=dict(rows=args.rows, cols=args.cols), data_split=None, seed=args.seed, **extra)
+    budget = {} if args.target_latency_ms is None else dict(target_latency_ms=args.target_latency_ms, budget_commit=args.budget_commit)
+    return dict(cost_model="systolic", hardware=dict(rows=args.rows, cols=args.cols), data_split=None, seed=args.seed,
+                **budget, **extra)
 
 
 def ablations() -> dict[str, Callable]:
@@ -426,7 +437,7 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool) -> dict:
+def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool, count_syncs: bool = False) -> dict:
     import pytorch_lightning as pl
     import torch
     from nni.nas.evaluator.pytorch import Classification, DataLoader
@@ -436,11 +447,15 @@ def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool) ->
     from uboost.search_spaces import create
     from uboost.strategy import run_experiment
 
-    train, val = load_datasets("digits", image_size=args.image_size, channels=3, seed=args.seed)
+    channels = 1 if args.space == "lenet" else 3
+    train, val = load_datasets("digits", image_size=args.image_size, channels=channels, seed=args.seed)
     pl.seed_everything(args.seed, verbose=False)
-    space = create("darts-cifar", width=args.width, cells=args.cells, input_shape=(3, args.image_size, args.image_size))
+    shape = (channels, args.image_size, args.image_size)
+    options = dict(input_shape=shape) if args.space == "lenet" else dict(width=args.width, cells=args.cells, input_shape=shape)
+    space = create(args.space, **options)
     sections = Sections() if profile else None
     timer = make_timer(baton, sections)
+    syncs = _syncs.step_counter() if count_syncs else None
     evaluator = Classification(
         train_dataloaders=DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                      generator=torch.Generator().manual_seed(args.seed)),
@@ -451,13 +466,13 @@ def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool) ->
         limit_train_batches=args.warmup + args.steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[timer],
+        callbacks=[timer] + ([syncs] if syncs is not None else []),
         enable_progress_bar=False,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
     )
-    strategy = strategies(args)[name](args)
+    strategy = strategies(args)[_syncs.strategy_name(name)](args)
     spent: list[float] = []
     hw = getattr(strategy, "hardware_loss", None)
     if hw is not None:
@@ -475,38 +490,40 @@ def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool) ->
     module = evaluator.trainer.lightning_module
     result = dict(name=name, times=timer.times, loops=timer.loops, attach=spent[0] if spent else None, memory=timer.memory.result,
                   sections=sections.steps if sections else None, hw=None,
+                  syncs=[dict(s) for s in syncs.steps] if syncs is not None else None,
                   modules=sum(1 for _ in module.modules()),
                   gumbel=sum(isinstance(m, GumbelSoftmax) for m in module.modules()))
     module_hw = getattr(module, "hardware_loss", None)
-    if not profile and name in PROFILED and module_hw is not None and hasattr(module_hw, "supernet_cost"):
+    if not profile and not count_syncs and _syncs.strategy_name(name) in PROFILED and module_hw is not None and hasattr(module_hw, "supernet_cost"):
         with lock:  # one process at a time
             fwd, fwd_bwd = hw_loss_time(module_hw, args.hw_repeats)
         result["hw"] = dict(mode=module_hw.cost_mode, rows=len(module_hw.supernet_cost.shapes), fwd=fwd, fwd_bwd=fwd_bwd)
     return result
 
 
-def child(args, name, index, semaphores, barrier, lock, results, workdir, profile) -> None:
+def child(args, name, index, semaphores, barrier, lock, results, workdir, profile, count_syncs=False) -> None:
     try:
+        _syncs.use_baseline(name, args.baseline)
         quiet()
         import torch
 
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         baton = Baton(semaphores, barrier, index, args.warmup + args.steps)
-        results.put(one_run(args, name, baton, workdir, lock, profile))
+        results.put(one_run(args, name, baton, workdir, lock, profile, count_syncs))
     except BaseException:
         barrier.abort()
         results.put(dict(name=name, error=traceback.format_exc()))
 
 
-def lockstep(args, names: list[str], workdir: str, profile: bool = False) -> dict[str, dict]:
+def lockstep(args, names: list[str], workdir: str, profile: bool = False, count_syncs: bool = False) -> dict[str, dict]:
     """One search per strategy, each in its own process, stepping in turn."""
     ctx = mp.get_context("spawn")
     semaphores = [ctx.Semaphore(0) for _ in names]
     barrier, lock, results = ctx.Barrier(len(names)), ctx.Lock(), ctx.Queue()
     procs = [
         ctx.Process(target=child, args=(args, name, i, semaphores, barrier, lock, results,
-                                        os.path.join(workdir, f"{i}"), profile), daemon=True)
+                                        os.path.join(workdir, f"{i}"), profile, count_syncs), daemon=True)
         for i, name in enumerate(names)
     ]
     for p in procs:
@@ -637,6 +654,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablations", action="store_true", help="also run UBoost variants without each candidate overhead")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
                         help=f"comma-separated, {BASE} included (default: %(default)s)")
+    parser.add_argument("--space", choices=("darts-cifar", "lenet"), default="darts-cifar",
+                        help="lenet ignores --width and --cells (1 input channel)")
+    parser.add_argument("--target-latency-ms", type=float, default=None, help="UBoost's latency budget (default: none)")
+    parser.add_argument("--budget-commit", type=float, default=0.2, help="commit phase share with a budget (1: every step)")
+    parser.add_argument("--syncs", action="store_true", help="also count host syncs per step (one more, instrumented repeat)")
+    parser.add_argument("--baseline", default=None, metavar="SRC",
+                        help="also run every UBoost strategy with the uboost package from SRC, as '<name> (base)'")
     args = parser.parse_args(argv)
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the first UBoost step traces the supernet)")
@@ -648,8 +672,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_start = os.getloadavg()
     threads = args.threads if args.threads > 0 else torch.get_num_threads()
-    print(f"uboost search step: darts-cifar width {args.width}, cells {args.cells}, input 3x{args.image_size}x{args.image_size}, "
-          f"batch {args.batch_size}, digits, seed {args.seed}, systolic {args.rows}x{args.cols}")
+    channels = 1 if args.space == "lenet" else 3
+    shape = "" if args.space == "lenet" else f" width {args.width}, cells {args.cells},"
+    budget = "" if args.target_latency_ms is None else f", budget {args.target_latency_ms:g} ms (commit {args.budget_commit:g})"
+    print(f"uboost search step: {args.space}{shape} input {channels}x{args.image_size}x{args.image_size}, "
+          f"batch {args.batch_size}, digits, seed {args.seed}, systolic {args.rows}x{args.cols}{budget}")
+    if args.baseline:
+        print(f"'(base)': the uboost package from {args.baseline}")
     print(f"torch {torch.__version__}, {threads} intra-op thread(s) per process, {os.cpu_count()} CPUs, "
           f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
@@ -658,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--strategies must include {BASE} and name only: {', '.join(sorted(known))}")
     if args.ablations:
         names += ["UBoost " + n for n in ABLATIONS]
+    if args.baseline:
+        names = _syncs.with_baselines(names)
     print(f"{args.repeats} lockstep repeat(s) of {len(names)} strategies x {args.steps} timed steps (+{args.warmup} warm-up)")
 
     runs: list[dict[str, dict]] = []
@@ -670,6 +701,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             profile = lockstep(args, list(PROFILED), os.path.join(tmp, "profile"), profile=True)
             print(f"  profile repeat done (load {os.getloadavg()[0]:.2f})", flush=True)
+        if args.syncs:
+            counted = lockstep(args, names, os.path.join(tmp, "syncs"), count_syncs=True)
+            print(f"  sync-counting repeat done (load {os.getloadavg()[0]:.2f})", flush=True)
 
     def pooled(name, key="times"):
         return [t for run in runs for t in run[name][key][args.warmup:]]
@@ -689,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         first = statistics.median(run[name]["times"][0] for run in runs)
         attach = [run[name]["attach"] for run in runs if run[name]["attach"] is not None]
         trace = ms(statistics.median(attach)) if attach else f"{'-':>8}"
-        target = TARGETS.get(name, TARGET_RATIO)
+        target = TARGETS.get(_syncs.strategy_name(name), TARGET_RATIO)
         verdict = "" if name == BASE else f"<= {target:.2f} {'PASS' if ratio <= target else 'MISS'}"
         print(f"{name:<26} {ms(statistics.median(steps)):>9} {ms(percentile(steps, 0.9))} {ratio:6.3f} {ratio_pooled:7.3f} "
               f"{loop:6.3f} {ms(first):>9} {trace}  {verdict}")
@@ -716,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     print("measured extra: median of the per-round differences UBoost - GumbelDARTS, +- IQR / sqrt(n)")
 
     print_single_path(runs, names, args)
+    if args.syncs:
+        _syncs.print_syncs(counted, names, args.warmup)
     if profile:
         print_profile(profile, args, hw_backward)
     load_end = os.getloadavg()

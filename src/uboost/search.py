@@ -91,7 +91,13 @@ def _progress_bar():
 
     class SearchProgressBar(RichProgressBar):
         def get_metrics(self, trainer, pl_module):
-            return progress_metrics(super().get_metrics(trainer, pl_module))
+            # the strategy logs its hw/ values and the task's without prog_bar (Lightning would read them on
+            # the host every step, a GPU sync): they are read here, when the bar is drawn
+            metrics = super().get_metrics(trainer, pl_module)
+            for key in (*PROGRESS_UNITS, "train_loss"):
+                if key not in metrics and key in trainer.callback_metrics:
+                    metrics[key] = float(trainer.callback_metrics[key])
+            return progress_metrics(metrics)
 
     return SearchProgressBar(leave=True)
 

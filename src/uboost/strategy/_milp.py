@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,23 +38,29 @@ class LinearBudget:
     lower: float = 0.0
 
 
+_SILENCE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _native_stdout_silenced():
-    """Route file descriptor 1 to /dev/null (native code's prints), then restore it."""
+    """Route file descriptor 1 to /dev/null (native code's prints), then restore it. One thread
+    at a time (the commit phase solves on a worker thread, :mod:`uboost.strategy.background`): two
+    overlapping redirections would restore each other's /dev/null."""
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):  # captured or replaced stdout: nothing native reaches it
         yield
         return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+    with _SILENCE_LOCK:
+        sys.stdout.flush()
+        saved = os.dup(fd)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), fd)
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 class Program:
@@ -148,8 +155,8 @@ class Program:
         row[self.n_x:] = values[self.rows]
         return row, float(values[self.fixed].sum())
 
-    def objective(self) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
-        prefs = preferences(self.choices, self.nodes)
+    def objective(self, alphas: dict[int, torch.Tensor] | None = None) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
+        prefs = preferences(self.choices, self.nodes, alphas=alphas)
         scores = prefs if self.scores is None else self.scores
         c = np.zeros(self.n)
         for choice in self.choices:
@@ -158,12 +165,13 @@ class Program:
         return c, prefs
 
     def solve(self, budgets: list[LinearBudget], *, minimize: np.ndarray | None = None,
-              maximize: np.ndarray | None = None, time_limit: float | None = None):
+              maximize: np.ndarray | None = None, time_limit: float | None = None, alphas=None):
         """Maximize the preference (or minimize / maximize a per-row cost, ties broken by
-        preference) under every budget; ``(x, prefs)``, ``x`` None when infeasible."""
+        preference) under every budget; ``(x, prefs)``, ``x`` None when infeasible. ``alphas``:
+        the values to read instead of the live alphas (:func:`preferences`)."""
         from scipy.optimize import Bounds, LinearConstraint, milp
 
-        c, prefs = self.objective()
+        c, prefs = self.objective(alphas)
         if minimize is not None:  # the cheapest architecture, ties broken by preference
             row, _ = self.linear(minimize)
             c = -row + 1e-9 * c * max(1.0, float(row.sum()))

@@ -119,7 +119,8 @@ def load_alphas(supernet: nn.Module, values: dict[str, list[float]]) -> None:
             alpha.copy_(torch.tensor(data, dtype=alpha.dtype).reshape(alpha.shape))
 
 
-def preferences(choices: list[Choice], nodes: list[Node], *, grad: bool = False) -> dict[int, torch.Tensor]:
+def preferences(choices: list[Choice], nodes: list[Node], *, grad: bool = False,
+                alphas: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
     """The search's preference (a log-probability) of every entry of every alpha.
 
     Plain choices: ``log softmax(alpha)``. A cell node's kept (input, op) pairs: the log of the
@@ -127,9 +128,13 @@ def preferences(choices: list[Choice], nodes: list[Node], *, grad: bool = False)
     ranks them by, so the unconstrained optimum of :func:`score` is NNI's own export. "none"
     entries score 0 (they are decided by which inputs are kept). ``grad=True`` keeps the graph to
     the alphas (the budget commitment of :mod:`uboost.strategy.loss` is a loss on them).
+    ``alphas`` (``id(alpha) -> values``, e.g. a :class:`~uboost.strategy.host_mirror.HostMirror`'s)
+    replaces the live alphas' values.
     """
 
     def logits(alpha: torch.Tensor) -> torch.Tensor:
+        if alphas is not None:
+            return alphas[id(alpha)].double().reshape(-1)
         return (alpha if grad else alpha.detach()).double().reshape(-1)
 
     prefs: dict[int, torch.Tensor] = {}
@@ -140,7 +145,7 @@ def preferences(choices: list[Choice], nodes: list[Node], *, grad: bool = False)
         kept = [logits(e.alpha)[: len(e.values) - 1] for e in node.edges]
         norm = torch.logsumexp(torch.cat(kept), 0)
         for edge, values in zip(node.edges, kept):
-            prefs[id(edge.alpha)] = torch.cat([values - norm, torch.zeros(1, dtype=torch.float64)])
+            prefs[id(edge.alpha)] = torch.cat([values - norm, values.new_zeros(1)])  # where the alphas are
     return prefs
 
 
@@ -190,11 +195,12 @@ def indices_to_arch(choices: list[Choice], nodes: list[Node], indices: dict[int,
     return arch
 
 
-def one_hot(choices: list[Choice], indices: dict[int, int]) -> dict[int, torch.Tensor]:
-    """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``."""
+def one_hot(choices: list[Choice], indices: dict[int, int], device=None) -> dict[int, torch.Tensor]:
+    """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``
+    (on the alphas' device, or on ``device``)."""
     out = {}
     for choice in choices:
-        vector = torch.zeros(choice.alpha.numel(), dtype=torch.float64, device=choice.alpha.device)
+        vector = torch.zeros(choice.alpha.numel(), dtype=torch.float64, device=choice.alpha.device if device is None else device)
         vector[indices[id(choice.alpha)]] = 1.0
         out[id(choice.alpha)] = vector
     return out
@@ -217,6 +223,28 @@ def argmax_indices(choices: list[Choice], nodes: list[Node]) -> dict[int, int]:
         for edge in node.edges:
             indices[id(edge.alpha)] = keep.get(id(edge.alpha), len(edge.values) - 1)
     return indices
+
+
+@torch.no_grad()
+def argmax_one_hot(choices: list[Choice], nodes: list[Node]) -> dict[int, torch.Tensor]:
+    """:func:`one_hot` of :func:`argmax_indices`, computed where the alphas are, with no value read
+    on the host: the same architecture (first maximum wins, a node keeps its inputs in order of
+    their best op's logit, ties in input order), as float64 vectors for ``SupernetCost``."""
+    out = {}
+    for choice in choices:
+        if choice.kind != "edge":
+            alpha = choice.alpha.detach().reshape(-1)
+            out[id(choice.alpha)] = torch.nn.functional.one_hot(alpha.argmax(), alpha.numel()).double()
+    for node in nodes:
+        best = [edge.alpha.detach().reshape(-1)[: len(edge.values) - 1].max(0) for edge in node.edges]
+        values = torch.stack([b.values for b in best])
+        order = torch.sort(values, descending=True, stable=True).indices
+        kept = torch.zeros_like(values, dtype=torch.bool).scatter(0, order[: node.n_chosen], True)
+        for edge, b, keep in zip(node.edges, best, kept):
+            n = edge.alpha.numel()
+            index = torch.where(keep, b.indices, torch.full_like(b.indices, n - 1))
+            out[id(edge.alpha)] = torch.nn.functional.one_hot(index, n).double()
+    return out
 
 
 def probabilities_dict(choices: list[Choice], tau: float = 1.0) -> dict[str, dict[str, float]]:

@@ -46,10 +46,10 @@ class NodeInputs:
 
 
 @functools.lru_cache(maxsize=None)
-def _ordered_draws(n: int, k: int) -> torch.Tensor:
-    """Every ordered draw of ``k`` of ``n`` items, ``[n! / (n - k)!, k]`` (built once per shape:
-    it is read at every training step)."""
-    return torch.tensor(list(itertools.permutations(range(n), k)))
+def _ordered_draws(n: int, k: int, device: torch.device) -> torch.Tensor:
+    """Every ordered draw of ``k`` of ``n`` items, ``[n! / (n - k)!, k]`` (built once per shape and
+    device: it is read at every training step, and a copy to a GPU every step would wait for it)."""
+    return torch.tensor(list(itertools.permutations(range(n), k))).to(device)
 
 
 def inclusion_probabilities(log_w: torch.Tensor, k: int) -> torch.Tensor:
@@ -58,7 +58,7 @@ def inclusion_probabilities(log_w: torch.Tensor, k: int) -> torch.Tensor:
     n = log_w.shape[0]
     if k >= n:
         return torch.ones_like(log_w)
-    draws = _ordered_draws(n, k).to(log_w.device)  # [S, k]
+    draws = _ordered_draws(n, k, log_w.device)  # [S, k]
     taken = torch.zeros(draws.shape[0], n, dtype=torch.bool, device=log_w.device)
     log_p = torch.zeros(draws.shape[0], dtype=log_w.dtype, device=log_w.device)
     inclusion = torch.zeros_like(log_w)

@@ -12,8 +12,9 @@ from torch import optim
 
 from uboost.exceptions import SearchError
 from uboost.strategy.data_parallel import DataParallelSearch
+from uboost.strategy.host_mirror import HostMirror
 from uboost.strategy.loss import HardwareLoss
-from uboost.strategy.single_path import log_sampled_cost
+from uboost.strategy.single_path import find_sampler, log_sampled_cost
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,20 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self.gumbel_temperature = gumbel_temperature
         self.sharpen = sharpen
         self._gumbel_modules: list | None = None
+        self._next_mirror: HostMirror | None = None  # the alphas the next step starts with (host copy)
+        self._bad_loss: tuple | None = None  # the first non-finite training loss, kept on the device
+        self._alpha_list: list | None = None
+
+    def setup(self, stage=None):
+        result = super().setup(stage)
+        log = self.training_module.log  # the evaluator's train_loss / train_acc: not on the progress bar
+
+        def off_the_bar(name, value, *args, **kwargs):  # Lightning reads progress-bar values every step (a GPU sync)
+            kwargs["prog_bar"] = False
+            return log(name, value, *args, **kwargs)
+
+        self.training_module.log = off_the_bar
+        return result
 
     def _schedule_step(self, batch_idx: int) -> int:
         """The global step of the schedules (Gumbel temperature, budget commit) as epoch x steps per
@@ -146,13 +161,17 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
                 self.log("hw/energy_ref_uj", self.hardware_loss.energy_ref_uj)
             logger.info("hardware loss attached: latency_ref = %.6f ms", self.hardware_loss.latency_ref_ms)
 
+        step = self._schedule_step(batch_idx)
+        sampler = find_sampler(self)
+        if sampler is not None:  # both draws of this step read the alphas it starts with (host_mirror.py)
+            sampler.use(self._next_mirror or HostMirror(self._alphas()))
         arch_trains = self.architecture_trains()
         if arch_trains:
-            if self.commits_to_budget(self._schedule_step(batch_idx)):  # re-solved every step: resumes exactly
-                committed = self.hardware_loss.commit_to_budget()
-                self.log("hw/committed_latency_ms", committed.latency_ms)
+            if self.commits_to_budget(step):  # re-solved every step (from the alphas the step starts with)
+                committed = self.hardware_loss.commit_to_budget(step)
+                self.log("hw/committed_latency_ms", self._on_device(committed.latency_ms))
                 if committed.energy_uj is not None:
-                    self.log("hw/committed_energy_uj", committed.energy_uj)
+                    self.log("hw/committed_energy_uj", self._on_device(committed.energy_uj))
             else:
                 self.hardware_loss.commit_indices = None
             self.resample()
@@ -169,19 +188,19 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             with torch.no_grad():
                 terms = self.hardware_loss()
             cost = terms.cost
+        self._prepare_next_step(step, sampler)
         derived = self.hardware_loss.derived_cost()  # the network the export would return now, priced exactly
         # where the budgets judge it: the spec's own point, or the one chosen with the network (operating point auto)
         derived_ms, derived_uj = self.hardware_loss.derived_values(derived)
-        # the multipliers move only while the alphas do (no wind-up through a weights-only warm-up)
-        multipliers = self.hardware_loss.update_multipliers(derived_ms, derived_uj) if arch_trains else \
-            {"latency": float(self.hardware_loss.multiplier), "energy": float(self.hardware_loss.energy_multiplier)}
-        self.log_dict(  # expected and derived latency and utilization also on the progress bar
+        # the multipliers move only while the alphas do (no wind-up through a weights-only warm-up); tensors
+        multipliers = self.hardware_loss.step_multipliers(derived_ms, derived_uj) if arch_trains else \
+            {"latency": self.hardware_loss.multiplier.clone(), "energy": self.hardware_loss.energy_multiplier.clone()}
+        self.log_dict(  # not prog_bar: Lightning reads progress-bar values on the host every step (search.py shows them)
             {
                 "hw/latency_ms": cost.latency_ms.detach().float(),
-                "hw/derived_latency_ms": derived_ms,
+                "hw/derived_latency_ms": torch.as_tensor(derived_ms).float(),
                 "hw/utilization": cost.utilization.detach().float(),
             },
-            prog_bar=True,
         )
         hw_logs = {
             "hw/cycles": cost.cycles.detach().float(), "hw/loss": terms.loss.detach().float(),
@@ -189,33 +208,82 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         }
         if cost.energy_uj is not None:
             hw_logs["hw/energy_uj"] = cost.energy_uj.detach().float()
-            hw_logs["hw/derived_energy_uj"] = derived_uj
+            hw_logs["hw/derived_energy_uj"] = torch.as_tensor(derived_uj).float()
         if self.hardware_loss.target_latency_ms is not None:
             hw_logs["hw/budget_multiplier"] = multipliers["latency"]
         if self.hardware_loss.target_energy_uj is not None:
             hw_logs["hw/energy_multiplier"] = multipliers["energy"]
-        if self.hardware_loss.auto_point and int(self.hardware_loss.point_index) >= 0:
-            hw_logs["hw/operating_point"] = float(self.hardware_loss.point_index)
+        if self.hardware_loss.auto_point and self.hardware_loss.has_budget:  # chosen at attach, moved by commits
+            hw_logs["hw/operating_point"] = self.hardware_loss.point_index.float()
         self.log_dict(hw_logs)
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path
         self.resample()
         result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
         w_loss = result["loss"] if isinstance(result, dict) else result
-        if not torch.isfinite(w_loss):
-            raise SearchError(
-                f"the training loss became {float(w_loss)} at epoch {self.trainer.current_epoch}, step {batch_idx}: "
-                "lower the learning rate or the latency weight"
-            )
+        self._watch_loss(w_loss, batch_idx)
         self._average_next_backward = self._averaged("weights")
         self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
         self.advance_lr_schedulers(batch_idx)
         tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None:
-            self.log("gumbel_tau", tau)
+            self.log("gumbel_tau", self._on_device(tau))
         if batch_idx % self.log_prob_every_n_step == 0:
             self.log_probs(self.export_probs())
         return result
+
+    # -- host work kept off the step's critical path --------------------------------------------
+    def _prepare_next_step(self, step: int, sampler) -> None:
+        """Right after the architecture update: copy the alphas the next step starts with to the
+        host without waiting (:mod:`uboost.strategy.host_mirror`), for its path draws, and start
+        its commit-phase projection on the worker thread (:mod:`uboost.strategy.background`)."""
+        commits = self.commits_to_budget(step + 1)
+        if sampler is None and not commits:
+            self._next_mirror = None
+            return
+        mirror = HostMirror(self._alphas())
+        self._next_mirror = mirror if sampler is not None else None
+        if commits and self.hardware_loss.attached:
+            self.hardware_loss.prepare_commit(mirror, step + 1)
+
+    def _on_device(self, value: float) -> torch.Tensor:
+        """A float to log, made on the device by a fill (Lightning's own conversion copies it there, a sync)."""
+        return torch.full((), float(value), device=self.device)
+
+    def _alphas(self) -> list:
+        if self._alpha_list is None:  # found once (walking the supernet every step costs)
+            self._alpha_list = self.arch_parameters()
+        return self._alpha_list
+
+    def _watch_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Remember the first non-finite training loss without reading it on the host; the search
+        stops with one line at the next check: every ``log_every_n_steps`` steps (when Lightning
+        reads its metrics anyway), at the end of each epoch and of the training."""
+        loss = loss.detach()
+        if self._bad_loss is None:
+            self._bad_loss = (torch.full((2,), -1, dtype=torch.long, device=loss.device), torch.zeros((), dtype=loss.dtype, device=loss.device))
+        where, value = self._bad_loss
+        first = ~torch.isfinite(loss) & (where[0] < 0)
+        where[0].copy_(torch.where(first, self.trainer.current_epoch, where[0]))  # Python scalars: no copy to the device
+        where[1].copy_(torch.where(first, batch_idx, where[1]))
+        value.copy_(torch.where(first, loss, value))
+        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 50))
+        per_epoch = self.trainer.num_training_batches
+        if (self._schedule_step(batch_idx) + 1) % every == 0 or (isinstance(per_epoch, int) and batch_idx + 1 >= per_epoch):
+            self._check_loss()
+
+    def _check_loss(self) -> None:
+        if self._bad_loss is None:
+            return
+        where, value = self._bad_loss
+        epoch, step = (int(v) for v in where.tolist())
+        if epoch >= 0:
+            raise SearchError(f"the training loss became {float(value)} at epoch {epoch}, step {step}: "
+                              "lower the learning rate or the latency weight")
+
+    def on_train_end(self):
+        self._check_loss()
+        return super().on_train_end()
 
     def arch_parameters(self):
         # NNI returns list(set(...)): its order changes between processes, so a resumed

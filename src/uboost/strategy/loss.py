@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -124,6 +125,9 @@ class HardwareLoss(nn.Module):
         self.entropy_weight = _non_negative("entropy_weight", entropy_weight)
         self.budget_commit = check_commit(budget_commit)
         self.commit_indices: dict[int, int] | None = None  # set every step of the commit phase
+        from uboost.strategy.background import Pending
+
+        self._commits = Pending()  # the next commit step's projection, solving on a background thread
         if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
             raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
         self.target_latency_ms = target_latency_ms
@@ -144,6 +148,7 @@ class HardwareLoss(nn.Module):
             raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
         self.register_buffer("point_index", torch.tensor(-1, dtype=torch.long))
         self._point_projectors = None
+        self._point_rows: dict | None = None  # every point's row costs on the device (derived_values)
         self.supernet = None
         self.choices, self.nodes = [], []
         self._projector = None
@@ -223,6 +228,8 @@ class HardwareLoss(nn.Module):
                 if "energy" in windowed:
                     highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
                     self.floor_energy_uj = self.budget_floor * min(highest, self.target_energy_uj)
+        if self.has_budget and self.budget_commit:
+            self._projector_ready()  # the commit phase's worker reads host tables: copied now, not mid-search
 
     def point_projectors(self) -> list:
         """One projector per operating point of the spec's table (sharing one program)."""
@@ -233,18 +240,43 @@ class HardwareLoss(nn.Module):
             self._point_projectors = [base.at(m, i) for i, m in enumerate(models_at_points(self.cost_model))]
         return self._point_projectors
 
-    def _project_over_points(self, floor: bool = True):
+    def _project_over_points(self, floor: bool = True, alphas=None):
         from uboost.strategy.projection import project_over_points
 
         budgets = budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor if floor else 0.0)
-        return project_over_points(self.point_projectors(), budgets)
+        return project_over_points(self.point_projectors(), budgets, alphas=alphas)
 
-    def derived_values(self, derived: HardwareCost) -> tuple[float, float | None]:
+    def derived_values(self, derived: HardwareCost) -> tuple:
         """The derived network's latency (ms) and energy (µJ) where its budgets are judged: at the
-        spec's own point, or with ``auto_point`` at the point the last joint projection chose."""
-        if self.auto_point and int(self.point_index) >= 0:
-            return self.point_projectors()[int(self.point_index)].cost_of(self.derived_indices())
-        return float(derived.latency_ms), None if derived.energy_uj is None else float(derived.energy_uj)
+        spec's own point (``derived``'s tensors), or with ``auto_point`` at the point the last joint
+        projection chose (priced on the device from every point's row costs: nothing read on the host)."""
+        if not self.auto_point:
+            return derived.latency_ms, derived.energy_uj
+        from uboost.strategy.architecture import argmax_one_hot
+
+        tables = self._point_tables()
+        cost = self.point_projectors()[0].cost
+        with torch.no_grad():
+            p = cost.probabilities(distributions=argmax_one_hot(self.choices, self.nodes))
+            gate = p[cost.gate_index].prod(-1)
+        index = self.point_index.clamp(min=0)
+        chosen = self.point_index >= 0
+        latency = torch.where(chosen, (tables["latency"][index] @ gate) * tables["ms_per_cycle"][index], derived.latency_ms)
+        if "energy" not in tables or derived.energy_uj is None:
+            return latency, derived.energy_uj
+        return latency, torch.where(chosen, (tables["energy"][index] @ gate) * 1e-6, derived.energy_uj)
+
+    def _point_tables(self) -> dict[str, torch.Tensor]:
+        """Every operating point's row costs (cycles, pJ) and ms per cycle, as device tensors (made once)."""
+        if self._point_rows is None:
+            projectors = self.point_projectors()
+            device = projectors[0].cost.gate_index.device
+            one = torch.tensor(1.0, dtype=torch.float64)
+            tables = {metric: torch.from_numpy(np.stack([p.rows[metric] for p in projectors])).to(device)
+                      for metric in projectors[0].rows}
+            tables["ms_per_cycle"] = torch.stack([p.cost_model.latency_ms(one) for p in projectors]).double().to(device)
+            self._point_rows = tables
+        return self._point_rows
 
     def _require(self) -> SupernetCost:
         if self.supernet_cost is None:
@@ -269,18 +301,39 @@ class HardwareLoss(nn.Module):
             loss = loss + self.commitment(self.commit_indices)
         return HardwareTerms(loss=loss, cost=cost)
 
-    def commit_to_budget(self):
+    def commit_to_budget(self, step: int | None = None):
         """Project the current alphas onto the budget window exactly and commit the next
-        architecture steps to that network (:meth:`commitment`); returns the projection."""
+        architecture steps to that network (:meth:`commitment`); returns the projection.
+
+        With ``step``: the projection :meth:`prepare_commit` started for that step on a background
+        thread (from the same alphas, so the same network), waited for; solved here without one."""
         if not self.has_budget:
             raise RuntimeError("commit_to_budget needs a target latency or energy")
-        if self.auto_point:  # the most preferred (network, point) pair; the budgets are then judged at that point
-            projection = self._project_over_points()
+        projection = self._commits.take(step)
+        if projection is None:
+            projection = self._project_for_commit()
+        if self.auto_point:  # the budgets are then judged at the point chosen with the network
             self.point_index.fill_(projection.point)
-        else:
-            projection = self.projector().project_budgets(self.budgets())  # the window fixed at attach
         self.commit_indices = projection.indices
         return projection
+
+    def prepare_commit(self, mirror, step: int) -> None:
+        """Start solving, on a background thread, the projection that step ``step`` commits to, from
+        ``mirror`` (a :class:`~uboost.strategy.host_mirror.HostMirror` of the alphas that step starts
+        with): the training step then does not wait for scipy (:mod:`uboost.strategy.background`)."""
+        self._projector_ready()  # built here, on this thread, before the worker uses it
+        self._commits.submit(step, self._project_for_commit, mirror)
+
+    def _projector_ready(self) -> None:
+        """Build what the worker reads, here on the training thread (a first copy from the device)."""
+        projector = self.point_projectors()[0] if self.auto_point else self.projector()
+        projector.cost.host_tables()
+
+    def _project_for_commit(self, mirror=None):
+        alphas = None if mirror is None else mirror.values()
+        if self.auto_point:  # the most preferred (network, point) pair
+            return self._project_over_points(alphas=alphas)
+        return self.projector().project_budgets(self.budgets(), alphas=alphas)  # the window fixed at attach
 
     def commitment(self, indices: dict[int, int]) -> torch.Tensor:
         """``-sum log p(choice)`` of the architecture ``indices`` under the search's preferences
@@ -308,25 +361,33 @@ class HardwareLoss(nn.Module):
 
     @torch.no_grad()
     def derived_cost(self, indices: dict[int, int] | None = None) -> HardwareCost:
-        """Exact cost of the architecture the export derives now (or of ``indices``)."""
-        from uboost.strategy.architecture import one_hot
+        """Exact cost of the architecture the export derives now (or of ``indices``); the argmax is
+        taken where the alphas are (no host sync, :func:`~uboost.strategy.architecture.argmax_one_hot`)."""
+        from uboost.strategy.architecture import argmax_one_hot, one_hot
 
         supernet_cost = self._require()
-        return supernet_cost(distributions=one_hot(self.choices, self.derived_indices() if indices is None else indices))
+        if indices is None:
+            return supernet_cost(distributions=argmax_one_hot(self.choices, self.nodes))
+        return supernet_cost(distributions=one_hot(self.choices, indices))
 
     @torch.no_grad()
-    def update_multipliers(self, derived_latency_ms: float | None = None, derived_energy_uj: float | None = None) -> dict[str, float]:
-        """One dual-ascent step per budget on the derived network's values
-        (:func:`~uboost.strategy.dual_ascent.dual_step`); returns the multipliers by metric."""
-        from uboost.strategy.dual_ascent import dual_step
+    def step_multipliers(self, derived_latency_ms=None, derived_energy_uj=None) -> dict[str, torch.Tensor]:
+        """One dual-ascent step per budget on the derived network's values (floats or tensors),
+        as tensor ops where the multipliers live (:func:`~uboost.strategy.dual_ascent.dual_step_`):
+        nothing is read on the host. Returns the multipliers by metric (copies)."""
+        from uboost.strategy.dual_ascent import dual_step_
 
         for buffer, derived, target, floor in (
             (self.multiplier, derived_latency_ms, self.target_latency_ms, self.floor_latency_ms),
             (self.energy_multiplier, derived_energy_uj, self.target_energy_uj, self.floor_energy_uj),
         ):
             if target is not None and derived is not None:
-                buffer.fill_(dual_step(float(buffer), float(derived), target, floor if self.budget_floor else None, self.budget_lr))
-        return {"latency": float(self.multiplier), "energy": float(self.energy_multiplier)}
+                dual_step_(buffer, derived, target, floor if self.budget_floor else None, self.budget_lr)
+        return {"latency": self.multiplier.clone(), "energy": self.energy_multiplier.clone()}
+
+    def update_multipliers(self, derived_latency_ms: float | None = None, derived_energy_uj: float | None = None) -> dict[str, float]:
+        """:meth:`step_multipliers`, as floats."""
+        return {k: float(v) for k, v in self.step_multipliers(derived_latency_ms, derived_energy_uj).items()}
 
     def update_multiplier(self, derived_latency_ms: float) -> float:
         """One dual-ascent step of the latency budget; returns its new multiplier."""

@@ -162,13 +162,17 @@ class Projector:
         return raw / self._raw_per_unit[metric]
 
     # -- solving ----------------------------------------------------------------------------
-    def _price(self, indices: dict[int, int]) -> dict[str, float]:
-        """Every metric of the architecture ``indices`` from the rows (one-hot gates)."""
+    def _price(self, indices: dict[int, int], host: bool = False) -> dict[str, float]:
+        """Every metric of the architecture ``indices`` from the rows (one-hot gates); ``host``:
+        computed on the host alone (:meth:`SupernetCost.host_gates`, the same numbers)."""
         from uboost.strategy.architecture import one_hot
 
         with torch.no_grad():
-            p = self.cost.probabilities(distributions=one_hot(self.program.choices, indices))
-            gate = p[self.cost.gate_index].prod(-1).cpu().double().numpy()
+            if host:
+                gate = self.cost.host_gates(one_hot(self.program.choices, indices, device="cpu")).double().numpy()
+            else:
+                p = self.cost.probabilities(distributions=one_hot(self.program.choices, indices))
+                gate = p[self.cost.gate_index].prod(-1).cpu().double().numpy()
         return {metric: float(gate @ values) for metric, values in self.rows.items()}
 
     def cost_of(self, indices: dict[int, int]) -> tuple[float, float | None]:
@@ -177,12 +181,13 @@ class Projector:
         return self._unit("latency", raw["latency"]), self._unit("energy", raw["energy"]) if "energy" in raw else None
 
     def _solve(self, rows: list[LinearBudget], **mode) -> Projection | None:
-        """Solve the program, decode the architecture and re-price it with the cost rows."""
+        """Solve the program, decode the architecture and re-price it with the cost rows
+        (``alphas=``: the alphas' values to read instead of the live ones, see :func:`preferences`)."""
         x, prefs = self.program.solve(rows, **mode)
         if x is None:
             return None
         arch, indices, score = self.program.decode(x, prefs)
-        raw = self._price(indices)
+        raw = self._price(indices, host=mode.get("alphas") is not None)  # given alphas: nothing on the device
         energy = self._unit("energy", raw["energy"]) if "energy" in raw else None
         return Projection(arch, raw["latency"], self._unit("latency", raw["latency"]), score, indices, energy, self.point)
 
@@ -205,7 +210,7 @@ class Projector:
         return projection
 
     def highest_under(self, target_latency_ms: float | None = None, *, budgets: list[Budget] | None = None,
-                      metric: str = "latency", time_limit: float | None = 10.0) -> Projection:
+                      metric: str = "latency", time_limit: float | None = 10.0, alphas=None) -> Projection:
         """The architecture with the most ``metric`` within the budgets (how close any architecture
         can get to them: the reachable costs are discrete).
 
@@ -213,7 +218,7 @@ class Projector:
         ``time_limit`` seconds the most expensive architecture found so far is returned: a lower
         bound of the true maximum (``None``: prove it, which can take minutes)."""
         budgets = list(budgets or []) + ([Budget("latency", target_latency_ms)] if target_latency_ms is not None else [])
-        projection = self._solve(self._rows(budgets), maximize=self._values(metric), time_limit=time_limit)
+        projection = self._solve(self._rows(budgets), maximize=self._values(metric), time_limit=time_limit, alphas=alphas)
         if projection is None:
             raise self._infeasible(budgets)
         return projection
@@ -253,25 +258,26 @@ class Projector:
             check_budget(target_latency_ms)  # the one-line error of a missing latency target
         return self.project_budgets(budgets)
 
-    def project_budgets(self, budgets: list[Budget]) -> Projection:
-        """The most preferred architecture within every budget (windows where they have floors)."""
+    def project_budgets(self, budgets: list[Budget], *, alphas=None) -> Projection:
+        """The most preferred architecture within every budget (windows where they have floors);
+        ``alphas`` (``id(alpha) -> values``): project these values instead of the live alphas."""
         if not budgets:
-            return self.unconstrained()
+            return self._solve([], alphas=alphas)
         lowers = {i: max(b.floor * self._raw(b), b.minimum) for i, b in enumerate(budgets)}
         lowers = {i: v for i, v in lowers.items() if v > 0}
-        projection = self._solve(self._rows(budgets, lowers))
+        projection = self._solve(self._rows(budgets, lowers), alphas=alphas)
         if projection is None and lowers:
             # no architecture in every window: each window is taken under the most expensive that fits
             relaxed, fallback = {}, None
             for i in lowers:
                 b = budgets[i]
-                highest = self.highest_under(budgets=budgets, metric=b.metric)  # raises InfeasibleBudget when nothing fits
+                highest = self.highest_under(budgets=budgets, metric=b.metric, alphas=alphas)  # raises InfeasibleBudget when nothing fits
                 top = highest.cycles if b.metric == "latency" else highest.energy_uj * self._raw_per_unit["energy"]
                 relaxed[i] = max(b.floor * top, min(b.minimum, top))
                 fallback = fallback or highest
                 logger.info("no architecture uses %.0f%% of %g %s; window taken under the highest reachable (%.6g %s)",
                             100 * b.floor, b.target, UNITS[b.metric], highest.value(b.metric), UNITS[b.metric])
-            projection = self._solve(self._rows(budgets, relaxed)) or fallback
+            projection = self._solve(self._rows(budgets, relaxed), alphas=alphas) or fallback
         if projection is None:
             raise self._infeasible(budgets)
         for b in budgets:  # the row table and the decoded architecture disagree: a bug
@@ -298,7 +304,7 @@ def models_at_points(cost_model) -> list:
     return models
 
 
-def project_over_points(projectors: list[Projector], budgets: list[Budget]) -> Projection:
+def project_over_points(projectors: list[Projector], budgets: list[Budget], *, alphas=None) -> Projection:
     """The most preferred (network, operating point) pair within every budget: one exact program
     per point, the best objective taken (ties: the least energy, then the least latency).
     Raises :class:`InfeasibleBudget` (of the first point) when no point has a feasible network."""
@@ -307,7 +313,7 @@ def project_over_points(projectors: list[Projector], budgets: list[Budget]) -> P
     found, first_error = [], None
     for projector in projectors:
         try:
-            found.append(projector.project_budgets(budgets))
+            found.append(projector.project_budgets(budgets, alphas=alphas))
         except InfeasibleBudget as exc:
             first_error = first_error or exc
     if not found:

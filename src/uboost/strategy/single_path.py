@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from nni.nas.oneshot.pytorch.supermodule._expression_utils import weighted_sum
 from nni.nas.oneshot.pytorch.supermodule.differentiable import (
     DifferentiableMixedCell,
@@ -40,6 +39,8 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import (
 )
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from torch import nn
+
+from uboost.strategy.host_mirror import HostMirror
 
 SAMPLING_MODES = ("mixture", "single-path")
 
@@ -60,9 +61,11 @@ class PathSampler(GumbelSoftmax):
         self._known: set[int] = set()
         self._fresh = False
         self._index: dict[int, int] = {}  # id(alpha) -> sampled index
-        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise
+        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise (on the alphas' device)
+        self._hard: dict[int, torch.Tensor] = {}  # id(alpha) -> the one-hot sample (float64, same device)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
+        self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
         self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
 
@@ -87,26 +90,45 @@ class PathSampler(GumbelSoftmax):
         """The next :meth:`sample` draws a new path (called by every supermodule's ``resample``)."""
         self._fresh = False
 
+    def use(self, mirror: HostMirror | None) -> None:
+        """Draw from ``mirror`` (a host copy of the alphas, :mod:`uboost.strategy.host_mirror`) until
+        the next call; ``None``: from the live alphas at every draw (a copy to the host each time).
+        The search's training step passes the alphas of the step's start, taken a step earlier."""
+        self._mirror = mirror
+
+    def _logits(self) -> dict[int, torch.Tensor]:
+        mirror = self._mirror
+        if mirror is None or not mirror.covers(self._alphas):
+            mirror = HostMirror(self._alphas)
+        return mirror.values()
+
     def _draw(self) -> None:
-        """One draw for every registered alpha: noise from the generator, indices on the host."""
+        """One draw for every registered alpha: noise from the generator, indices on the host, from
+        the host mirror of the alphas (the training step passes the one of the step's start)."""
         sizes = [a.numel() for a in self._alphas]
         uniform = torch.rand(sum(sizes), generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
-        with torch.no_grad():
-            logits = torch.cat([a.detach().reshape(-1).to("cpu", torch.float64) for a in self._alphas])
+        mirror = self._logits()
+        logits = torch.cat([mirror[id(a)] for a in self._alphas])
         perturbed = (logits + gumbel).split(sizes)  # argmax of (alpha + g) / tau = argmax of alpha + g
-        noise = gumbel.split(sizes)
-        self._index = {id(a): int(p.argmax()) for a, p in zip(self._alphas, perturbed)}
-        self._noise = {id(a): n for a, n in zip(self._alphas, noise)}
+        indices = [int(p.argmax()) for p in perturbed]  # host tensors: no device read
+        # the noise and the one-hot samples go to the device in one copy that does not wait (pinned on a GPU)
+        total, device = sum(sizes), self._alphas[0].device
+        packed = torch.zeros(2 * total, dtype=torch.float64, pin_memory=device.type == "cuda")
+        packed[:total] = gumbel
+        offsets = torch.tensor(sizes).cumsum(0) - torch.tensor(sizes) + total
+        packed[offsets + torch.tensor(indices)] = 1.0
+        packed = packed.to(device, non_blocking=True)
+        self._index = {id(a): i for a, i in zip(self._alphas, indices)}
+        self._noise = dict(zip(map(id, self._alphas), packed[:total].split(sizes)))
+        self._hard = dict(zip(map(id, self._alphas), packed[total:].split(sizes)))
         self._st = {}
         self._fresh = True
 
     def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
         """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
-        noise = self._noise[id(alpha)].to(device=alpha.device, dtype=alpha.dtype)
-        soft = torch.softmax((alpha + noise) / self.tau, dim=-1)
-        hard = F.one_hot(torch.tensor(self._index[id(alpha)], device=alpha.device), alpha.numel()).to(soft.dtype)
-        return hard - soft.detach() + soft
+        soft = torch.softmax((alpha + self._noise[id(alpha)].to(alpha.dtype)) / self.tau, dim=-1)
+        return self._hard[id(alpha)].to(soft.dtype) - soft.detach() + soft
 
     def sample(self, alpha: torch.Tensor) -> tuple[int, torch.Tensor]:
         if id(alpha) not in self._known:
@@ -130,12 +152,7 @@ class PathSampler(GumbelSoftmax):
 
     def one_hots(self) -> dict[int, torch.Tensor]:
         """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""
-        if not self._index:
-            return {}
-        return {
-            id(a): F.one_hot(torch.tensor(self._index[id(a)]), a.numel()).to(torch.float64)
-            for a in self._alphas if id(a) in self._index
-        }
+        return dict(self._hard)
 
     # -- the RNG state travels with the supernet's state_dict -------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -148,6 +165,7 @@ class PathSampler(GumbelSoftmax):
         if key in state_dict:
             self.generator.set_state(state_dict[key].detach().to("cpu", torch.uint8).clone())
             self._fresh = False
+        self._mirror = None  # the alphas may have been loaded too
 
 
 def _scale(output: Any, weight: torch.Tensor) -> Any:

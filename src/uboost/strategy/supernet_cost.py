@@ -165,7 +165,7 @@ class SupernetCost(nn.Module):
                 replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
                 if replaced:
                     rows = [distributions[id(self._alphas[group[j]])].to(device=ref.device, dtype=torch.float64).reshape(-1) for j in replaced]
-                    probs = probs.index_put((torch.tensor(replaced, device=ref.device),), torch.stack(rows))
+                    probs = probs.index_put((self._positions(replaced, ref.device),), torch.stack(rows))
             parts.append(probs.reshape(-1))
         flat = torch.cat(parts)
         if self._cell_inputs and not distributions:
@@ -177,6 +177,35 @@ class SupernetCost(nn.Module):
         if self.derived.shape[0]:
             flat = torch.cat([flat, self.derived @ flat])
         return flat
+
+    def host_gates(self, distributions: Mapping[int, torch.Tensor]) -> torch.Tensor:
+        """Every row's gate for ``distributions`` that replace *every* alpha (one-hot pricing), on
+        the host from host copies of the index tables: what :meth:`probabilities` gives then, exactly
+        (products and sums of 0s and 1s), without touching the device (the commit phase's worker
+        thread prices its projections with it, :mod:`uboost.strategy.background`)."""
+        cache = self.host_tables()
+        parts = [torch.ones(1, dtype=torch.float64)]
+        for group in self._groups:
+            parts.append(torch.stack([distributions[id(self._alphas[i])].double().reshape(-1) for i in group]).reshape(-1))
+        flat = torch.cat(parts)
+        if cache["derived"].shape[0]:
+            flat = torch.cat([flat, cache["derived"] @ flat])
+        return flat[cache["gate_index"]].prod(-1)
+
+    def host_tables(self) -> dict[str, torch.Tensor]:
+        """Host copies of the index tables :meth:`host_gates` reads (made once, on the calling thread)."""
+        cache = self.__dict__.setdefault("_host_tables", {})
+        if not cache:
+            cache.update(gate_index=self.gate_index.cpu(), derived=self.derived.cpu())
+        return cache
+
+    def _positions(self, replaced: list[int], device) -> torch.Tensor:
+        """``torch.tensor(replaced)`` on ``device``, made once per pattern (not copied every step)."""
+        cache = self.__dict__.setdefault("_position_cache", {})
+        key = (tuple(replaced), str(device))
+        if key not in cache:
+            cache[key] = torch.tensor(replaced).to(device)
+        return cache[key]
 
     def forward(self, uniform: bool = False, *, distributions: Mapping[int, torch.Tensor] | None = None,
                 tau: float = 1.0) -> HardwareCost:
