@@ -134,12 +134,23 @@ class LayerQuantizer(nn.Module):
             scale, zero = float(scale), int(zero)  # (computed bounds let onnxruntime's Clip/Q fusion drop the Clip)
             lo, hi = (0 - zero) * scale, (2 ** bits - 1 - zero) * scale
             return torch.fake_quantize_per_tensor_affine(torch.clamp(x, lo, hi), scale, zero, 0, 255)
-        return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
+        if torch.jit.is_tracing() or torch.jit.is_scripting():
+            return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
+        zero = zero.to(x.dtype)
+        return _FakeQuantAct.apply(x, scale.to(x.dtype), -zero, 2 ** bits - 1 - zero)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.exporting and (self.training or not bool(self.observed)):  # first use in eval: observe once, then fixed
             self._observe(x)
-        return _combine([(self.quantize_act(x.float(), b).to(x.dtype), c) for b, c in self.mixture("act")])
+        terms = self.mixture("act")
+        carry = None
+        if len(terms) == 1 and terms[0][1] is not None and not self.exporting:
+            # one sampled width: its straight-through weight c moves onto the weight, conv(c Q(x), W) =
+            # conv(Q(x), c W) (bilinear), a multiply of the small weight instead of the activation
+            (bits, carry), = terms
+            terms = [(bits, None)]
+        self.__dict__["_carry"] = carry  # read by quantize_weight in the same forward pass
+        return _combine([(self.quantize_act(x.float(), b).to(x.dtype), c) for b, c in terms])
 
     # -- weights -------------------------------------------------------------------------------
     def quantize_weight(self, weight: torch.Tensor) -> torch.Tensor:
@@ -147,7 +158,29 @@ class LayerQuantizer(nn.Module):
             (bits, _), = self.mixture("weight")
             return torch.fake_quantize_per_channel_affine(
                 weight, weight_scale(weight, bits), torch.zeros(weight.shape[0], dtype=torch.int32), 0, -128, 127)
-        return _combine([(fake_quant_weight(weight.float(), b).to(weight.dtype), c) for b, c in self.mixture("weight")])
+        terms = self.mixture("weight")
+        carry = self.__dict__.pop("_carry", None)
+        if carry is not None:  # the activation's straight-through weight (see quantize_input)
+            terms = [(b, carry if c is None else c * carry) for b, c in terms]
+        return _combine([(fake_quant_weight(weight.float(), b).to(weight.dtype), c) for b, c in terms])
+
+
+class _FakeQuantAct(torch.autograd.Function):
+    """``torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2^b - 1)``, the same numbers and
+    straight-through gradient (x's gradient passes where ``round(x / scale)`` is in range) in
+    fewer passes over the tensor: ``round(x * (1 / scale))`` clamped to ``[-zero, 2^b - 1 - zero]``,
+    times ``scale`` (``(q - zero) * scale`` with the integer ``q``: exact). ~2x faster forward on CPU."""
+
+    @staticmethod
+    def forward(ctx, x, scale, lo, hi):
+        r = torch.round(x * (1.0 / scale))  # torch's kernel: nearbyint(x * inv_scale), inv_scale = 1 / scale in fp32
+        ctx.save_for_backward((r < lo) | (r > hi))
+        return r.clamp_(lo, hi).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        outside, = ctx.saved_tensors
+        return grad.masked_fill(outside, 0.0), None, None, None
 
 
 def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:

@@ -420,6 +420,10 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
         if projected.arch != arch:
             logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, projected.latency_ms)
         facts["arch"] = projected.arch
+    if strategy.bits_space is not None:  # bits that buy nothing on the exported ops are widened
+        from uboost.strategy.precision import widen_bits
+
+        facts["arch"] = widen_bits(hardware_loss, facts["arch"])
     return facts
 
 

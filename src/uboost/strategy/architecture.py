@@ -191,21 +191,29 @@ def indices_to_arch(choices: list[Choice], nodes: list[Node], indices: dict[int,
 
 
 def one_hot(choices: list[Choice], indices: dict[int, int]) -> dict[int, torch.Tensor]:
-    """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``."""
+    """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``
+    (rows of one identity matrix per size and device: ~10^3 choices with bits, every step)."""
     out = {}
-    for choice in choices:
-        vector = torch.zeros(choice.alpha.numel(), dtype=torch.float64, device=choice.alpha.device)
-        vector[indices[id(choice.alpha)]] = 1.0
-        out[id(choice.alpha)] = vector
+    for (n, device), group in _by_size(choices).items():
+        rows = torch.eye(n, dtype=torch.float64, device=device)[torch.tensor([indices[id(c.alpha)] for c in group])]
+        out.update(zip((id(c.alpha) for c in group), rows.unbind(0)))
     return out
+
+
+def _by_size(choices: list[Choice]) -> dict[tuple, list[Choice]]:
+    groups: dict[tuple, list[Choice]] = {}
+    for choice in choices:
+        groups.setdefault((choice.alpha.numel(), choice.alpha.device), []).append(choice)
+    return groups
 
 
 def argmax_indices(choices: list[Choice], nodes: list[Node]) -> dict[int, int]:
     """The architecture NNI's export derives from the current alphas, as entries per alpha."""
     indices: dict[int, int] = {}
-    for choice in choices:
-        if choice.kind != "edge":
-            indices[id(choice.alpha)] = int(torch.argmax(choice.alpha.detach()))
+    with torch.no_grad():  # one argmax per alpha size (torch.argmax: the first maximum, as before)
+        for group in _by_size([c for c in choices if c.kind != "edge"]).values():
+            best = torch.stack([c.alpha.detach().reshape(-1) for c in group]).argmax(1).tolist()
+            indices.update(zip((id(c.alpha) for c in group), best))
     for node in nodes:
         best = []
         for edge in node.edges:

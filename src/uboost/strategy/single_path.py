@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from nni.nas.oneshot.pytorch.supermodule._expression_utils import weighted_sum
 from nni.nas.oneshot.pytorch.supermodule.differentiable import (
     DifferentiableMixedCell,
@@ -60,7 +59,10 @@ class PathSampler(GumbelSoftmax):
         self._known: set[int] = set()
         self._fresh = False
         self._index: dict[int, int] = {}  # id(alpha) -> sampled index
-        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise
+        self._gumbel: torch.Tensor | None = None  # this step's Gumbel noise of every alpha, flat (float64)
+        self._noise_as: dict[tuple, torch.Tensor] = {}  # (device, dtype) -> self._gumbel converted once
+        self._layout: tuple | None = None  # offsets and same-size groups of the flat vector (see _draw)
+        self._eyes: dict[tuple, torch.Tensor] = {}  # (n, device, dtype) -> eye(n): one-hot rows
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
@@ -73,6 +75,7 @@ class PathSampler(GumbelSoftmax):
                 self._known.add(id(alpha))
                 self._alphas.append(alpha)
                 self._fresh = False
+                self._layout = None
 
     @property
     def alphas(self) -> list[torch.Tensor]:
@@ -87,25 +90,58 @@ class PathSampler(GumbelSoftmax):
         """The next :meth:`sample` draws a new path (called by every supermodule's ``resample``)."""
         self._fresh = False
 
+    def _groups(self) -> tuple[dict[int, tuple[int, int]], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``id(alpha) -> (offset, size)`` in the flat vector, and per size ``(alpha positions,
+        flat positions [k, size])``: the argmax of every alpha of one size is one kernel."""
+        if self._layout is None:
+            offsets, by_size, at = {}, {}, 0
+            for k, alpha in enumerate(self._alphas):
+                offsets[id(alpha)] = (at, alpha.numel())
+                by_size.setdefault(alpha.numel(), []).append(k)
+                at += alpha.numel()
+            starts = [offsets[id(a)][0] for a in self._alphas]
+            groups = [(torch.tensor(ks), torch.tensor([starts[k] for k in ks]).unsqueeze(1) + torch.arange(n))
+                      for n, ks in by_size.items()]
+            self._layout = (offsets, groups)
+        return self._layout
+
     def _draw(self) -> None:
-        """One draw for every registered alpha: noise from the generator, indices on the host."""
-        sizes = [a.numel() for a in self._alphas]
-        uniform = torch.rand(sum(sizes), generator=self.generator, dtype=torch.float64)
+        """One draw for every registered alpha: noise from the generator, indices on the host
+        (vectorized per alpha size: a supernet with bits has ~10^3 alphas)."""
+        offsets, groups = self._groups()
+        uniform = torch.rand(sum(n for _, n in offsets.values()), generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
         with torch.no_grad():
-            logits = torch.cat([a.detach().reshape(-1).to("cpu", torch.float64) for a in self._alphas])
-        perturbed = (logits + gumbel).split(sizes)  # argmax of (alpha + g) / tau = argmax of alpha + g
-        noise = gumbel.split(sizes)
-        self._index = {id(a): int(p.argmax()) for a, p in zip(self._alphas, perturbed)}
-        self._noise = {id(a): n for a, n in zip(self._alphas, noise)}
+            logits = torch.cat([a.detach().reshape(-1) for a in self._alphas]).to("cpu", torch.float64)
+        perturbed = logits + gumbel  # argmax of (alpha + g) / tau = argmax of alpha + g
+        index = torch.zeros(len(self._alphas), dtype=torch.long)
+        for positions, flat in groups:
+            index[positions] = perturbed[flat].argmax(1)
+        self._index = dict(zip(map(id, self._alphas), index.tolist()))
+        self._gumbel, self._noise_as = gumbel, {}
         self._st = {}
         self._fresh = True
 
+    def _noise(self, alpha: torch.Tensor) -> torch.Tensor:
+        """``alpha``'s Gumbel noise this step, in its device and dtype (one conversion per step)."""
+        key = (alpha.device, alpha.dtype)
+        noise = self._noise_as.get(key)
+        if noise is None:
+            noise = self._noise_as[key] = self._gumbel.to(device=alpha.device, dtype=alpha.dtype)
+        at, n = self._groups()[0][id(alpha)]
+        return noise[at:at + n]
+
+    def _eye(self, n: int, device, dtype) -> torch.Tensor:
+        key = (n, device, dtype)
+        eye = self._eyes.get(key)
+        if eye is None:
+            eye = self._eyes[key] = torch.eye(n, device=device, dtype=dtype)
+        return eye
+
     def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
         """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
-        noise = self._noise[id(alpha)].to(device=alpha.device, dtype=alpha.dtype)
-        soft = torch.softmax((alpha + noise) / self.tau, dim=-1)
-        hard = F.one_hot(torch.tensor(self._index[id(alpha)], device=alpha.device), alpha.numel()).to(soft.dtype)
+        soft = torch.softmax((alpha + self._noise(alpha)) / self.tau, dim=-1)
+        hard = self._eye(alpha.numel(), alpha.device, soft.dtype)[self._index[id(alpha)]]
         return hard - soft.detach() + soft
 
     def sample(self, alpha: torch.Tensor) -> tuple[int, torch.Tensor]:
@@ -132,10 +168,8 @@ class PathSampler(GumbelSoftmax):
         """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""
         if not self._index:
             return {}
-        return {
-            id(a): F.one_hot(torch.tensor(self._index[id(a)]), a.numel()).to(torch.float64)
-            for a in self._alphas if id(a) in self._index
-        }
+        return {id(a): self._eye(a.numel(), torch.device("cpu"), torch.float64)[self._index[id(a)]]
+                for a in self._alphas if id(a) in self._index}
 
     # -- the RNG state travels with the supernet's state_dict -------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -330,9 +364,11 @@ def log_sampled_cost(pl_module) -> None:
     """Log ``hw/sampled_latency_ms`` (and ``hw/sampled_energy_uj``) when the supernet samples single paths (else nothing)."""
     sampler = find_sampler(pl_module)
     supernet_cost = getattr(getattr(pl_module, "hardware_loss", None), "supernet_cost", None)
-    if sampler is None or supernet_cost is None or not sampler.one_hots():
+    one_hots = sampler.one_hots() if sampler is not None and supernet_cost is not None else {}
+    if not one_hots:
         return
-    cost = sampled_cost(supernet_cost, sampler)
+    with torch.no_grad():
+        cost = supernet_cost(distributions=one_hots)
     pl_module.log("hw/sampled_latency_ms", cost.latency_ms.detach().float())
     if cost.energy_uj is not None:
         pl_module.log("hw/sampled_energy_uj", cost.energy_uj.detach().float())
