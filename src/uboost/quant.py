@@ -7,6 +7,9 @@ and the ONNX export share.
 * **Activations** (a layer's input): asymmetric, per tensor, ``b`` bits -> ``[0, 2^b - 1]`` with a zero
   point; the range is an exponential moving average (momentum 0.1) of the batch min/max, widened to
   hold 0, updated in training and fixed in eval mode (what the exported model uses).
+* **Bias** (a layer at fixed widths: retrain, export, pinned layers): int32 at the scale
+  ``s_x * s_w[c]``, as integer kernels hold it and as onnxruntime quantizes it (a searched width's
+  bias stays float).
 * **Gradients**: straight-through (``torch.fake_quantize_per_*_affine``: the identity inside the
   range, 0 outside it; weights never leave theirs).
 
@@ -94,6 +97,8 @@ class LayerQuantizer(nn.Module):
         self.register_buffer("act_max", torch.zeros(()))
         self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
         self.exporting = False
+
+    fixed = True  # one width per operand (the search's choice is not): the bias is quantized too
 
     # -- what to quantize at: overridden by the search's choice (uboost.strategy.precision) ----
     def mixture(self, operand: str) -> list[tuple[int, torch.Tensor | None]]:
@@ -196,6 +201,30 @@ def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Ten
     return out
 
 
+class _BiasParametrization(nn.Module):
+    """``bias -> round(bias / s) * s`` with ``s = s_x * s_w`` (the input's scale times each output
+    channel's weight scale): the int32 bias of integer kernels. onnxruntime quantizes a float bias
+    next to QDQ inputs this way (its WeightBiasQuantization); doing it here too makes its default
+    session compute what the fake-quantized model computes (idempotent on an already quantized bias)."""
+
+    def __init__(self, quantizer: LayerQuantizer, module: nn.Module):
+        super().__init__()
+        self.__dict__["quantizer"], self.__dict__["module"] = quantizer, module
+
+    def forward(self, bias: torch.Tensor) -> torch.Tensor:
+        quantizer = self.__dict__["quantizer"]
+        weight = self.__dict__["module"].parametrizations.weight.original
+        scale = quantizer.act_qparams(quantizer.act_bits)[0] * weight_scale(weight, quantizer.weight_bits)
+        q = torch.clamp(torch.round(bias.detach() * (1.0 / scale)), -2 ** 31, 2 ** 31 - 1) * scale
+        return bias + (q - bias.detach())  # straight-through
+
+
+def _old_bias_key(module, state_dict, prefix, *args) -> None:
+    """A state dict saved before biases were quantized holds ``bias`` (now ``parametrizations.bias.original``)."""
+    if prefix + "bias" in state_dict and prefix + "parametrizations.bias.original" not in state_dict:
+        state_dict[prefix + "parametrizations.bias.original"] = state_dict.pop(prefix + "bias")
+
+
 class _WeightParametrization(nn.Module):
     """``weight -> quantizer.quantize_weight(weight)`` (the quantizer is not a submodule here)."""
 
@@ -222,6 +251,9 @@ def attach(module: nn.Module, quantizer: LayerQuantizer) -> LayerQuantizer:
         raise ConfigError(f"{type(module).__name__} is already quantized")
     setattr(module, ATTR, quantizer)
     parametrize.register_parametrization(module, "weight", _WeightParametrization(quantizer), unsafe=True)
+    if module.bias is not None and quantizer.fixed:  # a searched width's bias stays float (its scale is a mixture)
+        parametrize.register_parametrization(module, "bias", _BiasParametrization(quantizer, module), unsafe=True)
+        module._register_load_state_dict_pre_hook(_old_bias_key, with_module=True)
     module.register_forward_pre_hook(_input_hook)
     module.__dict__["uboost_precision"] = quantizer.precision
     return quantizer

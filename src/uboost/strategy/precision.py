@@ -102,6 +102,8 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
     """The precision choice of one supernet layer: alphas over its bitwidths, and the quantizer
     that mixes (or samples) them in the forward pass."""
 
+    fixed = False  # its bias stays float (uboost.quant)
+
     def __init__(self, layer: str, space: BitsSpace, softmax: nn.Module):
         values = space.values
         LayerQuantizer.__init__(self, max(values["weight"]), max(values["act"]))
