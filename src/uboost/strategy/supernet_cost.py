@@ -165,9 +165,10 @@ class SupernetCost(nn.Module):
             probs = torch.softmax(stacked / tau if tau != 1.0 else stacked, dim=-1)
             if distributions:
                 replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
-                if replaced:
-                    rows = [distributions[id(self._alphas[group[j]])].to(device=ref.device, dtype=torch.float64).reshape(-1) for j in replaced]
-                    probs = probs.index_put((torch.tensor(replaced, device=ref.device),), torch.stack(rows))
+                if replaced:  # one stack and one conversion per group (~10^3 alphas with bits, several times a step)
+                    rows = torch.stack([distributions[id(self._alphas[group[j]])] for j in replaced])
+                    rows = rows.to(device=ref.device, dtype=torch.float64).reshape(len(replaced), -1)
+                    probs = probs.index_put((torch.tensor(replaced, device=ref.device),), rows)
             parts.append(probs.reshape(-1))
         flat = torch.cat(parts)
         if self._cell_inputs and not distributions:
