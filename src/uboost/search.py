@@ -423,7 +423,8 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
     if strategy.bits_space is not None:  # bits that buy nothing on the exported ops are widened
         from uboost.strategy.precision import widen_bits
 
-        facts["arch"] = widen_bits(hardware_loss, facts["arch"])
+        facts["arch"] = widen_bits(hardware_loss.supernet_cost, hardware_loss.choices, hardware_loss.nodes, facts["arch"],
+                                   with_energy=bool(hardware_loss.energy_weight) or config.target_energy_uj is not None)
     return facts
 
 

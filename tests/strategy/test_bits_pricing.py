@@ -104,7 +104,7 @@ def test_widened_bits_are_the_widest_that_cost_no_more_brute_force(make, entry):
             return float(loss.supernet_cost(distributions=one_hot(loss.choices, trial)).latency_ms)
 
     base = latency([2] * len(bits))
-    widened = widen_bits(loss, arch)
+    widened = widen_bits(loss.supernet_cost, loss.choices, loss.nodes, arch)
     assert {k: v for k, v in widened.items() if k not in {c.label for c in bits}} == {
         k: v for k, v in arch.items() if k not in {c.label for c in bits}}
     got = [widened[c.label] for c in bits]

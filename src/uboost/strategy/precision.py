@@ -241,26 +241,27 @@ def bits_on_derived(supernet_cost, choices, indices: Mapping[int, int], tau: flo
     return type(full)(**{f: mix(getattr(full, f), getattr(derived, f)) for f in full.__dataclass_fields__})
 
 
-def widen_bits(hardware_loss, arch: Mapping) -> dict:
+def widen_bits(cost, choices, nodes, arch: Mapping, *, with_energy: bool = False) -> dict:
     """``arch`` with every searched layer's bits raised to the widest width that makes the network
-    cost no more -- latency, and energy where the search optimizes it (``energy_weight`` or an
-    energy budget) -- on the hardware term's cost rows: a narrower width that buys nothing on the
-    exported ops only loses accuracy (quantization error does not grow with the bits). On
-    ``fixed`` PEs a compute-bound layer gets its widest width back; on ``bitfusion`` a narrow
-    layer keeps its width wherever it is faster. Each layer is tried once, in order, with the
-    others as already decided (the cost rows are per layer, so the order does not matter)."""
+    cost no more on the cost rows ``cost`` (a :class:`~uboost.strategy.supernet_cost.SupernetCost`
+    over ``choices``/``nodes`` from ``choice_groups``) -- latency, and energy ``with_energy`` (when
+    the search or the projection optimizes or bounds it): a narrower width that buys nothing on the
+    exported ops only loses accuracy (quantization error does not grow with the bits). On ``fixed``
+    PEs a compute-bound layer gets its widest width back; on ``bitfusion`` a narrow layer keeps its
+    width wherever it is faster. Each layer is tried once, in order, with the others as already
+    decided (the cost rows are per layer, so the order does not matter); budgets met before are met after."""
     from uboost.strategy.architecture import arch_to_indices, one_hot
 
-    choices = [c for c in hardware_loss.choices if c.kind == "bits"]
+    every = choices
+    choices = [c for c in every if c.kind == "bits"]
     if not choices:
         return dict(arch)
-    indices = arch_to_indices(hardware_loss.choices, hardware_loss.nodes, arch)
-    with_energy = bool(hardware_loss.energy_weight) or hardware_loss.target_energy_uj is not None
+    indices = arch_to_indices(every, nodes, arch)
 
     @torch.no_grad()
     def price(trial) -> tuple[float, ...]:
-        cost = hardware_loss.supernet_cost(distributions=one_hot(hardware_loss.choices, trial))
-        return (float(cost.latency_ms),) + ((float(cost.energy_uj),) if with_energy and cost.energy_uj is not None else ())
+        priced = cost(distributions=one_hot(every, trial))
+        return (float(priced.latency_ms),) + ((float(priced.energy_uj),) if with_energy and priced.energy_uj is not None else ())
 
     def no_dearer(new, old) -> bool:
         return all(a <= b * (1 + 1e-9) for a, b in zip(new, old))
@@ -276,9 +277,9 @@ def widen_bits(hardware_loss, arch: Mapping) -> dict:
                 if choice.values[j] <= current:
                     break
                 trial = {**indices, id(choice.alpha): j}
-                cost = price(trial)
-                if no_dearer(cost, base):
-                    indices, base = trial, cost
+                priced = price(trial)
+                if no_dearer(priced, base):
+                    indices, base = trial, priced
                     break
     widened = {c.label: c.values[indices[id(c.alpha)]] for c in choices}
     changed = sum(arch.get(label) != value for label, value in widened.items())
