@@ -3,8 +3,11 @@ and retrained quantization-aware, priced on (a) bitfusion 16x16 WS and (b) fixed
 16 kB SRAMs and 4 words/cycle (systolic-mem). Also the search step time with and without bits.
 
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/bench_bits.py --spaces lenet --seeds 0,1
+    ... --hardware fixed-mem --variants mixed-2-4-8 --no-steps     # one cell of the table
 
-Prints one row per (space, hardware, variant, seed) and a summary; runs go to --root.
+Prints one row per (space, hardware, variant, seed); runs go to --root, whose bench_bits.json
+collects the rows of every invocation. The step time is CPU time of the process (one thread): on
+a shared machine wall time mostly measures the load.
 """
 
 from __future__ import annotations

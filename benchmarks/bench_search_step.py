@@ -37,7 +37,8 @@ Measured, side by side in one run:
    (target <= 1/3) and to mixture UBoost, and **peak memory** per process: CPU RSS (the peak
    above the RSS at the start of training, by resetting the kernel's high-water mark through
    ``/proc/self/clear_refs``; the whole-process peak too) and ``torch.cuda.max_memory_allocated``
-   where a GPU exists. Target: single-path peak <= 1/2 of the mixture's. Pick the strategies with
+   where a GPU exists. Target: single-path peak <= 1/2 of the mixture's. ``UBoost single-path bits``
+   (``bits=(2, 4, 8)``) against ``UBoost single-path``: target <= 1.3 (issue 21). Pick the strategies with
    ``--strategies`` (at CIFAR sizes each mixture process needs ~9 GB).
 
 Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 12] [--repeats 3] [--profile]``;
