@@ -26,6 +26,11 @@ def test_activation_fake_quant_equals_torch_in_values_and_straight_through_gradi
     (expected * upstream).sum().backward()
     assert torch.equal(mine.grad, ref.grad)
     assert 0 < int((mine.grad == 0).sum()) < x.numel()  # some clipped, most not
+    # the same function with tensor bounds (the path of a GPU, where numbers would need a sync)
+    from uboost.quant import _FakeQuantAct
+
+    zero_f = zero.float()
+    assert torch.equal(_FakeQuantAct.apply(x, scale, -zero_f, 2 ** bits - 1 - zero_f), expected)
 
 
 def _small_net(bits: int):
