@@ -37,7 +37,8 @@ Measured, side by side in one run:
    (target <= 1/3) and to mixture UBoost, and **peak memory** per process: CPU RSS (the peak
    above the RSS at the start of training, by resetting the kernel's high-water mark through
    ``/proc/self/clear_refs``; the whole-process peak too) and ``torch.cuda.max_memory_allocated``
-   where a GPU exists. Target: single-path peak <= 1/2 of the mixture's. Pick the strategies with
+   where a GPU exists. Target: single-path peak <= 1/2 of the mixture's. ``UBoost single-path bits``
+   (``bits=(2, 4, 8)``) against ``UBoost single-path``: target <= 1.3 (issue 21). Pick the strategies with
    ``--strategies`` (at CIFAR sizes each mixture process needs ~9 GB).
 
 6. With ``--syncs``: host syncs per step (a GPU's waits, counted on the CPU by
@@ -73,6 +74,7 @@ TARGET_RATIO = 1.05  # UBoost step / GumbelDARTS step, median over rounds
 BASE = "GumbelDARTS"
 SINGLE = "UBoost single-path"
 MIXTURE = "UBoost"
+BITS = "UBoost single-path bits"  # mixed precision {2, 4, 8} (issue 21: <= 1.3x the single-path step)
 TARGETS = {SINGLE: 1 / 3}  # step-time ratio to GumbelDARTS; others: TARGET_RATIO
 MEMORY_TARGET = 0.5  # single-path peak memory / the mixture's
 DEFAULT_STRATEGIES = (BASE, MIXTURE, "UBoost smooth", SINGLE)
@@ -392,6 +394,7 @@ def strategies(args) -> dict[str, Callable]:
         "UBoost": lambda a: UBoost(**uboost_kwargs(a)),
         "UBoost smooth": lambda a: UBoost(**uboost_kwargs(a, cost_mode="smooth")),
         SINGLE: lambda a: UBoost(**uboost_kwargs(a, sampling="single-path")),
+        BITS: lambda a: UBoost(**uboost_kwargs(a, sampling="single-path", bits=(2, 4, 8))),
     }
     if getattr(args, "ablations", False):
         result.update({"UBoost " + name: make for name, make in ablations().items()})
@@ -682,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {threads} intra-op thread(s) per process, {os.cpu_count()} CPUs, "
           f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
-    known = set(DEFAULT_STRATEGIES) | {"UBoost " + n for n in ABLATIONS}
+    known = set(DEFAULT_STRATEGIES) | {BITS} | {"UBoost " + n for n in ABLATIONS}
     if BASE not in names or not set(names) <= known:
         parser.error(f"--strategies must include {BASE} and name only: {', '.join(sorted(known))}")
     if args.ablations:
@@ -727,6 +730,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if name == BASE else f"<= {target:.2f} {'PASS' if ratio <= target else 'MISS'}"
         print(f"{name:<26} {ms(statistics.median(steps)):>9} {ms(percentile(steps, 0.9))} {ratio:6.3f} {ratio_pooled:7.3f} "
               f"{loop:6.3f} {ms(first):>9} {trace}  {verdict}")
+    if BITS in names and SINGLE in names:
+        per = [a / b for run in runs for a, b in zip(run[BITS]["times"][args.warmup:], run[SINGLE]["times"][args.warmup:])]
+        ratio = statistics.median(per)
+        print(f"bits: {BITS} step / {SINGLE} step (median over rounds) {ratio:.3f} <= 1.30 {'PASS' if ratio <= 1.3 else 'MISS'}")
     print("ratio (the target): median over rounds of step / GumbelDARTS step taken back to back (same load);")
     print("pooled: median step / GumbelDARTS median step over all timed steps (drifts when the load changes")
     print("between repeats); loop: like ratio, for the baton-holding time (step + Lightning's bookkeeping +")

@@ -145,9 +145,12 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     arch, precision = projection.arch, None
     if source.config.bits_options() is not None:  # the bits labels go to precision.json
         from uboost.quant import apply_precision
-        from uboost.strategy.precision import split_precision
+        from uboost.strategy.precision import split_precision, widen_bits
 
-        arch, precision = split_precision(source.supernet, projection.arch)
+        program = source.projector.program  # bits that buy nothing on the projected network are widened
+        widened = widen_bits(source.projector.cost, program.choices, program.nodes, projection.arch,
+                             with_energy=target_uj is not None)
+        arch, precision = split_precision(source.supernet, widened)
     network = runs.freeze_arch(space, arch)
     if precision is not None:
         apply_precision(network, precision)

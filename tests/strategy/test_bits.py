@@ -89,9 +89,14 @@ def test_single_path_runs_one_sampled_width_with_a_straight_through_gradient():
         weight = conv.parametrizations.weight.original
         expected = F.conv2d(quant.quantize_act(x, bits), fake_quant_weight(weight, bits), conv.bias, padding=1)
         assert torch.allclose(y, expected, atol=1e-6)
-        quant.alphas["bits"].grad = None
-        y.square().sum().backward()
-        assert quant.alphas["bits"].grad is not None and quant.alphas["bits"].grad.abs().sum() > 0
+        alpha = quant.alphas["bits"]
+        grad, = torch.autograd.grad(y.square().sum(), alpha, retain_graph=True)  # the cached straight-through weight
+        assert grad.abs().sum() > 0
+        # the straight-through weight c of the drawn width scales the output: conv(c Q(x), Q(W)), whichever
+        # factor carries it (the weight, the smaller tensor); same alpha gradient as the explicit product
+        index, st = strategy._sampler.sample(alpha)
+        explicit = F.conv2d(quant.quantize_act(x, bits) * st[index], fake_quant_weight(weight, bits), conv.bias, padding=1)
+        assert torch.allclose(torch.autograd.grad(explicit.square().sum(), alpha)[0], grad, rtol=1e-5, atol=1e-7)
     assert len(seen) > 1
 
 

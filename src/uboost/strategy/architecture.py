@@ -197,21 +197,32 @@ def indices_to_arch(choices: list[Choice], nodes: list[Node], indices: dict[int,
 
 def one_hot(choices: list[Choice], indices: dict[int, int], device=None) -> dict[int, torch.Tensor]:
     """``SupernetCost(distributions=...)`` input pricing exactly the architecture ``indices``
-    (on the alphas' device, or on ``device``)."""
+    (on the alphas' device, or on ``device``): rows of one identity matrix per size, made on the
+    host and moved in one copy per size (~10^3 choices with bits, every step)."""
     out = {}
-    for choice in choices:
-        vector = torch.zeros(choice.alpha.numel(), dtype=torch.float64, device=choice.alpha.device if device is None else device)
-        vector[indices[id(choice.alpha)]] = 1.0
-        out[id(choice.alpha)] = vector
+    for (n, at), group in _by_size(choices).items():
+        where = torch.device(at if device is None else device)
+        rows = torch.eye(n, dtype=torch.float64)[torch.tensor([indices[id(c.alpha)] for c in group])]
+        if where.type != "cpu":
+            rows = rows.pin_memory().to(where, non_blocking=True) if where.type == "cuda" else rows.to(where)
+        out.update(zip((id(c.alpha) for c in group), rows.unbind(0)))
     return out
+
+
+def _by_size(choices: list[Choice]) -> dict[tuple, list[Choice]]:
+    groups: dict[tuple, list[Choice]] = {}
+    for choice in choices:
+        groups.setdefault((choice.alpha.numel(), choice.alpha.device), []).append(choice)
+    return groups
 
 
 def argmax_indices(choices: list[Choice], nodes: list[Node]) -> dict[int, int]:
     """The architecture NNI's export derives from the current alphas, as entries per alpha."""
     indices: dict[int, int] = {}
-    for choice in choices:
-        if choice.kind != "edge":
-            indices[id(choice.alpha)] = int(torch.argmax(choice.alpha.detach()))
+    with torch.no_grad():  # one argmax per alpha size (torch.argmax: the first maximum, as before)
+        for group in _by_size([c for c in choices if c.kind != "edge"]).values():
+            best = torch.stack([c.alpha.detach().reshape(-1) for c in group]).argmax(1).tolist()
+            indices.update(zip((id(c.alpha) for c in group), best))
     for node in nodes:
         best = []
         for edge in node.edges:

@@ -285,6 +285,17 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self._check_loss()
         return super().on_train_end()
 
+    def resample(self):
+        """NNI's resample over the supernet modules, listed once: walking the ~5k modules of a
+        supernet with bits twice per step cost ~10% of a darts-cifar step."""
+        modules = self.__dict__.get("_resample_modules")
+        if modules is None or modules[0] is not self.model:
+            modules = self.__dict__["_resample_modules"] = (self.model, list(self.supernet_modules()))
+        result = {}
+        for module in modules[1]:
+            result.update(module.resample(memo=result))
+        return result
+
     def arch_parameters(self):
         # NNI returns list(set(...)): its order changes between processes, so a resumed
         # architecture optimizer would get another parameter's state. Keep module order.
@@ -301,4 +312,5 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         params = self.arch_parameters()
         if not params:
             raise SearchError("the model space has no choices: nothing to search")
-        return torch.optim.Adam(params, self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1.0e-3)
+        # foreach: the same numbers as the per-tensor loop, ~2x faster over ~10^3 small alphas (a supernet with bits)
+        return torch.optim.Adam(params, self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1.0e-3, foreach=True)

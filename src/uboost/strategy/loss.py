@@ -111,8 +111,10 @@ class HardwareLoss(nn.Module):
         energy_weight: float = 0.0,
         target_energy_uj: float | None = None,
         auto_point: bool = False,
+        bits_on_derived: bool = True,
     ):
         super().__init__()
+        self.bits_on_derived = bool(bits_on_derived)  # searched bits priced on the derived ops (strategy/precision.py)
         if cost_mode not in COST_MODES:
             raise ConfigError(f"unknown cost mode {cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
         self.cost_model = cost_model
@@ -344,8 +346,15 @@ class HardwareLoss(nn.Module):
         return -torch.stack([prefs[id(c.alpha)][indices[id(c.alpha)]] for c in self.choices]).sum()
 
     def expected_cost(self) -> HardwareCost:
-        """Expected cost of the priced distribution, ``softmax(alpha / distribution_tau)``."""
-        return self._require()(tau=self.distribution_tau)
+        """Expected cost of the priced distribution, ``softmax(alpha / distribution_tau)``. With
+        searched bits (and ``bits_on_derived``) its gradient prices the bits on the derived network's
+        ops (:func:`~uboost.strategy.precision.bits_on_derived`); the value is the same."""
+        supernet_cost = self._require()
+        if self.bits_on_derived and any(c.kind == "bits" for c in self.choices):
+            from uboost.strategy.precision import bits_on_derived
+
+            return bits_on_derived(supernet_cost, self.choices, self.derived_indices(), self.distribution_tau)
+        return supernet_cost(tau=self.distribution_tau)
 
     def entropy(self) -> torch.Tensor:
         """Mean entropy of the choice distributions (an optional term that makes the search commit)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -37,6 +38,8 @@ from torch import nn
 
 from uboost.exceptions import ArchitectureError, ConfigError
 from uboost.quant import ATTR, LayerQuantizer, attach, check_bits, quantized_layers
+
+logger = logging.getLogger(__name__)
 
 PREFIXES = {"bits": "bits:", "weight": "wbits:", "act": "abits:"}
 
@@ -98,6 +101,8 @@ class BitsSpace:
 class BitsChoice(LayerQuantizer, BaseSuperNetModule):
     """The precision choice of one supernet layer: alphas over its bitwidths, and the quantizer
     that mixes (or samples) them in the forward pass."""
+
+    fixed = False  # its bias stays float (uboost.quant)
 
     def __init__(self, layer: str, space: BitsSpace, softmax: nn.Module):
         values = space.values
@@ -208,6 +213,79 @@ def expand_rows(module: nn.Module, rows: list, choices) -> list:
             if merged is not None:
                 out.append(replace(row, shape=replace(row.shape, weight_bits=w, act_bits=a), choices=merged))
     return out
+
+
+def bits_on_derived(supernet_cost, choices, indices: Mapping[int, int], tau: float = 1.0):
+    """The expected cost (its value unchanged) whose gradient prices each layer's bits on the op
+    the search would export now.
+
+    In the plain expectation a layer's bits alpha gets the cost difference of its widths averaged
+    over *every* candidate of its op (every width and kernel of a mixed conv, every op of an
+    edge). On ``fixed`` PEs with a small SRAM the wide candidates stall at 8 bits and narrower
+    bits remove those stalls, so every bits alpha is pushed down -- while the op the search keeps
+    may be compute-bound, where the narrow bits buy nothing and only lose accuracy. Here the bits
+    alphas get the gradient of the cost with every other choice one-hot at ``indices`` (the
+    derived network: what the bits buy on it), the other alphas the gradient of the expectation
+    with the bits' probabilities held: ``E(p, sg(q)) + C(d, q) - sg(C(d, q))``."""
+    from uboost.strategy.architecture import one_hot
+
+    bits = {id(c.alpha) for c in choices if c.kind == "bits"}
+    full = supernet_cost(tau=tau, detach=bits)
+    if not bits:
+        return full
+    derived = supernet_cost(distributions=one_hot([c for c in choices if c.kind != "bits"], indices), tau=tau)
+
+    def mix(a, b):
+        return None if a is None else a + (b - b.detach())
+
+    return type(full)(**{f: mix(getattr(full, f), getattr(derived, f)) for f in full.__dataclass_fields__})
+
+
+def widen_bits(cost, choices, nodes, arch: Mapping, *, with_energy: bool = False) -> dict:
+    """``arch`` with every searched layer's bits raised to the widest width that makes the network
+    cost no more on the cost rows ``cost`` (a :class:`~uboost.strategy.supernet_cost.SupernetCost`
+    over ``choices``/``nodes`` from ``choice_groups``) -- latency, and energy ``with_energy`` (when
+    the search or the projection optimizes or bounds it): a narrower width that buys nothing on the
+    exported ops only loses accuracy (quantization error does not grow with the bits). On ``fixed``
+    PEs a compute-bound layer gets its widest width back; on ``bitfusion`` a narrow layer keeps its
+    width wherever it is faster. Each layer is tried once, in order, with the others as already
+    decided (the cost rows are per layer, so the order does not matter); budgets met before are met after."""
+    from uboost.strategy.architecture import arch_to_indices, one_hot
+
+    every = choices
+    choices = [c for c in every if c.kind == "bits"]
+    if not choices:
+        return dict(arch)
+    indices = arch_to_indices(every, nodes, arch)
+
+    @torch.no_grad()
+    def price(trial) -> tuple[float, ...]:
+        priced = cost(distributions=one_hot(every, trial))
+        return (float(priced.latency_ms),) + ((float(priced.energy_uj),) if with_energy and priced.energy_uj is not None else ())
+
+    def no_dearer(new, old) -> bool:
+        return all(a <= b * (1 + 1e-9) for a, b in zip(new, old))
+
+    base = price(indices)
+    widest = {**indices, **{id(c.alpha): max(range(len(c.values)), key=c.values.__getitem__) for c in choices}}
+    if no_dearer(price(widest), base):  # every layer at its widest costs nothing more (fixed PEs, compute-bound)
+        indices = widest
+    else:
+        for choice in choices:
+            current = choice.values[indices[id(choice.alpha)]]
+            for j in sorted(range(len(choice.values)), key=lambda j: -choice.values[j]):
+                if choice.values[j] <= current:
+                    break
+                trial = {**indices, id(choice.alpha): j}
+                priced = price(trial)
+                if no_dearer(priced, base):
+                    indices, base = trial, priced
+                    break
+    widened = {c.label: c.values[indices[id(c.alpha)]] for c in choices}
+    changed = sum(arch.get(label) != value for label, value in widened.items())
+    if changed:
+        logger.info("bits: %d searched layers widened at no extra cost on the exported network", changed)
+    return {**arch, **widened}
 
 
 def argmax_bits(choices) -> dict:

@@ -61,8 +61,10 @@ class PathSampler(GumbelSoftmax):
         self._known: set[int] = set()
         self._fresh = False
         self._index: dict[int, int] = {}  # id(alpha) -> sampled index
-        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise (on the alphas' device)
+        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise (on the alphas' device and dtype)
         self._hard: dict[int, torch.Tensor] = {}  # id(alpha) -> the one-hot sample (float64, same device)
+        self._hard_as: dict[int, torch.Tensor] = {}  # the same in the alphas' dtype (straight-through)
+        self._layout: tuple | None = None  # offsets and same-size groups of the flat vector (see _draw)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
@@ -76,6 +78,7 @@ class PathSampler(GumbelSoftmax):
                 self._known.add(id(alpha))
                 self._alphas.append(alpha)
                 self._fresh = False
+                self._layout = None
 
     @property
     def alphas(self) -> list[torch.Tensor]:
@@ -102,33 +105,56 @@ class PathSampler(GumbelSoftmax):
             mirror = HostMirror(self._alphas)
         return mirror.values()
 
+    def _groups(self) -> tuple[dict[int, tuple[int, int]], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``id(alpha) -> (offset, size)`` in the flat vector, and per size ``(alpha positions,
+        flat positions [k, size])``: the argmax of every alpha of one size is one kernel."""
+        if self._layout is None:
+            offsets, by_size, at = {}, {}, 0
+            for k, alpha in enumerate(self._alphas):
+                offsets[id(alpha)] = (at, alpha.numel())
+                by_size.setdefault(alpha.numel(), []).append(k)
+                at += alpha.numel()
+            starts = [offsets[id(a)][0] for a in self._alphas]
+            groups = [(torch.tensor(ks), torch.tensor([starts[k] for k in ks]).unsqueeze(1) + torch.arange(n))
+                      for n, ks in by_size.items()]
+            self._layout = (offsets, groups)
+        return self._layout
+
     def _draw(self) -> None:
         """One draw for every registered alpha: noise from the generator, indices on the host, from
-        the host mirror of the alphas (the training step passes the one of the step's start)."""
-        sizes = [a.numel() for a in self._alphas]
-        uniform = torch.rand(sum(sizes), generator=self.generator, dtype=torch.float64)
+        the host mirror of the alphas (the training step passes the one of the step's start);
+        the argmax is vectorized per alpha size (a supernet with bits has ~10^3 alphas)."""
+        offsets, groups = self._groups()
+        sizes = [offsets[id(a)][1] for a in self._alphas]
+        total = sum(sizes)
+        uniform = torch.rand(total, generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
         mirror = self._logits()
-        logits = torch.cat([mirror[id(a)] for a in self._alphas])
-        perturbed = (logits + gumbel).split(sizes)  # argmax of (alpha + g) / tau = argmax of alpha + g
-        indices = [int(p.argmax()) for p in perturbed]  # host tensors: no device read
+        logits = torch.cat([mirror[id(a)].reshape(-1).to(torch.float64) for a in self._alphas])
+        perturbed = logits + gumbel  # argmax of (alpha + g) / tau = argmax of alpha + g
+        index = torch.zeros(len(self._alphas), dtype=torch.long)
+        for positions, flat in groups:  # host tensors: no device read
+            index[positions] = perturbed[flat].argmax(1)
         # the noise and the one-hot samples go to the device in one copy that does not wait (pinned on a GPU)
-        total, device = sum(sizes), self._alphas[0].device
-        packed = torch.zeros(2 * total, dtype=torch.float64, pin_memory=device.type == "cuda")
+        alpha = self._alphas[0]
+        packed = torch.zeros(2 * total, dtype=torch.float64, pin_memory=alpha.device.type == "cuda")
         packed[:total] = gumbel
-        offsets = torch.tensor(sizes).cumsum(0) - torch.tensor(sizes) + total
-        packed[offsets + torch.tensor(indices)] = 1.0
-        packed = packed.to(device, non_blocking=True)
-        self._index = {id(a): i for a, i in zip(self._alphas, indices)}
-        self._noise = dict(zip(map(id, self._alphas), packed[:total].split(sizes)))
-        self._hard = dict(zip(map(id, self._alphas), packed[total:].split(sizes)))
+        starts = torch.tensor([offsets[id(a)][0] for a in self._alphas])
+        packed[total + starts + index] = 1.0
+        packed = packed.to(alpha.device, non_blocking=True)
+        typed = packed.to(alpha.dtype)  # one conversion on the device for every alpha
+        ids = list(map(id, self._alphas))
+        self._index = dict(zip(ids, index.tolist()))
+        self._noise = dict(zip(ids, typed[:total].split(sizes)))
+        self._hard = dict(zip(ids, packed[total:].split(sizes)))
+        self._hard_as = dict(zip(ids, typed[total:].split(sizes)))
         self._st = {}
         self._fresh = True
 
     def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
         """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
         soft = torch.softmax((alpha + self._noise[id(alpha)].to(alpha.dtype)) / self.tau, dim=-1)
-        return self._hard[id(alpha)].to(soft.dtype) - soft.detach() + soft
+        return self._hard_as[id(alpha)].to(soft.dtype) - soft.detach() + soft
 
     def sample(self, alpha: torch.Tensor) -> tuple[int, torch.Tensor]:
         if id(alpha) not in self._known:
@@ -348,9 +374,11 @@ def log_sampled_cost(pl_module) -> None:
     """Log ``hw/sampled_latency_ms`` (and ``hw/sampled_energy_uj``) when the supernet samples single paths (else nothing)."""
     sampler = find_sampler(pl_module)
     supernet_cost = getattr(getattr(pl_module, "hardware_loss", None), "supernet_cost", None)
-    if sampler is None or supernet_cost is None or not sampler.one_hots():
+    one_hots = sampler.one_hots() if sampler is not None and supernet_cost is not None else {}
+    if not one_hots:
         return
-    cost = sampled_cost(supernet_cost, sampler)
+    with torch.no_grad():
+        cost = supernet_cost(distributions=one_hots)
     pl_module.log("hw/sampled_latency_ms", cost.latency_ms.detach().float())
     if cost.energy_uj is not None:
         pl_module.log("hw/sampled_energy_uj", cost.energy_uj.detach().float())

@@ -1,0 +1,93 @@
+"""The fake quantizer (uboost.quant): its fast activation path is torch's fake quantization."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from uboost.quant import LayerQuantizer
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_activation_fake_quant_equals_torch_in_values_and_straight_through_gradient(bits):
+    quant = LayerQuantizer(bits, bits).train()
+    g = torch.Generator().manual_seed(bits)
+    x = torch.randn(4, 3, 7, 7, generator=g) * 3 + 0.5
+    quant._observe(x * 0.6)  # a narrower range: some inputs fall outside it (zero gradient there)
+    scale, zero = quant.act_qparams(bits)
+    # exact half-steps too: round half to even as torch's nearbyint
+    x = torch.cat([x.reshape(-1), (torch.arange(-6, 7) + 0.5) * scale - zero * scale])
+    mine, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = quant.quantize_act(mine, bits)
+    expected = torch.fake_quantize_per_tensor_affine(ref, scale, zero, 0, 2 ** bits - 1)
+    assert torch.equal(y, expected)
+    upstream = torch.randn(x.shape, generator=g)
+    (y * upstream).sum().backward()
+    (expected * upstream).sum().backward()
+    assert torch.equal(mine.grad, ref.grad)
+    assert 0 < int((mine.grad == 0).sum()) < x.numel()  # some clipped, most not
+    # the same function with tensor bounds (the path of a GPU, where numbers would need a sync)
+    from uboost.quant import _FakeQuantAct
+
+    zero_f = zero.float()
+    assert torch.equal(_FakeQuantAct.apply(x, scale, -zero_f, 2 ** bits - 1 - zero_f), expected)
+
+
+def _small_net(bits: int):
+    from torch import nn
+
+    from uboost.quant import apply_precision, quantized_layers
+
+    torch.manual_seed(bits)
+    net = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 8, 3, bias=True),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 64), nn.ReLU(), nn.Linear(64, 10))
+    apply_precision(net, {name: (bits, bits) for name, _ in quantized_layers(net)})
+    net.train()
+    for _ in range(3):
+        net(torch.randn(16, 1, 8, 8) * 2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_onnxruntime_default_session_computes_the_fake_quant_model(bits, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from uboost.quant import export_mode
+
+    net = _small_net(bits)
+    x = torch.randn(256, 1, 8, 8) * 2
+    with torch.no_grad():
+        expected = net(x)
+        with export_mode(net):
+            torch.onnx.export(net, (x[:1],), str(tmp_path / "m.onnx"), dynamo=False, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
+    # the default session: every optimization on (float biases next to QDQ quantized to int32, QDQ units
+    # fused into integer kernels where nothing stands between an op and its Q)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    if bits < 8:  # the b-bit Clip before each 8-bit Q keeps the ops in float on dequantized values: exact
+        assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+        return
+    # 8 bits: no Clip, so Gemm+Relu+Q become one integer kernel whose requantization rounds
+    # acc * (s_x s_w / s_y) -- not (s_x s_w acc + b) / s_y: a few values land one level apart
+    assert torch.allclose(got, expected, atol=1e-2)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), options, providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+
+
+def test_the_bias_is_int32_at_the_input_times_weight_scale_and_old_state_dicts_load():
+    from uboost.quant import weight_scale
+
+    net = _small_net(4)
+    conv = net[3]
+    quant = conv.uboost_quant
+    scale = quant.act_qparams(4)[0] * weight_scale(conv.parametrizations.weight.original, 4)
+    steps = conv.bias.detach() / scale
+    assert torch.allclose(steps, steps.round(), atol=1e-3) and not torch.equal(conv.bias, conv.parametrizations.bias.original)
+    old = {k.replace("parametrizations.bias.original", "bias"): v for k, v in net.state_dict().items()}
+    fresh = _small_net(4)
+    fresh.load_state_dict(old)  # a model.pt written before biases were quantized
+    assert torch.equal(fresh[3].bias, conv.bias)
