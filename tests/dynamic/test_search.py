@@ -71,6 +71,25 @@ def test_optuna_study_is_resumable(tmp_path):
         search_policies(confidence, correct, costs, grid=(0.5, 0.8), method="optuna", trials=1, out=tmp_path)
 
 
+def _optuna_worker(out: str, seed: int) -> int:
+    confidence, correct, costs = data()
+    return len(search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=5,
+                               out=out, seed=seed))
+
+
+def test_optuna_study_is_shared_by_concurrent_processes(tmp_path):
+    """Parallel like ``uboost tune``: processes on one output directory add to one study."""
+    pytest.importorskip("optuna")
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        seen = pool.starmap(_optuna_worker, [(str(tmp_path), 1), (str(tmp_path), 2)])
+    assert max(seen) == 10 and min(seen) >= 5  # the later one saw every trial of both
+    confidence, correct, costs = data()
+    assert len(search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=0,
+                               out=tmp_path)) == 10
+
+
 def test_bad_thresholds_and_policies():
     confidence, correct, costs = data()
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
