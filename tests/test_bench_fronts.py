@@ -115,6 +115,29 @@ def test_a_finished_point_is_reused_and_one_whose_settings_changed_runs_again(tm
     assert ran and len(fake_training.search) == 2 and fake_training.retrain[-1].epochs == 5
 
 
+def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_only(tmp_path, fake_training):
+    import bench_fronts
+    import fronts_report
+
+    config, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.1, 0)
+    out = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 0)
+    retrain = {"epochs": 10, "max_samples": None}
+    info = {"pair": "lenet-16x16", "entry": entry, "model": "systolic", "lambda": 0.1, "seed": 0}
+    bench_fronts.run_point(out, config, retrain, info)
+    for name in ("point.json", "config.json"):  # as written before SearchConfig had energy_weight and precision
+        stored = json.loads((out / name).read_text())
+        held = stored["settings"]["search_config"] if name == "point.json" else stored
+        del held["energy_weight"], held["precision"]
+        (out / name).write_text(json.dumps(stored))
+
+    point, ran = bench_fronts.run_point(out, config, retrain, info)
+    assert not ran and len(fake_training.search) == 1 and fronts_report._is_current(point)
+
+    energy = config.replace(energy_weight=0.5)  # the new field at another value than its default: runs again
+    _, ran = bench_fronts.run_point(out, energy, retrain, info)
+    assert ran and len(fake_training.search) == 2 and fake_training.search[-1].energy_weight == 0.5
+
+
 def test_lambda_zero_without_a_utilization_term_is_one_shared_task_only_search():
     import bench_fronts
 
