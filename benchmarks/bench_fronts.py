@@ -22,7 +22,8 @@ Cost models (``--models``):
 ==================  ==========================================================================
 
 Study entries (only when named in ``--models``): ``systolic-warmup3`` (3 of the 6 epochs train the
-weights alone first) and ``systolic-beta0.001`` (utilization weight 0.001 instead of 1).
+weights alone first), ``systolic-beta0.1`` and ``systolic-beta0.001`` (utilization weight 0.1 or
+0.001 instead of 1).
 
 At lambda = 0 the models without a utilization term search the task alone: that search is run
 once per (pair, seed), as ``task-only``, and belongs to each of those fronts.
@@ -85,6 +86,7 @@ MEMORY_MODELS = ("systolic-mem",)
 # entries; see RESULTS "Why exact pricing loses on lenet").
 STUDY_MODELS = {
     "systolic-warmup3": dict(warmup_epochs=3),  # half of the 6 epochs train the weights alone first
+    "systolic-beta0.1": dict(utilization_weight=0.1),
     "systolic-beta0.001": dict(utilization_weight=0.001),  # the utilization term nearly off
 }
 MODELS.update(STUDY_MODELS)
