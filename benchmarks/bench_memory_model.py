@@ -15,6 +15,16 @@ the targets of issue 11: MAPE <= 20 % and tau >= 0.90 on average, MAPE <= 15 % a
 words per cycle, beating a prototype's 19.8 % / 0.91 (held out: 22 % / 0.90).
 
     python benchmarks/bench_memory_model.py [--data FILE] [--split all|fit|held-out] [--models ...] [--no-refit]
+
+``--groups`` (issue 22) scores every (array, dataflow, SRAM, bandwidth) group of the base data and of
+``tests/hardware/data/scalesim_user_groups.csv`` (128x128 WS/OS/IS, 32x32 IS, 8 kB buffers) **held
+out**: 3-fold over layers (layer i in fold i mod 3), the constants refitted on the other two folds'
+layers in every group, each layer predicted once; it prints per group that MAPE, the shipped
+constants' (in-sample) and compute-only's, against the goal of <= 25 % in every group and <= 12 %
+on average over groups. ``--slice`` scores the small slice that ``tests/hardware/test_memory_groups.py``
+checks (the same numbers).
+
+    python benchmarks/bench_memory_model.py --groups [--slice]
 """
 
 from __future__ import annotations
@@ -83,13 +93,47 @@ def score(rows, model_name: str) -> dict:
     return out
 
 
+GOAL_GROUP, GOAL_MEAN = 0.25, 0.12  # issue 22: every group, and the mean over groups, held out
+
+
+def group_table(table: dict) -> list[str]:
+    """Markdown lines of :func:`fit_systolic_mem.per_group`'s result, with the verdict."""
+    lines = ["| group (array dataflow SRAM bandwidth) | layers | held-out MAPE (3-fold) | shipped, in-sample | compute-only |",
+             "|---|---|---|---|---|"]
+    for (array, flow, kb, bw), v in table.items():
+        mark = "" if v["held_out"] <= GOAL_GROUP else " **over 25 %**"
+        lines.append(f"| {array} {flow.upper()} {kb} kB {bw:g} w/c | {v['n']} | {100 * v['held_out']:.1f} %{mark} | "
+                     f"{100 * v['shipped']:.1f} % | {100 * v['compute']:.1f} % |")
+    held = [v["held_out"] for v in table.values()]
+    over = [k for k, v in table.items() if v["held_out"] > GOAL_GROUP]
+    lines.append(f"\nmean over {len(held)} groups, held out: {100 * statistics.mean(held):.1f} % (goal <= {100 * GOAL_MEAN:.0f} %); "
+                 f"worst {100 * max(held):.1f} %; {len(over)} group(s) over {100 * GOAL_GROUP:.0f} %"
+                 + (": " + ", ".join(f"{a} {f.upper()} {kb} kB {bw:g} w/c" for a, f, kb, bw in over) if over else ""))
+    return lines
+
+
+def groups_main(slice_only: bool) -> int:
+    sys.path.insert(0, str(REPO / "tools"))
+    import fit_systolic_mem as fitting
+
+    data = fitting.Data(fitting.DATA, keep=fitting.in_slice if slice_only else None)
+    print(f"{len(data.rows)} SCALE-Sim USER-mode points, {len(data.layers)} layers, {len(set(data.config))} groups"
+          + (" (the test slice)" if slice_only else "") + "\n")
+    print("\n".join(group_table(fitting.per_group(data))))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", action="store_true", help="issue 22: held-out MAPE per (array, dataflow, SRAM, bandwidth) group")
+    parser.add_argument("--slice", action="store_true", help="with --groups: only the test slice")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--split", default="all", choices=("all", "fit", "held-out"))
     parser.add_argument("--models", default="systolic-mem,systolic,roofline")
     parser.add_argument("--no-refit", action="store_true", help="skip refitting systolic-mem's constants on held-out splits")
     args = parser.parse_args()
+    if args.groups:
+        return groups_main(args.slice)
     with open(args.data, newline="") as f:
         every = list(csv.DictReader(f))
     models = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -20,6 +20,19 @@ def _pyplot():
     return plt
 
 
+def _finish_layer_bars(plt, fig, ax, path, ticks: Sequence[float], layer_names: Sequence[str], ylabel: str, title: str) -> None:
+    """Layer names under the bars, labels and legend, then the PNG written atomically."""
+    ax.set_xticks(list(ticks))
+    ax.set_xticklabels(layer_names, rotation=90, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
 def utilization_per_layer(path: str | os.PathLike, layer_names: Sequence[str], series: Mapping[str, Sequence[float]], title: str) -> None:
     """Bar chart of per-layer utilization, one bar group per layer and one series per array."""
     plt = _pyplot()
@@ -28,16 +41,8 @@ def utilization_per_layer(path: str | os.PathLike, layer_names: Sequence[str], s
     fig, ax = plt.subplots(figsize=(max(6, 0.28 * n + 2), 4))
     for i, (label, values) in enumerate(series.items()):
         ax.bar([j + i * width for j in range(n)], [100 * v for v in values], width, label=label)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(n)])
-    ax.set_xticklabels(layer_names, rotation=90, fontsize=7)
-    ax.set_ylabel("utilization (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    _finish_layer_bars(plt, fig, ax, path, [j + 0.4 - width / 2 for j in range(n)], layer_names, "utilization (%)", title)
 
 
 def energy_per_layer(path: str | os.PathLike, layer_names: Sequence[str], parts: Mapping[str, Sequence[float]], title: str) -> None:
@@ -50,15 +55,7 @@ def energy_per_layer(path: str | os.PathLike, layer_names: Sequence[str], parts:
     for label, values in parts.items():
         ax.bar(range(n), list(values), 0.8, bottom=bottom, label=label)
         bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_xticks(range(n))
-    ax.set_xticklabels(layer_names, rotation=90, fontsize=7)
-    ax.set_ylabel("energy (µJ)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    _finish_layer_bars(plt, fig, ax, path, list(range(n)), layer_names, "energy (µJ)", title)
 
 
 def panels(path: str | os.PathLike, panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,

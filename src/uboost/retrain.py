@@ -281,20 +281,14 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     )
     again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'} --resume"
     interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")
-    try:
-        trainer.fit(module, train_loader, test_loader, ckpt_path=None if ckpt_path is None else str(ckpt_path), weights_only=True)
-    except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
-        if trainer.interrupted or trainer.state.status.value == "interrupted":
-            raise interrupted from None
-        raise
-    except Exception as exc:
-        from uboost.distributed.errors import as_rank_failure
+    from uboost.distributed.errors import fit_outcome
 
-        raise as_rank_failure(exc, ckpt_dir) or exc
+    try:
+        with fit_outcome(trainer, interrupted, ckpt_dir):
+            trainer.fit(module, train_loader, test_loader, ckpt_path=None if ckpt_path is None else str(ckpt_path),
+                        weights_only=True)
     finally:
         register_logged()
-    if trainer.interrupted:
-        raise interrupted
     wait_for_children(trainer)
     if parallel:  # the whole test set once, on each rank alone (a DistributedSampler would pad it with repeats)
         test_acc = full_accuracy(network, test_loader, trainer.strategy.root_device)

@@ -261,20 +261,10 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     )
     trainer = evaluator.trainer
     interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
-    with _nni_workdir(out, rank_zero) as workdir:
-        try:
-            with _nni_home(workdir):
-                arch = run_experiment(space, evaluator, strategy, workdir=workdir)
-        except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
-            if trainer.interrupted or trainer.state.status.value == "interrupted":
-                raise interrupted from None
-            raise
-        except Exception as exc:
-            from uboost.distributed.errors import as_rank_failure
+    from uboost.distributed.errors import fit_outcome
 
-            raise as_rank_failure(exc, ckpt_dir) or exc
-    if trainer.interrupted:
-        raise interrupted
+    with _nni_workdir(out, rank_zero) as workdir, fit_outcome(trainer, interrupted, ckpt_dir), _nni_home(workdir):
+        arch = run_experiment(space, evaluator, strategy, workdir=workdir)
     wait_for_children(trainer)
     seconds = time.perf_counter() - started
 

@@ -26,6 +26,7 @@ def exits(
     training: Annotated[str, Opt("--training", help="distill (frozen backbone, CE + distillation, HADAS) | joint (SDN)")] = "distill",
     epochs: Annotated[int, Opt(help="epochs of head training")] = 30,
     head_width: Annotated[int, Opt("--head-width", help="channels of each head's 3x3 convolution (0: pool + linear only; on the small CPU networks a conv head costs about as much as the backbone before it, RESULTS.md)")] = 0,
+    head_pool: Annotated[int, Opt("--head-pool", help="each head average-pools its feature map to this grid side before the linear layer (1: global pooling, HADAS; 2: a 2x2 grid, which a narrow early feature map needs, RESULTS.md)")] = 2,
     thresholds: Annotated[Optional[str], Opt("--thresholds", help="candidate confidence thresholds in [0, 1], comma-separated [default: 0.5..0.999]")] = None,
     energy: Annotated[str, Opt("--energy", help="energy table: a preset (horowitz45, eyeriss65, gemmini16) or a TOML file")] = "horowitz45",
     operating_points: Annotated[str, Opt("--operating-points", help="DVFS table searched: rk3576-npu, rk356x-gpu or a TOML file")] = "rk3576-npu",
@@ -35,7 +36,7 @@ def exits(
     validation: Annotated[float, Opt("--validation", help="share of the training data held out to set thresholds")] = 0.2,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: the retrain's]")] = None,
     seed: Annotated[int, Opt(help="random seed (heads, validation split, search)")] = 0,
-    onnx: Annotated[bool, Flag("--onnx", help="also write OUT/dynamic.onnx (every exit's logits as outputs)")] = False,
+    onnx: Annotated[bool, Flag("--onnx", help="also write OUT/dynamic.onnx (every exit's logits as outputs; as `uboost export OUT --format onnx`, which also exports one point as per-segment graphs)")] = False,
     out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/exits]")] = None,
 ) -> None:
     """Attach early exits to a retrained run and search exits, thresholds and the operating point."""
@@ -43,7 +44,7 @@ def exits(
 
     config = ExitsConfig(
         positions=None if positions is None else tuple(p.strip() for p in positions.split(",") if p.strip()),
-        training=training, epochs=epochs, head_width=head_width, energy=energy, operating_points=operating_points,
+        training=training, epochs=epochs, head_width=head_width, head_pool=head_pool, energy=energy, operating_points=operating_points,
         grid=_floats(thresholds, "--thresholds") if thresholds is not None else ExitsConfig().grid,
         max_worst_latency_ms=max_worst_latency_ms, method=method, trials=trials, validation=validation,
         max_samples=max_samples, seed=seed,

@@ -13,9 +13,9 @@ Opt = typer.Option
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="run directory or arch.json")],
+    run: Annotated[Path, typer.Argument(help="run directory or arch.json; or, with --format onnx, an `uboost exits` directory or one of its points (RUN/exits/points/p03.json)")],
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
-    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt]")] = None,
+    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt; EXITS/model.onnx; for a point pNN a directory EXITS/onnx-pNN]")] = None,
     force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
@@ -24,8 +24,18 @@ def export(
     hardware: Annotated[Optional[Path], Opt("--hardware", help="with a budget: project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
     objective: Annotated[str, Opt("--objective", help="with a budget: maximize the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
 ) -> None:
-    """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript)."""
+    """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript).
+
+    An `uboost exits` directory, or one of its points, exports the dynamic network to ONNX.
+    """
     import contextlib
+
+    from uboost.dynamic.export import dynamic_source
+
+    source = dynamic_source(run)
+    if source is not None:
+        budget = (target_latency_ms, target_energy_uj, operating_point, hardware)
+        return _export_dynamic(source, format, out, force, any(v is not None for v in budget) or objective != "preference")
 
     if target_latency_ms is not None or target_energy_uj is not None or operating_point is not None:
         from uboost.cli.frontier import export_to_budget
@@ -103,6 +113,21 @@ def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
 
     _writing(target, write)
     return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
+
+
+def _export_dynamic(source, format: str, out: Optional[Path], force: bool, budget: bool) -> None:
+    """The output of ``uboost exits`` (a directory, or one point) as ONNX (:mod:`uboost.dynamic.export`)."""
+    if format != "onnx":
+        raise ConfigError(f"{source.point or source.exits_dir} is a dynamic network (uboost exits): it exports to ONNX only, "
+                          "pass --format onnx")
+    if budget:
+        raise ConfigError("budgets, --operating-point, --hardware and --objective choose a network of a searched run; "
+                          "a dynamic network's points are already chosen (pick one: EXITS/points/pNN.json)")
+    from uboost.dynamic.export import export_dynamic
+
+    target = out or source.default_target
+    note = export_dynamic(source, target, force=force)
+    console.print(f"wrote {target}{note}")
 
 
 def _writing(target: Path, write) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from uboost.exceptions import SearchError
@@ -31,3 +33,20 @@ def as_rank_failure(exc: BaseException, ckpt_dir: Path | None = None) -> RankFai
         return None
     where = f"; the last checkpoint is in {ckpt_dir}, continue with --resume" if ckpt_dir is not None else ""
     return RankFailure(f"rank {rank} of {size}: another process of the run stopped ({text[:160]}){where}")
+
+
+@contextmanager
+def fit_outcome(trainer, interrupted: Exception, ckpt_dir: Path | None = None) -> Iterator[None]:
+    """Around ``trainer.fit``: a graceful Ctrl-C (Lightning exits, or only sets ``trainer.interrupted``)
+    becomes ``interrupted``, a failed collective of a multi-process run one :class:`RankFailure` line;
+    anything else passes through. Shared by search and retrain."""
+    try:
+        yield
+    except (SystemExit, KeyboardInterrupt):  # Lightning exits after a graceful Ctrl-C shutdown
+        if trainer.interrupted or trainer.state.status.value == "interrupted":
+            raise interrupted from None
+        raise
+    except Exception as exc:
+        raise as_rank_failure(exc, ckpt_dir) or exc
+    if trainer.interrupted:
+        raise interrupted

@@ -3,7 +3,8 @@
 * :mod:`~uboost.dynamic.segments` cuts a frozen network at exit positions (torch.fx);
 * :mod:`~uboost.dynamic.heads` and :mod:`~uboost.dynamic.training` build and train the heads;
 * :mod:`~uboost.dynamic.model` is the network that really exits (and its all-exits ONNX form),
-  :mod:`~uboost.dynamic.onnx_segments` its one-graph-per-segment ONNX form;
+  :mod:`~uboost.dynamic.onnx_segments` its one-graph-per-segment ONNX form, and
+  :mod:`~uboost.dynamic.export` what ``uboost export --format onnx`` writes of an exits output;
 * :mod:`~uboost.dynamic.policy`, :mod:`~uboost.dynamic.pricing` and :mod:`~uboost.dynamic.search`
   decide, price and search exit policies with the operating point;
 * :mod:`~uboost.dynamic.switcher` picks a network from a frontier as a budget changes (MathNAS).
@@ -24,6 +25,8 @@ _NAMES = {
     "export_onnx": "uboost.dynamic.model",
     "export_onnx_segments": "uboost.dynamic.onnx_segments",
     "run_segments": "uboost.dynamic.onnx_segments",
+    "export_dynamic": "uboost.dynamic.export",
+    "run_exported": "uboost.dynamic.export",
     "ExitHead": "uboost.dynamic.heads",
     "SegmentedBackbone": "uboost.dynamic.segments",
     "ExitCosts": "uboost.dynamic.pricing",

@@ -31,6 +31,7 @@ POINTS = "points"
 class ExitsConfig:
     positions: tuple[str, ...] | None = None  # module names or indices; None: after each cell/stage
     head_width: int = 0  # pool + linear: a 3x3 conv head costs about as much as the backbone before it here (RESULTS.md)
+    head_pool: int = 2  # grid side a head pools to; 2x2 (SDN-like) beats global pooling by far on narrow maps (RESULTS.md)
     training: str = "distill"
     epochs: int = 30
     learning_rate: float = 0.01
@@ -50,7 +51,7 @@ class ExitsConfig:
             raise ConfigError(f"unknown exit training {self.training!r}; expected one of: {', '.join(MODES)}")
         if self.method not in METHODS:
             raise ConfigError(f"unknown search method {self.method!r}; expected one of: {', '.join(METHODS)}")
-        for name in ("head_width", "epochs", "trials", "batch_size"):
+        for name in ("head_width", "head_pool", "epochs", "trials", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "head_width" else 1):
                 raise ConfigError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
@@ -155,7 +156,8 @@ def build_network(prepared: Prepared):
 
     torch.manual_seed(prepared.config.seed)
     names = [p.name for p in prepared.positions]
-    heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=prepared.config.head_width)
+    heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=prepared.config.head_width,
+                        pool=prepared.config.head_pool)
     return DynamicNetwork(SegmentedBackbone(prepared.module, names), heads)
 
 

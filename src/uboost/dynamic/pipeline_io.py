@@ -33,8 +33,11 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     for path in stale:  # a smaller front than last time: the earlier points beyond it go
         path.unlink(missing_ok=True)
     with atomic_path(out / "heads.pt") as tmp:
-        torch.save({"positions": positions, "head_width": prepared.config.head_width,
-                    "state_dict": calibrated.network.heads.state_dict()}, tmp)
+        saved = {"positions": positions, "head_width": prepared.config.head_width, "head_pool": prepared.config.head_pool,
+                 "state_dict": calibrated.network.heads.state_dict()}
+        if prepared.config.training != "distill":  # joint training moved the backbone too: keep it with the heads
+            saved["backbone_state_dict"] = prepared.module.state_dict()
+        torch.save(saved, tmp)
     (out / POINTS).mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(calibrated.front):
         write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
@@ -86,6 +89,17 @@ def _plot(path: Path, front: list[dict], static: list[dict], root, owner) -> boo
     return True
 
 
+def run_of(exits_dir: Path, summary: dict) -> Path:
+    """The retrained run an exits directory was made from: as recorded, else (a relative path
+    from another working directory, a moved tree) the directory holding it, ``RUN/exits``."""
+    from uboost.dynamic.pipeline import model_path
+
+    recorded = Path(str(summary.get("run", "")))
+    if model_path(recorded).is_file() or not model_path(Path(exits_dir).parent).is_file():
+        return recorded
+    return Path(exits_dir).parent
+
+
 def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None = None):
     """The dynamic network ``uboost exits`` trained (``OUT/heads.pt`` on its run's retrained model),
     with the thresholds of ``policy`` (a policy file such as ``OUT/points/p03.json``; default: none kept)."""
@@ -101,8 +115,11 @@ def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None =
     positions = list(saved.get("positions", [])) if isinstance(saved, dict) else []
     if not positions:
         raise RunDirError(f"{root / 'heads.pt'} holds no exit heads")
-    prepared = prepare(summary["run"], ExitsConfig(positions=tuple(positions)), out=root)
-    heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=int(saved["head_width"]))
+    prepared = prepare(run_of(root, summary), ExitsConfig(positions=tuple(positions)), out=root)
+    if "backbone_state_dict" in saved:  # trained jointly with the heads (--training joint)
+        prepared.module.load_state_dict(saved["backbone_state_dict"])
+    heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=int(saved["head_width"]),
+                        pool=int(saved.get("head_pool", 1)))
     heads.load_state_dict(saved["state_dict"])
     network = DynamicNetwork(SegmentedBackbone(prepared.module, positions), heads).eval()
     if policy is not None:

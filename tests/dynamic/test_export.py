@@ -1,0 +1,126 @@
+"""``uboost export --format onnx`` of a dynamic network: onnxruntime reproduces the torch model's decisions."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.cli.conftest import one_line_error
+from uboost.dynamic.pipeline import ExitsConfig, run_exits
+from uboost.dynamic.pipeline_io import load_dynamic
+from uboost.dynamic.policy import ExitPolicy, decide_outputs, softmax_confidence
+from uboost.io import write_json
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def exits_dir(retrained_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "exits"
+    run_exits(retrained_run, ExitsConfig(epochs=2, max_samples=128, grid=(0.5, 0.9)), out=out, onnx=True)
+    return out
+
+
+def inputs(n=40):
+    from uboost.data import load_datasets
+
+    _, test = load_datasets("digits", augment=False, image_size=8, channels=1)
+    return torch.stack([test[i][0] for i in range(n)])
+
+
+def mixed_point(exits_dir, x) -> ExitPolicy:
+    """A policy whose thresholds send some of ``x`` out at each head and the rest to the end, written as a point."""
+    network = load_dynamic(exits_dir)
+    with torch.no_grad():
+        *heads, _ = network.all_exits(x)
+    conf = [softmax_confidence(h.numpy())[0] for h in heads]
+    thresholds = [float(np.quantile(c, 0.7)) for c in conf]  # the 30 % most confident leave at each head
+    base = ExitPolicy.load(exits_dir / "points" / "p00.json")
+    policy = ExitPolicy(positions=base.positions, thresholds=thresholds, freq_hz=base.freq_hz, voltage_v=base.voltage_v)
+    write_json(exits_dir / "points" / "p90.json", policy.to_dict())
+    return policy
+
+
+def test_the_exits_directory_exports_one_graph_whose_outputs_give_the_torch_decisions(exits_dir, tmp_path, cli):
+    x = inputs()
+    policy = mixed_point(exits_dir, x)
+    result = cli("export", exits_dir, "--format", "onnx")
+    assert result.code == 0, result.err + result.out
+    session = ort.InferenceSession(str(exits_dir / "model.onnx"))
+    outputs = session.run(None, {"input": x.numpy()})
+    network = load_dynamic(exits_dir, policy)
+    assert [o.name for o in session.get_outputs()] == [f"exit{k}" for k in range(network.exits)] + ["final"]
+    with torch.no_grad():
+        every = network.all_exits(x)
+        logits, taken = network.forward_with_exits(x)
+    for got, want in zip(outputs, every):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+    preds, exits = decide_outputs(outputs, policy.thresholds)
+    assert exits.tolist() == taken.tolist() and len(set(exits.tolist())) > 1  # some leave early, some do not
+    assert preds.tolist() == logits.argmax(1).tolist()
+    # `uboost exits --onnx` writes the same graph
+    again = ort.InferenceSession(str(exits_dir / "dynamic.onnx")).run(None, {"input": x.numpy()})
+    for a, b in zip(again, outputs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_point_exports_per_segment_graphs_that_onnxruntime_runs_like_the_torch_model(exits_dir, cli):
+    from uboost.dynamic.export import run_exported
+
+    x = inputs()
+    policy = mixed_point(exits_dir, x)
+    result = cli("export", exits_dir / "points" / "p90.json", "--format", "onnx")
+    assert result.code == 0, result.err + result.out
+    target = exits_dir / "onnx-p90"
+    kept = sum(policy.kept)
+    assert sorted(p.name for p in target.iterdir()) == ["policy.json"] + [f"segment{s}.onnx" for s in range(kept + 1)]
+    preds, exits, ran = run_exported(target, x.numpy())
+    network = load_dynamic(exits_dir, policy)
+    with torch.no_grad():
+        logits, taken = network.forward_with_exits(x)
+    assert exits.tolist() == taken.tolist() and preds.tolist() == logits.argmax(1).tolist()
+    assert ran == kept + 1
+    confident = x[taken == 0]  # inputs that all leave at the first head: the later graphs never run
+    assert len(confident) and run_exported(target, confident.numpy())[2] == 1
+    again = cli("export", exits_dir / "points" / "p90.json", "--format", "onnx")
+    assert again.code == 0, again.err  # its own earlier export is replaced without --force
+
+
+def test_bad_dynamic_exports_are_one_line_and_write_nothing(exits_dir, tmp_path, cli):
+    one_line_error(cli("export", exits_dir / "points" / "p77.json", "--format", "onnx"), "p77.json is not a point", "p00")
+    assert not (exits_dir / "onnx-p77").exists()
+    one_line_error(cli("export", exits_dir, "--out", tmp_path / "m.json"), "ONNX only", "--format onnx")
+    one_line_error(cli("export", exits_dir, "--format", "onnx", "--target-latency-ms", "1"), "already chosen")
+    (tmp_path / "taken.onnx").write_text("someone else's")
+    one_line_error(cli("export", exits_dir, "--format", "onnx", "--out", tmp_path / "taken.onnx"), "already exists", "--force")
+    assert (tmp_path / "taken.onnx").read_text() == "someone else's"
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_head_pools_to_a_grid_no_larger_than_its_feature_map():
+    from uboost.dynamic.heads import build_heads
+
+    heads = build_heads([(4, 4, 4), (6, 1, 1)], 10, width=0, pool=2)
+    assert [h[-1].in_features for h in heads] == [4 * 2 * 2, 6]  # 2x2 grid; a 1x1 map keeps its one cell
+    assert heads[0](torch.randn(3, 4, 4, 4)).shape == (3, 10)
+    conv = build_heads([(4, 4, 4)], 10, width=8, pool=2)[0]
+    assert conv[-1].in_features == 8 * 4
+
+
+def test_a_jointly_trained_backbone_is_saved_and_exported_with_its_heads(retrained_run, tmp_path):
+    """``--training joint`` moves the backbone: the exported network must be that backbone, not the retrained one."""
+    from uboost.dynamic.pipeline import measure
+
+    out = tmp_path / "joint"
+    summary = run_exits(retrained_run, ExitsConfig(epochs=2, max_samples=128, grid=(0.5,), training="joint", learning_rate=0.05),
+                        out=out)
+    saved = torch.load(out / "heads.pt", weights_only=False)
+    retrained = torch.load(retrained_run / "retrain" / "model.pt", weights_only=False)
+    assert any(not torch.equal(saved["backbone_state_dict"][k], v) for k, v in retrained.items())
+    network = load_dynamic(out)
+    loaded = network.backbone.graph_module.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved["backbone_state_dict"].items() if k in loaded)
+    from uboost.data import load_datasets
+
+    _, test = load_datasets("digits", augment=False, image_size=8, channels=1)
+    accuracy, _ = measure(network, test, [None] * network.exits, 64)
+    assert accuracy == pytest.approx(summary["static_test"][0]["accuracy"])  # the static row was scored with that backbone
