@@ -3,7 +3,8 @@ matched-accuracy speed-up over FLOPs-guided search, every point as CSV, the fron
 
 Reads every ``point.json`` under the run root, so the summary grows as later invocations (other
 seeds, pairs, models) finish. A point whose stored search config is not what ``bench_fronts.py``
-would run today (a default changed since) is left out and counted as stale.
+would run today (a default changed since; fields added since count at their default) is left out and
+counted as stale.
 
 Hypervolume: objectives test error (percentage points) and cycle-exact latency (µs), both
 minimized, from the fixed per-pair reference point, as a share of the reference
@@ -26,6 +27,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+import _reuse
 import hypervolume as hv
 from bench_fronts import REFERENCE
 
@@ -47,7 +49,7 @@ def _is_current(point: dict) -> bool:
                                                max_samples=config["max_samples"], memory=memory)
     except Exception:  # noqa: BLE001  (a stored config today's SearchConfig cannot even build is stale too)
         return False
-    return json.loads(json.dumps(wanted.to_dict())) == config
+    return json.loads(json.dumps(wanted.to_dict())) == _reuse.as_today(config)
 
 
 def load_points(root: Path) -> tuple[list[dict], int]:

@@ -115,6 +115,29 @@ def test_a_finished_point_is_reused_and_one_whose_settings_changed_runs_again(tm
     assert ran and len(fake_training.search) == 2 and fake_training.retrain[-1].epochs == 5
 
 
+def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_only(tmp_path, fake_training):
+    import bench_fronts
+    import fronts_report
+
+    config, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.1, 0)
+    out = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 0)
+    retrain = {"epochs": 10, "max_samples": None}
+    info = {"pair": "lenet-16x16", "entry": entry, "model": "systolic", "lambda": 0.1, "seed": 0}
+    bench_fronts.run_point(out, config, retrain, info)
+    for name in ("point.json", "config.json"):  # as written before SearchConfig had energy_weight and precision
+        stored = json.loads((out / name).read_text())
+        held = stored["settings"]["search_config"] if name == "point.json" else stored
+        del held["energy_weight"], held["precision"]
+        (out / name).write_text(json.dumps(stored))
+
+    point, ran = bench_fronts.run_point(out, config, retrain, info)
+    assert not ran and len(fake_training.search) == 1 and fronts_report._is_current(point)
+
+    energy = config.replace(energy_weight=0.5)  # the new field at another value than its default: runs again
+    _, ran = bench_fronts.run_point(out, energy, retrain, info)
+    assert ran and len(fake_training.search) == 2 and fake_training.search[-1].energy_weight == 0.5
+
+
 def test_lambda_zero_without_a_utilization_term_is_one_shared_task_only_search():
     import bench_fronts
 
@@ -141,3 +164,19 @@ def test_matched_speedup_takes_the_fastest_flops_network_within_the_accuracy_win
     assert sorted(ratios) == pytest.approx([4.0, 4.0]) and unmatched == 0
     ratios, unmatched = fronts_report.matched_speedups([_pt(99.5, 10.0)], flops)
     assert ratios == [] and unmatched == 1
+
+
+# -- the hardware term's own optimum (fronts_hw_optimum.py) -----------------------------------
+def test_hardware_optimum_path_by_hand():
+    import fronts_hw_optimum as hw
+
+    # (latency, utilization) of three networks, latency_ref 2: the term is lambda * L / 2 + beta * (1 - U).
+    rows = [{"arch": {"w": 1}, "m": (1.0, 0.1)}, {"arch": {"w": 2}, "m": (2.0, 0.5)}, {"arch": {"w": 4}, "m": (4.0, 0.6)}]
+    # beta 1: w4 (2 lambda + 0.4) beats w2 (lambda + 0.5) below lambda 0.1; w2 beats w1 (lambda / 2 + 0.9) below 0.8.
+    steps = hw.path(rows, "m", 1.0, 2.0)
+    assert [s[1]["arch"]["w"] for s in steps] == [4, 2, 1]
+    assert steps[1][0] == pytest.approx(0.1, rel=0.03) and steps[2][0] == pytest.approx(0.8, rel=0.03)
+    assert hw.is_optimum(rows, {"w": 2}, "m", 1.0, 0.5, 2.0) and not hw.is_optimum(rows, {"w": 4}, "m", 1.0, 0.5, 2.0)
+    assert hw.is_optimum(rows, {"w": 4}, "m", 1.0, 0.1, 2.0)  # the tie at the break point counts for both
+    # beta 0: the cheapest network at every lambda > 0
+    assert [s[1]["arch"]["w"] for s in hw.path(rows, "m", 0.0, 2.0)] == [1]
