@@ -46,14 +46,14 @@ def _native_stdout_silenced():
     """Route file descriptor 1 to /dev/null (native code's prints), then restore it. One thread
     at a time (the commit phase solves on a worker thread, :mod:`uboost.strategy.background`): two
     overlapping redirections would restore each other's /dev/null."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, ValueError, OSError):  # captured or replaced stdout: nothing native reaches it
-        yield
-        return
     with _SILENCE_LOCK:
-        sys.stdout.flush()
-        saved = os.dup(fd)
+        try:
+            fd = sys.stdout.fileno()
+            sys.stdout.flush()
+            saved = os.dup(fd)
+        except (AttributeError, ValueError, OSError):  # captured, replaced or closed stdout: leave it be
+            yield
+            return
         try:
             with open(os.devnull, "w") as null:
                 os.dup2(null.fileno(), fd)

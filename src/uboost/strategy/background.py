@@ -46,6 +46,13 @@ class Pending:
             return None
         return future.result()
 
+    def settle(self) -> None:
+        """Drop the pending result: cancelled if it has not started, else waited for (its outcome
+        ignored), so no solve outlives the training that asked for it."""
+        future, self._future, self._step = self._future, None, None
+        if future is not None and not future.cancel():
+            future.exception()
+
     # a pending solve does not travel with copies or pickles of its owner (a Future cannot)
     def __deepcopy__(self, memo) -> "Pending":
         return Pending()

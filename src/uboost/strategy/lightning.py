@@ -282,7 +282,10 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
                               "lower the learning rate or the latency weight")
 
     def on_train_end(self):
-        self._check_loss()
+        try:
+            self._check_loss()
+        finally:  # the projection prepared for a step that will not come: no solve outlives the fit
+            self.hardware_loss.settle_commits()
         return super().on_train_end()
 
     def resample(self):

@@ -319,6 +319,10 @@ class HardwareLoss(nn.Module):
         self.commit_indices = projection.indices
         return projection
 
+    def settle_commits(self) -> None:
+        """Drop a commit-phase projection still solving in the background (end of training)."""
+        self._commits.settle()
+
     def prepare_commit(self, mirror, step: int) -> None:
         """Start solving, on a background thread, the projection that step ``step`` commits to, from
         ``mirror`` (a :class:`~uboost.strategy.host_mirror.HostMirror` of the alphas that step starts
