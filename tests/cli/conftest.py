@@ -28,15 +28,21 @@ def cli(capsys):
     return run
 
 
+def tiny_search(out, **overrides):
+    """``TINY`` as a library call: a 1-epoch lenet search on 64 8x8 digits into ``out`` (``overrides``:
+    other SearchConfig fields); returns ``out``."""
+    from uboost.search import SearchConfig, run_search
+
+    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
+                          batch_size=32, **overrides)
+    run_search(config, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One finished tiny search shared by the export/retrain/profile tests."""
-    from uboost.search import SearchConfig, run_search
-
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64, batch_size=32)
-    run_search(config, out)
-    return out
+    return tiny_search(tmp_path_factory.mktemp("runs") / "tiny")
 
 
 def one_line_error(result, *fragments):

@@ -6,19 +6,15 @@ import json
 
 import pytest
 
-from tests.cli.conftest import TINY, one_line_error
+from tests.cli.conftest import TINY, one_line_error, tiny_search
 
 
 @pytest.fixture(scope="module")
 def energy_run(tmp_path_factory):
     """A tiny lenet search with an energy term, and its least-energy / argmax energy."""
     from uboost.frontier import load_projector
-    from uboost.search import SearchConfig, run_search
 
-    out = tmp_path_factory.mktemp("energy") / "run"
-    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
-                          batch_size=32, array="8x8", energy_weight=2.0)
-    run_search(config, out)
+    out = tiny_search(tmp_path_factory.mktemp("energy") / "run", array="8x8", energy_weight=2.0)
     source = load_projector(out)
     return out, source.projector.cheapest("energy").energy_uj, source.projector.unconstrained().energy_uj
 

@@ -4,19 +4,15 @@ import json
 
 import pytest
 
-from tests.cli.conftest import TINY, one_line_error
+from tests.cli.conftest import TINY, one_line_error, tiny_search
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     """A tiny lenet search with width choices (so budgets bind) and its cheapest / argmax latency."""
     from uboost.frontier import load_projector
-    from uboost.search import SearchConfig, run_search
 
-    out = tmp_path_factory.mktemp("frontier") / "run"
-    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
-                          batch_size=32, array="8x8")
-    run_search(config, out)
+    out = tiny_search(tmp_path_factory.mktemp("frontier") / "run", array="8x8")
     source = load_projector(out)
     return out, source.projector.cheapest().latency_ms, source.projector.unconstrained().latency_ms
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests.cli.conftest import one_line_error
+from tests.cli.conftest import one_line_error, tiny_search
 
 SAMPLES = 8
 
@@ -14,12 +14,8 @@ SAMPLES = 8
 def searched(tmp_path_factory):
     """A tiny lenet search (1 epoch, 64 digits) with its predictor built and saved."""
     from uboost.predict import build_predictor
-    from uboost.search import SearchConfig, run_search
 
-    out = tmp_path_factory.mktemp("predict") / "run"
-    config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=1, max_samples=64,
-                          batch_size=32, array="8x8")
-    run_search(config, out)
+    out = tiny_search(tmp_path_factory.mktemp("predict") / "run", array="8x8")
     predictor = build_predictor(out, samples=SAMPLES, seed=3)
     return out, predictor
 
