@@ -64,7 +64,7 @@ class PathSampler(GumbelSoftmax):
         self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise (on the alphas' device and dtype)
         self._hard: dict[int, torch.Tensor] = {}  # id(alpha) -> the one-hot sample (float64, same device)
         self._hard_as: dict[int, torch.Tensor] = {}  # the same in the alphas' dtype (straight-through)
-        self._layout: tuple | None = None  # offsets and same-size groups of the flat vector (see _draw)
+        self._layout: tuple | None = None  # sizes, starts and same-size groups of the flat vector (see _groups)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
@@ -105,27 +105,26 @@ class PathSampler(GumbelSoftmax):
             mirror = HostMirror(self._alphas)
         return mirror.values()
 
-    def _groups(self) -> tuple[dict[int, tuple[int, int]], list[tuple[torch.Tensor, torch.Tensor]]]:
-        """``id(alpha) -> (offset, size)`` in the flat vector, and per size ``(alpha positions,
-        flat positions [k, size])``: the argmax of every alpha of one size is one kernel."""
+    def _groups(self) -> tuple[list[int], torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Every alpha's size and start in the flat vector (registration order), and per size
+        ``(alpha positions, flat positions [k, size])``: the argmax of every alpha of one size is one
+        kernel. Made once per set of alphas."""
         if self._layout is None:
-            offsets, by_size, at = {}, {}, 0
-            for k, alpha in enumerate(self._alphas):
-                offsets[id(alpha)] = (at, alpha.numel())
-                by_size.setdefault(alpha.numel(), []).append(k)
-                at += alpha.numel()
-            starts = [offsets[id(a)][0] for a in self._alphas]
-            groups = [(torch.tensor(ks), torch.tensor([starts[k] for k in ks]).unsqueeze(1) + torch.arange(n))
-                      for n, ks in by_size.items()]
-            self._layout = (offsets, groups)
+            sizes = [alpha.numel() for alpha in self._alphas]
+            n_each = torch.tensor(sizes, dtype=torch.long)
+            starts = n_each.cumsum(0) - n_each
+            by_size: dict[int, list[int]] = {}
+            for k, n in enumerate(sizes):
+                by_size.setdefault(n, []).append(k)
+            groups = [(torch.tensor(ks), starts[ks].unsqueeze(1) + torch.arange(n)) for n, ks in by_size.items()]
+            self._layout = (sizes, starts, groups)
         return self._layout
 
     def _draw(self) -> None:
         """One draw for every registered alpha: noise from the generator, indices on the host, from
         the host mirror of the alphas (the training step passes the one of the step's start);
         the argmax is vectorized per alpha size (a supernet with bits has ~10^3 alphas)."""
-        offsets, groups = self._groups()
-        sizes = [offsets[id(a)][1] for a in self._alphas]
+        sizes, starts, groups = self._groups()
         total = sum(sizes)
         uniform = torch.rand(total, generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
@@ -139,7 +138,6 @@ class PathSampler(GumbelSoftmax):
         alpha = self._alphas[0]
         packed = torch.zeros(2 * total, dtype=torch.float64, pin_memory=alpha.device.type == "cuda")
         packed[:total] = gumbel
-        starts = torch.tensor([offsets[id(a)][0] for a in self._alphas])
         packed[total + starts + index] = 1.0
         packed = packed.to(alpha.device, non_blocking=True)
         typed = packed.to(alpha.dtype)  # one conversion on the device for every alpha
