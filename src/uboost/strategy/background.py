@@ -40,10 +40,12 @@ class Pending:
         self._step, self._future = step, executor().submit(fn, *args)
 
     def take(self, step: int | None):
-        """The result submitted for ``step`` (waits for it; raises what the solve raised), or None."""
-        future, self._future = self._future, None
-        if future is None or step is None or step != self._step:
+        """The result submitted for ``step`` (waits for it; raises what the solve raised), or None;
+        a result for another step is settled (:meth:`settle`), never left running."""
+        if self._future is None or step is None or step != self._step:
+            self.settle()
             return None
+        future, self._future = self._future, None
         return future.result()
 
     def settle(self) -> None:
