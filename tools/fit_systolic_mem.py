@@ -80,8 +80,10 @@ class Data:
             table = LayerTable.from_shapes([shape(self.rows[i]) for i in index])
             model = create("systolic-mem", spec=spec)
             reps, compute, (ceil, m, k, n) = compute_cycles(spec, table)
-            terms = model.terms(compute, m, k, n, ceil, None, table.weight_bits / 8.0, table.act_bits / 8.0)
-            terms["reuse"], terms["cover"] = (t.to(compute.dtype) for t in window_reuse(table, batch, kb))
+            reuse, cover = (t.to(compute.dtype) for t in window_reuse(table, batch, kb))
+            terms = model.terms(compute, m, k, n, ceil, None, table.weight_bits / 8.0, table.act_bits / 8.0, ifmap_copies=reuse > 1.0,
+                                ifmap_reach=model.ifmap_reach(table, m, k))
+            terms["reuse"], terms["cover"] = reuse, cover
             self.groups.append((flow, torch.tensor(index), reps, terms))
 
     def predict(self, coef: dict):

@@ -32,18 +32,18 @@ def data(fitting):
 # Issue 11's in-sample MAPE per 32x32 configuration (benchmarks/RESULTS.md), before the issue-22 refit.
 ISSUE_11 = {("ws", 16): (0.111, 0.097, 0.072), ("ws", 64): (0.102, 0.090, 0.059), ("ws", 256): (0.017, 0.023, 0.032),
             ("os", 16): (0.253, 0.215, 0.192), ("os", 64): (0.122, 0.119, 0.083), ("os", 256): (0.051, 0.045, 0.007)}
-REGRESSION = 0.04  # what RESULTS states: no 32x32 configuration more than 4 points worse (worst: OS 16 kB 10 w/c, 21.5 -> 25.1 %)
+REGRESSION = 0.04  # issue 22's tolerance: no 32x32 configuration more than 4 points worse (measured now: at most +0.6, OS 64 kB 32 w/c)
 
 
 def test_shipped_constants_reproduce_the_data_as_reported(fitting, data):
     """The constants fitted on every group (issue 22) on the 32x32 WS/OS data of issue 11: benchmarks/
-    RESULTS.md reports 9.2 % / 0.935 / 9.8 % in-sample there (issue 11's own fit: 9.4 % / 0.942 /
+    RESULTS.md reports 8.2 % / 0.951 / 10.0 % in-sample there (issue 11's own fit: 9.4 % / 0.942 /
     10.5 %); a change to the model or its constants that loses accuracy on SCALE-Sim's numbers fails here."""
     s = fitting.scores(data, data.predict(systolic_mem.COEFFICIENTS), list(range(len(data.rows))))
     assert len(s["per_config"]) == 18
-    assert s["mape"] <= 0.095
-    assert s["tau"] >= 0.93
-    assert statistics.mean(s["mape_64_10"].values()) <= 0.106
+    assert s["mape"] <= 0.09
+    assert s["tau"] >= 0.94
+    assert statistics.mean(s["mape_64_10"].values()) <= 0.105
     for (array, flow, kb, bw), (mape, _) in s["per_config"].items():
         assert mape <= ISSUE_11[flow, kb][(4.0, 10.0, 32.0).index(bw)] + REGRESSION, (flow, kb, bw)
     # and it beats compute-only pricing wherever memory costs more than a tenth (at OS 64 kB 32 w/c,

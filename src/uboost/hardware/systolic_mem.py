@@ -10,7 +10,9 @@ same facts about its memory system:
   run back to back on it, whatever the array does: idle DRAM time is banked, so a port only stalls
   the array when its *total* transfer time runs ahead of the compute that consumes it.
 * An operand whose im2col size fits in the active half never misses. One that does not is walked
-  half a buffer per prefetch (at least one full chunk per walk), once per walk: in WS the ifmap once
+  half a buffer per prefetch (at least one full chunk per walk; an operand of ``half + d`` lines,
+  ``d < half``, crawls: a prefetch moves the window only ``d`` lines but fetches a full chunk), once
+  per walk: in WS the ifmap once
   per column fold of the filters and the filters once; in OS the ifmap once per column fold and,
   when a column fold's filters overflow the active half, the filters once per row fold of the
   outputs. The fetch order is the demand order rolled along the array's skew, so two consecutive
@@ -24,14 +26,16 @@ same facts about its memory system:
   operand (WS: the filters; IS: the ifmap) is read tile by tile, each ``rows x cols`` tile last row
   first: every window edge inside a tile is crossed backwards and circles the operand; the model
   traces these tile by tile too (a 128x128 tile spans several edges of an 8-16 kB buffer; IS's
-  stationary ifmap is the big operand, so IS thrashes most). SCALE-Sim's IS is its WS with the
-  operands swapped, and so is the model. For the OS filters a boundary circles with a chance of
-  ``rows * cols / (S/2)``. Each wrap-around count has a fitted weight per dataflow and operand.
+  stationary ifmap is the big operand, so IS thrashes most; its im2col copies are traced: a
+  demanded pixel hits when any copy of it lies in the window, :mod:`uboost.hardware.im2col_reach`).
+  SCALE-Sim's IS is its WS with the operands swapped, and so is the model. For the OS filters a
+  boundary circles with a chance of ``rows * cols / (S/2)``. Each wrap-around count has a fitted weight per dataflow and operand.
 * im2col repeats each input pixel ``reuse`` times (``k_h k_w`` at stride 1): an ifmap word demanded
   behind the window is often found in another copy of it. The ifmap's wrap-arounds are damped by
   ``reuse ** -(e * tile)`` (``tile``: the share of an array tile the active half holds) and by
   ``cover ** c`` (``cover``: the words of the pixels the windows cover over the active half, at most
-  1: when they all fit, most demands hit a copy), ``e`` and ``c`` fitted per dataflow.
+  1: when they all fit, most demands hit a copy), ``e`` and ``c`` fitted per dataflow (IS's
+  stationary ifmap, whose copies are traced, keeps almost none of it).
 * Each port's time is its prefetch count times the chunk time; the array waits for the slower port
   (plus a fitted share of the other). The ofmap SRAM frees half its space when a drain starts, so
   its port behaves like twice the bandwidth; partial sums are written once per row fold in WS.
@@ -63,6 +67,7 @@ import math
 import torch
 
 from uboost.hardware.base import Ceil, CostModel
+from uboost.hardware.im2col_reach import ifmap_reach
 from uboost.hardware.layers import LayerTable
 from uboost.hardware.registry import register
 from uboost.hardware.systolic import compute_cycles
@@ -99,18 +104,24 @@ class MemorySystolicArray(CostModel):
         if not spec.memory_bound:
             return groups * compute
         # a b-bit operand takes b/8 words (bytes): buffers hold more narrow elements, DRAM moves bits
-        terms = self.terms(compute, m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0)
-        terms["reuse"], terms["cover"] = (t.to(compute.dtype) for t in window_reuse(layers, spec.batch_size, spec.buffer_kb[0]))
+        reuse, cover = (t.to(compute.dtype) for t in window_reuse(layers, spec.batch_size, spec.buffer_kb[0]))
+        terms = self.terms(compute, m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0,
+                           ifmap_copies=reuse > 1.0, ifmap_reach=self.ifmap_reach(layers, m, k))
+        terms["reuse"], terms["cover"] = reuse, cover
         return groups * combine(terms, spec.dataflow)
 
-    def terms(self, compute, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0) -> dict[str, torch.Tensor]:
+    def terms(self, compute, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0,
+              ifmap_copies=None, ifmap_reach=None) -> dict[str, torch.Tensor]:
         """Per-group quantities that :func:`combine` weighs with the fitted constants: ``compute``; per
         read port (``ifmap``, ``filter``) its sequential prefetches (``_seq``), its wrap-around
         prefetches (``_wrap``, before their weight) and the DRAM cycles of one prefetch (``_chunk``);
         ``writes``: the write port's DRAM cycles. None of them depends on a constant, so a fit
-        computes them once (``tools/fit_systolic_mem.py``). The caller adds ``reuse`` (:func:`window_reuse`)."""
+        computes them once (``tools/fit_systolic_mem.py``). The caller adds ``reuse`` and ``cover``
+        (:func:`window_reuse`; ``ifmap_copies``: where its reuse exceeds 1, and ``ifmap_reach``: see
+        :meth:`read_prefetches`)."""
         out = {"compute": compute}
-        for name, (seq, wrap, kb) in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words)):
+        for name, (seq, wrap, kb) in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words,
+                                                                                   ifmap_copies, ifmap_reach)):
             out[f"{name}_seq"], out[f"{name}_wrap"] = seq, wrap
             out[f"{name}_chunk"] = torch.zeros_like(seq) if kb is None else torch.full_like(seq, self._chunk_cycles(kb))
         out["writes"] = self.write_cycles(m, k, n, ceil, temperature, act_words)
@@ -147,8 +158,10 @@ class MemorySystolicArray(CostModel):
         weight_words, act_words = layers.weight_bits / 8.0, layers.act_bits / 8.0  # words (bytes) per element
         out = {}
         coef = COEFFICIENTS[spec.dataflow]
+        copies = window_reuse(layers, spec.batch_size, spec.buffer_kb[0])[0] > 1.0
         prefetches_kb = [(seq + coef[name] * wrap, kb) for name, (seq, wrap, kb)
-                         in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words))]
+                         in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, copies,
+                                                                           self.ifmap_reach(layers, m, k)))]
         for key, size, per, (prefetches, kb) in zip(("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n),
                                                     (act_words, weight_words), prefetches_kb):
             if kb is None or not spec.memory_bound:
@@ -161,11 +174,14 @@ class MemorySystolicArray(CostModel):
         return out
 
     def read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0,
-                        act_words=1.0) -> list[tuple[torch.Tensor, torch.Tensor, int | None]]:
+                        act_words=1.0, ifmap_copies=None, ifmap_reach=None) -> list[tuple[torch.Tensor, torch.Tensor, int | None]]:
         """Per-group prefetches (half a buffer each) of the ifmap and filter ports: the sequential walks,
         the wrap-arounds (before their fitted weight) and the buffer size in kB (``None``: unbounded,
         no prefetch).
-        ``weight_words``/``act_words``: words (bytes) per weight / activation (``bits / 8``)."""
+        ``weight_words``/``act_words``: words (bytes) per weight / activation (``bits / 8``).
+        ``ifmap_copies``: true where the im2col ifmap repeats pixels (:func:`window_reuse`): a window
+        that holds most of its lines holds a copy of nearly every pixel, so it does not crawl.
+        ``ifmap_reach``: :meth:`ifmap_reach`, where IS's stationary ifmap finds copies of its pixels."""
         spec = self.spec
         r, c = spec.rows, spec.cols
         ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
@@ -200,11 +216,23 @@ class MemorySystolicArray(CostModel):
                 edges = walks[0 if operand == "ifmap" else 1] * _traced_wraps(fold_words * per, size, r, folds, kb)
             elif flow != "os":  # the stationary operand (WS filters, IS ifmap): its tiles are read in reverse
                 other, per = (n, weight_words) if flow == "ws" else (m, act_words)
-                edges = _traced_tiles(k, other, r, c, kb, size, per)
-            seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature)
+                edges = _traced_tiles(k, other, r, c, kb, size, per, ifmap_reach if flow == "is" else None)
+            crawls = True if operand == "filter" or ifmap_copies is None else ~ifmap_copies
+            seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature, crawls)
             chance = _straddle(r, c, kb) if flow == "os" and operand == "filter" else 1.0
             ports.append((seq, chance * wrap, kb))
         return ports
+
+    def ifmap_reach(self, layers: LayerTable, m, k):
+        """Per traced tile of IS's stationary ifmap, where the copies of its pixels reach
+        (:func:`uboost.hardware.im2col_reach.ifmap_reach`); None for other dataflows."""
+        spec = self.spec
+        kb = spec.buffer_kb[0]
+        if spec.dataflow != "is" or kb is None:
+            return None
+        per_line = math.ceil(kb * WORDS_PER_KB / LINES)
+        window = per_line * math.ceil(kb * WORDS_PER_KB / 2 / per_line)
+        return ifmap_reach(layers, m.detach(), k.detach(), spec.rows, spec.cols, window, layers.act_bits / 8.0, TRACED_FOLDS, spec.batch_size)
 
     def _chunk_cycles(self, kb: int) -> float:
         """DRAM cycles of one prefetch: half a buffer at ``dram_words_per_cycle`` (``dram_bw_words``, or
@@ -252,24 +280,22 @@ def window_reuse(layers: LayerTable, batch_size: int, ifmap_kb: int | None) -> t
 # scored layers). Near-zero values (the OS filter wrap-around, the slower port's share, some
 # exponents) are what the fit found: the walks and the max explain those.
 COEFFICIENTS: dict[str, dict[str, float]] = {
-    "ws": {"ifmap": 0.9667, "filter": 1.244, "reuse": 0.02835, "cover": 0.1762},
-    "os": {"ifmap": 0.9527, "filter": 0.02793, "reuse": 6.23e-06, "cover": 2.37},
-    "is": {"ifmap": 1.314, "filter": 0.9635, "reuse": 1.084, "cover": 9.357e-09},
-    "combine": {"overlap": 0.2082, "writes": 0.311, "ports": 0.02323},
+    "ws": {"ifmap": 1.0, "filter": 1.27, "reuse": 0.03258, "cover": 0.1736},
+    "os": {"ifmap": 0.9564, "filter": 0.03526, "reuse": 1.258e-07, "cover": 2.308},
+    "is": {"ifmap": 1.291, "filter": 0.9415, "reuse": 0.0124, "cover": 0.428},
+    "combine": {"overlap": 0.1676, "writes": 0.2539, "ports": 0.0006244},
 }
 
 # Held-out MAPE (3-fold over layers, constants refitted without them; worst over the measured
 # bandwidths) per (rows, cols, dataflow, SRAM kB), from `benchmarks/bench_memory_model.py --groups`.
 # Only measured corners are listed; over 0.25 the model's memory_note points to --cost-model scalesim.
 HELD_OUT_MAPE: dict[tuple[int, int, str, int], float] = {
-    (32, 32, 'is', 8): 0.404, (32, 32, 'is', 16): 0.473, (32, 32, 'is', 64): 0.230,
-    (32, 32, 'is', 256): 0.048, (32, 32, 'os', 8): 0.256, (32, 32, 'os', 16): 0.258,
-    (32, 32, 'os', 64): 0.118, (32, 32, 'os', 256): 0.049, (32, 32, 'ws', 8): 0.129,
-    (32, 32, 'ws', 16): 0.080, (32, 32, 'ws', 64): 0.096, (32, 32, 'ws', 256): 0.031,
-    (128, 128, 'is', 8): 0.206, (128, 128, 'is', 16): 0.198, (128, 128, 'is', 64): 0.123,
-    (128, 128, 'is', 256): 0.047, (128, 128, 'os', 8): 0.125, (128, 128, 'os', 16): 0.147,
-    (128, 128, 'os', 64): 0.229, (128, 128, 'os', 256): 0.049, (128, 128, 'ws', 8): 0.192,
-    (128, 128, 'ws', 16): 0.168, (128, 128, 'ws', 64): 0.103, (128, 128, 'ws', 256): 0.021,
+    (32, 32, 'is', 8): 0.133, (32, 32, 'is', 16): 0.090, (32, 32, 'is', 64): 0.103, (32, 32, 'is', 256): 0.051,
+    (32, 32, 'os', 8): 0.226, (32, 32, 'os', 16): 0.207, (32, 32, 'os', 64): 0.119, (32, 32, 'os', 256): 0.050,
+    (32, 32, 'ws', 8): 0.131, (32, 32, 'ws', 16): 0.081, (32, 32, 'ws', 64): 0.096, (32, 32, 'ws', 256): 0.031,
+    (128, 128, 'is', 8): 0.186, (128, 128, 'is', 16): 0.161, (128, 128, 'is', 64): 0.086, (128, 128, 'is', 256): 0.042,
+    (128, 128, 'os', 8): 0.125, (128, 128, 'os', 16): 0.151, (128, 128, 'os', 64): 0.231, (128, 128, 'os', 256): 0.049,
+    (128, 128, 'ws', 8): 0.196, (128, 128, 'ws', 16): 0.171, (128, 128, 'ws', 64): 0.103, (128, 128, 'ws', 256): 0.020,
 }
 
 LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them
@@ -326,7 +352,7 @@ def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch
     return wraps * (1.0 + torch.relu(folds - 1.0 - TRACED_FOLDS) / TRACED_FOLDS)
 
 
-def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per) -> torch.Tensor:
+def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per, reach=None) -> torch.Tensor:
     """Window edges crossed backwards while the stationary operand's tiles are read (WS: the filters,
     ``other = n``; IS: the ifmap, ``other = m``); each makes the window circle the whole operand.
 
@@ -334,8 +360,12 @@ def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per) -
     words each, row-major) and reads fold ``(fc, fr)``'s ``rows x cols`` tile last row first: a
     window edge strictly inside a tile is crossed backwards. Window edges lie on a lattice of
     half-buffer steps that shifts by ``-lines mod half`` at every circle, as in :func:`_traced_wraps`;
-    a tile bigger than the active half (128x128 arrays with 8-16 kB) crosses several. Traced tile by
-    tile (``TRACED_FOLDS``, then at the traced rate); piecewise constant in the channels."""
+    a tile bigger than the active half (128x128 arrays with 8-16 kB) crosses several. ``reach``
+    (IS's im2col ifmap, :mod:`uboost.hardware.im2col_reach`): per tile, the smallest last and the
+    largest first position the copies of its pixels reach; the window then moves only as far as
+    the first copies need and circles only for a pixel whose copies all lie behind it (a 3x3
+    stride-1 conv on a 32x32 array never circles). Traced tile by tile (``TRACED_FOLDS``, then at
+    the traced rate); piecewise constant in the channels."""
     words = kb * WORDS_PER_KB
     per_line = math.ceil(words / LINES)
     half = math.ceil(words / 2 / per_line)
@@ -346,31 +376,49 @@ def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per) -
     shift = torch.remainder(-torch.ceil(operand_words / per_line), half) * per_line
     offset = torch.zeros_like(k)
     wraps = torch.zeros_like(k)
+    ahead = torch.zeros_like(k)  # the farthest word the window has had to reach
     for f in range(TRACED_FOLDS):
         fc = torch.floor(f / row_folds)
         fr = f - fc * row_folds
         used_cols = torch.clamp(other - fc * cols, max=cols)
-        start = (fc * k * cols + fr * rows * used_cols) * per
-        span = torch.clamp(k - fr * rows, max=rows) * used_cols * per
-        crossed = torch.floor((start + span - 1.0 - offset) / edge) - torch.floor((start - offset) / edge)
+        lo = (fc * k * cols + fr * rows * used_cols) * per
+        hi = lo + torch.clamp(k - fr * rows, max=rows) * used_cols * per - 1.0
+        if reach is not None:  # copies of the tile's pixels elsewhere (IS ifmap): where they reach
+            lo = torch.where(torch.isnan(reach[0][:, f]), lo, reach[0][:, f].to(lo.dtype))
+            hi = torch.where(torch.isnan(reach[1][:, f]), hi, reach[1][:, f].to(hi.dtype))
+        ahead = torch.maximum(ahead, hi)
+        crossed = torch.clamp(torch.floor((ahead - offset) / edge) - torch.floor((lo - offset) / edge), min=0.0)
         crossed = crossed * (f < folds).to(k.dtype)
         wraps = wraps + crossed
         offset = offset + crossed * shift
+        ahead = torch.where(crossed > 0, lo, ahead)  # the circle leaves the window at the word it looked for
     return wraps * (1.0 + torch.relu(folds - TRACED_FOLDS) / TRACED_FOLDS)
 
 
-def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None):
+def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None, crawls=True):
     """Prefetches of an operand of ``size`` words walked ``walks`` times through a buffer of ``buffer_words``.
 
-    ``sequential``: the window walks the operand half a buffer at a time after the free initial fill, at
-    least one full chunk per walk once the operand overflows the active half (SCALE-Sim fetches a whole
-    chunk however few lines the window moves). ``wrap``: at a fold boundary a demand behind the window
-    makes it circle the whole operand (``lines / half`` prefetches); the caller weights how often.
-    Both counts grow with the operand, so the cost is monotone in channels, as a search needs.
+    ``sequential``: the window walks the operand after the free initial fill, at least one full chunk
+    per walk once the operand overflows the active half (SCALE-Sim fetches a whole chunk however few
+    lines the window moves). Each prefetch moves the window by the lines the active half leaves out,
+    at most half a buffer: an operand of ``half + d`` lines (``d < half``) moves ``d`` lines per chunk,
+    so walking it again costs ``(half + d) / d`` chunks (issue 11's "crawl" of OS filters just over
+    half a buffer). ``crawls`` is false where that does not happen: an im2col ifmap whose pixels
+    repeat (:func:`window_reuse`) keeps a copy of nearly every pixel in a window that holds most of
+    its lines. ``wrap``: at a fold boundary a demand behind the window makes it circle the whole
+    operand (``lines / half`` prefetches); the caller weights how often. The gradients of both counts
+    are non-negative in the operand (the crawl step is held constant for them; its value, like
+    SCALE-Sim, falls as the operand grows towards a full buffer).
     """
     per_line = math.ceil(buffer_words / LINES)
     half = math.ceil(buffer_words / 2 / per_line)  # lines of the active half (50)
     lines = size / per_line
     over = _overflows(lines, half, temperature)
-    seq = over * torch.maximum(torch.relu(walks * lines - half) / half, walks * torch.ones_like(lines))
+    # SCALE-Sim's prefetch moves the window by the lines the active half leaves out, at most half a
+    # buffer: an operand just over half a buffer crawls (a full chunk fetched per few lines moved).
+    # The step is held constant for the gradient (like the traced wrap-arounds): its count falls
+    # as the operand grows towards a full buffer, but the words walked grow with the channels.
+    crawl = torch.clamp(lines.detach() - half, min=1.0, max=float(half))
+    step = torch.where(torch.as_tensor(crawls), crawl, torch.full_like(crawl, float(half)))
+    seq = over * torch.maximum(torch.relu(walks * lines - half) / step, walks * torch.ones_like(lines))
     return seq, over * boundaries * lines / half
