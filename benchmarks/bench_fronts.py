@@ -23,7 +23,10 @@ Cost models (``--models``):
 
 Study entries (only when named in ``--models``): ``systolic-warmup3`` (3 of the 6 epochs train the
 weights alone first), ``systolic-beta0.1`` and ``systolic-beta0.001`` (utilization weight 0.1 or
-0.001 instead of 1).
+0.001 instead of 1), ``systolic-ulambda`` (the utilization term weighed by lambda too,
+``utilization_scale="lambda"``: lambda * (L / L_ref + beta * (1 - U))) and ``systolic-ulambda-warmup3``
+(that and the warm-up). At lambda = 0 the ``ulambda`` entries search the task alone, but as their own
+search (the warm-up entry's differs from ``task-only``).
 
 At lambda = 0 the models without a utilization term search the task alone: that search is run
 once per (pair, seed), as ``task-only``, and belongs to each of those fronts.
@@ -88,6 +91,9 @@ STUDY_MODELS = {
     "systolic-warmup3": dict(warmup_epochs=3),  # half of the 6 epochs train the weights alone first
     "systolic-beta0.1": dict(utilization_weight=0.1),
     "systolic-beta0.001": dict(utilization_weight=0.001),  # the utilization term nearly off
+    # the utilization term weighed by lambda too: lambda * (L / L_ref + beta * (1 - U)); lambda = 0 is the task alone
+    "systolic-ulambda": dict(utilization_scale="lambda"),
+    "systolic-ulambda-warmup3": dict(utilization_scale="lambda", warmup_epochs=3),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"

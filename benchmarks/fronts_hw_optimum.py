@@ -7,7 +7,10 @@ distribution) and cycle-exact. The hardware term of the search's loss,
 over all networks = the expectation at uniform choices, as ``hw/latency_ref_ms`` logs it), then has
 one minimizer per lambda, whatever the task says: the *hardware optimum*. Along a fine lambda grid
 the minimizers form a path. A searched network that equals the hardware optimum at its lambda was
-decided by the hardware term alone (the task loss did not move it).
+decided by the hardware term alone (the task loss did not move it). With the utilization term
+weighed by lambda too (``utilization_scale="lambda"``) the term is
+``lambda * (latency / latency_ref + beta * (1 - utilization))``: one minimizer for every lambda > 0,
+and at lambda = 0 every network ties (not counted).
 
     python benchmarks/fronts_hw_optimum.py                 # lenet-16x16, every finished point
     python benchmarks/fronts_hw_optimum.py --out benchmarks/fronts/hardware_optimum.md
@@ -60,30 +63,32 @@ def enumerate_space(pair: str) -> tuple[list[dict], dict]:
     return rows, choices
 
 
-def hardware_term(row: dict, cost_model: str, beta: float, lam: float, ref_us: float) -> float:
+def hardware_term(row: dict, cost_model: str, beta: float, lam: float, ref_us: float, scale: str = "fixed") -> float:
     latency, utilization = row[cost_model]
-    return lam * latency / ref_us + beta * (1.0 - utilization)
+    utilization_term = beta * (1.0 - utilization)
+    return lam * latency / ref_us + (lam * utilization_term if scale == "lambda" else utilization_term)
 
 
-def optimum(rows: list[dict], cost_model: str, beta: float, lam: float, ref_us: float) -> dict:
-    return min(rows, key=lambda r: hardware_term(r, cost_model, beta, lam, ref_us))
+def optimum(rows: list[dict], cost_model: str, beta: float, lam: float, ref_us: float, scale: str = "fixed") -> dict:
+    return min(rows, key=lambda r: hardware_term(r, cost_model, beta, lam, ref_us, scale))
 
 
-def path(rows: list[dict], cost_model: str, beta: float, ref_us: float) -> list[tuple[float, dict]]:
+def path(rows: list[dict], cost_model: str, beta: float, ref_us: float, scale: str = "fixed") -> list[tuple[float, dict]]:
     """(lambda from which it is the optimum, network) along FINE_LAMBDAS."""
     steps: list[tuple[float, dict]] = []
     for lam in FINE_LAMBDAS:
-        best = optimum(rows, cost_model, beta, lam, ref_us)
+        best = optimum(rows, cost_model, beta, lam, ref_us, scale)
         if not steps or steps[-1][1]["arch"] != best["arch"]:
             steps.append((lam, best))
     return steps
 
 
-def is_optimum(rows: list[dict], arch: dict, cost_model: str, beta: float, lam: float, ref_us: float) -> bool:
+def is_optimum(rows: list[dict], arch: dict, cost_model: str, beta: float, lam: float, ref_us: float,
+               scale: str = "fixed") -> bool:
     """``arch`` minimizes the hardware term at ``lam`` (ties count)."""
-    best = hardware_term(optimum(rows, cost_model, beta, lam, ref_us), cost_model, beta, lam, ref_us)
+    best = hardware_term(optimum(rows, cost_model, beta, lam, ref_us, scale), cost_model, beta, lam, ref_us, scale)
     mine = next(r for r in rows if r["arch"] == arch)
-    return hardware_term(mine, cost_model, beta, lam, ref_us) <= best + 1e-9 * max(1.0, abs(best))
+    return hardware_term(mine, cost_model, beta, lam, ref_us, scale) <= best + 1e-9 * max(1.0, abs(best))
 
 
 def report(pair: str, root: Path) -> str:
@@ -93,7 +98,9 @@ def report(pair: str, root: Path) -> str:
     points, _ = fronts_report.load_points(root)
     lines = [f"# Hardware optimum vs searched networks, {pair} ({len(rows)} networks; `fronts_hw_optimum.py`)", "",
              "A searched point counts as *hardware-decided* when its network minimizes lambda * latency / latency_ref "
-             "+ beta * (1 - utilization) over the whole space at its lambda (the task loss did not move it).", "",
+             "+ beta * (1 - utilization) (`x lambda`: lambda * (latency / latency_ref + beta * (1 - utilization))) over the "
+             "whole space at its lambda (the task loss did not move it; lambda = 0 is not counted where every network ties "
+             "there).", "",
              "| entry | cost model | beta | points | hardware-decided | per seed (decided / points) |", "|---|---|---|---|---|---|"]
     paths = []
     for entry, changes in bench_fronts.MODELS.items():
@@ -101,26 +108,30 @@ def report(pair: str, root: Path) -> str:
         if cost_model not in rows[0]:
             continue
         beta = changes.get("utilization_weight", 1.0)
+        scale = changes.get("utilization_scale", "fixed")
         ref_us = sum(r[cost_model][0] for r in rows) / len(rows)
-        # without a utilization term the hardware term is 0 at lambda = 0 (every network ties): not counted
-        mine = [p for p in points if p["pair"] == pair and p["entry"] == entry and (beta > 0 or p["lambda"] > 0)]
+        # without a utilization term, or with it scaled by lambda, the hardware term is 0 at lambda = 0 (every
+        # network ties): not counted
+        ties_at_zero = beta == 0 or scale == "lambda"
+        mine = [p for p in points if p["pair"] == pair and p["entry"] == entry and (not ties_at_zero or p["lambda"] > 0)]
         if not mine:
             continue
         per_seed: dict[int, list[int]] = {}
         for p in mine:
             arch = json.loads((Path(p["run_dir"]) / "arch.json").read_text())
-            hit = is_optimum(rows, arch, cost_model, beta, p["lambda"], ref_us)
+            hit = is_optimum(rows, arch, cost_model, beta, p["lambda"], ref_us, scale)
             per_seed.setdefault(p["seed"], [0, 0])
             per_seed[p["seed"]][0] += hit
             per_seed[p["seed"]][1] += 1
         decided = sum(v[0] for v in per_seed.values())
         seeds = ", ".join(f"{s}: {d}/{n}" for s, (d, n) in sorted(per_seed.items()))
-        lines.append(f"| {entry} | {cost_model} | {beta:g} | {len(mine)} | {decided} | {seeds} |")
+        lines.append(f"| {entry} | {cost_model} | {beta:g}{' x lambda' if scale == 'lambda' else ''} | {len(mine)} | "
+                     f"{decided} | {seeds} |")
         if beta > 0:
-            steps = path(rows, cost_model, beta, ref_us)
+            steps = path(rows, cost_model, beta, ref_us, scale)
             text = "; ".join(f"λ ≥ {lam:.3g}: {' '.join(str(v) for v in net['arch'].values())} "
                              f"({net['exact_us']:.2f} µs exact)" for lam, net in steps)
-            paths.append(f"- `{entry}` (beta {beta:g}): {text}")
+            paths.append(f"- `{entry}` (beta {beta:g}{', x lambda' if scale == 'lambda' else ''}): {text}")
     lines += ["", f"Hardware-optimum path as lambda grows (network = {', '.join(choices)}):", "", *paths, ""]
     return "\n".join(lines)
 

@@ -138,6 +138,33 @@ def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_on
     assert ran and len(fake_training.search) == 2 and fake_training.search[-1].energy_weight == 0.5
 
 
+def test_a_point_made_before_utilization_scale_existed_counts_as_fixed(tmp_path, fake_training):
+    import _reuse
+    import bench_fronts
+    import fronts_report
+
+    config, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.1, 0)
+    assert config.utilization_scale == "fixed"
+    out = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 0)
+    retrain = {"epochs": 10, "max_samples": None}
+    info = {"pair": "lenet-16x16", "entry": entry, "model": "systolic", "lambda": 0.1, "seed": 0}
+    bench_fronts.run_point(out, config, retrain, info)
+    for name in ("point.json", "config.json"):  # as written before SearchConfig had utilization_scale
+        stored = json.loads((out / name).read_text())
+        held = stored["settings"]["search_config"] if name == "point.json" else stored
+        del held["utilization_scale"]
+        (out / name).write_text(json.dumps(stored))
+    assert _reuse.as_today(json.loads((out / "config.json").read_text()))["utilization_scale"] == "fixed"
+
+    point, ran = bench_fronts.run_point(out, config, retrain, info)
+    assert not ran and len(fake_training.search) == 1 and fronts_report._is_current(point)
+
+    scaled, entry = bench_fronts.search_config("lenet-16x16", "systolic-ulambda", 0.1, 0)  # the study entry: its own search
+    assert entry == "systolic-ulambda" and scaled.utilization_scale == "lambda" and scaled.replace(utilization_scale="fixed") == config
+    _, ran = bench_fronts.run_point(out, scaled, retrain, info)
+    assert ran and len(fake_training.search) == 2 and fake_training.search[-1].utilization_scale == "lambda"
+
+
 def test_lambda_zero_without_a_utilization_term_is_one_shared_task_only_search():
     import bench_fronts
 
@@ -180,3 +207,15 @@ def test_hardware_optimum_path_by_hand():
     assert hw.is_optimum(rows, {"w": 4}, "m", 1.0, 0.1, 2.0)  # the tie at the break point counts for both
     # beta 0: the cheapest network at every lambda > 0
     assert [s[1]["arch"]["w"] for s in hw.path(rows, "m", 0.0, 2.0)] == [1]
+
+
+def test_scaled_utilization_term_has_one_optimum_for_every_positive_lambda():
+    import fronts_hw_optimum as hw
+
+    # lambda * (L / 2 + beta * (1 - U)), beta 1: w1 0.5 + 0.9 = 1.4, w2 1.0 + 0.1 = 1.1, w4 2.0 + 0.4 = 2.4 (times lambda)
+    rows = [{"arch": {"w": 1}, "m": (1.0, 0.1)}, {"arch": {"w": 2}, "m": (2.0, 0.9)}, {"arch": {"w": 4}, "m": (4.0, 0.6)}]
+    assert hw.hardware_term(rows[1], "m", 1.0, 3.0, 2.0, "lambda") == pytest.approx(3.3)
+    assert [s[1]["arch"]["w"] for s in hw.path(rows, "m", 1.0, 2.0, "lambda")] == [2]  # not the cheapest network
+    assert hw.hardware_term(rows[2], "m", 1.0, 0.0, 2.0, "lambda") == 0.0  # lambda = 0: every network ties
+    # fixed (today's): w2 at small lambda (0.1 beats 0.9 and 0.4), w1 once lambda / 2 + 0.9 < lambda + 0.1, lambda > 1.6
+    assert [s[1]["arch"]["w"] for s in hw.path(rows, "m", 1.0, 2.0)] == [2, 1]

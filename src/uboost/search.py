@@ -250,6 +250,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         cost_model=cost_model,
         latency_weight=config.latency_weight,
         utilization_weight=config.utilization_weight,
+        utilization_scale=config.utilization_scale,
         target_latency_ms=config.target_latency_ms,
         energy_weight=config.energy_weight,
         target_energy_uj=config.target_energy_uj,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded wh
 
 SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (not imported here: NNI is heavy)
 COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
+UTILIZATION_SCALES = ("fixed", "lambda")  # as uboost.strategy.loss
 
 
 MAX_BUDGET_MS = 1e9  # a latency budget of 11 days: beyond, its cycle count overflows
@@ -59,6 +60,9 @@ class SearchConfig:
     energy_weight: float = 0.0  # gamma: weight of energy / energy_ref (the uniform supernet's energy)
     target_energy_uj: float | None = None  # energy budget of the derived network (µJ per inference)
     utilization_weight: float = 1.0
+    # "lambda": the utilization term is weighed by lambda too, lambda * (L / L_ref + beta * (1 - U)) (lambda = 0: the task
+    # alone); with a latency target it stays beta * (1 - U) either way (uboost.strategy.loss)
+    utilization_scale: str = "fixed"
     target_latency_ms: float | None = None
     budget_lr: float = 0.5
     budget_floor: float = 0.9  # with a target: export (and steer to) a network using >= this share of it
@@ -145,6 +149,8 @@ class SearchConfig:
             raise ConfigError(f"sharpen must be true or false, got {self.sharpen!r}")
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
+        if self.utilization_scale not in UTILIZATION_SCALES:
+            raise ConfigError(f"utilization_scale must be one of {', '.join(UTILIZATION_SCALES)}, got {self.utilization_scale!r}")
         if self.cost_mode not in COST_MODES:
             raise ConfigError(f"unknown cost mode {self.cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
         check_seed(self.seed)

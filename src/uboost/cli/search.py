@@ -79,6 +79,7 @@ def search(
     cost_model: Annotated[Optional[str], Opt("--cost-model", help=f"a name from `uboost hw list` {D('cost_model')}")] = None,
     latency_weight: Annotated[Optional[float], Opt("--latency-weight", help=f"lambda: weight of the latency term {D('latency_weight')}")] = None,
     utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help=f"beta: weight of the utilization term {D('utilization_weight')}")] = None,
+    utilization_scale: Annotated[Optional[str], Opt("--utilization-scale", help=f"fixed: beta * (1 - U) | lambda: lambda * beta * (1 - U), so lambda = 0 is the task alone (no effect with --target-latency-ms) {D('utilization_scale')}")] = None,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="latency budget of the derived network (ms); the export is projected onto it exactly [default: none]")] = None,
     energy_weight: Annotated[Optional[float], Opt("--energy-weight", help=f"gamma: weight of the energy term, in units of the uniform supernet's energy {D('energy_weight')}")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="energy budget of the derived network (µJ per inference), with --target-latency-ms too: both hold [default: none]")] = None,
@@ -132,7 +133,8 @@ def search(
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
         sram_kb=sram_kb, dram_bw_words=dram_bw_words,
-        latency_weight=latency_weight, utilization_weight=utilization_weight, target_latency_ms=target_latency_ms,
+        latency_weight=latency_weight, utilization_weight=utilization_weight, utilization_scale=utilization_scale,
+        target_latency_ms=target_latency_ms,
         energy_weight=energy_weight, target_energy_uj=target_energy_uj, energy=energy, voltage_v=voltage_v,
         operating_points=operating_points, operating_point=operating_point, clock_hz=clock_hz,
         budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,

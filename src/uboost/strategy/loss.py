@@ -3,6 +3,12 @@
 ``arch_loss = task + lambda * latency / latency_ref + beta * (1 - utilization)
 + gamma * energy / energy_ref [+ budgets]``
 
+* ``utilization_scale="lambda"`` weighs the utilization term by ``lambda`` too,
+  ``lambda * (latency / latency_ref + beta * (1 - utilization))``: ``lambda = 0`` is then the task
+  alone and a lambda sweep walks from the task's optimum to the hardware's. With a latency target
+  the utilization term stays ``beta * (1 - utilization)`` (the multiplier ``mu``, which can be
+  negative, weighs the budget only).
+
 * ``latency`` and ``utilization`` are the supernet's *expected* values under the current
   architecture distribution (:mod:`uboost.strategy.supernet_cost`), as tensors, so the term
   has a gradient with respect to every architecture parameter.
@@ -86,6 +92,9 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
+UTILIZATION_SCALES = ("fixed", "lambda")  # beta * (1 - U) alone, or times lambda (as uboost.search_config)
+
+
 @dataclass(frozen=True)
 class HardwareTerms:
     loss: torch.Tensor
@@ -112,8 +121,12 @@ class HardwareLoss(nn.Module):
         target_energy_uj: float | None = None,
         auto_point: bool = False,
         bits_on_derived: bool = True,
+        utilization_scale: str = "fixed",
     ):
         super().__init__()
+        if utilization_scale not in UTILIZATION_SCALES:
+            raise ConfigError(f"utilization_scale must be one of {', '.join(UTILIZATION_SCALES)}, got {utilization_scale!r}")
+        self.utilization_scale = utilization_scale
         self.bits_on_derived = bool(bits_on_derived)  # searched bits priced on the derived ops (strategy/precision.py)
         if cost_mode not in COST_MODES:
             raise ConfigError(f"unknown cost mode {cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
@@ -290,6 +303,8 @@ class HardwareLoss(nn.Module):
         latency = cost.latency_ms
         loss = (1.0 - cost.utilization) * self.utilization_weight
         if self.target_latency_ms is None:
+            if self.utilization_scale == "lambda":
+                loss = loss * self.latency_weight
             loss = loss + self.latency_weight * latency / self.latency_ref_ms
         else:
             loss = loss + self.multiplier.to(latency.dtype) * latency / self.target_latency_ms

@@ -40,6 +40,10 @@ class UBoost(DARTS):
         ``hardware`` keyword arguments (``rows``, ``cols``, ``dataflow``...).
     latency_weight, utilization_weight
         ``lambda`` and ``beta`` of ``task + lambda * latency / latency_ref + beta * (1 - utilization)``.
+    utilization_scale
+        ``"fixed"`` (that formula) or ``"lambda"``: ``task + lambda * (latency / latency_ref + beta * (1 -
+        utilization))``, so ``lambda = 0`` is the task alone; with ``target_latency_ms`` the utilization
+        term is ``beta * (1 - utilization)`` either way.
     target_latency_ms
         Optional latency budget for the *derived* network: ``lambda`` is replaced by a Lagrange
         multiplier updated by dual ascent (see :mod:`uboost.strategy.loss`) and the final
@@ -109,6 +113,7 @@ class UBoost(DARTS):
         hardware: dict[str, Any] | None = None,
         latency_weight: float = 1.0,
         utilization_weight: float = 1.0,
+        utilization_scale: str = "fixed",
         target_latency_ms: float | None = None,
         energy_weight: float = 0.0,
         target_energy_uj: float | None = None,
@@ -152,6 +157,7 @@ class UBoost(DARTS):
             self.cost_model,
             latency_weight=latency_weight,
             utilization_weight=utilization_weight,
+            utilization_scale=utilization_scale,
             target_latency_ms=target_latency_ms,
             energy_weight=energy_weight,
             target_energy_uj=target_energy_uj,
