@@ -30,7 +30,11 @@ def test_activation_fake_quant_equals_torch_in_values_and_straight_through_gradi
     from uboost.quant import _FakeQuantAct
 
     zero_f = zero.float()
-    assert torch.equal(_FakeQuantAct.apply(x, scale, -zero_f, 2 ** bits - 1 - zero_f), expected)
+    on_gpu_path = x.clone().requires_grad_()
+    y = _FakeQuantAct.apply(on_gpu_path, scale, -zero_f, 2 ** bits - 1 - zero_f)
+    assert torch.equal(y, expected)
+    (y * upstream).sum().backward()
+    assert torch.equal(on_gpu_path.grad, ref.grad)
 
 
 def _small_net(bits: int):

@@ -177,21 +177,31 @@ class _FakeQuantAct(torch.autograd.Function):
     """``torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2^b - 1)``, the same numbers and
     straight-through gradient (x's gradient passes where ``round(x / scale)`` is in range) in
     fewer passes over the tensor: ``round(x * (1 / scale))`` clamped to ``[-zero, 2^b - 1 - zero]``,
-    times ``scale`` (``(q - zero) * scale`` with the integer ``q``: exact). Forward and backward ~1.5x
-    faster than torch's kernel on CPU (tests/test_quant.py checks the equality)."""
+    times ``scale`` (``(q - zero) * scale`` with the integer ``q``: exact) -- four passes forward.
+    The rounded, unclamped ``r`` is kept for the backward, which is one pass: with number bounds
+    (CPU) ``hardtanh_backward(grad, r, lo - 1/2, hi + 1/2)`` (``r`` is whole, so strictly inside
+    those bounds is exactly ``lo <= r <= hi``), with tensor bounds (a GPU, where numbers would need
+    a sync) a ``where`` on the same comparison. ~2x faster than torch's kernel on CPU, and ~1.6x
+    faster than computing a 0/1 mask in the forward pass (tests/test_quant.py checks the equality)."""
 
     @staticmethod
     def forward(ctx, x, scale, lo, hi):
         r = (x * (1.0 / scale)).round_()  # torch's kernel: nearbyint(x * inv_scale), inv_scale = 1 / scale in fp32
         q = r.clamp(lo, hi)
-        # 1 inside the range, 0 outside (r - q is a nonzero whole number there); float ops: bool ones are ~8x slower on CPU
-        ctx.save_for_backward(r.sub_(q).abs_().clamp_max_(1.0).neg_().add_(1.0))
+        if isinstance(lo, torch.Tensor):
+            ctx.save_for_backward(r, lo, hi)
+        else:
+            ctx.save_for_backward(r)
+            ctx.bounds = (lo - 0.5, hi + 0.5)
         return q.mul_(scale)
 
     @staticmethod
     def backward(ctx, grad):
-        keep, = ctx.saved_tensors
-        return grad * keep, None, None, None
+        r, *bounds = ctx.saved_tensors
+        if bounds:
+            lo, hi = bounds
+            return torch.where((r >= lo) & (r <= hi), grad, 0.0), None, None, None
+        return torch.ops.aten.hardtanh_backward(grad, r, *ctx.bounds), None, None, None
 
 
 def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
