@@ -37,6 +37,22 @@ def test_activation_fake_quant_equals_torch_in_values_and_straight_through_gradi
     assert torch.equal(on_gpu_path.grad, ref.grad)
 
 
+def test_host_qparams_are_the_tensor_qparams_bit_for_bit():
+    """The CPU search computes the activation scale, its reciprocal and the zero point on the host
+    (numpy float32); they must be torch's float32 results exactly, over ranges of every kind."""
+    quant = LayerQuantizer(8, 8)
+    g = torch.Generator().manual_seed(0)
+    lows = torch.cat([torch.zeros(1), -torch.rand(200, generator=g) * torch.logspace(-9, 4, 200), torch.tensor([-1e-12, -3.0])])
+    highs = torch.cat([torch.zeros(1), torch.rand(200, generator=g) * torch.logspace(4, -9, 200), torch.tensor([0.0, 7.0])])
+    for lo, hi in zip(lows, highs):
+        quant.act_min.fill_(lo)
+        quant.act_max.fill_(hi)
+        for bits in range(2, 17):
+            scale, zero = quant.act_qparams(bits)
+            host = quant.host_qparams(bits)
+            assert host == (scale.item(), (1.0 / scale).item(), float(zero)), (lo, hi, bits, host)
+
+
 def _small_net(bits: int):
     from torch import nn
 
