@@ -25,6 +25,8 @@ The sampled path is priced exactly by :func:`sampled_cost` (one-hot distribution
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -69,6 +71,7 @@ class PathSampler(GumbelSoftmax):
         self._layout: tuple | None = None  # sizes, starts and same-size groups of the flat vector (see _groups)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
+        self.learn_alphas = True  # False inside constant_alphas()
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
         self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
@@ -149,9 +152,11 @@ class PathSampler(GumbelSoftmax):
         self.__dict__.update(_index=dict(zip(map(id, self._alphas), index.tolist())), _typed=typed, _packed=packed,
                              _hard=None, _st={}, _fresh=True)
 
-    def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
-        """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
+    def _straight_through(self, alpha: torch.Tensor, graph: bool = True) -> torch.Tensor:
+        """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample (``graph``: with a graph to ``alpha``)."""
         start, end = self._layout[3][id(alpha)]
+        if not graph:
+            alpha = alpha.detach()
         total = self._typed.numel() // 2
         noise, hard = self._typed[start:end], self._typed[total + start:total + end]
         soft = torch.softmax((alpha + noise.to(alpha.dtype)) / self.tau, dim=-1)
@@ -162,12 +167,25 @@ class PathSampler(GumbelSoftmax):
             self.register(alpha)
         if not self._fresh:
             self._draw()
-        if self._st_grad != torch.is_grad_enabled():  # built without a graph: rebuild with one
-            self._st, self._st_grad = {}, torch.is_grad_enabled()
+        graph = self.learn_alphas and torch.is_grad_enabled()
+        if self._st_grad != graph:  # built without a graph: rebuild with one (or the reverse)
+            self._st, self._st_grad = {}, graph
         st = self._st.get(id(alpha))
         if st is None:
-            st = self._st[id(alpha)] = self._straight_through(alpha)
+            st = self._st[id(alpha)] = self._straight_through(alpha, graph)
         return self._index[id(alpha)], st
+
+    @contextlib.contextmanager
+    def constant_alphas(self) -> Iterator[None]:
+        """Within: the straight-through weights are the same numbers without a graph to the alphas.
+        The search's weight step runs in it: its gradients of the alphas are never read (the next
+        architecture step zeroes them first), and each sampled choice (~10^2 per step with bits)
+        then costs no softmax backward nor the reduction of a product's gradient w.r.t. its weight."""
+        object.__setattr__(self, "learn_alphas", False)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "learn_alphas", True)
 
     def index(self, alpha: torch.Tensor) -> int:
         """The sampled index of ``alpha`` this step (draws if needed; no graph)."""
