@@ -64,7 +64,7 @@ class PathSampler(GumbelSoftmax):
         self._fresh = False
         self._index: dict[int, int] = {}  # id(alpha) -> sampled index
         # this draw on the alphas' device: [noise, one-hot] in the alphas' dtype (straight-through) and in
-        # float64 (pricing), flat; an alpha's slices are taken when it is sampled (a step uses ~10% of them)
+        # float64 (pricing), flat; an alpha's slices are taken when it is sampled (a draw uses ~20% of them)
         self._typed: torch.Tensor | None = None
         self._packed: torch.Tensor | None = None
         self._hard: dict[int, torch.Tensor] | None = None  # id(alpha) -> its float64 one-hot, made on demand
@@ -197,7 +197,7 @@ class PathSampler(GumbelSoftmax):
 
     def one_hots(self) -> dict[int, torch.Tensor]:
         """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""
-        if self._hard is None and self._packed is not None:
+        if self._hard is None and self._packed is not None and self._layout is not None:
             sizes = self._layout[0]
             self._hard = dict(zip(map(id, self._alphas), self._packed[sum(sizes):].split(sizes)))
         return dict(self._hard or {})
