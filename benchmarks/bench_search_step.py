@@ -730,10 +730,13 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if name == BASE else f"<= {target:.2f} {'PASS' if ratio <= target else 'MISS'}"
         print(f"{name:<26} {ms(statistics.median(steps)):>9} {ms(percentile(steps, 0.9))} {ratio:6.3f} {ratio_pooled:7.3f} "
               f"{loop:6.3f} {ms(first):>9} {trace}  {verdict}")
-    if BITS in names and SINGLE in names:
-        per = [a / b for run in runs for a, b in zip(run[BITS]["times"][args.warmup:], run[SINGLE]["times"][args.warmup:])]
-        ratio = statistics.median(per)
-        print(f"bits: {BITS} step / {SINGLE} step (median over rounds) {ratio:.3f} <= 1.30 {'PASS' if ratio <= 1.3 else 'MISS'}")
+    for suffix in ("", _syncs.BASE_SUFFIX):  # with --baseline, the older code's ratio too (same rounds)
+        if BITS + suffix in names and SINGLE + suffix in names:
+            per = [a / b for run in runs
+                   for a, b in zip(run[BITS + suffix]["times"][args.warmup:], run[SINGLE + suffix]["times"][args.warmup:])]
+            ratio = statistics.median(per)
+            print(f"bits: {BITS + suffix} step / {SINGLE + suffix} step (median over rounds) {ratio:.3f} <= 1.30 "
+                  f"{'PASS' if ratio <= 1.3 else 'MISS'}")
     print("ratio (the target): median over rounds of step / GumbelDARTS step taken back to back (same load);")
     print("pooled: median step / GumbelDARTS median step over all timed steps (drifts when the load changes")
     print("between repeats); loop: like ratio, for the baton-holding time (step + Lightning's bookkeeping +")

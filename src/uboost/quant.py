@@ -33,6 +33,7 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -82,7 +83,8 @@ def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | Non
 
 def weight_scale(weight: torch.Tensor, bits: int) -> torch.Tensor:
     qmax = 2 ** (bits - 1) - 1
-    peak = torch.linalg.vector_norm(weight.detach().reshape(weight.shape[0], -1), ord=float("inf"), dim=1)
+    # max |W_c| per output channel: the inf-norm (torch.linalg.vector_norm(ord=inf) is 2-12x slower on CPU)
+    peak = weight.detach().reshape(weight.shape[0], -1).abs().amax(1)
     return (peak.clamp_min(1e-8) / qmax).float()
 
 
@@ -133,7 +135,22 @@ class LayerQuantizer(nn.Module):
         zero = torch.clamp(torch.round(-self.act_min / scale), 0, levels).to(torch.int32)
         return scale, zero
 
+    def host_qparams(self, bits: int) -> tuple[float, float, float]:
+        """:meth:`act_qparams` computed on the host, as numbers: ``(scale, 1 / scale, zero)``, the
+        same float32 operations in the same order (numpy float32 scalars: IEEE, as torch's kernels;
+        ``1 / scale`` as torch's ``1.0 / scale``, a float32 reciprocal). On a CPU this replaces a dozen
+        tiny tensor ops per layer and forward pass by two reads (tests/test_quant.py checks the equality)."""
+        lo, hi = np.float32(self.act_min.item()), np.float32(self.act_max.item())
+        levels = np.float32(2 ** bits - 1)
+        scale = max((hi - lo) / levels, np.float32(1e-8))
+        zero = min(max(np.rint(-lo / scale), np.float32(0.0)), levels)
+        return float(scale), float(np.float32(1.0) / scale), float(zero)
+
     def quantize_act(self, x: torch.Tensor, bits: int) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dtype == torch.float32 and not (
+                self.exporting or torch.jit.is_tracing() or torch.jit.is_scripting()):
+            scale, inv, zero = self.host_qparams(bits)  # numbers: clamp with tensor bounds is ~10x slower on CPU
+            return _FakeQuantAct.apply(x, scale, -zero, 2 ** bits - 1 - zero, inv)
         scale, zero = self.act_qparams(bits)
         if self.exporting:  # Clip to the b-bit range, then 8-bit QDQ with the same scale (ONNX), as constants
             scale, zero = float(scale), int(zero)  # (computed bounds let onnxruntime's Clip/Q fusion drop the Clip)
@@ -141,7 +158,7 @@ class LayerQuantizer(nn.Module):
             return torch.fake_quantize_per_tensor_affine(torch.clamp(x, lo, hi), scale, zero, 0, 255)
         if torch.jit.is_tracing() or torch.jit.is_scripting():
             return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
-        if x.device.type == "cpu":  # bounds as numbers: clamp with tensor bounds is ~10x slower on CPU (no sync to fear)
+        if x.device.type == "cpu":  # bounds as numbers (no sync to fear)
             z = float(zero)
             return _FakeQuantAct.apply(x, scale.to(x.dtype), -z, 2 ** bits - 1 - z)
         zero = zero.to(x.dtype)  # a whole number: the bounds are exact
@@ -177,21 +194,32 @@ class _FakeQuantAct(torch.autograd.Function):
     """``torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2^b - 1)``, the same numbers and
     straight-through gradient (x's gradient passes where ``round(x / scale)`` is in range) in
     fewer passes over the tensor: ``round(x * (1 / scale))`` clamped to ``[-zero, 2^b - 1 - zero]``,
-    times ``scale`` (``(q - zero) * scale`` with the integer ``q``: exact). Forward and backward ~1.5x
-    faster than torch's kernel on CPU (tests/test_quant.py checks the equality)."""
+    times ``scale`` (``(q - zero) * scale`` with the integer ``q``: exact) -- four passes forward.
+    The rounded, unclamped ``r`` is kept for the backward, which is one pass: with number bounds
+    (CPU) ``hardtanh_backward(grad, r, lo - 1/2, hi + 1/2)`` (``r`` is whole, so strictly inside
+    those bounds is exactly ``lo <= r <= hi``), with tensor bounds (a GPU, where numbers would need
+    a sync) a ``where`` on the same comparison. Forward + backward ~2x faster than torch's kernel on
+    CPU, 1.1-1.3x faster than building a 0/1 mask in the forward (tests/test_quant.py checks the equality)."""
 
     @staticmethod
-    def forward(ctx, x, scale, lo, hi):
-        r = (x * (1.0 / scale)).round_()  # torch's kernel: nearbyint(x * inv_scale), inv_scale = 1 / scale in fp32
+    def forward(ctx, x, scale, lo, hi, inv=None):
+        # torch's kernel: nearbyint(x * inv_scale), inv_scale = 1 / scale in fp32 (``inv``, given with a number scale)
+        r = (x * (1.0 / scale if inv is None else inv)).round_()
         q = r.clamp(lo, hi)
-        # 1 inside the range, 0 outside (r - q is a nonzero whole number there); float ops: bool ones are ~8x slower on CPU
-        ctx.save_for_backward(r.sub_(q).abs_().clamp_max_(1.0).neg_().add_(1.0))
+        if isinstance(lo, torch.Tensor):
+            ctx.save_for_backward(r, lo, hi)
+        else:
+            ctx.save_for_backward(r)
+            ctx.bounds = (lo - 0.5, hi + 0.5)
         return q.mul_(scale)
 
     @staticmethod
     def backward(ctx, grad):
-        keep, = ctx.saved_tensors
-        return grad * keep, None, None, None
+        r, *bounds = ctx.saved_tensors
+        if bounds:
+            lo, hi = bounds
+            return torch.where((r >= lo) & (r <= hi), grad, 0.0), None, None, None, None
+        return torch.ops.aten.hardtanh_backward(grad, r, *ctx.bounds), None, None, None, None
 
 
 def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:

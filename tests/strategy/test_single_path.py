@@ -282,3 +282,27 @@ def test_export_probs_are_the_plain_softmax():
         layer._arch_alpha.copy_(torch.tensor([1.0, 0.0, -1.0]))
     probs = layer.export_probs({})["op"]
     assert list(probs.values()) == pytest.approx(torch.softmax(torch.tensor([1.0, 0.0, -1.0]), -1).tolist())
+
+
+def test_constant_alphas_give_the_same_straight_through_weights_without_a_graph():
+    """The search's weight step samples inside ``constant_alphas()``: the same numbers (and the
+    same weight gradients), no gradient to the alphas; outside it the alphas learn again."""
+    strategy, net = supernet(MixedSpace(), seed=3)
+    sampler = strategy._sampler
+    resample(net)
+    x = torch.randn(2, 1, 8, 8)
+    net(x)
+    with sampler.constant_alphas():
+        const = {id(a): sampler.sample(a)[1] for a in sampler.alphas}
+        out = net(x)
+    learn = {id(a): sampler.sample(a)[1] for a in sampler.alphas}
+    for key, st in const.items():
+        assert torch.equal(st, learn[key]) and st.grad_fn is None and learn[key].grad_fn is not None
+    weights = [p for p in net.parameters() if not any(p is a for a in sampler.alphas)]
+    out.sum().backward()
+    grads = [None if p.grad is None else p.grad.clone() for p in weights]
+    assert all(a.grad is None for a in sampler.alphas)
+    net.zero_grad()
+    net(x).sum().backward()  # the same path, the same numbers, now with the alphas' graph
+    assert all(a.grad is not None for a in sampler.alphas)
+    assert all((g is None and p.grad is None) or torch.equal(g, p.grad) for g, p in zip(grads, weights))

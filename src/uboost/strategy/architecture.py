@@ -242,10 +242,9 @@ def argmax_one_hot(choices: list[Choice], nodes: list[Node]) -> dict[int, torch.
     on the host: the same architecture (first maximum wins, a node keeps its inputs in order of
     their best op's logit, ties in input order), as float64 vectors for ``SupernetCost``."""
     out = {}
-    for choice in choices:
-        if choice.kind != "edge":
-            alpha = choice.alpha.detach().reshape(-1)
-            out[id(choice.alpha)] = torch.nn.functional.one_hot(alpha.argmax(), alpha.numel()).double()
+    for (n, _), group in _by_size([c for c in choices if c.kind != "edge"]).items():  # one argmax per alpha size
+        best = torch.stack([c.alpha.detach().reshape(-1) for c in group]).argmax(1)  # (~10^3 choices with bits)
+        out.update(zip((id(c.alpha) for c in group), torch.nn.functional.one_hot(best, n).double().unbind(0)))
     for node in nodes:
         best = [edge.alpha.detach().reshape(-1)[: len(edge.values) - 1].max(0) for edge in node.edges]
         values = torch.stack([b.values for b in best])

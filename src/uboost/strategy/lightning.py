@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -219,7 +220,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path
         self.resample()
-        result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
+        with sampler.constant_alphas() if sampler is not None else contextlib.nullcontext():  # alpha gradients unused
+            result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
         w_loss = result["loss"] if isinstance(result, dict) else result
         self._watch_loss(w_loss, batch_idx)
         self._average_next_backward = self._averaged("weights")

@@ -25,6 +25,8 @@ The sampled path is priced exactly by :func:`sampled_cost` (one-hot distribution
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -61,12 +63,15 @@ class PathSampler(GumbelSoftmax):
         self._known: set[int] = set()
         self._fresh = False
         self._index: dict[int, int] = {}  # id(alpha) -> sampled index
-        self._noise: dict[int, torch.Tensor] = {}  # id(alpha) -> its Gumbel noise (on the alphas' device and dtype)
-        self._hard: dict[int, torch.Tensor] = {}  # id(alpha) -> the one-hot sample (float64, same device)
-        self._hard_as: dict[int, torch.Tensor] = {}  # the same in the alphas' dtype (straight-through)
+        # this draw on the alphas' device: [noise, one-hot] in the alphas' dtype (straight-through) and in
+        # float64 (pricing), flat; an alpha's slices are taken when it is sampled (a draw uses ~20% of them)
+        self._typed: torch.Tensor | None = None
+        self._packed: torch.Tensor | None = None
+        self._hard: dict[int, torch.Tensor] | None = None  # id(alpha) -> its float64 one-hot, made on demand
         self._layout: tuple | None = None  # sizes, starts and same-size groups of the flat vector (see _groups)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
         self._st_grad = False
+        self.learn_alphas = True  # False inside constant_alphas()
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
         self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
@@ -91,7 +96,8 @@ class PathSampler(GumbelSoftmax):
     # -- sampling ---------------------------------------------------------------------------
     def invalidate(self) -> None:
         """The next :meth:`sample` draws a new path (called by every supermodule's ``resample``)."""
-        self._fresh = False
+        if self._fresh:  # a plain write: nn.Module.__setattr__ costs ~7 us, and ~10^3 supermodules call this twice a step
+            object.__setattr__(self, "_fresh", False)
 
     def use(self, mirror: HostMirror | None) -> None:
         """Draw from ``mirror`` (a host copy of the alphas, :mod:`uboost.strategy.host_mirror`) until
@@ -105,10 +111,10 @@ class PathSampler(GumbelSoftmax):
             mirror = HostMirror(self._alphas)
         return mirror.values()
 
-    def _groups(self) -> tuple[list[int], torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Every alpha's size and start in the flat vector (registration order), and per size
-        ``(alpha positions, flat positions [k, size])``: the argmax of every alpha of one size is one
-        kernel. Made once per set of alphas."""
+    def _groups(self) -> tuple[list[int], torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], dict[int, tuple[int, int]]]:
+        """Every alpha's size and start in the flat vector (registration order), per size
+        ``(alpha positions, flat positions [k, size])`` (the argmax of every alpha of one size is one
+        kernel) and ``id(alpha) -> (start, end)``. Made once per set of alphas."""
         if self._layout is None:
             sizes = [alpha.numel() for alpha in self._alphas]
             n_each = torch.tensor(sizes, dtype=torch.long)
@@ -117,14 +123,15 @@ class PathSampler(GumbelSoftmax):
             for k, n in enumerate(sizes):
                 by_size.setdefault(n, []).append(k)
             groups = [(torch.tensor(ks), starts[ks].unsqueeze(1) + torch.arange(n)) for n, ks in by_size.items()]
-            self._layout = (sizes, starts, groups)
+            where = {id(a): (start, start + n) for a, start, n in zip(self._alphas, starts.tolist(), sizes)}
+            self._layout = (sizes, starts, groups, where)
         return self._layout
 
     def _draw(self) -> None:
         """One draw for every registered alpha: noise from the generator, indices on the host, from
         the host mirror of the alphas (the training step passes the one of the step's start);
         the argmax is vectorized per alpha size (a supernet with bits has ~10^3 alphas)."""
-        sizes, starts, groups = self._groups()
+        sizes, starts, groups, _ = self._groups()
         total = sum(sizes)
         uniform = torch.rand(total, generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
@@ -141,30 +148,44 @@ class PathSampler(GumbelSoftmax):
         packed[total + starts + index] = 1.0
         packed = packed.to(alpha.device, non_blocking=True)
         typed = packed.to(alpha.dtype)  # one conversion on the device for every alpha
-        ids = list(map(id, self._alphas))
-        self._index = dict(zip(ids, index.tolist()))
-        self._noise = dict(zip(ids, typed[:total].split(sizes)))
-        self._hard = dict(zip(ids, packed[total:].split(sizes)))
-        self._hard_as = dict(zip(ids, typed[total:].split(sizes)))
-        self._st = {}
-        self._fresh = True
+        # plain writes (nn.Module.__setattr__ is slow), no per-alpha views until an alpha is sampled
+        self.__dict__.update(_index=dict(zip(map(id, self._alphas), index.tolist())), _typed=typed, _packed=packed,
+                             _hard=None, _st={}, _fresh=True)
 
-    def _straight_through(self, alpha: torch.Tensor) -> torch.Tensor:
-        """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample."""
-        soft = torch.softmax((alpha + self._noise[id(alpha)].to(alpha.dtype)) / self.tau, dim=-1)
-        return self._hard_as[id(alpha)].to(soft.dtype) - soft.detach() + soft
+    def _straight_through(self, alpha: torch.Tensor, graph: bool = True) -> torch.Tensor:
+        """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample (``graph``: with a graph to ``alpha``)."""
+        start, end = self._layout[3][id(alpha)]
+        if not graph:
+            alpha = alpha.detach()
+        total = self._typed.numel() // 2
+        noise, hard = self._typed[start:end], self._typed[total + start:total + end]
+        soft = torch.softmax((alpha + noise.to(alpha.dtype)) / self.tau, dim=-1)
+        return hard.to(soft.dtype) - soft.detach() + soft
 
     def sample(self, alpha: torch.Tensor) -> tuple[int, torch.Tensor]:
         if id(alpha) not in self._known:
             self.register(alpha)
         if not self._fresh:
             self._draw()
-        if self._st_grad != torch.is_grad_enabled():  # built without a graph: rebuild with one
-            self._st, self._st_grad = {}, torch.is_grad_enabled()
+        graph = self.learn_alphas and torch.is_grad_enabled()
+        if self._st_grad != graph:  # built without a graph: rebuild with one (or the reverse)
+            self._st, self._st_grad = {}, graph
         st = self._st.get(id(alpha))
         if st is None:
-            st = self._st[id(alpha)] = self._straight_through(alpha)
+            st = self._st[id(alpha)] = self._straight_through(alpha, graph)
         return self._index[id(alpha)], st
+
+    @contextlib.contextmanager
+    def constant_alphas(self) -> Iterator[None]:
+        """Within: the straight-through weights are the same numbers without a graph to the alphas.
+        The search's weight step runs in it: its gradients of the alphas are never read (the next
+        architecture step zeroes them first), and each sampled choice (~10^2 per step with bits)
+        then costs no softmax backward nor the reduction of a product's gradient w.r.t. its weight."""
+        object.__setattr__(self, "learn_alphas", False)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "learn_alphas", True)
 
     def index(self, alpha: torch.Tensor) -> int:
         """The sampled index of ``alpha`` this step (draws if needed; no graph)."""
@@ -176,7 +197,10 @@ class PathSampler(GumbelSoftmax):
 
     def one_hots(self) -> dict[int, torch.Tensor]:
         """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""
-        return dict(self._hard)
+        if self._hard is None and self._packed is not None and self._layout is not None:
+            sizes = self._layout[0]
+            self._hard = dict(zip(map(id, self._alphas), self._packed[sum(sizes):].split(sizes)))
+        return dict(self._hard or {})
 
     # -- the RNG state travels with the supernet's state_dict -------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):

@@ -158,17 +158,22 @@ class SupernetCost(nn.Module):
         ref = self.gate_index
         parts = [torch.ones(1, dtype=torch.float64, device=ref.device)]
         for group in self._groups:
-            stacked = torch.stack([self._alphas[i].detach() if detach and id(self._alphas[i]) in detach else self._alphas[i]
-                                   for i in group]).to(device=ref.device, dtype=torch.float64)
-            if uniform:
-                stacked = torch.zeros_like(stacked)
-            probs = torch.softmax(stacked / tau if tau != 1.0 else stacked, dim=-1)
+            replaced, rows = [], None
             if distributions:
                 replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
                 if replaced:  # one stack and one conversion per group (~10^3 alphas with bits, several times a step)
                     rows = torch.stack([distributions[id(self._alphas[group[j]])].reshape(-1) for j in replaced])
                     rows = rows.to(device=ref.device, dtype=torch.float64)
-                    probs = probs.index_put((self._positions(replaced, ref.device),), rows)
+                    if len(replaced) == len(group):  # every alpha replaced: the same values, no softmax to compute
+                        parts.append(rows.reshape(-1))
+                        continue
+            stacked = torch.stack([self._alphas[i].detach() if detach and id(self._alphas[i]) in detach else self._alphas[i]
+                                   for i in group]).to(device=ref.device, dtype=torch.float64)
+            if uniform:
+                stacked = torch.zeros_like(stacked)
+            probs = torch.softmax(stacked / tau if tau != 1.0 else stacked, dim=-1)
+            if replaced:
+                probs = probs.index_put((self._positions(replaced, ref.device),), rows)
             parts.append(probs.reshape(-1))
         flat = torch.cat(parts)
         if self._cell_inputs and not distributions:
