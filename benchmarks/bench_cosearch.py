@@ -67,23 +67,41 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         rows=(4, 8, 16), cols=(4, 8, 16), dataflows=("ws", "os", "is"), temperature=None, latency_weight=tuple(args.lambdas),
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
-    for kind, space, trials, objectives in (("baseline", baseline_space, args.baseline_trials, "accuracy,latency"),
-                                            ("cosearch", co_space, args.cosearch_trials, "accuracy,latency,energy")):
+    inner = args.inner_accelerator
+    co_kind = "cosearch" if inner == "off" else f"cosearch-{inner}"
+    runs = [("baseline", baseline_space, args.baseline_trials, "accuracy,latency", {})]
+    if not args.baseline_only:
+        runs.append((co_kind, co_space, args.cosearch_trials, "accuracy,latency,energy",
+                     {} if inner == "off" else {"inner_accelerator": inner}))
+    for kind, space, trials, objectives, extra in runs:
         started = time.perf_counter()
-        if args.report_only:
+        done = _searched(out / kind)
+        if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
             study = tuning.load_study(out / kind)
         else:
-            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials, seed=args.seed,
-                                     objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs)
+            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
+                                     objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
+                                     **extra)
         seconds = time.perf_counter() - started
-        if args.report_only:  # the studies' own span: first trial start to last trial end
+        if args.report_only or done:  # the studies' own span: first trial start to last trial end
             times = [(t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete]
             seconds = (max(e for _, e in times) - min(s for s, _ in times)).total_seconds() if times else 0.0
-        studies[kind] = (study, seconds)
+        studies["cosearch" if kind == co_kind else kind] = (study, seconds)
+    if args.baseline_only:
+        return {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
     found = summarize(name, sram_kb, budget, base, studies, args.tolerance)
     if "reference" in found:
         found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
     return found
+
+
+def _searched(out: Path) -> int:
+    """Trials of the study in ``out`` that ran a search (0 without a study)."""
+    from uboost import tuning
+
+    if not (out / "study.journal").is_file():
+        return 0
+    return sum(1 for t in tuning.load_study(out).trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE")
 
 
 def _row(trial) -> dict:
@@ -212,6 +230,9 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--tolerance", type=float, default=0.005, help="accuracy tolerance (0.005 = 0.5 points)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inner-accelerator", default="off", choices=("off", "exhaustive"),
+                        help="co-search: pick each trial's accelerator by pricing its network on every one within budget")
+    parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
     parser.add_argument("--report-only", action="store_true", help="recompute the summary from the finished studies in --out")
