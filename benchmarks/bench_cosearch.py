@@ -145,31 +145,22 @@ def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
 
 
 def best_accelerator(studies, reference: int, space, budget: float) -> dict:
-    """Headroom: every accelerator of the co-search space within the budget, the reference network priced on
-    each (cost model only, no search); the one of least EDP."""
-    import itertools
-
+    """Headroom: the reference network on the accelerator of the co-search space within the budget of least EDP
+    (cost model only, no search): the inner accelerator choice of ``uboost tune``, equal to pricing every one."""
+    from uboost.hardware.layers import extract_layers
     from uboost.networks import load_frozen_network
-    from uboost.search import SearchConfig, build_cost_model
-    from uboost.tuning import area_of
+    from uboost.search import SearchConfig
+    from uboost.tuning import inner_accelerator
 
     trial = studies["baseline"][0].trials[reference]
     network = load_frozen_network(Path(trial.user_attrs["run_dir"]))
     base = SearchConfig.from_dict(trial.user_attrs["config"])
-    acc = space.accelerator
-    best, count = None, 0
-    for rows, cols, flow, i, f, o, clock in itertools.product(space.rows, space.cols, space.dataflows, acc.ifmap_sram_kb,
-                                                              acc.filter_sram_kb, acc.ofmap_sram_kb, acc.clock_hz):
-        cfg = acc.configure(base.replace(array=f"{rows}x{cols}", dataflow=flow),
-                            dict(ifmap_sram_kb=i, filter_sram_kb=f, ofmap_sram_kb=o, clock_hz=clock))
-        if area_of(cfg) > budget:
-            continue
-        count += 1
-        report = build_cost_model(cfg).evaluate(network.module, network.input_shape)
-        if best is None or report.edp_uj_ms < best["edp_uj_ms"]:
-            best = {"accelerator": f"{rows}x{cols} {flow}, {i}/{f}/{o} kB, {clock / 1e6:g} MHz", "latency_ms": report.latency_ms,
-                    "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms, "area_mm2": area_of(cfg)}
-    return {**(best or {}), "accelerators_within_budget": count}
+    choice = inner_accelerator.choose(extract_layers(network.module, network.input_shape), space, base, objective="edp")
+    spec, report = choice.report.spec, choice.report
+    kb = "/".join(str(k) for k in spec.buffer_kb)
+    return {"accelerator": f"{spec.array} {spec.dataflow}, {kb} kB, {spec.clock_hz / 1e6:g} MHz", "latency_ms": report.latency_ms,
+            "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms, "area_mm2": choice.area_mm2,
+            "accelerators_within_budget": choice.within_budget}
 
 
 def reprice(studies, reference: int, pick: int) -> dict:
