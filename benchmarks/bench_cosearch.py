@@ -13,6 +13,10 @@ Issue 22 item 5. For each space and each area budget:
   bandwidth is held at the baseline's: it has no area in the model, so searching it would win by
   buying free bandwidth.
 
+``--inner-accelerator exhaustive`` runs the co-search with ``uboost tune``'s inner accelerator choice
+(each trial's network on the best accelerator of the space within budget; studies in ``cosearch-exhaustive/``);
+finished studies are reused (the baseline is shared), ``--baseline-only`` runs only the baselines.
+
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
 accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
 The co-search pick is the feasible trial of least EDP (energy x latency) whose accuracy is within

@@ -29,10 +29,11 @@ had. And most structures are never priced at all: each gets a cheap lower bound 
 accelerator with unbounded buffers, priced once per (array, dataflow) -- and structures are priced
 in the order of their bounds until the next bound exceeds the best value found, which is the same
 choice as pricing every one (:data:`~uboost.tuning.inner_pricing.BOUNDED_MODELS`; other models price every structure). A space
-of more than :data:`MAX_CANDIDATES` accelerators is refused up front. Measured on the lenet
-benchmark space (23,328 accelerators, 18,300 within a 0.138 mm^2 budget, 4 layers), on the shared
-2-core machine: 11 s for a first network, ~4 s once its layer shapes are known, against ~130 s to
-price every accelerator once (benchmarks/RESULTS.md).
+of more than :data:`MAX_CANDIDATES` accelerators is refused up front. Measured on the benchmark
+space (23,328 accelerators, 18,300 within a 0.138 mm^2 budget) on the shared 2-core machine: ~10 s
+for the lenet reference network alone, a median 20-30 s per trial in the studies (load 6-9),
+against ~130 s to price every accelerator once (benchmarks/RESULTS.md). The memo grows with the
+distinct layer shapes of the study (one entry per shape and accelerator structure).
 """
 
 from __future__ import annotations
