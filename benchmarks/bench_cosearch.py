@@ -13,6 +13,10 @@ Issue 22 item 5. For each space and each area budget:
   bandwidth is held at the baseline's: it has no area in the model, so searching it would win by
   buying free bandwidth.
 
+``--inner-accelerator exhaustive`` runs the co-search with ``uboost tune``'s inner accelerator choice
+(each trial's network on the best accelerator of the space within budget; studies in ``cosearch-exhaustive/``);
+finished studies are reused (the baseline is shared), ``--baseline-only`` runs only the baselines.
+
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
 accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
 The co-search pick is the feasible trial of least EDP (energy x latency) whose accuracy is within
@@ -67,23 +71,41 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         rows=(4, 8, 16), cols=(4, 8, 16), dataflows=("ws", "os", "is"), temperature=None, latency_weight=tuple(args.lambdas),
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
-    for kind, space, trials, objectives in (("baseline", baseline_space, args.baseline_trials, "accuracy,latency"),
-                                            ("cosearch", co_space, args.cosearch_trials, "accuracy,latency,energy")):
+    inner = args.inner_accelerator
+    co_kind = "cosearch" if inner == "off" else f"cosearch-{inner}"
+    runs = [("baseline", baseline_space, args.baseline_trials, "accuracy,latency", {})]
+    if not args.baseline_only:
+        runs.append((co_kind, co_space, args.cosearch_trials, "accuracy,latency,energy",
+                     {} if inner == "off" else {"inner_accelerator": inner}))
+    for kind, space, trials, objectives, extra in runs:
         started = time.perf_counter()
-        if args.report_only:
+        done = _searched(out / kind)
+        if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
             study = tuning.load_study(out / kind)
         else:
-            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials, seed=args.seed,
-                                     objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs)
+            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
+                                     objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
+                                     **extra)
         seconds = time.perf_counter() - started
-        if args.report_only:  # the studies' own span: first trial start to last trial end
+        if args.report_only or done:  # the studies' own span: first trial start to last trial end
             times = [(t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete]
             seconds = (max(e for _, e in times) - min(s for s, _ in times)).total_seconds() if times else 0.0
-        studies[kind] = (study, seconds)
+        studies["cosearch" if kind == co_kind else kind] = (study, seconds)
+    if args.baseline_only:
+        return {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
     found = summarize(name, sram_kb, budget, base, studies, args.tolerance)
     if "reference" in found:
         found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
     return found
+
+
+def _searched(out: Path) -> int:
+    """Trials of the study in ``out`` that ran a search (0 without a study)."""
+    from uboost import tuning
+
+    if not (out / "study.journal").is_file():
+        return 0
+    return sum(1 for t in tuning.load_study(out).trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE")
 
 
 def _row(trial) -> dict:
@@ -127,31 +149,22 @@ def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
 
 
 def best_accelerator(studies, reference: int, space, budget: float) -> dict:
-    """Headroom: every accelerator of the co-search space within the budget, the reference network priced on
-    each (cost model only, no search); the one of least EDP."""
-    import itertools
-
+    """Headroom: the reference network on the accelerator of the co-search space within the budget of least EDP
+    (cost model only, no search): the inner accelerator choice of ``uboost tune``, equal to pricing every one."""
+    from uboost.hardware.layers import extract_layers
     from uboost.networks import load_frozen_network
-    from uboost.search import SearchConfig, build_cost_model
-    from uboost.tuning import area_of
+    from uboost.search import SearchConfig
+    from uboost.tuning import inner_accelerator
 
     trial = studies["baseline"][0].trials[reference]
     network = load_frozen_network(Path(trial.user_attrs["run_dir"]))
     base = SearchConfig.from_dict(trial.user_attrs["config"])
-    acc = space.accelerator
-    best, count = None, 0
-    for rows, cols, flow, i, f, o, clock in itertools.product(space.rows, space.cols, space.dataflows, acc.ifmap_sram_kb,
-                                                              acc.filter_sram_kb, acc.ofmap_sram_kb, acc.clock_hz):
-        cfg = acc.configure(base.replace(array=f"{rows}x{cols}", dataflow=flow),
-                            dict(ifmap_sram_kb=i, filter_sram_kb=f, ofmap_sram_kb=o, clock_hz=clock))
-        if area_of(cfg) > budget:
-            continue
-        count += 1
-        report = build_cost_model(cfg).evaluate(network.module, network.input_shape)
-        if best is None or report.edp_uj_ms < best["edp_uj_ms"]:
-            best = {"accelerator": f"{rows}x{cols} {flow}, {i}/{f}/{o} kB, {clock / 1e6:g} MHz", "latency_ms": report.latency_ms,
-                    "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms, "area_mm2": area_of(cfg)}
-    return {**(best or {}), "accelerators_within_budget": count}
+    choice = inner_accelerator.choose(extract_layers(network.module, network.input_shape), space, base, objective="edp")
+    spec, report = choice.report.spec, choice.report
+    kb = "/".join(str(k) for k in spec.buffer_kb)
+    return {"accelerator": f"{spec.array} {spec.dataflow}, {kb} kB, {spec.clock_hz / 1e6:g} MHz", "latency_ms": report.latency_ms,
+            "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms, "area_mm2": choice.area_mm2,
+            "accelerators_within_budget": choice.within_budget}
 
 
 def reprice(studies, reference: int, pick: int) -> dict:
@@ -212,6 +225,9 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--tolerance", type=float, default=0.005, help="accuracy tolerance (0.005 = 0.5 points)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inner-accelerator", default="off", choices=("off", "exhaustive"),
+                        help="co-search: pick each trial's accelerator by pricing its network on every one within budget")
+    parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
     parser.add_argument("--report-only", action="store_true", help="recompute the summary from the finished studies in --out")

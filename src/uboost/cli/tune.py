@@ -304,6 +304,7 @@ def tune(
     operating_points: Annotated[Optional[str], Opt("--operating-points", help="DVFS table: a preset (rk3576-npu | rk356x-gpu) or a TOML file")] = None,
     search_operating_point: Annotated[bool, Opt("--search-operating-point", help="co-search the operating point among the DVFS table's points")] = False,
     pe_modes: Annotated[Optional[str], Opt("--pe-modes", help="co-search the PE mode: some of fixed,bitfusion,bit-serial")] = None,
+    inner_accelerator: Annotated[Optional[str], Opt("--inner-accelerator", help="exhaustive | off: after each trial's search, price its network on every accelerator of the space within --area-budget-mm2 and report the best (least EDP, or the latency/energy objective) [default: exhaustive with --area-budget-mm2, else off]")] = None,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
@@ -365,6 +366,11 @@ def tune(
         tune_space = dataclasses.replace(tune_space, accelerator=accelerator)
     tune_space = tune_space.for_cost_mode(base.cost_mode)
     tune_space.check_accelerator(base, area="area" in names)  # a budget below the smallest accelerator: refused before writing
+    from uboost.tuning.inner_accelerator import check_space
+    from uboost.tuning.objective import inner_mode
+
+    if inner_mode(inner_accelerator, tune_space) == "exhaustive":
+        check_space(tune_space, base)  # an enumeration too large per trial: refused before writing
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 
@@ -385,7 +391,7 @@ def tune(
             tuning.run_study(
                 base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
                 retrain_epochs=retrain_epochs, study=study, callbacks=[running.finished, _trial_line], progress=running.update,
-                objectives=objectives if mode == "pareto" else None, sampler=sampler,
+                objectives=objectives if mode == "pareto" else None, sampler=sampler, inner_accelerator=inner_accelerator,
             )
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")

@@ -79,6 +79,7 @@ def _trial_main(payload: dict[str, Any], conn, alive) -> None:
         message = {
             "ok": True, "summary": result.summary(), "arch": result.arch,
             "array": result.hardware.spec.array, "dataflow": result.hardware.spec.dataflow,
+            "layers": [cost.layer.to_dict() for cost in result.hardware.layers],  # for an inner accelerator choice
         }
         if cost_model is not None:
             message["cost_cache"] = {"key": cost_model.key, "hits": cost_model.hits, "misses": cost_model.misses}

@@ -57,7 +57,7 @@ def row_keys(table: LayerTable) -> list[str]:
     return [",".join(repr(v) for v in row) for row in stacked.tolist()]
 
 
-def _subset(table: LayerTable, index: list[int]) -> LayerTable:
+def subset_table(table: LayerTable, index: list[int]) -> LayerTable:
     idx = torch.tensor(index, dtype=torch.long, device=table.in_channels.device)
     names = tuple(table.names[i] for i in index) if table.names else ()
     return LayerTable(**{c: getattr(table, c)[idx] for c in _columns(table)}, names=names)
@@ -138,7 +138,7 @@ class CachedCostModel(CostModel):
         rows = self._table()
         missing = [i for i, k in enumerate(keys) if what not in rows.get(k, {})]
         if missing:
-            values = compute(_subset(table, missing))
+            values = compute(subset_table(table, missing))
             for j, i in enumerate(missing):
                 rows.setdefault(keys[i], {})[what] = values[j]
             self._save()

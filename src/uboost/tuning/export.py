@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from uboost import _manifest, runs
 from uboost.exceptions import ConfigError, RunDirError
 from uboost.io import write_json
+from uboost.tuning.inner_accelerator import INNER_FILE
 from uboost.tuning.report import best_trial, completed
 
 if TYPE_CHECKING:
@@ -54,7 +56,9 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     checkpoints); ``config.json``, ``arch.json`` and ``tune.json`` come from the storage, so
     export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``. The
     config is the trial's resolved one, its co-searched accelerator included (buffers, bandwidth,
-    clock, PE mode, area table), so ``retrain``, ``export`` and ``profile RUN`` price on it.
+    clock, PE mode, area table), so ``retrain``, ``export`` and ``profile RUN`` price on it; after an
+    inner accelerator choice that is the chosen accelerator, and ``hardware.json`` its report
+    (:mod:`~uboost.tuning.inner_accelerator`; the searched one stays in ``inner-accelerator.json``).
     """
     trial = find_trial(study, which, budget_ms=budget_ms)
     out = Path(out) if out is not None else Path(out_root) / f"export-{trial.number}"
@@ -75,8 +79,11 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
             write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
             write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
+            inner = tmp / INNER_FILE
+            if "inner_accelerator" in trial.user_attrs and inner.is_file():  # the report on the chosen accelerator
+                write_json(tmp / runs.HARDWARE, json.loads(inner.read_text())["hardware"])
             keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "energy_uj", "area_mm2", "cycles", "utilization", "macs",
-                    "array", "dataflow", "run_dir")
+                    "array", "dataflow", "run_dir", "inner_accelerator", "search_array", "search_dataflow")
             write_json(tmp / "tune.json", {
                 "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
                 **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},

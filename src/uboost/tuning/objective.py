@@ -17,6 +17,7 @@ from uboost.search import SearchConfig
 from uboost.tuning import objectives as objs
 from uboost.tuning.accelerator_space import AREA_CONSTRAINT, area_of
 from uboost.tuning.child import TrialFailed, _check_interrupt, _run_child
+from uboost.tuning import inner_accelerator as inner_choice
 from uboost.tuning.cost_cache import FOLDER as COST_CACHE
 from uboost.tuning.recovery import hold_worker_lock, write_pending
 from uboost.tuning.space import TuneSpace
@@ -90,6 +91,7 @@ def objective(
     poll_seconds: float = 0.25,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
     objectives: Any = None,
+    inner_accelerator: str | None = None,
     **config: Any,
 ) -> float | tuple[float, ...]:
     """One trial: suggest lambda, T, rows, cols (...), run a fresh search in a child process.
@@ -109,11 +111,15 @@ def objective(
     over its area budget returns the worst values without a search (see
     :mod:`~uboost.tuning.accelerator_space`). The trial's cost model caches its layer costs per
     accelerator in ``out_root/cost-cache`` (:mod:`~uboost.tuning.cost_cache`).
+
+    ``inner_accelerator="exhaustive"`` (the default under an area budget in mm^2): the searched
+    network is priced on every accelerator of the space within the budget and the trial reports
+    the best one (:mod:`~uboost.tuning.inner_accelerator`); ``"off"`` reports the sampled one.
     """
     try:
         return _objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
                           mode=mode, budget_ms=budget_ms, start_method=start_method, poll_seconds=poll_seconds, config=config,
-                          progress=progress, objectives=objectives)
+                          progress=progress, objectives=objectives, inner_accelerator=inner_accelerator)
     except KeyboardInterrupt:  # Optuna records the trial as FAIL and re-raises; say why
         with contextlib.suppress(Exception):
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
@@ -121,7 +127,7 @@ def objective(
 
 
 def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budget_ms, start_method, poll_seconds, config,
-               progress, objectives):
+               progress, objectives, inner_accelerator):
     _check_interrupt()  # a Ctrl-C while Optuna was busy
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     lock = hold_worker_lock(trial.study)  # journal files: how a later worker tells we died (recovery.py)
@@ -131,6 +137,7 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     names, wanted = study_metrics(mode, objectives)
     base = _base_config(base, config)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
+    inner = inner_mode(inner_accelerator, tune_space)
     if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
         raise ConfigError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}")
     directions = len(trial.study.directions)
@@ -194,6 +201,11 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
         attrs[AREA_CONSTRAINT] = over
     if "cost_cache" in message:
         attrs["cost_cache"] = message["cost_cache"]
+    if inner == "exhaustive":  # the searched network on the best accelerator of the space (inner_accelerator.py)
+        try:
+            attrs.update(inner_choice.trial_attrs(message["layers"], cfg, tune_space, names if mode == "pareto" else ["latency_ms"], run_dir))
+        except UBoostError as exc:
+            raise _fail(trial, f"inner accelerator choice: {exc}") from None
     if "test_acc" in message:
         attrs["test_acc"] = message["test_acc"]
         attrs["retrain_seconds"] = message["retrain_seconds"]
@@ -219,6 +231,12 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
         UNRECORDED.append(pending)
         raise
     return tuple(values) if mode == "pareto" else values[0]
+
+
+def inner_mode(inner_accelerator: str | None, tune_space: TuneSpace) -> str:
+    """The inner accelerator choice a study runs: as given, else exhaustive under an area budget in mm^2."""
+    space = tune_space.accelerator
+    return inner_choice.check_inner(inner_accelerator, area_budget=space is not None and space.prices_area)
 
 
 def _area(cfg: SearchConfig, tune_space: TuneSpace, names: list[str]) -> float | None:

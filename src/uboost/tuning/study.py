@@ -14,8 +14,9 @@ from uboost.search import SearchConfig
 from uboost.tuning.child import _check_interrupt, _interrupt_guard, _start_method
 from uboost.tuning.accelerator_space import AREA_CONSTRAINT
 from uboost.tuning.objective import (
-    BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_mode, objective, study_metrics,
+    BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_mode, inner_mode, objective, study_metrics,
 )
+from uboost.tuning.inner_accelerator import check_space as check_inner_space
 from uboost.tuning.objectives import check_sampler
 from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded
 from uboost.tuning.space import TuneSpace
@@ -136,6 +137,7 @@ def run_study(
     progress: Callable[[int, dict[str, Any]], None] | None = None,
     objectives: Any = None,
     sampler: str = "nsga2",
+    inner_accelerator: str | None = None,
 ) -> "optuna.Study":
     """Create/continue the study (or use ``study``) and run ``n_trials`` more searches here.
 
@@ -148,6 +150,9 @@ def run_study(
     First it cleans up after dead workers and storages (:mod:`uboost.tuning.recovery`): results
     kept on disk are recorded, trials of dead workers are failed and queued again. When the storage
     stops answering, :class:`StorageUnavailable` says where a finished trial's result was kept.
+
+    ``inner_accelerator``: ``"exhaustive"`` or ``"off"`` (:mod:`~uboost.tuning.inner_accelerator`);
+    default exhaustive when the accelerator space has an area budget in mm^2.
     """
     check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs, objectives=objectives)
     _start_method(start_method)
@@ -156,12 +161,15 @@ def run_study(
         raise ConfigError(f"n_trials must be a non-negative integer, got {n_trials!r}")
     names, _ = study_metrics(mode, objectives)
     tune_space.check_accelerator(base, area="area_mm2" in names)  # before the storage is touched
+    inner = inner_mode(inner_accelerator, tune_space)
+    if inner == "exhaustive":
+        check_inner_space(tune_space, base)
     if study is None:
         study = create_study(out_root, mode=mode, storage=storage, study_name=study_name, seed=seed,
                              population_size=population_size, pruner=pruner, objectives=objectives, sampler=sampler)
     tune_space.check_compatible(study)
     attrs = {"uboost_base": base.to_dict(), "uboost_space": tune_space.to_dict(), "uboost_budget_ms": budget_ms,
-             "uboost_retrain_epochs": retrain_epochs}
+             "uboost_retrain_epochs": retrain_epochs, "uboost_inner_accelerator": inner}
     for key, value in attrs.items():
         old = study.user_attrs.get(key)
         if old is not None and old != value:
@@ -178,7 +186,7 @@ def run_study(
         try:
             return objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
                              mode=mode, budget_ms=budget_ms, start_method=start_method, progress=progress,
-                             objectives=objectives)
+                             objectives=objectives, inner_accelerator=inner)
         except StorageUnavailable as exc:  # a UBoostError, but not one to go on after
             storage_failed.append(exc)
             trial.study.stop()

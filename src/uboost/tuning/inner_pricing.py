@@ -1,0 +1,142 @@
+"""Pricing one network on many accelerators fast, for the inner accelerator choice (:mod:`.inner_accelerator`).
+
+Cycles and words moved are priced once per accelerator *structure* (everything but the clock and
+the voltage, for the models of :data:`CLOCK_FREE_MODELS`) and memoized per layer shape for the
+life of the process (:class:`InnerPricer`); energy at each operating point is a closed form over
+them (:func:`uboost.hardware.energy.energy_breakdown`). :meth:`NetworkPricing.lower_bound` prices
+the same accelerator with unbounded buffers: a lower bound that lets the choice skip most
+structures (:data:`BOUNDED_MODELS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from uboost.hardware.base import CostModel
+    from uboost.hardware.spec import HardwareSpec
+
+CLOCK_FREE_MODELS = frozenset({"systolic", "systolic-paper", "systolic-mem", "flops", "lookup", "scalesim"})
+"""Cost models whose cycles and words moved do not read the clock (``roofline`` does: priced per clock)."""
+BOUNDED_MODELS = frozenset({"systolic", "systolic-paper", "systolic-mem", "flops"})
+"""Cost models for which unbounded memory gives a lower bound: finite buffers only add cycles (stalls,
+with non-negative fitted weights in ``systolic-mem``) and DRAM re-fetches, and leave the SRAM counts
+and DRAM writes as they are (the others price memory not at all). Checked on every accelerator of the
+lenet and darts-cifar benchmark spaces (bound / exact at most 0.86) and by the tests."""
+_ENERGY_FIELDS = ("energy", "operating_points")  # cycles and words never read them (HardwareSpec)
+_CLOCK_FIELDS = ("clock_hz", "voltage_v")
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    """One accelerator of the space: its searched values (``array``, ``dataflow``, accelerator point), spec and area."""
+
+    array: str
+    dataflow: str
+    point: dict
+    spec: "HardwareSpec"
+    area_mm2: float | None
+
+
+class InnerPricer:
+    """Cycles and words moved of layer tables on many accelerators, memoized per (accelerator
+    structure, layer shape) for the life of the process (see the module docstring)."""
+
+    def __init__(self, cost_model: str):
+        self.cost_model = cost_model
+        self.clock_free = cost_model in CLOCK_FREE_MODELS
+        self.bounded = cost_model in BOUNDED_MODELS
+        self._memo: dict[tuple, dict[str, tuple]] = {}
+        self.priced_layers = 0
+
+    def structure_key(self, spec: "HardwareSpec") -> tuple:
+        skip = _ENERGY_FIELDS + (_CLOCK_FIELDS if self.clock_free else ())
+        fields = tuple((f.name, getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in skip)
+        return fields + (("dram_words_per_cycle", spec.dram_words_per_cycle),)
+
+    def model(self, spec: "HardwareSpec") -> "CostModel":
+        from uboost.hardware import create
+
+        return create(self.cost_model, spec=spec)
+
+    def price(self, spec: "HardwareSpec", table, keys: list[str]):
+        """``(cycles, words)`` of every layer of ``table`` (``keys``: its row keys) on ``spec``, as tensors."""
+        import torch
+
+        from uboost.tuning.cost_cache import subset_table
+
+        rows = self._memo.setdefault(self.structure_key(spec), {})
+        missing = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in rows}.values())  # one row per new shape
+        if missing:
+            sub = subset_table(table, missing)
+            model = self.model(spec)
+            with torch.no_grad():
+                cycles = model.cycles(sub).tolist()
+                words = {k: v.tolist() for k, v in model.accesses(sub).items()}
+            for j, i in enumerate(missing):
+                rows[keys[i]] = (cycles[j], {k: v[j] for k, v in words.items()})
+            self.priced_layers += len(missing)
+        cycles = torch.tensor([rows[k][0] for k in keys], dtype=torch.float64)
+        names = list(rows[keys[0]][1])
+        words = {n: torch.tensor([rows[k][1][n] for k in keys], dtype=torch.float64) for n in names}
+        return cycles, words
+
+
+_PRICERS: dict[str, InnerPricer] = {}
+
+
+def pricer_for(cost_model: str) -> InnerPricer:
+    """The process's pricer for ``cost_model`` (its memo is shared by every trial run here)."""
+    return _PRICERS.setdefault(cost_model, InnerPricer(cost_model))
+
+
+def objective_of(spec: "HardwareSpec", cycles, words, macs, table, objective: str) -> float:
+    from uboost.hardware.energy import energy_breakdown
+
+    latency_ms = float(cycles.sum()) * 1e3 / spec.clock_hz
+    if objective == "latency":
+        return latency_ms
+    parts = energy_breakdown(spec, words, macs, cycles, w_bits=table.weight_bits, a_bits=table.act_bits)
+    energy_uj = float(sum(p.sum() for p in parts.values())) * 1e-6
+    return energy_uj if objective == "energy" else latency_ms * energy_uj
+
+
+def unbounded(spec: "HardwareSpec") -> "HardwareSpec":
+    return dataclasses.replace(spec, sram_kb=None, ifmap_sram_kb=None, filter_sram_kb=None, ofmap_sram_kb=None)
+
+
+class NetworkPricing:
+    """One network's layer table, its row keys and MACs, priced by ``pricer`` for one objective."""
+
+    def __init__(self, shapes: Sequence, pricer: InnerPricer, objective: str):
+        from uboost.hardware.layers import LayerTable
+        from uboost.tuning.cost_cache import row_keys
+
+        self.table = LayerTable.from_shapes(list(shapes))
+        self.keys = row_keys(self.table)
+        self.pricer, self.objective = pricer, objective
+        self._macs: dict[int, Any] = {}
+
+    def macs(self, spec: "HardwareSpec"):
+        if spec.batch_size not in self._macs:  # as CostModel.macs
+            self._macs[spec.batch_size] = self.table.macs(spec.batch_size, None, None)
+        return self._macs[spec.batch_size]
+
+    def exact(self, group: list[Candidate]) -> list[float]:
+        """The objective of every candidate of ``group`` (one accelerator structure, several clocks)."""
+        values, priced = [], None
+        for cand in group:
+            if priced is None or not self.pricer.clock_free:
+                priced = self.pricer.price(cand.spec, self.table, self.keys)
+            values.append(objective_of(cand.spec, *priced, self.macs(cand.spec), self.table, self.objective))
+        return values
+
+    def lower_bound(self, cand: Candidate) -> float:
+        """A lower bound of :meth:`exact`: the same accelerator with unbounded buffers, whose cycles are
+        compute only (finite buffers only add stalls) and whose DRAM reads bring each word once
+        (finite buffers only add re-fetches); the SRAM counts and DRAM writes do not depend on the
+        buffers, and energy is priced at the real buffer sizes (see :data:`BOUNDED_MODELS`)."""
+        cycles, words = self.pricer.price(unbounded(cand.spec), self.table, self.keys)
+        return objective_of(cand.spec, cycles, words, self.macs(cand.spec), self.table, self.objective)

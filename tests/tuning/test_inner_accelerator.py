@@ -1,0 +1,162 @@
+"""Inner accelerator choice per trial: the same pick as brute force, never over budget, carried by export."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+
+import optuna
+import pytest
+
+from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
+from tests.tuning.test_cosearch import BASE, KB_MM2, LAYERS, PE_MM2, TINY
+from uboost import runs
+from uboost.exceptions import ConfigError
+from uboost.hardware.layers import LayerShape
+from uboost.search import SearchConfig, build_cost_model
+from uboost.tuning import AcceleratorSpace, TuneSpace, area_of, create_study, export_trial, objective
+from uboost.tuning import inner_accelerator as inner
+from uboost.tuning.inner_pricing import NetworkPricing, pricer_for
+
+BASE_PTS = BASE.replace(operating_points="rk3576-npu", clock_hz=900e6)
+CLOCKS = (600e6, 900e6)
+# 16x8 with 8 kB buffers is out: 128 PEs + 10 kB fit, 128 PEs + 18 kB do not (recpipe12, by hand)
+BUDGET = 128 * PE_MM2 + 12 * KB_MM2
+NET = LAYERS + [LayerShape(name="c2", kind="conv", in_channels=8, out_channels=16, kernel_h=3, kernel_w=3,
+                           in_h=8, in_w=8, out_h=6, out_w=6)]
+
+
+def _space(budget=BUDGET) -> TuneSpace:
+    return TuneSpace(rows=(4, 8, 16), cols=(4, 8), dataflows=("ws", "os", "is"), temperature=None,
+                     accelerator=AcceleratorSpace(ifmap_sram_kb=(2, 8), filter_sram_kb=(2, 8), ofmap_sram_kb=(2,),
+                                                  clock_hz=CLOCKS, area_budget_mm2=budget))
+
+
+@functools.lru_cache(maxsize=1)
+def _every_accelerator() -> tuple:
+    """Every accelerator of :func:`_space` through the ordinary path (TuneSpace.apply, build_cost_model,
+    evaluate), budget or not: ``(objective values, area, config)``."""
+    space = _space()
+    acc = space.accelerator
+    found = []
+    for rows, cols, flow, i, f, o, clock in itertools.product(space.rows, space.cols, space.dataflows, acc.ifmap_sram_kb,
+                                                              acc.filter_sram_kb, acc.ofmap_sram_kb, acc.clock_hz):
+        point = dict(ifmap_sram_kb=i, filter_sram_kb=f, ofmap_sram_kb=o, clock_hz=clock)
+        cfg = space.apply(BASE_PTS, {"array": f"{rows}x{cols}", "dataflow": flow, "accelerator_point": point})
+        report = build_cost_model(cfg).evaluate(NET)
+        found.append(({"edp": report.edp_uj_ms, "latency": report.latency_ms, "energy": report.energy_uj}, area_of(cfg), cfg))
+    return tuple(found)
+
+
+def _brute_force(objective: str, *, budget: bool = True):
+    """The best accelerator for ``objective`` (ties: the smaller area), and how many fit the budget."""
+    found = [(values[objective], area, cfg) for values, area, cfg in _every_accelerator() if not budget or area <= BUDGET]
+    return min(found, key=lambda v: v[:2]), len(found)
+
+
+@pytest.mark.parametrize("objective", ["edp", "latency", "energy"])
+def test_the_inner_choice_is_brute_force_within_the_budget(objective):
+    space = _space()
+    (value, area, best), within = _brute_force(objective)
+    (free_value, free_area, _), _ = _brute_force(objective, budget=False)
+    assert free_area > BUDGET and free_value < value  # the budget binds: ignoring it would pick another design
+    for prune in (True, False):
+        choice = inner.choose(NET, space, BASE_PTS, objective=objective, prune=prune)
+        assert choice.config.hardware_spec() == best.hardware_spec() and choice.config == best
+        assert choice.value == pytest.approx(value, rel=1e-12) and choice.area_mm2 == pytest.approx(area, rel=1e-12)
+        assert choice.area_mm2 <= BUDGET and (choice.candidates, choice.within_budget) == (3 * 2 * 3 * 2 * 2 * 2, within)
+        assert choice.structures == within // len(CLOCKS)  # cycles and words priced once per structure, not per clock
+    pruned = inner.choose(NET, space, BASE_PTS, objective=objective)
+    assert pruned.priced_structures < pruned.structures  # the lower bounds spare most structures their pricing
+
+
+def test_the_lower_bound_never_exceeds_the_exact_price():
+    space = _space(budget=10.0)
+    pool, _ = inner.candidates(space, BASE_PTS)
+    for what in ("edp", "latency", "energy"):
+        net = NetworkPricing(NET, pricer_for("systolic-mem"), what)
+        for cand in pool:
+            assert net.lower_bound(cand) <= net.exact([cand])[0] * (1 + 1e-12), (cand.array, cand.dataflow, cand.point)
+
+
+def test_candidate_specs_are_what_the_trial_config_prices():
+    space = _space()
+    pool, total = inner.candidates(space, BASE_PTS)
+    assert total == 144 and all(c.area_mm2 <= BUDGET for c in pool)
+    for cand in pool[::7]:
+        cfg = space.apply(BASE_PTS, {"array": cand.array, "dataflow": cand.dataflow, "accelerator_point": cand.point})
+        assert cfg.hardware_spec() == cand.spec and area_of(cfg) == pytest.approx(cand.area_mm2, rel=1e-12)
+
+
+def test_modes_objectives_and_the_enumeration_cap():
+    assert inner.check_inner(None, area_budget=True) == "exhaustive" and inner.check_inner(None, area_budget=False) == "off"
+    assert inner.check_inner("off", area_budget=True) == "off"
+    with pytest.raises(ConfigError, match="unknown inner accelerator choice 'greedy'"):
+        inner.check_inner("greedy", area_budget=True)
+    assert inner.hardware_objective(["accuracy", "latency_ms", "energy_uj"]) == "edp"
+    assert inner.hardware_objective(["accuracy", "latency_ms"]) == "latency"
+    assert inner.hardware_objective(["accuracy", "energy_uj", "area_mm2"]) == "energy"
+    assert inner.hardware_objective(["accuracy", "area_mm2"]) == "edp"
+    huge = TuneSpace(rows=range(1, 513), cols=range(1, 513), temperature=None)
+    with pytest.raises(ConfigError, match="would price 262,144 accelerators"):
+        inner.check_space(huge, BASE)
+    with pytest.raises(ConfigError, match="unknown hardware objective"):
+        inner.choose(NET, _space(), BASE_PTS, objective="power")
+
+
+def test_export_carries_the_chosen_accelerator(tmp_path):
+    space = _space()
+    searched = space.apply(BASE_PTS, {"array": "4x4", "dataflow": "ws",
+                                      "accelerator_point": dict(ifmap_sram_kb=2, filter_sram_kb=2, ofmap_sram_kb=2, clock_hz=600e6)})
+    run_dir = tmp_path / "trial"
+    run_dir.mkdir()
+    names = ["accuracy", "latency_ms", "energy_uj"]
+    attrs = inner.trial_attrs([s.to_dict() for s in NET], searched, space, names, run_dir)
+    (_, _, best), _ = _brute_force("edp")
+    assert attrs["config"] == best.to_dict() and attrs["search_config"] == searched.to_dict() and attrs["search_array"] == "4x4"
+    assert attrs["array"] == best.hardware_spec().array != "4x4" and attrs["area_mm2"] <= BUDGET
+    assert attrs["area_over_budget_mm2"] == pytest.approx(attrs["area_mm2"] - BUDGET)
+    study = create_study(tmp_path, objectives=",".join(("accuracy", "latency", "energy")))
+    values = [0.9, attrs["latency_ms"], attrs["energy_uj"]]
+    study.add_trial(optuna.trial.create_trial(values=values, user_attrs={**attrs, "arch": {"a": 1}, "accuracy": 0.9,
+                                                                          "run_dir": str(run_dir)}))
+    target = export_trial(study, 0, tmp_path / "export")
+    config = SearchConfig.from_dict(runs.load_run(target).config)
+    assert config.hardware_spec() == best.hardware_spec()
+    hardware = json.loads((target / runs.HARDWARE).read_text())
+    assert hardware["total"]["latency_ms"] == pytest.approx(attrs["latency_ms"]) and hardware["hardware"]["rows"] == config.hardware_spec().rows
+    tune = json.loads((target / "tune.json").read_text())
+    assert tune["inner_accelerator"]["objective"] == "edp" and tune["search_array"] == "4x4"
+    saved = json.loads((target / inner.INNER_FILE).read_text())
+    assert saved["search_config"] == searched.to_dict() and math.isclose(saved["value"], attrs["latency_ms"] * attrs["energy_uj"])
+
+
+@pytest.mark.slow  # ~15 s: one real tiny search in a trial process
+def test_a_trial_reports_its_inner_choice(tmp_path):
+    space = TuneSpace(rows=(4, 8), cols=(4, 8), dataflows=("ws", "os"), temperature=None,
+                      accelerator=AcceleratorSpace(ifmap_sram_kb=(2, 8), filter_sram_kb=(2,), ofmap_sram_kb=(2,),
+                                                   area_budget_mm2=64 * PE_MM2 + 12 * KB_MM2))
+    study = create_study(tmp_path, objectives="accuracy,latency,energy")
+    study.enqueue_trial({"rows": 4, "cols": 4, "dataflow": "ws", "latency_weight": 1.0, "ifmap_sram_kb": 2,
+                         "filter_sram_kb": 2, "ofmap_sram_kb": 2})
+    study.optimize(lambda t: objective(t, base=BASE, tune_space=space, out_root=tmp_path, objectives="accuracy,latency,energy"),
+                   n_trials=1)
+    trial = study.trials[0]
+    a = trial.user_attrs
+    assert trial.state.name == "COMPLETE", a.get("fail_reason")
+    assert a["search_array"] == "4x4" and a["array"] != "4x4" and a["inner_accelerator"]["within_budget"] == 16
+    assert trial.values[1:] == [a["latency_ms"], a["energy_uj"]] and a["area_mm2"] <= space.accelerator.area_budget_mm2
+    assert SearchConfig.from_dict(a["config"]).hardware_spec().array == a["array"]
+    assert (tmp_path / "trials").exists() and any(tmp_path.rglob(inner.INNER_FILE))
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--area-budget-mm2", "1", "--sram-kb", "4", "--tech", "recpipe12", "--inner-accelerator", "greedy"],
+     "unknown inner accelerator choice 'greedy'"),
+    (["--area-budget-mm2", "100", "--sram-kb", "4", "--rows", "1:600", "--cols", "1:600"], "would price 360,000 accelerators"),
+])
+def test_bad_inner_choice_input_is_one_red_line_and_writes_nothing(cli, tmp_path, args, fragment):
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", *args), fragment)
+    assert not (tmp_path / "t").exists()
