@@ -14,7 +14,8 @@ Issue 22 item 5. For each space and each area budget:
   buying free bandwidth.
 
 ``--inner-accelerator exhaustive`` runs the co-search with ``uboost tune``'s inner accelerator choice
-(each trial's network on the best accelerator of the space within budget; studies in ``cosearch-exhaustive/``);
+(each trial's network on the best accelerator of the space within budget; studies in ``cosearch-exhaustive/``),
+``--inner-rounds 2`` with a second network search on the chosen accelerator (``cosearch-exhaustive-rounds2/``);
 finished studies are reused (the baseline is shared), ``--baseline-only`` runs only the baselines.
 
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
@@ -72,11 +73,11 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
     inner = args.inner_accelerator
-    co_kind = "cosearch" if inner == "off" else f"cosearch-{inner}"
+    co_kind = ("cosearch" if inner == "off" else f"cosearch-{inner}") + ("-rounds2" if args.inner_rounds == 2 else "")
     runs = [("baseline", baseline_space, args.baseline_trials, "accuracy,latency", {})]
     if not args.baseline_only:
         runs.append((co_kind, co_space, args.cosearch_trials, "accuracy,latency,energy",
-                     {} if inner == "off" else {"inner_accelerator": inner}))
+                     {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds}))
     for kind, space, trials, objectives, extra in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
@@ -137,6 +138,9 @@ def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
     found.update(reference=reference, pick=pick, pick_within_tolerance=bool(close),
                  edp_gain=reference["edp_uj_ms"] / pick["edp_uj_ms"], accuracy_delta_points=100 * (pick["accuracy"] - reference["accuracy"]))
     found["reference_on_picked_accelerator"] = reprice(studies, reference["trial"], pick["trial"])
+    rounds = round_pairs(studies["cosearch"][0], reference, tolerance)
+    if rounds:
+        found["inner_rounds"] = rounds
     front = [r for r in base_rows if not any(q["accuracy"] >= r["accuracy"] and q["edp_uj_ms"] < r["edp_uj_ms"] for q in base_rows)]
     found["front_gains"] = []  # every point of the baseline's accuracy-EDP front, matched the same way
     for ref in sorted({(r["accuracy"], r["edp_uj_ms"]): r for r in front}.values(), key=lambda r: r["edp_uj_ms"]):
@@ -146,6 +150,29 @@ def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
                                      "cosearch_trial": best and best["trial"], "cosearch_accuracy": best and best["accuracy"],
                                      "gain": best and ref["edp_uj_ms"] / best["edp_uj_ms"]})
     return found
+
+
+def round_pairs(study, reference: dict, tolerance: float) -> dict | None:
+    """With ``--inner-rounds 2``: both rounds' (network, accelerator) pairs of every trial, how often round 2
+    changed the network or was kept, and the gain when any round's pair may be the pick (None without rounds)."""
+    from uboost import tuning
+
+    trials = [t for t in tuning.completed(study) if tuning.feasible(t) and t.user_attrs.get("inner_rounds")]
+    if not trials:
+        return None
+    pairs = [{"trial": t.number, "kept": t.user_attrs["inner_round_kept"] == r["round"], **{k: r.get(k) for k in (
+        "round", "accuracy", "latency_ms", "energy_uj", "edp_uj_ms", "array", "dataflow", "arch")}}
+        for t in trials for r in t.user_attrs["inner_rounds"]]
+    both = [t.user_attrs["inner_rounds"] for t in trials if len(t.user_attrs["inner_rounds"]) == 2]
+    close = [p for p in pairs if p["accuracy"] >= reference["accuracy"] - tolerance]
+    best = min(close, key=lambda p: p["edp_uj_ms"]) if close else None
+    return {"trials": len(trials), "round_2_ran": len(both),
+            "round_2_other_network": sum(1 for a, b in both if a["arch"] != b["arch"]),
+            "round_2_other_accelerator": sum(1 for a, b in both if a["config"] != b["config"]),
+            "kept_round_2": sum(1 for t in trials if t.user_attrs["inner_round_kept"] == 2),
+            "round_2_lower_edp": sum(1 for a, b in both if b["edp_uj_ms"] < a["edp_uj_ms"]),
+            "best_pair_any_round": best, "edp_gain_any_round": best and reference["edp_uj_ms"] / best["edp_uj_ms"],
+            "pairs": pairs}
 
 
 def best_accelerator(studies, reference: int, space, budget: float) -> dict:
@@ -208,6 +235,14 @@ def markdown(results: list[dict]) -> str:
                      if g["gain"] is not None else "no co-search trial within tolerance")
             lines.append(f"\n- {r['space']}, {r['budget_mm2']:.4f} mm²: baseline front point trial {g['baseline_trial']} "
                          f"({100 * g['accuracy']:.1f} %, EDP {1e3 * g['edp_uj_ms']:.3f} µJ·µs) -> {found}")
+    for r in results:
+        if r.get("inner_rounds"):
+            k, best = r["inner_rounds"], r["inner_rounds"]["best_pair_any_round"]
+            lines.append(f"\n- {r['space']}, {r['budget_mm2']:.4f} mm², inner rounds: round 2 ran in {k['round_2_ran']} of {k['trials']} "
+                         f"trials, derived another network in {k['round_2_other_network']}, chose another accelerator in "
+                         f"{k['round_2_other_accelerator']}, lowered EDP in {k['round_2_lower_edp']}, was kept in {k['kept_round_2']}; "
+                         + (f"best pair of any round within tolerance: trial {best['trial']} round {best['round']} "
+                            f"({100 * best['accuracy']:.1f} %), EDP gain {k['edp_gain_any_round']:.2f}x" if best else "no pair within tolerance"))
     return "\n".join(lines) + "\n"
 
 
@@ -227,6 +262,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inner-accelerator", default="off", choices=("off", "exhaustive"),
                         help="co-search: pick each trial's accelerator by pricing its network on every one within budget")
+    parser.add_argument("--inner-rounds", type=int, default=1, choices=(1, 2),
+                        help="with the inner choice: 2 searches each trial's network again on its chosen accelerator "
+                             "(studies in cosearch-exhaustive-rounds2/)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))

@@ -305,6 +305,7 @@ def tune(
     search_operating_point: Annotated[bool, Opt("--search-operating-point", help="co-search the operating point among the DVFS table's points")] = False,
     pe_modes: Annotated[Optional[str], Opt("--pe-modes", help="co-search the PE mode: some of fixed,bitfusion,bit-serial")] = None,
     inner_accelerator: Annotated[Optional[str], Opt("--inner-accelerator", help="exhaustive | off: after each trial's search, price its network on every accelerator of the space within --area-budget-mm2 and report the best (least EDP, or the latency/energy objective) [default: exhaustive with --area-budget-mm2, else off]")] = None,
+    inner_rounds: Annotated[Optional[int], Opt("--inner-rounds", help="1 | 2: with the inner accelerator choice, 2 searches each trial's network again on the accelerator it chose and chooses again (network -> accelerator -> network); the trial keeps one pair [default: 1]")] = None,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
@@ -369,8 +370,12 @@ def tune(
     from uboost.tuning.inner_accelerator import check_space
     from uboost.tuning.objective import inner_mode
 
-    if inner_mode(inner_accelerator, tune_space) == "exhaustive":
+    from uboost.tuning.inner_rounds import check_rounds
+
+    inner = inner_mode(inner_accelerator, tune_space)
+    if inner == "exhaustive":
         check_space(tune_space, base)  # an enumeration too large per trial: refused before writing
+    check_rounds(inner_rounds, inner=inner)
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 
@@ -392,6 +397,7 @@ def tune(
                 base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
                 retrain_epochs=retrain_epochs, study=study, callbacks=[running.finished, _trial_line], progress=running.update,
                 objectives=objectives if mode == "pareto" else None, sampler=sampler, inner_accelerator=inner_accelerator,
+                inner_rounds=inner_rounds,
             )
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")

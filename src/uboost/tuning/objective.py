@@ -18,6 +18,7 @@ from uboost.tuning import objectives as objs
 from uboost.tuning.accelerator_space import AREA_CONSTRAINT, area_of
 from uboost.tuning.child import TrialFailed, _check_interrupt, _run_child
 from uboost.tuning import inner_accelerator as inner_choice
+from uboost.tuning import inner_rounds as alternating
 from uboost.tuning.cost_cache import FOLDER as COST_CACHE
 from uboost.tuning.recovery import hold_worker_lock, write_pending
 from uboost.tuning.space import TuneSpace
@@ -92,6 +93,7 @@ def objective(
     progress: Callable[[int, dict[str, Any]], None] | None = None,
     objectives: Any = None,
     inner_accelerator: str | None = None,
+    inner_rounds: int | None = None,
     **config: Any,
 ) -> float | tuple[float, ...]:
     """One trial: suggest lambda, T, rows, cols (...), run a fresh search in a child process.
@@ -115,11 +117,14 @@ def objective(
     ``inner_accelerator="exhaustive"`` (the default under an area budget in mm^2): the searched
     network is priced on every accelerator of the space within the budget and the trial reports
     the best one (:mod:`~uboost.tuning.inner_accelerator`); ``"off"`` reports the sampled one.
+    ``inner_rounds=2`` (with the inner choice) searches the network a second time on the chosen
+    accelerator and chooses again; the trial reports one of the two pairs (:mod:`~uboost.tuning.inner_rounds`).
     """
     try:
         return _objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
                           mode=mode, budget_ms=budget_ms, start_method=start_method, poll_seconds=poll_seconds, config=config,
-                          progress=progress, objectives=objectives, inner_accelerator=inner_accelerator)
+                          progress=progress, objectives=objectives, inner_accelerator=inner_accelerator,
+                          inner_rounds=inner_rounds)
     except KeyboardInterrupt:  # Optuna records the trial as FAIL and re-raises; say why
         with contextlib.suppress(Exception):
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
@@ -127,7 +132,7 @@ def objective(
 
 
 def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budget_ms, start_method, poll_seconds, config,
-               progress, objectives, inner_accelerator):
+               progress, objectives, inner_accelerator, inner_rounds):
     _check_interrupt()  # a Ctrl-C while Optuna was busy
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     lock = hold_worker_lock(trial.study)  # journal files: how a later worker tells we died (recovery.py)
@@ -138,6 +143,7 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     base = _base_config(base, config)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
     inner = inner_mode(inner_accelerator, tune_space)
+    rounds = alternating.check_rounds(inner_rounds, inner=inner)
     if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
         raise ConfigError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}")
     directions = len(trial.study.directions)
@@ -175,42 +181,17 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
         raise _fail(trial, f"trial directory {run_dir} already exists (left by another study?); remove it")
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("config", cfg.to_dict())
-    retrain = None
-    if retrain_epochs:
-        retrain = dict(epochs=retrain_epochs, batch_size=cfg.batch_size, max_samples=cfg.max_samples, seed=cfg.seed,
-                       accelerator=cfg.accelerator, devices=cfg.devices)
-    payload = {"config": cfg.to_dict(), "run_dir": str(run_dir), "retrain": retrain,
-               "cost_cache": str(Path(out_root).resolve() / COST_CACHE)}
-    message = _run_child(trial, payload, report=mode == "budget", start_method=start_method, poll_seconds=poll_seconds,
-                         progress=progress)
-    if not message["ok"]:
-        if message.get("traceback") and run_dir.is_dir():
-            write_text(run_dir / "error.txt", message["traceback"])
-        raise _fail(trial, message["error"])
+    hardware_names = names if mode == "pareto" else ["latency_ms"]
 
-    summary = message["summary"]
-    attrs = {
-        "arch": message["arch"], "latency_ms": summary["latency_ms"], "cycles": summary["cycles"],
-        "utilization": summary["utilization"], "macs": summary["macs"], "val_acc": summary["val_acc"],
-        "search_seconds": summary["search_seconds"], "array": message["array"], "dataflow": message["dataflow"],
-        "energy_uj": summary.get("energy_uj"),
-    }
-    if area is not None:
-        attrs["area_mm2"] = area
-    if over is not None:
-        attrs[AREA_CONSTRAINT] = over
-    if "cost_cache" in message:
-        attrs["cost_cache"] = message["cost_cache"]
-    if inner == "exhaustive":  # the searched network on the best accelerator of the space (inner_accelerator.py)
-        try:
-            attrs.update(inner_choice.trial_attrs(message["layers"], cfg, tune_space, names if mode == "pareto" else ["latency_ms"], run_dir))
-        except UBoostError as exc:
-            raise _fail(trial, f"inner accelerator choice: {exc}") from None
-    if "test_acc" in message:
-        attrs["test_acc"] = message["test_acc"]
-        attrs["retrain_seconds"] = message["retrain_seconds"]
-    accuracy = attrs.get("test_acc", attrs["val_acc"])
-    attrs["accuracy"] = accuracy
+    def run_round(cfg: SearchConfig, run_dir: Path) -> dict[str, Any]:  # one search (+ retrain, + inner choice)
+        return _search_round(trial, cfg, run_dir, tune_space=tune_space, names=names, hardware_names=hardware_names,
+                             inner=inner, retrain_epochs=retrain_epochs, out_root=out_root, mode=mode,
+                             start_method=start_method, poll_seconds=poll_seconds, progress=progress)
+
+    attrs = run_round(cfg, run_dir)
+    if rounds == 2:  # network -> accelerator -> network (inner_rounds.py)
+        attrs = alternating.second_round(attrs, run_round, run_dir, names)
+    accuracy = attrs["accuracy"]
     latency = attrs["latency_ms"]
     if accuracy is None or not math.isfinite(accuracy) or not math.isfinite(latency) or not all(
             attrs.get(n) is not None and math.isfinite(attrs[n]) for n in names):
@@ -231,6 +212,50 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
         UNRECORDED.append(pending)
         raise
     return tuple(values) if mode == "pareto" else values[0]
+
+
+def _search_round(trial, cfg: SearchConfig, run_dir: Path, *, tune_space, names, hardware_names, inner, retrain_epochs,
+                  out_root, mode, start_method, poll_seconds, progress) -> dict[str, Any]:
+    """Search (and retrain) a network on ``cfg`` in a child process writing ``run_dir``; its user
+    attributes, after the inner accelerator choice when ``inner`` is ``"exhaustive"``."""
+    area = _area(cfg, tune_space, names)
+    over = None if tune_space.accelerator is None or area is None else tune_space.accelerator.area_violation_mm2(area)
+    retrain = None
+    if retrain_epochs:
+        retrain = dict(epochs=retrain_epochs, batch_size=cfg.batch_size, max_samples=cfg.max_samples, seed=cfg.seed,
+                       accelerator=cfg.accelerator, devices=cfg.devices)
+    payload = {"config": cfg.to_dict(), "run_dir": str(run_dir), "retrain": retrain,
+               "cost_cache": str(Path(out_root).resolve() / COST_CACHE)}
+    message = _run_child(trial, payload, report=mode == "budget", start_method=start_method, poll_seconds=poll_seconds,
+                         progress=progress)
+    if not message["ok"]:
+        if message.get("traceback") and run_dir.is_dir():
+            write_text(run_dir / "error.txt", message["traceback"])
+        raise _fail(trial, message["error"])
+
+    summary = message["summary"]
+    attrs = {
+        "arch": message["arch"], "latency_ms": summary["latency_ms"], "cycles": summary["cycles"],
+        "utilization": summary["utilization"], "macs": summary["macs"], "val_acc": summary["val_acc"],
+        "search_seconds": summary["search_seconds"], "array": message["array"], "dataflow": message["dataflow"],
+        "energy_uj": summary.get("energy_uj"), "config": cfg.to_dict(),
+    }
+    if area is not None:
+        attrs["area_mm2"] = area
+    if over is not None:
+        attrs[AREA_CONSTRAINT] = over
+    if "cost_cache" in message:
+        attrs["cost_cache"] = message["cost_cache"]
+    if inner == "exhaustive":  # the searched network on the best accelerator of the space (inner_accelerator.py)
+        try:
+            attrs.update(inner_choice.trial_attrs(message["layers"], cfg, tune_space, hardware_names, run_dir))
+        except UBoostError as exc:
+            raise _fail(trial, f"inner accelerator choice: {exc}") from None
+    if "test_acc" in message:
+        attrs["test_acc"] = message["test_acc"]
+        attrs["retrain_seconds"] = message["retrain_seconds"]
+    attrs["accuracy"] = attrs.get("test_acc", attrs["val_acc"])
+    return attrs
 
 
 def inner_mode(inner_accelerator: str | None, tune_space: TuneSpace) -> str:

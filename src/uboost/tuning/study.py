@@ -17,6 +17,7 @@ from uboost.tuning.objective import (
     BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_mode, inner_mode, objective, study_metrics,
 )
 from uboost.tuning.inner_accelerator import check_space as check_inner_space
+from uboost.tuning.inner_rounds import check_rounds
 from uboost.tuning.objectives import check_sampler
 from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded
 from uboost.tuning.space import TuneSpace
@@ -138,6 +139,7 @@ def run_study(
     objectives: Any = None,
     sampler: str = "nsga2",
     inner_accelerator: str | None = None,
+    inner_rounds: int | None = None,
 ) -> "optuna.Study":
     """Create/continue the study (or use ``study``) and run ``n_trials`` more searches here.
 
@@ -152,7 +154,8 @@ def run_study(
     stops answering, :class:`StorageUnavailable` says where a finished trial's result was kept.
 
     ``inner_accelerator``: ``"exhaustive"`` or ``"off"`` (:mod:`~uboost.tuning.inner_accelerator`);
-    default exhaustive when the accelerator space has an area budget in mm^2.
+    default exhaustive when the accelerator space has an area budget in mm^2. ``inner_rounds``: 1 or
+    2 (:mod:`~uboost.tuning.inner_rounds`: the network searched again on the chosen accelerator).
     """
     check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs, objectives=objectives)
     _start_method(start_method)
@@ -164,12 +167,13 @@ def run_study(
     inner = inner_mode(inner_accelerator, tune_space)
     if inner == "exhaustive":
         check_inner_space(tune_space, base)
+    rounds = check_rounds(inner_rounds, inner=inner)
     if study is None:
         study = create_study(out_root, mode=mode, storage=storage, study_name=study_name, seed=seed,
                              population_size=population_size, pruner=pruner, objectives=objectives, sampler=sampler)
     tune_space.check_compatible(study)
     attrs = {"uboost_base": base.to_dict(), "uboost_space": tune_space.to_dict(), "uboost_budget_ms": budget_ms,
-             "uboost_retrain_epochs": retrain_epochs, "uboost_inner_accelerator": inner}
+             "uboost_retrain_epochs": retrain_epochs, "uboost_inner_accelerator": inner, "uboost_inner_rounds": rounds}
     for key, value in attrs.items():
         old = study.user_attrs.get(key)
         if old is not None and old != value:
@@ -186,7 +190,7 @@ def run_study(
         try:
             return objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
                              mode=mode, budget_ms=budget_ms, start_method=start_method, progress=progress,
-                             objectives=objectives, inner_accelerator=inner)
+                             objectives=objectives, inner_accelerator=inner, inner_rounds=rounds)
         except StorageUnavailable as exc:  # a UBoostError, but not one to go on after
             storage_failed.append(exc)
             trial.study.stop()
