@@ -367,15 +367,9 @@ def tune(
         tune_space = dataclasses.replace(tune_space, accelerator=accelerator)
     tune_space = tune_space.for_cost_mode(base.cost_mode)
     tune_space.check_accelerator(base, area="area" in names)  # a budget below the smallest accelerator: refused before writing
-    from uboost.tuning.inner_accelerator import check_space
-    from uboost.tuning.objective import inner_mode
+    from uboost.tuning.objective import check_inner_options
 
-    from uboost.tuning.inner_rounds import check_rounds
-
-    inner = inner_mode(inner_accelerator, tune_space)
-    if inner == "exhaustive":
-        check_space(tune_space, base)  # an enumeration too large per trial: refused before writing
-    check_rounds(inner_rounds, inner=inner)
+    check_inner_options(inner_accelerator, inner_rounds, tune_space, base)  # e.g. an enumeration too large per trial
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 

@@ -142,8 +142,7 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     names, wanted = study_metrics(mode, objectives)
     base = _base_config(base, config)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
-    inner = inner_mode(inner_accelerator, tune_space)
-    rounds = alternating.check_rounds(inner_rounds, inner=inner)
+    inner, rounds = check_inner_options(inner_accelerator, inner_rounds, tune_space, base)
     if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
         raise ConfigError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}")
     directions = len(trial.study.directions)
@@ -262,6 +261,16 @@ def inner_mode(inner_accelerator: str | None, tune_space: TuneSpace) -> str:
     """The inner accelerator choice a study runs: as given, else exhaustive under an area budget in mm^2."""
     space = tune_space.accelerator
     return inner_choice.check_inner(inner_accelerator, area_budget=space is not None and space.prices_area)
+
+
+def check_inner_options(inner_accelerator: str | None, inner_rounds: int | None, tune_space: TuneSpace,
+                        base: SearchConfig) -> tuple[str, int]:
+    """The study's inner choice and rounds, checked before anything is written: an unknown mode, a
+    space too large to enumerate per trial, or rounds the mode cannot run raise :class:`ConfigError`."""
+    inner = inner_mode(inner_accelerator, tune_space)
+    if inner == "exhaustive":
+        inner_choice.check_space(tune_space, base)
+    return inner, alternating.check_rounds(inner_rounds, inner=inner)
 
 
 def _area(cfg: SearchConfig, tune_space: TuneSpace, names: list[str]) -> float | None:

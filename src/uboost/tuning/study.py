@@ -14,10 +14,8 @@ from uboost.search import SearchConfig
 from uboost.tuning.child import _check_interrupt, _interrupt_guard, _start_method
 from uboost.tuning.accelerator_space import AREA_CONSTRAINT
 from uboost.tuning.objective import (
-    BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_mode, inner_mode, objective, study_metrics,
+    BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_inner_options, check_mode, objective, study_metrics,
 )
-from uboost.tuning.inner_accelerator import check_space as check_inner_space
-from uboost.tuning.inner_rounds import check_rounds
 from uboost.tuning.objectives import check_sampler
 from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded
 from uboost.tuning.space import TuneSpace
@@ -164,10 +162,7 @@ def run_study(
         raise ConfigError(f"n_trials must be a non-negative integer, got {n_trials!r}")
     names, _ = study_metrics(mode, objectives)
     tune_space.check_accelerator(base, area="area_mm2" in names)  # before the storage is touched
-    inner = inner_mode(inner_accelerator, tune_space)
-    if inner == "exhaustive":
-        check_inner_space(tune_space, base)
-    rounds = check_rounds(inner_rounds, inner=inner)
+    inner, rounds = check_inner_options(inner_accelerator, inner_rounds, tune_space, base)
     if study is None:
         study = create_study(out_root, mode=mode, storage=storage, study_name=study_name, seed=seed,
                              population_size=population_size, pruner=pruner, objectives=objectives, sampler=sampler)
