@@ -117,18 +117,11 @@ class AcceleratorSpace:
 
     def configure(self, config: "SearchConfig", point: dict[str, Any]) -> "SearchConfig":
         """``config`` with the accelerator ``point`` (from :meth:`suggest`) applied."""
-        changes: dict[str, Any] = {}
+        changes = point_fields(point)
         hardware = dict(config.hardware or {})
-        for name in BUFFERS:
-            if name in point:
-                hardware[name] = int(point[name])
-        if "dram_bw_words" in point:
+        hardware.update({name: changes.pop(name) for name in BUFFERS if name in changes})
+        if "dram_bw_words" in changes:
             hardware.pop("dram_bw_gbps", None)  # the bandwidth is given once: the searched one
-            changes["dram_bw_words"] = float(point["dram_bw_words"])
-        if "clock_hz" in point:  # the voltage follows the DVFS table at that point
-            changes.update(clock_hz=float(point["clock_hz"]), voltage_v=None)
-        if "pe" in point:
-            changes["pe"] = point["pe"]
         if hardware != (config.hardware or {}):
             changes["hardware"] = hardware
         return config.replace(**changes) if changes else config
@@ -175,6 +168,20 @@ class AcceleratorSpace:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v, tuple) else v) for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+
+def point_fields(point: dict[str, Any]) -> dict[str, Any]:
+    """The fields an accelerator ``point`` sets, named as on both ``SearchConfig`` (its ``hardware``
+    table for the buffers) and ``HardwareSpec``: buffers in kB, DRAM words per cycle, the clock
+    (the voltage then follows the DVFS table: ``voltage_v=None``) and the PE mode."""
+    fields: dict[str, Any] = {name: int(point[name]) for name in BUFFERS if name in point}
+    if "dram_bw_words" in point:
+        fields["dram_bw_words"] = float(point["dram_bw_words"])
+    if "clock_hz" in point:
+        fields.update(clock_hz=float(point["clock_hz"]), voltage_v=None)
+    if "pe" in point:
+        fields["pe"] = point["pe"]
+    return fields
 
 
 def area_of(config: "SearchConfig") -> float:
