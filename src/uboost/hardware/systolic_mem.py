@@ -230,9 +230,8 @@ class MemorySystolicArray(CostModel):
         kb = spec.buffer_kb[0]
         if spec.dataflow != "is" or kb is None:
             return None
-        per_line = math.ceil(kb * WORDS_PER_KB / LINES)
-        window = per_line * math.ceil(kb * WORDS_PER_KB / 2 / per_line)
-        return ifmap_reach(layers, m.detach(), k.detach(), spec.rows, spec.cols, window, layers.act_bits / 8.0, TRACED_FOLDS, spec.batch_size)
+        return ifmap_reach(layers, m.detach(), k.detach(), spec.rows, spec.cols, _half_words(kb), layers.act_bits / 8.0,
+                           TRACED_FOLDS, spec.batch_size)
 
     def _chunk_cycles(self, kb: int) -> float:
         """DRAM cycles of one prefetch: half a buffer at ``dram_words_per_cycle`` (``dram_bw_words``, or
