@@ -89,6 +89,11 @@ def spread(accs: list[float]) -> dict:
             "test_acc_min": min(accs), "test_acc_max": max(accs)}
 
 
+ACC_DIGITS = 6
+"""Mean accuracies are compared rounded: two means of equally many correct images differ in float32's
+last bits (a test accuracy is a float32 mean), which must not decide a domination."""
+
+
 def front_verdicts(rows: list[dict]) -> list[dict]:
     """Per (space, hardware, seed): is the mixed network on or above the front of the uniform ones,
     on (mean test accuracy, latency)? ``dominated_by``: the uniform variants that dominate it (at
@@ -105,7 +110,7 @@ def front_verdicts(rows: list[dict]) -> list[dict]:
             continue
         space, hardware, seed, retrain_seeds = cell
         uniform = {v: r for (*c, v), r in latest.items() if c == cell and v.startswith("uniform")}
-        point = lambda r: (r["test_acc"], r["latency_us"])  # noqa: E731
+        point = lambda r: (round(r["test_acc"], ACC_DIGITS), r["latency_us"])  # noqa: E731
         verdicts.append({
             "space": space, "hardware": hardware, "seed": seed, "retrain_seeds": list(retrain_seeds), "variant": variant,
             "dominated_by": sorted(v for v, r in uniform.items() if dominates(point(r), point(mixed), (1, -1))),

@@ -29,6 +29,17 @@ def test_the_failing_single_retrain_case_is_dominated_and_an_equal_point_is_not(
     assert verdict["on_front"] and verdict["dominated_by"] == [] and verdict["dominates"] == ["uniform-8"]
 
 
+def test_equal_means_up_to_float32_rounding_count_as_equal_accuracy():
+    # darts-cifar BitFusion seed 1: 352 + 353 + 356 and 355 + 351 + 355 correct of 360 (1,061 each);
+    # the float32 per-retrain accuracies average to 0.98240739... and 0.98240741...
+    mixed = sum([0.9777777791023254, 0.980555534362793, 0.9888888597488403]) / 3
+    uniform = sum([0.9861111044883728, 0.9750000238418579, 0.9861111044883728]) / 3
+    assert mixed != uniform and mixed * 360 == pytest.approx(1061 / 3)
+    rows = [_row("uniform-4", uniform, 3.874), _row("mixed-2-4-8", mixed, 3.217)]
+    (verdict,) = bench_bits.front_verdicts(rows)
+    assert verdict["dominates"] == ["uniform-4"] and verdict["on_front"]
+
+
 def test_only_rows_with_the_same_retrain_seeds_and_seed_are_compared_and_the_latest_row_counts():
     rows = [
         _row("uniform-4", 0.95, 0.2, retrain_seeds=(1,)),  # a single-retrain row: another comparison
