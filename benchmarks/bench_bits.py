@@ -4,6 +4,14 @@ and retrained quantization-aware, priced on (a) bitfusion 16x16 WS and (b) fixed
 
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/bench_bits.py --spaces lenet --seeds 0,1
     ... --hardware fixed-mem --variants mixed-2-4-8 --no-steps     # one cell of the table
+    ... --seeds 0,1,2 --no-steps --retrain-seeds 0,1,2              # each network retrained 3 times
+
+A search is reused when --root holds it finished with the same settings (``_reuse.py``); each
+retrain is reused when its directory holds one with the same epochs and seed. With
+``--retrain-seeds`` a row's ``test_acc`` is the mean over the retrains (``test_acc_runs``,
+``test_acc_std``, min and max beside it). After the rows it prints, per (space, hardware, seed),
+whether the mixed network is on the front of the uniform ones by that mean (``front_verdicts``),
+over every row of ``bench_bits.json`` (``--variants none`` with ``--no-steps``: only that).
 
 Prints one row per (space, hardware, variant, seed); runs go to --root, whose bench_bits.json
 collects the rows of every invocation. The step time is CPU time of the process (one thread): on
@@ -14,8 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _reuse, run as a script or imported by tests
 
 HARDWARE = {
     "bitfusion": {"pe": "bitfusion", "array": "16x16", "dataflow": "ws"},
@@ -24,33 +36,94 @@ HARDWARE = {
 VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4-8": {"bits": (2, 4, 8)}}
 
 
-def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: int, retrain_epochs: int) -> dict:
-    from uboost.retrain import RetrainConfig, retrain
-    from uboost.search import SearchConfig, run_search
+def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: int, retrain_epochs: int,
+        retrain_seeds: list[int] | None = None) -> dict:
+    """One network: searched (reused when ``root``'s run was finished with the same settings), then
+    retrained once per retrain seed (default: one retrain at the search's seed, into ``RUN/retrain``;
+    with ``retrain_seeds`` into ``RUN/retrain-s<r>``). ``test_acc`` is the mean over the retrains."""
+    import _reuse
+
+    from uboost.search import SearchConfig
 
     out = root / f"{space}-{hardware}-{variant}-s{seed}"
     config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=epochs, accelerator="cpu",
                           **HARDWARE[hardware], **VARIANTS[variant])
+    reused = _reuse.same_settings(out, config)
     started = time.perf_counter()
-    result = run_search(config, out, force=True)
-    search_s = time.perf_counter() - started
-    re = retrain(out, RetrainConfig(epochs=retrain_epochs, seed=seed, accelerator="cpu"))
+    summary = _reuse.search(out, config)
+    search_s = None if reused else time.perf_counter() - started
+    seeds = [seed] if retrain_seeds is None else retrain_seeds
+    trained = [retrained(out, retrain_epochs, r, out / ("retrain" if retrain_seeds is None else f"retrain-s{r}"))
+               for r in seeds]
+    accs = [t["test_acc"] for t in trained]
+    cost = trained[0]["cost"]  # the same network at the same bits: every retrain prices the same
     precision = json.loads((out / "precision.json").read_text())
     return {
         "space": space, "hardware": hardware, "variant": variant, "seed": seed,
-        "test_acc": re.test_acc, "latency_us": re.report.latency_ms * 1e3, "utilization": re.report.utilization,
-        "energy_uj": re.report.energy_uj,
+        "test_acc": statistics.fmean(accs), "test_acc_runs": accs, "retrain_seeds": seeds, **spread(accs),
+        "latency_us": cost["latency_ms"] * 1e3, "utilization": cost["utilization"], "energy_uj": cost.get("energy_uj"),
         "precision": {k: v["weight_bits"] for k, v in precision.items()},
-        "search_s": search_s, "bits": sorted({v["weight_bits"] for v in precision.values()}),
-        "searched_latency_us": result.hardware.latency_ms * 1e3,
+        "search_s": search_s, "search_reused": reused, "bits": sorted({v["weight_bits"] for v in precision.values()}),
+        "searched_latency_us": summary["latency_ms"] * 1e3,
     }
+
+
+def retrained(run: Path, epochs: int, seed: int, out: Path) -> dict:
+    """``run``'s network retrained quantization-aware with ``seed`` into ``out``: its test accuracy and
+    its priced total (``hardware.json``). Reused when ``out`` holds a retrain with these epochs and
+    seed, written after the search's ``arch.json``."""
+    from uboost.retrain import RetrainConfig, retrain
+
+    done = out / "retrain.json"
+    fresh = done.is_file() and done.stat().st_mtime >= (run / "arch.json").stat().st_mtime
+    stored = json.loads(done.read_text()).get("config", {}) if fresh else {}
+    if (stored.get("epochs"), stored.get("seed"), stored.get("max_samples")) != (epochs, seed, None):
+        retrain(run, RetrainConfig(epochs=epochs, seed=seed, accelerator="cpu"), out=out)
+    return {"test_acc": json.loads(done.read_text())["test_acc"],
+            "cost": json.loads((out / "hardware.json").read_text())["total"]}
+
+
+def spread(accs: list[float]) -> dict:
+    """Sample standard deviation (0 for one retrain) and range of the retrains' accuracies."""
+    return {"test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "test_acc_min": min(accs), "test_acc_max": max(accs)}
+
+
+ACC_DIGITS = 6
+"""Mean accuracies are compared rounded: two means of equally many correct images differ in float32's
+last bits (a test accuracy is a float32 mean), which must not decide a domination."""
+
+
+def front_verdicts(rows: list[dict]) -> list[dict]:
+    """Per (space, hardware, seed): is the mixed network on or above the front of the uniform ones,
+    on (mean test accuracy, latency)? ``dominated_by``: the uniform variants that dominate it (at
+    least as accurate and as fast, better in one); ``dominates``: those it dominates; ``on_front``:
+    none dominates it. Only rows retrained with the same retrain seeds are compared; the latest row
+    of each cell counts (bench_bits.json appends)."""
+    from uboost.tuning.objectives import dominates
+
+    latest = {(r["space"], r["hardware"], r["seed"], tuple(r.get("retrain_seeds", [r["seed"]])), r["variant"]): r
+              for r in rows}
+    verdicts = []
+    for (*cell, variant), mixed in latest.items():
+        if not variant.startswith("mixed"):
+            continue
+        space, hardware, seed, retrain_seeds = cell
+        uniform = {v: r for (*c, v), r in latest.items() if c == cell and v.startswith("uniform")}
+        point = lambda r: (round(r["test_acc"], ACC_DIGITS), r["latency_us"])  # noqa: E731
+        verdicts.append({
+            "space": space, "hardware": hardware, "seed": seed, "retrain_seeds": list(retrain_seeds), "variant": variant,
+            "dominated_by": sorted(v for v, r in uniform.items() if dominates(point(r), point(mixed), (1, -1))),
+            "dominates": sorted(v for v, r in uniform.items() if dominates(point(mixed), point(r), (1, -1))),
+            "compared_with": sorted(uniform),
+        })
+        verdicts[-1]["on_front"] = not verdicts[-1]["dominated_by"]
+    return verdicts
 
 
 def step_time(space: str, seed: int, root: Path, bits) -> float:
     """Median CPU seconds of one search step (architecture + weight step; 1 thread), timed inside
     the training loop, steps 3 onwards (the first steps trace the supernet); same data and settings."""
-    import statistics
-
     import pytorch_lightning as pl
 
     from uboost.search import SearchConfig, run_search
@@ -70,7 +143,14 @@ def step_time(space: str, seed: int, root: Path, bits) -> float:
     return statistics.median(times[2:])
 
 
-def main() -> None:
+def _seeds(text: str) -> list[int]:
+    seeds = [int(s) for s in text.split(",") if s.strip()]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -84,7 +164,10 @@ def main() -> None:
     parser.add_argument("--hardware", default=",".join(HARDWARE), help="comma-separated: " + ", ".join(HARDWARE))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--no-steps", action="store_true", help="skip the step-time measurement")
-    args = parser.parse_args()
+    parser.add_argument("--retrain-seeds", type=_seeds, default=None,
+                        help="comma-separated: retrain each network once per seed (RUN/retrain-s<r>) and report the mean "
+                             "accuracy and its spread; default one retrain at the search's seed (RUN/retrain)")
+    args = parser.parse_args(argv)
     rows = []
     for space in args.spaces.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -95,14 +178,16 @@ def main() -> None:
                 print(json.dumps({"space": space, "seed": seed, "step_cpu_s_float": t_float, "step_cpu_s_bits": t_bits,
                                   "ratio": t_bits / t_float}), flush=True)
             for hardware in () if args.steps_only else args.hardware.split(","):
-                for variant in args.variants.split(","):
-                    row = run(space, hardware, variant, seed, args.root, args.epochs, args.retrain_epochs)
+                for variant in [] if args.variants == "none" else args.variants.split(","):
+                    row = run(space, hardware, variant, seed, args.root, args.epochs, args.retrain_epochs, args.retrain_seeds)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+    path = args.root / "bench_bits.json"
+    previous = json.loads(path.read_text()) if path.is_file() else []
     if rows:  # appended: several invocations (spaces, seeds, variants) build one table
-        path = args.root / "bench_bits.json"
-        previous = json.loads(path.read_text()) if path.is_file() else []
         path.write_text(json.dumps(previous + rows, indent=1))
+    for verdict in front_verdicts(previous + rows):
+        print(json.dumps({"front": verdict}), flush=True)
 
 
 if __name__ == "__main__":
