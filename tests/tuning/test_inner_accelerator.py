@@ -9,6 +9,7 @@ import math
 
 import optuna
 import pytest
+import torch
 
 from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
 from tests.tuning.test_cosearch import BASE, KB_MM2, LAYERS, PE_MM2, TINY
@@ -18,7 +19,7 @@ from uboost.hardware.layers import LayerShape
 from uboost.search import SearchConfig, build_cost_model
 from uboost.tuning import AcceleratorSpace, TuneSpace, area_of, create_study, export_trial, objective
 from uboost.tuning import inner_accelerator as inner
-from uboost.tuning.inner_pricing import NetworkPricing, pricer_for
+from uboost.tuning.inner_pricing import InnerPricer, NetworkPricing, pricer_for
 
 BASE_PTS = BASE.replace(operating_points="rk3576-npu", clock_hz=900e6)
 CLOCKS = (600e6, 900e6)
@@ -160,3 +161,21 @@ def test_a_trial_reports_its_inner_choice(tmp_path):
 def test_bad_inner_choice_input_is_one_red_line_and_writes_nothing(cli, tmp_path, args, fragment):
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", *args), fragment)
     assert not (tmp_path / "t").exists()
+
+
+def test_the_pricer_memo_is_bounded_and_prices_the_same_after_dropping_structures():
+    pool, _ = inner.candidates(_space(budget=10.0), BASE_PTS)
+    specs = list({InnerPricer("systolic-mem").structure_key(c.spec): c.spec for c in pool}.values())[:6]
+    free = InnerPricer("systolic-mem")
+    small = InnerPricer("systolic-mem", max_rows=2 * len(NET))  # two structures' rows at most
+    table = NetworkPricing(NET, free, "edp")
+    for spec in specs + specs[:2]:  # the first two again, after they were dropped
+        want_cycles, want_words = free.price(spec, table.table, table.keys)
+        cycles, words = small.price(spec, table.table, table.keys)
+        assert small.memo_rows <= 2 * len(NET)
+        assert torch.equal(cycles, want_cycles) and words.keys() == want_words.keys()
+        assert all(torch.equal(words[n], want_words[n]) for n in words)
+    assert free.priced_layers == len(specs) * len(NET)  # the unbounded memo priced each structure once
+    assert small.priced_layers == (len(specs) + 2) * len(NET)  # the bounded one priced the dropped two again
+    small.price(specs[1], table.table, table.keys)  # the last one priced is still held: nothing priced again
+    assert small.priced_layers == (len(specs) + 2) * len(NET)

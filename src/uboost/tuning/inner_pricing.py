@@ -1,8 +1,8 @@
 """Pricing one network on many accelerators fast, for the inner accelerator choice (:mod:`.inner_accelerator`).
 
 Cycles and words moved are priced once per accelerator *structure* (everything but the clock and
-the voltage, for the models of :data:`CLOCK_FREE_MODELS`) and memoized per layer shape for the
-life of the process (:class:`InnerPricer`); energy at each operating point is a closed form over
+the voltage, for the models of :data:`CLOCK_FREE_MODELS`) and memoized per layer shape, up to
+:data:`MEMO_ROWS` rows per process, least recently used structures dropped first (:class:`InnerPricer`); energy at each operating point is a closed form over
 them (:func:`uboost.hardware.energy.energy_breakdown`). :meth:`NetworkPricing.lower_bound` prices
 the same accelerator with unbounded buffers: a lower bound that lets the choice skip most
 structures (:data:`BOUNDED_MODELS`).
@@ -11,6 +11,7 @@ structures (:data:`BOUNDED_MODELS`).
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ BOUNDED_MODELS = frozenset({"systolic", "systolic-paper", "systolic-mem", "flops
 with non-negative fitted weights in ``systolic-mem``) and DRAM re-fetches, and leave the SRAM counts
 and DRAM writes as they are (the others price memory not at all). Checked on every accelerator of the
 lenet and darts-cifar benchmark spaces (bound / exact at most 0.86) and by the tests."""
+MEMO_ROWS = 200_000
+"""Layer rows an :class:`InnerPricer` keeps (~0.3 kB each): enough for every structure of the benchmark
+spaces (~5,300) times the distinct layer shapes of a study's networks, and a bound for a process that
+runs many studies."""
 _ENERGY_FIELDS = ("energy", "operating_points")  # cycles and words never read them (HardwareSpec)
 _CLOCK_FIELDS = ("clock_hz", "voltage_v")
 
@@ -42,14 +47,22 @@ class Candidate:
 
 class InnerPricer:
     """Cycles and words moved of layer tables on many accelerators, memoized per (accelerator
-    structure, layer shape) for the life of the process (see the module docstring)."""
+    structure, layer shape): at most ``max_rows`` rows, the least recently priced structures dropped
+    first (see the module docstring)."""
 
-    def __init__(self, cost_model: str):
+    def __init__(self, cost_model: str, *, max_rows: int = MEMO_ROWS):
         self.cost_model = cost_model
         self.clock_free = cost_model in CLOCK_FREE_MODELS
         self.bounded = cost_model in BOUNDED_MODELS
-        self._memo: dict[tuple, dict[str, tuple]] = {}
+        self.max_rows = max_rows
+        self._memo: OrderedDict[tuple, tuple[tuple[str, ...], dict[str, tuple]]] = OrderedDict()  # structure -> (word names, rows)
+        self._rows = 0
         self.priced_layers = 0
+
+    @property
+    def memo_rows(self) -> int:
+        """Layer rows held now (never above ``max_rows`` once a pricing returns)."""
+        return self._rows
 
     def structure_key(self, spec: "HardwareSpec") -> tuple:
         skip = _ENERGY_FIELDS + (_CLOCK_FIELDS if self.clock_free else ())
@@ -67,28 +80,34 @@ class InnerPricer:
 
         from uboost.tuning.cost_cache import subset_table
 
-        rows = self._memo.setdefault(self.structure_key(spec), {})
+        structure = self.structure_key(spec)
+        names, rows = self._memo.pop(structure, ((), {}))
         missing = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in rows}.values())  # one row per new shape
         if missing:
             sub = subset_table(table, missing)
             model = self.model(spec)
             with torch.no_grad():
                 cycles = model.cycles(sub).tolist()
-                words = {k: v.tolist() for k, v in model.accesses(sub).items()}
+                accesses = model.accesses(sub)
+            names = names or tuple(accesses)
+            words = [accesses[n].tolist() for n in names]
             for j, i in enumerate(missing):
-                rows[keys[i]] = (cycles[j], {k: v[j] for k, v in words.items()})
+                rows[keys[i]] = (cycles[j], *(w[j] for w in words))
             self.priced_layers += len(missing)
-        cycles = torch.tensor([rows[k][0] for k in keys], dtype=torch.float64)
-        names = list(rows[keys[0]][1])
-        words = {n: torch.tensor([rows[k][1][n] for k in keys], dtype=torch.float64) for n in names}
-        return cycles, words
+            self._rows += len(missing)
+        self._memo[structure] = (names, rows)  # most recently used last
+        while self._rows > self.max_rows and len(self._memo) > 1:
+            _, (_, dropped) = self._memo.popitem(last=False)
+            self._rows -= len(dropped)
+        values = torch.tensor([rows[k] for k in keys], dtype=torch.float64)
+        return values[:, 0], {n: values[:, 1 + j] for j, n in enumerate(names)}
 
 
 _PRICERS: dict[str, InnerPricer] = {}
 
 
 def pricer_for(cost_model: str) -> InnerPricer:
-    """The process's pricer for ``cost_model`` (its memo is shared by every trial run here)."""
+    """The process's pricer for ``cost_model`` (its bounded memo is shared by every trial run here)."""
     return _PRICERS.setdefault(cost_model, InnerPricer(cost_model))
 
 
