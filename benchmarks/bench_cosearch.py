@@ -73,18 +73,19 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
     inner = args.inner_accelerator
-    co_kind = ("cosearch" if inner == "off" else f"cosearch-{inner}") + ("-rounds2" if args.inner_rounds == 2 else "")
-    runs = [("baseline", baseline_space, args.baseline_trials, "accuracy,latency", {})]
+    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits)
+    co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
+    runs = [("baseline", base, baseline_space, args.baseline_trials, "accuracy,latency", {})]
     if not args.baseline_only:
-        runs.append((co_kind, co_space, args.cosearch_trials, "accuracy,latency,energy",
+        runs.append((co_kind, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
                      {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds}))
-    for kind, space, trials, objectives, extra in runs:
+    for kind, kind_base, space, trials, objectives, extra in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
         if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
             study = tuning.load_study(out / kind)
         else:
-            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
+            study = tuning.run_study(base=kind_base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
                                      objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
                                      **extra)
         seconds = time.perf_counter() - started
@@ -98,6 +99,12 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     if "reference" in found:
         found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
     return found
+
+
+def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None) -> str:
+    """The co-search study's folder name: one per setting, so a study with bits never continues an 8-bit one."""
+    kind = ("cosearch" if inner == "off" else f"cosearch-{inner}") + ("-rounds2" if rounds == 2 else "")
+    return kind if bits is None else kind + "-bits" + "-".join(str(b) for b in bits)
 
 
 def _searched(out: Path) -> int:
@@ -116,7 +123,20 @@ def _row(trial) -> dict:
         str((cfg.get("hardware") or {}).get(f"{b}_sram_kb") or cfg.get("sram_kb")) for b in ("ifmap", "filter", "ofmap"))
     return {"trial": trial.number, "accuracy": a["accuracy"], "latency_ms": a["latency_ms"], "energy_uj": a["energy_uj"],
             "edp_uj_ms": a["energy_uj"] * a["latency_ms"], "area_mm2": a.get("area_mm2"),
-            "accelerator": f"{spec_text} kB, {cfg['clock_hz'] / 1e6:g} MHz", "lambda": trial.params.get("latency_weight")}
+            "accelerator": f"{spec_text} kB, {cfg['clock_hz'] / 1e6:g} MHz", "lambda": trial.params.get("latency_weight"),
+            "bits": bit_counts(a.get("run_dir"))}
+
+
+def bit_counts(run_dir) -> dict | None:
+    """``{"w4a4": layers, "w8a8": layers}`` of a trial's ``precision.json`` (None without one: 8-bit pricing)."""
+    from collections import Counter
+
+    from uboost.quant import PRECISION_FILE, read_precision
+
+    path = Path(run_dir or "") / PRECISION_FILE
+    if not run_dir or not path.is_file():
+        return None
+    return dict(sorted(Counter(f"w{w}a{a}" for w, a in read_precision(path).values()).items()))
 
 
 def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
@@ -265,12 +285,23 @@ def main() -> None:
     parser.add_argument("--inner-rounds", type=int, default=1, choices=(1, 2),
                         help="with the inner choice: 2 searches each trial's network again on its chosen accelerator "
                              "(studies in cosearch-exhaustive-rounds2/)")
+    parser.add_argument("--bits", default=None,
+                        help="co-search: also search a bitwidth per layer (weights and activations together), e.g. 4,8; "
+                             "trials retrain quantization-aware at the chosen bits (studies in ...-bits4-8/; the baseline stays 8-bit)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
     parser.add_argument("--report-only", action="store_true", help="recompute the summary from the finished studies in --out")
     parser.add_argument("--quick", action="store_true", help="dry run: 1 epoch, 256 images, 2 + 3 trials, into a temp folder")
     args = parser.parse_args()
+    if args.bits is not None:
+        from uboost.exceptions import ConfigError
+        from uboost.quant import parse_bits
+
+        try:
+            args.bits = parse_bits(args.bits, "--bits")
+        except ConfigError as exc:
+            parser.error(str(exc))
     if args.quick:
         import tempfile
 
