@@ -98,6 +98,12 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     found = summarize(name, sram_kb, budget, base, studies, args.tolerance)
     if "reference" in found:
         found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
+    if "reference" in found and args.bits is not None:  # bits vs accelerator, and the baseline at uniform bits (_cosearch_bits.py)
+        import _cosearch_bits
+
+        ref_trial = studies["baseline"][0].trials[found["reference"]["trial"]]
+        found["bits_split"] = _cosearch_bits.split(studies["cosearch"][0].trials[found["pick"]["trial"]], ref_trial)
+        found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}") for b in (8, 4)]
     return found
 
 
@@ -235,7 +241,8 @@ def markdown(results: list[dict]) -> str:
             continue
         for label, row, kind in (("16x16 baseline", r["reference"], "baseline"), ("co-search", r["pick"], "cosearch")):
             k = r[kind]
-            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} (trial {row['trial']}) | {row['accelerator']} | "
+            bits = ", " + " + ".join(f"{n} {k}" for k, n in row["bits"].items()) if row.get("bits") else ""
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} (trial {row['trial']}) | {row['accelerator']}{bits} | "
                          f"{100 * row['accuracy']:.1f} % | {1e3 * row['latency_ms']:.2f} | {row['energy_uj']:.3f} | "
                          f"{1e3 * row['edp_uj_ms']:.3f} | {k['searched_trials']} ({k['skipped_over_budget']}) | {k['wall_s']:.0f} |")
         same = r["reference_on_picked_accelerator"]
@@ -247,6 +254,16 @@ def markdown(results: list[dict]) -> str:
             lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network on the best of {head['accelerators_within_budget']} "
                          f"accelerators within budget (enumerated) | {head['accelerator']} | {100 * r['reference']['accuracy']:.1f} % | "
                          f"{1e3 * head['latency_ms']:.2f} | {head['energy_uj']:.3f} | {1e3 * head['edp_uj_ms']:.3f} | | |")
+        for label, row in (("co-search pick's network at 8 bits on its accelerator", "pick_at_8_bits_on_its_accelerator"),
+                           ("co-search pick's network at its bits on the 16x16 baseline", "pick_at_its_bits_on_the_16x16_baseline")):
+            if "bits_split" in r:
+                b = r["bits_split"][row]
+                lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} | | | {1e3 * b['latency_ms']:.2f} | {b['energy_uj']:.3f} | "
+                             f"{1e3 * b['edp_uj_ms']:.3f} | | |")
+        for u in r.get("reference_uniform_bits", []):
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network retrained at uniform {u['bits']} bits (fairness) | "
+                         f"{r['reference']['accelerator']} | {100 * u['accuracy']:.1f} % | {1e3 * u['latency_ms']:.2f} | "
+                         f"{u['energy_uj']:.3f} | {1e3 * u['edp_uj_ms']:.3f} | | |")
         lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | **EDP gain {r['edp_gain']:.2f}x**, accuracy "
                      f"{r['accuracy_delta_points']:+.1f} points{'' if r['pick_within_tolerance'] else ' (none within tolerance)'} | | | | | | | |")
     for r in results:
