@@ -73,8 +73,10 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
     inner = args.inner_accelerator
-    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits)
+    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight)
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
+    if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
+        co_base = co_base.replace(energy_weight=args.energy_weight)
     runs = [("baseline", base, baseline_space, args.baseline_trials, "accuracy,latency", {})]
     if not args.baseline_only:
         runs.append((co_kind, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
@@ -107,10 +109,11 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     return found
 
 
-def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None) -> str:
+def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None, energy_weight: float = 0.0) -> str:
     """The co-search study's folder name: one per setting, so a study with bits never continues an 8-bit one."""
     kind = ("cosearch" if inner == "off" else f"cosearch-{inner}") + ("-rounds2" if rounds == 2 else "")
-    return kind if bits is None else kind + "-bits" + "-".join(str(b) for b in bits)
+    kind += "" if bits is None else "-bits" + "-".join(str(b) for b in bits)
+    return kind + (f"-gamma{energy_weight:g}" if energy_weight else "")
 
 
 def _searched(out: Path) -> int:
@@ -305,6 +308,9 @@ def main() -> None:
     parser.add_argument("--bits", default=None,
                         help="co-search: also search a bitwidth per layer (weights and activations together), e.g. 4,8; "
                              "trials retrain quantization-aware at the chosen bits (studies in ...-bits4-8/; the baseline stays 8-bit)")
+    parser.add_argument("--energy-weight", type=float, default=0.0,
+                        help="co-search: gamma of each trial's network search (energy / energy_ref; with --bits it prices "
+                             "4-bit layers' lower energy); studies in ...-gammaG/")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
