@@ -41,8 +41,9 @@ def split(pick_trial, reference_trial) -> dict:
             "pick_at_its_bits_on_the_16x16_baseline": _price(reference_trial.user_attrs["config"], shapes)}
 
 
-def uniform_reference(reference_trial, bits: int, out: Path) -> dict:
-    """The reference network retrained at uniform ``bits`` (reused when ``out`` holds the retrain) and priced at them."""
+def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict:
+    """The reference network retrained at uniform ``bits`` (reused when ``out`` holds the retrain) and priced at them
+    on the 16x16 baseline, and (with the co-search ``space``) on the best accelerator of the space within its budget."""
     from uboost.hardware.layers import extract_layers
     from uboost.io import write_json
     from uboost.quant import quantized_layers
@@ -63,4 +64,14 @@ def uniform_reference(reference_trial, bits: int, out: Path) -> dict:
     network = _network(out)
     shapes = extract_layers(network.module, network.input_shape)
     assert {(s.weight_bits, s.act_bits) for s in shapes} == {(bits, bits)} and summary["quantized"]
-    return {"bits": bits, "accuracy": summary["test_acc"], **_price(reference_trial.user_attrs["config"], shapes)}
+    found = {"bits": bits, "accuracy": summary["test_acc"], **_price(reference_trial.user_attrs["config"], shapes)}
+    if space is not None:  # the inner choice's enumeration, as bench_cosearch.best_accelerator does at 8 bits
+        from uboost.search import SearchConfig
+        from uboost.tuning import inner_accelerator
+
+        choice = inner_accelerator.choose(shapes, space, SearchConfig.from_dict(reference_trial.user_attrs["config"]), objective="edp")
+        spec, report = choice.report.spec, choice.report
+        found["best_accelerator"] = {"accelerator": f"{spec.array} {spec.dataflow}, {'/'.join(str(k) for k in spec.buffer_kb)} kB, "
+                                                    f"{spec.clock_hz / 1e6:g} MHz", "latency_ms": report.latency_ms,
+                                     "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms}
+    return found

@@ -105,7 +105,8 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
 
         ref_trial = studies["baseline"][0].trials[found["reference"]["trial"]]
         found["bits_split"] = _cosearch_bits.split(studies["cosearch"][0].trials[found["pick"]["trial"]], ref_trial)
-        found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}") for b in (8, 4)]
+        found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}", co_space)
+                                           for b in (8, 4)]
     return found
 
 
@@ -267,6 +268,11 @@ def markdown(results: list[dict]) -> str:
             lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network retrained at uniform {u['bits']} bits (fairness) | "
                          f"{r['reference']['accelerator']} | {100 * u['accuracy']:.1f} % | {1e3 * u['latency_ms']:.2f} | "
                          f"{u['energy_uj']:.3f} | {1e3 * u['edp_uj_ms']:.3f} | | |")
+            if "best_accelerator" in u:
+                h = u["best_accelerator"]
+                lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | the same on the best accelerator within budget (enumerated) | "
+                             f"{h['accelerator']} | {100 * u['accuracy']:.1f} % | {1e3 * h['latency_ms']:.2f} | {h['energy_uj']:.3f} | "
+                             f"{1e3 * h['edp_uj_ms']:.3f} | | |")
         lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | **EDP gain {r['edp_gain']:.2f}x**, accuracy "
                      f"{r['accuracy_delta_points']:+.1f} points{'' if r['pick_within_tolerance'] else ' (none within tolerance)'} | | | | | | | |")
     for r in results:
