@@ -30,15 +30,30 @@ def _price(config: dict, shapes) -> dict:
     return {"latency_ms": report.latency_ms, "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms}
 
 
-def split(pick_trial, reference_trial) -> dict:
-    """The pick's network at 8 bits on its accelerator, and at its bits on the reference's (16x16) accelerator."""
+def split(pick_trial, reference_trial, space=None) -> dict:
+    """The pick's network at 8 bits on its accelerator (and, with the co-search ``space``, on the best accelerator
+    for it at 8 bits), and at its bits on the reference's (16x16) accelerator."""
     from uboost.hardware.layers import extract_layers
 
     network = _network(pick_trial.user_attrs["run_dir"])
     shapes = extract_layers(network.module, network.input_shape)
     eight = [dataclasses.replace(s, weight_bits=8, act_bits=8) for s in shapes]
-    return {"pick_at_8_bits_on_its_accelerator": _price(pick_trial.user_attrs["config"], eight),
-            "pick_at_its_bits_on_the_16x16_baseline": _price(reference_trial.user_attrs["config"], shapes)}
+    found = {"pick_at_8_bits_on_its_accelerator": _price(pick_trial.user_attrs["config"], eight),
+             "pick_at_its_bits_on_the_16x16_baseline": _price(reference_trial.user_attrs["config"], shapes)}
+    if space is not None:
+        found["pick_at_8_bits_on_its_best_accelerator"] = _best(eight, space, reference_trial.user_attrs["config"])
+    return found
+
+
+def _best(shapes, space, config: dict) -> dict:
+    """``shapes`` on the accelerator of least EDP of the co-search ``space`` within its budget (the inner choice)."""
+    from uboost.search import SearchConfig
+    from uboost.tuning import inner_accelerator
+
+    choice = inner_accelerator.choose(shapes, space, SearchConfig.from_dict(config), objective="edp")
+    spec, report = choice.report.spec, choice.report
+    return {"accelerator": f"{spec.array} {spec.dataflow}, {'/'.join(str(k) for k in spec.buffer_kb)} kB, {spec.clock_hz / 1e6:g} MHz",
+            "latency_ms": report.latency_ms, "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms}
 
 
 def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict:
@@ -66,12 +81,5 @@ def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict
     assert {(s.weight_bits, s.act_bits) for s in shapes} == {(bits, bits)} and summary["quantized"]
     found = {"bits": bits, "accuracy": summary["test_acc"], **_price(reference_trial.user_attrs["config"], shapes)}
     if space is not None:  # the inner choice's enumeration, as bench_cosearch.best_accelerator does at 8 bits
-        from uboost.search import SearchConfig
-        from uboost.tuning import inner_accelerator
-
-        choice = inner_accelerator.choose(shapes, space, SearchConfig.from_dict(reference_trial.user_attrs["config"]), objective="edp")
-        spec, report = choice.report.spec, choice.report
-        found["best_accelerator"] = {"accelerator": f"{spec.array} {spec.dataflow}, {'/'.join(str(k) for k in spec.buffer_kb)} kB, "
-                                                    f"{spec.clock_hz / 1e6:g} MHz", "latency_ms": report.latency_ms,
-                                     "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms}
+        found["best_accelerator"] = _best(shapes, space, reference_trial.user_attrs["config"])
     return found

@@ -104,7 +104,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         import _cosearch_bits
 
         ref_trial = studies["baseline"][0].trials[found["reference"]["trial"]]
-        found["bits_split"] = _cosearch_bits.split(studies["cosearch"][0].trials[found["pick"]["trial"]], ref_trial)
+        found["bits_split"] = _cosearch_bits.split(studies["cosearch"][0].trials[found["pick"]["trial"]], ref_trial, co_space)
         found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}", co_space)
                                            for b in (8, 4)]
     return found
@@ -259,10 +259,11 @@ def markdown(results: list[dict]) -> str:
                          f"accelerators within budget (enumerated) | {head['accelerator']} | {100 * r['reference']['accuracy']:.1f} % | "
                          f"{1e3 * head['latency_ms']:.2f} | {head['energy_uj']:.3f} | {1e3 * head['edp_uj_ms']:.3f} | | |")
         for label, row in (("co-search pick's network at 8 bits on its accelerator", "pick_at_8_bits_on_its_accelerator"),
+                           ("co-search pick's network at 8 bits on its best accelerator (enumerated)", "pick_at_8_bits_on_its_best_accelerator"),
                            ("co-search pick's network at its bits on the 16x16 baseline", "pick_at_its_bits_on_the_16x16_baseline")):
-            if "bits_split" in r:
+            if row in r.get("bits_split", {}):
                 b = r["bits_split"][row]
-                lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} | | | {1e3 * b['latency_ms']:.2f} | {b['energy_uj']:.3f} | "
+                lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} | {b.get('accelerator', '')} | | {1e3 * b['latency_ms']:.2f} | {b['energy_uj']:.3f} | "
                              f"{1e3 * b['edp_uj_ms']:.3f} | | |")
         for u in r.get("reference_uniform_bits", []):
             lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network retrained at uniform {u['bits']} bits (fairness) | "
