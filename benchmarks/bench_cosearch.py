@@ -85,7 +85,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         started = time.perf_counter()
         done = _searched(out / kind)
         if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
-            study = tuning.load_study(out / kind)
+            study = FirstTrials(tuning.load_study(out / kind), trials)  # a study continued further: its first `trials`
         else:
             study = tuning.run_study(base=kind_base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
                                      objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
@@ -108,6 +108,22 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}", co_space)
                                            for b in (8, 4)]
     return found
+
+
+class FirstTrials:
+    """A finished study seen up to its ``n``-th searched trial (the skipped ones before it included), so a
+    summary of ``n`` trials stays the same after the study was continued further."""
+
+    def __init__(self, study, n: int):
+        searched = [t.number for t in study.trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE"]
+        cut = searched[n - 1] if 0 < n <= len(searched) else max((t.number for t in study.trials), default=-1)
+        self.study, self.trials = study, [t for t in study.trials if t.number <= cut]
+
+    def get_trials(self, deepcopy=False, states=None):
+        return [t for t in self.trials if states is None or t.state in states]
+
+    def __getattr__(self, name):
+        return getattr(self.study, name)
 
 
 def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None, energy_weight: float = 0.0) -> str:
