@@ -73,7 +73,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
     inner = args.inner_accelerator
-    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight)
+    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight) + (f"-{args.tag}" if args.tag else "")
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
@@ -334,6 +334,9 @@ def main() -> None:
     parser.add_argument("--energy-weight", type=float, default=0.0,
                         help="co-search: gamma of each trial's network search (energy / energy_ref; with --bits it prices "
                              "4-bit layers' lower energy); studies in ...-gammaG/")
+    parser.add_argument("--tag", default=None,
+                        help="co-search study folder suffix (e.g. a copy of a finished study's journal, continued further "
+                             "without touching the original)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
