@@ -17,6 +17,10 @@ Issue 22 item 5. For each space and each area budget:
 (each trial's network on the best accelerator of the space within budget; studies in ``cosearch-exhaustive/``),
 ``--inner-rounds 2`` with a second network search on the chosen accelerator (``cosearch-exhaustive-rounds2/``);
 finished studies are reused (the baseline is shared), ``--baseline-only`` runs only the baselines.
+``--bits 4,8`` also searches the co-search networks' bitwidths per layer (quantization-aware retrain, priced at the
+bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds rows that split the gain and retrain the
+reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
+searches an energy term; ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
 
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
 accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
