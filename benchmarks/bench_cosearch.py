@@ -17,6 +17,10 @@ Issue 22 item 5. For each space and each area budget:
 (each trial's network on the best accelerator of the space within budget; studies in ``cosearch-exhaustive/``),
 ``--inner-rounds 2`` with a second network search on the chosen accelerator (``cosearch-exhaustive-rounds2/``);
 finished studies are reused (the baseline is shared), ``--baseline-only`` runs only the baselines.
+``--bits 4,8`` also searches the co-search networks' bitwidths per layer (quantization-aware retrain, priced at the
+bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds rows that split the gain and retrain the
+reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
+searches an energy term; ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
 
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
 accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
@@ -73,18 +77,21 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
     inner = args.inner_accelerator
-    co_kind = ("cosearch" if inner == "off" else f"cosearch-{inner}") + ("-rounds2" if args.inner_rounds == 2 else "")
-    runs = [("baseline", baseline_space, args.baseline_trials, "accuracy,latency", {})]
+    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight) + (f"-{args.tag}" if args.tag else "")
+    co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
+    if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
+        co_base = co_base.replace(energy_weight=args.energy_weight)
+    runs = [("baseline", base, baseline_space, args.baseline_trials, "accuracy,latency", {})]
     if not args.baseline_only:
-        runs.append((co_kind, co_space, args.cosearch_trials, "accuracy,latency,energy",
+        runs.append((co_kind, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
                      {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds}))
-    for kind, space, trials, objectives, extra in runs:
+    for kind, kind_base, space, trials, objectives, extra in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
         if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
-            study = tuning.load_study(out / kind)
+            study = FirstTrials(tuning.load_study(out / kind), trials)  # a study continued further: its first `trials`
         else:
-            study = tuning.run_study(base=base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
+            study = tuning.run_study(base=kind_base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
                                      objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
                                      **extra)
         seconds = time.perf_counter() - started
@@ -97,7 +104,37 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     found = summarize(name, sram_kb, budget, base, studies, args.tolerance)
     if "reference" in found:
         found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
+    if "reference" in found and args.bits is not None:  # bits vs accelerator, and the baseline at uniform bits (_cosearch_bits.py)
+        import _cosearch_bits
+
+        ref_trial = studies["baseline"][0].trials[found["reference"]["trial"]]
+        found["bits_split"] = _cosearch_bits.split(studies["cosearch"][0].trials[found["pick"]["trial"]], ref_trial, co_space)
+        found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}", co_space)
+                                           for b in (8, 4)]
     return found
+
+
+class FirstTrials:
+    """A finished study seen up to its ``n``-th searched trial (the skipped ones before it included), so a
+    summary of ``n`` trials stays the same after the study was continued further."""
+
+    def __init__(self, study, n: int):
+        searched = [t.number for t in study.trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE"]
+        cut = searched[n - 1] if 0 < n <= len(searched) else max((t.number for t in study.trials), default=-1)
+        self.study, self.trials = study, [t for t in study.trials if t.number <= cut]
+
+    def get_trials(self, deepcopy=False, states=None):
+        return [t for t in self.trials if states is None or t.state in states]
+
+    def __getattr__(self, name):
+        return getattr(self.study, name)
+
+
+def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None, energy_weight: float = 0.0) -> str:
+    """The co-search study's folder name: one per setting, so a study with bits never continues an 8-bit one."""
+    kind = ("cosearch" if inner == "off" else f"cosearch-{inner}") + ("-rounds2" if rounds == 2 else "")
+    kind += "" if bits is None else "-bits" + "-".join(str(b) for b in bits)
+    return kind + (f"-gamma{energy_weight:g}" if energy_weight else "")
 
 
 def _searched(out: Path) -> int:
@@ -116,7 +153,20 @@ def _row(trial) -> dict:
         str((cfg.get("hardware") or {}).get(f"{b}_sram_kb") or cfg.get("sram_kb")) for b in ("ifmap", "filter", "ofmap"))
     return {"trial": trial.number, "accuracy": a["accuracy"], "latency_ms": a["latency_ms"], "energy_uj": a["energy_uj"],
             "edp_uj_ms": a["energy_uj"] * a["latency_ms"], "area_mm2": a.get("area_mm2"),
-            "accelerator": f"{spec_text} kB, {cfg['clock_hz'] / 1e6:g} MHz", "lambda": trial.params.get("latency_weight")}
+            "accelerator": f"{spec_text} kB, {cfg['clock_hz'] / 1e6:g} MHz", "lambda": trial.params.get("latency_weight"),
+            "bits": bit_counts(a.get("run_dir"))}
+
+
+def bit_counts(run_dir) -> dict | None:
+    """``{"w4a4": layers, "w8a8": layers}`` of a trial's ``precision.json`` (None without one: 8-bit pricing)."""
+    from collections import Counter
+
+    from uboost.quant import PRECISION_FILE, read_precision
+
+    path = Path(run_dir or "") / PRECISION_FILE
+    if not run_dir or not path.is_file():
+        return None
+    return dict(sorted(Counter(f"w{w}a{a}" for w, a in read_precision(path).values()).items()))
 
 
 def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
@@ -215,7 +265,8 @@ def markdown(results: list[dict]) -> str:
             continue
         for label, row, kind in (("16x16 baseline", r["reference"], "baseline"), ("co-search", r["pick"], "cosearch")):
             k = r[kind]
-            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} (trial {row['trial']}) | {row['accelerator']} | "
+            bits = ", " + " + ".join(f"{n} {k}" for k, n in row["bits"].items()) if row.get("bits") else ""
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} (trial {row['trial']}) | {row['accelerator']}{bits} | "
                          f"{100 * row['accuracy']:.1f} % | {1e3 * row['latency_ms']:.2f} | {row['energy_uj']:.3f} | "
                          f"{1e3 * row['edp_uj_ms']:.3f} | {k['searched_trials']} ({k['skipped_over_budget']}) | {k['wall_s']:.0f} |")
         same = r["reference_on_picked_accelerator"]
@@ -227,6 +278,22 @@ def markdown(results: list[dict]) -> str:
             lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network on the best of {head['accelerators_within_budget']} "
                          f"accelerators within budget (enumerated) | {head['accelerator']} | {100 * r['reference']['accuracy']:.1f} % | "
                          f"{1e3 * head['latency_ms']:.2f} | {head['energy_uj']:.3f} | {1e3 * head['edp_uj_ms']:.3f} | | |")
+        for label, row in (("co-search pick's network at 8 bits on its accelerator", "pick_at_8_bits_on_its_accelerator"),
+                           ("co-search pick's network at 8 bits on its best accelerator (enumerated)", "pick_at_8_bits_on_its_best_accelerator"),
+                           ("co-search pick's network at its bits on the 16x16 baseline", "pick_at_its_bits_on_the_16x16_baseline")):
+            if row in r.get("bits_split", {}):
+                b = r["bits_split"][row]
+                lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} | {b.get('accelerator', '')} | | {1e3 * b['latency_ms']:.2f} | {b['energy_uj']:.3f} | "
+                             f"{1e3 * b['edp_uj_ms']:.3f} | | |")
+        for u in r.get("reference_uniform_bits", []):
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network retrained at uniform {u['bits']} bits (fairness) | "
+                         f"{r['reference']['accelerator']} | {100 * u['accuracy']:.1f} % | {1e3 * u['latency_ms']:.2f} | "
+                         f"{u['energy_uj']:.3f} | {1e3 * u['edp_uj_ms']:.3f} | | |")
+            if "best_accelerator" in u:
+                h = u["best_accelerator"]
+                lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | the same on the best accelerator within budget (enumerated) | "
+                             f"{h['accelerator']} | {100 * u['accuracy']:.1f} % | {1e3 * h['latency_ms']:.2f} | {h['energy_uj']:.3f} | "
+                             f"{1e3 * h['edp_uj_ms']:.3f} | | |")
         lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | **EDP gain {r['edp_gain']:.2f}x**, accuracy "
                      f"{r['accuracy_delta_points']:+.1f} points{'' if r['pick_within_tolerance'] else ' (none within tolerance)'} | | | | | | | |")
     for r in results:
@@ -265,12 +332,29 @@ def main() -> None:
     parser.add_argument("--inner-rounds", type=int, default=1, choices=(1, 2),
                         help="with the inner choice: 2 searches each trial's network again on its chosen accelerator "
                              "(studies in cosearch-exhaustive-rounds2/)")
+    parser.add_argument("--bits", default=None,
+                        help="co-search: also search a bitwidth per layer (weights and activations together), e.g. 4,8; "
+                             "trials retrain quantization-aware at the chosen bits (studies in ...-bits4-8/; the baseline stays 8-bit)")
+    parser.add_argument("--energy-weight", type=float, default=0.0,
+                        help="co-search: gamma of each trial's network search (energy / energy_ref; with --bits it prices "
+                             "4-bit layers' lower energy); studies in ...-gammaG/")
+    parser.add_argument("--tag", default=None,
+                        help="co-search study folder suffix (e.g. a copy of a finished study's journal, continued further "
+                             "without touching the original)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
     parser.add_argument("--report-only", action="store_true", help="recompute the summary from the finished studies in --out")
     parser.add_argument("--quick", action="store_true", help="dry run: 1 epoch, 256 images, 2 + 3 trials, into a temp folder")
     args = parser.parse_args()
+    if args.bits is not None:
+        from uboost.exceptions import ConfigError
+        from uboost.quant import parse_bits
+
+        try:
+            args.bits = parse_bits(args.bits, "--bits")
+        except ConfigError as exc:
+            parser.error(str(exc))
     if args.quick:
         import tempfile
 

@@ -305,6 +305,7 @@ def tune(
     search_operating_point: Annotated[bool, Opt("--search-operating-point", help="co-search the operating point among the DVFS table's points")] = False,
     pe_modes: Annotated[Optional[str], Opt("--pe-modes", help="co-search the PE mode: some of fixed,bitfusion,bit-serial")] = None,
     inner_accelerator: Annotated[Optional[str], Opt("--inner-accelerator", help="exhaustive | off: after each trial's search, price its network on every accelerator of the space within --area-budget-mm2 and report the best (least EDP, or the latency/energy objective) [default: exhaustive with --area-budget-mm2, else off]")] = None,
+    bits: Annotated[Optional[str], Opt("--bits", help="also search a bitwidth per layer (weights and activations together), e.g. 4,8: each trial retrains quantization-aware at its chosen bits and is priced at them [default: the --config file's, else float, priced at 8 bits]")] = None,
     inner_rounds: Annotated[Optional[int], Opt("--inner-rounds", help="1 | 2: with the inner accelerator choice, 2 searches each trial's network again on the accelerator it chose and chooses again (network -> accelerator -> network); the trial keeps one pair [default: 1]")] = None,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
@@ -345,6 +346,10 @@ def tune(
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
                  sram_kb=sram_kb, dram_bw_words=dram_bw_words, operating_points=operating_points, tech=tech)
+    if bits is not None:  # as `uboost search --bits`
+        from uboost.cli.search import _precision_flags
+
+        flags.update(_precision_flags(bits, None, None, None, None))
     base = _base_config(config, flags, default_epochs=3, hardware=hardware)
     if temperature_range is not None and base.cost_mode != "smooth":
         raise ConfigError(f"--temperature-range has no effect with --cost-mode {base.cost_mode} (T shapes only the smooth cost); "

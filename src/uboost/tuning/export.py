@@ -53,8 +53,8 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     """Write trial ``which`` (number or ``"best"``) as a run directory ``uboost retrain`` accepts.
 
     Files of the trial's own run directory are copied when it is on this machine (without
-    checkpoints); ``config.json``, ``arch.json`` and ``tune.json`` come from the storage, so
-    export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``. The
+    checkpoints); ``config.json``, ``arch.json``, ``tune.json`` and (after a bits search)
+    ``precision.json`` come from the storage, so export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``. The
     config is the trial's resolved one, its co-searched accelerator included (buffers, bandwidth,
     clock, PE mode, area table), so ``retrain``, ``export`` and ``profile RUN`` price on it; after an
     inner accelerator choice that is the chosen accelerator, and ``hardware.json`` its report
@@ -79,6 +79,8 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
             write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
             write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
+            if trial.user_attrs.get("precision"):  # searched bits: retrain, export and profile run the network at them
+                write_json(tmp / runs.PRECISION, trial.user_attrs["precision"])
             inner = tmp / INNER_FILE
             if "inner_accelerator" in trial.user_attrs and inner.is_file():  # the report on the chosen accelerator
                 write_json(tmp / runs.HARDWARE, json.loads(inner.read_text())["hardware"])

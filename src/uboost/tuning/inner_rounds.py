@@ -59,7 +59,7 @@ def check_rounds(rounds: Any, *, inner: str) -> int:
 def summary(attrs: dict[str, Any], number: int) -> dict[str, Any]:
     """One round's (network, accelerator) pair, as ``inner_rounds`` records it."""
     keys = ("run_dir", "arch", "accuracy", "val_acc", "test_acc", "latency_ms", "energy_uj", "area_mm2", "array",
-            "dataflow", "config", "search_config")
+            "dataflow", "config", "search_config", "precision")
     out = {"round": number, **{k: attrs.get(k) for k in keys}}
     if attrs.get("latency_ms") is not None and attrs.get("energy_uj") is not None:
         out["edp_uj_ms"] = attrs["latency_ms"] * attrs["energy_uj"]

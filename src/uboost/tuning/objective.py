@@ -245,6 +245,8 @@ def _search_round(trial, cfg: SearchConfig, run_dir: Path, *, tune_space, names,
         attrs[AREA_CONSTRAINT] = over
     if "cost_cache" in message:
         attrs["cost_cache"] = message["cost_cache"]
+    if "precision" in message:  # searched bits per layer: the network is priced and retrained at them
+        attrs["precision"] = message["precision"]
     if inner == "exhaustive":  # the searched network on the best accelerator of the space (inner_accelerator.py)
         try:
             attrs.update(inner_choice.trial_attrs(message["layers"], cfg, tune_space, hardware_names, run_dir))
