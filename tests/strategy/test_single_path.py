@@ -306,3 +306,20 @@ def test_constant_alphas_give_the_same_straight_through_weights_without_a_graph(
     net(x).sum().backward()  # the same path, the same numbers, now with the alphas' graph
     assert all(a.grad is not None for a in sampler.alphas)
     assert all((g is None and p.grad is None) or torch.equal(g, p.grad) for g, p in zip(grads, weights))
+
+
+def test_the_draw_reads_a_host_mirror_in_any_alpha_order():
+    """The path draw gathers the alphas from the mirror's flat buffer: a mirror taken in another order
+    (the search's is in module order, the sampler's in registration order) gives the same draw."""
+    from uboost.strategy.host_mirror import HostMirror
+
+    g = torch.Generator().manual_seed(3)
+    alphas = [torch.nn.Parameter(torch.randn(n, generator=g)) for n in (3, 2, 4, 3, 3)]
+    draws = []
+    for order in (alphas, alphas[::-1], alphas[1:] + alphas[:1]):
+        sampler = PathSampler(seed=5)
+        sampler.register(*alphas)
+        sampler.use(HostMirror(order))
+        draws.append(([sampler.index(a) for a in alphas], sampler._typed.clone()))
+    for indices, typed in draws[1:]:
+        assert indices == draws[0][0] and torch.equal(typed, draws[0][1])

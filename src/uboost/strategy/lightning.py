@@ -296,7 +296,16 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         supernet with bits twice per step cost ~10% of a darts-cifar step."""
         modules = self.__dict__.get("_resample_modules")
         if modules is None or modules[0] is not self.model:
-            modules = self.__dict__["_resample_modules"] = (self.model, list(self.supernet_modules()))
+            plain, shared = [], {}
+            for module in self.supernet_modules():  # a module with resample_action (bits choices) only runs it
+                action = getattr(module, "resample_action", None)
+                if action is None:
+                    plain.append(module)
+                elif (fn := action()) is not None:
+                    shared.setdefault(id(getattr(fn, "__self__", fn)), fn)  # once per sampler, not per layer
+            modules = self.__dict__["_resample_modules"] = (self.model, plain, list(shared.values()))
+        for fn in modules[2]:
+            fn()
         result = {}
         for module in modules[1]:
             result.update(module.resample(memo=result))

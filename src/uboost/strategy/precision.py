@@ -125,10 +125,15 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
         return list(self.alphas.values())
 
     def resample(self, memo):
-        invalidate = getattr(self._softmax, "invalidate", None)
+        invalidate = self.resample_action()
         if invalidate is not None:
             invalidate()
         return {}
+
+    def resample_action(self):
+        """All :meth:`resample` does, as a callable shared by every choice on the same sampler (or
+        ``None``): the search's resample calls each distinct one once instead of once per layer."""
+        return getattr(self._softmax, "invalidate", None)
 
     def export(self, memo):
         return {}  # bits go to precision.json, not to NNI's architecture (see the module docstring)

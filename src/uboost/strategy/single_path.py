@@ -42,7 +42,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import (
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from torch import nn
 
-from uboost.strategy.host_mirror import HostMirror
+from uboost.strategy.host_mirror import HostMirror, as_vector
 
 SAMPLING_MODES = ("mixture", "single-path")
 
@@ -105,11 +105,19 @@ class PathSampler(GumbelSoftmax):
         The search's training step passes the alphas of the step's start, taken a step earlier."""
         self._mirror = mirror
 
-    def _logits(self) -> dict[int, torch.Tensor]:
+    def _logits(self) -> torch.Tensor:
+        """Every alpha's values, flat in registration order, as float64 on the host."""
         mirror = self._mirror
         if mirror is None or not mirror.covers(self._alphas):
             mirror = HostMirror(self._alphas)
-        return mirror.values()
+        # one gather from the mirror's flat buffer (~10^3 alphas with bits), its index made once per alpha order
+        order = self.__dict__.get("_mirror_order")
+        if order is None or order[2] is not self._layout or order[0] != mirror.ids:
+            same = mirror.ids == self._layout[4]
+            order = (list(mirror.ids), None if same else mirror.positions(self._alphas), self._layout)
+            self.__dict__["_mirror_order"] = order
+        values = mirror.flat()
+        return values if order[1] is None else values[order[1]]
 
     def _groups(self) -> tuple[list[int], torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], dict[int, tuple[int, int]]]:
         """Every alpha's size and start in the flat vector (registration order), per size
@@ -124,20 +132,18 @@ class PathSampler(GumbelSoftmax):
                 by_size.setdefault(n, []).append(k)
             groups = [(torch.tensor(ks), starts[ks].unsqueeze(1) + torch.arange(n)) for n, ks in by_size.items()]
             where = {id(a): (start, start + n) for a, start, n in zip(self._alphas, starts.tolist(), sizes)}
-            self._layout = (sizes, starts, groups, where)
+            self._layout = (sizes, starts, groups, where, [id(a) for a in self._alphas])
         return self._layout
 
     def _draw(self) -> None:
         """One draw for every registered alpha: noise from the generator, indices on the host, from
         the host mirror of the alphas (the training step passes the one of the step's start);
         the argmax is vectorized per alpha size (a supernet with bits has ~10^3 alphas)."""
-        sizes, starts, groups, _ = self._groups()
+        sizes, starts, groups, *_ = self._groups()
         total = sum(sizes)
         uniform = torch.rand(total, generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
-        mirror = self._logits()
-        logits = torch.cat([mirror[id(a)].reshape(-1).to(torch.float64) for a in self._alphas])
-        perturbed = logits + gumbel  # argmax of (alpha + g) / tau = argmax of alpha + g
+        perturbed = self._logits() + gumbel  # argmax of (alpha + g) / tau = argmax of alpha + g
         index = torch.zeros(len(self._alphas), dtype=torch.long)
         for positions, flat in groups:  # host tensors: no device read
             index[positions] = perturbed[flat].argmax(1)
