@@ -105,3 +105,22 @@ def test_other_options_use_torch_step():
         p.grad = torch.ones_like(p)
     optimizer.step()
     assert optimizer._flat is None and "max_exp_avg_sq" in optimizer.state[params[0]]
+
+
+def test_a_closure_runs_first_and_its_loss_is_returned():
+    """Lightning steps optimizers with a closure: it runs (with gradients on) before the flat update."""
+    params = alphas()
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    flat_opt = FlatAdam(params, 0.1, **OPTIONS)
+    ref_opt = torch.optim.Adam(ref, 0.1, **OPTIONS, foreach=True)
+    for optimizer, ps in ((flat_opt, params), (ref_opt, ref)):
+        def closure(ps=ps):
+            loss = sum((p * p).sum() for p in ps)
+            loss.backward()
+            return loss
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = optimizer.step(closure)
+        assert loss is not None
+    assert flat_opt._flat is not None
+    assert_same(ref, ref_opt, params, flat_opt)

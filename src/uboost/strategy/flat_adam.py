@@ -38,10 +38,15 @@ class FlatAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is None and self._flat_step():
-            return None
+        loss = None
+        if closure is not None:  # as torch's Adam does first (Lightning always passes one)
+            with torch.enable_grad():
+                loss = closure()
+        if self._flat_step():
+            return loss
         self._flat = self._flat if self._flat is not None and self._flat_state_intact() else None
-        return super().step(closure)
+        super().step()
+        return loss
 
     # -- the flat update -------------------------------------------------------------------------
     def _flat_step(self) -> bool:
