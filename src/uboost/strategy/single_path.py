@@ -73,6 +73,8 @@ class PathSampler(GumbelSoftmax):
         self._st_grad = False
         self.learn_alphas = True  # False inside constant_alphas()
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
+        self._together: dict[tuple, list[torch.Tensor]] = {}  # alphas whose straight-through weights are made at once
+        self._together_of: dict[int, tuple] = {}
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
         self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
 
@@ -84,6 +86,18 @@ class PathSampler(GumbelSoftmax):
                 self._alphas.append(alpha)
                 self._fresh = False
                 self._layout = None
+
+    def together(self, *alphas: torch.Tensor) -> None:
+        """Make the straight-through weights of these alphas in one computation per size, the first
+        time one of them is sampled in a forward pass (a supernet with bits samples ~10^2 per pass).
+        Only for alphas that get a gradient in every architecture step anyway: the unused ones get
+        zeros through the shared computation (the bits choices' alphas do, from the hardware term)."""
+        self.register(*alphas)
+        for alpha in alphas:
+            if id(alpha) not in self._together_of:
+                key = (alpha.numel(), alpha.dtype, alpha.device)
+                self._together.setdefault(key, []).append(alpha)
+                self._together_of[id(alpha)] = key
 
     @property
     def alphas(self) -> list[torch.Tensor]:
@@ -178,8 +192,32 @@ class PathSampler(GumbelSoftmax):
             self._st, self._st_grad = {}, graph
         st = self._st.get(id(alpha))
         if st is None:
-            st = self._st[id(alpha)] = self._straight_through(alpha, graph)
+            key = self._together_of.get(id(alpha))
+            if key is not None:
+                self._straight_through_together(key, graph)
+                st = self._st[id(alpha)]
+            else:
+                st = self._st[id(alpha)] = self._straight_through(alpha, graph)
         return self._index[id(alpha)], st
+
+    def _straight_through_together(self, key: tuple, graph: bool) -> None:
+        """:meth:`_straight_through` of every alpha joined under ``key`` (:meth:`together`): the same
+        operations, row by row, on their stack."""
+        members = self._together[key]
+        cache = self.__dict__.get("_together_index")
+        if cache is None or cache[0] is not self._layout:  # flat positions per group, made once per layout
+            cache = self.__dict__["_together_index"] = (self._layout, {})
+        rows = cache[1].get(key)
+        if rows is None:
+            where = self._layout[3]
+            rows = cache[1][key] = torch.stack([torch.arange(*where[id(a)]) for a in members]).to(members[0].device)
+        total = self._typed.numel() // 2
+        noise, hard = self._typed[rows], self._typed[rows + total]
+        with torch.set_grad_enabled(graph and torch.is_grad_enabled()):
+            stacked = torch.stack(members)
+        soft = torch.softmax((stacked + noise.to(stacked.dtype)) / self.tau, dim=-1)
+        st = hard.to(soft.dtype) - soft.detach() + soft
+        self._st.update(zip(map(id, members), st.unbind(0)))
 
     @contextlib.contextmanager
     def constant_alphas(self) -> Iterator[None]:
