@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from uboost import quant_numba
 from uboost.exceptions import ArchitectureError, ConfigError
 
 MIN_BITS, MAX_BITS = 2, 16
@@ -77,15 +78,28 @@ def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | Non
     qmax = 2 ** (bits - 1) - 1
     if scale is None:
         scale = weight_scale(weight, bits)
-    zero = torch.zeros(weight.shape[0], dtype=torch.int32, device=weight.device)
-    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -qmax, qmax)
+    return torch.fake_quantize_per_channel_affine(weight, scale, _zeros(weight.shape[0], weight.device), 0, -qmax, qmax)
+
+
+_ZEROS: dict = {}
+
+
+def _zeros(n: int, device) -> torch.Tensor:
+    """The int32 zero points of ``n`` channels (read-only: made once per size and device)."""
+    key = (n, str(device))
+    zero = _ZEROS.get(key)
+    if zero is None:
+        zero = _ZEROS[key] = torch.zeros(n, dtype=torch.int32, device=device)
+    return zero
 
 
 def weight_scale(weight: torch.Tensor, bits: int) -> torch.Tensor:
     qmax = 2 ** (bits - 1) - 1
     # max |W_c| per output channel: the inf-norm (torch.linalg.vector_norm(ord=inf) is 2-12x slower on CPU)
-    peak = weight.detach().reshape(weight.shape[0], -1).abs().amax(1)
-    return (peak.clamp_min(1e-8) / qmax).float()
+    with torch.no_grad():
+        peak = weight.reshape(weight.shape[0], -1).abs().amax(1)
+        scale = peak.clamp_min_(1e-8).div_(qmax)  # in place on a fresh tensor: the same values
+    return scale if scale.dtype == torch.float32 else scale.float()
 
 
 class LayerQuantizer(nn.Module):
@@ -114,12 +128,14 @@ class LayerQuantizer(nn.Module):
     # -- activations ---------------------------------------------------------------------------
     def _observe(self, x: torch.Tensor) -> None:
         with torch.no_grad():
-            lo, hi = torch.aminmax(x.detach())  # one pass
+            lo, hi = torch.aminmax(x)  # one pass
             if self.__dict__.get("_seen") is None:  # one host read per quantizer and process (a resumed EMA continues)
                 self.__dict__["_seen"] = bool(self.observed)
             weight = self.momentum if self.__dict__["_seen"] else 1.0
-            self.act_min.lerp_(lo.float().clamp_max(0.0), weight)
-            self.act_max.lerp_(hi.float().clamp_min(0.0), weight)
+            if lo.dtype != torch.float32:
+                lo, hi = lo.float(), hi.float()
+            self.act_min.lerp_(lo.clamp_max_(0.0), weight)  # in place on aminmax's fresh results: the same values
+            self.act_max.lerp_(hi.clamp_min_(0.0), weight)
             if not self.__dict__["_seen"]:
                 self.observed.fill_(True)
                 self.__dict__["_seen"] = True
@@ -175,6 +191,8 @@ class LayerQuantizer(nn.Module):
             (bits, carry), = terms
             terms = [(bits, None)]
         self.__dict__["_carry"] = carry  # read by quantize_weight in the same forward pass
+        if x.dtype == torch.float32:
+            return _combine([(self.quantize_act(x, b), c) for b, c in terms])
         return _combine([(self.quantize_act(x.float(), b).to(x.dtype), c) for b, c in terms])
 
     # -- weights -------------------------------------------------------------------------------
@@ -187,6 +205,8 @@ class LayerQuantizer(nn.Module):
         carry = self.__dict__.pop("_carry", None)
         if carry is not None:  # the activation's straight-through weight (see quantize_input)
             terms = [(b, carry if c is None else c * carry) for b, c in terms]
+        if weight.dtype == torch.float32:
+            return _combine([(fake_quant_weight(weight, b), c) for b, c in terms])
         return _combine([(fake_quant_weight(weight.float(), b).to(weight.dtype), c) for b, c in terms])
 
 
@@ -203,11 +223,17 @@ class _FakeQuantAct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, scale, lo, hi, inv=None):
+        if inv is not None and quant_numba.usable(x):  # one pass each way, the same numbers (uboost.quant_numba)
+            q, mask = quant_numba.fake_quant_forward(x, scale, lo, hi, inv)
+            ctx.save_for_backward(mask)
+            ctx.bounds = None
+            return q
         # torch's kernel: nearbyint(x * inv_scale), inv_scale = 1 / scale in fp32 (``inv``, given with a number scale)
         r = (x * (1.0 / scale if inv is None else inv)).round_()
         q = r.clamp(lo, hi)
         if isinstance(lo, torch.Tensor):
             ctx.save_for_backward(r, lo, hi)
+            ctx.bounds = ()
         else:
             ctx.save_for_backward(r)
             ctx.bounds = (lo - 0.5, hi + 0.5)
@@ -216,6 +242,10 @@ class _FakeQuantAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         r, *bounds = ctx.saved_tensors
+        if ctx.bounds is None:  # r is the numba forward's mask
+            if grad.dtype == torch.float32 and not torch.is_grad_enabled():
+                return quant_numba.masked_grad(grad, r), None, None, None, None
+            return torch.where(r.bool(), grad, 0.0), None, None, None, None
         if bounds:
             lo, hi = bounds
             return torch.where((r >= lo) & (r <= hi), grad, 0.0), None, None, None, None

@@ -306,3 +306,45 @@ def test_constant_alphas_give_the_same_straight_through_weights_without_a_graph(
     net(x).sum().backward()  # the same path, the same numbers, now with the alphas' graph
     assert all(a.grad is not None for a in sampler.alphas)
     assert all((g is None and p.grad is None) or torch.equal(g, p.grad) for g, p in zip(grads, weights))
+
+
+def test_the_draw_reads_a_host_mirror_in_any_alpha_order():
+    """The path draw gathers the alphas from the mirror's flat buffer: a mirror taken in another order
+    (the search's is in module order, the sampler's in registration order) gives the same draw."""
+    from uboost.strategy.host_mirror import HostMirror
+
+    g = torch.Generator().manual_seed(3)
+    alphas = [torch.nn.Parameter(torch.randn(n, generator=g)) for n in (3, 2, 4, 3, 3)]
+    draws = []
+    for order in (alphas, alphas[::-1], alphas[1:] + alphas[:1]):
+        sampler = PathSampler(seed=5)
+        sampler.register(*alphas)
+        sampler.use(HostMirror(order))
+        draws.append(([sampler.index(a) for a in alphas], sampler._typed.clone()))
+    for indices, typed in draws[1:]:
+        assert indices == draws[0][0] and torch.equal(typed, draws[0][1])
+
+
+def test_straight_through_weights_made_together_are_the_same_numbers():
+    """Alphas joined with ``together`` (the bits choices') get their straight-through weights from one
+    stacked computation: the same values and gradients as one by one; an alpha not used in the pass
+    gets a zero gradient instead of none (the bits' alphas get one from the hardware term anyway)."""
+    g = torch.Generator().manual_seed(4)
+    alphas = [torch.randn(3, generator=g) for _ in range(6)] + [torch.randn(2, generator=g) for _ in range(3)]
+    results = []
+    for join in (False, True):
+        params = [torch.nn.Parameter(a.clone()) for a in alphas]
+        sampler = PathSampler(seed=2)
+        sampler.tau = 0.7
+        (sampler.together if join else sampler.register)(*params)
+        used = params[::2]
+        loss = sum((sampler.sample(a)[1] * torch.arange(1.0, a.numel() + 1)).sum() for a in used)
+        loss.backward()
+        results.append(([sampler.sample(a)[1].detach() for a in params], [p.grad for p in params]))
+    (values, grads), (values_joined, grads_joined) = results
+    assert all(torch.equal(a, b) for a, b in zip(values, values_joined))
+    for k, (a, b) in enumerate(zip(grads, grads_joined)):
+        if k % 2 == 0:
+            assert torch.equal(a, b)
+        else:
+            assert a is None and torch.equal(b, torch.zeros_like(b))

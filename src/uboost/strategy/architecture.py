@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from uboost.exceptions import ArchitectureError
+from uboost.strategy.host_mirror import as_vector
 
 
 @dataclass
@@ -221,7 +222,7 @@ def argmax_indices(choices: list[Choice], nodes: list[Node]) -> dict[int, int]:
     indices: dict[int, int] = {}
     with torch.no_grad():  # one argmax per alpha size (torch.argmax: the first maximum, as before)
         for group in _by_size([c for c in choices if c.kind != "edge"]).values():
-            best = torch.stack([c.alpha.detach().reshape(-1) for c in group]).argmax(1).tolist()
+            best = torch.stack([as_vector(c.alpha) for c in group]).argmax(1).tolist()
             indices.update(zip((id(c.alpha) for c in group), best))
     for node in nodes:
         best = []
@@ -243,7 +244,7 @@ def argmax_one_hot(choices: list[Choice], nodes: list[Node]) -> dict[int, torch.
     their best op's logit, ties in input order), as float64 vectors for ``SupernetCost``."""
     out = {}
     for (n, _), group in _by_size([c for c in choices if c.kind != "edge"]).items():  # one argmax per alpha size
-        best = torch.stack([c.alpha.detach().reshape(-1) for c in group]).argmax(1)  # (~10^3 choices with bits)
+        best = torch.stack([as_vector(c.alpha) for c in group]).argmax(1)  # (~10^3 choices with bits; no grad here)
         out.update(zip((id(c.alpha) for c in group), torch.nn.functional.one_hot(best, n).double().unbind(0)))
     for node in nodes:
         best = [edge.alpha.detach().reshape(-1)[: len(edge.values) - 1].max(0) for edge in node.edges]

@@ -19,17 +19,22 @@ from __future__ import annotations
 import torch
 
 
+def as_vector(t: torch.Tensor) -> torch.Tensor:
+    """``t.reshape(-1)``, without the dispatch when ``t`` is already a vector (alphas are: ~10^3 calls a step with bits)."""
+    return t if t.dim() == 1 else t.reshape(-1)
+
+
 class HostMirror:
     """One snapshot of ``alphas`` (float64, on the host); ``values()[id(alpha)]`` reads it."""
 
     def __init__(self, alphas: list[torch.Tensor]) -> None:
         self._ids = [id(a) for a in alphas]
         self._sizes = [a.numel() for a in alphas]
-        with torch.no_grad():
-            flat = torch.cat([a.detach().reshape(-1) for a in alphas]).to(torch.float64)
-        cuda = flat.is_cuda
-        self._buffer = torch.empty(flat.numel(), dtype=torch.float64, pin_memory=cuda)
-        self._buffer.copy_(flat, non_blocking=True)
+        with torch.no_grad():  # no graph: the alphas need no detach
+            values = torch.cat([as_vector(a) for a in alphas]).to(torch.float64)
+        cuda = values.is_cuda
+        self._buffer = torch.empty(values.numel(), dtype=torch.float64, pin_memory=cuda)
+        self._buffer.copy_(values, non_blocking=True)
         self._event = None
         if cuda:
             self._event = torch.cuda.Event()
@@ -48,6 +53,23 @@ class HostMirror:
                 self._event.synchronize()
             self._waited = True
         return self._values
+
+    def flat(self) -> torch.Tensor:
+        """The whole snapshot as one float64 vector, alphas in :attr:`ids` order (waits like :meth:`values`)."""
+        self.values()
+        return self._buffer
+
+    @property
+    def ids(self) -> list[int]:
+        return self._ids
+
+    def positions(self, alphas) -> torch.Tensor:
+        """Where each entry of ``alphas`` (flat, in that order) lies in :meth:`flat`."""
+        starts, at = {}, 0
+        for i, n in zip(self._ids, self._sizes):
+            starts[i] = at
+            at += n
+        return torch.cat([torch.arange(starts[id(a)], starts[id(a)] + a.numel()) for a in alphas])
 
     def covers(self, alphas) -> bool:
         known = set(self._ids)

@@ -13,6 +13,7 @@ from torch import optim
 
 from uboost.exceptions import SearchError
 from uboost.strategy.data_parallel import DataParallelSearch
+from uboost.strategy.flat_adam import FlatAdam
 from uboost.strategy.host_mirror import HostMirror
 from uboost.strategy.loss import HardwareLoss
 from uboost.strategy.single_path import find_sampler, log_sampled_cost
@@ -295,7 +296,16 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         supernet with bits twice per step cost ~10% of a darts-cifar step."""
         modules = self.__dict__.get("_resample_modules")
         if modules is None or modules[0] is not self.model:
-            modules = self.__dict__["_resample_modules"] = (self.model, list(self.supernet_modules()))
+            plain, shared = [], {}
+            for module in self.supernet_modules():  # a module with resample_action (bits choices) only runs it
+                action = getattr(module, "resample_action", None)
+                if action is None:
+                    plain.append(module)
+                elif (fn := action()) is not None:
+                    shared.setdefault(id(getattr(fn, "__self__", fn)), fn)  # once per sampler, not per layer
+            modules = self.__dict__["_resample_modules"] = (self.model, plain, list(shared.values()))
+        for fn in modules[2]:
+            fn()
         result = {}
         for module in modules[1]:
             result.update(module.resample(memo=result))
@@ -317,5 +327,6 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         params = self.arch_parameters()
         if not params:
             raise SearchError("the model space has no choices: nothing to search")
-        # foreach: the same numbers as the per-tensor loop, ~2x faster over ~10^3 small alphas (a supernet with bits)
-        return torch.optim.Adam(params, self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1.0e-3, foreach=True)
+        # torch's foreach Adam, updated as one flat vector when every alpha has a gradient (the same
+        # numbers; ~500 alphas with bits: ~1 ms instead of ~5-10 ms per step on a CPU)
+        return FlatAdam(params, self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1.0e-3)

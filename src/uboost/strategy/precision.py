@@ -115,8 +115,8 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
         self.keys = {op: ("bits" if self.coupled else op) for op, v in values.items() if len(v) > 1}
         self.alphas = nn.ParameterDict({key: nn.Parameter(torch.randn(len(values[op])) * 1e-3) for op, key in self.keys.items()})
         self.labels = {key: PREFIXES[key] + layer for key in self.alphas}
-        register = getattr(softmax, "register", None)
-        if register is not None:  # the single-path sampler draws every alpha at once
+        register = getattr(softmax, "together", None)  # the single-path sampler draws every alpha at once and
+        if register is not None:  # makes the bits' straight-through weights together (each gets a gradient anyway)
             register(*self.alphas.values())
         self._shared_p: torch.Tensor | None = None
 
@@ -125,10 +125,15 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
         return list(self.alphas.values())
 
     def resample(self, memo):
-        invalidate = getattr(self._softmax, "invalidate", None)
+        invalidate = self.resample_action()
         if invalidate is not None:
             invalidate()
         return {}
+
+    def resample_action(self):
+        """All :meth:`resample` does, as a callable shared by every choice on the same sampler (or
+        ``None``): the search's resample calls each distinct one once instead of once per layer."""
+        return getattr(self._softmax, "invalidate", None)
 
     def export(self, memo):
         return {}  # bits go to precision.json, not to NNI's architecture (see the module docstring)

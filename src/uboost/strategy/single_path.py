@@ -42,7 +42,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import (
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from torch import nn
 
-from uboost.strategy.host_mirror import HostMirror
+from uboost.strategy.host_mirror import HostMirror, as_vector
 
 SAMPLING_MODES = ("mixture", "single-path")
 
@@ -73,6 +73,8 @@ class PathSampler(GumbelSoftmax):
         self._st_grad = False
         self.learn_alphas = True  # False inside constant_alphas()
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
+        self._together: dict[tuple, list[torch.Tensor]] = {}  # alphas whose straight-through weights are made at once
+        self._together_of: dict[int, tuple] = {}
         # a placeholder so the RNG state is in the state_dict (filled on save, read on load)
         self.register_buffer("rng_state", self.generator.get_state(), persistent=True)
 
@@ -84,6 +86,18 @@ class PathSampler(GumbelSoftmax):
                 self._alphas.append(alpha)
                 self._fresh = False
                 self._layout = None
+
+    def together(self, *alphas: torch.Tensor) -> None:
+        """Make the straight-through weights of these alphas in one computation per size, the first
+        time one of them is sampled in a forward pass (a supernet with bits samples ~10^2 per pass).
+        Only for alphas that get a gradient in every architecture step anyway: the unused ones get
+        zeros through the shared computation (the bits choices' alphas do, from the hardware term)."""
+        self.register(*alphas)
+        for alpha in alphas:
+            if id(alpha) not in self._together_of:
+                key = (alpha.numel(), alpha.dtype, alpha.device)
+                self._together.setdefault(key, []).append(alpha)
+                self._together_of[id(alpha)] = key
 
     @property
     def alphas(self) -> list[torch.Tensor]:
@@ -105,11 +119,19 @@ class PathSampler(GumbelSoftmax):
         The search's training step passes the alphas of the step's start, taken a step earlier."""
         self._mirror = mirror
 
-    def _logits(self) -> dict[int, torch.Tensor]:
+    def _logits(self) -> torch.Tensor:
+        """Every alpha's values, flat in registration order, as float64 on the host."""
         mirror = self._mirror
         if mirror is None or not mirror.covers(self._alphas):
             mirror = HostMirror(self._alphas)
-        return mirror.values()
+        # one gather from the mirror's flat buffer (~10^3 alphas with bits), its index made once per alpha order
+        order = self.__dict__.get("_mirror_order")
+        if order is None or order[2] is not self._layout or order[0] != mirror.ids:
+            same = mirror.ids == self._layout[4]
+            order = (list(mirror.ids), None if same else mirror.positions(self._alphas), self._layout)
+            self.__dict__["_mirror_order"] = order
+        values = mirror.flat()
+        return values if order[1] is None else values[order[1]]
 
     def _groups(self) -> tuple[list[int], torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], dict[int, tuple[int, int]]]:
         """Every alpha's size and start in the flat vector (registration order), per size
@@ -124,20 +146,18 @@ class PathSampler(GumbelSoftmax):
                 by_size.setdefault(n, []).append(k)
             groups = [(torch.tensor(ks), starts[ks].unsqueeze(1) + torch.arange(n)) for n, ks in by_size.items()]
             where = {id(a): (start, start + n) for a, start, n in zip(self._alphas, starts.tolist(), sizes)}
-            self._layout = (sizes, starts, groups, where)
+            self._layout = (sizes, starts, groups, where, [id(a) for a in self._alphas])
         return self._layout
 
     def _draw(self) -> None:
         """One draw for every registered alpha: noise from the generator, indices on the host, from
         the host mirror of the alphas (the training step passes the one of the step's start);
         the argmax is vectorized per alpha size (a supernet with bits has ~10^3 alphas)."""
-        sizes, starts, groups, _ = self._groups()
+        sizes, starts, groups, *_ = self._groups()
         total = sum(sizes)
         uniform = torch.rand(total, generator=self.generator, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-12)))
-        mirror = self._logits()
-        logits = torch.cat([mirror[id(a)].reshape(-1).to(torch.float64) for a in self._alphas])
-        perturbed = logits + gumbel  # argmax of (alpha + g) / tau = argmax of alpha + g
+        perturbed = self._logits() + gumbel  # argmax of (alpha + g) / tau = argmax of alpha + g
         index = torch.zeros(len(self._alphas), dtype=torch.long)
         for positions, flat in groups:  # host tensors: no device read
             index[positions] = perturbed[flat].argmax(1)
@@ -172,8 +192,32 @@ class PathSampler(GumbelSoftmax):
             self._st, self._st_grad = {}, graph
         st = self._st.get(id(alpha))
         if st is None:
-            st = self._st[id(alpha)] = self._straight_through(alpha, graph)
+            key = self._together_of.get(id(alpha))
+            if key is not None:
+                self._straight_through_together(key, graph)
+                st = self._st[id(alpha)]
+            else:
+                st = self._st[id(alpha)] = self._straight_through(alpha, graph)
         return self._index[id(alpha)], st
+
+    def _straight_through_together(self, key: tuple, graph: bool) -> None:
+        """:meth:`_straight_through` of every alpha joined under ``key`` (:meth:`together`): the same
+        operations, row by row, on their stack."""
+        members = self._together[key]
+        cache = self.__dict__.get("_together_index")
+        if cache is None or cache[0] is not self._layout:  # flat positions per group, made once per layout
+            cache = self.__dict__["_together_index"] = (self._layout, {})
+        rows = cache[1].get(key)
+        if rows is None:
+            where = self._layout[3]
+            rows = cache[1][key] = torch.stack([torch.arange(*where[id(a)]) for a in members]).to(members[0].device)
+        total = self._typed.numel() // 2
+        noise, hard = self._typed[rows], self._typed[rows + total]
+        with torch.set_grad_enabled(graph and torch.is_grad_enabled()):
+            stacked = torch.stack(members)
+        soft = torch.softmax((stacked + noise.to(stacked.dtype)) / self.tau, dim=-1)
+        st = hard.to(soft.dtype) - soft.detach() + soft
+        self._st.update(zip(map(id, members), st.unbind(0)))
 
     @contextlib.contextmanager
     def constant_alphas(self) -> Iterator[None]:

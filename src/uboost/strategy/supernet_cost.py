@@ -37,6 +37,7 @@ from torch import nn
 from uboost.exceptions import ConfigError
 from uboost.hardware import CostModel, LayerTable
 from uboost.strategy._supernet_rows import _Choices, _Row, _rows
+from uboost.strategy.host_mirror import as_vector
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class SupernetCost(nn.Module):
             if distributions:
                 replaced = [j for j, i in enumerate(group) if id(self._alphas[i]) in distributions]
                 if replaced:  # one stack and one conversion per group (~10^3 alphas with bits, several times a step)
-                    rows = torch.stack([distributions[id(self._alphas[group[j]])].reshape(-1) for j in replaced])
+                    rows = torch.stack([as_vector(distributions[id(self._alphas[group[j]])]) for j in replaced])
                     rows = rows.to(device=ref.device, dtype=torch.float64)
                     if len(replaced) == len(group):  # every alpha replaced: the same values, no softmax to compute
                         parts.append(rows.reshape(-1))

@@ -1,0 +1,104 @@
+"""The activation fake quantization in one pass forward and one backward, with numba (optional).
+
+:class:`uboost.quant._FakeQuantAct` runs four passes over a layer's input in the forward
+(``x * inv``, ``round_``, ``clamp``, ``mul_``: two of them allocate) and one in the backward; on
+``darts-cifar`` at width 8 these passes cost about what the 8-channel convolutions they feed cost.
+With `numba <https://numba.pydata.org>`_ installed (``pip install uboost[fast]``), the same
+float32 operations run as one loop each way:
+
+* forward: ``q = clamp(rint(x * inv), lo, hi) * s`` and a one-byte mask ``lo <= rint(x * inv) <= hi``
+  (one read, one write and a quarter);
+* backward: the gradient where the mask is set, 0 elsewhere (what ``hardtanh_backward`` on the
+  rounded values gives; a NaN input gets 0, as in the vectorized body of torch's kernel -- its
+  scalar tail, the last few elements of a tensor, lets a NaN's gradient through).
+
+**Same numbers.** The same IEEE float32 operations in the same order: a product of two float32
+numbers, ``rint`` (round half to even in the default rounding mode, as torch's ``round``), the two
+comparisons of ``clamp`` (NaN passes through both, as in torch), a product; no addition, so no
+fused multiply-add can form (numba's LLVM does not contract without ``fastmath``).
+``tests/test_quant_numba.py`` checks values and gradients with ``torch.equal`` against the torch
+path, exact half steps, the two values just outside the range, NaN and infinities included.
+
+Used only where it is the faster path: a contiguous float32 CPU tensor while torch runs one
+intra-op thread (the loops are single-threaded; with more threads torch's parallel passes are
+kept). numba compiles the two loops on first use (~1 s, cached on disk next to this module when
+the directory is writable). ``UBOOST_NUMBA=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+_KERNELS: tuple | None | bool = False  # False: not tried yet; None: unavailable
+
+
+def _compile():
+    import numba
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def forward(x, out, mask, inv, scale, lo, hi):  # pragma: no cover - compiled
+        for i in range(x.shape[0]):
+            r = np.rint(x[i] * inv)
+            mask[i] = np.uint8(1) if (r >= lo and r <= hi) else np.uint8(0)  # NaN: 0
+            if r < lo:
+                r = lo
+            elif r > hi:
+                r = hi
+            out[i] = r * scale  # NaN stays NaN, as in torch's clamp
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def backward(grad, mask, out):  # pragma: no cover - compiled
+        zero = np.float32(0.0)
+        for i in range(grad.shape[0]):
+            out[i] = grad[i] if mask[i] else zero
+
+    return forward, backward
+
+
+def kernels():
+    """``(forward, backward)`` numba loops, or ``None`` when numba is missing or turned off."""
+    global _KERNELS
+    if _KERNELS is False:
+        _KERNELS = None
+        if os.environ.get("UBOOST_NUMBA", "1") != "0":
+            try:
+                _KERNELS = _compile()
+            except ImportError:
+                pass
+            except Exception as exc:  # a broken numba install: the torch path, said once
+                logger.warning("numba fake quantization unavailable (%s); using torch's passes", exc)
+    return _KERNELS
+
+
+def usable(x: torch.Tensor) -> bool:
+    """True when the one-pass loops serve ``x`` (see the module docstring)."""
+    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous()
+            and torch.get_num_threads() == 1 and kernels() is not None)
+
+
+def fake_quant_forward(x: torch.Tensor, scale: float, lo: float, hi: float, inv: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q, mask)`` for a contiguous float32 CPU ``x`` (:func:`usable`); numbers as float32."""
+    forward, _ = kernels()
+    out = torch.empty_like(x)
+    mask = torch.empty(x.shape, dtype=torch.uint8)
+    forward(x.detach().view(-1).numpy(), out.view(-1).numpy(), mask.view(-1).numpy(),
+            np.float32(inv), np.float32(scale), np.float32(lo), np.float32(hi))
+    return out, mask
+
+
+def masked_grad(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``grad`` where ``mask`` is set, 0 elsewhere."""
+    _, backward = kernels()
+    grad = grad.contiguous()
+    out = torch.empty_like(grad)
+    backward(grad.view(-1).numpy(), mask.view(-1).numpy(), out.view(-1).numpy())
+    return out
+
+
+__all__ = ["fake_quant_forward", "kernels", "masked_grad", "usable"]
