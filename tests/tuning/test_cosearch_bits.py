@@ -10,11 +10,11 @@ import optuna
 import pytest
 
 from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
-from tests.tuning.test_cosearch import BASE, KB_MM2, PE_MM2, TINY
-from tests.tuning.test_inner_accelerator import BASE_PTS, BUDGET, NET, _every_accelerator, _space
+from tests.tuning.test_cosearch import BASE, TINY
+from tests.tuning.test_inner_accelerator import BASE_PTS, BUDGET, NET, _every_accelerator, _space, one_inner_trial
 from uboost import runs
 from uboost.search import SearchConfig, build_cost_model
-from uboost.tuning import AcceleratorSpace, TuneSpace, create_study, export_trial, objective
+from uboost.tuning import create_study, export_trial
 from uboost.tuning import inner_accelerator as inner
 
 NET4 = [dataclasses.replace(layer, weight_bits=4, act_bits=4) for layer in NET]
@@ -85,15 +85,7 @@ def test_tune_bits_reach_every_trials_config(cli, tmp_path, monkeypatch):
 def test_a_bits_trial_is_retrained_and_priced_at_its_bits(tmp_path):
     from uboost.networks import load_frozen_network
 
-    space = TuneSpace(rows=(4, 8), cols=(4, 8), dataflows=("ws", "os"), temperature=None,
-                      accelerator=AcceleratorSpace(ifmap_sram_kb=(2, 8), filter_sram_kb=(2,), ofmap_sram_kb=(2,),
-                                                   area_budget_mm2=64 * PE_MM2 + 12 * KB_MM2))
-    study = create_study(tmp_path, objectives="accuracy,latency,energy")
-    study.enqueue_trial({"rows": 4, "cols": 4, "dataflow": "ws", "latency_weight": 1.0, "ifmap_sram_kb": 2,
-                         "filter_sram_kb": 2, "ofmap_sram_kb": 2})
-    study.optimize(lambda t: objective(t, base=BASE.replace(bits=(4, 8)), tune_space=space, out_root=tmp_path, retrain_epochs=1,
-                                       objectives="accuracy,latency,energy"), n_trials=1)
-    trial = study.trials[0]
+    trial = one_inner_trial(tmp_path, BASE.replace(bits=(4, 8)), retrain_epochs=1)
     a = trial.user_attrs
     assert trial.state.name == "COMPLETE", a.get("fail_reason")
     run_dir = Path(a["run_dir"])

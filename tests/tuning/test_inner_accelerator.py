@@ -134,21 +134,30 @@ def test_export_carries_the_chosen_accelerator(tmp_path):
     assert saved["search_config"] == searched.to_dict() and math.isclose(saved["value"], attrs["latency_ms"] * attrs["energy_uj"])
 
 
-@pytest.mark.slow  # ~15 s: one real tiny search in a trial process
-def test_a_trial_reports_its_inner_choice(tmp_path):
+INNER_TRIAL_BUDGET = 64 * PE_MM2 + 12 * KB_MM2
+
+
+def one_inner_trial(tmp_path, base: SearchConfig, **kwargs):
+    """One real tiny trial (searched on 4x4 WS, 2 kB buffers) with the inner choice over 16 accelerators
+    within budget, objectives accuracy, latency and energy; ``kwargs`` go to :func:`objective`."""
     space = TuneSpace(rows=(4, 8), cols=(4, 8), dataflows=("ws", "os"), temperature=None,
                       accelerator=AcceleratorSpace(ifmap_sram_kb=(2, 8), filter_sram_kb=(2,), ofmap_sram_kb=(2,),
-                                                   area_budget_mm2=64 * PE_MM2 + 12 * KB_MM2))
+                                                   area_budget_mm2=INNER_TRIAL_BUDGET))
     study = create_study(tmp_path, objectives="accuracy,latency,energy")
     study.enqueue_trial({"rows": 4, "cols": 4, "dataflow": "ws", "latency_weight": 1.0, "ifmap_sram_kb": 2,
                          "filter_sram_kb": 2, "ofmap_sram_kb": 2})
-    study.optimize(lambda t: objective(t, base=BASE, tune_space=space, out_root=tmp_path, objectives="accuracy,latency,energy"),
-                   n_trials=1)
-    trial = study.trials[0]
+    study.optimize(lambda t: objective(t, base=base, tune_space=space, out_root=tmp_path, objectives="accuracy,latency,energy",
+                                       **kwargs), n_trials=1)
+    return study.trials[0]
+
+
+@pytest.mark.slow  # ~15 s: one real tiny search in a trial process
+def test_a_trial_reports_its_inner_choice(tmp_path):
+    trial = one_inner_trial(tmp_path, BASE)
     a = trial.user_attrs
     assert trial.state.name == "COMPLETE", a.get("fail_reason")
     assert a["search_array"] == "4x4" and a["array"] != "4x4" and a["inner_accelerator"]["within_budget"] == 16
-    assert trial.values[1:] == [a["latency_ms"], a["energy_uj"]] and a["area_mm2"] <= space.accelerator.area_budget_mm2
+    assert trial.values[1:] == [a["latency_ms"], a["energy_uj"]] and a["area_mm2"] <= INNER_TRIAL_BUDGET
     assert SearchConfig.from_dict(a["config"]).hardware_spec().array == a["array"]
     assert (tmp_path / "trials").exists() and any(tmp_path.rglob(inner.INNER_FILE))
 
