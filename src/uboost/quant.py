@@ -29,6 +29,7 @@ the same function as in training.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import warnings
 from collections.abc import Iterator, Mapping
@@ -81,16 +82,14 @@ def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | Non
     return torch.fake_quantize_per_channel_affine(weight, scale, _zeros(weight.shape[0], weight.device), 0, -qmax, qmax)
 
 
-_ZEROS: dict = {}
-
-
 def _zeros(n: int, device) -> torch.Tensor:
     """The int32 zero points of ``n`` channels (read-only: made once per size and device)."""
-    key = (n, str(device))
-    zero = _ZEROS.get(key)
-    if zero is None:
-        zero = _ZEROS[key] = torch.zeros(n, dtype=torch.int32, device=device)
-    return zero
+    return _zeros_on(n, str(device))
+
+
+@functools.lru_cache(maxsize=256)
+def _zeros_on(n: int, device: str) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.int32, device=device)
 
 
 def weight_scale(weight: torch.Tensor, bits: int) -> torch.Tensor:

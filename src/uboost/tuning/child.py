@@ -81,11 +81,11 @@ def _trial_main(payload: dict[str, Any], conn, alive) -> None:
             "array": result.hardware.spec.array, "dataflow": result.hardware.spec.dataflow,
             "layers": [cost.layer.to_dict() for cost in result.hardware.layers],  # for an inner accelerator choice
         }
-        precision = run_dir / "precision.json"  # a bits search's chosen widths (uboost.quant.PRECISION_FILE)
-        if precision.is_file():
-            import json
+        from uboost import runs
 
-            message["precision"] = json.loads(precision.read_text(encoding="utf-8"))
+        precision = run_dir / runs.PRECISION  # a bits search's chosen widths
+        if precision.is_file():
+            message["precision"] = runs.read_json(precision, "precision file")
         if cost_model is not None:
             message["cost_cache"] = {"key": cost_model.key, "hits": cost_model.hits, "misses": cost_model.misses}
         if payload.get("retrain"):
