@@ -41,19 +41,21 @@ def split(pick_trial, reference_trial, space=None) -> dict:
     found = {"pick_at_8_bits_on_its_accelerator": _price(pick_trial.user_attrs["config"], eight),
              "pick_at_its_bits_on_the_16x16_baseline": _price(reference_trial.user_attrs["config"], shapes)}
     if space is not None:
-        found["pick_at_8_bits_on_its_best_accelerator"] = _best(eight, space, reference_trial.user_attrs["config"])
+        found["pick_at_8_bits_on_its_best_accelerator"] = best_on_space(eight, space, reference_trial.user_attrs["config"])
     return found
 
 
-def _best(shapes, space, config: dict) -> dict:
-    """``shapes`` on the accelerator of least EDP of the co-search ``space`` within its budget (the inner choice)."""
+def best_on_space(shapes, space, config: dict) -> dict:
+    """``shapes`` on the accelerator of least EDP of the co-search ``space`` within its budget (cost model only:
+    the inner accelerator choice of ``uboost tune``, equal to pricing every one)."""
     from uboost.search import SearchConfig
     from uboost.tuning import inner_accelerator
 
     choice = inner_accelerator.choose(shapes, space, SearchConfig.from_dict(config), objective="edp")
     spec, report = choice.report.spec, choice.report
     return {"accelerator": f"{spec.array} {spec.dataflow}, {'/'.join(str(k) for k in spec.buffer_kb)} kB, {spec.clock_hz / 1e6:g} MHz",
-            "latency_ms": report.latency_ms, "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms}
+            "latency_ms": report.latency_ms, "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms,
+            "area_mm2": choice.area_mm2, "accelerators_within_budget": choice.within_budget}
 
 
 def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict:
@@ -80,6 +82,6 @@ def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict
     shapes = extract_layers(network.module, network.input_shape)
     assert {(s.weight_bits, s.act_bits) for s in shapes} == {(bits, bits)} and summary["quantized"]
     found = {"bits": bits, "accuracy": summary["test_acc"], **_price(reference_trial.user_attrs["config"], shapes)}
-    if space is not None:  # the inner choice's enumeration, as bench_cosearch.best_accelerator does at 8 bits
-        found["best_accelerator"] = _best(shapes, space, reference_trial.user_attrs["config"])
+    if space is not None:  # the inner choice's enumeration, as for the 8-bit reference
+        found["best_accelerator"] = best_on_space(shapes, space, reference_trial.user_attrs["config"])
     return found

@@ -228,20 +228,14 @@ def round_pairs(study, reference: dict, tolerance: float) -> dict | None:
 def best_accelerator(studies, reference: int, space, budget: float) -> dict:
     """Headroom: the reference network on the accelerator of the co-search space within the budget of least EDP
     (cost model only, no search): the inner accelerator choice of ``uboost tune``, equal to pricing every one."""
+    from _cosearch_bits import best_on_space
+
     from uboost.hardware.layers import extract_layers
     from uboost.networks import load_frozen_network
-    from uboost.search import SearchConfig
-    from uboost.tuning import inner_accelerator
 
     trial = studies["baseline"][0].trials[reference]
     network = load_frozen_network(Path(trial.user_attrs["run_dir"]))
-    base = SearchConfig.from_dict(trial.user_attrs["config"])
-    choice = inner_accelerator.choose(extract_layers(network.module, network.input_shape), space, base, objective="edp")
-    spec, report = choice.report.spec, choice.report
-    kb = "/".join(str(k) for k in spec.buffer_kb)
-    return {"accelerator": f"{spec.array} {spec.dataflow}, {kb} kB, {spec.clock_hz / 1e6:g} MHz", "latency_ms": report.latency_ms,
-            "energy_uj": report.energy_uj, "edp_uj_ms": report.edp_uj_ms, "area_mm2": choice.area_mm2,
-            "accelerators_within_budget": choice.within_budget}
+    return best_on_space(extract_layers(network.module, network.input_shape), space, trial.user_attrs["config"])
 
 
 def reprice(studies, reference: int, pick: int) -> dict:
