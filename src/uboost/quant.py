@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from uboost import quant_numba
+from uboost import quant_integer, quant_numba
 from uboost.exceptions import ArchitectureError, ConfigError
 
 MIN_BITS, MAX_BITS = 2, 16
@@ -112,6 +112,7 @@ class LayerQuantizer(nn.Module):
         self.register_buffer("act_max", torch.zeros(()))
         self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
         self.exporting = False
+        self.integer = False  # a frozen layer, computed on codes where no gradient is wanted (uboost.quant_integer)
 
     fixed = True  # one width per operand (the search's choice is not): the bias is quantized too
 
@@ -182,6 +183,9 @@ class LayerQuantizer(nn.Module):
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.exporting and (self.training or not bool(self.observed)):  # first use in eval: observe once, then fixed
             self._observe(x)
+        self.__dict__.pop(quant_integer.SCALE, None)
+        if quant_integer.active(self):  # eval/export of a frozen layer: its codes, exact in torch and onnxruntime
+            return quant_integer.input_codes(self, x)
         terms = self.mixture("act")
         carry = None
         if len(terms) == 1 and terms[0][1] is not None and not self.exporting:
@@ -196,6 +200,9 @@ class LayerQuantizer(nn.Module):
 
     # -- weights -------------------------------------------------------------------------------
     def quantize_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        codes = quant_integer.weight_codes(self, weight)
+        if codes is not None:  # this forward pass runs on codes (quantize_input began it)
+            return codes
         if self.exporting:  # per-axis int8 QDQ of the b-bit integers (same values)
             (bits, _), = self.mixture("weight")
             return torch.fake_quantize_per_channel_affine(
@@ -273,6 +280,8 @@ class _BiasParametrization(nn.Module):
 
     def forward(self, bias: torch.Tensor) -> torch.Tensor:
         quantizer = self.__dict__["quantizer"]
+        if quant_integer.in_pass(quantizer):  # a pass on codes adds the bias after the rescale (quant_integer)
+            return torch.zeros_like(bias)
         weight = self.__dict__["module"].parametrizations.weight.original
         scale = quantizer.act_qparams(quantizer.act_bits)[0] * weight_scale(weight, quantizer.weight_bits)
         q = torch.clamp(torch.round(bias.detach() * (1.0 / scale)), -2 ** 31, 2 ** 31 - 1) * scale
@@ -358,7 +367,7 @@ def apply_precision(model: nn.Module, precision: Mapping[str, tuple[int, int]]) 
             f"{PRECISION_FILE} does not fit the network: {len(missing)} layers without bits {missing[:3]}, "
             f"{len(extra)} unknown layers {extra[:3]}")
     for name, module in layers.items():
-        attach(module, LayerQuantizer(*precision[name]))
+        quant_integer.exact_form(module, attach(module, LayerQuantizer(*precision[name])))  # frozen: exact on codes
     return model
 
 

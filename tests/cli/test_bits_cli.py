@@ -1,5 +1,5 @@
 """Mixed precision from the command line: search --bits, retrain quantization-aware, profile --pe/--bits,
-export ONNX (Clip + 8-bit QDQ) equal to the fake-quantized torch model, and bad input."""
+export ONNX (frozen layers on their integer codes) equal to the fake-quantized torch model, and bad input."""
 
 import json
 import shutil
@@ -67,14 +67,14 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(target)).graph.node}
-    assert {"Clip", "QuantizeLinear", "DequantizeLinear"} <= ops
+    assert {"Round", "Clip", "DequantizeLinear"} <= ops  # codes: Mul + Round + Clip; int8 weights behind DequantizeLinear
     from uboost.networks import load_frozen_network
 
     network = load_frozen_network(run).module
     network.load_state_dict(state)
     network.eval()
-    # onnxruntime's default session (its QDQ fusions and int32 biases included: uboost.quant quantizes the
-    # biases as it does; below 8 bits the Clip keeps the ops on dequantized values: README, mixed precision)
+    # onnxruntime's default session, every optimization on: the frozen layers run on their integer codes
+    # (uboost.quant_integer), whose sums are exact in any order (README, mixed precision)
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(0)
     for batch in (1, 5):
