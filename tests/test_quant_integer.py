@@ -124,3 +124,34 @@ def test_onnxruntime_default_session_equals_torch_at_8_bits_where_the_next_quant
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
     assert (got - expected).abs().max() <= 1e-6, (got - expected).abs().max()
+
+
+def test_batch_norms_of_a_frozen_network_are_one_mul_and_one_add_which_onnxruntime_computes_bit_for_bit(tmp_path):
+    torch.manual_seed(0)
+    bn, plain = nn.BatchNorm2d(6), nn.BatchNorm2d(6, affine=False)
+    net = _frozen(nn.Sequential(nn.Conv2d(3, 6, 3), bn, plain), 8)
+    net.train()
+    x = torch.randn(64, 3, 10, 10) * 2
+    net(x)
+    with torch.no_grad():
+        bn.weight.normal_(), bn.bias.normal_()
+    net.eval()
+    with torch.no_grad():
+        ours = net(x)
+        conv = net[0][0](x)
+    reference = plain(bn(conv))  # gradients wanted: torch's batch norm kernel
+    assert reference.requires_grad and not torch.equal(ours, reference)
+    assert torch.allclose(ours, reference, rtol=1e-6, atol=1e-6)
+    with torch.no_grad():
+        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        manual = conv * a.reshape(-1, 1, 1) + (bn.bias - bn.running_mean * a).reshape(-1, 1, 1)
+        b = 1.0 / torch.sqrt(plain.running_var + plain.eps)
+        manual = manual * b.reshape(-1, 1, 1) + (-plain.running_mean * b).reshape(-1, 1, 1)
+    assert torch.equal(ours, manual)
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    with torch.no_grad(), export_mode(net):
+        torch.onnx.export(net, (x[:1],), str(tmp_path / "m.onnx"), dynamo=False, input_names=["input"],
+                          dynamic_axes={"input": {0: "batch"}})
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert torch.equal(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), ours)

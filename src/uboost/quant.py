@@ -368,6 +368,7 @@ def apply_precision(model: nn.Module, precision: Mapping[str, tuple[int, int]]) 
             f"{len(extra)} unknown layers {extra[:3]}")
     for name, module in layers.items():
         quant_integer.exact_form(module, attach(module, LayerQuantizer(*precision[name])))  # frozen: exact on codes
+    quant_integer.affine_batchnorm(model)
     return model
 
 

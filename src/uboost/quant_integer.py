@@ -25,6 +25,13 @@ and the search's mixture (``BitsChoice``: a weighted sum of candidates on the te
 never takes this path. The two forms are the same function up to float rounding (~1e-7 relative,
 tests/test_quant_integer.py).
 
+The batch norms of such a network (:func:`affine_batchnorm`) compute ``x * a + c`` on the same occasions:
+torch's eval kernel and onnxruntime's ``BatchNormalization`` round differently (29 % of the outputs by
+an ulp on ``lenet``), which is the same near-tie mechanism one op later; a Mul and an Add are the same
+IEEE operations in both runtimes. Other ops between quantized layers (ReLU, max pooling, the sums of
+two branches) are exact or computed in the same order; an average pool sums in its kernel's order (it
+agreed on ``lenet``: RESULTS).
+
 In ONNX (:func:`uboost.quant.export_mode`) the layer is ``Mul(x, 1/s_x) -> Round -> Clip`` (the
 codes: onnxruntime's QuantizeLinear divides by the scale where torch multiplies by its reciprocal,
 which rounds near-ties differently -- RESULTS), the float ``Conv``/``Gemm`` on them with weights
@@ -65,6 +72,28 @@ def exact_form(module: nn.Module, quantizer) -> bool:
     quantizer.integer = True
     module.register_forward_hook(_rescale)
     return True
+
+
+def affine_batchnorm(model: nn.Module) -> None:
+    """Every ``BatchNorm`` of a frozen quantized network computes ``x * a + c`` in eval without gradients and
+    in ONNX (``a = gamma / sqrt(var + eps)``, ``c = beta - mean * a``: a Mul and an Add in both runtimes)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            module.register_forward_hook(_affine)
+
+
+def _affine(module: nn.Module, args: tuple, output: torch.Tensor):
+    """Forward hook: the batch norm's eval output as ``x * a + c`` (the same function; torch's CPU kernel and
+    onnxruntime's ``BatchNormalization`` round it differently -- 29 % of the outputs by an ulp, enough to move a
+    value at a near-tie of the next quantizer a level; a Mul then an Add are the same IEEE operations in both)."""
+    if module.training or not (torch.onnx.is_in_onnx_export() or not torch.is_grad_enabled()):
+        return None
+    x = args[0]
+    root = torch.sqrt(module.running_var + module.eps)  # correctly rounded ops: the same constants folded anywhere
+    a = 1.0 / root if module.weight is None else module.weight / root
+    c = -module.running_mean * a if module.bias is None else module.bias - module.running_mean * a
+    shape = (-1, *([1] * (x.dim() - 2)))
+    return x * a.reshape(shape).to(x.dtype) + c.reshape(shape).to(x.dtype)
 
 
 def active(quantizer) -> bool:
