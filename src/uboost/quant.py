@@ -20,10 +20,12 @@ and the ONNX export share.
 quantizer on a module (a weight parametrization and an input pre-hook) and marks the module's
 ``uboost_precision = (weight_bits, act_bits)``, which the cost models read.
 
-For ONNX (:func:`export_mode`), activations export as ``Clip`` to the ``b``-bit range followed by
-8-bit ``QuantizeLinear``/``DequantizeLinear`` with the same scale and zero point (ONNX has only
-8-bit QDQ; REFERENCES §2), weights as per-axis int8 QDQ of their own ``b``-bit integers: numerically
-the same function as in training.
+A frozen network's layers (:func:`apply_precision`) compute on their integer codes where no gradient
+is wanted and in ONNX (:mod:`uboost.quant_integer`: the same function, with sums exact in any order, so
+that onnxruntime computes what torch computes). For ONNX (:func:`export_mode`), a layer that cannot
+(partial sums above 2^24) exports as ``Clip`` to the ``b``-bit range followed by 8-bit
+``QuantizeLinear``/``DequantizeLinear`` with the same scale and zero point (ONNX has only 8-bit QDQ;
+REFERENCES §2), weights as per-axis int8 QDQ of their own ``b``-bit integers.
 """
 
 from __future__ import annotations
@@ -394,7 +396,7 @@ def apply_run_precision(network: nn.Module, root) -> dict[str, tuple[int, int]] 
 
 @contextlib.contextmanager
 def export_mode(model: nn.Module):
-    """Quantizers in their ONNX form (Clip + 8-bit QDQ) for the duration of an export."""
+    """Quantizers in their ONNX form (frozen layers on codes, else Clip + 8-bit QDQ) for the duration of an export."""
     quantizers = [m for m in model.modules() if isinstance(m, LayerQuantizer)]
     for q in quantizers:
         if q.weight_bits > 8 or q.act_bits > 8:

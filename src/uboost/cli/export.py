@@ -104,7 +104,7 @@ def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
             if format == "torchscript":
                 torch.jit.save(torch.jit.trace(network, example), str(tmp))
             else:
-                try:  # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers as Clip + 8-bit QDQ
+                try:  # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers on their integer codes (uboost.quant_integer)
                     with export_mode(network):
                         torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
                                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
