@@ -60,6 +60,9 @@ def test_the_integer_form_is_the_fake_quantized_layer_within_float_rounding_and_
     assert not torch.equal(exact, fake)  # another rounding of the same function...
     assert torch.allclose(exact, fake, rtol=1e-6, atol=1e-6 * float(fake.abs().max()))  # ...within float32's
     assert module.weight is not None and torch.equal(module.weight, fake_quant_weight(weight, bits))  # outside a pass
+    net.train()
+    with torch.no_grad():  # a training step's forward (no_grad or not) keeps the fake-quantized form
+        assert torch.equal(net(x), explicit)
 
 
 def test_a_layer_whose_partial_sums_can_pass_2_to_the_24_keeps_the_float_form():
