@@ -38,7 +38,9 @@ which rounds near-ties differently -- RESULTS), the float ``Conv``/``Gemm`` on t
 ``DequantizeLinear(int8 codes, scale 1)``, then ``Mul(s_x s_w, y)`` and ``Add(b)``. The weights stay
 behind the DequantizeLinear, which onnxruntime's default session does not fold into a constant, so
 its ``ConvMulFusion`` cannot multiply the scale into them (which would make them non-integer);
-the scale is also the Mul's *first* input, which that fusion does not look at.
+the scale is also the Mul's *first* input (a second guard, not tested alone). With
+``session.disable_quant_qdq=1`` the weights are folded but stay integer, and the rescale Muls become
+1x1 per-channel NCHWc convolutions: one product per value, still exact (RESULTS).
 """
 
 from __future__ import annotations
