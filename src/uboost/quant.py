@@ -45,6 +45,9 @@ from uboost import quant_integer, quant_numba
 from uboost.exceptions import ArchitectureError, ConfigError
 
 MIN_BITS, MAX_BITS = 2, 16
+# ONNX graphs of a quantized network: "exact" computes what torch computes bit for bit in onnxruntime's default
+# session; "qdq" is the standard QDQ form (equal below 8 bits; at 8 bits a near-tie can land a level apart)
+ONNX_FORMS = ("exact", "qdq")
 ATTR = "uboost_quant"  # the child module holding a layer's quantizer
 PRECISION_FILE = "precision.json"
 
@@ -395,23 +398,34 @@ def apply_run_precision(network: nn.Module, root) -> dict[str, tuple[int, int]] 
 
 
 @contextlib.contextmanager
-def export_mode(model: nn.Module):
-    """Quantizers in their ONNX form (frozen layers on codes, else Clip + 8-bit QDQ) for the duration of an export."""
+def export_mode(model: nn.Module, form: str = "exact"):
+    """Quantizers in their ONNX form for the duration of an export. ``form="exact"``: frozen layers on their
+    integer codes (:mod:`uboost.quant_integer`; a layer above its 2^24 bound as ``qdq``); ``"qdq"``: every layer
+    as ``Clip`` + 8-bit QuantizeLinear/DequantizeLinear around the float op, batch norms as BatchNormalization
+    (the form quantization toolchains fuse into integer kernels; see :data:`ONNX_FORMS`)."""
+    if form not in ONNX_FORMS:
+        raise ConfigError(f"unknown ONNX form {form!r}; expected one of: {', '.join(ONNX_FORMS)}")
     quantizers = [m for m in model.modules() if isinstance(m, LayerQuantizer)]
     for q in quantizers:
         if q.weight_bits > 8 or q.act_bits > 8:
             raise ConfigError(f"ONNX has 8-bit QuantizeLinear only: cannot export {q.weight_bits}/{q.act_bits}-bit layers")
+    integer = [q.integer for q in quantizers]
+    switched = quant_integer.affine_batchnorm_off(model) if form == "qdq" else []
+    for q in quantizers:
         q.exporting = True
+        q.integer = q.integer and form == "exact"
     try:
         with warnings.catch_warnings():  # the ranges become constants of the graph, as intended
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             yield model
     finally:
-        for q in quantizers:
-            q.exporting = False
+        for q, was in zip(quantizers, integer):
+            q.exporting, q.integer = False, was
+        for module in switched:
+            module.uboost_affine = True
 
 
 __all__ = [
     "LayerQuantizer", "PRECISION_FILE", "apply_precision", "apply_run_precision", "attach", "check_bits", "check_precision",
-    "export_mode", "fake_quant_weight", "parse_bits", "precision_dict", "read_precision",
+    "ONNX_FORMS", "export_mode", "fake_quant_weight", "parse_bits", "precision_dict", "read_precision",
 ]

@@ -81,14 +81,23 @@ def affine_batchnorm(model: nn.Module) -> None:
     in ONNX (``a = gamma / sqrt(var + eps)``, ``c = beta - mean * a``: a Mul and an Add in both runtimes)."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            module.uboost_affine = True
             module.register_forward_hook(_affine)
+
+
+def affine_batchnorm_off(model: nn.Module) -> list[nn.Module]:
+    """Switch :func:`affine_batchnorm` off (an export in the standard QDQ form); returns the modules to switch back."""
+    switched = [m for m in model.modules() if getattr(m, "uboost_affine", False)]
+    for module in switched:
+        module.uboost_affine = False
+    return switched
 
 
 def _affine(module: nn.Module, args: tuple, output: torch.Tensor):
     """Forward hook: the batch norm's eval output as ``x * a + c`` (the same function; torch's CPU kernel and
     onnxruntime's ``BatchNormalization`` round it differently -- 29 % of the outputs by an ulp, enough to move a
     value at a near-tie of the next quantizer a level; a Mul then an Add are the same IEEE operations in both)."""
-    if module.training or not (torch.onnx.is_in_onnx_export() or not torch.is_grad_enabled()):
+    if not module.uboost_affine or module.training or not (torch.onnx.is_in_onnx_export() or not torch.is_grad_enabled()):
         return None
     x = args[0]
     root = torch.sqrt(module.running_var + module.eps)  # correctly rounded ops: the same constants folded anywhere

@@ -83,6 +83,24 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
             expected = network(x)
         got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
         assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+    # the standard QDQ form, for quantization toolchains: QuantizeLinear around float layers, no integer codes
+    qdq = tmp_path / "qdq.onnx"
+    assert cli("export", run, "--format", "onnx", "--onnx-form", "qdq", "--out", qdq).code == 0
+    def count(path, op):
+        return sum(n.op_type == op for n in onnx.load(str(path)).graph.node)
+
+    # activations as QuantizeLinear too (exact: weights only), batch norms as BatchNormalization (exact: Mul + Add)
+    assert count(qdq, "QuantizeLinear") > count(target, "QuantizeLinear") > 0
+    assert count(qdq, "BatchNormalization") > 0 == count(target, "BatchNormalization")
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")  # float kernels: no near-tie at fused ones
+    session = ort.InferenceSession(str(qdq), options, providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 1, 8, 8, generator=g) * 3
+    with torch.no_grad():
+        expected = network(x)
+    assert torch.allclose(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected, atol=1e-4)
+    one_line_error(cli("export", run, "--format", "onnx", "--onnx-form", "int4", "--out", tmp_path / "bad.onnx"), "--onnx-form")
+    assert not (tmp_path / "bad.onnx").exists()
     # the quantization matters: the float network computes something else
     from uboost.search_spaces import create
 

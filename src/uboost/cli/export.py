@@ -23,6 +23,7 @@ def export(
     operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: choose the operating point of the run's table together with the network [default: the run's clock]")] = None,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="with a budget: project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
     objective: Annotated[str, Opt("--objective", help="with a budget: maximize the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
+    onnx_form: Annotated[str, Opt("--onnx-form", help="quantized layers in ONNX: exact (on their integer codes: onnxruntime computes the torch model bit for bit) | qdq (Clip + 8-bit QuantizeLinear/DequantizeLinear around float layers: what quantization toolchains fuse into integer kernels; at 8 bits a rounding near-tie can land a level apart)")] = "exact",
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript).
 
@@ -32,6 +33,10 @@ def export(
 
     from uboost.dynamic.export import dynamic_source
 
+    from uboost.quant import ONNX_FORMS
+
+    if onnx_form not in ONNX_FORMS:
+        raise ConfigError(f"unknown --onnx-form {onnx_form!r}; expected one of: {', '.join(ONNX_FORMS)}")
     source = dynamic_source(run)
     if source is not None:
         budget = (target_latency_ms, target_energy_uj, operating_point, hardware)
@@ -66,11 +71,11 @@ def export(
     with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
         if inside:
             runs.record(artifacts.root, target.resolve(), owner=runs.EXPORT)
-        note = _export_to(run, artifacts, format, target)
+        note = _export_to(run, artifacts, format, target, onnx_form)
     console.print(f"wrote {target}{note}")
 
 
-def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
+def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str = "exact") -> str:
     import torch
 
     from uboost import runs
@@ -104,8 +109,8 @@ def _export_to(run: Path, artifacts, format: str, target: Path) -> str:
             if format == "torchscript":
                 torch.jit.save(torch.jit.trace(network, example), str(tmp))
             else:
-                try:  # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers on their integer codes (uboost.quant_integer)
-                    with export_mode(network):
+                try:  # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers in onnx_form (uboost.quant)
+                    with export_mode(network, onnx_form):
                         torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
                                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
                 except ImportError as exc:
