@@ -87,10 +87,36 @@ def test_a_4d_activation_and_the_quantizer_path(one_thread):
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
 
 
+def test_a_view_in_order_same_values_layout_and_gradient(one_thread):
+    """A factorized reduction's shifted input ``x[:, :, 1:, 1:]`` (not contiguous): copied, then the
+    loops; the same values, the same (contiguous) layout and the same gradient as torch's passes."""
+    quantizer = LayerQuantizer(8, 4)
+    base = torch.randn(8, 4, 7, 7).relu()
+    quantizer._observe(base[:, :, 1:, 1:])
+    grad = torch.randn(8, 4, 6, 6)
+    results = []
+    for kernels in (quant_numba.kernels(), None):
+        saved, quant_numba._KERNELS = quant_numba._KERNELS, kernels
+        try:
+            leaf = base.clone().requires_grad_()
+            view = leaf[:, :, 1:, 1:]
+            assert not view.is_contiguous() and (kernels is None or quant_numba.usable(view))
+            q = quantizer.quantize_act(view, 4)
+            q.backward(grad)
+            results.append((q.detach(), leaf.grad))
+        finally:
+            quant_numba._KERNELS = saved
+    (q_numba, g_numba), (q_torch, g_torch) = results
+    assert q_numba.stride() == q_torch.stride() == q_torch.contiguous().stride()
+    assert torch.equal(q_numba, q_torch) and torch.equal(g_numba, g_torch)
+
+
 def test_used_only_where_faster(one_thread):
     x = torch.zeros(2, 3)
     assert quant_numba.usable(x)
-    assert not quant_numba.usable(x.t())  # not contiguous
+    assert not quant_numba.usable(x.t())  # not in order
+    assert not quant_numba.usable(torch.zeros(2, 1).expand(2, 3))  # overlapping
     assert not quant_numba.usable(x.double())
     torch.set_num_threads(2)
     assert not quant_numba.usable(x)  # torch's passes run in parallel
+

@@ -19,8 +19,9 @@ fused multiply-add can form (numba's LLVM does not contract without ``fastmath``
 ``tests/test_quant_numba.py`` checks values and gradients with ``torch.equal`` against the torch
 path, exact half steps, the two values just outside the range, NaN and infinities included.
 
-Used only where it is the faster path: a contiguous float32 CPU tensor while torch runs one
-intra-op thread (the loops are single-threaded; with more threads torch's parallel passes are
+Used only where it is the faster path: a float32 CPU tensor, contiguous or a view in order such
+as the shifted input ``x[:, :, 1:, 1:]`` of a factorized reduction (copied to a contiguous tensor
+first: torch's passes give their result in that layout too), while torch runs one intra-op thread (the loops are single-threaded; with more threads torch's parallel passes are
 kept). numba compiles the two loops on first use (~1 s, cached on disk next to this module when
 the directory is writable). ``UBOOST_NUMBA=0`` turns it off.
 """
@@ -78,13 +79,22 @@ def kernels():
 
 def usable(x: torch.Tensor) -> bool:
     """True when the one-pass loops serve ``x`` (see the module docstring)."""
-    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous()
+    return (x.dtype == torch.float32 and x.device.type == "cpu" and (x.is_contiguous() or _in_order(x))
             and torch.get_num_threads() == 1 and kernels() is not None)
+
+
+def _in_order(x: torch.Tensor) -> bool:
+    """A view whose strides fall dimension after dimension, none zero (e.g. ``x[:, :, 1:, 1:]``):
+    torch's elementwise passes give a contiguous result for it, so a contiguous copy and the loops
+    give the same values in the same layout."""
+    strides = [s for s, n in zip(x.stride(), x.shape) if n > 1]
+    return all(s > 0 for s in strides) and all(a > b for a, b in zip(strides, strides[1:]))
 
 
 def fake_quant_forward(x: torch.Tensor, scale: float, lo: float, hi: float, inv: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, mask)`` for a contiguous float32 CPU ``x`` (:func:`usable`); numbers as float32."""
     forward, _ = kernels()
+    x = x.contiguous()  # a view in order (usable): its values, as torch's passes would read them
     out = torch.empty_like(x)
     mask = torch.empty(x.shape, dtype=torch.uint8)
     forward(x.detach().view(-1).numpy(), out.view(-1).numpy(), mask.view(-1).numpy(),
