@@ -76,6 +76,8 @@ def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
 
 def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric per-output-channel fake quantization at ``bits`` (straight-through gradient)."""
+    if scale is None and weight.dim() > 1 and quant_numba.usable(weight):  # one call, the same numbers
+        return _FakeQuantWeight.apply(weight, bits)
     qmax = 2 ** (bits - 1) - 1
     if scale is None:
         scale = weight_scale(weight, bits)
@@ -249,6 +251,21 @@ class _FakeQuantAct(torch.autograd.Function):
             lo, hi = bounds
             return torch.where((r >= lo) & (r <= hi), grad, 0.0), None, None, None, None
         return torch.ops.aten.hardtanh_backward(grad, r, *ctx.bounds), None, None, None, None
+
+
+class _FakeQuantWeight(torch.autograd.Function):
+    """:func:`fake_quant_weight` with the scale in one numba call (:func:`uboost.quant_numba.fake_quant_weight`):
+    the same values; the gradient ``grad * mask`` as torch's, which is ``grad`` itself when every
+    element is in range (a finite weight's always is)."""
+
+    @staticmethod
+    def forward(ctx, weight, bits):
+        out, ctx.mask = quant_numba.fake_quant_weight(weight, bits)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad if ctx.mask is None else grad * ctx.mask), None
 
 
 def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:

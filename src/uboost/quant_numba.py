@@ -59,11 +59,40 @@ def _compile():
         for i in range(grad.shape[0]):
             out[i] = grad[i] if mask[i] else zero
 
-    return forward, backward
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def weight_forward(w, out, mask, qmax, floor):  # pragma: no cover - compiled
+        every = True  # every element in range (mask all set)
+        for c in range(w.shape[0]):
+            peak = np.float32(0.0)  # max |w| of the channel, NaN if it has one (as amax)
+            nan = False
+            for k in range(w.shape[1]):
+                a = abs(w[c, k])
+                if a > peak:
+                    peak = a
+                elif a != a:
+                    nan = True
+            if nan:
+                peak = np.float32(np.nan)
+            if peak < floor:  # clamp_min (NaN stays)
+                peak = floor
+            scale = peak / qmax
+            inv = np.float32(1.0) / scale
+            for k in range(w.shape[1]):
+                r = np.rint(w[c, k] * inv)
+                inside = r >= -qmax and r <= qmax
+                mask[c, k] = inside
+                if not inside:
+                    every = False
+                    # torch casts to int64 first: NaN and beyond int64 become its minimum, then the low bound
+                    r = qmax if (r > qmax and r < np.float32(9.2e18)) else -qmax
+                out[c, k] = (r + np.float32(0.0)) * scale  # + 0: torch's integer q has no -0
+        return every
+
+    return forward, backward, weight_forward
 
 
 def kernels():
-    """``(forward, backward)`` numba loops, or ``None`` when numba is missing or turned off."""
+    """``(forward, backward, weight_forward)`` numba loops, or ``None`` when numba is missing or turned off."""
     global _KERNELS
     if _KERNELS is False:
         _KERNELS = None
@@ -93,7 +122,7 @@ def _in_order(x: torch.Tensor) -> bool:
 
 def fake_quant_forward(x: torch.Tensor, scale: float, lo: float, hi: float, inv: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, mask)`` for a contiguous float32 CPU ``x`` (:func:`usable`); numbers as float32."""
-    forward, _ = kernels()
+    forward = kernels()[0]
     x = x.contiguous()  # a view in order (usable): its values, as torch's passes would read them
     out = torch.empty_like(x)
     mask = torch.empty(x.shape, dtype=torch.uint8)
@@ -104,11 +133,26 @@ def fake_quant_forward(x: torch.Tensor, scale: float, lo: float, hi: float, inv:
 
 def masked_grad(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``grad`` where ``mask`` is set, 0 elsewhere."""
-    _, backward = kernels()
+    backward = kernels()[1]
     grad = grad.contiguous()
     out = torch.empty_like(grad)
     backward(grad.view(-1).numpy(), mask.view(-1).numpy(), out.view(-1).numpy())
     return out
 
 
-__all__ = ["fake_quant_forward", "kernels", "masked_grad", "usable"]
+def fake_quant_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(q, mask)``: ``weight`` (float32 CPU, :func:`usable`) fake-quantized symmetrically per output
+    channel at ``bits`` as :func:`uboost.quant.fake_quant_weight` does it with torch -- the scale
+    ``max(max|W_c|, 1e-8) / qmax`` and ``torch.fake_quantize_per_channel_affine`` -- in one call;
+    ``mask`` is ``None`` when every element is in range (always, for finite weights: the scale is
+    the channel's own peak), else where it is (the gradient passes there)."""
+    weight = weight.contiguous()
+    out = torch.empty_like(weight)
+    mask = torch.empty(weight.shape, dtype=torch.bool)
+    flat = (weight.shape[0], -1)
+    every = kernels()[2](weight.detach().view(flat).numpy(), out.view(flat).numpy(), mask.view(flat).numpy(),
+                         np.float32(2 ** (bits - 1) - 1), np.float32(1e-8))
+    return out, (None if every else mask)
+
+
+__all__ = ["fake_quant_forward", "fake_quant_weight", "kernels", "masked_grad", "usable"]
