@@ -121,23 +121,26 @@ def _in_order(x: torch.Tensor) -> bool:
 
 
 def fake_quant_forward(x: torch.Tensor, scale: float, lo: float, hi: float, inv: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(q, mask)`` for a contiguous float32 CPU ``x`` (:func:`usable`); numbers as float32."""
+    """``(q, mask)`` for a float32 CPU ``x`` (:func:`usable`); numbers as float32."""
     forward = kernels()[0]
-    x = x.contiguous()  # a view in order (usable): its values, as torch's passes would read them
+    x = x.detach().contiguous()  # a view in order (usable): its values, as torch's passes would read them
     out = torch.empty_like(x)
-    mask = torch.empty(x.shape, dtype=torch.uint8)
-    forward(x.detach().view(-1).numpy(), out.view(-1).numpy(), mask.view(-1).numpy(),
+    mask = np.empty(x.shape, np.uint8)  # numpy arrays and reshapes: ~1 us less per array than torch views
+    forward(x.numpy().reshape(-1), out.numpy().reshape(-1), mask.reshape(-1),
             np.float32(inv), np.float32(scale), np.float32(lo), np.float32(hi))
-    return out, mask
+    return out, torch.from_numpy(mask)
 
 
 def masked_grad(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``grad`` where ``mask`` is set, 0 elsewhere."""
     backward = kernels()[1]
-    grad = grad.contiguous()
+    grad = grad.detach().contiguous()
     out = torch.empty_like(grad)
-    backward(grad.view(-1).numpy(), mask.view(-1).numpy(), out.view(-1).numpy())
+    backward(grad.numpy().reshape(-1), mask.numpy().reshape(-1), out.numpy().reshape(-1))
     return out
+
+
+_FLOOR = np.float32(1e-8)
 
 
 def fake_quant_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -146,13 +149,13 @@ def fake_quant_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, to
     ``max(max|W_c|, 1e-8) / qmax`` and ``torch.fake_quantize_per_channel_affine`` -- in one call;
     ``mask`` is ``None`` when every element is in range (always, for finite weights: the scale is
     the channel's own peak), else where it is (the gradient passes there)."""
-    weight = weight.contiguous()
+    weight = weight.detach().contiguous()
     out = torch.empty_like(weight)
-    mask = torch.empty(weight.shape, dtype=torch.bool)
-    flat = (weight.shape[0], -1)
-    every = kernels()[2](weight.detach().view(flat).numpy(), out.view(flat).numpy(), mask.view(flat).numpy(),
-                         np.float32(2 ** (bits - 1) - 1), np.float32(1e-8))
-    return out, (None if every else mask)
+    mask = np.empty(weight.shape, np.bool_)
+    channels = weight.shape[0]
+    every = kernels()[2](weight.numpy().reshape(channels, -1), out.numpy().reshape(channels, -1),
+                         mask.reshape(channels, -1), np.float32(2 ** (bits - 1) - 1), _FLOOR)
+    return out, (None if every else torch.from_numpy(mask))
 
 
 __all__ = ["fake_quant_forward", "fake_quant_weight", "kernels", "masked_grad", "usable"]
