@@ -1,4 +1,5 @@
-"""The activation fake quantization in one pass forward and one backward, with numba (optional).
+"""The activation fake quantization in one pass forward and one backward, and the weight fake
+quantization (scale included) in one call, with numba (optional).
 
 :class:`uboost.quant._FakeQuantAct` runs four passes over a layer's input in the forward
 (``x * inv``, ``round_``, ``clamp``, ``mul_``: two of them allocate) and one in the backward; on
@@ -10,7 +11,13 @@ float32 operations run as one loop each way:
   (one read, one write and a quarter);
 * backward: the gradient where the mask is set, 0 elsewhere (what ``hardtanh_backward`` on the
   rounded values gives; a NaN input gets 0, as in the vectorized body of torch's kernel -- its
-  scalar tail, the last few elements of a tensor, lets a NaN's gradient through).
+  scalar tail, the last few elements of a tensor, lets a NaN's gradient through);
+* weights (:func:`fake_quant_weight`): per output channel the scale ``max(max|W_c|, 1e-8) / qmax``
+  and ``torch.fake_quantize_per_channel_affine``'s values in one call (torch: five small ops and
+  a two-pass scalar kernel, ~110 weights per ``darts-cifar`` step); the gradient is the incoming
+  one where every element is in range, which a finite weight always is (its scale is its peak).
+  torch rounds through int64 there: ``r + 0`` drops a -0 as that does (an addition before the
+  product: nothing to fuse), NaN and values beyond int64 go to the low bound as its cast does.
 
 **Same numbers.** The same IEEE float32 operations in the same order: a product of two float32
 numbers, ``rint`` (round half to even in the default rounding mode, as torch's ``round``), the two
@@ -21,8 +28,9 @@ path, exact half steps, the two values just outside the range, NaN and infinitie
 
 Used only where it is the faster path: a float32 CPU tensor, contiguous or a view in order such
 as the shifted input ``x[:, :, 1:, 1:]`` of a factorized reduction (copied to a contiguous tensor
-first: torch's passes give their result in that layout too), while torch runs one intra-op thread (the loops are single-threaded; with more threads torch's parallel passes are
-kept). numba compiles the two loops on first use (~1 s, cached on disk next to this module when
+first: torch's passes give their result in that layout too), while torch runs one intra-op
+thread (the loops are single-threaded; with more threads torch's parallel passes are kept).
+numba compiles the loops on first use (~1 s, cached on disk next to this module when
 the directory is writable). ``UBOOST_NUMBA=0`` turns it off.
 """
 
