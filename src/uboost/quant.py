@@ -81,6 +81,8 @@ def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
 
 def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric per-output-channel fake quantization at ``bits`` (straight-through gradient)."""
+    if scale is None and weight.dim() > 1 and quant_numba.usable(weight):  # one call, the same numbers
+        return _FakeQuantWeight.apply(weight, bits)
     qmax = 2 ** (bits - 1) - 1
     if scale is None:
         scale = weight_scale(weight, bits)
@@ -132,18 +134,19 @@ class LayerQuantizer(nn.Module):
 
     # -- activations ---------------------------------------------------------------------------
     def _observe(self, x: torch.Tensor) -> None:
-        with torch.no_grad():
-            lo, hi = torch.aminmax(x)  # one pass
-            if self.__dict__.get("_seen") is None:  # one host read per quantizer and process (a resumed EMA continues)
-                self.__dict__["_seen"] = bool(self.observed)
-            weight = self.momentum if self.__dict__["_seen"] else 1.0
-            if lo.dtype != torch.float32:
-                lo, hi = lo.float(), hi.float()
-            self.act_min.lerp_(lo.clamp_max_(0.0), weight)  # in place on aminmax's fresh results: the same values
-            self.act_max.lerp_(hi.clamp_min_(0.0), weight)
-            if not self.__dict__["_seen"]:
-                self.observed.fill_(True)
-                self.__dict__["_seen"] = True
+        lo, hi = torch.aminmax(x.detach())  # one pass; detached, so no graph (cheaper than a no_grad block per layer)
+        seen = self.__dict__.get("_seen")
+        if seen is None:  # one host read per quantizer and process (a resumed EMA continues)
+            seen = self.__dict__["_seen"] = bool(self.observed)
+        weight = self.momentum if seen else 1.0
+        if lo.dtype != torch.float32:
+            lo, hi = lo.float(), hi.float()
+        buffers = self._buffers  # (not nn.Module.__getattr__ per buffer)
+        buffers["act_min"].lerp_(lo.clamp_max_(0.0), weight)  # in place on aminmax's fresh results: the same values
+        buffers["act_max"].lerp_(hi.clamp_min_(0.0), weight)
+        if not seen:
+            buffers["observed"].fill_(True)
+            self.__dict__["_seen"] = True
 
     def _load_from_state_dict(self, *args, **kwargs):
         self.__dict__.pop("_seen", None)  # the loaded `observed` decides again
@@ -161,7 +164,8 @@ class LayerQuantizer(nn.Module):
         same float32 operations in the same order (numpy float32 scalars: IEEE, as torch's kernels;
         ``1 / scale`` as torch's ``1.0 / scale``, a float32 reciprocal). On a CPU this replaces a dozen
         tiny tensor ops per layer and forward pass by two reads (tests/test_quant.py checks the equality)."""
-        lo, hi = np.float32(self.act_min.item()), np.float32(self.act_max.item())
+        buffers = self._buffers
+        lo, hi = np.float32(buffers["act_min"].item()), np.float32(buffers["act_max"].item())
         levels = np.float32(2 ** bits - 1)
         scale = max((hi - lo) / levels, np.float32(1e-8))
         zero = min(max(np.rint(-lo / scale), np.float32(0.0)), levels)
@@ -261,6 +265,21 @@ class _FakeQuantAct(torch.autograd.Function):
             lo, hi = bounds
             return torch.where((r >= lo) & (r <= hi), grad, 0.0), None, None, None, None
         return torch.ops.aten.hardtanh_backward(grad, r, *ctx.bounds), None, None, None, None
+
+
+class _FakeQuantWeight(torch.autograd.Function):
+    """:func:`fake_quant_weight` with the scale in one numba call (:func:`uboost.quant_numba.fake_quant_weight`):
+    the same values; the gradient ``grad * mask`` as torch's, which is ``grad`` itself when every
+    element is in range (a finite weight's always is)."""
+
+    @staticmethod
+    def forward(ctx, weight, bits):
+        out, ctx.mask = quant_numba.fake_quant_weight(weight, bits)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad if ctx.mask is None else grad * ctx.mask), None
 
 
 def _combine(terms: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:

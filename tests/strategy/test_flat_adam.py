@@ -55,6 +55,22 @@ def test_same_numbers_as_torch_foreach_adam():
     assert_same(ref, ref_opt, flat, flat_opt)
 
 
+def test_parameters_not_vectors_take_the_reshaping_path():
+    """The search's alphas are vectors (concatenated as they are); a matrix or a scalar among them is
+    flattened for the update and copied back in its shape, with the same numbers."""
+    g = torch.Generator().manual_seed(3)
+    shapes = [(3,), (2, 4), (), (5,)]
+    ref, flat = ([torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes] for _ in range(2))
+    for a, b in zip(ref, flat):
+        b.data.copy_(a.data)
+    grads = [[torch.randn(s, generator=g) for s in shapes] for _ in range(10)]
+    ref_opt = run(torch.optim.Adam, ref, grads, foreach=True)
+    flat_opt = run(FlatAdam, flat, grads)
+    assert flat_opt._flat is not None and not flat_opt._flat[5] and flat_opt._flat[0][1].shape == (2, 4)
+    assert_same(ref, ref_opt, flat, flat_opt)
+    assert run(FlatAdam, alphas(), gradients(2))._flat[5]  # the search's: vectors
+
+
 def test_an_alpha_without_gradient_falls_back_to_torch():
     """Step 5 leaves alpha 3 without a gradient: torch skips it (its step count stays behind); from
     then on the counts differ and torch's own step runs, with the same numbers."""

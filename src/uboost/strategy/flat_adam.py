@@ -30,7 +30,7 @@ class FlatAdam(torch.optim.Adam):
 
     def __init__(self, params, lr: float, *, betas: tuple[float, float], weight_decay: float = 0.0, eps: float = 1e-8):
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=True)
-        self._flat: tuple | None = None  # (params, sizes, steps, exp_avg, exp_avg_sq): the state as flat buffers
+        self._flat: tuple | None = None  # (params, sizes, steps, exp_avg, exp_avg_sq, all vectors): the state as flat buffers
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)
@@ -68,12 +68,13 @@ class FlatAdam(torch.optim.Adam):
         flat = self._flat_state(params)
         if flat is None:
             return False
-        _, sizes, steps, exp_avg, exp_avg_sq = flat
+        _, sizes, steps, exp_avg, exp_avg_sq = flat[:5]
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]
 
-        param = torch.cat([p.reshape(-1) for p in params])
-        grad = torch.cat([g.reshape(-1) for g in grads])
+        vectors = flat[5]  # every alpha a vector (as the search's): no reshape/view per alpha (~500 with bits)
+        param = torch.cat(params if vectors else [p.reshape(-1) for p in params])
+        grad = torch.cat(grads if vectors else [g.reshape(-1) for g in grads])
         # torch.optim.adam._multi_tensor_adam (not capturable), one vector instead of a list
         steps.add_(torch.tensor(1.0), alpha=1.0)
         step = steps[0].item()  # every alpha's count (checked equal in _flat_state)
@@ -90,7 +91,8 @@ class FlatAdam(torch.optim.Adam):
         denom.div_(bias_correction2 ** 0.5)
         denom.add_(eps)
         param.addcdiv_(exp_avg, denom, value=step_size)
-        torch._foreach_copy_(params, [v.view_as(p) for v, p in zip(param.split(sizes), params)])
+        pieces = param.split(sizes)
+        torch._foreach_copy_(params, pieces if vectors else [v.view_as(p) for v, p in zip(pieces, params)])
         return True
 
     def _flat_state(self, params) -> tuple | None:
@@ -118,12 +120,12 @@ class FlatAdam(torch.optim.Adam):
             return None
         for i, (p, a, b) in enumerate(zip(params, exp_avg.split(sizes), exp_avg_sq.split(sizes))):
             self.state[p] = {"step": steps[i], "exp_avg": a.view_as(p), "exp_avg_sq": b.view_as(p)}
-        self._flat = (list(params), sizes, steps, exp_avg, exp_avg_sq)
+        self._flat = (list(params), sizes, steps, exp_avg, exp_avg_sq, all(p.dim() == 1 for p in params))
         return self._flat
 
     def _flat_state_intact(self) -> bool:
         """The per-alpha state still is the views of the flat buffers (nobody replaced an entry)."""
-        params, _, steps, exp_avg, _ = self._flat
+        params, _, steps, exp_avg, *_ = self._flat
         base = exp_avg.untyped_storage().data_ptr(), steps.untyped_storage().data_ptr()
         for p in (params[0], params[-1]):
             s = self.state.get(p)
