@@ -9,6 +9,7 @@ made is compared at its default (:func:`as_today`)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -64,3 +65,77 @@ def retrain_acc(run: Path, epochs: int, max_samples: int | None = None) -> float
         if fresh and (settings.get("epochs"), settings.get("max_samples")) == (epochs, max_samples):
             return stored["test_acc"]
     return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples)).summary()["test_acc"]
+
+
+# -- retrains shared between runs that derived the same network -------------------------------------------------
+# A retrain reads the frozen network (arch.json, precision.json), the space and its data (the search config's
+# space, space_options, dataset, data_dir, image_size) and its own RetrainConfig (seed 0 whatever the search's
+# seed): checked deterministic on the 16x16 fronts (51 groups of points with one network, 277 retrains, one
+# accuracy per group). These SearchConfig fields steer only the search; every other field, including any added
+# later, is part of the key, so an unknown field can only miss the cache, never share a retrain wrongly.
+SEARCH_ONLY = frozenset({
+    "cost_model", "array", "dataflow", "inference_batch", "sram_kb", "dram_bw_words", "clock_hz", "latency_weight",
+    "utilization_weight", "utilization_scale", "energy_weight", "target_latency_ms", "budget_lr", "budget_floor",
+    "budget_commit", "entropy_weight", "cost_mode", "temperature", "sampling", "sharpen", "epochs", "warmup_epochs",
+    "batch_size", "learning_rate", "arch_lr", "data_split", "seed", "accelerator", "devices",
+})
+RETRAIN_CACHE = "retrain-cache"  # under a benchmark's run root: one <digest>.json per retrained network
+
+
+def retrain_key(run: Path, retrain_config) -> dict:
+    """What decides the retrain of ``run``'s network under ``retrain_config`` (JSON-normalized)."""
+    from uboost import runs
+
+    config = as_today(json.loads((run / runs.CONFIG).read_text()))
+    precision = run / runs.PRECISION
+    return json.loads(json.dumps({
+        "arch": json.loads((run / runs.ARCH).read_text()),
+        "precision": json.loads(precision.read_text()) if precision.is_file() else None,
+        "network": {k: v for k, v in config.items() if k not in SEARCH_ONLY},
+        "retrain": dataclasses.asdict(retrain_config),
+    }))
+
+
+def _entry(cache: Path, key: dict) -> Path:
+    return cache / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]}.json"
+
+
+def _remember(cache: Path, key: dict, acc: float, run: Path) -> None:
+    from uboost.io import write_json
+
+    entry = _entry(cache, key)
+    if not entry.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        write_json(entry, {"key": key, "test_acc": acc, "source": str(run)})
+
+
+def shared_retrain_acc(run: Path, epochs: int, max_samples: int | None, cache: Path) -> tuple[float, str | None]:
+    """``(test accuracy, source)`` of ``run``'s network: from ``cache`` when a run with an equal
+    :func:`retrain_key` was retrained (``source``: that run), else :func:`retrain_acc` (``source`` None)."""
+    from uboost.retrain import RetrainConfig
+
+    key = retrain_key(run, RetrainConfig(epochs=epochs, max_samples=max_samples))
+    entry = _entry(cache, key)
+    if entry.is_file():
+        stored = json.loads(entry.read_text())
+        if stored["key"] == key and stored["source"] != str(run):
+            return stored["test_acc"], stored["source"]
+    acc = retrain_acc(run, epochs, max_samples)
+    _remember(cache, key, acc, run)
+    return acc, None
+
+
+def index_retrains(root: Path, cache: Path) -> int:
+    """Enter every fresh retrain under ``root`` (retrained after its ``arch.json``) into ``cache``;
+    returns how many networks the cache holds."""
+    from uboost.retrain import RetrainConfig
+
+    known = {f.name for f in dataclasses.fields(RetrainConfig)}
+    for done in Path(root).glob("**/retrain/retrain.json"):
+        run = done.parent.parent
+        if not (run / "config.json").is_file() or done.stat().st_mtime < (run / "arch.json").stat().st_mtime:
+            continue
+        stored = json.loads(done.read_text())
+        settings = RetrainConfig(**{k: v for k, v in stored.get("config", {}).items() if k in known})
+        _remember(cache, retrain_key(run, settings), stored["test_acc"], run)
+    return len(list(cache.glob("*.json"))) if cache.is_dir() else 0

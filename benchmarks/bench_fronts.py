@@ -166,19 +166,24 @@ def price(run: Path, config) -> dict:
     return priced
 
 
-def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict) -> dict:
-    """Retrain (reused when fresh), price and write ``point.json`` last."""
+def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict, cache: Path | None = None) -> dict:
+    """Retrain (reused when fresh, or taken from ``cache`` when another run retrained the same
+    network with the same settings: ``retrain_from`` names it), price and write ``point.json`` last."""
     from uboost.io import write_json
 
     started = time.perf_counter()
-    acc = _reuse.retrain_acc(out, retrain["epochs"], retrain["max_samples"])
+    if cache is None:
+        acc, source = _reuse.retrain_acc(out, retrain["epochs"], retrain["max_samples"]), None
+    else:
+        acc, source = _reuse.shared_retrain_acc(out, retrain["epochs"], retrain["max_samples"], cache)
     point = {**info, "test_acc": acc, "error_pct": 100.0 * (1.0 - acc), **price(out, config),
-             "retrain_wall_s": time.perf_counter() - started, "run_dir": str(out), "settings": wanted}
+             "retrain_wall_s": time.perf_counter() - started, "run_dir": str(out), "settings": wanted,
+             **({"retrain_from": source} if source else {})}
     write_json(out / POINT, point)
     return point
 
 
-def run_point(out: Path, config, retrain: dict, info: dict) -> tuple[dict, bool]:
+def run_point(out: Path, config, retrain: dict, info: dict, cache: Path | None = None) -> tuple[dict, bool]:
     """One searched point: ``(point, ran)``; reused when ``point.json`` holds today's settings,
     else searched (the search itself reused by ``_reuse.search`` when its config matches) and
     retrained."""
@@ -190,11 +195,11 @@ def run_point(out: Path, config, retrain: dict, info: dict) -> tuple[dict, bool]
     summary = _reuse.search(out, config)
     info = {**info, "search_latency_us": 1e3 * summary["latency_ms"], "val_acc": summary.get("val_acc"),
             "search_wall_s": time.perf_counter() - started}
-    return finish_point(out, config, retrain, wanted, info), True
+    return finish_point(out, config, retrain, wanted, info, cache), True
 
 
 def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain: dict, points: int,
-                 entry: str = FRONTIER) -> list[dict]:
+                 entry: str = FRONTIER, cache: Path | None = None) -> list[dict]:
     """``uboost frontier`` on ``source`` (``points`` budgets, floor 0.9), every point retrained and
     priced; reused while the source's alphas are older than the stored points. ``frontier``: the
     command's own budgets, evenly spaced from the cheapest network to the search's argmax;
@@ -220,7 +225,7 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
     for i, row in enumerate(rows):
         info = {"pair": pair, "entry": entry, "model": "systolic", "lambda": config.latency_weight, "seed": seed,
                 "point": i, "target_us": 1e3 * targets[i]}
-        done.append(finish_point(Path(row["run_dir"]), config, retrain, wanted, info))
+        done.append(finish_point(Path(row["run_dir"]), config, retrain, wanted, info, cache))
     return done
 
 
@@ -301,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     _quiet(args.threads)
     retrain = {"epochs": args.retrain_epochs, "max_samples": args.max_samples}
     opts = dict(epochs=args.epochs, max_samples=args.max_samples, memory=args.memory)
+    cache = args.out / _reuse.RETRAIN_CACHE  # a network already retrained under the root is not retrained again
+    started = time.perf_counter()
+    print(f"# retrain cache {cache}: {_reuse.index_retrains(args.out, cache)} networks "
+          f"[{time.perf_counter() - started:.0f} s]", flush=True)
     print(f"# bench_fronts {' '.join(sys.argv[1:])}: pairs {args.spaces}, seeds {args.seeds}, models {args.models}, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     for pair in args.spaces:
@@ -312,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                     info = {"pair": pair, "entry": entry, "model": model if entry != TASK_ONLY else TASK_ONLY,
                             "lambda": lam, "seed": seed}
                     started = time.perf_counter()
-                    point, ran = run_point(out, config, retrain, info)
-                    print(f"{pair} seed {seed} {model:<15} lambda {lam:<5g} {'ran' if ran else 'reused'}: "
+                    point, ran = run_point(out, config, retrain, info, cache)
+                    shared = " (retrain shared)" if ran and point.get("retrain_from") else ""
+                    print(f"{pair} seed {seed} {model:<15} lambda {lam:<5g} {'ran' if ran else 'reused'}{shared}: "
                           f"acc {100 * point['test_acc']:.1f}% latency {point['latency_us']:.2f} µs "
                           f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
                           f"load {os.getloadavg()[0]:.1f}]", flush=True)
@@ -321,9 +331,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.frontiers and args.frontier_points and "systolic" in args.models:
                 config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
                 source = point_dir(args.out, pair, "systolic", 1.0, seed)
-                run_point(source, config, retrain, {"pair": pair, "entry": "systolic", "model": "systolic", "lambda": 1.0, "seed": seed})
+                run_point(source, config, retrain, {"pair": pair, "entry": "systolic", "model": "systolic", "lambda": 1.0, "seed": seed},
+                          cache)
                 for entry in args.frontiers:
-                    for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry):
+                    for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry, cache):
                         print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
                               f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
             fronts_report.write_summary(args.out, args.summary)

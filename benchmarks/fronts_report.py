@@ -33,7 +33,8 @@ from bench_fronts import REFERENCE
 
 MATCH_POINTS = 0.3
 CSV_FIELDS = ("pair", "entry", "model", "lambda", "seed", "point", "test_acc", "error_pct", "latency_us", "cycles",
-              "utilization", "macs", "search_latency_us", "val_acc", "search_wall_s", "retrain_wall_s", "run_dir")
+              "utilization", "macs", "search_latency_us", "val_acc", "search_wall_s", "retrain_wall_s", "run_dir",
+              "retrain_from")
 
 
 def _is_current(point: dict) -> bool:

@@ -47,6 +47,7 @@ def test_reference_must_be_positive_and_finite():
 class _Calls:
     def __init__(self):
         self.search, self.retrain = [], []
+        self.arch = {}  # the network every fake search derives
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def fake_training(monkeypatch):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict()))
-        (out / "arch.json").write_text("{}")
+        (out / "arch.json").write_text(json.dumps(calls.arch))
         (out / "result.json").write_text(json.dumps({"latency_ms": 0.002}))
         return Found()
 
@@ -113,6 +114,41 @@ def test_a_finished_point_is_reused_and_one_whose_settings_changed_runs_again(tm
 
     _, ran = bench_fronts.run_point(out, changed, {"epochs": 5, "max_samples": None}, info)  # only the retrain changed
     assert ran and len(fake_training.search) == 2 and fake_training.retrain[-1].epochs == 5
+
+
+def test_a_network_retrained_once_is_shared_until_the_network_or_a_retrain_setting_changes(tmp_path, fake_training):
+    import _reuse
+    import bench_fronts
+
+    cache, retrain = tmp_path / _reuse.RETRAIN_CACHE, {"epochs": 10, "max_samples": None}
+
+    def point(lam, seed, *, config=None, settings=retrain):
+        wanted, entry = bench_fronts.search_config("lenet-16x16", "systolic", lam, seed)
+        out = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, lam, seed)
+        info = {"pair": "lenet-16x16", "entry": entry, "model": "systolic", "lambda": lam, "seed": seed}
+        done, ran = bench_fronts.run_point(out, config or wanted, settings, info, cache)
+        assert ran
+        return done, out
+
+    fake_training.arch = {"conv": "3x3"}
+    first, first_dir = point(0.1, 0)
+    assert len(fake_training.retrain) == 1 and "retrain_from" not in first
+    # another lambda and seed (search-only settings) deriving the same network: its accuracy, no retrain
+    shared, _ = point(1.0, 2)
+    assert len(fake_training.search) == 2 and len(fake_training.retrain) == 1
+    assert shared["retrain_from"] == str(first_dir) and shared["test_acc"] == first["test_acc"]
+    fake_training.arch = {"conv": "5x5"}  # another network: retrained
+    other, _ = point(0.3, 0)
+    assert len(fake_training.retrain) == 2 and "retrain_from" not in other
+    fake_training.arch = {"conv": "3x3"}
+    point(3.0, 0, settings={"epochs": 5, "max_samples": None})  # a retrain setting changed: retrained
+    assert len(fake_training.retrain) == 3 and fake_training.retrain[-1].epochs == 5
+    wider, _ = bench_fronts.search_config("lenet-16x16", "systolic", 0.03, 0)
+    point(0.03, 0, config=wider.replace(image_size=12))  # the network's input changed: retrained
+    assert len(fake_training.retrain) == 4
+
+    # a later invocation's index finds the finished retrains: four networks (settings) in all
+    assert _reuse.index_retrains(tmp_path, tmp_path / "fresh-cache") == 4
 
 
 def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_only(tmp_path, fake_training):
