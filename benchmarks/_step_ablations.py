@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-ABLATIONS = ("-hw loss", "-logging", "-tau walk", "-clip", "-log -walk -clip")
+# (a "-tau walk" variant caching the Gumbel modules was adopted by UBoostLightningModule itself)
+ABLATIONS = ("-hw loss", "-logging", "-clip", "-log -clip")
 
 
 def uboost_kwargs(args, **extra) -> dict:
@@ -18,7 +19,6 @@ def uboost_kwargs(args, **extra) -> dict:
 def ablations() -> dict[str, Callable]:
     """UBoost variants, each without one candidate source of extra time (``--ablations``)."""
     import torch
-    from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 
     from uboost.strategy import UBoost
     from uboost.strategy.lightning import UBoostLightningModule
@@ -37,34 +37,20 @@ def ablations() -> dict[str, Callable]:
                 return None
             return super().log(name, value, *a, **k)
 
-    class CachedTau(UBoostLightningModule):
-        """The Gumbel modules found once, not by walking ``self.modules()`` every step."""
-
-        def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
-            tau = self.current_gumbel_tau(self.trainer.fit_loop.total_batch_idx)
-            if tau is not None:
-                if not hasattr(self, "_gumbel_modules"):
-                    self._gumbel_modules = [m for m in self.modules() if isinstance(m, GumbelSoftmax)]
-                for module in self._gumbel_modules:
-                    module.tau = tau
-            # skip UBoostLightningModule's hook, keep the rest of the chain
-            return super(UBoostLightningModule, self).on_train_batch_start(batch, batch_idx, *args, **kwargs)
-
     class ZeroHardware(torch.nn.Module):
-        """The hardware loss replaced by a constant (still traced on step 1, still logged)."""
+        """The hardware loss replaced by a constant (still traced on step 1, still logged); every other
+        attribute (attached, the references, the commit phase) is the real loss's."""
 
         def __init__(self, real):
             super().__init__()
             self.real = real
             self._terms = None
 
-        @property
-        def attached(self):
-            return self.real.attached
-
-        @property
-        def latency_ref_ms(self):
-            return self.real.latency_ref_ms
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(super().__getattr__("real"), name)
 
         def attach(self, supernet, example):
             self.real.attach(supernet, example)
@@ -78,28 +64,19 @@ def ablations() -> dict[str, Callable]:
     def variant(module_cls=UBoostLightningModule, wrap_hw=None, **kwargs):
         class Variant(UBoost):
             def configure_oneshot_module(self, training_module):
-                hw = self.hardware_loss if wrap_hw is None else wrap_hw(self.hardware_loss)
-                return module_cls(
-                    training_module,
-                    hardware_loss=hw,
-                    gumbel_temperature=self.gumbel_temperature,
-                    arc_learning_rate=self.arc_learning_rate,
-                    gradient_clip_val=self.gradient_clip_val,
-                    log_prob_every_n_step=self.log_prob_every_n_step,
-                    warmup_epochs=self.warmup_epochs,
-                )
+                module = super().configure_oneshot_module(training_module)  # the library's, every option included
+                module.__class__ = module_cls  # the subclasses above only override methods
+                if wrap_hw is not None:
+                    module.hardware_loss = wrap_hw(module.hardware_loss)
+                return module
 
         return lambda args: Variant(**uboost_kwargs(args, **kwargs))
-
-    class Lean(NoLog, CachedTau):
-        pass
 
     variants = {
         "-hw loss": variant(wrap_hw=ZeroHardware),
         "-logging": variant(NoLog),
-        "-tau walk": variant(CachedTau),
         "-clip": variant(gradient_clip_val=None),
-        "-log -walk -clip": variant(Lean, gradient_clip_val=None),
+        "-log -clip": variant(NoLog, gradient_clip_val=None),
     }
     assert tuple(variants) == ABLATIONS
     return variants

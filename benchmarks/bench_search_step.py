@@ -102,8 +102,6 @@ def strategies(args) -> dict[str, Callable]:
     return result
 
 
-
-
 def hw_loss_time(hw, repeats: int) -> tuple[float, float]:
     """Median seconds of the hardware loss: forward only (no grad), forward + backward."""
     import torch
