@@ -101,6 +101,8 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
     assert torch.allclose(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected, atol=1e-4)
     one_line_error(cli("export", run, "--format", "onnx", "--onnx-form", "int4", "--out", tmp_path / "bad.onnx"), "--onnx-form")
     assert not (tmp_path / "bad.onnx").exists()
+    one_line_error(cli("export", run, "--format", "torchscript", "--onnx-form", "qdq", "--out", tmp_path / "m.pt"), "--format onnx")
+    assert not (tmp_path / "m.pt").exists()
     # the quantization matters: the float network computes something else
     from uboost.search_spaces import create
 

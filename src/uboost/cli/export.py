@@ -37,6 +37,8 @@ def export(
 
     if onnx_form not in ONNX_FORMS:
         raise ConfigError(f"unknown --onnx-form {onnx_form!r}; expected one of: {', '.join(ONNX_FORMS)}")
+    if onnx_form != "exact" and format != "onnx":
+        raise ConfigError("--onnx-form chooses the ONNX graph of a quantized network: give it with --format onnx")
     source = dynamic_source(run)
     if source is not None:
         budget = (target_latency_ms, target_energy_uj, operating_point, hardware)
