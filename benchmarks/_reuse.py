@@ -52,19 +52,26 @@ def search(out: Path, config) -> dict:
     return summary
 
 
-def retrain_acc(run: Path, epochs: int, max_samples: int | None = None) -> float:
-    """Test accuracy of ``run``'s network retrained from scratch (reused when it was retrained with
-    ``epochs`` and ``max_samples`` after its ``arch.json`` was last written)."""
+def retrain_dir(run: Path, seed: int = 0) -> Path:
+    """Where ``run``'s retrain with ``seed`` lives: ``retrain/`` for seed 0 (``uboost retrain``'s own
+    place and default seed), ``retrain-seed<S>/`` for the repeats that average out retrain noise."""
+    return run / ("retrain" if seed == 0 else f"retrain-seed{seed}")
+
+
+def retrain_acc(run: Path, epochs: int, max_samples: int | None = None, seed: int = 0) -> float:
+    """Test accuracy of ``run``'s network retrained from scratch with ``seed`` (reused when it was
+    retrained with ``epochs``, ``max_samples`` and ``seed`` after its ``arch.json`` was last written)."""
     from uboost.retrain import RetrainConfig, retrain
 
-    done = run / "retrain" / "retrain.json"
+    out = retrain_dir(run, seed)
+    done = out / "retrain.json"
     if done.is_file():
         stored = json.loads(done.read_text())
         settings = stored.get("config", {})
         fresh = done.stat().st_mtime >= (run / "arch.json").stat().st_mtime  # retrained after the last search/projection
-        if fresh and (settings.get("epochs"), settings.get("max_samples")) == (epochs, max_samples):
+        if fresh and (settings.get("epochs"), settings.get("max_samples"), settings.get("seed", 0)) == (epochs, max_samples, seed):
             return stored["test_acc"]
-    return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples)).summary()["test_acc"]
+    return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed), out=out).summary()["test_acc"]
 
 
 # -- retrains shared between runs that derived the same network -------------------------------------------------
@@ -109,20 +116,30 @@ def _remember(cache: Path, key: dict, acc: float, run: Path) -> None:
         write_json(entry, {"key": key, "test_acc": acc, "source": str(run)})
 
 
-def shared_retrain_acc(run: Path, epochs: int, max_samples: int | None, cache: Path) -> tuple[float, str | None]:
-    """``(test accuracy, source)`` of ``run``'s network: from ``cache`` when a run with an equal
-    :func:`retrain_key` was retrained (``source``: that run), else :func:`retrain_acc` (``source`` None)."""
+def shared_retrain_acc(run: Path, epochs: int, max_samples: int | None, cache: Path,
+                       seed: int = 0) -> tuple[float, str | None]:
+    """``(test accuracy, source)`` of ``run``'s network retrained with ``seed``: from ``cache`` when a
+    run with an equal :func:`retrain_key` was retrained (``source``: that run), else :func:`retrain_acc`
+    (``source`` None)."""
     from uboost.retrain import RetrainConfig
 
-    key = retrain_key(run, RetrainConfig(epochs=epochs, max_samples=max_samples))
+    key = retrain_key(run, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed))
     entry = _entry(cache, key)
     if entry.is_file():
         stored = json.loads(entry.read_text())
         if stored["key"] == key and stored["source"] != str(run):
             return stored["test_acc"], stored["source"]
-    acc = retrain_acc(run, epochs, max_samples)
+    acc = retrain_acc(run, epochs, max_samples, seed)
     _remember(cache, key, acc, run)
     return acc, None
+
+
+def mean_retrain_acc(run: Path, epochs: int, max_samples: int | None, cache: Path,
+                     seeds: int) -> tuple[float, list[float]]:
+    """``(mean, per-seed accuracies)`` of ``run``'s network retrained with seeds ``0 .. seeds - 1``
+    (each one shared through ``cache`` as :func:`shared_retrain_acc`)."""
+    accs = [shared_retrain_acc(run, epochs, max_samples, cache, seed)[0] for seed in range(seeds)]
+    return sum(accs) / len(accs), accs
 
 
 def index_retrains(root: Path, cache: Path) -> int:
@@ -131,7 +148,7 @@ def index_retrains(root: Path, cache: Path) -> int:
     from uboost.retrain import RetrainConfig
 
     known = {f.name for f in dataclasses.fields(RetrainConfig)}
-    for done in Path(root).glob("**/retrain/retrain.json"):
+    for done in [*Path(root).glob("**/retrain/retrain.json"), *Path(root).glob("**/retrain-seed*/retrain.json")]:
         run = done.parent.parent
         if not (run / "config.json").is_file() or done.stat().st_mtime < (run / "arch.json").stat().st_mtime:
             continue

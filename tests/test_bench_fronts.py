@@ -77,13 +77,16 @@ def fake_training(monkeypatch):
         def summary(self):
             return {"test_acc": 0.9}
 
-    def retrain(run, config):
+    def retrain(run, config, out=None):
         calls.retrain.append(config)
-        done = Path(run) / "retrain"
+        done = Path(out) if out is not None else Path(run) / "retrain"
         done.mkdir(exist_ok=True)
-        (done / "retrain.json").write_text(json.dumps({"config": {"epochs": config.epochs, "max_samples": config.max_samples},
-                                                       "test_acc": 0.9}))
-        return Trained()
+        acc = 0.9 - 0.01 * config.seed  # each retrain seed its own accuracy
+        (done / "retrain.json").write_text(json.dumps({"config": {"epochs": config.epochs, "max_samples": config.max_samples,
+                                                                  "seed": config.seed}, "test_acc": acc}))
+        trained = Trained()
+        trained.summary = lambda: {"test_acc": acc}
+        return trained
 
     monkeypatch.setattr(uboost.search, "run_search", run_search)
     monkeypatch.setattr(uboost.retrain, "retrain", retrain)
@@ -149,6 +152,29 @@ def test_a_network_retrained_once_is_shared_until_the_network_or_a_retrain_setti
 
     # a later invocation's index finds the finished retrains: four networks (settings) in all
     assert _reuse.index_retrains(tmp_path, tmp_path / "fresh-cache") == 4
+
+
+def test_retrains_over_seeds_are_averaged_kept_apart_and_shared(tmp_path, fake_training):
+    import _reuse
+    import bench_fronts
+
+    cache = tmp_path / _reuse.RETRAIN_CACHE
+    config, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.1, 0)
+    first = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 0)
+    fake_training.arch = {"conv": "3x3"}
+    import uboost.search
+    uboost.search.run_search(config, first)
+    mean, accs = _reuse.mean_retrain_acc(first, 10, None, cache, seeds=3)
+    assert accs == pytest.approx([0.9, 0.89, 0.88]) and mean == pytest.approx(0.89)
+    assert [c.seed for c in fake_training.retrain] == [0, 1, 2]
+    assert sorted(p.name for p in first.iterdir() if p.name.startswith("retrain")) == ["retrain", "retrain-seed1", "retrain-seed2"]
+    assert _reuse.mean_retrain_acc(first, 10, None, cache, seeds=3)[1] == accs  # all reused: nothing retrains
+    assert len(fake_training.retrain) == 3
+    other = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 1.0, 2)  # the same network elsewhere: shared
+    uboost.search.run_search(config.replace(latency_weight=1.0, seed=2), other)
+    assert _reuse.mean_retrain_acc(other, 10, None, cache, seeds=4)[1] == pytest.approx([0.9, 0.89, 0.88, 0.87])
+    assert [c.seed for c in fake_training.retrain] == [0, 1, 2, 3]  # only the fourth seed is new
+    assert _reuse.index_retrains(tmp_path, tmp_path / "fresh-cache") == 4  # one entry per (network, seed)
 
 
 def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_only(tmp_path, fake_training):
