@@ -103,3 +103,13 @@ def test_the_bias_is_int32_at_the_input_times_weight_scale_and_old_state_dicts_l
     fresh = _small_net(4)
     fresh.load_state_dict(old)  # a model.pt written before biases were quantized
     assert torch.equal(fresh[3].bias, conv.bias)
+
+
+@pytest.mark.parametrize("values", [[float("nan")], [float("inf")], [4, float("-inf")], [1], [17], [2.5], [True]])
+def test_check_bits_refuses_what_is_not_a_whole_width_with_a_config_error(values):
+    from uboost.exceptions import ConfigError
+    from uboost.quant import check_bits
+
+    with pytest.raises(ConfigError, match="whole numbers from 2 to 16"):
+        check_bits(values)
+    assert check_bits([8, 4.0, 8]) == (8, 4)  # whole floats accepted, order kept, repeats dropped

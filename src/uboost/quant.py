@@ -61,7 +61,7 @@ def check_bits(values, what: str = "bits") -> tuple[int, ...]:
         raise ConfigError(f"{what} must list at least one bitwidth")
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or not MIN_BITS <= v <= MAX_BITS:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not MIN_BITS <= v <= MAX_BITS or v != int(v):
             raise ConfigError(f"{what} must be whole numbers from {MIN_BITS} to {MAX_BITS}, got {v!r}")
         out.append(int(v))
     return tuple(dict.fromkeys(out))  # in order, without repeats
@@ -73,9 +73,12 @@ def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
     values = []
     for p in parts:
         try:
-            values.append(float(p))
+            value = float(p)
         except ValueError:
             raise ConfigError(f"{what} must be comma-separated whole numbers (e.g. 2,4,8), got {text!r}") from None
+        if not MIN_BITS <= value <= MAX_BITS or value != int(value):  # said as typed (1.5, 33, inf, not 33.0)
+            raise ConfigError(f"{what} must be whole numbers from {MIN_BITS} to {MAX_BITS}, got {p}")
+        values.append(value)
     return check_bits(values, what)
 
 

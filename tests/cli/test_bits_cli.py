@@ -113,7 +113,9 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
 @pytest.mark.parametrize("flags,fragment", [
     (["--bits", "0"], "from 2 to 16"),
     (["--bits", "1.5"], "from 2 to 16"),
-    (["--bits", "33"], "from 2 to 16"),
+    (["--bits", "33"], "from 2 to 16, got 33"),  # as typed, not 33.0
+    (["--bits", "inf"], "from 2 to 16, got inf"),  # was an OverflowError traceback
+    (["--bits", "4,nan"], "from 2 to 16, got nan"),
     (["--bits", ""], "at least one"),
     (["--bits", "2,x"], "comma-separated"),
     (["--bits", "4,16", "--pe", "bitfusion"], "at most 8 bits"),
