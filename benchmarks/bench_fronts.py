@@ -219,6 +219,7 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
     wanted = settings(config, retrain, frontier_points=points, source=str(source), **({} if entry == FRONTIER else {"span": entry}))
     alphas_mtime = (source / "alphas.json").stat().st_mtime
     dirs = [out_root / f"p{i:02d}" for i in range(points)]
+
     def fresh(stored):
         return all(s is not None and (d / "arch.json").stat().st_mtime >= alphas_mtime for s, d in zip(stored, dirs))
 
