@@ -2,7 +2,8 @@
 
 For every (space, array) pair, seed and cost model, the search runs once per lambda
 (``latency_weight``) with today's ``SearchConfig`` defaults otherwise; every derived network is
-retrained from scratch with the same settings (``--retrain-epochs``, retrain seed 0) and priced
+retrained from scratch with the same settings (``--retrain-epochs``, retrain seed 0; with
+``--retrain-seeds K`` the mean of K retrains, seeds 0..K-1, see ``fronts_seeds.py``) and priced
 **cycle-exact** (``systolic`` on the run's array) whatever the search optimized. One more entry,
 ``frontier``, is ours alone: the budget-exact projections of one search (``uboost frontier``,
 ``--frontier-points`` budgets from the cheapest to the search's own network) of the
@@ -39,6 +40,7 @@ changed runs again in place. So the script resumes after a kill and later sessio
     python benchmarks/bench_fronts.py --spaces lenet-16x16 --seeds 0
     python benchmarks/bench_fronts.py --spaces darts-cifar-16x16 --seeds 0,1,2 --models systolic,flops
     python benchmarks/bench_fronts.py --report-only      # tables and plot from the finished points
+    python benchmarks/bench_fronts.py --spaces lenet-16x16 --retrain-seeds 3   # 3 retrains per network: retrains only
     python benchmarks/bench_fronts.py --quick            # dry run: lenet, 1 epoch, 256 images
 
 The summary (``points.csv``, ``summary.json``, ``summary.md``, ``fronts.png``) goes to
@@ -62,6 +64,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _reuse  # noqa: E402
+import fronts_seeds  # noqa: E402
 
 PAIRS = {  # digits at 16x16 pixels, as the other benchmarks; the array is what the pair names
     "lenet-16x16": dict(space="lenet", array="16x16"),
@@ -110,6 +113,7 @@ REFERENCE = {
     "darts-cifar-32x32": (10.0, 154.0),
 }
 POINT = "point.json"
+FRONTIER_INFO = ("pair", "entry", "model", "lambda", "seed", "point", "target_us")  # a frontier point's own fields
 
 
 def search_config(pair: str, model: str, lam: float, seed: int, *, epochs: int | None = None,
@@ -138,7 +142,9 @@ def settings(config, retrain: dict, **extra) -> dict:
     return json.loads(json.dumps({"search_config": config.to_dict(), "retrain": retrain, **extra}))
 
 
-def stored_point(out: Path, wanted: dict) -> dict | None:
+def stored_point(out: Path, wanted: dict, *, any_seeds: bool = False) -> dict | None:
+    """The finished point in ``out`` if its settings equal ``wanted`` (``any_seeds``: whatever its
+    number of retrain seeds, i.e. its search stands), else None."""
     path = out / POINT
     if not path.is_file():
         return None
@@ -146,6 +152,8 @@ def stored_point(out: Path, wanted: dict) -> dict | None:
     settings = stored.get("settings") or {}
     if isinstance(settings.get("search_config"), dict):  # fields added since the point ran count at their default
         settings = {**settings, "search_config": _reuse.as_today(settings["search_config"])}
+    if any_seeds:
+        settings, wanted = fronts_seeds.without_seeds(settings), fronts_seeds.without_seeds(wanted)
     return stored if settings == wanted else None
 
 
@@ -168,17 +176,14 @@ def price(run: Path, config) -> dict:
 
 def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict, cache: Path | None = None) -> dict:
     """Retrain (reused when fresh, or taken from ``cache`` when another run retrained the same
-    network with the same settings: ``retrain_from`` names it), price and write ``point.json`` last."""
+    network with the same settings: ``retrain_from`` names it; with ``retrain["seeds"]`` K > 1 the
+    mean of K retrains, ``fronts_seeds``), price and write ``point.json`` last."""
     from uboost.io import write_json
 
     started = time.perf_counter()
-    if cache is None:
-        acc, source = _reuse.retrain_acc(out, retrain["epochs"], retrain["max_samples"]), None
-    else:
-        acc, source = _reuse.shared_retrain_acc(out, retrain["epochs"], retrain["max_samples"], cache)
-    point = {**info, "test_acc": acc, "error_pct": 100.0 * (1.0 - acc), **price(out, config),
-             "retrain_wall_s": time.perf_counter() - started, "run_dir": str(out), "settings": wanted,
-             **({"retrain_from": source} if source else {})}
+    accuracy, tail = fronts_seeds.evaluate(out, retrain, cache)
+    point = {**info, **accuracy, **price(out, config), "retrain_wall_s": time.perf_counter() - started,
+             "run_dir": str(out), "settings": wanted, **tail}
     write_json(out / POINT, point)
     return point
 
@@ -186,22 +191,25 @@ def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict, cac
 def run_point(out: Path, config, retrain: dict, info: dict, cache: Path | None = None) -> tuple[dict, bool]:
     """One searched point: ``(point, ran)``; reused when ``point.json`` holds today's settings,
     else searched (the search itself reused by ``_reuse.search`` when its config matches) and
-    retrained."""
+    retrained. A point finished with another number of retrain seeds keeps its search (and the
+    search's wall time): only the retrains run."""
     wanted = settings(config, retrain)
     done = stored_point(out, wanted)
     if done is not None:
         return done, False
+    before = stored_point(out, wanted, any_seeds=True) if _reuse.same_settings(out, config) else None
     started = time.perf_counter()
     summary = _reuse.search(out, config)
     info = {**info, "search_latency_us": 1e3 * summary["latency_ms"], "val_acc": summary.get("val_acc"),
-            "search_wall_s": time.perf_counter() - started}
+            "search_wall_s": before["search_wall_s"] if before else time.perf_counter() - started}
     return finish_point(out, config, retrain, wanted, info, cache), True
 
 
 def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain: dict, points: int,
                  entry: str = FRONTIER, cache: Path | None = None) -> list[dict]:
     """``uboost frontier`` on ``source`` (``points`` budgets, floor 0.9), every point retrained and
-    priced; reused while the source's alphas are older than the stored points. ``frontier``: the
+    priced; reused while the source's alphas are older than the stored points (with another number
+    of retrain seeds: the projections stand, only the retrains run). ``frontier``: the
     command's own budgets, evenly spaced from the cheapest network to the search's argmax;
     ``frontier-wide``: geometrically spaced from the cheapest to the pair's reference latency
     (``uboost frontier --targets``), so one search spans the latencies the lambda sweep spans."""
@@ -211,9 +219,16 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
     wanted = settings(config, retrain, frontier_points=points, source=str(source), **({} if entry == FRONTIER else {"span": entry}))
     alphas_mtime = (source / "alphas.json").stat().st_mtime
     dirs = [out_root / f"p{i:02d}" for i in range(points)]
+
+    def fresh(stored):
+        return all(s is not None and (d / "arch.json").stat().st_mtime >= alphas_mtime for s, d in zip(stored, dirs))
+
     stored = [stored_point(d, wanted) for d in dirs]
-    if all(s is not None and (d / "arch.json").stat().st_mtime >= alphas_mtime for s, d in zip(stored, dirs)):
+    if fresh(stored):
         return stored
+    stored = [stored_point(d, wanted, any_seeds=True) for d in dirs]
+    if fresh(stored):
+        return [finish_point(d, config, retrain, wanted, {k: s[k] for k in FRONTIER_INFO}, cache) for s, d in zip(stored, dirs)]
     projector = load_projector(source)
     if entry == FRONTIER:
         targets = frontier_targets(projector, points=points)
@@ -223,8 +238,7 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
     rows = frontier(projector, targets, out_root, force=True, floor=0.9)
     done = []
     for i, row in enumerate(rows):
-        info = {"pair": pair, "entry": entry, "model": "systolic", "lambda": config.latency_weight, "seed": seed,
-                "point": i, "target_us": 1e3 * targets[i]}
+        info = dict(zip(FRONTIER_INFO, (pair, entry, "systolic", config.latency_weight, seed, i, 1e3 * targets[i])))
         done.append(finish_point(Path(row["run_dir"]), config, retrain, wanted, info, cache))
     return done
 
@@ -244,16 +258,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="search epochs (default: SearchConfig's)")
     p.add_argument("--retrain-epochs", type=int, default=10, help="retrain epochs of every network (uboost retrain's default)")
     p.add_argument("--max-samples", type=int, default=None, help="cap the training set (search and retrain)")
+    p.add_argument("--retrain-seeds", type=int, default=1, help="K: each point's accuracy is the mean of K retrains "
+                   "(seeds 0..K-1, shared through the retrain cache); points done with another K are re-evaluated, "
+                   "their searches reused. K > 1 summarizes to SUMMARY/k<K> by default")
     p.add_argument("--frontier-points", type=int, default=5, help="budgets of the frontier entries (0: none)")
     p.add_argument("--frontiers", default=",".join(FRONTIERS), help=f"comma list from: {', '.join(FRONTIERS)} ('' for none)")
     p.add_argument("--sram-kb", type=int, default=None, help="bounded memory: kB per SRAM (with --dram-bw-words)")
     p.add_argument("--dram-bw-words", type=float, default=None, help="bounded memory: DRAM words per cycle per port")
     p.add_argument("--out", type=Path, default=Path("benchmarks/runs/fronts"), help="run directories (resumable)")
-    p.add_argument("--summary", type=Path, default=Path("benchmarks/fronts"), help="where the tables and the plot go")
+    p.add_argument("--summary", type=Path, default=None, help="where the tables and the plot go (default benchmarks/fronts)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--report-only", action="store_true", help="run nothing: summarize the finished points")
     p.add_argument("--quick", action="store_true", help="dry run: lenet, seed 0, 1 epoch, 256 images, 1 retrain epoch")
     args = p.parse_args(argv)
+    summary_given, args.summary = args.summary is not None, args.summary or Path("benchmarks/fronts")
     if args.quick:
         args.spaces, args.seeds, args.epochs, args.retrain_epochs, args.max_samples = "lenet-16x16", "0", 1, 1, 256
         args.lambdas = args.lambdas or "0,1"
@@ -267,6 +285,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if unknown:
             p.error(f"unknown {name} {unknown}; choose from {', '.join(known)}")
     args.seeds = _seeds(args.seeds)
+    if args.retrain_seeds < 1:
+        p.error(f"--retrain-seeds must be >= 1, got {args.retrain_seeds}")
     args.frontiers = [f.strip() for f in args.frontiers.split(",") if f.strip()]
     if any(f not in FRONTIERS for f in args.frontiers) or (args.frontiers and args.frontier_points < 2):
         p.error(f"--frontiers takes {', '.join(FRONTIERS)}, with --frontier-points >= 2")
@@ -279,6 +299,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.memory and args.out == Path("benchmarks/runs/fronts"):
         tag = f"mem{args.sram_kb}kb-{args.dram_bw_words:g}w"
         args.out, args.summary = args.out.with_name(f"fronts-{tag}"), args.summary.with_name(f"fronts-{tag}")
+    if args.retrain_seeds > 1 and not summary_given:
+        args.summary = args.summary / f"k{args.retrain_seeds}"  # the single-retrain summary stays as it is
     return args
 
 
@@ -300,11 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import fronts_report
 
+    k = args.retrain_seeds
     if args.report_only:
-        fronts_report.write_summary(args.out, args.summary)
+        fronts_report.write_summary(args.out, args.summary, retrain_seeds=k)
         return 0
     _quiet(args.threads)
-    retrain = {"epochs": args.retrain_epochs, "max_samples": args.max_samples}
+    retrain = fronts_seeds.retrain_settings(args.retrain_epochs, args.max_samples, k)
     opts = dict(epochs=args.epochs, max_samples=args.max_samples, memory=args.memory)
     cache = args.out / _reuse.RETRAIN_CACHE  # a network already retrained under the root is not retrained again
     started = time.perf_counter()
@@ -324,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
                     point, ran = run_point(out, config, retrain, info, cache)
                     shared = " (retrain shared)" if ran and point.get("retrain_from") else ""
                     print(f"{pair} seed {seed} {model:<15} lambda {lam:<5g} {'ran' if ran else 'reused'}{shared}: "
-                          f"acc {100 * point['test_acc']:.1f}% latency {point['latency_us']:.2f} µs "
+                          f"acc {100 * point['test_acc']:.1f}%{f' (mean of {k})' if k > 1 else ''} latency {point['latency_us']:.2f} µs "
                           f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
                           f"load {os.getloadavg()[0]:.1f}]", flush=True)
-                fronts_report.write_summary(args.out, args.summary, plot=False)
+                fronts_report.write_summary(args.out, args.summary, plot=False, retrain_seeds=k)
             if args.frontiers and args.frontier_points and "systolic" in args.models:
                 config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
                 source = point_dir(args.out, pair, "systolic", 1.0, seed)
@@ -337,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                     for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry, cache):
                         print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
                               f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
-            fronts_report.write_summary(args.out, args.summary)
+            fronts_report.write_summary(args.out, args.summary, retrain_seeds=k)
     return 0
 
 

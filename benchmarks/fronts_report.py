@@ -15,6 +15,10 @@ Matched-accuracy speed-up over ``flops``: for each point on an entry's front (sa
 the fastest FLOPs-searched network of that seed whose accuracy is within ``MATCH_POINTS`` (0.3)
 points below it or better, divided by the point's latency. Points no FLOPs network matches are
 counted as unmatched (FLOPs-guided search never reached that accuracy).
+
+Accuracy with ``retrain_seeds`` K (``bench_fronts.py --retrain-seeds``): the mean of each point's
+first K retrains (``fronts_seeds.at_seeds``); points retrained fewer than K times are left out and
+counted. At K = 1 a point retrained more often counts with its seed-0 accuracy, as before.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import _reuse
+import fronts_seeds
 import hypervolume as hv
 from bench_fronts import REFERENCE
 
@@ -53,16 +58,17 @@ def _is_current(point: dict) -> bool:
     return json.loads(json.dumps(wanted.to_dict())) == _reuse.as_today(config)
 
 
-def load_points(root: Path) -> tuple[list[dict], int]:
-    """Every current finished point under ``root`` and how many stale ones were left out."""
-    points, stale = [], 0
+def load_points(root: Path, retrain_seeds: int = 1) -> tuple[list[dict], int]:
+    """Every current finished point under ``root`` retrained at least ``retrain_seeds`` times (seen
+    with its first ``retrain_seeds`` accuracies) and how many were left out (stale or fewer retrains)."""
+    points, left_out = [], 0
     for path in sorted(Path(root).glob("**/point.json")):
-        point = json.loads(path.read_text())
-        if _is_current(point):
+        point = fronts_seeds.at_seeds(json.loads(path.read_text()), retrain_seeds)
+        if point is not None and _is_current(point):
             points.append(point)
         else:
-            stale += 1
-    return points, stale
+            left_out += 1
+    return points, left_out
 
 
 def fronts(points: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
@@ -141,8 +147,11 @@ def summarize(points: list[dict]) -> dict:
     return {"match_points": MATCH_POINTS, "entries": out}
 
 
-def markdown(summary: dict, n_points: int, stale: int) -> str:
-    lines = [f"{n_points} points ({stale} stale left out). Hypervolume = share of the reference box (error %, latency µs) "
+def markdown(summary: dict, n_points: int, stale: int, retrain_seeds: int = 1) -> str:
+    many = retrain_seeds > 1
+    lines = [f"{n_points} points ({stale} stale{f' or retrained fewer than {retrain_seeds} times' if many else ''} left out). "
+             + (f"Accuracy of every point: the mean of {retrain_seeds} retrains of its network (seeds 0..{retrain_seeds - 1}). "
+                if many else "") + "Hypervolume = share of the reference box (error %, latency µs) "
              f"dominated, higher is better; matched speed-up = FLOPs latency / latency at accuracy within "
              f"{MATCH_POINTS} points, over each front's points (geometric mean, range, unmatched = no FLOPs network that accurate).",
              "Mean and std over the seeds whose lambda grid is complete; partial seeds are listed apart, their "
@@ -187,12 +196,16 @@ def lambda_tables(points: list[dict]) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def points_csv(points: list[dict]) -> str:
+def points_csv(points: list[dict], retrain_seeds: int = 1) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    fields = CSV_FIELDS + (("retrain_seeds", "retrain_accs") if retrain_seeds > 1 else ())
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for p in sorted(points, key=lambda p: (p["pair"], p["entry"], p["seed"], p["lambda"], p.get("point", -1))):
-        writer.writerow({k: p.get(k, "") for k in CSV_FIELDS})
+        row = {k: p.get(k, "") for k in fields}
+        if retrain_seeds > 1:
+            row["retrain_accs"] = " ".join(f"{a:.6f}" for a in p["retrain_accs"])
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -234,15 +247,16 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
     plt.close(fig)
 
 
-def write_summary(root: Path, out: Path, *, plot: bool = True) -> dict:
+def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: int = 1) -> dict:
     from uboost.io import write_json, write_text
 
-    points, stale = load_points(root)
+    points, stale = load_points(root, retrain_seeds)
     summary = summarize(points) if points else {"match_points": MATCH_POINTS, "entries": []}
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "points.csv", points_csv(points))
-    write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points)})
-    text = markdown(summary, len(points), stale) + ("\n" + lambda_tables(points) if points else "")
+    write_text(out / "points.csv", points_csv(points, retrain_seeds))
+    many = {"retrain_seeds": retrain_seeds} if retrain_seeds > 1 else {}
+    write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points), **many})
+    text = markdown(summary, len(points), stale, retrain_seeds) + ("\n" + lambda_tables(points) if points else "")
     write_text(out / "summary.md", text)
     if points and plot:
         plot_fronts(out / "fronts.png", points)
