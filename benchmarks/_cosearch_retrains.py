@@ -9,7 +9,8 @@ accelerator...; its seed is the study's), through :func:`_reuse.mean_retrain_acc
 retrain is reused as the seed it was made with (seed ``s`` of a study with seed ``s``), the other
 seeds go to ``retrain-seed<S>/`` beside it, and a network that repeats (same architecture, precision
 and network settings: :func:`_reuse.retrain_key`) is retrained once per seed, shared through the
-cache ``<run root>/retrain-cache``.
+cache ``<run root>/retrain-cache``. With ``--inner-rounds 2`` a trial's network is its kept round's
+(its ``run_dir``); the summary's list of both rounds' pairs stays on their single retrains.
 """
 
 from __future__ import annotations
