@@ -53,25 +53,48 @@ def search(out: Path, config) -> dict:
 
 
 def retrain_dir(run: Path, seed: int = 0) -> Path:
-    """Where ``run``'s retrain with ``seed`` lives: ``retrain/`` for seed 0 (``uboost retrain``'s own
-    place and default seed), ``retrain-seed<S>/`` for the repeats that average out retrain noise."""
-    return run / ("retrain" if seed == 0 else f"retrain-seed{seed}")
+    """Where ``run``'s retrain with ``seed`` goes: ``retrain/`` for seed 0 (``uboost retrain``'s own
+    place and default seed), ``retrain-seed<S>/`` for the repeats that average out retrain noise, and
+    for seed 0 too when ``retrain/`` holds a retrain with another seed (a ``uboost tune`` trial's,
+    made with its study's seed), so that one is never replaced."""
+    if seed == 0 and _stored(run / "retrain").get("config", {}).get("seed", 0) == 0:
+        return run / "retrain"
+    return run / f"retrain-seed{seed}"
 
 
-def retrain_acc(run: Path, epochs: int, max_samples: int | None = None, seed: int = 0) -> float:
+def _stored(out: Path) -> dict:
+    done = out / "retrain.json"
+    return json.loads(done.read_text()) if done.is_file() else {}
+
+
+def _fresh_acc(run: Path, out: Path, wanted: dict) -> float | None:
+    """The test accuracy of the retrain in ``out`` when it was made after ``run``'s ``arch.json`` was last
+    written (the last search/projection) with every setting in ``wanted`` (a seed not stored is 0)."""
+    done = out / "retrain.json"
+    if not done.is_file() or done.stat().st_mtime < (run / "arch.json").stat().st_mtime:
+        return None
+    stored = json.loads(done.read_text())
+    settings = {"seed": 0, **stored.get("config", {})}
+    return stored["test_acc"] if all(k in settings and settings[k] == v for k, v in wanted.items()) else None
+
+
+def retrain_acc(run: Path, epochs: int, max_samples: int | None = None, seed: int = 0,
+                settings: dict | None = None) -> float:
     """Test accuracy of ``run``'s network retrained from scratch with ``seed`` (reused when it was
-    retrained with ``epochs``, ``max_samples`` and ``seed`` after its ``arch.json`` was last written)."""
+    retrained with ``epochs``, ``max_samples`` and ``seed`` after its ``arch.json`` was last written).
+    ``settings``: any other :class:`~uboost.retrain.RetrainConfig` fields (batch size, accelerator...)
+    the retrain is made with and a reused one must have (JSON values). Besides :func:`retrain_dir`,
+    ``retrain/`` is reused when it holds that retrain (``uboost tune`` trials retrain there with their
+    study's seed and settings)."""
     from uboost.retrain import RetrainConfig, retrain
 
+    wanted = json.loads(json.dumps({**(settings or {}), "epochs": epochs, "max_samples": max_samples, "seed": seed}))
     out = retrain_dir(run, seed)
-    done = out / "retrain.json"
-    if done.is_file():
-        stored = json.loads(done.read_text())
-        settings = stored.get("config", {})
-        fresh = done.stat().st_mtime >= (run / "arch.json").stat().st_mtime  # retrained after the last search/projection
-        if fresh and (settings.get("epochs"), settings.get("max_samples"), settings.get("seed", 0)) == (epochs, max_samples, seed):
-            return stored["test_acc"]
-    return retrain(run, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed), out=out).summary()["test_acc"]
+    for place in dict.fromkeys((out, run / "retrain")):
+        acc = _fresh_acc(run, place, wanted)
+        if acc is not None:
+            return acc
+    return retrain(run, RetrainConfig(**wanted), out=out).summary()["test_acc"]
 
 
 # -- retrains shared between runs that derived the same network -------------------------------------------------
@@ -117,28 +140,28 @@ def _remember(cache: Path, key: dict, acc: float, run: Path) -> None:
 
 
 def shared_retrain_acc(run: Path, epochs: int, max_samples: int | None, cache: Path,
-                       seed: int = 0) -> tuple[float, str | None]:
+                       seed: int = 0, settings: dict | None = None) -> tuple[float, str | None]:
     """``(test accuracy, source)`` of ``run``'s network retrained with ``seed``: from ``cache`` when a
     run with an equal :func:`retrain_key` was retrained (``source``: that run), else :func:`retrain_acc`
-    (``source`` None)."""
+    (``source`` None); ``settings`` as :func:`retrain_acc`."""
     from uboost.retrain import RetrainConfig
 
-    key = retrain_key(run, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed))
+    key = retrain_key(run, RetrainConfig(**{**(settings or {}), "epochs": epochs, "max_samples": max_samples, "seed": seed}))
     entry = _entry(cache, key)
     if entry.is_file():
         stored = json.loads(entry.read_text())
         if stored["key"] == key and stored["source"] != str(run):
             return stored["test_acc"], stored["source"]
-    acc = retrain_acc(run, epochs, max_samples, seed)
+    acc = retrain_acc(run, epochs, max_samples, seed, settings)
     _remember(cache, key, acc, run)
     return acc, None
 
 
 def mean_retrain_acc(run: Path, epochs: int, max_samples: int | None, cache: Path,
-                     seeds: int) -> tuple[float, list[float]]:
+                     seeds: int, settings: dict | None = None) -> tuple[float, list[float]]:
     """``(mean, per-seed accuracies)`` of ``run``'s network retrained with seeds ``0 .. seeds - 1``
-    (each one shared through ``cache`` as :func:`shared_retrain_acc`)."""
-    accs = [shared_retrain_acc(run, epochs, max_samples, cache, seed)[0] for seed in range(seeds)]
+    (each one shared through ``cache`` as :func:`shared_retrain_acc`; ``settings`` as :func:`retrain_acc`)."""
+    accs = [shared_retrain_acc(run, epochs, max_samples, cache, seed, settings)[0] for seed in range(seeds)]
     return sum(accs) / len(accs), accs
 
 

@@ -21,6 +21,8 @@ finished studies are reused (the baseline is shared), ``--baseline-only`` runs o
 bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds rows that split the gain and retrain the
 reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
 searches an energy term; ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
+``--retrain-seeds K`` (with ``--report-only`` on finished studies) retrains every trial network K times (seeds 0..K-1, the
+trial's own retrain settings, each network once per seed) and judges on the mean accuracies (``_cosearch_retrains.py``).
 
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
 accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
@@ -101,7 +103,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         studies["cosearch" if kind == co_kind else kind] = (study, seconds)
     if args.baseline_only:
         return {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
-    found = summarize(name, sram_kb, budget, base, studies, args.tolerance)
+    found = judged(name, sram_kb, budget, base, studies, args.tolerance, args.retrain_seeds, Path(args.out), out)
     if "reference" in found:
         found["best_accelerator_for_reference"] = best_accelerator(studies, found["reference"]["trial"], co_space, budget)
     if "reference" in found and args.bits is not None:  # bits vs accelerator, and the baseline at uniform bits (_cosearch_bits.py)
@@ -146,6 +148,13 @@ def _searched(out: Path) -> int:
     return sum(1 for t in tuning.load_study(out).trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE")
 
 
+def _done(study) -> list:
+    """The trials a summary compares: completed, within budget, priced in energy."""
+    from uboost import tuning
+
+    return [t for t in tuning.completed(study) if tuning.feasible(t) and t.user_attrs.get("energy_uj") is not None]
+
+
 def _row(trial) -> dict:
     a = trial.user_attrs
     cfg = a["config"]
@@ -169,15 +178,32 @@ def bit_counts(run_dir) -> dict | None:
     return dict(sorted(Counter(f"w{w}a{a}" for w, a in read_precision(path).values()).items()))
 
 
-def summarize(name, sram_kb, budget, base, studies, tolerance) -> dict:
-    from uboost import tuning
+def judged(name, sram_kb, budget, base, studies, tolerance, seeds: int, root: Path, out: Path) -> dict:
+    """:func:`summarize` on each trial's own retrain (``seeds`` 1), or on the mean of ``seeds`` retrains
+    per trial network (``_cosearch_retrains.py``; retrain cache under the run ``root``, the pair's
+    retrains in ``out``), recorded under ``"retrains"``."""
+    if seeds == 1:
+        return summarize(name, sram_kb, budget, base, studies, tolerance)
+    import _cosearch_retrains
+    import _reuse
 
+    retrains, record = _cosearch_retrains.retrain_trials(
+        {kind: _done(study) for kind, (study, _) in studies.items()}, seeds, root / _reuse.RETRAIN_CACHE, out)
+    return {**summarize(name, sram_kb, budget, base, studies, tolerance, retrains), "retrains": record}
+
+
+def summarize(name, sram_kb, budget, base, studies, tolerance, retrains: dict | None = None) -> dict:
+    """``retrains``: ``{kind: {trial: [accuracy per seed]}}`` (``--retrain-seeds``): the rows' accuracies become their means."""
     found: dict = {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
     for kind, (study, seconds) in studies.items():
-        done = [t for t in tuning.completed(study) if tuning.feasible(t) and t.user_attrs.get("energy_uj") is not None]
+        done = _done(study)
         skipped = sum(1 for t in study.trials if t.user_attrs.get("skipped"))
-        found[kind] = {"searched_trials": len(done), "skipped_over_budget": skipped, "wall_s": seconds,
-                       "trials": [_row(t) for t in done]}
+        rows = [_row(t) for t in done]
+        if retrains:
+            from _cosearch_retrains import average
+
+            average(rows, retrains[kind])
+        found[kind] = {"searched_trials": len(done), "skipped_over_budget": skipped, "wall_s": seconds, "trials": rows}
     base_rows = found["baseline"]["trials"]
     co_rows = found["cosearch"]["trials"]
     if not base_rows or not co_rows:
@@ -260,8 +286,9 @@ def markdown(results: list[dict]) -> str:
         for label, row, kind in (("16x16 baseline", r["reference"], "baseline"), ("co-search", r["pick"], "cosearch")):
             k = r[kind]
             bits = ", " + " + ".join(f"{n} {k}" for k, n in row["bits"].items()) if row.get("bits") else ""
+            spread = f" ± {100 * row['accuracy_std']:.1f}" if "accuracy_std" in row else ""
             lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | {label} (trial {row['trial']}) | {row['accelerator']}{bits} | "
-                         f"{100 * row['accuracy']:.1f} % | {1e3 * row['latency_ms']:.2f} | {row['energy_uj']:.3f} | "
+                         f"{100 * row['accuracy']:.1f}{spread} % | {1e3 * row['latency_ms']:.2f} | {row['energy_uj']:.3f} | "
                          f"{1e3 * row['edp_uj_ms']:.3f} | {k['searched_trials']} ({k['skipped_over_budget']}) | {k['wall_s']:.0f} |")
         same = r["reference_on_picked_accelerator"]
         lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | baseline network on the co-searched accelerator | | "
@@ -290,6 +317,10 @@ def markdown(results: list[dict]) -> str:
                              f"{1e3 * h['edp_uj_ms']:.3f} | | |")
         lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | **EDP gain {r['edp_gain']:.2f}x**, accuracy "
                      f"{r['accuracy_delta_points']:+.1f} points{'' if r['pick_within_tolerance'] else ' (none within tolerance)'} | | | | | | | |")
+        if r.get("retrains"):
+            k = r["retrains"]
+            lines.append(f"| {r['space']} | {r['budget_mm2']:.4f} | accuracies: means of {k['seeds']} retrains (± sample std); "
+                         f"{k['distinct_retrains']} distinct retrains, {k['retrained_now']} run now in {k['wall_s']:.0f} s | | | | | | | |")
     for r in results:
         for g in r.get("front_gains", []):
             found = (f"co-search trial {g['cosearch_trial']} ({100 * g['cosearch_accuracy']:.1f} %): EDP gain {g['gain']:.2f}x"
@@ -335,12 +366,17 @@ def main() -> None:
     parser.add_argument("--tag", default=None,
                         help="co-search study folder suffix (e.g. a copy of a finished study's journal, continued further "
                              "without touching the original)")
+    parser.add_argument("--retrain-seeds", type=int, default=1,
+                        help="judge on the mean of K retrains per trial network (seeds 0..K-1, the trial's retrain settings; "
+                             "1: the trials' own single retrain)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))
     parser.add_argument("--report-only", action="store_true", help="recompute the summary from the finished studies in --out")
     parser.add_argument("--quick", action="store_true", help="dry run: 1 epoch, 256 images, 2 + 3 trials, into a temp folder")
     args = parser.parse_args()
+    if args.retrain_seeds < 1:
+        parser.error(f"--retrain-seeds must be at least 1, got {args.retrain_seeds}")
     if args.bits is not None:
         from uboost.exceptions import ConfigError
         from uboost.quant import parse_bits
