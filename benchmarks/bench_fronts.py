@@ -269,6 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--summary", type=Path, default=None, help="where the tables and the plot go (default benchmarks/fronts)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--report-only", action="store_true", help="run nothing: summarize the finished points")
+    p.add_argument("--report-seeds", default=None, help="comma list: summarize only these search seeds' points "
+                   "(default: every finished seed under --out)")
     p.add_argument("--quick", action="store_true", help="dry run: lenet, seed 0, 1 epoch, 256 images, 1 retrain epoch")
     args = p.parse_args(argv)
     summary_given, args.summary = args.summary is not None, args.summary or Path("benchmarks/fronts")
@@ -285,6 +287,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if unknown:
             p.error(f"unknown {name} {unknown}; choose from {', '.join(known)}")
     args.seeds = _seeds(args.seeds)
+    args.report_seeds = None if args.report_seeds is None else _seeds(args.report_seeds)
     if args.retrain_seeds < 1:
         p.error(f"--retrain-seeds must be >= 1, got {args.retrain_seeds}")
     args.frontiers = [f.strip() for f in args.frontiers.split(",") if f.strip()]
@@ -324,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 
     k = args.retrain_seeds
     if args.report_only:
-        fronts_report.write_summary(args.out, args.summary, retrain_seeds=k)
+        fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds)
         return 0
     _quiet(args.threads)
     retrain = fronts_seeds.retrain_settings(args.retrain_epochs, args.max_samples, k)
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"acc {100 * point['test_acc']:.1f}%{f' (mean of {k})' if k > 1 else ''} latency {point['latency_us']:.2f} µs "
                           f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
                           f"load {os.getloadavg()[0]:.1f}]", flush=True)
-                fronts_report.write_summary(args.out, args.summary, plot=False, retrain_seeds=k)
+                fronts_report.write_summary(args.out, args.summary, plot=False, retrain_seeds=k, seeds=args.report_seeds)
             if args.frontiers and args.frontier_points and "systolic" in args.models:
                 config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
                 source = point_dir(args.out, pair, "systolic", 1.0, seed)
@@ -360,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                     for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry, cache):
                         print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
                               f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
-            fronts_report.write_summary(args.out, args.summary, retrain_seeds=k)
+            fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds)
     return 0
 
 

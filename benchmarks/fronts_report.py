@@ -58,12 +58,16 @@ def _is_current(point: dict) -> bool:
     return json.loads(json.dumps(wanted.to_dict())) == _reuse.as_today(config)
 
 
-def load_points(root: Path, retrain_seeds: int = 1) -> tuple[list[dict], int]:
+def load_points(root: Path, retrain_seeds: int = 1, seeds: list[int] | None = None) -> tuple[list[dict], int]:
     """Every current finished point under ``root`` retrained at least ``retrain_seeds`` times (seen
-    with its first ``retrain_seeds`` accuracies) and how many were left out (stale or fewer retrains)."""
+    with its first ``retrain_seeds`` accuracies) and how many were left out (stale or fewer retrains);
+    with ``seeds``, only the points of those search seeds (the others are neither read nor counted)."""
     points, left_out = [], 0
     for path in sorted(Path(root).glob("**/point.json")):
-        point = fronts_seeds.at_seeds(json.loads(path.read_text()), retrain_seeds)
+        stored = json.loads(path.read_text())
+        if seeds is not None and stored["seed"] not in seeds:
+            continue
+        point = fronts_seeds.at_seeds(stored, retrain_seeds)
         if point is not None and _is_current(point):
             points.append(point)
         else:
@@ -247,15 +251,16 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
     plt.close(fig)
 
 
-def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: int = 1) -> dict:
+def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: int = 1, seeds: list[int] | None = None) -> dict:
     from uboost.io import write_json, write_text
 
-    points, stale = load_points(root, retrain_seeds)
+    points, stale = load_points(root, retrain_seeds, seeds)
     summary = summarize(points) if points else {"match_points": MATCH_POINTS, "entries": []}
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "points.csv", points_csv(points, retrain_seeds))
     many = {"retrain_seeds": retrain_seeds} if retrain_seeds > 1 else {}
-    write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points), **many})
+    only = {"search_seeds": sorted(seeds)} if seeds is not None else {}
+    write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points), **many, **only})
     text = markdown(summary, len(points), stale, retrain_seeds) + ("\n" + lambda_tables(points) if points else "")
     write_text(out / "summary.md", text)
     if points and plot:

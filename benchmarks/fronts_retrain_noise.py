@@ -43,8 +43,9 @@ def _pm(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
 
 
-def report(root: Path, pair: str, k: int, rival: str = "systolic-paper", ours: str = "systolic") -> str:
-    points, _ = fronts_report.load_points(root, k)
+def report(root: Path, pair: str, k: int, rival: str = "systolic-paper", ours: str = "systolic",
+           seeds: list[int] | None = None) -> str:
+    points, _ = fronts_report.load_points(root, k, seeds)
     points = [p for p in points if p["pair"] == pair]
     mean = hypervolumes(points, pair)
     single = [hypervolumes(single_seed(points, s), pair) for s in range(k)]
@@ -87,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pair", default="lenet-16x16")
     p.add_argument("--retrain-seeds", type=int, default=3)
     p.add_argument("--out", type=Path, default=None, help="markdown file (default: print only)")
+    p.add_argument("--search-seeds", default=None, help="comma list: only these search seeds' points (default: all)")
     args = p.parse_args(argv)
-    text = report(args.root, args.pair, args.retrain_seeds)
+    seeds = None if args.search_seeds is None else [int(s) for s in args.search_seeds.split(",") if s.strip()]
+    text = report(args.root, args.pair, args.retrain_seeds, seeds=seeds)
     if args.out:
         from uboost.io import write_text
 
