@@ -18,3 +18,13 @@ def test_public_names_resolve():
     assert issubclass(uboost.UBoostError, Exception)
     with pytest.raises(AttributeError):
         uboost.not_a_name
+
+
+def test_importing_the_strategy_prints_no_nni_import_warnings_and_leaves_logging_alone():
+    # NNI warns once per torch class it does not know while it is imported (torch 2.14 has several);
+    # uboost.strategy filters exactly those, and does not touch NNI's loggers (a user's NNI experiment keeps them)
+    code = ("import logging, uboost.strategy, nni; "
+            "print(logging.getLogger('nni').level, logging.getLogger('lightning.pytorch').level)")
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True)
+    assert "is found to be not a nn.Module" not in out.stderr
+    assert out.stdout.split()[0] != str(__import__("logging").CRITICAL)

@@ -9,9 +9,16 @@ import logging
 import warnings
 
 
+def quiet_nni_import() -> None:
+    """Filter only the warnings NNI prints while it is imported (one per torch class it does not know,
+    e.g. ``LinearCrossEntropyOptions`` of torch 2.14): what importing ``uboost.strategy`` may do to a
+    user's process. Logging is left alone (that is :func:`quiet_nni`'s, for uboost's own commands)."""
+    warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module.*")
+
+
 def quiet_nni() -> None:
     """Filter NNI's known harmless warnings and its console logging."""
-    warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module.*")
+    quiet_nni_import()
     warnings.filterwarnings("ignore", message=r".*training_service.*")
     warnings.filterwarnings("ignore", message=r".*val_dataloader.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
