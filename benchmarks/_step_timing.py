@@ -171,6 +171,16 @@ class Memory:
             self.result.update(cuda_start=self.cuda_start, cuda_peak=torch.cuda.max_memory_allocated() / 2**20)
 
 
+def torch_sync(module) -> Callable[[], None]:
+    """``torch.cuda.synchronize`` when ``module``'s parameters live on a CUDA device, else a no-op."""
+    import torch
+
+    param = next(module.parameters(), None)
+    if param is not None and param.device.type == "cuda":
+        return lambda: torch.cuda.synchronize(param.device)
+    return lambda: None
+
+
 def make_timer(baton: Baton, sections: Sections | None = None):
     from pytorch_lightning import Callback
 
@@ -186,6 +196,8 @@ def make_timer(baton: Baton, sections: Sections | None = None):
             if sections is not None:
                 sections.install(pl_module)
             self.memory = Memory()
+            # on a GPU a step is timed to its last kernel: the host only queues work (no-op on a CPU)
+            self._sync = torch_sync(pl_module)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             step = len(self.times)
@@ -195,9 +207,11 @@ def make_timer(baton: Baton, sections: Sections | None = None):
             baton.take(step)
             if sections is not None:
                 sections.start_step()
+            self._sync()
             self._start = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self._sync()
             self.times.append(time.perf_counter() - self._start)
             if sections is not None:
                 sections.end_step(self.times[-1])

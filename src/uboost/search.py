@@ -174,6 +174,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     from uboost.distributed import LAUNCH_FIELDS, loader_options, log_every_n_steps
     from uboost.distributed.lightning import trainer_kwargs, wait_for_children
     from uboost.strategy import UBoost, run_experiment
+    from uboost.strategy.experiment import check_nni_lock
 
     # refuse before anything is loaded or written (rank 0 only: the others never touch the directory)
     out = runs.check_run_dir(out, resume=resume, force=force) if rank_zero else Path(out)
@@ -189,6 +190,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     from uboost.accelerators import check_accelerator
 
     check_accelerator(config.accelerator, config.devices)  # Lightning would find out after config.json is written
+    check_nni_lock()  # an NNI that would hang at its first step, said before anything is written
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(config)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from uboost._quiet import quiet_nni
+from uboost.exceptions import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +19,7 @@ def run_experiment(space, evaluator, strategy, *, workdir: str | os.PathLike | N
     architecture as NNI's JSON-safe dict. The experiment is always stopped (NNI's ``run()``
     does not), and its files go to ``workdir`` when given."""
     quiet_nni()
+    check_nni_lock()
     from nni.nas.experiment import NasExperiment
 
     experiment = NasExperiment(space, evaluator, strategy)
@@ -30,3 +34,34 @@ def run_experiment(space, evaluator, strategy, *, workdir: str | os.PathLike | N
             experiment.stop()
         except Exception as exc:  # stopping must not hide the real error
             logger.debug("experiment.stop() failed: %s", exc)
+
+
+def check_nni_lock() -> None:
+    """Fail in one line, instead of waiting forever, where NNI 3.0 cannot take its own file lock.
+
+    Every NNI experiment, one-shot included, records itself in NNI's experiment list under
+    ``nni.tools.nnictl``'s ``SimplePreemptiveLock``, a subclass of ``filelock.SoftFileLock`` that
+    keeps its file descriptor where filelock < 3.12 looked for it. From filelock 3.12 on the lock
+    never counts as taken and ``acquire`` polls forever: every search hangs before its first step
+    (NNI 3.0 pins ``filelock<3.12``; installing a package that needs a newer one upgrades it with
+    only a warning from pip). The lock is tried once per process on a private temporary file."""
+    error = _nni_lock_error()
+    if error:
+        raise ConfigError(error)
+
+
+@functools.lru_cache(maxsize=1)
+def _nni_lock_error() -> str:
+    import filelock
+    from nni.tools.nnictl import common_utils
+
+    with tempfile.TemporaryDirectory(prefix="uboost-lock-") as folder:
+        lock = common_utils.get_file_lock(os.path.join(folder, "probe"), stale=2)
+        try:
+            lock.acquire(timeout=1.0)  # uncontended: a working lock is taken at the first try
+        except filelock.Timeout:
+            version = getattr(filelock, "__version__", "?")
+            return (f"NNI 3.0 cannot take its experiment lock with filelock {version} (every search would wait forever); "
+                    "install the version NNI supports: pip install 'filelock<3.12'")
+        lock.release()
+    return ""
