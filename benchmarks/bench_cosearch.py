@@ -23,6 +23,7 @@ reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G``
 searches an energy term; ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
 ``--retrain-seeds K`` (with ``--report-only`` on finished studies) retrains every trial network K times (seeds 0..K-1, the
 trial's own retrain settings, each network once per seed) and judges on the mean accuracies (``_cosearch_retrains.py``).
+``cosearch_crossfit.py`` re-judges those summaries with the choice and the verdict on separate halves of the seeds.
 
 Both price with ``systolic-mem`` (finite SRAM and bandwidth) and the ``horowitz45`` energy table;
 accuracy is the test accuracy of a short retrain of each trial's network (``--retrain-epochs``).
@@ -208,10 +209,8 @@ def summarize(name, sram_kb, budget, base, studies, tolerance, retrains: dict | 
     co_rows = found["cosearch"]["trials"]
     if not base_rows or not co_rows:
         return found
-    reference = max(base_rows, key=lambda r: (r["accuracy"], -r["edp_uj_ms"]))
-    close = [r for r in co_rows if r["accuracy"] >= reference["accuracy"] - tolerance]
-    pick = min(close, key=lambda r: r["edp_uj_ms"]) if close else max(co_rows, key=lambda r: (r["accuracy"], -r["edp_uj_ms"]))
-    found.update(reference=reference, pick=pick, pick_within_tolerance=bool(close),
+    reference, pick, within = choose(base_rows, co_rows, tolerance)
+    found.update(reference=reference, pick=pick, pick_within_tolerance=within,
                  edp_gain=reference["edp_uj_ms"] / pick["edp_uj_ms"], accuracy_delta_points=100 * (pick["accuracy"] - reference["accuracy"]))
     found["reference_on_picked_accelerator"] = reprice(studies, reference["trial"], pick["trial"])
     rounds = round_pairs(studies["cosearch"][0], reference, tolerance)
@@ -226,6 +225,17 @@ def summarize(name, sram_kb, budget, base, studies, tolerance, retrains: dict | 
                                      "cosearch_trial": best and best["trial"], "cosearch_accuracy": best and best["accuracy"],
                                      "gain": best and ref["edp_uj_ms"] / best["edp_uj_ms"]})
     return found
+
+
+def choose(base_rows: list[dict], co_rows: list[dict], tolerance: float, accuracy=lambda r: r["accuracy"]) -> tuple[dict, dict, bool]:
+    """``(reference, pick, pick within tolerance)``: the reference is the most accurate baseline trial (the
+    cheaper on a tie), the pick the co-search trial of least EDP within ``tolerance`` of it (else the most
+    accurate co-search trial). ``accuracy(row)`` gives a row's accuracy (``cosearch_crossfit.py``: a mean over
+    some retrain seeds)."""
+    reference = max(base_rows, key=lambda r: (accuracy(r), -r["edp_uj_ms"]))
+    close = [r for r in co_rows if accuracy(r) >= accuracy(reference) - tolerance]
+    pick = min(close, key=lambda r: r["edp_uj_ms"]) if close else max(co_rows, key=lambda r: (accuracy(r), -r["edp_uj_ms"]))
+    return reference, pick, bool(close)
 
 
 def round_pairs(study, reference: dict, tolerance: float) -> dict | None:

@@ -1,0 +1,73 @@
+"""benchmarks/cosearch_crossfit.py: co-search verdicts with the reference and pick chosen on one half of the
+retrain seeds and judged on the other (a hand-computed two-seed cell; the script on a written summary)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import cosearch_crossfit  # noqa: E402
+
+
+def row(trial, seeds, edp):
+    return {"trial": trial, "accuracy": sum(seeds) / len(seeds), "accuracy_seeds": seeds, "edp_uj_ms": edp}
+
+
+# baseline 0 is lucky on seed 0, co-search 1 on seed 1; over both seeds all four average 0.84375 (binary
+# fractions: the means are exact)
+CELL = {"space": "lenet", "baseline_sram_kb": 4,
+        "baseline": {"trials": [row(0, [0.90625, 0.78125], 10.0), row(1, [0.84375, 0.84375], 8.0)]},
+        "cosearch": {"trials": [row(0, [0.875, 0.8125], 2.0), row(1, [0.78125, 0.90625], 1.0)]}}
+
+
+def test_splits_partition_the_seeds_into_halves():
+    assert cosearch_crossfit.splits(2) == [((0,), (1,)), ((1,), (0,))]
+    four = cosearch_crossfit.splits(4)
+    assert len(four) == 6 and all(sorted(a + b) == [0, 1, 2, 3] and len(a) == len(b) == 2 for a, b in four)
+    assert len({a for a, _ in four}) == 6  # each half chooses once
+    assert len(cosearch_crossfit.splits(10)) == 252
+    assert all(len(a) == 3 for a, _ in cosearch_crossfit.splits(5))  # odd: the choosing half is the larger
+
+
+def test_a_verdict_met_on_the_means_is_missed_on_held_out_seeds():
+    result = cosearch_crossfit.crossfit(CELL, tolerance=0.005)
+    # both seeds' means: the baselines tie (the cheaper, 1, is the reference); both co-search networks are
+    # within 0.5 points; the cheaper (1) is the pick: 8x at +0.0 points, met
+    assert result["published"] == dict(reference=1, pick=1, gain=8.0, delta_points=0.0, met=True)
+    # chosen on seed 0: reference 0 (0.906), no co-search network within 0.5 points (pick: the most accurate, 0; 5x),
+    # not met; chosen on seed 1: reference 1 (0.844), pick 1 (0.906, EDP 1: 8x), judged on seed 0: 0.781 - 0.844 =
+    # -6.25 points, not met
+    assert result["splits"] == 2 and result["met_share"] == 0.0
+    assert {(p["reference"], p["pick"]) for p in result["pairs"]} == {(0, 0), (1, 1)}
+    assert result["median_gain"] == pytest.approx((10 / 2 + 8 / 1) / 2)
+    assert result["median_held_out_delta_points"] == pytest.approx(((0.8125 - 0.78125) + (0.78125 - 0.84375)) / 2 * 100)
+    assert result["median_met"] is False
+    # the chosen networks' accuracy on the seed that did not choose them: reference 0 falls 12.5 points, 1 none;
+    # pick 0 falls 6.25, pick 1 12.5
+    assert result["mean_reference_fall_points"] == pytest.approx(12.5 / 2)
+    assert result["mean_pick_fall_points"] == pytest.approx((6.25 + 12.5) / 2)
+
+
+def test_a_cell_without_noise_keeps_its_verdict():
+    steady = {**CELL, "baseline": {"trials": [row(0, [0.9] * 4, 10.0)]},
+              "cosearch": {"trials": [row(0, [0.897] * 4, 5.0), row(1, [0.89] * 4, 1.0)]}}
+    result = cosearch_crossfit.crossfit(steady, tolerance=0.005)
+    assert result["met_share"] == 1.0 and result["median_gain"] == 2.0 and result["published"]["met"]
+    assert cosearch_crossfit.crossfit(steady, tolerance=0.005, goal=2.5)["met_share"] == 0.0
+
+
+def test_script_reads_summaries_and_writes_its_tables(tmp_path, capsys):
+    folder = tmp_path / "inner-lenet-k2"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"settings": {"seed": 3, "tolerance": 0.005}, "results": [CELL]}))
+    assert cosearch_crossfit.main(["--summaries", str(tmp_path / "*-k2"), "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out" / "crossfit.json").read_text())
+    assert rows[0]["study_seed"] == 3 and rows[0]["met_share"] == 0.0
+    assert "1 of 1 cells; cross-fitted, in more than half of the splits: 0 of 1" in (tmp_path / "out" / "crossfit.md").read_text()
+    one_seed = {**CELL, "baseline": {"trials": [row(0, [0.9], 1.0)]}}
+    (folder / "summary.json").write_text(json.dumps({"settings": {"seed": 3, "tolerance": 0.005}, "results": [one_seed]}))
+    assert cosearch_crossfit.main(["--summaries", str(tmp_path / "*-k2")]) == 1
+    assert "at least 2 retrain seeds" in capsys.readouterr().err
