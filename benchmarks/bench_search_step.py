@@ -48,6 +48,11 @@ Measured, side by side in one run:
    ``--space lenet`` and ``--target-latency-ms`` (with ``--budget-commit``) select the space and a
    latency budget with its commit phase.
 
+7. With ``--paired-paths``: the single-path processes run the same op path at every step, drawn at random
+   from a fixed stream instead of from their alphas (``_paired_paths.py``), so that "bits / no bits" per
+   round compares the same network with and without the quantizers; the report counts the draws that
+   stayed paired. The bits ratio is also given as the ratio of the total time of all timed steps.
+
 Run: ``PYTHONPATH=src python benchmarks/bench_search_step.py [--steps 12] [--repeats 3] [--profile]``;
 the issue-10 sizes: ``--width 16 --cells 8 --image-size 32 --batch-size 64 --steps 3 --repeats 1
 --strategies GumbelDARTS,"UBoost single-path"`` (and the demo's: ``--width 8 --cells 3 --image-size 8
@@ -212,7 +217,12 @@ def child(args, name, index, semaphores, barrier, lock, results, workdir, profil
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         baton = Baton(semaphores, barrier, index, args.warmup + args.steps)
-        results.put(one_run(args, name, baton, workdir, lock, profile, count_syncs))
+        paths: list[int] = []
+        if getattr(args, "paired_paths", False):
+            import _paired_paths
+
+            _paired_paths.install(paths, args.seed)
+        results.put({**one_run(args, name, baton, workdir, lock, profile, count_syncs), "paths": paths})
     except BaseException:
         barrier.abort()
         results.put(dict(name=name, error=traceback.format_exc()))
@@ -361,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-latency-ms", type=float, default=None, help="UBoost's latency budget (default: none)")
     parser.add_argument("--budget-commit", type=float, default=0.2, help="commit phase share with a budget (1: every step)")
     parser.add_argument("--syncs", action="store_true", help="also count host syncs per step (one more, instrumented repeat)")
+    parser.add_argument("--paired-paths", action="store_true",
+                        help="single-path processes run the same op path at every step, drawn at random (_paired_paths.py)")
     parser.add_argument("--baseline", default=None, metavar="SRC",
                         help="also run every UBoost strategy with the uboost package from SRC, as '<name> (base)'")
     args = parser.parse_args(argv)
@@ -434,8 +446,15 @@ def main(argv: list[str] | None = None) -> int:
             per = [a / b for run in runs
                    for a, b in zip(run[BITS + suffix]["times"][args.warmup:], run[SINGLE + suffix]["times"][args.warmup:])]
             ratio = statistics.median(per)
+            total = (sum(t for run in runs for t in run[BITS + suffix]["times"][args.warmup:])
+                     / sum(t for run in runs for t in run[SINGLE + suffix]["times"][args.warmup:]))
             print(f"bits: {BITS + suffix} step / {SINGLE + suffix} step (median over rounds) {ratio:.3f} <= 1.30 "
-                  f"{'PASS' if ratio <= 1.3 else 'MISS'}")
+                  f"{'PASS' if ratio <= 1.3 else 'MISS'}; total time of the timed steps {total:.3f}")
+            if args.paired_paths:
+                import _paired_paths
+
+                same = [_paired_paths.paired_steps(run[BITS + suffix]["paths"], run[SINGLE + suffix]["paths"]) for run in runs]
+                print(f"      paired paths: the same op path in {sum(a for a, _ in same)} of {sum(n for _, n in same)} draws")
     print("ratio (the target): median over rounds of step / GumbelDARTS step taken back to back (same load);")
     print("pooled: median step / GumbelDARTS median step over all timed steps (drifts when the load changes")
     print("between repeats); loop: like ratio, for the baton-holding time (step + Lightning's bookkeeping +")

@@ -44,14 +44,18 @@ def splits(k: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     return [(a, tuple(s for s in range(k) if s not in a)) for a in itertools.combinations(range(k), (k + 1) // 2)]
 
 
-def crossfit(cell: dict, tolerance: float, goal: float = GOAL) -> dict:
-    """Cross-fitted verdicts of one (space, budget, seed) cell of a ``bench_cosearch`` summary."""
+def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> dict:
+    """Cross-fitted verdicts of one (space, budget, seed) cell of a ``bench_cosearch`` summary: over every
+    split of its seeds into halves, or over the one ``split`` given (``(choosing seeds, judging seeds)``, e.g.
+    the seeds of a published verdict and fresh ones)."""
     base, co = cell["baseline"]["trials"], cell["cosearch"]["trials"]
     k = min(len(r["accuracy_seeds"]) for r in base + co)
     if k < 2:
         raise ValueError("cross-fitting needs at least 2 retrain seeds per network (bench_cosearch.py --retrain-seeds K)")
+    if split is not None and (max(split[0] + split[1]) >= k or set(split[0]) & set(split[1]) or not all(split)):
+        raise ValueError(f"the choosing and judging seeds must be disjoint, non-empty and below {k}, got {split}")
     verdicts = []
-    for chosen_on, judged_on in splits(k):
+    for chosen_on, judged_on in ([split] if split is not None else splits(k)):
         reference, pick, within = choose(base, co, tolerance, mean_over(chosen_on))
         judge = mean_over(judged_on)
         gain = reference["edp_uj_ms"] / pick["edp_uj_ms"]
@@ -64,7 +68,7 @@ def crossfit(cell: dict, tolerance: float, goal: float = GOAL) -> dict:
     pairs = {}
     for v in verdicts:
         pairs[(v["reference"], v["pick"])] = pairs.get((v["reference"], v["pick"]), 0) + 1
-    every = mean_over(tuple(range(k)))
+    every = mean_over(split[0] if split is not None else tuple(range(k)))  # chosen and judged on the same seeds
     reference, pick, within = choose(base, co, tolerance, every)
     median_gain = statistics.median(v["gain"] for v in verdicts)
     median_delta = statistics.median(v["held_out_delta_points"] for v in verdicts)
@@ -122,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summaries", nargs="+", default=[str(ROOT / "cosearch" / "*-k10")],
                         help="globs of bench_cosearch --summary folders judged with --retrain-seeds K (default: the K = 10 ones)")
     parser.add_argument("--out", default=None, help="folder for crossfit.json and crossfit.md")
+    parser.add_argument("--choose", default=None, metavar="A-B", help="one split: choose on retrain seeds A..B (e.g. 0-9) ...")
+    parser.add_argument("--judge", default=None, metavar="C-D", help="... and judge on seeds C..D (e.g. 10-19)")
     args = parser.parse_args(argv)
+    split = None
+    if (args.choose is None) != (args.judge is None):
+        parser.error("--choose and --judge go together")
+    if args.choose is not None:
+        try:
+            split = tuple(tuple(range(int(a), int(b) + 1)) for a, b in (v.split("-") for v in (args.choose, args.judge)))
+        except ValueError:
+            parser.error(f"--choose/--judge take seed ranges such as 0-9, got {args.choose!r} / {args.judge!r}")
     found = cells(args.summaries)
     if not found:
         print(f"no co-search summaries with trials under {args.summaries}", file=sys.stderr)
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed, cell, tolerance in found:
         try:
-            rows.append({"study_seed": seed, **crossfit(cell, tolerance)})
+            rows.append({"study_seed": seed, **crossfit(cell, tolerance, split=split)})
         except (KeyError, ValueError) as exc:
             print(f"{cell['space']} {cell['baseline_sram_kb']} kB seed {seed}: {exc}", file=sys.stderr)
             return 1

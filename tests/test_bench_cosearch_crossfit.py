@@ -71,3 +71,24 @@ def test_script_reads_summaries_and_writes_its_tables(tmp_path, capsys):
     (folder / "summary.json").write_text(json.dumps({"settings": {"seed": 3, "tolerance": 0.005}, "results": [one_seed]}))
     assert cosearch_crossfit.main(["--summaries", str(tmp_path / "*-k2")]) == 1
     assert "at least 2 retrain seeds" in capsys.readouterr().err
+
+
+def test_one_given_split_judges_a_published_choice_on_fresh_seeds(tmp_path, capsys):
+    four = {**CELL, "baseline": {"trials": [row(0, [0.90625, 0.78125, 0.5, 0.5], 10.0), row(1, [0.84375, 0.84375, 0.75, 0.75], 8.0)]},
+            "cosearch": {"trials": [row(0, [0.875, 0.8125, 0.75, 0.75], 2.0), row(1, [0.78125, 0.90625, 0.5, 0.5], 1.0)]}}
+    result = cosearch_crossfit.crossfit(four, tolerance=0.005, split=((0, 1), (2, 3)))
+    # seeds 0-1 choose as the two-seed cell's published rule did (reference 1, pick 1, 8x, met); seeds 2-3 judge:
+    # 0.5 - 0.75 = -25 points
+    assert result["published"]["met"] and (result["published"]["reference"], result["published"]["pick"]) == (1, 1)
+    assert result["splits"] == 1 and result["met_share"] == 0.0
+    assert result["median_held_out_delta_points"] == pytest.approx(-25.0)
+    with pytest.raises(ValueError, match="disjoint"):
+        cosearch_crossfit.crossfit(four, tolerance=0.005, split=((0, 1), (1, 2)))
+    folder = tmp_path / "fresh-k4"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"settings": {"seed": 0, "tolerance": 0.005}, "results": [four]}))
+    assert cosearch_crossfit.main(["--summaries", str(folder), "--choose", "0-1", "--judge", "2-3"]) == 0
+    assert "cross-fitted, in more than half of the splits: 0 of 1" in capsys.readouterr().out
+    assert cosearch_crossfit.main(["--summaries", str(folder), "--choose", "0-1", "--judge", "1-3"]) == 1
+    with pytest.raises(SystemExit):
+        cosearch_crossfit.main(["--summaries", str(folder), "--choose", "0-1"])
