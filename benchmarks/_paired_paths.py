@@ -24,7 +24,8 @@ FORCE = 1e6  # above any Gumbel noise the sampler adds (at most ~28 for its clam
 
 def install(record: list, seed: int = 0) -> set[int]:
     """Patch this process's sampler (``PathSampler._logits``) to draw paired paths; each draw's op-path
-    hash goes to ``record``; ``seed`` shifts both streams (every process of a run gets the same). Returns the set of ``id``s of bits alphas (filled as ``BitsChoice``s are made)."""
+    hash goes to ``record``; ``seed`` shifts both streams (every process of a run gets the same). Returns
+    the set of ``id``s of bits alphas (filled as ``BitsChoice``s are made)."""
     import torch
 
     from uboost.strategy import precision
@@ -38,17 +39,18 @@ def install(record: list, seed: int = 0) -> set[int]:
         bits_alphas.update(id(p) for p in self.alphas.values())
 
     precision.BitsChoice.__init__ = init
+
     def logits(self) -> torch.Tensor:
         streams = self.__dict__.get("_paired_streams")  # per sampler, from the same seeds in every process
         if streams is None:
             streams = self.__dict__["_paired_streams"] = {False: torch.Generator().manual_seed(OPS_SEED + seed),
                                                           True: torch.Generator().manual_seed(BITS_SEED + seed)}
         layout = self.__dict__.get("_paired_layout")
-        if layout is None or layout[0] != [id(a) for a in self._alphas]:
+        if layout is None or layout[0] is not self._layout:  # the sampler's own layout, remade when alphas register
             sizes = torch.tensor([a.numel() for a in self._alphas], dtype=torch.float64)
             starts = (sizes.cumsum(0) - sizes).long()
             is_bits = torch.tensor([id(a) in bits_alphas for a in self._alphas])
-            layout = ([id(a) for a in self._alphas], sizes, starts, is_bits, int(sizes.sum()))
+            layout = (self._layout, sizes, starts, is_bits, int(sizes.sum()))
             self.__dict__["_paired_layout"] = layout
         _, sizes, starts, is_bits, total = layout
         uniform = torch.empty(len(sizes), dtype=torch.float64)

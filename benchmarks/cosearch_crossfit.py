@@ -20,6 +20,7 @@ every network's accuracy per seed (``accuracy_seeds``).
 from __future__ import annotations
 
 import argparse
+import collections
 import glob
 import itertools
 import json
@@ -56,18 +57,15 @@ def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tupl
         raise ValueError(f"the choosing and judging seeds must be disjoint, non-empty and below {k}, got {split}")
     verdicts = []
     for chosen_on, judged_on in ([split] if split is not None else splits(k)):
-        reference, pick, within = choose(base, co, tolerance, mean_over(chosen_on))
-        judge = mean_over(judged_on)
+        chosen, judge = mean_over(chosen_on), mean_over(judged_on)
+        reference, pick, within = choose(base, co, tolerance, chosen)
         gain = reference["edp_uj_ms"] / pick["edp_uj_ms"]
         delta = judge(pick) - judge(reference)
-        chosen = mean_over(chosen_on)
         verdicts.append(dict(reference=reference["trial"], pick=pick["trial"], within=within, gain=gain,
                              held_out_delta_points=100 * delta, met=within and gain >= goal and delta >= -tolerance - 1e-12,
                              # the winner's curse: how much each chosen network's accuracy falls on the seeds that did not choose it
                              reference_fall=100 * (chosen(reference) - judge(reference)), pick_fall=100 * (chosen(pick) - judge(pick))))
-    pairs = {}
-    for v in verdicts:
-        pairs[(v["reference"], v["pick"])] = pairs.get((v["reference"], v["pick"]), 0) + 1
+    pairs = collections.Counter((v["reference"], v["pick"]) for v in verdicts)
     every = mean_over(split[0] if split is not None else tuple(range(k)))  # chosen and judged on the same seeds
     reference, pick, within = choose(base, co, tolerance, every)
     median_gain = statistics.median(v["gain"] for v in verdicts)
@@ -78,7 +76,7 @@ def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tupl
                 median_met=median_gain >= goal and median_delta >= -100 * tolerance - 1e-9,
                 mean_reference_fall_points=statistics.fmean(v["reference_fall"] for v in verdicts),
                 mean_pick_fall_points=statistics.fmean(v["pick_fall"] for v in verdicts),
-                pairs=[dict(reference=r, pick=p, splits=n) for (r, p), n in sorted(pairs.items(), key=lambda kv: -kv[1])],
+                pairs=[dict(reference=r, pick=p, splits=n) for (r, p), n in pairs.most_common()],
                 published=dict(reference=reference["trial"], pick=pick["trial"], gain=reference["edp_uj_ms"] / pick["edp_uj_ms"],
                                delta_points=100 * (every(pick) - every(reference)),
                                met=within and reference["edp_uj_ms"] / pick["edp_uj_ms"] >= goal))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import statistics
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fronts_paired  # noqa: E402
+from cosearch_crossfit import splits  # noqa: E402  (every choosing/judging split of the retrain seeds)
 import fronts_report  # noqa: E402
 
 
@@ -64,11 +64,6 @@ def non_dominated(group: list[dict]) -> list[int]:
                    and (q["error_pct"] < p["error_pct"] or q["latency_us"] < p["latency_us"]) for q in group):
             keep.append(i)
     return keep
-
-
-def splits(k: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Every (choosing, judging) split of ``range(k)``, the choosing part the larger half."""
-    return [(a, tuple(s for s in range(k) if s not in a)) for a in itertools.combinations(range(k), (k + 1) // 2)]
 
 
 def tables(points: list[dict], pair: str) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
