@@ -26,15 +26,27 @@ def test_activation_fake_quant_equals_torch_in_values_and_straight_through_gradi
     (expected * upstream).sum().backward()
     assert torch.equal(mine.grad, ref.grad)
     assert 0 < int((mine.grad == 0).sum()) < x.numel()  # some clipped, most not
-    # the same function with tensor bounds (the path of a GPU, where numbers would need a sync)
-    from uboost.quant import _FakeQuantAct
 
-    zero_f = zero.float()
-    on_gpu_path = x.clone().requires_grad_()
-    y = _FakeQuantAct.apply(on_gpu_path, scale, -zero_f, 2 ** bits - 1 - zero_f)
-    assert torch.equal(y, expected)
-    (y * upstream).sum().backward()
-    assert torch.equal(on_gpu_path.grad, ref.grad)
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_a_gpu_layer_quantizes_as_the_cpu_one(bits):
+    """On CUDA the activation goes through torch's kernel with tensor qparams (no host read, one
+    launch each way); values, gradients and the observed range equal the CPU path's."""
+    g = torch.Generator().manual_seed(bits)
+    x = torch.randn(8, 4, 9, 9, generator=g) * 2 + 0.3
+    upstream = torch.randn(x.shape, generator=g)
+    out = []
+    for device in ("cpu", "cuda"):
+        quant = LayerQuantizer(bits, bits).train().to(device)
+        quant._observe(x.to(device) * 0.7)
+        leaf = x.clone().to(device).requires_grad_()  # a fresh leaf on each device
+        y = quant.quantize_act(leaf, bits)
+        (y * upstream.to(device)).sum().backward()
+        out.append((y.detach().cpu(), leaf.grad.cpu(), quant.act_min.cpu(), quant.act_max.cpu()))
+    for cpu, gpu in zip(*out):
+        assert torch.equal(cpu, gpu)
 
 
 def test_host_qparams_are_the_tensor_qparams_bit_for_bit():

@@ -184,13 +184,13 @@ class LayerQuantizer(nn.Module):
             scale, zero = float(scale), int(zero)  # (computed bounds let onnxruntime's Clip/Q fusion drop the Clip)
             lo, hi = (0 - zero) * scale, (2 ** bits - 1 - zero) * scale
             return torch.fake_quantize_per_tensor_affine(torch.clamp(x, lo, hi), scale, zero, 0, 255)
-        if torch.jit.is_tracing() or torch.jit.is_scripting():
-            return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
-        if x.device.type == "cpu":  # bounds as numbers (no sync to fear)
-            z = float(zero)
+        if x.device.type == "cpu" and not (torch.jit.is_tracing() or torch.jit.is_scripting()):
+            z = float(zero)  # bounds as numbers (no sync to fear)
             return _FakeQuantAct.apply(x, scale.to(x.dtype), -z, 2 ** bits - 1 - z)
-        zero = zero.to(x.dtype)  # a whole number: the bounds are exact
-        return _FakeQuantAct.apply(x, scale.to(x.dtype), -zero, 2 ** bits - 1 - zero)
+        # traced, or on an accelerator: torch's kernel with the qparams as tensors (no host read), one
+        # pass each way. A GPU step on small layers is bound by kernel launches: this is 2 per layer
+        # where _FakeQuantAct with tensor bounds took 12 (benchmarks/RESULTS.md, "bits on a GPU")
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2 ** bits - 1)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.exporting and (self.training or not bool(self.observed)):  # first use in eval: observe once, then fixed
@@ -231,13 +231,14 @@ class LayerQuantizer(nn.Module):
 class _FakeQuantAct(torch.autograd.Function):
     """``torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 2^b - 1)``, the same numbers and
     straight-through gradient (x's gradient passes where ``round(x / scale)`` is in range) in
-    fewer passes over the tensor: ``round(x * (1 / scale))`` clamped to ``[-zero, 2^b - 1 - zero]``,
-    times ``scale`` (``(q - zero) * scale`` with the integer ``q``: exact) -- four passes forward.
-    The rounded, unclamped ``r`` is kept for the backward, which is one pass: with number bounds
-    (CPU) ``hardtanh_backward(grad, r, lo - 1/2, hi + 1/2)`` (``r`` is whole, so strictly inside
-    those bounds is exactly ``lo <= r <= hi``), with tensor bounds (a GPU, where numbers would need
-    a sync) a ``where`` on the same comparison. Forward + backward ~2x faster than torch's kernel on
-    CPU, 1.1-1.3x faster than building a 0/1 mask in the forward (tests/test_quant.py checks the equality)."""
+    fewer passes over the tensor on a CPU, where the bounds are numbers read on the host:
+    ``round(x * (1 / scale))`` clamped to ``[-zero, 2^b - 1 - zero]``, times ``scale``
+    (``(q - zero) * scale`` with the integer ``q``: exact) -- four passes forward. The rounded,
+    unclamped ``r`` is kept for the backward, which is one pass: ``hardtanh_backward(grad, r, lo -
+    1/2, hi + 1/2)`` (``r`` is whole, so strictly inside those bounds is exactly ``lo <= r <= hi``).
+    Forward + backward ~2x faster than torch's kernel on CPU, 1.1-1.3x faster than building a 0/1
+    mask in the forward (tests/test_quant.py checks the equality). A GPU uses torch's kernel
+    (:meth:`LayerQuantizer.quantize_act`)."""
 
     @staticmethod
     def forward(ctx, x, scale, lo, hi, inv=None):
@@ -249,24 +250,17 @@ class _FakeQuantAct(torch.autograd.Function):
         # torch's kernel: nearbyint(x * inv_scale), inv_scale = 1 / scale in fp32 (``inv``, given with a number scale)
         r = (x * (1.0 / scale if inv is None else inv)).round_()
         q = r.clamp(lo, hi)
-        if isinstance(lo, torch.Tensor):
-            ctx.save_for_backward(r, lo, hi)
-            ctx.bounds = ()
-        else:
-            ctx.save_for_backward(r)
-            ctx.bounds = (lo - 0.5, hi + 0.5)
+        ctx.save_for_backward(r)
+        ctx.bounds = (lo - 0.5, hi + 0.5)
         return q.mul_(scale)
 
     @staticmethod
     def backward(ctx, grad):
-        r, *bounds = ctx.saved_tensors
+        r, = ctx.saved_tensors
         if ctx.bounds is None:  # r is the numba forward's mask
             if grad.dtype == torch.float32 and not torch.is_grad_enabled():
                 return quant_numba.masked_grad(grad, r), None, None, None, None
             return torch.where(r.bool(), grad, 0.0), None, None, None, None
-        if bounds:
-            lo, hi = bounds
-            return torch.where((r >= lo) & (r <= hi), grad, 0.0), None, None, None, None
         return torch.ops.aten.hardtanh_backward(grad, r, *ctx.bounds), None, None, None, None
 
 
