@@ -37,7 +37,7 @@ VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4
 
 
 def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: int, retrain_epochs: int,
-        retrain_seeds: list[int] | None = None) -> dict:
+        retrain_seeds: list[int] | None = None, widen: str = "bits") -> dict:
     """One network: searched (reused when ``root``'s run was finished with the same settings), then
     retrained once per retrain seed (default: one retrain at the search's seed, into ``RUN/retrain``;
     with ``retrain_seeds`` into ``RUN/retrain-s<r>``). ``test_acc`` is the mean over the retrains."""
@@ -46,7 +46,7 @@ def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: 
     from uboost.search import SearchConfig
 
     out = root / f"{space}-{hardware}-{variant}-s{seed}"
-    config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=epochs, accelerator="cpu",
+    config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=epochs, accelerator="cpu", widen=widen,
                           **HARDWARE[hardware], **VARIANTS[variant])
     reused = _reuse.same_settings(out, config)
     started = time.perf_counter()
@@ -59,7 +59,7 @@ def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: 
     cost = trained[0]["cost"]  # the same network at the same bits: every retrain prices the same
     precision = json.loads((out / "precision.json").read_text())
     return {
-        "space": space, "hardware": hardware, "variant": variant, "seed": seed,
+        "space": space, "hardware": hardware, "variant": variant, "seed": seed, "widen": widen,
         "test_acc": statistics.fmean(accs), "test_acc_runs": accs, "retrain_seeds": seeds, **spread(accs),
         "latency_us": cost["latency_ms"] * 1e3, "utilization": cost["utilization"], "energy_uj": cost.get("energy_uj"),
         "precision": {k: v["weight_bits"] for k, v in precision.items()},
@@ -95,24 +95,25 @@ last bits (a test accuracy is a float32 mean), which must not decide a dominatio
 
 
 def front_verdicts(rows: list[dict]) -> list[dict]:
-    """Per (space, hardware, seed): is the mixed network on or above the front of the uniform ones,
+    """Per (space, hardware, seed, widening): is the mixed network on or above the front of the uniform ones,
     on (mean test accuracy, latency)? ``dominated_by``: the uniform variants that dominate it (at
     least as accurate and as fast, better in one); ``dominates``: those it dominates; ``on_front``:
     none dominates it. Only rows retrained with the same retrain seeds are compared; the latest row
     of each cell counts (bench_bits.json appends)."""
     from uboost.tuning.objectives import dominates
 
-    latest = {(r["space"], r["hardware"], r["seed"], tuple(r.get("retrain_seeds", [r["seed"]])), r["variant"]): r
-              for r in rows}
+    latest = {(r["space"], r["hardware"], r["seed"], tuple(r.get("retrain_seeds", [r["seed"]])), r.get("widen", "bits"),
+               r["variant"]): r for r in rows}
     verdicts = []
     for (*cell, variant), mixed in latest.items():
         if not variant.startswith("mixed"):
             continue
-        space, hardware, seed, retrain_seeds = cell
+        space, hardware, seed, retrain_seeds, widen = cell
         uniform = {v: r for (*c, v), r in latest.items() if c == cell and v.startswith("uniform")}
         point = lambda r: (round(r["test_acc"], ACC_DIGITS), r["latency_us"])  # noqa: E731
         verdicts.append({
-            "space": space, "hardware": hardware, "seed": seed, "retrain_seeds": list(retrain_seeds), "variant": variant,
+            "space": space, "hardware": hardware, "seed": seed, "retrain_seeds": list(retrain_seeds), "widen": widen,
+            "variant": variant,
             "dominated_by": sorted(v for v, r in uniform.items() if dominates(point(r), point(mixed), (1, -1))),
             "dominates": sorted(v for v, r in uniform.items() if dominates(point(mixed), point(r), (1, -1))),
             "compared_with": sorted(uniform),
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retrain-seeds", type=_seeds, default=None,
                         help="comma-separated: retrain each network once per seed (RUN/retrain-s<r>) and report the mean "
                              "accuracy and its spread; default one retrain at the search's seed (RUN/retrain)")
+    parser.add_argument("--widen", choices=("bits", "all"), default="bits",
+                        help="what every variant's export raises at no extra cost: bits, or channel counts and bits jointly")
     args = parser.parse_args(argv)
     rows = []
     for space in args.spaces.split(","):
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
                                   "ratio": t_bits / t_float}), flush=True)
             for hardware in () if args.steps_only else args.hardware.split(","):
                 for variant in [] if args.variants == "none" else args.variants.split(","):
-                    row = run(space, hardware, variant, seed, args.root, args.epochs, args.retrain_epochs, args.retrain_seeds)
+                    row = run(space, hardware, variant, seed, args.root, args.epochs, args.retrain_epochs, args.retrain_seeds,
+                              args.widen)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     path = args.root / "bench_bits.json"

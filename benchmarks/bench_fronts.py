@@ -26,7 +26,8 @@ Study entries (only when named in ``--models``): ``systolic-warmup3`` (3 of the 
 weights alone first), ``systolic-beta0.1`` and ``systolic-beta0.001`` (utilization weight 0.1 or
 0.001 instead of 1), ``systolic-ulambda`` (the utilization term weighed by lambda too,
 ``utilization_scale="lambda"``: lambda * (L / L_ref + beta * (1 - U))) and ``systolic-ulambda-warmup3``
-(that and the warm-up). At lambda = 0 the ``ulambda`` entries search the task alone, but as their own
+(that and the warm-up); ``systolic-widen`` exports each network with its channel counts raised as far as
+that costs the exported network nothing more (``widen="all"``). At lambda = 0 the ``ulambda`` entries search the task alone, but as their own
 search (the warm-up entry's differs from ``task-only``).
 
 At lambda = 0 the models without a utilization term search the task alone: that search is run
@@ -97,6 +98,8 @@ STUDY_MODELS = {
     # the utilization term weighed by lambda too: lambda * (L / L_ref + beta * (1 - U)); lambda = 0 is the task alone
     "systolic-ulambda": dict(utilization_scale="lambda"),
     "systolic-ulambda-warmup3": dict(utilization_scale="lambda", warmup_epochs=3),
+    # the exported network's channel counts raised as far as they cost nothing more (uboost.strategy.widening)
+    "systolic-widen": dict(widen="all"),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"

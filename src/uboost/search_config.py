@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded wh
 SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (not imported here: NNI is heavy)
 COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
 UTILIZATION_SCALES = ("fixed", "lambda")  # as uboost.strategy.loss
+WIDEN_MODES = ("bits", "all")  # what the export raises at no extra cost (uboost.strategy.widening)
 
 
 MAX_BUDGET_MS = 1e9  # a latency budget of 11 days: beyond, its cycle count overflows
@@ -91,6 +92,9 @@ class SearchConfig:
     act_bits: tuple[int, ...] | None = None
     pin_bits: dict | None = None  # layer-name pattern -> fixed width
     pe: str = "fixed"
+    # at export: "bits" raises each layer's bits where that costs nothing; "all" raises channel counts and bits
+    # jointly as far as the exported network's cost allows (uboost.strategy.widening)
+    widen: str = "bits"
 
     def __post_init__(self) -> None:
         from uboost.hardware import parse_array
@@ -161,6 +165,8 @@ class SearchConfig:
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
         self._check_precision()
+        if self.widen not in WIDEN_MODES:
+            raise ConfigError(f"widen must be one of {', '.join(WIDEN_MODES)}, got {self.widen!r}")
 
     def _check_precision(self) -> None:
         from uboost.quant import check_bits

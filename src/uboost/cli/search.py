@@ -122,6 +122,7 @@ def search(
     act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer, e.g. 4,8 [default: 8 with --weight-bits, else float]")] = None,
     pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable [default: none]")] = None,
     pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
+    widen: Annotated[Optional[str], Opt(help=f"at export, raise what costs nothing more: bits (each layer's bitwidth) | all (channel counts and bits jointly) {D('widen')}")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
     from uboost.search import SearchConfig, SearchInterrupted, run_search
@@ -140,7 +141,7 @@ def search(
         budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
-        num_nodes=num_nodes, strategy=strategy, precision=precision,
+        num_nodes=num_nodes, strategy=strategy, precision=precision, widen=widen,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))

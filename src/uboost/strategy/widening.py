@@ -1,0 +1,121 @@
+"""Free capacity at export: the widest channel counts and bitwidths that cost the exported network
+nothing more.
+
+A search that prices hardware can end in a corner where a layer is narrow only because another
+layer's choice makes it dear: on a BitFusion array, ``lenet`` seed 1 kept conv2 at 4 channels
+because fc1 sat at 8 bits (fc1's input grows with conv2's width), and fc1 sat at 8 bits because
+with conv2 narrow that cost nothing. Both moves together -- conv2 16 channels, fc1 4 bits -- cost
+the same cycles and give the network 3.3x the MACs (benchmarks/RESULTS.md, "the front with K
+retrains per network"). A one-layer-at-a-time widening (:func:`uboost.strategy.precision.widen_bits`)
+cannot see it; this one solves it exactly.
+
+:func:`widen_free` keeps every other choice (ops, kernels, edges, depths) and solves, over the
+channel-count choices (``out_channels`` / ``out_features`` of NNI's mixed ops) and the bits choices,
+
+    maximize   sum of log2(value) over those choices  (each doubling of a width or a bitwidth counts one)
+    subject to latency <= the exported network's latency  (and energy <= its energy, when priced)
+
+with the projection's exact integer program (:class:`~uboost.strategy.projection.Projector`, HiGHS),
+ties broken toward the search's own preference. Channel counts only grow; bitwidths may also fall
+where that buys a wider layer (the seed-1 corner above: fc1 8 -> 4 bits for conv2 4 -> 16 channels). Budgets met before are met after. What is traded
+is the search's word on these choices: a width it preferred narrow comes back wide when that costs
+nothing, which is U-Boost's premise (channels that fill the array are free) applied at export.
+Opt-in: ``SearchConfig.widen = "all"`` (``uboost search --widen all``); the default widens bits only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+WIDTH_ARGUMENTS = ("out_channels", "out_features")
+
+
+def width_labels(supernet: nn.Module) -> set[str]:
+    """Labels of the choices that set a channel count (``out_channels`` / ``out_features`` of a mixed
+    op) with positive numeric values; a width given as an expression (``w * 2``) counts by its leaves."""
+    from uboost.strategy._supernet_rows import _nni
+
+    MixedOperation = _nni()[3]
+    labels: set[str] = set()
+    for module in supernet.modules():
+        if not isinstance(module, MixedOperation):
+            continue
+        for name in WIDTH_ARGUMENTS:
+            mutable = module.mutable_arguments.get(name)
+            if mutable is None:
+                continue
+            for label, leaf in mutable.simplify().items():
+                values = getattr(leaf, "values", ())
+                if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+                    labels.add(label)
+    return labels
+
+
+def _scores(choices, indices: Mapping[int, int], widen: set[int], widths: set[int], prefs) -> dict[int, torch.Tensor]:
+    """The objective per entry: log2(value) for the widened choices (plus a tie-break toward the
+    search's preference), and a penalty larger than any possible gain for leaving another choice's
+    current entry or for narrowing a channel count."""
+    gain = sum(math.log2(max(c.values) / min(c.values)) for c in choices if id(c.alpha) in widen)
+    penalty = 4.0 * (gain + 1.0)
+    scores = {}
+    for c in choices:
+        key = id(c.alpha)
+        if key in widen:
+            pref = prefs[key].detach().double().cpu()
+            spread = float(pref.max() - pref.min()) or 1.0
+            row = torch.tensor([math.log2(v) for v in c.values], dtype=torch.float64) + 1e-4 * (pref - pref.max()) / spread
+            if key in widths:  # a channel count only grows
+                current = c.values[indices[key]]
+                row[[k for k, v in enumerate(c.values) if v < current]] = -penalty
+            scores[key] = row
+        else:
+            row = torch.full((c.alpha.numel(),), -penalty, dtype=torch.float64)
+            row[indices[key]] = 0.0
+            scores[key] = row
+    return scores
+
+
+def widen_free(projector, supernet: nn.Module, arch: Mapping, *, with_energy: bool = False) -> dict:
+    """``arch`` with its channel counts and bitwidths raised as far as they go at no extra latency
+    (and energy ``with_energy``) on ``projector``'s cost rows (the search's exact
+    :class:`~uboost.strategy.projection.Projector`); every other choice unchanged."""
+    from uboost.strategy.architecture import arch_to_indices, preferences
+    from uboost.strategy.projection import Budget, Projector
+
+    program = projector.program
+    choices, nodes = program.choices, program.nodes
+    widths = width_labels(supernet)
+    width_ids = {id(c.alpha) for c in choices if c.kind == "argument" and c.label in widths and len(c.values) > 1}
+    widen = width_ids | {id(c.alpha) for c in choices if c.kind == "bits" and len(c.values) > 1}
+    if not widen:
+        return dict(arch)
+    indices = arch_to_indices(choices, nodes, arch)
+    latency_ms, energy_uj = projector.cost_of(indices)
+    budgets = [Budget("latency", latency_ms * (1 + 1e-9))]
+    if with_energy and energy_uj is not None:
+        budgets.append(Budget("energy", energy_uj * (1 + 1e-9)))
+    scores = _scores(choices, indices, widen, width_ids, preferences(choices, nodes))
+    solver = Projector(projector.cost, choices, nodes, cost_model=projector.cost_model, objective=scores)
+    widened = solver.project_budgets(budgets)
+    kept = [c.label for c in choices if id(c.alpha) not in widen and widened.indices[id(c.alpha)] != indices[id(c.alpha)]]
+    kept += [c.label for c in choices if id(c.alpha) in width_ids
+             and c.values[widened.indices[id(c.alpha)]] < c.values[indices[id(c.alpha)]]]
+    if kept:  # the penalty makes this impossible; a wrong answer must not pass silently
+        raise RuntimeError(f"widening changed or narrowed a choice it must keep: {kept[:3]}")
+    changed = {c.label: (c.values[indices[id(c.alpha)]], c.values[widened.indices[id(c.alpha)]])
+               for c in choices if id(c.alpha) in widen and widened.indices[id(c.alpha)] != indices[id(c.alpha)]}
+    if changed:
+        logger.info("widened at no extra cost on the exported network: %s",
+                    ", ".join(f"{label} {a} -> {b}" for label, (a, b) in sorted(changed.items())))
+    out = dict(arch)
+    for c in choices:
+        if id(c.alpha) in widen:
+            out[c.label] = c.values[widened.indices[id(c.alpha)]]
+    return out
