@@ -121,3 +121,41 @@ def test_without_bits_the_channel_counts_only_grow_to_the_brute_force_optimum(ar
     assert sum(math.log2(widened[k]) for k in labels) == pytest.approx(best)
     assert all(widened[k] >= start[k] for k in labels)
     assert {k: widened[k] for k in labels if widened[k] != start[k]} == widest
+
+
+def test_memory_stall_costs_with_fractional_cycles_widen_to_the_brute_force_optimum():
+    """systolic-mem rows have fractional cycles: the bound is the network's own total, not a whole-cycle floor
+    (which would make the network itself infeasible and force narrower bits)."""
+    from uboost.search import SearchConfig, build_cost_model, build_space
+    from uboost.strategy import UBoost, build_supernet_cost, quiet_nni
+    from uboost.strategy.architecture import arch_to_indices, choice_groups
+    from uboost.strategy.projection import Projector
+    from uboost.strategy.widening import widen_free
+
+    quiet_nni()
+    config = SearchConfig(space="lenet", dataset="digits", array="16x16", cost_model="systolic-mem", sram_kb=1,
+                          dram_bw_words=0.5, bits=(2, 4, 8))
+    space, shape, _ = build_space(config)
+    cost_model = build_cost_model(config)
+    supernet = UBoost(cost_model=cost_model, **config.bits_options()).mutate_model(space)
+    cost = build_supernet_cost(supernet, cost_model, torch.zeros(1, *shape), mode="expected")
+    projector = Projector(cost, *choice_groups(supernet))
+    program = projector.program
+    free = [c for c in program.choices if c.kind == "bits" or c.label in ("conv1_width", "conv2_width", "fc1_width")]
+    checked = 0
+    for start in (CORNER, {**CORNER, "conv1_kernel": 5, "bits:conv1": 2}, {**CORNER, "conv2_width": 8, "bits:fc2": 2}):
+        raw = projector._price(arch_to_indices(program.choices, program.nodes, start))["latency"]
+        if abs(raw - round(raw)) < 1e-6:
+            continue
+        checked += 1
+        widened = widen_free(projector, supernet, start)
+        bound = _cost(projector, start)[0] * (1 + 1e-9)
+        assert _cost(projector, widened)[0] <= bound
+        best = -math.inf
+        for values in itertools.product(*([v for v in c.values if not c.label.endswith("width") or v >= start[c.label]]
+                                          for c in free)):
+            trial = {**start, **{c.label: v for c, v in zip(free, values)}}
+            if _cost(projector, trial)[0] <= bound:
+                best = max(best, sum(math.log2(v) for v in values))
+        assert sum(math.log2(widened[c.label]) for c in free) == pytest.approx(best)
+    assert checked  # the case this guards: a total between two whole cycles

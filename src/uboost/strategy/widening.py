@@ -32,6 +32,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from uboost.exceptions import SearchError
+
 logger = logging.getLogger(__name__)
 
 WIDTH_ARGUMENTS = ("out_channels", "out_features")
@@ -86,8 +88,9 @@ def widen_free(projector, supernet: nn.Module, arch: Mapping, *, with_energy: bo
     """``arch`` with its channel counts and bitwidths raised as far as they go at no extra latency
     (and energy ``with_energy``) on ``projector``'s cost rows (the search's exact
     :class:`~uboost.strategy.projection.Projector`); every other choice unchanged."""
+    from uboost.strategy._milp import LinearBudget
     from uboost.strategy.architecture import arch_to_indices, preferences
-    from uboost.strategy.projection import Budget, Projector
+    from uboost.strategy.projection import Projector
 
     program = projector.program
     choices, nodes = program.choices, program.nodes
@@ -97,18 +100,20 @@ def widen_free(projector, supernet: nn.Module, arch: Mapping, *, with_energy: bo
     if not widen:
         return dict(arch)
     indices = arch_to_indices(choices, nodes, arch)
-    latency_ms, energy_uj = projector.cost_of(indices)
-    budgets = [Budget("latency", latency_ms * (1 + 1e-9))]
-    if with_energy and energy_uj is not None:
-        budgets.append(Budget("energy", energy_uj * (1 + 1e-9)))
     scores = _scores(choices, indices, widen, width_ids, preferences(choices, nodes))
     solver = Projector(projector.cost, choices, nodes, cost_model=projector.cost_model, objective=scores)
-    widened = solver.project_budgets(budgets)
+    # the exported network's own totals in row units (not a budget in ms, whose whole-cycle floor would cut
+    # below a total with a fractional part: memory stalls, roofline), with the solver's tolerance on top
+    base = solver._price(indices)
+    metrics = ["latency"] + (["energy"] if with_energy and "energy" in base else [])
+    widened = solver._solve([LinearBudget(solver._values(m), base[m] * (1 + 1e-9) + 1e-6) for m in metrics])
+    if widened is None:  # the network itself is feasible: the solver failed
+        raise SearchError("widening found no network as cheap as the exported one (a solver failure)")
     kept = [c.label for c in choices if id(c.alpha) not in widen and widened.indices[id(c.alpha)] != indices[id(c.alpha)]]
     kept += [c.label for c in choices if id(c.alpha) in width_ids
              and c.values[widened.indices[id(c.alpha)]] < c.values[indices[id(c.alpha)]]]
     if kept:  # the penalty makes this impossible; a wrong answer must not pass silently
-        raise RuntimeError(f"widening changed or narrowed a choice it must keep: {kept[:3]}")
+        raise SearchError(f"widening changed or narrowed a choice it must keep: {kept[:3]}")
     changed = {c.label: (c.values[indices[id(c.alpha)]], c.values[widened.indices[id(c.alpha)]])
                for c in choices if id(c.alpha) in widen and widened.indices[id(c.alpha)] != indices[id(c.alpha)]}
     if changed:
