@@ -143,14 +143,18 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
         raise RunDirError(f"--out must not be the search run itself ({out})")
     space, _, _ = build_space(source.config)
     arch, precision = projection.arch, None
+    if source.config.widen == "all":  # as the search exported: channel counts and bits at no extra cost
+        from uboost.strategy.widening import widen_free
+
+        arch = widen_free(source.projector, source.supernet, arch, with_energy=target_uj is not None)
     if source.config.bits_options() is not None:  # the bits labels go to precision.json
         from uboost.quant import apply_precision
         from uboost.strategy.precision import split_precision, widen_bits
 
-        program = source.projector.program  # bits that buy nothing on the projected network are widened
-        widened = widen_bits(source.projector.cost, program.choices, program.nodes, projection.arch,
-                             with_energy=target_uj is not None)
-        arch, precision = split_precision(source.supernet, widened)
+        if source.config.widen != "all":  # bits that buy nothing on the projected network are widened
+            program = source.projector.program
+            arch = widen_bits(source.projector.cost, program.choices, program.nodes, arch, with_energy=target_uj is not None)
+        arch, precision = split_precision(source.supernet, arch)
     network = runs.freeze_arch(space, arch)
     if precision is not None:
         apply_precision(network, precision)

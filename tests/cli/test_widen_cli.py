@@ -21,3 +21,28 @@ def test_search_widen_all_exports_a_network_no_dearer_than_the_argmax(cli, tmp_p
 def test_an_unknown_widen_mode_is_one_red_line_and_writes_nothing(cli, tmp_path):
     one_line_error(cli("search", *TINY, "--widen", "everything", "--out", tmp_path / "bad"), "widen must be one of bits, all")
     assert not (tmp_path / "bad").exists()
+
+
+def test_frontier_points_widen_as_the_search_did(cli, tmp_path):
+    """The frontier's cheapest point, narrow by construction, comes out widened (a 128x128 array has
+    widths to spare), exactly as widen_free widens the projection; never above its budget."""
+    from tests.cli.conftest import tiny_search
+    from uboost.frontier import load_projector
+    from uboost.strategy.widening import widen_free
+
+    run = tiny_search(tmp_path / "run", array="128x128", widen="all")
+    alphas = json.loads((run / "alphas.json").read_text())
+    for label in ("conv1_width", "conv2_width", "fc1_width"):  # a search that preferred the narrowest widths
+        alphas[label] = [5.0] + [0.0] * (len(alphas[label]) - 1)
+    (run / "alphas.json").write_text(json.dumps(alphas))
+    source = load_projector(run)
+    cheapest = source.projector.cheapest()
+    expected = widen_free(source.projector, source.supernet, cheapest.arch)
+    assert expected != cheapest.arch  # something is free on this array
+    out = tmp_path / "front"
+    result = cli("frontier", run, "--points", "2", "--out", out)
+    assert result.code == 0, result.err
+    first = sorted(out.glob("p*"))[0]
+    assert json.loads((first / "arch.json").read_text()) == expected
+    written = json.loads((first / "result.json").read_text())
+    assert written["latency_ms"] <= written["target_latency_ms"] * (1 + 1e-12)
