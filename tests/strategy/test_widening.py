@@ -32,6 +32,16 @@ CORNER = {"conv1_width": 4, "conv1_kernel": 3, "conv2_width": 4, "conv2_kernel":
           "bits:conv1": 8, "bits:conv2": 4, "bits:fc1": 8, "bits:fc2": 4}
 
 
+# lenet: the channel counts each layer's shape depends on (its input and output channels / features)
+SHAPES = {"bits:conv1": ("conv1_width",), "bits:conv2": ("conv1_width", "conv2_width"),
+          "bits:fc1": ("conv2_width", "fc1_width"), "bits:fc2": ("fc1_width",)}
+
+
+def _trades_ok(start, trial) -> bool:
+    """A layer's bits may fall only where a width of its own shape grew (uboost.strategy.widening)."""
+    return all(trial[b] >= start[b] or any(trial[w] > start[w] for w in widths) for b, widths in SHAPES.items())
+
+
 def _cost(projector, arch):
     from uboost.strategy.architecture import arch_to_indices
 
@@ -62,10 +72,13 @@ def test_widening_is_the_brute_force_optimum(lenet_bitfusion, with_energy):
     best = -math.inf
     for values in itertools.product(*(c.values for c in free)):  # 5 x 5 x 3 widths x 3^4 bits = 6,075 networks
         trial = {**CORNER, **{c.label: v for c, v in zip(free, values)}}
+        if not _trades_ok(CORNER, trial):
+            continue
         t_ms, t_uj = _cost(projector, trial)
         if t_ms <= base_ms * (1 + 1e-9) and (not with_energy or t_uj <= base_uj * (1 + 1e-9)):
             best = max(best, sum(math.log2(v) for v in values))
     assert sum(math.log2(widened[c.label]) for c in free) == pytest.approx(best)
+    assert _trades_ok(CORNER, widened)
     if not with_energy:  # the corner's way out: conv2 wide, fc1 narrower, at the same cycles
         assert widened["conv2_width"] > 4 and widened["bits:fc1"] < 8 and ms == pytest.approx(base_ms)
     else:
@@ -155,7 +168,36 @@ def test_memory_stall_costs_with_fractional_cycles_widen_to_the_brute_force_opti
         for values in itertools.product(*([v for v in c.values if not c.label.endswith("width") or v >= start[c.label]]
                                           for c in free)):
             trial = {**start, **{c.label: v for c, v in zip(free, values)}}
-            if _cost(projector, trial)[0] <= bound:
+            if _trades_ok(start, trial) and _cost(projector, trial)[0] <= bound:
                 best = max(best, sum(math.log2(v) for v in values))
         assert sum(math.log2(widened[c.label]) for c in free) == pytest.approx(best)
     assert checked  # the case this guards: a total between two whole cycles
+
+
+def test_on_darts_cells_no_layer_gives_up_bits_to_raise_another():
+    """No width choices: a layer's bits never fall (the first version took the stem 8 -> 4 bits to raise
+    eight late layers 4 -> 8 on darts-cifar, 0.46 points less accurate); the widening stays within the cost."""
+    from uboost.search import SearchConfig, build_cost_model, build_space
+    from uboost.strategy import UBoost, build_supernet_cost, quiet_nni
+    from uboost.strategy.architecture import argmax_indices, choice_groups, indices_to_arch, preferences
+    from uboost.strategy.projection import Projector
+    from uboost.strategy.widening import widen_free
+
+    quiet_nni()
+    config = SearchConfig(space="darts-cifar", space_options={"width": 4, "cells": 3}, dataset="digits", image_size=8,
+                          pe="bitfusion", bits=(2, 4, 8), array="16x16")
+    space, shape, _ = build_space(config)
+    cost_model = build_cost_model(config)
+    supernet = UBoost(cost_model=cost_model, **config.bits_options()).mutate_model(space)
+    cost = build_supernet_cost(supernet, cost_model, torch.zeros(1, *shape), mode="expected")
+    choices, nodes = choice_groups(supernet)
+    projector = Projector(cost, choices, nodes)
+    bits = [c for c in choices if c.kind == "bits"]
+    indices = argmax_indices(choices, nodes)
+    for i, c in enumerate(bits):  # the stem and every other layer at 8 bits, the rest at 2: room to raise
+        indices[id(c.alpha)] = c.values.index(8 if i % 2 == 0 else 2)
+    start = indices_to_arch(choices, nodes, indices, preferences(choices, nodes))
+    widened = widen_free(projector, supernet, start)
+    assert all(widened[c.label] >= start[c.label] for c in bits)
+    assert _cost(projector, widened)[0] <= _cost(projector, start)[0] * (1 + 1e-9)
+    assert {k: v for k, v in widened.items() if not k.startswith("bits:")} == {k: v for k, v in start.items() if not k.startswith("bits:")}

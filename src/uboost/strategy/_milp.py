@@ -165,10 +165,13 @@ class Program:
         return c, prefs
 
     def solve(self, budgets: list[LinearBudget], *, minimize: np.ndarray | None = None,
-              maximize: np.ndarray | None = None, time_limit: float | None = None, alphas=None):
+              maximize: np.ndarray | None = None, time_limit: float | None = None, alphas=None,
+              choice_rows: list[tuple[dict[int, float], float]] = ()):
         """Maximize the preference (or minimize / maximize a per-row cost, ties broken by
         preference) under every budget; ``(x, prefs)``, ``x`` None when infeasible. ``alphas``:
-        the values to read instead of the live alphas (:func:`preferences`)."""
+        the values to read instead of the live alphas (:func:`preferences`). ``choice_rows``:
+        more constraints on the choices, each ``({variable: coefficient}, upper)`` read as
+        ``sum coefficient * x <= upper`` (:meth:`variable` numbers an alpha's entries)."""
         from scipy.optimize import Bounds, LinearConstraint, milp
 
         c, prefs = self.objective(alphas)
@@ -190,6 +193,12 @@ class Program:
             constraints.append(LinearConstraint(self.links, -np.inf, 0.0))
         if self.act.shape[0]:
             constraints.append(LinearConstraint(self.act, -np.inf, self.act_rhs))
+        if choice_rows:
+            extra = np.zeros((len(choice_rows), self.n))
+            for r, (coefficients, _) in enumerate(choice_rows):
+                for v, coefficient in coefficients.items():
+                    extra[r, v] += coefficient
+            constraints.append(LinearConstraint(extra, -np.inf, np.array([upper for _, upper in choice_rows])))
         integrality = np.zeros(self.n)
         integrality[: self.n_x] = 1
         options = {"mip_rel_gap": 0.0}
@@ -203,6 +212,10 @@ class Program:
             # only the most-expensive-network search (highest_under) has a limit, and hitting it is routine there
             logger.info("the solver hit its %gs time limit: the answer is feasible, not proven optimal", time_limit)
         return result.x, prefs
+
+    def variable(self, alpha, entry: int) -> int:
+        """The program's variable of ``alpha``'s entry ``entry`` (1 when that entry is chosen)."""
+        return self.offset[id(alpha)] + entry
 
     def decode(self, x: np.ndarray, prefs) -> tuple[dict, dict[int, int], float]:
         indices = {}
