@@ -80,28 +80,37 @@ def layer_widths(supernet: nn.Module) -> dict[int, set[str]]:
     return out
 
 
-def _scores(choices, indices: Mapping[int, int], widen: set[int], widths: set[int], prefs) -> dict[int, torch.Tensor]:
-    """The objective per entry: log2(value) for the widened choices (plus a tie-break toward the
-    search's preference), and a penalty larger than any possible gain for leaving another choice's
-    current entry or for narrowing a channel count."""
-    gain = sum(math.log2(max(c.values) / min(c.values)) for c in choices if id(c.alpha) in widen)
-    penalty = 4.0 * (gain + 1.0)
+def _scores(choices, widen: set[int], prefs) -> dict[int, torch.Tensor]:
+    """The objective per entry: log2(value) for the widened choices, plus a tie-break toward the
+    search's preference; 0 for the others (held at their entry by :func:`_held`)."""
     scores = {}
     for c in choices:
         key = id(c.alpha)
         if key in widen:
             pref = prefs[key].detach().double().cpu()
             spread = float(pref.max() - pref.min()) or 1.0
-            row = torch.tensor([math.log2(v) for v in c.values], dtype=torch.float64) + 1e-4 * (pref - pref.max()) / spread
-            if key in widths:  # a channel count only grows
-                current = c.values[indices[key]]
-                row[[k for k, v in enumerate(c.values) if v < current]] = -penalty
-            scores[key] = row
+            scores[key] = torch.tensor([math.log2(v) for v in c.values], dtype=torch.float64) + 1e-4 * (pref - pref.max()) / spread
         else:
-            row = torch.full((c.alpha.numel(),), -penalty, dtype=torch.float64)
-            row[indices[key]] = 0.0
-            scores[key] = row
+            scores[key] = torch.zeros(c.alpha.numel(), dtype=torch.float64)
     return scores
+
+
+def _held(program, choices, indices: Mapping[int, int], widen: set[int], widths: set[int]) -> list:
+    """Rows that keep every other choice at its entry and every channel count at or above its own:
+    ``sum(x[forbidden entries]) <= 0`` per choice."""
+    rows = []
+    for c in choices:
+        key = id(c.alpha)
+        if key in widths:
+            current = c.values[indices[key]]
+            forbidden = [k for k, v in enumerate(c.values) if v < current]
+        elif key not in widen:
+            forbidden = [k for k in range(c.alpha.numel()) if k != indices[key]]
+        else:
+            continue
+        if forbidden:
+            rows.append(({program.variable(c.alpha, k): 1.0 for k in forbidden}, 0.0))
+    return rows
 
 
 def _trades(program, choices, indices: Mapping[int, int], widen: set[int], shapes: Mapping[int, set[str]]) -> list:
@@ -147,21 +156,17 @@ def widen_free(projector, supernet: nn.Module, arch: Mapping, *, with_energy: bo
     if not widen:
         return dict(arch)
     indices = arch_to_indices(choices, nodes, arch)
-    scores = _scores(choices, indices, widen, width_ids, preferences(choices, nodes))
-    solver = Projector(projector.cost, choices, nodes, cost_model=projector.cost_model, objective=scores)
+    solver = Projector(projector.cost, choices, nodes, cost_model=projector.cost_model,
+                       objective=_scores(choices, widen, preferences(choices, nodes)))
     # the exported network's own totals in row units (not a budget in ms, whose whole-cycle floor would cut
     # below a total with a fractional part: memory stalls, roofline), with the solver's tolerance on top
     base = solver._price(indices)
     metrics = ["latency"] + (["energy"] if with_energy and "energy" in base else [])
     rows = [LinearBudget(solver._values(m), base[m] * (1 + 1e-9) + 1e-6) for m in metrics]
-    widened = solver._solve(rows, choice_rows=_trades(program, choices, indices, widen, layer_widths(supernet)))
+    held = _held(program, choices, indices, widen, width_ids)
+    widened = solver._solve(rows, choice_rows=held + _trades(program, choices, indices, widen, layer_widths(supernet)))
     if widened is None:  # the network itself is feasible: the solver failed
         raise SearchError("widening found no network as cheap as the exported one (a solver failure)")
-    kept = [c.label for c in choices if id(c.alpha) not in widen and widened.indices[id(c.alpha)] != indices[id(c.alpha)]]
-    kept += [c.label for c in choices if id(c.alpha) in width_ids
-             and c.values[widened.indices[id(c.alpha)]] < c.values[indices[id(c.alpha)]]]
-    if kept:  # the penalty makes this impossible; a wrong answer must not pass silently
-        raise SearchError(f"widening changed or narrowed a choice it must keep: {kept[:3]}")
     changed = {c.label: (c.values[indices[id(c.alpha)]], c.values[widened.indices[id(c.alpha)]])
                for c in choices if id(c.alpha) in widen and widened.indices[id(c.alpha)] != indices[id(c.alpha)]}
     if changed:
