@@ -142,18 +142,15 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     if out.resolve() == source.root.resolve():
         raise RunDirError(f"--out must not be the search run itself ({out})")
     space, _, _ = build_space(source.config)
-    arch, precision = projection.arch, None
-    if source.config.widen == "all":  # as the search exported: channel counts and bits at no extra cost
-        from uboost.strategy.widening import widen_free
+    from uboost.strategy.widening import widen_export
 
-        arch = widen_free(source.projector, source.supernet, arch, with_energy=target_uj is not None)
+    arch, precision = projection.arch, None  # widened as the search exported (the same rule)
+    arch = widen_export(source.config.widen, source.projector, source.supernet, arch,
+                        bits=source.config.bits_options() is not None, with_energy=target_uj is not None)
     if source.config.bits_options() is not None:  # the bits labels go to precision.json
         from uboost.quant import apply_precision
-        from uboost.strategy.precision import split_precision, widen_bits
+        from uboost.strategy.precision import split_precision
 
-        if source.config.widen != "all":  # bits that buy nothing on the projected network are widened
-            program = source.projector.program
-            arch = widen_bits(source.projector.cost, program.choices, program.nodes, arch, with_energy=target_uj is not None)
         arch, precision = split_precision(source.supernet, arch)
     network = runs.freeze_arch(space, arch)
     if precision is not None:

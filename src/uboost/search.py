@@ -422,18 +422,14 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
         if projected.arch != arch:
             logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, projected.latency_ms)
         facts["arch"] = projected.arch
-    with_energy = bool(hardware_loss.energy_weight) or config.target_energy_uj is not None
-    if config.widen == "all":  # channel counts and bits, jointly, as wide as the exported network's cost allows
-        from uboost.strategy.widening import widen_free
+    if config.widen == "all" or strategy.bits_space is not None:  # raised where that costs nothing (the frontier's rule)
+        from uboost.strategy.widening import widen_export
 
-        widened = widen_free(hardware_loss.projector(), hardware_loss.supernet[0], facts["arch"], with_energy=with_energy)
+        with_energy = bool(hardware_loss.energy_weight) or config.target_energy_uj is not None
+        widened = widen_export(config.widen, hardware_loss.projector(), hardware_loss.supernet[0], facts["arch"],
+                               bits=strategy.bits_space is not None, with_energy=with_energy)
         facts["widened"] = sorted(k for k in widened if widened[k] != facts["arch"].get(k))
         facts["arch"] = widened
-    elif strategy.bits_space is not None:  # bits that buy nothing on the exported ops are widened
-        from uboost.strategy.precision import widen_bits
-
-        facts["arch"] = widen_bits(hardware_loss.supernet_cost, hardware_loss.choices, hardware_loss.nodes, facts["arch"],
-                                   with_energy=with_energy)
     return facts
 
 

@@ -94,6 +94,22 @@ def test_a_network_at_its_widest_stays_as_it_is(lenet_bitfusion):
     assert widen_free(projector, supernet, widest) == widest
 
 
+def test_every_export_widens_by_one_rule(lenet_bitfusion):
+    """``widen_export`` (the search's export and ``frontier``'s): "all" moves widths and bits jointly out of
+    the seed-1 corner; "bits" raises bits one layer at a time only (no width moves: the corner stays);
+    a space without bits exports as it is."""
+    from uboost.strategy.widening import widen_export
+
+    supernet, projector = lenet_bitfusion
+    base_ms = _cost(projector, CORNER)[0] * (1 + 1e-9)
+    joint = widen_export("all", projector, supernet, CORNER, bits=True)
+    assert joint["conv2_width"] > CORNER["conv2_width"] and _cost(projector, joint)[0] <= base_ms
+    alone = widen_export("bits", projector, supernet, CORNER, bits=True)
+    assert all(alone[k] == CORNER[k] for k in CORNER if not k.startswith("bits:"))
+    assert all(alone[k] >= CORNER[k] for k in CORNER) and _cost(projector, alone)[0] <= base_ms
+    assert widen_export("bits", projector, supernet, CORNER, bits=False) == CORNER
+
+
 def test_widen_is_checked(tmp_path):
     from uboost.search import SearchConfig
 

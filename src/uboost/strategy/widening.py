@@ -177,3 +177,20 @@ def widen_free(projector, supernet: nn.Module, arch: Mapping, *, with_energy: bo
         if id(c.alpha) in widen:
             out[c.label] = c.values[widened.indices[id(c.alpha)]]
     return out
+
+
+def widen_export(mode: str, projector, supernet: nn.Module, arch: Mapping, *, bits: bool,
+                 with_energy: bool = False) -> dict:
+    """The architecture a run exports (the search's, or a ``frontier`` / ``export --target-*`` projection),
+    widened as ``mode`` (``SearchConfig.widen``) says, on ``projector``'s cycle-exact rows: ``"all"``, the
+    channel counts and bits jointly (:func:`widen_free`); ``"bits"``, each searched layer's bits alone
+    (:func:`~uboost.strategy.precision.widen_bits`) when the space searches bits (``bits``); otherwise
+    ``arch`` as it is. One rule for every export, so a run and its projections widen alike."""
+    if mode == "all":
+        return widen_free(projector, supernet, arch, with_energy=with_energy)
+    if not bits:
+        return dict(arch)
+    from uboost.strategy.precision import widen_bits
+
+    program = projector.program
+    return widen_bits(projector.cost, program.choices, program.nodes, arch, with_energy=with_energy)
