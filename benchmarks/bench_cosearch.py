@@ -66,6 +66,18 @@ def base_config(name: str, *, sram_kb: int, dram_bw: float, epochs: int, max_sam
                         hardware={"area": "recpipe12"}, accelerator="cpu")
 
 
+def cosearch_space(base, budget: float, lambdas):
+    """The co-search's space: lambda, rows and cols (4, 8, 16), the dataflow, each buffer and the operating point of
+    ``base``'s DVFS table, within the area ``budget`` (mm^2)."""
+    from uboost import tuning
+
+    clocks = [p.freq_hz for p in base.hardware_spec().operating_points]
+    return tuning.TuneSpace(
+        rows=(4, 8, 16), cols=(4, 8, 16), dataflows=("ws", "os", "is"), temperature=None, latency_weight=tuple(lambdas),
+        accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
+                                            ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
+
+
 def run_pair(name: str, sram_kb: int, args) -> dict:
     from uboost import tuning
 
@@ -74,11 +86,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     out = Path(args.out) / f"{name}-{sram_kb}kB"
     studies = {}
     baseline_space = tuning.TuneSpace(rows=(16,), cols=(16,), temperature=None, latency_weight=tuple(args.lambdas))
-    clocks = [p.freq_hz for p in base.hardware_spec().operating_points]
-    co_space = tuning.TuneSpace(
-        rows=(4, 8, 16), cols=(4, 8, 16), dataflows=("ws", "os", "is"), temperature=None, latency_weight=tuple(args.lambdas),
-        accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
-                                            ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget))
+    co_space = cosearch_space(base, budget, args.lambdas)
     inner = args.inner_accelerator
     co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight) + (f"-{args.tag}" if args.tag else "")
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
