@@ -82,6 +82,29 @@ def test_the_lower_bound_never_exceeds_the_exact_price():
             assert net.lower_bound(cand) <= net.exact([cand])[0] * (1 + 1e-12), (cand.array, cand.dataflow, cand.point)
 
 
+@pytest.mark.parametrize("bits", [None, (4, 8)], ids=["8-bit", "mixed"])
+def test_the_closed_forms_are_energy_breakdown_summed_over_the_layers(bits):
+    """The bound sums the layers once per unbounded accelerator and prices each candidate in closed form: the
+    value of energy_breakdown's per-layer tensors at the candidate's buffers and operating point (less 1e-9);
+    the exact price sums them once per structure the same way."""
+    import dataclasses
+
+    from uboost.tuning.inner_pricing import objective_of, unbounded
+
+    net_layers = NET if bits is None else [dataclasses.replace(layer, weight_bits=bits[i % 2], act_bits=bits[(i + 1) % 2])
+                                           for i, layer in enumerate(NET)]
+    pool, _ = inner.candidates(_space(budget=10.0), BASE_PTS)
+    for what in ("edp", "latency", "energy"):
+        net = NetworkPricing(net_layers, pricer_for("systolic-mem"), what)
+        for cand in pool:
+            cycles, words = net.pricer.price(unbounded(cand.spec), net.table, net.keys)
+            tensors = objective_of(cand.spec, cycles, words, net.macs(cand.spec), net.table, what)
+            assert net.lower_bound(cand) == pytest.approx(tensors, rel=2e-9) and net.lower_bound(cand) <= tensors
+            cycles, words = net.pricer.price(cand.spec, net.table, net.keys)  # and the exact price, at the real buffers
+            assert net.exact([cand])[0] == pytest.approx(objective_of(cand.spec, cycles, words, net.macs(cand.spec), net.table, what),
+                                                         rel=1e-12)
+
+
 def test_candidate_specs_are_what_the_trial_config_prices():
     space = _space()
     pool, total = inner.candidates(space, BASE_PTS)

@@ -39,6 +39,7 @@ distinct layer shapes of the study (one entry per shape and accelerator structur
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -115,6 +116,15 @@ def _spec_at(base: "HardwareSpec", values: dict[str, Any]) -> "HardwareSpec":
     if "dram_bw_words" in changes:
         changes["dram_bw_gbps"] = None
     return dataclasses.replace(base, **changes)
+
+
+def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int, list[list[Candidate]]]:
+    """:func:`candidates` and the same grouped by accelerator structure (cycles and words priced once per group)."""
+    pool, total = candidates(tune_space, config)
+    groups: dict[tuple, list[Candidate]] = {}
+    for cand in pool:
+        groups.setdefault(pricer.structure_key(cand.spec), []).append(cand)
+    return pool, total, list(groups.values())
 
 
 def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int]:
@@ -194,22 +204,19 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
     if objective not in HARDWARE_OBJECTIVES:
         raise ConfigError(f"unknown hardware objective {objective!r}; expected one of: {', '.join(HARDWARE_OBJECTIVES)}")
     started = time.perf_counter()
-    pool, total = candidates(tune_space, config)
+    pricer = pricer_for(config.cost_model)
+    pool, total, groups = pricer.pool(tune_space, config, functools.partial(_structures, pricer))
     if not pool:
         raise ConfigError(f"no accelerator of the space fits the area budget of {tune_space.accelerator.area_budget_mm2:g} mm^2")
-    pricer = pricer_for(config.cost_model)
     before = pricer.priced_layers
     shapes = list(shapes)
     network = NetworkPricing(shapes, pricer, objective)
     bits = [b for s in shapes for b in (s.weight_bits, s.act_bits)]
-    groups: dict[tuple, list[Candidate]] = {}
-    for cand in pool:
-        groups.setdefault(pricer.structure_key(cand.spec), []).append(cand)
     order = []  # (bound, enumeration order, group)
-    for index, group in enumerate(groups.values()):
+    for index, group in enumerate(groups):
         try:
             check_bits(group[0].spec, bits)  # a PE mode that cannot run these bits is no candidate
-            bound = min(network.lower_bound(c) for c in group) if prune and pricer.bounded else -math.inf
+            bound = network.group_bound(group) if prune and pricer.bounded else -math.inf
         except ConfigError as exc:
             logger.debug("inner choice: %s %s skipped: %s", group[0].array, group[0].dataflow, exc)
             continue

@@ -11,6 +11,7 @@ structures (:data:`BOUNDED_MODELS`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ spaces (~5,300) times the distinct layer shapes of a study's networks, and a bou
 runs many studies."""
 _ENERGY_FIELDS = ("energy", "operating_points")  # cycles and words never read them (HardwareSpec)
 _CLOCK_FIELDS = ("clock_hz", "voltage_v")
+_BUFFER_FIELDS = ("sram_kb", "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")  # what unbounded() clears
 
 @dataclass(frozen=True, kw_only=True)
 class Candidate:
@@ -58,6 +60,16 @@ class InnerPricer:
         self._memo: OrderedDict[tuple, tuple[tuple[str, ...], dict[str, tuple]]] = OrderedDict()  # structure -> (word names, rows)
         self._rows = 0
         self.priced_layers = 0
+        self._pool: tuple | None = None  # (space and hardware, candidates): see pool()
+
+    def pool(self, tune_space, config, build):
+        """``build(tune_space, config)`` -- the candidates of the space and their structure groups -- kept for
+        the next call with the same space and hardware (the trials of a study differ in their network
+        settings only), so the enumeration of ~20,000 specs runs once per study, not once per network."""
+        key = (repr(tune_space), repr(config.hardware_spec()), repr(config.area_table()))
+        if self._pool is None or self._pool[0] != key:
+            self._pool = (key, build(tune_space, config))
+        return self._pool[1]
 
     @property
     def memo_rows(self) -> int:
@@ -123,7 +135,7 @@ def objective_of(spec: "HardwareSpec", cycles, words, macs, table, objective: st
 
 
 def unbounded(spec: "HardwareSpec") -> "HardwareSpec":
-    return dataclasses.replace(spec, sram_kb=None, ifmap_sram_kb=None, filter_sram_kb=None, ofmap_sram_kb=None)
+    return dataclasses.replace(spec, **dict.fromkeys(_BUFFER_FIELDS))
 
 
 class NetworkPricing:
@@ -137,6 +149,7 @@ class NetworkPricing:
         self.keys = row_keys(self.table)
         self.pricer, self.objective = pricer, objective
         self._macs: dict[int, Any] = {}
+        self._bounds: dict[tuple, _LayerSums] = {}
 
     def macs(self, spec: "HardwareSpec"):
         if spec.batch_size not in self._macs:  # as CostModel.macs
@@ -145,17 +158,83 @@ class NetworkPricing:
 
     def exact(self, group: list[Candidate]) -> list[float]:
         """The objective of every candidate of ``group`` (one accelerator structure, several clocks)."""
-        values, priced = [], None
+        values, priced, sums = [], None, {}
         for cand in group:
-            if priced is None or not self.pricer.clock_free:
+            if not self.pricer.clock_free:  # cycles read the clock (roofline): priced per candidate
                 priced = self.pricer.price(cand.spec, self.table, self.keys)
-            values.append(objective_of(cand.spec, *priced, self.macs(cand.spec), self.table, self.objective))
+                values.append(objective_of(cand.spec, *priced, self.macs(cand.spec), self.table, self.objective))
+                continue
+            key = id(cand.spec.energy)  # the group shares cycles and words; the sums' MAC energy reads the table
+            if key not in sums:
+                priced = priced or self.pricer.price(cand.spec, self.table, self.keys)
+                sums[key] = _LayerSums(cand.spec, *priced, self.macs(cand.spec), self.table)
+            values.append(sums[key].objective(cand.spec, self.objective))
         return values
 
     def lower_bound(self, cand: Candidate) -> float:
         """A lower bound of :meth:`exact`: the same accelerator with unbounded buffers, whose cycles are
         compute only (finite buffers only add stalls) and whose DRAM reads bring each word once
         (finite buffers only add re-fetches); the SRAM counts and DRAM writes do not depend on the
-        buffers, and energy is priced at the real buffer sizes (see :data:`BOUNDED_MODELS`)."""
-        cycles, words = self.pricer.price(unbounded(cand.spec), self.table, self.keys)
-        return objective_of(cand.spec, cycles, words, self.macs(cand.spec), self.table, self.objective)
+        buffers, and energy is priced at the real buffer sizes (see :data:`BOUNDED_MODELS`).
+
+        The unbounded accelerator is priced once per (array, dataflow, ...) and its layers summed once
+        (:class:`_LayerSums`); each candidate then costs a closed form of its buffer sizes and operating
+        point -- :func:`~uboost.hardware.energy.energy_breakdown` summed over the layers, in another
+        order, so the bound is lowered by a relative 1e-9 to stay below the exact value."""
+        return self.group_bound([cand])
+
+    def group_bound(self, group: list[Candidate]) -> float:
+        """The least :meth:`lower_bound` of ``group`` (one accelerator structure: its candidates differ in the
+        operating point only)."""
+        structure = tuple(item for item in self.pricer.structure_key(group[0].spec) if item[0] not in _BUFFER_FIELDS)
+        best = math.inf
+        for cand in group:
+            key = (structure, id(cand.spec.energy))  # the MAC energy of the sums reads the energy table
+            sums = self._bounds.get(key)
+            if sums is None:
+                cycles, words = self.pricer.price(unbounded(cand.spec), self.table, self.keys)
+                sums = self._bounds[key] = _LayerSums(cand.spec, cycles, words, self.macs(cand.spec), self.table)
+            best = min(best, sums.objective(cand.spec, self.objective))
+        return best * (1 - 1e-9)
+
+
+class _LayerSums:
+    """One network's layer sums on one accelerator structure: total cycles and the bit-weighted access counts
+    and MAC energy that :func:`~uboost.hardware.energy.energy_breakdown` multiplies by the buffer- and
+    voltage-dependent energies (a closed form per candidate and operating point, instead of the per-layer
+    tensors; the same sums in another order: equal to a relative ~1e-15)."""
+
+    def __init__(self, spec: "HardwareSpec", cycles, words, macs, table):
+        from uboost.hardware.energy import _MOVED_BITS
+
+        energy = spec.energy_table
+        w = spec.bits if table.weight_bits is None else table.weight_bits
+        a = spec.bits if table.act_bits is None else table.act_bits
+        bits = {"w": w, "a": a, "acc": energy.acc_bits}
+        moved = sum(bits[b] for b in _MOVED_BITS[spec.dataflow])
+        self.cycles = float(cycles.sum())
+        self.mac_pj = float((macs * (energy.mac_pj(w, a) + energy.pe_move_pj_per_bit * moved)).sum())
+        x = words
+        self.sums = {name: float((bits_ * x[name]).sum()) for name, bits_ in (
+            ("ifmap_sram_reads", a), ("ifmap_dram_reads", a), ("filter_sram_reads", w), ("filter_dram_reads", w),
+            ("ofmap_sram_writes", a), ("ofmap_dram_writes", a))}
+
+    def objective(self, spec: "HardwareSpec", objective: str) -> float:
+        from uboost.hardware.energy import PJ_PER_UW_SECOND
+
+        latency_ms = self.cycles * 1e3 / spec.clock_hz
+        if objective == "latency":
+            return latency_ms
+        table = spec.energy_table
+        ratio = spec.voltage / table.v_ref
+        read, write = table.sram_read_pj_per_bit_at, table.sram_write_pj_per_bit_at
+        ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
+        s = self.sums
+        sram = (s["ifmap_sram_reads"] * read(ifmap_kb) + s["ifmap_dram_reads"] * write(ifmap_kb)
+                + s["filter_sram_reads"] * read(filter_kb) + s["filter_dram_reads"] * write(filter_kb)
+                + s["ofmap_sram_writes"] * write(ofmap_kb) + s["ofmap_dram_writes"] * read(ofmap_kb))
+        dram = table.dram_pj_per_bit * (s["ifmap_dram_reads"] + s["ofmap_dram_writes"] + s["filter_dram_reads"])
+        sram_kb = sum(table.sram_ref_kb if kb is None else kb for kb in spec.buffer_kb)
+        leakage = ratio * table.leakage_uw(spec.pes, sram_kb) * PJ_PER_UW_SECOND * self.cycles / spec.clock_hz
+        energy_uj = (ratio * ratio * (self.mac_pj + sram) + dram + leakage) * 1e-6
+        return energy_uj if objective == "energy" else latency_ms * energy_uj
