@@ -114,6 +114,28 @@ def test_candidate_specs_are_what_the_trial_config_prices():
         assert cfg.hardware_spec() == cand.spec and area_of(cfg) == pytest.approx(cand.area_mm2, rel=1e-12)
 
 
+def test_trials_that_sampled_other_accelerators_share_the_candidates_and_others_do_not():
+    """The pricer keeps a study's candidates: a trial config that differs only in searched values (array, buffers,
+    clock) reuses them; one that differs in an unsearched one (the DRAM bandwidth here) builds its own, which
+    price differently."""
+    space = _space()
+    pricer = InnerPricer("systolic-mem")
+    built = []
+
+    def pool(config):
+        return pricer.pool(inner._pool_key(space, config), lambda: built.append(config) or inner._structures(pricer, space, config))
+
+    first = pool(BASE_PTS)
+    sampled = space.apply(BASE_PTS, {"array": "4x8", "dataflow": "is", "accelerator_point": dict(
+        ifmap_sram_kb=8, filter_sram_kb=2, ofmap_sram_kb=2, clock_hz=600e6)})
+    assert sampled.hardware_spec() != BASE_PTS.hardware_spec()
+    assert pool(sampled) is first and len(built) == 1
+    other = BASE_PTS.replace(dram_bw_words=BASE_PTS.dram_bw_words * 2)
+    again = pool(other)
+    assert len(built) == 2 and [c.spec.dram_bw_words for c in again[0]] != [c.spec.dram_bw_words for c in first[0]]
+    assert [c.spec for c in inner.candidates(space, other)[0]] == [c.spec for c in again[0]]
+
+
 def test_modes_objectives_and_the_enumeration_cap():
     assert inner.check_inner(None, area_budget=True) == "exhaustive" and inner.check_inner(None, area_budget=False) == "off"
     assert inner.check_inner("off", area_budget=True) == "off"

@@ -118,6 +118,15 @@ def _spec_at(base: "HardwareSpec", values: dict[str, Any]) -> "HardwareSpec":
     return dataclasses.replace(base, **changes)
 
 
+def _pool_key(tune_space: "TuneSpace", config: "SearchConfig") -> tuple:
+    """What decides :func:`candidates`: the space, the area table, and the trial's hardware with its searched
+    values replaced by the space's first (every candidate overwrites them: trials that sampled different
+    accelerators share their candidates)."""
+    dims = _dimensions(tune_space, config)
+    first = _spec_at(config.hardware_spec(), {name: choices[0] for name, choices in dims})
+    return repr(tune_space), repr(first), repr(config.area_table())
+
+
 def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int, list[list[Candidate]]]:
     """:func:`candidates` and the same grouped by accelerator structure (cycles and words priced once per group)."""
     pool, total = candidates(tune_space, config)
@@ -205,7 +214,7 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
         raise ConfigError(f"unknown hardware objective {objective!r}; expected one of: {', '.join(HARDWARE_OBJECTIVES)}")
     started = time.perf_counter()
     pricer = pricer_for(config.cost_model)
-    pool, total, groups = pricer.pool(tune_space, config, functools.partial(_structures, pricer))
+    pool, total, groups = pricer.pool(_pool_key(tune_space, config), functools.partial(_structures, pricer, tune_space, config))
     if not pool:
         raise ConfigError(f"no accelerator of the space fits the area budget of {tune_space.accelerator.area_budget_mm2:g} mm^2")
     before = pricer.priced_layers

@@ -62,13 +62,13 @@ class InnerPricer:
         self.priced_layers = 0
         self._pool: tuple | None = None  # (space and hardware, candidates): see pool()
 
-    def pool(self, tune_space, config, build):
-        """``build(tune_space, config)`` -- the candidates of the space and their structure groups -- kept for
-        the next call with the same space and hardware (the trials of a study differ in their network
-        settings only), so the enumeration of ~20,000 specs runs once per study, not once per network."""
-        key = (repr(tune_space), repr(config.hardware_spec()), repr(config.area_table()))
+    def pool(self, key, build):
+        """``build()`` -- the candidates of a space and their structure groups -- kept for the next call with
+        the same ``key`` (the space and what the trial's hardware leaves unsearched: the trials of a study
+        differ in their network settings and sampled accelerator only), so the enumeration of ~20,000
+        specs runs once per study, not once per network."""
         if self._pool is None or self._pool[0] != key:
-            self._pool = (key, build(tune_space, config))
+            self._pool = (key, build())
         return self._pool[1]
 
     @property
