@@ -27,6 +27,7 @@ Prices and retrains are kept under ``--out``/``oracle/`` (each network's run dir
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import statistics
@@ -96,6 +97,39 @@ def best_pair(run: Path, space) -> dict:
     return best
 
 
+def warm_up(archs: list[dict], config: dict, space, root: Path) -> None:
+    """Price every distinct layer shape of ``archs`` on every accelerator structure of ``space`` (and its unbounded
+    twin, the bound's), one call per structure, into the pricer's memo: the choices that follow only read it
+    (one call with ~80 rows instead of one per network and structure). Skipped when every network is priced."""
+    from uboost.hardware.layers import LayerTable, extract_layers
+    from uboost.networks import load_frozen_network
+    from uboost.search import SearchConfig
+    from uboost.tuning import inner_accelerator
+    from uboost.tuning.cost_cache import row_keys
+    from uboost.tuning.inner_pricing import pricer_for, unbounded
+
+    runs = [network_dir(root, arch, config) for arch in archs]
+    if all((run / "best.json").is_file() for run in runs):
+        return
+    started = time.perf_counter()
+    shapes = {}
+    for run in runs:
+        network = load_frozen_network(run)
+        for shape in extract_layers(network.module, network.input_shape):
+            shapes.setdefault(dataclasses.replace(shape, name=""), shape)
+    table = LayerTable.from_shapes(list(shapes.values()))
+    keys = row_keys(table)
+    trial = SearchConfig.from_dict(config)  # as best_pair prices: the same pool and structures
+    pricer = pricer_for(trial.cost_model)
+    _, _, groups = pricer.pool(inner_accelerator._pool_key(space, trial),
+                               lambda: inner_accelerator._structures(pricer, space, trial))
+    pricer.max_rows = max(pricer.max_rows, 2 * len(keys) * (len(groups) + 1))  # every row stays (0.3 kB each)
+    for group in groups:
+        pricer.price(group[0].spec, table, keys)
+        pricer.price(unbounded(group[0].spec), table, keys)
+    print(f"warm-up: {len(shapes)} layer shapes on {len(groups)} structures in {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def choose(reference: list[float], rows: list[dict], seeds: list[int], tolerance: float) -> dict | None:
     """The row of least EDP whose mean accuracy over ``seeds`` is within ``tolerance`` of the reference's."""
     line = statistics.fmean(reference[s] for s in seeds) - tolerance
@@ -134,6 +168,7 @@ def run(args) -> dict:
     started = time.perf_counter()
     archs = networks(SearchConfig.from_dict(config))
     line = ref["edp_uj_ms"] / args.gain
+    warm_up(archs, config, space, root / "oracle")
     priced = []
     for arch in archs:  # every one: a larger network can cost less (see the module's docstring)
         priced.append({"arch": arch, **best_pair(network_dir(root / "oracle", arch, config), space)})
