@@ -121,8 +121,7 @@ def warm_up(archs: list[dict], config: dict, space, root: Path) -> None:
     keys = row_keys(table)
     trial = SearchConfig.from_dict(config)  # as best_pair prices: the same pool and structures
     pricer = pricer_for(trial.cost_model)
-    _, _, groups = pricer.pool(inner_accelerator._pool_key(space, trial),
-                               lambda: inner_accelerator._structures(pricer, space, trial))
+    _, _, groups = inner_accelerator.structures(space, trial)
     pricer.max_rows = max(pricer.max_rows, 2 * len(keys) * (len(groups) + 1))  # every row stays (0.3 kB each)
     for group in groups:
         pricer.price(group[0].spec, table, keys)

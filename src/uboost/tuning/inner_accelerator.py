@@ -127,6 +127,13 @@ def _pool_key(tune_space: "TuneSpace", config: "SearchConfig") -> tuple:
     return repr(tune_space), repr(first), repr(config.area_table())
 
 
+def structures(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int, list[list[Candidate]]]:
+    """``(candidates within the budget, candidates in the space, the same grouped by accelerator structure)``,
+    kept by the process's pricer for the next trial of the study (:meth:`InnerPricer.pool`)."""
+    pricer = pricer_for(config.cost_model)
+    return pricer.pool(_pool_key(tune_space, config), functools.partial(_structures, pricer, tune_space, config))
+
+
 def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int, list[list[Candidate]]]:
     """:func:`candidates` and the same grouped by accelerator structure (cycles and words priced once per group)."""
     pool, total = candidates(tune_space, config)
@@ -214,7 +221,7 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
         raise ConfigError(f"unknown hardware objective {objective!r}; expected one of: {', '.join(HARDWARE_OBJECTIVES)}")
     started = time.perf_counter()
     pricer = pricer_for(config.cost_model)
-    pool, total, groups = pricer.pool(_pool_key(tune_space, config), functools.partial(_structures, pricer, tune_space, config))
+    pool, total, groups = structures(tune_space, config)
     if not pool:
         raise ConfigError(f"no accelerator of the space fits the area budget of {tune_space.accelerator.area_budget_mm2:g} mm^2")
     before = pricer.priced_layers
