@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from uboost.hardware.base import CostModel
+    from uboost.hardware.energy import NetworkEnergy
     from uboost.hardware.spec import HardwareSpec
 
 CLOCK_FREE_MODELS = frozenset({"systolic", "systolic-paper", "systolic-mem", "flops", "lookup", "scalesim"})
@@ -149,7 +150,13 @@ class NetworkPricing:
         self.keys = row_keys(self.table)
         self.pricer, self.objective = pricer, objective
         self._macs: dict[int, Any] = {}
-        self._bounds: dict[tuple, _LayerSums] = {}
+        self._bounds: dict[tuple, "NetworkEnergy"] = {}
+
+    def _summed(self, spec: "HardwareSpec", cycles, words) -> "NetworkEnergy":
+        from uboost.hardware.energy import NetworkEnergy
+
+        return NetworkEnergy.summed(spec, cycles, words, self.macs(spec), w_bits=self.table.weight_bits,
+                                    a_bits=self.table.act_bits)
 
     def macs(self, spec: "HardwareSpec"):
         if spec.batch_size not in self._macs:  # as CostModel.macs
@@ -167,8 +174,8 @@ class NetworkPricing:
             key = id(cand.spec.energy)  # the group shares cycles and words; the sums' MAC energy reads the table
             if key not in sums:
                 priced = priced or self.pricer.price(cand.spec, self.table, self.keys)
-                sums[key] = _LayerSums(cand.spec, *priced, self.macs(cand.spec), self.table)
-            values.append(sums[key].objective(cand.spec, self.objective))
+                sums[key] = self._summed(cand.spec, *priced)
+            values.append(_objective(sums[key], cand.spec, self.objective))
         return values
 
     def lower_bound(self, cand: Candidate) -> float:
@@ -178,7 +185,7 @@ class NetworkPricing:
         buffers, and energy is priced at the real buffer sizes (see :data:`BOUNDED_MODELS`).
 
         The unbounded accelerator is priced once per (array, dataflow, ...) and its layers summed once
-        (:class:`_LayerSums`); each candidate then costs a closed form of its buffer sizes and operating
+        (:class:`~uboost.hardware.energy.NetworkEnergy`); each candidate then costs a closed form of its buffer sizes and operating
         point -- :func:`~uboost.hardware.energy.energy_breakdown` summed over the layers, in another
         order, so the bound is lowered by a relative 1e-9 to stay below the exact value."""
         return self.group_bound([cand])
@@ -193,48 +200,15 @@ class NetworkPricing:
             sums = self._bounds.get(key)
             if sums is None:
                 cycles, words = self.pricer.price(unbounded(cand.spec), self.table, self.keys)
-                sums = self._bounds[key] = _LayerSums(cand.spec, cycles, words, self.macs(cand.spec), self.table)
-            best = min(best, sums.objective(cand.spec, self.objective))
+                sums = self._bounds[key] = self._summed(cand.spec, cycles, words)
+            best = min(best, _objective(sums, cand.spec, self.objective))
         return best * (1 - 1e-9)
 
 
-class _LayerSums:
-    """One network's layer sums on one accelerator structure: total cycles and the bit-weighted access counts
-    and MAC energy that :func:`~uboost.hardware.energy.energy_breakdown` multiplies by the buffer- and
-    voltage-dependent energies (a closed form per candidate and operating point, instead of the per-layer
-    tensors; the same sums in another order: equal to a relative ~1e-15)."""
-
-    def __init__(self, spec: "HardwareSpec", cycles, words, macs, table):
-        from uboost.hardware.energy import _MOVED_BITS
-
-        energy = spec.energy_table
-        w = spec.bits if table.weight_bits is None else table.weight_bits
-        a = spec.bits if table.act_bits is None else table.act_bits
-        bits = {"w": w, "a": a, "acc": energy.acc_bits}
-        moved = sum(bits[b] for b in _MOVED_BITS[spec.dataflow])
-        self.cycles = float(cycles.sum())
-        self.mac_pj = float((macs * (energy.mac_pj(w, a) + energy.pe_move_pj_per_bit * moved)).sum())
-        x = words
-        self.sums = {name: float((bits_ * x[name]).sum()) for name, bits_ in (
-            ("ifmap_sram_reads", a), ("ifmap_dram_reads", a), ("filter_sram_reads", w), ("filter_dram_reads", w),
-            ("ofmap_sram_writes", a), ("ofmap_dram_writes", a))}
-
-    def objective(self, spec: "HardwareSpec", objective: str) -> float:
-        from uboost.hardware.energy import PJ_PER_UW_SECOND
-
-        latency_ms = self.cycles * 1e3 / spec.clock_hz
-        if objective == "latency":
-            return latency_ms
-        table = spec.energy_table
-        ratio = spec.voltage / table.v_ref
-        read, write = table.sram_read_pj_per_bit_at, table.sram_write_pj_per_bit_at
-        ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
-        s = self.sums
-        sram = (s["ifmap_sram_reads"] * read(ifmap_kb) + s["ifmap_dram_reads"] * write(ifmap_kb)
-                + s["filter_sram_reads"] * read(filter_kb) + s["filter_dram_reads"] * write(filter_kb)
-                + s["ofmap_sram_writes"] * write(ofmap_kb) + s["ofmap_dram_writes"] * read(ofmap_kb))
-        dram = table.dram_pj_per_bit * (s["ifmap_dram_reads"] + s["ofmap_dram_writes"] + s["filter_dram_reads"])
-        sram_kb = sum(table.sram_ref_kb if kb is None else kb for kb in spec.buffer_kb)
-        leakage = ratio * table.leakage_uw(spec.pes, sram_kb) * PJ_PER_UW_SECOND * self.cycles / spec.clock_hz
-        energy_uj = (ratio * ratio * (self.mac_pj + sram) + dram + leakage) * 1e-6
-        return energy_uj if objective == "energy" else latency_ms * energy_uj
+def _objective(sums: "NetworkEnergy", spec: "HardwareSpec", objective: str) -> float:
+    """:func:`objective_of` from a network's summed layers (cycles and words of ``spec``'s structure)."""
+    latency_ms = sums.cycles * 1e3 / spec.clock_hz
+    if objective == "latency":
+        return latency_ms
+    energy_uj = sums.energy_uj(spec)
+    return energy_uj if objective == "energy" else latency_ms * energy_uj
