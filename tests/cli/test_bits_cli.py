@@ -173,3 +173,26 @@ def test_a_budget_export_widens_every_layer_whose_wider_bits_cost_nothing(cli, b
     for layer, (w, a) in precision.items():
         for wider in (b for b in (2, 4, 8) if b > w):  # each narrower layer is narrow because wider costs more
             assert latency({**precision, layer: (wider, wider)}) > exported * (1 + 1e-9), (layer, wider)
+
+
+def test_a_smooth_search_widens_its_bits_on_the_exact_cycles(cli, tmp_path):
+    """Under ``--cost-mode smooth`` the search prices a smooth ceiling, but the export widens bits on the cycle-exact
+    rows (widen_export, the projections' rule): every layer left narrower would cost more exact latency wider."""
+    from uboost.quant import apply_precision, read_precision
+    from uboost.search_config import SearchConfig, build_cost_model, build_space
+
+    out = tmp_path / "smooth"
+    assert cli("search", *BITS, "--cost-mode", "smooth", "--out", out).code == 0
+    config = SearchConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert config.cost_mode == "smooth"
+    precision = read_precision(out / "precision.json")
+    model, shape = build_cost_model(config), tuple(build_space(config)[1])
+    arch = json.loads((out / "arch.json").read_text())
+
+    def latency(bits):
+        return model.evaluate(apply_precision(build_space(config)[0].freeze(arch), bits), shape).latency_ms
+
+    exported = latency(precision)
+    for layer, (w, a) in precision.items():
+        for wider in (b for b in (2, 4, 8) if b > w):
+            assert latency({**precision, layer: (wider, wider)}) > exported * (1 + 1e-9), (layer, wider)
