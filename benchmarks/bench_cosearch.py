@@ -20,7 +20,8 @@ finished studies are reused (the baseline is shared), ``--baseline-only`` runs o
 ``--bits 4,8`` also searches the co-search networks' bitwidths per layer (quantization-aware retrain, priced at the
 bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds rows that split the gain and retrain the
 reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
-searches an energy term; ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
+searches an energy term; ``--warm-start`` enqueues the baseline's trials as the co-search's first ones (``uboost tune --warm-start``; they
+count in ``--cosearch-trials``; studies in ``...-warm/``); ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
 ``--retrain-seeds K`` (with ``--report-only`` on finished studies) retrains every trial network K times (seeds 0..K-1, the
 trial's own retrain settings, each network once per seed) and judges on the mean accuracies (``_cosearch_retrains.py``).
 ``cosearch_crossfit.py`` re-judges those summaries with the choice and the verdict on separate halves of the seeds.
@@ -88,7 +89,8 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     baseline_space = tuning.TuneSpace(rows=(16,), cols=(16,), temperature=None, latency_weight=tuple(args.lambdas))
     co_space = cosearch_space(base, budget, args.lambdas)
     inner = args.inner_accelerator
-    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight) + (f"-{args.tag}" if args.tag else "")
+    co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight) + ("-warm" if args.warm_start else "") \
+        + (f"-{args.tag}" if args.tag else "")
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
@@ -102,9 +104,15 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
             study = FirstTrials(tuning.load_study(out / kind), trials)  # a study continued further: its first `trials`
         else:
+            warm = None
+            if kind == co_kind and args.warm_start:  # the baseline's trials first (uboost tune --warm-start)
+                from uboost.tuning.warm_start import enqueue_from
+
+                warm = tuning.create_study(out / kind, objectives=objectives, seed=args.seed, population_size=args.population)
+                enqueue_from(warm, out / "baseline", space)
             study = tuning.run_study(base=kind_base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
                                      objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
-                                     **extra)
+                                     study=warm, **extra)
         seconds = time.perf_counter() - started
         if args.report_only or done:  # the studies' own span: first trial start to last trial end
             times = [(t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete]
@@ -387,6 +395,8 @@ def main() -> None:
     parser.add_argument("--retrain-seeds", type=int, default=1,
                         help="judge on the mean of K retrains per trial network (seeds 0..K-1, the trial's retrain settings; "
                              "1: the trials' own single retrain)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="the co-search's first trials are the baseline's (uboost tune --warm-start; studies in ...-warm/)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))

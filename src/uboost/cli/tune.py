@@ -306,6 +306,7 @@ def tune(
     pe_modes: Annotated[Optional[str], Opt("--pe-modes", help="co-search the PE mode: some of fixed,bitfusion,bit-serial")] = None,
     inner_accelerator: Annotated[Optional[str], Opt("--inner-accelerator", help="exhaustive | off: after each trial's search, price its network on every accelerator of the space within --area-budget-mm2 and report the best (least EDP, or the latency/energy objective) [default: exhaustive with --area-budget-mm2, else off]")] = None,
     bits: Annotated[Optional[str], Opt("--bits", help="also search a bitwidth per layer (weights and activations together), e.g. 4,8: each trial retrains quantization-aware at its chosen bits and is priced at them [default: the --config file's, else float, priced at 8 bits]")] = None,
+    warm_start: Annotated[Optional[Path], Opt("--warm-start", help="first run the finished trials of the study in this directory again (their latency weight and accelerator, as this space names them): with the inner accelerator choice, the networks you have on their best accelerators; they count in --trials")] = None,
     inner_rounds: Annotated[Optional[int], Opt("--inner-rounds", help="1 | 2: with the inner accelerator choice, 2 searches each trial's network again on the accelerator it chose and chooses again (network -> accelerator -> network); the trial keeps one pair [default: 1]")] = None,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
@@ -379,6 +380,10 @@ def tune(
     from uboost.accelerators import check_accelerator
 
     check_accelerator(base.accelerator, base.devices)
+    if warm_start is not None:  # a missing or empty source study: refused before the storage is touched
+        from uboost.tuning.warm_start import check_source
+
+        check_source(warm_start)
     console.print(
         f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
         f"study [bold]{study_name}[/] in {store}"
@@ -391,6 +396,11 @@ def tune(
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")
         _recover(study, out)
+        if warm_start is not None:
+            from uboost.tuning.warm_start import enqueue_from
+
+            enqueued, left = enqueue_from(study, warm_start, tune_space)
+            console.print(f"warm start: {enqueued} trials of {warm_start} enqueued" + (f", {len(left)} left out (not in this space)" if left else ""))
         with RunningTrials(console.get_console()) as running:
             tuning.run_study(
                 base=base, tune_space=tune_space, out_root=out, n_trials=trials, timeout=timeout, mode=mode, budget_ms=budget_ms,
