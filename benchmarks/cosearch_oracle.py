@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import statistics
 import sys
 import time
@@ -58,9 +59,7 @@ def networks(config) -> list[dict]:
     choices = space.simplify()
     labels = sorted(choices)
     values = [list(choices[label].values) for label in labels]
-    count = 1
-    for v in values:
-        count *= len(v)
+    count = math.prod(len(v) for v in values)
     if count > MAX_NETWORKS:
         raise ConfigError(f"the space has {count} networks; this enumeration stops at {MAX_NETWORKS}")
     return [dict(zip(labels, combo)) for combo in itertools.product(*values)]
@@ -79,43 +78,40 @@ def network_dir(root: Path, arch: dict, config: dict) -> Path:
     return run
 
 
-def best_pair(run: Path, space) -> dict:
-    """``run``'s network on its best accelerator of the co-search ``space`` (kept in ``best.json``)."""
-    from _cosearch_bits import best_on_space
-
+def layers_of(run: Path) -> list:
+    """The layer shapes of ``run``'s frozen network."""
     from uboost.hardware.layers import extract_layers
-    from uboost.io import write_json
     from uboost.networks import load_frozen_network
 
-    done = run / "best.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     network = load_frozen_network(run)
-    config = json.loads((run / "config.json").read_text())
-    best = best_on_space(extract_layers(network.module, network.input_shape), space, config)
-    write_json(done, best)
+    return extract_layers(network.module, network.input_shape)
+
+
+def best_pair(run: Path, space, layers: list) -> dict:
+    """``run``'s network (``layers``) on its best accelerator of the co-search ``space`` (kept in ``best.json``)."""
+    from _cosearch_bits import best_on_space
+
+    from uboost.io import write_json
+
+    best = best_on_space(layers, space, json.loads((run / "config.json").read_text()))
+    write_json(run / "best.json", best)
     return best
 
 
-def warm_up(archs: list[dict], config: dict, space, root: Path) -> None:
-    """Price every distinct layer shape of ``archs`` on every accelerator structure of ``space`` (and its unbounded
-    twin, the bound's), one call per structure, into the pricer's memo: the choices that follow only read it
-    (one call with ~80 rows instead of one per network and structure). Skipped when every network is priced."""
-    from uboost.hardware.layers import LayerTable, extract_layers
-    from uboost.networks import load_frozen_network
+def warm_up(layers: list[list], config: dict, space) -> None:
+    """Price every distinct layer shape of the networks ``layers`` on every accelerator structure of ``space`` (and
+    its unbounded twin, the bound's), one call per structure, into the pricer's memo: the choices that follow only
+    read it (one call with ~80 rows instead of one per network and structure)."""
+    from uboost.hardware.layers import LayerTable
     from uboost.search import SearchConfig
     from uboost.tuning import inner_accelerator
     from uboost.tuning.cost_cache import row_keys
     from uboost.tuning.inner_pricing import pricer_for, unbounded
 
-    runs = [network_dir(root, arch, config) for arch in archs]
-    if all((run / "best.json").is_file() for run in runs):
-        return
     started = time.perf_counter()
     shapes = {}
-    for run in runs:
-        network = load_frozen_network(run)
-        for shape in extract_layers(network.module, network.input_shape):
+    for network in layers:
+        for shape in network:
             shapes.setdefault(dataclasses.replace(shape, name=""), shape)
     table = LayerTable.from_shapes(list(shapes.values()))
     keys = row_keys(table)
@@ -167,10 +163,14 @@ def run(args) -> dict:
     started = time.perf_counter()
     archs = networks(SearchConfig.from_dict(config))
     line = ref["edp_uj_ms"] / args.gain
-    warm_up(archs, config, space, root / "oracle")
+    runs = [network_dir(root / "oracle", arch, config) for arch in archs]
+    layers = {run: layers_of(run) for run in runs if not (run / "best.json").is_file()}  # each built once
+    if layers:
+        warm_up(list(layers.values()), config, space)
     priced = []
-    for arch in archs:  # every one: a larger network can cost less (see the module's docstring)
-        priced.append({"arch": arch, **best_pair(network_dir(root / "oracle", arch, config), space)})
+    for arch, run in zip(archs, runs):  # every one: a larger network can cost less (see the module's docstring)
+        done = run / "best.json"
+        priced.append({"arch": arch, **(best_pair(run, space, layers[run]) if run in layers else json.loads(done.read_text()))})
         if len(priced) % 25 == 0:
             print(f"priced {len(priced)} of {len(archs)} networks ({time.perf_counter() - started:.0f} s)", flush=True)
     price_s = time.perf_counter() - started

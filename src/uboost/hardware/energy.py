@@ -236,17 +236,29 @@ def energy_breakdown(
     ``accesses``: :func:`uboost.hardware.access.access_counts`; ``macs`` and ``cycles``: the
     layers' MACs and cycles (tensors); ``w_bits``/``a_bits``: per-layer bits (default ``spec.bits``).
     """
+    w, a, per_mac = _mac_pj(spec, w_bits, a_bits)
+    return _priced(spec, accesses, w, a, macs, per_mac, cycles)
+
+
+def _mac_pj(spec, w_bits, a_bits):
+    """``(weight bits, activation bits, pJ per MAC at v_ref)``: the multiply-accumulate and the operands it forwards."""
     table = spec.energy_table
     w = spec.bits if w_bits is None else w_bits
     a = spec.bits if a_bits is None else a_bits
-    ratio = spec.voltage / table.v_ref
-    dynamic = ratio * ratio
     bits = {"w": w, "a": a, "acc": table.acc_bits}
     moved = sum(bits[b] for b in _MOVED_BITS[spec.dataflow])
-    mac = dynamic * macs * (table.mac_pj(w, a) + table.pe_move_pj_per_bit * moved)
+    return w, a, table.mac_pj(w, a) + table.pe_move_pj_per_bit * moved
+
+
+def _priced(spec, x: dict, w, a, macs, per_mac, cycles) -> dict[str, Any]:
+    """The energies of ``x``'s access counts (times ``w``/``a`` bits), ``macs`` MACs of ``per_mac`` pJ and ``cycles``
+    of leakage at ``spec``'s buffer sizes, voltage and clock (per layer, or summed: :class:`NetworkEnergy`)."""
+    table = spec.energy_table
+    ratio = spec.voltage / table.v_ref
+    dynamic = ratio * ratio
+    mac = dynamic * macs * per_mac
     ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
     read, write = table.sram_read_pj_per_bit_at, table.sram_write_pj_per_bit_at
-    x = accesses
     sram = dynamic * (
         a * (x["ifmap_sram_reads"] * read(ifmap_kb) + x["ifmap_dram_reads"] * write(ifmap_kb))
         + w * (x["filter_sram_reads"] * read(filter_kb) + x["filter_dram_reads"] * write(filter_kb))
@@ -263,8 +275,8 @@ def energy_breakdown(
 class NetworkEnergy:
     """:func:`energy_breakdown` summed over a network's layers on one accelerator *structure*, for pricing it at many
     buffer sizes and operating points (the inner accelerator choice): total cycles, the MAC energy at ``v_ref`` and
-    the bit-weighted access counts, to which :meth:`energy_uj` applies the buffer- and voltage-dependent energies.
-    The same terms as :func:`energy_breakdown`, summed in another order (equal to a relative ~1e-15; tested)."""
+    the bit-weighted access counts, priced by the same :func:`_priced` as one layer with 1-bit operands (the bits
+    are in the sums). Equal to the sum of :func:`energy_breakdown` to a relative ~1e-15 (another order; tested)."""
 
     cycles: float
     mac_pj: float
@@ -272,29 +284,13 @@ class NetworkEnergy:
 
     @classmethod
     def summed(cls, spec, cycles, accesses: dict, macs, *, w_bits=None, a_bits=None) -> "NetworkEnergy":
-        table = spec.energy_table
-        w = spec.bits if w_bits is None else w_bits
-        a = spec.bits if a_bits is None else a_bits
-        bits = {"w": w, "a": a, "acc": table.acc_bits}
-        moved = sum(bits[b] for b in _MOVED_BITS[spec.dataflow])
+        w, a, per_mac = _mac_pj(spec, w_bits, a_bits)
         weighted = {"ifmap_sram_reads": a, "ifmap_dram_reads": a, "filter_sram_reads": w, "filter_dram_reads": w,
                     "ofmap_sram_writes": a, "ofmap_dram_writes": a}
-        return cls(cycles=float(cycles.sum()),
-                   mac_pj=float((macs * (table.mac_pj(w, a) + table.pe_move_pj_per_bit * moved)).sum()),
+        return cls(cycles=float(cycles.sum()), mac_pj=float((macs * per_mac).sum()),
                    bit_accesses={name: float((b * accesses[name]).sum()) for name, b in weighted.items()})
 
     def energy_uj(self, spec) -> float:
         """The network's energy on ``spec`` (its buffer sizes, clock and voltage; the structure it was summed on)."""
-        table = spec.energy_table
-        ratio = spec.voltage / table.v_ref
-        read, write = table.sram_read_pj_per_bit_at, table.sram_write_pj_per_bit_at
-        ifmap_kb, filter_kb, ofmap_kb = spec.buffer_kb
-        x = self.bit_accesses
-        sram = (x["ifmap_sram_reads"] * read(ifmap_kb) + x["ifmap_dram_reads"] * write(ifmap_kb)
-                + x["filter_sram_reads"] * read(filter_kb) + x["filter_dram_reads"] * write(filter_kb)
-                + x["ofmap_sram_writes"] * write(ofmap_kb) + x["ofmap_dram_writes"] * read(ofmap_kb))
-        dram = table.dram_pj_per_bit * (x["ifmap_dram_reads"] + x["ofmap_dram_writes"] + x["filter_dram_reads"])
-        sram_kb = sum(table.sram_ref_kb if kb is None else kb for kb in spec.buffer_kb)
-        leakage = ratio * table.leakage_uw(spec.pes, sram_kb) * PJ_PER_UW_SECOND * self.cycles / spec.clock_hz
-        return (ratio * ratio * (self.mac_pj + sram) + dram + leakage) * 1e-6
-
+        parts = _priced(spec, self.bit_accesses, 1, 1, 1.0, self.mac_pj, self.cycles)
+        return sum(parts.values()) * 1e-6

@@ -69,13 +69,18 @@ def params_for(config: "SearchConfig", tune_space: "TuneSpace") -> tuple[dict[st
     return params, ""
 
 
-def check_source(source: str | os.PathLike) -> int:
-    """How many finished, searched trials the study in ``source`` has; a ConfigError when it has none (or no study)."""
+def _searched(source_study: "optuna.Study") -> list:
+    """The finished trials that ran a search (not the ones skipped over an area budget)."""
     from optuna.trial import TrialState
 
+    return [t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not t.user_attrs.get("skipped")]
+
+
+def check_source(source: str | os.PathLike) -> int:
+    """How many finished, searched trials the study in ``source`` has; a ConfigError when it has none (or no study)."""
     from uboost.tuning.study import load_study
 
-    trials = [t for t in load_study(source).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not t.user_attrs.get("skipped")]
+    trials = _searched(load_study(source))
     if not trials:
         raise ConfigError(f"--warm-start {source}: the study there has no finished trial to start from")
     return len(trials)
@@ -85,17 +90,12 @@ def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "
     """Enqueue every finished, searched trial of the study in ``source`` into ``study``:
     ``(how many were enqueued, why each other one was not)``. A trial already enqueued or run from the same
     source trial is not enqueued again (a continued study)."""
-    from optuna.trial import TrialState
-
     from uboost.search_config import SearchConfig
     from uboost.tuning.study import load_study
 
-    source_study = load_study(source)
     done = {t.user_attrs.get(SOURCE_ATTR) for t in study.get_trials(deepcopy=False)}
     enqueued, left = 0, []
-    for trial in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get("skipped"):
-            continue
+    for trial in _searched(load_study(source)):
         tag = f"{os.fspath(source)}#{trial.number}"
         if tag in done:
             continue
