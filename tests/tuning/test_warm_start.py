@@ -58,3 +58,7 @@ def test_a_missing_or_empty_warm_start_is_one_red_line_and_writes_nothing(cli, t
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", "--warm-start", tmp_path / "nowhere"),
                    "no study in")
     assert not (tmp_path / "t").exists()
+    create_study(tmp_path / "empty", objectives="accuracy,latency", seed=0)  # a study without a finished trial
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", "--warm-start", tmp_path / "empty"),
+                   "has no finished trial to start from")
+    assert not (tmp_path / "t").exists()
