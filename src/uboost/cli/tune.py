@@ -307,6 +307,7 @@ def tune(
     inner_accelerator: Annotated[Optional[str], Opt("--inner-accelerator", help="exhaustive | off: after each trial's search, price its network on every accelerator of the space within --area-budget-mm2 and report the best (least EDP, or the latency/energy objective) [default: exhaustive with --area-budget-mm2, else off]")] = None,
     bits: Annotated[Optional[str], Opt("--bits", help="also search a bitwidth per layer (weights and activations together), e.g. 4,8: each trial retrains quantization-aware at its chosen bits and is priced at them [default: the --config file's, else float, priced at 8 bits]")] = None,
     warm_start: Annotated[Optional[Path], Opt("--warm-start", help="first run the finished trials of the study in this directory again (their latency weight and accelerator, as this space names them): with the inner accelerator choice, the networks you have on their best accelerators; they count in --trials")] = None,
+    search_seeds: Annotated[int, Opt("--search-seeds", help="N > 1: each trial also draws its search seed (seed + 0..N-1; an Optuna parameter, search_seed), so nearby points can derive other networks")] = 1,
     inner_rounds: Annotated[Optional[int], Opt("--inner-rounds", help="1 | 2: with the inner accelerator choice, 2 searches each trial's network again on the accelerator it chose and chooses again (network -> accelerator -> network); the trial keeps one pair [default: 1]")] = None,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
@@ -363,6 +364,7 @@ def tune(
         area_budget=area_budget,
         dataflows=None if dataflows is None else [d.strip() for d in dataflows.split(",") if d.strip()],
         utilization_weight=None if utilization_weight_range is None else parse_float_range(utilization_weight_range, "--utilization-weight-range"),
+        search_seeds=search_seeds,
     )
     accelerator = _accelerator_space(base, area_budget_mm2=area_budget_mm2, ifmap=ifmap_sram_kb_choices, filters=filter_sram_kb_choices,
                                      ofmap=ofmap_sram_kb_choices, dram_bw=dram_bw_choices, operating_point=search_operating_point,
@@ -399,7 +401,7 @@ def tune(
         if warm_start is not None:
             from uboost.tuning.warm_start import enqueue_from
 
-            enqueued, left = enqueue_from(study, warm_start, tune_space)
+            enqueued, left = enqueue_from(study, warm_start, tune_space, base_seed=base.seed)
             console.print(f"warm start: {enqueued} trials of {warm_start} enqueued" + (f", {len(left)} left out (not in this space)" if left else ""))
         with RunningTrials(console.get_console()) as running:
             tuning.run_study(

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 ACCELERATOR_POINT = "accelerator_point"
 """Key of :meth:`TuneSpace.suggest`'s changes holding the accelerator point (see :meth:`TuneSpace.apply`)."""
+SEED_OFFSET = "search_seed"
+"""Optuna parameter (and key of :meth:`TuneSpace.suggest`'s changes) of a trial's search seed, as an offset
+from the base config's seed (see :attr:`TuneSpace.search_seeds`)."""
 
 
 def _float_range(name: str, value: Any, *, positive: bool) -> tuple[float, float]:
@@ -61,6 +64,11 @@ class TuneSpace:
     only the smooth cost (``cost_mode="smooth"``): :meth:`for_cost_mode` drops it otherwise, and
     ``temperature=None`` never searches it. ``accelerator`` extends the search to buffers, bandwidth,
     operating point and PE mode under an area budget in mm^2 (:mod:`~uboost.tuning.accelerator_space`).
+
+    ``search_seeds`` (n > 1) also draws each trial's search seed: ``search_seed`` in 0..n-1, and the
+    trial searches and retrains with ``base.seed + search_seed``. With one seed the study maps each
+    sampled point to one network, and nearby points mostly derive the same one (a 20-trial lenet
+    co-search derives 12-13 distinct networks); n seeds give each point n chances at another.
     """
 
     latency_weight: tuple[float, float] = (0.01, 10.0)
@@ -71,6 +79,7 @@ class TuneSpace:
     dataflows: Sequence[str] | None = None
     utilization_weight: tuple[float, float] | None = None
     accelerator: AcceleratorSpace | None = None
+    search_seeds: int = 1
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
@@ -87,6 +96,8 @@ class TuneSpace:
             if not flows or bad:
                 raise ConfigError(f"unknown dataflow {bad[0] if bad else '(none)'!r}; expected some of: {', '.join(DATAFLOWS)}")
             set_("dataflows", flows)
+        if isinstance(self.search_seeds, bool) or not isinstance(self.search_seeds, int) or self.search_seeds < 1:
+            raise ConfigError(f"search_seeds must be a positive integer, got {self.search_seeds!r}")
         if self.accelerator is not None and not isinstance(self.accelerator, AcceleratorSpace):
             raise ConfigError(f"accelerator must be an AcceleratorSpace, got {type(self.accelerator).__name__}")
         if self.area_budget is not None:
@@ -112,12 +123,17 @@ class TuneSpace:
             changes["utilization_weight"] = trial.suggest_float("utilization_weight", *self.utilization_weight)
         if self.accelerator is not None:
             changes[ACCELERATOR_POINT] = self.accelerator.suggest(trial)
+        if self.search_seeds > 1:
+            changes[SEED_OFFSET] = int(trial.suggest_categorical(SEED_OFFSET, list(range(self.search_seeds))))
         return changes
 
     def apply(self, base: "SearchConfig", changes: dict[str, Any]) -> "SearchConfig":
         """``base`` with the changes of :meth:`suggest` applied (the accelerator point included)."""
         changes = dict(changes)
         point = changes.pop(ACCELERATOR_POINT, None)
+        offset = changes.pop(SEED_OFFSET, 0)
+        if offset:
+            changes["seed"] = base.seed + offset
         config = base.replace(**changes)
         return self.accelerator.configure(config, point) if self.accelerator is not None and point else config
 
@@ -146,6 +162,8 @@ class TuneSpace:
             found["utilization_weight"] = FloatDistribution(*self.utilization_weight)
         if self.accelerator is not None:
             found.update(self.accelerator.distributions())
+        if self.search_seeds > 1:
+            found[SEED_OFFSET] = CategoricalDistribution(list(range(self.search_seeds)))
         return found
 
     def check_compatible(self, study: "optuna.Study") -> None:
@@ -195,8 +213,9 @@ class TuneSpace:
                 return {"low": v.start, "high": v[-1], "step": v.step}
             return list(v) if isinstance(v, tuple) else v
 
-        found = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "accelerator"}
-        if self.accelerator is not None:  # absent otherwise: the stored space of earlier studies is unchanged
+        found = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                 if f.name != "accelerator" and (f.name != "search_seeds" or self.search_seeds > 1)}
+        if self.accelerator is not None:  # absent otherwise (search_seeds too): the stored space of earlier studies is unchanged
             found["accelerator"] = self.accelerator.to_dict()
         return found
 

@@ -5,7 +5,8 @@ accelerator and searches a network on it, so the networks a designer already has
 accelerator -- are seen only if the sampler happens to propose them again. ``uboost tune --warm-start DIR``
 enqueues every finished trial of the study in ``DIR`` as a first trial of this one, with the values it was
 searched with (latency weight, array, dataflow, buffers, bandwidth, clock, PE mode, as this study's space names
-them): the trial searches the same network again (the same settings and seed), and with the inner accelerator
+them, and the search seed as an offset from this study's base seed when the space draws seeds): the trial searches
+the same network again (the same settings and seed), and with the inner accelerator
 choice it is priced on its best accelerator of this space. So the co-search is never worse than "keep the network,
 choose the accelerator". A source trial whose values this space cannot take (a rows value outside its choices, a
 latency weight outside its range) is left out and said so; the trials run in the order of the source study.
@@ -19,6 +20,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from uboost.exceptions import ConfigError
+from uboost.tuning.space import SEED_OFFSET
 
 if TYPE_CHECKING:
     import optuna
@@ -30,14 +32,16 @@ logger = logging.getLogger(__name__)
 SOURCE_ATTR = "warm_start"  # user attribute of an enqueued trial: "<source dir>#<trial number>"
 
 
-def searched_values(config: "SearchConfig") -> dict[str, Any]:
-    """What a trial was searched with, by this package's Optuna parameter names."""
+def searched_values(config: "SearchConfig", base_seed: int | None = None) -> dict[str, Any]:
+    """What a trial was searched with, by this package's Optuna parameter names (``search_seed``: its seed
+    less ``base_seed``, the base seed of the study it would run in)."""
     spec = config.hardware_spec()
     ifmap, filters, ofmap = spec.buffer_kb
     return {"latency_weight": config.latency_weight, "temperature": config.temperature, "rows": spec.rows,
             "cols": spec.cols, "dataflow": spec.dataflow, "utilization_weight": config.utilization_weight,
             "ifmap_sram_kb": ifmap, "filter_sram_kb": filters, "ofmap_sram_kb": ofmap,
-            "dram_bw_words": config.dram_bw_words, "clock_hz": spec.clock_hz, "pe": spec.pe}
+            "dram_bw_words": config.dram_bw_words, "clock_hz": spec.clock_hz, "pe": spec.pe,
+            SEED_OFFSET: None if base_seed is None else config.seed - base_seed}
 
 
 def _fits(dist, value) -> Any:
@@ -57,9 +61,10 @@ def _fits(dist, value) -> Any:
     return value if isinstance(value, (int, float)) and low * (1 - 1e-12) <= value <= high * (1 + 1e-12) else None
 
 
-def params_for(config: "SearchConfig", tune_space: "TuneSpace") -> tuple[dict[str, Any] | None, str]:
-    """``(params for tune_space's distributions, "")``, or ``(None, why not)``."""
-    values = searched_values(config)
+def params_for(config: "SearchConfig", tune_space: "TuneSpace", base_seed: int | None = None) -> tuple[dict[str, Any] | None, str]:
+    """``(params for tune_space's distributions, "")``, or ``(None, why not)``; ``base_seed`` is needed when
+    the space draws search seeds."""
+    values = searched_values(config, base_seed)
     params = {}
     for name, dist in tune_space.distributions().items():
         fitted = _fits(dist, values.get(name))
@@ -86,10 +91,12 @@ def check_source(source: str | os.PathLike) -> int:
     return len(trials)
 
 
-def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "TuneSpace") -> tuple[int, list[str]]:
+def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "TuneSpace",
+                 base_seed: int | None = None) -> tuple[int, list[str]]:
     """Enqueue every finished, searched trial of the study in ``source`` into ``study``:
     ``(how many were enqueued, why each other one was not)``. A trial already enqueued or run from the same
-    source trial is not enqueued again (a continued study)."""
+    source trial is not enqueued again (a continued study). ``base_seed``: this study's base seed, which a
+    space drawing search seeds needs to run each source trial with its own seed."""
     from uboost.search_config import SearchConfig
     from uboost.tuning.study import load_study
 
@@ -103,7 +110,7 @@ def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "
         if not stored:
             left.append(f"trial {trial.number}: no stored configuration")
             continue
-        params, why = params_for(SearchConfig.from_dict(stored), tune_space)
+        params, why = params_for(SearchConfig.from_dict(stored), tune_space, base_seed)
         if params is None:
             left.append(f"trial {trial.number}: {why}")
             continue
