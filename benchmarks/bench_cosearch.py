@@ -67,9 +67,10 @@ def base_config(name: str, *, sram_kb: int, dram_bw: float, epochs: int, max_sam
                         hardware={"area": "recpipe12"}, accelerator="cpu")
 
 
-def cosearch_space(base, budget: float, lambdas, search_seeds: int = 1):
+def cosearch_space(base, budget: float, lambdas, search_seeds: int = 1, betas=None):
     """The co-search's space: lambda, rows and cols (4, 8, 16), the dataflow, each buffer and the operating point of
-    ``base``'s DVFS table, within the area ``budget`` (mm^2); with ``search_seeds`` > 1 each trial's search seed too."""
+    ``base``'s DVFS table, within the area ``budget`` (mm^2); with ``search_seeds`` > 1 each trial's search seed too,
+    with ``betas`` (low, high) the utilization weight."""
     from uboost import tuning
 
     clocks = [p.freq_hz for p in base.hardware_spec().operating_points]
@@ -77,7 +78,7 @@ def cosearch_space(base, budget: float, lambdas, search_seeds: int = 1):
         rows=(4, 8, 16), cols=(4, 8, 16), dataflows=("ws", "os", "is"), temperature=None, latency_weight=tuple(lambdas),
         accelerator=tuning.AcceleratorSpace(ifmap_sram_kb=BUFFER_CHOICES, filter_sram_kb=BUFFER_CHOICES,
                                             ofmap_sram_kb=BUFFER_CHOICES, clock_hz=clocks, area_budget_mm2=budget),
-        search_seeds=search_seeds)
+        search_seeds=search_seeds, utilization_weight=None if betas is None else tuple(betas))
 
 
 def run_pair(name: str, sram_kb: int, args) -> dict:
@@ -88,10 +89,11 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     out = Path(args.out) / f"{name}-{sram_kb}kB"
     studies = {}
     baseline_space = tuning.TuneSpace(rows=(16,), cols=(16,), temperature=None, latency_weight=tuple(args.lambdas))
-    co_space = cosearch_space(base, budget, args.lambdas, args.search_seeds)
+    co_space = cosearch_space(base, budget, args.lambdas, args.search_seeds, args.utilization_weight_range)
     inner = args.inner_accelerator
     co_kind = cosearch_kind(inner, args.inner_rounds, args.bits, args.energy_weight) + ("-warm" if args.warm_start else "") \
         + (f"-seeds{args.search_seeds}" if args.search_seeds > 1 else "") \
+        + ("-beta{:g}-{:g}".format(*args.utilization_weight_range) if args.utilization_weight_range else "") \
         + (f"-{args.tag}" if args.tag else "")
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
@@ -400,6 +402,9 @@ def main() -> None:
     parser.add_argument("--search-seeds", type=int, default=1,
                         help="co-search: each trial also draws its search seed from seed + 0..N-1 (uboost tune --search-seeds; "
                              "studies in ...-seedsN/)")
+    parser.add_argument("--utilization-weight-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="co-search: also search each trial's utilization weight beta (uboost tune "
+                             "--utilization-weight-range; studies in ...-betaLOW-HIGH/)")
     parser.add_argument("--warm-start", action="store_true",
                         help="the co-search's first trials are the baseline's (uboost tune --warm-start; studies in ...-warm/)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
