@@ -68,7 +68,8 @@ class TuneSpace:
     ``search_seeds`` (n > 1) also draws each trial's search seed: ``search_seed`` in 0..n-1, and the
     trial searches and retrains with ``base.seed + search_seed``. With one seed the study maps each
     sampled point to one network, and nearby points mostly derive the same one (a 20-trial lenet
-    co-search derives 12-13 distinct networks); n seeds give each point n chances at another.
+    co-search derives 12-13 distinct networks); n seeds give each point n chances at another (measured on
+    that co-search it did not widen it: 9-11 distinct networks with 4 seeds, benchmarks/RESULTS.md).
     """
 
     latency_weight: tuple[float, float] = (0.01, 10.0)
