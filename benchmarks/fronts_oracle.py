@@ -50,10 +50,10 @@ def near_front(rows: list[dict], margin_pct: float) -> list[dict]:
 
 
 def front(rows: list[dict]) -> list[dict]:
-    """The non-dominated rows (error and latency minimized; ties both kept)."""
-    return [r for r in rows if not any(
-        o["latency_us"] <= r["latency_us"] and o["error_pct"] <= r["error_pct"]
-        and (o["latency_us"] < r["latency_us"] or o["error_pct"] < r["error_pct"]) for o in rows)]
+    """The non-dominated rows (error and latency minimized; ties both kept): ``fronts_crossfit``'s rule."""
+    from fronts_crossfit import non_dominated
+
+    return [rows[i] for i in non_dominated(rows)]
 
 
 def _key(row) -> tuple[int, int]:
