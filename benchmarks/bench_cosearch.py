@@ -21,7 +21,8 @@ finished studies are reused (the baseline is shared), ``--baseline-only`` runs o
 bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds rows that split the gain and retrain the
 reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
 searches an energy term; ``--warm-start`` enqueues the baseline's trials as the co-search's first ones (``uboost tune --warm-start``; they
-count in ``--cosearch-trials``; studies in ``...-warm/``); ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
+count in ``--cosearch-trials``; studies in ``...-warm/``); ``--local-search N`` copies the finished co-search study and adds up to N
+local-search trials (``uboost tune --local-search``: networks one choice away from the front's; studies in ``...-lsN/``); ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
 ``--retrain-seeds K`` (with ``--report-only`` on finished studies) retrains every trial network K times (seeds 0..K-1, the
 trial's own retrain settings, each network once per seed) and judges on the mean accuracies (``_cosearch_retrains.py``).
 ``cosearch_crossfit.py`` re-judges those summaries with the choice and the verdict on separate halves of the seeds.
@@ -95,6 +96,8 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         + (f"-seeds{args.search_seeds}" if args.search_seeds > 1 else "") \
         + ("-beta{:g}-{:g}".format(*args.utilization_weight_range) if args.utilization_weight_range else "") \
         + (f"-{args.tag}" if args.tag else "")
+    source_kind = co_kind  # --local-search N: a copy of this finished study, then N local-search trials
+    co_kind += f"-ls{args.local_search}" if args.local_search else ""
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
@@ -105,8 +108,10 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     for kind, kind_base, space, trials, objectives, extra in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
-        if args.report_only or done >= trials:  # a finished study is reused (the baseline is shared by both co-searches)
+        if args.report_only or (done >= trials and not (kind == co_kind and args.local_search)):  # reused (the baseline is shared)
             study = FirstTrials(tuning.load_study(out / kind), trials)  # a study continued further: its first `trials`
+        elif kind == co_kind and args.local_search:
+            study = local_search(out, source_kind, co_kind, trials, kind_base, space, args)
         else:
             warm = None
             if kind == co_kind and args.warm_start:  # the baseline's trials first (uboost tune --warm-start)
@@ -119,8 +124,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
                                      study=warm, **extra)
         seconds = time.perf_counter() - started
         if args.report_only or done:  # the studies' own span: first trial start to last trial end
-            times = [(t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete]
-            seconds = (max(e for _, e in times) - min(s for s, _ in times)).total_seconds() if times else 0.0
+            seconds = study_seconds(study)
         studies["cosearch" if kind == co_kind else kind] = (study, seconds)
     if args.baseline_only:
         return {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
@@ -137,14 +141,57 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     return found
 
 
+def study_seconds(study) -> float:
+    """A study's span (first trial start to last trial end), plus its local-search trials' retrains and pricing
+    (they were added later, without a start time of their own)."""
+    from uboost.tuning.local_search import ATTR
+
+    times = [(t.datetime_start, t.datetime_complete) for t in study.trials
+             if t.datetime_start and t.datetime_complete and ATTR not in t.user_attrs]
+    seconds = (max(e for _, e in times) - min(s for s, _ in times)).total_seconds() if times else 0.0
+    local = [t.user_attrs for t in study.trials if ATTR in t.user_attrs]
+    if local:
+        seconds += sum(a["retrain_seconds"] for a in local) + max(a[ATTR]["pricing_seconds"] for a in local)
+    return seconds
+
+
+def local_search(out: Path, source_kind: str, kind: str, trials: int, base, space, args):
+    """``--local-search N``: the finished study ``source_kind`` copied to ``kind`` (its journal: the trials keep their
+    run directories), then up to N local-search trials added (``uboost tune --local-search``; resumes)."""
+    import shutil
+
+    from uboost import tuning
+    from uboost.tuning.local_search import ATTR
+    from uboost.tuning.local_trials import run_local_search
+
+    target = out / kind / "study.journal"
+    if not target.is_file():
+        if _searched(out / source_kind) < trials:
+            raise SystemExit(f"--local-search starts from the finished study {out / source_kind}: run it first ({trials} trials)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(out / source_kind / "study.journal", target.with_suffix(".tmp"))
+        os.replace(target.with_suffix(".tmp"), target)
+    study = tuning.load_study(out / kind)
+    done = sum(1 for t in study.trials if ATTR in t.user_attrs)
+    if done < args.local_search:
+        run_local_search(study, args.local_search - done, base=base, tune_space=space, out_root=out / kind,
+                         retrain_epochs=args.retrain_epochs, objectives="accuracy,latency,energy",
+                         inner_accelerator=args.inner_accelerator)
+    return FirstTrials(study, trials)
+
+
 class FirstTrials:
     """A finished study seen up to its ``n``-th searched trial (the skipped ones before it included), so a
-    summary of ``n`` trials stays the same after the study was continued further."""
+    summary of ``n`` trials stays the same after the study was continued further; local-search trials
+    (``--local-search``) always count."""
 
     def __init__(self, study, n: int):
-        searched = [t.number for t in study.trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE"]
+        from uboost.tuning.local_search import ATTR
+
+        searched = [t.number for t in study.trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE"
+                    and ATTR not in t.user_attrs]
         cut = searched[n - 1] if 0 < n <= len(searched) else max((t.number for t in study.trials), default=-1)
-        self.study, self.trials = study, [t for t in study.trials if t.number <= cut]
+        self.study, self.trials = study, [t for t in study.trials if t.number <= cut or ATTR in t.user_attrs]
 
     def get_trials(self, deepcopy=False, states=None):
         return [t for t in self.trials if states is None or t.state in states]
@@ -407,6 +454,9 @@ def main() -> None:
                              "--utilization-weight-range; studies in ...-betaLOW-HIGH/)")
     parser.add_argument("--warm-start", action="store_true",
                         help="the co-search's first trials are the baseline's (uboost tune --warm-start; studies in ...-warm/)")
+    parser.add_argument("--local-search", type=int, default=0, metavar="N",
+                        help="co-search: a copy of the finished study, then up to N local-search trials (uboost tune "
+                             "--local-search; studies in ...-lsN/)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))

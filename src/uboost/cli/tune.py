@@ -258,6 +258,22 @@ def _repair_journal(storage: Optional[str], out: Path) -> None:
         console.print(f"[yellow]repaired[/] {path}: cut back to its last complete record; the damaged file is kept as {backup}")
 
 
+def _local_search(study, n: int, **options) -> None:
+    from uboost.tuning.local_trials import run_local_search
+
+    console.print(f"local search: up to {n} retrains of networks one choice away from the front's")
+
+    def line(trial) -> None:
+        a = trial.user_attrs
+        move = a["local_search"]
+        console.print(f"  trial {trial.number}: trial {move['parent']}'s network with {move['label']} {move['from']} -> {move['to']}: "
+                      f"accuracy {_pct(a.get('accuracy'))}, latency {a['latency_ms']:.5f} ms on {a.get('array')} {a.get('dataflow')}")
+
+    added = run_local_search(study, n, progress=line, **options)
+    if len(added) < n:
+        console.print(f"local search: stopped after {len(added)}: no other neighbor of the front could join it")
+
+
 def tune(
     space: Annotated[Optional[str], Opt(help="search space (`uboost spaces`)")] = None,
     dataset: Annotated[Optional[str], Opt(help="digits | cifar10 | cifar100 | folder:PATH")] = None,
@@ -309,6 +325,7 @@ def tune(
     warm_start: Annotated[Optional[Path], Opt("--warm-start", help="first run the finished trials of the study in this directory again (their latency weight and accelerator, as this space names them): with the inner accelerator choice, the networks you have on their best accelerators; they count in --trials")] = None,
     search_seeds: Annotated[int, Opt("--search-seeds", help="N > 1: each trial also draws its search seed (seed + 0..N-1; an Optuna parameter, search_seed), so nearby points can derive other networks")] = 1,
     inner_rounds: Annotated[Optional[int], Opt("--inner-rounds", help="1 | 2: with the inner accelerator choice, 2 searches each trial's network again on the accelerator it chose and chooses again (network -> accelerator -> network); the trial keeps one pair [default: 1]")] = None,
+    local_search: Annotated[int, Opt("--local-search", help="after the searches, up to N retrains of networks one choice away from the front's, priced first and added as trials (pareto mode, needs --retrain-epochs; with --trials 0, on the study as it is)")] = 0,
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
@@ -324,7 +341,7 @@ def tune(
     if repair_journal:
         _repair_journal(storage, out)
 
-    if export is not None or trials == 0:
+    if export is not None or (trials == 0 and not local_search):
         study = tuning.load_study(out, storage=storage, study_name=study_name)
         budget = budget_ms if budget_ms is not None else study.user_attrs.get("uboost_budget_ms")
         if export is not None:
@@ -378,6 +395,9 @@ def tune(
     from uboost.tuning.objective import check_inner_options
 
     check_inner_options(inner_accelerator, inner_rounds, tune_space, base)  # e.g. an enumeration too large per trial
+    from uboost.tuning.local_search import check_local_search
+
+    check_local_search(local_search, mode=mode, retrain_epochs=retrain_epochs, base=base)
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 
@@ -410,6 +430,9 @@ def tune(
                 objectives=objectives if mode == "pareto" else None, sampler=sampler, inner_accelerator=inner_accelerator,
                 inner_rounds=inner_rounds,
             )
+        if local_search:
+            _local_search(study, local_search, base=base, tune_space=tune_space, out=out, retrain_epochs=retrain_epochs,
+                          objectives=objectives, inner_accelerator=inner_accelerator, budget_ms=budget_ms)
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")
         if study is not None:

@@ -1,0 +1,169 @@
+"""Pareto local search after a study: one choice of a good network at a time (``uboost tune --local-search N``).
+
+A study's trials each search a network for a sampled latency weight and accelerator. What they propose is
+what the search's loss makes attractive, and its choices move together: on lenet's 16 kB co-search the
+utilization term ties conv1's kernel to its width, so no trial of ten 20-trial studies proposed the network
+one kernel away from the baseline's that is 2.32x better in EDP at equal accuracy (benchmarks/RESULTS.md,
+"Co-search, lenet 16 kB"). Local search varies **one** architecture choice of a network the study already
+has, prices the result without training it, and retrains only the neighbors that could improve the front:
+
+1. **records**: one per distinct network of the study's finished, feasible trials -- its mean accuracy and
+   its least hardware cost (EDP, or the latency or energy objective the study optimizes alone:
+   :func:`~uboost.tuning.inner_accelerator.hardware_objective`);
+2. **parents**: the records on the first :data:`PARENT_FRONTS` non-dominated fronts of (accuracy up, cost down);
+3. **neighbors**: every network that differs from a parent in one choice of the space (``space.simplify()``)
+   and is not in the study yet, priced on its best accelerator of the space (the inner accelerator choice)
+   or, without one, on its parent's accelerator;
+4. **promising**: a neighbor whose cost is below the cheapest record at least as accurate as its parent
+   -- if it kept its parent's accuracy it would join the front; ranked by that ratio (the largest first);
+5. the best-ranked neighbor is retrained as the study's trials are (``--retrain-epochs``, the parent's seed)
+   and **added to the study** as a finished trial (``study.add_trial``): with the parent's parameters, the
+   network, accelerator and numbers in its user attributes like any trial's, and ``local_search``
+   saying which choice changed. Then the records are read again (the new network can be a parent), up to
+   ``n`` retrains or until no neighbor is promising.
+
+So ``tune --export``, the report, the Pareto plot and ``--warm-start`` treat these trials like the others.
+Each neighbor's retrain lives in ``OUT/local-search/<study>/<network>``, marked done by ``local-search.json``
+written last: an interrupted local search resumes (a finished retrain is added, not redone; an unfinished one
+is started again). Not varied: bitwidths (a study with ``--bits`` is refused), hyperparameters (none is
+searched again: the parent's settings are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from uboost.exceptions import ConfigError
+from uboost.tuning.report import feasible
+
+if TYPE_CHECKING:
+    from uboost.search_config import SearchConfig
+
+
+ATTR = "local_search"
+"""User attribute of a local-search trial: its parent trial and the choice it changed."""
+FOLDER = "local-search"
+DONE = "local-search.json"
+PARENT_FRONTS = 2
+"""Parents come from this many non-dominated fronts: on lenet 16 kB seed 0 the network one kernel away from the
+2.32x pair is on the second (its twin of equal accuracy but less EDP is on the first)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One distinct network of the study: its mean accuracy, least cost and the trial that had it."""
+
+    arch: dict
+    accuracy: float
+    cost: float
+    trial: Any  # the optuna FrozenTrial of least cost
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A network one choice away from ``parent``, priced: ``gain`` = the cost it would have to beat over its own."""
+
+    arch: dict
+    parent: Record
+    label: str
+    old: Any
+    new: Any
+    cost: float
+    gain: float
+
+
+def key(arch: dict) -> str:
+    """A network's identity: its choices as sorted JSON."""
+    return json.dumps(arch, sort_keys=True, default=str)
+
+
+def cost_of(attrs: dict, objective: str) -> float | None:
+    """A trial's (or priced neighbor's) hardware cost for ``objective`` (edp, latency, energy); EDP falls back
+    to latency where no energy was priced."""
+    latency, energy = attrs.get("latency_ms"), attrs.get("energy_uj")
+    if objective == "energy":
+        return energy
+    if objective == "edp" and energy is not None and latency is not None:
+        return energy * latency
+    return latency
+
+
+def records(trials: Sequence, objective: str) -> list[Record]:
+    """One :class:`Record` per distinct network of ``trials`` (finished, feasible, with an architecture)."""
+    grouped: dict[str, list] = {}
+    for trial in trials:
+        attrs = trial.user_attrs
+        if "arch" not in attrs or attrs.get("accuracy") is None or cost_of(attrs, objective) is None or not feasible(trial):
+            continue
+        grouped.setdefault(key(attrs["arch"]), []).append(trial)
+    out = []
+    for group in grouped.values():
+        cheapest = min(group, key=lambda t: (cost_of(t.user_attrs, objective), t.number))
+        accuracy = sum(t.user_attrs["accuracy"] for t in group) / len(group)
+        out.append(Record(arch=dict(cheapest.user_attrs["arch"]), accuracy=accuracy,
+                          cost=cost_of(cheapest.user_attrs, objective), trial=cheapest))
+    return out
+
+
+def fronts(recs: Sequence[Record], depth: int = PARENT_FRONTS) -> list[Record]:
+    """The records on the first ``depth`` non-dominated fronts of (accuracy up, cost down)."""
+    left, out = list(recs), []
+    for _ in range(depth):
+        front = [r for r in left if not any((q.accuracy >= r.accuracy and q.cost < r.cost) or
+                                            (q.accuracy > r.accuracy and q.cost <= r.cost) for q in left)]
+        out += front
+        left = [r for r in left if all(r is not f for f in front)]
+    return out
+
+
+def neighbors(arch: dict, choices: dict[str, Sequence]) -> list[tuple[dict, str, Any, Any]]:
+    """Every ``(network, label, old value, new value)`` one choice away from ``arch``."""
+    out = []
+    for label in sorted(choices):
+        if label not in arch:
+            raise ConfigError(f"the network has no choice {label!r}: it is not from this space")
+        for value in choices[label]:
+            if value != arch[label]:
+                out.append(({**arch, label: value}, label, arch[label], value))
+    return out
+
+
+def promising(recs: Sequence[Record], choices: dict[str, Sequence], price: Callable[[dict, Record], float | None],
+              depth: int = PARENT_FRONTS) -> list[Neighbor]:
+    """The neighbors of the parents (:func:`fronts`) that are not in ``recs`` and cost less than the cheapest record
+    at least as accurate as their parent, best ``gain`` first (ties: cheaper, then by network). ``price(arch,
+    parent)`` is the neighbor's cost (``None``: it cannot run there)."""
+    seen = {key(r.arch) for r in recs}
+    best: dict[str, Neighbor] = {}
+    for parent in fronts(recs, depth):
+        bar = min(r.cost for r in recs if r.accuracy >= parent.accuracy)
+        for arch, label, old, new in neighbors(parent.arch, choices):
+            name = key(arch)
+            if name in seen:
+                continue
+            cost = price(arch, parent)
+            if cost is None or not math.isfinite(cost) or cost <= 0 or cost >= bar:
+                continue
+            found = Neighbor(arch=arch, parent=parent, label=label, old=old, new=new, cost=cost, gain=bar / cost)
+            if name not in best or found.gain > best[name].gain:
+                best[name] = found
+    return sorted(best.values(), key=lambda n: (-n.gain, n.cost, key(n.arch)))
+
+
+def check_local_search(n: Any, *, mode: str, retrain_epochs: int, base: "SearchConfig") -> int:
+    """``n`` (``--local-search``) checked against the study's settings; 0 turns it off."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"--local-search must be a non-negative integer (retrains), got {n!r}")
+    if not n:
+        return 0
+    if mode != "pareto":
+        raise ConfigError("--local-search improves a Pareto front: it needs --mode pareto")
+    if not retrain_epochs:
+        raise ConfigError("--local-search needs --retrain-epochs: a neighbor is never searched, its accuracy is a retrain's")
+    if base.bits or base.weight_bits or base.act_bits:
+        raise ConfigError("--local-search varies architecture choices, not bitwidths: it does not run with --bits")
+    return n

@@ -1,0 +1,191 @@
+"""The local search's trials: price a neighbor, retrain it, add it to the study (:mod:`~uboost.tuning.local_search`)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uboost.exceptions import ConfigError
+from uboost.tuning import inner_accelerator as inner_choice
+from uboost.tuning import local_search as ls
+from uboost.tuning import objectives as objs
+from uboost.tuning.accelerator_space import AREA_CONSTRAINT
+from uboost.tuning.objective import BUDGET_CONSTRAINT, check_inner_options, study_metrics
+from uboost.tuning.report import completed
+from uboost.tuning.storage import safe_name
+
+if TYPE_CHECKING:
+    import optuna
+
+    from uboost.search_config import SearchConfig
+    from uboost.tuning.space import TuneSpace
+
+logger = logging.getLogger(__name__)
+
+
+def space_choices(config: "SearchConfig") -> dict[str, list]:
+    """Every architecture choice of ``config``'s space: label -> its values."""
+    from uboost.search import build_space
+
+    space, _, _ = build_space(config)
+    return {label: list(choice.values) for label, choice in space.simplify().items()}
+
+
+def layers_of(config: "SearchConfig", arch: dict) -> list:
+    """The layer shapes of ``arch`` frozen in ``config``'s space."""
+    from uboost import runs
+    from uboost.hardware.layers import extract_layers
+    from uboost.search import build_space
+
+    space, shape, _ = build_space(config)
+    return extract_layers(runs.freeze_arch(space, arch), shape)
+
+
+class Pricer:
+    """Neighbors priced once each: on the best accelerator of the space (``inner`` is ``"exhaustive"``, the same
+    for every parent) or on the parent trial's accelerator. ``attrs(arch, parent)`` gives the pricing's trial attributes."""
+
+    def __init__(self, base: "SearchConfig", tune_space: "TuneSpace", names: list[str], inner: str):
+        self.base, self.tune_space, self.names, self.inner = base, tune_space, names, inner
+        self.objective = inner_choice.hardware_objective(names)
+        self._memo: dict[tuple, dict | None] = {}
+        self.priced = 0
+        self.seconds = 0.0
+
+    def config_of(self, parent: ls.Record | None) -> "SearchConfig":
+        """The parent trial's configuration (its seed, its accelerator); ``None``: the study's base."""
+        from uboost.search import SearchConfig
+
+        return self.base if parent is None else SearchConfig.from_dict(parent.trial.user_attrs["config"])
+
+    def attrs(self, arch: dict, parent: ls.Record | None) -> dict | None:
+        exhaustive = self.inner == "exhaustive"
+        memo_key = (ls.key(arch), None if exhaustive or parent is None else parent.trial.number)
+        if memo_key not in self._memo:
+            started = time.perf_counter()
+            self._memo[memo_key] = self._price(arch, parent, exhaustive)
+            self.priced += 1
+            self.seconds += time.perf_counter() - started
+        return self._memo[memo_key]
+
+    def _price(self, arch: dict, parent: ls.Record, exhaustive: bool) -> dict | None:
+        from uboost.exceptions import UBoostError
+        from uboost.search import build_cost_model
+
+        config = self.config_of(parent)
+        try:
+            shapes = layers_of(config, arch)
+            if exhaustive:
+                choice = inner_choice.choose(shapes, self.tune_space, self.base, objective=self.objective)
+                attrs = choice.attrs()
+                attrs["config"] = choice.config.replace(seed=config.seed).to_dict()  # the parent's seed: its retrain
+                attrs["_choice"] = choice
+            else:
+                report = build_cost_model(config).evaluate(shapes)
+                attrs = {"latency_ms": report.latency_ms, "cycles": report.cycles, "utilization": report.utilization,
+                         "macs": report.macs, "energy_uj": report.energy_uj, "array": report.spec.array,
+                         "dataflow": report.spec.dataflow, "config": config.to_dict()}
+        except UBoostError as exc:
+            logger.info("local search: %s cannot be priced: %s", arch, exc)
+            return None
+        return attrs
+
+    def cost(self, arch: dict, parent: ls.Record) -> float | None:
+        attrs = self.attrs(arch, parent)
+        return None if attrs is None else ls.cost_of(attrs, self.objective)
+
+
+def neighbor_dir(out_root: str | Path, study_name: str, arch: dict) -> Path:
+    """Where a neighbor's retrain lives: one folder per network of the study."""
+    digest = hashlib.sha1(ls.key(arch).encode()).hexdigest()[:16]
+    return Path(out_root).resolve() / ls.FOLDER / safe_name(study_name) / digest
+
+
+def _retrained(run_dir: Path, neighbor: ls.Neighbor, attrs: dict, retrain_epochs: int) -> dict:
+    """Retrain ``neighbor`` in ``run_dir`` (or read the retrain an interrupted local search finished there)."""
+    from uboost import runs
+    from uboost.io import write_json
+    from uboost.retrain import RetrainConfig, retrain
+    from uboost.search import SearchConfig
+
+    done = run_dir / ls.DONE
+    if done.is_file():
+        kept = runs.read_json(done, "local search record")
+        if kept.get("arch") == neighbor.arch:
+            return kept
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # ours, unfinished: start it again
+    run_dir.mkdir(parents=True)
+    config = SearchConfig.from_dict(attrs["config"])
+    write_json(run_dir / runs.CONFIG, attrs["config"])
+    write_json(run_dir / runs.ARCH, neighbor.arch)
+    if "_choice" in attrs:
+        inner_choice.write_choice(run_dir, attrs["_choice"], SearchConfig.from_dict(neighbor.parent.trial.user_attrs["config"]))
+    result = retrain(run_dir, RetrainConfig(epochs=retrain_epochs, batch_size=config.batch_size, max_samples=config.max_samples,
+                                            seed=config.seed, accelerator=config.accelerator, devices=config.devices),
+                     out=run_dir / runs.RETRAIN)
+    kept = {"arch": neighbor.arch, "test_acc": result.test_acc, "retrain_seconds": result.seconds}
+    write_json(done, kept)  # last: the mark that this neighbor is finished
+    return kept
+
+
+def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, run_dir: Path, names: list[str],
+         budget_ms: float | None, tune_space: "TuneSpace", pricer: Pricer) -> "optuna.trial.FrozenTrial":
+    import optuna
+
+    parent = neighbor.parent.trial
+    user = {k: v for k, v in attrs.items() if not k.startswith("_")}
+    user.update(arch=neighbor.arch, run_dir=str(run_dir), test_acc=kept["test_acc"], accuracy=kept["test_acc"],
+                retrain_seconds=kept["retrain_seconds"], search_config=parent.user_attrs.get("search_config", parent.user_attrs["config"]))
+    user[ls.ATTR] = {"parent": parent.number, "label": neighbor.label, "from": neighbor.old, "to": neighbor.new,
+                     "estimated_gain": neighbor.gain, "priced": pricer.priced, "pricing_seconds": pricer.seconds}
+    constraints = {}
+    if tune_space.accelerator is not None and "area_mm2" in user:
+        over = tune_space.accelerator.area_violation_mm2(user["area_mm2"])
+        if over is not None:
+            user[AREA_CONSTRAINT] = constraints[AREA_CONSTRAINT] = over
+    if budget_ms is not None:
+        user[BUDGET_CONSTRAINT] = constraints[BUDGET_CONSTRAINT] = user["latency_ms"] - budget_ms
+    frozen = optuna.trial.create_trial(params=dict(parent.params), distributions=dict(parent.distributions),
+                                       values=objs.values_from(user, names), user_attrs=user, constraints=constraints or None)
+    study.add_trial(frozen)
+    return study.get_trials(deepcopy=False)[-1]
+
+
+def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tune_space: "TuneSpace", out_root: str | Path,
+                     retrain_epochs: int, objectives: Any = None, inner_accelerator: str | None = None,
+                     budget_ms: float | None = None, progress: Callable[[Any], None] | None = None) -> list:
+    """Up to ``n`` local-search trials added to the Pareto ``study`` (:mod:`~uboost.tuning.local_search`); the
+    added trials. ``progress(trial)`` sees each one as it is added."""
+    ls.check_local_search(n, mode="pareto", retrain_epochs=retrain_epochs, base=base)
+    names, _ = study_metrics("pareto", objectives)
+    tune_space = tune_space.for_cost_mode(base.cost_mode)
+    inner, _ = check_inner_options(inner_accelerator, None, tune_space, base)
+    pricer = Pricer(base, tune_space, names, inner)
+    choices = space_choices(base)
+    added = []
+    for _ in range(n):
+        recs = ls.records(completed(study), pricer.objective)
+        if not recs:
+            raise ConfigError(f"study {study.study_name!r} has no finished trial with a network to start a local search from")
+        found = ls.promising(recs, choices, pricer.cost)
+        if not found:
+            logger.info("local search: no neighbor of the front is promising; stopping after %d", len(added))
+            break
+        best = found[0]
+        attrs = pricer.attrs(best.arch, best.parent)
+        run_dir = neighbor_dir(out_root, study.study_name, best.arch)
+        kept = _retrained(run_dir, best, attrs, retrain_epochs)
+        trial = _add(study, best, attrs, kept, run_dir, names, budget_ms, tune_space, pricer)
+        added.append(trial)
+        logger.info("local search: trial %d = trial %d with %s %s -> %s: accuracy %.4f, cost %.4g (%d priced, %.1f s)",
+                    trial.number, best.parent.trial.number, best.label, best.old, best.new, kept["test_acc"], best.cost,
+                    pricer.priced, pricer.seconds)
+        if progress is not None:
+            progress(trial)
+    return added

@@ -1,0 +1,174 @@
+"""`uboost tune --local-search N`: networks one choice away from the front's, priced first, retrained, added as trials."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
+from tests.tuning.test_cosearch import BASE, KB_MM2, PE_MM2, TINY
+from uboost import runs
+from uboost.exceptions import ConfigError
+from uboost.search import SearchConfig, build_cost_model
+from uboost.tuning import AcceleratorSpace, TuneSpace, create_study, export_trial
+from uboost.tuning import inner_accelerator as inner
+from uboost.tuning import local_search as ls
+from uboost.tuning import local_trials
+
+CHOICES = {"a": [1, 2, 3], "b": ["x", "y"]}
+
+
+class Trial:  # what records() reads of an optuna trial
+    def __init__(self, number, arch, accuracy, latency, energy=None, **extra):
+        self.number = number
+        self.user_attrs = {"arch": arch, "accuracy": accuracy, "latency_ms": latency, "energy_uj": energy, **extra}
+
+
+def test_neighbors_change_exactly_one_choice():
+    found = ls.neighbors({"a": 2, "b": "x"}, CHOICES)
+    assert [(arch, label, old, new) for arch, label, old, new in found] == [
+        ({"a": 1, "b": "x"}, "a", 2, 1), ({"a": 3, "b": "x"}, "a", 2, 3), ({"a": 2, "b": "y"}, "b", "x", "y")]
+    with pytest.raises(ConfigError, match="no choice 'b'"):
+        ls.neighbors({"a": 1}, CHOICES)
+
+
+def test_records_merge_a_network_and_fronts_peel_by_dominance():
+    trials = [Trial(0, {"a": 1, "b": "x"}, 0.90, 2.0), Trial(1, {"a": 1, "b": "x"}, 0.80, 1.5),  # one network twice
+              Trial(2, {"a": 2, "b": "x"}, 0.95, 4.0), Trial(3, {"a": 3, "b": "x"}, 0.84, 3.0),
+              Trial(4, {"a": 3, "b": "y"}, 0.99, 9.0, area_over_budget_mm2=0.5),  # infeasible: not a record
+              Trial(5, {"a": 2, "b": "y"}, 0.70, 5.0)]
+    recs = {ls.key(r.arch): r for r in ls.records(trials, "latency")}
+    assert len(recs) == 4
+    merged = recs[ls.key({"a": 1, "b": "x"})]
+    assert merged.accuracy == pytest.approx(0.85) and merged.cost == 1.5 and merged.trial.number == 1
+    first = ls.fronts(list(recs.values()), 1)
+    assert sorted(r.trial.number for r in first) == [1, 2]
+    assert sorted(r.trial.number for r in ls.fronts(list(recs.values()), 2)) == [1, 2, 3]
+    assert sorted(r.trial.number for r in ls.fronts(list(recs.values()), 3)) == [1, 2, 3, 5]
+    assert ls.cost_of({"latency_ms": 2.0, "energy_uj": 3.0}, "edp") == 6.0
+    assert ls.cost_of({"latency_ms": 2.0, "energy_uj": None}, "edp") == 2.0  # no energy priced: latency
+
+
+def test_a_neighbor_is_promising_when_it_undercuts_every_record_as_accurate_as_its_parent():
+    recs = ls.records([Trial(0, {"a": 1, "b": "x"}, 0.80, 1.0), Trial(1, {"a": 2, "b": "x"}, 0.90, 4.0),
+                       Trial(2, {"a": 3, "b": "x"}, 0.85, 6.0)], "latency")  # trial 2: second front
+    prices = {("a", 1, "y"): 0.5, ("a", 2, "y"): 3.0, ("a", 3, "y"): 2.0, ("a", 3, "x"): 6.0}
+    asked = []
+
+    def price(arch, parent):
+        asked.append(ls.key(arch))
+        return prices[("a", arch["a"], arch["b"])]
+
+    found = ls.promising(recs, CHOICES, price)
+    # parent 0 (bar 1.0): 1y at 0.5 -> gain 2; parent 1 (bar 4.0): 2y at 3.0 -> 1.33; parent 2 (bar 4.0): 3y at 2.0 -> 2
+    assert [(n.arch, n.parent.trial.number, n.gain) for n in found] == [
+        ({"a": 1, "b": "y"}, 0, 2.0), ({"a": 3, "b": "y"}, 2, 2.0), ({"a": 2, "b": "y"}, 1, pytest.approx(4 / 3))]
+    assert ls.key({"a": 1, "b": "x"}) not in asked  # networks of the study are never priced again
+    assert ls.promising(recs, CHOICES, price, depth=1) == found[::2]  # trial 2 is no parent on the first front only
+    prices[("a", 1, "y")] = 1.0  # as dear as the bar: it would not join the front
+    assert [n.arch for n in ls.promising(recs, CHOICES, price)] == [{"a": 3, "b": "y"}, {"a": 2, "b": "y"}]
+
+
+def test_bad_local_search_settings_are_refused():
+    assert ls.check_local_search(0, mode="budget", retrain_epochs=0, base=BASE) == 0
+    for n in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="non-negative integer"):
+            ls.check_local_search(n, mode="pareto", retrain_epochs=1, base=BASE)
+    with pytest.raises(ConfigError, match="--mode pareto"):
+        ls.check_local_search(2, mode="budget", retrain_epochs=1, base=BASE)
+    with pytest.raises(ConfigError, match="needs --retrain-epochs"):
+        ls.check_local_search(2, mode="pareto", retrain_epochs=0, base=BASE)
+    with pytest.raises(ConfigError, match="not bitwidths"):
+        ls.check_local_search(2, mode="pareto", retrain_epochs=1, base=BASE.replace(bits=(4, 8)))
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--local-search", "2"], "needs --retrain-epochs"),
+    (["--local-search", "2", "--retrain-epochs", "1", "--mode", "budget", "--budget-ms", "1"], "needs --mode pareto"),
+    (["--local-search", "2", "--retrain-epochs", "1", "--bits", "4,8"], "not bitwidths"),
+    (["--local-search", "-1", "--retrain-epochs", "1"], "non-negative integer"),
+])
+def test_bad_local_search_input_is_one_red_line_and_writes_nothing(cli, tmp_path, args, fragment):
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", *args), fragment)
+    assert not (tmp_path / "t").exists()
+
+
+SMALL = BASE.replace(space_options={"widths": [4, 8], "hidden": [16]}, max_samples=96)  # 16 networks
+BUDGET = 64 * PE_MM2 + 12 * KB_MM2
+SPACE = TuneSpace(rows=(4, 8), cols=(4, 8), dataflows=("ws", "os"), temperature=None,
+                  accelerator=AcceleratorSpace(ifmap_sram_kb=(2, 8), filter_sram_kb=(2,), ofmap_sram_kb=(2,), area_budget_mm2=BUDGET))
+NAMES = ["accuracy", "latency_ms", "energy_uj"]
+PARAMS = {"rows": 4, "cols": 4, "dataflow": "ws", "latency_weight": 1.0, "ifmap_sram_kb": 2, "filter_sram_kb": 2, "ofmap_sram_kb": 2}
+
+
+def _study_with(tmp_path, parents: list[tuple[dict, float]]):
+    """A co-search study whose finished trials are ``parents`` (network, accuracy), each priced on its best accelerator
+    as an inner choice prices it (the accuracies are given: the local search only reads them)."""
+    study = create_study(tmp_path, objectives="accuracy,latency,energy")
+    distributions = SPACE.for_cost_mode(SMALL.cost_mode).distributions()
+    pricer = local_trials.Pricer(SMALL, SPACE.for_cost_mode(SMALL.cost_mode), NAMES, "exhaustive")
+    for arch, accuracy in parents:
+        attrs = {k: v for k, v in pricer.attrs(arch, None).items() if not k.startswith("_")}
+        attrs.update(arch=arch, accuracy=accuracy, search_config=SMALL.to_dict())
+        study.add_trial(optuna.trial.create_trial(params={k: PARAMS[k] for k in distributions}, distributions=distributions,
+                                                  values=[accuracy, attrs["latency_ms"], attrs["energy_uj"]], user_attrs=attrs))
+    return study
+
+
+ARCH = {"conv1_width": 8, "conv1_kernel": 5, "conv2_width": 8, "conv2_kernel": 5, "fc1_width": 16}
+
+
+@pytest.mark.slow  # ~20 s: three tiny retrains and the pricing of 16 networks
+def test_local_search_retrains_the_best_ranked_neighbors_and_adds_them_as_trials(tmp_path):
+    study = _study_with(tmp_path, [(ARCH, 0.9), ({**ARCH, "conv1_width": 4, "conv2_width": 4}, 0.6)])
+    choices = local_trials.space_choices(SMALL)
+    assert sum(len(v) - 1 for v in choices.values()) == 4  # fc1 has one width: four neighbors per network
+    fresh = local_trials.Pricer(SMALL, SPACE.for_cost_mode(SMALL.cost_mode), NAMES, "exhaustive")
+    expected = ls.promising(ls.records(study.trials, fresh.objective), choices, fresh.cost)[0]
+    added = local_trials.run_local_search(study, 3, base=SMALL, tune_space=SPACE, out_root=tmp_path, retrain_epochs=1,
+                                          objectives="accuracy,latency,energy", inner_accelerator="exhaustive")
+    assert 1 <= len(added) <= 3 and [t.number for t in added] == list(range(2, 2 + len(added)))
+    first = added[0].user_attrs
+    assert first["arch"] == expected.arch and first["local_search"]["parent"] == expected.parent.trial.number
+    assert first["local_search"]["label"] == expected.label
+    archs = [ls.key(t.user_attrs["arch"]) for t in study.trials]
+    assert len(set(archs)) == len(archs)  # never a network the study had
+    for trial in added:
+        a = trial.user_attrs
+        parent = study.trials[a["local_search"]["parent"]].user_attrs["arch"]
+        assert [k for k in parent if parent[k] != a["arch"][k]] == [a["local_search"]["label"]]
+        run_dir = tmp_path / ls.FOLDER / "uboost"
+        assert str(run_dir) in a["run_dir"]
+        retrained = json.loads((tmp_path / a["run_dir"] / runs.RETRAIN / "retrain.json").read_text())
+        assert trial.values == [a["accuracy"], a["latency_ms"], a["energy_uj"]] and a["accuracy"] == retrained["test_acc"]
+        config = SearchConfig.from_dict(a["config"])  # the chosen accelerator prices the network as the trial says
+        report = build_cost_model(config).evaluate(local_trials.layers_of(config, a["arch"]))
+        assert report.latency_ms == pytest.approx(a["latency_ms"]) and report.energy_uj == pytest.approx(a["energy_uj"])
+        choice = inner.choose(local_trials.layers_of(config, a["arch"]), SPACE.for_cost_mode(SMALL.cost_mode), SMALL)
+        assert choice.config.hardware_spec() == config.hardware_spec() and a["area_mm2"] <= BUDGET
+    target = export_trial(study, added[0].number, tmp_path / "export")  # exported like any trial
+    assert runs.load_run(target).arch == first["arch"] and (target / inner.INNER_FILE).is_file()
+    assert json.loads((target / "tune.json").read_text())["trial"] == added[0].number
+
+
+def test_a_finished_neighbor_is_reused_and_an_unfinished_one_is_redone(tmp_path, monkeypatch):
+    neighbor = ls.Neighbor(arch=ARCH, parent=None, label="conv1_width", old=4, new=8, cost=1.0, gain=2.0)
+    run_dir = tmp_path / "n"
+    calls = []
+
+    class Result:
+        test_acc, seconds = 0.75, 1.0
+
+    def fake_retrain(source, config, *, out):
+        calls.append(out)
+        return Result()
+
+    monkeypatch.setattr("uboost.retrain.retrain", fake_retrain)
+    run_dir.mkdir()
+    (run_dir / "leftover.txt").write_text("an interrupted retrain")
+    kept = local_trials._retrained(run_dir, neighbor, {"config": SMALL.to_dict()}, 1)
+    assert kept == {"arch": ARCH, "test_acc": 0.75, "retrain_seconds": 1.0} and len(calls) == 1
+    assert not (run_dir / "leftover.txt").exists() and runs.load_run(run_dir).arch == ARCH
+    assert local_trials._retrained(run_dir, neighbor, {"config": SMALL.to_dict()}, 1) == kept and len(calls) == 1
