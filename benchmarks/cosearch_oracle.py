@@ -27,7 +27,6 @@ Prices and retrains are kept under ``--out``/``oracle/`` (each network's run dir
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import math
@@ -100,29 +99,14 @@ def best_pair(run: Path, space, layers: list) -> dict:
 
 def warm_up(layers: list[list], config: dict, space) -> None:
     """Price every distinct layer shape of the networks ``layers`` on every accelerator structure of ``space`` (and
-    its unbounded twin, the bound's), one call per structure, into the pricer's memo: the choices that follow only
-    read it (one call with ~80 rows instead of one per network and structure)."""
-    from uboost.hardware.layers import LayerTable
+    its unbounded twin, the bound's) into the pricer's memo (``inner_accelerator.prime``): the choices that follow
+    only read it."""
     from uboost.search import SearchConfig
     from uboost.tuning import inner_accelerator
-    from uboost.tuning.cost_cache import row_keys
-    from uboost.tuning.inner_pricing import pricer_for, unbounded
 
     started = time.perf_counter()
-    shapes = {}
-    for network in layers:
-        for shape in network:
-            shapes.setdefault(dataclasses.replace(shape, name=""), shape)
-    table = LayerTable.from_shapes(list(shapes.values()))
-    keys = row_keys(table)
-    trial = SearchConfig.from_dict(config)  # as best_pair prices: the same pool and structures
-    pricer = pricer_for(trial.cost_model)
-    _, _, groups = inner_accelerator.structures(space, trial)
-    pricer.max_rows = max(pricer.max_rows, 2 * len(keys) * (len(groups) + 1))  # every row stays (0.3 kB each)
-    for group in groups:
-        pricer.price(group[0].spec, table, keys)
-        pricer.price(unbounded(group[0].spec), table, keys)
-    print(f"warm-up: {len(shapes)} layer shapes on {len(groups)} structures in {time.perf_counter() - started:.0f} s", flush=True)
+    primed = inner_accelerator.prime(layers, space, SearchConfig.from_dict(config))  # as best_pair prices: the same pool
+    print(f"warm-up: {primed} layer shapes in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def choose(reference: list[float], rows: list[dict], seeds: list[int], tolerance: float) -> dict | None:

@@ -54,21 +54,33 @@ def test_records_merge_a_network_and_fronts_peel_by_dominance():
 def test_a_neighbor_is_promising_when_it_undercuts_every_record_as_accurate_as_its_parent():
     recs = ls.records([Trial(0, {"a": 1, "b": "x"}, 0.80, 1.0), Trial(1, {"a": 2, "b": "x"}, 0.90, 4.0),
                        Trial(2, {"a": 3, "b": "x"}, 0.85, 6.0)], "latency")  # trial 2: second front
-    prices = {("a", 1, "y"): 0.5, ("a", 2, "y"): 3.0, ("a", 3, "y"): 2.0, ("a", 3, "x"): 6.0}
+    prices = {("a", 1, "y"): 0.5, ("a", 2, "y"): 3.0, ("a", 3, "y"): 2.0}
     asked = []
 
     def price(arch, parent):
         asked.append(ls.key(arch))
-        return prices[("a", arch["a"], arch["b"])]
+        return prices[("a", arch["a"], arch["b"])], None  # MACs unknown: the score is the gain
 
     found = ls.promising(recs, CHOICES, price)
     # parent 0 (bar 1.0): 1y at 0.5 -> gain 2; parent 1 (bar 4.0): 2y at 3.0 -> 1.33; parent 2 (bar 4.0): 3y at 2.0 -> 2
-    assert [(n.arch, n.parent.trial.number, n.gain) for n in found] == [
-        ({"a": 1, "b": "y"}, 0, 2.0), ({"a": 3, "b": "y"}, 2, 2.0), ({"a": 2, "b": "y"}, 1, pytest.approx(4 / 3))]
+    assert [(n.arch, n.parent.trial.number, n.gain, n.score) for n in found] == [
+        ({"a": 1, "b": "y"}, 0, 2.0, 2.0), ({"a": 3, "b": "y"}, 2, 2.0, 2.0), ({"a": 2, "b": "y"}, 1, pytest.approx(4 / 3), pytest.approx(4 / 3))]
     assert ls.key({"a": 1, "b": "x"}) not in asked  # networks of the study are never priced again
     assert ls.promising(recs, CHOICES, price, depth=1) == found[::2]  # trial 2 is no parent on the first front only
     prices[("a", 1, "y")] = 1.0  # as dear as the bar: it would not join the front
     assert [n.arch for n in ls.promising(recs, CHOICES, price)] == [{"a": 3, "b": "y"}, {"a": 2, "b": "y"}]
+    prepared = []
+    ls.promising(recs, CHOICES, price, prepare=prepared.extend)  # every pair to price, before any is priced
+    assert sorted((ls.key(a), p.trial.number) for a, p in prepared) == [(ls.key({"a": a, "b": "y"}), a - 1) for a in (1, 2, 3)]
+
+
+def test_the_rank_weighs_the_gain_by_the_share_of_the_parents_macs_kept():
+    recs = ls.records([Trial(0, {"a": 2, "b": "x"}, 0.90, 4.0, macs=100.0)], "latency")
+    prices = {(1, "x"): (1.0, 25.0), (3, "x"): (3.0, 400.0), (2, "y"): (2.0, 100.0)}  # gains 4, 1.33, 2
+    found = ls.promising(recs, CHOICES, lambda arch, parent: prices[(arch["a"], arch["b"])])
+    # 1x: 4 x 0.25 = 1; 3x: cheaper with more MACs, 1.33 x 1 (capped); 2y: cheaper at equal MACs, 2 x 1
+    assert [(n.arch, n.kept, n.score) for n in found] == [
+        ({"a": 2, "b": "y"}, 1.0, 2.0), ({"a": 3, "b": "x"}, 1.0, pytest.approx(4 / 3)), ({"a": 1, "b": "x"}, 0.25, 1.0)]
 
 
 def test_bad_local_search_settings_are_refused():
@@ -120,7 +132,6 @@ def _study_with(tmp_path, parents: list[tuple[dict, float]]):
 ARCH = {"conv1_width": 8, "conv1_kernel": 5, "conv2_width": 8, "conv2_kernel": 5, "fc1_width": 16}
 
 
-@pytest.mark.slow  # ~20 s: three tiny retrains and the pricing of 16 networks
 def test_local_search_retrains_the_best_ranked_neighbors_and_adds_them_as_trials(tmp_path):
     study = _study_with(tmp_path, [(ARCH, 0.9), ({**ARCH, "conv1_width": 4, "conv2_width": 4}, 0.6)])
     choices = local_trials.space_choices(SMALL)
@@ -172,3 +183,23 @@ def test_a_finished_neighbor_is_reused_and_an_unfinished_one_is_redone(tmp_path,
     assert kept == {"arch": ARCH, "test_acc": 0.75, "retrain_seconds": 1.0} and len(calls) == 1
     assert not (run_dir / "leftover.txt").exists() and runs.load_run(run_dir).arch == ARCH
     assert local_trials._retrained(run_dir, neighbor, {"config": SMALL.to_dict()}, 1) == kept and len(calls) == 1
+
+
+def test_tune_runs_a_local_search_after_its_trials_and_on_a_finished_study(cli, tmp_path):
+    from uboost.tuning import load_study
+
+    out = tmp_path / "t"
+    common = [*TINY, "--rows", "8", "--cols", "8", "--retrain-epochs", "1", "--out", out, "--seed", "0"]
+    result = cli("tune", *common, "--trials", "2", "--local-search", "1")
+    assert result.code == 0, (result.out, result.err)
+    assert "local search: up to 1 retrains" in result.out
+    study = load_study(out)
+    local = [t for t in study.trials if ls.ATTR in t.user_attrs]
+    assert len(local) == 1 and local[0].number == 2, result.out
+    assert f"trial 2: trial {local[0].user_attrs[ls.ATTR]['parent']}'s network" in result.out
+    again = cli("tune", *common, "--trials", "0", "--local-search", "1")  # on the study as it is
+    assert again.code == 0, (again.out, again.err)
+    study = load_study(out)
+    added = [t for t in study.trials if ls.ATTR in t.user_attrs][1:]
+    assert len(study.trials) == 3 + len(added) and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert ("trial 3: trial" in again.out) if added else ("stopped after 0" in again.out)

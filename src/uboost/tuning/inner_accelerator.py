@@ -299,3 +299,31 @@ def trial_attrs(layers: Iterable[dict], config: "SearchConfig", tune_space: "Tun
                 choice.report.spec.array, choice.report.spec.dataflow, choice.within_budget, choice.priced_structures,
                 choice.structures, choice.seconds)
     return attrs
+
+
+def prime(networks: Iterable[Sequence], tune_space: "TuneSpace", config: "SearchConfig") -> int:
+    """Price every distinct layer shape of ``networks`` (lists of layer shapes) on every accelerator structure of
+    the space, and on its unbounded twin (the lower bound), one call per structure, into the process's pricer:
+    the :func:`choose` calls that follow only read that memo. Pricing many networks at once this way is one
+    vectorized call per structure instead of one per network and structure (lenet, 78 shapes on 5,298 structures:
+    ~100 s, then ~0.4 s per network). The shapes primed (0: nothing new)."""
+    from uboost.hardware.layers import LayerTable
+    from uboost.tuning.cost_cache import row_keys
+    from uboost.tuning.inner_pricing import unbounded
+
+    shapes: dict = {}
+    for network in networks:
+        for shape in network:
+            shapes.setdefault(dataclasses.replace(shape, name=""), shape)
+    if not shapes:
+        return 0
+    table = LayerTable.from_shapes(list(shapes.values()))
+    keys = row_keys(table)
+    pricer = pricer_for(config.cost_model)
+    _, _, groups = structures(tune_space, config)
+    pricer.max_rows = max(pricer.max_rows, 2 * len(keys) * (len(groups) + 1))  # every row stays (0.3 kB each)
+    for group in groups:
+        pricer.price(group[0].spec, table, keys)
+        if pricer.bounded:
+            pricer.price(unbounded(group[0].spec), table, keys)
+    return len(keys)

@@ -15,7 +15,10 @@ has, prices the result without training it, and retrains only the neighbors that
    and is not in the study yet, priced on its best accelerator of the space (the inner accelerator choice)
    or, without one, on its parent's accelerator;
 4. **promising**: a neighbor whose cost is below the cheapest record at least as accurate as its parent
-   -- if it kept its parent's accuracy it would join the front; ranked by that ratio (the largest first);
+   -- if it kept its parent's accuracy it would join the front. Ranked by that ratio (``gain``) times the share of
+   its parent's MACs it keeps (at most 1): U-Boost's own bet, that a network made cheaper by fitting the array
+   better, not by computing less, keeps its accuracy. (On lenet 16 kB that moved the 2.32x network from 16th to
+   11th of 21 promising neighbors in seed 0's study and from 7th to 3rd of 13 in seed 2's.)
 5. the best-ranked neighbor is retrained as the study's trials are (``--retrain-epochs``, the parent's seed)
    and **added to the study** as a finished trial (``study.add_trial``): with the parent's parameters, the
    network, accelerator and numbers in its user attributes like any trial's, and ``local_search``
@@ -61,11 +64,13 @@ class Record:
     accuracy: float
     cost: float
     trial: Any  # the optuna FrozenTrial of least cost
+    macs: float | None = None
 
 
 @dataclass(frozen=True)
 class Neighbor:
-    """A network one choice away from ``parent``, priced: ``gain`` = the cost it would have to beat over its own."""
+    """A network one choice away from ``parent``, priced: ``gain`` = the cost it would have to beat over its own,
+    ``kept`` = its MACs over its parent's (at most 1), ``score`` = their product (the rank)."""
 
     arch: dict
     parent: Record
@@ -74,6 +79,11 @@ class Neighbor:
     new: Any
     cost: float
     gain: float
+    kept: float = 1.0
+
+    @property
+    def score(self) -> float:
+        return self.gain * self.kept
 
 
 def key(arch: dict) -> str:
@@ -105,7 +115,7 @@ def records(trials: Sequence, objective: str) -> list[Record]:
         cheapest = min(group, key=lambda t: (cost_of(t.user_attrs, objective), t.number))
         accuracy = sum(t.user_attrs["accuracy"] for t in group) / len(group)
         out.append(Record(arch=dict(cheapest.user_attrs["arch"]), accuracy=accuracy,
-                          cost=cost_of(cheapest.user_attrs, objective), trial=cheapest))
+                          cost=cost_of(cheapest.user_attrs, objective), trial=cheapest, macs=cheapest.user_attrs.get("macs")))
     return out
 
 
@@ -132,26 +142,33 @@ def neighbors(arch: dict, choices: dict[str, Sequence]) -> list[tuple[dict, str,
     return out
 
 
-def promising(recs: Sequence[Record], choices: dict[str, Sequence], price: Callable[[dict, Record], float | None],
-              depth: int = PARENT_FRONTS) -> list[Neighbor]:
+def promising(recs: Sequence[Record], choices: dict[str, Sequence],
+              price: Callable[[dict, Record], tuple[float, float | None] | None], depth: int = PARENT_FRONTS,
+              prepare: Callable[[list[tuple[dict, Record]]], None] | None = None) -> list[Neighbor]:
     """The neighbors of the parents (:func:`fronts`) that are not in ``recs`` and cost less than the cheapest record
-    at least as accurate as their parent, best ``gain`` first (ties: cheaper, then by network). ``price(arch,
-    parent)`` is the neighbor's cost (``None``: it cannot run there)."""
+    at least as accurate as their parent, best ``score`` first (ties: cheaper, then by network). ``price(arch,
+    parent)`` is the neighbor's ``(cost, MACs)`` (``None``: it cannot run there; MACs ``None``: not known, the
+    score is the gain); ``prepare`` first sees every ``(neighbor, parent)`` to be priced (to price them in one batch)."""
     seen = {key(r.arch) for r in recs}
+    pairs = [(parent, arch, label, old, new) for parent in fronts(recs, depth)
+             for arch, label, old, new in neighbors(parent.arch, choices) if key(arch) not in seen]
+    if prepare is not None:
+        prepare([(arch, parent) for parent, arch, *_ in pairs])
     best: dict[str, Neighbor] = {}
-    for parent in fronts(recs, depth):
+    for parent, arch, label, old, new in pairs:
         bar = min(r.cost for r in recs if r.accuracy >= parent.accuracy)
-        for arch, label, old, new in neighbors(parent.arch, choices):
-            name = key(arch)
-            if name in seen:
-                continue
-            cost = price(arch, parent)
-            if cost is None or not math.isfinite(cost) or cost <= 0 or cost >= bar:
-                continue
-            found = Neighbor(arch=arch, parent=parent, label=label, old=old, new=new, cost=cost, gain=bar / cost)
-            if name not in best or found.gain > best[name].gain:
-                best[name] = found
-    return sorted(best.values(), key=lambda n: (-n.gain, n.cost, key(n.arch)))
+        priced = price(arch, parent)
+        if priced is None:
+            continue
+        cost, macs = priced
+        if cost is None or not math.isfinite(cost) or cost <= 0 or cost >= bar:
+            continue
+        kept = min(1.0, macs / parent.macs) if macs and parent.macs else 1.0
+        found = Neighbor(arch=arch, parent=parent, label=label, old=old, new=new, cost=cost, gain=bar / cost, kept=kept)
+        name = key(arch)
+        if name not in best or found.score > best[name].score:
+            best[name] = found
+    return sorted(best.values(), key=lambda n: (-n.score, n.cost, key(n.arch)))
 
 
 def check_local_search(n: Any, *, mode: str, retrain_epochs: int, base: "SearchConfig") -> int:

@@ -54,8 +54,37 @@ class Pricer:
         self.base, self.tune_space, self.names, self.inner = base, tune_space, names, inner
         self.objective = inner_choice.hardware_objective(names)
         self._memo: dict[tuple, dict | None] = {}
+        self._layers: dict[str, list] = {}
         self.priced = 0
         self.seconds = 0.0
+
+    def layers(self, config: "SearchConfig", arch: dict) -> list:
+        """``arch``'s layer shapes (the space is the study's: every parent has the same)."""
+        name = ls.key(arch)
+        if name not in self._layers:
+            self._layers[name] = layers_of(config, arch)
+        return self._layers[name]
+
+    def prepare(self, pairs: list[tuple[dict, ls.Record]]) -> None:
+        """With the inner choice: the layer shapes of every neighbor not priced yet, priced on every accelerator
+        structure in one batch (:func:`~uboost.tuning.inner_accelerator.prime`)."""
+        from uboost.exceptions import UBoostError
+
+        if self.inner != "exhaustive":
+            return
+        started = time.perf_counter()
+        networks = []
+        for arch, parent in pairs:
+            if (ls.key(arch), None) in self._memo:
+                continue
+            try:
+                networks.append(self.layers(self.config_of(parent), arch))
+            except UBoostError:
+                continue  # _price says why
+        primed = inner_choice.prime(networks, self.tune_space, self.base)
+        self.seconds += time.perf_counter() - started
+        logger.info("local search: %d layer shapes of %d neighbors primed in %.1f s", primed, len(networks),
+                    time.perf_counter() - started)
 
     def config_of(self, parent: ls.Record | None) -> "SearchConfig":
         """The parent trial's configuration (its seed, its accelerator); ``None``: the study's base."""
@@ -79,7 +108,7 @@ class Pricer:
 
         config = self.config_of(parent)
         try:
-            shapes = layers_of(config, arch)
+            shapes = self.layers(config, arch)
             if exhaustive:
                 choice = inner_choice.choose(shapes, self.tune_space, self.base, objective=self.objective)
                 attrs = choice.attrs()
@@ -95,9 +124,10 @@ class Pricer:
             return None
         return attrs
 
-    def cost(self, arch: dict, parent: ls.Record) -> float | None:
+    def cost(self, arch: dict, parent: ls.Record) -> tuple[float | None, float | None] | None:
+        """``(cost, MACs)`` of ``arch`` (:func:`~uboost.tuning.local_search.promising`'s ``price``)."""
         attrs = self.attrs(arch, parent)
-        return None if attrs is None else ls.cost_of(attrs, self.objective)
+        return None if attrs is None else (ls.cost_of(attrs, self.objective), attrs.get("macs"))
 
 
 def neighbor_dir(out_root: str | Path, study_name: str, arch: dict) -> Path:
@@ -143,7 +173,7 @@ def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, 
     user.update(arch=neighbor.arch, run_dir=str(run_dir), test_acc=kept["test_acc"], accuracy=kept["test_acc"],
                 retrain_seconds=kept["retrain_seconds"], search_config=parent.user_attrs.get("search_config", parent.user_attrs["config"]))
     user[ls.ATTR] = {"parent": parent.number, "label": neighbor.label, "from": neighbor.old, "to": neighbor.new,
-                     "estimated_gain": neighbor.gain, "priced": pricer.priced, "pricing_seconds": pricer.seconds}
+                     "estimated_gain": neighbor.gain, "macs_kept": neighbor.kept, "priced": pricer.priced, "pricing_seconds": pricer.seconds}
     constraints = {}
     if tune_space.accelerator is not None and "area_mm2" in user:
         over = tune_space.accelerator.area_violation_mm2(user["area_mm2"])
@@ -173,7 +203,7 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
         recs = ls.records(completed(study), pricer.objective)
         if not recs:
             raise ConfigError(f"study {study.study_name!r} has no finished trial with a network to start a local search from")
-        found = ls.promising(recs, choices, pricer.cost)
+        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare)
         if not found:
             logger.info("local search: no neighbor of the front is promising; stopping after %d", len(added))
             break
