@@ -431,7 +431,7 @@ def tune(
                 inner_rounds=inner_rounds,
             )
         if local_search:
-            _local_search(study, local_search, base=base, tune_space=tune_space, out=out, retrain_epochs=retrain_epochs,
+            _local_search(study, local_search, base=base, tune_space=tune_space, out_root=out, retrain_epochs=retrain_epochs,
                           objectives=objectives, inner_accelerator=inner_accelerator, budget_ms=budget_ms)
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")
