@@ -97,7 +97,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         + ("-beta{:g}-{:g}".format(*args.utilization_weight_range) if args.utilization_weight_range else "") \
         + (f"-{args.tag}" if args.tag else "")
     source_kind = co_kind  # --local-search N: a copy of this finished study, then N local-search trials
-    co_kind += f"-ls{args.local_search}" if args.local_search else ""
+    co_kind += (f"-ls{args.local_search}" + ("-parent" if args.local_search_screen == "parent" else "")) if args.local_search else ""
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
@@ -176,7 +176,7 @@ def local_search(out: Path, source_kind: str, kind: str, trials: int, base, spac
     if done < args.local_search:
         run_local_search(study, args.local_search - done, base=base, tune_space=space, out_root=out / kind,
                          retrain_epochs=args.retrain_epochs, objectives="accuracy,latency,energy",
-                         inner_accelerator=args.inner_accelerator)
+                         inner_accelerator=args.inner_accelerator, screen=args.local_search_screen)
     return FirstTrials(study, trials)
 
 
@@ -457,6 +457,8 @@ def main() -> None:
     parser.add_argument("--local-search", type=int, default=0, metavar="N",
                         help="co-search: a copy of the finished study, then up to N local-search trials (uboost tune "
                              "--local-search; studies in ...-lsN/)")
+    parser.add_argument("--local-search-screen", default="best", choices=("best", "parent"),
+                        help="screen neighbors on their best accelerator or on the parent's (studies in ...-lsN-parent/)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "cosearch"))
     parser.add_argument("--summary", default=str(ROOT / "cosearch"))

@@ -94,6 +94,8 @@ def test_bad_local_search_settings_are_refused():
         ls.check_local_search(2, mode="pareto", retrain_epochs=0, base=BASE)
     with pytest.raises(ConfigError, match="not bitwidths"):
         ls.check_local_search(2, mode="pareto", retrain_epochs=1, base=BASE.replace(bits=(4, 8)))
+    with pytest.raises(ConfigError, match="unknown local-search screen 'all'"):
+        local_trials.Pricer(BASE, TuneSpace(), ["accuracy", "latency_ms"], "off", "all")
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -101,6 +103,7 @@ def test_bad_local_search_settings_are_refused():
     (["--local-search", "2", "--retrain-epochs", "1", "--mode", "budget", "--budget-ms", "1"], "needs --mode pareto"),
     (["--local-search", "2", "--retrain-epochs", "1", "--bits", "4,8"], "not bitwidths"),
     (["--local-search", "-1", "--retrain-epochs", "1"], "non-negative integer"),
+    (["--local-search", "2", "--retrain-epochs", "1", "--local-search-screen", "all"], "unknown local-search screen 'all'"),
 ])
 def test_bad_local_search_input_is_one_red_line_and_writes_nothing(cli, tmp_path, args, fragment):
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", *args), fragment)
@@ -132,17 +135,23 @@ def _study_with(tmp_path, parents: list[tuple[dict, float]]):
 ARCH = {"conv1_width": 8, "conv1_kernel": 5, "conv2_width": 8, "conv2_kernel": 5, "fc1_width": 16}
 
 
-def test_local_search_retrains_the_best_ranked_neighbors_and_adds_them_as_trials(tmp_path):
+@pytest.mark.parametrize("screen", ls.SCREENS)
+def test_local_search_retrains_the_best_ranked_neighbors_and_adds_them_as_trials(tmp_path, screen):
     study = _study_with(tmp_path, [(ARCH, 0.9), ({**ARCH, "conv1_width": 4, "conv2_width": 4}, 0.6)])
     choices = local_trials.space_choices(SMALL)
     assert sum(len(v) - 1 for v in choices.values()) == 4  # fc1 has one width: four neighbors per network
-    fresh = local_trials.Pricer(SMALL, SPACE.for_cost_mode(SMALL.cost_mode), NAMES, "exhaustive")
+    fresh = local_trials.Pricer(SMALL, SPACE.for_cost_mode(SMALL.cost_mode), NAMES, "exhaustive", screen)
     expected = ls.promising(ls.records(study.trials, fresh.objective), choices, fresh.cost)[0]
+    if screen == "parent":  # screened on the parent's accelerator: one evaluation, an upper bound of its best
+        parent_config = SearchConfig.from_dict(expected.parent.trial.user_attrs["config"])
+        on_parent = build_cost_model(parent_config).evaluate(local_trials.layers_of(parent_config, expected.arch))
+        assert expected.cost == pytest.approx(on_parent.latency_ms * on_parent.energy_uj)
     added = local_trials.run_local_search(study, 3, base=SMALL, tune_space=SPACE, out_root=tmp_path, retrain_epochs=1,
-                                          objectives="accuracy,latency,energy", inner_accelerator="exhaustive")
+                                          objectives="accuracy,latency,energy", inner_accelerator="exhaustive", screen=screen)
     assert 1 <= len(added) <= 3 and [t.number for t in added] == list(range(2, 2 + len(added)))
     first = added[0].user_attrs
     assert first["arch"] == expected.arch and first["local_search"]["parent"] == expected.parent.trial.number
+    assert first["latency_ms"] * first["energy_uj"] <= expected.cost * (1 + 1e-9)  # its best accelerator: no dearer
     assert first["local_search"]["label"] == expected.label
     archs = [ls.key(t.user_attrs["arch"]) for t in study.trials]
     assert len(set(archs)) == len(archs)  # never a network the study had
@@ -203,3 +212,18 @@ def test_tune_runs_a_local_search_after_its_trials_and_on_a_finished_study(cli, 
     added = [t for t in study.trials if ls.ATTR in t.user_attrs][1:]
     assert len(study.trials) == 3 + len(added) and all(t.state.name == "COMPLETE" for t in study.trials)
     assert ("trial 3: trial" in again.out) if added else ("stopped after 0" in again.out)
+
+
+def test_a_cell_input_choice_varies_among_the_lists_an_architecture_can_give_it():
+    config = SearchConfig(space="darts-cifar", dataset="digits", image_size=8, space_options={"width": 4, "cells": 3})
+    choices = local_trials.space_choices(config)
+    inputs = [label for label in choices if "input" in label]
+    assert inputs and all(all(isinstance(v, list) and len(v) == 1 for v in choices[label]) for label in inputs)
+    arch = {label: values[0] for label, values in choices.items()}
+    from uboost.search import build_space
+
+    built = build_space(config)[:2]
+    found = ls.neighbors(arch, choices)
+    assert {label for _, label, _, _ in found} == set(choices)
+    for neighbor, label, old, new in found[::7]:
+        assert local_trials.layers_of(config, neighbor, built)  # a neighbor of any kind freezes in the space

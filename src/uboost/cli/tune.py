@@ -326,6 +326,7 @@ def tune(
     search_seeds: Annotated[int, Opt("--search-seeds", help="N > 1: each trial also draws its search seed (seed + 0..N-1; an Optuna parameter, search_seed), so nearby points can derive other networks")] = 1,
     inner_rounds: Annotated[Optional[int], Opt("--inner-rounds", help="1 | 2: with the inner accelerator choice, 2 searches each trial's network again on the accelerator it chose and chooses again (network -> accelerator -> network); the trial keeps one pair [default: 1]")] = None,
     local_search: Annotated[int, Opt("--local-search", help="after the searches, up to N retrains of networks one choice away from the front's, priced first and added as trials (pareto mode, needs --retrain-epochs; with --trials 0, on the study as it is)")] = 0,
+    local_search_screen: Annotated[str, Opt("--local-search-screen", help="best: screen each neighbor on its best accelerator (exact) | parent: on its parent's (an upper bound, one evaluation: for large spaces)")] = "best",
 ) -> None:
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
@@ -397,7 +398,7 @@ def tune(
     check_inner_options(inner_accelerator, inner_rounds, tune_space, base)  # e.g. an enumeration too large per trial
     from uboost.tuning.local_search import check_local_search
 
-    check_local_search(local_search, mode=mode, retrain_epochs=retrain_epochs, base=base)
+    check_local_search(local_search, mode=mode, retrain_epochs=retrain_epochs, base=base, screen=local_search_screen)
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 
@@ -432,7 +433,7 @@ def tune(
             )
         if local_search:
             _local_search(study, local_search, base=base, tune_space=tune_space, out_root=out, retrain_epochs=retrain_epochs,
-                          objectives=objectives, inner_accelerator=inner_accelerator, budget_ms=budget_ms)
+                          objectives=objectives, inner_accelerator=inner_accelerator, budget_ms=budget_ms, screen=local_search_screen)
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")
         if study is not None:

@@ -40,7 +40,8 @@ area), :mod:`~uboost.tuning.accelerator_space` (the co-searched accelerator and 
 :mod:`~uboost.tuning.cost_cache` (layer costs per accelerator, shared by trials),
 :mod:`~uboost.tuning.inner_accelerator` and :mod:`~uboost.tuning.inner_pricing` (each trial's network on
 the best accelerator of the space within the area budget), :mod:`~uboost.tuning.inner_rounds` (a second
-network search on that accelerator), :mod:`~uboost.tuning.report` (results, the Pareto
+network search on that accelerator), :mod:`~uboost.tuning.local_search` and :mod:`~uboost.tuning.local_trials`
+(networks one choice away from the front's, priced, retrained, added as trials), :mod:`~uboost.tuning.report` (results, the Pareto
 plot) and :mod:`~uboost.tuning.export`. Optuna itself is imported only inside functions: the trial
 children do not need it.
 """

@@ -171,8 +171,17 @@ def promising(recs: Sequence[Record], choices: dict[str, Sequence],
     return sorted(best.values(), key=lambda n: (-n.score, n.cost, key(n.arch)))
 
 
-def check_local_search(n: Any, *, mode: str, retrain_epochs: int, base: "SearchConfig") -> int:
+SCREENS = ("best", "parent")
+"""How neighbors are screened before one is retrained: ``best`` prices each on its best accelerator of the space
+(exact; with the inner choice, every new layer shape on every accelerator structure), ``parent`` on its parent's
+accelerator (one evaluation each: an upper bound of its best, since the parent's accelerator is in the space). The
+neighbor that is retrained is always priced as the study's trials are (its best accelerator with the inner choice)."""
+
+
+def check_local_search(n: Any, *, mode: str, retrain_epochs: int, base: "SearchConfig", screen: str = "best") -> int:
     """``n`` (``--local-search``) checked against the study's settings; 0 turns it off."""
+    if screen not in SCREENS:
+        raise ConfigError(f"unknown local-search screen {screen!r} (--local-search-screen); expected one of: {', '.join(SCREENS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"--local-search must be a non-negative integer (retrains), got {n!r}")
     if not n:

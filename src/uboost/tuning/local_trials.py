@@ -28,49 +28,77 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+MAX_SUBSETS = 64
+"""A choice of several inputs (NNI's ``CategoricalMultiple`` without ``n_chosen``) with more subsets than this is not varied."""
+
+
 def space_choices(config: "SearchConfig") -> dict[str, list]:
-    """Every architecture choice of ``config``'s space: label -> its values."""
+    """Every architecture choice of ``config``'s space: label -> the values an architecture dict can give it. A
+    ``CategoricalMultiple`` (a cell's choice of inputs) takes lists: its ``n_chosen``-subsets (every subset when
+    ``n_chosen`` is unset, up to :data:`MAX_SUBSETS`; above that the label is left as it is)."""
+    import itertools
+
+    from nni.mutable import CategoricalMultiple
+
     from uboost.search import build_space
 
     space, _, _ = build_space(config)
-    return {label: list(choice.values) for label, choice in space.simplify().items()}
+    out: dict[str, list] = {}
+    for label, choice in space.simplify().items():
+        values = list(choice.values)
+        if isinstance(choice, CategoricalMultiple):
+            sizes = [choice.n_chosen] if choice.n_chosen is not None else range(len(values) + 1)
+            if choice.n_chosen is None and 2 ** len(values) > MAX_SUBSETS:
+                continue
+            values = [list(c) for n in sizes for c in itertools.combinations(values, n)]
+        out[label] = values
+    return out
 
 
-def layers_of(config: "SearchConfig", arch: dict) -> list:
-    """The layer shapes of ``arch`` frozen in ``config``'s space."""
+def layers_of(config: "SearchConfig", arch: dict, built: tuple | None = None) -> list:
+    """The layer shapes of ``arch`` frozen in ``config``'s space (``built``: that space and its input shape, built
+    already -- freezing leaves a space as it is, so one build serves every network of a study)."""
     from uboost import runs
     from uboost.hardware.layers import extract_layers
     from uboost.search import build_space
 
-    space, shape, _ = build_space(config)
+    space, shape = built if built is not None else build_space(config)[:2]
     return extract_layers(runs.freeze_arch(space, arch), shape)
 
 
 class Pricer:
-    """Neighbors priced once each: on the best accelerator of the space (``inner`` is ``"exhaustive"``, the same
-    for every parent) or on the parent trial's accelerator. ``attrs(arch, parent)`` gives the pricing's trial attributes."""
+    """Neighbors priced once each (``screen``: :data:`~uboost.tuning.local_search.SCREENS`). ``cost(arch, parent)`` screens, ``attrs(arch,
+    parent)`` gives the trial attributes of the neighbor that is retrained: on the best accelerator of the space
+    (``inner`` is ``"exhaustive"``, the same for every parent) or, without the inner choice, on its parent's."""
 
-    def __init__(self, base: "SearchConfig", tune_space: "TuneSpace", names: list[str], inner: str):
-        self.base, self.tune_space, self.names, self.inner = base, tune_space, names, inner
+    def __init__(self, base: "SearchConfig", tune_space: "TuneSpace", names: list[str], inner: str, screen: str = "best"):
+        if screen not in ls.SCREENS:
+            raise ConfigError(f"unknown local-search screen {screen!r} (--local-search-screen); expected one of: {', '.join(ls.SCREENS)}")
+        self.base, self.tune_space, self.names, self.inner, self.screen = base, tune_space, names, inner, screen
         self.objective = inner_choice.hardware_objective(names)
         self._memo: dict[tuple, dict | None] = {}
         self._layers: dict[str, list] = {}
+        self._built: tuple | None = None
         self.priced = 0
         self.seconds = 0.0
 
     def layers(self, config: "SearchConfig", arch: dict) -> list:
-        """``arch``'s layer shapes (the space is the study's: every parent has the same)."""
+        """``arch``'s layer shapes, frozen from one build of the study's space (every parent has the same)."""
+        from uboost.search import build_space
+
         name = ls.key(arch)
         if name not in self._layers:
-            self._layers[name] = layers_of(config, arch)
+            if self._built is None:
+                self._built = build_space(self.base)[:2]
+            self._layers[name] = layers_of(config, arch, self._built)
         return self._layers[name]
 
     def prepare(self, pairs: list[tuple[dict, ls.Record]]) -> None:
-        """With the inner choice: the layer shapes of every neighbor not priced yet, priced on every accelerator
-        structure in one batch (:func:`~uboost.tuning.inner_accelerator.prime`)."""
+        """Screening on the best accelerators: the layer shapes of every neighbor not priced yet, priced on every
+        accelerator structure in one batch (:func:`~uboost.tuning.inner_accelerator.prime`)."""
         from uboost.exceptions import UBoostError
 
-        if self.inner != "exhaustive":
+        if self.inner != "exhaustive" or self.screen != "best":
             return
         started = time.perf_counter()
         networks = []
@@ -92,24 +120,25 @@ class Pricer:
 
         return self.base if parent is None else SearchConfig.from_dict(parent.trial.user_attrs["config"])
 
-    def attrs(self, arch: dict, parent: ls.Record | None) -> dict | None:
-        exhaustive = self.inner == "exhaustive"
-        memo_key = (ls.key(arch), None if exhaustive or parent is None else parent.trial.number)
+    def attrs(self, arch: dict, parent: ls.Record | None, *, best: bool | None = None) -> dict | None:
+        """``arch`` priced on its best accelerator (``best``; default: with the inner choice) or on ``parent``'s."""
+        best = self.inner == "exhaustive" if best is None else best
+        memo_key = (ls.key(arch), None if best or parent is None else parent.trial.number)
         if memo_key not in self._memo:
             started = time.perf_counter()
-            self._memo[memo_key] = self._price(arch, parent, exhaustive)
+            self._memo[memo_key] = self._price(arch, parent, best)
             self.priced += 1
             self.seconds += time.perf_counter() - started
         return self._memo[memo_key]
 
-    def _price(self, arch: dict, parent: ls.Record, exhaustive: bool) -> dict | None:
+    def _price(self, arch: dict, parent: ls.Record | None, best: bool) -> dict | None:
         from uboost.exceptions import UBoostError
         from uboost.search import build_cost_model
 
         config = self.config_of(parent)
         try:
             shapes = self.layers(config, arch)
-            if exhaustive:
+            if best:
                 choice = inner_choice.choose(shapes, self.tune_space, self.base, objective=self.objective)
                 attrs = choice.attrs()
                 attrs["config"] = choice.config.replace(seed=config.seed).to_dict()  # the parent's seed: its retrain
@@ -125,8 +154,8 @@ class Pricer:
         return attrs
 
     def cost(self, arch: dict, parent: ls.Record) -> tuple[float | None, float | None] | None:
-        """``(cost, MACs)`` of ``arch`` (:func:`~uboost.tuning.local_search.promising`'s ``price``)."""
-        attrs = self.attrs(arch, parent)
+        """``(cost, MACs)`` of ``arch`` as the screen prices it (:func:`~uboost.tuning.local_search.promising`'s ``price``)."""
+        attrs = self.attrs(arch, parent, best=self.inner == "exhaustive" and self.screen == "best")
         return None if attrs is None else (ls.cost_of(attrs, self.objective), attrs.get("macs"))
 
 
@@ -173,7 +202,8 @@ def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, 
     user.update(arch=neighbor.arch, run_dir=str(run_dir), test_acc=kept["test_acc"], accuracy=kept["test_acc"],
                 retrain_seconds=kept["retrain_seconds"], search_config=parent.user_attrs.get("search_config", parent.user_attrs["config"]))
     user[ls.ATTR] = {"parent": parent.number, "label": neighbor.label, "from": neighbor.old, "to": neighbor.new,
-                     "estimated_gain": neighbor.gain, "macs_kept": neighbor.kept, "priced": pricer.priced, "pricing_seconds": pricer.seconds}
+                     "estimated_gain": neighbor.gain, "macs_kept": neighbor.kept, "screen": pricer.screen,
+                     "screened_cost": neighbor.cost, "priced": pricer.priced, "pricing_seconds": pricer.seconds}
     constraints = {}
     if tune_space.accelerator is not None and "area_mm2" in user:
         over = tune_space.accelerator.area_violation_mm2(user["area_mm2"])
@@ -189,14 +219,15 @@ def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, 
 
 def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tune_space: "TuneSpace", out_root: str | Path,
                      retrain_epochs: int, objectives: Any = None, inner_accelerator: str | None = None,
-                     budget_ms: float | None = None, progress: Callable[[Any], None] | None = None) -> list:
+                     budget_ms: float | None = None, progress: Callable[[Any], None] | None = None,
+                     screen: str = "best") -> list:
     """Up to ``n`` local-search trials added to the Pareto ``study`` (:mod:`~uboost.tuning.local_search`); the
-    added trials. ``progress(trial)`` sees each one as it is added."""
-    ls.check_local_search(n, mode="pareto", retrain_epochs=retrain_epochs, base=base)
+    added trials. ``progress(trial)`` sees each one as it is added; ``screen``: :data:`~uboost.tuning.local_search.SCREENS`."""
+    ls.check_local_search(n, mode="pareto", retrain_epochs=retrain_epochs, base=base, screen=screen)
     names, _ = study_metrics("pareto", objectives)
     tune_space = tune_space.for_cost_mode(base.cost_mode)
     inner, _ = check_inner_options(inner_accelerator, None, tune_space, base)
-    pricer = Pricer(base, tune_space, names, inner)
+    pricer = Pricer(base, tune_space, names, inner, screen)
     choices = space_choices(base)
     added = []
     for _ in range(n):
@@ -209,6 +240,8 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
             break
         best = found[0]
         attrs = pricer.attrs(best.arch, best.parent)
+        if attrs is None:
+            raise ConfigError(f"local search: the network {best.arch} cannot be priced on the accelerators of the space")
         run_dir = neighbor_dir(out_root, study.study_name, best.arch)
         kept = _retrained(run_dir, best, attrs, retrain_epochs)
         trial = _add(study, best, attrs, kept, run_dir, names, budget_ms, tune_space, pricer)
