@@ -227,3 +227,42 @@ def test_a_cell_input_choice_varies_among_the_lists_an_architecture_can_give_it(
     assert {label for _, label, _, _ in found} == set(choices)
     for neighbor, label, old, new in found[::7]:
         assert local_trials.layers_of(config, neighbor, built)  # a neighbor of any kind freezes in the space
+
+
+def test_a_neighbor_whose_retrain_fails_is_left_out_and_the_next_one_is_tried(tmp_path, monkeypatch):
+    from uboost.exceptions import SearchError
+
+    study = _study_with(tmp_path, [(ARCH, 0.9), ({**ARCH, "conv1_width": 4, "conv2_width": 4}, 0.6)])
+    calls = []
+
+    class Result:
+        test_acc, seconds = 0.5, 0.1
+
+    def flaky_retrain(source, config, *, out):
+        calls.append(runs.load_run(source).arch)
+        if len(calls) == 1:
+            raise SearchError("the retrain diverged")
+        return Result()
+
+    monkeypatch.setattr("uboost.retrain.retrain", flaky_retrain)
+    added = local_trials.run_local_search(study, 2, base=SMALL, tune_space=SPACE, out_root=tmp_path, retrain_epochs=1,
+                                          objectives="accuracy,latency,energy", inner_accelerator="exhaustive")
+    assert len(calls) == 2 and calls[0] != calls[1]  # the failed network is not tried again
+    assert [t.user_attrs["arch"] for t in added] == [calls[1]]  # a failure counts as one of the n tries
+    assert not (local_trials.neighbor_dir(tmp_path, "uboost", calls[0]) / ls.DONE).exists()
+
+
+def test_a_warm_start_searches_the_parent_again_not_the_local_trial(tmp_path):
+    from uboost.tuning.warm_start import enqueue_from
+
+    space = SPACE.for_cost_mode(SMALL.cost_mode)
+    searched = space.apply(SMALL.replace(latency_weight=0.5), {"array": "4x4", "dataflow": "ws", "accelerator_point": dict(
+        ifmap_sram_kb=2, filter_sram_kb=2, ofmap_sram_kb=2)})
+    source = create_study(tmp_path / "source", objectives="accuracy,latency,energy")
+    for attrs in ({}, {ls.ATTR: {"parent": 0}}):  # a searched trial, then a local one derived from it
+        source.add_trial(optuna.trial.create_trial(values=[0.9, 1.0, 1.0], user_attrs={
+            "arch": ARCH, "accuracy": 0.9, "latency_ms": 1.0, "energy_uj": 1.0, "search_config": searched.to_dict(), **attrs}))
+    target = create_study(tmp_path / "target", objectives="accuracy,latency,energy")
+    enqueued, left = enqueue_from(target, tmp_path / "source", space, base_seed=SMALL.seed)
+    assert (enqueued, left) == (1, [])
+    assert target.trials[0].system_attrs["fixed_params"]["latency_weight"] == 0.5  # the searched trial's point

@@ -25,7 +25,9 @@ has, prices the result without training it, and retrains only the neighbors that
    saying which choice changed. Then the records are read again (the new network can be a parent), up to
    ``n`` retrains or until no neighbor is promising.
 
-So ``tune --export``, the report, the Pareto plot and ``--warm-start`` treat these trials like the others.
+So ``tune --export``, the report and the Pareto plot treat these trials like the others (``--warm-start`` leaves
+them out: they were not searched, their parents were). A neighbor that cannot be priced or retrained is left out
+and counts as one of the ``n`` tries.
 Each neighbor's retrain lives in ``OUT/local-search/<study>/<network>``, marked done by ``local-search.json``
 written last: an interrupted local search resumes (a finished retrain is added, not redone; an unfinished one
 is started again). Not varied: bitwidths (a study with ``--bits`` is refused), hyperparameters (none is
@@ -144,12 +146,14 @@ def neighbors(arch: dict, choices: dict[str, Sequence]) -> list[tuple[dict, str,
 
 def promising(recs: Sequence[Record], choices: dict[str, Sequence],
               price: Callable[[dict, Record], tuple[float, float | None] | None], depth: int = PARENT_FRONTS,
-              prepare: Callable[[list[tuple[dict, Record]]], None] | None = None) -> list[Neighbor]:
+              prepare: Callable[[list[tuple[dict, Record]]], None] | None = None,
+              exclude: frozenset[str] | set[str] = frozenset()) -> list[Neighbor]:
     """The neighbors of the parents (:func:`fronts`) that are not in ``recs`` and cost less than the cheapest record
     at least as accurate as their parent, best ``score`` first (ties: cheaper, then by network). ``price(arch,
     parent)`` is the neighbor's ``(cost, MACs)`` (``None``: it cannot run there; MACs ``None``: not known, the
-    score is the gain); ``prepare`` first sees every ``(neighbor, parent)`` to be priced (to price them in one batch)."""
-    seen = {key(r.arch) for r in recs}
+    score is the gain); ``prepare`` first sees every ``(neighbor, parent)`` to be priced (to price them in one batch);
+    networks whose :func:`key` is in ``exclude`` are left out (e.g. a retrain that failed)."""
+    seen = {key(r.arch) for r in recs} | set(exclude)
     pairs = [(parent, arch, label, old, new) for parent in fronts(recs, depth)
              for arch, label, old, new in neighbors(parent.arch, choices) if key(arch) not in seen]
     if prepare is not None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, UBoostError
 from uboost.tuning import inner_accelerator as inner_choice
 from uboost.tuning import local_search as ls
 from uboost.tuning import objectives as objs
@@ -229,21 +229,27 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
     inner, _ = check_inner_options(inner_accelerator, None, tune_space, base)
     pricer = Pricer(base, tune_space, names, inner, screen)
     choices = space_choices(base)
-    added = []
+    added, failed = [], set()
     for _ in range(n):
         recs = ls.records(completed(study), pricer.objective)
         if not recs:
             raise ConfigError(f"study {study.study_name!r} has no finished trial with a network to start a local search from")
-        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare)
+        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare, exclude=failed)
         if not found:
             logger.info("local search: no neighbor of the front is promising; stopping after %d", len(added))
             break
         best = found[0]
-        attrs = pricer.attrs(best.arch, best.parent)
-        if attrs is None:
-            raise ConfigError(f"local search: the network {best.arch} cannot be priced on the accelerators of the space")
         run_dir = neighbor_dir(out_root, study.study_name, best.arch)
-        kept = _retrained(run_dir, best, attrs, retrain_epochs)
+        try:
+            attrs = pricer.attrs(best.arch, best.parent)
+            if attrs is None:
+                raise ConfigError("no accelerator of the space can price it")
+            kept = _retrained(run_dir, best, attrs, retrain_epochs)
+        except UBoostError as exc:  # a neighbor that cannot be priced or retrained (it counts as a try): the next one
+            logger.warning("local search: trial %d's network with %s %s -> %s failed: %s", best.parent.trial.number,
+                           best.label, best.old, best.new, exc)
+            failed.add(ls.key(best.arch))
+            continue
         trial = _add(study, best, attrs, kept, run_dir, names, budget_ms, tune_space, pricer)
         added.append(trial)
         logger.info("local search: trial %d = trial %d with %s %s -> %s: accuracy %.4f, cost %.4g (%d priced, %.1f s)",

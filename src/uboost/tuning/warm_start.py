@@ -75,10 +75,14 @@ def params_for(config: "SearchConfig", tune_space: "TuneSpace", base_seed: int |
 
 
 def _searched(source_study: "optuna.Study") -> list:
-    """The finished trials that ran a search (not the ones skipped over an area budget)."""
+    """The finished trials that ran a search (not the ones skipped over an area budget, nor a local search's: their
+    network was derived from another trial's, which is the one to search again)."""
     from optuna.trial import TrialState
 
-    return [t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not t.user_attrs.get("skipped")]
+    from uboost.tuning.local_search import ATTR
+
+    return [t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if not t.user_attrs.get("skipped") and ATTR not in t.user_attrs]
 
 
 def check_source(source: str | os.PathLike) -> int:
