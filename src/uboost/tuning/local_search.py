@@ -12,8 +12,9 @@ has, prices the result without training it, and retrains only the neighbors that
    :func:`~uboost.tuning.inner_accelerator.hardware_objective`);
 2. **parents**: the records on the first :data:`PARENT_FRONTS` non-dominated fronts of (accuracy up, cost down);
 3. **neighbors**: every network that differs from a parent in one choice of the space (``space.simplify()``)
-   and is not in the study yet, priced on its best accelerator of the space (the inner accelerator choice)
-   or, without one, on its parent's accelerator;
+   and is not in the study yet, priced on its best accelerator of the space (with the inner accelerator choice;
+   ``--local-search-screen parent``: on its parent's accelerator, an upper bound, one evaluation each) or, without
+   the inner choice, on its parent's accelerator;
 4. **promising**: a neighbor whose cost is below the cheapest record at least as accurate as its parent
    -- if it kept its parent's accuracy it would join the front. Ranked by that ratio (``gain``) times the share of
    its parent's MACs it keeps (at most 1): U-Boost's own bet, that a network made cheaper by fitting the array
@@ -28,7 +29,7 @@ has, prices the result without training it, and retrains only the neighbors that
 So ``tune --export``, the report and the Pareto plot treat these trials like the others (``--warm-start`` leaves
 them out: they were not searched, their parents were). A neighbor that cannot be priced or retrained is left out
 and counts as one of the ``n`` tries.
-Each neighbor's retrain lives in ``OUT/local-search/<study>/<network>``, marked done by ``local-search.json``
+Each neighbor's retrain lives in ``OUT/local-search/<study>/<hash of the network>``, marked done by ``local-search.json``
 written last: an interrupted local search resumes (a finished retrain is added, not redone; an unfinished one
 is started again). Not varied: bitwidths (a study with ``--bits`` is refused), hyperparameters (none is
 searched again: the parent's settings are kept).
