@@ -173,6 +173,12 @@ def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Ca
     return found, total
 
 
+def report_attrs(report: "NetworkCost", config: "SearchConfig") -> dict[str, Any]:
+    """A trial's user attributes for ``report``, its network priced on ``config``'s accelerator."""
+    return {"latency_ms": report.latency_ms, "cycles": report.cycles, "utilization": report.utilization, "macs": report.macs,
+            "energy_uj": report.energy_uj, "array": report.spec.array, "dataflow": report.spec.dataflow, "config": config.to_dict()}
+
+
 @dataclass(frozen=True, kw_only=True)
 class InnerChoice:
     """The accelerator an inner choice kept, its exact report, and what the choice cost."""
@@ -191,13 +197,11 @@ class InnerChoice:
 
     def attrs(self) -> dict[str, Any]:
         """The trial's user attributes this choice sets (its numbers replace the searched accelerator's)."""
-        r = self.report
-        out = {"latency_ms": r.latency_ms, "cycles": r.cycles, "utilization": r.utilization, "macs": r.macs,
-               "energy_uj": r.energy_uj, "array": r.spec.array, "dataflow": r.spec.dataflow, "config": self.config.to_dict(),
-               "inner_accelerator": {"objective": self.objective, "value": self.value, "candidates": self.candidates,
-                                     "within_budget": self.within_budget, "structures": self.structures,
-                                     "priced_structures": self.priced_structures, "priced_layers": self.priced_layers,
-                                     "seconds": self.seconds}}
+        out = report_attrs(self.report, self.config)
+        out["inner_accelerator"] = {"objective": self.objective, "value": self.value, "candidates": self.candidates,
+                                    "within_budget": self.within_budget, "structures": self.structures,
+                                    "priced_structures": self.priced_structures, "priced_layers": self.priced_layers,
+                                    "seconds": self.seconds}
         if self.area_mm2 is not None:
             out["area_mm2"] = self.area_mm2
         return out

@@ -155,13 +155,14 @@ def promising(recs: Sequence[Record], choices: dict[str, Sequence],
     score is the gain); ``prepare`` first sees every ``(neighbor, parent)`` to be priced (to price them in one batch);
     networks whose :func:`key` is in ``exclude`` are left out (e.g. a retrain that failed)."""
     seen = {key(r.arch) for r in recs} | set(exclude)
-    pairs = [(parent, arch, label, old, new) for parent in fronts(recs, depth)
+    parents = fronts(recs, depth)
+    bars = [min(r.cost for r in recs if r.accuracy >= parent.accuracy) for parent in parents]
+    pairs = [(parent, bar, arch, label, old, new) for parent, bar in zip(parents, bars)
              for arch, label, old, new in neighbors(parent.arch, choices) if key(arch) not in seen]
     if prepare is not None:
-        prepare([(arch, parent) for parent, arch, *_ in pairs])
+        prepare([(arch, parent) for parent, _, arch, *_ in pairs])
     best: dict[str, Neighbor] = {}
-    for parent, arch, label, old, new in pairs:
-        bar = min(r.cost for r in recs if r.accuracy >= parent.accuracy)
+    for parent, bar, arch, label, old, new in pairs:
         priced = price(arch, parent)
         if priced is None:
             continue

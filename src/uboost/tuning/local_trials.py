@@ -82,7 +82,7 @@ class Pricer:
         self.priced = 0
         self.seconds = 0.0
 
-    def layers(self, config: "SearchConfig", arch: dict) -> list:
+    def layers(self, arch: dict) -> list:
         """``arch``'s layer shapes, frozen from one build of the study's space (every parent has the same)."""
         from uboost.search import build_space
 
@@ -90,7 +90,7 @@ class Pricer:
         if name not in self._layers:
             if self._built is None:
                 self._built = build_space(self.base)[:2]
-            self._layers[name] = layers_of(config, arch, self._built)
+            self._layers[name] = layers_of(self.base, arch, self._built)
         return self._layers[name]
 
     def prepare(self, pairs: list[tuple[dict, ls.Record]]) -> None:
@@ -102,11 +102,11 @@ class Pricer:
             return
         started = time.perf_counter()
         networks = []
-        for arch, parent in pairs:
+        for arch, _ in pairs:
             if (ls.key(arch), None) in self._memo:
                 continue
             try:
-                networks.append(self.layers(self.config_of(parent), arch))
+                networks.append(self.layers(arch))
             except UBoostError:
                 continue  # _price says why
         primed = inner_choice.prime(networks, self.tune_space, self.base)
@@ -137,17 +137,14 @@ class Pricer:
 
         config = self.config_of(parent)
         try:
-            shapes = self.layers(config, arch)
+            shapes = self.layers(arch)
             if best:
                 choice = inner_choice.choose(shapes, self.tune_space, self.base, objective=self.objective)
                 attrs = choice.attrs()
                 attrs["config"] = choice.config.replace(seed=config.seed).to_dict()  # the parent's seed: its retrain
                 attrs["_choice"] = choice
             else:
-                report = build_cost_model(config).evaluate(shapes)
-                attrs = {"latency_ms": report.latency_ms, "cycles": report.cycles, "utilization": report.utilization,
-                         "macs": report.macs, "energy_uj": report.energy_uj, "array": report.spec.array,
-                         "dataflow": report.spec.dataflow, "config": config.to_dict()}
+                attrs = inner_choice.report_attrs(build_cost_model(config).evaluate(shapes), config)
         except UBoostError as exc:
             logger.info("local search: %s cannot be priced: %s", arch, exc)
             return None
