@@ -186,10 +186,10 @@ class FirstTrials:
     (``--local-search``) always count."""
 
     def __init__(self, study, n: int):
+        from uboost.tuning import local_search
         from uboost.tuning.local_search import ATTR
 
-        searched = [t.number for t in study.trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE"
-                    and ATTR not in t.user_attrs]
+        searched = [t.number for t in local_search.searched(study)]
         cut = searched[n - 1] if 0 < n <= len(searched) else max((t.number for t in study.trials), default=-1)
         self.study, self.trials = study, [t for t in study.trials if t.number <= cut or ATTR in t.user_attrs]
 
@@ -210,10 +210,11 @@ def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None, energy_
 def _searched(out: Path) -> int:
     """Trials of the study in ``out`` that ran a search (0 without a study)."""
     from uboost import tuning
+    from uboost.tuning.local_search import searched
 
     if not (out / "study.journal").is_file():
         return 0
-    return sum(1 for t in tuning.load_study(out).trials if not t.user_attrs.get("skipped") and t.state.name == "COMPLETE")
+    return len(searched(tuning.load_study(out)))
 
 
 def _done(study) -> list:

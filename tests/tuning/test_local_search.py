@@ -83,6 +83,18 @@ def test_the_rank_weighs_the_gain_by_the_share_of_the_parents_macs_kept():
         ({"a": 2, "b": "y"}, 1.0, 2.0), ({"a": 3, "b": "x"}, 1.0, pytest.approx(4 / 3)), ({"a": 1, "b": "x"}, 0.25, 1.0)]
 
 
+def test_a_neighbor_the_screen_cannot_tell_from_one_already_retrained_ranks_last():
+    recs = ls.records([Trial(0, {"a": 2, "b": "x"}, 0.90, 4.0, macs=100.0)], "latency")
+    prices = {(1, "x"): (1.0, 50.0), (3, "x"): (1.0, 50.0), (2, "y"): (2.0, 100.0)}  # 1x and 3x: twins, score 2 each
+    price = lambda arch, parent: prices[(arch["a"], arch["b"])]  # noqa: E731
+    assert [n.arch["a"] for n in ls.promising(recs, CHOICES, price)] == [1, 3, 2]  # equal scores (2): cheaper first
+    assert ls.twin(1.0, 50.0) == ls.twin(1.0000000001, 50.0) != ls.twin(1.0, 51.0)
+    tried = {ls.twin(1.0, 50.0)}  # 1x was retrained (and is no record: it fell short of the front)
+    found = ls.promising(recs, CHOICES, price, exclude={ls.key({"a": 1, "b": "x"})}, tried=tried)
+    assert [(n.arch, n.macs) for n in found] == [({"a": 2, "b": "y"}, 100.0), ({"a": 3, "b": "x"}, 50.0)]
+    assert ls.promising(recs, CHOICES, price, tried={ls.twin(2.0, 100.0)})[-1].arch == {"a": 2, "b": "y"}
+
+
 def test_bad_local_search_settings_are_refused():
     assert ls.check_local_search(0, mode="budget", retrain_epochs=0, base=BASE) == 0
     for n in (-1, 1.5, True):
@@ -153,6 +165,9 @@ def test_local_search_retrains_the_best_ranked_neighbors_and_adds_them_as_trials
     assert first["arch"] == expected.arch and first["local_search"]["parent"] == expected.parent.trial.number
     assert first["latency_ms"] * first["energy_uj"] <= expected.cost * (1 + 1e-9)  # its best accelerator: no dearer
     assert first["local_search"]["label"] == expected.label
+    assert local_trials.tried_twins(study) == {ls.twin(t.user_attrs["local_search"]["screened_cost"], t.user_attrs["macs"])
+                                               for t in added}  # what later rounds rank last
+    assert ls.twin(expected.cost, expected.macs) in local_trials.tried_twins(study)
     archs = [ls.key(t.user_attrs["arch"]) for t in study.trials]
     assert len(set(archs)) == len(archs)  # never a network the study had
     for trial in added:

@@ -19,7 +19,10 @@ has, prices the result without training it, and retrains only the neighbors that
    -- if it kept its parent's accuracy it would join the front. Ranked by that ratio (``gain``) times the share of
    its parent's MACs it keeps (at most 1): U-Boost's own bet, that a network made cheaper by fitting the array
    better, not by computing less, keeps its accuracy. (On lenet 16 kB that moved the 2.32x network from 16th to
-   11th of 21 promising neighbors in seed 0's study and from 7th to 3rd of 13 in seed 2's.)
+   11th of 21 promising neighbors in seed 0's study and from 7th to 3rd of 13 in seed 2's.) A neighbor the screen
+   cannot tell from one already retrained -- the same screened cost and MACs, e.g. a DARTS cell op swapped for
+   ``max_pool_3x3`` or for ``skip_connect``, both free on the array -- ranks after every one it can (:func:`twin`):
+   on darts-cifar 16 kB 9 of 20 local trials went to such twins before this rule;
 5. the best-ranked neighbor is retrained as the study's trials are (``--retrain-epochs``, the parent's seed)
    and **added to the study** as a finished trial (``study.add_trial``): with the parent's parameters, the
    network, accelerator and numbers in its user attributes like any trial's, and ``local_search``
@@ -83,10 +86,20 @@ class Neighbor:
     cost: float
     gain: float
     kept: float = 1.0
+    macs: float | None = None
 
     @property
     def score(self) -> float:
         return self.gain * self.kept
+
+
+def searched(study: Any) -> list:
+    """The finished trials of ``study`` that ran a search: not the ones skipped over an area budget, nor a local
+    search's (their network was derived from another trial's)."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if not t.user_attrs.get("skipped") and ATTR not in t.user_attrs]
 
 
 def key(arch: dict) -> str:
@@ -103,6 +116,12 @@ def cost_of(attrs: dict, objective: str) -> float | None:
     if objective == "edp" and energy is not None and latency is not None:
         return energy * latency
     return latency
+
+
+def twin(cost: float, macs: float | None) -> tuple[str, str]:
+    """What the screen sees of a priced neighbor: its cost and MACs, to 9 significant digits. Two neighbors with the
+    same twin differ in a way the screen is blind to (which free op, which input of equal shape)."""
+    return f"{cost:.9g}", "-" if macs is None else f"{macs:.9g}"
 
 
 def records(trials: Sequence, objective: str) -> list[Record]:
@@ -148,12 +167,14 @@ def neighbors(arch: dict, choices: dict[str, Sequence]) -> list[tuple[dict, str,
 def promising(recs: Sequence[Record], choices: dict[str, Sequence],
               price: Callable[[dict, Record], tuple[float, float | None] | None], depth: int = PARENT_FRONTS,
               prepare: Callable[[list[tuple[dict, Record]]], None] | None = None,
-              exclude: frozenset[str] | set[str] = frozenset()) -> list[Neighbor]:
+              exclude: frozenset[str] | set[str] = frozenset(),
+              tried: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> list[Neighbor]:
     """The neighbors of the parents (:func:`fronts`) that are not in ``recs`` and cost less than the cheapest record
     at least as accurate as their parent, best ``score`` first (ties: cheaper, then by network). ``price(arch,
     parent)`` is the neighbor's ``(cost, MACs)`` (``None``: it cannot run there; MACs ``None``: not known, the
     score is the gain); ``prepare`` first sees every ``(neighbor, parent)`` to be priced (to price them in one batch);
-    networks whose :func:`key` is in ``exclude`` are left out (e.g. a retrain that failed)."""
+    networks whose :func:`key` is in ``exclude`` are left out (e.g. a retrain that failed); a neighbor whose
+    :func:`twin` is in ``tried`` (neighbors already retrained) ranks after all the others."""
     seen = {key(r.arch) for r in recs} | set(exclude)
     parents = fronts(recs, depth)
     bars = [min(r.cost for r in recs if r.accuracy >= parent.accuracy) for parent in parents]
@@ -170,11 +191,12 @@ def promising(recs: Sequence[Record], choices: dict[str, Sequence],
         if cost is None or not math.isfinite(cost) or cost <= 0 or cost >= bar:
             continue
         kept = min(1.0, macs / parent.macs) if macs and parent.macs else 1.0
-        found = Neighbor(arch=arch, parent=parent, label=label, old=old, new=new, cost=cost, gain=bar / cost, kept=kept)
+        found = Neighbor(arch=arch, parent=parent, label=label, old=old, new=new, cost=cost, gain=bar / cost, kept=kept,
+                         macs=macs)
         name = key(arch)
         if name not in best or found.score > best[name].score:
             best[name] = found
-    return sorted(best.values(), key=lambda n: (-n.score, n.cost, key(n.arch)))
+    return sorted(best.values(), key=lambda n: (twin(n.cost, n.macs) in tried, -n.score, n.cost, key(n.arch)))
 
 
 SCREENS = ("best", "parent")

@@ -214,6 +214,16 @@ def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, 
     return study.get_trials(deepcopy=False)[-1]
 
 
+def tried_twins(study: "optuna.Study") -> set[tuple[str, str]]:
+    """:func:`~uboost.tuning.local_search.twin` of every local-search trial of ``study``, as it was screened."""
+    out = set()
+    for trial in study.get_trials(deepcopy=False):
+        move = trial.user_attrs.get(ls.ATTR)
+        if move and move.get("screened_cost") is not None:
+            out.add(ls.twin(move["screened_cost"], trial.user_attrs.get("macs")))
+    return out
+
+
 def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tune_space: "TuneSpace", out_root: str | Path,
                      retrain_epochs: int, objectives: Any = None, inner_accelerator: str | None = None,
                      budget_ms: float | None = None, progress: Callable[[Any], None] | None = None,
@@ -231,7 +241,7 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
         recs = ls.records(completed(study), pricer.objective)
         if not recs:
             raise ConfigError(f"study {study.study_name!r} has no finished trial with a network to start a local search from")
-        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare, exclude=failed)
+        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare, exclude=failed, tried=tried_twins(study))
         if not found:
             logger.info("local search: no neighbor of the front is promising; stopping after %d", len(added))
             break

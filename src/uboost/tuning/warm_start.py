@@ -74,22 +74,12 @@ def params_for(config: "SearchConfig", tune_space: "TuneSpace", base_seed: int |
     return params, ""
 
 
-def _searched(source_study: "optuna.Study") -> list:
-    """The finished trials that ran a search (not the ones skipped over an area budget, nor a local search's: their
-    network was derived from another trial's, which is the one to search again)."""
-    from optuna.trial import TrialState
-
-    from uboost.tuning.local_search import ATTR
-
-    return [t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if not t.user_attrs.get("skipped") and ATTR not in t.user_attrs]
-
-
 def check_source(source: str | os.PathLike) -> int:
     """How many finished, searched trials the study in ``source`` has; a ConfigError when it has none (or no study)."""
+    from uboost.tuning.local_search import searched
     from uboost.tuning.study import load_study
 
-    trials = _searched(load_study(source))
+    trials = searched(load_study(source))
     if not trials:
         raise ConfigError(f"--warm-start {source}: the study there has no finished trial to start from")
     return len(trials)
@@ -102,11 +92,12 @@ def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "
     source trial is not enqueued again (a continued study). ``base_seed``: this study's base seed, which a
     space drawing search seeds needs to run each source trial with its own seed."""
     from uboost.search_config import SearchConfig
+    from uboost.tuning.local_search import searched
     from uboost.tuning.study import load_study
 
     done = {t.user_attrs.get(SOURCE_ATTR) for t in study.get_trials(deepcopy=False)}
     enqueued, left = 0, []
-    for trial in _searched(load_study(source)):
+    for trial in searched(load_study(source)):
         tag = f"{os.fspath(source)}#{trial.number}"
         if tag in done:
             continue
