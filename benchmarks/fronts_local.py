@@ -20,7 +20,7 @@ entry's N = 0 column is its published hypervolume re-read from the oracle's retr
 to about one test image). Each N costs N retrains x K seeds on top of the sweep (a lenet retrain is 1-3 s).
 
     PYTHONPATH=src python benchmarks/fronts_local.py --pair lenet-16x16 --points benchmarks/fronts/lenet-k5-s10/points.csv \\
-        --seeds 0-9 --local 0,3,6,11 --root benchmarks/runs/fronts-oracle --out benchmarks/fronts/lenet-local
+        --seeds 0-9 --local 0,3,6,11,22 --oracle benchmarks/fronts/lenet-oracle/oracle.json --out benchmarks/fronts/lenet-local
 """
 
 from __future__ import annotations
@@ -58,8 +58,13 @@ def counts(row: dict) -> tuple[int, int]:
     return round(float(row["cycles"])), round(float(row["macs"]))
 
 
-def sweep_networks(points_csv: Path, pair: str, by_counts: dict, seeds: list[int]) -> dict[tuple[str, int], list[str]]:
-    """Per (entry, seed): the keys of the distinct networks its points derived (matched by cycle and MAC counts)."""
+def sweep_networks(points_csv: Path, pair: str, by_counts: dict, seeds: list[int],
+                   task_only_joins: frozenset[str] | set[str] = frozenset()) -> dict[tuple[str, int], list[str]]:
+    """Per (entry, seed): the keys of the distinct networks its points derived (matched by cycle and MAC counts). The
+    ``task-only`` search is the lambda = 0 point of the entries in ``task_only_joins`` (those without a utilization
+    term, as ``fronts_report.fronts`` counts it) and no entry of its own."""
+    from bench_fronts import TASK_ONLY
+
     from uboost.tuning.local_search import key
 
     out: dict[tuple[str, int], list[str]] = defaultdict(list)
@@ -74,7 +79,11 @@ def sweep_networks(points_csv: Path, pair: str, by_counts: dict, seeds: list[int
             name = key(matches[0]["arch"])
             if name not in out[(p["entry"], int(p["seed"]))]:
                 out[(p["entry"], int(p["seed"]))].append(name)
-    return out
+    for (entry, seed), names in [(k, v) for k, v in out.items() if k[0] == TASK_ONLY]:
+        for other in task_only_joins:
+            if (other, seed) in out:
+                out[(other, seed)] += [n for n in names if n not in out[(other, seed)]]
+    return {k: v for k, v in out.items() if k[0] != TASK_ONLY}
 
 
 def local_search(start: list[dict], n: int, choices: dict, table: dict, accuracy) -> list[dict]:
@@ -119,7 +128,8 @@ def run(args) -> dict:
     for r in rows:
         by_counts[counts(r)].append(r)
     seeds = list(args.seeds)
-    sweeps = sweep_networks(Path(args.points), args.pair, by_counts, seeds)
+    joins = {m for m, changes in bench_fronts.MODELS.items() if changes.get("utilization_weight", 1.0) == 0}
+    sweeps = sweep_networks(Path(args.points), args.pair, by_counts, seeds, joins)
     entries = sorted({e for e, _ in sweeps} if not args.entries else args.entries)
     reference = bench_fronts.REFERENCE[args.pair]
     retrained: dict[str, float] = {}
@@ -171,6 +181,28 @@ def summary_rows(r: dict) -> list[dict]:
     return out
 
 
+def paired(r: dict, base: str = "systolic") -> list[dict]:
+    """Per other entry and N: ``base`` minus it over the search seeds both have (mean, std, seeds ahead, paired t, p;
+    ``scipy.stats.ttest_rel``, two-sided)."""
+    from scipy import stats
+
+    out = []
+    mine = r["entries"].get(base, {})
+    for entry, per_seed in r["entries"].items():
+        seeds = sorted(set(per_seed) & set(mine), key=int)
+        if entry == base or len(seeds) < 3:
+            continue
+        for n in r["local"]:
+            a = [mine[s]["hypervolume"][n] for s in seeds]
+            b = [per_seed[s]["hypervolume"][n] for s in seeds]
+            diff = [x - y for x, y in zip(a, b)]
+            test = stats.ttest_rel(a, b) if any(diff) else None
+            out.append({"entry": entry, "n": n, "seeds": len(seeds), "mean": statistics.fmean(diff),
+                        "std": statistics.stdev(diff), "ahead": sum(d > 0 for d in diff),
+                        "t": None if test is None else float(test.statistic), "p": None if test is None else float(test.pvalue)})
+    return out
+
+
 def markdown(r: dict) -> str:
     rows = summary_rows(r)
     ns = r["local"]
@@ -179,15 +211,27 @@ def markdown(r: dict) -> str:
              f"Hypervolume from ({r['reference'][0]:g} %, {r['reference'][1]:g} µs), mean ± std over search seeds, after N "
              "local-search retrains (N = 0: the sweep's own points, every accuracy re-read from the oracle's retrains)."
              + (f" Attainable front: {r['attainable_hypervolume']:.3f}." if r.get("attainable_hypervolume") else ""), "",
-             "| entry | " + " | ".join(f"N = {n}" for n in ns) + f" | gain at N = {ns[-1]} |",
-             "|---|" + "---|" * (len(ns) + 1)]
+             "| entry | " + " | ".join(f"N = {n}" for n in ns) + f" | gain at N = {ns[-1]} | networks added (mean; fewer: none promising) |",
+             "|---|" + "---|" * (len(ns) + 2)]
     by_entry: dict[str, dict[int, dict]] = defaultdict(dict)
     for row in rows:
         by_entry[row["entry"]][row["n"]] = row
     order = sorted(by_entry, key=lambda e: -by_entry[e][ns[-1]]["mean"])
     for entry in order:
         cells = [f"{by_entry[entry][n]['mean']:.3f} ± {by_entry[entry][n]['std']:.3f}" for n in ns]
-        lines.append(f"| {entry} | " + " | ".join(cells) + f" | {by_entry[entry][ns[-1]]['gain']:+.3f} |")
+        added = statistics.fmean(len(seed.get("added", [])) for seed in r["entries"][entry].values())
+        lines.append(f"| {entry} | " + " | ".join(cells) + f" | {by_entry[entry][ns[-1]]['gain']:+.3f} | {added:.1f} |")
+    rows = paired(r)
+    if rows:
+        lines += ["", "Exact (`systolic`) minus each entry, per search seed (mean ± std, seeds exact is ahead, paired t, p):", "",
+                  "| entry | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+        for entry in [e for e in order if any(p["entry"] == e for p in rows)]:
+            cells = []
+            for n in ns:
+                p = next(p for p in rows if p["entry"] == entry and p["n"] == n)
+                test = "" if p["t"] is None else f", t {p['t']:+.2f}, p {p['p']:.3f}"
+                cells.append(f"{p['mean']:+.4f} ± {p['std']:.4f} ({p['ahead']}/{p['seeds']}{test})")
+            lines.append(f"| {entry} | " + " | ".join(cells) + " |")
     lines += ["", f"{r['networks_retrained']} distinct networks at K = {r['retrain_seeds']}; {r['wall_s']:.0f} s wall."]
     return "\n".join(lines) + "\n"
 

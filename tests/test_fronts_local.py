@@ -57,9 +57,12 @@ def test_sweep_points_map_to_the_space_by_cycle_and_mac_counts(tmp_path):
                       "p,x,0,8000.0,400.0\n"  # the same network at another lambda: once
                       "p,x,1,2000.0,80.0\n"
                       "p,x,2,2000.0,80.0\n"  # a seed not asked for
-                      "q,x,0,1500.0,40.0\n")  # another pair
-    found = fronts_local.sweep_networks(points, "p", by_counts, [0, 1])
-    assert found == {("x", 0): [key({"k": 5, "w": 16})], ("x", 1): [key({"k": 3, "w": 8})]}
+                      "q,x,0,1500.0,40.0\n"  # another pair
+                      "p,task-only,0,3000.0,150.0\n"  # lambda 0 without a utilization term: x's, not y's
+                      "p,y,0,1500.0,40.0\n")
+    found = fronts_local.sweep_networks(points, "p", by_counts, [0, 1], {"x"})
+    assert found == {("x", 0): [key({"k": 5, "w": 16}), key({"k": 3, "w": 16})], ("x", 1): [key({"k": 3, "w": 8})],
+                     ("y", 0): [key({"k": 3, "w": 4})]}
     by_counts[(2000, 80)].append(by_counts[(2000, 80)][0])  # two networks with the same counts: refused
     with pytest.raises(ValueError, match="2 networks of the space"):
         fronts_local.sweep_networks(points, "p", by_counts, [1])
@@ -68,8 +71,19 @@ def test_sweep_points_map_to_the_space_by_cycle_and_mac_counts(tmp_path):
 def test_the_summary_reports_means_and_gains_over_seeds():
     result = {"pair": "p", "seeds": [0, 1], "local": [0, 3], "retrain_seeds": 5, "reference": [20.0, 16.0],
               "networks_retrained": 7, "wall_s": 1.0, "attainable_hypervolume": 0.9,
-              "entries": {"x": {0: {"hypervolume": {0: 0.80, 3: 0.84}}, 1: {"hypervolume": {0: 0.82, 3: 0.83}}}}}
+              "entries": {"x": {0: {"hypervolume": {0: 0.80, 3: 0.84}, "added": [{}, {}, {}]},
+                                1: {"hypervolume": {0: 0.82, 3: 0.83}, "added": [{}]}}}}
     rows = {(r["entry"], r["n"]): r for r in fronts_local.summary_rows(result)}
     assert rows[("x", 3)]["mean"] == pytest.approx(0.835) and rows[("x", 3)]["gain"] == pytest.approx(0.025)
     assert rows[("x", 0)]["gain"] == 0.0
-    assert "| x | 0.810 ± 0.014 | 0.835 ± 0.007 | +0.025 |" in fronts_local.markdown(result)
+    assert "| x | 0.810 ± 0.014 | 0.835 ± 0.007 | +0.025 | 2.0 |" in fronts_local.markdown(result)
+
+
+def test_exact_minus_each_entry_is_paired_by_search_seed():
+    hv = {"systolic": [0.83, 0.85, 0.84], "y": [0.82, 0.86, 0.80]}
+    result = {"local": [0], "entries": {e: {str(s): {"hypervolume": {0: v}} for s, v in enumerate(vs)} for e, vs in hv.items()}}
+    (row,) = fronts_local.paired(result)
+    assert row["entry"] == "y" and row["seeds"] == 3 and row["ahead"] == 2
+    assert row["mean"] == pytest.approx((0.01 - 0.01 + 0.04) / 3)
+    from scipy import stats
+    assert row["p"] == pytest.approx(stats.ttest_rel(hv["systolic"], hv["y"]).pvalue)
