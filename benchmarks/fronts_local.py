@@ -155,6 +155,7 @@ def run(args) -> dict:
             start = [table[name] for name in names]
             added = local_search(start, max(budgets), choices, table, accuracy)
             per_seed[seed] = {"networks": len(start), "hypervolume": {n: volume(start + added[:n]) for n in budgets},
+                              "start": [{"latency_us": r["latency_us"], "accuracy": accuracy(r)} for r in start],
                               "added": [{"move": a["move"], "latency_us": a["latency_us"], "accuracy": accuracy(a)}
                                         for a in added]}
         results[entry] = per_seed
@@ -178,6 +179,34 @@ def summary_rows(r: dict) -> list[dict]:
             out.append({"entry": entry, "n": n, "seeds": len(values), "mean": statistics.fmean(values),
                         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                         "gain": statistics.fmean(v - b for v, b in zip(values, base))})
+    return out
+
+
+def speedups(r: dict, n: int, rival: str = "flops") -> dict[str, tuple[float | None, int, int]]:
+    """Per entry: the matched-accuracy speed-up over ``rival`` at ``n`` local networks for both (``fronts_report``'s
+    rule: for each front point, the rival's fastest network of the same seed within ``MATCH_POINTS`` of its accuracy,
+    over its latency), as ``(geometric mean over every seed's front points, matched, unmatched)``."""
+    import math
+
+    from fronts_report import matched_speedups
+
+    def points(seed: dict) -> list[dict]:
+        return [{"error_pct": 100 * (1 - p["accuracy"]), "latency_us": p["latency_us"], "test_acc": p["accuracy"]}
+                for p in seed["start"] + seed["added"][:n]]
+
+    out = {}
+    rivals = r["entries"].get(rival, {})
+    for entry, per_seed in r["entries"].items():
+        if entry == rival:
+            continue
+        ratios, unmatched = [], 0
+        for seed, data in per_seed.items():
+            if seed in rivals and "start" in data:
+                got, missed = matched_speedups(points(data), points(rivals[seed]))
+                ratios += got
+                unmatched += missed
+        mean = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
+        out[entry] = (mean, len(ratios), unmatched)
     return out
 
 
@@ -231,6 +260,14 @@ def markdown(r: dict) -> str:
                 p = next(p for p in rows if p["entry"] == entry and p["n"] == n)
                 test = "" if p["t"] is None else f", t {p['t']:+.2f}, p {p['p']:.3f}"
                 cells.append(f"{p['mean']:+.4f} ± {p['std']:.4f} ({p['ahead']}/{p['seeds']}{test})")
+            lines.append(f"| {entry} | " + " | ".join(cells) + " |")
+    first, last = speedups(r, ns[0]), speedups(r, ns[-1])
+    if first:
+        lines += ["", "Matched-accuracy speed-up over FLOPs (within 0.3 points, the same seed and N for both; geometric mean "
+                  "over the front points of every seed; matched / unmatched points):", "",
+                  f"| entry | N = {ns[0]} | N = {ns[-1]} |", "|---|---|---|"]
+        for entry in [e for e in order if e in first]:
+            cells = [("-" if m is None else f"{m:.2f}x") + f" ({k} / {u})" for m, k, u in (first[entry], last[entry])]
             lines.append(f"| {entry} | " + " | ".join(cells) + " |")
     lines += ["", f"{r['networks_retrained']} distinct networks at K = {r['retrain_seeds']}; {r['wall_s']:.0f} s wall."]
     return "\n".join(lines) + "\n"

@@ -87,3 +87,18 @@ def test_exact_minus_each_entry_is_paired_by_search_seed():
     assert row["mean"] == pytest.approx((0.01 - 0.01 + 0.04) / 3)
     from scipy import stats
     assert row["p"] == pytest.approx(stats.ttest_rel(hv["systolic"], hv["y"]).pvalue)
+
+
+def test_matched_speedups_compare_each_front_point_with_the_fastest_flops_network_as_accurate():
+    def seed(start, added=()):
+        return {"start": [{"latency_us": lat, "accuracy": acc} for lat, acc in start],
+                "added": [{"latency_us": lat, "accuracy": acc} for lat, acc in added]}
+
+    result = {"entries": {"systolic": {"0": seed([(2.0, 0.95)], [(1.0, 0.95)])},
+                          "flops": {"0": seed([(4.0, 0.951), (3.0, 0.90)], [(1.5, 0.96)])}}}
+    # N = 0: exact's one point (95 %, 2 µs); FLOPs' fastest within 0.3 points: 4 µs -> 2x
+    assert fronts_local.speedups(result, 0) == {"systolic": (pytest.approx(2.0), 1, 0)}
+    # N = 1: exact's front is (95 %, 1 µs) (2 µs is dominated); FLOPs' local network (96 %, 1.5 µs) -> 1.5x
+    assert fronts_local.speedups(result, 1) == {"systolic": (pytest.approx(1.5), 1, 0)}
+    result["entries"]["flops"]["0"] = seed([(3.0, 0.90)])  # nothing as accurate: unmatched
+    assert fronts_local.speedups(result, 0) == {"systolic": (None, 0, 1)}
