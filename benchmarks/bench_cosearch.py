@@ -22,7 +22,8 @@ bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds ro
 reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
 searches an energy term; ``--warm-start`` enqueues the baseline's trials as the co-search's first ones (``uboost tune --warm-start``; they
 count in ``--cosearch-trials``; studies in ``...-warm/``); ``--local-search N`` copies the finished co-search study and adds up to N
-local-search trials (``uboost tune --local-search``: networks one choice away from the front's; studies in ``...-lsN/``); ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
+local-search trials (``uboost tune --local-search``: networks one choice away from the front's; studies in ``...-lsN/``;
+``--baseline-local-search N`` does the same for the baseline, in ``baseline-lsN/``); ``--tag T`` names a separate co-search study folder (e.g. a copy of a study continued further).
 ``--retrain-seeds K`` (with ``--report-only`` on finished studies) retrains every trial network K times (seeds 0..K-1, the
 trial's own retrain settings, each network once per seed) and judges on the mean accuracies (``_cosearch_retrains.py``).
 ``cosearch_crossfit.py`` re-judges those summaries with the choice and the verdict on separate halves of the seeds.
@@ -101,17 +102,22 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     co_base = base if args.bits is None else base.replace(bits=args.bits)  # the baseline stays today's 8-bit network
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
-    runs = [("baseline", base, baseline_space, args.baseline_trials, "accuracy,latency", {})]
+    base_kind = f"baseline-ls{args.baseline_local_search}" if args.baseline_local_search else "baseline"
+    runs = [(base_kind, base, baseline_space, args.baseline_trials, "accuracy,latency", {})]
     if not args.baseline_only:
         runs.append((co_kind, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
                      {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds}))
     for kind, kind_base, space, trials, objectives, extra in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
-        if args.report_only or (done >= trials and not (kind == co_kind and args.local_search)):  # reused (the baseline is shared)
+        local_n = args.local_search if kind == co_kind else args.baseline_local_search
+        if args.report_only or (done >= trials and not local_n):  # reused (the baseline is shared)
             study = FirstTrials(tuning.load_study(out / kind), trials)  # a study continued further: its first `trials`
-        elif kind == co_kind and args.local_search:
-            study = local_search(out, source_kind, co_kind, trials, kind_base, space, args)
+        elif local_n and kind == co_kind:
+            study = local_search(out, source_kind, co_kind, trials, kind_base, space, args, local_n, objectives,
+                                 args.inner_accelerator, args.local_search_screen)
+        elif local_n:  # the baseline's own local search, on its fixed 16x16 accelerator (ranked by latency)
+            study = local_search(out, "baseline", kind, trials, kind_base, space, args, local_n, objectives, "off", "best")
         else:
             warm = None
             if kind == co_kind and args.warm_start:  # the baseline's trials first (uboost tune --warm-start)
@@ -125,7 +131,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         seconds = time.perf_counter() - started
         if args.report_only or done:  # the studies' own span: first trial start to last trial end
             seconds = study_seconds(study)
-        studies["cosearch" if kind == co_kind else kind] = (study, seconds)
+        studies["cosearch" if kind == co_kind else "baseline"] = (study, seconds)
     if args.baseline_only:
         return {"space": name, "baseline_sram_kb": sram_kb, "budget_mm2": budget}
     found = judged(name, sram_kb, budget, base, studies, args.tolerance, args.retrain_seeds, Path(args.out), out)
@@ -155,9 +161,11 @@ def study_seconds(study) -> float:
     return seconds
 
 
-def local_search(out: Path, source_kind: str, kind: str, trials: int, base, space, args):
-    """``--local-search N``: the finished study ``source_kind`` copied to ``kind`` (its journal: the trials keep their
-    run directories), then up to N local-search trials added (``uboost tune --local-search``; resumes)."""
+def local_search(out: Path, source_kind: str, kind: str, trials: int, base, space, args, n: int, objectives: str,
+                 inner: str, screen: str):
+    """``--local-search N`` (or ``--baseline-local-search N``): the finished study ``source_kind`` copied to ``kind``
+    (its journal: the trials keep their run directories), then up to ``n`` local-search trials added (``uboost tune
+    --local-search``; resumes)."""
     import shutil
 
     from uboost import tuning
@@ -173,10 +181,9 @@ def local_search(out: Path, source_kind: str, kind: str, trials: int, base, spac
         os.replace(target.with_suffix(".tmp"), target)
     study = tuning.load_study(out / kind)
     done = sum(1 for t in study.trials if ATTR in t.user_attrs)
-    if done < args.local_search:
-        run_local_search(study, args.local_search - done, base=base, tune_space=space, out_root=out / kind,
-                         retrain_epochs=args.retrain_epochs, objectives="accuracy,latency,energy",
-                         inner_accelerator=args.inner_accelerator, screen=args.local_search_screen)
+    if done < n:
+        run_local_search(study, n - done, base=base, tune_space=space, out_root=out / kind,
+                         retrain_epochs=args.retrain_epochs, objectives=objectives, inner_accelerator=inner, screen=screen)
     return FirstTrials(study, trials)
 
 
@@ -458,6 +465,9 @@ def main() -> None:
     parser.add_argument("--local-search", type=int, default=0, metavar="N",
                         help="co-search: a copy of the finished study, then up to N local-search trials (uboost tune "
                              "--local-search; studies in ...-lsN/)")
+    parser.add_argument("--baseline-local-search", type=int, default=0, metavar="N",
+                        help="the baseline too: a copy of its finished study, then up to N local-search trials on the 16x16 "
+                             "default (ranked by latency; studies in baseline-lsN/)")
     parser.add_argument("--local-search-screen", default="best", choices=("best", "parent"),
                         help="screen neighbors on their best accelerator or on the parent's (studies in ...-lsN-parent/)")
     parser.add_argument("--baseline-only", action="store_true", help="run (or complete) the 16x16 baselines only")
