@@ -194,11 +194,10 @@ class FirstTrials:
 
     def __init__(self, study, n: int):
         from uboost.tuning import local_search
-        from uboost.tuning.local_search import ATTR
 
         searched = [t.number for t in local_search.searched(study)]
         cut = searched[n - 1] if 0 < n <= len(searched) else max((t.number for t in study.trials), default=-1)
-        self.study, self.trials = study, [t for t in study.trials if t.number <= cut or ATTR in t.user_attrs]
+        self.study, self.trials = study, [t for t in study.trials if t.number <= cut or local_search.ATTR in t.user_attrs]
 
     def get_trials(self, deepcopy=False, states=None):
         return [t for t in self.trials if states is None or t.state in states]

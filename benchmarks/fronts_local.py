@@ -38,9 +38,9 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent
 
 
-def space_table(pair: str, root: Path) -> tuple[list[dict], dict, object]:
-    """Every network of the pair's space priced cycle-exact: ``(rows, choices, config)``; a row holds ``arch``,
-    ``run_dir``, ``latency_us``, ``cycles``, ``macs``."""
+def space_table(pair: str, root: Path) -> tuple[list[dict], dict]:
+    """Every network of the pair's space priced cycle-exact, and the space's choices: ``(rows, choices)``; a row holds
+    ``arch``, ``run_dir``, ``latency_us``, ``cycles``, ``macs``."""
     import bench_fronts
     import cosearch_oracle
 
@@ -51,7 +51,7 @@ def space_table(pair: str, root: Path) -> tuple[list[dict], dict, object]:
     for arch in cosearch_oracle.networks(config):
         run = cosearch_oracle.network_dir(root / "networks", arch, config.to_dict())
         rows.append({"arch": arch, "run_dir": run, **bench_fronts.price(run, config)})
-    return rows, space_choices(config), config
+    return rows, space_choices(config)
 
 
 def counts(row: dict) -> tuple[int, int]:
@@ -122,7 +122,7 @@ def run(args) -> dict:
 
     root = Path(args.root)
     cache = root / _reuse.RETRAIN_CACHE
-    rows, choices, _ = space_table(args.pair, root)
+    rows, choices = space_table(args.pair, root)
     table = {key(r["arch"]): r for r in rows}
     by_counts: dict = defaultdict(list)
     for r in rows:
@@ -201,7 +201,7 @@ def speedups(r: dict, n: int, rival: str = "flops") -> dict[str, tuple[float | N
             continue
         ratios, unmatched = [], 0
         for seed, data in per_seed.items():
-            if seed in rivals and "start" in data:
+            if seed in rivals:
                 got, missed = matched_speedups(points(data), points(rivals[seed]))
                 ratios += got
                 unmatched += missed
