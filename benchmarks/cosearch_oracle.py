@@ -109,6 +109,12 @@ def warm_up(layers: list[list], config: dict, space) -> None:
     print(f"warm-up: {primed} layer shapes in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def baseline_dir(root: Path, name: str, sram_kb: int, settings: dict) -> Path:
+    """The study the cell's reference came from: ``baseline-lsN`` when the cell gave the baseline a local search."""
+    n = settings.get("baseline_local_search") or 0
+    return root / f"{name}-{sram_kb}kB" / (f"baseline-ls{n}" if n else "baseline")
+
+
 def choose(reference: list[float], rows: list[dict], seeds: list[int], tolerance: float) -> dict | None:
     """The row of least EDP whose mean accuracy over ``seeds`` is within ``tolerance`` of the reference's."""
     line = statistics.fmean(reference[s] for s in seeds) - tolerance
@@ -132,7 +138,7 @@ def run(args) -> dict:
     budget = tuning.area_of(base)
     space = bench_cosearch.cosearch_space(base, budget, settings["lambdas"])
     root = Path(args.out)
-    study = tuning.load_study(root / f"{name}-{sram_kb}kB" / "baseline")
+    study = tuning.load_study(baseline_dir(root, name, sram_kb, settings))
     ref = result["reference"]
     ref_trial = study.trials[ref["trial"]]
     ref_run = Path(ref_trial.user_attrs["run_dir"])

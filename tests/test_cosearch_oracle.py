@@ -30,3 +30,10 @@ def test_lenet_enumerates_its_300_networks():
     archs = cosearch_oracle.networks(SearchConfig(space="lenet", dataset="digits"))
     assert len(archs) == 300 == len({tuple(sorted(a.items())) for a in archs})
     assert set(archs[0]) == {"conv1_width", "conv1_kernel", "conv2_width", "conv2_kernel", "fc1_width"}
+
+
+def test_the_reference_comes_from_the_baseline_study_the_cell_used():
+    root = Path("runs")
+    assert cosearch_oracle.baseline_dir(root, "lenet", 16, {}) == root / "lenet-16kB" / "baseline"
+    assert cosearch_oracle.baseline_dir(root, "lenet", 16, {"baseline_local_search": None}) == root / "lenet-16kB" / "baseline"
+    assert cosearch_oracle.baseline_dir(root, "lenet", 4, {"baseline_local_search": 20}) == root / "lenet-4kB" / "baseline-ls20"
