@@ -103,33 +103,35 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
     base_kind = f"baseline-ls{args.baseline_local_search}" if args.baseline_local_search else "baseline"
-    runs = [(base_kind, base, baseline_space, args.baseline_trials, "accuracy,latency", {})]
+    # (kind, its source study, local-search trials, base, space, trials, objectives, tune extras, local inner, screen);
+    # the baseline's local search runs on its fixed 16x16 accelerator (ranked by latency)
+    runs = [(base_kind, "baseline", args.baseline_local_search, base, baseline_space, args.baseline_trials,
+             "accuracy,latency", {}, "off", "best")]
     if not args.baseline_only:
-        runs.append((co_kind, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
-                     {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds}))
-    for kind, kind_base, space, trials, objectives, extra in runs:
+        runs.append((co_kind, source_kind, args.local_search, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
+                     {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds},
+                     inner, args.local_search_screen))
+    for kind, source, local_n, kind_base, space, trials, objectives, extra, local_inner, screen in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
-        local_n = args.local_search if kind == co_kind else args.baseline_local_search
         if args.report_only or (done >= trials and not local_n):  # reused (the baseline is shared)
             study = FirstTrials(tuning.load_study(out / kind), trials)  # a study continued further: its first `trials`
-        elif local_n and kind == co_kind:
-            study = local_search(out, source_kind, co_kind, trials, kind_base, space, args, local_n, objectives,
-                                 args.inner_accelerator, args.local_search_screen)
-        elif local_n:  # the baseline's own local search, on its fixed 16x16 accelerator (ranked by latency)
-            study = local_search(out, "baseline", kind, trials, kind_base, space, args, local_n, objectives, "off", "best")
         else:
-            warm = None
-            if kind == co_kind and args.warm_start:  # the baseline's trials first (uboost tune --warm-start)
-                from uboost.tuning.warm_start import enqueue_from
+            searched = _searched(out / source)
+            if searched < trials:  # the search itself (the local search's source study first)
+                warm = None
+                if source != "baseline" and args.warm_start:  # the baseline's trials first (uboost tune --warm-start)
+                    from uboost.tuning.warm_start import enqueue_from
 
-                warm = tuning.create_study(out / kind, objectives=objectives, seed=args.seed, population_size=args.population)
-                enqueue_from(warm, out / "baseline", space, base_seed=kind_base.seed)
-            study = tuning.run_study(base=kind_base, tune_space=space, out_root=out / kind, n_trials=trials - done, seed=args.seed,
-                                     objectives=objectives, population_size=args.population, retrain_epochs=args.retrain_epochs,
-                                     study=warm, **extra)
+                    warm = tuning.create_study(out / source, objectives=objectives, seed=args.seed, population_size=args.population)
+                    enqueue_from(warm, out / "baseline", space, base_seed=kind_base.seed)
+                study = tuning.run_study(base=kind_base, tune_space=space, out_root=out / source, n_trials=trials - searched,
+                                         seed=args.seed, objectives=objectives, population_size=args.population,
+                                         retrain_epochs=args.retrain_epochs, study=warm, **extra)
+            if local_n:
+                study = local_search(out, source, kind, trials, kind_base, space, args, local_n, objectives, local_inner, screen)
         seconds = time.perf_counter() - started
-        if args.report_only or done:  # the studies' own span: first trial start to last trial end
+        if args.report_only or done or local_n:  # the studies' own span: first trial start to last trial end
             seconds = study_seconds(study)
         studies["cosearch" if kind == co_kind else "baseline"] = (study, seconds)
     if args.baseline_only:

@@ -139,3 +139,34 @@ def test_a_stored_retrain_with_other_settings_is_not_reused(tmp_path, retrains):
     assert _reuse.retrain_acc(run, 5, None, 0, settings) == TABLE["B"][0] and retrains == []
     _reuse.retrain_acc(run, 5, None, 0, {**settings, "batch_size": 64})  # another batch size: retrained, in place
     assert len(retrains) == 1 and retrains[0][1].batch_size == 64
+
+
+def test_the_baseline_local_search_runs_its_source_study_first_and_adds_neighbors_on_the_default(tmp_path):
+    """``--baseline-local-search N`` (real searches and retrains, tiny): the plain baseline study is run first when
+    missing, copied to ``baseline-lsN``, and the added neighbor is priced on the 16x16 default; a second run resumes."""
+    import subprocess
+
+    from uboost import tuning
+    from uboost.search import SearchConfig
+    from uboost.tuning.local_search import ATTR, searched
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cosearch.py"
+    cmd = [sys.executable, str(bench), "--spaces", "lenet", "--sram-kb", "4", "--epochs", "1", "--retrain-epochs", "1",
+           "--max-samples", "64", "--baseline-trials", "2", "--baseline-local-search", "1", "--baseline-only",
+           "--out", str(tmp_path / "runs"), "--summary", str(tmp_path / "summary")]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    cell = tmp_path / "runs" / "lenet-4kB"
+    source, copy = tuning.load_study(cell / "baseline"), tuning.load_study(cell / "baseline-ls1")
+    assert len(searched(source)) == 2 == len(source.trials)  # the source study: searches only
+    assert [t.params for t in copy.trials[:2]] == [t.params for t in source.trials]
+    local = [t for t in copy.trials if ATTR in t.user_attrs]
+    assert len(local) == 1 and local[0].number == 2
+    attrs = local[0].user_attrs
+    parent = copy.trials[attrs[ATTR]["parent"]].user_attrs["arch"]
+    assert [k for k in parent if parent[k] != attrs["arch"][k]] == [attrs[ATTR]["label"]]
+    base = bench_cosearch.base_config("lenet", sram_kb=4, dram_bw=4.0, epochs=1, max_samples=64, seed=0)
+    assert SearchConfig.from_dict(attrs["config"]).hardware_spec() == base.hardware_spec()  # the default, not a co-searched one
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(tuning.load_study(cell / "baseline").trials) == 2 and len(tuning.load_study(cell / "baseline-ls1").trials) == 3
