@@ -398,7 +398,7 @@ def tune(
     check_inner_options(inner_accelerator, inner_rounds, tune_space, base)  # e.g. an enumeration too large per trial
     from uboost.tuning.local_search import check_local_search
 
-    check_local_search(local_search, mode=mode, retrain_epochs=retrain_epochs, base=base, screen=local_search_screen)
+    check_local_search(local_search, mode=mode, retrain_epochs=retrain_epochs, screen=local_search_screen)
     tuning.check_config(base)  # a bad space option fails here, once, before the storage is touched
     from uboost.accelerators import check_accelerator
 

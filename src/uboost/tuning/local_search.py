@@ -34,8 +34,9 @@ them out: they were not searched, their parents were). A neighbor that cannot be
 and counts as one of the ``n`` tries.
 Each neighbor's retrain lives in ``OUT/local-search/<study>/<hash of the network>``, marked done by ``local-search.json``
 written last: an interrupted local search resumes (a finished retrain is added, not redone; an unfinished one
-is started again). Not varied: bitwidths (a study with ``--bits`` is refused), hyperparameters (none is
-searched again: the parent's settings are kept).
+is started again). In a study with ``--bits`` (or ``--weight-bits`` / ``--act-bits``) each layer's width is one more
+choice (:mod:`~uboost.tuning.local_bits`). Not varied: hyperparameters (none is searched again: the parent's settings
+are kept).
 """
 
 from __future__ import annotations
@@ -44,13 +45,10 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from uboost.exceptions import ConfigError
 from uboost.tuning.report import feasible
-
-if TYPE_CHECKING:
-    from uboost.search_config import SearchConfig
 
 
 ATTR = "local_search"
@@ -124,19 +122,22 @@ def twin(cost: float, macs: float | None) -> tuple[str, str]:
     return f"{cost:.9g}", "-" if macs is None else f"{macs:.9g}"
 
 
-def records(trials: Sequence, objective: str) -> list[Record]:
-    """One :class:`Record` per distinct network of ``trials`` (finished, feasible, with an architecture)."""
+def records(trials: Sequence, objective: str, network: Callable[[dict], dict] | None = None) -> list[Record]:
+    """One :class:`Record` per distinct network of ``trials`` (finished, feasible, with an architecture).
+    ``network(user_attrs)`` is what tells networks apart (default: the ``arch``; a bits study adds the widths:
+    :meth:`~uboost.tuning.local_bits.BitsMoves.genome`)."""
+    network = network or (lambda attrs: attrs["arch"])
     grouped: dict[str, list] = {}
     for trial in trials:
         attrs = trial.user_attrs
         if "arch" not in attrs or attrs.get("accuracy") is None or cost_of(attrs, objective) is None or not feasible(trial):
             continue
-        grouped.setdefault(key(attrs["arch"]), []).append(trial)
+        grouped.setdefault(key(network(attrs)), []).append(trial)
     out = []
     for group in grouped.values():
         cheapest = min(group, key=lambda t: (cost_of(t.user_attrs, objective), t.number))
         accuracy = sum(t.user_attrs["accuracy"] for t in group) / len(group)
-        out.append(Record(arch=dict(cheapest.user_attrs["arch"]), accuracy=accuracy,
+        out.append(Record(arch=dict(network(cheapest.user_attrs)), accuracy=accuracy,
                           cost=cost_of(cheapest.user_attrs, objective), trial=cheapest, macs=cheapest.user_attrs.get("macs")))
     return out
 
@@ -168,18 +169,21 @@ def promising(recs: Sequence[Record], choices: dict[str, Sequence],
               price: Callable[[dict, Record], tuple[float, float | None] | None], depth: int = PARENT_FRONTS,
               prepare: Callable[[list[tuple[dict, Record]]], None] | None = None,
               exclude: frozenset[str] | set[str] = frozenset(),
-              tried: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> list[Neighbor]:
+              tried: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+              moves: Callable[[dict], list[tuple[dict, str, Any, Any]]] | None = None) -> list[Neighbor]:
     """The neighbors of the parents (:func:`fronts`) that are not in ``recs`` and cost less than the cheapest record
     at least as accurate as their parent, best ``score`` first (ties: cheaper, then by network). ``price(arch,
     parent)`` is the neighbor's ``(cost, MACs)`` (``None``: it cannot run there; MACs ``None``: not known, the
     score is the gain); ``prepare`` first sees every ``(neighbor, parent)`` to be priced (to price them in one batch);
     networks whose :func:`key` is in ``exclude`` are left out (e.g. a retrain that failed); a neighbor whose
-    :func:`twin` is in ``tried`` (neighbors already retrained) ranks after all the others."""
+    :func:`twin` is in ``tried`` (neighbors already retrained) ranks after all the others. ``moves(arch)`` lists a
+    parent's neighbors as :func:`neighbors` does (default: ``neighbors(arch, choices)``)."""
+    moves = moves or (lambda arch: neighbors(arch, choices))
     seen = {key(r.arch) for r in recs} | set(exclude)
     parents = fronts(recs, depth)
     bars = [min(r.cost for r in recs if r.accuracy >= parent.accuracy) for parent in parents]
     pairs = [(parent, bar, arch, label, old, new) for parent, bar in zip(parents, bars)
-             for arch, label, old, new in neighbors(parent.arch, choices) if key(arch) not in seen]
+             for arch, label, old, new in moves(parent.arch) if key(arch) not in seen]
     if prepare is not None:
         prepare([(arch, parent) for parent, _, arch, *_ in pairs])
     best: dict[str, Neighbor] = {}
@@ -206,7 +210,7 @@ accelerator (one evaluation each: an upper bound of its best, since the parent's
 neighbor that is retrained is always priced as the study's trials are (its best accelerator with the inner choice)."""
 
 
-def check_local_search(n: Any, *, mode: str, retrain_epochs: int, base: "SearchConfig", screen: str = "best") -> int:
+def check_local_search(n: Any, *, mode: str, retrain_epochs: int, screen: str = "best") -> int:
     """``n`` (``--local-search``) checked against the study's settings; 0 turns it off."""
     if screen not in SCREENS:
         raise ConfigError(f"unknown local-search screen {screen!r} (--local-search-screen); expected one of: {', '.join(SCREENS)}")
@@ -218,6 +222,4 @@ def check_local_search(n: Any, *, mode: str, retrain_epochs: int, base: "SearchC
         raise ConfigError("--local-search improves a Pareto front: it needs --mode pareto")
     if not retrain_epochs:
         raise ConfigError("--local-search needs --retrain-epochs: a neighbor is never searched, its accuracy is a retrain's")
-    if base.bits or base.weight_bits or base.act_bits:
-        raise ConfigError("--local-search varies architecture choices, not bitwidths: it does not run with --bits")
     return n

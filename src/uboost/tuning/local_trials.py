@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from uboost.exceptions import ConfigError, UBoostError
 from uboost.tuning import inner_accelerator as inner_choice
+from uboost.tuning import local_bits
 from uboost.tuning import local_search as ls
 from uboost.tuning import objectives as objs
 from uboost.tuning.accelerator_space import AREA_CONSTRAINT
@@ -71,10 +72,12 @@ class Pricer:
     parent)`` gives the trial attributes of the neighbor that is retrained: on the best accelerator of the space
     (``inner`` is ``"exhaustive"``, the same for every parent) or, without the inner choice, on its parent's."""
 
-    def __init__(self, base: "SearchConfig", tune_space: "TuneSpace", names: list[str], inner: str, screen: str = "best"):
+    def __init__(self, base: "SearchConfig", tune_space: "TuneSpace", names: list[str], inner: str, screen: str = "best",
+                 bits: local_bits.BitsMoves | None = None):
         if screen not in ls.SCREENS:
             raise ConfigError(f"unknown local-search screen {screen!r} (--local-search-screen); expected one of: {', '.join(ls.SCREENS)}")
         self.base, self.tune_space, self.names, self.inner, self.screen = base, tune_space, names, inner, screen
+        self.bits = bits  # a bits study: networks are genomes (local_bits), priced at their layers' widths
         self.objective = inner_choice.hardware_objective(names)
         self._memo: dict[tuple, dict | None] = {}
         self._layers: dict[str, list] = {}
@@ -83,15 +86,42 @@ class Pricer:
         self.seconds = 0.0
 
     def layers(self, arch: dict) -> list:
-        """``arch``'s layer shapes, frozen from one build of the study's space (every parent has the same)."""
+        """``arch``'s layer shapes, frozen from one build of the study's space (every parent has the same); in a bits
+        study ``arch`` is a genome and each layer carries its width (a layer it does not name: the default)."""
+        import dataclasses
+
         from uboost.search import build_space
 
+        arch, precision = self.bits.split(arch) if self.bits is not None else (arch, None)
         name = ls.key(arch)
         if name not in self._layers:
             if self._built is None:
                 self._built = build_space(self.base)[:2]
             self._layers[name] = layers_of(self.base, arch, self._built)
-        return self._layers[name]
+        if precision is None:
+            return self._layers[name]
+        widths = {s.name: precision.get(s.name) or self.bits.default(s.name) for s in self._layers[name]}
+        return [dataclasses.replace(s, weight_bits=widths[s.name][0], act_bits=widths[s.name][1]) for s in self._layers[name]]
+
+    def moves(self, choices: dict[str, list]):
+        """``moves(genome)`` for :func:`~uboost.tuning.local_search.promising`: one architecture choice, or (a bits
+        study) one layer's width; after an architecture change the layers are settled (:meth:`~uboost.tuning.local_bits.BitsMoves.settle`)."""
+        if self.bits is None:
+            return lambda arch: ls.neighbors(arch, choices)
+
+        def moves(genome: dict) -> list:
+            out = []
+            for found, label, old, new in ls.neighbors(genome, {**choices, **self.bits.choices(genome)}):
+                if not local_bits.is_bits_label(label):
+                    try:
+                        found = self.bits.settle(found, [s.name for s in self.layers(found)])
+                    except UBoostError as exc:  # a network that cannot be built cannot be priced either
+                        logger.info("local search: %s cannot be built: %s", found, exc)
+                        continue
+                out.append((found, label, old, new))
+            return out
+
+        return moves
 
     def prepare(self, pairs: list[tuple[dict, ls.Record]]) -> None:
         """Screening on the best accelerators: the layer shapes of every neighbor not priced yet, priced on every
@@ -162,7 +192,8 @@ def neighbor_dir(out_root: str | Path, study_name: str, arch: dict) -> Path:
     return Path(out_root).resolve() / ls.FOLDER / safe_name(study_name) / digest
 
 
-def _retrained(run_dir: Path, neighbor: ls.Neighbor, attrs: dict, retrain_epochs: int) -> dict:
+def _retrained(run_dir: Path, neighbor: ls.Neighbor, attrs: dict, retrain_epochs: int,
+               bits: local_bits.BitsMoves | None = None) -> dict:
     """Retrain ``neighbor`` in ``run_dir`` (or read the retrain an interrupted local search finished there)."""
     from uboost import runs
     from uboost.io import write_json
@@ -178,8 +209,13 @@ def _retrained(run_dir: Path, neighbor: ls.Neighbor, attrs: dict, retrain_epochs
         shutil.rmtree(run_dir)  # ours, unfinished: start it again
     run_dir.mkdir(parents=True)
     config = SearchConfig.from_dict(attrs["config"])
+    arch, precision = bits.split(neighbor.arch) if bits is not None else (neighbor.arch, None)
     write_json(run_dir / runs.CONFIG, attrs["config"])
-    write_json(run_dir / runs.ARCH, neighbor.arch)
+    write_json(run_dir / runs.ARCH, arch)
+    if precision:  # retrained quantization-aware at these widths (uboost.quant.apply_run_precision)
+        from uboost.quant import precision_dict
+
+        write_json(run_dir / runs.PRECISION, precision_dict(precision))
     if "_choice" in attrs:
         inner_choice.write_choice(run_dir, attrs["_choice"], SearchConfig.from_dict(neighbor.parent.trial.user_attrs["config"]))
     result = retrain(run_dir, RetrainConfig(epochs=retrain_epochs, batch_size=config.batch_size, max_samples=config.max_samples,
@@ -196,7 +232,12 @@ def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, 
 
     parent = neighbor.parent.trial
     user = {k: v for k, v in attrs.items() if not k.startswith("_")}
-    user.update(arch=neighbor.arch, run_dir=str(run_dir), test_acc=kept["test_acc"], accuracy=kept["test_acc"],
+    arch, precision = pricer.bits.split(neighbor.arch) if pricer.bits is not None else (neighbor.arch, None)
+    if precision:  # the widths it was priced and retrained at: export writes them as precision.json
+        from uboost.quant import precision_dict
+
+        user["precision"] = precision_dict(precision)
+    user.update(arch=arch, run_dir=str(run_dir), test_acc=kept["test_acc"], accuracy=kept["test_acc"],
                 retrain_seconds=kept["retrain_seconds"], search_config=parent.user_attrs.get("search_config", parent.user_attrs["config"]))
     user[ls.ATTR] = {"parent": parent.number, "label": neighbor.label, "from": neighbor.old, "to": neighbor.new,
                      "estimated_gain": neighbor.gain, "macs_kept": neighbor.kept, "screen": pricer.screen,
@@ -230,18 +271,21 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
                      screen: str = "best") -> list:
     """Up to ``n`` local-search trials added to the Pareto ``study`` (:mod:`~uboost.tuning.local_search`); the
     added trials. ``progress(trial)`` sees each one as it is added; ``screen``: :data:`~uboost.tuning.local_search.SCREENS`."""
-    ls.check_local_search(n, mode="pareto", retrain_epochs=retrain_epochs, base=base, screen=screen)
+    ls.check_local_search(n, mode="pareto", retrain_epochs=retrain_epochs, screen=screen)
     names, _ = study_metrics("pareto", objectives)
     tune_space = tune_space.for_cost_mode(base.cost_mode)
     inner, _ = check_inner_options(inner_accelerator, None, tune_space, base)
-    pricer = Pricer(base, tune_space, names, inner, screen)
+    bits = local_bits.BitsMoves.for_config(base)
+    pricer = Pricer(base, tune_space, names, inner, screen, bits)
     choices = space_choices(base)
+    moves = pricer.moves(choices)
     added, failed = [], set()
     for _ in range(n):
-        recs = ls.records(completed(study), pricer.objective)
+        recs = ls.records(completed(study), pricer.objective, None if bits is None else bits.genome)
         if not recs:
             raise ConfigError(f"study {study.study_name!r} has no finished trial with a network to start a local search from")
-        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare, exclude=failed, tried=tried_twins(study))
+        found = ls.promising(recs, choices, pricer.cost, prepare=pricer.prepare, exclude=failed, tried=tried_twins(study),
+                             moves=moves)
         if not found:
             logger.info("local search: no neighbor of the front is promising; stopping after %d", len(added))
             break
@@ -251,7 +295,7 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
             attrs = pricer.attrs(best.arch, best.parent)
             if attrs is None:
                 raise ConfigError("no accelerator of the space can price it")
-            kept = _retrained(run_dir, best, attrs, retrain_epochs)
+            kept = _retrained(run_dir, best, attrs, retrain_epochs, bits)
         except UBoostError as exc:  # a neighbor that cannot be priced or retrained (it counts as a try): the next one
             logger.warning("local search: trial %d's network with %s %s -> %s failed: %s", best.parent.trial.number,
                            best.label, best.old, best.new, exc)
