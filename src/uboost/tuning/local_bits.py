@@ -118,4 +118,14 @@ class BitsMoves:
         return out
 
 
-__all__ = ["ACT", "BITS", "BitsMoves", "PREFIXES", "WEIGHT", "is_bits_label"]
+def parts(bits: BitsMoves | None, genome: dict) -> tuple[dict, dict | None]:
+    """``(arch.json, precision.json)`` contents of ``genome`` (precision ``None`` outside a bits study)."""
+    if bits is None:
+        return genome, None
+    from uboost.quant import precision_dict
+
+    arch, precision = bits.split(genome)
+    return arch, precision_dict(precision) if precision else None
+
+
+__all__ = ["ACT", "BITS", "BitsMoves", "PREFIXES", "WEIGHT", "is_bits_label", "parts"]

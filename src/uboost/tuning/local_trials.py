@@ -209,13 +209,11 @@ def _retrained(run_dir: Path, neighbor: ls.Neighbor, attrs: dict, retrain_epochs
         shutil.rmtree(run_dir)  # ours, unfinished: start it again
     run_dir.mkdir(parents=True)
     config = SearchConfig.from_dict(attrs["config"])
-    arch, precision = bits.split(neighbor.arch) if bits is not None else (neighbor.arch, None)
+    arch, precision = local_bits.parts(bits, neighbor.arch)
     write_json(run_dir / runs.CONFIG, attrs["config"])
     write_json(run_dir / runs.ARCH, arch)
     if precision:  # retrained quantization-aware at these widths (uboost.quant.apply_run_precision)
-        from uboost.quant import precision_dict
-
-        write_json(run_dir / runs.PRECISION, precision_dict(precision))
+        write_json(run_dir / runs.PRECISION, precision)
     if "_choice" in attrs:
         inner_choice.write_choice(run_dir, attrs["_choice"], SearchConfig.from_dict(neighbor.parent.trial.user_attrs["config"]))
     result = retrain(run_dir, RetrainConfig(epochs=retrain_epochs, batch_size=config.batch_size, max_samples=config.max_samples,
@@ -232,11 +230,9 @@ def _add(study: "optuna.Study", neighbor: ls.Neighbor, attrs: dict, kept: dict, 
 
     parent = neighbor.parent.trial
     user = {k: v for k, v in attrs.items() if not k.startswith("_")}
-    arch, precision = pricer.bits.split(neighbor.arch) if pricer.bits is not None else (neighbor.arch, None)
+    arch, precision = local_bits.parts(pricer.bits, neighbor.arch)
     if precision:  # the widths it was priced and retrained at: export writes them as precision.json
-        from uboost.quant import precision_dict
-
-        user["precision"] = precision_dict(precision)
+        user["precision"] = precision
     user.update(arch=arch, run_dir=str(run_dir), test_acc=kept["test_acc"], accuracy=kept["test_acc"],
                 retrain_seconds=kept["retrain_seconds"], search_config=parent.user_attrs.get("search_config", parent.user_attrs["config"]))
     user[ls.ATTR] = {"parent": parent.number, "label": neighbor.label, "from": neighbor.old, "to": neighbor.new,
