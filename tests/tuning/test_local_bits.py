@@ -8,6 +8,7 @@ import json
 import optuna
 import pytest
 
+from tests.cli.conftest import cli  # noqa: F401 - `cli` is a fixture
 from tests.tuning.test_local_search import BUDGET, NAMES, SMALL, SPACE
 from uboost import runs
 from uboost.exceptions import ConfigError
@@ -118,3 +119,19 @@ def test_a_bits_studys_neighbors_are_one_architecture_choice_or_one_layers_width
         assert set(neighbor) == set(genome)  # lenet keeps its layer names: every width carried over
     shapes = {s.name: (s.weight_bits, s.act_bits) for s in pricer.layers(genome)}
     assert shapes == {"conv1": (8, 8), "conv2": (4, 4), "fc1": (8, 8), "fc2": (8, 8)}
+
+
+def test_tune_runs_a_local_search_on_a_bits_study(cli, tmp_path):
+    from tests.tuning.test_cosearch import TINY
+    from uboost.tuning import load_study
+
+    out = tmp_path / "t"
+    result = cli("tune", *TINY, "--rows", "8", "--cols", "8", "--retrain-epochs", "1", "--out", out, "--seed", "0",
+                 "--trials", "1", "--bits", "4,8", "--local-search", "1")
+    assert result.code == 0, (result.out, result.err)
+    local = [t for t in load_study(out).trials if ls.ATTR in t.user_attrs]
+    assert len(local) == 1, result.out
+    a = local[0].user_attrs
+    assert set(a["precision"]) == {"conv1", "conv2", "fc1", "fc2"}  # every layer priced and retrained at its width
+    assert read_precision(tmp_path / a["run_dir"] / runs.PRECISION) == {n: (v["weight_bits"], v["act_bits"])
+                                                                         for n, v in a["precision"].items()}
