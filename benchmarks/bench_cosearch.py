@@ -49,6 +49,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -83,6 +84,22 @@ def cosearch_space(base, budget: float, lambdas, search_seeds: int = 1, betas=No
         search_seeds=search_seeds, utilization_weight=None if betas is None else tuple(betas))
 
 
+class Plan(NamedTuple):
+    """One side of a cell: its study folder, the study a local search starts from (itself without one), and how to
+    run both."""
+
+    kind: str
+    source: str
+    local_n: int
+    base: Any
+    space: Any
+    trials: int
+    objectives: str
+    extra: dict
+    local_inner: str
+    screen: str
+
+
 def run_pair(name: str, sram_kb: int, args) -> dict:
     from uboost import tuning
 
@@ -103,14 +120,14 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
     if args.energy_weight:  # the co-search's network searches also weigh energy (the baseline's do not)
         co_base = co_base.replace(energy_weight=args.energy_weight)
     base_kind = f"baseline-ls{args.baseline_local_search}" if args.baseline_local_search else "baseline"
-    # (kind, its source study, local-search trials, base, space, trials, objectives, tune extras, local inner, screen);
     # the baseline's local search runs on its fixed 16x16 accelerator (ranked by latency)
-    runs = [(base_kind, "baseline", args.baseline_local_search, base, baseline_space, args.baseline_trials,
-             "accuracy,latency", {}, "off", "best")]
+    runs = [Plan(base_kind, "baseline", args.baseline_local_search, base, baseline_space, args.baseline_trials,
+                 "accuracy,latency", {}, "off", "best")]
     if not args.baseline_only:
-        runs.append((co_kind, source_kind, args.local_search, co_base, co_space, args.cosearch_trials, "accuracy,latency,energy",
-                     {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds},
-                     inner, args.local_search_screen))
+        runs.append(Plan(co_kind, source_kind, args.local_search, co_base, co_space, args.cosearch_trials,
+                         "accuracy,latency,energy",
+                         {} if inner == "off" else {"inner_accelerator": inner, "inner_rounds": args.inner_rounds},
+                         inner, args.local_search_screen))
     for kind, source, local_n, kind_base, space, trials, objectives, extra, local_inner, screen in runs:
         started = time.perf_counter()
         done = _searched(out / kind)
