@@ -58,6 +58,15 @@ def best_on_space(shapes, space, config: dict) -> dict:
             "area_mm2": choice.area_mm2, "accelerators_within_budget": choice.within_budget}
 
 
+def same_network(out: Path, source: Path) -> bool:
+    """Whether ``out`` holds ``source``'s network: the same ``arch.json`` and ``config.json``."""
+    try:
+        return all(json.loads((out / name).read_text()) == json.loads((source / name).read_text())
+                   for name in ("arch.json", "config.json"))
+    except (OSError, ValueError):
+        return False
+
+
 def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict:
     """The reference network retrained at uniform ``bits`` (reused when ``out`` holds the retrain) and priced at them
     on the 16x16 baseline, and (with the co-search ``space``) on the best accelerator of the space within its budget."""
@@ -68,6 +77,8 @@ def uniform_reference(reference_trial, bits: int, out: Path, space=None) -> dict
 
     source = Path(reference_trial.user_attrs["run_dir"])
     done = out / "retrain" / "retrain.json"
+    if done.is_file() and not same_network(out, source):  # another reference's (e.g. before a baseline local search)
+        shutil.rmtree(out)
     if not done.is_file():
         out.mkdir(parents=True, exist_ok=True)
         for name in ("config.json", "arch.json"):
