@@ -135,3 +135,16 @@ def test_tune_runs_a_local_search_on_a_bits_study(cli, tmp_path):
     assert set(a["precision"]) == {"conv1", "conv2", "fc1", "fc2"}  # every layer priced and retrained at its width
     assert read_precision(tmp_path / a["run_dir"] / runs.PRECISION) == {n: (v["weight_bits"], v["act_bits"])
                                                                          for n, v in a["precision"].items()}
+
+
+def test_a_bits_study_tells_apart_one_network_at_two_widths():
+    from tests.tuning.test_local_search import Trial
+
+    moves = lb.BitsMoves(SMALL.replace(bits=(4, 8)))
+    narrow = {**EIGHT, "conv2": {"weight_bits": 4, "act_bits": 4}}
+    trials = [Trial(0, ARCH, 0.9, 2.0, precision=EIGHT), Trial(1, ARCH, 0.8, 1.0, precision=narrow),
+              Trial(2, ARCH, 0.7, 1.5, precision=narrow)]
+    assert len(ls.records(trials, "latency")) == 1  # by the architecture alone: one network
+    recs = sorted(ls.records(trials, "latency", moves.genome), key=lambda r: r.cost)
+    assert [(r.arch["bits:conv2"], r.cost, r.trial.number) for r in recs] == [(4, 1.0, 1), (8, 2.0, 0)]
+    assert recs[0].accuracy == pytest.approx(0.75)  # the mean of the two trials at those widths
