@@ -90,18 +90,23 @@ class Pricer:
         study ``arch`` is a genome and each layer carries its width (a layer it does not name: the default)."""
         import dataclasses
 
+        arch, precision = self.bits.split(arch) if self.bits is not None else (arch, None)
+        shapes = self._shapes(arch)
+        if precision is None:
+            return shapes
+        widths = {s.name: precision.get(s.name) or self.bits.default(s.name) for s in shapes}
+        return [dataclasses.replace(s, weight_bits=widths[s.name][0], act_bits=widths[s.name][1]) for s in shapes]
+
+    def _shapes(self, arch: dict) -> list:
+        """The layer shapes of the architecture ``arch`` (no widths in it), built once each."""
         from uboost.search import build_space
 
-        arch, precision = self.bits.split(arch) if self.bits is not None else (arch, None)
         name = ls.key(arch)
         if name not in self._layers:
             if self._built is None:
                 self._built = build_space(self.base)[:2]
             self._layers[name] = layers_of(self.base, arch, self._built)
-        if precision is None:
-            return self._layers[name]
-        widths = {s.name: precision.get(s.name) or self.bits.default(s.name) for s in self._layers[name]}
-        return [dataclasses.replace(s, weight_bits=widths[s.name][0], act_bits=widths[s.name][1]) for s in self._layers[name]]
+        return self._layers[name]
 
     def moves(self, choices: dict[str, list]):
         """``moves(genome)`` for :func:`~uboost.tuning.local_search.promising`: one architecture choice, or (a bits
@@ -114,7 +119,7 @@ class Pricer:
             for found, label, old, new in ls.neighbors(genome, {**choices, **self.bits.choices(genome)}):
                 if not local_bits.is_bits_label(label):
                     try:
-                        found = self.bits.settle(found, [s.name for s in self.layers(found)])
+                        found = self.bits.settle(found, [s.name for s in self._shapes(self.bits.split(found)[0])])
                     except UBoostError as exc:  # a network that cannot be built cannot be priced either
                         logger.info("local search: %s cannot be built: %s", found, exc)
                         continue
