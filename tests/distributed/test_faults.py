@@ -54,3 +54,43 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_device
     assert all(r["alphas"] and r["weights"] and r["path"] for r in records)
     assert json.loads((resumed.out / "config.json").read_text())["devices"] == before  # the stored settings stay
     assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
+
+
+def test_the_rank_watcher_kills_the_other_ranks_and_lets_rank_0_speak_before_it_gives_up(tmp_path):
+    """Lightning's watcher SIGKILLs rank 0 too, racing its one-line error (CI saw exit -9); ours waits."""
+    import subprocess
+    import sys
+
+    from uboost.distributed.lightning import RankWatcher
+
+    dead = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead.wait(timeout=30)
+    said = []
+
+    class Recorded(RankWatcher):
+        def give_up(self, line):
+            said.append((time.monotonic(), line))
+
+    watcher = Recorded(os.getpid(), [dead, alive], grace_s=0.5, size=3, where=tmp_path / "checkpoints")
+    started = time.monotonic()
+    assert watcher._run() is True  # one poll: a rank died
+    assert alive.wait(timeout=10) == -signal.SIGKILL  # the other rank is stopped at once
+    assert len(said) == 1 and said[0][0] - started >= 0.5  # rank 0 had its grace before the watcher spoke
+    line = said[0][1]
+    assert line.startswith("rank 0 of 3: another process of the run stopped (rank 1 exited with code -9)")
+    assert f"the last checkpoint is in {tmp_path / 'checkpoints'}, continue with --resume" in line
+
+
+def test_the_launcher_of_a_multi_device_run_uses_the_rank_watcher():
+    import torch
+    from lightning_fabric.plugins.environments import LightningEnvironment
+
+    from uboost.distributed.lightning import WatchedLauncher, trainer_kwargs
+
+    for search in (True, False):
+        strategy = trainer_kwargs(devices=2, num_nodes=1, strategy="ddp", precision="32-true", search=search)["strategy"]
+        strategy.cluster_environment = LightningEnvironment()  # what the trainer sets before it launches
+        strategy.parallel_devices = [torch.device("cpu")] * 2
+        strategy._configure_launcher()
+        assert type(strategy.launcher) is WatchedLauncher and strategy.launcher.num_processes == 2

@@ -31,8 +31,13 @@ def as_rank_failure(exc: BaseException, ckpt_dir: Path | None = None) -> RankFai
         return None
     if not (isinstance(exc, known) or any(sign in text.lower() for sign in _SIGNS)):
         return None
+    return RankFailure(rank_failure_text(rank, size, text[:160], ckpt_dir))
+
+
+def rank_failure_text(rank: int, size: int, why: str, ckpt_dir: Path | str | None = None) -> str:
+    """The one line of a data-parallel run whose other process stopped."""
     where = f"; the last checkpoint is in {ckpt_dir}, continue with --resume" if ckpt_dir is not None else ""
-    return RankFailure(f"rank {rank} of {size}: another process of the run stopped ({text[:160]}){where}")
+    return f"rank {rank} of {size}: another process of the run stopped ({why}){where}"
 
 
 @contextmanager

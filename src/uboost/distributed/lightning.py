@@ -3,16 +3,78 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
+import time
 from datetime import timedelta
 
+from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from uboost.distributed import collective_timeout_s, uses_ddp
+from uboost.distributed.errors import rank_failure_text
 
 logger = logging.getLogger(__name__)
 
+GRACE_S = 15.0  # how long rank 0 may take to stop by itself once another rank died
 
-class SearchDDPStrategy(DDPStrategy):
+
+class RankWatcher(_ChildProcessObserver):
+    """Lightning's watcher of the ranks it started, made to let rank 0 speak first.
+
+    Lightning polls the other ranks every 5 s and, when one died, SIGKILLs them all *and rank 0*:
+    a user then sees exit code -9 and no word of what happened, or not, depending on whether the
+    poll came before rank 0's failed collective raised (a race). Here the other ranks are killed
+    as before, but rank 0 gets ``grace_s`` to end on its own (its collective fails at once on gloo:
+    the one ``RankFailure`` line, exit 1). Only when it is still running after that (a collective
+    that hangs, as NCCL's can) does the watcher print that same line and end the process with 1."""
+
+    def __init__(self, main_pid: int, child_processes: list, *, grace_s: float, size: int, where=None) -> None:
+        super().__init__(main_pid=main_pid, child_processes=child_processes)
+        self.grace_s, self.size, self.where = grace_s, size, where
+
+    def _terminate_all(self) -> None:
+        dead = [(i + 1, p) for i, p in enumerate(self._child_processes) if p.returncode]
+        for proc in self._child_processes:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
+        time.sleep(self.grace_s)  # a daemon thread: it ends here when rank 0 has stopped by itself
+        why = "; ".join(f"rank {rank} exited with code {proc.returncode}" for rank, proc in dead)
+        self.give_up(rank_failure_text(0, self.size, why or "a rank exited", self.where))
+
+    def give_up(self, line: str) -> None:
+        sys.stderr.write(f"error: {line}\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+
+class WatchedLauncher(_SubprocessScriptLauncher):
+    """Lightning's launcher of ``--devices N``, with :class:`RankWatcher` in place of its own watcher."""
+
+    def launch(self, function, *args, trainer=None, **kwargs):
+        self.cluster_environment.validate_settings(num_devices=self.num_processes, num_nodes=self.num_nodes)
+        if not self.cluster_environment.creates_processes_externally:
+            self._call_children_scripts()
+            where = getattr(getattr(trainer, "checkpoint_callback", None), "dirpath", None)
+            RankWatcher(os.getpid(), self.procs, grace_s=GRACE_S, size=self.num_processes * self.num_nodes,
+                        where=where).start()
+        _set_num_threads_if_needed(num_processes=self.num_processes)
+        return function(*args, **kwargs)
+
+
+class WatchedDDPStrategy(DDPStrategy):
+    """Lightning's DDP whose launcher lets rank 0 report a dead rank in one line (:class:`RankWatcher`)."""
+
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        if type(self._launcher) is _SubprocessScriptLauncher:
+            self._launcher = WatchedLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+
+
+class SearchDDPStrategy(WatchedDDPStrategy):
     """Lightning's DDP (launch, process group, samplers, ``sync_dist``, rank-zero checkpoints)
     without the ``DistributedDataParallel`` wrapper: the search averages its gradients itself
     after each of its two backward passes (:mod:`uboost.distributed.collectives`)."""
@@ -27,7 +89,7 @@ def trainer_kwargs(*, devices: int, num_nodes: int, strategy: str, precision: st
     if precision != "32-true":
         kwargs["precision"] = precision
     if uses_ddp(devices=devices, num_nodes=num_nodes, strategy=strategy):
-        kind = SearchDDPStrategy if search else DDPStrategy
+        kind = SearchDDPStrategy if search else WatchedDDPStrategy
         kwargs["strategy"] = kind(timeout=timedelta(seconds=collective_timeout_s()))
         kwargs["num_nodes"] = num_nodes
     return kwargs
