@@ -211,6 +211,10 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     import pytorch_lightning as pl
     import torch
 
+    from uboost._quiet import quiet_nni
+
+    quiet_nni()  # after Lightning's import, which sets its loggers to INFO ("GPU available", tips): as the search does
+
     from uboost.data import load_datasets, make_loaders
     from uboost.search import build_cost_model, build_space
 
@@ -248,7 +252,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     train_loader, test_loader = make_loaders(train, test, batch_size=config.batch_size, seed=config.seed, num_workers=workers)
     parallel = uses_ddp(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy)
     ranks = config.devices * config.num_nodes if parallel else 1  # Lightning shards the train set over them
-    module = _module(network, config, max(1, -(-len(train_loader) // ranks)), run.arch, sync_dist=parallel)
+    steps = max(1, -(-len(train_loader) // ranks))  # optimizer steps per epoch on each rank
+    module = _module(network, config, steps, run.arch, sync_dist=parallel)
     if checkpoint is not None:
         _check_resume_network(ckpt_path, checkpoint, module)
     if rank_zero:
@@ -274,7 +279,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     trainer = pl.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, logger=loggers,
         enable_checkpointing=True, enable_progress_bar=progress and rank_zero, enable_model_summary=False,
-        callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn", log_every_n_steps=10,
+        callbacks=callbacks, default_root_dir=str(out), num_sanity_val_steps=0, deterministic="warn", log_every_n_steps=min(10, steps),
         plugins=[atomic_checkpoint_io()],
         **trainer_kwargs(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
                          precision=config.precision, search=False),

@@ -97,3 +97,25 @@ def test_the_demo_network_uses_the_default_array_meaningfully():
     frozen = space.freeze({label: mutable.default() for label, mutable in space.simplify().items()})
     report = build_cost_model(config).evaluate(frozen, shape)
     assert report.utilization > 0.05, f"{report.utilization:.2%} of {config.array}"
+
+
+LIGHTNING_CHATTER = ("GPU available", "TPU available", "Tip:", "litlogger", "log_every_n_steps", "`Trainer.fit` stopped")
+
+
+def test_retrain_prints_no_lightning_chatter(tiny_run, tmp_path):
+    """Lightning's import sets its loggers to INFO (device lines, a product tip) after the CLI quieted
+    them; and 2 batches an epoch under log_every_n_steps=10 warned. A real process: Lightning's log
+    handler holds the stderr of the process it was imported in."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-m", "uboost", "retrain", str(tiny_run), "--epochs", "1", "--max-samples", "64",
+                           "--batch-size", "32", "--out", str(tmp_path / "retrain")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout + done.stderr
+    assert "test accuracy" in said
+    assert not [chatter for chatter in LIGHTNING_CHATTER if chatter in said], said[-3000:]

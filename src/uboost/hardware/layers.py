@@ -200,7 +200,7 @@ class LayerTable:
     def shapes(self) -> list[LayerShape]:
         """The layers of the table as :class:`LayerShape` objects (for simulators that take one layer at a time)."""
         cols = {c: [int(v) for v in getattr(self, c).tolist()] for c in _COLUMNS}
-        depthwise, linear = self.depthwise.tolist(), self.linear.tolist()
+        linear = self.linear.tolist()
         return [
             LayerShape(
                 name=self.names[i] if self.names else f"#{i}",

@@ -17,7 +17,7 @@ _LAZY = {
     "LeNetSpace": "uboost.search_spaces.lenet",
 }
 
-__all__ = ["OP_SETS", "SPACES", "DartsCifar", "LeNetSpace", "create", "list_spaces",
+__all__ = ["OP_SETS", "SPACES", "DartsCifar", "LeNetSpace", "create", "default_options", "list_spaces",
            "parse_channels", "register"]
 
 

@@ -17,7 +17,6 @@ uboost can turn alphas into NNI architecture dicts and back without knowing NNI'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -42,7 +42,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import (
 from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
 from torch import nn
 
-from uboost.strategy.host_mirror import HostMirror, as_vector
+from uboost.strategy.host_mirror import HostMirror
 
 SAMPLING_MODES = ("mixture", "single-path")
 
