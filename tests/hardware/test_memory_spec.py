@@ -117,3 +117,30 @@ def test_smooth_mode_gives_gradients_and_approaches_exact():
     smooth.sum().backward()
     assert cout.grad is not None and cout.grad.item() > 0
     assert math.isclose(smooth.item(), exact, rel_tol=0.02)
+
+
+@pytest.mark.parametrize("flow", ["ws", "os", "is"])
+@pytest.mark.parametrize("array, kb", [((4, 8), (2, 4, 8)), ((16, 16), (8, 8, 8)), ((128, 128), (8, 16, 8))])
+def test_each_layer_prices_alone_as_in_a_batch_and_both_at_once_as_apart(flow, array, kb):
+    """The fold traces stop after the batch's last fold (a few boundaries for small layers, up to 64 for big
+    ones): a layer priced alone equals its row of a batch that traces longer. ``cycles_and_accesses`` traces
+    once for both and gives what ``cycles`` and ``accesses`` give apart, call after call."""
+    shapes = [LayerShape(name="big", kind="conv", in_channels=96, out_channels=160, kernel_h=3, kernel_w=3,
+                         in_h=16, in_w=16, out_h=16, out_w=16, weight_bits=4, act_bits=8),
+              *CONTRACT_LAYERS,
+              LayerShape(name="tiny", kind="linear", in_channels=10, out_channels=3)]
+    spec = HardwareSpec(rows=array[0], cols=array[1], dataflow=flow, ifmap_sram_kb=kb[0], filter_sram_kb=kb[1],
+                        ofmap_sram_kb=kb[2], dram_bw_words=4)
+    model = create("systolic-mem", spec=spec)
+    batch = LayerTable.from_shapes(shapes)
+    cycles, words = model.cycles(batch), model.accesses(batch)
+    assert (cycles > create("systolic", spec=spec).cycles(batch)).any()  # some layer stalls: the traces matter
+    for i, shape in enumerate(shapes):
+        alone = LayerTable.from_shapes([shape])
+        assert model.cycles(alone).item() == cycles[i].item(), shape.name
+        assert {k: v.item() for k, v in model.accesses(alone).items()} == {k: v[i].item() for k, v in words.items()}
+    for table in (batch, LayerTable.from_shapes(shapes[1:3]), batch):
+        both_cycles, both_words = model.cycles_and_accesses(table)
+        assert torch.equal(both_cycles, model.cycles(table))
+        apart = model.accesses(table)
+        assert both_words.keys() == apart.keys() and all(torch.equal(both_words[k], apart[k]) for k in apart)

@@ -269,7 +269,8 @@ def _local_search(study, n: int, **options) -> None:
         console.print(f"  trial {trial.number}: trial {move['parent']}'s network with {move['label']} {move['from']} -> {move['to']}: "
                       f"accuracy {_pct(a.get('accuracy'))}, latency {a['latency_ms']:.5f} ms on {a.get('array')} {a.get('dataflow')}")
 
-    added = run_local_search(study, n, progress=line, **options)
+    with console.status("local search: pricing neighbors on the accelerators, retraining the most promising"):
+        added = run_local_search(study, n, progress=line, **options)
     if len(added) < n:
         console.print(f"local search: stopped after {len(added)}: no other neighbor of the front could join it")
 

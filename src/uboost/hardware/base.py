@@ -204,6 +204,11 @@ class CostModel(abc.ABC):
     def latency_ms(self, cycles: torch.Tensor) -> torch.Tensor:
         return cycles * (1e3 / self.spec.clock_hz)
 
+    def cycles_and_accesses(self, layers: LayerTable) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`cycles` and :meth:`accesses` of ``layers``, no gradient (a model may share work between them)."""
+        with torch.no_grad():
+            return self.cycles(layers), self.accesses(layers)
+
     def accesses(
         self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature: float | None = None
     ) -> dict[str, torch.Tensor]:
@@ -269,8 +274,7 @@ class CostModel(abc.ABC):
         check_bits(self.spec, [b for s in shapes for b in (s.weight_bits, s.act_bits)])
         table = LayerTable.from_shapes(shapes)
         with torch.no_grad():
-            cycles_t, macs_t = self.cycles(table), self.macs(table)
-            words_t = self.accesses(table)
+            (cycles_t, words_t), macs_t = self.cycles_and_accesses(table), self.macs(table)
             parts_t = energy_breakdown(self.spec, words_t, macs_t, cycles_t, w_bits=table.weight_bits, a_bits=table.act_bits)
             cycles, macs = cycles_t.tolist(), macs_t.tolist()
             work = self.effective_macs(table).tolist()

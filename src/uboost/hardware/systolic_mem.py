@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from uboost.hardware.base import Ceil, CostModel
@@ -173,8 +174,30 @@ class MemorySystolicArray(CostModel):
             out[key] = groups * ((1.0 - over) * size + (over * half + prefetches * half) / per)
         return out
 
+    def cycles_and_accesses(self, layers: LayerTable) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`cycles` and :meth:`accesses` of ``layers`` (no gradient), the same numbers, with the read
+        prefetches both need traced once (what the inner accelerator choice prices on every accelerator)."""
+        memo = self.__dict__["_prefetch_memo"] = {}
+        try:
+            with torch.no_grad():
+                return self.cycles(layers), self.accesses(layers)
+        finally:
+            memo.clear()
+            self.__dict__.pop("_prefetch_memo", None)
+
     def read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0,
                         act_words=1.0, ifmap_copies=None, ifmap_reach=None) -> list[tuple[torch.Tensor, torch.Tensor, int | None]]:
+        memo = self.__dict__.get("_prefetch_memo")
+        if memo is None:
+            return self._read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, ifmap_copies, ifmap_reach)
+        key = tuple((t.dtype, tuple(t.shape), t.numpy().tobytes()) if isinstance(t, torch.Tensor) else t
+                    for t in (m, k, n, temperature, weight_words, act_words, ifmap_copies))
+        if key not in memo:
+            memo[key] = self._read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, ifmap_copies, ifmap_reach)
+        return memo[key]
+
+    def _read_prefetches(self, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0,
+                         act_words=1.0, ifmap_copies=None, ifmap_reach=None) -> list[tuple[torch.Tensor, torch.Tensor, int | None]]:
         """Per-group prefetches (half a buffer each) of the ifmap and filter ports: the sequential walks,
         the wrap-arounds (before their fitted weight) and the buffer size in kB (``None``: unbounded,
         no prefetch).
@@ -334,21 +357,44 @@ def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch
     lines. Window edges start at multiples of the active half, so shapes and buffers that are
     powers of two resonate: every boundary circles, or the first and then none. Piecewise constant
     in the channels (not monotone, like SCALE-Sim); a short loop over boundaries, batched over layers.
+    The trace is a constant of the shapes (no gradient) and runs in numpy on the host: the same float64
+    operations as torch's, a few microseconds per boundary instead of tens (the inner accelerator choice
+    traces every layer on thousands of accelerators).
     """
     words = kb * WORDS_PER_KB
     per_line = math.ceil(words / LINES)
     half = math.ceil(words / 2 / per_line)
     edge = float(half * per_line)
-    fold_words, folds = fold_words.detach(), torch.round(folds.detach())  # a smooth fold count counts whole folds
-    shift = torch.remainder(-torch.ceil(operand_words.detach() / per_line), half) * per_line
-    offset = torch.zeros_like(fold_words)
-    wraps = torch.zeros_like(fold_words)
-    for f in range(1, TRACED_FOLDS + 1):
-        ahead = torch.remainder(offset - (f * fold_words - rows * (rows - 1) / 2.0), edge)
-        hit = ((ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)).to(wraps.dtype)
+    fold_words, folds = _host(fold_words), np.round(_host(folds))  # a smooth fold count counts whole folds
+    shift = np.remainder(-np.ceil(_host(operand_words) / per_line), half) * per_line
+    offset = np.zeros_like(fold_words)
+    wraps = np.zeros_like(fold_words)
+    for f in range(1, min(TRACED_FOLDS, _last_fold(folds - 1.0)) + 1):  # past every layer's last boundary: nothing
+        ahead = np.remainder(offset - (f * fold_words - rows * (rows - 1) / 2.0), edge)
+        hit = ((ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)).astype(wraps.dtype)
         wraps = wraps + hit
         offset = offset + hit * shift
-    return wraps * (1.0 + torch.relu(folds - 1.0 - TRACED_FOLDS) / TRACED_FOLDS)
+    return _like(wraps * (1.0 + np.maximum(folds - 1.0 - TRACED_FOLDS, 0.0) / TRACED_FOLDS), like=operand_words)
+
+
+def _host(t) -> np.ndarray:
+    """A detached float64 copy of ``t`` on the host."""
+    return t.detach().to("cpu", torch.float64).numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
+
+
+def _like(values: np.ndarray, like) -> torch.Tensor:
+    """``values`` as a tensor of ``like``'s dtype and device."""
+    out = torch.from_numpy(values)
+    return out.to(like.device, like.dtype) if isinstance(like, torch.Tensor) else out
+
+
+def _last_fold(folds: np.ndarray) -> int:
+    """The loops of :func:`_traced_wraps` and :func:`_traced_tiles` add nothing from this index on (``folds``:
+    each layer's count): ``ceil(max)``."""
+    if folds.size == 0:
+        return 0
+    top = float(folds.max())
+    return int(math.ceil(top)) if math.isfinite(top) else TRACED_FOLDS
 
 
 def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per, reach=None) -> torch.Tensor:
@@ -369,29 +415,32 @@ def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per, r
     per_line = math.ceil(words / LINES)
     half = math.ceil(words / 2 / per_line)
     edge = float(half * per_line)
-    k, other, operand_words = k.detach(), other.detach(), operand_words.detach()
-    row_folds, col_folds = torch.ceil(k / rows), torch.ceil(other / cols)
+    like = k
+    k, other, operand_words, per = _host(k), _host(other), _host(operand_words), _host(per)
+    if reach is not None:
+        reach = (_host(reach[0]), _host(reach[1]))
+    row_folds, col_folds = np.ceil(k / rows), np.ceil(other / cols)
     folds = row_folds * col_folds
-    shift = torch.remainder(-torch.ceil(operand_words / per_line), half) * per_line
-    offset = torch.zeros_like(k)
-    wraps = torch.zeros_like(k)
-    ahead = torch.zeros_like(k)  # the farthest word the window has had to reach
-    for f in range(TRACED_FOLDS):
-        fc = torch.floor(f / row_folds)
+    shift = np.remainder(-np.ceil(operand_words / per_line), half) * per_line
+    offset = np.zeros_like(k)
+    wraps = np.zeros_like(k)
+    ahead = np.zeros_like(k)  # the farthest word the window has had to reach
+    for f in range(min(TRACED_FOLDS, _last_fold(folds))):  # tiles past every layer's last cross nothing
+        fc = np.floor(f / row_folds)
         fr = f - fc * row_folds
-        used_cols = torch.clamp(other - fc * cols, max=cols)
+        used_cols = np.minimum(other - fc * cols, cols)
         lo = (fc * k * cols + fr * rows * used_cols) * per
-        hi = lo + torch.clamp(k - fr * rows, max=rows) * used_cols * per - 1.0
+        hi = lo + np.minimum(k - fr * rows, rows) * used_cols * per - 1.0
         if reach is not None:  # copies of the tile's pixels elsewhere (IS ifmap): where they reach
-            lo = torch.where(torch.isnan(reach[0][:, f]), lo, reach[0][:, f].to(lo.dtype))
-            hi = torch.where(torch.isnan(reach[1][:, f]), hi, reach[1][:, f].to(hi.dtype))
-        ahead = torch.maximum(ahead, hi)
-        crossed = torch.clamp(torch.floor((ahead - offset) / edge) - torch.floor((lo - offset) / edge), min=0.0)
-        crossed = crossed * (f < folds).to(k.dtype)
+            lo = np.where(np.isnan(reach[0][:, f]), lo, reach[0][:, f])
+            hi = np.where(np.isnan(reach[1][:, f]), hi, reach[1][:, f])
+        ahead = np.maximum(ahead, hi)
+        crossed = np.maximum(np.floor((ahead - offset) / edge) - np.floor((lo - offset) / edge), 0.0)
+        crossed = crossed * (f < folds).astype(k.dtype)
         wraps = wraps + crossed
         offset = offset + crossed * shift
-        ahead = torch.where(crossed > 0, lo, ahead)  # the circle leaves the window at the word it looked for
-    return wraps * (1.0 + torch.relu(folds - TRACED_FOLDS) / TRACED_FOLDS)
+        ahead = np.where(crossed > 0, lo, ahead)  # the circle leaves the window at the word it looked for
+    return _like(wraps * (1.0 + np.maximum(folds - TRACED_FOLDS, 0.0) / TRACED_FOLDS), like=like)
 
 
 def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None, crawls=True):

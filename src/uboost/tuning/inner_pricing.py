@@ -99,9 +99,8 @@ class InnerPricer:
         if missing:
             sub = subset_table(table, missing)
             model = self.model(spec)
-            with torch.no_grad():
-                cycles = model.cycles(sub).tolist()
-                accesses = model.accesses(sub)
+            cycles, accesses = model.cycles_and_accesses(sub)
+            cycles = cycles.tolist()
             names = names or tuple(accesses)
             words = [accesses[n].tolist() for n in names]
             for j, i in enumerate(missing):
