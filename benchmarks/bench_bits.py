@@ -37,7 +37,7 @@ VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4
 
 
 def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: int, retrain_epochs: int,
-        retrain_seeds: list[int] | None = None, widen: str = "bits") -> dict:
+        retrain_seeds: list[int] | None = None, widen: str = "all") -> dict:
     """One network: searched (reused when ``root``'s run was finished with the same settings), then
     retrained once per retrain seed (default: one retrain at the search's seed, into ``RUN/retrain``;
     with ``retrain_seeds`` into ``RUN/retrain-s<r>``). ``test_acc`` is the mean over the retrains."""
@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retrain-seeds", type=_seeds, default=None,
                         help="comma-separated: retrain each network once per seed (RUN/retrain-s<r>) and report the mean "
                              "accuracy and its spread; default one retrain at the search's seed (RUN/retrain)")
-    parser.add_argument("--widen", choices=("bits", "all"), default="bits",
-                        help="what every variant's export raises at no extra cost: bits, or channel counts and bits jointly")
+    parser.add_argument("--widen", choices=("bits", "all"), default="all",
+                        help="what every variant's export raises at no extra cost: bits, or channel counts and bits jointly "
+                             "(default all: uboost's default when bits are searched)")
     args = parser.parse_args(argv)
     rows = []
     for space in args.spaces.split(","):

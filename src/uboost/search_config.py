@@ -93,8 +93,10 @@ class SearchConfig:
     pin_bits: dict | None = None  # layer-name pattern -> fixed width
     pe: str = "fixed"
     # at export: "bits" raises each layer's bits where that costs nothing; "all" raises channel counts and bits
-    # jointly as far as the exported network's cost allows (uboost.strategy.widening)
-    widen: str = "bits"
+    # jointly as far as the exported network's cost allows (uboost.strategy.widening). None: "all" when bits are
+    # searched (a narrow layer can hold another at high bits: benchmarks/RESULTS.md, "widening channel counts and
+    # bits jointly"), else "bits" (the search's own argmax); stored resolved
+    widen: str | None = None
 
     def __post_init__(self) -> None:
         from uboost.hardware import parse_array
@@ -165,6 +167,8 @@ class SearchConfig:
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
         self._check_precision()
+        if self.widen is None:
+            object.__setattr__(self, "widen", "all" if self.bits_options() is not None else "bits")
         if self.widen not in WIDEN_MODES:
             raise ConfigError(f"widen must be one of {', '.join(WIDEN_MODES)}, got {self.widen!r}")
 

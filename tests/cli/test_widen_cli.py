@@ -5,9 +5,9 @@ import json
 from tests.cli.conftest import TINY, one_line_error
 
 
-def test_search_widen_all_exports_a_network_no_dearer_than_the_argmax(cli, tmp_path):
+def test_a_bits_search_widens_all_by_default_and_exports_a_network_no_dearer_than_the_argmax(cli, tmp_path):
     out = tmp_path / "run"
-    result = cli("search", *TINY, "--bits", "2,4,8", "--pe", "bitfusion", "--widen", "all", "--out", out)
+    result = cli("search", *TINY, "--bits", "2,4,8", "--pe", "bitfusion", "--out", out)  # --widen all: the default with bits
     assert result.code == 0, result.err
     facts = json.loads((out / "result.json").read_text())
     assert json.loads((out / "config.json").read_text())["widen"] == "all"

@@ -115,7 +115,21 @@ def test_widen_is_checked(tmp_path):
 
     with pytest.raises(ConfigError, match="widen must be one of bits, all"):
         SearchConfig(space="lenet", widen="everything")
-    assert SearchConfig(space="lenet").widen == "bits"
+    assert SearchConfig(space="lenet").widen == "bits"  # without bits: the search's own argmax
+
+
+@pytest.mark.parametrize("bits, widen, resolved", [
+    ({"bits": (2, 4, 8)}, None, "all"), ({"weight_bits": (4, 8)}, None, "all"), ({"act_bits": (4, 8)}, None, "all"),
+    ({"bits": (4, 8)}, "bits", "bits"), ({}, "all", "all"), ({}, None, "bits"),
+])
+def test_widen_defaults_to_all_when_bits_are_searched_and_is_stored_resolved(bits, widen, resolved):
+    from uboost.search import SearchConfig
+
+    config = SearchConfig(space="lenet", widen=widen, **bits)
+    assert config.widen == resolved
+    stored = config.to_dict()
+    assert stored["widen"] == resolved and SearchConfig.from_dict(stored) == config
+    assert SearchConfig.from_dict({**stored, "bits": None, "weight_bits": None, "act_bits": None}).widen == resolved
 
 
 @pytest.mark.parametrize("array, image, start, widest", [

@@ -122,7 +122,7 @@ def search(
     act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer, e.g. 4,8 [default: 8 with --weight-bits, else float]")] = None,
     pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable [default: none]")] = None,
     pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
-    widen: Annotated[Optional[str], Opt(help=f"at export, raise what costs nothing more: bits (each layer's bitwidth) | all (channel counts and bits jointly) {D('widen')}")] = None,
+    widen: Annotated[Optional[str], Opt(help="at export, raise what costs nothing more: bits (each layer's bitwidth) | all (channel counts and bits jointly) [default: all when bits are searched, else bits]")] = None,
 ) -> None:
     """Search an architecture with the U-Boost loss and write a run directory."""
     from uboost.search import SearchConfig, SearchInterrupted, run_search

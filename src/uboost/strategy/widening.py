@@ -21,7 +21,8 @@ only where a channel count its own shape depends on grows (the seed-1 corner abo
 fc1 8 -> 4 bits for conv2 4 -> 16 channels), never to buy bits elsewhere. Budgets met before are met after. What is traded
 is the search's word on these choices: a width it preferred narrow comes back wide when that costs
 nothing, which is U-Boost's premise (channels that fill the array are free) applied at export.
-Opt-in: ``SearchConfig.widen = "all"`` (``uboost search --widen all``); the default widens bits only.
+``SearchConfig.widen = "all"`` (``uboost search --widen all``): the default of a search with bitwidths; without
+them the default widens bits only (nothing then: the search's own argmax).
 """
 
 from __future__ import annotations
