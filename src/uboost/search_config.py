@@ -243,6 +243,10 @@ class SearchConfig:
             raise ConfigError(f"bad config: {exc}") from None
 
     def replace(self, **changes: Any) -> "SearchConfig":
+        """A copy with ``changes``; a ``widen`` that was the default follows a change of the searched bits."""
+        if "widen" not in changes and {"bits", "weight_bits", "act_bits"} & set(changes) and \
+                self.widen == ("all" if self.bits_options() is not None else "bits"):
+            changes["widen"] = None
         return dataclasses.replace(self, **changes)
 
 

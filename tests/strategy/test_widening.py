@@ -132,6 +132,16 @@ def test_widen_defaults_to_all_when_bits_are_searched_and_is_stored_resolved(bit
     assert SearchConfig.from_dict({**stored, "bits": None, "weight_bits": None, "act_bits": None}).widen == resolved
 
 
+def test_a_default_widen_follows_the_bits_through_replace():
+    from uboost.search import SearchConfig
+
+    plain = SearchConfig(space="lenet")
+    assert plain.replace(bits=(4, 8)).widen == "all" and plain.replace(bits=(4, 8)).replace(bits=None).widen == "bits"
+    assert plain.replace(bits=(4, 8), widen="bits").widen == "bits"  # said explicitly: kept
+    assert SearchConfig(space="lenet", widen="all").replace(bits=(4, 8)).widen == "all"  # not the default: kept
+    assert plain.replace(seed=3).widen == "bits"
+
+
 @pytest.mark.parametrize("array, image, start, widest", [
     ("128x128", None, {"conv1_width": 4, "conv1_kernel": 5, "conv2_width": 4, "conv2_kernel": 3, "fc1_width": 32},
      {"conv1_width": 8, "conv2_width": 32, "fc1_width": 128}),  # the paper's array: room to spare on the reduction side

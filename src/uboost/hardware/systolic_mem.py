@@ -190,7 +190,7 @@ class MemorySystolicArray(CostModel):
         memo = self.__dict__.get("_prefetch_memo")
         if memo is None:
             return self._read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, ifmap_copies, ifmap_reach)
-        key = tuple((t.dtype, tuple(t.shape), t.numpy().tobytes()) if isinstance(t, torch.Tensor) else t
+        key = tuple((tuple(t.shape), _host(t).tobytes()) if isinstance(t, torch.Tensor) else t
                     for t in (m, k, n, temperature, weight_words, act_words, ifmap_copies))
         if key not in memo:
             memo[key] = self._read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, ifmap_copies, ifmap_reach)
