@@ -94,3 +94,24 @@ def test_the_launcher_of_a_multi_device_run_uses_the_rank_watcher():
         strategy.parallel_devices = [torch.device("cpu")] * 2
         strategy._configure_launcher()
         assert type(strategy.launcher) is WatchedLauncher and strategy.launcher.num_processes == 2
+
+
+def test_after_ctrl_c_the_rank_watcher_lets_rank_0_finish_its_checkpoint(tmp_path):
+    """Every rank got SIGINT: the others exit 130 while rank 0 saves interrupted.ckpt, which may take longer than
+    the grace; the watcher must not end it with "another process stopped"."""
+    import subprocess
+    import sys
+
+    from uboost.distributed.lightning import RankWatcher
+
+    interrupted = subprocess.Popen([sys.executable, "-c", "raise SystemExit(130)"])
+    interrupted.wait(timeout=30)
+    said = []
+
+    class Recorded(RankWatcher):
+        def give_up(self, line):
+            said.append(line)
+
+    assert Recorded(os.getpid(), [interrupted], grace_s=0.1, size=2)._run() is True
+    time.sleep(0.3)
+    assert said == []

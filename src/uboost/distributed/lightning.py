@@ -20,6 +20,7 @@ from uboost.distributed.errors import rank_failure_text
 logger = logging.getLogger(__name__)
 
 GRACE_S = 15.0  # how long rank 0 may take to stop by itself once another rank died
+INTERRUPTED = (130, -signal.SIGINT)  # a rank's exit after Ctrl-C (uboost's code, or the signal itself)
 
 
 class RankWatcher(_ChildProcessObserver):
@@ -30,7 +31,9 @@ class RankWatcher(_ChildProcessObserver):
     poll came before rank 0's failed collective raised (a race). Here the other ranks are killed
     as before, but rank 0 gets ``grace_s`` to end on its own (its collective fails at once on gloo:
     the one ``RankFailure`` line, exit 1). Only when it is still running after that (a collective
-    that hangs, as NCCL's can) does the watcher print that same line and end the process with 1."""
+    that hangs, as NCCL's can) does the watcher print that same line and end the process with 1.
+    Ranks that stopped after Ctrl-C (exit 130) end the watch: rank 0 got the signal too and is saving
+    its checkpoint."""
 
     def __init__(self, main_pid: int, child_processes: list, *, grace_s: float, size: int, where=None) -> None:
         super().__init__(main_pid=main_pid, child_processes=child_processes)
@@ -41,6 +44,8 @@ class RankWatcher(_ChildProcessObserver):
         for proc in self._child_processes:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGKILL)
+        if dead and all(p.returncode in INTERRUPTED for _, p in dead):
+            return  # Ctrl-C reached every rank: rank 0 is saving its checkpoint and stops by itself (exit 130)
         time.sleep(self.grace_s)  # a daemon thread: it ends here when rank 0 has stopped by itself
         why = "; ".join(f"rank {rank} exited with code {proc.returncode}" for rank, proc in dead)
         self.give_up(rank_failure_text(0, self.size, why or "a rank exited", self.where))
