@@ -109,6 +109,15 @@ class CostModelContract:
             assert math.isclose(report.utilization, expected_util)
             assert 0 < report.utilization <= 1 + 1e-9
 
+    def test_cycles_and_accesses_at_once_equal_apart(self) -> None:
+        """A model may share work between the two (``systolic-mem`` traces its prefetches once): same numbers."""
+        table = LayerTable.from_shapes(CONTRACT_LAYERS)
+        for model in self._models():
+            cycles, words = model.cycles_and_accesses(table)
+            assert torch.equal(cycles, model.cycles(table)), f"{model!r}"
+            apart = model.accesses(table)
+            assert words.keys() == apart.keys() and all(torch.equal(words[k], apart[k]) for k in apart), f"{model!r}"
+
     def test_energy_is_positive_and_matches_the_report(self) -> None:
         table = LayerTable.from_shapes(CONTRACT_LAYERS)
         for model in self._models():
