@@ -233,11 +233,16 @@ class CostModel(abc.ABC):
         from uboost.hardware.energy import energy_breakdown
 
         channels = dict(in_channels=in_channels, out_channels=out_channels)
+        if in_channels is None and out_channels is None and temperature is None:  # constants: priced at once
+            cycles, words = self.cycles_and_accesses(layers)
+        else:
+            cycles, words = self.cycles(layers, **channels, temperature=temperature), \
+                self.accesses(layers, **channels, temperature=temperature)
         return energy_breakdown(
             self.spec,
-            self.accesses(layers, **channels, temperature=temperature),
+            words,
             self.macs(layers, **channels),
-            self.cycles(layers, **channels, temperature=temperature),
+            cycles,
             w_bits=w_bits if w_bits is not None else layers.weight_bits,
             a_bits=a_bits if a_bits is not None else layers.act_bits,
         )
