@@ -190,7 +190,7 @@ class MemorySystolicArray(CostModel):
         memo = self.__dict__.get("_prefetch_memo")
         if memo is None:
             return self._read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, ifmap_copies, ifmap_reach)
-        key = tuple((tuple(t.shape), _host(t).tobytes()) if isinstance(t, torch.Tensor) else t
+        key = tuple((tuple(t.shape), t.detach().to(torch.float64).cpu().numpy().tobytes()) if isinstance(t, torch.Tensor) else t
                     for t in (m, k, n, temperature, weight_words, act_words, ifmap_copies))
         if key not in memo:
             memo[key] = self._read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, ifmap_copies, ifmap_reach)
@@ -357,44 +357,52 @@ def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch
     lines. Window edges start at multiples of the active half, so shapes and buffers that are
     powers of two resonate: every boundary circles, or the first and then none. Piecewise constant
     in the channels (not monotone, like SCALE-Sim); a short loop over boundaries, batched over layers.
-    The trace is a constant of the shapes (no gradient) and runs in numpy on the host: the same float64
-    operations as torch's, a few microseconds per boundary instead of tens (the inner accelerator choice
-    traces every layer on thousands of accelerators).
+    The trace is a constant of the shapes (no gradient): see :func:`_arrays` for where it runs.
     """
     words = kb * WORDS_PER_KB
     per_line = math.ceil(words / LINES)
     half = math.ceil(words / 2 / per_line)
     edge = float(half * per_line)
-    fold_words, folds = _host(fold_words), np.round(_host(folds))  # a smooth fold count counts whole folds
-    shift = np.remainder(-np.ceil(_host(operand_words) / per_line), half) * per_line
-    offset = np.zeros_like(fold_words)
-    wraps = np.zeros_like(fold_words)
-    for f in range(1, min(TRACED_FOLDS, _last_fold(folds - 1.0)) + 1):  # past every layer's last boundary: nothing
-        ahead = np.remainder(offset - (f * fold_words - rows * (rows - 1) / 2.0), edge)
-        hit = ((ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)).astype(wraps.dtype)
+    xp, (fold_words, folds, operand_words) = _arrays(fold_words, folds, operand_words)
+    folds = xp.round(folds)  # a smooth fold count counts whole folds
+    shift = xp.remainder(-xp.ceil(operand_words / per_line), half) * per_line
+    offset = xp.zeros_like(fold_words)
+    wraps = xp.zeros_like(fold_words)
+    for f in range(1, _last_fold(xp, folds - 1.0) + 1):  # past every layer's last boundary nothing is hit
+        ahead = xp.remainder(offset - (f * fold_words - rows * (rows - 1) / 2.0), edge)
+        hit = (ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)
         wraps = wraps + hit
         offset = offset + hit * shift
-    return _like(wraps * (1.0 + np.maximum(folds - 1.0 - TRACED_FOLDS, 0.0) / TRACED_FOLDS), like=operand_words)
+    return _like(wraps * (1.0 + (folds - 1.0 - TRACED_FOLDS).clip(min=0.0) / TRACED_FOLDS), like=operand_words)
 
 
-def _host(t) -> np.ndarray:
-    """A detached float64 copy of ``t`` on the host."""
-    return t.detach().to("cpu", torch.float64).numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
+def _arrays(*values):
+    """``(xp, arrays)``: the trace inputs as float64 numpy arrays on the host (``xp`` numpy) when they live there,
+    a few microseconds per traced step against tens for torch ops on such small tensors (the inner accelerator
+    choice traces every layer on thousands of accelerators); as detached torch tensors (``xp`` torch) on an
+    accelerator, where reading them would wait for the device (the same operations either way)."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if any(t.device.type != "cpu" for t in tensors):
+        return torch, [v.detach().to(torch.float64) if isinstance(v, torch.Tensor) else v for v in values]
+    return np, [v.detach().to(torch.float64).numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=np.float64)
+                for v in values]
 
 
-def _like(values: np.ndarray, like) -> torch.Tensor:
-    """``values`` as a tensor of ``like``'s dtype and device."""
-    out = torch.from_numpy(values)
+def _like(values, like) -> torch.Tensor:
+    """``values`` (numpy or torch) as a tensor of ``like``'s dtype and device."""
+    out = torch.from_numpy(values) if isinstance(values, np.ndarray) else values
     return out.to(like.device, like.dtype) if isinstance(like, torch.Tensor) else out
 
 
-def _last_fold(folds: np.ndarray) -> int:
-    """The loops of :func:`_traced_wraps` and :func:`_traced_tiles` add nothing from this index on (``folds``:
-    each layer's count): ``ceil(max)``."""
+def _last_fold(xp, folds) -> int:
+    """How many steps the loops of :func:`_traced_wraps` and :func:`_traced_tiles` take: ``TRACED_FOLDS``, or on
+    the host ``ceil(max(folds))`` when fewer (later steps add nothing)."""
+    if xp is not np:  # on an accelerator: no host read
+        return TRACED_FOLDS
     if folds.size == 0:
         return 0
     top = float(folds.max())
-    return int(math.ceil(top)) if math.isfinite(top) else TRACED_FOLDS
+    return min(TRACED_FOLDS, int(math.ceil(top))) if math.isfinite(top) else TRACED_FOLDS
 
 
 def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per, reach=None) -> torch.Tensor:
@@ -416,31 +424,29 @@ def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per, r
     half = math.ceil(words / 2 / per_line)
     edge = float(half * per_line)
     like = k
-    k, other, operand_words, per = _host(k), _host(other), _host(operand_words), _host(per)
-    if reach is not None:
-        reach = (_host(reach[0]), _host(reach[1]))
-    row_folds, col_folds = np.ceil(k / rows), np.ceil(other / cols)
+    xp, (k, other, operand_words, per, *reach) = _arrays(k, other, operand_words, per, *(reach or ()))
+    row_folds, col_folds = xp.ceil(k / rows), xp.ceil(other / cols)
     folds = row_folds * col_folds
-    shift = np.remainder(-np.ceil(operand_words / per_line), half) * per_line
-    offset = np.zeros_like(k)
-    wraps = np.zeros_like(k)
-    ahead = np.zeros_like(k)  # the farthest word the window has had to reach
-    for f in range(min(TRACED_FOLDS, _last_fold(folds))):  # tiles past every layer's last cross nothing
-        fc = np.floor(f / row_folds)
+    shift = xp.remainder(-xp.ceil(operand_words / per_line), half) * per_line
+    offset = xp.zeros_like(k)
+    wraps = xp.zeros_like(k)
+    ahead = xp.zeros_like(k)  # the farthest word the window has had to reach
+    for f in range(_last_fold(xp, folds)):  # tiles past every layer's last cross nothing
+        fc = xp.floor(f / row_folds)
         fr = f - fc * row_folds
-        used_cols = np.minimum(other - fc * cols, cols)
+        used_cols = (other - fc * cols).clip(max=cols)
         lo = (fc * k * cols + fr * rows * used_cols) * per
-        hi = lo + np.minimum(k - fr * rows, rows) * used_cols * per - 1.0
-        if reach is not None:  # copies of the tile's pixels elsewhere (IS ifmap): where they reach
-            lo = np.where(np.isnan(reach[0][:, f]), lo, reach[0][:, f])
-            hi = np.where(np.isnan(reach[1][:, f]), hi, reach[1][:, f])
-        ahead = np.maximum(ahead, hi)
-        crossed = np.maximum(np.floor((ahead - offset) / edge) - np.floor((lo - offset) / edge), 0.0)
-        crossed = crossed * (f < folds).astype(k.dtype)
+        hi = lo + (k - fr * rows).clip(max=rows) * used_cols * per - 1.0
+        if reach:  # copies of the tile's pixels elsewhere (IS ifmap): where they reach
+            lo = xp.where(xp.isnan(reach[0][:, f]), lo, reach[0][:, f])
+            hi = xp.where(xp.isnan(reach[1][:, f]), hi, reach[1][:, f])
+        ahead = xp.maximum(ahead, hi)
+        crossed = (xp.floor((ahead - offset) / edge) - xp.floor((lo - offset) / edge)).clip(min=0.0)
+        crossed = crossed * (f < folds)
         wraps = wraps + crossed
         offset = offset + crossed * shift
-        ahead = np.where(crossed > 0, lo, ahead)  # the circle leaves the window at the word it looked for
-    return _like(wraps * (1.0 + np.maximum(folds - TRACED_FOLDS, 0.0) / TRACED_FOLDS), like=like)
+        ahead = xp.where(crossed > 0, lo, ahead)  # the circle leaves the window at the word it looked for
+    return _like(wraps * (1.0 + (folds - TRACED_FOLDS).clip(min=0.0) / TRACED_FOLDS), like=like)
 
 
 def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None, crawls=True):
