@@ -429,6 +429,7 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
         widened = widen_export(config.widen, hardware_loss.projector(), hardware_loss.supernet[0], facts["arch"],
                                bits=strategy.bits_space is not None, with_energy=with_energy)
         facts["widened"] = sorted(k for k in widened if widened[k] != facts["arch"].get(k))
+        facts["widened_values"] = {k: [facts["arch"].get(k), widened[k]] for k in facts["widened"]}  # label: [from, to]
         facts["arch"] = widened
     return facts
 

@@ -12,6 +12,9 @@ def test_a_bits_search_widens_all_by_default_and_exports_a_network_no_dearer_tha
     facts = json.loads((out / "result.json").read_text())
     assert json.loads((out / "config.json").read_text())["widen"] == "all"
     assert isinstance(facts["widened"], list)  # the labels it raised (maybe none)
+    assert sorted(facts["widened_values"]) == facts["widened"]  # label: [from, to]
+    assert all(a != b for a, b in facts["widened_values"].values())
+    assert ("changed at export (--widen all)" in result.out) == bool(facts["widened"])
     assert facts["latency_ms"] <= facts["argmax_latency_ms"] * (1 + 1e-9)  # widening never costs latency
     arch, precision = json.loads((out / "arch.json").read_text()), json.loads((out / "precision.json").read_text())
     assert set(arch) == {"conv1_width", "conv1_kernel", "conv2_width", "conv2_kernel", "fc1_width"}

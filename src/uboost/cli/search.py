@@ -205,6 +205,9 @@ def search(
     table.add_row(f"energy ({cfg.energy})", f"{s['energy_uj']:.4g} µJ ({parts})")
     if "operating_point" in s:
         table.add_row("operating point (auto)", f"{s['operating_point']['freq_hz'] / 1e6:g} MHz @ {1e3 * s['operating_point']['voltage_v']:g} mV")
+    if s.get("widened_values"):  # what the export raised at no extra cost (uboost.strategy.widening)
+        raised = ", ".join(f"{k} {a}→{b}" for k, (a, b) in s["widened_values"].items())
+        table.add_row(f"changed at export (--widen {cfg.widen})", f"{raised}: no more latency")
     table.add_row("latency_ref (uniform supernet)", "n/a" if s["latency_ref_ms"] is None else f"{s['latency_ref_ms']:.4f} ms")
     table.add_row("search time", f"{s['search_seconds']:.0f} s")
     console.print(table)
