@@ -363,6 +363,7 @@ def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch
     per_line = math.ceil(words / LINES)
     half = math.ceil(words / 2 / per_line)
     edge = float(half * per_line)
+    like = operand_words
     xp, (fold_words, folds, operand_words) = _arrays(fold_words, folds, operand_words)
     folds = xp.round(folds)  # a smooth fold count counts whole folds
     shift = xp.remainder(-xp.ceil(operand_words / per_line), half) * per_line
@@ -373,7 +374,7 @@ def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch
         hit = (ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)
         wraps = wraps + hit
         offset = offset + hit * shift
-    return _like(wraps * (1.0 + (folds - 1.0 - TRACED_FOLDS).clip(min=0.0) / TRACED_FOLDS), like=operand_words)
+    return _like(wraps * (1.0 + (folds - 1.0 - TRACED_FOLDS).clip(min=0.0) / TRACED_FOLDS), like=like)
 
 
 def _arrays(*values):
