@@ -168,7 +168,7 @@ class SearchConfig:
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
         self._check_precision()
         if self.widen is None:
-            object.__setattr__(self, "widen", "all" if self.bits_options() is not None else "bits")
+            object.__setattr__(self, "widen", self._default_widen())
         if self.widen not in WIDEN_MODES:
             raise ConfigError(f"widen must be one of {', '.join(WIDEN_MODES)}, got {self.widen!r}")
 
@@ -245,9 +245,13 @@ class SearchConfig:
     def replace(self, **changes: Any) -> "SearchConfig":
         """A copy with ``changes``; a ``widen`` that was the default follows a change of the searched bits."""
         if "widen" not in changes and {"bits", "weight_bits", "act_bits"} & set(changes) and \
-                self.widen == ("all" if self.bits_options() is not None else "bits"):
+                self.widen == self._default_widen():
             changes["widen"] = None
         return dataclasses.replace(self, **changes)
+
+    def _default_widen(self) -> str:
+        """``widen`` when not given: ``all`` when bits are searched, else ``bits`` (the search's own argmax)."""
+        return "all" if self.bits_options() is not None else "bits"
 
 
 def build_cost_model(config: SearchConfig) -> CostModel:
