@@ -27,7 +27,8 @@ weights alone first), ``systolic-beta0.1`` and ``systolic-beta0.001`` (utilizati
 0.001 instead of 1), ``systolic-ulambda`` (the utilization term weighed by lambda too,
 ``utilization_scale="lambda"``: lambda * (L / L_ref + beta * (1 - U))) and ``systolic-ulambda-warmup3``
 (that and the warm-up); ``systolic-widen`` exports each network with its channel counts raised as far as
-that costs the exported network nothing more (``widen="all"``). At lambda = 0 the ``ulambda`` entries search the task alone, but as their own
+that costs the exported network nothing more (``widen="all"``); ``systolic-tau1-0.5`` and ``systolic-tau3-0.1``
+anneal the Gumbel temperature from 1 to 0.5 or from 3 to 0.1 instead of 1 to 0.1 (``gumbel_tau``). At lambda = 0 the ``ulambda`` entries search the task alone, but as their own
 search (the warm-up entry's differs from ``task-only``).
 
 At lambda = 0 the models without a utilization term search the task alone: that search is run
@@ -100,6 +101,9 @@ STUDY_MODELS = {
     "systolic-ulambda-warmup3": dict(utilization_scale="lambda", warmup_epochs=3),
     # the exported network's channel counts raised as far as they cost nothing more (uboost.strategy.widening)
     "systolic-widen": dict(widen="all"),
+    # the Gumbel schedule (default 1 -> 0.1): ending warmer (the priced distribution stays softer), or starting hotter
+    "systolic-tau1-0.5": dict(gumbel_tau=(1.0, 0.5)),
+    "systolic-tau3-0.1": dict(gumbel_tau=(3.0, 0.1)),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"

@@ -268,6 +268,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         seed=config.seed,
         sampling=config.sampling,
         sharpen=config.sharpen,
+        gumbel_temperature=config.gumbel_tau,
         warmup_epochs=config.warmup_epochs,
         **(config.bits_options() or {}),
     )

@@ -34,6 +34,25 @@ def check_seed(seed: object, name: str = "seed") -> int:
     return seed
 
 
+def check_gumbel_tau(value: object, name: str = "gumbel_tau") -> tuple[float, float]:
+    """``(start, end)`` of the Gumbel-softmax temperature: finite numbers with ``start >= end > 0``."""
+    pair = tuple(value) if isinstance(value, (list, tuple)) else ()
+    if len(pair) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair) \
+            or not pair[0] >= pair[1] > 0:
+        raise ConfigError(f"{name} must be (start, end) with start >= end > 0, got {value!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def parse_gumbel_tau(text: str) -> tuple[float, float]:
+    """``"1,0.1"`` -> ``(1.0, 0.1)``; bad text raises a ConfigError."""
+    try:
+        pair = tuple(float(p) for p in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"--gumbel-tau must be START,END (e.g. 1,0.1), got {text!r}") from None
+    return check_gumbel_tau(pair, "--gumbel-tau")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchConfig:
     """Everything that defines a search; stored as ``config.json`` in the run directory."""
@@ -73,6 +92,9 @@ class SearchConfig:
     temperature: float = 10.0
     sampling: str = "single-path"  # one sampled candidate per choice runs per step (or "mixture": all of them, DARTS)
     sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
+    # (start, end) of the Gumbel-softmax temperature, annealed linearly per architecture step (NNI's GumbelDARTS
+    # anneals it too); sampling and, with sharpen, the priced distribution follow it
+    gumbel_tau: tuple[float, float] = (1.0, 0.1)
     epochs: int = 6
     warmup_epochs: int = 0  # weights-only epochs first (the architecture and the Gumbel schedule start after them)
     batch_size: int = 64
@@ -153,6 +175,7 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
         if not isinstance(self.sharpen, bool):
             raise ConfigError(f"sharpen must be true or false, got {self.sharpen!r}")
+        object.__setattr__(self, "gumbel_tau", check_gumbel_tau(self.gumbel_tau))
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.utilization_scale not in UTILIZATION_SCALES:

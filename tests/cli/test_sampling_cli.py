@@ -42,3 +42,19 @@ def test_warmup_epochs_reach_the_run_and_bad_values_are_one_red_line(cli, tmp_pa
     bad = cli("search", *TINY, "--epochs", "2", "--warmup-epochs", "2", "--out", tmp_path / "bad")
     one_line_error(bad, "warmup_epochs")
     assert not (tmp_path / "bad").exists()
+
+
+def test_gumbel_tau_sets_the_schedule_and_bad_values_are_one_red_line(cli, tmp_path):
+    out = tmp_path / "tau"
+    result = cli("search", *TINY, "--gumbel-tau", "2,0.5", "--out", out)
+    assert result.code == 0, result.err
+    assert json.loads((out / "config.json").read_text())["gumbel_tau"] == [2.0, 0.5]
+    with open(out / "metrics.csv", newline="") as f:
+        taus = [float(r["gumbel_tau"]) for r in csv.DictReader(f) if r.get("gumbel_tau")]
+    assert taus[0] == 2.0 and abs(taus[-1] - 0.5) < 1e-6  # from START to END over the architecture's steps
+    assert abs(json.loads((out / "result.json").read_text())["distribution_tau"] - 0.5) < 1e-6  # sharpen prices it
+    for text, words in (("0.1,1", "start >= end"), ("1", "start >= end"), ("1,0", "start >= end"),
+                        ("1,nan", "start >= end"), ("a,b", "START,END")):
+        bad = tmp_path / f"bad{len(words)}"
+        one_line_error(cli("search", *TINY, "--gumbel-tau", text, "--out", bad), "--gumbel-tau", words)
+        assert not bad.exists()

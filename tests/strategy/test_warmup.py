@@ -60,3 +60,18 @@ def test_warmup_epochs_defaults_to_none_and_round_trips():
     assert SearchConfig(space="lenet").warmup_epochs == 0
     config = SearchConfig(space="lenet", epochs=4, warmup_epochs=3)
     assert SearchConfig.from_dict(config.to_dict()).warmup_epochs == 3
+
+
+@pytest.mark.parametrize("bad", [(0.1, 1.0), (1.0, 0.0), (1.0,), (1.0, float("inf")), "1,0.1", (True, 0.1)])
+def test_gumbel_tau_must_be_a_falling_positive_pair(bad):
+    with pytest.raises(ConfigError, match="gumbel_tau"):
+        SearchConfig(space="lenet", gumbel_tau=bad)
+    with pytest.raises(ConfigError, match="gumbel_temperature"):
+        UBoost(gumbel_temperature=bad)
+
+
+def test_gumbel_tau_defaults_to_one_to_a_tenth_and_round_trips():
+    assert SearchConfig(space="lenet").gumbel_tau == (1.0, 0.1)
+    config = SearchConfig(space="lenet", gumbel_tau=[3, 0.1])  # as read back from JSON: a list of numbers
+    assert config.gumbel_tau == (3.0, 0.1)
+    assert SearchConfig.from_dict(config.to_dict()).gumbel_tau == (3.0, 0.1)

@@ -97,6 +97,7 @@ def search(
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help=f"expected | smooth {D('cost_mode')}")] = None,
     sampling: Annotated[Optional[str], Opt(help=f"mixture (all candidates run) | single-path (one sampled per choice) {D('sampling')}")] = None,
     no_sharpen: Annotated[bool, Flag("--no-sharpen", help="price softmax(alpha) as NNI's DARTS, not the distribution sharpened with the Gumbel temperature (a search that commits)")] = False,
+    gumbel_tau: Annotated[Optional[str], Opt("--gumbel-tau", help="START,END of the Gumbel-softmax temperature, annealed linearly over the architecture steps [default: 1,0.1]")] = None,
     epochs: Annotated[Optional[int], Opt(help=f"search epochs {D('epochs')}")] = None,
     warmup_epochs: Annotated[Optional[int], Opt("--warmup-epochs", help=f"of those, weights-only epochs first (the architecture learns after them) {D('warmup_epochs')}")] = None,
     batch_size: Annotated[Optional[int], Opt("--batch-size", help=f"training batch size {D('batch_size')}")] = None,
@@ -145,6 +146,10 @@ def search(
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))
+    if gumbel_tau is not None:
+        from uboost.search_config import parse_gumbel_tau
+
+        values["gumbel_tau"] = parse_gumbel_tau(gumbel_tau)
     if download:
         values["download"] = True
     if no_sharpen:

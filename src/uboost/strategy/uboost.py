@@ -150,9 +150,9 @@ class UBoost(DARTS):
         if data_split is not None and not 0.0 < data_split < 1.0:
             raise ConfigError(f"data_split must be between 0 and 1 (exclusive), got {data_split!r}")
         if gumbel_temperature is not None:
-            start, end = gumbel_temperature
-            if not start >= end > 0:
-                raise ConfigError(f"gumbel_temperature must be (start, end) with start >= end > 0, got {gumbel_temperature!r}")
+            from uboost.search_config import check_gumbel_tau
+
+            gumbel_temperature = check_gumbel_tau(gumbel_temperature, "gumbel_temperature")
         self.hardware_loss = HardwareLoss(
             self.cost_model,
             latency_weight=latency_weight,
