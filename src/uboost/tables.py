@@ -23,6 +23,11 @@ def human(n: float) -> str:
     return f"{n:.0f}" if float(n).is_integer() else f"{n:.2f}"
 
 
+def latency_text(ms: float) -> str:
+    """A latency in the unit that shows it: ``0.000419`` ms -> ``0.419 µs``, ``12.5`` -> ``12.5 ms`` (4 digits)."""
+    return f"{ms * 1e3:.4g} µs" if abs(ms) < 1 else f"{ms:.4g} ms"
+
+
 def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:
     """Per-layer MACs, cycles, utilization and energy (uJ) of one network on one or more arrays.
 
@@ -36,7 +41,8 @@ def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], 
     single = len(reports) == 1 and detail
     table = Table(
         title=f"{label}{' @ ' + 'x'.join(map(str, shape)) if shape else ''}, batch {first.spec.batch_size}, {first.model}, "
-        f"{first.spec.dataflow}, {first.spec.energy.name} at {first.spec.voltage:g} V",
+        f"{first.spec.dataflow}{'' if first.spec.pe == 'fixed' else f', {first.spec.pe} PEs'}, "
+        f"{first.spec.energy.name} at {first.spec.voltage:g} V",
         show_footer=True,
     )
     table.add_column("layer", footer="total", style="cyan", no_wrap=True)

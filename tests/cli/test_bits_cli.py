@@ -196,3 +196,23 @@ def test_a_smooth_search_widens_its_bits_on_the_exact_cycles(cli, tmp_path):
     for layer, (w, a) in precision.items():
         for wider in (b for b in (2, 4, 8) if b > w):
             assert latency({**precision, layer: (wider, wider)}) > exported * (1 + 1e-9), (layer, wider)
+
+
+def test_profile_names_the_pe_mode_and_shows_sub_ms_latency_in_us(cli, bits_run):
+    result = cli("profile", bits_run, "--array", "8x8")
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())  # rich wraps the title
+    assert "bitfusion PEs" in text  # the run's own PEs price it
+    cycles = json.loads(cli("profile", bits_run, "--array", "8x8", "--json").out)["reports"][0]["total"]["cycles"]
+    assert f"{cycles:,.0f} cycles = {cycles / 1e3:.4g} µs" in text  # at 1 GHz: not "0.0004 ms"
+    fixed = " ".join(cli("profile", bits_run, "--array", "8x8", "--pe", "fixed").out.split())
+    assert "PEs" not in fixed.split("┏")[0]  # the default PEs are not named
+
+
+def test_latency_text_picks_the_unit():
+    from uboost.tables import latency_text
+
+    assert latency_text(0.000419) == "0.419 µs"
+    assert latency_text(0.0123456) == "12.35 µs"
+    assert latency_text(1.5) == "1.5 ms" and latency_text(1234.5) == "1234 ms"
+    assert latency_text(float("nan")) == "nan ms"

@@ -69,7 +69,7 @@ def profile(
     from uboost.hardware.energy import resolve_energy
     from uboost.hardware.operating import at_point, load_operating_points
     from uboost.networks import load_network_or_run
-    from uboost.tables import energy_summary, layer_table
+    from uboost.tables import energy_summary, latency_text, layer_table
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
         check_output_file(name, path, force=force)
@@ -142,7 +142,7 @@ def profile(
             area_text = "" if area is None else (f"; area {area['total']:.4g} mm² (PEs {area['pe']:.3g}, SRAM {area['sram']:.3g}, "
                                                  f"fixed {area['fixed']:.3g}; {area_table.name})")
             console.print(
-                f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {r.latency_ms:.4f} ms "
+                f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {latency_text(r.latency_ms)} "
                 f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}{area_text}"
             )
         for spec, sweep in zip(specs, sweeps):

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human
+from uboost.cli._common import Flag, console, human, latency_text
 
 Opt = typer.Option
 
@@ -69,7 +69,7 @@ def retrain(
     table.add_column(justify="right")
     table.add_row("test accuracy", f"{100 * s['test_acc']:.1f}%")
     table.add_row(f"cycles on {s['array']} {s['dataflow']}", f"{s['cycles']:,.0f}")
-    table.add_row("latency", f"{s['latency_ms']:.4f} ms")
+    table.add_row("latency", latency_text(s["latency_ms"]))
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
     console.print(table)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human
+from uboost.cli._common import Flag, console, human, latency_text
 from uboost.exceptions import ConfigError
 
 Opt = typer.Option
@@ -203,7 +203,7 @@ def search(
     table.add_column(justify="right")
     s = result.summary()
     table.add_row("validation accuracy", "n/a" if s["val_acc"] is None else f"{100 * s['val_acc']:.1f}%")
-    table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{s['latency_ms']:.4f} ms ({human(s['cycles'])} cycles)")
+    table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{latency_text(s['latency_ms'])} ({human(s['cycles'])} cycles)")
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
     parts = ", ".join(f"{k} {v:.3g}" for k, v in s["energy_breakdown_uj"].items())
@@ -213,7 +213,7 @@ def search(
     if s.get("widened_values"):  # what the export raised at no extra cost (uboost.strategy.widening)
         raised = ", ".join(f"{k} {a}→{b}" for k, (a, b) in s["widened_values"].items())
         table.add_row(f"changed at export (--widen {cfg.widen})", f"{raised}: no more latency")
-    table.add_row("latency_ref (uniform supernet)", "n/a" if s["latency_ref_ms"] is None else f"{s['latency_ref_ms']:.4f} ms")
+    table.add_row("latency_ref (uniform supernet)", "n/a" if s["latency_ref_ms"] is None else latency_text(s["latency_ref_ms"]))
     table.add_row("search time", f"{s['search_seconds']:.0f} s")
     console.print(table)
     console.print(f"per-layer table: {result.run_dir / 'hardware.txt'}")

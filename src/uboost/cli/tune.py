@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import console, err_console, human
+from uboost.cli._common import console, err_console, human, latency_text
 from uboost.exceptions import ConfigError
 
 Opt = typer.Option
@@ -138,7 +138,7 @@ class RunningTrials:
         epochs = f"/{info['epochs']}" if info.get("epochs") else ""
         latency = info.get("latency_ms")
         text = (f"trial {number}: epoch {info.get('epoch', 0) + 1}{epochs}  val acc {_pct(info.get('val_acc'))}  "
-                f"expected latency {'n/a' if latency is None else f'{latency:.5f} ms'}")
+                f"expected latency {'n/a' if latency is None else latency_text(latency)}")
         if number in self.spinners:
             self.spinners[number].update(text=text)
         else:
@@ -169,7 +169,7 @@ def _trial_line(study, trial) -> None:
     elif state == "COMPLETE":
         extra = "".join(f", {name} {a[key]:.4g} {unit}" for key, name, unit in (("energy_uj", "energy", "µJ"), ("area_mm2", "area", "mm²"))
                         if a.get(key) is not None)
-        console.print(f"trial {trial.number}: accuracy {_pct(a.get('accuracy'))}, latency {a.get('latency_ms', float('nan')):.5f} ms{extra}, "
+        console.print(f"trial {trial.number}: accuracy {_pct(a.get('accuracy'))}, latency {latency_text(a.get('latency_ms', float('nan')))}{extra}, "
                       f"utilization {_pct(a.get('utilization'))}  [dim]({where}, {params}) {seconds}[/]")
     elif state == "PRUNED":
         console.print(f"[yellow]trial {trial.number} pruned[/] after epoch {a.get('pruned_at_epoch', '?')}  [dim]({where}, {params}) {seconds}[/]")
@@ -267,7 +267,7 @@ def _local_search(study, n: int, **options) -> None:
         a = trial.user_attrs
         move = a["local_search"]
         console.print(f"  trial {trial.number}: trial {move['parent']}'s network with {move['label']} {move['from']} -> {move['to']}: "
-                      f"accuracy {_pct(a.get('accuracy'))}, latency {a['latency_ms']:.5f} ms on {a.get('array')} {a.get('dataflow')}")
+                      f"accuracy {_pct(a.get('accuracy'))}, latency {latency_text(a['latency_ms'])} on {a.get('array')} {a.get('dataflow')}")
 
     with console.status("local search: pricing neighbors on the accelerators, retraining the most promising"):
         added = run_local_search(study, n, progress=line, **options)
@@ -350,7 +350,7 @@ def tune(
             trial = tuning.find_trial(study, export, budget_ms=budget)
             target = tuning.export_trial(study, trial.number, export_to, out_root=out, force=force)
             console.print(f"wrote run directory {target} (trial {trial.number}: accuracy {_pct(trial.user_attrs.get('accuracy'))}, "
-                          f"latency {trial.user_attrs.get('latency_ms', float('nan')):.5f} ms on {trial.user_attrs.get('array')})")
+                          f"latency {latency_text(trial.user_attrs.get('latency_ms', float('nan')))} on {trial.user_attrs.get('array')})")
             console.print(f"next: [bold]uboost retrain {target}[/]  |  uboost profile {target}")
             return
         _recover(study, out)
