@@ -272,6 +272,29 @@ class SearchConfig:
             changes["widen"] = None
         return dataclasses.replace(self, **changes)
 
+    def bits_note(self) -> str | None:
+        """A one-line note when bits are searched but nothing the search optimizes depends on them:
+        PEs and a memory model that price a layer the same at every searched width (cycles and
+        utilization of a large probe layer at the narrowest and the widest) and no energy term. The
+        bits alphas then follow the task alone and the export raises them to the widest free width.
+        ``None`` otherwise (and for ``scalesim``, which would run the simulator to tell)."""
+        options = self.bits_options()
+        if options is None or self.energy_weight or self.target_energy_uj is not None or self.cost_model == "scalesim":
+            return None
+        from uboost.hardware import LayerShape
+
+        widths = sorted({*(options["bits"] or ()), *(options["weight_bits"] or ()), *(options["act_bits"] or ())})
+        model = build_cost_model(self)
+        probe = dict(name="probe", kind="conv", in_channels=256, out_channels=256, kernel_h=3, kernel_w=3,
+                     in_h=32, in_w=32, out_h=32, out_w=32)
+        narrow, wide = (model.evaluate([LayerShape(**probe, weight_bits=b, act_bits=b)]) for b in (widths[0], widths[-1]))
+        if (narrow.cycles, narrow.utilization) != (wide.cycles, wide.utilization):
+            return None
+        return (f"{self.pe} PEs priced by {self.cost_model} cost every bitwidth the same (cycles and utilization) and "
+                "there is no energy term: the bits follow the task alone and the export raises them to the widest free "
+                "width; to trade bits for latency use --pe bitfusion or bit-serial, or a memory limit (--sram-kb, "
+                "--dram-bw-words) with --cost-model systolic-mem; for energy, --energy-weight")
+
     def _default_widen(self) -> str:
         """``widen`` when not given: ``all`` when bits are searched, else ``bits`` (the search's own argmax)."""
         return "all" if self.bits_options() is not None else "bits"

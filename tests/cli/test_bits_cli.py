@@ -216,3 +216,32 @@ def test_latency_text_picks_the_unit():
     assert latency_text(0.0123456) == "12.35 µs"
     assert latency_text(1.5) == "1.5 ms" and latency_text(1234.5) == "1234 ms"
     assert latency_text(float("nan")) == "nan ms"
+
+
+@pytest.mark.parametrize("changes, priced", [
+    (dict(bits=(2, 4, 8)), False),  # fixed PEs, compute only: every width costs the same
+    (dict(act_bits=(4, 8)), False),
+    (dict(bits=(4, 8), cost_model="flops"), False),
+    (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4), False),  # a memory limit the compute-only model ignores
+    (dict(bits=(2, 4, 8), pe="bitfusion"), True),
+    (dict(bits=(4, 8), pe="bit-serial"), True),
+    (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4, cost_model="systolic-mem"), True),  # narrow operands stall less
+    (dict(bits=(4, 8), energy_weight=1.0), True),  # the MAC energy depends on the bits
+    (dict(), True),  # no bits searched: nothing to say
+])
+def test_bits_note_when_nothing_the_search_optimizes_depends_on_the_bits(changes, priced):
+    from uboost.search import SearchConfig
+
+    note = SearchConfig(space="lenet", **changes).bits_note()
+    assert (note is None) == priced
+    if note:
+        assert "--pe bitfusion" in note and "systolic-mem" in note
+
+
+def test_search_says_the_bits_note_once_and_not_on_bitfusion(cli, tmp_path):
+    plain = cli("search", *TINY, "--bits", "4,8", "--out", tmp_path / "fixed")
+    assert plain.code == 0, plain.err
+    assert " ".join(plain.out.split()).count("cost every bitwidth the same") == 1
+    fused = cli("search", *TINY, "--bits", "4,8", "--pe", "bitfusion", "--out", tmp_path / "bitfusion")
+    assert fused.code == 0, fused.err
+    assert "every bitwidth the same" not in " ".join(fused.out.split())

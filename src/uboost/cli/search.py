@@ -185,9 +185,9 @@ def search(
     extra_logger = create_logger(logger, run_dir)  # an unknown or missing logger fails before anything is written
     from uboost.search import build_cost_model
 
-    note = build_cost_model(cfg).memory_note()
-    if note and rank_zero and not resume:
-        console.print(f"[yellow]note:[/] {note}")
+    for note in (build_cost_model(cfg).memory_note(), cfg.bits_note()):
+        if note and rank_zero and not resume:
+            console.print(f"[yellow]note:[/] {note}")
     with run_lock(run_dir) if rank_zero else contextlib.nullcontext():  # held until hardware.txt is written too
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
