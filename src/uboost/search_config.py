@@ -250,7 +250,10 @@ class SearchConfig:
         return resolve_area((self.hardware or {}).get("area"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as ``config.json`` holds them (tuples as lists): equal to a stored config read back."""
+        import json
+
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":

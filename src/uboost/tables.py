@@ -24,8 +24,11 @@ def human(n: float) -> str:
 
 
 def latency_text(ms: float) -> str:
-    """A latency in the unit that shows it: ``0.000419`` ms -> ``0.419 µs``, ``12.5`` -> ``12.5 ms`` (4 digits)."""
-    return f"{ms * 1e3:.4g} µs" if abs(ms) < 1 else f"{ms:.4g} ms"
+    """A latency in the unit that shows it: ``0.000419`` ms -> ``0.419 µs``, ``12.5`` -> ``12.5 ms``,
+    ``12345`` -> ``12.35 s`` (4 digits)."""
+    if abs(ms) < 1:
+        return f"{ms * 1e3:.4g} µs"
+    return f"{ms:.4g} ms" if abs(ms) < 1000 else f"{ms / 1e3:.4g} s"
 
 
 def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:

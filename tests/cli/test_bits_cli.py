@@ -214,7 +214,7 @@ def test_latency_text_picks_the_unit():
 
     assert latency_text(0.000419) == "0.419 µs"
     assert latency_text(0.0123456) == "12.35 µs"
-    assert latency_text(1.5) == "1.5 ms" and latency_text(1234.5) == "1234 ms"
+    assert latency_text(1.5) == "1.5 ms" and latency_text(999.5) == "999.5 ms" and latency_text(12345.0) == "12.35 s"
     assert latency_text(float("nan")) == "nan ms"
 
 

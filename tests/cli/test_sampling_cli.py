@@ -58,3 +58,13 @@ def test_gumbel_tau_sets_the_schedule_and_bad_values_are_one_red_line(cli, tmp_p
         bad = tmp_path / f"bad{len(words)}"
         one_line_error(cli("search", *TINY, "--gumbel-tau", text, "--out", bad), "--gumbel-tau", words)
         assert not bad.exists()
+
+
+def test_resume_with_the_same_gumbel_tau_and_bits_is_not_a_change(cli, tmp_path):
+    out = tmp_path / "run"
+    flags = [*TINY, "--bits", "4,8", "--gumbel-tau", "2,0.5", "--out", out]
+    assert cli("search", *flags).code == 0
+    again = cli("search", *flags, "--resume")  # the flags as stored (lists in config.json): nothing differs
+    assert again.code == 0, again.err
+    changed = cli("search", *TINY, "--bits", "4,8", "--gumbel-tau", "2,0.4", "--out", out, "--resume")
+    one_line_error(changed, "gumbel_tau [2.0, 0.5] -> [2.0, 0.4]")

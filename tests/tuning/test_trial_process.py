@@ -80,7 +80,7 @@ def test_running_trials_status_line():
     with text.capture() as captured:
         text.print(running._render())
     lines = captured.get().splitlines()
-    assert "trial 4: epoch 2/3  val acc 50.0%  expected latency 0.01230 ms" in lines[0]
+    assert "trial 4: epoch 2/3  val acc 50.0%  expected latency 12.3 µs" in lines[0]
     assert "trial 5: epoch 1/3  val acc n/a  expected latency n/a" in lines[1]
     running.finished(None, optuna.trial.create_trial(values=[0.5, 0.1]))  # number 0: not running, nothing changes
     assert len(running.spinners) == 2

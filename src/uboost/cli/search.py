@@ -4,6 +4,7 @@ Each command is its own module: ``uboost retrain --help`` does not evaluate sear
 
 # No `from __future__ import annotations`: typer would eval every option's string annotation at start-up.
 import contextlib
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -256,6 +257,7 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
     if not isinstance(stored, dict):
         raise ConfigError(f"{Path(run_dir) / runs.CONFIG} must hold a JSON object of settings, got {type(stored).__name__}")
     options = dict(given.pop("space_options", {}))
+    given = json.loads(json.dumps(given, default=str))  # as stored: tuples (--bits, --gumbel-tau) as lists, paths as text
     changed = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in given.items() if stored.get(k) != v]
     stored_options = stored.get("space_options") or {}
     changed += [f"{k} {stored_options.get(k)!r} -> {v!r}" for k, v in options.items() if stored_options.get(k) != v]
