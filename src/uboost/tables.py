@@ -28,7 +28,7 @@ def latency_text(ms: float) -> str:
     ``12345`` -> ``12.35 s`` (4 digits)."""
     if abs(ms) < 1:
         return f"{ms * 1e3:.4g} µs"
-    return f"{ms:.4g} ms" if abs(ms) < 1000 else f"{ms / 1e3:.4g} s"
+    return f"{ms / 1e3:.4g} s" if abs(ms) >= 1000 else f"{ms:.4g} ms"  # (NaN: "nan ms")
 
 
 def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:
