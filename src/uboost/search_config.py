@@ -7,6 +7,7 @@ directory can read and validate a config without the training machinery.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -93,7 +94,7 @@ class SearchConfig:
     sampling: str = "single-path"  # one sampled candidate per choice runs per step (or "mixture": all of them, DARTS)
     sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
     # (start, end) of the Gumbel-softmax temperature, annealed linearly per architecture step (NNI's GumbelDARTS
-    # anneals it too); sampling and, with sharpen, the priced distribution follow it
+    # anneals it too): the straight-through relaxation and, with sharpen, the priced distribution follow it
     gumbel_tau: tuple[float, float] = (1.0, 0.1)
     epochs: int = 6
     warmup_epochs: int = 0  # weights-only epochs first (the architecture and the Gumbel schedule start after them)
@@ -251,8 +252,6 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``config.json`` holds them (tuples as lists): equal to a stored config read back."""
-        import json
-
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
