@@ -156,6 +156,8 @@ def one_run(args, name: str, baton: Baton, workdir: str, lock, profile: bool, co
 
     channels = 1 if args.space == "lenet" else 3
     train, val = load_datasets("digits", image_size=args.image_size, channels=channels, seed=args.seed)
+    if args.tile_data > 1:  # large batches: digits holds ~5 batches of 256; the same images again (time, not accuracy)
+        train, val = (torch.utils.data.ConcatDataset([d] * args.tile_data) for d in (train, val))
     pl.seed_everything(args.seed, verbose=False)
     shape = (channels, args.image_size, args.image_size)
     options = dict(input_shape=shape) if args.space == "lenet" else dict(width=args.width, cells=args.cells, input_shape=shape)
@@ -361,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=32, help="systolic array rows")
     parser.add_argument("--cols", type=int, default=32, help="systolic array columns")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tile-data", type=int, default=1, metavar="K",
+                        help="repeat the digits images K times, so that large batches have enough steps (a timing, not a search)")
     parser.add_argument("--hw-repeats", type=int, default=200, help="isolated hardware-loss timings")
     parser.add_argument("--profile", action="store_true", help="also time the parts of a step (one more, instrumented repeat)")
     parser.add_argument("--ablations", action="store_true", help="also run UBoost variants without each candidate overhead")
@@ -378,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the first UBoost step traces the supernet)")
-    if min(args.steps, args.repeats, args.batch_size, args.hw_repeats) < 1:
-        parser.error("--steps, --repeats, --batch-size and --hw-repeats must be positive")
+    if min(args.steps, args.repeats, args.batch_size, args.hw_repeats, args.tile_data) < 1:
+        parser.error("--steps, --repeats, --batch-size, --hw-repeats and --tile-data must be positive")
 
     import torch
 
@@ -390,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = "" if args.space == "lenet" else f" width {args.width}, cells {args.cells},"
     budget = "" if args.target_latency_ms is None else f", budget {args.target_latency_ms:g} ms (commit {args.budget_commit:g})"
     print(f"uboost search step: {args.space}{shape} input {channels}x{args.image_size}x{args.image_size}, "
-          f"batch {args.batch_size}, digits, seed {args.seed}, systolic {args.rows}x{args.cols}{budget}")
+          f"batch {args.batch_size}, digits{f' x{args.tile_data}' if args.tile_data > 1 else ''}, seed {args.seed}, systolic {args.rows}x{args.cols}{budget}")
     if args.baseline:
         print(f"'(base)': the uboost package from {args.baseline}")
     print(f"torch {torch.__version__}, {threads} intra-op thread(s) per process, {os.cpu_count()} CPUs, "
