@@ -15,6 +15,34 @@ import time
 from pathlib import Path
 
 
+def environment() -> dict:
+    """The library versions a result was made with. Not part of the reuse rule (a new torch does not re-run a
+    sweep), but stored beside it: the same network retrains up to a test image apart on another torch
+    (benchmarks/RESULTS.md, "the Gumbel schedule"), so a summary says which versions its points mix."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__}  # with its build (+cu130, +cpu)
+    for name in ("lightning", "nni"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def environments_line(points: list[dict]) -> str:
+    """``"torch 2.14.1: 66 points; not recorded: 3 points"``: which torch made the summarized points."""
+    counts: dict[str, int] = {}
+    for point in points:
+        torch_version = (point.get("environment") or {}).get("torch")
+        key = f"torch {torch_version}" if torch_version else "not recorded (before 2026-12-05)"
+        counts[key] = counts.get(key, 0) + 1
+    return "; ".join(f"{k}: {n} point{'s' if n != 1 else ''}" for k, n in sorted(counts.items()))
+
+
 def as_today(stored: dict) -> dict:
     """A stored search config (JSON) with every ``SearchConfig`` field it lacks set to that field's
     default. A new field's default keeps the behaviour from before it (energy weight 0, one

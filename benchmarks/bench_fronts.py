@@ -190,7 +190,7 @@ def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict, cac
     started = time.perf_counter()
     accuracy, tail = fronts_seeds.evaluate(out, retrain, cache)
     point = {**info, **accuracy, **price(out, config), "retrain_wall_s": time.perf_counter() - started,
-             "run_dir": str(out), "settings": wanted, **tail}
+             "run_dir": str(out), "settings": wanted, **tail, "environment": _reuse.environment()}
     write_json(out / POINT, point)
     return point
 

@@ -261,7 +261,8 @@ def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: in
     many = {"retrain_seeds": retrain_seeds} if retrain_seeds > 1 else {}
     only = {"search_seeds": sorted(seeds)} if seeds is not None else {}
     write_json(out / "summary.json", {**summary, "stale_points": stale, "points": len(points), **many, **only})
-    text = markdown(summary, len(points), stale, retrain_seeds) + ("\n" + lambda_tables(points) if points else "")
+    text = markdown(summary, len(points), stale, retrain_seeds) + (f"\nMade with: {_reuse.environments_line(points)}.\n"
+                                                                   + "\n" + lambda_tables(points) if points else "")
     write_text(out / "summary.md", text)
     if points and plot:
         plot_fronts(out / "fronts.png", points)

@@ -281,3 +281,16 @@ def test_scaled_utilization_term_has_one_optimum_for_every_positive_lambda():
     assert hw.hardware_term(rows[2], "m", 1.0, 0.0, 2.0, "lambda") == 0.0  # lambda = 0: every network ties
     # fixed (today's): w2 at small lambda (0.1 beats 0.9 and 0.4), w1 once lambda / 2 + 0.9 < lambda + 0.1, lambda > 1.6
     assert [s[1]["arch"]["w"] for s in hw.path(rows, "m", 1.0, 2.0)] == [2, 1]
+
+
+def test_points_record_the_torch_they_were_made_with_and_summaries_say_which_they_mix():
+    import _reuse
+    import torch
+
+    env = _reuse.environment()
+    assert env["torch"] == torch.__version__
+    assert set(env) == {"python", "torch", "lightning", "nni"}
+    points = [{"environment": {"torch": "2.14.1"}}, {"environment": {"torch": "2.14.1"}},
+              {"environment": {"torch": "2.11.0"}}, {}]  # the last made before versions were stored
+    assert _reuse.environments_line(points) == (
+        "not recorded (before 2026-12-05): 1 point; torch 2.11.0: 1 point; torch 2.14.1: 2 points")
