@@ -274,22 +274,26 @@ class SearchConfig:
             changes["widen"] = None
         return dataclasses.replace(self, **changes)
 
-    def bits_note(self) -> str | None:
+    def bits_note(self, model: CostModel | None = None) -> str | None:
         """A one-line note when bits are searched but nothing the search optimizes depends on them:
         PEs and a memory model that price a layer the same at every searched width (cycles and
         utilization of a large probe layer at the narrowest and the widest) and no energy term. The
         bits alphas then follow the task alone and the export raises them to the widest free width.
-        ``None`` otherwise (and for ``scalesim``, which would run the simulator to tell)."""
+        ``None`` otherwise (and for ``scalesim``, which would run the simulator to tell). ``model``: this
+        config's cost model when the caller has built it already."""
         options = self.bits_options()
         if options is None or self.energy_weight or self.target_energy_uj is not None or self.cost_model == "scalesim":
             return None
         from uboost.hardware import LayerShape
 
-        widths = sorted({*(options["bits"] or ()), *(options["weight_bits"] or ()), *(options["act_bits"] or ())})
-        model = build_cost_model(self)
+        # each operand over its own searched widths (an operand not searched stays at 8, as the search keeps it)
+        weights = options["bits"] or options["weight_bits"] or (8,)
+        acts = options["bits"] or options["act_bits"] or (8,)
+        model = model if model is not None else build_cost_model(self)
         probe = dict(name="probe", kind="conv", in_channels=256, out_channels=256, kernel_h=3, kernel_w=3,
                      in_h=32, in_w=32, out_h=32, out_w=32)
-        narrow, wide = (model.evaluate([LayerShape(**probe, weight_bits=b, act_bits=b)]) for b in (widths[0], widths[-1]))
+        narrow, wide = (model.evaluate([LayerShape(**probe, weight_bits=pick(weights), act_bits=pick(acts))])
+                        for pick in (min, max))
         if (narrow.cycles, narrow.utilization) != (wide.cycles, wide.utilization):
             return None
         return (f"{self.pe} PEs priced by {self.cost_model} cost every bitwidth the same (cycles and utilization) and "

@@ -225,6 +225,8 @@ def test_latency_text_picks_the_unit():
     (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4), False),  # a memory limit the compute-only model ignores
     (dict(bits=(2, 4, 8), pe="bitfusion"), True),
     (dict(bits=(4, 8), pe="bit-serial"), True),
+    (dict(weight_bits=(4, 8), pe="bit-serial"), False),  # bit-serial steps count activation bits only
+    (dict(act_bits=(4, 8), pe="bit-serial"), True),
     (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4, cost_model="systolic-mem"), True),  # narrow operands stall less
     (dict(bits=(4, 8), energy_weight=1.0), True),  # the MAC energy depends on the bits
     (dict(), True),  # no bits searched: nothing to say

@@ -186,8 +186,9 @@ def search(
     extra_logger = create_logger(logger, run_dir)  # an unknown or missing logger fails before anything is written
     from uboost.search import build_cost_model
 
-    for note in (build_cost_model(cfg).memory_note(), cfg.bits_note()):
-        if note and rank_zero and not resume:
+    if rank_zero and not resume:  # notes on what the pricing ignores, said once when a run starts
+        model = build_cost_model(cfg)
+        for note in filter(None, (model.memory_note(), cfg.bits_note(model))):
             console.print(f"[yellow]note:[/] {note}")
     with run_lock(run_dir) if rank_zero else contextlib.nullcontext():  # held until hardware.txt is written too
         try:
