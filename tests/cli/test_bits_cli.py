@@ -218,6 +218,13 @@ def test_latency_text_picks_the_unit():
     assert latency_text(float("nan")) == "nan ms"
 
 
+def test_edp_text_picks_the_unit():
+    from uboost.tables import edp_text
+
+    assert edp_text(0.001329) == "1.329 uJ*us"  # lenet: 0.757 uJ over 1.756 us, not "0.001329 uJ*ms"
+    assert edp_text(2.5) == "2.5 uJ*ms" and edp_text(0.9995) == "999.5 uJ*us"
+
+
 @pytest.mark.parametrize("changes, priced", [
     (dict(bits=(2, 4, 8)), False),  # fixed PEs, compute only: every width costs the same
     (dict(act_bits=(4, 8)), False),
