@@ -204,7 +204,7 @@ def search(
     table.add_column(style="bold")
     table.add_column(justify="right")
     s = result.summary()
-    table.add_row("validation accuracy", "n/a" if s["val_acc"] is None else f"{100 * s['val_acc']:.1f}%")
+    table.add_row("validation accuracy (supernet)", "n/a" if s["val_acc"] is None else f"{100 * s['val_acc']:.1f}%")
     table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{latency_text(s['latency_ms'])} ({human(s['cycles'])} cycles)")
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
