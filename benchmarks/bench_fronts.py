@@ -47,7 +47,9 @@ changed runs again in place. So the script resumes after a kill and later sessio
 
 The summary (``points.csv``, ``summary.json``, ``summary.md``, ``fronts.png``) goes to
 ``--summary`` (default ``benchmarks/fronts/``, small files meant to be committed); the run
-directories stay under the gitignored ``benchmarks/runs/``. Hypervolume and the matched-accuracy
+directories stay under the gitignored ``benchmarks/runs/``; ``points.csv`` carries each point's derived network
+(``arch``, JSON; points made before 2026-12-05 have none), so a later study (a local search, an oracle) can start
+from the committed summary alone. Hypervolume and the matched-accuracy
 speed-up are computed by ``fronts_report.py``.
 """
 
@@ -190,7 +192,8 @@ def finish_point(out: Path, config, retrain: dict, wanted: dict, info: dict, cac
     started = time.perf_counter()
     accuracy, tail = fronts_seeds.evaluate(out, retrain, cache)
     point = {**info, **accuracy, **price(out, config), "retrain_wall_s": time.perf_counter() - started,
-             "run_dir": str(out), "settings": wanted, **tail, "environment": _reuse.environment()}
+             "run_dir": str(out), "settings": wanted, **tail, "environment": _reuse.environment(),
+             "arch": json.loads((out / "arch.json").read_text())}  # the network itself: points.csv outlives run_dir
     write_json(out / POINT, point)
     return point
 

@@ -39,7 +39,7 @@ from bench_fronts import REFERENCE
 MATCH_POINTS = 0.3
 CSV_FIELDS = ("pair", "entry", "model", "lambda", "seed", "point", "test_acc", "error_pct", "latency_us", "cycles",
               "utilization", "macs", "search_latency_us", "val_acc", "search_wall_s", "retrain_wall_s", "run_dir",
-              "retrain_from")
+              "retrain_from", "arch")
 
 
 def _is_current(point: dict) -> bool:
@@ -207,6 +207,8 @@ def points_csv(points: list[dict], retrain_seeds: int = 1) -> str:
     writer.writeheader()
     for p in sorted(points, key=lambda p: (p["pair"], p["entry"], p["seed"], p["lambda"], p.get("point", -1))):
         row = {k: p.get(k, "") for k in fields}
+        if isinstance(row["arch"], dict):  # the derived network (points made before 2026-12-05 have none)
+            row["arch"] = json.dumps(row["arch"], sort_keys=True, separators=(",", ":"))
         if retrain_seeds > 1:
             row["retrain_accs"] = " ".join(f"{a:.6f}" for a in p["retrain_accs"])
         writer.writerow(row)

@@ -119,6 +119,25 @@ def test_a_finished_point_is_reused_and_one_whose_settings_changed_runs_again(tm
     assert ran and len(fake_training.search) == 2 and fake_training.retrain[-1].epochs == 5
 
 
+def test_points_csv_carries_the_derived_network_so_the_summary_outlives_the_run_directories(tmp_path, fake_training):
+    import csv
+
+    import bench_fronts
+    import fronts_report
+
+    fake_training.arch = {"conv1_width": 8, "conv1_kernel": 3}
+    config, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.1, 0)
+    out = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 0)
+    info = {"pair": "lenet-16x16", "entry": entry, "model": "systolic", "lambda": 0.1, "seed": 0}
+    point, _ = bench_fronts.run_point(out, config, {"epochs": 10, "max_samples": None}, info)
+    assert point["arch"] == fake_training.arch
+    old = dict(point)
+    del old["arch"]  # a point made before the field existed: an empty cell
+    text = fronts_report.points_csv([point, {**old, "lambda": 1.0}])
+    rows = list(csv.DictReader(text.splitlines()))
+    assert json.loads(rows[0]["arch"]) == fake_training.arch and rows[1]["arch"] == ""
+
+
 def test_a_network_retrained_once_is_shared_until_the_network_or_a_retrain_setting_changes(tmp_path, fake_training):
     import _reuse
     import bench_fronts
