@@ -120,6 +120,17 @@ def test_report_and_export_need_an_existing_study(cli, tmp_path):
     one_line_error(cli("tune", "--export", "0", "--out", tmp_path / "t"), "has no trial 0")
     one_line_error(cli("tune", "--trials", "0", "--out", tmp_path / "t", "--study-name", "other"), "no study named 'other'", "uboost")
     one_line_error(cli("tune", *TINY, "--out", tmp_path / "t", "--mode", "budget", "--budget-ms", "1"), "created in 'pareto' mode")
+    for storage, args in ((tmp_path / "s" / "x.db", ["--trials", "0"]), (tmp_path / "s" / "x.journal", ["--export", "0"])):
+        one_line_error(cli("tune", *args, "--out", tmp_path / "t", "--storage", storage), "no study storage at", "x.")
+        assert not (tmp_path / "s").exists()  # a report or an export creates no storage
+
+
+def test_a_dataset_that_is_not_there_is_one_red_line_before_the_study_is_made(cli, tmp_path):
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", "--dataset", "cifar10", "--data-dir",
+                       tmp_path / "nodata"), "CIFAR-10 not found")
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", "--dataset", f"folder:{tmp_path / 'noimages'}"),
+                   "does not exist")
+    assert not (tmp_path / "t").exists()
 
 
 def test_continuing_with_other_choices_is_refused_before_any_trial(cli, tmp_path):
@@ -129,9 +140,10 @@ def test_continuing_with_other_choices_is_refused_before_any_trial(cli, tmp_path
         params={"latency_weight": 1.0, "temperature": 10.0, "rows": 8, "cols": 8}, distributions=space.distributions(),
         values=[0.5, 0.01], user_attrs={"accuracy": 0.5, "latency_ms": 0.01},
     ))
-    one_line_error(cli("tune", *TINY, "--out", tmp_path, "--rows", "8,32", "--cols", "8"),
+    one_line_error(cli("tune", *TINY, "--out", tmp_path, "--rows", "8,32", "--cols", "8", "--seed", "1"),
                    "searched rows as choices 8,16, now choices 8,32", "--study-name")
     assert len(load_study(tmp_path).trials) == 1
+    assert "uboost_seed_sessions:1" not in load_study(tmp_path).user_attrs  # a refused continuation writes nothing
     one_line_error(cli("tune", *TINY, "--out", tmp_path, "--rows", "8:16", "--cols", "8"), "searched rows as choices 8,16, now range 8:16")
 
 
@@ -182,6 +194,10 @@ def test_tune_cli_end_to_end_continue_and_export(cli, tmp_path, tiny_toml):
     assert network.input_shape == (1, 8, 8) and network.module(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     one_line_error(cli("tune", "--out", out, "--export", "best"), "already exists", "--force")
     assert cli("tune", "--out", out, "--export", "best", "--force").code == 0
+    trial0 = Path(load_study(out).trials[0].user_attrs["run_dir"])  # another trial's own run directory: never cleared
+    files = sorted(p.relative_to(trial0) for p in trial0.rglob("*"))
+    one_line_error(cli("tune", "--out", out, "--export", "1", "--export-to", trial0, "--force"), "refusing to clear", "0000")
+    assert sorted(p.relative_to(trial0) for p in trial0.rglob("*")) == files and any((trial0 / "checkpoints").iterdir())
 
 
 def test_python_api_in_a_users_own_study(tmp_path):
@@ -398,3 +414,17 @@ def test_two_processes_share_one_sqlite_database(tmp_path):
 
 def test_trial_failed_is_a_uboost_error():
     assert issubclass(TrialFailed, UBoostError)
+
+
+def test_the_report_shows_the_chosen_accelerator_not_the_sampled_one():
+    from types import SimpleNamespace
+
+    from uboost.cli.tune import _accelerator_text, _chosen_params
+
+    chosen = BASE.replace(sram_kb=4, dram_bw_words=4.0).to_dict()  # what the inner choice kept and priced
+    sampled = {"latency_weight": 0.5, "ifmap_sram_kb": 16, "filter_sram_kb": 16, "dram_bw_words": 16.0}
+    trial = SimpleNamespace(params=sampled, user_attrs={"inner_accelerator": {"objective": "edp"}, "config": chosen})
+    assert _chosen_params(trial) == {"latency_weight": 0.5, "ifmap_sram_kb": 4, "filter_sram_kb": 4, "dram_bw_words": 4.0}
+    assert _accelerator_text(_chosen_params(trial)) == "4/4/- kB, 4 w/c"
+    searched = SimpleNamespace(params=sampled, user_attrs={"config": chosen})  # no inner choice: the sampled one ran
+    assert _chosen_params(searched) == sampled

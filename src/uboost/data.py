@@ -285,18 +285,8 @@ def _load_cifar(
 
     title, class_name, _, mean, std = _CIFAR[name]
     cls = getattr(datasets, class_name)
-    root = Path(data_dir).expanduser() if data_dir is not None else Path.home() / ".cache" / "uboost" / "data"
-    if root.name == cls.base_folder:  # the user pointed at the extracted folder itself
-        root = root.parent
+    root = _cifar_root(name, data_dir, download=download)
     folder = root / cls.base_folder
-    files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    missing = [f for f in files if not (folder / f).is_file()]
-    if missing and not download:
-        found = f"{folder} lacks {', '.join(missing)}" if folder.is_dir() else f"no {cls.base_folder}/ in {root}"
-        raise DataError(
-            f"{title} not found ({found}); pass --data-dir DIR pointing at the directory that contains "
-            f"the extracted {cls.base_folder}/, or --download to fetch it"
-        )
     size = image_size or _CIFAR_SIZE
 
     def transform(train: bool) -> Callable:  # resizing to the native size is a no-op
@@ -318,6 +308,38 @@ def _load_cifar(
 
 
 # --- image folders ----------------------------------------------------------------------------
+
+
+def _cifar_root(name: str, data_dir: str | Path | None, *, download: bool) -> Path:
+    """The directory holding CIFAR's extracted folder; a :class:`DataError` naming what is missing (unless
+    ``download``): the files are checked, nothing is read."""
+    from torchvision import datasets
+
+    title, class_name = _CIFAR[name][:2]
+    cls = getattr(datasets, class_name)
+    root = Path(data_dir).expanduser() if data_dir is not None else Path.home() / ".cache" / "uboost" / "data"
+    if root.name == cls.base_folder:  # the user pointed at the extracted folder itself
+        root = root.parent
+    folder = root / cls.base_folder
+    files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing and not download:
+        found = f"{folder} lacks {', '.join(missing)}" if folder.is_dir() else f"no {cls.base_folder}/ in {root}"
+        raise DataError(
+            f"{title} not found ({found}); pass --data-dir DIR pointing at the directory that contains "
+            f"the extracted {cls.base_folder}/, or --download to fetch it"
+        )
+    return root
+
+
+def check_available(name: str, *, data_dir: str | Path | None = None, download: bool = False) -> None:
+    """Whether ``name``'s files are where :func:`load_datasets` will look, checked without reading them (CIFAR's
+    batch files, an image folder's layout); a :class:`DataError` says what is missing."""
+    canonical = parse_dataset(name)
+    if canonical in _CIFAR:
+        _cifar_root(canonical, data_dir, download=download)
+    elif canonical != "digits":
+        _folder_layout(_folder_path(canonical))
 
 
 def _folder_path(canonical: str) -> Path:

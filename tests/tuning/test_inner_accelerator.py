@@ -105,6 +105,19 @@ def test_the_closed_forms_are_energy_breakdown_summed_over_the_layers(bits):
                                                          rel=1e-12)
 
 
+def test_candidates_keep_the_pe_budget_as_well_as_the_mm2_one():
+    import dataclasses
+
+    space = dataclasses.replace(_space(budget=10.0), area_budget=32)  # --area-budget 32: rows x cols <= 32 PEs
+    pool, total = inner.candidates(space, BASE_PTS)
+    everything, _ = inner.candidates(_space(budget=10.0), BASE_PTS)
+    assert total == 144 and pool
+    assert {c.array for c in pool} == {"4x4", "4x8", "8x4"} and {c.array for c in everything} > {c.array for c in pool}
+    assert [c for c in everything if int(c.array.split("x")[0]) * int(c.array.split("x")[1]) <= 32] == pool
+    choice = inner.choose(NET, space, BASE_PTS)  # the choice too: the PE budget holds for the kept accelerator
+    assert choice.config.hardware_spec().rows * choice.config.hardware_spec().cols <= 32
+
+
 def test_candidate_specs_are_what_the_trial_config_prices():
     space = _space()
     pool, total = inner.candidates(space, BASE_PTS)

@@ -224,6 +224,10 @@ def test_tune_runs_a_local_search_after_its_trials_and_on_a_finished_study(cli, 
     added = [t for t in study.trials if ls.ATTR in t.user_attrs][1:]
     assert len(study.trials) == 3 + len(added) and all(t.state.name == "COMPLETE" for t in study.trials)
     assert ("trial 3: trial" in again.out) if added else ("stopped after 0" in again.out)
+    stored = load_study(out).user_attrs["uboost_base"]  # without the study's flags: refused, and the study keeps its own
+    one_line_error(cli("tune", "--out", out, "--rows", "8", "--cols", "8", "--retrain-epochs", "1", "--seed", "0",
+                       "--trials", "0", "--local-search", "1"), "runs on the study as it was searched", "repeat the study's settings")
+    assert load_study(out).user_attrs["uboost_base"] == stored and len(load_study(out).trials) == len(study.trials)
 
 
 def test_a_cell_input_choice_varies_among_the_lists_an_architecture_can_give_it():
@@ -278,3 +282,18 @@ def test_a_warm_start_searches_the_parent_again_not_the_local_trial(tmp_path):
     enqueued, left = enqueue_from(target, tmp_path / "source", space, base_seed=SMALL.seed)
     assert (enqueued, left) == (1, [])
     assert target.trials[0].system_attrs["fixed_params"]["latency_weight"] == 0.5  # the searched trial's point
+
+
+def test_a_local_search_with_an_area_objective_and_no_inner_choice_keeps_its_parents_area(cli, tmp_path):
+    from uboost.tuning import load_study
+
+    out = tmp_path / "t"
+    result = cli("tune", *TINY, "--rows", "8", "--cols", "8", "--sram-kb", "16", "--objectives", "accuracy,area",
+                 "--retrain-epochs", "1", "--trials", "2", "--local-search", "1", "--seed", "1", "--out", out)
+    assert result.code == 0, (result.out, result.err)  # was a KeyError: 'area_mm2' after the neighbor's retrain
+    trials = load_study(out).trials
+    local = [t for t in trials if ls.ATTR in t.user_attrs]
+    for t in local:  # on its parent's accelerator (no inner choice): the parent's area, and the objective is it
+        parent = trials[t.user_attrs[ls.ATTR]["parent"]]
+        assert t.user_attrs["area_mm2"] == parent.user_attrs["area_mm2"] and t.values[1] == parent.values[1]
+    assert local, result.out

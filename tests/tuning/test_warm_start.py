@@ -29,7 +29,7 @@ def test_a_trial_maps_onto_the_values_this_space_names_or_is_left_out_with_the_r
     assert params_for(config.replace(dataflow="is"), COSPACE)[1] == "dataflow = 'is' is not in this study's space"
 
 
-def test_warm_started_trials_search_the_source_networks_again_and_are_not_enqueued_twice(tmp_path):
+def test_warm_started_trials_search_the_source_networks_again_and_are_not_enqueued_twice(tmp_path, monkeypatch):
     source_space = TuneSpace(rows=(8,), cols=(8,), temperature=None, latency_weight=(0.01, 3.0))
     base = BASE_PTS.replace(array="8x8", clock_hz=900e6)
     source = run_study(base=base, tune_space=source_space, out_root=tmp_path / "base", n_trials=2, seed=0,
@@ -42,7 +42,7 @@ def test_warm_started_trials_search_the_source_networks_again_and_are_not_enqueu
     run_study(base=base, tune_space=COSPACE, out_root=tmp_path / "co", n_trials=2, study=co, seed=1,
               objectives="accuracy,latency,energy", population_size=2, inner_accelerator="exhaustive")
     done = sorted(co.get_trials(), key=lambda t: t.number)
-    assert [t.user_attrs[SOURCE_ATTR] for t in done] == [f"{tmp_path / 'base'}#{t.number}" for t in ran]
+    assert [t.user_attrs[SOURCE_ATTR] for t in done] == [f"{(tmp_path / 'base').resolve()}#{t.number}" for t in ran]
     for mine, theirs in zip(done, ran):
         assert mine.params["latency_weight"] == pytest.approx(theirs.params["latency_weight"])
         assert (mine.params["rows"], mine.params["cols"], mine.params["dataflow"]) == (8, 8, "ws")
@@ -50,6 +50,8 @@ def test_warm_started_trials_search_the_source_networks_again_and_are_not_enqueu
         assert same[0] == same[1]  # the same network, searched again on the same accelerator
         assert mine.user_attrs["inner_accelerator"]["within_budget"] > 0  # then priced on its best one
     assert enqueue_from(co, tmp_path / "base", COSPACE) == (0, [])  # a continued study: nothing again
+    monkeypatch.chdir(tmp_path)  # nor when the same source is spelled another way
+    assert enqueue_from(co, "base", COSPACE) == (0, []) and enqueue_from(co, "./co/../base/", COSPACE) == (0, [])
 
 
 def test_a_missing_or_empty_warm_start_is_one_red_line_and_writes_nothing(cli, tmp_path):

@@ -113,6 +113,20 @@ def _accelerator_text(params: dict) -> str:
     return ", ".join(parts)
 
 
+def _chosen_params(trial) -> dict:
+    """The trial's parameters, its accelerator's as priced: after an inner accelerator choice the chosen one's
+    (buffers, bandwidth, clock, PE mode from the trial's resolved config), not the sampled ones."""
+    params = dict(trial.params)
+    a = trial.user_attrs
+    if "inner_accelerator" in a and "config" in a:
+        from uboost.search_config import SearchConfig
+        from uboost.tuning.warm_start import searched_values
+
+        values = searched_values(SearchConfig.from_dict(a["config"]))
+        params.update({k: values[k] for k in ACCELERATOR_PARAMS if k in params and values.get(k) is not None})
+    return params
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -162,7 +176,7 @@ def _trial_line(study, trial) -> None:
     seconds = f"{trial.duration.total_seconds():.0f} s" if trial.duration else ""
     where = f"{a.get('array', '?')} {a.get('dataflow', '')}".strip()
     params = ", ".join(f"{'lambda' if k == 'latency_weight' else 'T' if k == 'temperature' else k}={v:.3g}"
-                       for k, v in trial.params.items() if isinstance(v, float))
+                       for k, v in _chosen_params(trial).items() if isinstance(v, float))
     state = trial.state.name
     if a.get("skipped"):
         console.print(f"[dim]trial {trial.number} skipped: {a.get('fail_reason')}[/]")
@@ -227,7 +241,7 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
         ]
         row[3:3] = [f"{a[k]:.4g}" if a.get(k) is not None else "-" for k, _ in extra]
         if accelerator:
-            row.append(_accelerator_text(t.params))
+            row.append(_accelerator_text(_chosen_params(t)))
         if searched_beta:
             row.append(f"{t.params['utilization_weight']:.3g}" if "utilization_weight" in t.params else "-")
         table.add_row(*row)
@@ -408,6 +422,12 @@ def tune(
         from uboost.tuning.warm_start import check_source
 
         check_source(warm_start)
+    if trials == 0 and local_search:  # "on the study as it is": its settings, never overwritten by this command's defaults
+        existing = tuning.load_study(out, storage=storage, study_name=study_name)
+        why = tuning.settings_difference(existing, base, tune_space)
+        if why is not None:
+            raise ConfigError(f"--trials 0 --local-search runs on the study as it was searched, and its {why}; "
+                              f"repeat the study's settings")
     console.print(
         f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
         f"study [bold]{study_name}[/] in {store}"
@@ -415,7 +435,8 @@ def tune(
     study = None
     try:
         study = tuning.create_study(out, mode=mode, storage=storage, study_name=study_name, seed=seed,
-                                    objectives=objectives if mode == "pareto" else None, sampler=sampler)
+                                    objectives=objectives if mode == "pareto" else None, sampler=sampler,
+                                    check=tune_space.check_compatible)
         earlier = len(study.get_trials(deepcopy=False))
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")

@@ -58,12 +58,12 @@ from uboost.tuning.recovery import fail_dead_trials, record_pending
 from uboost.tuning.report import best_trial, completed, feasible, front_metrics, pareto_front, pareto_plot
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, describe_storage, resolve_storage, safe_name, trial_dir
-from uboost.tuning.study import create_study, load_study, run_study
+from uboost.tuning.study import create_study, load_study, run_study, settings_difference
 
 __all__ = [
     "AREA_CONSTRAINT", "AcceleratorSpace", "CachedCostModel", "OBJECTIVES", "SAMPLERS", "area_of", "check_objectives", "front_metrics",
     "BUDGET_CONSTRAINT", "DEFAULT_STUDY", "DIRECTIONS", "METRIC_NAMES", "MODES", "StorageUnavailable", "TrialFailed",
     "TuneSpace", "best_trial", "check_config", "check_mode", "completed", "create_study", "describe_storage",
-    "export_trial", "fail_dead_trials", "feasible", "find_trial", "load_study", "objective", "pareto_front",
+    "export_trial", "fail_dead_trials", "feasible", "find_trial", "load_study", "objective", "settings_difference", "pareto_front",
     "pareto_plot", "record_pending", "resolve_storage", "run_study", "safe_name", "trial_dir",
 ]

@@ -148,6 +148,9 @@ def _check_main(config: dict[str, Any], conn) -> None:
         from uboost.search import SearchConfig as Config, build_cost_model, build_space
 
         cfg = Config.from_dict(config)
+        from uboost.data import check_available
+
+        check_available(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)  # every trial would fail without it
         build_space(cfg)
         build_cost_model(cfg)
         conn.send(None)

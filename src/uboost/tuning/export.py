@@ -65,10 +65,12 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {out} exists and is not a directory")
     source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
+    # every trial's own run directory stays: --force never clears one (the study points at it)
+    keep = [out_root, *sorted({t.user_attrs["run_dir"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("run_dir")})]
     if not _manifest.is_empty(out):
         if not force:
             raise RunDirError(f"output {out} already exists; pass --force to replace it")
-        _manifest.guard(out, out_root, *([source] if source else []))
+        _manifest.guard(out, *keep)
     with runs.run_lock(out):
         tmp = Path(tempfile.mkdtemp(dir=out, prefix=".uboost-export."))
         try:
@@ -93,7 +95,7 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
             files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
             _manifest.refuse_foreign(out, files)  # never overwrite a file uboost did not write
             if force:
-                _manifest.clear(out, out_root, *([source] if source else []))
+                _manifest.clear(out, *keep)
             folders = sorted({parent.as_posix() for f in files for parent in Path(f).parents
                               if parent != Path(".") and not (out / parent).is_dir()})
             _manifest.record(out, *files, dirs=folders)

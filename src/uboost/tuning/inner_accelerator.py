@@ -144,8 +144,8 @@ def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig") -> tupl
 
 
 def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int]:
-    """Every accelerator of the space within the area budget (``config``: the trial's configuration),
-    and how many the space holds before the area cut."""
+    """Every accelerator of the space within the area budget (mm^2, and rows x cols PEs under ``--area-budget``;
+    ``config``: the trial's configuration), and how many the space holds before the area cut."""
     from uboost.hardware.area import area_mm2
 
     check_space(tune_space, config)
@@ -160,6 +160,8 @@ def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Ca
         total += 1
         values = dict(zip(names, combo))
         spec = _spec_at(base, values)
+        if tune_space.area_violation(f"{spec.rows}x{spec.cols}") is not None:  # --area-budget: rows x cols PEs
+            continue
         area = None
         if table is not None:  # area: PEs, PE mode and buffer sizes only
             key = (spec.rows, spec.cols, spec.pe, spec.buffer_kb)
@@ -227,7 +229,9 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
     pricer = pricer_for(config.cost_model)
     pool, total, groups = structures(tune_space, config)
     if not pool:
-        raise ConfigError(f"no accelerator of the space fits the area budget of {tune_space.accelerator.area_budget_mm2:g} mm^2")
+        limits = [f"{tune_space.accelerator.area_budget_mm2:g} mm^2"] if tune_space.accelerator.area_budget_mm2 is not None else []
+        limits += [f"{tune_space.area_budget} PEs"] if tune_space.area_budget is not None else []
+        raise ConfigError(f"no accelerator of the space fits the area budget of {' and '.join(limits) or '(none)'}")
     before = pricer.priced_layers
     shapes = list(shapes)
     network = NetworkPricing(shapes, pricer, objective)

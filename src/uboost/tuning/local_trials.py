@@ -180,6 +180,8 @@ class Pricer:
                 attrs["_choice"] = choice
             else:
                 attrs = inner_choice.report_attrs(build_cost_model(config).evaluate(shapes), config)
+                if parent.trial.user_attrs.get("area_mm2") is not None:  # the parent's accelerator: its area
+                    attrs["area_mm2"] = parent.trial.user_attrs["area_mm2"]
         except UBoostError as exc:
             logger.info("local search: %s cannot be priced: %s", arch, exc)
             return None

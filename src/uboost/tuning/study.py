@@ -19,7 +19,7 @@ from uboost.tuning.objective import (
 from uboost.tuning.objectives import check_sampler
 from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded
 from uboost.tuning.space import TuneSpace
-from uboost.tuning.storage import StorageUnavailable, resolve_storage
+from uboost.tuning.storage import StorageUnavailable, check_storage, resolve_storage, trial_dir
 
 if TYPE_CHECKING:
     import optuna
@@ -42,8 +42,10 @@ def create_study(
     pruner: "optuna.pruners.BasePruner | None" = None,
     objectives: Any = None,
     sampler: str = "nsga2",
+    check: "Callable[[optuna.Study], None] | None" = None,
 ) -> "optuna.Study":
-    """Create or continue (``load_if_exists``) a study with metric names set.
+    """Create or continue (``load_if_exists``) a study with metric names set. ``check(study)`` (e.g.
+    :meth:`TuneSpace.check_compatible`) runs before this call writes anything to a continued study.
 
     ``"pareto"``: maximize accuracy, minimize latency_ms with a seeded NSGA-II -- or any two or three
     ``objectives`` of accuracy, latency, energy, area (:mod:`~uboost.tuning.objectives`), with
@@ -96,6 +98,8 @@ def create_study(
             )
         raise ConfigError(f"study {study_name!r} optimizes {', '.join(study.metric_names or found)}, not {', '.join(names)}; "
                           f"use the same --objectives or a new --study-name")
+    if check is not None:  # a refused continuation leaves the study as it was
+        check(study)
     if study.metric_names != names:
         with warnings.catch_warnings():  # "experimental" in Optuna 3.2-5.0; it is what the dashboard reads
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -198,7 +202,8 @@ def run_study(
         nonlocal ran, attempts
         attempts += 1
         ran += not frozen.user_attrs.get("skipped")
-        if frozen.state.name == "COMPLETE":
+        if frozen.state.name == "COMPLETE":  # the pending copy is in the trial's folder (run_dir may be a round-2/ in it)
+            recorded(trial_dir(out_root, study_.study_name, frozen.number))
             recorded(frozen.user_attrs.get("run_dir"))
         fail_dead_trials(study_)
         if n_trials is not None and ran >= n_trials:
@@ -240,10 +245,27 @@ def _storage_failure(exc: StorageUnavailable) -> StorageUnavailable:
     return StorageUnavailable(message)
 
 
+def settings_difference(study: "optuna.Study", base: SearchConfig, tune_space: TuneSpace) -> str | None:
+    """The first setting in which ``base`` / ``tune_space`` differ from what ``study`` stored when its searches ran
+    (``"space 'lenet' (this command: 'darts-cifar')"``), or ``None`` when they agree or it stored none."""
+    import json
+
+    for key, value in (("uboost_base", base.to_dict()), ("uboost_space", tune_space.to_dict())):
+        old, new = study.user_attrs.get(key), json.loads(json.dumps(value))  # as the storage holds it
+        # fields added since the study ran count as agreeing (the study stored none)
+        differ = [k for k in sorted(old or {}) if old[k] != new.get(k, old[k])]
+        if differ:
+            return f"{differ[0]} {old[differ[0]]!r} (this command: {new.get(differ[0])!r})"
+    return None
+
+
 def load_study(out_root: str | os.PathLike = "runs/tune", *, storage: Any = None, study_name: str = DEFAULT_STUDY) -> "optuna.Study":
     """An existing study, whatever its mode (for reports and export)."""
     import optuna
 
+    path = check_storage(storage, out_root) if storage is not None else None
+    if path is not None and not path.is_file():  # a report or an export creates no storage
+        raise ConfigError(f"no study storage at {path}: the file does not exist")
     resolved = resolve_storage(storage, out_root) if storage is not None or (Path(out_root) / "study.journal").is_file() else None
     if resolved is None:
         raise ConfigError(f"no study in {out_root}: {Path(out_root) / 'study.journal'} does not exist (pass --storage?)")

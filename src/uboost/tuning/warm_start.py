@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uboost.exceptions import ConfigError
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SOURCE_ATTR = "warm_start"  # user attribute of an enqueued trial: "<source dir>#<trial number>"
+
+
+def _same_source(tag: str) -> tuple[str, str]:
+    """A warm-start tag ``"<source dir>#<trial>"`` as ``(resolved dir, trial)``: tags written before paths were resolved
+    match their resolved spelling (from the directory the study is continued in)."""
+    where, _, number = tag.rpartition("#")
+    return str(Path(where).resolve()), number
 
 
 def searched_values(config: "SearchConfig", base_seed: int | None = None) -> dict[str, Any]:
@@ -95,11 +103,11 @@ def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "
     from uboost.tuning.local_search import searched
     from uboost.tuning.study import load_study
 
-    done = {t.user_attrs.get(SOURCE_ATTR) for t in study.get_trials(deepcopy=False)}
+    done = {_same_source(t.user_attrs[SOURCE_ATTR]) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR)}
     enqueued, left = 0, []
     for trial in searched(load_study(source)):
-        tag = f"{os.fspath(source)}#{trial.number}"
-        if tag in done:
+        tag = f"{Path(source).resolve()}#{trial.number}"  # however the path is spelled (relative, absolute, ./)
+        if _same_source(tag) in done:
             continue
         stored = trial.user_attrs.get("search_config") or trial.user_attrs.get("config")  # the one it was searched on
         if not stored:
