@@ -307,9 +307,6 @@ def _load_cifar(
     return train, test
 
 
-# --- image folders ----------------------------------------------------------------------------
-
-
 def _cifar_root(name: str, data_dir: str | Path | None, *, download: bool) -> Path:
     """The directory holding CIFAR's extracted folder; a :class:`DataError` naming what is missing (unless
     ``download``): the files are checked, nothing is read."""
@@ -340,6 +337,9 @@ def check_available(name: str, *, data_dir: str | Path | None = None, download: 
         _cifar_root(canonical, data_dir, download=download)
     elif canonical != "digits":
         _folder_layout(_folder_path(canonical))
+
+
+# --- image folders ----------------------------------------------------------------------------
 
 
 def _folder_path(canonical: str) -> Path:
