@@ -50,7 +50,9 @@ def _write(root: Path, files, dirs, owners: dict[str, str]) -> None:
 
 
 def _relative(root: Path, path: str | os.PathLike) -> str:
-    """``path`` (absolute or relative to ``root``) as a clean relative POSIX path inside ``root``."""
+    """``path`` (absolute or relative to ``root``) as a clean relative POSIX path inside ``root``. A path relative to
+    the *current directory* (``run/model.onnx`` for root ``run``) must be passed resolved: read as relative to
+    ``root`` it would name ``run/run/model.onnx``, a file that does not exist, and so looks safe to overwrite."""
     path = Path(path)
     if path.is_absolute():
         try:

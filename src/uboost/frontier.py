@@ -259,7 +259,7 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
             _manifest.clear(out_root, source.root)
         for point in points:
             runs.check_run_dir(point, force=force, resumable=False)
-        runs.record(out_root, dirs=points)  # each point is an output of its own, listed here for the next --force
+        runs.record(out_root, dirs=[p.resolve() for p in points])  # each point an output of its own, listed for the next --force
         rows = []
         for point, (target, projection) in zip(points, projections):
             budget = {"latency": target_ms, "energy": target_uj, metric: target}

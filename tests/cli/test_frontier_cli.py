@@ -155,3 +155,15 @@ def test_search_with_a_budget_commits_its_argmax_into_the_window_and_bad_commit_
     bad = cli("search", *TINY, "--target-latency-ms", target, "--budget-commit", "2", "--out", tmp_path / "bad")
     one_line_error(bad, "budget_commit")
     assert not (tmp_path / "bad").exists()
+
+
+def test_frontier_force_with_a_relative_path_drops_the_earlier_points(cli, searched, tmp_path, monkeypatch):
+    import shutil
+
+    run, _, _ = searched
+    shutil.copytree(run, tmp_path / "r")
+    monkeypatch.chdir(tmp_path)  # RUN as a user types it, relative to the current directory
+    assert cli("frontier", "r", "--points", "4").code == 0
+    assert sorted(p.name for p in (tmp_path / "r" / "frontier").glob("p*")) == ["p00", "p01", "p02", "p03"]
+    assert cli("frontier", "r", "--points", "2", "--force").code == 0
+    assert sorted(p.name for p in (tmp_path / "r" / "frontier").glob("p*")) == ["p00", "p01"]  # p02, p03 gone

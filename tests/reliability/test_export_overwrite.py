@@ -42,3 +42,14 @@ def test_export_to_a_read_only_place_is_one_line(cli, run_copy, tmp_path):
         one_line_error(cli("export", run_copy, "--out", target), "cannot write")
     finally:
         locked.chmod(0o700)
+
+
+def test_export_refuses_to_overwrite_with_a_relative_run_path(cli, run_copy, monkeypatch):
+    monkeypatch.chdir(run_copy.parent)  # "run/model.onnx" was read as run/run/model.onnx: missing, so "safe"
+    (run_copy / "model.onnx").write_text("my notes")
+    config = (run_copy / "config.json").read_text()
+    one_line_error(cli("export", "run", "--format", "onnx"), "already exists", "--force")
+    one_line_error(cli("export", "run", "--format", "onnx", "--out", "run/config.json"), "already exists", "--force")
+    assert (run_copy / "model.onnx").read_text() == "my notes" and (run_copy / "config.json").read_text() == config
+    assert cli("export", "run", "--format", "json").code == 0  # its own export.json: replaced without --force
+    assert cli("export", "run", "--format", "json").code == 0

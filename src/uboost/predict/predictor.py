@@ -101,7 +101,7 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
     root = Path(run)
     check_search_run(root)
     if save:
-        runs.refuse_foreign(root, [root / PREDICTOR], owner=OWNER)
+        runs.refuse_foreign(root, [(root / PREDICTOR).resolve()], owner=OWNER)
     started = time.perf_counter()
     net = load_trained_supernet(root, recalibration_images=recalibration_images, seed=seed)
     net.fine_tune_uniform(fine_tune_epochs, seed=seed)
@@ -131,7 +131,7 @@ def save_predictor(root: Path, predictor: Predictor) -> Path:
     from uboost.io import write_json
 
     path = Path(root) / PREDICTOR
-    runs.refuse_foreign(root, [path], owner=OWNER)
+    runs.refuse_foreign(root, [path.resolve()], owner=OWNER)
     with runs.run_lock(root):
         runs.record(root, PREDICTOR, owner=OWNER)  # listed before written: search --force removes it
         write_json(path, predictor.to_dict())
