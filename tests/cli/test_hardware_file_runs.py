@@ -113,3 +113,18 @@ def test_a_bad_hardware_file_is_one_line_and_writes_nothing(cli, tmp_path, comma
 
 def test_hardware_on_a_plain_export_is_refused(cli, hw_run, tmp_path):
     one_line_error(cli("export", hw_run, "--hardware", CFG / "scale_v2.cfg", "--out", tmp_path / "a.json"), "budget export")
+
+
+@pytest.mark.parametrize("name", ["scale_v2.cfg", "toml"])
+def test_resume_with_the_same_hardware_file_is_not_a_change(cli, tmp_path, name):
+    # a file without a clock leaves it to be resolved (its DVFS table's fastest, else 1 GHz), as config.json stores it
+    if name == "toml":
+        hardware = tmp_path / "acc.toml"
+        hardware.write_text(ACCELERATOR)
+    else:
+        hardware = CFG / name
+    flags = [*TINY, "--hardware", hardware, "--out", tmp_path / "run"]
+    assert cli("search", *flags).code == 0
+    again = cli("search", *flags, "--resume")  # was: "these differ: clock_hz 1000000000.0 -> None"
+    assert again.code == 0, again.err
+    one_line_error(cli("search", *flags, "--array", "4x4", "--resume"), "these differ", "array")

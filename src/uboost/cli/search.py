@@ -172,7 +172,7 @@ def search(
 
     check_launch(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=cfg.precision)
     if resume:
-        _refuse_changed_settings(run_dir, {k: v for k, v in given.items() if k not in LAUNCH_FIELDS})
+        _refuse_changed_settings(run_dir, {k: v for k, v in given.items() if k not in LAUNCH_FIELDS}, cfg.to_dict())
     rank_zero = is_rank_zero(cfg)  # the other ranks of a DDP run print nothing and never touch the run directory
     if not resume and rank_zero:
         console.print(
@@ -248,8 +248,10 @@ def _precision_flags(bits, weight_bits, act_bits, pin_bits, pe) -> dict:
     return values
 
 
-def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
-    """``--resume`` continues a run with its stored config: a setting that differs is an error, not ignored."""
+def _refuse_changed_settings(run_dir: Path, given: dict, resolved: dict | None = None) -> None:
+    """``--resume`` continues a run with its stored config: a setting that differs is an error, not ignored.
+    ``resolved``: the config the flags make (``SearchConfig.to_dict()``), compared where it has the setting: a
+    ``--hardware`` file leaves the clock to be resolved (None -> its DVFS table's, else 1 GHz), as it was stored."""
     from uboost import runs
 
     if not (Path(run_dir) / runs.CONFIG).is_file():
@@ -259,6 +261,8 @@ def _refuse_changed_settings(run_dir: Path, given: dict) -> None:
         raise ConfigError(f"{Path(run_dir) / runs.CONFIG} must hold a JSON object of settings, got {type(stored).__name__}")
     options = dict(given.pop("space_options", {}))
     given = json.loads(json.dumps(given, default=str))  # as stored: tuples (--bits, --gumbel-tau) as lists, paths as text
+    resolved = json.loads(json.dumps(resolved or {}, default=str))
+    given = {k: resolved.get(k, v) if v is None else v for k, v in given.items()}
     changed = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in given.items() if stored.get(k) != v]
     stored_options = stored.get("space_options") or {}
     changed += [f"{k} {stored_options.get(k)!r} -> {v!r}" for k, v in options.items() if stored_options.get(k) != v]
