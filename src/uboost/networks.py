@@ -65,7 +65,7 @@ def load_frozen_network(path: str | os.PathLike) -> LoadedNetwork:
     run = runs.load_run(path)
     if not run.config:
         raise RunDirError(f"no {runs.CONFIG} next to {path}: cannot tell which space the architecture belongs to")
-    config = SearchConfig.from_dict(run.config)
+    config = SearchConfig.from_dict(runs.network_config(run))  # at the operating point the search chose with it
     space, shape, _ = build_space(config)
     network = runs.freeze_arch(space, run.arch)
     from uboost.quant import apply_run_precision

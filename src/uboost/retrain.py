@@ -185,7 +185,7 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
     if search_config is None:
         if not run.config:
             raise ConfigError(f"no {runs.CONFIG} next to {source}: pass --space (and its options) to say which space it is")
-        search_config = SearchConfig.from_dict(run.config)
+        search_config = SearchConfig.from_dict(runs.network_config(run))  # priced where the search put it
     if config.dataset is not None:
         search_config = search_config.replace(dataset=config.dataset, data_dir=config.data_dir)
     from uboost.accelerators import check_accelerator

@@ -270,6 +270,22 @@ def load_run(path: str | os.PathLike) -> RunArtifacts:
     return RunArtifacts(config=config, arch=arch, root=root)
 
 
+def network_config(run: RunArtifacts) -> dict:
+    """The config the run's derived network runs under. A search with ``operating_point="auto"`` chose a DVFS point
+    with the network (``result.json``'s ``operating_point``) and reported its cost there; ``profile`` and ``retrain``
+    price it there too, as a budget export does (the stored config keeps "auto", for ``--resume``)."""
+    config = run.config
+    if config.get("operating_point") != "auto" or not (run.root / RESULT).is_file():
+        return config
+    try:
+        point = json.loads((run.root / RESULT).read_text()).get("operating_point")
+    except (OSError, ValueError, AttributeError):
+        return config  # an unreadable result: the stored config, as before
+    if not isinstance(point, dict) or not isinstance(point.get("freq_hz"), (int, float)):
+        return config
+    return {**config, "clock_hz": point["freq_hz"], "voltage_v": point.get("voltage_v"), "operating_point": None}
+
+
 def freeze_arch(space, arch: dict):
     """``space.freeze(arch)`` with a one-line error when the dict does not fit the space."""
     expected = set(space.simplify())

@@ -97,6 +97,22 @@ def test_search_with_both_budgets_and_operating_point_auto(auto_run):
     assert "energy_multiplier" in written and "budget_multiplier" in written
 
 
+def test_profile_and_retrain_price_an_auto_run_at_its_chosen_point(cli, auto_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(auto_run[0], run)
+    written = json.loads((run / "result.json").read_text())
+    profiled = json.loads(cli("profile", run, "--json").out)["reports"][0]
+    assert profiled["hardware"]["clock_hz"] == written["operating_point"]["freq_hz"]  # was the table's default clock
+    assert profiled["total"]["latency_ms"] == pytest.approx(written["latency_ms"], rel=1e-12)
+    assert profiled["total"]["energy_uj"] == pytest.approx(written["energy_uj"], rel=1e-12)
+    assert cli("retrain", run, "--epochs", "1", "--max-samples", "64").code == 0
+    retrained = json.loads((run / "retrain" / "retrain.json").read_text())
+    assert retrained["latency_ms"] == pytest.approx(written["latency_ms"], rel=1e-12)
+    assert json.loads((run / "config.json").read_text())["operating_point"] == "auto"  # kept for --resume
+
+
 def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy_run, auto_run, tmp_path):
     run, low, high = energy_run
     one_line_error(cli("export", run, "--operating-point", "auto", "--out", tmp_path / "x"), "operating-point table")

@@ -45,7 +45,9 @@ def retrain(
         num_nodes=num_nodes, strategy=strategy, precision=precision,
     )
     artifacts = load_run(run)
-    search_cfg = SearchConfig.from_dict(artifacts.config) if artifacts.config else None
+    from uboost.runs import network_config
+
+    search_cfg = SearchConfig.from_dict(network_config(artifacts)) if artifacts.config else None  # at its chosen point
     if search_cfg is None and space is not None:
         search_cfg = SearchConfig(space=space)  # the space's own default options
     if search_cfg is not None and (array or dataflow):
