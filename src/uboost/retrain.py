@@ -62,6 +62,21 @@ ARCH_KEY = "uboost_retrain_arch"  # the architecture a checkpoint trains
 RESUME_SETTINGS = ("epochs", "batch_size", "learning_rate", "weight_decay", "schedule", "augment", "seed", "max_samples")
 
 
+# `uboost retrain`'s flag for each setting a resume must repeat (weight decay and augmentation have none: defaults)
+_FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs", "batch_size": "--batch-size",
+          "learning_rate": "--lr", "schedule": "--schedule", "seed": "--seed", "max_samples": "--max-samples"}
+
+
+def _resume_flags(config: RetrainConfig) -> str:
+    """`` --epochs 400 --lr 0.1``: the flags that repeat ``config``'s settings where they are not the defaults, so
+    the interrupted retrain's "continue with" command resumes instead of being refused for other settings."""
+    import shlex
+
+    default = RetrainConfig()
+    return "".join(f" {flag} {shlex.quote(str(getattr(config, key)))}" for key, flag in _FLAGS.items()
+                   if getattr(config, key) != getattr(default, key))
+
+
 def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) -> None:
     stored = checkpoint.get(SETTINGS_KEY)
     if not isinstance(stored, dict):
@@ -284,7 +299,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         **trainer_kwargs(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
                          precision=config.precision, search=False),
     )
-    again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'} --resume"
+    again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'}{_resume_flags(config)} --resume"
     interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")
     from uboost.distributed.errors import fit_outcome
 

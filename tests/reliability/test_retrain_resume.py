@@ -22,8 +22,10 @@ def test_interrupted_retrain_resumes_from_its_checkpoint(cli, run_copy):
     from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
 
     config = RetrainConfig(epochs=3, max_samples=64, batch_size=32)
-    with pytest.raises(RetrainInterrupted, match="--resume"):
+    with pytest.raises(RetrainInterrupted, match="--resume") as interrupted:
         retrain(run_copy, config, callbacks=[_ctrl_c_at(5)])  # 2 steps per epoch: in epoch 3
+    # the command it names repeats the settings (the defaults' flags left out): run as printed, it resumes
+    assert f"continue with: uboost retrain {run_copy} --epochs 3 --batch-size 32 --max-samples 64 --resume" in str(interrupted.value)
     ckpt = run_copy / "retrain" / "checkpoints"
     assert (ckpt / "last.ckpt").is_file() and (ckpt / "interrupted.ckpt").is_file()
     assert not (run_copy / "retrain" / "model.pt").exists()
