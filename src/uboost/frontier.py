@@ -92,8 +92,7 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
     if not (root / runs.CONFIG).is_file():
         raise RunDirError(f"{root} has no {runs.CONFIG}: not a uboost search run")
     if not (root / runs.ALPHAS).is_file():
-        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else (
-            "it was made by an older uboost, which did not keep the alphas a projection needs: run its search again")
+        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else runs.no_alphas_hint(root)
         raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
     config = SearchConfig.from_dict(runs.read_json(root / runs.CONFIG, "run config"))
     if hardware is not None:

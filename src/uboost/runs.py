@@ -73,11 +73,30 @@ def read_json(path: Path, what: str) -> Any:
 def unfinished_hint(root: str | os.PathLike) -> str:
     """Why a directory has no search result yet, and the exact command that makes one."""
     root = Path(root)
+    if not (root / CONFIG).is_file() and ((root / "retrain.json").is_file() or root.name == RETRAIN):
+        return f"it is a retrain's output, not a search run: pass the run directory it belongs to ({root.parent})"
+    if not (root / CONFIG).is_file():
+        return "not a uboost search run directory (no config.json either)"
     if latest_checkpoint(root) is not None:
         return f"the search did not finish; continue it with: uboost search --out {root} --resume"
     if (root / CONFIG).is_file():
         return f"the search did not finish and left no checkpoint; start it over with: uboost search --out {root} --force"
     return "not a uboost search run directory (no config.json either)"
+
+
+def no_alphas_hint(root: str | os.PathLike) -> str:
+    """Why a run directory with a network (``arch.json``) has no ``alphas.json``: an exported network (a budget
+    export, a frontier point, a tune trial's export) rather than a search, or a search by an older uboost."""
+    root = Path(root)
+    try:
+        source = json.loads((root / RESULT).read_text()).get("projected_from") if (root / RESULT).is_file() else None
+    except (OSError, ValueError, AttributeError):
+        source = None
+    if isinstance(source, str):
+        return f"it holds one network exported from the search {source} (a budget export or a frontier point): use that run"
+    if (root / "tune.json").is_file():
+        return "it is a trial exported from a uboost tune study: use the trial's own run directory (in the study's trials/)"
+    return "it was made by an older uboost, which did not keep the alphas: run its search again"
 
 
 def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, resumable: bool = True) -> Path:

@@ -167,3 +167,15 @@ def test_frontier_force_with_a_relative_path_drops_the_earlier_points(cli, searc
     assert sorted(p.name for p in (tmp_path / "r" / "frontier").glob("p*")) == ["p00", "p01", "p02", "p03"]
     assert cli("frontier", "r", "--points", "2", "--force").code == 0
     assert sorted(p.name for p in (tmp_path / "r" / "frontier").glob("p*")) == ["p00", "p01"]  # p02, p03 gone
+
+
+def test_commands_that_need_a_search_say_what_an_exported_network_or_a_retrain_folder_is(cli, searched, tmp_path):
+    run, _, _ = searched
+    assert cli("frontier", run, "--points", "2", "--out", tmp_path / "front").code == 0
+    point = tmp_path / "front" / "p00"
+    one_line_error(cli("frontier", point), "exported from the search", str(run))  # was: "made by an older uboost"
+    one_line_error(cli("predict", point), "exported from the search")
+    folder = tmp_path / "r" / "retrain"  # a retrain's output, passed where its run was meant
+    folder.mkdir(parents=True)
+    (folder / "retrain.json").write_text("{}")
+    one_line_error(cli("retrain", folder), "a retrain's output", str(tmp_path / "r"))  # was: "uboost search --out ... --resume"

@@ -147,7 +147,8 @@ def check_search_run(root: Path) -> Path:
     if not (root / runs.CONFIG).is_file():
         raise RunDirError(f"{root} has no {runs.CONFIG}: not a uboost search run")
     if not (root / runs.ALPHAS).is_file():
-        raise RunDirError(f"{root} has no {runs.ALPHAS}: the search did not finish, or it was made by an older uboost (search again)")
+        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else runs.no_alphas_hint(root)
+        raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
     checkpoint = runs.latest_checkpoint(root)
     if checkpoint is None:
         raise RunDirError(f"{root} has no supernet checkpoint in {runs.CHECKPOINTS}/: the predictor measures the trained "
