@@ -179,3 +179,11 @@ def test_commands_that_need_a_search_say_what_an_exported_network_or_a_retrain_f
     folder.mkdir(parents=True)
     (folder / "retrain.json").write_text("{}")
     one_line_error(cli("retrain", folder), "a retrain's output", str(tmp_path / "r"))  # was: "uboost search --out ... --resume"
+
+
+def test_empty_targets_and_a_space_the_run_was_not_searched_on_are_one_red_line(cli, searched, tmp_path):
+    run, _, _ = searched
+    one_line_error(cli("frontier", run, "--targets", "", "--out", tmp_path / "f"), "--targets must be")  # was: --points
+    assert not (tmp_path / "f").exists()
+    one_line_error(cli("retrain", run, "--space", "darts-cifar", "--out", tmp_path / "r"), "is for a bare arch.json", "lenet")
+    assert not (tmp_path / "r").exists()

@@ -70,3 +70,18 @@ def test_from_frontier_directory(tmp_path):
         switcher.select(latency_ms=0.05)
     with pytest.raises(RunDirError, match="no frontier points"):
         Switcher.from_frontier(tmp_path / "p00")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("{}", "latency_ms must be a number, got None"),
+    ("[]", "must hold a JSON object, got list"),
+    ('{"latency_ms": "fast"}', "latency_ms must be a number, got 'fast'"),
+    ('{"latency_ms": 0.1, "test_acc": "high"}', "test_acc must be a number"),
+])
+def test_a_damaged_point_result_is_one_error_naming_the_file(tmp_path, content, fragment):
+    write_point(tmp_path, "p00", 0.1, 0.8)
+    (tmp_path / "p01").mkdir()
+    (tmp_path / "p01" / "result.json").write_text(content)  # was a KeyError / AttributeError / ValueError traceback
+    with pytest.raises(RunDirError, match=fragment) as err:
+        Switcher.from_frontier(tmp_path)
+    assert "p01" in str(err.value)

@@ -101,7 +101,7 @@ def frontier(
     if max_samples is not None and max_samples < 1:
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
     floor = check_floor(budget_floor, "--budget-floor")
-    wanted = _parse_targets(targets, metric) if targets else None
+    wanted = _parse_targets(targets, metric) if targets is not None else None  # "" is an error, not --points
     source = load_projector(run, hardware, objective)
     budgets = frontier_targets(source, points=points, targets=wanted, metric=metric)
     out = out or Path(run) / "frontier"

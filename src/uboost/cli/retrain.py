@@ -35,6 +35,7 @@ def retrain(
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
 ) -> None:
     """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
+    from uboost.exceptions import ConfigError
     from uboost.retrain import RetrainConfig, retrain as run_retrain
     from uboost.runs import load_run
     from uboost.search import SearchConfig, build_cost_model
@@ -48,6 +49,8 @@ def retrain(
     from uboost.runs import network_config
 
     search_cfg = SearchConfig.from_dict(network_config(artifacts)) if artifacts.config else None  # at its chosen point
+    if search_cfg is not None and space is not None and space != search_cfg.space:
+        raise ConfigError(f"--space {space} is for a bare arch.json; {run} was searched on {search_cfg.space!r}: drop --space")
     if search_cfg is None and space is not None:
         search_cfg = SearchConfig(space=space)  # the space's own default options
     if search_cfg is not None and (array or dataflow):

@@ -95,14 +95,16 @@ class Switcher:
             raise RunDirError(f"{root} holds no frontier points (p00/result.json, ...): run `uboost frontier RUN --out {root}`")
         rows = []
         for d in dirs:
-            result = read_json(d / RESULT, "frontier point result")
+            result = _object(read_json(d / RESULT, "frontier point result"), d / RESULT)
             retrained = d / "retrain" / "retrain.json"
-            accuracy = result.get("test_acc")
+            accuracy = _number(result.get("test_acc"), d / RESULT, "test_acc", optional=True)
             if accuracy is None and retrained.is_file():
-                accuracy = read_json(retrained, "retrain result").get("test_acc")
-            hardware = read_json(d / HARDWARE, "hardware report") if (d / HARDWARE).is_file() else {}
-            energy = (hardware.get("total") or {}).get("energy_uj")
-            rows.append((d.name, accuracy, result.get("preference"), float(result["latency_ms"]), energy))
+                accuracy = _number(_object(read_json(retrained, "retrain result"), retrained).get("test_acc"), retrained,
+                                   "test_acc", optional=True)
+            hardware = _object(read_json(d / HARDWARE, "hardware report"), d / HARDWARE) if (d / HARDWARE).is_file() else {}
+            energy = (hardware.get("total") or {}).get("energy_uj") if isinstance(hardware.get("total"), dict) else None
+            rows.append((d.name, accuracy, _number(result.get("preference"), d / RESULT, "preference", optional=True),
+                         _number(result.get("latency_ms"), d / RESULT, "latency_ms"), energy))
         if all(r[1] is not None for r in rows):
             return cls([SwitchPoint(n, float(a), l, e, str(root / n)) for n, a, _, l, e in rows], accuracy_name="test accuracy")
         if any(r[1] is not None for r in rows):
@@ -136,3 +138,21 @@ class Switcher:
         if (root / "points").is_dir() and (root / "exits.json").is_file():
             return cls.from_exits(root)
         return cls.from_frontier(root)
+
+
+def _object(data, path) -> dict:
+    """``data`` when it is a JSON object, else one line naming the file."""
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} must hold a JSON object, got {type(data).__name__}; export that point again")
+    return data
+
+
+def _number(value, path, key: str, *, optional: bool = False) -> float | None:
+    """``value`` as a finite number (``None`` allowed when ``optional``), else one line naming the file and key."""
+    import math
+
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RunDirError(f"{path}: {key} must be a number, got {value!r}; export that point again")
+    return float(value)
