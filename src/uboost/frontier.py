@@ -218,7 +218,7 @@ def frontier_targets(source: RunProjector, *, points: int | None = None, targets
     if targets:
         if len(targets) > MAX_POINTS:
             raise ConfigError(f"at most {MAX_POINTS} budgets per frontier, got {len(targets)} (each is a run directory)")
-        return sorted(check_budget(t, f"target {metric}", UNITS[metric]) for t in targets)
+        return sorted({check_budget(t, f"target {metric}", UNITS[metric]) for t in targets})  # a repeated budget: one point
     if points is None or isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_POINTS:
         raise ConfigError(f"points must be an integer from 2 to {MAX_POINTS} (each is a run directory), got {points!r}")
     low = source.projector.cheapest(metric).value(metric)

@@ -187,3 +187,11 @@ def test_empty_targets_and_a_space_the_run_was_not_searched_on_are_one_red_line(
     assert not (tmp_path / "f").exists()
     one_line_error(cli("retrain", run, "--space", "darts-cifar", "--out", tmp_path / "r"), "is for a bare arch.json", "lenet")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_repeated_budget_is_one_point_and_the_command_says_so(cli, searched, tmp_path):
+    run, low, high = searched
+    result = cli("frontier", run, "--targets", f"{high},{high}", "--out", tmp_path / "f")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in (tmp_path / "f").glob("p*")) == ["p00"]
+    assert "1 point, not 2: repeated budgets count once" in " ".join(result.out.split())
