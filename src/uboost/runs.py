@@ -73,25 +73,30 @@ def read_json(path: Path, what: str) -> Any:
 def unfinished_hint(root: str | os.PathLike) -> str:
     """Why a directory has no search result yet, and the exact command that makes one."""
     root = Path(root)
-    if not (root / CONFIG).is_file() and ((root / "retrain.json").is_file() or root.name == RETRAIN):
-        return f"it is a retrain's output, not a search run: pass the run directory it belongs to ({root.parent})"
     if not (root / CONFIG).is_file():
+        if (root / "retrain.json").is_file() or root.name == RETRAIN:
+            return f"it is a retrain's output, not a search run: pass the run directory it belongs to ({root.parent})"
         return "not a uboost search run directory (no config.json either)"
     if latest_checkpoint(root) is not None:
         return f"the search did not finish; continue it with: uboost search --out {root} --resume"
-    if (root / CONFIG).is_file():
-        return f"the search did not finish and left no checkpoint; start it over with: uboost search --out {root} --force"
-    return "not a uboost search run directory (no config.json either)"
+    return f"the search did not finish and left no checkpoint; start it over with: uboost search --out {root} --force"
+
+
+def _result_field(root: Path, key: str) -> Any:
+    """``key`` of ``root``'s ``result.json``; ``None`` when the file is missing, unreadable or not an object (the
+    callers then say what they would have said without it)."""
+    try:
+        result = json.loads((root / RESULT).read_text()) if (root / RESULT).is_file() else None
+    except (OSError, ValueError):
+        return None
+    return result.get(key) if isinstance(result, dict) else None
 
 
 def no_alphas_hint(root: str | os.PathLike) -> str:
     """Why a run directory with a network (``arch.json``) has no ``alphas.json``: an exported network (a budget
     export, a frontier point, a tune trial's export) rather than a search, or a search by an older uboost."""
     root = Path(root)
-    try:
-        source = json.loads((root / RESULT).read_text()).get("projected_from") if (root / RESULT).is_file() else None
-    except (OSError, ValueError, AttributeError):
-        source = None
+    source = _result_field(root, "projected_from")
     if isinstance(source, str):
         return f"it holds one network exported from the search {source} (a budget export or a frontier point): use that run"
     if (root / "tune.json").is_file():
@@ -145,9 +150,10 @@ def record(root: str | os.PathLike, *paths: str | os.PathLike, dirs=(), owner: s
 
 
 def may_overwrite(root: str | os.PathLike, path: str | os.PathLike, owner: str | None = None) -> bool:
-    """True when ``path`` (inside output directory ``root``) is missing or uboost wrote it (for
-    ``owner``, when given: another command's result is not ours to replace)."""
-    return not _manifest.foreign(root, [path], owner, _legacy_owner)
+    """True when ``path`` (a file path, inside output directory ``root``) is missing or uboost wrote it (for
+    ``owner``, when given: another command's result is not ours to replace). Resolved here: relative to the current
+    directory, ``run/model.onnx`` is not ``root/run/model.onnx``."""
+    return not _manifest.foreign(root, [Path(path).resolve()], owner, _legacy_owner)
 
 
 def refuse_foreign(root: str | os.PathLike, targets, owner: str | None = None) -> None:
@@ -294,12 +300,9 @@ def network_config(run: RunArtifacts) -> dict:
     with the network (``result.json``'s ``operating_point``) and reported its cost there; ``profile`` and ``retrain``
     price it there too, as a budget export does (the stored config keeps "auto", for ``--resume``)."""
     config = run.config
-    if config.get("operating_point") != "auto" or not (run.root / RESULT).is_file():
+    if config.get("operating_point") != "auto":
         return config
-    try:
-        point = json.loads((run.root / RESULT).read_text()).get("operating_point")
-    except (OSError, ValueError, AttributeError):
-        return config  # an unreadable result: the stored config, as before
+    point = _result_field(run.root, "operating_point")  # no (readable) result: the stored config, as before
     if not isinstance(point, dict) or not isinstance(point.get("freq_hz"), (int, float)):
         return config
     return {**config, "clock_hz": point["freq_hz"], "voltage_v": point.get("voltage_v"), "operating_point": None}

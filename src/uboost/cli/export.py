@@ -68,7 +68,7 @@ def export(
     if target.is_dir():
         raise RunDirError(f"--out {target} is a directory; give a file name, e.g. {target / default}")
     inside = target.resolve().is_relative_to(artifacts.root.resolve())
-    if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target.resolve(), runs.EXPORT)):
+    if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target, runs.EXPORT)):
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
     with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
         if inside:

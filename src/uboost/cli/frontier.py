@@ -104,11 +104,11 @@ def frontier(
     wanted = _parse_targets(targets, metric) if targets is not None else None  # "" is an error, not --points
     source = load_projector(run, hardware, objective)
     budgets = frontier_targets(source, points=points, targets=wanted, metric=metric)
-    if len(budgets) < (len(wanted) if wanted is not None else points):  # said, not silently fewer directories
+    asked = len(wanted) if wanted is not None else points
+    if len(budgets) < asked:  # said, not silently fewer directories
         why = ("repeated budgets count once" if wanted is not None else
                "the search's own network is already the cheapest of its space, so every budget gives it")
-        console.print(f"[yellow]note:[/] {len(budgets)} point{'s' if len(budgets) != 1 else ''}, not "
-                      f"{len(wanted) if wanted is not None else points}: {why}")
+        console.print(f"[yellow]note:[/] {len(budgets)} point{'s' if len(budgets) != 1 else ''}, not {asked}: {why}")
     out = out or Path(run) / "frontier"
     rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms, target_uj=fixed_uj,
                         auto_point=auto)

@@ -37,7 +37,7 @@ def retrain(
     """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
     from uboost.exceptions import ConfigError
     from uboost.retrain import RetrainConfig, retrain as run_retrain
-    from uboost.runs import load_run
+    from uboost.runs import load_run, network_config
     from uboost.search import SearchConfig, build_cost_model
 
     cfg = RetrainConfig(
@@ -46,8 +46,6 @@ def retrain(
         num_nodes=num_nodes, strategy=strategy, precision=precision,
     )
     artifacts = load_run(run)
-    from uboost.runs import network_config
-
     search_cfg = SearchConfig.from_dict(network_config(artifacts)) if artifacts.config else None  # at its chosen point
     if search_cfg is not None and space is not None and space != search_cfg.space:
         raise ConfigError(f"--space {space} is for a bare arch.json; {run} was searched on {search_cfg.space!r}: drop --space")

@@ -81,7 +81,7 @@ def export_dynamic(source: DynamicSource, target: Path, *, force: bool = False) 
         raise RunDirError(f"--out {target} is a directory; the all-exits graph is one file, e.g. {target / 'model.onnx'}")
     if policy is not None and target.exists() and not target.is_dir():
         raise RunDirError(f"--out {target} is a file; a point exports to a directory of graphs, e.g. {target.with_suffix('')}")
-    ours = root is not None and all(runs.may_overwrite(root, f.resolve(), runs.EXPORT) for f in (target.iterdir() if target.is_dir() else [target]))
+    ours = root is not None and all(runs.may_overwrite(root, f, runs.EXPORT) for f in (target.iterdir() if target.is_dir() else [target]))
     if target.exists() and not force and not ours:
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
     network = load_dynamic(source.exits_dir, policy)

@@ -28,7 +28,7 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     positions = calibrated.network.backbone.positions
     files = [out / "heads.pt", out / "exits.json"] + [out / POINTS / f"p{i:02d}.json" for i in range(len(calibrated.front))]
     old = sorted((out / POINTS).glob("p*.json")) if (out / POINTS).is_dir() else []
-    stale = [p for p in old if p not in files and runs.may_overwrite(root, p.resolve(), owner)]
+    stale = [p for p in old if p not in files and runs.may_overwrite(root, p, owner)]
     runs.record(root, *[f.resolve() for f in files], owner=owner)
     for path in stale:  # a smaller front than last time: the earlier points beyond it go
         path.unlink(missing_ok=True)
