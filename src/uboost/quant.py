@@ -78,6 +78,8 @@ def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
             raise ConfigError(f"{what} must be comma-separated whole numbers (e.g. 2,4,8), got {text!r}") from None
         if not MIN_BITS <= value <= MAX_BITS or value != int(value):  # said as typed (1.5, 33, inf, not 33.0)
             raise ConfigError(f"{what} must be whole numbers from {MIN_BITS} to {MAX_BITS}, got {p}")
+        if value in values:  # a typo for another width (2,2 for 2,4?), not a second choice
+            raise ConfigError(f"{what} lists {int(value)} twice, got {text!r}; give each bitwidth once")
         values.append(value)
     return check_bits(values, what)
 

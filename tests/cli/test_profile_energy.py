@@ -97,7 +97,7 @@ def test_hardware_txt_carries_energy(tmp_path):
         (["--operating-points", "{empty}"], ["at least one"]),
         (["--operating-points", "rk3576-npu", "--clock-hz", "2e9"], ["above the fastest operating point"]),
         (["--clock-hz", "0"], ["clock_hz must be a positive"]),
-        (["--energy-plot", "{nodir}/e.png"], ["does not exist"]),
+        (["--energy-plot", "{nodir}/sub/e.png"], ["is not a folder"]),
     ],
 )
 def test_profile_bad_energy_input_is_one_line_and_writes_nothing(cli, tmp_path, args, fragments):
@@ -107,7 +107,7 @@ def test_profile_bad_energy_input_is_one_line_and_writes_nothing(cli, tmp_path, 
         "unsorted": ("unsorted.toml", "points = [[8e8, 0.9], [4e8, 0.8]]\n"),
         "empty": ("empty.toml", "points = []\n"),
     }
-    names = {key: str(tmp_path / name) for key, (name, _) in files.items()} | {"nodir": str(tmp_path / "nowhere")}
+    names = {key: str(tmp_path / name) for key, (name, _) in files.items()} | {"nodir": str(tmp_path / "missing.toml")}
     for name, text in files.values():
         (tmp_path / name).write_text(text)
     png = tmp_path / "out.png"
@@ -123,3 +123,15 @@ def test_run_directory_carries_energy(tiny_run):
     hardware = _strict((tiny_run / "hardware.json").read_text())
     assert hardware["total"]["energy_uj"] > 0 and hardware["total"]["power_mw"] > 0
     assert all(set(l["energy_uj"]) == {"mac", "sram", "dram", "leakage", "total"} for l in hardware["layers"])
+
+
+def test_profile_plots_into_new_nested_folders(cli, tmp_path):
+    """Missing parent folders of --plot / --energy-plot are created (as export --out does); nothing is
+    written when the run fails."""
+    png = tmp_path / "a" / "b" / "util.png"
+    energy = tmp_path / "c" / "energy.png"
+    result = cli("profile", *NET, "--plot", png, "--energy-plot", energy)
+    assert result.code == 0, result.err
+    assert png.read_bytes()[:4] == b"\x89PNG" and energy.read_bytes()[:4] == b"\x89PNG"
+    bad = cli("profile", *NET, "--array", "0x16", "--plot", tmp_path / "d" / "e.png")
+    assert bad.code == 1 and not (tmp_path / "d").exists()

@@ -60,3 +60,19 @@ def test_a_compute_only_model_on_bounded_memory_says_so(cli):
     quiet = cli("profile", *NET, "--sram-kb", "16", "--dram-bw-words", "4", "--cost-model", "systolic-mem")
     assert "prices compute only" not in quiet.out
     assert "notes" not in json.loads(cli("profile", *NET, "--json").out)
+
+
+def test_setup_scalesim_in_another_folder_prints_a_line_to_paste(cli, tmp_path, monkeypatch):
+    """The export line stays one line (no soft wrap, however long the path) and is valid shell."""
+    import shlex
+
+    from uboost.hardware import scalesim_runner
+
+    python = tmp_path / ("a long folder name with spaces " * 4) / "bin" / "python"
+    monkeypatch.setattr(scalesim_runner, "setup_environment", lambda venv: python)
+    result = cli("hw", "setup-scalesim", tmp_path / "venv")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[0] == f"SCALE-Sim is ready: {python}"
+    assert lines[1] == f"export UBOOST_SCALESIM_PYTHON={shlex.quote(str(python))}"
+    assert shlex.split(lines[1]) == ["export", f"UBOOST_SCALESIM_PYTHON={python}"]

@@ -76,3 +76,22 @@ def test_repairing_an_intact_journal_changes_nothing(cli, tmp_path):
 @pytest.mark.parametrize("storage", ["sqlite:///x.db", "study.db"])
 def test_repair_journal_on_a_database_is_one_line(cli, tmp_path, storage):
     one_line_error(cli("tune", "--trials", "0", "--out", tmp_path / "t", "--storage", storage, "--repair-journal"), "journal files")
+
+
+def test_two_repairs_in_one_second_keep_both_damaged_copies(tmp_path, monkeypatch):
+    import time
+
+    from uboost.tuning.journal import repair_journal
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261205-120000")  # the same second, twice
+    journal = _study_with_trials(tmp_path / "tune")
+    copies = []
+    for torn in (TORN, TORN[:-7]):
+        with open(journal, "ab") as f:
+            f.write(torn)
+        damaged = journal.read_bytes()
+        backup = repair_journal(journal)
+        copies.append((backup, damaged))
+    assert copies[0][0] != copies[1][0]
+    assert all(backup.read_bytes() == damaged for backup, damaged in copies)
+    assert _trials(journal) == 3

@@ -100,16 +100,20 @@ def registry_table(title: str, entries: dict[str, str]):
 
 def check_output_file(option: str, path, *, force: bool) -> None:
     """Refuse, before any work, a file output (``--plot``, ``--out``) uboost could not or should not
-    write: a directory, a missing or non-folder parent, or an existing file without ``--force``
-    (a loose file has no manifest to say who wrote it: it may be someone's result)."""
+    write: a directory, a parent that is not a folder, or an existing file without ``--force`` (a
+    loose file has no manifest to say who wrote it: it may be someone's result). Missing parent
+    folders are fine: the atomic write creates them, as ``export --out`` and ``search --out`` do."""
     from uboost.exceptions import RunDirError
 
     if path is None:
         return
     if path.is_dir():
         raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / 'out'}")
-    if not path.parent.is_dir():
-        why = "is not a folder" if path.parent.exists() else "does not exist"
-        raise RunDirError(f"cannot write {option} {path}: {path.parent} {why}")
+    ancestor = path.parent
+    while not ancestor.exists() and not ancestor.is_symlink() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        why = "is a broken link" if ancestor.is_symlink() and not ancestor.exists() else "is not a folder"
+        raise RunDirError(f"cannot write {option} {path}: {ancestor} {why}")
     if (path.exists() or path.is_symlink()) and not force:
         raise RunDirError(f"{option} {path} already exists; pass --force to replace it")

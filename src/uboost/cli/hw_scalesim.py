@@ -118,6 +118,7 @@ def setup_scalesim(
     venv: Annotated[Optional[Path], typer.Argument(help="where to create it [default: ~/.cache/uboost/scalesim-venv]")] = None,
 ) -> None:
     """Create a virtualenv with SCALE-Sim 3.0.0 and numpy<2.3 for the `scalesim` cost model."""
+    import shlex
     import subprocess
 
     from uboost.exceptions import HardwareError
@@ -127,5 +128,6 @@ def setup_scalesim(
         python = setup_environment(venv)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise HardwareError(f"could not set up SCALE-Sim in {venv or default_venv()}: {exc}") from None
-    hint = "" if venv is None else f"; point uboost at it with {PYTHON_ENV}={python}"
-    console.print(f"SCALE-Sim is ready: {python}{hint}")
+    console.print(f"SCALE-Sim is ready: {python}", soft_wrap=True)
+    if venv is not None:  # a folder uboost does not look in: say how to point it there, as a line to paste
+        console.print(f"export {PYTHON_ENV}={shlex.quote(str(python))}", soft_wrap=True, markup=False, highlight=False)

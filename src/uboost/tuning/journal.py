@@ -65,7 +65,13 @@ def inspect_journal(path: str | os.PathLike) -> Damage | None:
 
 
 def _backup_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    """A name beside ``path`` that no earlier backup holds (two repairs within a second each keep theirs)."""
+    stem = f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    backup, n = path.with_name(stem), 1
+    while backup.exists() or backup.is_symlink():
+        n += 1
+        backup = path.with_name(f"{stem}-{n}")
+    return backup
 
 
 def check_journal(path: str | os.PathLike) -> None:
@@ -90,8 +96,8 @@ def repair_journal(path: str | os.PathLike) -> Path | None:
         return None
     if damage.bad_record is not None:
         check_journal(path)  # raises: a cut cannot fix a broken middle record
-    backup = _backup_name(path)
     with _journal_lock(path):
+        backup = _backup_name(path)
         shutil.copy2(path, backup)
         with open(path, "r+b") as f:
             f.truncate(damage.complete_bytes)

@@ -177,7 +177,15 @@ def retrying(inner, shown: str = "", delays: tuple[float, ...] = RETRY_DELAYS_S,
 
 
 def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "study"
+    """``name`` as a folder name: itself when it is one already; otherwise its safe characters plus
+    a short hash of the whole name, so two study names that clean up alike ("a b", "a_b", "a/b")
+    never share a trial folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "study"
+    if cleaned == name:
+        return name
+    import hashlib
+
+    return f"{cleaned}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def trial_dir(out_root: str | os.PathLike, study_name: str, number: int) -> Path:
