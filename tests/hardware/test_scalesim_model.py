@@ -154,3 +154,73 @@ def test_user_mode_matches_stored_scalesim_points(simulator, tmp_path):
                             sram_kb=int(row["sram_kb"]), dram_bw_words=int(float(row["dram_bw_words"])))
         model = create("scalesim", spec=spec, cache_dir=tmp_path)
         assert model.evaluate([shape_of({**row, "network": row["network"]})]).cycles == float(row["cycles"]), row
+
+
+# -- access counts (energy) ------------------------------------------------------------------
+USER_ACCESS = Path(__file__).parent / "data" / "scalesim_user_access.csv"
+MEM = HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=4)
+
+
+def test_with_finite_buffers_the_words_are_the_simulators_and_price_the_energy(tmp_path):
+    """Prefilled counts (as if SCALE-Sim said them) are what accesses() and the energy use, a layer's
+    repeats included; soft channels get systolic-mem's counts scaled to them."""
+    from uboost.hardware.access import ACCESS_KEYS
+
+    table = LayerTable.from_shapes([CONV, DW])
+    closed = create("systolic-mem", spec=MEM)
+    words = {key: 3.0 * v for key, v in closed.accesses(table).items()}  # pretend SCALE-Sim moves 3x the words
+    model = ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path)
+    model.prefill([CONV, DW], closed.cycles(table).tolist(), words)
+    got = model.accesses(table)
+    for key in ACCESS_KEYS:
+        assert torch.allclose(got[key], words[key].round(), rtol=1e-6), key
+    assert model.evaluate([CONV, DW]).energy_uj > closed.evaluate([CONV, DW]).energy_uj
+    cout = table.out_channels.clone().requires_grad_(True)
+    soft = model.accesses(table, out_channels=cout, temperature=20.0)
+    reference = closed.accesses(table, out_channels=cout, temperature=20.0)
+    assert torch.allclose(soft["filter_dram_reads"], 3.0 * reference["filter_dram_reads"], rtol=1e-3)
+    soft["filter_dram_reads"].sum().backward()
+    assert cout.grad is not None and (cout.grad >= 0).all()
+
+
+def test_unbounded_buffers_use_the_unbounded_counts_without_simulating(tmp_path):
+    spec = HardwareSpec(rows=16, cols=16)
+    model = ScaleSimModel.example(spec, [CONV, FC])
+    table = LayerTable.from_shapes([CONV, FC])
+    plain = create("systolic", spec=spec).accesses(table)
+    assert all(torch.equal(model.accesses(table)[k], plain[k]) for k in plain)
+    assert model.stats.simulated == 0
+
+
+def test_a_cache_from_before_the_counts_is_migrated_and_asks_for_them(tmp_path):
+    import sqlite3
+
+    job, _ = layer_job(CONV, MEM)
+    con = sqlite3.connect(tmp_path / "scalesim-3.0.0.sqlite")  # an older uboost's table: no words column
+    con.execute("CREATE TABLE results (key TEXT PRIMARY KEY, cycles INTEGER, stall_cycles INTEGER, seconds REAL)")
+    con.execute("INSERT INTO results VALUES (?, 1234, 99, 1.0)", (job.key,))
+    con.commit()
+    con.close()
+    model = ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path)
+    assert model.cycles(LayerTable.from_shapes([CONV])).item() == 1234.0  # its cycles still serve, nothing simulated
+    with pytest.raises(HardwareError):  # its words were never kept: SCALE-Sim is asked (and is not there)
+        model.accesses(LayerTable.from_shapes([CONV]))
+    ResultCache(tmp_path).put(job.key, 1234, 99, 1.0, {"ifmap_dram_reads": 7, "filter_dram_reads": 5,
+                                                          "ofmap_dram_writes": 3, "ifmap_sram_reads": 1,
+                                                          "filter_sram_reads": 1, "ofmap_sram_writes": 1})
+    again = ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path)
+    assert again.accesses(LayerTable.from_shapes([CONV]))["ifmap_dram_reads"].item() == 7.0
+
+
+def test_user_mode_words_equal_the_stored_scalesim_access_counts(simulator, tmp_path):
+    from uboost.hardware.access import ACCESS_KEYS
+
+    with open(USER_ACCESS, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["layer"] in ("classifier_fc_256_10", "c5_factreduce_1x1_s2_64_32")]
+    assert len(rows) >= 6
+    for row in rows:
+        spec = HardwareSpec(rows=int(row["rows"]), cols=int(row["cols"]), dataflow=row["dataflow"],
+                            sram_kb=int(row["sram_kb"]), dram_bw_words=int(float(row["dram_bw_words"])))
+        model = create("scalesim", spec=spec, cache_dir=tmp_path)
+        words = model.accesses(LayerTable.from_shapes([shape_of(row)]))
+        assert {k: int(words[k].item()) for k in ACCESS_KEYS} == {k: int(row[k]) for k in ACCESS_KEYS}, row

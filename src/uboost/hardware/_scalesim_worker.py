@@ -13,11 +13,12 @@ A job is a JSON object::
                   "channels": 16, "filters": 32, "stride": 1, "depthwise": false}
               | {"kind": "gemm", "m": 64, "n": 32, "k": 144}}
 
-and the answer ``{"id": 0, "cycles": ..., "stall_cycles": ..., "seconds": ...}`` (the sum over
-the topology's rows; SCALE-Sim splits a depthwise row into one-channel layers) or
+and the answer ``{"id": 0, "cycles": ..., "stall_cycles": ..., "words": {...}, "seconds": ...}``
+(sums over the topology's rows; SCALE-Sim splits a depthwise row into one-channel layers) or
 ``{"id": 0, "error": "..."}``. ``cycles`` is the second column of SCALE-Sim's
 ``COMPUTE_REPORT.csv`` ("Total Cycles": compute plus memory stalls, without the initial
-prefetch that the first column adds).
+prefetch that the first column adds); ``words`` are the SRAM and DRAM access counts of its
+``DETAILED_ACCESS_REPORT.csv``, under uboost's names (:data:`ACCESS_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ FilterSRAMBankPort = 2
 SparsitySupport = false
 """
 
+ACCESS_COLUMNS = {  # uboost's access key -> the DETAILED_ACCESS_REPORT.csv column
+    "ifmap_sram_reads": "SRAM IFMAP Reads", "filter_sram_reads": "SRAM Filter Reads",
+    "ofmap_sram_writes": "SRAM OFMAP Writes", "ifmap_dram_reads": "DRAM IFMAP Reads",
+    "filter_dram_reads": "DRAM Filter Reads", "ofmap_dram_writes": "DRAM OFMAP Writes",
+}
+
 CONV_HEADER = "Layer name, IFMAP height, IFMAP width, Filter height, Filter width, Channels, Num filter, Stride height,\n"
 GEMM_HEADER = "Layer, M, N, K,\n"
 
@@ -88,6 +95,22 @@ def topology_text(topo: dict) -> tuple[str, bool]:
         f"{topo['channels']}, {filters}, {topo['stride']},\n"
     )
     return CONV_HEADER + row, False
+
+
+def access_words(path: str) -> dict:
+    """The :data:`ACCESS_COLUMNS` counts of a DETAILED_ACCESS_REPORT.csv, summed over its rows."""
+    with open(path) as f:
+        lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    head = [h.strip() for h in lines[0].split(",")]
+    missing = [c for c in ACCESS_COLUMNS.values() if c not in head]
+    if missing:
+        raise RuntimeError(f"unexpected DETAILED_ACCESS_REPORT.csv header, no {missing}: {head}")
+    words = dict.fromkeys(ACCESS_COLUMNS, 0)
+    for line in lines[1:]:
+        fields = [x.strip() for x in line.split(",")]
+        for key, column in ACCESS_COLUMNS.items():
+            words[key] += int(float(fields[head.index(column)]))
+    return words
 
 
 def simulate(job: dict, workroot: str) -> dict:
@@ -125,7 +148,8 @@ def simulate(job: dict, workroot: str) -> dict:
             fields = [x.strip() for x in line.split(",")]
             cycles += int(fields[2])
             stalls += int(fields[3])
-        return {"id": job["id"], "cycles": cycles, "stall_cycles": stalls, "seconds": time.time() - t0}
+        return {"id": job["id"], "cycles": cycles, "stall_cycles": stalls,
+                "words": access_words(os.path.join(wd, "uboost", "DETAILED_ACCESS_REPORT.csv")), "seconds": time.time() - t0}
     finally:
         shutil.rmtree(wd, ignore_errors=True)
 

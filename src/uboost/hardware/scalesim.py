@@ -12,6 +12,12 @@ Soft (expected) channel counts, as ``smooth`` cost mode passes them, cannot be s
 priced by the closed form of the same memory system (``systolic-mem``; ``systolic`` in CALC mode)
 scaled, per layer, by SCALE-Sim over the closed form at the layer's own channels: exact at the
 table's shapes, smooth and monotone between them.
+
+Words moved (and so energy): in USER mode (finite buffers) they are SCALE-Sim's own access counts
+(``DETAILED_ACCESS_REPORT.csv``), DRAM re-fetches included, the same way per layer (soft channels:
+``systolic-mem``'s counts scaled to SCALE-Sim's). In CALC mode SCALE-Sim's counts are the
+unbounded-memory ones, which :func:`uboost.hardware.access.access_counts` equals
+(``tests/hardware/test_access_golden.py``), so those are used without simulating anything more.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from typing import Any
 import torch
 
 from uboost.exceptions import ConfigError
+from uboost.hardware.access import ACCESS_KEYS
 from uboost.hardware.base import CostModel
 from uboost.hardware.layers import LayerShape, LayerTable
 from uboost.hardware.registry import register
-from uboost.hardware.scalesim_runner import Progress, ResultCache, RunStats, layer_job, simulate
+from uboost.hardware.scalesim_runner import Progress, ResultCache, RunStats, layer_job, simulate, simulate_words
 from uboost.hardware.spec import HardwareSpec
 from uboost.hardware.systolic import SystolicArray
 from uboost.hardware.systolic_mem import MemorySystolicArray
@@ -71,7 +78,9 @@ class ScaleSimModel(CostModel):
         closed = MemorySystolicArray if self.spec.memory_bound else SystolicArray
         self.closed_form: CostModel = closed(self.spec)
         self._simulated: "weakref.WeakKeyDictionary[LayerTable, torch.Tensor]" = weakref.WeakKeyDictionary()
+        self._simulated_words: "weakref.WeakKeyDictionary[LayerTable, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
         self._memo: dict[str, int] = {}  # job key -> cycles, for tables rebuilt every step (smooth mode)
+        self._words_memo: dict[str, dict[str, int]] = {}  # job key -> access counts
 
     @classmethod
     def example(cls, spec: HardwareSpec, layers: Sequence[LayerShape] = ()) -> "ScaleSimModel":
@@ -81,14 +90,19 @@ class ScaleSimModel(CostModel):
 
         model = cls(spec, python=os.devnull, cache_dir=tempfile.mkdtemp(prefix="uboost-scalesim-example-"))
         if layers:
-            model.prefill(layers, SystolicArray(spec).cycles(LayerTable.from_shapes(layers)).tolist())
+            table = LayerTable.from_shapes(layers)
+            words = model.closed_form.accesses(table) if spec.memory_bound else None
+            model.prefill(layers, SystolicArray(spec).cycles(table).tolist(), words)
         return model
 
-    def prefill(self, shapes: Sequence[LayerShape], cycles: Sequence[float]) -> None:
-        """Store known cycle counts of whole layers in the cache (as if simulated)."""
-        for shape, total in zip(shapes, cycles):
+    def prefill(self, shapes: Sequence[LayerShape], cycles: Sequence[float],
+                words: dict[str, Sequence[float] | torch.Tensor] | None = None) -> None:
+        """Store known cycle counts (and access counts: per key, one value per layer) of whole layers
+        in the cache (as if simulated)."""
+        for i, (shape, total) in enumerate(zip(shapes, cycles)):
             job, repeat = layer_job(shape, self.spec)
-            self.cache.put(job.key, int(round(total / repeat)), 0, 0.0)
+            per_job = None if words is None else {key: int(round(float(v[i]) / repeat)) for key, v in words.items()}
+            self.cache.put(job.key, int(round(total / repeat)), 0, 0.0, per_job)
 
     def simulate_shapes(self, shapes: list[LayerShape]) -> list[float]:
         """SCALE-Sim cycles of each layer shape on this model's spec (cached; unique shapes simulated once)."""
@@ -100,6 +114,43 @@ class ScaleSimModel(CostModel):
             )
             self._memo.update({job.key: cycles for job, (cycles, _) in zip(missing, results)})
         return [float(self._memo[job.key] * repeat) for job, repeat in jobs]
+
+    def simulate_shape_words(self, shapes: list[LayerShape]) -> list[dict[str, float]]:
+        """SCALE-Sim's access counts of each layer shape on this model's spec (cached)."""
+        jobs = [layer_job(s, self.spec) for s in shapes]
+        missing = [job for job, _ in jobs if job.key not in self._words_memo]
+        if missing:
+            results = simulate_words(
+                missing, python=self.python, workers=self.workers, cache=self.cache, progress=self.progress, stats=self.stats
+            )
+            self._words_memo.update({job.key: words for job, words in zip(missing, results)})
+        return [{key: float(v * repeat) for key, v in self._words_memo[job.key].items()} for job, repeat in jobs]
+
+    def _table_words(self, layers: LayerTable) -> dict[str, torch.Tensor]:
+        cached = self._simulated_words.get(layers)
+        if cached is None:
+            per_layer = self.simulate_shape_words(layers.shapes())
+            device = layers.in_channels.device
+            cached = {key: torch.tensor([w[key] for w in per_layer], dtype=torch.float64, device=device)
+                      for key in ACCESS_KEYS}
+            self._simulated_words[layers] = cached
+        return cached
+
+    def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
+        """SCALE-Sim's access counts with finite buffers (module docstring), else the unbounded ones."""
+        if not self.spec.memory_bound:
+            return super().accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+        exact = self._table_words(layers)
+        if in_channels is None and out_channels is None and temperature is None:
+            return dict(exact)
+        with torch.no_grad():
+            anchor = self.closed_form.accesses(layers)
+        soft = self.closed_form.accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+        out = {}
+        for key in ACCESS_KEYS:
+            scale = torch.where(anchor[key] > 0, exact[key] / anchor[key].clamp_min(1e-12), torch.ones_like(exact[key]))
+            out[key] = scale * soft[key]
+        return out
 
     def _table_cycles(self, layers: LayerTable) -> torch.Tensor:
         cached = self._simulated.get(layers)

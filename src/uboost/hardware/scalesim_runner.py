@@ -22,7 +22,9 @@ whole operand twice over).
 
 **Cache.** Results are stored in SQLite (``$UBOOST_CACHE_DIR`` or ``$XDG_CACHE_HOME/uboost``,
 file ``scalesim-3.0.0.sqlite``) under a key of the topology row, array, dataflow and memory
-configuration; a cached job is never simulated again, by any process.
+configuration: cycles, stall cycles and SCALE-Sim's access counts (``words``). A cached job is
+never simulated again, by any process; one cached by an older uboost, before the access counts
+were kept, is simulated again only when its counts are asked for (:func:`simulate_words`).
 """
 
 from __future__ import annotations
@@ -187,7 +189,8 @@ def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
 
 # -- cache -------------------------------------------------------------------------------------
 class ResultCache:
-    """SQLite table ``key -> (cycles, stall_cycles, seconds)``; safe across processes."""
+    """SQLite table ``key -> (cycles, stall_cycles, seconds, words)``; safe across processes
+    (``words``: the access counts as JSON, NULL in rows an older uboost wrote)."""
 
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
@@ -197,7 +200,14 @@ class ResultCache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(self.path, timeout=60)
-            con.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, cycles INTEGER, stall_cycles INTEGER, seconds REAL)")
+            con.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, cycles INTEGER, stall_cycles INTEGER, seconds REAL, "
+                        "words TEXT)")
+            if "words" not in {row[1] for row in con.execute("PRAGMA table_info(results)")}:  # an older uboost's cache
+                try:
+                    con.execute("ALTER TABLE results ADD COLUMN words TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
         except (OSError, sqlite3.Error) as exc:
             raise HardwareError(f"cannot use the SCALE-Sim cache {self.path}: {exc}") from None
         return con
@@ -219,11 +229,30 @@ class ResultCache:
             con.close()
         return found
 
-    def put(self, key: str, cycles: int, stall_cycles: int, seconds: float) -> None:
+    def get_words(self, keys: Iterable[str]) -> dict[str, dict[str, int]]:
+        """The access counts kept for ``keys`` (keys without any are left out)."""
+        keys = list(keys)
+        found: dict[str, dict[str, int]] = {}
+        if not keys or not self.path.exists():
+            return found
+        con = self._connect()
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                rows = con.execute(
+                    f"SELECT key, words FROM results WHERE words IS NOT NULL AND key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                found.update({key: json.loads(words) for key, words in rows})
+        finally:
+            con.close()
+        return found
+
+    def put(self, key: str, cycles: int, stall_cycles: int, seconds: float, words: dict[str, int] | None = None) -> None:
         con = self._connect()
         try:
             with con:
-                con.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)", (key, cycles, stall_cycles, seconds))
+                con.execute("INSERT OR REPLACE INTO results (key, cycles, stall_cycles, seconds, words) VALUES (?, ?, ?, ?, ?)",
+                            (key, cycles, stall_cycles, seconds, None if words is None else json.dumps(words, sort_keys=True)))
         finally:
             con.close()
 
@@ -255,34 +284,58 @@ def simulate(
     stats: RunStats | None = None,
 ) -> list[tuple[int, int]]:
     """``(cycles, stall_cycles)`` of every job, from the cache or SCALE-Sim (``workers`` processes)."""
+    known = _resolve(jobs, python, workers, cache, progress, stats, words=False)
+    return [known[job.key][:2] for job in jobs]
+
+
+def simulate_words(
+    jobs: Sequence[Job],
+    *,
+    python: str | os.PathLike | None = None,
+    workers: int = 2,
+    cache: ResultCache | None = None,
+    progress: Progress | None = None,
+    stats: RunStats | None = None,
+) -> list[dict[str, int]]:
+    """SCALE-Sim's access counts of every job (``DETAILED_ACCESS_REPORT.csv``: SRAM and DRAM words per
+    operand, the keys of :data:`uboost.hardware.access.ACCESS_KEYS`), from the cache or SCALE-Sim."""
+    known = _resolve(jobs, python, workers, cache, progress, stats, words=True)
+    return [known[job.key][2] for job in jobs]
+
+
+def _resolve(jobs, python, workers, cache, progress, stats, *, words: bool) -> dict[str, tuple]:
+    """``key -> (cycles, stall_cycles, words or None)`` of every job: the cache's, the rest simulated
+    (with ``words``, also the jobs cached without access counts)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     cache = cache if cache is not None else ResultCache()
     stats = stats if stats is not None else RunStats()
-    keys = [job.key for job in jobs]
-    known = cache.get_many(set(keys))
+    keys = set(job.key for job in jobs)
+    cycles = cache.get_many(keys)
+    counts = cache.get_words(keys) if words else {}
+    known = {key: (*cycles[key], counts.get(key)) for key in cycles if not words or key in counts}
     todo: dict[str, Job] = {}
-    for key, job in zip(keys, jobs):
-        if key not in known:
-            todo.setdefault(key, job)
-    stats.cached += len(set(keys)) - len(todo)
+    for job in jobs:
+        if job.key not in known:
+            todo.setdefault(job.key, job)
+    stats.cached += len(keys) - len(todo)
     if todo:
         t0 = time.time()
         found = _run(list(todo.items()), find_python(python), workers, cache, progress)
         known.update(found)
         stats.simulated += len(found)
         stats.seconds += time.time() - t0
-    return [known[key] for key in keys]
+    return known
 
 
 def _run(
     todo: list[tuple[str, Job]], python: str, workers: int, cache: ResultCache, progress: Progress | None
-) -> dict[str, tuple[int, int]]:
+) -> dict[str, tuple[int, int, dict | None]]:
     todo.sort(key=lambda item: -item[1].rough_cycles())  # longest first: workers finish together
     pending: "queue.Queue[int]" = queue.Queue()
     for i in range(len(todo)):
         pending.put(i)
-    results: dict[str, tuple[int, int]] = {}
+    results: dict[str, tuple[int, int, dict | None]] = {}
     errors: list[str] = []
     lock = threading.Lock()
     logger.info("SCALE-Sim: simulating %d shapes in %d worker process(es) with %s", len(todo), min(workers, len(todo)), python)
@@ -317,9 +370,10 @@ def _run(
                     with lock:
                         errors.append(f"SCALE-Sim failed on {dict(job.topology)} ({job.rows}x{job.cols} {job.dataflow} {job.mode}): {answer['error']}")
                     break
-                cache.put(key, int(answer["cycles"]), int(answer["stall_cycles"]), float(answer["seconds"]))
+                words = answer.get("words")
+                cache.put(key, int(answer["cycles"]), int(answer["stall_cycles"]), float(answer["seconds"]), words)
                 with lock:
-                    results[key] = (int(answer["cycles"]), int(answer["stall_cycles"]))
+                    results[key] = (int(answer["cycles"]), int(answer["stall_cycles"]), words)
                     done = len(results)
                 if progress is not None:
                     progress(done, len(todo))
