@@ -305,7 +305,11 @@ def network_config(run: RunArtifacts) -> dict:
     point = _result_field(run.root, "operating_point")  # no (readable) result: the stored config, as before
     if not isinstance(point, dict) or not isinstance(point.get("freq_hz"), (int, float)):
         return config
-    return {**config, "clock_hz": point["freq_hz"], "voltage_v": point.get("voltage_v"), "operating_point": None}
+    chosen = {"clock_hz": point["freq_hz"], "operating_point": None}
+    if not config.get("operating_points") and config.get("voltage_v") is None:  # no table to give the point's voltage
+        chosen["voltage_v"] = point.get("voltage_v")
+    # else the table gives it at clock_hz (the same: the point is the table's), and at any --clock-hz a command sets
+    return {**config, **chosen}
 
 
 def freeze_arch(space, arch: dict):

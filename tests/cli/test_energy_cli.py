@@ -111,6 +111,10 @@ def test_profile_and_retrain_price_an_auto_run_at_its_chosen_point(cli, auto_run
     retrained = json.loads((run / "retrain" / "retrain.json").read_text())
     assert retrained["latency_ms"] == pytest.approx(written["latency_ms"], rel=1e-12)
     assert json.loads((run / "config.json").read_text())["operating_point"] == "auto"  # kept for --resume
+    # at another clock, the table's voltage there (not the chosen point's); above the table, refused
+    other = json.loads(cli("profile", run, "--json", "--clock-hz", "9e8").out)["reports"][0]
+    assert other["total"]["voltage_v"] == 0.85 and other["hardware"]["clock_hz"] == 9e8
+    one_line_error(cli("profile", run, "--clock-hz", "1e9"), "above the fastest operating point")
 
 
 def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy_run, auto_run, tmp_path):

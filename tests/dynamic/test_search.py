@@ -71,6 +71,19 @@ def test_optuna_study_is_resumable(tmp_path):
         search_policies(confidence, correct, costs, grid=(0.5, 0.8), method="optuna", trials=1, out=tmp_path)
 
 
+def test_a_continued_optuna_study_judges_every_trial_on_todays_bound(tmp_path):
+    pytest.importorskip("optuna")
+    confidence, correct, costs = data()
+    loose = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=12, out=tmp_path, seed=1)
+    bound = 620 / 9e8 * 1e3
+    assert any(r["worst_latency_ms"] > bound for r in loose)  # so the tighter bound has trials to drop
+    tight = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=1, out=tmp_path,
+                            seed=2, max_worst_latency_ms=bound)
+    assert tight and all(r["worst_latency_ms"] <= bound for r in tight)
+    again = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=0, out=tmp_path)
+    assert len(again) == 13  # loosened again: every trial counts, those run under the bound too
+
+
 def _optuna_worker(out: str, seed: int) -> int:
     confidence, correct, costs = data()
     return len(search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=5,

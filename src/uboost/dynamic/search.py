@@ -136,8 +136,9 @@ def _optuna(confidence, correct, costs, options, n_points, fits, trials, out: Pa
 
     study.optimize(objective, n_trials=trials)
     found = []
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("over_ms", 0.0) == 0.0:
-            thresholds = [t.params[f"threshold_{j}"] for j in range(len(options))]
-            found.append(evaluate(thresholds, t.params["point"], confidence, correct, costs))
+    for t in study.trials:  # judged on today's bound: a continued study's trials may have run under another
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            row = evaluate([t.params[f"threshold_{j}"] for j in range(len(options))], t.params["point"], confidence, correct, costs)
+            if fits(row):
+                found.append(row)
     return found
