@@ -23,10 +23,22 @@ def test_retrain_into_another_run_is_refused_and_loses_nothing(cli, run_copy, tm
     assert tree(other) == before
 
 
-def test_retrain_into_its_own_earlier_output_still_replaces_it(cli, run_copy, tmp_path):
+def test_retrain_into_its_own_earlier_output_replaces_it_only_with_force(cli, run_copy, tmp_path):
     out = tmp_path / "retrained"
     assert cli("retrain", run_copy, *RETRAIN, "--out", out).code == 0
-    assert cli("retrain", run_copy, *RETRAIN, "--out", out).code == 0
+    before = tree(out)
+    one_line_error(cli("retrain", run_copy, *RETRAIN, "--seed", "1", "--out", out), "finished retrain", "--force")
+    assert tree(out) == before  # hours of training are not replaced by a repeated command
+    assert cli("retrain", run_copy, *RETRAIN, "--seed", "1", "--out", out, "--force").code == 0
+    assert tree(out) != before
+
+
+def test_a_fresh_retrain_over_an_interrupted_one_needs_resume_or_force(cli, run_copy, tmp_path):
+    out = tmp_path / "retrained"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "interrupted.ckpt").write_bytes(b"epoch 3 of 10")
+    one_line_error(cli("retrain", run_copy, *RETRAIN, "--out", out), "interrupted retrain", "--resume", "--force")
+    assert (out / "checkpoints" / "interrupted.ckpt").read_bytes() == b"epoch 3 of 10"
 
 
 def test_retrain_over_a_legacy_manifest_is_still_refused(cli, run_copy):

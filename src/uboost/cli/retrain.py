@@ -32,6 +32,7 @@ def retrain(
     strategy: Annotated[str, Opt(help="auto | ddp (auto: DDP on more than one device)")] = "auto",
     precision: Annotated[str, Opt(help="32-true | bf16-mixed | 16-mixed (GPU)")] = "32-true",
     resume: Annotated[bool, Flag("--resume", help="continue an interrupted retrain from its last checkpoint")] = False,
+    force: Annotated[bool, Flag("--force", help="replace a finished (or start over an interrupted) retrain in --out")] = False,
     logger: Annotated[Optional[str], Opt("--logger", help="also log to tensorboard | wandb | mlflow (installed separately); metrics.csv is always written [default: csv]")] = None,
 ) -> None:
     """Train a searched architecture from scratch and report accuracy, cycles, latency, utilization."""
@@ -58,6 +59,8 @@ def retrain(
 
     check_kind(logger)
     target = out if out is not None else artifacts.root / "retrain"
+    if not resume and not force:
+        _refuse_replacing(target)
     result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
                          logger=create_logger(logger, target))
     from uboost.distributed import is_rank_zero
@@ -77,3 +80,15 @@ def retrain(
     table.add_row("MACs", human(s["macs"]))
     console.print(table)
     console.print(f"saved {result.out / 'model.pt'} (state_dict; torch.load(..., weights_only=True))")
+
+
+def _refuse_replacing(out: Path) -> None:
+    """A retrain took minutes to hours: replacing one (or its resumable checkpoint) needs --force."""
+    from uboost import runs
+    from uboost.exceptions import RunDirError
+
+    if (out / "retrain.json").is_file():
+        raise RunDirError(f"{out} holds a finished retrain; pass --force to replace it, or --out another folder")
+    if out.is_dir() and not (out / runs.CONFIG).exists() and runs.latest_checkpoint(out) is not None:  # (a search's own
+        # checkpoints: the retrain refuses that folder itself, saying why)
+        raise RunDirError(f"{out} holds an interrupted retrain; continue it with --resume, or pass --force to start over")
