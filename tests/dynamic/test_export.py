@@ -124,3 +124,11 @@ def test_a_jointly_trained_backbone_is_saved_and_exported_with_its_heads(retrain
     _, test = load_datasets("digits", augment=False, image_size=8, channels=1)
     accuracy, _ = measure(network, test, [None] * network.exits, 64)
     assert accuracy == pytest.approx(summary["static_test"][0]["accuracy"])  # the static row was scored with that backbone
+
+
+def test_exits_again_without_onnx_removes_the_earlier_graph_of_other_heads(retrained_run, tmp_path):
+    out = tmp_path / "exits"
+    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=out, onnx=True)
+    assert (out / "dynamic.onnx").is_file()
+    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out)
+    assert not (out / "dynamic.onnx").exists() and (out / "heads.pt").is_file()

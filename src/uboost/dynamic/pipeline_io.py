@@ -29,8 +29,11 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     files = [out / "heads.pt", out / "exits.json"] + [out / POINTS / f"p{i:02d}.json" for i in range(len(calibrated.front))]
     old = sorted((out / POINTS).glob("p*.json")) if (out / POINTS).is_dir() else []
     stale = [p for p in old if p not in files and runs.may_overwrite(root, p, owner)]
+    onnx_path = out / "dynamic.onnx"  # an earlier call's graph of other heads: gone unless written again below
+    if not onnx and onnx_path.exists() and runs.may_overwrite(root, onnx_path, owner):
+        stale.append(onnx_path)
     runs.record(root, *[f.resolve() for f in files], owner=owner)
-    for path in stale:  # a smaller front than last time: the earlier points beyond it go
+    for path in stale:  # a smaller front than last time: the earlier points beyond it go (and a stale ONNX graph)
         path.unlink(missing_ok=True)
     with atomic_path(out / "heads.pt") as tmp:
         saved = {"positions": positions, "head_width": prepared.config.head_width, "head_pool": prepared.config.head_pool,
