@@ -320,10 +320,27 @@ def freeze_arch(space, arch: dict):
     if missing or extra:
         detail = (f"missing {missing[:4]}" if missing else "") + (" " if missing and extra else "") + (f"unexpected {extra[:4]}" if extra else "")
         raise ArchitectureError(f"architecture does not match the search space: {detail}")
+    import logging
+
+    nni_logger = logging.getLogger("nni")
+    level = nni_logger.level
+    nni_logger.setLevel(logging.CRITICAL)  # NNI logs the failure too (on stdout): the error below says it once
     try:
         return space.freeze(arch)
     except Exception as exc:
-        raise ArchitectureError(f"architecture does not fit the search space: {type(exc).__name__}: {exc}") from None
+        typed = [f"{k}={v!r}" for k, v in arch.items() if isinstance(v, str) and _numeric(v)]
+        hint = f" ({typed[0]} is text: write the number without quotes)" if typed else ""
+        raise ArchitectureError(f"architecture does not fit the search space: {type(exc).__name__}: {exc}{hint}") from None
+    finally:
+        nni_logger.setLevel(level)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def write_layer_table(path: str | os.PathLike, report, label: str) -> None:

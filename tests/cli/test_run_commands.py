@@ -45,6 +45,12 @@ def test_malformed_and_mismatched_arch(cli, tiny_run, tmp_path):
     (run / "arch.json").write_text(json.dumps({"conv1_width": 4}))
     one_line_error(cli("retrain", run, "--epochs", "1"), "does not match the search space", "missing")
     one_line_error(cli("export", tmp_path / "nowhere"), "expected a run directory or an arch.json")
+    for value, fragments in ((999, ["does not fit the search space", "999"]), ("8", ["'8' is text"])):
+        arch = {**json.loads((tiny_run / "arch.json").read_text()), "conv1_width": value}
+        (run / "arch.json").write_text(json.dumps(arch))
+        result = cli("profile", run / "arch.json", "--json")
+        one_line_error(result, *fragments)
+        assert result.out == ""  # NNI's own log line of the failure is not printed (it broke --json output)
 
 
 def test_export_onnx_is_a_valid_model(cli, tiny_run, tmp_path):
