@@ -58,6 +58,7 @@ def test_profile_with_lookup_table(cli, tmp_path):
         (["resnet18", "--cost-model", "nope"], ["unknown cost model 'nope'"]),
         (["resnet18", "--cost-model", "lookup", "--table", "/nonexistent.csv"], ["cannot read lookup table"]),
         (["resnet18", "--input", "3xAx4"], ["input shape"]),
+        (["resnet18", "--table", "t.csv"], ["--table is the cycle table of --cost-model lookup", "'systolic'"]),
         (["nomodule:factory"], ["cannot load"]),
         (["/no/such/arch.json"], ["not found"]),
     ],

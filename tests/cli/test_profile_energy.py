@@ -135,3 +135,6 @@ def test_profile_plots_into_new_nested_folders(cli, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG" and energy.read_bytes()[:4] == b"\x89PNG"
     bad = cli("profile", *NET, "--array", "0x16", "--plot", tmp_path / "d" / "e.png")
     assert bad.code == 1 and not (tmp_path / "d").exists()
+    one_line_error(cli("profile", *NET, "--plot", tmp_path / "same.png", "--energy-plot", tmp_path / "x" / ".." / "same.png"),
+                   "give each its own file")
+    assert not (tmp_path / "same.png").exists()

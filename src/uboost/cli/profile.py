@@ -73,6 +73,10 @@ def profile(
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
         check_output_file(name, path, force=force)
+    if plot is not None and energy_plot is not None and plot.resolve() == energy_plot.resolve():
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"--plot and --energy-plot are both {plot}: give each its own file")
     from uboost.hardware.area import area_breakdown_mm2, resolve_area
     from uboost.hardware.files import read_hardware_file
 
@@ -96,6 +100,11 @@ def profile(
     else:
         base = run.hardware_spec() if run is not None else HardwareSpec(rows=128, cols=128)
     cost_model = cost_model or (run.cost_model if run is not None else "systolic")
+    if table_file is not None and cost_model != "lookup":
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"--table is the cycle table of --cost-model lookup; the cost model here is {cost_model!r}: "
+                          "add --cost-model lookup")
     if clock_hz is None and points is not None:
         clock_hz = points.points[-1].freq_hz
     given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words,
