@@ -323,5 +323,14 @@ def build_space(config: SearchConfig):
     try:
         space = factory(**config.space_options, num_classes=spec.num_classes, input_shape=spec.input_shape)
     except TypeError as exc:
+        import re
+
+        from uboost.search_spaces import default_options
+
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown:
+            takes = ", ".join(f"--{k.replace('_', '-')}" for k in default_options(config.space)) or "none"
+            raise ConfigError(f"space {config.space!r} has no option --{unknown.group(1).replace('_', '-')} "
+                              f"(its options: {takes})") from None
         raise ConfigError(f"bad options for space {config.space!r}: {exc}") from None
     return space, tuple(spec.input_shape), spec
