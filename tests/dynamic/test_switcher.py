@@ -32,6 +32,15 @@ def test_select_is_the_best_within_budget_never_over():
         assert chosen.accuracy == max(p.accuracy for p in fitting)
 
 
+def test_an_energy_budget_no_point_fits_names_the_least_energy_point():
+    switcher = Switcher([SwitchPoint("fast", 0.9, 0.1, 5.0), SwitchPoint("frugal", 0.8, 0.3, 2.0)])
+    with pytest.raises(NoPointFits, match=r"the fastest, fast, needs 0.1 ms and 5 uJ; the least energy, frugal, needs 2 uJ"):
+        switcher.select(energy_uj=1.0)
+    with pytest.raises(NoPointFits) as latency_only:
+        switcher.select(latency_ms=0.05)
+    assert "least energy" not in str(latency_only.value)
+
+
 def test_select_takes_microseconds():
     switcher = Switcher(points(1000))
     start = time.perf_counter()
