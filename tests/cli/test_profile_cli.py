@@ -72,3 +72,25 @@ def test_hw_list(cli):
     assert result.code == 0
     for name in ("systolic", "systolic-paper", "flops", "roofline", "lookup"):
         assert name in result.out
+
+
+def test_a_tabulated_space_prices_its_own_search_through_lookup(cli, tiny_run, tmp_path):
+    """`hw tabulate --out` writes what the lookup model reads (lenet's two Linear layers share a key: the
+    grid is completed), and lookup on it prices the searched network as the tabulated model does."""
+    table = tmp_path / "tab.csv"
+    result = cli("hw", "tabulate", "lenet", "--array", "16x16", "--cost-model", "systolic", "--image-size", "8", "--out", table)
+    assert result.code == 0 and "complete the channel grids" in result.out, result.err
+    looked = json.loads(cli("profile", tiny_run, "--array", "16x16", "--cost-model", "lookup", "--table", table, "--json").out)
+    plain = json.loads(cli("profile", tiny_run, "--array", "16x16", "--cost-model", "systolic", "--json").out)
+    assert looked["reports"][0]["total"]["cycles"] == plain["reports"][0]["total"]["cycles"] > 0
+
+
+def test_grid_gaps_fill_a_shared_key_and_nothing_else():
+    from uboost.hardware import LayerShape
+    from uboost.hardware.lookup import grid_gaps
+
+    fc1 = [LayerShape(name="fc1", kind="linear", in_channels=64, out_channels=c) for c in (16, 32)]
+    fc2 = [LayerShape(name="fc2", kind="linear", in_channels=c, out_channels=10) for c in (16, 32)]
+    gaps = {(g.in_channels, g.out_channels) for g in grid_gaps(fc1 + fc2)}
+    assert gaps == {(64, 10), (16, 16), (16, 32), (32, 16), (32, 32)}
+    assert grid_gaps(fc1) == []

@@ -92,7 +92,19 @@ def tabulate(
     )
     if out is not None:
         from uboost.exceptions import RunDirError
+        from uboost.hardware import LayerTable
+        from uboost.hardware.lookup import grid_gaps
         from uboost.io import atomic_write
+
+        unique_shapes = list({(s.kind, s.shape_text): s for s in result.shapes}.values())
+        gaps = grid_gaps(unique_shapes)  # so the `lookup` model reads the file: a full channel grid per layer key
+        if gaps:
+            with simulation_progress(f"{len(gaps)} shapes to complete the grid") as progress:
+                if cost_model == "scalesim":
+                    model.progress = progress
+                gap_cycles = model.cycles(LayerTable.from_shapes(gaps)).tolist()
+        else:
+            gap_cycles = []
 
         def rows(f) -> None:
             w = csv.writer(f, lineterminator="\n")
@@ -106,12 +118,16 @@ def tabulate(
                 seen.add(key)
                 w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
                             s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, int(c)])
+            for s, c in zip(gaps, gap_cycles):
+                w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
+                            s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, int(c)])
 
         try:
             atomic_write(out, rows)
         except OSError as exc:
             raise RunDirError(f"cannot write {out}: {exc.strerror or exc}") from None
-        console.print(f"wrote {out}")
+        console.print(f"wrote {out}" + (f" ({len(gaps)} rows beyond the supernet's complete the channel grids "
+                                         "the `lookup` model reads)" if gaps else ""))
 
 
 def setup_scalesim(

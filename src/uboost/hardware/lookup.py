@@ -39,6 +39,26 @@ def _key(depthwise: bool, groups_or_multiplier: int, kh: int, kw: int, oh: int, 
     return (bool(depthwise), int(groups_or_multiplier), int(kh), int(kw), int(oh), int(ow))
 
 
+def grid_gaps(shapes: Sequence[LayerShape]) -> list[LayerShape]:
+    """The layer shapes a table of ``shapes`` lacks to be a full channel grid per key: layers that share
+    a key (e.g. two ``Linear`` layers, whose outputs are 1x1) pool their channel counts, so each needs
+    the other's. Each gap is its key's first layer at the missing ``(in_channels, out_channels)``."""
+    from dataclasses import replace
+
+    by_key: dict[Key, list[LayerShape]] = defaultdict(list)
+    for shape in shapes:
+        if not shape.depthwise:  # depthwise keys have one channel axis: never a gap
+            by_key[_key(False, shape.groups, shape.kernel_h, shape.kernel_w, shape.out_h, shape.out_w)].append(shape)
+    gaps = []
+    for members in by_key.values():
+        have = {(m.in_channels, m.out_channels) for m in members}
+        cins, couts = sorted({c for c, _ in have}), sorted({f for _, f in have})
+        first = members[0]
+        gaps += [replace(first, name=f"{first.name}@{c}x{f}", in_channels=c, out_channels=f)
+                 for c in cins for f in couts if (c, f) not in have and c % first.groups == 0 and f % first.groups == 0]
+    return gaps
+
+
 class _Grid:
     def __init__(self, points: dict[tuple[int, int], float], key: Key):
         self.cin = sorted({c for c, _ in points})
