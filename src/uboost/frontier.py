@@ -94,7 +94,12 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
     if not (root / runs.ALPHAS).is_file():
         hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else runs.no_alphas_hint(root)
         raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
-    config = SearchConfig.from_dict(runs.read_json(root / runs.CONFIG, "run config"))
+    stored = runs.read_json(root / runs.CONFIG, "run config")
+    if objective == "predicted-accuracy":
+        from uboost.predict.supernet import check_no_bits
+
+        check_no_bits(root, stored)
+    config = SearchConfig.from_dict(stored)
     if hardware is not None:
         from uboost.accelerator import config_changes
         from uboost.hardware.files import read_hardware_file

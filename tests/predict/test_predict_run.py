@@ -137,6 +137,18 @@ def test_a_run_without_a_supernet_checkpoint_or_alphas_is_one_line(cli, searched
     one_line_error(cli("predict", no_alphas), "alphas.json")
 
 
+def test_a_bits_search_is_refused_in_one_line_by_every_predictor_path(cli, searched, tmp_path):
+    run, _ = searched
+    bits = copy_run(run, tmp_path, "bits")
+    (bits / "predictor.json").unlink()
+    config = json.loads((bits / "config.json").read_text())
+    (bits / "config.json").write_text(json.dumps({**config, "bits": [4, 8]}))
+    one_line_error(cli("predict", bits), "searched bitwidths (--bits 4,8)", "no bits axis")
+    one_line_error(cli("frontier", bits, "--objective", "predicted-accuracy", "--points", "2", "--out", tmp_path / "f"),
+                   "no bits axis")
+    assert not (bits / "predictor.json").exists() and not (tmp_path / "f").exists()
+
+
 def test_a_corrupt_or_stale_table_is_one_line(cli, searched, tmp_path):
     run, _ = searched
     corrupt = copy_run(run, tmp_path, "corrupt")

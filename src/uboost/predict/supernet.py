@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from uboost import runs
-from uboost.exceptions import RunDirError
+from uboost.exceptions import ConfigError, RunDirError
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,16 @@ def _batch_norm_momentum_one(supernet: nn.Module) -> None:
                 module.init_arguments["momentum"] = 1.0  # NNI's mixed batch norm reads it from there
 
 
+def check_no_bits(root: Path, config) -> None:
+    """Refuse, in one line, a search with bitwidths (``config``: its ``config.json``): the predictor's table
+    scores operation choices, not a precision per layer."""
+    searched = {k: config.get(k) for k in ("bits", "weight_bits", "act_bits") if isinstance(config, dict) and config.get(k)}
+    if searched:
+        flags = " ".join(f"--{k.replace('_', '-')} {','.join(map(str, v))}" for k, v in searched.items())
+        raise ConfigError(f"{root} searched bitwidths ({flags}); the predictor has no bits axis yet (its table scores "
+                          "operation choices only): predict on a search without bits")
+
+
 def check_search_run(root: Path) -> Path:
     """Refuse, in one line, what is not a finished search with a supernet checkpoint."""
     if not root.is_dir():
@@ -149,6 +159,7 @@ def check_search_run(root: Path) -> Path:
     if not (root / runs.ALPHAS).is_file():
         hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else runs.no_alphas_hint(root)
         raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
+    check_no_bits(root, runs.read_json(root / runs.CONFIG, "run config"))
     checkpoint = runs.latest_checkpoint(root)
     if checkpoint is None:
         raise RunDirError(f"{root} has no supernet checkpoint in {runs.CHECKPOINTS}/: the predictor measures the trained "
