@@ -120,8 +120,10 @@ def config_changes(fields: dict[str, Any]) -> dict[str, Any]:
             changes["energy"] = stored_energy(value)
         elif key == "operating_points":
             changes["operating_points"] = stored_points(value)
-        elif key == "area":
-            extras["area"] = value.to_dict() if hasattr(value, "to_dict") else value
+        elif key == "area":  # resolved, as a stored config holds it (a preset name and its table compare equal)
+            from uboost.hardware.area import resolve_area
+
+            extras["area"] = resolve_area(value).to_dict()
         elif key in OWN:
             changes[OWN[key]] = value
         else:

@@ -58,14 +58,18 @@ def _load_toml(path: Path) -> dict:
     return values
 
 
-def hardware_changes(path: Optional[Path]) -> dict:
-    """SearchConfig fields from ``--hardware FILE`` (none without one); options given on the command line go over them."""
+def hardware_changes(path: Optional[Path], flags: Optional[dict] = None) -> dict:
+    """SearchConfig fields from ``--hardware FILE`` (none without one); options given on the command line
+    (``flags``, by SearchConfig name) go over them, and replace what they stand for in the file too
+    (``--sram-kb`` its per-buffer sizes, ...: :func:`uboost.hardware.files.without_overridden`)."""
     if path is None:
         return {}
     from uboost.accelerator import config_changes
-    from uboost.hardware.files import read_hardware_file
+    from uboost.hardware.files import read_hardware_file, without_overridden
 
-    return config_changes(read_hardware_file(path))
+    flags = flags or {}
+    given = {k: flags.get(k) for k in ("sram_kb", "dram_bw_words", "dram_bw_gbps", "operating_points", "clock_hz")}
+    return config_changes(without_overridden(read_hardware_file(path), **given))
 
 
 def search(
@@ -131,7 +135,6 @@ def search(
     from uboost.search_spaces import parse_channels
 
     values = _load_toml(config) if config else {}
-    values.update(hardware_changes(hardware))
     space_options = dict(values.pop("space_options", {}))
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,
@@ -145,6 +148,9 @@ def search(
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
         num_nodes=num_nodes, strategy=strategy, precision=precision, widen=widen,
     )
+    hardware_fields = hardware_changes(hardware, flags)
+    space_options.update(hardware_fields.pop("space_options", {}))
+    values.update(hardware_fields)
     values.update({k: v for k, v in flags.items() if v is not None})
     values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))
     if gumbel_tau is not None:

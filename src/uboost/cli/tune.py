@@ -82,7 +82,7 @@ def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, ha
     from uboost.search import SearchConfig
 
     values = _load_toml(config) if config else {}
-    values.update(hardware_changes(hardware))  # the accelerator trials start from (they search rows, cols...)
+    values.update(hardware_changes(hardware, flags))  # the accelerator trials start from (they search rows, cols...)
     space_options = dict(values.pop("space_options", {}))
     values.update({k: v for k, v in flags.items() if v is not None})
     values.setdefault("epochs", default_epochs)

@@ -182,12 +182,41 @@ def read_hardware_file(path: str | Path) -> dict[str, Any]:
     return fields
 
 
+SRAM_PARTS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
+
+
+def without_overridden(fields: dict[str, Any], *, sram_kb: Any = None, dram_bw_words: Any = None,
+                       dram_bw_gbps: Any = None, operating_points: Any = None, clock_hz: Any = None) -> dict[str, Any]:
+    """A hardware file's fields less those the given command-line options replace, beyond their own
+    names: ``--sram-kb`` replaces the file's per-buffer sizes, one DRAM bandwidth option the other
+    unit, and a DVFS table the clock the file's own table gave (its fastest point)."""
+    out = dict(fields)
+    if sram_kb is not None:
+        for key in SRAM_PARTS:
+            out.pop(key, None)
+    if dram_bw_words is not None:
+        out.pop("dram_bw_gbps", None)
+    if dram_bw_gbps is not None:
+        out.pop("dram_bw_words", None)
+    if operating_points is not None and clock_hz is None and out.get("operating_points") is not None:
+        from uboost.hardware.operating import load_operating_points
+
+        if out.get("clock_hz") == load_operating_points(out["operating_points"]).points[-1].freq_hz:
+            out.pop("clock_hz")  # the new table's fastest point, as without a file
+    if operating_points is not None:
+        out.pop("operating_points", None)  # replaced
+    return out
+
+
 def load_hardware(path: str | Path, **overrides: Any) -> "HardwareSpec":
     """The spec a hardware file describes, with ``overrides`` (command-line options) on top."""
     from uboost.hardware.spec import HardwareSpec
 
-    fields = {k: v for k, v in read_hardware_file(path).items() if k not in _NOT_SPEC}
-    return HardwareSpec(**{**fields, **{k: v for k, v in overrides.items() if v is not None}})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fields = {k: v for k, v in without_overridden(read_hardware_file(path), **{
+        k: given.get(k) for k in ("sram_kb", "dram_bw_words", "dram_bw_gbps", "operating_points", "clock_hz")}).items()
+        if k not in _NOT_SPEC}
+    return HardwareSpec(**{**fields, **given})
 
 
 def _toml_value(value: Any) -> str:

@@ -155,11 +155,18 @@ class HardwareSpec:
 
     @property
     def memory_text(self) -> str:
-        """``"64 kB SRAM, 10 words/cycle"`` (or ``"unbounded memory"``) for tables and logs."""
-        if not self.memory_bound:
-            return "unbounded memory"
+        """``"64 kB SRAM, 10 words/cycle"`` for tables and logs; ``"unbounded memory"`` when neither is
+        set, and the one that is when the other is not (no stalls then, but SRAM sizes still price
+        energy and area)."""
         sizes = {kb for kb in self.buffer_kb}
         sram = f"{sizes.pop()} kB" if len(sizes) == 1 else "/".join("-" if kb is None else str(kb) for kb in self.buffer_kb) + " kB"
+        if not self.memory_bound:
+            if any(kb is not None for kb in self.buffer_kb):
+                return f"{sram} SRAM, unbounded DRAM bandwidth (no stalls)"
+            if self.dram_words_per_cycle is not None:
+                bandwidth = f"{self.dram_bw_gbps:g} GB/s" if self.dram_bw_gbps is not None else f"{self.dram_bw_words:g} words/cycle"
+                return f"unbounded SRAM, {bandwidth} (no stalls)"
+            return "unbounded memory"
         if self.dram_bw_gbps is not None:
             return f"{sram} SRAM, {self.dram_bw_gbps:g} GB/s"
         return f"{sram} SRAM, {self.dram_bw_words:g} words/cycle"
