@@ -19,7 +19,7 @@ from uboost.exceptions import ConfigError, Interrupted, SearchError
 from uboost.io import write_json
 from uboost import runs
 from uboost.search_config import (  # noqa: F401  (re-exported: the public names stay here)
-    COST_MODES, SAMPLING_MODES, SearchConfig, build_cost_model, build_space,
+    COST_MODES, SAMPLING_MODES, SearchConfig, build_cost_model, build_space, check_pins,
 )
 
 if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded when a config is used)
@@ -204,6 +204,8 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))
         test = torch.utils.data.Subset(test, range(min(len(test), max(config.max_samples // 4, config.batch_size))))
+    if not resume:
+        check_pins(config)  # a pin matching no layer: said before anything is written
     if rank_zero and not resume:  # everything is validated: only now clear an earlier run (--force) and write
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())

@@ -334,3 +334,13 @@ def build_space(config: SearchConfig):
                               f"(its options: {takes})") from None
         raise ConfigError(f"bad options for space {config.space!r}: {exc}") from None
     return space, tuple(spec.input_shape), spec
+
+
+def check_pins(config: SearchConfig) -> None:
+    """Refuse (ConfigError) a ``pin_bits`` pattern that matches no ``Conv2d``/``Linear`` of the supernet,
+    by building one (only when there are pins): the search itself finds out after its directory exists."""
+    if not config.pin_bits:
+        return
+    from uboost.strategy import UBoost
+
+    UBoost(sampling=config.sampling, **config.bits_options()).mutate_model(build_space(config)[0])

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, HardwareError
 from uboost.hardware.access import ACCESS_KEYS
 from uboost.hardware.base import CostModel
 from uboost.hardware.layers import LayerShape, LayerTable
@@ -70,6 +70,10 @@ class ScaleSimModel(CostModel):
         super().__init__(spec, **spec_fields)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+        if self.spec.memory_bound:  # said here, before a search writes its run directory, not at the first job
+            bw = self.spec.dram_words_per_cycle
+            if float(bw) != int(bw):
+                raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got {bw:g}")
         self.python = python
         self.cache = ResultCache(cache_dir)
         self.workers = workers
