@@ -173,6 +173,8 @@ def test_export_carries_the_chosen_accelerator(tmp_path):
     run_dir.mkdir()
     names = ["accuracy", "latency_ms", "energy_uj"]
     attrs = inner.trial_attrs([s.to_dict() for s in NET], searched, space, names, run_dir)
+    (run_dir / runs.RESULT).write_text(json.dumps({"val_acc": 0.5, "latency_ms": 99.0, "cycles": 99.0, "utilization": 0.99,
+                                                   "expected_latency_ms": 98.0}))  # the searched accelerator's numbers
     (_, _, best), _ = _brute_force("edp")
     assert attrs["config"] == best.to_dict() and attrs["search_config"] == searched.to_dict() and attrs["search_array"] == "4x4"
     assert attrs["array"] == best.hardware_spec().array != "4x4" and attrs["area_mm2"] <= BUDGET
@@ -186,6 +188,10 @@ def test_export_carries_the_chosen_accelerator(tmp_path):
     assert config.hardware_spec() == best.hardware_spec()
     hardware = json.loads((target / runs.HARDWARE).read_text())
     assert hardware["total"]["latency_ms"] == pytest.approx(attrs["latency_ms"]) and hardware["hardware"]["rows"] == config.hardware_spec().rows
+    result = json.loads((target / runs.RESULT).read_text())  # re-priced with the chosen accelerator, as profile would
+    assert result["latency_ms"] == hardware["total"]["latency_ms"] and result["cycles"] == hardware["total"]["cycles"]
+    assert result["utilization"] == hardware["total"]["utilization"] and result["priced_on"] == config.hardware_spec().array
+    assert result["val_acc"] == 0.5 and result["expected_latency_ms"] == 98.0  # what the search itself measured stays
     tune = json.loads((target / "tune.json").read_text())
     assert tune["inner_accelerator"]["objective"] == "edp" and tune["search_array"] == "4x4"
     saved = json.loads((target / inner.INNER_FILE).read_text())

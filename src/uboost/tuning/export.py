@@ -46,6 +46,8 @@ def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | No
 
 
 _SKIP = {runs.CHECKPOINTS, "nni"}
+PRICED = ("latency_ms", "cycles", "utilization", "macs", "energy_uj", "energy_breakdown_uj")
+"""``result.json`` fields of the derived network's cost, re-priced on an inner-chosen accelerator at export."""
 
 
 def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike | None = None, *,
@@ -85,7 +87,15 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                 write_json(tmp / runs.PRECISION, trial.user_attrs["precision"])
             inner = tmp / INNER_FILE
             if "inner_accelerator" in trial.user_attrs and inner.is_file():  # the report on the chosen accelerator
-                write_json(tmp / runs.HARDWARE, json.loads(inner.read_text())["hardware"])
+                chosen = json.loads(inner.read_text())["hardware"]
+                write_json(tmp / runs.HARDWARE, chosen)
+                if (tmp / runs.RESULT).is_file():  # and the network's cost in result.json with it (was the searched one's)
+                    result = json.loads((tmp / runs.RESULT).read_text())
+                    total = chosen.get("total", {})
+                    spec = chosen.get("hardware", {})
+                    result.update({k: total[k] for k in PRICED if k in total},
+                                  priced_on=f"{spec.get('rows')}x{spec.get('cols')}" if "rows" in spec else "the chosen accelerator")
+                    write_json(tmp / runs.RESULT, result)
             keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "energy_uj", "area_mm2", "cycles", "utilization", "macs",
                     "array", "dataflow", "run_dir", "inner_accelerator", "search_array", "search_dataflow")
             write_json(tmp / "tune.json", {
