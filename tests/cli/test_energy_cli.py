@@ -191,3 +191,11 @@ def test_energy_frontier_with_operating_point_auto_and_a_latency_cap(cli, auto_r
         point = written["operating_point"]
         assert [point["freq_hz"], point["voltage_v"]] in POINTS
         assert written["energy_uj"] <= written["target_energy_uj"] * (1 + 1e-9) and written["latency_ms"] <= 0.01
+
+
+def test_the_search_summary_names_a_custom_energy_table(cli, tmp_path):
+    table = tmp_path / "mine.toml"
+    table.write_text('base = "horowitz45"\ndram_pj_per_bit = 5.0\n')
+    result = cli("search", *TINY, "--energy", table, "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    assert "energy (horowitz45+mine)" in result.out and "v_ref" not in result.out  # was the whole table as a dict

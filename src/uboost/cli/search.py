@@ -215,7 +215,8 @@ def search(
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
     parts = ", ".join(f"{k} {v:.3g}" for k, v in s["energy_breakdown_uj"].items())
-    table.add_row(f"energy ({cfg.energy})", f"{s['energy_uj']:.4g} µJ ({parts})")
+    energy_name = cfg.energy.get("name", "own table") if isinstance(cfg.energy, dict) else cfg.energy  # a table: its name
+    table.add_row(f"energy ({energy_name})", f"{s['energy_uj']:.4g} µJ ({parts})")
     if "operating_point" in s:
         table.add_row("operating point (auto)", f"{s['operating_point']['freq_hz'] / 1e6:g} MHz @ {1e3 * s['operating_point']['voltage_v']:g} mV")
     if s.get("widened_values"):  # what the export raised at no extra cost (uboost.strategy.widening)
