@@ -258,3 +258,25 @@ def test_search_says_the_bits_note_once_and_not_on_bitfusion(cli, tmp_path):
     fused = cli("search", *TINY, "--bits", "4,8", "--pe", "bitfusion", "--out", tmp_path / "bitfusion")
     assert fused.code == 0, fused.err
     assert "every bitwidth the same" not in " ".join(fused.out.split())
+
+
+def test_torchscript_export_of_a_bits_run_runs_like_the_network(cli, bits_run, tmp_path):
+    """Was a TracingCheckError traceback: the quantized graph caches its codes after the first call."""
+    import warnings
+
+    import torch
+
+    from uboost.networks import load_frozen_network
+
+    target = tmp_path / "m.pt"
+    result = cli("export", bits_run, "--format", "torchscript", "--out", target)
+    assert result.code == 0, result.err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.load(str(target))
+    loaded = load_frozen_network(bits_run)
+    network = loaded.module.eval()
+    network.load_state_dict(traced.state_dict())  # the exported weights and ranges (untrained: random at export)
+    x = torch.rand(6, *loaded.input_shape) * 2
+    with torch.no_grad():
+        assert torch.allclose(traced(x), network(x), atol=1e-5)

@@ -95,3 +95,12 @@ def test_exported_network_matches_pytorch_at_batch_1_and_4(cli, tiny_run, tmp_pa
             expected, got = network(x), exported(x)
         assert tuple(got.shape) == (batch, 10)
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_export_without_the_onnx_package_is_one_red_line(cli, tiny_run, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` fails, as where it is not installed
+    target = tmp_path / "m.onnx"
+    one_line_error(cli("export", tiny_run, "--format", "onnx", "--out", target), "needs the onnx package", "pip install onnx")
+    assert not target.exists()

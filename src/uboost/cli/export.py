@@ -109,14 +109,14 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
     def write() -> None:
         with atomic_path(target, suffix=suffix) as tmp:
             if format == "torchscript":
-                torch.jit.save(torch.jit.trace(network, example), str(tmp))
+                torch.jit.save(_traced(network, example), str(tmp))
             else:
-                try:  # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers in onnx_form (uboost.quant)
-                    with export_mode(network, onnx_form):
-                        torch.onnx.export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
-                                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
-                except ImportError as exc:
-                    raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
+                from uboost.onnx_export import onnx_export
+
+                # the TorchScript exporter (dynamo=False: no onnxscript); quantized layers in onnx_form (uboost.quant)
+                with export_mode(network, onnx_form):
+                    onnx_export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
+                                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
 
     _writing(target, write)
     return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
@@ -145,3 +145,22 @@ def _writing(target: Path, write) -> None:
         write()
     except OSError as exc:
         raise RunDirError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _traced(network, example):
+    """``torch.jit.trace`` of ``network``, checked on numbers: a quantized network's graph caches its
+    integer codes after the first call, so torch's own check (two traces, graphs compared) fails on
+    a difference of form; the traced module must give the eager one's outputs instead."""
+    import torch
+
+    from uboost.exceptions import ConfigError
+
+    quantized = any(type(m).__name__ == "LayerQuantizer" for m in network.modules())
+    traced = torch.jit.trace(network, example, check_trace=not quantized)
+    if quantized:
+        probe = torch.randn(4, *example.shape[1:], generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            gap = (traced(probe) - network(probe)).abs().max().item()
+        if not gap <= 1e-4:
+            raise ConfigError(f"the traced TorchScript model differs from the network by {gap:.3g}; export --format onnx instead")
+    return traced

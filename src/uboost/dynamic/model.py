@@ -118,7 +118,9 @@ def export_onnx(network: DynamicNetwork, path, input_shape: Sequence[int]) -> No
 
     names = [f"exit{k}" for k in range(network.exits)] + ["final"]
     model = AllExits(network).eval()
+    from uboost.onnx_export import onnx_export
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(path), input_names=["input"], output_names=names,
+        onnx_export(model, (torch.zeros(1, *input_shape),), str(path), input_names=["input"], output_names=names,
                           dynamic_axes={n: {0: "batch"} for n in ["input", *names]}, dynamo=False)

@@ -101,9 +101,11 @@ def export_onnx_segments(network, directory: str | Path, input_shape: Sequence[i
         names_in = ["input"] if s == 0 else [f"in{i}" for i in range(len(flat_in))]
         names_out = ["final"] if s == len(cuts) else ["exit", *[f"out{i}" for i in range(n_out - 1)]]
         path = directory / f"segment{s}.onnx"
+        from uboost.onnx_export import onnx_export
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(segment, tuple(flat_in), str(path), input_names=names_in, output_names=names_out,
+            onnx_export(segment, tuple(flat_in), str(path), input_names=names_in, output_names=names_out,
                               dynamic_axes={n: {0: "batch"} for n in (*names_in, *names_out)}, dynamo=False)
         paths.append(path)
     return paths

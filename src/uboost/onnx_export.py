@@ -1,0 +1,20 @@
+"""``torch.onnx.export`` with one red line for a missing ``onnx`` package (torch wraps the
+ImportError in its own ``OnnxExporterError``; the export command, ``exits --onnx`` and the
+per-segment export all go through here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uboost.exceptions import ConfigError
+
+
+def onnx_export(*args: Any, **kwargs: Any) -> None:
+    import torch
+
+    try:
+        torch.onnx.export(*args, **kwargs)
+    except Exception as exc:
+        if isinstance(exc, ImportError) or "onnx is not installed" in str(exc).lower():
+            raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
+        raise
