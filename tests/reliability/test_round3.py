@@ -57,6 +57,8 @@ CASES = [
     ("search-channels-reversed", f"search --space darts-cifar --channels 16:8:4 --out {{tmp}}/o", "channels"),
     ("search-width-0", "search --space darts-cifar --width 0 --out {tmp}/o", "width"),
     ("search-cells-0", "search --space darts-cifar --cells 0 --out {tmp}/o", "cells"),
+    ("export-floor-alone", "export {run} --budget-floor 7 --out {tmp}/e.json", "--budget-floor shapes a budget export"),
+    ("frontier-samples-alone", "frontier {run} --max-samples 50 --out {tmp}/f", "--max-samples limits the retraining"),
     ("search-lenet-width", "search --space lenet --width 8 --out {tmp}/o", "space 'lenet' has no option --width"),
     ("tabulate-lenet-cells", "hw tabulate lenet --cells 3", "space 'lenet' has no option --cells (its options: none)"),
     # search: files

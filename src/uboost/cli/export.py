@@ -19,7 +19,7 @@ def export(
     force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
-    budget_floor: Annotated[float, Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound)")] = 0.9,
+    budget_floor: Annotated[Optional[float], Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound) [default: 0.9]")] = None,
     operating_point: Annotated[Optional[str], Opt("--operating-point", help="auto: choose the operating point of the run's table together with the network [default: the run's clock]")] = None,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="with a budget: project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
     objective: Annotated[str, Opt("--objective", help="with a budget: maximize the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
@@ -41,7 +41,7 @@ def export(
         raise ConfigError("--onnx-form chooses the ONNX graph of a quantized network: give it with --format onnx")
     source = dynamic_source(run)
     if source is not None:
-        budget = (target_latency_ms, target_energy_uj, operating_point, hardware)
+        budget = (target_latency_ms, target_energy_uj, operating_point, hardware, budget_floor)
         return _export_dynamic(source, format, out, force, any(v is not None for v in budget) or objective != "preference")
 
     if target_latency_ms is not None or target_energy_uj is not None or operating_point is not None:
@@ -49,10 +49,13 @@ def export(
 
         if format != "json":
             raise ConfigError("a budget export writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, budget_floor, target_energy_uj, operating_point, hardware,
+        return export_to_budget(run, target_latency_ms, out, force, 0.9 if budget_floor is None else budget_floor,
+                                target_energy_uj, operating_point, hardware,
                                 objective)
     if objective != "preference":
         raise ConfigError("--objective chooses what a projection maximizes: give it with a budget (--target-latency-ms)")
+    if budget_floor is not None:
+        raise ConfigError("--budget-floor shapes a budget export: give it with --target-latency-ms or --target-energy-uj")
     if hardware is not None:
         raise ConfigError("--hardware prices a budget export (--target-latency-ms / --target-energy-uj); "
                           "an architecture or model export is the same on every accelerator")

@@ -100,6 +100,8 @@ def frontier(
         raise ConfigError(f"--retrain-epochs must be >= 0, got {retrain_epochs}")
     if max_samples is not None and max_samples < 1:
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
+    if max_samples is not None and not retrain_epochs:
+        raise ConfigError("--max-samples limits the retraining of each point: give it with --retrain-epochs")
     floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets, metric) if targets is not None else None  # "" is an error, not --points
     source = load_projector(run, hardware, objective)
