@@ -88,3 +88,18 @@ def test_bad_input_is_one_line_and_writes_nothing(retrained_run, tmp_path, cli):
     empty.mkdir()
     one_line_error(cli("switch", empty, "--latency-ms", "1"), "no frontier points")
     one_line_error(cli("switch", empty, "--latency-ms", "-1"), "non-negative")
+
+
+def test_a_folder_without_a_retrained_model_says_what_to_give_instead(cli, retrained_run, tmp_path):
+    one_line_error(cli("exits", retrained_run / "retrain", "--out", tmp_path / "a"), f"uboost exits {retrained_run}")
+    exits_dir = tmp_path / "ex"
+    exits_dir.mkdir()
+    (exits_dir / "exits.json").write_text("{}")
+    one_line_error(cli("exits", exits_dir, "--out", tmp_path / "b"), "this is an exits folder")
+    unfinished = tmp_path / "half"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((retrained_run / "config.json").read_text())
+    result = cli("exits", unfinished, "--out", tmp_path / "c")
+    one_line_error(result)
+    assert "uboost retrain" not in result.err  # a search with no arch.json cannot be retrained
+    one_line_error(cli("exits", retrained_run, "--head-width", "-1", "--out", tmp_path / "d"), "whole number >= 0")

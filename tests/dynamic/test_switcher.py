@@ -79,6 +79,11 @@ def test_from_frontier_directory(tmp_path):
         switcher.select(latency_ms=0.05)
     with pytest.raises(RunDirError, match="no frontier points"):
         Switcher.from_frontier(tmp_path / "p00")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(RunDirError, match=f"is a search run, not a frontier: make one with `uboost frontier {run} --out {run}-frontier`"):
+        Switcher.from_frontier(run)
 
 
 @pytest.mark.parametrize("content, fragment", [

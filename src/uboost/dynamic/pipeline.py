@@ -54,7 +54,8 @@ class ExitsConfig:
         for name in ("head_width", "head_pool", "epochs", "trials", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "head_width" else 1):
-                raise ConfigError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+                kind = "a whole number >= 0 (0: no convolution)" if name == "head_width" else "a positive integer"
+                raise ConfigError(f"{name.replace('_', ' ')} must be {kind}, got {value!r}")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 2):
             raise ConfigError(f"max samples must be an integer >= 2, got {self.max_samples!r}")
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -104,7 +105,7 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
         raise RunDirError(f"expected a retrained run directory, got {root}")
     weights = model_path(root)
     if not weights.is_file():
-        raise RunDirError(f"{root} has no retrained model ({weights}): run `uboost retrain {root}` first")
+        raise RunDirError(f"{root} has no retrained model ({weights}): {_retrain_hint(root)}")
     table = resolve_energy(config.energy)
     points = load_operating_points(config.operating_points)
     loaded = load_frozen_network(root)
@@ -298,3 +299,14 @@ def list_positions(run: str | os.PathLike) -> list[tuple[Any, bool]]:
     candidates = candidate_positions(loaded.module, loaded.input_shape)
     defaults = set(default_positions(candidates))
     return [(p, p.name in defaults) for p in candidates]
+
+
+def _retrain_hint(root: Path) -> str:
+    """What to run when ``root`` has no retrained model, by what ``root`` is."""
+    if (root / "retrain.json").is_file() or (root.name == runs.RETRAIN and (root.parent / runs.CONFIG).is_file()):
+        return f"give the search run, `uboost exits {root.parent}` (its retrain is {root})"
+    if (root / "exits.json").is_file():
+        return "this is an exits folder: give the retrained search run it came from"
+    if not (root / runs.ARCH).is_file():
+        return runs.unfinished_hint(root) if (root / runs.CONFIG).is_file() else "not a uboost search run"
+    return f"run `uboost retrain {root}` first"

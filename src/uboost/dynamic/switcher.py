@@ -97,6 +97,9 @@ class Switcher:
             raise RunDirError(f"expected a frontier directory, got {root}")
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
+            if (root / "config.json").is_file():  # a search run: its frontier goes beside it, not into it
+                raise RunDirError(f"{root} is a search run, not a frontier: make one with `uboost frontier {root} --out "
+                                  f"{root}-frontier` and switch on that")
             raise RunDirError(f"{root} holds no frontier points (p00/result.json, ...): run `uboost frontier RUN --out {root}`")
         rows = []
         for d in dirs:
