@@ -103,3 +103,15 @@ def test_a_folder_without_a_retrained_model_says_what_to_give_instead(cli, retra
     one_line_error(result)
     assert "uboost retrain" not in result.err  # a search with no arch.json cannot be retrained
     one_line_error(cli("exits", retrained_run, "--head-width", "-1", "--out", tmp_path / "d"), "whole number >= 0")
+
+
+def test_exits_with_other_settings_replace_earlier_ones_only_with_force(cli, retrained_run, tmp_path):
+    out = tmp_path / "ex"
+    base = ["exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--thresholds", "0.5", "--out", out]
+    assert cli(*base).code == 0
+    assert cli(*base, "--trials", "3").code == 0  # search-only settings: the same heads searched again
+    heads = (out / "heads.pt").read_bytes()
+    one_line_error(cli(*base, "--seed", "1"), "other settings (seed: 0 -> 1)", "--force")
+    assert (out / "heads.pt").read_bytes() == heads
+    assert cli(*base, "--seed", "1", "--force").code == 0
+    assert json.loads((out / "exits.json").read_text())["settings"]["seed"] == 1

@@ -38,6 +38,7 @@ def exits(
     seed: Annotated[int, Opt(help="random seed (heads, validation split, search)")] = 0,
     onnx: Annotated[bool, Flag("--onnx", help="also write OUT/dynamic.onnx (every exit's logits as outputs; as `uboost export OUT --format onnx`, which also exports one point as per-segment graphs)")] = False,
     out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/exits]")] = None,
+    force: Annotated[bool, Flag("--force", help="replace exits trained in --out with other settings")] = False,
 ) -> None:
     """Attach early exits to a retrained run and search exits, thresholds and the operating point."""
     from uboost.dynamic.pipeline import ExitsConfig, prepare, run_exits
@@ -55,6 +56,8 @@ def exits(
         _print_positions(run, listing(run))
         return
     prepared = prepare(run, config, out=out)
+    if not force:
+        _refuse_other_heads(prepared.out, config)
     with console.status(f"training {len(prepared.positions)} exit heads ({training}), searching policies on validation data"):
         summary = run_exits(run, config, prepared=prepared, onnx=onnx)
     console.print(_table(summary))
@@ -63,6 +66,30 @@ def exits(
                   f"{1e3 * static['expected_latency_ms']:.4g} µs, {static['expected_energy_uj']:.4g} uJ per input")
     console.print(f"wrote {prepared.out}/exits.json, heads.pt and {len(summary['pareto'])} policies in {prepared.out}/points"
                   + (", pareto.png" if "plot" in summary else "") + (", dynamic.onnx" if "onnx" in summary else ""))
+
+
+SEARCH_ONLY = ("trials", "method", "max_worst_latency_ms")
+"""Settings a call may change over earlier exits in the same folder: they search the same heads again."""
+
+
+def _refuse_other_heads(out: Path, config) -> None:
+    """Heads trained with other settings are not replaced without --force (the same settings continue
+    an optuna study, or repeat the same heads)."""
+    import json
+
+    try:
+        stored = json.loads((out / "exits.json").read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return  # none there (or unreadable: the pipeline's own checks say so)
+    if not isinstance(stored, dict):
+        return
+    now = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
+    differ = [k for k in now if k not in SEARCH_ONLY and k in stored and stored[k] != now[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"{out} holds exits trained with other settings ({k.replace('_', ' ')}: {stored[k]!r} -> {now[k]!r}"
+                          f"{f' and {len(differ) - 1} more' if len(differ) > 1 else ''}); pass --force to replace them, "
+                          "or --out another folder")
 
 
 def _print_positions(run, positions) -> None:
