@@ -76,3 +76,21 @@ def test_setup_scalesim_in_another_folder_prints_a_line_to_paste(cli, tmp_path, 
     assert lines[0] == f"SCALE-Sim is ready: {python}"
     assert lines[1] == f"export UBOOST_SCALESIM_PYTHON={shlex.quote(str(python))}"
     assert shlex.split(lines[1]) == ["export", f"UBOOST_SCALESIM_PYTHON={python}"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("", "describes no accelerator"),
+    ("[hardware]\n", "describes no accelerator"),
+    ('[hardware]\nrows = 8\ncols = 8\ndataflow = "rs"\n', "hardware file {path}: unknown dataflow 'rs'"),
+])
+def test_an_empty_or_wrong_hardware_toml_is_one_line_naming_the_file(cli, tmp_path, text, fragment):
+    path = tmp_path / "acc.toml"
+    path.write_text(text)
+    one_line_error(cli("profile", *NET, "--hardware", path), fragment.format(path=path))
+
+
+def test_a_toml_dataflow_in_capitals_reads_as_a_cfg_does(cli, tmp_path):
+    path = tmp_path / "acc.toml"
+    path.write_text('[hardware]\nrows = 8\ncols = 8\ndataflow = "OS"\n')
+    report = json.loads(cli("profile", *NET, "--hardware", path, "--json").out)["reports"][0]
+    assert report["hardware"]["dataflow"] == "os"

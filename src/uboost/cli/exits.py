@@ -34,7 +34,7 @@ def exits(
     method: Annotated[str, Opt("--method", help="auto | exact (enumerate) | optuna (NSGA-II, journal in OUT, resumable)")] = "auto",
     trials: Annotated[int, Opt("--trials", help="optuna trials (this call)")] = 200,
     validation: Annotated[float, Opt("--validation", help="share of the training data held out to set thresholds")] = 0.2,
-    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: the retrain's]")] = None,
+    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images (never more than the retrain used) [default: the retrain's]")] = None,
     seed: Annotated[int, Opt(help="random seed (heads, validation split, search)")] = 0,
     onnx: Annotated[bool, Flag("--onnx", help="also write OUT/dynamic.onnx (every exit's logits as outputs; as `uboost export OUT --format onnx`, which also exports one point as per-segment graphs)")] = False,
     out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/exits]")] = None,

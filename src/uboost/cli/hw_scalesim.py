@@ -72,6 +72,10 @@ def tabulate(
     from uboost.tabulate import tabulate_space
 
     check_output_file("--out", out, force=force)  # before any simulation
+    if workers < 1:
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"--workers must be a positive integer, got {workers}")
 
     options = {} if space != "darts-cifar" else {"width": 8, "cells": 3}
     options.update({k: v for k, v in (("width", width), ("cells", cells)) if v is not None})

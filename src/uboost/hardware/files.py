@@ -139,7 +139,11 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - set(known) - set(_NOT_SPEC))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected: {', '.join(known + list(_NOT_SPEC))}")
+    if not data:
+        raise ConfigError(f"{path}: describes no accelerator (an empty [hardware] table); give at least rows and cols")
     fields = dict(data)
+    if isinstance(fields.get("dataflow"), str):  # as a SCALE-Sim .cfg: WS, ws and Ws are one dataflow
+        fields["dataflow"] = fields["dataflow"].lower()
     if isinstance(fields.get("energy"), dict):
         from uboost.hardware.energy import energy_table_from_dict
 
@@ -178,7 +182,10 @@ def read_hardware_file(path: str | Path) -> dict[str, Any]:
         from uboost.hardware.operating import load_operating_points
 
         fields["clock_hz"] = load_operating_points(fields["operating_points"]).points[-1].freq_hz  # the fastest point
-    HardwareSpec(**{k: v for k, v in fields.items() if k not in _NOT_SPEC})
+    try:
+        HardwareSpec(**{k: v for k, v in fields.items() if k not in _NOT_SPEC})
+    except ConfigError as exc:
+        raise ConfigError(f"hardware file {path}: {exc}") from None
     return fields
 
 
