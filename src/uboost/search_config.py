@@ -329,9 +329,8 @@ def build_space(config: SearchConfig):
 
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
         if unknown:
-            takes = ", ".join(f"--{k.replace('_', '-')}" for k in default_options(config.space)) or "none"
-            raise ConfigError(f"space {config.space!r} has no option --{unknown.group(1).replace('_', '-')} "
-                              f"(its options: {takes})") from None
+            takes = ", ".join(default_options(config.space)) or "none"
+            raise ConfigError(f"space {config.space!r} has no option {unknown.group(1)!r} (its options: {takes})") from None
         raise ConfigError(f"bad options for space {config.space!r}: {exc}") from None
     return space, tuple(spec.input_shape), spec
 

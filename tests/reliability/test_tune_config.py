@@ -15,7 +15,7 @@ TINY = ["--space", "lenet", "--dataset", "digits", "--image-size", "8", "--max-s
 @pytest.mark.parametrize(
     "toml,fragments",
     [
-        ("[search]\nspace_options = { widthz = [4, 8] }\n", ["bad options for space 'lenet'", "widthz"]),
+        ("[search]\nspace_options = { widthz = [4, 8] }\n", ["space 'lenet' has no option 'widthz'"]),
         ("[search]\nspace_options = { widths = \"many\" }\n", ["lenet"]),
         ("[search]\nspace_options = 5\n", ["space_options", "must be a table"]),
         ("search = 5\n", ["must be a table"]),
