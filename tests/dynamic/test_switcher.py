@@ -41,6 +41,16 @@ def test_an_energy_budget_no_point_fits_names_the_least_energy_point():
     assert "least energy" not in str(latency_only.value)
 
 
+def test_points_must_be_finite_and_some_may_lack_energy():
+    with pytest.raises(ConfigError, match="point 'b': latency_ms must be a finite number"):
+        Switcher([SwitchPoint("a", 0.99, 5.0), SwitchPoint("b", 0.5, float("nan")), SwitchPoint("c", 0.9, 1.0)])
+    with pytest.raises(ConfigError, match="accuracy"):
+        Switcher([SwitchPoint("a", float("inf"), 5.0)])
+    mixed = Switcher([SwitchPoint("a", 0.9, 1.0, 2.0), SwitchPoint("b", 0.95, 2.0, None)])
+    with pytest.raises(NoPointFits, match="no point fits latency <= 1.5 ms, energy <= 1 uJ"):  # was a TypeError
+        mixed.select(latency_ms=1.5, energy_uj=1.0)
+
+
 def test_select_takes_microseconds():
     switcher = Switcher(points(1000))
     start = time.perf_counter()

@@ -224,3 +224,13 @@ def test_user_mode_words_equal_the_stored_scalesim_access_counts(simulator, tmp_
         model = create("scalesim", spec=spec, cache_dir=tmp_path)
         words = model.accesses(LayerTable.from_shapes([shape_of(row)]))
         assert {k: int(words[k].item()) for k in ACCESS_KEYS} == {k: int(row[k]) for k in ACCESS_KEYS}, row
+
+
+def test_a_shape_read_for_cycles_and_words_counts_once_in_the_stats(tmp_path):
+    table = LayerTable.from_shapes([CONV, FC])
+    closed = create("systolic-mem", spec=MEM)
+    ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path).prefill([CONV, FC], closed.cycles(table).tolist(),
+                                                                      closed.accesses(table))
+    model = ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path)
+    model.evaluate([CONV, FC])  # cycles and energy: two looks at the cache
+    assert (model.stats.cached, model.stats.simulated) == (2, 0)

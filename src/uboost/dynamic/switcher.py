@@ -49,6 +49,12 @@ class Switcher:
     def __init__(self, points: list[SwitchPoint], *, accuracy_name: str = "accuracy") -> None:
         if not points:
             raise ConfigError("a switcher needs at least one point")
+        for p in points:  # a NaN would break the sort and the bisection: a point over budget could come back
+            for what, value in (("accuracy", p.accuracy), ("latency_ms", p.latency_ms), ("energy_uj", p.energy_uj)):
+                if value is None and what == "energy_uj":
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                    raise ConfigError(f"point {p.name!r}: {what} must be a finite number >= 0, got {value!r}")
         self.accuracy_name = accuracy_name
         self.points = sorted(points, key=lambda p: (p.latency_ms, -p.accuracy))
         self._latency = [p.latency_ms for p in self.points]
@@ -78,8 +84,9 @@ class Switcher:
         fastest = min(self.points, key=lambda p: p.latency_ms)
         said = f"the fastest, {fastest.name}, needs {fastest.latency_ms:.6g} ms" + (
             f" and {fastest.energy_uj:.6g} uJ" if fastest.energy_uj is not None else "")
-        if energy_uj is not None:  # the budget that failed may be the energy one: say what the least energy is too
-            frugal = min(self.points, key=lambda p: (p.energy_uj, p.latency_ms))
+        priced = [p for p in self.points if p.energy_uj is not None]
+        if energy_uj is not None and priced:  # the budget that failed may be the energy one: say the least energy too
+            frugal = min(priced, key=lambda p: (p.energy_uj, p.latency_ms))
             if frugal is not fastest:
                 said += f"; the least energy, {frugal.name}, needs {frugal.energy_uj:.6g} uJ and {frugal.latency_ms:.6g} ms"
         raise NoPointFits(f"no point fits {wanted}: {said}")
