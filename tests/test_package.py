@@ -28,3 +28,16 @@ def test_importing_the_strategy_prints_no_nni_import_warnings_and_leaves_logging
     out = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True)
     assert "is found to be not a nn.Module" not in out.stderr
     assert out.stdout.split()[0] != str(__import__("logging").CRITICAL)
+
+
+def test_the_python_floor_covers_the_standard_library_the_code_imports():
+    """tomllib is 3.11's: a package that reads TOML files must not claim 3.10."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    floor = tomllib.loads((root / "pyproject.toml").read_text())["project"]["requires-python"]
+    minor = int(re.fullmatch(r">=3\.(\d+)", floor.strip()).group(1))
+    if any("tomllib" in p.read_text() for p in (root / "src" / "uboost").rglob("*.py")):
+        assert minor >= 11, floor
