@@ -121,6 +121,9 @@ class Registry(Generic[T]):
             raise ConfigError(
                 f"expected a {self.kind} name or a {self.base.__name__} instance, got {type(obj).__name__}"
             )
+        if kwargs:  # an instance is built already: options for a new one would be dropped without a word
+            raise ConfigError(f"a {self.kind} instance was given with options for a new one ({', '.join(sorted(kwargs))}); "
+                              "give a name with the options, or the instance alone")
         return obj
 
     def __contains__(self, name: object) -> bool:

@@ -159,6 +159,13 @@ class CostModel(abc.ABC):
     def __init__(self, spec: HardwareSpec | None = None, **spec_fields: Any):
         if spec is not None and spec_fields:
             raise ConfigError("pass either a HardwareSpec or its fields, not both")
+        if spec is None:
+            import dataclasses
+
+            known = {f.name for f in dataclasses.fields(HardwareSpec)}
+            unknown = sorted(set(spec_fields) - known)
+            if unknown:
+                raise ConfigError(f"unknown hardware field(s) {', '.join(unknown)}; expected: {', '.join(sorted(known))}")
         self.spec = spec if spec is not None else HardwareSpec(**spec_fields)
         if self.pe_modes is not None and self.spec.pe not in self.pe_modes:
             raise ConfigError(f"cost model {self.name!r} prices only {', '.join(self.pe_modes)} PEs, got pe={self.spec.pe!r}")

@@ -15,6 +15,7 @@ its own as ``module.uboost_precision = (weight_bits, act_bits)`` (set by :mod:`u
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -22,6 +23,11 @@ import torch
 from torch import nn
 
 from uboost.exceptions import ConfigError
+
+
+KINDS = ("conv", "depthwise", "pointwise", "linear")
+SIZES = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride", "in_h", "in_w", "out_h", "out_w")
+"""The fields of a :class:`LayerShape` that count something: whole numbers >= 1."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,9 +50,11 @@ class LayerShape:
     act_bits: int = 8
 
     def __post_init__(self) -> None:
-        for field in ("weight_bits", "act_bits"):
+        if self.kind not in KINDS:
+            raise ConfigError(f"layer {self.name}: unknown kind {self.kind!r}; expected one of: {', '.join(KINDS)}")
+        for field in SIZES + ("weight_bits", "act_bits"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ConfigError(f"layer {self.name}: {field} must be a positive whole number, got {value!r}")
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ConfigError(
@@ -125,6 +133,9 @@ def _shape_of(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor
 def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShape]:
     """Trace ``model`` once on a zero input of ``input_shape`` (C, H, W; no batch) and
     return every costed layer in execution order. Layers called twice appear twice."""
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in input_shape):
+        raise ConfigError(f"input shape must be a sequence of whole numbers (C, H, W), e.g. (3, 32, 32), got {input_shape!r}")
     if any(int(d) < 1 for d in input_shape):
         raise ConfigError(f"input shape must be positive, got {tuple(input_shape)}")
     names = {module: name for name, module in model.named_modules()}

@@ -131,9 +131,12 @@ PRESETS: dict[str, OperatingPoints] = {
 
 
 def load_operating_points(source: str | Path | OperatingPoints) -> OperatingPoints:
-    """A preset name, a TOML file (``points = [[f, V], ...]`` or ``[[point]]`` tables) or a table."""
+    """A preset name, a TOML file (``points = [[f, V], ...]`` or ``[[point]]`` tables), a list of
+    ``[freq_hz, voltage_v]`` pairs or a table."""
     if isinstance(source, OperatingPoints):
         return source
+    if isinstance(source, (list, tuple)):  # [[freq_hz, voltage_v], ...], as a TOML file's points
+        return operating_points_from_pairs(source)
     text = str(source)
     if text in PRESETS:
         return PRESETS[text]

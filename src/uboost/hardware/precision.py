@@ -87,7 +87,7 @@ PE_MODES: dict[str, PEMode] = {
 
 
 def pe_mode(name: str) -> PEMode:
-    if name not in PE_MODES:
+    if not isinstance(name, str) or name not in PE_MODES:
         raise ConfigError(f"unknown PE mode {name!r}; expected one of: {', '.join(PE_MODES)}")
     return PE_MODES[name]
 

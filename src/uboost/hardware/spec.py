@@ -103,8 +103,12 @@ class HardwareSpec:
         object.__setattr__(self, "energy", resolve_energy(self.energy))
         if self.operating_points is not None:
             object.__setattr__(self, "operating_points", load_operating_points(self.operating_points))
-            if self.voltage_v is None:
-                self.operating_points.voltage_at(self.clock_hz)  # the clock must be in the table's range
+            if self.voltage_v is None:  # the clock must be in the table's range
+                fastest = self.operating_points.points[-1].freq_hz
+                if self.clock_hz > fastest * (1 + 1e-12):
+                    raise ConfigError(f"clock {self.clock_hz / 1e6:g} MHz is above the fastest operating point "
+                                      f"({self.operating_points.points[-1].label}) of {self.operating_points.name or 'the table'}; "
+                                      f"give clock_hz (at most {fastest:g}) with a DVFS table")
         from uboost.hardware.precision import pe_mode  # precision: the PE mode and its bits per cycle
 
         pe_mode(self.pe)

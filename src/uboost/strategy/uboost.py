@@ -139,6 +139,7 @@ class UBoost(DARTS):
         pin_bits: dict[str, int] | None = None,
         **kwargs: Any,
     ):
+        _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed)
         super().__init__(
             arc_learning_rate=arch_lr,
             gradient_clip_val=gradient_clip_val,
@@ -277,3 +278,14 @@ class UBoost(DARTS):
     @property
     def energy_ref_uj(self) -> float | None:
         return self.hardware_loss.energy_ref_uj
+
+
+def _check_numbers(*, arch_lr, warmup_epochs, seed) -> None:
+    """What a search would only find out mid-fit (Adam's learning rate) or as a raw TypeError (the seed)."""
+    import math
+
+    if isinstance(arch_lr, bool) or not isinstance(arch_lr, (int, float)) or not math.isfinite(arch_lr) or arch_lr <= 0:
+        raise ConfigError(f"arch_lr must be a positive finite number, got {arch_lr!r}")
+    for name, value in (("warmup_epochs", warmup_epochs), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}")
