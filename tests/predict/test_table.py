@@ -1,5 +1,6 @@
 """The block-additive table, the sampled sub-networks, and the exact projection that maximizes it."""
 
+import re
 import itertools
 import json
 
@@ -151,3 +152,16 @@ def test_a_corrupt_table_is_one_line():
                    {**data, "terms": {"a": {**data["terms"]["a"], "reference": 5}}}):
         with pytest.raises(RunDirError, match="corrupt"):
             AdditiveTable.from_dict(broken, "predictor.json")
+
+
+@pytest.mark.parametrize("networks, grid, fragment", [
+    ([{"a": 0, "b": 5}, {"a": 1, "b": 0}], (0.0,), "'b' must be an entry index from 0 to 1, got 5"),
+    ([{"a": 0}, {"a": 1, "b": 0}], (0.0,), "network 0: 'b' must be an entry index"),
+    ([{"a": 0, "b": 1}, {"a": 1, "b": 0}], (), "ridge_grid must list"),
+])
+def test_fit_additive_refuses_bad_input_in_one_error(networks, grid, fragment):
+    from uboost.exceptions import ConfigError
+    from uboost.predict import fit_additive
+
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        fit_additive({"a": ["x", "y"], "b": ["p", "q"]}, {"a": 0, "b": 0}, networks, [0.5, 0.6], ridge_grid=grid)

@@ -113,6 +113,14 @@ class AdditiveTable:
 def design_matrix(values: Mapping[str, Sequence[str]], reference: Mapping[str, int],
                   networks: Sequence[Mapping[str, int]]) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """One 0/1 column per (label, non-reference entry): ``X[i, j] = 1`` when network ``i`` takes it."""
+    for label, names in values.items():
+        if not 0 <= reference.get(label, -1) < len(names):
+            raise ConfigError(f"the reference network has no valid entry for {label!r} ({len(names)} values)")
+    for i, network in enumerate(networks):
+        for label, names in values.items():
+            entry = network.get(label) if isinstance(network, Mapping) else None
+            if isinstance(entry, bool) or not isinstance(entry, (int, np.integer)) or not 0 <= entry < len(names):
+                raise ConfigError(f"network {i}: {label!r} must be an entry index from 0 to {len(names) - 1}, got {entry!r}")
     columns = [(label, k) for label, names in values.items() for k in range(len(names)) if k != reference[label]]
     where = {column: j for j, column in enumerate(columns)}
     x = np.zeros((len(networks), len(columns)))
@@ -152,6 +160,8 @@ def fit_additive(values: Mapping[str, Sequence[str]], reference: Mapping[str, in
         raise ConfigError(f"fitting needs at least 2 measured networks, got {len(networks)} networks and {y.shape[0]} accuracies")
     if not np.all(np.isfinite(y)):
         raise ConfigError("measured accuracies must be finite")
+    if not len(ridge_grid) or not all(isinstance(r, (int, float)) and math.isfinite(r) and r >= 0 for r in ridge_grid):
+        raise ConfigError(f"ridge_grid must list finite strengths >= 0, got {list(ridge_grid)!r}")
     x, columns = design_matrix(values, reference, networks)
     u, s, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
     best = None
