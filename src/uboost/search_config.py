@@ -137,6 +137,8 @@ class SearchConfig:
         if self.clock_hz is None:
             points = accelerator.points_table(self.operating_points)
             object.__setattr__(self, "clock_hz", points.points[-1].freq_hz if points is not None else 1.0e9)
+        if isinstance(self.inference_batch, bool) or not isinstance(self.inference_batch, int) or self.inference_batch < 1:
+            raise ConfigError(f"inference_batch must be a positive integer, got {self.inference_batch!r}")  # (the spec's batch)
         self.hardware_spec()  # memory, energy table, voltage, operating points and the file's extras checked up front
         if self.operating_point not in (None, "auto"):
             raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
@@ -153,7 +155,7 @@ class SearchConfig:
         check_settings(devices=self.devices, num_nodes=self.num_nodes, strategy=self.strategy, precision=self.precision)
         for name in ("learning_rate", "arch_lr", "temperature", "clock_hz"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
         if self.target_latency_ms is not None and (
             isinstance(self.target_latency_ms, bool) or not isinstance(self.target_latency_ms, (int, float))
@@ -172,10 +174,13 @@ class SearchConfig:
             raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {self.budget_commit!r}")
         for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight", "energy_weight"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-        if not isinstance(self.sharpen, bool):
-            raise ConfigError(f"sharpen must be true or false, got {self.sharpen!r}")
+        if isinstance(self.data_split, bool) or not isinstance(self.data_split, (int, float)) or not 0 < self.data_split < 1:
+            raise ConfigError(f"data_split must be a fraction between 0 and 1 (exclusive), got {self.data_split!r}")
+        for name in ("sharpen", "download"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         object.__setattr__(self, "gumbel_tau", check_gumbel_tau(self.gumbel_tau))
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
@@ -186,8 +191,9 @@ class SearchConfig:
         check_seed(self.seed)
         if self.accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
             raise ConfigError(f"accelerator must be cpu, gpu, mps or auto, got {self.accelerator!r}")
-        if self.image_size is not None and self.image_size < 4:
-            raise ConfigError(f"image_size must be at least 4, got {self.image_size}")
+        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                                            or self.image_size < 4):
+            raise ConfigError(f"image_size must be a whole number >= 4, got {self.image_size!r}")
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"max_samples must be a positive integer, got {self.max_samples!r}")
         self._check_precision()

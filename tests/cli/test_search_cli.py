@@ -133,3 +133,17 @@ def test_config_file_and_flag_precedence(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("latency_weight = [")
     one_line_error(cli("search", "--config", bad, "--out", tmp_path / "y"), "cannot read config file")
+
+
+@pytest.mark.parametrize("toml, fragment", [
+    ("data_split = 5\n", "data_split must be a fraction"),
+    ('data_split = "x"\n', "data_split must be a fraction"),  # was a TypeError traceback after config.json
+    ("latency_weight = true\n", "latency_weight must be a non-negative number"),
+    ('download = "false"\n', "download must be true or false"),  # was a download attempt
+])
+def test_a_bad_config_file_value_is_one_line_and_writes_nothing(cli, tmp_path, toml, fragment):
+    config = tmp_path / "c.toml"
+    config.write_text(toml)
+    out = tmp_path / "o"
+    one_line_error(cli("search", *TINY, "--config", config, "--out", out), fragment)
+    assert not out.exists()

@@ -28,6 +28,11 @@ TINY = ["--space", "lenet", "--dataset", "digits", "--image-size", "8", "--max-s
         ("[search]\nsampling = 2\n", ["sampling"]),
         ("[search]\nno_such_setting = 1\n", ["no_such_setting"]),
         ("[search]\ncost_model = \"nope\"\n", ["nope"]),
+        ("[search]\ndata_split = \"x\"\n", ["data_split must be a fraction"]),  # was a TypeError in every trial
+        ("[search]\ndata_split = 5\n", ["data_split must be a fraction"]),
+        ("[search]\nentropy_weight = true\n", ["entropy_weight must be a non-negative number"]),
+        ("[search]\ndownload = \"false\"\n", ["download must be true or false"]),
+        ("[search]\ninference_batch = 0\n", ["inference_batch must be a positive integer"]),
     ],
 )
 def test_bad_tune_config_is_one_line_and_writes_nothing(cli, tmp_path, toml, fragments):
