@@ -195,3 +195,48 @@ def test_a_repeated_budget_is_one_point_and_the_command_says_so(cli, searched, t
     assert result.code == 0, result.err
     assert sorted(p.name for p in (tmp_path / "f").glob("p*")) == ["p00"]
     assert "1 point, not 2: repeated budgets count once" in " ".join(result.out.split())
+
+
+def test_a_users_frontier_png_is_never_replaced(cli, searched, tmp_path):
+    run, _, _ = searched
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "frontier.png").write_text("my plot")
+    for force in ([], ["--force"]):
+        one_line_error(cli("frontier", run, "--points", "2", "--out", out, *force), "frontier.png", "not written by uboost")
+    assert (out / "frontier.png").read_text() == "my plot" and sorted(p.name for p in out.iterdir()) == ["frontier.png"]
+
+
+def test_points_and_targets_together_are_refused(cli, searched, tmp_path):
+    run, _, _ = searched
+    one_line_error(cli("frontier", run, "--points", "3", "--targets", "0.001", "--out", tmp_path / "f"), "not both")
+
+
+def test_an_interrupted_retraining_frontier_resumes_where_it_stopped(cli, searched, tmp_path, monkeypatch):
+    import uboost.retrain as retrain_module
+
+    run, _, _ = searched
+    out = tmp_path / "f"
+    args = ["frontier", run, "--points", "2", "--retrain-epochs", "1", "--max-samples", "64", "--out", out]
+    real, calls = retrain_module.retrain, []
+
+    def interrupted_on_the_second(*a, **kw):
+        calls.append(kw.get("resume"))
+        if len(calls) == 2:
+            raise retrain_module.RetrainInterrupted("retraining interrupted")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(retrain_module, "retrain", interrupted_on_the_second)
+    result = cli(*args)
+    assert result.code == 130
+    assert f"uboost frontier {run} --points 2 --out {out} --retrain-epochs 1 --max-samples 64 --resume" in result.err
+    first = (out / "p00" / "retrain" / "model.pt").read_bytes()
+    assert "test_acc" in json.loads((out / "p00" / "result.json").read_text())
+    assert "test_acc" not in json.loads((out / "p01" / "result.json").read_text())
+    one_line_error(cli(*args), "already exists")  # without --resume: nothing is replaced
+    monkeypatch.setattr(retrain_module, "retrain", real)
+    assert cli(*args, "--resume").code == 0
+    assert (out / "p00" / "retrain" / "model.pt").read_bytes() == first  # kept, not retrained
+    assert "test_acc" in json.loads((out / "p01" / "result.json").read_text()) and (out / "frontier.png").is_file()
+    one_line_error(cli("frontier", run, "--points", "3", "--retrain-epochs", "1", "--out", out, "--resume"),
+                   "other budgets")

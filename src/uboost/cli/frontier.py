@@ -62,7 +62,7 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
 
 def frontier(
     run: Annotated[Path, typer.Argument(help="a finished search run directory")],
-    points: Annotated[int, Opt("--points", help="budgets evenly spaced from the cheapest to the unconstrained network")] = 5,
+    points: Annotated[Optional[int], Opt("--points", help="budgets evenly spaced from the cheapest to the unconstrained network [default: 5]")] = None,
     targets: Annotated[Optional[str], Opt("--targets", help="explicit budgets in ms (µJ with --metric energy), comma-separated (instead of --points)")] = None,
     metric: Annotated[str, Opt("--metric", help="latency | energy: the budget swept")] = "latency",
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="with --metric energy: every point also within this latency [default: none]")] = None,
@@ -73,6 +73,7 @@ def frontier(
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
+    resume: Annotated[bool, Opt("--resume", help="finish an interrupted --retrain-epochs frontier in --out: its points stay, those not yet retrained are (an interrupted retrain continues from its checkpoint)")] = False,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
     objective: Annotated[str, Opt("--objective", help="each point maximizes the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
 ) -> None:
@@ -95,6 +96,18 @@ def frontier(
     fixed_ms = None if target_latency_ms is None else check_budget(target_latency_ms, "--target-latency-ms")
     fixed_uj = None if target_energy_uj is None else check_budget(target_energy_uj, "--target-energy-uj", "µJ")
     auto = _check_point(operating_point)
+    if points is not None and targets is not None:
+        raise ConfigError("give the budgets once: --points (evenly spaced) or --targets (explicit), not both")
+    import shlex
+
+    given = (("--points", points), ("--targets", targets), ("--metric", None if metric == "latency" else metric),
+             ("--target-latency-ms", target_latency_ms), ("--target-energy-uj", target_energy_uj),
+             ("--operating-point", operating_point), ("--out", out), ("--retrain-epochs", retrain_epochs or None),
+             ("--max-samples", max_samples), ("--budget-floor", None if budget_floor == 0.9 else budget_floor),
+             ("--hardware", hardware), ("--objective", None if objective == "preference" else objective))
+    again = " ".join(["uboost frontier", shlex.quote(str(run))] + [f"{k} {shlex.quote(str(v))}" for k, v in given if v is not None]
+                     + ["--resume"])  # what finishes an interrupted retraining of the points
+    points = 5 if points is None and targets is None else points
 
     if retrain_epochs < 0:
         raise ConfigError(f"--retrain-epochs must be >= 0, got {retrain_epochs}")
@@ -112,15 +125,20 @@ def frontier(
                "the search's own network is already the cheapest of its space, so every budget gives it")
         console.print(f"[yellow]note:[/] {len(budgets)} point{'s' if len(budgets) != 1 else ''}, not {asked}: {why}")
     out = out or Path(run) / "frontier"
-    rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms, target_uj=fixed_uj,
-                        auto_point=auto)
-    if retrain_epochs:
-        from uboost.retrain import RetrainConfig, retrain
+    if resume and (force or not retrain_epochs):
+        raise ConfigError("--resume finishes the retraining of an interrupted frontier: give it with --retrain-epochs, "
+                          "without --force")
+    plot = out / "frontier.png"
+    from uboost import runs
 
-        for row in rows:
-            result = retrain(row["run_dir"], RetrainConfig(epochs=retrain_epochs, max_samples=max_samples), progress=False)
-            row["test_acc"] = result.summary()["test_acc"]
-            _add_to_result(row["run_dir"], test_acc=row["test_acc"], retrain_epochs=retrain_epochs)
+    runs.refuse_foreign(out, [plot.resolve()])  # a file of the user's by that name: never replaced, --force or not
+    if resume:
+        rows = _made_points(out, source, budgets, metric)
+    else:
+        rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms,
+                            target_uj=fixed_uj, auto_point=auto)
+    if retrain_epochs:
+        _retrain_points(rows, retrain_epochs, max_samples, resume, again)
     table = Table(title=f"frontier of {run} on {source.config.array} {source.config.dataflow} ({source.config.cost_model})")
     budget_column = "budget µs" if metric == "latency" else "budget µJ"
     for column in ("point", budget_column, "latency µs", "energy µJ", "utilization", "MACs", "distinct choices", "log-prob"):
@@ -141,6 +159,47 @@ def frontier(
     console.print(table)
     _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
     console.print(f"wrote {len(rows)} run directories and {out / 'frontier.png'}")
+
+
+def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[dict]:
+    """The points an interrupted frontier made, as its rows; refused unless they are this command's."""
+    from uboost import runs
+    from uboost.exceptions import RunDirError
+
+    rows = []
+    key = "target_latency_ms" if metric == "latency" else "target_energy_uj"
+    for i, budget in enumerate(budgets):
+        point = out / f"p{i:02d}"
+        if not (point / runs.RESULT).is_file():
+            raise RunDirError(f"{point} is not a frontier point: nothing to resume in {out}; run without --resume")
+        result = runs.read_json(point / runs.RESULT, "frontier point result")
+        made = result.get(key) if isinstance(result, dict) else None
+        if result.get("projected_from") != str(source.root) or not isinstance(made, (int, float)) or \
+                abs(made - budget) > 1e-9 * max(abs(budget), 1e-30):
+            raise RunDirError(f"the frontier in {out} was made from another search or for other budgets ({point.name}); "
+                              "repeat its command with --resume, or start over with --force")
+        rows.append({**result, "run_dir": point})
+    return rows
+
+
+def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, again: str) -> None:
+    """Retrain every point (with ``resume``: those without a test accuracy at ``epochs``, an interrupted
+    one from its checkpoint) and add ``test_acc`` to its result.json."""
+    from uboost import runs
+    from uboost.exceptions import Interrupted
+    from uboost.retrain import RetrainConfig, retrain
+
+    for row in rows:
+        if resume and row.get("retrain_epochs") == epochs and "test_acc" in row:
+            continue  # retrained before the interruption
+        point = row["run_dir"]
+        continued = resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None
+        try:
+            result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples), progress=False, resume=continued)
+        except Interrupted as exc:
+            raise type(exc)(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
+        row["test_acc"] = result.summary()["test_acc"]
+        _add_to_result(point, test_acc=row["test_acc"], retrain_epochs=epochs)
 
 
 def _add_to_result(run_dir: Path, **values) -> None:
