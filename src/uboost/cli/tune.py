@@ -82,6 +82,11 @@ def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, ha
     from uboost.search import SearchConfig
 
     values = _load_toml(config) if config else {}
+    tuned = {"array": "--rows and --cols (e.g. --rows 8 --cols 8 for one array)",
+             "latency_weight": "--lambda-range (e.g. --lambda-range 5:5 for one value)"}
+    fixed = [key for key in tuned if key in values]
+    if fixed:  # every trial replaces them: a value here would be ignored without a word
+        raise ConfigError(f"{config}: {fixed[0]} is what tune searches; set it with {tuned[fixed[0]]}, not in --config")
     values.update(hardware_changes(hardware, flags))  # the accelerator trials start from (they search rows, cols...)
     space_options = dict(values.pop("space_options", {}))
     values.update({k: v for k, v in flags.items() if v is not None})
