@@ -428,3 +428,21 @@ def test_the_report_shows_the_chosen_accelerator_not_the_sampled_one():
     assert _accelerator_text(_chosen_params(trial)) == "4/4/- kB, 4 w/c"
     searched = SimpleNamespace(params=sampled, user_attrs={"config": chosen})  # no inner choice: the sampled one ran
     assert _chosen_params(searched) == sampled
+
+
+def test_a_report_budget_judges_the_front_and_the_best_alike(cli, tmp_path):
+    """--trials 0 --budget-ms tightens (the front had an over-budget trial, "best" had none) or loosens (a
+    budget-mode study's trials run under a tighter budget count again) what is within it."""
+    out = tmp_path / "tune"
+    study = create_study(out)
+    for latency, accuracy, over in ((0.003, 0.9, 0.0024), (0.0005, 0.6, -0.0001)):  # ran under a 0.0006 ms budget
+        study.add_trial(optuna.trial.create_trial(
+            params={"latency_weight": 1.0, "temperature": 10.0, "rows": 8, "cols": 8}, distributions=SMALL_ARRAYS.distributions(),
+            values=[accuracy, latency], user_attrs={"accuracy": accuracy, "latency_ms": latency, "cycles": 10.0,
+                                                    "utilization": 0.5, BUDGET_CONSTRAINT: over}))
+    assert [t.number for t in pareto_front(study)] == [1]
+    assert [t.number for t in pareto_front(study, budget_ms=0.01)] == [1, 0]  # loosened: trial 0 is within it
+    tight = cli("tune", "--trials", "0", "--out", out, "--budget-ms", "0.0001")
+    assert tight.code == 0 and "no finished trial is within the 0.0001 ms latency budget: the fastest, trial 1" in tight.out
+    loose = cli("tune", "--trials", "0", "--out", out, "--budget-ms", "0.01")
+    assert loose.code == 0 and "best: trial 0" in loose.out

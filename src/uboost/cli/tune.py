@@ -207,6 +207,11 @@ def _recover(study, out: Path) -> None:
         console.print(f"[yellow]trial {number} failed:[/] {reason}; queued again")
 
 
+def _area_text(trial) -> str:
+    area = trial.user_attrs.get("area_mm2")
+    return f" on {area:.4g} mm²" if area is not None else ""
+
+
 def _report(study, out: Path, budget_ms: float | None) -> None:
     """Rich table of the Pareto front and the Pareto PNG."""
     from collections import Counter
@@ -219,10 +224,17 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
     states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
     console.print(f"study [bold]{study.study_name}[/]: {sum(states.values())} trials ({counts or 'none'})")
-    front = tuning.pareto_front(study)
+    front = tuning.pareto_front(study, budget_ms=budget_ms)
     best = tuning.best_trial(study, budget_ms=budget_ms)
     if not front:
-        console.print("no finished trial yet")
+        done = tuning.completed(study)
+        if not done:
+            console.print("no finished trial yet")
+            return
+        cheapest = min(done, key=lambda t: t.user_attrs["latency_ms"])
+        within = f"the {budget_ms:g} ms latency budget" if budget_ms else "the study's budgets"
+        console.print(f"no finished trial is within {within}: the fastest, trial {cheapest.number}, takes "
+                      f"{cheapest.user_attrs['latency_ms']:.5g} ms{_area_text(cheapest)}")
         return
     searched_beta = any("utilization_weight" in t.params for t in front)
     budget = f" (latency budget {budget_ms:g} ms)" if budget_ms else ""

@@ -18,8 +18,13 @@ CONSTRAINTS = (BUDGET_CONSTRAINT, AREA_CONSTRAINT)
 LABELS = {"accuracy": "accuracy (%)", "latency_ms": "latency (ms)", "energy_uj": "energy (µJ)", "area_mm2": "area (mm²)"}
 
 
-def feasible(trial) -> bool:
-    """Within the latency and area budgets (or none was set)."""
+def feasible(trial, budget_ms: float | None = None) -> bool:
+    """Within the latency and area budgets (or none was set). ``budget_ms``: judge the latency on this
+    budget instead of the one the trial ran under (a report or export may tighten or loosen it)."""
+    if budget_ms is not None:
+        latency = trial.user_attrs.get("latency_ms")
+        area = trial.user_attrs.get(AREA_CONSTRAINT)
+        return latency is not None and latency <= budget_ms and (area is None or area <= 0)
     return all(trial.user_attrs.get(key) is None or trial.user_attrs[key] <= 0 for key in CONSTRAINTS)
 
 
@@ -37,12 +42,13 @@ def completed(study: "optuna.Study") -> list:
             if t.user_attrs.get("accuracy") is not None and t.user_attrs.get("latency_ms") is not None]
 
 
-def pareto_front(study: "optuna.Study", *, feasible_only: bool = True) -> list:
+def pareto_front(study: "optuna.Study", *, feasible_only: bool = True, budget_ms: float | None = None) -> list:
     """Completed trials no other trial beats on every objective (:func:`front_metrics`: accuracy
     higher, latency lower by default), sorted by latency. Over-budget trials (latency or area) are
-    left out when a budget was set."""
+    left out when a budget was set (``budget_ms``: this latency budget, not the trials' own)."""
     metrics = front_metrics(study)
-    trials = [t for t in completed(study) if (not feasible_only or feasible(t)) and all(t.user_attrs.get(m) is not None for m in metrics)]
+    trials = [t for t in completed(study) if (not feasible_only or feasible(t, budget_ms))
+              and all(t.user_attrs.get(m) is not None for m in metrics)]
     points = [[t.user_attrs[m] for m in metrics] for t in trials]
     sign = signs(metrics)
     front = [t for t, p in zip(trials, points) if not any(dominates(q, p, sign) for q in points)]
@@ -52,9 +58,7 @@ def pareto_front(study: "optuna.Study", *, feasible_only: bool = True) -> list:
 def best_trial(study: "optuna.Study", *, budget_ms: float | None = None):
     """The most accurate completed trial within the latency budget (the study's, or ``budget_ms``);
     ties go to the lower latency. ``None`` if there is none."""
-    candidates = [t for t in completed(study) if feasible(t)]
-    if budget_ms is not None:
-        candidates = [t for t in candidates if t.user_attrs["latency_ms"] <= budget_ms]
+    candidates = [t for t in completed(study) if feasible(t, budget_ms)]
     if not candidates:
         return None
     return max(candidates, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"], -t.number))
