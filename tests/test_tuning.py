@@ -446,3 +446,15 @@ def test_a_report_budget_judges_the_front_and_the_best_alike(cli, tmp_path):
     assert tight.code == 0 and "no finished trial is within the 0.0001 ms latency budget: the fastest, trial 1" in tight.out
     loose = cli("tune", "--trials", "0", "--out", out, "--budget-ms", "0.01")
     assert loose.code == 0 and "best: trial 0" in loose.out
+
+
+def test_report_options_that_would_be_ignored_are_refused(cli, tmp_path):
+    out = tmp_path / "tune"
+    study = create_study(out, mode="pareto")
+    _finished_trial(study, SMALL_ARRAYS)
+    one_line_error(cli("tune", "--trials", "0", "--out", out, "--objectives", "accuracy,energy"),
+                   "was searched over accuracy, latency", "drop --objectives")
+    assert cli("tune", "--trials", "0", "--out", out, "--objectives", "accuracy,latency").code == 0
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t2", "--export-to", tmp_path / "x"),
+                   "--export-to names where --export N writes")
+    assert not (tmp_path / "t2").exists()

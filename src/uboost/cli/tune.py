@@ -374,8 +374,17 @@ def tune(
     if repair_journal:
         _repair_journal(storage, out)
 
+    if export_to is not None and export is None:
+        raise ConfigError("--export-to names where --export N writes its run directory: give it with --export")
     if export is not None or (trials == 0 and not local_search):
         study = tuning.load_study(out, storage=storage, study_name=study_name)
+        if objectives is not None:
+            from uboost.tuning.objectives import objectives_of
+
+            own = objectives_of(study.metric_names) or ("accuracy",)
+            if tuning.check_objectives(objectives) != own:
+                raise ConfigError(f"study {study.study_name!r} was searched over {', '.join(own)}; a report or export "
+                                  "shows its own objectives: drop --objectives (or start another study)")
         budget = budget_ms if budget_ms is not None else study.user_attrs.get("uboost_budget_ms")
         if export is not None:
             trial = tuning.find_trial(study, export, budget_ms=budget)
