@@ -458,3 +458,16 @@ def test_report_options_that_would_be_ignored_are_refused(cli, tmp_path):
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t2", "--export-to", tmp_path / "x"),
                    "--export-to names where --export N writes")
     assert not (tmp_path / "t2").exists()
+
+
+def test_exports_of_two_studies_in_one_folder_do_not_collide(tmp_path):
+    out = tmp_path / "tune"
+    for name in ("uboost", "other study"):
+        study = create_study(out, study_name=name)
+        study.add_trial(optuna.trial.create_trial(
+            params={"latency_weight": 1.0, "temperature": 10.0, "rows": 8, "cols": 8}, distributions=SMALL_ARRAYS.distributions(),
+            values=[0.5, 0.01], user_attrs={"accuracy": 0.5, "latency_ms": 0.01, "cycles": 10.0, "utilization": 0.5,
+                                            "arch": {"a": 1}, "config": {"space": "lenet"}}))
+    first = export_trial(load_study(out), 0, out_root=out)
+    second = export_trial(load_study(out, study_name="other study"), 0, out_root=out)
+    assert first.name == "export-0" and second.name.startswith("export-other_study-") and second.name.endswith("-0")

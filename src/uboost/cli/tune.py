@@ -338,7 +338,7 @@ def tune(
     out: Annotated[Path, Opt(help="tuning directory: storage, trials/, plots")] = Path("runs/tune"),
     seed: Annotated[Optional[int], Opt(help="sampler seed (default: random); give parallel workers different seeds")] = None,
     export: Annotated[Optional[str], Opt("--export", help="write trial N (or 'best') as a run directory; runs no trials")] = None,
-    export_to: Annotated[Optional[Path], Opt("--export-to", help="where --export writes [default: OUT/export-N]")] = None,
+    export_to: Annotated[Optional[Path], Opt("--export-to", help="where --export writes [default: OUT/export-N; OUT/export-STUDY-N for another --study-name]")] = None,
     force: Annotated[bool, Opt("--force", help="replace an existing --export-to directory")] = False,
     repair_journal: Annotated[bool, Opt("--repair-journal", help="first cut a torn journal back to its last complete record (a copy of the damaged file is kept)")] = False,
     objectives: Annotated[Optional[str], Opt("--objectives", help="two or three of accuracy, latency, energy, area (pareto mode) [default: accuracy,latency]")] = None,

@@ -56,14 +56,21 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
 
     Files of the trial's own run directory are copied when it is on this machine (without
     checkpoints); ``config.json``, ``arch.json``, ``tune.json`` and (after a bits search)
-    ``precision.json`` come from the storage, so export also works for trials run elsewhere. Default ``out``: ``out_root/export-NUMBER``. The
+    ``precision.json`` come from the storage, so export also works for trials run elsewhere. Default ``out``:
+    ``out_root/export-NUMBER`` (``export-STUDY-NUMBER`` for a study other than the default one). The
     config is the trial's resolved one, its co-searched accelerator included (buffers, bandwidth,
     clock, PE mode, area table), so ``retrain``, ``export`` and ``profile RUN`` price on it; after an
     inner accelerator choice that is the chosen accelerator, and ``hardware.json`` its report
     (:mod:`~uboost.tuning.inner_accelerator`; the searched one stays in ``inner-accelerator.json``).
     """
     trial = find_trial(study, which, budget_ms=budget_ms)
-    out = Path(out) if out is not None else Path(out_root) / f"export-{trial.number}"
+    if out is None:  # one folder per study and trial (the default study keeps the short name)
+        from uboost.tuning.storage import safe_name
+        from uboost.tuning.objective import DEFAULT_STUDY
+
+        named = "" if study.study_name == DEFAULT_STUDY else f"{safe_name(study.study_name)}-"
+        out = Path(out_root) / f"export-{named}{trial.number}"
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {out} exists and is not a directory")
     source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
