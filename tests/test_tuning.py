@@ -458,6 +458,8 @@ def test_report_options_that_would_be_ignored_are_refused(cli, tmp_path):
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t2", "--export-to", tmp_path / "x"),
                    "--export-to names where --export N writes")
     assert not (tmp_path / "t2").exists()
+    one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t3", "--study-name", " "), "must not be empty")
+    assert not (tmp_path / "t3").exists()
 
 
 def test_exports_of_two_studies_in_one_folder_do_not_collide(tmp_path):

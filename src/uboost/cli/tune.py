@@ -374,6 +374,8 @@ def tune(
     if repair_journal:
         _repair_journal(storage, out)
 
+    if not study_name.strip():
+        raise ConfigError("--study-name must not be empty")
     if export_to is not None and export is None:
         raise ConfigError("--export-to names where --export N writes its run directory: give it with --export")
     if export is not None or (trials == 0 and not local_search):
