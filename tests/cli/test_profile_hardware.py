@@ -94,3 +94,14 @@ def test_a_toml_dataflow_in_capitals_reads_as_a_cfg_does(cli, tmp_path):
     path.write_text('[hardware]\nrows = 8\ncols = 8\ndataflow = "OS"\n')
     report = json.loads(cli("profile", *NET, "--hardware", path, "--json").out)["reports"][0]
     assert report["hardware"]["dataflow"] == "os"
+
+
+def test_the_simulation_progress_bar_draws_on_stderr(capsys):
+    """`profile --json` prints JSON only: a SCALE-Sim bar on stdout broke it."""
+    from uboost.cli.hw_scalesim import simulation_progress
+
+    with simulation_progress("SCALE-Sim test") as progress:
+        progress(1, 2)
+        progress(2, 2)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "SCALE-Sim test" in captured.err

@@ -9,18 +9,18 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from uboost.cli._common import console
+from uboost.cli._common import console, err_console
 
 Opt = typer.Option
 
 
 @contextlib.contextmanager
 def simulation_progress(description: str = "SCALE-Sim") -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback drawing a Rich bar (created on the first simulation)."""
+    """A ``progress(done, total)`` callback drawing a Rich bar on stderr (created on the first simulation)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=console.get_console(), transient=False)
+                   TimeRemainingColumn(), console=err_console.get_console(), transient=False)  # stderr: --json stays JSON
     task: list[int] = []
 
     def update(done: int, total: int) -> None:
