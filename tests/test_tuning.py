@@ -77,6 +77,8 @@ def test_tune_space_validates_and_suggests_within_bounds():
         (dict(dataflows=["ws", "xs"]), "unknown dataflow 'xs'"),
         (dict(rows=(16, 32), cols=(16,), area_budget=128), "no array fits the area budget 128"),
         (dict(area_budget=0), "area_budget"),
+        (dict(rows=(100000,)), "rows must be at most 65536"),  # every trial would have failed
+        (dict(cols=range(8, 70000, 8)), "cols must be at most 65536"),
     ],
 )
 def test_tune_space_errors_say_what_was_expected(kwargs, fragment):

@@ -43,13 +43,22 @@ def _int_choices(name: str, value: Any) -> tuple[int, ...] | range:
     if isinstance(value, range):
         if len(value) == 0 or value.step < 1 or value.start < 1:
             raise ConfigError(f"{name} range must be non-empty, increasing and positive, got {value!r}")
-        return value
+        return _within_side(name, value)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ConfigError(f"{name} must be a list of positive integers or a range, got {value!r}")
     choices = tuple(value)
     if not choices or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in choices):
         raise ConfigError(f"{name} must be a non-empty list of positive integers, got {value!r}")
-    return tuple(dict.fromkeys(choices))
+    return _within_side(name, tuple(dict.fromkeys(choices)))
+
+
+def _within_side(name: str, choices):
+    """Every choice an array side a trial can build (at most :data:`MAX_ARRAY_SIDE`): said once, before any trial."""
+    from uboost.hardware.spec import MAX_ARRAY_SIDE
+
+    if max(choices) > MAX_ARRAY_SIDE:
+        raise ConfigError(f"{name} must be at most {MAX_ARRAY_SIDE} (an array side), got {max(choices)}")
+    return choices
 
 
 @dataclass(frozen=True, kw_only=True)
