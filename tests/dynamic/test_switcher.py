@@ -46,6 +46,8 @@ def test_points_must_be_finite_and_some_may_lack_energy():
         Switcher([SwitchPoint("a", 0.99, 5.0), SwitchPoint("b", 0.5, float("nan")), SwitchPoint("c", 0.9, 1.0)])
     with pytest.raises(ConfigError, match="accuracy"):
         Switcher([SwitchPoint("a", float("inf"), 5.0)])
+    by_preference = Switcher([SwitchPoint("a", -2.85, 1.0), SwitchPoint("b", -0.5, 2.0)])  # log-probabilities
+    assert by_preference.select(latency_ms=2.0).name == "b"
     mixed = Switcher([SwitchPoint("a", 0.9, 1.0, 2.0), SwitchPoint("b", 0.95, 2.0, None)])
     with pytest.raises(NoPointFits, match="no point fits latency <= 1.5 ms, energy <= 1 uJ"):  # was a TypeError
         mixed.select(latency_ms=1.5, energy_uj=1.0)
@@ -109,3 +111,10 @@ def test_a_damaged_point_result_is_one_error_naming_the_file(tmp_path, content, 
     with pytest.raises(RunDirError, match=fragment) as err:
         Switcher.from_frontier(tmp_path)
     assert "p01" in str(err.value)
+
+
+def test_a_frontier_never_retrained_switches_on_the_search_preference(tmp_path):
+    """The README's `uboost switch RUN/frontier`: no test accuracy, log-probabilities (< 0) rank the points."""
+    write_point(tmp_path, "p00", 0.1, preference=-2.85)
+    write_point(tmp_path, "p01", 0.2, preference=-0.4)
+    assert Switcher.from_frontier(tmp_path).select(latency_ms=0.25).name == "p01"

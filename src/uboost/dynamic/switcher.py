@@ -53,8 +53,10 @@ class Switcher:
             for what, value in (("accuracy", p.accuracy), ("latency_ms", p.latency_ms), ("energy_uj", p.energy_uj)):
                 if value is None and what == "energy_uj":
                     continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                    raise ConfigError(f"point {p.name!r}: {what} must be a finite number >= 0, got {value!r}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                        value < 0 and what != "accuracy"):  # (the accuracy may be a log-probability: below 0)
+                    raise ConfigError(f"point {p.name!r}: {what} must be a finite number"
+                                      f"{'' if what == 'accuracy' else ' >= 0'}, got {value!r}")
         self.accuracy_name = accuracy_name
         self.points = sorted(points, key=lambda p: (p.latency_ms, -p.accuracy))
         self._latency = [p.latency_ms for p in self.points]
