@@ -110,13 +110,21 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
+    finished = (path / ARCH).is_file() and (path / RESULT).is_file()
     if resume:
         if not (path / CONFIG).is_file():
             raise RunDirError(f"nothing to resume in {path}: no {CONFIG} (start a new run without --resume)")
+        if finished and resumable:  # resuming would rewrite its result from the last checkpoint, less some of it
+            raise RunDirError(f"{path} holds a finished search (its result: {path / RESULT}); nothing to resume; "
+                              "pass --force to search again in it, or --out another folder")
         return path
     if not _manifest.is_empty(path):
         if not force:
-            again = "pass --resume to continue it or --force to start over in it" if resumable else "pass --force to replace what uboost wrote there"
+            if finished and resumable:
+                again = "it holds a finished search: pass --force to search again in it, or --out another folder"
+            else:
+                again = ("pass --resume to continue it or --force to start over in it" if resumable
+                         else "pass --force to replace what uboost wrote there")
             raise RunDirError(f"output {path} already exists; {again}")
         _manifest.guard(path)
         _manifest.refuse_foreign(path, RUN_FILES)

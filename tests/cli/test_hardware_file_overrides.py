@@ -46,6 +46,8 @@ def test_a_file_naming_an_area_preset_resumes(cli, tmp_path):
     path.write_text('[hardware]\nrows = 8\ncols = 8\narea = "tpu28"\n')
     out = tmp_path / "run"
     assert cli("search", *TINY, "--hardware", path, "--out", out).code == 0
+    (out / "result.json").unlink()  # as if killed after its last checkpoint: there is something to resume
+    (out / "arch.json").unlink()
     again = cli("search", *TINY, "--hardware", path, "--out", out, "--resume")
     assert again.code == 0, again.err  # was refused: the stored table and the preset name compared unequal
 

@@ -147,3 +147,13 @@ def test_a_bad_config_file_value_is_one_line_and_writes_nothing(cli, tmp_path, t
     out = tmp_path / "o"
     one_line_error(cli("search", *TINY, "--config", config, "--out", out), fragment)
     assert not out.exists()
+
+
+def test_a_finished_search_is_not_resumed_and_its_result_stays(cli, tmp_path):
+    """`--resume` on a finished run rewrote result.json from the last checkpoint, less half its fields."""
+    out = tmp_path / "run"
+    assert cli("search", *TINY, "--out", out).code == 0
+    before = (out / "result.json").read_bytes()
+    one_line_error(cli("search", *TINY, "--out", out, "--resume"), "holds a finished search", "nothing to resume", "--force")
+    one_line_error(cli("search", *TINY, "--out", out), "it holds a finished search: pass --force")
+    assert (out / "result.json").read_bytes() == before
