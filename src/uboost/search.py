@@ -275,7 +275,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         **(config.bits_options() or {}),
     )
     trainer = evaluator.trainer
-    interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with --resume")
+    interrupted = SearchInterrupted(f"search interrupted; a checkpoint is in {ckpt_dir}; continue with: uboost search --out {out} --resume")
     from uboost.distributed.errors import fit_outcome
 
     with _nni_workdir(out, rank_zero) as workdir, fit_outcome(trainer, interrupted, ckpt_dir), _nni_home(workdir):

@@ -157,3 +157,14 @@ def test_a_finished_search_is_not_resumed_and_its_result_stays(cli, tmp_path):
     one_line_error(cli("search", *TINY, "--out", out, "--resume"), "holds a finished search", "nothing to resume", "--force")
     one_line_error(cli("search", *TINY, "--out", out), "it holds a finished search: pass --force")
     assert (out / "result.json").read_bytes() == before
+
+
+def test_a_resumed_search_reports_on_its_own_settings(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("search", *TINY, "--array", "8x8", "--out", out).code == 0
+    (out / "result.json").unlink()  # as if killed after its last checkpoint
+    (out / "arch.json").unlink()
+    result = cli("search", "--out", out, "--resume")  # no flags: the run's config decides, not the defaults
+    assert result.code == 0, result.err
+    assert "latency on 8x8 ws" in result.out and "16x16" not in result.out
+    assert "lenet" in (out / "hardware.txt").read_text() and "darts-cifar" not in (out / "hardware.txt").read_text()

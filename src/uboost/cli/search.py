@@ -203,6 +203,11 @@ def search(
             raise SearchInterrupted(f"search interrupted; {_after_interrupt(run_dir)}") from None
         if not rank_zero:
             return
+        if resume:  # the run's own settings, not this command's defaults (a resume takes them from config.json)
+            from uboost.search import SearchConfig
+            from uboost.runs import CONFIG, read_json
+
+            cfg = SearchConfig.from_dict(read_json(result.run_dir / CONFIG, "run config"))
         write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
     from rich.table import Table
 
