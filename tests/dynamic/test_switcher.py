@@ -118,3 +118,8 @@ def test_a_frontier_never_retrained_switches_on_the_search_preference(tmp_path):
     write_point(tmp_path, "p00", 0.1, preference=-2.85)
     write_point(tmp_path, "p01", 0.2, preference=-0.4)
     assert Switcher.from_frontier(tmp_path).select(latency_ms=0.25).name == "p01"
+
+
+def test_a_missing_frontier_folder_says_how_to_make_one(tmp_path):
+    with pytest.raises(RunDirError, match="it does not exist; make one with `uboost frontier RUN --out"):
+        Switcher.from_frontier(tmp_path / "nowhere")

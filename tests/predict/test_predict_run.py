@@ -107,6 +107,10 @@ def test_predict_any_architecture_of_the_space(cli, searched, tmp_path):
     row = json.loads(cli("predict", run, "--arch", path, "--json").out)
     expected = predictor.table.base + predictor.table.delta["conv1_width"][[4, 8, 16, 24, 32].index(arch["conv1_width"])]
     assert row["predicted_accuracy_unclipped"] == pytest.approx(expected)
+    folder = tmp_path / "other-run"  # a run directory, as retrain, export and profile take it
+    folder.mkdir()
+    (folder / "arch.json").write_text(json.dumps(arch))
+    assert json.loads(cli("predict", run, "--arch", folder, "--json").out)["predicted_accuracy_unclipped"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("change", [{"conv1_width": 7}, {"nope": 1}, "drop"], ids=["value", "label", "missing"])

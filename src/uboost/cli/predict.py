@@ -13,7 +13,7 @@ Opt = typer.Option
 
 def predict(
     run: Annotated[Path, typer.Argument(help="a finished search run directory (with its supernet checkpoint)")],
-    arch: Annotated[Optional[Path], Opt("--arch", help="an architecture of the run's space (arch.json format) [default: the search's argmax]")] = None,
+    arch: Annotated[Optional[Path], Opt("--arch", help="an architecture of the run's space: an arch.json or a run directory holding one [default: the search's argmax]")] = None,
     samples: Annotated[Optional[int], Opt("--samples", help="sub-networks measured to build the predictor [default: 120]")] = None,
     fine_tune_epochs: Annotated[Optional[int], Opt("--fine-tune-epochs", help="epochs of uniform sub-network training of the supernet's weights before measuring [default: 1]")] = None,
     seed: Annotated[Optional[int], Opt("--seed", help="seed of the sampled sub-networks, the fine-tuning and the recalibration batch [default: 0]")] = None,

@@ -103,7 +103,8 @@ class Switcher:
 
         root = Path(directory)
         if not root.is_dir():
-            raise RunDirError(f"expected a frontier directory, got {root}")
+            why = "it does not exist" if not root.exists() else "it is not a folder"
+            raise RunDirError(f"expected a frontier directory, got {root} ({why}; make one with `uboost frontier RUN --out {root}`)")
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
             if (root / "config.json").is_file():  # a search run: its frontier goes beside it, not into it

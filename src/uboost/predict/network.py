@@ -70,7 +70,10 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         arch = indices_to_arch(choices, nodes, argmax_indices(choices, nodes), preferences(choices, nodes))
         label = "the search's argmax"
     else:
-        arch = runs.read_json(Path(arch_file), "architecture")
+        path = Path(arch_file)
+        if path.is_dir():  # a run directory, as retrain, export and profile take: its arch.json
+            path = path / runs.ARCH
+        arch = runs.read_json(path, "architecture")
         if not isinstance(arch, dict):
             raise ArchitectureError(f"{arch_file} must hold a JSON object (NNI's architecture dict)")
         label = str(arch_file)
