@@ -10,10 +10,15 @@ from uboost.exceptions import ConfigError
 
 
 def onnx_export(*args: Any, **kwargs: Any) -> None:
+    import warnings
+
     import torch
 
     try:
-        torch.onnx.export(*args, **kwargs)
+        with warnings.catch_warnings():  # torch's notes on its own export (constant folding steps, ...): noise here
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx.*")
+            warnings.filterwarnings("ignore", message=r".*[Cc]onstant folding.*")
+            torch.onnx.export(*args, **kwargs)
     except Exception as exc:
         if isinstance(exc, ImportError) or "onnx is not installed" in str(exc).lower():
             raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None

@@ -138,3 +138,14 @@ def test_profile_plots_into_new_nested_folders(cli, tmp_path):
     one_line_error(cli("profile", *NET, "--plot", tmp_path / "same.png", "--energy-plot", tmp_path / "x" / ".." / "same.png"),
                    "give each its own file")
     assert not (tmp_path / "same.png").exists()
+
+
+def test_both_commands_take_both_voltage_spellings(cli):
+    for flag in ("--voltage", "--voltage-v"):
+        report = json.loads(cli("profile", *NET, flag, "0.8", "--json").out)["reports"][0]
+        assert report["total"]["voltage_v"] == 0.8
+    from uboost.cli import app  # search's --voltage-v also answers to --voltage
+    import typer.main
+
+    params = {n for p in typer.main.get_command(app).commands["search"].params for n in p.opts}
+    assert {"--voltage", "--voltage-v"} <= params

@@ -158,7 +158,7 @@ def frontier(
         table.add_row(*cells)
     console.print(table)
     _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
-    console.print(f"wrote {len(rows)} run directories and {out / 'frontier.png'}")
+    console.print(f"wrote {len(rows)} run director{'y' if len(rows) == 1 else 'ies'} and {out / 'frontier.png'}")
 
 
 def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[dict]:

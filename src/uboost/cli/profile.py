@@ -50,7 +50,7 @@ def profile(
     dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: a run's own, else unbounded]")] = None,
     dram_bw_gbps: Annotated[Optional[float], typer.Option("--dram-bw-gbps", help="DRAM bandwidth in GB/s per port (words per cycle at the clock) [default: a run's own, else unbounded]")] = None,
     energy: Annotated[Optional[str], typer.Option("--energy", help="energy table: a preset (horowitz45, eyeriss65, gemmini16) or a TOML file [default: a run's own, else horowitz45]")] = None,
-    voltage: Annotated[Optional[float], typer.Option("--voltage", help="supply voltage in V [default: the operating point's, else the table's reference]")] = None,
+    voltage: Annotated[Optional[float], typer.Option("--voltage", "--voltage-v", help="supply voltage in V (--voltage-v, as search names it) [default: the operating point's, else the table's reference]")] = None,
     operating_points: Annotated[Optional[str], typer.Option("--operating-points", help="DVFS table (rk3576-npu, rk356x-gpu or a TOML file): latency, energy and EDP per point")] = None,
     table_file: Annotated[Optional[Path], typer.Option("--table", help="CSV of cycles for --cost-model lookup")] = None,
     hardware: Annotated[Optional[Path], typer.Option("--hardware", help="accelerator file: uboost TOML or a SCALE-Sim .cfg (options given here override it)")] = None,

@@ -89,7 +89,7 @@ def search(
     energy_weight: Annotated[Optional[float], Opt("--energy-weight", help=f"gamma: weight of the energy term, in units of the uniform supernet's energy {D('energy_weight')}")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="energy budget of the derived network (µJ per inference), with --target-latency-ms too: both hold [default: none]")] = None,
     energy: Annotated[Optional[str], Opt("--energy", help=f"energy table: a preset (horowitz45 | eyeriss65 | gemmini16) or a TOML file {D('energy')}")] = None,
-    voltage_v: Annotated[Optional[float], Opt("--voltage-v", help="supply voltage [default: the operating-point table's at the clock, else the energy table's reference]")] = None,
+    voltage_v: Annotated[Optional[float], Opt("--voltage-v", "--voltage", help="supply voltage in V (also --voltage, as profile names it) [default: the operating-point table's at the clock, else the energy table's reference]")] = None,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="accelerator file: uboost TOML or a SCALE-Sim .cfg (array, dataflow, buffers, bandwidth, energy, operating points); options given here override it [default: none]")] = None,
     operating_points: Annotated[Optional[str], Opt("--operating-points", help="DVFS table: a preset (rk3576-npu | rk356x-gpu) or a TOML file [default: none]")] = None,
     clock_hz: Annotated[Optional[float], Opt("--clock-hz", help="array clock [default: 1e9, or the fastest --operating-points point]")] = None,
