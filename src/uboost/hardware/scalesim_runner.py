@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from uboost.exceptions import ConfigError, HardwareError
 from uboost.hardware.layers import LayerShape
@@ -212,40 +213,28 @@ class ResultCache:
             raise HardwareError(f"cannot use the SCALE-Sim cache {self.path}: {exc}") from None
         return con
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+    def _select(self, keys: Iterable[str], columns: str, where: str = "") -> list[tuple]:
+        """Rows ``(key, *columns)`` of ``keys`` (in chunks of 500: SQLite's parameter limit)."""
         keys = list(keys)
-        found: dict[str, tuple[int, int]] = {}
         if not keys or not self.path.exists():
-            return found
+            return []
         con = self._connect()
         try:
+            rows = []
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
-                rows = con.execute(
-                    f"SELECT key, cycles, stall_cycles FROM results WHERE key IN ({','.join('?' * len(chunk))})", chunk
-                )
-                found.update({key: (cycles, stalls) for key, cycles, stalls in rows})
+                rows += con.execute(f"SELECT key, {columns} FROM results WHERE {where}key IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall()
+            return rows
         finally:
             con.close()
-        return found
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+        return {key: (cycles, stalls) for key, cycles, stalls in self._select(keys, "cycles, stall_cycles")}
 
     def get_words(self, keys: Iterable[str]) -> dict[str, dict[str, int]]:
         """The access counts kept for ``keys`` (keys without any are left out)."""
-        keys = list(keys)
-        found: dict[str, dict[str, int]] = {}
-        if not keys or not self.path.exists():
-            return found
-        con = self._connect()
-        try:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                rows = con.execute(
-                    f"SELECT key, words FROM results WHERE words IS NOT NULL AND key IN ({','.join('?' * len(chunk))})", chunk
-                )
-                found.update({key: json.loads(words) for key, words in rows})
-        finally:
-            con.close()
-        return found
+        return {key: json.loads(words) for key, words in self._select(keys, "words", "words IS NOT NULL AND ")}
 
     def put(self, key: str, cycles: int, stall_cycles: int, seconds: float, words: dict[str, int] | None = None) -> None:
         con = self._connect()
@@ -284,26 +273,19 @@ def simulate(
     stats: RunStats | None = None,
 ) -> list[tuple[int, int]]:
     """``(cycles, stall_cycles)`` of every job, from the cache or SCALE-Sim (``workers`` processes)."""
-    known = _resolve(jobs, python, workers, cache, progress, stats, words=False)
+    known = _resolve(jobs, python=python, workers=workers, cache=cache, progress=progress, stats=stats, words=False)
     return [known[job.key][:2] for job in jobs]
 
 
-def simulate_words(
-    jobs: Sequence[Job],
-    *,
-    python: str | os.PathLike | None = None,
-    workers: int = 2,
-    cache: ResultCache | None = None,
-    progress: Progress | None = None,
-    stats: RunStats | None = None,
-) -> list[dict[str, int]]:
+def simulate_words(jobs: Sequence[Job], **options: Any) -> list[dict[str, int]]:
     """SCALE-Sim's access counts of every job (``DETAILED_ACCESS_REPORT.csv``: SRAM and DRAM words per
-    operand, the keys of :data:`uboost.hardware.access.ACCESS_KEYS`), from the cache or SCALE-Sim."""
-    known = _resolve(jobs, python, workers, cache, progress, stats, words=True)
+    operand, the keys of :data:`uboost.hardware.access.ACCESS_KEYS`), from the cache or SCALE-Sim;
+    ``options`` as :func:`simulate`'s."""
+    known = _resolve(jobs, words=True, **options)
     return [known[job.key][2] for job in jobs]
 
 
-def _resolve(jobs, python, workers, cache, progress, stats, *, words: bool) -> dict[str, tuple]:
+def _resolve(jobs, *, python=None, workers: int = 2, cache=None, progress=None, stats=None, words: bool) -> dict[str, tuple]:
     """``key -> (cycles, stall_cycles, words or None)`` of every job: the cache's, the rest simulated
     (with ``words``, also the jobs cached without access counts)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
