@@ -85,6 +85,13 @@ def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) 
     if changed:
         raise RunDirError(f"--resume would continue {path} with other settings ({', '.join(changed)}); "
                           "repeat the original ones, or retrain from scratch without --resume")
+    from uboost.distributed.lightning import WORLD_KEY
+
+    saved, now = checkpoint.get(WORLD_KEY), config.devices * config.num_nodes
+    if isinstance(saved, int) and saved != now:  # the schedule's length counts its steps: a cosine would climb back
+        raise RunDirError(f"{path} was trained by {saved} process{'es' if saved != 1 else ''} (devices x nodes), this "
+                          f"resume would run {now}: its learning-rate schedule is sized in their steps; resume with "
+                          f"--devices/--num-nodes giving {saved}")
 
 
 def _check_resume_arch(path: Path, checkpoint: dict, arch: dict) -> None:
@@ -136,8 +143,11 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *,
             self.log("test_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, sync_dist=sync_dist)
 
         def on_save_checkpoint(self, checkpoint: dict) -> None:  # what --resume must not silently change
+            from uboost.distributed.lightning import WORLD_KEY
+
             checkpoint[SETTINGS_KEY] = {k: getattr(config, k) for k in RESUME_SETTINGS}
             checkpoint[ARCH_KEY] = arch
+            checkpoint[WORLD_KEY] = int(self.trainer.world_size)
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)

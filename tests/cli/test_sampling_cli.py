@@ -64,6 +64,8 @@ def test_resume_with_the_same_gumbel_tau_and_bits_is_not_a_change(cli, tmp_path)
     out = tmp_path / "run"
     flags = [*TINY, "--bits", "4,8", "--gumbel-tau", "2,0.5", "--out", out]
     assert cli("search", *flags).code == 0
+    for name in ("result.json", "arch.json"):  # as if killed after its last checkpoint: a finished run is not resumed
+        (out / name).unlink()
     again = cli("search", *flags, "--resume")  # the flags as stored (lists in config.json): nothing differs
     assert again.code == 0, again.err
     changed = cli("search", *TINY, "--bits", "4,8", "--gumbel-tau", "2,0.4", "--out", out, "--resume")

@@ -63,3 +63,23 @@ def test_a_damaged_metrics_file_on_resume_is_one_line(cli, run_copy):
         (run_copy / name).unlink()
     (run_copy / "metrics.csv").write_bytes(b"epoch,step\n\xff\xfe,\x00\n")
     one_line_error(cli("search", "--out", run_copy, "--resume"), "metrics.csv is damaged")
+
+
+def test_a_retrain_resumed_on_another_number_of_processes_is_refused_and_keeps_its_checkpoint(cli, run_copy):
+    """Its LR schedule counts the steps of its process count: resumed on fewer, a cosine climbed back to
+    the peak (onecycle: a traceback that also overwrote the checkpoint)."""
+    import torch
+
+    from tests.reliability.conftest import one_line_error
+    from uboost.distributed.lightning import WORLD_KEY
+
+    args = ["retrain", run_copy, "--epochs", "2", "--max-samples", "64", "--batch-size", "32"]
+    assert cli(*args).code == 0
+    ckpt = run_copy / "retrain" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    assert state[WORLD_KEY] == 1
+    state[WORLD_KEY] = 2  # as a 2-device retrain leaves it
+    torch.save(state, ckpt)
+    before = ckpt.read_bytes()
+    one_line_error(cli(*args, "--resume"), "trained by 2 processes", "--devices/--num-nodes giving 2")
+    assert ckpt.read_bytes() == before
