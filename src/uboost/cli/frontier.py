@@ -173,9 +173,10 @@ def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[d
         if not (point / runs.RESULT).is_file():
             raise RunDirError(f"{point} is not a frontier point: nothing to resume in {out}; run without --resume")
         result = runs.read_json(point / runs.RESULT, "frontier point result")
-        made = result.get(key) if isinstance(result, dict) else None
-        if result.get("projected_from") != str(source.root) or not isinstance(made, (int, float)) or \
-                abs(made - budget) > 1e-9 * max(abs(budget), 1e-30):
+        result = result if isinstance(result, dict) else {}
+        made, origin = result.get(key), result.get("projected_from")
+        if not isinstance(origin, str) or Path(origin).resolve() != Path(source.root).resolve() or \
+                not isinstance(made, (int, float)) or abs(made - budget) > 1e-9 * max(abs(budget), 1e-30):
             raise RunDirError(f"the frontier in {out} was made from another search or for other budgets ({point.name}); "
                               "repeat its command with --resume, or start over with --force")
         rows.append({**result, "run_dir": point})
