@@ -195,3 +195,22 @@ def test_listings_run_without_typer_and_print_what_the_app_prints(cli, capsys, m
     direct = cli("spaces")
     assert direct.code == 1 and direct.err.strip() == "error: spaces are broken" and not direct.out
     assert cli("spaces", "--help").code == 0  # anything else goes through the app
+
+
+def test_a_ctrl_c_while_the_app_is_imported_is_one_line(monkeypatch, capsys):
+    """A DDP rank interrupted while still importing printed a KeyboardInterrupt traceback."""
+    import sys
+    import types
+
+    import pytest
+
+    from uboost.cli import main
+
+    class Importing(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "uboost.cli._app", Importing("uboost.cli._app"))
+    with pytest.raises(SystemExit) as stop:
+        main(["search", "--help"])
+    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"

@@ -26,12 +26,15 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"uboost {__version__}")
         sys.exit(0)
-    from uboost.cli.listings import DIRECT, run_direct
+    try:  # a Ctrl-C while the app is still imported (a DDP rank starting up): one line, as anywhere else
+        from uboost.cli.listings import DIRECT, run_direct
 
-    if args in DIRECT:  # `uboost spaces`, `uboost hw list`: no arguments to parse, run without the app
-        run_direct(DIRECT[args])
-    from uboost.cli._app import run
-
+        if args in DIRECT:  # `uboost spaces`, `uboost hw list`: no arguments to parse, run without the app
+            run_direct(DIRECT[args])
+        from uboost.cli._app import run
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     run(argv)
 
 
