@@ -83,7 +83,7 @@ def _refuse_other_heads(out: Path, config) -> None:
         return  # none there (or unreadable: the pipeline's own checks say so)
     if not isinstance(stored, dict):
         return
-    now = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
+    now = config.settings()
     differ = [k for k in now if k not in SEARCH_ONLY and k in stored and stored[k] != now[k]]
     if differ:
         k = differ[0]

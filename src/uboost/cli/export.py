@@ -45,13 +45,12 @@ def export(
         return _export_dynamic(source, format, out, force, any(v is not None for v in budget) or objective != "preference")
 
     if target_latency_ms is not None or target_energy_uj is not None or operating_point is not None:
-        from uboost.cli.frontier import export_to_budget
+        from uboost.cli.frontier import DEFAULT_FLOOR, export_to_budget
 
         if format != "json":
             raise ConfigError("a budget export writes a run directory; export it to ONNX/TorchScript afterwards")
-        return export_to_budget(run, target_latency_ms, out, force, 0.9 if budget_floor is None else budget_floor,
-                                target_energy_uj, operating_point, hardware,
-                                objective)
+        return export_to_budget(run, target_latency_ms, out, force, DEFAULT_FLOOR if budget_floor is None else budget_floor,
+                                target_energy_uj, operating_point, hardware, objective)
     if objective != "preference":
         raise ConfigError("--objective chooses what a projection maximizes: give it with a budget (--target-latency-ms)")
     if budget_floor is not None:
@@ -158,7 +157,9 @@ def _traced(network, example):
 
     from uboost.exceptions import ConfigError
 
-    quantized = any(type(m).__name__ == "LayerQuantizer" for m in network.modules())
+    from uboost.quant import LayerQuantizer
+
+    quantized = any(isinstance(m, LayerQuantizer) for m in network.modules())
     traced = torch.jit.trace(network, example, check_trace=not quantized)
     if quantized:
         probe = torch.randn(4, *example.shape[1:], generator=torch.Generator().manual_seed(0))

@@ -34,7 +34,11 @@ def _energy_text(row: dict, unit: str = " µJ") -> str:
     return f"{row['energy_uj']:.4g}{unit}{at}"
 
 
-def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optional[Path], force: bool, floor: float = 0.9,
+DEFAULT_FLOOR = 0.9
+"""Share of each budget a projected network uses where one can (``--budget-floor``'s default)."""
+
+
+def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optional[Path], force: bool, floor: float = DEFAULT_FLOOR,
                      target_energy_uj: Optional[float] = None, operating_point: Optional[str] = None,
                      hardware: Optional[Path] = None, objective: str = "preference") -> None:
     """``uboost export RUN --target-latency-ms X [--target-energy-uj E] [--operating-point auto] --out DIR``."""
@@ -71,7 +75,7 @@ def frontier(
     out: Annotated[Optional[Path], Opt("--out", help="where the point run directories go [default: RUN/frontier]")] = None,
     retrain_epochs: Annotated[int, Opt("--retrain-epochs", help="retrain every point for this many epochs (0: no retraining)")] = 0,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
-    budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = 0.9,
+    budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = DEFAULT_FLOOR,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
     resume: Annotated[bool, Opt("--resume", help="finish an interrupted --retrain-epochs frontier in --out: its points stay, those not yet retrained are (an interrupted retrain continues from its checkpoint)")] = False,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
@@ -103,7 +107,7 @@ def frontier(
     given = (("--points", points), ("--targets", targets), ("--metric", None if metric == "latency" else metric),
              ("--target-latency-ms", target_latency_ms), ("--target-energy-uj", target_energy_uj),
              ("--operating-point", operating_point), ("--out", out), ("--retrain-epochs", retrain_epochs or None),
-             ("--max-samples", max_samples), ("--budget-floor", None if budget_floor == 0.9 else budget_floor),
+             ("--max-samples", max_samples), ("--budget-floor", None if budget_floor == DEFAULT_FLOOR else budget_floor),
              ("--hardware", hardware), ("--objective", None if objective == "preference" else objective))
     again = " ".join(["uboost frontier", shlex.quote(str(run))] + [f"{k} {shlex.quote(str(v))}" for k, v in given if v is not None]
                      + ["--resume"])  # what finishes an interrupted retraining of the points

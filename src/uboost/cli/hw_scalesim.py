@@ -100,29 +100,22 @@ def tabulate(
         from uboost.hardware.lookup import grid_gaps
         from uboost.io import atomic_write
 
-        unique_shapes = list({(s.kind, s.shape_text): s for s in result.shapes}.values())
-        gaps = grid_gaps(unique_shapes)  # so the `lookup` model reads the file: a full channel grid per layer key
+        priced: dict = {}  # one row per unique shape (its first layer), as the lookup model keys them
+        for shape, cycles in zip(result.shapes, result.cycles):
+            priced.setdefault((shape.kind, shape.shape_text), (shape, cycles))
+        gaps = grid_gaps([shape for shape, _ in priced.values()])  # so `lookup` reads the file: a full grid per key
+        gap_cycles = []
         if gaps:
             with simulation_progress(f"{len(gaps)} shapes to complete the grid") as progress:
                 if cost_model == "scalesim":
                     model.progress = progress
                 gap_cycles = model.cycles(LayerTable.from_shapes(gaps)).tolist()
-        else:
-            gap_cycles = []
 
         def rows(f) -> None:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["layer", "kind", "batch", "in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride",
                         "in_h", "in_w", "out_h", "out_w", "rows", "cols", "dataflow", "cycles"])
-            seen = set()
-            for s, c in zip(result.shapes, result.cycles):
-                key = (s.kind, s.shape_text)
-                if key in seen:
-                    continue
-                seen.add(key)
-                w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
-                            s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, int(c)])
-            for s, c in zip(gaps, gap_cycles):
+            for s, c in [*priced.values(), *zip(gaps, gap_cycles)]:
                 w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
                             s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, int(c)])
 

@@ -80,9 +80,9 @@ def profile(
     from uboost.hardware.area import area_breakdown_mm2, resolve_area
     from uboost.hardware.files import read_hardware_file, without_overridden
 
-    described = without_overridden(read_hardware_file(hardware), sram_kb=sram_kb, dram_bw_words=dram_bw_words,
-                                   dram_bw_gbps=dram_bw_gbps, operating_points=operating_points,
-                                   clock_hz=clock_hz) if hardware is not None else {}
+    over_file = dict(sram_kb=sram_kb, dram_bw_words=dram_bw_words, dram_bw_gbps=dram_bw_gbps,
+                     operating_points=operating_points, clock_hz=clock_hz)
+    described = without_overridden(read_hardware_file(hardware), over_file) if hardware is not None else {}
     file_area = described.pop("area", None)
     area_table = resolve_area(tech if tech is not None else file_area)
     table = resolve_energy(energy) if energy is not None else None

@@ -67,9 +67,7 @@ def hardware_changes(path: Optional[Path], flags: Optional[dict] = None) -> dict
     from uboost.accelerator import config_changes
     from uboost.hardware.files import read_hardware_file, without_overridden
 
-    flags = flags or {}
-    given = {k: flags.get(k) for k in ("sram_kb", "dram_bw_words", "dram_bw_gbps", "operating_points", "clock_hz")}
-    return config_changes(without_overridden(read_hardware_file(path), **given))
+    return config_changes(without_overridden(read_hardware_file(path), flags or {}))
 
 
 def search(

@@ -46,6 +46,10 @@ class ExitsConfig:
     max_samples: int | None = None  # at most this many training images (heads and validation)
     seed: int = 0
 
+    def settings(self) -> dict:
+        """The fields as ``exits.json`` keeps them (tuples as lists), what a later call compares with."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
     def __post_init__(self) -> None:
         if self.training not in MODES:
             raise ConfigError(f"unknown exit training {self.training!r}; expected one of: {', '.join(MODES)}")

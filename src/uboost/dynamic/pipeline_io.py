@@ -47,7 +47,7 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     summary = {
         "run": str(prepared.root),
         "positions": [p.__dict__ for p in prepared.positions],
-        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in prepared.config.__dict__.items()},
+        "settings": prepared.config.settings(),
         "hardware": prepared.spec.to_dict(),
         "cost_model": prepared.search_config.cost_model,
         "costs": calibrated.costs.to_dict(),

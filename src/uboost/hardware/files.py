@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,11 +193,12 @@ def read_hardware_file(path: str | Path) -> dict[str, Any]:
 SRAM_PARTS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
 
 
-def without_overridden(fields: dict[str, Any], *, sram_kb: Any = None, dram_bw_words: Any = None,
-                       dram_bw_gbps: Any = None, operating_points: Any = None, clock_hz: Any = None) -> dict[str, Any]:
-    """A hardware file's fields less those the given command-line options replace, beyond their own
-    names: ``--sram-kb`` replaces the file's per-buffer sizes, one DRAM bandwidth option the other
-    unit, and a DVFS table the clock the file's own table gave (its fastest point)."""
+def without_overridden(fields: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A hardware file's fields less those the options ``given`` (by HardwareSpec name; None: not
+    given) replace beyond their own names: ``sram_kb`` the file's per-buffer sizes, one DRAM
+    bandwidth option the other unit, and a DVFS table the file's table and the clock it gave."""
+    sram_kb, dram_bw_words, dram_bw_gbps, operating_points, clock_hz = (
+        given.get(k) for k in ("sram_kb", "dram_bw_words", "dram_bw_gbps", "operating_points", "clock_hz"))
     out = dict(fields)
     if sram_kb is not None:
         for key in SRAM_PARTS:
@@ -220,9 +222,7 @@ def load_hardware(path: str | Path, **overrides: Any) -> "HardwareSpec":
     from uboost.hardware.spec import HardwareSpec
 
     given = {k: v for k, v in overrides.items() if v is not None}
-    fields = {k: v for k, v in without_overridden(read_hardware_file(path), **{
-        k: given.get(k) for k in ("sram_kb", "dram_bw_words", "dram_bw_gbps", "operating_points", "clock_hz")}).items()
-        if k not in _NOT_SPEC}
+    fields = {k: v for k, v in without_overridden(read_hardware_file(path), given).items() if k not in _NOT_SPEC}
     return HardwareSpec(**{**fields, **given})
 
 

@@ -30,12 +30,14 @@ from typing import Any
 
 import torch
 
-from uboost.exceptions import ConfigError, HardwareError
+from uboost.exceptions import ConfigError
 from uboost.hardware.access import ACCESS_KEYS
 from uboost.hardware.base import CostModel
 from uboost.hardware.layers import LayerShape, LayerTable
 from uboost.hardware.registry import register
-from uboost.hardware.scalesim_runner import Progress, ResultCache, RunStats, layer_job, simulate, simulate_words
+from uboost.hardware.scalesim_runner import (
+    Progress, ResultCache, RunStats, layer_job, simulate, simulate_words, whole_bandwidth,
+)
 from uboost.hardware.spec import HardwareSpec
 from uboost.hardware.systolic import SystolicArray
 from uboost.hardware.systolic_mem import MemorySystolicArray
@@ -71,9 +73,7 @@ class ScaleSimModel(CostModel):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         if self.spec.memory_bound:  # said here, before a search writes its run directory, not at the first job
-            bw = self.spec.dram_words_per_cycle
-            if float(bw) != int(bw):
-                raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got {bw:g}")
+            whole_bandwidth(self.spec)
         self.python = python
         self.cache = ResultCache(cache_dir)
         self.workers = workers
@@ -83,7 +83,7 @@ class ScaleSimModel(CostModel):
         self.closed_form: CostModel = closed(self.spec)
         self._simulated: "weakref.WeakKeyDictionary[LayerTable, torch.Tensor]" = weakref.WeakKeyDictionary()
         self._simulated_words: "weakref.WeakKeyDictionary[LayerTable, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
-        self._memo: dict[str, int] = {}  # job key -> cycles, for tables rebuilt every step (smooth mode)
+        self._memo: dict[str, tuple[int, int]] = {}  # job key -> (cycles, stalls), for tables rebuilt every step (smooth mode)
         self._words_memo: dict[str, dict[str, int]] = {}  # job key -> access counts
 
     @classmethod
@@ -108,27 +108,25 @@ class ScaleSimModel(CostModel):
             per_job = None if words is None else {key: int(round(float(v[i]) / repeat)) for key, v in words.items()}
             self.cache.put(job.key, int(round(total / repeat)), 0, 0.0, per_job)
 
+    def _per_job(self, shapes: list[LayerShape], memo: dict, fetch) -> list[tuple[Any, int]]:
+        """``(what fetch gives for the shape's job, repeats)`` per shape; jobs not in ``memo`` fetched at once
+        (``simulate`` or ``simulate_words``: the disk cache, else SCALE-Sim) and kept there."""
+        jobs = [layer_job(s, self.spec) for s in shapes]
+        missing = [job for job, _ in jobs if job.key not in memo]
+        if missing:
+            results = fetch(missing, python=self.python, workers=self.workers, cache=self.cache, progress=self.progress,
+                            stats=self.stats)
+            memo.update(zip((job.key for job in missing), results))
+        return [(memo[job.key], repeat) for job, repeat in jobs]
+
     def simulate_shapes(self, shapes: list[LayerShape]) -> list[float]:
         """SCALE-Sim cycles of each layer shape on this model's spec (cached; unique shapes simulated once)."""
-        jobs = [layer_job(s, self.spec) for s in shapes]
-        missing = [job for job, _ in jobs if job.key not in self._memo]
-        if missing:
-            results = simulate(
-                missing, python=self.python, workers=self.workers, cache=self.cache, progress=self.progress, stats=self.stats
-            )
-            self._memo.update({job.key: cycles for job, (cycles, _) in zip(missing, results)})
-        return [float(self._memo[job.key] * repeat) for job, repeat in jobs]
+        return [float(cycles * repeat) for (cycles, _), repeat in self._per_job(shapes, self._memo, simulate)]
 
     def simulate_shape_words(self, shapes: list[LayerShape]) -> list[dict[str, float]]:
         """SCALE-Sim's access counts of each layer shape on this model's spec (cached)."""
-        jobs = [layer_job(s, self.spec) for s in shapes]
-        missing = [job for job, _ in jobs if job.key not in self._words_memo]
-        if missing:
-            results = simulate_words(
-                missing, python=self.python, workers=self.workers, cache=self.cache, progress=self.progress, stats=self.stats
-            )
-            self._words_memo.update({job.key: words for job, words in zip(missing, results)})
-        return [{key: float(v * repeat) for key, v in self._words_memo[job.key].items()} for job, repeat in jobs]
+        return [{key: float(v * repeat) for key, v in words.items()}
+                for words, repeat in self._per_job(shapes, self._words_memo, simulate_words)]
 
     def _table_words(self, layers: LayerTable) -> dict[str, torch.Tensor]:
         cached = self._simulated_words.get(layers)
@@ -150,11 +148,7 @@ class ScaleSimModel(CostModel):
         with torch.no_grad():
             anchor = self.closed_form.accesses(layers)
         soft = self.closed_form.accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
-        out = {}
-        for key in ACCESS_KEYS:
-            scale = torch.where(anchor[key] > 0, exact[key] / anchor[key].clamp_min(1e-12), torch.ones_like(exact[key]))
-            out[key] = scale * soft[key]
-        return out
+        return {key: _ratio(exact[key], anchor[key]) * soft[key] for key in ACCESS_KEYS}
 
     def _table_cycles(self, layers: LayerTable) -> torch.Tensor:
         cached = self._simulated.get(layers)
@@ -169,6 +163,11 @@ class ScaleSimModel(CostModel):
         if in_channels is None and out_channels is None and temperature is None:
             return exact
         with torch.no_grad():
-            anchor = self.closed_form.cycles(layers)
-            scale = torch.where(anchor > 0, exact / anchor.clamp_min(1e-12), torch.ones_like(exact))
+            scale = _ratio(exact, self.closed_form.cycles(layers))
         return scale * self.closed_form.cycles(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+
+
+def _ratio(simulated: torch.Tensor, closed: torch.Tensor) -> torch.Tensor:
+    """SCALE-Sim over the closed form per layer (1 where the closed form says 0): what the closed form's
+    soft-channel numbers are scaled by, exact at the table's own shapes."""
+    return torch.where(closed > 0, simulated / closed.clamp_min(1e-12), torch.ones_like(simulated))

@@ -161,6 +161,14 @@ class Job:
         return math.ceil(k / r) * math.ceil(n / c) * (m + 2 * r + c)
 
 
+def whole_bandwidth(spec: HardwareSpec) -> int:
+    """The spec's DRAM words per cycle, which SCALE-Sim's USER mode takes as a whole number (else an error)."""
+    bw = spec.dram_words_per_cycle
+    if float(bw) != int(bw):
+        raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got {bw:g}")
+    return int(bw)
+
+
 def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
     """The SCALE-Sim job that prices ``layer`` on ``spec`` and how many times the layer repeats it."""
     b = spec.batch_size
@@ -177,9 +185,7 @@ def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
             "depthwise": bool(layer.depthwise),
         }
     if spec.memory_bound:
-        bw = spec.dram_words_per_cycle
-        if float(bw) != int(bw):
-            raise HardwareError(f"SCALE-Sim needs a whole number of DRAM words per cycle, got {bw:g}")
+        bw = whole_bandwidth(spec)
         roomy = math.ceil(2 * max(m * k, k * n, m * n) / 1024) + 1  # an unbounded buffer: its operand fits twice
         sram = tuple(kb if kb is not None else roomy for kb in spec.buffer_kb)
         job = Job(spec.rows, spec.cols, spec.dataflow, "USER", sram, int(bw), tuple(sorted(topology.items())))
