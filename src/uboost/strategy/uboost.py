@@ -284,8 +284,10 @@ def _check_numbers(*, arch_lr, warmup_epochs, seed) -> None:
     """What a search would only find out mid-fit (Adam's learning rate) or as a raw TypeError (the seed)."""
     import math
 
+    from uboost.search_config import check_seed  # the one seed rule (every generator takes it)
+
     if isinstance(arch_lr, bool) or not isinstance(arch_lr, (int, float)) or not math.isfinite(arch_lr) or arch_lr <= 0:
         raise ConfigError(f"arch_lr must be a positive finite number, got {arch_lr!r}")
-    for name, value in (("warmup_epochs", warmup_epochs), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+        raise ConfigError(f"warmup_epochs must be a whole number >= 0, got {warmup_epochs!r}")
+    check_seed(seed)
