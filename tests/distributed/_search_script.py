@@ -6,7 +6,8 @@ after every training step that alphas, weights, budget multiplier and sampled pa
 the same on every rank, audits what each process opens for writing under OUT, and writes
 ``REPORT_DIR/rank<R>.json``. ``UBOOST_TEST_PAUSE_EPOCH=E`` makes every rank write
 ``REPORT_DIR/paused<R>`` and sleep after the first step of epoch E (a test then sends Ctrl-C or kills
-one); ``UBOOST_TEST_PAUSE_RANK=R`` pauses rank R only. Errors end as the CLI's one red line.
+one); ``UBOOST_TEST_PAUSE_RANK=R`` pauses rank R only; ``UBOOST_TEST_PAUSE_VALIDATION=E`` pauses every
+rank in epoch E's validation instead. Errors end as the CLI's one red line.
 """
 
 import json
@@ -46,6 +47,11 @@ register_no_norm()
 
 
 class Pause(pl.Callback):
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking and str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_VALIDATION"):
+            (report_dir / f"paused{trainer.global_rank}").write_text(str(os.getpid()))
+            time.sleep(120)
+
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         rank = trainer.global_rank
         if batch_idx == 1 and str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_EPOCH") and \

@@ -56,6 +56,51 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_device
     assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
 
 
+@pytest.mark.slow
+def test_a_search_interrupted_in_validation_resumes_on_fewer_devices_without_training_that_epoch_again(tmp_path, launch):
+    """128 weight samples at batch 48: 2 batches per rank on 2 ranks, 3 on one. The checkpoint counts 2 batches
+    done after the epoch's last one; scaled to 4 (past one rank's 3) Lightning trained an extra batch of epoch 0."""
+    config = {**TINY, "epochs": 2, "batch_size": 48, "devices": 2}
+    run = launch(tmp_path / "run", tmp_path / "first", config, env={"UBOOST_TEST_PAUSE_VALIDATION": 0})
+    for rank in range(2):
+        run.wait_for(f"paused{rank}", timeout=300)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert run.wait(timeout=60)[0] == 130
+    resumed = launch(tmp_path / "run", tmp_path / "second", {**config, "devices": 1}, resume=True)
+    code, _, err = resumed.wait(timeout=180)
+    assert code == 0, err[-3000:]
+    records = resumed.rank(0)["records"]
+    assert [r["epoch"] for r in records] == [1, 1, 1]  # epoch 1's three batches, none of epoch 0
+    rows = (resumed.out / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    epoch, loss, val = header.index("epoch"), header.index("train_loss"), header.index("val_loss")
+    table = [row.split(",") for row in rows[1:]]
+    assert [r[epoch] for r in table if r[loss]] == ["0", "0", "1", "1", "1"]
+    assert [r[epoch] for r in table if r[val]][-1] == "1"
+
+
+def test_progress_is_rescaled_mid_epoch_and_set_to_the_new_epochs_length_after_its_last_batch():
+    from types import SimpleNamespace
+
+    from uboost.distributed.lightning import finish_epoch_progress, rescale_progress
+
+    def checkpoint(done, last):
+        counts = dict.fromkeys(("ready", "started", "processed", "completed"), done)
+        return {"loops": {"fit_loop": {"epoch_loop.batch_progress": {"current": counts, "total": dict(counts),
+                                                                     "is_last_batch": last}}}}
+
+    mid = checkpoint(3, False)
+    assert rescale_progress(mid, 2, 4) is False
+    assert mid["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"] == 1
+    end = checkpoint(2, True)
+    assert rescale_progress(end, 2, 1) is True
+    assert end["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"] == 2  # not 4
+    current = SimpleNamespace(ready=2, started=2, processed=2, completed=2)
+    loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=current)))
+    finish_epoch_progress(SimpleNamespace(num_training_batches=3, fit_loop=loop))
+    assert (current.ready, current.started, current.processed, current.completed) == (3, 3, 3, 3)
+
+
 def test_the_rank_watcher_kills_the_other_ranks_and_lets_rank_0_speak_before_it_gives_up(tmp_path):
     """Lightning's watcher SIGKILLs rank 0 too, racing its one-line error (CI saw exit -9); ours waits."""
     import subprocess

@@ -114,17 +114,35 @@ def wait_for_children(trainer, timeout_s: float = 120.0) -> None:
 WORLD_KEY = "uboost_world_size"
 
 
-def rescale_progress(checkpoint: dict, saved_world: int, world: int) -> None:
+def rescale_progress(checkpoint: dict, saved_world: int, world: int) -> bool:
     """A checkpoint saved mid-epoch by ``saved_world`` ranks, resumed on ``world``: the batches
     done in the epoch count in the new shard size (``done x saved_world / world``, rounded down:
     a few samples seen again, none skipped). Lightning restores its loops after the module's
-    ``on_load_checkpoint``, which calls this."""
+    ``on_load_checkpoint``, which calls this. A checkpoint taken after the epoch's last batch (at
+    its end, or interrupted during its validation) is left as it is and this returns True: the
+    epoch's batches are all done on any number of ranks, and :func:`finish_epoch_progress` sets the
+    count to the new epoch's length once that is known (any other count makes Lightning train
+    another batch, or stop short of one, and skip that epoch's validation)."""
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
     if not isinstance(progress, dict) or not isinstance(progress.get("current"), dict):
-        return
+        return False
+    if progress.get("is_last_batch") is True:
+        logger.info("checkpoint of %d ranks resumed on %d after its epoch's last batch", saved_world, world)
+        return True
     current = progress["current"]
     for key, value in current.items():
         if isinstance(value, int):
             current[key] = value * saved_world // world
     logger.info("checkpoint of %d ranks resumed on %d: %d batches of the epoch done", saved_world, world,
                 current.get("completed", 0))
+    return False
+
+
+def finish_epoch_progress(trainer) -> None:
+    """The restored epoch's batches counted as all done in this run's shard size (see
+    :func:`rescale_progress`); called when training starts, once the loaders are set up."""
+    batches = trainer.num_training_batches
+    if batches == float("inf"):
+        return
+    current = trainer.fit_loop.epoch_loop.batch_progress.current
+    current.ready = current.started = current.processed = current.completed = int(batches)

@@ -19,6 +19,7 @@ class DataParallelSearch:
 
     _average_next_backward: list | None = None  # set by the training step right before a backward
     _parallel_params: dict | None = None
+    _finish_restored_epoch = False  # resumed on another number of ranks after an epoch's last batch
 
     def setup(self, stage=None):
         result = super().setup(stage)
@@ -81,5 +82,13 @@ class DataParallelSearch:
 
         saved = checkpoint.get(WORLD_KEY, 1)
         if saved != world()[1]:  # resumed on another number of devices
-            rescale_progress(checkpoint, saved, world()[1])
+            self._finish_restored_epoch = rescale_progress(checkpoint, saved, world()[1])
         super().on_load_checkpoint(checkpoint)
+
+    def on_train_start(self):
+        if self._finish_restored_epoch:  # the loaders are set up now: the new epoch's length is known
+            from uboost.distributed.lightning import finish_epoch_progress
+
+            finish_epoch_progress(self.trainer)
+            self._finish_restored_epoch = False
+        return super().on_train_start()
