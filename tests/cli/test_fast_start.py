@@ -197,8 +197,10 @@ def test_listings_run_without_typer_and_print_what_the_app_prints(cli, capsys, m
     assert cli("spaces", "--help").code == 0  # anything else goes through the app
 
 
-def test_a_ctrl_c_while_the_app_is_imported_is_one_line(monkeypatch, capsys):
-    """A DDP rank interrupted while still importing printed a KeyboardInterrupt traceback."""
+@pytest.mark.parametrize("local_rank, said", [(None, "interrupted\n"), ("0", "interrupted\n"), ("1", "")])
+def test_a_ctrl_c_while_the_app_is_imported_is_one_line(monkeypatch, capsys, local_rank, said):
+    """A DDP rank interrupted while still importing printed a KeyboardInterrupt traceback; only rank 0
+    says it (every rank a launcher started gets the same Ctrl-C: one line, not one per rank)."""
     import sys
     import types
 
@@ -210,7 +212,11 @@ def test_a_ctrl_c_while_the_app_is_imported_is_one_line(monkeypatch, capsys):
         def __getattr__(self, name):
             raise KeyboardInterrupt
 
+    for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    if local_rank is not None:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
     monkeypatch.setitem(sys.modules, "uboost.cli._app", Importing("uboost.cli._app"))
     with pytest.raises(SystemExit) as stop:
         main(["search", "--help"])
-    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+    assert stop.value.code == 130 and capsys.readouterr().err == said

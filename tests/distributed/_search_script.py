@@ -7,7 +7,8 @@ the same on every rank, audits what each process opens for writing under OUT, an
 ``REPORT_DIR/rank<R>.json``. ``UBOOST_TEST_PAUSE_EPOCH=E`` makes every rank write
 ``REPORT_DIR/paused<R>`` and sleep after the first step of epoch E (a test then sends Ctrl-C or kills
 one); ``UBOOST_TEST_PAUSE_RANK=R`` pauses rank R only; ``UBOOST_TEST_PAUSE_VALIDATION=E`` pauses every
-rank in epoch E's validation instead. Errors end as the CLI's one red line.
+rank in epoch E's validation instead; ``UBOOST_TEST_PAUSE_START_RANK=R`` makes rank R (R > 0) write
+``REPORT_DIR/starting<R>`` and sleep before it joins the run. Errors end as the CLI's one red line.
 """
 
 import json
@@ -35,6 +36,13 @@ def audit(event, args):  # every path this process opens for writing (or creates
 
 
 sys.addaudithook(audit)
+
+if os.environ.get("LOCAL_RANK", "0") == os.environ.get("UBOOST_TEST_PAUSE_START_RANK"):  # before any import of note
+    (report_dir / f"starting{os.environ['LOCAL_RANK']}").write_text(str(os.getpid()))
+    try:
+        time.sleep(120)  # rank 0 waits for this rank in the rendezvous; a test sends Ctrl-C now
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 import pytorch_lightning as pl  # noqa: E402
 

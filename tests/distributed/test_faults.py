@@ -56,6 +56,23 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_device
     assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
 
 
+def test_ctrl_c_while_the_ranks_start_ends_rank_0_waiting_in_the_rendezvous_with_one_line(tmp_path, launch):
+    """Rank 0 waits for rank 1 in a C++ call no signal ends; it used to wait out the collective timeout."""
+    config = {**TINY, "epochs": 2, "batch_size": 16, "devices": 2}
+    run = launch(tmp_path / "run", tmp_path / "report", config,
+                 env={"UBOOST_TEST_PAUSE_START_RANK": 1, "UBOOST_DDP_TIMEOUT_S": 300})
+    run.wait_for("starting1", timeout=300)
+    time.sleep(3)  # rank 0 is in the rendezvous by now
+    os.killpg(run.proc.pid, signal.SIGINT)
+    started = time.monotonic()
+    code, _, err = run.wait(timeout=120)
+    assert time.monotonic() - started < 30  # the watcher's poll (5 s) and its grace (3 s), not 300 s
+    assert code == 130, err[-3000:]
+    lines = error_lines(err)
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert "interrupted while the run's 2 processes were starting" in lines[0] and "nothing was trained" in lines[0]
+
+
 @pytest.mark.slow
 def test_a_search_interrupted_in_validation_resumes_on_fewer_devices_without_training_that_epoch_again(tmp_path, launch):
     """128 weight samples at batch 48: 2 batches per rank on 2 ranks, 3 on one. The checkpoint counts 2 batches
@@ -154,9 +171,38 @@ def test_after_ctrl_c_the_rank_watcher_lets_rank_0_finish_its_checkpoint(tmp_pat
     said = []
 
     class Recorded(RankWatcher):
-        def give_up(self, line):
-            said.append(line)
+        def give_up(self, line, code=1):
+            said.append((line, code))
+
+        @staticmethod
+        def joined():
+            return True  # rank 0 has its process group: training was under way
 
     assert Recorded(os.getpid(), [interrupted], grace_s=0.1, size=2)._run() is True
     time.sleep(0.3)
     assert said == []
+
+
+def test_after_ctrl_c_while_rank_0_waits_for_the_others_to_join_the_watcher_ends_it_with_130(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import uboost.distributed.lightning as lightning
+
+    monkeypatch.setattr(lightning, "STARTING_GRACE_S", 0.1)
+    interrupted = subprocess.Popen([sys.executable, "-c", "raise SystemExit(130)"])
+    interrupted.wait(timeout=30)
+    said = []
+
+    class Recorded(lightning.RankWatcher):
+        def give_up(self, line, code=1):
+            said.append((line, code))
+
+        @staticmethod
+        def joined():
+            return False  # still in the rendezvous
+
+    (tmp_path / "last.ckpt").write_bytes(b"x")
+    assert Recorded(os.getpid(), [interrupted], grace_s=30, size=2, where=tmp_path)._run() is True
+    assert said == [(f"interrupted while the run's 2 processes were starting; the last checkpoint is in {tmp_path}, "
+                     "continue with --resume", 130)]

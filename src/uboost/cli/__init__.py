@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
             run_direct(DIRECT[args])
         from uboost.cli._app import run
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        from uboost.cli._boundary import say_interrupted
+
+        say_interrupted()
         sys.exit(130)
     run(argv)
 

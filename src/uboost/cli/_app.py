@@ -154,6 +154,7 @@ def _root(
 
 def run(argv: list[str] | None = None) -> None:
     """``uboost ARGV``: a UBoostError becomes one red line and its exit code; Ctrl-C exits 130."""
+    from uboost.cli._boundary import say_interrupted
     from uboost.cli._common import fail, quiet_third_party
     from uboost.exceptions import UBoostError
 
@@ -162,7 +163,7 @@ def run(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=True)
     except SystemExit as done:  # typer turns a Ctrl-C outside our handlers into a silent exit 130
         if done.code == 130 and isinstance(getattr(done.__context__, "__cause__", None), KeyboardInterrupt):
-            print("interrupted", file=sys.stderr)
+            say_interrupted()
         raise
     except UBoostError as exc:
         try:
@@ -170,7 +171,7 @@ def run(argv: list[str] | None = None) -> None:
         except typer.Exit as done:
             sys.exit(done.exit_code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say_interrupted()
         sys.exit(130)
     except (OSError, MemoryError, RuntimeError) as exc:  # the OS's or the allocator's refusal: one line too
         from uboost.cli._boundary import one_line

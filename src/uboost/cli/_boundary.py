@@ -69,3 +69,12 @@ def degrade_output() -> None:
             stream.reconfigure(errors="uboost-ascii")
         except LookupError:
             pass
+
+
+def say_interrupted() -> None:
+    """The line of a Ctrl-C, said once: by the process that owns the run (rank 0), not by each rank
+    a launcher started (they get the same signal; rank 0 speaks for the run)."""
+    from uboost.distributed import global_rank
+
+    if global_rank() == 0:
+        print("interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
 from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
@@ -20,6 +21,7 @@ from uboost.distributed.errors import rank_failure_text
 logger = logging.getLogger(__name__)
 
 GRACE_S = 15.0  # how long rank 0 may take to stop by itself once another rank died
+STARTING_GRACE_S = 3.0  # the same after a Ctrl-C while rank 0 still waits for the other ranks to join
 INTERRUPTED = (130, -signal.SIGINT)  # a rank's exit after Ctrl-C (uboost's code, or the signal itself)
 
 
@@ -33,7 +35,9 @@ class RankWatcher(_ChildProcessObserver):
     the one ``RankFailure`` line, exit 1). Only when it is still running after that (a collective
     that hangs, as NCCL's can) does the watcher print that same line and end the process with 1.
     Ranks that stopped after Ctrl-C (exit 130) end the watch: rank 0 got the signal too and is saving
-    its checkpoint."""
+    its checkpoint -- unless it has no process group yet: then it is blocked in the rendezvous (a C++
+    wait no signal ends) for ranks that will not come, and the watcher ends it with exit 130 and one
+    line instead of letting it wait out the collective timeout."""
 
     def __init__(self, main_pid: int, child_processes: list, *, grace_s: float, size: int, where=None) -> None:
         super().__init__(main_pid=main_pid, child_processes=child_processes)
@@ -45,15 +49,36 @@ class RankWatcher(_ChildProcessObserver):
             if proc.returncode is None:
                 proc.send_signal(signal.SIGKILL)
         if dead and all(p.returncode in INTERRUPTED for _, p in dead):
-            return  # Ctrl-C reached every rank: rank 0 is saving its checkpoint and stops by itself (exit 130)
+            if self.joined():
+                return  # Ctrl-C reached every rank: rank 0 is saving its checkpoint and stops by itself (exit 130)
+            time.sleep(STARTING_GRACE_S)  # it may still stop by itself (then this daemon thread ends with it)
+            if not self.joined():  # blocked in the rendezvous, waiting for ranks that will not come
+                self.give_up(self.interrupted_text(), code=130)
+            return
         time.sleep(self.grace_s)  # a daemon thread: it ends here when rank 0 has stopped by itself
         why = "; ".join(f"rank {rank} exited with code {proc.returncode}" for rank, proc in dead)
         self.give_up(rank_failure_text(0, self.size, why or "a rank exited", self.where))
 
-    def give_up(self, line: str) -> None:
+    @staticmethod
+    def joined() -> bool:
+        """Whether this process (rank 0) has its process group: the ranks had all started."""
+        import torch.distributed as dist
+
+        return dist.is_available() and dist.is_initialized()
+
+    def interrupted_text(self) -> str:
+        """The line of a Ctrl-C that came while the ranks were starting (nothing was trained in this call)."""
+        where = Path(self.where) if self.where is not None else None
+        if where is not None and any(where.glob("*.ckpt")):
+            then = f"the last checkpoint is in {where}, continue with --resume"
+        else:
+            then = "nothing was trained or saved: start over (with --force where the output exists)"
+        return f"interrupted while the run's {self.size} processes were starting; {then}"
+
+    def give_up(self, line: str, code: int = 1) -> None:
         sys.stderr.write(f"error: {line}\n")
         sys.stderr.flush()
-        os._exit(1)
+        os._exit(code)
 
 
 class WatchedLauncher(_SubprocessScriptLauncher):
