@@ -220,3 +220,15 @@ def test_a_ctrl_c_while_the_app_is_imported_is_one_line(monkeypatch, capsys, loc
     with pytest.raises(SystemExit) as stop:
         main(["search", "--help"])
     assert stop.value.code == 130 and capsys.readouterr().err == said
+
+
+@pytest.mark.parametrize("columns, width", [(None, 160), ("100", 100)])
+def test_piped_output_is_wide_enough_for_the_tables_and_columns_still_rules(monkeypatch, columns, width):
+    """Rich draws 80 columns into a pipe: a two-array profile table was cut with ellipses."""
+    from uboost.cli._common import LazyConsole
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert LazyConsole(stderr=False).get_console().width == width  # pytest captures stdout: not a terminal

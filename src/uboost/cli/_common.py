@@ -7,6 +7,7 @@ plain click help, and Rich (~40 ms) loads with the first thing a command prints 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -14,6 +15,9 @@ from uboost._quiet import quiet_nni
 from uboost.exceptions import ConfigError
 from uboost.tables import human, latency_text  # noqa: F401  (the CLI's number formats)
 
+
+
+PIPED_WIDTH = 160
 
 
 class LazyConsole:
@@ -28,8 +32,19 @@ class LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=self._stderr, highlight=False)
+            self._console = Console(stderr=self._stderr, highlight=False, width=self.piped_width())
         return self._console
+
+    def piped_width(self) -> int | None:
+        """Output to a file or a pipe (not a terminal, ``COLUMNS`` unset) is :data:`PIPED_WIDTH` wide,
+        not Rich's 80 columns: a table as wide as a profile of two arrays is then written whole, not
+        cut with ellipses. A terminal keeps its own width."""
+        stream = sys.stderr if self._stderr else sys.stdout
+        try:
+            terminal = stream.isatty()
+        except (AttributeError, ValueError):
+            terminal = False
+        return None if terminal or os.environ.get("COLUMNS") else PIPED_WIDTH
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
