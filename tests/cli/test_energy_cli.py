@@ -199,3 +199,17 @@ def test_the_search_summary_names_a_custom_energy_table(cli, tmp_path):
     result = cli("search", *TINY, "--energy", table, "--out", tmp_path / "run")
     assert result.code == 0, result.err
     assert "energy (horowitz45+mine)" in result.out and "v_ref" not in result.out  # was the whole table as a dict
+
+
+@pytest.mark.parametrize("fields, text", [
+    ({}, "lambda=1 beta=1"),
+    ({"target_latency_ms": 0.02}, "latency budget 0.02 ms beta=1"),
+    ({"energy_weight": 0.5}, "lambda=1 beta=1 gamma=0.5"),
+    ({"target_latency_ms": 0.02, "target_energy_uj": 3.0, "energy_weight": 0.5}, "latency budget 0.02 ms beta=1 energy budget 3 µJ"),
+])
+def test_the_search_header_names_the_budget_that_replaces_lambda_or_gamma(fields, text):
+    from uboost.cli.search import _weights_text
+    from uboost.search import SearchConfig
+
+    cfg = SearchConfig(**{"latency_weight": 1.0, "utilization_weight": 1.0, **fields})
+    assert _weights_text(cfg) == text

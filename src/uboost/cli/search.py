@@ -181,8 +181,7 @@ def search(
     if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
-            f"{cfg.cost_mode}, {cfg.sampling}), lambda={cfg.latency_weight:g} beta={cfg.utilization_weight:g}"
-            + (f" gamma={cfg.energy_weight:g}" if cfg.energy_weight else "") + f" -> {run_dir}"
+            f"{cfg.cost_mode}, {cfg.sampling}), {_weights_text(cfg)} -> {run_dir}"
         )
     from uboost.loggers import create as create_logger
     from uboost.runs import run_lock, write_layer_table
@@ -256,6 +255,17 @@ def _precision_flags(bits, weight_bits, act_bits, pin_bits, pe) -> dict:
     if pe is not None:
         values["pe"] = pe
     return values
+
+
+def _weights_text(cfg) -> str:
+    """The header's hardware weights: a budget replaces lambda (latency) or gamma (energy), which it makes unused."""
+    parts = [f"latency budget {cfg.target_latency_ms:g} ms" if cfg.target_latency_ms is not None
+             else f"lambda={cfg.latency_weight:g}", f"beta={cfg.utilization_weight:g}"]
+    if cfg.target_energy_uj is not None:
+        parts.append(f"energy budget {cfg.target_energy_uj:g} µJ")
+    elif cfg.energy_weight:
+        parts.append(f"gamma={cfg.energy_weight:g}")
+    return " ".join(parts)
 
 
 def _refuse_changed_settings(run_dir: Path, given: dict, resolved: dict | None = None) -> None:
