@@ -50,6 +50,35 @@ def test_bitfusion_equals_systolic_with_perf_times_the_rows(bits, dataflow):
         assert fused.cycles == wide.cycles
 
 
+@pytest.mark.parametrize("bits", [(8, 8), (4, 4), (2, 2), (8, 2)])
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
+def test_bitfusion_words_are_those_of_its_folds(bits, dataflow):
+    """The access counts (and so the energy) fold K as the cycle model does: over R * perf rows under
+    WS and IS (partial sums written once per fold), the physical rows under OS. They were counted on
+    the R physical rows: a 2-bit layer on 16x16 WS wrote 12x the partial sums its 3 folds write."""
+    w, a = bits
+    p = perf(w, a) if dataflow != "os" else 1
+    fused = create("systolic", rows=16, cols=16, dataflow=dataflow, pe="bitfusion").evaluate(at(LAYERS, w, a))
+    wide = create("systolic", rows=16 * p, cols=16, dataflow=dataflow).evaluate(LAYERS)
+    for f, l in zip(fused.layers, wide.layers):
+        for key in ("ofmap_sram_writes", "ofmap_dram_writes", "ifmap_dram_reads", "filter_dram_reads"):
+            assert f.words[key] == l.words[key], (f.layer.name, key)
+    conv = create("systolic", rows=16, cols=16, dataflow=dataflow, pe="bitfusion").evaluate(at([CONV], w, a)).layers[0]
+    folds = math.ceil(3 * 3 * 16 / (16 * perf(w, a))) if dataflow != "os" else 1
+    assert conv.words["ofmap_dram_writes"] == 8 * 8 * 32 * folds  # M N ceil(K / (R perf)); OS: M N
+    # systolic-mem's write port moves those partial sums (16x16 outputs x 64 filters overflow a 1 kB ofmap buffer)
+    from uboost.hardware.access import reduction_rows
+    from uboost.hardware.systolic import compute_cycles
+
+    big = replace(CONV, out_channels=64, in_h=16, in_w=16, out_h=16, out_w=16)
+    mem = create("systolic-mem", rows=16, cols=16, dataflow=dataflow, pe="bitfusion", sram_kb=1, dram_bw_words=1)
+    table = LayerTable.from_shapes(at([big], w, a))
+    _, _, (ceil, m, k, n) = compute_cycles(mem.spec, table, None, None, None)
+    writes = mem.write_cycles(m, k, n, ceil, None, a / 8.0, reduction_rows(mem.spec, table))
+    words = (1 if dataflow == "os" else folds) * 16 * 16 * 64 * a / 8.0
+    assert float(writes) == pytest.approx(words / 2.0)  # at twice the 1 word/cycle (the drain frees half the buffer)
+
+
 def test_bitfusion_os_streams_the_reduction_perf_times_faster():
     # a Linear layer's K is its input features: on OS each PE accumulates perf products per cycle
     layer = LayerShape(name="l", kind="linear", in_channels=100, out_channels=10, in_h=40, out_h=40)

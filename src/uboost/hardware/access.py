@@ -21,7 +21,9 @@ pixel a window touches, ``batch * rows * cols * in_channels`` with
 ``rows = min(in_h, (out_h - 1) * stride + kh, out_h * kh)`` (the last term when the stride skips
 pixels; ``in_h`` when the layer is padded, where SCALE-Sim, which has no padding, reads the
 unpadded-equivalent input). Ofmap DRAM writes are ``M N ceil(K/R)`` in WS and IS, where SCALE-Sim
-writes every partial-sum fold back to DRAM, and ``M N`` in OS. With finite buffers the array
+writes every partial-sum fold back to DRAM, and ``M N`` in OS. Under WS and IS, ``R`` is the rows
+``K`` folds over: ``R * perf`` for PEs that do ``perf`` MACs per cycle (:func:`reduction_rows`),
+the same folds as the cycle model. With finite buffers the array
 re-fetches operands (``systolic-mem`` prices the time, not the words): these counts are the
 unbounded-memory ones.
 
@@ -67,6 +69,19 @@ def _is(ceil: Ceil, r: int, c: int, m, k, n):
 DATAFLOW_ACCESSES: dict[str, Counts] = {"ws": _ws, "os": _os, "is": _is}
 
 
+def reduction_rows(spec: HardwareSpec, layers: LayerTable):
+    """The rows ``K`` folds over, per layer: ``rows * perf`` under WS and IS, where a PE's ``perf`` MACs
+    per cycle widen the reduction side (:mod:`uboost.hardware.precision`: BitFusion on ``R x C``
+    folds like ``(R * perf) x C``, and so writes that many partial-sum folds); the physical rows
+    under OS, whose rows hold output pixels. ``fixed`` and ``bit-serial`` PEs: the rows."""
+    if spec.dataflow == "os":
+        return spec.rows
+    from uboost.hardware.precision import perf_and_slowdown
+
+    perf, _ = perf_and_slowdown(spec, layers.weight_bits, layers.act_bits)
+    return spec.rows * perf
+
+
 def touched_rows(out: torch.Tensor, kernel: torch.Tensor, stride: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     """Input rows (or columns) some window reads: all of them, unless the stride skips some."""
     return torch.minimum(torch.minimum((out - 1) * stride + kernel, out * kernel), size)
@@ -85,7 +100,8 @@ def access_counts(
     ceil = EXACT if temperature is None else Ceil(temperature)
     groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
     cin = layers.in_channels if in_channels is None else in_channels
-    ifmap_sram, filter_sram, ofmap_sram, ofmap_dram = DATAFLOW_ACCESSES[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
+    rows = reduction_rows(spec, layers)
+    ifmap_sram, filter_sram, ofmap_sram, ofmap_dram = DATAFLOW_ACCESSES[spec.dataflow](ceil, rows, spec.cols, m, k, n)
     pixels = touched_rows(layers.out_h, layers.kernel_h, layers.stride, layers.in_h) * touched_rows(
         layers.out_w, layers.kernel_w, layers.stride, layers.in_w
     )

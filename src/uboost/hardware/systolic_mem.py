@@ -67,6 +67,7 @@ import math
 import numpy as np
 import torch
 
+from uboost.hardware.access import reduction_rows
 from uboost.hardware.base import Ceil, CostModel
 from uboost.hardware.im2col_reach import ifmap_reach
 from uboost.hardware.layers import LayerTable
@@ -107,37 +108,40 @@ class MemorySystolicArray(CostModel):
         # a b-bit operand takes b/8 words (bytes): buffers hold more narrow elements, DRAM moves bits
         reuse, cover = (t.to(compute.dtype) for t in window_reuse(layers, spec.batch_size, spec.buffer_kb[0]))
         terms = self.terms(compute, m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0,
-                           ifmap_copies=reuse > 1.0, ifmap_reach=self.ifmap_reach(layers, m, k))
+                           ifmap_copies=reuse > 1.0, ifmap_reach=self.ifmap_reach(layers, m, k),
+                           k_rows=reduction_rows(spec, layers))
         terms["reuse"], terms["cover"] = reuse, cover
         return groups * combine(terms, spec.dataflow)
 
     def terms(self, compute, m, k, n, ceil: Ceil, temperature: float | None, weight_words=1.0, act_words=1.0,
-              ifmap_copies=None, ifmap_reach=None) -> dict[str, torch.Tensor]:
+              ifmap_copies=None, ifmap_reach=None, k_rows=None) -> dict[str, torch.Tensor]:
         """Per-group quantities that :func:`combine` weighs with the fitted constants: ``compute``; per
         read port (``ifmap``, ``filter``) its sequential prefetches (``_seq``), its wrap-around
         prefetches (``_wrap``, before their weight) and the DRAM cycles of one prefetch (``_chunk``);
         ``writes``: the write port's DRAM cycles. None of them depends on a constant, so a fit
         computes them once (``tools/fit_systolic_mem.py``). The caller adds ``reuse`` and ``cover``
         (:func:`window_reuse`; ``ifmap_copies``: where its reuse exceeds 1, and ``ifmap_reach``: see
-        :meth:`read_prefetches`)."""
+        :meth:`read_prefetches`); ``k_rows``: the rows ``K`` folds over for the partial sums
+        (:func:`~uboost.hardware.access.reduction_rows`; default the array's rows)."""
         out = {"compute": compute}
         for name, (seq, wrap, kb) in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words,
                                                                                    ifmap_copies, ifmap_reach)):
             out[f"{name}_seq"], out[f"{name}_wrap"] = seq, wrap
             out[f"{name}_chunk"] = torch.zeros_like(seq) if kb is None else torch.full_like(seq, self._chunk_cycles(kb))
-        out["writes"] = self.write_cycles(m, k, n, ceil, temperature, act_words)
+        out["writes"] = self.write_cycles(m, k, n, ceil, temperature, act_words, k_rows)
         # share of an array-sized tile the ifmap's active half holds (copies of a pixel lie in other tiles)
         out["tile"] = torch.full_like(compute, min(1.0, _half_words(self.spec.buffer_kb[0]) / (self.spec.rows * self.spec.cols)))
         return out
 
-    def write_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, act_words=1.0) -> torch.Tensor:
+    def write_cycles(self, m, k, n, ceil: Ceil, temperature: float | None, act_words=1.0, k_rows=None) -> torch.Tensor:
         """Per-group DRAM time of the write port: the ofmap SRAM frees half its space when a drain
-        starts, so it behaves like twice the bandwidth; partial sums are written once per row fold in WS/IS."""
+        starts, so it behaves like twice the bandwidth; partial sums are written once per row fold in
+        WS/IS (folds over ``k_rows``, default the array's rows: the access counts' partial sums)."""
         spec = self.spec
         ofmap_kb = spec.buffer_kb[2]
         if ofmap_kb is None:
             return torch.zeros_like(m * k * n)
-        words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows)) * m * n * act_words
+        words = (1.0 if spec.dataflow == "os" else ceil(k, spec.rows if k_rows is None else k_rows)) * m * n * act_words
         return _overflows(words, ofmap_kb * WORDS_PER_KB, temperature) * words / (2.0 * spec.dram_words_per_cycle)
 
     def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
