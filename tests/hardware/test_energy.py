@@ -132,7 +132,10 @@ def test_dram_bandwidth_in_gbps_becomes_words_per_cycle_at_the_clock():
     spec = HardwareSpec(sram_kb=4, dram_bw_gbps=16.0)
     assert spec.dram_words_per_cycle == 16.0 and spec.memory_bound
     assert HardwareSpec(sram_kb=4, dram_bw_gbps=16.0, clock_hz=2e9).dram_words_per_cycle == 8.0
-    assert HardwareSpec(sram_kb=4, dram_bw_gbps=16.0, bits=16).dram_words_per_cycle == 8.0
+    # bytes per cycle whatever `bits` is: the memory models count a b-bit operand as b/8 words already
+    # (divided by bits/8 too, 16-bit layers on a bits=16 spec paid for their width twice)
+    assert HardwareSpec(sram_kb=4, dram_bw_gbps=16.0, bits=16).dram_words_per_cycle == 16.0
+    assert HardwareSpec(sram_kb=4, dram_bw_gbps=16.0, bits=4).dram_words_per_cycle == 16.0
     big = [LayerShape(name="c", kind="conv", in_channels=64, out_channels=64, kernel_h=3, kernel_w=3, in_h=18, in_w=18, out_h=16, out_w=16)]
     table = LayerTable.from_shapes(big)
 

@@ -35,8 +35,9 @@ class HardwareSpec:
     :attr:`memory_bound` only when it has a bandwidth and at least one sized buffer; otherwise
     reads never stall and every model prices compute only (SCALE-Sim's ``CALC`` mode: today's
     numbers, unchanged). ``dram_bw_gbps`` gives the bandwidth in GB/s instead (not both): it is
-    ``dram_bw_gbps * 1e9 / (bits / 8) / clock_hz`` words per cycle (:attr:`dram_words_per_cycle`),
-    so a faster clock gets fewer words per cycle and stalls more.
+    ``dram_bw_gbps * 1e9 / clock_hz`` words (bytes) per cycle (:attr:`dram_words_per_cycle`), so a
+    faster clock gets fewer words per cycle and stalls more. (Not divided by ``bits``: the memory
+    models already count a ``b``-bit operand as ``b / 8`` words.)
 
     **Energy and operating point** (:mod:`uboost.hardware.energy`, :mod:`uboost.hardware.operating`):
     ``energy`` is an energy-table preset name, a TOML file or an ``EnergyTable`` (stored as the
@@ -133,7 +134,7 @@ class HardwareSpec:
     def dram_words_per_cycle(self) -> float | None:
         """DRAM bandwidth per port in words per array cycle (``None``: unbounded)."""
         if self.dram_bw_gbps is not None:
-            return self.dram_bw_gbps * 1e9 * 8 / self.bits / self.clock_hz
+            return self.dram_bw_gbps * 1e9 / self.clock_hz
         return None if self.dram_bw_words is None else float(self.dram_bw_words)
 
     def to_dict(self) -> dict[str, Any]:
