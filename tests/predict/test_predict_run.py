@@ -248,3 +248,19 @@ def test_the_whole_build_recovers_an_additive_accuracy_exactly(searched, monkeyp
     for combo in itertools.product(*(range(n) for n in values.values())):  # all 300 networks
         network = dict(zip(values, combo))
         assert predictor.table.predict(network) == pytest.approx(additive(None, network), abs=1e-9)
+
+
+def test_predict_prices_an_auto_operating_point_run_at_the_point_its_search_chose(cli, searched, tmp_path):
+    """It priced at the table's fastest clock (900 MHz) while result.json and profile said 600 MHz."""
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    config = json.loads((copy / "config.json").read_text())
+    config.update(operating_points="rk3576-npu", operating_point="auto", clock_hz=9e8)
+    (copy / "config.json").write_text(json.dumps(config))
+    result = json.loads((copy / "result.json").read_text())
+    result["operating_point"] = {"freq_hz": 6e8, "voltage_v": 0.725}
+    (copy / "result.json").write_text(json.dumps(result))
+    row = json.loads(cli("predict", copy, "--json").out)
+    assert row["latency_ms"] == pytest.approx(row["cycles"] / 6e8 * 1e3)
+    profiled = json.loads(cli("profile", copy, "--json").out)
+    assert row["latency_ms"] == pytest.approx(profiled["reports"][0]["total"]["latency_ms"])

@@ -89,7 +89,9 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed or 0, fine_tune_epochs=epochs,
                                     progress=progress)
     prediction = predictor.predict(indices)
-    cost_model = build_cost_model(config)
+    # priced as profile and retrain price the run: at the DVFS point an `--operating-point auto` search chose
+    priced = runs.network_config(runs.RunArtifacts(config=config.to_dict(), arch=arch, root=root))
+    cost_model = build_cost_model(SearchConfig.from_dict(priced))
     report = cost_model.evaluate(network, input_shape)
     # energy where the run's cost model prices it (uboost's energy tables: NetworkCost.energy_uj; 0 when unpriced)
     energy_uj = getattr(report, "energy_uj", None) if hasattr(cost_model, "energy_pj") else None
