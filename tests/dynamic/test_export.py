@@ -132,3 +132,43 @@ def test_exits_again_without_onnx_removes_the_earlier_graph_of_other_heads(retra
     assert (out / "dynamic.onnx").is_file()
     run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out)
     assert not (out / "dynamic.onnx").exists() and (out / "heads.pt").is_file()
+
+
+def test_exits_again_removes_the_graphs_exported_from_the_earlier_heads(retrained_run, tmp_path, cli):
+    """`uboost export` wrote model.onnx and onnx-pNN/ from the heads being replaced: kept, they decided otherwise
+    than the new heads (247 of 360 exits) while README says model.onnx reproduces every point."""
+    out = tmp_path / "exits"
+    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=out)
+    assert cli("export", out, "--format", "onnx").code == 0
+    assert cli("export", out / "points" / "p00.json", "--format", "onnx").code == 0
+    assert (out / "model.onnx").is_file() and (out / "onnx-p00").is_dir()
+    (out / "mine.onnx").write_bytes(b"a user's file")
+    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out)
+    assert not (out / "model.onnx").exists() and not (out / "onnx-p00").exists()
+    assert (out / "mine.onnx").read_bytes() == b"a user's file"
+
+
+def test_exits_of_a_model_retrained_since_are_refused_by_every_reader(retrained_run, tmp_path, cli):
+    """A `retrain --force` replaced the model the heads were trained on: switch, export and load_dynamic
+    used the old heads and points on the new backbone (32.8 % measured where p00 said 88.1 %)."""
+    import shutil
+
+    from uboost.dynamic import Switcher
+    from uboost.exceptions import RunDirError
+
+    run = tmp_path / "run"
+    shutil.copytree(retrained_run, run)
+    out = run / "exits"
+    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=out)
+    load_dynamic(out)  # the model it was trained on: fine
+    Switcher.from_directory(out)
+    state = torch.load(run / "retrain" / "model.pt", weights_only=False)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first] + 1.0
+    torch.save(state, run / "retrain" / "model.pt")  # what a retrain --force leaves
+    for call in (lambda: load_dynamic(out), lambda: Switcher.from_directory(out)):
+        with pytest.raises(RunDirError, match="earlier retrain"):
+            call()
+    one_line_error(cli("export", out, "--format", "onnx"), "earlier retrain", "--force")
+    assert not (out / "model.onnx").exists()
+    one_line_error(cli("switch", out, "--latency-ms", "1"), "earlier retrain")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from uboost import runs
@@ -32,9 +33,12 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     onnx_path = out / "dynamic.onnx"  # an earlier call's graph of other heads: gone unless written again below
     if not onnx and onnx_path.exists() and runs.may_overwrite(root, onnx_path, owner):
         stale.append(onnx_path)
+    exported = _exports_of_earlier_heads(out, root)
     runs.record(root, *[f.resolve() for f in files], owner=owner)
     for path in stale:  # a smaller front than last time: the earlier points beyond it go (and a stale ONNX graph)
         path.unlink(missing_ok=True)
+    for path in exported:  # `uboost export` graphs of the heads being replaced: they would decide otherwise
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     with atomic_path(out / "heads.pt") as tmp:
         saved = {"positions": positions, "head_width": prepared.config.head_width, "head_pool": prepared.config.head_pool,
                  "state_dict": calibrated.network.heads.state_dict()}
@@ -46,6 +50,7 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
         write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
     summary = {
         "run": str(prepared.root),
+        "model_sha256": model_fingerprint(prepared.root),  # the retrained weights the heads were trained on
         "positions": [p.__dict__ for p in prepared.positions],
         "settings": prepared.config.settings(),
         "hardware": prepared.spec.to_dict(),
@@ -69,6 +74,18 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     return summary
 
 
+def _exports_of_earlier_heads(out: Path, root) -> list[Path]:
+    """What ``uboost export`` wrote from the exits in ``out`` (``model.onnx``, ``onnx-pNN/``) where uboost wrote
+    every file of it: graphs of the heads and points about to be replaced, so they go with them."""
+    found = [out / "model.onnx"] + sorted(d for d in out.glob("onnx-p*") if d.is_dir())
+    exported = []
+    for path in found:
+        members = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        if path.exists() and all(runs.may_overwrite(root, f) for f in members):
+            exported.append(path)
+    return exported
+
+
 def _plot(path: Path, front: list[dict], static: list[dict], root, owner) -> bool:
     try:
         import matplotlib
@@ -90,6 +107,35 @@ def _plot(path: Path, front: list[dict], static: list[dict], root, owner) -> boo
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return True
+
+
+def model_fingerprint(run: Path) -> str:
+    """SHA-256 of ``run``'s retrained weights (``RUN/retrain/model.pt``)."""
+    import hashlib
+
+    from uboost.dynamic.pipeline import model_path
+
+    digest = hashlib.sha256()
+    with open(model_path(run), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_same_model(exits_dir: Path, summary: dict) -> Path:
+    """The run ``exits_dir`` was made from (:func:`run_of`), refused in one line when its retrained model is
+    no longer the one the heads were trained on (a ``retrain --force`` since): the heads, the points'
+    accuracies and costs and any graph exported from them describe the model that was replaced. An
+    exits folder written before the fingerprint was recorded is taken as it is."""
+    from uboost.dynamic.pipeline import model_path
+    from uboost.exceptions import RunDirError
+
+    run = run_of(exits_dir, summary)
+    recorded = summary.get("model_sha256")
+    if isinstance(recorded, str) and model_path(run).is_file() and model_fingerprint(run) != recorded:
+        raise RunDirError(f"{exits_dir} was trained on an earlier retrain of {run}: its heads and points do not fit "
+                          f"the model retrained since; train them again with `uboost exits {run} --out {exits_dir} --force`")
+    return run
 
 
 def run_of(exits_dir: Path, summary: dict) -> Path:
@@ -118,7 +164,7 @@ def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None =
     positions = list(saved.get("positions", [])) if isinstance(saved, dict) else []
     if not positions:
         raise RunDirError(f"{root / 'heads.pt'} holds no exit heads")
-    prepared = prepare(run_of(root, summary), ExitsConfig(positions=tuple(positions)), out=root)
+    prepared = prepare(check_same_model(root, summary), ExitsConfig(positions=tuple(positions)), out=root)
     if "backbone_state_dict" in saved:  # trained jointly with the heads (--training joint)
         prepared.module.load_state_dict(saved["backbone_state_dict"])
     heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=int(saved["head_width"]),

@@ -138,6 +138,11 @@ class Switcher:
         from uboost.dynamic.policy import ExitPolicy
 
         root = Path(directory)
+        if (root / "exits.json").is_file():  # points of heads trained on a model replaced since: refused
+            from uboost import runs
+            from uboost.dynamic.pipeline_io import check_same_model
+
+            check_same_model(root, runs.read_json(root / "exits.json", "exits summary"))
         files = sorted((root / "points").glob("p*.json")) if (root / "points").is_dir() else []
         if not files:
             raise RunDirError(f"{root} holds no exit policies (points/p00.json, ...): run `uboost exits RUN` first")
