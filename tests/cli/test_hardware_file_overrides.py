@@ -60,3 +60,23 @@ def test_memory_text_says_what_is_bounded():
         "512/512/256 kB SRAM, unbounded DRAM bandwidth (no stalls)"
     assert HardwareSpec(dram_bw_words=4).memory_text == "unbounded SRAM, 4 words/cycle (no stalls)"
     assert HardwareSpec().memory_text == "unbounded memory"
+
+
+def test_a_files_own_clock_stays_with_another_dvfs_table_as_in_search(cli, tmp_path):
+    path = tmp_path / "clock.toml"
+    path.write_text("[hardware]\nrows = 8\ncols = 8\nclock_hz = 6e8\n")
+    assert _report(cli, "--hardware", path, "--operating-points", "rk3576-npu")["hardware"]["clock_hz"] == 6e8  # was 9e8
+
+
+def test_options_over_a_runs_accelerator_replace_what_they_stand_for_as_over_a_file(cli, tmp_path):
+    """A run from a file with per-buffer sizes kept them under `profile RUN --sram-kb` (16 vs 64 kB priced), and
+    a run's bandwidth could not be given in the other unit (refused as two bandwidths)."""
+    path = tmp_path / "perbuf.toml"
+    path.write_text("[hardware]\nrows = 8\ncols = 8\nsram_kb = 16\nifmap_sram_kb = 4\ndram_bw_words = 4\n")
+    out = tmp_path / "run"
+    assert cli("search", *TINY, "--hardware", path, "--out", out).code == 0
+    result = cli("profile", out, "--json", "--sram-kb", "64", "--dram-bw-gbps", "8")
+    assert result.code == 0, result.err
+    over = json.loads(result.out)["reports"][0]["hardware"]
+    assert over["sram_kb"] == 64 and over["ifmap_sram_kb"] is None
+    assert over["dram_bw_gbps"] == 8 and over["dram_bw_words"] is None

@@ -99,15 +99,18 @@ def profile(
         area_table = run.area_table()  # and on its own area table (a co-searched run's --tech)
     if described:  # the file describes the whole accelerator: it replaces the run's
         base = HardwareSpec(**described)
+    elif run is not None:  # the run's accelerator, less what the options replace beyond their names (as a file's)
+        own = run.hardware_spec()
+        base = HardwareSpec(**without_overridden({f.name: getattr(own, f.name) for f in dataclasses.fields(own)}, over_file))
     else:
-        base = run.hardware_spec() if run is not None else HardwareSpec(rows=128, cols=128)
+        base = HardwareSpec(rows=128, cols=128)
     cost_model = cost_model or (run.cost_model if run is not None else "systolic")
     if table_file is not None and cost_model != "lookup":
         from uboost.exceptions import ConfigError
 
         raise ConfigError(f"--table is the cycle table of --cost-model lookup; the cost model here is {cost_model!r}: "
                           "add --cost-model lookup")
-    if clock_hz is None and points is not None:
+    if clock_hz is None and points is not None and "clock_hz" not in described:  # a file's own clock stays, as in search
         clock_hz = points.points[-1].freq_hz
     given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words,
                  dram_bw_gbps=dram_bw_gbps, energy=table, voltage_v=voltage, operating_points=points, pe=pe)
