@@ -85,6 +85,21 @@ def test_a_tabulated_space_prices_its_own_search_through_lookup(cli, tiny_run, t
     assert looked["reports"][0]["total"]["cycles"] == plain["reports"][0]["total"]["cycles"] > 0
 
 
+def test_a_table_tabulated_with_memory_limits_prices_only_those_limits(cli, tiny_run, tmp_path):
+    """Its cycles hold the stalls of that memory system: they were applied at any SRAM and bandwidth (3.5x off
+    at 64 kB / 100 words/cycle) with a note saying the limits changed nothing, and cut to whole cycles."""
+    table = tmp_path / "mem.csv"
+    args = ["--cost-model", "systolic-mem", "--sram-kb", "1", "--dram-bw-words", "1"]
+    assert cli("hw", "tabulate", "lenet", "--array", "16x16", "--image-size", "8", *args, "--out", table).code == 0
+    looked = cli("profile", tiny_run, "--array", "16x16", "--cost-model", "lookup", "--table", table, "--sram-kb", "1",
+                 "--dram-bw-words", "1", "--json")
+    exact = json.loads(cli("profile", tiny_run, "--array", "16x16", *args, "--json").out)["reports"][0]["total"]["cycles"]
+    report = json.loads(looked.out)
+    assert report["reports"][0]["total"]["cycles"] == pytest.approx(exact, rel=1e-9) and "notes" not in report
+    one_line_error(cli("profile", tiny_run, "--array", "16x16", "--cost-model", "lookup", "--table", table, "--sram-kb", "64",
+                       "--dram-bw-words", "100"), "no rows", "1 kB SRAM and 1 words/cycle")
+
+
 def test_grid_gaps_fill_a_shared_key_and_nothing_else():
     from uboost.hardware import LayerShape
     from uboost.hardware.lookup import grid_gaps

@@ -3,7 +3,10 @@
 A table is a CSV with (at least) the columns ``in_channels, out_channels, groups, kernel_h,
 kernel_w, out_h, out_w, cycles`` -- the format of ``tests/hardware/data/scalesim_golden.csv``,
 so SCALE-Sim output or measurements on real hardware can be used directly. Optional columns
-``batch``, ``rows``, ``cols`` and ``dataflow`` restrict the rows to the model's spec.
+``batch``, ``rows``, ``cols`` and ``dataflow`` restrict the rows to the model's spec, and
+``sram_kb`` and ``dram_bw_words`` (as ``uboost hw tabulate --sram-kb/--dram-bw-words`` writes them)
+to a spec with those memory limits: such cycles include the stalls of that memory system, and
+apply to no other (empty: cycles of unbounded memory, any spec, priced as compute only).
 
 **Interpolation.** Rows are grouped by layer *key*: depthwise or not, groups (or, for depthwise
 layers, the channel multiplier ``out/in``), kernel, output size. Within a key the channels must
@@ -59,6 +62,25 @@ def grid_gaps(shapes: Sequence[LayerShape]) -> list[LayerShape]:
     return gaps
 
 
+def _memory_of(spec: HardwareSpec) -> tuple[float, float] | None:
+    """``(kB per buffer, DRAM words per cycle)`` of a memory-bound spec with one size for every buffer, else None."""
+    sizes = set(spec.buffer_kb)
+    if not spec.memory_bound or len(sizes) != 1:
+        return None if not spec.memory_bound else (-1.0, -1.0)  # per-buffer sizes: no tabulated row matches
+    return float(sizes.pop()), float(spec.dram_words_per_cycle)
+
+
+def _memory_of_row(row: dict) -> tuple[float, float] | None:
+    kb, bw = row.get("sram_kb"), row.get("dram_bw_words")
+    if kb in ("", None) and bw in ("", None):
+        return None
+    try:
+        return float(kb), float(bw)
+    except (TypeError, ValueError):
+        raise DataError(f"lookup table: bad memory columns in row {dict(row)} (sram_kb and dram_bw_words: numbers, "
+                        "or both empty)") from None
+
+
 class _Grid:
     def __init__(self, points: dict[tuple[int, int], float], key: Key):
         self.cin = sorted({c for c, _ in points})
@@ -105,9 +127,14 @@ class LookupTable(CostModel):
         spec = self.spec
         wanted = {"batch": spec.batch_size, "rows": spec.rows, "cols": spec.cols, "dataflow": spec.dataflow}
         points: dict[Key, dict[tuple[int, int], float]] = defaultdict(dict)
+        memory = _memory_of(spec)
         for row in rows:
             if any(col in row and row[col] not in ("", None) and str(row[col]) != str(val) for col, val in wanted.items()):
                 continue
+            limits = _memory_of_row(row)
+            if limits is not None and limits != memory:  # cycles with the stalls of another memory system
+                continue
+            self.prices_memory = self.prices_memory or limits is not None
             try:
                 cin, cout, groups = int(row["in_channels"]), int(row["out_channels"]), int(row["groups"])
                 depthwise = groups > 1 and groups == cin
@@ -116,7 +143,10 @@ class LookupTable(CostModel):
             except (KeyError, ValueError) as exc:
                 raise DataError(f"lookup table: bad row {dict(row)}: {exc}") from None
         if not points:
-            raise DataError(f"lookup table has no rows for {spec.array} {spec.dataflow} batch {spec.batch_size}")
+            limits = {_memory_of_row(row) for row in rows} - {None}
+            hint = ("; its rows are for " + ", ".join(f"{kb:g} kB SRAM and {bw:g} words/cycle" for kb, bw in sorted(limits))
+                    + f", not {spec.memory_text}") if limits else ""
+            raise DataError(f"lookup table has no rows for {spec.array} {spec.dataflow} batch {spec.batch_size}{hint}")
         return {key: _Grid(pts, key) for key, pts in points.items()}
 
     @classmethod
