@@ -405,26 +405,20 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
     if expected.energy_uj is not None:
         facts["expected_energy_uj"] = float(expected.energy_uj)
         facts["argmax_energy_uj"] = float(derived.energy_uj)
-    from uboost.strategy.projection import budgets_for, project_over_points
+    from uboost.strategy.final_export import project_export
 
-    budgets = budgets_for(config.target_latency_ms, config.target_energy_uj, config.budget_floor)
     if config.target_latency_ms is not None:
         facts["target_latency_ms"] = config.target_latency_ms
         facts["budget_multiplier"] = float(hardware_loss.multiplier)
     if config.target_energy_uj is not None:
         facts["target_energy_uj"] = config.target_energy_uj
         facts["energy_multiplier"] = float(hardware_loss.energy_multiplier)
-    if budgets or config.operating_point == "auto":
-        if config.operating_point == "auto":  # the most preferred (network, point) pair within every budget
-            projected = project_over_points(hardware_loss.point_projectors(), budgets)
-            point = hardware_loss.cost_model.spec.operating_points.points[projected.point]
-            facts["operating_point"] = {"index": projected.point, "freq_hz": point.freq_hz, "voltage_v": point.voltage_v}
-        else:
-            projected = hardware_loss.projector().project_budgets(budgets)
-        facts["projected"] = projected.arch != arch
-        if projected.arch != arch:
-            logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, projected.latency_ms)
-        facts["arch"] = projected.arch
+    projected, done = project_export(hardware_loss, arch)  # onto the budgets (and the operating point), exactly
+    if done:
+        facts.update({k: v for k, v in done.items() if k != "projected_latency_ms"})
+        if done["projected"]:
+            logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, done["projected_latency_ms"])
+        facts["arch"] = projected
     if config.widen == "all" or strategy.bits_space is not None:  # raised where that costs nothing (the frontier's rule)
         from uboost.strategy.widening import widen_export
 

@@ -161,6 +161,8 @@ def test_a_space_with_bits_searches_end_to_end(tmp_path, sampling):
     assert all(hasattr(m, "uboost_quant") for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     assert strategy.hardware_loss.attached and strategy.hardware_loss.latency_ref_ms > 0
     assert network(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    # NNI's export has no bits: the strategy keeps the chosen ones (the argmax's, as the CLI's precision.json)
+    assert strategy.exported_precision == precision and set(full) == set(arch)
 
 
 def test_bad_bits_are_refused():

@@ -302,3 +302,21 @@ def test_bad_budget_commit(bad):
 
     with pytest.raises(ConfigError, match="budget_commit"):
         UBoost(target_latency_ms=1.0, budget_commit=bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nnis_export_of_a_budgeted_search_is_the_projection_within_the_budget(tmp_path, seed):
+    """`run_experiment` / `export_top_models` returned NNI's argmax: 1.134 us under a 1.0 us budget (README:
+    "a budgeted search always ends with this projection"); only the CLI projected."""
+    from uboost.strategy.projection import budgets_for
+
+    def make():
+        return create_space("lenet", input_shape=(1, 8, 8), widths=(32, 24, 16, 8, 4), kernels=(5, 3), hidden=(128, 64, 32))
+
+    model = create("systolic", rows=16, cols=16)
+    torch.manual_seed(seed)
+    strategy = UBoost(cost_model=model, target_latency_ms=0.001, seed=seed)
+    arch = run_experiment(make(), evaluator(), strategy, workdir=tmp_path)
+    projected = strategy.hardware_loss.projector().project_budgets(budgets_for(0.001, None, 0.9))
+    assert arch == projected.arch
+    assert model.evaluate(make().freeze(arch), (1, 8, 8)).latency_ms <= 0.001

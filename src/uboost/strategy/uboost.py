@@ -182,6 +182,8 @@ class UBoost(DARTS):
         self.sampling = sampling
         self._sampler: PathSampler | None = None
         self.bits_space = None  # precision search (strategy/precision.py)
+        self.exported_precision = None  # {frozen layer: (weight_bits, act_bits)} of the last export of a bits search
+        self.exported_operating_point = None  # operating_point="auto": {"index", "freq_hz", "voltage_v"} of the last export
         if bits is not None or weight_bits is not None or act_bits is not None:
             from uboost.strategy.precision import BitsSpace
 
@@ -220,6 +222,19 @@ class UBoost(DARTS):
             memo.update(self._arch_parameters)
             memo["_validated"] = True
         return hook(module, name, memo, single_path.hook_kwargs(self._sampler))
+
+    def list_models(self, sort: bool = True, limit: int | None = 1):
+        """NNI's export of the search (``export_top_models``, :func:`run_experiment`): its argmax network
+        projected onto the budgets exactly, as the CLI's run directory (``target_latency_ms`` /
+        ``target_energy_uj``: within them; ``operating_point="auto"``: the best (network, point) pair);
+        with bits, the chosen width of every frozen layer in :attr:`exported_precision`."""
+        if not self.hardware_loss.attached:  # nothing trained in this process: NNI's own
+            yield from super().list_models(sort=sort, limit=limit)
+            return
+        from uboost.strategy.final_export import exported_model
+
+        self.oneshot_module.set_model(self.supernet)
+        yield exported_model(self, self.oneshot_module.export())
 
     def configure_oneshot_module(self, training_module):
         from uboost.strategy.lightning import UBoostLightningModule
