@@ -52,6 +52,18 @@ def test_warm_started_trials_search_the_source_networks_again_and_are_not_enqueu
     assert enqueue_from(co, tmp_path / "base", COSPACE) == (0, [])  # a continued study: nothing again
     monkeypatch.chdir(tmp_path)  # nor when the same source is spelled another way
     assert enqueue_from(co, "base", COSPACE) == (0, []) and enqueue_from(co, "./co/../base/", COSPACE) == (0, [])
+    # a source trial Ctrl-C stopped runs again with the same command (it was taken as done: lost for good)
+    from optuna.trial import TrialState
+
+    from uboost.tuning.objective import INTERRUPTED_REASON
+
+    again = create_study(tmp_path / "again", objectives="accuracy,latency,energy", seed=1)
+    assert enqueue_from(again, tmp_path / "base", COSPACE) == (2, [])
+    stopped = again.ask()  # the first enqueued trial, as a Ctrl-C leaves it
+    stopped.set_user_attr("fail_reason", INTERRUPTED_REASON)
+    again.tell(stopped, state=TrialState.FAIL)
+    assert enqueue_from(again, tmp_path / "base", COSPACE) == (1, [])  # that one; the other still waits
+    assert enqueue_from(again, tmp_path / "base", COSPACE) == (0, [])
 
 
 def test_a_missing_or_empty_warm_start_is_one_red_line_and_writes_nothing(cli, tmp_path):

@@ -37,6 +37,8 @@ UNRECORDED: list[Path] = []
 """Results of finished trials this process could not write to the storage (kept on disk)."""
 
 
+INTERRUPTED_REASON = "interrupted (Ctrl-C)"  # a trial Ctrl-C stopped: to be run again by the same command
+
 def study_metrics(mode: str, objectives=None) -> tuple[list[str], list[str]]:
     """``(metric names, directions)`` of a study in ``mode`` with ``objectives`` (pareto mode only)."""
     if mode == "pareto":
@@ -127,7 +129,7 @@ def objective(
                           inner_rounds=inner_rounds)
     except KeyboardInterrupt:  # Optuna records the trial as FAIL and re-raises; say why
         with contextlib.suppress(Exception):
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
         raise
 
 

@@ -103,7 +103,13 @@ def enqueue_from(study: "optuna.Study", source: str | os.PathLike, tune_space: "
     from uboost.tuning.local_search import searched
     from uboost.tuning.study import load_study
 
-    done = {_same_source(t.user_attrs[SOURCE_ATTR]) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR)}
+    from optuna.trial import TrialState
+
+    from uboost.tuning.objective import INTERRUPTED_REASON
+
+    # run, running or queued from a source trial; one Ctrl-C stopped is not done: the same command runs it again
+    done = {_same_source(t.user_attrs[SOURCE_ATTR]) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR)
+            and not (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED_REASON)}
     enqueued, left = 0, []
     for trial in searched(load_study(source)):
         tag = f"{Path(source).resolve()}#{trial.number}"  # however the path is spelled (relative, absolute, ./)
