@@ -95,3 +95,8 @@ def test_two_repairs_in_one_second_keep_both_damaged_copies(tmp_path, monkeypatc
     assert copies[0][0] != copies[1][0]
     assert all(backup.read_bytes() == damaged for backup, damaged in copies)
     assert _trials(journal) == 3
+
+
+def test_repair_of_a_journal_that_does_not_exist_does_not_call_it_intact(cli, tmp_path):
+    result = cli("tune", "--trials", "0", "--out", tmp_path / "none", "--repair-journal")
+    assert "is intact" not in result.out and f"no journal {tmp_path / 'none' / 'study.journal'} yet" in result.out

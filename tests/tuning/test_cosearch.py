@@ -173,6 +173,7 @@ def test_area_budget_cache_and_export_of_a_pareto_point(cli, tmp_path):
     (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
     (["--objectives", "accuracy,latency,energy,area"], "give two or three objectives"),
     (["--sampler", "nsga4"], "unknown sampler"),
+    (["--sampler", "nsga3", "--mode", "budget", "--budget-ms", "1"], "samples with TPE"),  # was accepted and ignored
     (["--area-budget-mm2", "10", "--sram-kb", "4", "--pe-modes", "fixed,bitfusion"], "no PE area for 'bitfusion'"),
     (["--search-operating-point"], "needs an operating-point table"),
 ])

@@ -282,6 +282,9 @@ def _repair_journal(storage: Optional[str], out: Path) -> None:
         from uboost.tuning import describe_storage
 
         raise ConfigError(f"--repair-journal repairs journal files; {describe_storage(storage, out)} is not one")
+    if not path.exists():
+        console.print(f"no journal {path} yet: nothing to repair")
+        return
     backup = repair_journal(path)
     if backup is None:
         console.print(f"journal {path} is intact: nothing to repair")
@@ -405,6 +408,8 @@ def tune(
     names = tuning.check_objectives(objectives) if mode == "pareto" else ("accuracy",)
     if sampler not in tuning.SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; expected one of: {', '.join(tuning.SAMPLERS)}")  # before the study is created in the storage
+    if mode != "pareto" and sampler != "nsga2":
+        raise ConfigError(f"--sampler {sampler} picks the Pareto sampler; --mode {mode} samples with TPE (leave --sampler out)")
     check_storage(storage, out)  # a typo in --storage fails now, not after the config check
     flags = dict(space=space, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, image_size=image_size,
                  max_samples=max_samples, cost_model=cost_model, cost_mode=cost_mode, sampling=sampling,
