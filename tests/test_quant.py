@@ -125,3 +125,13 @@ def test_check_bits_refuses_what_is_not_a_whole_width_with_a_config_error(values
     with pytest.raises(ConfigError, match="whole numbers from 2 to 16"):
         check_bits(values)
     assert check_bits([8, 4.0, 8]) == (8, 4)  # whole floats accepted, order kept, repeats dropped
+
+
+def test_bits_given_as_the_command_lines_text_read_as_the_list():
+    """`bits = "2,4,8"` in a --config TOML was read character by character ("got '2'", though 2 is allowed)."""
+    from uboost.exceptions import ConfigError
+    from uboost.search_config import SearchConfig
+
+    assert SearchConfig(bits="2,4,8", pe="bitfusion").bits == (2, 4, 8)
+    with pytest.raises(ConfigError, match="comma-separated"):
+        SearchConfig(bits="2,x")

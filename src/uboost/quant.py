@@ -56,6 +56,8 @@ def check_bits(values, what: str = "bits") -> tuple[int, ...]:
     """A non-empty tuple of whole bitwidths in [2, 16], or a ConfigError saying what was expected."""
     if isinstance(values, (int, float)) and not isinstance(values, bool):
         values = (values,)
+    if isinstance(values, str):  # "2,4,8", as the command line takes it (a TOML --config may spell it so)
+        return parse_bits(values, what)
     values = tuple(values) if values is not None else ()
     if not values:
         raise ConfigError(f"{what} must list at least one bitwidth")
