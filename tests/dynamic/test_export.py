@@ -172,3 +172,22 @@ def test_exits_of_a_model_retrained_since_are_refused_by_every_reader(retrained_
     one_line_error(cli("export", out, "--format", "onnx"), "earlier retrain", "--force")
     assert not (out / "model.onnx").exists()
     one_line_error(cli("switch", out, "--latency-ms", "1"), "earlier retrain")
+
+
+def test_exits_of_a_network_with_searched_bits_refuse_onnx_in_one_line_before_writing(retrained_run, tmp_path, cli):
+    """It was a 168 kB traceback (ONNX's QuantizeLinear range) after exits.json and the points were written."""
+    import shutil
+
+    from uboost.dynamic.export import refuse_quantized
+    from uboost.exceptions import ConfigError
+
+    run = tmp_path / "run"
+    shutil.copytree(retrained_run, run)
+    out = run / "exits"
+    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=out)
+    (run / "precision.json").write_text('{"conv1": {"weight_bits": 4, "act_bits": 4}}')
+    with pytest.raises(ConfigError, match="searched bits"):
+        refuse_quantized(run)
+    one_line_error(cli("export", out, "--format", "onnx"), "searched bits", "uboost export RUN --format onnx")
+    one_line_error(cli("export", out / "points" / "p00.json", "--format", "onnx"), "searched bits")
+    assert not (out / "model.onnx").exists() and not (out / "onnx-p00").exists()

@@ -66,6 +66,16 @@ def dynamic_source(path: str | os.PathLike) -> DynamicSource | None:
     return DynamicSource(p.parent.parent, p)
 
 
+def refuse_quantized(run: Path) -> None:
+    """One line, before anything is written, for the exits of a network with searched bits: their graphs
+    would need the backbone's quantizers in ONNX form across the segment cuts, which is not built."""
+    from uboost.quant import PRECISION_FILE
+
+    if (Path(run) / PRECISION_FILE).is_file():
+        raise ConfigError(f"{run} has searched bits ({PRECISION_FILE}): the exits of a quantized network do not export "
+                          "to ONNX yet (the static network does: uboost export RUN --format onnx)")
+
+
 def export_dynamic(source: DynamicSource, target: Path, *, force: bool = False) -> str:
     """Write ``source`` as ONNX at ``target`` (see the module docstring); returns a note for the CLI."""
     from uboost.dynamic.policy import ExitPolicy
@@ -75,6 +85,7 @@ def export_dynamic(source: DynamicSource, target: Path, *, force: bool = False) 
     policy = ExitPolicy.load(source.point) if source.point is not None else None
     summary = runs.read_json(source.exits_dir / "exits.json", "exits summary")
     run = run_of(source.exits_dir, summary)
+    refuse_quantized(run)
     root = runs.owner_root(source.exits_dir, run)
     root = root if target.resolve().is_relative_to(root.resolve()) else None
     if policy is None and target.is_dir():

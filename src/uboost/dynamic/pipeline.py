@@ -281,6 +281,10 @@ def run_exits(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.Path
     prepared = prepared or prepare(run, config, out=out)
     out = prepared.out
     check_bound(prepared)
+    if onnx:
+        from uboost.dynamic.export import refuse_quantized
+
+        refuse_quantized(prepared.root)
     with runs.run_lock(prepared.owner_root):
         fit, validation, test = load_data(prepared)
         runs.record(prepared.owner_root, dirs=[d for d in (out.resolve(), (out / POINTS).resolve())
