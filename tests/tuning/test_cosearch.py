@@ -180,3 +180,27 @@ def test_area_budget_cache_and_export_of_a_pareto_point(cli, tmp_path):
 def test_bad_cosearch_input_is_one_red_line_and_writes_nothing(cli, tmp_path, args, fragment):
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", *args), fragment)
     assert not (tmp_path / "t").exists()
+
+
+def test_a_study_continued_under_another_area_budget_is_judged_on_the_budget_it_has_now(tmp_path, cli):
+    """Each trial's area constraint was stored once, under the budget of its run: continued at 0.133 mm², a
+    0.1358 mm² trial stayed "best" and was exported; a report or export with --area-budget-mm2 ignored it."""
+    import optuna
+
+    from uboost import tuning
+
+    study = tuning.create_study(tmp_path / "t", objectives="accuracy,latency", seed=0)
+    for number, (accuracy, area) in enumerate([(0.95, 0.1358), (0.90, 0.120)]):
+        attrs = {"accuracy": accuracy, "latency_ms": 0.001 * (number + 1), "area_mm2": area, "cycles": 100, "utilization": 0.5,
+                 "area_over_budget_mm2": area - 0.14, "array": "8x8", "dataflow": "ws"}  # both within the first run's 0.14
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, attrs["latency_ms"]], user_attrs=attrs))
+    space = {"accelerator": {"area_budget_mm2": 0.14}}
+    study.set_user_attr("uboost_space", space)
+    assert tuning.best_trial(study).number == 0
+    study.set_user_attr("uboost_space", {"accelerator": {"area_budget_mm2": 0.133}})  # what a continued run stores
+    assert tuning.best_trial(study).number == 1 and [t.number for t in tuning.pareto_front(study)] == [1]
+    study.set_user_attr("uboost_space", space)
+    assert tuning.best_trial(study, area_budget_mm2=0.13).number == 1  # a report's or an export's own budget
+    result = cli("tune", "--trials", "0", "--out", tmp_path / "t", "--area-budget-mm2", "0.13")
+    assert result.code == 0, result.err
+    assert "* best: trial 1" in result.out

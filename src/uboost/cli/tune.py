@@ -212,7 +212,7 @@ def _area_text(trial) -> str:
     return f" on {area:.4g} mm²" if area is not None else ""
 
 
-def _report(study, out: Path, budget_ms: float | None) -> None:
+def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | None = None) -> None:
     """Rich table of the Pareto front and the Pareto PNG."""
     from collections import Counter
 
@@ -224,8 +224,8 @@ def _report(study, out: Path, budget_ms: float | None) -> None:
     states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
     console.print(f"study [bold]{study.study_name}[/]: {sum(states.values())} trials ({counts or 'none'})")
-    front = tuning.pareto_front(study, budget_ms=budget_ms)
-    best = tuning.best_trial(study, budget_ms=budget_ms)
+    front = tuning.pareto_front(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)
+    best = tuning.best_trial(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)
     if not front:
         done = tuning.completed(study)
         if not done:
@@ -392,14 +392,14 @@ def tune(
                                   "shows its own objectives: drop --objectives (or start another study)")
         budget = budget_ms if budget_ms is not None else study.user_attrs.get("uboost_budget_ms")
         if export is not None:
-            trial = tuning.find_trial(study, export, budget_ms=budget)
+            trial = tuning.find_trial(study, export, budget_ms=budget, area_budget_mm2=area_budget_mm2)
             target = tuning.export_trial(study, trial.number, export_to, out_root=out, force=force)
             console.print(f"wrote run directory {target} (trial {trial.number}: accuracy {_pct(trial.user_attrs.get('accuracy'))}, "
                           f"latency {latency_text(trial.user_attrs.get('latency_ms', float('nan')))} on {trial.user_attrs.get('array')})")
             console.print(f"next: [bold]uboost retrain {target}[/]  |  uboost profile {target}")
             return
         _recover(study, out)
-        _report(study, out, budget)
+        _report(study, out, budget, area_budget_mm2)
         return
 
     if trials < 0:

@@ -19,12 +19,13 @@ if TYPE_CHECKING:
     import optuna
 
 
-def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | None = None):
+def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | None = None,
+               area_budget_mm2: float | None = None):
     """Trial ``which`` (a number, or ``"best"``), checked to be finished with a result."""
     import optuna
 
     if isinstance(which, str) and which.strip().lower() == "best":
-        trial = best_trial(study, budget_ms=budget_ms)
+        trial = best_trial(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)
         if trial is None:
             within = " within the latency budget" if completed(study) else ""
             raise ConfigError(f"study {study.study_name!r} has no finished trial{within}")

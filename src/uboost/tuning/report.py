@@ -18,14 +18,25 @@ CONSTRAINTS = (BUDGET_CONSTRAINT, AREA_CONSTRAINT)
 LABELS = {"accuracy": "accuracy (%)", "latency_ms": "latency (ms)", "energy_uj": "energy (µJ)", "area_mm2": "area (mm²)"}
 
 
-def feasible(trial, budget_ms: float | None = None) -> bool:
+def feasible(trial, budget_ms: float | None = None, area_budget_mm2: float | None = None) -> bool:
     """Within the latency and area budgets (or none was set). ``budget_ms``: judge the latency on this
-    budget instead of the one the trial ran under (a report or export may tighten or loosen it)."""
+    budget instead of the one the trial ran under (a report or export may tighten or loosen it);
+    ``area_budget_mm2`` likewise the area (a study continued under another area budget is judged on
+    the one it has now: :func:`study_area_budget`)."""
+    area_ok = (trial.user_attrs.get(AREA_CONSTRAINT) is None or trial.user_attrs[AREA_CONSTRAINT] <= 0) \
+        if area_budget_mm2 is None else trial.user_attrs.get("area_mm2") is None or trial.user_attrs["area_mm2"] <= area_budget_mm2
     if budget_ms is not None:
         latency = trial.user_attrs.get("latency_ms")
-        area = trial.user_attrs.get(AREA_CONSTRAINT)
-        return latency is not None and latency <= budget_ms and (area is None or area <= 0)
-    return all(trial.user_attrs.get(key) is None or trial.user_attrs[key] <= 0 for key in CONSTRAINTS)
+        return latency is not None and latency <= budget_ms and area_ok
+    return area_ok and all(trial.user_attrs.get(key) is None or trial.user_attrs[key] <= 0
+                           for key in CONSTRAINTS if key != AREA_CONSTRAINT)
+
+
+def study_area_budget(study: "optuna.Study") -> float | None:
+    """The area budget of the study's space as it stands (the last run's: a continued study stores its new space)."""
+    space = study.user_attrs.get("uboost_space") or {}
+    value = (space.get("accelerator") or {}).get("area_budget_mm2") if isinstance(space, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def front_metrics(study: "optuna.Study") -> list[str]:
@@ -42,12 +53,15 @@ def completed(study: "optuna.Study") -> list:
             if t.user_attrs.get("accuracy") is not None and t.user_attrs.get("latency_ms") is not None]
 
 
-def pareto_front(study: "optuna.Study", *, feasible_only: bool = True, budget_ms: float | None = None) -> list:
+def pareto_front(study: "optuna.Study", *, feasible_only: bool = True, budget_ms: float | None = None,
+                 area_budget_mm2: float | None = None) -> list:
     """Completed trials no other trial beats on every objective (:func:`front_metrics`: accuracy
     higher, latency lower by default), sorted by latency. Over-budget trials (latency or area) are
-    left out when a budget was set (``budget_ms``: this latency budget, not the trials' own)."""
+    left out when a budget was set (``budget_ms``: this latency budget, not the trials' own; the area on
+    ``area_budget_mm2``, else the study's current one)."""
     metrics = front_metrics(study)
-    trials = [t for t in completed(study) if (not feasible_only or feasible(t, budget_ms))
+    area = area_budget_mm2 if area_budget_mm2 is not None else study_area_budget(study)
+    trials = [t for t in completed(study) if (not feasible_only or feasible(t, budget_ms, area))
               and all(t.user_attrs.get(m) is not None for m in metrics)]
     points = [[t.user_attrs[m] for m in metrics] for t in trials]
     sign = signs(metrics)
@@ -55,10 +69,11 @@ def pareto_front(study: "optuna.Study", *, feasible_only: bool = True, budget_ms
     return sorted(front, key=lambda t: (t.user_attrs["latency_ms"], -t.user_attrs["accuracy"], t.number))
 
 
-def best_trial(study: "optuna.Study", *, budget_ms: float | None = None):
-    """The most accurate completed trial within the latency budget (the study's, or ``budget_ms``);
-    ties go to the lower latency. ``None`` if there is none."""
-    candidates = [t for t in completed(study) if feasible(t, budget_ms)]
+def best_trial(study: "optuna.Study", *, budget_ms: float | None = None, area_budget_mm2: float | None = None):
+    """The most accurate completed trial within the latency budget (the study's, or ``budget_ms``) and the area
+    budget (``area_budget_mm2``, else the study's current one); ties go to the lower latency. ``None`` if there is none."""
+    area = area_budget_mm2 if area_budget_mm2 is not None else study_area_budget(study)
+    candidates = [t for t in completed(study) if feasible(t, budget_ms, area)]
     if not candidates:
         return None
     return max(candidates, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"], -t.number))
