@@ -228,6 +228,10 @@ def test_tune_runs_a_local_search_after_its_trials_and_on_a_finished_study(cli, 
     one_line_error(cli("tune", "--out", out, "--rows", "8", "--cols", "8", "--retrain-epochs", "1", "--seed", "0",
                        "--trials", "0", "--local-search", "1"), "runs on the study as it was searched", "repeat the study's settings")
     assert load_study(out).user_attrs["uboost_base"] == stored and len(load_study(out).trials) == len(study.trials)
+    # another --retrain-epochs would rank neighbors retrained longer against the front's (it warned, then ran)
+    other = [x if x != "1" or common[i - 1] != "--retrain-epochs" else "4" for i, x in enumerate(common)]
+    one_line_error(cli("tune", *other, "--trials", "0", "--local-search", "1"), "retrain_epochs 1 (this command: 4)")
+    assert load_study(out).user_attrs["uboost_retrain_epochs"] == 1
 
 
 def test_a_cell_input_choice_varies_among_the_lists_an_architecture_can_give_it():

@@ -458,6 +458,10 @@ def tune(
     if trials == 0 and local_search:  # "on the study as it is": its settings, never overwritten by this command's defaults
         existing = tuning.load_study(out, storage=storage, study_name=study_name)
         why = tuning.settings_difference(existing, base, tune_space)
+        for key, value in (("retrain_epochs", retrain_epochs), ("budget_ms", budget_ms)):  # how its trials were judged
+            stored = existing.user_attrs.get(f"uboost_{key}")
+            if why is None and stored is not None and stored != value:
+                why = f"{key} {stored!r} (this command: {value!r})"
         if why is not None:
             raise ConfigError(f"--trials 0 --local-search runs on the study as it was searched, and its {why}; "
                               f"repeat the study's settings")
