@@ -475,3 +475,11 @@ def test_exports_of_two_studies_in_one_folder_do_not_collide(tmp_path):
     first = export_trial(load_study(out), 0, out_root=out)
     second = export_trial(load_study(out, study_name="other study"), 0, out_root=out)
     assert first.name == "export-0" and second.name.startswith("export-other_study-") and second.name.endswith("-0")
+
+
+@pytest.mark.parametrize("option, value", [("--hardware", "acc.toml"), ("--tech", "tpu28"), ("--epochs", "9")])
+def test_a_report_or_an_export_refuses_options_that_only_set_what_trials_run(cli, tmp_path, option, value):
+    """`tune --export best --hardware ss.cfg --tech tpu28 --epochs 9` wrote the trial unchanged, silently."""
+    for args in (["--export", "best"], ["--trials", "0"]):
+        one_line_error(cli("tune", "--out", tmp_path / "t", *args, option, value), f"{option} sets what trials run", f"drop {option}")
+    assert not (tmp_path / "t").exists()

@@ -382,6 +382,15 @@ def tune(
     if export_to is not None and export is None:
         raise ConfigError("--export-to names where --export N writes its run directory: give it with --export")
     if export is not None or (trials == 0 and not local_search):
+        runs_only = {"--hardware": hardware, "--tech": tech, "--space": space, "--dataset": dataset, "--epochs": epochs,
+                     "--cost-model": cost_model, "--sram-kb": sram_kb, "--dram-bw-words": dram_bw_words, "--config": config,
+                     "--operating-points": operating_points, "--bits": bits, "--warm-start": warm_start,
+                     "--pe-modes": pe_modes, "--inner-accelerator": inner_accelerator, "--timeout": timeout}
+        given = [name for name, value in runs_only.items() if value is not None]
+        if given:  # a report or an export shows what the study's trials ran: these would change nothing
+            what = f"--export {export}" if export is not None else "--trials 0 (a report)"
+            raise ConfigError(f"{given[0]} sets what trials run; {what} runs none (a report or an export of trial N "
+                              f"takes --budget-ms and --area-budget-mm2 only): drop {given[0]}")
         study = tuning.load_study(out, storage=storage, study_name=study_name)
         if objectives is not None:
             from uboost.tuning.objectives import objectives_of
