@@ -206,6 +206,10 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         test = torch.utils.data.Subset(test, range(min(len(test), max(config.max_samples // 4, config.batch_size))))
     if not resume:
         check_pins(config)  # a pin matching no layer: said before anything is written
+        if rank_zero:  # and a budget no network of the space meets
+            from uboost.strategy.reachable import check_budget_reachable
+
+            check_budget_reachable(config, cost_model)
     if rank_zero and not resume:  # everything is validated: only now clear an earlier run (--force) and write
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())

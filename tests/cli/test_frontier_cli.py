@@ -125,6 +125,9 @@ def test_search_refuses_bad_budgets_in_one_line(cli, tmp_path, bad):
 def test_search_with_an_unreachable_budget_names_the_cheapest_latency(cli, tmp_path):
     result = cli("search", *TINY, "--target-latency-ms", "1e-7", "--out", tmp_path / "b")
     assert result.code == 1 and "cheapest reachable is" in result.err and "Traceback" not in result.err + result.out
+    # refused before anything is written: it left config.json and a checkpoint, so the corrected command was refused
+    # as "exists" and the hinted --resume failed the same way
+    assert not (tmp_path / "b").exists()
 
 
 def test_search_within_a_budget_exports_a_network_under_it(cli, searched, tmp_path):
