@@ -395,8 +395,8 @@ class HardwareLoss(nn.Module):
 
         supernet_cost = self._require()
         if indices is None:
-            return supernet_cost(distributions=argmax_one_hot(self.choices, self.nodes))
-        return supernet_cost(distributions=one_hot(self.choices, indices))
+            return supernet_cost(distributions=argmax_one_hot(self.choices, self.nodes), exact=True)
+        return supernet_cost(distributions=one_hot(self.choices, indices), exact=True)
 
     @torch.no_grad()
     def step_multipliers(self, derived_latency_ms=None, derived_energy_uj=None) -> dict[str, torch.Tensor]:

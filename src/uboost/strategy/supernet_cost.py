@@ -217,10 +217,11 @@ class SupernetCost(nn.Module):
         return cache[key]
 
     def forward(self, uniform: bool = False, *, distributions: Mapping[int, torch.Tensor] | None = None,
-                tau: float = 1.0, detach: Collection[int] = ()) -> HardwareCost:
+                tau: float = 1.0, detach: Collection[int] = (), exact: bool = False) -> HardwareCost:
         """Expected cost under ``softmax(alpha / tau)`` (or under uniform choices with ``uniform=True``);
         ``distributions`` overrides some alphas' probabilities, ``detach`` holds some constant
-        (see :meth:`probabilities`)."""
+        (see :meth:`probabilities`). ``exact``: in smooth mode, the ceilings exact rather than smooth
+        (the cycle-exact price of a one-hot network: the derived one)."""
         p = self.probabilities(uniform, distributions, tau, detach)
         gate = p[self.gate_index].prod(-1)
         energy = None
@@ -231,10 +232,11 @@ class SupernetCost(nn.Module):
             cin = (self.soft_in_values * p[self.soft_in_index].prod(-1)).sum(-1)
             cout = (self.soft_out_values * p[self.soft_out_index].prod(-1)).sum(-1)
             table = self._table()
-            cycles = self.cost_model.cycles(table, in_channels=cin, out_channels=cout, temperature=self.temperature)
+            temperature = None if exact else self.temperature
+            cycles = self.cost_model.cycles(table, in_channels=cin, out_channels=cout, temperature=temperature)
             macs = self.cost_model.macs(table, in_channels=cin, out_channels=cout)
             if self.prices_energy:
-                energy = self.cost_model.energy_pj(table, in_channels=cin, out_channels=cout, temperature=self.temperature)
+                energy = self.cost_model.energy_pj(table, in_channels=cin, out_channels=cout, temperature=temperature)
             work = self.cost_model.effective_macs(table, in_channels=cin, out_channels=cout)
         total_cycles = (gate * cycles).sum()
         total_macs = (gate * macs).sum()
