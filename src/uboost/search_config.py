@@ -326,18 +326,10 @@ def build_space(config: SearchConfig):
     factory = SPACES.get(config.space)
     channels = getattr(factory, "input_channels", 3)
     spec = dataset_spec(config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=channels)
-    try:
-        space = factory(**config.space_options, num_classes=spec.num_classes, input_shape=spec.input_shape)
-    except TypeError as exc:
-        import re
+    from uboost.search_spaces.registry import construct
 
-        from uboost.search_spaces import default_options
-
-        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if unknown:
-            takes = ", ".join(default_options(config.space)) or "none"
-            raise ConfigError(f"space {config.space!r} has no option {unknown.group(1)!r} (its options: {takes})") from None
-        raise ConfigError(f"bad options for space {config.space!r}: {exc}") from None
+    space = construct(config.space, factory, {**config.space_options, "num_classes": spec.num_classes,
+                                             "input_shape": spec.input_shape})
     return space, tuple(spec.input_shape), spec
 
 

@@ -136,3 +136,31 @@ def test_plain_budget_multiplier_rises_over_budget_and_falls_to_zero_under_it():
     assert hook.update_multiplier(0.0) == pytest.approx(0.25)
     assert hook.update_multiplier(0.0) == 0.0  # never negative
     assert "multiplier" in hook.state_dict()  # checkpointed with the search
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"log_prob_every_n_step": 0}, "log_prob_every_n_step"),  # was a ZeroDivisionError mid-fit
+    ({"sharpen": "no"}, "sharpen must be True or False"),  # bool("no") is True
+    ({"bogus_kw": 1}, "unknown keyword argument 'bogus_kw'"),  # NNI's raw TypeError
+])
+def test_bad_strategy_arguments_are_one_config_error(kwargs, fragment):
+    from uboost.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        UBoost(**kwargs)
+
+
+@pytest.mark.parametrize("name, kwargs, fragment", [
+    ("lenet", {"widths": ()}, "non-empty list"),  # NNI's AssertionError
+    ("lenet", {"widths": (0, 4)}, "positive whole numbers"),  # accepted
+    ("lenet", {"num_classes": 0}, "num_classes"),  # accepted
+    ("lenet", {"bogus": 1}, "no option 'bogus' (its options: widths, kernels, hidden)"),  # a bare TypeError
+    ("darts-cifar", {"bogus": 1}, "no option 'bogus' (its options: width, cells"),
+])
+def test_bad_space_options_are_one_config_error(name, kwargs, fragment):
+    from uboost.exceptions import ConfigError
+    from uboost.search_spaces import create as create_space
+
+    with pytest.raises(ConfigError) as error:
+        create_space(name, **kwargs)
+    assert fragment in str(error.value)

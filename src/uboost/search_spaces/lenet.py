@@ -27,6 +27,12 @@ class LeNetSpace(ModelSpace):
         input_shape: tuple[int, int, int] = (1, 28, 28),
     ):
         super().__init__()
+        for what, values in (("widths", widths), ("kernels", kernels), ("hidden", hidden)):
+            values = list(values) if isinstance(values, (list, tuple)) else [values]
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise ConfigError(f"lenet {what} must be a non-empty list of positive whole numbers, got {values!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ConfigError(f"num_classes must be a positive whole number, got {num_classes!r}")
         if any(k % 2 == 0 for k in kernels):
             raise ConfigError(f"kernels must be odd (same padding), got {list(kernels)}")
         self.options = dict(widths=list(widths), kernels=list(kernels), hidden=list(hidden),

@@ -41,9 +41,64 @@ def create(name: str, **options: Any):
 
     Every space has ``input_shape`` (C, H, W) and ``num_classes`` attributes and keeps its
     construction ``options`` so an identical fresh space can be rebuilt (``space.options``).
+    An option the space does not have, or a value it cannot be built with, is one ``ConfigError``.
     """
-    return SPACES.create(name, **options)
+    return construct(name, SPACES.get(name), options)
+
+
+def construct(name: str, factory, options: dict[str, Any]):
+    """``factory(**options)``, its refusals as one :class:`~uboost.exceptions.ConfigError` naming the space."""
+    import re
+
+    from uboost.exceptions import ConfigError
+
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown:
+            takes = ", ".join(_option_names(factory) or default_options(name)) or "none"
+            raise ConfigError(f"space {name!r} has no option {unknown.group(1)!r} (its options: {takes})") from None
+        raise ConfigError(f"bad options for space {name!r}: {exc}") from None
+    except AssertionError as exc:  # NNI's checks of a choice's values (e.g. an empty list of widths)
+        raise ConfigError(f"bad options for space {name!r}: {exc or 'rejected by NNI'}") from None
 
 
 def list_spaces() -> dict[str, str]:
     return SPACES.describe()
+
+
+def _option_names(factory) -> list[str]:
+    """The keyword options of a space (its factory's, or the class it returns), less the two every space takes."""
+    import inspect
+
+    import typing
+
+    target = factory
+    try:
+        returned = typing.get_type_hints(inspect.unwrap(factory)).get("return")
+    except Exception:  # an annotation that does not resolve: the factory's own parameters
+        returned = None
+    if isinstance(returned, type):
+        target = _own_init(returned.__init__)  # `def lenet(**options) -> LeNetSpace`: the class's own parameters
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+            if p.name not in ("self", "num_classes", "input_shape")]
+
+
+def _own_init(function, depth: int = 4):
+    """The ``__init__`` a class defined, under NNI's ``ModelSpace`` wrappers (closures without ``__wrapped__``)."""
+    import inspect
+
+    if function.__name__ == "__init__" or depth == 0:
+        return function
+    for cell in getattr(function, "__closure__", None) or ():
+        inner = cell.cell_contents
+        if inspect.isfunction(inner):
+            found = _own_init(inner, depth - 1)
+            if found.__name__ == "__init__":
+                return found
+    return function

@@ -20,6 +20,9 @@ from uboost.strategy.single_path import SAMPLING_MODES, PathSampler
 logger = logging.getLogger(__name__)
 
 
+_NNI_KEYWORDS = frozenset({"penalty", "mutation_hooks", "model_space", "engine"})  # passed on to NNI's DARTS strategy
+
+
 def _auto_point(operating_point: str | None) -> bool:
     if operating_point not in (None, "auto"):
         raise ConfigError(f"operating_point must be 'auto' or None (the spec's own clock), got {operating_point!r}")
@@ -139,7 +142,12 @@ class UBoost(DARTS):
         pin_bits: dict[str, int] | None = None,
         **kwargs: Any,
     ):
-        _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed)
+        _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed, log_prob_every_n_step=log_prob_every_n_step)
+        if not isinstance(sharpen, bool):  # bool("no") is True
+            raise ConfigError(f"sharpen must be True or False, got {sharpen!r}")
+        unknown = sorted(set(kwargs) - _NNI_KEYWORDS)
+        if unknown:  # NNI's raw TypeError otherwise
+            raise ConfigError(f"UBoost got an unknown keyword argument {unknown[0]!r}")
         super().__init__(
             arc_learning_rate=arch_lr,
             gradient_clip_val=gradient_clip_val,
@@ -295,11 +303,15 @@ class UBoost(DARTS):
         return self.hardware_loss.energy_ref_uj
 
 
-def _check_numbers(*, arch_lr, warmup_epochs, seed) -> None:
-    """What a search would only find out mid-fit (Adam's learning rate) or as a raw TypeError (the seed)."""
+def _check_numbers(*, arch_lr, warmup_epochs, seed, log_prob_every_n_step) -> None:
+    """What a search would only find out mid-fit (Adam's learning rate, a logging interval of 0) or as a
+    raw TypeError (the seed)."""
     import math
 
     from uboost.search_config import check_seed  # the one seed rule (every generator takes it)
+
+    if isinstance(log_prob_every_n_step, bool) or not isinstance(log_prob_every_n_step, int) or log_prob_every_n_step < 1:
+        raise ConfigError(f"log_prob_every_n_step must be a whole number >= 1, got {log_prob_every_n_step!r}")
 
     if isinstance(arch_lr, bool) or not isinstance(arch_lr, (int, float)) or not math.isfinite(arch_lr) or arch_lr <= 0:
         raise ConfigError(f"arch_lr must be a positive finite number, got {arch_lr!r}")
