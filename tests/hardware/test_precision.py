@@ -185,3 +185,14 @@ def test_bitfusion_refuses_bits_above_8_and_other_models_refuse_other_pes():
         create("scalesim", pe="bitfusion")
     with pytest.raises(ConfigError):
         LayerShape(name="x", kind="linear", in_channels=1, out_channels=1, weight_bits=0)
+
+
+def test_an_nni_space_with_open_choices_is_refused_not_priced_at_its_first_choices():
+    """`evaluate(create_space("lenet"), shape)` gave 0.00048 ms: the space's first (cheapest) network, quietly."""
+    from uboost.search_spaces import create as create_space
+
+    space = create_space("lenet", input_shape=(1, 8, 8))
+    with pytest.raises(ConfigError, match="open choices"):
+        create("systolic", rows=16, cols=16).evaluate(space, (1, 8, 8))
+    frozen = space.freeze({label: choice.values[0] for label, choice in space.simplify().items()})
+    assert create("systolic", rows=16, cols=16).evaluate(frozen, (1, 8, 8)).cycles > 0

@@ -130,6 +130,22 @@ def _shape_of(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor
     return None
 
 
+def _refuse_open_space(model: nn.Module) -> None:
+    """An NNI model space with choices left is not one network: tracing it prices its first choices (its
+    cheapest network, quietly). Duck-typed (``simplify()``, NNI's), so this module needs no NNI."""
+    simplify = getattr(model, "simplify", None)
+    if not callable(simplify):
+        return
+    try:
+        open_choices = simplify()
+    except Exception:  # not NNI's simplify: nothing to say
+        return
+    if isinstance(open_choices, dict) and open_choices:
+        labels = ", ".join(list(open_choices)[:3])
+        raise ConfigError(f"the model is an NNI model space with {len(open_choices)} open choices ({labels}...): price one "
+                          "network of it, space.freeze(arch)")
+
+
 def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShape]:
     """Trace ``model`` once on a zero input of ``input_shape`` (C, H, W; no batch) and
     return every costed layer in execution order. Layers called twice appear twice."""
@@ -138,6 +154,7 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerSh
         raise ConfigError(f"input shape must be a sequence of whole numbers (C, H, W), e.g. (3, 32, 32), got {input_shape!r}")
     if any(int(d) < 1 for d in input_shape):
         raise ConfigError(f"input shape must be positive, got {tuple(input_shape)}")
+    _refuse_open_space(model)
     names = {module: name for name, module in model.named_modules()}
     found: list[LayerShape] = []
 
