@@ -164,3 +164,20 @@ def test_bad_space_options_are_one_config_error(name, kwargs, fragment):
     with pytest.raises(ConfigError) as error:
         create_space(name, **kwargs)
     assert fragment in str(error.value)
+
+
+def test_a_train_loader_data_split_cannot_keep_is_refused_in_one_line():
+    """A batch_sampler loader was rebuilt with batch_size=None (a collate TypeError mid-fit); a user's sampler was
+    replaced without a word."""
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset, WeightedRandomSampler
+
+    from uboost.exceptions import ConfigError
+
+    data = TensorDataset(torch.zeros(8, 1, 8, 8), torch.zeros(8, dtype=torch.long))
+    strategy = UBoost()
+    for loader in (DataLoader(data, batch_sampler=BatchSampler(SequentialSampler(data), 4, False)),
+                   DataLoader(data, batch_size=4, sampler=WeightedRandomSampler([1.0] * 8, 8))):
+        with pytest.raises(ConfigError, match="data_split=None"):
+            strategy.train_dataloader(lambda loader=loader: loader, lambda: None)
+    split = strategy.train_dataloader(lambda: DataLoader(data, batch_size=4, shuffle=True), lambda: None)
+    assert {k: v.batch_size for k, v in split.items()} == {"train": 4, "val": 4}

@@ -265,6 +265,13 @@ class UBoost(DARTS):
         loader = train_dataloader_fn()
         if not isinstance(loader, DataLoader):
             raise ConfigError("data_split needs the evaluator's train_dataloaders to be one torch DataLoader")
+        from torch.utils.data import RandomSampler, SequentialSampler
+
+        if loader.batch_size is None or not isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
+            what = "a batch_sampler" if loader.batch_size is None else f"its own sampler ({type(loader.sampler).__name__})"
+            raise ConfigError(f"data_split splits the training data into shuffled weight and architecture halves, which would "
+                              f"replace the train loader's {what}: give a batch_size instead, or UBoost(data_split=None) "
+                              "with the architecture's data as the evaluator's val_dataloaders")
         n = len(loader.dataset)
         n_weights = int(round(n * self.data_split))
         if not 0 < n_weights < n:
@@ -285,6 +292,9 @@ class UBoost(DARTS):
                 pin_memory=loader.pin_memory,
                 drop_last=loader.drop_last,
                 generator=generator,
+                worker_init_fn=loader.worker_init_fn,
+                **({"persistent_workers": loader.persistent_workers, "prefetch_factor": loader.prefetch_factor}
+                   if loader.num_workers > 0 else {}),
             )
 
         return {"train": clone(weights_part, "train"), "val": clone(arch_part, "val")}
