@@ -264,6 +264,9 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
         for point in points:
             runs.check_run_dir(point, force=force, resumable=False)
         runs.record(out_root, dirs=[p.resolve() for p in points])  # each point an output of its own, listed for the next --force
+        if out_root.resolve().is_relative_to(source.root.resolve()) and out_root.resolve() != source.root.resolve():
+            # RUN/frontier is derived from the search: its --force (or a tune --export over it) takes it along
+            runs.record(source.root, dirs=[out_root.resolve()])
         rows = []
         for point, (target, projection) in zip(points, projections):
             budget = {"latency": target_ms, "energy": target_uj, metric: target}

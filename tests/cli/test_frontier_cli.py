@@ -170,6 +170,12 @@ def test_frontier_force_with_a_relative_path_drops_the_earlier_points(cli, searc
     assert sorted(p.name for p in (tmp_path / "r" / "frontier").glob("p*")) == ["p00", "p01", "p02", "p03"]
     assert cli("frontier", "r", "--points", "2", "--force").code == 0
     assert sorted(p.name for p in (tmp_path / "r" / "frontier").glob("p*")) == ["p00", "p01"]  # p02, p03 gone
+    # the frontier is derived from the search: replacing the search (here a --force search over it, as a tune
+    # --export --force does) takes it along; it stayed, its points networks of the earlier search
+    (tmp_path / "r" / "frontier" / "p00" / "mine.txt").write_text("a user's file")
+    assert cli("search", *TINY, "--out", "r", "--force").code == 0
+    assert not (tmp_path / "r" / "frontier" / "p01").exists() and not (tmp_path / "r" / "frontier" / "p00" / "arch.json").exists()
+    assert (tmp_path / "r" / "frontier" / "p00" / "mine.txt").read_text() == "a user's file"
 
 
 def test_commands_that_need_a_search_say_what_an_exported_network_or_a_retrain_folder_is(cli, searched, tmp_path):
