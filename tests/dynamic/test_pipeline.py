@@ -115,3 +115,9 @@ def test_exits_with_other_settings_replace_earlier_ones_only_with_force(cli, ret
     assert (out / "heads.pt").read_bytes() == heads
     assert cli(*base, "--seed", "1", "--force").code == 0
     assert json.loads((out / "exits.json").read_text())["settings"]["seed"] == 1
+    # an optuna study of other thresholds: --force replaces it too (it was refused after the heads had trained)
+    optuna_args = [*base, "--seed", "1", "--method", "optuna", "--trials", "3"]
+    assert cli(*optuna_args).code == 0 and (out / "study.journal").is_file()
+    other = [*[x if x != "0.5" else "0.6" for x in optuna_args]]
+    assert cli(*other, "--force").code == 0, "replaced"
+    assert json.loads((out / "exits.json").read_text())["settings"]["grid"] == [0.6]

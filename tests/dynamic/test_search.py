@@ -62,9 +62,9 @@ def test_optuna_study_is_resumable(tmp_path):
     pytest.importorskip("optuna")
     confidence, correct, costs = data()
     first = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=6, out=tmp_path, seed=1)
-    assert (tmp_path / "study.journal").is_file() and len(first) == 6
+    assert (tmp_path / "study.journal").is_file() and len(first) == 6 + 2  # and the static network at both points
     again = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=4, out=tmp_path, seed=2)
-    assert len(again) == 10  # the second call continued the stored study
+    assert len(again) == 10 + 2  # the second call continued the stored study
     for a in pareto(again):
         assert not any(dominates(b, a) for b in again)
     with pytest.raises(ConfigError, match="other exits, thresholds or operating points"):
@@ -81,7 +81,19 @@ def test_a_continued_optuna_study_judges_every_trial_on_todays_bound(tmp_path):
                             seed=2, max_worst_latency_ms=bound)
     assert tight and all(r["worst_latency_ms"] <= bound for r in tight)
     again = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=0, out=tmp_path)
-    assert len(again) == 13  # loosened again: every trial counts, those run under the bound too
+    assert len(again) == 13 + 2  # loosened again: every trial counts, those run under the bound too
+
+
+def test_the_static_network_is_a_candidate_of_the_optuna_search_whatever_it_sampled(tmp_path):
+    """A bound only the network without exits meets: a study that never sampled it said "no policy meets"."""
+    pytest.importorskip("optuna")
+    confidence, correct, costs = data()
+    from uboost.dynamic.search import evaluate
+
+    bound = evaluate([None, None], 1, confidence, correct, costs)["worst_latency_ms"]  # no exit, 900 MHz: a kept exit adds its head
+    found = search_policies(confidence, correct, costs, grid=(0.5,), method="optuna", trials=1, out=tmp_path, seed=0,
+                            max_worst_latency_ms=bound)
+    assert found and all(r["worst_latency_ms"] <= bound * (1 + 1e-12) for r in found)
 
 
 def _optuna_worker(out: str, seed: int) -> int:
@@ -97,10 +109,10 @@ def test_optuna_study_is_shared_by_concurrent_processes(tmp_path):
 
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         seen = pool.starmap(_optuna_worker, [(str(tmp_path), 1), (str(tmp_path), 2)])
-    assert max(seen) == 10 and min(seen) >= 5  # the later one saw every trial of both
+    assert max(seen) == 10 + 2 and min(seen) >= 5 + 2  # the later one saw every trial of both (+ the static network)
     confidence, correct, costs = data()
     assert len(search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=0,
-                               out=tmp_path)) == 10
+                               out=tmp_path)) == 10 + 2
 
 
 def test_bad_thresholds_and_policies():

@@ -58,6 +58,12 @@ def exits(
     prepared = prepare(run, config, out=out)
     if not force:
         _refuse_other_heads(prepared.out, config)
+    else:  # the heads are replaced: an optuna study of the old ones (other exits or thresholds) starts afresh
+        from uboost import runs
+
+        journal = prepared.out / "study.journal"
+        if journal.is_file() and runs.may_overwrite(prepared.owner_root, journal):
+            journal.unlink()
     with console.status(f"training {len(prepared.positions)} exit heads ({training}), searching policies on validation data"):
         summary = run_exits(run, config, prepared=prepared, onnx=onnx)
     console.print(_table(summary))
