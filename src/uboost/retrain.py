@@ -113,7 +113,8 @@ def _check_resume_network(path: Path, checkpoint: dict, module) -> None:
                           f"checkpoint, {want} here); retrain from scratch without --resume, or into another --out")
 
 
-def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *, sync_dist: bool = False):
+def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *, sync_dist: bool = False,
+            generators: dict | None = None):
     import pytorch_lightning as pl
     import torch
     import torch.nn.functional as F
@@ -145,9 +146,21 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *,
         def on_save_checkpoint(self, checkpoint: dict) -> None:  # what --resume must not silently change
             from uboost.distributed.lightning import WORLD_KEY
 
+            from uboost.strategy import rng
+
             checkpoint[SETTINGS_KEY] = {k: getattr(config, k) for k in RESUME_SETTINGS}
             checkpoint[ARCH_KEY] = arch
             checkpoint[WORLD_KEY] = int(self.trainer.world_size)
+            # the shuffling order and noise as they are: a resume from an epoch's end (last.ckpt) repeats the
+            # uninterrupted run (tests/reliability); from inside an epoch or its validation Lightning restarts the
+            # epoch's loop (and counts a step again), so that resume is close, not exact
+            checkpoint[rng.KEY] = rng.collect(generators or {})
+
+        def on_load_checkpoint(self, checkpoint: dict) -> None:
+            from uboost.strategy import rng
+
+            if rng.KEY in checkpoint:  # older checkpoints resume as before
+                rng.restore(checkpoint[rng.KEY], generators or {})
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
@@ -278,7 +291,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     parallel = uses_ddp(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy)
     ranks = config.devices * config.num_nodes if parallel else 1  # Lightning shards the train set over them
     steps = max(1, -(-len(train_loader) // ranks))  # optimizer steps per epoch on each rank
-    module = _module(network, config, steps, run.arch, sync_dist=parallel)
+    module = _module(network, config, steps, run.arch, sync_dist=parallel, generators={"train": train_loader.generator})
     if checkpoint is not None:
         _check_resume_network(ckpt_path, checkpoint, module)
     if rank_zero:
