@@ -216,3 +216,26 @@ def test_smooth_cost_mode_prices_bits_and_gives_them_gradients():
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
     # the 2-bit entry is the cheaper one on bitfusion: gradient descent moves probability to it
     assert all(float(g[0]) < float(g[1]) for g in grads)
+
+
+def test_a_bits_search_leaves_the_users_own_layers_as_they_were(tmp_path):
+    """Plain nn.Conv2d/nn.Linear layers of the user's space are the user's objects (NNI replaces only its mutables):
+    a bits search attached its quantizers and weight parametrizations to them."""
+    from torch.nn.utils import parametrize
+
+    class Plain(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 3, padding=1)
+            self.op = LayerChoice([nn.Conv2d(8, 8, 3, padding=1), nn.Identity()], label="op")
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(self.op(F.relu(self.stem(x))).mean((2, 3)))
+
+    space = Plain()
+    strategy = UBoost(cost_model=bitfusion(), bits=(2, 8))
+    run_experiment(space, evaluator(n=32), strategy, workdir=tmp_path)
+    assert strategy.exported_precision and set(strategy.exported_precision) >= {"stem", "fc"}
+    for module in space.modules():
+        assert not hasattr(module, "uboost_quant") and not parametrize.is_parametrized(module)

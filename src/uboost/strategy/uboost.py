@@ -212,6 +212,10 @@ class UBoost(DARTS):
         return super().default_mutation_hooks()
 
     def mutate_model(self, model):
+        if self.bits_space is not None:  # quantizers go on every Conv2d/Linear: on a copy, not on the user's own layers
+            import copy
+
+            model = copy.deepcopy(model)
         if self.sampling == "single-path":  # one sampler per supernet, shared by its supermodules
             tau = self.gumbel_temperature[0] if self.gumbel_temperature is not None else 1.0
             self._sampler = PathSampler(seed=self.seed, tau=tau)
