@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.cli.conftest import TINY
 
 NET = ["resnet18", "--input", "3x32x32"]
@@ -80,3 +82,18 @@ def test_options_over_a_runs_accelerator_replace_what_they_stand_for_as_over_a_f
     over = json.loads(result.out)["reports"][0]["hardware"]
     assert over["sram_kb"] == 64 and over["ifmap_sram_kb"] is None
     assert over["dram_bw_gbps"] == 8 and over["dram_bw_words"] is None
+
+
+def test_profile_and_frontier_price_a_run_on_another_file_with_that_files_area_table(cli, tmp_path):
+    """A file without an area table replaces the run's (default tpu28), as frontier and export read it; profile kept
+    the run's recpipe12 (0.041 vs 6.74 mm² for the same accelerator)."""
+    own = tmp_path / "own.toml"
+    own.write_text('[hardware]\nrows = 16\ncols = 16\nsram_kb = 4\narea = "recpipe12"\n')
+    other = tmp_path / "other.toml"
+    other.write_text("[hardware]\nrows = 8\ncols = 8\nsram_kb = 4\n")
+    run = tmp_path / "run"
+    assert cli("search", *TINY, "--hardware", own, "--out", run).code == 0
+    assert cli("frontier", run, "--points", "2", "--hardware", other, "--out", tmp_path / "front").code == 0
+    profiled = json.loads(cli("profile", run, "--hardware", other, "--json").out)["reports"][0]["area_mm2"]
+    point = json.loads(cli("profile", tmp_path / "front" / "p00", "--json").out)["reports"][0]["area_mm2"]
+    assert profiled["total"] == pytest.approx(point["total"]) and profiled["total"] > 1.0  # tpu28's fixed part

@@ -95,8 +95,9 @@ def profile(
 
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
-    if tech is None and file_area is None and run is not None:
-        area_table = run.area_table()  # and on its own area table (a co-searched run's --tech)
+    if tech is None and hardware is None and run is not None:
+        area_table = run.area_table()  # and on its own area table (a co-searched run's --tech); a --hardware file
+        # describes the whole accelerator, its area table (or the default) included, as frontier and export read it
     if described:  # the file describes the whole accelerator: it replaces the run's
         base = HardwareSpec(**described)
     elif run is not None:  # the run's accelerator, less what the options replace beyond their names (as a file's)
