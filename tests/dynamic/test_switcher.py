@@ -123,3 +123,14 @@ def test_a_frontier_never_retrained_switches_on_the_search_preference(tmp_path):
 def test_a_missing_frontier_folder_says_how_to_make_one(tmp_path):
     with pytest.raises(RunDirError, match="it does not exist; make one with `uboost frontier RUN --out"):
         Switcher.from_frontier(tmp_path / "nowhere")
+
+
+def test_a_policy_file_or_a_missing_folder_points_at_a_command_that_works(tmp_path, cli):
+    """The hint was `uboost frontier RUN --out p00.json` (a file), and frontier-only for a missing exits folder."""
+    from tests.cli.conftest import one_line_error
+
+    point = tmp_path / "exits" / "points" / "p00.json"
+    point.parent.mkdir(parents=True)
+    point.write_text("{}")
+    one_line_error(cli("switch", point, "--latency-ms", "1"), f"uboost switch {tmp_path / 'exits'}")
+    one_line_error(cli("switch", tmp_path / "gone", "--latency-ms", "1"), "uboost exits RUN --out")

@@ -103,8 +103,13 @@ class Switcher:
 
         root = Path(directory)
         if not root.is_dir():
+            if root.is_file() and root.suffix == ".json" and root.parent.name == "points":  # one exit policy
+                raise RunDirError(f"{root} is one point of the exits in {root.parent.parent}: switch on that folder, "
+                                  f"`uboost switch {root.parent.parent}`")
             why = "it does not exist" if not root.exists() else "it is not a folder"
-            raise RunDirError(f"expected a frontier directory, got {root} ({why}; make one with `uboost frontier RUN --out {root}`)")
+            make = (f"`uboost frontier RUN --out {root}` or `uboost exits RUN --out {root}`" if not root.exists()
+                    else "`uboost frontier RUN --out DIR`")
+            raise RunDirError(f"expected a frontier or exits directory, got {root} ({why}; make one with {make})")
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
             if (root / "config.json").is_file():  # a search run: its frontier goes beside it, not into it
