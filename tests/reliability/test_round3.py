@@ -60,7 +60,7 @@ CASES = [
     ("export-floor-alone", "export {run} --budget-floor 7 --out {tmp}/e.json", "--budget-floor shapes a budget export"),
     ("frontier-samples-alone", "frontier {run} --max-samples 50 --out {tmp}/f", "--max-samples limits the retraining"),
     ("search-lenet-width", "search --space lenet --width 8 --out {tmp}/o", "space 'lenet' has no option 'width'"),
-    ("tabulate-lenet-cells", "hw tabulate lenet --cells 3", "space 'lenet' has no option 'cells' (its options: none)"),
+    ("tabulate-lenet-cells", "hw tabulate lenet --cells 3", "space 'lenet' has no option 'cells' (its options: widths, kernels, hidden)"),
     # search: files
     ("search-folder-empty", f"search {T} --dataset folder:{{empty}} --out {{tmp}}/o", "no usable images"),
     ("search-folder-file", f"search {T} --dataset folder:{{file}} --out {{tmp}}/o", "not a directory"),
