@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import optuna
 
 
+SEARCH_ESTIMATES = ("expected_latency_ms", "argmax_latency_ms", "expected_energy_uj", "argmax_energy_uj")
+
 def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | None = None,
                area_budget_mm2: float | None = None):
     """Trial ``which`` (a number, or ``"best"``), checked to be finished with a result."""
@@ -101,6 +103,11 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                     result = json.loads((tmp / runs.RESULT).read_text())
                     total = chosen.get("total", {})
                     spec = chosen.get("hardware", {})
+                    # the search's own estimates (supernet, argmax) were priced on the searched accelerator: kept apart,
+                    # so every top-level number is the chosen accelerator's
+                    searched = {k: result.pop(k) for k in SEARCH_ESTIMATES if k in result}
+                    if searched:
+                        result["on_searched_accelerator"] = {**searched, "array": trial.user_attrs.get("search_array")}
                     result.update({k: total[k] for k in PRICED if k in total},
                                   priced_on=f"{spec.get('rows')}x{spec.get('cols')}" if "rows" in spec else "the chosen accelerator")
                     write_json(tmp / runs.RESULT, result)
