@@ -388,6 +388,7 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
     from uboost.strategy.architecture import alphas_to_dict, probabilities_dict
 
     hardware_loss = strategy.hardware_loss
+    arch = strategy.exported_argmax or arch  # NNI's argmax (its export is projected already): what "projected" compares
     facts: dict[str, Any] = {"arch": arch}
     if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
         return facts

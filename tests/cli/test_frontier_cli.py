@@ -249,3 +249,13 @@ def test_an_interrupted_retraining_frontier_resumes_where_it_stopped(cli, search
     assert "test_acc" in json.loads((out / "p01" / "result.json").read_text()) and (out / "frontier.png").is_file()
     one_line_error(cli("frontier", run, "--points", "3", "--retrain-epochs", "1", "--out", out, "--resume"),
                    "other budgets")
+
+
+def test_result_json_says_whether_the_export_was_projected_from_the_argmax(cli, tmp_path):
+    """NNI's export is projected now, and the search compared the projection with it: always "projected": false."""
+    args = ["--space", "lenet", "--dataset", "digits", "--image-size", "8", "--max-samples", "96", "--epochs", "1",
+            "--batch-size", "32", "--accelerator", "cpu", "--target-latency-ms", "0.002"]
+    assert cli("search", *args, "--out", tmp_path / "b").code == 0
+    result = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert result["argmax_latency_ms"] != result["latency_ms"]  # this search's argmax is below the budget's window
+    assert result["projected"] is True and result["latency_ms"] <= 0.002

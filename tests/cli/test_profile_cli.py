@@ -98,6 +98,12 @@ def test_a_table_tabulated_with_memory_limits_prices_only_those_limits(cli, tiny
     assert report["reports"][0]["total"]["cycles"] == pytest.approx(exact, rel=1e-9) and "notes" not in report
     one_line_error(cli("profile", tiny_run, "--array", "16x16", "--cost-model", "lookup", "--table", table, "--sram-kb", "64",
                        "--dram-bw-words", "100"), "no rows", "1 kB SRAM and 1 words/cycle")
+    # a bandwidth of many digits is written as it reads back (it was cut to 6 digits and then refused itself)
+    odd = ["--cost-model", "systolic-mem", "--sram-kb", "2", "--dram-bw-words", "1.2345678"]
+    assert cli("hw", "tabulate", "lenet", "--array", "16x16", "--image-size", "8", *odd, "--out", tmp_path / "odd.csv").code == 0
+    again = cli("profile", tiny_run, "--array", "16x16", "--cost-model", "lookup", "--table", tmp_path / "odd.csv",
+                "--sram-kb", "2", "--dram-bw-words", "1.2345678", "--json")
+    assert again.code == 0, again.err
 
 
 def test_grid_gaps_fill_a_shared_key_and_nothing_else():

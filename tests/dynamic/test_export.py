@@ -130,7 +130,12 @@ def test_exits_again_without_onnx_removes_the_earlier_graph_of_other_heads(retra
     out = tmp_path / "exits"
     run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=out, onnx=True)
     assert (out / "dynamic.onnx").is_file()
-    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out)
+    from uboost.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="other settings"):  # the API refuses as the CLI does (it replaced them)
+        run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out)
+    assert (out / "dynamic.onnx").is_file()
+    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out, force=True)
     assert not (out / "dynamic.onnx").exists() and (out / "heads.pt").is_file()
 
 
@@ -143,7 +148,7 @@ def test_exits_again_removes_the_graphs_exported_from_the_earlier_heads(retraine
     assert cli("export", out / "points" / "p00.json", "--format", "onnx").code == 0
     assert (out / "model.onnx").is_file() and (out / "onnx-p00").is_dir()
     (out / "mine.onnx").write_bytes(b"a user's file")
-    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out)
+    run_exits(retrained_run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=out, force=True)
     assert not (out / "model.onnx").exists() and not (out / "onnx-p00").exists()
     assert (out / "mine.onnx").read_bytes() == b"a user's file"
 

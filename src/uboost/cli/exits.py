@@ -41,7 +41,7 @@ def exits(
     force: Annotated[bool, Flag("--force", help="replace exits trained in --out with other settings")] = False,
 ) -> None:
     """Attach early exits to a retrained run and search exits, thresholds and the operating point."""
-    from uboost.dynamic.pipeline import ExitsConfig, prepare, run_exits
+    from uboost.dynamic.pipeline import ExitsConfig, prepare, refuse_other_heads, run_exits
 
     config = ExitsConfig(
         positions=None if positions is None else tuple(p.strip() for p in positions.split(",") if p.strip()),
@@ -56,46 +56,15 @@ def exits(
         _print_positions(run, listing(run))
         return
     prepared = prepare(run, config, out=out)
-    if not force:
-        _refuse_other_heads(prepared.out, config)
-    else:  # the heads are replaced: an optuna study of the old ones (other exits or thresholds) starts afresh
-        from uboost import runs
-
-        journal = prepared.out / "study.journal"
-        if journal.is_file() and runs.may_overwrite(prepared.owner_root, journal):
-            journal.unlink()
+    refuse_other_heads(prepared, config, force=force)  # before the heads train
     with console.status(f"training {len(prepared.positions)} exit heads ({training}), searching policies on validation data"):
-        summary = run_exits(run, config, prepared=prepared, onnx=onnx)
+        summary = run_exits(run, config, prepared=prepared, onnx=onnx, force=force)
     console.print(_table(summary))
     static = max(summary["static_test"], key=lambda r: r["freq_hz"])
     console.print(f"static network at {static['freq_hz'] / 1e6:g} MHz: test accuracy {100 * static['accuracy']:.1f}%, "
                   f"{1e3 * static['expected_latency_ms']:.4g} µs, {static['expected_energy_uj']:.4g} uJ per input")
     console.print(f"wrote {prepared.out}/exits.json, heads.pt and {len(summary['pareto'])} policies in {prepared.out}/points"
                   + (", pareto.png" if "plot" in summary else "") + (", dynamic.onnx" if "onnx" in summary else ""))
-
-
-SEARCH_ONLY = ("trials", "method", "max_worst_latency_ms")
-"""Settings a call may change over earlier exits in the same folder: they search the same heads again."""
-
-
-def _refuse_other_heads(out: Path, config) -> None:
-    """Heads trained with other settings are not replaced without --force (the same settings continue
-    an optuna study, or repeat the same heads)."""
-    import json
-
-    try:
-        stored = json.loads((out / "exits.json").read_text()).get("settings")
-    except (OSError, ValueError, AttributeError):
-        return  # none there (or unreadable: the pipeline's own checks say so)
-    if not isinstance(stored, dict):
-        return
-    now = config.settings()
-    differ = [k for k in now if k not in SEARCH_ONLY and k in stored and stored[k] != now[k]]
-    if differ:
-        k = differ[0]
-        raise ConfigError(f"{out} holds exits trained with other settings ({k.replace('_', ' ')}: {stored[k]!r} -> {now[k]!r}"
-                          f"{f' and {len(differ) - 1} more' if len(differ) > 1 else ''}); pass --force to replace them, "
-                          "or --out another folder")
 
 
 def _print_positions(run, positions) -> None:

@@ -116,7 +116,8 @@ def tabulate(
             w.writerow(["layer", "kind", "batch", "in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride",
                         "in_h", "in_w", "out_h", "out_w", "rows", "cols", "dataflow", "sram_kb", "dram_bw_words", "cycles"])
             # the memory system the cycles were priced with (empty: unbounded), which `lookup` matches against its spec
-            memory = [spec.sram_kb, f"{spec.dram_words_per_cycle:g}"] if model.prices_memory and spec.memory_bound else ["", ""]
+            memory = ([spec.sram_kb, repr(float(spec.dram_words_per_cycle))]  # repr: read back as the same float
+                      if model.prices_memory and spec.memory_bound else ["", ""])
             for s, c in [*priced.values(), *zip(gaps, gap_cycles)]:
                 w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
                             s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, *memory,

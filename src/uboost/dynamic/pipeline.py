@@ -274,12 +274,14 @@ def static_rows(calibrated: Calibrated, confidence, correct) -> list[dict]:
 
 
 def run_exits(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLike | None = None, onnx: bool = False,
-              prepared: Prepared | None = None) -> dict:
+              prepared: Prepared | None = None, force: bool = False) -> dict:
     """Prepare, calibrate on validation data, score the Pareto points on the test set and write
     ``OUT/heads.pt``, ``OUT/exits.json``, ``OUT/points/pNN.json`` (one :class:`ExitPolicy` each),
-    ``OUT/pareto.png`` (when matplotlib is there) and, with ``onnx``, ``OUT/dynamic.onnx``."""
+    ``OUT/pareto.png`` (when matplotlib is there) and, with ``onnx``, ``OUT/dynamic.onnx``. Exits
+    trained in ``OUT`` with other settings are replaced only with ``force`` (:func:`refuse_other_heads`)."""
     prepared = prepared or prepare(run, config, out=out)
     out = prepared.out
+    refuse_other_heads(prepared, config, force=force)
     check_bound(prepared)
     if onnx:
         from uboost.dynamic.export import refuse_quantized
@@ -296,6 +298,36 @@ def run_exits(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.Path
         from uboost.dynamic.pipeline_io import write_outputs
 
         return write_outputs(prepared, calibrated, scores(calibrated.network, test, config.batch_size), onnx=onnx)
+
+
+SEARCH_ONLY = ("trials", "method", "max_worst_latency_ms")
+"""Settings a call may change over earlier exits in the same folder: they search the same heads again."""
+
+
+def refuse_other_heads(prepared: Prepared, config: ExitsConfig, *, force: bool = False) -> None:
+    """Heads trained with other settings are not replaced without ``force`` (the same settings continue
+    an optuna study, or repeat the same heads); with it, an optuna study of the old heads goes too."""
+    import json
+
+    out = prepared.out
+    if force:  # the heads are replaced: an optuna study of the old ones (other exits or thresholds) starts afresh
+        journal = out / "study.journal"
+        if journal.is_file() and runs.may_overwrite(prepared.owner_root, journal):
+            journal.unlink()
+        return
+    try:
+        stored = json.loads((out / "exits.json").read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return  # none there (or unreadable: the pipeline's own checks say so)
+    if not isinstance(stored, dict):
+        return
+    now = config.settings()
+    differ = [k for k in now if k not in SEARCH_ONLY and k in stored and stored[k] != now[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"{out} holds exits trained with other settings ({k.replace('_', ' ')}: {stored[k]!r} -> {now[k]!r}"
+                          f"{f' and {len(differ) - 1} more' if len(differ) > 1 else ''}); pass --force to replace them, "
+                          "or --out another folder")
 
 
 def list_positions(run: str | os.PathLike) -> list[tuple[Any, bool]]:

@@ -41,6 +41,7 @@ def exported_model(strategy, sample: dict):
     from uboost.strategy.precision import split_precision
 
     loss = strategy.hardware_loss
+    strategy.exported_argmax = dict(sample)  # NNI's own argmax, before the projection (what result.json compares with)
     arch = dict(sample)
     if strategy.bits_space is not None:
         from uboost.strategy.precision import argmax_bits
