@@ -225,8 +225,8 @@ def test_latency_text_picks_the_unit():
 def test_edp_text_picks_the_unit():
     from uboost.tables import edp_text
 
-    assert edp_text(0.001329) == "1.329 uJ*us"  # lenet: 0.757 uJ over 1.756 us, not "0.001329 uJ*ms"
-    assert edp_text(2.5) == "2.5 uJ*ms" and edp_text(0.9995) == "999.5 uJ*us"
+    assert edp_text(0.001329) == "1.329 µJ*µs"  # lenet: 0.757 uJ over 1.756 us, not "0.001329 uJ*ms"
+    assert edp_text(2.5) == "2.5 µJ*ms" and edp_text(0.9995) == "999.5 µJ*µs"
 
 
 @pytest.mark.parametrize("changes, priced", [

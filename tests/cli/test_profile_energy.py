@@ -57,7 +57,7 @@ def test_profile_operating_points_mark_the_least_energy(cli):
     assert data["reports"][0]["hardware"]["clock_hz"] == 8e8 and data["reports"][0]["total"]["voltage_v"] == 1.0
     text = cli("profile", *NET, "--operating-points", "rk356x-gpu")
     assert text.code == 0, text.err
-    assert "least energy" in text.out and "EDP" in text.out and "uJ" in text.out
+    assert "least energy" in text.out and "EDP" in text.out and "µJ" in text.out
 
 
 def test_profile_voltage_energy_file_and_plot(cli, tmp_path):

@@ -34,7 +34,7 @@ def test_select_is_the_best_within_budget_never_over():
 
 def test_an_energy_budget_no_point_fits_names_the_least_energy_point():
     switcher = Switcher([SwitchPoint("fast", 0.9, 0.1, 5.0), SwitchPoint("frugal", 0.8, 0.3, 2.0)])
-    with pytest.raises(NoPointFits, match=r"the fastest, fast, needs 0.1 ms and 5 uJ; the least energy, frugal, needs 2 uJ"):
+    with pytest.raises(NoPointFits, match=r"the fastest, fast, needs 0.1 ms and 5 µJ; the least energy, frugal, needs 2 µJ"):
         switcher.select(energy_uj=1.0)
     with pytest.raises(NoPointFits) as latency_only:
         switcher.select(latency_ms=0.05)
@@ -49,7 +49,7 @@ def test_points_must_be_finite_and_some_may_lack_energy():
     by_preference = Switcher([SwitchPoint("a", -2.85, 1.0), SwitchPoint("b", -0.5, 2.0)])  # log-probabilities
     assert by_preference.select(latency_ms=2.0).name == "b"
     mixed = Switcher([SwitchPoint("a", 0.9, 1.0, 2.0), SwitchPoint("b", 0.95, 2.0, None)])
-    with pytest.raises(NoPointFits, match="no point fits latency <= 1.5 ms, energy <= 1 uJ"):  # was a TypeError
+    with pytest.raises(NoPointFits, match="no point fits latency <= 1.5 ms, energy <= 1 µJ"):  # was a TypeError
         mixed.select(latency_ms=1.5, energy_uj=1.0)
 
 

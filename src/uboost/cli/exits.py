@@ -62,7 +62,7 @@ def exits(
     console.print(_table(summary))
     static = max(summary["static_test"], key=lambda r: r["freq_hz"])
     console.print(f"static network at {static['freq_hz'] / 1e6:g} MHz: test accuracy {100 * static['accuracy']:.1f}%, "
-                  f"{1e3 * static['expected_latency_ms']:.4g} µs, {static['expected_energy_uj']:.4g} uJ per input")
+                  f"{1e3 * static['expected_latency_ms']:.4g} µs, {static['expected_energy_uj']:.4g} µJ per input")
     console.print(f"wrote {prepared.out}/exits.json, heads.pt and {len(summary['pareto'])} policies in {prepared.out}/points"
                   + (", pareto.png" if "plot" in summary else "") + (", dynamic.onnx" if "onnx" in summary else ""))
 
@@ -85,7 +85,7 @@ def _table(summary: dict):
     table = Table(title=f"Pareto points: {len(summary['pareto'])} of {summary['candidates']} candidates "
                         f"(accuracy up, expected energy and latency down; thresholds set on validation data)")
     for column in ("point", "thresholds (" + ", ".join(names) + ")", "MHz", "mV", "val acc", "test acc", "test exit shares",
-                   "E[energy] uJ", "E[latency] µs", "worst µs"):
+                   "E[energy] µJ", "E[latency] µs", "worst µs"):
         table.add_column(column, justify="right")
     for i, p in enumerate(summary["pareto"]):
         table.add_row(

@@ -221,7 +221,7 @@ def _sweep_table(label: str, spec, sweep):
 
     best = _least(sweep)
     table = Table(title=f"{label} on {spec.array} {spec.dataflow} per operating point ({spec.energy.name}, {spec.operating_points.name or 'table'})")
-    for head in ("MHz", "mV", "latency ms", "energy uJ", "EDP uJ*ms", "power mW", ""):
+    for head in ("MHz", "mV", "latency ms", "energy µJ", "EDP µJ*ms", "power mW", ""):
         table.add_column(head, justify="right" if head else "left")
     for i, r in enumerate(sweep):
         table.add_row(

@@ -13,7 +13,7 @@ Opt = typer.Option
 def switch(
     frontier: Annotated[Path, typer.Argument(help="a `uboost frontier` directory (p00, p01, ...) or a `uboost exits` directory")],
     latency_ms: Annotated[Optional[float], Opt("--latency-ms", help="latency budget in ms")] = None,
-    energy_uj: Annotated[Optional[float], Opt("--energy-uj", help="energy budget in uJ per input")] = None,
+    energy_uj: Annotated[Optional[float], Opt("--energy-uj", help="energy budget in µJ per input")] = None,
 ) -> None:
     """Pick the most accurate network of a frontier within a latency (and energy) budget."""
     from uboost.dynamic.switcher import Switcher, _budget
@@ -21,5 +21,5 @@ def switch(
     _budget("latency", latency_ms), _budget("energy", energy_uj)  # checked before reading anything
     switcher = Switcher.from_directory(frontier)
     point = switcher.select(latency_ms=latency_ms, energy_uj=energy_uj)
-    energy = f", {point.energy_uj:.6g} uJ" if point.energy_uj is not None else ""
+    energy = f", {point.energy_uj:.6g} µJ" if point.energy_uj is not None else ""
     console.print(f"{point.name}: {switcher.accuracy_name} {point.accuracy:.4g}, {point.latency_ms:.6g} ms{energy}  ({point.source})")

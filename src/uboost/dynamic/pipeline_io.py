@@ -99,7 +99,7 @@ def _plot(path: Path, front: list[dict], static: list[dict], root, owner) -> boo
     ax.scatter([p["expected_energy_uj"] for p in front], [100 * p["accuracy"] for p in front], label="dynamic (validation)")
     ax.scatter([p["test_expected_energy_uj"] for p in front], [100 * p["test_accuracy"] for p in front], marker="x", label="same points (test)")
     ax.scatter([s["expected_energy_uj"] for s in static], [100 * s["accuracy"] for s in static], marker="s", label="static, per operating point (test)")
-    ax.set_xlabel("expected energy per input (uJ)")
+    ax.set_xlabel("expected energy per input (µJ)")
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -82,15 +82,15 @@ class Switcher:
             fitting = [p for p in self.points[:end] if p.energy_uj <= energy_uj]
             if fitting:
                 return max(fitting, key=lambda p: (p.accuracy, -p.latency_ms))
-        wanted = ", ".join(f"{n} <= {v:g} {u}" for n, v, u in (("latency", latency_ms, "ms"), ("energy", energy_uj, "uJ")) if v is not None)
+        wanted = ", ".join(f"{n} <= {v:g} {u}" for n, v, u in (("latency", latency_ms, "ms"), ("energy", energy_uj, "µJ")) if v is not None)
         fastest = min(self.points, key=lambda p: p.latency_ms)
         said = f"the fastest, {fastest.name}, needs {fastest.latency_ms:.6g} ms" + (
-            f" and {fastest.energy_uj:.6g} uJ" if fastest.energy_uj is not None else "")
+            f" and {fastest.energy_uj:.6g} µJ" if fastest.energy_uj is not None else "")
         priced = [p for p in self.points if p.energy_uj is not None]
         if energy_uj is not None and priced:  # the budget that failed may be the energy one: say the least energy too
             frugal = min(priced, key=lambda p: (p.energy_uj, p.latency_ms))
             if frugal is not fastest:
-                said += f"; the least energy, {frugal.name}, needs {frugal.energy_uj:.6g} uJ and {frugal.latency_ms:.6g} ms"
+                said += f"; the least energy, {frugal.name}, needs {frugal.energy_uj:.6g} µJ and {frugal.latency_ms:.6g} ms"
         raise NoPointFits(f"no point fits {wanted}: {said}")
 
     # -- constructors ------------------------------------------------------------------------
