@@ -66,6 +66,7 @@ def test_exits_and_switch_commands(retrained_run, tmp_path, cli):
     result = cli("switch", out, "--latency-ms", cheapest * 1.0000001)
     assert result.code == 0, result.err
     assert result.out.startswith("p") and "accuracy" in result.out
+    assert "%" in result.out.split("accuracy")[1].split(",")[0]  # as a percentage, as every other command prints it
     listing = cli("exits", retrained_run, "--list")
     assert listing.code == 0 and "pool" in listing.out
 

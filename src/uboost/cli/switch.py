@@ -22,4 +22,5 @@ def switch(
     switcher = Switcher.from_directory(frontier)
     point = switcher.select(latency_ms=latency_ms, energy_uj=energy_uj)
     energy = f", {point.energy_uj:.6g} µJ" if point.energy_uj is not None else ""
-    console.print(f"{point.name}: {switcher.accuracy_name} {point.accuracy:.4g}, {point.latency_ms:.6g} ms{energy}  ({point.source})")
+    score = f"{100 * point.accuracy:.1f}%" if switcher.accuracy_name.endswith("accuracy") else f"{point.accuracy:.4g}"  # % as elsewhere
+    console.print(f"{point.name}: {switcher.accuracy_name} {score}, {point.latency_ms:.6g} ms{energy}  ({point.source})")
