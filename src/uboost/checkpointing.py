@@ -57,3 +57,20 @@ def checkpoint_callbacks(ckpt_dir: str | os.PathLike) -> list:
                         enable_version_counter=False),
         OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
     ]
+
+
+def restart_unstarted_epoch(checkpoint: dict) -> bool:
+    """A checkpoint taken as an epoch was about to start (Ctrl-C in ``on_train_epoch_start``) holds the epoch
+    counter of the new epoch but the finished batch counts of the one before: Lightning then takes the new
+    epoch's batches as done and skips its training. Its batch counts are reset here, so the epoch runs whole.
+    Returns whether it did (Lightning restores its loops after the module's ``on_load_checkpoint``)."""
+    fit = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs, batches = fit.get("epoch_progress", {}).get("current"), fit.get("epoch_loop.batch_progress")
+    if not isinstance(epochs, dict) or not isinstance(batches, dict) or not isinstance(batches.get("current"), dict):
+        return False
+    if not epochs.get("ready", 0) > epochs.get("started", 0):  # the newest epoch started its batches (or none is ready)
+        return False
+    for key in batches["current"]:
+        batches["current"][key] = 0
+    batches["is_last_batch"] = False
+    return True

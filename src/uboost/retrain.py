@@ -159,8 +159,11 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *,
         def on_load_checkpoint(self, checkpoint: dict) -> None:
             from uboost.strategy import rng
 
+            from uboost.checkpointing import restart_unstarted_epoch
+
             if rng.KEY in checkpoint:  # older checkpoints resume as before
                 rng.restore(checkpoint[rng.KEY], generators or {})
+            restart_unstarted_epoch(checkpoint)  # stopped as an epoch began: that epoch runs, not skipped
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)

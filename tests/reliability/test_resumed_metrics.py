@@ -122,3 +122,38 @@ def test_a_retrain_resumed_after_an_epoch_repeats_the_uninterrupted_one(run_copy
     b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+
+
+def test_a_ctrl_c_as_an_epoch_begins_resumes_that_epoch_not_the_next(run_copy, tmp_path):
+    """The checkpoint held the new epoch's counter with the old epoch's finished batches: the resume skipped the
+    epoch's training (three epochs asked, two trained)."""
+    import json
+
+    import pytorch_lightning as pl
+    import torch
+
+    from uboost.exceptions import SearchError
+    from uboost.retrain import RetrainConfig, retrain
+    from uboost.search import SearchConfig, run_search
+
+    class Stop(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                raise KeyboardInterrupt
+
+    config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=False)
+    whole = retrain(run_copy, config, out=tmp_path / "whole")
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        retrain(run_copy, config, out=tmp_path / "cut", callbacks=[Stop()])
+    assert retrain(run_copy, config, out=tmp_path / "cut", resume=True).test_acc == whole.test_acc
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    search = SearchConfig(space="lenet", dataset="digits", image_size=8, max_samples=96, epochs=3, batch_size=16,
+                          accelerator="cpu")
+    run_search(search, tmp_path / "s-whole")
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        run_search(search, tmp_path / "s-cut", callbacks=[Stop()])
+    run_search(search, tmp_path / "s-cut", resume=True)
+    assert json.loads((tmp_path / "s-cut" / "alphas.json").read_text()) == json.loads((tmp_path / "s-whole" / "alphas.json").read_text())

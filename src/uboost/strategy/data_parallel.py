@@ -80,6 +80,9 @@ class DataParallelSearch:
         from uboost.distributed.collectives import world
         from uboost.distributed.lightning import WORLD_KEY, rescale_progress
 
+        from uboost.checkpointing import restart_unstarted_epoch
+
+        restart_unstarted_epoch(checkpoint)  # stopped as an epoch began: that epoch runs, not skipped
         saved = checkpoint.get(WORLD_KEY, 1)
         if saved != world()[1]:  # resumed on another number of devices
             self._finish_restored_epoch = rescale_progress(checkpoint, saved, world()[1])
