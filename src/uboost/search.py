@@ -388,14 +388,13 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
     from uboost.strategy.architecture import alphas_to_dict, probabilities_dict
 
     hardware_loss = strategy.hardware_loss
-    arch = strategy.exported_argmax or arch  # NNI's argmax (its export is projected already): what "projected" compares
     facts: dict[str, Any] = {"arch": arch}
     if not hardware_loss.attached:  # no training step ran in this process (nothing to price)
         return facts
-    if strategy.bits_space is not None:  # NNI's export has no bits: the argmax network's are added
-        from uboost.strategy.precision import argmax_bits
-
-        arch = facts["arch"] = {**arch, **argmax_bits(hardware_loss.choices)}
+    # NNI's export (UBoost.list_models) projected the argmax already: its argmax (bits included), the projection and
+    # what it did, not solved a second time
+    arch, projected, done = strategy.exported_projection
+    facts["arch"] = arch
     tau = hardware_loss.distribution_tau  # the distribution the hardware term priced last: softmax(alpha / tau)
     if write:
         write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
@@ -410,16 +409,13 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
     if expected.energy_uj is not None:
         facts["expected_energy_uj"] = float(expected.energy_uj)
         facts["argmax_energy_uj"] = float(derived.energy_uj)
-    from uboost.strategy.final_export import project_export
-
     if config.target_latency_ms is not None:
         facts["target_latency_ms"] = config.target_latency_ms
         facts["budget_multiplier"] = float(hardware_loss.multiplier)
     if config.target_energy_uj is not None:
         facts["target_energy_uj"] = config.target_energy_uj
         facts["energy_multiplier"] = float(hardware_loss.energy_multiplier)
-    projected, done = project_export(hardware_loss, arch)  # onto the budgets (and the operating point), exactly
-    if done:
+    if done:  # projected onto the budgets (and the operating point), exactly
         facts.update({k: v for k, v in done.items() if k != "projected_latency_ms"})
         if done["projected"]:
             logger.info("argmax network %.6g ms vs budgets: projected to %.6g ms", argmax_ms, done["projected_latency_ms"])

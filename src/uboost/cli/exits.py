@@ -41,7 +41,7 @@ def exits(
     force: Annotated[bool, Flag("--force", help="replace exits trained in --out with other settings")] = False,
 ) -> None:
     """Attach early exits to a retrained run and search exits, thresholds and the operating point."""
-    from uboost.dynamic.pipeline import ExitsConfig, prepare, refuse_other_heads, run_exits
+    from uboost.dynamic.pipeline import ExitsConfig, prepare, run_exits
 
     config = ExitsConfig(
         positions=None if positions is None else tuple(p.strip() for p in positions.split(",") if p.strip()),
@@ -56,7 +56,6 @@ def exits(
         _print_positions(run, listing(run))
         return
     prepared = prepare(run, config, out=out)
-    refuse_other_heads(prepared, config, force=force)  # before the heads train
     with console.status(f"training {len(prepared.positions)} exit heads ({training}), searching policies on validation data"):
         summary = run_exits(run, config, prepared=prepared, onnx=onnx, force=force)
     console.print(_table(summary))

@@ -281,7 +281,7 @@ def run_exits(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.Path
     trained in ``OUT`` with other settings are replaced only with ``force`` (:func:`refuse_other_heads`)."""
     prepared = prepared or prepare(run, config, out=out)
     out = prepared.out
-    refuse_other_heads(prepared, config, force=force)
+    refuse_other_heads(prepared, config, force=force)  # before the heads train
     check_bound(prepared)
     if onnx:
         from uboost.dynamic.export import refuse_quantized

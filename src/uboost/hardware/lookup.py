@@ -62,12 +62,15 @@ def grid_gaps(shapes: Sequence[LayerShape]) -> list[LayerShape]:
     return gaps
 
 
-def _memory_of(spec: HardwareSpec) -> tuple[float, float] | None:
-    """``(kB per buffer, DRAM words per cycle)`` of a memory-bound spec with one size for every buffer, else None."""
+def _memory_of(spec: HardwareSpec) -> tuple | None:
+    """What a table row's ``(sram_kb, dram_bw_words)`` must equal to price ``spec``: None for unbounded memory;
+    ``(kB, words per cycle)`` with one size for every buffer (``hw tabulate --sram-kb``); with sizes per buffer,
+    those sizes and the bandwidth, which no tabulated row holds."""
+    if not spec.memory_bound:
+        return None
     sizes = set(spec.buffer_kb)
-    if not spec.memory_bound or len(sizes) != 1:
-        return None if not spec.memory_bound else (-1.0, -1.0)  # per-buffer sizes: no tabulated row matches
-    return float(sizes.pop()), float(spec.dram_words_per_cycle)
+    kb = float(sizes.pop()) if len(sizes) == 1 else tuple(spec.buffer_kb)
+    return kb, float(spec.dram_words_per_cycle)
 
 
 def _memory_of_row(row: dict) -> tuple[float, float] | None:

@@ -71,7 +71,6 @@ def list_spaces() -> dict[str, str]:
 def _option_names(factory) -> list[str]:
     """The keyword options of a space (its factory's, or the class it returns), less the two every space takes."""
     import inspect
-
     import typing
 
     target = factory

@@ -41,13 +41,13 @@ def exported_model(strategy, sample: dict):
     from uboost.strategy.precision import split_precision
 
     loss = strategy.hardware_loss
-    strategy.exported_argmax = dict(sample)  # NNI's own argmax, before the projection (what result.json compares with)
-    arch = dict(sample)
-    if strategy.bits_space is not None:
+    argmax = dict(sample)
+    if strategy.bits_space is not None:  # NNI's export has no bits: the argmax network's are added
         from uboost.strategy.precision import argmax_bits
 
-        arch.update(argmax_bits(loss.choices))
-    arch, facts = project_export(loss, arch)
+        argmax.update(argmax_bits(loss.choices))
+    arch, facts = project_export(loss, argmax)
+    strategy.exported_projection = (argmax, arch, facts)  # what the CLI's result.json reports (uboost.search)
     strategy.exported_operating_point = facts.get("operating_point")  # operating_point="auto": the chosen (f, V)
     precision = None
     if strategy.bits_space is not None:

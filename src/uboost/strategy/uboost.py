@@ -192,7 +192,7 @@ class UBoost(DARTS):
         self.bits_space = None  # precision search (strategy/precision.py)
         self.exported_precision = None  # {frozen layer: (weight_bits, act_bits)} of the last export of a bits search
         self.exported_operating_point = None  # operating_point="auto": {"index", "freq_hz", "voltage_v"} of the last export
-        self.exported_argmax = None  # NNI's argmax architecture the last export projected
+        self.exported_projection = None  # (NNI's argmax with its bits, its projection, facts) of the last export
         if bits is not None or weight_bits is not None or act_bits is not None:
             from uboost.strategy.precision import BitsSpace
 

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     import optuna
 
 
-SEARCH_ESTIMATES = ("expected_latency_ms", "argmax_latency_ms", "expected_energy_uj", "argmax_energy_uj")
-
 def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | None = None,
                area_budget_mm2: float | None = None):
     """Trial ``which`` (a number, or ``"best"``), checked to be finished with a result."""
@@ -51,6 +49,8 @@ def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | No
 _SKIP = {runs.CHECKPOINTS, "nni"}
 PRICED = ("latency_ms", "cycles", "utilization", "macs", "energy_uj", "energy_breakdown_uj")
 """``result.json`` fields of the derived network's cost, re-priced on an inner-chosen accelerator at export."""
+SEARCH_ESTIMATES = ("expected_latency_ms", "argmax_latency_ms", "expected_energy_uj", "argmax_energy_uj")
+"""``result.json`` fields of the search's own estimates, kept apart (``on_searched_accelerator``) at that export."""
 
 
 def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike | None = None, *,

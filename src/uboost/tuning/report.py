@@ -23,13 +23,15 @@ def feasible(trial, budget_ms: float | None = None, area_budget_mm2: float | Non
     budget instead of the one the trial ran under (a report or export may tighten or loosen it);
     ``area_budget_mm2`` likewise the area (a study continued under another area budget is judged on
     the one it has now: :func:`study_area_budget`)."""
-    area_ok = (trial.user_attrs.get(AREA_CONSTRAINT) is None or trial.user_attrs[AREA_CONSTRAINT] <= 0) \
-        if area_budget_mm2 is None else trial.user_attrs.get("area_mm2") is None or trial.user_attrs["area_mm2"] <= area_budget_mm2
+    attrs = trial.user_attrs
+    if area_budget_mm2 is None:
+        area_ok = attrs.get(AREA_CONSTRAINT) is None or attrs[AREA_CONSTRAINT] <= 0
+    else:
+        area_ok = attrs.get("area_mm2") is None or attrs["area_mm2"] <= area_budget_mm2
     if budget_ms is not None:
-        latency = trial.user_attrs.get("latency_ms")
+        latency = attrs.get("latency_ms")
         return latency is not None and latency <= budget_ms and area_ok
-    return area_ok and all(trial.user_attrs.get(key) is None or trial.user_attrs[key] <= 0
-                           for key in CONSTRAINTS if key != AREA_CONSTRAINT)
+    return area_ok and (attrs.get(BUDGET_CONSTRAINT) is None or attrs[BUDGET_CONSTRAINT] <= 0)
 
 
 def study_area_budget(study: "optuna.Study") -> float | None:
