@@ -49,14 +49,25 @@ def as_today(stored: dict) -> dict:
     process, fp32, fixed PEs...), so a run made before the field existed equals one made today at
     the default (checked: lenet searches re-run after such fields were added give identical
     alphas) and differs from one that asks for another value; a default that changed still makes
-    the run stale, since every field the run knew is stored with its value."""
+    the run stale, since every field the run knew is stored with its value.
+    A default the config resolves from its other settings (``widen``: "bits", or "all" for a bits search) is
+    filled resolved, as today's config stores it."""
+    from uboost.exceptions import ConfigError
     from uboost.search import SearchConfig
 
     filled = dict(stored)
+    missing = [field.name for field in dataclasses.fields(SearchConfig) if field.name not in filled]
     for field in dataclasses.fields(SearchConfig):
-        if field.name not in filled:
+        if field.name in missing:
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
             filled[field.name] = default
+    try:
+        resolved = dataclasses.asdict(SearchConfig.from_dict(filled))
+    except ConfigError:  # a config today's code refuses stays as stored (it is not today's anyway)
+        resolved = {}
+    for name in missing:
+        if name in resolved:
+            filled[name] = resolved[name]
     return json.loads(json.dumps(filled))  # tuples -> lists, as stored
 
 

@@ -98,7 +98,7 @@ def front_verdicts(rows: list[dict]) -> list[dict]:
     """Per (space, hardware, seed, widening): is the mixed network on or above the front of the uniform ones,
     on (mean test accuracy, latency)? ``dominated_by``: the uniform variants that dominate it (at
     least as accurate and as fast, better in one); ``dominates``: those it dominates; ``on_front``:
-    none dominates it. Only rows retrained with the same retrain seeds are compared; the latest row
+    none dominates it (``None`` when the cell has no uniform row to compare with). Only rows retrained with the same retrain seeds are compared; the latest row
     of each cell counts (bench_bits.json appends)."""
     from uboost.tuning.objectives import dominates
 
@@ -118,7 +118,8 @@ def front_verdicts(rows: list[dict]) -> list[dict]:
             "dominates": sorted(v for v, r in uniform.items() if dominates(point(mixed), point(r), (1, -1))),
             "compared_with": sorted(uniform),
         })
-        verdicts[-1]["on_front"] = not verdicts[-1]["dominated_by"]
+        # None where no uniform row of the cell exists: nothing was compared, no verdict
+        verdicts[-1]["on_front"] = (not verdicts[-1]["dominated_by"]) if uniform else None
     return verdicts
 
 

@@ -73,7 +73,9 @@ def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tupl
     return dict(space=cell["space"], sram_kb=cell["baseline_sram_kb"], seeds=k, splits=len(verdicts),
                 met_share=sum(v["met"] for v in verdicts) / len(verdicts),
                 median_gain=median_gain, median_held_out_delta_points=median_delta,
-                median_met=median_gain >= goal and median_delta >= -100 * tolerance - 1e-9,
+                # the verdict of the median split: each split's gain and held-out difference judged together (the
+                # median gain and the median difference apart came from different splits: lenet 16 kB seed 2 "met" in 23 %)
+                median_met=2 * sum(v["met"] for v in verdicts) >= len(verdicts),
                 mean_reference_fall_points=statistics.fmean(v["reference_fall"] for v in verdicts),
                 mean_pick_fall_points=statistics.fmean(v["pick_fall"] for v in verdicts),
                 pairs=[dict(reference=r, pick=p, splits=n) for (r, p), n in pairs.most_common()],
@@ -100,7 +102,7 @@ def cells(patterns: list[str]) -> list[tuple[int, dict, float]]:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| space | budget | seed | published (K means): gain, delta, verdict | cross-fitted: goal met in | median gain | "
-             "median held-out delta | medians: verdict | accuracy fall held out: reference / pick | most frequent (reference, pick) |",
+             "median held-out delta | median split: verdict | accuracy fall held out: reference / pick | most frequent (reference, pick) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r["published"]
@@ -115,7 +117,7 @@ def markdown(rows: list[dict]) -> str:
     lines.append("")
     medians = sum(r["median_met"] for r in rows)
     lines.append(f"Goal met (published rule, K means): {published} of {len(rows)} cells; cross-fitted, in more than half of "
-                 f"the splits: {majority} of {len(rows)}; by the median gain and median held-out difference: {medians} of {len(rows)}.")
+                 f"the splits: {majority} of {len(rows)}; in at least half (the median split's verdict): {medians} of {len(rows)}.")
     return "\n".join(lines)
 
 

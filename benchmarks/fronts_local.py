@@ -225,7 +225,8 @@ def paired(r: dict, base: str = "systolic") -> list[dict]:
             a = [mine[s]["hypervolume"][n] for s in seeds]
             b = [per_seed[s]["hypervolume"][n] for s in seeds]
             diff = [x - y for x, y in zip(a, b)]
-            test = stats.ttest_rel(a, b) if any(diff) else None
+            # a constant difference (zero or not) has no spread to test: scipy would give t = inf, p = 0
+            test = stats.ttest_rel(a, b) if statistics.stdev(diff) > 0 else None
             out.append({"entry": entry, "n": n, "seeds": len(seeds), "mean": statistics.fmean(diff),
                         "std": statistics.stdev(diff), "ahead": sum(d > 0 for d in diff),
                         "t": None if test is None else float(test.statistic), "p": None if test is None else float(test.pvalue)})

@@ -98,12 +98,15 @@ def front_hypervolume(pair: str, group: list[dict]) -> float:
 
 def matched_speedups(group: list[dict], flops: list[dict]) -> tuple[list[float], int]:
     """Latency of the fastest FLOPs network within MATCH_POINTS of each front point's accuracy,
-    over the point's latency; and how many front points no FLOPs network matches."""
+    over the point's latency; and how many front points no FLOPs network matches. Each point of the
+    front counts once, however many lambdas found its network."""
     on_front = set(hv.pareto_front([(p["error_pct"], p["latency_us"]) for p in group]))
-    ratios, unmatched = [], 0
+    ratios, unmatched, seen = [], 0, set()
     for p in group:
-        if (p["error_pct"], p["latency_us"]) not in on_front:
+        key = (p["error_pct"], p["latency_us"])
+        if key not in on_front or key in seen:
             continue
+        seen.add(key)
         rivals = [f["latency_us"] for f in flops if 100 * f["test_acc"] >= 100 * p["test_acc"] - MATCH_POINTS]
         if rivals:
             ratios.append(min(rivals) / p["latency_us"])
@@ -253,6 +256,34 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
     plt.close(fig)
 
 
+def read_points_csv(path: Path) -> list[dict]:
+    """The points of a ``points.csv`` this module wrote (what :func:`summarize` reads)."""
+    numbers = {"lambda": float, "seed": int, "point": int, "test_acc": float, "error_pct": float, "latency_us": float}
+    points = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            points.append({k: (numbers[k](v) if k in numbers and v != "" else (None if k == "point" and v == "" else v))
+                           for k, v in row.items()})
+    return points
+
+
+def refresh_summary(out: Path) -> dict:
+    """Recompute ``out/summary.json`` and the table of ``out/summary.md`` from the committed ``out/points.csv``
+    (the run directories need not exist); the rest of ``summary.md`` (environments, per-lambda tables) is kept."""
+    from uboost.io import write_json, write_text
+
+    old = json.loads((out / "summary.json").read_text())
+    points = read_points_csv(out / "points.csv")
+    summary = summarize(points)
+    keep = {k: old[k] for k in ("stale_points", "points", "retrain_seeds", "search_seeds") if k in old}
+    write_json(out / "summary.json", {**summary, **keep})
+    text = (out / "summary.md").read_text()
+    end = text.find("\n\n", text.index("| pair | entry |"))  # the end of the table this module wrote first
+    rest = text[end + 1:] if end >= 0 else ""
+    write_text(out / "summary.md", markdown(summary, len(points), old.get("stale_points", 0), old.get("retrain_seeds", 1)) + rest)
+    return summary
+
+
 def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: int = 1, seeds: list[int] | None = None) -> dict:
     from uboost.io import write_json, write_text
 
@@ -270,3 +301,12 @@ def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: in
         plot_fronts(out / "fronts.png", points)
     print(text, flush=True)
     return summary
+
+
+if __name__ == "__main__":  # python benchmarks/fronts_report.py benchmarks/fronts/lenet-k5-s10 ...
+    import sys
+
+    for folder in sys.argv[1:]:
+        for e in refresh_summary(Path(folder))["entries"]:
+            if e["speedup_vs_flops_geomean"] is not None:
+                print(f"{folder}: {e['pair']} {e['entry']} {e['speedup_vs_flops_geomean']:.2f}x")

@@ -29,6 +29,11 @@ def test_the_failing_single_retrain_case_is_dominated_and_an_equal_point_is_not(
     assert verdict["on_front"] and verdict["dominated_by"] == [] and verdict["dominates"] == ["uniform-8"]
 
 
+def test_a_mixed_row_without_uniform_rows_gets_no_verdict():
+    (verdict,) = bench_bits.front_verdicts([_row("mixed-2-4-8", 0.9, 0.3)])
+    assert verdict["compared_with"] == [] and verdict["on_front"] is None  # was True: "on the front" of nothing
+
+
 def test_equal_means_up_to_float32_rounding_count_as_equal_accuracy():
     # darts-cifar BitFusion seed 1: 352 + 353 + 356 and 355 + 351 + 355 correct of 360 (1,061 each);
     # the float32 per-retrain accuracies average to 0.98240739... and 0.98240741...

@@ -45,10 +45,24 @@ def test_a_verdict_met_on_the_means_is_missed_on_held_out_seeds():
     assert result["median_gain"] == pytest.approx((10 / 2 + 8 / 1) / 2)
     assert result["median_held_out_delta_points"] == pytest.approx(((0.8125 - 0.78125) + (0.78125 - 0.84375)) / 2 * 100)
     assert result["median_met"] is False
+
     # the chosen networks' accuracy on the seed that did not choose them: reference 0 falls 12.5 points, 1 none;
     # pick 0 falls 6.25, pick 1 12.5
     assert result["mean_reference_fall_points"] == pytest.approx(12.5 / 2)
     assert result["mean_pick_fall_points"] == pytest.approx((6.25 + 12.5) / 2)
+
+
+def test_the_median_verdict_judges_each_splits_gain_and_difference_together():
+    """A median gain from splits whose difference fails and a median difference from splits whose gain fails made
+    a cell "met" that met the goal in 23 % of its splits."""
+    cell = {"space": "lenet", "baseline_sram_kb": 4,
+            "baseline": {"trials": [row(0, [0.9, 0.9], 10.0)]},
+            "cosearch": {"trials": [row(0, [0.9, 0.892], 1.0), row(1, [0.9, 0.9], 8.0)]}}
+    result = cosearch_crossfit.crossfit(cell, tolerance=0.005)
+    # chosen on seed 0: pick 0, 10x, judged on seed 1 -0.8 points (missed); chosen on seed 1: pick 1, 1.25x, +0.0 (missed)
+    assert result["met_share"] == 0.0
+    assert result["median_gain"] == pytest.approx(5.625) and result["median_held_out_delta_points"] == pytest.approx(-0.4)
+    assert result["median_met"] is False  # each median alone passes; no split meets the goal
 
 
 def test_a_cell_without_noise_keeps_its_verdict():

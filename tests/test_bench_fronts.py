@@ -219,6 +219,22 @@ def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_on
     assert ran and len(fake_training.search) == 2 and fake_training.search[-1].energy_weight == 0.5
 
 
+def test_a_config_made_before_widen_existed_equals_todays_resolved_default():
+    """``widen``'s default (None) is stored resolved ("bits"; "all" for a bits search): filled as None, every run
+    made before the field existed was stale and searched again."""
+    import dataclasses
+
+    import _reuse
+
+    from uboost.search import SearchConfig
+
+    for config in (SearchConfig(space="lenet"), SearchConfig(space="lenet", bits=(2, 4, 8))):
+        today = json.loads(json.dumps(dataclasses.asdict(config)))
+        old = {k: v for k, v in today.items() if k != "widen"}
+        assert _reuse.as_today(old) == today
+        assert _reuse.as_today({**old, "widen": "all"})["widen"] == "all"  # a stored value is kept
+
+
 def test_a_point_made_before_utilization_scale_existed_counts_as_fixed(tmp_path, fake_training):
     import _reuse
     import bench_fronts
@@ -272,6 +288,35 @@ def test_matched_speedup_takes_the_fastest_flops_network_within_the_accuracy_win
     assert sorted(ratios) == pytest.approx([4.0, 4.0]) and unmatched == 0
     ratios, unmatched = fronts_report.matched_speedups([_pt(99.5, 10.0)], flops)
     assert ratios == [] and unmatched == 1
+
+
+def test_a_network_found_at_several_lambdas_is_one_front_point_in_the_speedup():
+    """Exact pricing's lenet sweep returns one network at six lambdas: it entered the geometric mean six times
+    (lenet 0.96x reported where its distinct front points give 1.35x)."""
+    import fronts_report
+
+    flops = [_pt(97.8, 40.0), _pt(95.5, 8.0)]
+    ratios, unmatched = fronts_report.matched_speedups([_pt(98.0, 10.0)] * 6 + [_pt(95.0, 2.0)], flops)
+    assert sorted(ratios) == pytest.approx([4.0, 4.0]) and unmatched == 0
+    ratios, unmatched = fronts_report.matched_speedups([_pt(99.5, 10.0)] * 3, flops)
+    assert ratios == [] and unmatched == 1
+
+
+def test_a_summary_is_recomputed_from_its_committed_points(tmp_path):
+    import shutil
+
+    import fronts_report
+
+    src = Path(__file__).resolve().parents[1] / "benchmarks" / "fronts" / "lenet-k5-s10"
+    for name in ("summary.json", "summary.md", "points.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    before = (tmp_path / "summary.md").read_text()
+    summary = fronts_report.refresh_summary(tmp_path)
+    after = (tmp_path / "summary.md").read_text()
+    exact = next(e for e in summary["entries"] if e["entry"] == "systolic")
+    assert exact["hypervolume_mean"] == pytest.approx(0.831, abs=5e-4)  # the committed hypervolume, from the csv
+    assert after.split("| pair | entry |")[0] == before.split("| pair | entry |")[0]
+    assert after[after.index("\n\n", after.index("| pair |")):] == before[before.index("\n\n", before.index("| pair |")):]  # the rest is kept
 
 
 # -- the hardware term's own optimum (fronts_hw_optimum.py) -----------------------------------

@@ -102,3 +102,11 @@ def test_matched_speedups_compare_each_front_point_with_the_fastest_flops_networ
     assert fronts_local.speedups(result, 1) == {"systolic": (pytest.approx(1.5), 1, 0)}
     result["entries"]["flops"]["0"] = seed([(3.0, 0.90)])  # nothing as accurate: unmatched
     assert fronts_local.speedups(result, 0) == {"systolic": (None, 0, 1)}
+
+
+def test_a_constant_difference_over_seeds_gets_no_t_test():
+    """Differences all +0.01 printed "t +inf, p 0.000" (scipy's answer for no spread)."""
+    r = {"local": [0], "entries": {"systolic": {str(s): {"hypervolume": {0: 0.80 + s / 100}} for s in range(3)},
+                                   "flops": {str(s): {"hypervolume": {0: 0.79 + s / 100}} for s in range(3)}}}
+    (row,) = fronts_local.paired(r)
+    assert row["mean"] == pytest.approx(0.01) and row["t"] is None and row["p"] is None
