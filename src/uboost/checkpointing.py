@@ -48,7 +48,8 @@ def atomic_checkpoint_io():
 
 
 def checkpoint_callbacks(ckpt_dir: str | os.PathLike) -> list:
-    """``last.ckpt`` at every epoch end and ``interrupted.ckpt`` when training stops on an exception."""
+    """``last.ckpt`` at every epoch end, ``interrupted.ckpt`` when training stops on an exception, and a Ctrl-C
+    that stops between batches (:func:`stop_between_batches`)."""
     from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
     ckpt_dir = Path(ckpt_dir)
@@ -56,6 +57,7 @@ def checkpoint_callbacks(ckpt_dir: str | os.PathLike) -> list:
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_last=False, every_n_epochs=1, save_top_k=1,
                         enable_version_counter=False),
         OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        stop_between_batches(),
     ]
 
 
@@ -74,3 +76,66 @@ def restart_unstarted_epoch(checkpoint: dict) -> bool:
         batches["current"][key] = 0
     batches["is_last_batch"] = False
     return True
+
+
+def stop_between_batches():
+    """A Lightning callback: the first Ctrl-C stops training at the next batch boundary (a second one stops at
+    once). A checkpoint taken there holds the weights, optimizers, RNG and data order of whole batches, so the
+    resume repeats the uninterrupted run (:mod:`uboost.resumable_loader`); one taken in the middle of a step
+    holds half of one (e.g. the architecture updated, the weights not). Only where Ctrl-C is Python's default
+    and one process trains (ranks of a multi-process run must stop at the same batch: they stop at once)."""
+    import signal
+    import sys
+    import threading
+
+    from pytorch_lightning.callbacks import Callback
+
+    class StopBetweenBatches(Callback):
+        def __init__(self) -> None:
+            self.requested = False
+            self._previous = None
+
+        def _on_sigint(self, signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("Ctrl-C: stopping after this batch (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+        def on_train_start(self, trainer, pl_module) -> None:  # after Lightning noted the handlers it restores
+            self.requested = False
+            if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
+                return
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+        def _restore(self) -> None:
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+
+        def _stop_if_asked(self) -> None:
+            if self.requested:
+                self.requested = False
+                self._restore()
+                raise KeyboardInterrupt
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self._stop_if_asked()
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self._stop_if_asked()
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+            self._stop_if_asked()
+
+        def on_train_end(self, trainer, pl_module) -> None:  # asked after the last batch: still a Ctrl-C
+            self._restore()
+            self._stop_if_asked()
+
+        def on_exception(self, trainer, pl_module, exception) -> None:
+            self._restore()
+
+        def teardown(self, trainer, pl_module, stage) -> None:
+            self._restore()
+
+    return StopBetweenBatches()

@@ -147,8 +147,10 @@ def make_loaders(
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+    from uboost.resumable_loader import ResumableLoader
+
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
+    train_loader = ResumableLoader(  # a Ctrl-C'd epoch resumes its own order (uboost.resumable_loader)
         train, batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers, drop_last=False
     )
     test_loader = DataLoader(test, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)

@@ -114,7 +114,7 @@ def _check_resume_network(path: Path, checkpoint: dict, module) -> None:
 
 
 def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *, sync_dist: bool = False,
-            generators: dict | None = None):
+            generators: dict | None = None, loaders: dict | None = None):
     import pytorch_lightning as pl
     import torch
     import torch.nn.functional as F
@@ -146,24 +146,27 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *,
         def on_save_checkpoint(self, checkpoint: dict) -> None:  # what --resume must not silently change
             from uboost.distributed.lightning import WORLD_KEY
 
+            from uboost.resumable_loader import save_passes
             from uboost.strategy import rng
 
             checkpoint[SETTINGS_KEY] = {k: getattr(config, k) for k in RESUME_SETTINGS}
             checkpoint[ARCH_KEY] = arch
             checkpoint[WORLD_KEY] = int(self.trainer.world_size)
-            # the shuffling order and noise as they are: a resume from an epoch's end (last.ckpt) repeats the
-            # uninterrupted run (tests/reliability); from inside an epoch or its validation Lightning restarts the
-            # epoch's loop (and counts a step again), so that resume is close, not exact
+            # the shuffling order, the place in the epoch and the noise: a resume from an epoch's end (last.ckpt)
+            # or from a batch boundary inside one (Ctrl-C) repeats the uninterrupted run (tests/reliability)
             checkpoint[rng.KEY] = rng.collect(generators or {})
+            save_passes(checkpoint, loaders or {}, world_size=int(self.trainer.world_size))  # the epoch's order and place
 
         def on_load_checkpoint(self, checkpoint: dict) -> None:
             from uboost.strategy import rng
 
             from uboost.checkpointing import restart_unstarted_epoch
+            from uboost.resumable_loader import resume_passes
 
             if rng.KEY in checkpoint:  # older checkpoints resume as before
                 rng.restore(checkpoint[rng.KEY], generators or {})
-            restart_unstarted_epoch(checkpoint)  # stopped as an epoch began: that epoch runs, not skipped
+            if not restart_unstarted_epoch(checkpoint):  # stopped as an epoch began: that epoch runs, not skipped
+                resume_passes(checkpoint, loaders or {}, world_size=int(self.trainer.world_size))  # inside one: its place
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
@@ -283,6 +286,12 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     from uboost.quant import apply_run_precision
 
     quantized = apply_run_precision(network, run.root) is not None  # precision.json: trained quantization-aware
+    cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
+    if quantized:  # bits the accelerator cannot run (16 on BitFusion) are refused now, not after the training
+        import copy
+
+        with torch.random.fork_rng(devices=[]):  # pricing traces a copy; the training draws as before
+            cost_model.evaluate(copy.deepcopy(network), input_shape)
     train, test = load_datasets(
         search_config.dataset, data_dir=search_config.data_dir, download=config.download,
         image_size=input_shape[-1], channels=input_shape[0], augment=config.augment, seed=config.seed,
@@ -294,7 +303,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     parallel = uses_ddp(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy)
     ranks = config.devices * config.num_nodes if parallel else 1  # Lightning shards the train set over them
     steps = max(1, -(-len(train_loader) // ranks))  # optimizer steps per epoch on each rank
-    module = _module(network, config, steps, run.arch, sync_dist=parallel, generators={"train": train_loader.generator})
+    module = _module(network, config, steps, run.arch, sync_dist=parallel, generators={"train": train_loader.generator},
+                     loaders={"train": train_loader})
     if checkpoint is not None:
         _check_resume_network(ckpt_path, checkpoint, module)
     if rank_zero:
@@ -340,7 +350,6 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         test_acc = full_accuracy(network, test_loader, trainer.strategy.root_device)
     else:
         test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
-    cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
     report = cost_model.evaluate(network.cpu(), input_shape)
     result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=time.perf_counter() - started,
                            quantized=quantized)

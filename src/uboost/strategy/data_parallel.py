@@ -73,7 +73,10 @@ class DataParallelSearch:
         from uboost.distributed.collectives import world
         from uboost.distributed.lightning import WORLD_KEY
 
+        from uboost.resumable_loader import save_passes
+
         checkpoint[WORLD_KEY] = world()[1]
+        save_passes(checkpoint, getattr(self, "_loaders", {}), world_size=world()[1])  # the epoch's order and place
         super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -81,9 +84,12 @@ class DataParallelSearch:
         from uboost.distributed.lightning import WORLD_KEY, rescale_progress
 
         from uboost.checkpointing import restart_unstarted_epoch
+        from uboost.resumable_loader import resume_passes
 
-        restart_unstarted_epoch(checkpoint)  # stopped as an epoch began: that epoch runs, not skipped
+        unstarted = restart_unstarted_epoch(checkpoint)  # stopped as an epoch began: that epoch runs, not skipped
         saved = checkpoint.get(WORLD_KEY, 1)
+        if not unstarted and saved == world()[1]:  # inside an epoch: the rest of its order (one process)
+            resume_passes(checkpoint, getattr(self, "_loaders", {}), world_size=saved)
         if saved != world()[1]:  # resumed on another number of devices
             self._finish_restored_epoch = rescale_progress(checkpoint, saved, world()[1])
         super().on_load_checkpoint(checkpoint)

@@ -45,6 +45,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         log_prob_every_n_step: int = 10,
         warmup_epochs: int = 0,
         generators: dict | None = None,
+        loaders: dict | None = None,
     ):
         super().__init__(
             training_module,
@@ -55,6 +56,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         )
         self.hardware_loss = hardware_loss
         self._generators = generators or {}
+        self._loaders = loaders if loaders is not None else {}  # filled by the strategy's train_dataloader
         self.gumbel_temperature = gumbel_temperature
         self.sharpen = sharpen
         self._gumbel_modules: list | None = None

@@ -185,6 +185,7 @@ class UBoost(DARTS):
         # the data loaders' shuffling generators: checkpointed with the search (strategy/rng.py)
         self._loader_generators = {"train": torch.Generator().manual_seed(seed + 1),
                                    "val": torch.Generator().manual_seed(seed + 2)}
+        self._loaders: dict = {}  # the loaders it builds (data_split), resumed inside an epoch (uboost.resumable_loader)
         if sampling not in SAMPLING_MODES:
             raise ConfigError(f"unknown sampling {sampling!r}; expected one of: {', '.join(SAMPLING_MODES)}")
         self.sampling = sampling
@@ -262,6 +263,7 @@ class UBoost(DARTS):
             log_prob_every_n_step=self.log_prob_every_n_step,
             warmup_epochs=self.warmup_epochs,
             generators=self._loader_generators,
+            loaders=self._loaders,
         )
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
@@ -286,9 +288,10 @@ class UBoost(DARTS):
 
         def clone(dataset, part):
             from uboost.distributed.collectives import ShardSampler
+            from uboost.resumable_loader import ResumableLoader
 
             generator = self._loader_generators[part]  # one process: as shuffle=True; DDP: sharded (ShardSampler)
-            return DataLoader(
+            self._loaders[part] = ResumableLoader(
                 dataset,
                 batch_size=loader.batch_size,
                 sampler=ShardSampler(dataset, seed=self.seed + (1 if part == "train" else 2), generator=generator),
@@ -301,6 +304,7 @@ class UBoost(DARTS):
                 **({"persistent_workers": loader.persistent_workers, "prefetch_factor": loader.prefetch_factor}
                    if loader.num_workers > 0 else {}),
             )
+            return self._loaders[part]
 
         return {"train": clone(weights_part, "train"), "val": clone(arch_part, "val")}
 

@@ -1,0 +1,166 @@
+"""An epoch that resumes where it stopped: the same order, from the first batch not trained.
+
+Lightning restarts a part-done epoch with a fresh pass over its loaders: a new shuffled order, so
+the resumed epoch saw some samples twice and others not at all, and the run it continued was not
+repeated. :class:`ResumableLoader` is a ``DataLoader`` that remembers, for its last few passes, the
+state of its generator before the pass drew its order and how many batches the pass yielded. A
+checkpoint stores that history (:func:`save_passes`) with the number of fetched batches not yet
+trained; on resume (:func:`resume_passes`) the loader's next pass draws the same order again and
+skips the batches already trained, without loading them. Together with a Ctrl-C that stops at a batch
+boundary (:class:`uboost.checkpointing.StopBetweenBatches`) and the RNG state in the checkpoint,
+a resumed epoch repeats the uninterrupted one; augmentation in the main process draws from the
+global RNG while batches are prefetched, so with it the resume is close, not exact.
+
+Only one-process runs resume this way: sharded loaders of a multi-process run are resumed by
+Lightning as before (the number of processes may change between the two runs).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch.utils.data import DataLoader
+
+logger = logging.getLogger(__name__)
+
+KEY = "uboost_loader_passes"  # checkpoint key: {"pending": int, "loaders": {name: [[generator state, yielded], ...]}}
+HISTORY = 4  # passes remembered per loader (a mid-epoch resume needs the current one, a cycled loader one more)
+
+
+class _Skipping:
+    """An index (batch) sampler without its first ``skip`` batches."""
+
+    def __init__(self, sampler, skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            if next(it, None) is None:
+                return
+        yield from it
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
+class _Counting:
+    """The loader's iterator, counting the batches its pass has yielded (skipped ones included). Its first
+    batch spends the loader's pending resume: a pass begun and dropped before it (``iter`` called twice)
+    leaves the resume for the next."""
+
+    def __init__(self, inner, record: list, loader) -> None:
+        self._inner, self._record, self._loader = inner, record, loader
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._inner)
+        if self._loader is not None:
+            self._loader.__dict__.pop("_uboost_resume", None)
+            self._loader = None
+        self._record[1] += 1
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` whose next pass can start part-way through a pass it made before (same
+    arguments as ``DataLoader``; it needs a ``generator`` to resume an order)."""
+
+    def __iter__(self):
+        resume = self.__dict__.get("_uboost_resume")
+        skip = 0
+        if resume is not None and self.generator is not None:
+            state, skip = resume
+            self.generator.set_state(state)
+        start = self.generator.get_state() if self.generator is not None else None
+        self._uboost_skip = skip
+        try:
+            inner = super().__iter__()
+        finally:
+            self._uboost_skip = 0
+        record = [start, skip]
+        passes = self.__dict__.setdefault("_uboost_passes", [])
+        passes.append(record)
+        del passes[:-HISTORY]
+        return _Counting(inner, record, self)
+
+    @property
+    def _index_sampler(self):
+        sampler = super()._index_sampler
+        skip = self.__dict__.get("_uboost_skip", 0)
+        return _Skipping(sampler, skip) if skip else sampler
+
+    def passes(self) -> list[list]:
+        """``[[generator state before the pass, batches yielded], ...]``, oldest first (none where a pass
+        cannot be replayed: no generator, or persistent workers, whose iterator keeps its own sampler)."""
+        if self.persistent_workers and self.num_workers > 0:
+            return []
+        return [[state, int(n)] for state, n in self.__dict__.get("_uboost_passes", []) if state is not None]
+
+    def resume_at(self, state, skip: int) -> None:
+        """The next pass draws its order from ``state`` and starts at batch ``skip``."""
+        self._uboost_resume = (state, int(skip))
+
+
+def completed_batches(checkpoint: dict) -> int | None:
+    """The training batches of the checkpoint's epoch that a resume will not run again (Lightning's rule:
+    a batch stopped in ``on_train_batch_end`` counts as done)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    if not isinstance(progress, dict):
+        return None
+    current, total = progress.get("current", {}), progress.get("total", {})
+    try:
+        done = int(current["completed"])
+        if total["started"] == total["ready"] and total["processed"] == total["started"] \
+                and total["completed"] == total["processed"] - 1:
+            done += 1
+    except (KeyError, TypeError, ValueError):
+        return None
+    return done
+
+
+def save_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> None:
+    """Store the loaders' pass history and how many fetched batches the checkpoint has not trained."""
+    if world_size != 1:
+        return
+    history = {name: loader.passes() for name, loader in loaders.items() if isinstance(loader, ResumableLoader)}
+    done = completed_batches(checkpoint)
+    if not history or done is None:
+        return
+    fetched = max((passes[-1][1] for passes in history.values() if passes), default=0)  # the longest loader's pass
+    checkpoint[KEY] = {"pending": fetched - done, "loaders": history}
+
+
+def resume_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> bool:
+    """Point each loader at the pass and batch the checkpoint stopped at; whether it did (only for a
+    checkpoint taken inside an epoch, by one process, resumed by one). Lightning fetches a sized epoch's
+    batches one by one up to its length, so a loader that cycles (the shorter of a search's two) is never
+    asked for a batch past the epoch's end, resumed or not."""
+    saved = checkpoint.get(KEY)
+    if world_size != 1 or not isinstance(saved, dict) or not saved.get("pending", 0) > 0:
+        return False
+    plans = {}
+    for name, passes in saved.get("loaders", {}).items():
+        loader = loaders.get(name)
+        if not isinstance(loader, ResumableLoader):
+            return False
+        remaining = int(saved["pending"])
+        for state, yielded in reversed(passes):
+            if yielded >= remaining:
+                plans[name] = (state, yielded - remaining)
+                break
+            remaining -= yielded
+        else:
+            logger.info("loader %s: its history does not reach the batch to resume at; the epoch restarts its order", name)
+            return False
+    for name, (state, skip) in plans.items():
+        loaders[name].resume_at(state, skip)
+    return bool(plans)

@@ -1,0 +1,102 @@
+"""A Ctrl-C inside an epoch stops at the next batch boundary, and the resume trains the rest of that epoch in the
+order it had: Lightning restarted a part-done epoch with a new shuffled order (some samples twice, others not at
+all), so a resumed retrain or search did not repeat the one it continued."""
+
+import json
+import os
+import signal
+
+import pytest
+
+
+def _ctrl_c_at(epoch, batch):
+    import pytorch_lightning as pl
+
+    class CtrlC(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch_, batch_idx):
+            if trainer.current_epoch == epoch and batch_idx == batch:
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: it lands mid-step, the stop waits for the boundary
+
+    return CtrlC()
+
+
+def _same_weights(a, b):
+    import torch
+
+    a, b = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_retrain_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(run_copy, tmp_path):
+    from uboost.exceptions import SearchError
+    from uboost.retrain import RetrainConfig, retrain
+
+    config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=False)
+    whole = retrain(run_copy, config, out=tmp_path / "whole")
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        retrain(run_copy, config, out=tmp_path / "cut", callbacks=[_ctrl_c_at(1, 2)])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
+    resumed = retrain(run_copy, config, out=tmp_path / "cut", resume=True)
+    assert resumed.test_acc == whole.test_acc
+    assert _same_weights(tmp_path / "whole" / "model.pt", tmp_path / "cut" / "model.pt")
+
+
+@pytest.mark.parametrize("sampling, data_split, batch", [("single-path", 0.5, 1), ("mixture", 0.5, 1),
+                                                         ("single-path", 0.375, 2)])
+def test_a_search_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(tmp_path, sampling, data_split, batch):
+    """0.375 of 128 samples: 3 weight batches and 5 architecture batches per epoch; stopped after the weights'
+    loader began its second pass of the epoch."""
+    from uboost.exceptions import SearchError
+    from uboost.search import SearchConfig, run_search
+
+    config = SearchConfig(space="lenet", dataset="digits", image_size=8, max_samples=128, epochs=3, batch_size=16,
+                          accelerator="cpu", sampling=sampling, data_split=data_split)
+    run_search(config, tmp_path / "whole")
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        run_search(config, tmp_path / "cut", callbacks=[_ctrl_c_at(1, batch)])
+    run_search(config, tmp_path / "cut", resume=True)
+    alphas = [json.loads((tmp_path / run / "alphas.json").read_text()) for run in ("whole", "cut")]
+    assert alphas[0] == alphas[1]
+
+
+@pytest.mark.parametrize("stop_at", [1, 3, 5])
+def test_loaders_of_unequal_length_resume_their_own_passes(stop_at):
+    """Two loaders iterated as a search's are (Lightning's max_size_cycle: the shorter one starts a new pass
+    mid-epoch; a sized epoch is fetched batch by batch up to its length), stopped after ``stop_at`` trained batches:
+    fresh loaders resumed from the saved history yield exactly the batches the uninterrupted epoch had left, and
+    leave their generators where the uninterrupted epoch did (the next epoch's order)."""
+    import torch
+    from pytorch_lightning.utilities.combined_loader import CombinedLoader
+
+    from uboost.resumable_loader import ResumableLoader, resume_passes, save_passes
+
+    def loaders():
+        return {name: ResumableLoader(torch.arange(n), batch_size=2, shuffle=True,
+                                      generator=torch.Generator().manual_seed(seed))
+                for name, n, seed in (("train", 14, 1), ("val", 8, 2))}
+
+    def progress(done):
+        current = {"ready": done + 1, "started": done, "processed": done, "completed": done}
+        return {"loops": {"fit_loop": {"epoch_loop.batch_progress": {"current": current, "total": dict(current)}}}}
+
+    def batches(combined, n):
+        it = iter(combined)
+        return [tuple(tuple(b.tolist()) for b in next(it)[0].values()) for _ in range(n)]
+
+    uninterrupted = loaders()
+    whole = batches(CombinedLoader(uninterrupted, "max_size_cycle"), 7)
+    first = loaders()
+    assert batches(CombinedLoader(first, "max_size_cycle"), stop_at + 1) == whole[:stop_at + 1]  # stopped in batch stop_at
+    checkpoint = progress(stop_at)
+    save_passes(checkpoint, first, world_size=1)
+    assert checkpoint["uboost_loader_passes"]["pending"] == 1
+
+    again = loaders()
+    for g in (again["train"].generator, again["val"].generator):
+        g.manual_seed(99)  # the generators' own state moved on: the history, not it, must give the order
+    assert resume_passes(checkpoint, again, world_size=1)
+    resumed = CombinedLoader(again, "max_size_cycle")
+    iter(resumed)  # a pass begun and dropped before its first batch keeps the resume for the next
+    assert whole[:stop_at] + batches(resumed, 7 - stop_at) == whole
+    assert all(torch.equal(again[k].generator.get_state(), uninterrupted[k].generator.get_state()) for k in again)
+    assert not resume_passes(checkpoint, again, world_size=2)  # sharded runs resume as Lightning does
