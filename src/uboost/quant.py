@@ -54,10 +54,14 @@ PRECISION_FILE = "precision.json"
 
 def check_bits(values, what: str = "bits") -> tuple[int, ...]:
     """A non-empty tuple of whole bitwidths in [2, 16], or a ConfigError saying what was expected."""
-    if isinstance(values, (int, float)) and not isinstance(values, bool):
+    if isinstance(values, bool):
+        raise ConfigError(f"{what} must be whole numbers from {MIN_BITS} to {MAX_BITS}, got {values!r}")
+    if isinstance(values, (int, float)):
         values = (values,)
     if isinstance(values, str):  # "2,4,8", as the command line takes it (a TOML --config may spell it so)
         return parse_bits(values, what)
+    if values is not None and not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{what} must be a list of whole numbers from {MIN_BITS} to {MAX_BITS}, got {values!r}")
     values = tuple(values) if values is not None else ()
     if not values:
         raise ConfigError(f"{what} must list at least one bitwidth")
@@ -88,7 +92,8 @@ def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
 
 def fake_quant_weight(weight: torch.Tensor, bits: int, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric per-output-channel fake quantization at ``bits`` (straight-through gradient)."""
-    if scale is None and weight.dim() > 1 and quant_numba.usable(weight):  # one call, the same numbers
+    if scale is None and weight.dim() > 1 and quant_numba.usable(weight) and not (
+            torch.jit.is_tracing() or torch.jit.is_scripting()):  # one call, the same numbers (a trace records torch ops)
         return _FakeQuantWeight.apply(weight, bits)
     qmax = 2 ** (bits - 1) - 1
     if scale is None:
@@ -368,6 +373,11 @@ def check_precision(data, what: str = PRECISION_FILE) -> dict[str, tuple[int, in
     for name, entry in data.items():
         if not isinstance(entry, Mapping) or set(entry) != {"weight_bits", "act_bits"}:
             raise ArchitectureError(f"{what}: layer {name!r} needs exactly weight_bits and act_bits")
+        for key in ("weight_bits", "act_bits"):  # one width each: not a list, text or a flag
+            value = entry[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ArchitectureError(f"{what}: {name} {key} must be one whole number from {MIN_BITS} to {MAX_BITS}, "
+                                        f"got {value!r}")
         try:
             w, = check_bits(entry["weight_bits"], f"{what}: {name} weight_bits")
             a, = check_bits(entry["act_bits"], f"{what}: {name} act_bits")
@@ -417,18 +427,24 @@ def apply_run_precision(network: nn.Module, root) -> dict[str, tuple[int, int]] 
     return precision
 
 
-@contextlib.contextmanager
-def export_mode(model: nn.Module, form: str = "exact"):
-    """Quantizers in their ONNX form for the duration of an export. ``form="exact"``: frozen layers on their
-    integer codes (:mod:`uboost.quant_integer`; a layer above its 2^24 bound as ``qdq``); ``"qdq"``: every layer
-    as ``Clip`` + 8-bit QuantizeLinear/DequantizeLinear around the float op, batch norms as BatchNormalization
-    (the form quantization toolchains fuse into integer kernels; see :data:`ONNX_FORMS`)."""
+def check_onnx_exportable(model: nn.Module, form: str = "exact") -> list:
+    """The model's quantizers, or a ConfigError for a form or bits ONNX cannot hold (checked before writing)."""
     if form not in ONNX_FORMS:
         raise ConfigError(f"unknown ONNX form {form!r}; expected one of: {', '.join(ONNX_FORMS)}")
     quantizers = [m for m in model.modules() if isinstance(m, LayerQuantizer)]
     for q in quantizers:
         if q.weight_bits > 8 or q.act_bits > 8:
             raise ConfigError(f"ONNX has 8-bit QuantizeLinear only: cannot export {q.weight_bits}/{q.act_bits}-bit layers")
+    return quantizers
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module, form: str = "exact"):
+    """Quantizers in their ONNX form for the duration of an export. ``form="exact"``: frozen layers on their
+    integer codes (:mod:`uboost.quant_integer`; a layer above its 2^24 bound as ``qdq``); ``"qdq"``: every layer
+    as ``Clip`` + 8-bit QuantizeLinear/DequantizeLinear around the float op, batch norms as BatchNormalization
+    (the form quantization toolchains fuse into integer kernels; see :data:`ONNX_FORMS`)."""
+    quantizers = check_onnx_exportable(model, form)
     integer = [q.integer for q in quantizers]
     switched = quant_integer.affine_batchnorm_off(model) if form == "qdq" else []
     for q in quantizers:

@@ -280,3 +280,76 @@ def test_torchscript_export_of_a_bits_run_runs_like_the_network(cli, bits_run, t
     x = torch.rand(6, *loaded.input_shape) * 2
     with torch.no_grad():
         assert torch.allclose(traced(x), network(x), atol=1e-5)
+
+
+def test_torchscript_export_of_a_bits_run_on_one_thread(cli, bits_run, tmp_path):
+    """With one torch thread the weights went through the numba kernel even while traced: a traceback
+    ("Could not export Python function call '_FakeQuantWeight'") instead of the model."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = cli("export", bits_run, "--format", "torchscript", "--out", tmp_path / "one.pt")
+    finally:
+        torch.set_num_threads(threads)
+    assert result.code == 0, result.err
+    assert (tmp_path / "one.pt").stat().st_size > 0
+
+
+@pytest.mark.parametrize("value, fragment", [(True, "one whole number"), ("2,4", "one whole number"),
+                                             ([2, 4], "one whole number"), ([4], "one whole number")])
+def test_a_precision_json_value_that_is_not_one_width_is_one_line(cli, bits_run, tmp_path, value, fragment):
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    shutil.rmtree(run / "retrain", ignore_errors=True)
+    precision = json.loads((run / "precision.json").read_text())
+    precision["fc1"]["weight_bits"] = value
+    (run / "precision.json").write_text(json.dumps(precision))
+    one_line_error(cli("export", run, "--format", "onnx", "--out", run / "m.onnx"), fragment)
+    one_line_error(cli("profile", run), fragment)
+    assert not (run / "m.onnx").exists()
+
+
+def test_bits_a_pe_cannot_run_are_refused_before_the_retrain_trains(cli, bits_run, tmp_path):
+    """16-bit layers on BitFusion were refused after the whole retrain, leaving a checkpoint a --resume would
+    repeat the refusal from."""
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    shutil.rmtree(run / "retrain", ignore_errors=True)
+    precision = json.loads((run / "precision.json").read_text())
+    precision["fc1"] = {"weight_bits": 16, "act_bits": 16}
+    (run / "precision.json").write_text(json.dumps(precision))
+    one_line_error(cli("retrain", run, "--epochs", "1"), "at most 8 bits")
+    assert not (run / "retrain").exists()
+
+
+def test_a_refused_export_does_not_claim_its_target(cli, bits_run, tmp_path):
+    """The manifest listed --out as uboost's before the checks: a user's file put there later was overwritten."""
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    precision = json.loads((run / "precision.json").read_text())
+    precision["fc1"] = {"weight_bits": 16, "act_bits": 16}
+    (run / "precision.json").write_text(json.dumps(precision))
+    target = run / "other.onnx"
+    one_line_error(cli("export", run, "--format", "onnx", "--out", target), "8-bit QuantizeLinear only")
+    target.write_text("my own notes")
+    (run / "precision.json").write_text((bits_run / "precision.json").read_text())
+    one_line_error(cli("export", run, "--format", "onnx", "--out", target), "already exists")
+    assert target.read_text() == "my own notes"
+
+
+def test_an_untrained_quantized_export_depends_on_its_input(cli, bits_run, tmp_path):
+    """Its ranges were fixed on an all-zero input: every range [0, 0], the same logits for every input."""
+    import numpy as np
+    import onnxruntime as ort
+
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    shutil.rmtree(run / "retrain", ignore_errors=True)
+    assert cli("export", run, "--format", "onnx", "--out", tmp_path / "u.onnx").code == 0
+    session = ort.InferenceSession(str(tmp_path / "u.onnx"))
+    shape = [d if isinstance(d, int) else 4 for d in session.get_inputs()[0].shape]
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    logits = session.run(None, {"input": x})[0]
+    assert not np.allclose(logits, logits[0])

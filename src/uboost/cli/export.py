@@ -73,13 +73,15 @@ def export(
     if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target, runs.EXPORT)):
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
     with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
-        if inside:
-            runs.record(artifacts.root, target.resolve(), owner=runs.EXPORT)
-        note = _export_to(run, artifacts, format, target, onnx_form)
+        def claim() -> None:  # listed as uboost's once every check has passed, right before the write
+            if inside:
+                runs.record(artifacts.root, target.resolve(), owner=runs.EXPORT)
+
+        note = _export_to(run, artifacts, format, target, onnx_form, claim=claim)
     console.print(f"wrote {target}{note}")
 
 
-def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str = "exact") -> str:
+def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str = "exact", claim=lambda: None) -> str:
     import torch
 
     from uboost import runs
@@ -87,6 +89,7 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
     from uboost.io import atomic_path, write_json
 
     if format == "json":
+        claim()
         _writing(target, lambda: write_json(target, artifacts.arch))
         return ""
     from uboost.networks import load_frozen_network
@@ -103,10 +106,14 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
                               "it is from another search: run uboost retrain again") from None
     example = torch.zeros(1, *loaded.input_shape)
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
-    from uboost.quant import export_mode
+    from uboost.quant import check_onnx_exportable, export_mode
 
-    with torch.no_grad():
-        network(example)  # untrained quantized layers fix their activation ranges (a no-op otherwise)
+    if format == "onnx":
+        check_onnx_exportable(network, onnx_form)  # before the target is claimed or written
+
+    with torch.no_grad():  # untrained quantized layers fix their activation ranges (a no-op otherwise) on inputs
+        # that vary: on zeros every range was [0, 0] and the exported graph ignored its input
+        network(torch.randn(8, *loaded.input_shape, generator=torch.Generator().manual_seed(0)))
 
     def write() -> None:
         with atomic_path(target, suffix=suffix) as tmp:
@@ -120,6 +127,7 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
                     onnx_export(network, (example,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
                                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # any batch size
 
+    claim()
     _writing(target, write)
     return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
 
@@ -160,7 +168,8 @@ def _traced(network, example):
     from uboost.quant import LayerQuantizer
 
     quantized = any(isinstance(m, LayerQuantizer) for m in network.modules())
-    traced = torch.jit.trace(network, example, check_trace=not quantized)
+    with torch.no_grad():  # frozen quantized layers on their integer codes, as the eager network in inference
+        traced = torch.jit.trace(network, example, check_trace=not quantized)
     if quantized:
         probe = torch.randn(4, *example.shape[1:], generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
