@@ -122,8 +122,8 @@ def stop_between_batches():
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             self._stop_if_asked()
 
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            self._stop_if_asked()
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self._stop_if_asked()  # before the next batch is fetched: augmentation has not drawn for it yet
 
         def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
             self._stop_if_asked()

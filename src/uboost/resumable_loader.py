@@ -6,10 +6,10 @@ repeated. :class:`ResumableLoader` is a ``DataLoader`` that remembers, for its l
 state of its generator before the pass drew its order and how many batches the pass yielded. A
 checkpoint stores that history (:func:`save_passes`) with the number of fetched batches not yet
 trained; on resume (:func:`resume_passes`) the loader's next pass draws the same order again and
-skips the batches already trained, without loading them. Together with a Ctrl-C that stops at a batch
-boundary (:class:`uboost.checkpointing.StopBetweenBatches`) and the RNG state in the checkpoint,
-a resumed epoch repeats the uninterrupted one; augmentation in the main process draws from the
-global RNG while batches are prefetched, so with it the resume is close, not exact.
+skips the batches already trained, without loading them. Together with a Ctrl-C that stops at a batch's
+end, before the next batch is fetched (:func:`uboost.checkpointing.stop_between_batches`; augmentation
+draws from the global RNG as a batch loads), and the RNG state in the checkpoint, a resumed epoch
+repeats the uninterrupted one.
 
 Only one-process runs resume this way: sharded loaders of a multi-process run are resumed by
 Lightning as before (the number of processes may change between the two runs).
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
 
-KEY = "uboost_loader_passes"  # checkpoint key: {"pending": int, "loaders": {name: [[generator state, yielded], ...]}}
+KEY = "uboost_loader_passes"  # {"pending": fetched - done, "done": batches done, "loaders": {name: [[state, yielded], ...]}}
 HISTORY = 4  # passes remembered per loader (a mid-epoch resume needs the current one, a cycled loader one more)
 
 
@@ -136,7 +136,7 @@ def save_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> None:
     if not history or done is None:
         return
     fetched = max((passes[-1][1] for passes in history.values() if passes), default=0)  # the longest loader's pass
-    checkpoint[KEY] = {"pending": fetched - done, "loaders": history}
+    checkpoint[KEY] = {"pending": fetched - done, "done": done, "loaders": history}
 
 
 def resume_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> bool:
@@ -145,7 +145,10 @@ def resume_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> bool:
     batches one by one up to its length, so a loader that cycles (the shorter of a search's two) is never
     asked for a batch past the epoch's end, resumed or not."""
     saved = checkpoint.get(KEY)
-    if world_size != 1 or not isinstance(saved, dict) or not saved.get("pending", 0) > 0:
+    if world_size != 1 or not isinstance(saved, dict):
+        return False
+    lengths = [len(loader) for loader in loaders.values() if isinstance(loader, ResumableLoader)]
+    if not lengths or not 0 < saved.get("done", 0) < max(lengths):  # at an epoch's start or end: nothing to resume
         return False
     plans = {}
     for name, passes in saved.get("loaders", {}).items():

@@ -27,11 +27,13 @@ def _same_weights(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_retrain_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(run_copy, tmp_path):
+@pytest.mark.parametrize("augment", [False, True])
+def test_a_retrain_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(run_copy, tmp_path, augment):
+    """With augmentation too: the stop comes before the next batch is fetched (and augmented)."""
     from uboost.exceptions import SearchError
     from uboost.retrain import RetrainConfig, retrain
 
-    config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=False)
+    config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=augment)
     whole = retrain(run_copy, config, out=tmp_path / "whole")
     with pytest.raises((KeyboardInterrupt, SearchError)):
         retrain(run_copy, config, out=tmp_path / "cut", callbacks=[_ctrl_c_at(1, 2)])
