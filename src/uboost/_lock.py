@@ -92,5 +92,23 @@ def run_lock(path: str | os.PathLike) -> Iterator[Path]:
                 path.rmdir()
 
 
+def in_use(path: str | os.PathLike) -> str | None:
+    """Who holds the lock of output directory ``path`` when another process does ("PID 123"), else None."""
+    lock = Path(path) / LOCK
+    if os.path.realpath(path) in _held or not lock.is_file():
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # closing drops a lock this probe took
+    return None
+
+
 def holds_lock(path: str | os.PathLike) -> bool:
     return os.path.realpath(path) in _held

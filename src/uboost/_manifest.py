@@ -206,6 +206,7 @@ def clear(root: str | os.PathLike, *protected: str | os.PathLike) -> list[Path]:
     """
     root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     guard(root, *protected)
+    _refuse_busy(root, lambda rel: True)
     return _remove(root, lambda rel: True)
 
 
@@ -216,8 +217,27 @@ def clear_under(root: str | os.PathLike, *subdirs: str | os.PathLike, owner: str
     root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     prefixes = [_relative(root, d) for d in subdirs]
     owners = _load(root)["owners"]
-    return _remove(root, lambda rel: any(rel == p or rel.startswith(p + "/") for p in prefixes)
-                   and (owner is None or owners.get(rel, owner) == owner))
+
+    def selected(rel):
+        return any(rel == p or rel.startswith(p + "/") for p in prefixes) and (owner is None or owners.get(rel, owner) == owner)
+
+    _refuse_busy(root, selected)
+    return _remove(root, selected)
+
+
+def _refuse_busy(root: Path, selected) -> None:
+    """Refuse, before anything is deleted, to clear an output of its own (a frontier's point) that another
+    process holds (a retrain of that point): its files would go from under it."""
+    from uboost._lock import in_use
+
+    for rel in filter(selected, _load(root)["dirs"]):
+        target = _inside(root, rel)
+        if target is None or target.is_symlink() or not (target / MANIFEST).is_file():
+            continue
+        holder = in_use(target)
+        if holder is not None:
+            raise RunDirError(f"{target} is in use by {holder}; wait for it to finish before replacing it")
+        _refuse_busy(target, lambda _: True)
 
 
 def _remove(root: Path, selected) -> list[Path]:

@@ -247,6 +247,9 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
     from uboost.strategy.projection import Budget
 
     out_root = Path(out_root)
+    if any((out_root / name).is_file() for name in (runs.CONFIG, runs.ARCH)):  # a search's (or a point's) own directory
+        raise RunDirError(f"{out_root} holds a run ({runs.CONFIG}/{runs.ARCH}); a frontier writes its points into a "
+                          "directory of its own: give another --out")
     projections = []
     for target in targets:  # sorted ascending
         previous = projections[-1][1] if projections and not auto_point else None

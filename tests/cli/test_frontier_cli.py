@@ -178,6 +178,43 @@ def test_frontier_force_with_a_relative_path_drops_the_earlier_points(cli, searc
     assert (tmp_path / "r" / "frontier" / "p00" / "mine.txt").read_text() == "a user's file"
 
 
+def test_force_refuses_before_deleting_a_point_another_process_is_retraining(cli, searched, tmp_path):
+    """frontier --force deleted the other points and the busy point's files, then stopped at its lock; search
+    --force deleted them under the running retrain (exit 0) and left its outputs unlisted for good."""
+    import fcntl
+    import os
+    import shutil
+
+    run, _, _ = searched
+    shutil.copytree(run, tmp_path / "r")
+    assert cli("frontier", tmp_path / "r", "--points", "3").code == 0
+    points = tmp_path / "r" / "frontier"
+    before = sorted(str(p.relative_to(points)) for p in points.rglob("*"))
+    fd = os.open(points / "p01" / ".lock", os.O_RDWR | os.O_CREAT)  # a retrain of p01 in another process holds it
+    os.pwrite(fd, b"4242\n", 0)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        one_line_error(cli("frontier", tmp_path / "r", "--points", "3", "--force"), "in use by PID 4242")
+        one_line_error(cli("search", *TINY, "--out", tmp_path / "r", "--force"), "in use by PID 4242")
+        assert sorted(str(p.relative_to(points)) for p in points.rglob("*")) == sorted(before + ["p01/.lock"])
+        assert (tmp_path / "r" / "config.json").is_file()
+    finally:
+        os.close(fd)
+    assert cli("frontier", tmp_path / "r", "--points", "3", "--force").code == 0  # free again: replaced
+
+
+def test_a_frontier_is_not_written_into_a_runs_own_directory(cli, searched, tmp_path):
+    """--out OTHER_RUN --force deleted the other search's config, alphas and checkpoints (exit 0)."""
+    import shutil
+
+    run, _, _ = searched
+    shutil.copytree(run, tmp_path / "other")
+    kept = sorted(p.name for p in (tmp_path / "other").iterdir())
+    for flags in ([], ["--force"]):
+        one_line_error(cli("frontier", run, "--points", "2", "--out", tmp_path / "other", *flags), "holds a run")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == kept
+
+
 def test_commands_that_need_a_search_say_what_an_exported_network_or_a_retrain_folder_is(cli, searched, tmp_path):
     run, _, _ = searched
     assert cli("frontier", run, "--points", "2", "--out", tmp_path / "front").code == 0
