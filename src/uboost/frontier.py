@@ -99,7 +99,9 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
         from uboost.predict.supernet import check_no_bits
 
         check_no_bits(root, stored)
-    config = SearchConfig.from_dict(stored)
+    # an --operating-point auto search chose a point with its network: the run's clock is that point's (as
+    # profile and retrain price it); --operating-point auto here chooses each point's again from the table
+    config = SearchConfig.from_dict(runs.network_config(runs.RunArtifacts(config=stored, arch={}, root=root)))
     if hardware is not None:
         from uboost.accelerator import config_changes
         from uboost.hardware.files import read_hardware_file

@@ -66,6 +66,7 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
 
         raise RunDirError(f"{root / runs.ALPHAS} must hold a JSON object (label -> list of numbers)")
     choices, nodes = _choices(config, alphas)
+    priced_run = runs.RunArtifacts(config=config.to_dict(), arch={}, root=root)  # where the network is priced
     if arch_file is None:
         arch = indices_to_arch(choices, nodes, argmax_indices(choices, nodes), preferences(choices, nodes))
         label = "the search's argmax"
@@ -77,6 +78,8 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         if not isinstance(arch, dict):
             raise ArchitectureError(f"{arch_file} must hold a JSON object (NNI's architecture dict)")
         label = str(arch_file)
+        if (path.parent / runs.CONFIG).is_file():  # a run of its own (an export, a frontier point): its accelerator and clock
+            priced_run = runs.load_run(path)
     space, input_shape, _ = build_space(config)
     network = runs.freeze_arch(space, arch)  # labels and values of the space, or one line
     indices = network_indices(choices, nodes, arch)
@@ -90,8 +93,9 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
                                     progress=progress)
     prediction = predictor.predict(indices)
     # priced as profile and retrain price the run: at the DVFS point an `--operating-point auto` search chose
-    priced = runs.network_config(runs.RunArtifacts(config=config.to_dict(), arch=arch, root=root))
-    cost_model = build_cost_model(SearchConfig.from_dict(priced))
+    priced = runs.network_config(runs.RunArtifacts(config=priced_run.config, arch=arch, root=priced_run.root))
+    priced_config = SearchConfig.from_dict(priced)
+    cost_model = build_cost_model(priced_config)
     report = cost_model.evaluate(network, input_shape)
     # energy where the run's cost model prices it (uboost's energy tables: NetworkCost.energy_uj; 0 when unpriced)
     energy_uj = getattr(report, "energy_uj", None) if hasattr(cost_model, "energy_pj") else None
@@ -103,7 +107,8 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         "unseen_values": list(prediction.unseen),
         "latency_ms": report.latency_ms, "cycles": report.cycles, "utilization": report.utilization, "macs": report.macs,
         **({"energy_uj": float(energy_uj)} if energy_uj is not None else {}),
-        "array": config.array, "dataflow": config.dataflow, "cost_model": config.cost_model,
+        "array": priced_config.array, "dataflow": priced_config.dataflow, "cost_model": priced_config.cost_model,
+        "clock_hz": cost_model.spec.clock_hz if hasattr(cost_model, "spec") else None,
         "predictor": {"built_now": built, "samples": predictor.table.samples, "loo_rmse": predictor.table.loo_rmse,
                       "loo_mae": predictor.table.loo_mae, "ridge": predictor.table.ridge,
                       "seconds": predictor.meta.get("seconds"), "seed": predictor.meta.get("seed"),
