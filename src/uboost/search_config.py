@@ -140,10 +140,17 @@ class SearchConfig:
         if isinstance(self.inference_batch, bool) or not isinstance(self.inference_batch, int) or self.inference_batch < 1:
             raise ConfigError(f"inference_batch must be a positive integer, got {self.inference_batch!r}")  # (the spec's batch)
         self.hardware_spec()  # memory, energy table, voltage, operating points and the file's extras checked up front
+        if self.cost_model == "lookup":  # a config has no table to give it (it failed after the run's header)
+            raise ConfigError("cost_model lookup prices from a table a search cannot be given: use it with "
+                              "`uboost profile --cost-model lookup --table FILE`, or in Python as UBoost(cost_model=create('lookup', "
+                              "table=FILE, spec=...)); search with the model the table was made with instead")
         if self.operating_point not in (None, "auto"):
             raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
         if self.operating_point == "auto" and self.operating_points is None:
             raise ConfigError("operating_point 'auto' needs an operating-point table: set operating_points (a preset or a TOML file)")
+        if self.operating_point == "auto" and self.voltage_v is not None:  # it took each point's voltage, silently
+            raise ConfigError(f"voltage_v {self.voltage_v:g} V fixes one supply voltage, operating_point 'auto' runs each "
+                              "point at its table's voltage: give one or the other")
         for name in ("epochs", "batch_size", "inference_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

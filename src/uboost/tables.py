@@ -37,7 +37,7 @@ def edp_text(uj_ms: float) -> str:
 
 
 def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:
-    """Per-layer MACs, cycles, utilization and energy (uJ) of one network on one or more arrays.
+    """Per-layer MACs, cycles, utilization and energy (µJ) of one network on one or more arrays.
 
     With ``detail`` (the default) one report also gets the words moved (SRAM and DRAM) and the
     energy split into MAC, SRAM, DRAM and leakage; otherwise, or with several reports, the total
@@ -60,15 +60,15 @@ def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], 
         table.add_column(f"cycles\n{r.spec.array}", justify="right", footer=human(r.cycles), no_wrap=True)
         table.add_column(f"util\n{r.spec.array}", justify="right", footer=f"{100 * r.utilization:.1f}%", no_wrap=True)
         if not single:
-            table.add_column(f"uJ\n{r.spec.array}", justify="right", footer=_uj(r.energy_uj), no_wrap=True)
+            table.add_column(f"µJ\n{r.spec.array}", justify="right", footer=_uj(r.energy_uj), no_wrap=True)
     if single:
         words = first.words
         table.add_column("SRAM\nwords", justify="right", footer=human(_sram_words(words)), no_wrap=True)
         table.add_column("DRAM\nwords", justify="right", footer=human(_dram_words(words)), no_wrap=True)
         parts = first.energy_breakdown_uj
         for key, head in ENERGY_COLUMNS:
-            table.add_column(f"{head}\nuJ", justify="right", footer=_uj(parts.get(key, 0.0)), no_wrap=True)
-        table.add_column("energy\nuJ", justify="right", footer=_uj(first.energy_uj), no_wrap=True)
+            table.add_column(f"{head}\nµJ", justify="right", footer=_uj(parts.get(key, 0.0)), no_wrap=True)
+        table.add_column("energy\nµJ", justify="right", footer=_uj(first.energy_uj), no_wrap=True)
     for i, layer in enumerate(first.layers):
         row = [layer.layer.name, layer.layer.shape_text, human(layer.macs)]
         for r in reports:

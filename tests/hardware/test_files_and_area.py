@@ -96,6 +96,7 @@ def test_bad_scalesim_files_are_one_clear_error(tmp_path, text, fragment):
     ("[hardware]\nsram_kb = 0\n", "sram_kb"),
     ("[hardware]\nenergy = \"nope\"\n", "unknown energy preset"),
     ("[hardware]\n[hardware.energy]\nbase = \"horowitz45\"\ndram_pj_per_bit = -1\n", "dram_pj_per_bit"),
+    ("[hardware]\nrows = 8\ncols = 8\nbits = 4\n", "would price nothing"),  # was accepted and priced at 8 bits
 ])
 def test_bad_toml_files_are_one_clear_error(tmp_path, text, fragment):
     path = tmp_path / "bad.toml"

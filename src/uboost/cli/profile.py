@@ -27,14 +27,16 @@ hw_app.command("setup-scalesim")(setup_scalesim)
 hw_app.command("list")(hw_list)
 
 
-def _area(spec, table, breakdown) -> dict | None:
+def _area(spec, table, breakdown, why: list | None = None) -> dict | None:
     """The accelerator's area in mm^2 by part; None where it has none (unbounded SRAM, or a PE mode
-    the area table has no figure for)."""
+    the area table has no figure for), the reason appended to ``why`` when given."""
     from uboost.exceptions import ConfigError
 
     try:
         return breakdown(spec, table)
-    except ConfigError:
+    except ConfigError as exc:
+        if why is not None:
+            why.append(f"no area for {spec.array} ({table.name}): {exc}")
         return None
 
 
@@ -137,6 +139,9 @@ def profile(
         sweeps = []
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
+    if tech is not None:  # asked for an area: say why one is missing
+        for r in reports:
+            _area(r.spec, area_table, area_breakdown_mm2, notes)
     if as_json:
         from uboost.io import dumps_json
 

@@ -142,6 +142,9 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected: {', '.join(known + list(_NOT_SPEC))}")
     if not data:
         raise ConfigError(f"{path}: describes no accelerator (an empty [hardware] table); give at least rows and cols")
+    if "bits" in data and data["bits"] != 8:  # the cycle, memory and energy models read each layer's own widths
+        raise ConfigError(f"{path}: bits = {data['bits']!r} would price nothing: operand widths are the network's, per "
+                          "layer (profile --bits, search --bits, or a run's precision.json); leave bits out")
     fields = dict(data)
     if isinstance(fields.get("dataflow"), str):  # as a SCALE-Sim .cfg: WS, ws and Ws are one dataflow
         fields["dataflow"] = fields["dataflow"].lower()

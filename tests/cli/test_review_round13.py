@@ -1,0 +1,40 @@
+"""Settings that were accepted and silently did nothing, or said nothing (review of 2026-12-05)."""
+
+import pytest
+
+from tests.cli.conftest import TINY, one_line_error
+
+
+def test_a_fixed_voltage_with_auto_operating_points_is_refused(cli, tmp_path):
+    """The search ran each point at its table's voltage and wrote 0.725 V into result.json."""
+    out = tmp_path / "vv"
+    one_line_error(cli("search", *TINY, "--operating-points", "rk3576-npu", "--operating-point", "auto",
+                       "--voltage-v", "1.2", "--out", out), "give one or the other")
+    assert not out.exists()
+
+
+def test_a_search_priced_by_a_lookup_table_is_refused_before_anything_is_written(cli, tmp_path):
+    out = tmp_path / "lk"
+    one_line_error(cli("search", *TINY, "--cost-model", "lookup", "--out", out), "profile --cost-model lookup --table")
+    assert not out.exists()
+
+
+def test_profile_says_why_an_asked_for_area_is_missing(cli):
+    result = cli("profile", "resnet18", "--input", "3x32x32", "--array", "16x16", "--tech", "recpipe12")
+    assert result.code == 0, result.err
+    assert "no area for 16x16" in " ".join(result.out.split()) and "sram" in result.out.lower()
+
+
+def test_energy_columns_are_in_microjoules(cli):
+    from uboost.hardware import HardwareSpec
+    from uboost.hardware.registry import create
+    from uboost.tables import layer_table
+    import torch
+
+    report = create("systolic", spec=HardwareSpec(rows=8, cols=8)).evaluate(torch.nn.Conv2d(3, 8, 3), (3, 8, 8))
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(layer_table("conv", (3, 8, 8), [report], detail=True))
+    text = console.export_text()
+    assert "µJ" in text and "uJ" not in text
