@@ -169,6 +169,44 @@ def test_a_corrupt_or_stale_table_is_one_line(cli, searched, tmp_path):
     one_line_error(cli("predict", stale), "other alphas", "--rebuild")
 
 
+@pytest.mark.parametrize("edit", ["cut", "reorder"])
+def test_a_table_whose_values_are_not_the_spaces_is_one_line(cli, searched, tmp_path, edit):
+    """Cut to fewer values: an IndexError traceback (for an arch using a cut value) or a number; reordered: deltas
+    applied to other widths. The table names its values; they must be the space's."""
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    data = json.loads((copy / "predictor.json").read_text())
+    label, term = next((k, t) for k, t in data["table"]["terms"].items() if len(t["values"]) > 2)
+    for key in ("values", "delta", "counts"):
+        if term.get(key):
+            term[key] = term[key][:-1] if edit == "cut" else term[key][::-1]
+    (copy / "predictor.json").write_text(json.dumps(data))
+    one_line_error(cli("predict", copy), "does not describe this run's space")
+
+
+def test_a_search_replaced_while_the_table_is_measured_does_not_get_the_old_table(searched, tmp_path, monkeypatch):
+    """The digest was read after measuring: a search --force meanwhile got a table of the replaced search."""
+    from uboost.exceptions import RunDirError
+    from uboost.predict import build_predictor, predictor as predictor_module
+
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    (copy / "predictor.json").unlink()
+    measure = predictor_module.fit_additive
+
+    def replaced_meanwhile(*args, **kwargs):
+        alphas = json.loads((copy / "alphas.json").read_text())
+        first = next(iter(alphas))
+        alphas[first][0] += 1.0  # the new search's alphas
+        (copy / "alphas.json").write_text(json.dumps(alphas))
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "fit_additive", replaced_meanwhile)
+    with pytest.raises(RunDirError, match="changed while its sub-networks were measured"):
+        build_predictor(copy, samples=SAMPLES, seed=3)
+    assert not (copy / "predictor.json").exists()
+
+
 def test_export_maximizes_predicted_accuracy_within_the_budget(cli, searched, tmp_path):
     from uboost.frontier import load_projector
 

@@ -91,6 +91,7 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
         epochs = DEFAULT_FINE_TUNE_EPOCHS if fine_tune_epochs is None else fine_tune_epochs
         predictor = build_predictor(root, samples=samples or DEFAULT_SAMPLES, seed=seed or 0, fine_tune_epochs=epochs,
                                     progress=progress)
+    predictor.check_space(choices)  # a table of another space (or edited) is refused, not indexed past its values
     prediction = predictor.predict(indices)
     # priced as profile and retrain price the run: at the DVFS point an `--operating-point auto` search chose
     priced = runs.network_config(runs.RunArtifacts(config=priced_run.config, arch=arch, root=priced_run.root))

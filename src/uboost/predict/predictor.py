@@ -55,7 +55,7 @@ class Predictor:
     table: AdditiveTable
     meta: dict  # how it was built: seed, samples, seconds, alphas digest, measured accuracies
 
-    def _check_labels(self, choices: list) -> None:
+    def check_space(self, choices: list) -> None:
         labels = {c.label: [str(v) for v in c.values] for c in choices}
         if labels != self.table.values:
             raise RunDirError(f"{PREDICTOR} does not describe this run's space; rebuild it with uboost predict --rebuild")
@@ -68,7 +68,7 @@ class Predictor:
         """The projection's objective: ``id(alpha) -> coefficient per entry`` (the table's deltas)."""
         import torch
 
-        self._check_labels(choices)
+        self.check_space(choices)
         return {id(c.alpha): torch.tensor(self.table.delta[c.label], dtype=torch.float64) for c in choices}
 
     def to_dict(self) -> dict:
@@ -103,6 +103,7 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
     if save:
         runs.refuse_foreign(root, [(root / PREDICTOR).resolve()], owner=OWNER)
     started = time.perf_counter()
+    digest = alphas_digest(root)  # of the search measured: checked again before the table is saved
     net = load_trained_supernet(root, recalibration_images=recalibration_images, seed=seed)
     net.fine_tune_uniform(fine_tune_epochs, seed=seed)
     by_id = argmax_indices(net.choices, net.nodes)
@@ -119,7 +120,7 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
                 table.loo_rmse)
     predictor = Predictor(table, {
         "seed": seed, "samples": len(networks), "samples_asked": samples, "fine_tune_epochs": fine_tune_epochs, "recalibration_images": int(net.recal_x.shape[0]),
-        "validation_images": int(net.val_x.shape[0]), "seconds": seconds, "alphas": alphas_digest(root),
+        "validation_images": int(net.val_x.shape[0]), "seconds": seconds, "alphas": digest,
         "measured": [{"network": n, "accuracy": a} for n, a in zip(networks, accuracies)],
     })
     if save:
@@ -133,6 +134,11 @@ def save_predictor(root: Path, predictor: Predictor) -> Path:
     path = Path(root) / PREDICTOR
     runs.refuse_foreign(root, [path.resolve()], owner=OWNER)
     with runs.run_lock(root):
+        if alphas_digest(root) != predictor.meta.get("alphas"):  # a search --force replaced the run while it measured
+            from uboost.exceptions import RunDirError
+
+            raise RunDirError(f"the search in {root} changed while its sub-networks were measured: the table would describe "
+                              f"the replaced one; run uboost predict {root} again")
         runs.record(root, PREDICTOR, owner=OWNER)  # listed before written: search --force removes it
         write_json(path, predictor.to_dict())
     return path
