@@ -170,6 +170,29 @@ def test_lookup_interpolates_and_errors(tmp_path):
         create("lookup")
 
 
+@pytest.mark.parametrize("generic_first", [True, False])
+def test_lookup_rows_made_for_the_memory_system_win_over_rows_for_any(generic_first):
+    """A table holding unbounded rows after this memory system's priced the layers compute-only (the last row won)
+    and said nothing."""
+    spec = dict(rows=16, cols=16, sram_kb=4, dram_bw_words=2)
+    grid = [(ci, co) for ci in (8, 16) for co in (8, 16)]
+    generic = [{**conv(ci, co, k=3, out=8).to_dict(), "cycles": 100} for ci, co in grid]
+    memory = [{**conv(ci, co, k=3, out=8).to_dict(), "cycles": 400, "sram_kb": 4, "dram_bw_words": 2} for ci, co in grid]
+    rows = generic + memory if generic_first else memory + generic
+    model = create("lookup", table=[{**r, "sram_kb": r.get("sram_kb", ""), "dram_bw_words": r.get("dram_bw_words", "")}
+                                    for r in rows], **spec)
+    assert model.evaluate([conv(16, 8)]).cycles == 400 and model.memory_note() is None
+    only_generic = create("lookup", table=generic, **spec)
+    assert only_generic.evaluate([conv(16, 8)]).cycles == 100 and "compute only" in only_generic.memory_note()
+
+
+@pytest.mark.parametrize("cycles", ["nan", "inf", "-5"])
+def test_lookup_cycles_must_be_finite_and_not_negative(cycles):
+    rows = [{**conv(8, 8, k=3, out=8).to_dict(), "cycles": cycles}]
+    with pytest.raises(DataError, match="cycles must be a finite number >= 0"):
+        create("lookup", table=rows, rows=16, cols=16)
+
+
 def test_lookup_tabulated_from_systolic_is_exact_on_grid():
     spec = HardwareSpec(rows=16, cols=16)
     lut = LookupTable.example(spec, CONTRACT_LAYERS)

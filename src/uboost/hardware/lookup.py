@@ -21,6 +21,7 @@ channels in a search are clamped to the grid instead, since they are averages of
 from __future__ import annotations
 
 import csv
+import math
 import os
 import weakref
 from collections import defaultdict
@@ -130,6 +131,9 @@ class LookupTable(CostModel):
         spec = self.spec
         wanted = {"batch": spec.batch_size, "rows": spec.rows, "cols": spec.cols, "dataflow": spec.dataflow}
         points: dict[Key, dict[tuple[int, int], float]] = defaultdict(dict)
+        # how specific the row that set each point is: a row made for this memory system (or naming this array,
+        # dataflow or batch) wins over one made for any, whatever their order in the file
+        rank: dict[tuple, tuple[int, bool]] = {}
         memory = _memory_of(spec)
         for row in rows:
             if any(col in row and row[col] not in ("", None) and str(row[col]) != str(val) for col, val in wanted.items()):
@@ -137,14 +141,23 @@ class LookupTable(CostModel):
             limits = _memory_of_row(row)
             if limits is not None and limits != memory:  # cycles with the stalls of another memory system
                 continue
-            self.prices_memory = self.prices_memory or limits is not None
+            named = sum(col in row and row[col] not in ("", None) for col in wanted)
             try:
                 cin, cout, groups = int(row["in_channels"]), int(row["out_channels"]), int(row["groups"])
                 depthwise = groups > 1 and groups == cin
                 key = _key(depthwise, cout // cin if depthwise else groups, row["kernel_h"], row["kernel_w"], row["out_h"], row["out_w"])
-                points[key][(cin, 0 if depthwise else cout)] = float(row["cycles"])
+                cycles = float(row["cycles"])
             except (KeyError, ValueError) as exc:
                 raise DataError(f"lookup table: bad row {dict(row)}: {exc}") from None
+            if not (math.isfinite(cycles) and cycles >= 0):
+                raise DataError(f"lookup table: bad row {dict(row)}: cycles must be a finite number >= 0, got {row['cycles']!r}")
+            point, specific = (key, (cin, 0 if depthwise else cout)), (int(limits is not None), named)
+            if point in rank and rank[point][0] > specific:
+                continue
+            rank[point] = (specific, limits is not None)
+            points[key][point[1]] = cycles
+        # memory priced where every point came from a row made for this memory system
+        self.prices_memory = bool(rank) and memory is not None and all(has for _, has in rank.values())
         if not points:
             limits = {_memory_of_row(row) for row in rows} - {None}
             hint = ("; its rows are for " + ", ".join(f"{kb:g} kB SRAM and {bw:g} words/cycle" for kb, bw in sorted(limits))
