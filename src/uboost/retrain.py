@@ -285,7 +285,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     network = runs.freeze_arch(space, run.arch)
     from uboost.quant import apply_run_precision
 
-    quantized = apply_run_precision(network, run.root) is not None  # precision.json: trained quantization-aware
+    precision = apply_run_precision(network, run.root)  # precision.json: trained quantization-aware
+    quantized = precision is not None
     cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
     if quantized:  # bits the accelerator cannot run (16 on BitFusion) are refused now, not after the training
         import copy
@@ -357,7 +358,10 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         return result
     with atomic_path(out / "model.pt") as tmp:
         torch.save(network.state_dict(), tmp)
-    write_json(out / "retrain.json", {**result.summary(), "config": config.__dict__, "source": str(source)})
+    from uboost.quant import precision_dict
+
+    trained_at = {"precision": precision_dict(precision) if quantized else None}  # export checks model.pt against it
+    write_json(out / "retrain.json", {**result.summary(), **trained_at, "config": config.__dict__, "source": str(source)})
     write_json(out / "hardware.json", report.to_dict())
     register_logged()
     return result

@@ -353,3 +353,20 @@ def test_an_untrained_quantized_export_depends_on_its_input(cli, bits_run, tmp_p
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     logits = session.run(None, {"input": x})[0]
     assert not np.allclose(logits, logits[0])
+
+
+def test_weights_retrained_at_other_bits_are_not_exported_as_retrained(cli, bits_run, tmp_path):
+    """Bits edited after the retrain were exported on weights trained at the old ones, labelled "retrained weights"."""
+    run = tmp_path / "run"
+    shutil.copytree(bits_run, run)
+    shutil.rmtree(run / "retrain", ignore_errors=True)
+    assert cli("retrain", run, "--epochs", "1").code == 0
+    assert json.loads((run / "retrain" / "retrain.json").read_text())["precision"] == \
+        json.loads((run / "precision.json").read_text())
+    assert cli("export", run, "--format", "onnx", "--out", tmp_path / "ok.onnx").code == 0
+    precision = json.loads((run / "precision.json").read_text())
+    layer = next(iter(precision))
+    precision[layer] = {"weight_bits": 8 if precision[layer]["weight_bits"] != 8 else 4, "act_bits": 8}
+    (run / "precision.json").write_text(json.dumps(precision))
+    one_line_error(cli("export", run, "--format", "onnx", "--out", tmp_path / "stale.onnx"), "retrained at other bits")
+    assert not (tmp_path / "stale.onnx").exists()

@@ -98,6 +98,7 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
     network = loaded.module.eval()
     weights = artifacts.root / runs.RETRAIN / "model.pt"
     if weights.is_file():
+        _check_trained_precision(artifacts.root)
         state = runs.safe_load(weights, "retrained weights")
         try:
             network.load_state_dict(state)
@@ -130,6 +131,25 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
     claim()
     _writing(target, write)
     return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
+
+
+def _check_trained_precision(root: Path) -> None:
+    """Refuse retrained weights whose bits are not the run's precision.json now (edited, or a bits export over the
+    run since): they would be exported at bits they were not trained at, labelled "retrained weights"."""
+    from uboost import runs
+    from uboost.exceptions import RunDirError
+    from uboost.quant import PRECISION_FILE, precision_dict, read_precision
+
+    info = root / runs.RETRAIN / "retrain.json"
+    data = runs.read_json(info, "retrain summary") if info.is_file() else None
+    if not isinstance(data, dict) or "precision" not in data:
+        return  # no summary, or one from before the bits were recorded in it: nothing to compare
+    now = precision_dict(read_precision(root / PRECISION_FILE)) if (root / PRECISION_FILE).is_file() else None
+    if data["precision"] != now:
+        trained = "in floating point" if data["precision"] is None else "at other bits"
+        wanted = f"the bits of {root / PRECISION_FILE}" if now is not None else f"floating point ({PRECISION_FILE} is gone)"
+        raise RunDirError(f"{root / runs.RETRAIN / 'model.pt'} was retrained {trained}, not at {wanted}: retrain again "
+                          f"(uboost retrain {root} --force), then export")
 
 
 def _export_dynamic(source, format: str, out: Optional[Path], force: bool, budget: bool) -> None:
