@@ -46,8 +46,8 @@ class _Skipping:
 
 class _Counting:
     """The loader's iterator, counting the batches its pass has yielded (skipped ones included). Its first
-    batch spends the loader's pending resume: a pass begun and dropped before it (``iter`` called twice)
-    leaves the resume for the next."""
+    ``next`` spends the loader's pending resume (a batch, or the end of a pass resumed at its end): a pass
+    begun and dropped before it (``iter`` called twice) leaves the resume for the next."""
 
     def __init__(self, inner, record: list, loader) -> None:
         self._inner, self._record, self._loader = inner, record, loader
@@ -56,10 +56,12 @@ class _Counting:
         return self
 
     def __next__(self):
-        batch = next(self._inner)
-        if self._loader is not None:
-            self._loader.__dict__.pop("_uboost_resume", None)
-            self._loader = None
+        try:
+            batch = next(self._inner)
+        finally:  # a batch, or the end of a pass resumed at its end: the resume is spent either way
+            if self._loader is not None:
+                self._loader.__dict__.pop("_uboost_resume", None)
+                self._loader = None
         self._record[1] += 1
         return batch
 

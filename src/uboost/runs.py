@@ -308,7 +308,7 @@ def network_config(run: RunArtifacts) -> dict:
     with the network (``result.json``'s ``operating_point``) and reported its cost there; ``profile`` and ``retrain``
     price it there too, as a budget export does (the stored config keeps "auto", for ``--resume``)."""
     config = run.config
-    if config.get("operating_point") != "auto":
+    if not isinstance(config, dict) or config.get("operating_point") != "auto":
         return config
     point = _result_field(run.root, "operating_point")  # no (readable) result: the stored config, as before
     if not isinstance(point, dict) or not isinstance(point.get("freq_hz"), (int, float)):

@@ -61,8 +61,8 @@ def test_a_search_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(tmp_path, sampli
     assert alphas[0] == alphas[1]
 
 
-@pytest.mark.parametrize("stop_at", [1, 3, 5])
-def test_loaders_of_unequal_length_resume_their_own_passes(stop_at):
+@pytest.mark.parametrize("stop_at, at_batch_end", [(1, False), (3, False), (5, False), (4, True), (2, True)])
+def test_loaders_of_unequal_length_resume_their_own_passes(stop_at, at_batch_end):
     """Two loaders iterated as a search's are (Lightning's max_size_cycle: the shorter one starts a new pass
     mid-epoch; a sized epoch is fetched batch by batch up to its length), stopped after ``stop_at`` trained batches:
     fresh loaders resumed from the saved history yield exactly the batches the uninterrupted epoch had left, and
@@ -78,7 +78,10 @@ def test_loaders_of_unequal_length_resume_their_own_passes(stop_at):
                 for name, n, seed in (("train", 14, 1), ("val", 8, 2))}
 
     def progress(done):
-        current = {"ready": done + 1, "started": done, "processed": done, "completed": done}
+        if at_batch_end:  # stopped in on_train_batch_end of batch done - 1: Lightning counts that batch as done
+            current = {"ready": done, "started": done, "processed": done, "completed": done - 1}
+        else:  # stopped before batch done started, batch done fetched
+            current = {"ready": done + 1, "started": done, "processed": done, "completed": done}
         return {"loops": {"fit_loop": {"epoch_loop.batch_progress": {"current": current, "total": dict(current)}}}}
 
     def batches(combined, n):
@@ -88,10 +91,11 @@ def test_loaders_of_unequal_length_resume_their_own_passes(stop_at):
     uninterrupted = loaders()
     whole = batches(CombinedLoader(uninterrupted, "max_size_cycle"), 7)
     first = loaders()
-    assert batches(CombinedLoader(first, "max_size_cycle"), stop_at + 1) == whole[:stop_at + 1]  # stopped in batch stop_at
+    fetched = stop_at if at_batch_end else stop_at + 1
+    assert batches(CombinedLoader(first, "max_size_cycle"), fetched) == whole[:fetched]
     checkpoint = progress(stop_at)
     save_passes(checkpoint, first, world_size=1)
-    assert checkpoint["uboost_loader_passes"]["pending"] == 1
+    assert checkpoint["uboost_loader_passes"]["pending"] == fetched - stop_at
 
     again = loaders()
     for g in (again["train"].generator, again["val"].generator):
