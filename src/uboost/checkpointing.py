@@ -109,9 +109,11 @@ def stop_between_batches():
                 self._previous = signal.signal(signal.SIGINT, self._on_sigint)
 
         def _restore(self) -> None:
-            if self._previous is not None:
+            # only while ours is the handler: on a Ctrl-C Lightning ignores SIGINT until its checkpoint is written
+            # (putting Python's back then let a third Ctrl-C lose interrupted.ckpt)
+            if self._previous is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
                 signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
+            self._previous = None
 
         def _stop_if_asked(self) -> None:
             if self.requested:

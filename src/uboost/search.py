@@ -154,6 +154,9 @@ def run_search(
             raise ConfigError("run_search needs a SearchConfig (only a resume reads the run's own config.json)")
         config = SearchConfig.from_dict(runs.read_json(Path(out) / runs.CONFIG, "run config"))
     check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
+    from uboost.search_config import refuse_tableless_lookup
+
+    refuse_tableless_lookup(config, cost_model)
     kwargs = dict(resume=resume, force=force, progress=progress, callbacks=callbacks, logger=logger, cost_model=cost_model)
     if is_rank_zero(config):
         return _locked_search(config, out, **kwargs)

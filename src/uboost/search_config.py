@@ -140,10 +140,6 @@ class SearchConfig:
         if isinstance(self.inference_batch, bool) or not isinstance(self.inference_batch, int) or self.inference_batch < 1:
             raise ConfigError(f"inference_batch must be a positive integer, got {self.inference_batch!r}")  # (the spec's batch)
         self.hardware_spec()  # memory, energy table, voltage, operating points and the file's extras checked up front
-        if self.cost_model == "lookup":  # a config has no table to give it (it failed after the run's header)
-            raise ConfigError("cost_model lookup prices from a table a search cannot be given: use it with "
-                              "`uboost profile --cost-model lookup --table FILE`, or in Python as UBoost(cost_model=create('lookup', "
-                              "table=FILE, spec=...)); search with the model the table was made with instead")
         if self.operating_point not in (None, "auto"):
             raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
         if self.operating_point == "auto" and self.operating_points is None:
@@ -317,6 +313,15 @@ class SearchConfig:
     def _default_widen(self) -> str:
         """``widen`` when not given: ``all`` when bits are searched, else ``bits`` (the search's own argmax)."""
         return "all" if self.bits_options() is not None else "bits"
+
+
+def refuse_tableless_lookup(config: SearchConfig, cost_model=None) -> None:
+    """A search config holds no table for the lookup model: refused up front unless the model is given built."""
+    if config.cost_model == "lookup" and cost_model is None:
+        raise ConfigError("cost_model lookup prices from a table, which a search config cannot hold: use it with "
+                          "`uboost profile --cost-model lookup --table FILE`, or pass run_search(..., cost_model="
+                          "create('lookup', table=FILE, spec=config.hardware_spec())); or search with the model the "
+                          "table was made with")
 
 
 def build_cost_model(config: SearchConfig) -> CostModel:

@@ -38,3 +38,20 @@ def test_energy_columns_are_in_microjoules(cli):
     console.print(layer_table("conv", (3, 8, 8), [report], detail=True))
     text = console.export_text()
     assert "µJ" in text and "uJ" not in text
+
+
+def test_a_search_given_a_built_lookup_model_runs(tmp_path):
+    """The refusal is for a config without its table; run_search(cost_model=...) with the table built runs."""
+    from uboost.cli import main
+    from uboost.hardware.registry import create
+    from uboost.search import SearchConfig, run_search
+
+    table = tmp_path / "t.csv"
+    try:
+        main(["hw", "tabulate", "lenet", "--image-size", "8", "--array", "16x16", "--cost-model", "systolic", "--out", str(table)])
+    except SystemExit as exc:
+        assert not exc.code
+    config = SearchConfig(space="lenet", dataset="digits", image_size=8, epochs=1, max_samples=64, batch_size=32,
+                          cost_model="lookup")
+    result = run_search(config, tmp_path / "run", cost_model=create("lookup", table=table, spec=config.hardware_spec()))
+    assert result.summary()["latency_ms"] > 0

@@ -106,3 +106,27 @@ def test_loaders_of_unequal_length_resume_their_own_passes(stop_at, at_batch_end
     assert whole[:stop_at] + batches(resumed, 7 - stop_at) == whole
     assert all(torch.equal(again[k].generator.get_state(), uninterrupted[k].generator.get_state()) for k in again)
     assert not resume_passes(checkpoint, again, world_size=2)  # sharded runs resume as Lightning does
+
+
+def test_a_third_ctrl_c_while_the_checkpoint_is_written_is_ignored(run_copy, tmp_path):
+    """Ctrl-C twice stops at once; Lightning then ignores SIGINT until interrupted.ckpt is written, but the stop-between-
+    batches handler put Python's back first: a third Ctrl-C lost the checkpoint the error message pointed to."""
+    import pytorch_lightning as pl
+
+    from uboost.exceptions import SearchError
+    from uboost.retrain import RetrainConfig, retrain
+
+    class Twice(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.current_epoch == 0 and batch_idx == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)  # "again to stop now"
+
+        def on_exception(self, trainer, module, exception):
+            os.kill(os.getpid(), signal.SIGINT)  # impatient: a third while it shuts down
+
+    config = RetrainConfig(epochs=2, batch_size=16, max_samples=96, accelerator="cpu", augment=False)
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        retrain(run_copy, config, out=tmp_path / "cut", callbacks=[Twice()])
+    assert (tmp_path / "cut" / "checkpoints" / "interrupted.ckpt").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -178,6 +178,9 @@ def search(
     if resume:
         _refuse_changed_settings(run_dir, {k: v for k, v in given.items() if k not in LAUNCH_FIELDS}, cfg.to_dict())
     rank_zero = is_rank_zero(cfg)  # the other ranks of a DDP run print nothing and never touch the run directory
+    from uboost.search_config import refuse_tableless_lookup
+
+    refuse_tableless_lookup(cfg)  # before the header
     if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
