@@ -62,6 +62,7 @@ class _Counting:
             if self._loader is not None:
                 self._loader.__dict__.pop("_uboost_resume", None)
                 self._loader = None
+                self._record[2] = True  # touched: the pass counts
         self._record[1] += 1
         return batch
 
@@ -77,6 +78,11 @@ class ResumableLoader(DataLoader):
     arguments as ``DataLoader``; it needs a ``generator`` to resume an order)."""
 
     def __iter__(self):
+        passes = self.__dict__.setdefault("_uboost_passes", [])
+        if passes and not passes[-1][2] and passes[-1][0] is not None:
+            # a pass begun and dropped before its first batch (Lightning makes one on a restart at an epoch's end)
+            # drew a worker seed from the generator: undone, so the next pass draws what it would have
+            self.generator.set_state(passes.pop()[0])
         resume = self.__dict__.get("_uboost_resume")
         skip = 0
         if resume is not None and self.generator is not None:
@@ -88,8 +94,7 @@ class ResumableLoader(DataLoader):
             inner = super().__iter__()
         finally:
             self._uboost_skip = 0
-        record = [start, skip]
-        passes = self.__dict__.setdefault("_uboost_passes", [])
+        record = [start, skip, False]  # [generator state before the pass, batches yielded, touched]
         passes.append(record)
         del passes[:-HISTORY]
         return _Counting(inner, record, self)
@@ -105,7 +110,7 @@ class ResumableLoader(DataLoader):
         cannot be replayed: no generator, or persistent workers, whose iterator keeps its own sampler)."""
         if self.persistent_workers and self.num_workers > 0:
             return []
-        return [[state, int(n)] for state, n in self.__dict__.get("_uboost_passes", []) if state is not None]
+        return [[state, int(n)] for state, n, _ in self.__dict__.get("_uboost_passes", []) if state is not None]
 
     def resume_at(self, state, skip: int) -> None:
         """The next pass draws its order from ``state`` and starts at batch ``skip``."""
