@@ -28,9 +28,9 @@ def nni_export(supernet):
     return memo
 
 
-def searched(make, shape, seed, mode="expected"):
+def searched(make, shape, seed, mode="expected", model_name="systolic", **spec):
     """A mutated supernet with random alphas, its cost expression and its choices."""
-    model = create("systolic", rows=8, cols=8)
+    model = create(model_name, rows=8, cols=8, **spec)
     supernet = UBoost(cost_model=model).mutate_model(make())
     choices, nodes = choice_groups(supernet)
     g = torch.Generator().manual_seed(seed)
@@ -70,9 +70,12 @@ def enumerate_archs(space):
         yield dict(zip(labels, values))
 
 
-def test_projection_equals_brute_force_optimum_and_never_exceeds_the_budget():
+@pytest.mark.parametrize("model_name, spec", [("systolic", {}), ("roofline", {})])
+def test_projection_equals_brute_force_optimum_and_never_exceeds_the_budget(model_name, spec):
+    """Fractional-cycle models too: budgets were rounded down to whole cycles, so a network at exactly the budget
+    (a frontier's first point: the cheapest network) was refused and projections were not optimal."""
     make, shape = MIXED
-    model, supernet, cost, choices, nodes = searched(make, shape, seed=4)
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=4, model_name=model_name, **spec)
     prefs = preferences(choices, nodes)
     table = []  # every architecture of the space: (cycles, preference)
     for arch in enumerate_archs(make()):
@@ -89,11 +92,11 @@ def test_projection_equals_brute_force_optimum_and_never_exceeds_the_budget():
         best = max(t[1] for t in feasible)
         projection = projector.project(budget_cycles / clock * 1e3)
         assert projection.cycles <= budget_cycles
-        assert model.evaluate(make().freeze(projection.arch), shape).cycles == projection.cycles
+        assert model.evaluate(make().freeze(projection.arch), shape).cycles == pytest.approx(projection.cycles, rel=1e-9)
         assert projection.preference == pytest.approx(best, abs=1e-9)
         assert projection.indices == arch_to_indices(choices, nodes, projection.arch)  # what commit_to_budget pulls to
-        assert projector.highest_under(budget_cycles / clock * 1e3).cycles == max(t[0] for t in feasible)
-    assert projector.cheapest().cycles == lo
+        assert projector.highest_under(budget_cycles / clock * 1e3).cycles == pytest.approx(max(t[0] for t in feasible), rel=1e-9)
+    assert projector.cheapest().cycles == pytest.approx(lo, rel=1e-9)
 
 
 def test_budget_window_equals_brute_force_and_falls_back_under_the_highest_reachable():

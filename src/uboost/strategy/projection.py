@@ -152,9 +152,11 @@ class Projector:
         return self.rows[metric]
 
     def _raw(self, budget: Budget) -> float:
-        """The budget in row units: whole cycles within the latency at the array's clock, or pJ."""
-        raw = budget.target * self._raw_per_unit[budget.metric]
-        return math.floor(raw + 1e-6) if budget.metric == "latency" else raw
+        """The budget in row units: cycles within the latency at the array's clock, or pJ (the program's rows
+        add a slack for float error). Not rounded down to whole cycles: memory-bound, roofline and FLOPs models
+        price fractions of a cycle (a network at exactly the budget was refused), and for whole-cycle rows a
+        sum <= raw is the same as a sum <= floor(raw)."""
+        return budget.target * self._raw_per_unit[budget.metric]
 
     def _unit(self, metric: str, raw: float) -> float:
         if metric == "latency":
@@ -227,8 +229,9 @@ class Projector:
         fastest = self.cheapest("latency")
         wanted = " and ".join(f"{b.target:g} {UNITS[b.metric]}" for b in budgets)
         if all(b.metric == "latency" for b in budgets):
+            cycles = f"{fastest.cycles:,.0f}" if float(fastest.cycles).is_integer() else f"{fastest.cycles:,.2f}"
             return InfeasibleBudget(f"no architecture fits {wanted}; the cheapest reachable is {fastest.latency_ms:.6g} ms "
-                                    f"({fastest.cycles:,.0f} cycles)", fastest.latency_ms, fastest.energy_uj)
+                                    f"({cycles} cycles)", fastest.latency_ms, fastest.energy_uj)
         frugal = self.cheapest("energy")
         return InfeasibleBudget(
             f"no architecture fits {wanted}; the fastest reachable is {fastest.latency_ms:.6g} ms at "
