@@ -309,11 +309,48 @@ def test_folder_with_train_and_val(tmp_path):
     assert (len(train), len(test)) == (6, 4)
     images, labels = _stack(train)
     assert images.shape == (6, 3, 10, 12)
-    assert labels == [0, 0, 0, 1, 1, 1]  # classes sorted: cat, dog
-    assert _stack(test)[1] == [0, 0, 1, 1]
+    assert sorted(labels) == [0, 0, 0, 1, 1, 1]  # classes sorted: cat, dog
+    assert sorted(_stack(test)[1]) == [0, 0, 1, 1]
     assert dataset_spec(name) == DataSpec(name=name, num_classes=2, input_shape=(3, 10, 12))
     resized, _ = load_datasets(name, image_size=8, channels=1, augment=True)
     assert resized[0][0].shape == (1, 8, 8)
+
+
+def test_a_train_and_val_folder_is_in_a_seeded_order_so_its_first_images_hold_every_class(tmp_path):
+    """ImageFolder lists by class: --max-samples' first N images were one or two classes, for training and validation."""
+    for split, count in (("train", 10), ("val", 4)):
+        for j, cls in enumerate("abcd"):
+            _write_pngs(tmp_path / split / cls, count, seed=j, size=(4, 4))
+    train, test = load_datasets(f"folder:{tmp_path}", seed=0)
+    first = [train[i][1] for i in range(12)]
+    assert len(set(first)) == 4 and len(set(test[i][1] for i in range(8))) >= 3
+    again, _ = load_datasets(f"folder:{tmp_path}", seed=0)
+    assert [again[i][1] for i in range(12)] == first  # seeded
+    assert sorted(train[i][1] for i in range(len(train))) == [c for c in range(4) for _ in range(10)]  # every image once
+
+
+def test_search_and_retrain_read_non_square_images_at_the_spaces_input(tmp_path, monkeypatch):
+    """The loaders were asked for W x W: a 12 x 24 folder trained on 24 x 24 images, priced and exported at 12 x 24."""
+    import uboost.data as data
+    from uboost.retrain import RetrainConfig, retrain
+    from uboost.search import SearchConfig, run_search
+
+    for j, cls in enumerate("ab"):
+        _write_pngs(tmp_path / "images" / cls, 12, seed=j, size=(12, 24))
+    seen, load = [], data.load_datasets
+
+    def recording(*args, **kwargs):
+        train, test = load(*args, **kwargs)
+        seen.append((tuple(train[0][0].shape), kwargs.get("seed")))
+        return train, test
+
+    monkeypatch.setattr(data, "load_datasets", recording)
+    config = SearchConfig(space="lenet", dataset=f"folder:{tmp_path / 'images'}", epochs=1, batch_size=8, seed=3,
+                          accelerator="cpu")
+    run_search(config, tmp_path / "run")
+    retrain(tmp_path / "run", RetrainConfig(epochs=1, batch_size=8, seed=5, accelerator="cpu"))
+    # both at the space's 12 x 24; the retrain split with the search's seed (its own seed 5 shuffles and initializes)
+    assert seen == [((1, 12, 24), 3), ((1, 12, 24), 3)]
 
 
 def test_folder_test_subfolder_and_mismatched_classes(tmp_path):
@@ -411,4 +448,13 @@ def test_an_image_that_fails_to_decode_later_is_a_one_line_data_error(tmp_path):
     victim = tmp_path / "train" / "a" / "0.png"
     victim.write_bytes(victim.read_bytes()[:60])  # truncated after the scan (e.g. a network file system)
     with pytest.raises(DataError, match="cannot decode image .*0.png"):
-        train[0]
+        [train[i] for i in range(len(train))]  # in a seeded order: reading every image reaches it
+
+
+def test_hidden_folders_are_not_classes(tmp_path):
+    """A stray .ipynb_checkpoints/ became class 0 and moved every label."""
+    for cls in ("cat", "dog", ".ipynb_checkpoints"):
+        _write_pngs(tmp_path / cls, 6, seed=1, size=(4, 4))
+    assert dataset_spec(f"folder:{tmp_path}").num_classes == 2
+    train, test = load_datasets(f"folder:{tmp_path}")
+    assert len(train) + len(test) == 12

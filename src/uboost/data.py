@@ -10,9 +10,7 @@ touches the network unless ``download=True`` is passed.
 
 from __future__ import annotations
 
-import copy
 import logging
-import os
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from uboost.exceptions import ConfigError, DataError, unknown_name
 
@@ -96,6 +94,8 @@ def dataset_spec(
     elif canonical in _CIFAR:
         num_classes, shape = _CIFAR[canonical][2], (3, _CIFAR_SIZE, _CIFAR_SIZE)
     else:
+        from uboost._image_folders import _first_image_hw, _folder_layout, _folder_path, _image_folder
+
         train_dir, _ = _folder_layout(_folder_path(canonical))
         probe = _image_folder(train_dir)
         num_classes, shape = len(probe.classes), (3, *_first_image_hw(probe))
@@ -132,6 +132,8 @@ def load_datasets(
             canonical, data_dir, download=download, image_size=image_size, channels=channels, augment=augment
         )
     else:
+        from uboost._image_folders import _folder_path, _load_folder
+
         train, test = _load_folder(
             _folder_path(canonical), image_size=image_size, channels=channels, augment=augment, seed=seed
         )
@@ -338,141 +340,9 @@ def check_available(name: str, *, data_dir: str | Path | None = None, download: 
     if canonical in _CIFAR:
         _cifar_root(canonical, data_dir, download=download)
     elif canonical != "digits":
+        from uboost._image_folders import _folder_layout, _folder_path
+
         _folder_layout(_folder_path(canonical))
-
-
-# --- image folders ----------------------------------------------------------------------------
-
-
-def _folder_path(canonical: str) -> Path:
-    return Path(canonical[len(FOLDER_PREFIX) :]).expanduser()
-
-
-def _folder_layout(path: Path) -> tuple[Path, Path | None]:
-    """``(train_dir, test_dir)``; ``test_dir`` is None for a single folder to be split."""
-    if not path.is_dir():
-        raise DataError(f"image folder {path} does not exist or is not a directory")
-    train_dir = path / "train"
-    if not train_dir.is_dir():
-        return path, None
-    for name in ("val", "test"):
-        if (path / name).is_dir():
-            return train_dir, path / name
-    raise DataError(f"image folder {path} has train/ but no val/ or test/ subfolder")
-
-
-def _check_regular(path: str) -> None:
-    """Refuse a FIFO, socket or device named like an image: opening it would block forever (a FIFO
-    without a writer) or read without end (``/dev/zero``). ``stat`` follows links and never blocks."""
-    import stat
-
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return  # a dangling link or a loop: PIL's open fails on it and the file is skipped as unreadable
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
-        raise DataError(f"image folder entry {path} is {kind}, not an image file; remove it from the folder")
-
-
-def _readable_image(path: str, bad: list[str]) -> bool:
-    """An image file PIL can identify (reads the header only); others go to ``bad``."""
-    from PIL import Image
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    if not path.lower().endswith(IMG_EXTENSIONS):
-        return False
-    _check_regular(path)
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception:  # PIL raises many types for damaged files (OSError, SyntaxError, ValueError...)
-        bad.append(path)
-        return False
-    return True
-
-
-def _load_rgb(path: str) -> Any:
-    """ImageFolder's loader, with a one-line error naming a file that fails to decode mid-training."""
-    from PIL import Image
-
-    try:
-        with open(path, "rb") as f, Image.open(f) as image:
-            return image.convert("RGB")
-    except Exception as err:
-        raise DataError(f"cannot decode image {path} ({type(err).__name__}: {err}); remove or replace it") from err
-
-
-def _image_folder(root: Path) -> Any:
-    from torchvision.datasets import ImageFolder
-
-    bad: list[str] = []
-    try:
-        folder = ImageFolder(str(root), loader=_load_rgb, is_valid_file=lambda p: _readable_image(p, bad))
-    except FileNotFoundError as err:  # no class folders, or a class folder without images
-        raise DataError(
-            f"image folder {root} has no usable images: expected one subfolder per class holding images ({err})"
-        ) from err
-    if bad:  # skipped, not fatal: one damaged file should not stop a search over thousands
-        logger.warning("image folder %s: skipped %d unreadable image file(s), e.g. %s", root, len(bad), bad[0])
-    return folder
-
-
-def _first_image_hw(folder: Any) -> tuple[int, int]:
-    from PIL import Image
-
-    path = folder.samples[0][0]
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except OSError as err:
-        raise DataError(f"cannot read image {path}: {err}") from err
-    return height, width
-
-
-def _with_transform(folder: Any, transform: Callable) -> Any:
-    from torchvision.datasets.vision import StandardTransform
-
-    clone = copy.copy(folder)  # shares the scanned sample list
-    clone.transform = transform
-    clone.transforms = StandardTransform(transform, None)
-    return clone
-
-
-def _load_folder(
-    path: Path, *, image_size: int | None, channels: int | None, augment: bool, seed: int
-) -> tuple[Dataset, Dataset]:
-    train_dir, test_dir = _folder_layout(path)
-    scanned = _image_folder(train_dir)
-    size = (image_size, image_size) if image_size else _first_image_hw(scanned)  # one size for batching
-    options = {"size": size, "channels": channels or 3, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD}
-    train = _with_transform(scanned, _pil_transform(augment=augment, **options))
-    test_transform = _pil_transform(augment=False, **options)
-    if test_dir is not None:
-        test = _with_transform(_image_folder(test_dir), test_transform)
-        if test.classes != train.classes:
-            raise DataError(
-                f"image folder {path}: {test_dir.name}/ classes {test.classes} differ from train/ classes {train.classes}"
-            )
-        return train, test
-    return _split_folder(path, train, _with_transform(scanned, test_transform), seed=seed)
-
-
-def _split_folder(path: Path, train: Any, test: Any, *, seed: int) -> tuple[Dataset, Dataset]:
-    import numpy as np
-    from sklearn.model_selection import train_test_split
-
-    targets = np.asarray(train.targets)
-    try:
-        train_idx, test_idx = train_test_split(
-            np.arange(len(targets)), test_size=TEST_FRACTION, random_state=seed, stratify=targets
-        )
-    except ValueError as err:
-        raise DataError(
-            f"image folder {path}: cannot split {len(targets)} images of {len(train.classes)} classes into "
-            f"train and test with every class in both; add images or provide train/ and val/ subfolders ({err})"
-        ) from err
-    return Subset(train, train_idx.tolist()), Subset(test, test_idx.tolist())
 
 
 # --- validation -------------------------------------------------------------------------------

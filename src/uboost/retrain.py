@@ -94,6 +94,18 @@ def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) 
                           f"--devices/--num-nodes giving {saved}")
 
 
+def _refuse_another_shape(searched_on, retrained_on) -> None:
+    """``--dataset`` retrains the network on other data of the same input shape and classes: a network rebuilt for
+    another shape or class count is not the run's (export, profile and frontier build the search's)."""
+    from uboost.search_config import build_space
+
+    before, after = build_space(searched_on)[2], build_space(retrained_on)[2]
+    if (before.num_classes, tuple(before.input_shape)) != (after.num_classes, tuple(after.input_shape)):
+        raise ConfigError(f"--dataset {retrained_on.dataset} has {after.num_classes} classes of {'x'.join(map(str, after.input_shape))} "
+                          f"images, the search's {searched_on.dataset} {before.num_classes} classes of "
+                          f"{'x'.join(map(str, before.input_shape))}: retrain on data of the searched shape, or search on it")
+
+
 def _check_resume_arch(path: Path, checkpoint: dict, arch: dict) -> None:
     """Refuse a checkpoint that trains another architecture (checked first: nothing else matters then)."""
     stored = checkpoint.get(ARCH_KEY)
@@ -231,7 +243,9 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
             raise ConfigError(f"no {runs.CONFIG} next to {source}: pass --space (and its options) to say which space it is")
         search_config = SearchConfig.from_dict(runs.network_config(run))  # priced where the search put it
     if config.dataset is not None:
+        searched_on = search_config
         search_config = search_config.replace(dataset=config.dataset, data_dir=config.data_dir)
+        _refuse_another_shape(searched_on, search_config)
     from uboost.accelerators import check_accelerator
 
     check_accelerator(config.accelerator, config.devices)  # before anything is written
@@ -295,7 +309,9 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
             cost_model.evaluate(copy.deepcopy(network), input_shape)
     train, test = load_datasets(
         search_config.dataset, data_dir=search_config.data_dir, download=config.download,
-        image_size=input_shape[-1], channels=input_shape[0], augment=config.augment, seed=config.seed,
+        # the search's split (its seed): the retrain's own seed shuffles and initializes, it does not move test images
+        # into the training set the search chose the network on; (H, W) as the space's input (not W x W)
+        image_size=search_config.image_size, channels=input_shape[0], augment=config.augment, seed=search_config.seed,
     )
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))

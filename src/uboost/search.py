@@ -202,7 +202,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     cost_model = cost_model if cost_model is not None else build_cost_model(config)
     train, test = load_datasets(
         config.dataset, data_dir=config.data_dir, download=config.download,
-        image_size=input_shape[-1], channels=input_shape[0], seed=config.seed,
+        image_size=config.image_size, channels=input_shape[0], seed=config.seed,  # (H, W) as the space's input
     )
     if config.max_samples is not None and config.max_samples < len(train):
         train = torch.utils.data.Subset(train, range(config.max_samples))

@@ -127,6 +127,7 @@ class SearchConfig:
         if self.space_options is not None and not isinstance(self.space_options, dict):
             raise ConfigError(f"space_options must be a dict of options, got {type(self.space_options).__name__}")
         object.__setattr__(self, "space_options", {**default_options(self.space), **(self.space_options or {})})
+        _store_paths_absolute(self)
         parse_array(self.array)
         from uboost import accelerator
 
@@ -322,6 +323,20 @@ def refuse_tableless_lookup(config: SearchConfig, cost_model=None) -> None:
                           "`uboost profile --cost-model lookup --table FILE`, or pass run_search(..., cost_model="
                           "create('lookup', table=FILE, spec=config.hardware_spec())); or search with the model the "
                           "table was made with")
+
+
+def _store_paths_absolute(config: SearchConfig) -> None:
+    """A ``folder:`` dataset and a ``data_dir`` as absolute paths: a run read from another directory (profile,
+    export and retrain rebuild its network from the dataset's classes and shape) found "folder does not exist"."""
+    import os
+
+    prefix = "folder:"  # uboost.data.FOLDER_PREFIX (not imported: it brings torch)
+    if isinstance(config.dataset, str) and config.dataset.strip().lower().startswith(prefix):
+        path = config.dataset.strip()[len(prefix):].strip()
+        if path:
+            object.__setattr__(config, "dataset", prefix + os.path.abspath(os.path.expanduser(path)))
+    if isinstance(config.data_dir, str) and config.data_dir:
+        object.__setattr__(config, "data_dir", os.path.abspath(os.path.expanduser(config.data_dir)))
 
 
 def build_cost_model(config: SearchConfig) -> CostModel:

@@ -55,3 +55,38 @@ def test_a_search_given_a_built_lookup_model_runs(tmp_path):
                           cost_model="lookup")
     result = run_search(config, tmp_path / "run", cost_model=create("lookup", table=table, spec=config.hardware_spec()))
     assert result.summary()["latency_ms"] > 0
+
+
+def _folder(root, size, classes=2, count=12):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+def test_retrain_on_data_of_another_shape_is_refused_before_anything_is_written(cli, tiny_run, tmp_path):
+    """It trained a network export and profile could not describe (they rebuild the search's 1x8x8 space)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    shutil.rmtree(run / "retrain", ignore_errors=True)
+    folder = _folder(tmp_path / "four", (16, 16), classes=4)  # resized to the search's 8x8: 4 classes, not 10
+    one_line_error(cli("retrain", run, "--dataset", f"folder:{folder}", "--epochs", "1"), "4 classes of", "10 classes")
+    assert not (run / "retrain").exists()
+
+
+def test_a_folder_dataset_is_stored_absolute_so_the_run_works_from_elsewhere(tmp_path, monkeypatch):
+    from uboost.search import SearchConfig
+
+    _folder(tmp_path / "imgs", (8, 8))
+    monkeypatch.chdir(tmp_path)
+    config = SearchConfig(space="lenet", dataset="folder:imgs", data_dir="cache")
+    assert config.dataset == f"folder:{tmp_path / 'imgs'}" and config.data_dir == str(tmp_path / "cache")
+    monkeypatch.chdir("/")
+    assert SearchConfig.from_dict(config.to_dict()).dataset == config.dataset

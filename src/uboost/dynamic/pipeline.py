@@ -144,7 +144,7 @@ def load_data(prepared: Prepared):
 
     c, s = prepared.search_config, prepared.retrain_settings
     train, test = load_datasets(s.get("dataset") or c.dataset, data_dir=s.get("data_dir") or c.data_dir, augment=False,
-                                image_size=prepared.input_shape[-1], channels=prepared.input_shape[0], seed=int(s.get("seed", 0)))
+                                image_size=c.image_size, channels=prepared.input_shape[0], seed=c.seed)  # the retrain's split
     limit = min(x for x in (s.get("max_samples"), prepared.config.max_samples, len(train)) if x is not None)
     if limit < len(train):
         train = torch.utils.data.Subset(train, range(limit))

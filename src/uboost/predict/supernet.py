@@ -174,7 +174,7 @@ def _split(config, input_shape) -> tuple[Any, Any]:
     from uboost.data import load_datasets
     from uboost.strategy import UBoost
 
-    train, _ = load_datasets(config.dataset, data_dir=config.data_dir, download=False, image_size=input_shape[-1],
+    train, _ = load_datasets(config.dataset, data_dir=config.data_dir, download=False, image_size=config.image_size,
                              channels=input_shape[0], seed=config.seed)
     if config.max_samples is not None and config.max_samples < len(train):
         train = Subset(train, range(config.max_samples))
