@@ -131,6 +131,45 @@ def test_budget_window_equals_brute_force_and_falls_back_under_the_highest_reach
     assert projector.project(hi / clock * 1e3, min_cycles=mid).cycles >= mid
 
 
+def test_the_searchs_budget_window_is_the_exports():
+    """The search took its floor under the highest network that fits always, the export only where nothing reaches
+    f x budget: the search's window was wider and its commit phase aimed at networks the export then replaced."""
+    make, shape = MIXED
+    model, supernet, cost, choices, nodes = searched(make, shape, seed=4)
+    table = sorted({model.evaluate(make().freeze(arch), shape).cycles for arch in enumerate_archs(make())})
+    clock = model.spec.clock_hz
+    checked = 0
+    for low, high in zip(table, table[1:]):
+        budget = (low + high) / 2  # between two reachable costs: the highest network that fits is below it
+        for floor in (0.5, 0.9):
+            hook = HardwareLoss(model, target_latency_ms=budget / clock * 1e3, budget_floor=floor)
+            hook.attach(supernet, torch.zeros(1, *shape))
+            reaches = any(floor * budget <= c <= budget for c in table)
+            expected = floor * (budget if reaches else low)
+            assert hook.floor_latency_ms * clock / 1e3 == pytest.approx(expected, rel=1e-9)
+            checked += reaches and low < budget
+    assert checked >= 5
+
+
+def test_an_auto_point_window_falls_back_under_the_highest_network_at_that_point():
+    """With --operating-point auto the floor was f x budget with no fallback: where no network at the chosen point
+    reaches it the derived network sat below the window every step and the multiplier kept falling."""
+    make, shape = LENET
+    model = create("systolic", rows=8, cols=8, operating_points="rk3576-npu", clock_hz=9e8)
+    supernet = UBoost(cost_model=model).mutate_model(make())
+    cost = build_supernet_cost(supernet, model, torch.zeros(1, *shape))
+    choices, nodes = choice_groups(supernet)
+    projector = Projector(cost, choices, nodes)
+    cheapest = projector.cheapest()  # at the table's fastest clock (the spec's)
+    budget = cheapest.latency_ms * 1.1  # only the cheapest networks fit, all below 0.95 x budget
+    hook = HardwareLoss(model, target_latency_ms=budget, budget_floor=0.95, auto_point=True)
+    hook.attach(supernet, torch.zeros(1, *shape))
+    at_point = hook.point_projectors()[int(hook.point_index)]
+    highest = at_point.highest_under(budget).latency_ms
+    assert highest < 0.95 * budget  # nothing in [f x budget, budget] at that point
+    assert hook.floor_latency_ms == pytest.approx(0.95 * highest, rel=1e-9)  # was 0.95 x budget
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan"), True])
 def test_bad_budget_floor(bad):
     make, shape = MIXED

@@ -229,22 +229,48 @@ class HardwareLoss(nn.Module):
         if self.has_budget and self.auto_point:  # feasible at some point, or fail now; windows as shares of the targets
             if int(self.point_index) < 0:
                 self.point_index.fill_(self._project_over_points(floor=False).point)
-            self.floor_latency_ms = self.budget_floor * (self.target_latency_ms or 0.0)
-            self.floor_energy_uj = self.budget_floor * (self.target_energy_uj or 0.0) if self.target_latency_ms is None else 0.0
+            self._point_floors = self._floors_per_point()
+            self.floor_latency_ms, self.floor_energy_uj = self._point_floors[int(self.point_index)]
         elif self.has_budget:  # an unreachable budget fails now, not after the search
             projector = self.projector()
             budgets = self.budgets(floor=False)
             projector.project_budgets(budgets)  # raises InfeasibleBudget, naming the cheapest reachable
-            if self.budget_floor:  # the window's floor, under the highest network that fits (costs are discrete)
+            if self.budget_floor:  # the export's window: f x target, under the highest network that fits only where
+                # none reaches f x target (costs are discrete); taken under it always, the window was wider than the
+                # export's and the commit phase aimed at networks the export then replaced
                 windowed = {b.metric for b in budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor) if b.floor}
                 if "latency" in windowed:
                     highest = projector.highest_under(budgets=budgets).latency_ms
-                    self.floor_latency_ms = self.budget_floor * min(highest, self.target_latency_ms)
+                    self.floor_latency_ms = self.budget_floor * _window_top(highest, self.target_latency_ms, self.budget_floor)
                 if "energy" in windowed:
                     highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
-                    self.floor_energy_uj = self.budget_floor * min(highest, self.target_energy_uj)
+                    self.floor_energy_uj = self.budget_floor * _window_top(highest, self.target_energy_uj, self.budget_floor)
         if self.has_budget and self.budget_commit:
             self._projector_ready()  # the commit phase's worker reads host tables: copied now, not mid-search
+
+    def _floors_per_point(self) -> list[tuple[float, float]]:
+        """``(latency floor ms, energy floor µJ)`` of the window at each operating point, as the export takes it
+        (:func:`_window_top`): with f x target alone, a point where no network reached it drove the multiplier down
+        every step while the derived network was the only one that fit."""
+        from uboost.strategy.projection import InfeasibleBudget
+
+        budgets = self.budgets(floor=False)
+        f, latency_only = self.budget_floor, self.target_latency_ms is not None
+        out = []
+        for projector in self.point_projectors():
+            floors = [self.budget_floor * (self.target_latency_ms or 0.0),
+                      self.budget_floor * (self.target_energy_uj or 0.0) if not latency_only else 0.0]
+            try:
+                if f and self.target_latency_ms is not None:
+                    highest = projector.highest_under(budgets=budgets).latency_ms
+                    floors[0] = f * _window_top(highest, self.target_latency_ms, f)
+                elif f and self.target_energy_uj is not None:
+                    highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
+                    floors[1] = f * _window_top(highest, self.target_energy_uj, f)
+            except InfeasibleBudget:  # nothing fits at this point: its window is never used
+                pass
+            out.append(tuple(floors))
+        return out
 
     def point_projectors(self) -> list:
         """One projector per operating point of the spec's table (sharing one program)."""
@@ -329,8 +355,10 @@ class HardwareLoss(nn.Module):
         projection = self._commits.take(step)
         if projection is None:
             projection = self._project_for_commit()
-        if self.auto_point:  # the budgets are then judged at the point chosen with the network
+        if self.auto_point:  # the budgets are then judged at the point chosen with the network (and its window)
             self.point_index.fill_(projection.point)
+            if getattr(self, "_point_floors", None):
+                self.floor_latency_ms, self.floor_energy_uj = self._point_floors[int(projection.point)]
         self.commit_indices = projection.indices
         return projection
 
@@ -433,3 +461,9 @@ class HardwareLoss(nn.Module):
                     supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
             self._projector = Projector(supernet_cost, self.choices, self.nodes)
         return self._projector
+
+
+def _window_top(highest: float, target: float, floor: float) -> float:
+    """What the window's floor is a share of: the target where a network reaches ``floor x target`` (the export's
+    first window), else the highest network that fits (its fallback)."""
+    return target if highest >= floor * target else highest
