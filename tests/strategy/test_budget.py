@@ -170,6 +170,22 @@ def test_an_auto_point_window_falls_back_under_the_highest_network_at_that_point
     assert hook.floor_latency_ms == pytest.approx(0.95 * highest, rel=1e-9)  # was 0.95 x budget
 
 
+def test_an_infeasible_budget_over_operating_points_names_the_fastest_points_cheapest():
+    """It named the first (slowest) point's cheapest latency: 0.0008 ms where 0.000533 ms is reachable."""
+    from uboost.strategy.projection import Budget, models_at_points, project_over_points
+
+    make, shape = LENET
+    model = create("systolic", rows=8, cols=8, operating_points="rk3576-npu", clock_hz=9e8)
+    supernet = UBoost(cost_model=model).mutate_model(make())
+    cost = build_supernet_cost(supernet, model, torch.zeros(1, *shape))
+    choices, nodes = choice_groups(supernet)
+    base = Projector(cost, choices, nodes)
+    projectors = [base.at(m, i) for i, m in enumerate(models_at_points(model))]
+    with pytest.raises(InfeasibleBudget) as info:
+        project_over_points(projectors, [Budget("latency", 1e-9)])
+    assert info.value.cheapest_ms == pytest.approx(min(p.cheapest().latency_ms for p in projectors))
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan"), True])
 def test_bad_budget_floor(bad):
     make, shape = MIXED

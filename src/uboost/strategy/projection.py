@@ -310,17 +310,21 @@ def models_at_points(cost_model) -> list:
 def project_over_points(projectors: list[Projector], budgets: list[Budget], *, alphas=None) -> Projection:
     """The most preferred (network, operating point) pair within every budget: one exact program
     per point, the best objective taken (ties: the least energy, then the least latency).
-    Raises :class:`InfeasibleBudget` (of the first point) when no point has a feasible network."""
+    Raises :class:`InfeasibleBudget` when no point has a feasible network, naming what the best point reaches
+    (the least latency over the points, or the least energy for energy budgets alone; the first point's, the
+    slowest, named a latency another point beats)."""
     if not projectors:
         raise ConfigError("no operating points to choose from")
-    found, first_error = [], None
+    found, errors = [], []
     for projector in projectors:
         try:
             found.append(projector.project_budgets(budgets, alphas=alphas))
         except InfeasibleBudget as exc:
-            first_error = first_error or exc
+            errors.append(exc)
     if not found:
-        raise first_error
+        if all(b.metric == "energy" for b in budgets):
+            raise min(errors, key=lambda e: (e.cheapest_uj if e.cheapest_uj is not None else math.inf, e.cheapest_ms))
+        raise min(errors, key=lambda e: e.cheapest_ms)
     best = max(p.preference for p in found)
     tied = [p for p in found if p.preference >= best - 1e-9]
     return min(tied, key=lambda p: (p.energy_uj if p.energy_uj is not None else 0.0, p.latency_ms))
