@@ -19,7 +19,7 @@ from uboost.exceptions import ConfigError, Interrupted, SearchError
 from uboost.io import write_json
 from uboost import runs
 from uboost.search_config import (  # noqa: F401  (re-exported: the public names stay here)
-    COST_MODES, SAMPLING_MODES, SearchConfig, build_cost_model, build_space, check_pins,
+    COST_MODES, SAMPLING_MODES, SearchConfig, build_cost_model, build_space, check_pins, refuse_choiceless,
 )
 
 if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded when a config is used)
@@ -208,6 +208,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         train = torch.utils.data.Subset(train, range(config.max_samples))
         test = torch.utils.data.Subset(test, range(min(len(test), max(config.max_samples // 4, config.batch_size))))
     if not resume:
+        refuse_choiceless(config, space)
         check_pins(config)  # a pin matching no layer: said before anything is written
         if rank_zero:  # and a budget no network of the space meets
             from uboost.strategy.reachable import check_budget_reachable

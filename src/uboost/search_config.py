@@ -339,6 +339,14 @@ def _store_paths_absolute(config: SearchConfig) -> None:
         object.__setattr__(config, "data_dir", os.path.abspath(os.path.expanduser(config.data_dir)))
 
 
+def refuse_choiceless(config: SearchConfig, space) -> None:
+    """A space with nothing to search, said before the run directory is written (NNI found it after: a run
+    directory whose --resume could not work)."""
+    if not space.simplify():
+        raise ConfigError(f"space {config.space} with these options has no choices to search (e.g. --cell-arch fixes "
+                          "every cell: add --channels to search widths); retrain or profile it instead")
+
+
 def build_cost_model(config: SearchConfig) -> CostModel:
     from uboost.hardware import create
 
@@ -355,6 +363,10 @@ def build_space(config: SearchConfig):
     spec = dataset_spec(config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=channels)
     from uboost.search_spaces.registry import construct
 
+    given = sorted({"num_classes", "input_shape"} & set(config.space_options))
+    if given:  # stored and then overridden by the dataset's, silently
+        raise ConfigError(f"space option {' and '.join(given)} comes from the dataset ({spec.num_classes} classes of "
+                          f"{'x'.join(map(str, spec.input_shape))}): choose it with --dataset, --image-size")
     space = construct(config.space, factory, {**config.space_options, "num_classes": spec.num_classes,
                                              "input_shape": spec.input_shape})
     return space, tuple(spec.input_shape), spec

@@ -90,3 +90,26 @@ def test_a_folder_dataset_is_stored_absolute_so_the_run_works_from_elsewhere(tmp
     assert config.dataset == f"folder:{tmp_path / 'imgs'}" and config.data_dir == str(tmp_path / "cache")
     monkeypatch.chdir("/")
     assert SearchConfig.from_dict(config.to_dict()).dataset == config.dataset
+
+
+@pytest.mark.parametrize("options, fragment", [("nodes = -1", "nodes must be a whole number"),
+                                               ("nodes = 0", "nodes must be a whole number"),
+                                               ("num_classes = 5", "comes from the dataset")])
+def test_space_options_that_cannot_work_are_one_line_before_anything_is_written(cli, tmp_path, options, fragment):
+    """nodes = -1 was a 90-line tensor traceback, nodes = 0 failed after the run directory was written, num_classes
+    was stored and ignored."""
+    (tmp_path / "c.toml").write_text(f"[space_options]\n{options}\n")
+    space = "lenet" if "num_classes" in options else "darts-cifar"
+    out = tmp_path / "run"
+    one_line_error(cli("search", "--space", space, "--config", tmp_path / "c.toml", "--epochs", "1", "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_a_space_with_no_choices_is_refused_before_the_run_directory_is_written(cli, tmp_path):
+    first = tmp_path / "first"
+    assert cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+               "--max-samples", "64", "--out", first).code == 0
+    out = tmp_path / "fixed"
+    one_line_error(cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+                       "--max-samples", "64", "--cell-arch", first, "--out", out), "no choices to search")
+    assert not out.exists()

@@ -102,6 +102,8 @@ class DartsCifar(ModelSpace):
             raise ConfigError(f"unknown ops {unknown}; available: {', '.join(sorted(k for k in OPS if k != 'none'))}")
         if cells < 3:
             raise ConfigError(f"cells must be at least 3 (one per stage), got {cells}")
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:  # -1 was a tensor traceback, 0 a space
+            raise ConfigError(f"nodes must be a whole number >= 1 (intermediate nodes per cell), got {nodes!r}")  # of nothing
         if width < 2 or width % 2:
             raise ConfigError(f"width must be an even number >= 2, got {width}")
         self.options = dict(width=width, cells=cells, nodes=nodes, ops=list(op_list), channels=channels,
