@@ -1,5 +1,5 @@
-"""Image-folder datasets (``folder:PATH``): one subfolder per class, or ``train/`` and ``val/`` of them
-(:func:`uboost.data.load_datasets` reads them through here)."""
+"""Image-folder datasets (``folder:PATH``): one subfolder per class, or ``train/`` and ``val/`` of them --
+scanned, checked and split here; :func:`uboost.data.load_datasets` adds the transforms."""
 
 from __future__ import annotations
 
@@ -11,15 +11,10 @@ from typing import Any, Callable
 
 from torch.utils.data import Dataset, Subset
 
-from uboost.data import _IMAGENET_MEAN, _IMAGENET_STD, FOLDER_PREFIX, TEST_FRACTION, _pil_transform
 from uboost.exceptions import DataError
 
 logger = logging.getLogger("uboost.data")
 
-
-
-def _folder_path(canonical: str) -> Path:
-    return Path(canonical[len(FOLDER_PREFIX) :]).expanduser()
 
 
 def _folder_layout(path: Path) -> tuple[Path, Path | None]:
@@ -120,42 +115,20 @@ def _with_transform(folder: Any, transform: Callable) -> Any:
     return clone
 
 
-def _load_folder(
-    path: Path, *, image_size: int | None, channels: int | None, augment: bool, seed: int
-) -> tuple[Dataset, Dataset]:
-    train_dir, test_dir = _folder_layout(path)
-    scanned = _image_folder(train_dir)
-    size = (image_size, image_size) if image_size else _first_image_hw(scanned)  # one size for batching
-    options = {"size": size, "channels": channels or 3, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD}
-    train = _with_transform(scanned, _pil_transform(augment=augment, **options))
-    test_transform = _pil_transform(augment=False, **options)
-    if test_dir is not None:
-        test = _with_transform(_image_folder(test_dir), test_transform)
-        if test.classes != train.classes:
-            raise DataError(
-                f"image folder {path}: {test_dir.name}/ classes {test.classes} differ from train/ classes {train.classes}"
-            )
-        # in a seeded order, as the split of a single folder is: ImageFolder lists by class, so --max-samples' first
-        # N images were one or two classes (training and validation alike)
-        return _shuffled(train, seed), _shuffled(test, seed + 1)
-
-    return _split_folder(path, train, _with_transform(scanned, test_transform), seed=seed)
-
-
 def _shuffled(dataset: Any, seed: int) -> Dataset:
     import numpy as np
 
     return Subset(dataset, np.random.default_rng(seed).permutation(len(dataset)).tolist())
 
 
-def _split_folder(path: Path, train: Any, test: Any, *, seed: int) -> tuple[Dataset, Dataset]:
+def _split_folder(path: Path, train: Any, test: Any, *, seed: int, test_fraction: float) -> tuple[Dataset, Dataset]:
     import numpy as np
     from sklearn.model_selection import train_test_split
 
     targets = np.asarray(train.targets)
     try:
         train_idx, test_idx = train_test_split(
-            np.arange(len(targets)), test_size=TEST_FRACTION, random_state=seed, stratify=targets
+            np.arange(len(targets)), test_size=test_fraction, random_state=seed, stratify=targets
         )
     except ValueError as err:
         raise DataError(

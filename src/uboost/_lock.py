@@ -94,9 +94,13 @@ def run_lock(path: str | os.PathLike) -> Iterator[Path]:
 
 def in_use(path: str | os.PathLike) -> str | None:
     """Who holds the lock of output directory ``path`` when another process does ("PID 123"), else None."""
-    lock = Path(path) / LOCK
-    if os.path.realpath(path) in _held or not lock.is_file():
+    if os.path.realpath(path) in _held:
         return None
+    return lock_holder(Path(path) / LOCK)
+
+
+def lock_holder(lock: str | os.PathLike) -> str | None:
+    """Who holds the lock file ``lock`` ("PID 123", "another process"), or None when it is free or gone."""
     try:
         fd = os.open(lock, os.O_RDONLY)
     except OSError:

@@ -94,7 +94,7 @@ def dataset_spec(
     elif canonical in _CIFAR:
         num_classes, shape = _CIFAR[canonical][2], (3, _CIFAR_SIZE, _CIFAR_SIZE)
     else:
-        from uboost._image_folders import _first_image_hw, _folder_layout, _folder_path, _image_folder
+        from uboost._image_folders import _first_image_hw, _folder_layout, _image_folder
 
         train_dir, _ = _folder_layout(_folder_path(canonical))
         probe = _image_folder(train_dir)
@@ -132,8 +132,6 @@ def load_datasets(
             canonical, data_dir, download=download, image_size=image_size, channels=channels, augment=augment
         )
     else:
-        from uboost._image_folders import _folder_path, _load_folder
-
         train, test = _load_folder(
             _folder_path(canonical), image_size=image_size, channels=channels, augment=augment, seed=seed
         )
@@ -340,9 +338,41 @@ def check_available(name: str, *, data_dir: str | Path | None = None, download: 
     if canonical in _CIFAR:
         _cifar_root(canonical, data_dir, download=download)
     elif canonical != "digits":
-        from uboost._image_folders import _folder_layout, _folder_path
+        from uboost._image_folders import _folder_layout
 
         _folder_layout(_folder_path(canonical))
+
+
+# --- image folders (scanned in uboost._image_folders) ----------------------------------------
+
+
+def _folder_path(canonical: str) -> Path:
+    return Path(canonical[len(FOLDER_PREFIX) :]).expanduser()
+
+
+def _load_folder(
+    path: Path, *, image_size: int | None, channels: int | None, augment: bool, seed: int
+) -> tuple[Dataset, Dataset]:
+    from uboost._image_folders import _first_image_hw, _folder_layout, _image_folder, _shuffled, _split_folder, _with_transform
+
+    train_dir, test_dir = _folder_layout(path)
+    scanned = _image_folder(train_dir)
+    size = (image_size, image_size) if image_size else _first_image_hw(scanned)  # one size for batching
+    options = {"size": size, "channels": channels or 3, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD}
+    train = _with_transform(scanned, _pil_transform(augment=augment, **options))
+    test_transform = _pil_transform(augment=False, **options)
+    if test_dir is not None:
+        test = _with_transform(_image_folder(test_dir), test_transform)
+        if test.classes != train.classes:
+            raise DataError(
+                f"image folder {path}: {test_dir.name}/ classes {test.classes} differ from train/ classes {train.classes}"
+            )
+        # in a seeded order, as the split of a single folder is: ImageFolder lists by class, so --max-samples' first
+        # N images were one or two classes (training and validation alike)
+        return _shuffled(train, seed), _shuffled(test, seed + 1)
+
+    return _split_folder(path, train, _with_transform(scanned, test_transform), seed=seed, test_fraction=TEST_FRACTION)
+
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -151,15 +151,20 @@ def test_the_searchs_budget_window_is_the_exports():
     assert checked >= 5
 
 
-def test_an_auto_point_window_falls_back_under_the_highest_network_at_that_point():
-    """With --operating-point auto the floor was f x budget with no fallback: where no network at the chosen point
-    reaches it the derived network sat below the window every step and the multiplier kept falling."""
+def _lenet_with_operating_points():
+    """lenet's supernet priced on an 8x8 array with rk3576-npu's DVFS table: (model, supernet, projector, shape)."""
     make, shape = LENET
     model = create("systolic", rows=8, cols=8, operating_points="rk3576-npu", clock_hz=9e8)
     supernet = UBoost(cost_model=model).mutate_model(make())
     cost = build_supernet_cost(supernet, model, torch.zeros(1, *shape))
     choices, nodes = choice_groups(supernet)
-    projector = Projector(cost, choices, nodes)
+    return model, supernet, Projector(cost, choices, nodes), shape
+
+
+def test_an_auto_point_window_falls_back_under_the_highest_network_at_that_point():
+    """With --operating-point auto the floor was f x budget with no fallback: where no network at the chosen point
+    reaches it the derived network sat below the window every step and the multiplier kept falling."""
+    model, supernet, projector, shape = _lenet_with_operating_points()
     cheapest = projector.cheapest()  # at the table's fastest clock (the spec's)
     budget = cheapest.latency_ms * 1.1  # only the cheapest networks fit, all below 0.95 x budget
     hook = HardwareLoss(model, target_latency_ms=budget, budget_floor=0.95, auto_point=True)
@@ -174,12 +179,7 @@ def test_an_infeasible_budget_over_operating_points_names_the_fastest_points_che
     """It named the first (slowest) point's cheapest latency: 0.0008 ms where 0.000533 ms is reachable."""
     from uboost.strategy.projection import Budget, models_at_points, project_over_points
 
-    make, shape = LENET
-    model = create("systolic", rows=8, cols=8, operating_points="rk3576-npu", clock_hz=9e8)
-    supernet = UBoost(cost_model=model).mutate_model(make())
-    cost = build_supernet_cost(supernet, model, torch.zeros(1, *shape))
-    choices, nodes = choice_groups(supernet)
-    base = Projector(cost, choices, nodes)
+    model, _, base, _ = _lenet_with_operating_points()
     projectors = [base.at(m, i) for i, m in enumerate(models_at_points(model))]
     with pytest.raises(InfeasibleBudget) as info:
         project_over_points(projectors, [Budget("latency", 1e-9)])

@@ -77,17 +77,9 @@ def hold_worker_lock(study: "optuna.Study") -> str | None:
 
 def _lock_is_free(path: Path) -> bool:
     """True when no live process holds ``path`` (or it is gone)."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # closing drops a lock we got
-    return True
+    from uboost._lock import lock_holder
+
+    return lock_holder(path) is None
 
 
 def _dead_trials(study: "optuna.Study") -> dict[int, tuple[int, str]]:
