@@ -458,3 +458,19 @@ def test_hidden_folders_are_not_classes(tmp_path):
     assert dataset_spec(f"folder:{tmp_path}").num_classes == 2
     train, test = load_datasets(f"folder:{tmp_path}")
     assert len(train) + len(test) == 12
+
+
+def test_a_16_bit_grayscale_image_keeps_its_range(tmp_path):
+    """PIL's convert("RGB") clips 16-bit values at 255: a ramp read back 98 % white."""
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            ramp = (np.arange(16 * 16).reshape(16, 16) * 256 + i).astype(np.uint16)
+            Image.fromarray(ramp).save(tmp_path / cls / f"{i}.png")
+    from uboost._image_folders import _load_rgb
+
+    pixels = np.asarray(_load_rgb(str(tmp_path / "a" / "0.png")))
+    assert pixels.shape == (16, 16, 3) and pixels.min() == 0 and pixels.max() == 255
+    assert (pixels == 255).mean() < 0.01  # was ~0.98

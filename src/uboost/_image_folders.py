@@ -67,6 +67,10 @@ def _load_rgb(path: str) -> Any:
 
     try:
         with open(path, "rb") as f, Image.open(f) as image:
+            if image.mode.startswith("I;16"):  # 16-bit gray: convert() clips at 255 (a ramp read back 98 % white)
+                import numpy as np
+
+                image = Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))  # L
             return image.convert("RGB")
     except Exception as err:
         raise DataError(f"cannot decode image {path} ({type(err).__name__}: {err}); remove or replace it") from err

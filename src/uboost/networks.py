@@ -26,10 +26,19 @@ def load_network(spec: str) -> LoadedNetwork:
     """``resnet18`` (any torchvision classification model, random weights) or ``pkg.mod:factory``."""
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
+        import os
+        import sys
+
+        added = "" not in sys.path and os.getcwd() not in sys.path  # the uboost script does not search the current
+        if added:                                                     # directory, as python -m does: mymodel.py there
+            sys.path.insert(0, os.getcwd())
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"cannot load {spec!r}: {exc}") from None
+        finally:
+            if added:
+                sys.path.remove(os.getcwd())
         try:
             module = factory()
         except Exception as exc:  # user code: report it in one line

@@ -113,3 +113,20 @@ def test_a_space_with_no_choices_is_refused_before_the_run_directory_is_written(
     one_line_error(cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
                        "--max-samples", "64", "--cell-arch", first, "--out", out), "no choices to search")
     assert not out.exists()
+
+
+def test_module_factory_is_found_in_the_current_directory_as_the_uboost_script_runs(tmp_path, monkeypatch):
+    """The console script does not search the current directory (python -m does): mymods:mlp was "No module"."""
+    import os
+    import sys
+
+    from uboost.networks import load_network
+
+    (tmp_path / "uboost_test_mymods.py").write_text(
+        "import torch.nn as nn\ndef mlp():\n    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))\n"
+        "    m.input_shape = (1, 8, 8)\n    return m\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd(), str(tmp_path))])
+    loaded = load_network("uboost_test_mymods:mlp")
+    assert loaded.input_shape == (1, 8, 8)
+    assert str(tmp_path) not in sys.path  # put back as it was
