@@ -23,7 +23,7 @@ def retrain(
     array: Annotated[Optional[str], Opt(help="price the result on this array ROWSxCOLS [default: the search's]")] = None,
     dataflow: Annotated[Optional[str], Opt(help="ws | os | is [default: the search's]")] = None,
     space: Annotated[Optional[str], Opt(help="for a bare arch.json: the space it came from [default: the run's]")] = None,
-    seed: Annotated[int, Opt(help="random seed")] = 0,
+    seed: Annotated[int, Opt(help="random seed: weight initialization and data order (the test split is the search's)")] = 0,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
     out: Annotated[Optional[Path], Opt(help="output directory [default: RUN/retrain]")] = None,
     accelerator: Annotated[str, Opt(help="auto | cpu | gpu | mps (auto: a GPU where there is one)")] = "auto",
