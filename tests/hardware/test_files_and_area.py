@@ -92,11 +92,12 @@ def test_bad_scalesim_files_are_one_clear_error(tmp_path, text, fragment):
 @pytest.mark.parametrize("text, fragment", [
     ("[hardware]\nrows = 8\ncolumns = 8\n", "unknown key(s) columns"),
     ("rows = 8\n[hardware]\ncols = 8\n", "outside the [hardware] table"),
-    ("[hardware]\nrows = -8\n", "rows must be a positive integer"),
+    ("[hardware]\nrows = -8\ncols = 8\n", "rows must be a positive integer"),
     ("[hardware]\nsram_kb = 0\n", "sram_kb"),
     ("[hardware]\nenergy = \"nope\"\n", "unknown energy preset"),
     ("[hardware]\n[hardware.energy]\nbase = \"horowitz45\"\ndram_pj_per_bit = -1\n", "dram_pj_per_bit"),
     ("[hardware]\nrows = 8\ncols = 8\nbits = 4\n", "would price nothing"),  # was accepted and priced at 8 bits
+    ("[hardware]\ncols = 32\n", "but no rows"),  # rows took the default 128, silently
 ])
 def test_bad_toml_files_are_one_clear_error(tmp_path, text, fragment):
     path = tmp_path / "bad.toml"

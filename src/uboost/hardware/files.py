@@ -142,6 +142,9 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected: {', '.join(known + list(_NOT_SPEC))}")
     if not data:
         raise ConfigError(f"{path}: describes no accelerator (an empty [hardware] table); give at least rows and cols")
+    if ("rows" in data) != ("cols" in data):  # the other took HardwareSpec's default (128) silently
+        given, missing = ("rows", "cols") if "rows" in data else ("cols", "rows")
+        raise ConfigError(f"{path}: gives {given} = {data[given]!r} but no {missing}: give both (the array is rows x cols)")
     if "bits" in data and data["bits"] != 8:  # the cycle, memory and energy models read each layer's own widths
         raise ConfigError(f"{path}: bits = {data['bits']!r} would price nothing: operand widths are the network's, per "
                           "layer (profile --bits, search --bits, or a run's precision.json); leave bits out")
