@@ -226,51 +226,38 @@ class HardwareLoss(nn.Module):
             raise ConfigError("the supernet has zero expected latency: nothing for the hardware loss to act on")
         if (self.energy_weight or self.target_energy_uj is not None) and not (self.energy_ref_uj or 0) > 0:
             raise ConfigError("the supernet has zero expected energy: nothing for the energy term to act on")
-        if self.has_budget and self.auto_point:  # feasible at some point, or fail now; windows as shares of the targets
+        if self.has_budget and self.auto_point:  # feasible at some point, or fail now; a window per point
             if int(self.point_index) < 0:
                 self.point_index.fill_(self._project_over_points(floor=False).point)
-            self._point_floors = self._floors_per_point()
+            budgets = self.budgets(floor=False)
+            self._point_floors = [self._window_floors(p, budgets) for p in self.point_projectors()]
             self.floor_latency_ms, self.floor_energy_uj = self._point_floors[int(self.point_index)]
         elif self.has_budget:  # an unreachable budget fails now, not after the search
             projector = self.projector()
             budgets = self.budgets(floor=False)
             projector.project_budgets(budgets)  # raises InfeasibleBudget, naming the cheapest reachable
-            if self.budget_floor:  # the export's window: f x target, under the highest network that fits only where
-                # none reaches f x target (costs are discrete); taken under it always, the window was wider than the
-                # export's and the commit phase aimed at networks the export then replaced
-                windowed = {b.metric for b in budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor) if b.floor}
-                if "latency" in windowed:
-                    highest = projector.highest_under(budgets=budgets).latency_ms
-                    self.floor_latency_ms = self.budget_floor * _window_top(highest, self.target_latency_ms, self.budget_floor)
-                if "energy" in windowed:
-                    highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
-                    self.floor_energy_uj = self.budget_floor * _window_top(highest, self.target_energy_uj, self.budget_floor)
+            self.floor_latency_ms, self.floor_energy_uj = self._window_floors(projector, budgets)
         if self.has_budget and self.budget_commit:
             self._projector_ready()  # the commit phase's worker reads host tables: copied now, not mid-search
 
-    def _floors_per_point(self) -> list[tuple[float, float]]:
-        """``(latency floor ms, energy floor µJ)`` of the window at each operating point, as the export takes it
-        (:func:`_window_top`): with f x target alone, a point where no network reached it drove the multiplier down
-        every step while the derived network was the only one that fit."""
+    def _window_floors(self, projector, budgets: list) -> tuple[float, float]:
+        """``(latency floor ms, energy floor µJ)`` of the budget window on ``projector``'s prices, as the export
+        takes it (:func:`_window_top`): f x target, under the highest network that fits only where none reaches
+        f x target (costs are discrete). Taken under it always, the search's window was wider than the export's and
+        the commit phase aimed at networks the export replaced; with ``--operating-point auto`` there was no
+        fallback at all, and the multiplier fell every step where the derived network was the only one that fit."""
         from uboost.strategy.projection import InfeasibleBudget
 
-        budgets = self.budgets(floor=False)
-        f, latency_only = self.budget_floor, self.target_latency_ms is not None
-        out = []
-        for projector in self.point_projectors():
-            floors = [self.budget_floor * (self.target_latency_ms or 0.0),
-                      self.budget_floor * (self.target_energy_uj or 0.0) if not latency_only else 0.0]
+        floors = {"latency": 0.0, "energy": 0.0}
+        for b in budgets_for(self.target_latency_ms, self.target_energy_uj, self.budget_floor):
+            if not b.floor:  # energy is windowed only when it is the only budget
+                continue
             try:
-                if f and self.target_latency_ms is not None:
-                    highest = projector.highest_under(budgets=budgets).latency_ms
-                    floors[0] = f * _window_top(highest, self.target_latency_ms, f)
-                elif f and self.target_energy_uj is not None:
-                    highest = projector.highest_under(budgets=budgets, metric="energy").energy_uj
-                    floors[1] = f * _window_top(highest, self.target_energy_uj, f)
-            except InfeasibleBudget:  # nothing fits at this point: its window is never used
-                pass
-            out.append(tuple(floors))
-        return out
+                highest = projector.highest_under(budgets=budgets, metric=b.metric).value(b.metric)
+            except InfeasibleBudget:  # nothing fits at this operating point: its window is never used
+                highest = b.target
+            floors[b.metric] = b.floor * _window_top(highest, b.target, b.floor)
+        return floors["latency"], floors["energy"]
 
     def point_projectors(self) -> list:
         """One projector per operating point of the spec's table (sharing one program)."""
