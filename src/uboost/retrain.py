@@ -97,9 +97,9 @@ def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) 
 def _refuse_another_shape(searched_on, retrained_on) -> None:
     """``--dataset`` retrains the network on other data of the same input shape and classes: a network rebuilt for
     another shape or class count is not the run's (export, profile and frontier build the search's)."""
-    from uboost.search_config import build_space
+    from uboost.search_config import data_spec
 
-    before, after = build_space(searched_on)[2], build_space(retrained_on)[2]
+    before, after = data_spec(searched_on), data_spec(retrained_on)
     if (before.num_classes, tuple(before.input_shape)) != (after.num_classes, tuple(after.input_shape)):
         raise ConfigError(f"--dataset {retrained_on.dataset} has {after.num_classes} classes of {'x'.join(map(str, after.input_shape))} "
                           f"images, the search's {searched_on.dataset} {before.num_classes} classes of "
@@ -302,11 +302,12 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     precision = apply_run_precision(network, run.root)  # precision.json: trained quantization-aware
     quantized = precision is not None
     cost_model = cost_model if cost_model is not None else build_cost_model(search_config)
+    report = None  # the price depends on the layers' shapes and bits, not on the weights: priced once
     if quantized:  # bits the accelerator cannot run (16 on BitFusion) are refused now, not after the training
         import copy
 
         with torch.random.fork_rng(devices=[]):  # pricing traces a copy; the training draws as before
-            cost_model.evaluate(copy.deepcopy(network), input_shape)
+            report = cost_model.evaluate(copy.deepcopy(network), input_shape)
     train, test = load_datasets(
         search_config.dataset, data_dir=search_config.data_dir, download=config.download,
         # the search's split (its seed): the retrain's own seed shuffles and initializes, it does not move test images
@@ -367,7 +368,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         test_acc = full_accuracy(network, test_loader, trainer.strategy.root_device)
     else:
         test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
-    report = cost_model.evaluate(network.cpu(), input_shape)
+    network.cpu()
+    report = report if report is not None else cost_model.evaluate(network, input_shape)
     result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=time.perf_counter() - started,
                            quantized=quantized)
     if not rank_zero:

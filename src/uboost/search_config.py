@@ -353,14 +353,21 @@ def build_cost_model(config: SearchConfig) -> CostModel:
     return create(config.cost_model, spec=config.hardware_spec())
 
 
-def build_space(config: SearchConfig):
-    """A fresh model space sized to the dataset: ``(space, input_shape, data_spec)``."""
+def data_spec(config: SearchConfig):
+    """The classes and input shape the config's space is sized to (its dataset, at the space's input channels)."""
     from uboost.data import dataset_spec
     from uboost.search_spaces import SPACES
 
+    channels = getattr(SPACES.get(config.space), "input_channels", 3)
+    return dataset_spec(config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=channels)
+
+
+def build_space(config: SearchConfig):
+    """A fresh model space sized to the dataset: ``(space, input_shape, data_spec)``."""
+    from uboost.search_spaces import SPACES
+
     factory = SPACES.get(config.space)
-    channels = getattr(factory, "input_channels", 3)
-    spec = dataset_spec(config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=channels)
+    spec = data_spec(config)
     from uboost.search_spaces.registry import construct
 
     given = sorted({"num_classes", "input_shape"} & set(config.space_options))
