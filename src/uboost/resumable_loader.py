@@ -174,3 +174,13 @@ def resume_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> bool:
     for name, (state, skip) in plans.items():
         loaders[name].resume_at(state, skip)
     return bool(plans)
+
+
+def restore_epoch_place(checkpoint: dict, loaders: dict, *, world_size: int) -> None:
+    """On resume (a module's ``on_load_checkpoint``, before Lightning restores its loops): an epoch stopped as it
+    began runs whole (:func:`uboost.checkpointing.restart_unstarted_epoch`), one stopped inside goes on in its own
+    order from its place (:func:`resume_passes`)."""
+    from uboost.checkpointing import restart_unstarted_epoch
+
+    if not restart_unstarted_epoch(checkpoint):
+        resume_passes(checkpoint, loaders, world_size=world_size)

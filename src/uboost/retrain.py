@@ -172,13 +172,11 @@ def _module(network, config: RetrainConfig, steps_per_epoch: int, arch: dict, *,
         def on_load_checkpoint(self, checkpoint: dict) -> None:
             from uboost.strategy import rng
 
-            from uboost.checkpointing import restart_unstarted_epoch
-            from uboost.resumable_loader import resume_passes
+            from uboost.resumable_loader import restore_epoch_place
 
             if rng.KEY in checkpoint:  # older checkpoints resume as before
                 rng.restore(checkpoint[rng.KEY], generators or {})
-            if not restart_unstarted_epoch(checkpoint):  # stopped as an epoch began: that epoch runs, not skipped
-                resume_passes(checkpoint, loaders or {}, world_size=int(self.trainer.world_size))  # inside one: its place
+            restore_epoch_place(checkpoint, loaders or {}, world_size=int(self.trainer.world_size))
 
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)

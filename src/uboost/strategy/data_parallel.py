@@ -83,13 +83,10 @@ class DataParallelSearch:
         from uboost.distributed.collectives import world
         from uboost.distributed.lightning import WORLD_KEY, rescale_progress
 
-        from uboost.checkpointing import restart_unstarted_epoch
-        from uboost.resumable_loader import resume_passes
+        from uboost.resumable_loader import restore_epoch_place
 
-        unstarted = restart_unstarted_epoch(checkpoint)  # stopped as an epoch began: that epoch runs, not skipped
+        restore_epoch_place(checkpoint, getattr(self, "_loaders", {}), world_size=world()[1])  # (one process only)
         saved = checkpoint.get(WORLD_KEY, 1)
-        if not unstarted and saved == world()[1]:  # inside an epoch: the rest of its order (one process)
-            resume_passes(checkpoint, getattr(self, "_loaders", {}), world_size=saved)
         if saved != world()[1]:  # resumed on another number of devices
             self._finish_restored_epoch = rescale_progress(checkpoint, saved, world()[1])
         super().on_load_checkpoint(checkpoint)
