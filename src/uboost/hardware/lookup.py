@@ -133,7 +133,7 @@ class LookupTable(CostModel):
         points: dict[Key, dict[tuple[int, int], float]] = defaultdict(dict)
         # how specific the row that set each point is: a row made for this memory system (or naming this array,
         # dataflow or batch) wins over one made for any, whatever their order in the file
-        rank: dict[tuple, tuple[int, bool]] = {}
+        rank: dict[tuple, tuple[int, int]] = {}  # point -> (made for this memory system, columns naming this array)
         memory = _memory_of(spec)
         for row in rows:
             if any(col in row and row[col] not in ("", None) and str(row[col]) != str(val) for col, val in wanted.items()):
@@ -152,12 +152,12 @@ class LookupTable(CostModel):
             if not (math.isfinite(cycles) and cycles >= 0):
                 raise DataError(f"lookup table: bad row {dict(row)}: cycles must be a finite number >= 0, got {row['cycles']!r}")
             point, specific = (key, (cin, 0 if depthwise else cout)), (int(limits is not None), named)
-            if point in rank and rank[point][0] > specific:
+            if point in rank and rank[point] > specific:
                 continue
-            rank[point] = (specific, limits is not None)
+            rank[point] = specific
             points[key][point[1]] = cycles
         # memory priced where every point came from a row made for this memory system
-        self.prices_memory = bool(rank) and memory is not None and all(has for _, has in rank.values())
+        self.prices_memory = bool(rank) and memory is not None and all(for_memory for for_memory, _ in rank.values())
         if not points:
             limits = {_memory_of_row(row) for row in rows} - {None}
             hint = ("; its rows are for " + ", ".join(f"{kb:g} kB SRAM and {bw:g} words/cycle" for kb, bw in sorted(limits))
