@@ -60,3 +60,39 @@ def lock_holder():
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Every Lightning fit of the test, in order: the global step its training started at and the training batches
+    it ran. A resume that trained again from the start (its checkpoint ignored) repeats a seeded run exactly, so
+    "equals the uninterrupted run" cannot tell it from a real resume: these counts can."""
+    import pytorch_lightning as pl
+
+    record, original = [], pl.Trainer.fit
+
+    class Count(pl.Callback):
+        def __init__(self, entry):
+            self.entry = entry
+
+        def on_train_start(self, trainer, module):
+            self.entry["start"] = trainer.global_step
+
+        def on_train_batch_end(self, trainer, *args):
+            self.entry["batches"] += 1
+
+    def fit(self, *args, **kwargs):
+        entry = {"start": None, "batches": 0}
+        record.append(entry)
+        self.callbacks.insert(0, Count(entry))  # before any callback that stops the fit at a batch's end
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit)
+    return record
+
+
+def assert_resumed_the_rest(fits, marks):
+    """The resumed fits trained exactly what the cut ones left of the uninterrupted ones, not again from the start.
+    ``marks``: ``len(fits)`` before the uninterrupted run, after it, after the cut one and after the resume."""
+    whole, cut, resumed = (sum(entry["batches"] for entry in fits[a:b]) for a, b in zip(marks, marks[1:]))
+    assert cut > 0 and cut + resumed == whole, (cut, resumed, whole)

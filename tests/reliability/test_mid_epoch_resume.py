@@ -8,6 +8,8 @@ import signal
 
 import pytest
 
+from tests.reliability.conftest import assert_resumed_the_rest
+
 
 def _ctrl_c_at(epoch, batch, where="train"):
     import pytorch_lightning as pl
@@ -33,7 +35,7 @@ def _same_weights(a, b):
 
 @pytest.mark.parametrize("augment, at", [(False, (1, 2, "train")), (True, (1, 2, "train")), (True, (0, 5, "train")),
                                          (True, (0, 0, "val"))])
-def test_a_retrain_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(run_copy, tmp_path, augment, at):
+def test_a_retrain_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(run_copy, tmp_path, fits, augment, at):
     """With augmentation too: the stop comes before the next batch is fetched (and augmented). At the epoch's last
     batch and in its validation the resume restarts at the epoch's end: Lightning begins a pass it drops, whose seed
     draw shifted the next epoch's order."""
@@ -41,18 +43,22 @@ def test_a_retrain_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(run_copy, tmp_p
     from uboost.retrain import RetrainConfig, retrain
 
     config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=augment)
+    marks = [len(fits)]
     whole = retrain(run_copy, config, out=tmp_path / "whole")
+    marks.append(len(fits))
     with pytest.raises((KeyboardInterrupt, SearchError)):
         retrain(run_copy, config, out=tmp_path / "cut", callbacks=[_ctrl_c_at(*at)])
+    marks.append(len(fits))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
     resumed = retrain(run_copy, config, out=tmp_path / "cut", resume=True)
+    assert_resumed_the_rest(fits, [*marks, len(fits)])  # the rest only, not again from the start
     assert resumed.test_acc == whole.test_acc
     assert _same_weights(tmp_path / "whole" / "model.pt", tmp_path / "cut" / "model.pt")
 
 
 @pytest.mark.parametrize("sampling, data_split, batch", [("single-path", 0.5, 1), ("mixture", 0.5, 1),
                                                          ("single-path", 0.375, 2)])
-def test_a_search_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(tmp_path, sampling, data_split, batch):
+def test_a_search_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(tmp_path, fits, sampling, data_split, batch):
     """0.375 of 128 samples: 3 weight batches and 5 architecture batches per epoch; stopped after the weights'
     loader began its second pass of the epoch."""
     from uboost.exceptions import SearchError
@@ -64,6 +70,7 @@ def test_a_search_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(tmp_path, sampli
     with pytest.raises((KeyboardInterrupt, SearchError)):
         run_search(config, tmp_path / "cut", callbacks=[_ctrl_c_at(1, batch)])
     run_search(config, tmp_path / "cut", resume=True)
+    assert_resumed_the_rest(fits, [0, 1, 2, 3])
     alphas = [json.loads((tmp_path / run / "alphas.json").read_text()) for run in ("whole", "cut")]
     assert alphas[0] == alphas[1]
 

@@ -5,13 +5,16 @@ import json
 from tests.reliability.conftest import TINY, one_line_error, tree
 
 
-def test_resume_finishes_a_run_killed_after_its_last_checkpoint(cli, run_copy):
+def test_resume_finishes_a_run_killed_after_its_last_checkpoint(cli, run_copy, fits):
     arch = json.loads((run_copy / "arch.json").read_text())
+    alphas = json.loads((run_copy / "alphas.json").read_text())
     val_acc = json.loads((run_copy / "result.json").read_text())["val_acc"]
-    for name in ("arch.json", "result.json", "hardware.json", "hardware.txt"):
+    for name in ("arch.json", "alphas.json", "result.json", "hardware.json", "hardware.txt"):
         (run_copy / name).unlink(missing_ok=True)  # a kill after the last epoch's checkpoint, before the results
     result = cli("search", "--out", run_copy, "--resume")
     assert result.code == 0, result.err
+    assert sum(entry["batches"] for entry in fits) == 0  # every epoch was trained: nothing again
+    assert json.loads((run_copy / "alphas.json").read_text()) == alphas  # the checkpoint's, not a new start's
     assert json.loads((run_copy / "arch.json").read_text()) == arch
     assert json.loads((run_copy / "result.json").read_text())["val_acc"] == val_acc
     assert (run_copy / "hardware.txt").is_file()
@@ -39,3 +42,31 @@ def test_resume_with_a_checkpoint_of_another_space_is_one_line_and_keeps_the_run
     before = tree(run_copy)
     one_line_error(cli("search", "--out", run_copy, "--resume"), "does not belong to this run's lenet supernet", "--force")
     assert tree(run_copy) == before  # no exception checkpoint, nothing else written
+
+
+def test_a_resume_with_nothing_left_to_train_exports_what_the_uninterrupted_run_did(tmp_path, fits):
+    """Killed after the last epoch's checkpoint, before the results: the resume trains no step, so nothing attached
+    the hardware loss, and the run got NNI's plain argmax (no budget projection, no bits) and no alphas.json or
+    probabilities.json (a frontier of it was refused)."""
+    from uboost.frontier import load_projector
+    from uboost.search import SearchConfig, run_search
+
+    config = SearchConfig(space="lenet", dataset="digits", image_size=8, epochs=1, max_samples=64, batch_size=32,
+                          bits=(2, 8), seed=1)
+    run_search(config, tmp_path / "free")
+    cheapest = load_projector(tmp_path / "free").projector.cheapest().latency_ms
+    config = config.replace(target_latency_ms=1.2 * cheapest)
+    run_search(config, tmp_path / "whole")
+    run_search(config, tmp_path / "cut")
+    kept = ("arch.json", "alphas.json", "probabilities.json", "precision.json", "result.json")
+    for name in (*kept, "hardware.json", "hardware.txt"):
+        (tmp_path / "cut" / name).unlink(missing_ok=True)
+    start = len(fits)
+    run_search(config, tmp_path / "cut", resume=True)
+    assert sum(entry["batches"] for entry in fits[start:]) == 0
+    for name in kept:
+        whole, cut = (json.loads((tmp_path / run / name).read_text()) for run in ("whole", "cut"))
+        if name == "result.json":
+            whole, cut = ({k: v for k, v in r.items() if "seconds" not in k} for r in (whole, cut))
+        assert cut == whole, name
+    assert json.loads((tmp_path / "cut" / "result.json").read_text())["projected"]  # the budget moved the argmax

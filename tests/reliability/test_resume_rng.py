@@ -6,6 +6,7 @@ import json
 import pytest
 import pytorch_lightning as pl
 
+from tests.reliability.conftest import assert_resumed_the_rest
 from uboost.search import SearchConfig, run_search
 
 
@@ -19,7 +20,7 @@ class KilledAfterFirstEpoch(pl.Callback):
 
 @pytest.mark.parametrize("sampling,budget", [("mixture", False), ("single-path", False), ("single-path", True)],
                          ids=["mixture", "single-path", "single-path-budget-commit"])
-def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, sampling, budget):
+def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, fits, sampling, budget):
     config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=3,
                           max_samples=128, batch_size=32, sampling=sampling, seed=3)
     if budget:  # the commit phase (the last 2/3 of the steps) spans the cut: its projection is re-solved on resume
@@ -28,12 +29,16 @@ def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, sampling, budg
         run_search(config, tmp_path / "free")
         cheapest = load_projector(tmp_path / "free").projector.cheapest().latency_ms
         config = config.replace(target_latency_ms=1.5 * cheapest, budget_commit=0.6)
+    marks = [len(fits)]
     whole = run_search(config, tmp_path / "whole")
+    marks.append(len(fits))
     with pytest.raises(Exception, match="killed"):
         run_search(config, tmp_path / "cut", callbacks=[KilledAfterFirstEpoch()])
+    marks.append(len(fits))
     for ckpt in (tmp_path / "cut" / "checkpoints").glob("interrupted*.ckpt"):
         ckpt.unlink()  # a kill -9 writes no exception checkpoint: only last.ckpt of epoch 0 is left
     resumed = run_search(config, tmp_path / "cut", resume=True)
+    assert_resumed_the_rest(fits, [*marks, len(fits)])  # epochs 1-2 only, from last.ckpt
     alphas = [json.loads((tmp_path / d / "alphas.json").read_text()) for d in ("whole", "cut")]
     assert alphas[0].keys() == alphas[1].keys()
     for label in alphas[0]:

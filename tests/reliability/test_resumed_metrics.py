@@ -4,6 +4,7 @@ once: the rows logged after the checkpoint being resumed are dropped, since thos
 import pytest
 
 from tests.cli.conftest import TINY
+from tests.reliability.conftest import assert_resumed_the_rest
 
 
 def _epochs(n):
@@ -94,7 +95,7 @@ def _retrain_rows(out):
 
 
 @pytest.mark.parametrize("augment", [False, True])
-def test_a_retrain_resumed_after_an_epoch_repeats_the_uninterrupted_one(run_copy, tmp_path, augment):
+def test_a_retrain_resumed_after_an_epoch_repeats_the_uninterrupted_one(run_copy, tmp_path, fits, augment):
     """Retrain checkpoints held no RNG state: the next epoch's shuffling (and augmentation) differed, and with it
     every later row and the model (96.1 vs 96.9 % measured)."""
     import os
@@ -106,7 +107,9 @@ def test_a_retrain_resumed_after_an_epoch_repeats_the_uninterrupted_one(run_copy
     from uboost.retrain import RetrainConfig, retrain
 
     config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=augment)
+    marks = [len(fits)]
     whole = retrain(run_copy, config, out=tmp_path / "whole")
+    marks.append(len(fits))
 
     class Stop(pl.Callback):
         def on_train_epoch_start(self, trainer, module):
@@ -115,8 +118,10 @@ def test_a_retrain_resumed_after_an_epoch_repeats_the_uninterrupted_one(run_copy
 
     with pytest.raises((KeyboardInterrupt, SearchError)):
         retrain(run_copy, config, out=tmp_path / "cut", callbacks=[Stop()])
+    marks.append(len(fits))
     os.remove(tmp_path / "cut" / "checkpoints" / "interrupted.ckpt")  # as a kill after epoch 1: its last.ckpt
     resumed = retrain(run_copy, config, out=tmp_path / "cut", resume=True)
+    assert_resumed_the_rest(fits, [*marks, len(fits)])  # epoch 2 only
     assert resumed.test_acc == whole.test_acc
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
@@ -124,7 +129,7 @@ def test_a_retrain_resumed_after_an_epoch_repeats_the_uninterrupted_one(run_copy
 
 
 
-def test_a_ctrl_c_as_an_epoch_begins_resumes_that_epoch_not_the_next(run_copy, tmp_path):
+def test_a_ctrl_c_as_an_epoch_begins_resumes_that_epoch_not_the_next(run_copy, tmp_path, fits):
     """The checkpoint held the new epoch's counter with the old epoch's finished batches: the resume skipped the
     epoch's training (three epochs asked, two trained)."""
     import json
@@ -142,18 +147,26 @@ def test_a_ctrl_c_as_an_epoch_begins_resumes_that_epoch_not_the_next(run_copy, t
                 raise KeyboardInterrupt
 
     config = RetrainConfig(epochs=3, batch_size=16, max_samples=96, accelerator="cpu", augment=False)
+    marks = [len(fits)]
     whole = retrain(run_copy, config, out=tmp_path / "whole")
+    marks.append(len(fits))
     with pytest.raises((KeyboardInterrupt, SearchError)):
         retrain(run_copy, config, out=tmp_path / "cut", callbacks=[Stop()])
+    marks.append(len(fits))
     assert retrain(run_copy, config, out=tmp_path / "cut", resume=True).test_acc == whole.test_acc
+    assert_resumed_the_rest(fits, [*marks, len(fits)])  # epochs 1 and 2, neither skipped nor epoch 0 again
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     search = SearchConfig(space="lenet", dataset="digits", image_size=8, max_samples=96, epochs=3, batch_size=16,
                           accelerator="cpu")
+    marks = [len(fits)]
     run_search(search, tmp_path / "s-whole")
+    marks.append(len(fits))
     with pytest.raises((KeyboardInterrupt, SearchError)):
         run_search(search, tmp_path / "s-cut", callbacks=[Stop()])
+    marks.append(len(fits))
     run_search(search, tmp_path / "s-cut", resume=True)
+    assert_resumed_the_rest(fits, [*marks, len(fits)])
     assert json.loads((tmp_path / "s-cut" / "alphas.json").read_text()) == json.loads((tmp_path / "s-whole" / "alphas.json").read_text())

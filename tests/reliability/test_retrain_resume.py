@@ -18,7 +18,7 @@ def _ctrl_c_at(step):
     return CtrlC()
 
 
-def test_interrupted_retrain_resumes_from_its_checkpoint(cli, run_copy):
+def test_interrupted_retrain_resumes_from_its_checkpoint(cli, run_copy, fits):
     from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
 
     config = RetrainConfig(epochs=3, max_samples=64, batch_size=32)
@@ -34,8 +34,12 @@ def test_interrupted_retrain_resumes_from_its_checkpoint(cli, run_copy):
 
     resumed_from = torch.load(ckpt / "interrupted.ckpt", weights_only=True)["global_step"]
     assert resumed_from >= 4, "at most the epoch in progress is lost"
+    cut = len(fits)
     result = cli("retrain", run_copy, "--epochs", "3", "--max-samples", "64", "--batch-size", "32", "--resume")
     assert result.code == 0, result.err
+    resumed = fits[cut:]
+    assert [entry["start"] for entry in resumed] == [resumed_from]  # from the checkpoint, not from step 0
+    assert sum(entry["batches"] for entry in resumed) == 6 - resumed_from  # the 2 x 3 steps left
     assert (run_copy / "retrain" / "model.pt").is_file()
     assert json.loads((run_copy / "retrain" / "retrain.json").read_text())["test_acc"] >= 0
 

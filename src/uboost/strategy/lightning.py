@@ -83,6 +83,21 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             return self.trainer.current_epoch * per_epoch + batch_idx
         return self.trainer.fit_loop.total_batch_idx
 
+    def on_fit_end(self):
+        """A resume of a run whose last epoch was checkpointed trains no step, so nothing attached the hardware loss:
+        attach it now, from one training sample, so that the export is the search's (budget projection, operating
+        point, bits) and the run gets its alphas and probabilities, as the uninterrupted run did."""
+        if not self.hardware_loss.attached:
+            loaders = self.trainer.train_dataloader
+            loader = loaders["train"] if isinstance(loaders, dict) else loaders
+            with torch.random.fork_rng(devices=[]):  # a transform may draw: nothing the run goes on with
+                example = _inputs(loader.dataset[0]).unsqueeze(0)
+            self.hardware_loss.attach(self.model, example.to(self.device))
+            tau = self.current_gumbel_tau(self._total_steps() - 1)  # the last step's, as on_train_batch_start set it
+            if tau is not None and self.sharpen:
+                self.hardware_loss.distribution_tau = tau
+        return super().on_fit_end()
+
     # -- RNG state in the checkpoint: a resumed search repeats the uninterrupted one ----------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from uboost.strategy import rng
