@@ -175,7 +175,6 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     with run_lock(out):
         runs.prepare_run_dir(out, force=force)
         write_json(out / runs.CONFIG, config.to_dict())
-        write_json(out / runs.ARCH, arch)
         if precision is not None:
             from uboost.quant import precision_dict
 
@@ -199,6 +198,7 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
             result["operating_point"] = {"index": projection.point, "freq_hz": model.spec.clock_hz, "voltage_v": model.spec.voltage_v}
         write_json(out / runs.RESULT, result)
         runs.write_layer_table(out / "hardware.txt", report, source.config.space)
+        write_json(out / runs.ARCH, arch)  # last: a directory with it is read as a finished network
     return {**result, "run_dir": out, "report": report}
 
 

@@ -316,8 +316,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         budget=budget,
         energy_ref_uj=strategy.energy_ref_uj,
     )
-    if rank_zero:
-        write_json(out / runs.ARCH, arch)
+    if rank_zero:  # arch.json last: profile/retrain/export read a directory with it as a finished run
         if precision is not None:
             from uboost.quant import precision_dict
 
@@ -325,6 +324,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         write_json(out / runs.HARDWARE, report.to_dict())
         write_json(out / runs.RESULT, result.summary())
         _plots(out, report)
+        write_json(out / runs.ARCH, arch)
     return result
 
 

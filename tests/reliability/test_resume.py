@@ -70,3 +70,46 @@ def test_a_resume_with_nothing_left_to_train_exports_what_the_uninterrupted_run_
             whole, cut = ({k: v for k, v in r.items() if "seconds" not in k} for r in (whole, cut))
         assert cut == whole, name
     assert json.loads((tmp_path / "cut" / "result.json").read_text())["projected"]  # the budget moved the argmax
+
+
+def test_a_search_killed_while_writing_its_results_is_unfinished_not_a_network(cli, tmp_path, monkeypatch):
+    """arch.json was written first: a search killed before its precision.json was read as a finished 8-bit network
+    (profile priced it 38 % too high, retrain trained it in floating point and called it done)."""
+    import uboost.search
+    from uboost import io
+
+    def killed_at_result(path, *args, **kwargs):
+        if path.name == "result.json":
+            raise KeyboardInterrupt  # as a kill between the result files
+        return io.write_json(path, *args, **kwargs)
+
+    monkeypatch.setattr(uboost.search, "write_json", killed_at_result)
+    out = tmp_path / "bits"
+    assert cli("search", *TINY, "--bits", "4,8", "--out", out).code == 130
+    monkeypatch.undo()
+    assert (out / "precision.json").is_file() and not (out / "arch.json").exists()
+    for command in (("profile", out), ("retrain", out, "--epochs", "1"), ("export", out)):
+        one_line_error(cli(*command), "did not finish", "--resume")
+    result = cli("search", "--out", out, "--resume")
+    assert result.code == 0, result.err
+    assert (out / "arch.json").is_file() and (out / "result.json").is_file()
+    assert cli("profile", out).code == 0
+
+
+def test_an_export_killed_while_writing_its_results_is_not_a_network(cli, tiny_run, tmp_path, monkeypatch):
+    """The same for a budget export (a frontier point): arch.json is its last file."""
+    import uboost.frontier
+    from uboost import io
+
+    def killed_at_result(path, *args, **kwargs):
+        if path.name == "result.json":
+            raise KeyboardInterrupt
+        return io.write_json(path, *args, **kwargs)
+
+    cheapest = uboost.frontier.load_projector(tiny_run).projector.cheapest().latency_ms
+    monkeypatch.setattr(uboost.frontier, "write_json", killed_at_result)
+    out = tmp_path / "point"
+    assert cli("export", tiny_run, "--target-latency-ms", cheapest * 1.5, "--out", out).code != 0
+    monkeypatch.undo()
+    assert (out / "hardware.json").is_file() and not (out / "arch.json").exists()
+    one_line_error(cli("profile", out), "did not finish")

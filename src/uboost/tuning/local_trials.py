@@ -218,11 +218,11 @@ def _retrained(run_dir: Path, neighbor: ls.Neighbor, attrs: dict, retrain_epochs
     config = SearchConfig.from_dict(attrs["config"])
     arch, precision = local_bits.parts(bits, neighbor.arch)
     write_json(run_dir / runs.CONFIG, attrs["config"])
-    write_json(run_dir / runs.ARCH, arch)
     if precision:  # retrained quantization-aware at these widths (uboost.quant.apply_run_precision)
         write_json(run_dir / runs.PRECISION, precision)
     if "_choice" in attrs:
         inner_choice.write_choice(run_dir, attrs["_choice"], SearchConfig.from_dict(neighbor.parent.trial.user_attrs["config"]))
+    write_json(run_dir / runs.ARCH, arch)  # last: a directory with it is read as a whole network
     result = retrain(run_dir, RetrainConfig(epochs=retrain_epochs, batch_size=config.batch_size, max_samples=config.max_samples,
                                             seed=config.seed, accelerator=config.accelerator, devices=config.devices),
                      out=run_dir / runs.RETRAIN)
