@@ -377,8 +377,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     from uboost.quant import precision_dict
 
     trained_at = {"precision": precision_dict(precision) if quantized else None}  # export checks model.pt against it
-    write_json(out / "retrain.json", {**result.summary(), **trained_at, "config": config.__dict__, "source": str(source)})
     write_json(out / "hardware.json", report.to_dict())
+    write_json(out / "retrain.json", {**result.summary(), **trained_at, "config": config.__dict__, "source": str(source)})  # last
     register_logged()
     return result
 
@@ -389,9 +389,11 @@ def _prepare_out(root: Path, out: Path, targets: list[Path], ckpt_dir: Path, res
     new_dirs = [d for d in (ckpt_dir.resolve(), out.resolve(), *out.resolve().parents) if d.is_relative_to(root.resolve()) and d != root.resolve() and not d.exists()]
     runs.record(root, dirs=new_dirs)
     out.mkdir(parents=True, exist_ok=True)
-    if not resume:  # a fresh start must not leave an earlier retrain's checkpoint to resume later
-        for name in ("last.ckpt", "interrupted.ckpt"):
-            (ckpt_dir / name).unlink(missing_ok=True)
+    if not resume:  # a fresh start must not leave an earlier retrain's checkpoint to resume later, nor its results
+        for name in ("last.ckpt", "interrupted.ckpt"):  # beside this one's curves (a --force stopped midway was
+            (ckpt_dir / name).unlink(missing_ok=True)  # read as the earlier retrain, finished, with its model)
+        for name in ("retrain.json", "hardware.json", "model.pt"):
+            (out / name).unlink(missing_ok=True)
 
 
 def full_accuracy(network, loader, device) -> float:

@@ -90,3 +90,19 @@ def test_retrain_resume_refuses_changed_settings_in_one_line(cli, run_copy):
     assert tree(run_copy) == before
     again = cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--resume")
     assert again.code == 0, again.err  # the same settings resume (here: nothing left to train)
+
+
+def test_a_forced_retrain_stopped_midway_is_an_interrupted_retrain_not_the_old_one(cli, run_copy):
+    """--force over a finished retrain, then Ctrl-C: the old retrain.json and model.pt stayed beside the new curves
+    and checkpoints, so the folder read as the old retrain, finished, and the hint sent the user to --force again."""
+    from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
+
+    args = ("--epochs", "2", "--max-samples", "64", "--batch-size", "32")
+    assert cli("retrain", run_copy, *args).code == 0
+    out = run_copy / "retrain"
+    with pytest.raises(RetrainInterrupted):
+        retrain(run_copy, RetrainConfig(epochs=2, max_samples=64, batch_size=32, seed=1), callbacks=[_ctrl_c_at(1)])
+    assert not (out / "retrain.json").exists() and not (out / "model.pt").exists()
+    one_line_error(cli("retrain", run_copy, *args, "--seed", "1"), "interrupted retrain", "--resume")
+    assert cli("retrain", run_copy, *args, "--seed", "1", "--resume").code == 0
+    assert json.loads((out / "retrain.json").read_text())["config"]["seed"] == 1
