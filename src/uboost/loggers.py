@@ -10,6 +10,7 @@ logger can be added beside it: ``run_search(..., logger=TensorBoardLogger(...))`
 from __future__ import annotations
 
 import csv
+import io
 import importlib.util
 import os
 from pathlib import Path
@@ -83,17 +84,15 @@ def run_csv_logger(out: str | os.PathLike, *, resume: bool = False, keep_rows: i
     already recorded are kept (Lightning's writer would delete an existing metrics file): the first
     ``keep_rows`` of them, those logged before the checkpoint being resumed was saved (the steps
     after it are trained, and logged, again)."""
-    from pytorch_lightning.loggers import CSVLogger
+    from uboost._csv_logger import RunCSVLogger
 
     path = Path(out) / "metrics.csv"
     rows = read_metrics(path) if resume and path.is_file() else []
     if keep_rows is not None:
         rows = rows[:keep_rows]
-    logger = CSVLogger(save_dir=str(out), name="", version="")
+    logger = RunCSVLogger(str(out), rows=rows if resume else None)
     if rows:
-        writer = logger.experiment  # created now: it removes the old file
-        writer.metrics.extend(rows)
-        writer.save()
+        logger.experiment  # noqa: B018 - created now: the kept rows replace the file (atomically)
     return logger
 
 
@@ -126,7 +125,11 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            return [{k: _number(v) for k, v in row.items() if v not in ("", None) and k is not None} for row in csv.DictReader(f)]
+            text = f.read()
+        if text and not text.endswith("\n"):  # a torn append (a kill or a full disk mid-row): its row is partial
+            text = text[: text.rfind("\n") + 1]
+        return [{k: _number(v) for k, v in row.items() if v not in ("", None) and k is not None}
+                for row in csv.DictReader(io.StringIO(text, newline=""))]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise RunDirError(f"{path} is damaged ({type(exc).__name__}); move it away to resume without its earlier rows") from None
 

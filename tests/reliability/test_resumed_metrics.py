@@ -170,3 +170,12 @@ def test_a_ctrl_c_as_an_epoch_begins_resumes_that_epoch_not_the_next(run_copy, t
     run_search(search, tmp_path / "s-cut", resume=True)
     assert_resumed_the_rest(fits, [*marks, len(fits)])
     assert json.loads((tmp_path / "s-cut" / "alphas.json").read_text()) == json.loads((tmp_path / "s-whole" / "alphas.json").read_text())
+
+
+def test_a_torn_last_row_of_metrics_is_left_out(tmp_path):
+    """A kill or a full disk mid-append leaves part of a row (``...,0.2187`` of 0.21875): not read as a value."""
+    from uboost.loggers import read_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,train_loss\r\n0,1,0.5\r\n0,2,0.21875\r\n0,3,0.2187")
+    assert read_metrics(path) == [{"epoch": 0, "step": 1, "train_loss": 0.5}, {"epoch": 0, "step": 2, "train_loss": 0.21875}]
