@@ -30,6 +30,20 @@ def test_scalesim_v1_example_without_run_presets_is_compute_only():
     assert spec.dram_bw_words is None and not spec.memory_bound  # CALC: SCALE-Sim never stalls
 
 
+def test_scalesim_v3_bank_bandwidths_other_than_bandwidth_are_refused(tmp_path):
+    # SCALE-Sim 3 reads the ifmap and filter DRAM bandwidth from [layout]; Bandwidth was priced for all three
+    with pytest.raises(UBoostError, match="IfmapSRAMBankBandwidth = 10 differs from Bandwidth = 50"):
+        read_hardware_file(CFG / "bank_bw_v3.cfg")
+    text = (CFG / "bank_bw_v3.cfg").read_text()
+    same = tmp_path / "same.cfg"
+    same.write_text(text.replace("SRAMBankBandwidth = 10", "SRAMBankBandwidth = 50"))
+    assert load_hardware(same).dram_bw_words == 50
+    filter_only = tmp_path / "filter.cfg"
+    filter_only.write_text(text.replace("IfmapSRAMBankBandwidth = 10", "IfmapSRAMBankBandwidth = 50"))
+    with pytest.raises(UBoostError, match="FilterSRAMBankBandwidth = 10 differs"):
+        read_hardware_file(filter_only)
+
+
 def test_command_line_options_override_the_file():
     spec = load_hardware(CFG / "scale_v2.cfg", rows=16, dataflow="ws", sram_kb=None)
     assert (spec.rows, spec.cols, spec.dataflow, spec.sram_kb) == (16, 32, "ws", 64)

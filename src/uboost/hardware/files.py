@@ -18,9 +18,13 @@
 (rows), ArrayWidth (cols), Ifmap/Filter/OfmapSramSzkB (or SCALE-Sim 1's ...SramSz, also kB),
 Dataflow, Bandwidth (words per cycle, used when ``[run_presets] InterfaceBandwidth`` is USER; in
 CALC mode SCALE-Sim assumes whatever bandwidth avoids stalls, so the spec's memory is unbounded).
-Keys SCALE-Sim reads that do not change what uboost prices (offsets, request buffers, SRAM bank
-layout, the run name, Ramulator traces) are accepted and ignored; an unknown key or section, a
-per-layer bandwidth list or sparsity support is refused in one line.
+In USER mode SCALE-Sim 3 takes the ifmap and filter DRAM bandwidth from ``[layout]``
+IfmapSRAMBankBandwidth and FilterSRAMBankBandwidth and only the ofmap's from Bandwidth (SCALE-Sim 1
+and 2, with no ``[layout]`` section, use Bandwidth for all three): uboost prices one DRAM bandwidth,
+so a ``[layout]`` whose two differ from Bandwidth is refused. Keys SCALE-Sim reads that do not
+change what uboost prices (offsets, request buffers, SRAM bank counts and ports, custom layouts,
+the run name, Ramulator traces) are accepted and ignored; an unknown key or section, a per-layer
+bandwidth list or sparsity support is refused in one line.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from uboost.exceptions import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from uboost.hardware.spec import HardwareSpec
 
-# SCALE-Sim's keys (configparser lowercases them), by section; None: read but not priced by uboost
+# SCALE-Sim's keys (configparser lowercases them), by section
 _LAYOUT = ("ifmapcustomlayout", "filtercustomlayout", "ifmapsrambankbandwidth", "ifmapsrambanknum", "ifmapsrambankport",
            "filtersrambankbandwidth", "filtersrambanknum", "filtersrambankport")
 SCALESIM_KEYS: dict[str, tuple[str, ...]] = {
@@ -114,9 +118,28 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
             fields["dram_bw_words"] = float(text)
         except ValueError:
             raise ConfigError(f"{path}: Bandwidth must be a number of words per cycle, got {text!r}") from None
+        _check_port_bandwidths(path, parser, fields["dram_bw_words"])
     if parser.get("sparsity", "sparsitysupport", fallback="false").strip().lower() == "true":
         raise ConfigError(f"{path}: SparsitySupport is not modelled by uboost; set it to false or use --cost-model scalesim")
     return fields
+
+
+def _check_port_bandwidths(path: Path, parser: configparser.ConfigParser, bandwidth: float) -> None:
+    """Refuse a SCALE-Sim 3 ``[layout]`` whose ifmap or filter DRAM bandwidth (USER mode reads them from
+    the bank bandwidths) is not ``Bandwidth``: uboost's memory models have one DRAM bandwidth."""
+    if not parser.has_section("layout"):  # SCALE-Sim 1 and 2: Bandwidth feeds all three ports
+        return
+    for key, name in (("ifmapsrambankbandwidth", "IfmapSRAMBankBandwidth"), ("filtersrambankbandwidth", "FilterSRAMBankBandwidth")):
+        text = parser["layout"].get(key)
+        if text is None:
+            continue
+        try:
+            value = float(text.strip().strip('"'))
+        except ValueError:
+            raise ConfigError(f"{path}: {name} must be a number of words per cycle, got {text!r}") from None
+        if value != bandwidth:
+            raise ConfigError(f"{path}: [layout] {name} = {text.strip()} differs from Bandwidth = {bandwidth:g}: SCALE-Sim 3 "
+                              "takes it as that port's DRAM bandwidth and uboost models one DRAM bandwidth; make them equal")
 
 
 _NOT_SPEC = ("area",)  # keys of [hardware] that describe the accelerator but are not HardwareSpec fields
