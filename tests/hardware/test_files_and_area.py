@@ -66,6 +66,30 @@ def test_toml_round_trip_with_energy_points_and_area(tmp_path):
     assert path.read_text() == hardware_toml(HardwareSpec(**fields), area)
 
 
+def test_table_files_in_a_toml_are_found_beside_it_from_any_directory(tmp_path, monkeypatch):
+    from uboost.accelerator import config_changes
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "acc.toml").write_text('[hardware]\nrows = 16\ncols = 16\nsram_kb = 8\nenergy = "e.toml"\n'
+                                   'area = "a.toml"\noperating_points = "p.toml"\n')
+    (conf / "e.toml").write_text('base = "horowitz45"\ndram_pj_per_bit = 1.0\n')
+    (conf / "a.toml").write_text('base = "tpu28"\nfixed_mm2 = 0.0\n')
+    (conf / "p.toml").write_text("points = [[5e8, 0.7], [6e8, 0.8]]\n")
+    (tmp_path / "e.toml").write_text('base = "horowitz45"\ndram_pj_per_bit = 100.0\n')  # a decoy in the parent
+    seen = []
+    for cwd, name in ((tmp_path, "conf/acc.toml"), (conf, "acc.toml")):
+        monkeypatch.chdir(cwd)
+        fields = read_hardware_file(name)
+        spec = load_hardware(name)
+        seen.append((spec, resolve_area(fields["area"]), config_changes(fields)))
+    assert seen[0] == seen[1]
+    spec, area, stored = seen[0]
+    assert spec.energy_table.dram_pj_per_bit == 1.0 and area.fixed_mm2 == 0.0 and spec.clock_hz == 6e8
+    assert stored["energy"]["dram_pj_per_bit"] == 1.0  # a run directory keeps the tables, not the paths
+    assert isinstance(stored["operating_points"], dict) and isinstance(stored["hardware"]["area"], dict)
+
+
 def test_area_by_hand_on_tpu28():
     spec = HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=4)
     pe, kb, fixed = 0.24 * 331 / 65536, 0.29 * 331 / 24576, 0.02 * 331

@@ -12,6 +12,8 @@
     operating_points = "rk3576-npu"       # a preset, or [[f_hz, volts], ...]
     area = "tpu28"                        # (not a spec field) the area table: a preset or [hardware.area]
 
+A table given as a file (``energy = "mine.toml"``) is found next to the hardware file.
+
 :func:`hardware_toml` writes the same format back (a round trip gives an equal spec).
 
 **SCALE-Sim** ``.cfg`` as SCALE-Sim 1, 2 and 3 write it: ``[architecture_presets]`` ArrayHeight
@@ -145,6 +147,22 @@ def _check_port_bandwidths(path: Path, parser: configparser.ConfigParser, bandwi
 _NOT_SPEC = ("area",)  # keys of [hardware] that describe the accelerator but are not HardwareSpec fields
 
 
+def _files_beside(path: Path, fields: dict[str, Any]) -> None:
+    """Make the table files ``fields`` name (``energy = "mine.toml"``, ...) relative to the hardware file's
+    folder, not the working directory: the same file prices the same from anywhere. Preset names stay."""
+    from uboost.hardware.area import PRESETS as AREA
+    from uboost.hardware.energy import PRESETS as ENERGY
+    from uboost.hardware.operating import PRESETS as POINTS
+
+    for key, presets in (("energy", ENERGY), ("area", AREA), ("operating_points", POINTS)):
+        text = fields.get(key)
+        if not isinstance(text, str) or text in presets:
+            continue
+        beside = path.parent / text  # an absolute text stays itself
+        if text.lower().endswith(".toml") or beside.exists():  # what the resolvers take for a file
+            fields[key] = str(beside.absolute())
+
+
 def read_hardware_toml(path: str | Path) -> dict[str, Any]:
     """HardwareSpec fields (plus ``area``) from uboost's TOML (a ``[hardware]`` table or top-level keys)."""
     from uboost.hardware.operating import read_toml
@@ -172,6 +190,7 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: bits = {data['bits']!r} would price nothing: operand widths are the network's, per "
                           "layer (profile --bits, search --bits, or a run's precision.json); leave bits out")
     fields = dict(data)
+    _files_beside(path, fields)
     if isinstance(fields.get("dataflow"), str):  # as a SCALE-Sim .cfg: WS, ws and Ws are one dataflow
         fields["dataflow"] = fields["dataflow"].lower()
     if isinstance(fields.get("energy"), dict):
