@@ -107,6 +107,8 @@ def test_area_needs_sized_buffers_and_a_pe_factor():
         AreaTable(name="x", tech_nm=7, pe_mm2=-1, sram_mm2_per_kb=0.001)
     with pytest.raises(UBoostError, match="unknown area preset"):
         resolve_area("tsmc3")
+    with pytest.raises(UBoostError, match="base must be a preset name"):
+        resolve_area({"base": ["tpu28"]})
 
 
 @pytest.mark.parametrize("text, fragment", [
