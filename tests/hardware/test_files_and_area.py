@@ -66,6 +66,16 @@ def test_toml_round_trip_with_energy_points_and_area(tmp_path):
     assert path.read_text() == hardware_toml(HardwareSpec(**fields), area)
 
 
+def test_toml_round_trip_leaves_the_networks_bits_out(tmp_path):
+    import dataclasses
+
+    spec = HardwareSpec(rows=8, cols=8, sram_kb=4, dram_bw_words=2, bits=4)
+    path = tmp_path / "acc.toml"
+    path.write_text(hardware_toml(spec))  # wrote bits = 4, which the reader refuses
+    assert "\nbits = " not in path.read_text()
+    assert load_hardware(path) == dataclasses.replace(spec, bits=8)
+
+
 def test_table_files_in_a_toml_are_found_beside_it_from_any_directory(tmp_path, monkeypatch):
     from uboost.accelerator import config_changes
 

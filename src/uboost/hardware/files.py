@@ -14,7 +14,8 @@
 
 A table given as a file (``energy = "mine.toml"``) is found next to the hardware file.
 
-:func:`hardware_toml` writes the same format back (a round trip gives an equal spec).
+:func:`hardware_toml` writes the same format back (a round trip gives an equal spec, but for ``bits``:
+operand widths are the network's, per layer, so the file leaves them out and reads back 8).
 
 **SCALE-Sim** ``.cfg`` as SCALE-Sim 1, 2 and 3 write it: ``[architecture_presets]`` ArrayHeight
 (rows), ArrayWidth (cols), Ifmap/Filter/OfmapSramSzkB (or SCALE-Sim 1's ...SramSz, also kB),
@@ -287,11 +288,12 @@ def _toml_value(value: Any) -> str:
 
 
 def hardware_toml(spec, area=None) -> str:
-    """``spec`` (and an area table) as uboost's TOML: :func:`read_hardware_file` reads it back equal."""
+    """``spec`` (and an area table) as uboost's TOML: :func:`read_hardware_file` reads it back equal (with
+    the default ``bits``: see the module docstring)."""
     lines, tables = ["[hardware]"], []
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
-        if value is None:
+        if value is None or f.name == "bits":  # the network's precision, not the accelerator's: the reader refuses it
             continue
         if f.name == "energy":
             tables.append(("hardware.energy", value.to_dict()))
