@@ -234,3 +234,37 @@ def test_a_shape_read_for_cycles_and_words_counts_once_in_the_stats(tmp_path):
     model = ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path)
     model.evaluate([CONV, FC])  # cycles and energy: two looks at the cache
     assert (model.stats.cached, model.stats.simulated) == (2, 0)
+
+
+def test_the_example_models_cache_folder_goes_with_it():
+    import gc
+
+    model = ScaleSimModel.example(HardwareSpec(rows=16, cols=16), [CONV])
+    folder = model.cache.directory
+    assert (folder / "scalesim-3.0.0.sqlite").is_file()
+    del model
+    gc.collect()
+    assert not folder.exists()  # one folder per call was left in the temp dir
+
+
+def test_a_terminated_worker_removes_its_work_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from uboost.hardware.scalesim_runner import WORKER
+
+    proc = subprocess.Popen([sys.executable, os.fspath(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": os.fspath(tmp_path)})
+    try:
+        deadline = time.time() + 30
+        while not list(tmp_path.glob("uboost_scalesim_*")) and time.time() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.glob("uboost_scalesim_*")), "the worker made no work folder"
+        proc.send_signal(signal.SIGTERM)  # as a parent stopping its workers does; the folder was left behind
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not list(tmp_path.glob("uboost_scalesim_*"))

@@ -89,10 +89,14 @@ class ScaleSimModel(CostModel):
     @classmethod
     def example(cls, spec: HardwareSpec, layers: Sequence[LayerShape] = ()) -> "ScaleSimModel":
         """A model whose cache is pre-filled with ``systolic`` cycles for ``layers`` (SCALE-Sim's CALC numbers,
-        see ``tests/hardware/test_scalesim_golden.py``) and no simulator: generic tests run without SCALE-Sim."""
+        see ``tests/hardware/test_scalesim_golden.py``) and no simulator: generic tests run without SCALE-Sim.
+        Its cache is a temporary folder, removed with the cache object (or at exit)."""
+        import shutil
         import tempfile
 
-        model = cls(spec, python=os.devnull, cache_dir=tempfile.mkdtemp(prefix="uboost-scalesim-example-"))
+        folder = tempfile.mkdtemp(prefix="uboost-scalesim-example-")
+        model = cls(spec, python=os.devnull, cache_dir=folder)
+        weakref.finalize(model.cache, shutil.rmtree, folder, ignore_errors=True)  # on the cache: a copied model shares it
         if layers:
             table = LayerTable.from_shapes(layers)
             words = model.closed_form.accesses(table) if spec.memory_bound else None
