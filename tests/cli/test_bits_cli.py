@@ -240,6 +240,8 @@ def test_edp_text_picks_the_unit():
     (dict(act_bits=(4, 8), pe="bit-serial"), True),
     (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4, cost_model="systolic-mem"), True),  # narrow operands stall less
     (dict(bits=(4, 8), energy_weight=1.0), True),  # the MAC energy depends on the bits
+    (dict(bits=(4, 8), cost_model="scalesim"), False),  # CALC mode on fixed PEs: told without simulating
+    (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4, cost_model="scalesim"), True),  # the bits scale the memory
     (dict(), True),  # no bits searched: nothing to say
 ])
 def test_bits_note_when_nothing_the_search_optimizes_depends_on_the_bits(changes, priced):

@@ -1,7 +1,8 @@
 """``scalesim``: layers priced by SCALE-Sim 3.0 itself (optional extra ``uboost[scalesim]``).
 
 Each *unique* layer shape of a table is simulated once (CALC mode for an unbounded spec, USER
-mode with the spec's SRAM and DRAM bandwidth when :attr:`HardwareSpec.memory_bound`), in worker
+mode with the spec's SRAM and DRAM bandwidth when :attr:`HardwareSpec.memory_bound`, scaled to the
+layer's bits: :func:`~uboost.hardware.scalesim_runner.user_memory`), in worker
 processes of SCALE-Sim's own environment, and cached on disk (see
 :mod:`uboost.hardware.scalesim_runner`). A table's cycles are simulated the first time it is seen
 and kept for the model's lifetime, so a search in ``expected`` cost mode -- where every supernet
