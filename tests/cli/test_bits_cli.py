@@ -127,6 +127,7 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
     (["--bits", "4,8", "--pin-bits", "fc2"], "PATTERN=BITS"),
     (["--bits", "4,8", "--pin-bits", "stem*=8"], "matches no Conv2d/Linear"),  # was found after the run dir was written
     (["--cost-model", "scalesim", "--sram-kb", "8", "--dram-bw-words", "2.5"], "whole number of DRAM words"),
+    (["--cost-model", "scalesim", "--sram-kb", "8", "--dram-bw-words", "4", "--weight-bits", "4,8"], "one word size"),
 ])
 def test_bad_precision_input_is_one_red_line_and_writes_nothing(cli, tmp_path, flags, fragment):
     out = tmp_path / "never"
