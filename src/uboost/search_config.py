@@ -224,6 +224,23 @@ class SearchConfig:
         from uboost.hardware.precision import check_bits as check_pe
 
         check_pe(self.hardware_spec(), sorted(widths))  # e.g. bitfusion above 8 bits
+        if options is not None and self.cost_model == "scalesim" and self.hardware_spec().memory_bound:
+            self._check_scalesim_bits(options, pinned)
+
+    def _check_scalesim_bits(self, options: dict[str, Any], pinned: list[int]) -> None:
+        """SCALE-Sim with limited memory runs equal weight and activation bits only, at sizes it can scale
+        (:func:`~uboost.hardware.scalesim_runner.user_memory`): refused here, before a run directory is made."""
+        from itertools import product
+
+        from uboost.hardware.scalesim_runner import user_memory
+
+        pairs = {(b, b) for b in pinned}  # a pinned layer takes its width for both operands
+        if options["bits"]:  # weights and activations searched together
+            pairs |= {(b, b) for b in options["bits"]}
+        else:  # each operand over its own widths (one not searched stays at 8)
+            pairs |= set(product(options["weight_bits"] or (8,), options["act_bits"] or (8,)))
+        for w, a in sorted(pairs):
+            user_memory(self.hardware_spec(), w, a)
 
     def bits_options(self) -> dict[str, Any] | None:
         """``UBoost``'s precision keywords (``bits``, ``weight_bits``, ``act_bits``, ``pin_bits``), or ``None``."""
@@ -289,11 +306,14 @@ class SearchConfig:
         PEs and a memory model that price a layer the same at every searched width (cycles and
         utilization of a large probe layer at the narrowest and the widest) and no energy term. The
         bits alphas then follow the task alone and the export raises them to the widest free width.
-        ``None`` otherwise (and for ``scalesim``, which would run the simulator to tell). ``model``: this
+        ``None`` otherwise. ``scalesim`` is told without simulating: its fixed PEs price every width the same
+        unless the memory is limited (then a width scales the buffers and the bandwidth). ``model``: this
         config's cost model when the caller has built it already."""
         options = self.bits_options()
-        if options is None or self.energy_weight or self.target_energy_uj is not None or self.cost_model == "scalesim":
+        if options is None or self.energy_weight or self.target_energy_uj is not None:
             return None
+        if self.cost_model == "scalesim":
+            return None if self.hardware_spec().memory_bound else self._same_bits_note()
         from uboost.hardware import LayerShape
 
         # each operand over its own searched widths (an operand not searched stays at 8, as the search keeps it)
@@ -306,10 +326,13 @@ class SearchConfig:
                         for pick in (min, max))
         if (narrow.cycles, narrow.utilization) != (wide.cycles, wide.utilization):
             return None
+        return self._same_bits_note()
+
+    def _same_bits_note(self) -> str:
         return (f"{self.pe} PEs priced by {self.cost_model} cost every bitwidth the same (cycles and utilization) and "
                 "there is no energy term: the bits follow the task alone and the export raises them to the widest free "
                 "width; to trade bits for latency use --pe bitfusion or bit-serial, or a memory limit (--sram-kb, "
-                "--dram-bw-words) with --cost-model systolic-mem; for energy, --energy-weight")
+                "--dram-bw-words) with --cost-model systolic-mem or scalesim; for energy, --energy-weight")
 
     def _default_widen(self) -> str:
         """``widen`` when not given: ``all`` when bits are searched, else ``bits`` (the search's own argmax)."""

@@ -127,6 +127,7 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
     (["--bits", "4,8", "--pin-bits", "fc2"], "PATTERN=BITS"),
     (["--bits", "4,8", "--pin-bits", "stem*=8"], "matches no Conv2d/Linear"),  # was found after the run dir was written
     (["--cost-model", "scalesim", "--sram-kb", "8", "--dram-bw-words", "2.5"], "whole number of DRAM words"),
+    (["--cost-model", "scalesim", "--sram-kb", "8", "--dram-bw-words", "4", "--weight-bits", "4,8"], "one word size"),
 ])
 def test_bad_precision_input_is_one_red_line_and_writes_nothing(cli, tmp_path, flags, fragment):
     out = tmp_path / "never"
@@ -240,6 +241,8 @@ def test_edp_text_picks_the_unit():
     (dict(act_bits=(4, 8), pe="bit-serial"), True),
     (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4, cost_model="systolic-mem"), True),  # narrow operands stall less
     (dict(bits=(4, 8), energy_weight=1.0), True),  # the MAC energy depends on the bits
+    (dict(bits=(4, 8), cost_model="scalesim"), False),  # CALC mode on fixed PEs: told without simulating
+    (dict(bits=(4, 8), sram_kb=16, dram_bw_words=4, cost_model="scalesim"), True),  # the bits scale the memory
     (dict(), True),  # no bits searched: nothing to say
 ])
 def test_bits_note_when_nothing_the_search_optimizes_depends_on_the_bits(changes, priced):

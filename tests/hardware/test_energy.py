@@ -169,6 +169,8 @@ def test_energy_table_from_toml(tmp_path):
         ('base = "horowitz45"\nmult_pj_per_bit2 = nan\n', ">= 0"),
         ('base = "horowitz45"\nv_ref = 0.0\n', "positive"),
         ('base = "tsmc3"\n', "unknown energy preset"),
+        ('base = ["horowitz45"]\n', "base must be a preset name"),  # was a TypeError: unhashable
+        ('base = {name = "horowitz45"}\n', "base must be a preset name"),
         ("v_ref = [\n", "cannot read"),
     ],
 )

@@ -30,6 +30,20 @@ def test_scalesim_v1_example_without_run_presets_is_compute_only():
     assert spec.dram_bw_words is None and not spec.memory_bound  # CALC: SCALE-Sim never stalls
 
 
+def test_scalesim_v3_bank_bandwidths_other_than_bandwidth_are_refused(tmp_path):
+    # SCALE-Sim 3 reads the ifmap and filter DRAM bandwidth from [layout]; Bandwidth was priced for all three
+    with pytest.raises(UBoostError, match="IfmapSRAMBankBandwidth = 10 differs from Bandwidth = 50"):
+        read_hardware_file(CFG / "bank_bw_v3.cfg")
+    text = (CFG / "bank_bw_v3.cfg").read_text()
+    same = tmp_path / "same.cfg"
+    same.write_text(text.replace("SRAMBankBandwidth = 10", "SRAMBankBandwidth = 50"))
+    assert load_hardware(same).dram_bw_words == 50
+    filter_only = tmp_path / "filter.cfg"
+    filter_only.write_text(text.replace("IfmapSRAMBankBandwidth = 10", "IfmapSRAMBankBandwidth = 50"))
+    with pytest.raises(UBoostError, match="FilterSRAMBankBandwidth = 10 differs"):
+        read_hardware_file(filter_only)
+
+
 def test_command_line_options_override_the_file():
     spec = load_hardware(CFG / "scale_v2.cfg", rows=16, dataflow="ws", sram_kb=None)
     assert (spec.rows, spec.cols, spec.dataflow, spec.sram_kb) == (16, 32, "ws", 64)
@@ -52,6 +66,40 @@ def test_toml_round_trip_with_energy_points_and_area(tmp_path):
     assert path.read_text() == hardware_toml(HardwareSpec(**fields), area)
 
 
+def test_toml_round_trip_leaves_the_networks_bits_out(tmp_path):
+    import dataclasses
+
+    spec = HardwareSpec(rows=8, cols=8, sram_kb=4, dram_bw_words=2, bits=4)
+    path = tmp_path / "acc.toml"
+    path.write_text(hardware_toml(spec))  # wrote bits = 4, which the reader refuses
+    assert "\nbits = " not in path.read_text()
+    assert load_hardware(path) == dataclasses.replace(spec, bits=8)
+
+
+def test_table_files_in_a_toml_are_found_beside_it_from_any_directory(tmp_path, monkeypatch):
+    from uboost.accelerator import config_changes
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "acc.toml").write_text('[hardware]\nrows = 16\ncols = 16\nsram_kb = 8\nenergy = "e.toml"\n'
+                                   'area = "a.toml"\noperating_points = "p.toml"\n')
+    (conf / "e.toml").write_text('base = "horowitz45"\ndram_pj_per_bit = 1.0\n')
+    (conf / "a.toml").write_text('base = "tpu28"\nfixed_mm2 = 0.0\n')
+    (conf / "p.toml").write_text("points = [[5e8, 0.7], [6e8, 0.8]]\n")
+    (tmp_path / "e.toml").write_text('base = "horowitz45"\ndram_pj_per_bit = 100.0\n')  # a decoy in the parent
+    seen = []
+    for cwd, name in ((tmp_path, "conf/acc.toml"), (conf, "acc.toml")):
+        monkeypatch.chdir(cwd)
+        fields = read_hardware_file(name)
+        spec = load_hardware(name)
+        seen.append((spec, resolve_area(fields["area"]), config_changes(fields)))
+    assert seen[0] == seen[1]
+    spec, area, stored = seen[0]
+    assert spec.energy_table.dram_pj_per_bit == 1.0 and area.fixed_mm2 == 0.0 and spec.clock_hz == 6e8
+    assert stored["energy"]["dram_pj_per_bit"] == 1.0  # a run directory keeps the tables, not the paths
+    assert isinstance(stored["operating_points"], dict) and isinstance(stored["hardware"]["area"], dict)
+
+
 def test_area_by_hand_on_tpu28():
     spec = HardwareSpec(rows=16, cols=16, sram_kb=16, dram_bw_words=4)
     pe, kb, fixed = 0.24 * 331 / 65536, 0.29 * 331 / 24576, 0.02 * 331
@@ -69,6 +117,8 @@ def test_area_needs_sized_buffers_and_a_pe_factor():
         AreaTable(name="x", tech_nm=7, pe_mm2=-1, sram_mm2_per_kb=0.001)
     with pytest.raises(UBoostError, match="unknown area preset"):
         resolve_area("tsmc3")
+    with pytest.raises(UBoostError, match="base must be a preset name"):
+        resolve_area({"base": ["tpu28"]})
 
 
 @pytest.mark.parametrize("text, fragment", [

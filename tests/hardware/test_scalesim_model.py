@@ -234,3 +234,85 @@ def test_a_shape_read_for_cycles_and_words_counts_once_in_the_stats(tmp_path):
     model = ScaleSimModel(MEM, python=os.devnull, cache_dir=tmp_path)
     model.evaluate([CONV, FC])  # cycles and energy: two looks at the cache
     assert (model.stats.cached, model.stats.simulated) == (2, 0)
+
+
+def _bits(layer: LayerShape, bits: int) -> LayerShape:
+    import dataclasses
+
+    return dataclasses.replace(layer, weight_bits=bits, act_bits=bits)
+
+
+def test_narrow_operands_run_with_the_memory_scaled_to_their_elements():
+    # a b-bit operand takes b/8 of SCALE-Sim's 1-byte words: every bitwidth was simulated as 8 bits, under one key
+    spec = HardwareSpec(rows=16, cols=16, ifmap_sram_kb=16, filter_sram_kb=8, dram_bw_words=4)
+    jobs = {b: layer_job(_bits(CONV, b), spec)[0] for b in (8, 4, 2)}
+    assert [(jobs[b].sram_kb[:2], jobs[b].bw) for b in (8, 4, 2)] == [((16, 8), 4), ((32, 16), 8), ((64, 32), 16)]
+    assert len({job.key for job in jobs.values()}) == 3
+    # the same simulation as 8 bits on twice the memory: one cache entry for both
+    twice = HardwareSpec(rows=16, cols=16, ifmap_sram_kb=32, filter_sram_kb=16, dram_bw_words=8)
+    assert jobs[4].key == layer_job(CONV, twice)[0].key
+    assert layer_job(_bits(CONV, 4), HardwareSpec(rows=16, cols=16))[0] == layer_job(CONV, HardwareSpec(rows=16, cols=16))[0]
+
+
+def test_widths_scalesim_cannot_hold_are_refused_in_one_line():
+    import dataclasses
+
+    from uboost.search import SearchConfig
+
+    with pytest.raises(HardwareError, match="one word size: a layer of 4-bit weights and 8-bit activations"):
+        layer_job(dataclasses.replace(CONV, weight_bits=4), MEM)
+    with pytest.raises(HardwareError, match="times 8/16 as whole numbers, got 0.5/0.5/0.5 kB and 2.5 words"):
+        layer_job(_bits(CONV, 16), HardwareSpec(rows=16, cols=16, sram_kb=1, dram_bw_words=5))
+    with pytest.raises(HardwareError, match="one word size"):  # before a search writes anything
+        SearchConfig(space="lenet", cost_model="scalesim", sram_kb=16, dram_bw_words=4, weight_bits=(4, 8))
+    with pytest.raises(HardwareError, match="8/3"):
+        SearchConfig(space="lenet", cost_model="scalesim", sram_kb=16, dram_bw_words=4, bits=(3, 8))
+    SearchConfig(space="lenet", cost_model="scalesim", sram_kb=16, dram_bw_words=4, bits=(2, 4, 8))
+    SearchConfig(space="lenet", cost_model="scalesim", weight_bits=(4, 8))  # CALC mode: any widths
+
+
+def test_narrow_operands_are_not_slower_as_under_systolic_mem(simulator, tmp_path):
+    spec = HardwareSpec(rows=16, cols=16, dataflow="os", sram_kb=1, dram_bw_words=10)
+    layer = LayerShape(name="l", kind="conv", in_channels=16, out_channels=32, kernel_h=3, kernel_w=3,
+                       in_h=10, in_w=10, out_h=8, out_w=8)
+    sim = create("scalesim", spec=spec, python=simulator, cache_dir=tmp_path)
+    closed = create("systolic-mem", spec=spec)
+    widths = (8, 4, 2)
+    simulated = [sim.evaluate([_bits(layer, b)]).cycles for b in widths]
+    fitted = [closed.evaluate([_bits(layer, b)]).cycles for b in widths]
+    assert simulated[0] == 4759  # SCALE-Sim 3.0.0 on this layer and memory, run by hand
+    assert simulated[0] > simulated[1] >= simulated[2] and fitted[0] > fitted[1] >= fitted[2]
+
+
+def test_the_example_models_cache_folder_goes_with_it():
+    import gc
+
+    model = ScaleSimModel.example(HardwareSpec(rows=16, cols=16), [CONV])
+    folder = model.cache.directory
+    assert (folder / "scalesim-3.0.0.sqlite").is_file()
+    del model
+    gc.collect()
+    assert not folder.exists()  # one folder per call was left in the temp dir
+
+
+def test_a_terminated_worker_removes_its_work_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from uboost.hardware.scalesim_runner import WORKER
+
+    proc = subprocess.Popen([sys.executable, os.fspath(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": os.fspath(tmp_path)})
+    try:
+        deadline = time.time() + 30
+        while not list(tmp_path.glob("uboost_scalesim_*")) and time.time() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.glob("uboost_scalesim_*")), "the worker made no work folder"
+        proc.send_signal(signal.SIGTERM)  # as a parent stopping its workers does; the folder was left behind
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not list(tmp_path.glob("uboost_scalesim_*"))

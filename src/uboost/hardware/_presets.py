@@ -18,6 +18,8 @@ def table_from_dict(cls, presets: dict, data: dict[str, Any], *, source: str, ki
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; expected: base, {', '.join(names)}")
     base = data.pop("base", None)
     if base is not None:
+        if not isinstance(base, str):  # a list or table is unhashable: "in presets" would be a TypeError
+            raise ConfigError(f"{source}: base must be a preset name ({', '.join(presets)}), got {base!r}")
         if base not in presets:
             raise unknown_name(f"{kind} preset", str(base), presets)
         start = presets[base]

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -154,7 +155,12 @@ def simulate(job: dict, workroot: str) -> dict:
         shutil.rmtree(wd, ignore_errors=True)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the ``finally`` blocks that remove the work folders
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # by default SIGTERM ends the process and skips ``finally``
     workroot = tempfile.mkdtemp(prefix="uboost_scalesim_")
     out = sys.stdout
     try:

@@ -12,15 +12,22 @@
     operating_points = "rk3576-npu"       # a preset, or [[f_hz, volts], ...]
     area = "tpu28"                        # (not a spec field) the area table: a preset or [hardware.area]
 
-:func:`hardware_toml` writes the same format back (a round trip gives an equal spec).
+A table given as a file (``energy = "mine.toml"``) is found next to the hardware file.
+
+:func:`hardware_toml` writes the same format back (a round trip gives an equal spec, but for ``bits``:
+operand widths are the network's, per layer, so the file leaves them out and reads back 8).
 
 **SCALE-Sim** ``.cfg`` as SCALE-Sim 1, 2 and 3 write it: ``[architecture_presets]`` ArrayHeight
 (rows), ArrayWidth (cols), Ifmap/Filter/OfmapSramSzkB (or SCALE-Sim 1's ...SramSz, also kB),
 Dataflow, Bandwidth (words per cycle, used when ``[run_presets] InterfaceBandwidth`` is USER; in
 CALC mode SCALE-Sim assumes whatever bandwidth avoids stalls, so the spec's memory is unbounded).
-Keys SCALE-Sim reads that do not change what uboost prices (offsets, request buffers, SRAM bank
-layout, the run name, Ramulator traces) are accepted and ignored; an unknown key or section, a
-per-layer bandwidth list or sparsity support is refused in one line.
+In USER mode SCALE-Sim 3 takes the ifmap and filter DRAM bandwidth from ``[layout]``
+IfmapSRAMBankBandwidth and FilterSRAMBankBandwidth and only the ofmap's from Bandwidth (SCALE-Sim 1
+and 2, with no ``[layout]`` section, use Bandwidth for all three): uboost prices one DRAM bandwidth,
+so a ``[layout]`` whose two differ from Bandwidth is refused. Keys SCALE-Sim reads that do not
+change what uboost prices (offsets, request buffers, SRAM bank counts and ports, custom layouts,
+the run name, Ramulator traces) are accepted and ignored; an unknown key or section, a per-layer
+bandwidth list or sparsity support is refused in one line.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from uboost.exceptions import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from uboost.hardware.spec import HardwareSpec
 
-# SCALE-Sim's keys (configparser lowercases them), by section; None: read but not priced by uboost
+# SCALE-Sim's keys (configparser lowercases them), by section
 _LAYOUT = ("ifmapcustomlayout", "filtercustomlayout", "ifmapsrambankbandwidth", "ifmapsrambanknum", "ifmapsrambankport",
            "filtersrambankbandwidth", "filtersrambanknum", "filtersrambankport")
 SCALESIM_KEYS: dict[str, tuple[str, ...]] = {
@@ -114,12 +121,47 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
             fields["dram_bw_words"] = float(text)
         except ValueError:
             raise ConfigError(f"{path}: Bandwidth must be a number of words per cycle, got {text!r}") from None
+        _check_port_bandwidths(path, parser, fields["dram_bw_words"])
     if parser.get("sparsity", "sparsitysupport", fallback="false").strip().lower() == "true":
         raise ConfigError(f"{path}: SparsitySupport is not modelled by uboost; set it to false or use --cost-model scalesim")
     return fields
 
 
+def _check_port_bandwidths(path: Path, parser: configparser.ConfigParser, bandwidth: float) -> None:
+    """Refuse a SCALE-Sim 3 ``[layout]`` whose ifmap or filter DRAM bandwidth (USER mode reads them from
+    the bank bandwidths) is not ``Bandwidth``: uboost's memory models have one DRAM bandwidth."""
+    if not parser.has_section("layout"):  # SCALE-Sim 1 and 2: Bandwidth feeds all three ports
+        return
+    for key, name in (("ifmapsrambankbandwidth", "IfmapSRAMBankBandwidth"), ("filtersrambankbandwidth", "FilterSRAMBankBandwidth")):
+        text = parser["layout"].get(key)
+        if text is None:
+            continue
+        try:
+            value = float(text.strip().strip('"'))
+        except ValueError:
+            raise ConfigError(f"{path}: {name} must be a number of words per cycle, got {text!r}") from None
+        if value != bandwidth:
+            raise ConfigError(f"{path}: [layout] {name} = {text.strip()} differs from Bandwidth = {bandwidth:g}: SCALE-Sim 3 "
+                              "takes it as that port's DRAM bandwidth and uboost models one DRAM bandwidth; make them equal")
+
+
 _NOT_SPEC = ("area",)  # keys of [hardware] that describe the accelerator but are not HardwareSpec fields
+
+
+def _files_beside(path: Path, fields: dict[str, Any]) -> None:
+    """Make the table files ``fields`` name (``energy = "mine.toml"``, ...) relative to the hardware file's
+    folder, not the working directory: the same file prices the same from anywhere. Preset names stay."""
+    from uboost.hardware.area import PRESETS as AREA
+    from uboost.hardware.energy import PRESETS as ENERGY
+    from uboost.hardware.operating import PRESETS as POINTS
+
+    for key, presets in (("energy", ENERGY), ("area", AREA), ("operating_points", POINTS)):
+        text = fields.get(key)
+        if not isinstance(text, str) or text in presets:
+            continue
+        beside = path.parent / text  # an absolute text stays itself
+        if text.lower().endswith(".toml") or beside.exists():  # what the resolvers take for a file
+            fields[key] = str(beside.absolute())
 
 
 def read_hardware_toml(path: str | Path) -> dict[str, Any]:
@@ -149,6 +191,7 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: bits = {data['bits']!r} would price nothing: operand widths are the network's, per "
                           "layer (profile --bits, search --bits, or a run's precision.json); leave bits out")
     fields = dict(data)
+    _files_beside(path, fields)
     if isinstance(fields.get("dataflow"), str):  # as a SCALE-Sim .cfg: WS, ws and Ws are one dataflow
         fields["dataflow"] = fields["dataflow"].lower()
     if isinstance(fields.get("energy"), dict):
@@ -245,11 +288,12 @@ def _toml_value(value: Any) -> str:
 
 
 def hardware_toml(spec, area=None) -> str:
-    """``spec`` (and an area table) as uboost's TOML: :func:`read_hardware_file` reads it back equal."""
+    """``spec`` (and an area table) as uboost's TOML: :func:`read_hardware_file` reads it back equal (with
+    the default ``bits``: see the module docstring)."""
     lines, tables = ["[hardware]"], []
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
-        if value is None:
+        if value is None or f.name == "bits":  # the network's precision, not the accelerator's: the reader refuses it
             continue
         if f.name == "energy":
             tables.append(("hardware.energy", value.to_dict()))

@@ -1,7 +1,8 @@
 """``scalesim``: layers priced by SCALE-Sim 3.0 itself (optional extra ``uboost[scalesim]``).
 
 Each *unique* layer shape of a table is simulated once (CALC mode for an unbounded spec, USER
-mode with the spec's SRAM and DRAM bandwidth when :attr:`HardwareSpec.memory_bound`), in worker
+mode with the spec's SRAM and DRAM bandwidth when :attr:`HardwareSpec.memory_bound`, scaled to the
+layer's bits: :func:`~uboost.hardware.scalesim_runner.user_memory`), in worker
 processes of SCALE-Sim's own environment, and cached on disk (see
 :mod:`uboost.hardware.scalesim_runner`). A table's cycles are simulated the first time it is seen
 and kept for the model's lifetime, so a search in ``expected`` cost mode -- where every supernet
@@ -89,10 +90,14 @@ class ScaleSimModel(CostModel):
     @classmethod
     def example(cls, spec: HardwareSpec, layers: Sequence[LayerShape] = ()) -> "ScaleSimModel":
         """A model whose cache is pre-filled with ``systolic`` cycles for ``layers`` (SCALE-Sim's CALC numbers,
-        see ``tests/hardware/test_scalesim_golden.py``) and no simulator: generic tests run without SCALE-Sim."""
+        see ``tests/hardware/test_scalesim_golden.py``) and no simulator: generic tests run without SCALE-Sim.
+        Its cache is a temporary folder, removed with the cache object (or at exit)."""
+        import shutil
         import tempfile
 
-        model = cls(spec, python=os.devnull, cache_dir=tempfile.mkdtemp(prefix="uboost-scalesim-example-"))
+        folder = tempfile.mkdtemp(prefix="uboost-scalesim-example-")
+        model = cls(spec, python=os.devnull, cache_dir=folder)
+        weakref.finalize(model.cache, shutil.rmtree, folder, ignore_errors=True)  # on the cache: a copied model shares it
         if layers:
             table = LayerTable.from_shapes(layers)
             words = model.closed_form.accesses(table) if spec.memory_bound else None

@@ -18,11 +18,16 @@ simulates the ``C`` channels of a ``DP`` row independently, with fresh memories 
 identical), grouped convolutions as one group times ``groups``. ``CALC`` mode unless the spec is
 memory-bound (:attr:`HardwareSpec.memory_bound`), then ``USER`` mode with the spec's SRAM sizes and
 ``dram_bw_words`` as the DRAM bandwidth of all three ports (an unbounded buffer gets room for its
-whole operand twice over).
+whole operand twice over). SCALE-Sim counts 1-byte words; a ``b``-bit operand takes ``b / 8`` bytes
+(as ``systolic-mem`` prices it), so a layer of ``b``-bit weights and activations runs with the SRAM
+sizes and the DRAM words per cycle times ``8 / b``: the elements they hold and move. A layer whose
+two widths differ, or whose scaled sizes are not whole numbers (SCALE-Sim takes integers), is
+refused (:func:`user_memory`).
 
 **Cache.** Results are stored in SQLite (``$UBOOST_CACHE_DIR`` or ``$XDG_CACHE_HOME/uboost``,
 file ``scalesim-3.0.0.sqlite``) under a key of the topology row, array, dataflow and memory
-configuration: cycles, stall cycles and SCALE-Sim's access counts (``words``). A cached job is
+configuration (the scaled one: a job is what SCALE-Sim runs, whatever the bits that led to it):
+cycles, stall cycles and SCALE-Sim's access counts (``words``, in elements). A cached job is
 never simulated again, by any process; one cached by an older uboost, before the access counts
 were kept, is simulated again only when its counts are asked for (:func:`simulate_words`).
 """
@@ -43,6 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +175,24 @@ def whole_bandwidth(spec: HardwareSpec) -> int:
     return int(bw)
 
 
+def user_memory(spec: HardwareSpec, weight_bits: float, act_bits: float) -> tuple[list[int | None], int]:
+    """The sized buffers (kB, ``None`` unbounded) and DRAM words per cycle SCALE-Sim's USER mode runs a layer of
+    these widths with: the spec's times ``8 / bits`` (SCALE-Sim's words are bytes, a ``b``-bit operand
+    ``b / 8`` of them), whole numbers, else a :class:`HardwareError` saying why."""
+    w, a = int(weight_bits), int(act_bits)
+    if w != a:  # one word size for every buffer and port
+        raise HardwareError(f"SCALE-Sim with limited memory has one word size: a layer of {w}-bit weights and {a}-bit "
+                            "activations cannot be simulated; give both operands the same bits or use --cost-model systolic-mem")
+    scale = Fraction(8, w)
+    kbs = [None if kb is None else Fraction(kb) * scale for kb in spec.buffer_kb]
+    bw = Fraction(spec.dram_words_per_cycle) * scale
+    if any(v is not None and v.denominator != 1 for v in (*kbs, bw)):
+        sizes = "/".join("-" if kb is None else f"{float(kb):g}" for kb in kbs)
+        raise HardwareError(f"SCALE-Sim counts 1-byte words: {w}-bit operands need the SRAM sizes and DRAM words per cycle "
+                            f"times 8/{w} as whole numbers, got {sizes} kB and {float(bw):g} words per cycle")
+    return [None if kb is None else int(kb) for kb in kbs], int(bw)
+
+
 def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
     """The SCALE-Sim job that prices ``layer`` on ``spec`` and how many times the layer repeats it."""
     b = spec.batch_size
@@ -185,10 +209,10 @@ def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
             "depthwise": bool(layer.depthwise),
         }
     if spec.memory_bound:
-        bw = whole_bandwidth(spec)
+        kbs, bw = user_memory(spec, layer.weight_bits, layer.act_bits)
         roomy = math.ceil(2 * max(m * k, k * n, m * n) / 1024) + 1  # an unbounded buffer: its operand fits twice
-        sram = tuple(kb if kb is not None else roomy for kb in spec.buffer_kb)
-        job = Job(spec.rows, spec.cols, spec.dataflow, "USER", sram, int(bw), tuple(sorted(topology.items())))
+        sram = tuple(kb if kb is not None else roomy for kb in kbs)
+        job = Job(spec.rows, spec.cols, spec.dataflow, "USER", sram, bw, tuple(sorted(topology.items())))
     else:
         job = Job(spec.rows, spec.cols, spec.dataflow, "CALC", None, None, tuple(sorted(topology.items())))
     return job, groups
