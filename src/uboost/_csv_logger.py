@@ -21,16 +21,16 @@ from uboost.io import write_text
 
 
 class _Writer(ExperimentWriter):
-    def __init__(self, log_dir: str, rows: list[dict] | None) -> None:
-        self._resumed = rows  # None: a fresh run (an earlier file is replaced by its first save)
+    def __init__(self, log_dir: str, rows: list[dict]) -> None:
+        self._resumed = rows  # the rows a resume keeps: they replace the file; none: it is removed, as Lightning does
         super().__init__(log_dir)
         if rows:  # the kept rows, in place of the file before any step is logged again
             self.metrics_keys = sorted(set().union(*rows))
             self._replace(rows)
 
     def _check_log_dir_exists(self) -> None:
-        if self._resumed is None and os.path.isfile(self.metrics_file_path):
-            os.remove(self.metrics_file_path)  # a fresh run: as Lightning does, but only then
+        if not self._resumed and os.path.isfile(self.metrics_file_path):  # a fresh run, or a resume that keeps no row
+            os.remove(self.metrics_file_path)
 
     def _replace(self, rows: list[dict]) -> None:
         text = io.StringIO(newline="")
@@ -57,5 +57,5 @@ class RunCSVLogger(CSVLogger):
     def experiment(self) -> _Writer:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _Writer(self.log_dir, self._rows)
+            self._experiment = _Writer(self.log_dir, self._rows or [])
         return self._experiment

@@ -90,7 +90,7 @@ def run_csv_logger(out: str | os.PathLike, *, resume: bool = False, keep_rows: i
     rows = read_metrics(path) if resume and path.is_file() else []
     if keep_rows is not None:
         rows = rows[:keep_rows]
-    logger = RunCSVLogger(str(out), rows=rows if resume else None)
+    logger = RunCSVLogger(str(out), rows=rows)
     if rows:
         logger.experiment  # noqa: B018 - created now: the kept rows replace the file (atomically)
     return logger

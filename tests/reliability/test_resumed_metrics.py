@@ -45,7 +45,7 @@ def test_resumed_search_logs_each_row_once(cli, tmp_path):
 def test_retrain_checkpoints_count_their_rows_and_a_resume_keeps_only_those(cli, run_copy):
     import torch
 
-    from uboost.loggers import run_csv_logger
+    from uboost.loggers import read_metrics, run_csv_logger
 
     assert cli("retrain", run_copy, "--epochs", "2", "--max-samples", "64", "--batch-size", "32").code == 0
     out = run_copy / "retrain"
@@ -57,6 +57,10 @@ def test_retrain_checkpoints_count_their_rows_and_a_resume_keeps_only_those(cli,
     logger = run_csv_logger(out, resume=True, keep_rows=1)  # what a resume from an earlier checkpoint keeps
     logger.experiment.save()
     assert _rows(out / "metrics.csv") == rows[:1]
+    logger = run_csv_logger(out, resume=True, keep_rows=0)  # a checkpoint saved before the first row: none kept
+    logger.experiment.log_metrics({"epoch": 0, "train_loss": 1.0}, step=0)
+    logger.experiment.save()
+    assert [row["train_loss"] for row in read_metrics(out / "metrics.csv")] == [1.0]
 
 
 def test_a_damaged_metrics_file_on_resume_is_one_line(cli, run_copy):
