@@ -255,3 +255,16 @@ def test_the_pricer_memo_is_bounded_and_prices_the_same_after_dropping_structure
     assert small.priced_layers == (len(specs) + 2) * len(NET)  # the bounded one priced the dropped two again
     small.price(specs[1], table.table, table.keys)  # the last one priced is still held: nothing priced again
     assert small.priced_layers == (len(specs) + 2) * len(NET)
+
+
+@pytest.mark.parametrize("accelerator", [None, AcceleratorSpace(ifmap_sram_kb=(2, 8))])
+def test_an_area_objective_without_a_budget_reports_the_chosen_accelerators_area(tmp_path, accelerator):
+    """Area an objective, no mm^2 budget: the trial's area is the chosen accelerator's (it kept the sampled one's)."""
+    space = TuneSpace(rows=(4, 16), cols=(4, 16), temperature=None, accelerator=accelerator)
+    searched = BASE_PTS.replace(array="16x4")
+    attrs = inner.trial_attrs([s.to_dict() for s in NET], searched, space, ["accuracy", "latency_ms", "area_mm2"], tmp_path)
+    chosen = SearchConfig.from_dict(attrs["config"])
+    assert attrs["array"] == chosen.hardware_spec().array != "16x4"
+    assert attrs["area_mm2"] == pytest.approx(area_of(chosen), rel=1e-12)
+    # without the area objective nothing is priced for area: the trial sets none
+    assert "area_mm2" not in inner.trial_attrs([s.to_dict() for s in NET], searched, space, ["accuracy", "latency_ms"], tmp_path)
