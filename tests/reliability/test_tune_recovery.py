@@ -1,0 +1,53 @@
+"""Results kept on disk (``.pending-result.json``) are recorded once, and only for trials no live worker will tell:
+a dead worker's finished trial is neither run again nor recorded twice; a live worker's is left to it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import optuna
+
+from tests.reliability.test_tune_workers import _env
+from uboost.tuning import create_study, record_pending
+from uboost.tuning.recovery import PENDING, hold_worker_lock, write_pending
+from uboost.tuning.storage import trial_dir
+
+LAMBDA = {"latency_weight": optuna.distributions.FloatDistribution(0.01, 10, log=True)}
+
+
+def _dead_worker_finished(study, out) -> optuna.Trial:
+    """Worker A ran a trial to its end and wrote its result to disk, then died before telling the storage."""
+    trial = study.ask(LAMBDA)
+    trial.set_user_attr("worker_lock", f"{socket.gethostname()}-99999-dead.lock")  # its lock file is gone: A is dead
+    run_dir = trial_dir(out, study.study_name, trial.number)
+    run_dir.mkdir(parents=True)
+    write_pending(run_dir, trial, [0.9, 1.0], {"accuracy": 0.9, "latency_ms": 1.0, "arch": {"a": 1}})
+    return trial
+
+
+_OTHER_WORKER = ("import sys; from uboost.tuning import load_study, record_pending; "
+                 "print(record_pending(load_study(sys.argv[1]), sys.argv[1]))")
+
+
+def test_a_live_workers_result_on_disk_is_left_for_it_to_tell(tmp_path):
+    """Another worker starting between a trial's result on disk and its worker's own tell: it used to tell the
+    trial itself, and the worker's tell then failed with "Cannot tell a COMPLETE trial" (a traceback)."""
+    study = create_study(tmp_path, seed=0)
+    seen = []
+
+    def search(trial):
+        trial.set_user_attr("worker_lock", hold_worker_lock(trial.study))
+        trial.suggest_float("latency_weight", 0.01, 10, log=True)
+        run_dir = trial_dir(tmp_path, study.study_name, trial.number)
+        run_dir.mkdir(parents=True)
+        write_pending(run_dir, trial, [0.5, 1.0], {"accuracy": 0.5, "latency_ms": 1.0})
+        seen.append(subprocess.run([sys.executable, "-c", _OTHER_WORKER, str(tmp_path)], env=_env(), check=True,
+                                   capture_output=True, text=True).stdout.strip())
+        return 0.5, 1.0
+
+    study.optimize(search, n_trials=1)
+    assert seen == ["[]"] and [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert (trial_dir(tmp_path, study.study_name, 0) / PENDING).is_file()  # left in place (its worker drops it)
+    assert record_pending(study, tmp_path) == [] and not (trial_dir(tmp_path, study.study_name, 0) / PENDING).exists()
