@@ -245,6 +245,10 @@ def _record(study, record: dict[str, Any], gone: set[int], optuna) -> str:
     if any(t.user_attrs.get("recovered_from") == number for t in trials.values()):
         return _DROPPED
     retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == number]
+    if any(t.state == optuna.trial.TrialState.COMPLETE for t in retries):  # the same point ran again: a copy would
+        return _DROPPED                                                     # be a second trial of it
+    if any(t.state == optuna.trial.TrialState.RUNNING for t in retries):
+        return _LEFT  # decided when the retry ends
     study.add_trial(optuna.trial.create_trial(
         params=record["params"], values=record["values"],
         distributions={k: json_to_distribution(v) for k, v in record["distributions"].items()},

@@ -205,6 +205,7 @@ def run_study(
         if frozen.state.name == "COMPLETE":  # the pending copy is in the trial's folder (run_dir may be a round-2/ in it)
             recorded(trial_dir(out_root, study_.study_name, frozen.number))
             recorded(frozen.user_attrs.get("run_dir"))
+        record_pending(study_, out_root)  # first: a dead worker's finished result is recorded, not failed and run again
         fail_dead_trials(study_)
         if n_trials is not None and ran >= n_trials:
             study_.stop()
