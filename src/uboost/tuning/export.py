@@ -55,6 +55,18 @@ SEARCH_ESTIMATES = ("expected_latency_ms", "argmax_latency_ms", "expected_energy
 """``result.json`` fields of the search's own estimates, kept apart (``on_searched_accelerator``) at that export."""
 
 
+STAGING = ".uboost-export."
+"""Prefix of the folder in the output an export is staged in (moved into place file by file)."""
+
+
+def _drop_staging(out: Path) -> None:
+    """Remove the staging folders of exports killed before their ``finally`` ran: the caller holds ``out``'s lock,
+    so no export is staging there now (they are in no manifest: --force would never remove them)."""
+    for folder in out.glob(f"{STAGING}*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _priced_on(chosen: dict) -> str:
     spec = chosen.get("hardware", {})
     return f"{spec.get('rows')}x{spec.get('cols')}" if "rows" in spec else "the chosen accelerator"
@@ -113,12 +125,13 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
     # every trial's own run directory stays: --force never clears one (the study points at it)
     keep = [out_root, *sorted({t.user_attrs["run_dir"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("run_dir")})]
-    if not _manifest.is_empty(out):
-        if not force:
-            raise RunDirError(f"output {out} already exists; pass --force to replace it")
-        _manifest.guard(out, *keep)
     with runs.run_lock(out):
-        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".uboost-export."))
+        _drop_staging(out)
+        if not _manifest.is_empty(out):
+            if not force:
+                raise RunDirError(f"output {out} already exists; pass --force to replace it")
+            _manifest.guard(out, *keep)
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=STAGING))
         try:
             if source is not None and source.is_dir():
                 for item in source.iterdir():
