@@ -1,8 +1,10 @@
-"""`uboost tune --export` killed part way: no staging folder stays in the output for good."""
+"""`uboost tune --export` killed part way: no staging folder stays in the output for good, and a directory whose
+result.json is there holds every other file of the export."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import optuna
 
@@ -34,3 +36,16 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path)
         export_trial(study, 0, out, force=force)
         assert not list(out.glob(".uboost-export.*")) and (out / runs.RESULT).is_file()
 
+
+def test_result_json_is_the_last_file_an_export_places(tmp_path, monkeypatch):
+    study = _study_with_a_trial(tmp_path)
+    placed = []
+    real = os.replace
+
+    def replace(src, dst):
+        placed.append(os.path.basename(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(export_module.os, "replace", replace)
+    export_trial(study, 0, tmp_path / "export")
+    assert placed[-1] == runs.RESULT and {runs.ARCH, runs.CONFIG, runs.PRECISION, runs.HARDWARE} <= set(placed[:-1])
