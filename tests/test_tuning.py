@@ -483,3 +483,18 @@ def test_a_report_or_an_export_refuses_options_that_only_set_what_trials_run(cli
     for args in (["--export", "best"], ["--trials", "0"]):
         one_line_error(cli("tune", "--out", tmp_path / "t", *args, option, value), f"{option} sets what trials run", f"drop {option}")
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("other", [dict(objectives="accuracy,latency,area"), dict(mode="budget")])
+def test_a_refused_continuation_writes_nothing_to_the_journal(tmp_path, other):
+    """Optuna's create_study(load_if_exists=True) appended a "create study" record before the objectives were compared."""
+    from uboost.tuning import create_study
+
+    create_study(tmp_path)
+    journal = tmp_path / "study.journal"
+    before = journal.read_bytes()
+    with pytest.raises(ConfigError, match="optimizes accuracy, latency_ms, not|created in 'pareto' mode"):
+        create_study(tmp_path, **other)
+    assert journal.read_bytes() == before
+    create_study(tmp_path)  # nor does a continuation with the same objectives
+    assert journal.read_bytes() == before

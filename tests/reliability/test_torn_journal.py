@@ -100,3 +100,16 @@ def test_two_repairs_in_one_second_keep_both_damaged_copies(tmp_path, monkeypatc
 def test_repair_of_a_journal_that_does_not_exist_does_not_call_it_intact(cli, tmp_path):
     result = cli("tune", "--trials", "0", "--out", tmp_path / "none", "--repair-journal")
     assert "is intact" not in result.out and f"no journal {tmp_path / 'none' / 'study.journal'} yet" in result.out
+
+
+@pytest.mark.parametrize("bad", [["--trials", "1", "--space", "lenet", "--dram-bw-choices", "0"],
+                                 ["--trials", "0", "--epochs", "3"]])
+def test_a_refused_command_does_not_repair_the_journal_first(cli, tmp_path, bad):
+    out = tmp_path / "tune"
+    journal = _study_with_trials(out)
+    with open(journal, "ab") as f:
+        f.write(TORN)
+    before = journal.read_bytes()
+    result = cli("tune", "--out", out, "--repair-journal", *bad)
+    assert result.code == 1 and "repaired" not in result.out, result.out
+    assert journal.read_bytes() == before and not list(out.glob("study.journal.damaged-*"))

@@ -43,3 +43,22 @@ def test_bad_tune_config_is_one_line_and_writes_nothing(cli, tmp_path, toml, fra
     out = tmp_path / "out"
     one_line_error(cli("tune", *TINY, "--config", config, "--out", out), *fragments)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--budget-ms", "-1", "budget_ms must be a positive number"), ("--budget-ms", "nan", "budget_ms must be a positive number"),
+    ("--area-budget-mm2", "0", "--area-budget-mm2"), ("--area-budget-mm2", "inf", "--area-budget-mm2"),
+])
+@pytest.mark.parametrize("what", [[], ["--export", "0"]])
+def test_a_report_or_export_refuses_a_budget_that_is_no_budget(cli, tmp_path, flag, value, fragment, what):
+    """A report (--trials 0) or an export judged the trials by any budget given: -1 ms exited 0, nan was accepted."""
+    import optuna
+
+    from uboost.tuning import create_study
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    out = tmp_path / "tune"
+    create_study(out).add_trial(optuna.trial.create_trial(values=[0.5, 0.01], user_attrs={"accuracy": 0.5, "latency_ms": 0.01}))
+    before = (out / "study.journal").read_bytes()
+    one_line_error(cli("tune", "--trials", "0", "--out", out, flag, value, *what), fragment)
+    assert (out / "study.journal").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["study.journal"]

@@ -40,6 +40,15 @@ def test_objectives_are_two_or_three_known_names():
             check_objectives(bad)
 
 
+def test_a_missing_objective_value_is_one_line_naming_it():
+    from uboost.tuning.objectives import values_from
+
+    assert values_from({"accuracy": 0.5, "area_mm2": 2}, ["accuracy", "area_mm2"]) == [0.5, 2.0]
+    for attrs in ({"accuracy": 0.5}, {"accuracy": 0.5, "area_mm2": None}):
+        with pytest.raises(ConfigError, match=r"^the trial has no value for its objective area_mm2 \(got None\)$"):
+            values_from(attrs, ["accuracy", "area_mm2"])
+
+
 def test_accelerator_point_configures_buffers_bandwidth_clock_and_pe():
     space = AcceleratorSpace(ifmap_sram_kb=[2, 8], filter_sram_kb=[4], ofmap_sram_kb=[8, 16], dram_bw_words=[2, 8],
                              clock_hz=[600e6, 800e6], pe_modes=["fixed", "bit-serial"])

@@ -255,3 +255,45 @@ def test_the_pricer_memo_is_bounded_and_prices_the_same_after_dropping_structure
     assert small.priced_layers == (len(specs) + 2) * len(NET)  # the bounded one priced the dropped two again
     small.price(specs[1], table.table, table.keys)  # the last one priced is still held: nothing priced again
     assert small.priced_layers == (len(specs) + 2) * len(NET)
+
+
+@pytest.mark.parametrize("accelerator", [None, AcceleratorSpace(ifmap_sram_kb=(2, 8))])
+def test_an_area_objective_without_a_budget_reports_the_chosen_accelerators_area(tmp_path, accelerator):
+    """Area an objective, no mm^2 budget: the trial's area is the chosen accelerator's (it kept the sampled one's)."""
+    space = TuneSpace(rows=(4, 16), cols=(4, 16), temperature=None, accelerator=accelerator)
+    searched = BASE_PTS.replace(array="16x4")
+    attrs = inner.trial_attrs([s.to_dict() for s in NET], searched, space, ["accuracy", "latency_ms", "area_mm2"], tmp_path)
+    chosen = SearchConfig.from_dict(attrs["config"])
+    assert attrs["array"] == chosen.hardware_spec().array != "16x4"
+    assert attrs["area_mm2"] == pytest.approx(area_of(chosen), rel=1e-12)
+    # without the area objective nothing is priced for area: the trial sets none
+    assert "area_mm2" not in inner.trial_attrs([s.to_dict() for s in NET], searched, space, ["accuracy", "latency_ms"], tmp_path)
+
+
+def test_export_prices_the_trials_retrain_on_the_chosen_accelerator(tmp_path):
+    """The trial's retrain (its child process) priced the network on the searched accelerator: exported beside the
+    chosen accelerator's config, hardware.json and result.json, it said another array and latency."""
+    space = _space()
+    searched = space.apply(BASE_PTS, {"array": "4x4", "dataflow": "ws",
+                                      "accelerator_point": dict(ifmap_sram_kb=2, filter_sram_kb=2, ofmap_sram_kb=2, clock_hz=600e6)})
+    run_dir = tmp_path / "trial"
+    (run_dir / runs.RETRAIN).mkdir(parents=True)
+    names = ["accuracy", "latency_ms", "energy_uj"]
+    attrs = inner.trial_attrs([s.to_dict() for s in NET], searched, space, names, run_dir)
+    on_searched = build_cost_model(searched).evaluate(NET)
+    (run_dir / runs.RETRAIN / runs.HARDWARE).write_text(json.dumps(on_searched.to_dict()))
+    (run_dir / runs.RETRAIN / "retrain.json").write_text(json.dumps({"test_acc": 0.7, "precision": None, **{
+        "cycles": on_searched.cycles, "latency_ms": on_searched.latency_ms, "utilization": on_searched.utilization,
+        "macs": on_searched.macs, "array": "4x4", "dataflow": "ws", "cost_model": "systolic-mem"}}))
+    (run_dir / runs.RETRAIN / "model.pt").write_bytes(b"weights")
+    study = create_study(tmp_path, objectives="accuracy,latency,energy")
+    study.add_trial(optuna.trial.create_trial(values=[0.7, attrs["latency_ms"], attrs["energy_uj"]],
+                                              user_attrs={**attrs, "arch": {"a": 1}, "accuracy": 0.7, "run_dir": str(run_dir)}))
+    target = export_trial(study, 0, tmp_path / "export")
+    config = SearchConfig.from_dict(runs.load_run(target).config)
+    what_retrain_prices = build_cost_model(config).evaluate(NET)  # `uboost retrain EXPORT --force`, `profile EXPORT`
+    assert json.loads((target / runs.RETRAIN / runs.HARDWARE).read_text()) == json.loads((target / runs.HARDWARE).read_text())
+    info = json.loads((target / runs.RETRAIN / "retrain.json").read_text())
+    assert info["latency_ms"] == pytest.approx(what_retrain_prices.latency_ms) != pytest.approx(on_searched.latency_ms)
+    assert info["cycles"] == what_retrain_prices.cycles and info["array"] == config.hardware_spec().array != "4x4"
+    assert info["test_acc"] == 0.7 and (target / runs.RETRAIN / "model.pt").read_bytes() == b"weights"  # kept as trained

@@ -231,6 +231,14 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
         err_console.print(f"[yellow]could not draw {png}: {exc}[/]")
 
 
+def _check_budgets(budget_ms: Optional[float], area_budget_mm2: Optional[float]) -> None:
+    """The budgets a report or an export judges the trials by: positive and finite, as a study's own."""
+    from uboost import tuning
+
+    tuning.check_mode("pareto", budget_ms)
+    tuning.AcceleratorSpace(area_budget_mm2=area_budget_mm2)
+
+
 def _repair_journal(storage: Optional[str], out: Path) -> None:
     from uboost.tuning.journal import repair_journal
 
@@ -331,9 +339,6 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported one line each below
     store = tuning.describe_storage(storage, out)
-    if repair_journal:
-        _repair_journal(storage, out)
-
     if not study_name.strip():
         raise ConfigError("--study-name must not be empty")
     if export_to is not None and export is None:
@@ -348,6 +353,9 @@ def tune(
             what = f"--export {export}" if export is not None else "--trials 0 (a report)"
             raise ConfigError(f"{given[0]} sets what trials run; {what} runs none (a report or an export of trial N "
                               f"takes --budget-ms and --area-budget-mm2 only): drop {given[0]}")
+        _check_budgets(budget_ms, area_budget_mm2)
+        if repair_journal:  # after every check: a refused command leaves the journal as it was
+            _repair_journal(storage, out)
         study = tuning.load_study(out, storage=storage, study_name=study_name)
         if objectives is not None:
             from uboost.tuning.objectives import objectives_of
@@ -421,6 +429,8 @@ def tune(
         from uboost.tuning.warm_start import check_source
 
         check_source(warm_start)
+    if repair_journal:  # after every check: a refused command leaves the journal as it was
+        _repair_journal(storage, out)
     if trials == 0 and local_search:  # "on the study as it is": its settings, never overwritten by this command's defaults
         existing = tuning.load_study(out, storage=storage, study_name=study_name)
         why = tuning.settings_difference(existing, base, tune_space)

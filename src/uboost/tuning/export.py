@@ -49,8 +49,54 @@ def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | No
 _SKIP = {runs.CHECKPOINTS, "nni"}
 PRICED = ("latency_ms", "cycles", "utilization", "macs", "energy_uj", "energy_breakdown_uj")
 """``result.json`` fields of the derived network's cost, re-priced on an inner-chosen accelerator at export."""
+RETRAIN_PRICED = ("cycles", "latency_ms", "utilization", "macs")
+"""``retrain/retrain.json`` fields of the retrained network's cost, likewise re-priced."""
 SEARCH_ESTIMATES = ("expected_latency_ms", "argmax_latency_ms", "expected_energy_uj", "argmax_energy_uj")
 """``result.json`` fields of the search's own estimates, kept apart (``on_searched_accelerator``) at that export."""
+
+
+STAGING = ".uboost-export."
+"""Prefix of the folder in the output an export is staged in (moved into place file by file)."""
+
+
+def _drop_staging(out: Path) -> None:
+    """Remove the staging folders of exports killed before their ``finally`` ran: the caller holds ``out``'s lock,
+    so no export is staging there now (they are in no manifest: --force would never remove them)."""
+    for folder in out.glob(f"{STAGING}*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _priced_on(chosen: dict) -> str:
+    spec = chosen.get("hardware", {})
+    return f"{spec.get('rows')}x{spec.get('cols')}" if "rows" in spec else "the chosen accelerator"
+
+
+def _on_chosen_accelerator(folder: Path, trial) -> None:
+    """Re-price an inner-choice trial's files in ``folder`` (a copy of its run directory) on the chosen accelerator:
+    ``hardware.json`` is its report, ``result.json``'s cost and a retrain's (``retrain/``) are its numbers. Its
+    search and retrain ran on the searched accelerator, so they priced the network there."""
+    chosen = json.loads((folder / INNER_FILE).read_text())["hardware"]
+    total = chosen.get("total", {})
+    write_json(folder / runs.HARDWARE, chosen)
+    if (folder / runs.RESULT).is_file():
+        result = json.loads((folder / runs.RESULT).read_text())
+        # the search's own estimates (supernet, argmax) were priced on the searched accelerator: kept apart,
+        # so every top-level number is the chosen accelerator's
+        searched = {k: result.pop(k) for k in SEARCH_ESTIMATES if k in result}
+        if searched:
+            result["on_searched_accelerator"] = {**searched, "array": trial.user_attrs.get("search_array")}
+        result.update({k: total[k] for k in PRICED if k in total}, priced_on=_priced_on(chosen))
+        write_json(folder / runs.RESULT, result)
+    retrained = folder / runs.RETRAIN / "retrain.json"
+    if retrained.is_file():  # its weights do not depend on the accelerator; its price does, as `uboost retrain` prices it
+        write_json(folder / runs.RETRAIN / runs.HARDWARE, chosen)
+        info = json.loads(retrained.read_text())
+        spec = chosen.get("hardware", {})
+        info.update({k: total[k] for k in RETRAIN_PRICED if k in total}, cost_model=chosen.get("cost_model", info.get("cost_model")))
+        if "rows" in spec:
+            info.update(array=_priced_on(chosen), dataflow=spec.get("dataflow", info.get("dataflow")))
+        write_json(retrained, info)
 
 
 def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike | None = None, *,
@@ -79,12 +125,13 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
     # every trial's own run directory stays: --force never clears one (the study points at it)
     keep = [out_root, *sorted({t.user_attrs["run_dir"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("run_dir")})]
-    if not _manifest.is_empty(out):
-        if not force:
-            raise RunDirError(f"output {out} already exists; pass --force to replace it")
-        _manifest.guard(out, *keep)
     with runs.run_lock(out):
-        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".uboost-export."))
+        _drop_staging(out)
+        if not _manifest.is_empty(out):
+            if not force:
+                raise RunDirError(f"output {out} already exists; pass --force to replace it")
+            _manifest.guard(out, *keep)
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=STAGING))
         try:
             if source is not None and source.is_dir():
                 for item in source.iterdir():
@@ -95,29 +142,17 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
             write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
             if trial.user_attrs.get("precision"):  # searched bits: retrain, export and profile run the network at them
                 write_json(tmp / runs.PRECISION, trial.user_attrs["precision"])
-            inner = tmp / INNER_FILE
-            if "inner_accelerator" in trial.user_attrs and inner.is_file():  # the report on the chosen accelerator
-                chosen = json.loads(inner.read_text())["hardware"]
-                write_json(tmp / runs.HARDWARE, chosen)
-                if (tmp / runs.RESULT).is_file():  # and the network's cost in result.json with it (was the searched one's)
-                    result = json.loads((tmp / runs.RESULT).read_text())
-                    total = chosen.get("total", {})
-                    spec = chosen.get("hardware", {})
-                    # the search's own estimates (supernet, argmax) were priced on the searched accelerator: kept apart,
-                    # so every top-level number is the chosen accelerator's
-                    searched = {k: result.pop(k) for k in SEARCH_ESTIMATES if k in result}
-                    if searched:
-                        result["on_searched_accelerator"] = {**searched, "array": trial.user_attrs.get("search_array")}
-                    result.update({k: total[k] for k in PRICED if k in total},
-                                  priced_on=f"{spec.get('rows')}x{spec.get('cols')}" if "rows" in spec else "the chosen accelerator")
-                    write_json(tmp / runs.RESULT, result)
+            if "inner_accelerator" in trial.user_attrs and (tmp / INNER_FILE).is_file():
+                _on_chosen_accelerator(tmp, trial)
             keys = ("accuracy", "val_acc", "test_acc", "latency_ms", "energy_uj", "area_mm2", "cycles", "utilization", "macs",
                     "array", "dataflow", "run_dir", "inner_accelerator", "search_array", "search_dataflow")
             write_json(tmp / "tune.json", {
                 "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
                 **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},
             })
-            files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+            # result.json last: a run directory with it is whole (runs.load_run requires it of a search run), so an
+            # export killed while moving files into place never looks usable
+            files = sorted((p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()), key=lambda f: (f == runs.RESULT, f))
             _manifest.refuse_foreign(out, files)  # never overwrite a file uboost did not write
             if force:
                 _manifest.clear(out, *keep)

@@ -87,6 +87,11 @@ def hardware_objective(metric_names: Sequence[str]) -> str:
     return "edp"
 
 
+def prices_area(metric_names: Sequence[str]) -> bool:
+    """Whether the study optimizes area: then every candidate is priced with its area (``choose(area=...)``)."""
+    return "area_mm2" in metric_names
+
+
 def _dimensions(tune_space: "TuneSpace", config: "SearchConfig") -> list[tuple[str, tuple]]:
     """(name, choices) of every searched accelerator dimension; the others keep ``config``'s value."""
     dims = [("rows", tuple(tune_space.rows)), ("cols", tuple(tune_space.cols)),
@@ -118,34 +123,38 @@ def _spec_at(base: "HardwareSpec", values: dict[str, Any]) -> "HardwareSpec":
     return dataclasses.replace(base, **changes)
 
 
-def _pool_key(tune_space: "TuneSpace", config: "SearchConfig") -> tuple:
-    """What decides :func:`candidates`: the space, the area table, and the trial's hardware with its searched
-    values replaced by the space's first (every candidate overwrites them: trials that sampled different
-    accelerators share their candidates)."""
+def _pool_key(tune_space: "TuneSpace", config: "SearchConfig", area: bool = False) -> tuple:
+    """What decides :func:`candidates`: the space, the area table, whether areas are priced, and the trial's
+    hardware with its searched values replaced by the space's first (every candidate overwrites them: trials
+    that sampled different accelerators share their candidates)."""
     dims = _dimensions(tune_space, config)
     first = _spec_at(config.hardware_spec(), {name: choices[0] for name, choices in dims})
-    return repr(tune_space), repr(first), repr(config.area_table())
+    return repr(tune_space), repr(first), repr(config.area_table()), area
 
 
-def structures(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int, list[list[Candidate]]]:
+def structures(tune_space: "TuneSpace", config: "SearchConfig", *, area: bool = False
+               ) -> tuple[list[Candidate], int, list[list[Candidate]]]:
     """``(candidates within the budget, candidates in the space, the same grouped by accelerator structure)``,
     kept by the process's pricer for the next trial of the study (:meth:`InnerPricer.pool`)."""
     pricer = pricer_for(config.cost_model)
-    return pricer.pool(_pool_key(tune_space, config), functools.partial(_structures, pricer, tune_space, config))
+    return pricer.pool(_pool_key(tune_space, config, area), functools.partial(_structures, pricer, tune_space, config, area))
 
 
-def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int, list[list[Candidate]]]:
+def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig", area: bool = False
+                ) -> tuple[list[Candidate], int, list[list[Candidate]]]:
     """:func:`candidates` and the same grouped by accelerator structure (cycles and words priced once per group)."""
-    pool, total = candidates(tune_space, config)
+    pool, total = candidates(tune_space, config, area=area)
     groups: dict[tuple, list[Candidate]] = {}
     for cand in pool:
         groups.setdefault(pricer.structure_key(cand.spec), []).append(cand)
     return pool, total, list(groups.values())
 
 
-def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Candidate], int]:
+def candidates(tune_space: "TuneSpace", config: "SearchConfig", *, area: bool = False) -> tuple[list[Candidate], int]:
     """Every accelerator of the space within the area budget (mm^2, and rows x cols PEs under ``--area-budget``;
-    ``config``: the trial's configuration), and how many the space holds before the area cut."""
+    ``config``: the trial's configuration), and how many the space holds before the area cut. Each carries its
+    area under an mm^2 budget or with ``area`` (area is an objective of the study: the trial reports the
+    chosen accelerator's), else ``None``."""
     from uboost.hardware.area import area_mm2
 
     check_space(tune_space, config)
@@ -153,7 +162,7 @@ def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Ca
     names = [n for n, _ in dims]
     budget = tune_space.accelerator.area_budget_mm2 if tune_space.accelerator is not None else None
     base = config.hardware_spec()
-    table = config.area_table() if budget is not None else None
+    table = config.area_table() if budget is not None or area else None
     areas: dict[tuple, float] = {}
     found, total = [], 0
     for combo in itertools.product(*(choices for _, choices in dims)):
@@ -162,16 +171,16 @@ def candidates(tune_space: "TuneSpace", config: "SearchConfig") -> tuple[list[Ca
         spec = _spec_at(base, values)
         if tune_space.area_violation(f"{spec.rows}x{spec.cols}") is not None:  # --area-budget: rows x cols PEs
             continue
-        area = None
+        mm2 = None
         if table is not None:  # area: PEs, PE mode and buffer sizes only
             key = (spec.rows, spec.cols, spec.pe, spec.buffer_kb)
             if key not in areas:
                 areas[key] = area_mm2(spec, table)
-            area = areas[key]
-            if area > budget:
+            mm2 = areas[key]
+            if budget is not None and mm2 > budget:
                 continue
         point = {k: v for k, v in values.items() if k not in ("rows", "cols", "dataflow")}
-        found.append(Candidate(array=f"{spec.rows}x{spec.cols}", dataflow=spec.dataflow, point=point, spec=spec, area_mm2=area))
+        found.append(Candidate(array=f"{spec.rows}x{spec.cols}", dataflow=spec.dataflow, point=point, spec=spec, area_mm2=mm2))
     return found, total
 
 
@@ -210,10 +219,11 @@ class InnerChoice:
 
 
 def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *, objective: str = "edp",
-           prune: bool = True) -> InnerChoice:
+           prune: bool = True, area: bool = False) -> InnerChoice:
     """The accelerator of ``tune_space`` within its area budget on which the network ``shapes``
     (:class:`~uboost.hardware.layers.LayerShape` list) has the least ``objective`` (edp, latency,
-    energy); ties go to the smaller area, then to the first enumerated. ``config``: the trial's.
+    energy); ties go to the smaller area (when areas are priced: an mm^2 budget, or ``area``, the
+    study's area objective), then to the first enumerated. ``config``: the trial's.
 
     With ``prune`` (and a cost model of :data:`~uboost.tuning.inner_pricing.BOUNDED_MODELS`), accelerator structures are priced in
     the order of a cheap lower bound, and the enumeration stops at the first whose bound exceeds the
@@ -227,7 +237,7 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
         raise ConfigError(f"unknown hardware objective {objective!r}; expected one of: {', '.join(HARDWARE_OBJECTIVES)}")
     started = time.perf_counter()
     pricer = pricer_for(config.cost_model)
-    pool, total, groups = structures(tune_space, config)
+    pool, total, groups = structures(tune_space, config, area=area)
     if not pool:
         limits = [f"{tune_space.accelerator.area_budget_mm2:g} mm^2"] if tune_space.accelerator.area_budget_mm2 is not None else []
         limits += [f"{tune_space.area_budget} PEs"] if tune_space.area_budget is not None else []
@@ -296,7 +306,8 @@ def trial_attrs(layers: Iterable[dict], config: "SearchConfig", tune_space: "Tun
                 run_dir: str | Path) -> dict[str, Any]:
     """A searched trial's user attributes after its inner choice: the chosen accelerator's numbers and
     configuration, the searched one's as ``search_*``; ``inner-accelerator.json`` is written in ``run_dir``."""
-    choice = choose(shapes_from(layers), tune_space, config, objective=hardware_objective(metric_names))
+    choice = choose(shapes_from(layers), tune_space, config, objective=hardware_objective(metric_names),
+                    area=prices_area(metric_names))
     write_choice(run_dir, choice, config)
     attrs = choice.attrs()
     attrs.update(search_config=config.to_dict(), search_array=config.array, search_dataflow=config.dataflow)
@@ -309,7 +320,7 @@ def trial_attrs(layers: Iterable[dict], config: "SearchConfig", tune_space: "Tun
     return attrs
 
 
-def prime(networks: Iterable[Sequence], tune_space: "TuneSpace", config: "SearchConfig") -> int:
+def prime(networks: Iterable[Sequence], tune_space: "TuneSpace", config: "SearchConfig", *, area: bool = False) -> int:
     """Price every distinct layer shape of ``networks`` (lists of layer shapes) on every accelerator structure of
     the space, and on its unbounded twin (the lower bound), one call per structure, into the process's pricer:
     the :func:`choose` calls that follow only read that memo. Pricing many networks at once this way is one
@@ -328,7 +339,7 @@ def prime(networks: Iterable[Sequence], tune_space: "TuneSpace", config: "Search
     table = LayerTable.from_shapes(list(shapes.values()))
     keys = row_keys(table)
     pricer = pricer_for(config.cost_model)
-    _, _, groups = structures(tune_space, config)
+    _, _, groups = structures(tune_space, config, area=area)
     pricer.max_rows = max(pricer.max_rows, 2 * len(keys) * (len(groups) + 1))  # every row stays (0.3 kB each)
     for group in groups:
         pricer.price(group[0].spec, table, keys)

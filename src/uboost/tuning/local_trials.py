@@ -144,7 +144,7 @@ class Pricer:
                 networks.append(self.layers(arch))
             except UBoostError:
                 continue  # _price says why
-        primed = inner_choice.prime(networks, self.tune_space, self.base)
+        primed = inner_choice.prime(networks, self.tune_space, self.base, area=inner_choice.prices_area(self.names))
         self.seconds += time.perf_counter() - started
         logger.info("local search: %d layer shapes of %d neighbors primed in %.1f s", primed, len(networks),
                     time.perf_counter() - started)
@@ -174,7 +174,8 @@ class Pricer:
         try:
             shapes = self.layers(arch)
             if best:
-                choice = inner_choice.choose(shapes, self.tune_space, self.base, objective=self.objective)
+                choice = inner_choice.choose(shapes, self.tune_space, self.base, objective=self.objective,
+                                             area=inner_choice.prices_area(self.names))
                 attrs = choice.attrs()
                 attrs["config"] = choice.config.replace(seed=config.seed).to_dict()  # the parent's seed: its retrain
                 attrs["_choice"] = choice

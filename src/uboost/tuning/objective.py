@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from uboost.tuning.child import TrialFailed, _check_interrupt, _run_child
 from uboost.tuning import inner_accelerator as inner_choice
 from uboost.tuning import inner_rounds as alternating
 from uboost.tuning.cost_cache import FOLDER as COST_CACHE
-from uboost.tuning.recovery import hold_worker_lock, write_pending
+from uboost.tuning.recovery import hold_worker_lock, running_here, worker_name, write_pending
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, trial_dir
 
@@ -123,10 +122,11 @@ def objective(
     accelerator and chooses again; the trial reports one of the two pairs (:mod:`~uboost.tuning.inner_rounds`).
     """
     try:
-        return _objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
-                          mode=mode, budget_ms=budget_ms, start_method=start_method, poll_seconds=poll_seconds, config=config,
-                          progress=progress, objectives=objectives, inner_accelerator=inner_accelerator,
-                          inner_rounds=inner_rounds)
+        with running_here(trial):  # a later record_pending leaves this trial's result to us
+            return _objective(trial, base=base, tune_space=tune_space, out_root=out_root, retrain_epochs=retrain_epochs,
+                              mode=mode, budget_ms=budget_ms, start_method=start_method, poll_seconds=poll_seconds,
+                              config=config, progress=progress, objectives=objectives, inner_accelerator=inner_accelerator,
+                              inner_rounds=inner_rounds)
     except KeyboardInterrupt:  # Optuna records the trial as FAIL and re-raises; say why
         with contextlib.suppress(Exception):
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
@@ -136,7 +136,7 @@ def objective(
 def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budget_ms, start_method, poll_seconds, config,
                progress, objectives, inner_accelerator, inner_rounds):
     _check_interrupt()  # a Ctrl-C while Optuna was busy
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker", worker_name())
     lock = hold_worker_lock(trial.study)  # journal files: how a later worker tells we died (recovery.py)
     if lock is not None:
         trial.set_user_attr("worker_lock", lock)

@@ -60,8 +60,15 @@ def directions(objectives: Sequence[str]) -> list[str]:
 
 
 def values_from(attrs: dict, names: Sequence[str]) -> list[float]:
-    """The objective values of a trial, read from its user attributes ``attrs`` by metric name."""
-    return [float(attrs[n]) for n in names]
+    """The objective values of a trial, read from its user attributes ``attrs`` by metric name; one that is
+    missing (or not a number) raises :class:`ConfigError` naming it."""
+    values = []
+    for name in names:
+        try:
+            values.append(float(attrs[name]))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"the trial has no value for its objective {name} (got {attrs.get(name)!r})") from None
+    return values
 
 
 def objectives_of(names: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -10,7 +10,9 @@ a dead worker. :func:`fail_dead_trials` marks such trials (and stale database on
 judged (``flock`` across machines is not to be trusted).
 
 *Dead storage.* A trial's result is written to ``RUN_DIR/.pending-result.json`` before it goes to
-the storage; :func:`record_pending` (run by every later ``uboost tune``) records what never arrived.
+the storage; :func:`record_pending` (run by every later ``uboost tune``, and after each trial) records
+what never arrived -- only for a trial whose worker is gone (dead, or this process, which gave up on
+it): a live worker tells its own trial.
 """
 
 from __future__ import annotations
@@ -36,6 +38,24 @@ logger = logging.getLogger(__name__)
 
 PENDING = ".pending-result.json"
 _HELD: dict[str, tuple[int, str, int]] = {}  # lock folder -> (fd, file name, pid that holds it)
+_RUNNING_HERE: set[tuple[str, int]] = set()  # (study name, trial number) whose objective runs in this process now
+
+
+def worker_name() -> str:
+    """This process as a trial's ``worker`` user attribute names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def running_here(trial: "optuna.Trial"):
+    """Mark ``trial`` as run by this process for the block: :func:`record_pending` leaves its result alone
+    (this process, alive, tells it; after the block a RUNNING trial of ours was given up: the storage failed)."""
+    key = (trial.study.study_name, trial.number)
+    _RUNNING_HERE.add(key)
+    try:
+        yield
+    finally:
+        _RUNNING_HERE.discard(key)
 
 
 def _journal_file(storage) -> Path | None:
@@ -152,15 +172,19 @@ def recorded(run_dir: str | os.PathLike | None) -> None:
 
 def record_pending(study: "optuna.Study", out_root: str | os.PathLike) -> list[int]:
     """Record the results kept on disk whose trials never got them (the storage went away after
-    the search finished); returns the trial numbers. A trial still RUNNING is completed; one that
-    was failed meanwhile (dead worker) gets a completed copy (user attribute ``recovered_from``)
-    and its queued retry is dropped."""
+    the search finished, or the worker died before it told the storage); returns the trial numbers.
+    A trial still RUNNING is completed when its worker is gone (:func:`_gone`), else left to its
+    worker; one that was failed meanwhile (dead worker) gets a completed copy (user attribute
+    ``recovered_from``) and its queued retry is dropped -- unless that retry completed already."""
     import optuna
-    from optuna.distributions import json_to_distribution
 
-    done = []
     folder = Path(out_root) / "trials" / safe_name(study.study_name)
-    for path in sorted(folder.glob(f"*/{PENDING}")):
+    paths = sorted(folder.glob(f"*/{PENDING}"))
+    if not paths:
+        return []
+    gone = _gone(study)
+    done = []
+    for path in paths:
         claim = path.with_name(f"{PENDING}.{os.getpid()}")
         try:
             os.rename(path, claim)  # one worker records it
@@ -171,39 +195,69 @@ def record_pending(study: "optuna.Study", out_root: str | os.PathLike) -> list[i
             os.rename(claim, path)
             continue
         try:
-            _record(study, record, optuna, json_to_distribution)
+            outcome = _record(study, record, gone, optuna)
         except BaseException:
             os.rename(claim, path)  # try again next time
             raise
+        if outcome == _LEFT:
+            os.rename(claim, path)
+            continue
         claim.unlink()
-        done.append(record["number"])
+        if outcome == _RECORDED:
+            done.append(record["number"])
     return done
 
 
-def _record(study, record: dict[str, Any], optuna, json_to_distribution) -> None:
+_RECORDED, _DROPPED, _LEFT = "recorded", "dropped", "left"  # what _record did with a pending result
+
+
+def _gone(study: "optuna.Study") -> set[int]:
+    """Numbers of the RUNNING trials no live worker will tell: their worker died (:func:`_dead_trials`), or it is
+    this process and the trial no longer runs here (the storage failed as its result was written)."""
+    import optuna
+
+    gone = {number for number, _ in _dead_trials(study).values()}
+    me = worker_name()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") == me and (study.study_name, trial.number) not in _RUNNING_HERE:
+            gone.add(trial.number)
+    return gone
+
+
+def _record(study, record: dict[str, Any], gone: set[int], optuna) -> str:
+    from optuna.distributions import json_to_distribution
+
     number = record["number"]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
     if trial is None or trial.state == optuna.trial.TrialState.COMPLETE:
-        return
+        return _DROPPED
     storage = study._storage
     if trial.state == optuna.trial.TrialState.RUNNING:
+        if number not in gone:  # its worker is alive and tells it (telling it here made the worker's own tell fail)
+            return _LEFT
         for key, value in record["user_attrs"].items():
             storage.set_trial_user_attr(trial._trial_id, key, value)
         storage.set_trial_user_attr(trial._trial_id, "recorded_late", True)
         study.tell(number, record["values"])
         logger.warning("trial %d: recorded its result kept on disk", number)
-        return
+        return _RECORDED
     if any(t.user_attrs.get("recovered_from") == number for t in trials.values()):
-        return
+        return _DROPPED
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == number]
+    if any(t.state == optuna.trial.TrialState.COMPLETE for t in retries):  # the same point ran again: a copy would
+        return _DROPPED                                                     # be a second trial of it
+    if any(t.state == optuna.trial.TrialState.RUNNING for t in retries):
+        return _LEFT  # decided when the retry ends
     study.add_trial(optuna.trial.create_trial(
         params=record["params"], values=record["values"],
         distributions={k: json_to_distribution(v) for k, v in record["distributions"].items()},
         user_attrs={**record["user_attrs"], "recovered_from": number},
     ))
-    for t in trials.values():  # the dead worker's retry of the same point is not needed any more
-        if t.state == optuna.trial.TrialState.WAITING and t.system_attrs.get("failed_trial") == number:
+    for t in retries:  # the dead worker's retry of the same point is not needed any more
+        if t.state == optuna.trial.TrialState.WAITING:
             with contextlib.suppress(Exception):
                 storage.set_trial_user_attr(t._trial_id, "fail_reason", f"trial {number}'s result was recovered")
                 storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
     logger.warning("trial %d: its result kept on disk was recorded as a new trial", number)
+    return _RECORDED

@@ -84,20 +84,14 @@ def create_study(
 
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if mode == "budget" else optuna.pruners.NopPruner()
-    study = optuna.create_study(
-        storage=resolve_storage(storage, out_root), study_name=study_name, directions=wanted,
-        sampler=make_sampler(None), pruner=pruner, load_if_exists=True,
-    )
-    found = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
-    if found != wanted or (study.metric_names is not None and study.metric_names != names):
-        other = "budget" if len(found) == 1 else "pareto"
-        if other != mode:
-            raise ConfigError(
-                f"study {study_name!r} was created in {other!r} mode ({', '.join(found)}), not {mode!r}; "
-                f"use --mode {other} or a new --study-name"
-            )
-        raise ConfigError(f"study {study_name!r} optimizes {', '.join(study.metric_names or found)}, not {', '.join(names)}; "
-                          f"use the same --objectives or a new --study-name")
+    resolved = resolve_storage(storage, out_root)
+    try:  # a continued study is loaded and checked first: creating it again writes a record to a journal
+        resolved.get_study_id_from_name(study_name)
+        study = optuna.load_study(study_name=study_name, storage=resolved, sampler=make_sampler(None), pruner=pruner)
+    except KeyError:
+        study = optuna.create_study(storage=resolved, study_name=study_name, directions=wanted, sampler=make_sampler(None),
+                                    pruner=pruner, load_if_exists=True)  # (another worker may create it meanwhile)
+    _check_metrics(study, mode, names, wanted)
     if check is not None:  # a refused continuation leaves the study as it was
         check(study)
     if study.metric_names != names:
@@ -110,6 +104,21 @@ def create_study(
         study.set_user_attr(key, session + 1)
         study.sampler = make_sampler(_stream_seed(seed, session))
     return study
+
+
+def _check_metrics(study: "optuna.Study", mode: str, names: list[str], wanted: list[str]) -> None:
+    """Refuse to continue ``study`` in another mode or with other objectives than it was created with."""
+    import optuna
+
+    found = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
+    if found == wanted and (study.metric_names is None or study.metric_names == names):
+        return
+    other = "budget" if len(found) == 1 else "pareto"
+    if other != mode:
+        raise ConfigError(f"study {study.study_name!r} was created in {other!r} mode ({', '.join(found)}), not {mode!r}; "
+                          f"use --mode {other} or a new --study-name")
+    raise ConfigError(f"study {study.study_name!r} optimizes {', '.join(study.metric_names or found)}, not {', '.join(names)}; "
+                      f"use the same --objectives or a new --study-name")
 
 
 def _stream_seed(seed: int, session: int) -> int:
@@ -205,6 +214,7 @@ def run_study(
         if frozen.state.name == "COMPLETE":  # the pending copy is in the trial's folder (run_dir may be a round-2/ in it)
             recorded(trial_dir(out_root, study_.study_name, frozen.number))
             recorded(frozen.user_attrs.get("run_dir"))
+        record_pending(study_, out_root)  # first: a dead worker's finished result is recorded, not failed and run again
         fail_dead_trials(study_)
         if n_trials is not None and ran >= n_trials:
             study_.stop()

@@ -1,0 +1,98 @@
+"""Results kept on disk (``.pending-result.json``) are recorded once, and only for trials no live worker will tell:
+a dead worker's finished trial is neither run again nor recorded twice; a live worker's is left to it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+import uboost.tuning.study as study_module
+from tests.reliability.test_tune_storage import BASE
+from tests.reliability.test_tune_workers import _env
+from uboost.tuning import TuneSpace, create_study, fail_dead_trials, load_study, record_pending, run_study
+from uboost.tuning.recovery import PENDING, hold_worker_lock, write_pending
+from uboost.tuning.storage import trial_dir
+
+LAMBDA = {"latency_weight": optuna.distributions.FloatDistribution(0.01, 10, log=True)}
+
+
+def _dead_worker_finished(study, out) -> optuna.Trial:
+    """Worker A ran a trial to its end and wrote its result to disk, then died before telling the storage."""
+    trial = study.ask(LAMBDA)
+    trial.set_user_attr("worker_lock", f"{socket.gethostname()}-99999-dead.lock")  # its lock file is gone: A is dead
+    run_dir = trial_dir(out, study.study_name, trial.number)
+    run_dir.mkdir(parents=True)
+    write_pending(run_dir, trial, [0.9, 1.0], {"accuracy": 0.9, "latency_ms": 1.0, "arch": {"a": 1}})
+    return trial
+
+
+def test_a_dead_workers_result_is_not_recorded_again_after_its_retry_completed(tmp_path):
+    study = create_study(tmp_path, seed=0)
+    dead = _dead_worker_finished(study, tmp_path)
+    assert fail_dead_trials(study) == [dead.number]  # an older uboost failed it and queued a retry...
+    retry = study.ask()
+    retry.set_user_attr("accuracy", 0.9)
+    study.tell(retry, [0.9, 1.0])  # ...which ran to its end
+    assert record_pending(study, tmp_path) == []  # a copy of the same point would be a second result of it
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert not (trial_dir(tmp_path, study.study_name, dead.number) / PENDING).exists()
+
+
+def test_a_live_worker_records_a_dead_workers_result_instead_of_running_that_trial_again(tmp_path, monkeypatch):
+    study = create_study(tmp_path, seed=0)
+    died: list[int] = []
+
+    def search(trial, **_):  # worker B's trial; worker A dies meanwhile with its result on disk
+        trial.suggest_float("latency_weight", 0.01, 10, log=True)
+        died.append(_dead_worker_finished(study, tmp_path).number)
+        return 0.5, 2.0
+
+    monkeypatch.setattr(study_module, "objective", search)
+    run_study(base=BASE, tune_space=TuneSpace(rows=(8,), cols=(8,)), out_root=tmp_path, n_trials=1, study=study)
+    trials = load_study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]  # no FAIL, no retry queued to run it again
+    assert trials[died[0]].user_attrs["recorded_late"] is True and trials[died[0]].values == [0.9, 1.0]
+
+
+_OTHER_WORKER = ("import sys; from uboost.tuning import load_study, record_pending; "
+                 "print(record_pending(load_study(sys.argv[1]), sys.argv[1]))")
+
+
+def test_a_live_workers_result_on_disk_is_left_for_it_to_tell(tmp_path):
+    """Another worker starting between a trial's result on disk and its worker's own tell: it used to tell the
+    trial itself, and the worker's tell then failed with "Cannot tell a COMPLETE trial" (a traceback)."""
+    study = create_study(tmp_path, seed=0)
+    seen = []
+
+    def search(trial):
+        trial.set_user_attr("worker_lock", hold_worker_lock(trial.study))
+        trial.suggest_float("latency_weight", 0.01, 10, log=True)
+        run_dir = trial_dir(tmp_path, study.study_name, trial.number)
+        run_dir.mkdir(parents=True)
+        write_pending(run_dir, trial, [0.5, 1.0], {"accuracy": 0.5, "latency_ms": 1.0})
+        seen.append(subprocess.run([sys.executable, "-c", _OTHER_WORKER, str(tmp_path)], env=_env(), check=True,
+                                   capture_output=True, text=True).stdout.strip())
+        return 0.5, 1.0
+
+    study.optimize(search, n_trials=1)
+    assert seen == ["[]"] and [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert (trial_dir(tmp_path, study.study_name, 0) / PENDING).is_file()  # left in place (its worker drops it)
+    assert record_pending(study, tmp_path) == [] and not (trial_dir(tmp_path, study.study_name, 0) / PENDING).exists()
+
+
+@pytest.mark.parametrize("running_retry", [True, False])
+def test_a_failed_trials_result_waits_for_a_running_retry_and_is_copied_when_none_ran(tmp_path, running_retry):
+    study = create_study(tmp_path, seed=0)
+    dead = _dead_worker_finished(study, tmp_path)
+    fail_dead_trials(study)
+    if running_retry:
+        study.ask()  # the retry, run by a live worker now: its end decides
+        assert record_pending(study, tmp_path) == [] and (trial_dir(tmp_path, study.study_name, dead.number) / PENDING).is_file()
+        return
+    assert record_pending(study, tmp_path) == [dead.number]
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "FAIL", "FAIL"]  # the copy; the dead trial and its dropped retry
