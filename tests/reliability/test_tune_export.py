@@ -37,7 +37,8 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path)
         assert not list(out.glob(".uboost-export.*")) and (out / runs.RESULT).is_file()
 
 
-def test_result_json_is_the_last_file_an_export_places(tmp_path, monkeypatch):
+def test_result_json_then_arch_json_are_the_last_files_an_export_places(tmp_path, monkeypatch):
+    """A directory with arch.json is read as a finished run: a kill before precision.json was a network at 8 bits."""
     study = _study_with_a_trial(tmp_path)
     placed = []
     real = os.replace
@@ -48,4 +49,4 @@ def test_result_json_is_the_last_file_an_export_places(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export_module.os, "replace", replace)
     export_trial(study, 0, tmp_path / "export")
-    assert placed[-1] == runs.RESULT and {runs.ARCH, runs.CONFIG, runs.PRECISION, runs.HARDWARE} <= set(placed[:-1])
+    assert placed[-2:] == [runs.RESULT, runs.ARCH] and {runs.CONFIG, runs.PRECISION, runs.HARDWARE} <= set(placed[:-2])

@@ -150,9 +150,10 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                 "study": study.study_name, "trial": trial.number, "params": trial.params, "values": trial.values,
                 **{k: trial.user_attrs[k] for k in keys if k in trial.user_attrs},
             })
-            # result.json last: a run directory with it is whole (runs.load_run requires it of a search run), so an
-            # export killed while moving files into place never looks usable
-            files = sorted((p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()), key=lambda f: (f == runs.RESULT, f))
+            # result.json, then arch.json last: a directory with arch.json is read as a finished run (as search and
+            # frontier write it), so an export killed while moving files into place never looks usable
+            files = sorted((p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()),
+                           key=lambda f: (f == runs.ARCH, f == runs.RESULT, f))
             _manifest.refuse_foreign(out, files)  # never overwrite a file uboost did not write
             if force:
                 _manifest.clear(out, *keep)
