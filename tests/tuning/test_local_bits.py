@@ -135,6 +135,10 @@ def test_tune_runs_a_local_search_on_a_bits_study(cli, tmp_path):
     assert set(a["precision"]) == {"conv1", "conv2", "fc1", "fc2"}  # every layer priced and retrained at its width
     assert read_precision(tmp_path / a["run_dir"] / runs.PRECISION) == {n: (v["weight_bits"], v["act_bits"])
                                                                          for n, v in a["precision"].items()}
+    exported = cli("tune", "--out", out, "--export", str(local[0].number))  # it comes with the trial's retrain:
+    assert exported.code == 0 and "--force" in exported.out, exported.out  # the next step it names must run
+    target = out / f"export-{local[0].number}"
+    assert cli("retrain", target, "--epochs", "1", "--force").code == 0
 
 
 def test_a_bits_study_tells_apart_one_network_at_two_widths():
