@@ -137,7 +137,10 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                 for item in source.iterdir():
                     if item.name in _SKIP or item.name.startswith("."):
                         continue
-                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+                    if item.is_dir():  # a retrain's own checkpoints stay behind too (a finished retrain needs none)
+                        shutil.copytree(item, tmp / item.name, ignore=shutil.ignore_patterns(runs.CHECKPOINTS))
+                    else:
+                        shutil.copy2(item, tmp / item.name)
             write_json(tmp / runs.CONFIG, trial.user_attrs["config"])
             write_json(tmp / runs.ARCH, trial.user_attrs["arch"])
             if trial.user_attrs.get("precision"):  # searched bits: retrain, export and profile run the network at them
