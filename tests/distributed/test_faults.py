@@ -56,6 +56,27 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_device
     assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
 
 
+@pytest.mark.slow
+def test_a_run_resumed_inside_an_epoch_on_as_many_devices_trains_the_batches_the_uninterrupted_run_had_left(
+        tmp_path, launch):
+    """Lightning restarted the epoch's loader: each rank trained batches 0, 1, 2 of its shard again, not 1, 2, 3."""
+    config = {**TINY, "epochs": 1, "batch_size": 16, "devices": 2}
+    run = launch(tmp_path / "run", tmp_path / "first", config, env={"UBOOST_TEST_PAUSE_EPOCH": 0})
+    for rank in (0, 1):
+        run.wait_for(f"paused{rank}", timeout=300)  # each rank trained batch 0
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert run.wait(timeout=60)[0] == 130
+    resumed = launch(tmp_path / "run", tmp_path / "second", config, resume=True)
+    code, _, err = resumed.wait(timeout=180)
+    assert code == 0, err[-3000:]
+    whole = launch(tmp_path / "whole", tmp_path / "whole-report", config)  # after it: 2 cores are enough
+    code, _, err = whole.wait(timeout=180)
+    assert code == 0, err[-3000:]
+    for rank in (0, 1):
+        left = whole.rank(rank)["batches"][1:]
+        assert len(left) == 3 and resumed.rank(rank)["batches"] == left  # same samples, same batches, same order
+
+
 def test_ctrl_c_while_the_ranks_start_ends_rank_0_waiting_in_the_rendezvous_with_one_line(tmp_path, launch):
     """Rank 0 waits for rank 1 in a C++ call no signal ends; it used to wait out the collective timeout."""
     config = {**TINY, "epochs": 2, "batch_size": 16, "devices": 2}
