@@ -65,6 +65,8 @@ NODES = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
     ({"LOCAL_RANK": "2"}, ["--devices", "2"], ["LOCAL_RANK='2' is not a local rank", "from 0 to 1"]),
     ({"MASTER_PORT": "abc"}, ["--devices", "2"], ["MASTER_PORT='abc' is not a port", "from 1 to 65535"]),
     ({"MASTER_PORT": "99999"}, ["--devices", "2"], ["MASTER_PORT='99999'", "from 1 to 65535"]),
+    ({"UBOOST_DDP_TIMEOUT_S": "soon"}, ["--devices", "2"], ["UBOOST_DDP_TIMEOUT_S must be a number", "'soon'"]),
+    ({"UBOOST_DDP_TIMEOUT_S": "0"}, ["--devices", "1", "--strategy", "ddp"], ["UBOOST_DDP_TIMEOUT_S must be positive"]),
 ])
 def test_bad_launcher_variables_are_one_line_and_write_nothing(cli, tmp_path, monkeypatch, env, flags, fragments):  # noqa: F811
     """They ended in tracebacks (an IndexError, a ValueError, gloo's and C++ stacks) or a wait for the collective

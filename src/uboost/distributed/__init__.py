@@ -108,6 +108,7 @@ def _check_ranks(devices: int, num_nodes: int) -> None:
     port = os.environ.get("MASTER_PORT", "").strip()
     if port and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise ConfigError(f"MASTER_PORT={os.environ['MASTER_PORT']!r} is not a port: expected an integer from 1 to 65535")
+    collective_timeout_s()  # a bad UBOOST_DDP_TIMEOUT_S, before the run directory is written
 
 
 def is_rank_zero(config=None) -> bool:
