@@ -11,8 +11,10 @@ end, before the next batch is fetched (:func:`uboost.checkpointing.stop_between_
 draws from the global RNG as a batch loads), and the RNG state in the checkpoint, a resumed epoch
 repeats the uninterrupted one.
 
-Only one-process runs resume this way: sharded loaders of a multi-process run are resumed by
-Lightning as before (the number of processes may change between the two runs).
+A multi-process search draws each epoch's order from its seed and the epoch
+(:class:`~uboost.distributed.collectives.ShardSampler`): its checkpoint stores how many positions
+of that order each loader has trained (:func:`save_shards`), and the resume leaves them out and
+shards the rest over the ranks it runs on (:func:`resume_shards`), on one process too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
 
+SHARDS_KEY = "uboost_shard_place"  # {"epoch", "world", "batches": done, "lengths": {name: batches}, "done": {name: positions}}
 KEY = "uboost_loader_passes"  # {"pending": fetched - done, "done": batches done, "loaders": {name: [[state, yielded], ...]}}
 HISTORY = 4  # passes remembered per loader (a mid-epoch resume needs the current one, a cycled loader one more)
 
@@ -135,8 +138,10 @@ def completed_batches(checkpoint: dict) -> int | None:
 
 
 def save_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> None:
-    """Store the loaders' pass history and how many fetched batches the checkpoint has not trained."""
+    """Store the loaders' pass history and how many fetched batches the checkpoint has not trained
+    (a multi-process run: the place in each sharded loader's order, :func:`save_shards`)."""
     if world_size != 1:
+        save_shards(checkpoint, loaders, world_size=world_size)
         return
     history = {name: loader.passes() for name, loader in loaders.items() if isinstance(loader, ResumableLoader)}
     done = completed_batches(checkpoint)
@@ -176,11 +181,55 @@ def resume_passes(checkpoint: dict, loaders: dict, *, world_size: int) -> bool:
     return bool(plans)
 
 
-def restore_epoch_place(checkpoint: dict, loaders: dict, *, world_size: int) -> None:
+def _sharded(loaders: dict) -> dict:
+    from uboost.distributed.collectives import ShardSampler
+
+    return {name: loader for name, loader in loaders.items() if isinstance(getattr(loader, "sampler", None), ShardSampler)}
+
+
+def save_shards(checkpoint: dict, loaders: dict, *, world_size: int) -> None:
+    """A multi-process checkpoint: the positions of the epoch's order each sharded loader has trained. ``world_size``
+    ranks that trained ``k`` batches of ``B`` have trained its first ``k x world_size x B`` (a loader shorter than the
+    epoch, cycled, the part of its current pass)."""
+    sharded, done = _sharded(loaders), completed_batches(checkpoint)
+    if not sharded or done is None:
+        return
+    lengths = {name: len(loader) for name, loader in sharded.items()}
+    checkpoint[SHARDS_KEY] = {
+        "epoch": int(checkpoint.get("epoch", 0)), "world": int(world_size), "batches": done, "lengths": lengths,
+        "done": {name: done % max(1, lengths[name]) * world_size * loader.batch_size for name, loader in sharded.items()},
+    }
+
+
+def resume_shards(checkpoint: dict, loaders: dict) -> int | None:
+    """Point each sharded loader past the positions a multi-process checkpoint trained in its epoch; returns how
+    many batches of that epoch this run's ranks count as done (its length less the batches left on each rank),
+    or ``None`` when there is nothing to resume (no such checkpoint, or taken at an epoch's start or end)."""
+    saved, sharded = checkpoint.get(SHARDS_KEY), _sharded(loaders)
+    if not isinstance(saved, dict) or not sharded or set(saved.get("done", {})) != set(sharded):
+        return None
+    lengths = saved.get("lengths", {})
+    if not 0 < saved.get("batches", 0) < max(lengths.values(), default=0):
+        return None
+    for name, loader in sharded.items():
+        loader.sampler.resume_at(epoch=saved["epoch"], done=saved["done"][name], saved_world=saved["world"])
+    name = max(sharded, key=lambda n: lengths[n])  # the longest loader sets the epoch's length (the others cycle)
+    loader = sharded[name]
+    samples = loader.sampler.remaining(done=saved["done"][name], saved_world=saved["world"])
+    left = samples // loader.batch_size if loader.drop_last else -(-samples // loader.batch_size)
+    return max(0, len(loader) - left)
+
+
+def restore_epoch_place(checkpoint: dict, loaders: dict, *, world_size: int) -> int | None:
     """On resume (a module's ``on_load_checkpoint``, before Lightning restores its loops): an epoch stopped as it
     began runs whole (:func:`uboost.checkpointing.restart_unstarted_epoch`), one stopped inside goes on in its own
-    order from its place (:func:`resume_passes`)."""
+    order from its place (:func:`resume_passes`; a multi-process checkpoint's, :func:`resume_shards`, whose count
+    of the epoch's batches done on this run's ranks this returns)."""
     from uboost.checkpointing import restart_unstarted_epoch
 
-    if not restart_unstarted_epoch(checkpoint):
-        resume_passes(checkpoint, loaders, world_size=world_size)
+    if restart_unstarted_epoch(checkpoint):
+        return None
+    if SHARDS_KEY in checkpoint:
+        return resume_shards(checkpoint, loaders)
+    resume_passes(checkpoint, loaders, world_size=world_size)
+    return None

@@ -253,7 +253,8 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
     root = runs.owner_root(out, run.root)
     from uboost.distributed import check_launch, is_rank_zero
 
-    check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
+    check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision,
+                 strategy=config.strategy)
     if not is_rank_zero(config):  # another rank of a DDP retrain: never touches the output directory
         return _retrain(source, run, config, out, root, search_config, progress, cost_model, resume, callbacks or [],
                         extra_logger=logger, rank_zero=False)

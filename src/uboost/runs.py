@@ -213,7 +213,7 @@ def locked_run(func):
     return wrapper
 
 
-def _progress(path: Path) -> tuple[int, float]:
+def checkpoint_progress(path: Path) -> tuple[int, float]:
     """``(global_step, mtime)`` of a checkpoint; an unreadable one ranks last (never chosen over a good one)."""
     import torch
 
@@ -229,7 +229,7 @@ def latest_checkpoint(run: Path) -> Path | None:
     """The checkpoint that got furthest (most optimizer steps; the newest among equals). Not simply
     the newest file: a failed resume that saved an epoch-0 checkpoint must not win over ten finished epochs."""
     ckpts = list((run / CHECKPOINTS).glob("*.ckpt")) if (run / CHECKPOINTS).is_dir() else []
-    return max(ckpts, key=_progress) if ckpts else None
+    return max(ckpts, key=checkpoint_progress) if ckpts else None
 
 
 def tensors_differ(expected: dict, state: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:

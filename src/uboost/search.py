@@ -153,7 +153,8 @@ def run_search(
         if not resume:
             raise ConfigError("run_search needs a SearchConfig (only a resume reads the run's own config.json)")
         config = SearchConfig.from_dict(runs.read_json(Path(out) / runs.CONFIG, "run config"))
-    check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision)
+    check_launch(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, precision=config.precision,
+                 strategy=config.strategy)
     from uboost.search_config import refuse_tableless_lookup
 
     refuse_tableless_lookup(config, cost_model)

@@ -4,7 +4,7 @@ Every rank runs this file (Lightning's launcher re-runs it; torchrun starts it).
 tiny space without batch norm (where N ranks at batch b equal one process at batch N*b), checks
 after every training step that alphas, weights, budget multiplier and sampled path are bitwise
 the same on every rank, audits what each process opens for writing under OUT, and writes
-``REPORT_DIR/rank<R>.json``. ``UBOOST_TEST_PAUSE_EPOCH=E`` makes every rank write
+``REPORT_DIR/rank<R>.json`` (with the samples of every training batch, as checksums). ``UBOOST_TEST_PAUSE_EPOCH=E`` makes every rank write
 ``REPORT_DIR/paused<R>`` and sleep after the first step of epoch E (a test then sends Ctrl-C or kills
 one); ``UBOOST_TEST_PAUSE_RANK=R`` pauses rank R only; ``UBOOST_TEST_PAUSE_VALIDATION=E`` pauses every
 rank in epoch E's validation instead; ``UBOOST_TEST_PAUSE_START_RANK=R`` makes rank R (R > 0) write
@@ -54,6 +54,21 @@ from uboost.search import SearchConfig, run_search  # noqa: E402
 register_no_norm()
 
 
+class Batches(pl.Callback):
+    """Per training batch ``[epoch, batch_idx, weight samples, architecture samples]``, each sample a checksum."""
+
+    def __init__(self) -> None:
+        self.batches: list[list] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        import zlib
+
+        def samples(part):
+            return [zlib.crc32(x.numpy().tobytes()) ^ int(y) for x, y in zip(*part)]
+
+        self.batches.append([trainer.current_epoch, batch_idx, samples(batch["train"]), samples(batch["val"])])
+
+
 class Pause(pl.Callback):
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking and str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_VALIDATION"):
@@ -70,9 +85,9 @@ class Pause(pl.Callback):
 
 config = SearchConfig(**config_json)
 rank = global_rank(devices=config.devices, num_nodes=config.num_nodes)
-check = RankConsistency()
+check, seen = RankConsistency(), Batches()
 try:
-    result = run_search(config, out, resume=resume, force=not resume, callbacks=[check, Pause()])
+    result = run_search(config, out, resume=resume, force=not resume, callbacks=[check, seen, Pause()])
 except UBoostError as exc:  # as the CLI: one red line, exit 1 (130 for Ctrl-C)
     from uboost.cli._common import fail
 
@@ -84,6 +99,6 @@ except UBoostError as exc:  # as the CLI: one red line, exit 1 (130 for Ctrl-C)
         sys.exit(getattr(done, "exit_code", 1))
 report = {
     "rank": rank, "pid": os.getpid(), "world": check.size, "records": check.records, "arch": result.arch,
-    "written": written, "seconds": result.seconds,
+    "written": written, "seconds": result.seconds, "batches": seen.batches,
 }
 (report_dir / f"rank{rank}.json").write_text(json.dumps(report))

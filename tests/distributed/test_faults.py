@@ -56,6 +56,27 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_device
     assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
 
 
+@pytest.mark.slow
+def test_a_run_resumed_inside_an_epoch_on_as_many_devices_trains_the_batches_the_uninterrupted_run_had_left(
+        tmp_path, launch):
+    """Lightning restarted the epoch's loader: each rank trained batches 0, 1, 2 of its shard again, not 1, 2, 3."""
+    config = {**TINY, "epochs": 1, "batch_size": 16, "devices": 2}
+    run = launch(tmp_path / "run", tmp_path / "first", config, env={"UBOOST_TEST_PAUSE_EPOCH": 0})
+    for rank in (0, 1):
+        run.wait_for(f"paused{rank}", timeout=300)  # each rank trained batch 0
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert run.wait(timeout=60)[0] == 130
+    resumed = launch(tmp_path / "run", tmp_path / "second", config, resume=True)
+    code, _, err = resumed.wait(timeout=180)
+    assert code == 0, err[-3000:]
+    whole = launch(tmp_path / "whole", tmp_path / "whole-report", config)  # after it: 2 cores are enough
+    code, _, err = whole.wait(timeout=180)
+    assert code == 0, err[-3000:]
+    for rank in (0, 1):
+        left = whole.rank(rank)["batches"][1:]
+        assert len(left) == 3 and resumed.rank(rank)["batches"] == left  # same samples, same batches, same order
+
+
 def test_ctrl_c_while_the_ranks_start_ends_rank_0_waiting_in_the_rendezvous_with_one_line(tmp_path, launch):
     """Rank 0 waits for rank 1 in a C++ call no signal ends; it used to wait out the collective timeout."""
     config = {**TINY, "epochs": 2, "batch_size": 16, "devices": 2}
@@ -123,6 +144,8 @@ def test_the_rank_watcher_kills_the_other_ranks_and_lets_rank_0_speak_before_it_
     import subprocess
     import sys
 
+    import torch
+
     from uboost.distributed.lightning import RankWatcher
 
     dead = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
@@ -134,6 +157,8 @@ def test_the_rank_watcher_kills_the_other_ranks_and_lets_rank_0_speak_before_it_
         def give_up(self, line):
             said.append((time.monotonic(), line))
 
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"global_step": 3}, tmp_path / "checkpoints" / "last.ckpt")
     watcher = Recorded(os.getpid(), [dead, alive], grace_s=0.5, size=3, where=tmp_path / "checkpoints")
     started = time.monotonic()
     assert watcher._run() is True  # one poll: a rank died
@@ -142,6 +167,30 @@ def test_the_rank_watcher_kills_the_other_ranks_and_lets_rank_0_speak_before_it_
     line = said[0][1]
     assert line.startswith("rank 0 of 3: another process of the run stopped (rank 1 exited with code -9)")
     assert f"the last checkpoint is in {tmp_path / 'checkpoints'}, continue with --resume" in line
+
+
+def test_a_failed_rendezvous_names_the_master_and_the_launched_size_and_says_resume_only_after_training(
+        tmp_path, monkeypatch):
+    """It said "rank 0 of 1: another process of the run stopped ...; continue with --resume" with nothing to resume."""
+    import torch
+    import torch.distributed as dist
+
+    from uboost.distributed.errors import as_rank_failure
+
+    monkeypatch.setenv("MASTER_ADDR", "10.0.0.7")
+    monkeypatch.setenv("MASTER_PORT", "29511")
+    failed = dist.DistNetworkError("The client socket has timed out after 30s while trying to connect to (10.0.0.7, 29511).")
+    ckpts = tmp_path / "checkpoints"
+    lines = []
+    for step in (None, 0, 4):  # no checkpoint, one of step 0, one that trained
+        if step is not None:
+            ckpts.mkdir(exist_ok=True)
+            torch.save({"global_step": step}, ckpts / "interrupted.ckpt")
+        lines.append(str(as_rank_failure(failed, ckpts, rank=1, size=4)))
+    for line in lines:
+        assert line.startswith("rank 1 of 4: could not reach the master at 10.0.0.7:29511") and "timed out" in line
+    assert ["--resume" in line for line in lines] == [False, False, True]
+    assert "start over" in lines[0] and f"the last checkpoint is in {ckpts}, continue with --resume" in lines[2]
 
 
 def test_the_launcher_of_a_multi_device_run_uses_the_rank_watcher():

@@ -52,6 +52,35 @@ def test_torchrun_world_size_must_match_devices(cli, tmp_path, monkeypatch):  # 
     assert not out.exists()
 
 
+TORCHRUN = {"RANK": "0", "GROUP_RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}
+NODES = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
+@pytest.mark.parametrize("env, flags, fragments", [
+    (TORCHRUN, ["--devices", "1", "--num-nodes", "2"], ["torchrun started 2 processes per node", "--devices 2"]),
+    ({**NODES, "NODE_RANK": "abc"}, ["--num-nodes", "2"], ["NODE_RANK='abc' is not a node rank", "from 0 to 1"]),
+    ({**NODES, "NODE_RANK": "-1"}, ["--num-nodes", "2"], ["NODE_RANK='-1'", "from 0 to 1"]),
+    ({**NODES, "NODE_RANK": "5"}, ["--num-nodes", "2"], ["NODE_RANK='5'", "from 0 to 1"]),
+    ({"NODE_RANK": "1"}, ["--devices", "2"], ["NODE_RANK='1'", "from 0 to 0"]),  # stale, from another run
+    ({"LOCAL_RANK": "2"}, ["--devices", "2"], ["LOCAL_RANK='2' is not a local rank", "from 0 to 1"]),
+    ({"MASTER_PORT": "abc"}, ["--devices", "2"], ["MASTER_PORT='abc' is not a port", "from 1 to 65535"]),
+    ({"MASTER_PORT": "99999"}, ["--devices", "2"], ["MASTER_PORT='99999'", "from 1 to 65535"]),
+    ({"UBOOST_DDP_TIMEOUT_S": "soon"}, ["--devices", "2"], ["UBOOST_DDP_TIMEOUT_S must be a number", "'soon'"]),
+    ({"UBOOST_DDP_TIMEOUT_S": "0"}, ["--devices", "1", "--strategy", "ddp"], ["UBOOST_DDP_TIMEOUT_S must be positive"]),
+])
+def test_bad_launcher_variables_are_one_line_and_write_nothing(cli, tmp_path, monkeypatch, env, flags, fragments):  # noqa: F811
+    """They ended in tracebacks (an IndexError, a ValueError, gloo's and C++ stacks) or a wait for the collective
+    timeout, some after the run directory was written (its config, interrupted.ckpt)."""
+    for key in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE",
+                "WORLD_SIZE", "SLURM_NTASKS", "UBOOST_DDP_TIMEOUT_S"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "run"
+    one_line_error(cli("search", *TINY_CLI, *flags, "--out", out), *fragments)
+    assert not out.exists()
+
+
 def test_bf16_mixed_precision_search_runs_on_the_cpu_and_is_stored(cli, tmp_path):  # noqa: F811
     import json
 

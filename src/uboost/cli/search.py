@@ -174,7 +174,8 @@ def search(
     run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     from uboost.distributed import LAUNCH_FIELDS, check_launch, is_rank_zero
 
-    check_launch(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=cfg.precision)
+    check_launch(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=cfg.precision,
+                 strategy=cfg.strategy)
     if resume:
         _refuse_changed_settings(run_dir, {k: v for k, v in given.items() if k not in LAUNCH_FIELDS}, cfg.to_dict())
     rank_zero = is_rank_zero(cfg)  # the other ranks of a DDP run print nothing and never touch the run directory

@@ -64,13 +64,51 @@ def manual_multinode_env() -> bool:
     return all(k in os.environ for k in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK"))
 
 
+def _env_int(name: str) -> int | None:
+    """The launcher variable ``name`` as an integer (``None`` where unset or empty)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={os.environ[name]!r} is not an integer") from None
+
+
 def global_rank(*, devices: int = 1, num_nodes: int = 1) -> int:
     """This process's global rank, read from the launcher's variables (0 before Lightning launches)."""
     if torchrun_env():
-        return int(os.environ["RANK"])
+        return _env_int("RANK") or 0
     if slurm_env(devices, num_nodes):
-        return int(os.environ.get("SLURM_PROCID", 0))
-    return int(os.environ.get("NODE_RANK", 0) or 0) * devices + int(os.environ.get("LOCAL_RANK", 0) or 0)
+        return _env_int("SLURM_PROCID") or 0
+    return (_env_int("NODE_RANK") or 0) * devices + (_env_int("LOCAL_RANK") or 0)
+
+
+def _check_rank(name: str, count: int, what: str) -> None:
+    """Refuse a launcher variable set to anything but a rank below ``count`` (a stale one from another run)."""
+    text = os.environ.get(name, "").strip()
+    if text and not (text.lstrip("-").isdigit() and 0 <= int(text) < count):
+        raise ConfigError(f"{name}={os.environ[name]!r} is not a {what}: expected an integer from 0 to {count - 1}")
+
+
+def _check_ranks(devices: int, num_nodes: int) -> None:
+    """The launcher's variables, before any of them reaches Lightning or the rendezvous (a bad one ended in a
+    traceback, a wait for a node that never comes, or a C++ stack, after the run directory was written)."""
+    local = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    if torchrun_env() and local != str(devices):
+        raise ConfigError(f"torchrun started {local} processes per node (--nproc_per_node) but --devices is {devices}; "
+                          f"pass --devices {local}")
+    nodes, world = f"node rank (--num-nodes {num_nodes})", devices * num_nodes
+    for name, count, what in (("NODE_RANK", num_nodes, nodes), ("GROUP_RANK", num_nodes, nodes),
+                              ("LOCAL_RANK", devices, f"local rank (--devices {devices})"),
+                              ("RANK", world, f"global rank (devices x num_nodes = {world})"),
+                              ("SLURM_PROCID", world, f"SLURM task rank (devices x num_nodes = {world})")):
+        if name != "SLURM_PROCID" or slurm_env(devices, num_nodes):
+            _check_rank(name, count, what)
+    port = os.environ.get("MASTER_PORT", "").strip()
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(f"MASTER_PORT={os.environ['MASTER_PORT']!r} is not a port: expected an integer from 1 to 65535")
+    collective_timeout_s()  # a bad UBOOST_DDP_TIMEOUT_S, before the run directory is written
 
 
 def is_rank_zero(config=None) -> bool:
@@ -82,7 +120,8 @@ def is_rank_zero(config=None) -> bool:
     return global_rank(devices=config.devices, num_nodes=config.num_nodes) == 0
 
 
-def check_launch(*, accelerator: str, devices: int, num_nodes: int, precision: str = "32-true") -> None:
+def check_launch(*, accelerator: str, devices: int, num_nodes: int, precision: str = "32-true",
+                 strategy: str = "auto") -> None:
     """Refuse, in one line and before anything is written, a launch this machine cannot run."""
     import multiprocessing
 
@@ -93,8 +132,10 @@ def check_launch(*, accelerator: str, devices: int, num_nodes: int, precision: s
     if num_nodes > 1 and not (torchrun_env() or slurm_env(devices, num_nodes) or manual_multinode_env()):
         raise ConfigError(f"num_nodes={num_nodes} needs a launcher on every node: torchrun (--nnodes {num_nodes}), "
                           f"SLURM (srun, {devices * num_nodes} tasks), or MASTER_ADDR, MASTER_PORT and NODE_RANK set")
+    if uses_ddp(devices=devices, num_nodes=num_nodes, strategy=strategy):
+        _check_ranks(devices, num_nodes)
     if torchrun_env():
-        world = int(os.environ.get("WORLD_SIZE", 0) or 0)
+        world = _env_int("WORLD_SIZE") or 0
         if world and world != devices * num_nodes:
             raise ConfigError(f"torchrun started {world} processes but devices x num_nodes = {devices} x {num_nodes}; "
                               f"pass --devices {os.environ['LOCAL_WORLD_SIZE']} (--nproc_per_node) and --num-nodes (--nnodes)")

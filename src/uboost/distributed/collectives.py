@@ -87,6 +87,12 @@ def same_on_all_ranks(tensor: torch.Tensor) -> bool:
     return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
 
+def _padded(indices: list[int], size: int) -> list[int]:
+    """``indices`` repeated from their start up to a multiple of ``size`` (as ``DistributedSampler`` pads)."""
+    pad = -len(indices) % size
+    return indices + (indices * -(-pad // len(indices)))[:pad] if pad and indices else indices
+
+
 class ShardSampler(DistributedSampler):
     """A shuffling sampler that shards the data over the ranks once a process group exists.
 
@@ -96,13 +102,21 @@ class ShardSampler(DistributedSampler):
     unchanged); with one it is torch's ``DistributedSampler`` (seeded with ``seed``, reshuffled
     by ``set_epoch``, padded to equal shards): rank ``r`` of ``n`` gets positions ``r, r+n, ...``
     of the epoch's permutation, so ``n`` ranks at batch ``b`` see, step by step, the same
-    samples as one ``ddp`` process at batch ``n*b``.
+    samples as one ``ddp`` process at batch ``n*b``, and ``n`` ranks that trained ``k`` batches
+    of ``B`` have trained exactly the first ``k*n*B`` positions of that order.
+
+    :meth:`resume_at` makes the next pass of an epoch start after such a prefix: it draws the
+    epoch's order as the saved run did, drops the positions that run trained and shards the rest
+    over this run's ranks (on one process too). On as many ranks as before, each rank gets what it
+    would have trained next; on another number, every remaining sample once (and the padding that
+    makes the shards equal). Its length stays the whole epoch's: Lightning counts the batches done.
     """
 
     def __init__(self, dataset, *, seed: int, generator: torch.Generator | None = None) -> None:  # noqa: D107
         # DistributedSampler.__init__ needs a process group: set its fields here instead
         self.dataset, self.seed, self.generator = dataset, int(seed), generator
         self.shuffle, self.drop_last, self.epoch = True, False, 0
+        self._resume: tuple[int, int, int] | None = None
 
     @property
     def num_replicas(self) -> int:
@@ -120,10 +134,28 @@ class ShardSampler(DistributedSampler):
     def total_size(self) -> int:
         return self.num_samples * self.num_replicas
 
+    def resume_at(self, *, epoch: int, done: int, saved_world: int) -> None:
+        """The next pass of ``epoch`` leaves out the first ``done`` positions of its order padded for ``saved_world`` ranks."""
+        self._resume = (int(epoch), int(done), int(saved_world))
+
+    def remaining(self, *, done: int, saved_world: int) -> int:
+        """Samples each rank of this run gets in a pass resumed after ``done`` positions (see :meth:`resume_at`)."""
+        left = max(0, -(-len(self.dataset) // saved_world) * saved_world - done)
+        return -(-left // world()[1])
+
     def __iter__(self):
-        if not distributed():
-            return iter(RandomSampler(self.dataset, generator=self.generator))
-        return super().__iter__()
+        # a generator: the resume is spent by the pass that yields its first index, not by one made and dropped
+        resume, self._resume = self._resume, None
+        if resume is not None and resume[0] == self.epoch:
+            _, done, saved_world = resume
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)  # DistributedSampler's order
+            rest = _padded(torch.randperm(len(self.dataset), generator=generator).tolist(), saved_world)[done:]
+            rank, size = world()
+            yield from _padded(rest, size)[rank::size]
+        elif not distributed():
+            yield from RandomSampler(self.dataset, generator=self.generator)
+        else:
+            yield from super().__iter__()
 
     def __len__(self) -> int:
         return self.num_samples if distributed() else len(self.dataset)

@@ -139,15 +139,17 @@ def wait_for_children(trainer, timeout_s: float = 120.0) -> None:
 WORLD_KEY = "uboost_world_size"
 
 
-def rescale_progress(checkpoint: dict, saved_world: int, world: int) -> bool:
-    """A checkpoint saved mid-epoch by ``saved_world`` ranks, resumed on ``world``: the batches
-    done in the epoch count in the new shard size (``done x saved_world / world``, rounded down:
-    a few samples seen again, none skipped). Lightning restores its loops after the module's
-    ``on_load_checkpoint``, which calls this. A checkpoint taken after the epoch's last batch (at
-    its end, or interrupted during its validation) is left as it is and this returns True: the
-    epoch's batches are all done on any number of ranks, and :func:`finish_epoch_progress` sets the
-    count to the new epoch's length once that is known (any other count makes Lightning train
-    another batch, or stop short of one, and skip that epoch's validation)."""
+def rescale_progress(checkpoint: dict, saved_world: int, world: int, *, done: int | None = None) -> bool:
+    """A checkpoint saved mid-epoch by ``saved_world`` ranks, resumed on ``world``: the batches done in the
+    epoch count in the new shard size. ``done``: that count where the loaders resume past the samples the
+    saved run trained (:func:`uboost.resumable_loader.resume_shards`: the epoch's length less the batches
+    left on each rank, so Lightning fetches exactly those); otherwise ``done x saved_world / world``,
+    rounded down (loaders that draw the epoch again: samples may be trained twice or not at all in it).
+    Lightning restores its loops after the module's ``on_load_checkpoint``, which calls this. A checkpoint
+    taken after the epoch's last batch (at its end, or interrupted during its validation) is left as it is
+    and this returns True: the epoch's batches are all done on any number of ranks, and
+    :func:`finish_epoch_progress` sets the count to the new epoch's length once that is known (any other
+    count makes Lightning train another batch, or stop short of one, and skip that epoch's validation)."""
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
     if not isinstance(progress, dict) or not isinstance(progress.get("current"), dict):
         return False
@@ -157,7 +159,7 @@ def rescale_progress(checkpoint: dict, saved_world: int, world: int) -> bool:
     current = progress["current"]
     for key, value in current.items():
         if isinstance(value, int):
-            current[key] = value * saved_world // world
+            current[key] = done if done is not None else value * saved_world // world
     logger.info("checkpoint of %d ranks resumed on %d: %d batches of the epoch done", saved_world, world,
                 current.get("completed", 0))
     return False

@@ -85,10 +85,10 @@ class DataParallelSearch:
 
         from uboost.resumable_loader import restore_epoch_place
 
-        restore_epoch_place(checkpoint, getattr(self, "_loaders", {}), world_size=world()[1])  # (one process only)
+        done = restore_epoch_place(checkpoint, getattr(self, "_loaders", {}), world_size=world()[1])
         saved = checkpoint.get(WORLD_KEY, 1)
-        if saved != world()[1]:  # resumed on another number of devices
-            self._finish_restored_epoch = rescale_progress(checkpoint, saved, world()[1])
+        if saved != world()[1] or done is not None:  # another number of devices, or counted as the loaders resume
+            self._finish_restored_epoch = rescale_progress(checkpoint, saved, world()[1], done=done)
         super().on_load_checkpoint(checkpoint)
 
     def on_train_start(self):
