@@ -73,14 +73,22 @@ class Pause(pl.Callback):
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking and str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_VALIDATION"):
             (report_dir / f"paused{trainer.global_rank}").write_text(str(os.getpid()))
-            time.sleep(120)
+            _pause(trainer)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         rank = trainer.global_rank
         if batch_idx == 1 and str(trainer.current_epoch) == os.environ.get("UBOOST_TEST_PAUSE_EPOCH") and \
                 os.environ.get("UBOOST_TEST_PAUSE_RANK", str(rank)) == str(rank):
             (report_dir / f"paused{rank}").write_text(str(os.getpid()))
-            time.sleep(120)  # a test sends Ctrl-C (SIGINT) now, or kills a rank
+            _pause(trainer)  # a test sends Ctrl-C (SIGINT) now, or kills a rank
+
+
+def _pause(trainer, seconds=120.0):
+    """Sleep until a test stops the run: a Ctrl-C raises here on several ranks; on one process it only asks the
+    run to stop at the batch's end (uboost.checkpointing.stop_between_batches), so the pause ends then."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not any(getattr(cb, "requested", False) for cb in trainer.callbacks):
+        time.sleep(0.1)
 
 
 config = SearchConfig(**config_json)

@@ -33,6 +33,9 @@ def _interrupt_at_epoch_1(launch, tmp_path, name, devices):
     code, _, err = run.wait(timeout=60)
     assert code == 130, err[-3000:]
     lines = error_lines(err)
+    if devices == 1:  # one process stops at the batch's end, and says so as the Ctrl-C lands
+        assert lines[0].startswith("Ctrl-C: stopping after this batch"), err[-3000:]
+        lines = lines[1:]
     assert len(lines) == 1 and "interrupted" in lines[0] and "--resume" in lines[0], err[-3000:]
     assert (run.out / "checkpoints" / "interrupted.ckpt").is_file()
     assert not (run.out / "arch.json").exists()
@@ -48,9 +51,11 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes_on_another_number_of_device
     assert code == 0, err[-3000:]
     records = resumed.rank(0)["records"]
     assert records and {r["epoch"] for r in records} == {1}  # epoch 0 is not repeated
-    # one step of epoch 1 was done on `before` devices: that share of the epoch is done on `after` too
+    # one step of epoch 1 was done on `before` devices (two on one process: its Ctrl-C lets the paused batch finish):
+    # that share of the epoch is done on `after` too
     steps_before, steps_after = 128 // 16 // before, 128 // 16 // after
-    assert len(records) == steps_after - 1 * steps_after // steps_before
+    done = 1 if before > 1 else 2
+    assert len(records) == steps_after - done * steps_after // steps_before
     assert all(r["alphas"] and r["weights"] and r["path"] for r in records)
     assert json.loads((resumed.out / "config.json").read_text())["devices"] == before  # the stored settings stay
     assert (resumed.out / "arch.json").is_file() and not (resumed.out / ".lock").exists()
