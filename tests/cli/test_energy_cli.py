@@ -136,6 +136,11 @@ def test_energy_frontier_is_monotone_and_within_its_budgets(cli, energy_run, tmp
     assert energies[0] == pytest.approx(low) and energies[-1] == pytest.approx(high)
 
 
+# between the cheapest network's latency at 900 MHz (0.00081 ms) and at 700 MHz (0.00104 ms) on the 8x8 array:
+# only the two fastest points of rk3576-npu can meet it (checked where it is used)
+AUTO_LATENCY_MS = 0.001
+
+
 @pytest.fixture(scope="module")
 def auto_run(energy_run, tmp_path_factory):
     """A tiny search under latency and energy budgets at once, its operating point chosen with the network."""
@@ -146,7 +151,7 @@ def auto_run(energy_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("auto") / "run"
     try:
         main(["search", *TINY, "--array", "8x8", "--operating-points", "rk3576-npu", "--operating-point", "auto",
-              "--target-energy-uj", str(target_uj), "--target-latency-ms", "0.01", "--out", str(out)])
+              "--target-energy-uj", str(target_uj), "--target-latency-ms", str(AUTO_LATENCY_MS), "--out", str(out)])
     except SystemExit as exc:
         assert not exc.code, exc.code
     return out, target_uj
@@ -162,7 +167,13 @@ def test_search_with_both_budgets_and_operating_point_auto(auto_run):
     point = written["operating_point"]
     assert [point["freq_hz"], point["voltage_v"]] in POINTS
     assert hardware["hardware"]["clock_hz"] == point["freq_hz"] and hardware["total"]["voltage_v"] == point["voltage_v"]
-    assert written["energy_uj"] <= target_uj and written["latency_ms"] <= 0.01
+    assert written["energy_uj"] <= target_uj and written["latency_ms"] <= AUTO_LATENCY_MS
+    # the most preferred (network, point) pair under the final alphas, the slower points out of reach
+    pairs = every_pair(out, auto=True)
+    assert min(r["latency"] for r in pairs if r["point"] in (0, 1)) > AUTO_LATENCY_MS
+    arch = json.loads((out / "arch.json").read_text())
+    assert_best_pair(pairs, [("latency", AUTO_LATENCY_MS, 0.9), ("energy", target_uj, 0.0)], preference_of(pairs, arch),
+                     point["index"])
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert {"hw/budget_multiplier", "hw/energy_multiplier", "hw/operating_point"} <= set(rows[0])
     assert "energy_multiplier" in written and "budget_multiplier" in written
@@ -188,6 +199,23 @@ def test_profile_and_retrain_price_an_auto_run_at_its_chosen_point(cli, auto_run
     one_line_error(cli("profile", run, "--clock-hz", "1e9"), "above the fastest operating point")
 
 
+def choice_that_matters(pairs, target_uj) -> tuple[float, dict]:
+    """``(latency cap, best pair)``: the first cap on a grid between the cheapest network's latency at the fastest
+    point and at the slowest where the best pair within it and ``target_uj`` is one point's alone, and not the
+    slowest point that has a network within them (a chooser taking the first feasible point, or only the
+    table's first, would then differ)."""
+    points = sorted({r["point"] for r in pairs})
+    low = min(r["latency"] for r in pairs if r["point"] == points[-1])
+    high = min(r["latency"] for r in pairs if r["point"] == points[0])
+    for k in range(1, 20):
+        cap = low + k / 20 * (high - low)
+        best = best_per_point(pairs, [("latency", cap, 0.9), ("energy", target_uj, 0.0)])
+        ranked = sorted(best.values(), key=lambda r: -r["preference"])
+        if len(ranked) > 1 and ranked[0]["preference"] > ranked[1]["preference"] + 1e-6 and ranked[0]["point"] != min(best):
+            return cap, ranked[0]
+    raise AssertionError("no latency cap where the operating point matters")
+
+
 def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy_run, auto_run, tmp_path):
     run, low, high = energy_run
     one_line_error(cli("export", run, "--operating-point", "auto", "--out", tmp_path / "x"), "operating-point table")
@@ -200,6 +228,16 @@ def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy
     point = written["operating_point"]
     assert [point["freq_hz"], point["voltage_v"]] in POINTS and written["energy_uj"] <= target_uj
     assert (config["clock_hz"], config["voltage_v"], config["operating_point"]) == (point["freq_hz"], point["voltage_v"], None)
+    pairs = every_pair(searched, auto=True)
+    assert_best_pair(pairs, [("energy", target_uj, 0.9)], written["preference"], point["index"])
+    # a latency cap the slowest point cannot meet, where the best pair is not at the slowest point that can
+    latency, best = choice_that_matters(pairs, target_uj)
+    result = cli("export", searched, "--operating-point", "auto", "--target-energy-uj", target_uj, "--target-latency-ms",
+                 latency, "--out", tmp_path / "z")
+    assert result.code == 0, result.err
+    capped = json.loads((tmp_path / "z" / "result.json").read_text())
+    assert capped["operating_point"]["index"] == best["point"] and capped["preference"] == pytest.approx(best["preference"])
+    assert capped["latency_ms"] <= latency and capped["energy_uj"] <= target_uj
     # the exported run is priced at its point again by profile's own code path
     from uboost.search import SearchConfig, build_cost_model, build_space
     from uboost import runs
@@ -253,15 +291,20 @@ def test_search_with_an_unreachable_energy_budget_names_the_least_energy(cli, tm
 
 def test_energy_frontier_with_operating_point_auto_and_a_latency_cap(cli, auto_run, tmp_path):
     run, target_uj = auto_run
+    pairs = every_pair(run, auto=True)
+    latency, _ = choice_that_matters(pairs, target_uj)
     out = tmp_path / "front"
-    result = cli("frontier", run, "--metric", "energy", "--points", "2", "--target-latency-ms", "0.01",
+    result = cli("frontier", run, "--metric", "energy", "--points", "2", "--target-latency-ms", latency,
                  "--operating-point", "auto", "--out", out)
     assert result.code == 0, result.err
     for i in range(2):
         written = json.loads((out / f"p{i:02d}" / "result.json").read_text())
         point = written["operating_point"]
         assert [point["freq_hz"], point["voltage_v"]] in POINTS
-        assert written["energy_uj"] <= written["target_energy_uj"] * (1 + 1e-9) and written["latency_ms"] <= 0.01
+        assert written["energy_uj"] <= written["target_energy_uj"] * (1 + 1e-9) and written["latency_ms"] <= latency
+        # each point the best pair in its energy window under the cap (with auto, only the window holds)
+        assert_best_pair(pairs, [("energy", written["target_energy_uj"], 0.9), ("latency", latency, 0.0)],
+                         written["preference"], point["index"])
 
 
 def test_the_search_summary_names_a_custom_energy_table(cli, tmp_path):
