@@ -47,6 +47,18 @@ def _uboost(*args) -> list[str]:
     return [sys.executable, "-c", "import sys; from uboost.cli import main; sys.exit(main())", *map(str, args)]
 
 
+def assert_measured(trial) -> None:
+    """The trial's latency and cycles (its objective value and user attributes) are those its search
+    wrote: the run directory's result.json and hardware.json total."""
+    a = trial.user_attrs
+    run_dir = Path(a["run_dir"])
+    result = json.loads((run_dir / "result.json").read_text())
+    total = json.loads((run_dir / "hardware.json").read_text())["total"]
+    assert a["latency_ms"] > 0 and a["cycles"] > 0
+    assert a["latency_ms"] == pytest.approx(result["latency_ms"], rel=1e-12) == total["latency_ms"]
+    assert a["cycles"] == pytest.approx(result["cycles"], rel=1e-12) == total["cycles"]
+
+
 # ----------------------------------------------------------------------------------- space and parsing
 
 
@@ -168,7 +180,8 @@ def test_tune_cli_end_to_end_continue_and_export(cli, tmp_path, tiny_toml):
     for t in trials:
         a = t.user_attrs
         assert isinstance(a["arch"], dict) and set(a["arch"]) >= {"conv1_width", "conv2_width"}
-        assert a["cycles"] > 0 and a["latency_ms"] > 0 and 0 < a["utilization"] <= 1
+        assert 0 < a["utilization"] <= 1
+        assert_measured(t)
         assert t.values == [a["accuracy"], a["latency_ms"]] and a["accuracy"] == a["val_acc"]
         assert a["array"] == f"{t.params['rows']}x{t.params['cols']}" and a["dataflow"] == "ws"
         assert a["config"]["space_options"] == {"widths": [4, 8], "hidden": [16]}
@@ -213,6 +226,8 @@ def test_python_api_in_a_users_own_study(tmp_path):
     (trial,) = study.trials
     assert trial.state.name == "COMPLETE", trial.user_attrs.get("fail_reason")
     assert trial.user_attrs["run_dir"] == str((tmp_path / "trials" / "uboost" / "0000").resolve())
+    assert_measured(trial)
+    assert trial.values == [trial.user_attrs["accuracy"], trial.user_attrs["latency_ms"]]
     single = optuna.create_study(direction="maximize")
     with pytest.raises(ConfigError, match="directions"):
         single.optimize(lambda t: objective(t, base=BASE, out_root=tmp_path), n_trials=1)
@@ -247,6 +262,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
     assert skipped.user_attrs["skipped"] == "area_budget" and "over the area budget of 128" in skipped.user_attrs["fail_reason"]
     assert "run_dir" not in skipped.user_attrs  # nothing was run
     assert "unknown cost model 'nope'" in broken.user_attrs["fail_reason"]
+    assert_measured(study.trials[-1])
     # n_trials counts searches that ran (the failed one included), not area-budget skips
     assert sum(not t.user_attrs.get("skipped") for t in study.trials) == 2
 
@@ -266,6 +282,7 @@ def test_budget_mode_constraint_reports_and_pruning(tmp_path):
     done, pruned = study.trials
     assert study.metric_names == ["accuracy"]
     assert done.state.name == "COMPLETE" and sorted(done.intermediate_values) == [0, 1]
+    assert_measured(done)
     over = done.user_attrs["latency_ms"] - 1e-4
     assert done.user_attrs[BUDGET_CONSTRAINT] == pytest.approx(over) and over > 0  # tiny budget: infeasible
     if hasattr(done, "constraints"):

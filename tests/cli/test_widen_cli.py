@@ -11,7 +11,20 @@ def test_a_bits_search_widens_all_by_default_and_exports_a_network_no_dearer_tha
     assert result.code == 0, result.err
     facts = json.loads((out / "result.json").read_text())
     assert json.loads((out / "config.json").read_text())["widen"] == "all"
-    assert isinstance(facts["widened"], list)  # the labels it raised (maybe none)
+    # exactly what widen_free makes of the run's argmax (its final alphas) on its array: the labels raised
+    from uboost.frontier import load_projector
+    from uboost.quant import precision_dict
+    from uboost.strategy.precision import split_precision
+    from uboost.strategy.widening import widen_free
+
+    source = load_projector(out)
+    expected = widen_free(source.projector, source.supernet, source.argmax_arch)
+    raised = sorted(k for k in expected if expected[k] != source.argmax_arch[k])
+    assert raised and facts["widened"] == raised  # something is free on this array (here bits:fc1, 2 -> 4)
+    assert facts["widened_values"] == {k: [source.argmax_arch[k], expected[k]] for k in raised}
+    nni_arch, bits = split_precision(source.supernet, expected)
+    assert json.loads((out / "arch.json").read_text()) == nni_arch
+    assert json.loads((out / "precision.json").read_text()) == precision_dict(bits)
     assert sorted(facts["widened_values"]) == facts["widened"]  # label: [from, to]
     assert all(a != b for a, b in facts["widened_values"].values())
     assert ("changed at export (--widen all)" in result.out) == bool(facts["widened"])

@@ -2,14 +2,22 @@
 
 import json
 
+import numpy as np
 import pytest
 from torch.utils.data import Dataset
 
 from uboost.dynamic import pipeline
 from tests.cli.conftest import one_line_error
+from tests.dynamic.conftest import assert_priced, hand_priced
+from uboost.dynamic.pricing import ExitCosts
 from uboost.dynamic.pipeline import ExitsConfig, load_data, prepare, run_exits
 
-TINY = dict(epochs=2, max_samples=128, grid=(0.5, 0.9), operating_points="rk3576-npu")
+# 0.1: the tiny heads' confidence is about 0.15 (10 classes, barely trained), so policies that exit early exist
+TINY = dict(epochs=2, max_samples=128, grid=(0.1, 0.9), operating_points="rk3576-npu")
+
+
+def recorded_costs(summary: dict) -> ExitCosts:
+    return ExitCosts(**{k: (tuple(v) if k == "positions" else np.array(v)) for k, v in summary["costs"].items()})
 
 
 class Recording(Dataset):
@@ -32,11 +40,12 @@ def test_thresholds_never_see_the_test_data(retrained_run, tmp_path, monkeypatch
     recorder = Recording(test)
     monkeypatch.setattr(pipeline, "load_data", lambda _prepared: (fit, validation, recorder))
     calibrate = pipeline.calibrate
-    checked = {}
+    checked, calibrated = {}, []
 
     def calibrate_and_check(*args, **kwargs):
         result = calibrate(*args, **kwargs)
         checked["seen during calibration"] = len(recorder.seen)
+        calibrated.append(result)
         return result
 
     monkeypatch.setattr(pipeline, "calibrate", calibrate_and_check)
@@ -44,6 +53,14 @@ def test_thresholds_never_see_the_test_data(retrained_run, tmp_path, monkeypatch
     assert checked == {"seen during calibration": 0}  # heads, thresholds and the search never read a test sample
     assert recorder.seen == set(range(len(test)))  # the test set is read afterwards, to score the chosen points
     assert summary["pareto"] and all("test_accuracy" in p for p in summary["pareto"])
+    costs = calibrated[0].costs
+    assert_priced(calibrated[0].candidates, costs)  # every candidate at its own shares, kept exits and point
+    assert_priced(summary["pareto"], recorded_costs(summary))  # as exits.json records them
+    saving = [r for r in calibrated[0].candidates if any(t is not None and s > 0 for t, s in zip(r["thresholds"], r["shares"]))]
+    assert saving and all(r["expected_energy_uj"] < r["worst_energy_uj"] for r in saving)  # an exit taken saves energy
+    for p in summary["pareto"]:  # the test metrics: the same formula at the shares measured on the test set
+        expected, _ = hand_priced(costs, p["test_shares"], [t is not None for t in p["thresholds"]], p["point"])
+        assert (p["test_expected_latency_ms"], p["test_expected_energy_uj"]) == pytest.approx(expected, rel=1e-12)
     files = sorted(p.name for p in (tmp_path / "exits" / "points").iterdir())
     assert files == [f"p{i:02d}.json" for i in range(len(summary["pareto"]))]
     # a written point reloads as a dynamic network that reproduces its measured test accuracy and shares
@@ -61,7 +78,9 @@ def test_exits_and_switch_commands(retrained_run, tmp_path, cli):
     result = cli("exits", retrained_run, "--epochs", "2", "--max-samples", "128", "--thresholds", "0.6,0.9", "--out", out)
     assert result.code == 0, result.err + result.out
     assert "Pareto points" in result.out and (out / "exits.json").is_file()
-    front = json.loads((out / "exits.json").read_text())["pareto"]
+    written = json.loads((out / "exits.json").read_text())
+    front = written["pareto"]
+    assert_priced(front, recorded_costs(written))  # the points the CLI wrote, priced as their own costs say
     cheapest = min(p["expected_latency_ms"] for p in front)
     result = cli("switch", out, "--latency-ms", cheapest * 1.0000001)
     assert result.code == 0, result.err

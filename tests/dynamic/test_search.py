@@ -7,6 +7,7 @@ from uboost.dynamic.policy import ExitPolicy, decide, outcome
 from uboost.dynamic.pricing import ExitCosts
 from uboost.dynamic.search import pareto, search_policies
 from uboost.exceptions import ConfigError
+from tests.dynamic.conftest import assert_priced
 
 
 def data(seed=0, n=200):
@@ -38,6 +39,11 @@ def test_pareto_points_are_non_dominated_and_cover_the_rest():
     confidence, correct, costs = data()
     found = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9))
     assert len(found) == 4 * 4 * 2  # (3 thresholds + dropped) ** 2 exits x 2 operating points
+    assert_priced(found, costs)  # each candidate priced at its own shares, kept exits and operating point
+    # an exit that keeps a share of the inputs saves them the rest of the backbone: cheaper than the full path
+    saving = [r for r in found if any(t is not None and s > 0 for t, s in zip(r["thresholds"], r["shares"]))]
+    assert saving and all(r["expected_energy_uj"] < r["worst_energy_uj"] and r["expected_latency_ms"] < r["worst_latency_ms"]
+                          for r in saving)
     front = pareto(found)
     assert 1 < len(front) < len(found)
     for a in front:
@@ -65,6 +71,7 @@ def test_optuna_study_is_resumable(tmp_path):
     assert (tmp_path / "study.journal").is_file() and len(first) == 6 + 2  # and the static network at both points
     again = search_policies(confidence, correct, costs, grid=(0.5, 0.7, 0.9), method="optuna", trials=4, out=tmp_path, seed=2)
     assert len(again) == 10 + 2  # the second call continued the stored study
+    assert_priced(again, costs)  # the stored trials scored again, each at its own point
     for a in pareto(again):
         assert not any(dominates(b, a) for b in again)
     with pytest.raises(ConfigError, match="other exits, thresholds or operating points"):

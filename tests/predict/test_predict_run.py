@@ -207,12 +207,50 @@ def test_a_search_replaced_while_the_table_is_measured_does_not_get_the_old_tabl
     assert not (copy / "predictor.json").exists()
 
 
-def test_export_maximizes_predicted_accuracy_within_the_budget(cli, searched, tmp_path):
-    from uboost.frontier import load_projector
+@pytest.fixture(scope="module")
+def disagreeing(searched, tmp_path_factory):
+    """A copy of the run whose predictor is built on a synthetic accuracy additive over the choices that
+    prefers what the search preferred least (``0.5 - 0.02 x`` the log-probability of each choice): the
+    projection's two objectives disagree, so an export that ignores the predictor is seen. Returns the
+    run, its predictor and every network of the space as ``(predicted accuracy, latency ms, cycles)``."""
+    import itertools
 
-    run, _ = searched
-    source = load_projector(run)
-    low, high = source.projector.cheapest().latency_ms, source.projector.unconstrained().latency_ms
+    import torch
+
+    from uboost.frontier import load_projector
+    from uboost.predict import build_predictor
+    from uboost.predict.supernet import TrainedSupernet
+
+    run = copy_run(searched[0], tmp_path_factory.mktemp("disagreeing"))
+    alphas = json.loads((run / "alphas.json").read_text())
+    terms = {label: (-0.02 * torch.log_softmax(torch.tensor(a, dtype=torch.float64).reshape(-1), 0)).tolist()
+             for label, a in alphas.items()}
+
+    def additive(self, network):
+        return 0.5 + sum(terms[label][k] for label, k in network.items())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrainedSupernet, "accuracy", additive)
+        predictor = build_predictor(run, samples=40, fine_tune_epochs=0)
+    assert predictor.table.loo_rmse < 1e-9  # the table is the synthetic accuracy exactly
+    projector = load_projector(run).projector
+    choices = projector.program.choices
+    networks = []
+    for combo in itertools.product(*(range(len(c.values)) for c in choices)):
+        latency, _ = projector.cost_of({id(c.alpha): k for c, k in zip(choices, combo)})
+        by_label = {c.label: k for c, k in zip(choices, combo)}
+        networks.append((predictor.table.predict(by_label), latency))
+    return run, predictor, networks
+
+
+def best_predicted(networks, target_ms, lowest_ms=0.0):
+    """The brute-force maximum of the predicted accuracy over the networks in ``[lowest_ms, target_ms]``."""
+    return max(acc for acc, ms in networks if lowest_ms * (1 - 1e-9) <= ms <= target_ms * (1 + 1e-9))
+
+
+def test_export_maximizes_predicted_accuracy_within_the_budget(cli, disagreeing, tmp_path):
+    run, _, networks = disagreeing
+    low, high = min(ms for _, ms in networks), max(ms for _, ms in networks)
     target = low + 0.6 * (high - low)
     by_pref = cli("export", run, "--target-latency-ms", target, "--out", tmp_path / "pref")
     by_acc = cli("export", run, "--target-latency-ms", target, "--out", tmp_path / "acc", "--objective", "predicted-accuracy")
@@ -222,18 +260,28 @@ def test_export_maximizes_predicted_accuracy_within_the_budget(cli, searched, tm
     pref = json.loads((tmp_path / "pref" / "result.json").read_text())
     assert acc["objective"] == "predicted-accuracy" and acc["latency_ms"] <= target
     assert "predicted_accuracy" not in pref
+    # the default --budget-floor 0.9: the best network using at least 90 % of the budget (there is one here)
+    assert any(target * 0.9 <= ms <= target for _, ms in networks)
+    assert acc["predicted_accuracy_unclipped"] == pytest.approx(best_predicted(networks, target, 0.9 * target), abs=1e-12)
+    predicted_acc = json.loads(cli("predict", run, "--arch", tmp_path / "acc" / "arch.json", "--json").out)
+    assert predicted_acc["predicted_accuracy_unclipped"] == pytest.approx(acc["predicted_accuracy_unclipped"])  # of what it wrote
     predicted_pref = json.loads(cli("predict", run, "--arch", tmp_path / "pref" / "arch.json", "--json").out)
-    assert acc["predicted_accuracy_unclipped"] >= predicted_pref["predicted_accuracy_unclipped"] - 1e-12  # its objective's optimum
-    assert acc["preference"] <= pref["preference"] + 1e-12  # and the other way round
+    assert acc["predicted_accuracy_unclipped"] > predicted_pref["predicted_accuracy_unclipped"] + 1e-6  # the objectives differ
+    assert acc["preference"] < pref["preference"] - 1e-6  # and the other way round
 
 
-def test_frontier_with_predicted_accuracy_and_bad_objectives(cli, searched, tmp_path):
-    run, _ = searched
-    result = cli("frontier", run, "--points", 3, "--out", tmp_path / "front", "--objective", "predicted-accuracy")
+def test_frontier_with_predicted_accuracy_and_bad_objectives(cli, disagreeing, tmp_path):
+    run, _, networks = disagreeing
+    result = cli("frontier", run, "--points", 3, "--out", tmp_path / "front", "--objective", "predicted-accuracy",
+                 "--budget-floor", 0)
     assert result.code == 0, result.err
     assert "pred." in result.out  # the predicted-accuracy column (its header wraps in a narrow terminal)
     points = [json.loads((tmp_path / "front" / f"p{i:02d}" / "result.json").read_text()) for i in range(3)]
-    assert all("predicted_accuracy" in p for p in points)
+    lowest = 0.0
+    for p in points:  # each the best within its budget, no cheaper than the point before (the frontier is monotone)
+        assert p["predicted_accuracy_unclipped"] == pytest.approx(best_predicted(networks, p["target_latency_ms"], lowest),
+                                                                  abs=1e-12)
+        lowest = p["latency_ms"]
     one_line_error(cli("frontier", run, "--objective", "accuracy", "--out", tmp_path / "x"), "objective")
     assert not (tmp_path / "x").exists()
     one_line_error(cli("export", run, "--objective", "predicted-accuracy"), "--target-latency-ms")
