@@ -388,9 +388,8 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
 
     Returns ``{"arch": the architecture to export, ...facts for result.json}``.
     """
-    import torch
-
     from uboost.strategy.architecture import alphas_to_dict, probabilities_dict
+    from uboost.strategy.final_export import priced_facts
 
     hardware_loss = strategy.hardware_loss
     facts: dict[str, Any] = {"arch": arch}
@@ -405,15 +404,9 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
         write_json(out / runs.ALPHAS, alphas_to_dict(hardware_loss.supernet[0]))
         write_json(out / runs.PROBABILITIES, probabilities_dict(hardware_loss.choices, tau=tau))
     facts["distribution_tau"] = tau
-    with torch.no_grad():
-        expected = hardware_loss.expected_cost()
-    facts["expected_latency_ms"] = float(expected.latency_ms)
-    derived = hardware_loss.derived_cost()
-    argmax_ms = float(derived.latency_ms)
-    facts["argmax_latency_ms"] = argmax_ms
-    if expected.energy_uj is not None:
-        facts["expected_energy_uj"] = float(expected.energy_uj)
-        facts["argmax_energy_uj"] = float(derived.energy_uj)
+    point = done.get("operating_point") if done else None  # operating point auto: priced at the chosen one
+    facts.update(priced_facts(hardware_loss, None if point is None else point["index"]))
+    argmax_ms = facts["argmax_latency_ms"]
     if config.target_latency_ms is not None:
         facts["target_latency_ms"] = config.target_latency_ms
         facts["budget_multiplier"] = float(hardware_loss.multiplier)

@@ -25,6 +25,14 @@ def _profiled_us(cli, run):
     return json.loads(out.out)["reports"][0]["total"]
 
 
+def test_result_json_prices_the_argmax_at_the_chosen_point(auto_run):
+    """argmax_latency_ms / argmax_energy_uj were the table's fastest clock's beside the chosen point's latency_ms."""
+    result = json.loads((auto_run / "result.json").read_text())
+    assert result["operating_point"]["index"] < 2 and not result["projected"]  # a slower point, the argmax exported
+    assert result["argmax_latency_ms"] == pytest.approx(result["latency_ms"])
+    assert result["argmax_energy_uj"] == pytest.approx(result["energy_uj"])
+
+
 def test_the_frontiers_argmax_point_is_priced_at_the_runs_chosen_clock(cli, auto_run, tmp_path):
     result = json.loads((auto_run / "result.json").read_text())
     assert cli("frontier", auto_run, "--points", "2", "--out", tmp_path / "f").code == 0

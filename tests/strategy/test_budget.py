@@ -186,6 +186,30 @@ def test_an_infeasible_budget_over_operating_points_names_the_fastest_points_che
     assert info.value.cheapest_ms == pytest.approx(min(p.cheapest().latency_ms for p in projectors))
 
 
+def test_final_facts_of_an_auto_point_search_are_priced_at_the_chosen_point():
+    """result.json's argmax and expected costs were the table's fastest clock's beside a slower chosen point."""
+    from uboost.hardware.operating import at_point
+    from uboost.strategy.final_export import priced_facts
+
+    model, supernet, _, shape = _lenet_with_operating_points()
+    hook = HardwareLoss(model, target_latency_ms=1.0, auto_point=True)
+    hook.attach(supernet, torch.zeros(1, *shape))
+    hook.distribution_tau = 0.5
+    slowest = model.spec.operating_points.points[0]
+    assert slowest.freq_hz < model.spec.clock_hz
+    there = HardwareLoss(create("systolic", spec=at_point(model.spec, slowest)))
+    there.attach(supernet, torch.zeros(1, *shape))
+    there.distribution_tau = 0.5
+    with torch.no_grad():
+        expected, derived = there.expected_cost(), there.derived_cost()
+    facts = priced_facts(hook, 0)
+    assert facts["argmax_latency_ms"] == pytest.approx(float(derived.latency_ms), rel=1e-9)
+    assert facts["argmax_energy_uj"] == pytest.approx(float(derived.energy_uj), rel=1e-9)
+    assert facts["expected_latency_ms"] == pytest.approx(float(expected.latency_ms), rel=1e-9)
+    assert facts["expected_energy_uj"] == pytest.approx(float(expected.energy_uj), rel=1e-9)
+    assert priced_facts(hook)["argmax_latency_ms"] < facts["argmax_latency_ms"]  # the spec's own (fastest) point
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan"), True])
 def test_bad_budget_floor(bad):
     make, shape = MIXED

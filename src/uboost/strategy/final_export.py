@@ -33,6 +33,26 @@ def project_export(hardware_loss, arch: dict) -> tuple[dict, dict[str, Any]]:
     return projected.arch, facts
 
 
+def priced_facts(hardware_loss, point: int | None = None) -> dict[str, float]:
+    """result.json's expected (the priced distribution) and argmax latency and energy: at the spec's own point,
+    or at operating point ``point`` (the one an ``operating_point="auto"`` export chose, where metrics.csv prices
+    the derived network too; they were priced at the table's fastest clock beside a slower chosen one)."""
+    import torch
+
+    from uboost.strategy.architecture import argmax_one_hot
+
+    loss = hardware_loss
+    if point is None:
+        with torch.no_grad():
+            expected, derived = loss.expected_cost(), loss.derived_cost()
+        expected, derived = (expected.latency_ms, expected.energy_uj), (derived.latency_ms, derived.energy_uj)
+    else:
+        expected, derived = loss.values_at_point(point), loss.values_at_point(point, argmax_one_hot(loss.choices, loss.nodes))
+    values = (expected[0], derived[0], expected[1], derived[1])
+    names = ("expected_latency_ms", "argmax_latency_ms", "expected_energy_uj", "argmax_energy_uj")
+    return {name: float(value) for name, value in zip(names, values) if value is not None}
+
+
 def exported_model(strategy, sample: dict):
     """What NNI exports for a UBoost search: ``sample`` (NNI's argmax) with the argmax bits, projected
     (:func:`project_export`) and frozen. A bits search's widths per frozen layer go to

@@ -282,17 +282,26 @@ class HardwareLoss(nn.Module):
             return derived.latency_ms, derived.energy_uj
         from uboost.strategy.architecture import argmax_one_hot
 
-        tables = self._point_tables()
-        cost = self.point_projectors()[0].cost
-        with torch.no_grad():
-            p = cost.probabilities(distributions=argmax_one_hot(self.choices, self.nodes))
-            gate = p[cost.gate_index].prod(-1)
         index = self.point_index.clamp(min=0)
         chosen = self.point_index >= 0
-        latency = torch.where(chosen, (tables["latency"][index] @ gate) * tables["ms_per_cycle"][index], derived.latency_ms)
-        if "energy" not in tables or derived.energy_uj is None:
+        latency, energy = self.values_at_point(index, argmax_one_hot(self.choices, self.nodes))
+        latency = torch.where(chosen, latency, derived.latency_ms)
+        if energy is None or derived.energy_uj is None:
             return latency, derived.energy_uj
-        return latency, torch.where(chosen, (tables["energy"][index] @ gate) * 1e-6, derived.energy_uj)
+        return latency, torch.where(chosen, energy, derived.energy_uj)
+
+    @torch.no_grad()
+    def values_at_point(self, index, distributions=None) -> tuple:
+        """Latency (ms) and energy (µJ, None without an energy model) at operating point ``index`` of the spec's
+        table, as tensors: of ``distributions`` (e.g. the argmax one-hot), else of the priced distribution
+        ``softmax(alpha / distribution_tau)`` (the expected cost). From every point's row costs, on the device."""
+        tables = self._point_tables()
+        cost = self.point_projectors()[0].cost
+        p = cost.probabilities(distributions=distributions, tau=1.0 if distributions else self.distribution_tau)
+        gate = p[cost.gate_index].prod(-1)
+        latency = (tables["latency"][index] @ gate) * tables["ms_per_cycle"][index]
+        energy = (tables["energy"][index] @ gate) * 1e-6 if "energy" in tables else None
+        return latency, energy
 
     def _point_tables(self) -> dict[str, torch.Tensor]:
         """Every operating point's row costs (cycles, pJ) and ms per cycle, as device tensors (made once)."""
@@ -446,6 +455,7 @@ class HardwareLoss(nn.Module):
             if supernet_cost.mode != "expected":
                 with torch.random.fork_rng(devices=[]):  # tracing draws no random numbers (see attach)
                     supernet_cost = build_supernet_cost(self.supernet[0], self.cost_model, self._example, mode="expected")
+                supernet_cost.select_cell_inputs(self.nodes)  # its expected prices (values_at_point) are the export's cells
             self._projector = Projector(supernet_cost, self.choices, self.nodes)
         return self._projector
 
