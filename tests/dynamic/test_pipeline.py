@@ -141,3 +141,22 @@ def test_exits_with_other_settings_replace_earlier_ones_only_with_force(cli, ret
     other = [*[x if x != "0.5" else "0.6" for x in optuna_args]]
     assert cli(*other, "--force").code == 0, "replaced"
     assert json.loads((out / "exits.json").read_text())["settings"]["grid"] == [0.6]
+
+
+def test_exits_price_on_the_runs_own_energy_and_dvfs_tables_by_default(tmp_path):
+    """exits priced every run on horowitz45 and rk3576-npu, whatever tables the run was searched on."""
+    from tests.cli.conftest import tiny_search
+    from uboost.retrain import RetrainConfig, retrain
+
+    run = tiny_search(tmp_path / "run", accelerator="cpu", energy="gemmini16", operating_points="rk356x-gpu")
+    retrain(run, RetrainConfig(epochs=1, max_samples=64, accelerator="cpu", augment=False))
+    prepared = prepare(run, ExitsConfig(max_samples=64), out=tmp_path / "exits")
+    assert prepared.spec.energy.name == "gemmini16" and prepared.points.name == "rk356x-gpu"
+    assert prepared.spec.clock_hz == 8e8 and prepared.spec.voltage == pytest.approx(1.0)
+    given = prepare(run, ExitsConfig(max_samples=64, energy="eyeriss65", operating_points="rk3576-npu"), out=tmp_path / "e2")
+    assert given.spec.energy.name == "eyeriss65" and given.points.name == "rk3576-npu"  # the options still replace them
+
+
+def test_exits_default_to_rk3576_npu_for_a_run_without_a_dvfs_table(retrained_run, tmp_path):
+    prepared = prepare(retrained_run, ExitsConfig(max_samples=64), out=tmp_path / "exits")
+    assert prepared.points.name == "rk3576-npu" and prepared.spec.energy.name == "horowitz45"

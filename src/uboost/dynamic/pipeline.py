@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 EXITS = "exits"
 OUTPUTS = ("heads.pt", "exits.json", "pareto.png", "dynamic.onnx", "study.journal")
 POINTS = "points"
+DEFAULT_POINTS = "rk3576-npu"  # the DVFS table searched when neither the options nor the run give one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,8 +38,8 @@ class ExitsConfig:
     learning_rate: float = 0.01
     validation: float = 0.2
     grid: tuple[float, ...] = DEFAULT_GRID
-    energy: str = "horowitz45"
-    operating_points: str = "rk3576-npu"
+    energy: str | None = None  # None: the run's own energy table
+    operating_points: str | None = None  # None: the run's own DVFS table, else DEFAULT_POINTS
     max_worst_latency_ms: float | None = None
     method: str = "auto"
     trials: int = 200
@@ -110,8 +111,8 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     weights = model_path(root)
     if not weights.is_file():
         raise RunDirError(f"{root} has no retrained model ({weights}): {_retrain_hint(root)}")
-    table = resolve_energy(config.energy)
-    points = load_operating_points(config.operating_points)
+    table = None if config.energy is None else resolve_energy(config.energy)  # a bad option refused before any loading
+    points = None if config.operating_points is None else load_operating_points(config.operating_points)
     loaded = load_frozen_network(root)
     state = runs.safe_load(weights, "retrained model")
     differ = runs.tensors_differ(loaded.module.state_dict(), state if isinstance(state, dict) else {})
@@ -129,7 +130,9 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     owner = EXITS if rel == "." else f"{EXITS}:{rel}"
     runs.refuse_foreign(owner_root, [out.resolve() / n for n in OUTPUTS], owner)
     settings = runs.read_json(root / runs.RETRAIN / "retrain.json", "retrain result").get("config", {})
-    spec = replace(loaded.search_config.hardware_spec(), energy=table, operating_points=points, clock_hz=points.points[-1].freq_hz)
+    own = loaded.search_config.hardware_spec()  # unset options: the run's own tables (they were always the presets)
+    points = points or own.operating_points or load_operating_points(DEFAULT_POINTS)
+    spec = replace(own, energy=table or own.energy, operating_points=points, clock_hz=points.points[-1].freq_hz)
     return Prepared(root, out, owner_root, owner, loaded.search_config, settings if isinstance(settings, dict) else {},
                     loaded.module, tuple(loaded.input_shape), positions, spec, points, config)
 
