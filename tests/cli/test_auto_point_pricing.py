@@ -62,3 +62,17 @@ def test_predict_prices_an_arch_of_another_run_at_that_runs_clock(cli, auto_run,
     profiled = _profiled_us(cli, exported)
     assert predicted["latency_ms"] == pytest.approx(profiled["latency_ms"])
     assert predicted["energy_uj"] == pytest.approx(profiled["energy_uj"])
+
+
+def test_profile_with_another_dvfs_table_keeps_the_runs_own_clock(cli, auto_run, tiny_run):
+    """--operating-points moved a run's report to the new table's fastest clock (800 MHz for a 600 MHz run)."""
+    chosen = json.loads((auto_run / "result.json").read_text())["operating_point"]["freq_hz"]
+    assert chosen < 8e8  # rk356x-gpu runs it
+    out = cli("profile", auto_run, "--operating-points", "rk356x-gpu", "--json")
+    assert out.code == 0, out.err
+    report = json.loads(out.out)["reports"][0]
+    assert report["hardware"]["clock_hz"] == chosen
+    assert report["total"]["voltage_v"] == pytest.approx(0.825)  # the slowest rk356x-gpu point that runs it
+    faster = cli("profile", tiny_run, "--operating-points", "rk356x-gpu", "--json")  # 1 GHz: beyond the table
+    assert faster.code == 0, faster.err
+    assert json.loads(faster.out)["reports"][0]["hardware"]["clock_hz"] == 8e8

@@ -47,7 +47,7 @@ def profile(
     batch: Annotated[Optional[int], typer.Option(help="inference batch size [default: a run's own, else 1]")] = None,
     input: Annotated[Optional[str], typer.Option("--input", help="input shape CxHxW (default: the model's own)")] = None,
     cost_model: Annotated[Optional[str], typer.Option("--cost-model", help="a name from `uboost hw list` [default: a run's own, else systolic]")] = None,
-    clock_hz: Annotated[Optional[float], typer.Option("--clock-hz", help="array clock for latency [default: a run's own, else the fastest --operating-points point, else 1e9]")] = None,
+    clock_hz: Annotated[Optional[float], typer.Option("--clock-hz", help="array clock for latency [default: a file's or run's own, else the fastest --operating-points point, else 1e9; with --operating-points, a run's clock that is its own table's fastest or beyond the new table's: the new fastest]")] = None,
     sram_kb: Annotated[Optional[int], typer.Option("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: a run's own, else unbounded]")] = None,
     dram_bw_words: Annotated[Optional[float], typer.Option("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: a run's own, else unbounded]")] = None,
     dram_bw_gbps: Annotated[Optional[float], typer.Option("--dram-bw-gbps", help="DRAM bandwidth in GB/s per port (words per cycle at the clock) [default: a run's own, else unbounded]")] = None,
@@ -100,11 +100,14 @@ def profile(
     if tech is None and hardware is None and run is not None:
         area_table = run.area_table()  # and on its own area table (a co-searched run's --tech); a --hardware file
         # describes the whole accelerator, its area table (or the default) included, as frontier and export read it
+    run_clock = None  # a run's own clock, kept under another --operating-points table where that table runs it
     if described:  # the file describes the whole accelerator: it replaces the run's
         base = HardwareSpec(**described)
     elif run is not None:  # the run's accelerator, less what the options replace beyond their names (as a file's)
         own = run.hardware_spec()
-        base = HardwareSpec(**without_overridden({f.name: getattr(own, f.name) for f in dataclasses.fields(own)}, over_file))
+        fields = without_overridden({f.name: getattr(own, f.name) for f in dataclasses.fields(own)}, over_file)
+        run_clock = fields.pop("clock_hz", None) if points is not None else None  # (its old table's fastest: dropped)
+        base = HardwareSpec(**fields)
     else:
         base = HardwareSpec(rows=128, cols=128)
     cost_model = cost_model or (run.cost_model if run is not None else "systolic")
@@ -114,7 +117,8 @@ def profile(
         raise ConfigError(f"--table is the cycle table of --cost-model lookup; the cost model here is {cost_model!r}: "
                           "add --cost-model lookup")
     if clock_hz is None and points is not None and "clock_hz" not in described:  # a file's own clock stays, as in search
-        clock_hz = points.points[-1].freq_hz
+        fastest = points.points[-1].freq_hz
+        clock_hz = run_clock if run_clock is not None and run_clock <= fastest * (1 + 1e-12) else fastest
     given = dict(dataflow=dataflow, batch_size=batch, clock_hz=clock_hz, sram_kb=sram_kb, dram_bw_words=dram_bw_words,
                  dram_bw_gbps=dram_bw_gbps, energy=table, voltage_v=voltage, operating_points=points, pe=pe)
     specs = [
