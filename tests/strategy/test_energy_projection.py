@@ -195,3 +195,33 @@ def test_bad_energy_targets(bad):
         HardwareLoss(create("systolic", rows=8, cols=8), target_energy_uj=bad)
     with pytest.raises(ConfigError, match="energy"):
         Budget("energy", bad)
+
+
+def _lookup_rows(spec, cycles_at):
+    """lookup rows for one conv layer shape: ``cycles_at[words per cycle]`` cycles for each memory system."""
+    from uboost.hardware import LayerShape
+
+    layer = LayerShape(name="c", kind="conv", in_channels=4, out_channels=4, kernel_h=3, kernel_w=3, in_h=10, in_w=10,
+                       out_h=8, out_w=8)
+    row = {k: v for k, v in layer.to_dict().items() if k != "name"}
+    rows = [{**row, "in_channels": c, "out_channels": f, "cycles": cycles, "sram_kb": 8, "dram_bw_words": words}
+            for words, cycles in cycles_at.items() for c in (4, 8) for f in (4, 8)]
+    return [layer], rows
+
+
+def test_a_lookup_model_at_other_points_reads_the_rows_of_their_memory_system():
+    """With a DRAM bandwidth in GB/s each clock has its own words per cycle: models_at_points kept the rows the first
+    clock selected (5000 cycles everywhere) where a lookup model built at the point found none, or others."""
+    from uboost.exceptions import DataError
+    from uboost.hardware.lookup import LookupTable
+
+    spec = HardwareSpec(rows=4, cols=4, sram_kb=8, dram_bw_gbps=9.0, operating_points="rk3576-npu", clock_hz=9e8)
+    words = {p.freq_hz: 9e9 / p.freq_hz for p in spec.operating_points}
+    layers, rows = _lookup_rows(spec, {w: 1000 * i + 2000 for i, w in enumerate(words.values())})
+    models = models_at_points(LookupTable(spec, table=rows))
+    cycles = [m.evaluate(layers).cycles for m in models]
+    assert cycles == [LookupTable(at_point(spec, p), table=rows).evaluate(layers).cycles for p in spec.operating_points]
+    assert cycles == [2000, 3000, 4000, 5000]
+    _, only_fastest = _lookup_rows(spec, {10.0: 5000})
+    with pytest.raises(DataError, match="at operating point 600 MHz @ 725 mV: lookup table has no rows"):
+        models_at_points(LookupTable(spec, table=only_fastest))

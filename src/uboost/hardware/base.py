@@ -170,6 +170,19 @@ class CostModel(abc.ABC):
         if self.pe_modes is not None and self.spec.pe not in self.pe_modes:
             raise ConfigError(f"cost model {self.name!r} prices only {', '.join(self.pe_modes)} PEs, got pe={self.spec.pe!r}")
 
+    def with_spec(self, spec: HardwareSpec) -> "CostModel":
+        """This model on ``spec`` (e.g. another operating point): a copy whose state taken from the spec when it was
+        built (a lookup table's rows, a closed form's spec) is taken again from ``spec`` (:meth:`_respec`)."""
+        import copy
+
+        model = copy.copy(self)
+        model.spec = spec
+        model._respec()
+        return model
+
+    def _respec(self) -> None:
+        """Recompute what ``__init__`` derived from ``self.spec`` (a model reading the spec at every call: nothing)."""
+
     def __repr__(self) -> str:
         s = self.spec
         memory = f", {s.memory_text}" if s.memory_bound else ""

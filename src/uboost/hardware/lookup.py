@@ -106,8 +106,13 @@ class LookupTable(CostModel):
         super().__init__(spec, **spec_fields)
         if table is None:
             raise HardwareError("the lookup cost model needs a table: lookup(table='cycles.csv')")
-        rows = self._read(table) if isinstance(table, (str, os.PathLike)) else list(table)
-        self.grids = self._grids(rows)
+        self._rows = self._read(table) if isinstance(table, (str, os.PathLike)) else list(table)
+        self._respec()
+
+    def _respec(self) -> None:
+        # the rows that apply depend on the spec's memory system, in words per cycle: with a DRAM bandwidth in GB/s
+        # another clock selects others (or none)
+        self.grids = self._grids(self._rows)
         self._prepared: "weakref.WeakKeyDictionary[object, tuple]" = weakref.WeakKeyDictionary()
 
     # -- table construction -------------------------------------------------------------------

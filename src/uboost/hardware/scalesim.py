@@ -73,19 +73,24 @@ class ScaleSimModel(CostModel):
         super().__init__(spec, **spec_fields)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
-        if self.spec.memory_bound:  # said here, before a search writes its run directory, not at the first job
-            whole_bandwidth(self.spec)
+        self._respec()
         self.python = python
         self.cache = ResultCache(cache_dir)
         self.workers = workers
         self.progress = progress
         self.stats = RunStats()
+        self._memo: dict[str, tuple[int, int]] = {}  # job key -> (cycles, stalls), for tables rebuilt every step (smooth mode)
+        self._words_memo: dict[str, dict[str, int]] = {}  # job key -> access counts
+
+    def _respec(self) -> None:
+        # per table, the results on this spec's memory system (another clock may change its words per cycle); the job
+        # memos stay shared, as a job's key names its memory system
+        if self.spec.memory_bound:  # said here, before a search writes its run directory, not at the first job
+            whole_bandwidth(self.spec)
         closed = MemorySystolicArray if self.spec.memory_bound else SystolicArray
         self.closed_form: CostModel = closed(self.spec)
         self._simulated: "weakref.WeakKeyDictionary[LayerTable, torch.Tensor]" = weakref.WeakKeyDictionary()
         self._simulated_words: "weakref.WeakKeyDictionary[LayerTable, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
-        self._memo: dict[str, tuple[int, int]] = {}  # job key -> (cycles, stalls), for tables rebuilt every step (smooth mode)
-        self._words_memo: dict[str, dict[str, int]] = {}  # job key -> access counts
 
     @classmethod
     def example(cls, spec: HardwareSpec, layers: Sequence[LayerShape] = ()) -> "ScaleSimModel":

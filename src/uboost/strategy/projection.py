@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from uboost.exceptions import ConfigError, SearchError
+from uboost.exceptions import ConfigError, DataError, HardwareError, SearchError
 from uboost.strategy._milp import LinearBudget, Program
 from uboost.strategy.architecture import Choice, Node
 
@@ -291,9 +291,8 @@ class Projector:
 
 
 def models_at_points(cost_model) -> list:
-    """``cost_model`` at every point of its spec's operating-point table (clock and voltage replaced)."""
-    import copy
-
+    """``cost_model`` at every point of its spec's operating-point table (clock and voltage replaced; what the model
+    derived from its spec derived again, :meth:`~uboost.hardware.base.CostModel.with_spec`)."""
     from uboost.hardware.operating import at_point
 
     table = cost_model.spec.operating_points
@@ -301,9 +300,10 @@ def models_at_points(cost_model) -> list:
         raise ConfigError("operating point 'auto' needs an operating-point table on the hardware spec (operating_points)")
     models = []
     for point in table:
-        model = copy.copy(cost_model)
-        model.spec = at_point(cost_model.spec, point)
-        models.append(model)
+        try:
+            models.append(cost_model.with_spec(at_point(cost_model.spec, point)))
+        except (DataError, HardwareError) as exc:  # e.g. a lookup table with no rows for that clock's words per cycle
+            raise type(exc)(f"at operating point {point.label}: {exc}") from None
     return models
 
 

@@ -20,7 +20,6 @@ Soft channel counts (``smooth`` cost mode) are not layer shapes: they go to the 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -90,8 +89,7 @@ class CachedCostModel(CostModel):
 
     @spec.setter
     def spec(self, value) -> None:
-        self._model = copy.copy(self._model)
-        self._model.spec = value
+        self._model = self._model.with_spec(value)
         self._reset()
 
     @property
