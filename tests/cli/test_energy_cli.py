@@ -259,6 +259,7 @@ def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy
     (["--operating-points", "nope"], ["nope"]),
     (["--voltage-v", "0"], ["voltage_v"]),
     (["--voltage-v", "nan"], ["voltage_v"]),
+    (["--voltage-v", "725"], ["between 0.1 and 5 volts", "did you give mV"]),
     (["--energy", "nope"], ["nope"]),
     (["--operating-points", "rk3576-npu", "--clock-hz", "2e9"], ["above the fastest operating point"]),
 ])

@@ -191,3 +191,6 @@ def test_bad_energy_settings():
     for bad in (0.0, -0.9, math.inf, float("nan")):
         with pytest.raises(ConfigError, match="voltage_v"):
             HardwareSpec(voltage_v=bad)
+    for bad in (725, 0.05, 5.0):  # mV given as V, or no CMOS supply: 725 V was accepted
+        with pytest.raises(ConfigError, match="voltage_v must be between 0.1 and 5 volts.*did you give mV"):
+            HardwareSpec(voltage_v=bad)

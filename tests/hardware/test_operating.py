@@ -39,6 +39,10 @@ def test_table_from_toml(tmp_path):
         ("points = [[4e8, -0.9]]\n", "voltage_v must be a positive"),
         ("points = [[4e8, nan]]\n", "voltage_v must be a positive"),
         ("points = [[4e8]]\n", "pair"),
+        ("points = [[600, 725], [900, 850]]\n", r"600 Hz @ 725 V is out of range.*did you give MHz/mV\?"),  # MHz/mV
+        ("points = [[6e8, 725]]\n", "did you give MHz/mV"),
+        ("points = [[600, 0.725]]\n", "did you give MHz/mV"),
+        ("points = [[6e8, 0.05]]\n", "did you give MHz/mV"),
         ("[[point]]\nfreq_hz = 4e8\n", "missing: voltage_v"),
         ("pts = [[4e8, 0.9]]\n", "one key"),
     ],

@@ -32,6 +32,14 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
+MIN_FREQ_HZ = 1e3  # below, a clock is surely MHz or GHz written as Hz
+VOLTAGE_RANGE_V = (0.1, 5.0)  # open interval: outside it a supply is surely mV written as V (or no CMOS supply)
+
+
+def voltage_out_of_range(voltage_v: float) -> bool:
+    return not VOLTAGE_RANGE_V[0] < voltage_v < VOLTAGE_RANGE_V[1]
+
+
 @dataclass(frozen=True, kw_only=True)
 class OperatingPoint:
     """One DVFS point: the array clock in Hz and the supply voltage in V."""
@@ -42,6 +50,10 @@ class OperatingPoint:
     def __post_init__(self) -> None:
         object.__setattr__(self, "freq_hz", _positive("freq_hz", self.freq_hz))
         object.__setattr__(self, "voltage_v", _positive("voltage_v", self.voltage_v))
+        if self.freq_hz < MIN_FREQ_HZ or voltage_out_of_range(self.voltage_v):
+            raise ConfigError(f"operating point {self.freq_hz:g} Hz @ {self.voltage_v:g} V is out of range (clock at least "
+                              f"{MIN_FREQ_HZ:g} Hz, voltage {VOLTAGE_RANGE_V[0]:g} to {VOLTAGE_RANGE_V[1]:g} V): "
+                              "points are [freq_hz, voltage_v]; did you give MHz/mV?")
 
     @property
     def label(self) -> str:

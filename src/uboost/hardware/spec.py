@@ -96,11 +96,14 @@ class HardwareSpec:
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
             ):
                 raise ConfigError(f"{field} must be a positive finite number of {unit} (or unset), got {value!r}")
+        from uboost.hardware.energy import resolve_energy
+        from uboost.hardware.operating import VOLTAGE_RANGE_V, load_operating_points, voltage_out_of_range
+
+        if self.voltage_v is not None and voltage_out_of_range(self.voltage_v):
+            raise ConfigError(f"voltage_v must be between {VOLTAGE_RANGE_V[0]:g} and {VOLTAGE_RANGE_V[1]:g} volts, "
+                              f"got {self.voltage_v!r}; did you give mV?")
         if self.dram_bw_words is not None and self.dram_bw_gbps is not None:
             raise ConfigError("give the DRAM bandwidth once: dram_bw_words (per cycle) or dram_bw_gbps, not both")
-        from uboost.hardware.energy import resolve_energy
-        from uboost.hardware.operating import load_operating_points
-
         object.__setattr__(self, "energy", resolve_energy(self.energy))
         if self.operating_points is not None:
             object.__setattr__(self, "operating_points", load_operating_points(self.operating_points))
