@@ -1,5 +1,6 @@
 """Issue 22 items 1 and 3: accelerator files (uboost TOML, SCALE-Sim .cfg 1/2/3) and the area model."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,15 @@ def test_bad_toml_files_are_one_clear_error(tmp_path, text, fragment):
     with pytest.raises(UBoostError) as info:
         read_hardware_file(path)
     assert fragment in str(info.value)
+
+
+def test_a_full_area_table_with_a_pe_factor_keeps_the_fixed_pe(tmp_path):
+    """Giving pe_factor = {bitfusion = 2} replaced the default {fixed = 1}: a fixed-PE accelerator had "no PE area"."""
+    (tmp_path / "a.toml").write_text("tech_nm = 7\npe_mm2 = 0.001\nsram_mm2_per_kb = 0.001\npe_factor = {bitfusion = 2}\n")
+    table = resolve_area(tmp_path / "a.toml")
+    assert table.pe_factor == {"fixed": 1.0, "bitfusion": 2}
+    spec = HardwareSpec(rows=4, cols=4, sram_kb=2)
+    assert area_breakdown_mm2(spec, table)["pe"] == pytest.approx(16 * 0.001)
+    assert area_breakdown_mm2(dataclasses.replace(spec, pe="bitfusion"), table)["pe"] == pytest.approx(32 * 0.001)
+    with pytest.raises(UBoostError, match="pe_factor has no PE mode 'bitfuson'; expected: fixed"):
+        AreaTable(name="x", tech_nm=7, pe_mm2=0.001, sram_mm2_per_kb=0.001, pe_factor={"bitfuson": 2})

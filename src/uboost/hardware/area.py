@@ -58,6 +58,14 @@ class AreaTable:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in self.pe_factor.values()
         ):
             raise ConfigError(f"area table {self.name!r}: pe_factor must map PE modes to positive numbers, got {self.pe_factor!r}")
+        from uboost.hardware.precision import PE_MODES
+
+        unknown = sorted(set(self.pe_factor) - set(PE_MODES))
+        if unknown:
+            raise ConfigError(f"area table {self.name!r}: pe_factor has no PE mode {', '.join(map(repr, unknown))}; "
+                              f"expected: {', '.join(PE_MODES)}")
+        # the fixed 8-bit PE is the unit of pe_mm2: a table giving only other modes' factors keeps it
+        object.__setattr__(self, "pe_factor", {"fixed": 1.0, **self.pe_factor})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
