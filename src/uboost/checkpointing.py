@@ -134,6 +134,10 @@ def stop_between_batches():
             self._stop_if_asked()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if self.requested:  # Lightning logs the step's metrics after these hooks: log them now (its row was lost)
+                connector = trainer._logger_connector
+                connector.on_batch_end()
+                connector.update_train_step_metrics()
             self._stop_if_asked()  # before the next batch is fetched: augmentation has not drawn for it yet
 
         def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
