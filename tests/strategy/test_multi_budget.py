@@ -97,3 +97,17 @@ def test_bad_budget_rows(bad):
     values[0] = bad
     with pytest.raises(ConfigError, match="non-negative"):
         program.solve([LinearBudget(values, 1e9)])
+
+
+def test_the_solvers_native_prints_are_silenced_with_pythons_stdout_replaced(capfd):
+    """check_budget_reachable prices under redirect_stdout(None): the silencer found no fileno there and let HiGHS'
+    native lines through to the terminal of every budgeted darts-cifar search."""
+    import contextlib
+    import os
+
+    from uboost.strategy._milp import _native_stdout_silenced
+
+    with contextlib.redirect_stdout(None), _native_stdout_silenced():
+        os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution\n")  # as native code prints
+    os.write(1, b"after\n")
+    assert capfd.readouterr().out == "after\n"

@@ -50,8 +50,11 @@ def _native_stdout_silenced():
         try:
             fd = sys.stdout.fileno()
             sys.stdout.flush()
+        except (AttributeError, ValueError, OSError):  # Python's stdout replaced (None, a StringIO): native code
+            fd = 1  # still prints to descriptor 1 (HiGHS' lines leaked into budgeted searches)
+        try:
             saved = os.dup(fd)
-        except (AttributeError, ValueError, OSError):  # captured, replaced or closed stdout: leave it be
+        except OSError:  # closed: nothing to silence
             yield
             return
         try:
