@@ -116,6 +116,9 @@ def write_layer_table(path: str | os.PathLike, report: NetworkCost, label: str) 
 
     from uboost.io import write_text
 
+    table = layer_table(f"derived {label}", (), [report])
+    # as wide as the table wants: a fixed 140 columns shrank darts-cifar's shape column to "sha…" / "3x8…"
+    width = Console(file=io.StringIO(), width=100_000).measure(table).maximum
     buffer = io.StringIO()
-    Console(file=buffer, width=140, color_system=None).print(layer_table(f"derived {label}", (), [report]))
+    Console(file=buffer, width=max(80, width), color_system=None).print(table)
     write_text(path, buffer.getvalue())

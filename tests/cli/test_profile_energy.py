@@ -149,3 +149,17 @@ def test_both_commands_take_both_voltage_spellings(cli):
 
     params = {n for p in typer.main.get_command(app).commands["search"].params for n in p.opts}
     assert {"--voltage", "--voltage-v"} <= params
+
+
+def test_hardware_txt_shows_long_layer_names_and_whole_shapes(tmp_path):
+    """A fixed 140-column table shrank the shape column of darts-cifar's long layer names to "sha…" / "3x8…"."""
+    from uboost.hardware import LayerShape, create
+    from uboost.tables import write_layer_table
+
+    name = "cells.2.nodes.1.ops.0.sep_conv_5x5.conv.depthwise"
+    layers = [LayerShape(name=name, kind="conv", in_channels=24, out_channels=24, kernel_h=5, kernel_w=5, in_h=8,
+                         in_w=8, out_h=8, out_w=8, groups=24)]
+    report = create("systolic", rows=16, cols=16).evaluate(layers)
+    write_layer_table(tmp_path / "hardware.txt", report, "darts")
+    text = (tmp_path / "hardware.txt").read_text()
+    assert name in text and "…" not in text and "shape" in text
