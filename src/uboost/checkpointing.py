@@ -154,3 +154,33 @@ def stop_between_batches():
             self._restore()
 
     return StopBetweenBatches()
+
+
+ELAPSED_KEY = "uboost_elapsed_s"  # in a checkpoint: the seconds the run had worked when it was saved
+
+
+class Stopwatch:
+    """The seconds a search or retrain has worked, over its resumes: what the checkpoint it resumed from had
+    counted, plus this session's (``search_seconds`` counted only the resumed part)."""
+
+    def __init__(self, checkpoint: dict | None = None) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self.before = float((checkpoint or {}).get(ELAPSED_KEY, 0.0))
+        self.started = self._clock()
+
+    def seconds(self) -> float:
+        return self.before + self._clock() - self.started
+
+    def callback(self):
+        """Stores :meth:`seconds` in every checkpoint."""
+        from pytorch_lightning.callbacks import Callback
+
+        watch = self
+
+        class SaveElapsed(Callback):
+            def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+                checkpoint[ELAPSED_KEY] = watch.seconds()
+
+        return SaveElapsed()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -292,7 +291,9 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         _check_resume_arch(ckpt_path, checkpoint, run.arch)
         _check_resume_settings(ckpt_path, checkpoint, config)
 
-    started = time.perf_counter()
+    from uboost.checkpointing import Stopwatch, atomic_checkpoint_io, checkpoint_callbacks
+
+    stopwatch = Stopwatch(checkpoint)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(search_config)
     network = runs.freeze_arch(space, run.arch)
@@ -326,7 +327,6 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         _check_resume_network(ckpt_path, checkpoint, module)
     if rank_zero:
         _prepare_out(root, out, targets, ckpt_dir, resume, owner)
-    from uboost.checkpointing import atomic_checkpoint_io, checkpoint_callbacks
 
     callbacks = [*checkpoint_callbacks(ckpt_dir), *extra_callbacks]
     if progress and rank_zero:
@@ -340,6 +340,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     callbacks.append(runs._registering_callback(register_logged))
     csv_logger = run_csv_logger(out, resume=resume and rank_zero, keep_rows=(checkpoint or {}).get(ROWS_KEY))
     loggers = combine(csv_logger, extra_logger)  # OUT/metrics.csv, hparams.yaml (+ --logger)
+    callbacks.append(stopwatch.callback())
     if rank_zero:
         callbacks.append(rows_in_checkpoint(csv_logger))
     for each in loggers if rank_zero else ():
@@ -369,7 +370,7 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
     network.cpu()
     report = report if report is not None else cost_model.evaluate(network, input_shape)
-    result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=time.perf_counter() - started,
+    result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=stopwatch.seconds(),
                            quantized=quantized)
     if not rank_zero:
         return result

@@ -10,7 +10,6 @@ import contextlib
 import functools
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,7 +171,6 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     import pytorch_lightning as pl
     import torch
     from nni.nas.evaluator.pytorch import Classification, DataLoader
-    from uboost.checkpointing import atomic_checkpoint_io, checkpoint_callbacks
 
     from uboost.data import load_datasets
     from uboost.distributed import LAUNCH_FIELDS, loader_options, log_every_n_steps
@@ -195,7 +193,9 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
 
     check_accelerator(config.accelerator, config.devices)  # Lightning would find out after config.json is written
     check_nni_lock()  # an NNI that would hang at its first step, said before anything is written
-    started = time.perf_counter()
+    from uboost.checkpointing import Stopwatch, atomic_checkpoint_io, checkpoint_callbacks
+
+    stopwatch = Stopwatch(checkpoint)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(config)
     if resume:  # before Lightning loads it (a mismatch there is a traceback, and an exception checkpoint)
@@ -231,6 +231,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         each.log_hyperparams(config.to_dict())
     trainer_callbacks = [
         *checkpoint_callbacks(ckpt_dir),
+        stopwatch.callback(),
         *([rows_in_checkpoint(csv_logger)] if rank_zero else []),
         _resumed_metrics_callback(out / runs.METRICS),
         *(callbacks or []),
@@ -290,7 +291,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     with _nni_workdir(out, rank_zero) as workdir, fit_outcome(trainer, interrupted, ckpt_dir), _nni_home(workdir):
         arch = run_experiment(space, evaluator, strategy, workdir=workdir)
     wait_for_children(trainer)
-    seconds = time.perf_counter() - started
+    seconds = stopwatch.seconds()  # over every session of the run
 
     budget = _final_choices(out, strategy, arch, config, write=rank_zero)
     arch, precision = _precision(strategy, budget.pop("arch"))

@@ -1,6 +1,8 @@
 """Issue 27, wrong results: after a resumed search or retrain, metrics.csv holds each logged row
 once: the rows logged after the checkpoint being resumed are dropped, since those steps run again."""
 
+import json
+
 import pytest
 
 from tests.cli.conftest import TINY
@@ -183,3 +185,38 @@ def test_a_torn_last_row_of_metrics_is_left_out(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("epoch,step,train_loss\r\n0,1,0.5\r\n0,2,0.21875\r\n0,3,0.2187")
     assert read_metrics(path) == [{"epoch": 0, "step": 1, "train_loss": 0.5}, {"epoch": 0, "step": 2, "train_loss": 0.21875}]
+
+
+def test_a_resumed_run_counts_the_time_of_its_earlier_sessions(run_copy, tmp_path):
+    """search_seconds / retrain_seconds counted only the session that finished the run."""
+    import pytorch_lightning as pl
+    import torch
+
+    from uboost.checkpointing import ELAPSED_KEY
+    from uboost.exceptions import SearchError
+    from uboost.retrain import RetrainConfig, retrain
+    from uboost.search import SearchConfig, run_search
+
+    class Stop(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                raise KeyboardInterrupt
+
+    def as_if_it_took_an_hour(ckpt):
+        state = torch.load(ckpt, weights_only=True)
+        assert state[ELAPSED_KEY] > 0
+        state[ELAPSED_KEY] = 3600.0
+        torch.save(state, ckpt)
+
+    search = SearchConfig(space="lenet", dataset="digits", image_size=8, max_samples=64, epochs=2, batch_size=32)
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        run_search(search, tmp_path / "s", callbacks=[Stop()])
+    as_if_it_took_an_hour(tmp_path / "s" / "checkpoints" / "interrupted.ckpt")
+    assert 3600 < run_search(search, tmp_path / "s", resume=True).seconds < 3700
+    assert 3600 < json.loads((tmp_path / "s" / "result.json").read_text())["search_seconds"] < 3700
+
+    config = RetrainConfig(epochs=2, batch_size=32, max_samples=64, accelerator="cpu")
+    with pytest.raises((KeyboardInterrupt, SearchError)):
+        retrain(run_copy, config, out=tmp_path / "r", callbacks=[Stop()])
+    as_if_it_took_an_hour(tmp_path / "r" / "checkpoints" / "interrupted.ckpt")
+    assert 3600 < retrain(run_copy, config, out=tmp_path / "r", resume=True).seconds < 3700
