@@ -370,8 +370,11 @@ def tune(
             target = tuning.export_trial(study, trial.number, export_to, out_root=out, force=force)
             console.print(f"wrote run directory {target} (trial {trial.number}: accuracy {_pct(trial.user_attrs.get('accuracy'))}, "
                           f"latency {latency_text(trial.user_attrs.get('latency_ms', float('nan')))} on {trial.user_attrs.get('array')})")
-            if (Path(target) / "retrain" / "retrain.json").is_file():  # the trial's own retrain came with it
-                console.print(f"it holds the trial's retrain ({Path(target) / 'retrain'}); to train it longer: "
+            from uboost.runs import RETRAIN
+
+            retrained = Path(target) / RETRAIN
+            if (retrained / "retrain.json").is_file():  # the trial's own retrain came with it
+                console.print(f"it holds the trial's retrain ({retrained}); to train it longer: "
                               f"[bold]uboost retrain {target} --epochs N --force[/]  |  uboost profile {target}")
             else:
                 console.print(f"next: [bold]uboost retrain {target}[/]  |  uboost profile {target}")
