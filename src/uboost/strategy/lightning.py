@@ -93,10 +93,13 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             with torch.random.fork_rng(devices=[]):  # a transform may draw: nothing the run goes on with
                 example = _inputs(loader.dataset[0]).unsqueeze(0)
             self.hardware_loss.attach(self.model, example.to(self.device))
-            tau = self.current_gumbel_tau(self._total_steps() - 1)  # the last step's, as on_train_batch_start set it
-            if tau is not None and self.sharpen:
-                self.hardware_loss.distribution_tau = tau
+            self._price_at(self.current_gumbel_tau(self._total_steps() - 1))  # the last step's distribution
         return super().on_fit_end()
+
+    def _price_at(self, tau: float | None) -> None:
+        """The hardware term prices ``softmax(alpha / tau)`` (loss.py) where the distribution sharpens."""
+        if tau is not None and self.sharpen:
+            self.hardware_loss.distribution_tau = tau
 
     # -- RNG state in the checkpoint: a resumed search repeats the uninterrupted one ----------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -154,8 +157,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
 
     def on_train_batch_start(self, batch, batch_idx, *args, **kwargs):
         tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
-        if tau is not None and self.sharpen:  # the hardware term prices softmax(alpha / tau) (loss.py)
-            self.hardware_loss.distribution_tau = tau
+        self._price_at(tau)
         if tau is not None:
             if self._gumbel_modules is None:  # walking ~3k modules every step cost ~1% of a step
                 self._gumbel_modules = [m for m in self.modules() if isinstance(m, GumbelSoftmax)]
