@@ -22,6 +22,10 @@ def torch_save(checkpoint, file) -> None:
     torch.save(checkpoint, file)
 
 
+# how torch.save says that writing its zip container failed (inline_container.cc)
+_TORCH_WRITE_FAILED = ("PytorchStreamWriter failed", "inline_container", "unexpected pos")
+
+
 def save_atomically(checkpoint: dict, path: str | os.PathLike) -> None:
     """Write ``checkpoint`` to ``path``: the old file or the new one, never half of one."""
     try:
@@ -32,15 +36,11 @@ def save_atomically(checkpoint: dict, path: str | os.PathLike) -> None:
                 os.fsync(f.fileno())
     except OSError as exc:
         raise RunDirError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint is kept") from None
-    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk, a file size limit) so
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk, a file size limit) as one
         if not any(mark in str(exc) for mark in _TORCH_WRITE_FAILED):
             raise
         raise RunDirError(f"cannot write checkpoint {path}: the write failed ({str(exc).strip().splitlines()[-1][:120]}); "
                           "the disk may be full; the previous checkpoint is kept") from None
-
-
-# how torch.save says that writing its zip container failed (inline_container.cc)
-_TORCH_WRITE_FAILED = ("PytorchStreamWriter failed", "inline_container", "unexpected pos")
 
 
 def atomic_checkpoint_io():
