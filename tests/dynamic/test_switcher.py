@@ -113,6 +113,17 @@ def test_a_damaged_point_result_is_one_error_naming_the_file(tmp_path, content, 
     assert "p01" in str(err.value)
 
 
+def test_a_point_retrained_since_the_frontier_switches_on_its_new_model(tmp_path):
+    """`frontier --retrain-epochs` copies test_acc into result.json; a later `retrain --force` rewrites only
+    retrain/retrain.json: the switch read result.json first and ranked by the replaced model's accuracy."""
+    write_point(tmp_path, "p00", 0.1, 0.8)
+    write_point(tmp_path, "p01", 0.2, 0.9)
+    (tmp_path / "p01" / "retrain").mkdir()
+    (tmp_path / "p01" / "retrain" / "retrain.json").write_text(json.dumps({"test_acc": 0.5}))
+    point = Switcher.from_frontier(tmp_path).select(latency_ms=0.25)
+    assert (point.name, point.accuracy) == ("p00", 0.8)
+
+
 def test_a_frontier_never_retrained_switches_on_the_search_preference(tmp_path):
     """The README's `uboost switch RUN/frontier`: no test accuracy, log-probabilities (< 0) rank the points."""
     write_point(tmp_path, "p00", 0.1, preference=-2.85)

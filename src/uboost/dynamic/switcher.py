@@ -96,9 +96,10 @@ class Switcher:
     # -- constructors ------------------------------------------------------------------------
     @classmethod
     def from_frontier(cls, directory: str | os.PathLike) -> "Switcher":
-        """Points ``p*/`` of a ``uboost frontier`` directory. Accuracy: ``test_acc`` in each
-        ``result.json`` (a frontier made with ``--retrain-epochs``) or ``retrain/retrain.json``; a
-        frontier without any uses the search's preference (log-probability) for every point."""
+        """Points ``p*/`` of a ``uboost frontier`` directory. Accuracy: ``test_acc`` of each point's
+        ``retrain/retrain.json`` (the model on disk), else of its ``result.json`` (a frontier made with
+        ``--retrain-epochs`` copied without its retrain folders); a frontier without any uses the
+        search's preference (log-probability) for every point."""
         from uboost.runs import HARDWARE, RESULT, read_json
 
         root = Path(directory)
@@ -119,11 +120,7 @@ class Switcher:
         rows = []
         for d in dirs:
             result = _object(read_json(d / RESULT, "frontier point result"), d / RESULT)
-            retrained = d / "retrain" / "retrain.json"
-            accuracy = _number(result.get("test_acc"), d / RESULT, "test_acc", optional=True)
-            if accuracy is None and retrained.is_file():
-                accuracy = _number(_object(read_json(retrained, "retrain result"), retrained).get("test_acc"), retrained,
-                                   "test_acc", optional=True)
+            accuracy = _test_accuracy(d, result)
             hardware = _object(read_json(d / HARDWARE, "hardware report"), d / HARDWARE) if (d / HARDWARE).is_file() else {}
             energy = (hardware.get("total") or {}).get("energy_uj") if isinstance(hardware.get("total"), dict) else None
             rows.append((d.name, accuracy, _number(result.get("preference"), d / RESULT, "preference", optional=True),
@@ -166,6 +163,21 @@ class Switcher:
         if (root / "points").is_dir() and (root / "exits.json").is_file():
             return cls.from_exits(root)
         return cls.from_frontier(root)
+
+
+def _test_accuracy(point: Path, result: dict) -> float | None:
+    """The test accuracy of the model in ``point/retrain``: its ``retrain.json`` first, because ``uboost
+    retrain --force`` replaces the model and that file but leaves the ``test_acc`` that ``frontier
+    --retrain-epochs`` copied into ``result.json`` (the replaced model's); ``result.json``'s otherwise."""
+    from uboost.runs import RESULT, RETRAIN, read_json
+
+    retrained = point / RETRAIN / "retrain.json"
+    if retrained.is_file():
+        accuracy = _number(_object(read_json(retrained, "retrain result"), retrained).get("test_acc"), retrained,
+                           "test_acc", optional=True)
+        if accuracy is not None:
+            return accuracy
+    return _number(result.get("test_acc"), point / RESULT, "test_acc", optional=True)
 
 
 def _object(data, path) -> dict:
