@@ -63,10 +63,11 @@ class DerivedCell(nn.Module):
                     op_name, (j,) = arch[f"{label}/op_{i}_{k}"], arch[f"{label}/input_{i}_{k}"]
                 except (KeyError, TypeError, ValueError):
                     raise ArchitectureError(f"cell_arch lacks a valid {label}/op_{i}_{k} / {label}/input_{i}_{k}") from None
-                if op_name not in OPS:
+                if not isinstance(op_name, str) or op_name not in OPS:
                     raise ArchitectureError(f"cell_arch uses unknown op {op_name!r}")
+                _check_input(j, f"{label}/input_{i}_{k}", i)
                 ops.append(builder.op_factory(i, k, j, op=op_name, channels=builder.C, is_reduction_cell=reduction))
-                inputs.append(int(j))
+                inputs.append(j)
             self.nodes.append(ops)
             self.inputs.append(inputs)
 
@@ -75,6 +76,14 @@ class DerivedCell(nn.Module):
         for ops, inputs_ in zip(self.nodes, self.inputs):
             states.append(sum(op(states[j]) for op, j in zip(ops, inputs_)))
         return self.postprocessor(torch.cat(states[2:], 1), inputs)
+
+
+def _check_input(j, key: str, node: int) -> None:
+    """Node ``node`` reads one of the states made before it: the cell's two inputs (0, 1) and nodes
+    2 .. ``node - 1``. A larger index failed in ``forward`` after the run directory was written, and
+    a negative one was silently taken as counted from the end."""
+    if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < node:
+        raise ArchitectureError(f"cell_arch {key} must be [J] with a whole number 0 <= J < {node} (an earlier state), got [{j!r}]")
 
 
 class DartsCifar(ModelSpace):
