@@ -145,3 +145,40 @@ def test_a_policy_file_or_a_missing_folder_points_at_a_command_that_works(tmp_pa
     point.write_text("{}")
     one_line_error(cli("switch", point, "--latency-ms", "1"), f"uboost switch {tmp_path / 'exits'}")
     one_line_error(cli("switch", tmp_path / "gone", "--latency-ms", "1"), "uboost exits RUN --out")
+
+
+def write_exits(root, metrics):
+    """An exits directory by hand: exits.json (no model fingerprint: taken as it is), p00 sound, p01 with ``metrics``."""
+    (root / "points").mkdir(parents=True)
+    (root / "exits.json").write_text(json.dumps({"run": str(root / "run")}))
+    for name, m in (("p00", {"accuracy": 0.8, "expected_latency_ms": 0.1, "expected_energy_uj": 1.0}), ("p01", metrics)):
+        policy = {"positions": ["pool"], "thresholds": [0.9], "freq_hz": 6e8, "voltage_v": 0.7, "metrics": m}
+        (root / "points" / f"{name}.json").write_text(json.dumps(policy))
+
+
+SOUND = {"accuracy": 0.9, "expected_latency_ms": 0.2, "expected_energy_uj": 2.0}
+
+
+@pytest.mark.parametrize("metrics, summary, fragment", [
+    ({**SOUND, "accuracy": None}, None, "p01.json: metrics.accuracy must be a number, got None"),
+    ({k: v for k, v in SOUND.items() if k != "accuracy"}, None, "metrics.accuracy must be a number, got None"),
+    ({**SOUND, "accuracy": "x"}, None, "metrics.accuracy must be a number, got 'x'"),
+    ({**SOUND, "expected_latency_ms": None}, None, "metrics.expected_latency_ms must be a number, got None"),
+    ({**SOUND, "expected_energy_uj": "x"}, None, "metrics.expected_energy_uj must be a number"),
+    ([1, 2], None, "p01.json: metrics must be a JSON object, got list"),
+    (5, None, "p01.json: metrics must be a JSON object, got int"),
+    (SOUND, [1], "exits.json must hold a JSON object, got list; train the exits again"),
+])
+def test_a_damaged_exits_directory_is_one_line(tmp_path, cli, metrics, summary, fragment):
+    """Each was a KeyError / ValueError / TypeError / AttributeError traceback from `uboost switch`."""
+    from tests.cli.conftest import one_line_error
+
+    write_exits(tmp_path / "exits", metrics)
+    if summary is not None:
+        (tmp_path / "exits" / "exits.json").write_text(json.dumps(summary))
+    one_line_error(cli("switch", tmp_path / "exits", "--latency-ms", "1"), fragment)
+
+
+def test_an_exits_point_without_energy_switches_on_latency(tmp_path):
+    write_exits(tmp_path / "exits", {k: v for k, v in SOUND.items() if k != "expected_energy_uj"})
+    assert Switcher.from_directory(tmp_path / "exits").select(latency_ms=1).name == "p01"

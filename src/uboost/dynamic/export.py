@@ -79,12 +79,11 @@ def refuse_quantized(run: Path) -> None:
 def export_dynamic(source: DynamicSource, target: Path, *, force: bool = False) -> str:
     """Write ``source`` as ONNX at ``target`` (see the module docstring); returns a note for the CLI."""
     from uboost.dynamic.policy import ExitPolicy
-    from uboost.dynamic.pipeline_io import load_dynamic, run_of
+    from uboost.dynamic.pipeline_io import load_dynamic, read_summary, run_of
     from uboost.networks import load_frozen_network
 
     policy = ExitPolicy.load(source.point) if source.point is not None else None
-    summary = runs.read_json(source.exits_dir / "exits.json", "exits summary")
-    run = run_of(source.exits_dir, summary)
+    run = run_of(source.exits_dir, read_summary(source.exits_dir))
     refuse_quantized(run)
     root = runs.owner_root(source.exits_dir, run)
     root = root if target.resolve().is_relative_to(root.resolve()) else None

@@ -122,6 +122,14 @@ def model_fingerprint(run: Path) -> str:
     return digest.hexdigest()
 
 
+def read_summary(exits_dir: Path) -> dict:
+    """``exits_dir/exits.json``, refused in one line unless it is a JSON object (``run_of`` reads its keys)."""
+    from uboost.dynamic.switcher import _object, exits_again
+
+    path = Path(exits_dir) / "exits.json"
+    return _object(runs.read_json(path, "exits summary"), path, again=exits_again(Path(exits_dir)))
+
+
 def check_same_model(exits_dir: Path, summary: dict) -> Path:
     """The run ``exits_dir`` was made from (:func:`run_of`), refused in one line when its retrained model is
     no longer the one the heads were trained on (a ``retrain --force`` since): the heads, the points'
@@ -159,7 +167,7 @@ def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None =
     from uboost.exceptions import RunDirError
 
     root = Path(exits_dir)
-    summary = runs.read_json(root / "exits.json", "exits summary")
+    summary = read_summary(root)
     saved = runs.safe_load(root / "heads.pt", "exit heads")
     positions = list(saved.get("positions", [])) if isinstance(saved, dict) else []
     if not positions:

@@ -96,9 +96,12 @@ class ExitPolicy:
         missing = [k for k in ("positions", "thresholds", "freq_hz", "voltage_v") if k not in data]
         if missing:
             raise ConfigError(f"{source}: missing {', '.join(missing)}")
+        metrics = data.get("metrics", {})
+        if not isinstance(metrics, dict):  # dict([1, 2]) was a TypeError traceback in `uboost switch`
+            raise ConfigError(f"{source}: metrics must be a JSON object, got {type(metrics).__name__}")
         try:
             return cls(positions=data["positions"], thresholds=data["thresholds"], freq_hz=data["freq_hz"],
-                       voltage_v=data["voltage_v"], metrics=dict(data.get("metrics") or {}))
+                       voltage_v=data["voltage_v"], metrics=dict(metrics))
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
 

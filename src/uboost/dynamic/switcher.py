@@ -137,23 +137,15 @@ class Switcher:
     def from_exits(cls, directory: str | os.PathLike, *, test: bool = False) -> "Switcher":
         """The Pareto points of ``uboost exits`` (``points/pNN.json``); budgets apply to the
         *expected* latency and energy, accuracy is the validation one (``test``: the test one)."""
-        from uboost.dynamic.policy import ExitPolicy
-
         root = Path(directory)
         if (root / "exits.json").is_file():  # points of heads trained on a model replaced since: refused
-            from uboost import runs
-            from uboost.dynamic.pipeline_io import check_same_model
+            from uboost.dynamic.pipeline_io import check_same_model, read_summary
 
-            check_same_model(root, runs.read_json(root / "exits.json", "exits summary"))
+            check_same_model(root, read_summary(root))
         files = sorted((root / "points").glob("p*.json")) if (root / "points").is_dir() else []
         if not files:
             raise RunDirError(f"{root} holds no exit policies (points/p00.json, ...): run `uboost exits RUN` first")
-        prefix = "test_" if test else ""
-        points = []
-        for f in files:
-            m = ExitPolicy.load(f).metrics
-            points.append(SwitchPoint(f.stem, float(m[f"{prefix}accuracy"]), float(m[f"{prefix}expected_latency_ms"]),
-                                      float(m[f"{prefix}expected_energy_uj"]), str(f)))
+        points = [_exit_point(f, "test_" if test else "", exits_again(root)) for f in files]
         return cls(points, accuracy_name=("test" if test else "validation") + " accuracy")
 
     @classmethod
@@ -180,19 +172,39 @@ def _test_accuracy(point: Path, result: dict) -> float | None:
     return _number(result.get("test_acc"), point / RESULT, "test_acc", optional=True)
 
 
-def _object(data, path) -> dict:
+def _exit_point(path: Path, prefix: str, again: str) -> SwitchPoint:
+    """One exit policy file as a point: its (``prefix``: test) accuracy, expected latency and energy (the
+    energy may be missing: an energy budget then says so), each checked, so a damaged file is one line."""
+    from uboost.dynamic.policy import ExitPolicy
+
+    metrics = ExitPolicy.load(path).metrics
+
+    def number(key: str, optional: bool = False) -> float | None:
+        return _number(metrics.get(prefix + key), path, f"metrics.{prefix}{key}", optional=optional, again=again)
+
+    return SwitchPoint(path.stem, number("accuracy"), number("expected_latency_ms"),
+                       number("expected_energy_uj", optional=True), str(path))
+
+
+def exits_again(root: Path) -> str:
+    """The command that writes an exits directory's files anew, for a refusal of a damaged one."""
+    return f"train the exits again with `uboost exits RUN --out {root} --force`"
+
+
+_AGAIN = "export that point again"  # what makes a frontier point's files; exits files name their own command
+
+
+def _object(data, path, *, again: str = _AGAIN) -> dict:
     """``data`` when it is a JSON object, else one line naming the file."""
     if not isinstance(data, dict):
-        raise RunDirError(f"{path} must hold a JSON object, got {type(data).__name__}; export that point again")
+        raise RunDirError(f"{path} must hold a JSON object, got {type(data).__name__}; {again}")
     return data
 
 
-def _number(value, path, key: str, *, optional: bool = False) -> float | None:
+def _number(value, path, key: str, *, optional: bool = False, again: str = _AGAIN) -> float | None:
     """``value`` as a finite number (``None`` allowed when ``optional``), else one line naming the file and key."""
-    import math
-
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RunDirError(f"{path}: {key} must be a number, got {value!r}; export that point again")
+        raise RunDirError(f"{path}: {key} must be a number, got {value!r}; {again}")
     return float(value)
