@@ -40,3 +40,13 @@ def test_a_cell_arch_reading_earlier_nodes_builds_and_runs():
     space = create("darts-cifar", width=4, cells=3, cell_arch=cell_arch(input_3_0=[2], input_5_1=[4]),
                    input_shape=(3, 8, 8))
     assert space(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("channels", ['["a", 8, 8]', "[8.5, 16, 8]", "[true, 16, 8]", "8"])
+def test_toml_channels_that_are_not_three_whole_numbers_are_one_line_before_anything_is_written(cli, tmp_path, channels):
+    """["a", 8, 8] was a ValueError traceback, [8.5, 16, 8] silently became 8 (the CLI's 8.5:16:8 is refused)."""
+    (tmp_path / "c.toml").write_text(f"[search.space_options]\nchannels = {channels}\n")
+    out = tmp_path / "run"
+    one_line_error(cli("search", "--space", "darts-cifar", "--config", tmp_path / "c.toml", "--epochs", "1", "--out", out),
+                   "channels must be three whole numbers")
+    assert not out.exists()

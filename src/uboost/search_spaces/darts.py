@@ -185,8 +185,10 @@ def parse_channels(text: str | Sequence[int] | None) -> tuple[int, int, int] | N
             values = tuple(int(p) for p in parts)
         except ValueError:
             raise ConfigError(f"channels must look like START:STOP:STEP (e.g. 16:64:8), got {text!r}") from None
-    else:
-        values = tuple(int(v) for v in text)
+    else:  # a TOML list: int() raised a traceback on "a" and truncated 8.5, which the CLI's "8.5:16:8" refuses
+        if not isinstance(text, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in text):
+            raise ConfigError(f"channels must be three whole numbers [START, STOP, STEP] (e.g. [16, 64, 8]), got {text!r}")
+        values = tuple(text)
     if len(values) != 3:
         raise ConfigError(f"channels must have START:STOP:STEP, got {text!r}")
     start, stop, step = values
