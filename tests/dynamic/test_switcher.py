@@ -103,6 +103,8 @@ def test_from_frontier_directory(tmp_path):
     ("[]", "must hold a JSON object, got list"),
     ('{"latency_ms": "fast"}', "latency_ms must be a number, got 'fast'"),
     ('{"latency_ms": 0.1, "test_acc": "high"}', "test_acc must be a number"),
+    pytest.param('{"latency_ms": 1' + 400 * "0" + "}", "latency_ms must be a number, got 1000",
+                 id="10**400"),  # was an OverflowError traceback
 ])
 def test_a_damaged_point_result_is_one_error_naming_the_file(tmp_path, content, fragment):
     write_point(tmp_path, "p00", 0.1, 0.8)

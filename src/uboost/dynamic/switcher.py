@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,7 @@ class Switcher:
             for what, value in (("accuracy", p.accuracy), ("latency_ms", p.latency_ms), ("energy_uj", p.energy_uj)):
                 if value is None and what == "energy_uj":
                     continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                if not _finite(value) or (
                         value < 0 and what != "accuracy"):  # (the accuracy may be a log-probability: below 0)
                     raise ConfigError(f"point {p.name!r}: {what} must be a finite number"
                                       f"{'' if what == 'accuracy' else ' >= 0'}, got {value!r}")
@@ -205,6 +206,16 @@ def _number(value, path, key: str, *, optional: bool = False, again: str = _AGAI
     """``value`` as a finite number (``None`` allowed when ``optional``), else one line naming the file and key."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RunDirError(f"{path}: {key} must be a number, got {value!r}; {again}")
+    if not _finite(value):
+        raise RunDirError(f"{path}: {key} must be a number, got {reprlib.repr(value)}; {again}")  # (short: 10**400)
     return float(value)
+
+
+def _finite(value) -> bool:
+    """A finite number a float holds: JSON's ints are unbounded, and 10**400 overflowed in isfinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
