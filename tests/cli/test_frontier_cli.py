@@ -296,3 +296,17 @@ def test_result_json_says_whether_the_export_was_projected_from_the_argmax(cli, 
     result = json.loads((tmp_path / "b" / "result.json").read_text())
     assert result["argmax_latency_ms"] != result["latency_ms"]  # this search's argmax is below the budget's window
     assert result["projected"] is True and result["latency_ms"] <= 0.002
+
+
+def test_a_frontier_without_matplotlib_names_no_png_and_says_how_to_get_one(cli, searched, tmp_path, monkeypatch):
+    """It said "wrote 2 run directories and .../frontier.png" with no PNG written."""
+    import sys
+
+    run, _, _ = searched
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails, as where it is not installed
+    out = tmp_path / "front"
+    result = cli("frontier", run, "--points", "2", "--out", out)
+    assert result.code == 0, result.err
+    assert not (out / "frontier.png").exists() and "frontier.png" not in result.out
+    assert "wrote 2 run directories" in result.out and "pip install 'uboost[plot]'" in " ".join(result.err.split())
+

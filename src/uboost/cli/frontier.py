@@ -161,8 +161,8 @@ def frontier(
             cells.append(f"{100 * row['test_acc']:.1f}%")
         table.add_row(*cells)
     console.print(table)
-    _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
-    console.print(f"wrote {len(rows)} run director{'y' if len(rows) == 1 else 'ies'} and {out / 'frontier.png'}")
+    drawn = _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
+    console.print(f"wrote {len(rows)} run director{'y' if len(rows) == 1 else 'ies'}" + (f" and {out / 'frontier.png'}" if drawn else ""))
 
 
 def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[dict]:
@@ -214,14 +214,16 @@ def _add_to_result(run_dir: Path, **values) -> None:
     write_json(run_dir / runs.RESULT, {**runs.read_json(run_dir / runs.RESULT, "result"), **values})
 
 
-def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str = "latency") -> None:
-    try:
-        import matplotlib
+def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str = "latency") -> bool:
+    """Draw the frontier into ``path``; False (said in one yellow line, as ``tune`` says it) without matplotlib."""
+    from uboost.cli._common import not_drawn
+    from uboost.plots import _pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plot is optional (pip install uboost[plot])
-        return
+    try:
+        plt = _pyplot()
+    except ConfigError as exc:  # the plot is optional: the points are written
+        not_drawn(path, exc)
+        return False
     from uboost import runs
     from uboost.io import atomic_path
 
@@ -242,3 +244,4 @@ def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+    return True
