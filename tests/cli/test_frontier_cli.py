@@ -310,3 +310,13 @@ def test_a_frontier_without_matplotlib_names_no_png_and_says_how_to_get_one(cli,
     assert not (out / "frontier.png").exists() and "frontier.png" not in result.out
     assert "wrote 2 run directories" in result.out and "pip install 'uboost[plot]'" in " ".join(result.err.split())
 
+
+def test_the_frontier_plot_names_the_runs_cost_model_not_cycle_exact(cli, searched, tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    labels = []
+    set_xlabel = Axes.set_xlabel
+    monkeypatch.setattr(Axes, "set_xlabel", lambda ax, text, *a, **k: labels.append(text) or set_xlabel(ax, text, *a, **k))
+    run, _, _ = searched
+    assert cli("frontier", run, "--points", "2", "--out", tmp_path / "front").code == 0
+    assert len(labels) == 1 and "systolic cost model" in labels[0] and "cycle-exact" not in labels[0]

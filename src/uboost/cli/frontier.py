@@ -236,8 +236,9 @@ def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str
     else:
         ax.plot(latency_us, [r["preference"] for r in rows], "o-")
         ax.set_ylabel("search preference (sum of log-probabilities)")
-    ax.set_xlabel(f"latency on {source.config.array} {source.config.dataflow} (µs, cycle-exact)" if metric == "latency"
-                  else f"energy on {source.config.array} {source.config.dataflow} (µJ, {source.config.energy})")
+    config = source.config  # the run's cost model, named: only some are cycle-exact
+    ax.set_xlabel(f"latency on {config.array} {config.dataflow} (µs, {config.cost_model} cost model)" if metric == "latency"
+                  else f"energy on {config.array} {config.dataflow} (µJ, {config.energy})")
     ax.set_title("frontier from one search")
     ax.grid(alpha=0.3)
     fig.tight_layout()
