@@ -296,3 +296,27 @@ def test_result_json_says_whether_the_export_was_projected_from_the_argmax(cli, 
     result = json.loads((tmp_path / "b" / "result.json").read_text())
     assert result["argmax_latency_ms"] != result["latency_ms"]  # this search's argmax is below the budget's window
     assert result["projected"] is True and result["latency_ms"] <= 0.002
+
+
+def test_a_frontier_without_matplotlib_names_no_png_and_says_how_to_get_one(cli, searched, tmp_path, monkeypatch):
+    """It said "wrote 2 run directories and .../frontier.png" with no PNG written."""
+    import sys
+
+    run, _, _ = searched
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails, as where it is not installed
+    out = tmp_path / "front"
+    result = cli("frontier", run, "--points", "2", "--out", out)
+    assert result.code == 0, result.err
+    assert not (out / "frontier.png").exists() and "frontier.png" not in result.out
+    assert "wrote 2 run directories" in result.out and "pip install 'uboost[plot]'" in " ".join(result.err.split())
+
+
+def test_the_frontier_plot_names_the_runs_cost_model_not_cycle_exact(cli, searched, tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    labels = []
+    set_xlabel = Axes.set_xlabel
+    monkeypatch.setattr(Axes, "set_xlabel", lambda ax, text, *a, **k: labels.append(text) or set_xlabel(ax, text, *a, **k))
+    run, _, _ = searched
+    assert cli("frontier", run, "--points", "2", "--out", tmp_path / "front").code == 0
+    assert len(labels) == 1 and "systolic cost model" in labels[0] and "cycle-exact" not in labels[0]

@@ -115,3 +115,14 @@ def test_grid_gaps_fill_a_shared_key_and_nothing_else():
     gaps = {(g.in_channels, g.out_channels) for g in grid_gaps(fc1 + fc2)}
     assert gaps == {(64, 10), (16, 16), (16, 32), (32, 16), (32, 32)}
     assert grid_gaps(fc1) == []
+
+
+@pytest.mark.parametrize("option", ["--plot", "--energy-plot"])
+def test_a_plot_without_matplotlib_is_refused_before_anything_is_printed(cli, tmp_path, monkeypatch, option):
+    """It printed every result (5.9 kB of JSON) and then failed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails, as where it is not installed
+    result = cli("profile", "resnet18", "--array", "16x16", "--json", option, tmp_path / "p.png")
+    one_line_error(result, "pip install 'uboost[plot]'")
+    assert result.out == "" and not (tmp_path / "p.png").exists()

@@ -205,3 +205,40 @@ def test_hardware_does_not_import_nni():
     code = "import sys, uboost.hardware as h; h.create('systolic').evaluate([]); print('nni' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+LENET_8X8 = [conv(1, 8, k=3, out=8, name="conv1"), conv(8, 16, k=3, out=4, name="conv2"),
+             LayerShape(name="fc1", kind="linear", in_channels=64, out_channels=16),
+             LayerShape(name="fc2", kind="linear", in_channels=16, out_channels=10)]
+
+
+def _tabulated(model, memory_columns):
+    """``model``'s cycles as a lookup table for its own spec, as `hw tabulate` writes them."""
+    channels = sorted({c for s in LENET_8X8 for c in (s.in_channels, s.out_channels)})
+    rows = LookupTable.from_model(model, LENET_8X8, channels)._rows
+    return LookupTable(model.spec, table=[{**r, **memory_columns} for r in rows])
+
+
+def test_lookup_with_a_memory_table_moves_the_words_of_systolic_mem():
+    """Cycles with the stalls of 1 kB buffers were priced with every word read from DRAM once: 3.7x too little energy."""
+    spec = HardwareSpec(rows=8, cols=4, dataflow="os", batch_size=2, sram_kb=1, dram_bw_words=2)
+    mem = create("systolic-mem", spec=spec)
+    lut = _tabulated(mem, {"sram_kb": 1, "dram_bw_words": 2.0})
+    assert lut.prices_memory
+    want, got = mem.evaluate(LENET_8X8), lut.evaluate(LENET_8X8)
+    assert got.cycles == pytest.approx(want.cycles)
+    assert got.words == pytest.approx(want.words)
+    assert got.words["ifmap_dram_reads"] > create("systolic", spec=spec).evaluate(LENET_8X8).words["ifmap_dram_reads"]
+    assert got.energy_breakdown_uj == pytest.approx(want.energy_breakdown_uj)
+    # the search prices soft (expected) channels through the same words
+    table, cin = LayerTable.from_shapes(LENET_8X8), torch.tensor([1.0, 6.5, 50.0, 12.0], dtype=torch.float64)
+    soft = dict(in_channels=cin, temperature=1.0)
+    got_soft, want_soft = lut.accesses(table, **soft), mem.accesses(table, **soft)
+    assert all(torch.allclose(got_soft[k], want_soft[k]) for k in want_soft)
+
+
+def test_lookup_with_a_compute_only_table_moves_every_word_once():
+    spec = HardwareSpec(rows=8, cols=4, dataflow="os", batch_size=2, sram_kb=1, dram_bw_words=2)
+    lut = _tabulated(create("systolic", spec=spec), {"sram_kb": "", "dram_bw_words": ""})
+    assert not lut.prices_memory
+    assert lut.evaluate(LENET_8X8).words == pytest.approx(create("systolic", spec=spec).evaluate(LENET_8X8).words)

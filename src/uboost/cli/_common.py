@@ -70,6 +70,14 @@ def error_line(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, soft_wrap=True)
 
 
+def not_drawn(path, reason: object) -> None:
+    """The one yellow line for an optional plot not drawn (e.g. no matplotlib); ``reason`` escaped, so its
+    ``pip install 'uboost[plot]'`` is not read as markup."""
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]could not draw {escape(str(path))}: {escape(str(reason))}[/]", soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print one red line and exit ``code`` (1; 130 after Ctrl-C)."""
     import typer

@@ -161,8 +161,8 @@ def frontier(
             cells.append(f"{100 * row['test_acc']:.1f}%")
         table.add_row(*cells)
     console.print(table)
-    _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
-    console.print(f"wrote {len(rows)} run director{'y' if len(rows) == 1 else 'ies'} and {out / 'frontier.png'}")
+    drawn = _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
+    console.print(f"wrote {len(rows)} run director{'y' if len(rows) == 1 else 'ies'}" + (f" and {out / 'frontier.png'}" if drawn else ""))
 
 
 def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[dict]:
@@ -214,14 +214,16 @@ def _add_to_result(run_dir: Path, **values) -> None:
     write_json(run_dir / runs.RESULT, {**runs.read_json(run_dir / runs.RESULT, "result"), **values})
 
 
-def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str = "latency") -> None:
-    try:
-        import matplotlib
+def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str = "latency") -> bool:
+    """Draw the frontier into ``path``; False (said in one yellow line, as ``tune`` says it) without matplotlib."""
+    from uboost.cli._common import not_drawn
+    from uboost.plots import _pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plot is optional (pip install uboost[plot])
-        return
+    try:
+        plt = _pyplot()
+    except ConfigError as exc:  # the plot is optional: the points are written
+        not_drawn(path, exc)
+        return False
     from uboost import runs
     from uboost.io import atomic_path
 
@@ -234,11 +236,13 @@ def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str
     else:
         ax.plot(latency_us, [r["preference"] for r in rows], "o-")
         ax.set_ylabel("search preference (sum of log-probabilities)")
-    ax.set_xlabel(f"latency on {source.config.array} {source.config.dataflow} (µs, cycle-exact)" if metric == "latency"
-                  else f"energy on {source.config.array} {source.config.dataflow} (µJ, {source.config.energy})")
+    config = source.config  # the run's cost model, named: only some are cycle-exact
+    ax.set_xlabel(f"latency on {config.array} {config.dataflow} (µs, {config.cost_model} cost model)" if metric == "latency"
+                  else f"energy on {config.array} {config.dataflow} (µJ, {config.energy})")
     ax.set_title("frontier from one search")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+    return True

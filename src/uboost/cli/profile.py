@@ -79,6 +79,10 @@ def profile(
         from uboost.exceptions import ConfigError
 
         raise ConfigError(f"--plot and --energy-plot are both {plot}: give each its own file")
+    if plot is not None or energy_plot is not None:  # without matplotlib: one line now, not after the results
+        from uboost.plots import _pyplot
+
+        _pyplot()
     from uboost.hardware.area import area_breakdown_mm2, resolve_area
     from uboost.hardware.files import read_hardware_file, without_overridden
 

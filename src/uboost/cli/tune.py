@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import console, err_console, human, latency_text
+from uboost.cli._common import console, err_console, human, latency_text, not_drawn
 from uboost.cli._tune_parsing import parse_choices, parse_float_range, parse_int_space  # noqa: F401  (tests, plug-ins)
 from uboost.exceptions import ConfigError
 
@@ -228,7 +228,7 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
         tuning.pareto_plot(study, png)
         console.print(f"Pareto plot: {png}")
     except Exception as exc:  # a plot must never lose the study's result
-        err_console.print(f"[yellow]could not draw {png}: {exc}[/]")
+        not_drawn(png, exc)
 
 
 def _check_budgets(budget_ms: Optional[float], area_budget_mm2: Optional[float]) -> None:

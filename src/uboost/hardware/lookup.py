@@ -8,6 +8,12 @@ so SCALE-Sim output or measurements on real hardware can be used directly. Optio
 to a spec with those memory limits: such cycles include the stalls of that memory system, and
 apply to no other (empty: cycles of unbounded memory, any spec, priced as compute only).
 
+**Words moved.** A table holds cycles only. The words each layer moves (SRAM and DRAM reads and
+writes, which energy prices) are modelled: for a table made for the spec's memory system
+(``prices_memory``) by ``systolic-mem`` (:class:`~uboost.hardware.systolic_mem.MemorySystolicArray`),
+re-fetches included, so its energy equals ``systolic-mem``'s at equal cycles; for a compute-only
+table by the unbounded-memory counts (every word read from DRAM once).
+
 **Interpolation.** Rows are grouped by layer *key*: depthwise or not, groups (or, for depthwise
 layers, the channel multiplier ``out/in``), kernel, output size. Within a key the channels must
 form a full grid (every listed ``in_channels`` with every listed ``out_channels``); a layer's
@@ -34,6 +40,7 @@ from uboost.hardware.base import CostModel
 from uboost.hardware.layers import LayerShape, LayerTable
 from uboost.hardware.registry import register
 from uboost.hardware.spec import HardwareSpec
+from uboost.hardware.systolic_mem import MemorySystolicArray
 
 Key = tuple[bool, int, int, int, int, int]  # depthwise, groups|multiplier, kernel_h, kernel_w, out_h, out_w
 REQUIRED = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "out_h", "out_w", "cycles")
@@ -113,6 +120,8 @@ class LookupTable(CostModel):
         # the rows that apply depend on the spec's memory system, in words per cycle: with a DRAM bandwidth in GB/s
         # another clock selects others (or none)
         self.grids = self._grids(self._rows)
+        # cycles with this memory system's stalls move its words too (re-fetches): counted by the model that prices them
+        self._words_model = MemorySystolicArray(self.spec) if self.prices_memory else None
         self._prepared: "weakref.WeakKeyDictionary[object, tuple]" = weakref.WeakKeyDictionary()
 
     # -- table construction -------------------------------------------------------------------
@@ -273,3 +282,9 @@ class LookupTable(CostModel):
         v10 = values[rows, i1, j0]
         v11 = values[rows, i1, j1]
         return (1 - ti) * ((1 - tj) * v00 + tj * v01) + ti * ((1 - tj) * v10 + tj * v11)
+
+    def accesses(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
+        """Words moved per layer (module docstring: modelled, not looked up)."""
+        if self._words_model is None:
+            return super().accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
+        return self._words_model.accesses(layers, in_channels=in_channels, out_channels=out_channels, temperature=temperature)
