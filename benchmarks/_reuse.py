@@ -138,15 +138,16 @@ def retrain_acc(run: Path, epochs: int, max_samples: int | None = None, seed: in
 
 # -- retrains shared between runs that derived the same network -------------------------------------------------
 # A retrain reads the frozen network (arch.json, precision.json), the space and its data (the search config's
-# space, space_options, dataset, data_dir, image_size) and its own RetrainConfig (seed 0 whatever the search's
-# seed): checked deterministic on the 16x16 fronts (51 groups of points with one network, 277 retrains, one
-# accuracy per group). These SearchConfig fields steer only the search; every other field, including any added
-# later, is part of the key, so an unknown field can only miss the cache, never share a retrain wrongly.
+# space, space_options, dataset, data_dir, image_size, and its seed: since 2026-12-05 a retrain splits train and
+# test images with the search's seed, so the same network found by two search seeds is tested on two test sets)
+# and its own RetrainConfig: checked deterministic on the 16x16 fronts (51 groups of points with one network, 277
+# retrains, one accuracy per group). These SearchConfig fields steer only the search; every other field, including
+# any added later, is part of the key, so an unknown field can only miss the cache, never share a retrain wrongly.
 SEARCH_ONLY = frozenset({
     "cost_model", "array", "dataflow", "inference_batch", "sram_kb", "dram_bw_words", "clock_hz", "latency_weight",
     "utilization_weight", "utilization_scale", "energy_weight", "target_latency_ms", "budget_lr", "budget_floor",
     "budget_commit", "entropy_weight", "cost_mode", "temperature", "sampling", "sharpen", "epochs", "warmup_epochs",
-    "batch_size", "learning_rate", "arch_lr", "data_split", "seed", "accelerator", "devices",
+    "batch_size", "learning_rate", "arch_lr", "data_split", "accelerator", "devices",
 })
 RETRAIN_CACHE = "retrain-cache"  # under a benchmark's run root: one <digest>.json per retrained network
 

@@ -155,22 +155,25 @@ def test_a_network_retrained_once_is_shared_until_the_network_or_a_retrain_setti
     fake_training.arch = {"conv": "3x3"}
     first, first_dir = point(0.1, 0)
     assert len(fake_training.retrain) == 1 and "retrain_from" not in first
-    # another lambda and seed (search-only settings) deriving the same network: its accuracy, no retrain
-    shared, _ = point(1.0, 2)
+    # another lambda (a search-only setting) deriving the same network: its accuracy, no retrain
+    shared, _ = point(1.0, 0)
     assert len(fake_training.search) == 2 and len(fake_training.retrain) == 1
     assert shared["retrain_from"] == str(first_dir) and shared["test_acc"] == first["test_acc"]
+    # the same network from another search seed: retrained, since the seed splits the test images
+    seeded, _ = point(0.1, 2)
+    assert len(fake_training.retrain) == 2 and "retrain_from" not in seeded
     fake_training.arch = {"conv": "5x5"}  # another network: retrained
     other, _ = point(0.3, 0)
-    assert len(fake_training.retrain) == 2 and "retrain_from" not in other
+    assert len(fake_training.retrain) == 3 and "retrain_from" not in other
     fake_training.arch = {"conv": "3x3"}
     point(3.0, 0, settings={"epochs": 5, "max_samples": None})  # a retrain setting changed: retrained
-    assert len(fake_training.retrain) == 3 and fake_training.retrain[-1].epochs == 5
+    assert len(fake_training.retrain) == 4 and fake_training.retrain[-1].epochs == 5
     wider, _ = bench_fronts.search_config("lenet-16x16", "systolic", 0.03, 0)
     point(0.03, 0, config=wider.replace(image_size=12))  # the network's input changed: retrained
-    assert len(fake_training.retrain) == 4
+    assert len(fake_training.retrain) == 5
 
-    # a later invocation's index finds the finished retrains: four networks (settings) in all
-    assert _reuse.index_retrains(tmp_path, tmp_path / "fresh-cache") == 4
+    # a later invocation's index finds the finished retrains: five (network, data) settings in all
+    assert _reuse.index_retrains(tmp_path, tmp_path / "fresh-cache") == 5
 
 
 def test_retrains_over_seeds_are_averaged_kept_apart_and_shared(tmp_path, fake_training):
@@ -189,11 +192,15 @@ def test_retrains_over_seeds_are_averaged_kept_apart_and_shared(tmp_path, fake_t
     assert sorted(p.name for p in first.iterdir() if p.name.startswith("retrain")) == ["retrain", "retrain-seed1", "retrain-seed2"]
     assert _reuse.mean_retrain_acc(first, 10, None, cache, seeds=3)[1] == accs  # all reused: nothing retrains
     assert len(fake_training.retrain) == 3
-    other = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 1.0, 2)  # the same network elsewhere: shared
-    uboost.search.run_search(config.replace(latency_weight=1.0, seed=2), other)
+    other = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 1.0, 0)  # the same network at another lambda: shared
+    uboost.search.run_search(config.replace(latency_weight=1.0), other)
     assert _reuse.mean_retrain_acc(other, 10, None, cache, seeds=4)[1] == pytest.approx([0.9, 0.89, 0.88, 0.87])
     assert [c.seed for c in fake_training.retrain] == [0, 1, 2, 3]  # only the fourth seed is new
     assert _reuse.index_retrains(tmp_path, tmp_path / "fresh-cache") == 4  # one entry per (network, seed)
+    seeded = bench_fronts.point_dir(tmp_path, "lenet-16x16", entry, 0.1, 2)  # another search seed: its own test split
+    uboost.search.run_search(config.replace(seed=2), seeded)
+    _reuse.mean_retrain_acc(seeded, 10, None, cache, seeds=2)
+    assert [c.seed for c in fake_training.retrain] == [0, 1, 2, 3, 0, 1]  # retrained, not shared
 
 
 def test_a_point_made_before_a_field_existed_is_reused_at_that_fields_default_only(tmp_path, fake_training):
