@@ -13,6 +13,8 @@ as equal within :data:`SLACK`: above any storage error, and far below the least 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 SLACK = 5e-6
 
 
@@ -20,3 +22,10 @@ def at_least(a: float, b: float) -> bool:
     """Accuracy ``a`` is at least ``b`` on the exact values (``b`` may be a line such as ``reference - 0.005``)."""
     return a >= b - SLACK
 
+
+def dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[int]) -> bool:
+    """:func:`uboost.tuning.objectives.dominates` with the first objective an accuracy (or error) share compared
+    on its exact value, the others (cycle-model costs: exact) as they are."""
+    from uboost.tuning.objectives import dominates as dominates_exactly
+
+    return dominates_exactly(a, b, signs, ties=(SLACK,))
