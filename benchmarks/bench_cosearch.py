@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from _accuracies import at_least
+from _accuracies import at_least, dominates
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -311,7 +311,8 @@ def summarize(name, sram_kb, budget, base, studies, tolerance, retrains: dict | 
     rounds = round_pairs(studies["cosearch"][0], reference, tolerance)
     if rounds:
         found["inner_rounds"] = rounds
-    front = [r for r in base_rows if not any(q["accuracy"] >= r["accuracy"] and q["edp_uj_ms"] < r["edp_uj_ms"] for q in base_rows)]
+    point = lambda r: (r["accuracy"], r["edp_uj_ms"])  # noqa: E731
+    front = [r for r in base_rows if not any(dominates(point(q), point(r), (1, -1)) for q in base_rows)]
     found["front_gains"] = []  # every point of the baseline's accuracy-EDP front, matched the same way
     for ref in sorted({(r["accuracy"], r["edp_uj_ms"]): r for r in front}.values(), key=lambda r: r["edp_uj_ms"]):
         match = [r for r in co_rows if at_least(r["accuracy"], ref["accuracy"] - tolerance)]
