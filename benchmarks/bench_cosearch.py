@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from _accuracies import at_least, dominates
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent
@@ -309,10 +311,11 @@ def summarize(name, sram_kb, budget, base, studies, tolerance, retrains: dict | 
     rounds = round_pairs(studies["cosearch"][0], reference, tolerance)
     if rounds:
         found["inner_rounds"] = rounds
-    front = [r for r in base_rows if not any(q["accuracy"] >= r["accuracy"] and q["edp_uj_ms"] < r["edp_uj_ms"] for q in base_rows)]
+    point = lambda r: (r["accuracy"], r["edp_uj_ms"])  # noqa: E731
+    front = [r for r in base_rows if not any(dominates(point(q), point(r), (1, -1)) for q in base_rows)]
     found["front_gains"] = []  # every point of the baseline's accuracy-EDP front, matched the same way
     for ref in sorted({(r["accuracy"], r["edp_uj_ms"]): r for r in front}.values(), key=lambda r: r["edp_uj_ms"]):
-        match = [r for r in co_rows if r["accuracy"] >= ref["accuracy"] - tolerance]
+        match = [r for r in co_rows if at_least(r["accuracy"], ref["accuracy"] - tolerance)]
         best = min(match, key=lambda r: r["edp_uj_ms"]) if match else None
         found["front_gains"].append({"baseline_trial": ref["trial"], "accuracy": ref["accuracy"], "edp_uj_ms": ref["edp_uj_ms"],
                                      "cosearch_trial": best and best["trial"], "cosearch_accuracy": best and best["accuracy"],
@@ -325,10 +328,16 @@ def choose(base_rows: list[dict], co_rows: list[dict], tolerance: float, accurac
     cheaper on a tie), the pick the co-search trial of least EDP within ``tolerance`` of it (else the most
     accurate co-search trial). ``accuracy(row)`` gives a row's accuracy (``cosearch_crossfit.py``: a mean over
     some retrain seeds)."""
-    reference = max(base_rows, key=lambda r: (accuracy(r), -r["edp_uj_ms"]))
-    close = [r for r in co_rows if accuracy(r) >= accuracy(reference) - tolerance]
-    pick = min(close, key=lambda r: r["edp_uj_ms"]) if close else max(co_rows, key=lambda r: (accuracy(r), -r["edp_uj_ms"]))
+    reference = most_accurate(base_rows, accuracy)
+    close = [r for r in co_rows if at_least(accuracy(r), accuracy(reference) - tolerance)]
+    pick = min(close, key=lambda r: r["edp_uj_ms"]) if close else most_accurate(co_rows, accuracy)
     return reference, pick, bool(close)
+
+
+def most_accurate(rows: list[dict], accuracy=lambda r: r["accuracy"]) -> dict:
+    """The most accurate row (on exact accuracies, ``_accuracies.py``), the one of least EDP on a tie."""
+    top = max(accuracy(r) for r in rows)
+    return min((r for r in rows if at_least(accuracy(r), top)), key=lambda r: r["edp_uj_ms"])
 
 
 def round_pairs(study, reference: dict, tolerance: float) -> dict | None:
@@ -343,7 +352,7 @@ def round_pairs(study, reference: dict, tolerance: float) -> dict | None:
         "round", "accuracy", "latency_ms", "energy_uj", "edp_uj_ms", "array", "dataflow", "arch")}}
         for t in trials for r in t.user_attrs["inner_rounds"]]
     both = [t.user_attrs["inner_rounds"] for t in trials if len(t.user_attrs["inner_rounds"]) == 2]
-    close = [p for p in pairs if p["accuracy"] >= reference["accuracy"] - tolerance]
+    close = [p for p in pairs if at_least(p["accuracy"], reference["accuracy"] - tolerance)]
     best = min(close, key=lambda p: p["edp_uj_ms"]) if close else None
     return {"trials": len(trials), "round_2_ran": len(both),
             "round_2_other_network": sum(1 for a, b in both if a["arch"] != b["arch"]),

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _accuracies  # noqa: E402
 import fronts_paired  # noqa: E402
 from cosearch_crossfit import splits  # noqa: E402  (every choosing/judging split of the retrain seeds)
 import fronts_report  # noqa: E402
@@ -58,12 +59,8 @@ def at(points: list[dict], seeds: tuple[int, ...]) -> list[dict]:
 
 def non_dominated(group: list[dict]) -> list[int]:
     """Indices of the points of ``group`` no other point dominates (error and latency, both minimized)."""
-    keep = []
-    for i, p in enumerate(group):
-        if not any(q["error_pct"] <= p["error_pct"] and q["latency_us"] <= p["latency_us"]
-                   and (q["error_pct"] < p["error_pct"] or q["latency_us"] < p["latency_us"]) for q in group):
-            keep.append(i)
-    return keep
+    point = [(p["error_pct"] / 100, p["latency_us"]) for p in group]  # errors compared exactly (_accuracies.py)
+    return [i for i, p in enumerate(point) if not any(_accuracies.dominates(q, p, (-1, -1)) for q in point)]
 
 
 def tables(points: list[dict], pair: str) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:

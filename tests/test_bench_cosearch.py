@@ -170,3 +170,12 @@ def test_the_baseline_local_search_runs_its_source_study_first_and_adds_neighbor
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(tuning.load_study(cell / "baseline").trials) == 2 and len(tuning.load_study(cell / "baseline-ls1").trials) == 3
+
+
+def test_the_baseline_front_leaves_out_a_less_accurate_trial_of_equal_edp(tmp_path, retrains):
+    """Pareto dominance (at least as accurate and as cheap, better in one): B is less accurate than A at A's EDP,
+    so it is not a baseline front point (a strict EDP comparison kept it)."""
+    studies = {"baseline": (_study(tmp_path, "baseline", [("A", 10.0), ("B", 10.0), ("B", 12.0)], 0, False), 1.0),
+               "cosearch": (_study(tmp_path, "cosearch", [("C", 2.0), ("D", 4.0)], 0, False), 2.0)}
+    found = bench_cosearch.judged("lenet", 4, 0.1377, None, studies, 0.005, 1, tmp_path, tmp_path)
+    assert [g["baseline_trial"] for g in found["front_gains"]] == [0]

@@ -5,10 +5,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bench_cosearch  # noqa: E402
 import cosearch_crossfit  # noqa: E402
 
 
@@ -106,3 +108,30 @@ def test_one_given_split_judges_a_published_choice_on_fresh_seeds(tmp_path, caps
     assert cosearch_crossfit.main(["--summaries", str(folder), "--choose", "0-1", "--judge", "1-3"]) == 1
     with pytest.raises(SystemExit):
         cosearch_crossfit.main(["--summaries", str(folder), "--choose", "0-1"])
+
+
+def stored(*images):
+    """Test accuracies as ``retrain.json`` stores them: a float32 share of 360 test images."""
+    return [float(np.float32(k / 360)) for k in images]
+
+
+def test_choose_compares_exact_accuracies_not_their_float32_rounding():
+    """9 images of 1,800 (5 seeds) below the reference is exactly 0.5 points below: within the tolerance (float32's
+    rounding made it -0.5000007 points); equally many correct images are a tie, the cheaper network wins it."""
+    every = cosearch_crossfit.mean_over(range(5))
+    reference = row(0, stored(350, 350, 350, 350, 350), 10.0)
+    pick = row(1, stored(349, 348, 348, 348, 348), 1.0)
+    assert bench_cosearch.choose([reference], [pick], 0.005, every) == (reference, pick, True)
+    costly = row(0, stored(341, 341, 345, 345, 345), 10.0)
+    cheap = row(1, stored(340, 342, 345, 345, 345), 1.0)
+    assert every(costly) != every(cheap)  # the same 1,717 images, float32 means 1e-8 apart
+    assert bench_cosearch.choose([costly, cheap], [cheap], 0.005, every)[0] is cheap
+    assert bench_cosearch.most_accurate([costly, cheap], every) is cheap
+
+
+def test_a_held_out_difference_of_exactly_half_a_point_meets_the_goal():
+    ten = {**CELL, "baseline": {"trials": [row(0, stored(*[350] * 10), 10.0)]},
+           "cosearch": {"trials": [row(0, stored(*[350] * 5, 349, 348, 348, 348, 348), 1.0)]}}
+    result = cosearch_crossfit.crossfit(ten, tolerance=0.005, split=(tuple(range(5)), tuple(range(5, 10))))
+    assert result["median_held_out_delta_points"] == pytest.approx(-0.5, abs=1e-5)  # -0.5000007 in float32
+    assert result["met_share"] == 1.0 and result["published"]["met"]

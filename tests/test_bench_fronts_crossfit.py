@@ -29,6 +29,18 @@ def test_non_dominated():
     assert fronts_crossfit.non_dominated(group) == [0, 1, 3, 4]  # (5, 5) is dominated; the tie (4, 5) stays twice
 
 
+def test_equally_many_correct_images_are_equally_accurate():
+    """points.csv stores each retrain's accuracy with 6 decimals: two networks with 1,065 of 1,080 images right
+    (3 retrains of 360) get mean errors 3e-5 points apart; the slower one is dominated, not kept on the front."""
+    six = lambda *images: [float(f"{k / 360:.6f}") for k in images]  # noqa: E731
+    slow = {"latency_us": 4.29, "retrain_accs": six(353, 353, 359)}
+    fast = {"latency_us": 3.82, "retrain_accs": six(354, 352, 359)}
+    group = fronts_crossfit.at([slow, fast], (0, 1, 2))
+    assert group[0]["error_pct"] != group[1]["error_pct"]
+    assert fronts_crossfit.non_dominated(group) == [1]
+    assert fronts_crossfit.non_dominated(list(reversed(group))) == [0]
+
+
 def test_a_noise_free_entry_keeps_its_hypervolume_and_a_lucky_network_loses_it():
     steady = sweep("systolic", [(8.0, [0.9] * 4)])
     # two networks at 4 µs: A 90 % on every retrain; B lucky on seeds 0-1 (95 %), unlucky on 2-3 (85 %): mean 90 %

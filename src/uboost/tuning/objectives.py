@@ -79,9 +79,12 @@ def objectives_of(names: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(by_metric[n] for n in names)
 
 
-def dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[int]) -> bool:
-    """``a`` is at least as good as ``b`` everywhere and better somewhere (``signs``: +1 maximize, -1 minimize)."""
-    better = [s * (x - y) for x, y, s in zip(a, b, signs)]
+def dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[int], ties: Sequence[float] = ()) -> bool:
+    """``a`` is at least as good as ``b`` everywhere and better somewhere (``signs``: +1 maximize, -1 minimize).
+    ``ties``: per objective, a difference up to which two values count as equal (values stored with a rounding
+    error, such as a float32 test accuracy); missing ones are 0."""
+    ties = tuple(ties) + (0.0,) * (len(signs) - len(ties))
+    better = [0.0 if abs(x - y) <= t else s * (x - y) for x, y, s, t in zip(a, b, signs, ties)]
     return all(d >= 0 for d in better) and any(d > 0 for d in better)
 
 
