@@ -37,7 +37,7 @@ VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4
 
 
 def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: int, retrain_epochs: int,
-        retrain_seeds: list[int] | None = None, widen: str = "all") -> dict:
+        retrain_seeds: list[int] | None = None, widen: str = "all", bits_noise_weight: float = 0.0) -> dict:
     """One network: searched (reused when ``root``'s run was finished with the same settings), then
     retrained once per retrain seed (default: one retrain at the search's seed, into ``RUN/retrain``;
     with ``retrain_seeds`` into ``RUN/retrain-s<r>``). ``test_acc`` is the mean over the retrains."""
@@ -45,9 +45,10 @@ def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: 
 
     from uboost.search import SearchConfig
 
-    out = root / f"{space}-{hardware}-{variant}-s{seed}"
+    noise = bits_noise_weight if len(VARIANTS[variant]["bits"]) > 1 else 0.0  # (one width: nothing to price)
+    out = root / f"{space}-{hardware}-{variant}-s{seed}" if not noise else root / f"{space}-{hardware}-{variant}-noise{noise:g}-s{seed}"
     config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=epochs, accelerator="cpu", widen=widen,
-                          **HARDWARE[hardware], **VARIANTS[variant])
+                          bits_noise_weight=noise, **HARDWARE[hardware], **VARIANTS[variant])
     reused = _reuse.same_settings(out, config)
     started = time.perf_counter()
     summary = _reuse.search(out, config)
@@ -59,7 +60,8 @@ def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: 
     cost = trained[0]["cost"]  # the same network at the same bits: every retrain prices the same
     precision = json.loads((out / "precision.json").read_text())
     return {
-        "space": space, "hardware": hardware, "variant": variant, "seed": seed, "widen": widen,
+        "space": space, "hardware": hardware, "variant": variant if not noise else f"{variant}-noise{noise:g}", "seed": seed,
+        "widen": widen, "bits_noise_weight": noise,
         "test_acc": statistics.fmean(accs), "test_acc_runs": accs, "retrain_seeds": seeds, **spread(accs),
         "latency_us": cost["latency_ms"] * 1e3, "utilization": cost["utilization"], "energy_uj": cost.get("energy_uj"),
         "precision": {k: v["weight_bits"] for k, v in precision.items()},
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--retrain-epochs", type=int, default=10)
+    parser.add_argument("--bits-noise-weight", type=float, default=0.0,
+                        help="the mixed searches' quantization-noise loss weight (uboost.strategy.bits_noise)")
     parser.add_argument("--root", type=Path, default=Path("runs/bench_bits"))
     parser.add_argument("--steps-only", action="store_true", help="only the search step time with and without bits")
     parser.add_argument("--hardware", default=",".join(HARDWARE), help="comma-separated: " + ", ".join(HARDWARE))
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             for hardware in () if args.steps_only else args.hardware.split(","):
                 for variant in [] if args.variants == "none" else args.variants.split(","):
                     row = run(space, hardware, variant, seed, args.root, args.epochs, args.retrain_epochs, args.retrain_seeds,
-                              args.widen)
+                              args.widen, args.bits_noise_weight)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     path = args.root / "bench_bits.json"

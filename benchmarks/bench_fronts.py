@@ -106,6 +106,9 @@ STUDY_MODELS = {
     # the Gumbel schedule (default 1 -> 0.1): ending warmer (the priced distribution stays softer), or starting hotter
     "systolic-tau1-0.5": dict(gumbel_tau=(1.0, 0.5)),
     "systolic-tau3-0.1": dict(gumbel_tau=(3.0, 0.1)),
+    # every candidate runs (DARTS' mixture) instead of one sampled path: the task loss reaches a choice followed by
+    # batch norm (single-path's straight-through weight only scales the sampled output, which batch norm undoes)
+    "systolic-mixture": dict(sampling="mixture"),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"

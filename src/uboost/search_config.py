@@ -114,6 +114,7 @@ class SearchConfig:
     weight_bits: tuple[int, ...] | None = None  # or independent choices per operand
     act_bits: tuple[int, ...] | None = None
     pin_bits: dict | None = None  # layer-name pattern -> fixed width
+    bits_noise_weight: float = 0.0  # the bits' quantization-noise loss in the architecture loss (strategy/bits_noise.py)
     pe: str = "fixed"
     # at export: "bits" raises each layer's bits where that costs nothing; "all" raises channel counts and bits
     # jointly as far as the exported network's cost allows (uboost.strategy.widening). None: "all" when bits are
@@ -176,7 +177,7 @@ class SearchConfig:
             raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
         if isinstance(self.budget_commit, bool) or not isinstance(self.budget_commit, (int, float)) or not 0 <= self.budget_commit <= 1:
             raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {self.budget_commit!r}")
-        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight", "energy_weight"):
+        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight", "energy_weight", "bits_noise_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
@@ -246,7 +247,8 @@ class SearchConfig:
         """``UBoost``'s precision keywords (``bits``, ``weight_bits``, ``act_bits``, ``pin_bits``), or ``None``."""
         if self.bits is None and self.weight_bits is None and self.act_bits is None:
             return None
-        return {"bits": self.bits, "weight_bits": self.weight_bits, "act_bits": self.act_bits, "pin_bits": dict(self.pin_bits or {})}
+        return {"bits": self.bits, "weight_bits": self.weight_bits, "act_bits": self.act_bits, "pin_bits": dict(self.pin_bits or {}),
+                "bits_noise_weight": self.bits_noise_weight}
 
     @property
     def rows(self) -> int:

@@ -12,6 +12,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 from torch import optim
 
 from uboost.exceptions import SearchError
+from uboost.strategy import bits_noise
 from uboost.strategy.data_parallel import DataParallelSearch
 from uboost.strategy.flat_adam import FlatAdam
 from uboost.strategy.host_mirror import HostMirror
@@ -44,6 +45,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         gradient_clip_val: float | None = None,
         log_prob_every_n_step: int = 10,
         warmup_epochs: int = 0,
+        bits_noise_weight: float = 0.0,
         generators: dict | None = None,
         loaders: dict | None = None,
     ):
@@ -63,6 +65,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self._next_mirror: HostMirror | None = None  # the alphas the next step starts with (host copy)
         self._bad_loss: tuple | None = None  # the first non-finite training loss, kept on the device
         self._alpha_list: list | None = None
+        self.bits_noise_weight = bits_noise_weight  # weight of the bits' quantization-noise loss (strategy/bits_noise.py)
+        self._noise_choices: list | None = None
 
     def setup(self, stage=None):
         result = super().setup(stage)
@@ -201,6 +205,10 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             task = task["loss"] if isinstance(task, dict) else task
             terms = self.hardware_loss()
             arc_loss = task + terms.loss.to(task.dtype)
+            noise = bits_noise.expected_loss(self._bits_choices())
+            if noise is not None:
+                arc_loss = arc_loss + self.bits_noise_weight * noise.to(task.dtype)
+                self.log("hw/bits_noise", noise.detach().float())
             self._average_next_backward = self._averaged("arch")
             self.manual_backward(arc_loss)
             arc_optim.step()
@@ -240,12 +248,18 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
 
         log_sampled_cost(self)  # single-path sampling: the exact cost of the sampled path
         self.resample()
+        probed = self._bits_choices() if batch_idx % bits_noise.EVERY == 0 else []
+        for choice in probed:
+            choice.probing = True
         with sampler.constant_alphas() if sampler is not None else contextlib.nullcontext():  # alpha gradients unused
             result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
         w_loss = result["loss"] if isinstance(result, dict) else result
         self._watch_loss(w_loss, batch_idx)
         self._average_next_backward = self._averaged("weights")
         self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
+        for choice in probed:
+            choice.probing = False
+        bits_noise.settle(probed)
         self.advance_lr_schedulers(batch_idx)
         tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
         if tau is not None:
@@ -253,6 +267,15 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         if batch_idx % self.log_prob_every_n_step == 0:
             self.log_probs(self.export_probs())
         return result
+
+    def _bits_choices(self) -> list:
+        """The precision choices whose quantization noise the architecture loss prices (none at weight 0)."""
+        if self._noise_choices is None:
+            from uboost.strategy.precision import BitsChoice
+
+            self._noise_choices = [m for m in self.model.modules() if isinstance(m, BitsChoice)] \
+                if self.bits_noise_weight > 0 else []
+        return self._noise_choices
 
     # -- host work kept off the step's critical path --------------------------------------------
     def _prepare_next_step(self, step: int, sampler) -> None:

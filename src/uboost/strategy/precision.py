@@ -38,6 +38,7 @@ from torch import nn
 
 from uboost.exceptions import ArchitectureError, ConfigError
 from uboost.quant import ATTR, LayerQuantizer, attach, check_bits, quantized_layers
+from uboost.strategy import bits_noise
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
         self.keys = {op: ("bits" if self.coupled else op) for op, v in values.items() if len(v) > 1}
         self.alphas = nn.ParameterDict({key: nn.Parameter(torch.randn(len(values[op])) * 1e-3) for op, key in self.keys.items()})
         self.labels = {key: PREFIXES[key] + layer for key in self.alphas}
+        for op, key in self.keys.items():  # the loss each width's quantization noise adds (strategy/bits_noise.py)
+            self.register_buffer(bits_noise.buffer_name(key), torch.zeros(len(values[op])))
+        self.register_buffer("noise_seen", torch.zeros((), dtype=torch.long))
+        self.probing = False  # measure it in this forward/backward pass (set by the search's weight steps)
         register = getattr(softmax, "together", None)  # the single-path sampler draws every alpha at once and
         if register is not None:  # makes the bits' straight-through weights together (each gets a gradient anyway)
             register(*self.alphas.values())
@@ -162,6 +167,24 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
             if self.coupled and operand == "act":
                 self._shared_p = p
         return list(zip(values, p))
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        q = super().quantize_input(x)
+        if self.probing and self.training:
+            self.__dict__["_batch"] = x.shape[0] if x.dim() > 1 else 1
+            q = bits_noise.watch_activation(self, x, q)
+        return q
+
+    def quantize_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.probing and self.training:
+            bits_noise.watch_weight(self, weight, self.__dict__.get("_batch", 1))
+        return super().quantize_weight(weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in [n for n in self._buffers if n.startswith("noise_")]:  # a checkpoint made before they existed
+            state_dict.setdefault(prefix + name, self._buffers[name].clone())
+        self.__dict__.pop("_noise_count", None)
+        return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def combos(self, choices) -> list[tuple[int, int, list]]:
         """``(weight_bits, act_bits, their choices)`` of every candidate, for the cost rows."""

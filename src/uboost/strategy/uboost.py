@@ -107,6 +107,9 @@ class UBoost(DARTS):
         ``weight_bits`` / ``act_bits`` add independent choices (EdMIPS). ``pin_bits`` maps
         layer-name patterns to a fixed width. The layers are fake-quantized (:mod:`uboost.quant`)
         and every (layer, bits) candidate is priced on the cost model's PEs.
+    bits_noise_weight
+        Weight of the loss each candidate width's quantization noise adds, estimated to second
+        order (:mod:`uboost.strategy.bits_noise`), in the architecture loss; 0: not priced.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class UBoost(DARTS):
         weight_bits: tuple[int, ...] | None = None,
         act_bits: tuple[int, ...] | None = None,
         pin_bits: dict[str, int] | None = None,
+        bits_noise_weight: float = 0.0,
         **kwargs: Any,
     ):
         _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed, log_prob_every_n_step=log_prob_every_n_step)
@@ -200,6 +204,10 @@ class UBoost(DARTS):
             self.bits_space = BitsSpace(bits=bits, weight_bits=weight_bits, act_bits=act_bits, pin=pin_bits or {})
         elif pin_bits:
             raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
+        if isinstance(bits_noise_weight, bool) or not isinstance(bits_noise_weight, (int, float)) or \
+                not 0 <= bits_noise_weight < float("inf"):
+            raise ConfigError(f"bits_noise_weight must be a finite number >= 0, got {bits_noise_weight!r}")
+        self.bits_noise_weight = float(bits_noise_weight)
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
@@ -262,6 +270,7 @@ class UBoost(DARTS):
             gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step,
             warmup_epochs=self.warmup_epochs,
+            bits_noise_weight=self.bits_noise_weight,
             generators=self._loader_generators,
             loaders=self._loaders,
         )

@@ -1,0 +1,104 @@
+"""The bits' quantization-noise loss (uboost.strategy.bits_noise): the estimate by hand, its place in a search."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from uboost.exceptions import ConfigError
+from uboost.quant import fake_quant_weight
+from uboost.strategy import UBoost, bits_noise
+from uboost.strategy.precision import BitsChoice
+
+from tests.strategy.test_bits import TinySpace, conv_of
+
+
+@pytest.mark.parametrize("coupled", [True, False])
+def test_the_measured_noise_loss_is_the_fisher_weighted_quantization_error_by_hand(coupled):
+    kwargs = {"bits": (2, 4, 8)} if coupled else {"weight_bits": (2, 8), "act_bits": (4, 8)}
+    strategy = UBoost(sampling="single-path", bits_noise_weight=1.0, **kwargs)
+    supernet = strategy.mutate_model(TinySpace())
+    conv = conv_of(supernet, "op.0")
+    quant: BitsChoice = conv.uboost_quant
+    supernet.train()
+    quant.probing = True
+    x = torch.randn(4, 8, 6, 6)
+    y = conv(x)
+    y.square().mean().backward()
+    bits_noise.settle([quant])
+
+    # by hand: the gradients of the same loss at the drawn widths' quantized input and weight
+    index = {key: strategy._sampler.index(alpha) for key, alpha in quant.alphas.items()}
+    a_bits = quant.values["act"][index["bits" if coupled else "act"]]
+    w_bits = quant.values["weight"][index["bits" if coupled else "weight"]]
+    weight = conv.parametrizations.weight.original.detach()
+    qx = quant.quantize_act(x, a_bits).detach().requires_grad_()
+    qw = fake_quant_weight(weight, w_bits).detach().requires_grad_()
+    gx, gw = torch.autograd.grad(F.conv2d(qx, qw, conv.bias, padding=1).square().mean(), [qx, qw])
+    span = float(quant.act_max - quant.act_min)
+    act = torch.tensor([0.5 * 4 * float(gx.square().sum()) * (span / (2 ** b - 1)) ** 2 / 12 for b in quant.values["act"]])
+    wgt = torch.tensor([0.5 * 4 * float((gw.square() * (fake_quant_weight(weight, b) - weight).square()).sum())
+                        for b in quant.values["weight"]])
+    if coupled:
+        assert torch.allclose(quant.get_buffer("noise_bits"), act + wgt, rtol=1e-4)
+    else:
+        assert torch.allclose(quant.get_buffer("noise_act"), act, rtol=1e-4)
+        assert torch.allclose(quant.get_buffer("noise_weight"), wgt, rtol=1e-4)
+    assert int(quant.noise_seen) == 1
+    # narrower is noisier: the estimate falls with the width
+    for name in [n for n in quant._buffers if n.startswith("noise_") and n != "noise_seen"]:
+        values = quant.get_buffer(name)
+        assert (values[:-1] > values[1:]).all()
+
+    # a second measurement is averaged in (1/2 each), and the loss the distribution expects is softmax . average
+    before = {n: b.clone() for n, b in quant._buffers.items() if n.startswith("noise_")}
+    quant.probing = True
+    strategy._sampler.invalidate()  # the next step's draw
+    conv(2 * x).square().mean().backward()
+    bits_noise.settle([quant])
+    name = "noise_bits" if coupled else "noise_act"
+    assert not torch.allclose(quant.get_buffer(name), before[name])
+    expected = sum((torch.softmax(alpha, -1) * quant.get_buffer(bits_noise.buffer_name(key))).sum()
+                   for key, alpha in quant.alphas.items())
+    assert torch.allclose(bits_noise.expected_loss([quant]), expected)
+
+
+def test_nothing_is_measured_unless_probing_and_a_checkpoint_without_the_averages_loads():
+    strategy = UBoost(bits=(2, 8), sampling="single-path", bits_noise_weight=1.0)
+    supernet = strategy.mutate_model(TinySpace())
+    quant: BitsChoice = conv_of(supernet, "stem").uboost_quant
+    supernet.train()
+    conv_of(supernet, "stem")(torch.randn(2, 1, 6, 6)).sum().backward()
+    bits_noise.settle([quant])
+    assert int(quant.noise_seen) == 0 and not quant.get_buffer("noise_bits").any()
+    old = {k: v for k, v in supernet.state_dict().items() if "noise_" not in k}  # made before the averages existed
+    supernet.load_state_dict(old)
+    assert int(quant.noise_seen) == 0
+
+
+def test_a_bad_weight_is_refused():
+    from uboost.search import SearchConfig
+
+    for bad in (-1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ConfigError, match="bits_noise_weight"):
+            UBoost(bits=(2, 8), bits_noise_weight=bad)
+        with pytest.raises(ConfigError, match="bits_noise_weight"):
+            SearchConfig(space="lenet", bits=(2, 8), bits_noise_weight=bad)
+
+
+def test_a_task_only_search_with_the_noise_loss_keeps_every_layer_at_its_widest(tmp_path):
+    """Without a hardware term, the only price of narrow bits is their noise: every layer ends at 8 bits
+    (the task gradient alone leaves lenet's layers before a batch norm where they started and sends its first
+    linear layer to 2 bits: benchmarks/RESULTS.md, "the bits' task gradient")."""
+    from uboost.search import SearchConfig, run_search
+
+    config = SearchConfig(space="lenet", dataset="digits", seed=0, epochs=2, max_samples=1024, accelerator="cpu",
+                          bits=(2, 8), latency_weight=0.0, utilization_weight=0.0, bits_noise_weight=1.0)
+    run_search(config, tmp_path / "run")
+    probabilities = json.loads((tmp_path / "run" / "probabilities.json").read_text())
+    bits = {k: v for k, v in probabilities.items() if k.startswith("bits:")}
+    assert len(bits) == 4
+    assert all(v["8"] > 0.9 for v in bits.values()), bits
