@@ -220,6 +220,8 @@ class SearchConfig:
         options = self.bits_options()
         if options is None and self.pin_bits:
             raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
+        if options is None and self.bits_noise_weight:
+            raise ConfigError("bits_noise_weight needs a precision search (bits, weight_bits or act_bits)")
         pinned = [check_bits(v, f"pin_bits[{k!r}]")[0] for k, v in (self.pin_bits or {}).items()]
         widths = {*(self.bits or ()), *(self.weight_bits or ()), *(self.act_bits or ()), *pinned}
         from uboost.hardware.precision import check_bits as check_pe

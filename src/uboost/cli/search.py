@@ -125,6 +125,7 @@ def search(
     weight_bits: Annotated[Optional[str], Opt("--weight-bits", help="search weight bitwidths per layer, independently of --act-bits, e.g. 2,4,8 [default: 8 with --act-bits, else float]")] = None,
     act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer, e.g. 4,8 [default: 8 with --weight-bits, else float]")] = None,
     pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable [default: none]")] = None,
+    bits_noise_weight: Annotated[Optional[float], Opt("--bits-noise-weight", help=f"weight of the loss each searched width's quantization noise adds (a second-order estimate) in the architecture loss; 0: bits priced by the hardware alone {D('bits_noise_weight')}")] = None,
     pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
     widen: Annotated[Optional[str], Opt(help="at export, raise what costs nothing more: bits (each layer's bitwidth) | all (channel counts and bits jointly) [default: all when bits are searched, else bits]")] = None,
 ) -> None:
@@ -144,7 +145,7 @@ def search(
         budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,
         temperature=temperature, cost_mode=cost_mode, sampling=sampling, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
-        num_nodes=num_nodes, strategy=strategy, precision=precision, widen=widen,
+        num_nodes=num_nodes, strategy=strategy, precision=precision, widen=widen, bits_noise_weight=bits_noise_weight,
     )
     hardware_fields = hardware_changes(hardware, flags)
     space_options.update(hardware_fields.pop("space_options", {}))
