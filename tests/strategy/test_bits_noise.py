@@ -90,15 +90,60 @@ def test_a_bad_weight_is_refused():
 
 
 def test_a_task_only_search_with_the_noise_loss_keeps_every_layer_at_its_widest(tmp_path):
-    """Without a hardware term, the only price of narrow bits is their noise: every layer ends at 8 bits
-    (the task gradient alone leaves lenet's layers before a batch norm where they started and sends its first
-    linear layer to 2 bits: benchmarks/RESULTS.md, "the bits' task gradient")."""
+    """Without a hardware term, the only price of narrow bits is their noise: with it every layer ends at 8 bits;
+    without it lenet's conv1 and conv2, each before a batch norm, get no task gradient for their bits and stay
+    where they started (benchmarks/RESULTS.md, "the bits' task gradient")."""
     from uboost.search import SearchConfig, run_search
 
-    config = SearchConfig(space="lenet", dataset="digits", seed=0, epochs=2, max_samples=1024, accelerator="cpu",
-                          bits=(2, 8), latency_weight=0.0, utilization_weight=0.0, bits_noise_weight=1.0)
-    run_search(config, tmp_path / "run")
-    probabilities = json.loads((tmp_path / "run" / "probabilities.json").read_text())
-    bits = {k: v for k, v in probabilities.items() if k.startswith("bits:")}
-    assert len(bits) == 4
-    assert all(v["8"] > 0.9 for v in bits.values()), bits
+    def bits(weight):
+        config = SearchConfig(space="lenet", dataset="digits", seed=0, epochs=4, accelerator="cpu", bits=(2, 8),
+                              latency_weight=0.0, utilization_weight=0.0, bits_noise_weight=weight)
+        run_search(config, tmp_path / str(weight))
+        probabilities = json.loads((tmp_path / str(weight) / "probabilities.json").read_text())
+        return {k[len("bits:"):]: v["8"] for k, v in probabilities.items() if k.startswith("bits:")}
+
+    priced = bits(1.0)
+    assert len(priced) == 4 and all(p > 0.9 for p in priced.values()), priced
+    unpriced = bits(0.0)
+    assert unpriced["conv1"] == pytest.approx(0.5, abs=0.02) and unpriced["conv2"] == pytest.approx(0.5, abs=0.02), unpriced
+
+
+def test_a_probe_leaves_no_hook_behind_and_later_backward_passes_add_nothing():
+    """The weight is a leaf: a hook left on it ran on every later backward pass (architecture steps included) and
+    the measured weight term grew with each probe."""
+    strategy = UBoost(weight_bits=(2, 8), act_bits=(4, 8), sampling="single-path", bits_noise_weight=1.0)
+    supernet = strategy.mutate_model(TinySpace())
+    conv = conv_of(supernet, "op.0")
+    quant: BitsChoice = conv.uboost_quant
+    weight = conv.parametrizations.weight.original
+    supernet.train()
+    x = torch.randn(4, 8, 6, 6)
+    measured = []
+    for probe in range(3):
+        strategy._sampler.invalidate()
+        quant.probing = True
+        conv(x).square().mean().backward()
+        bits_noise.settle([quant])
+        assert not weight._backward_hooks  # removed with the probe
+        measured.append(quant.get_buffer("noise_weight").clone())
+        for _ in range(2):  # steps that do not probe: nothing measured, nothing pending
+            strategy._sampler.invalidate()
+            conv(x).square().mean().backward()
+            assert "_noise_pending" not in quant.__dict__
+    # the same input and weights (no optimizer step): every probe measures about the same, not a growing sum
+    assert torch.allclose(measured[0], measured[-1], rtol=0.5)
+
+
+def test_a_bits_checkpoint_made_before_the_noise_averages_still_belongs_to_its_run(tmp_path):
+    from uboost.exceptions import SearchError
+    from uboost.search import SearchConfig, _check_checkpoint_matches, build_space
+
+    config = SearchConfig(space="lenet", dataset="digits", bits=(2, 8))
+    space, _, _ = build_space(config)
+    state = UBoost(sampling=config.sampling, **config.bits_options()).mutate_model(space).state_dict()
+    old = {"training_module._model." + k: v for k, v in state.items() if ".noise_" not in k}
+    _check_checkpoint_matches(tmp_path / "last.ckpt", {"state_dict": old}, config)  # no refusal
+    other = dict(old)
+    other.pop(next(k for k in old if k.endswith("conv1.weight") or "conv1" in k))
+    with pytest.raises(SearchError, match="does not belong"):
+        _check_checkpoint_matches(tmp_path / "last.ckpt", {"state_dict": other}, config)

@@ -25,6 +25,7 @@ import torch
 
 MOMENTUM = 0.1  # of the exponential average (the first measurements are averaged plainly)
 EVERY = 8  # measured on every EVERY-th weight step: a few tensor operations per layer and candidate
+WEIGHT_HOOK = "_noise_weight_hook"  # the handle of a probe's weight hook, in the choice's __dict__
 
 
 def buffer_name(key: str) -> str:
@@ -53,8 +54,8 @@ def watch_activation(choice, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def watch_weight(choice, weight: torch.Tensor, batch: int) -> None:
     """After the backward pass of ``weight``, add each candidate's weight noise loss."""
     key = choice.keys.get("weight")
-    if key is None or not weight.requires_grad:
-        return
+    if key is None or not weight.requires_grad or WEIGHT_HOOK in choice.__dict__:
+        return  # (a layer called twice in one pass: its weight's one hook gets the gradient of both uses)
     from uboost.quant import fake_quant_weight
 
     w = weight.detach().float()
@@ -63,7 +64,9 @@ def watch_weight(choice, weight: torch.Tensor, batch: int) -> None:
     def hook(grad: torch.Tensor) -> None:
         _add(choice, key, 0.5 * batch * (grad.detach().float().pow(2) * errors).flatten(1).sum(1))
 
-    weight.register_hook(hook)
+    # the weight is a leaf (the parameter behind the quantizer's parametrization): its hook stays until removed,
+    # by settle() after this backward pass
+    choice.__dict__[WEIGHT_HOOK] = weight.register_hook(hook)
 
 
 def _add(choice, key: str, losses: torch.Tensor) -> None:
@@ -73,8 +76,19 @@ def _add(choice, key: str, losses: torch.Tensor) -> None:
     pending[key] = pending[key] + losses if key in pending else losses
 
 
+def release(choices) -> None:
+    """Remove the weight hooks of this probe (a leaf's hook would run on every later backward pass)."""
+    for choice in choices:
+        choice.probing = False
+        handle = choice.__dict__.pop(WEIGHT_HOOK, None)
+        if handle is not None:
+            handle.remove()
+
+
 def settle(choices) -> None:
-    """Fold this step's measurements into each choice's average (after the weight step's backward)."""
+    """Fold this step's measurements into each choice's average (after the weight step's backward) and
+    remove its hooks."""
+    release(choices)
     for choice in choices:
         pending = choice.__dict__.pop("_noise_pending", None)
         if not pending:

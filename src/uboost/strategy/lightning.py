@@ -251,14 +251,15 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         probed = self._bits_choices() if batch_idx % bits_noise.EVERY == 0 else []
         for choice in probed:
             choice.probing = True
-        with sampler.constant_alphas() if sampler is not None else contextlib.nullcontext():  # alpha gradients unused
-            result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
-        w_loss = result["loss"] if isinstance(result, dict) else result
-        self._watch_loss(w_loss, batch_idx)
-        self._average_next_backward = self._averaged("weights")
-        self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
-        for choice in probed:
-            choice.probing = False
+        try:
+            with sampler.constant_alphas() if sampler is not None else contextlib.nullcontext():  # alpha gradients unused
+                result = self.training_module.training_step(trn_batch, 2 * batch_idx + 1)
+            w_loss = result["loss"] if isinstance(result, dict) else result
+            self._watch_loss(w_loss, batch_idx)
+            self._average_next_backward = self._averaged("weights")
+            self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
+        finally:
+            bits_noise.release(probed)
         bits_noise.settle(probed)
         self.advance_lr_schedulers(batch_idx)
         tau = self.current_gumbel_tau(self._schedule_step(batch_idx))
