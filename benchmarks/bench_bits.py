@@ -125,9 +125,10 @@ def front_verdicts(rows: list[dict]) -> list[dict]:
     return verdicts
 
 
-def step_time(space: str, seed: int, root: Path, bits) -> float:
-    """Median CPU seconds of one search step (architecture + weight step; 1 thread), timed inside
-    the training loop, steps 3 onwards (the first steps trace the supernet); same data and settings."""
+def step_time(space: str, seed: int, root: Path, bits, noise: float = 0.0, stat=statistics.median) -> float:
+    """Median (``stat``) CPU seconds of one search step (architecture + weight step; 1 thread), timed inside
+    the training loop, steps 3 onwards (the first steps trace the supernet); same data and settings. ``noise``:
+    the bits' quantization-noise weight (measured every 8th step: time it with the mean, not the median)."""
     import pytorch_lightning as pl
 
     from uboost.search import SearchConfig, run_search
@@ -142,9 +143,9 @@ def step_time(space: str, seed: int, root: Path, bits) -> float:
             times.append(time.process_time() - self.started)
 
     config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=1, accelerator="cpu", max_samples=1280,
-                          **HARDWARE["bitfusion"], **({"bits": bits} if bits else {}))
+                          **HARDWARE["bitfusion"], **({"bits": bits, "bits_noise_weight": noise} if bits else {}))
     run_search(config, root / f"step-{space}-{'bits' if bits else 'float'}-s{seed}", force=True, callbacks=[Timer()])
-    return statistics.median(times[2:])
+    return stat(times[2:])
 
 
 def _seeds(text: str) -> list[int]:
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--retrain-epochs", type=int, default=10)
+    parser.add_argument("--noise-steps", action="store_true",
+                        help="only the mean search step time with bits, with and without --bits-noise-weight 1")
     parser.add_argument("--bits-noise-weight", type=float, default=0.0,
                         help="the mixed searches' quantization-noise loss weight (uboost.strategy.bits_noise)")
     parser.add_argument("--root", type=Path, default=Path("runs/bench_bits"))
@@ -178,6 +181,13 @@ def main(argv: list[str] | None = None) -> None:
                              "(default all: uboost's default when bits are searched)")
     args = parser.parse_args(argv)
     rows = []
+    if args.noise_steps:  # alternating, twice each: the mean step (probes every 8th step) with and without the term
+        for space in args.spaces.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                step_time(space, seed, args.root, (2, 4, 8))  # warm-up
+                t = {w: [step_time(space, seed, args.root, (2, 4, 8), w, statistics.fmean) for _ in range(2)] for w in (0.0, 1.0)}
+                print(json.dumps({"space": space, "seed": seed, "mean_step_s": t, "ratio": min(t[1.0]) / min(t[0.0])}), flush=True)
+        return
     for space in args.spaces.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             if not args.no_steps:
