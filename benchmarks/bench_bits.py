@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                              "(default all: uboost's default when bits are searched)")
     args = parser.parse_args(argv)
     rows = []
-    if args.noise_steps:  # alternating, twice each: the mean step (probes every 8th step) with and without the term
+    if args.noise_steps:  # twice each, without the term first: the mean step (probes every 8th step), with and without
         for space in args.spaces.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 step_time(space, seed, args.root, (2, 4, 8))  # warm-up

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, random_split
 from uboost.exceptions import ConfigError
 from uboost.hardware import CostModel, resolve
 from uboost.strategy import single_path
-from uboost.strategy.loss import HardwareLoss
+from uboost.strategy.loss import HardwareLoss, _non_negative
 from uboost.strategy.single_path import SAMPLING_MODES, PathSampler
 
 logger = logging.getLogger(__name__)
@@ -204,10 +204,7 @@ class UBoost(DARTS):
             self.bits_space = BitsSpace(bits=bits, weight_bits=weight_bits, act_bits=act_bits, pin=pin_bits or {})
         elif pin_bits:
             raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
-        if isinstance(bits_noise_weight, bool) or not isinstance(bits_noise_weight, (int, float)) or \
-                not 0 <= bits_noise_weight < float("inf"):
-            raise ConfigError(f"bits_noise_weight must be a finite number >= 0, got {bits_noise_weight!r}")
-        self.bits_noise_weight = float(bits_noise_weight)
+        self.bits_noise_weight = _non_negative("bits_noise_weight", bits_noise_weight)  # (the loss weights' one rule)
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
