@@ -89,6 +89,12 @@ def test_a_bad_weight_is_refused():
             SearchConfig(space="lenet", bits=(2, 8), bits_noise_weight=bad)
 
 
+def test_a_noise_weight_without_bits_is_refused_as_by_search_config():
+    with pytest.raises(ConfigError, match="bits_noise_weight.*precision search"):
+        UBoost(bits_noise_weight=1.0)
+    assert UBoost(bits_noise_weight=0.0).bits_noise_weight == 0.0
+
+
 def test_a_task_only_search_with_the_noise_loss_keeps_every_layer_at_its_widest(tmp_path):
     """Without a hardware term, the only price of narrow bits is their noise: with it every layer ends at 8 bits;
     without it lenet's conv1 and conv2, each before a batch norm, get no task gradient for their bits and stay
@@ -105,7 +111,9 @@ def test_a_task_only_search_with_the_noise_loss_keeps_every_layer_at_its_widest(
     priced = bits(1.0)
     assert len(priced) == 4 and all(p > 0.9 for p in priced.values()), priced
     unpriced = bits(0.0)
-    assert unpriced["conv1"] == pytest.approx(0.5, abs=0.02) and unpriced["conv2"] == pytest.approx(0.5, abs=0.02), unpriced
+    # no task gradient: only rounding-level noise, which Adam's normalised steps turn into a small random walk
+    # (0.458-0.5 across machines), far from the priced search's > 0.9
+    assert unpriced["conv1"] == pytest.approx(0.5, abs=0.1) and unpriced["conv2"] == pytest.approx(0.5, abs=0.1), unpriced
 
 
 def test_a_probe_leaves_no_hook_behind_and_later_backward_passes_add_nothing():

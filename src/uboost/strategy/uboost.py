@@ -205,6 +205,9 @@ class UBoost(DARTS):
         elif pin_bits:
             raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
         self.bits_noise_weight = _non_negative("bits_noise_weight", bits_noise_weight)  # (the loss weights' one rule)
+        if self.bits_noise_weight > 0 and self.bits_space is None:  # as SearchConfig: a weight with nothing to weigh
+            raise ConfigError("bits_noise_weight prices the bits' quantization noise: it needs a precision search "
+                              "(bits, weight_bits or act_bits)")
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
