@@ -120,6 +120,23 @@ def test_cost_cache_prices_an_accelerator_once(tmp_path):
     assert again.spec is moved and again.key != other.key and again.path != CachedCostModel(Counting(spec), tmp_path).path
 
 
+def test_a_lookup_table_edited_between_studies_is_priced_again_not_served_from_the_cache(tmp_path):
+    """The cache key is the model and its spec: for a lookup model its rows too, or an edited table's old cycles
+    would come back."""
+    from uboost.hardware.lookup import LookupTable
+    from uboost.hardware.systolic import SystolicArray
+
+    spec = HardwareSpec(rows=8, cols=8)
+    table = LookupTable.example(spec, LAYERS)
+    layers = LayerTable.from_shapes(LAYERS)
+    first = CachedCostModel(table, tmp_path).cycles(layers)
+    assert first.tolist() == SystolicArray(spec).cycles(layers).tolist()
+    edited = LookupTable(spec, table=[{**row, "cycles": 2 * float(row["cycles"])} for row in table._rows])
+    cached = CachedCostModel(edited, tmp_path)
+    assert cached.cycles(layers).tolist() == (2 * first).tolist() and (cached.hits, cached.misses) == (0, 2)
+    assert CachedCostModel(LookupTable(spec, table=table._rows), tmp_path).key == CachedCostModel(table, tmp_path).key
+
+
 def test_an_accelerator_over_the_budget_is_recorded_infeasible_without_a_search(tmp_path):
     budget = 64 * PE_MM2 + 6 * KB_MM2 + 1e-4  # 8x8 fits, 16x8 does not
     tune = TuneSpace(rows=(8, 16), cols=(8,), temperature=None, accelerator=AcceleratorSpace(area_budget_mm2=budget))

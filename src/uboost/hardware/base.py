@@ -183,6 +183,11 @@ class CostModel(abc.ABC):
     def _respec(self) -> None:
         """Recompute what ``__init__`` derived from ``self.spec`` (a model reading the spec at every call: nothing)."""
 
+    def identity(self) -> dict[str, Any]:
+        """What, besides its class and spec, decides this model's numbers (a lookup table's rows): part of the key
+        under which a cache keeps them (``uboost.tuning.cost_cache``). Nothing for a model of the spec alone."""
+        return {}
+
     def __repr__(self) -> str:
         s = self.spec
         memory = f", {s.memory_text}" if s.memory_bound else ""

@@ -116,6 +116,13 @@ class LookupTable(CostModel):
         self._rows = self._read(table) if isinstance(table, (str, os.PathLike)) else list(table)
         self._respec()
 
+    def identity(self) -> dict[str, str]:
+        """The table's rows, hashed: a table edited between two runs is another model."""
+        import hashlib
+        import json
+
+        return {"table_sha256": hashlib.sha256(json.dumps(self._rows, sort_keys=True, default=str).encode()).hexdigest()}
+
     def _respec(self) -> None:
         # the rows that apply depend on the spec's memory system, in words per cycle: with a DRAM bandwidth in GB/s
         # another clock selects others (or none)

@@ -8,9 +8,9 @@ energy follows in closed form -- are looked up by layer shape in a table on disk
 missing shapes are priced by the wrapped model.
 
 The table of one accelerator is one JSON file ``<study dir>/cost-cache/<key>.json``, ``key`` a
-SHA-256 of the cost model (registered name and class) and the *resolved* accelerator
-(:meth:`HardwareSpec.to_dict`: array, dataflow, buffers, bandwidth, PE mode, clock, voltage,
-energy and DVFS tables). Rows are keyed by the whole layer shape (every column of a
+SHA-256 of the cost model (registered name and class, and :meth:`CostModel.identity`: a lookup
+table's rows) and the *resolved* accelerator (:meth:`HardwareSpec.to_dict`: array, dataflow,
+buffers, bandwidth, PE mode, clock, voltage, energy and DVFS tables). Rows are keyed by the whole layer shape (every column of a
 :class:`~uboost.hardware.layers.LayerTable`), so the space is part of the key through its shapes
 and two spaces that share layers share rows. A file is written atomically after a miss, merged
 with what another worker may have written meanwhile (a lost race loses rows, never a file).
@@ -42,7 +42,7 @@ FOLDER = "cost-cache"
 def accelerator_key(model: CostModel) -> str:
     """SHA-256 of the cost model and its resolved accelerator."""
     blob = json.dumps({"cost_model": model.name, "class": f"{type(model).__module__}.{type(model).__qualname__}",
-                       "spec": model.spec.to_dict()}, sort_keys=True, default=str)
+                       "spec": model.spec.to_dict(), **model.identity()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -106,6 +106,9 @@ class CachedCostModel(CostModel):
 
     def memory_note(self) -> str | None:
         return self._model.memory_note()
+
+    def identity(self) -> dict[str, Any]:
+        return self._model.identity()
 
     # -- the table on disk -------------------------------------------------------------------
     def _read(self) -> dict[str, dict[str, Any]]:
