@@ -37,6 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cosearch, _reuse, ... as a script or from tests
 
+from _accuracies import at_least  # noqa: E402 - accuracies compared on their exact values
+
 MAX_NETWORKS = 5000
 
 
@@ -118,7 +120,7 @@ def baseline_dir(root: Path, name: str, sram_kb: int, settings: dict) -> Path:
 def choose(reference: list[float], rows: list[dict], seeds: list[int], tolerance: float) -> dict | None:
     """The row of least EDP whose mean accuracy over ``seeds`` is within ``tolerance`` of the reference's."""
     line = statistics.fmean(reference[s] for s in seeds) - tolerance
-    within = [r for r in rows if statistics.fmean(r["accuracy_seeds"][s] for s in seeds) >= line - 1e-12]
+    within = [r for r in rows if at_least(statistics.fmean(r["accuracy_seeds"][s] for s in seeds), line)]
     return min(within, key=lambda r: r["edp_uj_ms"], default=None)
 
 
@@ -181,7 +183,7 @@ def run(args) -> dict:
     for row in candidates:
         accuracies(row, screen)
         row["screen_mean"] = statistics.fmean(row["accuracy_seeds"][s] for s in screen)
-        if row["screen_mean"] >= ref_line - args.margin / 100:
+        if at_least(row["screen_mean"], ref_line - args.margin / 100):
             accuracies(row, choose_seeds)
             survivors.append(row)
     pick = choose(ref_seeds, survivors, choose_seeds, settings["tolerance"])
@@ -210,7 +212,8 @@ def run(args) -> dict:
                        "gain": ref["edp_uj_ms"] / pick["edp_uj_ms"], "chosen_mean": mean(pick["accuracy_seeds"], choose_seeds),
                        "judged_mean": mean(pick["accuracy_seeds"], judge_seeds)}
         out["pick"]["judged_delta_points"] = 100 * (out["pick"]["judged_mean"] - out["reference"]["judged_mean"])
-        out["verdict"] = "met" if out["pick"]["judged_delta_points"] >= -100 * settings["tolerance"] - 1e-9 else "missed"
+        judged_line = out["reference"]["judged_mean"] - settings["tolerance"]
+        out["verdict"] = "met" if at_least(out["pick"]["judged_mean"], judged_line) else "missed"
     else:
         out["verdict"] = "no pair of the space"
     return out

@@ -24,6 +24,14 @@ def test_the_pick_is_the_least_edp_within_the_tolerance_on_the_choice_seeds_only
     assert cosearch_oracle.choose(reference, rows[2:], [2, 3], 0.005) is None
 
 
+def test_a_mean_exactly_on_the_line_but_stored_as_float32_is_within():
+    """retrain.json stores float32 accuracies: 0.895 comes back as 0.89499998..., which is 0.5 points below 0.9."""
+    import numpy as np
+
+    rows = [{"name": "on-line", "edp_uj_ms": 1.0, "accuracy_seeds": {0: float(np.float32(0.895))}}]
+    assert cosearch_oracle.choose([0.9], rows, [0], 0.005)["name"] == "on-line"
+
+
 def test_lenet_enumerates_its_300_networks():
     from uboost.search import SearchConfig
 
