@@ -66,6 +66,28 @@ def test_the_measured_noise_loss_is_the_fisher_weighted_quantization_error_by_ha
     assert torch.allclose(bits_noise.expected_loss([quant]), expected)
 
 
+def test_the_expected_loss_of_many_choices_of_mixed_sizes_is_the_sum_of_theirs_value_and_gradient():
+    strategy = UBoost(weight_bits=(2, 4, 8), act_bits=(4, 8), sampling="single-path", bits_noise_weight=1.0)
+    supernet = strategy.mutate_model(TinySpace())
+    choices = [m for m in supernet.modules() if isinstance(m, BitsChoice)]
+    assert len(choices) > 1
+    generator = torch.Generator().manual_seed(0)
+    for choice in choices:
+        for key, alpha in choice.alphas.items():
+            choice.get_buffer(bits_noise.buffer_name(key)).copy_(torch.rand(alpha.numel(), generator=generator))
+            with torch.no_grad():
+                alpha.copy_(torch.randn(alpha.numel(), generator=generator))
+    alphas = [alpha for choice in choices for alpha in choice.alphas.values()]
+    loss = bits_noise.expected_loss(choices)
+    grads = torch.autograd.grad(loss, alphas)
+    by_hand = sum((torch.softmax(alpha, -1) * choice.get_buffer(bits_noise.buffer_name(key))).sum()
+                  for choice in choices for key, alpha in choice.alphas.items())
+    assert {alpha.numel() for alpha in alphas} == {2, 3}
+    assert torch.allclose(loss, by_hand)
+    for grad, expected in zip(grads, torch.autograd.grad(by_hand, alphas)):
+        assert torch.allclose(grad, expected)
+
+
 def test_nothing_is_measured_unless_probing_and_a_checkpoint_without_the_averages_loads():
     strategy = UBoost(bits=(2, 8), sampling="single-path", bits_noise_weight=1.0)
     supernet = strategy.mutate_model(TinySpace())

@@ -106,10 +106,17 @@ def settle(choices) -> None:
 
 def expected_loss(choices) -> torch.Tensor | None:
     """``sum over choices and their alphas of softmax(alpha) . average``: the noise loss the current
-    distribution expects (0 for a choice not measured yet; ``None`` without choices)."""
-    total = None
+    distribution expects (0 for a choice not measured yet; ``None`` without choices). The alphas of one
+    size are stacked: one softmax for all of them (a darts-cifar supernet with bits has ~10^2)."""
+    groups: dict[tuple, tuple[list, list]] = {}
     for choice in choices:
         for key, alpha in choice.alphas.items():
-            term = (torch.softmax(alpha, -1) * choice.get_buffer(buffer_name(key)).to(alpha.dtype)).sum()
-            total = term if total is None else total + term
+            alphas, averages = groups.setdefault((alpha.numel(), alpha.dtype, alpha.device), ([], []))
+            alphas.append(alpha)
+            averages.append(choice.get_buffer(buffer_name(key)))
+    total = None
+    for alphas, averages in groups.values():
+        stacked = torch.stack(alphas)
+        term = (torch.softmax(stacked, -1) * torch.stack(averages).to(stacked.device, stacked.dtype)).sum()
+        total = term if total is None else total + term
     return total
