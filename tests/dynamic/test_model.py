@@ -181,13 +181,21 @@ def test_onnx_segments_skip_the_rest_in_onnxruntime(tmp_path):
     torch.manual_seed(0)
     net = Chain().eval()
     heads = build_heads([(4, 4, 4), (4, 2, 2)], 3, width=4).eval()
-    network = DynamicNetwork(SegmentedBackbone(net, ["pool1", "pool2"]), heads, [0.4, 0.5])
+    network = DynamicNetwork(SegmentedBackbone(net, ["pool1", "pool2"]), heads)
+    x = torch.randn(24, 1, 8, 8)
+    with torch.no_grad():
+        *outs, _ = network.all_exits(x)
+    conf = np.stack([softmax_confidence(o.numpy())[0] for o in outs], 1)
+    # fixed thresholds (0.4, 0.5) sent all 24 inputs out at the first head: segments 1 and 2 never ran
+    thresholds = [float(np.quantile(conf[:, 0], 0.7)), float(np.quantile(conf[:, 1], 0.5))]
+    network.set_thresholds(thresholds)
     sessions = [ort.InferenceSession(str(p)) for p in export_onnx_segments(network, tmp_path, (1, 8, 8))]
     assert len(sessions) == 3
-    x = torch.randn(24, 1, 8, 8)
     preds, taken, ran = run_segments(sessions, x.numpy(), network.thresholds)
     with torch.no_grad():
         logits, expected = network.forward_with_exits(x)
+    assert len(set(expected.tolist())) == 3 and ran == 3  # some leave at each head, some reach the end
+    assert expected.tolist() == decide(conf, thresholds).tolist()
     assert taken.tolist() == expected.tolist() and preds.tolist() == logits.argmax(1).tolist()
     network.set_thresholds([0.0, None])  # everyone leaves at the first exit: one session runs
     sessions = [ort.InferenceSession(str(p)) for p in export_onnx_segments(network, tmp_path, (1, 8, 8))]
