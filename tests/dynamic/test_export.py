@@ -196,3 +196,26 @@ def test_exits_of_a_network_with_searched_bits_refuse_onnx_in_one_line_before_wr
     one_line_error(cli("export", out, "--format", "onnx"), "searched bits", "uboost export RUN --format onnx")
     one_line_error(cli("export", out / "points" / "p00.json", "--format", "onnx"), "searched bits")
     assert not (out / "model.onnx").exists() and not (out / "onnx-p00").exists()
+
+
+def test_exits_keep_the_runs_own_static_export(retrained_run, tmp_path, cli):
+    """`exits RUN --out RUN` deleted RUN/model.onnx (the static network's export) as a graph of earlier heads,
+    and a later `export RUN --format onnx` wrote the all-exits graph in its place."""
+    import shutil
+
+    from tests.reliability.conftest import tree
+
+    run = tmp_path / "run"
+    shutil.copytree(retrained_run, run)
+    assert cli("export", run, "--format", "onnx").code == 0 and (run / "model.onnx").is_file()
+    before = tree(run)
+    for out in (run, run / "retrain"):
+        one_line_error(cli("exits", run, "--epochs", "1", "--max-samples", "64", "--out", out), "is a run directory",
+                       f"default {run / 'exits'}")
+    assert tree(run) == before
+    # an export in a folder without earlier exits is another network's: exits written there leave it alone
+    static = run / "static" / "model.onnx"
+    assert cli("export", run, "--format", "onnx", "--out", static).code == 0
+    graph = static.read_bytes()
+    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=static.parent)
+    assert static.read_bytes() == graph and (static.parent / "exits.json").is_file()

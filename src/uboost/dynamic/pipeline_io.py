@@ -76,7 +76,10 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
 
 def _exports_of_earlier_heads(out: Path, root) -> list[Path]:
     """What ``uboost export`` wrote from the exits in ``out`` (``model.onnx``, ``onnx-pNN/``) where uboost wrote
-    every file of it: graphs of the heads and points about to be replaced, so they go with them."""
+    every file of it: graphs of the heads and points about to be replaced, so they go with them. Nothing
+    without earlier exits there (``out/exits.json``): a ``model.onnx`` is then another network's export."""
+    if not (out / "exits.json").is_file():
+        return []
     found = [out / "model.onnx"] + sorted(d for d in out.glob("onnx-p*") if d.is_dir())
     exported = []
     for path in found:
