@@ -219,3 +219,32 @@ def test_exits_keep_the_runs_own_static_export(retrained_run, tmp_path, cli):
     graph = static.read_bytes()
     run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=static.parent)
     assert static.read_bytes() == graph and (static.parent / "exits.json").is_file()
+
+
+def test_exits_made_with_relative_paths_catch_a_replaced_model_from_any_directory(retrained_run, tmp_path, cli, monkeypatch):
+    """exits.json kept the run as typed ("run"): from another directory the run was not found and the
+    fingerprint check skipped, so `switch` served points of heads trained on a replaced model (rc 0)."""
+    import json
+    import shutil
+
+    shutil.copytree(retrained_run, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    run_exits("run", ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out="dex")
+    dex, summary_path = tmp_path / "dex", tmp_path / "dex" / "exits.json"
+    assert json.loads(summary_path.read_text())["run"] == str((tmp_path / "run").resolve())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli("switch", dex, "--latency-ms", "1").code == 0  # the same model: served from anywhere
+    state = torch.load(tmp_path / "run" / "retrain" / "model.pt", weights_only=False)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first] + 1.0
+    torch.save(state, tmp_path / "run" / "retrain" / "model.pt")  # what a retrain --force leaves
+    one_line_error(cli("switch", dex, "--latency-ms", "1"), "earlier retrain")
+    one_line_error(cli("export", dex, "--format", "onnx"), "earlier retrain")
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "run": "run"}))  # an older exits.json, relative to where it was made
+    one_line_error(cli("switch", dex, "--latency-ms", "1"), "earlier retrain")
+    summary_path.write_text(json.dumps({**summary, "run": str(tmp_path / "gone")}))  # a run not found: refused, not skipped
+    one_line_error(cli("switch", dex, "--latency-ms", "1"), "has no retrained model", "uboost exits RUN --out")
+    one_line_error(cli("export", dex, "--format", "onnx"), "has no retrained model")
+    assert not (dex / "model.onnx").exists()
