@@ -196,3 +196,55 @@ def test_exits_of_a_network_with_searched_bits_refuse_onnx_in_one_line_before_wr
     one_line_error(cli("export", out, "--format", "onnx"), "searched bits", "uboost export RUN --format onnx")
     one_line_error(cli("export", out / "points" / "p00.json", "--format", "onnx"), "searched bits")
     assert not (out / "model.onnx").exists() and not (out / "onnx-p00").exists()
+
+
+def test_exits_keep_the_runs_own_static_export(retrained_run, tmp_path, cli):
+    """`exits RUN --out RUN` deleted RUN/model.onnx (the static network's export) as a graph of earlier heads,
+    and a later `export RUN --format onnx` wrote the all-exits graph in its place."""
+    import shutil
+
+    from tests.reliability.conftest import tree
+
+    run = tmp_path / "run"
+    shutil.copytree(retrained_run, run)
+    assert cli("export", run, "--format", "onnx").code == 0 and (run / "model.onnx").is_file()
+    before = tree(run)
+    for out in (run, run / "retrain"):
+        one_line_error(cli("exits", run, "--epochs", "1", "--max-samples", "64", "--out", out), "is a run directory",
+                       f"default {run / 'exits'}")
+    assert tree(run) == before
+    # an export in a folder without earlier exits is another network's: exits written there leave it alone
+    static = run / "static" / "model.onnx"
+    assert cli("export", run, "--format", "onnx", "--out", static).code == 0
+    graph = static.read_bytes()
+    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=static.parent)
+    assert static.read_bytes() == graph and (static.parent / "exits.json").is_file()
+
+
+def test_exits_made_with_relative_paths_catch_a_replaced_model_from_any_directory(retrained_run, tmp_path, cli, monkeypatch):
+    """exits.json kept the run as typed ("run"): from another directory the run was not found and the
+    fingerprint check skipped, so `switch` served points of heads trained on a replaced model (rc 0)."""
+    import json
+    import shutil
+
+    shutil.copytree(retrained_run, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    run_exits("run", ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out="dex")
+    dex, summary_path = tmp_path / "dex", tmp_path / "dex" / "exits.json"
+    assert json.loads(summary_path.read_text())["run"] == str((tmp_path / "run").resolve())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli("switch", dex, "--latency-ms", "1").code == 0  # the same model: served from anywhere
+    state = torch.load(tmp_path / "run" / "retrain" / "model.pt", weights_only=False)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first] + 1.0
+    torch.save(state, tmp_path / "run" / "retrain" / "model.pt")  # what a retrain --force leaves
+    one_line_error(cli("switch", dex, "--latency-ms", "1"), "earlier retrain")
+    one_line_error(cli("export", dex, "--format", "onnx"), "earlier retrain")
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "run": "run"}))  # an older exits.json, relative to where it was made
+    one_line_error(cli("switch", dex, "--latency-ms", "1"), "earlier retrain")
+    summary_path.write_text(json.dumps({**summary, "run": str(tmp_path / "gone")}))  # a run not found: refused, not skipped
+    one_line_error(cli("switch", dex, "--latency-ms", "1"), "has no retrained model", "uboost exits RUN --out")
+    one_line_error(cli("export", dex, "--format", "onnx"), "has no retrained model")
+    assert not (dex / "model.onnx").exists()

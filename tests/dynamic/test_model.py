@@ -181,13 +181,21 @@ def test_onnx_segments_skip_the_rest_in_onnxruntime(tmp_path):
     torch.manual_seed(0)
     net = Chain().eval()
     heads = build_heads([(4, 4, 4), (4, 2, 2)], 3, width=4).eval()
-    network = DynamicNetwork(SegmentedBackbone(net, ["pool1", "pool2"]), heads, [0.4, 0.5])
+    network = DynamicNetwork(SegmentedBackbone(net, ["pool1", "pool2"]), heads)
+    x = torch.randn(24, 1, 8, 8)
+    with torch.no_grad():
+        *outs, _ = network.all_exits(x)
+    conf = np.stack([softmax_confidence(o.numpy())[0] for o in outs], 1)
+    # fixed thresholds (0.4, 0.5) sent all 24 inputs out at the first head: segments 1 and 2 never ran
+    thresholds = [float(np.quantile(conf[:, 0], 0.7)), float(np.quantile(conf[:, 1], 0.5))]
+    network.set_thresholds(thresholds)
     sessions = [ort.InferenceSession(str(p)) for p in export_onnx_segments(network, tmp_path, (1, 8, 8))]
     assert len(sessions) == 3
-    x = torch.randn(24, 1, 8, 8)
     preds, taken, ran = run_segments(sessions, x.numpy(), network.thresholds)
     with torch.no_grad():
         logits, expected = network.forward_with_exits(x)
+    assert len(set(expected.tolist())) == 3 and ran == 3  # some leave at each head, some reach the end
+    assert expected.tolist() == decide(conf, thresholds).tolist()
     assert taken.tolist() == expected.tolist() and preds.tolist() == logits.argmax(1).tolist()
     network.set_thresholds([0.0, None])  # everyone leaves at the first exit: one session runs
     sessions = [ort.InferenceSession(str(p)) for p in export_onnx_segments(network, tmp_path, (1, 8, 8))]
@@ -195,3 +203,36 @@ def test_onnx_segments_skip_the_rest_in_onnxruntime(tmp_path):
     toy, _ = dynamic((0.5, 0.5))  # Toy takes n = x.size(0) before its exits: a number cannot cross a segment
     with pytest.raises(ConfigError, match="only tensors"):
         export_onnx_segments(toy, tmp_path, (1, 8, 8))
+
+
+class Unpacked(nn.Module):
+    """Takes ``b, c, h, w = x.shape`` before its exit and uses h, w and b after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.pool1 = nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2)
+        self.conv2, self.fc = nn.Conv2d(4, 8, 3, padding=1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = self.conv2(self.pool1(self.conv1(x)))
+        return self.fc((y.sum((2, 3)) / (h * w / 4)).view(b, -1))  # the mean over the pooled map
+
+
+@pytest.mark.parametrize("batch", [8, 16])
+def test_sizes_equal_to_the_batch_are_not_taken_for_it(batch):
+    """After an exit every int equal to the batch size became the new row count: at batch 8 == H == W the
+    samples that went on got logits 1.89 off the static network's."""
+    torch.manual_seed(0)
+    net = Unpacked().eval()
+    heads = build_heads([(4, 4, 4)], 10, width=0, pool=2).eval()
+    network = DynamicNetwork(SegmentedBackbone(net, ["pool1"]), heads)
+    x = torch.randn(batch, 1, 8, 8)
+    with torch.no_grad():
+        conf = heads[0](net.pool1(net.conv1(x))).softmax(-1).amax(-1)
+        network.set_thresholds([float(conf.sort().values[batch // 2])])  # about half leave, the rest go on
+        logits, taken = network.forward_with_exits(x)
+        static = net(x)
+    stay = taken == 1
+    assert 0 < int(stay.sum()) < batch
+    torch.testing.assert_close(logits[stay], static[stay], atol=1e-5, rtol=1e-5)

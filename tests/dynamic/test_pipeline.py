@@ -160,3 +160,16 @@ def test_exits_price_on_the_runs_own_energy_and_dvfs_tables_by_default(tmp_path)
 def test_exits_default_to_rk3576_npu_for_a_run_without_a_dvfs_table(retrained_run, tmp_path):
     prepared = prepare(retrained_run, ExitsConfig(max_samples=64), out=tmp_path / "exits")
     assert prepared.points.name == "rk3576-npu" and prepared.spec.energy.name == "horowitz45"
+
+
+def test_a_refused_force_call_leaves_the_earlier_exits_and_their_study_as_they_were(cli, retrained_run, tmp_path):
+    """--force deleted OUT/study.journal before the bound was checked: one-line error, rc 1, and the study gone."""
+    from tests.reliability.conftest import tree
+
+    out = tmp_path / "ex"
+    base = ["exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--thresholds", "0.5", "--method", "optuna",
+            "--trials", "3", "--out", out]
+    assert cli(*base).code == 0 and (out / "study.journal").is_file()
+    before = tree(out)
+    one_line_error(cli(*base, "--force", "--max-worst-latency-ms", "1e-9"), "without exits already needs")
+    assert tree(out) == before

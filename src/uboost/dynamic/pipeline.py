@@ -125,6 +125,10 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     out = Path(out) if out is not None else root / EXITS
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {out} exists and is not a directory")
+    held = [n for n in (runs.CONFIG, runs.ARCH, "retrain.json") if (out / n).is_file()]
+    if held:  # its own model.onnx would be taken for an export of earlier exits, and the run's files mixed with ours
+        raise RunDirError(f"--out {out} is a run directory (it holds {held[0]}); the exits need their own folder, "
+                          f"e.g. the default {root / EXITS}")
     owner_root = runs.owner_root(out, root)
     rel = out.resolve().relative_to(owner_root.resolve()).as_posix()
     owner = EXITS if rel == "." else f"{EXITS}:{rel}"
@@ -284,18 +288,22 @@ def run_exits(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.Path
     trained in ``OUT`` with other settings are replaced only with ``force`` (:func:`refuse_other_heads`)."""
     prepared = prepared or prepare(run, config, out=out)
     out = prepared.out
-    refuse_other_heads(prepared, config, force=force)  # before the heads train
-    check_bound(prepared)
+    check_bound(prepared)  # every check before anything in OUT changes: a refused call leaves it as it was
     if onnx:
         from uboost.dynamic.export import refuse_quantized
 
         refuse_quantized(prepared.root)
+    refuse_other_heads(prepared, config, force=force)
     with runs.run_lock(prepared.owner_root):
         fit, validation, test = load_data(prepared)
         runs.record(prepared.owner_root, dirs=[d for d in (out.resolve(), (out / POINTS).resolve())
                                                if d != prepared.owner_root.resolve() and not d.exists()])
         runs.record(prepared.owner_root, out.resolve() / "study.journal", owner=prepared.owner)
         out.mkdir(parents=True, exist_ok=True)
+        if force:  # the heads are replaced: an optuna study of the old ones (other exits or thresholds) starts afresh
+            journal = out / "study.journal"
+            if journal.is_file() and runs.may_overwrite(prepared.owner_root, journal):
+                journal.unlink()
         calibrated = calibrate(prepared, fit, validation, study_dir=out)
         score_on_test(calibrated, test, config.batch_size)
         from uboost.dynamic.pipeline_io import write_outputs
@@ -309,14 +317,12 @@ SEARCH_ONLY = ("trials", "method", "max_worst_latency_ms")
 
 def refuse_other_heads(prepared: Prepared, config: ExitsConfig, *, force: bool = False) -> None:
     """Heads trained with other settings are not replaced without ``force`` (the same settings continue
-    an optuna study, or repeat the same heads); with it, an optuna study of the old heads goes too."""
+    an optuna study, or repeat the same heads); with it, :func:`run_exits` removes an optuna study of the
+    old heads too, once every check has passed and it holds the run lock. Removes nothing itself."""
     import json
 
     out = prepared.out
-    if force:  # the heads are replaced: an optuna study of the old ones (other exits or thresholds) starts afresh
-        journal = out / "study.journal"
-        if journal.is_file() and runs.may_overwrite(prepared.owner_root, journal):
-            journal.unlink()
+    if force:
         return
     try:
         stored = json.loads((out / "exits.json").read_text()).get("settings")

@@ -49,7 +49,7 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
     for i, point in enumerate(calibrated.front):
         write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
     summary = {
-        "run": str(prepared.root),
+        "run": str(prepared.root.resolve()),  # absolute: readers in another working directory find it
         "model_sha256": model_fingerprint(prepared.root),  # the retrained weights the heads were trained on
         "positions": [p.__dict__ for p in prepared.positions],
         "settings": prepared.config.settings(),
@@ -76,7 +76,10 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
 
 def _exports_of_earlier_heads(out: Path, root) -> list[Path]:
     """What ``uboost export`` wrote from the exits in ``out`` (``model.onnx``, ``onnx-pNN/``) where uboost wrote
-    every file of it: graphs of the heads and points about to be replaced, so they go with them."""
+    every file of it: graphs of the heads and points about to be replaced, so they go with them. Nothing
+    without earlier exits there (``out/exits.json``): a ``model.onnx`` is then another network's export."""
+    if not (out / "exits.json").is_file():
+        return []
     found = [out / "model.onnx"] + sorted(d for d in out.glob("onnx-p*") if d.is_dir())
     exported = []
     for path in found:
@@ -130,31 +133,46 @@ def read_summary(exits_dir: Path) -> dict:
     return _object(runs.read_json(path, "exits summary"), path, again=exits_again(Path(exits_dir)))
 
 
-def check_same_model(exits_dir: Path, summary: dict) -> Path:
+def check_same_model(exits_dir: Path, summary: dict, *, run_needed: bool = True) -> Path | None:
     """The run ``exits_dir`` was made from (:func:`run_of`), refused in one line when its retrained model is
     no longer the one the heads were trained on (a ``retrain --force`` since): the heads, the points'
     accuracies and costs and any graph exported from them describe the model that was replaced. An
-    exits folder written before the fingerprint was recorded is taken as it is."""
-    from uboost.dynamic.pipeline import model_path
+    exits folder written before the fingerprint was recorded is taken as it is (``None`` unless
+    ``run_needed``); with a fingerprint, a run that cannot be found is refused, never passed unchecked."""
     from uboost.exceptions import RunDirError
 
-    run = run_of(exits_dir, summary)
     recorded = summary.get("model_sha256")
-    if isinstance(recorded, str) and model_path(run).is_file() and model_fingerprint(run) != recorded:
+    if not isinstance(recorded, str) and not run_needed:
+        return None
+    run = run_of(exits_dir, summary)
+    if isinstance(recorded, str) and model_fingerprint(run) != recorded:
         raise RunDirError(f"{exits_dir} was trained on an earlier retrain of {run}: its heads and points do not fit "
                           f"the model retrained since; train them again with `uboost exits {run} --out {exits_dir} --force`")
     return run
 
 
 def run_of(exits_dir: Path, summary: dict) -> Path:
-    """The retrained run an exits directory was made from: as recorded, else (a relative path
-    from another working directory, a moved tree) the directory holding it, ``RUN/exits``."""
+    """The retrained run an exits directory was made from, resolved. ``exits.json`` records it absolute; an
+    older file's relative path is tried from the working directory and from each folder above the exits
+    directory, and a moved tree from the folder holding the exits (``RUN/exits``). Of those with a retrained
+    model, the first with the recorded fingerprint, else the first; none is one line."""
     from uboost.dynamic.pipeline import model_path
+    from uboost.dynamic.switcher import exits_again
+    from uboost.exceptions import RunDirError
 
-    recorded = Path(str(summary.get("run", "")))
-    if model_path(recorded).is_file() or not model_path(Path(exits_dir).parent).is_file():
-        return recorded
-    return Path(exits_dir).parent
+    exits_dir = Path(exits_dir)
+    text = summary.get("run")
+    if not isinstance(text, str) or not text.strip():
+        raise RunDirError(f"{exits_dir / 'exits.json'} names no run; {exits_again(exits_dir)}")
+    recorded, here = Path(text), exits_dir.resolve()
+    tried = [recorded] if recorded.is_absolute() else [Path.cwd() / recorded, *(d / recorded for d in here.parents)]
+    found = list(dict.fromkeys(p.resolve() for p in (*tried, here.parent) if model_path(p).is_file()))
+    if not found:
+        raise RunDirError(f"{exits_dir} was trained on the run {text}, which has no retrained model "
+                          f"({model_path(recorded)}; moved or deleted?); {exits_again(exits_dir)}")
+    fingerprint = summary.get("model_sha256")
+    same = [p for p in found if isinstance(fingerprint, str) and len(found) > 1 and model_fingerprint(p) == fingerprint]
+    return (same or found)[0]
 
 
 def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None = None):

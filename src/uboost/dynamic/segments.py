@@ -4,9 +4,11 @@
 so each position is one ``call_module`` node of the graph. :class:`SegmentedBackbone` runs the
 graph node by node (an :class:`torch.fx.Interpreter` driven by hand) and, at every exit node,
 asks a callback which samples leave. Their rows are then dropped from every live value that
-depends on the input (tensors with the batch in dimension 0, tuples and lists of them, and the
-batch size itself where the graph computed ``x.size(0)``), and when no sample is left the
-remaining nodes never run. This covers any network whose forward torch.fx can trace: the
+depends on the input (tensors with the batch in dimension 0, tuples and lists of them), the batch size where the graph computed it
+(``x.size(0)``, ``x.shape[0]``, the first entry of ``x.size()``) is set to the new row count,
+and numbers computed only from such sizes (``h * w``, ``b * 4``) are computed again; other
+numbers are never touched, whatever their value. When no sample is left the remaining nodes
+never run. This covers any network whose forward torch.fx can trace: the
 frozen ``lenet`` and ``darts-cifar`` networks (their cells are leaves, so their Python loops
 never reach the tracer).
 
@@ -186,6 +188,15 @@ class SegmentedBackbone(nn.Module):
             if any(a in batch for a in n.all_input_nodes):
                 batch.add(n)
         self._batch_nodes = batch
+        # sizes of batch tensors (x.size(0) -> the batch size, x.size() / x.shape -> a Size whose entry 0 is),
+        # keyed to the tensor they measure; and the numbers computed only from them, recomputed after an exit
+        self._sizes = {n: n.args[0] for n in nodes if _measures_batch(n, batch)}
+        derived: set = set()
+        for n in nodes:
+            if (n not in self._sizes and n.op in ("call_function", "call_method") and n.all_input_nodes
+                    and all(a in self._sizes or a in derived for a in n.all_input_nodes)):
+                derived.add(n)
+        self._from_sizes = derived
 
     def run(self, x: torch.Tensor, on_exit: ExitCallback):
         interp = fx.Interpreter(self.graph_module)
@@ -205,25 +216,50 @@ class SegmentedBackbone(nn.Module):
             if bool(leave.all()):
                 return None, rows[:0]
             keep = (~leave).nonzero().flatten()
-            n = rows.shape[0]
+            self._drop_rows(interp, keep, rows.shape[0])
             rows = rows[keep]
-            for other in list(interp.env):
-                if other in self._batch_nodes:
-                    interp.env[other] = _take(interp.env[other], keep, n)
         raise AssertionError("graph without output")  # pragma: no cover
+
+    def _drop_rows(self, interp: fx.Interpreter, keep: torch.Tensor, n: int) -> None:
+        """Keep rows ``keep`` of every computed value that carries the batch of ``n`` samples. The env is in
+        execution order, so a tensor is cut before its sizes are set and those before what is computed from them."""
+        cut, m = set(), int(keep.shape[0])
+        for node, value in list(interp.env.items()):
+            if node in self._sizes:  # the batch size as the graph computed it: only where the tensor it measured was cut
+                if self._sizes[node] in cut:
+                    interp.env[node] = m if isinstance(value, int) else torch.Size((m, *value[1:]))
+            elif node in self._from_sizes and not _holds_tensor(value):
+                interp.env[node] = interp.run_node(node)  # h * w, b * 4, ...: computed again from the sizes now
+            elif node in self._batch_nodes:
+                interp.env[node] = _take(value, keep, n)
+                if isinstance(value, torch.Tensor) and interp.env[node] is not value:
+                    cut.add(node)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph_module(x)
 
 
+def _measures_batch(node: fx.Node, batch: set) -> bool:
+    """``node`` is ``t.size(0)``, ``t.size()`` or ``t.shape`` of a tensor ``t`` that carries the batch."""
+    if not node.args or node.args[0] not in batch:
+        return False
+    if node.op == "call_method" and node.target == "size":
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        return dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and dim == 0)
+    return node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)
+
+
+def _holds_tensor(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and any(_holds_tensor(v) for v in value)
+
+
 def _take(value, keep: torch.Tensor, n: int):
-    """Rows ``keep`` of a value whose dimension 0 is the batch of ``n`` samples (the batch size itself as ints)."""
+    """Rows ``keep`` of a tensor whose dimension 0 is the batch of ``n`` samples (tuples and lists item by item);
+    anything else as it is: numbers are never matched by value (the batch size is set in :meth:`SegmentedBackbone.run`)."""
     if isinstance(value, torch.Tensor):
         return value[keep] if value.dim() >= 1 and value.shape[0] == n else value
-    if isinstance(value, torch.Size):  # x.size() computed before the exit: only its batch entry changes
-        return torch.Size((int(keep.shape[0]), *value[1:])) if len(value) and value[0] == n else value
-    if isinstance(value, (tuple, list)):
-        return type(value)(v if isinstance(v, int) else _take(v, keep, n) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool) and value == n:
-        return int(keep.shape[0])  # x.size(0) computed before the exit
+    if isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+        return type(value)(_take(v, keep, n) for v in value)
     return value

@@ -142,7 +142,7 @@ class Switcher:
         if (root / "exits.json").is_file():  # points of heads trained on a model replaced since: refused
             from uboost.dynamic.pipeline_io import check_same_model, read_summary
 
-            check_same_model(root, read_summary(root))
+            check_same_model(root, read_summary(root), run_needed=False)
         files = sorted((root / "points").glob("p*.json")) if (root / "points").is_dir() else []
         if not files:
             raise RunDirError(f"{root} holds no exit policies (points/p00.json, ...): run `uboost exits RUN` first")
