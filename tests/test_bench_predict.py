@@ -1,0 +1,61 @@
+"""benchmarks/bench_predict.py: the held-out networks of ``--part loo`` are none the fit measured
+(fast: the supernet is stubbed, the space is lenet's)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_predict  # noqa: E402
+
+
+class _Supernet:
+    """lenet's choices (300 networks) with an accuracy that is a function of the network, and no weights."""
+
+    def __init__(self):
+        import torch
+
+        from uboost.search_config import SearchConfig, build_space
+        from uboost.strategy import UBoost
+        from uboost.strategy.architecture import choice_groups
+
+        config = SearchConfig(space="lenet")
+        space, _, _ = build_space(config)
+        self.choices, self.nodes = choice_groups(UBoost(sampling=config.sampling, seed=0).mutate_model(space))
+        with torch.no_grad():
+            for c in self.choices:
+                c.alpha.zero_()  # the argmax: entry 0 of every choice, as the default lenet-s0 search's
+
+    def fine_tune_uniform(self, epochs):
+        pass
+
+    def accuracy(self, network):
+        entries = [v for _, v in sorted(network.items())]
+        return 0.5 + sum((i + 1) * 0.01 * v for i, v in enumerate(entries)) + 0.002 * (entries[0] * entries[-1] % 3)
+
+
+def test_no_held_out_network_is_one_the_fit_measured_at_any_k(monkeypatch):
+    """lenet has 300 networks: drawn uniformly, 20 of the 40 "held-out" ones were in the K = 160 fit."""
+    from uboost.predict import supernet, table
+
+    fitted, predicted = [], []
+    fit, predict = table.fit_additive, table.AdditiveTable.predict
+
+    def recording_fit(names, center, networks, accuracies):
+        fitted.append({tuple(sorted(n.items())) for n in networks})
+        return fit(names, center, networks, accuracies)
+
+    def recording_predict(self, network):
+        predicted.append(tuple(sorted(network.items())))
+        return predict(self, network)
+
+    monkeypatch.setattr(supernet, "load_trained_supernet", lambda run: _Supernet())
+    monkeypatch.setattr(table, "fit_additive", recording_fit)
+    monkeypatch.setattr(table.AdditiveTable, "predict", recording_predict)
+    rows = bench_predict.part_loo(Path("lenet-s0"), 0)
+    assert [r["K"] for r in rows] == list(bench_predict.K_GRID) and len(fitted) == len(rows)
+    assert len(predicted) == len(rows) * bench_predict.HOLDOUT
+    held = set(predicted)
+    assert [len(held & networks) for networks in fitted] == [0] * len(fitted)  # were 0 3 6 11 15 19 23 of 39
+    assert len(held) == bench_predict.HOLDOUT  # the same 40 distinct networks at every K
+
