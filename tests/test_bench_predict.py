@@ -1,8 +1,11 @@
 """benchmarks/bench_predict.py: the held-out networks of ``--part loo`` are none the fit measured
-(fast: the supernet is stubbed, the space is lenet's)."""
+(fast: the supernet is stubbed, the space is lenet's), and the retrain part scores the table's
+unclipped sum."""
 
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -59,3 +62,14 @@ def test_no_held_out_network_is_one_the_fit_measured_at_any_k(monkeypatch):
     assert [len(held & networks) for networks in fitted] == [0] * len(fitted)  # were 0 3 6 11 15 19 23 of 39
     assert len(held) == bench_predict.HOLDOUT  # the same 40 distinct networks at every K
 
+
+def test_the_retrain_part_scores_the_unclipped_table_sum():
+    """RESULTS: "Predictions are the table's sum, unclipped" (its frontier table shows 112.7 %)."""
+    from uboost.predict import AdditiveTable, Predictor
+
+    made = AdditiveTable(values={"a": ["1", "2"]}, reference={"a": 0}, base=0.9, delta={"a": [0.0, 0.227]},
+                         loo_rmse=0.1, loo_mae=0.1, ridge=0.0, samples=2)
+    predictor = Predictor(made, {})
+    assert predictor.predict({"a": 1}).accuracy == 1.0  # what uboost predict reports
+    assert bench_predict.predicted(predictor, {"a": 1}) == pytest.approx(1.127)
+    assert bench_predict.predicted(predictor, {"a": 0}) == pytest.approx(0.9)
