@@ -15,10 +15,12 @@ one default search (``uboost search --space S --seed N``), then
   table's sum, unclipped) and retrained test accuracy, against the search's log-probability and
   FLOPs (MACs) as rankers, and the two frontiers' retrained accuracy at equal budgets.
 
-    python benchmarks/bench_predict.py --part loo
+    python benchmarks/bench_predict.py --part loo                        # the predictor's fine-tuning (1 epoch)
+    python benchmarks/bench_predict.py --part loo --fine-tune-epochs 0   # the search's weights as they are
     python benchmarks/bench_predict.py --part retrain --spaces lenet,darts-cifar --seeds 0,1
 
-Runs go to ``benchmarks/runs/predict/`` and are reused when finished with the same settings.
+Runs go to ``benchmarks/runs/predict/`` and are reused when finished with the same settings; the
+rows to ``loo-SPACES-ftE.json`` (one file per fine-tuning) and ``retrain-SPACES.json`` there.
 """
 
 from __future__ import annotations
@@ -230,15 +232,17 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     random.seed(0)
+    from uboost.io import write_json
+    from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS
+
+    epochs = DEFAULT_FINE_TUNE_EPOCHS if args.fine_tune_epochs is None else args.fine_tune_epochs
     results = []
     for space in args.spaces.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             run = search(args.out, space, seed)
-            from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS
-
-            epochs = DEFAULT_FINE_TUNE_EPOCHS if args.fine_tune_epochs is None else args.fine_tune_epochs
             results += part_loo(run, epochs) if args.part == "loo" else [part_retrain(run, args.networks)]
-    (args.out / f"{args.part}-{args.spaces.replace(',', '+')}.json").write_text(json.dumps(results, indent=1))
+    name = f"{args.part}-{args.spaces.replace(',', '+')}" + (f"-ft{epochs}" if args.part == "loo" else "")  # one file per fine-tuning
+    write_json(args.out / f"{name}.json", results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """benchmarks/bench_predict.py: the held-out networks of ``--part loo`` are none the fit measured
-(fast: the supernet is stubbed, the space is lenet's), and the retrain part scores the table's
-unclipped sum."""
+(fast: the supernet is stubbed, the space is lenet's), the retrain part scores the table's
+unclipped sum, and RESULTS's commands make every row of its K table."""
 
 import sys
 from pathlib import Path
@@ -73,3 +73,30 @@ def test_the_retrain_part_scores_the_unclipped_table_sum():
     assert predictor.predict({"a": 1}).accuracy == 1.0  # what uboost predict reports
     assert bench_predict.predicted(predictor, {"a": 1}) == pytest.approx(1.127)
     assert bench_predict.predicted(predictor, {"a": 0}) == pytest.approx(0.9)
+
+
+def test_the_results_commands_make_every_row_of_the_k_table(monkeypatch, tmp_path):
+    """RESULTS listed only `--part loo --seeds 0` (the fine-tune 1 rows), and a second `--part loo` run
+    replaced the first one's file: the listed commands, run as written, give every (run, fine-tuning)."""
+    import json
+    import logging
+    import re
+    import shlex
+
+    import torch
+
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md").read_text()
+    section = text[text.index("# Predict before you train"):]
+    section = section[:section.index("\n# ")]
+    table = section[section.index("| run | fine-tune epochs | K |"):]
+    wanted = {(cells[0], int(cells[1])) for cells in
+              ([c.strip() for c in line.strip("|").split("|")] for line in table.split("\n\n")[0].splitlines()[2:])}
+    commands = re.findall(r"^python benchmarks/bench_predict.py (--part loo.*?)(?:#.*)?$", section, flags=re.M)
+    monkeypatch.setattr(bench_predict, "search", lambda root, space, seed: root / f"{space}-s{seed}")
+    monkeypatch.setattr(bench_predict, "part_loo", lambda run, epochs: [{"run": run.name, "fine_tune_epochs": epochs}])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: None)
+    for command in commands:
+        bench_predict.main([*shlex.split(command), "--out", str(tmp_path)])
+    made = {(row["run"], row["fine_tune_epochs"]) for path in tmp_path.glob("loo-*.json") for row in json.loads(path.read_text())}
+    assert made == wanted == {(run, epochs) for run in ("lenet-s0", "darts-cifar-s0") for epochs in (0, 1)}
