@@ -129,6 +129,20 @@ def test_an_architecture_outside_the_space_is_one_line_and_nothing_is_written(cl
     assert not (copy / "predictor.json").exists()
 
 
+@pytest.mark.parametrize("edit", [{"clock_hz": 0}, {"array": "0x16"}], ids=["clock", "array"])
+def test_an_arch_run_that_cannot_be_priced_is_one_line_and_nothing_is_written(cli, searched, tmp_path, edit):
+    """The table was built and predictor.json written before the --arch run's config was priced."""
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    (copy / "predictor.json").unlink()
+    other = tmp_path / "other-run"  # an export / frontier point of its own: its config prices the network
+    other.mkdir()
+    (other / "arch.json").write_text((copy / "arch.json").read_text())
+    (other / "config.json").write_text(json.dumps({**json.loads((copy / "config.json").read_text()), **edit}))
+    one_line_error(cli("predict", copy, "--arch", other), next(iter(edit)))
+    assert not (copy / "predictor.json").exists()
+
+
 def test_a_run_without_a_supernet_checkpoint_or_alphas_is_one_line(cli, searched, tmp_path):
     run, _ = searched
     no_ckpt = copy_run(run, tmp_path, "no-ckpt")
