@@ -129,6 +129,20 @@ def test_an_architecture_outside_the_space_is_one_line_and_nothing_is_written(cl
     assert not (copy / "predictor.json").exists()
 
 
+@pytest.mark.parametrize("edit", [{"clock_hz": 0}, {"array": "0x16"}], ids=["clock", "array"])
+def test_an_arch_run_that_cannot_be_priced_is_one_line_and_nothing_is_written(cli, searched, tmp_path, edit):
+    """The table was built and predictor.json written before the --arch run's config was priced."""
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    (copy / "predictor.json").unlink()
+    other = tmp_path / "other-run"  # an export / frontier point of its own: its config prices the network
+    other.mkdir()
+    (other / "arch.json").write_text((copy / "arch.json").read_text())
+    (other / "config.json").write_text(json.dumps({**json.loads((copy / "config.json").read_text()), **edit}))
+    one_line_error(cli("predict", copy, "--arch", other), next(iter(edit)))
+    assert not (copy / "predictor.json").exists()
+
+
 def test_a_run_without_a_supernet_checkpoint_or_alphas_is_one_line(cli, searched, tmp_path):
     run, _ = searched
     no_ckpt = copy_run(run, tmp_path, "no-ckpt")
@@ -167,6 +181,42 @@ def test_a_corrupt_or_stale_table_is_one_line(cli, searched, tmp_path):
     alphas["fc1_width"][0] += 1.0
     (stale / "alphas.json").write_text(json.dumps(alphas))
     one_line_error(cli("predict", stale), "other alphas", "--rebuild")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    ({"format": 2}, "has format 2; this uboost reads format 1"),
+    ({"format": True}, "has format True"),
+    ({"model": "mlp"}, "holds a 'mlp' model, not a 'block-additive' table"),
+    ({"model": None}, "holds a None model"),
+    ("negative counts", "bad counts (one non-negative integer per value)"),
+], ids=["format", "bool-format", "model", "no-model", "counts"])
+def test_a_table_of_another_format_or_model_or_with_negative_counts_is_one_line(cli, searched, tmp_path, edit, fragment):
+    run, _ = searched
+    copy = copy_run(run, tmp_path)
+    data = json.loads((copy / "predictor.json").read_text())
+    assert data["format"] == 1 and data["model"] == "block-additive"  # what is written
+    if edit == "negative counts":
+        term = next(iter(data["table"]["terms"].values()))
+        term["counts"][0] = -3
+    else:
+        data.update(edit)
+    (copy / "predictor.json").write_text(json.dumps(data))
+    one_line_error(cli("predict", copy), fragment, "--rebuild")
+
+
+def test_a_table_saved_before_the_format_field_still_loads(cli, searched, tmp_path):
+    from uboost.predict import load_predictor
+
+    run, predictor = searched
+    copy = copy_run(run, tmp_path)
+    data = json.loads((copy / "predictor.json").read_text())
+    del data["format"]
+    (copy / "predictor.json").write_text(json.dumps(data))
+    loaded = load_predictor(copy)
+    assert loaded.table == predictor.table and "format" not in loaded.meta
+    assert loaded.to_dict()["format"] == 1
+    row = json.loads(cli("predict", copy, "--json").out)
+    assert row["predictor"]["built_now"] is False
 
 
 @pytest.mark.parametrize("edit", ["cut", "reorder"])

@@ -149,7 +149,9 @@ def test_a_corrupt_table_is_one_line():
     assert AdditiveTable.from_dict(data).predict({"a": 1}) == pytest.approx(0.6)
     for broken in ({}, {"terms": []}, {**data, "base": "x"}, {**data, "samples": 0},
                    {**data, "terms": {"a": {**data["terms"]["a"], "delta": [0.1]}}},
-                   {**data, "terms": {"a": {**data["terms"]["a"], "reference": 5}}}):
+                   {**data, "terms": {"a": {**data["terms"]["a"], "reference": 5}}},
+                   {**data, "terms": {"a": {**data["terms"]["a"], "counts": [3, -1]}}},
+                   {**data, "terms": {"a": {**data["terms"]["a"], "counts": [True, 2]}}}):
         with pytest.raises(RunDirError, match="corrupt"):
             AdditiveTable.from_dict(broken, "predictor.json")
 

@@ -83,6 +83,12 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
     space, input_shape, _ = build_space(config)
     network = runs.freeze_arch(space, arch)  # labels and values of the space, or one line
     indices = network_indices(choices, nodes, arch)
+    # priced as profile and retrain price the run: at the DVFS point an `--operating-point auto` search chose
+    # (before any table is built: a run whose config cannot price it is one line with nothing written)
+    priced = runs.network_config(runs.RunArtifacts(config=priced_run.config, arch=arch, root=priced_run.root))
+    priced_config = SearchConfig.from_dict(priced)
+    cost_model = build_cost_model(priced_config)
+    report = cost_model.evaluate(network, input_shape)
     predictor = None if rebuild else load_predictor(root)
     if predictor is not None and _asks_otherwise(predictor.meta, samples_asked=samples, seed=seed, fine_tune_epochs=fine_tune_epochs):
         predictor = None  # built with other settings than asked for now: build it again
@@ -93,11 +99,6 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
                                     progress=progress)
     predictor.check_space(choices)  # a table of another space (or edited) is refused, not indexed past its values
     prediction = predictor.predict(indices)
-    # priced as profile and retrain price the run: at the DVFS point an `--operating-point auto` search chose
-    priced = runs.network_config(runs.RunArtifacts(config=priced_run.config, arch=arch, root=priced_run.root))
-    priced_config = SearchConfig.from_dict(priced)
-    cost_model = build_cost_model(priced_config)
-    report = cost_model.evaluate(network, input_shape)
     # energy where the run's cost model prices it (uboost's energy tables: NetworkCost.energy_uj; 0 when unpriced)
     energy_uj = getattr(report, "energy_uj", None) if hasattr(cost_model, "energy_pj") else None
     energy_uj = energy_uj if isinstance(energy_uj, (int, float)) and energy_uj > 0 else None

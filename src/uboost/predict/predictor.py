@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 PREDICTOR = "predictor.json"
 OWNER = "predict"  # the manifest owner of predictor.json
+FORMAT = 1  # predictor.json's layout; a file without the field is an older format 1 (the same layout)
+MODEL = "block-additive"  # the one kind of table there is (every predictor.json names it)
 DEFAULT_FINE_TUNE_EPOCHS = 1  # uniform-path epochs before measuring (RESULTS.md: 0 ranked retrained lenet networks at tau -0.08, 1 at 0.37)
 DEFAULT_SAMPLES = 120  # sub-networks measured by default (RESULTS.md: held-out error against K on lenet and darts-cifar)
 
@@ -72,7 +74,7 @@ class Predictor:
         return {id(c.alpha): torch.tensor(self.table.delta[c.label], dtype=torch.float64) for c in choices}
 
     def to_dict(self) -> dict:
-        return {"model": "block-additive", **self.meta, "table": self.table.to_dict()}
+        return {"format": FORMAT, "model": MODEL, **self.meta, "table": self.table.to_dict()}
 
 
 def _value_names(choices: list) -> dict[str, list[str]]:
@@ -154,8 +156,14 @@ def load_predictor(run: str | os.PathLike) -> Predictor | None:
     data = runs.read_json(path, "predictor table")
     if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
         raise RunDirError(f"{path} is corrupt (no table); delete it or rebuild it with uboost predict --rebuild")
+    if data.get("format", FORMAT) != FORMAT or isinstance(data.get("format"), bool):
+        raise RunDirError(f"{path} has format {data['format']!r}; this uboost reads format {FORMAT}: rebuild it with "
+                          "uboost predict --rebuild")
+    if data.get("model") != MODEL:
+        raise RunDirError(f"{path} holds a {data.get('model')!r} model, not a {MODEL!r} table; rebuild it with "
+                          "uboost predict --rebuild")
     table = AdditiveTable.from_dict(data["table"], str(path))
-    meta = {k: v for k, v in data.items() if k not in ("table", "model")}
+    meta = {k: v for k, v in data.items() if k not in ("table", "model", "format")}
     if meta.get("alphas") != alphas_digest(root):
         raise RunDirError(f"{path} was built from other alphas than {root / runs.ALPHAS} (the search ran again); "
                           "rebuild it with uboost predict --rebuild")

@@ -96,8 +96,9 @@ class AdditiveTable:
             if isinstance(ref, bool) or not isinstance(ref, int) or not 0 <= ref < len(names):
                 raise bad(f"term {label!r} has no valid reference entry")
             seen = term.get("counts", [])
-            if not isinstance(seen, list) or (seen and (len(seen) != len(names) or not all(isinstance(c, int) for c in seen))):
-                raise bad(f"term {label!r} has bad counts")
+            if not isinstance(seen, list) or (seen and (len(seen) != len(names) or not all(
+                    isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in seen))):
+                raise bad(f"term {label!r} has bad counts (one non-negative integer per value)")
             values[label], reference[label] = list(names), ref
             delta[label] = [number(d, f"delta of {label!r}") for d in deltas]
             if seen:
