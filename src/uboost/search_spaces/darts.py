@@ -13,6 +13,18 @@ ways:
 * the U-Boost two-stage flow: search the cells first, then pass that result as
   ``cell_arch=`` together with ``channels=`` -- the cells are then fixed to the derived genotype
   and only the widths are searched.
+
+A width choice keeps every tensor at the widest width with the channels past the chosen one
+masked, and the next layer reads a *prefix* of its input. Where parts are joined side by side
+(a cell's node outputs, a ``FactorizedReduce``'s two halves), a prefix of the widest layout is
+not the narrow network's layout: the next layer would read node 2 and part of node 3 and never
+the later nodes, and the supernet would train, price and measure (``uboost predict``) another
+network than the one exported. With channel search the parts are therefore joined
+channel-major (channel ``i`` of every part, then channel ``i + 1``...), in the supernet and in
+the frozen network alike: width ``c``'s channels are then the first ``parts * c`` at any width,
+so the supernet with every choice pinned computes the frozen network with the supernet's
+weights sliced into it, single-path or mixture, searched or derived cells (tested); a soft
+width mixes nested masks (FBNetV2). Without channel search the layout is NNI's (node-major).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from typing import Any, Sequence
 
 import nni
 import torch
-from nni.nas.hub.pytorch.nasnet import OPS, CellBuilder, CellPostprocessor, CellPreprocessor, NDSStage
+from nni.nas.hub.pytorch.nasnet import OPS, CellBuilder, CellPostprocessor, CellPreprocessor, FactorizedReduce, NDSStage
 from nni.nas.nn.pytorch import ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear
 from nni.nas.space import model_context
 from torch import nn
@@ -44,6 +56,56 @@ OP_SETS: dict[str, tuple[str, ...]] = {
     "darts": ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"),
     "dense": ("skip_connect", "conv_1x1", "conv_3x3", "conv_5x5"),
 }
+
+
+def channel_major(x: torch.Tensor, parts: int) -> torch.Tensor:
+    """``parts`` equal blocks side by side on dim 1 -> interleaved: channel ``i`` of every block, then ``i + 1``."""
+    return x.unflatten(1, (parts, -1)).transpose(1, 2).flatten(1, 2)
+
+
+class ChannelMajorConcat(CellPostprocessor):
+    """A cell's output with its ``nodes`` node outputs joined channel-major (see the module docstring)."""
+
+    def __init__(self, nodes: int) -> None:
+        super().__init__()
+        self.nodes = nodes
+
+    def forward(self, this_cell, previous_cells):
+        return super().forward(channel_major(this_cell, self.nodes), previous_cells)
+
+
+class ChannelMajorFactorizedReduce(FactorizedReduce):
+    """NNI's ``FactorizedReduce`` (its modules, taken over) with its two halves joined channel-major."""
+
+    def __init__(self, reduce: FactorizedReduce) -> None:
+        nn.Module.__init__(self)
+        for name, module in reduce.named_children():
+            self.add_module(name, module)
+
+    def forward(self, x):
+        x = self.relu(x)
+        halves = [self.conv_1(x), self.conv_2(self.pad(x)[:, :, 1:, 1:])]
+        return self.bn(channel_major(torch.cat(halves, 1), 2))
+
+
+class ChannelSearchBuilder(CellBuilder):
+    """NNI's ``CellBuilder`` whose cells join their parts channel-major (used with channel search)."""
+
+    def op_factory(self, node_index, op_index, input_index, *, op, channels, is_reduction_cell):
+        operation = super().op_factory(node_index, op_index, input_index, op=op, channels=channels,
+                                       is_reduction_cell=is_reduction_cell)
+        return ChannelMajorFactorizedReduce(operation) if isinstance(operation, FactorizedReduce) else operation
+
+    def __call__(self, repeat_idx: int):
+        return channel_major_cell(super().__call__(repeat_idx), self.num_nodes)
+
+
+def channel_major_cell(cell: nn.Module, nodes: int) -> nn.Module:
+    """``cell`` (NNI's or a :class:`DerivedCell`) with a channel-major output and first input."""
+    cell.postprocessor = ChannelMajorConcat(nodes)
+    if isinstance(cell.preprocessor.pre0, FactorizedReduce):
+        cell.preprocessor.pre0 = ChannelMajorFactorizedReduce(cell.preprocessor.pre0)
+    return cell
 
 
 class DerivedCell(nn.Module):
@@ -121,6 +183,9 @@ class DartsCifar(ModelSpace):
         self.num_classes = num_classes
 
         stage_widths = [self._stage_width(width, channels, s) for s in range(3)]
+        # decided by the options, not by the widths: the frozen network (ints) joins its parts as the supernet does
+        searched = channels is not None and len(range(channels[0], channels[1] + 1, channels[2])) > 1
+        make_builder = ChannelSearchBuilder if searched else CellBuilder
         c = stage_widths[0]
         self.stem = nn.Sequential(
             MutableConv2d(input_shape[0], 3 * c, 3, padding=1, bias=False), MutableBatchNorm2d(3 * c)
@@ -131,7 +196,7 @@ class DartsCifar(ModelSpace):
         self.stages = nn.ModuleList()
         for s in range(3):
             c = stage_widths[s]
-            builder = CellBuilder(op_list, c_pprev, c_prev, c, nodes, "all", s > 0, last_reduce, 0.0)
+            builder = make_builder(op_list, c_pprev, c_prev, c, nodes, "all", s > 0, last_reduce, 0.0)
             if cell_arch is None:
                 stage = NDSStage(builder, per_stage[s])
             else:
@@ -157,6 +222,8 @@ class DartsCifar(ModelSpace):
     def _derived(builder: CellBuilder, arch: dict, reduction: bool, nodes: int) -> DerivedCell:
         pre = CellPreprocessor(builder.C_prev_in, builder.C_in, builder.C, builder.last_cell_reduce)
         cell = DerivedCell(arch, "reduce" if reduction else "normal", builder, nodes, reduction, pre)
+        if isinstance(builder, ChannelSearchBuilder):
+            channel_major_cell(cell, nodes)
         builder.C_prev_in, builder.C_in, builder.last_cell_reduce = builder.C_in, builder.C * nodes, reduction
         builder._expect_idx += 1
         return cell
