@@ -131,3 +131,17 @@ def test_without_channel_search_the_cells_keep_nni_s_layout():
         assert not kinds & {ChannelMajorConcat, ChannelMajorFactorizedReduce}
     net = create("darts-cifar", width=4, cells=3, channels="4:8:4", input_shape=(3, 8, 8))
     assert {ChannelMajorConcat, ChannelMajorFactorizedReduce} <= {type(m) for m in net.modules()}
+
+
+def test_weights_trained_with_the_old_node_major_cells_are_refused_not_loaded_into_another_function():
+    """Same tensor names and shapes either way: the layout's marker is what tells them apart."""
+    from uboost import runs
+
+    _, frozen, _ = build("single-path", False, (0, 0, 0))
+    state = frozen.state_dict()
+    markers = [k for k in state if k.endswith("postprocessor.channel_major")]
+    assert len(markers) == 3  # one per cell
+    old = {k: v for k, v in state.items() if k not in markers}
+    with pytest.raises(RuntimeError, match="channel_major"):
+        frozen.load_state_dict(old)
+    assert {key for key, *_ in runs.tensors_differ(state, old)} == set(markers)

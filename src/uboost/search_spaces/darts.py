@@ -69,6 +69,9 @@ class ChannelMajorConcat(CellPostprocessor):
     def __init__(self, nodes: int) -> None:
         super().__init__()
         self.nodes = nodes
+        # a marker in the state dict: weights trained with node-major cells (channel searches before 2026-12-06) have
+        # the same tensors and would load silently into another function; without it they are refused in one line
+        self.register_buffer("channel_major", torch.ones((), dtype=torch.bool))
 
     def forward(self, this_cell, previous_cells):
         return super().forward(channel_major(this_cell, self.nodes), previous_cells)
