@@ -300,7 +300,7 @@ def op_table(settings: Settings) -> str:
     ops = list(space.options["ops"])
     models = {m: hardware.create(m, spec=config.hardware_spec()) for m in ("systolic", "systolic-paper", "flops")}
     lines = [
-        f"| every edge = | cycle-exact µs (util %) | paper formula µs (util %) | FLOPs µs | MMACs |",
+        "| every edge = | cycle-exact µs (util %) | paper formula µs (util %) | FLOPs µs | MMACs |",
         "|---|---|---|---|---|",
     ]
     for op in ops:

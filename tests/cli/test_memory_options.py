@@ -1,7 +1,6 @@
 """--sram-kb / --dram-bw-words on profile, search and tune; bad memory configs are one red line."""
 
 import json
-import os
 
 import pytest
 

@@ -6,11 +6,8 @@ on one array and dataflow.
 """
 
 import csv
-from collections import Counter
 from pathlib import Path
 
-import pytest
-import torch
 
 from uboost.hardware import HardwareSpec, LayerShape, LayerTable, create
 

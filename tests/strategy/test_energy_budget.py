@@ -1,7 +1,6 @@
 """The in-search energy budget (dual ascent on the derived network's energy), alone and with a
 latency budget, on a space whose task cannot tell the ops apart (only the budgets decide)."""
 
-import pytest
 import torch
 
 from uboost.hardware import create

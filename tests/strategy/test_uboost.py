@@ -6,7 +6,6 @@ from torch.utils.data import TensorDataset
 from uboost.exceptions import ConfigError
 from uboost.hardware import create
 from uboost.strategy import HardwareLoss, UBoost, run_experiment
-from uboost.strategy.supernet_cost import set_architecture
 
 from tests.strategy.spaces import MixedSpace, TaskNeutralSpace
 

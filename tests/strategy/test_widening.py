@@ -1,7 +1,6 @@
 """Free capacity at export (uboost.strategy.widening): channel counts and bits raised jointly, exactly."""
 
 import itertools
-import json
 import math
 
 import pytest
