@@ -126,3 +126,14 @@ def test_a_plot_without_matplotlib_is_refused_before_anything_is_printed(cli, tm
     result = cli("profile", "resnet18", "--array", "16x16", "--json", option, tmp_path / "p.png")
     one_line_error(result, "pip install 'uboost[plot]'")
     assert result.out == "" and not (tmp_path / "p.png").exists()
+
+
+def test_profile_prices_multihead_attention(cli):
+    """Before: 1 layer, 640 MACs (the attention's F.linear calls were not seen)."""
+    result = cli("profile", "tests.hardware.test_attention:make", "--array", "16x16", "--json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)["reports"][0]["layers"]
+    assert [r["name"] for r in rows] == ["att.in_proj", "att.scores", "att.context", "att.out_proj", "fc"]
+    assert sum(r["macs"] for r in rows) == 196_608 + 65_536 + 2 * 16_384 + 640
+    text = cli("profile", "tests.hardware.test_attention:make", "--array", "16x16")
+    assert text.code == 0 and "64->64 g4 x16" in text.out and "5 layers" in text.out

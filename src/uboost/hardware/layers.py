@@ -1,9 +1,14 @@
 """Shapes of the layers a cost model prices, traced from any ``nn.Module``.
 
 Only layers that multiply on the array are costed: ``nn.Conv2d`` (grouped, depthwise,
-dilated and strided included) and ``nn.Linear``. Pooling, identity, batch norm,
-activations, additions and concatenations cost 0 cycles: they run on the vector unit next to
-the array in the accelerators U-Boost models, overlapped with the array's work.
+dilated and strided included), ``nn.Linear`` and ``nn.MultiheadAttention`` (its projections and
+its two batched matmuls, :mod:`uboost.hardware.attention`). Pooling, identity, batch and layer
+norms, embeddings, activations, softmax, additions and concatenations cost 0 cycles: they run on
+the vector unit next to the array in the accelerators U-Boost models, overlapped with the array's
+work. So does a matmul a module computes with ``torch.matmul``/``@`` or ``F.linear`` of its own
+(NNI's AutoFormer attention's ``Q K^T``): tracing prices modules, not functions. Such a matmul
+or convolution outside the priced modules, and a module with weights of its own of any other kind
+that runs in the trace, are named in one logged warning (:mod:`uboost.hardware.unpriced`).
 
 Every layer becomes one im2col GEMM per group: ``M = batch * out_h * out_w`` streamed rows,
 ``K = kernel_h * kernel_w * in_channels / groups`` reduction and ``N = out_channels / groups``
@@ -73,9 +78,10 @@ class LayerShape:
     @property
     def shape_text(self) -> str:
         bits = f" w{self.weight_bits}a{self.act_bits}" if (self.weight_bits, self.act_bits) != (8, 8) else ""
-        if self.kind == "linear":
-            return f"{self.in_channels}->{self.out_channels}" + (f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else "") + bits
         g = f" g{self.groups}" if self.groups > 1 else ""
+        if self.kind == "linear":
+            tokens = f" x{self.out_h * self.out_w}" if self.out_h * self.out_w > 1 else ""
+            return f"{self.in_channels}->{self.out_channels}{g}{tokens}{bits}"
         return (
             f"{self.in_channels}x{self.in_h}x{self.in_w} -> {self.out_channels}x{self.out_h}x{self.out_w}"
             f" k{self.kernel_h}x{self.kernel_w} s{self.stride}{g}{bits}"
@@ -130,6 +136,10 @@ def _shape_of(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor
     return None
 
 
+PRICED = (nn.Conv2d, nn.Linear, nn.MultiheadAttention)
+"""The module kinds a trace prices (the rest cost 0 cycles)."""
+
+
 def _refuse_open_space(model: nn.Module) -> None:
     """An NNI model space with choices left is not one network: tracing it prices its first choices (its
     cheapest network, quietly). Duck-typed (``simplify()``, NNI's), so this module needs no NNI."""
@@ -165,14 +175,27 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerSh
         if shape is not None:
             found.append(shape)
 
+    from uboost.hardware.attention import attention_inputs, attention_shapes
+    from uboost.hardware.unpriced import UnpricedWatch
+
+    def attention_hook(module: nn.MultiheadAttention, args: tuple, kwargs: dict, output) -> None:
+        inputs = attention_inputs(args, kwargs)
+        if inputs is not None:
+            found.extend(attention_shapes(module, names.get(module, type(module).__name__), *inputs))
+
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles += [m.register_forward_hook(attention_hook, with_kwargs=True) for m in model.modules()
+                if isinstance(m, nn.MultiheadAttention)]
+    watch = UnpricedWatch(model, PRICED)
+    handles += watch.handles
     was_training = model.training
     try:
         param = next(model.parameters(), None)
         device = param.device if param is not None else "cpu"
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), watch:
             model(torch.zeros(1, *[int(d) for d in input_shape], device=device))
+        watch.warn()
     except (RuntimeError, ValueError) as exc:  # a shape the network cannot take (an allocation failure stays itself)
         if "alloc" in str(exc) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
             raise

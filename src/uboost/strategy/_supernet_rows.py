@@ -2,9 +2,9 @@
 
 :func:`_rows` runs the supernet once with hooks and reads the structure NNI actually trains:
 per-edge cell alphas (with their extra "none" entry), ``LayerChoice`` alphas, width/kernel
-choices of mixed operations and ``Repeat`` depths. Every costed layer (``Conv2d``/``Linear``)
-becomes one or more rows, each gated by the choices on its path (:class:`_Choices` numbers
-them into one flat probability vector). :mod:`uboost.strategy.supernet_cost` turns the rows
+choices of mixed operations and ``Repeat`` depths. Every costed layer (``Conv2d``/``Linear``, the
+GEMMs of a ``MultiheadAttention``) becomes one or more rows, each gated by the choices on its
+path (:class:`_Choices` numbers them into one flat probability vector). :mod:`uboost.strategy.supernet_cost` turns the rows
 into one tensor expression.
 """
 
@@ -21,6 +21,7 @@ from torch import nn
 
 from uboost.exceptions import ConfigError
 from uboost.hardware import LayerShape
+from uboost.hardware.attention import attention_inputs, attention_shapes
 from uboost.hardware.layers import _shape_of, conv_kind
 
 CHANNEL_ARGUMENTS = ("in_channels", "out_channels", "groups", "in_features", "out_features")
@@ -152,7 +153,14 @@ def _trace(supernet: nn.Module, example: torch.Tensor) -> dict[nn.Module, list[t
         if args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor):
             calls[module].append((args[0], output))
 
+    def attention_hook(module, args, kwargs, output):
+        inputs = attention_inputs(args, kwargs)
+        if inputs is not None:
+            calls[module].append((inputs, output))
+
     handles = [m.register_forward_hook(hook) for m in supernet.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles += [m.register_forward_hook(attention_hook, with_kwargs=True) for m in supernet.modules()
+                if isinstance(m, nn.MultiheadAttention)]
     was_training = supernet.training
     try:
         supernet.eval()
@@ -216,6 +224,9 @@ def _rows(supernet: nn.Module, example: torch.Tensor, choices: _Choices, mode: s
         paths = gates.get(module, [[]])
         for inp, out in module_calls:
             for path in paths:
+                if isinstance(module, nn.MultiheadAttention):  # inp: (query, key, value)
+                    rows += _attention_rows(module, name, inp, path, choices, isinstance(module, MixedOperation))
+                    continue
                 if not isinstance(module, MixedOperation):
                     shape = _shape_of(module, name, inp, out)
                     merged = _merge(path)
@@ -223,6 +234,24 @@ def _rows(supernet: nn.Module, example: torch.Tensor, choices: _Choices, mode: s
                         rows += expand_rows(module, [_Row(shape, merged)], choices)
                     continue
                 rows += expand_rows(module, _mixed_rows(module, name, inp, path, choices, mode), choices)
+    return rows
+
+
+def _attention_rows(module, name, inputs, path, choices: _Choices, mixed: bool) -> list[_Row]:
+    """An attention's rows (:mod:`uboost.hardware.attention`), one set per combination of a mixed
+    one's labels (in either cost mode: its widths are exact, not expected channel counts)."""
+    from uboost.strategy.precision import expand_rows
+
+    rows = []
+    for sample, combo in _label_choices(module, choices, list(module.simplify())) if mixed else [({}, [])]:
+        merged = _merge(path + combo)
+        if merged is None:
+            continue
+        args = {**module.init_arguments, **{k: e.freeze(sample) for k, e in module.mutable_arguments.items()}} if mixed else {}
+        dims = {k: args[k] for k in ("embed_dim", "num_heads", "kdim", "vdim") if k in args}
+        for shape in attention_shapes(module, name, *inputs, **dims):
+            owner = module.out_proj if shape.name.endswith(".out_proj") else module  # out_proj has its own bits
+            rows += expand_rows(owner, [_Row(shape, merged)], choices)
     return rows
 
 

@@ -7,7 +7,9 @@ Dong & Yang 2019). The straight-through estimator keeps the alphas trainable: th
 candidate's output is multiplied by its entry of ``one_hot - soft.detach() + soft``, which is
 1 in the forward pass and carries the gradient of the soft sample. Unsampled candidates do
 not run, so their weights get no gradient. A sampled width or kernel is one mask of the
-super-kernel (NNI's weighted-mask machinery with a single entry), not a mixture.
+super-kernel (NNI's weighted-mask machinery with a single entry), not a mixture; a layer norm or
+attention whose width is searched runs sliced to the sampled width, its output scaled by the
+straight-through weight (:mod:`uboost.strategy.sliced_ops`).
 
 One :class:`PathSampler` per supernet is shared by all its supermodules (as their
 ``_softmax``): it draws every alpha's sample at once, on first use after each ``resample()``,
@@ -375,7 +377,9 @@ class SinglePathMixedCell(DifferentiableMixedCell):
 
 class MixedOpSinglePathPolicy(MixedOpDifferentiablePolicy):
     """Width/kernel choices of a mixed operation: one sampled value per label, given to NNI's
-    weighted-mask slicing as a one-entry distribution ``{value: st_weight}`` (one mask)."""
+    weighted-mask slicing as a one-entry distribution ``{value: st_weight}`` (one mask). The
+    operations whose function at a width is not a mask of the widest one (layer norm, attention)
+    take the plain values of :meth:`sampled_arguments` instead (:mod:`uboost.strategy.sliced_ops`)."""
 
     def __init__(self, operation, memo, mutate_kwargs) -> None:
         super().__init__(operation, memo, mutate_kwargs)
@@ -393,12 +397,25 @@ class MixedOpSinglePathPolicy(MixedOpDifferentiablePolicy):
     def forward_argument(self, operation, name: str):
         if not operation.training or name not in operation.mutable_arguments:
             return super().forward_argument(operation, name)
+        sample, weight = self._draw(operation, self._labels[name])
+        return {operation.mutable_arguments[name].freeze(sample): weight}
+
+    def sampled_arguments(self, operation) -> tuple[dict[str, Any], torch.Tensor | None]:
+        """Every mutable argument's sampled value (plain, not a distribution) and the product of the
+        straight-through weights of their labels, each label counted once."""
+        labels = dict(pair for name in operation.mutable_arguments for pair in self._labels[name])
+        sample, weight = self._draw(operation, labels.items())
+        return {name: expr.freeze(sample) for name, expr in operation.mutable_arguments.items()}, weight
+
+    @staticmethod
+    def _draw(operation, labels) -> tuple[dict[str, Any], torch.Tensor | None]:
+        """``(label -> sampled value, product of their straight-through weights)``."""
         sample, weight = {}, None
-        for label, values in self._labels[name]:
+        for label, values in labels:
             index, weights = operation._softmax.sample(operation._arch_alpha[label])
             sample[label] = values[index]
             weight = weights[index] if weight is None else weight * weights[index]
-        return {operation.mutable_arguments[name].freeze(sample): weight}
+        return sample, weight
 
 
 SUPERMODULES = (SinglePathMixedLayer, SinglePathMixedInput, SinglePathMixedCell, SinglePathMixedRepeat)
@@ -409,8 +426,10 @@ def mutation_hooks() -> list:
     from nni.nas.oneshot.pytorch.strategy import no_default_hook
     from nni.nas.oneshot.pytorch.supermodule.operation import NATIVE_MIXED_OPERATIONS
 
+    from uboost.strategy.sliced_ops import SLICED
+
     hooks = [cls.mutate for cls in SUPERMODULES]
-    hooks += [operation.mutate for operation in NATIVE_MIXED_OPERATIONS]
+    hooks += [SLICED.get(operation, operation).mutate for operation in NATIVE_MIXED_OPERATIONS]
     hooks.append(no_default_hook)
     return hooks
 
