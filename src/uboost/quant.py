@@ -10,6 +10,8 @@ and the ONNX export share.
 * **Bias** (a layer at fixed widths: retrain, export, pinned layers): int32 at the scale
   ``s_x * s_w[c]``, as integer kernels hold it and as onnxruntime quantizes it (a searched width's
   bias stays float).
+* **A supernet's mixed layer** (NNI's width/kernel choices, :mod:`uboost.strategy._sliced`): the
+  scales are over the part of the super-kernel the forward pass uses, as the frozen layer's.
 * **Gradients**: straight-through (``torch.fake_quantize_per_*_affine``: the identity inside the
   range, 0 outside it; weights never leave theirs).
 
@@ -49,6 +51,7 @@ MIN_BITS, MAX_BITS = 2, 16
 # session; "qdq" is the standard QDQ form (equal below 8 bits; at 8 bits a near-tie can land a level apart)
 ONNX_FORMS = ("exact", "qdq")
 ATTR = "uboost_quant"  # the child module holding a layer's quantizer
+SLICES = "_slices"  # in a quantizer's __dict__ during a mixed layer's forward pass: the parts of the weight it uses
 PRECISION_FILE = "precision.json"
 
 
@@ -233,8 +236,14 @@ class LayerQuantizer(nn.Module):
         if carry is not None:  # the activation's straight-through weight (see quantize_input)
             terms = [(b, carry if c is None else c * carry) for b, c in terms]
         if weight.dtype == torch.float32:
-            return _combine([(fake_quant_weight(weight, b), c) for b, c in terms])
-        return _combine([(fake_quant_weight(weight.float(), b).to(weight.dtype), c) for b, c in terms])
+            return _combine([(self.weight_at(weight, b), c) for b, c in terms])
+        return _combine([(self.weight_at(weight.float(), b).to(weight.dtype), c) for b, c in terms])
+
+    def weight_at(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        """``weight`` fake-quantized at ``bits``; in a mixed layer's forward pass, at the scales of the
+        part of its super-kernel the pass uses (:mod:`uboost.strategy._sliced`)."""
+        slices = self.__dict__.get(SLICES)
+        return fake_quant_weight(weight, bits) if slices is None else slices.fake_quant(weight, bits)
 
 
 class _FakeQuantAct(torch.autograd.Function):
@@ -312,10 +321,18 @@ class _BiasParametrization(nn.Module):
         quantizer = self.__dict__["quantizer"]
         if quant_integer.in_pass(quantizer):  # a pass on codes adds the bias after the rescale (quant_integer)
             return torch.zeros_like(bias)
+        weight_bits, act_bits = quantizer.precision
         weight = self.__dict__["module"].parametrizations.weight.original
-        scale = quantizer.act_qparams(quantizer.act_bits)[0] * weight_scale(weight, quantizer.weight_bits)
-        q = torch.clamp(torch.round(bias.detach() * (1.0 / scale)), -2 ** 31, 2 ** 31 - 1) * scale
-        return bias + (q - bias.detach())  # straight-through
+        s_x = quantizer.act_qparams(act_bits)[0]
+        slices = quantizer.__dict__.get(SLICES)  # a mixed layer: the scales of the part of the weight it uses
+        if slices is None:
+            return _round_bias(bias, s_x * weight_scale(weight, weight_bits))
+        return slices.quantize_bias(bias, weight, weight_bits, lambda b, s_w: _round_bias(b, s_x * s_w))
+
+
+def _round_bias(bias: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    q = torch.clamp(torch.round(bias.detach() * (1.0 / scale)), -2 ** 31, 2 ** 31 - 1) * scale
+    return bias + (q - bias.detach())  # straight-through
 
 
 def _old_bias_key(module, state_dict, prefix, *args) -> None:

@@ -16,6 +16,11 @@ included). ``pin={"stem.*": 8}`` fixes the layers whose supernet names match to 
   candidates; running only them would take ``N`` convolutions).
 * **Single path**: the strategy's :class:`~uboost.strategy.single_path.PathSampler` draws one
   bitwidth per choice per step; only that quantization runs, scaled by its straight-through weight.
+* **Width and kernel choices**: NNI's mixed conv/linear read the whole super-kernel (the quantizer
+  runs there) and slice it afterwards; each output channel's weight scale is taken over the part the
+  path uses (:mod:`uboost.strategy._sliced`), the frozen layer's slice: a single path (or pinned
+  alphas) computes the exported layer's weights; the mixture mixes every candidate quantized at its
+  own scales (exact per candidate).
 * **Cost**: every (layer, bits) candidate is a constant cost row (:func:`expand_rows`), so the
   hardware term, budgets, the commit phase, the exact projection and ``frontier`` price bits like
   any other choice. The choices are listed by :func:`~uboost.strategy.architecture.choice_groups`
@@ -39,6 +44,7 @@ from torch import nn
 from uboost.exceptions import ArchitectureError, ConfigError
 from uboost.quant import ATTR, LayerQuantizer, attach, check_bits, quantized_layers
 from uboost.strategy import bits_noise
+from uboost.strategy._sliced import track
 
 logger = logging.getLogger(__name__)
 
@@ -216,8 +222,9 @@ def attach_bits(supernet: nn.Module, space: BitsSpace, softmax_factory) -> list[
         if bits is not None:
             used.update(p for p in space.pin if fnmatch.fnmatchcase(name, p))
             attach(module, LayerQuantizer(bits, bits))
-            continue
-        choices.append(attach(module, BitsChoice(name, space, softmax_factory())))
+        else:
+            choices.append(attach(module, BitsChoice(name, space, softmax_factory())))
+        track(module)  # a mixed Conv2d/Linear: quantized over the part of its super-kernel the path uses
     unused = sorted(set(space.pin) - used)
     if unused:
         raise ConfigError(f"pinned layer pattern {unused[0]!r} matches no Conv2d/Linear of the space")
