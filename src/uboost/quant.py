@@ -7,9 +7,9 @@ and the ONNX export share.
 * **Activations** (a layer's input): asymmetric, per tensor, ``b`` bits -> ``[0, 2^b - 1]`` with a zero
   point; the range is an exponential moving average (momentum 0.1) of the batch min/max, widened to
   hold 0, updated in training and fixed in eval mode (what the exported model uses).
-* **Bias** (a layer at fixed widths: retrain, export, pinned layers): int32 at the scale
-  ``s_x * s_w[c]``, as integer kernels hold it and as onnxruntime quantizes it (a searched width's
-  bias stays float).
+* **Bias**: int32 at the scale ``s_x * s_w[c]``, as integer kernels hold it and as onnxruntime
+  quantizes it -- at a layer's one width per operand (retrain, export, pinned layers, a single-path
+  search's sampled widths); a search's mixture of widths keeps a float bias.
 * **A supernet's mixed layer** (NNI's width/kernel choices, :mod:`uboost.strategy._sliced`): the
   scales are over the part of the super-kernel the forward pass uses, as the frozen layer's.
 * **Gradients**: straight-through (``torch.fake_quantize_per_*_affine``: the identity inside the
@@ -136,8 +136,6 @@ class LayerQuantizer(nn.Module):
         self.exporting = False
         self.integer = False  # a frozen layer, computed on codes where no gradient is wanted (uboost.quant_integer)
 
-    fixed = True  # one width per operand (the search's choice is not): the bias is quantized too
-
     # -- what to quantize at: overridden by the search's choice (uboost.strategy.precision) ----
     def mixture(self, operand: str) -> list[tuple[int, torch.Tensor | None]]:
         """``[(bits, coefficient or None)]`` for ``operand`` ("weight" or "act"); ``None``: 1."""
@@ -146,6 +144,11 @@ class LayerQuantizer(nn.Module):
     @property
     def precision(self) -> tuple[int, int]:
         return self.weight_bits, self.act_bits
+
+    def bias_precision(self) -> tuple[int, int] | None:
+        """The one ``(weight_bits, act_bits)`` this forward pass runs at (the bias is quantized at
+        them), or ``None`` for a mixture of widths (the bias stays float); overridden by the search's choice."""
+        return self.precision
 
     # -- activations ---------------------------------------------------------------------------
     def _observe(self, x: torch.Tensor) -> None:
@@ -321,7 +324,10 @@ class _BiasParametrization(nn.Module):
         quantizer = self.__dict__["quantizer"]
         if quant_integer.in_pass(quantizer):  # a pass on codes adds the bias after the rescale (quant_integer)
             return torch.zeros_like(bias)
-        weight_bits, act_bits = quantizer.precision
+        precision = quantizer.bias_precision()
+        if precision is None:  # a mixture of widths
+            return bias
+        weight_bits, act_bits = precision
         weight = self.__dict__["module"].parametrizations.weight.original
         s_x = quantizer.act_qparams(act_bits)[0]
         slices = quantizer.__dict__.get(SLICES)  # a mixed layer: the scales of the part of the weight it uses
@@ -367,7 +373,7 @@ def attach(module: nn.Module, quantizer: LayerQuantizer) -> LayerQuantizer:
         raise ConfigError(f"{type(module).__name__} is already quantized")
     setattr(module, ATTR, quantizer)
     parametrize.register_parametrization(module, "weight", _WeightParametrization(quantizer), unsafe=True)
-    if module.bias is not None and quantizer.fixed:  # a searched width's bias stays float (its scale is a mixture)
+    if module.bias is not None:
         parametrize.register_parametrization(module, "bias", _BiasParametrization(quantizer, module), unsafe=True)
         module._register_load_state_dict_pre_hook(_old_bias_key, with_module=True)
     module.register_forward_pre_hook(_input_hook)

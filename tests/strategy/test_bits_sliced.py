@@ -62,13 +62,13 @@ def sliced_into(supernet, frozen, arch) -> None:
                 into.copy_(value)
 
 
-PINS = {"fc-pinned": {"fc1": 4, "fc2": 8}}  # (a searched layer's bias stays float)
+PINS = {"fc-pinned": {"fc1": 4, "fc2": 8}, "fc2-searched": {"fc1": 4}}
 
 
 @pytest.mark.parametrize("pins", PINS.values(), ids=PINS.keys())
 @pytest.mark.parametrize("arch", ARCHS, ids=["narrow-3x3", "kernel5-mixed-widths", "widest"])
 def test_the_pinned_single_path_supernet_computes_the_frozen_quantized_network(arch, pins):
-    """The pinned (fixed-width) layers' int32 biases included."""
+    """Biases included: a pinned (fixed-width) layer's and a searched layer's are int32 at the (drawn) widths."""
     torch.manual_seed(0)
     supernet = UBoost(bits=(2, 4, 8), pin_bits=pins, sampling="single-path").mutate_model(space())
     arch = {k: v for k, v in arch.items() if k.removeprefix("bits:") not in pins}
@@ -169,3 +169,19 @@ def test_the_bits_noise_term_measures_the_weight_error_of_the_slice_the_path_use
     assert g.abs().sum() > 0 and torch.count_nonzero(weight.grad) == torch.count_nonzero(g)  # only the slice is used
     expected = torch.stack([0.5 * 4 * (g.square() * (fake_quant_weight(w, b) - w).square()).sum() for b in (2, 8)])
     assert torch.allclose(quant.get_buffer("noise_weight"), expected, rtol=1e-5)
+
+
+def test_a_search_checkpoint_saved_with_float_searched_biases_loads():
+    """Searched layers' biases became parametrized (int32 in single path): a state dict with ``fc2.bias`` still loads."""
+    def build():
+        torch.manual_seed(0)
+        return UBoost(bits=(2, 4, 8), sampling="single-path").mutate_model(space())
+
+    saved = build().state_dict()
+    old = {k.replace("parametrizations.bias.original", "bias"): v for k, v in saved.items()}
+    assert "fc2.bias" in old and "fc2.parametrizations.bias.original" in saved
+    fresh = build()
+    with torch.no_grad():
+        fresh.fc2.parametrizations.bias.original.zero_()
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.fc2.parametrizations.bias.original, saved["fc2.parametrizations.bias.original"])

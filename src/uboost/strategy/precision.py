@@ -15,7 +15,9 @@ included). ``pin={"stem.*": 8}`` fixes the layers whose supernet names match to 
   ``N^2`` (weight, activation) pairs with weights ``p_i p_j`` (the diagonal pairs are the coupled
   candidates; running only them would take ``N`` convolutions).
 * **Single path**: the strategy's :class:`~uboost.strategy.single_path.PathSampler` draws one
-  bitwidth per choice per step; only that quantization runs, scaled by its straight-through weight.
+  bitwidth per choice per step; only that quantization runs, scaled by its straight-through weight,
+  and the layer's bias is int32 at the drawn widths (as the frozen layer's). In the mixture the
+  bias of a searched layer stays float (its scale would be a mixture of widths).
 * **Width and kernel choices**: NNI's mixed conv/linear read the whole super-kernel (the quantizer
   runs there) and slice it afterwards; each output channel's weight scale is taken over the part the
   path uses (:mod:`uboost.strategy._sliced`), the frozen layer's slice: a single path (or pinned
@@ -109,8 +111,6 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
     """The precision choice of one supernet layer: alphas over its bitwidths, and the quantizer
     that mixes (or samples) them in the forward pass."""
 
-    fixed = False  # its bias stays float (uboost.quant)
-
     def __init__(self, layer: str, space: BitsSpace, softmax: nn.Module):
         values = space.values
         LayerQuantizer.__init__(self, max(values["weight"]), max(values["act"]))
@@ -173,6 +173,15 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
             if self.coupled and operand == "act":
                 self._shared_p = p
         return list(zip(values, p))
+
+    def bias_precision(self):
+        """The sampled widths in single path (the bias is int32 at them, as the frozen layer's); ``None``
+        in the mixture (the bias stays float)."""
+        index = getattr(self._softmax, "index", None)
+        if not self.training or index is None:
+            return None
+        return tuple(int(values[0] if key is None else values[index(self.alphas[key])])
+                     for op in ("weight", "act") for values, key in [(self.values[op], self.keys.get(op))])
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         q = super().quantize_input(x)
