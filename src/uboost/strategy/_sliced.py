@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from nni.nas.oneshot.pytorch.supermodule._expression_utils import evaluate_constant
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedConv2d, MixedLinear
 
@@ -41,14 +42,13 @@ class Slices:
         return weight_scale(weight if index is None else weight[index], bits)
 
     def fake_quant(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        """``weight`` with each part quantized as the frozen layer's slice (the same call), 0 outside it."""
         if len(self.parts) == 1:
-            index = self.parts[0][0]
-            return fake_quant_weight(weight, bits, None if index is None else self.scale(weight, bits, index))
+            return _quantized_part(weight, bits, self.parts[0][0])
         num = den = None
         for index, p in self.parts:
-            mask = torch.ones_like(weight) if index is None else _mask(weight, index)
-            mask = mask * p
-            term = mask * fake_quant_weight(weight, bits, self.scale(weight, bits, index))
+            mask = (torch.ones_like(weight) if index is None else _mask(weight, index)) * p
+            term = p * _quantized_part(weight, bits, index)  # (0 outside the part: its mask's product)
             num, den = (term, mask) if num is None else (num + term, den + mask)
         return num / den.clamp_min(torch.finfo(den.dtype).tiny)  # 0/0 only where every weight is 0: NNI's mask is 0 there
 
@@ -60,6 +60,15 @@ class Slices:
         out = values[0] if len(values) == 1 else sum(p * v for (_, p), v in zip(self.parts, values))
         self.bias = (bits, bias, out)
         return out
+
+
+def _quantized_part(weight: torch.Tensor, bits: int, index) -> torch.Tensor:
+    if index is None:
+        return fake_quant_weight(weight, bits)
+    pad = []  # the part quantized on its own, then zeros around it (F.pad: the last dimension first)
+    for part, size in reversed(list(zip(index, weight.shape))):
+        pad += [part.start or 0, size - (size if part.stop is None else min(part.stop, size))]
+    return F.pad(fake_quant_weight(weight[index], bits), pad)
 
 
 def _mask(weight: torch.Tensor, index: tuple) -> torch.Tensor:
