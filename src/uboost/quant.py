@@ -146,8 +146,7 @@ class LayerQuantizer(nn.Module):
         return self.weight_bits, self.act_bits
 
     def bias_precision(self) -> tuple[int, int] | None:
-        """The one ``(weight_bits, act_bits)`` this forward pass runs at (the bias is quantized at
-        them), or ``None`` for a mixture of widths (the bias stays float); overridden by the search's choice."""
+        """``(weight_bits, act_bits)`` of this pass, the bias's; ``None``: a mixture of widths (a float bias)."""
         return self.precision
 
     # -- activations ---------------------------------------------------------------------------
@@ -176,6 +175,11 @@ class LayerQuantizer(nn.Module):
         scale = ((self.act_max - self.act_min) / levels).clamp_min(1e-8).float()
         zero = torch.clamp(torch.round(-self.act_min / scale), 0, levels).to(torch.int32)
         return scale, zero
+
+    def act_scale(self, bits: int) -> torch.Tensor | float:
+        """The input scale at ``bits`` (on a CPU :meth:`host_qparams`'s number: the same value)."""
+        host = self.act_min.device.type == "cpu" and not (self.exporting or torch.jit.is_tracing() or torch.jit.is_scripting())
+        return self.host_qparams(bits)[0] if host else self.act_qparams(bits)[0]
 
     def host_qparams(self, bits: int) -> tuple[float, float, float]:
         """:meth:`act_qparams` computed on the host, as numbers: ``(scale, 1 / scale, zero)``, the
@@ -243,8 +247,7 @@ class LayerQuantizer(nn.Module):
         return _combine([(self.weight_at(weight.float(), b).to(weight.dtype), c) for b, c in terms])
 
     def weight_at(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
-        """``weight`` fake-quantized at ``bits``; in a mixed layer's forward pass, at the scales of the
-        part of its super-kernel the pass uses (:mod:`uboost.strategy._sliced`)."""
+        """``weight`` at ``bits``; a mixed layer's, at the scales of the part it uses (uboost.strategy._sliced)."""
         slices = self.__dict__.get(SLICES)
         return fake_quant_weight(weight, bits) if slices is None else slices.fake_quant(weight, bits)
 
@@ -324,13 +327,15 @@ class _BiasParametrization(nn.Module):
         quantizer = self.__dict__["quantizer"]
         if quant_integer.in_pass(quantizer):  # a pass on codes adds the bias after the rescale (quant_integer)
             return torch.zeros_like(bias)
+        slices = quantizer.__dict__.get(SLICES)  # a mixed layer: the scales of the part of the weight it uses
+        if slices is not None and slices.bias[0] is bias:  # (read a second time in the same pass)
+            return slices.bias[1]
         precision = quantizer.bias_precision()
         if precision is None:  # a mixture of widths
             return bias
         weight_bits, act_bits = precision
         weight = self.__dict__["module"].parametrizations.weight.original
-        s_x = quantizer.act_qparams(act_bits)[0]
-        slices = quantizer.__dict__.get(SLICES)  # a mixed layer: the scales of the part of the weight it uses
+        s_x = quantizer.act_scale(act_bits)
         if slices is None:
             return _round_bias(bias, s_x * weight_scale(weight, weight_bits))
         return slices.quantize_bias(bias, weight, weight_bits, lambda b, s_w: _round_bias(b, s_x * s_w))

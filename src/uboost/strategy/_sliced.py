@@ -35,7 +35,7 @@ class Slices:
 
     def __init__(self, parts: list[tuple[tuple | None, torch.Tensor | None]]):
         self.parts = parts
-        self.bias: tuple | None = None  # (bits, bias) -> its quantization, this forward pass (NNI reads the bias twice)
+        self.bias: tuple = (None, None)  # (bias, its quantization) of this forward pass: NNI reads the bias twice
 
     @staticmethod
     def scale(weight: torch.Tensor, bits: int, index) -> torch.Tensor:
@@ -54,11 +54,9 @@ class Slices:
 
     def quantize_bias(self, bias: torch.Tensor, weight: torch.Tensor, bits: int, rounding) -> torch.Tensor:
         """``rounding(bias, s_w)`` (the int32 bias at weight scales ``s_w``) of each part, weighed by the parts' weights."""
-        if self.bias is not None and self.bias[0] == bits and self.bias[1] is bias:
-            return self.bias[2]
         values = [rounding(bias, self.scale(weight, bits, index)) for index, _ in self.parts]
         out = values[0] if len(values) == 1 else sum(p * v for (_, p), v in zip(self.parts, values))
-        self.bias = (bits, bias, out)
+        self.bias = (bias, out)
         return out
 
 
