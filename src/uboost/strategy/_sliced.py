@@ -155,9 +155,14 @@ def _forget(module, args, output):
     getattr(module, ATTR).__dict__.pop(SLICES, None)  # a later read of the weight outside a forward pass: all of it
 
 
+SLICING = ("in_channels", "kernel_size", "groups", "in_features")  # the arguments that change a channel's part
+
+
 def track(module: torch.nn.Module) -> None:
     """Quantize ``module`` (a quantized supernet layer) over the part of its weight each forward pass uses,
-    if it is one of NNI's mixed ``Conv2d``/``Linear`` (else nothing changes)."""
-    if isinstance(module, (MixedConv2d, MixedLinear)) and not isinstance(module.sampling_policy, _Recording):
+    if it is one of NNI's mixed ``Conv2d``/``Linear`` with a choice of input width or kernel (else nothing
+    changes: every path uses all of each output channel)."""
+    if (isinstance(module, (MixedConv2d, MixedLinear)) and not isinstance(module.sampling_policy, _Recording)
+            and any(name in module.mutable_arguments for name in SLICING)):
         module.sampling_policy = _Recording(module.sampling_policy)
         module.register_forward_hook(_forget)
