@@ -7,9 +7,11 @@ and the ONNX export share.
 * **Activations** (a layer's input): asymmetric, per tensor, ``b`` bits -> ``[0, 2^b - 1]`` with a zero
   point; the range is an exponential moving average (momentum 0.1) of the batch min/max, widened to
   hold 0, updated in training and fixed in eval mode (what the exported model uses).
-* **Bias** (a layer at fixed widths: retrain, export, pinned layers): int32 at the scale
-  ``s_x * s_w[c]``, as integer kernels hold it and as onnxruntime quantizes it (a searched width's
-  bias stays float).
+* **Bias**: int32 at the scale ``s_x * s_w[c]``, as integer kernels hold it and as onnxruntime
+  quantizes it -- at a layer's one width per operand (retrain, export, pinned layers, a single-path
+  search's sampled widths); a search's mixture of widths keeps a float bias.
+* **A supernet's mixed layer** (NNI's width/kernel choices, :mod:`uboost.strategy._sliced`): the
+  scales are over the part of the super-kernel the forward pass uses, as the frozen layer's.
 * **Gradients**: straight-through (``torch.fake_quantize_per_*_affine``: the identity inside the
   range, 0 outside it; weights never leave theirs).
 
@@ -49,6 +51,7 @@ MIN_BITS, MAX_BITS = 2, 16
 # session; "qdq" is the standard QDQ form (equal below 8 bits; at 8 bits a near-tie can land a level apart)
 ONNX_FORMS = ("exact", "qdq")
 ATTR = "uboost_quant"  # the child module holding a layer's quantizer
+SLICES = "_slices"  # in a quantizer's __dict__ during a mixed layer's forward pass: the parts of the weight it uses
 PRECISION_FILE = "precision.json"
 
 
@@ -133,8 +136,6 @@ class LayerQuantizer(nn.Module):
         self.exporting = False
         self.integer = False  # a frozen layer, computed on codes where no gradient is wanted (uboost.quant_integer)
 
-    fixed = True  # one width per operand (the search's choice is not): the bias is quantized too
-
     # -- what to quantize at: overridden by the search's choice (uboost.strategy.precision) ----
     def mixture(self, operand: str) -> list[tuple[int, torch.Tensor | None]]:
         """``[(bits, coefficient or None)]`` for ``operand`` ("weight" or "act"); ``None``: 1."""
@@ -143,6 +144,10 @@ class LayerQuantizer(nn.Module):
     @property
     def precision(self) -> tuple[int, int]:
         return self.weight_bits, self.act_bits
+
+    def bias_precision(self) -> tuple[int, int] | None:
+        """``(weight_bits, act_bits)`` of this pass, the bias's; ``None``: a mixture of widths (a float bias)."""
+        return self.precision
 
     # -- activations ---------------------------------------------------------------------------
     def _observe(self, x: torch.Tensor) -> None:
@@ -170,6 +175,11 @@ class LayerQuantizer(nn.Module):
         scale = ((self.act_max - self.act_min) / levels).clamp_min(1e-8).float()
         zero = torch.clamp(torch.round(-self.act_min / scale), 0, levels).to(torch.int32)
         return scale, zero
+
+    def act_scale(self, bits: int) -> torch.Tensor | float:
+        """The input scale at ``bits`` (on a CPU :meth:`host_qparams`'s number: the same value)."""
+        host = self.act_min.device.type == "cpu" and not (self.exporting or torch.jit.is_tracing() or torch.jit.is_scripting())
+        return self.host_qparams(bits)[0] if host else self.act_qparams(bits)[0]
 
     def host_qparams(self, bits: int) -> tuple[float, float, float]:
         """:meth:`act_qparams` computed on the host, as numbers: ``(scale, 1 / scale, zero)``, the
@@ -233,8 +243,13 @@ class LayerQuantizer(nn.Module):
         if carry is not None:  # the activation's straight-through weight (see quantize_input)
             terms = [(b, carry if c is None else c * carry) for b, c in terms]
         if weight.dtype == torch.float32:
-            return _combine([(fake_quant_weight(weight, b), c) for b, c in terms])
-        return _combine([(fake_quant_weight(weight.float(), b).to(weight.dtype), c) for b, c in terms])
+            return _combine([(self.weight_at(weight, b), c) for b, c in terms])
+        return _combine([(self.weight_at(weight.float(), b).to(weight.dtype), c) for b, c in terms])
+
+    def weight_at(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        """``weight`` at ``bits``; a mixed layer's, at the scales of the part it uses (uboost.strategy._sliced)."""
+        slices = self.__dict__.get(SLICES)
+        return fake_quant_weight(weight, bits) if slices is None else slices.fake_quant(weight, bits)
 
 
 class _FakeQuantAct(torch.autograd.Function):
@@ -312,10 +327,23 @@ class _BiasParametrization(nn.Module):
         quantizer = self.__dict__["quantizer"]
         if quant_integer.in_pass(quantizer):  # a pass on codes adds the bias after the rescale (quant_integer)
             return torch.zeros_like(bias)
+        slices = quantizer.__dict__.get(SLICES)  # a mixed layer: the scales of the part of the weight it uses
+        if slices is not None and slices.bias[0] is bias:  # (read a second time in the same pass)
+            return slices.bias[1]
+        precision = quantizer.bias_precision()
+        if precision is None:  # a mixture of widths
+            return bias
+        weight_bits, act_bits = precision
         weight = self.__dict__["module"].parametrizations.weight.original
-        scale = quantizer.act_qparams(quantizer.act_bits)[0] * weight_scale(weight, quantizer.weight_bits)
-        q = torch.clamp(torch.round(bias.detach() * (1.0 / scale)), -2 ** 31, 2 ** 31 - 1) * scale
-        return bias + (q - bias.detach())  # straight-through
+        s_x = quantizer.act_scale(act_bits)
+        if slices is None:
+            return _round_bias(bias, s_x * weight_scale(weight, weight_bits))
+        return slices.quantize_bias(bias, weight, weight_bits, lambda b, s_w: _round_bias(b, s_x * s_w))
+
+
+def _round_bias(bias: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    q = torch.clamp(torch.round(bias.detach() * (1.0 / scale)), -2 ** 31, 2 ** 31 - 1) * scale
+    return bias + (q - bias.detach())  # straight-through
 
 
 def _old_bias_key(module, state_dict, prefix, *args) -> None:
@@ -350,7 +378,7 @@ def attach(module: nn.Module, quantizer: LayerQuantizer) -> LayerQuantizer:
         raise ConfigError(f"{type(module).__name__} is already quantized")
     setattr(module, ATTR, quantizer)
     parametrize.register_parametrization(module, "weight", _WeightParametrization(quantizer), unsafe=True)
-    if module.bias is not None and quantizer.fixed:  # a searched width's bias stays float (its scale is a mixture)
+    if module.bias is not None:
         parametrize.register_parametrization(module, "bias", _BiasParametrization(quantizer, module), unsafe=True)
         module._register_load_state_dict_pre_hook(_old_bias_key, with_module=True)
     module.register_forward_pre_hook(_input_hook)

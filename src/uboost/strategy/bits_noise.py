@@ -56,10 +56,8 @@ def watch_weight(choice, weight: torch.Tensor, batch: int) -> None:
     key = choice.keys.get("weight")
     if key is None or not weight.requires_grad or WEIGHT_HOOK in choice.__dict__:
         return  # (a layer called twice in one pass: its weight's one hook gets the gradient of both uses)
-    from uboost.quant import fake_quant_weight
-
-    w = weight.detach().float()
-    errors = torch.stack([(fake_quant_weight(w, b) - w).pow(2) for b in choice.values["weight"]])
+    w = weight.detach().float()  # (a mixed layer's: at the scales of the part of its super-kernel the path uses)
+    errors = torch.stack([(choice.weight_at(w, b) - w).pow(2) for b in choice.values["weight"]])
 
     def hook(grad: torch.Tensor) -> None:
         _add(choice, key, 0.5 * batch * (grad.detach().float().pow(2) * errors).flatten(1).sum(1))

@@ -15,7 +15,14 @@ included). ``pin={"stem.*": 8}`` fixes the layers whose supernet names match to 
   ``N^2`` (weight, activation) pairs with weights ``p_i p_j`` (the diagonal pairs are the coupled
   candidates; running only them would take ``N`` convolutions).
 * **Single path**: the strategy's :class:`~uboost.strategy.single_path.PathSampler` draws one
-  bitwidth per choice per step; only that quantization runs, scaled by its straight-through weight.
+  bitwidth per choice per step; only that quantization runs, scaled by its straight-through weight,
+  and the layer's bias is int32 at the drawn widths (as the frozen layer's). In the mixture the
+  bias of a searched layer stays float (its scale would be a mixture of widths).
+* **Width and kernel choices**: NNI's mixed conv/linear read the whole super-kernel (the quantizer
+  runs there) and slice it afterwards; each output channel's weight scale is taken over the part the
+  path uses (:mod:`uboost.strategy._sliced`), the frozen layer's slice: a single path (or pinned
+  alphas) computes the exported layer's weights; the mixture mixes every candidate quantized at its
+  own scales (exact per candidate).
 * **Cost**: every (layer, bits) candidate is a constant cost row (:func:`expand_rows`), so the
   hardware term, budgets, the commit phase, the exact projection and ``frontier`` price bits like
   any other choice. The choices are listed by :func:`~uboost.strategy.architecture.choice_groups`
@@ -39,6 +46,7 @@ from torch import nn
 from uboost.exceptions import ArchitectureError, ConfigError
 from uboost.quant import ATTR, LayerQuantizer, attach, check_bits, quantized_layers
 from uboost.strategy import bits_noise
+from uboost.strategy._sliced import track
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +111,6 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
     """The precision choice of one supernet layer: alphas over its bitwidths, and the quantizer
     that mixes (or samples) them in the forward pass."""
 
-    fixed = False  # its bias stays float (uboost.quant)
-
     def __init__(self, layer: str, space: BitsSpace, softmax: nn.Module):
         values = space.values
         LayerQuantizer.__init__(self, max(values["weight"]), max(values["act"]))
@@ -168,6 +174,15 @@ class BitsChoice(LayerQuantizer, BaseSuperNetModule):
                 self._shared_p = p
         return list(zip(values, p))
 
+    def bias_precision(self):
+        """The sampled widths in single path (the bias is int32 at them, as the frozen layer's); ``None``
+        in the mixture (the bias stays float)."""
+        index = getattr(self._softmax, "index", None)
+        if not self.training or index is None:
+            return None
+        return tuple(int(values[0] if key is None else values[index(self.alphas[key])])
+                     for op in ("weight", "act") for values, key in [(self.values[op], self.keys.get(op))])
+
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         q = super().quantize_input(x)
         if self.probing and self.training:
@@ -216,8 +231,9 @@ def attach_bits(supernet: nn.Module, space: BitsSpace, softmax_factory) -> list[
         if bits is not None:
             used.update(p for p in space.pin if fnmatch.fnmatchcase(name, p))
             attach(module, LayerQuantizer(bits, bits))
-            continue
-        choices.append(attach(module, BitsChoice(name, space, softmax_factory())))
+        else:
+            choices.append(attach(module, BitsChoice(name, space, softmax_factory())))
+        track(module)  # a mixed Conv2d/Linear: quantized over the part of its super-kernel the path uses
     unused = sorted(set(space.pin) - used)
     if unused:
         raise ConfigError(f"pinned layer pattern {unused[0]!r} matches no Conv2d/Linear of the space")
