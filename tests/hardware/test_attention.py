@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from uboost.hardware import create, extract_layers
-from uboost.hardware import unpriced
 
 IN_PROJ, OUT_PROJ, SCORES, CONTEXT, FC = 3 * 16 * 64 * 64, 16 * 64 * 64, 16 * 16 * 64, 16 * 16 * 64, 640
 
@@ -36,11 +35,6 @@ class Attention(nn.Module):
 
 def make():
     return Attention()
-
-
-@pytest.fixture(autouse=True)
-def fresh_warnings(monkeypatch):
-    monkeypatch.setattr(unpriced, "_warned", set())
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
@@ -88,11 +82,18 @@ def test_a_module_with_weights_of_an_unknown_kind_is_named_in_one_warning(caplog
             return x * self.scale
 
     net = nn.Sequential(nn.Linear(64, 64), Gate(), nn.LayerNorm(64), nn.Linear(64, 10))
+    warned = set()
     with caplog.at_level(logging.WARNING):
-        assert len(extract_layers(net, (64,))) == 2
-        extract_layers(net, (64,))  # once per process
+        assert len(extract_layers(net, (64,), warned=warned)) == 2
+        extract_layers(net, (64,), warned=warned)  # a caller pricing many networks hears of each kind once
     assert [r.getMessage().count("\n") for r in caplog.records] == [0]
     assert "Gate (own weights: 1)" in caplog.records[0].getMessage() and "LayerNorm" not in caplog.text
+    assert warned == {"Gate"}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # no set of its own: every trace says it (nothing kept at module level)
+        extract_layers(net, (64,))
+        extract_layers(net, (64,))
+    assert len(caplog.records) == 2 and warned == {"Gate"}
 
 
 def test_a_matmul_outside_the_priced_modules_is_named_in_one_warning(caplog):

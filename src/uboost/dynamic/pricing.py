@@ -88,12 +88,13 @@ def price_exits(module: nn.Module, heads: nn.ModuleList, input_shape: Sequence[i
 
     was = module.training
     module.eval()
+    warned: set[str] = set()  # an unpriced kind in the backbone and its heads is named once
     try:
-        layers = extract_layers(module, input_shape)
+        layers = extract_layers(module, input_shape, warned=warned)
     finally:
         module.train(was)
     segments = segment_of_layers(module, positions, [l.name for l in layers])
-    head_layers = [extract_layers(h.eval(), shape) for h, shape in zip(heads, feature_shapes)]
+    head_layers = [extract_layers(h.eval(), shape, warned=warned) for h, shape in zip(heads, feature_shapes)]
     k = len(positions)
     shape = (len(points), k + 1)
     seg_c, seg_e = np.zeros(shape), np.zeros(shape)

@@ -156,9 +156,12 @@ def _refuse_open_space(model: nn.Module) -> None:
                           "network of it, space.freeze(arch)")
 
 
-def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShape]:
+def extract_layers(model: nn.Module, input_shape: Sequence[int], *, warned: set[str] | None = None) -> list[LayerShape]:
     """Trace ``model`` once on a zero input of ``input_shape`` (C, H, W; no batch) and
-    return every costed layer in execution order. Layers called twice appear twice."""
+    return every costed layer in execution order. Layers called twice appear twice.
+
+    Work the cost models do not price is named in one logged warning (:mod:`uboost.hardware.unpriced`);
+    ``warned``, a set the caller keeps across networks, names each module kind once (``None``: every trace)."""
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not all(
             isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in input_shape):
         raise ConfigError(f"input shape must be a sequence of whole numbers (C, H, W), e.g. (3, 32, 32), got {input_shape!r}")
@@ -195,7 +198,7 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerSh
         model.eval()
         with torch.no_grad(), watch:
             model(torch.zeros(1, *[int(d) for d in input_shape], device=device))
-        watch.warn()
+        watch.warn(warned)
     except (RuntimeError, ValueError) as exc:  # a shape the network cannot take (an allocation failure stays itself)
         if "alloc" in str(exc) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
             raise

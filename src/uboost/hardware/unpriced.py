@@ -7,7 +7,8 @@ vector unit), wrong for a multiply a module computes with a function of its own 
 knows. :class:`UnpricedWatch` sees both while the trace runs -- calls of :data:`MULTIPLIES` outside
 every priced module (a ``TorchFunctionMode``) and the modules with parameters of their own, other
 than the priced and :data:`FREE` kinds, that run -- and :meth:`UnpricedWatch.warn` logs them in one
-line, each kind once per process.
+line. Which kinds were named already is the caller's (``warned``): a study that prices many networks
+passes one set and hears of each kind once; nothing is remembered at module level.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ MULTIPLIES = frozenset({
     F.scaled_dot_product_attention, F.multi_head_attention_forward,
 })
 """Functions that multiply on the array: unpriced outside a priced module."""
-
-_warned: set[str] = set()  # the kinds already named (once per process: a search prices many networks)
-
 
 class UnpricedWatch(TorchFunctionMode):
     """Within (``with watch:``, its :attr:`handles` registered on ``model``): records unpriced work."""
@@ -71,12 +69,13 @@ class UnpricedWatch(TorchFunctionMode):
             self._note(self._stack[-1], "matmuls")
         return func(*args, **(kwargs or {}))
 
-    def warn(self) -> None:
-        """Log what was found, the kinds not named before in this process, in one line."""
-        kinds = sorted(kind for kind in self.found if kind not in _warned)
+    def warn(self, warned: set[str] | None = None) -> None:
+        """Log what was found in one line: the kinds not in ``warned`` (then added to it; ``None``: every kind)."""
+        kinds = sorted(kind for kind in self.found if warned is None or kind not in warned)
         if not kinds:
             return
-        _warned.update(kinds)
+        if warned is not None:
+            warned.update(kinds)
 
         def listed(names: set[str]) -> str:
             return ", ".join(sorted(names)[:2]) + (", ..." if len(names) > 2 else "")

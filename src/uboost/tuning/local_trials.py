@@ -56,15 +56,16 @@ def space_choices(config: "SearchConfig") -> dict[str, list]:
     return out
 
 
-def layers_of(config: "SearchConfig", arch: dict, built: tuple | None = None) -> list:
+def layers_of(config: "SearchConfig", arch: dict, built: tuple | None = None, warned: set[str] | None = None) -> list:
     """The layer shapes of ``arch`` frozen in ``config``'s space (``built``: that space and its input shape, built
-    already -- freezing leaves a space as it is, so one build serves every network of a study)."""
+    already -- freezing leaves a space as it is, so one build serves every network of a study; ``warned``: the
+    unpriced module kinds named already, :func:`~uboost.hardware.layers.extract_layers`)."""
     from uboost import runs
     from uboost.hardware.layers import extract_layers
     from uboost.search import build_space
 
     space, shape = built if built is not None else build_space(config)[:2]
-    return extract_layers(runs.freeze_arch(space, arch), shape)
+    return extract_layers(runs.freeze_arch(space, arch), shape, warned=warned)
 
 
 class Pricer:
@@ -81,6 +82,7 @@ class Pricer:
         self.objective = inner_choice.hardware_objective(names)
         self._memo: dict[tuple, dict | None] = {}
         self._layers: dict[str, list] = {}
+        self._warned: set[str] = set()  # unpriced module kinds named already: once per study
         self._built: tuple | None = None
         self.priced = 0
         self.seconds = 0.0
@@ -105,7 +107,7 @@ class Pricer:
         if name not in self._layers:
             if self._built is None:
                 self._built = build_space(self.base)[:2]
-            self._layers[name] = layers_of(self.base, arch, self._built)
+            self._layers[name] = layers_of(self.base, arch, self._built, self._warned)
         return self._layers[name]
 
     def moves(self, choices: dict[str, list]):
