@@ -21,12 +21,24 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see uboost.cli)
 import pickle
+import signal
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+
+def pytest_configure(config):
+    """Ctrl-C is Python's (``KeyboardInterrupt``) in the suite and in the processes it starts, even when the suite
+    itself was started in the background: a non-interactive shell starts ``cmd &`` with SIGINT ignored, and the
+    product rightly leaves an inherited SIG_IGN alone (``uboost.checkpointing`` installs its stop handler only over
+    Python's own), so every test that sends a real Ctrl-C failed there (seen in the README's nested suite run)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # children exec with the default, not ignored
+
 
 CIFAR10_TRAIN_PER_BATCH = 4  # 5 batches -> 20 training images
 CIFAR10_TEST = 6
