@@ -1,10 +1,12 @@
-"""Single-path sampling of a searched layer-norm or attention width computes the frozen network.
+"""A searched layer-norm or attention width computes the frozen network, pinned, in both sampling modes.
 
 NNI's mixed ``LayerNorm`` and ``MultiheadAttention`` treat any distribution of widths, the
 one-entry ``{width: weight}`` single-path sampling gave them included, as the widest: the layer
 norm's statistics ran over the masked zeros too and the attention split its heads at the widest
 embedding, so at a narrow width the pinned supernet's outputs differed from the frozen network's
 by ~0.1-0.2 (exactly 0 at the widest; NNI's AutoFormer with a searched embed_dim: 0.08-0.17).
+The mixture of widths likewise (pinned at a narrow width: layer norm 0.41 off, attention 0.17,
+AutoFormer 0.11): it is now the mixture of the candidates' sliced operations.
 """
 
 import re
@@ -19,7 +21,8 @@ from uboost.predict.network import network_indices
 from uboost.predict.supernet import pinned
 from uboost.strategy import UBoost
 from uboost.strategy.architecture import choice_groups
-from uboost.strategy.sliced_ops import SinglePathMixedLayerNorm, SinglePathMixedMultiHeadAttention
+from uboost.strategy.sliced_ops import (MixtureMixedLayerNorm, MixtureMixedMultiHeadAttention, SinglePathMixedLayerNorm,
+                                        SinglePathMixedMultiHeadAttention)
 
 
 class NormSpace(ModelSpace):
@@ -92,16 +95,21 @@ def assert_pinned_supernet_is_frozen(make, arch, x, sampling="single-path"):
     assert expected.abs().max() > 0.1
 
 
+SAMPLINGS = ["single-path", "mixture"]
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("w", [4, 8])
-def test_a_searched_layer_norm_width_is_the_frozen_layer_norm(w):
+def test_a_searched_layer_norm_width_is_the_frozen_layer_norm(w, sampling):
     """Before the fix at w=4: [0.2008, -0.5737, 0.1950] vs the frozen [-0.0018, -0.3694, 0.0699]."""
-    assert_pinned_supernet_is_frozen(NormSpace, {"w": w}, torch.randn(5, 6))
+    assert_pinned_supernet_is_frozen(NormSpace, {"w": w}, torch.randn(5, 6), sampling)
 
 
+@pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("e", [8, 16])
-def test_a_searched_attention_embedding_is_the_frozen_attention(e):
+def test_a_searched_attention_embedding_is_the_frozen_attention(e, sampling):
     """Before the fix at e=8: 0.11 apart (heads split at 16 channels, the layer norm over 16)."""
-    assert_pinned_supernet_is_frozen(AttentionSpace, {"e": e}, torch.randn(5, 4, 6))
+    assert_pinned_supernet_is_frozen(AttentionSpace, {"e": e}, torch.randn(5, 4, 6), sampling)
 
 
 @pytest.mark.parametrize("arch", [
@@ -109,15 +117,55 @@ def test_a_searched_attention_embedding_is_the_frozen_attention(e):
     {"embed_dim": 16, "depth": 1, "mlp_ratio_0": 2.0, "mlp_ratio_1": 1.0, "num_head_0": 2, "num_head_1": 1},
     {"embed_dim": 24, "depth": 2, "mlp_ratio_0": 2.0, "mlp_ratio_1": 1.0, "num_head_0": 2, "num_head_1": 1},
 ])
-def test_nni_autoformer_with_a_searched_embedding_is_the_frozen_network(arch):
-    assert_pinned_supernet_is_frozen(autoformer, arch, torch.randn(3, 3, 32, 32))
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_nni_autoformer_with_a_searched_embedding_is_the_frozen_network(arch, sampling):
+    assert_pinned_supernet_is_frozen(autoformer, arch, torch.randn(3, 3, 32, 32), sampling)
 
 
-def test_single_path_uses_the_sliced_operations_and_the_mixture_nni_s():
+def test_each_sampling_mode_uses_its_own_operations():
     net = UBoost(sampling="single-path").mutate_model(AttentionSpace())
     assert type(net.ln) is SinglePathMixedLayerNorm and type(net.att) is SinglePathMixedMultiHeadAttention
     net = UBoost(sampling="mixture").mutate_model(AttentionSpace())
-    assert not isinstance(net.ln, SinglePathMixedLayerNorm) and not isinstance(net.att, SinglePathMixedMultiHeadAttention)
+    assert type(net.ln) is MixtureMixedLayerNorm and type(net.att) is MixtureMixedMultiHeadAttention
+
+
+def frozen_with_weights(make, supernet, arch):
+    frozen = make().freeze(arch)
+    slice_into(supernet, frozen)
+    return frozen.eval()
+
+
+@pytest.mark.parametrize("make,label,values,x", [
+    (NormSpace, "w", [4, 8], torch.randn(5, 6)), (AttentionSpace, "e", [8, 16], torch.randn(5, 4, 6))])
+def test_the_mixture_of_widths_is_the_weighted_sum_of_the_candidate_operations(make, label, values, x):
+    """At p = (0.3, 0.7) the mixed layer norm / attention is 0.3 * op_narrow(x[:narrow]) (zero-padded) + 0.7 * op_wide(x),
+    each candidate run by the frozen network's own module (the linear layers around them stay NNI's masks)."""
+    torch.manual_seed(0)
+    net = UBoost(sampling="mixture", seed=0, gumbel_temperature=None).mutate_model(make()).eval()  # plain softmax weights
+    choice = next(c for c in choice_groups(net)[0] if c.label == label)
+    with torch.no_grad():
+        choice.alpha.copy_(torch.log(torch.tensor([0.3, 0.7])).reshape(choice.alpha.shape))
+    h = torch.randn(*x.shape[:-1], values[-1])
+    expected = 0
+    for p, v in zip((0.3, 0.7), values):
+        frozen = frozen_with_weights(make, net, {label: v})
+        op = frozen.ln if make is NormSpace else frozen.att
+        out = op(h[..., :v]) if make is NormSpace else op(h[..., :v], h[..., :v], h[..., :v])[0]
+        expected = expected + p * torch.nn.functional.pad(out, (0, values[-1] - v))
+    with torch.no_grad():
+        got = net.ln(h) if make is NormSpace else net.att(h, h, h)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert (expected[..., values[0]:] != 0).any()
+
+
+def test_the_attention_width_alpha_gets_a_task_gradient_in_the_mixture():
+    """NNI's mixed attention ran its widest embedding whatever the distribution: no gradient to the width's alpha."""
+    torch.manual_seed(0)
+    net = UBoost(sampling="mixture", seed=0).mutate_model(AttentionSpace()).train()
+    h = torch.randn(5, 4, 16)
+    net.att(h, h, h)[0].square().sum().backward()
+    alpha = next(c.alpha for c in choice_groups(net)[0] if c.label == "e")
+    assert alpha.grad is not None and alpha.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("make,label", [(NormSpace, "w"), (AttentionSpace, "e"), (autoformer, "embed_dim")])

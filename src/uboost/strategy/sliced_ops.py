@@ -12,12 +12,21 @@ the sampled one, as a masked layer's) and scale it by the straight-through weigh
 so the alphas keep a task gradient through them. In eval mode (the mixture the cost trace and the
 supernet's validation run) they are NNI's.
 
+A distribution of widths (``--sampling mixture``, and single-path sampling's eval-mode pass) is
+the mixture of the candidates, as for every other choice: ``sum_w p_w * pad(op_w(x[:w]))`` over
+the joint values of the operation's labels, each candidate sliced as above. NNI's own treated it
+as the widest width (the layer norm's statistics over the masked channels; the attention at its
+widest embedding whatever the distribution, so its width alpha got no gradient from it), so the
+mixture at a one-hot distribution was not the frozen network. It costs one pass of the operation
+per candidate (a layer norm is cheap; an attention with 3 widths runs 3 attentions).
+
 A searched ``num_heads`` or ``dropout`` of an attention is refused: NNI's mixed attention has no
 mixture of them for the eval-mode pass (nor does ``--sampling mixture``).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -49,21 +58,60 @@ def _widen(y: torch.Tensor, sizes: tuple[int, ...], full: tuple[int, ...], weigh
     return y if weight is None else y * weight
 
 
-class SinglePathMixedLayerNorm(MixedLayerNorm):
-    """NNI's mixed ``LayerNorm``; in training mode the layer norm of the sampled width."""
+def _candidates(operation):
+    """``(arguments in argument_list order, weight)`` of every joint value of the operation's labels (each label
+    weighted once, as single path's draw); ``None`` where the policy gives plain values (NNI's forward then)."""
+    alphas = getattr(operation, "_arch_alpha", None)
+    if not operation.mutable_arguments or alphas is None or not all(
+            isinstance(operation.forward_argument(n), dict) for n in operation.mutable_arguments):
+        return None
+    labels = [(str(label), list(spec.values)) for label, spec in operation.simplify().items()]
+    probs = {label: operation._softmax(alphas[label]) for label, _ in labels}
+    for picks in itertools.product(*(list(enumerate(values)) for _, values in labels)):
+        sample = {label: value for (label, _), (_, value) in zip(labels, picks)}
+        weight = None
+        for (label, _), (index, _) in zip(labels, picks):
+            weight = probs[label][index] if weight is None else weight * probs[label][index]
+        yield [operation.mutable_arguments[n].freeze(sample) if n in operation.mutable_arguments
+               else operation.forward_argument(n) for n in operation.argument_list], weight
+
+
+def _mixture(parts) -> torch.Tensor:
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total
+
+
+class MixtureMixedLayerNorm(MixedLayerNorm):
+    """NNI's mixed ``LayerNorm``; a distribution of widths runs the mixture of the candidates' layer norms."""
+
+    def _one(self, shape, eps, inputs: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        sizes = (int(shape),) if isinstance(shape, int) else tuple(int(n) for n in shape)
+        out = self.forward_with_args(sizes, eps, _narrow(inputs, sizes))
+        return _widen(out, sizes, tuple(self.normalized_shape), weight)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        candidates = _candidates(self)
+        if candidates is None:
+            return super().forward(inputs)
+        return _mixture(self._one(shape, eps, inputs, weight) for (shape, eps), weight in candidates)
+
+
+class SinglePathMixedLayerNorm(MixtureMixedLayerNorm):
+    """In training mode the layer norm of the sampled width; else the mixture."""
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         drawn = _drawn(self)
         if drawn is None:
             return super().forward(inputs)
         (shape, eps), weight = drawn
-        sizes = (int(shape),) if isinstance(shape, int) else tuple(int(n) for n in shape)
-        out = self.forward_with_args(sizes, eps, _narrow(inputs, sizes))
-        return _widen(out, sizes, tuple(self.normalized_shape), weight)
+        return self._one(shape, eps, inputs, weight)
 
 
-class SinglePathMixedMultiHeadAttention(MixedMultiHeadAttention):
-    """NNI's mixed ``MultiheadAttention``; in training mode the attention of the sampled widths."""
+class MixtureMixedMultiHeadAttention(MixedMultiHeadAttention):
+    """NNI's mixed ``MultiheadAttention``; a distribution of widths runs the mixture of the candidates' attentions
+    (and returns the same mixture of their attention weights, which have no width to pad)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,11 +121,8 @@ class SinglePathMixedMultiHeadAttention(MixedMultiHeadAttention):
                               "searches embed_dim, kdim and vdim only (with either --sampling); fix it, or search "
                               "whole attention modules with a LayerChoice")
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs):
-        drawn = _drawn(self)
-        if drawn is None:
-            return super().forward(query, key, value, *args, **kwargs)
-        (embed_dim, num_heads, kdim, vdim, dropout), weight = drawn
+    def _one(self, arguments, weight, query, key, value, *args, **kwargs):
+        embed_dim, num_heads, kdim, vdim, dropout = arguments
         narrowed: dict[tuple[int, int], torch.Tensor] = {}  # self-attention stays one tensor
 
         def prefix(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -88,6 +133,29 @@ class SinglePathMixedMultiHeadAttention(MixedMultiHeadAttention):
         out, attention = self.forward_with_args(embed_dim, num_heads, kdim, vdim, dropout, q, k, v, *args, **kwargs)
         return _widen(out, (embed_dim,), (self.embed_dim,), weight), attention
 
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs):
+        candidates = _candidates(self)
+        if candidates is None:
+            return super().forward(query, key, value, *args, **kwargs)
+        weights = list(candidates)
+        parts = [self._one(arguments, weight, query, key, value, *args, **kwargs) for arguments, weight in weights]
+        mixed = [a * w for (_, a), (_, w) in zip(parts, weights)] if all(a is not None for _, a in parts) else None
+        return _mixture(out for out, _ in parts), None if mixed is None else _mixture(mixed)
+
+
+class SinglePathMixedMultiHeadAttention(MixtureMixedMultiHeadAttention):
+    """In training mode the attention of the sampled widths; else the mixture."""
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs):
+        drawn = _drawn(self)
+        if drawn is None:
+            return super().forward(query, key, value, *args, **kwargs)
+        arguments, weight = drawn
+        return self._one(arguments, weight, query, key, value, *args, **kwargs)
+
 
 SLICED = {MixedLayerNorm: SinglePathMixedLayerNorm, MixedMultiHeadAttention: SinglePathMixedMultiHeadAttention}
 """NNI's mixed operation -> the one single-path sampling uses instead."""
+
+MIXTURES = {MixedLayerNorm: MixtureMixedLayerNorm, MixedMultiHeadAttention: MixtureMixedMultiHeadAttention}
+"""NNI's mixed operation -> the one ``--sampling mixture`` uses instead."""

@@ -219,7 +219,16 @@ class UBoost(DARTS):
     def default_mutation_hooks(self):
         if self.sampling == "single-path":
             return single_path.mutation_hooks()
-        return super().default_mutation_hooks()
+        from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation
+
+        from uboost.strategy.sliced_ops import MIXTURES  # layer norm and attention widths: the candidates' mixture
+
+        def swap(hook):
+            operation = getattr(hook, "__self__", None)
+            return MIXTURES[operation].mutate if isinstance(operation, type) and issubclass(operation, MixedOperation) \
+                and operation in MIXTURES else hook
+
+        return [swap(hook) for hook in super().default_mutation_hooks()]
 
     def mutate_model(self, model):
         if self.bits_space is not None:  # quantizers go on every Conv2d/Linear: on a copy, not on the user's own layers
