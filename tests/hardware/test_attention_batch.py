@@ -16,6 +16,7 @@ from tests.hardware.test_attention import CONTEXT, SCORES, Attention
 from tests.hardware.test_scalesim_model import _simulator
 from uboost.hardware import HardwareSpec, LayerTable, create, extract_layers
 from uboost.hardware.access import access_counts
+from uboost.hardware.lookup import LookupTable
 from uboost.hardware.scalesim_runner import layer_job
 
 ARRAY = dict(rows=16, cols=16)
@@ -90,6 +91,30 @@ def test_a_per_sample_row_is_one_sample_s_scalesim_job_repeated_per_sample_and_h
     four, repeat_four = layer_job(scores, HardwareSpec(**ARRAY, batch_size=4))
     assert four.key == one.key and dict(four.topology) == {"kind": "gemm", "m": 16, "k": 16, "n": 16}
     assert (repeat_one, repeat_four) == (4, 16)
+
+
+class SingleHead(nn.Module):
+    """One head: ``scores`` (64 -> 16 over 16 tokens) shares the lookup key of a Linear over 16 tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.att = nn.MultiheadAttention(64, 1, batch_first=True)
+        self.proj = nn.Linear(64, 16)
+
+    def forward(self, x):
+        return self.proj(self.att(x, x, x)[0])
+
+
+def test_a_lookup_table_keys_per_sample_rows_apart_at_a_batch_above_one():
+    layers = extract_layers(SingleHead(), (16, 64))
+    assert {"att.scores", "proj"} <= {l.name for l in layers}
+    systolic = create("systolic", **ARRAY, batch_size=4)
+    lookup = LookupTable.from_model(systolic, layers, channels=[16, 64, 192])
+    want, got = systolic.evaluate(layers), lookup.evaluate(layers)
+    assert [l.cycles for l in got.layers] == [l.cycles for l in want.layers]
+    by_name = {l.layer.name: l for l in want.layers}
+    one = {l.layer.name: l for l in create("systolic", **ARRAY).evaluate(layers).layers}
+    assert by_name["att.scores"].cycles == 4 * one["att.scores"].cycles != by_name["proj"].cycles
 
 
 def test_the_scalesim_model_prices_the_batched_attention_as_systolic_does(tmp_path):
