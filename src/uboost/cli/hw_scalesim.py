@@ -87,7 +87,8 @@ def tabulate(
     with simulation_progress(f"{space} on {spec.array} {spec.dataflow}") as progress:
         model = create(cost_model, spec=spec, **model_options(cost_model, progress, workers))
         result = tabulate_space(config, model)
-    unique = {(s.kind, s.shape_text) for s in result.shapes}
+    batched = spec.batch_size > 1  # where a per_sample row (an attention's keys and values) costs another number
+    unique = {(s.kind, s.shape_text, s.per_sample and batched) for s in result.shapes}
     stats = getattr(model, "stats", None)
     sim = f", {stats.simulated} simulated, {stats.cached} from the cache" if stats is not None else ""
     console.print(
@@ -102,8 +103,9 @@ def tabulate(
 
         priced: dict = {}  # one row per unique shape (its first layer), as the lookup model keys them
         for shape, cycles in zip(result.shapes, result.cycles):
-            priced.setdefault((shape.kind, shape.shape_text), (shape, cycles))
-        gaps = grid_gaps([shape for shape, _ in priced.values()])  # so `lookup` reads the file: a full grid per key
+            priced.setdefault((shape.kind, shape.shape_text, shape.per_sample and batched), (shape, cycles))
+        # so `lookup` reads the file: a full grid per key
+        gaps = grid_gaps([shape for shape, _ in priced.values()], spec.batch_size)
         gap_cycles = []
         if gaps:
             with simulation_progress(f"{len(gaps)} shapes to complete the grid") as progress:
@@ -114,14 +116,15 @@ def tabulate(
         def rows(f) -> None:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["layer", "kind", "batch", "in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "stride",
-                        "in_h", "in_w", "out_h", "out_w", "rows", "cols", "dataflow", "sram_kb", "dram_bw_words", "cycles"])
+                        "in_h", "in_w", "out_h", "out_w", "rows", "cols", "dataflow", "sram_kb", "dram_bw_words", "per_sample",
+                        "cycles"])
             # the memory system the cycles were priced with (empty: unbounded), which `lookup` matches against its spec
             memory = ([spec.sram_kb, repr(float(spec.dram_words_per_cycle))]  # repr: read back as the same float
                       if model.prices_memory and spec.memory_bound else ["", ""])
             for s, c in [*priced.values(), *zip(gaps, gap_cycles)]:
                 w.writerow([s.name, s.kind, spec.batch_size, s.in_channels, s.out_channels, s.groups, s.kernel_h, s.kernel_w,
                             s.stride, s.in_h, s.in_w, s.out_h, s.out_w, spec.rows, spec.cols, spec.dataflow, *memory,
-                            f"{float(c):.10g}"])  # systolic-mem's cycles are fractional: not cut to a whole number
+                            s.per_sample, f"{float(c):.10g}"])  # systolic-mem's cycles are fractional: not cut to a whole number
 
         try:
             atomic_write(out, rows)

@@ -1,8 +1,9 @@
 """Words each layer moves at each memory level of a systolic array, per dataflow.
 
 A layer is ``groups`` im2col GEMMs of ``M x K`` by ``K x N`` (``M = batch * out_h * out_w``,
-``K = kh * kw * in_channels / groups``, ``N = out_channels / groups``; see
-:mod:`uboost.hardware.layers`) on an ``R x C`` array. The words the array asks of its on-chip
+``K = kh * kw * in_channels / groups``, ``N = out_channels / groups``; a ``per_sample`` layer,
+an attention's keys and values, is ``batch * groups`` GEMMs of ``M = out_h * out_w``; see
+:meth:`uboost.hardware.layers.LayerTable.gemm`) on an ``R x C`` array. The words the array asks of its on-chip
 buffers are those SCALE-Sim 3.0 counts in ``DETAILED_ACCESS_REPORT.csv`` (CALC mode, buffers large
 enough), per group:
 
@@ -16,7 +17,8 @@ dataflow  ifmap SRAM reads       filter SRAM reads      ofmap SRAM writes
 
 The ``(R + C)`` per output fold in OS is a counting quirk of SCALE-Sim (it also counts the rows
 and columns of each fold's drain as writes); we keep it so the counts equal the simulator's.
-DRAM reads are the unique words of each operand: every filter weight (``K N``) and every input
+DRAM reads are the unique words of each operand: every filter weight (``K N`` per GEMM: once per
+sample for a ``per_sample`` layer, whose "filters" are each sample's own) and every input
 pixel a window touches, ``batch * rows * cols * in_channels`` with
 ``rows = min(in_h, (out_h - 1) * stride + kh, out_h * kh)`` (the last term when the stride skips
 pixels; ``in_h`` when the layer is padded, where SCALE-Sim, which has no padding, reads the

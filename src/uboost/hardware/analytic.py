@@ -24,7 +24,8 @@ class RooflineModel(CostModel):
     """Roofline: a layer takes the longer of its ideal compute time and its memory time.
 
     Memory traffic is every operand moved once at ``bits`` per value: weights
-    ``out * in/groups * kh * kw``, inputs ``B * in * in_h * in_w`` and outputs
+    ``out * in/groups * kh * kw`` (``B`` times that for a ``per_sample`` layer: an attention's
+    keys and values are each sample's own), inputs ``B * in * in_h * in_w`` and outputs
     ``B * out * out_h * out_w`` (no reuse across layers, no on-chip caching of activations).
     """
 
@@ -36,6 +37,7 @@ class RooflineModel(CostModel):
         cout = layers.out_channels if out_channels is None else out_channels
         groups = torch.where(layers.depthwise, cin, layers.groups)
         weights = cout * cin / groups * layers.kernel_h * layers.kernel_w
+        weights = torch.where(layers.per_sample, spec.batch_size * weights, weights)
         inputs = spec.batch_size * cin * layers.in_h * layers.in_w
         outputs = spec.batch_size * cout * layers.out_h * layers.out_w
         seconds = (weights + inputs + outputs) * (spec.bits / 8) / (spec.mem_bw_gbps * 1e9)

@@ -14,10 +14,13 @@ Per sample, with ``L`` query tokens, ``S`` key tokens (one more for ``bias_k``, 
   groups over ``L``;
 * ``out_proj``: ``E -> E`` over ``L`` (at the bits of ``out_proj``, the rest at the attention's own).
 
-Left out: the softmax, scaling, masks and dropout (vector work, 0 cycles as every elementwise op);
-and, at a batch above 1, that each sample has its own keys and values: the cost models share a
-row's "weights" across the batch, so ``scores`` and ``context`` are priced with the batch's
-MACs but one load of keys/values, not one per sample.
+Each sample has its own keys and values, so ``scores`` and ``context`` are ``per_sample`` rows
+(:attr:`~uboost.hardware.layers.LayerShape.per_sample`): at a batch ``B`` every cost model prices
+them as ``B * h`` independent GEMMs of ``M = L`` (each fold's fill and drain, and one load of its
+keys or values, per sample), not as ``h`` GEMMs of ``M = B * L`` sharing one load; the projections
+share their weights across the batch as any ``Linear`` does. At batch 1 the two are the same.
+
+Left out: the softmax, scaling, masks and dropout (vector work, 0 cycles as every elementwise op).
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ def attention_shapes(module: nn.MultiheadAttention, name: str, query: torch.Tens
     length, keys = _tokens(query, batch_first), _tokens(key, batch_first)
     bits = _bits(module)
 
-    def linear(part: str, cin: int, cout: int, tokens: int, groups: int = 1, **precision) -> LayerShape:
+    def linear(part: str, cin: int, cout: int, tokens: int, groups: int = 1, per_sample: bool = False,
+               **precision) -> LayerShape:
         return LayerShape(name=f"{name}.{part}", kind="linear", in_channels=cin, out_channels=cout, groups=groups,
-                          in_h=tokens, out_h=tokens, **(precision or bits))
+                          in_h=tokens, out_h=tokens, per_sample=per_sample, **(precision or bits))
 
     same = kd == vd == e
     if same and query is key and key is value:
@@ -69,6 +73,8 @@ def attention_shapes(module: nn.MultiheadAttention, name: str, query: torch.Tens
         rows = [linear("q_proj", e, e, length), linear("k_proj", kd, e, keys), linear("v_proj", vd, e, keys)]
     keys += int(getattr(module, "bias_k", None) is not None) + int(bool(getattr(module, "add_zero_attn", False)))
     activations = {"weight_bits": bits["act_bits"], "act_bits": bits["act_bits"]}  # both operands are activations
-    rows += [linear("scores", e, h * keys, length, h, **activations), linear("context", h * keys, e, length, h, **activations),
+    # keys and values are the sample's own: per_sample rows (B * h GEMMs at a batch B)
+    rows += [linear("scores", e, h * keys, length, h, True, **activations),
+             linear("context", h * keys, e, length, h, True, **activations),
              linear("out_proj", e, e, length, **_bits(module.out_proj))]
     return rows

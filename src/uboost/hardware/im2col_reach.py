@@ -34,19 +34,21 @@ import torch
 def ifmap_reach(layers, m, k, rows: int, cols: int, window_words: float, act_words, tiles: int, batch_size: int):
     """``(lo, hi)`` tensors (layers x ``tiles``, words of the fetch order) of the IS ifmap's tiles for
     conv layers whose windows overlap (their im2col repeats pixels), NaN elsewhere (``Linear``,
-    batched layers, which SCALE-Sim runs as GEMMs with distinct addresses, and layers without overlap).
+    batched layers, which SCALE-Sim runs as GEMMs with distinct addresses, and layers without overlap;
+    a ``per_sample`` layer runs one sample at a time, as at batch 1).
     ``m``, ``k``: the per-group GEMM sides (soft channel counts are rounded: the trace is piecewise
     constant in them)."""
     n = len(m)
     lo = torch.full((n, tiles), math.nan, dtype=torch.float64)
     hi = torch.full((n, tiles), math.nan, dtype=torch.float64)
-    if batch_size > 1:
+    gemm = layers.linear | ((batch_size > 1) & ~layers.per_sample)
+    if bool(gemm.all()):
         return lo, hi
     act = torch.as_tensor(act_words, dtype=torch.float64).expand(n).tolist()
-    columns = (layers.out_h, layers.out_w, layers.kernel_h, layers.kernel_w, layers.stride, layers.linear)
-    for i, (oh, ow, kh, kw, s, linear) in enumerate(zip(*(c.tolist() for c in columns))):
+    columns = (layers.out_h, layers.out_w, layers.kernel_h, layers.kernel_w, layers.stride, gemm)
+    for i, (oh, ow, kh, kw, s, as_gemm) in enumerate(zip(*(c.tolist() for c in columns))):
         oh, ow, kh, kw, s = int(oh), int(ow), int(kh), int(kw), int(s)
-        if linear or (kh <= s and kw <= s):  # no two windows share a pixel
+        if as_gemm or (kh <= s and kw <= s):  # distinct addresses, or no two windows share a pixel
             continue
         channels = max(1, round(float(k[i]) / (kh * kw)))
         if round(float(m[i])) != oh * ow:

@@ -12,7 +12,10 @@ that runs in the trace, are named in one logged warning (:mod:`uboost.hardware.u
 
 Every layer becomes one im2col GEMM per group: ``M = batch * out_h * out_w`` streamed rows,
 ``K = kernel_h * kernel_w * in_channels / groups`` reduction and ``N = out_channels / groups``
-filters. A ``Linear`` is a 1x1 convolution whose positions are its leading dimensions.
+filters. A ``Linear`` is a 1x1 convolution whose positions are its leading dimensions. A layer
+whose second operand differs per sample (``per_sample``: an attention's ``Q K^T`` and attention x
+``V``, whose keys and values stand where a layer's weights stand) shares nothing across the batch:
+it is ``batch * groups`` GEMMs of one sample's ``M = out_h * out_w`` rows each.
 
 Each layer also has a weight and an activation bitwidth (default 8). A traced module carries
 its own as ``module.uboost_precision = (weight_bits, act_bits)`` (set by :mod:`uboost.quant`).
@@ -53,10 +56,15 @@ class LayerShape:
     out_w: int = 1
     weight_bits: int = 8
     act_bits: int = 8
+    per_sample: bool = False
+    """The second operand (what stands where the weights stand) differs per sample, as an attention's keys
+    and values do: at a batch above 1 the layer is ``batch * groups`` GEMMs, not ``groups`` over the batch."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"layer {self.name}: unknown kind {self.kind!r}; expected one of: {', '.join(KINDS)}")
+        if not isinstance(self.per_sample, bool):
+            raise ConfigError(f"layer {self.name}: per_sample must be True or False, got {self.per_sample!r}")
         for field in SIZES + ("weight_bits", "act_bits"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -222,7 +230,9 @@ class LayerTable:
 
     Built once (``LayerTable.from_shapes``) so a cost model prices every layer with a single
     batched tensor expression. ``depthwise`` marks layers whose groups follow their input
-    channels (``groups == in_channels``), so soft input channels keep them depthwise.
+    channels (``groups == in_channels``), so soft input channels keep them depthwise;
+    ``per_sample`` the layers whose second operand differs per sample (:attr:`LayerShape.per_sample`;
+    left out: none).
     """
 
     in_channels: torch.Tensor
@@ -239,7 +249,12 @@ class LayerTable:
     act_bits: torch.Tensor
     depthwise: torch.Tensor
     linear: torch.Tensor
+    per_sample: torch.Tensor | None = None
     names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.per_sample is None:  # a table built without the column: every layer shares its weights
+            object.__setattr__(self, "per_sample", torch.zeros_like(self.linear, dtype=torch.bool))
 
     @classmethod
     def from_shapes(cls, shapes: Iterable[LayerShape], *, device: torch.device | str | None = None) -> "LayerTable":
@@ -249,17 +264,19 @@ class LayerTable:
         }
         depthwise = torch.tensor([s.depthwise for s in shapes], dtype=torch.bool, device=device)
         linear = torch.tensor([s.kind == "linear" for s in shapes], dtype=torch.bool, device=device)
-        return cls(**cols, depthwise=depthwise, linear=linear, names=tuple(s.name for s in shapes))
+        per_sample = torch.tensor([s.per_sample for s in shapes], dtype=torch.bool, device=device)
+        return cls(**cols, depthwise=depthwise, linear=linear, per_sample=per_sample, names=tuple(s.name for s in shapes))
 
     def shapes(self) -> list[LayerShape]:
         """The layers of the table as :class:`LayerShape` objects (for simulators that take one layer at a time)."""
         cols = {c: [int(v) for v in getattr(self, c).tolist()] for c in _COLUMNS}
-        linear = self.linear.tolist()
+        linear, per_sample = self.linear.tolist(), self.per_sample.tolist()
         return [
             LayerShape(
                 name=self.names[i] if self.names else f"#{i}",
                 kind="linear" if linear[i] else conv_kind(cols["in_channels"][i], cols["groups"][i], cols["kernel_h"][i], cols["kernel_w"][i]),
                 **{c: cols[c][i] for c in _COLUMNS},
+                per_sample=bool(per_sample[i]),
             )
             for i in range(len(self))
         ]
@@ -275,14 +292,18 @@ class LayerTable:
     def gemm(
         self, batch_size: int, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(groups, M, K, N)`` of each layer's per-group GEMM; channels may be soft tensors."""
+        """``(groups, M, K, N)`` of each layer's per-group GEMM; channels may be soft tensors.
+
+        A layer shares its weights across the batch: ``groups`` GEMMs of ``M = batch * out_h * out_w``;
+        a ``per_sample`` one (keys and values) is ``batch * groups`` GEMMs of ``M = out_h * out_w``."""
         cin = self.in_channels if in_channels is None else in_channels
         cout = self.out_channels if out_channels is None else out_channels
         groups = torch.where(self.depthwise, cin, self.groups)
-        m = batch_size * self.out_h * self.out_w
         k = self.kernel_h * self.kernel_w * cin / groups
         n = cout / groups
-        return groups, m, k, n
+        positions = self.out_h * self.out_w
+        m = torch.where(self.per_sample, positions, batch_size * positions)
+        return torch.where(self.per_sample, batch_size * groups, groups), m, k, n
 
     def macs(
         self, batch_size: int, in_channels: torch.Tensor | None = None, out_channels: torch.Tensor | None = None

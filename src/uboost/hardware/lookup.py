@@ -6,7 +6,11 @@ so SCALE-Sim output or measurements on real hardware can be used directly. Optio
 ``batch``, ``rows``, ``cols`` and ``dataflow`` restrict the rows to the model's spec, and
 ``sram_kb`` and ``dram_bw_words`` (as ``uboost hw tabulate --sram-kb/--dram-bw-words`` writes them)
 to a spec with those memory limits: such cycles include the stalls of that memory system, and
-apply to no other (empty: cycles of unbounded memory, any spec, priced as compute only).
+apply to no other (empty: cycles of unbounded memory, any spec, priced as compute only). An
+optional ``per_sample`` column (``True``/``False``, empty or absent: false) marks rows of layers whose
+second operand differs per sample (an attention's ``Q K^T`` and attention x ``V``,
+:attr:`~uboost.hardware.layers.LayerShape.per_sample`): at a batch above 1 they cost another number
+than a layer of the same shape that shares its weights, so they form keys of their own there.
 
 **Words moved.** A table holds cycles only. The words each layer moves (SRAM and DRAM reads and
 writes, which energy prices) are modelled: for a table made for the spec's memory system
@@ -15,10 +19,11 @@ re-fetches included, so its energy equals ``systolic-mem``'s at equal cycles; fo
 table by the unbounded-memory counts (every word read from DRAM once).
 
 **Interpolation.** Rows are grouped by layer *key*: depthwise or not, groups (or, for depthwise
-layers, the channel multiplier ``out/in``), kernel, output size. Within a key the channels must
-form a full grid (every listed ``in_channels`` with every listed ``out_channels``); a layer's
-cycles are interpolated **bilinearly in (in_channels, out_channels)** between the surrounding
-grid points (depthwise layers: **linearly in in_channels**, their outputs follow)
+layers, the channel multiplier ``out/in``), kernel, output size (and, at a batch above 1,
+``per_sample``). Within a key the channels must form a full grid (every listed ``in_channels``
+with every listed ``out_channels``); a layer's cycles are interpolated **bilinearly in
+(in_channels, out_channels)** between the surrounding grid points (depthwise layers: **linearly
+in in_channels**, their outputs follow)
 (exact at grid points; monotone data stays monotone). A layer whose key is not in the table or
 whose channels lie outside the key's grid raises :class:`HardwareError`. Soft (expected)
 channels in a search are clamped to the grid instead, since they are averages of valid choices.
@@ -42,24 +47,39 @@ from uboost.hardware.registry import register
 from uboost.hardware.spec import HardwareSpec
 from uboost.hardware.systolic_mem import MemorySystolicArray
 
-Key = tuple[bool, int, int, int, int, int]  # depthwise, groups|multiplier, kernel_h, kernel_w, out_h, out_w
+# depthwise, groups|multiplier, kernel_h, kernel_w, out_h, out_w, per_sample (always false at batch 1, where it costs the same)
+Key = tuple[bool, int, int, int, int, int, bool]
 REQUIRED = ("in_channels", "out_channels", "groups", "kernel_h", "kernel_w", "out_h", "out_w", "cycles")
 
 
-def _key(depthwise: bool, groups_or_multiplier: int, kh: int, kw: int, oh: int, ow: int) -> Key:
-    return (bool(depthwise), int(groups_or_multiplier), int(kh), int(kw), int(oh), int(ow))
+def _key(depthwise: bool, groups_or_multiplier: int, kh: int, kw: int, oh: int, ow: int, per_sample: bool = False) -> Key:
+    return (bool(depthwise), int(groups_or_multiplier), int(kh), int(kw), int(oh), int(ow), bool(per_sample))
 
 
-def grid_gaps(shapes: Sequence[LayerShape]) -> list[LayerShape]:
+def _per_sample_of_row(row: dict) -> bool:
+    value = row.get("per_sample")
+    if isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("", "false", "0"):
+        return False
+    if text in ("true", "1"):
+        return True
+    raise DataError(f"lookup table: bad per_sample in row {dict(row)} (True, False or empty)")
+
+
+def grid_gaps(shapes: Sequence[LayerShape], batch_size: int = 1) -> list[LayerShape]:
     """The layer shapes a table of ``shapes`` lacks to be a full channel grid per key: layers that share
     a key (e.g. two ``Linear`` layers, whose outputs are 1x1) pool their channel counts, so each needs
-    the other's. Each gap is its key's first layer at the missing ``(in_channels, out_channels)``."""
+    the other's. Each gap is its key's first layer at the missing ``(in_channels, out_channels)``.
+    ``batch_size``: the batch the table is for (above 1, ``per_sample`` layers key apart)."""
     from dataclasses import replace
 
     by_key: dict[Key, list[LayerShape]] = defaultdict(list)
     for shape in shapes:
         if not shape.depthwise:  # depthwise keys have one channel axis: never a gap
-            by_key[_key(False, shape.groups, shape.kernel_h, shape.kernel_w, shape.out_h, shape.out_w)].append(shape)
+            by_key[_key(False, shape.groups, shape.kernel_h, shape.kernel_w, shape.out_h, shape.out_w,
+                        shape.per_sample and batch_size > 1)].append(shape)
     gaps = []
     for members in by_key.values():
         have = {(m.in_channels, m.out_channels) for m in members}
@@ -166,7 +186,8 @@ class LookupTable(CostModel):
             try:
                 cin, cout, groups = int(row["in_channels"]), int(row["out_channels"]), int(row["groups"])
                 depthwise = groups > 1 and groups == cin
-                key = _key(depthwise, cout // cin if depthwise else groups, row["kernel_h"], row["kernel_w"], row["out_h"], row["out_w"])
+                key = _key(depthwise, cout // cin if depthwise else groups, row["kernel_h"], row["kernel_w"], row["out_h"], row["out_w"],
+                           _per_sample_of_row(row) and spec.batch_size > 1)
                 cycles = float(row["cycles"])
             except (KeyError, ValueError) as exc:
                 raise DataError(f"lookup table: bad row {dict(row)}: {exc}") from None
@@ -221,11 +242,13 @@ class LookupTable(CostModel):
         if cached is not None:
             return cached
         keys = []
+        batched = self.spec.batch_size > 1  # per_sample layers cost another number than shared ones only there
         for i in range(len(layers)):
             depthwise = bool(layers.depthwise[i])
             group_key = int(layers.out_channels[i] // layers.in_channels[i]) if depthwise else int(layers.groups[i])
             key = _key(
-                depthwise, group_key, int(layers.kernel_h[i]), int(layers.kernel_w[i]), int(layers.out_h[i]), int(layers.out_w[i])
+                depthwise, group_key, int(layers.kernel_h[i]), int(layers.kernel_w[i]), int(layers.out_h[i]), int(layers.out_w[i]),
+                batched and bool(layers.per_sample[i]),
             )
             if key not in self.grids:
                 name = layers.names[i] if layers.names else f"#{i}"

@@ -195,7 +195,9 @@ def user_memory(spec: HardwareSpec, weight_bits: float, act_bits: float) -> tupl
 
 def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
     """The SCALE-Sim job that prices ``layer`` on ``spec`` and how many times the layer repeats it."""
-    b = spec.batch_size
+    # SCALE-Sim's batch is 1: a batch shares the weights as one GEMM of M = batch * positions, but a
+    # per_sample layer (an attention's keys and values) is one sample's job repeated per sample
+    b = 1 if layer.per_sample else spec.batch_size
     groups = layer.in_channels if layer.depthwise else layer.groups
     cin, cout = layer.in_channels // groups, layer.out_channels // groups
     kh, kw = layer.kernel_h, layer.kernel_w
@@ -215,7 +217,7 @@ def layer_job(layer: LayerShape, spec: HardwareSpec) -> tuple[Job, int]:
         job = Job(spec.rows, spec.cols, spec.dataflow, "USER", sram, bw, tuple(sorted(topology.items())))
     else:
         job = Job(spec.rows, spec.cols, spec.dataflow, "CALC", None, None, tuple(sorted(topology.items())))
-    return job, groups
+    return job, groups * (spec.batch_size // b)
 
 
 # -- cache -------------------------------------------------------------------------------------

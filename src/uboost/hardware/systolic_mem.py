@@ -288,14 +288,15 @@ def window_reuse(layers: LayerTable, batch_size: int, ifmap_kb: int | None) -> t
     """``(reuse, cover)``: how many times SCALE-Sim's im2col ifmap repeats each input pixel
     (``k_h k_w out_h out_w`` over the pixels the windows cover, no padding; >= 1), and the words of
     those pixels over the ifmap buffer's active half, at most 1. Both 1 for ``Linear`` and batched
-    layers, which it runs as GEMMs with distinct addresses, and for an unbounded buffer."""
+    layers, which it runs as GEMMs with distinct addresses, and for an unbounded buffer. A
+    ``per_sample`` layer is run one sample at a time, as at batch 1."""
     cover_h = (layers.out_h - 1) * layers.stride + layers.kernel_h
     cover_w = (layers.out_w - 1) * layers.stride + layers.kernel_w
     reuse = torch.clamp(layers.kernel_h * layers.kernel_w * layers.out_h * layers.out_w / (cover_h * cover_w), min=1.0)
     channels = torch.where(layers.depthwise, torch.ones_like(layers.in_channels), layers.in_channels / layers.groups)
     pixels = cover_h * cover_w * channels * layers.act_bits / 8.0
     cover = torch.clamp(pixels / _half_words(ifmap_kb), max=1.0)
-    gemm = layers.linear | (batch_size > 1)
+    gemm = layers.linear | ((batch_size > 1) & ~layers.per_sample)
     return torch.where(gemm, torch.ones_like(reuse), reuse), torch.where(gemm, torch.ones_like(cover), cover)
 
 
