@@ -30,7 +30,7 @@ from uboost.hardware import HardwareSpec, LayerShape, LayerTable, SystolicArray
 from uboost.hardware.layers import conv_kind
 from uboost.hardware.smooth import window
 from uboost.hardware.spec import DATAFLOWS
-from uboost.hardware.systolic import DATAFLOW_FOLDS
+from uboost.hardware.systolic import compute_cycles
 
 THROUGHPUT_TARGET = 1e6  # layers/s, batched exact cycles
 SOFT_TARGET_MS = 1.0  # soft fwd+bwd of a 1,000-layer network
@@ -127,9 +127,9 @@ def smooth_ceil_inf_mask(x: torch.Tensor, temperature: float, offset: float = 0.
     shifted = x - offset
     base = torch.floor(shifted.detach()) - (w - 1)
     steps = base.unsqueeze(-1) + torch.arange(2 * w, dtype=x.dtype, device=x.device)
-    steps = steps.masked_fill_(steps < 0, math.inf)
+    steps = steps.masked_fill_(steps < 1, math.inf)  # the library's: no steps below i = 1
     sig = torch.sigmoid((shifted.unsqueeze(-1) - steps) * temperature)
-    return base.clamp_min(0.0) + sig.sum(-1)
+    return 1.0 + (base - 1).clamp_min(0.0) + sig.sum(-1)
 
 
 class _SmoothCeilFn(torch.autograd.Function):
@@ -143,11 +143,11 @@ class _SmoothCeilFn(torch.autograd.Function):
         shifted = x - offset
         base = torch.floor(shifted) - (w - 1)
         steps = base.unsqueeze(-1) + torch.arange(2 * w, dtype=x.dtype, device=x.device)
-        steps.masked_fill_(steps < 0, math.inf)
+        steps.masked_fill_(steps < 1, math.inf)
         sig = torch.sigmoid(shifted.unsqueeze(-1).sub(steps).mul_(temperature))
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward((sig - sig * sig).sum(-1).mul_(temperature))
-        return base.clamp_min_(0.0).add_(sig.sum(-1))
+        return (base - 1).clamp_min_(0.0).add_(1.0).add_(sig.sum(-1))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -170,11 +170,9 @@ class CandidateCeil:
 
 
 def candidate_cycles(model: SystolicArray, layers: LayerTable, ceil: CandidateCeil, cin, cout) -> torch.Tensor:
-    """``SystolicArray.cycles`` line for line, with ``ceil`` in place of ``Ceil(temperature)``."""
-    spec = model.spec
-    groups, m, k, n = layers.gemm(spec.batch_size, cin, cout)
-    folds, streamed, fill_drain = DATAFLOW_FOLDS[spec.dataflow](ceil, spec.rows, spec.cols, m, k, n)
-    return groups * (folds * (streamed + fill_drain) - 1)
+    """``SystolicArray.cycles`` with ``ceil`` in place of ``Ceil(temperature)`` (the model's own fold code)."""
+    groups, compute, _ = compute_cycles(model.spec, layers, cin, cout, ceil=ceil)
+    return groups * compute
 
 
 CANDIDATES = {

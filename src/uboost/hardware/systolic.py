@@ -69,14 +69,15 @@ REDUCTION_SIDE: dict[str, Callable] = {
 }
 
 
-def compute_cycles(spec, layers: LayerTable, in_channels=None, out_channels=None, temperature=None):
+def compute_cycles(spec, layers: LayerTable, in_channels=None, out_channels=None, temperature=None, ceil=None):
     """``(groups, compute cycles per group, (ceil, m, k, n))`` of every layer's GEMM on ``spec``'s
     array: the folds of its dataflow, each with fill and drain (exact ceiling, or smooth at
-    ``temperature``), on the spec's PEs at the layers' bits. Shared by every model built on the
-    array's compute time; ``(m, k, n)`` are the GEMM's own sizes (memory models read them)."""
+    ``temperature``; ``ceil``: another ceiling function, as a benchmark compares them), on the spec's
+    PEs at the layers' bits. Shared by every model built on the array's compute time; ``(m, k, n)``
+    are the GEMM's own sizes (memory models read them)."""
     from uboost.hardware.precision import perf_and_slowdown
 
-    ceil = EXACT if temperature is None else Ceil(temperature)
+    ceil = ceil if ceil is not None else EXACT if temperature is None else Ceil(temperature)
     groups, m, k, n = layers.gemm(spec.batch_size, in_channels, out_channels)
     perf, slowdown = perf_and_slowdown(spec, layers.weight_bits, layers.act_bits)
     rows, k_pe = REDUCTION_SIDE[spec.dataflow](ceil, spec.rows, k, perf)
