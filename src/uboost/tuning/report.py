@@ -72,13 +72,16 @@ def pareto_front(study: "optuna.Study", *, feasible_only: bool = True, budget_ms
 
 
 def best_trial(study: "optuna.Study", *, budget_ms: float | None = None, area_budget_mm2: float | None = None):
-    """The most accurate completed trial within the latency budget (the study's, or ``budget_ms``) and the area
-    budget (``area_budget_mm2``, else the study's current one); ties go to the lower latency. ``None`` if there is none."""
-    area = area_budget_mm2 if area_budget_mm2 is not None else study_area_budget(study)
-    candidates = [t for t in completed(study) if feasible(t, budget_ms, area)]
-    if not candidates:
+    """The most accurate trial of the Pareto front (:func:`pareto_front`, with the same budgets: the study's
+    latency budget or ``budget_ms``, the area budget ``area_budget_mm2`` or the study's current one); ties go
+    to the better value of the study's other objectives (:func:`front_metrics`, in their order), then to the
+    lower trial number. Never a dominated trial. ``None`` if the front is empty."""
+    front = pareto_front(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)
+    if not front:
         return None
-    return max(candidates, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"], -t.number))
+    metrics = [m for m in front_metrics(study) if m != "accuracy"]
+    sign = signs(metrics)
+    return max(front, key=lambda t: (t.user_attrs["accuracy"], *(s * t.user_attrs[m] for m, s in zip(metrics, sign)), -t.number))
 
 
 def pareto_plot(study: "optuna.Study", path: str | os.PathLike, *, title: str | None = None) -> Path:
