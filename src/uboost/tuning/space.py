@@ -182,8 +182,11 @@ class TuneSpace:
         from optuna.distributions import check_distribution_compatibility
 
         seen: dict[str, Any] = {}
-        for trial in study.get_trials(deepcopy=False):
+        trials = study.get_trials(deepcopy=False)
+        for trial in trials:
             seen.update(trial.distributions)
+        if trials:
+            self._check_area_budget(study)
         for name, new in self.distributions().items():
             old = seen.get(name)
             if old is None:
@@ -195,6 +198,23 @@ class TuneSpace:
                     f"study {study.study_name!r} searched {name} as {_describe(old)}, now {_describe(new)}: "
                     f"Optuna cannot continue with that ({exc}); keep the old setting or use a new --study-name"
                 ) from None
+
+    def _check_area_budget(self, study: "optuna.Study") -> None:
+        """Refuse to continue ``study`` under another area budget in mm^2 than its trials ran under (none included):
+        each trial's area constraint was stored once, against that budget, and a report or an export judges the
+        trials on the budget the study stores (a dropped one let an over-budget accelerator become "best")."""
+        stored = study.user_attrs.get("uboost_space")
+        if not isinstance(stored, dict):  # a study of an older version, or not run by uboost: nothing to compare
+            return
+        old = (stored.get("accelerator") or {}).get("area_budget_mm2")
+        new = None if self.accelerator is None else self.accelerator.area_budget_mm2
+        if old == new or (old is not None and new is not None and math.isclose(old, new)):
+            return
+        was = f"under an area budget of {old:g} mm^2" if old is not None else "without an area budget"
+        now = f"--area-budget-mm2 {new:g}" if new is not None else "no --area-budget-mm2"
+        fix = f"repeat --area-budget-mm2 {old:g}" if old is not None else "drop --area-budget-mm2"
+        raise ConfigError(f"study {study.study_name!r} was searched {was} (this command: {now}); its trials were judged "
+                          f"on it: {fix} or use a new --study-name")
 
     def for_cost_mode(self, cost_mode: str) -> "TuneSpace":
         """The space as it acts on a search with ``cost_mode``: T only where it has an effect."""

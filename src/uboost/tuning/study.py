@@ -183,9 +183,11 @@ def run_study(
     attrs = {"uboost_base": base.to_dict(), "uboost_space": tune_space.to_dict(), "uboost_budget_ms": budget_ms,
              "uboost_retrain_epochs": retrain_epochs, "uboost_inner_accelerator": inner, "uboost_inner_rounds": rounds}
     for key, value in attrs.items():
-        old = study.user_attrs.get(key)
+        old, value = study.user_attrs.get(key), _as_stored(value)
         if old is not None and old != value:
-            logger.warning("study %r continues with a different %s than it started with", study.study_name, key.removeprefix("uboost_"))
+            what = "; ".join(differences(old, value)) if isinstance(old, dict) and isinstance(value, dict) else f"{old!r} -> {value!r}"
+            logger.warning("study %r continues with a different %s than it started with: %s", study.study_name,
+                           key.removeprefix("uboost_"), what)
         if old != value:
             study.set_user_attr(key, value)
     record_pending(study, out_root)
@@ -253,6 +255,33 @@ def _storage_failure(exc: StorageUnavailable) -> StorageUnavailable:
         message += (f"; the result of trial {which} is kept in {kept[0].parent}"
                     f"{' (and the others beside it)' if len(kept) > 1 else ''}: run uboost tune on this storage again to record it")
     return StorageUnavailable(message)
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as the storage holds it (JSON: tuples become lists)."""
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def differences(old: dict, new: dict, prefix: str = "", *, limit: int = 6) -> list[str]:
+    """The settings in which ``new`` differs from ``old``, ``"sram_kb 4 -> 64"`` each (nested ones dotted:
+    ``"accelerator.area_budget_mm2 0.05 -> None"``); past ``limit`` the rest are counted in one last item."""
+
+    def walk(a: dict, b: dict, prefix: str) -> list[str]:
+        found = []
+        for key in sorted(set(a) | set(b), key=str):
+            x, y = a.get(key), b.get(key)
+            if x == y:
+                continue
+            if isinstance(x, dict) and isinstance(y, dict):
+                found += walk(x, y, f"{prefix}{key}.")
+            else:
+                found.append(f"{prefix}{key} {x!r} -> {y!r}")
+        return found
+
+    found = walk(old, new, prefix)
+    return found if len(found) <= limit else [*found[:limit], f"and {len(found) - limit} more"]
 
 
 def settings_difference(study: "optuna.Study", base: SearchConfig, tune_space: TuneSpace) -> str | None:
