@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from tests.cli.conftest import cli  # noqa: F401 - `cli` is a fixture
+from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
 from uboost import tuning
 
 
@@ -45,3 +45,17 @@ def test_the_printed_best_is_a_trial_of_the_printed_front(cli, tmp_path):  # noq
     assert result.code == 0, result.err
     assert "* best: trial 0 (most accurate)" in result.out
     assert "trial 2" not in result.out
+
+
+def test_an_over_budget_trial_is_refused_naming_the_feasible_ones(cli, tmp_path):  # noqa: F811
+    """It said "trial 8 is COMPLETE (area ... over the budget ...); only finished trials can be exported"."""
+    out = tmp_path / "t"
+    study = _study(out, "accuracy,latency", [(0.9, 1.0, 1.0), (0.8, 0.5, 1.0), (0.7, 2.0, 1.0)])
+    reason = "area 0.5178 mm^2 is over the budget of 0.05 mm^2"
+    study.add_trial(optuna.trial.create_trial(values=[0.0, float("inf")], user_attrs={  # as objective() records one
+        "skipped": "area_budget_mm2", "fail_reason": reason, "area_mm2": 0.5178, tuning.AREA_CONSTRAINT: 0.4678}))
+    result = cli("tune", "--out", out, "--export", "3", "--export-to", tmp_path / "x")
+    one_line_error(result, f"trial 3 is infeasible ({reason})", "cannot be exported",
+                   "--export best (trial 0) or a trial of the Pareto front: 0, 1")
+    assert "COMPLETE" not in result.err and "only finished trials" not in result.err
+    assert not (tmp_path / "x").exists()

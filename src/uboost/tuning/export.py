@@ -13,7 +13,7 @@ from uboost import _manifest, runs
 from uboost.exceptions import ConfigError, RunDirError
 from uboost.io import write_json
 from uboost.tuning.inner_accelerator import INNER_FILE
-from uboost.tuning.report import best_trial, completed
+from uboost.tuning.report import best_trial, completed, pareto_front
 
 if TYPE_CHECKING:
     import optuna
@@ -40,10 +40,25 @@ def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | No
         span = f"0..{max(t.number for t in trials)}" if trials else "none yet"
         raise ConfigError(f"study {study.study_name!r} has no trial {number} (trials: {span})")
     trial = match[0]
+    if trial.user_attrs.get("skipped"):  # an accelerator over the area budget: recorded (worst values), never searched
+        reason = trial.user_attrs.get("fail_reason") or "its accelerator is over the area budget"
+        raise ConfigError(f"trial {number} is infeasible ({reason}): an over-budget trial is never searched, so it "
+                          f"cannot be exported; {_feasible_choices(study, budget_ms, area_budget_mm2)}")
     if trial.state != optuna.trial.TrialState.COMPLETE or "arch" not in trial.user_attrs:
         reason = trial.user_attrs.get("fail_reason")
         raise ConfigError(f"trial {number} is {trial.state.name}{f' ({reason})' if reason else ''}; only finished trials can be exported")
     return trial
+
+
+def _feasible_choices(study: "optuna.Study", budget_ms: float | None, area_budget_mm2: float | None) -> str:
+    """What can be exported instead: ``--export best`` and the Pareto front's trial numbers (within the budgets)."""
+    front = pareto_front(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)
+    if not front:
+        return f"study {study.study_name!r} has no feasible finished trial to export yet"
+    best = best_trial(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)
+    numbers = sorted(t.number for t in front)
+    shown = ", ".join(str(n) for n in numbers[:10]) + (f" (and {len(numbers) - 10} more)" if len(numbers) > 10 else "")
+    return f"export a feasible one: --export best (trial {best.number}) or a trial of the Pareto front: {shown}"
 
 
 _SKIP = {runs.CHECKPOINTS, "nni"}
