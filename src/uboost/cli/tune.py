@@ -9,6 +9,7 @@ import typer
 
 from uboost.cli._common import console, err_console, human, latency_text, not_drawn
 from uboost.cli._tune_parsing import parse_choices, parse_float_range, parse_int_space  # noqa: F401  (tests, plug-ins)
+from uboost.cli._tune_table import ACCELERATOR_PARAMS, _accelerator_cell, _accelerator_text, _chosen_params  # noqa: F401  (tests)
 from uboost.exceptions import ConfigError
 
 Opt = typer.Option
@@ -56,37 +57,6 @@ def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, ha
     if tech is not None:  # the area table trials are priced on
         values["hardware"] = {**(values.get("hardware") or {}), "area": tech}
     return SearchConfig.from_dict(values)
-
-
-ACCELERATOR_PARAMS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb", "dram_bw_words", "clock_hz", "pe")
-
-
-def _accelerator_text(params: dict) -> str:
-    """``"8/16/8 kB, 4 w/c, 700 MHz, bitfusion"``: the co-searched part of a trial's accelerator."""
-    parts = []
-    if any(k in params for k in ACCELERATOR_PARAMS[:3]):
-        parts.append("/".join(str(params.get(k, "-")) for k in ACCELERATOR_PARAMS[:3]) + " kB")
-    if "dram_bw_words" in params:
-        parts.append(f"{params['dram_bw_words']:g} w/c")
-    if "clock_hz" in params:
-        parts.append(f"{params['clock_hz'] / 1e6:g} MHz")
-    if "pe" in params:
-        parts.append(str(params["pe"]))
-    return ", ".join(parts)
-
-
-def _chosen_params(trial) -> dict:
-    """The trial's parameters, its accelerator's as priced: after an inner accelerator choice the chosen one's
-    (buffers, bandwidth, clock, PE mode from the trial's resolved config), not the sampled ones."""
-    params = dict(trial.params)
-    a = trial.user_attrs
-    if "inner_accelerator" in a and "config" in a:
-        from uboost.search_config import SearchConfig
-        from uboost.tuning.warm_start import searched_values
-
-        values = searched_values(SearchConfig.from_dict(a["config"]))
-        params.update({k: values[k] for k in ACCELERATOR_PARAMS if k in params and values.get(k) is not None})
-    return params
 
 
 def _pct(value) -> str:
@@ -215,7 +185,7 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
         ]
         row[3:3] = [f"{a[k]:.4g}" if a.get(k) is not None else "-" for k, _ in extra]
         if accelerator:
-            row.append(_accelerator_text(_chosen_params(t)))
+            row.append(_accelerator_cell(t))
         if searched_beta:
             row.append(f"{t.params['utilization_weight']:.3g}" if "utilization_weight" in t.params else "-")
         table.add_row(*row)
