@@ -118,6 +118,11 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
     (["--bits", "4,nan"], "from 2 to 16, got nan"),
     (["--bits", ""], "at least one"),
     (["--bits", "2,x"], "comma-separated"),
+    (["--bits", "2,,8"], "--bits has an empty entry in '2,,8'"),  # was searched as 2,8
+    (["--bits", "4,8,"], "--bits has an empty entry"),
+    (["--bits", ",4"], "--bits has an empty entry"),
+    (["--weight-bits", "4,,8"], "--weight-bits has an empty entry"),
+    (["--act-bits", "8,"], "--act-bits has an empty entry"),
     (["--bits", "2,2"], "lists 2 twice"),  # a typo for 2,4 is not a one-width search
     (["--weight-bits", "4,8,4.0"], "--weight-bits lists 4 twice"),
     (["--bits", "4,16", "--pe", "bitfusion"], "at most 8 bits"),
