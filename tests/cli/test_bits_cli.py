@@ -144,6 +144,10 @@ def test_profile_bad_pe_and_bits(cli, bits_run):
     one_line_error(cli("profile", bits_run, "--pe", "simd"), "unknown PE mode")
     one_line_error(cli("profile", bits_run, "--pe", "bitfusion", "--bits", "16"), "at most 8 bits")
     one_line_error(cli("profile", bits_run, "--bits", "1"), "from 2 to 16")
+    # the parser and message of search/tune, not typer's "Input should be a valid integer"
+    one_line_error(cli("profile", bits_run, "--bits", "1.5"), "error: --bits must be whole numbers from 2 to 16, got 1.5")
+    one_line_error(cli("profile", bits_run, "--bits", "2,,8"), "--bits has an empty entry")
+    one_line_error(cli("profile", bits_run, "--bits", "4,8"), "--bits prices every layer at one width here")
 
 
 def test_a_precision_json_that_does_not_fit_is_refused_before_anything_is_written(cli, bits_run, tmp_path):
