@@ -105,3 +105,17 @@ def test_the_simulation_progress_bar_draws_on_stderr(capsys):
         progress(2, 2)
     captured = capsys.readouterr()
     assert captured.out == "" and "SCALE-Sim test" in captured.err
+
+
+def test_the_area_note_is_the_same_whether_the_area_table_comes_from_tech_or_the_file(cli, tmp_path):
+    # a file naming area = "recpipe12" with bitfusion PEs printed no area and no note; --tech recpipe12 said why
+    path = tmp_path / "bf.toml"
+    path.write_text('[hardware]\nrows = 8\ncols = 8\npe = "bitfusion"\narea = "recpipe12"\nsram_kb = 4\n')
+    by_file = cli("profile", *NET, "--hardware", path, "--json")
+    by_tech = cli("profile", *NET, "--array", "8x8", "--pe", "bitfusion", "--sram-kb", "4", "--tech", "recpipe12", "--json")
+    assert by_file.code == by_tech.code == 0, by_file.err + by_tech.err
+    notes = json.loads(by_file.out).get("notes")
+    assert notes and notes == json.loads(by_tech.out)["notes"]
+    assert "no area for 8x8 (recpipe12)" in notes[0] and "'bitfusion'" in notes[0]
+    shown = " ".join(cli("profile", *NET, "--hardware", path).out.split())
+    assert "note: no area for 8x8 (recpipe12)" in shown

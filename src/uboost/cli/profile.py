@@ -99,6 +99,7 @@ def profile(
     described = without_overridden(read_hardware_file(hardware), over_file) if hardware is not None else {}
     file_area = described.pop("area", None)
     area_table = resolve_area(tech if tech is not None else file_area)
+    area_named = tech is not None or file_area is not None  # asked for an area (by option, file or run): say why none
     table = resolve_energy(energy) if energy is not None else None
     points = load_operating_points(operating_points) if operating_points is not None else None
     _ = [parse_array(a) for a in array or []]  # every --array is checked before the network is loaded
@@ -110,6 +111,7 @@ def profile(
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
     if tech is None and hardware is None and run is not None:
+        area_named = (run.hardware or {}).get("area") is not None
         area_table = run.area_table()  # and on its own area table (a co-searched run's --tech); a --hardware file
         # describes the whole accelerator, its area table (or the default) included, as frontier and export read it
     run_clock = None  # a run's own clock, kept under another --operating-points table where that table runs it
@@ -151,7 +153,7 @@ def profile(
         sweeps = []
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
-    if tech is not None:  # asked for an area: say why one is missing
+    if area_named:  # asked for an area: say why one is missing
         for r in reports:
             _area(r.spec, area_table, area_breakdown_mm2, notes)
     if as_json:
