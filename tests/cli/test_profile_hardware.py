@@ -78,6 +78,38 @@ def test_setup_scalesim_in_another_folder_prints_a_line_to_paste(cli, tmp_path, 
     assert shlex.split(lines[1]) == ["export", f"UBOOST_SCALESIM_PYTHON={python}"]
 
 
+def _no_subprocess(monkeypatch):
+    from uboost.hardware import scalesim_runner
+
+    calls = []
+    monkeypatch.setattr(scalesim_runner.subprocess, "run", lambda args, **kw: calls.append(args))
+    return calls
+
+
+def test_setup_scalesim_prints_an_absolute_path_for_a_relative_folder(cli, tmp_path, monkeypatch):
+    calls = _no_subprocess(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    result = cli("hw", "setup-scalesim", "venv")
+    assert result.code == 0, result.err
+    python = tmp_path.absolute() / "venv" / "bin" / "python"
+    assert result.out.strip().splitlines()[1] == f"export UBOOST_SCALESIM_PYTHON={python}"  # not venv/bin/python
+    assert calls[0][-1] == str(tmp_path.absolute() / "venv")
+
+
+def test_setup_scalesim_refuses_a_folder_that_is_not_empty_and_not_a_venv(cli, tmp_path, monkeypatch):
+    calls = _no_subprocess(monkeypatch)
+    busy = tmp_path / "project"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    one_line_error(cli("hw", "setup-scalesim", busy), "not empty and not a virtualenv (no pyvenv.cfg)")
+    assert not calls and sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+    one_line_error(cli("hw", "setup-scalesim", busy / "notes.txt"), "is a file")
+    (tmp_path / "empty").mkdir()
+    assert cli("hw", "setup-scalesim", tmp_path / "empty").code == 0  # an empty folder is fine
+    (busy / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert cli("hw", "setup-scalesim", busy).code == 0  # as is an existing virtualenv (SCALE-Sim added to it)
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("", "describes no accelerator"),
     ("[hardware]\n", "describes no accelerator"),
