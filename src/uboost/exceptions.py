@@ -55,3 +55,15 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> RegistryError:
     """The standard 'unknown X' error listing the valid choices."""
     valid = ", ".join(sorted(choices)) or "(none registered)"
     return RegistryError(f"unknown {kind} {name!r}; expected one of: {valid}")
+
+
+def comma_items(text: str, what: str, example: str = "2,4,8") -> list[str]:
+    """``"2, 4,8"`` -> ``["2", "4", "8"]``; a blank text -> ``[]`` (each caller says what it needs). An empty
+    entry (``"2,,8"``, ``"4,8,"``, ``",4"``) is a ConfigError: a value left out, not one fewer choice."""
+    text = str(text)
+    if not text.strip():
+        return []
+    items = [p.strip() for p in text.split(",")]
+    if "" in items:
+        raise ConfigError(f"{what} has an empty entry in {text!r}; separate the values by single commas (e.g. {example})")
+    return items

@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from uboost import quant_integer, quant_numba
-from uboost.exceptions import ArchitectureError, ConfigError
+from uboost.exceptions import ArchitectureError, ConfigError, comma_items
 
 MIN_BITS, MAX_BITS = 2, 16
 # ONNX graphs of a quantized network: "exact" computes what torch computes bit for bit in onnxruntime's default
@@ -78,7 +78,7 @@ def check_bits(values, what: str = "bits") -> tuple[int, ...]:
 
 def parse_bits(text: str, what: str = "--bits") -> tuple[int, ...]:
     """``"2,4,8"`` -> ``(2, 4, 8)``; bad text raises a ConfigError."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    parts = comma_items(text, what)
     values = []
     for p in parts:
         try:

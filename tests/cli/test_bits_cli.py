@@ -118,6 +118,11 @@ def test_retrain_is_quantization_aware_and_onnx_equals_the_fake_quant_model(cli,
     (["--bits", "4,nan"], "from 2 to 16, got nan"),
     (["--bits", ""], "at least one"),
     (["--bits", "2,x"], "comma-separated"),
+    (["--bits", "2,,8"], "--bits has an empty entry in '2,,8'"),  # was searched as 2,8
+    (["--bits", "4,8,"], "--bits has an empty entry"),
+    (["--bits", ",4"], "--bits has an empty entry"),
+    (["--weight-bits", "4,,8"], "--weight-bits has an empty entry"),
+    (["--act-bits", "8,"], "--act-bits has an empty entry"),
     (["--bits", "2,2"], "lists 2 twice"),  # a typo for 2,4 is not a one-width search
     (["--weight-bits", "4,8,4.0"], "--weight-bits lists 4 twice"),
     (["--bits", "4,16", "--pe", "bitfusion"], "at most 8 bits"),
@@ -139,6 +144,10 @@ def test_profile_bad_pe_and_bits(cli, bits_run):
     one_line_error(cli("profile", bits_run, "--pe", "simd"), "unknown PE mode")
     one_line_error(cli("profile", bits_run, "--pe", "bitfusion", "--bits", "16"), "at most 8 bits")
     one_line_error(cli("profile", bits_run, "--bits", "1"), "from 2 to 16")
+    # the parser and message of search/tune, not typer's "Input should be a valid integer"
+    one_line_error(cli("profile", bits_run, "--bits", "1.5"), "error: --bits must be whole numbers from 2 to 16, got 1.5")
+    one_line_error(cli("profile", bits_run, "--bits", "2,,8"), "--bits has an empty entry")
+    one_line_error(cli("profile", bits_run, "--bits", "4,8"), "--bits prices every layer at one width here")
 
 
 def test_a_precision_json_that_does_not_fit_is_refused_before_anything_is_written(cli, bits_run, tmp_path):
@@ -272,8 +281,11 @@ def test_torchscript_export_of_a_bits_run_runs_like_the_network(cli, bits_run, t
     from uboost.networks import load_frozen_network
 
     target = tmp_path / "m.pt"
-    result = cli("export", bits_run, "--format", "torchscript", "--out", target)
+    with warnings.catch_warnings(record=True) as seen:  # torch's two-line TracerWarning about the frozen ranges
+        warnings.simplefilter("always")  # (constants by design; the numbers are checked below) is not printed
+        result = cli("export", bits_run, "--format", "torchscript", "--out", target)
     assert result.code == 0, result.err
+    assert not [w for w in seen if issubclass(w.category, torch.jit.TracerWarning)], [str(w.message) for w in seen]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.load(str(target))

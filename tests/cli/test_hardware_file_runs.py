@@ -107,7 +107,7 @@ def test_a_bad_hardware_file_is_one_line_and_writes_nothing(cli, tmp_path, comma
     bad = tmp_path / "bad.cfg"
     bad.write_text("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nTurbo: 1\n")
     out = tmp_path / "out"
-    one_line_error(cli(command, "--space", "lenet", "--hardware", bad, "--out", out), "unknown key(s) turbo")
+    one_line_error(cli(command, "--space", "lenet", "--hardware", bad, "--out", out), "unknown key(s) Turbo in")
     assert not out.exists()
 
 

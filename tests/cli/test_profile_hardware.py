@@ -78,6 +78,38 @@ def test_setup_scalesim_in_another_folder_prints_a_line_to_paste(cli, tmp_path, 
     assert shlex.split(lines[1]) == ["export", f"UBOOST_SCALESIM_PYTHON={python}"]
 
 
+def _no_subprocess(monkeypatch):
+    from uboost.hardware import scalesim_runner
+
+    calls = []
+    monkeypatch.setattr(scalesim_runner.subprocess, "run", lambda args, **kw: calls.append(args))
+    return calls
+
+
+def test_setup_scalesim_prints_an_absolute_path_for_a_relative_folder(cli, tmp_path, monkeypatch):
+    calls = _no_subprocess(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    result = cli("hw", "setup-scalesim", "venv")
+    assert result.code == 0, result.err
+    python = tmp_path.absolute() / "venv" / "bin" / "python"
+    assert result.out.strip().splitlines()[1] == f"export UBOOST_SCALESIM_PYTHON={python}"  # not venv/bin/python
+    assert calls[0][-1] == str(tmp_path.absolute() / "venv")
+
+
+def test_setup_scalesim_refuses_a_folder_that_is_not_empty_and_not_a_venv(cli, tmp_path, monkeypatch):
+    calls = _no_subprocess(monkeypatch)
+    busy = tmp_path / "project"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    one_line_error(cli("hw", "setup-scalesim", busy), "not empty and not a virtualenv (no pyvenv.cfg)")
+    assert not calls and sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+    one_line_error(cli("hw", "setup-scalesim", busy / "notes.txt"), "is a file")
+    (tmp_path / "empty").mkdir()
+    assert cli("hw", "setup-scalesim", tmp_path / "empty").code == 0  # an empty folder is fine
+    (busy / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert cli("hw", "setup-scalesim", busy).code == 0  # as is an existing virtualenv (SCALE-Sim added to it)
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("", "describes no accelerator"),
     ("[hardware]\n", "describes no accelerator"),
@@ -105,3 +137,17 @@ def test_the_simulation_progress_bar_draws_on_stderr(capsys):
         progress(2, 2)
     captured = capsys.readouterr()
     assert captured.out == "" and "SCALE-Sim test" in captured.err
+
+
+def test_the_area_note_is_the_same_whether_the_area_table_comes_from_tech_or_the_file(cli, tmp_path):
+    # a file naming area = "recpipe12" with bitfusion PEs printed no area and no note; --tech recpipe12 said why
+    path = tmp_path / "bf.toml"
+    path.write_text('[hardware]\nrows = 8\ncols = 8\npe = "bitfusion"\narea = "recpipe12"\nsram_kb = 4\n')
+    by_file = cli("profile", *NET, "--hardware", path, "--json")
+    by_tech = cli("profile", *NET, "--array", "8x8", "--pe", "bitfusion", "--sram-kb", "4", "--tech", "recpipe12", "--json")
+    assert by_file.code == by_tech.code == 0, by_file.err + by_tech.err
+    notes = json.loads(by_file.out).get("notes")
+    assert notes and notes == json.loads(by_tech.out)["notes"]
+    assert "no area for 8x8 (recpipe12)" in notes[0] and "'bitfusion'" in notes[0]
+    shown = " ".join(cli("profile", *NET, "--hardware", path).out.split())
+    assert "note: no area for 8x8 (recpipe12)" in shown

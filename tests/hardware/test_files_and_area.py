@@ -123,9 +123,12 @@ def test_area_needs_sized_buffers_and_a_pe_factor():
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nFancyKnob: 3\n", "unknown key(s) fancyknob"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nFancyKnob: 3\n", "unknown key(s) FancyKnob in"),  # as the file spells it, not lower-cased
     ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\n[turbo]\nx: 1\n", "unknown section [turbo]"),
-    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nIfmapSramSzkB: -4\n", "positive whole number"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nIfmapSramSzkB: -4\n", "IfmapSramSzkB must be a positive whole number"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nifmapsramsz: 0\nFILTERSRAMSZ: 2\nOfmapSramSz: 2\n", "ifmapsramsz must be a"),
+    ("[architecture_presets]\narrayheight: 0\nArrayWidth: 8\n", "arrayheight must be a positive"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\n[run_presets]\ninterfaceBandwidth: ASK\n", "interfaceBandwidth must be CALC"),
     ("[architecture_presets]\nArrayHeight: 8\n", "needs ArrayHeight and ArrayWidth"),
     ("ArrayHeight: 8\n", "cannot read SCALE-Sim config"),
     ("[general]\nrun_name = x\n", "no [architecture_presets]"),
@@ -149,6 +152,9 @@ def test_bad_scalesim_files_are_one_clear_error(tmp_path, text, fragment):
     ("[hardware]\n[hardware.energy]\nbase = \"horowitz45\"\ndram_pj_per_bit = -1\n", "dram_pj_per_bit"),
     ("[hardware]\nrows = 8\ncols = 8\nbits = 4\n", "would price nothing"),  # was accepted and priced at 8 bits
     ("[hardware]\ncols = 32\n", "but no rows"),  # rows took the default 128, silently
+    # a misnamed table is a missing [hardware] table, not an "unknown key hw"
+    ("[hw]\nrows = 8\ncols = 8\n", "no [hardware] table; [hw] is not a known table"),
+    ("[hardware]\nrows = 8\ncols = 8\n[hardware.power]\nx = 1\n", "[hardware.power] is not a known table"),
 ])
 def test_bad_toml_files_are_one_clear_error(tmp_path, text, fragment):
     path = tmp_path / "bad.toml"

@@ -85,6 +85,7 @@ def test_predict_prints_the_prediction_and_the_exact_cost(cli, searched):
     assert row["uncertainty"] == predictor.table.loo_rmse and row["predictor"]["built_now"] is False
     table = cli("predict", run)
     assert table.code == 0 and "predicted accuracy" in table.out and "cycles" in table.out
+    assert "(seed 3, 1 uniform fine-tune epoch)," in " ".join(table.out.split())  # was "1 ... epochs"
 
 
 def test_other_settings_build_the_predictor_again(cli, searched, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, comma_items
 
 
 def parse_float_range(text: str, what: str) -> tuple[float, float]:
@@ -33,7 +33,9 @@ def parse_int_space(text: str, what: str) -> tuple[int, ...] | range:
             if low < 1 or high < low or step < 1:
                 raise ConfigError(f"{what} range needs 1 <= LOW <= HIGH and STEP >= 1, got {text!r}")
             return range(low, high + 1, step)
-        return tuple(int(p) for p in text.split(",") if p.strip())
+        return tuple(int(p) for p in comma_items(text, what, "8,16,32"))
+    except ConfigError:  # (a ValueError too) already says what is wrong
+        raise
     except ValueError:
         raise ConfigError(f"{what} must be choices like 8,16,32 or a range LOW:HIGH[:STEP], got {text!r}") from None
 
@@ -42,8 +44,9 @@ def parse_choices(text: Optional[str], what: str, kind=int) -> Optional[tuple]:
     """``"8,16,32"`` -> ``(8, 16, 32)`` (positive ``kind`` values); ``None`` stays ``None``."""
     if text is None:
         return None
+    items = comma_items(text, what, "8,16,32")
     try:
-        values = tuple(kind(p) for p in str(text).split(",") if p.strip())
+        values = tuple(kind(p) for p in items)
     except ValueError:
         raise ConfigError(f"{what} must be choices like 8,16,32, got {text!r}") from None
     if not values or any(not v > 0 for v in values):

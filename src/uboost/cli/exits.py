@@ -7,14 +7,15 @@ from typing import Annotated, Optional
 import typer
 
 from uboost.cli._common import Flag, console
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, comma_items
 
 Opt = typer.Option
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
+    items = comma_items(text, what, "0.8,0.9")
     try:
-        return tuple(float(p) for p in text.split(",") if p.strip())
+        return tuple(float(p) for p in items)
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated numbers like 0.8,0.9, got {text!r}") from None
 
@@ -44,7 +45,7 @@ def exits(
     from uboost.dynamic.pipeline import ExitsConfig, prepare, run_exits
 
     config = ExitsConfig(
-        positions=None if positions is None else tuple(p.strip() for p in positions.split(",") if p.strip()),
+        positions=None if positions is None else tuple(comma_items(positions, "--positions", "0,2")),
         training=training, epochs=epochs, head_width=head_width, head_pool=head_pool, energy=energy, operating_points=operating_points,
         grid=_floats(thresholds, "--thresholds") if thresholds is not None else ExitsConfig().grid,
         max_worst_latency_ms=max_worst_latency_ms, method=method, trials=trials, validation=validation,

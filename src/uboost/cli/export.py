@@ -181,6 +181,8 @@ def _traced(network, example):
     """``torch.jit.trace`` of ``network``, checked on numbers: a quantized network's graph caches its
     integer codes after the first call, so torch's own check (two traces, graphs compared) fails on
     a difference of form; the traced module must give the eager one's outputs instead."""
+    import warnings
+
     import torch
 
     from uboost.exceptions import ConfigError
@@ -188,7 +190,11 @@ def _traced(network, example):
     from uboost.quant import LayerQuantizer
 
     quantized = any(isinstance(m, LayerQuantizer) for m in network.modules())
-    with torch.no_grad():  # frozen quantized layers on their integer codes, as the eager network in inference
+    with torch.no_grad(), warnings.catch_warnings():  # frozen quantized layers on their integer codes, as eager inference
+        # a frozen quantizer reads its calibrated range (act_min/act_max, observed) as numbers: constants of the
+        # trace by design, which torch warns of in two lines; the probe below checks the traced numbers instead
+        warnings.filterwarnings("ignore", message=r"Converting a tensor to a Python", category=torch.jit.TracerWarning,
+                                module=r"uboost\.")
         traced = torch.jit.trace(network, example, check_trace=not quantized)
     if quantized:
         probe = torch.randn(4, *example.shape[1:], generator=torch.Generator().manual_seed(0))

@@ -135,7 +135,7 @@ def tabulate(
 
 
 def setup_scalesim(
-    venv: Annotated[Optional[Path], typer.Argument(help="where to create it [default: ~/.cache/uboost/scalesim-venv]")] = None,
+    venv: Annotated[Optional[Path], typer.Argument(help="where to create it: a new or empty folder, or an existing virtualenv [default: ~/.cache/uboost/scalesim-venv]")] = None,
 ) -> None:
     """Create a virtualenv with SCALE-Sim 3.0.0 and numpy<2.3 for the `scalesim` cost model."""
     import shlex
@@ -145,7 +145,7 @@ def setup_scalesim(
     from uboost.hardware.scalesim_runner import PYTHON_ENV, default_venv, setup_environment
 
     try:
-        python = setup_environment(venv)
+        python = Path(setup_environment(venv)).absolute()  # pasted in another folder, a relative path breaks
     except (OSError, subprocess.CalledProcessError) as exc:
         raise HardwareError(f"could not set up SCALE-Sim in {venv or default_venv()}: {exc}") from None
     console.print(f"SCALE-Sim is ready: {python}", soft_wrap=True)

@@ -41,8 +41,9 @@ def predict(
     console.print(_table(row))
     made = row["predictor"]
     how = f"built now in {made['seconds']:.0f} s" if made["built_now"] else f"loaded from {Path(run) / 'predictor.json'}"
-    console.print(f"predictor: {made['samples']} sub-networks measured with inherited weights (seed {made['seed']}, "
-                  f"{made['fine_tune_epochs']} uniform fine-tune epochs), "
+    samples, epochs = made["samples"], made["fine_tune_epochs"]
+    console.print(f"predictor: {samples} sub-network{'' if samples == 1 else 's'} measured with inherited weights "
+                  f"(seed {made['seed']}, {epochs} uniform fine-tune epoch{'' if epochs == 1 else 's'}), "
                   f"leave-one-out error ±{100 * made['loo_rmse']:.1f} points; {how}")
     if row["unseen_values"]:
         console.print(f"[yellow]no measured sub-network had its value of {', '.join(row['unseen_values'][:4])}: "

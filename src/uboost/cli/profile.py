@@ -58,7 +58,7 @@ def profile(
     hardware: Annotated[Optional[Path], typer.Option("--hardware", help="accelerator file: uboost TOML or a SCALE-Sim .cfg (options given here override it)")] = None,
     tech: Annotated[Optional[str], typer.Option("--tech", help="area table: tpu28, recpipe12 or a TOML file [default: the --hardware file's, else tpu28]")] = None,
     pe: Annotated[Optional[str], typer.Option(help="processing elements: fixed | bitfusion | bit-serial [default: a run's own, else fixed]")] = None,
-    bits: Annotated[Optional[int], typer.Option(help="price every layer's weights and activations at this width [default: the network's own: a run's precision.json, else 8]")] = None,
+    bits: Annotated[Optional[str], typer.Option(help="price every layer's weights and activations at this width [default: the network's own: a run's precision.json, else 8]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a per-layer utilization PNG")] = None,
     energy_plot: Annotated[Optional[Path], typer.Option("--energy-plot", help="write a PNG of per-layer energy (stacked MAC, SRAM, DRAM, leakage)")] = None,
@@ -75,6 +75,14 @@ def profile(
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
         check_output_file(name, path, force=force)
+    if bits is not None:  # as search and tune read --bits (one message for 1.5, 33, 2,,8), one width here
+        from uboost.exceptions import ConfigError
+        from uboost.quant import parse_bits
+
+        widths = parse_bits(bits, "--bits")
+        if len(widths) != 1:
+            raise ConfigError(f"--bits prices every layer at one width here, got {bits!r}; profile each width on its own")
+        bits = widths[0]
     if plot is not None and energy_plot is not None and plot.resolve() == energy_plot.resolve():
         from uboost.exceptions import ConfigError
 
@@ -91,6 +99,7 @@ def profile(
     described = without_overridden(read_hardware_file(hardware), over_file) if hardware is not None else {}
     file_area = described.pop("area", None)
     area_table = resolve_area(tech if tech is not None else file_area)
+    area_named = tech is not None or file_area is not None  # asked for an area (by option, file or run): say why none
     table = resolve_energy(energy) if energy is not None else None
     points = load_operating_points(operating_points) if operating_points is not None else None
     _ = [parse_array(a) for a in array or []]  # every --array is checked before the network is loaded
@@ -102,6 +111,7 @@ def profile(
         raise ConfigError(f"{model} has no known input shape: pass --input CxHxW")
     run = loaded.search_config  # a run is priced on its own accelerator and cost model unless told otherwise
     if tech is None and hardware is None and run is not None:
+        area_named = (run.hardware or {}).get("area") is not None
         area_table = run.area_table()  # and on its own area table (a co-searched run's --tech); a --hardware file
         # describes the whole accelerator, its area table (or the default) included, as frontier and export read it
     run_clock = None  # a run's own clock, kept under another --operating-points table where that table runs it
@@ -129,10 +139,6 @@ def profile(
         dataclasses.replace(base, rows=r, cols=c, **{k: v for k, v in given.items() if v is not None})
         for r, c in (parse_array(a) for a in unique(array or [base.array]))
     ]
-    if bits is not None:
-        from uboost.quant import check_bits
-
-        check_bits(bits, "--bits")
     layers = extract_layers(loaded.module, shape)
     if bits is not None:  # every layer at --bits, whatever the network's own
         from dataclasses import replace
@@ -147,7 +153,7 @@ def profile(
         sweeps = []
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
-    if tech is not None:  # asked for an area: say why one is missing
+    if area_named:  # asked for an area: say why one is missing
         for r in reports:
             _area(r.spec, area_table, area_breakdown_mm2, notes)
     if as_json:

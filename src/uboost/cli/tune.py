@@ -10,7 +10,7 @@ import typer
 from uboost.cli._common import console, err_console, human, latency_text, not_drawn
 from uboost.cli._tune_parsing import parse_choices, parse_float_range, parse_int_space  # noqa: F401  (tests, plug-ins)
 from uboost.cli._tune_table import ACCELERATOR_PARAMS, _accelerator_cell, _accelerator_text, _chosen_params  # noqa: F401  (tests)
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, comma_items
 
 Opt = typer.Option
 
@@ -28,7 +28,7 @@ def _accelerator_space(base, *, area_budget_mm2, ifmap, filters, ofmap, dram_bw,
         clocks = [p.freq_hz for p in table]
     given = dict(ifmap_sram_kb=parse_choices(ifmap, "--ifmap-sram-kb-choices"), filter_sram_kb=parse_choices(filters, "--filter-sram-kb-choices"),
                  ofmap_sram_kb=parse_choices(ofmap, "--ofmap-sram-kb-choices"), dram_bw_words=parse_choices(dram_bw, "--dram-bw-choices", float),
-                 clock_hz=clocks, pe_modes=None if pe_modes is None else [m.strip() for m in pe_modes.split(",") if m.strip()],
+                 clock_hz=clocks, pe_modes=None if pe_modes is None else comma_items(pe_modes, "--pe-modes", "fixed,bitfusion"),
                  area_budget_mm2=area_budget_mm2)
     if all(v is None for v in given.values()) and "area" not in objectives:
         return None
@@ -379,7 +379,7 @@ def tune(
         rows=parse_int_space(rows, "--rows"),
         cols=parse_int_space(cols, "--cols"),
         area_budget=area_budget,
-        dataflows=None if dataflows is None else [d.strip() for d in dataflows.split(",") if d.strip()],
+        dataflows=None if dataflows is None else comma_items(dataflows, "--dataflows", "ws,os"),
         utilization_weight=None if utilization_weight_range is None else parse_float_range(utilization_weight_range, "--utilization-weight-range"),
         search_seeds=search_seeds,
     )

@@ -81,28 +81,33 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"hardware file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         raise ConfigError(f"cannot read SCALE-Sim config {path}: {str(exc).splitlines()[0]}") from None
+    spelled = _spellings(path)
+
+    def said(section: str, key: str) -> str:  # a key as the file spells it (configparser lowercases it)
+        return spelled.get((section, key), key)
+
     for section in parser.sections():
         if section not in SCALESIM_KEYS:
             raise ConfigError(f"{path}: unknown section [{section}]; SCALE-Sim configs have "
                               + ", ".join(f"[{s}]" for s in SCALESIM_KEYS))
         unknown = sorted(set(parser[section]) - set(SCALESIM_KEYS[section]))
         if unknown:
-            raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} in [{section}]")
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(said(section, k) for k in unknown)} in [{section}]")
     if not parser.has_section("architecture_presets"):
         raise ConfigError(f"{path}: no [architecture_presets] section: not a SCALE-Sim config")
     arch = parser["architecture_presets"]
     for key in ("arrayheight", "arraywidth"):
         if key not in arch:
             raise ConfigError(f"{path}: [architecture_presets] needs ArrayHeight and ArrayWidth")
-    fields: dict[str, Any] = {"rows": _int(path, "ArrayHeight", arch["arrayheight"]),
-                              "cols": _int(path, "ArrayWidth", arch["arraywidth"])}
+    fields: dict[str, Any] = {"rows": _int(path, said("architecture_presets", "arrayheight"), arch["arrayheight"]),
+                              "cols": _int(path, said("architecture_presets", "arraywidth"), arch["arraywidth"])}
     if "dataflow" in arch:
         fields["dataflow"] = arch["dataflow"].strip().strip('"').lower()
     sizes = {}
     for buffer in ("ifmap", "filter", "ofmap"):
         for key in (f"{buffer}sramszkb", f"{buffer}sramsz"):  # SCALE-Sim 1 wrote ...SramSz, also in kB
             if key in arch:
-                sizes[buffer] = _int(path, key, arch[key])
+                sizes[buffer] = _int(path, said("architecture_presets", key), arch[key])
                 break
     if len(sizes) == 3 and len(set(sizes.values())) == 1:
         fields["sram_kb"] = sizes["ifmap"]  # three equal buffers: what --sram-kb gives
@@ -110,38 +115,50 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
         fields.update({f"{buffer}_sram_kb": kb for buffer, kb in sizes.items()})
     mode = parser.get("run_presets", "interfacebandwidth", fallback="CALC").strip().upper()
     if mode not in ("CALC", "USER"):
-        raise ConfigError(f"{path}: InterfaceBandwidth must be CALC or USER, got {mode!r}")
+        raise ConfigError(f"{path}: {said('run_presets', 'interfacebandwidth')} must be CALC or USER, got {mode!r}")
     if mode == "USER":
         text = arch.get("bandwidth", "").strip()
         if not text:
             raise ConfigError(f"{path}: InterfaceBandwidth is USER but [architecture_presets] has no Bandwidth")
         if "," in text:
-            raise ConfigError(f"{path}: a per-layer Bandwidth list ({text}) is not supported; give one value")
+            raise ConfigError(f"{path}: a per-layer {said('architecture_presets', 'bandwidth')} list ({text}) is not supported; "
+                              "give one value")
         try:
             fields["dram_bw_words"] = float(text)
         except ValueError:
-            raise ConfigError(f"{path}: Bandwidth must be a number of words per cycle, got {text!r}") from None
-        _check_port_bandwidths(path, parser, fields["dram_bw_words"])
+            raise ConfigError(f"{path}: {said('architecture_presets', 'bandwidth')} must be a number of words per cycle, "
+                              f"got {text!r}") from None
+        _check_port_bandwidths(path, parser, fields["dram_bw_words"], said)
     if parser.get("sparsity", "sparsitysupport", fallback="false").strip().lower() == "true":
-        raise ConfigError(f"{path}: SparsitySupport is not modelled by uboost; set it to false or use --cost-model scalesim")
+        raise ConfigError(f"{path}: {said('sparsity', 'sparsitysupport')} is not modelled by uboost; set it to false or use --cost-model scalesim")
     return fields
 
 
-def _check_port_bandwidths(path: Path, parser: configparser.ConfigParser, bandwidth: float) -> None:
+def _spellings(path: Path) -> dict[tuple[str, str], str]:
+    """``(section, lowercased key)`` -> the key as the file spells it, for messages in the file's words."""
+    raw = configparser.ConfigParser(interpolation=None, strict=False)
+    raw.optionxform = str  # type: ignore[assignment, method-assign]  (keep the case)
+    with open(path, encoding="utf-8") as f:
+        raw.read_file(f)
+    return {(section, key.lower()): key for section in raw.sections() for key in raw[section]}
+
+
+def _check_port_bandwidths(path: Path, parser: configparser.ConfigParser, bandwidth: float, said) -> None:
     """Refuse a SCALE-Sim 3 ``[layout]`` whose ifmap or filter DRAM bandwidth (USER mode reads them from
     the bank bandwidths) is not ``Bandwidth``: uboost's memory models have one DRAM bandwidth."""
     if not parser.has_section("layout"):  # SCALE-Sim 1 and 2: Bandwidth feeds all three ports
         return
-    for key, name in (("ifmapsrambankbandwidth", "IfmapSRAMBankBandwidth"), ("filtersrambankbandwidth", "FilterSRAMBankBandwidth")):
+    for key in ("ifmapsrambankbandwidth", "filtersrambankbandwidth"):
         text = parser["layout"].get(key)
         if text is None:
             continue
+        name = said("layout", key)
         try:
             value = float(text.strip().strip('"'))
         except ValueError:
             raise ConfigError(f"{path}: {name} must be a number of words per cycle, got {text!r}") from None
         if value != bandwidth:
-            raise ConfigError(f"{path}: [layout] {name} = {text.strip()} differs from Bandwidth = {bandwidth:g}: SCALE-Sim 3 "
+            raise ConfigError(f"{path}: [layout] {name} = {text.strip()} differs from {said('architecture_presets', 'bandwidth')} = {bandwidth:g}: SCALE-Sim 3 "
                               "takes it as that port's DRAM bandwidth and uboost models one DRAM bandwidth; make them equal")
 
 
@@ -171,7 +188,8 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     data = read_toml(path, what="hardware file")
-    if "hardware" in data:
+    inside = "hardware" in data
+    if inside:
         stray = sorted(k for k in data if k != "hardware")
         if stray:
             raise ConfigError(f"{path}: {', '.join(map(repr, stray))} outside the [hardware] table")
@@ -180,6 +198,13 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: [hardware] must be a table")
     known = [f.name for f in dataclasses.fields(HardwareSpec)]
     unknown = sorted(set(data) - set(known) - set(_NOT_SPEC))
+    tables = [k for k in unknown if isinstance(data[k], dict)]  # [hw] is a table, not a key: say which table is missing
+    if tables and inside:
+        raise ConfigError(f"{path}: [hardware.{tables[0]}] is not a known table; [hardware] takes the tables energy, "
+                          f"operating_points and area")
+    if tables:
+        raise ConfigError(f"{path}: no [hardware] table; [{tables[0]}] is not a known table: describe the accelerator "
+                          f"in [hardware] (or as top-level keys): {', '.join(known + list(_NOT_SPEC))}")
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected: {', '.join(known + list(_NOT_SPEC))}")
     if not data:

@@ -114,8 +114,14 @@ def find_python(python: str | os.PathLike | None = None) -> str:
 
 
 def setup_environment(venv: str | os.PathLike | None = None) -> str:
-    """Create a virtualenv with SCALE-Sim (``numpy<2.3``) and return its python."""
-    target = Path(venv) if venv is not None else default_venv()
+    """Create a virtualenv with SCALE-Sim (``numpy<2.3``) and return its python (an absolute path: a line to
+    paste elsewhere). An existing ``venv`` must be a virtualenv (``pyvenv.cfg``) or an empty folder."""
+    target = (Path(venv) if venv is not None else default_venv()).expanduser().absolute()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file, not a folder for the SCALE-Sim virtualenv: give a new or empty folder")
+    if target.is_dir() and not (target / "pyvenv.cfg").is_file() and any(target.iterdir()):
+        raise ConfigError(f"{target} is not empty and not a virtualenv (no pyvenv.cfg): give a new or empty folder "
+                          f"for SCALE-Sim, or an existing virtualenv")
     python = _venv_python(target)
     if not python.is_file():
         logger.info("creating a SCALE-Sim virtualenv in %s", target)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, comma_items
 
 OBJECTIVES: dict[str, tuple[str, str]] = {
     "accuracy": ("accuracy", "maximize"),
@@ -33,7 +33,7 @@ def check_objectives(objectives: str | Iterable[str] | None) -> tuple[str, ...]:
     """``"accuracy,latency,area"`` or a sequence -> a checked tuple of two or three distinct names."""
     if objectives is None:
         return DEFAULT_OBJECTIVES
-    names = [o.strip().lower() for o in (objectives.split(",") if isinstance(objectives, str) else objectives)]
+    names = [o.strip().lower() for o in (comma_items(objectives, "objectives", "accuracy,latency") if isinstance(objectives, str) else objectives)]
     names = [n for n in names if n]
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown:
