@@ -131,12 +131,13 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     return path
 
 
-def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, owner: str = SEARCH) -> Path:
     """Create ``path`` for a new run; refuse to reuse a non-empty one unless ``resume``/``force``.
 
     ``force`` deletes exactly what uboost wrote there before (the manifest: the earlier search,
     its checkpoints and NNI files, retrain output, exports) and keeps every other file. The files
-    the new run will write are registered before they are written.
+    the new run will write are registered before they are written, as ``owner``'s (a budget export's run directory
+    is not a search's: see :mod:`uboost._owners`).
     """
     path = check_run_dir(path, resume=resume, force=force)
     if resume:
@@ -145,7 +146,7 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: boo
         _manifest.clear(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        _manifest.record(path, *RUN_FILES, owner=SEARCH)
+        _manifest.record(path, *RUN_FILES, owner=owner)
     except OSError as exc:
         raise RunDirError(f"cannot write in output directory {path}: {exc.strerror or exc}") from None
     return path

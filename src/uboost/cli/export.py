@@ -16,7 +16,7 @@ def export(
     run: Annotated[Path, typer.Argument(help="run directory or arch.json; or, with --format onnx, an `uboost exits` directory or one of its points (RUN/exits/points/p03.json)")],
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
     out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt; EXITS/model.onnx; for a point pNN a directory EXITS/onnx-pNN]")] = None,
-    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
+    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file, or replace an earlier budget export's --out directory (never another command's results: a search run's, a retrain's or a tune study's files)")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
     budget_floor: Annotated[Optional[float], Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound) [default: 0.9]")] = None,
@@ -69,6 +69,9 @@ def export(
     target = out or artifacts.root / default
     if target.is_dir():
         raise RunDirError(f"--out {target} is a directory; give a file name, e.g. {target / default}")
+    from uboost._owners import refuse_others
+
+    refuse_others(target, runs.EXPORT)  # a search's, a retrain's or a study's own file: never replaced, --force or not
     inside = target.resolve().is_relative_to(artifacts.root.resolve())
     if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target, runs.EXPORT)):
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
