@@ -211,7 +211,7 @@ def test_tune_cli_end_to_end_continue_and_export(cli, tmp_path, tiny_toml):
     assert cli("tune", "--out", out, "--export", "best", "--force").code == 0
     trial0 = Path(load_study(out).trials[0].user_attrs["run_dir"])  # another trial's own run directory: never cleared
     files = sorted(p.relative_to(trial0) for p in trial0.rglob("*"))
-    one_line_error(cli("tune", "--out", out, "--export", "1", "--export-to", trial0, "--force"), "refusing to clear", "0000")
+    one_line_error(cli("tune", "--out", out, "--export", "1", "--export-to", trial0, "--force"), "holds the results of uboost search", "0000")
     assert sorted(p.relative_to(trial0) for p in trial0.rglob("*")) == files and any((trial0 / "checkpoints").iterdir())
 
 

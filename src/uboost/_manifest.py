@@ -79,6 +79,12 @@ def _inside(root: Path, rel: str) -> Path | None:
         return None
 
 
+def listing(root: str | os.PathLike) -> tuple[list[str], list[str], dict[str, str]]:
+    """The files, folders and file owners ``root``'s manifest lists (all empty without one)."""
+    data = _load(Path(root))
+    return data["files"], data["dirs"], data["owners"]
+
+
 def owned(root: str | os.PathLike) -> set[str]:
     """Relative paths of the files uboost registered in ``root``."""
     return set(_load(Path(root))["files"])
@@ -174,8 +180,15 @@ def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner
     return found
 
 
+DESCRIPTIONS = {"export-run": "uboost export --target-latency-ms (a budget export or a frontier point)",
+                "tune-export": "uboost tune --export"}
+"""Owners whose command is not their name (see :mod:`uboost._owners`)."""
+
+
 def describe_owner(owner: str) -> str:
     """``"retrain:retrain"`` -> ``"uboost retrain (into retrain)"``."""
+    if owner in DESCRIPTIONS:
+        return DESCRIPTIONS[owner]
     command, _, place = owner.partition(":")
     return f"uboost {command}" + (f" (into {place})" if place else "")
 

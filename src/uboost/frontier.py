@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from uboost import _manifest, runs
+from uboost._owners import EXPORT_RUN, refuse_others
 from uboost.exceptions import ConfigError, RunDirError
 from uboost.io import write_json
 
@@ -147,6 +148,7 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
     out = Path(out)
     if out.resolve() == source.root.resolve():
         raise RunDirError(f"--out must not be the search run itself ({out})")
+    refuse_others(out, EXPORT_RUN, directory=True)  # another search, retrain or study: never replaced, --force or not
     space, _, _ = build_space(source.config)
     from uboost.strategy.widening import widen_export
 
@@ -173,7 +175,8 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
         config = config.replace(clock_hz=model.spec.clock_hz, voltage_v=model.spec.voltage_v, operating_point=None)
     runs.check_run_dir(out, force=force, resumable=False)
     with run_lock(out):
-        runs.prepare_run_dir(out, force=force)
+        refuse_others(out, EXPORT_RUN, directory=True)  # again, under the lock
+        runs.prepare_run_dir(out, force=force, owner=EXPORT_RUN)
         write_json(out / runs.CONFIG, config.to_dict())
         if precision is not None:
             from uboost.quant import precision_dict
@@ -263,6 +266,8 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
     points = [out_root / f"p{i:02d}" for i in range(len(projections))]
     from uboost._lock import run_lock
 
+    # a retrain's output or a study folder is not an earlier frontier: its files are never cleared, --force or not
+    refuse_others(out_root, EXPORT_RUN, directory=True, nested=False)
     with run_lock(out_root):
         if force:  # the earlier frontier's points go, also those past the new number of points
             _manifest.clear(out_root, source.root)

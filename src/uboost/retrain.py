@@ -380,7 +380,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
 
     trained_at = {"precision": precision_dict(precision) if quantized else None}  # export checks model.pt against it
     write_json(out / "hardware.json", report.to_dict())
-    write_json(out / "retrain.json", {**result.summary(), **trained_at, "config": config.__dict__, "source": str(source)})  # last
+    write_json(out / "retrain.json", {**result.summary(), **trained_at, "config": config.__dict__, "source": str(source),
+                                          "source_path": str(Path(source).resolve())})  # last
     register_logged()
     return result
 

@@ -33,6 +33,7 @@ PRECISION = "precision.json"  # searched bits per layer of the frozen network (u
 CHECKPOINTS = "checkpoints"
 NNI = "nni"
 RETRAIN = "retrain"
+RETRAIN_INFO = "retrain.json"  # a retrain's summary, written last: its bits, its settings and the run it trained
 LOGGER_FOLDERS = ("tensorboard", "wandb", "mlruns")  # where optional Lightning loggers write (uboost.loggers)
 # every file a search writes in its run directory, registered in the manifest before it is written
 RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, "hparams.yaml", RESULT, "utilization.png", "search.png", ALPHAS, PROBABILITIES,
@@ -74,12 +75,45 @@ def unfinished_hint(root: str | os.PathLike) -> str:
     """Why a directory has no search result yet, and the exact command that makes one."""
     root = Path(root)
     if not (root / CONFIG).is_file():
-        if (root / "retrain.json").is_file() or root.name == RETRAIN:
-            return f"it is a retrain's output, not a search run: pass the run directory it belongs to ({root.parent})"
+        if (root / RETRAIN_INFO).is_file() or root.name == RETRAIN:
+            try:  # where retrain.json says, found from here; else as it records it; without one, RUN/retrain's RUN
+                source = retrain_source(root) or _retrained_from(root)[0] or root.parent
+            except RunDirError:
+                source = _retrained_from(root)[0]
+            return f"it is a retrain's output, not a search run: pass the run it was retrained from ({source})"
         return "not a uboost search run directory (no config.json either)"
     if latest_checkpoint(root) is not None:
         return f"the search did not finish; continue it with: uboost search --out {root} --resume"
     return f"the search did not finish and left no checkpoint; start it over with: uboost search --out {root} --force"
+
+
+def _retrained_from(folder: Path) -> tuple[str | None, str | None]:
+    """``(source as given, its absolute path)`` that ``folder/retrain.json`` records (``None`` where it does not)."""
+    try:
+        data = json.loads((folder / RETRAIN_INFO).read_text())
+    except (OSError, ValueError):
+        return None, None
+    data = data if isinstance(data, dict) else {}
+    return tuple(v if isinstance(v, str) and v else None for v in (data.get("source"), data.get("source_path")))
+
+
+def retrain_source(path: str | os.PathLike) -> Path | None:
+    """The run (directory or ``arch.json``) the retrain whose output is ``path`` trained, or ``None`` when ``path`` is
+    no retrain's output (a directory with ``retrain.json`` and no ``arch.json``). Found where ``retrain.json`` records
+    it: the path as given (from the current directory, where that is still the run it trained), its absolute path, the
+    path as given from beside ``path``, or (without a recorded source) the run ``path`` lies in (``RUN/retrain``)."""
+    path = Path(path)
+    if not path.is_dir() or (path / ARCH).is_file() or not (path / RETRAIN_INFO).is_file():
+        return None
+    given, absolute = _retrained_from(path)
+    same = given and (absolute is None or Path(given).resolve() == Path(absolute))  # as given, where it still is
+    candidates = [Path(p) for p in (given if same else None, absolute, given) if p] + ([path.parent / given] if given else [])
+    candidates += [path.parent] if (path.parent / ARCH).is_file() and not given else []
+    for candidate in candidates:
+        if (candidate / ARCH).is_file() or (candidate.suffix == ".json" and candidate.is_file()):
+            return candidate
+    raise RunDirError(f"{path} is a retrain of {given or 'a run it does not name'} (its {RETRAIN_INFO}), which is not "
+                      "there now: run the command from the folder that retrain ran in, or move the run back")
 
 
 def _result_field(root: Path, key: str) -> Any:
@@ -131,12 +165,13 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     return path
 
 
-def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, owner: str = SEARCH) -> Path:
     """Create ``path`` for a new run; refuse to reuse a non-empty one unless ``resume``/``force``.
 
     ``force`` deletes exactly what uboost wrote there before (the manifest: the earlier search,
     its checkpoints and NNI files, retrain output, exports) and keeps every other file. The files
-    the new run will write are registered before they are written.
+    the new run will write are registered before they are written, as ``owner``'s (a budget export's run directory
+    is not a search's: see :mod:`uboost._owners`).
     """
     path = check_run_dir(path, resume=resume, force=force)
     if resume:
@@ -145,7 +180,7 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: boo
         _manifest.clear(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        _manifest.record(path, *RUN_FILES, owner=SEARCH)
+        _manifest.record(path, *RUN_FILES, owner=owner)
     except OSError as exc:
         raise RunDirError(f"cannot write in output directory {path}: {exc.strerror or exc}") from None
     return path

@@ -248,3 +248,19 @@ def test_exits_made_with_relative_paths_catch_a_replaced_model_from_any_director
     one_line_error(cli("switch", dex, "--latency-ms", "1"), "has no retrained model", "uboost exits RUN --out")
     one_line_error(cli("export", dex, "--format", "onnx"), "has no retrained model")
     assert not (dex / "model.onnx").exists()
+
+
+def test_a_points_export_never_replaces_a_run_nor_a_folder_of_runs(exits_dir, retrained_run, tmp_path, cli):
+    """A point exports to a directory that --force replaced whole: a search run, or a folder holding one, went."""
+    import shutil
+
+    from tests.reliability.conftest import tree
+
+    runs_folder = tmp_path / "runs"
+    shutil.copytree(retrained_run, runs_folder / "run")
+    before = tree(runs_folder)
+    point = exits_dir / "points" / "p00.json"
+    one_line_error(cli("export", point, "--format", "onnx", "--out", runs_folder / "run", "--force"),
+                   "holds the results of uboost search")
+    one_line_error(cli("export", point, "--format", "onnx", "--out", runs_folder, "--force"), "holds the results of uboost")
+    assert tree(runs_folder) == before

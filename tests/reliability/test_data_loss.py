@@ -54,7 +54,7 @@ def test_retrain_over_a_legacy_manifest_is_still_refused(cli, run_copy):
 
 def test_export_over_the_search_hardware_report_is_refused(cli, run_copy):
     before = tree(run_copy)
-    one_line_error(cli("export", run_copy, "--out", run_copy / "hardware.json"), "--force")
+    one_line_error(cli("export", run_copy, "--out", run_copy / "hardware.json"), "holds the results of uboost search")
     assert tree(run_copy) == before
 
 

@@ -49,7 +49,7 @@ def test_export_refuses_to_overwrite_with_a_relative_run_path(cli, run_copy, mon
     (run_copy / "model.onnx").write_text("my notes")
     config = (run_copy / "config.json").read_text()
     one_line_error(cli("export", "run", "--format", "onnx"), "already exists", "--force")
-    one_line_error(cli("export", "run", "--format", "onnx", "--out", "run/config.json"), "already exists", "--force")
+    one_line_error(cli("export", "run", "--format", "onnx", "--out", "run/config.json"), "holds the results of uboost search")
     assert (run_copy / "model.onnx").read_text() == "my notes" and (run_copy / "config.json").read_text() == config
     assert cli("export", "run", "--format", "json").code == 0  # its own export.json: replaced without --force
     assert cli("export", "run", "--format", "json").code == 0

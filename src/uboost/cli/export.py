@@ -13,10 +13,10 @@ Opt = typer.Option
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="run directory or arch.json; or, with --format onnx, an `uboost exits` directory or one of its points (RUN/exits/points/p03.json)")],
+    run: Annotated[Path, typer.Argument(help="run directory or arch.json; or a retrain's output (retrain --out DIR): its weights, with the run it trained; or, with --format onnx, an `uboost exits` directory or one of its points (RUN/exits/points/p03.json)")],
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
-    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt; EXITS/model.onnx; for a point pNN a directory EXITS/onnx-pNN]")] = None,
-    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file")] = False,
+    out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt (in a retrain's output DIR given as RUN: DIR/...); EXITS/model.onnx; for a point pNN a directory EXITS/onnx-pNN]")] = None,
+    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file, or replace an earlier budget export's --out directory (never another command's results: a search run's, a retrain's or a tune study's files)")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
     budget_floor: Annotated[Optional[float], Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound) [default: 0.9]")] = None,
@@ -27,7 +27,10 @@ def export(
 ) -> None:
     """Export the searched architecture (JSON) or the derived network (ONNX / TorchScript).
 
-    An `uboost exits` directory, or one of its points, exports the dynamic network to ONNX.
+    The network carries RUN/retrain/model.pt when there is one. A retrain written elsewhere
+    (uboost retrain RUN --out DIR) exports with uboost export DIR: DIR/model.pt on the network
+    of the run its retrain.json names. An `uboost exits` directory, or one of its points,
+    exports the dynamic network to ONNX.
     """
     import contextlib
 
@@ -64,24 +67,37 @@ def export(
 
     if format not in ("json", "onnx", "torchscript"):
         raise ConfigError(f"unknown format {format!r}; expected one of: json, onnx, torchscript")
+    trained = None  # a retrain's output (retrain --out DIR): its weights, with the arch and config of the run it trained
+    source = runs.retrain_source(run)
+    if source is not None:
+        trained, run = Path(run), source
+        if not (trained / "model.pt").is_file():
+            raise RunDirError(f"{trained} has no model.pt: its retrain did not finish; run it again (uboost retrain {run} "
+                              f"--out {trained} --resume)")
     artifacts = runs.load_run(run)
     default = {"json": "export.json", "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
-    target = out or artifacts.root / default
+    home = trained if trained is not None else artifacts.root  # where the default output goes, and whose manifest lists it
+    manifest_root = runs.owner_root(home, artifacts.root)
+    target = out or home / default
     if target.is_dir():
         raise RunDirError(f"--out {target} is a directory; give a file name, e.g. {target / default}")
-    inside = target.resolve().is_relative_to(artifacts.root.resolve())
-    if target.exists() and not force and not (inside and runs.may_overwrite(artifacts.root, target, runs.EXPORT)):
+    from uboost._owners import refuse_others
+
+    refuse_others(target, runs.EXPORT)  # a search's, a retrain's or a study's own file: never replaced, --force or not
+    inside = target.resolve().is_relative_to(manifest_root.resolve())
+    if target.exists() and not force and not (inside and runs.may_overwrite(manifest_root, target, runs.EXPORT)):
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
-    with runs.run_lock(artifacts.root) if inside else contextlib.nullcontext():
+    with runs.run_lock(manifest_root) if inside else contextlib.nullcontext():
         def claim() -> None:  # listed as uboost's once every check has passed, right before the write
             if inside:
-                runs.record(artifacts.root, target.resolve(), owner=runs.EXPORT)
+                runs.record(manifest_root, target.resolve(), owner=runs.EXPORT)
 
-        note = _export_to(run, artifacts, format, target, onnx_form, claim=claim)
+        note = _export_to(run, artifacts, format, target, onnx_form, claim=claim, trained=trained)
     console.print(f"wrote {target}{note}")
 
 
-def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str = "exact", claim=lambda: None) -> str:
+def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str = "exact", claim=lambda: None,
+               trained: Optional[Path] = None) -> str:
     import torch
 
     from uboost import runs
@@ -96,14 +112,15 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
 
     loaded = load_frozen_network(run)
     network = loaded.module.eval()
-    weights = artifacts.root / runs.RETRAIN / "model.pt"
+    trained = trained if trained is not None else artifacts.root / runs.RETRAIN
+    weights = trained / "model.pt"
     if weights.is_file():
-        _check_trained_precision(artifacts.root)
+        _check_trained_precision(artifacts.root, trained)
         state = runs.safe_load(weights, "retrained weights")
         try:
             network.load_state_dict(state)
         except Exception as exc:
-            raise RunDirError(f"{weights} does not fit the architecture of {artifacts.root} ({type(exc).__name__}); "
+            raise RunDirError(f"{weights} does not fit the architecture of {run} ({type(exc).__name__}); "
                               "it is from another search: run uboost retrain again") from None
     example = torch.zeros(1, *loaded.input_shape)
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
@@ -133,23 +150,25 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
     return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
 
 
-def _check_trained_precision(root: Path) -> None:
-    """Refuse retrained weights whose bits are not the run's precision.json now (edited, or a bits export over the
-    run since): they would be exported at bits they were not trained at, labelled "retrained weights"."""
+def _check_trained_precision(root: Path, trained: Path) -> None:
+    """Refuse retrained weights (``trained/model.pt``) whose bits are not the run's precision.json now (edited, or a
+    bits export over the run since): they would be exported at bits they were not trained at, labelled "retrained
+    weights"."""
     from uboost import runs
     from uboost.exceptions import RunDirError
     from uboost.quant import PRECISION_FILE, precision_dict, read_precision
 
-    info = root / runs.RETRAIN / "retrain.json"
+    info = trained / runs.RETRAIN_INFO
     data = runs.read_json(info, "retrain summary") if info.is_file() else None
     if not isinstance(data, dict) or "precision" not in data:
         return  # no summary, or one from before the bits were recorded in it: nothing to compare
     now = precision_dict(read_precision(root / PRECISION_FILE)) if (root / PRECISION_FILE).is_file() else None
     if data["precision"] != now:
-        trained = "in floating point" if data["precision"] is None else "at other bits"
+        how = "in floating point" if data["precision"] is None else "at other bits"
         wanted = f"the bits of {root / PRECISION_FILE}" if now is not None else f"floating point ({PRECISION_FILE} is gone)"
-        raise RunDirError(f"{root / runs.RETRAIN / 'model.pt'} was retrained {trained}, not at {wanted}: retrain again "
-                          f"(uboost retrain {root} --force), then export")
+        again = "" if trained == root / runs.RETRAIN else f" --out {trained}"
+        raise RunDirError(f"{trained / 'model.pt'} was retrained {how}, not at {wanted}: retrain again "
+                          f"(uboost retrain {root}{again} --force), then export")
 
 
 def _export_dynamic(source, format: str, out: Optional[Path], force: bool, budget: bool) -> None:

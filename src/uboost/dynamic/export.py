@@ -91,6 +91,16 @@ def export_dynamic(source: DynamicSource, target: Path, *, force: bool = False) 
         raise RunDirError(f"--out {target} is a directory; the all-exits graph is one file, e.g. {target / 'model.onnx'}")
     if policy is not None and target.exists() and not target.is_dir():
         raise RunDirError(f"--out {target} is a file; a point exports to a directory of graphs, e.g. {target.with_suffix('')}")
+    from uboost._owners import refuse_others
+
+    # a search's, a retrain's or a study's files (a point's directory replaces everything in it): never, --force or not
+    refuse_others(target, runs.EXPORT, directory=policy is not None)
+    if policy is not None and target.is_dir():  # --force replaces the whole folder: never one holding outputs
+        from uboost import _manifest
+
+        _manifest.guard(target)  # the current directory or a parent of it
+        for inner in target.rglob(_manifest.MANIFEST):
+            refuse_others(inner.parent, runs.EXPORT, directory=True)
     ours = root is not None and all(runs.may_overwrite(root, f, runs.EXPORT) for f in (target.iterdir() if target.is_dir() else [target]))
     if target.exists() and not force and not ours:
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")

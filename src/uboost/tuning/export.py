@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uboost import _manifest, runs
+from uboost._owners import TUNE_EXPORT, refuse_others
 from uboost.exceptions import ConfigError, RunDirError
 from uboost.io import write_json
 from uboost.tuning.inner_accelerator import INNER_FILE
@@ -140,8 +141,11 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
     source = Path(trial.user_attrs["run_dir"]) if trial.user_attrs.get("run_dir") else None
     # every trial's own run directory stays: --force never clears one (the study points at it)
     keep = [out_root, *sorted({t.user_attrs["run_dir"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("run_dir")})]
+    # a search run, a retrain or the study folder is not an earlier export: never cleared, --force or not
+    refuse_others(out, TUNE_EXPORT, directory=True)
     with runs.run_lock(out):
         _drop_staging(out)
+        refuse_others(out, TUNE_EXPORT, directory=True)  # again, under the lock
         if not _manifest.is_empty(out):
             if not force:
                 raise RunDirError(f"output {out} already exists; pass --force to replace it")
@@ -177,7 +181,7 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                 _manifest.clear(out, *keep)
             folders = sorted({parent.as_posix() for f in files for parent in Path(f).parents
                               if parent != Path(".") and not (out / parent).is_dir()})
-            _manifest.record(out, *files, dirs=folders)
+            _manifest.record(out, *files, dirs=folders, owner=TUNE_EXPORT)
             for name in files:
                 try:
                     (out / name).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,83 @@
+"""`--force` on an export never replaces or clears another command's results: a search run, a retrain's output, a
+tune study folder (as `retrain --out` and `frontier --out` refuse them); an earlier export of the same kind goes."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.reliability.conftest import one_line_error, tree
+from tests.reliability.test_force import _study
+
+REFUSED = "holds the results of uboost"
+
+
+@pytest.fixture
+def other_run(run_copy, tmp_path):
+    """A second finished search, the one the exports must not touch."""
+    target = tmp_path / "other"
+    shutil.copytree(run_copy, target)
+    return target
+
+
+def _budget(run):
+    return str(json.loads((run / "result.json").read_text())["latency_ms"])  # the search's own network fits it
+
+
+@pytest.mark.parametrize("name", ["config.json", "arch.json", "alphas.json", "checkpoints/last.ckpt"])
+def test_a_file_export_never_replaces_a_search_runs_own_file(cli, run_copy, other_run, name):
+    for run, where in ((run_copy, run_copy), (run_copy, other_run)):  # its own run, and another one
+        before = tree(where)
+        for force in ((), ("--force",)):
+            one_line_error(cli("export", run, "--out", where / name, *force), f"{name} holds the results of uboost search",
+                           "choose another output")
+        assert tree(where) == before
+    assert cli("export", run_copy, "--out", run_copy / "export.json", "--force").code == 0  # its own export: replaced
+
+
+def test_a_budget_export_never_clears_another_search_or_a_retrain(cli, run_copy, other_run, tmp_path):
+    budget = _budget(run_copy)
+    before = tree(other_run)
+    one_line_error(cli("export", run_copy, "--target-latency-ms", budget, "--out", other_run, "--force"),
+                   "config.json (and", "holds the results of uboost search")
+    one_line_error(cli("export", run_copy, "--target-latency-ms", budget, "--out", other_run / "checkpoints", "--force"),
+                   "last.ckpt holds the results of uboost search")
+    assert tree(other_run) == before
+    retrained = tmp_path / "retrained"
+    assert cli("retrain", run_copy, "--out", retrained, "--epochs", "1", "--max-samples", "64").code == 0
+    before = tree(retrained)
+    one_line_error(cli("export", run_copy, "--target-latency-ms", budget, "--out", retrained, "--force"),
+                   "holds the results of uboost retrain")
+    one_line_error(cli("frontier", run_copy, "--points", "2", "--out", retrained, "--force"), "holds the results of uboost retrain")
+    assert tree(retrained) == before
+
+
+def test_a_budget_export_replaces_an_earlier_one_with_force(cli, run_copy, tmp_path):
+    budget, out = _budget(run_copy), tmp_path / "budget"
+    assert cli("export", run_copy, "--target-latency-ms", budget, "--out", out).code == 0
+    assert cli("export", out, "--format", "onnx").code == 0  # made from the network it replaces: goes with it
+    one_line_error(cli("export", run_copy, "--out", out / "config.json", "--force"), "holds the results of uboost export")
+    manifest = out / ".uboost-manifest.json"  # written before budget exports had an owner of their own
+    data = json.loads(manifest.read_text())
+    data["owners"] = {k: "search" for k in data["owners"] if k != "model.onnx"}
+    manifest.write_text(json.dumps(data))
+    assert cli("export", run_copy, "--target-latency-ms", budget, "--out", out, "--force").code == 0
+    assert (out / "arch.json").is_file() and not (out / "model.onnx").exists()
+
+
+def test_tune_export_never_clears_a_search_run_or_the_study(cli, run_copy, other_run, tmp_path):
+    study_dir = tmp_path / "study"
+    _study(study_dir)
+    before = tree(other_run)
+    for target in (other_run, study_dir):
+        one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", target, "--force"), REFUSED)
+    assert tree(other_run) == before
+    budget = tmp_path / "budget"
+    assert cli("export", run_copy, "--target-latency-ms", _budget(run_copy), "--out", budget).code == 0
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", budget, "--force"),
+                   "holds the results of uboost export --target-latency-ms")
+    assert cli("tune", "--export", "0", "--out", study_dir).code == 0
+    assert cli("tune", "--export", "0", "--out", study_dir, "--force").code == 0  # its own earlier export: replaced
+    one_line_error(cli("export", run_copy, "--target-latency-ms", _budget(run_copy), "--out", study_dir / "export-0",
+                       "--force"), "holds the results of uboost tune --export")
+    one_line_error(cli("export", run_copy, "--out", study_dir / "study.journal", "--force"), "holds the results of uboost tune")
