@@ -81,3 +81,35 @@ def test_tune_export_never_clears_a_search_run_or_the_study(cli, run_copy, other
     one_line_error(cli("export", run_copy, "--target-latency-ms", _budget(run_copy), "--out", study_dir / "export-0",
                        "--force"), "holds the results of uboost tune --export")
     one_line_error(cli("export", run_copy, "--out", study_dir / "study.journal", "--force"), "holds the results of uboost tune")
+
+
+def test_a_tune_export_s_retrain_is_its_own_and_goes_with_it(cli, run_copy, tmp_path):
+    """The export's retrain (copied from the trial, or run again on it) is part of that run directory: `retrain EXPORT
+    --force` replaces it, and `tune --export --force` replaces the export with it; a retrain of its own is refused."""
+    import optuna
+
+    from uboost.tuning import create_study
+
+    study_dir = tmp_path / "study"
+    study = create_study(study_dir, seed=0)
+    run = tmp_path / "trial-run"  # the trial's run directory, a real search with its network
+    shutil.copytree(run_copy, run)
+    attrs = {"config": json.loads((run / "config.json").read_text()), "arch": json.loads((run / "arch.json").read_text()),
+             "accuracy": 0.5, "val_acc": 0.5, "latency_ms": 0.01, "array": "8x8", "dataflow": "ws", "run_dir": str(run)}
+    study.add_trial(optuna.trial.create_trial(
+        params={"latency_weight": 1.0}, distributions={"latency_weight": optuna.distributions.FloatDistribution(0.01, 10)},
+        values=[0.5, 0.01], user_attrs=attrs))
+    export = study_dir / "export-0"
+    assert cli("tune", "--export", "0", "--out", study_dir).code == 0
+    result = cli("retrain", export, "--epochs", "1", "--max-samples", "64", "--force")
+    assert result.code == 0, (result.out, result.err)
+    assert (export / "retrain" / "retrain.json").is_file()
+    assert cli("tune", "--export", "0", "--out", study_dir, "--force").code == 0
+    assert not (export / "retrain").exists() or (export / "retrain" / "retrain.json").is_file()
+    retrained = tmp_path / "retrained"
+    assert cli("retrain", run_copy, "--out", retrained, "--epochs", "1", "--max-samples", "64").code == 0
+    before = tree(retrained)
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--export-to", retrained, "--force"),
+                   "holds the results of uboost retrain")
+    assert tree(retrained) == before
+

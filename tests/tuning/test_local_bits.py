@@ -139,7 +139,7 @@ def test_tune_runs_a_local_search_on_a_bits_study(cli, tmp_path):
     assert exported.code == 0 and "--force" in exported.out, exported.out  # the next step it names must run
     target = out / f"export-{local[0].number}"
     assert (target / "retrain" / "model.pt").is_file() and not list(target.rglob("*.ckpt"))  # no checkpoint copied
-    assert cli("retrain", target, "--epochs", "1", "--force").code == 0
+    r = cli("retrain", target, "--epochs", "1", "--force"); assert r.code == 0, (r.out, r.err)
 
 
 def test_a_bits_study_tells_apart_one_network_at_two_widths():
