@@ -45,8 +45,12 @@ def _held(folder: Path, target: Path, directory: bool, nested: bool) -> list[tup
     cleared by ``--force``) delete."""
     rel = "." if target == folder else target.relative_to(folder).as_posix()
     if is_tune_study(folder):
-        first = rel.split("/")[0]
-        if rel == "." or first in TUNE_OWN or (first.startswith("pareto") and first.endswith(".png")):
+        parts = rel.split("/")
+        first = parts[0]
+        # the study's own files, and the trials folder down to a trial's run directory (trials/STUDY/NUMBER); below
+        # that, the trial run directory's own manifest decides (its exports, retrains, frontier... may be written)
+        trial_run = first == "trials" and len(parts) > 3
+        if rel == "." or (first in TUNE_OWN and not trial_run) or (first.startswith("pareto") and first.endswith(".png")):
             return [(target, TUNE)]
     if (folder / _manifest.MANIFEST).is_file():
         files, dirs, owners = _manifest.listing(folder)

@@ -113,3 +113,23 @@ def test_a_tune_export_s_retrain_is_its_own_and_goes_with_it(cli, run_copy, tmp_
                    "holds the results of uboost retrain")
     assert tree(retrained) == before
 
+
+
+def test_a_tune_trial_s_own_run_directory_can_be_exported(cli, run_copy, tmp_path):
+    """A trial's run directory (STUDY/trials/NAME/NUMBER) is a search run: its exports, frontier and budget exports go
+    inside it as in any run; the study's own files and the trials folder stay refused."""
+    study_dir = tmp_path / "study"
+    _study(study_dir)
+    trial = study_dir / "trials" / "uboost" / "0001"
+    trial.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run_copy, trial)
+    for args in ((), ("--format", "onnx")):
+        result = cli("export", trial, *args)
+        assert result.code == 0, (result.out, result.err)
+    result = cli("frontier", trial, "--points", "2")
+    assert result.code == 0, (result.out, result.err)
+    result = cli("export", trial, "--target-latency-ms", _budget(trial), "--out", trial / "b")
+    assert result.code == 0, (result.out, result.err)
+    one_line_error(cli("export", trial, "--out", trial / "config.json", "--force"), "holds the results of uboost search")
+    one_line_error(cli("export", trial, "--out", study_dir / "trials" / "uboost" / "x.json", "--force"), "uboost tune")
+    one_line_error(cli("export", trial, "--out", study_dir / "study.journal", "--force"), "uboost tune")
