@@ -160,10 +160,12 @@ def guard(root: str | os.PathLike, *protected: str | os.PathLike) -> None:
 
 
 def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner: str | None = None,
-            legacy=None) -> list[tuple[str, str | None]]:
+            legacy=None, replaceable: Iterable[str] = ()) -> list[tuple[str, str | None]]:
     """``(path, its owner)`` for each of ``targets`` (paths in ``root``) that exists there and was
     not written by uboost (owner ``None``) or, when ``owner`` is given, by another uboost output.
-    ``legacy(rel, listed)`` gives the owner of a file listed before owners were recorded."""
+    ``legacy(rel, listed)`` gives the owner of a file listed before owners were recorded. Files of an owner in
+    ``replaceable`` may be replaced too."""
+    replaceable = set(replaceable)
     root = Path(root).absolute()  # paths found under it are then absolute too, never read as relative to it twice
     data = _load(root)
     mine, owners = set(data["files"]), data["owners"]
@@ -175,7 +177,7 @@ def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner
             found.append((rel, None))
         elif owner is not None:
             theirs = owners.get(rel) or (legacy(rel, mine) if legacy is not None else None)
-            if theirs is not None and theirs != owner:
+            if theirs is not None and theirs != owner and theirs not in replaceable:
                 found.append((rel, theirs))
     return found
 
@@ -194,8 +196,8 @@ def describe_owner(owner: str) -> str:
 
 
 def refuse_foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner: str | None = None,
-                   legacy=None) -> None:
-    others = foreign(root, targets, owner, legacy)
+                   legacy=None, replaceable: Iterable[str] = ()) -> None:
+    others = foreign(root, targets, owner, legacy, replaceable)
     if others:
         more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
         rel, theirs = others[0]

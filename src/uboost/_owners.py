@@ -86,10 +86,8 @@ def refuse_others(target: str | os.PathLike, allowed: str | Iterable[str], *, di
     for folder in ([target] if directory else []) + list(target.parents):
         if not folder.is_dir():
             continue
-        held = _held(folder, target, directory, nested and folder == target)
-        ours = any(owner in allowed for _, owner in held)  # a retrain inside a run directory of ours is part of it
-        others = [(path, owner) for path, owner in held
-                  if owner not in ok and not (ours and owner.startswith(f"{runs.RETRAIN}:"))]
+        others = [(path, owner) for path, owner in _held(folder, target, directory, nested and folder == target)
+                  if owner not in ok]
         if others:
             more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
             path, owner = others[0]

@@ -266,8 +266,9 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
     points = [out_root / f"p{i:02d}" for i in range(len(projections))]
     from uboost._lock import run_lock
 
-    # a retrain's output or a study folder is not an earlier frontier: its files are never cleared, --force or not
-    refuse_others(out_root, EXPORT_RUN, directory=True, nested=False)
+    # a retrain's output or a study folder is not an earlier frontier: its files are never cleared, --force or not;
+    # nor a retrain the user ran in one of its points (those --retrain-epochs ran are the frontier's: they go)
+    refuse_others(out_root, EXPORT_RUN, directory=True)
     with run_lock(out_root):
         if force:  # the earlier frontier's points go, also those past the new number of points
             _manifest.clear(out_root, source.root)

@@ -199,9 +199,10 @@ def may_overwrite(root: str | os.PathLike, path: str | os.PathLike, owner: str |
     return not _manifest.foreign(root, [Path(path).resolve()], owner, _legacy_owner)
 
 
-def refuse_foreign(root: str | os.PathLike, targets, owner: str | None = None) -> None:
-    """Refuse (one line) to write over a file uboost did not write, or another output's file."""
-    _manifest.refuse_foreign(root, targets, owner, _legacy_owner)
+def refuse_foreign(root: str | os.PathLike, targets, owner: str | None = None, replaceable=()) -> None:
+    """Refuse (one line) to write over a file uboost did not write, or another output's file (those of an owner in
+    ``replaceable`` may go)."""
+    _manifest.refuse_foreign(root, targets, owner, _legacy_owner, replaceable)
 
 
 def owner_root(path: str | os.PathLike, run_root: str | os.PathLike) -> Path:

@@ -84,8 +84,9 @@ def test_tune_export_never_clears_a_search_run_or_the_study(cli, run_copy, other
 
 
 def test_a_tune_export_s_retrain_is_its_own_and_goes_with_it(cli, run_copy, tmp_path):
-    """The export's retrain (copied from the trial, or run again on it) is part of that run directory: `retrain EXPORT
-    --force` replaces it, and `tune --export --force` replaces the export with it; a retrain of its own is refused."""
+    """The export's copied trial retrain is part of the export: `retrain EXPORT --force` replaces it, and before any
+    retrain `tune --export --force` replaces the export with it; once the user's retrain has run there, it is the
+    user's: a re-export over it is refused (one line naming it) and leaves it as it was."""
     import optuna
 
     from uboost.tuning import create_study
@@ -94,6 +95,7 @@ def test_a_tune_export_s_retrain_is_its_own_and_goes_with_it(cli, run_copy, tmp_
     study = create_study(study_dir, seed=0)
     run = tmp_path / "trial-run"  # the trial's run directory, a real search with its network
     shutil.copytree(run_copy, run)
+    assert cli("retrain", run, "--epochs", "1", "--max-samples", "64").code == 0  # the trial's own retrain: copied
     attrs = {"config": json.loads((run / "config.json").read_text()), "arch": json.loads((run / "arch.json").read_text()),
              "accuracy": 0.5, "val_acc": 0.5, "latency_ms": 0.01, "array": "8x8", "dataflow": "ws", "run_dir": str(run)}
     study.add_trial(optuna.trial.create_trial(
@@ -101,11 +103,14 @@ def test_a_tune_export_s_retrain_is_its_own_and_goes_with_it(cli, run_copy, tmp_
         values=[0.5, 0.01], user_attrs=attrs))
     export = study_dir / "export-0"
     assert cli("tune", "--export", "0", "--out", study_dir).code == 0
+    assert (export / "retrain" / "model.pt").is_file()
+    assert cli("tune", "--export", "0", "--out", study_dir, "--force").code == 0  # no retrain of the user's yet
     result = cli("retrain", export, "--epochs", "1", "--max-samples", "64", "--force")
     assert result.code == 0, (result.out, result.err)
     assert (export / "retrain" / "retrain.json").is_file()
-    assert cli("tune", "--export", "0", "--out", study_dir, "--force").code == 0
-    assert not (export / "retrain").exists() or (export / "retrain" / "retrain.json").is_file()
+    before = tree(export)
+    one_line_error(cli("tune", "--export", "0", "--out", study_dir, "--force"), "holds the results of uboost retrain")
+    assert tree(export) == before
     retrained = tmp_path / "retrained"
     assert cli("retrain", run_copy, "--out", retrained, "--epochs", "1", "--max-samples", "64").code == 0
     before = tree(retrained)
@@ -113,6 +118,30 @@ def test_a_tune_export_s_retrain_is_its_own_and_goes_with_it(cli, run_copy, tmp_
                    "holds the results of uboost retrain")
     assert tree(retrained) == before
 
+
+def test_force_never_clears_a_users_retrain_inside_a_budget_export_or_frontier(cli, run_copy, tmp_path):
+    """README: an export's --force never clears a retrain's output, even one inside a directory the export wrote."""
+    budget, out = _budget(run_copy), tmp_path / "budget"
+    assert cli("export", run_copy, "--target-latency-ms", budget, "--out", out).code == 0
+    assert cli("retrain", out, "--epochs", "1", "--max-samples", "64").code == 0
+    assert cli("export", out / "retrain", "--format", "onnx").code == 0
+    before = tree(out)
+    one_line_error(cli("export", run_copy, "--target-latency-ms", budget, "--out", out, "--force"),
+                   "retrain", "holds the results of uboost retrain")
+    one_line_error(cli("export", run_copy, "--target-latency-ms", budget, "--out", out / "retrain", "--force"),
+                   "holds the results of uboost retrain")
+    assert tree(out) == before
+    frontier = tmp_path / "frontier"
+    assert cli("frontier", run_copy, "--points", "2", "--out", frontier).code == 0
+    point = sorted(p for p in frontier.iterdir() if p.is_dir())[0]
+    assert cli("retrain", point, "--epochs", "1", "--max-samples", "64").code == 0
+    before = tree(frontier)
+    one_line_error(cli("frontier", run_copy, "--points", "2", "--out", frontier, "--force"), "holds the results of uboost retrain")
+    assert tree(frontier) == before
+    own = tmp_path / "own"  # the retrains frontier --retrain-epochs ran are the frontier's: its --force replaces them
+    assert cli("frontier", run_copy, "--points", "2", "--out", own, "--retrain-epochs", "1", "--max-samples", "64").code == 0
+    result = cli("frontier", run_copy, "--points", "2", "--out", own, "--force")
+    assert result.code == 0, (result.out, result.err)
 
 
 def test_a_tune_trial_s_own_run_directory_can_be_exported(cli, run_copy, tmp_path):

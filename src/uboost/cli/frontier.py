@@ -76,7 +76,7 @@ def frontier(
     retrain_epochs: Annotated[int, Opt("--retrain-epochs", help="retrain every point for this many epochs (0: no retraining)")] = 0,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = DEFAULT_FLOOR,
-    force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories")] = False,
+    force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories (and the retrains --retrain-epochs ran in them; never a retrain you ran in a point: move it away first)")] = False,
     resume: Annotated[bool, Opt("--resume", help="finish an interrupted --retrain-epochs frontier in --out: its points stay, those not yet retrained are (an interrupted retrain continues from its checkpoint)")] = False,
     hardware: Annotated[Optional[Path], Opt("--hardware", help="project on the accelerator this file describes (uboost TOML or SCALE-Sim .cfg) instead of the run's [default: the run's]")] = None,
     objective: Annotated[str, Opt("--objective", help="each point maximizes the search's preference or the predicted-accuracy of `uboost predict RUN`")] = "preference",
@@ -205,6 +205,21 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
             raise type(exc)(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
         row["test_acc"] = result.summary()["test_acc"]
         _add_to_result(point, test_acc=row["test_acc"], retrain_epochs=epochs)
+        _own_point_retrain(point)
+
+
+def _own_point_retrain(point: Path) -> None:
+    """The retrain ``frontier --retrain-epochs`` ran in a point is part of the frontier (its owner the point's): a
+    later ``frontier --force`` replaces it, and ``retrain POINT --force`` too; a retrain the user runs there afterwards
+    is the user's, and ``frontier --force`` refuses to clear it."""
+    from uboost import _manifest, runs
+    from uboost._owners import EXPORT_RUN
+
+    files, _, owners = _manifest.listing(point)
+    retrain = runs.retrain_owner(point, point / runs.RETRAIN)
+    ours = [f for f in files if owners.get(f) == retrain]
+    if ours:
+        _manifest.record(point, *ours, owner=EXPORT_RUN)
 
 
 def _add_to_result(run_dir: Path, **values) -> None:

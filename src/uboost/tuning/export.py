@@ -181,16 +181,9 @@ def export_trial(study: "optuna.Study", which: int | str, out: str | os.PathLike
                 _manifest.clear(out, *keep)
             folders = sorted({parent.as_posix() for f in files for parent in Path(f).parents
                               if parent != Path(".") and not (out / parent).is_dir()})
-            # the trial's retrain comes along as the retrain it is: `uboost retrain OUT --force` may replace it
-            retrains = sorted({Path(f).parent.as_posix() for f in files if Path(f).name == runs.RETRAIN_INFO} - {"."})
-
-            def owner_of(name: str) -> str:
-                inside = next((d for d in retrains if name.startswith(d + "/")), None)
-                return runs.retrain_owner(out, out / inside) if inside else TUNE_EXPORT
-
-            for owner in sorted({owner_of(f) for f in files}):
-                _manifest.record(out, *[f for f in files if owner_of(f) == owner],
-                                 dirs=folders if owner == TUNE_EXPORT else (), owner=owner)
+            # the trial's retrain comes along as part of the export (a copy, not a retrain the user ran here):
+            # `uboost retrain OUT --force` replaces it in its own folder; once it has, that retrain is the user's
+            _manifest.record(out, *files, dirs=folders, owner=TUNE_EXPORT)
             for name in files:
                 try:
                     (out / name).parent.mkdir(parents=True, exist_ok=True)
