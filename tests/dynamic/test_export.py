@@ -264,3 +264,22 @@ def test_a_points_export_never_replaces_a_run_nor_a_folder_of_runs(exits_dir, re
                    "holds the results of uboost search")
     one_line_error(cli("export", point, "--format", "onnx", "--out", runs_folder, "--force"), "holds the results of uboost")
     assert tree(runs_folder) == before
+
+
+def test_a_points_export_with_force_keeps_the_users_files_in_its_folder(exits_dir, tmp_path, cli):
+    """--force clears only what uboost's earlier export of that point wrote there: a user's files stay; a symbolic
+    link as --out is refused in one line."""
+    point = exits_dir / "points" / "p00.json"
+    for out in (tmp_path / "mine", exits_dir / "onnx-p00"):  # outside the run, and the default inside it
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "notes.txt").write_text("precious")
+        (out / "keep.onnx").write_bytes(b"mine")
+        for _ in range(2):  # the second replaces the first's graphs
+            result = cli("export", point, "--format", "onnx", "--out", out, "--force")
+            assert result.code == 0, result.err + result.out
+            assert (out / "notes.txt").read_text() == "precious" and (out / "keep.onnx").read_bytes() == b"mine"
+            assert (out / "policy.json").is_file() and (out / "segment0.onnx").is_file()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "mine")
+    one_line_error(cli("export", point, "--format", "onnx", "--out", link, "--force"), "symbolic link")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"

@@ -89,6 +89,8 @@ def export_dynamic(source: DynamicSource, target: Path, *, force: bool = False) 
     root = root if target.resolve().is_relative_to(root.resolve()) else None
     if policy is None and target.is_dir():
         raise RunDirError(f"--out {target} is a directory; the all-exits graph is one file, e.g. {target / 'model.onnx'}")
+    if policy is not None and target.is_symlink():  # --force would clear (or write) where the link points
+        raise RunDirError(f"--out {target} is a symbolic link; give the directory it points to, or another --out")
     if policy is not None and target.exists() and not target.is_dir():
         raise RunDirError(f"--out {target} is a file; a point exports to a directory of graphs, e.g. {target.with_suffix('')}")
     from uboost._owners import refuse_others
@@ -126,22 +128,33 @@ def _write_graph(network, target: Path, input_shape, root) -> None:
 
 
 def _write_segments(network, policy, target: Path, input_shape, root) -> None:
-    """The graphs and the policy into a fresh directory next to ``target``, which then replaces it."""
+    """The graphs and the policy into a fresh directory next to ``target``, then moved into it. What an earlier export
+    of uboost's wrote there goes first (listed in ``root``'s manifest, or outside a run in ``target``'s own); a file
+    of the user's stays, and one where a graph would go stops the export (one line)."""
+    from uboost import _manifest
     from uboost.dynamic.onnx_segments import export_onnx_segments
     from uboost.io import write_json
 
+    manifest_root = root if root is not None else target
     with _writable(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
             paths = export_onnx_segments(network, tmp, input_shape)
             write_json(tmp / POLICY, policy.to_dict())
-            if root is not None:
-                runs.record(root, *[(target / p.name).resolve() for p in paths], (target / POLICY).resolve(),
-                            dirs=[target.resolve()] if not target.exists() else [], owner=runs.EXPORT)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+            names = [p.name for p in paths] + [POLICY]
+            if target.is_dir():  # the earlier export's graphs go (a point with fewer kept exits has fewer)
+                if root is not None:
+                    _manifest.clear_under(root, target.resolve(), owner=runs.EXPORT)
+                else:
+                    _manifest.clear(target)
+            runs.refuse_foreign(manifest_root, [target.resolve() / n for n in names])  # a user's file by that name
+            created = not target.exists()
+            target.mkdir(parents=True, exist_ok=True)
+            runs.record(manifest_root, *[target.resolve() / n for n in names],
+                        dirs=[target.resolve()] if created and root is not None else [], owner=runs.EXPORT)
+            for name in names:
+                os.replace(tmp / name, target / name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
