@@ -81,8 +81,14 @@ def refuse_others(target: str | os.PathLike, allowed: str | Iterable[str], *, di
     (``directory``: every file its manifest lists, and with ``nested`` those of the outputs listed inside it) or in
     any directory above it. Files whose owner is one of ``allowed`` (and, in a directory, derived exports) may go."""
     allowed = {allowed} if isinstance(allowed, str) else set(allowed)
-    target = Path(os.path.abspath(target))
+    given = Path(os.path.abspath(target))
     ok = allowed | DERIVED if directory else allowed
+    # as written, and where it leads (a symbolic link to a retrain's folder or a run's file is that folder or file)
+    for target in dict.fromkeys([given, given.resolve()]):
+        _refuse_at(target, allowed, ok, directory, nested)
+
+
+def _refuse_at(target: Path, allowed: set[str], ok: set[str], directory: bool, nested: bool) -> None:
     for folder in ([target] if directory else []) + list(target.parents):
         if not folder.is_dir():
             continue

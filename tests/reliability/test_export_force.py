@@ -162,3 +162,15 @@ def test_a_tune_trial_s_own_run_directory_can_be_exported(cli, run_copy, tmp_pat
     one_line_error(cli("export", trial, "--out", trial / "config.json", "--force"), "holds the results of uboost search")
     one_line_error(cli("export", trial, "--out", study_dir / "trials" / "uboost" / "x.json", "--force"), "uboost tune")
     one_line_error(cli("export", trial, "--out", study_dir / "study.journal", "--force"), "uboost tune")
+
+
+def test_an_export_through_a_symbolic_link_is_guarded_where_it_leads(cli, run_copy, tmp_path):
+    """A link to a retrain's folder (or to a run's file) is that folder (or file): refused, nothing relabelled."""
+    assert cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64").code == 0
+    (tmp_path / "rt").symlink_to(run_copy / "retrain")
+    (tmp_path / "c.json").symlink_to(run_copy / "config.json")
+    before, manifest = tree(run_copy), (run_copy / ".uboost-manifest.json").read_text()
+    one_line_error(cli("export", run_copy, "--out", tmp_path / "rt" / "model.pt", "--force", "--format", "torchscript"),
+                   "holds the results of uboost retrain")
+    one_line_error(cli("export", run_copy, "--out", tmp_path / "c.json", "--force"), "holds the results of uboost search")
+    assert tree(run_copy) == before and (run_copy / ".uboost-manifest.json").read_text() == manifest
