@@ -105,6 +105,12 @@ def retrain_source(path: str | os.PathLike) -> Path | None:
     path = Path(path)
     if not path.is_dir() or (path / ARCH).is_file() or not (path / RETRAIN_INFO).is_file():
         return None
+    parent = path.parent
+    if (parent / ARCH).is_file() and (parent / CONFIG).is_file():
+        # RUN/retrain, the run's own retrain (listed in its manifest): that run, even renamed or copied since
+        own = (path / _manifest.MANIFEST).is_file()
+        if f"{path.resolve().name}/{RETRAIN_INFO}" in _manifest.owned(parent) or not (own or (parent / _manifest.MANIFEST).is_file()):
+            return parent
     given, absolute = _retrained_from(path)
     same = given and (absolute is None or Path(given).resolve() == Path(absolute))  # as given, where it still is
     candidates = [Path(p) for p in (given if same else None, absolute, given) if p] + ([path.parent / given] if given else [])

@@ -174,3 +174,12 @@ def test_an_export_through_a_symbolic_link_is_guarded_where_it_leads(cli, run_co
                    "holds the results of uboost retrain")
     one_line_error(cli("export", run_copy, "--out", tmp_path / "c.json", "--force"), "holds the results of uboost search")
     assert tree(run_copy) == before and (run_copy / ".uboost-manifest.json").read_text() == manifest
+
+
+def test_a_runs_retrain_exports_with_that_run_after_it_was_renamed(cli, run_copy, tmp_path):
+    assert cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64").code == 0
+    moved = tmp_path / "renamed"
+    shutil.move(run_copy, moved)  # retrain.json still names the old path
+    result = cli("export", moved / "retrain", "--format", "onnx")
+    assert result.code == 0, (result.out, result.err)
+    assert (moved / "retrain" / "model.onnx").is_file() and not (moved / "retrain" / ".uboost-manifest.json").exists()
