@@ -60,6 +60,10 @@ def _held(folder: Path, target: Path, directory: bool, nested: bool) -> list[tup
         files += [p.relative_to(folder).as_posix() for sub in (runs.CHECKPOINTS, runs.NNI) if (folder / sub).is_dir()
                   for p in (folder / sub).rglob("*") if p.is_file()]
         owners = dict.fromkeys(files, runs.SEARCH)
+    elif ((folder / runs.RETRAIN_INFO).is_file() and (folder / "model.pt").is_file()
+          and not (folder / runs.ARCH).is_file()):  # a retrain's output (RUN/retrain, retrain --out) from before manifests
+        files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != _manifest.LOCK]
+        dirs, owners = [], dict.fromkeys(files, runs.RETRAIN)
     else:
         return []
     if directory:

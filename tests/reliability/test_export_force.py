@@ -183,3 +183,18 @@ def test_a_runs_retrain_exports_with_that_run_after_it_was_renamed(cli, run_copy
     result = cli("export", moved / "retrain", "--format", "onnx")
     assert result.code == 0, (result.out, result.err)
     assert (moved / "retrain" / "model.onnx").is_file() and not (moved / "retrain" / ".uboost-manifest.json").exists()
+
+
+def test_a_retrain_from_before_manifests_and_a_frontiers_plot_are_guarded(cli, run_copy, tmp_path):
+    assert cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64").code == 0
+    for manifest in run_copy.rglob(".uboost-manifest.json"):
+        manifest.unlink()  # a run (and its retrain) written before manifests existed
+    before = tree(run_copy)
+    one_line_error(cli("export", run_copy, "--out", run_copy / "retrain" / "model.pt", "--force", "--format", "torchscript"),
+                   "holds the results of uboost retrain")
+    assert tree(run_copy) == before
+    frontier = tmp_path / "frontier"
+    assert cli("frontier", run_copy, "--points", "2", "--out", frontier).code == 0
+    if (frontier / "frontier.png").is_file():
+        one_line_error(cli("export", run_copy, "--out", frontier / "frontier.png", "--force"), "holds the results of uboost")
+        assert cli("frontier", run_copy, "--points", "2", "--out", frontier, "--force").code == 0

@@ -242,7 +242,9 @@ def _plot(path: Path, rows: list[dict], with_accuracy: bool, source, metric: str
     from uboost import runs
     from uboost.io import atomic_path
 
-    runs.record(path.parent, path.name)  # uboost's own file: a later --force may replace it
+    from uboost._owners import EXPORT_RUN
+
+    runs.record(path.parent, path.name, owner=EXPORT_RUN)  # the frontier's own file: its later --force may replace it
     fig, ax = plt.subplots(figsize=(6, 4))
     latency_us = [1e3 * r["latency_ms"] for r in rows] if metric == "latency" else [r["energy_uj"] for r in rows]
     if with_accuracy:
