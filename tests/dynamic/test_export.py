@@ -283,3 +283,24 @@ def test_a_points_export_with_force_keeps_the_users_files_in_its_folder(exits_di
     link.symlink_to(tmp_path / "mine")
     one_line_error(cli("export", point, "--format", "onnx", "--out", link, "--force"), "symbolic link")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def test_a_points_export_with_force_never_clears_the_runs_retrain(retrained_run, tmp_path, cli):
+    """The retrain's own ONNX export (uboost's, beside it) does not make RUN/retrain a folder a point may clear."""
+    import json
+    import shutil
+
+    from tests.reliability.conftest import tree
+
+    run = tmp_path / "e1"
+    shutil.copytree(retrained_run, run)
+    info = json.loads((run / "retrain" / "retrain.json").read_text())
+    info.update(source=str(run), source_path=str(run))  # the retrain of this run, where it is
+    (run / "retrain" / "retrain.json").write_text(json.dumps(info))
+    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,), seed=1), out=run / "exits")
+    assert cli("export", run / "retrain", "--format", "onnx").code == 0
+    before = tree(run / "retrain")
+    point = sorted((run / "exits" / "points").glob("p*.json"))[0]
+    one_line_error(cli("export", point, "--format", "onnx", "--out", run / "retrain", "--force"),
+                   "holds the results of uboost retrain")
+    assert tree(run / "retrain") == before
