@@ -142,6 +142,11 @@ def test_force_never_clears_a_users_retrain_inside_a_budget_export_or_frontier(c
     assert cli("frontier", run_copy, "--points", "2", "--out", own, "--retrain-epochs", "1", "--max-samples", "64").code == 0
     result = cli("frontier", run_copy, "--points", "2", "--out", own, "--force")
     assert result.code == 0, (result.out, result.err)
+    assert cli("frontier", run_copy, "--points", "2", "--out", own, "--retrain-epochs", "1", "--max-samples", "64",
+               "--force").code == 0
+    result = cli("retrain", own / "p00", "--epochs", "1", "--max-samples", "64", "--force")  # the frontier's: replaced
+    assert result.code == 0, (result.out, result.err)
+    one_line_error(cli("frontier", run_copy, "--points", "2", "--out", own, "--force"), "holds the results of uboost retrain")
 
 
 def test_a_tune_trial_s_own_run_directory_can_be_exported(cli, run_copy, tmp_path):

@@ -203,9 +203,10 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
             result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples), progress=False, resume=continued)
         except Interrupted as exc:
             raise type(exc)(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
+        finally:  # finished or stopped, it is the frontier's (its --force starts over, --resume continues it)
+            _own_point_retrain(point)
         row["test_acc"] = result.summary()["test_acc"]
         _add_to_result(point, test_acc=row["test_acc"], retrain_epochs=epochs)
-        _own_point_retrain(point)
 
 
 def _own_point_retrain(point: Path) -> None:
