@@ -27,10 +27,12 @@ mixture of them for the eval-mode pass (nor does ``--sampling mixture``).
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from nni.nas.oneshot.pytorch.supermodule.differentiable import MixedOpDifferentiablePolicy
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedLayerNorm, MixedMultiHeadAttention
 
 from uboost.exceptions import ConfigError
@@ -61,26 +63,17 @@ def _widen(y: torch.Tensor, sizes: tuple[int, ...], full: tuple[int, ...], weigh
 def _candidates(operation):
     """``(arguments in argument_list order, weight)`` of every joint value of the operation's labels (each label
     weighted once, as single path's draw); ``None`` where the policy gives plain values (NNI's forward then)."""
-    alphas = getattr(operation, "_arch_alpha", None)
-    if not operation.mutable_arguments or alphas is None or not all(
-            isinstance(operation.forward_argument(n), dict) for n in operation.mutable_arguments):
+    if not operation.mutable_arguments or not isinstance(operation.sampling_policy, MixedOpDifferentiablePolicy):
         return None
     labels = [(str(label), list(spec.values)) for label, spec in operation.simplify().items()]
-    probs = {label: operation._softmax(alphas[label]) for label, _ in labels}
+    probs = {label: operation._softmax(operation._arch_alpha[label]) for label, _ in labels}
+    candidates = []
     for picks in itertools.product(*(list(enumerate(values)) for _, values in labels)):
         sample = {label: value for (label, _), (_, value) in zip(labels, picks)}
-        weight = None
-        for (label, _), (index, _) in zip(labels, picks):
-            weight = probs[label][index] if weight is None else weight * probs[label][index]
-        yield [operation.mutable_arguments[n].freeze(sample) if n in operation.mutable_arguments
-               else operation.forward_argument(n) for n in operation.argument_list], weight
-
-
-def _mixture(parts) -> torch.Tensor:
-    total = None
-    for part in parts:
-        total = part if total is None else total + part
-    return total
+        weight = math.prod(probs[label][index] for (label, _), (index, _) in zip(labels, picks))
+        candidates.append(([operation.mutable_arguments[n].freeze(sample) if n in operation.mutable_arguments
+                            else operation.forward_argument(n) for n in operation.argument_list], weight))
+    return candidates
 
 
 class MixtureMixedLayerNorm(MixedLayerNorm):
@@ -95,7 +88,7 @@ class MixtureMixedLayerNorm(MixedLayerNorm):
         candidates = _candidates(self)
         if candidates is None:
             return super().forward(inputs)
-        return _mixture(self._one(shape, eps, inputs, weight) for (shape, eps), weight in candidates)
+        return sum(self._one(shape, eps, inputs, weight) for (shape, eps), weight in candidates)
 
 
 class SinglePathMixedLayerNorm(MixtureMixedLayerNorm):
@@ -137,10 +130,11 @@ class MixtureMixedMultiHeadAttention(MixedMultiHeadAttention):
         candidates = _candidates(self)
         if candidates is None:
             return super().forward(query, key, value, *args, **kwargs)
-        weights = list(candidates)
-        parts = [self._one(arguments, weight, query, key, value, *args, **kwargs) for arguments, weight in weights]
-        mixed = [a * w for (_, a), (_, w) in zip(parts, weights)] if all(a is not None for _, a in parts) else None
-        return _mixture(out for out, _ in parts), None if mixed is None else _mixture(mixed)
+        parts = [self._one(arguments, weight, query, key, value, *args, **kwargs) for arguments, weight in candidates]
+        outputs, attentions = zip(*parts)
+        weights = [weight for _, weight in candidates]
+        mixed = None if any(a is None for a in attentions) else sum(a * w for a, w in zip(attentions, weights))
+        return sum(outputs), mixed
 
 
 class SinglePathMixedMultiHeadAttention(MixtureMixedMultiHeadAttention):
