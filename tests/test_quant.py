@@ -84,7 +84,7 @@ def _small_net(bits: int):
 def test_onnxruntime_default_session_computes_the_fake_quant_model(bits, tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from uboost.quant import export_mode
+    from uboost.quant_onnx import export_mode
 
     net = _small_net(bits)
     x = torch.randn(256, 1, 8, 8) * 2

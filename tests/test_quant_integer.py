@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uboost.quant import apply_precision, export_mode, fake_quant_weight, quantized_layers, weight_scale
+from uboost.quant import apply_precision, fake_quant_weight, quantized_layers, weight_scale
+from uboost.quant_onnx import export_mode
 from uboost.quant_integer import EXACT_LIMIT, input_codes, partial_sum_bound
 
 

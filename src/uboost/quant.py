@@ -24,7 +24,7 @@ quantizer on a module (a weight parametrization and an input pre-hook) and marks
 
 A frozen network's layers (:func:`apply_precision`) compute on their integer codes where no gradient
 is wanted and in ONNX (:mod:`uboost.quant_integer`: the same function, with sums exact in any order, so
-that onnxruntime computes what torch computes). For ONNX (:func:`export_mode`), a layer that cannot
+that onnxruntime computes what torch computes). For ONNX (:func:`uboost.quant_onnx.export_mode`), a layer that cannot
 (partial sums above 2^24) exports as ``Clip`` to the ``b``-bit range followed by 8-bit
 ``QuantizeLinear``/``DequantizeLinear`` with the same scale and zero point (ONNX has only 8-bit QDQ;
 REFERENCES §2), weights as per-axis int8 QDQ of their own ``b``-bit integers.
@@ -32,10 +32,8 @@ REFERENCES §2), weights as per-axis int8 QDQ of their own ``b``-bit integers.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import warnings
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -47,9 +45,6 @@ from uboost import quant_integer, quant_numba
 from uboost.exceptions import ArchitectureError, ConfigError, comma_items
 
 MIN_BITS, MAX_BITS = 2, 16
-# ONNX graphs of a quantized network: "exact" computes what torch computes bit for bit in onnxruntime's default
-# session; "qdq" is the standard QDQ form (equal below 8 bits; at 8 bits a near-tie can land a level apart)
-ONNX_FORMS = ("exact", "qdq")
 ATTR = "uboost_quant"  # the child module holding a layer's quantizer
 SLICES = "_slices"  # in a quantizer's __dict__ during a mixed layer's forward pass: the parts of the weight it uses
 PRECISION_FILE = "precision.json"
@@ -455,41 +450,7 @@ def apply_run_precision(network: nn.Module, root) -> dict[str, tuple[int, int]] 
     return precision
 
 
-def check_onnx_exportable(model: nn.Module, form: str = "exact") -> list:
-    """The model's quantizers, or a ConfigError for a form or bits ONNX cannot hold (checked before writing)."""
-    if form not in ONNX_FORMS:
-        raise ConfigError(f"unknown ONNX form {form!r}; expected one of: {', '.join(ONNX_FORMS)}")
-    quantizers = [m for m in model.modules() if isinstance(m, LayerQuantizer)]
-    for q in quantizers:
-        if q.weight_bits > 8 or q.act_bits > 8:
-            raise ConfigError(f"ONNX has 8-bit QuantizeLinear only: cannot export {q.weight_bits}/{q.act_bits}-bit layers")
-    return quantizers
-
-
-@contextlib.contextmanager
-def export_mode(model: nn.Module, form: str = "exact"):
-    """Quantizers in their ONNX form for the duration of an export. ``form="exact"``: frozen layers on their
-    integer codes (:mod:`uboost.quant_integer`; a layer above its 2^24 bound as ``qdq``); ``"qdq"``: every layer
-    as ``Clip`` + 8-bit QuantizeLinear/DequantizeLinear around the float op, batch norms as BatchNormalization
-    (the form quantization toolchains fuse into integer kernels; see :data:`ONNX_FORMS`)."""
-    quantizers = check_onnx_exportable(model, form)
-    integer = [q.integer for q in quantizers]
-    switched = quant_integer.affine_batchnorm_off(model) if form == "qdq" else []
-    for q in quantizers:
-        q.exporting = True
-        q.integer = q.integer and form == "exact"
-    try:
-        with warnings.catch_warnings():  # the ranges become constants of the graph, as intended
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            yield model
-    finally:
-        for q, was in zip(quantizers, integer):
-            q.exporting, q.integer = False, was
-        for module in switched:
-            module.uboost_affine = True
-
-
 __all__ = [
     "LayerQuantizer", "PRECISION_FILE", "apply_precision", "apply_run_precision", "attach", "check_bits", "check_precision",
-    "ONNX_FORMS", "export_mode", "fake_quant_weight", "parse_bits", "precision_dict", "read_precision",
+    "fake_quant_weight", "parse_bits", "precision_dict", "read_precision",
 ]

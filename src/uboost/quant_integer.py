@@ -32,7 +32,7 @@ IEEE operations in both runtimes. Other ops between quantized layers (ReLU, max 
 two branches) are exact or computed in the same order; an average pool sums in its kernel's order (it
 agreed on ``lenet``: RESULTS).
 
-In ONNX (:func:`uboost.quant.export_mode`) the layer is ``Mul(x, 1/s_x) -> Round -> Clip`` (the
+In ONNX (:func:`uboost.quant_onnx.export_mode`) the layer is ``Mul(x, 1/s_x) -> Round -> Clip`` (the
 codes: onnxruntime's QuantizeLinear divides by the scale where torch multiplies by its reciprocal,
 which rounds near-ties differently -- RESULTS), the float ``Conv``/``Gemm`` on them with weights
 ``DequantizeLinear(int8 codes, scale 1)``, then ``Mul(s_x s_w, y)`` and ``Add(b)``. The weights stay

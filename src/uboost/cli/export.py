@@ -36,7 +36,7 @@ def export(
 
     from uboost.dynamic.export import dynamic_source
 
-    from uboost.quant import ONNX_FORMS
+    from uboost.quant_onnx import ONNX_FORMS
 
     if onnx_form not in ONNX_FORMS:
         raise ConfigError(f"unknown --onnx-form {onnx_form!r}; expected one of: {', '.join(ONNX_FORMS)}")
@@ -124,7 +124,7 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
                               "it is from another search: run uboost retrain again") from None
     example = torch.zeros(1, *loaded.input_shape)
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[format]
-    from uboost.quant import check_onnx_exportable, export_mode
+    from uboost.quant_onnx import check_onnx_exportable, export_mode
 
     if format == "onnx":
         check_onnx_exportable(network, onnx_form)  # before the target is claimed or written
