@@ -75,7 +75,8 @@ R = rows, C = cols, ceil = ceiling division)::
     depthwise (any dataflow): C_in * f(M, K=k*k, N=1) with f the form above.
 
 This script never uses these forms for its output (only to order the work so
-the longest simulations start first).
+the longest simulations start first). The corners it leaves out (non-square and degenerate arrays,
+grouped layers, stride 3, per-sample rows, PE modes) are ``tools/make_scalesim_corners.py``'s.
 """
 
 from __future__ import annotations

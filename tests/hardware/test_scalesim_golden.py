@@ -20,6 +20,7 @@ def load_rows():
 
 
 def shape_of(row) -> LayerShape:
+    """The layer of a golden row (``fc`` is a ``Linear``); the optional columns default to 8 bits, not per sample."""
     return LayerShape(
         name=f"{row['network']}/{row['layer']}",
         kind="linear" if row["kind"] == "fc" else row["kind"],
@@ -33,6 +34,10 @@ def shape_of(row) -> LayerShape:
         in_w=int(row["in_w"]),
         out_h=int(row["out_h"]),
         out_w=int(row["out_w"]),
+        # columns only newer files have (scalesim_corners.csv, scalesim_precision.csv)
+        weight_bits=int(row.get("weight_bits") or 8),
+        act_bits=int(row.get("act_bits") or 8),
+        per_sample=row.get("per_sample", "0") == "1",
     )
 
 

@@ -15,14 +15,18 @@ can import ``scalesim`` with ``numpy<2.3``, ``$XDG_CACHE_HOME/uboost/scalesim-ve
 format (no padding, so the input is ``(out - 1) * stride + k``), batched layers and ``Linear`` in
 its GEMM format (``M = B*H*W``), a depthwise layer as *one* one-channel layer times ``C`` (SCALE-Sim
 simulates the ``C`` channels of a ``DP`` row independently, with fresh memories each: they are
-identical), grouped convolutions as one group times ``groups``. ``CALC`` mode unless the spec is
-memory-bound (:attr:`HardwareSpec.memory_bound`), then ``USER`` mode with the spec's SRAM sizes and
-``dram_bw_words`` as the DRAM bandwidth of all three ports (an unbounded buffer gets room for its
-whole operand twice over). SCALE-Sim counts 1-byte words; a ``b``-bit operand takes ``b / 8`` bytes
-(as ``systolic-mem`` prices it), so a layer of ``b``-bit weights and activations runs with the SRAM
-sizes and the DRAM words per cycle times ``8 / b``: the elements they hold and move. A layer whose
-two widths differ, or whose scaled sizes are not whole numbers (SCALE-Sim takes integers), is
-refused (:func:`user_memory`).
+identical), grouped convolutions as one group times ``groups``. A channel-multiplier depthwise layer
+(``groups == in_channels < out_channels``: a ``DP`` row takes one filter per channel) runs as ``groups``
+GEMMs, which give the convolution's cycles but make SCALE-Sim read the whole im2col matrix from DRAM,
+as batched layers do (``6 -> 18`` channels in 6 groups, 3x3 on 5x5: 486 ifmap DRAM reads where
+:func:`~uboost.hardware.access.access_counts`, what uboost reports in CALC mode, counts the 150 input
+pixels). ``CALC`` mode unless the spec is memory-bound (:attr:`HardwareSpec.memory_bound`), then
+``USER`` mode with the spec's SRAM sizes and ``dram_bw_words`` as the DRAM bandwidth of all three
+ports (an unbounded buffer gets room for its whole operand twice over). SCALE-Sim counts 1-byte
+words; a ``b``-bit operand takes ``b / 8`` bytes (as ``systolic-mem`` prices it), so a layer of
+``b``-bit weights and activations runs with the SRAM sizes and the DRAM words per cycle times
+``8 / b``: the elements they hold and move. A layer whose two widths differ, or whose scaled sizes
+are not whole numbers (SCALE-Sim takes integers), is refused (:func:`user_memory`).
 
 **Cache.** Results are stored in SQLite (``$UBOOST_CACHE_DIR`` or ``$XDG_CACHE_HOME/uboost``,
 file ``scalesim-3.0.0.sqlite``) under a key of the topology row, array, dataflow and memory

@@ -15,8 +15,11 @@ dataflow     folds                       streamed          fill + drain per fold
 
 and the layer costs ``groups * (folds * (streamed + fill_drain) - 1)`` cycles. These match
 SCALE-Sim 3.0's compute cycles (its default "CALC" bandwidth mode) to the cycle on every
-golden point in ``tests/hardware/data/scalesim_golden.csv``; depthwise layers are
-``in_channels`` one-channel GEMMs, each paying its own fill and drain, as SCALE-Sim runs them.
+golden point in ``tests/hardware/data/scalesim_golden.csv`` and on the corners of
+``scalesim_corners.csv`` beside it (``tools/make_scalesim_corners.py``: non-square and degenerate
+arrays, grouped and channel-multiplier depthwise layers, strides 2 and 3, kernels larger than
+their input, per-sample rows); depthwise layers are ``in_channels`` one-channel GEMMs, each
+paying its own fill and drain, as SCALE-Sim runs them.
 
 At CIFAR sizes the fill/drain term dominates (an 8x8 output has M = 64 rows to stream, against
 2R + C - 2 = 382 fill cycles on a 128x128 array); the published formula (``systolic-paper``)
@@ -28,7 +31,8 @@ effective rows tile ``K`` under WS and IS, ``ceil(K / perf)`` streamed cycles un
 ``slowdown`` multiplies the streamed length (bit-serial PEs). Fill and drain still cross the
 array's physical rows: a fused PE takes its ``perf`` operands in one cycle, so BitFusion on
 ``R x C`` folds like an ``(R * perf) x C`` array but fills like ``R x C``. ``fixed`` PEs leave
-every number unchanged.
+every number unchanged. ``scalesim_precision.csv`` checks these relations against SCALE-Sim runs of
+the wider array, the shorter ``K`` and the longer stream.
 """
 
 from __future__ import annotations
