@@ -122,6 +122,18 @@ def _pm(values: list[float], fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(spread)}"
 
 
+def _complete(pair: str, entry: str, group: list[dict], lambdas: list[float]) -> bool:
+    """A sweep is complete with every lambda of its pair's grid; a frontier with as many points as its
+    settings asked for (a frontier still being retrained is partial; points read back from a
+    ``points.csv`` carry no settings and count as complete, as they did when they were summarized)."""
+    import bench_fronts
+
+    if entry in bench_fronts.FRONTIERS:
+        wanted = max((p.get("settings") or {}).get("frontier_points", 0) for p in group)
+        return len({p.get("point") for p in group}) >= wanted
+    return set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas)
+
+
 def summarize(points: list[dict]) -> dict:
     import bench_fronts
 
@@ -133,7 +145,7 @@ def summarize(points: list[dict]) -> dict:
         ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
         lambdas = sorted({p["lambda"] for p in group})
         row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
-                     "complete": entry in bench_fronts.FRONTIERS or set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas),
+                     "complete": _complete(pair, entry, group, lambdas),
                      "flops_complete": bool(flops) and set(bench_fronts.lambdas_for(pair, None)) <= {p["lambda"] for p in flops},
                      "speedup_vs_flops": ratios, "unmatched_vs_flops": unmatched if flops else None}
     out = []

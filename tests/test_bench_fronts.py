@@ -309,6 +309,22 @@ def test_a_network_found_at_several_lambdas_is_one_front_point_in_the_speedup():
     assert ratios == [] and unmatched == 1
 
 
+def test_a_frontier_still_being_retrained_is_a_partial_seed_not_a_complete_one():
+    """Two of five frontier points done: listed apart, not averaged in as a complete seed."""
+    import fronts_report
+
+    def point(i, acc, lat):
+        return {**_pt(acc, lat), "pair": "darts-cifar-16x16", "entry": "frontier", "seed": 2, "lambda": 1.0, "point": i,
+                "settings": {"frontier_points": 5}}
+
+    done = [point(0, 60.0, 5.0), point(1, 85.0, 6.0)]
+    row = next(e for e in fronts_report.summarize(done)["entries"] if e["entry"] == "frontier")
+    assert row["seeds"] == {} and set(row["partial"]) == {2} and row["hypervolume_mean"] is None
+    done += [point(2, 98.0, 8.0), point(3, 98.5, 10.0), point(4, 99.0, 12.0)]
+    row = next(e for e in fronts_report.summarize(done)["entries"] if e["entry"] == "frontier")
+    assert set(row["seeds"]) == {2} and row["partial"] == {} and row["hypervolume_mean"] > 0
+
+
 def test_a_summary_is_recomputed_from_its_committed_points(tmp_path):
     import shutil
 
