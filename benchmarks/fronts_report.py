@@ -14,7 +14,10 @@ standard deviation over the seeds whose sweep is complete.
 Matched-accuracy speed-up over ``flops``: for each point on an entry's front (same pair and seed),
 the fastest FLOPs-searched network of that seed whose accuracy is within ``MATCH_POINTS`` (0.3)
 points below it or better, divided by the point's latency. Points no FLOPs network matches are
-counted as unmatched (FLOPs-guided search never reached that accuracy).
+counted as unmatched (FLOPs-guided search never reached that accuracy). The last column reads the
+same ratio over the front points no more than ``MATCH_POINTS`` below the accuracy of every FLOPs
+network of the seed: a point less accurate than all of them is otherwise compared with FLOPs'
+fastest network, a more accurate one (``matched_speedups(in_range=True)``).
 
 Accuracy with ``retrain_seeds`` K (``bench_fronts.py --retrain-seeds``): the mean of each point's
 first K retrains (``fronts_seeds.at_seeds``); points retrained fewer than K times are left out and
@@ -96,15 +99,20 @@ def front_hypervolume(pair: str, group: list[dict]) -> float:
     return hv.normalized_hypervolume([(p["error_pct"], p["latency_us"]) for p in group], REFERENCE[pair])
 
 
-def matched_speedups(group: list[dict], flops: list[dict]) -> tuple[list[float], int]:
+def matched_speedups(group: list[dict], flops: list[dict], *, in_range: bool = False) -> tuple[list[float], int]:
     """Latency of the fastest FLOPs network within MATCH_POINTS of each front point's accuracy,
     over the point's latency; and how many front points no FLOPs network matches. Each point of the
-    front counts once, however many lambdas found its network."""
+    front counts once, however many lambdas found its network.
+
+    ``in_range``: leave out the points more than MATCH_POINTS *below* every FLOPs network's accuracy.
+    Without it such a point is compared with FLOPs' fastest network, which is more accurate than
+    it by more than the tolerance: a speed-up bought with accuracy, not one at matched accuracy."""
     on_front = set(hv.pareto_front([(p["error_pct"], p["latency_us"]) for p in group]))
+    floor = min(100 * f["test_acc"] for f in flops) - MATCH_POINTS if in_range and flops else -math.inf
     ratios, unmatched, seen = [], 0, set()
     for p in group:
         key = (p["error_pct"], p["latency_us"])
-        if key not in on_front or key in seen:
+        if key not in on_front or key in seen or 100 * p["test_acc"] < floor:
             continue
         seen.add(key)
         rivals = [f["latency_us"] for f in flops if 100 * f["test_acc"] >= 100 * p["test_acc"] - MATCH_POINTS]
@@ -120,6 +128,10 @@ def _pm(values: list[float], fmt: str = "{:.3f}") -> str:
         return "-"
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(spread)}"
+
+
+def _geomean(values: list[float]) -> float | None:
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
 
 
 def _complete(pair: str, entry: str, group: list[dict], lambdas: list[float]) -> bool:
@@ -143,26 +155,30 @@ def summarize(points: list[dict]) -> dict:
         row = table[(pair, entry)].setdefault("seeds", {})
         flops = grouped.get((pair, "flops", seed), [])
         ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
+        strict = matched_speedups(group, flops, in_range=True)[0] if entry != "flops" and flops else []
         lambdas = sorted({p["lambda"] for p in group})
         row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
                      "complete": _complete(pair, entry, group, lambdas),
                      "flops_complete": bool(flops) and set(bench_fronts.lambdas_for(pair, None)) <= {p["lambda"] for p in flops},
-                     "speedup_vs_flops": ratios, "unmatched_vs_flops": unmatched if flops else None}
+                     "speedup_vs_flops": ratios, "speedup_vs_flops_in_range": strict,
+                     "unmatched_vs_flops": unmatched if flops else None}
     out = []
     for (pair, entry), row in sorted(table.items()):
         seeds = {k: v for k, v in row["seeds"].items() if v["complete"]}  # the mean is over complete sweeps only
         if not seeds:
             out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": {}, "partial": row["seeds"],
                         "hypervolume_mean": None, "hypervolume_std": None, "speedup_vs_flops_geomean": None,
-                        "speedup_vs_flops_range": None})
+                        "speedup_vs_flops_range": None, "speedup_vs_flops_in_range_geomean": None, "speedup_vs_flops_in_range_points": 0})
             continue
         hvs = [s["hypervolume"] for s in seeds.values()]
         ratios = [r for s in seeds.values() if s["flops_complete"] for r in s["speedup_vs_flops"]]
+        strict = [r for s in seeds.values() if s["flops_complete"] for r in s.get("speedup_vs_flops_in_range", [])]
         partial = {k: v for k, v in row["seeds"].items() if not v["complete"]}
         out.append({"pair": pair, "entry": entry, "reference": REFERENCE[pair], "seeds": seeds, "partial": partial,
                     "hypervolume_mean": statistics.fmean(hvs), "hypervolume_std": statistics.stdev(hvs) if len(hvs) > 1 else 0.0,
-                    "speedup_vs_flops_geomean": math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None,
-                    "speedup_vs_flops_range": [min(ratios), max(ratios)] if ratios else None})
+                    "speedup_vs_flops_geomean": _geomean(ratios),
+                    "speedup_vs_flops_range": [min(ratios), max(ratios)] if ratios else None,
+                    "speedup_vs_flops_in_range_geomean": _geomean(strict), "speedup_vs_flops_in_range_points": len(strict)})
     return {"match_points": MATCH_POINTS, "entries": out}
 
 
@@ -175,8 +191,8 @@ def markdown(summary: dict, n_points: int, stale: int, retrain_seeds: int = 1) -
              f"{MATCH_POINTS} points, over each front's points (geometric mean, range, unmatched = no FLOPs network that accurate).",
              "Mean and std over the seeds whose lambda grid is complete; partial seeds are listed apart, their "
              "hypervolume marked with the number of points done.",
-             "", "| pair | entry | reference | complete seeds | points per seed | hypervolume mean ± std | per seed | partial seeds | speed-up vs flops (geomean, range) | unmatched |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "", "| pair | entry | reference | complete seeds | points per seed | hypervolume mean ± std | per seed | partial seeds | speed-up vs flops (geomean, range) | unmatched | speed-up, points not below every flops network (geomean, points) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary["entries"]:
         seeds = e["seeds"]
         per_seed = ", ".join(f"{k}: {v['hypervolume']:.3f}" for k, v in sorted(seeds.items()))
@@ -185,9 +201,11 @@ def markdown(summary: dict, n_points: int, stale: int, retrain_seeds: int = 1) -
         speed = "-" if e["speedup_vs_flops_geomean"] is None else (
             f"{e['speedup_vs_flops_geomean']:.2f}x ({e['speedup_vs_flops_range'][0]:.2f}-{e['speedup_vs_flops_range'][1]:.2f})")
         unmatched = sum(v["unmatched_vs_flops"] or 0 for v in seeds.values() if v["flops_complete"])
+        in_range = "-" if e.get("speedup_vs_flops_in_range_geomean") is None else (
+            f"{e['speedup_vs_flops_in_range_geomean']:.2f}x ({e['speedup_vs_flops_in_range_points']})")
         ref = f"({e['reference'][0]:g} %, {e['reference'][1]:g} µs)"
         lines.append(f"| {e['pair']} | {e['entry']} | {ref} | {len(seeds)} | {npts} | "
-                     f"{_pm([v['hypervolume'] for v in seeds.values()])} | {per_seed or '-'} | {partial} | {speed} | {unmatched} |")
+                     f"{_pm([v['hypervolume'] for v in seeds.values()])} | {per_seed or '-'} | {partial} | {speed} | {unmatched} | {in_range} |")
     return "\n".join(lines) + "\n"
 
 

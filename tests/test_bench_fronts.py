@@ -297,6 +297,26 @@ def test_matched_speedup_takes_the_fastest_flops_network_within_the_accuracy_win
     assert ratios == [] and unmatched == 1
 
 
+def test_in_range_leaves_out_points_below_every_flops_networks_accuracy():
+    """A 60 % network 'matched' with FLOPs' fastest 96.7 % one is a speed-up bought with accuracy: the in-range
+    reading leaves it out and keeps the points within 0.3 points of FLOPs' least accurate network or above."""
+    import fronts_report
+
+    flops = [_pt(96.7, 6.0), _pt(99.2, 40.0)]
+    ours = [_pt(60.0, 2.0), _pt(96.5, 4.0), _pt(99.0, 10.0)]
+    ratios, _ = fronts_report.matched_speedups(ours, flops)
+    assert sorted(ratios) == pytest.approx([1.5, 3.0, 4.0])  # 6/2 for the 60 % network too
+    strict, unmatched = fronts_report.matched_speedups(ours, flops, in_range=True)
+    assert sorted(strict) == pytest.approx([1.5, 4.0]) and unmatched == 0  # 96.5 >= 96.7 - 0.3: kept (6/4)
+    summary = fronts_report.summarize(
+        [{**p, "pair": "lenet-16x16", "entry": e, "seed": 0, "lambda": lam}
+         for e, pts in (("flops", flops), ("systolic", ours)) for p, lam in zip(pts * 11, [0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1, 3])])
+    row = next(e for e in summary["entries"] if e["entry"] == "systolic")
+    assert row["speedup_vs_flops_in_range_points"] == 2
+    assert row["speedup_vs_flops_in_range_geomean"] == pytest.approx(6.0 ** 0.5)
+    assert row["speedup_vs_flops_geomean"] == pytest.approx(18.0 ** (1 / 3))
+
+
 def test_a_network_found_at_several_lambdas_is_one_front_point_in_the_speedup():
     """Exact pricing's lenet sweep returns one network at six lambdas: it entered the geometric mean six times
     (lenet 0.96x reported where its distinct front points give 1.35x)."""
