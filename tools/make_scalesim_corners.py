@@ -41,7 +41,6 @@ unless ``--cache-dir`` is given. The layers are small: the 366 simulations take 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
 import os
@@ -58,6 +57,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))
 from uboost.hardware.layers import LayerShape, conv_kind
 from uboost.hardware.scalesim_runner import Job, ResultCache, layer_job, simulate
 from uboost.hardware.spec import HardwareSpec
+from uboost.io import atomic_write
 
 DATA = os.path.join(REPO, "tests", "hardware", "data")
 CORNERS_OUT = "scalesim_corners.csv"
@@ -285,21 +285,14 @@ def uboost_gemm(s: LayerShape, batch: int) -> tuple[int, int, int]:
 
 
 def write_csv(path: str, header: list[str], rows: list[list]) -> None:
-    """Atomically (temp file + ``os.replace``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".corners_", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Atomically (:func:`uboost.io.atomic_write`: temp file + ``os.replace``)."""
+
+    def write(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def main(argv: list[str] | None = None) -> int:
