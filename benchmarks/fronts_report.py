@@ -147,7 +147,6 @@ def _complete(pair: str, entry: str, group: list[dict], lambdas: list[float]) ->
 
 
 def summarize(points: list[dict]) -> dict:
-    import bench_fronts
 
     grouped = fronts(points)
     table = defaultdict(dict)
@@ -159,7 +158,7 @@ def summarize(points: list[dict]) -> dict:
         lambdas = sorted({p["lambda"] for p in group})
         row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
                      "complete": _complete(pair, entry, group, lambdas),
-                     "flops_complete": bool(flops) and set(bench_fronts.lambdas_for(pair, None)) <= {p["lambda"] for p in flops},
+                     "flops_complete": bool(flops) and _complete(pair, "flops", flops, [p["lambda"] for p in flops]),
                      "speedup_vs_flops": ratios, "speedup_vs_flops_in_range": strict,
                      "unmatched_vs_flops": unmatched if flops else None}
     out = []

@@ -279,9 +279,11 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
 
     targets = [out.resolve() / name for name in OUTPUTS]
     owner = runs.retrain_owner(root, out)
+    from uboost._owners import EXPORT_RUN, TUNE_EXPORT
+
     # in its own folder inside a run (RUN/retrain), a copy or export of a run's files (a tune export's copied trial
     # retrain) is no other command's work: this retrain replaces it; the search's, another retrain's are refused
-    replaceable = ("tune-export", "export-run") if out.resolve() != root.resolve() else ()
+    replaceable = (TUNE_EXPORT, EXPORT_RUN) if out.resolve() != root.resolve() else ()
     if rank_zero:
         runs.refuse_foreign(root, targets, owner, replaceable)  # never overwrite a file uboost did not write, nor another output's
     ckpt_dir = out / runs.CHECKPOINTS

@@ -287,10 +287,8 @@ def differences(old: dict, new: dict, prefix: str = "", *, limit: int = 6) -> li
 def settings_difference(study: "optuna.Study", base: SearchConfig, tune_space: TuneSpace) -> str | None:
     """The first setting in which ``base`` / ``tune_space`` differ from what ``study`` stored when its searches ran
     (``"space 'lenet' (this command: 'darts-cifar')"``), or ``None`` when they agree or it stored none."""
-    import json
-
     for key, value in (("uboost_base", base.to_dict()), ("uboost_space", tune_space.to_dict())):
-        old, new = study.user_attrs.get(key), json.loads(json.dumps(value))  # as the storage holds it
+        old, new = study.user_attrs.get(key), _as_stored(value)
         # fields added since the study ran count as agreeing (the study stored none)
         differ = [k for k in sorted(old or {}) if old[k] != new.get(k, old[k])]
         if differ:
