@@ -88,14 +88,7 @@ def load_projector(run: str | os.PathLike, hardware: str | os.PathLike | None = 
     from uboost.strategy.projection import Projector
 
     root = Path(run)
-    if not root.is_dir():
-        raise RunDirError(f"expected a search run directory, got {root}")
-    if not (root / runs.CONFIG).is_file():
-        raise RunDirError(f"{root} has no {runs.CONFIG}: not a uboost search run")
-    if not (root / runs.ALPHAS).is_file():
-        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else runs.no_alphas_hint(root)
-        raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
-    stored = runs.read_json(root / runs.CONFIG, "run config")
+    stored = runs.searched_config(root)
     if objective == "predicted-accuracy":
         from uboost.predict.supernet import check_no_bits
 

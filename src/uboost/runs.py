@@ -144,6 +144,20 @@ def no_alphas_hint(root: str | os.PathLike) -> str:
     return "it was made by an older uboost, which did not keep the alphas: run its search again"
 
 
+def searched_config(root: str | os.PathLike) -> dict:
+    """The stored ``config.json`` of a finished search run (one with its ``alphas.json``); refuses in one line what
+    is not one: no directory, no config, or no alphas (an unfinished search, an exported network...), saying why."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RunDirError(f"expected a search run directory, got {root}")
+    if not (root / CONFIG).is_file():
+        raise RunDirError(f"{root} has no {CONFIG}: not a uboost search run")
+    if not (root / ALPHAS).is_file():
+        hint = unfinished_hint(root) if not (root / ARCH).is_file() else no_alphas_hint(root)
+        raise RunDirError(f"{root} has no {ALPHAS}: {hint}")
+    return read_json(root / CONFIG, "run config")
+
+
 def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, resumable: bool = True) -> Path:
     """Refuse, before anything is written, a run directory that cannot be used as asked
     (``resumable``: whether the command writing it has a ``--resume``, for the message)."""

@@ -152,14 +152,7 @@ def check_no_bits(root: Path, config) -> None:
 
 def check_search_run(root: Path) -> Path:
     """Refuse, in one line, what is not a finished search with a supernet checkpoint."""
-    if not root.is_dir():
-        raise RunDirError(f"expected a search run directory, got {root}")
-    if not (root / runs.CONFIG).is_file():
-        raise RunDirError(f"{root} has no {runs.CONFIG}: not a uboost search run")
-    if not (root / runs.ALPHAS).is_file():
-        hint = runs.unfinished_hint(root) if not (root / runs.ARCH).is_file() else runs.no_alphas_hint(root)
-        raise RunDirError(f"{root} has no {runs.ALPHAS}: {hint}")
-    check_no_bits(root, runs.read_json(root / runs.CONFIG, "run config"))
+    check_no_bits(root, runs.searched_config(root))
     checkpoint = runs.latest_checkpoint(root)
     if checkpoint is None:
         raise RunDirError(f"{root} has no supernet checkpoint in {runs.CHECKPOINTS}/: the predictor measures the trained "
