@@ -147,7 +147,6 @@ def _complete(pair: str, entry: str, group: list[dict], lambdas: list[float]) ->
 
 
 def summarize(points: list[dict]) -> dict:
-
     grouped = fronts(points)
     table = defaultdict(dict)
     for (pair, entry, seed), group in sorted(grouped.items()):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from uboost import runs
+from uboost._owners import EXPORT_RUN, TUNE_EXPORT
 from uboost.exceptions import ConfigError, Interrupted, RunDirError, SearchError
 from uboost.io import atomic_path, write_json
 
@@ -279,8 +280,6 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
 
     targets = [out.resolve() / name for name in OUTPUTS]
     owner = runs.retrain_owner(root, out)
-    from uboost._owners import EXPORT_RUN, TUNE_EXPORT
-
     # in its own folder inside a run (RUN/retrain), a copy or export of a run's files (a tune export's copied trial
     # retrain) is no other command's work: this retrain replaces it; the search's, another retrain's are refused
     replaceable = (TUNE_EXPORT, EXPORT_RUN) if out.resolve() != root.resolve() else ()
