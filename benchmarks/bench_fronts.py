@@ -342,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     import fronts_report
 
     k = args.retrain_seeds
+    grids = {pair: lambdas_for(pair, args.lambdas) for pair in args.spaces}
     if args.report_only:
-        fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds)
+        fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds, grids=grids)
         return 0
     _quiet(args.threads)
     retrain = fronts_seeds.retrain_settings(args.retrain_epochs, args.max_samples, k)
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"acc {100 * point['test_acc']:.1f}%{f' (mean of {k})' if k > 1 else ''} latency {point['latency_us']:.2f} µs "
                           f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
                           f"load {os.getloadavg()[0]:.1f}]", flush=True)
-                fronts_report.write_summary(args.out, args.summary, plot=False, retrain_seeds=k, seeds=args.report_seeds)
+                fronts_report.write_summary(args.out, args.summary, plot=False, retrain_seeds=k, seeds=args.report_seeds, grids=grids)
             if args.frontiers and args.frontier_points and "systolic" in args.models:
                 config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
                 source = point_dir(args.out, pair, "systolic", 1.0, seed)
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                     for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry, cache):
                         print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "
                               f"latency {point['latency_us']:.2f} µs (budget {point['target_us']:.2f})", flush=True)
-            fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds)
+            fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds, grids=grids)
     return 0
 
 

@@ -134,8 +134,8 @@ def _geomean(values: list[float]) -> float | None:
     return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
 
 
-def _complete(pair: str, entry: str, group: list[dict], lambdas: list[float]) -> bool:
-    """A sweep is complete with every lambda of its pair's grid; a frontier with as many points as its
+def _complete(entry: str, group: list[dict], lambdas: list[float], grid: list[float]) -> bool:
+    """A sweep is complete with every lambda of its pair's ``grid``; a frontier with as many points as its
     settings asked for (a frontier still being retrained is partial; points read back from a
     ``points.csv`` carry no settings and count as complete, as they did when they were summarized)."""
     import bench_fronts
@@ -143,10 +143,28 @@ def _complete(pair: str, entry: str, group: list[dict], lambdas: list[float]) ->
     if entry in bench_fronts.FRONTIERS:
         wanted = max((p.get("settings") or {}).get("frontier_points", 0) for p in group)
         return len({p.get("point") for p in group}) >= wanted
-    return set(bench_fronts.lambdas_for(pair, None)) <= set(lambdas)
+    return set(grid) <= set(lambdas)
 
 
-def summarize(points: list[dict]) -> dict:
+def grids_of(points: list[dict]) -> dict[str, list[float]]:
+    """Each pair's lambda grid as the union of the lambdas its sweeps ran: how a summary written before grids
+    were recorded is judged (a seed missing one of them is still partial; an old grid is not measured
+    against today's)."""
+    import bench_fronts
+
+    grids = defaultdict(set)
+    for p in points:
+        if p["entry"] not in bench_fronts.FRONTIERS:
+            grids[p["pair"]].add(p["lambda"])
+    return {pair: sorted(g) for pair, g in grids.items()}
+
+
+def summarize(points: list[dict], grids: dict[str, list[float]] | None = None) -> dict:
+    """Hypervolume and matched speed-ups per (pair, entry). ``grids``: each pair's lambda grid, against which a
+    sweep is judged complete (default: ``bench_fronts``' grid of today)."""
+    import bench_fronts
+
+    grids = dict(grids or {})
     grouped = fronts(points)
     table = defaultdict(dict)
     for (pair, entry, seed), group in sorted(grouped.items()):
@@ -155,9 +173,10 @@ def summarize(points: list[dict]) -> dict:
         ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
         strict = matched_speedups(group, flops, in_range=True)[0] if entry != "flops" and flops else []
         lambdas = sorted({p["lambda"] for p in group})
+        grid = grids.get(pair) or bench_fronts.lambdas_for(pair, None)
         row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
-                     "complete": _complete(pair, entry, group, lambdas),
-                     "flops_complete": bool(flops) and _complete(pair, "flops", flops, [p["lambda"] for p in flops]),
+                     "complete": _complete(entry, group, lambdas, grid),
+                     "flops_complete": bool(flops) and _complete("flops", flops, [p["lambda"] for p in flops], grid),
                      "speedup_vs_flops": ratios, "speedup_vs_flops_in_range": strict,
                      "unmatched_vs_flops": unmatched if flops else None}
     out = []
@@ -177,7 +196,8 @@ def summarize(points: list[dict]) -> dict:
                     "speedup_vs_flops_geomean": _geomean(ratios),
                     "speedup_vs_flops_range": [min(ratios), max(ratios)] if ratios else None,
                     "speedup_vs_flops_in_range_geomean": _geomean(strict), "speedup_vs_flops_in_range_points": len(strict)})
-    return {"match_points": MATCH_POINTS, "entries": out}
+    return {"match_points": MATCH_POINTS, "entries": out,
+            "lambda_grids": {pair: grids.get(pair) or bench_fronts.lambdas_for(pair, None) for pair in sorted({p for p, _ in table})}}
 
 
 def markdown(summary: dict, n_points: int, stale: int, retrain_seeds: int = 1) -> str:
@@ -302,7 +322,7 @@ def refresh_summary(out: Path) -> dict:
 
     old = json.loads((out / "summary.json").read_text())
     points = read_points_csv(out / "points.csv")
-    summary = summarize(points)
+    summary = summarize(points, old.get("lambda_grids") or grids_of(points))  # judged on the grid it was run on
     keep = {k: old[k] for k in ("stale_points", "points", "retrain_seeds", "search_seeds") if k in old}
     write_json(out / "summary.json", {**summary, **keep})
     text = (out / "summary.md").read_text()
@@ -312,11 +332,14 @@ def refresh_summary(out: Path) -> dict:
     return summary
 
 
-def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: int = 1, seeds: list[int] | None = None) -> dict:
+def write_summary(root: Path, out: Path, *, plot: bool = True, retrain_seeds: int = 1, seeds: list[int] | None = None,
+                  grids: dict[str, list[float]] | None = None) -> dict:
+    """Summarize the finished points under ``root`` into ``out``; ``grids`` (pair -> lambdas, default today's)
+    is recorded in ``summary.json``, so a later refresh judges the summary on the grid it was run on."""
     from uboost.io import write_json, write_text
 
     points, stale = load_points(root, retrain_seeds, seeds)
-    summary = summarize(points) if points else {"match_points": MATCH_POINTS, "entries": []}
+    summary = summarize(points, grids) if points else {"match_points": MATCH_POINTS, "entries": []}
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "points.csv", points_csv(points, retrain_seeds))
     many = {"retrain_seeds": retrain_seeds} if retrain_seeds > 1 else {}

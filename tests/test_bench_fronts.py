@@ -362,6 +362,40 @@ def test_a_summary_is_recomputed_from_its_committed_points(tmp_path):
     assert after[after.index("\n\n", after.index("| pair |")):] == before[before.index("\n\n", before.index("| pair |")):]  # the rest is kept
 
 
+
+def test_a_summary_is_judged_on_the_lambda_grid_it_was_run_on(tmp_path):
+    """darts-today was run on the 7-value grid: refreshed after the grid grew to 9 values its seeds stay complete
+    (they refreshed as partial, with no means); a seed missing one of its own lambdas is still partial; a new
+    summary records its grid."""
+    import csv
+    import json
+    import shutil
+
+    import bench_fronts
+    import fronts_report
+
+    src = Path(__file__).resolve().parents[1] / "benchmarks" / "fronts" / "darts-today"
+    for name in ("summary.json", "summary.md", "points.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    committed = json.loads((src / "summary.json").read_text())
+    assert "lambda_grids" not in committed and len(bench_fronts.LAMBDAS["darts-cifar"]) == 9
+    summary = fronts_report.refresh_summary(tmp_path)
+    exact = next(e for e in summary["entries"] if e["entry"] == "systolic")
+    assert exact["hypervolume_mean"] == pytest.approx(0.880, abs=5e-4) and set(exact["seeds"]) == {0, 1, 2}
+    assert summary["lambda_grids"]["darts-cifar-16x16"] == [0, 0.001, 0.003, 0.01, 0.03, 0.1, 1]
+    assert json.loads((tmp_path / "summary.json").read_text())["lambda_grids"] == summary["lambda_grids"]
+
+    with open(tmp_path / "points.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if not (r["entry"] == "systolic" and r["seed"] == "1" and float(r["lambda"]) == 0.1)]
+    assert len(kept) == len(rows) - 1
+    with open(tmp_path / "points.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    exact = next(e for e in fronts_report.refresh_summary(tmp_path)["entries"] if e["entry"] == "systolic")
+    assert set(exact["seeds"]) == {0, 2} and set(exact["partial"]) == {1}  # its recorded grid still has 0.1
+
 # -- the hardware term's own optimum (fronts_hw_optimum.py) -----------------------------------
 def test_hardware_optimum_path_by_hand():
     import fronts_hw_optimum as hw
