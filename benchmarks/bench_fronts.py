@@ -4,10 +4,12 @@ For every (space, array) pair, seed and cost model, the search runs once per lam
 (``latency_weight``) with today's ``SearchConfig`` defaults otherwise; every derived network is
 retrained from scratch with the same settings (``--retrain-epochs``, retrain seed 0; with
 ``--retrain-seeds K`` the mean of K retrains, seeds 0..K-1, see ``fronts_seeds.py``) and priced
-**cycle-exact** (``systolic`` on the run's array) whatever the search optimized. One more entry,
+**cycle-exact** (``systolic`` on the run's array; on a memory-bounded pair SCALE-Sim's USER mode with the pair's
+buffers and DRAM bandwidth, the ``scalesim`` model) whatever the search optimized. One more entry,
 ``frontier``, is ours alone: the budget-exact projections of one search (``uboost frontier``,
 ``--frontier-points`` budgets from the cheapest to the search's own network) of the
-``systolic`` run at the default lambda, each retrained and priced the same way; ``frontier-wide``
+``systolic`` run at the default lambda (``systolic-mem`` on a memory-bounded pair), each retrained and priced the
+same way; ``frontier-wide``
 projects the same search onto budgets from the cheapest network up to the pair's reference latency.
 
 Cost models (``--models``):
@@ -19,7 +21,7 @@ Cost models (``--models``):
 ``systolic-paper``  the published formula (no fill/drain), utilization weight 1, expectation
 ``flops``           MACs / PEs, no utilization term
 ``roofline``        max(compute at full PE use, memory time), no utilization term
-``systolic-mem``    finite SRAM and DRAM bandwidth; only with ``--sram-kb`` and ``--dram-bw-words``
+``systolic-mem``    finite SRAM and DRAM bandwidth; only on a memory-bounded pair (``lenet-16x16-16kB``)
 ==================  ==========================================================================
 
 Study entries (only when named in ``--models``): ``systolic-warmup3`` (3 of the 6 epochs train the
@@ -74,6 +76,9 @@ PAIRS = {  # digits at 16x16 pixels, as the other benchmarks; the array is what 
     "lenet-16x16": dict(space="lenet", array="16x16"),
     "darts-cifar-16x16": dict(space="darts-cifar", array="16x16"),
     "darts-cifar-32x32": dict(space="darts-cifar", array="32x32"),
+    # bounded memory (issue 21's fixed-PE accelerator): 16 kB per SRAM, 4 DRAM words per cycle per port. Over lenet's
+    # 300 networks systolic-mem's stalls multiply the compute-only latency by 1.0-5.9x (median 2.6x)
+    "lenet-16x16-16kB": dict(space="lenet", array="16x16", sram_kb=16, dram_bw_words=4.0),
 }
 IMAGE_SIZE = 16
 LAMBDAS = {  # one grid per space, shared by every model: 0 = the accurate end, the last = near the cheapest
@@ -126,18 +131,39 @@ REFERENCE = {
     "lenet-16x16": (20.0, 16.0),
     "darts-cifar-16x16": (10.0, 213.0),
     "darts-cifar-32x32": (10.0, 154.0),
+    # bounded: latency is SCALE-Sim USER mode's (``price``). Over all 300 lenet networks it spans 0.82 µs (stall-free)
+    # to 61.45 µs (both convs 5x5 x 32, fc1 128; compute-only 15.59 µs), 2.2x the compute-only latency at the median
+    # and up to 6.1x; systolic-mem is 16.5 % off it on average (80.79 µs for the costliest)
+    "lenet-16x16-16kB": (20.0, 62.0),
 }
 POINT = "point.json"
 FRONTIER_INFO = ("pair", "entry", "model", "lambda", "seed", "point", "target_us")  # a frontier point's own fields
 
 
+def memory_bound(pair: str) -> bool:
+    """Whether the pair's accelerator has finite buffers and DRAM bandwidth (then ``systolic-mem`` is an entry and
+    every network is priced by SCALE-Sim's USER mode)."""
+    return PAIRS[pair].get("sram_kb") is not None
+
+
+def models_for(pair: str, models: list[str]) -> list[str]:
+    """The entries that run on ``pair``: the memory models only where memory is bounded (elsewhere they equal
+    ``systolic``)."""
+    return [m for m in models if memory_bound(pair) or m not in MEMORY_MODELS]
+
+
+def frontier_model(pair: str) -> str:
+    """The search the frontier entries project: U-Boost exact, memory-aware where memory is bounded."""
+    return "systolic-mem" if memory_bound(pair) else "systolic"
+
+
 def search_config(pair: str, model: str, lam: float, seed: int, *, epochs: int | None = None,
-                  max_samples: int | None = None, memory: dict | None = None):
+                  max_samples: int | None = None):
     """The search of one point: today's defaults, the pair's space and array, the model's changes.
     Returns ``(config, entry)``; ``entry`` is ``task-only`` when the search ignores the hardware."""
     from uboost.search import SearchConfig
 
-    base = dict(PAIRS[pair], image_size=IMAGE_SIZE, seed=seed, max_samples=max_samples, **(memory or {}))
+    base = dict(PAIRS[pair], image_size=IMAGE_SIZE, seed=seed, max_samples=max_samples)
     if epochs is not None:
         base["epochs"] = epochs
     changes = {**MODELS[model], "latency_weight": lam}
@@ -173,8 +199,10 @@ def stored_point(out: Path, wanted: dict, *, any_seeds: bool = False) -> dict | 
 
 
 def price(run: Path, config) -> dict:
-    """The run's ``arch.json`` priced cycle-exact (``systolic``) on the config's array, and with
-    ``systolic-mem`` too when the config's memory is bounded."""
+    """The run's ``arch.json`` priced cycle-exact on the config's array: ``systolic`` (SCALE-Sim's compute cycles),
+    or, when the config's memory is bounded, SCALE-Sim itself in USER mode (``scalesim``: stalls included; each layer
+    shape simulated once, disk-cached), with the compute-only (``compute_latency_us``) and ``systolic-mem``
+    (``mem_latency_us``) prices beside it."""
     from uboost import hardware, runs
     from uboost.search import build_space
 
@@ -185,7 +213,9 @@ def price(run: Path, config) -> dict:
     priced = {"latency_us": 1e3 * report.latency_ms, "cycles": report.cycles, "utilization": report.utilization,
               "macs": report.macs}
     if spec.memory_bound:
-        priced["mem_latency_us"] = 1e3 * hardware.create("systolic-mem", spec=spec).evaluate(network, shape).latency_ms
+        truth = hardware.create("scalesim", spec=spec, workers=1).evaluate(network, shape)
+        priced.update(latency_us=1e3 * truth.latency_ms, cycles=truth.cycles, compute_latency_us=priced["latency_us"],
+                      mem_latency_us=1e3 * hardware.create("systolic-mem", spec=spec).evaluate(network, shape).latency_ms)
     return priced
 
 
@@ -254,7 +284,7 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
     rows = frontier(projector, targets, out_root, force=True, floor=0.9)
     done = []
     for i, row in enumerate(rows):
-        info = dict(zip(FRONTIER_INFO, (pair, entry, "systolic", config.latency_weight, seed, i, 1e3 * targets[i])))
+        info = dict(zip(FRONTIER_INFO, (pair, entry, frontier_model(pair), config.latency_weight, seed, i, 1e3 * targets[i])))
         done.append(finish_point(Path(row["run_dir"]), config, retrain, wanted, info, cache))
     return done
 
@@ -267,8 +297,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spaces", default=",".join(PAIRS), help=f"(space, array) pairs, comma list from: {', '.join(PAIRS)}")
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
-    p.add_argument("--models", default=",".join(m for m in MODELS if m not in MEMORY_MODELS and m not in STUDY_MODELS),
-                   help=f"from: {', '.join(MODELS)}")
+    p.add_argument("--models", default=",".join(m for m in MODELS if m not in STUDY_MODELS),
+                   help=f"from: {', '.join(MODELS)} ({', '.join(MEMORY_MODELS)}: memory-bounded pairs only)")
     p.add_argument("--lambdas", default=None, help="comma list (default per space: " +
                    "; ".join(f"{k} {','.join(f'{v:g}' for v in vs)}" for k, vs in LAMBDAS.items()) + ")")
     p.add_argument("--epochs", type=int, default=None, help="search epochs (default: SearchConfig's)")
@@ -279,8 +309,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "their searches reused. K > 1 summarizes to SUMMARY/k<K> by default")
     p.add_argument("--frontier-points", type=int, default=5, help="budgets of the frontier entries (0: none)")
     p.add_argument("--frontiers", default=",".join(FRONTIERS), help=f"comma list from: {', '.join(FRONTIERS)} ('' for none)")
-    p.add_argument("--sram-kb", type=int, default=None, help="bounded memory: kB per SRAM (with --dram-bw-words)")
-    p.add_argument("--dram-bw-words", type=float, default=None, help="bounded memory: DRAM words per cycle per port")
     p.add_argument("--out", type=Path, default=Path("benchmarks/runs/fronts"), help="run directories (resumable)")
     p.add_argument("--summary", type=Path, default=None, help="where the tables and the plot go (default benchmarks/fronts)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -309,15 +337,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.frontiers = [f.strip() for f in args.frontiers.split(",") if f.strip()]
     if any(f not in FRONTIERS for f in args.frontiers) or (args.frontiers and args.frontier_points < 2):
         p.error(f"--frontiers takes {', '.join(FRONTIERS)}, with --frontier-points >= 2")
-    if (args.sram_kb is None) != (args.dram_bw_words is None):
-        p.error("bounded memory needs both --sram-kb and --dram-bw-words")
-    args.memory = {"sram_kb": args.sram_kb, "dram_bw_words": args.dram_bw_words} if args.sram_kb else {}
-    if not args.memory and any(m in MEMORY_MODELS for m in args.models):
-        print(f"note: {', '.join(MEMORY_MODELS)} equals systolic with unbounded memory: skipped (give --sram-kb and --dram-bw-words)")
-        args.models = [m for m in args.models if m not in MEMORY_MODELS]
-    if args.memory and args.out == Path("benchmarks/runs/fronts"):
-        tag = f"mem{args.sram_kb}kb-{args.dram_bw_words:g}w"
-        args.out, args.summary = args.out.with_name(f"fronts-{tag}"), args.summary.with_name(f"fronts-{tag}")
     if args.retrain_seeds > 1 and not summary_given:
         args.summary = args.summary / f"k{args.retrain_seeds}"  # the single-retrain summary stays as it is
     return args
@@ -346,9 +365,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         fronts_report.write_summary(args.out, args.summary, retrain_seeds=k, seeds=args.report_seeds, grids=grids)
         return 0
+    if any(memory_bound(pair) for pair in args.spaces):  # its networks are priced by SCALE-Sim: say so before any search
+        from uboost.exceptions import UBoostError
+        from uboost.hardware.scalesim_runner import find_python
+
+        try:
+            find_python()
+        except UBoostError as e:
+            sys.exit(f"bench_fronts: {', '.join(p for p in args.spaces if memory_bound(p))}: {e}")
     _quiet(args.threads)
     retrain = fronts_seeds.retrain_settings(args.retrain_epochs, args.max_samples, k)
-    opts = dict(epochs=args.epochs, max_samples=args.max_samples, memory=args.memory)
+    opts = dict(epochs=args.epochs, max_samples=args.max_samples)
     cache = args.out / _reuse.RETRAIN_CACHE  # a network already retrained under the root is not retrained again
     started = time.perf_counter()
     print(f"# retrain cache {cache}: {_reuse.index_retrains(args.out, cache)} networks "
@@ -357,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     for pair in args.spaces:
         for seed in args.seeds:
-            for model in args.models:
+            for model in models_for(pair, args.models):
                 for lam in lambdas_for(pair, args.lambdas):
                     config, entry = search_config(pair, model, lam, seed, **opts)
                     out = point_dir(args.out, pair, entry, lam, seed)
@@ -371,11 +398,12 @@ def main(argv: list[str] | None = None) -> int:
                           f"(own model {point['search_latency_us']:.2f}) [{time.perf_counter() - started:.0f} s, "
                           f"load {os.getloadavg()[0]:.1f}]", flush=True)
                 fronts_report.write_summary(args.out, args.summary, plot=False, retrain_seeds=k, seeds=args.report_seeds, grids=grids)
-            if args.frontiers and args.frontier_points and "systolic" in args.models:
-                config, _ = search_config(pair, "systolic", 1.0, seed, **opts)  # the default lambda
-                source = point_dir(args.out, pair, "systolic", 1.0, seed)
-                run_point(source, config, retrain, {"pair": pair, "entry": "systolic", "model": "systolic", "lambda": 1.0, "seed": seed},
-                          cache)
+            source_model = frontier_model(pair)
+            if args.frontiers and args.frontier_points and source_model in args.models:
+                config, _ = search_config(pair, source_model, 1.0, seed, **opts)  # the default lambda
+                source = point_dir(args.out, pair, source_model, 1.0, seed)
+                run_point(source, config, retrain, {"pair": pair, "entry": source_model, "model": source_model, "lambda": 1.0,
+                                                    "seed": seed}, cache)
                 for entry in args.frontiers:
                     for point in run_frontier(args.out, pair, seed, source, config, retrain, args.frontier_points, entry, cache):
                         print(f"{pair} seed {seed} {entry} p{point['point']:02d}: acc {100 * point['test_acc']:.1f}% "

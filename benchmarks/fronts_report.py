@@ -49,13 +49,12 @@ def _is_current(point: dict) -> bool:
     import bench_fronts
 
     config = point["settings"]["search_config"]
-    memory = {k: config[k] for k in ("sram_kb", "dram_bw_words") if config.get(k) is not None}
-    model = "systolic" if point["entry"] in bench_fronts.FRONTIERS else point["model"]
+    model = bench_fronts.frontier_model(point["pair"]) if point["entry"] in bench_fronts.FRONTIERS else point["model"]
     if model == bench_fronts.TASK_ONLY:
         model = "flops"  # any model without a utilization term: lambda 0 maps to the task-only search
     try:
         wanted, _ = bench_fronts.search_config(point["pair"], model, point["lambda"], point["seed"], epochs=config["epochs"],
-                                               max_samples=config["max_samples"], memory=memory)
+                                               max_samples=config["max_samples"])
     except Exception:  # noqa: BLE001  (a stored config today's SearchConfig cannot even build is stale too)
         return False
     return json.loads(json.dumps(wanted.to_dict())) == _reuse.as_today(config)
@@ -236,7 +235,8 @@ def lambda_tables(points: list[dict]) -> str:
     for pair, seed in sorted({(k[0], k[2]) for k in grouped}):
         entries = sorted(e for p_, e, s_ in grouped if (p_, s_) == (pair, seed))
         lambdas = sorted({p["lambda"] for (p_, e, s_), g in grouped.items() if (p_, s_) == (pair, seed) and e not in bench_fronts.FRONTIERS for p in g})
-        lines = [f"{pair}, seed {seed}: test accuracy % / latency µs (cycle-exact); frontier: points p00.. by budget", "",
+        priced = "SCALE-Sim USER mode" if bench_fronts.memory_bound(pair) else "cycle-exact"
+        lines = [f"{pair}, seed {seed}: test accuracy % / latency µs ({priced}); frontier: points p00.. by budget", "",
                  "| entry | " + " | ".join(f"λ={v:g}" for v in lambdas) + " |", "|---" * (len(lambdas) + 1) + "|"]
         for entry in entries:
             group = grouped[(pair, entry, seed)]

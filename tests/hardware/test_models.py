@@ -87,6 +87,21 @@ def test_flops_and_roofline_by_hand():
     assert create("roofline", spec=spec).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 1e9 * 1e9))
 
 
+
+def test_roofline_uses_the_spec_s_dram_bandwidth_where_it_has_one():
+    """A memory-bounded accelerator's roofline moves its bytes through that accelerator's DRAM (three ports of
+    dram_bw_words each), not through mem_bw_gbps; the same in GB/s at another clock; unbounded specs as before."""
+    layer = conv(16, 32, k=3, out=4)
+    macs = 4 * 4 * 9 * 16 * 32
+    bytes_ = 32 * 16 * 9 + 16 * 6 * 6 + 32 * 4 * 4
+    bounded = HardwareSpec(rows=8, cols=8, batch_size=1, bits=8, mem_bw_gbps=100.0, sram_kb=16, dram_bw_words=0.5)
+    assert create("roofline", spec=bounded).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 1.5))
+    assert bytes_ / 1.5 > macs / 64  # memory-bound at that bandwidth, compute-bound at mem_bw_gbps
+    gbps = HardwareSpec(rows=8, cols=8, batch_size=1, bits=4, sram_kb=16, dram_bw_gbps=1.0, clock_hz=2e9)
+    assert create("roofline", spec=gbps).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 2 / (3 * 0.5)))
+    unbounded = HardwareSpec(rows=8, cols=8, batch_size=1, bits=8, mem_bw_gbps=100.0)
+    assert create("roofline", spec=unbounded).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 100))
+
 def test_network_utilization_is_total_macs_over_total_capacity():
     spec = HardwareSpec(rows=16, cols=16)
     report = create("systolic", spec=spec).evaluate(list(CONTRACT_LAYERS))

@@ -27,7 +27,14 @@ class RooflineModel(CostModel):
     ``out * in/groups * kh * kw`` (``B`` times that for a ``per_sample`` layer: an attention's
     keys and values are each sample's own), inputs ``B * in * in_h * in_w`` and outputs
     ``B * out * out_h * out_w`` (no reuse across layers, no on-chip caching of activations).
+
+    The bandwidth is the spec's DRAM bandwidth where it has one (``dram_bw_words`` or
+    ``dram_bw_gbps``: the three ports of the ifmap, filter and ofmap buffers together, so the
+    roofline of a memory-bounded accelerator sees the same DRAM as ``systolic-mem`` and SCALE-Sim's
+    USER mode), else ``mem_bw_gbps``.
     """
+
+    DRAM_PORTS = 3  # ifmap, filter and ofmap: each moves dram_words_per_cycle words (bytes) per cycle
 
     name = "roofline"
 
@@ -40,6 +47,9 @@ class RooflineModel(CostModel):
         weights = torch.where(layers.per_sample, spec.batch_size * weights, weights)
         inputs = spec.batch_size * cin * layers.in_h * layers.in_w
         outputs = spec.batch_size * cout * layers.out_h * layers.out_w
-        seconds = (weights + inputs + outputs) * (spec.bits / 8) / (spec.mem_bw_gbps * 1e9)
+        moved = (weights + inputs + outputs) * (spec.bits / 8)  # bytes (= SCALE-Sim words)
+        per_cycle = spec.dram_words_per_cycle
+        memory = (moved / (self.DRAM_PORTS * per_cycle) if per_cycle is not None
+                  else moved / (spec.mem_bw_gbps * 1e9) * spec.clock_hz)
         compute = self.effective_macs(layers, in_channels=in_channels, out_channels=out_channels) / spec.pes
-        return torch.maximum(compute, seconds * spec.clock_hz)
+        return torch.maximum(compute, memory)
