@@ -99,7 +99,7 @@ MODELS = {  # changes over SearchConfig's defaults; run in this order (the headl
     "systolic-smooth": dict(cost_mode="smooth"),
     "systolic-mem": dict(cost_model="systolic-mem"),
 }
-MEMORY_MODELS = ("systolic-mem",)
+MEMORY_MODELS = ("systolic-mem", "systolic-mem-ulambda", "systolic-mem-mixture", "systolic-mem-ulambda-mixture")
 # Issue 26 item 3: today's exact search with one setting changed, run only when named in --models (not headline
 # entries; see RESULTS "Why exact pricing loses on lenet").
 STUDY_MODELS = {
@@ -117,6 +117,11 @@ STUDY_MODELS = {
     # every candidate runs (DARTS' mixture) instead of one sampled path: the task loss reaches a choice followed by
     # batch norm (single-path's straight-through weight only scales the sampled output, which batch norm undoes)
     "systolic-mixture": dict(sampling="mixture"),
+    # memory-bounded pairs: systolic-mem's utilization counts its stalls, so (1 - U) is large for every network and, at
+    # the default scale, decides the search at every lambda; weighed by lambda, lambda = 0 searches the task alone
+    "systolic-mem-ulambda": dict(cost_model="systolic-mem", utilization_scale="lambda"),
+    "systolic-mem-mixture": dict(cost_model="systolic-mem", sampling="mixture"),  # the task gradient reaches lenet's convs
+    "systolic-mem-ulambda-mixture": dict(cost_model="systolic-mem", utilization_scale="lambda", sampling="mixture"),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"
