@@ -272,12 +272,14 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import bench_fronts
     from uboost.io import atomic_path
 
     grouped = fronts(points)
     pairs = sorted({k[0] for k in grouped})
     entries = sorted({k[1] for k in grouped})
-    colors = {e: plt.get_cmap("tab10")(i) for i, e in enumerate(entries)}
+    palette = plt.get_cmap("tab10" if len(entries) <= 10 else "tab20")  # one color per entry
+    colors = {e: palette(i) for i, e in enumerate(entries)}
     markers = "os^Dv<>"
     fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(6 * max(1, len(pairs)), 4.5), squeeze=False)
     for ax, pair in zip(axes[0], pairs):
@@ -294,7 +296,7 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
         ax.axvline(ref[1], color="grey", ls=":", lw=1)
         ax.axhline(100 - ref[0], color="grey", ls=":", lw=1)
         ax.set_xscale("log")
-        ax.set_xlabel("latency (µs, cycle-exact)")
+        ax.set_xlabel(f"latency (µs, {'SCALE-Sim USER mode' if bench_fronts.memory_bound(pair) else 'cycle-exact'})")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{pair} (markers = seeds; dotted = reference)")
         ax.legend(fontsize=7, loc="lower right")
