@@ -26,7 +26,7 @@ class HardwareSpec:
     ``rows`` holds the reduction dimension (im2col K) in weight-stationary mode and ``cols``
     the filters, as in SCALE-Sim. ``batch_size`` is the inference batch being priced,
     ``bits`` the operand width (used for memory traffic), ``mem_bw_gbps`` the off-chip
-    bandwidth in GB/s (used by the roofline model).
+    bandwidth in GB/s (used by the roofline model when the spec has no DRAM bandwidth below).
 
     **On-chip memory**, in SCALE-Sim's terms (one word = one byte): ``sram_kb`` is the size of
     *each* of the three double-buffered SRAMs (ifmap, filter, ofmap) in kB; ``ifmap_sram_kb``,
