@@ -10,7 +10,8 @@ buffers and DRAM bandwidth, the ``scalesim`` model) whatever the search optimize
 ``--frontier-points`` budgets from the cheapest to the search's own network) of the
 ``systolic`` run at the default lambda (``systolic-mem`` on a memory-bounded pair), each retrained and priced the
 same way; ``frontier-wide``
-projects the same search onto budgets from the cheapest network up to the pair's reference latency.
+projects the same search onto budgets from the cheapest network up to the pair's reference latency (as ``uboost
+frontier --span space``, whose top is the costliest network itself rather than the rounded reference).
 
 Cost models (``--models``):
 

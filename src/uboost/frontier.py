@@ -210,14 +210,24 @@ def _predicted(source: RunProjector, arch: dict) -> dict:
             "predicted_accuracy_uncertainty": prediction.uncertainty, "predicted_accuracy_unclipped": prediction.raw}
 
 
+SPANS = ("search", "space")
+"""What ``points`` budgets span: ``search``, evenly from the cheapest to the search's own (argmax) network; ``space``,
+geometrically from the cheapest to the costliest network of the space (the whole trade-off, as the lambda sweep
+spans it: on lenet with bounded memory one search projected so is within 0.005 of the best lambda-sweep front)."""
+
+
 def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None,
-                     metric: str = "latency") -> list[float]:
-    """Budgets of ``metric`` (ms or µJ): ``targets`` as given (sorted), or ``points`` evenly spaced
-    from the cheapest to the unconstrained (argmax) network, both included."""
+                     metric: str = "latency", span: str = "search") -> list[float]:
+    """Budgets of ``metric`` (ms or µJ): ``targets`` as given (sorted), or ``points`` budgets over ``span``
+    (:data:`SPANS`), both ends included."""
     from uboost.strategy.projection import UNITS, check_budget
 
     if metric not in UNITS:
         raise ConfigError(f"unknown frontier metric {metric!r}; expected one of: {', '.join(UNITS)}")
+    if span not in SPANS:
+        raise ConfigError(f"unknown frontier span {span!r}; expected one of: {', '.join(SPANS)}")
+    if targets and span != "search":
+        raise ConfigError("give the budgets once: a span of --points, or explicit --targets, not both")
     if targets:
         if len(targets) > MAX_POINTS:
             raise ConfigError(f"at most {MAX_POINTS} budgets per frontier, got {len(targets)} (each is a run directory)")
@@ -225,6 +235,11 @@ def frontier_targets(source: RunProjector, *, points: int | None = None, targets
     if points is None or isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_POINTS:
         raise ConfigError(f"points must be an integer from 2 to {MAX_POINTS} (each is a run directory), got {points!r}")
     low = source.projector.cheapest(metric).value(metric)
+    if span == "space":  # the costliest network (a lower bound of it after the solver's time limit on cell spaces)
+        high = source.projector.highest_under(metric=metric).value(metric)
+        if math.isclose(low, high) or low <= 0:
+            return [high]
+        return [low * (high / low) ** (i / (points - 1)) for i in range(points)]
     high = source.projector.unconstrained().value(metric)
     if math.isclose(low, high):
         return [high]

@@ -66,8 +66,9 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
 
 def frontier(
     run: Annotated[Path, typer.Argument(help="a finished search run directory")],
-    points: Annotated[Optional[int], Opt("--points", help="budgets evenly spaced from the cheapest to the unconstrained network [default: 5]")] = None,
+    points: Annotated[Optional[int], Opt("--points", help="how many budgets, over --span [default: 5]")] = None,
     targets: Annotated[Optional[str], Opt("--targets", help="explicit budgets in ms (µJ with --metric energy), comma-separated (instead of --points)")] = None,
+    span: Annotated[str, Opt("--span", help="what --points spans: search (evenly, cheapest to the search's own network) | space (geometrically, cheapest to the costliest network of the space: the whole trade-off)")] = "search",
     metric: Annotated[str, Opt("--metric", help="latency | energy: the budget swept")] = "latency",
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="with --metric energy: every point also within this latency [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="with --metric latency: every point also within this energy (µJ) [default: none]")] = None,
@@ -102,9 +103,14 @@ def frontier(
     auto = _check_point(operating_point)
     if points is not None and targets is not None:
         raise ConfigError("give the budgets once: --points (evenly spaced) or --targets (explicit), not both")
+    if span not in ("search", "space"):
+        raise ConfigError(f"--span must be search or space, got {span!r}")
+    if span != "search" and targets is not None:
+        raise ConfigError("give the budgets once: --span with --points, or explicit --targets, not both")
     import shlex
 
-    given = (("--points", points), ("--targets", targets), ("--metric", None if metric == "latency" else metric),
+    given = (("--points", points), ("--targets", targets), ("--span", None if span == "search" else span),
+             ("--metric", None if metric == "latency" else metric),
              ("--target-latency-ms", target_latency_ms), ("--target-energy-uj", target_energy_uj),
              ("--operating-point", operating_point), ("--out", out), ("--retrain-epochs", retrain_epochs or None),
              ("--max-samples", max_samples), ("--budget-floor", None if budget_floor == DEFAULT_FLOOR else budget_floor),
@@ -122,11 +128,12 @@ def frontier(
     floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets, metric) if targets is not None else None  # "" is an error, not --points
     source = load_projector(run, hardware, objective)
-    budgets = frontier_targets(source, points=points, targets=wanted, metric=metric)
+    budgets = frontier_targets(source, points=points, targets=wanted, metric=metric, span=span)
     asked = len(wanted) if wanted is not None else points
     if len(budgets) < asked:  # said, not silently fewer directories
         why = ("repeated budgets count once" if wanted is not None else
-               "the search's own network is already the cheapest of its space, so every budget gives it")
+               "the search's own network is already the cheapest of its space, so every budget gives it" if span == "search"
+               else "every network of the space costs the same")
         console.print(f"[yellow]note:[/] {len(budgets)} point{'s' if len(budgets) != 1 else ''}, not {asked}: {why}")
     out = out or Path(run) / "frontier"
     if resume and (force or not retrain_epochs):
