@@ -389,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_fronts {' '.join(sys.argv[1:])}: pairs {args.spaces}, seeds {args.seeds}, models {args.models}, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     for pair in args.spaces:
+        skipped = [m for m in args.models if m not in models_for(pair, args.models)]
+        if skipped:
+            print(f"note: {', '.join(skipped)} skipped on {pair}: its memory is unbounded, where they equal systolic "
+                  f"(bounded pairs: {', '.join(p for p in PAIRS if memory_bound(p))})", flush=True)
         for seed in args.seeds:
             for model in models_for(pair, args.models):
                 for lam in lambdas_for(pair, args.lambdas):

@@ -66,3 +66,11 @@ def test_a_bounded_pair_without_scalesim_stops_in_one_line_before_any_search(tmp
         bench_fronts.main(["--spaces", BOUNDED, "--seeds", "0", "--out", str(tmp_path / "runs"), "--summary", str(tmp_path / "s")])
     assert "lenet-16x16-16kB" in str(exc.value) and "setup-scalesim" in str(exc.value)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_memory_model_asked_for_on_an_unbounded_pair_is_skipped_with_a_note(tmp_path, capsys):
+    bench_fronts.main(["--spaces", "lenet-16x16", "--models", "systolic-mem", "--seeds", "0", "--lambdas", "0",
+                       "--frontiers", "", "--out", str(tmp_path / "runs"), "--summary", str(tmp_path / "s")])
+    out = capsys.readouterr().out
+    assert "systolic-mem skipped on lenet-16x16" in out and BOUNDED in out
+    assert not list((tmp_path / "runs").glob("**/point.json"))
