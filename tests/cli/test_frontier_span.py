@@ -44,3 +44,16 @@ def test_a_bad_span_is_one_red_line_and_writes_nothing(cli, searched, tmp_path, 
     run = searched[0]
     one_line_error(cli("frontier", run, *args, "--out", tmp_path / "f"), *words)
     assert not (tmp_path / "f").exists()
+
+
+def test_an_energy_sweep_spans_the_space_too(cli, searched, tmp_path):
+    from uboost.frontier import load_projector
+
+    run = searched[0]
+    projector = load_projector(run).projector
+    low, high = projector.cheapest("energy").energy_uj, projector.highest_under(metric="energy").energy_uj
+    out = tmp_path / "energy"
+    result = cli("frontier", run, "--metric", "energy", "--points", "3", "--span", "space", "--out", out)
+    assert result.code == 0, result.err
+    targets = sorted(json.loads((p / "result.json").read_text())["target_energy_uj"] for p in out.glob("p*"))
+    assert targets == pytest.approx([low, (low * high) ** 0.5, high])
