@@ -163,8 +163,8 @@ def summarize(points: list[dict], grids: dict[str, list[float]] | None = None) -
     sweep is judged complete (default: ``bench_fronts``' grid of today)."""
     import bench_fronts
 
-    grids = dict(grids or {})
     grouped = fronts(points)
+    grids = {pair: (grids or {}).get(pair) or bench_fronts.lambdas_for(pair, None) for pair, _, _ in grouped}
     table = defaultdict(dict)
     for (pair, entry, seed), group in sorted(grouped.items()):
         row = table[(pair, entry)].setdefault("seeds", {})
@@ -172,10 +172,9 @@ def summarize(points: list[dict], grids: dict[str, list[float]] | None = None) -
         ratios, unmatched = matched_speedups(group, flops) if entry != "flops" and flops else ([], 0)
         strict = matched_speedups(group, flops, in_range=True)[0] if entry != "flops" and flops else []
         lambdas = sorted({p["lambda"] for p in group})
-        grid = grids.get(pair) or bench_fronts.lambdas_for(pair, None)
         row[seed] = {"points": len(group), "hypervolume": front_hypervolume(pair, group), "lambdas": lambdas,
-                     "complete": _complete(entry, group, lambdas, grid),
-                     "flops_complete": bool(flops) and _complete("flops", flops, [p["lambda"] for p in flops], grid),
+                     "complete": _complete(entry, group, lambdas, grids[pair]),
+                     "flops_complete": bool(flops) and _complete("flops", flops, [p["lambda"] for p in flops], grids[pair]),
                      "speedup_vs_flops": ratios, "speedup_vs_flops_in_range": strict,
                      "unmatched_vs_flops": unmatched if flops else None}
     out = []
@@ -196,7 +195,7 @@ def summarize(points: list[dict], grids: dict[str, list[float]] | None = None) -
                     "speedup_vs_flops_range": [min(ratios), max(ratios)] if ratios else None,
                     "speedup_vs_flops_in_range_geomean": _geomean(strict), "speedup_vs_flops_in_range_points": len(strict)})
     return {"match_points": MATCH_POINTS, "entries": out,
-            "lambda_grids": {pair: grids.get(pair) or bench_fronts.lambdas_for(pair, None) for pair in sorted({p for p, _ in table})}}
+            "lambda_grids": dict(sorted(grids.items()))}
 
 
 def markdown(summary: dict, n_points: int, stale: int, retrain_seeds: int = 1) -> str:
@@ -226,6 +225,13 @@ def markdown(summary: dict, n_points: int, stale: int, retrain_seeds: int = 1) -
     return "\n".join(lines) + "\n"
 
 
+def _priced_by(pair: str) -> str:
+    """What the pair's latencies are: SCALE-Sim USER mode where its memory is bounded, else cycle-exact."""
+    import bench_fronts
+
+    return "SCALE-Sim USER mode" if bench_fronts.memory_bound(pair) else "cycle-exact"
+
+
 def lambda_tables(points: list[dict]) -> str:
     """Per (pair, seed): test accuracy % / cycle-exact µs of every entry at every lambda (frontier: per point)."""
     import bench_fronts
@@ -235,8 +241,7 @@ def lambda_tables(points: list[dict]) -> str:
     for pair, seed in sorted({(k[0], k[2]) for k in grouped}):
         entries = sorted(e for p_, e, s_ in grouped if (p_, s_) == (pair, seed))
         lambdas = sorted({p["lambda"] for (p_, e, s_), g in grouped.items() if (p_, s_) == (pair, seed) and e not in bench_fronts.FRONTIERS for p in g})
-        priced = "SCALE-Sim USER mode" if bench_fronts.memory_bound(pair) else "cycle-exact"
-        lines = [f"{pair}, seed {seed}: test accuracy % / latency µs ({priced}); frontier: points p00.. by budget", "",
+        lines = [f"{pair}, seed {seed}: test accuracy % / latency µs ({_priced_by(pair)}); frontier: points p00.. by budget", "",
                  "| entry | " + " | ".join(f"λ={v:g}" for v in lambdas) + " |", "|---" * (len(lambdas) + 1) + "|"]
         for entry in entries:
             group = grouped[(pair, entry, seed)]
@@ -272,7 +277,6 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import bench_fronts
     from uboost.io import atomic_path
 
     grouped = fronts(points)
@@ -296,7 +300,7 @@ def plot_fronts(path: Path, points: list[dict]) -> None:
         ax.axvline(ref[1], color="grey", ls=":", lw=1)
         ax.axhline(100 - ref[0], color="grey", ls=":", lw=1)
         ax.set_xscale("log")
-        ax.set_xlabel(f"latency (µs, {'SCALE-Sim USER mode' if bench_fronts.memory_bound(pair) else 'cycle-exact'})")
+        ax.set_xlabel(f"latency (µs, {_priced_by(pair)})")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{pair} (markers = seeds; dotted = reference)")
         ax.legend(fontsize=7, loc="lower right")

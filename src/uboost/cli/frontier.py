@@ -89,7 +89,7 @@ def frontier(
     from rich.table import Table
 
     from uboost.frontier import frontier as run_frontier
-    from uboost.frontier import frontier_targets, load_projector
+    from uboost.frontier import SPANS, frontier_targets, load_projector
     from uboost.strategy.projection import check_budget, check_floor
 
     if metric not in ("latency", "energy"):
@@ -103,8 +103,8 @@ def frontier(
     auto = _check_point(operating_point)
     if points is not None and targets is not None:
         raise ConfigError("give the budgets once: --points (evenly spaced) or --targets (explicit), not both")
-    if span not in ("search", "space"):
-        raise ConfigError(f"--span must be search or space, got {span!r}")
+    if span not in SPANS:
+        raise ConfigError(f"--span must be {' or '.join(SPANS)}, got {span!r}")
     if span != "search" and targets is not None:
         raise ConfigError("give the budgets once: --span with --points, or explicit --targets, not both")
     import shlex
