@@ -100,7 +100,8 @@ MODELS = {  # changes over SearchConfig's defaults; run in this order (the headl
     "systolic-smooth": dict(cost_mode="smooth"),
     "systolic-mem": dict(cost_model="systolic-mem"),
 }
-MEMORY_MODELS = ("systolic-mem", "systolic-mem-ulambda", "systolic-mem-mixture", "systolic-mem-ulambda-mixture")
+MEMORY_MODELS = ("systolic-mem", "systolic-mem-ulambda", "systolic-mem-mixture", "systolic-mem-ulambda-mixture",
+                 "systolic-mem-score", "systolic-mem-ulambda-score")
 # Issue 26 item 3: today's exact search with one setting changed, run only when named in --models (not headline
 # entries; see RESULTS "Why exact pricing loses on lenet").
 STUDY_MODELS = {
@@ -118,11 +119,19 @@ STUDY_MODELS = {
     # every candidate runs (DARTS' mixture) instead of one sampled path: the task loss reaches a choice followed by
     # batch norm (single-path's straight-through weight only scales the sampled output, which batch norm undoes)
     "systolic-mixture": dict(sampling="mixture"),
+    # single path with the score-function (REINFORCE) estimate of the task gradient beside the straight-through one:
+    # it compares candidates by the losses their drawn paths reach, also before a batch norm, at single path's cost
+    "systolic-score": dict(score_weight=1.0),
+    "systolic-paper-score": dict(cost_model="systolic-paper", score_weight=1.0),  # the same estimator for the baselines
+    "systolic-smooth-score": dict(cost_mode="smooth", score_weight=1.0),
+    "flops-score": dict(cost_model="flops", utilization_weight=0.0, score_weight=1.0),
     # memory-bounded pairs: systolic-mem's utilization counts its stalls, so (1 - U) is large for every network and, at
     # the default scale, decides the search at every lambda; weighed by lambda, lambda = 0 searches the task alone
     "systolic-mem-ulambda": dict(cost_model="systolic-mem", utilization_scale="lambda"),
     "systolic-mem-mixture": dict(cost_model="systolic-mem", sampling="mixture"),  # the task gradient reaches lenet's convs
     "systolic-mem-ulambda-mixture": dict(cost_model="systolic-mem", utilization_scale="lambda", sampling="mixture"),
+    "systolic-mem-score": dict(cost_model="systolic-mem", score_weight=1.0),  # the task gradient at single path's cost
+    "systolic-mem-ulambda-score": dict(cost_model="systolic-mem", utilization_scale="lambda", score_weight=1.0),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"
@@ -173,7 +182,8 @@ def search_config(pair: str, model: str, lam: float, seed: int, *, epochs: int |
     if epochs is not None:
         base["epochs"] = epochs
     changes = {**MODELS[model], "latency_weight": lam}
-    if lam == 0 and changes.get("utilization_weight", 1.0) == 0:
+    if lam == 0 and changes.get("utilization_weight", 1.0) == 0 and not changes.get("score_weight"):  # (the shared
+        # task-only point is searched with today's estimator: a model that changes it searches its own lambda = 0)
         return SearchConfig(**base, latency_weight=0.0, utilization_weight=0.0), TASK_ONLY
     return SearchConfig(**base, **changes), model
 

@@ -278,6 +278,10 @@ def test_lambda_zero_without_a_utilization_term_is_one_shared_task_only_search()
     assert (flops.latency_weight, flops.utilization_weight) == (0.0, 0.0)
     exact, entry = bench_fronts.search_config("lenet-16x16", "systolic", 0.0, 1)  # keeps its utilization term
     assert entry == "systolic" and exact.utilization_weight == 1.0
+    # an entry that changes the estimator searches its own lambda = 0: the shared point runs today's estimator
+    scored, entry = bench_fronts.search_config("lenet-16x16", "flops-score", 0.0, 1)
+    assert entry == "flops-score" and scored.score_weight == 1.0 and scored.replace(score_weight=0.0) == flops.replace(
+        cost_model="flops")
 
 
 # -- the matched-accuracy speed-up ------------------------------------------------------------

@@ -218,6 +218,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         data_split=config.data_split,
         seed=config.seed,
         sampling=config.sampling,
+        score_weight=config.score_weight,
         sharpen=config.sharpen,
         gumbel_temperature=config.gumbel_tau,
         warmup_epochs=config.warmup_epochs,

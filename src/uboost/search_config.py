@@ -92,6 +92,9 @@ class SearchConfig:
     cost_mode: str = "expected"
     temperature: float = 10.0
     sampling: str = "single-path"  # one sampled candidate per choice runs per step (or "mixture": all of them, DARTS)
+    # single-path: weight of the score-function (REINFORCE) estimate of the task's gradient beside the straight-through
+    # one (strategy/score_function.py): it reaches choices whose output feeds a batch norm; 0: straight-through only
+    score_weight: float = 0.0
     sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
     # (start, end) of the Gumbel-softmax temperature, annealed linearly per architecture step (NNI's GumbelDARTS
     # anneals it too): the straight-through relaxation and, with sharpen, the priced distribution follow it
@@ -177,7 +180,8 @@ class SearchConfig:
             raise ConfigError(f"budget_floor must be a fraction of the budget in [0, 1), got {self.budget_floor!r}")
         if isinstance(self.budget_commit, bool) or not isinstance(self.budget_commit, (int, float)) or not 0 <= self.budget_commit <= 1:
             raise ConfigError(f"budget_commit must be a fraction of the search in [0, 1], got {self.budget_commit!r}")
-        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight", "energy_weight", "bits_noise_weight"):
+        for name in ("latency_weight", "utilization_weight", "budget_lr", "entropy_weight", "energy_weight", "bits_noise_weight",
+                     "score_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
@@ -189,6 +193,8 @@ class SearchConfig:
         object.__setattr__(self, "gumbel_tau", check_gumbel_tau(self.gumbel_tau))
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
+        if self.score_weight and self.sampling != "single-path":
+            raise ConfigError("score_weight estimates single-path sampling's task gradient: it needs sampling single-path")
         if self.utilization_scale not in UTILIZATION_SCALES:
             raise ConfigError(f"utilization_scale must be one of {', '.join(UTILIZATION_SCALES)}, got {self.utilization_scale!r}")
         if self.cost_mode not in COST_MODES:

@@ -64,6 +64,8 @@ def test_existing_output_is_refused_and_kept(cli, tmp_path):
         (["--dataset", "cifar10", "--data-dir", "/nonexistent/dir"], ["--data-dir"]),
         (["--cost-mode", "fast"], ["cost mode"]),
         (["--epochs", "0"], ["epochs"]),
+        (["--score-weight", "-1"], ["score_weight", "non-negative"]),
+        (["--sampling", "mixture", "--score-weight", "1"], ["score_weight", "single-path"]),
     ],
 )
 def test_bad_search_input_is_one_red_line(cli, tmp_path, args, fragments):

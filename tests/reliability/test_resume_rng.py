@@ -18,11 +18,13 @@ class KilledAfterFirstEpoch(pl.Callback):
             raise RuntimeError("killed")
 
 
-@pytest.mark.parametrize("sampling,budget", [("mixture", False), ("single-path", False), ("single-path", True)],
-                         ids=["mixture", "single-path", "single-path-budget-commit"])
-def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, fits, sampling, budget):
+@pytest.mark.parametrize("sampling,budget,score", [("mixture", False, 0.0), ("single-path", False, 0.0),
+                                                   ("single-path", True, 0.0), ("single-path", False, 1.0)],
+                         ids=["mixture", "single-path", "single-path-budget-commit", "single-path-score-function"])
+def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, fits, sampling, budget, score):
+    # score: the score function's baseline (a moving average of the task losses) travels in the checkpoint
     config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=3,
-                          max_samples=128, batch_size=32, sampling=sampling, seed=3)
+                          max_samples=128, batch_size=32, sampling=sampling, seed=3, score_weight=score)
     if budget:  # the commit phase (the last 2/3 of the steps) spans the cut: its projection is re-solved on resume
         from uboost.frontier import load_projector
 

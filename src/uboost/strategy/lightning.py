@@ -17,9 +17,11 @@ from uboost.strategy.data_parallel import DataParallelSearch
 from uboost.strategy.flat_adam import FlatAdam
 from uboost.strategy.host_mirror import HostMirror
 from uboost.strategy.loss import HardwareLoss
+from uboost.strategy.score_function import ScoreFunction
 from uboost.strategy.single_path import find_sampler, log_sampled_cost
 
 logger = logging.getLogger(__name__)
+SCORE_KEY = "uboost_score_function"  # the score function's baseline in a checkpoint
 
 
 def _inputs(batch):
@@ -46,6 +48,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         log_prob_every_n_step: int = 10,
         warmup_epochs: int = 0,
         bits_noise_weight: float = 0.0,
+        score_weight: float = 0.0,
         generators: dict | None = None,
         loaders: dict | None = None,
     ):
@@ -67,6 +70,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self._alpha_list: list | None = None
         self.bits_noise_weight = bits_noise_weight  # weight of the bits' quantization-noise loss (strategy/bits_noise.py)
         self._noise_choices: list | None = None
+        # single-path: the score-function estimate of the task's gradient (strategy/score_function.py); 0: none
+        self.score_function = ScoreFunction(score_weight) if score_weight > 0 else None
 
     def setup(self, stage=None):
         result = super().setup(stage)
@@ -110,6 +115,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         from uboost.strategy import rng
 
         checkpoint[rng.KEY] = rng.collect(self._generators)
+        if self.score_function is not None:
+            checkpoint[SCORE_KEY] = self.score_function.state_dict()
         super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -118,6 +125,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         super().on_load_checkpoint(checkpoint)
         if rng.KEY in checkpoint:  # older checkpoints resume as before (not bit-exact)
             rng.restore(checkpoint[rng.KEY], self._generators)
+        if self.score_function is not None and SCORE_KEY in checkpoint:
+            self.score_function.load_state_dict(checkpoint[SCORE_KEY], self.device)
 
     # -- Gumbel temperature, per step ---------------------------------------------------------
     def _total_steps(self) -> int:
@@ -205,6 +214,10 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             task = task["loss"] if isinstance(task, dict) else task
             terms = self.hardware_loss()
             arc_loss = task + terms.loss.to(task.dtype)
+            if self.score_function is not None and sampler is not None:
+                score = self.score_function.surrogate(task, sampler.sampled())
+                if score is not None:
+                    arc_loss = arc_loss + score
             noise = bits_noise.expected_loss(self._bits_choices())
             if noise is not None:
                 arc_loss = arc_loss + self.bits_noise_weight * noise.to(task.dtype)

@@ -72,6 +72,7 @@ class PathSampler(GumbelSoftmax):
         self._hard: dict[int, torch.Tensor] | None = None  # id(alpha) -> its float64 one-hot, made on demand
         self._layout: tuple | None = None  # sizes, starts and same-size groups of the flat vector (see _groups)
         self._st: dict[int, torch.Tensor] = {}  # id(alpha) -> straight-through weights (this step)
+        self._asked: set[int] = set()  # id(alpha) of the samples this draw's forward passes used
         self._st_grad = False
         self.learn_alphas = True  # False inside constant_alphas()
         self._mirror: HostMirror | None = None  # the alphas the draws read (host copy)
@@ -172,7 +173,7 @@ class PathSampler(GumbelSoftmax):
         typed = packed.to(alpha.dtype)  # one conversion on the device for every alpha
         # plain writes (nn.Module.__setattr__ is slow), no per-alpha views until an alpha is sampled
         self.__dict__.update(_index=dict(zip(map(id, self._alphas), index.tolist())), _typed=typed, _packed=packed,
-                             _hard=None, _st={}, _fresh=True)
+                             _hard=None, _st={}, _asked=set(), _fresh=True)
 
     def _straight_through(self, alpha: torch.Tensor, graph: bool = True) -> torch.Tensor:
         """``one_hot - soft.detach() + soft`` for ``alpha``'s current sample (``graph``: with a graph to ``alpha``)."""
@@ -189,6 +190,7 @@ class PathSampler(GumbelSoftmax):
             self.register(alpha)
         if not self._fresh:
             self._draw()
+        self._asked.add(id(alpha))
         graph = self.learn_alphas and torch.is_grad_enabled()
         if self._st_grad != graph:  # built without a graph: rebuild with one (or the reverse)
             self._st, self._st_grad = {}, graph
@@ -240,6 +242,14 @@ class PathSampler(GumbelSoftmax):
         if not self._fresh:
             self._draw()
         return self._index[id(alpha)]
+
+    def sampled(self) -> list[tuple[torch.Tensor, int]]:
+        """``(alpha, index)`` of every alpha whose sample the forward pass since the last draw used, with a graph
+        to it (this step's path; a choice inside a candidate that did not run is not on it)."""
+        if not self._st_grad or not self._fresh:
+            return []
+        asked = self._asked
+        return [(alpha, self._index[id(alpha)]) for alpha in self._alphas if id(alpha) in asked]
 
     def one_hots(self) -> dict[int, torch.Tensor]:
         """``id(alpha) -> one-hot`` of the current sample (the last drawn path), for pricing."""

@@ -107,6 +107,11 @@ class UBoost(DARTS):
         ``weight_bits`` / ``act_bits`` add independent choices (EdMIPS). ``pin_bits`` maps
         layer-name patterns to a fixed width. The layers are fake-quantized (:mod:`uboost.quant`)
         and every (layer, bits) candidate is priced on the cost model's PEs.
+    score_weight
+        Single-path sampling: weight of the score-function (REINFORCE) estimate of the task's gradient,
+        ``(L - b) * grad log p(path)``, added to the straight-through one (:mod:`uboost.strategy.score_function`):
+        it reaches the choices whose output feeds a batch norm, which the straight-through weight does not.
+        0: straight-through only.
     bits_noise_weight
         Weight of the loss each candidate width's quantization noise adds, estimated to second
         order (:mod:`uboost.strategy.bits_noise`), in the architecture loss; 0: not priced.
@@ -144,6 +149,7 @@ class UBoost(DARTS):
         act_bits: tuple[int, ...] | None = None,
         pin_bits: dict[str, int] | None = None,
         bits_noise_weight: float = 0.0,
+        score_weight: float = 0.0,
         **kwargs: Any,
     ):
         _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed, log_prob_every_n_step=log_prob_every_n_step)
@@ -208,6 +214,10 @@ class UBoost(DARTS):
         if self.bits_noise_weight > 0 and self.bits_space is None:  # as SearchConfig: a weight with nothing to weigh
             raise ConfigError("bits_noise_weight prices the bits' quantization noise: it needs a precision search "
                               "(bits, weight_bits or act_bits)")
+        self.score_weight = _non_negative("score_weight", score_weight)
+        if self.score_weight > 0 and self.sampling != "single-path":  # the mixture's gradient reaches every candidate
+            raise ConfigError("score_weight estimates single-path sampling's task gradient: it needs "
+                              "sampling='single-path'")
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
@@ -280,6 +290,7 @@ class UBoost(DARTS):
             log_prob_every_n_step=self.log_prob_every_n_step,
             warmup_epochs=self.warmup_epochs,
             bits_noise_weight=self.bits_noise_weight,
+            score_weight=self.score_weight,
             generators=self._loader_generators,
             loaders=self._loaders,
         )

@@ -1,0 +1,110 @@
+"""The score-function estimate of single-path's task gradient (``UBoost(score_weight=...)``)."""
+
+import json
+
+import pytest
+import torch
+
+from uboost.exceptions import ConfigError
+from uboost.search import SearchConfig, run_search
+from uboost.strategy import UBoost
+from uboost.strategy.score_function import ScoreFunction, log_prob
+
+from tests.strategy.spaces import MixedSpace
+from tests.strategy.test_single_path import MODEL, resample, supernet
+
+
+def test_log_prob_is_the_sum_of_each_sampled_alpha_s_log_softmax():
+    a, b, c = (torch.randn(n, requires_grad=True) for n in (3, 2, 3))
+    sampled = [(a, 2), (b, 0), (c, 1)]
+    expected = torch.log_softmax(a, 0)[2] + torch.log_softmax(b, 0)[0] + torch.log_softmax(c, 0)[1]
+    assert float(log_prob(sampled)) == pytest.approx(float(expected), rel=1e-6)
+    log_prob(sampled).backward()
+    assert torch.allclose(a.grad, torch.eye(3)[2] - torch.softmax(a.detach(), 0))  # one-hot - p
+
+
+def test_the_baseline_is_a_moving_average_and_the_first_step_has_no_advantage():
+    alpha = torch.zeros(2, requires_grad=True)
+    score = ScoreFunction(2.0, decay=0.5)
+    first = score.surrogate(torch.tensor(3.0), [(alpha, 0)])
+    first.backward()
+    assert torch.all(alpha.grad == 0) and float(score.baseline) == 3.0  # advantage 0: no gradient
+    alpha.grad = None
+    score.surrogate(torch.tensor(5.0), [(alpha, 0)]).backward()  # advantage 5 - 3 = 2, then baseline (3 + 5) / 2
+    assert torch.allclose(alpha.grad, 2.0 * 2.0 * torch.tensor([0.5, -0.5]))
+    assert float(score.baseline) == 4.0
+    assert score.surrogate(torch.tensor(1.0), []) is None and float(score.baseline) == 2.5
+    restored = ScoreFunction(2.0)
+    restored.load_state_dict(score.state_dict())
+    assert float(restored.baseline) == 2.5
+
+
+def test_a_choice_before_a_batch_norm_gets_a_task_gradient_only_from_the_score_function():
+    """MixedSpace's width ``w`` feeds a batch norm, which undoes the straight-through weight's scale: its task
+    gradient is ~0. The score function gives it ``weight * (L - b) * (one_hot - p)``."""
+    torch.manual_seed(0)
+    strategy, net = supernet(MixedSpace(), seed=1, score_weight=1.0)
+    sampler = strategy._sampler
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    resample(net)
+    task = torch.nn.functional.cross_entropy(net(x), y)
+    width = dict(net.named_parameters())
+    alpha = next(p for name, p in width.items() if name.endswith("w"))
+    task.backward(retain_graph=True)
+    straight_through = alpha.grad.clone()
+    assert straight_through.abs().max() < 1e-3  # the batch norm undoes the scale (up to its eps)
+    alpha.grad = None
+    score = ScoreFunction(1.0)
+    score.baseline = task.detach() + 0.5  # this path did 0.5 better than the baseline
+    sampled = dict((id(a), i) for a, i in sampler.sampled())
+    assert id(alpha) in sampled
+    score.surrogate(task, sampler.sampled()).backward()
+    one_hot = torch.eye(alpha.numel())[sampled[id(alpha)]]
+    expected = -0.5 * (one_hot - torch.softmax(alpha.detach(), 0))
+    assert torch.allclose(alpha.grad, expected, atol=1e-6)
+    assert alpha.grad.abs().max() > 100 * straight_through.abs().max()
+
+
+def test_the_score_weight_needs_single_path_and_a_non_negative_number():
+    with pytest.raises(ConfigError, match="single-path"):
+        UBoost(**MODEL, sampling="mixture", score_weight=1.0)
+    with pytest.raises(ConfigError, match="score_weight"):
+        UBoost(**MODEL, sampling="single-path", score_weight=-1.0)
+    with pytest.raises(ConfigError, match="single-path"):
+        SearchConfig(space="lenet", sampling="mixture", score_weight=1.0)
+    with pytest.raises(ConfigError, match="score_weight"):
+        SearchConfig(space="lenet", score_weight=float("nan"))
+
+
+def _spread(run) -> float:
+    alphas = json.loads((run / "alphas.json").read_text())["conv1_width"]
+    return max(alphas) - min(alphas)
+
+
+def test_a_task_only_lenet_search_moves_conv1_only_with_the_score_function(tmp_path):
+    """lenet's conv1 feeds a batch norm: searched by the task alone, its width's alphas stay near uniform with the
+    straight-through gradient and move with the score function (RESULTS: "a score-function task gradient")."""
+    config = SearchConfig(space="lenet", image_size=8, epochs=2, max_samples=512, latency_weight=0.0,
+                          utilization_weight=0.0, seed=0)
+    run_search(config, tmp_path / "st")
+    run_search(config.replace(score_weight=1.0), tmp_path / "score")
+    assert _spread(tmp_path / "st") < 0.1
+    assert _spread(tmp_path / "score") > 5 * _spread(tmp_path / "st")
+
+
+def test_the_sampled_path_is_the_alphas_the_last_forward_pass_used_with_a_graph():
+    strategy, net = supernet(MixedSpace(), seed=2, score_weight=1.0)
+    sampler = strategy._sampler
+    x = torch.randn(2, 1, 8, 8)
+    resample(net)
+    assert sampler.sampled() == []  # nothing ran since the draw
+    with torch.no_grad():
+        net(x)
+    assert sampler.sampled() == []  # no graph to the alphas: nothing to estimate
+    resample(net)
+    net(x)
+    used = sampler.sampled()
+    assert {id(a) for a, _ in used} == {id(a) for a in sampler.alphas}  # every MixedSpace choice runs
+    assert all(index == sampler.index(a) for a, index in used)
+    resample(net)
+    assert sampler.sampled() == []  # a new draw starts a new path
