@@ -79,7 +79,8 @@ def load_points(root: Path, retrain_seeds: int = 1, seeds: list[int] | None = No
 
 def fronts(points: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
     """(pair, entry, seed) -> its points; the task-only search joins every front without a
-    utilization term (it is their lambda = 0 point)."""
+    utilization term that keeps today's estimator (it is their lambda = 0 point; an entry with the score
+    function searches its own, ``bench_fronts.search_config``)."""
     import bench_fronts
 
     grouped = defaultdict(list)
@@ -89,7 +90,8 @@ def fronts(points: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
     for p in points:
         if p["entry"] == bench_fronts.TASK_ONLY:
             for model, changes in bench_fronts.MODELS.items():
-                if changes.get("utilization_weight", 1.0) == 0 and (p["pair"], model, p["seed"]) in grouped:
+                shares = changes.get("utilization_weight", 1.0) == 0 and not changes.get("score_weight")
+                if shares and (p["pair"], model, p["seed"]) in grouped:
                     grouped[(p["pair"], model, p["seed"])].append(p)
     return dict(grouped)
 

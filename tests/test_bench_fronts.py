@@ -439,3 +439,17 @@ def test_points_record_the_torch_they_were_made_with_and_summaries_say_which_the
               {"environment": {"torch": "2.11.0"}}, {}]  # the last made before versions were stored
     assert _reuse.environments_line(points) == (
         "not recorded (before 2026-12-05): 1 point; torch 2.11.0: 1 point; torch 2.14.1: 2 points")
+
+
+def test_the_shared_task_only_point_joins_the_fronts_of_today_s_estimator_only():
+    import fronts_report
+
+    def point(entry, lam):
+        return {"pair": "lenet-16x16", "entry": entry, "seed": 0, "lambda": lam, "error_pct": 2.0, "latency_us": 5.0}
+
+    points = [point("task-only", None), point("flops", 0.1), point("flops-score", 0.0), point("flops-score", 0.1),
+              point("systolic", 0.0)]
+    grouped = fronts_report.fronts(points)
+    entries = {key[1]: [p["entry"] for p in group] for key, group in grouped.items()}
+    assert entries == {"flops": ["flops", "task-only"], "flops-score": ["flops-score", "flops-score"],
+                       "systolic": ["systolic"]}
