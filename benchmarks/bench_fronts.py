@@ -172,6 +172,12 @@ def frontier_model(pair: str) -> str:
     return "systolic-mem" if memory_bound(pair) else "systolic"
 
 
+def shares_task_only(changes: dict) -> bool:
+    """Whether a model's lambda = 0 is the shared task-only search: it has no utilization term and keeps today's
+    estimator (a model with the score function searches its own lambda = 0)."""
+    return changes.get("utilization_weight", 1.0) == 0 and not changes.get("score_weight")
+
+
 def search_config(pair: str, model: str, lam: float, seed: int, *, epochs: int | None = None,
                   max_samples: int | None = None):
     """The search of one point: today's defaults, the pair's space and array, the model's changes.
@@ -182,8 +188,7 @@ def search_config(pair: str, model: str, lam: float, seed: int, *, epochs: int |
     if epochs is not None:
         base["epochs"] = epochs
     changes = {**MODELS[model], "latency_weight": lam}
-    if lam == 0 and changes.get("utilization_weight", 1.0) == 0 and not changes.get("score_weight"):  # (the shared
-        # task-only point is searched with today's estimator: a model that changes it searches its own lambda = 0)
+    if lam == 0 and shares_task_only(changes):
         return SearchConfig(**base, latency_weight=0.0, utilization_weight=0.0), TASK_ONLY
     return SearchConfig(**base, **changes), model
 
@@ -275,7 +280,7 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
     command's own budgets, evenly spaced from the cheapest network to the search's argmax;
     ``frontier-wide``: geometrically spaced from the cheapest to the pair's reference latency
     (``uboost frontier --targets``), so one search spans the latencies the lambda sweep spans."""
-    from uboost.frontier import frontier, frontier_targets, load_projector
+    from uboost.frontier import frontier, frontier_targets, geometric_budgets, load_projector
 
     out_root = root / pair / entry / f"seed{seed}"
     wanted = settings(config, retrain, frontier_points=points, source=str(source), **({} if entry == FRONTIER else {"span": entry}))
@@ -296,7 +301,7 @@ def run_frontier(root: Path, pair: str, seed: int, source: Path, config, retrain
         targets = frontier_targets(projector, points=points)
     else:
         low, high = projector.projector.cheapest().latency_ms, 1e-3 * REFERENCE[pair][1]
-        targets = frontier_targets(projector, targets=[low * (high / low) ** (i / (points - 1)) for i in range(points)])
+        targets = frontier_targets(projector, targets=geometric_budgets(low, high, points))
     rows = frontier(projector, targets, out_root, force=True, floor=0.9)
     done = []
     for i, row in enumerate(rows):

@@ -78,9 +78,8 @@ def load_points(root: Path, retrain_seeds: int = 1, seeds: list[int] | None = No
 
 
 def fronts(points: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
-    """(pair, entry, seed) -> its points; the task-only search joins every front without a
-    utilization term that keeps today's estimator (it is their lambda = 0 point; an entry with the score
-    function searches its own, ``bench_fronts.search_config``)."""
+    """(pair, entry, seed) -> its points; the task-only search joins the front of every model whose lambda = 0 it is
+    (``bench_fronts.shares_task_only``)."""
     import bench_fronts
 
     grouped = defaultdict(list)
@@ -90,8 +89,7 @@ def fronts(points: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
     for p in points:
         if p["entry"] == bench_fronts.TASK_ONLY:
             for model, changes in bench_fronts.MODELS.items():
-                shares = changes.get("utilization_weight", 1.0) == 0 and not changes.get("score_weight")
-                if shares and (p["pair"], model, p["seed"]) in grouped:
+                if bench_fronts.shares_task_only(changes) and (p["pair"], model, p["seed"]) in grouped:
                     grouped[(p["pair"], model, p["seed"])].append(p)
     return dict(grouped)
 

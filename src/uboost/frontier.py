@@ -216,6 +216,11 @@ geometrically from the cheapest to the costliest network of the space (the whole
 spans it: on lenet with bounded memory one search projected so is within 0.005 of the best lambda-sweep front)."""
 
 
+def geometric_budgets(low: float, high: float, points: int) -> list[float]:
+    """``points`` budgets from ``low`` to ``high`` (both included), each the same factor above the last."""
+    return [low * (high / low) ** (i / (points - 1)) for i in range(points)]
+
+
 def frontier_targets(source: RunProjector, *, points: int | None = None, targets: list[float] | None = None,
                      metric: str = "latency", span: str = "search") -> list[float]:
     """Budgets of ``metric`` (ms or µJ): ``targets`` as given (sorted), or ``points`` budgets over ``span``
@@ -239,7 +244,7 @@ def frontier_targets(source: RunProjector, *, points: int | None = None, targets
         high = source.projector.highest_under(metric=metric).value(metric)
         if math.isclose(low, high) or low <= 0:
             return [high]
-        return [low * (high / low) ** (i / (points - 1)) for i in range(points)]
+        return geometric_budgets(low, high, points)
     high = source.projector.unconstrained().value(metric)
     if math.isclose(low, high):
         return [high]
