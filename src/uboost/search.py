@@ -219,6 +219,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         seed=config.seed,
         sampling=config.sampling,
         score_weight=config.score_weight,
+        score_on=config.score_on,
         sharpen=config.sharpen,
         gumbel_temperature=config.gumbel_tau,
         warmup_epochs=config.warmup_epochs,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover  (uboost.hardware imports torch: loaded wh
     from uboost.hardware import CostModel, HardwareSpec
 
 SAMPLING_MODES = ("mixture", "single-path")  # as uboost.strategy.single_path (not imported here: NNI is heavy)
+SCORE_SCOPES = ("all", "blind")  # as uboost.strategy.score_function.SCOPES (torch is heavy; a test checks they agree)
 COST_MODES = ("expected", "smooth")  # as uboost.strategy.supernet_cost
 UTILIZATION_SCALES = ("fixed", "lambda")  # as uboost.strategy.loss
 WIDEN_MODES = ("bits", "all")  # what the export raises at no extra cost (uboost.strategy.widening)
@@ -95,6 +96,8 @@ class SearchConfig:
     # single-path: weight of the score-function (REINFORCE) estimate of the task's gradient beside the straight-through
     # one (strategy/score_function.py): it reaches choices whose output feeds a batch norm; 0: straight-through only
     score_weight: float = 0.0
+    # which sampled choices get it: "all", or "blind" (those whose straight-through task gradient vanishes, measured)
+    score_on: str = "all"
     sharpen: bool = True  # the hardware term prices softmax(alpha / gumbel tau): the search commits
     # (start, end) of the Gumbel-softmax temperature, annealed linearly per architecture step (NNI's GumbelDARTS
     # anneals it too): the straight-through relaxation and, with sharpen, the priced distribution follow it
@@ -195,6 +198,8 @@ class SearchConfig:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.score_weight and self.sampling != "single-path":
             raise ConfigError("score_weight estimates single-path sampling's task gradient: it needs sampling single-path")
+        if self.score_on not in SCORE_SCOPES:
+            raise ConfigError(f"score_on must be one of {', '.join(SCORE_SCOPES)}, got {self.score_on!r}")
         if self.utilization_scale not in UTILIZATION_SCALES:
             raise ConfigError(f"utilization_scale must be one of {', '.join(UTILIZATION_SCALES)}, got {self.utilization_scale!r}")
         if self.cost_mode not in COST_MODES:

@@ -19,12 +19,17 @@ class KilledAfterFirstEpoch(pl.Callback):
 
 
 @pytest.mark.parametrize("sampling,budget,score", [("mixture", False, 0.0), ("single-path", False, 0.0),
-                                                   ("single-path", True, 0.0), ("single-path", False, 1.0)],
-                         ids=["mixture", "single-path", "single-path-budget-commit", "single-path-score-function"])
+                                                   ("single-path", True, 0.0), ("single-path", False, 1.0),
+                                                   ("single-path", False, "blind")],
+                         ids=["mixture", "single-path", "single-path-budget-commit", "single-path-score-function",
+                              "single-path-score-on-blind"])
 def test_a_resumed_search_repeats_the_uninterrupted_one(tmp_path, fits, sampling, budget, score):
-    # score: the score function's baseline (a moving average of the task losses) travels in the checkpoint
+    # score: the score function's baseline (a moving average of the task losses) travels in the checkpoint; "blind":
+    # so do the straight-through readings of score_on="blind" (2 steps an epoch: its 4 readings span the cut)
+    on = "blind" if score == "blind" else "all"
     config = SearchConfig(space="lenet", space_options={}, dataset="digits", image_size=8, epochs=3,
-                          max_samples=128, batch_size=32, sampling=sampling, seed=3, score_weight=score)
+                          max_samples=128, batch_size=32, sampling=sampling, seed=3,
+                          score_weight=1.0 if score == "blind" else score, score_on=on)
     if budget:  # the commit phase (the last 2/3 of the steps) spans the cut: its projection is re-solved on resume
         from uboost.frontier import load_projector
 

@@ -2,8 +2,11 @@
 
 import json
 
+import nni
 import pytest
 import torch
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableConv2d
+from torch import nn
 
 from uboost.exceptions import ConfigError
 from uboost.search import SearchConfig, run_search
@@ -108,3 +111,98 @@ def test_the_sampled_path_is_the_alphas_the_last_forward_pass_used_with_a_graph(
     assert all(index == sampler.index(a) for a, index in used)
     resample(net)
     assert sampler.sampled() == []  # a new draw starts a new path
+
+
+# -- score_on="blind": the score function only where the straight-through estimate is blind ----------------
+
+class NormedSpace(ModelSpace):
+    """A kernel choice ``k`` whose output feeds a batch norm (blind) and an op choice feeding the head (not)."""
+
+    def __init__(self):
+        super().__init__()
+        k = nni.choice("k", [1, 3])
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.mid = MutableConv2d(8, 8, k, padding=k // 2)
+        self.bn = nn.BatchNorm2d(8)
+        self.op = LayerChoice([nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 1)], label="op")
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.mid(torch.relu(self.stem(x)))))
+        return self.fc(torch.relu(self.op(x)).mean((2, 3)))
+
+
+def test_blind_choices_are_the_ones_whose_straight_through_gradient_vanishes():
+    """After PROBES readings the surrogate with ``scope="blind"`` reaches the kernel's alpha (before the batch
+    norm) only; the op's keeps exactly its straight-through gradient."""
+    from uboost.strategy.score_function import PROBES
+
+    torch.manual_seed(0)
+    strategy, net = supernet(NormedSpace(), seed=1, score_weight=1.0)
+    sampler = strategy._sampler
+    named = {id(p): name for name, p in net.named_parameters()}
+    kernel, op = (next(a for a in sampler.alphas if named[id(a)] == name) for name in ("mid._arch_alpha.k", "op._arch_alpha"))
+    score = ScoreFunction(1.0, scope="blind")
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    for step in range(PROBES):
+        resample(net)
+        task = torch.nn.functional.cross_entropy(net(x), y)
+        term = score.surrogate(task, sampler.sampled(), sampler.alphas)
+        assert (term is None) == (step < PROBES - 1)  # nothing is judged before its PROBES-th reading
+    assert [sampler.alphas[k] for k in score.blind.blind_positions()] == [kernel]
+    resample(net)
+    task = torch.nn.functional.cross_entropy(net(x), y)
+    task.backward(retain_graph=True)
+    straight = {id(a): a.grad.clone() for a in (kernel, op)}
+    kernel.grad = op.grad = None
+    score.baseline = task.detach() + 0.5
+    (task + score.surrogate(task, sampler.sampled(), sampler.alphas)).backward()
+    assert kernel.grad.abs().max() > 100 * straight[id(kernel)].abs().max()  # the score function's term
+    assert torch.equal(op.grad, straight[id(op)])  # untouched
+
+
+def test_blind_readings_survive_a_checkpoint_and_judge_late_samples_at_the_step_limit():
+    from uboost.strategy.score_function import BlindChoices
+
+    blind = BlindChoices(probes=2, probe_steps=3, tolerance=1e-4)
+    a, b, c = (torch.zeros(2, requires_grad=True) for _ in range(3))
+    alphas = [a, b, c]
+    for step in range(3):
+        task = (a * 0).sum() + 1e-9 * b[0] + (step + 1.0) * c[0] + 2.0  # a: no gradient at all, b: tiny, c: large
+        sampled = [(a, 0), (c, 0)] + ([(b, 0)] if step == 2 else [])
+        chosen = blind.select(task, sampled, alphas)
+        if step == 0:
+            assert chosen == []
+    assert blind.verdict == {0: True, 1: True, 2: False}  # b read once, judged at the step limit (3)
+    assert [id(x) for x, _ in chosen] == [id(a), id(b)]  # b is judged (and used) in the step of its reading
+    restored = BlindChoices(probes=2, probe_steps=3)
+    restored.load_state_dict(blind.state_dict())
+    task = (a * 0).sum() + b[0] * 0 + c[0]
+    assert [id(x) for x, _ in restored.select(task, [(a, 1), (b, 1), (c, 1)], alphas)] == [id(a), id(b)]
+    assert restored.steps == 3  # judged alphas are not read again
+
+
+def test_score_on_is_all_or_blind_everywhere():
+    from uboost.search_config import SCORE_SCOPES
+    from uboost.strategy.score_function import SCOPES
+
+    assert SCORE_SCOPES == SCOPES
+    with pytest.raises(ConfigError, match="score_on"):
+        UBoost(**MODEL, sampling="single-path", score_weight=1.0, score_on="some")
+    with pytest.raises(ConfigError, match="score_on"):
+        SearchConfig(space="lenet", score_weight=1.0, score_on="every")
+
+
+def test_a_task_only_lenet_search_with_score_on_blind_moves_conv1_and_judges_its_choices_blind(tmp_path):
+    """lenet's conv1 width and kernel and conv2's kernel feed a batch norm: judged blind, they get the score function
+    and conv1's alphas move as with ``score_on="all"``; conv2's width and fc1's are not blind."""
+    config = SearchConfig(space="lenet", image_size=8, epochs=2, max_samples=512, latency_weight=0.0,
+                          utilization_weight=0.0, seed=0, score_weight=1.0, score_on="blind")
+    run_search(config, tmp_path / "blind")
+    run_search(config.replace(score_weight=0.0), tmp_path / "st")
+    assert _spread(tmp_path / "blind") > 5 * _spread(tmp_path / "st")
+    state = torch.load(tmp_path / "blind" / "checkpoints" / "last.ckpt", weights_only=False)["uboost_score_function"]
+    names = list(json.loads((tmp_path / "blind" / "alphas.json").read_text()))
+    verdict = state["blind"]["verdict"]
+    assert {names[k] for k, v in verdict.items() if v} == {"conv1_width", "conv1_kernel", "conv2_kernel"}
+    assert {names[k] for k, v in verdict.items() if not v} == {"conv2_width", "fc1_width"}

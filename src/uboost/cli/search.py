@@ -100,6 +100,7 @@ def search(
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help=f"expected | smooth {D('cost_mode')}")] = None,
     sampling: Annotated[Optional[str], Opt(help=f"mixture (all candidates run) | single-path (one sampled per choice) {D('sampling')}")] = None,
     score_weight: Annotated[Optional[float], Opt("--score-weight", help=f"single-path: weight of the score-function (REINFORCE) estimate of the task gradient beside the straight-through one; it reaches choices before a batch norm (0: straight-through only) {D('score_weight')}")] = None,
+    score_on: Annotated[Optional[str], Opt("--score-on", help=f"with --score-weight: all sampled choices, or blind (only those whose straight-through task gradient is measured to vanish, e.g. before a batch norm) {D('score_on')}")] = None,
     no_sharpen: Annotated[bool, Flag("--no-sharpen", help="price softmax(alpha) as NNI's DARTS, not the distribution sharpened with the Gumbel temperature (a search that commits)")] = False,
     gumbel_tau: Annotated[Optional[str], Opt("--gumbel-tau", help="START,END of the Gumbel-softmax temperature, annealed linearly over the architecture steps [default: 1,0.1]")] = None,
     epochs: Annotated[Optional[int], Opt(help=f"search epochs {D('epochs')}")] = None,
@@ -144,7 +145,7 @@ def search(
         energy_weight=energy_weight, target_energy_uj=target_energy_uj, energy=energy, voltage_v=voltage_v,
         operating_points=operating_points, operating_point=operating_point, clock_hz=clock_hz,
         budget_lr=budget_lr, budget_floor=budget_floor, budget_commit=budget_commit, arch_lr=arch_lr,
-        temperature=temperature, cost_mode=cost_mode, sampling=sampling, score_weight=score_weight, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
+        temperature=temperature, cost_mode=cost_mode, sampling=sampling, score_weight=score_weight, score_on=score_on, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, image_size=image_size,
         max_samples=max_samples, seed=seed, accelerator=accelerator, devices=devices,
         num_nodes=num_nodes, strategy=strategy, precision=precision, widen=widen, bits_noise_weight=bits_noise_weight,
     )

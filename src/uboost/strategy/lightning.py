@@ -49,6 +49,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         warmup_epochs: int = 0,
         bits_noise_weight: float = 0.0,
         score_weight: float = 0.0,
+        score_on: str = "all",
         generators: dict | None = None,
         loaders: dict | None = None,
     ):
@@ -71,7 +72,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self.bits_noise_weight = bits_noise_weight  # weight of the bits' quantization-noise loss (strategy/bits_noise.py)
         self._noise_choices: list | None = None
         # single-path: the score-function estimate of the task's gradient (strategy/score_function.py); 0: none
-        self.score_function = ScoreFunction(score_weight) if score_weight > 0 else None
+        self.score_function = ScoreFunction(score_weight, scope=score_on) if score_weight > 0 else None
 
     def setup(self, stage=None):
         result = super().setup(stage)
@@ -215,7 +216,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             terms = self.hardware_loss()
             arc_loss = task + terms.loss.to(task.dtype)
             if self.score_function is not None and sampler is not None:
-                score = self.score_function.surrogate(task, sampler.sampled())
+                score = self.score_function.surrogate(task, sampler.sampled(), sampler.alphas)
                 if score is not None:
                     arc_loss = arc_loss + score
             noise = bits_noise.expected_loss(self._bits_choices())

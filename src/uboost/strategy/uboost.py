@@ -112,6 +112,10 @@ class UBoost(DARTS):
         ``(L - b) * grad log p(path)``, added to the straight-through one (:mod:`uboost.strategy.score_function`):
         it reaches the choices whose output feeds a batch norm, which the straight-through weight does not.
         0: straight-through only.
+    score_on
+        ``"all"``: every sampled choice gets the score function; ``"blind"``: only the choices whose
+        straight-through task gradient is measured to vanish in the first architecture steps
+        (:class:`~uboost.strategy.score_function.BlindChoices`), the others keep straight-through alone.
     bits_noise_weight
         Weight of the loss each candidate width's quantization noise adds, estimated to second
         order (:mod:`uboost.strategy.bits_noise`), in the architecture loss; 0: not priced.
@@ -150,6 +154,7 @@ class UBoost(DARTS):
         pin_bits: dict[str, int] | None = None,
         bits_noise_weight: float = 0.0,
         score_weight: float = 0.0,
+        score_on: str = "all",
         **kwargs: Any,
     ):
         _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed, log_prob_every_n_step=log_prob_every_n_step)
@@ -218,6 +223,11 @@ class UBoost(DARTS):
         if self.score_weight > 0 and self.sampling != "single-path":  # the mixture's gradient reaches every candidate
             raise ConfigError("score_weight estimates single-path sampling's task gradient: it needs "
                               "sampling='single-path'")
+        from uboost.strategy.score_function import SCOPES
+
+        if score_on not in SCOPES:
+            raise ConfigError(f"score_on must be one of {', '.join(SCOPES)}, got {score_on!r}")
+        self.score_on = score_on
 
     def configure_softmax(self) -> nn.Module:
         if self.gumbel_temperature is None:
@@ -291,6 +301,7 @@ class UBoost(DARTS):
             warmup_epochs=self.warmup_epochs,
             bits_noise_weight=self.bits_noise_weight,
             score_weight=self.score_weight,
+            score_on=self.score_on,
             generators=self._loader_generators,
             loaders=self._loaders,
         )
