@@ -122,6 +122,8 @@ STUDY_MODELS = {
     # single path with the score-function (REINFORCE) estimate of the task gradient beside the straight-through one:
     # it compares candidates by the losses their drawn paths reach, also before a batch norm, at single path's cost
     "systolic-score": dict(score_weight=1.0),
+    "systolic-score0.3": dict(score_weight=0.3),  # the estimate's weight against the straight-through one's
+    "systolic-score3": dict(score_weight=3.0),
     "systolic-paper-score": dict(cost_model="systolic-paper", score_weight=1.0),  # the same estimator for the baselines
     "systolic-smooth-score": dict(cost_mode="smooth", score_weight=1.0),
     "flops-score": dict(cost_model="flops", utilization_weight=0.0, score_weight=1.0),

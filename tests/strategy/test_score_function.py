@@ -206,3 +206,17 @@ def test_a_task_only_lenet_search_with_score_on_blind_moves_conv1_and_judges_its
     verdict = state["blind"]["verdict"]
     assert {names[k] for k, v in verdict.items() if v} == {"conv1_width", "conv1_kernel", "conv2_kernel"}
     assert {names[k] for k, v in verdict.items() if not v} == {"conv2_width", "fc1_width"}
+
+
+def test_score_on_blind_leaves_a_search_without_blind_choices_as_it_was(tmp_path):
+    """darts-cifar's edges are summed at every node, so no edge choice is blind: with ``score_on="blind"`` the search
+    reads its straight-through gradients, judges none blind and runs exactly today's straight-through search."""
+    config = SearchConfig(space="darts-cifar", space_options={"width": 4, "cells": 3}, dataset="digits", image_size=8,
+                          epochs=2, max_samples=256, batch_size=32, seed=0)
+    run_search(config, tmp_path / "st")
+    run_search(config.replace(score_weight=1.0, score_on="blind"), tmp_path / "blind")
+    state = torch.load(tmp_path / "blind" / "checkpoints" / "last.ckpt", weights_only=False)["uboost_score_function"]
+    verdict = state["blind"]["verdict"]
+    assert len(verdict) == len(json.loads((tmp_path / "st" / "alphas.json").read_text())) and not any(verdict.values())
+    for name in ("alphas.json", "arch.json"):
+        assert (tmp_path / "st" / name).read_text() == (tmp_path / "blind" / name).read_text()
