@@ -200,6 +200,8 @@ class SearchConfig:
             raise ConfigError("score_weight estimates single-path sampling's task gradient: it needs sampling single-path")
         if self.score_on not in SCORE_SCOPES:
             raise ConfigError(f"score_on must be one of {', '.join(SCORE_SCOPES)}, got {self.score_on!r}")
+        if self.score_on != "all" and not self.score_weight:
+            raise ConfigError(f"score_on={self.score_on!r} picks the choices the score function reaches: it needs a score_weight above 0")
         if self.utilization_scale not in UTILIZATION_SCALES:
             raise ConfigError(f"utilization_scale must be one of {', '.join(UTILIZATION_SCALES)}, got {self.utilization_scale!r}")
         if self.cost_mode not in COST_MODES:

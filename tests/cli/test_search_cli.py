@@ -67,6 +67,7 @@ def test_existing_output_is_refused_and_kept(cli, tmp_path):
         (["--score-weight", "-1"], ["score_weight", "non-negative"]),
         (["--sampling", "mixture", "--score-weight", "1"], ["score_weight", "single-path"]),
         (["--score-weight", "1", "--score-on", "every"], ["score_on", "all, blind"]),
+        (["--score-on", "blind"], ["score_on", "score_weight above 0"]),
     ],
 )
 def test_bad_search_input_is_one_red_line(cli, tmp_path, args, fragments):

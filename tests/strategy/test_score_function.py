@@ -191,6 +191,10 @@ def test_score_on_is_all_or_blind_everywhere():
         UBoost(**MODEL, sampling="single-path", score_weight=1.0, score_on="some")
     with pytest.raises(ConfigError, match="score_on"):
         SearchConfig(space="lenet", score_weight=1.0, score_on="every")
+    with pytest.raises(ConfigError, match="needs a score_weight"):
+        SearchConfig(space="lenet", score_on="blind")
+    with pytest.raises(ConfigError, match="needs a score_weight"):
+        UBoost(**MODEL, sampling="single-path", score_on="blind")
 
 
 def test_a_task_only_lenet_search_with_score_on_blind_moves_conv1_and_judges_its_choices_blind(tmp_path):
@@ -199,7 +203,7 @@ def test_a_task_only_lenet_search_with_score_on_blind_moves_conv1_and_judges_its
     config = SearchConfig(space="lenet", image_size=8, epochs=2, max_samples=512, latency_weight=0.0,
                           utilization_weight=0.0, seed=0, score_weight=1.0, score_on="blind")
     run_search(config, tmp_path / "blind")
-    run_search(config.replace(score_weight=0.0), tmp_path / "st")
+    run_search(config.replace(score_weight=0.0, score_on="all"), tmp_path / "st")
     assert _spread(tmp_path / "blind") > 5 * _spread(tmp_path / "st")
     state = torch.load(tmp_path / "blind" / "checkpoints" / "last.ckpt", weights_only=False)["uboost_score_function"]
     names = list(json.loads((tmp_path / "blind" / "alphas.json").read_text()))

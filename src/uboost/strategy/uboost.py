@@ -227,6 +227,8 @@ class UBoost(DARTS):
 
         if score_on not in SCOPES:
             raise ConfigError(f"score_on must be one of {', '.join(SCOPES)}, got {score_on!r}")
+        if score_on != "all" and not self.score_weight:
+            raise ConfigError(f"score_on={score_on!r} picks the choices the score function reaches: it needs a score_weight above 0")
         self.score_on = score_on
 
     def configure_softmax(self) -> nn.Module:
