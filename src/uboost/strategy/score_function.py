@@ -21,7 +21,7 @@ function only to the choices it is blind to. :class:`BlindChoices` measures, in 
 architecture steps, the straight-through task gradient each sampled alpha gets (one extra
 ``autograd.grad`` of the task loss per probed step, until every alpha has ``PROBES`` readings):
 behind a batch norm it is ~1e-6 (the norm's eps), elsewhere 1e-3-1e-1 (lenet's conv1 width and
-kernels and conv2's kernel: 2e-7-2e-6; its conv2 width and fc1 width 2e-2; every darts-cifar edge
+kernel and conv2's kernel: 2e-7-2e-6; its conv2 width and fc1 width 2e-2; every darts-cifar edge
 6e-3-1e-1, so none is blind there). An alpha is blind when its mean reading is below
 ``TOLERANCE`` times the mean task loss of those steps (the gradient scales with the loss).
 Until an alpha is judged it gets no score-function term.
