@@ -180,6 +180,8 @@ def test_blind_readings_survive_a_checkpoint_and_judge_late_samples_at_the_step_
     task = (a * 0).sum() + b[0] * 0 + c[0]
     assert [id(x) for x, _ in restored.select(task, [(a, 1), (b, 1), (c, 1)], alphas)] == [id(a), id(b)]
     assert restored.steps == 3  # judged alphas are not read again
+    with pytest.raises(ValueError, match="pass alphas"):  # positions within the drawn path would mix alphas' readings
+        ScoreFunction(1.0, scope="blind").surrogate(task, [(a, 1)])
 
 
 def test_score_on_is_all_or_blind_everywhere():

@@ -58,7 +58,9 @@ class ScoreFunction:
         baseline = loss if self.baseline is None else self.baseline
         self.baseline = self.decay * baseline + (1.0 - self.decay) * loss
         if self.blind is not None:
-            sampled = self.blind.select(task, sampled, alphas if alphas is not None else [a for a, _ in sampled])
+            if alphas is None:  # positions in the drawn path move from step to step: readings would mix alphas
+                raise ValueError("scope='blind' keys its readings by position among every alpha: pass alphas")
+            sampled = self.blind.select(task, sampled, alphas)
         if not sampled:
             return None
         advantage = loss - baseline
