@@ -111,9 +111,9 @@ class BlindChoices:
 
     def _read(self, task: torch.Tensor, unjudged: list[tuple[torch.Tensor, int]]) -> None:
         grads = torch.autograd.grad(task, [a for a, _ in unjudged], retain_graph=True, allow_unused=True)
-        reads = torch.stack([torch.zeros((), device=task.device) if g is None else g.detach().abs().max().float()
-                             for g in grads]).tolist()  # one device read per probed step, the first few steps only
-        self.loss_sum += float(task.detach())
+        *reads, loss = torch.stack([torch.zeros((), device=task.device) if g is None else g.detach().abs().max().float()
+                                    for g in grads] + [task.detach().float()]).tolist()  # one device read per probed step
+        self.loss_sum += loss
         self.steps += 1
         for (_, k), value in zip(unjudged, reads):
             self.sums[k] = self.sums.get(k, 0.0) + value
