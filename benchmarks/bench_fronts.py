@@ -101,7 +101,8 @@ MODELS = {  # changes over SearchConfig's defaults; run in this order (the headl
     "systolic-mem": dict(cost_model="systolic-mem"),
 }
 MEMORY_MODELS = ("systolic-mem", "systolic-mem-ulambda", "systolic-mem-mixture", "systolic-mem-ulambda-mixture",
-                 "systolic-mem-score", "systolic-mem-ulambda-score", "systolic-mem-score-blind")
+                 "systolic-mem-score", "systolic-mem-ulambda-score", "systolic-mem-score-blind",
+                 "systolic-mem-score0.3")
 # Issue 26 item 3: today's exact search with one setting changed, run only when named in --models (not headline
 # entries; see RESULTS "Why exact pricing loses on lenet").
 STUDY_MODELS = {
@@ -142,6 +143,7 @@ STUDY_MODELS = {
     "systolic-mem-score": dict(cost_model="systolic-mem", score_weight=1.0),  # the task gradient at single path's cost
     "systolic-mem-ulambda-score": dict(cost_model="systolic-mem", utilization_scale="lambda", score_weight=1.0),
     "systolic-mem-score-blind": dict(cost_model="systolic-mem", score_weight=1.0, score_on="blind"),
+    "systolic-mem-score0.3": dict(cost_model="systolic-mem", score_weight=0.3),
 }
 MODELS.update(STUDY_MODELS)
 TASK_ONLY = "task-only"
