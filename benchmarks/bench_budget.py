@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=0.9, help="budget floor of (a)-(c); (b0) = projection with floor 0")
     parser.add_argument("--sweep-arch-lrs", default="0.03", help="arch learning rates of the lambda sweep (0.003 = before the defaults changed)")
     parser.add_argument("--lambdas", default="0,0.1,0.3,1,3,10", help="lambda sweep without a budget ('' skips it)")
+    parser.add_argument("--score-weight", type=float, default=None, help="single path's score-function weight (default: SearchConfig's)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/budget"))
     parser.add_argument("--quick", action="store_true", help="lenet, 1 seed, 1 epoch, 256 samples: a dry run")
     args = parser.parse_args()
@@ -83,7 +84,8 @@ def main() -> None:
     fractions = [float(f) for f in args.fractions.split(",") if f]  # '' skips the budget part
     lines = []
     for space in args.spaces.split(","):
-        base = SearchConfig(**SPACES[space], epochs=args.epochs, max_samples=args.max_samples)
+        overrides = {} if args.score_weight is None else {"score_weight": args.score_weight}
+        base = SearchConfig(**SPACES[space], epochs=args.epochs, max_samples=args.max_samples, **overrides)
         rows = {key: [] for key in ("reach", "a", "b0", "b", "c")}
         tag = f"-floor{args.floor:g}" if args.floor else ""  # floor 0 runs keep the names of the first benchmark
         for seed in range(args.seeds if fractions else 0):
