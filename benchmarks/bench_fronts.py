@@ -129,6 +129,8 @@ STUDY_MODELS = {
     "systolic-smooth-score0.3": dict(cost_mode="smooth", score_weight=0.3),
     "flops-score0.3": dict(cost_model="flops", utilization_weight=0.0, score_weight=0.3),
     "roofline-score0.3": dict(cost_model="roofline", utilization_weight=0.0, score_weight=0.3),
+    # the candidate default with the utilization term weighed by lambda too (lambda = 0: the task alone)
+    "systolic-ulambda-score0.3": dict(utilization_scale="lambda", score_weight=0.3),
     "systolic-paper-score": dict(cost_model="systolic-paper", score_weight=1.0),  # the same estimator for the baselines
     "systolic-smooth-score": dict(cost_mode="smooth", score_weight=1.0),
     "flops-score": dict(cost_model="flops", utilization_weight=0.0, score_weight=1.0),
