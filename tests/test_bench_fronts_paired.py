@@ -54,3 +54,40 @@ def test_report_seeds_summarizes_only_those_search_seeds(tmp_path, fake_training
     assert json.loads((tmp_path / "s1" / "summary.json").read_text())["search_seeds"] == [1]
     assert bench_fronts.parse_args(["--report-seeds", "0,1"]).report_seeds == [0, 1]
     assert bench_fronts.parse_args([]).report_seeds is None
+
+
+def _pair_summary(pair, rows):
+    return {"entries": [{"pair": pair, "entry": e, "seeds": {str(s): {"hypervolume": v} for s, v in hvs.items()}}
+                        for e, hvs in rows.items()]}
+
+
+def test_pooled_cases_span_pairs_and_summaries_and_match_the_hand_counts(tmp_path):
+    import fronts_pooled
+
+    # pair A: exact ahead of flops on seeds 0, 1 (+0.1, +0.2); roofline comes from a second summary of A
+    a1 = _pair_summary("A", {"systolic": {0: 0.9, 1: 0.8}, "flops": {0: 0.8, 1: 0.6}})
+    a2 = _pair_summary("A", {"flops": {0: 0.8}, "roofline": {0: 0.95}})  # flops seed 0 repeated, equal: fine
+    # pair B: exact behind flops on seed 0 (-0.05), tied on seed 1; no roofline
+    b = _pair_summary("B", {"systolic": {0: 0.70, 1: 0.5}, "flops": {0: 0.75, 1: 0.5}})
+    tables = {"A": fronts_pooled.merged([a1, a2], "A"), "B": fronts_pooled.merged([b], "B")}
+    found = fronts_pooled.cases(tables, "systolic", "flops")
+    assert [(p, s) for p, s, _ in found] == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+    r = fronts_pooled.pooled([d for _, _, d in found])
+    assert (r["n"], r["ahead"], r["behind"], r["ties"]) == (4, 2, 1, 1)
+    assert r["mean"] == pytest.approx((0.1 + 0.2 - 0.05 + 0.0) / 4) and r["median"] == pytest.approx(0.05)
+    assert r["sign_p"] == pytest.approx(1.0)  # 2 of 3 untied cases: binomial two-sided p = 1
+    assert fronts_pooled.cases(tables, "systolic", "roofline") == [("A", 0, pytest.approx(-0.05))]
+    three = fronts_pooled.pooled([0.1, 0.2, 0.3])
+    assert three["sign_p"] == pytest.approx(0.25) and three["wilcoxon_p"] == pytest.approx(0.25)  # 2 * (1/2)^3
+    text = fronts_pooled.markdown(tables, "systolic", ["flops", "roofline"])
+    assert "| flops | 4 | 2 | 1 | +0.062 | +0.050 | 1.0000 |" in text and "| roofline | 1 | 0 | 1 |" in text
+    assert "+0.150 (2) | -0.025 (2) |" in text  # the mean difference per pair
+    with pytest.raises(SystemExit, match="two summaries disagree"):
+        fronts_pooled.merged([a1, _pair_summary("A", {"flops": {1: 0.61}})], "A")
+    (tmp_path / "a.json").write_text(json.dumps(a1))
+    with pytest.raises(SystemExit, match="expected PAIR=SUMMARY"):
+        fronts_pooled.main(["--pair", "A", "--entries", "flops"])
+    with pytest.raises(SystemExit, match="no summary at"):
+        fronts_pooled.main(["--pair", f"A={tmp_path / 'missing.json'}", "--entries", "flops"])
+    assert fronts_pooled.main(["--pair", f"A={tmp_path / 'a.json'}", "--entries", "flops", "--out", str(tmp_path / "o.md")]) == 0
+    assert "| flops | 2 | 2 | 0 | +0.150 |" in (tmp_path / "o.md").read_text()
