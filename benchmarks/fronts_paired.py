@@ -81,11 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     entries = None if args.entries is None else [e.strip() for e in args.entries.split(",") if e.strip()]
     if entries is not None and args.base not in entries:
         entries = [args.base, *entries]
-    text = markdown(hypervolumes(json.loads(args.summary.read_text()), args.pair, entries), args.base, args.pair)
-    if args.out is not None:
+    return emit(markdown(hypervolumes(json.loads(args.summary.read_text()), args.pair, entries), args.base, args.pair), args.out)
+
+
+def emit(text: str, out: Path | None) -> int:
+    """Print a table, and write it to ``out`` (atomically) when given; the scripts' exit status."""
+    if out is not None:
         from uboost.io import write_text
 
-        write_text(args.out, text)
+        write_text(out, text)
     print(text, end="")
     return 0
 

@@ -121,13 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.base not in tables[pair]:
             raise SystemExit(f"{pair}: no complete seed of {args.base}; entries with one: {sorted(tables[pair])}")
     entries = [e.strip() for e in args.entries.split(",") if e.strip() and e.strip() != args.base]
-    text = markdown(tables, args.base, entries)
-    if args.out is not None:
-        from uboost.io import write_text
-
-        write_text(args.out, text)
-    print(text, end="")
-    return 0
+    return fronts_paired.emit(markdown(tables, args.base, entries), args.out)
 
 
 if __name__ == "__main__":
