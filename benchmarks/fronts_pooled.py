@@ -10,7 +10,8 @@ pairs are not alike (other spaces, arrays and reference boxes), which is why the
 and ranks, not on a pooled t.
 
 Each ``--pair`` names its summaries (``summary.json`` from ``fronts_report.write_summary``); an entry
-may come from any of them, and an (entry, seed) found in two with different hypervolumes is an error:
+may come from any of them, and an (entry, seed) found in two with different hypervolumes is an error
+(a summary written ``PATH@E1+E2`` gives only the entries E1 and E2):
 
     python benchmarks/fronts_pooled.py --pair darts-cifar-16x16=benchmarks/fronts/darts-today-k3/summary.json \\
         --pair lenet-16x16=benchmarks/fronts/lenet-k5-score/summary.json,benchmarks/fronts/lenet-roofline-today/summary.json \\
@@ -30,12 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fronts_paired  # noqa: E402
 
 
-def merged(summaries: list[dict], pair: str) -> dict[str, dict[int, float]]:
-    """entry -> {search seed: hypervolume} of ``pair`` over every summary; a seed two summaries give
-    different hypervolumes is a one-line error."""
+def merged(summaries: list[dict], pair: str, only: list[set[str] | None] | None = None) -> dict[str, dict[int, float]]:
+    """entry -> {search seed: hypervolume} of ``pair`` over every summary (from the i-th only the entries
+    ``only[i]``, where given); a seed two summaries give different hypervolumes is a one-line error."""
     table: dict[str, dict[int, float]] = {}
-    for summary in summaries:
+    for i, summary in enumerate(summaries):
+        keep = None if only is None else only[i]
         for entry, seeds in fronts_paired.hypervolumes(summary, pair).items():
+            if keep is not None and entry not in keep:
+                continue
             mine = table.setdefault(entry, {})
             for seed, value in seeds.items():
                 if seed in mine and abs(mine[seed] - value) > 1e-12:
@@ -96,15 +100,25 @@ def markdown(tables: dict[str, dict[str, dict[int, float]]], base: str, entries:
     return "\n".join(lines) + "\n"
 
 
-def parse_pair(text: str) -> tuple[str, list[Path]]:
+def parse_pair(text: str) -> tuple[str, list[Path], list[set[str] | None]]:
+    """``PAIR=SUMMARY[@E1+E2][,SUMMARY...]`` -> the pair, its summary files and each one's entries (None: all)."""
     pair, sep, paths = text.partition("=")
     if not sep or not pair.strip() or not paths.strip():
-        raise SystemExit(f"--pair {text!r}: expected PAIR=SUMMARY[,SUMMARY...]")
-    files = [Path(p.strip()) for p in paths.split(",") if p.strip()]
+        raise SystemExit(f"--pair {text!r}: expected PAIR=SUMMARY[@ENTRY+ENTRY][,SUMMARY...]")
+    files, only = [], []
+    for item in (p.strip() for p in paths.split(",")):
+        if not item:
+            continue
+        path, at, names = item.partition("@")
+        keep = {n.strip() for n in names.split("+") if n.strip()} if at else None
+        if at and not keep:
+            raise SystemExit(f"--pair {pair}: no entry named after '@' in {item!r}")
+        files.append(Path(path))
+        only.append(keep)
     for f in files:
         if not f.is_file():
             raise SystemExit(f"--pair {pair}: no summary at {f}")
-    return pair.strip(), files
+    return pair.strip(), files, only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     tables = {}
     for text in args.pair:
-        pair, files = parse_pair(text)
-        tables[pair] = merged([json.loads(f.read_text()) for f in files], pair)
+        pair, files, only = parse_pair(text)
+        tables[pair] = merged([json.loads(f.read_text()) for f in files], pair, only)
         if args.base not in tables[pair]:
             raise SystemExit(f"{pair}: no complete seed of {args.base}; entries with one: {sorted(tables[pair])}")
     entries = [e.strip() for e in args.entries.split(",") if e.strip() and e.strip() != args.base]

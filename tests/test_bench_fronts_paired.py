@@ -91,3 +91,20 @@ def test_pooled_cases_span_pairs_and_summaries_and_match_the_hand_counts(tmp_pat
         fronts_pooled.main(["--pair", f"A={tmp_path / 'missing.json'}", "--entries", "flops"])
     assert fronts_pooled.main(["--pair", f"A={tmp_path / 'a.json'}", "--entries", "flops", "--out", str(tmp_path / "o.md")]) == 0
     assert "| flops | 2 | 2 | 0 | +0.150 |" in (tmp_path / "o.md").read_text()
+
+
+def test_pooled_takes_only_the_named_entries_of_a_summary(tmp_path):
+    import fronts_pooled
+
+    old = _pair_summary("A", {"systolic": {0: 0.9}, "flops": {0: 0.7}})
+    new = _pair_summary("A", {"systolic": {0: 0.8}, "flops": {0: 0.6}})  # the same entries, measured elsewhere
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    with pytest.raises(SystemExit, match="two summaries disagree"):
+        fronts_pooled.merged([old, new], "A")
+    pair, files, only = fronts_pooled.parse_pair(f"A={tmp_path / 'old.json'}@systolic,{tmp_path / 'new.json'}@flops")
+    assert pair == "A" and only == [{"systolic"}, {"flops"}]
+    table = fronts_pooled.merged([json.loads(f.read_text()) for f in files], pair, only)
+    assert table == {"systolic": {0: 0.9}, "flops": {0: 0.6}}  # exact from the first, FLOPs from the second
+    with pytest.raises(SystemExit, match="no entry named"):
+        fronts_pooled.parse_pair(f"A={tmp_path / 'old.json'}@")
