@@ -71,8 +71,13 @@ def pooled(diffs: list[float]) -> dict:
     return result
 
 
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def markdown(tables: dict[str, dict[str, dict[int, float]]], base: str, entries: list[str]) -> str:
     pairs = list(tables)
+    found = {entry: cases(tables, base, entry) for entry in entries}
     lines = [f"{base} minus entry, hypervolume, pooled over (pair, search seed) cases where both have a complete front. "
              "Sign test: scipy.stats.binomtest on ahead vs behind (ties left out), two-sided; Wilcoxon: "
              "scipy.stats.wilcoxon, two-sided.", "",
@@ -80,23 +85,18 @@ def markdown(tables: dict[str, dict[str, dict[int, float]]], base: str, entries:
              + " | ".join(f"mean diff {p}" for p in pairs) + " |",
              "|---" * (8 + len(pairs)) + "|"]
     for entry in entries:
-        found = cases(tables, base, entry)
-        if not found:
+        if not found[entry]:
             lines.append(f"| {entry} | 0 | " + " | ".join("-" for _ in range(6 + len(pairs))) + " |")
             continue
-        r = pooled([d for _, _, d in found])
+        r = pooled([d for _, _, d in found[entry]])
         per_pair = []
         for pair in pairs:
-            mine = [d for p, _, d in found if p == pair]
+            mine = [d for p, _, d in found[entry] if p == pair]
             per_pair.append(f"{statistics.fmean(mine):+.3f} ({len(mine)})" if mine else "-")
-        fmt = lambda p: "-" if p is None else f"{p:.4f}"  # noqa: E731
         lines.append(f"| {entry} | {r['n']} | {r['ahead']} | {r['behind']} | {r['mean']:+.3f} | {r['median']:+.3f} | "
-                     f"{fmt(r['sign_p'])} | {fmt(r['wilcoxon_p'])} | " + " | ".join(per_pair) + " |")
+                     f"{_p(r['sign_p'])} | {_p(r['wilcoxon_p'])} | " + " | ".join(per_pair) + " |")
     lines += ["", "Per case (pair, seed: base minus entry):", ""]
-    for entry in entries:
-        found = cases(tables, base, entry)
-        if found:
-            lines.append(f"- {entry}: " + ", ".join(f"{p} {s}: {d:+.3f}" for p, s, d in found))
+    lines += [f"- {entry}: " + ", ".join(f"{p} {s}: {d:+.3f}" for p, s, d in found[entry]) for entry in entries if found[entry]]
     return "\n".join(lines) + "\n"
 
 
@@ -123,7 +123,7 @@ def parse_pair(text: str) -> tuple[str, list[Path], list[set[str] | None]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pair", action="append", required=True, help="PAIR=SUMMARY[,SUMMARY...] (repeat per pair)")
+    p.add_argument("--pair", action="append", required=True, help="PAIR=SUMMARY[@ENTRY+ENTRY][,SUMMARY...] (repeat per pair; @: only those entries of that summary)")
     p.add_argument("--base", default="systolic", help="the entry every other is compared with")
     p.add_argument("--entries", required=True, help="comma list of entries compared with the base")
     p.add_argument("--out", type=Path, default=None, help="also write the table here")

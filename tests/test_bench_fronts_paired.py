@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from tests.test_bench_fronts import fake_training  # noqa: E402,F401  (the stubbed search and retrain)
 
 
-def _summary(rows):
-    return {"entries": [{"pair": "lenet-16x16", "entry": e, "seeds": {str(s): {"hypervolume": v} for s, v in hvs.items()}}
+def _summary(rows, pair="lenet-16x16"):
+    return {"entries": [{"pair": pair, "entry": e, "seeds": {str(s): {"hypervolume": v} for s, v in hvs.items()}}
                         for e, hvs in rows.items()]}
 
 
@@ -56,19 +56,14 @@ def test_report_seeds_summarizes_only_those_search_seeds(tmp_path, fake_training
     assert bench_fronts.parse_args([]).report_seeds is None
 
 
-def _pair_summary(pair, rows):
-    return {"entries": [{"pair": pair, "entry": e, "seeds": {str(s): {"hypervolume": v} for s, v in hvs.items()}}
-                        for e, hvs in rows.items()]}
-
-
 def test_pooled_cases_span_pairs_and_summaries_and_match_the_hand_counts(tmp_path):
     import fronts_pooled
 
     # pair A: exact ahead of flops on seeds 0, 1 (+0.1, +0.2); roofline comes from a second summary of A
-    a1 = _pair_summary("A", {"systolic": {0: 0.9, 1: 0.8}, "flops": {0: 0.8, 1: 0.6}})
-    a2 = _pair_summary("A", {"flops": {0: 0.8}, "roofline": {0: 0.95}})  # flops seed 0 repeated, equal: fine
+    a1 = _summary(pair="A", rows={"systolic": {0: 0.9, 1: 0.8}, "flops": {0: 0.8, 1: 0.6}})
+    a2 = _summary(pair="A", rows={"flops": {0: 0.8}, "roofline": {0: 0.95}})  # flops seed 0 repeated, equal: fine
     # pair B: exact behind flops on seed 0 (-0.05), tied on seed 1; no roofline
-    b = _pair_summary("B", {"systolic": {0: 0.70, 1: 0.5}, "flops": {0: 0.75, 1: 0.5}})
+    b = _summary(pair="B", rows={"systolic": {0: 0.70, 1: 0.5}, "flops": {0: 0.75, 1: 0.5}})
     tables = {"A": fronts_pooled.merged([a1, a2], "A"), "B": fronts_pooled.merged([b], "B")}
     found = fronts_pooled.cases(tables, "systolic", "flops")
     assert [(p, s) for p, s, _ in found] == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
@@ -83,7 +78,7 @@ def test_pooled_cases_span_pairs_and_summaries_and_match_the_hand_counts(tmp_pat
     assert "| flops | 4 | 2 | 1 | +0.062 | +0.050 | 1.0000 |" in text and "| roofline | 1 | 0 | 1 |" in text
     assert "+0.150 (2) | -0.025 (2) |" in text  # the mean difference per pair
     with pytest.raises(SystemExit, match="two summaries disagree"):
-        fronts_pooled.merged([a1, _pair_summary("A", {"flops": {1: 0.61}})], "A")
+        fronts_pooled.merged([a1, _summary(pair="A", rows={"flops": {1: 0.61}})], "A")
     (tmp_path / "a.json").write_text(json.dumps(a1))
     with pytest.raises(SystemExit, match="expected PAIR=SUMMARY"):
         fronts_pooled.main(["--pair", "A", "--entries", "flops"])
@@ -96,8 +91,8 @@ def test_pooled_cases_span_pairs_and_summaries_and_match_the_hand_counts(tmp_pat
 def test_pooled_takes_only_the_named_entries_of_a_summary(tmp_path):
     import fronts_pooled
 
-    old = _pair_summary("A", {"systolic": {0: 0.9}, "flops": {0: 0.7}})
-    new = _pair_summary("A", {"systolic": {0: 0.8}, "flops": {0: 0.6}})  # the same entries, measured elsewhere
+    old = _summary(pair="A", rows={"systolic": {0: 0.9}, "flops": {0: 0.7}})
+    new = _summary(pair="A", rows={"systolic": {0: 0.8}, "flops": {0: 0.6}})  # the same entries, measured elsewhere
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "new.json").write_text(json.dumps(new))
     with pytest.raises(SystemExit, match="two summaries disagree"):
