@@ -5,6 +5,7 @@ and retrained quantization-aware, priced on (a) bitfusion 16x16 WS and (b) fixed
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/bench_bits.py --spaces lenet --seeds 0,1
     ... --hardware fixed-mem --variants mixed-2-4-8 --no-steps     # one cell of the table
     ... --seeds 0,1,2 --no-steps --retrain-seeds 0,1,2              # each network retrained 3 times
+    ... --spaces darts-cifar --variants uniform-8,mixed-2-4-8-cells8  # bits searched on the 8-bit search's cells
 
 A search is reused when --root holds it finished with the same settings (``_reuse.py``); each
 retrain is reused when its directory holds one with the same epochs and seed. With
@@ -33,7 +34,25 @@ HARDWARE = {
     "bitfusion": {"pe": "bitfusion", "array": "16x16", "dataflow": "ws"},
     "fixed-mem": {"pe": "fixed", "array": "16x16", "dataflow": "ws", "cost_model": "systolic-mem", "sram_kb": 16, "dram_bw_words": 4},
 }
-VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4-8": {"bits": (2, 4, 8)}}
+VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4-8": {"bits": (2, 4, 8)},
+            "mixed-2-4-8-cells8": {"bits": (2, 4, 8)}}
+CELLS_FROM = {"mixed-2-4-8-cells8": "uniform-8"}
+"""Variants that search only the bits, on the cells another variant's search of the same (space, hardware, seed)
+derived (``uboost search --cell-arch RUN --bits 2,4,8``; darts-cifar only): architecture first, bits second."""
+
+
+def cell_options(space: str, hardware: str, variant: str, seed: int, root: Path, run_source) -> dict:
+    """``space_options`` of a ``CELLS_FROM`` variant: the source variant's cells (searched first, by ``run_source``,
+    when ``root`` does not hold it), the widths left to the space's defaults; ``{}`` for the others."""
+    if variant not in CELLS_FROM:
+        return {}
+    if space != "darts-cifar":
+        raise SystemExit(f"error: variant {variant} fixes darts-cifar cells; space {space} has none")
+    source = root / f"{space}-{hardware}-{CELLS_FROM[variant]}-s{seed}"
+    if not (source / "arch.json").is_file():
+        run_source()
+    arch = json.loads((source / "arch.json").read_text())
+    return {"space_options": {"cell_arch": {k: v for k, v in arch.items() if not k.startswith("width_")}}}
 
 
 def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: int, retrain_epochs: int,
@@ -47,8 +66,10 @@ def run(space: str, hardware: str, variant: str, seed: int, root: Path, epochs: 
 
     noise = bits_noise_weight if len(VARIANTS[variant]["bits"]) > 1 else 0.0  # (one width: nothing to price)
     out = root / f"{space}-{hardware}-{variant}-s{seed}" if not noise else root / f"{space}-{hardware}-{variant}-noise{noise:g}-s{seed}"
+    cells = cell_options(space, hardware, variant, seed, root, lambda: run(
+        space, hardware, CELLS_FROM[variant], seed, root, epochs, retrain_epochs, retrain_seeds, widen))
     config = SearchConfig(space=space, dataset="digits", seed=seed, epochs=epochs, accelerator="cpu", widen=widen,
-                          bits_noise_weight=noise, **HARDWARE[hardware], **VARIANTS[variant])
+                          bits_noise_weight=noise, **HARDWARE[hardware], **VARIANTS[variant], **cells)
     reused = _reuse.same_settings(out, config)
     started = time.perf_counter()
     summary = _reuse.search(out, config)

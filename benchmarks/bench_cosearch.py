@@ -19,7 +19,7 @@ Issue 22 item 5. For each space and each area budget:
 finished studies are reused (the baseline is shared), ``--baseline-only`` runs only the baselines.
 ``--bits 4,8`` also searches the co-search networks' bitwidths per layer (quantization-aware retrain, priced at the
 bits; studies in ``...-bits4-8/``; the baseline stays the 8-bit one) and adds rows that split the gain and retrain the
-reference at uniform 8 and 4 bits (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
+reference at uniform 8 bits and at each narrower width of ``--bits`` (``_cosearch_bits.py``); ``--energy-weight G`` gives the co-search trials' network
 searches an energy term; ``--warm-start`` enqueues the baseline's trials as the co-search's first ones (``uboost tune --warm-start``; they
 count in ``--cosearch-trials``; studies in ``...-warm/``); ``--local-search N`` copies the finished co-search study and adds up to N
 local-search trials (``uboost tune --local-search``: networks one choice away from the front's; studies in ``...-lsN/``;
@@ -164,7 +164,7 @@ def run_pair(name: str, sram_kb: int, args) -> dict:
         ref_trial = studies["baseline"][0].trials[found["reference"]["trial"]]
         found["bits_split"] = _cosearch_bits.split(studies["cosearch"][0].trials[found["pick"]["trial"]], ref_trial, co_space)
         found["reference_uniform_bits"] = [_cosearch_bits.uniform_reference(ref_trial, b, out / f"reference-w{b}a{b}", co_space)
-                                           for b in (8, 4)]
+                                           for b in fairness_bits(args.bits)]
     return found
 
 
@@ -225,6 +225,12 @@ class FirstTrials:
 
     def __getattr__(self, name):
         return getattr(self.study, name)
+
+
+def fairness_bits(bits: tuple[int, ...]) -> list[int]:
+    """The widths the reference network is retrained at for the fairness rows: 8, then every narrower width of
+    ``--bits`` from the narrowest up (4 as before for ``--bits 4,8``; 4 and 6 for ``--bits 4,6,8``)."""
+    return [8] + sorted(b for b in set(bits) if b < 8)
 
 
 def cosearch_kind(inner: str, rounds: int, bits: tuple[int, ...] | None, energy_weight: float = 0.0) -> str:

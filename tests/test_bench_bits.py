@@ -138,3 +138,21 @@ def test_without_retrain_seeds_one_retrain_at_the_search_seed_as_before(tmp_path
     assert stubs["retrain"] == [(2, tmp_path / "lenet-fixed-mem-uniform-4-s2" / "retrain")]
     assert row["test_acc"] == pytest.approx(1.0) and row["test_acc_std"] == 0.0 and row["retrain_seeds"] == [2]
     assert stubs["search"][0].pe == "fixed" and stubs["search"][0].sram_kb == 16
+
+
+def test_the_cells8_variant_takes_the_8_bit_search_s_cells_and_runs_that_search_first_when_missing(tmp_path):
+    source = tmp_path / "darts-cifar-fixed-mem-uniform-8-s2"
+    ran = []
+
+    def run_source():
+        ran.append(True)
+        source.mkdir()
+        (source / "arch.json").write_text(json.dumps({"normal/op_2_0": "conv_3x3", "width_0": 16}))
+
+    found = bench_bits.cell_options("darts-cifar", "fixed-mem", "mixed-2-4-8-cells8", 2, tmp_path, run_source)
+    assert ran == [True] and found == {"space_options": {"cell_arch": {"normal/op_2_0": "conv_3x3"}}}
+    bench_bits.cell_options("darts-cifar", "fixed-mem", "mixed-2-4-8-cells8", 2, tmp_path, run_source)
+    assert ran == [True]  # found: not searched again
+    assert bench_bits.cell_options("darts-cifar", "fixed-mem", "mixed-2-4-8", 2, tmp_path, run_source) == {}
+    with pytest.raises(SystemExit, match="space lenet has none"):
+        bench_bits.cell_options("lenet", "fixed-mem", "mixed-2-4-8-cells8", 2, tmp_path, run_source)

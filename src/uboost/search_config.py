@@ -382,6 +382,9 @@ def _store_paths_absolute(config: SearchConfig) -> None:
 def refuse_choiceless(config: SearchConfig, space) -> None:
     """A space with nothing to search, said before the run directory is written (NNI found it after: a run
     directory whose --resume could not work)."""
+    options = config.bits_options()
+    if options is not None and any(len(options[k] or ()) > 1 for k in ("bits", "weight_bits", "act_bits")):
+        return  # the bitwidths are the choices (UBoost attaches them to every layer)
     if not space.simplify():
         raise ConfigError(f"space {config.space} with these options has no choices to search (e.g. --cell-arch fixes "
                           "every cell: add --channels to search widths); retrain or profile it instead")

@@ -1,5 +1,7 @@
 """Settings that were accepted and silently did nothing, or said nothing (review of 2026-12-05)."""
 
+import json
+
 import pytest
 
 from tests.cli.conftest import TINY, one_line_error
@@ -113,6 +115,17 @@ def test_a_space_with_no_choices_is_refused_before_the_run_directory_is_written(
     one_line_error(cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
                        "--max-samples", "64", "--cell-arch", first, "--out", out), "no choices to search")
     assert not out.exists()
+    # with several bitwidths the bits are the choices: architecture first, bits second (HAQ / EdMIPS style)
+    assert cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+               "--max-samples", "64", "--cell-arch", first, "--bits", "2,8", "--pe", "bitfusion", "--widen", "bits",
+               "--out", out).code == 0
+    cells = {k: v for k, v in json.loads((first / "arch.json").read_text()).items() if not k.startswith("width_")}
+    assert json.loads((out / "config.json").read_text())["space_options"]["cell_arch"] == cells
+    precision = json.loads((out / "precision.json").read_text())
+    assert len(precision) > 10 and {p["weight_bits"] for p in precision.values()} <= {2, 8}
+    one_line_error(cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+                       "--max-samples", "64", "--cell-arch", first, "--bits", "8", "--out", tmp_path / "one"),
+                   "no choices to search")  # one width is no choice
 
 
 def test_module_factory_is_found_in_the_current_directory_as_the_uboost_script_runs(tmp_path, monkeypatch):
