@@ -81,3 +81,19 @@ def load_frozen_network(path: str | os.PathLike) -> LoadedNetwork:
 
     bits = " at its searched bits" if apply_run_precision(network, run.root) is not None else ""  # precision.json
     return LoadedNetwork(network, shape, f"{run.root.name} ({config.space}){bits}", config)
+
+
+def reinitialize(module: nn.Module, seed: int) -> nn.Module:
+    """``module``'s parameters drawn afresh from ``seed``, module by module in order (each layer's own
+    ``reset_parameters``: torch's default initialization; batch norms also reset their statistics). A frozen
+    NNI network keeps the weights drawn while its whole space was built -- every candidate of every choice
+    drew from the same stream -- so the same network found in two spaces (``--cell-arch`` against the full
+    cell space, another width list) started from other weights. After this it starts from the same ones."""
+    import torch
+
+    torch.manual_seed(seed)
+    for each in module.modules():
+        reset = getattr(each, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return module
