@@ -429,4 +429,7 @@ def check_pins(config: SearchConfig) -> None:
         return
     from uboost.strategy import UBoost
 
-    UBoost(sampling=config.sampling, **config.bits_options()).mutate_model(build_space(config)[0])
+    supernet = UBoost(sampling=config.sampling, **config.bits_options()).mutate_model(build_space(config)[0])
+    if not any(True for m in supernet.modules() if hasattr(m, "arch_parameters") for _ in m.arch_parameters()):
+        raise ConfigError(f"space {config.space} with these options has no choices to search (the pins fix every "
+                          "searched bitwidth and the space has no other choice); retrain or profile it instead")

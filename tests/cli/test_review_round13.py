@@ -126,6 +126,10 @@ def test_a_space_with_no_choices_is_refused_before_the_run_directory_is_written(
     one_line_error(cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
                        "--max-samples", "64", "--cell-arch", first, "--bits", "8", "--out", tmp_path / "one"),
                    "no choices to search")  # one width is no choice
+    one_line_error(cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+                       "--max-samples", "64", "--cell-arch", first, "--bits", "2,8", "--pin-bits", "*=8",
+                       "--out", tmp_path / "pinned"), "the pins fix every searched bitwidth")
+    assert not (tmp_path / "pinned").exists()
 
 
 def test_module_factory_is_found_in_the_current_directory_as_the_uboost_script_runs(tmp_path, monkeypatch):
