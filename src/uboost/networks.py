@@ -88,7 +88,9 @@ def reinitialize(module: nn.Module, seed: int) -> nn.Module:
     ``reset_parameters``: torch's default initialization; batch norms also reset their statistics). A frozen
     NNI network keeps the weights drawn while its whole space was built -- every candidate of every choice
     drew from the same stream -- so the same network found in two spaces (``--cell-arch`` against the full
-    cell space, another width list) started from other weights. After this it starts from the same ones."""
+    cell space, another width list) started from other weights. After this it starts from the same ones.
+    Only for spaces whose layers use torch's default initialization: ``uboost retrain`` calls it where the
+    space declares ``default_init = True`` (a plug-in space with an initializer of its own keeps it)."""
     import torch
 
     torch.manual_seed(seed)

@@ -224,9 +224,10 @@ class RetrainInterrupted(SearchError, Interrupted):
 def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.PathLike | None = None,
             search_config=None, progress: bool = False, cost_model=None, resume: bool = False,
             callbacks: list | None = None, logger=None) -> RetrainResult:
-    """Freeze ``source`` (run dir or arch.json) from a fresh space and train it from scratch, from weights
-    drawn from the retrain's seed for that network alone (:func:`uboost.networks.reinitialize`): the same
-    network and seed train alike whichever space or search found it.
+    """Freeze ``source`` (run dir or arch.json) from a fresh space and train it from scratch. In a space that
+    declares ``default_init = True`` (uboost's own) the weights are drawn from the retrain's seed for that
+    network alone (:func:`uboost.networks.reinitialize`): the same network and seed train alike whichever
+    space or search found it; other spaces keep the weights their constructor drew (their own initializer).
 
     ``search_config`` overrides the run's config (needed for a bare ``arch.json``);
     ``cost_model`` overrides the array the result is priced on. Output goes to ``out``
@@ -302,10 +303,11 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     stopwatch = Stopwatch(checkpoint)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(search_config)
-    from uboost.networks import reinitialize
+    network = runs.freeze_arch(space, run.arch)
+    if getattr(space, "default_init", False):  # torch's default initialization: redrawn from the seed alone, so the
+        from uboost.networks import reinitialize  # weights do not depend on the space that found the network
 
-    # the weights and every later draw depend on the network and the seed, not on the space that found it
-    network = reinitialize(runs.freeze_arch(space, run.arch), config.seed)
+        reinitialize(network, config.seed)
     from uboost.quant import apply_run_precision
 
     precision = apply_run_precision(network, run.root)  # precision.json: trained quantization-aware

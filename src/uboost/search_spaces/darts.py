@@ -155,6 +155,8 @@ class DartsCifar(ModelSpace):
     """DARTS-style CIFAR network: a stem, three stages of cells (reductions between them),
     global pooling and a classifier. See the module docstring for the options."""
 
+    default_init = True  # torch's default initialization: a retrain redraws the weights from its seed alone
+
     def __init__(
         self,
         *,

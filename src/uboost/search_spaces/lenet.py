@@ -17,6 +17,8 @@ from uboost.search_spaces.registry import register
 
 
 class LeNetSpace(ModelSpace):
+    default_init = True  # torch's default initialization: a retrain redraws the weights from its seed alone
+
     def __init__(
         self,
         *,
