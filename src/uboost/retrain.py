@@ -304,8 +304,10 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     pl.seed_everything(config.seed, workers=True, verbose=False)
     space, input_shape, spec = build_space(search_config)
     network = runs.freeze_arch(space, run.arch)
-    if getattr(space, "default_init", False):  # torch's default initialization: redrawn from the seed alone, so the
-        from uboost.networks import reinitialize  # weights do not depend on the space that found the network
+    # a space on torch's default initialization: the weights are redrawn from the seed alone, so they do not
+    # depend on the space that found the network (a space with an initializer of its own keeps its weights)
+    if getattr(space, "default_init", False):
+        from uboost.networks import reinitialize
 
         reinitialize(network, config.seed)
     from uboost.quant import apply_run_precision
