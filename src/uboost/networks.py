@@ -79,7 +79,7 @@ def load_frozen_network(path: str | os.PathLike) -> LoadedNetwork:
     network = runs.freeze_arch(space, run.arch)
     from uboost.quant import apply_run_precision
 
-    bits = " at its searched bits" if apply_run_precision(network, run.root) is not None else ""  # precision.json
+    bits = runs.SEARCHED_BITS if apply_run_precision(network, run.root) is not None else ""  # precision.json
     return LoadedNetwork(network, shape, f"{run.root.name} ({config.space}){bits}", config)
 
 

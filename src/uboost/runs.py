@@ -30,6 +30,7 @@ RESULT = "result.json"
 ALPHAS = "alphas.json"  # raw architecture parameters by label (what projections start from)
 PROBABILITIES = "probabilities.json"  # NNI's label -> value -> probability
 PRECISION = "precision.json"  # searched bits per layer of the frozen network (uboost.quant)
+SEARCHED_BITS = " at its searched bits"  # the end of a loaded run's label when it has a precision.json
 CHECKPOINTS = "checkpoints"
 NNI = "nni"
 RETRAIN = "retrain"

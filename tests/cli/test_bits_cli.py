@@ -42,8 +42,11 @@ def test_profile_prices_the_run_at_its_bits_or_at_bits(cli, bits_run):
     assert {l["name"]: l["weight_bits"] for l in own["layers"]} == {k: v["weight_bits"] for k, v in precision.items()}
     searched = json.loads((bits_run / "hardware.json").read_text())
     assert own["total"]["cycles"] == searched["total"]["cycles"]
-    at = {b: json.loads(cli("profile", bits_run, "--array", "8x8", "--pe", "bitfusion", "--bits", b, "--json").out)["reports"][0]
-          for b in (2, 8)}
+    assert json.loads(cli("profile", bits_run, "--array", "8x8", "--json").out)["model"].endswith(" at its searched bits")
+    pages = {b: json.loads(cli("profile", bits_run, "--array", "8x8", "--pe", "bitfusion", "--bits", b, "--json").out)
+             for b in (2, 8)}
+    assert pages[2]["model"] == f"{bits_run.name} (lenet) at 2 bits"  # not "at its searched bits"
+    at = {b: page["reports"][0] for b, page in pages.items()}
     assert {l["weight_bits"] for l in at[2]["layers"]} == {2}
     assert at[2]["total"]["cycles"] < at[8]["total"]["cycles"]
     fixed = json.loads(cli("profile", bits_run, "--array", "8x8", "--pe", "fixed", "--bits", "2", "--json").out)["reports"][0]

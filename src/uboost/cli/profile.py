@@ -10,6 +10,7 @@ import typer
 from uboost.cli.hw_scalesim import model_options, setup_scalesim, simulation_progress, tabulate
 from uboost.cli._common import check_output_file, console, parse_shape, unique
 from uboost.cli.listings import hw_list
+from uboost import runs
 
 hw_app = typer.Typer(help="Inspect the registered hardware cost models.", invoke_without_command=True, rich_markup_mode=None)
 
@@ -140,10 +141,12 @@ def profile(
         for r, c in (parse_array(a) for a in unique(array or [base.array]))
     ]
     layers = extract_layers(loaded.module, shape)
-    if bits is not None:  # every layer at --bits, whatever the network's own
+    label = loaded.label
+    if bits is not None:  # every layer at --bits, whatever the network's own (and the label says so)
         from dataclasses import replace
 
         layers = [replace(layer, weight_bits=bits, act_bits=bits) for layer in layers]
+        label = f"{label.removesuffix(runs.SEARCHED_BITS)} at {bits} bits"
     extra = {"table": table_file} if table_file is not None else {}
     with simulation_progress(f"SCALE-Sim {model}") as progress:  # drawn only if a model simulates
         extra.update(model_options(cost_model, progress))
@@ -159,7 +162,7 @@ def profile(
     if as_json:
         from uboost.io import dumps_json
 
-        data = {"model": loaded.label, "input_shape": list(shape),
+        data = {"model": label, "input_shape": list(shape),
                 "reports": [{**r.to_dict(), "area_mm2": _area(r.spec, area_table, area_breakdown_mm2)} for r in reports]}
         if notes:
             data["notes"] = notes
@@ -170,7 +173,7 @@ def profile(
         if hardware is not None:
             console.print(f"hardware from {hardware}: {base.array} {base.dataflow}, {base.memory_text}, "
                           f"{base.clock_hz / 1e6:g} MHz, energy {base.energy.name}")
-        console.print(layer_table(loaded.label, shape, reports, detail=console.width >= 140))
+        console.print(layer_table(label, shape, reports, detail=console.width >= 140))
         for r in reports:
             area = _area(r.spec, area_table, area_breakdown_mm2)
             area_text = "" if area is None else (f"; area {area['total']:.4g} mm² (PEs {area['pe']:.3g}, SRAM {area['sram']:.3g}, "
@@ -180,7 +183,7 @@ def profile(
                 f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}{area_text}"
             )
         for spec, sweep in zip(specs, sweeps):
-            console.print(_sweep_table(loaded.label, spec, sweep))
+            console.print(_sweep_table(label, spec, sweep))
         for note in notes:
             console.print(f"[yellow]note:[/] {note}")
     if plot is not None:
@@ -190,7 +193,7 @@ def profile(
             plot,
             [l.name for l in layers],
             {f"{r.spec.array} {r.spec.dataflow}": [l.utilization for l in r.layers] for r in reports},
-            title=f"{loaded.label}: utilization per layer ({cost_model})",
+            title=f"{label}: utilization per layer ({cost_model})",
         ), quiet=as_json)
     if energy_plot is not None:
         from uboost.plots import energy_per_layer
@@ -201,7 +204,7 @@ def profile(
             energy_plot,
             [l.name for l in layers],
             {head: [l.energy_uj[key] for l in first.layers] for key, head in ENERGY_COLUMNS},
-            title=f"{loaded.label}: energy per layer, {first.spec.array} {first.spec.dataflow} ({first.spec.energy.name}, "
+            title=f"{label}: energy per layer, {first.spec.array} {first.spec.dataflow} ({first.spec.energy.name}, "
             f"{first.spec.clock_hz / 1e6:g} MHz, {first.spec.voltage:g} V)",
         ), quiet=as_json)
 
