@@ -43,9 +43,15 @@ def environments_line(points: list[dict]) -> str:
     return "; ".join(f"{k}: {n} point{'s' if n != 1 else ''}" for k, n in sorted(counts.items()))
 
 
+BEFORE = {"utilization_on_bits": True}
+"""Fields whose default today searches otherwise than runs made before the field existed did: such a run is
+filled with the value it searched with (the utilization term moved the bits on every PE until 2026-12-07; today's
+default resolves to False on BitFusion and bit-serial PEs, so those runs are stale, fixed-PE runs are not)."""
+
+
 def as_today(stored: dict) -> dict:
     """A stored search config (JSON) with every ``SearchConfig`` field it lacks set to that field's
-    default. A new field's default keeps the behaviour from before it (energy weight 0, one
+    default. A new field's default keeps the behaviour from before it (but see ``BEFORE``; energy weight 0, one
     process, fp32, fixed PEs...), so a run made before the field existed equals one made today at
     the default (checked: lenet searches re-run after such fields were added give identical
     alphas) and differs from one that asks for another value; a default that changed still makes
@@ -56,6 +62,7 @@ def as_today(stored: dict) -> dict:
     from uboost.search import SearchConfig
 
     filled = dict(stored)
+    filled.update({k: v for k, v in BEFORE.items() if k not in filled})  # the behaviour of runs made before the field
     missing = [field.name for field in dataclasses.fields(SearchConfig) if field.name not in filled]
     for field in dataclasses.fields(SearchConfig):
         if field.name in missing:

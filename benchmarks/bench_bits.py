@@ -35,7 +35,8 @@ HARDWARE = {
     "fixed-mem": {"pe": "fixed", "array": "16x16", "dataflow": "ws", "cost_model": "systolic-mem", "sram_kb": 16, "dram_bw_words": 4},
 }
 VARIANTS = {"uniform-8": {"bits": (8,)}, "uniform-4": {"bits": (4,)}, "mixed-2-4-8": {"bits": (2, 4, 8)},
-            "mixed-2-4-8-cells8": {"bits": (2, 4, 8)}}
+            "mixed-2-4-8-cells8": {"bits": (2, 4, 8)},
+            "mixed-2-4-8-ublind": {"bits": (2, 4, 8), "utilization_on_bits": False}}  # the utilization term blind to bits
 CELLS_FROM = {"mixed-2-4-8-cells8": "uniform-8"}
 """Variants that search only the bits, on the cells another variant's search of the same (space, hardware, seed)
 derived (``uboost search --cell-arch RUN --bits 2,4,8``; darts-cifar only): architecture first, bits second."""

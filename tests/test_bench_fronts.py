@@ -242,6 +242,24 @@ def test_a_config_made_before_widen_existed_equals_todays_resolved_default():
         assert _reuse.as_today({**old, "widen": "all"})["widen"] == "all"  # a stored value is kept
 
 
+def test_a_bits_run_made_before_utilization_on_bits_existed_is_stale_only_where_the_default_changed_it():
+    """Until the field, the utilization term moved the bits on every PE: a precision-aware bits search made then
+    searched otherwise than today's default (stale); a fixed-PE one, or one width, did not (reused)."""
+    import dataclasses
+
+    import _reuse
+
+    from uboost.search import SearchConfig
+
+    for config, same in ((SearchConfig(space="lenet", bits=(2, 4, 8), pe="bitfusion"), False),
+                         (SearchConfig(space="lenet", bits=(2, 4, 8)), True),
+                         (SearchConfig(space="lenet", bits=(4,), pe="bitfusion"), True),
+                         (SearchConfig(space="lenet", bits=(2, 4, 8), pe="bitfusion", utilization_on_bits=True), True)):
+        today = json.loads(json.dumps(dataclasses.asdict(config)))
+        old = {k: v for k, v in today.items() if k != "utilization_on_bits"}
+        assert (_reuse.as_today(old) == today) is same, config
+
+
 def test_a_point_made_before_utilization_scale_existed_counts_as_fixed(tmp_path, fake_training):
     import _reuse
     import bench_fronts

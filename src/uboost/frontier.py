@@ -127,9 +127,18 @@ def _predictor(root: Path):
     return predictor
 
 
-def distinct_choices(arch: dict, reference: dict) -> int:
-    """How many labels of ``arch`` differ from ``reference`` (the search's own argmax)."""
-    return sum(1 for k, v in arch.items() if reference.get(k) != v)
+def distinct_choices(arch: dict, reference: dict, supernet=None) -> int:
+    """How many labels of ``arch`` differ from ``reference`` (the search's own argmax). With the search's
+    ``supernet`` and searched bits, a bits label counts only where ``arch``'s network has the layer: the
+    bits of candidates it does not keep are free values that describe nothing."""
+    ignored: set = set()
+    if supernet is not None:
+        from uboost.strategy.precision import bits_labels_used, is_bits_label
+
+        bits = {k for k in arch if is_bits_label(k)}
+        if bits:
+            ignored = bits - bits_labels_used(supernet, arch)
+    return sum(1 for k, v in arch.items() if k not in ignored and reference.get(k) != v)
 
 
 def export_projection(source: RunProjector, projection, out: str | os.PathLike, *, target_ms: float | None = None,
@@ -187,7 +196,7 @@ def export_projection(source: RunProjector, projection, out: str | os.PathLike, 
             "target_energy_uj": target_uj,
             "preference": projection.preference,
             **_predicted(source, projection.arch),
-            "distinct_choices": distinct_choices(projection.arch, source.argmax_arch),
+            "distinct_choices": distinct_choices(projection.arch, source.argmax_arch, source.supernet),
             "projected_from": str(source.root),
         }
         if projection.point is not None:

@@ -388,3 +388,22 @@ def test_weights_retrained_at_other_bits_are_not_exported_as_retrained(cli, bits
     (run / "precision.json").write_text(json.dumps(precision))
     one_line_error(cli("export", run, "--format", "onnx", "--out", tmp_path / "stale.onnx"), "retrained at other bits")
     assert not (tmp_path / "stale.onnx").exists()
+
+
+def test_utilization_on_bits_flag_reaches_the_run_config(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("search", *TINY, "--bits", "2,8", "--pe", "fixed", "--array", "8x8", "--utilization-on-bits", "off", "--out", out)
+    assert result.code == 0, result.err
+    assert json.loads((out / "config.json").read_text())["utilization_on_bits"] is False
+    one_line_error(cli("search", *TINY, "--bits", "2,8", "--utilization-on-bits", "maybe", "--out", tmp_path / "bad"),
+                   "--utilization-on-bits must be auto, on or off")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_hardware_file_that_replaces_the_runs_pes_says_so(cli, bits_run, tmp_path):
+    (tmp_path / "acc.toml").write_text("[hardware]\nrows = 8\ncols = 8\n")
+    data = json.loads(cli("profile", bits_run, "--hardware", tmp_path / "acc.toml", "--json").out)
+    assert data["reports"][0]["hardware"]["pe"] == "fixed"
+    assert any("its bitfusion PEs included" in note and "--pe bitfusion" in note for note in data.get("notes", []))
+    kept = json.loads(cli("profile", bits_run, "--hardware", tmp_path / "acc.toml", "--pe", "bitfusion", "--json").out)
+    assert kept["reports"][0]["hardware"]["pe"] == "bitfusion" and not kept.get("notes")

@@ -62,6 +62,19 @@ def test_a_compute_only_model_on_bounded_memory_says_so(cli):
     assert "notes" not in json.loads(cli("profile", *NET, "--json").out)
 
 
+def test_the_roofline_says_it_reads_the_bandwidth_not_the_sram_sizes(cli):
+    """Its cycles grow with a narrower DRAM (memory time), so it must not say the limits change no cycle count."""
+    def cycles_and_notes(*args):
+        data = json.loads(cli("profile", *NET, "--cost-model", "roofline", "--array", "8x8", *args, "--json").out)
+        return data["reports"][0]["total"]["cycles"], data.get("notes", [])
+
+    free, no_notes = cycles_and_notes()
+    bounded, notes = cycles_and_notes("--sram-kb", "16", "--dram-bw-words", "0.05")
+    assert bounded > free and not no_notes
+    assert len(notes) == 1 and "reads the DRAM bandwidth" in notes[0] and "not the SRAM sizes" in notes[0]
+    assert "change no cycle count" not in notes[0]
+
+
 def test_setup_scalesim_in_another_folder_prints_a_line_to_paste(cli, tmp_path, monkeypatch):
     """The export line stays one line (no soft wrap, however long the path) and is valid shell."""
     import shlex

@@ -75,6 +75,14 @@ def test_bad_search_input_is_one_red_line(cli, tmp_path, args, fragments):
     one_line_error(cli("search", "--out", out, *args), *fragments)
 
 
+@pytest.mark.parametrize("args", [["--space", "lenet", "--width", "8"], ["--dataset", "mnist"]])
+def test_a_bad_space_option_or_dataset_is_refused_before_the_header(cli, tmp_path, args):
+    result = cli("search", "--out", tmp_path / "run", *args)
+    one_line_error(result, "lenet" if "--width" in args else "mnist")
+    assert not result.out.strip()  # no "uboost search ... -> RUN" line for a search that never starts
+    assert not (tmp_path / "run").exists()
+
+
 def test_nan_loss_stops_with_a_clear_message(cli, tmp_path, monkeypatch):
     import uboost.data as data
 

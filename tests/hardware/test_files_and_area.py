@@ -155,6 +155,9 @@ def test_bad_scalesim_files_are_one_clear_error(tmp_path, text, fragment):
     # a misnamed table is a missing [hardware] table, not an "unknown key hw"
     ("[hw]\nrows = 8\ncols = 8\n", "no [hardware] table; [hw] is not a known table"),
     ("[hardware]\nrows = 8\ncols = 8\n[hardware.power]\nx = 1\n", "[hardware.power] is not a known table"),
+    # a bad operating point names the file and the table, not only the value
+    ("[hardware]\nrows = 8\ncols = 8\noperating_points = [[4e8, -0.9]]\n", "bad.toml: [hardware.operating_points]: voltage_v"),
+    ("[hardware]\nrows = 8\ncols = 8\noperating_points = [[8e8, 0.9], [4e8, 0.7]]\n", "bad.toml: [hardware.operating_points]: operating points must be sorted"),
 ])
 def test_bad_toml_files_are_one_clear_error(tmp_path, text, fragment):
     path = tmp_path / "bad.toml"

@@ -225,3 +225,22 @@ def test_a_lookup_model_at_other_points_reads_the_rows_of_their_memory_system():
     _, only_fastest = _lookup_rows(spec, {10.0: 5000})
     with pytest.raises(DataError, match="at operating point 600 MHz @ 725 mV: lookup table has no rows"):
         models_at_points(LookupTable(spec, table=only_fastest))
+
+
+def test_an_infeasible_budget_names_one_network_when_the_least_energy_is_also_the_fastest():
+    """``cheapest("latency")`` ignores energy: a dearer network of the same latency must not be quoted as "the
+    fastest" next to the least-energy one (frontier on darts-cifar BitFusion said 2.17 µJ and 1.33 µJ at one latency)."""
+    from types import SimpleNamespace
+
+    from uboost.strategy.projection import Budget
+
+    def said(fastest, frugal):
+        projector = Projector.__new__(Projector)
+        projector.cheapest = lambda metric: fastest if metric == "latency" else frugal
+        return str(projector._infeasible([Budget("energy", 0.5)]))
+
+    dear, frugal = SimpleNamespace(latency_ms=0.000946, energy_uj=2.16786), SimpleNamespace(latency_ms=0.000946, energy_uj=1.32864)
+    text = said(dear, frugal)
+    assert "least energy reachable, 1.32864 µJ, is also the fastest, 0.000946 ms" in text and "2.16786" not in text
+    slower = SimpleNamespace(latency_ms=0.002, energy_uj=1.0)
+    assert "the fastest reachable is 0.000946 ms at 2.16786 µJ, the least energy 1 µJ at 0.002 ms" in said(dear, slower)

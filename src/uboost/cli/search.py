@@ -16,6 +16,17 @@ from uboost.exceptions import ConfigError
 Opt = typer.Option
 
 
+
+def _on_off_auto(value: str, option: str) -> bool | None:
+    """``auto`` -> None (the config's own rule), ``on``/``off`` -> True/False."""
+    choices = {"auto": None, "on": True, "off": False}
+    if value not in choices:
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"{option} must be auto, on or off, got {value!r}")
+    return choices[value]
+
+
 def D(name: str, space: str | None = None) -> str:
     """``[default: X]`` for --help from :class:`~uboost.search.SearchConfig` (or a space's own
     options). Options default to None so a ``--config`` TOML can fill what the command line
@@ -128,6 +139,7 @@ def search(
     act_bits: Annotated[Optional[str], Opt("--act-bits", help="search activation bitwidths per layer, e.g. 4,8 [default: 8 with --weight-bits, else float]")] = None,
     pin_bits: Annotated[Optional[list[str]], Opt("--pin-bits", help="PATTERN=BITS: fix the layers whose names match to one width, e.g. 'stem*=8'; repeatable [default: none]")] = None,
     bits_noise_weight: Annotated[Optional[float], Opt("--bits-noise-weight", help=f"weight of the loss each searched width's quantization noise adds (a second-order estimate) in the architecture loss; 0: bits priced by the hardware alone {D('bits_noise_weight')}")] = None,
+    utilization_on_bits: Annotated[Optional[str], Opt("--utilization-on-bits", help="auto | on | off: whether the utilization term moves the searched bits (on bitfusion/bit-serial PEs it favours wide bits: a narrow layer runs faster at lower utilization) [default: auto: on fixed PEs only]")] = None,
     pe: Annotated[Optional[str], Opt(help=f"processing elements: fixed | bitfusion | bit-serial {D('pe')}")] = None,
     widen: Annotated[Optional[str], Opt(help="at export, raise what costs nothing more: bits (each layer's bitwidth) | all (channel counts and bits jointly) [default: all when bits are searched, else bits]")] = None,
 ) -> None:
@@ -153,6 +165,8 @@ def search(
     space_options.update(hardware_fields.pop("space_options", {}))
     values.update(hardware_fields)
     values.update({k: v for k, v in flags.items() if v is not None})
+    if utilization_on_bits is not None:  # auto (None) given here overrides a --config file's true/false
+        values["utilization_on_bits"] = _on_off_auto(utilization_on_bits, "--utilization-on-bits")
     values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))
     if gumbel_tau is not None:
         from uboost.search_config import parse_gumbel_tau
@@ -184,7 +198,12 @@ def search(
     rank_zero = is_rank_zero(cfg)  # the other ranks of a DDP run print nothing and never touch the run directory
     from uboost.search_config import refuse_tableless_lookup
 
-    refuse_tableless_lookup(cfg)  # before the header
+    refuse_tableless_lookup(cfg)  # before the header, as the dataset's name and the space's options
+    from uboost.data import parse_dataset
+    from uboost.search_spaces.registry import check_options
+
+    parse_dataset(cfg.dataset)
+    check_options(cfg.space, cfg.space_options)
     if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "

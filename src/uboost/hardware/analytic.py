@@ -38,6 +38,14 @@ class RooflineModel(CostModel):
 
     name = "roofline"
 
+    def memory_note(self) -> str | None:
+        """The roofline reads the DRAM bandwidth (its memory time) but not the SRAM sizes: say that, not
+        that the limits change no cycle count (they do, through the bandwidth)."""
+        if not self.spec.memory_bound:
+            return None
+        return (f"roofline reads the DRAM bandwidth of {self.spec.memory_text} (every operand moved once) but not the "
+                "SRAM sizes: no refetches (use --cost-model systolic-mem or scalesim for stalls)")
+
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
         spec = self.spec
         cin = layers.in_channels if in_channels is None else in_channels

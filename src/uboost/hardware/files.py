@@ -230,7 +230,10 @@ def read_hardware_toml(path: str | Path) -> dict[str, Any]:
         if isinstance(points, dict) and not set(points) <= {"name", "points"}:
             raise ConfigError(f"{path}: [hardware.operating_points] takes name and points, got {', '.join(sorted(points))}")
         pairs, name = (points.get("points", []), points.get("name", path.stem)) if isinstance(points, dict) else (points, path.stem)
-        fields["operating_points"] = operating_points_from_pairs(pairs, name=name)
+        try:
+            fields["operating_points"] = operating_points_from_pairs(pairs, name=name)
+        except ConfigError as exc:  # name the file and the table, not only the value
+            raise ConfigError(f"{path}: [hardware.operating_points]: {exc}") from None
     if isinstance(fields.get("area"), dict):
         from uboost.hardware.area import area_table_from_dict
 

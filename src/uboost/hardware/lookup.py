@@ -132,7 +132,7 @@ class LookupTable(CostModel):
     def __init__(self, spec: HardwareSpec | None = None, *, table: str | os.PathLike | Iterable[dict] | None = None, **spec_fields):
         super().__init__(spec, **spec_fields)
         if table is None:
-            raise HardwareError("the lookup cost model needs a table: lookup(table='cycles.csv')")
+            raise HardwareError("the lookup cost model needs a table of cycles: --table cycles.csv (in Python: create('lookup', table='cycles.csv'))")
         self._rows = self._read(table) if isinstance(table, (str, os.PathLike)) else list(table)
         self._respec()
 

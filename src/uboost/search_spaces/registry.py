@@ -64,6 +64,17 @@ def construct(name: str, factory, options: dict[str, Any]):
         raise ConfigError(f"bad options for space {name!r}: {exc or 'rejected by NNI'}") from None
 
 
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse an option ``name``'s space does not have before anything is built (``construct``'s own line); a
+    factory that takes ``**options`` it does not declare is left to ``construct``."""
+    from uboost.exceptions import ConfigError
+
+    names = _option_names(SPACES.get(name))
+    unknown = sorted(set(options) - set(names or ()))
+    if names and unknown:
+        raise ConfigError(f"space {name!r} has no option {unknown[0]!r} (its options: {', '.join(names)})")
+
+
 def list_spaces() -> dict[str, str]:
     return SPACES.describe()
 
@@ -83,6 +94,8 @@ def _option_names(factory) -> list[str]:
     try:
         params = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in params):  # options it does not name: unknown here
         return []
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
             if p.name not in ("self", "num_classes", "input_shape")]

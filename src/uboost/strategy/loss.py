@@ -122,12 +122,16 @@ class HardwareLoss(nn.Module):
         auto_point: bool = False,
         bits_on_derived: bool = True,
         utilization_scale: str = "fixed",
+        utilization_on_bits: bool | None = None,
     ):
         super().__init__()
         if utilization_scale not in UTILIZATION_SCALES:
             raise ConfigError(f"utilization_scale must be one of {', '.join(UTILIZATION_SCALES)}, got {utilization_scale!r}")
         self.utilization_scale = utilization_scale
         self.bits_on_derived = bool(bits_on_derived)  # searched bits priced on the derived ops (strategy/precision.py)
+        if utilization_on_bits is None:  # only where a width leaves the PEs' rate alone (precision.blind_utilization)
+            utilization_on_bits = getattr(cost_model.spec, "pe", "fixed") == "fixed"
+        self.utilization_on_bits = bool(utilization_on_bits)  # False: the utilization term moves no bits
         if cost_mode not in COST_MODES:
             raise ConfigError(f"unknown cost mode {cost_mode!r}; expected one of: {', '.join(COST_MODES)}")
         self.cost_model = cost_model
@@ -393,11 +397,15 @@ class HardwareLoss(nn.Module):
         searched bits (and ``bits_on_derived``) its gradient prices the bits on the derived network's
         ops (:func:`~uboost.strategy.precision.bits_on_derived`); the value is the same."""
         supernet_cost = self._require()
-        if self.bits_on_derived and any(c.kind == "bits" for c in self.choices):
-            from uboost.strategy.precision import bits_on_derived
+        if not any(c.kind == "bits" for c in self.choices):
+            return supernet_cost(tau=self.distribution_tau)
+        from uboost.strategy.precision import bits_on_derived, blind_utilization
 
-            return bits_on_derived(supernet_cost, self.choices, self.derived_indices(), self.distribution_tau)
-        return supernet_cost(tau=self.distribution_tau)
+        if self.bits_on_derived:
+            return bits_on_derived(supernet_cost, self.choices, self.derived_indices(), self.distribution_tau,
+                                   utilization=self.utilization_on_bits)
+        cost = supernet_cost(tau=self.distribution_tau)
+        return cost if self.utilization_on_bits else blind_utilization(cost, supernet_cost, self.choices, self.distribution_tau)
 
     def entropy(self) -> torch.Tensor:
         """Mean entropy of the choice distributions (an optional term that makes the search commit)."""

@@ -259,7 +259,7 @@ def expand_rows(module: nn.Module, rows: list, choices) -> list:
     return out
 
 
-def bits_on_derived(supernet_cost, choices, indices: Mapping[int, int], tau: float = 1.0):
+def bits_on_derived(supernet_cost, choices, indices: Mapping[int, int], tau: float = 1.0, *, utilization: bool = True):
     """The expected cost (its value unchanged) whose gradient prices each layer's bits on the op
     the search would export now.
 
@@ -270,7 +270,10 @@ def bits_on_derived(supernet_cost, choices, indices: Mapping[int, int], tau: flo
     may be compute-bound, where the narrow bits buy nothing and only lose accuracy. Here the bits
     alphas get the gradient of the cost with every other choice one-hot at ``indices`` (the
     derived network: what the bits buy on it), the other alphas the gradient of the expectation
-    with the bits' probabilities held: ``E(p, sg(q)) + C(d, q) - sg(C(d, q))``."""
+    with the bits' probabilities held: ``E(p, sg(q)) + C(d, q) - sg(C(d, q))``.
+
+    ``utilization=False``: the utilization gives the bits no gradient (``E(p, sg(q))`` alone; see
+    :func:`blind_utilization`)."""
     from uboost.strategy.architecture import one_hot
 
     bits = {id(c.alpha) for c in choices if c.kind == "bits"}
@@ -282,7 +285,30 @@ def bits_on_derived(supernet_cost, choices, indices: Mapping[int, int], tau: flo
     def mix(a, b):
         return None if a is None else a + (b - b.detach())
 
-    return type(full)(**{f: mix(getattr(full, f), getattr(derived, f)) for f in full.__dataclass_fields__})
+    mixed = {f: mix(getattr(full, f), getattr(derived, f)) for f in full.__dataclass_fields__}
+    if not utilization:
+        mixed["utilization"] = full.utilization
+    return type(full)(**mixed)
+
+
+def blind_utilization(cost, supernet_cost, choices, tau: float = 1.0):
+    """``cost`` with its utilization's gradient kept from the bits choices (its value unchanged).
+
+    Utilization counts effective MACs over effective PEs (:meth:`uboost.hardware.CostModel.effective_macs`).
+    On precision-aware PEs (``bitfusion``, ``bit-serial``) a narrower width multiplies the MACs a PE runs per
+    cycle, so a layer too small to fill the widened array runs faster at a *lower* utilization: the term
+    ``beta * (1 - utilization)`` then pushes such layers back to 8 bits against the latency term: on
+    darts-cifar BitFusion 16x16 the stem and the cells' preprocessors ended at 8 bits with p ~ 0.99, at
+    twice their 4-bit cycles, and the mixed search's network was slower than uniform 4-bit's in 4 of 6
+    seeds (benchmarks/RESULTS.md, "the utilization term blind to the bits"). Blind to the bits, the
+    utilization steers what it was made for -- channel counts and ops that fill the array -- and the bits
+    are priced by latency and energy. The default on precision-aware PEs
+    (:class:`~uboost.strategy.loss.HardwareLoss`, ``utilization_on_bits=None``); on ``fixed`` PEs a width
+    changes only the stalls, where utilization and latency agree, and the term keeps its gradient."""
+    bits = {id(c.alpha) for c in choices if c.kind == "bits"}
+    if not bits:
+        return cost
+    return replace(cost, utilization=supernet_cost(tau=tau, detach=bits).utilization)
 
 
 def widen_bits(cost, choices, nodes, arch: Mapping, *, with_energy: bool = False) -> dict:
@@ -349,6 +375,20 @@ def split_precision(supernet: nn.Module, arch: Mapping, choices=None) -> tuple[d
 
         choices = choice_groups(supernet)[0]
     return nni_arch, frozen_precision(supernet, {**nni_arch, **argmax_bits(choices), **bits})
+
+
+def bits_labels_used(supernet: nn.Module, arch: Mapping) -> set[str]:
+    """The bits labels the network ``arch`` describes reads: those of its own layers. A search's (or a
+    projection's) architecture also holds the bits of every candidate it did not keep, whose values
+    change nothing (the integer program sets them freely)."""
+    class Reading(dict):
+        def __getitem__(self, key):
+            read.add(key)
+            return super().__getitem__(key)
+
+    read: set[str] = set()
+    frozen_precision(supernet, Reading(arch))
+    return {label for label in read if is_bits_label(label)}
 
 
 # -- precision.json: the chosen bits, by the frozen network's layer names ---------------------

@@ -233,6 +233,9 @@ class Projector:
             return InfeasibleBudget(f"no architecture fits {wanted}; the cheapest reachable is {fastest.latency_ms:.6g} ms "
                                     f"({cycles} cycles)", fastest.latency_ms, fastest.energy_uj)
         frugal = self.cheapest("energy")
+        if frugal.latency_ms <= fastest.latency_ms * (1 + 1e-12):  # one network is both: say so, not a dearer twin
+            return InfeasibleBudget(f"no architecture fits {wanted}; the least energy reachable, {frugal.energy_uj:.6g} µJ, "
+                                    f"is also the fastest, {frugal.latency_ms:.6g} ms", frugal.latency_ms, frugal.energy_uj)
         return InfeasibleBudget(
             f"no architecture fits {wanted}; the fastest reachable is {fastest.latency_ms:.6g} ms at "
             f"{fastest.energy_uj:.6g} µJ, the least energy {frugal.energy_uj:.6g} µJ at {frugal.latency_ms:.6g} ms",

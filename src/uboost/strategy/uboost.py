@@ -119,6 +119,13 @@ class UBoost(DARTS):
     bits_noise_weight
         Weight of the loss each candidate width's quantization noise adds, estimated to second
         order (:mod:`uboost.strategy.bits_noise`), in the architecture loss; 0: not priced.
+    utilization_on_bits
+        Whether the utilization term's gradient reaches the bits choices; ``None`` (default): only on
+        ``fixed`` PEs. On precision-aware PEs (``bitfusion``, ``bit-serial``) a narrower width speeds a
+        layer up at a lower utilization (more MACs per PE per cycle, rows left empty), so the term pulls
+        the bits up against the latency term; blind, the bits are left to latency and energy
+        (:func:`~uboost.strategy.precision.blind_utilization`). On fixed PEs a width changes only the
+        stalls, and utilization and latency agree.
     """
 
     def __init__(
@@ -153,6 +160,7 @@ class UBoost(DARTS):
         act_bits: tuple[int, ...] | None = None,
         pin_bits: dict[str, int] | None = None,
         bits_noise_weight: float = 0.0,
+        utilization_on_bits: bool | None = None,
         score_weight: float = 0.0,
         score_on: str = "all",
         **kwargs: Any,
@@ -192,6 +200,7 @@ class UBoost(DARTS):
             entropy_weight=entropy_weight,
             cost_mode=cost_mode,
             temperature=temperature,
+            utilization_on_bits=utilization_on_bits,
         )
         self.data_split = data_split
         self.gumbel_temperature = gumbel_temperature
