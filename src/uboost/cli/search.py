@@ -16,13 +16,10 @@ from uboost.exceptions import ConfigError
 Opt = typer.Option
 
 
-
 def _on_off_auto(value: str, option: str) -> bool | None:
     """``auto`` -> None (the config's own rule), ``on``/``off`` -> True/False."""
     choices = {"auto": None, "on": True, "off": False}
     if value not in choices:
-        from uboost.exceptions import ConfigError
-
         raise ConfigError(f"{option} must be auto, on or off, got {value!r}")
     return choices[value]
 
