@@ -77,6 +77,20 @@ def _resume_flags(config: RetrainConfig) -> str:
                    if getattr(config, key) != getattr(default, key))
 
 
+def _pricing_flags(run, search_config) -> str:
+    """`` --array 32x32 --dataflow os`` (and ``--space`` for a bare arch.json): what the retrain was priced on where it
+    is not the run's own, so the "continue with" command prices the resumed retrain alike (a checkpoint holds none)."""
+    import shlex
+
+    if not run.config:
+        return f" --space {shlex.quote(search_config.space)}"
+    from uboost.search import SearchConfig
+
+    own = SearchConfig.from_dict(runs.network_config(run))
+    return "".join(f" --{key} {shlex.quote(str(getattr(search_config, key)))}" for key in ("array", "dataflow")
+                   if getattr(search_config, key) != getattr(own, key))
+
+
 def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) -> None:
     stored = checkpoint.get(SETTINGS_KEY)
     if not isinstance(stored, dict):
@@ -241,7 +255,8 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
     run = runs.load_run(source)
     if search_config is None:
         if not run.config:
-            raise ConfigError(f"no {runs.CONFIG} next to {source}: pass --space (and its options) to say which space it is")
+            raise ConfigError(f"no {runs.CONFIG} next to {source}: pass --space NAME to say which space it is (built with its "
+                              f"default options; another width or cell count needs the search's {runs.CONFIG} next to it)")
         search_config = SearchConfig.from_dict(runs.network_config(run))  # priced where the search put it
     if config.dataset is not None:
         searched_on = search_config
@@ -366,7 +381,8 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         **trainer_kwargs(devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
                          precision=config.precision, search=False),
     )
-    again = f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'}{_resume_flags(config)} --resume"
+    again = (f"uboost retrain {source}{'' if out == run.root / runs.RETRAIN else f' --out {out}'}{_resume_flags(config)}"
+             f"{_pricing_flags(run, search_config)} --resume")
     interrupted = RetrainInterrupted(f"retraining interrupted; a checkpoint is in {ckpt_dir}; continue with: {again}")
     from uboost.distributed.errors import fit_outcome
 

@@ -304,3 +304,28 @@ def test_a_points_export_with_force_never_clears_the_runs_retrain(retrained_run,
     one_line_error(cli("export", point, "--format", "onnx", "--out", run / "retrain", "--force"),
                    "holds the results of uboost retrain")
     assert tree(run / "retrain") == before
+
+
+def test_a_copied_run_reads_its_own_exits_not_the_originals(retrained_run, tmp_path, cli):
+    """exits.json named the original run (absolute): in a copy, `export` refused the copy's own heads as "not
+    written by uboost", and after the copy was retrained `switch` still accepted its stale heads (the original's
+    model matched them)."""
+    import shutil
+
+    from uboost.dynamic.pipeline_io import read_summary, run_of
+
+    run = tmp_path / "run"
+    shutil.copytree(retrained_run, run)
+    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=run / "exits")
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    assert run_of(copy / "exits", read_summary(copy / "exits")) == copy.resolve()
+    result = cli("export", copy / "exits", "--format", "onnx", "--out", tmp_path / "copy.onnx")
+    assert result.code == 0, result.err
+    assert (tmp_path / "copy.onnx").is_file()
+    state = torch.load(copy / "retrain" / "model.pt", weights_only=False)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first] + 1.0
+    torch.save(state, copy / "retrain" / "model.pt")  # the copy retrained since; the original still fits its heads
+    one_line_error(cli("switch", copy / "exits", "--latency-ms", "1"), "earlier retrain", str(copy))
+    assert cli("switch", run / "exits", "--latency-ms", "1").code == 0

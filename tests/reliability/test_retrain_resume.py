@@ -106,3 +106,21 @@ def test_a_forced_retrain_stopped_midway_is_an_interrupted_retrain_not_the_old_o
     one_line_error(cli("retrain", run_copy, *args, "--seed", "1"), "interrupted retrain", "--resume")
     assert cli("retrain", run_copy, *args, "--seed", "1", "--resume").code == 0
     assert json.loads((out / "retrain.json").read_text())["config"]["seed"] == 1
+
+
+def test_the_continue_command_repeats_another_array_and_dataflow(run_copy):
+    """A retrain priced on --array/--dataflow other than the search's: the command it prints must say so, or the
+    resumed retrain is priced on the search's array without a word (a checkpoint holds no pricing)."""
+    from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
+    from uboost.runs import load_run, network_config
+    from uboost.search import SearchConfig
+
+    own = SearchConfig.from_dict(network_config(load_run(run_copy)))
+    other = own.replace(array="32x32", dataflow="os" if own.dataflow != "os" else "ws")
+    config = RetrainConfig(epochs=3, max_samples=64, batch_size=32)
+    with pytest.raises(RetrainInterrupted) as interrupted:
+        retrain(run_copy, config, search_config=other, callbacks=[_ctrl_c_at(1)])
+    assert f"--array 32x32 --dataflow {other.dataflow} --resume" in str(interrupted.value)
+    with pytest.raises(RetrainInterrupted) as same:
+        retrain(run_copy, config, callbacks=[_ctrl_c_at(1)], out=run_copy / "again")
+    assert "--array" not in str(same.value) and "--dataflow" not in str(same.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
         write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
     summary = {
         "run": str(prepared.root.resolve()),  # absolute: readers in another working directory find it
+        # exits written inside their run (RUN/exits): the run from here, so a copied or moved run keeps its own exits
+        **({"run_from_exits": os.path.relpath(prepared.root.resolve(), out.resolve())}
+           if prepared.root.resolve() in out.resolve().parents else {}),
         "model_sha256": model_fingerprint(prepared.root),  # the retrained weights the heads were trained on
         "positions": [p.__dict__ for p in prepared.positions],
         "settings": prepared.config.settings(),
@@ -152,8 +156,9 @@ def check_same_model(exits_dir: Path, summary: dict, *, run_needed: bool = True)
 
 
 def run_of(exits_dir: Path, summary: dict) -> Path:
-    """The retrained run an exits directory was made from, resolved. ``exits.json`` records it absolute; an
-    older file's relative path is tried from the working directory and from each folder above the exits
+    """The retrained run an exits directory was made from, resolved. Exits written inside their run record the
+    way up to it (``run_from_exits``): that run, wherever the tree was copied or moved. ``exits.json`` also records it
+    absolute; an older file's relative path is tried from the working directory and from each folder above the exits
     directory, and a moved tree from the folder holding the exits (``RUN/exits``). Of those with a retrained
     model, the first with the recorded fingerprint, else the first; none is one line."""
     from uboost.dynamic.pipeline import model_path
@@ -161,6 +166,11 @@ def run_of(exits_dir: Path, summary: dict) -> Path:
     from uboost.exceptions import RunDirError
 
     exits_dir = Path(exits_dir)
+    inside = summary.get("run_from_exits")  # exits written inside their run: that run, wherever the tree is now
+    if isinstance(inside, str) and inside.strip() and not Path(inside).is_absolute():
+        own = (exits_dir.resolve() / inside).resolve()
+        if model_path(own).is_file():
+            return own
     text = summary.get("run")
     if not isinstance(text, str) or not text.strip():
         raise RunDirError(f"{exits_dir / 'exits.json'} names no run; {exits_again(exits_dir)}")
