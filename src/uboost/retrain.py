@@ -395,8 +395,9 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
     wait_for_children(trainer)
     if parallel:  # the whole test set once, on each rank alone (a DistributedSampler would pad it with repeats)
         test_acc = full_accuracy(network, test_loader, trainer.strategy.root_device)
-    else:
-        test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
+    else:  # a Ctrl-C here (the closing test) is the same resumable interruption, not Lightning's bare exit 1
+        with fit_outcome(trainer, interrupted, ckpt_dir):
+            test_acc = float(trainer.validate(module, test_loader, verbose=False)[0]["test_acc"])
     network.cpu()
     report = report if report is not None else cost_model.evaluate(network, input_shape)
     result = RetrainResult(out=out, test_acc=test_acc, report=report, seconds=stopwatch.seconds(),

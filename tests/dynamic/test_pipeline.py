@@ -81,6 +81,12 @@ def test_exits_and_switch_commands(retrained_run, tmp_path, cli):
     written = json.loads((out / "exits.json").read_text())
     front = written["pareto"]
     assert_priced(front, recorded_costs(written))  # the points the CLI wrote, priced as their own costs say
+    # the table shows the expectations `switch` budgets on (validation) beside the test ones, each labelled
+    from uboost.cli.exits import _val_test
+
+    assert _val_test(front[0], "expected_latency_ms", 1e3) == (
+        f"{1e3 * front[0]['expected_latency_ms']:.4g} / {1e3 * front[0]['test_expected_latency_ms']:.4g}")
+    assert "val / test" in result.out.replace("\n", " ") or "val /" in result.out
     cheapest = min(p["expected_latency_ms"] for p in front)
     result = cli("switch", out, "--latency-ms", cheapest * 1.0000001)
     assert result.code == 0, result.err

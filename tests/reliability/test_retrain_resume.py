@@ -124,3 +124,30 @@ def test_the_continue_command_repeats_another_array_and_dataflow(run_copy):
     with pytest.raises(RetrainInterrupted) as same:
         retrain(run_copy, config, callbacks=[_ctrl_c_at(1)], out=run_copy / "again")
     assert "--array" not in str(same.value) and "--dataflow" not in str(same.value)
+
+
+def test_ctrl_c_in_the_closing_test_is_a_resumable_interruption(cli, run_copy, tmp_path):
+    """A Ctrl-C during the test after the last epoch was Lightning's bare exit 1: no line, no model.pt, although
+    training had finished. Now it is the retrain's one line, and --resume finishes it as the uninterrupted run."""
+    import shutil
+
+    import pytorch_lightning as pl
+
+    from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
+
+    class CtrlCInTest(pl.Callback):
+        def on_validation_batch_end(self, trainer, *args):
+            if trainer.state.fn == "validate":
+                raise KeyboardInterrupt
+
+    clean = tmp_path / "clean"
+    shutil.copytree(run_copy, clean)
+    config = RetrainConfig(epochs=2, max_samples=64, batch_size=32)
+    with pytest.raises(RetrainInterrupted, match="--resume"):
+        retrain(run_copy, config, callbacks=[CtrlCInTest()])
+    assert not (run_copy / "retrain" / "model.pt").exists()
+    result = cli("retrain", run_copy, "--epochs", "2", "--max-samples", "64", "--batch-size", "32", "--resume")
+    assert result.code == 0, result.err
+    uninterrupted = retrain(clean, config)
+    resumed = json.loads((run_copy / "retrain" / "retrain.json").read_text())
+    assert resumed["test_acc"] == uninterrupted.test_acc
