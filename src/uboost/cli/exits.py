@@ -63,7 +63,7 @@ def exits(
     static = max(summary["static_test"], key=lambda r: r["freq_hz"])
     console.print(f"static network at {static['freq_hz'] / 1e6:g} MHz: test accuracy {100 * static['accuracy']:.1f}%, "
                   f"{1e3 * static['expected_latency_ms']:.4g} µs, {static['expected_energy_uj']:.4g} µJ per input")
-    console.print(f"wrote {prepared.out}/exits.json, heads.pt and {len(summary['pareto'])} policies in {prepared.out}/points"
+    console.print(f"wrote {prepared.out}/exits.json, heads.pt and {len(summary['pareto'])} polic{'y' if len(summary['pareto']) == 1 else 'ies'} in {prepared.out}/points"
                   + (", pareto.png" if "plot" in summary else "") + (", dynamic.onnx" if "onnx" in summary else ""))
 
 

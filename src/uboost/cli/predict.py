@@ -40,7 +40,7 @@ def predict(
         return
     console.print(_table(row))
     made = row["predictor"]
-    how = f"built now in {made['seconds']:.0f} s" if made["built_now"] else f"loaded from {Path(run) / 'predictor.json'}"
+    how = f"built now in {made['seconds']:.{0 if made['seconds'] >= 10 else 1}f} s" if made["built_now"] else f"loaded from {Path(run) / 'predictor.json'}"
     samples, epochs = made["samples"], made["fine_tune_epochs"]
     console.print(f"predictor: {samples} sub-network{'' if samples == 1 else 's'} measured with inherited weights "
                   f"(seed {made['seed']}, {epochs} uniform fine-tune epoch{'' if epochs == 1 else 's'}), "
