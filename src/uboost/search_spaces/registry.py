@@ -70,7 +70,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     from uboost.exceptions import ConfigError
 
     names = _option_names(SPACES.get(name))
-    unknown = sorted(set(options) - set(names or ()))
+    unknown = sorted(set(options) - set(names or ()) - {"num_classes", "input_shape"})  # the data's: refused by their own check
     if names and unknown:
         raise ConfigError(f"space {name!r} has no option {unknown[0]!r} (its options: {', '.join(names)})")
 
