@@ -49,6 +49,18 @@ filled with the value it searched with (the utilization term moved the bits on e
 default resolves to False on BitFusion and bit-serial PEs, so those runs are stale, fixed-PE runs are not)."""
 
 
+def _auto_gives(stored: dict, name: str, value) -> bool:
+    """Whether today's auto (None) for ``name`` resolves to ``value`` on the stored config."""
+    from uboost.exceptions import ConfigError
+    from uboost.search import SearchConfig
+
+    try:
+        config = SearchConfig.from_dict({k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(SearchConfig)}})
+    except ConfigError:
+        return False
+    return getattr(config, f"resolved_{name}")() == value
+
+
 def as_today(stored: dict) -> dict:
     """A stored search config (JSON) with every ``SearchConfig`` field it lacks set to that field's
     default. A new field's default keeps the behaviour from before it (but see ``BEFORE``; energy weight 0, one
@@ -62,8 +74,11 @@ def as_today(stored: dict) -> dict:
     from uboost.search import SearchConfig
 
     filled = dict(stored)
-    filled.update({k: v for k, v in BEFORE.items() if k not in filled})  # the behaviour of runs made before the field
     missing = [field.name for field in dataclasses.fields(SearchConfig) if field.name not in filled]
+    for name, before in BEFORE.items():  # a run made before the field searched with ``before``: today's auto where
+        if name in missing:  # auto resolves to it (the same search), else that value (another search: stale)
+            missing.remove(name)
+            filled[name] = None if _auto_gives(filled, name, before) else before
     for field in dataclasses.fields(SearchConfig):
         if field.name in missing:
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()

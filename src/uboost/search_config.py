@@ -121,8 +121,9 @@ class SearchConfig:
     act_bits: tuple[int, ...] | None = None
     pin_bits: dict | None = None  # layer-name pattern -> fixed width
     bits_noise_weight: float = 0.0  # the bits' quantization-noise loss in the architecture loss (strategy/bits_noise.py)
-    # whether the utilization term's gradient reaches the searched bits (strategy/precision.py); None: resolved to
-    # True on fixed PEs only (on bitfusion/bit-serial a narrow width runs faster at a lower utilization)
+    # whether the utilization term's gradient reaches the searched bits (strategy/precision.py); None ("auto"): on
+    # fixed PEs only (on bitfusion/bit-serial a narrow width runs faster at a lower utilization), decided by the
+    # strategy from the PEs it prices, so a tuner that changes the PEs per trial keeps an explicit true/false
     utilization_on_bits: bool | None = None
     pe: str = "fixed"
     # at export: "bits" raises each layer's bits where that costs nothing; "all" raises channel counts and bits
@@ -193,9 +194,12 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
         if isinstance(self.data_split, bool) or not isinstance(self.data_split, (int, float)) or not 0 < self.data_split < 1:
             raise ConfigError(f"data_split must be a fraction between 0 and 1 (exclusive), got {self.data_split!r}")
+        if isinstance(self.utilization_on_bits, str) and self.utilization_on_bits.strip().lower() == "auto":
+            object.__setattr__(self, "utilization_on_bits", None)  # as the command line's auto
         for name in ("sharpen", "download", "utilization_on_bits"):
             if not isinstance(getattr(self, name), bool) and not (name == "utilization_on_bits" and self.utilization_on_bits is None):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                also = ' or "auto"' if name == "utilization_on_bits" else ""
+                raise ConfigError(f"{name} must be true or false{also}, got {getattr(self, name)!r}")
         object.__setattr__(self, "gumbel_tau", check_gumbel_tau(self.gumbel_tau))
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
@@ -220,8 +224,6 @@ class SearchConfig:
         self._check_precision()
         if self.widen is None:
             object.__setattr__(self, "widen", self._default_widen())
-        if self.utilization_on_bits is None:  # stored resolved, as widen: a run says what it searched with
-            object.__setattr__(self, "utilization_on_bits", self._default_utilization_on_bits())
         if self.widen not in WIDEN_MODES:
             raise ConfigError(f"widen must be one of {', '.join(WIDEN_MODES)}, got {self.widen!r}")
 
@@ -321,8 +323,6 @@ class SearchConfig:
         if "widen" not in changes and {"bits", "weight_bits", "act_bits"} & set(changes) and \
                 self.widen == self._default_widen():
             changes["widen"] = None
-        if "utilization_on_bits" not in changes and self.utilization_on_bits == self._default_utilization_on_bits():
-            changes["utilization_on_bits"] = None  # the default follows a change of the PEs
         return dataclasses.replace(self, **changes)
 
     def bits_note(self, model: CostModel | None = None) -> str | None:
@@ -358,9 +358,12 @@ class SearchConfig:
                 "width; to trade bits for latency use --pe bitfusion or bit-serial, or a memory limit (--sram-kb, "
                 "--dram-bw-words) with --cost-model systolic-mem or scalesim; for energy, --energy-weight")
 
-    def _default_utilization_on_bits(self) -> bool:
-        """``utilization_on_bits`` when not given: False only where it acts -- a choice among widths on precision-aware
-        PEs (:func:`uboost.strategy.precision.blind_utilization`); True elsewhere, what every search did before it."""
+    def resolved_utilization_on_bits(self) -> bool:
+        """What the search does with ``utilization_on_bits``: the value given, or for auto (None) False only where it
+        acts -- a choice among widths on precision-aware PEs (:func:`uboost.strategy.precision.blind_utilization`);
+        True elsewhere, what every search did before the option."""
+        if self.utilization_on_bits is not None:
+            return self.utilization_on_bits
         searched = any(len(widths or ()) > 1 for widths in (self.bits, self.weight_bits, self.act_bits))
         return not searched or self.hardware_spec().pe == "fixed"
 

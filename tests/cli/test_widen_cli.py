@@ -62,3 +62,22 @@ def test_frontier_points_widen_as_the_search_did(cli, tmp_path):
     assert json.loads((first / "arch.json").read_text()) == expected
     written = json.loads((first / "result.json").read_text())
     assert written["latency_ms"] <= written["target_latency_ms"] * (1 + 1e-12)
+
+
+def test_changed_at_export_lists_only_the_networks_own_bits(cli, tmp_path):
+    """On darts-cifar the table listed ~300 'raised' bits labels, almost all of candidate ops the exported network
+    does not keep (free values the widening sets): only the exported layers' bits are changes."""
+    from uboost.frontier import load_projector
+    from uboost.strategy.precision import bits_labels_used, is_bits_label
+
+    out = tmp_path / "run"
+    result = cli("search", "--space", "darts-cifar", "--dataset", "digits", "--image-size", "8", "--epochs", "1",
+                 "--max-samples", "64", "--batch-size", "32", "--bits", "2,8", "--pe", "bitfusion", "--out", out)
+    assert result.code == 0, result.err
+    facts = json.loads((out / "result.json").read_text())
+    source = load_projector(out)
+    used = bits_labels_used(source.supernet, source.argmax_arch)
+    every = [k for k in source.argmax_arch if is_bits_label(k)]
+    assert len(every) > 3 * len(used)  # most bits labels belong to candidates the network does not keep
+    assert all(k in used for k in facts["widened"] if is_bits_label(k))
+    assert sorted(facts["widened_values"]) == facts["widened"]

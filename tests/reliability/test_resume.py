@@ -113,3 +113,16 @@ def test_an_export_killed_while_writing_its_results_is_not_a_network(cli, tiny_r
     monkeypatch.undo()
     assert (out / "hardware.json").is_file() and not (out / "arch.json").exists()
     one_line_error(cli("profile", out), "did not finish")
+
+
+def test_resume_may_name_the_accelerator_as_it_may_the_devices(cli, run_copy, fits):
+    """`--accelerator cpu` on a run started with auto was refused ("accelerator 'auto' -> 'cpu'"): where a run
+    trains is a launch setting, as the number of devices (the stored settings stay)."""
+    stored = json.loads((run_copy / "config.json").read_text())["accelerator"]
+    other = "cpu" if stored != "cpu" else "auto"
+    for name in ("arch.json", "alphas.json", "result.json", "hardware.json", "hardware.txt"):
+        (run_copy / name).unlink(missing_ok=True)
+    result = cli("search", "--out", run_copy, "--resume", "--accelerator", other)
+    assert result.code == 0, result.err
+    assert (run_copy / "arch.json").is_file()
+    assert json.loads((run_copy / "config.json").read_text())["accelerator"] == stored

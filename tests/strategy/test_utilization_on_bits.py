@@ -80,19 +80,23 @@ def test_by_default_the_utilization_is_blind_to_bits_only_on_precision_aware_pes
         assert UBoost(bits=(2, 8), cost_model=model, utilization_on_bits=given).hardware_loss.utilization_on_bits is given
 
 
-def test_the_config_stores_the_option_resolved():
-    """Unset, it is False only where it acts (a choice among widths on precision-aware PEs): a run says what it searched with."""
-    assert SearchConfig(bits=(2, 8)).bits_options()["utilization_on_bits"] is True  # fixed PEs
-    assert SearchConfig(bits=(2, 8), pe="bitfusion").utilization_on_bits is False
-    assert SearchConfig(bits=(4,), pe="bitfusion").utilization_on_bits is True  # one width: nothing to blind
-    assert SearchConfig(pe="bitfusion").utilization_on_bits is True
-    assert SearchConfig(weight_bits=(2, 8), pe="bit-serial").utilization_on_bits is False
-    assert SearchConfig(bits=(2, 8), pe="bitfusion", utilization_on_bits=True).utilization_on_bits is True
-    assert SearchConfig(bits=(2, 8)).replace(pe="bitfusion").utilization_on_bits is False  # the default follows the PEs
-    assert SearchConfig(bits=(2, 8), utilization_on_bits=False).replace(pe="fixed").utilization_on_bits is False  # given: kept
+def test_the_config_keeps_auto_and_an_explicit_value_through_a_change_of_pes():
+    """Auto (None) is decided from the PEs the search prices: a tuner that changes the PEs per trial
+    (``base.replace(pe=...)``) keeps an explicit true/false (a resolved value could not tell them apart)."""
+    assert SearchConfig(bits=(2, 8)).utilization_on_bits is None
+    assert SearchConfig(bits=(2, 8)).resolved_utilization_on_bits() is True  # fixed PEs
+    assert SearchConfig(bits=(2, 8), pe="bitfusion").resolved_utilization_on_bits() is False
+    assert SearchConfig(bits=(4,), pe="bitfusion").resolved_utilization_on_bits() is True  # one width: nothing to blind
+    assert SearchConfig(pe="bitfusion").resolved_utilization_on_bits() is True
+    assert SearchConfig(weight_bits=(2, 8), pe="bit-serial").resolved_utilization_on_bits() is False
+    assert SearchConfig(bits=(2, 8)).replace(pe="bitfusion").resolved_utilization_on_bits() is False  # auto follows
+    explicit = SearchConfig(bits=(2, 8), utilization_on_bits=True).replace(pe="bitfusion")
+    assert explicit.utilization_on_bits is True and explicit.resolved_utilization_on_bits() is True
+    assert SearchConfig(bits=(2, 8), utilization_on_bits="auto").utilization_on_bits is None  # a TOML's "auto"
 
 
 def test_the_option_is_a_boolean_or_unset_in_the_config():
+    assert SearchConfig(bits=(2, 8)).bits_options()["utilization_on_bits"] is None  # auto: the strategy decides
     assert SearchConfig(bits=(2, 8), utilization_on_bits=False).bits_options()["utilization_on_bits"] is False
-    with pytest.raises(ConfigError, match="utilization_on_bits must be true or false"):
+    with pytest.raises(ConfigError, match='utilization_on_bits must be true or false or "auto"'):
         SearchConfig(bits=(2, 8), utilization_on_bits="no")

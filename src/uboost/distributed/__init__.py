@@ -28,7 +28,7 @@ from uboost.exceptions import ConfigError
 
 STRATEGIES = ("auto", "ddp")  # auto: one process on one device, DDP on more
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")  # Lightning's names (16-mixed needs a GPU)
-LAUNCH_FIELDS = ("devices", "num_nodes", "strategy", "precision")  # may change when a run resumes
+LAUNCH_FIELDS = ("accelerator", "devices", "num_nodes", "strategy", "precision")  # may change when a run resumes
 TIMEOUT_ENV = "UBOOST_DDP_TIMEOUT_S"  # collective timeout: a rank that died stops the others after it
 DEFAULT_TIMEOUT_S = 600.0
 
