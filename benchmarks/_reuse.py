@@ -49,16 +49,18 @@ filled with the value it searched with (the utilization term moved the bits on e
 default resolves to False on BitFusion and bit-serial PEs, so those runs are stale, fixed-PE runs are not)."""
 
 
-def _auto_gives(stored: dict, name: str, value) -> bool:
-    """Whether today's auto (None) for ``name`` resolves to ``value`` on the stored config."""
+def _resolved(config: dict) -> dict:
+    """``config`` with each ``BEFORE`` field as what the search does with it (its ``resolved_<name>()``): auto (None)
+    and the value it resolves to search alike, so a run stored either way is reused for the other."""
     from uboost.exceptions import ConfigError
     from uboost.search import SearchConfig
 
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
     try:
-        config = SearchConfig.from_dict({k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(SearchConfig)}})
-    except ConfigError:
-        return False
-    return getattr(config, f"resolved_{name}")() == value
+        built = SearchConfig.from_dict({k: v for k, v in config.items() if k in known})
+    except ConfigError:  # a config today's code refuses stays as stored (it is not today's anyway)
+        return config
+    return {**config, **{name: getattr(built, f"resolved_{name}")() for name in BEFORE}}
 
 
 def as_today(stored: dict) -> dict:
@@ -75,10 +77,10 @@ def as_today(stored: dict) -> dict:
 
     filled = dict(stored)
     missing = [field.name for field in dataclasses.fields(SearchConfig) if field.name not in filled]
-    for name, before in BEFORE.items():  # a run made before the field searched with ``before``: today's auto where
-        if name in missing:  # auto resolves to it (the same search), else that value (another search: stale)
+    for name, before in BEFORE.items():  # a run made before the field searched with ``before``
+        if name in missing:
             missing.remove(name)
-            filled[name] = None if _auto_gives(filled, name, before) else before
+            filled[name] = before
     for field in dataclasses.fields(SearchConfig):
         if field.name in missing:
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -98,7 +100,7 @@ def same_settings(out: Path, config) -> bool:
     if not (out / "result.json").is_file() or not stored.is_file():
         return False
     wanted = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as stored
-    return as_today(json.loads(stored.read_text())) == wanted
+    return _resolved(as_today(json.loads(stored.read_text()))) == _resolved(wanted)
 
 
 def search(out: Path, config) -> dict:

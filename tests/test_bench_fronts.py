@@ -257,7 +257,10 @@ def test_a_bits_run_made_before_utilization_on_bits_existed_is_stale_only_where_
                          (SearchConfig(space="lenet", bits=(2, 4, 8), pe="bitfusion", utilization_on_bits=True), True)):
         today = json.loads(json.dumps(dataclasses.asdict(config)))
         old = {k: v for k, v in today.items() if k != "utilization_on_bits"}
-        assert (_reuse.as_today(old) == today) is same, config
+        assert (_reuse._resolved(_reuse.as_today(old)) == _reuse._resolved(today)) is same, config
+        # a run stored with auto's resolved value, or with auto, is the same search as either
+        resolved = {**today, "utilization_on_bits": config.resolved_utilization_on_bits()}
+        assert _reuse._resolved(_reuse.as_today(resolved)) == _reuse._resolved(today)
 
 
 def test_a_point_made_before_utilization_scale_existed_counts_as_fixed(tmp_path, fake_training):
