@@ -418,15 +418,15 @@ def tune(
         if why is not None:
             raise ConfigError(f"--trials 0 --local-search runs on the study as it was searched, and its {why}; "
                               f"repeat the study's settings")
-    console.print(
-        f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
-        f"study [bold]{study_name}[/] in {store}"
-    )
     study = None
     try:
         study = tuning.create_study(out, mode=mode, storage=storage, study_name=study_name, seed=seed,
                                     objectives=objectives if mode == "pareto" else None, sampler=sampler,
-                                    check=tune_space.check_compatible)
+                                    check=tune_space.check_compatible)  # a study it cannot continue: refused first
+        console.print(
+            f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
+            f"study [bold]{study_name}[/] in {store}"
+        )
         earlier = len(study.get_trials(deepcopy=False))
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")
