@@ -131,14 +131,12 @@ def distinct_choices(arch: dict, reference: dict, supernet=None) -> int:
     """How many labels of ``arch`` differ from ``reference`` (the search's own argmax). With the search's
     ``supernet`` and searched bits, a bits label counts only where ``arch``'s network has the layer: the
     bits of candidates it does not keep are free values that describe nothing."""
-    ignored: set = set()
+    free: set = set()
     if supernet is not None:
-        from uboost.strategy.precision import bits_labels_used, is_bits_label
+        from uboost.strategy.precision import free_bits_labels
 
-        bits = {k for k in arch if is_bits_label(k)}
-        if bits:
-            ignored = bits - bits_labels_used(supernet, arch)
-    return sum(1 for k, v in arch.items() if k not in ignored and reference.get(k) != v)
+        free = free_bits_labels(supernet, arch)
+    return sum(1 for k, v in arch.items() if k not in free and reference.get(k) != v)
 
 
 def export_projection(source: RunProjector, projection, out: str | os.PathLike, *, target_ms: float | None = None,

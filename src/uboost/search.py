@@ -367,13 +367,12 @@ def _final_choices(out: Path, strategy, arch: dict, config: SearchConfig, *, wri
         with_energy = bool(hardware_loss.energy_weight) or config.target_energy_uj is not None
         widened = widen_export(config.widen, hardware_loss.projector(), hardware_loss.supernet[0], facts["arch"],
                                bits=strategy.bits_space is not None, with_energy=with_energy)
-        used = None  # the bits of candidates the exported network does not keep are free values: not changes
+        free = set()  # the bits of candidates the exported network does not keep are free values: not changes
         if strategy.bits_space is not None:
-            from uboost.strategy.precision import bits_labels_used, is_bits_label
+            from uboost.strategy.precision import free_bits_labels
 
-            used = bits_labels_used(hardware_loss.supernet[0], widened)
-        facts["widened"] = sorted(k for k in widened if widened[k] != facts["arch"].get(k)
-                                  and (used is None or not is_bits_label(k) or k in used))
+            free = free_bits_labels(hardware_loss.supernet[0], widened)
+        facts["widened"] = sorted(k for k in widened if widened[k] != facts["arch"].get(k) and k not in free)
         facts["widened_values"] = {k: [facts["arch"].get(k), widened[k]] for k in facts["widened"]}  # label: [from, to]
         facts["arch"] = widened
     return facts

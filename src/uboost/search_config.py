@@ -194,12 +194,13 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
         if isinstance(self.data_split, bool) or not isinstance(self.data_split, (int, float)) or not 0 < self.data_split < 1:
             raise ConfigError(f"data_split must be a fraction between 0 and 1 (exclusive), got {self.data_split!r}")
+        for name in ("sharpen", "download"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.utilization_on_bits, str) and self.utilization_on_bits.strip().lower() == "auto":
             object.__setattr__(self, "utilization_on_bits", None)  # as the command line's auto
-        for name in ("sharpen", "download", "utilization_on_bits"):
-            if not isinstance(getattr(self, name), bool) and not (name == "utilization_on_bits" and self.utilization_on_bits is None):
-                also = ' or "auto"' if name == "utilization_on_bits" else ""
-                raise ConfigError(f"{name} must be true or false{also}, got {getattr(self, name)!r}")
+        if self.utilization_on_bits is not None and not isinstance(self.utilization_on_bits, bool):
+            raise ConfigError(f'utilization_on_bits must be true or false or "auto", got {self.utilization_on_bits!r}')
         object.__setattr__(self, "gumbel_tau", check_gumbel_tau(self.gumbel_tau))
         if self.sampling not in SAMPLING_MODES:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")

@@ -153,9 +153,10 @@ def profile(
         models = [resolve(cost_model, spec=spec, **extra) for spec in specs]
         reports = [m.evaluate(layers) for m in models]
         notes = list(dict.fromkeys(n for n in (m.memory_note() for m in models) if n))
-        if described and run is not None and pe is None and run.hardware_spec().pe != base.pe:  # said, not silent
-            notes.append(f"{hardware} replaces the run's whole accelerator, its {run.hardware_spec().pe} PEs included: "
-                         f"priced on {base.pe} PEs (add --pe {run.hardware_spec().pe} to keep them)")
+        own_pe = run.hardware_spec().pe if described and run is not None and pe is None else base.pe
+        if own_pe != base.pe:  # the file replaced the run's PEs: said, not silent
+            notes.append(f"{hardware} replaces the run's whole accelerator, its {own_pe} PEs included: "
+                         f"priced on {base.pe} PEs (add --pe {own_pe} to keep them)")
         sweeps = []
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]

@@ -57,8 +57,7 @@ def construct(name: str, factory, options: dict[str, Any]):
     except TypeError as exc:
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
         if unknown:
-            takes = ", ".join(_option_names(factory) or default_options(name)) or "none"
-            raise ConfigError(f"space {name!r} has no option {unknown.group(1)!r} (its options: {takes})") from None
+            raise _no_option(name, unknown.group(1), _option_names(factory) or list(default_options(name))) from None
         raise ConfigError(f"bad options for space {name!r}: {exc}") from None
     except AssertionError as exc:  # NNI's checks of a choice's values (e.g. an empty list of widths)
         raise ConfigError(f"bad options for space {name!r}: {exc or 'rejected by NNI'}") from None
@@ -67,12 +66,17 @@ def construct(name: str, factory, options: dict[str, Any]):
 def check_options(name: str, options: dict[str, Any]) -> None:
     """Refuse an option ``name``'s space does not have before anything is built (``construct``'s own line); a
     factory that takes ``**options`` it does not declare is left to ``construct``."""
-    from uboost.exceptions import ConfigError
-
     names = _option_names(SPACES.get(name))
     unknown = sorted(set(options) - set(names or ()) - {"num_classes", "input_shape"})  # the data's: refused by their own check
     if names and unknown:
-        raise ConfigError(f"space {name!r} has no option {unknown[0]!r} (its options: {', '.join(names)})")
+        raise _no_option(name, unknown[0], names)
+
+
+def _no_option(name: str, option: str, names: list[str]):
+    """The one line for an option space ``name`` does not take (``names``: those it does)."""
+    from uboost.exceptions import ConfigError
+
+    return ConfigError(f"space {name!r} has no option {option!r} (its options: {', '.join(names) or 'none'})")
 
 
 def list_spaces() -> dict[str, str]:

@@ -130,7 +130,7 @@ class HardwareLoss(nn.Module):
         self.utilization_scale = utilization_scale
         self.bits_on_derived = bool(bits_on_derived)  # searched bits priced on the derived ops (strategy/precision.py)
         if utilization_on_bits is None:  # only where a width leaves the PEs' rate alone (precision.blind_utilization)
-            utilization_on_bits = getattr(cost_model.spec, "pe", "fixed") == "fixed"
+            utilization_on_bits = cost_model.spec.pe == "fixed"
         self.utilization_on_bits = bool(utilization_on_bits)  # False: the utilization term moves no bits
         if cost_mode not in COST_MODES:
             raise ConfigError(f"unknown cost mode {cost_mode!r}; expected one of: {', '.join(COST_MODES)}")

@@ -391,6 +391,12 @@ def bits_labels_used(supernet: nn.Module, arch: Mapping) -> set[str]:
     return {label for label in read if is_bits_label(label)}
 
 
+def free_bits_labels(supernet: nn.Module, arch: Mapping) -> set[str]:
+    """The bits labels of ``arch`` that describe nothing in its network (:func:`bits_labels_used`'s complement)."""
+    bits = {label for label in arch if is_bits_label(label)}
+    return bits - bits_labels_used(supernet, arch) if bits else set()
+
+
 # -- precision.json: the chosen bits, by the frozen network's layer names ---------------------
 def frozen_precision(supernet: nn.Module, arch: Mapping) -> dict[str, tuple[int, int]]:
     """``{frozen layer name: (weight_bits, act_bits)}`` of the network ``space.freeze(arch)``
