@@ -96,3 +96,66 @@ def test_a_failed_trials_result_waits_for_a_running_retry_and_is_copied_when_non
     assert record_pending(study, tmp_path) == [dead.number]
     states = sorted(t.state.name for t in study.trials)
     assert states == ["COMPLETE", "FAIL", "FAIL"]  # the copy; the dead trial and its dropped retry
+
+
+def _interrupted(study, lam: float, **attrs) -> int:
+    """A trial as a Ctrl-C leaves it: FAIL with the interrupted reason and its run's attributes."""
+    from uboost.tuning.recovery import INTERRUPTED_REASON
+
+    study.enqueue_trial({"latency_weight": lam}, user_attrs=attrs)
+    trial = study.ask(LAMBDA)
+    trial.set_user_attr("run_dir", "somewhere/0000")
+    trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return trial.number
+
+
+def test_a_trial_a_ctrl_c_stopped_runs_again_with_its_parameters_and_only_once(tmp_path, monkeypatch):
+    """It used to stay FAIL and the next `uboost tune` sampled a new point: the stopped one was never searched."""
+    study = create_study(tmp_path, seed=0)
+    stopped = _interrupted(study, 0.123)
+    seen = []
+
+    def search(trial, **_):
+        seen.append((trial.number, trial.suggest_float("latency_weight", 0.01, 10, log=True), dict(trial.user_attrs)))
+        return 0.5, 2.0
+
+    monkeypatch.setattr(study_module, "objective", search)
+    run_study(base=BASE, tune_space=TuneSpace(rows=(8,), cols=(8,)), out_root=tmp_path, n_trials=1, study=study)
+    assert seen == [(1, pytest.approx(0.123), {})]  # the stopped point, without the stopped run's attributes
+    retry = load_study(tmp_path).trials[1]
+    assert retry.state.name == "COMPLETE" and retry.system_attrs["failed_trial"] == stopped
+    assert retry.system_attrs["retry_history"] == [stopped]
+    run_study(base=BASE, tune_space=TuneSpace(rows=(8,), cols=(8,)), out_root=tmp_path, n_trials=1, study=study)
+    assert len(seen) == 2 and seen[1][0] == 2 and "failed_trial" not in load_study(tmp_path).trials[2].system_attrs
+
+
+def test_an_interrupted_retry_is_queued_again_and_a_warm_start_trial_keeps_its_source(tmp_path):
+    from uboost.tuning import requeue_interrupted
+    from uboost.tuning.warm_start import SOURCE_ATTR
+
+    study = create_study(tmp_path, seed=0)
+    first = _interrupted(study, 0.5, **{SOURCE_ATTR: "base#3"})
+    assert requeue_interrupted(study) == [first] and requeue_interrupted(study) == []
+    retry = study.ask(LAMBDA)  # the queued copy, stopped by a Ctrl-C too
+    assert retry.params == {"latency_weight": 0.5} and retry.user_attrs == {SOURCE_ATTR: "base#3"}
+    retry.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+    study.tell(retry, state=optuna.trial.TrialState.FAIL)
+    assert requeue_interrupted(study) == [retry.number]
+    again = study.trials[-1]
+    assert again.state.name == "WAITING" and again.system_attrs == {"failed_trial": first, "retry_history": [first, retry.number]}
+    other = study.ask(LAMBDA)  # a trial that failed for another reason is not the user's to run again
+    other.set_user_attr("fail_reason", "the search raised")
+    study.tell(other, state=optuna.trial.TrialState.FAIL)
+    assert requeue_interrupted(study) == []
+
+
+def test_a_dead_workers_trial_is_queued_once_even_when_its_retry_dies_too(tmp_path):
+    study = create_study(tmp_path, seed=0)
+    dead = _dead_worker_finished(study, tmp_path)
+    assert fail_dead_trials(study) == [dead.number]
+    retry = study.ask(LAMBDA)
+    assert retry.params == dead.params and "fail_reason" not in retry.user_attrs  # not the dead run's attributes
+    retry.set_user_attr("worker_lock", f"{socket.gethostname()}-99998-dead.lock")  # it kills its worker again
+    assert fail_dead_trials(study) == [retry.number]
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # not a third time: it could be the trial's doing

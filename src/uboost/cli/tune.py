@@ -431,6 +431,9 @@ def tune(
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")
         _recover(study, out)
+        if trials:
+            for number in tuning.requeue_interrupted(study):  # before the warm start: its retry is that source trial's run
+                console.print(f"[yellow]trial {number}[/] was interrupted (Ctrl-C): queued again with its parameters")
         if warm_start is not None:
             from uboost.tuning.warm_start import enqueue_from
 

@@ -54,7 +54,7 @@ from uboost.tuning.cost_cache import CachedCostModel
 from uboost.tuning.export import export_trial, find_trial
 from uboost.tuning.objective import BUDGET_CONSTRAINT, DEFAULT_STUDY, DIRECTIONS, METRIC_NAMES, MODES, check_mode, objective
 from uboost.tuning.objectives import OBJECTIVES, SAMPLERS, check_objectives
-from uboost.tuning.recovery import fail_dead_trials, record_pending
+from uboost.tuning.recovery import fail_dead_trials, record_pending, requeue_interrupted
 from uboost.tuning.report import best_trial, completed, feasible, front_metrics, pareto_front, pareto_plot
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, describe_storage, resolve_storage, safe_name, trial_dir
@@ -64,6 +64,6 @@ __all__ = [
     "AREA_CONSTRAINT", "AcceleratorSpace", "CachedCostModel", "OBJECTIVES", "SAMPLERS", "area_of", "check_objectives", "front_metrics",
     "BUDGET_CONSTRAINT", "DEFAULT_STUDY", "DIRECTIONS", "METRIC_NAMES", "MODES", "StorageUnavailable", "TrialFailed",
     "TuneSpace", "best_trial", "check_config", "check_mode", "completed", "create_study", "describe_storage",
-    "export_trial", "fail_dead_trials", "feasible", "find_trial", "load_study", "objective", "settings_difference", "pareto_front",
+    "export_trial", "fail_dead_trials", "requeue_interrupted", "feasible", "find_trial", "load_study", "objective", "settings_difference", "pareto_front",
     "pareto_plot", "record_pending", "resolve_storage", "run_study", "safe_name", "trial_dir",
 ]

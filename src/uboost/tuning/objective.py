@@ -19,7 +19,7 @@ from uboost.tuning.child import TrialFailed, _check_interrupt, _run_child
 from uboost.tuning import inner_accelerator as inner_choice
 from uboost.tuning import inner_rounds as alternating
 from uboost.tuning.cost_cache import FOLDER as COST_CACHE
-from uboost.tuning.recovery import hold_worker_lock, running_here, worker_name, write_pending
+from uboost.tuning.recovery import INTERRUPTED_REASON, hold_worker_lock, running_here, worker_name, write_pending
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, trial_dir
 
@@ -35,8 +35,6 @@ BUDGET_CONSTRAINT = "latency_over_budget_ms"
 UNRECORDED: list[Path] = []
 """Results of finished trials this process could not write to the storage (kept on disk)."""
 
-
-INTERRUPTED_REASON = "interrupted (Ctrl-C)"  # a trial Ctrl-C stopped: to be run again by the same command
 
 def study_metrics(mode: str, objectives=None) -> tuple[list[str], list[str]]:
     """``(metric names, directions)`` of a study in ``mode`` with ``objectives`` (pareto mode only)."""

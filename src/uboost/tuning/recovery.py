@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uboost.io import write_json
-from uboost.tuning.storage import retry_callback, safe_name
+from uboost.tuning.storage import safe_name
 
 if TYPE_CHECKING:
     import optuna
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PENDING = ".pending-result.json"
+INTERRUPTED_REASON = "interrupted (Ctrl-C)"  # fail_reason of a trial Ctrl-C stopped: queued again by the next run
 _HELD: dict[str, tuple[int, str, int]] = {}  # lock folder -> (fd, file name, pid that holds it)
 _RUNNING_HERE: set[tuple[str, int]] = set()  # (study name, trial number) whose objective runs in this process now
 
@@ -142,9 +143,46 @@ def fail_dead_trials(study: "optuna.Study", *, retry: bool = True) -> list[int]:
             continue
         failed.append(number)
         logger.warning("trial %d: %s; marked failed%s", number, reason, " and queued again" if retry else "")
-        if retry:
-            retry_callback()(study, storage.get_trial(trial_id))
+        if retry:  # once, as Optuna's retry callback (max_retry=1): a trial that kills its worker again stays failed
+            _queue_again(study, storage.get_trial(trial_id), max_retry=1)
     return failed
+
+
+def requeue_interrupted(study: "optuna.Study") -> list[int]:
+    """Queue once more, with the same parameters, each trial a Ctrl-C stopped (FAIL with the interrupted
+    ``fail_reason``) that is not queued again yet; returns their numbers. The same command then runs that
+    point first, as the uninterrupted study would have. A retry that is itself interrupted is queued again
+    (a Ctrl-C is the user's, not a crash that could repeat forever)."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    queued = []
+    for trial in trials:
+        if (trial.state == optuna.trial.TrialState.FAIL and trial.number not in retried
+                and trial.user_attrs.get("fail_reason") == INTERRUPTED_REASON):
+            _queue_again(study, trial)
+            queued.append(trial.number)
+    return queued
+
+
+_KEPT_ON_RETRY = ("warm_start",)  # user attributes that say what a queued trial is (warm_start.SOURCE_ATTR); the rest are its run's
+
+
+def _queue_again(study: "optuna.Study", trial: "optuna.trial.FrozenTrial", max_retry: int | None = None) -> None:
+    """A WAITING copy of ``trial``'s parameters, as Optuna's retry callback makes it (system attributes
+    ``failed_trial``: the first trial of the chain, ``retry_history``), without the stopped run's user attributes
+    (its fail_reason, worker, run_dir...). Nothing when the chain has been retried ``max_retry`` times."""
+    import optuna
+
+    history = [*trial.system_attrs.get("retry_history", ()), trial.number]
+    if max_retry is not None and len(history) > max_retry:
+        return
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs={k: trial.user_attrs[k] for k in _KEPT_ON_RETRY if k in trial.user_attrs},
+        system_attrs={"failed_trial": trial.system_attrs.get("failed_trial", trial.number), "retry_history": history},
+    ))
 
 
 # ----------------------------------------------------------------------------------- pending results

@@ -17,7 +17,7 @@ from uboost.tuning.objective import (
     BUDGET_CONSTRAINT, DEFAULT_STUDY, MODES, UNRECORDED, check_inner_options, check_mode, objective, study_metrics,
 )
 from uboost.tuning.objectives import check_sampler
-from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded
+from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded, requeue_interrupted
 from uboost.tuning.space import TuneSpace
 from uboost.tuning.storage import StorageUnavailable, check_storage, resolve_storage, trial_dir
 
@@ -161,7 +161,8 @@ def run_study(
     ``KeyboardInterrupt``; finished trials stay in storage.
 
     First it cleans up after dead workers and storages (:mod:`uboost.tuning.recovery`): results
-    kept on disk are recorded, trials of dead workers are failed and queued again. When the storage
+    kept on disk are recorded, trials of dead workers are failed and queued again, and so are trials a Ctrl-C
+    stopped (when this call runs trials: they run again with their parameters). When the storage
     stops answering, :class:`StorageUnavailable` says where a finished trial's result was kept.
 
     ``inner_accelerator``: ``"exhaustive"`` or ``"off"`` (:mod:`~uboost.tuning.inner_accelerator`);
@@ -194,6 +195,8 @@ def run_study(
     fail_dead_trials(study)
     if n_trials == 0:
         return study
+    for number in requeue_interrupted(study):  # the point a Ctrl-C stopped runs first, as it would have uninterrupted
+        logger.warning("trial %d was interrupted (Ctrl-C); queued again", number)
     storage_failed: list[StorageUnavailable] = []
 
     def func(trial):
