@@ -22,6 +22,10 @@ when the script runs: two front networks with equal counts would be an error).
     PYTHONPATH=src python benchmarks/fronts_oracle.py --pair lenet-16x16 --retrain-seeds 5 \\
         --points benchmarks/fronts/lenet-k5-s10/points.csv --summary benchmarks/fronts/lenet-k5-s10/summary.json \\
         --root benchmarks/runs/fronts-oracle --out benchmarks/fronts/lenet-oracle
+
+Also the matched-accuracy speed-up over FLOPs-guided search that the true front itself gives against each seed's FLOPs
+sweep in ``--points`` (:func:`attainable_speedups`): the most any search of the space could show by that measure.
+``--report-only`` retrains nothing: it reads ``--out``'s oracle.json and recomputes the part ``--points`` gives.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+GOAL = 2.8  # issue 26: matched-accuracy speed-up over FLOPs-guided search, the paper's lower bound
 
 
 def near_front(rows: list[dict], margin_pct: float) -> list[dict]:
@@ -77,6 +82,50 @@ def found_by_entries(points_csv: Path, pair: str, true_front: list[dict]) -> dic
         out[entry] = {"front_networks_reached": len(reached), "of": len(wanted),
                       "per_seed_mean": sum(len(s & wanted) for s in seeds.values()) / len(seeds), "seeds": len(seeds)}
     return out
+
+
+def attainable_speedups(points_csv: Path, pair: str, true_front: list[dict]) -> dict:
+    """The matched-accuracy speed-up over FLOPs-guided search (``fronts_report.matched_speedups``: within
+    ``MATCH_POINTS`` of accuracy) that the true front itself gives against each seed's FLOPs sweep, beside the one
+    each entry's own front gives against the same sweep: how much of the issue's 2.8x the space holds at all.
+    Both strict (front points not more than the tolerance below every FLOPs network) and over every matched point."""
+    import fronts_report as fr
+
+    grouped = fr.fronts([p for p in fr.read_points_csv(points_csv) if p["pair"] == pair])  # as the sweeps' summary groups them
+    flops = {seed: group for (_, entry, seed), group in grouped.items() if entry == "flops"}
+    fronts = defaultdict(dict)
+    for (_, entry, seed), group in grouped.items():
+        if entry != "flops":
+            fronts[entry][seed] = group
+    truth = [{"test_acc": r["accuracy"], "error_pct": 100 * (1 - r["accuracy"]), "latency_us": r["latency_us"]}
+             for r in true_front]
+    fronts["true front"] = {seed: truth for seed in flops}
+    out = {}
+    for entry, by_seed in sorted(fronts.items()):
+        every, strict, per_seed = [], [], {}
+        for seed, group in sorted(by_seed.items()):
+            if seed not in flops:
+                continue
+            ratios, unmatched = fr.matched_speedups(group, flops[seed])
+            in_range = fr.matched_speedups(group, flops[seed], in_range=True)[0]
+            every += ratios
+            strict += in_range
+            per_seed[seed] = {"geomean": fr._geomean(ratios), "geomean_in_range": fr._geomean(in_range),
+                              "points": len(ratios), "points_in_range": len(in_range), "unmatched": unmatched,
+                              "in_range_at_goal": sum(r >= GOAL for r in in_range)}
+        out[entry] = {"geomean": fr._geomean(every), "points": len(every), "geomean_in_range": fr._geomean(strict),
+                      "points_in_range": len(strict), "in_range_at_goal": sum(r >= GOAL for r in strict), "seeds": per_seed}
+    return out
+
+
+def report_only(args, result: dict) -> dict:
+    """``result`` (a finished run's oracle.json) with the sweeps' part computed again from ``--points``."""
+    if args.points:
+        found = found_by_entries(Path(args.points), result["pair"], result["front"])
+        for entry, values in found.items():
+            result["entries"].setdefault(entry, {}).update(values)
+        result["speedups_vs_flops"] = attainable_speedups(Path(args.points), result["pair"], result["front"])
+    return result
 
 
 def run(args) -> dict:
@@ -126,7 +175,14 @@ def run(args) -> dict:
             "screen_s": screen_s, "seeds_s": seeds_s, "candidates": len(candidates), "true_hypervolume": true_hv,
             "front": [{k: r[k] for k in ("arch", "latency_us", "cycles", "utilization", "macs", "accuracy", "accuracies",
                                          "screen_acc")} for r in true_front],
-            "entries": entries}
+            "entries": entries,
+            "speedups_vs_flops": attainable_speedups(Path(args.points), args.pair, true_front) if args.points else None}
+
+
+def _times(value: float | None, points: int | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" + ("" if points is None else f" ({points})")
 
 
 def markdown(r: dict) -> str:
@@ -152,6 +208,16 @@ def markdown(r: dict) -> str:
         reached = f"{e['front_networks_reached']} of {e['of']}" if "of" in e else "-"
         per_seed = f"{e['per_seed_mean']:.1f}" if "per_seed_mean" in e else "-"
         lines.append(f"| {name} | {hv_text} | {share} | {reached} | {per_seed} |")
+    if r.get("speedups_vs_flops"):
+        lines += ["", "Matched-accuracy speed-up over each seed's FLOPs sweep (FLOPs latency / latency, accuracy within 0.3 "
+                  "points; geometric mean over the front's points of every seed; strict: only points not more than 0.3 "
+                  "below every FLOPs network of the seed). The true front's row is what the space holds at all.", "",
+                  f"| front | speed-up (points) | strict (points) | strict points >= {GOAL}x | per seed, strict |", "|---|---|---|---|---|"]
+        rows = sorted(r["speedups_vs_flops"].items(), key=lambda kv: (kv[0] != "true front", -(kv[1]["geomean_in_range"] or 0)))
+        for name, e in rows:
+            seeds = ", ".join(f"{k}: {_times(v['geomean_in_range'])}" for k, v in sorted(e["seeds"].items()))
+            lines.append(f"| {name} | {_times(e['geomean'], e['points'])} | {_times(e['geomean_in_range'], e['points_in_range'])} "
+                         f"| {e['in_range_at_goal']} of {e['points_in_range']} | {seeds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -166,6 +232,8 @@ def main(argv=None) -> int:
     p.add_argument("--summary", help="the sweeps' summary.json at the same K (their hypervolumes)")
     p.add_argument("--root", default=str(ROOT / "runs" / "fronts-oracle"))
     p.add_argument("--out", default=str(ROOT / "fronts" / "lenet-oracle"))
+    p.add_argument("--report-only", action="store_true",
+                   help="retrain nothing: read --out's oracle.json and recompute what --points and --summary add to it")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import bench_fronts
@@ -173,8 +241,10 @@ def main(argv=None) -> int:
     from uboost.io import write_json, write_text
 
     bench_fronts._quiet(1)
-    result = run(args)
     out = Path(args.out)
+    if args.report_only and not (out / "oracle.json").is_file():
+        p.error(f"--report-only reads {out / 'oracle.json'}, which does not exist: run without it first")
+    result = report_only(args, json.loads((out / "oracle.json").read_text())) if args.report_only else run(args)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "oracle.json", result)
     write_text(out / "oracle.md", markdown(result))
