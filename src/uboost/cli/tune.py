@@ -424,7 +424,7 @@ def tune(
                                     objectives=objectives if mode == "pareto" else None, sampler=sampler,
                                     check=tune_space.check_compatible)  # a study it cannot continue: refused first
         console.print(
-            f"[bold]uboost tune[/] {mode}: {trials} searches of {base.space} on {base.dataset} ({base.epochs} epochs each), "
+            f"[bold]uboost tune[/] {mode}: {trials} search{'' if trials == 1 else 'es'} of {base.space} on {base.dataset} ({base.epochs} epochs each), "
             f"study [bold]{study_name}[/] in {store}"
         )
         earlier = len(study.get_trials(deepcopy=False))
