@@ -46,10 +46,13 @@ def splits(k: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     return [(a, tuple(s for s in range(k) if s not in a)) for a in itertools.combinations(range(k), (k + 1) // 2)]
 
 
-def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> dict:
+def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+             margin: float = 0.0) -> dict:
     """Cross-fitted verdicts of one (space, budget, seed) cell of a ``bench_cosearch`` summary: over every
     split of its seeds into halves, or over the one ``split`` given (``(choosing seeds, judging seeds)``, e.g.
-    the seeds of a published verdict and fresh ones)."""
+    the seeds of a published verdict and fresh ones). ``margin`` (a fraction, as ``tolerance``): the pick must
+    clear ``reference - tolerance + margin`` on the choosing seeds, a guard band against the winner's curse; it is
+    still judged at ``tolerance``."""
     base, co = cell["baseline"]["trials"], cell["cosearch"]["trials"]
     k = min(len(r["accuracy_seeds"]) for r in base + co)
     if k < 2:
@@ -59,7 +62,7 @@ def crossfit(cell: dict, tolerance: float, goal: float = GOAL, split: tuple[tupl
     verdicts = []
     for chosen_on, judged_on in ([split] if split is not None else splits(k)):
         chosen, judge = mean_over(chosen_on), mean_over(judged_on)
-        reference, pick, within = choose(base, co, tolerance, chosen)
+        reference, pick, within = choose(base, co, tolerance - margin, chosen)
         gain = reference["edp_uj_ms"] / pick["edp_uj_ms"]
         delta = judge(pick) - judge(reference)
         verdicts.append(dict(reference=reference["trial"], pick=pick["trial"], within=within, gain=gain,
@@ -129,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for crossfit.json and crossfit.md")
     parser.add_argument("--choose", default=None, metavar="A-B", help="one split: choose on retrain seeds A..B (e.g. 0-9) ...")
     parser.add_argument("--judge", default=None, metavar="C-D", help="... and judge on seeds C..D (e.g. 10-19)")
+    parser.add_argument("--choose-margin", type=float, default=0.0, metavar="POINTS",
+                        help="the pick must clear the reference minus the tolerance plus this many points on the choosing "
+                             "seeds (a guard band; judged at the tolerance)")
     args = parser.parse_args(argv)
     split = None
     if (args.choose is None) != (args.judge is None):
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed, cell, tolerance in found:
         try:
-            rows.append({"study_seed": seed, **crossfit(cell, tolerance, split=split)})
+            rows.append({"study_seed": seed, **crossfit(cell, tolerance, split=split, margin=args.choose_margin / 100)})
         except (KeyError, ValueError) as exc:
             print(f"{cell['space']} {cell['baseline_sram_kb']} kB seed {seed}: {exc}", file=sys.stderr)
             return 1

@@ -75,6 +75,18 @@ def test_a_cell_without_noise_keeps_its_verdict():
     assert cosearch_crossfit.crossfit(steady, tolerance=0.005, goal=2.5)["met_share"] == 0.0
 
 
+def test_a_guard_band_picks_a_network_clearing_the_tolerance_by_the_margin_on_the_choosing_seeds():
+    cell = {"space": "lenet", "baseline_sram_kb": 4,
+            "baseline": {"trials": [row(0, [0.9] * 2, 10.0)]},
+            "cosearch": {"trials": [row(0, [0.897, 0.89], 1.0), row(1, [0.9, 0.9], 4.0)]}}
+    split = ((0,), (1,))
+    plain = cosearch_crossfit.crossfit(cell, tolerance=0.005, split=split)  # 0.897 clears 0.895: pick 0, -1 point held out
+    assert plain["pairs"] == [dict(reference=0, pick=0, splits=1)] and plain["met_share"] == 0.0
+    guarded = cosearch_crossfit.crossfit(cell, tolerance=0.005, split=split, margin=0.0025)  # must clear 0.8975: pick 1
+    assert guarded["pairs"] == [dict(reference=0, pick=1, splits=1)] and guarded["met_share"] == 1.0
+    assert guarded["median_gain"] == 2.5 and guarded["median_held_out_delta_points"] == 0.0
+
+
 def test_script_reads_summaries_and_writes_its_tables(tmp_path, capsys):
     folder = tmp_path / "inner-lenet-k2"
     folder.mkdir()
