@@ -75,10 +75,16 @@ def test_bad_search_input_is_one_red_line(cli, tmp_path, args, fragments):
     one_line_error(cli("search", "--out", out, *args), *fragments)
 
 
-@pytest.mark.parametrize("args", [["--space", "lenet", "--width", "8"], ["--dataset", "mnist"]])
-def test_a_bad_space_option_or_dataset_is_refused_before_the_header(cli, tmp_path, args):
+@pytest.mark.parametrize("args, fragment", [
+    (["--space", "lenet", "--width", "8"], "lenet"), (["--dataset", "mnist"], "mnist"),
+    (["--cost-model", "nope"], "unknown cost model"),  # these three printed the header first
+    (["--dataset", "cifar10", "--data-dir", "NODATA"], "CIFAR-10 not found"),
+    (["--dataset", "folder:NODATA"], "does not exist"),
+])
+def test_a_bad_space_option_dataset_or_cost_model_is_refused_before_the_header(cli, tmp_path, args, fragment):
+    args = [str(tmp_path / "nodata") if a == "NODATA" else a.replace("NODATA", str(tmp_path / "nodata")) for a in args]
     result = cli("search", "--out", tmp_path / "run", *args)
-    one_line_error(result, "lenet" if "--width" in args else "mnist")
+    one_line_error(result, fragment)
     assert not result.out.strip()  # no "uboost search ... -> RUN" line for a search that never starts
     assert not (tmp_path / "run").exists()
 

@@ -132,7 +132,8 @@ def frontier(
     asked = len(wanted) if wanted is not None else points
     if len(budgets) < asked:  # said, not silently fewer directories
         why = ("repeated budgets count once" if wanted is not None else
-               "the search's own network is already the cheapest of its space, so every budget gives it" if span == "search"
+               "the search's own network is already the cheapest of its space, so every budget gives it "
+               "(--span space runs the budgets up to the costliest network)" if span == "search"
                else "every network of the space costs the same")
         console.print(f"[yellow]note:[/] {len(budgets)} point{'s' if len(budgets) != 1 else ''}, not {asked}: {why}")
     out = out or Path(run) / "frontier"

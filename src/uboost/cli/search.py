@@ -196,11 +196,13 @@ def search(
     from uboost.search_config import refuse_tableless_lookup
 
     refuse_tableless_lookup(cfg)  # before the header, as the dataset's name and the space's options
-    from uboost.data import parse_dataset
+    from uboost.data import check_available
+    from uboost.hardware.registry import COST_MODELS
     from uboost.search_spaces.registry import check_options
 
-    parse_dataset(cfg.dataset)
+    check_available(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)  # the name, and the files where they are looked for
     check_options(cfg.space, cfg.space_options)
+    COST_MODELS.get(cfg.cost_model)  # an unknown name
     if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "

@@ -301,6 +301,7 @@ def tune(
     """Tune lambda, T and the array with Optuna: each trial is one fresh U-Boost search.
 
     Re-running with the same --out/--storage and --study-name continues the study; several processes on one storage run in parallel.
+    Search settings left out (--space, --dataset, --cost-model, --sampling...) are --config's, else `uboost search`'s defaults.
     """
     import optuna
 
