@@ -284,8 +284,10 @@ def checkpoint_progress(path: Path) -> tuple[int, float]:
 
 def latest_checkpoint(run: Path) -> Path | None:
     """The checkpoint that got furthest (most optimizer steps; the newest among equals). Not simply
-    the newest file: a failed resume that saved an epoch-0 checkpoint must not win over ten finished epochs."""
-    ckpts = list((run / CHECKPOINTS).glob("*.ckpt")) if (run / CHECKPOINTS).is_dir() else []
+    the newest file: a failed resume that saved an epoch-0 checkpoint must not win over ten finished epochs.
+    Hidden files are the atomic writer's temporaries (``.last.ckpt.XXXX.ckpt``: a kill mid-write leaves one), never a checkpoint."""
+    folder = run / CHECKPOINTS
+    ckpts = [p for p in folder.glob("*.ckpt") if not p.name.startswith(".")] if folder.is_dir() else []
     return max(ckpts, key=checkpoint_progress) if ckpts else None
 
 

@@ -111,3 +111,7 @@ def test_resume_picks_the_checkpoint_that_got_furthest_not_the_newest(run_copy, 
     assert latest_checkpoint(run_copy / "retrain") == ckpt
     stray.write_bytes(b"torn")  # an unreadable one never wins either
     assert latest_checkpoint(run_copy / "retrain") == ckpt
+    stray.unlink()
+    temp = ckpt.with_name(".last.ckpt.8iv96y6e.ckpt")  # the atomic writer's temporary, left by a kill mid-write
+    torch.save({**state, "global_step": state["global_step"] + 100}, temp)  # even one that would look further on
+    assert latest_checkpoint(run_copy / "retrain") == ckpt
