@@ -60,7 +60,7 @@ def load_network_or_run(spec: str) -> LoadedNetwork:
     """Like :func:`load_network`, but also accepts a search run directory or an ``arch.json``."""
     from pathlib import Path
 
-    path = Path(spec)
+    path = Path(spec).expanduser()  # a quoted '~/run' reaches us as typed
     if path.suffix == ".json" or path.is_dir():
         return load_frozen_network(path)
     return load_network(spec)

@@ -5,10 +5,12 @@
 (Rich, the search config, ...) and turn ~80 options into click parameters at every start.
 """
 
+import functools
 import importlib
 import sys
 from collections.abc import Iterator, MutableMapping
 from gettext import gettext as _
+from pathlib import PurePath
 
 import typer
 import typer.main
@@ -50,6 +52,8 @@ def build_command(name: str) -> TyperCommand | TyperGroup:
     module, attr, _ = COMMANDS[name]
     target = getattr(importlib.import_module(module), attr)
     if isinstance(target, typer.Typer):
+        for info in target.registered_commands:
+            info.callback = expanding_user(info.callback)
         return typer.main.get_group_from_info(
             TyperInfo(target, name=name),
             pretty_exceptions_short=app.pretty_exceptions_short,
@@ -57,12 +61,35 @@ def build_command(name: str) -> TyperCommand | TyperGroup:
             suggest_commands=app.suggest_commands,
         )
     scratch = typer.Typer(rich_markup_mode=app.rich_markup_mode)
-    scratch.command(name)(target)
+    scratch.command(name)(expanding_user(target))
     return typer.main.get_command_from_info(
         scratch.registered_commands[0],
         pretty_exceptions_short=app.pretty_exceptions_short,
         rich_markup_mode=app.rich_markup_mode,
     )
+
+
+def expanding_user(command):
+    """``command`` with a leading ``~`` of its path arguments expanded, as a shell would have done (``--out=~/x``
+    and a quoted ``'~'`` reach us literally: the run went to a folder named ``~`` here while Lightning, which
+    expands it, wrote into the home folder)."""
+    if getattr(command, "_uboost_expanding", False):
+        return command
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        return command(*map(_expanded, args), **{k: _expanded(v) for k, v in kwargs.items()})
+
+    run._uboost_expanding = True
+    return run
+
+
+def _expanded(value):
+    if isinstance(value, PurePath):
+        return value.expanduser()
+    if isinstance(value, (list, tuple)) and any(isinstance(v, PurePath) for v in value):
+        return type(value)(v.expanduser() if isinstance(v, PurePath) else v for v in value)
+    return value
 
 
 class LazyCommands(MutableMapping):
