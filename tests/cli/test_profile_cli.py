@@ -137,3 +137,16 @@ def test_profile_prices_multihead_attention(cli):
     assert sum(r["macs"] for r in rows) == 196_608 + 65_536 + 2 * 16_384 + 640
     text = cli("profile", "tests.hardware.test_attention:make", "--array", "16x16")
     assert text.code == 0 and "64->64 g4 x16" in text.out and "5 layers" in text.out
+
+
+@pytest.mark.parametrize("option", ["--plot", "--energy-plot"])
+def test_a_plot_never_replaces_another_commands_file_even_with_force(cli, tiny_run, tmp_path, option):
+    """`--plot RUN/arch.json --force` turned the search's architecture into a PNG (retrain then failed to read it)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = (run / "arch.json").read_bytes()
+    one_line_error(cli("profile", run, option, run / "arch.json", "--force"), "holds the results of uboost search")
+    assert (run / "arch.json").read_bytes() == before
+    assert cli("profile", run, option, run / "mine.png").code == 0  # a new file beside the run's own is fine

@@ -124,8 +124,9 @@ def registry_table(title: str, entries: dict[str, str]):
 def check_output_file(option: str, path, *, force: bool) -> None:
     """Refuse, before any work, a file output (``--plot``, ``--out``) uboost could not or should not
     write: a directory, a parent that is not a folder, or an existing file without ``--force`` (a
-    loose file has no manifest to say who wrote it: it may be someone's result). Missing parent
-    folders are fine: the atomic write creates them, as ``export --out`` and ``search --out`` do."""
+    loose file has no manifest to say who wrote it: it may be someone's result), and with ``--force`` too a file
+    of another command's results. Missing parent folders are fine: the atomic write creates them, as
+    ``export --out`` and ``search --out`` do."""
     from uboost.exceptions import RunDirError
 
     if path is None:
@@ -140,3 +141,6 @@ def check_output_file(option: str, path, *, force: bool) -> None:
         raise RunDirError(f"cannot write {option} {path}: {ancestor} {why}")
     if (path.exists() or path.is_symlink()) and not force:
         raise RunDirError(f"{option} {path} already exists; pass --force to replace it")
+    from uboost._owners import refuse_others
+
+    refuse_others(path, ())  # --force or not, never a file of another command's results (a run's arch.json, a model.pt)
