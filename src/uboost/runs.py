@@ -176,7 +176,10 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     if not _manifest.is_empty(path):
         if not force:
             if finished and resumable:
-                again = "it holds a finished search: pass --force to search again in it, or --out another folder"
+                built = built_on(path)
+                again = ("it holds a finished search: pass --force to search again in it" +
+                         (f" (it deletes what was built on this search too: {', '.join(built)})" if built else "") +
+                         ", or --out another folder")
             else:
                 again = ("pass --resume to continue it or --force to start over in it" if resumable
                          else "pass --force to replace what uboost wrote there")
@@ -184,6 +187,15 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
         _manifest.guard(path)
         _manifest.refuse_foreign(path, RUN_FILES)
     return path
+
+
+def built_on(path: str | os.PathLike) -> list[str]:
+    """The top-level entries of ``path`` that other commands built on its search (``retrain/``, ``exits/``,
+    ``frontier/``, ``predictor.json``, ``model.onnx``...): what ``search --force`` deletes with the search."""
+    files, dirs, owners = _manifest.listing(path)
+    top = {f.split("/")[0] + ("/" if "/" in f else "") for f in files if owners.get(f, SEARCH) != SEARCH}
+    top |= {f"{d}/" for d in dirs if "/" not in d and (Path(path) / d / _manifest.MANIFEST).is_file()}  # an output of its own
+    return sorted(top)
 
 
 def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, owner: str = SEARCH) -> Path:

@@ -186,3 +186,16 @@ def test_a_resumed_search_reports_on_its_own_settings(cli, tmp_path):
     assert result.code == 0, result.err
     assert "latency on 8x8 ws" in result.out and "16x16" not in result.out
     assert "lenet" in (out / "hardware.txt").read_text() and "darts-cifar" not in (out / "hardware.txt").read_text()
+
+
+def test_a_finished_run_is_refused_before_the_header_naming_what_force_would_delete(cli, tiny_run, tmp_path):
+    """`search --out RUN --force` deletes what was built on RUN's search too (its retrain, exits, frontier,
+    exports); the refusal now says so, and comes before the run header."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert cli("export", run).code == 0  # export.json, an output built on the search
+    result = cli("search", "--space", "lenet", "--out", run)
+    one_line_error(result, "holds a finished search", "--force", "deletes what was built on this search too: export.json")
+    assert not result.out.strip()

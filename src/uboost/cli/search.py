@@ -203,6 +203,10 @@ def search(
     check_available(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)  # the name, and the files where they are looked for
     check_options(cfg.space, cfg.space_options)
     COST_MODELS.get(cfg.cost_model)  # an unknown name
+    if rank_zero:  # an --out that holds a finished search (without --force), or nothing to resume
+        from uboost.runs import check_run_dir
+
+        check_run_dir(run_dir, resume=resume, force=force)
     if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "
