@@ -299,8 +299,9 @@ def frontier(source: RunProjector, targets: list[float], out_root: str | os.Path
             # RUN/frontier is derived from the search: its --force (or a tune --export over it) takes it along
             runs.record(source.root, dirs=[out_root.resolve()])
         rows = []
-        for point, (target, projection) in zip(points, projections):
-            budget = {"latency": target_ms, "energy": target_uj, metric: target}
-            rows.append(export_projection(source, projection, point, target_ms=budget["latency"], target_uj=budget["energy"],
-                                          force=force))
+        with runs.writing(out_root, "uboost frontier", owner=EXPORT_RUN):  # a kill here leaves some points: marked
+            for point, (target, projection) in zip(points, projections):
+                budget = {"latency": target_ms, "energy": target_uj, metric: target}
+                rows.append(export_projection(source, projection, point, target_ms=budget["latency"],
+                                              target_uj=budget["energy"], force=force))
         return rows

@@ -11,6 +11,7 @@ checkpoints under ``checkpoints/`` and PNG plots.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -196,6 +197,32 @@ def built_on(path: str | os.PathLike) -> list[str]:
     top = {f.split("/")[0] + ("/" if "/" in f else "") for f in files if owners.get(f, SEARCH) != SEARCH}
     top |= {f"{d}/" for d in dirs if "/" not in d and (Path(path) / d / _manifest.MANIFEST).is_file()}  # an output of its own
     return sorted(top)
+
+
+INCOMPLETE = ".uboost-incomplete"  # in an output folder while a command writes it (frontier points, exits)
+
+
+@contextlib.contextmanager
+def writing(folder: str | os.PathLike, command: str, *, owner_root: str | os.PathLike | None = None,
+            owner: str | None = None):
+    """Mark ``folder`` incomplete while the block writes it: a kill or a Ctrl-C in between leaves the mark, and
+    readers (:func:`check_complete`: ``switch``, ``export``) refuse a folder that mixes old and new files or lacks
+    some. The mark is registered in ``owner_root``'s manifest (default ``folder``), so ``--force`` clears it."""
+    mark = Path(folder) / INCOMPLETE
+    record(owner_root or folder, mark.resolve(), owner=owner)
+    from uboost.io import write_text
+
+    write_text(mark, f"{command} stopped before it finished writing this folder; run it again (with --force)\n")
+    yield
+    mark.unlink()
+
+
+def check_complete(folder: str | os.PathLike, again: str) -> None:
+    """Refuse (one line) a folder an interrupted command left half-written (:func:`writing`)."""
+    mark = Path(folder) / INCOMPLETE
+    if mark.is_file():
+        what = mark.read_text().split(" stopped", 1)[0] or "the command that wrote it"
+        raise RunDirError(f"{folder} is incomplete: {what} stopped before it finished writing it; {again}")
 
 
 def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, owner: str = SEARCH) -> Path:

@@ -178,6 +178,7 @@ def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[d
     from uboost import runs
     from uboost.exceptions import RunDirError
 
+    runs.check_complete(out, "its points were not all written: start over with --force instead of --resume")
     rows = []
     key = "target_latency_ms" if metric == "latency" else "target_energy_uj"
     for i, budget in enumerate(budgets):

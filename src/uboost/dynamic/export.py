@@ -51,15 +51,21 @@ class DynamicSource:
 def dynamic_source(path: str | os.PathLike) -> DynamicSource | None:
     """The exits directory (and point) ``path`` names, or None when it is not an output of ``uboost exits``;
     a point file that does not exist in an exits directory is one line naming the points there."""
+    from uboost.runs import check_complete
+
     p = Path(path)
     if p.is_dir():
-        return DynamicSource(p, None) if (p / "exits.json").is_file() else None
+        if (p / "exits.json").is_file():
+            check_complete(p, "repeat its `uboost exits` command with --force")
+            return DynamicSource(p, None)
+        return None
     if p.suffix != ".json" or not (p.parent.parent / "exits.json").is_file():
         return None
     from uboost.dynamic.pipeline import POINTS
 
     if p.parent.name != POINTS:
         return None
+    check_complete(p.parent.parent, "repeat its `uboost exits` command with --force")
     if not p.is_file():
         have = sorted(q.stem for q in p.parent.glob("p*.json"))
         raise RunDirError(f"{p} is not a point of {p.parent.parent}; it has {', '.join(have) or 'none'} (see its exits.json)")

@@ -36,36 +36,37 @@ def write_outputs(prepared, calibrated, test_scores, *, onnx: bool = False) -> d
         stale.append(onnx_path)
     exported = _exports_of_earlier_heads(out, root)
     runs.record(root, *[f.resolve() for f in files], owner=owner)
-    for path in stale:  # a smaller front than last time: the earlier points beyond it go (and a stale ONNX graph)
-        path.unlink(missing_ok=True)
-    for path in exported:  # `uboost export` graphs of the heads being replaced: they would decide otherwise
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    with atomic_path(out / "heads.pt") as tmp:
-        saved = {"positions": positions, "head_width": prepared.config.head_width, "head_pool": prepared.config.head_pool,
-                 "state_dict": calibrated.network.heads.state_dict()}
-        if prepared.config.training != "distill":  # joint training moved the backbone too: keep it with the heads
-            saved["backbone_state_dict"] = prepared.module.state_dict()
-        torch.save(saved, tmp)
-    (out / POINTS).mkdir(parents=True, exist_ok=True)
-    for i, point in enumerate(calibrated.front):
-        write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
-    summary = {
-        "run": str(prepared.root.resolve()),  # absolute: readers in another working directory find it
-        # exits written inside their run (RUN/exits): the run from here, so a copied or moved run keeps its own exits
-        **({"run_from_exits": os.path.relpath(prepared.root.resolve(), out.resolve())}
-           if prepared.root.resolve() in out.resolve().parents else {}),
-        "model_sha256": model_fingerprint(prepared.root),  # the retrained weights the heads were trained on
-        "positions": [p.__dict__ for p in prepared.positions],
-        "settings": prepared.config.settings(),
-        "hardware": prepared.spec.to_dict(),
-        "cost_model": prepared.search_config.cost_model,
-        "costs": calibrated.costs.to_dict(),
-        "head_losses": calibrated.losses,
-        "candidates": len(calibrated.candidates),
-        "static_test": static_rows(calibrated, *test_scores),
-        "pareto": calibrated.front,
-    }
-    write_json(out / "exits.json", summary)
+    with runs.writing(out, "uboost exits", owner_root=root, owner=owner):  # old points and new heads in between: marked
+        for path in stale:  # a smaller front than last time: the earlier points beyond it go (and a stale ONNX graph)
+            path.unlink(missing_ok=True)
+        for path in exported:  # `uboost export` graphs of the heads being replaced: they would decide otherwise
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        with atomic_path(out / "heads.pt") as tmp:
+            saved = {"positions": positions, "head_width": prepared.config.head_width, "head_pool": prepared.config.head_pool,
+                     "state_dict": calibrated.network.heads.state_dict()}
+            if prepared.config.training != "distill":  # joint training moved the backbone too: keep it with the heads
+                saved["backbone_state_dict"] = prepared.module.state_dict()
+            torch.save(saved, tmp)
+        (out / POINTS).mkdir(parents=True, exist_ok=True)
+        for i, point in enumerate(calibrated.front):
+            write_json(out / POINTS / f"p{i:02d}.json", policy_of(point, positions).to_dict())
+        summary = {
+            "run": str(prepared.root.resolve()),  # absolute: readers in another working directory find it
+            # exits written inside their run (RUN/exits): the run from here, so a copied or moved run keeps its own exits
+            **({"run_from_exits": os.path.relpath(prepared.root.resolve(), out.resolve())}
+               if prepared.root.resolve() in out.resolve().parents else {}),
+            "model_sha256": model_fingerprint(prepared.root),  # the retrained weights the heads were trained on
+            "positions": [p.__dict__ for p in prepared.positions],
+            "settings": prepared.config.settings(),
+            "hardware": prepared.spec.to_dict(),
+            "cost_model": prepared.search_config.cost_model,
+            "costs": calibrated.costs.to_dict(),
+            "head_losses": calibrated.losses,
+            "candidates": len(calibrated.candidates),
+            "static_test": static_rows(calibrated, *test_scores),
+            "pareto": calibrated.front,
+        }
+        write_json(out / "exits.json", summary)
     if _plot(out / "pareto.png", calibrated.front, summary["static_test"], root, owner):
         summary["plot"] = str(out / "pareto.png")
     if onnx:

@@ -112,6 +112,9 @@ class Switcher:
             make = (f"`uboost frontier RUN --out {root}` or `uboost exits RUN --out {root}`" if not root.exists()
                     else "`uboost frontier RUN --out DIR`")
             raise RunDirError(f"expected a frontier or exits directory, got {root} ({why}; make one with {make})")
+        from uboost.runs import check_complete
+
+        check_complete(root, "repeat its `uboost frontier` command with --force")  # some points, or old ones with new
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
             if (root / "config.json").is_file():  # a search run: its frontier goes beside it, not into it
@@ -139,6 +142,9 @@ class Switcher:
         """The Pareto points of ``uboost exits`` (``points/pNN.json``); budgets apply to the
         *expected* latency and energy, accuracy is the validation one (``test``: the test one)."""
         root = Path(directory)
+        from uboost.runs import check_complete
+
+        check_complete(root, "repeat its `uboost exits` command with --force")
         if (root / "exits.json").is_file():  # points of heads trained on a model replaced since: refused
             from uboost.dynamic.pipeline_io import check_same_model, read_summary
 
