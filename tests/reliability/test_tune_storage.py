@@ -145,3 +145,15 @@ def test_default_journal_file_that_fails_mid_trial_keeps_the_result(tmp_path):
     run_study(base=BASE, tune_space=TuneSpace(rows=(8,), cols=(8,)), out_root=out, n_trials=0, study=create_study(out))
     (trial,) = load_study(out).trials
     assert trial.state.name == "COMPLETE" and trial.user_attrs["recorded_late"] is True
+
+
+def test_a_search_run_is_not_a_tune_study_folder(cli, tiny_run, tmp_path):
+    """`tune --out RUN` wrote study.journal, trials/ and pareto.png into a search run; every other command refuses a
+    search run as its output."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = sorted(p.name for p in run.iterdir())
+    one_line_error(cli("tune", "--space", "lenet", "--trials", "1", "--out", run), "is a search run", "folder of its own")
+    assert sorted(p.name for p in run.iterdir()) == before

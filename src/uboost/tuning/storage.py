@@ -205,10 +205,22 @@ def describe_storage(storage: Any, out_root: str | os.PathLike) -> str:
 FILE_SUFFIXES = (".journal", ".log", ".jsonl", ".db", ".sqlite", ".sqlite3")
 
 
+def _refuse_run_folder(out: Path) -> None:
+    """A study writes study.journal, trials/ and pareto.png into a folder of its own, never into a search run or a
+    retrain's output (every other command refuses those as its output too)."""
+    from uboost import runs
+
+    for name, what in ((runs.CONFIG, "a search run"), (runs.ARCH, "a search run"), ("retrain.json", "a retrain's output")):
+        if (out / name).is_file():
+            raise ConfigError(f"--out {out} is {what} ({out / name}); a tune study needs a folder of its own: "
+                              "give another --out")
+
+
 def check_storage(storage: Any, out_root: str | os.PathLike) -> Path | None:
     """The storage's file (None for a URL or a storage object), checked without writing anything:
     a bad suffix, a directory of that name or a file where a folder is needed is one line here,
     before a tune spends time on anything else."""
+    _refuse_run_folder(Path(out_root))
     if storage is not None and not isinstance(storage, (str, os.PathLike)):
         return None
     if storage is None:
