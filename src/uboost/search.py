@@ -265,6 +265,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
 
             write_json(out / runs.PRECISION, precision_dict(precision))
         write_json(out / runs.HARDWARE, report.to_dict())
+        runs.write_layer_table(out / "hardware.txt", report, config.space)  # before the files that say "finished"
         write_json(out / runs.RESULT, result.summary())
         draw_plots(out, report)
         write_json(out / runs.ARCH, arch)

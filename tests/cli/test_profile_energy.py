@@ -119,7 +119,7 @@ def test_profile_bad_energy_input_is_one_line_and_writes_nothing(cli, tmp_path, 
 
 
 def test_run_directory_carries_energy(tiny_run):
-    """hardware.json of a search run (hardware.txt: test_hardware_txt_carries_energy; the CLI writes it)."""
+    """hardware.json of a search run (hardware.txt: test_hardware_txt_carries_energy; run_search writes it)."""
     hardware = _strict((tiny_run / "hardware.json").read_text())
     assert hardware["total"]["energy_uj"] > 0 and hardware["total"]["power_mw"] > 0
     assert all(set(l["energy_uj"]) == {"mac", "sram", "dram", "leakage", "total"} for l in hardware["layers"])

@@ -65,3 +65,11 @@ def test_an_exits_folder_marked_incomplete_is_refused_by_switch_and_export(tmp_p
         dynamic_source(tmp_path)
     with pytest.raises(RunDirError, match="incomplete"):
         dynamic_source(tmp_path / "points" / "p00.json")
+
+
+def test_a_finished_search_has_its_layer_table_before_the_files_that_say_finished(tiny_run):
+    """hardware.txt was written by the CLI after run_search returned: a kill in between left a run that `--resume`
+    called finished, without the per-layer table it names (and a Python search never had one)."""
+    table, arch = tiny_run / "hardware.txt", tiny_run / "arch.json"
+    assert table.is_file() and "conv1" in table.read_text()
+    assert table.stat().st_mtime_ns <= (tiny_run / "result.json").stat().st_mtime_ns <= arch.stat().st_mtime_ns

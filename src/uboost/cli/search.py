@@ -213,7 +213,7 @@ def search(
             f"{cfg.cost_mode}, {cfg.sampling}), {_weights_text(cfg)} -> {run_dir}"
         )
     from uboost.loggers import create as create_logger
-    from uboost.runs import run_lock, write_layer_table
+    from uboost.runs import run_lock
 
     extra_logger = create_logger(logger, run_dir)  # an unknown or missing logger fails before anything is written
     from uboost.search import build_cost_model
@@ -222,19 +222,18 @@ def search(
         model = build_cost_model(cfg)
         for note in filter(None, (model.memory_note(), cfg.bits_note(model))):
             console.print(f"[yellow]note:[/] {note}")
-    with run_lock(run_dir) if rank_zero else contextlib.nullcontext():  # held until hardware.txt is written too
+    with run_lock(run_dir) if rank_zero else contextlib.nullcontext():
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
         except KeyboardInterrupt:
             raise SearchInterrupted(f"search interrupted; {_after_interrupt(run_dir)}") from None
         if not rank_zero:
             return
-        if resume:  # the run's own settings, not this command's defaults (a resume takes them from config.json)
-            from uboost.search import SearchConfig
-            from uboost.runs import CONFIG, read_json
+    if resume:  # the run's own settings, not this command's defaults (a resume takes them from config.json)
+        from uboost.runs import CONFIG, read_json
+        from uboost.search import SearchConfig
 
-            cfg = SearchConfig.from_dict(read_json(result.run_dir / CONFIG, "run config"))
-        write_layer_table(result.run_dir / "hardware.txt", result.hardware, cfg.space)
+        cfg = SearchConfig.from_dict(read_json(result.run_dir / CONFIG, "run config"))
     from rich.table import Table
 
     table = Table(title=f"search result: {result.run_dir}", show_header=False)
