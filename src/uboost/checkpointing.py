@@ -108,7 +108,8 @@ def stop_between_batches():
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            print("Ctrl-C: stopping after this batch (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+            print("Ctrl-C: stopping after this batch (Ctrl-C again to stop now, mid-step: the resume is then close to, "
+                  "not identical with, the uninterrupted run)", file=sys.stderr, flush=True)
 
         def on_train_start(self, trainer, pl_module) -> None:  # after Lightning noted the handlers it restores
             self.requested = False
