@@ -333,6 +333,32 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(tmp_path, phase):
     assert states == [("COMPLETE", None), ("FAIL", "interrupted (Ctrl-C)")]
 
 
+def test_sigterm_to_the_tune_process_stops_it_as_a_ctrl_c(tmp_path):
+    """`kill PID` (or a scheduler's stop) on the tune process alone: it died with exit 143 and left its trial RUNNING,
+    failed as a dead worker's by the next run. Now it is the Ctrl-C path: exit 130, the trial FAIL as interrupted
+    (queued again by the next run), its search process stopped."""
+    out = tmp_path / "tune"
+    proc = subprocess.Popen(
+        _uboost("tune", *TINY, "--epochs", "50", "--max-samples", "512", "--rows", "8", "--cols", "8", "--trials", "2", "--out", out),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            trials = load_study(out).trials if (out / "study.journal").is_file() else []
+            if trials and trials[-1].user_attrs.get("run_dir") and (Path(trials[-1].user_attrs["run_dir"]) / "config.json").exists():
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # the tune process only, not its group
+        out_text, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err + out_text
+    assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in load_study(out).trials] == [("FAIL", "interrupted (Ctrl-C)")]
+
+
 _WORKER = """
 import sys, time
 from pathlib import Path

@@ -186,7 +186,7 @@ def check_config(config, *, start_method: str | None = None) -> None:
 
 
 class _InterruptGuard:
-    """Ctrl-C handling for :func:`run_study`: a SIGINT raises ``KeyboardInterrupt`` only while we
+    """Ctrl-C handling for :func:`run_study`: a SIGINT (or SIGTERM) raises ``KeyboardInterrupt`` only while we
     wait for a trial's process; anywhere else (Optuna writing to its storage, holding the journal's
     file lock) it is noted and raised at the next safe point, so no trial is left RUNNING and no
     lock is left behind. A third Ctrl-C raises at once."""
@@ -216,12 +216,14 @@ def _interrupt_guard():
         return
     guard = _InterruptGuard()
     previous = signal.signal(signal.SIGINT, guard)
+    previous_term = signal.signal(signal.SIGTERM, guard)  # `kill PID`, a scheduler's stop: as a Ctrl-C (it left the trial RUNNING)
     _GUARD = guard
     try:
         yield
     finally:
         _GUARD = None
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 @contextlib.contextmanager
