@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from uboost import _manifest
-from uboost._lock import run_lock
+from uboost._lock import in_use, run_lock
 from uboost.exceptions import ArchitectureError, RunDirError
 
 CONFIG = "config.json"
@@ -84,6 +84,9 @@ def unfinished_hint(root: str | os.PathLike) -> str:
                 source = _retrained_from(root)[0]
             return f"it is a retrain's output, not a search run: pass the run it was retrained from ({source})"
         return "not a uboost search run directory (no config.json either)"
+    holder = in_use(root)
+    if holder is not None:  # not an interrupted search: a running one
+        return f"its search is still running ({root} is in use by {holder}); wait for it to finish"
     if latest_checkpoint(root) is not None:
         return f"the search did not finish; continue it with: uboost search --out {root} --resume"
     return f"the search did not finish and left no checkpoint; start it over with: uboost search --out {root} --force"

@@ -71,3 +71,24 @@ def test_two_real_search_processes_on_one_out(tmp_path):
     assert "in use by PID" in loser[2] and "Traceback" not in loser[2] and len(loser[2].strip().splitlines()) == 1
     assert {p.pid for p in procs} >= {int(loser[2].split("PID ")[1].split(";")[0])}
     assert (out / "arch.json").is_file() and (out / "result.json").is_file()
+
+
+def test_a_running_search_or_retrain_is_named_as_running_not_as_interrupted(cli, run_copy, tmp_path, lock_holder):
+    """A second command on a run whose search or retrain is still running was told to `--resume` an interrupted one
+    (and `exits` to run `uboost retrain` first)."""
+    import shutil
+
+    running = tmp_path / "running"
+    running.mkdir()
+    shutil.copy(run_copy / "config.json", running / "config.json")  # a search under way: its config, no arch.json yet
+    holder = lock_holder(running)
+    for argv in (["profile", running], ["frontier", running, "--points", "2", "--out", tmp_path / "fr"]):
+        one_line_error(cli(*argv), f"still running ({running} is in use by PID {holder.pid})")
+    trained = tmp_path / "trained"
+    shutil.copytree(run_copy, trained)
+    shutil.rmtree(trained / "retrain", ignore_errors=True)
+    (trained / "retrain" / "checkpoints").mkdir(parents=True)
+    shutil.copy(next((run_copy / "checkpoints").glob("*.ckpt")), trained / "retrain" / "checkpoints" / "last.ckpt")
+    holder = lock_holder(trained)  # a retrain locks its run while it trains into RUN/retrain
+    one_line_error(cli("retrain", trained), f"is in use by PID {holder.pid}")
+    one_line_error(cli("exits", trained), f"in use by PID {holder.pid}")

@@ -60,7 +60,9 @@ def retrain(
     check_kind(logger)
     target = out if out is not None else artifacts.root / "retrain"
     if not resume and not force:
-        _refuse_replacing(target)
+        from uboost.runs import owner_root
+
+        _refuse_replacing(target, owner_root(target, artifacts.root))
     result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
                          logger=create_logger(logger, target))
     from uboost.distributed import is_rank_zero
@@ -82,11 +84,16 @@ def retrain(
     console.print(f"saved {result.out / 'model.pt'} (state_dict; torch.load(..., weights_only=True))")
 
 
-def _refuse_replacing(out: Path) -> None:
+def _refuse_replacing(out: Path, lock_root: Path) -> None:
     """A retrain took minutes to hours: replacing one (or its resumable checkpoint) needs --force."""
     from uboost import runs
     from uboost.exceptions import RunDirError
 
+    from uboost._lock import in_use
+
+    holder = in_use(lock_root) if lock_root.is_dir() else None  # the folder a retrain there locks
+    if holder is not None:  # a retrain running there: not a finished or an interrupted one
+        raise RunDirError(f"output directory {lock_root} is in use by {holder}; wait for it to finish or choose another --out")
     if (out / "retrain.json").is_file():
         raise RunDirError(f"{out} holds a finished retrain; pass --force to replace it, or --out another folder")
     if out.is_dir() and not (out / runs.CONFIG).exists() and runs.latest_checkpoint(out) is not None:  # (a search's own

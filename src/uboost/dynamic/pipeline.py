@@ -358,4 +358,9 @@ def _retrain_hint(root: Path) -> str:
         return "this is an exits folder: give the retrained search run it came from"
     if not (root / runs.ARCH).is_file():
         return runs.unfinished_hint(root) if (root / runs.CONFIG).is_file() else "not a uboost search run"
+    from uboost._lock import in_use
+
+    holder = in_use(root)  # a retrain locks its run
+    if holder is not None:
+        return f"it is in use by {holder} (a retrain running?); wait for it to finish"
     return f"run `uboost retrain {root}` first"
