@@ -263,7 +263,7 @@ def test_ctrl_c_during_a_search_says_what_to_do_next(cli, tmp_path, marker):
     if "--resume" in lines[0]:
         assert cli("search", "--out", out, "--resume").code == 0
     else:
-        assert "again" in lines[0] or lines[0] == "interrupted", lines
+        assert "again" in lines[0], lines
         assert cli(*argv).code == 0
     assert (out / "arch.json").is_file()
 

@@ -76,5 +76,5 @@ def say_interrupted() -> None:
     a launcher started (they get the same signal; rank 0 speaks for the run)."""
     from uboost.distributed import global_rank
 
-    if global_rank() == 0:
-        print("interrupted", file=sys.stderr)
+    if global_rank() == 0:  # commands that keep resumable work say how to go on themselves (search, retrain, tune)
+        print("interrupted; run the same command again to finish", file=sys.stderr)
