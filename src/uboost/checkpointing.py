@@ -28,6 +28,8 @@ _TORCH_WRITE_FAILED = ("PytorchStreamWriter failed", "inline_container", "unexpe
 
 def save_atomically(checkpoint: dict, path: str | os.PathLike) -> None:
     """Write ``checkpoint`` to ``path``: the old file or the new one, never half of one."""
+    earlier = [f for f in Path(path).parent.glob("*.ckpt") if not f.name.startswith(".")]  # (dot files: temporaries)
+    kept = "the earlier checkpoints are kept" if earlier else "no checkpoint was written yet"
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -35,12 +37,11 @@ def save_atomically(checkpoint: dict, path: str | os.PathLike) -> None:
                 f.flush()
                 os.fsync(f.fileno())
     except OSError as exc:
-        raise RunDirError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint is kept") from None
+        raise RunDirError(f"cannot write checkpoint {path}: {exc.strerror or exc}; {kept}") from None
     except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk, a file size limit) as one
         if not any(mark in str(exc) for mark in _TORCH_WRITE_FAILED):
             raise
-        raise RunDirError(f"cannot write checkpoint {path}: the write failed ({str(exc).strip().splitlines()[-1][:120]}); "
-                          "the disk may be full; the previous checkpoint is kept") from None
+        raise RunDirError(f"cannot write checkpoint {path}: the write failed (the disk may be full); {kept}") from None
 
 
 def atomic_checkpoint_io():

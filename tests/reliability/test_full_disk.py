@@ -121,7 +121,7 @@ def test_a_checkpoint_that_hits_a_full_disk_is_one_line_and_keeps_the_last(cli, 
     out = tmp_path / "run"
     _search_stopped_after_epoch_0(out, epochs=3)
     proc = _resume_under_file_size_limit(out, len((out / "metrics.csv").read_bytes()) + 200)
-    assert proc.returncode == 1 and "previous checkpoint is kept" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 1 and "earlier checkpoints are kept" in proc.stderr, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert _loadable(out / "checkpoints" / "last.ckpt")["epoch"] == 0
     assert cli("search", "--out", out, "--resume").code == 0
