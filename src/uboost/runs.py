@@ -76,6 +76,9 @@ def read_json(path: Path, what: str) -> Any:
 def unfinished_hint(root: str | os.PathLike) -> str:
     """Why a directory has no search result yet, and the exact command that makes one."""
     root = Path(root)
+    if (root.parent / INCOMPLETE).is_file():  # a point an interrupted frontier did not finish writing
+        return (f"it is a point of the frontier in {root.parent}, which was interrupted before it finished writing its "
+                "points: repeat that `uboost frontier` command with --force")
     if not (root / CONFIG).is_file():
         if (root / RETRAIN_INFO).is_file() or root.name == RETRAIN:
             try:  # where retrain.json says, found from here; else as it records it; without one, RUN/retrain's RUN

@@ -46,6 +46,8 @@ def test_an_interrupted_frontier_is_refused_by_switch_until_it_is_made_again(cli
     with pytest.raises(RunDirError, match="incomplete.*uboost frontier.*--force"):
         Switcher.from_frontier(out)
     one_line_error(cli("switch", out, "--latency-ms", "1"), "incomplete")
+    (out / "p01").mkdir(exist_ok=True)  # a point folder the kill left without its files
+    one_line_error(cli("retrain", out / "p01"), "interrupted before it finished writing its points", "--force")
     monkeypatch.setattr(frontier_module, "export_projection", real)
     assert cli("frontier", run, "--points", "3", "--span", "space", "--out", out, "--force").code == 0
     assert not (out / runs.INCOMPLETE).exists()
