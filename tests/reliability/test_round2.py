@@ -251,3 +251,17 @@ def test_an_unfinished_search_names_the_exact_resume_command(cli, run_copy, tmp_
 def test_tune_settings_that_would_fail_every_trial_are_refused_up_front(cli, tmp_path, args, fragment):
     one_line_error(cli("tune", *TUNE, *args, "--out", tmp_path / "t"), fragment)
     assert not (tmp_path / "t").exists()
+
+
+def test_a_ctrl_c_during_shutdown_after_the_interrupt_line_prints_no_traceback():
+    """A second Ctrl-C during a retrain's exit callbacks printed "Exception ignored in atexit callback ...
+    KeyboardInterrupt" under the interrupt's line; other errors of those callbacks still show."""
+    import subprocess
+    import sys
+
+    code = ("import atexit\nfrom uboost.cli._boundary import say_interrupted\n"
+            "def stopped(): raise KeyboardInterrupt\ndef broken(): raise ValueError('a real bug')\n"
+            "atexit.register(broken)\natexit.register(stopped)\nsay_interrupted()\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stderr
+    assert err.startswith("interrupted; run the same command again") and "KeyboardInterrupt" not in err
+    assert "ValueError: a real bug" in err

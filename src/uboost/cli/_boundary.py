@@ -76,5 +76,22 @@ def say_interrupted() -> None:
     a launcher started (they get the same signal; rank 0 speaks for the run)."""
     from uboost.distributed import global_rank
 
+    _quiet_later_interrupts()
     if global_rank() == 0:  # commands that keep resumable work say how to go on themselves (search, retrain, tune)
         print("interrupted; run the same command again to finish", file=sys.stderr)
+
+
+def _quiet_later_interrupts() -> None:
+    """After the interrupt's line, a further Ctrl-C while the interpreter shuts down (Lightning's and NNI's exit
+    callbacks) is not a page of "Exception ignored in atexit callback ... KeyboardInterrupt": the user asked to stop,
+    and was told so. Other unraisable exceptions are shown as before."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_uboost_quiet", False):
+        return
+
+    def quiet(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+
+    quiet._uboost_quiet = True
+    sys.unraisablehook = quiet
