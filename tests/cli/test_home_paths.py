@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.conftest import cli  # noqa: F401 - `cli` is a fixture
-
 
 def test_a_tilde_in_out_and_run_paths_is_the_home_folder(cli, tiny_run, tmp_path, monkeypatch):
     home = tmp_path / "home"

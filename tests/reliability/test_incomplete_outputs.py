@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.cli.conftest import cli, one_line_error  # noqa: F401 - `cli` is a fixture
+from tests.cli.conftest import one_line_error
 from uboost import runs
 from uboost.dynamic.switcher import Switcher
 from uboost.exceptions import RunDirError
