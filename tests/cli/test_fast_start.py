@@ -197,7 +197,7 @@ def test_listings_run_without_typer_and_print_what_the_app_prints(cli, capsys, m
     assert cli("spaces", "--help").code == 0  # anything else goes through the app
 
 
-@pytest.mark.parametrize("local_rank, said", [(None, "interrupted\n"), ("0", "interrupted\n"), ("1", "")])
+@pytest.mark.parametrize("local_rank, said", [(None, "interrupted; run the same command again to finish\n"), ("0", "interrupted; run the same command again to finish\n"), ("1", "")])
 def test_a_ctrl_c_while_the_app_is_imported_is_one_line(monkeypatch, capsys, local_rank, said):
     """A DDP rank interrupted while still importing printed a KeyboardInterrupt traceback; only rank 0
     says it (every rank a launcher started gets the same Ctrl-C: one line, not one per rank)."""
