@@ -92,3 +92,5 @@ def test_a_running_search_or_retrain_is_named_as_running_not_as_interrupted(cli,
     holder = lock_holder(trained)  # a retrain locks its run while it trains into RUN/retrain
     one_line_error(cli("retrain", trained), f"is in use by PID {holder.pid}")
     one_line_error(cli("exits", trained), f"in use by PID {holder.pid}")
+    exported = cli("export", trained, "--format", "torchscript", "--out", tmp_path / "m.pt")  # elsewhere: allowed, and said
+    assert exported.code == 0 and f"a retrain of {trained} is running, PID {holder.pid}" in exported.out.replace("\n", "")

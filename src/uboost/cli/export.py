@@ -147,7 +147,14 @@ def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str =
 
     claim()
     _writing(target, write)
-    return " (retrained weights)" if weights.is_file() else " (untrained weights: run uboost retrain first)"
+    if weights.is_file():
+        return " (retrained weights)"
+    from uboost._lock import in_use
+
+    holder = in_use(artifacts.root)  # a retrain locks its run while it trains
+    if holder is not None:
+        return f" (untrained weights: a retrain of {artifacts.root} is running, {holder}; export again when it has finished)"
+    return " (untrained weights: run uboost retrain first)"
 
 
 def _check_trained_precision(root: Path, trained: Path) -> None:
