@@ -302,12 +302,10 @@ def _finished_trial(study, space: TuneSpace) -> None:
     ))
 
 
-@pytest.mark.parametrize("phase", ["starting", pytest.param("searching", marks=pytest.mark.slow)])
-def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(tmp_path, phase):
-    """Ctrl-C while the trial's process is starting / while its search runs: exit 130, the finished
-    trial kept, the running one FAIL, no process left behind."""
-    out = tmp_path / "tune"
-    _finished_trial(create_study(out), SMALL_ARRAYS)
+def _stop_tune_in_a_trial(out, stop, *, phase: str = "searching", earlier: int = 0):
+    """Run a small `uboost tune` (3 trials of 50 epochs) into ``out``; once the trial after the ``earlier`` ones is
+    starting or searching (``phase``), call ``stop(proc)``. Returns (exit code, stdout, stderr) when every process of
+    the tree has let go of the pipes."""
     proc = subprocess.Popen(
         _uboost("tune", *TINY, "--epochs", "50", "--max-samples", "512", "--rows", "8,16", "--cols", "8,16", "--trials", "3", "--out", out),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True,
@@ -315,18 +313,29 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(tmp_path, phase):
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            trials = load_study(out).trials
-            if len(trials) > 1:
+            trials = load_study(out).trials if (out / "study.journal").is_file() else []
+            if len(trials) > earlier:
                 run_dir = trials[-1].user_attrs.get("run_dir")
                 if phase == "starting" or (run_dir and (Path(run_dir) / "config.json").exists()):
                     break
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole group, forkserver and search included
-        out_text, err = proc.communicate(timeout=60)  # returns once no process of the tree holds the pipes
+        stop(proc)
+        out_text, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    return proc.returncode, out_text, err
+
+
+@pytest.mark.parametrize("phase", ["starting", pytest.param("searching", marks=pytest.mark.slow)])
+def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(tmp_path, phase):
+    """Ctrl-C while the trial's process is starting / while its search runs: exit 130, the finished
+    trial kept, the running one FAIL, no process left behind."""
+    out = tmp_path / "tune"
+    _finished_trial(create_study(out), SMALL_ARRAYS)
+    # what a terminal does: the whole group, forkserver and search included
+    code, out_text, err = _stop_tune_in_a_trial(out, lambda proc: os.killpg(proc.pid, signal.SIGINT), phase=phase, earlier=1)
+    assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err + out_text
     assert "Pareto front" in out_text  # the finished trial is reported
     states = [(t.state.name, t.user_attrs.get("fail_reason")) for t in load_study(out).trials]
@@ -338,23 +347,8 @@ def test_sigterm_to_the_tune_process_stops_it_as_a_ctrl_c(tmp_path):
     failed as a dead worker's by the next run. Now it is the Ctrl-C path: exit 130, the trial FAIL as interrupted
     (queued again by the next run), its search process stopped."""
     out = tmp_path / "tune"
-    proc = subprocess.Popen(
-        _uboost("tune", *TINY, "--epochs", "50", "--max-samples", "512", "--rows", "8", "--cols", "8", "--trials", "2", "--out", out),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            trials = load_study(out).trials if (out / "study.journal").is_file() else []
-            if trials and trials[-1].user_attrs.get("run_dir") and (Path(trials[-1].user_attrs["run_dir"]) / "config.json").exists():
-                break
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)  # the tune process only, not its group
-        out_text, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    code, out_text, err = _stop_tune_in_a_trial(out, lambda proc: proc.send_signal(signal.SIGTERM))  # the tune process only
+    assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err + out_text
     assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in load_study(out).trials] == [("FAIL", "interrupted (Ctrl-C)")]
 
