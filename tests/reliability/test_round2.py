@@ -265,3 +265,26 @@ def test_a_ctrl_c_during_shutdown_after_the_interrupt_line_prints_no_traceback()
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stderr
     assert err.startswith("interrupted; run the same command again") and "KeyboardInterrupt" not in err
     assert "ValueError: a real bug" in err
+
+
+def test_sigterm_in_exits_or_predict_is_a_ctrl_c():
+    """`kill PID` on `uboost exits`/`predict` (no Lightning, so no SIGTERM handling of its own) exited 143 without a
+    line; it now raises KeyboardInterrupt (the CLI's one line, exit 130), and the earlier handler comes back."""
+    import os
+    import signal
+
+    from uboost.cli._common import stop_on_sigterm
+    from uboost.cli.exits import exits
+    from uboost.cli.predict import predict
+
+    assert getattr(exits, "__wrapped__", None) is not None and getattr(predict, "__wrapped__", None) is not None
+    before = signal.getsignal(signal.SIGTERM)
+
+    @stop_on_sigterm
+    def killed():
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next bytecode
+        raise AssertionError("SIGTERM did not stop the command")
+
+    with pytest.raises(KeyboardInterrupt):
+        killed()
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -144,3 +144,28 @@ def check_output_file(option: str, path, *, force: bool) -> None:
     from uboost._owners import refuse_others
 
     refuse_others(path, ())  # --force or not, never a file of another command's results (a run's arch.json, a model.pt)
+
+
+def stop_on_sigterm(command):
+    """``command`` with SIGTERM (``kill PID``, a scheduler's stop) handled as a Ctrl-C: one line, exit 130, instead of
+    a silent exit 143. For commands that train without Lightning (``exits``, ``predict``): Lightning has its own
+    SIGTERM handling, which search and retrain use."""
+    import functools
+    import signal
+    import threading
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return command(*args, **kwargs)
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return run

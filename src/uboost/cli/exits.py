@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console
+from uboost.cli._common import Flag, console, stop_on_sigterm
 from uboost.exceptions import ConfigError, comma_items
 
 Opt = typer.Option
@@ -20,6 +20,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         raise ConfigError(f"{what} must be comma-separated numbers like 0.8,0.9, got {text!r}") from None
 
 
+@stop_on_sigterm
 def exits(
     run: Annotated[Path, typer.Argument(help="a searched and retrained run directory (RUN/retrain/model.pt)")],
     positions: Annotated[Optional[str], Opt("--positions", help="exit positions: module names or indices, comma-separated (see --list) [default: after each cell/stage]")] = None,

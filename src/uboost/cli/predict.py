@@ -6,11 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human
+from uboost.cli._common import Flag, console, human, stop_on_sigterm
 
 Opt = typer.Option
 
 
+@stop_on_sigterm
 def predict(
     run: Annotated[Path, typer.Argument(help="a finished search run directory (with its supernet checkpoint)")],
     arch: Annotated[Optional[Path], Opt("--arch", help="an architecture of the run's space: an arch.json or a run directory holding one [default: the search's argmax]")] = None,
