@@ -340,6 +340,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(tmp_path, phase):
     assert "Pareto front" in out_text  # the finished trial is reported
     states = [(t.state.name, t.user_attrs.get("fail_reason")) for t in load_study(out).trials]
     assert states == [("COMPLETE", None), ("FAIL", "interrupted (Ctrl-C)")]
+    # the earlier trial is not this process's: none of the 3 searches asked is done
+    assert "3 of the 3 searches asked are left: the same command with --trials 3" in " ".join(err.split())
 
 
 def test_sigterm_to_the_tune_process_stops_it_as_a_ctrl_c(tmp_path):

@@ -134,6 +134,17 @@ def _recover(study, out: Path) -> None:
         console.print(f"[yellow]trial {number} failed:[/] {reason}; queued again")
 
 
+def _searches_left(study, asked: int) -> int:
+    """How many of the ``asked`` searches this process did not finish (``run_study`` counts every finished trial but
+    an area-budget skip; other workers' trials are theirs)."""
+    from uboost.tuning.recovery import INTERRUPTED_REASON, worker_name
+
+    me = worker_name()
+    done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == me and t.state.is_finished()
+               and not t.user_attrs.get("skipped") and t.user_attrs.get("fail_reason") != INTERRUPTED_REASON)
+    return max(asked - done, 0)
+
+
 def _area_text(trial) -> str:
     area = trial.user_attrs.get("area_mm2")
     return f" on {area:.4g} mm²" if area is not None else ""
@@ -451,7 +462,9 @@ def tune(
             _local_search(study, local_search, base=base, tune_space=tune_space, out_root=out, retrain_epochs=retrain_epochs,
                           objectives=objectives, inner_accelerator=inner_accelerator, budget_ms=budget_ms, screen=local_search_screen)
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; run the same command to continue")
+        left = _searches_left(study, trials) if study is not None else trials
+        err_console.print(f"[yellow]interrupted:[/] finished trials are kept in {store}; {left} of the {trials} searches "
+                          f"asked are left: the same command with --trials {left} runs them (the interrupted one first)")
         if study is not None:
             _report(study, out, budget_ms)
         raise typer.Exit(130)
