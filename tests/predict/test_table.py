@@ -167,3 +167,21 @@ def test_fit_additive_refuses_bad_input_in_one_error(networks, grid, fragment):
 
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         fit_additive({"a": ["x", "y"], "b": ["p", "q"]}, {"a": 0, "b": 0}, networks, [0.5, 0.6], ridge_grid=grid)
+
+
+def test_a_network_is_predicted_from_entry_indices_or_from_an_architecture_dict_of_values():
+    """`predict` takes entry indices; a search's architecture dict (values) gave an IndexError, or where a value
+    happened to be a valid index, another network's prediction."""
+    from uboost.exceptions import ConfigError
+    from uboost.predict.predictor import Predictor
+
+    table = AdditiveTable(values={"width": ["4", "8", "16"], "kernel": ["3", "5"]}, reference={"width": 0, "kernel": 0},
+                          base=0.5, delta={"width": [0.0, 0.1, 0.2], "kernel": [0.0, 0.05]}, loo_rmse=0.01, loo_mae=0.01,
+                          ridge=0.0, samples=3)
+    predictor = Predictor(table, {})
+    assert predictor.predict({"width": 2, "kernel": 1}).accuracy == pytest.approx(0.75)
+    assert predictor.predict_arch({"width": 16, "kernel": 5}).accuracy == pytest.approx(0.75)
+    with pytest.raises(ConfigError, match=r"width = 8 is not an entry index of width \(0..2 for 4, 8, 16\); .*predict_arch"):
+        predictor.predict({"width": 8, "kernel": 0})
+    with pytest.raises(ConfigError, match=r"kernel = 7 is not a value of the space \(3, 5\)"):
+        predictor.predict_arch({"width": 4, "kernel": 7})

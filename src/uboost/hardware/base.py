@@ -134,6 +134,35 @@ class NetworkCost:
         }
 
 
+_TABLE_METHODS = ("cycles", "macs", "effective_macs", "cycles_and_accesses", "accesses", "energy_breakdown_pj", "energy_pj")
+
+
+def _taking_shapes(method):
+    """``method(self, layers, ...)`` that also takes a sequence of :class:`LayerShape` (made a :class:`LayerTable`, as
+    :meth:`CostModel.evaluate` does); a :class:`LayerTable` passes unchanged (one ``isinstance`` per call)."""
+    import functools
+
+    if getattr(method, "_takes_shapes", False):
+        return method
+
+    @functools.wraps(method)
+    def priced(self, layers, *args, **kwargs):
+        if not isinstance(layers, LayerTable):
+            layers = _as_table(layers)
+        return method(self, layers, *args, **kwargs)
+
+    priced._takes_shapes = True
+    return priced
+
+
+def _as_table(layers) -> LayerTable:
+    if isinstance(layers, LayerShape):
+        layers = [layers]
+    if isinstance(layers, Sequence) and layers and all(isinstance(layer, LayerShape) for layer in layers):
+        return LayerTable.from_shapes(list(layers))
+    raise ConfigError(f"layers must be a LayerTable or a non-empty sequence of LayerShape, got {type(layers).__name__}")
+
+
 class CostModel(abc.ABC):
     """Prices layers on a :class:`HardwareSpec`.
 
@@ -147,6 +176,13 @@ class CostModel(abc.ABC):
     description: ClassVar[str] = ""
     prices_memory: ClassVar[bool] = False  # does the model read the SRAM sizes and DRAM bandwidth? (stalls, traffic)
     pe_modes: ClassVar[tuple[str, ...] | None] = None  # PE modes the model prices (None: all of uboost.hardware.precision)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _TABLE_METHODS:  # a model's own pricing methods take a list of LayerShape too
+            method = cls.__dict__.get(name)
+            if method is not None:
+                setattr(cls, name, _taking_shapes(method))
 
     def memory_note(self) -> str | None:
         """A one-line note when the spec bounds memory but this model prices compute only (its
@@ -166,6 +202,9 @@ class CostModel(abc.ABC):
             unknown = sorted(set(spec_fields) - known)
             if unknown:
                 raise ConfigError(f"unknown hardware field(s) {', '.join(unknown)}; expected: {', '.join(sorted(known))}")
+        if spec is not None and not isinstance(spec, HardwareSpec):
+            raise ConfigError(f"spec must be a HardwareSpec, got {type(spec).__name__}"
+                              + (": pass its fields as keywords (**spec) or HardwareSpec(**spec)" if isinstance(spec, dict) else ""))
         self.spec = spec if spec is not None else HardwareSpec(**spec_fields)
         if self.pe_modes is not None and self.spec.pe not in self.pe_modes:
             raise ConfigError(f"cost model {self.name!r} prices only {', '.join(self.pe_modes)} PEs, got pe={self.spec.pe!r}")
@@ -329,3 +368,9 @@ class CostModel(abc.ABC):
     def example(cls, spec: HardwareSpec) -> "CostModel":
         """An instance for generic tests (override when the model needs more than a spec)."""
         return cls(spec)
+
+
+for _name in _TABLE_METHODS:  # the base class's own (subclasses get theirs in CostModel.__init_subclass__)
+    if _name in CostModel.__dict__ and not getattr(CostModel.__dict__[_name], "__isabstractmethod__", False):
+        setattr(CostModel, _name, _taking_shapes(CostModel.__dict__[_name]))
+del _name

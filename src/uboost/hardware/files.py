@@ -316,8 +316,13 @@ def _toml_value(value: Any) -> str:
 
 
 def hardware_toml(spec, area=None) -> str:
-    """``spec`` (and an area table) as uboost's TOML: :func:`read_hardware_file` reads it back equal (with
-    the default ``bits``: see the module docstring)."""
+    """``spec`` (and an area table: an :class:`~uboost.hardware.area.AreaTable`, a preset name such as ``"tpu28"``, a
+    TOML file or a dict) as uboost's TOML: :func:`read_hardware_file` reads it back equal (with the default ``bits``:
+    see the module docstring)."""
+    if area is not None:
+        from uboost.hardware.area import resolve_area
+
+        area = resolve_area(area)
     lines, tables = ["[hardware]"], []
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)

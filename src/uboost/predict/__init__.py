@@ -2,8 +2,9 @@
 learned from sub-networks measured with inherited weights), saved as ``RUN/predictor.json``.
 
 ``build_predictor(run)`` measures and fits (CPU minutes), ``load_predictor(run)`` reads the saved
-table back, ``Predictor.predict`` predicts any network of the space and ``Predictor.objective``
-is the per-(choice, value) objective the exact projection maximizes.
+table back, ``Predictor.predict_arch(arch)`` predicts any network of the space from its architecture dict (label ->
+value, as ``arch.json``), ``Predictor.predict(indices)`` from its entry indices, and ``Predictor.objective`` is the
+per-(choice, value) objective the exact projection maximizes.
 """
 
 from uboost.predict.predictor import (

@@ -63,8 +63,13 @@ class Predictor:
             raise RunDirError(f"{PREDICTOR} does not describe this run's space; rebuild it with uboost predict --rebuild")
 
     def predict(self, network: dict[str, int]) -> Prediction:
+        """The network that takes entry ``network[label]`` (an index) of every label."""
         raw = self.table.predict(network)
         return Prediction(min(1.0, max(0.0, raw)), self.table.loo_rmse, tuple(self.table.unseen(network)), raw)
+
+    def predict_arch(self, arch: dict) -> Prediction:
+        """The network of an architecture dict (label -> value: a search's ``arch.json``, ``run_experiment``'s result)."""
+        return self.predict(self.table.indices_of(arch))
 
     def objective(self, choices: list, nodes: list) -> dict:
         """The projection's objective: ``id(alpha) -> coefficient per entry`` (the table's deltas)."""

@@ -54,11 +54,29 @@ class AdditiveTable:
                                   f"reference {self.reference[label]}")
 
     def predict(self, indices: Mapping[str, int]) -> float:
-        """The predicted accuracy of the network taking entry ``indices[label]`` of every label."""
+        """The predicted accuracy of the network taking entry ``indices[label]`` of every label (an entry index, not
+        the value: :meth:`indices_of` turns an architecture dict of values into these)."""
         missing = [label for label in self.values if label not in indices]
         if missing:
             raise ConfigError(f"the network has no value for {missing[:3]}")
-        return self.base + sum(self.delta[label][int(indices[label])] for label in self.values)
+        for label, names in self.values.items():
+            index = indices[label]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(names):
+                raise ConfigError(f"{label} = {index!r} is not an entry index of {label} (0..{len(names) - 1} for "
+                                  f"{', '.join(names)}); for an architecture dict of values use predict_arch")
+        return self.base + sum(self.delta[label][indices[label]] for label in self.values)
+
+    def indices_of(self, arch: Mapping[str, object]) -> dict[str, int]:
+        """An architecture dict (label -> value, as a search returns it) as label -> entry index."""
+        out = {}
+        for label, names in self.values.items():
+            if label not in arch:
+                raise ConfigError(f"the architecture has no value for {label!r}")
+            text = str(arch[label])
+            if text not in names:
+                raise ConfigError(f"{label} = {arch[label]!r} is not a value of the space ({', '.join(names)})")
+            out[label] = names.index(text)
+        return out
 
     def unseen(self, indices: Mapping[str, int]) -> list[str]:
         """Labels whose value in ``indices`` no sampled network had (its delta is a guess: 0)."""

@@ -178,7 +178,7 @@ class UBoost(DARTS):
             warmup_epochs=warmup_epochs,
             **kwargs,
         )
-        self.cost_model = resolve(cost_model, **(hardware or {}))
+        self.cost_model = _cost_model(cost_model, hardware)
         if data_split is not None and not 0.0 < data_split < 1.0:
             raise ConfigError(f"data_split must be between 0 and 1 (exclusive), got {data_split!r}")
         if gumbel_temperature is not None:
@@ -388,3 +388,18 @@ def _check_numbers(*, arch_lr, warmup_epochs, seed, log_prob_every_n_step) -> No
     if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
         raise ConfigError(f"warmup_epochs must be a whole number >= 0, got {warmup_epochs!r}")
     check_seed(seed)
+
+
+def _cost_model(cost_model, hardware):
+    """The strategy's cost model: a name or an instance, on ``hardware`` (a dict of HardwareSpec fields, a
+    :class:`~uboost.hardware.HardwareSpec`, or None: the model's default array)."""
+    from collections.abc import Mapping
+
+    from uboost.hardware import HardwareSpec
+
+    if isinstance(hardware, HardwareSpec):
+        return resolve(cost_model, spec=hardware)
+    if hardware is not None and not isinstance(hardware, Mapping):
+        raise ConfigError(f"hardware must be a dict of HardwareSpec fields or a HardwareSpec, got {type(hardware).__name__}"
+                          + (f" {hardware!r}: e.g. hardware=dict(rows=16, cols=16)" if isinstance(hardware, str) else ""))
+    return resolve(cost_model, **(hardware or {}))
