@@ -59,6 +59,10 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, None, description, target)
 
     def add(self, name: str, factory: Callable[..., T], *, description: str | None = None) -> None:
+        if isinstance(factory, type) and self.base is not None and not issubclass(factory, self.base):
+            raise ConfigError(f"{self.kind} {name!r}: {factory.__name__} is not a {self.base.__name__} subclass")
+        if not callable(factory):
+            raise ConfigError(f"{self.kind} {name!r}: a factory must be callable, got {type(factory).__name__}")
         declared = self._entries.get(name)
         if declared is not None and declared.factory is None:  # the module of a declared entry registers it
             self._entries[name] = Entry(name, factory, description or declared.description, declared.target)

@@ -58,6 +58,13 @@ class Switcher:
                         value < 0 and what != "accuracy"):  # (the accuracy may be a log-probability: below 0)
                     raise ConfigError(f"point {p.name!r}: {what} must be a finite number"
                                       f"{'' if what == 'accuracy' else ' >= 0'}, got {value!r}")
+        names = [p.name for p in points]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # select() answers with a name: two points of one name could not be told apart
+            raise ConfigError(f"two points are named {twice[0]!r}: give every point its own name")
+        scores = [p.accuracy for p in points]
+        if any(a > 1 for a in scores) and any(0 <= a <= 1 for a in scores):  # 91 beside 0.95 would always win
+            raise ConfigError("the points' accuracies mix percentages (above 1) and fractions (0..1): give them on one scale")
         self.accuracy_name = accuracy_name
         self.points = sorted(points, key=lambda p: (p.latency_ms, -p.accuracy))
         self._latency = [p.latency_ms for p in self.points]

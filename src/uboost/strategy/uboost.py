@@ -222,6 +222,9 @@ class UBoost(DARTS):
             from uboost.strategy.precision import BitsSpace
 
             self.bits_space = BitsSpace(bits=bits, weight_bits=weight_bits, act_bits=act_bits, pin=pin_bits or {})
+            from uboost.hardware.precision import check_bits as check_pe_bits
+
+            check_pe_bits(self.cost_model.spec, self.bits_space.all_bits)  # e.g. bitfusion above 8 bits: now, not mid-fit
         elif pin_bits:
             raise ConfigError("pin_bits needs a precision search (bits, weight_bits or act_bits)")
         self.bits_noise_weight = _non_negative("bits_noise_weight", bits_noise_weight)  # (the loss weights' one rule)
