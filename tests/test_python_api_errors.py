@@ -23,6 +23,9 @@ def test_pricing_methods_take_a_list_of_layer_shapes_as_evaluate_does(name):
     assert model.macs(CONV).tolist() == model.macs(table).tolist()  # one shape too
     with pytest.raises(ConfigError, match="layers must be a LayerTable or a non-empty sequence of LayerShape, got str"):
         model.cycles("resnet18")
+    with pytest.raises(ConfigError, match=r"evaluate takes a torch module .* got str: build it first"):
+        model.evaluate("resnet18", (3, 32, 32))
+    assert model.evaluate(CONV).cycles == model.evaluate([CONV]).cycles
 
 
 def test_a_spec_must_be_a_hardware_spec_and_a_registered_class_a_cost_model():

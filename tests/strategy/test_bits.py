@@ -172,7 +172,9 @@ def test_bad_bits_are_refused():
             UBoost(**bad)
     with pytest.raises(ConfigError, match="matches no"):
         UBoost(bits=(4, 8), pin_bits={"nothere*": 8}).mutate_model(TinySpace())
-    supernet = UBoost(cost_model=bitfusion(), bits=(4, 16)).mutate_model(TinySpace())
+    with pytest.raises(ConfigError, match="at most 8 bits"):  # at construction (it was found when the cost was built)
+        UBoost(cost_model=bitfusion(), bits=(4, 16))
+    supernet = UBoost(bits=(4, 16)).mutate_model(TinySpace())  # bits from another strategy, priced on BitFusion
     with pytest.raises(ConfigError, match="at most 8 bits"):
         build_supernet_cost(supernet, bitfusion(), torch.zeros(1, 1, 6, 6))
 

@@ -333,8 +333,13 @@ class CostModel(abc.ABC):
             if input_shape is None:
                 raise ConfigError("input_shape (C, H, W) is needed to trace a module")
             shapes = extract_layers(network, input_shape)
+        elif isinstance(network, LayerShape) or isinstance(network, Sequence) and not isinstance(network, str) \
+                and all(isinstance(s, LayerShape) for s in network):
+            shapes = [network] if isinstance(network, LayerShape) else list(network)
         else:
-            shapes = list(network)
+            hint = (f": build it first, e.g. uboost.networks.load_network({network!r}).module" if isinstance(network, str)
+                    else "")
+            raise ConfigError(f"evaluate takes a torch module or a sequence of LayerShape, got {type(network).__name__}{hint}")
         if not shapes:
             return NetworkCost(self.name, self.spec, ())
         from uboost.hardware.energy import energy_breakdown

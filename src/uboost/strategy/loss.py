@@ -92,6 +92,12 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 UTILIZATION_SCALES = ("fixed", "lambda")  # beta * (1 - U) alone, or times lambda (as uboost.search_config)
 
 
@@ -147,12 +153,12 @@ class HardwareLoss(nn.Module):
         from uboost.strategy.background import Pending
 
         self._commits = Pending()  # the next commit step's projection, solving on a background thread
-        if target_latency_ms is not None and not _non_negative("target_latency_ms", target_latency_ms) > 0:
-            raise ConfigError(f"target_latency_ms must be positive, got {target_latency_ms!r}")
+        if target_latency_ms is not None:
+            _positive("target_latency_ms", target_latency_ms)
         self.target_latency_ms = target_latency_ms
         self.energy_weight = _non_negative("energy_weight", energy_weight)
-        if target_energy_uj is not None and not _non_negative("target_energy_uj", target_energy_uj) > 0:
-            raise ConfigError(f"target_energy_uj must be positive, got {target_energy_uj!r}")
+        if target_energy_uj is not None:
+            _positive("target_energy_uj", target_energy_uj)
         self.target_energy_uj = target_energy_uj
         if (self.energy_weight or target_energy_uj is not None) and not _prices_energy(cost_model):
             raise ConfigError(f"the cost model {type(cost_model).__name__} prices no energy: energy_weight and "
