@@ -276,7 +276,7 @@ def tune(
     temperature_range: Annotated[Optional[str], Opt("--temperature-range", help="smooth-ceiling temperature LOW:HIGH, log scale; searched only with --cost-mode smooth, where it acts [default: 1:50]")] = None,
     rows: Annotated[str, Opt(help="array rows: choices 8,16,32 or a range LOW:HIGH[:STEP]")] = "8,16,32",
     cols: Annotated[str, Opt(help="array cols: choices or LOW:HIGH[:STEP]")] = "8,16,32",
-    area_budget: Annotated[Optional[int], Opt("--area-budget", help="skip arrays with rows*cols above this")] = None,
+    area_budget: Annotated[Optional[int], Opt("--area-budget", help="skip arrays with more PEs (rows*cols) than this; a budget in silicon area is --area-budget-mm2")] = None,
     dataflows: Annotated[Optional[str], Opt(help="also search the dataflow, e.g. ws,os")] = None,
     utilization_weight_range: Annotated[Optional[str], Opt("--utilization-weight-range", help="also search beta LOW:HIGH")] = None,
     mode: Annotated[str, Opt(help="pareto (accuracy up, latency down; NSGA-II) | budget (accuracy under --budget-ms; TPE + pruning)")] = "pareto",
