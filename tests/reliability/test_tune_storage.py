@@ -157,3 +157,14 @@ def test_a_search_run_is_not_a_tune_study_folder(cli, tiny_run, tmp_path):
     before = sorted(p.name for p in run.iterdir())
     one_line_error(cli("tune", "--space", "lenet", "--trials", "1", "--out", run), "is a search run", "folder of its own")
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_storage_file_given_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """`--storage '~/study.journal'` (quoted: no shell expands it) made a folder named ~ in the working directory."""
+    from uboost.tuning.storage import check_storage, resolve_storage
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert check_storage("~/s.journal", tmp_path / "out") == tmp_path / "home" / "s.journal"
+    resolve_storage("~/s.journal", tmp_path / "out")
+    assert (tmp_path / "home" / "s.journal").is_file() and not (tmp_path / "~").exists()

@@ -229,7 +229,7 @@ def check_storage(storage: Any, out_root: str | os.PathLike) -> Path | None:
         text = os.fspath(storage)
         if "://" in text:
             return None
-        path = Path(text)
+        path = Path(text).expanduser()  # a quoted '~/study.journal' means the home folder, as a shell would
         if path.suffix not in FILE_SUFFIXES:
             raise ConfigError(
                 f"storage must be an Optuna URL (sqlite:///study.db, postgresql://...) or a file ending in "
