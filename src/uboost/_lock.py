@@ -68,7 +68,7 @@ def run_lock(path: str | os.PathLike) -> Iterator[Path]:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise RunDirError(f"output directory {path} is in use by {holder}; wait for it to finish or choose another --out") from None
+            raise in_use_error(path, holder) from None
         try:  # the holder we waited for may have removed the file: lock the one that is there now
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
@@ -90,6 +90,10 @@ def run_lock(path: str | os.PathLike) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 (path / MANIFEST).unlink(missing_ok=True)
                 path.rmdir()
+
+
+def in_use_error(path: str | os.PathLike, holder: str) -> RunDirError:
+    return RunDirError(f"output directory {path} is in use by {holder}; wait for it to finish or choose another --out")
 
 
 def in_use(path: str | os.PathLike) -> str | None:

@@ -28,8 +28,6 @@ _TORCH_WRITE_FAILED = ("PytorchStreamWriter failed", "inline_container", "unexpe
 
 def save_atomically(checkpoint: dict, path: str | os.PathLike) -> None:
     """Write ``checkpoint`` to ``path``: the old file or the new one, never half of one."""
-    earlier = [f for f in Path(path).parent.glob("*.ckpt") if not f.name.startswith(".")]  # (dot files: temporaries)
-    kept = "the earlier checkpoints are kept" if earlier else "no checkpoint was written yet"
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -37,11 +35,17 @@ def save_atomically(checkpoint: dict, path: str | os.PathLike) -> None:
                 f.flush()
                 os.fsync(f.fileno())
     except OSError as exc:
-        raise RunDirError(f"cannot write checkpoint {path}: {exc.strerror or exc}; {kept}") from None
+        raise RunDirError(f"cannot write checkpoint {path}: {exc.strerror or exc}; {_kept(path)}") from None
     except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk, a file size limit) as one
         if not any(mark in str(exc) for mark in _TORCH_WRITE_FAILED):
             raise
-        raise RunDirError(f"cannot write checkpoint {path}: the write failed (the disk may be full); {kept}") from None
+        raise RunDirError(f"cannot write checkpoint {path}: the write failed (the disk may be full); {_kept(path)}") from None
+
+
+def _kept(path: str | os.PathLike) -> str:
+    """What a failed checkpoint write leaves to resume from (the atomic write left every file as it was)."""
+    earlier = [f for f in Path(path).parent.glob("*.ckpt") if not f.name.startswith(".")]  # (dot files: temporaries)
+    return "the earlier checkpoints are kept" if earlier else "no checkpoint was written yet"
 
 
 def atomic_checkpoint_io():

@@ -196,6 +196,12 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     return path
 
 
+def run_files_held(folder: str | os.PathLike) -> list[str]:
+    """The files of a search run or a retrain's output that ``folder`` holds (``config.json``, ``arch.json``,
+    ``retrain.json``): outputs that write a folder of their own (exits, a tune study) refuse such a folder."""
+    return [name for name in (CONFIG, ARCH, RETRAIN_INFO) if (Path(folder) / name).is_file()]
+
+
 def built_on(path: str | os.PathLike) -> list[str]:
     """The top-level entries of ``path`` that other commands built on its search (``retrain/``, ``exits/``,
     ``frontier/``, ``predictor.json``, ``model.onnx``...): what ``search --force`` deletes with the search."""

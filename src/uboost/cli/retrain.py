@@ -89,11 +89,11 @@ def _refuse_replacing(out: Path, lock_root: Path) -> None:
     from uboost import runs
     from uboost.exceptions import RunDirError
 
-    from uboost._lock import in_use
+    from uboost._lock import in_use, in_use_error
 
     holder = in_use(lock_root) if lock_root.is_dir() else None  # the folder a retrain there locks
     if holder is not None:  # a retrain running there: not a finished or an interrupted one
-        raise RunDirError(f"output directory {lock_root} is in use by {holder}; wait for it to finish or choose another --out")
+        raise in_use_error(lock_root, holder)
     if (out / "retrain.json").is_file():
         raise RunDirError(f"{out} holds a finished retrain; pass --force to replace it, or --out another folder")
     if out.is_dir() and not (out / runs.CONFIG).exists() and runs.latest_checkpoint(out) is not None:  # (a search's own

@@ -125,7 +125,7 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     out = Path(out) if out is not None else root / EXITS
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {out} exists and is not a directory")
-    held = [n for n in (runs.CONFIG, runs.ARCH, "retrain.json") if (out / n).is_file()]
+    held = runs.run_files_held(out)
     if held:  # its own model.onnx would be taken for an export of earlier exits, and the run's files mixed with ours
         raise RunDirError(f"--out {out} is a run directory (it holds {held[0]}); the exits need their own folder, "
                           f"e.g. the default {root / EXITS}")

@@ -155,12 +155,20 @@ def _taking_shapes(method):
     return priced
 
 
-def _as_table(layers) -> LayerTable:
+def _shapes(layers) -> list[LayerShape] | None:
+    """``layers`` as a list when it is one :class:`LayerShape` or a sequence of them, else ``None``."""
     if isinstance(layers, LayerShape):
-        layers = [layers]
-    if isinstance(layers, Sequence) and layers and all(isinstance(layer, LayerShape) for layer in layers):
-        return LayerTable.from_shapes(list(layers))
-    raise ConfigError(f"layers must be a LayerTable or a non-empty sequence of LayerShape, got {type(layers).__name__}")
+        return [layers]
+    if isinstance(layers, Sequence) and not isinstance(layers, str) and all(isinstance(s, LayerShape) for s in layers):
+        return list(layers)
+    return None
+
+
+def _as_table(layers) -> LayerTable:
+    shapes = _shapes(layers)
+    if not shapes:
+        raise ConfigError(f"layers must be a LayerTable or a non-empty sequence of LayerShape, got {type(layers).__name__}")
+    return LayerTable.from_shapes(shapes)
 
 
 class CostModel(abc.ABC):
@@ -333,10 +341,7 @@ class CostModel(abc.ABC):
             if input_shape is None:
                 raise ConfigError("input_shape (C, H, W) is needed to trace a module")
             shapes = extract_layers(network, input_shape)
-        elif isinstance(network, LayerShape) or isinstance(network, Sequence) and not isinstance(network, str) \
-                and all(isinstance(s, LayerShape) for s in network):
-            shapes = [network] if isinstance(network, LayerShape) else list(network)
-        else:
+        elif (shapes := _shapes(network)) is None:
             hint = (f": build it first, e.g. uboost.networks.load_network({network!r}).module" if isinstance(network, str)
                     else "")
             raise ConfigError(f"evaluate takes a torch module or a sequence of LayerShape, got {type(network).__name__}{hint}")

@@ -210,10 +210,11 @@ def _refuse_run_folder(out: Path) -> None:
     retrain's output (every other command refuses those as its output too)."""
     from uboost import runs
 
-    for name, what in ((runs.CONFIG, "a search run"), (runs.ARCH, "a search run"), ("retrain.json", "a retrain's output")):
-        if (out / name).is_file():
-            raise ConfigError(f"--out {out} is {what} ({out / name}); a tune study needs a folder of its own: "
-                              "give another --out")
+    held = runs.run_files_held(out)
+    if held:
+        what = "a retrain's output" if held == [runs.RETRAIN_INFO] else "a search run"
+        raise ConfigError(f"--out {out} is {what} ({out / held[0]}); a tune study needs a folder of its own: "
+                          "give another --out")
 
 
 def check_storage(storage: Any, out_root: str | os.PathLike) -> Path | None:
