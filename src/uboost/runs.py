@@ -229,11 +229,13 @@ def writing(folder: str | os.PathLike, command: str, *, owner_root: str | os.Pat
     mark.unlink()
 
 
-def check_complete(folder: str | os.PathLike, again: str) -> None:
-    """Refuse (one line) a folder an interrupted command left half-written (:func:`writing`)."""
+def check_complete(folder: str | os.PathLike, again: str | None = None) -> None:
+    """Refuse (one line) a folder an interrupted command left half-written (:func:`writing`); ``again`` says what to
+    do (default: repeat that command with --force)."""
     mark = Path(folder) / INCOMPLETE
     if mark.is_file():
         what = mark.read_text().split(" stopped", 1)[0] or "the command that wrote it"
+        again = again or f"repeat its `{what}` command with --force"
         raise RunDirError(f"{folder} is incomplete: {what} stopped before it finished writing it; {again}")
 
 

@@ -56,7 +56,7 @@ def dynamic_source(path: str | os.PathLike) -> DynamicSource | None:
     p = Path(path)
     if p.is_dir():
         if (p / "exits.json").is_file():
-            check_complete(p, "repeat its `uboost exits` command with --force")
+            check_complete(p)
             return DynamicSource(p, None)
         return None
     if p.suffix != ".json" or not (p.parent.parent / "exits.json").is_file():
@@ -65,7 +65,7 @@ def dynamic_source(path: str | os.PathLike) -> DynamicSource | None:
 
     if p.parent.name != POINTS:
         return None
-    check_complete(p.parent.parent, "repeat its `uboost exits` command with --force")
+    check_complete(p.parent.parent)
     if not p.is_file():
         have = sorted(q.stem for q in p.parent.glob("p*.json"))
         raise RunDirError(f"{p} is not a point of {p.parent.parent}; it has {', '.join(have) or 'none'} (see its exits.json)")

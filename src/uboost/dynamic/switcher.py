@@ -121,7 +121,7 @@ class Switcher:
             raise RunDirError(f"expected a frontier or exits directory, got {root} ({why}; make one with {make})")
         from uboost.runs import check_complete
 
-        check_complete(root, "repeat its `uboost frontier` command with --force")  # some points, or old ones with new
+        check_complete(root)  # some points, or old ones with new
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
             if (root / "config.json").is_file():  # a search run: its frontier goes beside it, not into it
@@ -151,7 +151,7 @@ class Switcher:
         root = Path(directory)
         from uboost.runs import check_complete
 
-        check_complete(root, "repeat its `uboost exits` command with --force")
+        check_complete(root)
         if (root / "exits.json").is_file():  # points of heads trained on a model replaced since: refused
             from uboost.dynamic.pipeline_io import check_same_model, read_summary
 
