@@ -12,7 +12,9 @@ retrain is reused when its directory holds one with the same epochs and seed. Wi
 ``--retrain-seeds`` a row's ``test_acc`` is the mean over the retrains (``test_acc_runs``,
 ``test_acc_std``, min and max beside it). After the rows it prints, per (space, hardware, seed),
 whether the mixed network is on the front of the uniform ones by that mean (``front_verdicts``),
-over every row of ``bench_bits.json`` (``--variants none`` with ``--no-steps``: only that).
+over every row of ``bench_bits.json`` (``--variants none`` with ``--no-steps``: only that). ``--subsets K``
+also gives those verdicts on every K of the rows' retrains (:func:`subset_verdicts`): how much a count rests
+on which retrains count.
 
 Prints one row per (space, hardware, variant, seed); runs go to --root, whose bench_bits.json
 collects the rows of every invocation. The step time is CPU time of the process (one thread): on
@@ -22,6 +24,7 @@ a shared machine wall time mostly measures the load.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -147,6 +150,29 @@ def front_verdicts(rows: list[dict]) -> list[dict]:
     return verdicts
 
 
+def subset_verdicts(rows: list[dict], k: int) -> list[dict]:
+    """How much a verdict rests on which retrains count: for every ``k`` of the retrain seeds each row was
+    retrained with (rows retrained with the same seeds, ``test_acc_runs`` in their order), the
+    :func:`front_verdicts` of the means over those ``k`` alone. One entry per subset: ``retrain_seeds``
+    (the subset), ``on_front`` and ``cells`` (counts over the cells with a verdict) and ``off`` (the
+    ``(space, hardware, seed, variant)`` of the cells off the front)."""
+    seeds = {tuple(r.get("retrain_seeds", ())) for r in rows}
+    if len(seeds) != 1 or not rows:
+        raise ValueError(f"rows retrained with one set of seeds are needed, got {sorted(seeds)}")
+    (all_seeds,) = seeds
+    if not 1 <= k <= len(all_seeds):
+        raise ValueError(f"k must be from 1 to {len(all_seeds)} (the retrains per row), got {k}")
+    out = []
+    for subset in itertools.combinations(range(len(all_seeds)), k):
+        picked = [{**r, "test_acc": statistics.fmean(r["test_acc_runs"][i] for i in subset),
+                   "retrain_seeds": [all_seeds[i] for i in subset]} for r in rows]
+        judged = [v for v in front_verdicts(picked) if v["on_front"] is not None]
+        out.append({"retrain_seeds": [all_seeds[i] for i in subset], "on_front": sum(v["on_front"] for v in judged),
+                    "cells": len(judged),
+                    "off": [(v["space"], v["hardware"], v["seed"], v["variant"]) for v in judged if not v["on_front"]]})
+    return out
+
+
 def step_time(space: str, seed: int, root: Path, bits, noise: float = 0.0, stat=statistics.median) -> float:
     """Median (``stat``) CPU seconds of one search step (architecture + weight step; 1 thread), timed inside
     the training loop, steps 3 onwards (the first steps trace the supernet); same data and settings. ``noise``:
@@ -201,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--widen", choices=("bits", "all"), default="all",
                         help="what every variant's export raises at no extra cost: bits, or channel counts and bits jointly "
                              "(default all: uboost's default when bits are searched)")
+    parser.add_argument("--subsets", type=int, default=None, metavar="K",
+                        help="also print the verdicts on every K of the latest rows' retrain seeds (how much they rest on "
+                             "which retrains count)")
     args = parser.parse_args(argv)
     rows = []
     if args.noise_steps:  # twice each, without the term first: the mean step (probes every 8th step), with and without
@@ -230,6 +259,12 @@ def main(argv: list[str] | None = None) -> None:
         path.write_text(json.dumps(previous + rows, indent=1))
     for verdict in front_verdicts(previous + rows):
         print(json.dumps({"front": verdict}), flush=True)
+    if args.subsets is not None:  # the rows with the most retrains, the latest of each cell
+        latest = {(r["space"], r["hardware"], r["seed"], r["variant"], r.get("widen", "bits"), tuple(r["retrain_seeds"])): r
+                  for r in previous + rows if "test_acc_runs" in r}
+        most = max((len(r["retrain_seeds"]) for r in latest.values()), default=0)
+        for entry in subset_verdicts([r for r in latest.values() if len(r["retrain_seeds"]) == most], args.subsets):
+            print(json.dumps({"subset": entry}), flush=True)
 
 
 if __name__ == "__main__":

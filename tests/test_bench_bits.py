@@ -156,3 +156,23 @@ def test_the_cells8_variant_takes_the_8_bit_search_s_cells_and_runs_that_search_
     assert bench_bits.cell_options("darts-cifar", "fixed-mem", "mixed-2-4-8", 2, tmp_path, run_source) == {}
     with pytest.raises(SystemExit, match="space lenet has none"):
         bench_bits.cell_options("lenet", "fixed-mem", "mixed-2-4-8-cells8", 2, tmp_path, run_source)
+
+
+def test_subset_verdicts_judge_every_k_of_the_retrains_on_their_own_means():
+    def row(variant, runs, latency_us):
+        return {**_row(variant, sum(runs) / len(runs), latency_us, retrain_seeds=(0, 1, 2)), "test_acc_runs": runs}
+
+    # mixed is slower than uniform 8 and more accurate on the mean of 3; on retrain 2 alone it is less accurate
+    rows = [row("uniform-8", [0.90, 0.90, 0.95], 1.0), row("uniform-4", [0.80, 0.80, 0.80], 0.5),
+            row("mixed-2-4-8", [0.93, 0.93, 0.91], 2.0)]
+    (all_three,) = bench_bits.subset_verdicts(rows, 3)
+    assert all_three == {"retrain_seeds": [0, 1, 2], "on_front": 1, "cells": 1, "off": []}
+    singles = bench_bits.subset_verdicts(rows, 1)
+    assert [(s["retrain_seeds"], s["on_front"]) for s in singles] == [([0], 1), ([1], 1), ([2], 0)]
+    assert singles[2]["off"] == [("lenet", "bitfusion", 1, "mixed-2-4-8")]
+    pairs = bench_bits.subset_verdicts(rows, 2)  # {0, 2} and {1, 2}: 0.92 against 0.925 -> off
+    assert [(s["retrain_seeds"], s["on_front"]) for s in pairs] == [([0, 1], 1), ([0, 2], 0), ([1, 2], 0)]
+    with pytest.raises(ValueError, match="k must be from 1 to 3"):
+        bench_bits.subset_verdicts(rows, 4)
+    with pytest.raises(ValueError, match="one set of seeds"):
+        bench_bits.subset_verdicts(rows + [{**row("uniform-8", [0.9, 0.9, 0.9], 1.0), "retrain_seeds": [3, 4, 5], "seed": 2}], 2)
