@@ -106,7 +106,7 @@ class MemorySystolicArray(CostModel):
         if not spec.memory_bound:
             return groups * compute
         # a b-bit operand takes b/8 words (bytes): buffers hold more narrow elements, DRAM moves bits
-        reuse, cover = (t.to(compute.dtype) for t in window_reuse(layers, spec.batch_size, spec.buffer_kb[0]))
+        reuse, cover = (t.to(compute.dtype) for t in window_reuse(layers, spec.batch_size, spec.buffer_kb[0], in_channels))
         terms = self.terms(compute, m, k, n, ceil, temperature, layers.weight_bits / 8.0, layers.act_bits / 8.0,
                            ifmap_copies=reuse > 1.0, ifmap_reach=self.ifmap_reach(layers, m, k),
                            k_rows=reduction_rows(spec, layers))
@@ -284,16 +284,19 @@ def combine(terms: dict[str, torch.Tensor], dataflow: str, coefficients: dict | 
     return torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * terms["writes"]
 
 
-def window_reuse(layers: LayerTable, batch_size: int, ifmap_kb: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def window_reuse(layers: LayerTable, batch_size: int, ifmap_kb: int | None, in_channels=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(reuse, cover)``: how many times SCALE-Sim's im2col ifmap repeats each input pixel
     (``k_h k_w out_h out_w`` over the pixels the windows cover, no padding; >= 1), and the words of
     those pixels over the ifmap buffer's active half, at most 1. Both 1 for ``Linear`` and batched
     layers, which it runs as GEMMs with distinct addresses, and for an unbounded buffer. A
-    ``per_sample`` layer is run one sample at a time, as at batch 1."""
+    ``per_sample`` layer is run one sample at a time, as at batch 1. ``in_channels``: the input
+    channels priced (soft in ``smooth`` cost mode, one-hot for the derived network), instead of the
+    table's."""
     cover_h = (layers.out_h - 1) * layers.stride + layers.kernel_h
     cover_w = (layers.out_w - 1) * layers.stride + layers.kernel_w
     reuse = torch.clamp(layers.kernel_h * layers.kernel_w * layers.out_h * layers.out_w / (cover_h * cover_w), min=1.0)
-    channels = torch.where(layers.depthwise, torch.ones_like(layers.in_channels), layers.in_channels / layers.groups)
+    cin = layers.in_channels if in_channels is None else in_channels
+    channels = torch.where(layers.depthwise, torch.ones_like(cin), cin / layers.groups)
     pixels = cover_h * cover_w * channels * layers.act_bits / 8.0
     cover = torch.clamp(pixels / _half_words(ifmap_kb), max=1.0)
     gemm = layers.linear | ((batch_size > 1) & ~layers.per_sample)
