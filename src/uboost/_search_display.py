@@ -16,12 +16,13 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("uboost.search")
 
 
-# progress-bar entries: metric key -> (shown as, scale, format)
+# progress-bar entries: metric key -> (shown as, scale, format). "expected": over the supernet's distribution (what
+# the loss prices); "derived": the argmax network, priced exactly (what the search's result reports)
 PROGRESS_UNITS = {
-    "hw/latency_ms": ("latency µs", 1e3, "{:.3f}"),
+    "hw/latency_ms": ("expected µs", 1e3, "{:.3f}"),
     "hw/derived_latency_ms": ("derived µs", 1e3, "{:.3f}"),
     "hw/sampled_latency_ms": ("sampled µs", 1e3, "{:.3f}"),
-    "hw/utilization": ("util %", 100.0, "{:.2f}"),
+    "hw/derived_utilization": ("derived util %", 100.0, "{:.2f}"),
     "train_acc": ("acc %", 100.0, "{:.1f}"),
     "val_acc": ("val acc %", 100.0, "{:.1f}"),
 }
