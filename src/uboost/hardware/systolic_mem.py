@@ -71,6 +71,7 @@ from uboost.hardware.access import reduction_rows
 from uboost.hardware.base import Ceil, CostModel
 from uboost.hardware.im2col_reach import ifmap_reach
 from uboost.hardware.layers import LayerTable
+from uboost.hardware.mem_coverage import HELD_OUT_MAPE, MEASURED_TEXT, unmeasured
 from uboost.hardware.registry import register
 from uboost.hardware.systolic import compute_cycles
 
@@ -90,9 +91,16 @@ class MemorySystolicArray(CostModel):
 
     def memory_note(self) -> str | None:
         """A one-line warning on the corners where the closed form is measured over 25 % off
-        SCALE-Sim held out (:data:`HELD_OUT_MAPE`): ``--cost-model scalesim`` is exact there."""
+        SCALE-Sim held out (:data:`HELD_OUT_MAPE`), or not measured at all (:func:`unmeasured`):
+        ``--cost-model scalesim`` is exact there."""
         spec = self.spec
-        if not spec.memory_bound or len(set(spec.buffer_kb)) != 1:
+        if not spec.memory_bound:
+            return None
+        outside = unmeasured(spec)
+        if outside:
+            return (f"systolic-mem is not measured against SCALE-Sim at {outside} (measured: {MEASURED_TEXT}): "
+                    f"check the network with --cost-model scalesim")
+        if len(set(spec.buffer_kb)) != 1:
             return None
         mape = HELD_OUT_MAPE.get((spec.rows, spec.cols, spec.dataflow, spec.buffer_kb[0]))
         if mape is None or mape <= 0.25:
@@ -314,18 +322,6 @@ COEFFICIENTS: dict[str, dict[str, float]] = {
     "os": {"ifmap": 0.9564, "filter": 0.03526, "reuse": 1.258e-07, "cover": 2.308},
     "is": {"ifmap": 1.291, "filter": 0.9415, "reuse": 0.0124, "cover": 0.428},
     "combine": {"overlap": 0.1676, "writes": 0.2539, "ports": 0.0006244},
-}
-
-# Held-out MAPE (3-fold over layers, constants refitted without them; worst over the measured
-# bandwidths) per (rows, cols, dataflow, SRAM kB), from `benchmarks/bench_memory_model.py --groups`.
-# Only measured corners are listed; over 0.25 the model's memory_note points to --cost-model scalesim.
-HELD_OUT_MAPE: dict[tuple[int, int, str, int], float] = {
-    (32, 32, 'is', 8): 0.133, (32, 32, 'is', 16): 0.090, (32, 32, 'is', 64): 0.103, (32, 32, 'is', 256): 0.051,
-    (32, 32, 'os', 8): 0.226, (32, 32, 'os', 16): 0.207, (32, 32, 'os', 64): 0.119, (32, 32, 'os', 256): 0.050,
-    (32, 32, 'ws', 8): 0.131, (32, 32, 'ws', 16): 0.081, (32, 32, 'ws', 64): 0.096, (32, 32, 'ws', 256): 0.031,
-    (128, 128, 'is', 8): 0.186, (128, 128, 'is', 16): 0.161, (128, 128, 'is', 64): 0.086, (128, 128, 'is', 256): 0.042,
-    (128, 128, 'os', 8): 0.125, (128, 128, 'os', 16): 0.151, (128, 128, 'os', 64): 0.231, (128, 128, 'os', 256): 0.049,
-    (128, 128, 'ws', 8): 0.196, (128, 128, 'ws', 16): 0.171, (128, 128, 'ws', 64): 0.103, (128, 128, 'ws', 256): 0.020,
 }
 
 LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them

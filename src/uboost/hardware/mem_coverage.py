@@ -1,0 +1,45 @@
+"""Where ``systolic-mem`` is measured against SCALE-Sim USER mode, and how well (issue 22).
+
+The closed form (:mod:`uboost.hardware.systolic_mem`) is fitted and scored on SCALE-Sim USER-mode cycles of
+``tests/hardware/data/scalesim_user*.csv``: 32x32 and 128x128 arrays, WS/OS/IS, 8-256 kB per buffer, 4-32
+DRAM words per cycle. :data:`HELD_OUT_MAPE` holds its held-out error per measured corner; :func:`unmeasured`
+says what of an accelerator lies outside the data (the model's ``memory_note`` points to ``--cost-model
+scalesim`` there: a single layer unlike the data can be far off, ``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+# Held-out MAPE (3-fold over layers, constants refitted without them; worst over the measured
+# bandwidths) per (rows, cols, dataflow, SRAM kB), from `benchmarks/bench_memory_model.py --groups`.
+# Only measured corners are listed; over 0.25 the model's memory_note points to --cost-model scalesim.
+HELD_OUT_MAPE: dict[tuple[int, int, str, int], float] = {
+    (32, 32, 'is', 8): 0.133, (32, 32, 'is', 16): 0.090, (32, 32, 'is', 64): 0.103, (32, 32, 'is', 256): 0.051,
+    (32, 32, 'os', 8): 0.226, (32, 32, 'os', 16): 0.207, (32, 32, 'os', 64): 0.119, (32, 32, 'os', 256): 0.050,
+    (32, 32, 'ws', 8): 0.131, (32, 32, 'ws', 16): 0.081, (32, 32, 'ws', 64): 0.096, (32, 32, 'ws', 256): 0.031,
+    (128, 128, 'is', 8): 0.186, (128, 128, 'is', 16): 0.161, (128, 128, 'is', 64): 0.086, (128, 128, 'is', 256): 0.042,
+    (128, 128, 'os', 8): 0.125, (128, 128, 'os', 16): 0.151, (128, 128, 'os', 64): 0.231, (128, 128, 'os', 256): 0.049,
+    (128, 128, 'ws', 8): 0.196, (128, 128, 'ws', 16): 0.171, (128, 128, 'ws', 64): 0.103, (128, 128, 'ws', 256): 0.020,
+}
+
+MEASURED_BANDWIDTH = (4.0, 32.0)  # DRAM words per cycle of the data behind HELD_OUT_MAPE
+MEASURED_TEXT = "32x32 and 128x128 arrays, 8-256 kB buffers, 4-32 DRAM words per cycle"
+
+
+def unmeasured(spec) -> str:
+    """What of a memory-bound ``spec`` lies outside the SCALE-Sim data the model is fitted and scored on
+    (its arrays, buffer sizes and bandwidths: :data:`HELD_OUT_MAPE`'s corners), as text; ``""``: inside."""
+    arrays = {(r, c) for r, c, _, _ in HELD_OUT_MAPE}
+    kbs = [kb for _, _, _, kb in HELD_OUT_MAPE]
+    out = []
+    if (spec.rows, spec.cols) not in arrays:
+        out.append(f"{spec.array} arrays")
+    sized = sorted({kb for kb in spec.buffer_kb if kb is not None})
+    if any(not min(kbs) <= kb <= max(kbs) for kb in sized):
+        out.append(" / ".join(f"{kb:g}" for kb in sized) + " kB buffers")
+    words = spec.dram_words_per_cycle
+    if words is not None and not MEASURED_BANDWIDTH[0] <= words <= MEASURED_BANDWIDTH[1]:
+        out.append(f"{words:g} DRAM words per cycle")
+    return ", ".join(out)
+
+
+__all__ = ["HELD_OUT_MAPE", "MEASURED_BANDWIDTH", "MEASURED_TEXT", "unmeasured"]
