@@ -140,6 +140,22 @@ def _result_field(root: Path, key: str) -> Any:
     return result.get(key) if isinstance(result, dict) else None
 
 
+def not_the_argmax(root: str | os.PathLike) -> str | None:
+    """Why a search run's own network (``arch.json``) is not the search's argmax, as text (``None``: it is): the
+    export projected it to the run's budgets, or raised values at no extra cost (``--widen``). Commands that
+    start from the argmax (``frontier``, ``predict``) say so, since the run's network is not among what they show."""
+    root = Path(root)
+    if _result_field(root, "projected"):
+        latency = _result_field(root, "latency_ms")
+        budgets = [f"{1e3 * v:g} µs" if k == "target_latency_ms" else f"{v:g} µJ"
+                   for k in ("target_latency_ms", "target_energy_uj") if isinstance(v := _result_field(root, k), (int, float))]
+        at = f" ({1e3 * latency:.4g} µs)" if isinstance(latency, (int, float)) else ""
+        return f"the run's own network{at} was projected to its budget{'s' if len(budgets) > 1 else ''} {' and '.join(budgets)}".rstrip()
+    if _result_field(root, "widened_values"):
+        return "the run's own network has values raised at export at no extra cost (--widen)"
+    return None
+
+
 def no_alphas_hint(root: str | os.PathLike) -> str:
     """Why a run directory with a network (``arch.json``) has no ``alphas.json``: an exported network (a budget
     export, a frontier point, a tune trial's export) rather than a search, or a search by an older uboost."""

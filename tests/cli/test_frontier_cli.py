@@ -24,6 +24,9 @@ def test_search_keeps_alphas_and_probabilities(searched):
     assert all(sum(p.values()) == pytest.approx(1.0) for p in probs.values())
     result = json.loads((run / "result.json").read_text())
     assert result["argmax_latency_ms"] == pytest.approx(result["latency_ms"])  # the exported network is the argmax
+    from uboost.runs import not_the_argmax
+
+    assert not_the_argmax(run) is None  # frontier and predict add no note
 
 
 def test_export_to_a_budget_writes_a_run_directory_retrain_accepts(cli, searched, tmp_path):
@@ -296,6 +299,17 @@ def test_result_json_says_whether_the_export_was_projected_from_the_argmax(cli, 
     result = json.loads((tmp_path / "b" / "result.json").read_text())
     assert result["argmax_latency_ms"] != result["latency_ms"]  # this search's argmax is below the budget's window
     assert result["projected"] is True and result["latency_ms"] <= 0.002
+    # frontier and predict start from the argmax: they say that the run's own network is not it, and how to get it
+    # (a QA pass read the run's network missing from its frontier as a contradiction)
+    from uboost.runs import not_the_argmax
+
+    assert "projected to its budget 2 µs" in not_the_argmax(tmp_path / "b")
+    front = cli("frontier", tmp_path / "b", "--points", "2", "--out", tmp_path / "front")
+    assert front.code == 0, front.err
+    assert "projected to its budget 2 µs" in front.out and "--targets" in front.out
+    predicted = cli("predict", tmp_path / "b", "--samples", "3", "--fine-tune-epochs", "0")
+    assert predicted.code == 0, predicted.err
+    assert "this is the search's argmax" in predicted.out and f"--arch {tmp_path / 'b'}" in predicted.out.replace("\n", "")
 
 
 def test_a_frontier_without_matplotlib_names_no_png_and_says_how_to_get_one(cli, searched, tmp_path, monkeypatch):

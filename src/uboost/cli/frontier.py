@@ -169,6 +169,10 @@ def frontier(
             cells.append(f"{100 * row['test_acc']:.1f}%")
         table.add_row(*cells)
     console.print(table)
+    why = runs.not_the_argmax(run)
+    if why and span == "search" and targets is None:
+        console.print(f"[yellow]note:[/] {why}; these points run from the cheapest network to the search's argmax "
+                      "(0 choices differ): --targets projects to any budget (ms), --span space runs to the costliest network")
     drawn = _plot(out / "frontier.png", rows, retrain_epochs > 0, source, metric)
     console.print(f"wrote {len(rows)} run director{'y' if len(rows) == 1 else 'ies'}" + (f" and {out / 'frontier.png'}" if drawn else ""))
 

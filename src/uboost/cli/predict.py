@@ -40,6 +40,12 @@ def predict(
         typer.echo(dumps_json(row))
         return
     console.print(_table(row))
+    if arch is None:
+        from uboost.runs import not_the_argmax
+
+        why = not_the_argmax(run)
+        if why:
+            console.print(f"[yellow]note:[/] this is the search's argmax; {why}: predict it with --arch {run}")
     made = row["predictor"]
     how = f"built now in {made['seconds']:.{0 if made['seconds'] >= 10 else 1}f} s" if made["built_now"] else f"loaded from {Path(run) / 'predictor.json'}"
     samples, epochs = made["samples"], made["fine_tune_epochs"]
