@@ -221,6 +221,8 @@ def test_export_operating_point_auto_runs_the_exported_network_there(cli, energy
     one_line_error(cli("export", run, "--operating-point", "auto", "--out", tmp_path / "x"), "operating-point table")
     assert not (tmp_path / "x").exists()  # the energy-weight run has no operating-point table
     searched, target_uj = auto_run
+    # without --out: the message names what was asked (it said "a budget export" with no budget given; QA)
+    one_line_error(cli("export", searched, "--operating-point", "auto"), "an export at a chosen operating point writes a run directory")
     result = cli("export", searched, "--operating-point", "auto", "--target-energy-uj", target_uj, "--out", tmp_path / "y")
     assert result.code == 0, result.err
     written = json.loads((tmp_path / "y" / "result.json").read_text())

@@ -51,7 +51,9 @@ def export(
         from uboost.cli.frontier import DEFAULT_FLOOR, export_to_budget
 
         if format != "json":
-            raise ConfigError("a budget export writes a run directory; export it to ONNX/TorchScript afterwards")
+            what = "a budget export" if target_latency_ms is not None or target_energy_uj is not None else \
+                "an export at a chosen operating point"
+            raise ConfigError(f"{what} writes a run directory; export it to ONNX/TorchScript afterwards")
         return export_to_budget(run, target_latency_ms, out, force, DEFAULT_FLOOR if budget_floor is None else budget_floor,
                                 target_energy_uj, operating_point, hardware, objective)
     if objective != "preference":

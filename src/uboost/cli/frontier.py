@@ -50,7 +50,8 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
     floor = check_floor(floor, "--budget-floor")
     auto = _check_point(operating_point)
     if out is None:
-        raise ConfigError("a budget export writes a run directory: give it with --out DIR")
+        what = "a budget export" if target is not None or energy is not None else "an export at a chosen operating point"
+        raise ConfigError(f"{what} writes a run directory: give it with --out DIR")
     source = load_projector(run, hardware, objective)
     projection = source.project(budgets_for(target, energy, floor), auto_point=auto)
     row = export_projection(source, projection, out, target_ms=target, target_uj=energy, force=force)
