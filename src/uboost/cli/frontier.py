@@ -69,7 +69,7 @@ def frontier(
     run: Annotated[Path, typer.Argument(help="a finished search run directory")],
     points: Annotated[Optional[int], Opt("--points", help="how many budgets, over --span [default: 5]")] = None,
     targets: Annotated[Optional[str], Opt("--targets", help="explicit budgets in ms (µJ with --metric energy), comma-separated (instead of --points)")] = None,
-    span: Annotated[str, Opt("--span", help="what --points spans: search (evenly, cheapest to the search's own network) | space (geometrically, cheapest to the costliest network of the space: the whole trade-off)")] = "search",
+    span: Annotated[str, Opt("--span", help="what --points spans: search (evenly, cheapest to the search's argmax) | space (geometrically, cheapest to the costliest network of the space: the whole trade-off)")] = "search",
     metric: Annotated[str, Opt("--metric", help="latency | energy: the budget swept")] = "latency",
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="with --metric energy: every point also within this latency [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="with --metric latency: every point also within this energy (µJ) [default: none]")] = None,
@@ -133,7 +133,7 @@ def frontier(
     asked = len(wanted) if wanted is not None else points
     if len(budgets) < asked:  # said, not silently fewer directories
         why = ("repeated budgets count once" if wanted is not None else
-               "the search's own network is already the cheapest of its space, so every budget gives it "
+               "the search's argmax is already the cheapest network of its space, so every budget gives it "
                "(--span space runs the budgets up to the costliest network)" if span == "search"
                else "every network of the space costs the same")
         console.print(f"[yellow]note:[/] {len(budgets)} point{'s' if len(budgets) != 1 else ''}, not {asked}: {why}")
