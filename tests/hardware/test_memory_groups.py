@@ -196,3 +196,26 @@ def test_accelerators_outside_the_measured_data_get_a_note_naming_what_is_outsid
                    dict(rows=32, cols=32, ifmap_sram_kb=16, filter_sram_kb=64, ofmap_sram_kb=8, dram_bw_words=10)):
         assert note(**inside) is None, inside
     assert note(rows=16, cols=16) is None  # unbounded memory: systolic's cycles, nothing to check
+
+
+def test_batch_one_linear_layers_that_stall_are_named():
+    """Batch-1 Linear layers whose weights overflow half the filter buffer: 256 -> 256 on 32x32 OS, 16 kB, 4 words per
+    cycle, an accelerator inside the data, is priced 15,330 cycles against SCALE-Sim's 131,163 (RESULTS.md)."""
+    from uboost.hardware import HardwareSpec, LayerShape, create
+
+    def fc(name, cin, cout, **kw):
+        return LayerShape(name=name, kind="linear", in_channels=cin, out_channels=cout, **kw)
+
+    layers = [fc("big", 256, 256), fc("small", 64, 64), fc("tokens", 256, 256, out_h=16),
+              LayerShape(name="conv", kind="conv", in_channels=256, out_channels=256, kernel_h=3, kernel_w=3,
+                         in_h=4, in_w=4, out_h=2, out_w=2)]
+    spec = HardwareSpec(rows=32, cols=32, dataflow="os", sram_kb=16, dram_bw_words=4)
+    note = create("systolic-mem", spec=spec).layers_note(layers)
+    assert note.startswith("systolic-mem prices 1 batch-1 Linear layer ") and "(big)" in note and "--cost-model scalesim" in note
+    # 4-bit weights: half the words, 256 x 256 x 0.5 = 32k still overflows 8k; 64 x 64 at 8 bits (4k) never does
+    assert "(big)" in create("systolic-mem", spec=spec).layers_note([fc("big", 256, 256, weight_bits=4)])
+    assert create("systolic-mem", spec=spec).layers_note([fc("small", 64, 64)]) is None
+    batched = HardwareSpec(rows=32, cols=32, dataflow="os", sram_kb=16, dram_bw_words=4, batch_size=8)
+    assert create("systolic-mem", spec=batched).layers_note(layers) is None  # a GEMM over the batch: in the data
+    assert create("systolic-mem", spec=HardwareSpec(rows=32, cols=32)).layers_note(layers) is None  # unbounded
+    assert create("systolic", spec=spec).layers_note(layers) is None  # compute only: memory_note says so instead

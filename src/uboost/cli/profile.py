@@ -152,7 +152,7 @@ def profile(
         extra.update(model_options(cost_model, progress))
         models = [resolve(cost_model, spec=spec, **extra) for spec in specs]
         reports = [m.evaluate(layers) for m in models]
-        notes = list(dict.fromkeys(n for n in (m.memory_note() for m in models) if n))
+        notes = list(dict.fromkeys(n for m in models for n in (m.memory_note(), m.layers_note(layers)) if n))
         own_pe = run.hardware_spec().pe if described and run is not None and pe is None else base.pe
         if own_pe != base.pe:  # the file replaced the run's PEs: said, not silent
             notes.append(f"{hardware} replaces the run's whole accelerator, its {own_pe} PEs included: "

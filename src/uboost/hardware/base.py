@@ -200,6 +200,11 @@ class CostModel(abc.ABC):
                     "(use --cost-model systolic-mem or scalesim for stalls)")
         return None
 
+    def layers_note(self, layers) -> str | None:
+        """A one-line note on layers of ``layers`` (:class:`LayerShape` s) this model prices less
+        faithfully than the rest (``None``: none)."""
+        return None
+
     def __init__(self, spec: HardwareSpec | None = None, **spec_fields: Any):
         if spec is not None and spec_fields:
             raise ConfigError("pass either a HardwareSpec or its fields, not both")

@@ -42,4 +42,16 @@ def unmeasured(spec) -> str:
     return ", ".join(out)
 
 
-__all__ = ["HELD_OUT_MAPE", "MEASURED_BANDWIDTH", "MEASURED_TEXT", "unmeasured"]
+def thin_linear_layers(spec, layers, half_filter_words: float) -> list[str]:
+    """Names of the batch-1 ``Linear`` layers whose weights overflow the filter buffer's active half
+    (``half_filter_words``), so that they stall: the data holds two such shapes, and a sweep of 20 on
+    32x32 arrays with 16 kB buffers put the model at 0.12-2.35x of SCALE-Sim on OS, 0.79-1.65x on WS
+    and 0.73-1.41x on IS (``benchmarks/RESULTS.md``, "systolic-mem on batch-1 Linear layers")."""
+    if spec.batch_size != 1:
+        return []
+    return [layer.name for layer in layers
+            if layer.kind == "linear" and not layer.per_sample and layer.out_h * layer.out_w == 1
+            and layer.in_channels * layer.out_channels // layer.groups * layer.weight_bits / 8 > half_filter_words]
+
+
+__all__ = ["HELD_OUT_MAPE", "MEASURED_BANDWIDTH", "MEASURED_TEXT", "thin_linear_layers", "unmeasured"]

@@ -71,7 +71,7 @@ from uboost.hardware.access import reduction_rows
 from uboost.hardware.base import Ceil, CostModel
 from uboost.hardware.im2col_reach import ifmap_reach
 from uboost.hardware.layers import LayerTable
-from uboost.hardware.mem_coverage import HELD_OUT_MAPE, MEASURED_TEXT, unmeasured
+from uboost.hardware.mem_coverage import HELD_OUT_MAPE, MEASURED_TEXT, thin_linear_layers, unmeasured
 from uboost.hardware.registry import register
 from uboost.hardware.systolic import compute_cycles
 
@@ -107,6 +107,19 @@ class MemorySystolicArray(CostModel):
             return None
         return (f"systolic-mem is {100 * mape:.0f} % off SCALE-Sim (held out, worst bandwidth) on {spec.array} {spec.dataflow} "
                 f"arrays with {spec.buffer_kb[0]} kB buffers: use --cost-model scalesim for exact cycles there")
+
+    def layers_note(self, layers) -> str | None:
+        """Batch-1 ``Linear`` layers that stall (:func:`~uboost.hardware.mem_coverage.thin_linear_layers`):
+        the model is far from SCALE-Sim on some of them, OS most."""
+        if not self.spec.memory_bound:
+            return None
+        names = thin_linear_layers(self.spec, layers, _half_words(self.spec.buffer_kb[1]))
+        if not names:
+            return None
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return (f"systolic-mem prices {len(names)} batch-1 Linear layer{'s' if len(names) > 1 else ''} whose weights "
+                f"overflow half the filter buffer ({shown}): a class its SCALE-Sim data barely covers (0.12-2.35x of "
+                "SCALE-Sim on OS in a sweep): check with --cost-model scalesim")
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
         spec = self.spec
