@@ -72,6 +72,7 @@ def checkpoint_callbacks(ckpt_dir: str | os.PathLike) -> list:
                         enable_version_counter=False),
         OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
         stop_between_batches(),
+        keep_step_count(),
     ]
 
 
@@ -80,16 +81,51 @@ def restart_unstarted_epoch(checkpoint: dict) -> bool:
     counter of the new epoch but the finished batch counts of the one before: Lightning then takes the new
     epoch's batches as done and skips its training. Its batch counts are reset here, so the epoch runs whole.
     Returns whether it did (Lightning restores its loops after the module's ``on_load_checkpoint``)."""
-    fit = checkpoint.get("loops", {}).get("fit_loop", {})
-    epochs, batches = fit.get("epoch_progress", {}).get("current"), fit.get("epoch_loop.batch_progress")
-    if not isinstance(epochs, dict) or not isinstance(batches, dict) or not isinstance(batches.get("current"), dict):
+    batches = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    if not isinstance(batches, dict) or not isinstance(batches.get("current"), dict):
         return False
-    if not epochs.get("ready", 0) > epochs.get("started", 0):  # the newest epoch started its batches (or none is ready)
+    if not _unstarted_epoch(checkpoint):  # the newest epoch started its batches (or none is ready)
         return False
     for key in batches["current"]:
         batches["current"][key] = 0
     batches["is_last_batch"] = False
     return True
+
+
+def _unstarted_epoch(checkpoint: dict) -> bool:
+    """Whether ``checkpoint`` was taken as an epoch was about to start (its counter ready, not started)."""
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current")
+    return isinstance(epochs, dict) and epochs.get("ready", 0) > epochs.get("started", 0)
+
+
+def keep_step_count():
+    """A Lightning callback: after a resume from a checkpoint taken as an epoch began, the first batch logs at the
+    step the checkpoint holds. Lightning adds one on a restart, taking every checkpoint to be saved inside a step
+    (before that step is counted); this one was saved after it, so every later row of ``metrics.csv`` was one step
+    ahead of the uninterrupted run's (the training itself was the same)."""
+    from pytorch_lightning.callbacks import Callback
+
+    class KeepStepCount(Callback):
+        def __init__(self) -> None:
+            self.expected: int | None = None
+
+        def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            state = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+            stepped = state.get("_batches_that_stepped") if isinstance(state, dict) else None
+            self.expected = stepped if _unstarted_epoch(checkpoint) and isinstance(stepped, int) else None
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if self.expected is not None:
+                trainer.fit_loop.epoch_loop._batches_that_stepped = self.expected
+                self.expected = None
+
+    return KeepStepCount()
+
+
+def _last_batch(trainer, batch_idx: int) -> bool:
+    """Whether ``batch_idx`` is the last training batch of its epoch."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return bool(progress.is_last_batch) or batch_idx + 1 >= trainer.num_training_batches
 
 
 def stop_between_batches():
@@ -113,8 +149,9 @@ def stop_between_batches():
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            print("Ctrl-C: stopping after this batch (Ctrl-C again to stop now, mid-step: the resume is then close to, "
-                  "not identical with, the uninterrupted run)", file=sys.stderr, flush=True)
+            print("Ctrl-C: stopping after this batch (after an epoch's last one: after its validation; Ctrl-C again to "
+                  "stop now, mid-step: the resume is then close to, not identical with, the uninterrupted run)",
+                  file=sys.stderr, flush=True)
 
         def on_train_start(self, trainer, pl_module) -> None:  # after Lightning noted the handlers it restores
             self.requested = False
@@ -140,14 +177,16 @@ def stop_between_batches():
             self._stop_if_asked()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if self.requested:  # Lightning logs the step's metrics after these hooks: log them now (its row was lost)
-                connector = trainer._logger_connector
-                connector.on_batch_end()
-                connector.update_train_step_metrics()
+            if not self.requested or _last_batch(trainer, batch_idx):
+                # after an epoch's last batch the stop waits for the next epoch's start: Lightning resumed from a
+                # checkpoint of a finished epoch's batches with its epoch counters one behind, and a second stop
+                # after that resumed differently from the uninterrupted run (the epoch's validation and last.ckpt
+                # come first; a second Ctrl-C still stops at once)
+                return
+            connector = trainer._logger_connector  # Lightning logs the step's metrics after these hooks: now (its row was lost)
+            connector.on_batch_end()
+            connector.update_train_step_metrics()
             self._stop_if_asked()  # before the next batch is fetched: augmentation has not drawn for it yet
-
-        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-            self._stop_if_asked()
 
         def on_train_end(self, trainer, pl_module) -> None:  # asked after the last batch: still a Ctrl-C
             self._restore()
