@@ -93,6 +93,11 @@ def test_a_search_stopped_at_an_epochs_end_then_inside_one_resumes_bit_for_bit(t
     alphas = [json.loads((tmp_path / run / "alphas.json").read_text()) for run in ("whole", "cut")]
     assert alphas[0] == alphas[1]
     assert _logged_steps(tmp_path / "cut") == _logged_steps(tmp_path / "whole")  # no step logged twice or shifted
+    from uboost.loggers import read_metrics
+
+    refs = [[(r.get("epoch"), r.get("hw/latency_ref_ms")) for r in read_metrics(tmp_path / run / "metrics.csv")]
+            for run in ("whole", "cut")]
+    assert refs[0] == refs[1]  # the reference latency in epoch 0's rows only, not again in the resumed epoch's
 
 
 @pytest.mark.parametrize("sampling, data_split, batch", [("single-path", 0.5, 1), ("mixture", 0.5, 1),

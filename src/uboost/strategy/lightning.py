@@ -191,9 +191,10 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         trn_batch, val_batch = batch["train"], batch["val"]
         if not self.hardware_loss.attached:
             self.hardware_loss.attach(self.model, _inputs(trn_batch))
-            self.log("hw/latency_ref_ms", self.hardware_loss.latency_ref_ms)
-            if self.hardware_loss.energy_ref_uj is not None:
-                self.log("hw/energy_ref_uj", self.hardware_loss.energy_ref_uj)
+            if self.current_epoch == 0:  # the uninterrupted run's epoch-0 rows hold them (a resume attaches again)
+                self.log("hw/latency_ref_ms", self.hardware_loss.latency_ref_ms)
+                if self.hardware_loss.energy_ref_uj is not None:
+                    self.log("hw/energy_ref_uj", self.hardware_loss.energy_ref_uj)
             logger.info("hardware loss attached: latency_ref = %.6f ms", self.hardware_loss.latency_ref_ms)
 
         step = self._schedule_step(batch_idx)
