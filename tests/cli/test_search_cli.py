@@ -199,3 +199,15 @@ def test_a_finished_run_is_refused_before_the_header_naming_what_force_would_del
     result = cli("search", "--space", "lenet", "--out", run)
     one_line_error(result, "holds a finished search", "--force", "deletes what was built on this search too: export.json")
     assert not result.out.strip()
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--temperature", "3"], ["--temperature", "--cost-mode smooth"]),
+    (["--budget-lr", "2"], ["--budget-lr shapes a budget", "--target-latency-ms"]),
+    (["--budget-floor", "0.5", "--budget-commit", "0.5"], ["--budget-floor and --budget-commit shape a budget"]),
+    (["--utilization-on-bits", "on"], ["--utilization-on-bits", "--bits"]),
+])
+def test_flags_the_settings_never_read_are_refused(cli, tmp_path, flags, fragments):
+    """A QA pass found each saved in config.json with alphas and metrics identical to the search without it."""
+    one_line_error(cli("search", *TINY, *flags, "--out", tmp_path / "run"), *fragments)
+    assert not (tmp_path / "run").exists()

@@ -97,6 +97,8 @@ def test_a_neighbor_the_screen_cannot_tell_from_one_already_retrained_ranks_last
 
 def test_bad_local_search_settings_are_refused():
     assert ls.check_local_search(0, mode="budget", retrain_epochs=0) == 0
+    with pytest.raises(ConfigError, match="give it with --local-search N"):  # accepted with no effect before (QA)
+        ls.check_local_search(0, mode="pareto", retrain_epochs=1, screen="parent")
     for n in (-1, 1.5, True):
         with pytest.raises(ConfigError, match="non-negative integer"):
             ls.check_local_search(n, mode="pareto", retrain_epochs=1)

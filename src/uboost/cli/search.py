@@ -185,6 +185,8 @@ def search(
     given = {**values, "space_options": dict(space_options)}  # what the user set, before defaults
     values["space_options"] = space_options  # over the space's own defaults (SearchConfig merges them)
     cfg = SearchConfig.from_dict(values)
+    _refuse_idle_flags(cfg, temperature=temperature, budget_lr=budget_lr, budget_floor=budget_floor,
+                       budget_commit=budget_commit, utilization_on_bits=utilization_on_bits)
     run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     from uboost.distributed import LAUNCH_FIELDS, check_launch, is_rank_zero
 
@@ -294,6 +296,21 @@ def _weights_text(cfg) -> str:
     elif cfg.energy_weight:
         parts.append(f"gamma={cfg.energy_weight:g}")
     return " ".join(parts)
+
+
+def _refuse_idle_flags(cfg, **given) -> None:
+    """A flag given on the command line that the resolved settings never read is an error, not ignored (a QA pass
+    found each of these saved in config.json with the search unchanged)."""
+    if given["temperature"] is not None and cfg.cost_mode != "smooth":
+        raise ConfigError("--temperature sets the smooth ceiling's T: give it with --cost-mode smooth "
+                          f"(cost mode {cfg.cost_mode!r} prices every candidate cycle-exact)")
+    shaping = [f"--{k.replace('_', '-')}" for k in ("budget_lr", "budget_floor", "budget_commit") if given[k] is not None]
+    if shaping and cfg.target_latency_ms is None and cfg.target_energy_uj is None:
+        raise ConfigError(f"{' and '.join(shaping)} shape{'s' if len(shaping) == 1 else ''} a budget: give "
+                          f"{'it' if len(shaping) == 1 else 'them'} with --target-latency-ms or --target-energy-uj")
+    if given["utilization_on_bits"] is not None and cfg.bits_options() is None:
+        raise ConfigError("--utilization-on-bits says whether the utilization term moves searched bits: give it with "
+                          "--bits, --weight-bits or --act-bits")
 
 
 def _refuse_changed_settings(run_dir: Path, given: dict, resolved: dict | None = None) -> None:

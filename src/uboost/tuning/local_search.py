@@ -217,6 +217,8 @@ def check_local_search(n: Any, *, mode: str, retrain_epochs: int, screen: str = 
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"--local-search must be a non-negative integer (retrains), got {n!r}")
     if not n:
+        if screen != SCREENS[0]:  # said, not ignored
+            raise ConfigError(f"--local-search-screen {screen} picks how --local-search screens neighbors: give it with --local-search N")
         return 0
     if mode != "pareto":
         raise ConfigError("--local-search improves a Pareto front: it needs --mode pareto")
