@@ -117,6 +117,14 @@ def test_frontier_with_explicit_targets_and_retraining(cli, searched, tmp_path):
     for point in ("p00", "p01"):
         assert (out / point / "retrain" / "retrain.json").is_file()
         assert 0.0 <= json.loads((out / point / "result.json").read_text())["test_acc"] <= 1.0
+    # --seed seeds the points' retrains (they were always seed 0; a QA pass could not vary them over seeds)
+    seeded = tmp_path / "front3"
+    result = cli("frontier", run, "--targets", f"{high:.9f}", "--out", seeded, "--retrain-epochs", "1", "--max-samples", "64",
+                 "--seed", "3")
+    assert result.code == 0, result.err
+    assert json.loads((seeded / "p00" / "retrain" / "retrain.json").read_text())["config"]["seed"] == 3
+    assert json.loads((seeded / "p00" / "result.json").read_text())["retrain_seed"] == 3
+    one_line_error(cli("frontier", run, "--points", "2", "--seed", "3", "--out", tmp_path / "f4"), "--seed seeds the retraining")
 
 
 @pytest.mark.parametrize("bad", ["0", "-0.5", "nan"])

@@ -77,6 +77,7 @@ def frontier(
     out: Annotated[Optional[Path], Opt("--out", help="where the point run directories go [default: RUN/frontier]")] = None,
     retrain_epochs: Annotated[int, Opt("--retrain-epochs", help="retrain every point for this many epochs (0: no retraining)")] = 0,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="retrain on at most this many images")] = None,
+    seed: Annotated[int, Opt("--seed", help="with --retrain-epochs: the retrains' seed (weight initialization and data order), as retrain's --seed")] = 0,
     budget_floor: Annotated[float, Opt("--budget-floor", help="each point uses at least this share of its budget where a network can (0: plain upper bounds)")] = DEFAULT_FLOOR,
     force: Annotated[bool, Opt("--force", help="replace an earlier frontier's point directories (and the retrains --retrain-epochs ran in them; never a retrain you ran in a point: move it away first)")] = False,
     resume: Annotated[bool, Opt("--resume", help="finish an interrupted --retrain-epochs frontier in --out: its points stay, those not yet retrained are (an interrupted retrain continues from its checkpoint)")] = False,
@@ -114,7 +115,7 @@ def frontier(
              ("--metric", None if metric == "latency" else metric),
              ("--target-latency-ms", target_latency_ms), ("--target-energy-uj", target_energy_uj),
              ("--operating-point", operating_point), ("--out", out), ("--retrain-epochs", retrain_epochs or None),
-             ("--max-samples", max_samples), ("--budget-floor", None if budget_floor == DEFAULT_FLOOR else budget_floor),
+             ("--max-samples", max_samples), ("--seed", seed or None), ("--budget-floor", None if budget_floor == DEFAULT_FLOOR else budget_floor),
              ("--hardware", hardware), ("--objective", None if objective == "preference" else objective))
     again = " ".join(["uboost frontier", shlex.quote(str(run))] + [f"{k} {shlex.quote(str(v))}" for k, v in given if v is not None]
                      + ["--resume"])  # what finishes an interrupted retraining of the points
@@ -126,6 +127,10 @@ def frontier(
         raise ConfigError(f"--max-samples must be positive, got {max_samples}")
     if max_samples is not None and not retrain_epochs:
         raise ConfigError("--max-samples limits the retraining of each point: give it with --retrain-epochs")
+    if seed and not retrain_epochs:
+        raise ConfigError("--seed seeds the retraining of each point: give it with --retrain-epochs")
+    if seed < 0:
+        raise ConfigError(f"--seed must be non-negative, got {seed}")
     floor = check_floor(budget_floor, "--budget-floor")
     wanted = _parse_targets(targets, metric) if targets is not None else None  # "" is an error, not --points
     source = load_projector(run, hardware, objective)
@@ -151,7 +156,7 @@ def frontier(
         rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms,
                             target_uj=fixed_uj, auto_point=auto)
     if retrain_epochs:
-        _retrain_points(rows, retrain_epochs, max_samples, resume, again)
+        _retrain_points(rows, retrain_epochs, max_samples, resume, again, seed)
     table = Table(title=f"frontier of {run} on {source.config.array} {source.config.dataflow} ({source.config.cost_model})")
     budget_column = "budget µs" if metric == "latency" else "budget µJ"
     for column in ("point", budget_column, "latency µs", "energy µJ", "utilization", "MACs", "distinct choices", "log-prob"):
@@ -201,26 +206,27 @@ def _made_points(out: Path, source, budgets: list[float], metric: str) -> list[d
     return rows
 
 
-def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, again: str) -> None:
-    """Retrain every point (with ``resume``: those without a test accuracy at ``epochs``, an interrupted
-    one from its checkpoint) and add ``test_acc`` to its result.json."""
+def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, again: str, seed: int = 0) -> None:
+    """Retrain every point at ``seed`` (with ``resume``: those without a test accuracy at ``epochs`` and ``seed``,
+    an interrupted one from its checkpoint) and add ``test_acc`` to its result.json."""
     from uboost import runs
     from uboost.exceptions import Interrupted
     from uboost.retrain import RetrainConfig, retrain
 
     for row in rows:
-        if resume and row.get("retrain_epochs") == epochs and "test_acc" in row:
+        if resume and row.get("retrain_epochs") == epochs and row.get("retrain_seed", 0) == seed and "test_acc" in row:
             continue  # retrained before the interruption
         point = row["run_dir"]
         continued = resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None
         try:
-            result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples), progress=False, resume=continued)
+            result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed), progress=False,
+                             resume=continued)
         except Interrupted as exc:
             raise type(exc)(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
         finally:  # finished or stopped, it is the frontier's (its --force starts over, --resume continues it)
             _own_point_retrain(point)
         row["test_acc"] = result.summary()["test_acc"]
-        _add_to_result(point, test_acc=row["test_acc"], retrain_epochs=epochs)
+        _add_to_result(point, test_acc=row["test_acc"], retrain_epochs=epochs, retrain_seed=seed)
 
 
 def _own_point_retrain(point: Path) -> None:
