@@ -445,7 +445,7 @@ def tune(
         _recover(study, out)
         if trials:
             for number in tuning.requeue_interrupted(study):  # before the warm start: its retry is that source trial's run
-                console.print(f"[yellow]trial {number}[/] was interrupted (Ctrl-C): queued again with its parameters")
+                console.print(f"[yellow]trial {number}[/] was interrupted (Ctrl-C or SIGTERM): queued again with its parameters")
         if warm_start is not None:
             from uboost.tuning.warm_start import enqueue_from
 

@@ -196,7 +196,7 @@ def run_study(
     if n_trials == 0:
         return study
     for number in requeue_interrupted(study):  # the point a Ctrl-C stopped runs first, as it would have uninterrupted
-        logger.warning("trial %d was interrupted (Ctrl-C); queued again", number)
+        logger.warning("trial %d was interrupted (Ctrl-C or SIGTERM); queued again", number)
     storage_failed: list[StorageUnavailable] = []
 
     def func(trial):
