@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PENDING = ".pending-result.json"
-INTERRUPTED_REASON = "interrupted (Ctrl-C)"  # fail_reason of a trial Ctrl-C (or SIGTERM) stopped (stored: kept as studies hold it): queued again by the next run
+INTERRUPTED_REASON = "interrupted (Ctrl-C)"  # fail_reason of a trial Ctrl-C or SIGTERM stopped (as studies hold it): queued again
 _HELD: dict[str, tuple[int, str, int]] = {}  # lock folder -> (fd, file name, pid that holds it)
 _RUNNING_HERE: set[tuple[str, int]] = set()  # (study name, trial number) whose objective runs in this process now
 
