@@ -211,3 +211,17 @@ def test_flags_the_settings_never_read_are_refused(cli, tmp_path, flags, fragmen
     """A QA pass found each saved in config.json with alphas and metrics identical to the search without it."""
     one_line_error(cli("search", *TINY, *flags, "--out", tmp_path / "run"), *fragments)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_runs_config_json_repeats_the_run_as_config(cli, tmp_path):
+    """A QA pass tried `search --config RUN/config.json` to reproduce a run: "Invalid statement" (TOML expected)."""
+    assert cli("search", *TINY, "--seed", "1", "--out", tmp_path / "a").code == 0
+    result = cli("search", "--config", tmp_path / "a" / "config.json", "--out", tmp_path / "b")
+    assert result.code == 0, result.err
+    read = lambda run, name: json.loads((tmp_path / run / name).read_text())  # noqa: E731
+    assert read("a", "config.json") == read("b", "config.json") and read("a", "alphas.json") == read("b", "alphas.json")
+    (tmp_path / "bad.json").write_text("[")
+    one_line_error(cli("search", "--config", tmp_path / "bad.json", "--out", tmp_path / "c"), "as JSON")
+    (tmp_path / "bad.toml").write_text('{"space": "lenet"}')
+    one_line_error(cli("search", "--config", tmp_path / "bad.toml", "--out", tmp_path / "c"), "as TOML (or a run's config.json")
+    assert not (tmp_path / "c").exists()

@@ -41,8 +41,12 @@ def D(name: str, space: str | None = None) -> str:
 
 
 def _load_toml(path: Path) -> dict:
+    """``--config FILE``: a TOML file (a ``[search]`` table, or its keys at the top), or a run's ``config.json``
+    (every setting of that run: ``--config runs/a/config.json`` repeats it, flags still override)."""
     import tomllib
 
+    if Path(path).suffix.lower() == ".json":
+        return _load_json_config(path)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -51,7 +55,7 @@ def _load_toml(path: Path) -> dict:
     except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"cannot read config file {path} as TOML (or a run's config.json, named .json): {exc}") from None
     if "search" in data:
         stray = sorted(k for k in data if k != "search")
         if stray:  # keys above [search] belong to no table: they would be silently ignored
@@ -64,6 +68,18 @@ def _load_toml(path: Path) -> dict:
         raise ConfigError(f"space_options in {path} must be a table (e.g. space_options = {{ width = 8 }}), "
                           f"got {type(values['space_options']).__name__}")
     return values
+
+
+def _load_json_config(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read config file {path} as JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("space_options", {}), dict):
+        raise ConfigError(f"{path} must hold a JSON object of search settings, as a run's config.json does")
+    return data
 
 
 def hardware_changes(path: Optional[Path], flags: Optional[dict] = None) -> dict:
@@ -121,7 +137,7 @@ def search(
     image_size: Annotated[Optional[int], Opt("--image-size", help="resize images to this side [default: the dataset's own: digits 8, CIFAR 32]")] = None,
     max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
     seed: Annotated[Optional[int], Opt(help=f"random seed (data split, weights, sampling) {D('seed')}")] = None,
-    config: Annotated[Optional[Path], Opt("--config", help="TOML file with search settings (a [search] table; flags override it) [default: none]")] = None,
+    config: Annotated[Optional[Path], Opt("--config", help="TOML file with search settings (a [search] table), or a run's config.json (its every setting); flags override it [default: none]")] = None,
     out: Annotated[Optional[Path], Opt(help="run directory [default: runs/SPACE-DATASET-sSEED]")] = None,
     resume: Annotated[bool, Flag("--resume", help="continue an interrupted run in --out")] = False,
     force: Annotated[bool, Flag("--force", help="start over in a non-empty --out (removes only what uboost wrote there)")] = False,
