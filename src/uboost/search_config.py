@@ -197,8 +197,9 @@ class SearchConfig:
         for name in ("sharpen", "download"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if isinstance(self.utilization_on_bits, str) and self.utilization_on_bits.strip().lower() == "auto":
-            object.__setattr__(self, "utilization_on_bits", None)  # as the command line's auto
+        if isinstance(self.utilization_on_bits, str) and self.utilization_on_bits.strip().lower() in ("auto", "on", "off"):
+            spelled = {"auto": None, "on": True, "off": False}[self.utilization_on_bits.strip().lower()]
+            object.__setattr__(self, "utilization_on_bits", spelled)  # as the command line spells them
         if self.utilization_on_bits is not None and not isinstance(self.utilization_on_bits, bool):
             raise ConfigError(f'utilization_on_bits must be true or false or "auto", got {self.utilization_on_bits!r}')
         object.__setattr__(self, "gumbel_tau", check_gumbel_tau(self.gumbel_tau))

@@ -225,3 +225,20 @@ def test_a_runs_config_json_repeats_the_run_as_config(cli, tmp_path):
     (tmp_path / "bad.toml").write_text('{"space": "lenet"}')
     one_line_error(cli("search", "--config", tmp_path / "bad.toml", "--out", tmp_path / "c"), "as TOML (or a run's config.json")
     assert not (tmp_path / "c").exists()
+
+
+def test_resume_takes_the_stored_partner_of_a_flag_and_config_takes_a_run_directory(cli, tmp_path):
+    """QA: `search --out RUN --resume --temperature 3` on a smooth run was refused as if the run were in expected
+    mode (the check read the command line's settings, not the run's)."""
+    from uboost.search import SearchConfig
+
+    assert cli("search", *TINY, "--cost-mode", "smooth", "--temperature", "3", "--out", tmp_path / "s").code == 0
+    result = cli("search", "--out", tmp_path / "s", "--resume", "--temperature", "3")
+    assert "smooth ceiling" not in result.err and "nothing to resume" in result.err  # finished: the run's own refusal
+    again = cli("search", "--config", tmp_path / "s", "--out", tmp_path / "s2")  # a run directory: its config.json
+    assert again.code == 0, again.err
+    assert json.loads((tmp_path / "s2" / "config.json").read_text()) == json.loads((tmp_path / "s" / "config.json").read_text())
+    one_line_error(cli("tune", "--config", tmp_path / "s" / "config.json", "--trials", "1", "--out", tmp_path / "t"),
+                   "tune --config takes a TOML file")
+    assert SearchConfig(utilization_on_bits="on").utilization_on_bits is True  # a TOML spells it as the flag does
+    assert SearchConfig(utilization_on_bits="off").utilization_on_bits is False

@@ -219,3 +219,12 @@ def test_batch_one_linear_layers_that_stall_are_named():
     assert create("systolic-mem", spec=batched).layers_note(layers) is None  # a GEMM over the batch: in the data
     assert create("systolic-mem", spec=HardwareSpec(rows=32, cols=32)).layers_note(layers) is None  # unbounded
     assert create("systolic", spec=spec).layers_note(layers) is None  # compute only: memory_note says so instead
+
+
+def test_one_memory_limit_alone_is_said_to_price_unbounded_memory():
+    from uboost.hardware import HardwareSpec, create
+
+    only_sram = create("systolic-mem", spec=HardwareSpec(rows=32, cols=32, sram_kb=4)).memory_note()
+    only_bw = create("systolic-mem", spec=HardwareSpec(rows=32, cols=32, dram_bw_words=4)).memory_note()
+    assert "SRAM sizes but no DRAM bandwidth" in only_sram and "unbounded memory" in only_sram
+    assert "DRAM bandwidth but no SRAM sizes" in only_bw and "unbounded memory" in only_bw

@@ -45,6 +45,8 @@ def _load_toml(path: Path) -> dict:
     (every setting of that run: ``--config runs/a/config.json`` repeats it, flags still override)."""
     import tomllib
 
+    if Path(path).is_dir() and (Path(path) / "config.json").is_file():  # a run directory: its config.json
+        path = Path(path) / "config.json"
     if Path(path).suffix.lower() == ".json":
         return _load_json_config(path)
     try:
@@ -201,8 +203,9 @@ def search(
     given = {**values, "space_options": dict(space_options)}  # what the user set, before defaults
     values["space_options"] = space_options  # over the space's own defaults (SearchConfig merges them)
     cfg = SearchConfig.from_dict(values)
-    _refuse_idle_flags(cfg, temperature=temperature, budget_lr=budget_lr, budget_floor=budget_floor,
-                       budget_commit=budget_commit, utilization_on_bits=utilization_on_bits)
+    if not resume:  # a resume takes the run's stored settings (a flag that differs from them is refused below)
+        _refuse_idle_flags(cfg, temperature=temperature, budget_lr=budget_lr, budget_floor=budget_floor,
+                           budget_commit=budget_commit, utilization_on_bits=utilization_on_bits)
     run_dir = out or Path("runs") / f"{cfg.space}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     from uboost.distributed import LAUNCH_FIELDS, check_launch, is_rank_zero
 

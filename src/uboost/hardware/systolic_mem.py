@@ -94,6 +94,10 @@ class MemorySystolicArray(CostModel):
         SCALE-Sim held out (:data:`HELD_OUT_MAPE`), or not measured at all (:func:`unmeasured`):
         ``--cost-model scalesim`` is exact there."""
         spec = self.spec
+        sized = any(kb is not None for kb in spec.buffer_kb)
+        if sized != (spec.dram_words_per_cycle is not None):  # one limit alone: nothing to stall on
+            given = "SRAM sizes but no DRAM bandwidth (--dram-bw-words)" if sized else "a DRAM bandwidth but no SRAM sizes (--sram-kb)"
+            return f"systolic-mem with {given} prices unbounded memory (no stalls, every word fetched once)"
         if not spec.memory_bound:
             return None
         outside = unmeasured(spec)
