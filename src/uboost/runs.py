@@ -130,28 +130,33 @@ def retrain_source(path: str | os.PathLike) -> Path | None:
                       "there now: run the command from the folder that retrain ran in, or move the run back")
 
 
-def _result_field(root: Path, key: str) -> Any:
-    """``key`` of ``root``'s ``result.json``; ``None`` when the file is missing, unreadable or not an object (the
-    callers then say what they would have said without it)."""
+def _result(root: Path) -> dict:
+    """``root``'s ``result.json``; ``{}`` when the file is missing, unreadable or not an object (the callers then
+    say what they would have said without it)."""
     try:
         result = json.loads((root / RESULT).read_text()) if (root / RESULT).is_file() else None
     except (OSError, ValueError):
-        return None
-    return result.get(key) if isinstance(result, dict) else None
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
+def _result_field(root: Path, key: str) -> Any:
+    """``key`` of ``root``'s ``result.json`` (:func:`_result`); ``None`` without it."""
+    return _result(root).get(key)
 
 
 def not_the_argmax(root: str | os.PathLike) -> str | None:
     """Why a search run's own network (``arch.json``) is not the search's argmax, as text (``None``: it is): the
     export projected it to the run's budgets, or raised values at no extra cost (``--widen``). Commands that
     start from the argmax (``frontier``, ``predict``) say so, since the run's network is not among what they show."""
-    root = Path(root)
-    if _result_field(root, "projected"):
-        latency = _result_field(root, "latency_ms")
+    result = _result(Path(root))  # read once
+    if result.get("projected"):
+        latency = result.get("latency_ms")
         budgets = [f"{1e3 * v:g} µs" if k == "target_latency_ms" else f"{v:g} µJ"
-                   for k in ("target_latency_ms", "target_energy_uj") if isinstance(v := _result_field(root, k), (int, float))]
+                   for k in ("target_latency_ms", "target_energy_uj") if isinstance(v := result.get(k), (int, float))]
         at = f" ({1e3 * latency:.4g} µs)" if isinstance(latency, (int, float)) else ""
         return f"the run's own network{at} was projected to its budget{'s' if len(budgets) > 1 else ''} {' and '.join(budgets)}".rstrip()
-    if _result_field(root, "widened_values"):
+    if result.get("widened_values"):
         return "the run's own network has values raised at export at no extra cost (--widen)"
     return None
 

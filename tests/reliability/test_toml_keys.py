@@ -16,11 +16,11 @@ def test_keys_above_the_search_table_are_refused(cli, tmp_path, command):
 
 
 def test_a_file_of_top_level_settings_still_works_without_a_table(tmp_path):
-    from uboost.cli.search import _load_toml
+    from uboost.cli.search import _load_config
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('space = "lenet"\nepochs = 2\n')
-    assert _load_toml(cfg) == {"space": "lenet", "epochs": 2}
+    assert _load_config(cfg) == {"space": "lenet", "epochs": 2}
 
 
 @pytest.mark.parametrize("command", ["search", "tune"])

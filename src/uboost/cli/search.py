@@ -40,7 +40,7 @@ def D(name: str, space: str | None = None) -> str:
     return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"
 
 
-def _load_toml(path: Path) -> dict:
+def _load_config(path: Path) -> dict:
     """``--config FILE``: a TOML file (a ``[search]`` table, or its keys at the top), or a run's ``config.json``
     (every setting of that run: ``--config runs/a/config.json`` repeats it, flags still override)."""
     import tomllib
@@ -162,7 +162,7 @@ def search(
     from uboost.search import SearchConfig, SearchInterrupted, run_search
     from uboost.search_spaces import parse_channels
 
-    values = _load_toml(config) if config else {}
+    values = _load_config(config) if config else {}
     space_options = dict(values.pop("space_options", {}))
     flags = dict(
         space=space, dataset=dataset, data_dir=data_dir, array=array, dataflow=dataflow, cost_model=cost_model,

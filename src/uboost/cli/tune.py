@@ -36,13 +36,13 @@ def _accelerator_space(base, *, area_budget_mm2, ifmap, filters, ofmap, dram_bw,
 
 
 def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, hardware: Optional[Path] = None):
-    from uboost.cli.search import _load_toml, hardware_changes
+    from uboost.cli.search import _load_config, hardware_changes
     from uboost.search import SearchConfig
 
     if config is not None and (Path(config).suffix.lower() == ".json" or Path(config).is_dir()):
         raise ConfigError(f"tune --config takes a TOML file of search settings ([search]); {config} is a run's config, which "
                           "fixes what tune searches (the array, lambda): copy the settings to keep into a TOML file")
-    values = _load_toml(config) if config else {}
+    values = _load_config(config) if config else {}
     tuned = {"array": "--rows and --cols (e.g. --rows 8 --cols 8 for one array)",
              "latency_weight": "--lambda-range (e.g. --lambda-range 5:5 for one value)"}
     fixed = [key for key in tuned if key in values]
