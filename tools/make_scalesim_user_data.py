@@ -6,21 +6,24 @@ SCALE-Sim 3.0.0's "Total Cycles" (compute plus memory stalls) in USER bandwidth 
 stall count and the compute-only cycles of the exact ``systolic`` model. ``benchmarks/
 bench_memory_model.py`` scores ``systolic-mem`` (and the compute-only models) against it.
 
-Two data sets (``--set``), the same layers in both:
+Data sets (``--set``); ``base`` and ``groups`` have the same layers:
 
 * ``base`` (``scalesim_user.csv``): 32x32 WS and OS arrays x SRAM of 16, 64 and 256 kB per buffer x
   DRAM bandwidth of 4, 10 and 32 words per cycle (18 configurations), what ``systolic-mem`` was
   first designed on;
 * ``groups`` (``scalesim_user_groups.csv``, issue 22): the accelerators beyond it: 128x128 arrays
   (the paper's default) in WS, OS and IS, 32x32 IS, and 8 kB buffers, each at 4, 10 and 32 words per
-  cycle (54 configurations). They are simulated in tiers (10 and 32 words per cycle, 256 kB, 4 words per
-  cycle, IS at 4 words per cycle) and the file is
-  rewritten after every tier with every point simulated so far, so an interrupted run leaves a
-  usable file and a rerun simulates only what the cache lacks. Points whose :func:`rough_user_cycles`
-  exceed 400k are skipped (``--max-rough-cycles``): SCALE-Sim takes minutes on each of them (mostly
-  IS at 8-16 kB on the 32x32 DARTS layers), so the data under-represents the worst thrashing.
+  cycle (54 configurations). They are simulated in tiers (10 and 32 words per cycle, 256 kB, 4 words
+  per cycle, IS at 4 words per cycle) and the file is rewritten after every tier with every point
+  simulated so far, so an interrupted run leaves a usable file and a rerun simulates only what the
+  cache lacks. Points whose :func:`rough_user_cycles` exceed 400k are skipped
+  (``--max-rough-cycles``): SCALE-Sim takes minutes on each of them (mostly IS at 8-16 kB on the
+  32x32 DARTS layers), so the data under-represents the worst thrashing;
+* ``linear`` (``scalesim_user_linear.csv``): 20 batch-1 ``Linear`` layers on 32x32 WS, OS and IS
+  arrays with 16 kB buffers and 4 words per cycle, a class the other two sets barely hold (two
+  shapes). Never fitted on: ``tests/hardware/test_window_trace.py`` checks the model against it.
 
-Layers: DARTS-style CIFAR layers (32x32, 16x16
+Layers (``base``, ``groups``): DARTS-style CIFAR layers (32x32, 16x16
 and 8x8 maps, 16-128 channels, 3x3/5x5 convs, separable and dilated depthwise, pointwise,
 reduction convs), LeNet-style digits layers, two ResNet-18 downsampling layers (bigger layers take minutes each in USER mode), FC layers
 and batched (GEMM-mode) layers. Every third layer (by position in the list) is **held out**:
@@ -31,7 +34,7 @@ Runs through uboost's own SCALE-Sim runner (``uboost.hardware.scalesim_runner``)
 processes; a rerun only simulates what is missing. ``base``: about 80 minutes with ``--jobs 2`` on the
 shared 2-core machine; ``groups``: see ``benchmarks/RESULTS.md`` (issue 22).
 
-    python tools/make_scalesim_user_data.py --jobs 2 [--set base|groups] [--tiers 1,2,3] [--out FILE] [--list]
+    python tools/make_scalesim_user_data.py --jobs 2 [--set base|groups|linear] [--tiers 1,2,3] [--out FILE] [--list]
 """
 
 from __future__ import annotations
@@ -45,13 +48,16 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "tests", "hardware", "data")
-OUT = {"base": os.path.join(DATA, "scalesim_user.csv"), "groups": os.path.join(DATA, "scalesim_user_groups.csv")}
+OUT = {"base": os.path.join(DATA, "scalesim_user.csv"), "groups": os.path.join(DATA, "scalesim_user_groups.csv"),
+       "linear": os.path.join(DATA, "scalesim_user_linear.csv")}
 
 
 def configurations(which: str) -> list[list[tuple[int, int, str, int, int]]]:
     """Tiers of (rows, cols, dataflow, sram_kb, dram_bw_words), simulated in this order."""
     if which == "base":
         return [[(32, 32, df, kb, bw) for df in ("ws", "os") for kb in (16, 64, 256) for bw in (4, 10, 32)]]
+    if which == "linear":  # batch-1 Linear layers on an accelerator inside the data (never fitted on: a check)
+        return [[(32, 32, df, 16, 4) for df in ("ws", "os", "is")]]
     new = [(128, 128, df, kb) for df in ("ws", "os", "is") for kb in (8, 16, 64)]
     new += [(32, 32, "is", kb) for kb in (8, 16, 64)] + [(32, 32, df, 8) for df in ("ws", "os")]
     roomy = [(128, 128, df, 256) for df in ("ws", "os", "is")] + [(32, 32, "is", 256)]
@@ -83,10 +89,13 @@ HEADER = [
 ]
 
 
-def layers():
+def layers(which: str = "base"):
     from uboost.hardware import LayerShape
 
     out = []
+    if which == "linear":  # 20 batch-1 Linear shapes, 96-384 inputs x 32-256 outputs
+        return [("linear_sweep", 1, LayerShape(name=f"fc_{k}_{n}", kind="linear", in_channels=k, out_channels=n))
+                for k in (96, 128, 192, 256, 384) for n in (32, 64, 128, 256)]
 
     def conv(net, name, cin, cout, k, stride, size, *, dw=False, batch=1):
         kind = "depthwise" if dw else ("pointwise" if k == 1 else "conv")
@@ -156,7 +165,7 @@ def main(argv=None) -> int:
     tiers = configurations(args.set)
     wanted = range(1, len(tiers) + 1) if args.tiers is None else [int(t) for t in args.tiers.split(",")]
     points = []  # (tier, net, layer, spec, split), layer-major as in the file
-    for idx, (net, batch, layer) in enumerate(layers()):
+    for idx, (net, batch, layer) in enumerate(layers(args.set)):
         split = "held-out" if idx % 3 == 2 else "fit"
         for tier, configs in enumerate(tiers, 1):
             for rows, cols, df, kb, bw in configs:

@@ -19,6 +19,13 @@ A diagnostic for ``systolic-mem`` (issue 22), not a cost model. Two steps, in tw
    model's ``combine`` could reach if its counts were exact (4.6 % mean in RESULTS.md).
 
        python tools/replay_scalesim_prefetches.py oracle OUT.jsonl
+
+3. In SCALE-Sim's virtualenv, the filter port's prefetches (OS, WS, IS) on a grid of GEMM shapes (batch-1
+   ``Linear`` layers and 1x1 convs over a few output pixels, 16x16 to 128x128 arrays, 8-64 kB): the
+   golden data of ``tests/hardware/test_window_trace.py``, which checks ``systolic-mem``'s exact traces
+   (``uboost.hardware._window_trace.traced_passes`` and ``traced_stationary``) against them.
+
+       ~/.cache/uboost/scalesim-venv/bin/python tools/replay_scalesim_prefetches.py filters tests/hardware/data/filter_prefetches.csv
 """
 
 from __future__ import annotations
@@ -155,12 +162,39 @@ def oracle(path: Path) -> int:
     return 0
 
 
+FILTER_SHAPES = [  # (output pixels, in, out): batch-1 Linear layers, then 1x1 convs over several row folds
+    *((1, k, n) for k, n in ((96, 128), (128, 128), (128, 256), (256, 128), (256, 256), (384, 64), (384, 32), (192, 64),
+                              (64, 64), (256, 10), (512, 64), (120, 84), (84, 10), (400, 120), (512, 512), (1024, 256))),
+    (16, 256, 256), (64, 256, 256), (64, 128, 256), (64, 256, 128), (256, 64, 128), (64, 64, 64), (32, 256, 256),
+]
+
+
+def filters(out: Path) -> int:
+    """The filter port's prefetches (OS, WS, IS) on ``FILTER_SHAPES`` x arrays x buffer sizes, as CSV (written atomically)."""
+    import itertools
+    import os
+
+    lines = ["dataflow,pixels,in_channels,out_channels,rows,cols,sram_kb,prefetches"]
+    for flow, (pixels, k, n), (rows, cols), kb in itertools.product(("os", "ws", "is"), FILTER_SHAPES, ((16, 16), (32, 32), (128, 128)),
+                                                                     (8, 16, 64)):
+        side = max(d for d in range(1, int(math.isqrt(pixels)) + 1) if pixels % d == 0)
+        row = dict(batch=1, in_channels=k, out_channels=n, groups=1, kernel_h=1, kernel_w=1, stride=1, out_h=side,
+                   out_w=pixels // side, kind="linear" if pixels == 1 else "conv")
+        (_, _), (pf, df) = matrices(flow, rows, cols, *operands(row))
+        lines.append(f"{flow},{pixels},{k},{n},{rows},{cols},{kb},{replay_port(pf, df, kb)['prefetches']}")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("replay", "oracle"))
-    parser.add_argument("counts", type=Path, help="JSON lines of exact prefetch counts (written by replay, read by oracle)")
+    parser.add_argument("step", choices=("replay", "oracle", "filters"))
+    parser.add_argument("counts", type=Path, help="JSON lines of exact prefetch counts (written by replay, read by oracle), "
+                                                  "or the CSV filters writes")
     args = parser.parse_args()
-    return replay(args.counts) if args.step == "replay" else oracle(args.counts)
+    return {"replay": replay, "oracle": oracle, "filters": filters}[args.step](args.counts)
 
 
 if __name__ == "__main__":

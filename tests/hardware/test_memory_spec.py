@@ -151,7 +151,7 @@ def test_each_layer_prices_alone_as_in_a_batch_and_both_at_once_as_apart(flow, a
 def test_the_fold_traces_give_the_same_numbers_in_torch_as_in_numpy(flow, array, kb, monkeypatch):
     """On an accelerator the traces stay torch ops (no host read, all 64 steps); on the host they run in numpy and
     stop after the last fold. Forced onto the torch path here (no GPU needed): the same cycles and counts."""
-    from uboost.hardware import systolic_mem
+    from uboost.hardware import _window_trace
 
     shapes = [LayerShape(name="big", kind="conv", in_channels=96, out_channels=160, kernel_h=3, kernel_w=3,
                          in_h=16, in_w=16, out_h=16, out_w=16, weight_bits=4, act_bits=8), *CONTRACT_LAYERS]
@@ -161,7 +161,7 @@ def test_the_fold_traces_give_the_same_numbers_in_torch_as_in_numpy(flow, array,
     host = model.cycles(table), model.accesses(table)
     on_torch = lambda *values: (torch, [v.detach().to(torch.float64) if isinstance(v, torch.Tensor) else v  # noqa: E731
                                         for v in values])
-    monkeypatch.setattr(systolic_mem, "_arrays", on_torch)
+    monkeypatch.setattr(_window_trace, "_arrays", on_torch)
     assert torch.equal(model.cycles(table), host[0])
     words = model.accesses(table)
     assert all(torch.equal(words[k], host[1][k]) for k in host[1])

@@ -5,7 +5,7 @@ conv: up to 9 times), all with the pixel's one address. Its read buffer hits a d
 when *any* copy of it lies in the active window. In IS the ifmap is the stationary operand: it is
 fetched column fold by column fold (``cols`` windows, ``k``-major), and each ``rows x cols`` tile
 is demanded last row first. Without copies, a window edge inside a tile is crossed backwards and
-the window circles the operand (``systolic_mem._traced_tiles``). With copies:
+the window circles the operand (``_window_trace.traced_tiles``). With copies:
 
 * the window moves forward only when a demanded pixel has no copy in it: it trails the earliest
   copies of the pixels demanded so far (``hi``: per tile, the largest first-reachable copy);

@@ -28,8 +28,18 @@ same facts about its memory system:
   traces these tile by tile too (a 128x128 tile spans several edges of an 8-16 kB buffer; IS's
   stationary ifmap is the big operand, so IS thrashes most; its im2col copies are traced: a
   demanded pixel hits when any copy of it lies in the window, :mod:`uboost.hardware.im2col_reach`).
-  SCALE-Sim's IS is its WS with the operands swapped, and so is the model. For the OS filters a
-  boundary circles with a chance of ``rows * cols / (S/2)``. Each wrap-around count has a fitted weight per dataflow and operand.
+  SCALE-Sim's IS is its WS with the operands swapped, and so is the model.
+* The filter port is traced exactly in every dataflow, with no fitted weight
+  (:mod:`uboost.hardware._window_trace`): OS and IS pass by pass (OS: every column fold read once per
+  row fold of the outputs; IS: every fold of ``K`` in turn, once per column fold of ``M``; the window
+  moved forward, wrapping, to each pass's first element's line and up to its last's, their places in
+  the rolled fetch order in closed form), WS tile by tile (the top row first, then a circle at every
+  row that starts under the window). The counts equal a replay of SCALE-Sim's read buffer on every
+  point of the data (265 WS, 265 OS, 264 IS) and on 207 GEMM points per dataflow
+  (``tests/hardware/test_window_trace.py``); numba runs them as one loop per layer where it is
+  installed (:mod:`uboost.hardware._window_numba`). The closed form's walks above stay as their
+  gradient in ``smooth`` cost mode. The ifmap port's wrap-around counts (its im2col copies hit by
+  chance) have a fitted weight per dataflow.
 * im2col repeats each input pixel ``reuse`` times (``k_h k_w`` at stride 1): an ifmap word demanded
   behind the window is often found in another copy of it. The ifmap's wrap-arounds are damped by
   ``reuse ** -(e * tile)`` (``tile``: the share of an array tile the active half holds) and by
@@ -40,9 +50,9 @@ same facts about its memory system:
   (plus a fitted share of the other). The ofmap SRAM frees half its space when a drain starts, so
   its port behaves like twice the bandwidth; partial sums are written once per row fold in WS.
 * A layer costs ``max(compute, reads) + overlap * min(compute, reads) + writes * write time`` (per
-  group; a depthwise layer is ``C`` one-channel layers, each with fresh buffers). The 15 constants
-  (per dataflow two wrap-around weights and the two damping exponents; ``overlap``, ``writes``,
-  ``ports``) are fitted by ``tools/fit_systolic_mem.py`` on ``tests/hardware/data/scalesim_user.csv``
+  group; a depthwise layer is ``C`` one-channel layers, each with fresh buffers). The 12 constants
+  (per dataflow the ifmap's wrap-around weight and its two damping exponents; ``overlap``,
+  ``writes``, ``ports``) are fitted by ``tools/fit_systolic_mem.py`` on ``tests/hardware/data/scalesim_user.csv``
   (32x32 WS/OS, 16-256 kB) and ``scalesim_user_groups.csv`` (128x128 WS/OS/IS, 32x32 IS, 8 kB; issue
   22) at once (least squares on the relative error, the error that is scored); ``bench_memory_model.py
   --groups`` scores constants refitted without the scored layers, per (array, dataflow, SRAM,
@@ -64,18 +74,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from uboost.hardware.access import reduction_rows
 from uboost.hardware.base import Ceil, CostModel
+from uboost.hardware._window_trace import LINES, TRACED_FOLDS, WORDS_PER_KB, traced_passes, traced_stationary, traced_tiles, traced_wraps
 from uboost.hardware.im2col_reach import ifmap_reach
 from uboost.hardware.layers import LayerTable
 from uboost.hardware.mem_coverage import HELD_OUT_MAPE, MEASURED_TEXT, thin_linear_layers, unmeasured
 from uboost.hardware.registry import register
 from uboost.hardware.systolic import compute_cycles
 
-WORDS_PER_KB = 1024
 
 
 @register(
@@ -114,7 +123,7 @@ class MemorySystolicArray(CostModel):
 
     def layers_note(self, layers) -> str | None:
         """Batch-1 ``Linear`` layers that stall (:func:`~uboost.hardware.mem_coverage.thin_linear_layers`):
-        the model is far from SCALE-Sim on some of them, OS most."""
+        the model is 0.54-1.00x of SCALE-Sim on some of them (few prefetches: their time, not their count)."""
         if not self.spec.memory_bound:
             return None
         names = thin_linear_layers(self.spec, layers, _half_words(self.spec.buffer_kb[1]))
@@ -122,8 +131,8 @@ class MemorySystolicArray(CostModel):
             return None
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         return (f"systolic-mem prices {len(names)} batch-1 Linear layer{'s' if len(names) > 1 else ''} whose weights "
-                f"overflow half the filter buffer ({shown}): a class its SCALE-Sim data barely covers (0.12-2.35x of "
-                "SCALE-Sim on OS in a sweep): check with --cost-model scalesim")
+                f"overflow half the filter buffer ({shown}): a class its SCALE-Sim data barely covers (0.54-1.00x of "
+                "SCALE-Sim in a sweep): check with --cost-model scalesim")
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
         spec = self.spec
@@ -189,7 +198,7 @@ class MemorySystolicArray(CostModel):
         out = {}
         coef = COEFFICIENTS[spec.dataflow]
         copies = window_reuse(layers, spec.batch_size, spec.buffer_kb[0])[0] > 1.0
-        prefetches_kb = [(seq + coef[name] * wrap, kb) for name, (seq, wrap, kb)
+        prefetches_kb = [(seq + coef.get(name, 0.0) * wrap, kb) for name, (seq, wrap, kb)
                          in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, copies,
                                                                            self.ifmap_reach(layers, m, k)))]
         for key, size, per, (prefetches, kb) in zip(("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n),
@@ -261,18 +270,25 @@ class MemorySystolicArray(CostModel):
             if kb is None:
                 ports.append((torch.zeros_like(m * k), torch.zeros_like(m * k), None))
                 continue
-            if operand == streamed:
-                # the streamed operand's folds lie fold_words apart in fetch order: trace which boundaries circle
-                fold_words, folds, per = {"ws": (m * r, row_folds, act_words), "os": (k * r, m_folds, act_words),
-                                          "is": (n * r, row_folds, weight_words)}[flow]
-                edges = walks[0 if operand == "ifmap" else 1] * _traced_wraps(fold_words * per, size, r, folds, kb)
-            elif flow != "os":  # the stationary operand (WS filters, IS ifmap): its tiles are read in reverse
-                other, per = (n, weight_words) if flow == "ws" else (m, act_words)
-                edges = _traced_tiles(k, other, r, c, kb, size, per, ifmap_reach if flow == "is" else None)
+            if operand == "filter":  # traced exactly below: the closed form's walks only give the gradient
+                edges = torch.zeros_like(size)
+            elif operand == streamed:
+                # the streamed ifmap's folds lie fold_words apart in fetch order: trace which boundaries circle
+                fold_words, folds = {"ws": (m * r, row_folds), "os": (k * r, m_folds)}[flow]
+                edges = walks[0] * traced_wraps(fold_words * act_words, size, r, folds, kb)
+            else:  # IS's stationary ifmap: its tiles are read in reverse; copies of a pixel may hit
+                edges = traced_tiles(k, m, r, c, kb, size, act_words, ifmap_reach)
             crawls = True if operand == "filter" or ifmap_copies is None else ~ifmap_copies
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature, crawls)
-            chance = _straddle(r, c, kb) if flow == "os" and operand == "filter" else 1.0
-            ports.append((seq, chance * wrap, kb))
+            if operand == "filter":  # traced exactly (OS and IS pass by pass, WS tile by tile); the closed form's
+                if flow == "os":  # walks give the channels their gradient
+                    exact = traced_passes(k, c, n, weight_words, m_folds, kb)
+                elif flow == "is":  # WS's streamed ifmap mirrored: every fold of K in turn, once per column fold of M
+                    exact = traced_passes(n, r, k, weight_words, ceil(m, c), kb, cyclic=True)
+                else:
+                    exact = traced_stationary(k, n, weight_words, r, c, kb)
+                seq, wrap = exact + (seq - seq.detach()), torch.zeros_like(wrap)
+            ports.append((seq, wrap, kb))
         return ports
 
     def ifmap_reach(self, layers: LayerTable, m, k):
@@ -303,7 +319,7 @@ def combine(terms: dict[str, torch.Tensor], dataflow: str, coefficients: dict | 
     # each pixel reuse times): its wrap-arounds shrink as reuse ** -(fitted exponent)
     # and when all the pixels fit in the active half (cover < 1) most demands find a copy
     damp = {"ifmap": terms["reuse"] ** (-flow.get("reuse", 0.0) * terms["tile"]) * terms["cover"] ** flow.get("cover", 0.0), "filter": 1.0}
-    ports = [(terms[f"{p}_seq"] + flow[p] * damp[p] * terms[f"{p}_wrap"]) * terms[f"{p}_chunk"] for p in ("ifmap", "filter")]
+    ports = [(terms[f"{p}_seq"] + flow.get(p, 0.0) * damp[p] * terms[f"{p}_wrap"]) * terms[f"{p}_chunk"] for p in ("ifmap", "filter")]
     reads = torch.maximum(*ports) + c["ports"] * torch.minimum(*ports)
     compute = terms["compute"]
     return torch.maximum(compute, reads) + c["overlap"] * torch.minimum(compute, reads) + c["writes"] * terms["writes"]
@@ -332,16 +348,15 @@ def window_reuse(layers: LayerTable, batch_size: int, ifmap_kb: int | None, in_c
 # ifmap's (reuse, cover), and how the two read ports, the write port and compute combine; fitted on
 # every row of tests/hardware/data/scalesim_user.csv and scalesim_user_groups.csv by
 # tools/fit_systolic_mem.py (bench_memory_model.py --groups scores constants refitted without the
-# scored layers). Near-zero values (the OS filter wrap-around, the slower port's share, some
-# exponents) are what the fit found: the walks and the max explain those.
+# scored layers). Near-zero values (the slower port's share, some exponents) are what the fit
+# found: the walks and the max explain those. The filters have no weight: they are traced exactly.
 COEFFICIENTS: dict[str, dict[str, float]] = {
-    "ws": {"ifmap": 1.0, "filter": 1.27, "reuse": 0.03258, "cover": 0.1736},
-    "os": {"ifmap": 0.9564, "filter": 0.03526, "reuse": 1.258e-07, "cover": 2.308},
-    "is": {"ifmap": 1.291, "filter": 0.9415, "reuse": 0.0124, "cover": 0.428},
-    "combine": {"overlap": 0.1676, "writes": 0.2539, "ports": 0.0006244},
+    "ws": {"ifmap": 0.9567, "reuse": 0.02163, "cover": 0.2125},
+    "os": {"ifmap": 0.9241, "reuse": 6.763e-15, "cover": 2.309},
+    "is": {"ifmap": 1.259, "reuse": 0.006612, "cover": 0.4488},
+    "combine": {"overlap": 0.2192, "writes": 0.2383, "ports": 0.06045},
 }
 
-LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them
 
 
 def _overflows(size: torch.Tensor, words: float, temperature: float | None) -> torch.Tensor:
@@ -357,118 +372,6 @@ def _half_words(kb: int | None) -> float:
         return math.inf
     per_line = math.ceil(kb * WORDS_PER_KB / LINES)
     return per_line * math.ceil(kb * WORDS_PER_KB / 2 / per_line)
-
-
-def _straddle(rows: int, cols: int, kb: int) -> float:
-    """Window edges a stationary ``rows x cols`` tile spans (read in reverse, each one crossed backwards
-    makes the window circle): its chance of straddling one when it is smaller than the active half."""
-    return rows * cols / _half_words(kb)
-
-
-TRACED_FOLDS = 64  # fold boundaries traced one by one; beyond, they circle at the traced rate
-
-
-def _traced_wraps(fold_words, operand_words, rows: int, folds, kb: int) -> torch.Tensor:
-    """Fold boundaries of one walk of a streamed operand at which SCALE-Sim's window circles it.
-
-    Fold ``f`` starts at word ``f * fold_words - rows (rows - 1) / 2`` of the fetch order (rolled along
-    the skew) and the previous fold's demands reach ``rows * rows - rows`` words past that: when a
-    window edge falls in between, the previous fold moves the window past the next fold's first
-    words and the window circles the whole operand, which shifts its edges by ``-lines mod half``
-    lines. Window edges start at multiples of the active half, so shapes and buffers that are
-    powers of two resonate: every boundary circles, or the first and then none. Piecewise constant
-    in the channels (not monotone, like SCALE-Sim); a short loop over boundaries, batched over layers.
-    The trace is a constant of the shapes (no gradient): see :func:`_arrays` for where it runs.
-    """
-    words = kb * WORDS_PER_KB
-    per_line = math.ceil(words / LINES)
-    half = math.ceil(words / 2 / per_line)
-    edge = float(half * per_line)
-    like = operand_words
-    xp, (fold_words, folds, operand_words) = _arrays(fold_words, folds, operand_words)
-    folds = xp.round(folds)  # a smooth fold count counts whole folds
-    shift = xp.remainder(-xp.ceil(operand_words / per_line), half) * per_line
-    offset = xp.zeros_like(fold_words)
-    wraps = xp.zeros_like(fold_words)
-    for f in range(1, _last_fold(xp, folds - 1.0) + 1):  # past every layer's last boundary nothing is hit
-        ahead = xp.remainder(offset - (f * fold_words - rows * (rows - 1) / 2.0), edge)
-        hit = (ahead > 0) & (ahead <= rows * rows - rows) & (f <= folds - 1.0)
-        wraps = wraps + hit
-        offset = offset + hit * shift
-    return _like(wraps * (1.0 + (folds - 1.0 - TRACED_FOLDS).clip(min=0.0) / TRACED_FOLDS), like=like)
-
-
-def _arrays(*values):
-    """``(xp, arrays)``: the trace inputs as float64 numpy arrays on the host (``xp`` numpy) when they live there,
-    a few microseconds per traced step against tens for torch ops on such small tensors (the inner accelerator
-    choice traces every layer on thousands of accelerators); as detached torch tensors (``xp`` torch) on an
-    accelerator, where reading them would wait for the device (the same operations either way)."""
-    tensors = [v for v in values if isinstance(v, torch.Tensor)]
-    if any(t.device.type != "cpu" for t in tensors):
-        return torch, [v.detach().to(torch.float64) if isinstance(v, torch.Tensor) else v for v in values]
-    return np, [v.detach().to(torch.float64).numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=np.float64)
-                for v in values]
-
-
-def _like(values, like) -> torch.Tensor:
-    """``values`` (numpy or torch) as a tensor of ``like``'s dtype and device."""
-    out = torch.from_numpy(values) if isinstance(values, np.ndarray) else values
-    return out.to(like.device, like.dtype) if isinstance(like, torch.Tensor) else out
-
-
-def _last_fold(xp, folds) -> int:
-    """How many steps the loops of :func:`_traced_wraps` and :func:`_traced_tiles` take: ``TRACED_FOLDS``, or on
-    the host ``ceil(max(folds))`` when fewer (later steps add nothing)."""
-    if xp is not np:  # on an accelerator: no host read
-        return TRACED_FOLDS
-    if folds.size == 0:
-        return 0
-    top = float(folds.max())
-    return min(TRACED_FOLDS, int(math.ceil(top))) if math.isfinite(top) else TRACED_FOLDS
-
-
-def _traced_tiles(k, other, rows: int, cols: int, kb: int, operand_words, per, reach=None) -> torch.Tensor:
-    """Window edges crossed backwards while the stationary operand's tiles are read (WS: the filters,
-    ``other = n``; IS: the ifmap, ``other = m``); each makes the window circle the whole operand.
-
-    SCALE-Sim fetches the stationary ``k x other`` operand column fold by column fold (``k x cols``
-    words each, row-major) and reads fold ``(fc, fr)``'s ``rows x cols`` tile last row first: a
-    window edge strictly inside a tile is crossed backwards. Window edges lie on a lattice of
-    half-buffer steps that shifts by ``-lines mod half`` at every circle, as in :func:`_traced_wraps`;
-    a tile bigger than the active half (128x128 arrays with 8-16 kB) crosses several. ``reach``
-    (IS's im2col ifmap, :mod:`uboost.hardware.im2col_reach`): per tile, the smallest last and the
-    largest first position the copies of its pixels reach; the window then moves only as far as
-    the first copies need and circles only for a pixel whose copies all lie behind it (a 3x3
-    stride-1 conv on a 32x32 array never circles). Traced tile by tile (``TRACED_FOLDS``, then at
-    the traced rate); piecewise constant in the channels."""
-    words = kb * WORDS_PER_KB
-    per_line = math.ceil(words / LINES)
-    half = math.ceil(words / 2 / per_line)
-    edge = float(half * per_line)
-    like = k
-    xp, (k, other, operand_words, per, *reach) = _arrays(k, other, operand_words, per, *(reach or ()))
-    row_folds, col_folds = xp.ceil(k / rows), xp.ceil(other / cols)
-    folds = row_folds * col_folds
-    shift = xp.remainder(-xp.ceil(operand_words / per_line), half) * per_line
-    offset = xp.zeros_like(k)
-    wraps = xp.zeros_like(k)
-    ahead = xp.zeros_like(k)  # the farthest word the window has had to reach
-    for f in range(_last_fold(xp, folds)):  # tiles past every layer's last cross nothing
-        fc = xp.floor(f / row_folds)
-        fr = f - fc * row_folds
-        used_cols = (other - fc * cols).clip(max=cols)
-        lo = (fc * k * cols + fr * rows * used_cols) * per
-        hi = lo + (k - fr * rows).clip(max=rows) * used_cols * per - 1.0
-        if reach:  # copies of the tile's pixels elsewhere (IS ifmap): where they reach
-            lo = xp.where(xp.isnan(reach[0][:, f]), lo, reach[0][:, f])
-            hi = xp.where(xp.isnan(reach[1][:, f]), hi, reach[1][:, f])
-        ahead = xp.maximum(ahead, hi)
-        crossed = (xp.floor((ahead - offset) / edge) - xp.floor((lo - offset) / edge)).clip(min=0.0)
-        crossed = crossed * (f < folds)
-        wraps = wraps + crossed
-        offset = offset + crossed * shift
-        ahead = xp.where(crossed > 0, lo, ahead)  # the circle leaves the window at the word it looked for
-    return _like(wraps * (1.0 + (folds - TRACED_FOLDS).clip(min=0.0) / TRACED_FOLDS), like=like)
 
 
 def _prefetch_counts(size, walks, boundaries, buffer_words: int, temperature: float | None, crawls=True):
