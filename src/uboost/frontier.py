@@ -218,7 +218,8 @@ def _predicted(source: RunProjector, arch: dict) -> dict:
 
 
 SPANS = ("search", "space")
-"""What ``points`` budgets span: ``search``, evenly from the cheapest to the search's own (argmax) network; ``space``,
+"""What ``points`` budgets span: ``search``, evenly from the cheapest to the network the projection's objective
+ranks first unconstrained (the search's argmax; with the predicted-accuracy objective, the predictor's best); ``space``,
 geometrically from the cheapest to the costliest network of the space (the whole trade-off, as the lambda sweep
 spans it: on lenet with bounded memory one search projected so is within 0.005 of the best lambda-sweep front)."""
 

@@ -217,6 +217,11 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     return path
 
 
+def holds_only_bookkeeping(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is missing or holds nothing but uboost's bookkeeping files (manifest, lock)."""
+    return _manifest.is_empty(folder)
+
+
 def run_files_held(folder: str | os.PathLike) -> list[str]:
     """The files of a search run or a retrain's output that ``folder`` holds (``config.json``, ``arch.json``,
     ``retrain.json``): outputs that write a folder of their own (exits, a tune study) refuse such a folder."""

@@ -1,6 +1,7 @@
 """A retrain written with --out: commands that need its run name the run its retrain.json records, and `uboost export
 DIR` exports DIR/model.pt on that run's network (RUN/retrain/model.pt is the only one `export RUN` reads)."""
 
+import json
 import shutil
 
 import pytest
@@ -52,3 +53,20 @@ def test_export_of_a_retrain_directory_carries_its_weights(cli, retrained_elsewh
     result = cli("export", "../run-r88", "--format", "onnx")
     assert result.code == 0 and "(retrained weights)" in result.out, result.err
     one_line_error(cli("export", "../run-r88", "--out", "../run-r88/model.pt", "--force"), "holds the results of uboost retrain")
+
+
+def test_a_json_file_without_its_run_is_not_exported_as_an_architecture(cli, tmp_path):
+    """QA: `uboost export junk.json` copied any JSON object to export.json (a policy file moved out of its exits folder
+    too); like --format onnx it now needs the run's config.json beside the file."""
+    for name, data in (("junk.json", {"a": 1}), ("p03.json", {"thresholds": [0.5], "positions": ["pool"]})):
+        path = tmp_path / name
+        path.write_text(json.dumps(data))
+        one_line_error(cli("export", path), "no config.json next to", "run directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.json", "p03.json"]
+
+
+def test_exits_on_a_retrain_written_elsewhere_name_the_run(cli, retrained_elsewhere):
+    """QA: `exits run-r88` said "give the search run, `uboost exits .`"; the run is `run`, whose own retrain exits use."""
+    result = cli("exits", "run-r88")
+    one_line_error(result, "run-r88 is a retrain of run written elsewhere", "`uboost retrain run`, then `uboost exits run`")
+    assert "exits .`" not in result.err

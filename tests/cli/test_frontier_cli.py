@@ -299,6 +299,35 @@ def test_an_interrupted_retraining_frontier_resumes_where_it_stopped(cli, search
                    "other budgets")
 
 
+def test_a_ctrl_c_outside_the_retrains_handler_names_the_command_that_goes_on(cli, searched, tmp_path, monkeypatch):
+    """QA: a Ctrl-C as a point's retrain was starting (before its own handler) said "run the same command again",
+    which then refused the folder; it names --resume. One while the points are written says --force (the folder is
+    marked incomplete: --resume refuses it)."""
+    import uboost.frontier as frontier_module
+    import uboost.retrain as retrain_module
+
+    run, _, _ = searched
+    out = tmp_path / "f"
+    args = ["frontier", run, "--points", "2", "--retrain-epochs", "1", "--max-samples", "64", "--out", out]
+
+    def ctrl_c(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retrain_module, "retrain", ctrl_c)
+    result = cli(*args)
+    assert result.code == 130 and "--resume" in result.err and "same command again" not in result.err
+    monkeypatch.undo()
+    real = frontier_module.frontier
+
+    def stopped_while_writing(*a, **kw):
+        real(*a, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(frontier_module, "frontier", stopped_while_writing)
+    result = cli(*args[:-1], tmp_path / "g")
+    assert result.code == 130 and "--force" in result.err and "same command again" not in result.err
+
+
 def test_result_json_says_whether_the_export_was_projected_from_the_argmax(cli, tmp_path):
     """NNI's export is projected now, and the search compared the projection with it: always "projected": false."""
     args = ["--space", "lenet", "--dataset", "digits", "--image-size", "8", "--max-samples", "96", "--epochs", "1",

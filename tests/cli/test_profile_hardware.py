@@ -33,6 +33,25 @@ def test_profile_prints_what_it_read(cli):
     assert "hardware from" in result.out and "256x256 ws" in result.out and "area" in result.out
 
 
+def test_the_first_line_says_what_is_priced_and_which_options_replaced_the_file(cli, tmp_path):
+    """QA: a file's 8 GB/s overridden by --dram-bw-words 4 was shown as "unbounded DRAM bandwidth"; a file's DVFS
+    table printed no per-point table, where --operating-points does."""
+    path = tmp_path / "acc.toml"
+    path.write_text("[hardware]\nrows = 16\ncols = 16\nsram_kb = 8\ndram_bw_gbps = 8\n"
+                    "operating_points = [[3.0e8, 0.6], [6.0e8, 0.7], [1.0e9, 0.9]]\n")
+    result = cli("profile", *NET, "--hardware", path, "--cost-model", "systolic-mem", "--dram-bw-words", "4")
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())  # (the console wraps long lines)
+    first = text[text.index("hardware from"):text.index("MHz, energy")]
+    assert "8 kB SRAM, 4 words/cycle" in first and "unbounded DRAM bandwidth" not in text
+    assert "(--dram-bw-words from the command line)" in text
+    assert "per operating point" in text and "least energy" in text  # the file's table, priced per point
+    plain = " ".join(cli("profile", *NET, "--hardware", path, "--cost-model", "systolic-mem").out.split())
+    assert "8 kB SRAM, 8 GB/s" in plain and "from the command line" not in plain
+    data = json.loads(cli("profile", *NET, "--hardware", path, "--json").out)
+    assert [p["MHz"] if "MHz" in p else p for p in data["operating_points"][0]["points"]]  # the JSON has the sweep too
+
+
 def test_compute_only_accelerators_have_no_area(cli):
     report = json.loads(cli("profile", *NET, "--hardware", CFG / "eyeriss_v1.cfg", "--json").out)["reports"][0]
     assert report["area_mm2"] is not None  # eyeriss gives buffer sizes (CALC only unbounds the bandwidth)

@@ -7,6 +7,7 @@ import torch
 from tests.cli.conftest import one_line_error
 from uboost.dynamic.pipeline import ExitsConfig, run_exits
 from uboost.dynamic.pipeline_io import load_dynamic
+from uboost.exceptions import RunDirError
 from uboost.dynamic.policy import ExitPolicy, decide_outputs, softmax_confidence
 from uboost.io import write_json
 
@@ -213,12 +214,32 @@ def test_exits_keep_the_runs_own_static_export(retrained_run, tmp_path, cli):
         one_line_error(cli("exits", run, "--epochs", "1", "--max-samples", "64", "--out", out), "is a run directory",
                        f"default {run / 'exits'}")
     assert tree(run) == before
-    # an export in a folder without earlier exits is another network's: exits written there leave it alone
+    # an export in a folder without earlier exits is another network's: exits are not written beside it (a later
+    # `exits --force` there would clear them together, and `switch` would read a folder of two commands' results)
     static = run / "static" / "model.onnx"
     assert cli("export", run, "--format", "onnx", "--out", static).code == 0
     graph = static.read_bytes()
-    run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=static.parent)
-    assert static.read_bytes() == graph and (static.parent / "exits.json").is_file()
+    with pytest.raises(RunDirError, match="already holds files that are not exits"):
+        run_exits(run, ExitsConfig(epochs=1, max_samples=64, grid=(0.5,)), out=static.parent)
+    assert static.read_bytes() == graph and not (static.parent / "exits.json").exists()
+
+
+def test_exits_refuse_a_folder_of_other_results_or_a_users_policy_file(retrained_run, tmp_path, cli):
+    """QA: `exits --out DIR` replaced a user's DIR/points/p00.json, and wrote exits into a frontier folder (switch then
+    read the exits instead of the frontier) or into an export folder (a later `exits --force` deleted both)."""
+    from tests.reliability.conftest import tree
+
+    mine = tmp_path / "mine"
+    (mine / "points").mkdir(parents=True)
+    (mine / "points" / "p00.json").write_text("mine\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("notes\n")
+    for out in (mine, other):
+        before = tree(out)
+        one_line_error(cli("exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--out", out),
+                       "already holds files that are not exits")
+        assert tree(out) == before
 
 
 def test_exits_made_with_relative_paths_catch_a_replaced_model_from_any_directory(retrained_run, tmp_path, cli, monkeypatch):

@@ -136,6 +136,9 @@ def test_exits_with_other_settings_replace_earlier_ones_only_with_force(cli, ret
     base = ["exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--thresholds", "0.5", "--out", out]
     assert cli(*base).code == 0
     assert cli(*base, "--trials", "3").code == 0  # search-only settings: the same heads searched again
+    # the same exits typed another way (the default's names, in another order) are the same setting (QA: refused)
+    names = [p["name"] for p in json.loads((out / "exits.json").read_text())["positions"]]
+    assert cli(*base, "--trials", "3", "--positions", ",".join(reversed(names))).code == 0
     heads = (out / "heads.pt").read_bytes()
     one_line_error(cli(*base, "--seed", "1"), "other settings (seed: 0 -> 1)", "--force")
     assert (out / "heads.pt").read_bytes() == heads

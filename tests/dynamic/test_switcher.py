@@ -96,6 +96,12 @@ def test_from_frontier_directory(tmp_path):
     (run / "config.json").write_text("{}")
     with pytest.raises(RunDirError, match=f"is a search run, not a frontier: make one with `uboost frontier {run} --out {run}-frontier`"):
         Switcher.from_frontier(run)
+    (run / "exits").mkdir()  # QA: with its exits (or frontier) made, it names those, not a new frontier
+    with pytest.raises(RunDirError, match=f"not a frontier: switch on `uboost switch {run / 'exits'}`"):
+        Switcher.from_frontier(run)
+    (run / "exits" / "study.journal").write_text("")  # an exits search stopped by Ctrl-C: said so
+    with pytest.raises(RunDirError, match="holds an interrupted `uboost exits`"):
+        Switcher.from_frontier(run / "exits")
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -131,6 +137,18 @@ def test_a_frontier_never_retrained_switches_on_the_search_preference(tmp_path):
     write_point(tmp_path, "p00", 0.1, preference=-2.85)
     write_point(tmp_path, "p01", 0.2, preference=-0.4)
     assert Switcher.from_frontier(tmp_path).select(latency_ms=0.25).name == "p01"
+
+
+def test_a_frontier_with_predicted_accuracies_switches_on_them(tmp_path):
+    """QA: a frontier made with --objective predicted-accuracy (each point's result.json holds predicted_accuracy)
+    switched on the search's preference; it switches on what the frontier chose by. A retrain's test accuracy wins."""
+    for name, latency, preference, predicted in (("p00", 0.1, -2.0, 0.60), ("p01", 0.2, -0.5, 0.64), ("p02", 0.3, -2.5, 0.68)):
+        write_point(tmp_path, name, latency, preference=preference)
+        result = json.loads((tmp_path / name / "result.json").read_text())
+        (tmp_path / name / "result.json").write_text(json.dumps({**result, "predicted_accuracy": predicted}))
+    switcher = Switcher.from_frontier(tmp_path)
+    assert switcher.accuracy_name == "predicted accuracy"
+    assert switcher.select(latency_ms=0.35).name == "p02" and switcher.select(latency_ms=0.25).name == "p01"
 
 
 def test_a_missing_frontier_folder_says_how_to_make_one(tmp_path):

@@ -51,7 +51,7 @@ def test_an_over_budget_trial_is_refused_naming_the_feasible_ones(cli, tmp_path)
     """It said "trial 8 is COMPLETE (area ... over the budget ...); only finished trials can be exported"."""
     out = tmp_path / "t"
     study = _study(out, "accuracy,latency", [(0.9, 1.0, 1.0), (0.8, 0.5, 1.0), (0.7, 2.0, 1.0)])
-    reason = "area 0.5178 mm^2 is over the budget of 0.05 mm^2"
+    reason = "area 0.5178 mm² is over the budget of 0.05 mm²"
     study.add_trial(optuna.trial.create_trial(values=[0.0, float("inf")], user_attrs={  # as objective() records one
         "skipped": "area_budget_mm2", "fail_reason": reason, "area_mm2": 0.5178, tuning.AREA_CONSTRAINT: 0.4678}))
     result = cli("tune", "--out", out, "--export", "3", "--export-to", tmp_path / "x")

@@ -39,8 +39,8 @@ def _study(out, budget=0.05):
 
 
 @pytest.mark.parametrize("budget,fragments", [
-    (None, ["was searched under an area budget of 0.05 mm^2 (this command: no --area-budget-mm2)", "repeat --area-budget-mm2 0.05"]),
-    (0.2, ["was searched under an area budget of 0.05 mm^2 (this command: --area-budget-mm2 0.2)", "repeat --area-budget-mm2 0.05"]),
+    (None, ["was searched under an area budget of 0.05 mm² (this command: no --area-budget-mm2)", "repeat --area-budget-mm2 0.05"]),
+    (0.2, ["was searched under an area budget of 0.05 mm² (this command: --area-budget-mm2 0.2)", "repeat --area-budget-mm2 0.05"]),
 ])
 def test_a_continuation_that_drops_or_changes_the_area_budget_is_refused(tmp_path, budget, fragments):
     study = _study(tmp_path / "t")
@@ -77,6 +77,6 @@ def test_the_cli_refuses_it_in_one_line_and_writes_nothing(cli, tmp_path):  # no
     _study(out)
     journal = (out / "study.journal").read_bytes()
     result = cli("tune", *TINY, "--trials", "1", "--out", out, "--sram-kb", "64")
-    one_line_error(result, "study 'uboost' was searched under an area budget of 0.05 mm^2", "repeat --area-budget-mm2 0.05")
+    one_line_error(result, "study 'uboost' was searched under an area budget of 0.05 mm²", "repeat --area-budget-mm2 0.05")
     assert "uboost tune" not in result.out  # no header for a study that does not continue
     assert (out / "study.journal").read_bytes() == journal

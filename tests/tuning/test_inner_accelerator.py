@@ -297,3 +297,17 @@ def test_export_prices_the_trials_retrain_on_the_chosen_accelerator(tmp_path):
     assert info["latency_ms"] == pytest.approx(what_retrain_prices.latency_ms) != pytest.approx(on_searched.latency_ms)
     assert info["cycles"] == what_retrain_prices.cycles and info["array"] == config.hardware_spec().array != "4x4"
     assert info["test_acc"] == 0.7 and (target / runs.RETRAIN / "model.pt").read_bytes() == b"weights"  # kept as trained
+
+
+def test_area_as_an_objective_leaves_the_accelerator_to_the_sampler():
+    """Under an mm² budget the inner choice is on by default; with area among the objectives it is off (it would pick the
+    largest array within the budget for latency and give every trial one area), unless asked for."""
+    from uboost.tuning import TuneSpace
+    from uboost.tuning.accelerator_space import AcceleratorSpace
+    from uboost.tuning.objective import inner_mode
+
+    space = TuneSpace(rows=(4, 8), cols=(4, 8), accelerator=AcceleratorSpace(area_budget_mm2=0.2, ifmap_sram_kb=(2, 8)))
+    assert inner_mode(None, space) == "exhaustive"
+    assert inner_mode(None, space, area_objective=True) == "off"
+    assert inner_mode("exhaustive", space, area_objective=True) == "exhaustive"
+    assert inner_mode(None, TuneSpace(rows=(4, 8), cols=(4, 8))) == "off"

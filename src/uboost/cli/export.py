@@ -77,6 +77,9 @@ def export(
             raise RunDirError(f"{trained} has no model.pt: its retrain did not finish; run it again (uboost retrain {run} "
                               f"--out {trained} --resume)")
     artifacts = runs.load_run(run)
+    if not artifacts.config:  # any JSON object would be copied as an architecture (a policy file, a stray file)
+        raise RunDirError(f"no {runs.CONFIG} next to {run}: cannot tell which space the architecture belongs to; "
+                          "export a run directory, or an arch.json inside one")
     default = {"json": "export.json", "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[format]
     home = trained if trained is not None else artifacts.root  # where the default output goes, and whose manifest lists it
     manifest_root = runs.owner_root(home, artifacts.root)

@@ -69,7 +69,7 @@ def frontier(
     run: Annotated[Path, typer.Argument(help="a finished search run directory")],
     points: Annotated[Optional[int], Opt("--points", help="how many budgets, over --span [default: 5]")] = None,
     targets: Annotated[Optional[str], Opt("--targets", help="explicit budgets in ms (µJ with --metric energy), comma-separated (instead of --points)")] = None,
-    span: Annotated[str, Opt("--span", help="what --points spans: search (evenly, cheapest to the search's argmax) | space (geometrically, cheapest to the costliest network of the space: the whole trade-off)")] = "search",
+    span: Annotated[str, Opt("--span", help="what --points spans: search (evenly, cheapest to the search's argmax; with --objective predicted-accuracy, to the predictor's most accurate network) | space (geometrically, cheapest to the costliest network of the space: the whole trade-off)")] = "search",
     metric: Annotated[str, Opt("--metric", help="latency | energy: the budget swept")] = "latency",
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="with --metric energy: every point also within this latency [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="with --metric latency: every point also within this energy (µJ) [default: none]")] = None,
@@ -153,8 +153,14 @@ def frontier(
     if resume:
         rows = _made_points(out, source, budgets, metric)
     else:
-        rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms,
-                            target_uj=fixed_uj, auto_point=auto)
+        try:
+            rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms,
+                                target_uj=fixed_uj, auto_point=auto)
+        except KeyboardInterrupt:  # the folder is marked incomplete: the same command refuses it, --resume too
+            from uboost.exceptions import Interrupted
+
+            raise Interrupted(f"frontier interrupted while writing its points in {out}; start over with the same command "
+                              "and --force") from None
     if retrain_epochs:
         _retrain_points(rows, retrain_epochs, max_samples, resume, again, seed)
     table = Table(title=f"frontier of {run} on {source.config.array} {source.config.dataflow} ({source.config.cost_model})")
@@ -221,8 +227,8 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
         try:
             result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed), progress=False,
                              resume=continued)
-        except Interrupted as exc:
-            raise type(exc)(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
+        except (Interrupted, KeyboardInterrupt):  # (a Ctrl-C before the retrain's own handler is as resumable)
+            raise Interrupted(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
         finally:  # finished or stopped, it is the frontier's (its --force starts over, --resume continues it)
             _own_point_retrain(point)
         row["test_acc"] = result.summary()["test_acc"]

@@ -29,7 +29,7 @@ hw_app.command("list")(hw_list)
 
 
 def _area(spec, table, breakdown, why: list | None = None) -> dict | None:
-    """The accelerator's area in mm^2 by part; None where it has none (unbounded SRAM, or a PE mode
+    """The accelerator's area in mm² by part; None where it has none (unbounded SRAM, or a PE mode
     the area table has no figure for), the reason appended to ``why`` when given."""
     from uboost.exceptions import ConfigError
 
@@ -97,6 +97,10 @@ def profile(
 
     over_file = dict(sram_kb=sram_kb, dram_bw_words=dram_bw_words, dram_bw_gbps=dram_bw_gbps,
                      operating_points=operating_points, clock_hz=clock_hz)
+    flags = [name for name, value in (("--array", array), ("--dataflow", dataflow), ("--batch", batch), ("--clock-hz", clock_hz),
+                                      ("--sram-kb", sram_kb), ("--dram-bw-words", dram_bw_words), ("--dram-bw-gbps", dram_bw_gbps),
+                                      ("--energy", energy), ("--voltage", voltage), ("--operating-points", operating_points),
+                                      ("--pe", pe)) if value is not None and value != []]
     described = without_overridden(read_hardware_file(hardware), over_file) if hardware is not None else {}
     file_area = described.pop("area", None)
     area_table = resolve_area(tech if tech is not None else file_area)
@@ -158,6 +162,8 @@ def profile(
             notes.append(f"{hardware} replaces the run's whole accelerator, its {own_pe} PEs included: "
                          f"priced on {base.pe} PEs (add --pe {own_pe} to keep them)")
         sweeps = []
+        if points is None and described:  # a file's DVFS table is priced per point, as the option's
+            points = base.operating_points
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
     if area_named:  # asked for an area: say why one is missing
@@ -174,9 +180,12 @@ def profile(
             data["operating_points"] = [_sweep_dict(spec, sweep) for spec, sweep in zip(specs, sweeps)]
         typer.echo(dumps_json(data))
     else:
-        if hardware is not None:
-            console.print(f"hardware from {hardware}: {base.array} {base.dataflow}, {base.memory_text}, "
-                          f"{base.clock_hz / 1e6:g} MHz, energy {base.energy.name}")
+        if hardware is not None:  # what is priced: the file, less what the options replace (named)
+            shown = specs[0]
+            table_name = "" if shown.operating_points is None else f", DVFS table {shown.operating_points.name or 'of the file'}"
+            console.print(f"hardware from {hardware}: {', '.join(s.array for s in specs)} {shown.dataflow}, {shown.memory_text}, "
+                          f"{shown.clock_hz / 1e6:g} MHz, energy {shown.energy.name}{table_name}"
+                          + (f" ({', '.join(flags)} from the command line)" if flags else ""))
         console.print(layer_table(label, shape, reports, detail=console.width >= 140))
         for r in reports:
             area = _area(r.spec, area_table, area_breakdown_mm2)

@@ -110,7 +110,7 @@ def _trial_line(study, trial) -> None:
     a = trial.user_attrs
     seconds = f"{trial.duration.total_seconds():.0f} s" if trial.duration else ""
     where = f"{a.get('array', '?')} {a.get('dataflow', '')}".strip()
-    params = ", ".join(f"{'lambda' if k == 'latency_weight' else 'T' if k == 'temperature' else k}={v:.3g}"
+    params = ", ".join(f"{v / 1e6:g} MHz" if k == "clock_hz" else f"{'lambda' if k == 'latency_weight' else 'T' if k == 'temperature' else k}={v:.3g}"
                        for k, v in _chosen_params(trial).items() if isinstance(v, float))
     state = trial.state.name
     if a.get("skipped"):
@@ -175,7 +175,7 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
         cheapest = min(done, key=lambda t: t.user_attrs["latency_ms"])
         within = f"the {budget_ms:g} ms latency budget" if budget_ms else "the study's budgets"
         console.print(f"no finished trial is within {within}: the fastest, trial {cheapest.number}, takes "
-                      f"{cheapest.user_attrs['latency_ms']:.5g} ms{_area_text(cheapest)}")
+                      f"{latency_text(cheapest.user_attrs['latency_ms'])}{_area_text(cheapest)}")
         return
     searched_beta = any("utilization_weight" in t.params for t in front)
     budget = f" (latency budget {budget_ms:g} ms)" if budget_ms else ""
@@ -184,7 +184,7 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
     extra = [(k, h) for k, h in (("energy_uj", "energy µJ"), ("area_mm2", "area mm²")) if any(t.user_attrs.get(k) is not None for t in front)]
     accelerator = any(k in t.params for t in front for k in ACCELERATOR_PARAMS)
     table = Table(title=f"Pareto front: {over}{budget}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for name in ("trial", "acc.", "latency ms", *(h for _, h in extra), "cycles", "util.", "λ", "T", "array", "flow", *(["accelerator"] if accelerator else [])):
+    for name in ("trial", "acc.", "latency", *(h for _, h in extra), "cycles", "util.", "λ", "T", "array", "flow", *(["accelerator"] if accelerator else [])):
         table.add_column(name, justify="left" if name in ("array", "flow", "accelerator") else "right", no_wrap=True)
     if searched_beta:
         table.add_column("β", justify="right", no_wrap=True)
@@ -192,7 +192,7 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
         a = t.user_attrs
         row = [
             f"{t.number}{' *' if best is not None and t.number == best.number else ''}",
-            _pct(a["accuracy"]), f"{a['latency_ms']:.5f}", human(a["cycles"]), _pct(a["utilization"]),
+            _pct(a["accuracy"]), latency_text(a["latency_ms"]), human(a["cycles"]), _pct(a["utilization"]),
             f"{t.params.get('latency_weight', float('nan')):.3g}",
             f"{t.params['temperature']:.3g}" if "temperature" in t.params else "-",
             a.get("array", "?"), a.get("dataflow", "?"),
@@ -409,7 +409,7 @@ def tune(
     tune_space.check_accelerator(base, area="area" in names)  # a budget below the smallest accelerator: refused before writing
     from uboost.tuning.objective import check_inner_options
 
-    check_inner_options(inner_accelerator, inner_rounds, tune_space, base)  # e.g. an enumeration too large per trial
+    check_inner_options(inner_accelerator, inner_rounds, tune_space, base, "area" in names)  # e.g. an enumeration too large per trial
     from uboost.tuning.local_search import check_local_search
 
     check_local_search(local_search, mode=mode, retrain_epochs=retrain_epochs, screen=local_search_screen)

@@ -96,8 +96,9 @@ def model_path(run: Path) -> Path:
     return Path(run) / runs.RETRAIN / "model.pt"
 
 
-def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLike | None = None) -> Prepared:
-    """Everything checked, nothing written (see the module docstring)."""
+def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLike | None = None, reading: bool = False) -> Prepared:
+    """Everything checked, nothing written (see the module docstring). ``reading``: for loading earlier exits
+    (:func:`~uboost.dynamic.pipeline_io.load_dynamic`), not for writing ``out``: its folder is not checked."""
     from dataclasses import replace
 
     from uboost.dynamic.segments import candidate_positions, resolve_positions
@@ -129,10 +130,17 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     if held:  # its own model.onnx would be taken for an export of earlier exits, and the run's files mixed with ours
         raise RunDirError(f"--out {out} is a run directory (it holds {held[0]}); the exits need their own folder, "
                           f"e.g. the default {root / EXITS}")
+    if not reading and out.is_dir() and not runs.holds_only_bookkeeping(out) and not any((out / n).exists() for n in OUTPUTS):
+        # another command's folder (a frontier, an export, the run's checkpoints) or the user's: exits beside its
+        # files would be read as its own (switch over a frontier) or cleared with them (exits --force)
+        raise RunDirError(f"--out {out} already holds files that are not exits; the exits need an empty folder or an "
+                          f"earlier exits folder, e.g. the default {root / EXITS}")
     owner_root = runs.owner_root(out, root)
     rel = out.resolve().relative_to(owner_root.resolve()).as_posix()
     owner = EXITS if rel == "." else f"{EXITS}:{rel}"
-    runs.refuse_foreign(owner_root, [out.resolve() / n for n in OUTPUTS], owner)
+    # a user's own policy named like ours (p00.json) would be replaced by the new front's
+    points_now = [] if reading or not (out / POINTS).is_dir() else sorted((out / POINTS).glob("p[0-9][0-9].json"))
+    runs.refuse_foreign(owner_root, [out.resolve() / n for n in OUTPUTS] + [p.resolve() for p in points_now], owner)
     settings = runs.read_json(root / runs.RETRAIN / "retrain.json", "retrain result").get("config", {})
     own = loaded.search_config.hardware_spec()  # unset options: the run's own tables (they were always the presets)
     points = points or own.operating_points or load_operating_points(DEFAULT_POINTS)
@@ -325,12 +333,16 @@ def refuse_other_heads(prepared: Prepared, config: ExitsConfig, *, force: bool =
     if force:
         return
     try:
-        stored = json.loads((out / "exits.json").read_text()).get("settings")
+        summary = json.loads((out / "exits.json").read_text())
+        stored = summary.get("settings")
     except (OSError, ValueError, AttributeError):
         return  # none there (or unreadable: the pipeline's own checks say so)
     if not isinstance(stored, dict):
         return
     now = config.settings()
+    # the exits the positions resolve to, not how they were typed (pool,gap / gap,pool / 2,5 / the default: one set)
+    had = [p.get("name") for p in summary.get("positions") or [] if isinstance(p, dict)]
+    stored, now = {**stored, "positions": had or stored.get("positions")}, {**now, "positions": [p.name for p in prepared.positions]}
     differ = [k for k in now if k not in SEARCH_ONLY and k in stored and stored[k] != now[k]]
     if differ:
         k = differ[0]
@@ -352,6 +364,12 @@ def list_positions(run: str | os.PathLike) -> list[tuple[Any, bool]]:
 
 def _retrain_hint(root: Path) -> str:
     """What to run when ``root`` has no retrained model, by what ``root`` is."""
+    source = runs.retrain_source(root)  # a retrain's output: RUN/retrain, or one written with retrain --out
+    if source is not None and source.resolve() != root.resolve():
+        inside = root.resolve() == (source / runs.RETRAIN).resolve()
+        return (f"give the search run, `uboost exits {source}` (its retrain is {root})" if inside else
+                f"{root} is a retrain of {source} written elsewhere (retrain --out); exits train on the run's own retrain: "
+                f"`uboost retrain {source}`, then `uboost exits {source}`")
     if (root / "retrain.json").is_file() or (root.name == runs.RETRAIN and (root.parent / runs.CONFIG).is_file()):
         return f"give the search run, `uboost exits {root.parent}` (its retrain is {root})"
     if (root / "exits.json").is_file():

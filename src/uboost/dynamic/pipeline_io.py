@@ -201,7 +201,7 @@ def load_dynamic(exits_dir: str | Path, policy: str | Path | ExitPolicy | None =
     positions = list(saved.get("positions", [])) if isinstance(saved, dict) else []
     if not positions:
         raise RunDirError(f"{root / 'heads.pt'} holds no exit heads")
-    prepared = prepare(check_same_model(root, summary), ExitsConfig(positions=tuple(positions)), out=root)
+    prepared = prepare(check_same_model(root, summary), ExitsConfig(positions=tuple(positions)), out=root, reading=True)
     if "backbone_state_dict" in saved:  # trained jointly with the heads (--training joint)
         prepared.module.load_state_dict(saved["backbone_state_dict"])
     heads = build_heads([p.feature_shape for p in prepared.positions], _num_classes(prepared), width=int(saved["head_width"]),

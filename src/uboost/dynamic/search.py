@@ -109,7 +109,7 @@ def _optuna(confidence, correct, costs, options, n_points, fits, trials, out: Pa
 
     from uboost.tuning.storage import resolve_storage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its "Trial failed" warning prints a Ctrl-C's traceback
     legacy = not hasattr(optuna.trial.Trial, "set_constraint")  # Optuna < 5: constraints through a function
     extra = {"constraints_func": lambda t: [t.user_attrs.get("over_ms", 0.0)]} if legacy else {}
     sampler = optuna.samplers.NSGAIISampler(seed=seed, **extra)

@@ -107,7 +107,8 @@ class Switcher:
         """Points ``p*/`` of a ``uboost frontier`` directory. Accuracy: ``test_acc`` of each point's
         ``retrain/retrain.json`` (the model on disk), else of its ``result.json`` (a frontier made with
         ``--retrain-epochs`` copied without its retrain folders); a frontier without any uses the
-        search's preference (log-probability) for every point."""
+        predicted accuracy where every point has one (``frontier --objective predicted-accuracy``), else the
+        search's preference (log-probability)."""
         from uboost.runs import HARDWARE, RESULT, read_json
 
         root = Path(directory)
@@ -124,9 +125,16 @@ class Switcher:
         check_complete(root)  # some points, or old ones with new
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
-            if (root / "config.json").is_file():  # a search run: its frontier goes beside it, not into it
+            if (root / "config.json").is_file():  # a search run: switch on its frontier or exits, made or to make
+                made = [root / name for name in ("frontier", "exits") if (root / name).is_dir()]
+                if made:
+                    raise RunDirError(f"{root} is a search run, not a frontier: switch on "
+                                      + " or ".join(f"`uboost switch {m}`" for m in made))
                 raise RunDirError(f"{root} is a search run, not a frontier: make one with `uboost frontier {root} --out "
                                   f"{root}-frontier` and switch on that")
+            if (root / "study.journal").is_file() and not (root / "exits.json").is_file():  # (uboost.dynamic.search)
+                raise RunDirError(f"{root} holds an interrupted `uboost exits` (its study.journal, no exits.json yet): run "
+                                  "that command again to finish it, then switch on this folder")
             raise RunDirError(f"{root} holds no frontier points (p00/result.json, ...): run `uboost frontier RUN --out {root}`")
         rows = []
         for d in dirs:
@@ -135,14 +143,17 @@ class Switcher:
             hardware = _object(read_json(d / HARDWARE, "hardware report"), d / HARDWARE) if (d / HARDWARE).is_file() else {}
             energy = (hardware.get("total") or {}).get("energy_uj") if isinstance(hardware.get("total"), dict) else None
             rows.append((d.name, accuracy, _number(result.get("preference"), d / RESULT, "preference", optional=True),
-                         _number(result.get("latency_ms"), d / RESULT, "latency_ms"), energy))
+                         _number(result.get("latency_ms"), d / RESULT, "latency_ms"), energy,
+                         _number(result.get("predicted_accuracy"), d / RESULT, "predicted_accuracy", optional=True)))
         if all(r[1] is not None for r in rows):
-            return cls([SwitchPoint(n, float(a), l, e, str(root / n)) for n, a, _, l, e in rows], accuracy_name="test accuracy")
+            return cls([SwitchPoint(n, float(a), l, e, str(root / n)) for n, a, _, l, e, _ in rows], accuracy_name="test accuracy")
         if any(r[1] is not None for r in rows):
             missing = [r[0] for r in rows if r[1] is None]
             raise RunDirError(f"{root}: points {', '.join(missing)} have no test accuracy while others do; retrain them "
                               f"(uboost retrain {root / missing[0]})")
-        return cls([SwitchPoint(n, float(p), l, e, str(root / n)) for n, _, p, l, e in rows], accuracy_name="search preference")
+        if all(r[5] is not None for r in rows):  # the frontier chose by the predictor: so does the switch
+            return cls([SwitchPoint(n, float(q), l, e, str(root / n)) for n, _, _, l, e, q in rows], accuracy_name="predicted accuracy")
+        return cls([SwitchPoint(n, float(p), l, e, str(root / n)) for n, _, p, l, e, _ in rows], accuracy_name="search preference")
 
     @classmethod
     def from_exits(cls, directory: str | os.PathLike, *, test: bool = False) -> "Switcher":

@@ -2,7 +2,7 @@
 
 ``area_mm2 = pes x pe_mm2 x pe_factor[pe mode] + SRAM kB x sram_mm2_per_kb + fixed_mm2``.
 
-An accelerator designer asks "the best network and accelerator within X mm^2": this is the X.
+An accelerator designer asks "the best network and accelerator within X mm²": this is the X.
 The model is linear on purpose (an Optuna constraint and an exact budget need nothing more), and
 each preset states where its constants come from. Buffers of unbounded size (SCALE-Sim's CALC
 mode, no ``sram_kb``) have no area: :func:`area_mm2` refuses to price them, since "unbounded" is
@@ -14,11 +14,11 @@ Presets (``--tech``):
     12 nm logic synthesis published with RecPipe (Gupta et al., MICRO 2021; artifact
     ``RPAccel_characterization/synthesis.py``): a 32x32 systolic array is 506,891 um^2
     (-> 495 um^2 per PE, its registers and wiring included) and a 32 kB high-speed single-port SRAM
-    (16,384 words x 16 bits) 29,142 um^2 (-> 0.000911 mm^2 per kB). No fixed part is reported.
+    (16,384 words x 16 bits) 29,142 um^2 (-> 0.000911 mm² per kB). No fixed part is reported.
 ``tpu28``
-    Google TPU v1 (Jouppi et al., ISCA 2017), 28 nm, a die of at most 331 mm^2: the 256x256 matrix
-    unit is 24 % of it (-> 79.4 mm^2 / 65,536 MACs = 0.00121 mm^2 per PE), the 24 MiB unified
-    buffer 29 % (-> 96.0 mm^2 / 24,576 kB = 0.00391 mm^2 per kB), control 2 % (-> 6.6 mm^2, the
+    Google TPU v1 (Jouppi et al., ISCA 2017), 28 nm, a die of at most 331 mm²: the 256x256 matrix
+    unit is 24 % of it (-> 79.4 mm² / 65,536 MACs = 0.00121 mm² per PE), the 24 MiB unified
+    buffer 29 % (-> 96.0 mm² / 24,576 kB = 0.00391 mm² per kB), control 2 % (-> 6.6 mm², the
     fixed part).
 
 PE precision modes (:mod:`uboost.hardware.precision`) scale the PE area by ``pe_factor``. No
@@ -38,7 +38,7 @@ from uboost.exceptions import ConfigError, unknown_name
 
 @dataclass(frozen=True, kw_only=True)
 class AreaTable:
-    """mm^2 per PE (a fixed 8-bit PE), per kB of SRAM, and a fixed part, in one technology."""
+    """mm² per PE (a fixed 8-bit PE), per kB of SRAM, and a fixed part, in one technology."""
 
     name: str = "custom"
     tech_nm: float
@@ -108,7 +108,7 @@ def resolve_area(area: "str | Path | AreaTable | dict | None") -> AreaTable:
 
 
 def area_breakdown_mm2(spec, table: "AreaTable | str | None" = None) -> dict[str, float]:
-    """``{"pe", "sram", "fixed", "total"}`` in mm^2 of the accelerator ``spec`` describes."""
+    """``{"pe", "sram", "fixed", "total"}`` in mm² of the accelerator ``spec`` describes."""
     table = resolve_area(table)
     sizes = spec.buffer_kb
     if any(kb is None for kb in sizes):
@@ -123,5 +123,5 @@ def area_breakdown_mm2(spec, table: "AreaTable | str | None" = None) -> dict[str
 
 
 def area_mm2(spec, table: "AreaTable | str | None" = None) -> float:
-    """Total silicon area of ``spec`` in mm^2 (see :func:`area_breakdown_mm2`)."""
+    """Total silicon area of ``spec`` in mm² (see :func:`area_breakdown_mm2`)."""
     return area_breakdown_mm2(spec, table)["total"]

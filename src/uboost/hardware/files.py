@@ -128,6 +128,9 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
         except ValueError:
             raise ConfigError(f"{path}: {said('architecture_presets', 'bandwidth')} must be a number of words per cycle, "
                               f"got {text!r}") from None
+        if not fields["dram_bw_words"] > 0:  # before the bank check, which would blame the banks for it
+            raise ConfigError(f"{path}: {said('architecture_presets', 'bandwidth')} must be a positive number of words per cycle, "
+                              f"got {text}")
         _check_port_bandwidths(path, parser, fields["dram_bw_words"], said)
     if parser.get("sparsity", "sparsitysupport", fallback="false").strip().lower() == "true":
         raise ConfigError(f"{path}: {said('sparsity', 'sparsitysupport')} is not modelled by uboost; set it to false or use --cost-model scalesim")

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 BUFFERS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
 AREA_CONSTRAINT = "area_over_budget_mm2"
-"""Constraint key (and user attribute): area minus budget in mm^2, feasible when <= 0."""
+"""Constraint key (and user attribute): area minus budget in mm², feasible when <= 0."""
 
 
 def _choices(name: str, value: Any, *, integer: bool) -> tuple | None:
@@ -92,7 +92,7 @@ class AcceleratorSpace:
         budget = self.area_budget_mm2
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                    or not math.isfinite(budget) or budget <= 0):
-            raise ConfigError(f"area_budget_mm2 (--area-budget-mm2) must be a positive number of mm^2, got {budget!r}")
+            raise ConfigError(f"area_budget_mm2 (--area-budget-mm2) must be a positive number of mm², got {budget!r}")
 
     @property
     def searched(self) -> list[str]:
@@ -157,8 +157,8 @@ class AcceleratorSpace:
         if self.area_budget_mm2 is not None:
             best = min(area_of(self.smallest(base, rows=rows, cols=cols, pe=m)) for m in self.pe_modes or (base.pe,))
             if best > self.area_budget_mm2:
-                raise ConfigError(f"no accelerator of the space fits the area budget of {self.area_budget_mm2:g} mm^2: "
-                                  f"the smallest is {best:.4g} mm^2 ({base.area_table().name} area table)")
+                raise ConfigError(f"no accelerator of the space fits the area budget of {self.area_budget_mm2:g} mm²: "
+                                  f"the smallest is {best:.4g} mm² ({base.area_table().name} area table)")
 
     def smallest(self, base: "SearchConfig", *, rows: Iterable[int], cols: Iterable[int], pe: str) -> "SearchConfig":
         """The accelerator of least area in the space (area grows with PEs and with each buffer)."""
@@ -185,7 +185,7 @@ def point_fields(point: dict[str, Any]) -> dict[str, Any]:
 
 
 def area_of(config: "SearchConfig") -> float:
-    """Silicon area (mm^2) of ``config``'s accelerator on its area table (:func:`uboost.hardware.area.area_mm2`)."""
+    """Silicon area (mm²) of ``config``'s accelerator on its area table (:func:`uboost.hardware.area.area_mm2`)."""
     from uboost.hardware.area import area_mm2
 
     return area_mm2(config.hardware_spec(), config.area_table())

@@ -30,7 +30,7 @@ accelerator with unbounded buffers, priced once per (array, dataflow) -- and str
 in the order of their bounds until the next bound exceeds the best value found, which is the same
 choice as pricing every one (:data:`~uboost.tuning.inner_pricing.BOUNDED_MODELS`; other models price every structure). A space
 of more than :data:`MAX_CANDIDATES` accelerators is refused up front. Measured on the benchmark
-space (23,328 accelerators, 18,300 within a 0.138 mm^2 budget) on the shared 2-core machine: ~10 s
+space (23,328 accelerators, 18,300 within a 0.138 mm² budget) on the shared 2-core machine: ~10 s
 for the lenet reference network alone, a median 20-30 s per trial in the studies (load 6-9),
 against ~130 s to price every accelerator once (benchmarks/RESULTS.md). The memo grows with the
 distinct layer shapes of the study (one entry per shape and accelerator structure).
@@ -151,9 +151,9 @@ def _structures(pricer, tune_space: "TuneSpace", config: "SearchConfig", area: b
 
 
 def candidates(tune_space: "TuneSpace", config: "SearchConfig", *, area: bool = False) -> tuple[list[Candidate], int]:
-    """Every accelerator of the space within the area budget (mm^2, and rows x cols PEs under ``--area-budget``;
+    """Every accelerator of the space within the area budget (mm², and rows x cols PEs under ``--area-budget``;
     ``config``: the trial's configuration), and how many the space holds before the area cut. Each carries its
-    area under an mm^2 budget or with ``area`` (area is an objective of the study: the trial reports the
+    area under an mm² budget or with ``area`` (area is an objective of the study: the trial reports the
     chosen accelerator's), else ``None``."""
     from uboost.hardware.area import area_mm2
 
@@ -222,7 +222,7 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
            prune: bool = True, area: bool = False) -> InnerChoice:
     """The accelerator of ``tune_space`` within its area budget on which the network ``shapes``
     (:class:`~uboost.hardware.layers.LayerShape` list) has the least ``objective`` (edp, latency,
-    energy); ties go to the smaller area (when areas are priced: an mm^2 budget, or ``area``, the
+    energy); ties go to the smaller area (when areas are priced: an mm² budget, or ``area``, the
     study's area objective), then to the first enumerated. ``config``: the trial's.
 
     With ``prune`` (and a cost model of :data:`~uboost.tuning.inner_pricing.BOUNDED_MODELS`), accelerator structures are priced in
@@ -239,7 +239,7 @@ def choose(shapes: Sequence, tune_space: "TuneSpace", config: "SearchConfig", *,
     pricer = pricer_for(config.cost_model)
     pool, total, groups = structures(tune_space, config, area=area)
     if not pool:
-        limits = [f"{tune_space.accelerator.area_budget_mm2:g} mm^2"] if tune_space.accelerator.area_budget_mm2 is not None else []
+        limits = [f"{tune_space.accelerator.area_budget_mm2:g} mm²"] if tune_space.accelerator.area_budget_mm2 is not None else []
         limits += [f"{tune_space.area_budget} PEs"] if tune_space.area_budget is not None else []
         raise ConfigError(f"no accelerator of the space fits the area budget of {' and '.join(limits) or '(none)'}")
     before = pricer.priced_layers

@@ -280,7 +280,7 @@ def run_local_search(study: "optuna.Study", n: int, *, base: "SearchConfig", tun
     ls.check_local_search(n, mode="pareto", retrain_epochs=retrain_epochs, screen=screen)
     names, _ = study_metrics("pareto", objectives)
     tune_space = tune_space.for_cost_mode(base.cost_mode)
-    inner, _ = check_inner_options(inner_accelerator, None, tune_space, base)
+    inner, _ = check_inner_options(inner_accelerator, None, tune_space, base, "area_mm2" in names)
     bits = local_bits.BitsMoves.for_config(base)
     pricer = Pricer(base, tune_space, names, inner, screen, bits)
     choices = space_choices(base)

@@ -113,7 +113,7 @@ def objective(
     :mod:`~uboost.tuning.accelerator_space`). The trial's cost model caches its layer costs per
     accelerator in ``out_root/cost-cache`` (:mod:`~uboost.tuning.cost_cache`).
 
-    ``inner_accelerator="exhaustive"`` (the default under an area budget in mm^2): the searched
+    ``inner_accelerator="exhaustive"`` (the default under an area budget in mm²): the searched
     network is priced on every accelerator of the space within the budget and the trial reports
     the best one (:mod:`~uboost.tuning.inner_accelerator`); ``"off"`` reports the sampled one.
     ``inner_rounds=2`` (with the inner choice) searches the network a second time on the chosen
@@ -142,7 +142,7 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     names, wanted = study_metrics(mode, objectives)
     base = _base_config(base, config)
     tune_space = (tune_space if tune_space is not None else TuneSpace()).for_cost_mode(base.cost_mode)
-    inner, rounds = check_inner_options(inner_accelerator, inner_rounds, tune_space, base)
+    inner, rounds = check_inner_options(inner_accelerator, inner_rounds, tune_space, base, "area_mm2" in names)
     if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
         raise ConfigError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}")
     directions = len(trial.study.directions)
@@ -172,7 +172,7 @@ def _objective(trial, *, base, tune_space, out_root, retrain_epochs, mode, budge
     if over is not None and over > 0:  # never searched: recorded with the worst values (accelerator_space.py)
         trial.set_user_attr("config", cfg.to_dict())
         trial.set_user_attr("skipped", "area_budget_mm2")
-        trial.set_user_attr("fail_reason", f"area {area:.4g} mm^2 is over the budget of {tune_space.accelerator.area_budget_mm2:g} mm^2")
+        trial.set_user_attr("fail_reason", f"area {area:.4g} mm² is over the budget of {tune_space.accelerator.area_budget_mm2:g} mm²")
         worst = [area if n == "area_mm2" else objs.WORST[d] for n, d in zip(names, wanted)]
         return tuple(worst) if mode == "pareto" else worst[0]
     run_dir = trial_dir(out_root, trial.study.study_name, trial.number).resolve()
@@ -259,24 +259,26 @@ def _search_round(trial, cfg: SearchConfig, run_dir: Path, *, tune_space, names,
     return attrs
 
 
-def inner_mode(inner_accelerator: str | None, tune_space: TuneSpace) -> str:
-    """The inner accelerator choice a study runs: as given, else exhaustive under an area budget in mm^2."""
+def inner_mode(inner_accelerator: str | None, tune_space: TuneSpace, area_objective: bool = False) -> str:
+    """The inner accelerator choice a study runs: as given, else exhaustive under an area budget in mm², unless
+    area is one of the study's objectives: a choice per trial would pick the area for the sampler (the largest
+    array within the budget, for latency), and the front would have one area; the sampler searches it instead."""
     space = tune_space.accelerator
-    return inner_choice.check_inner(inner_accelerator, area_budget=space is not None and space.prices_area)
+    return inner_choice.check_inner(inner_accelerator, area_budget=space is not None and space.prices_area and not area_objective)
 
 
 def check_inner_options(inner_accelerator: str | None, inner_rounds: int | None, tune_space: TuneSpace,
-                        base: SearchConfig) -> tuple[str, int]:
+                        base: SearchConfig, area_objective: bool = False) -> tuple[str, int]:
     """The study's inner choice and rounds, checked before anything is written: an unknown mode, a
     space too large to enumerate per trial, or rounds the mode cannot run raise :class:`ConfigError`."""
-    inner = inner_mode(inner_accelerator, tune_space)
+    inner = inner_mode(inner_accelerator, tune_space, area_objective)
     if inner == "exhaustive":
         inner_choice.check_space(tune_space, base)
     return inner, alternating.check_rounds(inner_rounds, inner=inner)
 
 
 def _area(cfg: SearchConfig, tune_space: TuneSpace, names: list[str]) -> float | None:
-    """The accelerator's area (mm^2) when it is constrained or an objective, else ``None``."""
+    """The accelerator's area (mm²) when it is constrained or an objective, else ``None``."""
     space = tune_space.accelerator
     if "area_mm2" in names or (space is not None and space.prices_area):
         return area_of(cfg)

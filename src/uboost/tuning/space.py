@@ -72,7 +72,7 @@ class TuneSpace:
     ``utilization_weight`` a linear one; ``low == high`` fixes a value. The temperature T shapes
     only the smooth cost (``cost_mode="smooth"``): :meth:`for_cost_mode` drops it otherwise, and
     ``temperature=None`` never searches it. ``accelerator`` extends the search to buffers, bandwidth,
-    operating point and PE mode under an area budget in mm^2 (:mod:`~uboost.tuning.accelerator_space`).
+    operating point and PE mode under an area budget in mm² (:mod:`~uboost.tuning.accelerator_space`).
 
     ``search_seeds`` (n > 1) also draws each trial's search seed: ``search_seed`` in 0..n-1, and the
     trial searches and retrains with ``base.seed + search_seed``. With one seed the study maps each
@@ -200,7 +200,7 @@ class TuneSpace:
                 ) from None
 
     def _check_area_budget(self, study: "optuna.Study") -> None:
-        """Refuse to continue ``study`` under another area budget in mm^2 than its trials ran under (none included):
+        """Refuse to continue ``study`` under another area budget in mm² than its trials ran under (none included):
         each trial's area constraint was stored once, against that budget, and a report or an export judges the
         trials on the budget the study stores (a dropped one let an over-budget accelerator become "best")."""
         stored = study.user_attrs.get("uboost_space")
@@ -210,7 +210,7 @@ class TuneSpace:
         new = None if self.accelerator is None else self.accelerator.area_budget_mm2
         if old == new or (old is not None and new is not None and math.isclose(old, new)):
             return
-        was = f"under an area budget of {old:g} mm^2" if old is not None else "without an area budget"
+        was = f"under an area budget of {old:g} mm²" if old is not None else "without an area budget"
         now = f"--area-budget-mm2 {new:g}" if new is not None else "no --area-budget-mm2"
         fix = f"repeat --area-budget-mm2 {old:g}" if old is not None else "drop --area-budget-mm2"
         raise ConfigError(f"study {study.study_name!r} was searched {was} (this command: {now}); its trials were judged "

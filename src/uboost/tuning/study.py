@@ -166,7 +166,7 @@ def run_study(
     stops answering, :class:`StorageUnavailable` says where a finished trial's result was kept.
 
     ``inner_accelerator``: ``"exhaustive"`` or ``"off"`` (:mod:`~uboost.tuning.inner_accelerator`);
-    default exhaustive when the accelerator space has an area budget in mm^2. ``inner_rounds``: 1 or
+    default exhaustive when the accelerator space has an area budget in mm². ``inner_rounds``: 1 or
     2 (:mod:`~uboost.tuning.inner_rounds`: the network searched again on the chosen accelerator).
     """
     check_mode(mode, budget_ms, timeout=timeout, retrain_epochs=retrain_epochs, objectives=objectives)
@@ -176,7 +176,7 @@ def run_study(
         raise ConfigError(f"n_trials must be a non-negative integer, got {n_trials!r}")
     names, _ = study_metrics(mode, objectives)
     tune_space.check_accelerator(base, area="area_mm2" in names)  # before the storage is touched
-    inner, rounds = check_inner_options(inner_accelerator, inner_rounds, tune_space, base)
+    inner, rounds = check_inner_options(inner_accelerator, inner_rounds, tune_space, base, "area_mm2" in names)
     if study is None:
         study = create_study(out_root, mode=mode, storage=storage, study_name=study_name, seed=seed,
                              population_size=population_size, pruner=pruner, objectives=objectives, sampler=sampler)
