@@ -20,7 +20,7 @@ A diagnostic for ``systolic-mem`` (issue 22), not a cost model. Two steps, in tw
 
        python tools/replay_scalesim_prefetches.py oracle OUT.jsonl
 
-3. In SCALE-Sim's virtualenv, the filter port's prefetches (OS, WS, IS) on a grid of GEMM shapes (batch-1
+3. In SCALE-Sim's virtualenv, the filter and ifmap ports' prefetches (OS, WS, IS) on a grid of GEMM shapes (batch-1
    ``Linear`` layers and 1x1 convs over a few output pixels, 16x16 to 128x128 arrays, 8-64 kB): the
    golden data of ``tests/hardware/test_window_trace.py``, which checks ``systolic-mem``'s exact traces
    (``uboost.hardware._window_trace.traced_passes`` and ``traced_stationary``) against them.
@@ -170,18 +170,20 @@ FILTER_SHAPES = [  # (output pixels, in, out): batch-1 Linear layers, then 1x1 c
 
 
 def filters(out: Path) -> int:
-    """The filter port's prefetches (OS, WS, IS) on ``FILTER_SHAPES`` x arrays x buffer sizes, as CSV (written atomically)."""
+    """The filter and ifmap ports' prefetches (OS, WS, IS) on ``FILTER_SHAPES`` x arrays x buffer sizes (GEMMs: every
+    input pixel read once), as CSV (written atomically)."""
     import itertools
     import os
 
-    lines = ["dataflow,pixels,in_channels,out_channels,rows,cols,sram_kb,prefetches"]
+    lines = ["dataflow,pixels,in_channels,out_channels,rows,cols,sram_kb,prefetches,ifmap_prefetches"]
     for flow, (pixels, k, n), (rows, cols), kb in itertools.product(("os", "ws", "is"), FILTER_SHAPES, ((16, 16), (32, 32), (128, 128)),
                                                                      (8, 16, 64)):
         side = max(d for d in range(1, int(math.isqrt(pixels)) + 1) if pixels % d == 0)
         row = dict(batch=1, in_channels=k, out_channels=n, groups=1, kernel_h=1, kernel_w=1, stride=1, out_h=side,
                    out_w=pixels // side, kind="linear" if pixels == 1 else "conv")
-        (_, _), (pf, df) = matrices(flow, rows, cols, *operands(row))
-        lines.append(f"{flow},{pixels},{k},{n},{rows},{cols},{kb},{replay_port(pf, df, kb)['prefetches']}")
+        (pi, di), (pf, df) = matrices(flow, rows, cols, *operands(row))
+        lines.append(f"{flow},{pixels},{k},{n},{rows},{cols},{kb},{replay_port(pf, df, kb)['prefetches']},"
+                     f"{replay_port(pi, di, kb)['prefetches']}")
     tmp = out.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, out)

@@ -13,12 +13,12 @@ from __future__ import annotations
 # bandwidths) per (rows, cols, dataflow, SRAM kB), from `benchmarks/bench_memory_model.py --groups`.
 # Only measured corners are listed; over 0.25 the model's memory_note points to --cost-model scalesim.
 HELD_OUT_MAPE: dict[tuple[int, int, str, int], float] = {
-    (32, 32, 'is', 8): 0.126, (32, 32, 'is', 16): 0.083, (32, 32, 'is', 64): 0.070, (32, 32, 'is', 256): 0.049,
-    (32, 32, 'os', 8): 0.138, (32, 32, 'os', 16): 0.111, (32, 32, 'os', 64): 0.076, (32, 32, 'os', 256): 0.049,
-    (32, 32, 'ws', 8): 0.115, (32, 32, 'ws', 16): 0.072, (32, 32, 'ws', 64): 0.093, (32, 32, 'ws', 256): 0.033,
-    (128, 128, 'is', 8): 0.186, (128, 128, 'is', 16): 0.150, (128, 128, 'is', 64): 0.081, (128, 128, 'is', 256): 0.042,
-    (128, 128, 'os', 8): 0.117, (128, 128, 'os', 16): 0.136, (128, 128, 'os', 64): 0.185, (128, 128, 'os', 256): 0.049,
-    (128, 128, 'ws', 8): 0.127, (128, 128, 'ws', 16): 0.123, (128, 128, 'ws', 64): 0.083, (128, 128, 'ws', 256): 0.024,
+    (32, 32, 'is', 8): 0.093, (32, 32, 'is', 16): 0.072, (32, 32, 'is', 64): 0.065, (32, 32, 'is', 256): 0.026,
+    (32, 32, 'os', 8): 0.112, (32, 32, 'os', 16): 0.099, (32, 32, 'os', 64): 0.076, (32, 32, 'os', 256): 0.039,
+    (32, 32, 'ws', 8): 0.103, (32, 32, 'ws', 16): 0.069, (32, 32, 'ws', 64): 0.102, (32, 32, 'ws', 256): 0.032,
+    (128, 128, 'is', 8): 0.093, (128, 128, 'is', 16): 0.092, (128, 128, 'is', 64): 0.068, (128, 128, 'is', 256): 0.039,
+    (128, 128, 'os', 8): 0.102, (128, 128, 'os', 16): 0.120, (128, 128, 'os', 64): 0.105, (128, 128, 'os', 256): 0.047,
+    (128, 128, 'ws', 8): 0.128, (128, 128, 'ws', 16): 0.123, (128, 128, 'ws', 64): 0.081, (128, 128, 'ws', 256): 0.021,
 }
 
 MEASURED_BANDWIDTH = (4.0, 32.0)  # DRAM words per cycle of the data behind HELD_OUT_MAPE
@@ -45,9 +45,10 @@ def unmeasured(spec) -> str:
 def thin_linear_layers(spec, layers, half_filter_words: float) -> list[str]:
     """Names of the batch-1 ``Linear`` layers whose weights overflow the filter buffer's active half
     (``half_filter_words``), so that they stall: the data holds two such shapes, and a sweep of 20 on
-    32x32 arrays with 16 kB buffers put the model at 0.54-1.00x of SCALE-Sim on OS, 0.62-1.00x on WS and
-    0.55-1.00x on IS (their filter prefetches traced exactly; 0.12-2.35x, 0.79-1.65x and 0.73-1.41x before),
-    the misses layers of one to three prefetches (``benchmarks/RESULTS.md``, "the filter ports traced exactly")."""
+    32x32 arrays with 16 kB buffers put the model at 0.54-1.00x of SCALE-Sim on OS, 0.63-1.00x on WS and
+    0.56-1.00x on IS (their prefetches traced exactly; 0.12-2.35x, 0.79-1.65x and 0.73-1.41x before), the misses
+    layers of one to three prefetches (``benchmarks/RESULTS.md``, "the filter ports, and the ifmap of layers that
+    read each pixel once, traced exactly")."""
     if spec.batch_size != 1:
         return []
     return [layer.name for layer in layers

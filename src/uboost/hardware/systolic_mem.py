@@ -37,9 +37,12 @@ same facts about its memory system:
   row that starts under the window). The counts equal a replay of SCALE-Sim's read buffer on every
   point of the data (265 WS, 265 OS, 264 IS) and on 207 GEMM points per dataflow
   (``tests/hardware/test_window_trace.py``); numba runs them as one loop per layer where it is
-  installed (:mod:`uboost.hardware._window_numba`). The closed form's walks above stay as their
-  gradient in ``smooth`` cost mode. The ifmap port's wrap-around counts (its im2col copies hit by
-  chance) have a fitted weight per dataflow.
+  installed (:mod:`uboost.hardware._window_numba`). So is the ifmap port of a layer that reads each
+  input pixel once (pointwise convs, ``Linear``, GEMMs: its addresses are its places in the fetch
+  order; WS and OS stream it as IS streams its filters, IS holds it as WS holds its filters). The
+  closed form's walks above stay as their gradient in ``smooth`` cost mode. The ifmap port of a
+  layer with im2col copies (a pixel read by several windows: a copy may hit where the trace would
+  circle) keeps its fitted wrap-around weight per dataflow.
 * im2col repeats each input pixel ``reuse`` times (``k_h k_w`` at stride 1): an ifmap word demanded
   behind the window is often found in another copy of it. The ifmap's wrap-arounds are damped by
   ``reuse ** -(e * tile)`` (``tile``: the share of an array tile the active half holds) and by
@@ -288,6 +291,17 @@ class MemorySystolicArray(CostModel):
                 else:
                     exact = traced_stationary(k, n, weight_words, r, c, kb)
                 seq, wrap = exact + (seq - seq.detach()), torch.zeros_like(wrap)
+            elif ifmap_copies is not None and not bool(ifmap_copies.all()):  # an ifmap whose pixels are read once
+                # each (pointwise, Linear, GEMM): its addresses are its places in the fetch order, traced as the filters'
+                if flow == "ws":  # every fold of K in turn, once per column fold of N
+                    exact = traced_passes(m, r, k, act_words, col_folds, kb, cyclic=True)
+                elif flow == "os":  # every fold of M in turn, once per column fold of N
+                    exact = traced_passes(k, r, m, act_words, col_folds, kb, cyclic=True)
+                else:  # IS's stationary ifmap, WS's filters mirrored
+                    exact = traced_stationary(k, m, act_words, r, c, kb)
+                once = ~ifmap_copies
+                seq = torch.where(once, exact + (seq - seq.detach()), seq)
+                wrap = torch.where(once, torch.zeros_like(wrap), wrap)
             ports.append((seq, wrap, kb))
         return ports
 
@@ -351,10 +365,10 @@ def window_reuse(layers: LayerTable, batch_size: int, ifmap_kb: int | None, in_c
 # scored layers). Near-zero values (the slower port's share, some exponents) are what the fit
 # found: the walks and the max explain those. The filters have no weight: they are traced exactly.
 COEFFICIENTS: dict[str, dict[str, float]] = {
-    "ws": {"ifmap": 0.9567, "reuse": 0.02163, "cover": 0.2125},
-    "os": {"ifmap": 0.9241, "reuse": 6.763e-15, "cover": 2.309},
-    "is": {"ifmap": 1.259, "reuse": 0.006612, "cover": 0.4488},
-    "combine": {"overlap": 0.2192, "writes": 0.2383, "ports": 0.06045},
+    "ws": {"ifmap": 0.922, "reuse": 5.607e-22, "cover": 0.2279},
+    "os": {"ifmap": 1.086, "reuse": 2.171e-14, "cover": 2.518},
+    "is": {"ifmap": 1.399, "reuse": 0.06327, "cover": 0.4607},
+    "combine": {"overlap": 0.2636, "writes": 0.1748, "ports": 0.03836},
 }
 
 
