@@ -218,8 +218,13 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
 
 
 def holds_only_bookkeeping(folder: str | os.PathLike) -> bool:
-    """True when ``folder`` is missing or holds nothing but uboost's bookkeeping files (manifest, lock)."""
-    return _manifest.is_empty(folder)
+    """True when ``folder`` is missing or holds nothing but uboost's bookkeeping files (manifest, lock), hidden
+    files (a ``.gitkeep``) and empty folders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return True
+    return all(p.name in _manifest.BOOKKEEPING or p.name.startswith(".") or (p.is_dir() and not any(p.iterdir()))
+               for p in folder.iterdir())
 
 
 def run_files_held(folder: str | os.PathLike) -> list[str]:

@@ -326,6 +326,9 @@ def test_a_ctrl_c_outside_the_retrains_handler_names_the_command_that_goes_on(cl
     monkeypatch.setattr(frontier_module, "frontier", stopped_while_writing)
     result = cli(*args[:-1], tmp_path / "g")
     assert result.code == 130 and "--force" in result.err and "same command again" not in result.err
+    monkeypatch.setattr(frontier_module, "frontier", ctrl_c)  # still projecting: nothing written, nothing to force
+    result = cli(*args[:-1], tmp_path / "h")
+    assert result.code == 130 and "before it wrote a point; run the same command again" in result.err
 
 
 def test_result_json_says_whether_the_export_was_projected_from_the_argmax(cli, tmp_path):

@@ -240,6 +240,11 @@ def test_exits_refuse_a_folder_of_other_results_or_a_users_policy_file(retrained
         one_line_error(cli("exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--out", out),
                        "already holds files that are not exits")
         assert tree(out) == before
+    kept = tmp_path / "kept"  # a folder kept in version control (.gitkeep) or with an empty subfolder is empty enough
+    (kept / "empty").mkdir(parents=True)
+    (kept / ".gitkeep").write_text("")
+    assert cli("exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--out", kept).code == 0
+    assert (kept / "exits.json").is_file() and (kept / ".gitkeep").is_file()
 
 
 def test_exits_made_with_relative_paths_catch_a_replaced_model_from_any_directory(retrained_run, tmp_path, cli, monkeypatch):

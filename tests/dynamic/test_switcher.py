@@ -94,11 +94,15 @@ def test_from_frontier_directory(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")
-    with pytest.raises(RunDirError, match=f"is a search run, not a frontier: make one with `uboost frontier {run} --out {run}-frontier`"):
+    with pytest.raises(RunDirError, match=f"is a search run, not a frontier: make one with `uboost frontier {run}` \\(into {run / 'frontier'}"):
         Switcher.from_frontier(run)
-    (run / "exits").mkdir()  # QA: with its exits (or frontier) made, it names those, not a new frontier
+    (run / "exits").mkdir()  # an empty folder is not an exits folder: not named
+    with pytest.raises(RunDirError, match="make one with"):
+        Switcher.from_frontier(run)
+    (run / "exits" / "exits.json").write_text("{}")  # QA: with its exits (or frontier) made, it names those
     with pytest.raises(RunDirError, match=f"not a frontier: switch on `uboost switch {run / 'exits'}`"):
         Switcher.from_frontier(run)
+    (run / "exits" / "exits.json").unlink()
     (run / "exits" / "study.journal").write_text("")  # an exits search stopped by Ctrl-C: said so
     with pytest.raises(RunDirError, match="holds an interrupted `uboost exits`"):
         Switcher.from_frontier(run / "exits")
@@ -149,6 +153,9 @@ def test_a_frontier_with_predicted_accuracies_switches_on_them(tmp_path):
     switcher = Switcher.from_frontier(tmp_path)
     assert switcher.accuracy_name == "predicted accuracy"
     assert switcher.select(latency_ms=0.35).name == "p02" and switcher.select(latency_ms=0.25).name == "p01"
+    (tmp_path / "p01" / "result.json").write_text(json.dumps({"latency_ms": 0.2, "preference": -0.5}))  # one lost it
+    with pytest.raises(RunDirError, match="p01 have no predicted_accuracy"):
+        Switcher.from_frontier(tmp_path)
 
 
 def test_a_missing_frontier_folder_says_how_to_make_one(tmp_path):

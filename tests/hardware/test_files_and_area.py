@@ -133,6 +133,11 @@ def test_area_needs_sized_buffers_and_a_pe_factor():
     ("ArrayHeight: 8\n", "cannot read SCALE-Sim config"),
     ("[general]\nrun_name = x\n", "no [architecture_presets]"),
     ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nBandwidth: 10,20\n[run_presets]\nInterfaceBandwidth: USER\n", "per-layer"),
+    # QA: 0 blamed the [layout] bank bandwidths; inf named dram_bw_words
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nBandwidth: 0\n[layout]\nIfmapSRAMBankBandwidth: 10\n"
+     "FilterSRAMBankBandwidth: 10\n[run_presets]\nInterfaceBandwidth: USER\n", "Bandwidth must be a positive number"),
+    ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nBandwidth: inf\n[run_presets]\nInterfaceBandwidth: USER\n",
+     "Bandwidth must be a positive number"),
     ("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nDataflow: xs\n", "dataflow"),
 ])
 def test_bad_scalesim_files_are_one_clear_error(tmp_path, text, fragment):

@@ -156,9 +156,11 @@ def frontier(
         try:
             rows = run_frontier(source, budgets, out, force=force, floor=floor, metric=metric, target_ms=fixed_ms,
                                 target_uj=fixed_uj, auto_point=auto)
-        except KeyboardInterrupt:  # the folder is marked incomplete: the same command refuses it, --resume too
+        except KeyboardInterrupt:  # once writing began the folder is marked incomplete: the same command refuses it
             from uboost.exceptions import Interrupted
 
+            if not any(out.glob("p[0-9]*")):  # still projecting: nothing written
+                raise Interrupted("frontier interrupted before it wrote a point; run the same command again") from None
             raise Interrupted(f"frontier interrupted while writing its points in {out}; start over with the same command "
                               "and --force") from None
     if retrain_epochs:

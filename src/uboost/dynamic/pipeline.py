@@ -367,9 +367,11 @@ def _retrain_hint(root: Path) -> str:
     source = runs.retrain_source(root)  # a retrain's output: RUN/retrain, or one written with retrain --out
     if source is not None and source.resolve() != root.resolve():
         inside = root.resolve() == (source / runs.RETRAIN).resolve()
-        return (f"give the search run, `uboost exits {source}` (its retrain is {root})" if inside else
-                f"{root} is a retrain of {source} written elsewhere (retrain --out); exits train on the run's own retrain: "
-                f"`uboost retrain {source}`, then `uboost exits {source}`")
+        if inside:
+            return f"give the search run, `uboost exits {source}` (its retrain is {root})"
+        own = "`uboost exits " + str(source) + "`" if model_path(source).is_file() else \
+            f"`uboost retrain {source}`, then `uboost exits {source}`"
+        return f"{root} is a retrain of {source} written elsewhere (retrain --out); exits train on the run's own retrain: {own}"
     if (root / "retrain.json").is_file() or (root.name == runs.RETRAIN and (root.parent / runs.CONFIG).is_file()):
         return f"give the search run, `uboost exits {root.parent}` (its retrain is {root})"
     if (root / "exits.json").is_file():

@@ -134,7 +134,12 @@ def _optuna(confidence, correct, costs, options, n_points, fits, trials, out: Pa
             trial.set_constraint("worst_latency_over_ms", over)
         return row["accuracy"], row["expected_energy_uj"], row["expected_latency_ms"]
 
-    study.optimize(objective, n_trials=trials)
+    try:
+        study.optimize(objective, n_trials=trials)
+    except Exception as exc:  # a Ctrl-C inside Optuna's journal write can surface as its own UnboundLocalError
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
     # the network without exits at every operating point is always a candidate (NSGA-II may never sample it:
     # "no policy meets" the bound was said where the static network met it)
     found = [row for row in (evaluate([None] * len(options), p, confidence, correct, costs) for p in range(n_points)) if fits(row)]

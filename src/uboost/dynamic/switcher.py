@@ -126,12 +126,13 @@ class Switcher:
         dirs = sorted(d for d in root.glob("p[0-9]*") if (d / RESULT).is_file())
         if not dirs:
             if (root / "config.json").is_file():  # a search run: switch on its frontier or exits, made or to make
-                made = [root / name for name in ("frontier", "exits") if (root / name).is_dir()]
+                made = [root / name for name in ("frontier", "exits") if (root / name / "exits.json").is_file()
+                        or any((root / name).glob("p[0-9]*/result.json"))]
                 if made:
                     raise RunDirError(f"{root} is a search run, not a frontier: switch on "
                                       + " or ".join(f"`uboost switch {m}`" for m in made))
-                raise RunDirError(f"{root} is a search run, not a frontier: make one with `uboost frontier {root} --out "
-                                  f"{root}-frontier` and switch on that")
+                raise RunDirError(f"{root} is a search run, not a frontier: make one with `uboost frontier {root}` (into "
+                                  f"{root / 'frontier'}) and switch on that")
             if (root / "study.journal").is_file() and not (root / "exits.json").is_file():  # (uboost.dynamic.search)
                 raise RunDirError(f"{root} holds an interrupted `uboost exits` (its study.journal, no exits.json yet): run "
                                   "that command again to finish it, then switch on this folder")
@@ -151,6 +152,10 @@ class Switcher:
             missing = [r[0] for r in rows if r[1] is None]
             raise RunDirError(f"{root}: points {', '.join(missing)} have no test accuracy while others do; retrain them "
                               f"(uboost retrain {root / missing[0]})")
+        if any(r[5] is not None for r in rows) and not all(r[5] is not None for r in rows):
+            missing = [r[0] for r in rows if r[5] is None]
+            raise RunDirError(f"{root}: points {', '.join(missing)} have no predicted_accuracy in result.json while others do; "
+                              f"make the frontier again (uboost frontier RUN --out {root} --force)")
         if all(r[5] is not None for r in rows):  # the frontier chose by the predictor: so does the switch
             return cls([SwitchPoint(n, float(q), l, e, str(root / n)) for n, _, _, l, e, q in rows], accuracy_name="predicted accuracy")
         return cls([SwitchPoint(n, float(p), l, e, str(root / n)) for n, _, p, l, e, _ in rows], accuracy_name="search preference")

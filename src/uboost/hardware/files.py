@@ -128,7 +128,7 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, Any]:
         except ValueError:
             raise ConfigError(f"{path}: {said('architecture_presets', 'bandwidth')} must be a number of words per cycle, "
                               f"got {text!r}") from None
-        if not fields["dram_bw_words"] > 0:  # before the bank check, which would blame the banks for it
+        if not 0 < fields["dram_bw_words"] < float("inf"):  # before the bank check, which would blame the banks for it
             raise ConfigError(f"{path}: {said('architecture_presets', 'bandwidth')} must be a positive number of words per cycle, "
                               f"got {text}")
         _check_port_bandwidths(path, parser, fields["dram_bw_words"], said)

@@ -134,7 +134,7 @@ class MemorySystolicArray(CostModel):
             return None
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         return (f"systolic-mem prices {len(names)} batch-1 Linear layer{'s' if len(names) > 1 else ''} whose weights "
-                f"overflow half the filter buffer ({shown}): a class its SCALE-Sim data barely covers (0.54-1.00x of "
+                f"overflow half the filter buffer ({shown}): a class its SCALE-Sim data barely covers (0.5-1.0x of "
                 "SCALE-Sim in a sweep): check with --cost-model scalesim")
 
     def cycles(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> torch.Tensor:
