@@ -1,6 +1,10 @@
-"""SCALE-Sim's read-buffer window traced fold by fold: where a walk of an operand makes the window
-circle it (:func:`traced_wraps`: a streamed operand's fold boundaries; :func:`traced_tiles`: a
-stationary operand's tiles read in reverse). Constants of the layer shapes, no gradient; used by
+"""SCALE-Sim's read-buffer window traced fold by fold. Exact prefetch counts, where every demanded word
+has one place in the fetch order (every filter port; an ifmap that reads each pixel once):
+:func:`traced_passes` (a streamed operand, pass by pass) and :func:`traced_stationary` (a stationary
+one, tile by tile), checked against SCALE-Sim's own read buffer (``tests/hardware/test_window_trace.py``).
+Where a word is demanded and fetched in several copies (an im2col ifmap), the circles of a fitted model:
+:func:`traced_wraps` (a streamed operand's fold boundaries) and :func:`traced_tiles` (a stationary
+operand's tiles read in reverse). Constants of the layer shapes, no gradient; used by
 :mod:`uboost.hardware.systolic_mem`, whose docstring describes the memory system they trace."""
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ from uboost.hardware import _window_numba
 
 WORDS_PER_KB = 1024
 LINES = 100  # SCALE-Sim hashes a read buffer into 100 lines; a prefetch moves its window by up to half of them
-
-
 TRACED_FOLDS = 64  # fold boundaries traced one by one; beyond, they circle at the traced rate
 
 

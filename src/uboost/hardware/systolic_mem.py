@@ -193,8 +193,10 @@ class MemorySystolicArray(CostModel):
 
     def dram_read_words(self, layers: LayerTable, *, in_channels=None, out_channels=None, temperature=None) -> dict[str, torch.Tensor]:
         """DRAM words the ifmap and filter ports read per layer, re-fetches included: an operand that
-        fits its buffer's active half is read once; one that does not, its first half-buffer fill plus
-        half a buffer per prefetch (:meth:`read_prefetches`). Unbounded buffers read each word once."""
+        fits its buffer's active half is read once, as SCALE-Sim lays it out for prefetching (its folds
+        padded to the array's rows or columns, at most half a buffer); one that does not, its first
+        half-buffer fill plus half a buffer per prefetch (:meth:`read_prefetches`). Unbounded buffers read
+        each word once. Against SCALE-Sim USER mode: ``benchmarks/bench_energy_hw.py --part c``."""
         spec = self.spec
         groups, _, (ceil, m, k, n) = compute_cycles(spec, layers, in_channels, out_channels, temperature)
         weight_words, act_words = layers.weight_bits / 8.0, layers.act_bits / 8.0  # words (bytes) per element
@@ -204,15 +206,21 @@ class MemorySystolicArray(CostModel):
         prefetches_kb = [(seq + coef.get(name, 0.0) * wrap, kb) for name, (seq, wrap, kb)
                          in zip(("ifmap", "filter"), self.read_prefetches(m, k, n, ceil, temperature, weight_words, act_words, copies,
                                                                            self.ifmap_reach(layers, m, k)))]
-        for key, size, per, (prefetches, kb) in zip(("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n),
-                                                    (act_words, weight_words), prefetches_kb):
+        r, c = spec.rows, spec.cols
+        # an operand that fits is read as SCALE-Sim lays it out for prefetching, its folds padded to the array's
+        # rows or columns (a 256 -> 10 classifier on 32x32 OS: 8,192 filter words read, not 2,560)
+        padded = {"ws": (m * r * ceil(k, r), k * c * ceil(n, c)), "os": (k * r * ceil(m, r), k * c * ceil(n, c)),
+                  "is": (k * c * ceil(m, c), n * r * ceil(k, r))}[spec.dataflow]
+        for key, size, fill, per, (prefetches, kb) in zip(("ifmap_dram_reads", "filter_dram_reads"), (m * k, k * n), padded,
+                                                          (act_words, weight_words), prefetches_kb):
             if kb is None or not spec.memory_bound:
                 out[key] = groups * size
                 continue
             half, per_line = _half_words(kb), math.ceil(kb * WORDS_PER_KB / LINES)
             over = _overflows(size * per / per_line, half / per_line, temperature)  # as _prefetch_counts decides
             # in elements (the unit of the other access counts): a half buffer holds half / per of them
-            out[key] = groups * ((1.0 - over) * size + (over * half + prefetches * half) / per)
+            fill = torch.minimum(fill, half / per)  # (a fitting operand padded past the active half: that half)
+            out[key] = groups * ((1.0 - over) * fill + (over * half + prefetches * half) / per)
         return out
 
     def cycles_and_accesses(self, layers: LayerTable) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
