@@ -98,19 +98,17 @@ def _compile(numba):
             out[i] = moves + (moves - early) / late * max(tiles - cap, 0.0)
 
     @numba.njit(cache=True, nogil=True)
-    def triangle(x, w):  # pragma: no cover - compiled
-        x = max(x, 0.0)
-        return x * (x + 1.0) / 2.0 if x <= w else w * (w + 1.0) / 2.0 + (x - w) * w
-
-    @numba.njit(cache=True, nogil=True)
-    def before(x, rows, width, last_width, folds):  # pragma: no cover - compiled
-        full = (folds - 1.0) * rows
-        a, b = min(x, full), min(x, folds * rows)
-        tail = triangle(x - full, last_width) - triangle(x - b, last_width) if b > full else 0.0
-        return triangle(x, width) - triangle(x - a, width) + tail
-
-    @numba.njit(cache=True, nogil=True)
     def passes(rows, width, last_width, per, folds, repeats, cyclic, per_line, active_cap, step_cap, cap, out):  # pragma: no cover
+        def triangle(x, w):  # inner functions, not closures over other kernels: numba caches the loop on disk
+            x = max(x, 0.0)
+            return x * (x + 1.0) / 2.0 if x <= w else w * (w + 1.0) / 2.0 + (x - w) * w
+
+        def before(x, rows, width, last_width, folds):
+            full = (folds - 1.0) * rows
+            a, b = min(x, full), min(x, folds * rows)
+            tail = triangle(x - full, last_width) - triangle(x - b, last_width) if b > full else 0.0
+            return triangle(x, width) - triangle(x - a, width) + tail
+
         for i in range(rows.shape[0]):
             operand = ((folds[i] - 1.0) * width[i] + last_width[i]) * rows[i]
             lines = np.floor(operand * per[i] / per_line) + 1.0
