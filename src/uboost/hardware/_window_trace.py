@@ -150,14 +150,12 @@ def traced_passes(rows_per_fold, width: int, total_width, per, repeats, kb: int,
     when that line lies behind it: the next pass over a fold that overflows the window, or a fold boundary the
     previous pass ran past), then on to its last. Counted exactly for the first ``TRACED_STEPS`` passes
     (:func:`_extrapolated` past them). A constant of the shapes (no gradient), like :func:`traced_wraps`."""
-    words = kb * WORDS_PER_KB
-    per_line = math.ceil(words / LINES)
+    per_line, active_cap, step_cap = _window_lines(kb)
     like = rows_per_fold
     xp, (rows_per_fold, total_width, per, repeats) = _host(rows_per_fold, total_width, per, repeats)
     rows_per_fold, total_width, repeats = xp.round(rows_per_fold), xp.round(total_width), xp.round(repeats)
     folds = xp.ceil(total_width / width)
     width, last_width = xp.full_like(folds, float(width)), total_width - (folds - 1.0) * width
-    active_cap, step_cap = math.ceil(math.ceil(words * 0.5) / per_line), math.ceil((words - math.ceil(words * 0.5)) / per_line)
     kernel = _window_numba.passes_kernel()
     if kernel is not None:  # the same operations, one scalar loop per layer (uboost.hardware._window_numba)
         return _like(_run(kernel, (rows_per_fold, width, last_width, per, folds, repeats), float(cyclic), per_line, active_cap,
@@ -214,6 +212,14 @@ def _fold_ends(fold, rows, width, last_width, folds):
     return _before(fold * rows, rows, width, last_width, folds), _before(diagonal, rows, width, last_width, folds) + below
 
 
+def _window_lines(kb: int) -> tuple[int, int, int]:
+    """``(words per line, lines of the active window, lines a prefetch moves it)`` of a ``kb`` read buffer
+    hashed into ``LINES`` lines, at most (an operand of fewer lines caps both, as SCALE-Sim's read buffer does)."""
+    words = kb * WORDS_PER_KB
+    per_line = math.ceil(words / LINES)
+    return per_line, math.ceil(math.ceil(words * 0.5) / per_line), math.ceil((words - math.ceil(words * 0.5)) / per_line)
+
+
 def _run(kernel, arrays, *numbers) -> np.ndarray:
     """A numba trace over flat float64 copies of ``arrays`` (broadcast together) and ``numbers``, shaped back."""
     arrays = np.broadcast_arrays(*arrays)
@@ -229,8 +235,6 @@ def _extrapolated(moves, early, steps):
     return moves + (moves - early) / late * (steps - TRACED_STEPS).clip(min=0.0)
 
 
-
-
 def traced_stationary(k, n, per, rows: int, cols: int, kb: int) -> torch.Tensor:
     """Prefetches of SCALE-Sim's read window over WS's stationary ``k x n`` filters, tile by tile.
 
@@ -241,11 +245,9 @@ def traced_stationary(k, n, per, rows: int, cols: int, kb: int) -> torch.Tensor:
     walk up to that row's last line). The rows that start under the window are found in closed form, so
     a tile costs a few steps however many rows it has. Exact on every WS point of the data for up to
     ``TRACED_STEPS`` tiles (:func:`_extrapolated` past them). A constant of the shapes."""
-    words = kb * WORDS_PER_KB
-    per_line = math.ceil(words / LINES)
+    per_line, active_cap, step_cap = _window_lines(kb)
     like = k
     xp, (k, n, per) = _host(k, n, per)
-    active_cap, step_cap = math.ceil(math.ceil(words * 0.5) / per_line), math.ceil((words - math.ceil(words * 0.5)) / per_line)
     kernel = _window_numba.stationary_kernel()
     if kernel is not None:  # the same operations, one scalar loop per layer (uboost.hardware._window_numba)
         return _like(_run(kernel, (k, n, per), rows, cols, per_line, active_cap, step_cap), like=like)

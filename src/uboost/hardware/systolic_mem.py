@@ -291,25 +291,14 @@ class MemorySystolicArray(CostModel):
                 edges = traced_tiles(k, m, r, c, kb, size, act_words, ifmap_reach)
             crawls = True if operand == "filter" or ifmap_copies is None else ~ifmap_copies
             seq, wrap = _prefetch_counts(size, walk, edges, kb * WORDS_PER_KB, temperature, crawls)
-            if operand == "filter":  # traced exactly (OS and IS pass by pass, WS tile by tile); the closed form's
-                if flow == "os":  # walks give the channels their gradient
-                    exact = traced_passes(k, c, n, weight_words, m_folds, kb)
-                elif flow == "is":  # WS's streamed ifmap mirrored: every fold of K in turn, once per column fold of M
-                    exact = traced_passes(n, r, k, weight_words, ceil(m, c), kb, cyclic=True)
-                else:
-                    exact = traced_stationary(k, n, weight_words, r, c, kb)
-                seq, wrap = exact + (seq - seq.detach()), torch.zeros_like(wrap)
-            elif ifmap_copies is not None and not bool(ifmap_copies.all()):  # an ifmap whose pixels are read once
-                # each (pointwise, Linear, GEMM): its addresses are its places in the fetch order, traced as the filters'
-                if flow == "ws":  # every fold of K in turn, once per column fold of N
-                    exact = traced_passes(m, r, k, act_words, col_folds, kb, cyclic=True)
-                elif flow == "os":  # every fold of M in turn, once per column fold of N
-                    exact = traced_passes(k, r, m, act_words, col_folds, kb, cyclic=True)
-                else:  # IS's stationary ifmap, WS's filters mirrored
-                    exact = traced_stationary(k, m, act_words, r, c, kb)
-                once = ~ifmap_copies
-                seq = torch.where(once, exact + (seq - seq.detach()), seq)
-                wrap = torch.where(once, torch.zeros_like(wrap), wrap)
+            # traced exactly where every demanded word has one place in the fetch order: the filters, and an ifmap
+            # whose pixels are read once each (pointwise, Linear, GEMM); the closed form's walks give the gradient
+            traced = torch.ones_like(seq, dtype=torch.bool) if operand == "filter" else (
+                None if ifmap_copies is None or bool(ifmap_copies.all()) else ~ifmap_copies)
+            if traced is not None:
+                exact = _exact_prefetches(operand, flow, m, k, n, ceil, r, c, weight_words if operand == "filter" else act_words, kb)
+                seq = torch.where(traced, exact + (seq - seq.detach()), seq)
+                wrap = torch.where(traced, torch.zeros_like(wrap), wrap)
             ports.append((seq, wrap, kb))
         return ports
 
@@ -328,6 +317,20 @@ class MemorySystolicArray(CostModel):
         ``dram_bw_gbps`` at the clock: stalls grow with the clock), plus one."""
         half = kb * WORDS_PER_KB // 2
         return math.ceil(half / self.spec.dram_words_per_cycle) + 1.0
+
+
+def _exact_prefetches(operand: str, flow: str, m, k, n, ceil: Ceil, r: int, c: int, per, kb: int) -> torch.Tensor:
+    """The prefetches of ``operand``'s port, traced (:mod:`uboost.hardware._window_trace`): streamed operands pass by
+    pass over their folds, stationary ones (WS's ``k x n`` filters, IS's ``k x m`` ifmap: WS's filters mirrored) tile
+    by tile."""
+    if operand == "filter" and flow == "os":  # each column fold once per row fold of the outputs
+        return traced_passes(k, c, n, per, ceil(m, r), kb)
+    if operand == "filter" and flow == "is":  # WS's streamed ifmap mirrored: every fold of K in turn, once per column fold of M
+        return traced_passes(n, r, k, per, ceil(m, c), kb, cyclic=True)
+    if operand == "ifmap" and flow != "is":  # every fold of K (WS) or M (OS) in turn, once per column fold of N
+        return traced_passes(m, r, k, per, ceil(n, c), kb, cyclic=True) if flow == "ws" else \
+            traced_passes(k, r, m, per, ceil(n, c), kb, cyclic=True)
+    return traced_stationary(k, n if operand == "filter" else m, per, r, c, kb)
 
 
 def combine(terms: dict[str, torch.Tensor], dataflow: str, coefficients: dict | None = None) -> torch.Tensor:
