@@ -11,6 +11,8 @@ BAD = [
     (["--sram-kb", "-4"], ["sram_kb must be a positive whole number of kB"]),
     (["--dram-bw-words", "nan"], ["dram_bw_words must be a positive finite number"]),
     (["--dram-bw-words", "0"], ["dram_bw_words must be a positive finite number"]),
+    (["--dram-bw-gbps", "0"], ["dram_bw_gbps must be a positive finite number of GB/s"]),
+    (["--dram-bw-gbps", "2", "--dram-bw-words", "4"], ["give the DRAM bandwidth once"]),
 ]
 
 
@@ -25,7 +27,7 @@ def test_search_bad_memory_is_one_line(cli, tmp_path, args, fragments):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args,fragments", BAD[::2])
+@pytest.mark.parametrize("args,fragments", BAD[::2] + BAD[-1:])
 def test_tune_bad_memory_is_one_line(cli, tmp_path, args, fragments):
     one_line_error(cli("tune", "--space", "lenet", "--trials", "1", "--out", tmp_path / "tune", *args), *fragments)
 
@@ -51,3 +53,37 @@ def test_search_records_memory_in_its_config(cli, tmp_path):
     assert result.code == 0, result.err
     config = json.loads((out / "config.json").read_text())
     assert config["sram_kb"] == 16 and config["dram_bw_words"] == 4
+
+
+def test_search_takes_the_bandwidth_in_gbps_at_its_clock(cli, tmp_path):
+    """`search --dram-bw-gbps` (only `profile` and accelerator files had GB/s): kept as a file's is, so the run is
+    priced at GB/s / clock words per cycle, and profile RUN reads the same."""
+    out = tmp_path / "run"
+    result = cli("search", *TINY, "--cost-model", "systolic-mem", "--sram-kb", "4", "--clock-hz", "5e8",
+                 "--dram-bw-gbps", "2", "--out", out)
+    assert result.code == 0, result.err
+    config = json.loads((out / "config.json").read_text())
+    assert config["hardware"] == {"dram_bw_gbps": 2.0} and config["dram_bw_words"] is None
+    from uboost.search import SearchConfig
+
+    spec = SearchConfig.from_dict(config).hardware_spec()
+    assert spec.dram_words_per_cycle == pytest.approx(4.0)  # 2 GB/s at 500 MHz
+    report = json.loads(cli("profile", out, "--json").out)["reports"][0]
+    words = json.loads(cli("profile", out, "--json", "--dram-bw-words", "4").out)["reports"][0]
+    assert report["hardware"]["dram_bw_gbps"] == 2 and report["total"]["cycles"] == words["total"]["cycles"]
+
+
+def test_a_bandwidth_option_replaces_a_files_in_the_other_unit_in_search_and_tune(cli, tmp_path):
+    path = tmp_path / "acc.toml"
+    path.write_text("[hardware]\nrows = 8\ncols = 8\nsram_kb = 4\ndram_bw_words = 2\n")
+    out = tmp_path / "run"
+    assert cli("search", *TINY, "--hardware", path, "--dram-bw-gbps", "8", "--out", out).code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["dram_bw_words"] is None and config["hardware"]["dram_bw_gbps"] == 8
+    from uboost.cli.tune import _base_config
+
+    base = _base_config(None, {"space": "lenet"}, default_epochs=3, hardware=path, dram_bw_gbps=8.0)
+    assert base.dram_bw_words is None and base.hardware["dram_bw_gbps"] == 8.0
+    path.write_text("[hardware]\nrows = 8\ncols = 8\nsram_kb = 4\ndram_bw_gbps = 2\n")
+    base = _base_config(None, {"space": "lenet", "dram_bw_words": 6.0}, default_epochs=3, hardware=path)
+    assert base.dram_bw_words == 6.0 and "dram_bw_gbps" not in (base.hardware or {})

@@ -96,6 +96,24 @@ def hardware_changes(path: Optional[Path], flags: Optional[dict] = None) -> dict
     return config_changes(without_overridden(read_hardware_file(path), flags or {}))
 
 
+def dram_bandwidth(values: dict, words: Optional[float], gbps: Optional[float]) -> None:
+    """``--dram-bw-words`` / ``--dram-bw-gbps`` over the bandwidth a ``--config`` or a ``--hardware`` file gave, in
+    ``values`` (SearchConfig fields): the option given replaces the file's in either unit. GB/s is kept in the config's
+    ``hardware`` (as an accelerator file's is), words per cycle under its own name."""
+    if words is not None and gbps is not None:
+        raise ConfigError("give the DRAM bandwidth once: --dram-bw-words (per cycle) or --dram-bw-gbps, not both")
+    if words is None and gbps is None:
+        return
+    hardware = dict(values.get("hardware") or {})
+    if words is not None:
+        hardware.pop("dram_bw_gbps", None)
+    else:
+        values.pop("dram_bw_words", None)
+        hardware["dram_bw_gbps"] = gbps
+    if hardware or values.get("hardware") is not None:
+        values["hardware"] = hardware or None
+
+
 def search(
     space: Annotated[Optional[str], Opt(help=f"search space (`uboost spaces`) {D('space')}")] = None,
     dataset: Annotated[Optional[str], Opt(help=f"digits | cifar10 | cifar100 | folder:PATH {D('dataset')}")] = None,
@@ -105,6 +123,7 @@ def search(
     dataflow: Annotated[Optional[str], Opt(help=f"ws | os | is {D('dataflow')}")] = None,
     sram_kb: Annotated[Optional[int], Opt("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
     dram_bw_words: Annotated[Optional[float], Opt("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
+    dram_bw_gbps: Annotated[Optional[float], Opt("--dram-bw-gbps", help="DRAM bandwidth in GB/s per port (words per cycle at the clock), instead of --dram-bw-words [default: unbounded]")] = None,
     cost_model: Annotated[Optional[str], Opt("--cost-model", help=f"a name from `uboost hw list` {D('cost_model')}")] = None,
     latency_weight: Annotated[Optional[float], Opt("--latency-weight", help=f"lambda: weight of the latency term {D('latency_weight')}")] = None,
     utilization_weight: Annotated[Optional[float], Opt("--utilization-weight", help=f"beta: weight of the utilization term {D('utilization_weight')}")] = None,
@@ -180,6 +199,7 @@ def search(
     space_options.update(hardware_fields.pop("space_options", {}))
     values.update(hardware_fields)
     values.update({k: v for k, v in flags.items() if v is not None})
+    dram_bandwidth(values, dram_bw_words, dram_bw_gbps)
     if utilization_on_bits is not None:  # auto (None) given here overrides a --config file's true/false
         values["utilization_on_bits"] = _on_off_auto(utilization_on_bits, "--utilization-on-bits")
     values.update(_precision_flags(bits, weight_bits, act_bits, pin_bits, pe))

@@ -35,8 +35,9 @@ def _accelerator_space(base, *, area_budget_mm2, ifmap, filters, ofmap, dram_bw,
     return tuning.AcceleratorSpace(**given)
 
 
-def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, hardware: Optional[Path] = None):
-    from uboost.cli.search import _load_config, hardware_changes
+def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, hardware: Optional[Path] = None,
+                 dram_bw_gbps: Optional[float] = None):
+    from uboost.cli.search import _load_config, dram_bandwidth, hardware_changes
     from uboost.search import SearchConfig
 
     if config is not None and (Path(config).suffix.lower() == ".json" or Path(config).is_dir()):
@@ -51,6 +52,7 @@ def _base_config(config: Optional[Path], flags: dict, *, default_epochs: int, ha
     values.update(hardware_changes(hardware, flags))  # the accelerator trials start from (they search rows, cols...)
     space_options = dict(values.pop("space_options", {}))
     values.update({k: v for k, v in flags.items() if v is not None})
+    dram_bandwidth(values, flags.get("dram_bw_words"), dram_bw_gbps)
     values.setdefault("epochs", default_epochs)
     if values.get("space", "darts-cifar") == "darts-cifar":
         space_options.setdefault("width", 8)
@@ -271,6 +273,7 @@ def tune(
     cost_model: Annotated[Optional[str], Opt("--cost-model", help="a name from `uboost hw list`")] = None,
     sram_kb: Annotated[Optional[int], Opt("--sram-kb", help="size of each SRAM buffer (ifmap, filter, ofmap) in kB [default: unbounded]")] = None,
     dram_bw_words: Annotated[Optional[float], Opt("--dram-bw-words", help="DRAM bandwidth in words (bytes) per cycle per port [default: unbounded]")] = None,
+    dram_bw_gbps: Annotated[Optional[float], Opt("--dram-bw-gbps", help="DRAM bandwidth in GB/s per port (words per cycle at each trial's clock), instead of --dram-bw-words [default: unbounded]")] = None,
     cost_mode: Annotated[Optional[str], Opt("--cost-mode", help="expected | smooth")] = None,
     sampling: Annotated[Optional[str], Opt(help="mixture | single-path (one sampled candidate per choice per step)")] = None,
     config: Annotated[Optional[Path], Opt("--config", help="TOML with base search settings (as for `uboost search`)")] = None,
@@ -330,7 +333,7 @@ def tune(
         raise ConfigError("--export-to names where --export N writes its run directory: give it with --export")
     if export is not None or (trials == 0 and not local_search):
         runs_only = {"--hardware": hardware, "--tech": tech, "--space": space, "--dataset": dataset, "--epochs": epochs,
-                     "--cost-model": cost_model, "--sram-kb": sram_kb, "--dram-bw-words": dram_bw_words, "--config": config,
+                     "--cost-model": cost_model, "--sram-kb": sram_kb, "--dram-bw-words": dram_bw_words, "--dram-bw-gbps": dram_bw_gbps, "--config": config,
                      "--operating-points": operating_points, "--bits": bits, "--warm-start": warm_start,
                      "--pe-modes": pe_modes, "--inner-accelerator": inner_accelerator, "--timeout": timeout}
         given = [name for name, value in runs_only.items() if value is not None]
@@ -384,7 +387,7 @@ def tune(
         from uboost.cli.search import _precision_flags
 
         flags.update(_precision_flags(bits, None, None, None, None))
-    base = _base_config(config, flags, default_epochs=3, hardware=hardware)
+    base = _base_config(config, flags, default_epochs=3, hardware=hardware, dram_bw_gbps=dram_bw_gbps)
     if temperature_range is not None and base.cost_mode != "smooth":
         raise ConfigError(f"--temperature-range has no effect with --cost-mode {base.cost_mode} (T shapes only the smooth cost); "
                           f"drop it or pass --cost-mode smooth")
