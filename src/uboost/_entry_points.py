@@ -7,7 +7,8 @@ list`` and ``uboost spaces`` may take. The scan is kept in ``~/.cache/uboost/ent
 ``entry_points.txt`` on it (a listing and a ``stat`` each, ~1 ms): installing, upgrading or removing
 a distribution, or rewriting its entry points, changes the key and the scan runs again. An
 unreadable or unwritable cache, or a distribution finder other than the standard path finder,
-means a plain scan.
+means a plain scan. Each ``sys.path`` (a test's temporary folder, a script's directory) adds a file, so a
+write keeps only the :data:`KEEP` most recently written.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from typing import Any
 
 VERSION = 1
+KEEP = 16  # cache files kept (one per sys.path); older ones are removed when a new scan is written
 
 
 def cache_path() -> str:
@@ -99,7 +101,25 @@ def _write(path: str, key: list, groups: dict) -> None:
             json.dump({"version": VERSION, "key": key, "groups": groups}, f)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only home: scan every time
+        return  # a read-only home: scan every time
+    _prune(os.path.dirname(path))
+
+
+def _prune(folder: str) -> None:
+    """Remove all but the :data:`KEEP` newest ``entry-points-*.json`` in ``folder`` (another process's may go too:
+    it only scans again)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith("entry-points-") and n.endswith(".json")]
+        if len(names) <= KEEP:
+            return
+        dated = sorted(((os.stat(os.path.join(folder, n)).st_mtime_ns, n) for n in names), reverse=True)
+    except OSError:
+        return
+    for _, name in dated[KEEP:]:
+        try:
+            os.remove(os.path.join(folder, name))
+        except OSError:
+            pass
 
 
 def entry_points(group: str) -> list[CachedEntryPoint]:

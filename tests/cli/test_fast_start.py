@@ -161,6 +161,27 @@ def test_entry_point_scan_is_cached_and_sees_a_new_or_changed_plugin(tmp_path, m
     assert names("uboost.cost_models") == [("fake", "fake_mod:Fake"), ("other", "fake_mod:Other")] and len(scans) == 2
 
 
+def test_the_cache_keeps_only_the_newest_files(tmp_path, monkeypatch):
+    """One file per sys.path: test runs and scripts in new folders added files without end (75 in a day)."""
+    import os
+
+    from uboost import _entry_points
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "uboost"
+    folder.mkdir(parents=True)
+    for i in range(_entry_points.KEEP + 5):
+        old = folder / f"entry-points-{i:08x}.json"
+        old.write_text("{}")
+        os.utime(old, ns=(i * 10**9, i * 10**9))
+    (folder / "scalesim-3.0.0.sqlite").write_text("kept")
+    assert [ep.name for ep in _entry_points.entry_points("console_scripts")]
+    left = sorted(p.name for p in folder.glob("entry-points-*.json"))
+    assert len(left) == _entry_points.KEEP and os.path.basename(_entry_points.cache_path()) in left
+    assert "entry-points-00000000.json" not in left and f"entry-points-{_entry_points.KEEP + 4:08x}.json" in left
+    assert (folder / "scalesim-3.0.0.sqlite").read_text() == "kept"
+
+
 def test_an_unwritable_cache_still_finds_plugins(tmp_path, monkeypatch):
     from uboost import _entry_points
 
