@@ -25,10 +25,6 @@ TUNE_OWN = ("study.journal", "trials", "cost-cache")  # what a study folder hold
 DERIVED = frozenset({runs.EXPORT})  # ONNX / TorchScript / JSON exports of a replaced network: made again from it
 
 
-def is_tune_study(folder: Path) -> bool:
-    return (folder / "study.journal").is_file() or any(folder.glob(f"trials/*/*/{_manifest.MANIFEST}"))
-
-
 def _owner(folder: Path, rel: str, files: list[str], owners: dict[str, str]) -> str | None:
     """The output that wrote ``folder/rel``; directories written before owners were recorded are read by what they hold."""
     theirs = owners.get(rel)
@@ -44,7 +40,7 @@ def _held(folder: Path, target: Path, directory: bool, nested: bool) -> list[tup
     """``(file, owner)`` of every file of ``folder``'s outputs that writing ``target`` would replace or (a directory,
     cleared by ``--force``) delete."""
     rel = "." if target == folder else target.relative_to(folder).as_posix()
-    if is_tune_study(folder):
+    if runs.is_tune_study(folder):
         parts = rel.split("/")
         first = parts[0]
         # the study's own files, and the trials folder down to a trial's run directory (trials/STUDY/NUMBER); below

@@ -85,6 +85,8 @@ def unfinished_hint(root: str | os.PathLike) -> str:
                 source = retrain_source(root) or _retrained_from(root)[0] or root.parent
             except RunDirError:
                 source = _retrained_from(root)[0]
+            if source is None:  # its retrain.json names none (damaged): nothing to point at
+                return "it is a retrain's output, not a search run: pass the run it was retrained from"
             return f"it is a retrain's output, not a search run: pass the run it was retrained from ({source})"
         return "not a uboost search run directory (no config.json either)"
     holder = in_use(root)
@@ -126,6 +128,8 @@ def retrain_source(path: str | os.PathLike) -> Path | None:
     for candidate in candidates:
         if (candidate / ARCH).is_file() or (candidate.suffix == ".json" and candidate.is_file()):
             return candidate
+    if given is None:
+        read_json(path / RETRAIN_INFO, "retrain summary")  # a damaged file says so, not that its run moved
     raise RunDirError(f"{path} is a retrain of {given or 'a run it does not name'} (its {RETRAIN_INFO}), which is not "
                       "there now: run the command from the folder that retrain ran in, or move the run back")
 
@@ -187,9 +191,11 @@ def searched_config(root: str | os.PathLike) -> dict:
     return read_json(root / CONFIG, "run config")
 
 
-def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, resumable: bool = True) -> Path:
+def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool = False, resumable: bool = True,
+                  owner: str | None = None) -> Path:
     """Refuse, before anything is written, a run directory that cannot be used as asked
-    (``resumable``: whether the command writing it has a ``--resume``, for the message)."""
+    (``resumable``: whether the command writing it has a ``--resume``, for the message). With ``owner`` (the manifest
+    owner of what the command writes), a folder holding another command's output is refused, ``--force`` or not."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"output {path} exists and is not a directory")
@@ -202,12 +208,19 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
                               "pass --force to search again in it, or --out another folder")
         return path
     if not _manifest.is_empty(path):
+        theirs = other_output(path) if owner is not None else None
+        if theirs is not None and theirs != owner:  # --force would delete another command's results (a frontier's points, a retrain)
+            raise RunDirError(f"output {path} holds the results of {_manifest.describe_owner(theirs)}; choose another "
+                              "output, uboost will not overwrite another command's results")
         if not force:
             if finished and resumable:
                 built = built_on(path)
                 again = ("it holds a finished search: pass --force to search again in it" +
                          (f" (it deletes what was built on this search too: {', '.join(built)})" if built else "") +
                          ", or --out another folder")
+            elif not _manifest.owned(path) and not (path / CONFIG).is_file():
+                again = ("it holds files uboost did not write: pass --force to write there anyway (they stay), "
+                         "or --out another folder")
             else:
                 again = ("pass --resume to continue it or --force to start over in it" if resumable
                          else "pass --force to replace what uboost wrote there")
@@ -215,6 +228,32 @@ def check_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
         _manifest.guard(path)
         _manifest.refuse_foreign(path, RUN_FILES)
     return path
+
+
+def is_tune_study(folder: str | os.PathLike) -> bool:
+    """A ``uboost tune`` study folder (its journal, or its trials' run directories)."""
+    folder = Path(folder)
+    return (folder / "study.journal").is_file() or any(folder.glob(f"trials/*/*/{_manifest.MANIFEST}"))
+
+
+def other_output(path: str | os.PathLike) -> str | None:
+    """The owner (as the manifest names it) of the results in ``path`` when it is another command's output -- a
+    tune study, a frontier's or exits' folder, a retrain's ``--out`` --, else None: a search run (with what was
+    built on it), or a folder of the user's."""
+    path = Path(path)
+    if is_tune_study(path):
+        return "tune"
+    files, dirs, owners = _manifest.listing(path)
+    listed = set(files)
+    present = [f for f in files if (path / f).exists()]
+    kinds = {owners.get(f) or _legacy_owner(f, listed) for f in present}
+    if SEARCH in kinds:
+        return None
+    kinds.discard(None)
+    if not kinds:  # nothing of its own left but outputs of their own inside (a frontier's points)
+        kinds = {other_output(path / d) for d in dirs if "/" not in d and (path / d / _manifest.MANIFEST).is_file()}
+        kinds.discard(None)
+    return min(kinds) if kinds else None
 
 
 def holds_only_bookkeeping(folder: str | os.PathLike) -> bool:
@@ -278,7 +317,7 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, force: boo
     the new run will write are registered before they are written, as ``owner``'s (a budget export's run directory
     is not a search's: see :mod:`uboost._owners`).
     """
-    path = check_run_dir(path, resume=resume, force=force)
+    path = check_run_dir(path, resume=resume, force=force, owner=owner)
     if resume:
         return path
     if not _manifest.is_empty(path):

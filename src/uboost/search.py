@@ -118,7 +118,7 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
     from uboost.strategy.experiment import check_nni_lock
 
     # refuse before anything is loaded or written (rank 0 only: the others never touch the directory)
-    out = runs.check_run_dir(out, resume=resume, force=force) if rank_zero else Path(out)
+    out = runs.check_run_dir(out, resume=resume, force=force, owner=runs.SEARCH) if rank_zero else Path(out)
     ckpt_path = checkpoint = None
     if resume:
         launch = {k: getattr(config, k) for k in LAUNCH_FIELDS}

@@ -87,3 +87,21 @@ def test_a_bandwidth_option_replaces_a_files_in_the_other_unit_in_search_and_tun
     path.write_text("[hardware]\nrows = 8\ncols = 8\nsram_kb = 4\ndram_bw_gbps = 2\n")
     base = _base_config(None, {"space": "lenet", "dram_bw_words": 6.0}, default_epochs=3, hardware=path)
     assert base.dram_bw_words == 6.0 and "dram_bw_gbps" not in (base.hardware or {})
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--cost-model", "systolic-mem", "--sram-kb", "2", "--dram-bw-gbps", "2", "--dram-bw-choices", "1,4"],
+     ["--dram-bw-choices searches the DRAM bandwidth", "--dram-bw-gbps would be ignored"]),
+    (["--cost-model", "systolic-mem", "--sram-kb", "2", "--dram-bw-words", "2", "--dram-bw-choices", "1,4"],
+     ["--dram-bw-words would be ignored"]),
+    (["--cost-model", "scalesim", "--sram-kb", "1", "--dram-bw-gbps", "3.6", "--operating-points", "rk3576-npu",
+      "--search-operating-point"], ["whole DRAM words per cycle", "3.6 GB/s is 5.14286 at the 700 MHz"]),
+    (["--cost-model", "scalesim", "--sram-kb", "1", "--dram-bw-choices", "1.5,4"], ["whole DRAM words", "1.5"]),
+])
+def test_tune_refuses_a_bandwidth_it_would_drop_or_scalesim_cannot_run(cli, tmp_path, args, fragments):
+    """QA: the searched bandwidth silently replaced --dram-bw-gbps; with scalesim, GB/s that is not whole words at some
+    searched operating point failed trials one by one in the middle of the study."""
+    out = tmp_path / "tune"
+    one_line_error(cli("tune", "--space", "lenet", "--trials", "2", "--rows", "8", "--cols", "8", "--out", out, *args),
+                   *fragments)
+    assert not out.exists()

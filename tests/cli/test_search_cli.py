@@ -47,7 +47,9 @@ def test_existing_output_is_refused_and_kept(cli, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    one_line_error(cli("search", *TINY, "--out", out), "already exists", "--resume", "--force")
+    result = cli("search", *TINY, "--out", out)
+    one_line_error(result, "already exists", "uboost did not write", "--force")
+    assert "--resume" not in result.err  # nothing to resume there (QA: the hint led to "nothing to resume")
     assert (out / "keep.txt").read_text() == "precious"
 
 

@@ -31,6 +31,14 @@ def test_scalesim_v1_example_without_run_presets_is_compute_only():
     assert spec.dram_bw_words is None and not spec.memory_bound  # CALC: SCALE-Sim never stalls
 
 
+def test_scalesim_v2_eyeriss_with_its_accelergy_keys_reads():
+    """QA: scale-sim-v2's own configs/eyeriss.cfg was refused for the Accelergy add-on's [run_presets] row and bank
+    sizes, keys SCALE-Sim's run ignores."""
+    spec = load_hardware(CFG / "eyeriss_v2.cfg")
+    assert (spec.rows, spec.cols, spec.dataflow, spec.buffer_kb) == (12, 14, "ws", (36, 36, 36))
+    assert spec.dram_bw_words is None and not spec.memory_bound  # CALC
+
+
 def test_scalesim_v3_bank_bandwidths_other_than_bandwidth_are_refused(tmp_path):
     # SCALE-Sim 3 reads the ifmap and filter DRAM bandwidth from [layout]; Bandwidth was priced for all three
     with pytest.raises(UBoostError, match="IfmapSRAMBankBandwidth = 10 differs from Bandwidth = 50"):

@@ -188,10 +188,10 @@ def test_accelerators_outside_the_measured_data_get_a_note_naming_what_is_outsid
     assert "32x32 arrays" not in small and "--cost-model scalesim" in small
     default_array = note(rows=16, cols=16, sram_kb=16, dram_bw_words=4)
     assert "16x16 arrays" in default_array and "kB" not in default_array.split("(")[0]
-    assert "512 / 16 kB buffers" not in note(rows=32, cols=32, ifmap_sram_kb=512, filter_sram_kb=16, ofmap_sram_kb=16,
-                                             dram_bw_words=8)  # sizes listed in order
-    assert "16 / 512 kB buffers" in note(rows=32, cols=32, ifmap_sram_kb=512, filter_sram_kb=16, ofmap_sram_kb=16,
-                                         dram_bw_words=8)
+    # ifmap/filter/ofmap, as tune's table and an accelerator file write them (QA: "2 / 4 / 8 kB" beside tune's 8/4/2)
+    assert "512/16/16 kB buffers" in note(rows=32, cols=32, ifmap_sram_kb=512, filter_sram_kb=16, ofmap_sram_kb=16,
+                                          dram_bw_words=8)
+    assert "1 DRAM word per cycle" in note(rows=32, cols=32, sram_kb=4, dram_bw_words=1)
     for inside in (dict(rows=32, cols=32, sram_kb=8, dram_bw_words=4), dict(rows=128, cols=128, sram_kb=256, dram_bw_words=32),
                    dict(rows=32, cols=32, ifmap_sram_kb=16, filter_sram_kb=64, ofmap_sram_kb=8, dram_bw_words=10)):
         assert note(**inside) is None, inside

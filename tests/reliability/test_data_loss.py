@@ -115,3 +115,16 @@ def test_resume_picks_the_checkpoint_that_got_furthest_not_the_newest(run_copy, 
     temp = ckpt.with_name(".last.ckpt.8iv96y6e.ckpt")  # the atomic writer's temporary, left by a kill mid-write
     torch.save({**state, "global_step": state["global_step"] + 100}, temp)  # even one that would look further on
     assert latest_checkpoint(run_copy / "retrain") == ckpt
+
+
+def test_a_damaged_retrain_summary_is_named_not_a_moved_run(cli, run_copy, tmp_path):
+    """QA: a truncated retrain.json read as "a retrain of a run it does not name, which is not there now"."""
+    out = tmp_path / "retrained"
+    assert cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64", "--out", out).code == 0
+    info = out / "retrain.json"
+    info.write_text(info.read_text()[:30])
+    one_line_error(cli("export", out, "--format", "json", "--out", tmp_path / "a.json"), "retrain.json is not valid JSON")
+    profiled = cli("profile", out)
+    one_line_error(profiled, "retrain's output")
+    assert "(None)" not in profiled.err
+    assert not (tmp_path / "a.json").exists()

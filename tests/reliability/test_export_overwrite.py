@@ -12,7 +12,16 @@ def test_export_does_not_overwrite_a_file_without_force(cli, run_copy, tmp_path)
     assert target.read_text() == "my file"
     one_line_error(cli("export", run_copy, "--format", "torchscript", "--out", target), "already exists")
     assert target.read_text() == "my file"
-    assert cli("export", run_copy, "--out", target, "--force").code == 0
+    # --force replaces an earlier export, never a file uboost did not write (QA: a user's notes became ONNX bytes)
+    for fmt in ("json", "onnx", "torchscript"):
+        one_line_error(cli("export", run_copy, "--format", fmt, "--out", target, "--force"), "not an earlier export")
+        assert target.read_text() == "my file"
+    target.write_text(json.dumps({"conv1": 1}))  # JSON, but not this network's choices
+    one_line_error(cli("export", run_copy, "--out", target, "--force"), "not an earlier export")
+    target.unlink()
+    assert cli("export", run_copy, "--format", "torchscript", "--out", target).code == 0
+    for fmt in ("json", "torchscript", "json"):  # an earlier export of any format may be replaced
+        assert cli("export", run_copy, "--format", fmt, "--out", target, "--force").code == 0
     assert json.loads(target.read_text()) == json.loads((run_copy / "arch.json").read_text())
 
 

@@ -243,3 +243,26 @@ def test_cli_retrain_logger_output_goes_with_force(cli, tmp_path, kind, folder):
     assert (out / "retrain" / folder).is_dir()
     assert cli("search", *TINY, "--out", out, "--force").code == 0
     assert not (out / "retrain").exists()
+
+
+def test_search_force_never_replaces_another_commands_output(cli, tmp_path):
+    """QA: `search --force` over a frontier's folder, a retrain's --out or a tune study deleted them (README: --force
+    replaces only an earlier output of the same kind). Refused, --force or not; a search's own run still goes."""
+    run = tmp_path / "run"
+    assert cli("search", *TINY, "--out", run).code == 0
+    front, retrained, study = tmp_path / "front", tmp_path / "retrained", tmp_path / "study"
+    assert cli("frontier", run, "--points", "2", "--out", front).code == 0
+    assert cli("retrain", run, "--epochs", "1", "--max-samples", "64", "--out", retrained).code == 0
+    _study(study)
+    for folder, owner in ((front, "uboost export"), (retrained, "uboost retrain"), (study, "uboost tune")):
+        before = tree(folder)
+        for force in ((), ("--force",)):
+            one_line_error(cli("search", *TINY, "--out", folder, *force), "holds the results of " + owner,
+                           "choose another output")
+        assert tree(folder) == before
+    user = tmp_path / "user"
+    files = _user_files(user)
+    one_line_error(cli("search", *TINY, "--out", user), "files uboost did not write", "--force")  # not --resume
+    assert cli("search", *TINY, "--out", user, "--force").code == 0 and (user / "result.json").is_file()
+    assert {k: v for k, v in tree(user).items() if k in files} == files
+    assert cli("search", *TINY, "--out", run, "--force").code == 0  # its own earlier search

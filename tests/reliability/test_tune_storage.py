@@ -168,3 +168,22 @@ def test_a_storage_file_given_with_a_tilde_is_in_the_home_folder(tmp_path, monke
     assert check_storage("~/s.journal", tmp_path / "out") == tmp_path / "home" / "s.journal"
     resolve_storage("~/s.journal", tmp_path / "out")
     assert (tmp_path / "home" / "s.journal").is_file() and not (tmp_path / "~").exists()
+
+
+def test_a_ctrl_c_while_reporting_finished_searches_says_to_report_not_to_search_again(cli, tmp_path, monkeypatch):
+    """QA: a tune stopped after its last trial, while drawing its plots, said "run the same command again", which ran a
+    whole new batch of trials."""
+    from uboost import tuning
+    from uboost.cli import tune as tune_cli
+
+    def report(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning, "run_study", lambda **kwargs: None)  # the searches: done (none here)
+    monkeypatch.setattr(tune_cli, "_report", report)
+    out = tmp_path / "study"
+    result = cli("tune", "--space", "lenet", "--trials", "2", "--out", out, "--study-name", "mine")
+    assert result.code == 130
+    assert "the 2 searches asked are done" in result.err
+    assert f"uboost tune --out {out} --study-name mine --trials 0 reports them again" in " ".join(result.err.split())
+    assert "run the same command again" not in result.err

@@ -125,3 +125,23 @@ def test_a_trial_start_cut_short_by_ctrl_c_prints_no_traceback_in_the_forkserver
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "EOFError" not in out.stderr
     assert "Traceback" in out.stderr and "ValueError: boom" in out.stderr
+
+
+def test_the_config_check_says_nothing_when_its_parent_is_gone(monkeypatch):
+    """QA: a Ctrl-C during tune's config check printed two BrokenPipeError tracebacks from the child (its answer,
+    then its error report, sent to a closed pipe) after the one-line message."""
+    import multiprocessing
+    import signal
+    import warnings
+
+    from uboost.search import SearchConfig
+    from uboost.tuning import child
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # the child's own SIGINT setting: not in the test process
+    monkeypatch.setattr(child, "_quiet_child", lambda: None)
+    for config in (SearchConfig(space="lenet", dataset="digits").to_dict(), {"space": "no-such-space"}):
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        receiver.close()
+        with warnings.catch_warnings():
+            child._check_main(config, sender)  # raised BrokenPipeError
+        assert sender.closed

@@ -16,7 +16,7 @@ def export(
     run: Annotated[Path, typer.Argument(help="run directory or arch.json; or a retrain's output (retrain --out DIR): its weights, with the run it trained; or, with --format onnx, an `uboost exits` directory or one of its points (RUN/exits/points/p03.json)")],
     format: Annotated[str, Opt("--format", help="json | onnx | torchscript")] = "json",
     out: Annotated[Optional[Path], Opt(help="output file [default: RUN/export.json, RUN/model.onnx, RUN/model.torchscript.pt (in a retrain's output DIR given as RUN: DIR/...); EXITS/model.onnx; for a point pNN a directory EXITS/onnx-pNN]")] = None,
-    force: Annotated[bool, Flag("--force", help="overwrite an existing --out file, or replace an earlier budget export's --out directory (never another command's results: a search run's, a retrain's or a tune study's files)")] = False,
+    force: Annotated[bool, Flag("--force", help="overwrite an earlier export at --out (never a file uboost did not write), or replace an earlier budget export's --out directory (never another command's results: a search run's, a retrain's or a tune study's files)")] = False,
     target_latency_ms: Annotated[Optional[float], Opt("--target-latency-ms", help="write the architecture the search prefers most within this budget (cycle-exact, solved exactly) as a run directory at --out [default: none]")] = None,
     target_energy_uj: Annotated[Optional[float], Opt("--target-energy-uj", help="an energy budget (µJ per inference), alone or with --target-latency-ms (both hold) [default: none]")] = None,
     budget_floor: Annotated[Optional[float], Opt("--budget-floor", help="with a budget: the network must use at least this share of it where one can (latency's; energy's when it is the only budget; 0: plain upper bound) [default: 0.9]")] = None,
@@ -92,6 +92,9 @@ def export(
     inside = target.resolve().is_relative_to(manifest_root.resolve())
     if target.exists() and not force and not (inside and runs.may_overwrite(manifest_root, target, runs.EXPORT)):
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
+    if target.exists() and not inside and not _earlier_export(target, artifacts.arch):
+        raise RunDirError(f"{target} is not an earlier export (ONNX, TorchScript or JSON: uboost did not write it); "
+                          "move it away, uboost will not overwrite it")
     with runs.run_lock(manifest_root) if inside else contextlib.nullcontext():
         def claim() -> None:  # listed as uboost's once every check has passed, right before the write
             if inside:
@@ -99,6 +102,37 @@ def export(
 
         note = _export_to(run, artifacts, format, target, onnx_form, claim=claim, trained=trained)
     console.print(f"wrote {target}{note}")
+
+
+def _earlier_export(target: Path, arch: dict) -> bool:
+    """Whether ``target``, outside any run (no manifest lists it), holds what an export writes -- the only file
+    ``--force`` may replace there: an ONNX model, a TorchScript archive, or a JSON object with the keys of this
+    network's choices."""
+    import json
+    import zipfile
+
+    with open(target, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):  # a zip: TorchScript's archive holds its code and constants
+        try:
+            with zipfile.ZipFile(target) as archive:
+                return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return False
+    try:
+        data = json.loads(target.read_text())
+        return isinstance(data, dict) and set(data) == set(arch)
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    try:
+        import onnx
+    except ImportError:  # a ModelProto starts with its ir_version (field 1, a varint)
+        return head[:1] == b"\x08"
+    try:
+        onnx.load_model(str(target), load_external_data=False)
+        return True
+    except Exception:  # onnx raises DecodeError and others: not a model
+        return False
 
 
 def _export_to(run: Path, artifacts, format: str, target: Path, onnx_form: str = "exact", claim=lambda: None,

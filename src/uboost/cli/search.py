@@ -245,9 +245,9 @@ def search(
     check_options(cfg.space, cfg.space_options)
     COST_MODELS.get(cfg.cost_model)  # an unknown name
     if rank_zero:  # an --out that holds a finished search (without --force), or nothing to resume
-        from uboost.runs import check_run_dir
+        from uboost.runs import SEARCH, check_run_dir
 
-        check_run_dir(run_dir, resume=resume, force=force)
+        check_run_dir(run_dir, resume=resume, force=force, owner=SEARCH)
     if not resume and rank_zero:
         console.print(
             f"[bold]uboost search[/] {cfg.space} on {cfg.dataset}, {cfg.array} {cfg.dataflow} ({cfg.cost_model}, "

@@ -401,6 +401,10 @@ def tune(
         utilization_weight=None if utilization_weight_range is None else parse_float_range(utilization_weight_range, "--utilization-weight-range"),
         search_seeds=search_seeds,
     )
+    if dram_bw_choices is not None and (dram_bw_words is not None or dram_bw_gbps is not None):
+        given = "--dram-bw-words" if dram_bw_words is not None else "--dram-bw-gbps"
+        raise ConfigError(f"--dram-bw-choices searches the DRAM bandwidth (words per cycle), so {given} would be ignored: "
+                          "give one of them")
     accelerator = _accelerator_space(base, area_budget_mm2=area_budget_mm2, ifmap=ifmap_sram_kb_choices, filters=filter_sram_kb_choices,
                                      ofmap=ofmap_sram_kb_choices, dram_bw=dram_bw_choices, operating_point=search_operating_point,
                                      pe_modes=pe_modes, objectives=names)
@@ -474,4 +478,11 @@ def tune(
         if study is not None:
             _report(study, out, budget_ms)
         raise typer.Exit(130)
-    _report(study, out, budget_ms)
+    try:
+        _report(study, out, budget_ms)
+    except KeyboardInterrupt:  # every search is done: running the command again would add as many more
+        where = f"--out {out}" + ("" if storage is None else f" --storage {storage}") + \
+            ("" if study_name == "uboost" else f" --study-name {study_name}")
+        err_console.print(f"[yellow]interrupted[/] while reporting: the {trials} searches asked are done and kept in "
+                          f"{store}; uboost tune {where} --trials 0 reports them again (table and plots)")
+        raise typer.Exit(130) from None

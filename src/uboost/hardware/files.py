@@ -55,7 +55,9 @@ SCALESIM_KEYS: dict[str, tuple[str, ...]] = {
     "layout": _LAYOUT,
     "sparsity": ("sparsitysupport", "sparserep", "optimizedmapping", "blocksize", "randomnumbergeneratorseed",
                  "nonzeroelems"),
-    "run_presets": ("interfacebandwidth", "useramulatortrace"),
+    # the row and bank sizes are for SCALE-Sim's Accelergy add-on (rundir-accelergy: action counts), in its configs
+    "run_presets": ("interfacebandwidth", "useramulatortrace", "sram_row_size", "sram_bank_size", "dram_row_size",
+                    "dram_bank_size"),
     "network_presets": ("topologycsvloc", "layoutcsvloc"),
 }
 

@@ -33,12 +33,14 @@ def unmeasured(spec) -> str:
     out = []
     if (spec.rows, spec.cols) not in arrays:
         out.append(f"{spec.array} arrays")
-    sized = sorted({kb for kb in spec.buffer_kb if kb is not None})
-    if any(not min(kbs) <= kb <= max(kbs) for kb in sized):
-        out.append(" / ".join(f"{kb:g}" for kb in sized) + " kB buffers")
+    sized = [kb for kb in spec.buffer_kb if kb is not None]
+    if any(not min(kbs) <= kb <= max(kbs) for kb in sized):  # ifmap/filter/ofmap, as the accelerator is written
+        same = len(set(spec.buffer_kb)) == 1
+        out.append(("/".join("unbounded" if kb is None else f"{kb:g}" for kb in spec.buffer_kb) if not same
+                    else f"{sized[0]:g}") + " kB buffers")
     words = spec.dram_words_per_cycle
     if words is not None and not MEASURED_BANDWIDTH[0] <= words <= MEASURED_BANDWIDTH[1]:
-        out.append(f"{words:g} DRAM words per cycle")
+        out.append(f"{words:g} DRAM word{'' if words == 1 else 's'} per cycle")
     return ", ".join(out)
 
 

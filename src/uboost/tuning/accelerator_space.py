@@ -57,7 +57,7 @@ def _choices(name: str, value: Any, *, integer: bool) -> tuple | None:
     out = tuple(dict.fromkeys(value))
     kind = int if integer else (int, float)
     if not out or any(isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v) or v <= 0 for v in out):
-        what = "positive whole numbers" if integer else "positive numbers"
+        what = "positive whole numbers" if integer else "positive finite numbers"
         raise ConfigError(f"{name} must be a non-empty list of {what}, got {list(value)!r}")
     return out
 
@@ -149,6 +149,8 @@ class AcceleratorSpace:
             if missing:
                 raise ConfigError(f"operating point {missing[0] / 1e6:g} MHz is not in the table {table.name or ''} "
                                   f"({', '.join(f'{p.freq_hz / 1e6:g}' for p in table)} MHz)")
+        if base.cost_model == "scalesim":
+            self._check_whole_bandwidth(base)
         if not (area or self.prices_area):
             return
         for mode in self.pe_modes or (base.pe,):
@@ -159,6 +161,22 @@ class AcceleratorSpace:
             if best > self.area_budget_mm2:
                 raise ConfigError(f"no accelerator of the space fits the area budget of {self.area_budget_mm2:g} mm²: "
                                   f"the smallest is {best:.4g} mm² ({base.area_table().name} area table)")
+
+    def _check_whole_bandwidth(self, base: "SearchConfig") -> None:
+        """SCALE-Sim takes whole DRAM words per cycle: a bandwidth in GB/s must give one at every searched clock
+        (else trials fail one by one, mid-study), and searched words per cycle must be whole."""
+        fractional = [w for w in self.dram_bw_words or () if float(w) != int(w)]
+        if fractional:
+            raise ConfigError(f"--cost-model scalesim needs whole DRAM words per cycle; --dram-bw-choices has {fractional[0]:g}")
+        gbps = (base.hardware or {}).get("dram_bw_gbps")
+        if gbps is None or self.dram_bw_words is not None:
+            return
+        for clock in self.clock_hz or ():
+            words = self.configure(base, {"clock_hz": clock}).hardware_spec().dram_words_per_cycle
+            if float(words) != int(words):
+                raise ConfigError(f"--cost-model scalesim needs whole DRAM words per cycle: {gbps:g} GB/s is {words:g} "
+                                  f"at the {clock / 1e6:g} MHz operating point; give a bandwidth whole at every searched "
+                                  "point, or --dram-bw-words")
 
     def smallest(self, base: "SearchConfig", *, rows: Iterable[int], cols: Iterable[int], pe: str) -> "SearchConfig":
         """The accelerator of least area in the space (area grows with PEs and with each buffer)."""

@@ -153,11 +153,15 @@ def _check_main(config: dict[str, Any], conn) -> None:
         check_available(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)  # every trial would fail without it
         build_space(cfg)
         build_cost_model(cfg)
-        conn.send(None)
+        answer = None
     except UBoostError as exc:
-        conn.send(str(exc))
+        answer = str(exc)
     except BaseException as exc:  # noqa: BLE001 - a bad value of any kind is the user's to fix
-        conn.send(f"bad config: {type(exc).__name__}: {exc}")
+        answer = f"bad config: {type(exc).__name__}: {exc}"
+    try:
+        conn.send(answer)
+    except OSError:  # the parent is gone (Ctrl-C while this ran): nobody to answer, and nothing to print
+        pass
     finally:
         conn.close()
 
