@@ -105,3 +105,17 @@ def test_tune_refuses_a_bandwidth_it_would_drop_or_scalesim_cannot_run(cli, tmp_
     one_line_error(cli("tune", "--space", "lenet", "--trials", "2", "--rows", "8", "--cols", "8", "--out", out, *args),
                    *fragments)
     assert not out.exists()
+
+
+def test_profile_json_gives_the_resolved_words_per_cycle_and_why_a_pe_mode_has_no_area(cli):
+    """QA: `profile --json` showed `dram_bw_gbps: 8` beside `dram_bw_words: null` and no words per cycle; `--pe
+    bitfusion` dropped the area without a word."""
+    result = cli("profile", "resnet18", "--input", "3x32x32", "--array", "16x16", "--json", "--sram-kb", "16",
+                 "--dram-bw-gbps", "8", "--clock-hz", "8e8")
+    assert result.code == 0, result.err
+    hardware = json.loads(result.out)["reports"][0]["hardware"]
+    assert hardware["dram_bw_gbps"] == 8 and hardware["dram_words_per_cycle"] == pytest.approx(10.0)
+    result = cli("profile", "resnet18", "--input", "3x32x32", "--array", "16x16", "--json", "--sram-kb", "16", "--pe", "bitfusion")
+    data = json.loads(result.out)
+    assert data["reports"][0]["area_mm2"] is None
+    assert any("no PE area for 'bitfusion'" in note for note in data["notes"])

@@ -141,11 +141,13 @@ class HardwareSpec:
         return None if self.dram_bw_words is None else float(self.dram_bw_words)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (the energy table as its fields, the DVFS table as [f, V] pairs) plus the voltage."""
+        """JSON-ready fields (the energy table as its fields, the DVFS table as [f, V] pairs) plus the voltage and the
+        DRAM words per cycle it resolves to (from ``dram_bw_gbps`` at the clock, where the bandwidth is in GB/s)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["energy"] = self.energy.to_dict()
         out["operating_points"] = None if self.operating_points is None else self.operating_points.to_list()
         out["voltage"] = self.voltage
+        out["dram_words_per_cycle"] = self.dram_words_per_cycle
         return out
 
     @property
