@@ -33,7 +33,7 @@ def latency_text(ms: float) -> str:
 
 def edp_text(uj_ms: float) -> str:
     """An energy-delay product in the unit that shows it: ``0.001329`` uJ*ms -> ``1.329 uJ*us``, ``2.5`` -> ``2.5 uJ*ms``."""
-    return f"{uj_ms * 1e3:.4g} µJ*µs" if abs(uj_ms) < 1 else f"{uj_ms:.4g} µJ*ms"
+    return f"{uj_ms * 1e3:.4g} µJ*µs" if abs(uj_ms) < 1 else f"{number_text(uj_ms)} µJ*ms"
 
 
 def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:
@@ -98,13 +98,18 @@ def _dram_words(words: dict[str, float]) -> float:
     return sum(v for k, v in words.items() if "_dram_" in k)
 
 
+def number_text(value: float) -> str:
+    """Four significant digits, never in scientific notation (18,750 rather than 1.875e+04)."""
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+
+
 def energy_summary(report: NetworkCost) -> str:
     """One line: energy (with its split), EDP and average power of a report."""
     parts = report.energy_breakdown_uj
     total = report.energy_uj or 1.0
     split = ", ".join(f"{head} {100 * parts.get(key, 0.0) / total:.0f}%" for key, head in ENERGY_COLUMNS)
     return (
-        f"{report.energy_uj:.4g} µJ ({split}), EDP {edp_text(report.edp_uj_ms)}, {report.power_mw:.4g} mW "
+        f"{number_text(report.energy_uj)} µJ ({split}), EDP {edp_text(report.edp_uj_ms)}, {number_text(report.power_mw)} mW "
         f"at {report.spec.clock_hz / 1e6:g} MHz, {report.spec.voltage:g} V ({report.spec.energy.name})"
     )
 

@@ -240,6 +240,13 @@ def test_edp_text_picks_the_unit():
 
     assert edp_text(0.001329) == "1.329 µJ*µs"  # lenet: 0.757 uJ over 1.756 us, not "0.001329 uJ*ms"
     assert edp_text(2.5) == "2.5 µJ*ms" and edp_text(0.9995) == "999.5 µJ*µs"
+    assert edp_text(211_200.4) == "211,200 µJ*ms"  # QA: "2.112e+05"
+
+
+def test_summaries_never_print_scientific_notation():
+    from uboost.tables import number_text
+
+    assert number_text(18_750.2) == "18,750" and number_text(2467.3) == "2467" and number_text(0.00336) == "0.00336"
 
 
 @pytest.mark.parametrize("changes, priced", [

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from uboost.cli._common import console, human
+from uboost.tables import latency_text
 from uboost.exceptions import ConfigError
 
 Opt = typer.Option
@@ -57,7 +58,7 @@ def export_to_budget(run: Path, target_latency_ms: Optional[float], out: Optiona
     row = export_projection(source, projection, out, target_ms=target, target_uj=energy, force=force)
     share = f", {row['latency_ms'] / target:.1%} of the budget" if target else ""
     console.print(
-        f"wrote {out}: {row['latency_ms']:.6g} ms ({row['cycles']:,.0f} cycles{share}), {_energy_text(row)}, "
+        f"wrote {out}: {latency_text(row['latency_ms'])} ({row['cycles']:,.0f} cycles{share}), {_energy_text(row)}, "
         f"utilization {100 * row['utilization']:.1f}%, {row['distinct_choices']} choices differ from the search's argmax"
     )
     if "predicted_accuracy" in row:

@@ -166,8 +166,8 @@ def profile(
             points = base.operating_points
         if points is not None:  # the operating point sets clock and voltage; --voltage does not override it
             sweeps = [[resolve(cost_model, spec=at_point(spec, p), **extra).evaluate(layers) for p in points] for spec in specs]
-    if area_named or any(r.spec.pe != "fixed" for r in reports):  # asked for an area, or a PE mode tables may lack
-        for r in reports:  # say why one is missing
+    for r in reports:  # say why an area is missing where one was asked for, or where only the PE mode lacks one
+        if area_named or (r.spec.pe != "fixed" and None not in r.spec.buffer_kb):
             _area(r.spec, area_table, area_breakdown_mm2, notes)
     if as_json:
         from uboost.io import dumps_json

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from uboost.cli._common import console
+from uboost.tables import latency_text
 
 Opt = typer.Option
 
@@ -23,4 +24,4 @@ def switch(
     point = switcher.select(latency_ms=latency_ms, energy_uj=energy_uj)
     energy = f", {point.energy_uj:.6g} µJ" if point.energy_uj is not None else ""
     score = f"{100 * point.accuracy:.1f}%" if switcher.accuracy_name.endswith("accuracy") else f"{point.accuracy:.4g}"  # % as elsewhere
-    console.print(f"{point.name}: {switcher.accuracy_name} {score}, {point.latency_ms:.6g} ms{energy}  ({point.source})")
+    console.print(f"{point.name}: {switcher.accuracy_name} {score}, {latency_text(point.latency_ms)}{energy}  ({point.source})")
