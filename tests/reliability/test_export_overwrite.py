@@ -25,6 +25,14 @@ def test_export_does_not_overwrite_a_file_without_force(cli, run_copy, tmp_path)
     assert json.loads(target.read_text()) == json.loads((run_copy / "arch.json").read_text())
 
 
+def test_export_force_inside_a_run_keeps_a_users_file(cli, run_copy):
+    """QA follow-up: inside a run, `--force` overwrote any file its manifest does not list."""
+    mine = run_copy / "notes.txt"
+    mine.write_text("user file")
+    one_line_error(cli("export", run_copy, "--out", mine, "--force"), "not an earlier export")
+    assert mine.read_text() == "user file"
+
+
 def test_export_replaces_its_own_output_in_the_run_directory(cli, run_copy):
     assert cli("export", run_copy).code == 0
     assert cli("export", run_copy).code == 0  # export.json is uboost's own: no --force needed

@@ -90,9 +90,10 @@ def export(
 
     refuse_others(target, runs.EXPORT)  # a search's, a retrain's or a study's own file: never replaced, --force or not
     inside = target.resolve().is_relative_to(manifest_root.resolve())
-    if target.exists() and not force and not (inside and runs.may_overwrite(manifest_root, target, runs.EXPORT)):
+    ours = target.exists() and inside and runs.may_overwrite(manifest_root, target, runs.EXPORT)  # its manifest lists it
+    if target.exists() and not force and not ours:
         raise RunDirError(f"{target} already exists; pass --force to overwrite it")
-    if target.exists() and not inside and not _earlier_export(target, artifacts.arch):
+    if target.exists() and not ours and not _earlier_export(target, artifacts.arch):
         raise RunDirError(f"{target} is not an earlier export (ONNX, TorchScript or JSON: uboost did not write it); "
                           "move it away, uboost will not overwrite it")
     with runs.run_lock(manifest_root) if inside else contextlib.nullcontext():
