@@ -243,21 +243,29 @@ def is_tune_study(folder: str | os.PathLike) -> bool:
 
 def other_output(path: str | os.PathLike) -> str | None:
     """The owner (as the manifest names it) of the results in ``path`` when it is another command's output -- a
-    tune study, a frontier's or exits' folder, a retrain's ``--out`` --, else None: a search run (with what was
-    built on it), or a folder of the user's."""
+    tune study, a frontier's or exits' folder, a retrain's ``--out`` (or ``RUN/retrain``, listed in its run's
+    manifest) --, else None: a search run (with what was built on it), or a folder of the user's."""
     path = Path(path)
     if is_tune_study(path):
         return "tune"
     files, dirs, owners = _manifest.listing(path)
+    prefix = ""
+    if not files and not dirs and (path.parent / _manifest.MANIFEST).is_file():  # a folder its parent's manifest lists
+        prefix = path.name + "/"
+        files, _, owners = _manifest.listing(path.parent)
+        files = [f[len(prefix):] for f in files if f.startswith(prefix)]
+        owners = {k[len(prefix):]: v for k, v in owners.items() if k.startswith(prefix)}
     listed = set(files)
     present = [f for f in files if (path / f).exists()]
     kinds = {owners.get(f) or _legacy_owner(f, listed) for f in present}
     if SEARCH in kinds:
         return None
     kinds.discard(None)
-    if not kinds:  # nothing of its own left but outputs of their own inside (a frontier's points)
-        kinds = {other_output(path / d) for d in dirs if "/" not in d and (path / d / _manifest.MANIFEST).is_file()}
-        kinds.discard(None)
+    nested = {other_output(path / d) for d in dirs if "/" not in d and (path / d / _manifest.MANIFEST).is_file()}
+    nested.discard(None)
+    if nested and kinds <= {"export-run"} and nested <= {"export-run"}:
+        return "frontier"  # the points of a frontier (budget exports of their own) and its plot
+    kinds = kinds or nested
     return min(kinds) if kinds else None
 
 

@@ -119,3 +119,17 @@ def test_profile_json_gives_the_resolved_words_per_cycle_and_why_a_pe_mode_has_n
     data = json.loads(result.out)
     assert data["reports"][0]["area_mm2"] is None
     assert any("no PE area for 'bitfusion'" in note for note in data["notes"])
+
+
+def test_tune_takes_any_gbps_with_scalesim_where_memory_is_unbounded():
+    """QA: with unbounded SRAM SCALE-Sim runs in CALC mode and takes no bandwidth (`search` prices it so); tune refused
+    7.2 GB/s for being 10.29 words per cycle at 700 MHz."""
+    from uboost.cli.tune import _base_config
+    from uboost.tuning.accelerator_space import AcceleratorSpace
+
+    base = _base_config(None, {"space": "lenet", "cost_model": "scalesim", "operating_points": "rk3576-npu"},
+                        default_epochs=1, dram_bw_gbps=7.2)
+    space = AcceleratorSpace(clock_hz=(6e8, 7e8, 8e8, 9e8))
+    space.check(base, rows=[8], cols=[8])  # unbounded: no refusal
+    with pytest.raises(Exception, match="10.2857 at the 700 MHz"):
+        space.check(base.replace(sram_kb=4), rows=[8], cols=[8])

@@ -254,7 +254,9 @@ def test_search_force_never_replaces_another_commands_output(cli, tmp_path):
     assert cli("frontier", run, "--points", "2", "--out", front).code == 0
     assert cli("retrain", run, "--epochs", "1", "--max-samples", "64", "--out", retrained).code == 0
     _study(study)
-    for folder, owner in ((front, "uboost export"), (retrained, "uboost retrain"), (study, "uboost tune")):
+    assert cli("retrain", run, "--epochs", "1", "--max-samples", "64").code == 0  # RUN/retrain: in the run's manifest
+    for folder, owner in ((front, "uboost frontier"), (front / "p00", "uboost export"), (retrained, "uboost retrain"),
+                          (run / "retrain", "uboost retrain (into retrain)"), (study, "uboost tune")):
         before = tree(folder)
         for force in ((), ("--force",)):
             one_line_error(cli("search", *TINY, "--out", folder, *force), "holds the results of " + owner,
@@ -265,4 +267,9 @@ def test_search_force_never_replaces_another_commands_output(cli, tmp_path):
     one_line_error(cli("search", *TINY, "--out", user), "files uboost did not write", "--force")  # not --resume
     assert cli("search", *TINY, "--out", user, "--force").code == 0 and (user / "result.json").is_file()
     assert {k: v for k, v in tree(user).items() if k in files} == files
+    trial = study / "trials" / "uboost" / "0000"
+    trial.mkdir(parents=True)
+    (trial / "keep.txt").write_text("the study's")
+    one_line_error(cli("search", *TINY, "--out", trial, "--force"), "lies in the tune study", "choose another output")
+    assert (trial / "keep.txt").read_text() == "the study's" and not (trial / "config.json").exists()
     assert cli("search", *TINY, "--out", run, "--force").code == 0  # its own earlier search

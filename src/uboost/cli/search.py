@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from uboost.cli._common import Flag, console, human, latency_text
-from uboost.exceptions import ConfigError
+from uboost.exceptions import ConfigError, RunDirError
 
 Opt = typer.Option
 
@@ -245,8 +245,12 @@ def search(
     check_options(cfg.space, cfg.space_options)
     COST_MODELS.get(cfg.cost_model)  # an unknown name
     if rank_zero:  # an --out that holds a finished search (without --force), or nothing to resume
-        from uboost.runs import SEARCH, check_run_dir
+        from uboost.runs import SEARCH, check_run_dir, is_tune_study
 
+        study = next((p for p in Path(run_dir).absolute().parents if is_tune_study(p)), None)
+        if study is not None and not resume:  # a trial's run directory is the study's: its journal describes it
+            raise RunDirError(f"output {run_dir} lies in the tune study {study}, whose trials are its own; choose another "
+                              "output (uboost tune --export N writes a trial's network elsewhere)")
         check_run_dir(run_dir, resume=resume, force=force, owner=SEARCH)
     if not resume and rank_zero:
         console.print(

@@ -169,8 +169,8 @@ class AcceleratorSpace:
         if fractional:
             raise ConfigError(f"--cost-model scalesim needs whole DRAM words per cycle; --dram-bw-choices has {fractional[0]:g}")
         gbps = (base.hardware or {}).get("dram_bw_gbps")
-        if gbps is None or self.dram_bw_words is not None:
-            return
+        if gbps is None or self.dram_bw_words is not None or not base.hardware_spec().memory_bound:
+            return  # unbounded memory: SCALE-Sim's CALC mode, which takes no bandwidth (as `search` prices it)
         for clock in self.clock_hz or ():
             words = self.configure(base, {"clock_hz": clock}).hardware_spec().dram_words_per_cycle
             if float(words) != int(words):
