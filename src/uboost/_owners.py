@@ -18,9 +18,9 @@ from pathlib import Path
 from uboost import _manifest, runs
 from uboost.exceptions import RunDirError
 
-EXPORT_RUN = "export-run"  # the owner of a budget export's (or a frontier point's) run directory files
+EXPORT_RUN = runs.EXPORT_RUN  # the owner of a budget export's (or a frontier point's) run directory files
 TUNE_EXPORT = "tune-export"  # the owner of a tune trial's exported run directory files
-TUNE = "tune"  # a tune study folder (it has no manifest: found by its journal and trial folders)
+TUNE = runs.TUNE  # a tune study folder (it has no manifest: found by its journal and trial folders)
 TUNE_OWN = ("study.journal", "trials", "cost-cache")  # what a study folder holds of its own (and pareto*.png)
 DERIVED = frozenset({runs.EXPORT})  # ONNX / TorchScript / JSON exports of a replaced network: made again from it
 

@@ -47,6 +47,9 @@ RUN_FILES = (CONFIG, ARCH, HARDWARE, "hardware.txt", METRICS, "hparams.yaml", RE
              PRECISION,
              f"{CHECKPOINTS}/last.ckpt", f"{CHECKPOINTS}/interrupted.ckpt", f"{NNI}/.experiment")
 SEARCH = "search"  # the manifest owner of a run's own files (see uboost._manifest)
+EXPORT_RUN = "export-run"  # the owner of a budget export's (or a frontier point's) run directory files
+FRONTIER = "frontier"  # a frontier's folder, as other_output names it (its points are budget exports of their own)
+TUNE = "tune"  # a tune study folder (it has no manifest: found by its journal and trial folders)
 EXPORT = "export"
 
 
@@ -247,7 +250,7 @@ def other_output(path: str | os.PathLike) -> str | None:
     manifest) --, else None: a search run (with what was built on it), or a folder of the user's."""
     path = Path(path)
     if is_tune_study(path):
-        return "tune"
+        return TUNE
     files, dirs, owners = _manifest.listing(path)
     prefix = ""
     if not files and not dirs and (path.parent / _manifest.MANIFEST).is_file():  # a folder its parent's manifest lists
@@ -263,8 +266,8 @@ def other_output(path: str | os.PathLike) -> str | None:
     kinds.discard(None)
     nested = {other_output(path / d) for d in dirs if "/" not in d and (path / d / _manifest.MANIFEST).is_file()}
     nested.discard(None)
-    if nested and kinds <= {"export-run"} and nested <= {"export-run"}:
-        return "frontier"  # the points of a frontier (budget exports of their own) and its plot
+    if nested and kinds <= {EXPORT_RUN} and nested <= {EXPORT_RUN}:
+        return FRONTIER  # the points of a frontier (budget exports of their own) and its plot
     kinds = kinds or nested
     return min(kinds) if kinds else None
 

@@ -133,3 +133,6 @@ def test_tune_takes_any_gbps_with_scalesim_where_memory_is_unbounded():
     space.check(base, rows=[8], cols=[8])  # unbounded: no refusal
     with pytest.raises(Exception, match="10.2857 at the 700 MHz"):
         space.check(base.replace(sram_kb=4), rows=[8], cols=[8])
+    searched = AcceleratorSpace(clock_hz=(6e8, 7e8, 8e8, 9e8), ifmap_sram_kb=(4, 8))  # buffers the trials size
+    with pytest.raises(Exception, match="10.2857 at the 700 MHz"):
+        searched.check(base, rows=[8], cols=[8])

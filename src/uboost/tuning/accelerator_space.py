@@ -169,14 +169,22 @@ class AcceleratorSpace:
         if fractional:
             raise ConfigError(f"--cost-model scalesim needs whole DRAM words per cycle; --dram-bw-choices has {fractional[0]:g}")
         gbps = (base.hardware or {}).get("dram_bw_gbps")
-        if gbps is None or self.dram_bw_words is not None or not base.hardware_spec().memory_bound:
-            return  # unbounded memory: SCALE-Sim's CALC mode, which takes no bandwidth (as `search` prices it)
+        if gbps is None or self.dram_bw_words is not None:
+            return
+        from uboost.exceptions import HardwareError
+        from uboost.hardware.scalesim_runner import whole_bandwidth
+
+        buffers = {name: min(getattr(self, name)) for name in BUFFERS if getattr(self, name) is not None}
         for clock in self.clock_hz or ():
-            words = self.configure(base, {"clock_hz": clock}).hardware_spec().dram_words_per_cycle
-            if float(words) != int(words):
-                raise ConfigError(f"--cost-model scalesim needs whole DRAM words per cycle: {gbps:g} GB/s is {words:g} "
-                                  f"at the {clock / 1e6:g} MHz operating point; give a bandwidth whole at every searched "
-                                  "point, or --dram-bw-words")
+            spec = self.configure(base, {**buffers, "clock_hz": clock}).hardware_spec()  # sized as trials may be
+            if not spec.memory_bound:  # SCALE-Sim's CALC mode takes no bandwidth (as `search` prices it)
+                continue
+            try:
+                whole_bandwidth(spec)  # what the SCALE-Sim model checks per trial
+            except HardwareError:
+                raise ConfigError(f"--cost-model scalesim needs whole DRAM words per cycle: {gbps:g} GB/s is "
+                                  f"{spec.dram_words_per_cycle:g} at the {clock / 1e6:g} MHz operating point; give a "
+                                  "bandwidth whole at every searched point, or --dram-bw-words") from None
 
     def smallest(self, base: "SearchConfig", *, rows: Iterable[int], cols: Iterable[int], pe: str) -> "SearchConfig":
         """The accelerator of least area in the space (area grows with PEs and with each buffer)."""
