@@ -36,6 +36,14 @@ def latest_checkpoint(run: Path) -> Path | None:
     return max(ckpts, key=checkpoint_progress) if ckpts else None
 
 
+def unreadable_checkpoints(run: Path) -> list[Path]:
+    """The checkpoints in ``run`` that cannot be read (torn or corrupt), which a resume passes over: its command
+    says so, as the work since the checkpoint it takes instead is lost."""
+    folder = run / CHECKPOINTS
+    ckpts = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith(".")) if folder.is_dir() else []
+    return [p for p in ckpts if checkpoint_progress(p)[0] == -2]
+
+
 def tensors_differ(expected: dict, state: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """``(name, shape in state, expected shape)`` of every tensor under ``prefix`` whose shape
     differs between the module's ``expected`` state dict and a checkpoint's ``state``."""

@@ -312,6 +312,9 @@ def _retrain(source, run, config: RetrainConfig, out: Path, root: Path, search_c
         checkpoint = runs.check_checkpoint(ckpt_path)
         _check_resume_arch(ckpt_path, checkpoint, run.arch)
         _check_resume_settings(ckpt_path, checkpoint, config)
+        if (out / "retrain.json").is_file():  # resuming would test it again and rewrite its model.pt and result
+            raise RunDirError(f"{out} holds a finished retrain (its result: {out / 'retrain.json'}); nothing to resume; "
+                              "pass --force to retrain again, or --out another folder")
 
     from uboost.checkpointing import Stopwatch, atomic_checkpoint_io, checkpoint_callbacks
 

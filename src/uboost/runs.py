@@ -25,6 +25,7 @@ from uboost.checkpoint_files import CHECKPOINTS as CHECKPOINTS  # re-exported: c
 from uboost.checkpoint_files import check_checkpoint as check_checkpoint
 from uboost.checkpoint_files import checkpoint_progress as checkpoint_progress
 from uboost.checkpoint_files import latest_checkpoint as latest_checkpoint
+from uboost.checkpoint_files import unreadable_checkpoints as unreadable_checkpoints
 from uboost.checkpoint_files import safe_load as safe_load
 from uboost.checkpoint_files import tensors_differ as tensors_differ
 from uboost.exceptions import ArchitectureError, RunDirError

@@ -64,7 +64,7 @@ def test_bad_budget_floors_are_one_line_errors(cli, searched, tmp_path, bad):
     run, low, high = searched
     one_line_error(cli("export", run, "--target-latency-ms", str(high), "--budget-floor", bad, "--out", tmp_path / "x"), "budget-floor")
     one_line_error(cli("frontier", run, "--budget-floor", bad, "--out", tmp_path / "f"), "budget-floor")
-    one_line_error(cli("search", "--space", "lenet", "--budget-floor", bad, "--out", tmp_path / "s"), "budget_floor")
+    one_line_error(cli("search", "--space", "lenet", "--budget-floor", bad, "--out", tmp_path / "s"), "--budget-floor")  # the flag typed (the field name before)
     assert not any((tmp_path / d).exists() for d in ("x", "f", "s"))
 
 
@@ -129,7 +129,7 @@ def test_frontier_with_explicit_targets_and_retraining(cli, searched, tmp_path):
 
 @pytest.mark.parametrize("bad", ["0", "-0.5", "nan"])
 def test_search_refuses_bad_budgets_in_one_line(cli, tmp_path, bad):
-    one_line_error(cli("search", *TINY, "--target-latency-ms", bad, "--out", tmp_path / "b"), "target_latency_ms")
+    one_line_error(cli("search", *TINY, "--target-latency-ms", bad, "--out", tmp_path / "b"), "--target-latency-ms")
     assert not (tmp_path / "b").exists()
 
 
@@ -167,7 +167,7 @@ def test_search_with_a_budget_commits_its_argmax_into_the_window_and_bad_commit_
     assert summary["argmax_latency_ms"] <= target  # the search's own argmax, before the export's projection
     assert summary["argmax_latency_ms"] == pytest.approx(summary["latency_ms"])  # so the export kept it
     bad = cli("search", *TINY, "--target-latency-ms", target, "--budget-commit", "2", "--out", tmp_path / "bad")
-    one_line_error(bad, "budget_commit")
+    one_line_error(bad, "--budget-commit")
     assert not (tmp_path / "bad").exists()
 
 

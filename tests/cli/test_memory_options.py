@@ -7,11 +7,11 @@ import pytest
 from tests.cli.conftest import TINY, one_line_error
 
 BAD = [
-    (["--sram-kb", "0"], ["sram_kb must be a positive whole number of kB"]),
-    (["--sram-kb", "-4"], ["sram_kb must be a positive whole number of kB"]),
-    (["--dram-bw-words", "nan"], ["dram_bw_words must be a positive finite number"]),
-    (["--dram-bw-words", "0"], ["dram_bw_words must be a positive finite number"]),
-    (["--dram-bw-gbps", "0"], ["dram_bw_gbps must be a positive finite number of GB/s"]),
+    (["--sram-kb", "0"], ["--sram-kb must be a positive whole number of kB"]),
+    (["--sram-kb", "-4"], ["--sram-kb must be a positive whole number of kB"]),
+    (["--dram-bw-words", "nan"], ["--dram-bw-words must be a positive finite number"]),
+    (["--dram-bw-words", "0"], ["--dram-bw-words must be a positive finite number"]),
+    (["--dram-bw-gbps", "0"], ["--dram-bw-gbps must be a positive finite number of GB/s"]),
     (["--dram-bw-gbps", "2", "--dram-bw-words", "4"], ["give the DRAM bandwidth once"]),
 ]
 
@@ -136,3 +136,18 @@ def test_tune_takes_any_gbps_with_scalesim_where_memory_is_unbounded():
     searched = AcceleratorSpace(clock_hz=(6e8, 7e8, 8e8, 9e8), ifmap_sram_kb=(4, 8))  # buffers the trials size
     with pytest.raises(Exception, match="10.2857 at the 700 MHz"):
         searched.check(base, rows=[8], cols=[8])
+
+
+def test_a_setting_refused_by_its_field_is_named_by_the_flag_the_user_typed(cli):
+    """QA: `--dram-bw-gbps -1` said "dram_bw_gbps must be ...", a name the command line does not have. From a file,
+    the field's own name stays (the file names it that way, and the message says which file)."""
+    from uboost.cli._boundary import name_the_flag
+
+    said = "dram_bw_gbps must be a positive finite number of GB/s (or unset), got -1.0"
+    assert name_the_flag(said, ["profile", "x", "--dram-bw-gbps", "-1"]).startswith("--dram-bw-gbps must be")
+    assert name_the_flag(said, ["profile", "x", "--dram-bw-gbps=-1"]).startswith("--dram-bw-gbps must be")
+    assert name_the_flag(said, ["profile", "x", "--hardware", "a.toml"]) == said
+    assert name_the_flag("voltage_v must be positive", ["profile", "x", "--voltage", "-1"]) == "--voltage must be positive"
+    assert name_the_flag("hardware file a.toml: sram_kb must be ...", ["profile", "x", "--sram-kb", "4"]).startswith("hardware file")
+    result = cli("profile", "resnet18", "--input", "3x32x32", "--batch", "0")
+    assert result.code == 1 and "error: --batch must be a positive integer" in result.err

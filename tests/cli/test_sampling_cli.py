@@ -40,7 +40,7 @@ def test_warmup_epochs_reach_the_run_and_bad_values_are_one_red_line(cli, tmp_pa
         taus = [float(r["gumbel_tau"]) for r in csv.DictReader(f) if r.get("gumbel_tau")]
     assert taus[0] == 1.0 and abs(taus[-1] - 0.1) < 1e-6  # the schedule runs in full after the warm-up
     bad = cli("search", *TINY, "--epochs", "2", "--warmup-epochs", "2", "--out", tmp_path / "bad")
-    one_line_error(bad, "warmup_epochs")
+    one_line_error(bad, "--warmup-epochs")
     assert not (tmp_path / "bad").exists()
 
 

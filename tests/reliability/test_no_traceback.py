@@ -24,8 +24,8 @@ def test_wrong_toml_types(cli, tmp_path, toml, fragments, command):
 
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_max_samples_must_be_positive(cli, tiny_run, tmp_path, value):
-    one_line_error(cli("search", *TINY[:-4], "--max-samples", value, "--out", tmp_path / "s"), "max_samples")
-    one_line_error(cli("retrain", tiny_run, "--max-samples", value, "--out", tmp_path / "r"), "max_samples")
+    one_line_error(cli("search", *TINY[:-4], "--max-samples", value, "--out", tmp_path / "s"), "--max-samples")
+    one_line_error(cli("retrain", tiny_run, "--max-samples", value, "--out", tmp_path / "r"), "--max-samples")
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
 
 

@@ -87,9 +87,10 @@ def test_retrain_resume_refuses_changed_settings_in_one_line(cli, run_copy):
                    "epochs 1 -> 3", "without --resume")
     one_line_error(cli("retrain", run_copy, "--lr", "0.5", "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--resume"),
                    "learning_rate 0.05 -> 0.5")
+    # the same settings: a finished retrain has nothing to resume, and its model.pt and result are not rewritten
+    one_line_error(cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--resume"),
+                   "holds a finished retrain", "nothing to resume", "--force")
     assert tree(run_copy) == before
-    again = cli("retrain", run_copy, "--epochs", "1", "--max-samples", "64", "--batch-size", "32", "--resume")
-    assert again.code == 0, again.err  # the same settings resume (here: nothing left to train)
 
 
 def test_a_forced_retrain_stopped_midway_is_an_interrupted_retrain_not_the_old_one(cli, run_copy):
@@ -151,3 +152,20 @@ def test_ctrl_c_in_the_closing_test_is_a_resumable_interruption(cli, run_copy, t
     uninterrupted = retrain(clean, config)
     resumed = json.loads((run_copy / "retrain" / "retrain.json").read_text())
     assert resumed["test_acc"] == uninterrupted.test_acc
+
+
+def test_a_resume_past_a_torn_checkpoint_says_so(cli, run_copy):
+    """QA: a torn interrupted.ckpt was passed over in silence; the resume took last.ckpt and the epoch in
+    progress was lost without a word. It still resumes from the checkpoint that reads, and says which it passed over."""
+    from uboost.retrain import RetrainConfig, RetrainInterrupted, retrain
+
+    with pytest.raises(RetrainInterrupted):
+        retrain(run_copy, RetrainConfig(epochs=3, max_samples=64, batch_size=32), callbacks=[_ctrl_c_at(3)])
+    torn = run_copy / "retrain" / "checkpoints" / "interrupted.ckpt"
+    assert (torn.parent / "last.ckpt").is_file()
+    torn.write_bytes(b"torn")
+    result = cli("retrain", run_copy, "--epochs", "3", "--max-samples", "64", "--batch-size", "32", "--resume")
+    assert result.code == 0, result.err
+    notes = [line for line in result.err.splitlines() if "unreadable" in line]
+    assert len(notes) == 1 and "interrupted.ckpt" in notes[0] and "torn or corrupt" in notes[0], result.err
+    assert (run_copy / "retrain" / "retrain.json").is_file()

@@ -46,7 +46,7 @@ def test_bad_tune_config_is_one_line_and_writes_nothing(cli, tmp_path, toml, fra
 
 
 @pytest.mark.parametrize("flag,value,fragment", [
-    ("--budget-ms", "-1", "budget_ms must be a positive number"), ("--budget-ms", "nan", "budget_ms must be a positive number"),
+    ("--budget-ms", "-1", "--budget-ms must be a positive number"), ("--budget-ms", "nan", "--budget-ms must be a positive number"),
     ("--area-budget-mm2", "0", "--area-budget-mm2"), ("--area-budget-mm2", "inf", "--area-budget-mm2"),
 ])
 @pytest.mark.parametrize("what", [[], ["--export", "0"]])

@@ -194,7 +194,7 @@ def test_area_budget_cache_and_export_of_a_pareto_point(cli, tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (["--area-budget-mm2", "0.01", "--sram-kb", "4", "--tech", "recpipe12"], "no accelerator of the space fits the area budget of 0.01"),
     (["--ifmap-sram-kb-choices", "-8,16"], "must be positive sizes"),
-    (["--sram-kb", "-3"], "sram_kb must be a positive whole number"),
+    (["--sram-kb", "-3"], "--sram-kb must be a positive whole number"),
     (["--area-budget-mm2", "-1"], "must be a positive number of mm²"),
     (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
     (["--objectives", "accuracy,latency,energy,area"], "give two or three objectives"),

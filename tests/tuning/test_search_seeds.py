@@ -69,5 +69,5 @@ def test_a_trial_with_offset_k_searches_what_the_base_seed_plus_k_searches(tmp_p
 
 def test_a_bad_search_seeds_is_one_red_line_and_writes_nothing(cli, tmp_path):
     one_line_error(cli("tune", *TINY, "--trials", "1", "--out", tmp_path / "t", "--search-seeds", "0"),
-                   "search_seeds must be a positive integer")
+                   "--search-seeds must be a positive integer")
     assert not (tmp_path / "t").exists()

@@ -193,8 +193,11 @@ def run(argv: list[str] | None = None) -> None:
             say_interrupted()
         raise
     except UBoostError as exc:
+        from uboost.cli._boundary import name_the_flag
+
         try:
-            fail(str(exc), getattr(exc, "exit_code", 1))
+            fail(name_the_flag(str(exc), sys.argv[1:] if argv is None else [str(a) for a in argv]),
+                 getattr(exc, "exit_code", 1))
         except typer.Exit as done:
             sys.exit(done.exit_code)
     except KeyboardInterrupt:

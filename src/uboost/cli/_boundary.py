@@ -43,6 +43,22 @@ def one_line(exc: BaseException, argv: list[str] | tuple[str, ...]) -> str | Non
     return None
 
 
+_FLAG_ALIASES = {"voltage_v": ("--voltage",), "batch_size": ("--batch",)}  # fields a command's flag names otherwise
+
+
+def name_the_flag(message: str, argv: list[str] | tuple[str, ...]) -> str:
+    """A validation message that opens with a setting's field name (``dram_bw_gbps must be ...``, as the Python API
+    and files name it) opens with the flag instead when the command line gave that flag (``--dram-bw-gbps must be
+    ...``): the user typed the flag. A value from a file or a run keeps the field's name (its message says where)."""
+    found = re.match(r"([a-z][a-z0-9]*(?:_[a-z0-9]+)+) ", message)
+    if not found:
+        return message
+    field = found.group(1)
+    flags = ("--" + field.replace("_", "-"), *_FLAG_ALIASES.get(field, ()))
+    given = next((f for a in argv for f in flags if a == f or a.startswith(f + "=")), None)
+    return given + message[len(field):] if given else message
+
+
 def _short(text: str, limit: int = 160) -> str:
     tried = re.search(r"tried to allocate [^.(]*", text)  # torch's allocators say how much
     text = tried.group(0).strip() if tried else text

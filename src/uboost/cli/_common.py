@@ -78,6 +78,20 @@ def not_drawn(path, reason: object) -> None:
     err_console.print(f"[yellow]could not draw {escape(str(path))}: {escape(str(reason))}[/]", soft_wrap=True)
 
 
+def note_unreadable_checkpoints(folder) -> None:
+    """Before a ``--resume``: one yellow line per checkpoint in ``folder`` it passes over because it cannot be read
+    (torn or corrupt), since the work saved there is lost and the resume starts from an earlier one."""
+    from pathlib import Path
+
+    from rich.markup import escape
+
+    from uboost.runs import unreadable_checkpoints
+
+    for path in unreadable_checkpoints(Path(folder)):
+        err_console.print(f"[yellow]note:[/] {escape(str(path))} is unreadable (torn or corrupt); the resume passes over "
+                          "it and continues from the furthest checkpoint that reads", soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print one red line and exit ``code`` (1; 130 after Ctrl-C)."""
     import typer

@@ -226,7 +226,8 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
         if resume and row.get("retrain_epochs") == epochs and row.get("retrain_seed", 0) == seed and "test_acc" in row:
             continue  # retrained before the interruption
         point = row["run_dir"]
-        continued = resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None
+        continued = (resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None  # an interrupted one, not
+                     and not (point / runs.RETRAIN / "retrain.json").is_file())  # one finished at other settings
         try:
             result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed), progress=False,
                              resume=continued)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human, latency_text
+from uboost.cli._common import Flag, console, human, latency_text, note_unreadable_checkpoints
 
 Opt = typer.Option
 
@@ -63,6 +63,8 @@ def retrain(
         from uboost.runs import owner_root
 
         _refuse_replacing(target, owner_root(target, artifacts.root))
+    if resume:
+        note_unreadable_checkpoints(target)
     result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
                          logger=create_logger(logger, target))
     from uboost.distributed import is_rank_zero

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human, latency_text
+from uboost.cli._common import Flag, console, human, latency_text, note_unreadable_checkpoints
 from uboost.exceptions import ConfigError, RunDirError
 
 Opt = typer.Option
@@ -267,6 +267,8 @@ def search(
         model = build_cost_model(cfg)
         for note in filter(None, (model.memory_note(), cfg.bits_note(model))):
             console.print(f"[yellow]note:[/] {note}")
+    if resume and rank_zero:
+        note_unreadable_checkpoints(run_dir)
     with run_lock(run_dir) if rank_zero else contextlib.nullcontext():
         try:
             result = run_search(cfg, run_dir, resume=resume, force=force, progress=True, logger=extra_logger)
