@@ -299,6 +299,20 @@ def test_an_interrupted_retraining_frontier_resumes_where_it_stopped(cli, search
                    "other budgets")
 
 
+def test_a_resume_at_other_retrain_epochs_retrains_the_finished_points_afresh(cli, searched, tmp_path):
+    """A point retrained at other settings is not an interrupted retrain: --resume at another --retrain-epochs
+    retrains it from the start (it took its finished checkpoint as one to continue, and refused the epochs)."""
+    run, _, _ = searched
+    out = tmp_path / "f"
+    args = ["frontier", run, "--points", "2", "--max-samples", "64", "--out", out]
+    assert cli(*args, "--retrain-epochs", "1").code == 0
+    result = cli(*args, "--retrain-epochs", "2", "--resume")
+    assert result.code == 0, result.err
+    for point in ("p00", "p01"):
+        assert json.loads((out / point / "result.json").read_text())["retrain_epochs"] == 2
+        assert json.loads((out / point / "retrain" / "retrain.json").read_text())["config"]["epochs"] == 2
+
+
 def test_a_ctrl_c_outside_the_retrains_handler_names_the_command_that_goes_on(cli, searched, tmp_path, monkeypatch):
     """QA: a Ctrl-C as a point's retrain was starting (before its own handler) said "run the same command again",
     which then refused the folder; it names --resume. One while the points are written says --force (the folder is
