@@ -183,3 +183,14 @@ def test_the_area_note_is_the_same_whether_the_area_table_comes_from_tech_or_the
     assert "no area for 8x8 (recpipe12)" in notes[0] and "'bitfusion'" in notes[0]
     shown = " ".join(cli("profile", *NET, "--hardware", path).out.split())
     assert "note: no area for 8x8 (recpipe12)" in shown
+
+
+def test_an_area_on_fixed_pes_narrower_than_the_layers_says_so(cli):
+    """QA: `--bits 16` on fixed PEs was priced at the 8-bit PE area in silence (the area table's unit)."""
+    import json
+
+    base = ("profile", "resnet18", "--input", "3x32x32", "--array", "16x16", "--sram-kb", "16", "--json")
+    wide, narrow = (json.loads(cli(*base, "--bits", b).out) for b in ("16", "8"))
+    assert wide["reports"][0]["area_mm2"] == narrow["reports"][0]["area_mm2"]  # the table has one fixed-PE figure
+    assert any("fixed 8-bit PEs" in n and "16 bits" in n for n in wide["notes"])
+    assert not any("8-bit PEs" in n for n in narrow.get("notes", []))

@@ -169,6 +169,10 @@ def profile(
     for r in reports:  # say why an area is missing where one was asked for, or where only the PE mode lacks one
         if area_named or (r.spec.pe != "fixed" and None not in r.spec.buffer_kb):
             _area(r.spec, area_table, area_breakdown_mm2, notes)
+    widest = max((max(layer.weight_bits, layer.act_bits) for layer in layers), default=8)
+    if widest > 8 and any(r.spec.pe == "fixed" and _area(r.spec, area_table, area_breakdown_mm2) for r in reports):
+        notes.append(f"the area prices fixed 8-bit PEs (the {area_table.name} table's unit), and layers here take "
+                     f"{widest:g} bits: PEs that wide are larger than the area says")
     if as_json:
         from uboost.io import dumps_json
 
