@@ -88,12 +88,19 @@ def test_predict_prints_the_prediction_and_the_exact_cost(cli, searched):
     assert "(seed 3, 1 uniform fine-tune epoch)," in " ".join(table.out.split())  # was "1 ... epochs"
 
 
-def test_other_settings_build_the_predictor_again(cli, searched, tmp_path):
+def test_other_settings_build_the_predictor_again_only_with_rebuild(cli, searched, tmp_path):
+    """QA: other settings replaced RUN/predictor.json in silence (export and frontier read it); now --rebuild."""
     run, predictor = searched
     copy = copy_run(run, tmp_path)
     same = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES, "--json").out)
     assert same["predictor"]["built_now"] is False  # the settings it was built with
-    other = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES + 2, "--fine-tune-epochs", 0, "--json").out)
+    before = (copy / "predictor.json").read_bytes()
+    refused = cli("predict", copy, "--seed", 3, "--samples", SAMPLES + 2, "--fine-tune-epochs", 0, "--json")
+    assert refused.code == 1 and refused.err.count("\n") == 1, refused.err
+    assert f"samples {SAMPLES} -> {SAMPLES + 2}" in refused.err and "--rebuild" in refused.err
+    assert (copy / "predictor.json").read_bytes() == before
+    other = json.loads(cli("predict", copy, "--seed", 3, "--samples", SAMPLES + 2, "--fine-tune-epochs", 0, "--rebuild",
+                           "--json").out)
     assert other["predictor"]["built_now"] is True and other["predictor"]["samples"] == SAMPLES + 2
     saved = json.loads((copy / "predictor.json").read_text())
     assert saved["samples"] == SAMPLES + 2 and saved["fine_tune_epochs"] == 0

@@ -18,7 +18,7 @@ def predict(
     samples: Annotated[Optional[int], Opt("--samples", help="sub-networks measured to build the predictor [default: 120]")] = None,
     fine_tune_epochs: Annotated[Optional[int], Opt("--fine-tune-epochs", help="epochs of uniform sub-network training of the supernet's weights before measuring [default: 1]")] = None,
     seed: Annotated[Optional[int], Opt("--seed", help="seed of the sampled sub-networks, the fine-tuning and the recalibration batch [default: 0]")] = None,
-    rebuild: Annotated[bool, Flag("--rebuild", help="build the predictor again even if RUN/predictor.json exists")] = False,
+    rebuild: Annotated[bool, Flag("--rebuild", help="build the predictor again even if RUN/predictor.json exists (needed to replace it with one built at other --samples, --seed or --fine-tune-epochs)")] = False,
     as_json: Annotated[bool, Flag("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Predict a network's accuracy from the run's supernet, with its exact latency on the run's array."""

@@ -38,9 +38,11 @@ def network_indices(choices: list, nodes: list, arch: dict) -> dict[str, int]:
     return {c.label: by_id[id(c.alpha)] for c in choices}
 
 
-def _asks_otherwise(meta: dict, **asked) -> bool:
-    """True when a setting given now (not None) differs from the one the saved table was built with."""
-    return any(value is not None and meta.get(name) != value for name, value in asked.items())
+def _asks_otherwise(meta: dict, **asked) -> list[str]:
+    """``name saved -> asked`` for each setting given now (not None) that differs from the one the saved table was
+    built with."""
+    return [f"{name.removesuffix('_asked').replace('_', '-')} {meta.get(name)} -> {value}"
+            for name, value in asked.items() if value is not None and meta.get(name) != value]
 
 
 def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = None, *, rebuild: bool = False,
@@ -50,8 +52,9 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
 
     Everything is checked before anything is built or written: the run (config, alphas, a
     supernet checkpoint), the architecture (in the space), a saved table (not corrupt, built
-    from these alphas). Without a saved table, with ``rebuild``, or when ``samples``, ``seed`` or
-    ``fine_tune_epochs`` is given and differs from the saved table's, one is built and saved."""
+    from these alphas). Without a saved table, or with ``rebuild``, one is built and saved; ``samples``, ``seed`` or
+    ``fine_tune_epochs`` given and different from the saved table's is refused without ``rebuild`` (other commands
+    read the saved table)."""
     from uboost.predict.predictor import DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_SAMPLES, build_predictor, load_predictor
     from uboost.predict.supernet import check_search_run
     from uboost.search_config import SearchConfig, build_cost_model, build_space
@@ -90,8 +93,13 @@ def predict_run(run: str | os.PathLike, arch_file: str | os.PathLike | None = No
     cost_model = build_cost_model(priced_config)
     report = cost_model.evaluate(network, input_shape)
     predictor = None if rebuild else load_predictor(root)
-    if predictor is not None and _asks_otherwise(predictor.meta, samples_asked=samples, seed=seed, fine_tune_epochs=fine_tune_epochs):
-        predictor = None  # built with other settings than asked for now: build it again
+    changed = _asks_otherwise(predictor.meta, samples_asked=samples, seed=seed, fine_tune_epochs=fine_tune_epochs) \
+        if predictor is not None else []
+    if changed:  # export and frontier --objective predicted-accuracy read the saved table: not replaced in silence
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"{root / 'predictor.json'} was built with other settings ({', '.join(changed)}); pass --rebuild "
+                          "to replace it with one built at these, or leave them out to use it")
     built = predictor is None
     if built:
         epochs = DEFAULT_FINE_TUNE_EPOCHS if fine_tune_epochs is None else fine_tune_epochs
