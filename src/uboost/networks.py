@@ -53,7 +53,23 @@ def load_network(spec: str) -> LoadedNetwork:
         close = [n for n in names if spec.lower().replace("-", "_") in n][:6]
         hint = f" (did you mean {', '.join(close)}?)" if close else " (e.g. resnet18, mobilenet_v2, or module:factory)"
         raise RegistryError(f"unknown model {spec!r}: not a torchvision classification model nor module:factory{hint}")
-    return LoadedNetwork(torchvision.models.get_model(spec, weights=None), (3, 224, 224), spec)
+    module = torchvision.models.get_model(spec, weights=None)
+    return LoadedNetwork(module, (3, *(_torchvision_size(spec, module),) * 2), spec)
+
+
+def _torchvision_size(name: str, module: nn.Module) -> int:
+    """The image side a torchvision model takes: a transformer's own ``image_size`` (fixed by its position
+    embeddings), else the evaluation crop of its default weights (299 for inception_v3, 300 for efficientnet_b3, ...;
+    read from the weights' description, nothing downloaded), else 224."""
+    size = getattr(module, "image_size", None)
+    if isinstance(size, int) and size > 0:
+        return size
+    try:
+        import torchvision
+
+        return int(torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0])
+    except Exception:  # a model without registered weights
+        return 224
 
 
 def load_network_or_run(spec: str) -> LoadedNetwork:

@@ -150,3 +150,16 @@ def test_a_plot_never_replaces_another_commands_file_even_with_force(cli, tiny_r
     one_line_error(cli("profile", run, option, run / "arch.json", "--force"), "holds the results of uboost search")
     assert (run / "arch.json").read_bytes() == before
     assert cli("profile", run, option, run / "mine.png").code == 0  # a new file beside the run's own is fine
+
+
+def test_a_torchvision_model_is_profiled_at_its_own_input_size(cli):
+    """QA: every torchvision model was priced at 3x224x224, though the help says "the model's own": inception_v3 at
+    299 or efficientnet_b1 at 240 had about half or two thirds of its MACs."""
+    import json
+
+    own = json.loads(cli("profile", "efficientnet_b1", "--json").out)
+    assert own["input_shape"] == [3, 240, 240]  # its weights' evaluation crop
+    at_224 = json.loads(cli("profile", "efficientnet_b1", "--input", "3x224x224", "--json").out)
+    macs = lambda d: sum(layer["macs"] for layer in d["reports"][0]["layers"])  # noqa: E731
+    assert macs(own) > 1.1 * macs(at_224)
+    assert json.loads(cli("profile", "resnet18", "--json").out)["input_shape"] == [3, 224, 224]
