@@ -87,7 +87,7 @@ ENERGY_COLUMNS = (("mac", "MAC"), ("sram", "SRAM"), ("dram", "DRAM"), ("leakage"
 
 
 def _uj(value: float) -> str:
-    return f"{value:.3g}" if value < 1000 else human(value)
+    return number_text(value, 3) if value < 1000 else human(value)
 
 
 def _sram_words(words: dict[str, float]) -> float:
@@ -98,9 +98,24 @@ def _dram_words(words: dict[str, float]) -> float:
     return sum(v for k, v in words.items() if "_dram_" in k)
 
 
-def number_text(value: float) -> str:
-    """Four significant digits, never in scientific notation (18,750 rather than 1.875e+04)."""
-    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+def number_text(value: float, digits: int = 4) -> str:
+    """``digits`` significant digits, never in scientific notation: 18,750 rather than 1.875e+04, 0.0000928 rather
+    than 9.28e-05 (trailing zeros dropped)."""
+    import math
+
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def mhz_text(hz: float) -> str:
+    """A clock in MHz, without scientific notation (``1,000,000 MHz``, not ``1e+06``)."""
+    return number_text(hz / 1e6, 6)
 
 
 def energy_summary(report: NetworkCost) -> str:
@@ -110,7 +125,7 @@ def energy_summary(report: NetworkCost) -> str:
     split = ", ".join(f"{head} {100 * parts.get(key, 0.0) / total:.0f}%" for key, head in ENERGY_COLUMNS)
     return (
         f"{number_text(report.energy_uj)} µJ ({split}), EDP {edp_text(report.edp_uj_ms)}, {number_text(report.power_mw)} mW "
-        f"at {report.spec.clock_hz / 1e6:g} MHz, {report.spec.voltage:g} V ({report.spec.energy.name})"
+        f"at {mhz_text(report.spec.clock_hz)} MHz, {report.spec.voltage:g} V ({report.spec.energy.name})"
     )
 
 

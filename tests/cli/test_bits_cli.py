@@ -247,6 +247,21 @@ def test_summaries_never_print_scientific_notation():
     from uboost.tables import number_text
 
     assert number_text(18_750.2) == "18,750" and number_text(2467.3) == "2467" and number_text(0.00336) == "0.00336"
+    # QA: a leakage cell of 9.28e-05 µJ and "at 1e+06 MHz" (a 1 THz clock) were printed in tables
+    assert number_text(9.2768e-05, 3) == "0.0000928" and number_text(0.5) == "0.5" and number_text(0) == "0"
+    assert number_text(-0.000123456) == "-0.0001235" and number_text(9.99996, 3) == "10"
+    from uboost.tables import mhz_text
+
+    assert mhz_text(1e12) == "1,000,000" and mhz_text(9e8) == "900" and mhz_text(1.5e8) == "150"
+
+
+def test_a_profile_on_a_terahertz_clock_prints_no_scientific_notation(cli):
+    import re
+
+    result = cli("profile", "resnet18", "--input", "3x32x32", "--array", "16x16", "--clock-hz", "1e12", "--sram-kb", "16")
+    assert result.code == 0, result.err
+    assert not re.search(r"\d[eE][-+]\d", result.out), result.out
+    assert "1,000,000 MHz" in result.out
 
 
 @pytest.mark.parametrize("changes, priced", [

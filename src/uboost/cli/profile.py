@@ -72,7 +72,7 @@ def profile(
     from uboost.hardware.energy import resolve_energy
     from uboost.hardware.operating import at_point, load_operating_points
     from uboost.networks import load_network_or_run
-    from uboost.tables import energy_summary, latency_text, layer_table
+    from uboost.tables import energy_summary, latency_text, layer_table, mhz_text
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
         check_output_file(name, path, force=force)
@@ -188,7 +188,7 @@ def profile(
             shown = specs[0]
             table_name = "" if shown.operating_points is None else f", DVFS table {shown.operating_points.name or 'of the file'}"
             console.print(f"hardware from {hardware}: {', '.join(s.array for s in specs)} {shown.dataflow}, {shown.memory_text}, "
-                          f"{shown.clock_hz / 1e6:g} MHz, energy {shown.energy.name}{table_name}"
+                          f"{mhz_text(shown.clock_hz)} MHz, energy {shown.energy.name}{table_name}"
                           + (f" ({', '.join(flags)} from the command line)" if flags else ""))
         console.print(layer_table(label, shape, reports, detail=console.width >= 140))
         for r in reports:
@@ -197,7 +197,7 @@ def profile(
                                                  f"fixed {area['fixed']:.3g}; {area_table.name})")
             console.print(
                 f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {latency_text(r.latency_ms)} "
-                f"at {r.spec.clock_hz / 1e6:g} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}{area_text}"
+                f"at {mhz_text(r.spec.clock_hz)} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}{area_text}"
             )
         for spec, sweep in zip(specs, sweeps):
             console.print(_sweep_table(label, spec, sweep))
@@ -222,7 +222,7 @@ def profile(
             [l.name for l in layers],
             {head: [l.energy_uj[key] for l in first.layers] for key, head in ENERGY_COLUMNS},
             title=f"{label}: energy per layer, {first.spec.array} {first.spec.dataflow} ({first.spec.energy.name}, "
-            f"{first.spec.clock_hz / 1e6:g} MHz, {first.spec.voltage:g} V)",
+            f"{mhz_text(first.spec.clock_hz)} MHz, {first.spec.voltage:g} V)",
         ), quiet=as_json)
 
 
@@ -258,14 +258,16 @@ def _sweep_dict(spec, sweep) -> dict:
 def _sweep_table(label: str, spec, sweep):
     from rich.table import Table
 
+    from uboost.tables import mhz_text, number_text
+
     best = _least(sweep)
     table = Table(title=f"{label} on {spec.array} {spec.dataflow} per operating point ({spec.energy.name}, {spec.operating_points.name or 'table'})")
     for head in ("MHz", "mV", "latency ms", "energy µJ", "EDP µJ*ms", "power mW", ""):
         table.add_column(head, justify="right" if head else "left")
     for i, r in enumerate(sweep):
         table.add_row(
-            f"{r.spec.clock_hz / 1e6:g}", f"{r.spec.voltage * 1e3:g}", f"{r.latency_ms:.4g}", f"{r.energy_uj:.4g}",
-            f"{r.edp_uj_ms:.4g}", f"{r.power_mw:.4g}", "<- least energy" if i == best else "",
+            mhz_text(r.spec.clock_hz), f"{r.spec.voltage * 1e3:g}", number_text(r.latency_ms), number_text(r.energy_uj),
+            number_text(r.edp_uj_ms), number_text(r.power_mw), "<- least energy" if i == best else "",
             style="bold green" if i == best else None,
         )
     return table
