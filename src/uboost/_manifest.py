@@ -182,7 +182,7 @@ def foreign(root: str | os.PathLike, targets: Iterable[str | os.PathLike], owner
     return found
 
 
-DESCRIPTIONS = {"export-run": "uboost export --target-latency-ms (a budget export or a frontier point)",
+DESCRIPTIONS = {"export-run": "uboost export --target-latency-ms or uboost frontier (a budget export, a frontier point or its plot)",
                 "tune-export": "uboost tune --export"}
 """Owners whose command is not their name (see :mod:`uboost._owners`)."""
 

@@ -67,6 +67,13 @@ def test_profile_bad_input(cli, args, fragments):
     one_line_error(cli("profile", *args), *fragments)
 
 
+def test_tabulate_with_the_lookup_model_says_it_cannot(cli, tmp_path):
+    """QA: it asked for a --table that tabulate does not have (then click refused the option)."""
+    one_line_error(cli("hw", "tabulate", "lenet", "--cost-model", "lookup", "--out", tmp_path / "t.csv"),
+                   "only reads one", "scalesim")
+    assert not (tmp_path / "t.csv").exists()
+
+
 def test_hw_list(cli):
     result = cli("hw", "list")
     assert result.code == 0
@@ -126,6 +133,14 @@ def test_a_plot_without_matplotlib_is_refused_before_anything_is_printed(cli, tm
     result = cli("profile", "resnet18", "--array", "16x16", "--json", option, tmp_path / "p.png")
     one_line_error(result, "pip install 'uboost[plot]'")
     assert result.out == "" and not (tmp_path / "p.png").exists()
+
+
+def test_a_plot_is_a_png_by_name(cli, tmp_path):
+    """QA: `--plot x.txt` wrote PNG bytes into x.txt, and a folder's hint named a file without .png."""
+    one_line_error(cli("profile", "resnet18", "--input", "3x32x32", "--plot", tmp_path / "x.txt"), "must end in .png")
+    assert not (tmp_path / "x.txt").exists()
+    one_line_error(cli("profile", "resnet18", "--input", "3x32x32", "--energy-plot", tmp_path), "is a directory",
+                   f"e.g. {tmp_path / 'out.png'}")
 
 
 def test_profile_prices_multihead_attention(cli):

@@ -131,6 +131,18 @@ def test_a_folder_without_a_retrained_model_says_what_to_give_instead(cli, retra
     one_line_error(cli("exits", retrained_run, "--head-width", "-1", "--out", tmp_path / "d"), "whole number >= 0")
 
 
+def test_max_samples_above_the_retrains_are_the_retrains_stored_and_compared(cli, retrained_run, tmp_path):
+    """QA: `--max-samples 100000` trained on the retrain's 128 images but stored 100000, and the same command at the
+    default was then refused as other settings (128 -> 100000), though the heads are the same."""
+    out = tmp_path / "ex"
+    base = ["exits", retrained_run, "--epochs", "1", "--thresholds", "0.5", "--out", out]
+    assert cli(*base, "--max-samples", "100000").code == 0
+    assert json.loads((out / "exits.json").read_text())["settings"]["max_samples"] == 128  # as trained
+    again = cli(*base, "--trials", "3")  # the default: the retrain's images, the same heads searched again
+    assert again.code == 0, again.err
+    one_line_error(cli(*base, "--max-samples", "64"), "other settings (max samples: 128 -> 64)")
+
+
 def test_exits_with_other_settings_replace_earlier_ones_only_with_force(cli, retrained_run, tmp_path):
     out = tmp_path / "ex"
     base = ["exits", retrained_run, "--epochs", "1", "--max-samples", "64", "--thresholds", "0.5", "--out", out]

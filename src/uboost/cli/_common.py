@@ -135,18 +135,18 @@ def registry_table(title: str, entries: dict[str, str]):
     return table
 
 
-def check_output_file(option: str, path, *, force: bool) -> None:
+def check_output_file(option: str, path, *, force: bool, suffix: str = "") -> None:
     """Refuse, before any work, a file output (``--plot``, ``--out``) uboost could not or should not
     write: a directory, a parent that is not a folder, or an existing file without ``--force`` (a
     loose file has no manifest to say who wrote it: it may be someone's result), and with ``--force`` too a file
-    of another command's results. Missing parent folders are fine: the atomic write creates them, as
-    ``export --out`` and ``search --out`` do."""
+    of another command's results; with ``suffix``, a name without it. Missing parent folders are fine: the atomic
+    write creates them, as ``export --out`` and ``search --out`` do."""
     from uboost.exceptions import RunDirError
 
     if path is None:
         return
     if path.is_dir():
-        raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / 'out'}")
+        raise RunDirError(f"{option} {path} is a directory; give a file name, e.g. {path / ('out' + suffix)}")
     ancestor = path.parent
     while not ancestor.exists() and not ancestor.is_symlink() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
@@ -158,6 +158,10 @@ def check_output_file(option: str, path, *, force: bool) -> None:
     from uboost._owners import refuse_others
 
     refuse_others(path, ())  # --force or not, never a file of another command's results (a run's arch.json, a model.pt)
+    if suffix and path.suffix.lower() != suffix:  # (a PNG written under another name is read as that kind of file)
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError(f"{option} {path} must end in {suffix} (it writes a {suffix[1:].upper()} image)")
 
 
 def stop_on_sigterm(command):

@@ -76,6 +76,11 @@ def tabulate(
         from uboost.exceptions import ConfigError
 
         raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    if cost_model == "lookup":  # it reads the table tabulate writes (its error named a --table tabulate lacks)
+        from uboost.exceptions import ConfigError
+
+        raise ConfigError("tabulate prices each layer to write a lookup table; --cost-model lookup only reads one: "
+                          "choose a model that prices (scalesim, systolic, ...; `uboost hw list`)")
 
     options = {} if space != "darts-cifar" else {"width": 8, "cells": 3}
     options.update({k: v for k, v in (("width", width), ("cells", cells)) if v is not None})

@@ -75,7 +75,7 @@ def profile(
     from uboost.tables import energy_summary, latency_text, layer_table, mhz_text
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
-        check_output_file(name, path, force=force)
+        check_output_file(name, path, force=force, suffix=".png")
     if bits is not None:  # as search and tune read --bits (one message for 1.5, 33, 2,,8), one width here
         from uboost.exceptions import ConfigError
         from uboost.quant import parse_bits

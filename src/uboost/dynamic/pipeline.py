@@ -142,10 +142,14 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     points_now = [] if reading or not (out / POINTS).is_dir() else sorted((out / POINTS).glob("p[0-9][0-9].json"))
     runs.refuse_foreign(owner_root, [out.resolve() / n for n in OUTPUTS] + [p.resolve() for p in points_now], owner)
     settings = runs.read_json(root / runs.RETRAIN / "retrain.json", "retrain result").get("config", {})
+    settings = settings if isinstance(settings, dict) else {}
+    cap = settings.get("max_samples")  # the images the heads train on are the retrain's, at most: as used, and stored
+    if isinstance(cap, int) and (config.max_samples is None or config.max_samples > cap):
+        config = replace(config, max_samples=cap)  # (a larger --max-samples is the same heads as the default)
     own = loaded.search_config.hardware_spec()  # unset options: the run's own tables (they were always the presets)
     points = points or own.operating_points or load_operating_points(DEFAULT_POINTS)
     spec = replace(own, energy=table or own.energy, operating_points=points, clock_hz=points.points[-1].freq_hz)
-    return Prepared(root, out, owner_root, owner, loaded.search_config, settings if isinstance(settings, dict) else {},
+    return Prepared(root, out, owner_root, owner, loaded.search_config, settings,
                     loaded.module, tuple(loaded.input_shape), positions, spec, points, config)
 
 
@@ -323,6 +327,12 @@ SEARCH_ONLY = ("trials", "method", "max_worst_latency_ms")
 """Settings a call may change over earlier exits in the same folder: they search the same heads again."""
 
 
+def _capped(value, cap):
+    """The training images a stored ``max_samples`` meant: the retrain's at most (exits before the cap was stored)."""
+    values = [v for v in (value, cap) if isinstance(v, int)]
+    return min(values) if values else None
+
+
 def refuse_other_heads(prepared: Prepared, config: ExitsConfig, *, force: bool = False) -> None:
     """Heads trained with other settings are not replaced without ``force`` (the same settings continue
     an optuna study, or repeat the same heads); with it, :func:`run_exits` removes an optuna study of the
@@ -339,7 +349,8 @@ def refuse_other_heads(prepared: Prepared, config: ExitsConfig, *, force: bool =
         return  # none there (or unreadable: the pipeline's own checks say so)
     if not isinstance(stored, dict):
         return
-    now = config.settings()
+    now = {**config.settings(), "max_samples": prepared.config.max_samples}  # capped at the retrain's, as trained
+    stored = {**stored, "max_samples": _capped(stored.get("max_samples"), prepared.retrain_settings.get("max_samples"))}
     # the exits the positions resolve to, not how they were typed (pool,gap / gap,pool / 2,5 / the default: one set)
     had = [p.get("name") for p in summary.get("positions") or [] if isinstance(p, dict)]
     stored, now = {**stored, "positions": had or stored.get("positions")}, {**now, "positions": [p.name for p in prepared.positions]}
