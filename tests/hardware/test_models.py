@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -97,8 +98,13 @@ def test_roofline_uses_the_spec_s_dram_bandwidth_where_it_has_one():
     bounded = HardwareSpec(rows=8, cols=8, batch_size=1, bits=8, mem_bw_gbps=100.0, sram_kb=16, dram_bw_words=0.5)
     assert create("roofline", spec=bounded).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 1.5))
     assert bytes_ / 1.5 > macs / 64  # memory-bound at that bandwidth, compute-bound at mem_bw_gbps
-    gbps = HardwareSpec(rows=8, cols=8, batch_size=1, bits=4, sram_kb=16, dram_bw_gbps=1.0, clock_hz=2e9)
-    assert create("roofline", spec=gbps).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 2 / (3 * 0.5)))
+    gbps = HardwareSpec(rows=8, cols=8, batch_size=1, sram_kb=16, dram_bw_gbps=1.0, clock_hz=2e9)
+    narrow = dataclasses.replace(layer, weight_bits=4, act_bits=4)  # the layer's own bits: half the bytes
+    assert create("roofline", spec=gbps).evaluate([narrow]).cycles == pytest.approx(max(macs / 64, bytes_ / 2 / (3 * 0.5)))
+    # QA: a 4-bit layer moved 8-bit bytes (the roofline read the spec's bits, which nothing sets from a network)
+    mixed = dataclasses.replace(layer, weight_bits=2, act_bits=8)
+    assert create("roofline", spec=bounded).evaluate([mixed]).cycles == pytest.approx(
+        max(macs / 64, (32 * 16 * 9 / 4 + 16 * 6 * 6 + 32 * 4 * 4) / 1.5))
     unbounded = HardwareSpec(rows=8, cols=8, batch_size=1, bits=8, mem_bw_gbps=100.0)
     assert create("roofline", spec=unbounded).evaluate([layer]).cycles == pytest.approx(max(macs / 64, bytes_ / 100))
 

@@ -23,7 +23,8 @@ class FlopsModel(CostModel):
 class RooflineModel(CostModel):
     """Roofline: a layer takes the longer of its ideal compute time and its memory time.
 
-    Memory traffic is every operand moved once at ``bits`` per value: weights
+    Memory traffic is every operand moved once at its layer's bits (weights at ``weight_bits``, inputs and
+    outputs at ``act_bits``; ``b / 8`` bytes a value, as ``systolic-mem`` and SCALE-Sim count them): weights
     ``out * in/groups * kh * kw`` (``B`` times that for a ``per_sample`` layer: an attention's
     keys and values are each sample's own), inputs ``B * in * in_h * in_w`` and outputs
     ``B * out * out_h * out_w`` (no reuse across layers, no on-chip caching of activations).
@@ -55,7 +56,7 @@ class RooflineModel(CostModel):
         weights = torch.where(layers.per_sample, spec.batch_size * weights, weights)
         inputs = spec.batch_size * cin * layers.in_h * layers.in_w
         outputs = spec.batch_size * cout * layers.out_h * layers.out_w
-        moved = (weights + inputs + outputs) * (spec.bits / 8)  # bytes (= SCALE-Sim words)
+        moved = weights * (layers.weight_bits / 8.0) + (inputs + outputs) * (layers.act_bits / 8.0)  # bytes (= words)
         per_cycle = spec.dram_words_per_cycle
         memory = (moved / (self.DRAM_PORTS * per_cycle) if per_cycle is not None
                   else moved / (spec.mem_bw_gbps * 1e9) * spec.clock_hz)

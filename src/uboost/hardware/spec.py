@@ -25,7 +25,8 @@ class HardwareSpec:
 
     ``rows`` holds the reduction dimension (im2col K) in weight-stationary mode and ``cols``
     the filters, as in SCALE-Sim. ``batch_size`` is the inference batch being priced,
-    ``bits`` the operand width (used for memory traffic), ``mem_bw_gbps`` the off-chip
+    ``bits`` a default operand width for direct energy-table calls (the cost models price each layer at its own
+    ``weight_bits`` and ``act_bits``, which come with its shape), ``mem_bw_gbps`` the off-chip
     bandwidth in GB/s (used by the roofline model when the spec has no DRAM bandwidth below).
 
     **On-chip memory**, in SCALE-Sim's terms (one word = one byte): ``sram_kb`` is the size of
