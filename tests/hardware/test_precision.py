@@ -196,3 +196,13 @@ def test_an_nni_space_with_open_choices_is_refused_not_priced_at_its_first_choic
         create("systolic", rows=16, cols=16).evaluate(space, (1, 8, 8))
     frozen = space.freeze({label: choice.values[0] for label, choice in space.simplify().items()})
     assert create("systolic", rows=16, cols=16).evaluate(frozen, (1, 8, 8)).cycles > 0
+
+
+def test_a_table_priced_directly_refuses_bits_its_pes_cannot_run():
+    """QA: cycles() and energy_pj() of a 16-bit table on BitFusion PEs were inf (evaluate() refused it)."""
+    model = create("systolic", rows=16, cols=16, pe="bitfusion")
+    wide = LayerTable.from_shapes(at([CONV], 16, 16))
+    for price in (model.cycles, model.energy_pj):
+        with pytest.raises(ConfigError, match="at most 8 bits per operand, got 16"):
+            price(wide)
+    assert torch.isfinite(model.cycles(LayerTable.from_shapes(at([CONV], 8, 4)))).all()

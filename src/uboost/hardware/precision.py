@@ -106,4 +106,10 @@ def check_bits(spec, bits: Iterable[float]) -> None:
 def perf_and_slowdown(spec, weight_bits: torch.Tensor, act_bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(perf, slowdown)`` of every layer on ``spec``'s PEs (see the module docstring)."""
     mode = pe_mode(spec.pe)
+    if mode.max_bits is not None and weight_bits.device.type == "cpu" and weight_bits.numel():
+        # a table priced directly (cycles(), energy_pj()) gets evaluate()'s refusal, not inf cycles; tables on an
+        # accelerator are the search's, whose widths its config checked (a check there would wait for the device)
+        widest = float(torch.maximum(weight_bits.max(), act_bits.max()))  # (a mixture's soft widths are fine)
+        if widest > mode.max_bits:
+            raise ConfigError(f"the {mode.name} PE takes at most {mode.max_bits} bits per operand, got {widest:g}")
     return mode.perf(spec, weight_bits, act_bits), mode.slowdown(spec, weight_bits, act_bits)
