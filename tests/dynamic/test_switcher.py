@@ -209,3 +209,10 @@ def test_a_damaged_exits_directory_is_one_line(tmp_path, cli, metrics, summary, 
 def test_an_exits_point_without_energy_switches_on_latency(tmp_path):
     write_exits(tmp_path / "exits", {k: v for k, v in SOUND.items() if k != "expected_energy_uj"})
     assert Switcher.from_directory(tmp_path / "exits").select(latency_ms=1).name == "p01"
+
+
+def test_points_that_are_not_switch_points_are_one_config_error():
+    """QA: Switcher([("a", 0.9, 0.1)]) was an AttributeError."""
+    with pytest.raises(ConfigError, match="SwitchPoint"):
+        Switcher([("a", 0.9, 0.1)])
+

@@ -408,3 +408,23 @@ def test_predict_prices_an_auto_operating_point_run_at_the_point_its_search_chos
     assert row["latency_ms"] == pytest.approx(row["cycles"] / 6e8 * 1e3)
     profiled = json.loads(cli("profile", copy, "--json").out)
     assert row["latency_ms"] == pytest.approx(profiled["reports"][0]["total"]["latency_ms"])
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 2.5, True])
+def test_bad_recalibration_images_are_one_config_error(searched, tmp_path, bad):
+    """QA: -1 used all images but one, 0 was a ValueError from unpacking, 2.5 a TypeError from slicing."""
+    from uboost.exceptions import ConfigError
+    from uboost.predict import build_predictor
+
+    run, _ = searched
+    with pytest.raises(ConfigError, match="recalibration_images must be an integer >= 1"):
+        build_predictor(run, recalibration_images=bad)
+
+
+def test_an_architecture_that_is_not_a_dict_is_named_so(searched):
+    """QA: a list of values said "the architecture has no value for 'conv1_width'"."""
+    from uboost.exceptions import ConfigError
+
+    _, predictor = searched
+    with pytest.raises(ConfigError, match="an architecture is a dict of label -> value"):
+        predictor.predict_arch([8, 3, 16])

@@ -141,6 +141,13 @@ def test_plain_budget_multiplier_rises_over_budget_and_falls_to_zero_under_it():
     ({"log_prob_every_n_step": 0}, "log_prob_every_n_step"),  # was a ZeroDivisionError mid-fit
     ({"sharpen": "no"}, "sharpen must be True or False"),  # bool("no") is True
     ({"bogus_kw": 1}, "unknown keyword argument 'bogus_kw'"),  # NNI's raw TypeError
+    # QA: "no" was read as True; a clip of -1 flipped the gradients, of nan blamed the learning rate, of "x" was a
+    # Lightning TypeError mid-fit; a data split of "0.5" a raw TypeError
+    ({"utilization_on_bits": "no"}, "utilization_on_bits must be True, False or None"),
+    ({"gradient_clip_val": -1.0}, "gradient_clip_val must be a positive finite number"),
+    ({"gradient_clip_val": float("nan")}, "gradient_clip_val must be a positive finite number"),
+    ({"gradient_clip_val": "x"}, "gradient_clip_val must be a positive finite number"),
+    ({"data_split": "0.5"}, "data_split must be between 0 and 1"),
 ])
 def test_bad_strategy_arguments_are_one_config_error(kwargs, fragment):
     from uboost.exceptions import ConfigError

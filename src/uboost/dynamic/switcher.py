@@ -50,6 +50,9 @@ class Switcher:
     def __init__(self, points: list[SwitchPoint], *, accuracy_name: str = "accuracy") -> None:
         if not points:
             raise ConfigError("a switcher needs at least one point")
+        odd = next((p for p in points if not isinstance(p, SwitchPoint)), None)
+        if odd is not None:  # a tuple was an AttributeError
+            raise ConfigError(f"a switcher's points are SwitchPoint(name, accuracy, latency_ms, energy_uj=None), got {odd!r}")
         for p in points:  # a NaN would break the sort and the bisection: a point over budget could come back
             for what, value in (("accuracy", p.accuracy), ("latency_ms", p.latency_ms), ("energy_uj", p.energy_uj)):
                 if value is None and what == "energy_uj":

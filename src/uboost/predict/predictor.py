@@ -105,6 +105,9 @@ def build_predictor(run: str | os.PathLike, *, samples: int = DEFAULT_SAMPLES, s
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
         raise ConfigError(f"fine_tune_epochs must be a non-negative integer, got {fine_tune_epochs!r}")
+    if isinstance(recalibration_images, bool) or not isinstance(recalibration_images, int) or recalibration_images < 1:
+        raise ConfigError(f"recalibration_images must be an integer >= 1 (images the batch norms are recalibrated "
+                          f"on), got {recalibration_images!r}")
     root = Path(run)
     check_search_run(root)
     if save:

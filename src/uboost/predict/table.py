@@ -68,6 +68,8 @@ class AdditiveTable:
 
     def indices_of(self, arch: Mapping[str, object]) -> dict[str, int]:
         """An architecture dict (label -> value, as a search returns it) as label -> entry index."""
+        if not isinstance(arch, Mapping):
+            raise ConfigError(f"an architecture is a dict of label -> value (a search's arch.json), got {type(arch).__name__}")
         out = {}
         for label, names in self.values.items():
             if label not in arch:

@@ -165,9 +165,12 @@ class UBoost(DARTS):
         score_on: str = "all",
         **kwargs: Any,
     ):
-        _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed, log_prob_every_n_step=log_prob_every_n_step)
+        _check_numbers(arch_lr=arch_lr, warmup_epochs=warmup_epochs, seed=seed, log_prob_every_n_step=log_prob_every_n_step,
+                       gradient_clip_val=gradient_clip_val, data_split=data_split)
         if not isinstance(sharpen, bool):  # bool("no") is True
             raise ConfigError(f"sharpen must be True or False, got {sharpen!r}")
+        if utilization_on_bits is not None and not isinstance(utilization_on_bits, bool):  # ("no" read as True)
+            raise ConfigError(f"utilization_on_bits must be True, False or None (the PE mode's default), got {utilization_on_bits!r}")
         unknown = sorted(set(kwargs) - _NNI_KEYWORDS)
         if unknown:  # NNI's raw TypeError otherwise
             raise ConfigError(f"UBoost got an unknown keyword argument {unknown[0]!r}")
@@ -376,9 +379,9 @@ class UBoost(DARTS):
         return self.hardware_loss.energy_ref_uj
 
 
-def _check_numbers(*, arch_lr, warmup_epochs, seed, log_prob_every_n_step) -> None:
-    """What a search would only find out mid-fit (Adam's learning rate, a logging interval of 0) or as a
-    raw TypeError (the seed)."""
+def _check_numbers(*, arch_lr, warmup_epochs, seed, log_prob_every_n_step, gradient_clip_val=None, data_split=None) -> None:
+    """What a search would only find out mid-fit (Adam's learning rate, a logging interval of 0, a gradient clip
+    of "x") or as a raw TypeError (the seed, a data split of "0.5"), or never (a negative clip flips the gradients)."""
     import math
 
     from uboost.search_config import check_seed  # the one seed rule (every generator takes it)
@@ -391,6 +394,11 @@ def _check_numbers(*, arch_lr, warmup_epochs, seed, log_prob_every_n_step) -> No
     if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
         raise ConfigError(f"warmup_epochs must be a whole number >= 0, got {warmup_epochs!r}")
     check_seed(seed)
+    number = lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
+    if gradient_clip_val is not None and not (number(gradient_clip_val) and gradient_clip_val > 0):
+        raise ConfigError(f"gradient_clip_val must be a positive finite number (or None: no clipping), got {gradient_clip_val!r}")
+    if data_split is not None and not number(data_split):
+        raise ConfigError(f"data_split must be between 0 and 1 (exclusive), got {data_split!r}")
 
 
 def _cost_model(cost_model, hardware):
