@@ -194,3 +194,8 @@ def test_bad_energy_settings():
     for bad in (725, 0.05, 5.0):  # mV given as V, or no CMOS supply: 725 V was accepted
         with pytest.raises(ConfigError, match="voltage_v must be between 0.1 and 5 volts.*did you give mV"):
             HardwareSpec(voltage_v=bad)
+
+
+def test_no_energy_table_is_the_default_one():
+    """QA: HardwareSpec(energy=None) said "unknown energy preset 'None'"; None is the default, as for the area."""
+    assert HardwareSpec(energy=None).energy == HardwareSpec().energy

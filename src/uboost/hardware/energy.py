@@ -212,8 +212,10 @@ def load_energy_toml(path: str | Path) -> EnergyTable:
     return energy_table_from_dict(data, source=path.stem)
 
 
-def resolve_energy(energy: "str | Path | EnergyTable") -> EnergyTable:
-    """A preset name, a ``.toml`` file or a table becomes a table."""
+def resolve_energy(energy: "str | Path | EnergyTable | None") -> EnergyTable:
+    """A preset name, a ``.toml`` file or a table becomes a table; None is the default preset (as ``--tech``'s area)."""
+    if energy is None:
+        return PRESETS[DEFAULT_ENERGY]
     if isinstance(energy, EnergyTable):
         return energy
     text = str(energy)
