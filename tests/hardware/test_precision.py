@@ -206,3 +206,12 @@ def test_a_table_priced_directly_refuses_bits_its_pes_cannot_run():
         with pytest.raises(ConfigError, match="at most 8 bits per operand, got 16"):
             price(wide)
     assert torch.isfinite(model.cycles(LayerTable.from_shapes(at([CONV], 8, 4)))).all()
+
+
+def test_a_layer_kind_that_contradicts_its_shape_is_refused():
+    """QA: kind="depthwise" with groups=1, or kind="pointwise" with a 3x3 kernel, were accepted (priced by the
+    shape, labelled by the kind)."""
+    with pytest.raises(ConfigError, match="a depthwise layer has groups == in_channels"):
+        replace(LAYERS[2], groups=1)
+    with pytest.raises(ConfigError, match="a pointwise layer has a 1x1 kernel"):
+        replace(LAYERS[1], kernel_h=3, kernel_w=3, in_h=8, in_w=8)

@@ -73,6 +73,12 @@ class LayerShape:
             raise ConfigError(
                 f"layer {self.name}: channels {self.in_channels}->{self.out_channels} not divisible by groups={self.groups}"
             )
+        if self.kind == "depthwise" and self.groups != self.in_channels:  # priced by its groups: the kind would mislabel it
+            raise ConfigError(f"layer {self.name}: a depthwise layer has groups == in_channels, got groups={self.groups} "
+                              f"for {self.in_channels} input channels (kind='conv' for a grouped or dense one)")
+        if self.kind == "pointwise" and (self.kernel_h, self.kernel_w) != (1, 1):
+            raise ConfigError(f"layer {self.name}: a pointwise layer has a 1x1 kernel, got {self.kernel_h}x{self.kernel_w} "
+                              "(kind='conv')")
 
     @property
     def depthwise(self) -> bool:
