@@ -109,3 +109,14 @@ def test_a_matmul_outside_the_priced_modules_is_named_in_one_warning(caplog):
         extract_layers(nn.Sequential(SelfAttention()), (4, 8))
     message = caplog.records[0].getMessage()
     assert len(caplog.records) == 1 and "SelfAttention (matmuls: 0)" in message
+
+
+def test_a_module_that_takes_more_than_one_tensor_is_one_config_error():
+    """QA: evaluate(nn.MultiheadAttention(16, 2), (5, 16)) was torch's raw TypeError about key and value."""
+    from torch import nn
+
+    from uboost.exceptions import ConfigError
+    from uboost.hardware import create
+
+    with pytest.raises(ConfigError, match="one input tensor.*'key' and 'value'"):
+        create("systolic", rows=8, cols=8).evaluate(nn.MultiheadAttention(16, 2), (5, 16))

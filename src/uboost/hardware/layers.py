@@ -219,6 +219,12 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int], *, warned: set[
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(f"the network does not run on input shape {'x'.join(str(int(d)) for d in input_shape)} "
                           f"({type(exc).__name__}: {first}); pass the --input CxHxW it expects") from None
+    except TypeError as exc:  # a forward that takes more than one tensor (nn.MultiheadAttention's query, key, value)
+        if "argument" not in str(exc):  # a bug in the network's own code: its traceback is the help
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"the network is priced by calling it on one input tensor, and it does not take that "
+                          f"({first}); wrap it in a module whose forward takes one tensor") from None
     finally:
         model.train(was_training)
         for handle in handles:
