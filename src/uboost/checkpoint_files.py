@@ -37,11 +37,13 @@ def latest_checkpoint(run: Path) -> Path | None:
 
 
 def unreadable_checkpoints(run: Path) -> list[Path]:
-    """The checkpoints in ``run`` that cannot be read (torn or corrupt), which a resume passes over: its command
-    says so, as the work since the checkpoint it takes instead is lost."""
+    """The checkpoints in ``run`` that cannot be read (torn or corrupt) beside one that can, which a resume passes
+    over: its command says so, as the work since the checkpoint it takes instead is lost. (With none that reads, the
+    resume itself fails on the unreadable one, saying so.)"""
     folder = run / CHECKPOINTS
     ckpts = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith(".")) if folder.is_dir() else []
-    return [p for p in ckpts if checkpoint_progress(p)[0] == -2]
+    unreadable = [p for p in ckpts if checkpoint_progress(p)[0] == -2]
+    return unreadable if len(unreadable) < len(ckpts) else []
 
 
 def tensors_differ(expected: dict, state: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -155,7 +155,7 @@ class SearchConfig:
         if self.operating_point not in (None, "auto"):
             raise ConfigError(f"operating_point must be 'auto' (or unset: the spec's clock_hz), got {self.operating_point!r}")
         if self.operating_point == "auto" and self.operating_points is None:
-            raise ConfigError("operating_point 'auto' needs an operating-point table: set operating_points (a preset or a TOML file)")
+            raise ConfigError("operating_point 'auto' needs an operating-point table: set operating_points (--operating-points: a preset or a TOML file)")
         if self.operating_point == "auto" and self.voltage_v is not None:  # it took each point's voltage, silently
             raise ConfigError(f"voltage_v {self.voltage_v:g} V fixes one supply voltage, operating_point 'auto' runs each "
                               "point at its table's voltage: give one or the other")

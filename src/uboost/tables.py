@@ -27,13 +27,13 @@ def latency_text(ms: float) -> str:
     """A latency in the unit that shows it: ``0.000419`` ms -> ``0.419 µs``, ``12.5`` -> ``12.5 ms``,
     ``12345`` -> ``12.35 s`` (4 digits)."""
     if abs(ms) < 1:
-        return f"{ms * 1e3:.4g} µs"
-    return f"{ms / 1e3:.4g} s" if abs(ms) >= 1000 else f"{ms:.4g} ms"  # (NaN: "nan ms")
+        return f"{number_text(ms * 1e3)} µs"
+    return f"{number_text(ms / 1e3)} s" if abs(ms) >= 1000 else f"{number_text(ms)} ms"  # (NaN: "nan ms")
 
 
 def edp_text(uj_ms: float) -> str:
     """An energy-delay product in the unit that shows it: ``0.001329`` uJ*ms -> ``1.329 uJ*us``, ``2.5`` -> ``2.5 uJ*ms``."""
-    return f"{uj_ms * 1e3:.4g} µJ*µs" if abs(uj_ms) < 1 else f"{number_text(uj_ms)} µJ*ms"
+    return f"{number_text(uj_ms * 1e3)} µJ*µs" if abs(uj_ms) < 1 else f"{number_text(uj_ms)} µJ*ms"
 
 
 def layer_table(label: str, shape: tuple[int, ...], reports: list[NetworkCost], *, detail: bool = True) -> Table:

@@ -311,6 +311,11 @@ def test_a_resume_at_other_retrain_epochs_retrains_the_finished_points_afresh(cl
     for point in ("p00", "p01"):
         assert json.loads((out / point / "result.json").read_text())["retrain_epochs"] == 2
         assert json.loads((out / point / "retrain" / "retrain.json").read_text())["config"]["epochs"] == 2
+    # QA: other --max-samples kept the retrains of the earlier ones, shown as if trained at these
+    result = cli(*[a if a != "64" else "32" for a in args], "--retrain-epochs", "2", "--resume")
+    assert result.code == 0, result.err
+    for point in ("p00", "p01"):
+        assert json.loads((out / point / "retrain" / "retrain.json").read_text())["config"]["max_samples"] == 32
 
 
 def test_a_ctrl_c_outside_the_retrains_handler_names_the_command_that_goes_on(cli, searched, tmp_path, monkeypatch):

@@ -149,5 +149,11 @@ def test_a_setting_refused_by_its_field_is_named_by_the_flag_the_user_typed(cli)
     assert name_the_flag(said, ["profile", "x", "--hardware", "a.toml"]) == said
     assert name_the_flag("voltage_v must be positive", ["profile", "x", "--voltage", "-1"]) == "--voltage must be positive"
     assert name_the_flag("hardware file a.toml: sram_kb must be ...", ["profile", "x", "--sram-kb", "4"]).startswith("hardware file")
+    # a message naming the flag after the field names it once; a one-word field before "must" is the flag too
+    assert name_the_flag("area_budget_mm2 (--area-budget-mm2) must be positive", ["--area-budget-mm2", "-1"]) == \
+        "--area-budget-mm2 must be positive"
+    assert name_the_flag("epochs must be a positive integer", ["search", "--epochs", "0"]) == "--epochs must be a positive integer"
+    assert name_the_flag("epochs of the retrain are 3", ["--epochs", "0"]) == "epochs of the retrain are 3"
+    assert name_the_flag("learning_rate must be positive", ["retrain", "r", "--lr", "-1"]) == "--lr must be positive"
     result = cli("profile", "resnet18", "--input", "3x32x32", "--batch", "0")
     assert result.code == 1 and "error: --batch must be a positive integer" in result.err

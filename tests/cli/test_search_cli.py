@@ -66,9 +66,9 @@ def test_existing_output_is_refused_and_kept(cli, tmp_path):
         (["--dataset", "cifar10", "--data-dir", "/nonexistent/dir"], ["--data-dir"]),
         (["--cost-mode", "fast"], ["cost mode"]),
         (["--epochs", "0"], ["epochs"]),
-        (["--score-weight", "-1"], ["score_weight", "non-negative"]),
-        (["--sampling", "mixture", "--score-weight", "1"], ["score_weight", "single-path"]),
-        (["--score-weight", "1", "--score-on", "every"], ["score_on", "all, blind"]),
+        (["--score-weight", "-1"], ["--score-weight", "non-negative"]),
+        (["--sampling", "mixture", "--score-weight", "1"], ["--score-weight", "single-path"]),
+        (["--score-weight", "1", "--score-on", "every"], ["--score-on", "all, blind"]),
         (["--score-on", "blind"], ["score_on", "score_weight above 0"]),
     ],
 )

@@ -118,5 +118,24 @@ def test_a_module_that_takes_more_than_one_tensor_is_one_config_error():
     from uboost.exceptions import ConfigError
     from uboost.hardware import create
 
-    with pytest.raises(ConfigError, match="one input tensor.*'key' and 'value'"):
+    with pytest.raises(ConfigError, match="one input tensor, and its forward needs 3 \\(query, key, value\\)"):
         create("systolic", rows=8, cols=8).evaluate(nn.MultiheadAttention(16, 2), (5, 16))
+
+
+def test_a_type_error_inside_the_networks_own_code_stays_its_own():
+    """QA: a bug in a network's forward (a layer called with two arguments) was reported as a network needing more
+    than one input; its traceback is the help."""
+    from torch import nn
+
+    from uboost.hardware import create
+
+    class Buggy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.l(x, 3)
+
+    with pytest.raises(TypeError, match="positional argument"):
+        create("systolic", rows=8, cols=8).evaluate(Buggy(), (8,))

@@ -230,3 +230,18 @@ def test_a_study_continued_under_another_area_budget_is_judged_on_the_budget_it_
     result = cli("tune", "--trials", "0", "--out", tmp_path / "t", "--area-budget-mm2", "0.13")
     assert result.code == 0, result.err
     assert "* best: trial 1" in result.out
+
+
+def test_tune_says_its_area_prices_8_bit_fixed_pes_when_it_searches_wider_bits():
+    """QA: `tune --bits 16 --area-budget-mm2 ...` checked the budget against 8-bit PE areas in silence (profile says so)."""
+    from uboost.cli._tune_table import _wide_fixed_area_note
+    from uboost.search_config import SearchConfig
+    from uboost.tuning import AcceleratorSpace, TuneSpace
+
+    wide, narrow = SearchConfig(space="lenet", bits=(8, 16)), SearchConfig(space="lenet", bits=(4, 8))
+    plain = TuneSpace()
+    assert "fixed PEs as 8-bit PEs" in _wide_fixed_area_note(wide, plain, True) and "16 bits" in _wide_fixed_area_note(wide, plain, True)
+    assert _wide_fixed_area_note(wide, plain, False) is None  # no area priced
+    assert _wide_fixed_area_note(narrow, plain, True) is None
+    fusion = TuneSpace(accelerator=AcceleratorSpace(pe_modes=("bitfusion",)))
+    assert _wide_fixed_area_note(SearchConfig(space="lenet", bits=(4, 8), pe="bitfusion"), fusion, True) is None

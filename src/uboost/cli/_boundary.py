@@ -43,20 +43,25 @@ def one_line(exc: BaseException, argv: list[str] | tuple[str, ...]) -> str | Non
     return None
 
 
-_FLAG_ALIASES = {"voltage_v": ("--voltage",), "batch_size": ("--batch",)}  # fields a command's flag names otherwise
+_FLAG_ALIASES = {"voltage_v": ("--voltage",), "batch_size": ("--batch",), "learning_rate": ("--lr",)}  # other flag names
 
 
 def name_the_flag(message: str, argv: list[str] | tuple[str, ...]) -> str:
     """A validation message that opens with a setting's field name (``dram_bw_gbps must be ...``, as the Python API
     and files name it) opens with the flag instead when the command line gave that flag (``--dram-bw-gbps must be
     ...``): the user typed the flag. A value from a file or a run keeps the field's name (its message says where)."""
-    found = re.match(r"([a-z][a-z0-9]*(?:_[a-z0-9]+)+) ", message)
+    # a field of two words or more (dram_bw_gbps ...), or of one before "must" (epochs must be ...)
+    found = re.match(r"([a-z][a-z0-9]*(?:_[a-z0-9]+)+) |([a-z][a-z0-9]*) must ", message)
     if not found:
         return message
-    field = found.group(1)
+    field = found.group(1) or found.group(2)
     flags = ("--" + field.replace("_", "-"), *_FLAG_ALIASES.get(field, ()))
     given = next((f for a in argv for f in flags if a == f or a.startswith(f + "=")), None)
-    return given + message[len(field):] if given else message
+    if not given:
+        return message
+    rest = message[len(field):]
+    named = re.match(r" \((--[a-z0-9-]+)\)", rest)  # "area_budget_mm2 (--area-budget-mm2) must": named once
+    return given + (rest[named.end():] if named and named.group(1) in flags else rest)
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from uboost._quiet import quiet_nni
 from uboost.exceptions import ConfigError
-from uboost.tables import human, latency_text  # noqa: F401  (the CLI's number formats)
+from uboost.tables import human, latency_text, number_text  # noqa: F401  (the CLI's number formats)
 
 
 

@@ -1,4 +1,5 @@
-"""The accelerator column of ``uboost tune``'s results table: the co-searched part of each trial's accelerator."""
+"""The accelerator column of ``uboost tune``'s results table (the co-searched part of each trial's accelerator), and
+what tune says of the accelerators it prices."""
 
 from __future__ import annotations
 
@@ -58,3 +59,15 @@ def _accelerator_cell(trial) -> str:
     params = _chosen_params(trial)
     fixed = _resolved(trial) if any(k in params for k in BUFFERS) and not all(k in params for k in BUFFERS) else {}
     return _accelerator_text(params, fixed)
+
+
+def _wide_fixed_area_note(base, tune_space, priced: bool) -> str | None:
+    """As ``profile`` says it: an area of fixed PEs is the area table's 8-bit PE, whatever the searched widths."""
+    options = base.bits_options() or {}
+    widest = max([b for key in ("bits", "weight_bits", "act_bits") for b in (options.get(key) or ())] or [8])
+    space = tune_space.accelerator
+    modes = (getattr(space, "pe_modes", None) if space is not None else None) or (base.pe,)
+    if not priced or widest <= 8 or "fixed" not in modes:
+        return None
+    return (f"the area prices fixed PEs as 8-bit PEs (the area table's unit), and the search takes up to {widest:g} bits: "
+            "PEs that wide are larger than the area (and its budget) says")

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, stop_on_sigterm
+from uboost.cli._common import Flag, console, number_text, stop_on_sigterm
 from uboost.exceptions import ConfigError, comma_items
 
 Opt = typer.Option
@@ -63,7 +63,7 @@ def exits(
     console.print(_table(summary))
     static = max(summary["static_test"], key=lambda r: r["freq_hz"])
     console.print(f"static network at {static['freq_hz'] / 1e6:g} MHz: test accuracy {100 * static['accuracy']:.1f}%, "
-                  f"{1e3 * static['expected_latency_ms']:.4g} µs, {static['expected_energy_uj']:.4g} µJ per input")
+                  f"{number_text(1e3 * static['expected_latency_ms'])} µs, {number_text(static['expected_energy_uj'])} µJ per input")
     console.print(f"wrote {prepared.out}/exits.json, heads.pt and {len(summary['pareto'])} polic{'y' if len(summary['pareto']) == 1 else 'ies'} in {prepared.out}/points"
                   + (", pareto.png" if "plot" in summary else "") + (", dynamic.onnx" if "onnx" in summary else ""))
 
@@ -82,9 +82,9 @@ def _print_positions(run, positions) -> None:
 def _val_test(point: dict, key: str, scale: float) -> str:
     """``"0.6519 / 0.6484"``: a point's expectation on validation data (what ``switch`` budgets on) and on test data."""
     value = point.get(key)
-    val = "-" if value is None else f"{scale * value:.4g}"
+    val = "-" if value is None else number_text(scale * value)
     test = point.get(f"test_{key}")
-    return val if test is None else f"{val} / {scale * test:.4g}"
+    return val if test is None else f"{val} / {number_text(scale * test)}"
 
 
 def _table(summary: dict):
@@ -102,6 +102,6 @@ def _table(summary: dict):
             f"p{i:02d}", ", ".join("-" if t is None else f"{t:g}" for t in p["thresholds"]), f"{p['freq_hz'] / 1e6:g}",
             f"{p['voltage_v'] * 1e3:g}", f"{100 * p['accuracy']:.1f}%", f"{100 * p['test_accuracy']:.1f}%",
             " ".join(f"{100 * s:.0f}" for s in p["test_shares"]), _val_test(p, "expected_energy_uj", 1.0),
-            _val_test(p, "expected_latency_ms", 1e3), f"{1e3 * p['worst_latency_ms']:.4g}",
+            _val_test(p, "expected_latency_ms", 1e3), number_text(1e3 * p['worst_latency_ms']),
         )
     return table

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import console, human
+from uboost.cli._common import console, human, number_text
 from uboost.tables import latency_text
 from uboost.exceptions import ConfigError
 
@@ -32,7 +32,7 @@ def _check_point(operating_point: Optional[str]) -> bool:
 def _energy_text(row: dict, unit: str = " µJ") -> str:
     point = row.get("operating_point")
     at = f" at {point['freq_hz'] / 1e6:g} MHz, {1e3 * point['voltage_v']:g} mV" if point else ""
-    return f"{row['energy_uj']:.4g}{unit}{at}"
+    return f"{number_text(row['energy_uj'])}{unit}{at}"
 
 
 DEFAULT_FLOOR = 0.9
@@ -175,8 +175,8 @@ def frontier(
     if retrain_epochs:
         table.add_column("test acc", justify="right")
     for i, (target, row) in enumerate(zip(budgets, rows)):
-        budget = f"{1e3 * target:.4g}" if metric == "latency" else f"{target:.4g}"
-        cells = [row["run_dir"].name, budget, f"{1e3 * row['latency_ms']:.4g}", _energy_text(row, ""),
+        budget = number_text(1e3 * target) if metric == "latency" else number_text(target)
+        cells = [row["run_dir"].name, budget, number_text(1e3 * row['latency_ms']), _energy_text(row, ""),
                  f"{100 * row['utilization']:.1f}%", human(row["macs"]), str(row["distinct_choices"]), f"{row['preference']:.2f}"]
         if source.predictor is not None:
             cells.append(f"{100 * row['predicted_accuracy']:.1f}%")
@@ -223,9 +223,10 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
     from uboost.retrain import RetrainConfig, retrain
 
     for row in rows:
-        if resume and row.get("retrain_epochs") == epochs and row.get("retrain_seed", 0) == seed and "test_acc" in row:
-            continue  # retrained before the interruption
         point = row["run_dir"]
+        if resume and row.get("retrain_epochs") == epochs and row.get("retrain_seed", 0) == seed and "test_acc" in row \
+                and _retrained_on(point) == max_samples:
+            continue  # retrained before the interruption, at these settings
         continued = (resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None  # an interrupted one, not
                      and not (point / runs.RETRAIN / "retrain.json").is_file())  # one finished at other settings
         try:
@@ -237,6 +238,15 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
             _own_point_retrain(point)
         row["test_acc"] = result.summary()["test_acc"]
         _add_to_result(point, test_acc=row["test_acc"], retrain_epochs=epochs, retrain_seed=seed)
+
+
+def _retrained_on(point: Path):
+    """The ``max_samples`` a point's finished retrain trained on (None: every image), or ``"?"`` without one."""
+    from uboost import runs
+
+    info = point / runs.RETRAIN / "retrain.json"
+    config = runs.read_json(info, "retrain result").get("config") if info.is_file() else None
+    return config.get("max_samples") if isinstance(config, dict) else "?"
 
 
 def _own_point_retrain(point: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human, stop_on_sigterm
+from uboost.cli._common import Flag, console, human, number_text, stop_on_sigterm
 
 Opt = typer.Option
 
@@ -65,12 +65,12 @@ def _table(row: dict):
     table.add_column("value", justify="right")
     table.add_row("predicted accuracy (supernet, validation split)",
                   f"{100 * row['predicted_accuracy']:.1f} ± {100 * row['uncertainty']:.1f}%")
-    table.add_row("latency (cycle-exact)", f"{1e3 * row['latency_ms']:.4g} µs")
+    table.add_row("latency (cycle-exact)", f"{number_text(1e3 * row['latency_ms'])} µs")
     table.add_row("cycles", f"{row['cycles']:,.0f}")
     table.add_row("utilization", f"{100 * row['utilization']:.1f}%")
     table.add_row("MACs", human(row["macs"]))
     if "energy_uj" in row:
-        table.add_row("energy", f"{row['energy_uj']:.4g} µJ")
+        table.add_row("energy", f"{number_text(row['energy_uj'])} µJ")
     return table
 
 

@@ -72,7 +72,7 @@ def profile(
     from uboost.hardware.energy import resolve_energy
     from uboost.hardware.operating import at_point, load_operating_points
     from uboost.networks import load_network_or_run
-    from uboost.tables import energy_summary, latency_text, layer_table, mhz_text
+    from uboost.tables import energy_summary, latency_text, layer_table, mhz_text, number_text
 
     for name, path in (("--plot", plot), ("--energy-plot", energy_plot)):  # checked before any work or file
         check_output_file(name, path, force=force, suffix=".png")
@@ -193,8 +193,8 @@ def profile(
         console.print(layer_table(label, shape, reports, detail=console.width >= 140))
         for r in reports:
             area = _area(r.spec, area_table, area_breakdown_mm2)
-            area_text = "" if area is None else (f"; area {area['total']:.4g} mm² (PEs {area['pe']:.3g}, SRAM {area['sram']:.3g}, "
-                                                 f"fixed {area['fixed']:.3g}; {area_table.name})")
+            area_text = "" if area is None else (f"; area {number_text(area['total'])} mm² (PEs {number_text(area['pe'], 3)}, SRAM {number_text(area['sram'], 3)}, "
+                                                 f"fixed {number_text(area['fixed'], 3)}; {area_table.name})")
             console.print(
                 f"[bold]{r.spec.array}[/] {r.spec.dataflow}: {r.cycles:,.0f} cycles = {latency_text(r.latency_ms)} "
                 f"at {mhz_text(r.spec.clock_hz)} MHz, utilization {100 * r.utilization:.1f}%; {energy_summary(r)}{area_text}"

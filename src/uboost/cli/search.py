@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import Flag, console, human, latency_text, note_unreadable_checkpoints
+from uboost.cli._common import Flag, console, human, latency_text, note_unreadable_checkpoints, number_text
 from uboost.exceptions import ConfigError, RunDirError
 
 Opt = typer.Option
@@ -291,9 +291,9 @@ def search(
     table.add_row(f"latency on {cfg.array} {cfg.dataflow}", f"{latency_text(s['latency_ms'])} ({human(s['cycles'])} cycles)")
     table.add_row("utilization", f"{100 * s['utilization']:.1f}%")
     table.add_row("MACs", human(s["macs"]))
-    parts = ", ".join(f"{k} {v:.3g}" for k, v in s["energy_breakdown_uj"].items())
+    parts = ", ".join(f"{k} {number_text(v, 3)}" for k, v in s["energy_breakdown_uj"].items())
     energy_name = cfg.energy.get("name", "own table") if isinstance(cfg.energy, dict) else cfg.energy  # a table: its name
-    table.add_row(f"energy ({energy_name})", f"{s['energy_uj']:.4g} µJ ({parts})")
+    table.add_row(f"energy ({energy_name})", f"{number_text(s['energy_uj'])} µJ ({parts})")
     if "operating_point" in s:
         table.add_row("operating point (auto)", f"{s['operating_point']['freq_hz'] / 1e6:g} MHz @ {1e3 * s['operating_point']['voltage_v']:g} mV")
     if s.get("widened_values"):  # what the export raised at no extra cost (uboost.strategy.widening)

@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from uboost.cli._common import console, err_console, human, latency_text, not_drawn
+from uboost.cli._common import console, err_console, human, latency_text, not_drawn, number_text
 from uboost.cli._tune_parsing import parse_choices, parse_float_range, parse_int_space  # noqa: F401  (tests, plug-ins)
 from uboost.cli._tune_table import ACCELERATOR_PARAMS, _accelerator_cell, _accelerator_text, _chosen_params  # noqa: F401  (tests)
+from uboost.cli._tune_table import _wide_fixed_area_note
 from uboost.exceptions import ConfigError, comma_items
 
 Opt = typer.Option
@@ -118,7 +119,7 @@ def _trial_line(study, trial) -> None:
     if a.get("skipped"):
         console.print(f"[dim]trial {trial.number} skipped: {a.get('fail_reason')}[/]")
     elif state == "COMPLETE":
-        extra = "".join(f", {name} {a[key]:.4g} {unit}" for key, name, unit in (("energy_uj", "energy", "µJ"), ("area_mm2", "area", "mm²"))
+        extra = "".join(f", {name} {number_text(a[key])} {unit}" for key, name, unit in (("energy_uj", "energy", "µJ"), ("area_mm2", "area", "mm²"))
                         if a.get(key) is not None)
         console.print(f"trial {trial.number}: accuracy {_pct(a.get('accuracy'))}, latency {latency_text(a.get('latency_ms', float('nan')))}{extra}, "
                       f"utilization {_pct(a.get('utilization'))}  [dim]({where}, {params}) {seconds}[/]")
@@ -152,7 +153,7 @@ def _searches_left(study, asked: int) -> int:
 
 def _area_text(trial) -> str:
     area = trial.user_attrs.get("area_mm2")
-    return f" on {area:.4g} mm²" if area is not None else ""
+    return f" on {number_text(area)} mm²" if area is not None else ""
 
 
 def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | None = None) -> None:
@@ -199,7 +200,7 @@ def _report(study, out: Path, budget_ms: float | None, area_budget_mm2: float | 
             f"{t.params['temperature']:.3g}" if "temperature" in t.params else "-",
             a.get("array", "?"), a.get("dataflow", "?"),
         ]
-        row[3:3] = [f"{a[k]:.4g}" if a.get(k) is not None else "-" for k, _ in extra]
+        row[3:3] = [number_text(a[k]) if a.get(k) is not None else "-" for k, _ in extra]
         if accelerator:
             row.append(_accelerator_cell(t))
         if searched_beta:
@@ -449,6 +450,9 @@ def tune(
             f"[bold]uboost tune[/] {mode}: {trials} search{'' if trials == 1 else 'es'} of {base.space} on {base.dataset} ({base.epochs} epochs each), "
             f"study [bold]{study_name}[/] in {store}"
         )
+        note = _wide_fixed_area_note(base, tune_space, area_budget_mm2 is not None or "area" in names)
+        if note:
+            console.print(f"[yellow]note:[/] {note}")
         earlier = len(study.get_trials(deepcopy=False))
         if earlier:
             console.print(f"continuing: {earlier} trials already in the study")

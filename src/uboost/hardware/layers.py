@@ -105,6 +105,22 @@ class LayerShape:
         return asdict(self)
 
 
+def _check_one_input(model: nn.Module) -> None:
+    """A network is priced by calling it on one tensor: one whose forward needs more (nn.MultiheadAttention's query,
+    key and value) is refused by its signature, before the call (a TypeError inside its own code stays its own)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the call says
+        return
+    required = [p.name for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(required) > 1:
+        raise ConfigError(f"the network is priced by calling it on one input tensor, and its forward needs "
+                          f"{len(required)} ({', '.join(required)}); wrap it in a module whose forward takes one tensor")
+
+
 def conv_kind(in_channels: int, groups: int, kernel_h: int, kernel_w: int) -> str:
     if groups > 1 and groups == in_channels:
         return "depthwise"
@@ -206,6 +222,7 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int], *, warned: set[
     watch = UnpricedWatch(model, PRICED)
     handles += watch.handles
     was_training = model.training
+    _check_one_input(model)
     try:
         param = next(model.parameters(), None)
         device = param.device if param is not None else "cpu"
@@ -219,12 +236,6 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int], *, warned: set[
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(f"the network does not run on input shape {'x'.join(str(int(d)) for d in input_shape)} "
                           f"({type(exc).__name__}: {first}); pass the --input CxHxW it expects") from None
-    except TypeError as exc:  # a forward that takes more than one tensor (nn.MultiheadAttention's query, key, value)
-        if "argument" not in str(exc):  # a bug in the network's own code: its traceback is the help
-            raise
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"the network is priced by calling it on one input tensor, and it does not take that "
-                          f"({first}); wrap it in a module whose forward takes one tensor") from None
     finally:
         model.train(was_training)
         for handle in handles:
