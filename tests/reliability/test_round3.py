@@ -85,8 +85,8 @@ CASES = [
     ("retrain-empty-dir", "retrain {empty}", "no arch.json"),
     ("retrain-plain-file", "retrain {file}", "run directory"),
     ("retrain-epochs-0", "retrain {run} --epochs 0", "epochs"),
-    ("retrain-lr-nan", "retrain {run} --lr nan", "learning_rate"),
-    ("retrain-lr-inf", "retrain {run} --lr inf", "learning_rate"),
+    ("retrain-lr-nan", "retrain {run} --lr nan", "--lr must"),  # the flag typed (the field was named)
+    ("retrain-lr-inf", "retrain {run} --lr inf", "--lr must"),  # the flag typed (the field was named)
     ("retrain-batch-0", "retrain {run} --batch-size 0", "--batch-size"),
     ("retrain-schedule", "retrain {run} --schedule nope", "schedule"),
     ("retrain-array-0", "retrain {run} --array 0x0", "array"),
