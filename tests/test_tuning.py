@@ -302,6 +302,17 @@ def _finished_trial(study, space: TuneSpace) -> None:
     ))
 
 
+def _trials_so_far(out) -> list:
+    """The study's trials while tune writes it: none before its journal holds the study (the file is created first,
+    and read in between the study is not there yet: a race CI hit)."""
+    from uboost.exceptions import ConfigError
+
+    try:
+        return load_study(out).trials if (out / "study.journal").is_file() else []
+    except ConfigError:
+        return []
+
+
 def _stop_tune_in_a_trial(out, stop, *, phase: str = "searching", earlier: int = 0):
     """Run a small `uboost tune` (3 trials of 50 epochs) into ``out``; once the trial after the ``earlier`` ones is
     starting or searching (``phase``), call ``stop(proc)``. Returns (exit code, stdout, stderr) when every process of
@@ -313,7 +324,7 @@ def _stop_tune_in_a_trial(out, stop, *, phase: str = "searching", earlier: int =
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            trials = load_study(out).trials if (out / "study.journal").is_file() else []
+            trials = _trials_so_far(out)
             if len(trials) > earlier:
                 run_dir = trials[-1].user_attrs.get("run_dir")
                 if phase == "starting" or (run_dir and (Path(run_dir) / "config.json").exists()):
