@@ -13,6 +13,7 @@ from typing import Any
 from uboost.exceptions import RunDirError
 
 CHECKPOINTS = "checkpoints"  # a run's (and a retrain's) Lightning checkpoints, under its directory
+UNREADABLE = -2  # the step checkpoint_progress gives a file it cannot read (below any real one, and below -1: none saved)
 
 
 def checkpoint_progress(path: Path) -> tuple[int, float]:
@@ -23,16 +24,21 @@ def checkpoint_progress(path: Path) -> tuple[int, float]:
         step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1)
         step = step if isinstance(step, int) else -1
     except Exception:
-        step = -2
+        step = UNREADABLE
     return step, path.stat().st_mtime
+
+
+def _checkpoint_files(run: Path) -> list[Path]:
+    """The checkpoints in ``run``: hidden files are the atomic writer's temporaries (``.last.ckpt.XXXX.ckpt``: a kill
+    mid-write leaves one), never a checkpoint."""
+    folder = run / CHECKPOINTS
+    return sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def latest_checkpoint(run: Path) -> Path | None:
     """The checkpoint that got furthest (most optimizer steps; the newest among equals). Not simply
-    the newest file: a failed resume that saved an epoch-0 checkpoint must not win over ten finished epochs.
-    Hidden files are the atomic writer's temporaries (``.last.ckpt.XXXX.ckpt``: a kill mid-write leaves one), never a checkpoint."""
-    folder = run / CHECKPOINTS
-    ckpts = [p for p in folder.glob("*.ckpt") if not p.name.startswith(".")] if folder.is_dir() else []
+    the newest file: a failed resume that saved an epoch-0 checkpoint must not win over ten finished epochs."""
+    ckpts = _checkpoint_files(run)
     return max(ckpts, key=checkpoint_progress) if ckpts else None
 
 
@@ -40,9 +46,8 @@ def unreadable_checkpoints(run: Path) -> list[Path]:
     """The checkpoints in ``run`` that cannot be read (torn or corrupt) beside one that can, which a resume passes
     over: its command says so, as the work since the checkpoint it takes instead is lost. (With none that reads, the
     resume itself fails on the unreadable one, saying so.)"""
-    folder = run / CHECKPOINTS
-    ckpts = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith(".")) if folder.is_dir() else []
-    unreadable = [p for p in ckpts if checkpoint_progress(p)[0] == -2]
+    ckpts = _checkpoint_files(run)
+    unreadable = [p for p in ckpts if checkpoint_progress(p)[0] == UNREADABLE]
     return unreadable if len(unreadable) < len(ckpts) else []
 
 

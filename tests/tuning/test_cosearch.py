@@ -240,7 +240,7 @@ def test_tune_says_its_area_prices_8_bit_fixed_pes_when_it_searches_wider_bits()
 
     wide, narrow = SearchConfig(space="lenet", bits=(8, 16)), SearchConfig(space="lenet", bits=(4, 8))
     plain = TuneSpace()
-    assert "fixed PEs as 8-bit PEs" in _wide_fixed_area_note(wide, plain, True) and "16 bits" in _wide_fixed_area_note(wide, plain, True)
+    assert "fixed 8-bit PEs" in _wide_fixed_area_note(wide, plain, True) and "16 bits" in _wide_fixed_area_note(wide, plain, True)
     assert _wide_fixed_area_note(wide, plain, False) is None  # no area priced
     assert _wide_fixed_area_note(narrow, plain, True) is None
     fusion = TuneSpace(accelerator=AcceleratorSpace(pe_modes=("bitfusion",)))

@@ -62,12 +62,11 @@ def _accelerator_cell(trial) -> str:
 
 
 def _wide_fixed_area_note(base, tune_space, priced: bool) -> str | None:
-    """As ``profile`` says it: an area of fixed PEs is the area table's 8-bit PE, whatever the searched widths."""
+    """As ``profile`` says it (:func:`uboost.hardware.area.wide_fixed_pe_note`): an area of fixed PEs is the area
+    table's 8-bit PE, whatever the searched widths."""
+    from uboost.hardware.area import wide_fixed_pe_note
+
     options = base.bits_options() or {}
     widest = max([b for key in ("bits", "weight_bits", "act_bits") for b in (options.get(key) or ())] or [8])
-    space = tune_space.accelerator
-    modes = (getattr(space, "pe_modes", None) if space is not None else None) or (base.pe,)
-    if not priced or widest <= 8 or "fixed" not in modes:
-        return None
-    return (f"the area prices fixed PEs as 8-bit PEs (the area table's unit), and the search takes up to {widest:g} bits: "
-            "PEs that wide are larger than the area (and its budget) says")
+    modes = getattr(tune_space.accelerator, "pe_modes", None) or (base.pe,)
+    return wide_fixed_pe_note(widest, base.area_table().name) if priced and "fixed" in modes else None

@@ -92,7 +92,7 @@ def profile(
         from uboost.plots import _pyplot
 
         _pyplot()
-    from uboost.hardware.area import area_breakdown_mm2, resolve_area
+    from uboost.hardware.area import area_breakdown_mm2, resolve_area, wide_fixed_pe_note
     from uboost.hardware.files import read_hardware_file, without_overridden
 
     over_file = dict(sram_kb=sram_kb, dram_bw_words=dram_bw_words, dram_bw_gbps=dram_bw_gbps,
@@ -169,10 +169,9 @@ def profile(
     for r in reports:  # say why an area is missing where one was asked for, or where only the PE mode lacks one
         if area_named or (r.spec.pe != "fixed" and None not in r.spec.buffer_kb):
             _area(r.spec, area_table, area_breakdown_mm2, notes)
-    widest = max((max(layer.weight_bits, layer.act_bits) for layer in layers), default=8)
-    if widest > 8 and any(r.spec.pe == "fixed" and _area(r.spec, area_table, area_breakdown_mm2) for r in reports):
-        notes.append(f"the area prices fixed 8-bit PEs (the {area_table.name} table's unit), and layers here take "
-                     f"{widest:g} bits: PEs that wide are larger than the area says")
+    wide = wide_fixed_pe_note(max((max(layer.weight_bits, layer.act_bits) for layer in layers), default=8), area_table.name)
+    if wide and any(r.spec.pe == "fixed" and _area(r.spec, area_table, area_breakdown_mm2) for r in reports):
+        notes.append(wide)
     if as_json:
         from uboost.io import dumps_json
 

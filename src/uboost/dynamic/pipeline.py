@@ -143,9 +143,9 @@ def prepare(run: str | os.PathLike, config: ExitsConfig, *, out: str | os.PathLi
     runs.refuse_foreign(owner_root, [out.resolve() / n for n in OUTPUTS] + [p.resolve() for p in points_now], owner)
     settings = runs.read_json(root / runs.RETRAIN / "retrain.json", "retrain result").get("config", {})
     settings = settings if isinstance(settings, dict) else {}
-    cap = settings.get("max_samples")  # the images the heads train on are the retrain's, at most: as used, and stored
-    if isinstance(cap, int) and (config.max_samples is None or config.max_samples > cap):
-        config = replace(config, max_samples=cap)  # (a larger --max-samples is the same heads as the default)
+    # the images the heads train on are the retrain's, at most: as used, and stored (a larger --max-samples is the
+    # same heads as the default)
+    config = replace(config, max_samples=_capped(config.max_samples, settings.get("max_samples")))
     own = loaded.search_config.hardware_spec()  # unset options: the run's own tables (they were always the presets)
     points = points or own.operating_points or load_operating_points(DEFAULT_POINTS)
     spec = replace(own, energy=table or own.energy, operating_points=points, clock_hz=points.points[-1].freq_hz)
@@ -328,7 +328,7 @@ SEARCH_ONLY = ("trials", "method", "max_worst_latency_ms")
 
 
 def _capped(value, cap):
-    """The training images a stored ``max_samples`` meant: the retrain's at most (exits before the cap was stored)."""
+    """The training images a ``max_samples`` means: the retrain's (``cap``) at most; None where neither sets one."""
     values = [v for v in (value, cap) if isinstance(v, int)]
     return min(values) if values else None
 

@@ -122,6 +122,15 @@ def area_breakdown_mm2(spec, table: "AreaTable | str | None" = None) -> dict[str
     return {"pe": pe, "sram": sram, "fixed": table.fixed_mm2, "total": pe + sram + table.fixed_mm2}
 
 
+def wide_fixed_pe_note(widest_bits: float, table_name: str) -> str | None:
+    """What an area of ``fixed`` PEs does not count when layers take more than 8 bits (the tables price 8-bit PEs),
+    else None: the note ``profile`` and ``tune`` print."""
+    if widest_bits <= 8:
+        return None
+    return (f"the area prices fixed 8-bit PEs (the {table_name} table's unit), and layers here take up to "
+            f"{widest_bits:g} bits: PEs that wide are larger than the area (and any area budget) says")
+
+
 def area_mm2(spec, table: "AreaTable | str | None" = None) -> float:
     """Total silicon area of ``spec`` in mm² (see :func:`area_breakdown_mm2`)."""
     return area_breakdown_mm2(spec, table)["total"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -119,6 +119,16 @@ def _check_one_input(model: nn.Module) -> None:
     if len(required) > 1:
         raise ConfigError(f"the network is priced by calling it on one input tensor, and its forward needs "
                           f"{len(required)} ({', '.join(required)}); wrap it in a module whose forward takes one tensor")
+
+
+def with_channels(shape: LayerShape, in_channels: int, out_channels: int, *, groups: int | None = None,
+                  name: str | None = None) -> LayerShape:
+    """``shape`` at other channel counts (and groups), its kind following them (a 1-channel "depthwise" layer widened
+    is a dense conv): what a table tabulates over a channel grid."""
+    groups = shape.groups if groups is None else groups
+    kind = shape.kind if shape.kind == "linear" else conv_kind(in_channels, groups, shape.kernel_h, shape.kernel_w)
+    return replace(shape, name=shape.name if name is None else name, in_channels=in_channels, out_channels=out_channels,
+                   groups=groups, kind=kind)
 
 
 def conv_kind(in_channels: int, groups: int, kernel_h: int, kernel_w: int) -> str:

@@ -42,7 +42,7 @@ import torch
 
 from uboost.exceptions import DataError, HardwareError
 from uboost.hardware.base import CostModel
-from uboost.hardware.layers import LayerShape, LayerTable, conv_kind
+from uboost.hardware.layers import LayerShape, LayerTable, with_channels
 from uboost.hardware.registry import register
 from uboost.hardware.spec import HardwareSpec
 from uboost.hardware.systolic_mem import MemorySystolicArray
@@ -73,8 +73,6 @@ def grid_gaps(shapes: Sequence[LayerShape], batch_size: int = 1) -> list[LayerSh
     a key (e.g. two ``Linear`` layers, whose outputs are 1x1) pool their channel counts, so each needs
     the other's. Each gap is its key's first layer at the missing ``(in_channels, out_channels)``.
     ``batch_size``: the batch the table is for (above 1, ``per_sample`` layers key apart)."""
-    from dataclasses import replace
-
     by_key: dict[Key, list[LayerShape]] = defaultdict(list)
     for shape in shapes:
         if not shape.depthwise:  # depthwise keys have one channel axis: never a gap
@@ -85,8 +83,7 @@ def grid_gaps(shapes: Sequence[LayerShape], batch_size: int = 1) -> list[LayerSh
         have = {(m.in_channels, m.out_channels) for m in members}
         cins, couts = sorted({c for c, _ in have}), sorted({f for _, f in have})
         first = members[0]
-        kind = lambda c: first.kind if first.kind == "linear" else conv_kind(c, first.groups, first.kernel_h, first.kernel_w)  # noqa: E731
-        gaps += [replace(first, name=f"{first.name}@{c}x{f}", in_channels=c, out_channels=f, kind=kind(c))
+        gaps += [with_channels(first, c, f, name=f"{first.name}@{c}x{f}")
                  for c in cins for f in couts if (c, f) not in have and c % first.groups == 0 and f % first.groups == 0]
     return gaps
 
@@ -219,11 +216,7 @@ class LookupTable(CostModel):
                 pairs = [(c, c * (s.out_channels // s.in_channels), c) for c in channels]
             else:
                 pairs = [(ci, co, s.groups) for ci in channels for co in channels if ci % s.groups == 0 and co % s.groups == 0]
-            shapes = [
-                LayerShape(**{**s.to_dict(), "in_channels": ci, "out_channels": co, "groups": g,
-                              "kind": s.kind if s.kind == "linear" else conv_kind(ci, g, s.kernel_h, s.kernel_w)})
-                for ci, co, g in pairs
-            ]
+            shapes = [with_channels(s, ci, co, groups=g) for ci, co, g in pairs]
             if not shapes:
                 continue
             table = LayerTable.from_shapes(shapes)
