@@ -121,6 +121,7 @@ def test_cli_parsers():
         (["--lambda-range", "0:1"], ["log scale"]),
         (["--storage", "study.txt"], ["storage must be"]),
         (["--dataflows", "ws,zz"], ["unknown dataflow 'zz'"]),
+        (["--cost-model", "lookup"], ["--cost-model lookup prices from a table, which a search config cannot hold"]),
     ],
 )
 def test_bad_tune_input_is_one_red_line(cli, tmp_path, args, fragments):
@@ -525,6 +526,25 @@ def test_exports_of_two_studies_in_one_folder_do_not_collide(tmp_path):
     first = export_trial(load_study(out), 0, out_root=out)
     second = export_trial(load_study(out, study_name="other study"), 0, out_root=out)
     assert first.name == "export-0" and second.name.startswith("export-other_study-") and second.name.endswith("-0")
+
+
+def test_an_export_of_trial_n_keeps_to_the_budgets_given_with_it(cli, tmp_path):
+    """`tune --export 3 --area-budget-mm2 0.15` exported a 0.18 mm² trial (and --budget-ms a slower one) in silence,
+    though the error text says an export of trial N takes those budgets; `--export best` kept to them."""
+    out = tmp_path / "t"
+    study = create_study(out)
+    for latency, area in ((0.001, 0.1), (0.002, 0.2)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"latency_weight": 1.0, "temperature": 10.0, "rows": 8, "cols": 8}, distributions=SMALL_ARRAYS.distributions(),
+            values=[0.5 + latency * 100, latency], user_attrs={"accuracy": 0.5 + latency * 100, "latency_ms": latency, "area_mm2": area,
+                                                              "cycles": 10.0, "utilization": 0.5, "arch": {"a": 1}, "config": {"space": "lenet"}}))
+    one_line_error(cli("tune", "--out", out, "--export", "1", "--area-budget-mm2", "0.15"),
+                   "trial 1 is outside the budgets given", "area 0.2 mm² is over --area-budget-mm2 0.15", "--export best (trial 0)")
+    one_line_error(cli("tune", "--out", out, "--export", "1", "--budget-ms", "0.0015"),
+                   "latency 2 µs is over --budget-ms 0.0015", "--export best (trial 0)")
+    assert not list(out.glob("export-*"))
+    assert cli("tune", "--out", out, "--export", "1", "--area-budget-mm2", "0.25").code == 0  # within: exported
+    assert (out / "export-1").is_dir()
 
 
 @pytest.mark.parametrize("option, value", [("--hardware", "acc.toml"), ("--tech", "tpu28"), ("--epochs", "9")])

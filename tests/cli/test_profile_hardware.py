@@ -48,6 +48,8 @@ def test_the_first_line_says_what_is_priced_and_which_options_replaced_the_file(
     assert "per operating point" in text and "least energy" in text  # the file's table, priced per point
     plain = " ".join(cli("profile", *NET, "--hardware", path, "--cost-model", "systolic-mem").out.split())
     assert "8 kB SRAM, 8 GB/s" in plain and "from the command line" not in plain
+    tech = " ".join(cli("profile", *NET, "--hardware", path, "--tech", "tpu28").out.split())
+    assert "(--tech from the command line)" in tech  # it replaces the file's area table too (QA: not named)
     data = json.loads(cli("profile", *NET, "--hardware", path, "--json").out)
     assert [p["MHz"] if "MHz" in p else p for p in data["operating_points"][0]["points"]]  # the JSON has the sweep too
 

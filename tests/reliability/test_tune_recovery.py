@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 import uboost.tuning.study as study_module
+from tests.cli.conftest import cli  # noqa: F401 - `cli` is a fixture
 from tests.reliability.test_tune_storage import BASE
 from tests.reliability.test_tune_workers import _env
 from uboost.tuning import TuneSpace, create_study, fail_dead_trials, load_study, record_pending, run_study
@@ -159,3 +160,16 @@ def test_a_dead_workers_trial_is_queued_once_even_when_its_retry_dies_too(tmp_pa
     retry.set_user_attr("worker_lock", f"{socket.gethostname()}-99998-dead.lock")  # it kills its worker again
     assert fail_dead_trials(study) == [retry.number]
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # not a third time: it could be the trial's doing
+
+
+
+def test_the_cli_reports_a_dead_workers_trial_once(tmp_path, cli, caplog):
+    """QA: `uboost tune` printed a dead worker's trial twice, the library's warning and the command's own line."""
+    study = create_study(tmp_path, seed=0)
+    trial = study.ask(LAMBDA)
+    trial.set_user_attr("worker_lock", f"{socket.gethostname()}-99999-dead.lock")  # its lock file is gone: dead
+    result = cli("tune", "--out", tmp_path, "--trials", "0")
+    text = result.out + result.err
+    shown = text + "".join(r.getMessage() for r in caplog.records)  # (a library warning goes to logging)
+    assert result.code == 0 and shown.count("queued again") == 1, shown
+    assert load_study(tmp_path).trials[trial.number].state.name == "FAIL"

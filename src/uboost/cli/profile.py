@@ -100,7 +100,7 @@ def profile(
     flags = [name for name, value in (("--array", array), ("--dataflow", dataflow), ("--batch", batch), ("--clock-hz", clock_hz),
                                       ("--sram-kb", sram_kb), ("--dram-bw-words", dram_bw_words), ("--dram-bw-gbps", dram_bw_gbps),
                                       ("--energy", energy), ("--voltage", voltage), ("--operating-points", operating_points),
-                                      ("--pe", pe)) if value is not None and value != []]
+                                      ("--pe", pe), ("--tech", tech)) if value is not None and value != []]
     described = without_overridden(read_hardware_file(hardware), over_file) if hardware is not None else {}
     file_area = described.pop("area", None)
     area_table = resolve_area(tech if tech is not None else file_area)

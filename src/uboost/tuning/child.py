@@ -170,6 +170,9 @@ def check_config(config, *, start_method: str | None = None) -> None:
     """Build ``config``'s search space and cost model once, in a process like a trial's (where NNI is
     already imported): a bad space option or dataset fails here, as one :class:`ConfigError`, before
     any storage is touched, instead of failing every trial."""
+    from uboost.search_config import refuse_tableless_lookup
+
+    refuse_tableless_lookup(config)  # the cost model's own error would name a --table no trial can take
     ctx = _context(start_method)
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_check_main, args=(config.to_dict(), sender), name="uboost-config-check", daemon=True)

@@ -51,6 +51,23 @@ def find_trial(study: "optuna.Study", which: int | str, *, budget_ms: float | No
     return trial
 
 
+def check_within_budgets(study: "optuna.Study", trial, budget_ms: float | None, area_budget_mm2: float | None) -> None:
+    """Refuse trial ``trial``, asked for by number, when it is over a budget the user gave with the export: the
+    budgets an export takes (``--budget-ms``, ``--area-budget-mm2``) apply to trial N as to ``best``."""
+    from uboost.tables import latency_text
+
+    attrs = trial.user_attrs
+    latency, area = attrs.get("latency_ms"), attrs.get("area_mm2")
+    over = None
+    if budget_ms is not None and (latency is None or latency > budget_ms):
+        over = f"its latency {latency_text(latency) if latency is not None else '(not recorded)'} is over --budget-ms {budget_ms:g}"
+    elif area_budget_mm2 is not None and area is not None and area > area_budget_mm2:
+        over = f"its area {area:.4g} mm² is over --area-budget-mm2 {area_budget_mm2:g}"
+    if over is not None:
+        raise ConfigError(f"trial {trial.number} is outside the budgets given ({over}): drop the budget to export it "
+                          f"anyway, or {_feasible_choices(study, budget_ms, area_budget_mm2)}")
+
+
 def _feasible_choices(study: "optuna.Study", budget_ms: float | None, area_budget_mm2: float | None) -> str:
     """What can be exported instead: ``--export best`` and the Pareto front's trial numbers (within the budgets)."""
     front = pareto_front(study, budget_ms=budget_ms, area_budget_mm2=area_budget_mm2)

@@ -127,10 +127,10 @@ def _dead_trials(study: "optuna.Study") -> dict[int, tuple[int, str]]:
     return dead
 
 
-def fail_dead_trials(study: "optuna.Study", *, retry: bool = True) -> list[int]:
+def fail_dead_trials(study: "optuna.Study", *, retry: bool = True, log: bool = True) -> list[int]:
     """Mark the RUNNING trials of dead workers FAIL (with ``fail_reason``) and, with ``retry``,
     queue each once more; returns their numbers. Safe to run from several workers at once: a trial
-    is failed (and retried) by one of them."""
+    is failed (and retried) by one of them. ``log=False``: no warning per trial (a caller that reports them)."""
     import optuna
 
     storage, failed = study._storage, []
@@ -142,7 +142,8 @@ def fail_dead_trials(study: "optuna.Study", *, retry: bool = True) -> list[int]:
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker was first
             continue
         failed.append(number)
-        logger.warning("trial %d: %s; marked failed%s", number, reason, " and queued again" if retry else "")
+        if log:
+            logger.warning("trial %d: %s; marked failed%s", number, reason, " and queued again" if retry else "")
         if retry:  # once, as Optuna's retry callback (max_retry=1): a trial that kills its worker again stays failed
             _queue_again(study, storage.get_trial(trial_id), max_retry=1)
     return failed

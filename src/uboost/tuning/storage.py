@@ -193,6 +193,18 @@ def trial_dir(out_root: str | os.PathLike, study_name: str, number: int) -> Path
     return Path(out_root) / "trials" / safe_name(study_name) / f"{number:04d}"
 
 
+def refuse_foreign_trials(out_root: str | os.PathLike, study_name: str, storage: Any) -> None:
+    """A study new to its storage starts numbering trials at 0: refuse a folder that already holds another
+    study's trial runs under the same name (the same ``out_root`` and study name with another storage). Its trials
+    would fail on every number taken, and its report would replace the other study's plot."""
+    folder = trial_dir(out_root, study_name, 0).parent
+    held = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.iterdir())) if folder.is_dir() else []
+    if held:
+        runs = f"{len(held)} trial run{'' if len(held) == 1 else 's'}"
+        raise ConfigError(f"{folder} holds {runs} of another study named {study_name!r}, not the one in "
+                          f"{describe_storage(storage, out_root)}: give another --out or --study-name, or that study's --storage")
+
+
 def describe_storage(storage: Any, out_root: str | os.PathLike) -> str:
     """The storage as text for messages, any password masked."""
     if storage is None:

@@ -19,7 +19,7 @@ from uboost.tuning.objective import (
 from uboost.tuning.objectives import check_sampler
 from uboost.tuning.recovery import fail_dead_trials, record_pending, recorded, requeue_interrupted
 from uboost.tuning.space import TuneSpace
-from uboost.tuning.storage import StorageUnavailable, check_storage, resolve_storage, trial_dir
+from uboost.tuning.storage import StorageUnavailable, check_storage, refuse_foreign_trials, resolve_storage, trial_dir
 
 if TYPE_CHECKING:
     import optuna
@@ -84,11 +84,15 @@ def create_study(
 
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if mode == "budget" else optuna.pruners.NopPruner()
+    file = check_storage(storage, out_root)
+    if file is not None and not file.is_file():  # a new study: checked before its journal is created
+        refuse_foreign_trials(out_root, study_name, storage)
     resolved = resolve_storage(storage, out_root)
     try:  # a continued study is loaded and checked first: creating it again writes a record to a journal
         resolved.get_study_id_from_name(study_name)
         study = optuna.load_study(study_name=study_name, storage=resolved, sampler=make_sampler(None), pruner=pruner)
     except KeyError:
+        refuse_foreign_trials(out_root, study_name, storage)
         study = optuna.create_study(storage=resolved, study_name=study_name, directions=wanted, sampler=make_sampler(None),
                                     pruner=pruner, load_if_exists=True)  # (another worker may create it meanwhile)
     _check_metrics(study, mode, names, wanted)
