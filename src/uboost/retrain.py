@@ -91,11 +91,25 @@ def _pricing_flags(run, search_config) -> str:
                    if getattr(search_config, key) != getattr(own, key))
 
 
-def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) -> None:
+def _settings_changed(checkpoint: dict, config: RetrainConfig) -> list[str]:
+    """What ``config`` changes of the settings ``checkpoint`` was trained at (``epochs 40 -> 30``); none for a
+    checkpoint from before settings were stored."""
     stored = checkpoint.get(SETTINGS_KEY)
     if not isinstance(stored, dict):
-        return  # a checkpoint from before settings were stored: nothing to compare
-    changed = [f"{k} {stored[k]!r} -> {getattr(config, k)!r}" for k in RESUME_SETTINGS if k in stored and stored[k] != getattr(config, k)]
+        return []
+    return [f"{k} {stored[k]!r} -> {getattr(config, k)!r}" for k in RESUME_SETTINGS if k in stored and stored[k] != getattr(config, k)]
+
+
+def interrupted_settings_changed(out: Path, config: RetrainConfig) -> list[str]:
+    """What ``config`` changes of the settings of the interrupted retrain in ``out`` (its latest readable
+    checkpoint; none without one): checked by a caller before it starts anything that ``retrain(resume=True)``
+    would refuse (``frontier --resume`` over several points)."""
+    path = runs.latest_checkpoint(Path(out))
+    return [] if path is None else _settings_changed(runs.check_checkpoint(path), config)
+
+
+def _check_resume_settings(path: Path, checkpoint: dict, config: RetrainConfig) -> None:
+    changed = _settings_changed(checkpoint, config)
     if changed:
         raise RunDirError(f"--resume would continue {path} with other settings ({', '.join(changed)}); "
                           "repeat the original ones, or retrain from scratch without --resume")

@@ -318,6 +318,26 @@ def test_a_resume_at_other_retrain_epochs_retrains_the_finished_points_afresh(cl
         assert json.loads((out / point / "retrain" / "retrain.json").read_text())["config"]["max_samples"] == 32
 
 
+def test_a_resume_refuses_an_interrupted_point_at_other_settings_before_it_retrains_any(cli, searched, tmp_path):
+    """QA: `frontier --resume --retrain-epochs 30` over a frontier interrupted at 40 epochs retrained the finished
+    points at 30, then refused the interrupted one's checkpoint, leaving a frontier no suggested command finished."""
+    run, _, _ = searched
+    out = tmp_path / "f"
+    args = ["frontier", run, "--points", "2", "--max-samples", "64", "--out", out]
+    assert cli(*args, "--retrain-epochs", "1").code == 0
+    (out / "p01" / "retrain" / "retrain.json").unlink()  # p01 as interrupted: its checkpoints, no result
+    result = json.loads((out / "p01" / "result.json").read_text())
+    del result["test_acc"]
+    (out / "p01" / "result.json").write_text(json.dumps(result))
+    first = (out / "p00" / "retrain" / "model.pt").read_bytes()
+    one_line_error(cli(*args, "--retrain-epochs", "2", "--resume"),
+                   "p01's interrupted retrain ran at other settings (epochs 1 -> 2)", "nothing was changed")
+    assert (out / "p00" / "retrain" / "model.pt").read_bytes() == first
+    assert json.loads((out / "p00" / "result.json").read_text())["retrain_epochs"] == 1
+    assert cli(*args, "--retrain-epochs", "1", "--resume").code == 0  # what the message says finishes it
+    assert "test_acc" in json.loads((out / "p01" / "result.json").read_text())
+
+
 def test_a_ctrl_c_outside_the_retrains_handler_names_the_command_that_goes_on(cli, searched, tmp_path, monkeypatch):
     """QA: a Ctrl-C as a point's retrain was starting (before its own handler) said "run the same command again",
     which then refused the folder; it names --resume. One while the points are written says --force (the folder is

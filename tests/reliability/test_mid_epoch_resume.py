@@ -118,6 +118,16 @@ def test_a_search_ctrl_c_inside_an_epoch_resumes_it_bit_for_bit(tmp_path, fits, 
     alphas = [json.loads((tmp_path / run / "alphas.json").read_text()) for run in ("whole", "cut")]
     assert alphas[0] == alphas[1]
     assert _logged_steps(tmp_path / "cut") == _logged_steps(tmp_path / "whole")  # the stopped batch's row too
+    # QA: the rows after the stop lacked the prob/* values logged at the epoch's first step (Lightning carries them)
+    assert _logged_probs(tmp_path / "cut") == _logged_probs(tmp_path / "whole")
+
+
+def _logged_probs(run):
+    from uboost.loggers import read_metrics
+
+    rows = [{k: v for k, v in row.items() if k.startswith("prob/")} for row in read_metrics(run / "metrics.csv")]
+    assert any(any(row.values()) for row in rows)  # (logged at all)
+    return rows
 
 
 def _logged_steps(run):

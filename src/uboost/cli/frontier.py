@@ -219,19 +219,28 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
     """Retrain every point at ``seed`` (with ``resume``: those without a test accuracy at ``epochs`` and ``seed``,
     an interrupted one from its checkpoint) and add ``test_acc`` to its result.json."""
     from uboost import runs
-    from uboost.exceptions import Interrupted
-    from uboost.retrain import RetrainConfig, retrain
+    from uboost.exceptions import Interrupted, RunDirError
+    from uboost.retrain import RetrainConfig, interrupted_settings_changed, retrain
 
+    config = RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed)
+
+    def continued(point: Path) -> bool:  # an interrupted retrain, not one finished at other settings
+        return resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None \
+            and not (point / runs.RETRAIN / "retrain.json").is_file()
+
+    for row in rows:  # before any point is retrained: one that cannot be continued refuses the whole resume
+        point = row["run_dir"]
+        changed = interrupted_settings_changed(point / runs.RETRAIN, config) if continued(point) else []
+        if changed:
+            raise RunDirError(f"{point.name}'s interrupted retrain ran at other settings ({', '.join(changed)}): "
+                              f"--resume with its settings finishes the frontier; --force starts it over (nothing was changed)")
     for row in rows:
         point = row["run_dir"]
         if resume and row.get("retrain_epochs") == epochs and row.get("retrain_seed", 0) == seed and "test_acc" in row \
                 and _retrained_on(point) == max_samples:
             continue  # retrained before the interruption, at these settings
-        continued = (resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None  # an interrupted one, not
-                     and not (point / runs.RETRAIN / "retrain.json").is_file())  # one finished at other settings
         try:
-            result = retrain(point, RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed), progress=False,
-                             resume=continued)
+            result = retrain(point, config, progress=False, resume=continued(point))
         except (Interrupted, KeyboardInterrupt):  # (a Ctrl-C before the retrain's own handler is as resumable)
             raise Interrupted(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
         finally:  # finished or stopped, it is the frontier's (its --force starts over, --resume continues it)

@@ -22,6 +22,7 @@ from uboost.strategy.single_path import find_sampler, log_sampled_cost
 
 logger = logging.getLogger(__name__)
 SCORE_KEY = "uboost_score_function"  # the score function's baseline in a checkpoint
+PROBS_KEY = "uboost_logged_probs"  # the choice probabilities last logged, which the epoch's later rows repeat
 
 
 def _inputs(batch):
@@ -73,6 +74,8 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         self._noise_choices: list | None = None
         # single-path: the score-function estimate of the task's gradient (strategy/score_function.py); 0: none
         self.score_function = ScoreFunction(score_weight, scope=score_on) if score_weight > 0 else None
+        self._logged_probs: dict | None = None  # the last prob/* values logged (repeated by the rows after them)
+        self._carried_probs: dict | None = None  # those of a checkpoint, logged again at a resume's first step
 
     def setup(self, stage=None):
         result = super().setup(stage)
@@ -116,6 +119,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         from uboost.strategy import rng
 
         checkpoint[rng.KEY] = rng.collect(self._generators)
+        checkpoint[PROBS_KEY] = self._logged_probs
         if self.score_function is not None:
             checkpoint[SCORE_KEY] = self.score_function.state_dict()
         super().on_save_checkpoint(checkpoint)
@@ -124,6 +128,7 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
         from uboost.strategy import rng
 
         super().on_load_checkpoint(checkpoint)
+        self._carried_probs = checkpoint.get(PROBS_KEY)
         if rng.KEY in checkpoint:  # older checkpoints resume as before (not bit-exact)
             rng.restore(checkpoint[rng.KEY], self._generators)
         if self.score_function is not None and SCORE_KEY in checkpoint:
@@ -282,7 +287,15 @@ class UBoostLightningModule(DataParallelSearch, DartsLightningModule):
             self.log("gumbel_tau", self._on_device(tau))
         if batch_idx % self.log_prob_every_n_step == 0:
             self.log_probs(self.export_probs())
+        elif self._carried_probs is not None:  # resumed inside an epoch: its rows repeat the values logged before the
+            self.log_probs(self._carried_probs)  # stop (Lightning carries them; a restarted process had none)
+        self._carried_probs = None
         return result
+
+    def log_probs(self, probs) -> None:
+        # kept with plain keys (NNI's labels are a str subclass a checkpoint may not load); the values as logged
+        self._logged_probs = {str(label): {str(value): p for value, p in dist.items()} for label, dist in probs.items()}
+        super().log_probs(probs)
 
     def _bits_choices(self) -> list:
         """The precision choices whose quantization noise the architecture loss prices (none at weight 0)."""
