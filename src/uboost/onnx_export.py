@@ -22,4 +22,8 @@ def onnx_export(*args: Any, **kwargs: Any) -> None:
     except Exception as exc:
         if isinstance(exc, ImportError) or "onnx is not installed" in str(exc).lower():
             raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
+        if type(exc).__name__ == "SymbolicValueError" and str(exc).startswith("Unsupported:"):  # an op ONNX lacks
+            why = str(exc).split("[Caused by", 1)[0].splitlines()[0].split(". Please", 1)[0].strip()  # e.g. adaptive pooling of a size that
+            raise ConfigError(f"ONNX cannot express this network: {why}; export it with --format torchscript, or "  # does
+                              "search at another --image-size") from None  # not divide its input (lenet at 10x10)
         raise

@@ -274,8 +274,12 @@ def retrain(source: str | os.PathLike, config: RetrainConfig, *, out: str | os.P
         search_config = SearchConfig.from_dict(runs.network_config(run))  # priced where the search put it
     if config.dataset is not None:
         searched_on = search_config
-        search_config = search_config.replace(dataset=config.dataset, data_dir=config.data_dir)
+        kept = search_config.data_dir if config.dataset == search_config.dataset else None  # the search's own folder
+        search_config = search_config.replace(dataset=config.dataset,
+                                              data_dir=config.data_dir if config.data_dir is not None else kept)
         _refuse_another_shape(searched_on, search_config)
+    elif config.data_dir is not None:  # the search's dataset, found elsewhere (moved, or another machine)
+        search_config = search_config.replace(data_dir=config.data_dir)
     from uboost.accelerators import check_accelerator
 
     check_accelerator(config.accelerator, config.devices)  # before anything is written

@@ -148,6 +148,9 @@ def _search(config: SearchConfig, out, *, resume: bool, force: bool, progress: b
         train = torch.utils.data.Subset(train, range(config.max_samples))
         test = torch.utils.data.Subset(test, range(min(len(test), max(config.max_samples // 4, config.batch_size))))
     if not resume:
+        from uboost.strategy.uboost import weight_share
+
+        weight_share(len(train), config.data_split)  # e.g. --max-samples 1: refused before anything is written
         refuse_choiceless(config, space)
         check_pins(config)  # a pin matching no layer: said before anything is written
         if rank_zero:  # and a budget no network of the space meets

@@ -77,6 +77,14 @@ def test_bad_search_input_is_one_red_line(cli, tmp_path, args, fragments):
     one_line_error(cli("search", "--out", out, *args), *fragments)
 
 
+def test_too_few_images_to_split_are_refused_before_the_run_is_made(cli, tmp_path):
+    """QA: --max-samples 1 failed after the run directory was made, and the corrected command was then refused."""
+    out = tmp_path / "run"
+    one_line_error(cli("search", *[a if a != "64" else "1" for a in TINY], "--out", out), "leaves no data for weights or architecture (1 sample)",
+                   "--max-samples")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--space", "lenet", "--width", "8"], "lenet"), (["--dataset", "mnist"], "mnist"),
     (["--cost-model", "nope"], "unknown cost model"),  # these three printed the header first

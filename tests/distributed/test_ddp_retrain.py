@@ -10,7 +10,6 @@ from tests.cli.conftest import tiny_run  # noqa: F401 - fixture
 from tests.distributed.conftest import ROOT, environment
 
 
-@pytest.mark.slow
 def test_two_rank_retrain_reports_the_accuracy_of_the_saved_model_on_the_whole_test_set(tiny_run, tmp_path):  # noqa: F811
     import torch
 

@@ -15,11 +15,11 @@ from uboost.tuning import export as export_module
 
 
 def _study_with_a_trial(tmp_path):
+    study = create_study(tmp_path / "tune")  # (first: a new study refuses a folder holding another's trial runs)
     run_dir = tmp_path / "tune" / "trials" / "uboost" / "0000"
     run_dir.mkdir(parents=True)
     for name in (runs.RESULT, runs.HARDWARE, runs.ARCH, runs.CONFIG, runs.PRECISION, "alphas.json"):
         (run_dir / name).write_text(json.dumps({"from": "the search"}))
-    study = create_study(tmp_path / "tune")
     study.add_trial(optuna.trial.create_trial(values=[0.5, 0.01], user_attrs={
         "accuracy": 0.5, "latency_ms": 0.01, "arch": {"a": 1}, "config": BASE.to_dict(), "run_dir": str(run_dir),
         "precision": {"c": [4, 4]}}))

@@ -59,17 +59,18 @@ def retrain(
 
     check_kind(logger)
     target = out if out is not None else artifacts.root / "retrain"
-    if not resume and not force:
+    from uboost.distributed import is_rank_zero
+
+    rank_zero = is_rank_zero(cfg)  # a DDP retrain's other ranks re-run this command: rank 0 checks and locks the folder
+    if not resume and not force and rank_zero:
         from uboost.runs import owner_root
 
         _refuse_replacing(target, owner_root(target, artifacts.root))
-    if resume:
+    if resume and rank_zero:
         note_unreadable_checkpoints(target)
     result = run_retrain(run, cfg, out=out, search_config=search_cfg, progress=True, cost_model=cost_model, resume=resume,
                          logger=create_logger(logger, target))
-    from uboost.distributed import is_rank_zero
-
-    if not is_rank_zero(cfg):  # the other ranks of a DDP retrain print nothing
+    if not rank_zero:  # the other ranks of a DDP retrain print nothing
         return
     from rich.table import Table
 

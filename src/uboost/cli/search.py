@@ -156,7 +156,7 @@ def search(
     channels: Annotated[Optional[str], Opt(help="darts-cifar channel search START:STOP:STEP [default: fixed widths]")] = None,
     cell_arch: Annotated[Optional[Path], Opt("--cell-arch", help="stage two: fix cells to this run/arch.json, search channels [default: search cells]")] = None,
     image_size: Annotated[Optional[int], Opt("--image-size", help="resize images to this side [default: the dataset's own: digits 8, CIFAR 32]")] = None,
-    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images [default: all]")] = None,
+    max_samples: Annotated[Optional[int], Opt("--max-samples", help="use at most this many training images (and a quarter as many validation images, at least one batch) [default: all]")] = None,
     seed: Annotated[Optional[int], Opt(help=f"random seed (data split, weights, sampling) {D('seed')}")] = None,
     config: Annotated[Optional[Path], Opt("--config", help="TOML file with search settings (a [search] table), or a run's config.json (its every setting); flags override it [default: none]")] = None,
     out: Annotated[Optional[Path], Opt(help="run directory [default: runs/SPACE-DATASET-sSEED]")] = None,

@@ -29,6 +29,16 @@ def _auto_point(operating_point: str | None) -> bool:
     return operating_point == "auto"
 
 
+
+def weight_share(n: int, data_split: float) -> int:
+    """How many of ``n`` training samples train the weights (the rest the architecture); refused where either
+    part would be empty."""
+    n_weights = int(round(n * data_split))
+    if not 0 < n_weights < n:
+        raise ConfigError(f"data_split={data_split} leaves no data for weights or architecture ({n} sample"
+                          f"{'' if n == 1 else 's'}): train on more images (--max-samples) or split them otherwise")
+    return n_weights
+
 class UBoost(DARTS):
     """U-Boost NAS for NNI 3: DARTS-style one-shot search whose architecture loss adds the
     latency and utilization of an accelerator.
@@ -337,9 +347,7 @@ class UBoost(DARTS):
                               f"replace the train loader's {what}: give a batch_size instead, or UBoost(data_split=None) "
                               "with the architecture's data as the evaluator's val_dataloaders")
         n = len(loader.dataset)
-        n_weights = int(round(n * self.data_split))
-        if not 0 < n_weights < n:
-            raise ConfigError(f"data_split={self.data_split} leaves no data for weights or architecture ({n} samples)")
+        n_weights = weight_share(n, self.data_split)
         generator = torch.Generator().manual_seed(self.seed)
         weights_part, arch_part = random_split(loader.dataset, [n_weights, n - n_weights], generator=generator)
 
