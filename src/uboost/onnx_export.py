@@ -22,8 +22,9 @@ def onnx_export(*args: Any, **kwargs: Any) -> None:
     except Exception as exc:
         if isinstance(exc, ImportError) or "onnx is not installed" in str(exc).lower():
             raise ConfigError(f"ONNX export needs the onnx package (pip install onnx): {exc}") from None
-        if type(exc).__name__ == "SymbolicValueError" and str(exc).startswith("Unsupported:"):  # an op ONNX lacks
-            why = str(exc).split("[Caused by", 1)[0].splitlines()[0].split(". Please", 1)[0].strip()  # e.g. adaptive pooling of a size that
-            raise ConfigError(f"ONNX cannot express this network: {why}; export it with --format torchscript, or "  # does
-                              "search at another --image-size") from None  # not divide its input (lenet at 10x10)
+        if type(exc).__name__ == "SymbolicValueError" and str(exc).startswith("Unsupported:"):
+            # an op ONNX lacks, e.g. adaptive pooling to a size that does not divide its input (lenet at 10x10)
+            why = str(exc).split("[Caused by", 1)[0].splitlines()[0].split(". Please", 1)[0].strip()
+            raise ConfigError(f"ONNX cannot express this network: {why}; export it with --format torchscript, or "
+                              "search at another --image-size") from None
         raise

@@ -223,14 +223,11 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
     from uboost.retrain import RetrainConfig, interrupted_settings_changed, retrain
 
     config = RetrainConfig(epochs=epochs, max_samples=max_samples, seed=seed)
-
-    def continued(point: Path) -> bool:  # an interrupted retrain, not one finished at other settings
-        return resume and runs.latest_checkpoint(point / runs.RETRAIN) is not None \
-            and not (point / runs.RETRAIN / "retrain.json").is_file()
-
-    for row in rows:  # before any point is retrained: one that cannot be continued refuses the whole resume
-        point = row["run_dir"]
-        changed = interrupted_settings_changed(point / runs.RETRAIN, config) if continued(point) else []
+    # the points with an interrupted retrain (not one finished at other settings), each continued from its checkpoint
+    continued = {row["run_dir"] for row in rows if resume and not (row["run_dir"] / runs.RETRAIN / "retrain.json").is_file()
+                 and runs.latest_checkpoint(row["run_dir"] / runs.RETRAIN) is not None}
+    for point in sorted(continued):  # before any point is retrained: one that cannot be continued refuses the resume
+        changed = interrupted_settings_changed(point / runs.RETRAIN, config)
         if changed:
             raise RunDirError(f"{point.name}'s interrupted retrain ran at other settings ({', '.join(changed)}): "
                               f"--resume with its settings finishes the frontier; --force starts it over (nothing was changed)")
@@ -240,7 +237,7 @@ def _retrain_points(rows: list[dict], epochs: int, max_samples, resume: bool, ag
                 and _retrained_on(point) == max_samples:
             continue  # retrained before the interruption, at these settings
         try:
-            result = retrain(point, config, progress=False, resume=continued(point))
+            result = retrain(point, config, progress=False, resume=point in continued)
         except (Interrupted, KeyboardInterrupt):  # (a Ctrl-C before the retrain's own handler is as resumable)
             raise Interrupted(f"frontier retraining interrupted at {point.name}; finish every point with: {again}") from None
         finally:  # finished or stopped, it is the frontier's (its --force starts over, --resume continues it)

@@ -356,10 +356,9 @@ def tune(
         budget = budget_ms if budget_ms is not None else study.user_attrs.get("uboost_budget_ms")
         if export is not None:
             trial = tuning.find_trial(study, export, budget_ms=budget, area_budget_mm2=area_budget_mm2)
-            if str(export).strip().lower() != "best":  # trial N within the budgets given with it, as `best` is
-                from uboost.tuning.export import check_within_budgets
+            from uboost.tuning.export import check_within_budgets
 
-                check_within_budgets(study, trial, budget_ms, area_budget_mm2)
+            check_within_budgets(study, trial, budget_ms, area_budget_mm2)  # trial N too, as `best` is chosen within them
             target = tuning.export_trial(study, trial.number, export_to, out_root=out, force=force)
             console.print(f"wrote run directory {target} (trial {trial.number}: accuracy {_pct(trial.user_attrs.get('accuracy'))}, "
                           f"latency {latency_text(trial.user_attrs.get('latency_ms', float('nan')))} on {trial.user_attrs.get('array')})")
